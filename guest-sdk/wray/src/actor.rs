@@ -1,0 +1,140 @@
+use crate::arg::{RawArg, with_wit_args};
+use crate::bindings::wray::runtime::{actors, types as wit};
+use crate::options::CallOptions;
+use crate::{Error, ObjectRef};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+/// A type made into an actor class by `#[wray::actor]` on its `impl` block.
+/// Implemented by the macro; you never implement it by hand.
+pub trait Actor: Sized + 'static {
+    /// The class name the runtime knows the type by (`crate::path::Type`).
+    const CLASS: &'static str;
+    /// The generated type carrying the remote versions of the methods.
+    type Methods: ActorMethods;
+}
+
+/// Implemented by the generated `TypeMethods` struct.
+#[doc(hidden)]
+pub trait ActorMethods {
+    fn from_raw(raw: RawActor) -> Self;
+    fn raw(&self) -> &RawActor;
+}
+
+/// An actor's id, as the generated method stubs carry it.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct RawActor {
+    pub(crate) id: wit::ActorId,
+}
+
+impl RawActor {
+    /// Queues a method call.
+    pub fn call<R>(&self, method: &str, args: Vec<RawArg>) -> ObjectRef<R> {
+        let result = with_wit_args(args, |a| actors::call(self.id, method, a));
+        match result {
+            Ok(handle) => ObjectRef::from_handle(handle),
+            Err(e) => panic!("calling actor method {method}: {}", Error::from(e)),
+        }
+    }
+
+    fn hex(&self) -> String {
+        format!("{:016x}{:016x}", self.id.hi, self.id.lo)
+    }
+}
+
+/// A handle on a running actor of class `A` — Ray's `ActorHandle`.
+///
+/// Returned by `A::remote(..)` and [`get_actor`]. Call the actor's methods on
+/// it: each call returns an [`ObjectRef`] to the method's result, and calls
+/// from one caller run in the order they were made. Handles are cheap to
+/// clone and can be passed to tasks and to other actors (as arguments or
+/// nested in values).
+pub struct ActorHandle<A: Actor> {
+    methods: A::Methods,
+    _class: PhantomData<fn() -> A>,
+}
+
+impl<A: Actor> ActorHandle<A> {
+    #[doc(hidden)]
+    pub fn from_raw(raw: RawActor) -> ActorHandle<A> {
+        ActorHandle {
+            methods: A::Methods::from_raw(raw),
+            _class: PhantomData,
+        }
+    }
+
+    /// The actor's id in hex.
+    pub fn id(&self) -> String {
+        self.methods.raw().hex()
+    }
+}
+
+impl<A: Actor> Deref for ActorHandle<A> {
+    type Target = A::Methods;
+    fn deref(&self) -> &A::Methods {
+        &self.methods
+    }
+}
+
+impl<A: Actor> Clone for ActorHandle<A> {
+    fn clone(&self) -> Self {
+        ActorHandle::from_raw(*self.methods.raw())
+    }
+}
+
+impl<A: Actor> fmt::Debug for ActorHandle<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ActorHandle<{}>({})", A::CLASS, self.id())
+    }
+}
+
+impl<A: Actor> Serialize for ActorHandle<A> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let id = self.methods.raw().id;
+        (id.hi, id.lo).serialize(s)
+    }
+}
+
+impl<'de, A: Actor> Deserialize<'de> for ActorHandle<A> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (hi, lo) = <(u64, u64)>::deserialize(d)?;
+        Ok(ActorHandle::from_raw(RawActor {
+            id: wit::ActorId { hi, lo },
+        }))
+    }
+}
+
+/// Creates an actor of class `A`; used by the generated `A::remote`.
+#[doc(hidden)]
+pub fn create_actor<A: Actor>(
+    args: Vec<RawArg>,
+    options: &CallOptions,
+) -> Result<ActorHandle<A>, Error> {
+    let opts = options.to_wit();
+    let id = with_wit_args(args, |a| actors::create(A::CLASS, a, &opts))?;
+    Ok(ActorHandle::from_raw(RawActor { id }))
+}
+
+/// Finds the actor registered under `name` (with `Type::options().name(..)`)
+/// — Ray's `ray.get_actor`. Fails if no such actor exists or if it is not of
+/// class `A`.
+pub fn get_actor<A: Actor>(name: &str) -> Result<ActorHandle<A>, Error> {
+    let (id, class) = actors::get_named(name)?;
+    if class != A::CLASS {
+        return Err(Error::InvalidArgument(format!(
+            "actor {name:?} is a {class}, not a {}",
+            A::CLASS
+        )));
+    }
+    Ok(ActorHandle::from_raw(RawActor { id }))
+}
+
+/// Kills the actor — Ray's `ray.kill`. Queued and later calls fail with
+/// [`Error::ActorDied`]; the actor is not restarted.
+pub fn kill<A: Actor>(handle: &ActorHandle<A>) {
+    // Killing an already dead actor is not an error, as in Ray.
+    let _ = actors::kill(handle.methods.raw().id, true);
+}

@@ -1,0 +1,171 @@
+use crate::bindings::wray::runtime::{cluster, tasks};
+use crate::{Error, ObjectRef};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+/// Waits for the object and returns its value — Ray's `ray.get`.
+///
+/// While waiting, the calling task gives its CPU slot back to the runtime,
+/// so a task that waits on its own sub-tasks never deadlocks a node.
+///
+/// ```no_run
+/// #[wray::remote]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let r = square::remote(7);
+/// assert_eq!(wray::get(&r)?, 49);
+/// # Ok::<(), wray::Error>(())
+/// ```
+pub fn get<T: DeserializeOwned + 'static>(r: &ObjectRef<T>) -> Result<T, Error> {
+    get_impl(r, None)
+}
+
+/// Like [`get`], but gives up with [`Error::Timeout`] after `timeout`.
+pub fn get_timeout<T: DeserializeOwned + 'static>(
+    r: &ObjectRef<T>,
+    timeout: Duration,
+) -> Result<T, Error> {
+    get_impl(r, Some(millis(timeout)))
+}
+
+fn get_impl<T: DeserializeOwned + 'static>(
+    r: &ObjectRef<T>,
+    timeout_ms: Option<u64>,
+) -> Result<T, Error> {
+    let mut values = tasks::get(&[&r.handle], timeout_ms)?;
+    let value = values
+        .pop()
+        .ok_or_else(|| Error::InvalidArgument("host returned no value".into()))?;
+    crate::value::decode(&value.data)
+}
+
+/// Waits for all objects and returns their values in order. Fails with the
+/// first error among them.
+pub fn get_all<T: DeserializeOwned + 'static>(refs: &[ObjectRef<T>]) -> Result<Vec<T>, Error> {
+    if refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let handles: Vec<_> = refs.iter().map(|r| &r.handle).collect();
+    let values = tasks::get(&handles, None)?;
+    values
+        .iter()
+        .map(|v| crate::value::decode(&v.data))
+        .collect()
+}
+
+/// Waits until `num_returns` of `refs` are ready, or `timeout` passes — Ray's
+/// `ray.wait`. Returns `(ready, pending)`, each in the order of `refs`;
+/// `ready` holds at most `num_returns` refs. A ref whose task failed counts as
+/// ready (its `get` returns the error).
+///
+/// ```no_run
+/// # #[wray::remote] fn work(i: u32) -> u32 { i }
+/// let mut pending: Vec<_> = (0..4).map(work::remote).collect();
+/// while !pending.is_empty() {
+///     let (ready, rest) = wray::wait(&pending, 1, None);
+///     for r in &ready {
+///         println!("finished: {}", wray::get(r)?);
+///     }
+///     pending = rest;
+/// }
+/// # Ok::<(), wray::Error>(())
+/// ```
+pub fn wait<T>(
+    refs: &[ObjectRef<T>],
+    num_returns: usize,
+    timeout: Option<Duration>,
+) -> (Vec<ObjectRef<T>>, Vec<ObjectRef<T>>) {
+    if refs.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let handles: Vec<_> = refs.iter().map(|r| &r.handle).collect();
+    let n = u32::try_from(num_returns.min(refs.len())).unwrap_or(u32::MAX);
+    let mask = match tasks::wait(&handles, n, timeout.map(millis)) {
+        Ok(mask) => mask,
+        Err(e) => panic!("wray::wait: {}", Error::from(e)),
+    };
+    let mut ready = Vec::new();
+    let mut pending = Vec::new();
+    for (r, is_ready) in refs.iter().zip(mask) {
+        if is_ready && ready.len() < num_returns {
+            ready.push(r.clone());
+        } else {
+            pending.push(r.clone());
+        }
+    }
+    (ready, pending)
+}
+
+/// Stores `value` in the object store and returns a ref to it — Ray's
+/// `ray.put`. Numeric vectors (`Vec<f32>`, `Vec<u8>`, ...) are copied in one
+/// `memcpy`.
+///
+/// Panics (failing the current task with the message) if the runtime refuses
+/// the object, e.g. because it exceeds the object size limit.
+pub fn put<T: Serialize + 'static>(value: &T) -> ObjectRef<T> {
+    match try_put(value) {
+        Ok(r) => r,
+        Err(e) => panic!("wray::put: {e}"),
+    }
+}
+
+/// Like [`put`], returning the runtime's refusal as an error.
+pub fn try_put<T: Serialize + 'static>(value: &T) -> Result<ObjectRef<T>, Error> {
+    let v = crate::value::encode(value);
+    Ok(ObjectRef::from_handle(tasks::put(&v)?))
+}
+
+/// Cancels the task that produces `r`, if it has not finished: a queued task
+/// never runs, a running one is interrupted. `get` then returns
+/// [`Error::Cancelled`]. Cancelled tasks are not retried.
+pub fn cancel<T>(r: &ObjectRef<T>) {
+    // Cancelling a finished or unknown task is not an error worth surfacing,
+    // as in Ray.
+    let _ = tasks::cancel(&r.handle);
+}
+
+fn to_map(
+    list: Vec<crate::bindings::wray::runtime::types::ResourceAmount>,
+) -> BTreeMap<String, f64> {
+    list.into_iter().map(|r| (r.name, r.amount)).collect()
+}
+
+/// Total resources of the cluster, e.g. `{"CPU": 8.0, "memory": ...}`.
+pub fn cluster_resources() -> BTreeMap<String, f64> {
+    to_map(cluster::cluster_resources())
+}
+
+/// Resources not held by running tasks and actors right now.
+pub fn available_resources() -> BTreeMap<String, f64> {
+    to_map(cluster::available_resources())
+}
+
+/// Where the caller runs.
+#[derive(Clone, Debug)]
+pub struct RuntimeContext {
+    /// The job's number within the runtime.
+    pub job_id: u32,
+    /// The node the caller runs on.
+    pub node_id: String,
+    /// The current task's id in hex; empty in the driver.
+    pub task_id: String,
+    /// Set when the caller is an actor method.
+    pub actor_id: Option<String>,
+}
+
+/// Describes where the caller runs.
+pub fn runtime_context() -> RuntimeContext {
+    let c = cluster::context();
+    RuntimeContext {
+        job_id: c.job_id,
+        node_id: c.node_id,
+        task_id: c.task_id,
+        actor_id: c.actor_id.map(|a| format!("{:016x}{:016x}", a.hi, a.lo)),
+    }
+}

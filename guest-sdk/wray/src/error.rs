@@ -1,0 +1,71 @@
+use crate::bindings::wray::runtime::types as wit;
+use std::fmt;
+
+/// Why a remote operation failed. Returned by [`get`](crate::get) and friends;
+/// mirrors the WIT `error` variant plus decoding failures on the guest side.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The task (or actor method) returned `Err`, panicked, trapped, or ran
+    /// past its memory or time limit.
+    TaskFailed {
+        /// The remote function (`crate::path::name`) or `Class.method`.
+        function: String,
+        /// The cause, as the host saw it.
+        message: String,
+    },
+    /// The actor is dead: killed, its constructor failed, or its restarts are
+    /// used up.
+    ActorDied(String),
+    /// The object is gone and cannot be rebuilt.
+    ObjectLost(String),
+    /// A `get` or `wait` timed out.
+    Timeout,
+    /// The task was cancelled with [`cancel`](crate::cancel).
+    Cancelled,
+    /// The runtime refused an argument (unknown name, bad option, name taken...).
+    InvalidArgument(String),
+    /// The object's bytes do not decode as the requested type (the `T` of
+    /// `ObjectRef<T>` does not match what the task produced).
+    Decode(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::TaskFailed { function, message } => {
+                write!(f, "task {function} failed: {message}")
+            }
+            Error::ActorDied(m) => write!(f, "actor died: {m}"),
+            Error::ObjectLost(m) => write!(f, "object lost: {m}"),
+            Error::Timeout => f.write_str("timed out"),
+            Error::Cancelled => f.write_str("task cancelled"),
+            Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::Decode(m) => write!(f, "decode error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<wit::Error> for Error {
+    fn from(e: wit::Error) -> Error {
+        match e {
+            wit::Error::TaskFailed(t) => Error::TaskFailed {
+                function: t.function,
+                message: t.message,
+            },
+            wit::Error::ActorDied(m) => Error::ActorDied(m),
+            wit::Error::ObjectLost(m) => Error::ObjectLost(m),
+            wit::Error::Timeout => Error::Timeout,
+            wit::Error::Cancelled => Error::Cancelled,
+            wit::Error::InvalidArgument(m) => Error::InvalidArgument(m),
+        }
+    }
+}
+
+impl From<wray_codec::DecodeError> for Error {
+    fn from(e: wray_codec::DecodeError) -> Error {
+        Error::Decode(e.to_string())
+    }
+}

@@ -1,0 +1,123 @@
+use crate::bindings::wray::runtime::types as wit;
+use crate::value::note_nested_ref;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::marker::PhantomData;
+
+/// A reference to a value of type `T` that exists, or will exist, in the
+/// object store — Ray's `ObjectRef`.
+///
+/// Returned by [`put`](crate::put), by `f::remote(..)` of a
+/// [`#[remote]`](crate::remote) function and by actor method calls. Read the
+/// value with [`get`](crate::get). Cloning is cheap (one more reference to the
+/// same object); when the last reference in the job is dropped the object is
+/// freed.
+///
+/// An `ObjectRef` can be passed as an argument wherever a `T` is expected (the
+/// runtime resolves it before the task starts) and can be nested inside other
+/// values (a `Vec<ObjectRef<T>>` argument or return value): the runtime keeps
+/// nested objects alive while the value holding them lives.
+pub struct ObjectRef<T> {
+    pub(crate) handle: wit::ObjectRef,
+    _type: PhantomData<fn() -> T>,
+}
+
+/// An object's id: the task that created it and its index among that task's
+/// outputs. Printable; useful in logs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectId {
+    pub(crate) task: u128,
+    pub(crate) index: u32,
+}
+
+impl ObjectId {
+    pub(crate) fn from_wit(id: wit::ObjectId) -> ObjectId {
+        ObjectId {
+            task: (u128::from(id.task_hi) << 64) | u128::from(id.task_lo),
+            index: id.index,
+        }
+    }
+
+    pub(crate) fn to_wit(self) -> wit::ObjectId {
+        wit::ObjectId {
+            task_hi: (self.task >> 64) as u64,
+            task_lo: self.task as u64,
+            index: self.index,
+        }
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}.{}", self.task, self.index)
+    }
+}
+
+impl fmt::Debug for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl<T> ObjectRef<T> {
+    pub(crate) fn from_handle(handle: wit::ObjectRef) -> ObjectRef<T> {
+        ObjectRef {
+            handle,
+            _type: PhantomData,
+        }
+    }
+
+    /// The object's id.
+    pub fn id(&self) -> ObjectId {
+        ObjectId::from_wit(self.handle.id())
+    }
+
+    /// Recreates a reference from an id this job knows about (for example one
+    /// logged earlier). Fails with [`Error::InvalidArgument`](crate::Error)
+    /// if the runtime holds no such object for this job.
+    pub fn from_id(id: ObjectId) -> Result<ObjectRef<T>, crate::Error> {
+        Ok(ObjectRef::from_handle(wit::ObjectRef::from_id(
+            id.to_wit(),
+        )?))
+    }
+}
+
+impl<T> Clone for ObjectRef<T> {
+    fn clone(&self) -> Self {
+        ObjectRef::from_handle(self.handle.clone_ref())
+    }
+}
+
+impl<T> fmt::Debug for ObjectRef<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectRef({})", self.id())
+    }
+}
+
+impl<T> PartialEq for ObjectRef<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl<T> Serialize for ObjectRef<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let id = self.handle.id();
+        note_nested_ref(id);
+        (id.task_hi, id.task_lo, id.index).serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for ObjectRef<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (task_hi, task_lo, index) = <(u64, u64, u32)>::deserialize(d)?;
+        let id = wit::ObjectId {
+            task_hi,
+            task_lo,
+            index,
+        };
+        wit::ObjectRef::from_id(id)
+            .map(ObjectRef::from_handle)
+            .map_err(|e| serde::de::Error::custom(crate::Error::from(e)))
+    }
+}

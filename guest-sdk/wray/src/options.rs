@@ -1,0 +1,163 @@
+use crate::bindings::wray::runtime::types as wit;
+use std::time::Duration;
+
+/// Options of one remote function call or actor creation: what
+/// `f::options()` and `Type::options()` build. Unset fields take the job's
+/// defaults (set with `wray run` flags).
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    pub(crate) num_cpus: Option<f64>,
+    pub(crate) resources: Vec<(String, f64)>,
+    pub(crate) memory_limit: Option<u64>,
+    pub(crate) time_limit: Option<Duration>,
+    pub(crate) max_retries: Option<u32>,
+    pub(crate) retry_exceptions: bool,
+    pub(crate) name: Option<String>,
+    pub(crate) max_concurrency: Option<u32>,
+    pub(crate) max_restarts: Option<u32>,
+}
+
+impl CallOptions {
+    /// CPU slots to hold while running (fractional allowed; default 1).
+    pub fn num_cpus(mut self, cpus: f64) -> Self {
+        self.num_cpus = Some(cpus);
+        self
+    }
+    /// Holds `amount` of the custom resource `name` while running.
+    pub fn resource(mut self, name: &str, amount: f64) -> Self {
+        self.resources.push((name.to_string(), amount));
+        self
+    }
+    /// Limits the instance's linear memory to `bytes`.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+    /// Limits the execution time of one run (time blocked in `get`/`wait`
+    /// does not count).
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = Some(limit);
+        self
+    }
+    /// Tasks: retries after a system failure (default 3); with
+    /// `retry_exceptions(true)`, after errors and panics too.
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = Some(retries);
+        self
+    }
+    /// Tasks: whether returned errors (and panics) are retried.
+    pub fn retry_exceptions(mut self, retry: bool) -> Self {
+        self.retry_exceptions = retry;
+        self
+    }
+    /// Actors: registers the actor under `name`, for `wray::get_actor`.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+    /// Actors: how many calls may be queued and in flight at once; callers
+    /// beyond that wait.
+    pub fn max_concurrency(mut self, calls: u32) -> Self {
+        self.max_concurrency = Some(calls);
+        self
+    }
+    /// Actors: how often the actor is rebuilt (constructor re-run) after its
+    /// instance crashes.
+    pub fn max_restarts(mut self, restarts: u32) -> Self {
+        self.max_restarts = Some(restarts);
+        self
+    }
+    pub(crate) fn to_wit(&self) -> wit::Options {
+        wit::Options {
+            num_cpus: self.num_cpus,
+            resources: self
+                .resources
+                .iter()
+                .map(|(name, amount)| wit::ResourceAmount {
+                    name: name.clone(),
+                    amount: *amount,
+                })
+                .collect(),
+            memory_limit: self.memory_limit,
+            time_limit_ms: self
+                .time_limit
+                .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64),
+            max_retries: self.max_retries,
+            retry_exceptions: self.retry_exceptions,
+            name: self.name.clone(),
+            max_concurrency: self.max_concurrency,
+            max_restarts: self.max_restarts,
+        }
+    }
+}
+
+/// Builder methods of the generated option types, forwarding to
+/// [`CallOptions`]. Expanded inside the generated `impl` blocks so that the
+/// methods are inherent: no trait to import.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __forward_options {
+    ($($(#[$doc:meta])* $name:ident($arg:ident: $ty:ty);)*) => { $(
+        $(#[$doc])*
+        pub fn $name(self, $arg: $ty) -> Self {
+            Self(self.0.$name($arg))
+        }
+    )* };
+}
+
+/// Builder methods of `f::Options` (remote functions).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __task_options_methods {
+    () => {
+        $crate::__forward_options! {
+            /// CPU slots to hold while running (fractional allowed; default 1).
+            num_cpus(cpus: f64);
+            /// Limits the instance's linear memory to `bytes`.
+            memory_limit(bytes: u64);
+            /// Limits the execution time of one run (time blocked in
+            /// `get`/`wait` does not count).
+            time_limit(limit: ::std::time::Duration);
+            /// Retries after a system failure (default 3); with
+            /// `retry_exceptions(true)`, after errors and panics too.
+            max_retries(retries: u32);
+            /// Whether returned errors (and panics) are retried.
+            retry_exceptions(retry: bool);
+        }
+        /// Holds `amount` of the custom resource `name` while running.
+        pub fn resource(self, name: &str, amount: f64) -> Self {
+            Self(self.0.resource(name, amount))
+        }
+    };
+}
+
+/// Builder methods of `TypeOptions` (actors).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __actor_options_methods {
+    () => {
+        $crate::__forward_options! {
+            /// CPU slots the actor holds while it lives (fractional allowed;
+            /// default 0, as in Ray).
+            num_cpus(cpus: f64);
+            /// Limits the instance's linear memory to `bytes`.
+            memory_limit(bytes: u64);
+            /// Limits the execution time of one method call.
+            time_limit(limit: ::std::time::Duration);
+            /// How many calls may be queued and in flight at once; callers
+            /// beyond that wait. Calls execute one at a time, in order.
+            max_concurrency(calls: u32);
+            /// How often the actor is rebuilt (constructor re-run) after its
+            /// instance crashes.
+            max_restarts(restarts: u32);
+        }
+        /// Registers the actor under `name`, for `wray::get_actor`.
+        pub fn name(self, name: &str) -> Self {
+            Self(self.0.name(name))
+        }
+        /// Holds `amount` of the custom resource `name` while the actor lives.
+        pub fn resource(self, name: &str, amount: f64) -> Self {
+            Self(self.0.resource(name, amount))
+        }
+    };
+}

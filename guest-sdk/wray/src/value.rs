@@ -1,0 +1,38 @@
+//! Encoding values for the host: the codec plus the ids of object refs nested
+//! inside the value, which the host keeps alive for the value's lifetime.
+
+use crate::bindings::wray::runtime::types as wit;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Set while a value is being encoded: the object refs met on the way.
+    static NESTED: RefCell<Option<Vec<wit::ObjectId>>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn note_nested_ref(id: wit::ObjectId) {
+    NESTED.with(|n| {
+        if let Some(ids) = n.borrow_mut().as_mut() {
+            ids.push(id);
+        }
+    });
+}
+
+/// Encodes `v` for the host. Panics (failing the current task with the
+/// message) if the type's `Serialize` impl fails — a bug in that impl.
+pub(crate) fn encode<T: Serialize + 'static>(v: &T) -> wit::Value {
+    let outer = NESTED.with(|n| n.borrow_mut().replace(Vec::new()));
+    let data = wray_codec::encode(v);
+    let refs = NESTED
+        .with(|n| std::mem::replace(&mut *n.borrow_mut(), outer))
+        .unwrap_or_default();
+    match data {
+        Ok(data) => wit::Value { data, refs },
+        Err(e) => panic!("{e}"),
+    }
+}
+
+pub(crate) fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, crate::Error> {
+    Ok(wray_codec::decode(bytes)?)
+}

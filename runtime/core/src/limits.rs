@@ -1,0 +1,32 @@
+//! Every size a guest controls is bounded here, with the reason for the value.
+//! Exceeding one fails the guest's call with a guest-visible error (or, for
+//! sizes that only a hostile guest reaches, a trap) — never a host OOM.
+
+/// Largest single object (a `put`, a task result or an argument), in bytes.
+/// Objects live in host memory (and on disk when spilled); 2 GiB keeps one
+/// object addressable by a 32-bit guest with room to spare for the guest's own
+/// copy.
+pub const MAX_OBJECT_SIZE: usize = 2 << 30;
+
+/// Refs one `get`/`wait` call may name: bounds the per-call bookkeeping.
+pub const MAX_REFS_PER_CALL: usize = 1 << 20;
+
+/// Arguments one task may take.
+pub const MAX_ARGS: usize = 1024;
+
+/// Object refs one value may carry nested inside it.
+pub const MAX_NESTED_REFS: usize = 1 << 16;
+
+/// Bytes of a function, class, method or actor name.
+pub const MAX_NAME_LEN: usize = 1024;
+
+/// Bytes of a panic message a guest may report; longer ones are cut.
+pub const MAX_PANIC_MESSAGE: usize = 16 * 1024;
+
+/// Tasks a single job may have submitted but not finished. Submitting more
+/// makes `submit` wait (back-pressure) instead of growing host memory without
+/// bound.
+pub const MAX_PENDING_TASKS_PER_JOB: usize = 100_000;
+
+/// Live actors per job: each holds a Wasm instance (and its memory).
+pub const MAX_ACTORS_PER_JOB: usize = 10_000;

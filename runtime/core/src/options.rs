@@ -1,0 +1,48 @@
+//! Options a task or actor is submitted with, after validation.
+
+use crate::{CPU, Error, Resources};
+use std::time::Duration;
+
+/// Validated per-task / per-actor options. Limits left `None` take the job's
+/// defaults when the task is placed.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// What the task holds while it runs.
+    pub resources: Resources,
+    /// Linear-memory limit of the instance.
+    pub memory_limit: Option<u64>,
+    /// Execution-time limit of one run.
+    pub time_limit: Option<Duration>,
+    /// Retries after a failure.
+    pub max_retries: u32,
+    /// Retry guest errors and panics too.
+    pub retry_exceptions: bool,
+    /// Actor name.
+    pub name: Option<String>,
+    /// Actor: calls queued and in flight at once.
+    pub max_concurrency: u32,
+    /// Actor: restarts after a crash.
+    pub max_restarts: u32,
+}
+
+/// Ray's default for tasks: a failed run is retried three times when the
+/// failure was the system's, not the task's.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
+impl Options {
+    /// Checks a CPU demand the guest supplied: finite and non-negative.
+    pub fn check_amount(what: &str, amount: f64) -> Result<f64, Error> {
+        if amount.is_finite() && amount >= 0.0 {
+            Ok(amount)
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "{what} must be a finite, non-negative number, got {amount}"
+            )))
+        }
+    }
+
+    /// The CPU demand (1 for tasks unless set, as in Ray).
+    pub fn num_cpus(&self) -> f64 {
+        self.resources.get(CPU)
+    }
+}

@@ -1,0 +1,150 @@
+//! Resource sets: named, fractional amounts such as `CPU: 1.5`, `GPU: 0.25`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The CPU resource: one unit per core slot.
+pub const CPU: &str = "CPU";
+/// The GPU resource: one unit per device.
+pub const GPU: &str = "GPU";
+/// The memory resource, in bytes.
+pub const MEMORY: &str = "memory";
+
+/// Amounts are kept in fixed point (1/10_000 of a unit) so that adding and
+/// subtracting fractional demands never drifts: four 0.25 GPU tasks release
+/// exactly one GPU.
+const SCALE: f64 = 10_000.0;
+
+/// A set of named amounts. Missing names are zero.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    amounts: BTreeMap<String, u64>,
+}
+
+impl Resources {
+    /// The empty set.
+    pub fn new() -> Resources {
+        Resources::default()
+    }
+
+    /// Adds `amount` of `name` (builder style). Negative and non-finite
+    /// amounts are rejected by the callers that read user input; here they
+    /// count as zero.
+    pub fn with(mut self, name: &str, amount: f64) -> Resources {
+        self.set(name, amount);
+        self
+    }
+
+    /// Sets `name` to `amount`.
+    pub fn set(&mut self, name: &str, amount: f64) {
+        let units = to_units(amount);
+        if units == 0 {
+            self.amounts.remove(name);
+        } else {
+            self.amounts.insert(name.to_string(), units);
+        }
+    }
+
+    /// The amount of `name`.
+    pub fn get(&self, name: &str) -> f64 {
+        self.amounts.get(name).map_or(0.0, |u| *u as f64 / SCALE)
+    }
+
+    /// Whether every amount in `demand` is available in `self`.
+    pub fn contains(&self, demand: &Resources) -> bool {
+        demand
+            .amounts
+            .iter()
+            .all(|(k, v)| self.amounts.get(k).copied().unwrap_or(0) >= *v)
+    }
+
+    /// Takes `demand` out of `self`. Callers check [`Resources::contains`]
+    /// first; amounts saturate at zero rather than underflow.
+    pub fn subtract(&mut self, demand: &Resources) {
+        for (k, v) in &demand.amounts {
+            if let Some(have) = self.amounts.get_mut(k) {
+                *have = have.saturating_sub(*v);
+            }
+        }
+    }
+
+    /// Puts `demand` back into `self`.
+    pub fn add(&mut self, demand: &Resources) {
+        for (k, v) in &demand.amounts {
+            *self.amounts.entry(k.clone()).or_insert(0) += *v;
+        }
+    }
+
+    /// `(name, amount)` pairs in name order, zeros included for names present.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.amounts
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v as f64 / SCALE))
+    }
+
+    /// Names present in `self`.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.amounts.keys().map(String::as_str)
+    }
+
+    /// Whether nothing is demanded.
+    pub fn is_empty(&self) -> bool {
+        self.amounts.is_empty()
+    }
+}
+
+fn to_units(amount: f64) -> u64 {
+    if amount.is_finite() && amount > 0.0 {
+        (amount * SCALE).round() as u64
+    } else {
+        0
+    }
+}
+
+impl fmt::Debug for Resources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Resources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, (k, v)) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{k}: {v}")?;
+        }
+        f.write_str("}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fractions_add_up_exactly() {
+        let mut avail = Resources::new().with(GPU, 1.0);
+        let quarter = Resources::new().with(GPU, 0.25);
+        for _ in 0..4 {
+            assert!(avail.contains(&quarter));
+            avail.subtract(&quarter);
+        }
+        assert!(!avail.contains(&quarter));
+        for _ in 0..4 {
+            avail.add(&quarter);
+        }
+        assert_eq!(avail.get(GPU), 1.0);
+    }
+
+    #[test]
+    fn missing_names_are_zero() {
+        let avail = Resources::new().with(CPU, 2.0);
+        assert!(avail.contains(&Resources::new()));
+        assert!(!avail.contains(&Resources::new().with("custom", 1.0)));
+        assert_eq!(avail.get("custom"), 0.0);
+        assert_eq!(format!("{avail}"), "{CPU: 2}");
+    }
+}

@@ -1,0 +1,104 @@
+//! The node's wasmtime engine, configured in exactly one place: a compiled
+//! artifact only loads into an engine with a compatible configuration, so
+//! every engine wray builds comes from [`Engine::new`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How often the epoch advances. Each running guest is interrupted once per
+/// tick to yield to other tasks and to check its time limit, so this is both
+/// the scheduling quantum and the time-limit resolution.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Largest linear memory any instance may have: the whole 32-bit address
+/// space, so that any per-task limit up to 4 GiB can be honoured. Limits are
+/// enforced per store; this only sizes the pool's address-space reservation.
+pub const MAX_MEMORY_SIZE: usize = 4 << 30;
+
+/// Wasm stack a guest may use before it traps with "call stack exhausted"
+/// (unbounded recursion fails only its own task).
+pub const MAX_WASM_STACK: usize = 1 << 20;
+
+/// Engine settings a node chooses.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Instances that may exist at once (tasks running + live actors +
+    /// drivers). Sizes the pooling allocator.
+    pub max_instances: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_instances: 1000,
+        }
+    }
+}
+
+/// A wasmtime engine plus the thread that advances its epoch.
+#[derive(Clone)]
+pub struct Engine {
+    inner: wasmtime::Engine,
+    _ticker: Arc<Ticker>,
+}
+
+struct Ticker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Engine {
+    /// Builds the engine and starts its epoch ticker.
+    pub fn new(config: &EngineConfig) -> anyhow::Result<Engine> {
+        let inner = wasmtime::Engine::new(&wasmtime_config(config))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (engine, flag) = (inner.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("wray-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Engine {
+            inner,
+            _ticker: Arc::new(Ticker { stop }),
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.inner
+    }
+}
+
+fn wasmtime_config(config: &EngineConfig) -> wasmtime::Config {
+    let mut c = wasmtime::Config::new();
+    c.wasm_component_model(true);
+    c.epoch_interruption(true);
+    c.max_wasm_stack(MAX_WASM_STACK);
+    // The async fiber must hold the wasm stack plus the host frames below it.
+    c.async_stack_size(MAX_WASM_STACK + (1 << 20));
+    c.memory_init_cow(true);
+    let n = config.max_instances;
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_component_instances(n);
+    // A Rust wasip2 component instantiates a few core modules (the program
+    // plus small shims), each with tables; one linear memory.
+    pool.total_core_instances(n.saturating_mul(4));
+    pool.total_memories(n);
+    pool.total_tables(n.saturating_mul(4));
+    pool.total_stacks(n);
+    pool.max_memory_size(MAX_MEMORY_SIZE);
+    pool.max_memories_per_component(2);
+    pool.max_tables_per_component(8);
+    c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    c
+}

@@ -1,0 +1,833 @@
+//! One sandboxed instance and the host side of the `wray:runtime` imports.
+
+use crate::bindings::Job;
+use crate::bindings::wray::runtime::{actors, cluster, tasks, types};
+use crate::component::JobComponent;
+use crate::engine::Engine;
+use crate::services::{ArgSpec, Caller, Services, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
+use wasmtime::{Store, StoreContextMut, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wray_core::{ActorId, Error, ObjectId, Options, Resources, TaskId, limits};
+
+/// Table elements an instance may grow to (function references; a Rust
+/// guest needs a few hundred).
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+/// Where an instance's stdout and stderr go.
+#[derive(Clone, Debug, Default)]
+pub enum Output {
+    /// To the host process's own stdout/stderr, as the guest writes (what
+    /// `wray run` uses: output streams live).
+    #[default]
+    Inherit,
+    /// Discarded.
+    Null,
+    /// Into a shared in-memory buffer (for embedders and tests); both streams
+    /// go to the same buffer.
+    Capture(MemoryOutputPipe),
+}
+
+/// Capabilities a job grants its instances. Nothing by default: no files,
+/// no environment, no network.
+#[derive(Clone, Debug, Default)]
+pub struct Grants {
+    /// Host directories made visible: `(host path, guest path)`.
+    pub dirs: Vec<(PathBuf, String)>,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// Where output goes.
+    pub output: Output,
+}
+
+/// Limits of one instance.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InstanceLimits {
+    /// Linear memory, in bytes (none: the 4 GiB of wasm32).
+    pub memory: Option<u64>,
+    /// Execution time of one call (none: unlimited). Time blocked in
+    /// `get`/`wait` does not count.
+    pub time: Option<Duration>,
+}
+
+/// Why a call into an instance failed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CallError {
+    /// The guest returned an error (a `Result::Err`, a missing function).
+    #[error("{0}")]
+    Guest(String),
+    /// The guest panicked; the message is the panic's.
+    #[error("{0}")]
+    Panic(String),
+    /// The guest trapped or ran past a limit; the instance is unusable.
+    #[error("{0}")]
+    Trap(String),
+    /// The call was cancelled while it ran.
+    #[error("cancelled")]
+    Cancelled,
+    /// The instance could not be created.
+    #[error("cannot instantiate: {0}")]
+    Instantiate(String),
+}
+
+impl CallError {
+    /// Whether the instance must be discarded (it trapped).
+    pub fn poisons_instance(&self) -> bool {
+        matches!(
+            self,
+            CallError::Panic(_) | CallError::Trap(_) | CallError::Cancelled
+        )
+    }
+}
+
+/// An object ref as the guest holds it: a handle in the instance's resource
+/// table. Dropping the guard — by the guest, or with the whole instance —
+/// releases the reference, so a guest that leaks handles or traps still
+/// frees its objects.
+pub struct RefGuard {
+    id: ObjectId,
+    caller_job: wray_core::JobId,
+    services: Arc<dyn Services>,
+}
+
+impl Drop for RefGuard {
+    fn drop(&mut self) {
+        self.services.release(self.caller_job, self.id);
+    }
+}
+
+/// Enforces the memory limit and remembers that it did, so the failure can
+/// be named.
+struct Limiter {
+    memory: usize,
+    exceeded: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            self.exceeded = true;
+            wasmtime::bail!(
+                "memory limit exceeded: the instance tried to grow its memory from {current} to {desired} bytes, over its limit of {} bytes",
+                self.memory
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Execution time of the current call, excluding time blocked in the host.
+#[derive(Default)]
+struct Clock {
+    used: Duration,
+    running_since: Option<Instant>,
+    limit: Option<Duration>,
+}
+
+impl Clock {
+    fn start(&mut self, limit: Option<Duration>) {
+        *self = Clock {
+            used: Duration::ZERO,
+            running_since: Some(Instant::now()),
+            limit,
+        };
+    }
+    fn pause(&mut self) {
+        if let Some(t) = self.running_since.take() {
+            self.used += t.elapsed();
+        }
+    }
+    fn resume(&mut self) {
+        self.running_since = Some(Instant::now());
+    }
+    fn used(&self) -> Duration {
+        self.used + self.running_since.map_or(Duration::ZERO, |t| t.elapsed())
+    }
+}
+
+/// Per-instance host state (the wasmtime store's data).
+pub struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+    services: Arc<dyn Services>,
+    caller: Caller,
+    /// Children submitted so far by the current task (ids derive from it).
+    submitted: u64,
+    /// Objects put so far by the current task.
+    puts: u32,
+    panic: Option<String>,
+    clock: Clock,
+    timed_out: bool,
+    cancel: Arc<AtomicBool>,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Builds the linker every job component is linked against: WASI p2 (what
+/// the Rust standard library imports) and the `wray:runtime` interfaces.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
+    let mut linker = Linker::new(engine.wasmtime());
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    Job::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// A live instance of a job component.
+pub struct Instance {
+    store: Store<State>,
+    job: Job,
+    name: Arc<str>,
+}
+
+impl Instance {
+    /// Instantiates `component` for `caller`. A fresh instance costs
+    /// microseconds (pooling allocator, copy-on-write memory images).
+    pub async fn new(
+        component: &JobComponent,
+        services: Arc<dyn Services>,
+        caller: Caller,
+        limits: InstanceLimits,
+        grants: &Grants,
+    ) -> Result<Instance, CallError> {
+        let engine = component.pre.engine();
+        let wasi = wasi_ctx(grants).map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        let memory = limits.memory.map_or(crate::engine::MAX_MEMORY_SIZE, |m| {
+            m.min(crate::engine::MAX_MEMORY_SIZE as u64) as usize
+        });
+        let state = State {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                memory,
+                exceeded: false,
+            },
+            services,
+            caller,
+            submitted: 0,
+            puts: 0,
+            panic: None,
+            clock: Clock::default(),
+            timed_out: false,
+            cancel: Arc::new(AtomicBool::new(false)),
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(on_epoch);
+        let job = component
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        Ok(Instance {
+            store,
+            job,
+            name: component.name().into(),
+        })
+    }
+
+    /// A flag that, once set, interrupts the running call within one epoch
+    /// tick (`wray::cancel`, Ctrl-C).
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.store.data().cancel.clone()
+    }
+
+    /// Prepares the state for a new call by `caller`.
+    fn begin(&mut self, caller: Option<Caller>, limit: Option<Duration>) {
+        let s = self.store.data_mut();
+        if let Some(c) = caller {
+            s.caller = c;
+            s.submitted = 0;
+            s.puts = 0;
+        }
+        s.panic = None;
+        s.timed_out = false;
+        s.clock.start(limit);
+    }
+
+    /// Runs the driver's `main`.
+    pub async fn run_main(
+        &mut self,
+        args: Vec<String>,
+        time: Option<Duration>,
+    ) -> Result<(), CallError> {
+        self.begin(None, time);
+        let r = self
+            .job
+            .wray_runtime_entry()
+            .call_main(&mut self.store, &args)
+            .await;
+        self.finish(r).and_then(|r| r.map_err(CallError::Guest))
+    }
+
+    /// Runs a remote function; the instance is meant to be dropped after.
+    pub async fn run_task(
+        &mut self,
+        function: &str,
+        args: Vec<bytes::Bytes>,
+        time: Option<Duration>,
+    ) -> Result<Value, CallError> {
+        self.begin(None, time);
+        let args: Vec<Vec<u8>> = args.into_iter().map(Vec::from).collect();
+        let r = self
+            .job
+            .wray_runtime_entry()
+            .call_run_task(&mut self.store, function, &args)
+            .await;
+        self.finish(r)
+            .and_then(|r| r.map(from_wit_value).map_err(CallError::Guest))
+    }
+
+    /// Runs the actor constructor of `class`.
+    pub async fn actor_new(
+        &mut self,
+        class: &str,
+        args: Vec<bytes::Bytes>,
+        time: Option<Duration>,
+    ) -> Result<(), CallError> {
+        self.begin(None, time);
+        let args: Vec<Vec<u8>> = args.into_iter().map(Vec::from).collect();
+        let r = self
+            .job
+            .wray_runtime_entry()
+            .call_actor_new(&mut self.store, class, &args)
+            .await;
+        self.finish(r).and_then(|r| r.map_err(CallError::Guest))
+    }
+
+    /// Calls a method of the instance's actor as task `caller`.
+    pub async fn actor_call(
+        &mut self,
+        caller: Caller,
+        method: &str,
+        args: Vec<bytes::Bytes>,
+        time: Option<Duration>,
+    ) -> Result<Value, CallError> {
+        self.begin(Some(caller), time);
+        let args: Vec<Vec<u8>> = args.into_iter().map(Vec::from).collect();
+        let r = self
+            .job
+            .wray_runtime_entry()
+            .call_actor_call(&mut self.store, method, &args)
+            .await;
+        self.finish(r)
+            .and_then(|r| r.map(from_wit_value).map_err(CallError::Guest))
+    }
+
+    /// Turns a wasmtime error into the failure the user should read.
+    fn finish<T>(&mut self, r: wasmtime::Result<T>) -> Result<T, CallError> {
+        let s = self.store.data_mut();
+        s.clock.pause();
+        let e = match r {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        if s.cancel.load(Ordering::Relaxed) {
+            return Err(CallError::Cancelled);
+        }
+        if let Some(msg) = s.panic.take() {
+            return Err(CallError::Panic(msg));
+        }
+        if s.timed_out {
+            let limit = s.clock.limit.unwrap_or_default();
+            return Err(CallError::Trap(format!(
+                "time limit exceeded: ran for more than {limit:?} (set with time_limit / --timeout)"
+            )));
+        }
+        if s.limiter.exceeded {
+            return Err(CallError::Trap(format!(
+                "memory limit exceeded: the instance needed more than its limit of {} bytes (set with memory_limit / --memory-limit)",
+                s.limiter.memory
+            )));
+        }
+        let what = match e.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::StackOverflow) => {
+                "stack overflow: the guest's call stack exhausted its limit (unbounded recursion?)"
+                    .to_string()
+            }
+            Some(t) => format!("trapped in {}: {t}", self.name),
+            None => format!("{e:#}"),
+        };
+        Err(CallError::Trap(what))
+    }
+}
+
+fn on_epoch(mut ctx: StoreContextMut<'_, State>) -> wasmtime::Result<UpdateDeadline> {
+    let s = ctx.data_mut();
+    if s.cancel.load(Ordering::Relaxed) {
+        return Ok(UpdateDeadline::Interrupt);
+    }
+    if let Some(limit) = s.clock.limit
+        && s.clock.used() > limit
+    {
+        s.timed_out = true;
+        return Ok(UpdateDeadline::Interrupt);
+    }
+    // Yield so other tasks on this thread make progress: a busy guest costs
+    // its neighbours at most one tick of latency.
+    Ok(UpdateDeadline::Yield(1))
+}
+
+fn wasi_ctx(grants: &Grants) -> wasmtime::Result<WasiCtx> {
+    let mut b = WasiCtxBuilder::new();
+    match &grants.output {
+        Output::Inherit => {
+            b.inherit_stdout().inherit_stderr();
+        }
+        Output::Null => {}
+        Output::Capture(pipe) => {
+            b.stdout(pipe.clone()).stderr(pipe.clone());
+        }
+    }
+    for (k, v) in &grants.env {
+        b.env(k, v);
+    }
+    for (host, guest) in &grants.dirs {
+        b.preopened_dir(host, guest, FsPerms::ReadWrite)
+            .map_err(|e| {
+                wasmtime::format_err!("cannot grant directory {}: {e:#}", host.display())
+            })?;
+    }
+    Ok(b.build())
+}
+
+fn from_wit_value(v: types::Value) -> Value {
+    Value {
+        data: bytes::Bytes::from(v.data),
+        refs: v.refs.into_iter().map(from_wit_id).collect(),
+    }
+}
+
+fn to_wit_value(v: Value) -> types::Value {
+    types::Value {
+        data: v.data.to_vec(),
+        refs: v.refs.into_iter().map(to_wit_id).collect(),
+    }
+}
+
+fn from_wit_id(id: types::ObjectId) -> ObjectId {
+    ObjectId {
+        task: TaskId::from_halves(id.task_hi, id.task_lo),
+        index: id.index,
+    }
+}
+
+fn to_wit_id(id: ObjectId) -> types::ObjectId {
+    let (task_hi, task_lo) = id.task.halves();
+    types::ObjectId {
+        task_hi,
+        task_lo,
+        index: id.index,
+    }
+}
+
+fn from_wit_actor(a: types::ActorId) -> ActorId {
+    ActorId::from_halves(a.hi, a.lo)
+}
+
+fn to_wit_actor(a: ActorId) -> types::ActorId {
+    let (hi, lo) = a.halves();
+    types::ActorId { hi, lo }
+}
+
+fn to_wit_error(e: Error) -> types::Error {
+    match e {
+        Error::TaskFailed { function, message } => {
+            types::Error::TaskFailed(types::TaskFailure { function, message })
+        }
+        Error::ActorDied(m) => types::Error::ActorDied(m),
+        Error::ObjectLost(m) => types::Error::ObjectLost(m),
+        Error::Timeout => types::Error::Timeout,
+        Error::Cancelled => types::Error::Cancelled,
+        Error::InvalidArgument(m) => types::Error::InvalidArgument(m),
+    }
+}
+
+fn resources_to_wit(r: Resources) -> Vec<types::ResourceAmount> {
+    r.iter()
+        .map(|(name, amount)| types::ResourceAmount {
+            name: name.to_string(),
+            amount,
+        })
+        .collect()
+}
+
+/// Converts and checks the options a guest passed.
+fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Options, Error> {
+    let mut resources = Resources::new();
+    // Ray's defaults: a task holds one CPU while it runs; an actor holds
+    // none between calls (so idle actors do not starve tasks).
+    let default_cpus = if is_actor { 0.0 } else { 1.0 };
+    let cpus = Options::check_amount("num_cpus", o.num_cpus.unwrap_or(default_cpus))?;
+    resources.set(wray_core::CPU, cpus);
+    for r in o.resources {
+        check_name("resource name", &r.name)?;
+        let amount = Options::check_amount(&format!("resource {:?}", r.name), r.amount)?;
+        resources.set(&r.name, resources.get(&r.name) + amount);
+    }
+    if let Some(name) = &o.name {
+        check_name("actor name", name)?;
+    }
+    if o.max_concurrency == Some(0) {
+        return Err(Error::InvalidArgument(
+            "max_concurrency must be at least 1".into(),
+        ));
+    }
+    if o.memory_limit == Some(0) {
+        return Err(Error::InvalidArgument(
+            "memory_limit must be more than 0 bytes".into(),
+        ));
+    }
+    Ok(Options {
+        resources,
+        memory_limit: o.memory_limit,
+        time_limit: o.time_limit_ms.map(Duration::from_millis),
+        max_retries: o.max_retries.unwrap_or(wray_core::DEFAULT_MAX_RETRIES),
+        retry_exceptions: o.retry_exceptions,
+        name: o.name,
+        max_concurrency: o.max_concurrency.unwrap_or(1000),
+        max_restarts: o.max_restarts.unwrap_or(0),
+    })
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.len() > limits::MAX_NAME_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "{what} must be 1 to {} bytes long",
+            limits::MAX_NAME_LEN
+        )));
+    }
+    Ok(())
+}
+
+impl State {
+    fn guard(&mut self, id: ObjectId) -> wasmtime::Result<Resource<RefGuard>> {
+        let guard = RefGuard {
+            id,
+            caller_job: self.caller.job,
+            services: self.services.clone(),
+        };
+        Ok(self.table.push(guard)?)
+    }
+
+    fn args(&mut self, args: Vec<types::Arg>) -> wasmtime::Result<Result<Vec<ArgSpec>, Error>> {
+        if args.len() > limits::MAX_ARGS {
+            return Ok(Err(Error::InvalidArgument(format!(
+                "{} arguments; at most {} are allowed",
+                args.len(),
+                limits::MAX_ARGS
+            ))));
+        }
+        let mut out = Vec::with_capacity(args.len());
+        for a in args {
+            out.push(match a {
+                types::Arg::Value(v) => {
+                    if let Err(e) = check_value(&v) {
+                        return Ok(Err(e));
+                    }
+                    ArgSpec::Value(from_wit_value(v))
+                }
+                types::Arg::Object(r) => ArgSpec::Object(self.table.get(&r)?.id),
+            });
+        }
+        Ok(Ok(out))
+    }
+
+    fn ids(&self, refs: &[Resource<RefGuard>]) -> wasmtime::Result<Vec<ObjectId>> {
+        if refs.len() > limits::MAX_REFS_PER_CALL {
+            wasmtime::bail!(
+                "{} refs in one call; at most {} are allowed",
+                refs.len(),
+                limits::MAX_REFS_PER_CALL
+            );
+        }
+        refs.iter().map(|r| Ok(self.table.get(r)?.id)).collect()
+    }
+}
+
+fn check_value(v: &types::Value) -> Result<(), Error> {
+    if v.data.len() > limits::MAX_OBJECT_SIZE {
+        return Err(Error::InvalidArgument(format!(
+            "a value of {} bytes exceeds the object size limit of {} bytes",
+            v.data.len(),
+            limits::MAX_OBJECT_SIZE
+        )));
+    }
+    if v.refs.len() > limits::MAX_NESTED_REFS {
+        return Err(Error::InvalidArgument(format!(
+            "a value nesting {} refs exceeds the limit of {}",
+            v.refs.len(),
+            limits::MAX_NESTED_REFS
+        )));
+    }
+    Ok(())
+}
+
+fn check_function_name(name: &str) -> Result<(), Error> {
+    check_name("function name", name)
+}
+
+impl types::Host for State {}
+
+impl types::HostObjectRef for State {
+    async fn id(&mut self, r: Resource<RefGuard>) -> wasmtime::Result<types::ObjectId> {
+        Ok(to_wit_id(self.table.get(&r)?.id))
+    }
+
+    async fn clone_ref(&mut self, r: Resource<RefGuard>) -> wasmtime::Result<Resource<RefGuard>> {
+        let id = self.table.get(&r)?.id;
+        // The caller holds a ref, so the object exists and is this job's.
+        self.services
+            .add_ref(self.caller.job, id)
+            .map_err(|e| wasmtime::format_err!("clone-ref: {e}"))?;
+        self.guard(id)
+    }
+
+    async fn from_id(
+        &mut self,
+        id: types::ObjectId,
+    ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
+        let id = from_wit_id(id);
+        match self.services.add_ref(self.caller.job, id) {
+            Ok(()) => Ok(Ok(self.guard(id)?)),
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
+    }
+
+    async fn drop(&mut self, r: Resource<RefGuard>) -> wasmtime::Result<()> {
+        // Dropping the guard releases the reference.
+        self.table.delete(r)?;
+        Ok(())
+    }
+}
+
+impl tasks::Host for State {
+    async fn submit(
+        &mut self,
+        function: String,
+        args: Vec<types::Arg>,
+        options: types::Options,
+    ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
+        let spec = check_function_name(&function).and_then(|()| options_from_wit(options, false));
+        let options = match spec {
+            Ok(o) => o,
+            Err(e) => return Ok(Err(to_wit_error(e))),
+        };
+        let args = match self.args(args)? {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(to_wit_error(e))),
+        };
+        self.submitted += 1;
+        let seq = self.submitted;
+        self.clock.pause();
+        let r = self
+            .services
+            .submit(&self.caller, seq, function, args, options)
+            .await;
+        self.clock.resume();
+        match r {
+            Ok(id) => Ok(Ok(self.guard(id)?)),
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
+    }
+
+    async fn get(
+        &mut self,
+        refs: Vec<Resource<RefGuard>>,
+        timeout_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<Vec<types::Value>, types::Error>> {
+        let ids = self.ids(&refs)?;
+        self.clock.pause();
+        let r = self
+            .services
+            .get(&self.caller, ids, timeout_ms.map(Duration::from_millis))
+            .await;
+        self.clock.resume();
+        Ok(r.map(|vs| vs.into_iter().map(to_wit_value).collect())
+            .map_err(to_wit_error))
+    }
+
+    async fn wait(
+        &mut self,
+        refs: Vec<Resource<RefGuard>>,
+        num_returns: u32,
+        timeout_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<Vec<bool>, types::Error>> {
+        let ids = self.ids(&refs)?;
+        self.clock.pause();
+        let r = self
+            .services
+            .wait(
+                &self.caller,
+                ids,
+                num_returns as usize,
+                timeout_ms.map(Duration::from_millis),
+            )
+            .await;
+        self.clock.resume();
+        Ok(r.map_err(to_wit_error))
+    }
+
+    async fn put(
+        &mut self,
+        value: types::Value,
+    ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
+        if let Err(e) = check_value(&value) {
+            return Ok(Err(to_wit_error(e)));
+        }
+        self.puts += 1;
+        let id = ObjectId::put_by(self.caller.task, self.puts);
+        match self.services.put(&self.caller, id, from_wit_value(value)) {
+            Ok(()) => Ok(Ok(self.guard(id)?)),
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
+    }
+
+    async fn cancel(
+        &mut self,
+        r: Resource<RefGuard>,
+    ) -> wasmtime::Result<Result<(), types::Error>> {
+        let id = self.table.get(&r)?.id;
+        Ok(self.services.cancel(&self.caller, id).map_err(to_wit_error))
+    }
+
+    async fn report_panic(&mut self, message: String) -> wasmtime::Result<()> {
+        let mut message = message;
+        if message.len() > limits::MAX_PANIC_MESSAGE {
+            let mut cut = limits::MAX_PANIC_MESSAGE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str("...");
+        }
+        self.panic = Some(message);
+        Ok(())
+    }
+}
+
+impl actors::Host for State {
+    async fn create(
+        &mut self,
+        class: String,
+        args: Vec<types::Arg>,
+        options: types::Options,
+    ) -> wasmtime::Result<Result<types::ActorId, types::Error>> {
+        let options =
+            match check_name("class name", &class).and_then(|()| options_from_wit(options, true)) {
+                Ok(o) => o,
+                Err(e) => return Ok(Err(to_wit_error(e))),
+            };
+        let args = match self.args(args)? {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(to_wit_error(e))),
+        };
+        self.submitted += 1;
+        let seq = self.submitted;
+        let r = self
+            .services
+            .create_actor(&self.caller, seq, class, args, options)
+            .await;
+        Ok(r.map(to_wit_actor).map_err(to_wit_error))
+    }
+
+    async fn call(
+        &mut self,
+        actor: types::ActorId,
+        method: String,
+        args: Vec<types::Arg>,
+    ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
+        if let Err(e) = check_name("method name", &method) {
+            return Ok(Err(to_wit_error(e)));
+        }
+        let args = match self.args(args)? {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(to_wit_error(e))),
+        };
+        self.submitted += 1;
+        let seq = self.submitted;
+        self.clock.pause();
+        let r = self
+            .services
+            .call_actor(&self.caller, seq, from_wit_actor(actor), method, args)
+            .await;
+        self.clock.resume();
+        match r {
+            Ok(id) => Ok(Ok(self.guard(id)?)),
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
+    }
+
+    async fn get_named(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<(types::ActorId, String), types::Error>> {
+        Ok(self
+            .services
+            .named_actor(&self.caller, &name)
+            .map(|(id, class)| (to_wit_actor(id), class))
+            .map_err(to_wit_error))
+    }
+
+    async fn kill(
+        &mut self,
+        actor: types::ActorId,
+        no_restart: bool,
+    ) -> wasmtime::Result<Result<(), types::Error>> {
+        Ok(self
+            .services
+            .kill_actor(&self.caller, from_wit_actor(actor), no_restart)
+            .map_err(to_wit_error))
+    }
+}
+
+impl cluster::Host for State {
+    async fn cluster_resources(&mut self) -> wasmtime::Result<Vec<types::ResourceAmount>> {
+        Ok(resources_to_wit(self.services.cluster_resources()))
+    }
+
+    async fn available_resources(&mut self) -> wasmtime::Result<Vec<types::ResourceAmount>> {
+        Ok(resources_to_wit(self.services.available_resources()))
+    }
+
+    async fn context(&mut self) -> wasmtime::Result<cluster::RuntimeContext> {
+        let driver = wray_core::TaskId::driver(self.caller.job) == self.caller.task;
+        Ok(cluster::RuntimeContext {
+            job_id: self.caller.job.0,
+            node_id: self.services.node_id(),
+            task_id: if driver {
+                String::new()
+            } else {
+                self.caller.task.to_string()
+            },
+            actor_id: self.caller.actor.map(to_wit_actor),
+        })
+    }
+}

@@ -1,0 +1,33 @@
+//! The wasmtime embedding of wray.
+//!
+//! * [`Engine`]: one wasmtime engine per node, configured in one place
+//!   (async calls, epoch interruption, pooling allocator) so that compiled
+//!   artifacts stay compatible with it.
+//! * [`JobComponent`]: a validated, compiled job component and its
+//!   pre-linked `InstancePre`. Components are compiled once per content hash
+//!   and cached on disk ([`ComponentCache`]), so a second run of the same file
+//!   skips compilation.
+//! * [`Services`]: what the host functions of the `wray:runtime` interfaces
+//!   need from the node (submit, get, put, actors, ...). The node implements
+//!   it; this crate never knows how tasks are scheduled or where objects live.
+//! * [`Instance`]: one sandboxed instance — a fresh one per task, a
+//!   long-lived one per actor — with its memory and time limits and its WASI
+//!   grants.
+//!
+//! Errors come in two layers, as the WIT contract says: a guest-visible
+//! [`wray_core::Error`] returned through the `error` variant, and traps for
+//! host bugs and hostile guests (a forged resource handle, an oversized
+//! argument list).
+
+#![deny(missing_docs)]
+
+mod bindings;
+mod component;
+mod engine;
+mod instance;
+mod services;
+
+pub use component::{ComponentCache, JobComponent, LoadError};
+pub use engine::{Engine, EngineConfig};
+pub use instance::{CallError, Grants, Instance, InstanceLimits, Output};
+pub use services::{ArgSpec, Caller, Services, Value};

@@ -1,0 +1,117 @@
+//! The seam between the Wasm host and the node.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use wray_core::{ActorId, Error, JobId, ObjectId, Options, Resources, TaskId};
+
+/// An encoded value and the objects nested inside it.
+#[derive(Clone, Debug, Default)]
+pub struct Value {
+    /// The codec's bytes (shared: objects are handed out without copying).
+    pub data: bytes::Bytes,
+    /// Objects the value refers to; kept alive while the value lives.
+    pub refs: Vec<ObjectId>,
+}
+
+/// A task argument as the node receives it.
+#[derive(Clone, Debug)]
+pub enum ArgSpec {
+    /// Passed inline.
+    Value(Value),
+    /// Resolved by the node before the task runs.
+    Object(ObjectId),
+}
+
+/// Who is calling a host function: the running task (or driver, or actor
+/// method) of a job.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The job.
+    pub job: JobId,
+    /// The running task; children derive their ids from it.
+    pub task: TaskId,
+    /// Set for actor constructors and methods.
+    pub actor: Option<ActorId>,
+    /// What runs, for messages: `crate::f`, `Class.method` or `main`.
+    pub function: Arc<str>,
+    /// CPU and resources the task holds while it runs (given back while it
+    /// blocks in `get`/`wait`).
+    pub holds: Resources,
+}
+
+/// A boxed future: the node's async services are called through `dyn`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the `wray:runtime` host functions ask of the node. Every method
+/// takes the [`Caller`] so the node can check that ids belong to the caller's
+/// job and derive new ids from the caller's task.
+pub trait Services: Send + Sync + 'static {
+    /// Schedules a remote function. May wait (back-pressure) when the job
+    /// has too many unfinished tasks. Returns the result's id, with one
+    /// reference held for the caller.
+    fn submit<'a>(
+        &'a self,
+        caller: &'a Caller,
+        seq: u64,
+        function: String,
+        args: Vec<ArgSpec>,
+        options: Options,
+    ) -> BoxFuture<'a, Result<ObjectId, Error>>;
+    /// Waits for the objects and returns their values in order.
+    fn get<'a>(
+        &'a self,
+        caller: &'a Caller,
+        ids: Vec<ObjectId>,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Vec<Value>, Error>>;
+    /// Waits until `num_returns` objects are ready or the timeout passes;
+    /// returns a readiness mask.
+    fn wait<'a>(
+        &'a self,
+        caller: &'a Caller,
+        ids: Vec<ObjectId>,
+        num_returns: usize,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Vec<bool>, Error>>;
+    /// Stores a value as object `id` (derived from the caller), with one
+    /// reference held for the caller.
+    fn put(&self, caller: &Caller, id: ObjectId, value: Value) -> Result<(), Error>;
+    /// Adds a reference to `id`, which must belong to the caller's job.
+    fn add_ref(&self, job: JobId, id: ObjectId) -> Result<(), Error>;
+    /// Drops a reference taken by `submit`, `put`, `call_actor` or `add_ref`.
+    fn release(&self, job: JobId, id: ObjectId);
+    /// Cancels the task producing `id`.
+    fn cancel(&self, caller: &Caller, id: ObjectId) -> Result<(), Error>;
+    /// Creates an actor; returns its id at once (the constructor runs
+    /// asynchronously).
+    fn create_actor<'a>(
+        &'a self,
+        caller: &'a Caller,
+        seq: u64,
+        class: String,
+        args: Vec<ArgSpec>,
+        options: Options,
+    ) -> BoxFuture<'a, Result<ActorId, Error>>;
+    /// Queues a method call; returns the result's id with one reference held
+    /// for the caller. May wait when the actor's queue is full.
+    fn call_actor<'a>(
+        &'a self,
+        caller: &'a Caller,
+        seq: u64,
+        actor: ActorId,
+        method: String,
+        args: Vec<ArgSpec>,
+    ) -> BoxFuture<'a, Result<ObjectId, Error>>;
+    /// Finds a named actor of the caller's job: its id and class.
+    fn named_actor(&self, caller: &Caller, name: &str) -> Result<(ActorId, String), Error>;
+    /// Kills an actor.
+    fn kill_actor(&self, caller: &Caller, actor: ActorId, no_restart: bool) -> Result<(), Error>;
+    /// All resources of the cluster.
+    fn cluster_resources(&self) -> Resources;
+    /// Resources not held right now.
+    fn available_resources(&self) -> Resources;
+    /// This node's id.
+    fn node_id(&self) -> String;
+}

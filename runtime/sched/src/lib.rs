@@ -1,0 +1,343 @@
+//! Resource-aware scheduling as a pure state machine.
+//!
+//! The [`Scheduler`] holds a node's resources and a queue of tasks waiting
+//! for them. Its inputs are events (a task is queued, a task finished, a task
+//! blocked in `get`, ...) and its outputs are grants; it does no I/O and never
+//! looks at a clock, so it is tested by driving it step by step with seeded
+//! random events.
+//!
+//! Decisions:
+//! * Tasks with the same demand are granted in submission order. Across
+//!   different demands, the oldest task that *fits* goes first, so a large
+//!   demand does not block small ones behind it (no head-of-line blocking),
+//!   at the cost of possibly delaying the large one while small ones keep
+//!   arriving.
+//! * A task blocked in `get`/`wait` gives its CPU back (not its other
+//!   resources) so that nested tasks can run; when it unblocks it takes the
+//!   CPU back at once, even if that oversubscribes the node for a while.
+//!   Waiting instead could deadlock: the tasks holding the CPU may be waiting
+//!   on it.
+
+#![deny(missing_docs)]
+
+use std::collections::{BTreeMap, VecDeque};
+use wray_core::{CPU, Resources};
+
+/// Why a demand can never be granted on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Infeasible {
+    /// What was asked for.
+    pub demand: String,
+    /// What the node has in total.
+    pub total: String,
+}
+
+impl std::fmt::Display for Infeasible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "demand {} can never be met: the node has {} in total",
+            self.demand, self.total
+        )
+    }
+}
+
+/// A queued task: submission order and demand.
+struct Waiting<K> {
+    seq: u64,
+    key: K,
+}
+
+/// The scheduler of one node.
+pub struct Scheduler<K> {
+    total: Resources,
+    in_use: Resources,
+    /// Queues by demand, as a printable key (demands are small maps; equal
+    /// demands print equally).
+    queues: BTreeMap<String, (Resources, VecDeque<Waiting<K>>)>,
+    next_seq: u64,
+    queued: usize,
+}
+
+impl<K: PartialEq> Scheduler<K> {
+    /// A node with `total` resources, all free.
+    pub fn new(total: Resources) -> Scheduler<K> {
+        Scheduler {
+            total,
+            in_use: Resources::new(),
+            queues: BTreeMap::new(),
+            next_seq: 0,
+            queued: 0,
+        }
+    }
+
+    /// Whether `demand` could ever be granted here.
+    pub fn check_feasible(&self, demand: &Resources) -> Result<(), Infeasible> {
+        if self.total.contains(demand) {
+            Ok(())
+        } else {
+            Err(Infeasible {
+                demand: demand.to_string(),
+                total: self.total.to_string(),
+            })
+        }
+    }
+
+    /// Queues `key` until `demand` fits. Call [`Scheduler::schedule`] after.
+    pub fn enqueue(&mut self, key: K, demand: Resources) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.queued += 1;
+        self.queues
+            .entry(demand.to_string())
+            .or_insert_with(|| (demand, VecDeque::new()))
+            .1
+            .push_back(Waiting { seq, key });
+    }
+
+    /// Removes a queued task (cancelled before it ran). Returns whether it
+    /// was queued.
+    pub fn dequeue(&mut self, key: &K) -> bool {
+        for (_, q) in self.queues.values_mut() {
+            if let Some(pos) = q.iter().position(|w| &w.key == key) {
+                q.remove(pos);
+                self.queued -= 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Grants resources to as many queued tasks as fit, oldest first among
+    /// those that fit. The granted tasks now hold their demand.
+    pub fn schedule(&mut self) -> Vec<(K, Resources)> {
+        let mut granted = Vec::new();
+        loop {
+            let free = self.available();
+            // The oldest head among queues whose demand fits.
+            let next = self
+                .queues
+                .iter()
+                .filter(|(_, (demand, q))| !q.is_empty() && free.contains(demand))
+                .min_by_key(|(_, (_, q))| q.front().map_or(u64::MAX, |w| w.seq))
+                .map(|(name, _)| name.clone());
+            let Some(name) = next else { break };
+            let (demand, q) = self.queues.get_mut(&name).expect("queue just found");
+            let w = q.pop_front().expect("non-empty queue");
+            let demand = demand.clone();
+            self.queued -= 1;
+            self.in_use.add(&demand);
+            granted.push((w.key, demand));
+        }
+        self.queues.retain(|_, (_, q)| !q.is_empty());
+        granted
+    }
+
+    /// Gives back what a finished task held.
+    pub fn release(&mut self, held: &Resources) {
+        self.in_use.subtract(held);
+    }
+
+    /// A running task blocked in `get`/`wait`: its CPU becomes free.
+    pub fn block(&mut self, held: &Resources) {
+        self.in_use.subtract(&cpu_part(held));
+    }
+
+    /// The task unblocked: it takes its CPU back at once.
+    pub fn unblock(&mut self, held: &Resources) {
+        self.in_use.add(&cpu_part(held));
+    }
+
+    /// Resources not held by anyone.
+    pub fn available(&self) -> Resources {
+        let mut free = self.total.clone();
+        free.subtract(&self.in_use);
+        free
+    }
+
+    /// All resources of the node.
+    pub fn total(&self) -> &Resources {
+        &self.total
+    }
+
+    /// Tasks waiting for resources.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+}
+
+fn cpu_part(held: &Resources) -> Resources {
+    Resources::new().with(CPU, held.get(CPU))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpus(n: f64) -> Resources {
+        Resources::new().with(CPU, n)
+    }
+
+    #[test]
+    fn grants_in_order_up_to_capacity() {
+        let mut s = Scheduler::new(cpus(2.0));
+        for k in 0..5 {
+            s.enqueue(k, cpus(1.0));
+        }
+        let g: Vec<_> = s.schedule().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(g, vec![0, 1]);
+        s.release(&cpus(1.0));
+        assert_eq!(
+            s.schedule().into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            vec![2]
+        );
+        assert_eq!(s.queued(), 2);
+    }
+
+    #[test]
+    fn large_demand_does_not_block_small_ones() {
+        let mut s = Scheduler::new(cpus(2.0).with("GPU", 1.0));
+        s.enqueue("a", cpus(1.0));
+        s.schedule();
+        s.enqueue("big", cpus(2.0));
+        s.enqueue("small", cpus(1.0));
+        let g: Vec<_> = s.schedule().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(g, vec!["small"]);
+    }
+
+    #[test]
+    fn blocking_frees_cpu_for_nested_tasks() {
+        let mut s = Scheduler::new(cpus(1.0));
+        s.enqueue("parent", cpus(1.0));
+        assert_eq!(s.schedule().len(), 1);
+        s.enqueue("child", cpus(1.0));
+        assert!(s.schedule().is_empty());
+        s.block(&cpus(1.0));
+        assert_eq!(s.schedule().len(), 1);
+        s.unblock(&cpus(1.0)); // oversubscribed until the child finishes
+        s.release(&cpus(1.0));
+        s.release(&cpus(1.0));
+        assert_eq!(s.available().get(CPU), 1.0);
+    }
+
+    #[test]
+    fn infeasible_demands_are_reported() {
+        let s: Scheduler<u32> = Scheduler::new(cpus(2.0));
+        let e = s.check_feasible(&cpus(1.0).with("GPU", 1.0)).unwrap_err();
+        assert!(e.to_string().contains("GPU"), "{e}");
+        assert!(s.check_feasible(&cpus(2.0)).is_ok());
+    }
+
+    /// Seeded simulation: random arrivals, completions, blocks and cancels.
+    /// Invariants: never more than the total is granted to non-blocked
+    /// tasks, every task is granted exactly once unless cancelled, and when
+    /// nothing runs the queue is empty (no task starves on a free node).
+    #[test]
+    fn simulation_never_overcommits_or_loses_tasks() {
+        let seed = std::env::var("WRAY_SIM_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0x5eed_u64);
+        for run in 0..50u64 {
+            let mut rng = Rng(seed ^ run.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+            let total = cpus(1.0 + (rng.next() % 4) as f64).with("GPU", (rng.next() % 3) as f64);
+            let mut s = Scheduler::new(total.clone());
+            let mut running: Vec<(u64, Resources, bool)> = Vec::new();
+            let mut queued: Vec<u64> = Vec::new();
+            let mut granted_ever = std::collections::HashSet::new();
+            for step in 0..2_000u64 {
+                match rng.next() % 5 {
+                    0 | 1 => {
+                        let d = cpus([0.25, 0.5, 1.0, 2.0][(rng.next() % 4) as usize])
+                            .with("GPU", [0.0, 0.5, 1.0][(rng.next() % 3) as usize]);
+                        if s.check_feasible(&d).is_ok() {
+                            s.enqueue(step, d);
+                            queued.push(step);
+                        }
+                    }
+                    2 if !running.is_empty() => {
+                        let i = (rng.next() as usize) % running.len();
+                        let (_, held, blocked) = running.swap_remove(i);
+                        if blocked {
+                            s.unblock(&held);
+                        }
+                        s.release(&held);
+                    }
+                    3 if !running.is_empty() => {
+                        let i = (rng.next() as usize) % running.len();
+                        let r = &mut running[i];
+                        if r.2 {
+                            s.unblock(&r.1)
+                        } else {
+                            s.block(&r.1)
+                        }
+                        r.2 = !r.2;
+                    }
+                    4 if !queued.is_empty() => {
+                        let i = (rng.next() as usize) % queued.len();
+                        let k = queued.swap_remove(i);
+                        assert!(
+                            s.dequeue(&k),
+                            "seed {seed} run {run}: queued task {k} not found"
+                        );
+                    }
+                    _ => {}
+                }
+                let grants = s.schedule();
+                let granted_now = !grants.is_empty();
+                for (k, d) in grants {
+                    assert!(
+                        granted_ever.insert(k),
+                        "seed {seed} run {run}: task {k} granted twice"
+                    );
+                    queued.retain(|q| *q != k);
+                    running.push((k, d, false));
+                }
+                // Held by running, non-blocked tasks (blocked ones gave their
+                // CPU back). Unblocking may oversubscribe the CPU, but a
+                // grant never does, and GPUs are never oversubscribed.
+                let mut held = Resources::new();
+                for (_, d, blocked) in &running {
+                    if *blocked {
+                        held.add(&Resources::new().with("GPU", d.get("GPU")))
+                    } else {
+                        held.add(d)
+                    }
+                }
+                assert!(
+                    held.get("GPU") <= total.get("GPU"),
+                    "seed {seed} run {run}: GPUs overcommitted: {held} of {total}"
+                );
+                if granted_now {
+                    assert!(
+                        total.contains(&held),
+                        "seed {seed} run {run}: a grant overcommitted: {held} of {total}"
+                    );
+                }
+                if running.is_empty() {
+                    assert_eq!(
+                        s.queued(),
+                        0,
+                        "seed {seed} run {run}: tasks starve on an idle node"
+                    );
+                }
+                assert_eq!(
+                    s.queued(),
+                    queued.len(),
+                    "seed {seed} run {run}: queue count drifted"
+                );
+            }
+        }
+    }
+
+    /// xorshift64*: deterministic, dependency-free.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Where spilled objects go.
+
+use std::io;
+use std::path::Path;
+use wray_core::ObjectId;
+
+/// Durable storage for objects evicted from memory. Implementations must be
+/// safe to call from many threads.
+pub trait SpillStore: Send + Sync + 'static {
+    /// Stores `data` under `id` (overwriting).
+    fn write(&self, id: ObjectId, data: &[u8]) -> io::Result<()>;
+    /// Reads what was stored under `id`.
+    fn read(&self, id: ObjectId) -> io::Result<Option<Vec<u8>>>;
+    /// Forgets `id`.
+    fn delete(&self, id: ObjectId) -> io::Result<()>;
+    /// Bytes on disk, as far as the implementation can tell.
+    fn disk_usage(&self) -> u64;
+}
+
+/// Spilled objects in a sled database. sled is kept behind the
+/// [`SpillStore`] trait so that it can be replaced; spilled objects do not
+/// need to survive a restart (the node's objects die with it), so writes are
+/// not flushed individually.
+pub struct SledSpill {
+    db: sled::Db,
+}
+
+impl SledSpill {
+    /// Opens (creating) the database in `dir`.
+    pub fn open(dir: &Path) -> io::Result<SledSpill> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(to_io)?;
+        // Leftovers from an earlier process are garbage: objects do not
+        // outlive their node.
+        db.clear().map_err(to_io)?;
+        Ok(SledSpill { db })
+    }
+}
+
+fn key(id: ObjectId) -> [u8; 20] {
+    let mut k = [0u8; 20];
+    k[..16].copy_from_slice(&id.task.0.to_be_bytes());
+    k[16..].copy_from_slice(&id.index.to_be_bytes());
+    k
+}
+
+fn to_io(e: sled::Error) -> io::Error {
+    match e {
+        sled::Error::Io(e) => e,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+impl SpillStore for SledSpill {
+    fn write(&self, id: ObjectId, data: &[u8]) -> io::Result<()> {
+        self.db.insert(key(id), data).map_err(to_io)?;
+        Ok(())
+    }
+
+    fn read(&self, id: ObjectId) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.db.get(key(id)).map_err(to_io)?.map(|v| v.to_vec()))
+    }
+
+    fn delete(&self, id: ObjectId) -> io::Result<()> {
+        self.db.remove(key(id)).map_err(to_io)?;
+        Ok(())
+    }
+
+    fn disk_usage(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}

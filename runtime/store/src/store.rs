@@ -1,0 +1,527 @@
+use crate::policy::{self, Resident};
+use crate::spill::SpillStore;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
+use wray_core::{Error, JobId, ObjectId};
+
+/// An object's contents: its bytes and the objects nested inside it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Object {
+    /// The encoded value.
+    pub data: Bytes,
+    /// Objects the value refers to.
+    pub refs: Vec<ObjectId>,
+}
+
+enum State {
+    /// The producing task has not finished.
+    Pending,
+    /// In memory.
+    Memory(Bytes),
+    /// On the spill store; this many bytes.
+    Spilled(usize),
+    /// The producing task failed; readers get this error.
+    Failed(Error),
+}
+
+struct Entry {
+    job: JobId,
+    state: State,
+    refs: u32,
+    nested: Vec<ObjectId>,
+    last_access: u64,
+    watchers: Vec<Arc<Notify>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    objects: HashMap<ObjectId, Entry>,
+    in_memory: usize,
+    spilled_bytes: usize,
+    spilled_objects: usize,
+    spills: u64,
+    restores: u64,
+    /// Logical clock for least-recently-used ordering.
+    tick: u64,
+}
+
+/// Counters describing the store, for `status` and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Live objects (pending ones included).
+    pub objects: usize,
+    /// Bytes of objects held in memory.
+    pub memory_bytes: usize,
+    /// Bytes of objects currently spilled.
+    pub spilled_bytes: usize,
+    /// Objects currently spilled.
+    pub spilled_objects: usize,
+    /// Objects ever written to the spill store.
+    pub spills: u64,
+    /// Reads served from the spill store.
+    pub restores: u64,
+    /// The memory budget.
+    pub budget: usize,
+}
+
+/// The object store of one node. All methods are safe to call concurrently;
+/// none blocks on another object's producer except [`ObjectStore::get`],
+/// which is cancellation-safe (dropping the future just stops waiting).
+pub struct ObjectStore {
+    inner: Mutex<Inner>,
+    budget: usize,
+    spill: Box<dyn SpillStore>,
+}
+
+fn lost(id: ObjectId) -> Error {
+    Error::ObjectLost(format!(
+        "object {id} does not exist (freed, or never created in this job)"
+    ))
+}
+
+impl ObjectStore {
+    /// A store keeping at most `budget` bytes of objects in memory and
+    /// spilling the rest to `spill`.
+    pub fn new(budget: usize, spill: Box<dyn SpillStore>) -> ObjectStore {
+        ObjectStore {
+            inner: Mutex::new(Inner::default()),
+            budget,
+            spill,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock is a bug elsewhere; the map itself
+        // stays consistent (every mutation is a single step), so keep going.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers the future result of a task, with one reference for the
+    /// submitter. A no-op if the object already exists (a retried task).
+    pub fn create_pending(&self, job: JobId, id: ObjectId) {
+        let mut inner = self.lock();
+        let tick = inner.tick;
+        inner.objects.entry(id).or_insert(Entry {
+            job,
+            state: State::Pending,
+            refs: 1,
+            nested: Vec::new(),
+            last_access: tick,
+            watchers: Vec::new(),
+        });
+    }
+
+    /// Stores a ready object with one reference for the caller. Nested refs
+    /// must be live objects of the same job.
+    pub fn put(&self, job: JobId, id: ObjectId, object: Object) -> Result<(), Error> {
+        let mut inner = self.lock();
+        if inner.objects.contains_key(&id) {
+            return Err(Error::InvalidArgument(format!(
+                "object {id} already exists"
+            )));
+        }
+        pin_nested(&mut inner, job, &object.refs)?;
+        inner.tick += 1;
+        let size = object.data.len();
+        let tick = inner.tick;
+        inner.objects.insert(
+            id,
+            Entry {
+                job,
+                state: State::Memory(object.data),
+                refs: 1,
+                nested: object.refs,
+                last_access: tick,
+                watchers: Vec::new(),
+            },
+        );
+        inner.in_memory += size;
+        self.spill_over_budget(&mut inner);
+        Ok(())
+    }
+
+    /// Settles a pending object with its task's outcome and wakes its
+    /// readers. If nobody holds the object any more, the outcome is dropped.
+    pub fn complete(&self, id: ObjectId, outcome: Result<Object, Error>) {
+        let mut inner = self.lock();
+        let Some(entry) = inner.objects.get(&id) else {
+            return;
+        };
+        if !matches!(entry.state, State::Pending) {
+            return;
+        }
+        let job = entry.job;
+        let outcome = outcome.and_then(|o| pin_nested(&mut inner, job, &o.refs).map(|()| o));
+        inner.tick += 1;
+        let tick = inner.tick;
+        let mut added = 0;
+        let entry = inner.objects.get_mut(&id).expect("checked above");
+        match outcome {
+            Ok(object) => {
+                added = object.data.len();
+                entry.state = State::Memory(object.data);
+                entry.nested = object.refs;
+            }
+            Err(e) => entry.state = State::Failed(e),
+        }
+        entry.last_access = tick;
+        for w in entry.watchers.drain(..) {
+            w.notify_one();
+        }
+        inner.in_memory += added;
+        self.spill_over_budget(&mut inner);
+    }
+
+    /// Adds a reference to an object of `job`.
+    pub fn add_ref(&self, job: JobId, id: ObjectId) -> Result<(), Error> {
+        let mut inner = self.lock();
+        match inner.objects.get_mut(&id) {
+            Some(e) if e.job == job => {
+                e.refs += 1;
+                Ok(())
+            }
+            _ => Err(lost(id)),
+        }
+    }
+
+    /// Drops a reference; the last one frees the object (and releases the
+    /// objects nested in it).
+    pub fn release(&self, id: ObjectId) {
+        let mut inner = self.lock();
+        let mut work = vec![id];
+        while let Some(id) = work.pop() {
+            let Some(e) = inner.objects.get_mut(&id) else {
+                continue;
+            };
+            e.refs = e.refs.saturating_sub(1);
+            if e.refs > 0 {
+                continue;
+            }
+            let e = inner.objects.remove(&id).expect("present");
+            self.forget(&mut inner, id, e, &mut work);
+        }
+    }
+
+    fn forget(&self, inner: &mut Inner, id: ObjectId, e: Entry, work: &mut Vec<ObjectId>) {
+        match e.state {
+            State::Memory(b) => inner.in_memory -= b.len(),
+            State::Spilled(n) => {
+                inner.spilled_bytes -= n;
+                inner.spilled_objects -= 1;
+                if let Err(err) = self.spill.delete(id) {
+                    tracing::warn!("cannot delete spilled object {id}: {err}");
+                }
+            }
+            State::Pending | State::Failed(_) => {}
+        }
+        for w in e.watchers {
+            w.notify_one();
+        }
+        work.extend(e.nested);
+    }
+
+    /// Frees every object of `job` (the job ended).
+    pub fn free_job(&self, job: JobId) {
+        let mut inner = self.lock();
+        let ids: Vec<ObjectId> = inner
+            .objects
+            .iter()
+            .filter(|(_, e)| e.job == job)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut ignored = Vec::new();
+        for id in ids {
+            if let Some(e) = inner.objects.remove(&id) {
+                self.forget(&mut inner, id, e, &mut ignored);
+            }
+        }
+    }
+
+    /// Whether the object is settled (ready or failed): `Some(true)`;
+    /// pending: `Some(false)` after arranging for `notify` to be notified
+    /// when it settles; unknown: `None`.
+    pub fn watch(&self, id: ObjectId, notify: &Arc<Notify>) -> Option<bool> {
+        let mut inner = self.lock();
+        let e = inner.objects.get_mut(&id)?;
+        if let State::Pending = e.state {
+            e.watchers.push(notify.clone());
+            Some(false)
+        } else {
+            Some(true)
+        }
+    }
+
+    /// Whether the object is settled, without waiting.
+    pub fn is_settled(&self, id: ObjectId) -> Option<bool> {
+        let inner = self.lock();
+        inner
+            .objects
+            .get(&id)
+            .map(|e| !matches!(e.state, State::Pending))
+    }
+
+    /// The object's contents, or the error its task failed with, without
+    /// waiting: `None` while pending.
+    pub fn try_get(&self, id: ObjectId) -> Option<Result<Object, Error>> {
+        let spilled_refs;
+        {
+            let mut inner = self.lock();
+            inner.tick += 1;
+            let tick = inner.tick;
+            let Some(e) = inner.objects.get_mut(&id) else {
+                return Some(Err(lost(id)));
+            };
+            e.last_access = tick;
+            match &e.state {
+                State::Pending => return None,
+                State::Memory(b) => {
+                    return Some(Ok(Object {
+                        data: b.clone(),
+                        refs: e.nested.clone(),
+                    }));
+                }
+                State::Failed(err) => return Some(Err(err.clone())),
+                State::Spilled(_) => spilled_refs = e.nested.clone(),
+            }
+            inner.restores += 1;
+        }
+        // Read outside the lock: the caller holds a reference, so the entry
+        // (and its spilled bytes) cannot go away meanwhile.
+        Some(match self.spill.read(id) {
+            Ok(Some(data)) => Ok(Object {
+                data: Bytes::from(data),
+                refs: spilled_refs,
+            }),
+            Ok(None) => Err(Error::ObjectLost(format!(
+                "object {id} was spilled but is missing from the spill store"
+            ))),
+            Err(e) => Err(Error::ObjectLost(format!(
+                "object {id}: reading it back from disk failed: {e}"
+            ))),
+        })
+    }
+
+    /// Waits for the object and returns it. Cancellation-safe.
+    pub async fn get(&self, id: ObjectId) -> Result<Object, Error> {
+        let notify = Arc::new(Notify::new());
+        loop {
+            if let Some(r) = self.try_get(id) {
+                return r;
+            }
+            match self.watch(id, &notify) {
+                None => return Err(lost(id)),
+                Some(true) => continue,
+                Some(false) => notify.notified().await,
+            }
+        }
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> StoreStats {
+        let inner = self.lock();
+        StoreStats {
+            objects: inner.objects.len(),
+            memory_bytes: inner.in_memory,
+            spilled_bytes: inner.spilled_bytes,
+            spilled_objects: inner.spilled_objects,
+            spills: inner.spills,
+            restores: inner.restores,
+            budget: self.budget,
+        }
+    }
+
+    /// Spills least-recently-used objects until memory is within budget.
+    /// Runs under the lock: spilling is rare and sled buffers writes, and
+    /// doing it inline keeps "no object is lost" trivially true.
+    fn spill_over_budget(&self, inner: &mut Inner) {
+        if inner.in_memory <= self.budget {
+            return;
+        }
+        let resident: Vec<Resident<ObjectId>> = inner
+            .objects
+            .iter()
+            .filter_map(|(id, e)| match &e.state {
+                State::Memory(b) => Some(Resident {
+                    key: *id,
+                    size: b.len(),
+                    last_access: e.last_access,
+                }),
+                _ => None,
+            })
+            .collect();
+        for id in policy::victims(resident, inner.in_memory, self.budget) {
+            let e = inner.objects.get_mut(&id).expect("victim is resident");
+            let State::Memory(data) = &e.state else {
+                continue;
+            };
+            let size = data.len();
+            if let Err(err) = self.spill.write(id, data) {
+                // Keep it in memory: over budget beats losing data.
+                tracing::error!(
+                    "cannot spill object {id} ({size} bytes): {err}; keeping it in memory"
+                );
+                break;
+            }
+            e.state = State::Spilled(size);
+            inner.in_memory -= size;
+            inner.spilled_bytes += size;
+            inner.spilled_objects += 1;
+            inner.spills += 1;
+        }
+    }
+}
+
+/// Adds a reference to each nested object (they must be live objects of
+/// `job`); on failure, nothing is pinned.
+fn pin_nested(inner: &mut Inner, job: JobId, refs: &[ObjectId]) -> Result<(), Error> {
+    for id in refs {
+        match inner.objects.get(id) {
+            Some(e) if e.job == job => {}
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "the value refers to object {id}, which this job does not hold"
+                )));
+            }
+        }
+    }
+    for id in refs {
+        inner.objects.get_mut(id).expect("checked").refs += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spill::SledSpill;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    use std::collections::BTreeMap;
+    use wray_core::TaskId;
+
+    fn oid(n: u32) -> ObjectId {
+        ObjectId::put_by(TaskId::driver(JobId(1)), n)
+    }
+
+    fn obj(n: usize, fill: u8) -> Object {
+        Object {
+            data: Bytes::from(vec![fill; n]),
+            refs: Vec::new(),
+        }
+    }
+
+    fn store(budget: usize) -> (tempfile::TempDir, ObjectStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = SledSpill::open(&dir.path().join("spill")).unwrap();
+        (dir, ObjectStore::new(budget, Box::new(spill)))
+    }
+
+    #[test]
+    fn last_release_frees_and_nested_refs_live_as_long_as_their_holder() {
+        let (_d, s) = store(1 << 20);
+        let job = JobId(1);
+        s.put(job, oid(1), obj(10, 1)).unwrap();
+        s.put(
+            job,
+            oid(2),
+            Object {
+                data: Bytes::from_static(b"x"),
+                refs: vec![oid(1)],
+            },
+        )
+        .unwrap();
+        s.release(oid(1)); // the holder still pins it
+        assert!(s.try_get(oid(1)).unwrap().is_ok());
+        s.release(oid(2));
+        assert!(matches!(s.try_get(oid(1)), Some(Err(Error::ObjectLost(_)))));
+        assert_eq!(s.stats().objects, 0);
+        assert_eq!(s.stats().memory_bytes, 0);
+    }
+
+    #[test]
+    fn other_jobs_cannot_reference_an_object() {
+        let (_d, s) = store(1 << 20);
+        s.put(JobId(1), oid(1), obj(1, 0)).unwrap();
+        assert!(s.add_ref(JobId(2), oid(1)).is_err());
+        assert!(s.add_ref(JobId(1), oid(99)).is_err());
+        let forged = Object {
+            data: Bytes::new(),
+            refs: vec![oid(1)],
+        };
+        assert!(s.put(JobId(2), oid(2), forged).is_err());
+    }
+
+    #[tokio::test]
+    async fn readers_wait_for_pending_objects() {
+        let (_d, s) = store(1 << 20);
+        let s = Arc::new(s);
+        s.create_pending(JobId(1), oid(1));
+        let reader = tokio::spawn({
+            let s = s.clone();
+            async move { s.get(oid(1)).await }
+        });
+        tokio::task::yield_now().await;
+        s.complete(oid(1), Ok(obj(3, 7)));
+        assert_eq!(
+            reader.await.unwrap().unwrap().data,
+            Bytes::from(vec![7u8; 3])
+        );
+        s.create_pending(JobId(1), oid(2));
+        s.complete(oid(2), Err(Error::Cancelled));
+        assert_eq!(s.get(oid(2)).await, Err(Error::Cancelled));
+    }
+
+    /// Model-based test: random puts, gets and releases against a BTreeMap,
+    /// with a budget small enough that most objects spill to sled. Nothing
+    /// may be lost or corrupted, and memory must stay within budget.
+    #[test]
+    fn spilling_loses_nothing_against_a_model() {
+        let seed: u64 = std::env::var("WRAY_SIM_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(7);
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let budget = 4096;
+        let (_d, s) = store(budget);
+        let mut model: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+        let mut next = 1u32;
+        for step in 0..3_000 {
+            match rng.random_range(0..10) {
+                0..=3 => {
+                    let len = rng.random_range(0..1500);
+                    let fill = rng.random::<u8>();
+                    s.put(JobId(1), oid(next), obj(len, fill)).unwrap();
+                    model.insert(next, vec![fill; len]);
+                    next += 1;
+                }
+                4..=7 if !model.is_empty() => {
+                    let k = *model.keys().nth(rng.random_range(0..model.len())).unwrap();
+                    let got = s.try_get(oid(k)).unwrap().unwrap();
+                    assert_eq!(
+                        got.data.as_ref(),
+                        model[&k].as_slice(),
+                        "seed {seed} step {step}: object {k} corrupted"
+                    );
+                }
+                _ if !model.is_empty() => {
+                    let k = *model.keys().nth(rng.random_range(0..model.len())).unwrap();
+                    s.release(oid(k));
+                    model.remove(&k);
+                }
+                _ => {}
+            }
+            let st = s.stats();
+            assert!(st.memory_bytes <= budget, "seed {seed} step {step}: {st:?}");
+            assert_eq!(st.objects, model.len(), "seed {seed} step {step}");
+        }
+        assert!(s.stats().spills > 0, "the budget should have forced spills");
+        for (k, v) in &model {
+            assert_eq!(
+                s.try_get(oid(*k)).unwrap().unwrap().data.as_ref(),
+                v.as_slice()
+            );
+        }
+    }
+}
