@@ -259,6 +259,12 @@ impl Instance {
         self.store.data().cancel.clone()
     }
 
+    /// Makes `flag` the one that interrupts this instance (shared with the
+    /// task's or job's canceller).
+    pub fn set_cancel_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.store.data_mut().cancel = flag;
+    }
+
     /// Prepares the state for a new call by `caller`.
     fn begin(&mut self, caller: Option<Caller>, limit: Option<Duration>) {
         let s = self.store.data_mut();

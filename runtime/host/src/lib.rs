@@ -30,4 +30,4 @@ mod services;
 pub use component::{ComponentCache, JobComponent, LoadError};
 pub use engine::{Engine, EngineConfig};
 pub use instance::{CallError, Grants, Instance, InstanceLimits, Output};
-pub use services::{ArgSpec, Caller, Services, Value};
+pub use services::{ArgSpec, BoxFuture, Caller, Services, Value};

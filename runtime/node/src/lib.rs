@@ -1,1 +1,237 @@
-//! placeholder
+//! A wray node: the scheduler, the object store and the Wasm host glued
+//! together.
+//!
+//! [`Node`] runs jobs: it instantiates a job's driver, and serves the
+//! driver's (and every task's) calls to the `wray:runtime` interfaces by
+//! implementing [`wray_host::Services`]. Tasks wait for their arguments,
+//! then for resources from the [`wray_sched::Scheduler`], then run in a fresh
+//! instance; their results land in the [`wray_store::ObjectStore`]. Actors
+//! are long-lived instances fed by a mailbox.
+//!
+//! Issue 2 runs one node in-process; the head/worker roles of a cluster build
+//! on the same pieces.
+
+#![deny(missing_docs)]
+
+mod actor;
+mod job;
+mod services;
+mod task;
+
+pub use job::{JobConfig, JobError};
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::oneshot;
+use wray_core::{JobId, Resources, TaskId};
+use wray_host::{ComponentCache, Engine, EngineConfig, JobComponent, LoadError};
+use wray_sched::Scheduler;
+use wray_store::{ObjectStore, SledSpill, StoreStats};
+
+/// How a node is set up.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// CPU slots (tasks running at once with the default 1 CPU each).
+    pub cpus: f64,
+    /// Custom resources, e.g. `{"accelerator": 2}`.
+    pub resources: Resources,
+    /// Bytes of objects kept in memory before spilling to disk.
+    pub object_store_memory: usize,
+    /// Where spilled objects go (a sled database is created inside).
+    pub spill_dir: PathBuf,
+    /// Where compiled components are cached (none: no disk cache).
+    pub cache_dir: Option<PathBuf>,
+    /// Instances that may exist at once.
+    pub max_instances: u32,
+}
+
+impl NodeConfig {
+    /// Defaults: one CPU slot per core, 1 GiB of object memory, spill and
+    /// cache under `dir`.
+    pub fn new(dir: PathBuf) -> NodeConfig {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        NodeConfig {
+            cpus: cores as f64,
+            resources: Resources::new(),
+            object_store_memory: 1 << 30,
+            spill_dir: dir.join("spill"),
+            cache_dir: Some(dir.join("components")),
+            max_instances: 1000,
+        }
+    }
+}
+
+/// A node. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+pub(crate) struct NodeInner {
+    /// Itself, for handing `Arc`s to spawned tasks from `&self` methods.
+    me: std::sync::Weak<NodeInner>,
+    id: String,
+    cache: ComponentCache,
+    store: ObjectStore,
+    sched: Mutex<Scheduler<TaskId>>,
+    /// Tasks waiting for their resource grant.
+    grants: Mutex<HashMap<TaskId, oneshot::Sender<Resources>>>,
+    jobs: Mutex<HashMap<JobId, Arc<job::JobState>>>,
+    next_job: AtomicU32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves its data consistent, so a panic elsewhere
+    // does not make the state unusable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Node {
+    /// Starts a node: engine, component cache, object store.
+    pub fn new(config: NodeConfig) -> anyhow::Result<Node> {
+        if !(config.cpus.is_finite() && config.cpus >= 0.0) {
+            anyhow::bail!("cpus must be a non-negative number, got {}", config.cpus);
+        }
+        let engine = Engine::new(&EngineConfig {
+            max_instances: config.max_instances,
+        })?;
+        let cache = ComponentCache::new(engine, config.cache_dir.clone())?;
+        std::fs::create_dir_all(&config.spill_dir)?;
+        let spill = SledSpill::open(&config.spill_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the spill store in {}: {e}",
+                config.spill_dir.display()
+            )
+        })?;
+        let mut total = config.resources.clone();
+        total.set(wray_core::CPU, config.cpus);
+        Ok(Node {
+            inner: Arc::new_cyclic(|me| NodeInner {
+                me: me.clone(),
+                id: format!("node-{:08x}", std::process::id()),
+                cache,
+                store: ObjectStore::new(config.object_store_memory, Box::new(spill)),
+                sched: Mutex::new(Scheduler::new(total)),
+                grants: Mutex::new(HashMap::new()),
+                jobs: Mutex::new(HashMap::new()),
+                next_job: AtomicU32::new(1),
+            }),
+        })
+    }
+
+    /// Validates and compiles a job file (cached by content hash).
+    pub fn load_file(&self, path: &std::path::Path) -> Result<JobComponent, LoadError> {
+        self.inner.cache.load_file(path)
+    }
+
+    /// Validates and compiles a job from bytes; `name` labels errors.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<JobComponent, LoadError> {
+        self.inner.cache.load(name, bytes)
+    }
+
+    /// Object store counters.
+    pub fn store_stats(&self) -> StoreStats {
+        self.inner.store.stats()
+    }
+
+    /// The node's total resources.
+    pub fn total_resources(&self) -> Resources {
+        lock(&self.inner.sched).total().clone()
+    }
+
+    /// Resources not held right now.
+    pub fn available_resources(&self) -> Resources {
+        lock(&self.inner.sched).available()
+    }
+}
+
+impl NodeInner {
+    pub(crate) fn arc(&self) -> Result<Arc<NodeInner>, wray_core::Error> {
+        self.me
+            .upgrade()
+            .ok_or_else(|| wray_core::Error::InvalidArgument("the node is shutting down".into()))
+    }
+
+    /// Waits until the scheduler grants `demand` to `task`. Cancellation-safe:
+    /// if the future is dropped before the grant, the task is dequeued (or a
+    /// grant that raced in is given back).
+    async fn acquire(self: &Arc<Self>, task: TaskId, demand: Resources) -> Resources {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.grants).insert(task, tx);
+        lock(&self.sched).enqueue(task, demand);
+        self.dispatch();
+        let mut guard = AcquireGuard {
+            node: self,
+            task,
+            armed: true,
+        };
+        let held = rx
+            .await
+            .expect("grant senders are only dropped after sending");
+        guard.armed = false;
+        held
+    }
+
+    /// Hands out whatever the scheduler can grant now. A grant whose task
+    /// stopped waiting (cancelled) is given back and scheduling goes on.
+    fn dispatch(&self) {
+        loop {
+            let granted = lock(&self.sched).schedule();
+            if granted.is_empty() {
+                return;
+            }
+            let mut given_back = false;
+            for (task, held) in granted {
+                let tx = lock(&self.grants).remove(&task);
+                let undelivered = match tx {
+                    Some(tx) => tx.send(held).err(),
+                    None => Some(held),
+                };
+                if let Some(held) = undelivered {
+                    lock(&self.sched).release(&held);
+                    given_back = true;
+                }
+            }
+            if !given_back {
+                return;
+            }
+        }
+    }
+
+    fn release(&self, held: &Resources) {
+        lock(&self.sched).release(held);
+        self.dispatch();
+    }
+}
+
+/// Dequeues a task whose acquire future was dropped before its grant.
+struct AcquireGuard<'a> {
+    node: &'a Arc<NodeInner>,
+    task: TaskId,
+    armed: bool,
+}
+
+impl Drop for AcquireGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let removed = lock(&self.node.grants).remove(&self.task).is_some();
+            if removed {
+                lock(&self.node.sched).dequeue(&self.task);
+            }
+        }
+    }
+}
+
+/// Releases what a task holds when dropped.
+pub(crate) struct Held {
+    node: Arc<NodeInner>,
+    pub(crate) resources: Resources,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.node.release(&self.resources);
+    }
+}

@@ -1,0 +1,101 @@
+//! `wray build`: compile a guest crate to a job component.
+
+use crate::Failure;
+use anyhow::Context;
+use clap::Args;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// Build a guest crate (a `cdylib` depending on the `wray` SDK) into a
+/// wasm32-wasip2 job component, in release mode. Prints the component's path
+/// as the last line of output.
+#[derive(Args)]
+#[command(after_help = "\
+Examples:
+  wray build                    build the crate in the current directory
+  wray build examples/pi        build another crate
+  wray run $(wray build examples/pi | tail -n1)")]
+pub struct BuildCommand {
+    /// The crate's directory (default: the current directory).
+    #[arg(value_name = "CRATE_DIR", default_value = ".")]
+    dir: PathBuf,
+
+    /// Build with the dev profile instead of release.
+    #[arg(long)]
+    debug: bool,
+}
+
+impl BuildCommand {
+    pub fn execute(self) -> Result<(), Failure> {
+        let manifest = self.dir.join("Cargo.toml");
+        if !manifest.is_file() {
+            return Err(anyhow::anyhow!(
+                "{} has no Cargo.toml: give the directory of a guest crate",
+                self.dir.display()
+            )
+            .into());
+        }
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.arg("build")
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args([
+                "--target",
+                "wasm32-wasip2",
+                "--message-format=json-render-diagnostics",
+            ])
+            // Jobs carry no debug info: it would triple their size and
+            // panics are reported by message and location anyway.
+            .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+            .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if !self.debug {
+            cmd.arg("--release");
+        }
+        let mut child = cmd
+            .spawn()
+            .context("running cargo (is a Rust toolchain installed?)")?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut artifacts = Vec::new();
+        let mut saw_bin = false;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.context("reading cargo's output")?;
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if msg["reason"] != "compiler-artifact" {
+                continue;
+            }
+            let kinds = msg["target"]["kind"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if kinds.iter().any(|k| k == "bin") {
+                saw_bin = true;
+            }
+            if kinds.iter().any(|k| k == "cdylib") {
+                for f in msg["filenames"].as_array().into_iter().flatten() {
+                    if let Some(f) = f.as_str().filter(|f| f.ends_with(".wasm")) {
+                        artifacts.push(PathBuf::from(f));
+                    }
+                }
+            }
+        }
+        let status = child.wait().context("waiting for cargo")?;
+        if !status.success() {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "cargo build failed ({status})"
+            )));
+        }
+        match artifacts.pop() {
+            Some(path) => {
+                println!("{}", path.display());
+                Ok(())
+            }
+            None if saw_bin => Err(anyhow::anyhow!("{} builds a binary; a wray job is a library with `crate-type = [\"cdylib\"]`", self.dir.display()).into()),
+            None => Err(anyhow::anyhow!("cargo built no cdylib in {}: add `[lib] crate-type = [\"cdylib\"]` to its Cargo.toml", self.dir.display()).into()),
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! The subcommands.
+
+mod build;
+mod run;
+
+use crate::Failure;
+use clap::{Parser, Subcommand};
+
+/// Run WebAssembly jobs with Ray's programming model: remote functions,
+/// actors and object refs, every task in its own sandboxed Wasm instance.
+#[derive(Parser)]
+#[command(name = "wray", version, about, long_about = None, after_help = "\
+Examples:
+  wray build examples/pi                 build a guest crate; prints the .wasm path
+  wray run target/.../pi.wasm            run a job on an embedded single-node runtime
+  wray run --cpus 4 --timeout 30s job.wasm -- arg1 arg2
+  wray run --dir ./data::/data --env MODE=fast job.wasm
+  wray microbenchmark                    Ray's microbenchmark workloads on wray")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// One variant per subcommand, one file per variant.
+#[derive(Subcommand)]
+pub enum Command {
+    Run(run::RunCommand),
+    Build(build::BuildCommand),
+}
+
+impl Command {
+    pub fn execute(self) -> Result<(), Failure> {
+        match self {
+            Command::Run(c) => c.execute(),
+            Command::Build(c) => c.execute(),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! `wray run`: run a job component on an embedded single-node runtime.
+
+use crate::{Failure, parse};
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wray_runtime::{Grants, InstanceLimits, JobConfig, JobError, Output, Runtime};
+
+/// Run a job (a wasm32-wasip2 component built with the wray SDK).
+///
+/// The job's #[wray::main] runs in a sandbox; its tasks and actors run in
+/// sandboxes of their own, in parallel up to --cpus. The job sees no files,
+/// environment or network unless granted with --dir and --env. Output
+/// streams as the job writes it. Exit status: 0 success, 1 the job failed,
+/// 2 bad input, 130 interrupted.
+#[derive(Args)]
+#[command(after_help = "\
+Examples:
+  wray run job.wasm
+  wray run --cpus 2 --memory-limit 256MiB --timeout 10s job.wasm -- --iterations 5
+  wray run --dir ./data::/data --env LOG=debug job.wasm")]
+pub struct RunCommand {
+    /// The job component (.wasm).
+    job: PathBuf,
+
+    /// Arguments for the job's main (after `--`).
+    #[arg(last = true)]
+    args: Vec<String>,
+
+    /// CPU slots: tasks running at once with the default 1 CPU each
+    /// (fractional allowed). Default: one per core.
+    #[arg(long, value_name = "N")]
+    cpus: Option<f64>,
+
+    /// Memory limit of every instance (driver, task, actor) unless a task's
+    /// options set one, e.g. 256MiB.
+    #[arg(long, value_name = "SIZE", value_parser = parse::size)]
+    memory_limit: Option<u64>,
+
+    /// Execution-time limit of every task and actor call (and of the
+    /// driver), unless options set one; time blocked waiting for results
+    /// does not count. E.g. 30s, 500ms.
+    #[arg(long, value_name = "DUR", value_parser = parse::duration)]
+    timeout: Option<Duration>,
+
+    /// Object memory before objects spill to disk, e.g. 2GiB.
+    #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "1GiB")]
+    object_store_memory: u64,
+
+    /// Directory for spilled objects (default: a temporary directory).
+    #[arg(long, value_name = "DIR")]
+    spill_dir: Option<PathBuf>,
+
+    /// Grant the job a host directory: HOST_DIR::GUEST_DIR (repeatable).
+    #[arg(long = "dir", value_name = "HOST::GUEST", value_parser = parse::dir_grant)]
+    dirs: Vec<(PathBuf, String)>,
+
+    /// Set an environment variable in the job: KEY=VALUE (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse::env_pair)]
+    envs: Vec<(String, String)>,
+
+    /// Compile without reading or writing the component cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl RunCommand {
+    pub fn execute(self) -> Result<(), Failure> {
+        let mut builder = Runtime::builder().object_store_memory(self.object_store_memory as usize);
+        if let Some(c) = self.cpus {
+            if !(c.is_finite() && c >= 0.0) {
+                return Err(Failure::Usage(anyhow::anyhow!(
+                    "--cpus must be a non-negative number, got {c}"
+                )));
+            }
+            builder = builder.cpus(c);
+        }
+        if let Some(d) = &self.spill_dir {
+            builder = builder.spill_dir(d.clone());
+        }
+        if self.no_cache {
+            builder = builder.cache_dir(None);
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(2);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let _guard = rt.enter();
+        let runtime = builder.build().context("starting the runtime")?;
+        let job = runtime
+            .load_file(&self.job)
+            .map_err(|e| Failure::Usage(e.into()))?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let config = JobConfig {
+            grants: Grants {
+                dirs: self.dirs,
+                env: self.envs,
+                output: Output::Inherit,
+            },
+            limits: InstanceLimits {
+                memory: self.memory_limit,
+                time: self.timeout,
+            },
+            cancel: Some(cancel.clone()),
+        };
+        let result = rt.block_on(async {
+            let run = runtime.run_job(&job, self.args, config);
+            tokio::pin!(run);
+            tokio::select! {
+                r = &mut run => r,
+                _ = tokio::signal::ctrl_c() => {
+                    cancel.store(true, Ordering::Relaxed);
+                    // The driver stops within one epoch tick; a second
+                    // Ctrl-C is not needed.
+                    run.await
+                }
+            }
+        });
+        // Instances still unwinding must not hold up the exit.
+        rt.shutdown_timeout(Duration::from_millis(100));
+        match result {
+            Ok(()) => Ok(()),
+            Err(JobError::Cancelled { .. }) => Err(Failure::Interrupted),
+            Err(e) => Err(Failure::Job(e.into())),
+        }
+    }
+}

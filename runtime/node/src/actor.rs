@@ -1,0 +1,303 @@
+//! Actors: one long-lived instance each, fed by a mailbox.
+//!
+//! Calls execute one at a time on the instance. With `max_concurrency` 1
+//! (the default) they also *start* in submission order: a call whose
+//! arguments are still being computed holds back the calls behind it. With
+//! `max_concurrency` N > 1, up to N calls wait for their arguments at once
+//! and each runs as soon as its arguments are ready, so a slow argument does
+//! not block later calls (Ray's ordering for concurrent actors). A Wasm
+//! instance cannot run two calls at the same time, so N never means
+//! parallel execution inside one actor.
+
+use crate::job::JobState;
+use crate::{Held, NodeInner, lock};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinSet;
+use wray_core::{ActorId, Error, ObjectId, Options, TaskId};
+use wray_host::{ArgSpec, CallError, Caller, Instance, Services};
+use wray_store::Object;
+
+/// A queued method call.
+pub(crate) struct ActorCall {
+    pub(crate) task: TaskId,
+    pub(crate) method: String,
+    pub(crate) args: Vec<ArgSpec>,
+    pub(crate) output: ObjectId,
+    pub(crate) pinned: Vec<ObjectId>,
+}
+
+/// What the constructor needs.
+pub(crate) struct ActorSpec {
+    pub(crate) task: TaskId,
+    pub(crate) args: Vec<ArgSpec>,
+    pub(crate) options: Options,
+    pub(crate) pinned: Vec<ObjectId>,
+}
+
+/// The shared view of an actor: its mailbox and whether it lives.
+pub(crate) struct ActorState {
+    pub(crate) id: ActorId,
+    pub(crate) class: String,
+    pub(crate) name: Option<String>,
+    /// `None` once the actor is dead for good: its loop then drains what is
+    /// queued and ends.
+    mailbox: Mutex<Option<mpsc::UnboundedSender<ActorCall>>>,
+    dead: Mutex<Option<String>>,
+    /// A pending kill: the reason, and whether restarting is forbidden.
+    kill_request: Mutex<Option<(String, bool)>>,
+    control: Notify,
+    /// Interrupts the call running right now.
+    interrupt: Mutex<Arc<AtomicBool>>,
+}
+
+impl ActorState {
+    /// Why the actor is dead, if it is.
+    pub(crate) fn dead_reason(&self) -> Option<String> {
+        lock(&self.dead).clone()
+    }
+
+    /// Kills the actor: interrupts the running call; the actor restarts if
+    /// allowed and it has restarts left, else it dies and its calls fail.
+    pub(crate) fn kill(&self, reason: &str, no_restart: bool) {
+        *lock(&self.kill_request) = Some((reason.to_string(), no_restart));
+        lock(&self.interrupt).store(true, std::sync::atomic::Ordering::Relaxed);
+        self.control.notify_one();
+    }
+
+    /// Queues a call, or hands it back if the actor's loop has ended.
+    pub(crate) fn send(&self, call: ActorCall) -> Result<(), ActorCall> {
+        match lock(&self.mailbox).as_ref() {
+            Some(tx) => tx.send(call).map_err(|e| e.0),
+            None => Err(call),
+        }
+    }
+
+    fn short_class(&self) -> &str {
+        self.class.rsplit("::").next().unwrap_or(&self.class)
+    }
+}
+
+impl NodeInner {
+    /// Creates the actor's state and starts its loop.
+    pub(crate) fn spawn_actor(
+        self: &Arc<Self>,
+        job: Arc<JobState>,
+        id: ActorId,
+        class: String,
+        spec: ActorSpec,
+    ) -> Arc<ActorState> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let actor = Arc::new(ActorState {
+            id,
+            class,
+            name: spec.options.name.clone(),
+            mailbox: Mutex::new(Some(tx)),
+            dead: Mutex::new(None),
+            kill_request: Mutex::new(None),
+            control: Notify::new(),
+            interrupt: Mutex::new(Arc::new(AtomicBool::new(false))),
+        });
+        let node = self.clone();
+        let state = actor.clone();
+        tokio::spawn(async move {
+            node.actor_loop(&job, &state, &spec, rx).await;
+            node.unpin(&spec.pinned);
+        });
+        actor
+    }
+
+    async fn construct(
+        self: &Arc<Self>,
+        job: &JobState,
+        actor: &ActorState,
+        spec: &ActorSpec,
+        args: &[bytes::Bytes],
+        held: &Held,
+    ) -> Result<Instance, String> {
+        let caller = Caller {
+            job: job.id,
+            task: spec.task,
+            actor: Some(actor.id),
+            function: format!("{}.<constructor>", actor.short_class()).into(),
+            holds: held.resources.clone(),
+        };
+        let limits = job.limits(&spec.options);
+        let services: Arc<dyn Services> = self.clone();
+        let mut instance =
+            Instance::new(&job.component, services, caller, limits, &job.config.grants)
+                .await
+                .map_err(|e| e.to_string())?;
+        let flag = Arc::new(AtomicBool::new(false));
+        *lock(&actor.interrupt) = flag.clone();
+        instance.set_cancel_flag(flag);
+        instance
+            .actor_new(&actor.class, args.to_vec(), limits.time)
+            .await
+            .map_err(|e| format!("its constructor failed: {e}"))?;
+        Ok(instance)
+    }
+
+    fn mark_dead(&self, job: &JobState, actor: &ActorState, reason: String) {
+        tracing::debug!("actor {} ({}) died: {reason}", actor.id, actor.class);
+        *lock(&actor.dead) = Some(reason);
+        lock(&actor.mailbox).take();
+        if let Some(name) = &actor.name {
+            let mut named = lock(&job.named);
+            if named.get(name) == Some(&actor.id) {
+                named.remove(name);
+            }
+        }
+    }
+
+    async fn actor_loop(
+        self: &Arc<Self>,
+        job: &Arc<JobState>,
+        actor: &Arc<ActorState>,
+        spec: &ActorSpec,
+        mut rx: mpsc::UnboundedReceiver<ActorCall>,
+    ) {
+        let held = tokio::select! {
+            held = self.acquire(spec.task, spec.options.resources.clone()) => Held { resources: held, node: self.clone() },
+            () = actor.control.notified() => {
+                let reason = lock(&actor.kill_request).take().map_or_else(|| "killed".to_string(), |k| k.0);
+                self.mark_dead(job, actor, format!("{} was killed before it started: {reason}", actor.class));
+                return self.drain_dead(actor, rx).await;
+            }
+        };
+        let ctor_args = match self.resolve_args(&spec.args).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.mark_dead(
+                    job,
+                    actor,
+                    format!("{}: a constructor argument failed: {e}", actor.class),
+                );
+                return self.drain_dead(actor, rx).await;
+            }
+        };
+        let mut restarts_left = spec.options.max_restarts;
+        let mut instance = match self.construct(job, actor, spec, &ctor_args, &held).await {
+            Ok(i) => Some(i),
+            Err(e) => {
+                self.mark_dead(job, actor, format!("{} {e}", actor.class));
+                None
+            }
+        };
+        let limit = spec.options.max_concurrency.max(1) as usize;
+        let time = job.limits(&spec.options).time;
+        let mut resolving: JoinSet<(ActorCall, Result<Vec<bytes::Bytes>, Error>)> = JoinSet::new();
+        let mut closed = false;
+        loop {
+            let kill = lock(&actor.kill_request).take();
+            if let Some((reason, no_restart)) = kill {
+                instance = None;
+                if !no_restart && restarts_left > 0 && !job.cancelled() {
+                    restarts_left -= 1;
+                    instance = match self.construct(job, actor, spec, &ctor_args, &held).await {
+                        Ok(i) => Some(i),
+                        Err(e) => {
+                            self.mark_dead(
+                                job,
+                                actor,
+                                format!(
+                                    "{} could not restart after being killed: {e}",
+                                    actor.class
+                                ),
+                            );
+                            None
+                        }
+                    };
+                } else {
+                    self.mark_dead(job, actor, format!("{} was killed: {reason}", actor.class));
+                }
+            }
+            if closed && resolving.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                () = actor.control.notified() => continue,
+                Some(done) = resolving.join_next() => {
+                    let Ok((call, args)) = done else { continue };
+                    let Some(inst) = instance.as_mut() else {
+                        let reason = actor.dead_reason().unwrap_or_else(|| format!("{} is not running", actor.class));
+                        self.store.complete(call.output, Err(Error::ActorDied(reason)));
+                        self.unpin(&call.pinned);
+                        continue;
+                    };
+                    let function = format!("{}.{}", actor.short_class(), call.method);
+                    let outcome: Result<(), Error> = match args {
+                        Err(e) => Err(e),
+                        Ok(args) => {
+                            let caller = Caller { job: job.id, task: call.task, actor: Some(actor.id), function: function.as_str().into(), holds: held.resources.clone() };
+                            match inst.actor_call(caller, &call.method, args, time).await {
+                                Ok(v) => {
+                                    self.store.complete(call.output, Ok(Object { data: v.data, refs: v.refs }));
+                                    self.unpin(&call.pinned);
+                                    continue;
+                                }
+                                Err(e) => {
+                                    let poisoned = e.poisons_instance();
+                                    let failure = match &e {
+                                        CallError::Cancelled => Error::ActorDied(format!("{} was killed while running {}", actor.class, call.method)),
+                                        other => Error::task_failed(&function, other.to_string()),
+                                    };
+                                    if poisoned && !matches!(e, CallError::Cancelled) {
+                                        // The instance is unusable: restart or die.
+                                        instance = None;
+                                        if restarts_left > 0 && !job.cancelled() {
+                                            restarts_left -= 1;
+                                            match self.construct(job, actor, spec, &ctor_args, &held).await {
+                                                Ok(i) => instance = Some(i),
+                                                Err(err) => self.mark_dead(job, actor, format!("{} crashed ({e}) and could not restart: {err}", actor.class)),
+                                            }
+                                        } else {
+                                            self.mark_dead(job, actor, format!("{} crashed in {}: {e} (no restarts left)", actor.class, call.method));
+                                        }
+                                    }
+                                    Err(failure)
+                                }
+                            }
+                        }
+                    };
+                    if let Err(e) = outcome {
+                        self.store.complete(call.output, Err(e));
+                    }
+                    self.unpin(&call.pinned);
+                }
+                msg = rx.recv(), if !closed && resolving.len() < limit => match msg {
+                    None => closed = true,
+                    Some(call) => {
+                        let node = self.clone();
+                        resolving.spawn(async move {
+                            let args = node.resolve_args(&call.args).await;
+                            (call, args)
+                        });
+                    }
+                },
+            }
+        }
+        drop(held);
+        self.mark_dead(
+            job,
+            actor,
+            actor
+                .dead_reason()
+                .unwrap_or_else(|| format!("{} ended with its job", actor.class)),
+        );
+    }
+
+    /// Fails every call of a dead actor until its mailbox closes.
+    async fn drain_dead(&self, actor: &ActorState, mut rx: mpsc::UnboundedReceiver<ActorCall>) {
+        while let Some(call) = rx.recv().await {
+            let reason = actor
+                .dead_reason()
+                .unwrap_or_else(|| format!("{} is dead", actor.class));
+            self.store
+                .complete(call.output, Err(Error::ActorDied(reason)));
+            self.unpin(&call.pinned);
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Jobs: one run of a component's driver, and everything it starts.
+
+use crate::actor::ActorState;
+use crate::{Node, NodeInner, lock};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use wray_core::{ActorId, JobId, ObjectId, Options, Resources, TaskId, limits};
+use wray_host::{
+    ArgSpec, CallError, Caller, Grants, Instance, InstanceLimits, JobComponent, Services, Value,
+};
+
+/// Per-job settings.
+#[derive(Clone, Debug, Default)]
+pub struct JobConfig {
+    /// Capabilities every instance of the job gets (none by default).
+    pub grants: Grants,
+    /// Default limits of every task and actor (options override them).
+    pub limits: InstanceLimits,
+    /// Set to cancel the job (Ctrl-C): the driver and every task are
+    /// interrupted within one epoch tick.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// How a job ended, if not well.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The driver returned an error or trapped.
+    #[error("job {name} failed: {message}")]
+    Failed {
+        /// The component.
+        name: String,
+        /// The cause.
+        message: String,
+    },
+    /// The driver could not start.
+    #[error("job {name} could not start: {message}")]
+    Start {
+        /// The component.
+        name: String,
+        /// The cause.
+        message: String,
+    },
+    /// The job was cancelled.
+    #[error("job {name} was cancelled")]
+    Cancelled {
+        /// The component.
+        name: String,
+    },
+}
+
+/// What a running job holds.
+pub(crate) struct JobState {
+    pub(crate) id: JobId,
+    pub(crate) component: JobComponent,
+    pub(crate) config: JobConfig,
+    /// Cancellation flags of the job's queued and running tasks.
+    pub(crate) tasks: Mutex<HashMap<TaskId, Arc<crate::task::CancelToken>>>,
+    pub(crate) actors: Mutex<HashMap<ActorId, Arc<ActorState>>>,
+    pub(crate) named: Mutex<HashMap<String, ActorId>>,
+    /// Bounds unfinished tasks: submitting past it waits (back-pressure).
+    pub(crate) pending: Arc<Semaphore>,
+    pub(crate) ended: AtomicBool,
+}
+
+impl JobState {
+    /// Limits of a task or actor with `options`.
+    pub(crate) fn limits(&self, options: &Options) -> InstanceLimits {
+        InstanceLimits {
+            memory: options.memory_limit.or(self.config.limits.memory),
+            time: options.time_limit.or(self.config.limits.time),
+        }
+    }
+
+    pub(crate) fn cancelled(&self) -> bool {
+        self.ended.load(Ordering::Relaxed)
+            || self
+                .config
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+impl Node {
+    fn start_job(&self, component: JobComponent, config: JobConfig) -> Arc<JobState> {
+        let id = JobId(self.inner.next_job.fetch_add(1, Ordering::Relaxed));
+        let job = Arc::new(JobState {
+            id,
+            component,
+            config,
+            tasks: Mutex::new(HashMap::new()),
+            actors: Mutex::new(HashMap::new()),
+            named: Mutex::new(HashMap::new()),
+            pending: Arc::new(Semaphore::new(limits::MAX_PENDING_TASKS_PER_JOB)),
+            ended: AtomicBool::new(false),
+        });
+        lock(&self.inner.jobs).insert(id, job.clone());
+        job
+    }
+
+    fn driver(job: &JobState) -> Caller {
+        Caller {
+            job: job.id,
+            task: TaskId::driver(job.id),
+            actor: None,
+            function: "main".into(),
+            holds: Resources::new(),
+        }
+    }
+
+    /// Runs a job: its `#[wray::main]` with `args`, then tears down whatever
+    /// it left running (tasks are cancelled, actors killed, objects freed).
+    pub async fn run_job(
+        &self,
+        component: JobComponent,
+        args: Vec<String>,
+        config: JobConfig,
+    ) -> Result<(), JobError> {
+        let name = component.name().to_string();
+        let job = self.start_job(component, config);
+        let services: Arc<dyn Services> = self.inner.clone();
+        let outcome = match Instance::new(
+            &job.component,
+            services,
+            Self::driver(&job),
+            job.config.limits,
+            &job.config.grants,
+        )
+        .await
+        {
+            Err(e) => Err(JobError::Start {
+                name: name.clone(),
+                message: e.to_string(),
+            }),
+            Ok(mut driver) => {
+                if let Some(flag) = &job.config.cancel {
+                    driver.set_cancel_flag(flag.clone());
+                }
+                let r = driver.run_main(args, job.config.limits.time).await;
+                drop(driver);
+                match r {
+                    Ok(()) => Ok(()),
+                    Err(CallError::Cancelled) => Err(JobError::Cancelled { name: name.clone() }),
+                    Err(e) => Err(JobError::Failed {
+                        name: name.clone(),
+                        message: match e {
+                            CallError::Guest(m) => format!("main returned an error: {m}"),
+                            other => other.to_string(),
+                        },
+                    }),
+                }
+            }
+        };
+        self.inner.end_job(&job);
+        outcome
+    }
+
+    /// Calls one remote function of `component` directly, as a task of a
+    /// fresh job, with encoded arguments; returns the encoded result. What an
+    /// embedding host uses to treat a component as a library of functions.
+    pub async fn call(
+        &self,
+        component: JobComponent,
+        function: &str,
+        args: Vec<bytes::Bytes>,
+        config: JobConfig,
+    ) -> Result<bytes::Bytes, wray_core::Error> {
+        let job = self.start_job(component, config);
+        let caller = Self::driver(&job);
+        let args = args
+            .into_iter()
+            .map(|data| {
+                ArgSpec::Value(Value {
+                    data,
+                    refs: Vec::new(),
+                })
+            })
+            .collect();
+        let mut options = Options::default();
+        options.resources.set(wray_core::CPU, 1.0);
+        options.max_retries = wray_core::DEFAULT_MAX_RETRIES;
+        let r = match self
+            .inner
+            .submit(&caller, 1, function.to_string(), args, options)
+            .await
+        {
+            Ok(id) => self.inner.store.get(id).await.map(|o| o.data),
+            Err(e) => Err(e),
+        };
+        self.inner.end_job(&job);
+        r
+    }
+}
+
+impl NodeInner {
+    pub(crate) fn job(&self, id: JobId) -> Result<Arc<JobState>, wray_core::Error> {
+        lock(&self.jobs)
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| wray_core::Error::InvalidArgument(format!("{id} has ended")))
+    }
+
+    /// Tears a job down: interrupt its tasks, kill its actors, free its
+    /// objects.
+    pub(crate) fn end_job(&self, job: &Arc<JobState>) {
+        job.ended.store(true, Ordering::Relaxed);
+        for token in lock(&job.tasks).values() {
+            token.cancel();
+        }
+        let actors: Vec<_> = lock(&job.actors).drain().map(|(_, a)| a).collect();
+        for a in actors {
+            a.kill("the job ended", true);
+        }
+        lock(&self.jobs).remove(&job.id);
+        self.store.free_job(job.id);
+    }
+
+    /// Adds a reference to every object `args` mention, so they outlive the
+    /// task that uses them. On error nothing stays pinned.
+    pub(crate) fn pin_args(
+        &self,
+        job: JobId,
+        args: &[ArgSpec],
+    ) -> Result<Vec<ObjectId>, wray_core::Error> {
+        let mut pinned = Vec::new();
+        for a in args {
+            let ids: &[ObjectId] = match a {
+                ArgSpec::Object(id) => std::slice::from_ref(id),
+                ArgSpec::Value(v) => &v.refs,
+            };
+            for id in ids {
+                if let Err(e) = self.store.add_ref(job, *id) {
+                    self.unpin(&pinned);
+                    return Err(e);
+                }
+                pinned.push(*id);
+            }
+        }
+        Ok(pinned)
+    }
+
+    pub(crate) fn unpin(&self, pinned: &[ObjectId]) {
+        for id in pinned {
+            self.store.release(*id);
+        }
+    }
+
+    /// Resolves arguments to bytes, waiting for objects still being made.
+    /// A failed dependency fails the dependent with the same error, as in
+    /// Ray.
+    pub(crate) async fn resolve_args(
+        &self,
+        args: &[ArgSpec],
+    ) -> Result<Vec<bytes::Bytes>, wray_core::Error> {
+        let mut out = Vec::with_capacity(args.len());
+        for a in args {
+            out.push(match a {
+                ArgSpec::Value(v) => v.data.clone(),
+                ArgSpec::Object(id) => self.store.get(*id).await?.data,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// How long `get`/`wait` may wait, as a deadline.
+pub(crate) fn deadline(timeout: Option<Duration>) -> Option<tokio::time::Instant> {
+    timeout.map(|t| tokio::time::Instant::now() + t)
+}

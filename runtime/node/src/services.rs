@@ -1,0 +1,345 @@
+//! The node's answers to the `wray:runtime` host functions.
+
+use crate::actor::{ActorCall, ActorSpec};
+use crate::job::deadline;
+use crate::task::TaskSpec;
+use crate::{NodeInner, lock};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use wray_core::{ActorId, Error, JobId, ObjectId, Options, Resources, limits};
+use wray_host::BoxFuture;
+use wray_host::{ArgSpec, Caller, Services, Value};
+use wray_store::Object;
+
+impl NodeInner {
+    fn check_feasible(&self, demand: &Resources) -> Result<(), Error> {
+        lock(&self.sched)
+            .check_feasible(demand)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))
+    }
+
+    /// Runs `f` with the caller's CPU given back to the scheduler (the
+    /// caller is blocked), and takes it back afterwards.
+    async fn blocked<T>(&self, caller: &Caller, f: impl Future<Output = T>) -> T {
+        lock(&self.sched).block(&caller.holds);
+        self.dispatch();
+        let out = f.await;
+        lock(&self.sched).unblock(&caller.holds);
+        out
+    }
+
+    async fn submit_task(
+        self: &Arc<Self>,
+        caller: &Caller,
+        seq: u64,
+        function: String,
+        args: Vec<ArgSpec>,
+        options: Options,
+    ) -> Result<ObjectId, Error> {
+        let job = self.job(caller.job)?;
+        self.check_feasible(&options.resources)?;
+        // Back-pressure: a job with too many unfinished tasks waits here.
+        let permit = job
+            .pending
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::InvalidArgument(format!("{} has ended", job.id)))?;
+        let task = caller.task.child(seq);
+        let output = ObjectId::returned_by(task);
+        let pinned = self.pin_args(job.id, &args)?;
+        self.store.create_pending(job.id, output);
+        let spec = TaskSpec {
+            task,
+            function,
+            args,
+            options,
+            output,
+            pinned,
+        };
+        self.spawn_task(job, spec, permit);
+        Ok(output)
+    }
+
+    async fn get_values(&self, ids: Vec<ObjectId>) -> Result<Vec<Value>, Error> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Object { data, refs } = self.store.get(id).await?;
+            out.push(Value { data, refs });
+        }
+        Ok(out)
+    }
+
+    async fn wait_ready(
+        &self,
+        ids: &[ObjectId],
+        num_returns: usize,
+        timeout: Option<Duration>,
+    ) -> Vec<bool> {
+        let deadline = deadline(timeout);
+        let notify = Arc::new(Notify::new());
+        loop {
+            // Unknown ids count as ready: `get` will report them.
+            let mask: Vec<bool> = ids
+                .iter()
+                .map(|id| self.store.watch(*id, &notify).unwrap_or(true))
+                .collect();
+            if mask.iter().filter(|r| **r).count() >= num_returns {
+                return mask;
+            }
+            match deadline {
+                Some(d) => {
+                    if tokio::time::timeout_at(d, notify.notified()).await.is_err() {
+                        return ids
+                            .iter()
+                            .map(|id| self.store.is_settled(*id).unwrap_or(true))
+                            .collect();
+                    }
+                }
+                None => notify.notified().await,
+            }
+        }
+    }
+
+    async fn create(
+        self: &Arc<Self>,
+        caller: &Caller,
+        seq: u64,
+        class: String,
+        args: Vec<ArgSpec>,
+        options: Options,
+    ) -> Result<ActorId, Error> {
+        let job = self.job(caller.job)?;
+        self.check_feasible(&options.resources)?;
+        if lock(&job.actors).len() >= limits::MAX_ACTORS_PER_JOB {
+            return Err(Error::InvalidArgument(format!(
+                "a job may have at most {} live actors",
+                limits::MAX_ACTORS_PER_JOB
+            )));
+        }
+        let task = caller.task.child(seq);
+        let id = ActorId::created_by(task);
+        if let Some(name) = &options.name {
+            let mut named = lock(&job.named);
+            if named.contains_key(name) {
+                return Err(Error::InvalidArgument(format!(
+                    "an actor named {name:?} already exists in this job"
+                )));
+            }
+            named.insert(name.clone(), id);
+        }
+        let pinned = match self.pin_args(job.id, &args) {
+            Ok(p) => p,
+            Err(e) => {
+                if let Some(name) = &options.name {
+                    lock(&job.named).remove(name);
+                }
+                return Err(e);
+            }
+        };
+        let spec = ActorSpec {
+            task,
+            args,
+            options,
+            pinned,
+        };
+        let actor = self.spawn_actor(job.clone(), id, class, spec);
+        lock(&job.actors).insert(id, actor);
+        Ok(id)
+    }
+
+    async fn call(
+        self: &Arc<Self>,
+        caller: &Caller,
+        seq: u64,
+        actor: ActorId,
+        method: String,
+        args: Vec<ArgSpec>,
+    ) -> Result<ObjectId, Error> {
+        let job = self.job(caller.job)?;
+        let state = lock(&job.actors)
+            .get(&actor)
+            .cloned()
+            .ok_or_else(|| Error::ActorDied(format!("{actor} does not exist in this job")))?;
+        let task = caller.task.child(seq);
+        let output = ObjectId::returned_by(task);
+        let pinned = self.pin_args(job.id, &args)?;
+        self.store.create_pending(job.id, output);
+        let call = ActorCall {
+            task,
+            method,
+            args,
+            output,
+            pinned,
+        };
+        if let Err(call) = state.send(call) {
+            let reason = state
+                .dead_reason()
+                .unwrap_or_else(|| format!("{} is dead", state.class));
+            self.store
+                .complete(call.output, Err(Error::ActorDied(reason)));
+            self.unpin(&call.pinned);
+        }
+        Ok(output)
+    }
+}
+
+impl Services for NodeInner {
+    fn submit<'a>(
+        &'a self,
+        caller: &'a Caller,
+        seq: u64,
+        function: String,
+        args: Vec<ArgSpec>,
+        options: Options,
+    ) -> BoxFuture<'a, Result<ObjectId, Error>> {
+        Box::pin(async move {
+            self.arc()?
+                .submit_task(caller, seq, function, args, options)
+                .await
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        caller: &'a Caller,
+        ids: Vec<ObjectId>,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Vec<Value>, Error>> {
+        Box::pin(async move {
+            // Fast path: everything ready, no need to give the CPU back.
+            let mut ready = Vec::with_capacity(ids.len());
+            for id in &ids {
+                match self.store.try_get(*id) {
+                    Some(r) => ready.push(r?),
+                    None => break,
+                }
+            }
+            if ready.len() == ids.len() {
+                return Ok(ready
+                    .into_iter()
+                    .map(|o| Value {
+                        data: o.data,
+                        refs: o.refs,
+                    })
+                    .collect());
+            }
+            self.blocked(caller, async {
+                match timeout {
+                    None => self.get_values(ids).await,
+                    Some(t) => tokio::time::timeout(t, self.get_values(ids))
+                        .await
+                        .unwrap_or(Err(Error::Timeout)),
+                }
+            })
+            .await
+        })
+    }
+
+    fn wait<'a>(
+        &'a self,
+        caller: &'a Caller,
+        ids: Vec<ObjectId>,
+        num_returns: usize,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Vec<bool>, Error>> {
+        Box::pin(async move {
+            let n = num_returns.min(ids.len());
+            Ok(self
+                .blocked(caller, self.wait_ready(&ids, n, timeout))
+                .await)
+        })
+    }
+
+    fn put(&self, caller: &Caller, id: ObjectId, value: Value) -> Result<(), Error> {
+        self.store.put(
+            caller.job,
+            id,
+            Object {
+                data: value.data,
+                refs: value.refs,
+            },
+        )
+    }
+
+    fn add_ref(&self, job: JobId, id: ObjectId) -> Result<(), Error> {
+        self.store.add_ref(job, id)
+    }
+
+    fn release(&self, _job: JobId, id: ObjectId) {
+        self.store.release(id);
+    }
+
+    fn cancel(&self, caller: &Caller, id: ObjectId) -> Result<(), Error> {
+        let job = self.job(caller.job)?;
+        if let Some(token) = lock(&job.tasks).get(&id.task) {
+            token.cancel();
+        }
+        Ok(())
+    }
+
+    fn create_actor<'a>(
+        &'a self,
+        caller: &'a Caller,
+        seq: u64,
+        class: String,
+        args: Vec<ArgSpec>,
+        options: Options,
+    ) -> BoxFuture<'a, Result<ActorId, Error>> {
+        Box::pin(async move { self.arc()?.create(caller, seq, class, args, options).await })
+    }
+
+    fn call_actor<'a>(
+        &'a self,
+        caller: &'a Caller,
+        seq: u64,
+        actor: ActorId,
+        method: String,
+        args: Vec<ArgSpec>,
+    ) -> BoxFuture<'a, Result<ObjectId, Error>> {
+        Box::pin(async move { self.arc()?.call(caller, seq, actor, method, args).await })
+    }
+
+    fn named_actor(&self, caller: &Caller, name: &str) -> Result<(ActorId, String), Error> {
+        let job = self.job(caller.job)?;
+        let id = lock(&job.named).get(name).copied().ok_or_else(|| {
+            Error::InvalidArgument(format!("no actor named {name:?} in this job"))
+        })?;
+        let class = lock(&job.actors)
+            .get(&id)
+            .map(|a| a.class.clone())
+            .ok_or_else(|| Error::ActorDied(format!("the actor named {name:?} is gone")))?;
+        Ok((id, class))
+    }
+
+    fn kill_actor(&self, caller: &Caller, actor: ActorId, no_restart: bool) -> Result<(), Error> {
+        let job = self.job(caller.job)?;
+        let state = lock(&job.actors)
+            .get(&actor)
+            .cloned()
+            .ok_or_else(|| Error::ActorDied(format!("{actor} does not exist in this job")))?;
+        state.kill("wray::kill", no_restart);
+        Ok(())
+    }
+
+    fn cluster_resources(&self) -> Resources {
+        let mut r = lock(&self.sched).total().clone();
+        r.set("object_store_memory", self.store.stats().budget as f64);
+        r
+    }
+
+    fn available_resources(&self) -> Resources {
+        let mut r = lock(&self.sched).available();
+        let st = self.store.stats();
+        r.set(
+            "object_store_memory",
+            st.budget.saturating_sub(st.memory_bytes) as f64,
+        );
+        r
+    }
+
+    fn node_id(&self) -> String {
+        self.id.clone()
+    }
+}

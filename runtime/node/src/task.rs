@@ -1,0 +1,162 @@
+//! Running one remote function: wait for arguments, then resources, then run
+//! it in a fresh instance, retrying as its options allow.
+
+use crate::job::JobState;
+use crate::{Held, NodeInner, lock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+use wray_core::{Error, ObjectId, Options, TaskId};
+use wray_host::{ArgSpec, CallError, Caller, Instance, Services};
+use wray_store::Object;
+
+/// A submitted task.
+pub(crate) struct TaskSpec {
+    pub(crate) task: TaskId,
+    pub(crate) function: String,
+    pub(crate) args: Vec<ArgSpec>,
+    pub(crate) options: Options,
+    pub(crate) output: ObjectId,
+    /// Objects pinned for the task's arguments; released when it ends.
+    pub(crate) pinned: Vec<ObjectId>,
+}
+
+/// Cancels a queued or running task: the flag interrupts a running instance
+/// within one epoch tick; the notification wakes a task still waiting for
+/// arguments or resources.
+#[derive(Default)]
+pub(crate) struct CancelToken {
+    flag: Arc<AtomicBool>,
+    notify: Notify,
+}
+
+impl CancelToken {
+    pub(crate) fn cancel(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        self.notify.notify_waiters();
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn flag(&self) -> Arc<AtomicBool> {
+        self.flag.clone()
+    }
+
+    /// Resolves once cancelled. Cancellation-safe.
+    pub(crate) async fn cancelled(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl NodeInner {
+    pub(crate) fn spawn_task(
+        self: &Arc<Self>,
+        job: Arc<JobState>,
+        spec: TaskSpec,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let cancel = Arc::new(CancelToken::default());
+        lock(&job.tasks).insert(spec.task, cancel.clone());
+        let node = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = node.run_task(&job, &spec, &cancel).await {
+                node.store.complete(spec.output, Err(e));
+            }
+            node.unpin(&spec.pinned);
+            lock(&job.tasks).remove(&spec.task);
+            drop(permit);
+        });
+    }
+
+    /// Runs the task to completion. `Ok` means the result is in the store;
+    /// `Err` is the failure to store.
+    async fn run_task(
+        self: &Arc<Self>,
+        job: &Arc<JobState>,
+        spec: &TaskSpec,
+        cancel: &CancelToken,
+    ) -> Result<(), Error> {
+        let args = tokio::select! {
+            args = self.resolve_args(&spec.args) => args?,
+            () = cancel.cancelled() => return Err(Error::Cancelled),
+        };
+        let held = Held {
+            resources: tokio::select! {
+                held = self.acquire(spec.task, spec.options.resources.clone()) => held,
+                () = cancel.cancelled() => return Err(Error::Cancelled),
+            },
+            node: self.clone(),
+        };
+        let limits = job.limits(&spec.options);
+        let mut attempt = 0;
+        loop {
+            let caller = Caller {
+                job: job.id,
+                task: spec.task,
+                actor: None,
+                function: spec.function.as_str().into(),
+                holds: held.resources.clone(),
+            };
+            let services: Arc<dyn Services> = self.clone();
+            let e =
+                match Instance::new(&job.component, services, caller, limits, &job.config.grants)
+                    .await
+                {
+                    Ok(mut instance) => {
+                        instance.set_cancel_flag(cancel.flag());
+                        match instance
+                            .run_task(&spec.function, args.clone(), limits.time)
+                            .await
+                        {
+                            Ok(v) => {
+                                // Settle while the instance still holds the refs
+                                // of objects nested in the result.
+                                self.store.complete(
+                                    spec.output,
+                                    Ok(Object {
+                                        data: v.data,
+                                        refs: v.refs,
+                                    }),
+                                );
+                                return Ok(());
+                            }
+                            Err(e) => e,
+                        }
+                    }
+                    Err(e) => e,
+                };
+            let retriable = match &e {
+                CallError::Cancelled => false,
+                CallError::Instantiate(_) => true,
+                CallError::Guest(_) | CallError::Panic(_) | CallError::Trap(_) => {
+                    spec.options.retry_exceptions
+                }
+            };
+            if retriable
+                && attempt < spec.options.max_retries
+                && !job.cancelled()
+                && !cancel.is_cancelled()
+            {
+                attempt += 1;
+                tracing::info!(
+                    "retrying {} (attempt {attempt} of {}): {e}",
+                    spec.function,
+                    spec.options.max_retries
+                );
+                continue;
+            }
+            return Err(match e {
+                CallError::Cancelled => Error::Cancelled,
+                other => Error::task_failed(&spec.function, other.to_string()),
+            });
+        }
+    }
+}
