@@ -66,11 +66,8 @@ fn main() -> Result<(), wray::Error> {
     assert_eq!(sequential, parallel);
 
     let server = DnsServer::remote(BTreeMap::from([("localhost".to_string(), "127.0.0.1".to_string())]));
-    let registrations: Vec<_> = names
-        .iter()
-        .zip(&parallel)
-        .map(|(n, a)| register::remote(server.clone(), n.to_string(), a.clone()))
-        .collect();
+    let registrations: Vec<_> =
+        names.iter().zip(&parallel).map(|(n, a)| register::remote(server.clone(), n.to_string(), a.clone())).collect();
     wray::get_all(&registrations)?;
     println!("server knows {} names", wray::get(&server.get_addresses())?.len());
     println!("lookup ray.io -> {:?}", wray::get(&server.lookup("ray.io".to_string()))?);

@@ -37,6 +37,10 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
     let refs: Vec<_> = (0..tasks).map(|seed| sample::remote(samples, seed)).collect();
     let inside: u64 = wray::get_all(&refs)?.into_iter().sum();
     let pi = 4.0 * inside as f64 / (tasks * samples) as f64;
-    println!("{tasks} tasks x {samples} samples: pi ~ {pi:.5} (error {:.5}) in {:.2} s", (pi - std::f64::consts::PI).abs(), start.elapsed().as_secs_f64());
+    println!(
+        "{tasks} tasks x {samples} samples: pi ~ {pi:.5} (error {:.5}) in {:.2} s",
+        (pi - std::f64::consts::PI).abs(),
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }

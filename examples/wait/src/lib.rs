@@ -25,7 +25,8 @@ fn sum_of_squares(n: u64) -> Result<u64, wray::Error> {
 #[wray::main]
 fn main() -> Result<(), wray::Error> {
     let start = Instant::now();
-    let mut pending: Vec<_> = [400, 100, 300, 200].into_iter().map(|ms| work::options().num_cpus(0.25).remote(ms)).collect();
+    let mut pending: Vec<_> =
+        [400, 100, 300, 200].into_iter().map(|ms| work::options().num_cpus(0.25).remote(ms)).collect();
     let mut order = Vec::new();
     while !pending.is_empty() {
         let (ready, rest) = wray::wait(&pending, 1, None);

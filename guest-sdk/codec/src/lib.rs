@@ -35,11 +35,7 @@ pub struct DecodeError {
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "cannot decode value as {}: {}",
-            self.type_name, self.reason
-        )
+        write!(f, "cannot decode value as {}: {}", self.type_name, self.reason)
     }
 }
 
@@ -149,13 +145,8 @@ pub fn is_buffer<T: 'static>() -> bool {
 }
 
 /// Encodes `value`, appending to `out`.
-pub fn encode_into<T: Serialize + 'static>(
-    value: &T,
-    out: &mut Vec<u8>,
-) -> Result<(), EncodeError> {
-    if cfg!(target_endian = "little")
-        && with_pod_vec!(value, |v| out.extend_from_slice(pod_bytes(v))).is_some()
-    {
+pub fn encode_into<T: Serialize + 'static>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    if cfg!(target_endian = "little") && with_pod_vec!(value, |v| out.extend_from_slice(pod_bytes(v))).is_some() {
         return Ok(());
     }
     let start = std::mem::take(out);
@@ -164,10 +155,7 @@ pub fn encode_into<T: Serialize + 'static>(
             *out = buf;
             Ok(())
         }
-        Err(e) => Err(EncodeError {
-            type_name: std::any::type_name::<T>(),
-            reason: e.to_string(),
-        }),
+        Err(e) => Err(EncodeError { type_name: std::any::type_name::<T>(), reason: e.to_string() }),
     }
 }
 
@@ -180,17 +168,10 @@ pub fn encode<T: Serialize + 'static>(value: &T) -> Result<Vec<u8>, EncodeError>
 
 /// Decodes a `T` from `bytes`. All of `bytes` must be consumed.
 pub fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let err = |reason: String| DecodeError {
-        type_name: std::any::type_name::<T>(),
-        reason,
-    };
+    let err = |reason: String| DecodeError { type_name: std::any::type_name::<T>(), reason };
     if cfg!(target_endian = "little") && is_buffer::<T>() {
-        return decode_pod::<T>(bytes).ok_or_else(|| {
-            err(format!(
-                "{} bytes is not a whole number of elements",
-                bytes.len()
-            ))
-        });
+        return decode_pod::<T>(bytes)
+            .ok_or_else(|| err(format!("{} bytes is not a whole number of elements", bytes.len())));
     }
     let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| err(e.to_string()))?;
     if !rest.is_empty() {
@@ -202,9 +183,7 @@ pub fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, DecodeEr
 fn decode_pod<T: 'static>(bytes: &[u8]) -> Option<T> {
     fn cast<T: 'static, P: Pod>(bytes: &[u8]) -> Option<T> {
         let mut slot = Some(pod_from_bytes::<P>(bytes)?);
-        (&mut slot as &mut dyn Any)
-            .downcast_mut::<Option<T>>()?
-            .take()
+        (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>()?.take()
     }
     use std::any::TypeId;
     let t = TypeId::of::<T>();
@@ -260,19 +239,12 @@ mod tests {
 
     #[test]
     fn other_values_round_trip_through_postcard() {
-        let p = Point {
-            name: "a".into(),
-            xs: vec![0.5; 3],
-            tag: Some((7, -9)),
-        };
+        let p = Point { name: "a".into(), xs: vec![0.5; 3], tag: Some((7, -9)) };
         assert_eq!(decode::<Point>(&encode(&p).unwrap()).unwrap(), p);
         assert_eq!(decode::<u64>(&encode(&42u64).unwrap()).unwrap(), 42);
         assert_eq!(decode::<()>(&encode(&()).unwrap()).unwrap(), ());
         let r: Result<i32, String> = Err("no".into());
-        assert_eq!(
-            decode::<Result<i32, String>>(&encode(&r).unwrap()).unwrap(),
-            r
-        );
+        assert_eq!(decode::<Result<i32, String>>(&encode(&r).unwrap()).unwrap(), r);
     }
 
     #[test]

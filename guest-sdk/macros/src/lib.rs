@@ -33,17 +33,11 @@ pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
         // impl block carries everything the runtime needs.
         Item::Struct(s) => {
             if !s.generics.params.is_empty() {
-                return Err(syn::Error::new(
-                    s.generics.span(),
-                    "actor types cannot be generic",
-                ));
+                return Err(syn::Error::new(s.generics.span(), "actor types cannot be generic"));
             }
             Ok(quote!(#s))
         }
-        other => Err(syn::Error::new(
-            other.span(),
-            "#[wray::actor] goes on a struct and on its impl block",
-        )),
+        other => Err(syn::Error::new(other.span(), "#[wray::actor] goes on a struct and on its impl block")),
     })
 }
 
@@ -52,18 +46,11 @@ pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
 pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(attr, item, |item| match item {
         Item::Fn(f) => main_fn(f),
-        other => Err(syn::Error::new(
-            other.span(),
-            "#[wray::main] goes on a function",
-        )),
+        other => Err(syn::Error::new(other.span(), "#[wray::main] goes on a function")),
     })
 }
 
-fn expand(
-    attr: TokenStream,
-    item: TokenStream,
-    f: impl FnOnce(Item) -> syn::Result<TokenStream2>,
-) -> TokenStream {
+fn expand(attr: TokenStream, item: TokenStream, f: impl FnOnce(Item) -> syn::Result<TokenStream2>) -> TokenStream {
     let attr = TokenStream2::from(attr);
     if !attr.is_empty() {
         return syn::Error::new(
@@ -97,16 +84,11 @@ fn remote_params(sig: &Signature, what: &str) -> syn::Result<Vec<Param>> {
     if !sig.generics.params.is_empty() {
         return Err(syn::Error::new(
             sig.generics.span(),
-            format!(
-                "{what} cannot be generic: the runtime calls it by name with encoded arguments"
-            ),
+            format!("{what} cannot be generic: the runtime calls it by name with encoded arguments"),
         ));
     }
     if let Some(v) = &sig.variadic {
-        return Err(syn::Error::new(
-            v.span(),
-            format!("{what} cannot be variadic"),
-        ));
+        return Err(syn::Error::new(v.span(), format!("{what} cannot be variadic")));
     }
     let mut params = Vec::new();
     for input in &sig.inputs {
@@ -114,10 +96,7 @@ fn remote_params(sig: &Signature, what: &str) -> syn::Result<Vec<Param>> {
         let name = match &*pt.pat {
             Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
             other => {
-                return Err(syn::Error::new(
-                    other.span(),
-                    "parameters of a remote call must be plain names (`x: T`)",
-                ));
+                return Err(syn::Error::new(other.span(), "parameters of a remote call must be plain names (`x: T`)"));
             }
         };
         if let Type::Reference(r) = &*pt.ty {
@@ -127,15 +106,9 @@ fn remote_params(sig: &Signature, what: &str) -> syn::Result<Vec<Param>> {
             ));
         }
         if let Type::ImplTrait(t) = &*pt.ty {
-            return Err(syn::Error::new(
-                t.span(),
-                "parameters of a remote call must be concrete types",
-            ));
+            return Err(syn::Error::new(t.span(), "parameters of a remote call must be concrete types"));
         }
-        params.push(Param {
-            name,
-            ty: (*pt.ty).clone(),
-        });
+        params.push(Param { name, ty: (*pt.ty).clone() });
     }
     Ok(params)
 }
@@ -150,21 +123,12 @@ struct Returns {
 
 fn returns(ret: &ReturnType) -> Returns {
     match ret {
-        ReturnType::Default => Returns {
-            object_ty: quote!(()),
-            fallible: false,
-        },
+        ReturnType::Default => Returns { object_ty: quote!(()), fallible: false },
         ReturnType::Type(_, ty) => {
             if is_result(ty) {
-                Returns {
-                    object_ty: quote!(<#ty as ::wray::__private::TaskResult>::Ok),
-                    fallible: true,
-                }
+                Returns { object_ty: quote!(<#ty as ::wray::__private::TaskResult>::Ok), fallible: true }
             } else {
-                Returns {
-                    object_ty: quote!(#ty),
-                    fallible: false,
-                }
+                Returns { object_ty: quote!(#ty), fallible: false }
             }
         }
     }
@@ -221,17 +185,12 @@ fn remote_fn(f: ItemFn) -> syn::Result<TokenStream2> {
     let params = remote_params(sig, "a remote function")?;
     let vis = &f.vis;
     let name = &sig.ident;
-    let Returns {
-        object_ty,
-        fallible,
-    } = returns(&sig.output);
+    let Returns { object_ty, fallible } = returns(&sig.output);
     let names: Vec<&Ident> = params.iter().map(|p| &p.name).collect();
     let tys: Vec<&Type> = params.iter().map(|p| &p.ty).collect();
     let decode = decode_params(&params, &quote!(NAME));
     let outcome = finish_outcome(quote!(super::#name(#(#names),*)), fallible);
-    let doc_mod = format!(
-        "Remote calls of [`{name}`](fn@{name}): `{name}::remote(..)` and `{name}::options()`."
-    );
+    let doc_mod = format!("Remote calls of [`{name}`](fn@{name}): `{name}::remote(..)` and `{name}::options()`.");
     let doc_remote = format!(
         "Submits a call of [`{name}`](fn@super::{name}) as a task; returns a ref to its result. Each argument may be a value, an `ObjectRef` or a `&ObjectRef`."
     );
@@ -316,22 +275,13 @@ fn actor_impl(item: ItemImpl) -> syn::Result<TokenStream2> {
         ));
     }
     if !item.generics.params.is_empty() {
-        return Err(syn::Error::new(
-            item.generics.span(),
-            "actor types cannot be generic",
-        ));
+        return Err(syn::Error::new(item.generics.span(), "actor types cannot be generic"));
     }
     let Type::Path(tp) = &*item.self_ty else {
-        return Err(syn::Error::new(
-            item.self_ty.span(),
-            "#[wray::actor] needs a named struct type",
-        ));
+        return Err(syn::Error::new(item.self_ty.span(), "#[wray::actor] needs a named struct type"));
     };
     let Some(ty_ident) = tp.path.get_ident().cloned() else {
-        return Err(syn::Error::new(
-            tp.span(),
-            "write the actor type by its plain name (`impl Counter`)",
-        ));
+        return Err(syn::Error::new(tp.span(), "write the actor type by its plain name (`impl Counter`)"));
     };
     let methods_ty = format_ident!("{}Methods", ty_ident);
     let options_ty = format_ident!("{}Options", ty_ident);
@@ -353,19 +303,14 @@ fn actor_impl(item: ItemImpl) -> syn::Result<TokenStream2> {
                 let params = remote_params(sig, "an actor method")?;
                 let mname = &sig.ident;
                 let mlabel = mname.to_string();
-                let Returns {
-                    object_ty,
-                    fallible,
-                } = returns(&sig.output);
+                let Returns { object_ty, fallible } = returns(&sig.output);
                 let names: Vec<&Ident> = params.iter().map(|p| &p.name).collect();
                 let tys: Vec<&Type> = params.iter().map(|p| &p.ty).collect();
                 let name_expr = quote!(__FULL);
                 let decode = decode_params(&params, &name_expr);
                 let outcome = finish_outcome(quote!(__this.#mname(#(#names),*)), fallible);
                 let invoke = format_ident!("__wray_invoke_{}", mname);
-                let doc = format!(
-                    "Calls [`{ty_ident}::{mname}`] on the actor; returns a ref to its result."
-                );
+                let doc = format!("Calls [`{ty_ident}::{mname}`] on the actor; returns a ref to its result.");
                 stubs.push(quote! {
                     #[doc = #doc]
                     pub fn #mname(&self, #(#names: impl ::core::convert::Into<::wray::Arg<#tys>>),*) -> ::wray::ObjectRef<#object_ty> {
@@ -420,11 +365,8 @@ fn actor_impl(item: ItemImpl) -> syn::Result<TokenStream2> {
     } else {
         quote!(#ty_ident::#ctor_name(#(#cnames),*))
     };
-    let doc_methods = format!(
-        "The remote methods of [`{ty_ident}`], called through an `ActorHandle<{ty_ident}>`."
-    );
-    let doc_options =
-        format!("Options for creating a [`{ty_ident}`] actor: set them, then call `.remote(..)`.");
+    let doc_methods = format!("The remote methods of [`{ty_ident}`], called through an `ActorHandle<{ty_ident}>`.");
+    let doc_options = format!("Options for creating a [`{ty_ident}`] actor: set them, then call `.remote(..)`.");
     let span = Span::call_site();
 
     Ok(quote_spanned! {span=>
@@ -512,10 +454,7 @@ fn main_fn(f: ItemFn) -> syn::Result<TokenStream2> {
         return Err(syn::Error::new(a.span(), "#[wray::main] cannot be async"));
     }
     if !sig.generics.params.is_empty() {
-        return Err(syn::Error::new(
-            sig.generics.span(),
-            "#[wray::main] cannot be generic",
-        ));
+        return Err(syn::Error::new(sig.generics.span(), "#[wray::main] cannot be generic"));
     }
     let name = &sig.ident;
     let call = match sig.inputs.len() {

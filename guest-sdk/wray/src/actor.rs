@@ -60,10 +60,7 @@ pub struct ActorHandle<A: Actor> {
 impl<A: Actor> ActorHandle<A> {
     #[doc(hidden)]
     pub fn from_raw(raw: RawActor) -> ActorHandle<A> {
-        ActorHandle {
-            methods: A::Methods::from_raw(raw),
-            _class: PhantomData,
-        }
+        ActorHandle { methods: A::Methods::from_raw(raw), _class: PhantomData }
     }
 
     /// The actor's id in hex.
@@ -101,18 +98,13 @@ impl<A: Actor> Serialize for ActorHandle<A> {
 impl<'de, A: Actor> Deserialize<'de> for ActorHandle<A> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let (hi, lo) = <(u64, u64)>::deserialize(d)?;
-        Ok(ActorHandle::from_raw(RawActor {
-            id: wit::ActorId { hi, lo },
-        }))
+        Ok(ActorHandle::from_raw(RawActor { id: wit::ActorId { hi, lo } }))
     }
 }
 
 /// Creates an actor of class `A`; used by the generated `A::remote`.
 #[doc(hidden)]
-pub fn create_actor<A: Actor>(
-    args: Vec<RawArg>,
-    options: &CallOptions,
-) -> Result<ActorHandle<A>, Error> {
+pub fn create_actor<A: Actor>(args: Vec<RawArg>, options: &CallOptions) -> Result<ActorHandle<A>, Error> {
     let opts = options.to_wit();
     let id = with_wit_args(args, |a| actors::create(A::CLASS, a, &opts))?;
     Ok(ActorHandle::from_raw(RawActor { id }))
@@ -124,10 +116,7 @@ pub fn create_actor<A: Actor>(
 pub fn get_actor<A: Actor>(name: &str) -> Result<ActorHandle<A>, Error> {
     let (id, class) = actors::get_named(name)?;
     if class != A::CLASS {
-        return Err(Error::InvalidArgument(format!(
-            "actor {name:?} is a {class}, not a {}",
-            A::CLASS
-        )));
+        return Err(Error::InvalidArgument(format!("actor {name:?} is a {class}, not a {}", A::CLASS)));
     }
     Ok(ActorHandle::from_raw(RawActor { id }))
 }

@@ -27,22 +27,14 @@ pub fn get<T: DeserializeOwned + 'static>(r: &ObjectRef<T>) -> Result<T, Error> 
 }
 
 /// Like [`get`], but gives up with [`Error::Timeout`] after `timeout`.
-pub fn get_timeout<T: DeserializeOwned + 'static>(
-    r: &ObjectRef<T>,
-    timeout: Duration,
-) -> Result<T, Error> {
+pub fn get_timeout<T: DeserializeOwned + 'static>(r: &ObjectRef<T>, timeout: Duration) -> Result<T, Error> {
     get_impl(r, Some(millis(timeout)))
 }
 
-fn get_impl<T: DeserializeOwned + 'static>(
-    r: &ObjectRef<T>,
-    timeout_ms: Option<u64>,
-) -> Result<T, Error> {
+fn get_impl<T: DeserializeOwned + 'static>(r: &ObjectRef<T>, timeout_ms: Option<u64>) -> Result<T, Error> {
     let mut values = tasks::get(&[&r.handle], timeout_ms)?;
-    let value = values
-        .pop()
-        .ok_or_else(|| Error::InvalidArgument("host returned no value".into()))?;
-    crate::value::decode(&value.data)
+    let value = values.pop().ok_or_else(|| Error::InvalidArgument("host returned no value".into()))?;
+    crate::value::decode(&value)
 }
 
 /// Waits for all objects and returns their values in order. Fails with the
@@ -53,10 +45,7 @@ pub fn get_all<T: DeserializeOwned + 'static>(refs: &[ObjectRef<T>]) -> Result<V
     }
     let handles: Vec<_> = refs.iter().map(|r| &r.handle).collect();
     let values = tasks::get(&handles, None)?;
-    values
-        .iter()
-        .map(|v| crate::value::decode(&v.data))
-        .collect()
+    values.iter().map(|v| crate::value::decode(v)).collect()
 }
 
 /// Waits until `num_returns` of `refs` are ready, or `timeout` passes — Ray's
@@ -118,7 +107,7 @@ pub fn put<T: Serialize + 'static>(value: &T) -> ObjectRef<T> {
 /// Like [`put`], returning the runtime's refusal as an error.
 pub fn try_put<T: Serialize + 'static>(value: &T) -> Result<ObjectRef<T>, Error> {
     let v = crate::value::encode(value);
-    Ok(ObjectRef::from_handle(tasks::put(&v)?))
+    Ok(ObjectRef::from_handle(tasks::put(v)?))
 }
 
 /// Cancels the task that produces `r`, if it has not finished: a queued task
@@ -130,9 +119,7 @@ pub fn cancel<T>(r: &ObjectRef<T>) {
     let _ = tasks::cancel(&r.handle);
 }
 
-fn to_map(
-    list: Vec<crate::bindings::wray::runtime::types::ResourceAmount>,
-) -> BTreeMap<String, f64> {
+fn to_map(list: Vec<crate::bindings::wray::runtime::types::ResourceAmount>) -> BTreeMap<String, f64> {
     list.into_iter().map(|r| (r.name, r.amount)).collect()
 }
 

@@ -73,11 +73,7 @@ fn lookup<'a, T>(
     let mut hits = items.filter(|i| key(i).ends_with(&suffix));
     match (hits.next(), hits.next()) {
         (Some(hit), None) => Ok(hit),
-        (Some(a), Some(b)) => Err(format!(
-            "{name:?} is ambiguous: {} and {} (at least)",
-            key(a),
-            key(b)
-        )),
+        (Some(a), Some(b)) => Err(format!("{name:?} is ambiguous: {} and {} (at least)", key(a), key(b))),
         (None, _) => Err(format!("no {name:?} is registered in this component")),
     }
 }
@@ -140,9 +136,8 @@ impl Guest for Entry {
         // Take the state out while the method runs: a method that blocks in
         // `get` cannot be re-entered (the host runs one call at a time), and
         // a panic aborts the instance anyway.
-        let (class, mut state) = ACTOR
-            .with(|a| a.borrow_mut().take())
-            .ok_or_else(|| "this instance holds no actor".to_string())?;
+        let (class, mut state) =
+            ACTOR.with(|a| a.borrow_mut().take()).ok_or_else(|| "this instance holds no actor".to_string())?;
         let outcome = inventory::iter::<ActorMethod>()
             .find(|m| m.class == class && m.method == method)
             .ok_or_else(|| format!("{class} has no remote method {method:?}"))

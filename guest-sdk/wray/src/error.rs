@@ -3,7 +3,7 @@ use std::fmt;
 
 /// Why a remote operation failed. Returned by [`get`](crate::get) and friends;
 /// mirrors the WIT `error` variant plus decoding failures on the guest side.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Error {
     /// The task (or actor method) returned `Err`, panicked, trapped, or ran
@@ -46,15 +46,21 @@ impl fmt::Display for Error {
     }
 }
 
+/// `Debug` prints the same words as `Display` (as `anyhow::Error` does), so
+/// that a `main` returning `Result<(), wray::Error>` and `.unwrap()` show a
+/// readable message.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 impl std::error::Error for Error {}
 
 impl From<wit::Error> for Error {
     fn from(e: wit::Error) -> Error {
         match e {
-            wit::Error::TaskFailed(t) => Error::TaskFailed {
-                function: t.function,
-                message: t.message,
-            },
+            wit::Error::TaskFailed(t) => Error::TaskFailed { function: t.function, message: t.message },
             wit::Error::ActorDied(m) => Error::ActorDied(m),
             wit::Error::ObjectLost(m) => Error::ObjectLost(m),
             wit::Error::Timeout => Error::Timeout,

@@ -122,8 +122,8 @@ mod value;
 
 pub use actor::{Actor, ActorHandle, get_actor, kill};
 pub use api::{
-    RuntimeContext, available_resources, cancel, cluster_resources, get, get_all, get_timeout, put,
-    runtime_context, try_put, wait,
+    RuntimeContext, available_resources, cancel, cluster_resources, get, get_all, get_timeout, put, runtime_context,
+    try_put, wait,
 };
 pub use arg::Arg;
 pub use error::Error;
@@ -184,13 +184,9 @@ pub mod __private {
     }
 
     /// Takes the `N` arguments a function expects.
-    pub fn take_args<const N: usize>(
-        function: &str,
-        args: Vec<Vec<u8>>,
-    ) -> Result<[Vec<u8>; N], String> {
+    pub fn take_args<const N: usize>(function: &str, args: Vec<Vec<u8>>) -> Result<[Vec<u8>; N], String> {
         let got = args.len();
-        <[Vec<u8>; N]>::try_from(args)
-            .map_err(|_| format!("{function} takes {N} arguments, got {got}"))
+        <[Vec<u8>; N]>::try_from(args).map_err(|_| format!("{function} takes {N} arguments, got {got}"))
     }
 
     /// Encodes a successful result.

@@ -32,18 +32,11 @@ pub struct ObjectId {
 
 impl ObjectId {
     pub(crate) fn from_wit(id: wit::ObjectId) -> ObjectId {
-        ObjectId {
-            task: (u128::from(id.task_hi) << 64) | u128::from(id.task_lo),
-            index: id.index,
-        }
+        ObjectId { task: (u128::from(id.task_hi) << 64) | u128::from(id.task_lo), index: id.index }
     }
 
     pub(crate) fn to_wit(self) -> wit::ObjectId {
-        wit::ObjectId {
-            task_hi: (self.task >> 64) as u64,
-            task_lo: self.task as u64,
-            index: self.index,
-        }
+        wit::ObjectId { task_hi: (self.task >> 64) as u64, task_lo: self.task as u64, index: self.index }
     }
 }
 
@@ -61,10 +54,7 @@ impl fmt::Debug for ObjectId {
 
 impl<T> ObjectRef<T> {
     pub(crate) fn from_handle(handle: wit::ObjectRef) -> ObjectRef<T> {
-        ObjectRef {
-            handle,
-            _type: PhantomData,
-        }
+        ObjectRef { handle, _type: PhantomData }
     }
 
     /// The object's id.
@@ -76,9 +66,7 @@ impl<T> ObjectRef<T> {
     /// logged earlier). Fails with [`Error::InvalidArgument`](crate::Error)
     /// if the runtime holds no such object for this job.
     pub fn from_id(id: ObjectId) -> Result<ObjectRef<T>, crate::Error> {
-        Ok(ObjectRef::from_handle(wit::ObjectRef::from_id(
-            id.to_wit(),
-        )?))
+        Ok(ObjectRef::from_handle(wit::ObjectRef::from_id(id.to_wit())?))
     }
 }
 
@@ -103,7 +91,7 @@ impl<T> PartialEq for ObjectRef<T> {
 impl<T> Serialize for ObjectRef<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let id = self.handle.id();
-        note_nested_ref(id);
+        note_nested_ref(&self.handle);
         (id.task_hi, id.task_lo, id.index).serialize(s)
     }
 }
@@ -111,11 +99,7 @@ impl<T> Serialize for ObjectRef<T> {
 impl<'de, T> Deserialize<'de> for ObjectRef<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let (task_hi, task_lo, index) = <(u64, u64, u32)>::deserialize(d)?;
-        let id = wit::ObjectId {
-            task_hi,
-            task_lo,
-            index,
-        };
+        let id = wit::ObjectId { task_hi, task_lo, index };
         wit::ObjectRef::from_id(id)
             .map(ObjectRef::from_handle)
             .map_err(|e| serde::de::Error::custom(crate::Error::from(e)))

@@ -73,15 +73,10 @@ impl CallOptions {
             resources: self
                 .resources
                 .iter()
-                .map(|(name, amount)| wit::ResourceAmount {
-                    name: name.clone(),
-                    amount: *amount,
-                })
+                .map(|(name, amount)| wit::ResourceAmount { name: name.clone(), amount: *amount })
                 .collect(),
             memory_limit: self.memory_limit,
-            time_limit_ms: self
-                .time_limit
-                .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64),
+            time_limit_ms: self.time_limit.map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64),
             max_retries: self.max_retries,
             retry_exceptions: self.retry_exceptions,
             name: self.name.clone(),

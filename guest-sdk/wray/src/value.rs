@@ -8,13 +8,14 @@ use std::cell::RefCell;
 
 thread_local! {
     /// Set while a value is being encoded: the object refs met on the way.
-    static NESTED: RefCell<Option<Vec<wit::ObjectId>>> = const { RefCell::new(None) };
+    /// Holds a clone of each, handed to the host with the value.
+    static NESTED: RefCell<Option<Vec<wit::ObjectRef>>> = const { RefCell::new(None) };
 }
 
-pub(crate) fn note_nested_ref(id: wit::ObjectId) {
+pub(crate) fn note_nested_ref(handle: &wit::ObjectRef) {
     NESTED.with(|n| {
-        if let Some(ids) = n.borrow_mut().as_mut() {
-            ids.push(id);
+        if let Some(refs) = n.borrow_mut().as_mut() {
+            refs.push(handle.clone_ref());
         }
     });
 }
@@ -24,9 +25,7 @@ pub(crate) fn note_nested_ref(id: wit::ObjectId) {
 pub(crate) fn encode<T: Serialize + 'static>(v: &T) -> wit::Value {
     let outer = NESTED.with(|n| n.borrow_mut().replace(Vec::new()));
     let data = wray_codec::encode(v);
-    let refs = NESTED
-        .with(|n| std::mem::replace(&mut *n.borrow_mut(), outer))
-        .unwrap_or_default();
+    let refs = NESTED.with(|n| std::mem::replace(&mut *n.borrow_mut(), outer)).unwrap_or_default();
     match data {
         Ok(data) => wit::Value { data, refs },
         Err(e) => panic!("{e}"),

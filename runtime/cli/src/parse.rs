@@ -8,13 +8,10 @@ use std::time::Duration;
 /// memory limit is a power-of-two kind of thing, so K/M/G mean KiB/MiB/GiB).
 pub fn size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| {
-        format!("invalid size {s:?}: expected a number with an optional unit, e.g. 512MiB")
-    })?;
+    let n: f64 =
+        num.parse().map_err(|_| format!("invalid size {s:?}: expected a number with an optional unit, e.g. 512MiB"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -22,9 +19,7 @@ pub fn size(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
         other => {
-            return Err(format!(
-                "invalid size {s:?}: unknown unit {other:?} (use B, KiB, MiB, GiB)"
-            ));
+            return Err(format!("invalid size {s:?}: unknown unit {other:?} (use B, KiB, MiB, GiB)"));
         }
     };
     let bytes = n * mult as f64;
@@ -37,22 +32,16 @@ pub fn size(s: &str) -> Result<u64, String> {
 /// `30s`, `500ms`, `2m`, `1h`, `1.5s`; a bare number is seconds.
 pub fn duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 500ms, 2m"))?;
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 500ms, 2m"))?;
     let secs = match unit.trim() {
         "" | "s" => n,
         "ms" => n / 1000.0,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
         other => {
-            return Err(format!(
-                "invalid duration {s:?}: unknown unit {other:?} (use ms, s, m, h)"
-            ));
+            return Err(format!("invalid duration {s:?}: unknown unit {other:?} (use ms, s, m, h)"));
         }
     };
     if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {

@@ -33,9 +33,6 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::TaskFailed`].
     pub fn task_failed(function: impl Into<String>, message: impl Into<String>) -> Error {
-        Error::TaskFailed {
-            function: function.into(),
-            message: message.into(),
-        }
+        Error::TaskFailed { function: function.into(), message: message.into() }
     }
 }

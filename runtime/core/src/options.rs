@@ -35,9 +35,7 @@ impl Options {
         if amount.is_finite() && amount >= 0.0 {
             Ok(amount)
         } else {
-            Err(Error::InvalidArgument(format!(
-                "{what} must be a finite, non-negative number, got {amount}"
-            )))
+            Err(Error::InvalidArgument(format!("{what} must be a finite, non-negative number, got {amount}")))
         }
     }
 

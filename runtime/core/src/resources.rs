@@ -52,10 +52,7 @@ impl Resources {
 
     /// Whether every amount in `demand` is available in `self`.
     pub fn contains(&self, demand: &Resources) -> bool {
-        demand
-            .amounts
-            .iter()
-            .all(|(k, v)| self.amounts.get(k).copied().unwrap_or(0) >= *v)
+        demand.amounts.iter().all(|(k, v)| self.amounts.get(k).copied().unwrap_or(0) >= *v)
     }
 
     /// Takes `demand` out of `self`. Callers check [`Resources::contains`]
@@ -77,9 +74,7 @@ impl Resources {
 
     /// `(name, amount)` pairs in name order, zeros included for names present.
     pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
-        self.amounts
-            .iter()
-            .map(|(k, v)| (k.as_str(), *v as f64 / SCALE))
+        self.amounts.iter().map(|(k, v)| (k.as_str(), *v as f64 / SCALE))
     }
 
     /// Names present in `self`.
@@ -94,11 +89,7 @@ impl Resources {
 }
 
 fn to_units(amount: f64) -> u64 {
-    if amount.is_finite() && amount > 0.0 {
-        (amount * SCALE).round() as u64
-    } else {
-        0
-    }
+    if amount.is_finite() && amount > 0.0 { (amount * SCALE).round() as u64 } else { 0 }
 }
 
 impl fmt::Debug for Resources {

@@ -96,11 +96,7 @@ impl ComponentCache {
     /// memory only).
     pub fn new(engine: Engine, dir: Option<PathBuf>) -> anyhow::Result<ComponentCache> {
         let linker = crate::instance::linker(&engine)?;
-        Ok(ComponentCache {
-            engine,
-            dir,
-            linker: Arc::new(linker),
-        })
+        Ok(ComponentCache { engine, dir, linker: Arc::new(linker) })
     }
 
     /// The engine components are compiled for.
@@ -110,10 +106,7 @@ impl ComponentCache {
 
     /// Reads, validates and compiles the job at `path`.
     pub fn load_file(&self, path: &Path) -> Result<JobComponent, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
         self.load(&path.display().to_string(), &bytes)
     }
 
@@ -129,41 +122,24 @@ impl ComponentCache {
         let hash = hex(&Sha256::digest(bytes));
         let component = self
             .compile_cached(&hash, bytes)
-            .map_err(|e| LoadError::Invalid {
-                name: name_owned(),
-                reason: format!("{e:#}"),
-            })?;
+            .map_err(|e| LoadError::Invalid { name: name_owned(), reason: format!("{e:#}") })?;
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::WrongWorld {
-                name: name_owned(),
-                reason: format!("{e:#}"),
-            })?;
-        let pre = JobPre::new(pre).map_err(|e| LoadError::WrongWorld {
-            name: name_owned(),
-            reason: format!("{e:#}"),
-        })?;
-        Ok(JobComponent {
-            pre,
-            hash: hash.into(),
-            name: name.into(),
-        })
+            .map_err(|e| LoadError::WrongWorld { name: name_owned(), reason: format!("{e:#}") })?;
+        let pre =
+            JobPre::new(pre).map_err(|e| LoadError::WrongWorld { name: name_owned(), reason: format!("{e:#}") })?;
+        Ok(JobComponent { pre, hash: hash.into(), name: name.into() })
     }
 
     fn artifact_path(&self, hash: &str) -> Option<PathBuf> {
         let compat = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            self.engine
-                .wasmtime()
-                .precompile_compatibility_hash()
-                .hash(&mut h);
+            self.engine.wasmtime().precompile_compatibility_hash().hash(&mut h);
             h.finish()
         };
-        self.dir
-            .as_ref()
-            .map(|d| d.join(format!("{hash}-{compat:016x}.cwasm")))
+        self.dir.as_ref().map(|d| d.join(format!("{hash}-{compat:016x}.cwasm")))
     }
 
     fn compile_cached(&self, hash: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
@@ -179,10 +155,7 @@ impl ComponentCache {
             // write that directory can already run code as the user.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok(c),
-                Err(e) => tracing::warn!(
-                    "ignoring unusable cached artifact {}: {e:#}",
-                    path.display()
-                ),
+                Err(e) => tracing::warn!("ignoring unusable cached artifact {}: {e:#}", path.display()),
             }
         }
         let component = Component::new(engine, bytes)?;
@@ -197,11 +170,7 @@ impl ComponentCache {
 fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".tmp-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
+    let tmp = dir.join(format!(".tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
     std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)
 }

@@ -30,9 +30,7 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig {
-            max_instances: 1000,
-        }
+        EngineConfig { max_instances: 1000 }
     }
 }
 
@@ -59,18 +57,13 @@ impl Engine {
         let inner = wasmtime::Engine::new(&wasmtime_config(config))?;
         let stop = Arc::new(AtomicBool::new(false));
         let (engine, flag) = (inner.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("wray-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })?;
-        Ok(Engine {
-            inner,
-            _ticker: Arc::new(Ticker { stop }),
-        })
+        std::thread::Builder::new().name("wray-epoch".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })?;
+        Ok(Engine { inner, _ticker: Arc::new(Ticker { stop }) })
     }
 
     /// The wasmtime engine.

@@ -78,10 +78,7 @@ pub enum CallError {
 impl CallError {
     /// Whether the instance must be discarded (it trapped).
     pub fn poisons_instance(&self) -> bool {
-        matches!(
-            self,
-            CallError::Panic(_) | CallError::Trap(_) | CallError::Cancelled
-        )
+        matches!(self, CallError::Panic(_) | CallError::Trap(_) | CallError::Cancelled)
     }
 }
 
@@ -109,12 +106,7 @@ struct Limiter {
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory {
             self.exceeded = true;
             wasmtime::bail!(
@@ -125,12 +117,7 @@ impl wasmtime::ResourceLimiter for Limiter {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
@@ -145,11 +132,7 @@ struct Clock {
 
 impl Clock {
     fn start(&mut self, limit: Option<Duration>) {
-        *self = Clock {
-            used: Duration::ZERO,
-            running_since: Some(Instant::now()),
-            limit,
-        };
+        *self = Clock { used: Duration::ZERO, running_since: Some(Instant::now()), limit };
     }
     fn pause(&mut self) {
         if let Some(t) = self.running_since.take() {
@@ -183,10 +166,7 @@ pub struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -218,16 +198,13 @@ impl Instance {
     ) -> Result<Instance, CallError> {
         let engine = component.pre.engine();
         let wasi = wasi_ctx(grants).map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
-        let memory = limits.memory.map_or(crate::engine::MAX_MEMORY_SIZE, |m| {
-            m.min(crate::engine::MAX_MEMORY_SIZE as u64) as usize
-        });
+        let memory = limits
+            .memory
+            .map_or(crate::engine::MAX_MEMORY_SIZE, |m| m.min(crate::engine::MAX_MEMORY_SIZE as u64) as usize);
         let state = State {
             wasi,
             table: ResourceTable::new(),
-            limiter: Limiter {
-                memory,
-                exceeded: false,
-            },
+            limiter: Limiter { memory, exceeded: false },
             services,
             caller,
             submitted: 0,
@@ -241,16 +218,9 @@ impl Instance {
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(on_epoch);
-        let job = component
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
-        Ok(Instance {
-            store,
-            job,
-            name: component.name().into(),
-        })
+        let job =
+            component.pre.instantiate_async(&mut store).await.map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        Ok(Instance { store, job, name: component.name().into() })
     }
 
     /// A flag that, once set, interrupts the running call within one epoch
@@ -279,17 +249,9 @@ impl Instance {
     }
 
     /// Runs the driver's `main`.
-    pub async fn run_main(
-        &mut self,
-        args: Vec<String>,
-        time: Option<Duration>,
-    ) -> Result<(), CallError> {
+    pub async fn run_main(&mut self, args: Vec<String>, time: Option<Duration>) -> Result<(), CallError> {
         self.begin(None, time);
-        let r = self
-            .job
-            .wray_runtime_entry()
-            .call_main(&mut self.store, &args)
-            .await;
+        let r = self.job.wray_runtime_entry().call_main(&mut self.store, &args).await;
         self.finish(r).and_then(|r| r.map_err(CallError::Guest))
     }
 
@@ -302,13 +264,9 @@ impl Instance {
     ) -> Result<Value, CallError> {
         self.begin(None, time);
         let args: Vec<Vec<u8>> = args.into_iter().map(Vec::from).collect();
-        let r = self
-            .job
-            .wray_runtime_entry()
-            .call_run_task(&mut self.store, function, &args)
-            .await;
-        self.finish(r)
-            .and_then(|r| r.map(from_wit_value).map_err(CallError::Guest))
+        let r = self.job.wray_runtime_entry().call_run_task(&mut self.store, function, &args).await;
+        let v = self.finish(r)?.map_err(CallError::Guest)?;
+        self.take_result(v)
     }
 
     /// Runs the actor constructor of `class`.
@@ -320,11 +278,7 @@ impl Instance {
     ) -> Result<(), CallError> {
         self.begin(None, time);
         let args: Vec<Vec<u8>> = args.into_iter().map(Vec::from).collect();
-        let r = self
-            .job
-            .wray_runtime_entry()
-            .call_actor_new(&mut self.store, class, &args)
-            .await;
+        let r = self.job.wray_runtime_entry().call_actor_new(&mut self.store, class, &args).await;
         self.finish(r).and_then(|r| r.map_err(CallError::Guest))
     }
 
@@ -338,13 +292,13 @@ impl Instance {
     ) -> Result<Value, CallError> {
         self.begin(Some(caller), time);
         let args: Vec<Vec<u8>> = args.into_iter().map(Vec::from).collect();
-        let r = self
-            .job
-            .wray_runtime_entry()
-            .call_actor_call(&mut self.store, method, &args)
-            .await;
-        self.finish(r)
-            .and_then(|r| r.map(from_wit_value).map_err(CallError::Guest))
+        let r = self.job.wray_runtime_entry().call_actor_call(&mut self.store, method, &args).await;
+        let v = self.finish(r)?.map_err(CallError::Guest)?;
+        self.take_result(v)
+    }
+
+    fn take_result(&mut self, v: types::Value) -> Result<Value, CallError> {
+        self.store.data_mut().take_value(v).map_err(|e| CallError::Trap(format!("invalid result: {e:#}")))
     }
 
     /// Turns a wasmtime error into the failure the user should read.
@@ -375,8 +329,7 @@ impl Instance {
         }
         let what = match e.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::StackOverflow) => {
-                "stack overflow: the guest's call stack exhausted its limit (unbounded recursion?)"
-                    .to_string()
+                "stack overflow: the guest's call stack exhausted its limit (unbounded recursion?)".to_string()
             }
             Some(t) => format!("trapped in {}: {t}", self.name),
             None => format!("{e:#}"),
@@ -417,41 +370,18 @@ fn wasi_ctx(grants: &Grants) -> wasmtime::Result<WasiCtx> {
     }
     for (host, guest) in &grants.dirs {
         b.preopened_dir(host, guest, FsPerms::ReadWrite)
-            .map_err(|e| {
-                wasmtime::format_err!("cannot grant directory {}: {e:#}", host.display())
-            })?;
+            .map_err(|e| wasmtime::format_err!("cannot grant directory {}: {e:#}", host.display()))?;
     }
     Ok(b.build())
 }
 
-fn from_wit_value(v: types::Value) -> Value {
-    Value {
-        data: bytes::Bytes::from(v.data),
-        refs: v.refs.into_iter().map(from_wit_id).collect(),
-    }
-}
-
-fn to_wit_value(v: Value) -> types::Value {
-    types::Value {
-        data: v.data.to_vec(),
-        refs: v.refs.into_iter().map(to_wit_id).collect(),
-    }
-}
-
 fn from_wit_id(id: types::ObjectId) -> ObjectId {
-    ObjectId {
-        task: TaskId::from_halves(id.task_hi, id.task_lo),
-        index: id.index,
-    }
+    ObjectId { task: TaskId::from_halves(id.task_hi, id.task_lo), index: id.index }
 }
 
 fn to_wit_id(id: ObjectId) -> types::ObjectId {
     let (task_hi, task_lo) = id.task.halves();
-    types::ObjectId {
-        task_hi,
-        task_lo,
-        index: id.index,
-    }
+    types::ObjectId { task_hi, task_lo, index: id.index }
 }
 
 fn from_wit_actor(a: types::ActorId) -> ActorId {
@@ -465,9 +395,7 @@ fn to_wit_actor(a: ActorId) -> types::ActorId {
 
 fn to_wit_error(e: Error) -> types::Error {
     match e {
-        Error::TaskFailed { function, message } => {
-            types::Error::TaskFailed(types::TaskFailure { function, message })
-        }
+        Error::TaskFailed { function, message } => types::Error::TaskFailed(types::TaskFailure { function, message }),
         Error::ActorDied(m) => types::Error::ActorDied(m),
         Error::ObjectLost(m) => types::Error::ObjectLost(m),
         Error::Timeout => types::Error::Timeout,
@@ -477,12 +405,7 @@ fn to_wit_error(e: Error) -> types::Error {
 }
 
 fn resources_to_wit(r: Resources) -> Vec<types::ResourceAmount> {
-    r.iter()
-        .map(|(name, amount)| types::ResourceAmount {
-            name: name.to_string(),
-            amount,
-        })
-        .collect()
+    r.iter().map(|(name, amount)| types::ResourceAmount { name: name.to_string(), amount }).collect()
 }
 
 /// Converts and checks the options a guest passed.
@@ -502,14 +425,10 @@ fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Options, Error>
         check_name("actor name", name)?;
     }
     if o.max_concurrency == Some(0) {
-        return Err(Error::InvalidArgument(
-            "max_concurrency must be at least 1".into(),
-        ));
+        return Err(Error::InvalidArgument("max_concurrency must be at least 1".into()));
     }
     if o.memory_limit == Some(0) {
-        return Err(Error::InvalidArgument(
-            "memory_limit must be more than 0 bytes".into(),
-        ));
+        return Err(Error::InvalidArgument("memory_limit must be more than 0 bytes".into()));
     }
     Ok(Options {
         resources,
@@ -518,28 +437,34 @@ fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Options, Error>
         max_retries: o.max_retries.unwrap_or(wray_core::DEFAULT_MAX_RETRIES),
         retry_exceptions: o.retry_exceptions,
         name: o.name,
-        max_concurrency: o.max_concurrency.unwrap_or(1000),
+        max_concurrency: o.max_concurrency.unwrap_or(1),
         max_restarts: o.max_restarts.unwrap_or(0),
     })
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), Error> {
     if name.is_empty() || name.len() > limits::MAX_NAME_LEN {
-        return Err(Error::InvalidArgument(format!(
-            "{what} must be 1 to {} bytes long",
-            limits::MAX_NAME_LEN
-        )));
+        return Err(Error::InvalidArgument(format!("{what} must be 1 to {} bytes long", limits::MAX_NAME_LEN)));
     }
     Ok(())
 }
 
 impl State {
+    /// Takes a value the guest handed over, with the refs it carries out of
+    /// the guest's table into the value.
+    fn take_value(&mut self, v: types::Value) -> wasmtime::Result<Value> {
+        let mut refs = Vec::with_capacity(v.refs.len());
+        let mut guards = Vec::with_capacity(v.refs.len());
+        for r in v.refs {
+            let g = self.table.delete(r)?;
+            refs.push(g.id);
+            guards.push(g);
+        }
+        Ok(Value { data: bytes::Bytes::from(v.data), refs, held: crate::services::HeldRefs(Arc::new(guards)) })
+    }
+
     fn guard(&mut self, id: ObjectId) -> wasmtime::Result<Resource<RefGuard>> {
-        let guard = RefGuard {
-            id,
-            caller_job: self.caller.job,
-            services: self.services.clone(),
-        };
+        let guard = RefGuard { id, caller_job: self.caller.job, services: self.services.clone() };
         Ok(self.table.push(guard)?)
     }
 
@@ -558,7 +483,7 @@ impl State {
                     if let Err(e) = check_value(&v) {
                         return Ok(Err(e));
                     }
-                    ArgSpec::Value(from_wit_value(v))
+                    ArgSpec::Value(self.take_value(v)?)
                 }
                 types::Arg::Object(r) => ArgSpec::Object(self.table.get(&r)?.id),
             });
@@ -568,11 +493,7 @@ impl State {
 
     fn ids(&self, refs: &[Resource<RefGuard>]) -> wasmtime::Result<Vec<ObjectId>> {
         if refs.len() > limits::MAX_REFS_PER_CALL {
-            wasmtime::bail!(
-                "{} refs in one call; at most {} are allowed",
-                refs.len(),
-                limits::MAX_REFS_PER_CALL
-            );
+            wasmtime::bail!("{} refs in one call; at most {} are allowed", refs.len(), limits::MAX_REFS_PER_CALL);
         }
         refs.iter().map(|r| Ok(self.table.get(r)?.id)).collect()
     }
@@ -610,16 +531,11 @@ impl types::HostObjectRef for State {
     async fn clone_ref(&mut self, r: Resource<RefGuard>) -> wasmtime::Result<Resource<RefGuard>> {
         let id = self.table.get(&r)?.id;
         // The caller holds a ref, so the object exists and is this job's.
-        self.services
-            .add_ref(self.caller.job, id)
-            .map_err(|e| wasmtime::format_err!("clone-ref: {e}"))?;
+        self.services.add_ref(self.caller.job, id).map_err(|e| wasmtime::format_err!("clone-ref: {e}"))?;
         self.guard(id)
     }
 
-    async fn from_id(
-        &mut self,
-        id: types::ObjectId,
-    ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
+    async fn from_id(&mut self, id: types::ObjectId) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
         let id = from_wit_id(id);
         match self.services.add_ref(self.caller.job, id) {
             Ok(()) => Ok(Ok(self.guard(id)?)),
@@ -653,10 +569,7 @@ impl tasks::Host for State {
         self.submitted += 1;
         let seq = self.submitted;
         self.clock.pause();
-        let r = self
-            .services
-            .submit(&self.caller, seq, function, args, options)
-            .await;
+        let r = self.services.submit(&self.caller, seq, function, args, options).await;
         self.clock.resume();
         match r {
             Ok(id) => Ok(Ok(self.guard(id)?)),
@@ -668,16 +581,12 @@ impl tasks::Host for State {
         &mut self,
         refs: Vec<Resource<RefGuard>>,
         timeout_ms: Option<u64>,
-    ) -> wasmtime::Result<Result<Vec<types::Value>, types::Error>> {
+    ) -> wasmtime::Result<Result<Vec<Vec<u8>>, types::Error>> {
         let ids = self.ids(&refs)?;
         self.clock.pause();
-        let r = self
-            .services
-            .get(&self.caller, ids, timeout_ms.map(Duration::from_millis))
-            .await;
+        let r = self.services.get(&self.caller, ids, timeout_ms.map(Duration::from_millis)).await;
         self.clock.resume();
-        Ok(r.map(|vs| vs.into_iter().map(to_wit_value).collect())
-            .map_err(to_wit_error))
+        Ok(r.map(|vs| vs.into_iter().map(|v| v.to_vec()).collect()).map_err(to_wit_error))
     }
 
     async fn wait(
@@ -688,38 +597,26 @@ impl tasks::Host for State {
     ) -> wasmtime::Result<Result<Vec<bool>, types::Error>> {
         let ids = self.ids(&refs)?;
         self.clock.pause();
-        let r = self
-            .services
-            .wait(
-                &self.caller,
-                ids,
-                num_returns as usize,
-                timeout_ms.map(Duration::from_millis),
-            )
-            .await;
+        let r =
+            self.services.wait(&self.caller, ids, num_returns as usize, timeout_ms.map(Duration::from_millis)).await;
         self.clock.resume();
         Ok(r.map_err(to_wit_error))
     }
 
-    async fn put(
-        &mut self,
-        value: types::Value,
-    ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
+    async fn put(&mut self, value: types::Value) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
         if let Err(e) = check_value(&value) {
             return Ok(Err(to_wit_error(e)));
         }
         self.puts += 1;
         let id = ObjectId::put_by(self.caller.task, self.puts);
-        match self.services.put(&self.caller, id, from_wit_value(value)) {
+        let value = self.take_value(value)?;
+        match self.services.put(&self.caller, id, value) {
             Ok(()) => Ok(Ok(self.guard(id)?)),
             Err(e) => Ok(Err(to_wit_error(e))),
         }
     }
 
-    async fn cancel(
-        &mut self,
-        r: Resource<RefGuard>,
-    ) -> wasmtime::Result<Result<(), types::Error>> {
+    async fn cancel(&mut self, r: Resource<RefGuard>) -> wasmtime::Result<Result<(), types::Error>> {
         let id = self.table.get(&r)?.id;
         Ok(self.services.cancel(&self.caller, id).map_err(to_wit_error))
     }
@@ -746,21 +643,17 @@ impl actors::Host for State {
         args: Vec<types::Arg>,
         options: types::Options,
     ) -> wasmtime::Result<Result<types::ActorId, types::Error>> {
-        let options =
-            match check_name("class name", &class).and_then(|()| options_from_wit(options, true)) {
-                Ok(o) => o,
-                Err(e) => return Ok(Err(to_wit_error(e))),
-            };
+        let options = match check_name("class name", &class).and_then(|()| options_from_wit(options, true)) {
+            Ok(o) => o,
+            Err(e) => return Ok(Err(to_wit_error(e))),
+        };
         let args = match self.args(args)? {
             Ok(a) => a,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
         self.submitted += 1;
         let seq = self.submitted;
-        let r = self
-            .services
-            .create_actor(&self.caller, seq, class, args, options)
-            .await;
+        let r = self.services.create_actor(&self.caller, seq, class, args, options).await;
         Ok(r.map(to_wit_actor).map_err(to_wit_error))
     }
 
@@ -780,10 +673,7 @@ impl actors::Host for State {
         self.submitted += 1;
         let seq = self.submitted;
         self.clock.pause();
-        let r = self
-            .services
-            .call_actor(&self.caller, seq, from_wit_actor(actor), method, args)
-            .await;
+        let r = self.services.call_actor(&self.caller, seq, from_wit_actor(actor), method, args).await;
         self.clock.resume();
         match r {
             Ok(id) => Ok(Ok(self.guard(id)?)),
@@ -791,10 +681,7 @@ impl actors::Host for State {
         }
     }
 
-    async fn get_named(
-        &mut self,
-        name: String,
-    ) -> wasmtime::Result<Result<(types::ActorId, String), types::Error>> {
+    async fn get_named(&mut self, name: String) -> wasmtime::Result<Result<(types::ActorId, String), types::Error>> {
         Ok(self
             .services
             .named_actor(&self.caller, &name)
@@ -802,15 +689,8 @@ impl actors::Host for State {
             .map_err(to_wit_error))
     }
 
-    async fn kill(
-        &mut self,
-        actor: types::ActorId,
-        no_restart: bool,
-    ) -> wasmtime::Result<Result<(), types::Error>> {
-        Ok(self
-            .services
-            .kill_actor(&self.caller, from_wit_actor(actor), no_restart)
-            .map_err(to_wit_error))
+    async fn kill(&mut self, actor: types::ActorId, no_restart: bool) -> wasmtime::Result<Result<(), types::Error>> {
+        Ok(self.services.kill_actor(&self.caller, from_wit_actor(actor), no_restart).map_err(to_wit_error))
     }
 }
 
@@ -828,11 +708,7 @@ impl cluster::Host for State {
         Ok(cluster::RuntimeContext {
             job_id: self.caller.job.0,
             node_id: self.services.node_id(),
-            task_id: if driver {
-                String::new()
-            } else {
-                self.caller.task.to_string()
-            },
+            task_id: if driver { String::new() } else { self.caller.task.to_string() },
             actor_id: self.caller.actor.map(to_wit_actor),
         })
     }

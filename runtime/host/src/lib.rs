@@ -30,4 +30,6 @@ mod services;
 pub use component::{ComponentCache, JobComponent, LoadError};
 pub use engine::{Engine, EngineConfig};
 pub use instance::{CallError, Grants, Instance, InstanceLimits, Output};
-pub use services::{ArgSpec, BoxFuture, Caller, Services, Value};
+pub use services::{ArgSpec, BoxFuture, Caller, HeldRefs, Services, Value};
+/// An in-memory buffer for [`Output::Capture`].
+pub use wasmtime_wasi::p2::pipe::MemoryOutputPipe as OutputPipe;

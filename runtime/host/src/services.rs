@@ -11,8 +11,24 @@ use wray_core::{ActorId, Error, JobId, ObjectId, Options, Resources, TaskId};
 pub struct Value {
     /// The codec's bytes (shared: objects are handed out without copying).
     pub data: bytes::Bytes,
-    /// Objects the value refers to; kept alive while the value lives.
+    /// Objects the value refers to.
     pub refs: Vec<ObjectId>,
+    /// The references the guest handed over with the value: they keep the
+    /// nested objects alive until the node has pinned them (when it stores
+    /// the value or starts the task), even if the guest drops its own refs
+    /// first.
+    pub held: HeldRefs,
+}
+
+/// References a guest handed to the host; released when the last clone is
+/// dropped.
+#[derive(Clone, Default)]
+pub struct HeldRefs(pub(crate) Arc<Vec<crate::instance::RefGuard>>);
+
+impl std::fmt::Debug for HeldRefs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HeldRefs({})", self.0.len())
+    }
 }
 
 /// A task argument as the node receives it.
@@ -59,13 +75,13 @@ pub trait Services: Send + Sync + 'static {
         args: Vec<ArgSpec>,
         options: Options,
     ) -> BoxFuture<'a, Result<ObjectId, Error>>;
-    /// Waits for the objects and returns their values in order.
+    /// Waits for the objects and returns their encoded values in order.
     fn get<'a>(
         &'a self,
         caller: &'a Caller,
         ids: Vec<ObjectId>,
         timeout: Option<Duration>,
-    ) -> BoxFuture<'a, Result<Vec<Value>, Error>>;
+    ) -> BoxFuture<'a, Result<Vec<bytes::Bytes>, Error>>;
     /// Waits until `num_returns` objects are ready or the timeout passes;
     /// returns a readiness mask.
     fn wait<'a>(

@@ -125,10 +125,9 @@ impl NodeInner {
         };
         let limits = job.limits(&spec.options);
         let services: Arc<dyn Services> = self.clone();
-        let mut instance =
-            Instance::new(&job.component, services, caller, limits, &job.config.grants)
-                .await
-                .map_err(|e| e.to_string())?;
+        let mut instance = Instance::new(&job.component, services, caller, limits, &job.config.grants)
+            .await
+            .map_err(|e| e.to_string())?;
         let flag = Arc::new(AtomicBool::new(false));
         *lock(&actor.interrupt) = flag.clone();
         instance.set_cancel_flag(flag);
@@ -169,11 +168,7 @@ impl NodeInner {
         let ctor_args = match self.resolve_args(&spec.args).await {
             Ok(a) => a,
             Err(e) => {
-                self.mark_dead(
-                    job,
-                    actor,
-                    format!("{}: a constructor argument failed: {e}", actor.class),
-                );
+                self.mark_dead(job, actor, format!("{}: a constructor argument failed: {e}", actor.class));
                 return self.drain_dead(actor, rx).await;
             }
         };
@@ -181,7 +176,7 @@ impl NodeInner {
         let mut instance = match self.construct(job, actor, spec, &ctor_args, &held).await {
             Ok(i) => Some(i),
             Err(e) => {
-                self.mark_dead(job, actor, format!("{} {e}", actor.class));
+                self.mark_dead(job, actor, format!("{}: {e}", actor.class));
                 None
             }
         };
@@ -201,10 +196,7 @@ impl NodeInner {
                             self.mark_dead(
                                 job,
                                 actor,
-                                format!(
-                                    "{} could not restart after being killed: {e}",
-                                    actor.class
-                                ),
+                                format!("{} could not restart after being killed: {e}", actor.class),
                             );
                             None
                         }
@@ -283,20 +275,15 @@ impl NodeInner {
         self.mark_dead(
             job,
             actor,
-            actor
-                .dead_reason()
-                .unwrap_or_else(|| format!("{} ended with its job", actor.class)),
+            actor.dead_reason().unwrap_or_else(|| format!("{} ended with its job", actor.class)),
         );
     }
 
     /// Fails every call of a dead actor until its mailbox closes.
     async fn drain_dead(&self, actor: &ActorState, mut rx: mpsc::UnboundedReceiver<ActorCall>) {
         while let Some(call) = rx.recv().await {
-            let reason = actor
-                .dead_reason()
-                .unwrap_or_else(|| format!("{} is dead", actor.class));
-            self.store
-                .complete(call.output, Err(Error::ActorDied(reason)));
+            let reason = actor.dead_reason().unwrap_or_else(|| format!("{} is dead", actor.class));
+            self.store.complete(call.output, Err(Error::ActorDied(reason)));
             self.unpin(&call.pinned);
         }
     }

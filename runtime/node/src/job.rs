@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use wray_core::{ActorId, JobId, ObjectId, Options, Resources, TaskId, limits};
-use wray_host::{
-    ArgSpec, CallError, Caller, Grants, Instance, InstanceLimits, JobComponent, Services, Value,
-};
+use wray_host::{ArgSpec, CallError, Caller, Grants, Instance, InstanceLimits, JobComponent, Services, Value};
 
 /// Per-job settings.
 #[derive(Clone, Debug, Default)]
@@ -75,12 +73,7 @@ impl JobState {
     }
 
     pub(crate) fn cancelled(&self) -> bool {
-        self.ended.load(Ordering::Relaxed)
-            || self
-                .config
-                .cancel
-                .as_ref()
-                .is_some_and(|c| c.load(Ordering::Relaxed))
+        self.ended.load(Ordering::Relaxed) || self.config.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
     }
 }
 
@@ -113,47 +106,34 @@ impl Node {
 
     /// Runs a job: its `#[wray::main]` with `args`, then tears down whatever
     /// it left running (tasks are cancelled, actors killed, objects freed).
-    pub async fn run_job(
-        &self,
-        component: JobComponent,
-        args: Vec<String>,
-        config: JobConfig,
-    ) -> Result<(), JobError> {
+    pub async fn run_job(&self, component: JobComponent, args: Vec<String>, config: JobConfig) -> Result<(), JobError> {
         let name = component.name().to_string();
         let job = self.start_job(component, config);
         let services: Arc<dyn Services> = self.inner.clone();
-        let outcome = match Instance::new(
-            &job.component,
-            services,
-            Self::driver(&job),
-            job.config.limits,
-            &job.config.grants,
-        )
-        .await
-        {
-            Err(e) => Err(JobError::Start {
-                name: name.clone(),
-                message: e.to_string(),
-            }),
-            Ok(mut driver) => {
-                if let Some(flag) = &job.config.cancel {
-                    driver.set_cancel_flag(flag.clone());
+        let outcome =
+            match Instance::new(&job.component, services, Self::driver(&job), job.config.limits, &job.config.grants)
+                .await
+            {
+                Err(e) => Err(JobError::Start { name: name.clone(), message: e.to_string() }),
+                Ok(mut driver) => {
+                    if let Some(flag) = &job.config.cancel {
+                        driver.set_cancel_flag(flag.clone());
+                    }
+                    let r = driver.run_main(args, job.config.limits.time).await;
+                    drop(driver);
+                    match r {
+                        Ok(()) => Ok(()),
+                        Err(CallError::Cancelled) => Err(JobError::Cancelled { name: name.clone() }),
+                        Err(e) => Err(JobError::Failed {
+                            name: name.clone(),
+                            message: match e {
+                                CallError::Guest(m) => format!("main returned an error: {m}"),
+                                other => other.to_string(),
+                            },
+                        }),
+                    }
                 }
-                let r = driver.run_main(args, job.config.limits.time).await;
-                drop(driver);
-                match r {
-                    Ok(()) => Ok(()),
-                    Err(CallError::Cancelled) => Err(JobError::Cancelled { name: name.clone() }),
-                    Err(e) => Err(JobError::Failed {
-                        name: name.clone(),
-                        message: match e {
-                            CallError::Guest(m) => format!("main returned an error: {m}"),
-                            other => other.to_string(),
-                        },
-                    }),
-                }
-            }
-        };
+            };
         self.inner.end_job(&job);
         outcome
     }
@@ -170,23 +150,11 @@ impl Node {
     ) -> Result<bytes::Bytes, wray_core::Error> {
         let job = self.start_job(component, config);
         let caller = Self::driver(&job);
-        let args = args
-            .into_iter()
-            .map(|data| {
-                ArgSpec::Value(Value {
-                    data,
-                    refs: Vec::new(),
-                })
-            })
-            .collect();
+        let args = args.into_iter().map(|data| ArgSpec::Value(Value { data, ..Value::default() })).collect();
         let mut options = Options::default();
         options.resources.set(wray_core::CPU, 1.0);
         options.max_retries = wray_core::DEFAULT_MAX_RETRIES;
-        let r = match self
-            .inner
-            .submit(&caller, 1, function.to_string(), args, options)
-            .await
-        {
+        let r = match self.inner.submit(&caller, 1, function.to_string(), args, options).await {
             Ok(id) => self.inner.store.get(id).await.map(|o| o.data),
             Err(e) => Err(e),
         };
@@ -197,10 +165,7 @@ impl Node {
 
 impl NodeInner {
     pub(crate) fn job(&self, id: JobId) -> Result<Arc<JobState>, wray_core::Error> {
-        lock(&self.jobs)
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| wray_core::Error::InvalidArgument(format!("{id} has ended")))
+        lock(&self.jobs).get(&id).cloned().ok_or_else(|| wray_core::Error::InvalidArgument(format!("{id} has ended")))
     }
 
     /// Tears a job down: interrupt its tasks, kill its actors, free its
@@ -220,11 +185,7 @@ impl NodeInner {
 
     /// Adds a reference to every object `args` mention, so they outlive the
     /// task that uses them. On error nothing stays pinned.
-    pub(crate) fn pin_args(
-        &self,
-        job: JobId,
-        args: &[ArgSpec],
-    ) -> Result<Vec<ObjectId>, wray_core::Error> {
+    pub(crate) fn pin_args(&self, job: JobId, args: &[ArgSpec]) -> Result<Vec<ObjectId>, wray_core::Error> {
         let mut pinned = Vec::new();
         for a in args {
             let ids: &[ObjectId] = match a {
@@ -251,10 +212,7 @@ impl NodeInner {
     /// Resolves arguments to bytes, waiting for objects still being made.
     /// A failed dependency fails the dependent with the same error, as in
     /// Ray.
-    pub(crate) async fn resolve_args(
-        &self,
-        args: &[ArgSpec],
-    ) -> Result<Vec<bytes::Bytes>, wray_core::Error> {
+    pub(crate) async fn resolve_args(&self, args: &[ArgSpec]) -> Result<Vec<bytes::Bytes>, wray_core::Error> {
         let mut out = Vec::with_capacity(args.len());
         for a in args {
             out.push(match a {

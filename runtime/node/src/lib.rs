@@ -94,17 +94,11 @@ impl Node {
         if !(config.cpus.is_finite() && config.cpus >= 0.0) {
             anyhow::bail!("cpus must be a non-negative number, got {}", config.cpus);
         }
-        let engine = Engine::new(&EngineConfig {
-            max_instances: config.max_instances,
-        })?;
+        let engine = Engine::new(&EngineConfig { max_instances: config.max_instances })?;
         let cache = ComponentCache::new(engine, config.cache_dir.clone())?;
         std::fs::create_dir_all(&config.spill_dir)?;
-        let spill = SledSpill::open(&config.spill_dir).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the spill store in {}: {e}",
-                config.spill_dir.display()
-            )
-        })?;
+        let spill = SledSpill::open(&config.spill_dir)
+            .map_err(|e| anyhow::anyhow!("cannot open the spill store in {}: {e}", config.spill_dir.display()))?;
         let mut total = config.resources.clone();
         total.set(wray_core::CPU, config.cpus);
         Ok(Node {
@@ -149,9 +143,7 @@ impl Node {
 
 impl NodeInner {
     pub(crate) fn arc(&self) -> Result<Arc<NodeInner>, wray_core::Error> {
-        self.me
-            .upgrade()
-            .ok_or_else(|| wray_core::Error::InvalidArgument("the node is shutting down".into()))
+        self.me.upgrade().ok_or_else(|| wray_core::Error::InvalidArgument("the node is shutting down".into()))
     }
 
     /// Waits until the scheduler grants `demand` to `task`. Cancellation-safe:
@@ -162,14 +154,8 @@ impl NodeInner {
         lock(&self.grants).insert(task, tx);
         lock(&self.sched).enqueue(task, demand);
         self.dispatch();
-        let mut guard = AcquireGuard {
-            node: self,
-            task,
-            armed: true,
-        };
-        let held = rx
-            .await
-            .expect("grant senders are only dropped after sending");
+        let mut guard = AcquireGuard { node: self, task, armed: true };
+        let held = rx.await.expect("grant senders are only dropped after sending");
         guard.armed = false;
         held
     }

@@ -14,9 +14,7 @@ use wray_store::Object;
 
 impl NodeInner {
     fn check_feasible(&self, demand: &Resources) -> Result<(), Error> {
-        lock(&self.sched)
-            .check_feasible(demand)
-            .map_err(|e| Error::InvalidArgument(e.to_string()))
+        lock(&self.sched).check_feasible(demand).map_err(|e| Error::InvalidArgument(e.to_string()))
     }
 
     /// Runs `f` with the caller's CPU given back to the scheduler (the
@@ -50,51 +48,32 @@ impl NodeInner {
         let output = ObjectId::returned_by(task);
         let pinned = self.pin_args(job.id, &args)?;
         self.store.create_pending(job.id, output);
-        let spec = TaskSpec {
-            task,
-            function,
-            args,
-            options,
-            output,
-            pinned,
-        };
+        let spec = TaskSpec { task, function, args, options, output, pinned };
         self.spawn_task(job, spec, permit);
         Ok(output)
     }
 
-    async fn get_values(&self, ids: Vec<ObjectId>) -> Result<Vec<Value>, Error> {
+    async fn get_values(&self, ids: Vec<ObjectId>) -> Result<Vec<bytes::Bytes>, Error> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let Object { data, refs } = self.store.get(id).await?;
-            out.push(Value { data, refs });
+            out.push(self.store.get(id).await?.data);
         }
         Ok(out)
     }
 
-    async fn wait_ready(
-        &self,
-        ids: &[ObjectId],
-        num_returns: usize,
-        timeout: Option<Duration>,
-    ) -> Vec<bool> {
+    async fn wait_ready(&self, ids: &[ObjectId], num_returns: usize, timeout: Option<Duration>) -> Vec<bool> {
         let deadline = deadline(timeout);
         let notify = Arc::new(Notify::new());
         loop {
             // Unknown ids count as ready: `get` will report them.
-            let mask: Vec<bool> = ids
-                .iter()
-                .map(|id| self.store.watch(*id, &notify).unwrap_or(true))
-                .collect();
+            let mask: Vec<bool> = ids.iter().map(|id| self.store.watch(*id, &notify).unwrap_or(true)).collect();
             if mask.iter().filter(|r| **r).count() >= num_returns {
                 return mask;
             }
             match deadline {
                 Some(d) => {
                     if tokio::time::timeout_at(d, notify.notified()).await.is_err() {
-                        return ids
-                            .iter()
-                            .map(|id| self.store.is_settled(*id).unwrap_or(true))
-                            .collect();
+                        return ids.iter().map(|id| self.store.is_settled(*id).unwrap_or(true)).collect();
                     }
                 }
                 None => notify.notified().await,
@@ -123,9 +102,7 @@ impl NodeInner {
         if let Some(name) = &options.name {
             let mut named = lock(&job.named);
             if named.contains_key(name) {
-                return Err(Error::InvalidArgument(format!(
-                    "an actor named {name:?} already exists in this job"
-                )));
+                return Err(Error::InvalidArgument(format!("an actor named {name:?} already exists in this job")));
             }
             named.insert(name.clone(), id);
         }
@@ -138,12 +115,7 @@ impl NodeInner {
                 return Err(e);
             }
         };
-        let spec = ActorSpec {
-            task,
-            args,
-            options,
-            pinned,
-        };
+        let spec = ActorSpec { task, args, options, pinned };
         let actor = self.spawn_actor(job.clone(), id, class, spec);
         lock(&job.actors).insert(id, actor);
         Ok(id)
@@ -166,19 +138,10 @@ impl NodeInner {
         let output = ObjectId::returned_by(task);
         let pinned = self.pin_args(job.id, &args)?;
         self.store.create_pending(job.id, output);
-        let call = ActorCall {
-            task,
-            method,
-            args,
-            output,
-            pinned,
-        };
+        let call = ActorCall { task, method, args, output, pinned };
         if let Err(call) = state.send(call) {
-            let reason = state
-                .dead_reason()
-                .unwrap_or_else(|| format!("{} is dead", state.class));
-            self.store
-                .complete(call.output, Err(Error::ActorDied(reason)));
+            let reason = state.dead_reason().unwrap_or_else(|| format!("{} is dead", state.class));
+            self.store.complete(call.output, Err(Error::ActorDied(reason)));
             self.unpin(&call.pinned);
         }
         Ok(output)
@@ -194,11 +157,7 @@ impl Services for NodeInner {
         args: Vec<ArgSpec>,
         options: Options,
     ) -> BoxFuture<'a, Result<ObjectId, Error>> {
-        Box::pin(async move {
-            self.arc()?
-                .submit_task(caller, seq, function, args, options)
-                .await
-        })
+        Box::pin(async move { self.arc()?.submit_task(caller, seq, function, args, options).await })
     }
 
     fn get<'a>(
@@ -206,7 +165,7 @@ impl Services for NodeInner {
         caller: &'a Caller,
         ids: Vec<ObjectId>,
         timeout: Option<Duration>,
-    ) -> BoxFuture<'a, Result<Vec<Value>, Error>> {
+    ) -> BoxFuture<'a, Result<Vec<bytes::Bytes>, Error>> {
         Box::pin(async move {
             // Fast path: everything ready, no need to give the CPU back.
             let mut ready = Vec::with_capacity(ids.len());
@@ -217,20 +176,12 @@ impl Services for NodeInner {
                 }
             }
             if ready.len() == ids.len() {
-                return Ok(ready
-                    .into_iter()
-                    .map(|o| Value {
-                        data: o.data,
-                        refs: o.refs,
-                    })
-                    .collect());
+                return Ok(ready.into_iter().map(|o| o.data).collect());
             }
             self.blocked(caller, async {
                 match timeout {
                     None => self.get_values(ids).await,
-                    Some(t) => tokio::time::timeout(t, self.get_values(ids))
-                        .await
-                        .unwrap_or(Err(Error::Timeout)),
+                    Some(t) => tokio::time::timeout(t, self.get_values(ids)).await.unwrap_or(Err(Error::Timeout)),
                 }
             })
             .await
@@ -246,21 +197,12 @@ impl Services for NodeInner {
     ) -> BoxFuture<'a, Result<Vec<bool>, Error>> {
         Box::pin(async move {
             let n = num_returns.min(ids.len());
-            Ok(self
-                .blocked(caller, self.wait_ready(&ids, n, timeout))
-                .await)
+            Ok(self.blocked(caller, self.wait_ready(&ids, n, timeout)).await)
         })
     }
 
     fn put(&self, caller: &Caller, id: ObjectId, value: Value) -> Result<(), Error> {
-        self.store.put(
-            caller.job,
-            id,
-            Object {
-                data: value.data,
-                refs: value.refs,
-            },
-        )
+        self.store.put(caller.job, id, Object { data: value.data, refs: value.refs })
     }
 
     fn add_ref(&self, job: JobId, id: ObjectId) -> Result<(), Error> {
@@ -303,9 +245,10 @@ impl Services for NodeInner {
 
     fn named_actor(&self, caller: &Caller, name: &str) -> Result<(ActorId, String), Error> {
         let job = self.job(caller.job)?;
-        let id = lock(&job.named).get(name).copied().ok_or_else(|| {
-            Error::InvalidArgument(format!("no actor named {name:?} in this job"))
-        })?;
+        let id = lock(&job.named)
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::InvalidArgument(format!("no actor named {name:?} in this job")))?;
         let class = lock(&job.actors)
             .get(&id)
             .map(|a| a.class.clone())
@@ -332,10 +275,7 @@ impl Services for NodeInner {
     fn available_resources(&self) -> Resources {
         let mut r = lock(&self.sched).available();
         let st = self.store.stats();
-        r.set(
-            "object_store_memory",
-            st.budget.saturating_sub(st.memory_bytes) as f64,
-        );
+        r.set("object_store_memory", st.budget.saturating_sub(st.memory_bytes) as f64);
         r
     }
 

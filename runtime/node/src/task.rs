@@ -57,12 +57,7 @@ impl CancelToken {
 }
 
 impl NodeInner {
-    pub(crate) fn spawn_task(
-        self: &Arc<Self>,
-        job: Arc<JobState>,
-        spec: TaskSpec,
-        permit: OwnedSemaphorePermit,
-    ) {
+    pub(crate) fn spawn_task(self: &Arc<Self>, job: Arc<JobState>, spec: TaskSpec, permit: OwnedSemaphorePermit) {
         let cancel = Arc::new(CancelToken::default());
         lock(&job.tasks).insert(spec.task, cancel.clone());
         let node = self.clone();
@@ -106,51 +101,29 @@ impl NodeInner {
                 holds: held.resources.clone(),
             };
             let services: Arc<dyn Services> = self.clone();
-            let e =
-                match Instance::new(&job.component, services, caller, limits, &job.config.grants)
-                    .await
-                {
-                    Ok(mut instance) => {
-                        instance.set_cancel_flag(cancel.flag());
-                        match instance
-                            .run_task(&spec.function, args.clone(), limits.time)
-                            .await
-                        {
-                            Ok(v) => {
-                                // Settle while the instance still holds the refs
-                                // of objects nested in the result.
-                                self.store.complete(
-                                    spec.output,
-                                    Ok(Object {
-                                        data: v.data,
-                                        refs: v.refs,
-                                    }),
-                                );
-                                return Ok(());
-                            }
-                            Err(e) => e,
+            let e = match Instance::new(&job.component, services, caller, limits, &job.config.grants).await {
+                Ok(mut instance) => {
+                    instance.set_cancel_flag(cancel.flag());
+                    match instance.run_task(&spec.function, args.clone(), limits.time).await {
+                        Ok(v) => {
+                            // Settle while the instance still holds the refs
+                            // of objects nested in the result.
+                            self.store.complete(spec.output, Ok(Object { data: v.data, refs: v.refs }));
+                            return Ok(());
                         }
+                        Err(e) => e,
                     }
-                    Err(e) => e,
-                };
+                }
+                Err(e) => e,
+            };
             let retriable = match &e {
                 CallError::Cancelled => false,
                 CallError::Instantiate(_) => true,
-                CallError::Guest(_) | CallError::Panic(_) | CallError::Trap(_) => {
-                    spec.options.retry_exceptions
-                }
+                CallError::Guest(_) | CallError::Panic(_) | CallError::Trap(_) => spec.options.retry_exceptions,
             };
-            if retriable
-                && attempt < spec.options.max_retries
-                && !job.cancelled()
-                && !cancel.is_cancelled()
-            {
+            if retriable && attempt < spec.options.max_retries && !job.cancelled() && !cancel.is_cancelled() {
                 attempt += 1;
-                tracing::info!(
-                    "retrying {} (attempt {attempt} of {}): {e}",
-                    spec.function,
-                    spec.options.max_retries
-                );
+                tracing::info!("retrying {} (attempt {attempt} of {}): {e}", spec.function, spec.options.max_retries);
                 continue;
             }
             return Err(match e {

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use wray_core::{Error, Resources};
-pub use wray_host::{Grants, InstanceLimits, JobComponent, LoadError, Output};
+pub use wray_host::{Grants, InstanceLimits, JobComponent, LoadError, Output, OutputPipe};
 pub use wray_node::{JobConfig, JobError, NodeConfig};
 pub use wray_store::StoreStats;
 
@@ -52,9 +52,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
         return Some(PathBuf::from(x).join("wray"));
     }
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(|h| PathBuf::from(h).join(".cache").join("wray"))
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".cache").join("wray"))
 }
 
 impl RuntimeBuilder {
@@ -119,10 +117,7 @@ impl RuntimeBuilder {
         config.spill_dir = spill_dir;
         config.cache_dir = self.cache_dir;
         config.max_instances = self.max_instances;
-        Ok(Runtime {
-            node: wray_node::Node::new(config)?,
-            owned_spill_dir: owned,
-        })
+        Ok(Runtime { node: wray_node::Node::new(config)?, owned_spill_dir: owned })
     }
 }
 
@@ -148,9 +143,7 @@ pub trait IntoArgs {
 }
 
 fn encode_one<T: Serialize + 'static>(v: &T) -> Result<bytes::Bytes, Error> {
-    wray_codec::encode(v)
-        .map(bytes::Bytes::from)
-        .map_err(|e| Error::InvalidArgument(e.to_string()))
+    wray_codec::encode(v).map(bytes::Bytes::from).map_err(|e| Error::InvalidArgument(e.to_string()))
 }
 
 macro_rules! tuple_args {
@@ -198,12 +191,7 @@ impl Runtime {
 
     /// Runs the job's `#[wray::main]` with `args`; returns when it ends.
     /// Tasks and actors it leaves running are stopped.
-    pub async fn run_job(
-        &self,
-        job: &JobComponent,
-        args: Vec<String>,
-        config: JobConfig,
-    ) -> Result<(), JobError> {
+    pub async fn run_job(&self, job: &JobComponent, args: Vec<String>, config: JobConfig) -> Result<(), JobError> {
         self.node.run_job(job.clone(), args, config).await
     }
 
@@ -217,11 +205,8 @@ impl Runtime {
         args: impl IntoArgs,
         config: JobConfig,
     ) -> Result<R, Error> {
-        let bytes = self
-            .call_raw(job, function, args.into_args()?, config)
-            .await?;
-        wray_codec::decode(&bytes)
-            .map_err(|e| Error::InvalidArgument(format!("the result of {function}: {e}")))
+        let bytes = self.call_raw(job, function, args.into_args()?, config).await?;
+        wray_codec::decode(&bytes).map_err(|e| Error::InvalidArgument(format!("the result of {function}: {e}")))
     }
 
     /// [`Runtime::call`] with arguments and result in the codec's bytes.

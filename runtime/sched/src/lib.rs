@@ -34,11 +34,7 @@ pub struct Infeasible {
 
 impl std::fmt::Display for Infeasible {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "demand {} can never be met: the node has {} in total",
-            self.demand, self.total
-        )
+        write!(f, "demand {} can never be met: the node has {} in total", self.demand, self.total)
     }
 }
 
@@ -62,13 +58,7 @@ pub struct Scheduler<K> {
 impl<K: PartialEq> Scheduler<K> {
     /// A node with `total` resources, all free.
     pub fn new(total: Resources) -> Scheduler<K> {
-        Scheduler {
-            total,
-            in_use: Resources::new(),
-            queues: BTreeMap::new(),
-            next_seq: 0,
-            queued: 0,
-        }
+        Scheduler { total, in_use: Resources::new(), queues: BTreeMap::new(), next_seq: 0, queued: 0 }
     }
 
     /// Whether `demand` could ever be granted here.
@@ -76,10 +66,7 @@ impl<K: PartialEq> Scheduler<K> {
         if self.total.contains(demand) {
             Ok(())
         } else {
-            Err(Infeasible {
-                demand: demand.to_string(),
-                total: self.total.to_string(),
-            })
+            Err(Infeasible { demand: demand.to_string(), total: self.total.to_string() })
         }
     }
 
@@ -187,10 +174,7 @@ mod tests {
         let g: Vec<_> = s.schedule().into_iter().map(|(k, _)| k).collect();
         assert_eq!(g, vec![0, 1]);
         s.release(&cpus(1.0));
-        assert_eq!(
-            s.schedule().into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            vec![2]
-        );
+        assert_eq!(s.schedule().into_iter().map(|(k, _)| k).collect::<Vec<_>>(), vec![2]);
         assert_eq!(s.queued(), 2);
     }
 
@@ -234,10 +218,7 @@ mod tests {
     /// nothing runs the queue is empty (no task starves on a free node).
     #[test]
     fn simulation_never_overcommits_or_loses_tasks() {
-        let seed = std::env::var("WRAY_SIM_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0x5eed_u64);
+        let seed = std::env::var("WRAY_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_u64);
         for run in 0..50u64 {
             let mut rng = Rng(seed ^ run.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
             let total = cpus(1.0 + (rng.next() % 4) as f64).with("GPU", (rng.next() % 3) as f64);
@@ -276,20 +257,14 @@ mod tests {
                     4 if !queued.is_empty() => {
                         let i = (rng.next() as usize) % queued.len();
                         let k = queued.swap_remove(i);
-                        assert!(
-                            s.dequeue(&k),
-                            "seed {seed} run {run}: queued task {k} not found"
-                        );
+                        assert!(s.dequeue(&k), "seed {seed} run {run}: queued task {k} not found");
                     }
                     _ => {}
                 }
                 let grants = s.schedule();
                 let granted_now = !grants.is_empty();
                 for (k, d) in grants {
-                    assert!(
-                        granted_ever.insert(k),
-                        "seed {seed} run {run}: task {k} granted twice"
-                    );
+                    assert!(granted_ever.insert(k), "seed {seed} run {run}: task {k} granted twice");
                     queued.retain(|q| *q != k);
                     running.push((k, d, false));
                 }
@@ -298,34 +273,19 @@ mod tests {
                 // grant never does, and GPUs are never oversubscribed.
                 let mut held = Resources::new();
                 for (_, d, blocked) in &running {
-                    if *blocked {
-                        held.add(&Resources::new().with("GPU", d.get("GPU")))
-                    } else {
-                        held.add(d)
-                    }
+                    if *blocked { held.add(&Resources::new().with("GPU", d.get("GPU"))) } else { held.add(d) }
                 }
                 assert!(
                     held.get("GPU") <= total.get("GPU"),
                     "seed {seed} run {run}: GPUs overcommitted: {held} of {total}"
                 );
                 if granted_now {
-                    assert!(
-                        total.contains(&held),
-                        "seed {seed} run {run}: a grant overcommitted: {held} of {total}"
-                    );
+                    assert!(total.contains(&held), "seed {seed} run {run}: a grant overcommitted: {held} of {total}");
                 }
                 if running.is_empty() {
-                    assert_eq!(
-                        s.queued(),
-                        0,
-                        "seed {seed} run {run}: tasks starve on an idle node"
-                    );
+                    assert_eq!(s.queued(), 0, "seed {seed} run {run}: tasks starve on an idle node");
                 }
-                assert_eq!(
-                    s.queued(),
-                    queued.len(),
-                    "seed {seed} run {run}: queue count drifted"
-                );
+                assert_eq!(s.queued(), queued.len(), "seed {seed} run {run}: queue count drifted");
             }
         }
     }

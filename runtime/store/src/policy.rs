@@ -38,11 +38,7 @@ mod tests {
 
     #[test]
     fn spills_least_recent_until_under_budget() {
-        let r = |key, size, last_access| Resident {
-            key,
-            size,
-            last_access,
-        };
+        let r = |key, size, last_access| Resident { key, size, last_access };
         let resident = vec![r('a', 10, 5), r('b', 10, 1), r('c', 10, 3)];
         assert_eq!(victims(resident.clone(), 30, 30), Vec::<char>::new());
         assert_eq!(victims(resident.clone(), 30, 25), vec!['b']);

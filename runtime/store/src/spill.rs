@@ -28,11 +28,7 @@ pub struct SledSpill {
 impl SledSpill {
     /// Opens (creating) the database in `dir`.
     pub fn open(dir: &Path) -> io::Result<SledSpill> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(to_io)?;
+        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open().map_err(to_io)?;
         // Leftovers from an earlier process are garbage: objects do not
         // outlive their node.
         db.clear().map_err(to_io)?;

@@ -76,20 +76,14 @@ pub struct ObjectStore {
 }
 
 fn lost(id: ObjectId) -> Error {
-    Error::ObjectLost(format!(
-        "object {id} does not exist (freed, or never created in this job)"
-    ))
+    Error::ObjectLost(format!("object {id} does not exist (freed, or never created in this job)"))
 }
 
 impl ObjectStore {
     /// A store keeping at most `budget` bytes of objects in memory and
     /// spilling the rest to `spill`.
     pub fn new(budget: usize, spill: Box<dyn SpillStore>) -> ObjectStore {
-        ObjectStore {
-            inner: Mutex::new(Inner::default()),
-            budget,
-            spill,
-        }
+        ObjectStore { inner: Mutex::new(Inner::default()), budget, spill }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -118,9 +112,7 @@ impl ObjectStore {
     pub fn put(&self, job: JobId, id: ObjectId, object: Object) -> Result<(), Error> {
         let mut inner = self.lock();
         if inner.objects.contains_key(&id) {
-            return Err(Error::InvalidArgument(format!(
-                "object {id} already exists"
-            )));
+            return Err(Error::InvalidArgument(format!("object {id} already exists")));
         }
         pin_nested(&mut inner, job, &object.refs)?;
         inner.tick += 1;
@@ -225,12 +217,7 @@ impl ObjectStore {
     /// Frees every object of `job` (the job ended).
     pub fn free_job(&self, job: JobId) {
         let mut inner = self.lock();
-        let ids: Vec<ObjectId> = inner
-            .objects
-            .iter()
-            .filter(|(_, e)| e.job == job)
-            .map(|(id, _)| *id)
-            .collect();
+        let ids: Vec<ObjectId> = inner.objects.iter().filter(|(_, e)| e.job == job).map(|(id, _)| *id).collect();
         let mut ignored = Vec::new();
         for id in ids {
             if let Some(e) = inner.objects.remove(&id) {
@@ -256,10 +243,7 @@ impl ObjectStore {
     /// Whether the object is settled, without waiting.
     pub fn is_settled(&self, id: ObjectId) -> Option<bool> {
         let inner = self.lock();
-        inner
-            .objects
-            .get(&id)
-            .map(|e| !matches!(e.state, State::Pending))
+        inner.objects.get(&id).map(|e| !matches!(e.state, State::Pending))
     }
 
     /// The object's contents, or the error its task failed with, without
@@ -277,10 +261,7 @@ impl ObjectStore {
             match &e.state {
                 State::Pending => return None,
                 State::Memory(b) => {
-                    return Some(Ok(Object {
-                        data: b.clone(),
-                        refs: e.nested.clone(),
-                    }));
+                    return Some(Ok(Object { data: b.clone(), refs: e.nested.clone() }));
                 }
                 State::Failed(err) => return Some(Err(err.clone())),
                 State::Spilled(_) => spilled_refs = e.nested.clone(),
@@ -290,16 +271,9 @@ impl ObjectStore {
         // Read outside the lock: the caller holds a reference, so the entry
         // (and its spilled bytes) cannot go away meanwhile.
         Some(match self.spill.read(id) {
-            Ok(Some(data)) => Ok(Object {
-                data: Bytes::from(data),
-                refs: spilled_refs,
-            }),
-            Ok(None) => Err(Error::ObjectLost(format!(
-                "object {id} was spilled but is missing from the spill store"
-            ))),
-            Err(e) => Err(Error::ObjectLost(format!(
-                "object {id}: reading it back from disk failed: {e}"
-            ))),
+            Ok(Some(data)) => Ok(Object { data: Bytes::from(data), refs: spilled_refs }),
+            Ok(None) => Err(Error::ObjectLost(format!("object {id} was spilled but is missing from the spill store"))),
+            Err(e) => Err(Error::ObjectLost(format!("object {id}: reading it back from disk failed: {e}"))),
         })
     }
 
@@ -343,11 +317,7 @@ impl ObjectStore {
             .objects
             .iter()
             .filter_map(|(id, e)| match &e.state {
-                State::Memory(b) => Some(Resident {
-                    key: *id,
-                    size: b.len(),
-                    last_access: e.last_access,
-                }),
+                State::Memory(b) => Some(Resident { key: *id, size: b.len(), last_access: e.last_access }),
                 _ => None,
             })
             .collect();
@@ -359,9 +329,7 @@ impl ObjectStore {
             let size = data.len();
             if let Err(err) = self.spill.write(id, data) {
                 // Keep it in memory: over budget beats losing data.
-                tracing::error!(
-                    "cannot spill object {id} ({size} bytes): {err}; keeping it in memory"
-                );
+                tracing::error!("cannot spill object {id} ({size} bytes): {err}; keeping it in memory");
                 break;
             }
             e.state = State::Spilled(size);
@@ -406,10 +374,7 @@ mod tests {
     }
 
     fn obj(n: usize, fill: u8) -> Object {
-        Object {
-            data: Bytes::from(vec![fill; n]),
-            refs: Vec::new(),
-        }
+        Object { data: Bytes::from(vec![fill; n]), refs: Vec::new() }
     }
 
     fn store(budget: usize) -> (tempfile::TempDir, ObjectStore) {
@@ -423,15 +388,7 @@ mod tests {
         let (_d, s) = store(1 << 20);
         let job = JobId(1);
         s.put(job, oid(1), obj(10, 1)).unwrap();
-        s.put(
-            job,
-            oid(2),
-            Object {
-                data: Bytes::from_static(b"x"),
-                refs: vec![oid(1)],
-            },
-        )
-        .unwrap();
+        s.put(job, oid(2), Object { data: Bytes::from_static(b"x"), refs: vec![oid(1)] }).unwrap();
         s.release(oid(1)); // the holder still pins it
         assert!(s.try_get(oid(1)).unwrap().is_ok());
         s.release(oid(2));
@@ -446,10 +403,7 @@ mod tests {
         s.put(JobId(1), oid(1), obj(1, 0)).unwrap();
         assert!(s.add_ref(JobId(2), oid(1)).is_err());
         assert!(s.add_ref(JobId(1), oid(99)).is_err());
-        let forged = Object {
-            data: Bytes::new(),
-            refs: vec![oid(1)],
-        };
+        let forged = Object { data: Bytes::new(), refs: vec![oid(1)] };
         assert!(s.put(JobId(2), oid(2), forged).is_err());
     }
 
@@ -464,10 +418,7 @@ mod tests {
         });
         tokio::task::yield_now().await;
         s.complete(oid(1), Ok(obj(3, 7)));
-        assert_eq!(
-            reader.await.unwrap().unwrap().data,
-            Bytes::from(vec![7u8; 3])
-        );
+        assert_eq!(reader.await.unwrap().unwrap().data, Bytes::from(vec![7u8; 3]));
         s.create_pending(JobId(1), oid(2));
         s.complete(oid(2), Err(Error::Cancelled));
         assert_eq!(s.get(oid(2)).await, Err(Error::Cancelled));
@@ -478,10 +429,7 @@ mod tests {
     /// may be lost or corrupted, and memory must stay within budget.
     #[test]
     fn spilling_loses_nothing_against_a_model() {
-        let seed: u64 = std::env::var("WRAY_SIM_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(7);
+        let seed: u64 = std::env::var("WRAY_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
         let mut rng = SmallRng::seed_from_u64(seed);
         let budget = 4096;
         let (_d, s) = store(budget);
@@ -518,10 +466,7 @@ mod tests {
         }
         assert!(s.stats().spills > 0, "the budget should have forced spills");
         for (k, v) in &model {
-            assert_eq!(
-                s.try_get(oid(*k)).unwrap().unwrap().data.as_ref(),
-                v.as_slice()
-            );
+            assert_eq!(s.try_get(oid(*k)).unwrap().unwrap().data.as_ref(), v.as_slice());
         }
     }
 }

@@ -40,11 +40,7 @@ impl BuildCommand {
         cmd.arg("build")
             .arg("--manifest-path")
             .arg(&manifest)
-            .args([
-                "--target",
-                "wasm32-wasip2",
-                "--message-format=json-render-diagnostics",
-            ])
+            .args(["--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"])
             // Jobs carry no debug info: it would triple their size and
             // panics are reported by message and location anyway.
             .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
@@ -54,9 +50,7 @@ impl BuildCommand {
         if !self.debug {
             cmd.arg("--release");
         }
-        let mut child = cmd
-            .spawn()
-            .context("running cargo (is a Rust toolchain installed?)")?;
+        let mut child = cmd.spawn().context("running cargo (is a Rust toolchain installed?)")?;
         let stdout = child.stdout.take().expect("piped");
         let mut artifacts = Vec::new();
         let mut saw_bin = false;
@@ -68,10 +62,7 @@ impl BuildCommand {
             if msg["reason"] != "compiler-artifact" {
                 continue;
             }
-            let kinds = msg["target"]["kind"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            let kinds = msg["target"]["kind"].as_array().cloned().unwrap_or_default();
             if kinds.iter().any(|k| k == "bin") {
                 saw_bin = true;
             }
@@ -85,17 +76,23 @@ impl BuildCommand {
         }
         let status = child.wait().context("waiting for cargo")?;
         if !status.success() {
-            return Err(Failure::Usage(anyhow::anyhow!(
-                "cargo build failed ({status})"
-            )));
+            return Err(Failure::Usage(anyhow::anyhow!("cargo build failed ({status})")));
         }
         match artifacts.pop() {
             Some(path) => {
                 println!("{}", path.display());
                 Ok(())
             }
-            None if saw_bin => Err(anyhow::anyhow!("{} builds a binary; a wray job is a library with `crate-type = [\"cdylib\"]`", self.dir.display()).into()),
-            None => Err(anyhow::anyhow!("cargo built no cdylib in {}: add `[lib] crate-type = [\"cdylib\"]` to its Cargo.toml", self.dir.display()).into()),
+            None if saw_bin => Err(anyhow::anyhow!(
+                "{} builds a binary; a wray job is a library with `crate-type = [\"cdylib\"]`",
+                self.dir.display()
+            )
+            .into()),
+            None => Err(anyhow::anyhow!(
+                "cargo built no cdylib in {}: add `[lib] crate-type = [\"cdylib\"]` to its Cargo.toml",
+                self.dir.display()
+            )
+            .into()),
         }
     }
 }

@@ -72,9 +72,7 @@ impl RunCommand {
         let mut builder = Runtime::builder().object_store_memory(self.object_store_memory as usize);
         if let Some(c) = self.cpus {
             if !(c.is_finite() && c >= 0.0) {
-                return Err(Failure::Usage(anyhow::anyhow!(
-                    "--cpus must be a non-negative number, got {c}"
-                )));
+                return Err(Failure::Usage(anyhow::anyhow!("--cpus must be a non-negative number, got {c}")));
             }
             builder = builder.cpus(c);
         }
@@ -84,9 +82,7 @@ impl RunCommand {
         if self.no_cache {
             builder = builder.cache_dir(None);
         }
-        let threads = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .max(2);
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .enable_all()
@@ -94,20 +90,11 @@ impl RunCommand {
             .context("starting the async runtime")?;
         let _guard = rt.enter();
         let runtime = builder.build().context("starting the runtime")?;
-        let job = runtime
-            .load_file(&self.job)
-            .map_err(|e| Failure::Usage(e.into()))?;
+        let job = runtime.load_file(&self.job).map_err(|e| Failure::Usage(e.into()))?;
         let cancel = Arc::new(AtomicBool::new(false));
         let config = JobConfig {
-            grants: Grants {
-                dirs: self.dirs,
-                env: self.envs,
-                output: Output::Inherit,
-            },
-            limits: InstanceLimits {
-                memory: self.memory_limit,
-                time: self.timeout,
-            },
+            grants: Grants { dirs: self.dirs, env: self.envs, output: Output::Inherit },
+            limits: InstanceLimits { memory: self.memory_limit, time: self.timeout },
             cancel: Some(cancel.clone()),
         };
         let result = rt.block_on(async {

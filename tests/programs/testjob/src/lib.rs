@@ -1,5 +1,9 @@
-//! A job exercising the SDK end to end; the integration tests run it.
+//! A job that exercises the SDK; the integration tests run it with a
+//! scenario name as its first argument and check what it prints.
+
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use wray::{ActorHandle, Error, ObjectRef};
 
 #[wray::remote]
 fn add(a: i64, b: i64) -> i64 {
@@ -7,14 +11,95 @@ fn add(a: i64, b: i64) -> i64 {
 }
 
 #[wray::remote]
-fn fail(msg: String) -> Result<u32, String> {
-    Err(msg)
+fn sum_refs(refs: Vec<ObjectRef<i64>>) -> Result<i64, Error> {
+    Ok(wray::get_all(&refs)?.into_iter().sum())
+}
+
+#[wray::remote]
+fn make_refs(n: i64) -> Vec<ObjectRef<i64>> {
+    (0..n).map(|i| wray::put(&i)).collect()
+}
+
+#[wray::remote]
+fn buffer_stats(v: Vec<f32>) -> (usize, f64) {
+    (v.len(), v.iter().map(|x| f64::from(*x)).sum())
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
 pub struct Point {
     x: f64,
-    y: f64,
+    label: String,
+    tags: Vec<u8>,
+}
+
+#[wray::remote]
+fn scale(p: Point, k: f64) -> Point {
+    Point { x: p.x * k, ..p }
+}
+
+#[wray::remote]
+fn fail(msg: String) -> Result<u32, String> {
+    Err(msg)
+}
+
+#[wray::remote]
+fn explode(code: u32) -> u32 {
+    if code > 0 {
+        panic!("exploded with code {code}");
+    }
+    code
+}
+
+#[wray::remote]
+fn spin() -> u64 {
+    let mut x = 0u64;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+#[wray::remote]
+fn hog() -> usize {
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        chunks.push(vec![1u8; 16 << 20]);
+        std::hint::black_box(&chunks);
+    }
+}
+
+fn depth(n: u64) -> u64 {
+    if n == u64::MAX {
+        return 0;
+    }
+    1 + std::hint::black_box(depth(n + 1))
+}
+
+#[wray::remote]
+fn recurse() -> u64 {
+    depth(0)
+}
+
+#[wray::remote]
+fn sleepy(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[wray::remote]
+fn nested(level: u32) -> Result<u64, Error> {
+    if level == 0 {
+        return Ok(1);
+    }
+    let kids: Vec<_> = (0..2).map(|_| nested::remote(level - 1)).collect();
+    Ok(wray::get_all(&kids)?.into_iter().sum())
+}
+
+#[wray::remote]
+fn read_file(path: String) -> String {
+    match std::fs::read_to_string(&path) {
+        Ok(s) => format!("read {} bytes", s.len()),
+        Err(e) => format!("cannot read {path}: {e}"),
+    }
 }
 
 #[wray::actor]
@@ -34,19 +119,195 @@ impl Counter {
     pub fn get(&self) -> i64 {
         self.n
     }
+    pub fn crash(&mut self) -> i64 {
+        panic!("counter crashed at {}", self.n)
+    }
+    pub fn slow(&self, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
+    }
+}
+
+#[wray::remote]
+fn bump(counter: ActorHandle<Counter>, by: i64) -> Result<i64, Error> {
+    wray::get(&counter.incr(by))
+}
+
+#[wray::remote]
+fn bump_named(name: String) -> Result<i64, Error> {
+    let c = wray::get_actor::<Counter>(&name)?;
+    wray::get(&c.incr(100))
+}
+
+#[wray::actor]
+pub struct Fragile {}
+
+#[wray::actor]
+impl Fragile {
+    pub fn new(ok: bool) -> Result<Self, String> {
+        if ok { Ok(Fragile {}) } else { Err("refusing to start".to_string()) }
+    }
+    pub fn ping(&self) -> String {
+        "pong".to_string()
+    }
+}
+
+fn basics() -> Result<(), Error> {
+    let r = add::remote(1, 2);
+    println!("add: {}", wray::get(&r)?);
+    println!("ref arg: {}", wray::get(&add::options().num_cpus(0.5).remote(&r, 10))?);
+    let puts: Vec<ObjectRef<i64>> = (1..=4).map(|i| wray::put(&i)).collect();
+    println!("nested refs in arg: {}", wray::get(&sum_refs::remote(puts))?);
+    let made = wray::get(&make_refs::remote(5))?;
+    println!("refs returned by a task: {}", wray::get_all(&made)?.iter().sum::<i64>());
+    let buf: Vec<f32> = (0..1_000_000).map(|i| (i % 7) as f32).collect();
+    let b = wray::put(&buf);
+    println!("buffer round trip: {}", wray::get(&b)? == buf);
+    let (len, sum) = wray::get(&buffer_stats::remote(&b))?;
+    println!("buffer in task: {len} {sum}");
+    let p = Point { x: 1.5, label: "p".into(), tags: vec![1, 2] };
+    println!("struct: {:?}", wray::get(&scale::remote(p, 2.0))?);
+    let c = Counter::remote(5);
+    c.incr(2);
+    println!("counter: {}", wray::get(&c.get())?);
+    let bumps: Vec<_> = (0..10).map(|_| bump::remote(c.clone(), 1)).collect();
+    wray::get_all(&bumps)?;
+    println!("counter after tasks: {}", wray::get(&c.get())?);
+    let many: Vec<_> = (0..2000).map(|i| add::remote(i, 1)).collect();
+    println!("many: {}", wray::get_all(&many)?.into_iter().sum::<i64>());
+    let res = wray::cluster_resources();
+    println!("cluster CPU: {}", res.get("CPU").copied().unwrap_or(0.0));
+    println!("context task empty in driver: {}", wray::runtime_context().task_id.is_empty());
+    Ok(())
+}
+
+fn errors() -> Result<(), Error> {
+    println!("err: {}", wray::get(&fail::remote("boom".to_string())).unwrap_err());
+    println!("panic: {}", wray::get(&explode::remote(7)).unwrap_err());
+    let failed = explode::remote(9);
+    println!(
+        "dependent: {}",
+        wray::get(&add::remote(wray::ObjectRef::from_id(failed.id())?, 1))
+            .map_err(|e| e.to_string())
+            .unwrap_err_or_default()
+    );
+    println!("still fine: {}", wray::get(&explode::remote(0))?);
+    println!("decode: {}", wray::get(&ObjectRef::<String>::from_id(add::remote(1, 1).id())?).unwrap_err());
+    Ok(())
+}
+
+trait UnwrapErrOrDefault {
+    fn unwrap_err_or_default(self) -> String;
+}
+impl<T, E: std::fmt::Display> UnwrapErrOrDefault for Result<T, E> {
+    fn unwrap_err_or_default(self) -> String {
+        match self {
+            Ok(_) => "unexpected success".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+}
+
+fn limits() -> Result<(), Error> {
+    let t = spin::options().time_limit(Duration::from_millis(300)).remote();
+    println!("loop: {}", wray::get(&t).unwrap_err());
+    let m = hog::options().memory_limit(64 << 20).remote();
+    println!("memory: {}", wray::get(&m).unwrap_err());
+    println!("recursion: {}", wray::get(&recurse::remote()).unwrap_err());
+    println!("after limits: {}", wray::get(&add::remote(2, 2))?);
+    Ok(())
+}
+
+fn actors() -> Result<(), Error> {
+    let c = Counter::options().name("main-counter").remote(0);
+    println!("named via task: {}", wray::get(&bump_named::remote("main-counter".to_string()))?);
+    let again = wray::get_actor::<Counter>("main-counter")?;
+    println!("get_actor: {}", wray::get(&again.get())?);
+    println!("missing name: {}", wray::get_actor::<Counter>("nobody").unwrap_err());
+    let dup = Counter::options().name("main-counter").try_remote(1);
+    println!("duplicate name: {}", dup.unwrap_err());
+    let order: Vec<_> = (1..=50).map(|i| c.incr(i)).collect();
+    let seen = wray::get_all(&order)?;
+    println!("in order: {}", seen.windows(2).all(|w| w[0] < w[1]));
+
+    let restarting = Counter::options().max_restarts(1).remote(10);
+    restarting.incr(5);
+    println!("crash: {}", wray::get(&restarting.crash()).unwrap_err());
+    println!("after restart: {}", wray::get(&restarting.get())?);
+    println!("second crash: {}", wray::get(&restarting.crash()).unwrap_err());
+    println!("after restarts used up: {}", wray::get(&restarting.get()).unwrap_err());
+
+    let k = Counter::remote(1);
+    wray::get(&k.get())?;
+    wray::kill(&k);
+    println!("killed: {}", wray::get(&k.get()).unwrap_err());
+    let bad = Fragile::remote(false);
+    println!("constructor error: {}", wray::get(&bad.ping()).unwrap_err());
+    println!("constructor ok: {}", wray::get(&Fragile::remote(true).ping())?);
+    Ok(())
+}
+
+fn cancel() -> Result<(), Error> {
+    let long = sleepy::remote(30_000);
+    std::thread::sleep(Duration::from_millis(100));
+    wray::cancel(&long);
+    println!("cancelled: {}", wray::get(&long).unwrap_err());
+    let (ready, pending) = wray::wait(&[sleepy::remote(5_000)], 1, Some(Duration::from_millis(50)));
+    println!("wait timeout: {} {}", ready.len(), pending.len());
+    println!("get timeout: {}", wray::get_timeout(&sleepy::remote(5_000), Duration::from_millis(50)).unwrap_err());
+    Ok(())
+}
+
+/// Puts `n` objects of `mib` MiB each, then reads every one back.
+fn spill(n: usize, mib: usize) -> Result<(), Error> {
+    let refs: Vec<ObjectRef<Vec<u8>>> = (0..n).map(|i| wray::put(&vec![i as u8; mib << 20])).collect();
+    let mut ok = 0;
+    for (i, r) in refs.iter().enumerate() {
+        let v = wray::get(r)?;
+        if v.len() == mib << 20 && v.iter().all(|b| *b == i as u8) {
+            ok += 1;
+        }
+    }
+    println!("spill: {ok} of {n} objects intact");
+    Ok(())
 }
 
 #[wray::main]
-fn main(args: Vec<String>) -> Result<(), wray::Error> {
-    let r = add::remote(1, 2);
-    println!("add = {}", wray::get(&r)?);
-    let r2 = add::options().num_cpus(0.5).remote(&r, 10);
-    println!("add2 = {}", wray::get(&r2)?);
-    let c = Counter::remote(5);
-    c.incr(2);
-    println!("counter = {}", wray::get(&c.get())?);
-    println!("args = {args:?}");
-    let e = wray::get(&fail::remote("boom".to_string()));
-    println!("fail = {e:?}");
+fn main(args: Vec<String>) -> Result<(), Error> {
+    let scenario = args.first().map(String::as_str).unwrap_or("basics");
+    match scenario {
+        "basics" => basics()?,
+        "errors" => errors()?,
+        "limits" => limits()?,
+        "actors" => actors()?,
+        "cancel" => cancel()?,
+        "spill" => spill(32, 1)?,
+        "nested" => println!("nested: {}", wray::get(&nested::remote(4))?),
+        "read" => println!("{}", wray::get(&read_file::remote(args.get(1).cloned().unwrap_or_default()))?),
+        "env" => println!("env: {:?}", std::env::var(args.get(1).map(String::as_str).unwrap_or("HOME"))),
+        "read-main" => println!(
+            "{}",
+            std::fs::read_to_string(args.get(1).map(String::as_str).unwrap_or("/etc/passwd"))
+                .map_or_else(|e| format!("main cannot read: {e}"), |s| format!("main read {} bytes", s.len()))
+        ),
+        "panic-main" => panic!("the driver gave up"),
+        "spin-main" => {
+            let mut x = 0u64;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        "hog-task" => println!("{}", wray::get(&hog::remote())?),
+        "spin-task" => println!("{}", wray::get(&spin::remote())?),
+        "recurse-task" => println!("{}", wray::get(&recurse::remote())?),
+        "print" => {
+            for i in 0..3 {
+                println!("line {i}");
+            }
+            eprintln!("to stderr");
+        }
+        "fail-main" => return Err(Error::InvalidArgument("the driver returned an error".into())),
+        other => panic!("unknown scenario {other}"),
+    }
     Ok(())
 }

@@ -1,0 +1,161 @@
+//! The programming model, end to end through `wray run`: tasks, refs,
+//! actors, failures, limits and capabilities.
+
+use crate::util::*;
+
+#[track_caller]
+fn ok(flags: &[&str], args: &[&str]) -> String {
+    let out = scenario(flags, args);
+    assert_code(&out, 0);
+    stdout(&out)
+}
+
+#[track_caller]
+fn has(text: &str, line: &str) {
+    assert!(text.lines().any(|l| l == line), "expected the line {line:?} in:\n{text}");
+}
+
+#[test]
+fn tasks_refs_and_values() {
+    let out = ok(&[], &["basics"]);
+    has(&out, "add: 3");
+    has(&out, "ref arg: 13");
+    has(&out, "nested refs in arg: 10");
+    has(&out, "refs returned by a task: 10");
+    has(&out, "buffer round trip: true");
+    has(&out, "buffer in task: 1000000 2999997");
+    has(&out, r#"struct: Point { x: 3.0, label: "p", tags: [1, 2] }"#);
+    has(&out, "counter: 7");
+    has(&out, "counter after tasks: 17");
+    has(&out, "many: 2001000");
+    has(&out, "context task empty in driver: true");
+}
+
+#[test]
+fn cluster_resources_follow_cpus_flag() {
+    let out = ok(&["--cpus", "3"], &["basics"]);
+    has(&out, "cluster CPU: 3");
+}
+
+#[test]
+fn failures_name_the_function_and_cause() {
+    let out = ok(&[], &["errors"]);
+    has(&out, "err: task testjob::fail failed: boom");
+    assert!(
+        out.contains("panic: task testjob::explode failed: panicked at tests/programs/testjob/src/lib.rs:"),
+        "{out}"
+    );
+    assert!(out.contains("exploded with code 7"), "{out}");
+    // A failed dependency fails its dependent with the same error.
+    assert!(out.contains("dependent: task testjob::explode failed:") && out.contains("code 9"), "{out}");
+    has(&out, "still fine: 0");
+    assert!(out.contains("decode: decode error: cannot decode value as alloc::string::String"), "{out}");
+}
+
+#[test]
+fn limits_fail_only_their_task() {
+    let out = ok(&[], &["limits"]);
+    assert!(out.contains("loop: task testjob::spin failed: time limit exceeded"), "{out}");
+    assert!(out.contains("memory: task testjob::hog failed: memory limit exceeded"), "{out}");
+    assert!(out.contains("recursion: task testjob::recurse failed: stack overflow"), "{out}");
+    has(&out, "after limits: 4");
+}
+
+#[test]
+fn actors_keep_state_order_calls_and_restart() {
+    let out = ok(&[], &["actors"]);
+    has(&out, "named via task: 100");
+    has(&out, "get_actor: 100");
+    has(&out, r#"missing name: invalid argument: no actor named "nobody" in this job"#);
+    has(&out, r#"duplicate name: invalid argument: an actor named "main-counter" already exists in this job"#);
+    has(&out, "in order: true");
+    assert!(out.contains("crash: task Counter.crash failed: panicked"), "{out}");
+    // The restart re-ran the constructor: state is back to its start.
+    has(&out, "after restart: 10");
+    assert!(out.contains("after restarts used up: actor died:") && out.contains("no restarts left"), "{out}");
+    has(&out, "killed: actor died: testjob::Counter was killed: wray::kill");
+    has(&out, "constructor error: actor died: testjob::Fragile: its constructor failed: refusing to start");
+    has(&out, "constructor ok: pong");
+}
+
+#[test]
+fn cancel_and_timeouts() {
+    let out = ok(&[], &["cancel"]);
+    has(&out, "cancelled: task cancelled");
+    has(&out, "wait timeout: 0 1");
+    has(&out, "get timeout: timed out");
+}
+
+#[test]
+fn nested_tasks_do_not_deadlock_one_cpu() {
+    let out = ok(&["--cpus", "1"], &["nested"]);
+    has(&out, "nested: 16");
+}
+
+#[test]
+fn objects_spill_to_disk_and_come_back() {
+    // 32 MiB of objects through an 8 MiB budget.
+    let out = ok(&["--object-store-memory", "8MiB"], &["spill"]);
+    has(&out, "spill: 32 of 32 objects intact");
+}
+
+#[test]
+fn no_filesystem_without_a_grant() {
+    let out = ok(&[], &["read", "/etc/passwd"]);
+    assert!(out.starts_with("cannot read /etc/passwd"), "{out}");
+    let out = ok(&[], &["read-main", "/etc/passwd"]);
+    assert!(out.starts_with("main cannot read"), "{out}");
+    let out = ok(&["--dir", "/etc::/etc"], &["read", "/etc/passwd"]);
+    assert!(out.starts_with("read ") && out.contains(" bytes"), "{out}");
+}
+
+#[test]
+fn no_environment_without_a_grant() {
+    let out = ok(&[], &["env", "HOME"]);
+    has(&out, "env: Err(NotPresent)");
+    let out = ok(&["--env", "WRAY_TEST=yes"], &["env", "WRAY_TEST"]);
+    has(&out, r#"env: Ok("yes")"#);
+}
+
+#[test]
+fn output_streams_from_the_guest() {
+    let out = scenario(&[], &["print"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "line 0\nline 1\nline 2\n");
+    assert!(stderr(&out).contains("to stderr"));
+}
+
+#[track_caller]
+fn job_fails(flags: &[&str], args: &[&str], expect: &str) {
+    let out = scenario(flags, args);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("testjob.wasm"), "the message should name the job: {err}");
+    assert!(err.contains(expect), "expected {expect:?} in: {err}");
+    assert!(!err.contains("RUST_BACKTRACE"), "the host panicked: {err}");
+}
+
+#[test]
+fn a_panicking_driver_fails_the_job() {
+    job_fails(&[], &["panic-main"], "panicked at tests/programs/testjob/src/lib.rs");
+    job_fails(&[], &["panic-main"], "the driver gave up");
+}
+
+#[test]
+fn a_driver_error_fails_the_job() {
+    job_fails(&[], &["fail-main"], "main returned an error: invalid argument: the driver returned an error");
+}
+
+#[test]
+fn an_endless_driver_is_stopped_by_the_timeout() {
+    let start = std::time::Instant::now();
+    job_fails(&["--timeout", "1s"], &["spin-main"], "time limit exceeded");
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn job_wide_limits_apply_to_tasks() {
+    job_fails(&["--memory-limit", "64MiB"], &["hog-task"], "task testjob::hog failed: memory limit exceeded");
+    job_fails(&["--timeout", "500ms"], &["spin-task"], "task testjob::spin failed: time limit exceeded");
+    job_fails(&[], &["recurse-task"], "task testjob::recurse failed: stack overflow");
+}
