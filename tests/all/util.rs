@@ -9,6 +9,11 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
 }
 
+/// Cargo's target directory (CI may keep it outside the clone).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
+}
+
 pub fn wray_bin() -> &'static str {
     env!("CARGO_BIN_EXE_wray")
 }
@@ -18,9 +23,9 @@ pub fn wray_bin() -> &'static str {
 pub fn wray_with(args: &[&str], envs: &[(&str, &str)], limit: Duration) -> Output {
     let mut cmd = Command::new(wray_bin());
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
-    // Each test gets its own compile cache under target/, so tests never
-    // share state through the user's ~/.cache.
-    cmd.env("XDG_CACHE_HOME", workspace().join("target/test-cache"));
+    // Tests keep their compile cache under the target directory, never in
+    // the user's ~/.cache.
+    cmd.env("XDG_CACHE_HOME", target_dir().join("test-cache"));
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -84,7 +89,7 @@ pub fn guests() -> &'static Guests {
 /// `wray build DIR` into `target/guests`; returns the path it prints last.
 pub fn build(dir: &str) -> PathBuf {
     let ws = workspace();
-    let target = ws.join("target/guests");
+    let target = target_dir().join("guests");
     let out = wray_with(
         &["build", ws.join(dir).to_str().unwrap()],
         &[("CARGO_TARGET_DIR", target.to_str().unwrap())],

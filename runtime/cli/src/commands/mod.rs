@@ -1,6 +1,7 @@
 //! The subcommands.
 
 mod build;
+mod microbenchmark;
 mod run;
 
 use crate::Failure;
@@ -15,7 +16,7 @@ Examples:
   wray run target/.../pi.wasm            run a job on an embedded single-node runtime
   wray run --cpus 4 --timeout 30s job.wasm -- arg1 arg2
   wray run --dir ./data::/data --env MODE=fast job.wasm
-  wray microbenchmark                    Ray's microbenchmark workloads on wray")]
+  wray microbenchmark \"$(wray build benches/microbench | tail -n1)\"")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -26,6 +27,7 @@ pub struct Cli {
 pub enum Command {
     Run(run::RunCommand),
     Build(build::BuildCommand),
+    Microbenchmark(microbenchmark::MicrobenchmarkCommand),
 }
 
 impl Command {
@@ -33,6 +35,7 @@ impl Command {
         match self {
             Command::Run(c) => c.execute(),
             Command::Build(c) => c.execute(),
+            Command::Microbenchmark(c) => c.execute(),
         }
     }
 }

@@ -1,0 +1,141 @@
+//! Ray's `ray microbenchmark` workloads, as a wray job. `wray microbenchmark`
+//! runs it once per workload (`-- WORKLOAD N`) and reads the `RESULT` line
+//! each run prints: a rate per second, or for `chain` and `put_gigabytes` the
+//! unit named on the line.
+
+use std::time::Instant;
+
+#[wray::remote]
+fn noop() {}
+
+#[wray::remote]
+fn inc(x: u64) -> u64 {
+    x + 1
+}
+
+#[wray::actor]
+pub struct Sink {
+    calls: u64,
+}
+
+#[wray::actor]
+impl Sink {
+    pub fn new() -> Self {
+        Sink { calls: 0 }
+    }
+    pub fn noop(&mut self) {
+        self.calls += 1;
+    }
+}
+
+/// One client of the n:n workload: its own actor, `calls` async calls.
+#[wray::remote]
+fn actor_client(calls: u32) -> Result<u32, wray::Error> {
+    let sink = Sink::remote();
+    let refs: Vec<_> = (0..calls).map(|_| sink.noop()).collect();
+    wray::get_all(&refs)?;
+    Ok(calls)
+}
+
+fn rate(n: u64, start: Instant) {
+    println!("RESULT {:.1} per_s", n as f64 / start.elapsed().as_secs_f64());
+}
+
+#[wray::main]
+fn main(args: Vec<String>) -> Result<(), wray::Error> {
+    let workload = args.first().map(String::as_str).unwrap_or("tasks_sync");
+    let n: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    // Warm up: the first task compiles nothing (the component is cached and
+    // pre-instantiated), but touches the allocator and the code pages.
+    wray::get(&noop::remote())?;
+    match workload {
+        "tasks_sync" => {
+            let start = Instant::now();
+            for _ in 0..n {
+                wray::get(&noop::remote())?;
+            }
+            rate(n, start);
+        }
+        "tasks_async" => {
+            let start = Instant::now();
+            let refs: Vec<_> = (0..n).map(|_| noop::remote()).collect();
+            wray::get_all(&refs)?;
+            rate(n, start);
+        }
+        "actor_sync" => {
+            let a = Sink::remote();
+            wray::get(&a.noop())?;
+            let start = Instant::now();
+            for _ in 0..n {
+                wray::get(&a.noop())?;
+            }
+            rate(n, start);
+        }
+        "actor_async" => {
+            let a = Sink::remote();
+            wray::get(&a.noop())?;
+            let start = Instant::now();
+            let refs: Vec<_> = (0..n).map(|_| a.noop()).collect();
+            wray::get_all(&refs)?;
+            rate(n, start);
+        }
+        "actor_nn_async" => {
+            let clients = 4u64;
+            let per = (n / clients) as u32;
+            let start = Instant::now();
+            let refs: Vec<_> = (0..clients).map(|_| actor_client::options().num_cpus(0.5).remote(per)).collect();
+            let done: u32 = wray::get_all(&refs)?.into_iter().sum();
+            rate(u64::from(done), start);
+        }
+        "put_calls" => {
+            let start = Instant::now();
+            for i in 0..n {
+                drop(wray::put(&i));
+            }
+            rate(n, start);
+        }
+        "get_calls" => {
+            let r = wray::put(&vec![0u8; 64]);
+            let start = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(wray::get(&r)?);
+            }
+            rate(n, start);
+        }
+        "put_gigabytes" => {
+            // n puts of 100 MiB each; the reference is a memcpy of the same
+            // buffer inside the guest, measured in the same run.
+            let size = 100 << 20;
+            let v = vec![7u8; size];
+            let mut copy = vec![0u8; size];
+            let start = Instant::now();
+            for _ in 0..n {
+                copy.copy_from_slice(std::hint::black_box(&v));
+            }
+            let memcpy = (n * size as u64) as f64 / start.elapsed().as_secs_f64() / 1e9;
+            std::hint::black_box(&copy);
+            let start = Instant::now();
+            for _ in 0..n {
+                drop(wray::put(&v));
+            }
+            let put = (n * size as u64) as f64 / start.elapsed().as_secs_f64() / 1e9;
+            println!("RESULT {put:.2} GB_per_s memcpy {memcpy:.2}");
+        }
+        "chain" => {
+            let start = Instant::now();
+            let mut r = inc::remote(0);
+            for _ in 1..n {
+                r = inc::remote(&r);
+            }
+            let last = wray::get(&r)?;
+            assert_eq!(last, n);
+            println!("RESULT {:.4} ms_per_link", start.elapsed().as_secs_f64() * 1e3 / n as f64);
+        }
+        "first" => {
+            wray::get(&inc::remote(1))?;
+            println!("RESULT 1 first");
+        }
+        other => return Err(wray::Error::InvalidArgument(format!("unknown workload {other}"))),
+    }
+    Ok(())
+}

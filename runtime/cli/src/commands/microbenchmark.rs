@@ -1,0 +1,309 @@
+//! `wray microbenchmark`: Ray's `ray microbenchmark` workloads on wray.
+
+use crate::Failure;
+use anyhow::{Context, anyhow};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use wray_runtime::{Grants, JobConfig, Output, OutputPipe, Runtime};
+
+/// Run Ray's microbenchmark workloads (same names, same shapes) on an
+/// embedded runtime and print them next to Ray 2.60's figures measured on
+/// the same kind of machine (2 cores).
+///
+/// The workloads live in a guest job: build it with
+/// `wray build benches/microbench`. Build wray itself with --release for
+/// meaningful numbers.
+#[derive(Args)]
+#[command(after_help = "\
+Examples:
+  wray microbenchmark \"$(wray build benches/microbench | tail -n1)\"
+  wray microbenchmark --markdown --scale 0.2 microbench.wasm")]
+pub struct MicrobenchmarkCommand {
+    /// The microbenchmark job (benches/microbench built with `wray build`).
+    job: PathBuf,
+
+    /// Multiply every workload's size by this (smaller: faster, noisier).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+
+    /// Print a Markdown table (for docs/BENCHMARKS.md).
+    #[arg(long)]
+    markdown: bool,
+
+    /// CPU slots of the runtime.
+    #[arg(long, default_value_t = 2.0)]
+    cpus: f64,
+}
+
+/// A workload: Ray's name, the guest's name, its size, Ray's figure and
+/// whether larger is better.
+struct Workload {
+    name: &'static str,
+    guest: &'static str,
+    n: u64,
+    ray: Option<f64>,
+    unit: &'static str,
+    higher_is_better: bool,
+}
+
+const WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "single client tasks sync",
+        guest: "tasks_sync",
+        n: 20_000,
+        ray: Some(735.0),
+        unit: "/s",
+        higher_is_better: true,
+    },
+    Workload {
+        name: "single client tasks async",
+        guest: "tasks_async",
+        n: 50_000,
+        ray: Some(2_365.0),
+        unit: "/s",
+        higher_is_better: true,
+    },
+    Workload {
+        name: "1:1 actor calls sync",
+        guest: "actor_sync",
+        n: 20_000,
+        ray: Some(1_717.0),
+        unit: "/s",
+        higher_is_better: true,
+    },
+    Workload {
+        name: "1:1 actor calls async",
+        guest: "actor_async",
+        n: 50_000,
+        ray: Some(5_761.0),
+        unit: "/s",
+        higher_is_better: true,
+    },
+    Workload {
+        name: "n:n actor calls async",
+        guest: "actor_nn_async",
+        n: 100_000,
+        ray: None,
+        unit: "/s",
+        higher_is_better: true,
+    },
+    Workload {
+        name: "single client put calls",
+        guest: "put_calls",
+        n: 50_000,
+        ray: Some(1_985.0),
+        unit: "/s",
+        higher_is_better: true,
+    },
+    Workload {
+        name: "single client get calls",
+        guest: "get_calls",
+        n: 100_000,
+        ray: Some(17_777.0),
+        unit: "/s",
+        higher_is_better: true,
+    },
+    Workload {
+        name: "single client put gigabytes",
+        guest: "put_gigabytes",
+        n: 20,
+        ray: Some(8.7),
+        unit: "GB/s",
+        higher_is_better: true,
+    },
+    Workload {
+        name: "1000-task dependency chain",
+        guest: "chain",
+        n: 1000,
+        ray: Some(1.56),
+        unit: "ms/link",
+        higher_is_better: false,
+    },
+];
+
+struct Row {
+    name: String,
+    value: f64,
+    unit: String,
+    ray: Option<f64>,
+    higher_is_better: bool,
+    note: String,
+}
+
+impl MicrobenchmarkCommand {
+    pub fn execute(self) -> Result<(), Failure> {
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            return Err(anyhow!("--scale must be positive").into());
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let _guard = rt.enter();
+        let cache = tempfile::tempdir()?;
+        let runtime = Runtime::builder()
+            .cpus(self.cpus)
+            .object_store_memory(2 << 30)
+            .cache_dir(Some(cache.path().to_path_buf()))
+            .build()?;
+        let job = runtime.load_file(&self.job).map_err(|e| Failure::Usage(e.into()))?;
+        let idle_rss = rss_bytes();
+        let mut rows = Vec::new();
+        for w in WORKLOADS {
+            let n = ((w.n as f64 * self.scale).ceil() as u64).max(1);
+            eprintln!("running {} ({n}) ...", w.name);
+            let line = rt.block_on(run_workload(&runtime, &job, w.guest, n))?;
+            let mut words = line.split_whitespace();
+            let value: f64 =
+                words.next().and_then(|v| v.parse().ok()).ok_or_else(|| anyhow!("bad result line {line:?}"))?;
+            let note = match (w.guest, words.nth(1), words.next()) {
+                ("put_gigabytes", Some("memcpy"), Some(m)) => {
+                    let m: f64 = m.parse().unwrap_or(f64::NAN);
+                    format!(
+                        "guest memcpy of the same buffer, same run: {m:.2} GB/s (put = {:.0}% of it); host memcpy: {:.2} GB/s",
+                        100.0 * value / m,
+                        host_memcpy_gbps()
+                    )
+                }
+                _ => format!("n = {n}"),
+            };
+            rows.push(Row {
+                name: w.name.into(),
+                value,
+                unit: w.unit.into(),
+                ray: w.ray,
+                higher_is_better: w.higher_is_better,
+                note,
+            });
+        }
+        drop(_guard);
+        rt.shutdown_timeout(Duration::from_millis(100));
+
+        eprintln!("running process start -> first task result ...");
+        let first = first_result_secs(&self.job, cache.path())?;
+        rows.push(Row {
+            name: "process start -> first task result".into(),
+            value: first * 1e3,
+            unit: "ms".into(),
+            ray: Some(6_200.0),
+            higher_is_better: false,
+            note: "a whole `wray run` process, compile cache warm".into(),
+        });
+        rows.push(Row {
+            name: "idle runtime RSS".into(),
+            value: idle_rss as f64 / (1 << 20) as f64,
+            unit: "MiB".into(),
+            ray: Some(1.9 * 1024.0),
+            higher_is_better: false,
+            note: "this process after start and component load".into(),
+        });
+        print_rows(&rows, self.markdown);
+        Ok(())
+    }
+}
+
+async fn run_workload(
+    runtime: &Runtime,
+    job: &wray_runtime::JobComponent,
+    name: &str,
+    n: u64,
+) -> anyhow::Result<String> {
+    let pipe = OutputPipe::new(1 << 20);
+    let config = JobConfig {
+        grants: Grants { output: Output::Capture(pipe.clone()), ..Grants::default() },
+        ..JobConfig::default()
+    };
+    runtime
+        .run_job(job, vec![name.to_string(), n.to_string()], config)
+        .await
+        .with_context(|| format!("workload {name}"))?;
+    let out = String::from_utf8_lossy(&pipe.contents()).into_owned();
+    out.lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("workload {name} printed no RESULT line:\n{out}"))
+}
+
+/// Wall time of a whole `wray run` process that runs one task, after one
+/// untimed run that fills the compile cache (as a user's second run would).
+fn first_result_secs(job: &std::path::Path, cache: &std::path::Path) -> anyhow::Result<f64> {
+    let exe = std::env::current_exe()?;
+    let run = || -> anyhow::Result<f64> {
+        let start = Instant::now();
+        let out = std::process::Command::new(&exe)
+            .arg("run")
+            .arg(job)
+            .args(["--", "first", "1"])
+            .env("XDG_CACHE_HOME", cache)
+            .output()?;
+        let secs = start.elapsed().as_secs_f64();
+        if !out.status.success() || !String::from_utf8_lossy(&out.stdout).contains("RESULT") {
+            return Err(anyhow!("the first-result run failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(secs)
+    };
+    run()?;
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        best = best.min(run()?);
+    }
+    Ok(best)
+}
+
+fn host_memcpy_gbps() -> f64 {
+    let size = 100 << 20;
+    let src = vec![7u8; size];
+    let mut dst = vec![0u8; size];
+    let reps = 10;
+    let start = Instant::now();
+    for _ in 0..reps {
+        dst.copy_from_slice(std::hint::black_box(&src));
+    }
+    std::hint::black_box(&dst);
+    (reps * size) as f64 / start.elapsed().as_secs_f64() / 1e9
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+fn print_rows(rows: &[Row], markdown: bool) {
+    let ratio = |r: &Row| r.ray.map(|ray| if r.higher_is_better { r.value / ray } else { ray / r.value });
+    if markdown {
+        println!("| benchmark | wray | Ray 2.60 (quoted) | wray vs Ray | notes |");
+        println!("|---|---:|---:|---:|---|");
+        for r in rows {
+            let ray = r.ray.map_or("—".to_string(), |v| format!("{} {}", fmt(v), r.unit));
+            let x = ratio(r).map_or("—".to_string(), |x| format!("{x:.0}×"));
+            println!("| {} | {} {} | {ray} | {x} | {} |", r.name, fmt(r.value), r.unit, r.note);
+        }
+    } else {
+        println!("{:<36} {:>16} {:>18} {:>10}", "benchmark", "wray", "Ray 2.60 (quoted)", "vs Ray");
+        for r in rows {
+            let ray = r.ray.map_or("-".to_string(), |v| format!("{} {}", fmt(v), r.unit));
+            let x = ratio(r).map_or("-".to_string(), |x| format!("{x:.0}x"));
+            println!("{:<36} {:>16} {:>18} {:>10}", r.name, format!("{} {}", fmt(r.value), r.unit), ray, x);
+        }
+    }
+}
+
+fn fmt(v: f64) -> String {
+    if v >= 100.0 {
+        let s = format!("{v:.0}");
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
+    }
+}
