@@ -8,4 +8,5 @@ mod bad_input;
 mod embed;
 mod examples;
 mod jobs;
+mod macros;
 mod util;

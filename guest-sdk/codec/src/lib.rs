@@ -144,6 +144,12 @@ pub fn is_buffer<T: 'static>() -> bool {
     .contains(&TypeId::of::<T>())
 }
 
+/// The encoding of `value` without copying it, when `T` is a numeric buffer
+/// (its elements' bytes are the encoding); `None` for other types.
+pub fn buffer_bytes<T: 'static>(value: &T) -> Option<&[u8]> {
+    if cfg!(target_endian = "little") { with_pod_vec!(value, |v| pod_bytes(v)) } else { None }
+}
+
 /// Encodes `value`, appending to `out`.
 pub fn encode_into<T: Serialize + 'static>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     if cfg!(target_endian = "little") && with_pod_vec!(value, |v| out.extend_from_slice(pod_bytes(v))).is_some() {

@@ -106,6 +106,10 @@ pub fn put<T: Serialize + 'static>(value: &T) -> ObjectRef<T> {
 
 /// Like [`put`], returning the runtime's refusal as an error.
 pub fn try_put<T: Serialize + 'static>(value: &T) -> Result<ObjectRef<T>, Error> {
+    if let Some(bytes) = wray_codec::buffer_bytes(value) {
+        // A numeric buffer is its own encoding: hand the host a view of it.
+        return Ok(ObjectRef::from_handle(tasks::put_buffer(bytes)?));
+    }
     let v = crate::value::encode(value);
     Ok(ObjectRef::from_handle(tasks::put(v)?))
 }

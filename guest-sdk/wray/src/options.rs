@@ -55,8 +55,10 @@ impl CallOptions {
         self.name = Some(name.to_string());
         self
     }
-    /// Actors: how many calls may be queued and in flight at once; callers
-    /// beyond that wait.
+    /// Actors: with `n > 1`, up to `n` calls wait for their arguments at once
+    /// and each runs as soon as its arguments are ready, instead of strictly
+    /// in submission order. Calls never run simultaneously inside one Wasm
+    /// instance. Default 1.
     pub fn max_concurrency(mut self, calls: u32) -> Self {
         self.max_concurrency = Some(calls);
         self
@@ -139,8 +141,10 @@ macro_rules! __actor_options_methods {
             memory_limit(bytes: u64);
             /// Limits the execution time of one method call.
             time_limit(limit: ::std::time::Duration);
-            /// How many calls may be queued and in flight at once; callers
-            /// beyond that wait. Calls execute one at a time, in order.
+            /// With `n > 1`, up to `n` calls wait for their arguments at once
+            /// and each runs as soon as its arguments are ready, instead of
+            /// strictly in submission order. Calls never run simultaneously
+            /// inside one Wasm instance. Default 1.
             max_concurrency(calls: u32);
             /// How often the actor is rebuilt (constructor re-run) after its
             /// instance crashes.

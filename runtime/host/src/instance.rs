@@ -499,14 +499,18 @@ impl State {
     }
 }
 
-fn check_value(v: &types::Value) -> Result<(), Error> {
-    if v.data.len() > limits::MAX_OBJECT_SIZE {
+fn check_size(len: usize) -> Result<(), Error> {
+    if len > limits::MAX_OBJECT_SIZE {
         return Err(Error::InvalidArgument(format!(
-            "a value of {} bytes exceeds the object size limit of {} bytes",
-            v.data.len(),
+            "a value of {len} bytes exceeds the object size limit of {} bytes",
             limits::MAX_OBJECT_SIZE
         )));
     }
+    Ok(())
+}
+
+fn check_value(v: &types::Value) -> Result<(), Error> {
+    check_size(v.data.len())?;
     if v.refs.len() > limits::MAX_NESTED_REFS {
         return Err(Error::InvalidArgument(format!(
             "a value nesting {} refs exceeds the limit of {}",
@@ -610,6 +614,19 @@ impl tasks::Host for State {
         self.puts += 1;
         let id = ObjectId::put_by(self.caller.task, self.puts);
         let value = self.take_value(value)?;
+        match self.services.put(&self.caller, id, value) {
+            Ok(()) => Ok(Ok(self.guard(id)?)),
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
+    }
+
+    async fn put_buffer(&mut self, data: Vec<u8>) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
+        if let Err(e) = check_size(data.len()) {
+            return Ok(Err(to_wit_error(e)));
+        }
+        self.puts += 1;
+        let id = ObjectId::put_by(self.caller.task, self.puts);
+        let value = Value { data: bytes::Bytes::from(data), ..Value::default() };
         match self.services.put(&self.caller, id, value) {
             Ok(()) => Ok(Ok(self.guard(id)?)),
             Err(e) => Ok(Err(to_wit_error(e))),

@@ -237,6 +237,16 @@ fn actors() -> Result<(), Error> {
     println!("second crash: {}", wray::get(&restarting.crash()).unwrap_err());
     println!("after restarts used up: {}", wray::get(&restarting.get()).unwrap_err());
 
+    // With max_concurrency > 1 a call whose argument is ready runs before an
+    // earlier call still waiting for its argument; by default order is strict.
+    for (label, limit) in [("strict", 1), ("concurrent", 4)] {
+        let a = Counter::options().max_concurrency(limit).remote(0);
+        let first = a.slow(sleepy::options().num_cpus(0.1).remote(300));
+        let second = a.slow(1);
+        let (ready, _) = wray::wait(&[first.clone(), second.clone()], 1, None);
+        println!("{label} actor: later call finished first = {}", ready[0] == second);
+    }
+
     let k = Counter::remote(1);
     wray::get(&k.get())?;
     wray::kill(&k);
