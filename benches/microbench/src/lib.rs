@@ -20,6 +20,7 @@ pub struct Sink {
 
 #[wray::actor]
 impl Sink {
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Sink { calls: 0 }
     }

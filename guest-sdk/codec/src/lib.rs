@@ -81,7 +81,7 @@ fn pod_bytes<P: Pod>(v: &[P]) -> &[u8] {
 
 fn pod_from_bytes<P: Pod>(bytes: &[u8]) -> Option<Vec<P>> {
     let size = std::mem::size_of::<P>();
-    if bytes.len() % size != 0 {
+    if !bytes.len().is_multiple_of(size) {
         return None;
     }
     let n = bytes.len() / size;

@@ -22,12 +22,15 @@ pub struct RemoteFn {
     pub invoke: fn(Vec<Vec<u8>>) -> Outcome,
 }
 
+/// Builds an actor's state from encoded constructor arguments.
+pub type Construct = fn(Vec<Vec<u8>>) -> Result<Box<dyn Any>, String>;
+
 /// The constructor of a `#[wray::actor]` class.
 pub struct ActorCtor {
     /// Full path of the type.
     pub class: &'static str,
     /// Decodes and constructs.
-    pub new: fn(Vec<Vec<u8>>) -> Result<Box<dyn Any>, String>,
+    pub new: Construct,
 }
 
 /// A method of a `#[wray::actor]` class.

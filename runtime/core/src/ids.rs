@@ -84,7 +84,7 @@ impl ActorId {
     /// The actor created by task `creator` (each actor has its own creation
     /// task, so this is unique).
     pub fn created_by(creator: TaskId) -> ActorId {
-        ActorId(mix(creator.0, 0x6163_746f_72))
+        ActorId(mix(creator.0, 0x0061_6374_6f72))
     }
 
     /// High and low halves, as the WIT `actor-id` record carries them.

@@ -67,10 +67,10 @@ impl ActorState {
     }
 
     /// Queues a call, or hands it back if the actor's loop has ended.
-    pub(crate) fn send(&self, call: ActorCall) -> Result<(), ActorCall> {
+    pub(crate) fn send(&self, call: ActorCall) -> Result<(), Box<ActorCall>> {
         match lock(&self.mailbox).as_ref() {
-            Some(tx) => tx.send(call).map_err(|e| e.0),
-            None => Err(call),
+            Some(tx) => tx.send(call).map_err(|e| Box::new(e.0)),
+            None => Err(Box::new(call)),
         }
     }
 
