@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
-use wasmtime::{Store, StoreContextMut, UpdateDeadline};
+use wasmtime::{AsContext, Store, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wray_core::{ActorId, Error, ObjectId, Options, Resources, TaskId, limits};
@@ -176,7 +176,31 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
     let mut linker = Linker::new(engine.wasmtime());
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     Job::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+    // `put-buffer` replaces the generated binding with one that reads the
+    // guest's bytes in place (a `WasmList` view) and copies them once, into
+    // a recycled buffer, instead of into a fresh `Vec` first.
+    linker.allow_shadowing(true);
+    linker.instance("wray:runtime/tasks@0.1.0")?.func_wrap_async("put-buffer", put_buffer_in_place)?;
+    linker.allow_shadowing(false);
     Ok(linker)
+}
+
+type PutResult = wasmtime::Result<(Result<Resource<RefGuard>, types::Error>,)>;
+
+fn put_buffer_in_place(
+    mut store: StoreContextMut<'_, State>,
+    (data,): (wasmtime::component::WasmList<u8>,),
+) -> Box<dyn std::future::Future<Output = PutResult> + Send + '_> {
+    Box::new(async move {
+        let bytes = {
+            let slice = data.as_le_slice(store.as_context());
+            if let Err(e) = check_size(slice.len()) {
+                return Ok((Err(to_wit_error(e)),));
+            }
+            crate::buffers::copy_to_bytes(slice)
+        };
+        Ok((store.data_mut().put_bytes(bytes)?,))
+    })
 }
 
 /// A live instance of a job component.
@@ -450,6 +474,16 @@ fn check_name(what: &str, name: &str) -> Result<(), Error> {
 }
 
 impl State {
+    /// Stores encoded bytes that nest no refs as a new object of the caller.
+    fn put_bytes(&mut self, data: bytes::Bytes) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
+        self.puts += 1;
+        let id = ObjectId::put_by(self.caller.task, self.puts);
+        match self.services.put(&self.caller, id, Value { data, ..Value::default() }) {
+            Ok(()) => Ok(Ok(self.guard(id)?)),
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
+    }
+
     /// Takes a value the guest handed over, with the refs it carries out of
     /// the guest's table into the value.
     fn take_value(&mut self, v: types::Value) -> wasmtime::Result<Value> {
@@ -620,17 +654,13 @@ impl tasks::Host for State {
         }
     }
 
+    /// Not reached at run time: `linker` shadows it with
+    /// `put_buffer_in_place`. Kept correct for completeness.
     async fn put_buffer(&mut self, data: Vec<u8>) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
         if let Err(e) = check_size(data.len()) {
             return Ok(Err(to_wit_error(e)));
         }
-        self.puts += 1;
-        let id = ObjectId::put_by(self.caller.task, self.puts);
-        let value = Value { data: bytes::Bytes::from(data), ..Value::default() };
-        match self.services.put(&self.caller, id, value) {
-            Ok(()) => Ok(Ok(self.guard(id)?)),
-            Err(e) => Ok(Err(to_wit_error(e))),
-        }
+        self.put_bytes(bytes::Bytes::from(data))
     }
 
     async fn cancel(&mut self, r: Resource<RefGuard>) -> wasmtime::Result<Result<(), types::Error>> {

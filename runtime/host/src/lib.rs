@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 mod bindings;
+mod buffers;
 mod component;
 mod engine;
 mod instance;
