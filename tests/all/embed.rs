@@ -64,6 +64,20 @@ async fn spilled_objects_are_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_freed_when_their_last_ref_drops() {
+    // 256 MiB put one MiB at a time through an 8 MiB budget: if dropped refs
+    // did not free their objects, the store would have to spill.
+    let rt = runtime(8 << 20, None);
+    let job = rt.load_file(&guests().testjob).unwrap();
+    let (config, pipe) = captured();
+    rt.run_job(&job, vec!["churn".into()], config).await.unwrap();
+    assert!(pipe.text().contains("churn: done"), "{}", pipe.text());
+    let stats = rt.store_stats();
+    assert_eq!(stats.spills, 0, "{stats:?}");
+    assert_eq!(stats.objects, 0, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_jobs_side_by_side() {
     let rt = runtime(64 << 20, None);
     let job = rt.load_file(&guests().testjob).unwrap();

@@ -292,6 +292,17 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         "actors" => actors()?,
         "cancel" => cancel()?,
         "spill" => spill(32, 1)?,
+        "churn" => {
+            // 256 MiB through the store, 1 MiB at a time, each ref dropped
+            // after use: with a small budget, nothing should ever spill.
+            for i in 0..256u32 {
+                let r = wray::put(&vec![i as u8; 1 << 20]);
+                let task = add::remote(i64::from(i), 1);
+                assert_eq!(wray::get(&r)?.len(), 1 << 20);
+                assert_eq!(wray::get(&task)?, i64::from(i) + 1);
+            }
+            println!("churn: done");
+        }
         "nested" => println!("nested: {}", wray::get(&nested::remote(4))?),
         "read" => println!("{}", wray::get(&read_file::remote(args.get(1).cloned().unwrap_or_default()))?),
         "env" => println!("env: {:?}", std::env::var(args.get(1).map(String::as_str).unwrap_or("HOME"))),
