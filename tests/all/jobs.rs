@@ -26,6 +26,8 @@ fn tasks_refs_and_values() {
     has(&out, "buffer in task: 1000000 2999997");
     has(&out, r#"struct: Point { x: 3.0, label: "p", tags: [1, 2] }"#);
     has(&out, "counter: 7");
+    has(&out, "actor id: 32 hex digits");
+    has(&out, "local helper: 4");
     has(&out, "counter after tasks: 17");
     has(&out, "many: 2001000");
     has(&out, "context task empty in driver: true");

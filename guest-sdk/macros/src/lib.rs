@@ -286,7 +286,8 @@ fn actor_impl(item: ItemImpl) -> syn::Result<TokenStream2> {
     let methods_ty = format_ident!("{}Methods", ty_ident);
     let options_ty = format_ident!("{}Options", ty_ident);
 
-    let mut ctor = None;
+    // Candidate constructors: associated functions returning Self.
+    let mut ctors: Vec<(Signature, bool)> = Vec::new();
     let mut stubs = Vec::new();
     let mut registrations = Vec::new();
     for it in &item.items {
@@ -337,17 +338,23 @@ fn actor_impl(item: ItemImpl) -> syn::Result<TokenStream2> {
             }
             _ => {
                 if let Some(fallible) = returns_self(&sig.output, &ty_ident) {
-                    if ctor.is_some() {
-                        return Err(syn::Error::new(
-                            sig.ident.span(),
-                            "an actor has exactly one constructor (an associated function returning Self); this is a second one",
-                        ));
-                    }
-                    ctor = Some((sig.clone(), fallible));
+                    ctors.push((sig.clone(), fallible));
                 }
             }
         }
     }
+    // The constructor is `new` if there is one, else the only function
+    // returning Self; other Self-returning helpers stay local.
+    let ctor = match ctors.iter().position(|(sig, _)| sig.ident == "new") {
+        Some(i) => Some(ctors.swap_remove(i)),
+        None if ctors.len() > 1 => {
+            return Err(syn::Error::new(
+                ctors[1].0.ident.span(),
+                "an actor with several associated functions returning Self needs one named `new`: it is the constructor",
+            ));
+        }
+        None => ctors.pop(),
+    };
     let Some((ctor_sig, ctor_fallible)) = ctor else {
         return Err(syn::Error::new(
             item.self_ty.span(),

@@ -63,8 +63,9 @@ impl<A: Actor> ActorHandle<A> {
         ActorHandle { methods: A::Methods::from_raw(raw), _class: PhantomData }
     }
 
-    /// The actor's id in hex.
-    pub fn id(&self) -> String {
+    /// The actor's id in hex. (Named so as not to hide an actor method
+    /// called `id`: methods of the actor are reached through this handle.)
+    pub fn actor_id(&self) -> String {
         self.methods.raw().hex()
     }
 }
@@ -84,7 +85,7 @@ impl<A: Actor> Clone for ActorHandle<A> {
 
 impl<A: Actor> fmt::Debug for ActorHandle<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ActorHandle<{}>({})", A::CLASS, self.id())
+        write!(f, "ActorHandle<{}>({})", A::CLASS, self.actor_id())
     }
 }
 

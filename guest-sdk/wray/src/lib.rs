@@ -88,9 +88,10 @@
 //! ## Actors
 //!
 //! `#[wray::actor]` on an `impl` block makes the type an actor class (put it
-//! on the struct too, for readers). The one associated function returning
-//! `Self` is the constructor; every method taking `&self` or `&mut self` is
-//! callable remotely. It adds:
+//! on the struct too, for readers). The associated function `new` returning
+//! `Self` (or, without a `new`, the only one returning `Self`) is the
+//! constructor; every method taking `&self` or `&mut self` is callable
+//! remotely. It adds:
 //!
 //! * `Type::remote(ctor args) -> ActorHandle<Type>` and `Type::options()` with
 //!   `.name("n")`, `.max_concurrency(n)`, `.max_restarts(n)`, `.num_cpus(x)`,

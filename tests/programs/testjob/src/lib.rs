@@ -112,6 +112,10 @@ impl Counter {
     pub fn new(start: i64) -> Self {
         Counter { n: start }
     }
+    /// Another function returning Self: `new` stays the constructor.
+    pub fn doubled(start: i64) -> Self {
+        Counter::new(start * 2)
+    }
     pub fn incr(&mut self, by: i64) -> i64 {
         self.n += by;
         self.n
@@ -170,6 +174,8 @@ fn basics() -> Result<(), Error> {
     let c = Counter::remote(5);
     c.incr(2);
     println!("counter: {}", wray::get(&c.get())?);
+    println!("actor id: {} hex digits", c.actor_id().len());
+    println!("local helper: {}", Counter::doubled(2).n);
     let bumps: Vec<_> = (0..10).map(|_| bump::remote(c.clone(), 1)).collect();
     wray::get_all(&bumps)?;
     println!("counter after tasks: {}", wray::get(&c.get())?);
