@@ -163,3 +163,44 @@ fn job_wide_limits_apply_to_tasks() {
     job_fails(&["--timeout", "500ms"], &["spin-task"], "task testjob::spin failed: time limit exceeded");
     job_fails(&[], &["recurse-task"], "task testjob::recurse failed: stack overflow");
 }
+
+fn parallel_secs(cpus: &str) -> f64 {
+    let out = ok(&["--cpus", cpus], &["parallel"]);
+    out.trim().strip_prefix("parallel: ").and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{out}"))
+}
+
+#[test]
+fn tasks_run_in_parallel_up_to_the_cpu_count() {
+    // 4 tasks x 300 ms, 1 CPU each.
+    let one = parallel_secs("1");
+    let four = parallel_secs("4");
+    assert!(one >= 1.15, "with 1 CPU the tasks must run one at a time: {one} s");
+    assert!(four < 0.9, "with 4 CPUs the tasks should overlap: {four} s");
+}
+
+#[test]
+fn ctrl_c_cancels_a_running_job() {
+    let job = guests().testjob.clone();
+    let child = std::process::Command::new(wray_bin())
+        .args(["run", path(&job), "--", "spin-task"])
+        .env("XDG_CACHE_HOME", target_dir().join("test-cache"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let start = std::time::Instant::now();
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let mut child = child;
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("wray run did not stop within 10 s of Ctrl-C");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 130);
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+}

@@ -29,7 +29,7 @@ mod instance;
 mod services;
 
 pub use component::{ComponentCache, JobComponent, LoadError};
-pub use engine::{Engine, EngineConfig};
+pub use engine::{EPOCH_TICK, Engine, EngineConfig};
 pub use instance::{CallError, Grants, Instance, InstanceLimits, Output};
 pub use services::{ArgSpec, BoxFuture, Caller, HeldRefs, Services, Value};
 /// An in-memory buffer for [`Output::Capture`].

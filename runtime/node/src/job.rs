@@ -119,7 +119,16 @@ impl Node {
                     if let Some(flag) = &job.config.cancel {
                         driver.set_cancel_flag(flag.clone());
                     }
-                    let r = driver.run_main(args, job.config.limits.time).await;
+                    // Cancellation must also stop a driver that is blocked in
+                    // `get` (its epoch callback only runs while it runs), so race
+                    // the call against the flag and drop the call if it loses.
+                    let r = match job.config.cancel.clone() {
+                        None => driver.run_main(args, job.config.limits.time).await,
+                        Some(flag) => tokio::select! {
+                            r = driver.run_main(args, job.config.limits.time) => r,
+                            () = wait_flag(&flag) => Err(CallError::Cancelled),
+                        },
+                    };
                     drop(driver);
                     match r {
                         Ok(()) => Ok(()),
@@ -221,6 +230,14 @@ impl NodeInner {
             });
         }
         Ok(out)
+    }
+}
+
+/// Resolves once `flag` is set. Polls every epoch tick: there is one such
+/// future per job, and a tick is the latency cancellation promises anyway.
+async fn wait_flag(flag: &AtomicBool) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(wray_host::EPOCH_TICK).await;
     }
 }
 

@@ -298,6 +298,14 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         "actors" => actors()?,
         "cancel" => cancel()?,
         "spill" => spill(32, 1)?,
+        "parallel" => {
+            // Four tasks of 300 ms holding one CPU each: how long they take
+            // shows how many ran at once.
+            let start = std::time::Instant::now();
+            let refs: Vec<_> = (0..4).map(|_| sleepy::remote(300)).collect();
+            wray::get_all(&refs)?;
+            println!("parallel: {:.2}", start.elapsed().as_secs_f64());
+        }
         "churn" => {
             // 256 MiB through the store, 1 MiB at a time, each ref dropped
             // after use: with a small budget, nothing should ever spill.
