@@ -78,6 +78,8 @@ fn actors_keep_state_order_calls_and_restart() {
     has(&out, "after restart: 10");
     assert!(out.contains("after restarts used up: actor died:") && out.contains("no restarts left"), "{out}");
     has(&out, "killed: actor died: testjob::Counter was killed: wray::kill");
+    has(&out, "killed while sleeping: actor died: testjob::Counter was killed while running slow");
+    has(&out, "kill took under a second: true");
     has(&out, "constructor error: actor died: testjob::Fragile: its constructor failed: refusing to start");
     has(&out, "constructor ok: pong");
 }
@@ -86,6 +88,8 @@ fn actors_keep_state_order_calls_and_restart() {
 fn cancel_and_timeouts() {
     let out = ok(&[], &["cancel"]);
     has(&out, "cancelled: task cancelled");
+    has(&out, "cancel took under a second: true");
+    has(&out, "cancelled spin: task cancelled");
     has(&out, "wait timeout: 0 1");
     has(&out, "get timeout: timed out");
 }

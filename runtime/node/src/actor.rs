@@ -271,7 +271,13 @@ impl NodeInner {
                     function: function.as_str().into(),
                     holds: life.held.resources.clone(),
                 };
-                match inst.actor_call(caller, &call.method, args, life.time).await {
+                // A kill interrupts running wasm through the instance's flag;
+                // racing the call also stops a method blocked in the host.
+                let run = tokio::select! {
+                    r = inst.actor_call(caller, &call.method, args, life.time) => r,
+                    () = actor.control.notified() => Err(CallError::Cancelled),
+                };
+                match run {
                     Ok(v) => Ok(Object { data: v.data, refs: v.refs }),
                     Err(CallError::Cancelled) => {
                         Err(Error::ActorDied(format!("{} was killed while running {}", actor.class, call.method)))

@@ -104,7 +104,14 @@ impl NodeInner {
             let e = match Instance::new(&job.component, services, caller, limits, &job.config.grants).await {
                 Ok(mut instance) => {
                     instance.set_cancel_flag(cancel.flag());
-                    match instance.run_task(&spec.function, args.clone(), limits.time).await {
+                    // The flag interrupts running wasm within a tick; racing
+                    // the call also stops a task blocked in the host (a WASI
+                    // sleep, a `get`).
+                    let run = tokio::select! {
+                        r = instance.run_task(&spec.function, args.clone(), limits.time) => r,
+                        () = cancel.cancelled() => Err(CallError::Cancelled),
+                    };
+                    match run {
                         Ok(v) => {
                             // Settle while the instance still holds the refs
                             // of objects nested in the result.

@@ -253,6 +253,14 @@ fn actors() -> Result<(), Error> {
         println!("{label} actor: later call finished first = {}", ready[0] == second);
     }
 
+    let sleeper = Counter::remote(0);
+    let nap = sleeper.slow(30_000);
+    std::thread::sleep(Duration::from_millis(100));
+    let start = std::time::Instant::now();
+    wray::kill(&sleeper);
+    println!("killed while sleeping: {}", wray::get(&nap).unwrap_err());
+    println!("kill took under a second: {}", start.elapsed() < Duration::from_secs(1));
+
     let k = Counter::remote(1);
     wray::get(&k.get())?;
     wray::kill(&k);
@@ -266,8 +274,14 @@ fn actors() -> Result<(), Error> {
 fn cancel() -> Result<(), Error> {
     let long = sleepy::remote(30_000);
     std::thread::sleep(Duration::from_millis(100));
+    let start = std::time::Instant::now();
     wray::cancel(&long);
     println!("cancelled: {}", wray::get(&long).unwrap_err());
+    println!("cancel took under a second: {}", start.elapsed() < Duration::from_secs(1));
+    let spinning = spin::remote();
+    std::thread::sleep(Duration::from_millis(100));
+    wray::cancel(&spinning);
+    println!("cancelled spin: {}", wray::get(&spinning).unwrap_err());
     let (ready, pending) = wray::wait(&[sleepy::remote(5_000)], 1, Some(Duration::from_millis(50)));
     println!("wait timeout: {} {}", ready.len(), pending.len());
     println!("get timeout: {}", wray::get_timeout(&sleepy::remote(5_000), Duration::from_millis(50)).unwrap_err());
