@@ -31,7 +31,43 @@ pub enum Output {
     /// Into a shared in-memory buffer (for embedders and tests); both streams
     /// go to the same buffer.
     Capture(MemoryOutputPipe),
+    /// Sent, chunk by chunk as the guest writes, into a channel (a head node
+    /// streams a remote job's output back this way); both streams.
+    Channel(tokio::sync::mpsc::UnboundedSender<Vec<u8>>),
 }
+
+/// Writes into an output channel; never blocks (the channel is unbounded, as
+/// the guest's own writes are bounded by its time limit and the peer reads
+/// continuously).
+struct ChannelWriter(tokio::sync::mpsc::UnboundedSender<Vec<u8>>);
+
+impl tokio::io::AsyncWrite for ChannelWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        // A closed channel means nobody listens any more: drop the output.
+        let _ = self.0.send(buf.to_vec());
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Bytes a guest may have in flight to an output channel before its write
+/// waits.
+const OUTPUT_BUDGET: usize = 64 * 1024;
 
 /// Capabilities a job grants its instances. Nothing by default: no files,
 /// no environment, no network.
@@ -387,6 +423,11 @@ fn wasi_ctx(grants: &Grants) -> wasmtime::Result<WasiCtx> {
         Output::Null => {}
         Output::Capture(pipe) => {
             b.stdout(pipe.clone()).stderr(pipe.clone());
+        }
+        Output::Channel(tx) => {
+            use wasmtime_wasi::cli::AsyncStdoutStream;
+            b.stdout(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone())));
+            b.stderr(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone())));
         }
     }
     for (k, v) in &grants.env {

@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 mod actor;
+mod head;
 mod job;
 mod services;
 mod task;
@@ -138,6 +139,16 @@ impl Node {
     /// Resources not held right now.
     pub fn available_resources(&self) -> Resources {
         lock(&self.inner.sched).available()
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// Jobs running now.
+    pub fn running_jobs(&self) -> usize {
+        lock(&self.inner.jobs).len()
     }
 }
 

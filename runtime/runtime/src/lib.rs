@@ -25,6 +25,8 @@
 
 #![deny(missing_docs)]
 
+pub mod cluster;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -32,6 +34,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use wray_core::{Error, Resources};
 pub use wray_host::{Grants, InstanceLimits, JobComponent, LoadError, Output, OutputPipe};
+pub use wray_net::proto::{JobRequest, NodeReport, StatusReport};
+pub use wray_net::{ClusterIdentity, Token};
 pub use wray_node::{JobConfig, JobError, NodeConfig};
 pub use wray_store::StoreStats;
 
@@ -223,6 +227,11 @@ impl Runtime {
     /// Object store counters.
     pub fn store_stats(&self) -> StoreStats {
         self.node.store_stats()
+    }
+
+    /// The node underneath, for serving it as a head (`wray start`).
+    pub fn node(&self) -> &wray_node::Node {
+        &self.node
     }
 
     /// Total resources.

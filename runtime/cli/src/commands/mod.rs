@@ -3,6 +3,9 @@
 mod build;
 mod microbenchmark;
 mod run;
+mod start;
+mod status;
+mod stop;
 
 use crate::Failure;
 use clap::{Parser, Subcommand};
@@ -16,7 +19,11 @@ Examples:
   wray run target/.../pi.wasm            run a job on an embedded single-node runtime
   wray run --cpus 4 --timeout 30s job.wasm -- arg1 arg2
   wray run --dir ./data::/data --env MODE=fast job.wasm
-  wray microbenchmark \"$(wray build benches/microbench | tail -n1)\"")]
+  wray microbenchmark \"$(wray build benches/microbench | tail -n1)\"
+  wray start --head                      start a head node; prints its address and token
+  wray run --address HOST:PORT --token TOKEN job.wasm    run the same job on it
+  wray status --address HOST:PORT --token TOKEN
+  wray stop")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -28,6 +35,9 @@ pub enum Command {
     Run(run::RunCommand),
     Build(build::BuildCommand),
     Microbenchmark(microbenchmark::MicrobenchmarkCommand),
+    Start(start::StartCommand),
+    Stop(stop::StopCommand),
+    Status(status::StatusCommand),
 }
 
 impl Command {
@@ -36,6 +46,9 @@ impl Command {
             Command::Run(c) => c.execute(),
             Command::Build(c) => c.execute(),
             Command::Microbenchmark(c) => c.execute(),
+            Command::Start(c) => c.execute(),
+            Command::Stop(c) => c.execute(),
+            Command::Status(c) => c.execute(),
         }
     }
 }

@@ -65,10 +65,22 @@ pub struct RunCommand {
     /// Compile without reading or writing the component cache.
     #[arg(long)]
     no_cache: bool,
+
+    /// Run on the cluster whose head is at HOST:PORT instead of in this
+    /// process (see `wray start`).
+    #[arg(long, env = "WRAY_ADDRESS", value_name = "HOST:PORT")]
+    address: Option<String>,
+
+    /// The cluster's token, with --address.
+    #[arg(long, env = "WRAY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 impl RunCommand {
     pub fn execute(self) -> Result<(), Failure> {
+        if self.address.is_some() {
+            return self.execute_remote();
+        }
         let mut builder = Runtime::builder().object_store_memory(self.object_store_memory as usize);
         if let Some(c) = self.cpus {
             if !(c.is_finite() && c >= 0.0) {
@@ -116,6 +128,68 @@ impl RunCommand {
             Ok(()) => Ok(()),
             Err(JobError::Cancelled { .. }) => Err(Failure::Interrupted),
             Err(e) => Err(Failure::Job(e.into())),
+        }
+    }
+
+    /// Sends the job to a cluster and streams its output back; Ctrl-C
+    /// closes the connection, which cancels the job there.
+    fn execute_remote(self) -> Result<(), Failure> {
+        let address = self.address.clone().expect("checked by the caller");
+        let Some(token) = self.token.clone() else {
+            return Err(anyhow::anyhow!(
+                "--address needs --token (or WRAY_TOKEN): the token `wray start --head` printed"
+            )
+            .into());
+        };
+        if !self.dirs.is_empty() {
+            return Err(anyhow::anyhow!(
+                "--dir cannot be used with --address: the job runs on another machine, which has its own files"
+            )
+            .into());
+        }
+        let local_only =
+            [("--cpus", self.cpus.is_some()), ("--spill-dir", self.spill_dir.is_some()), ("--no-cache", self.no_cache)];
+        if let Some((flag, _)) = local_only.iter().find(|(_, set)| *set) {
+            return Err(anyhow::anyhow!(
+                "{flag} configures the local runtime; a cluster's nodes are configured by `wray start`"
+            )
+            .into());
+        }
+        let component = std::fs::read(&self.job).with_context(|| format!("cannot read {}", self.job.display()))?;
+        let job = wray_runtime::JobRequest {
+            name: self.job.display().to_string(),
+            component,
+            args: self.args,
+            env: self.envs,
+            memory_limit: self.memory_limit,
+            timeout_ms: self.timeout.map(|t| t.as_millis().min(u128::from(u64::MAX)) as u64),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let outcome = rt.block_on(async {
+            let client = wray_runtime::cluster::ClusterClient::connect(&address, &token).await?;
+            let run = client.run_job(job, |chunk| {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(chunk);
+                let _ = out.flush();
+            });
+            let outcome = tokio::select! {
+                r = run => r.map(Some),
+                _ = tokio::signal::ctrl_c() => Ok(None),
+            };
+            // Closing tells the head at once; on Ctrl-C that cancels the job.
+            client.close().await;
+            outcome
+        });
+        match outcome {
+            Err(e) => Err(Failure::Usage(e)),
+            Ok(None) => Err(Failure::Interrupted),
+            Ok(Some(o)) => match o.code {
+                0 => Ok(()),
+                130 => Err(Failure::Interrupted),
+                2 => Err(Failure::Usage(anyhow::anyhow!(o.message))),
+                _ => Err(Failure::Job(anyhow::anyhow!(o.message))),
+            },
         }
     }
 }

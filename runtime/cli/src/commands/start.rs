@@ -1,0 +1,185 @@
+//! `wray start`: start a cluster node.
+
+use crate::{Failure, parse};
+use anyhow::{Context, anyhow};
+use clap::Args;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use wray_runtime::{ClusterIdentity, Runtime, Token};
+
+/// Start a head node: it accepts jobs from `wray run --address` over QUIC
+/// with mutual TLS, authenticated by the token it prints.
+///
+/// Without --block the node runs in the background, with its log
+/// (`node.log`), token and address in its data directory; `wray stop` stops
+/// it. The token is kept in the data directory, so a head restarted on the
+/// same directory keeps its token.
+#[derive(Args)]
+#[command(after_help = "\
+Examples:
+  wray start --head                          prints `address: HOST:PORT` and `token: TOKEN`
+  wray start --head --port 0 --data-dir /tmp/head --block
+  wray run --address 127.0.0.1:6380 --token TOKEN job.wasm
+  wray stop")]
+pub struct StartCommand {
+    /// Start a head node (the only kind that can be started so far: worker
+    /// nodes joining a head are not built yet).
+    #[arg(long)]
+    head: bool,
+
+    /// Address to listen on. 127.0.0.1 keeps the cluster on this machine;
+    /// use 0.0.0.0 to accept other machines.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+
+    /// UDP port (QUIC); 0 picks a free one.
+    #[arg(long, default_value_t = 6380)]
+    port: u16,
+
+    /// Where the node keeps its token, log, spilled objects and compiled
+    /// components (default: ~/.wray/head-PORT).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// CPU slots (default: one per core).
+    #[arg(long, value_name = "N")]
+    cpus: Option<f64>,
+
+    /// Object memory before objects spill to disk.
+    #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "1GiB")]
+    object_store_memory: u64,
+
+    /// Stay in the foreground (logs to stderr) instead of running in the
+    /// background.
+    #[arg(long)]
+    block: bool,
+}
+
+/// Where `wray stop` finds the nodes started from this machine.
+pub fn registry_dir() -> PathBuf {
+    home().join(".wray").join("running")
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map_or_else(std::env::temp_dir, PathBuf::from)
+}
+
+impl StartCommand {
+    pub fn execute(self) -> Result<(), Failure> {
+        if !self.head {
+            return Err(anyhow!(
+                "give --head: only head nodes can be started so far (workers joining a head are not built yet)"
+            )
+            .into());
+        }
+        let data_dir =
+            self.data_dir.clone().unwrap_or_else(|| home().join(".wray").join(format!("head-{}", self.port)));
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        let data_dir = data_dir.canonicalize()?;
+        if self.block { self.run_blocking(&data_dir) } else { self.spawn_background(&data_dir) }
+    }
+
+    fn spawn_background(&self, data_dir: &Path) -> Result<(), Failure> {
+        use std::os::unix::process::CommandExt;
+        let address_file = data_dir.join("address");
+        let _ = std::fs::remove_file(&address_file);
+        let log = std::fs::File::create(data_dir.join("node.log"))?;
+        let mut cmd = std::process::Command::new(std::env::current_exe()?);
+        cmd.args(["start", "--head", "--block", "--host", &self.host, "--port", &self.port.to_string()])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--object-store-memory", &self.object_store_memory.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Its own process group: a Ctrl-C in this terminal must not stop it.
+            .process_group(0);
+        if let Some(c) = self.cpus {
+            cmd.args(["--cpus", &c.to_string()]);
+        }
+        let mut child = cmd.spawn().context("starting the node process")?;
+        let start = Instant::now();
+        loop {
+            if let Ok(address) = std::fs::read_to_string(&address_file) {
+                let token = std::fs::read_to_string(data_dir.join("token"))?;
+                println!("address: {}", address.trim());
+                println!("token: {}", token.trim());
+                eprintln!(
+                    "head node started in the background (pid {}); logs in {}",
+                    child.id(),
+                    data_dir.join("node.log").display()
+                );
+                eprintln!("run a job:  wray run --address {} --token {} job.wasm", address.trim(), token.trim());
+                eprintln!("stop it:    wray stop");
+                return Ok(());
+            }
+            if let Some(status) = child.try_wait()? {
+                let log = std::fs::read_to_string(data_dir.join("node.log")).unwrap_or_default();
+                return Err(anyhow!("the node exited at start ({status}):\n{}", log.trim()).into());
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                return Err(
+                    anyhow!("the node did not start within 30 s; see {}", data_dir.join("node.log").display()).into()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn run_blocking(&self, data_dir: &Path) -> Result<(), Failure> {
+        let token = load_or_create_token(&data_dir.join("token"))?;
+        let bind: std::net::SocketAddr = format!("{}:{}", self.host, self.port)
+            .parse()
+            .map_err(|e| anyhow!("--host {} --port {}: {e}", self.host, self.port))?;
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let _guard = rt.enter();
+        let mut builder = Runtime::builder()
+            .object_store_memory(self.object_store_memory as usize)
+            .spill_dir(data_dir.join("spill"))
+            .cache_dir(Some(data_dir.join("components")));
+        if let Some(c) = self.cpus {
+            builder = builder.cpus(c);
+        }
+        let runtime = builder.build()?;
+        let identity = ClusterIdentity::new(&token, "head")?;
+        let endpoint = wray_runtime::cluster::listen(bind, &identity)?;
+        let local = endpoint.local_addr()?;
+        let registry = registry_dir();
+        std::fs::create_dir_all(&registry)?;
+        let entry = registry.join(std::process::id().to_string());
+        std::fs::write(&entry, data_dir.to_string_lossy().as_bytes())?;
+        println!("address: {local}");
+        println!("token: {token}");
+        std::io::stdout().flush()?;
+        // Written last: its appearance tells `wray start` the node is ready.
+        std::fs::write(data_dir.join("address"), local.to_string())?;
+        tracing::info!("head node {} serving on {local}", runtime.node().id());
+        rt.block_on(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                () = runtime.node().serve(endpoint.clone()) => {}
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            endpoint.close(0u32.into(), b"node stopping");
+            anyhow::Ok(())
+        })?;
+        let _ = std::fs::remove_file(&entry);
+        let _ = std::fs::remove_file(data_dir.join("address"));
+        rt.shutdown_timeout(Duration::from_millis(200));
+        Ok(())
+    }
+}
+
+fn load_or_create_token(path: &Path) -> anyhow::Result<Token> {
+    if let Ok(s) = std::fs::read_to_string(path) {
+        return Token::parse(&s).with_context(|| format!("{} holds no valid token", path.display()));
+    }
+    let token = Token::generate()?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(token.to_string().as_bytes())?;
+    Ok(token)
+}

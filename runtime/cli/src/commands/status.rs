@@ -1,0 +1,40 @@
+//! `wray status`: what a cluster holds.
+
+use crate::Failure;
+use clap::Args;
+use wray_runtime::cluster::ClusterClient;
+
+/// Show a cluster's nodes, their resources and object-store use.
+#[derive(Args)]
+#[command(after_help = "\
+Examples:
+  wray status --address 127.0.0.1:6380 --token TOKEN
+  WRAY_ADDRESS=127.0.0.1:6380 WRAY_TOKEN=TOKEN wray status")]
+pub struct StatusCommand {
+    /// The head node, HOST:PORT.
+    #[arg(long, env = "WRAY_ADDRESS")]
+    address: String,
+
+    /// The cluster's token (printed by `wray start --head`).
+    #[arg(long, env = "WRAY_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+impl StatusCommand {
+    pub fn execute(self) -> Result<(), Failure> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let report = rt.block_on(async {
+            let client = ClusterClient::connect(&self.address, &self.token).await?;
+            client.status().await
+        })?;
+        for n in report.nodes {
+            let list = |r: &[(String, f64)]| r.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ");
+            println!("node {} ({})", n.id, if n.alive { "alive" } else { "dead" });
+            println!("  resources: {}", list(&n.total));
+            println!("  available: {}", list(&n.available));
+            println!("  jobs running: {}", n.jobs);
+            println!("  objects: {} ({} bytes in memory, {} spilled)", n.objects, n.object_memory, n.object_spilled);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,53 @@
+//! `wray stop`: stop the nodes started from this machine.
+
+use crate::Failure;
+use clap::Args;
+use std::time::{Duration, Instant};
+
+/// Stop every wray node started from this machine (by `wray start`, as this
+/// user): SIGTERM, then SIGKILL after 10 seconds.
+#[derive(Args)]
+pub struct StopCommand {}
+
+impl StopCommand {
+    pub fn execute(self) -> Result<(), Failure> {
+        let dir = super::start::registry_dir();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            println!("no nodes running");
+            return Ok(());
+        };
+        let mut stopped = 0;
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let data_dir = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            if alive(pid) {
+                // SAFETY: kill(2) with a pid read from our own registry and a
+                // valid signal number; it touches no memory of ours.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+                let start = Instant::now();
+                while alive(pid) && start.elapsed() < Duration::from_secs(10) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if alive(pid) {
+                    // SAFETY: as above.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                println!("stopped node {pid} ({data_dir})");
+                stopped += 1;
+            }
+            let _ = std::fs::remove_file(entry.path());
+        }
+        if stopped == 0 {
+            println!("no nodes running");
+        }
+        Ok(())
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie child still "exists" for kill(0); read its state instead.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}

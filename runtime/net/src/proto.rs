@@ -1,0 +1,159 @@
+//! The messages nodes and clients exchange. One request per bidirectional
+//! stream; the node answers with a sequence of events.
+
+use crate::NetError;
+use rkyv::rancor;
+
+/// What a client asks of a node.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Run a job and stream its output back.
+    RunJob(JobRequest),
+    /// Describe the cluster.
+    Status,
+}
+
+/// A job to run.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct JobRequest {
+    /// A label for messages (the file name on the client).
+    pub name: String,
+    /// The component's bytes.
+    pub component: Vec<u8>,
+    /// Arguments for `main`.
+    pub args: Vec<String>,
+    /// Environment granted to the job.
+    pub env: Vec<(String, String)>,
+    /// Default memory limit of each instance.
+    pub memory_limit: Option<u64>,
+    /// Default time limit of each task, in milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+/// What a node sends back.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Bytes the job wrote to stdout or stderr.
+    Output(Vec<u8>),
+    /// The job ended: `code` as `wray run` would exit (0, 1, 2, 130).
+    Finished {
+        /// Exit code.
+        code: u8,
+        /// Why, when not 0.
+        message: String,
+    },
+    /// The answer to [`Request::Status`].
+    Status(StatusReport),
+}
+
+/// The cluster as one node sees it.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct StatusReport {
+    /// Every known node.
+    pub nodes: Vec<NodeReport>,
+}
+
+/// One node.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct NodeReport {
+    /// Its id.
+    pub id: String,
+    /// Where it listens.
+    pub address: String,
+    /// Whether it answers heartbeats.
+    pub alive: bool,
+    /// All resources.
+    pub total: Vec<(String, f64)>,
+    /// Resources not held.
+    pub available: Vec<(String, f64)>,
+    /// Jobs running.
+    pub jobs: u64,
+    /// Objects in its store.
+    pub objects: u64,
+    /// Bytes of objects in memory.
+    pub object_memory: u64,
+    /// Bytes of objects spilled to disk.
+    pub object_spilled: u64,
+}
+
+/// Encodes a message.
+pub fn encode<T>(msg: &T) -> Result<Vec<u8>, NetError>
+where
+    T: for<'a> rkyv::Serialize<
+            rkyv::api::high::HighSerializer<
+                rkyv::util::AlignedVec,
+                rkyv::ser::allocator::ArenaHandle<'a>,
+                rancor::Error,
+            >,
+        >,
+{
+    rkyv::to_bytes::<rancor::Error>(msg).map(|v| v.to_vec()).map_err(|e| NetError::Malformed(e.to_string()))
+}
+
+/// Validates and decodes a request.
+pub fn decode_request(bytes: &[u8]) -> Result<Request, NetError> {
+    rkyv::from_bytes::<Request, rancor::Error>(bytes).map_err(|e| NetError::Malformed(e.to_string()))
+}
+
+/// Validates and decodes an event.
+pub fn decode_event(bytes: &[u8]) -> Result<Event, NetError> {
+    rkyv::from_bytes::<Event, rancor::Error>(bytes).map_err(|e| NetError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rkyv::util::AlignedVec;
+
+    fn aligned(b: &[u8]) -> AlignedVec<16> {
+        let mut v = AlignedVec::<16>::new();
+        v.extend_from_slice(b);
+        v
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let r = Request::RunJob(JobRequest {
+            name: "job.wasm".into(),
+            component: vec![0, 97, 115, 109],
+            args: vec!["a".into()],
+            env: vec![("K".into(), "V".into())],
+            memory_limit: Some(1 << 20),
+            timeout_ms: None,
+        });
+        assert_eq!(decode_request(&aligned(&encode(&r).unwrap())).unwrap(), r);
+        let e = Event::Finished { code: 1, message: "boom".into() };
+        assert_eq!(decode_event(&aligned(&encode(&e).unwrap())).unwrap(), e);
+    }
+
+    #[test]
+    fn garbage_and_truncated_bytes_are_rejected_not_trusted() {
+        let good = encode(&Request::Status).unwrap();
+        let mut rng = 0x1234_5678_u64;
+        for len in 0..200 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng as u8
+                })
+                .collect();
+            // Must not panic; may occasionally decode to something valid.
+            let _ = decode_request(&aligned(&bytes));
+            let _ = decode_event(&aligned(&bytes));
+        }
+        // rkyv keeps the root at the end, so a prefix can itself be a valid
+        // (different) archive; what must hold is that decoding never panics
+        // and never reads past the buffer (validation), and that frames
+        // carry exact lengths so a prefix is never taken for the message.
+        let original = Event::Output(vec![1; 100]);
+        let full = encode(&original).unwrap();
+        for cut in 0..full.len() {
+            if let Ok(e) = decode_event(&aligned(&full[..cut])) {
+                assert_ne!(e, original, "a prefix of {cut} bytes decoded as the whole message");
+            }
+        }
+        assert!(decode_request(&aligned(&good)).is_ok());
+    }
+}

@@ -1,0 +1,136 @@
+//! The head role: serve clients over QUIC with mutual TLS.
+//!
+//! Each connection carries requests on bidirectional streams (one request
+//! per stream). A connection whose handshake fails never reaches this code
+//! (wrong token, no certificate); a peer that sends a malformed or oversized
+//! frame loses its own connection and nothing else.
+
+use crate::{JobConfig, JobError, Node};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use wray_host::{Grants, InstanceLimits, Output};
+use wray_net::proto::{self, Event, JobRequest, NodeReport, Request, StatusReport};
+use wray_net::{NetError, frame};
+
+/// QUIC application error codes a head closes connections with.
+mod close {
+    /// A frame was malformed or too large.
+    pub const PROTOCOL: u32 = 1;
+}
+
+impl Node {
+    /// Serves clients on `endpoint` until it is closed. Never returns an
+    /// error for one peer's misbehaviour: failed handshakes and bad frames
+    /// are logged and only that peer is dropped.
+    pub async fn serve(&self, endpoint: quinn::Endpoint) {
+        while let Some(incoming) = endpoint.accept().await {
+            let node = self.clone();
+            tokio::spawn(async move {
+                let remote = incoming.remote_address();
+                match incoming.await {
+                    Ok(conn) => node.serve_connection(conn).await,
+                    // Wrong token, no certificate, garbage datagrams.
+                    Err(e) => tracing::warn!("refused connection from {remote}: {e}"),
+                }
+            });
+        }
+    }
+
+    async fn serve_connection(&self, conn: quinn::Connection) {
+        loop {
+            let (send, recv) = match conn.accept_bi().await {
+                Ok(s) => s,
+                Err(_) => return, // the peer went away
+            };
+            let node = self.clone();
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                if let Err(e) = node.serve_stream(send, recv).await {
+                    tracing::warn!("closing connection from {}: {e}", conn.remote_address());
+                    conn.close(close::PROTOCOL.into(), e.to_string().as_bytes());
+                }
+            });
+        }
+    }
+
+    async fn serve_stream(&self, mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> Result<(), NetError> {
+        let Some(frame) = frame::read(&mut recv).await? else { return Ok(()) };
+        match proto::decode_request(&frame)? {
+            Request::Status => {
+                let report = self.status_report();
+                frame::write(&mut send, &proto::encode(&Event::Status(report))?).await?;
+            }
+            Request::RunJob(job) => self.serve_job(job, &mut send, recv).await?,
+        }
+        let _ = send.finish();
+        Ok(())
+    }
+
+    async fn serve_job(
+        &self,
+        req: JobRequest,
+        send: &mut quinn::SendStream,
+        mut recv: quinn::RecvStream,
+    ) -> Result<(), NetError> {
+        let finished = |code: u8, message: String| Event::Finished { code, message };
+        let component = match self.load(&req.name, &req.component) {
+            Ok(c) => c,
+            Err(e) => {
+                return frame::write(send, &proto::encode(&finished(2, e.to_string()))?).await;
+            }
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let config = JobConfig {
+            grants: Grants { dirs: Vec::new(), env: req.env, output: Output::Channel(tx) },
+            limits: InstanceLimits {
+                memory: req.memory_limit,
+                time: req.timeout_ms.map(std::time::Duration::from_millis),
+            },
+            cancel: Some(cancel.clone()),
+        };
+        let node = self.clone();
+        let mut job = tokio::spawn(async move { node.run_job(component, req.args, config).await });
+        // Stream output until the job ends; the client closing its side (Ctrl-C,
+        // a dropped connection) cancels the job.
+        let mut client_gone = false;
+        let outcome = loop {
+            tokio::select! {
+                Some(chunk) = rx.recv() => frame::write(send, &proto::encode(&Event::Output(chunk))?).await?,
+                r = &mut job => break r,
+                _ = recv.read_to_end(0), if !client_gone => {
+                    client_gone = true;
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            }
+        };
+        while let Ok(chunk) = rx.try_recv() {
+            frame::write(send, &proto::encode(&Event::Output(chunk))?).await?;
+        }
+        let event = match outcome {
+            Ok(Ok(())) => finished(0, String::new()),
+            Ok(Err(JobError::Cancelled { .. })) => finished(130, "cancelled".into()),
+            Ok(Err(e)) => finished(1, e.to_string()),
+            Err(e) => finished(1, format!("the job's task failed: {e}")),
+        };
+        frame::write(send, &proto::encode(&event)?).await
+    }
+
+    fn status_report(&self) -> StatusReport {
+        let pairs = |r: wray_core::Resources| r.iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let st = self.store_stats();
+        StatusReport {
+            nodes: vec![NodeReport {
+                id: self.id().to_string(),
+                address: String::new(),
+                alive: true,
+                total: pairs(self.total_resources()),
+                available: pairs(self.available_resources()),
+                jobs: self.running_jobs() as u64,
+                objects: st.objects as u64,
+                object_memory: st.memory_bytes as u64,
+                object_spilled: st.spilled_bytes as u64,
+            }],
+        }
+    }
+}

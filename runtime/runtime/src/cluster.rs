@@ -1,0 +1,85 @@
+//! A client of a wray cluster: submit jobs to a head node over QUIC with
+//! mutual TLS, stream their output back, ask for the cluster's status.
+
+use anyhow::{Context, anyhow};
+use std::net::SocketAddr;
+use wray_net::proto::{self, Event, JobRequest, Request, StatusReport};
+use wray_net::{ClusterIdentity, Token, frame};
+
+/// A QUIC endpoint accepting mutually authenticated connections (what a
+/// head node serves on).
+pub use wray_net::server as listen;
+
+/// A connection to a cluster's head node.
+pub struct ClusterClient {
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    address: String,
+}
+
+/// How a remote job ended: the exit code `wray run` uses and the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteOutcome {
+    /// 0 success, 1 the job failed, 2 bad input, 130 cancelled.
+    pub code: u8,
+    /// Why, when not 0.
+    pub message: String,
+}
+
+impl ClusterClient {
+    /// Connects to the head at `address` (`HOST:PORT`) with the cluster's
+    /// `token`. Fails (during the TLS handshake) if the token is not the
+    /// cluster's.
+    pub async fn connect(address: &str, token: &str) -> anyhow::Result<ClusterClient> {
+        let token = Token::parse(token).context("--token")?;
+        let addr: SocketAddr = tokio::net::lookup_host(address)
+            .await
+            .with_context(|| format!("cannot resolve {address}"))?
+            .next()
+            .ok_or_else(|| anyhow!("{address} resolves to no address"))?;
+        let identity = ClusterIdentity::new(&token, "client")?;
+        let (endpoint, conn) = wray_net::connect(addr, &identity).await?;
+        Ok(ClusterClient { endpoint, conn, address: address.to_string() })
+    }
+
+    /// Closes the connection and waits (briefly) until the head has been
+    /// told, so that a job this client ran is cancelled at once.
+    pub async fn close(&self) {
+        self.conn.close(0u32.into(), b"client closing");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.endpoint.wait_idle()).await;
+    }
+
+    /// Runs a job on the cluster, calling `on_output` with its output as it
+    /// arrives. Dropping the future (Ctrl-C) closes the stream, which
+    /// cancels the job on the cluster.
+    pub async fn run_job(&self, job: JobRequest, mut on_output: impl FnMut(&[u8])) -> anyhow::Result<RemoteOutcome> {
+        let (mut send, mut recv) = self.conn.open_bi().await.with_context(|| format!("talking to {}", self.address))?;
+        frame::write(&mut send, &proto::encode(&Request::RunJob(job))?).await?;
+        // The send side stays open: closing it tells the head to cancel.
+        loop {
+            let Some(bytes) = frame::read(&mut recv).await? else {
+                return Err(anyhow!("{} ended the job's stream without a result", self.address));
+            };
+            match proto::decode_event(&bytes)? {
+                Event::Output(chunk) => on_output(&chunk),
+                Event::Finished { code, message } => {
+                    let _ = send.finish();
+                    return Ok(RemoteOutcome { code, message });
+                }
+                Event::Status(_) => return Err(anyhow!("{} answered a job with a status report", self.address)),
+            }
+        }
+    }
+
+    /// The cluster's nodes and their resources.
+    pub async fn status(&self) -> anyhow::Result<StatusReport> {
+        let (mut send, mut recv) = self.conn.open_bi().await.with_context(|| format!("talking to {}", self.address))?;
+        frame::write(&mut send, &proto::encode(&Request::Status)?).await?;
+        let _ = send.finish();
+        let bytes = frame::read(&mut recv).await?.ok_or_else(|| anyhow!("{} sent no status", self.address))?;
+        match proto::decode_event(&bytes)? {
+            Event::Status(s) => Ok(s),
+            other => Err(anyhow!("{} answered status with {other:?}", self.address)),
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! A head node in its own process, jobs sent to it over QUIC with mutual TLS.
+
+use crate::util::*;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A head started with `wray start --head` in the background, with its own
+/// HOME (so `wray stop` sees only it). Stopped when dropped.
+struct Head {
+    home: tempfile::TempDir,
+    data: std::path::PathBuf,
+    address: String,
+    token: String,
+}
+
+fn wray_in(home: &Path, args: &[&str]) -> Output {
+    let mut child = Command::new(wray_bin())
+        .args(args)
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", target_dir().join("test-cache"))
+        .env_remove("WRAY_ADDRESS")
+        .env_remove("WRAY_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("wray {args:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+impl Head {
+    fn start() -> Head {
+        let home = tempfile::tempdir().unwrap();
+        let data = home.path().join("head");
+        let out = wray_in(
+            home.path(),
+            &["start", "--head", "--port", "0", "--cpus", "2", "--data-dir", data.to_str().unwrap()],
+        );
+        assert_code(&out, 0);
+        let text = stdout(&out);
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no `{name}` line in:\n{text}"))
+                .trim()
+                .to_string()
+        };
+        let (address, token) = (field("address: "), field("token: "));
+        Head { home, data, address, token }
+    }
+
+    fn wray(&self, args: &[&str]) -> Output {
+        wray_in(self.home.path(), args)
+    }
+
+    fn run(&self, job: &Path, args: &[&str]) -> Output {
+        let mut all = vec!["run", "--address", &self.address, "--token", &self.token, path(job), "--"];
+        all.extend_from_slice(args);
+        self.wray(&all)
+    }
+
+    fn jobs_running(&self) -> u64 {
+        let out = self.wray(&["status", "--address", &self.address, "--token", &self.token]);
+        assert_code(&out, 0);
+        let text = stdout(&out);
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("jobs running: "))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{text}"))
+    }
+}
+
+impl Drop for Head {
+    fn drop(&mut self) {
+        let _ = self.wray(&["stop"]);
+    }
+}
+
+#[test]
+fn a_job_runs_unchanged_on_a_head_node() {
+    let head = Head::start();
+    let out = head.run(&guests().testjob, &["basics"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    for line in ["add: 3", "nested refs in arg: 10", "counter after tasks: 17", "many: 2001000", "cluster CPU: 2"] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+    }
+    let out = head.run(&guests().testjob, &["panic-main"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("the driver gave up"), "{}", stderr(&out));
+    // A bad component is bad input, as locally.
+    let junk = tempfile::Builder::new().suffix(".wasm").tempfile().unwrap();
+    std::fs::write(junk.path(), b"not wasm").unwrap();
+    let out = head.run(junk.path(), &[]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("is not a WebAssembly file"), "{}", stderr(&out));
+}
+
+#[test]
+fn status_shows_the_node() {
+    let head = Head::start();
+    let out = head.wray(&["status", "--address", &head.address, "--token", &head.token]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("(alive)") && text.contains("CPU: 2") && text.contains("jobs running: 0"), "{text}");
+}
+
+#[test]
+fn a_wrong_token_is_refused_at_the_handshake() {
+    let head = Head::start();
+    let wrong = "0".repeat(64);
+    let out = head.wray(&["run", "--address", &head.address, "--token", &wrong, path(&guests().pi)]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("handshake failed"), "{}", stderr(&out));
+    let out = head.wray(&["status", "--address", &head.address, "--token", "not-a-token"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("invalid token"), "{}", stderr(&out));
+    // The refusal is logged, and the head still serves the right token.
+    let log = std::fs::read_to_string(head.data.join("node.log")).unwrap();
+    assert!(log.contains("refused connection"), "{log}");
+    assert_code(&head.run(&guests().pi, &["2"]), 0);
+}
+
+#[test]
+fn garbage_datagrams_do_not_hurt_the_head() {
+    let head = Head::start();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut x = 0x9e37_79b9_u32;
+    for len in [1usize, 20, 1200, 1500, 60_000] {
+        let junk: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        let _ = sock.send_to(&junk, &head.address);
+    }
+    let out = head.run(&guests().pi, &["2"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("pi ~ 3."), "{}", stdout(&out));
+}
+
+#[test]
+fn ctrl_c_on_the_client_cancels_the_remote_job() {
+    let head = Head::start();
+    let child = Command::new(wray_bin())
+        .args(["run", "--address", &head.address, "--token", &head.token, path(&guests().testjob), "--", "spin-task"])
+        .env("HOME", head.home.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while head.jobs_running() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the job never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 130);
+    let start = Instant::now();
+    while head.jobs_running() > 0 {
+        assert!(start.elapsed() < Duration::from_secs(5), "the remote job was not cancelled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn stop_ends_the_head_and_a_restart_keeps_its_token() {
+    let head = Head::start();
+    let pid_alive = || head.wray(&["status", "--address", &head.address, "--token", &head.token]).status.success();
+    assert!(pid_alive());
+    let out = head.wray(&["stop"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("stopped node"), "{}", stdout(&out));
+    assert!(!pid_alive(), "the head still answers after wray stop");
+    let out = head.wray(&["start", "--head", "--port", "0", "--data-dir", head.data.to_str().unwrap()]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains(&format!("token: {}", head.token)), "{}", stdout(&out));
+}
