@@ -15,6 +15,8 @@
 
 mod actor;
 mod head;
+#[cfg(test)]
+mod head_tests;
 mod job;
 mod services;
 mod task;

@@ -1,0 +1,60 @@
+//! The head against hostile authenticated peers: real QUIC on loopback.
+
+use crate::{Node, NodeConfig};
+use wray_net::proto::{self, Event, Request};
+use wray_net::{ClusterIdentity, Token, frame};
+
+async fn head() -> (tempfile::TempDir, Token, std::net::SocketAddr) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::new(dir.path().to_path_buf());
+    config.cpus = 1.0;
+    config.max_instances = 16;
+    config.cache_dir = None;
+    let node = Node::new(config).unwrap();
+    let token = Token::generate().unwrap();
+    let endpoint = wray_net::server("127.0.0.1:0".parse().unwrap(), &ClusterIdentity::new(&token, "head").unwrap()).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    tokio::spawn(async move { node.serve(endpoint).await });
+    (dir, token, addr)
+}
+
+async fn status(token: &Token, addr: std::net::SocketAddr) -> Result<Event, wray_net::NetError> {
+    let (_ep, conn) = wray_net::connect(addr, &ClusterIdentity::new(token, "client").unwrap()).await?;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| wray_net::NetError::Stream(e.to_string()))?;
+    frame::write(&mut send, &proto::encode(&Request::Status)?).await?;
+    let bytes = frame::read(&mut recv).await?.expect("a reply");
+    proto::decode_event(&bytes)
+}
+
+/// Sends `raw` on a fresh authenticated connection and returns whether the
+/// head closed that connection.
+async fn send_raw(token: &Token, addr: std::net::SocketAddr, raw: &[u8]) -> bool {
+    let (_ep, conn) = wray_net::connect(addr, &ClusterIdentity::new(token, "client").unwrap()).await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(raw).await.unwrap();
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), recv.read(&mut buf)).await;
+    matches!(closed, Ok(Err(_))) && conn.close_reason().is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_close_only_the_offending_connection() {
+    let (_dir, token, addr) = head().await;
+    // An oversized length prefix: refused before anything is allocated.
+    assert!(send_raw(&token, addr, &u32::MAX.to_le_bytes()).await, "oversized frame not refused");
+    // A well-sized frame of garbage: fails validation.
+    let mut garbage = 64u32.to_le_bytes().to_vec();
+    garbage.extend((0..64u8).map(|i| i.wrapping_mul(37)));
+    assert!(send_raw(&token, addr, &garbage).await, "garbage frame not refused");
+    // Everyone else is still served.
+    assert!(matches!(status(&token, addr).await.unwrap(), Event::Status(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_without_the_token_cannot_connect() {
+    let (_dir, token, addr) = head().await;
+    let other = Token::generate().unwrap();
+    let err = status(&other, addr).await.unwrap_err();
+    assert!(err.to_string().contains("handshake"), "{err}");
+    assert!(matches!(status(&token, addr).await.unwrap(), Event::Status(_)));
+}
