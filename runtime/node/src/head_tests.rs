@@ -12,7 +12,8 @@ async fn head() -> (tempfile::TempDir, Token, std::net::SocketAddr) {
     config.cache_dir = None;
     let node = Node::new(config).unwrap();
     let token = Token::generate().unwrap();
-    let endpoint = wray_net::server("127.0.0.1:0".parse().unwrap(), &ClusterIdentity::new(&token, "head").unwrap()).unwrap();
+    let endpoint =
+        wray_net::server("127.0.0.1:0".parse().unwrap(), &ClusterIdentity::new(&token, "head").unwrap()).unwrap();
     let addr = endpoint.local_addr().unwrap();
     tokio::spawn(async move { node.serve(endpoint).await });
     (dir, token, addr)
