@@ -189,3 +189,52 @@ fn stop_ends_the_head_and_a_restart_keeps_its_token() {
     assert_code(&out, 0);
     assert!(stdout(&out).contains(&format!("token: {}", head.token)), "{}", stdout(&out));
 }
+
+#[test]
+fn jobs_run_detached_and_their_records_survive_a_restart() {
+    let head = Head::start();
+    let (addr, token) = (head.address.clone(), head.token.clone());
+    let job = |args: &[&str]| {
+        let mut all = vec!["job", "--address", &addr, "--token", &token];
+        all.extend_from_slice(args);
+        head.wray(&all)
+    };
+    let out = job(&["submit", path(&guests().pi), "--", "4"]);
+    assert_code(&out, 0);
+    let id = stdout(&out).trim().to_string();
+    assert!(id.starts_with("job-"), "{id}");
+    // --follow returns when the job ends, with all of its output.
+    let out = job(&["logs", "--follow", &id]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("4 tasks x 1000000 samples: pi ~ 3.1"), "{}", stdout(&out));
+    let out = job(&["status", &id]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("SUCCEEDED"), "{}", stdout(&out));
+
+    let out = job(&["submit", path(&guests().testjob), "--", "spin-task"]);
+    let spinning = stdout(&out).trim().to_string();
+    assert_code(&job(&["stop", &spinning]), 0);
+    let start = Instant::now();
+    loop {
+        let out = job(&["status", &spinning]);
+        if stdout(&out).contains("STOPPED") {
+            assert_code(&out, 1);
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "not stopped: {}", stdout(&out));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = job(&["status", "job-999999"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("no job"), "{}", stderr(&out));
+
+    // Restart the head on the same data directory: the records are still there.
+    assert_code(&head.wray(&["stop"]), 0);
+    let out = head.wray(&["start", "--head", "--port", "0", "--data-dir", head.data.to_str().unwrap()]);
+    assert_code(&out, 0);
+    let addr2 = stdout(&out).lines().find_map(|l| l.strip_prefix("address: ")).unwrap().trim().to_string();
+    let out = head.wray(&["job", "list", "--address", &addr2, "--token", &token]);
+    assert_code(&out, 0);
+    let list = stdout(&out);
+    assert!(list.contains(&format!("{id}   SUCCEEDED")) && list.contains(&format!("{spinning}   STOPPED")), "{list}");
+}

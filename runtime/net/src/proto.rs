@@ -11,6 +11,48 @@ pub enum Request {
     RunJob(JobRequest),
     /// Describe the cluster.
     Status,
+    /// Run a job detached from this connection; answered with
+    /// [`Event::Submitted`].
+    SubmitJob(JobRequest),
+    /// Every job submitted with [`Request::SubmitJob`]; answered with
+    /// [`Event::Jobs`].
+    ListJobs,
+    /// One submitted job; answered with [`Event::Jobs`] holding it.
+    JobStatus {
+        /// The job's id.
+        id: String,
+    },
+    /// A submitted job's output so far (and, with `follow`, until it ends),
+    /// as [`Event::Output`]s, then [`Event::Finished`] with the job's exit
+    /// code if it has ended.
+    JobLogs {
+        /// The job's id.
+        id: String,
+        /// Keep streaming until the job ends.
+        follow: bool,
+    },
+    /// Cancels a submitted job.
+    StopJob {
+        /// The job's id.
+        id: String,
+    },
+}
+
+/// A job submitted with [`Request::SubmitJob`], as the head records it.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct JobInfo {
+    /// Its id (`job-000001`).
+    pub id: String,
+    /// The label it was submitted with (the file name).
+    pub name: String,
+    /// `RUNNING`, `SUCCEEDED`, `FAILED` or `STOPPED`.
+    pub status: String,
+    /// Why it failed or stopped.
+    pub message: String,
+    /// When it was submitted, milliseconds since the Unix epoch.
+    pub submitted_ms: u64,
+    /// When it ended (0 while running).
+    pub ended_ms: u64,
 }
 
 /// A job to run.
@@ -44,6 +86,15 @@ pub enum Event {
     },
     /// The answer to [`Request::Status`].
     Status(StatusReport),
+    /// A job was accepted: its id.
+    Submitted {
+        /// The new job's id.
+        id: String,
+    },
+    /// Job records.
+    Jobs(Vec<JobInfo>),
+    /// The request could not be served (unknown job, ...): the reason.
+    Refused(String),
 }
 
 /// The cluster as one node sees it.
@@ -93,6 +144,11 @@ where
 /// Validates and decodes a request.
 pub fn decode_request(bytes: &[u8]) -> Result<Request, NetError> {
     rkyv::from_bytes::<Request, rancor::Error>(bytes).map_err(|e| NetError::Malformed(e.to_string()))
+}
+
+/// Validates and decodes a job record (as the head persists them).
+pub fn decode_job_info(bytes: &[u8]) -> Result<JobInfo, NetError> {
+    rkyv::from_bytes::<JobInfo, rancor::Error>(bytes).map_err(|e| NetError::Malformed(e.to_string()))
 }
 
 /// Validates and decodes an event.

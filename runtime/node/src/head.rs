@@ -5,7 +5,7 @@
 //! (wrong token, no certificate); a peer that sends a malformed or oversized
 //! frame loses its own connection and nothing else.
 
-use crate::{JobConfig, JobError, Node};
+use crate::{JobConfig, JobError, JobTable, Node};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wray_host::{Grants, InstanceLimits, Output};
@@ -22,13 +22,15 @@ impl Node {
     /// Serves clients on `endpoint` until it is closed. Never returns an
     /// error for one peer's misbehaviour: failed handshakes and bad frames
     /// are logged and only that peer is dropped.
-    pub async fn serve(&self, endpoint: quinn::Endpoint) {
+    /// `jobs` records the jobs clients submit detached (`wray job submit`).
+    pub async fn serve(&self, endpoint: quinn::Endpoint, jobs: Arc<JobTable>) {
         while let Some(incoming) = endpoint.accept().await {
             let node = self.clone();
+            let jobs = jobs.clone();
             tokio::spawn(async move {
                 let remote = incoming.remote_address();
                 match incoming.await {
-                    Ok(conn) => node.serve_connection(conn).await,
+                    Ok(conn) => node.serve_connection(conn, jobs).await,
                     // Wrong token, no certificate, garbage datagrams.
                     Err(e) => tracing::warn!("refused connection from {remote}: {e}"),
                 }
@@ -36,7 +38,7 @@ impl Node {
         }
     }
 
-    async fn serve_connection(&self, conn: quinn::Connection) {
+    async fn serve_connection(&self, conn: quinn::Connection, jobs: Arc<JobTable>) {
         loop {
             let (send, recv) = match conn.accept_bi().await {
                 Ok(s) => s,
@@ -44,8 +46,9 @@ impl Node {
             };
             let node = self.clone();
             let conn = conn.clone();
+            let jobs = jobs.clone();
             tokio::spawn(async move {
-                if let Err(e) = node.serve_stream(send, recv).await {
+                if let Err(e) = node.serve_stream(send, recv, &jobs).await {
                     tracing::warn!("closing connection from {}: {e}", conn.remote_address());
                     conn.close(close::PROTOCOL.into(), e.to_string().as_bytes());
                 }
@@ -53,14 +56,61 @@ impl Node {
         }
     }
 
-    async fn serve_stream(&self, mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> Result<(), NetError> {
+    async fn serve_stream(
+        &self,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        jobs: &Arc<JobTable>,
+    ) -> Result<(), NetError> {
         let Some(frame) = frame::read(&mut recv).await? else { return Ok(()) };
+        let reply = |e: Event| proto::encode(&e);
+        let storage = |e: std::io::Error| NetError::Stream(format!("job records: {e}"));
         match proto::decode_request(&frame)? {
             Request::Status => {
                 let report = self.status_report();
-                frame::write(&mut send, &proto::encode(&Event::Status(report))?).await?;
+                frame::write(&mut send, &reply(Event::Status(report))?).await?;
             }
             Request::RunJob(job) => self.serve_job(job, &mut send, recv).await?,
+            Request::SubmitJob(job) => {
+                let event = match self.load(&job.name, &job.component) {
+                    Err(e) => Event::Refused(e.to_string()),
+                    Ok(component) => Event::Submitted { id: jobs.submit(self, component, job).map_err(storage)? },
+                };
+                frame::write(&mut send, &reply(event)?).await?;
+            }
+            Request::ListJobs => {
+                frame::write(&mut send, &reply(Event::Jobs(jobs.list().map_err(storage)?))?).await?;
+            }
+            Request::JobStatus { id } => {
+                let event = match jobs.get(&id).map_err(storage)? {
+                    Some(info) => Event::Jobs(vec![info]),
+                    None => Event::Refused(format!("no job {id:?}")),
+                };
+                frame::write(&mut send, &reply(event)?).await?;
+            }
+            Request::StopJob { id } => {
+                let event = if jobs.stop(&id) {
+                    Event::Finished { code: 0, message: format!("stopping {id}") }
+                } else {
+                    Event::Refused(format!("{id:?} is not running"))
+                };
+                frame::write(&mut send, &reply(event)?).await?;
+            }
+            Request::JobLogs { id, follow } => {
+                let send = tokio::sync::Mutex::new(&mut send);
+                let streamed = jobs
+                    .stream_log(&id, follow, |chunk| async {
+                        let bytes = reply(Event::Output(chunk)).map_err(|e| std::io::Error::other(e.to_string()))?;
+                        frame::write(*send.lock().await, &bytes).await.map_err(|e| std::io::Error::other(e.to_string()))
+                    })
+                    .await
+                    .map_err(storage)?;
+                let event = match streamed {
+                    None => Event::Refused(format!("no job {id:?}")),
+                    Some(info) => Event::Jobs(vec![info]),
+                };
+                frame::write(*send.lock().await, &reply(event)?).await?;
+            }
         }
         let _ = send.finish();
         Ok(())

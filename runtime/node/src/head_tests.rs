@@ -15,7 +15,8 @@ async fn head() -> (tempfile::TempDir, Token, std::net::SocketAddr) {
     let endpoint =
         wray_net::server("127.0.0.1:0".parse().unwrap(), &ClusterIdentity::new(&token, "head").unwrap()).unwrap();
     let addr = endpoint.local_addr().unwrap();
-    tokio::spawn(async move { node.serve(endpoint).await });
+    let jobs = crate::JobTable::open(dir.path()).unwrap();
+    tokio::spawn(async move { node.serve(endpoint, jobs).await });
     (dir, token, addr)
 }
 

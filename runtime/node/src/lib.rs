@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 mod actor;
+mod detached;
 mod head;
 #[cfg(test)]
 mod head_tests;
@@ -21,6 +22,7 @@ mod job;
 mod services;
 mod task;
 
+pub use detached::JobTable;
 pub use job::{JobConfig, JobError};
 
 use std::collections::HashMap;

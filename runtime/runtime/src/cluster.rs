@@ -3,7 +3,7 @@
 
 use anyhow::{Context, anyhow};
 use std::net::SocketAddr;
-use wray_net::proto::{self, Event, JobRequest, Request, StatusReport};
+use wray_net::proto::{self, Event, JobInfo, JobRequest, Request, StatusReport};
 use wray_net::{ClusterIdentity, Token, frame};
 
 /// A QUIC endpoint accepting mutually authenticated connections (what a
@@ -66,20 +66,82 @@ impl ClusterClient {
                     let _ = send.finish();
                     return Ok(RemoteOutcome { code, message });
                 }
-                Event::Status(_) => return Err(anyhow!("{} answered a job with a status report", self.address)),
+                Event::Refused(why) => return Err(anyhow!(why)),
+                other => return Err(anyhow!("{} answered a job with {other:?}", self.address)),
             }
+        }
+    }
+
+    /// Sends `req` on a new stream and returns the stream's receiving side.
+    async fn request(&self, req: &Request) -> anyhow::Result<quinn::RecvStream> {
+        let (mut send, recv) = self.conn.open_bi().await.with_context(|| format!("talking to {}", self.address))?;
+        frame::write(&mut send, &proto::encode(req)?).await?;
+        let _ = send.finish();
+        Ok(recv)
+    }
+
+    /// The next event on `recv`.
+    async fn event(&self, recv: &mut quinn::RecvStream) -> anyhow::Result<Event> {
+        let bytes =
+            frame::read(recv).await?.ok_or_else(|| anyhow!("{} closed the stream without an answer", self.address))?;
+        match proto::decode_event(&bytes)? {
+            Event::Refused(why) => Err(anyhow!(why)),
+            e => Ok(e),
         }
     }
 
     /// The cluster's nodes and their resources.
     pub async fn status(&self) -> anyhow::Result<StatusReport> {
-        let (mut send, mut recv) = self.conn.open_bi().await.with_context(|| format!("talking to {}", self.address))?;
-        frame::write(&mut send, &proto::encode(&Request::Status)?).await?;
-        let _ = send.finish();
-        let bytes = frame::read(&mut recv).await?.ok_or_else(|| anyhow!("{} sent no status", self.address))?;
-        match proto::decode_event(&bytes)? {
+        let mut recv = self.request(&Request::Status).await?;
+        match self.event(&mut recv).await? {
             Event::Status(s) => Ok(s),
             other => Err(anyhow!("{} answered status with {other:?}", self.address)),
         }
+    }
+
+    /// Submits a job that runs detached from this connection; returns its id.
+    pub async fn submit_job(&self, job: JobRequest) -> anyhow::Result<String> {
+        let mut recv = self.request(&Request::SubmitJob(job)).await?;
+        match self.event(&mut recv).await? {
+            Event::Submitted { id } => Ok(id),
+            other => Err(anyhow!("{} answered a submission with {other:?}", self.address)),
+        }
+    }
+
+    /// Every submitted job.
+    pub async fn list_jobs(&self) -> anyhow::Result<Vec<JobInfo>> {
+        let mut recv = self.request(&Request::ListJobs).await?;
+        match self.event(&mut recv).await? {
+            Event::Jobs(jobs) => Ok(jobs),
+            other => Err(anyhow!("{} answered a job list with {other:?}", self.address)),
+        }
+    }
+
+    /// One submitted job.
+    pub async fn job_status(&self, id: &str) -> anyhow::Result<JobInfo> {
+        let mut recv = self.request(&Request::JobStatus { id: id.into() }).await?;
+        match self.event(&mut recv).await? {
+            Event::Jobs(mut jobs) if jobs.len() == 1 => Ok(jobs.remove(0)),
+            other => Err(anyhow!("{} answered a job status with {other:?}", self.address)),
+        }
+    }
+
+    /// A submitted job's output (with `follow`, until it ends); returns its
+    /// record as of the end of the stream.
+    pub async fn job_logs(&self, id: &str, follow: bool, mut on_output: impl FnMut(&[u8])) -> anyhow::Result<JobInfo> {
+        let mut recv = self.request(&Request::JobLogs { id: id.into(), follow }).await?;
+        loop {
+            match self.event(&mut recv).await? {
+                Event::Output(chunk) => on_output(&chunk),
+                Event::Jobs(mut jobs) if jobs.len() == 1 => return Ok(jobs.remove(0)),
+                other => return Err(anyhow!("{} answered a log request with {other:?}", self.address)),
+            }
+        }
+    }
+
+    /// Stops a submitted job.
+    pub async fn stop_job(&self, id: &str) -> anyhow::Result<()> {
+        let mut recv = self.request(&Request::StopJob { id: id.into() }).await?;
+        self.event(&mut recv).await.map(|_| ())
     }
 }

@@ -34,9 +34,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use wray_core::{Error, Resources};
 pub use wray_host::{Grants, InstanceLimits, JobComponent, LoadError, Output, OutputPipe};
-pub use wray_net::proto::{JobRequest, NodeReport, StatusReport};
+pub use wray_net::proto::{JobInfo, JobRequest, NodeReport, StatusReport};
 pub use wray_net::{ClusterIdentity, Token};
-pub use wray_node::{JobConfig, JobError, NodeConfig};
+pub use wray_node::{JobConfig, JobError, JobTable, NodeConfig};
 pub use wray_store::StoreStats;
 
 /// Configures a [`Runtime`].

@@ -1,6 +1,7 @@
 //! The subcommands.
 
 mod build;
+mod job;
 mod microbenchmark;
 mod run;
 mod start;
@@ -23,6 +24,7 @@ Examples:
   wray start --head                      start a head node; prints its address and token
   wray run --address HOST:PORT --token TOKEN job.wasm    run the same job on it
   wray status --address HOST:PORT --token TOKEN
+  wray job submit --address HOST:PORT --token TOKEN job.wasm    run it detached; then wray job list|status|logs|stop
   wray stop")]
 pub struct Cli {
     #[command(subcommand)]
@@ -38,6 +40,7 @@ pub enum Command {
     Start(start::StartCommand),
     Stop(stop::StopCommand),
     Status(status::StatusCommand),
+    Job(job::JobCommand),
 }
 
 impl Command {
@@ -49,6 +52,7 @@ impl Command {
             Command::Start(c) => c.execute(),
             Command::Stop(c) => c.execute(),
             Command::Status(c) => c.execute(),
+            Command::Job(c) => c.execute(),
         }
     }
 }

@@ -143,6 +143,8 @@ impl StartCommand {
             builder = builder.cpus(c);
         }
         let runtime = builder.build()?;
+        let jobs = wray_runtime::JobTable::open(data_dir)
+            .with_context(|| format!("opening the job records in {}", data_dir.display()))?;
         let identity = ClusterIdentity::new(&token, "head")?;
         let endpoint = wray_runtime::cluster::listen(bind, &identity)?;
         let local = endpoint.local_addr()?;
@@ -159,7 +161,7 @@ impl StartCommand {
         rt.block_on(async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
-                () = runtime.node().serve(endpoint.clone()) => {}
+                () = runtime.node().serve(endpoint.clone(), jobs) => {}
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }

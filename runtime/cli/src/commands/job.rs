@@ -1,0 +1,146 @@
+//! `wray job`: run jobs on a cluster without holding a terminal.
+
+use crate::{Failure, parse};
+use anyhow::{Context, anyhow};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+use wray_runtime::JobInfo;
+use wray_runtime::cluster::ClusterClient;
+
+/// Submit jobs to a cluster's head and manage them later: the job keeps
+/// running when this command exits.
+#[derive(Args)]
+#[command(after_help = "\
+Examples:
+  wray job submit --address 127.0.0.1:6380 --token TOKEN job.wasm -- arg
+  export WRAY_ADDRESS=127.0.0.1:6380 WRAY_TOKEN=TOKEN
+  wray job list
+  wray job status job-000001
+  wray job logs --follow job-000001
+  wray job stop job-000001")]
+pub struct JobCommand {
+    /// The head node, HOST:PORT.
+    #[arg(long, env = "WRAY_ADDRESS", global = true)]
+    address: Option<String>,
+
+    /// The cluster's token (printed by `wray start --head`).
+    #[arg(long, env = "WRAY_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+
+    #[command(subcommand)]
+    action: JobAction,
+}
+
+#[derive(Subcommand)]
+enum JobAction {
+    /// Submit a job; prints its id.
+    Submit {
+        /// The job component (.wasm).
+        job: PathBuf,
+        /// Arguments for the job's main (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+        /// Set an environment variable in the job: KEY=VALUE (repeatable).
+        #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse::env_pair)]
+        envs: Vec<(String, String)>,
+        /// Memory limit of every instance, e.g. 256MiB.
+        #[arg(long, value_name = "SIZE", value_parser = parse::size)]
+        memory_limit: Option<u64>,
+        /// Execution-time limit of every task, e.g. 30s.
+        #[arg(long, value_name = "DUR", value_parser = parse::duration)]
+        timeout: Option<Duration>,
+    },
+    /// List submitted jobs.
+    List,
+    /// Show one job's status; exits 0 if it succeeded or still runs, 1 if it
+    /// failed or was stopped.
+    Status {
+        /// The job's id.
+        id: String,
+    },
+    /// Print a job's output.
+    Logs {
+        /// The job's id.
+        id: String,
+        /// Keep printing until the job ends.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Stop a running job.
+    Stop {
+        /// The job's id.
+        id: String,
+    },
+}
+
+fn show(j: &JobInfo) {
+    let message = if j.message.is_empty() { String::new() } else { format!("  {}", j.message) };
+    println!("{:<12} {:<10} {}{message}", j.id, j.status, j.name);
+}
+
+impl JobCommand {
+    pub fn execute(self) -> Result<(), Failure> {
+        let address = self.address.ok_or_else(|| {
+            anyhow!("give --address HOST:PORT (or WRAY_ADDRESS): the head printed by `wray start --head`")
+        })?;
+        let token = self
+            .token
+            .ok_or_else(|| anyhow!("give --token (or WRAY_TOKEN): the token printed by `wray start --head`"))?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let client = ClusterClient::connect(&address, &token).await.map_err(Failure::Usage)?;
+            let r = match self.action {
+                JobAction::Submit { job, args, envs, memory_limit, timeout } => {
+                    let component = std::fs::read(&job).with_context(|| format!("cannot read {}", job.display()))?;
+                    let req = wray_runtime::JobRequest {
+                        name: job.display().to_string(),
+                        component,
+                        args,
+                        env: envs,
+                        memory_limit,
+                        timeout_ms: timeout.map(|t| t.as_millis().min(u128::from(u64::MAX)) as u64),
+                    };
+                    let id = client.submit_job(req).await.map_err(Failure::Usage)?;
+                    println!("{id}");
+                    eprintln!("follow it with: wray job logs --follow {id}");
+                    Ok(())
+                }
+                JobAction::List => {
+                    for j in client.list_jobs().await.map_err(Failure::Usage)? {
+                        show(&j);
+                    }
+                    Ok(())
+                }
+                JobAction::Status { id } => {
+                    let j = client.job_status(&id).await.map_err(Failure::Usage)?;
+                    show(&j);
+                    if matches!(j.status.as_str(), "FAILED" | "STOPPED") {
+                        Err(Failure::Job(anyhow!("{} {}", j.id, j.status)))
+                    } else {
+                        Ok(())
+                    }
+                }
+                JobAction::Logs { id, follow } => {
+                    client
+                        .job_logs(&id, follow, |chunk| {
+                            use std::io::Write;
+                            let mut out = std::io::stdout().lock();
+                            let _ = out.write_all(chunk);
+                            let _ = out.flush();
+                        })
+                        .await
+                        .map_err(Failure::Usage)?;
+                    Ok(())
+                }
+                JobAction::Stop { id } => {
+                    client.stop_job(&id).await.map_err(Failure::Usage)?;
+                    println!("stopping {id}");
+                    Ok(())
+                }
+            };
+            client.close().await;
+            r
+        })
+    }
+}

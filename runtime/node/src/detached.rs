@@ -1,0 +1,215 @@
+//! Jobs submitted with `wray job submit`: they run on the head detached from
+//! any client connection. Their records are persisted in sled (so a head
+//! restart loses no job record) and their output in one log file each.
+
+use crate::{JobConfig, JobError, Node, lock};
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
+use wray_host::{Grants, InstanceLimits, JobComponent, Output};
+use wray_net::proto::{self, JobInfo, JobRequest};
+
+/// Output kept per job on disk; past it, further output is dropped (and the
+/// log says so) rather than filling the head's disk.
+pub const MAX_JOB_LOG: u64 = 256 << 20;
+
+const RUNNING: &str = "RUNNING";
+
+/// A running job's handles.
+struct Live {
+    cancel: Arc<AtomicBool>,
+}
+
+/// The head's table of submitted jobs.
+pub struct JobTable {
+    db: sled::Db,
+    logs: PathBuf,
+    live: Mutex<HashMap<String, Live>>,
+    /// Notified whenever any job writes output or ends (followers re-check).
+    changed: Notify,
+    next: Mutex<u64>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn io(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+impl JobTable {
+    /// Opens (or creates) the table in `dir`. Jobs recorded as running by a
+    /// previous head process are marked failed: their process is gone.
+    pub fn open(dir: &Path) -> std::io::Result<Arc<JobTable>> {
+        let db = sled::open(dir.join("jobs.sled")).map_err(io)?;
+        let logs = dir.join("job-logs");
+        std::fs::create_dir_all(&logs)?;
+        let mut max = 0;
+        for item in db.iter() {
+            let (_, v) = item.map_err(io)?;
+            let mut info = decode(&v)?;
+            max = max.max(info.id.trim_start_matches("job-").parse::<u64>().unwrap_or(0));
+            if info.status == RUNNING {
+                info.status = "FAILED".into();
+                info.message = "the head stopped while the job ran".into();
+                info.ended_ms = now_ms();
+                db.insert(info.id.as_bytes(), encode(&info)?).map_err(io)?;
+            }
+        }
+        db.flush().map_err(io)?;
+        Ok(Arc::new(JobTable {
+            db,
+            logs,
+            live: Mutex::new(HashMap::new()),
+            changed: Notify::new(),
+            next: Mutex::new(max + 1),
+        }))
+    }
+
+    fn put(&self, info: &JobInfo) -> std::io::Result<()> {
+        self.db.insert(info.id.as_bytes(), encode(info)?).map_err(io)?;
+        // Records must survive a crash of the head: flush at each change.
+        self.db.flush().map_err(io)?;
+        Ok(())
+    }
+
+    /// One job's record.
+    pub fn get(&self, id: &str) -> std::io::Result<Option<JobInfo>> {
+        self.db.get(id.as_bytes()).map_err(io)?.map(|v| decode(&v)).transpose()
+    }
+
+    /// Every record, oldest first.
+    pub fn list(&self) -> std::io::Result<Vec<JobInfo>> {
+        self.db.iter().map(|r| r.map_err(io).and_then(|(_, v)| decode(&v))).collect()
+    }
+
+    fn log_path(&self, id: &str) -> PathBuf {
+        self.logs.join(format!("{id}.log"))
+    }
+
+    /// Starts `req` on `node`; returns its id.
+    pub fn submit(self: &Arc<Self>, node: &Node, component: JobComponent, req: JobRequest) -> std::io::Result<String> {
+        let id = {
+            let mut next = lock(&self.next);
+            let id = format!("job-{:06}", *next);
+            *next += 1;
+            id
+        };
+        let info = JobInfo {
+            id: id.clone(),
+            name: req.name.clone(),
+            status: RUNNING.into(),
+            submitted_ms: now_ms(),
+            ..JobInfo::default()
+        };
+        self.put(&info)?;
+        let mut log = std::fs::File::create(self.log_path(&id))?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        lock(&self.live).insert(id.clone(), Live { cancel: cancel.clone() });
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        let config = JobConfig {
+            grants: Grants { dirs: Vec::new(), env: req.env, output: Output::Channel(tx) },
+            limits: InstanceLimits { memory: req.memory_limit, time: req.timeout_ms.map(Duration::from_millis) },
+            cancel: Some(cancel),
+        };
+        let table = self.clone();
+        let node = node.clone();
+        tokio::spawn(async move {
+            let run = node.run_job(component, req.args, config);
+            tokio::pin!(run);
+            let mut written = 0u64;
+            let mut write = |chunk: &[u8], table: &JobTable| {
+                if written < MAX_JOB_LOG {
+                    let room = (MAX_JOB_LOG - written) as usize;
+                    let part = &chunk[..chunk.len().min(room)];
+                    let _ = log.write_all(part);
+                    written += part.len() as u64;
+                    if part.len() < chunk.len() {
+                        let _ = log.write_all(b"\n[wray: log limit reached; further output dropped]\n");
+                    }
+                }
+                table.changed.notify_waiters();
+            };
+            let outcome = loop {
+                tokio::select! {
+                    Some(chunk) = rx.recv() => write(&chunk, &table),
+                    r = &mut run => break r,
+                }
+            };
+            while let Ok(chunk) = rx.try_recv() {
+                write(&chunk, &table);
+            }
+            let (status, message) = match outcome {
+                Ok(()) => ("SUCCEEDED", String::new()),
+                Err(JobError::Cancelled { .. }) => ("STOPPED", "stopped with wray job stop".to_string()),
+                Err(e) => ("FAILED", e.to_string()),
+            };
+            let mut info = info;
+            info.status = status.into();
+            info.message = message;
+            info.ended_ms = now_ms();
+            if let Err(e) = table.put(&info) {
+                tracing::error!("cannot record the end of {}: {e}", info.id);
+            }
+            lock(&table.live).remove(&info.id);
+            table.changed.notify_waiters();
+        });
+        Ok(id)
+    }
+
+    /// Cancels a running job. Returns false if it is not running.
+    pub fn stop(&self, id: &str) -> bool {
+        match lock(&self.live).get(id) {
+            Some(live) => {
+                live.cancel.store(true, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Streams a job's log from `offset` through `sink`; with `follow`, until
+    /// the job ends. Returns the record as it was when streaming stopped.
+    pub async fn stream_log<F, Fut>(&self, id: &str, follow: bool, mut sink: F) -> std::io::Result<Option<JobInfo>>
+    where
+        F: FnMut(Vec<u8>) -> Fut,
+        Fut: std::future::Future<Output = std::io::Result<()>>,
+    {
+        let Some(_) = self.get(id)? else { return Ok(None) };
+        let mut offset = 0u64;
+        loop {
+            // Register before reading, so output written meanwhile wakes us.
+            let changed = self.changed.notified();
+            let info = self.get(id)?.expect("records are never deleted");
+            let mut f = std::fs::File::open(self.log_path(id))?;
+            f.seek(SeekFrom::Start(offset))?;
+            let mut chunk = Vec::new();
+            f.read_to_end(&mut chunk)?;
+            offset += chunk.len() as u64;
+            if !chunk.is_empty() {
+                sink(chunk).await?;
+            }
+            if !follow || info.status != RUNNING {
+                return Ok(Some(info));
+            }
+            // A timeout too: a missed wake-up costs a second, not a hang.
+            let _ = tokio::time::timeout(Duration::from_secs(1), changed).await;
+        }
+    }
+}
+
+fn encode(info: &JobInfo) -> std::io::Result<Vec<u8>> {
+    proto::encode(info).map_err(io)
+}
+
+fn decode(bytes: &[u8]) -> std::io::Result<JobInfo> {
+    // sled hands out unaligned bytes; rkyv validation needs alignment.
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    proto::decode_job_info(&aligned).map_err(io)
+}
