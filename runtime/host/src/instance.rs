@@ -566,6 +566,31 @@ impl State {
         Ok(Ok(out))
     }
 
+    /// What submitting a task, creating an actor and calling a method share:
+    /// check the name, the options (tasks and actors) and the arguments, and
+    /// number the submission (child ids derive from the number).
+    fn submission(
+        &mut self,
+        what: &str,
+        name: &str,
+        options: Option<(types::Options, bool)>,
+        args: Vec<types::Arg>,
+    ) -> wasmtime::Result<Result<(Options, Vec<ArgSpec>, u64), Error>> {
+        let options = match check_name(what, name).and_then(|()| match options {
+            Some((o, is_actor)) => options_from_wit(o, is_actor),
+            None => Ok(Options::default()),
+        }) {
+            Ok(o) => o,
+            Err(e) => return Ok(Err(e)),
+        };
+        let args = match self.args(args)? {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.submitted += 1;
+        Ok(Ok((options, args, self.submitted)))
+    }
+
     fn ids(&self, refs: &[Resource<RefGuard>]) -> wasmtime::Result<Vec<ObjectId>> {
         if refs.len() > limits::MAX_REFS_PER_CALL {
             wasmtime::bail!("{} refs in one call; at most {} are allowed", refs.len(), limits::MAX_REFS_PER_CALL);
@@ -594,10 +619,6 @@ fn check_value(v: &types::Value) -> Result<(), Error> {
         )));
     }
     Ok(())
-}
-
-fn check_function_name(name: &str) -> Result<(), Error> {
-    check_name("function name", name)
 }
 
 impl types::Host for State {}
@@ -636,17 +657,10 @@ impl tasks::Host for State {
         args: Vec<types::Arg>,
         options: types::Options,
     ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
-        let spec = check_function_name(&function).and_then(|()| options_from_wit(options, false));
-        let options = match spec {
-            Ok(o) => o,
+        let (options, args, seq) = match self.submission("function name", &function, Some((options, false)), args)? {
+            Ok(s) => s,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
-        let args = match self.args(args)? {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(to_wit_error(e))),
-        };
-        self.submitted += 1;
-        let seq = self.submitted;
         self.clock.pause();
         let r = self.services.submit(&self.caller, seq, function, args, options).await;
         self.clock.resume();
@@ -731,16 +745,10 @@ impl actors::Host for State {
         args: Vec<types::Arg>,
         options: types::Options,
     ) -> wasmtime::Result<Result<types::ActorId, types::Error>> {
-        let options = match check_name("class name", &class).and_then(|()| options_from_wit(options, true)) {
-            Ok(o) => o,
+        let (options, args, seq) = match self.submission("class name", &class, Some((options, true)), args)? {
+            Ok(s) => s,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
-        let args = match self.args(args)? {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(to_wit_error(e))),
-        };
-        self.submitted += 1;
-        let seq = self.submitted;
         let r = self.services.create_actor(&self.caller, seq, class, args, options).await;
         Ok(r.map(to_wit_actor).map_err(to_wit_error))
     }
@@ -751,15 +759,10 @@ impl actors::Host for State {
         method: String,
         args: Vec<types::Arg>,
     ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
-        if let Err(e) = check_name("method name", &method) {
-            return Ok(Err(to_wit_error(e)));
-        }
-        let args = match self.args(args)? {
-            Ok(a) => a,
+        let (_, args, seq) = match self.submission("method name", &method, None, args)? {
+            Ok(s) => s,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
-        self.submitted += 1;
-        let seq = self.submitted;
         self.clock.pause();
         let r = self.services.call_actor(&self.caller, seq, from_wit_actor(actor), method, args).await;
         self.clock.resume();
