@@ -15,6 +15,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wray_core::{ActorId, Error, ObjectId, Options, Resources, TaskId, limits};
 
+/// A checked submission: its options, arguments and number.
+type Submission = (Options, Vec<ArgSpec>, u64);
+
 /// Table elements an instance may grow to (function references; a Rust
 /// guest needs a few hundred).
 pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
@@ -575,7 +578,7 @@ impl State {
         name: &str,
         options: Option<(types::Options, bool)>,
         args: Vec<types::Arg>,
-    ) -> wasmtime::Result<Result<(Options, Vec<ArgSpec>, u64), Error>> {
+    ) -> wasmtime::Result<Result<Submission, Error>> {
         let options = match check_name(what, name).and_then(|()| match options {
             Some((o, is_actor)) => options_from_wit(o, is_actor),
             None => Ok(Options::default()),
