@@ -1,7 +1,7 @@
 //! The object store of a node.
 //!
 //! Objects are immutable byte strings ([`bytes::Bytes`], shared without
-//! copying) identified by [`ObjectId`]. Each has a reference count; the last
+//! copying) identified by [`ObjectId`](wray_core::ObjectId). Each has a reference count; the last
 //! release frees it. An object may be *pending* (its task has not finished):
 //! readers wait for it. Objects may carry the ids of objects nested inside
 //! them, which stay alive as long as the outer object does.

@@ -11,7 +11,7 @@ use wray_runtime::{Grants, InstanceLimits, JobConfig, JobError, Output, Runtime}
 
 /// Run a job (a wasm32-wasip2 component built with the wray SDK).
 ///
-/// The job's #[wray::main] runs in a sandbox; its tasks and actors run in
+/// The job's `#[wray::main]` runs in a sandbox; its tasks and actors run in
 /// sandboxes of their own, in parallel up to --cpus. The job sees no files,
 /// environment or network unless granted with --dir and --env. Output
 /// streams as the job writes it. Exit status: 0 success, 1 the job failed,
