@@ -29,14 +29,15 @@ async fn status(token: &Token, addr: std::net::SocketAddr) -> Result<Event, wray
 }
 
 /// Sends `raw` on a fresh authenticated connection and returns whether the
-/// head closed that connection.
+/// head closed that connection with the protocol-error code.
 async fn send_raw(token: &Token, addr: std::net::SocketAddr, raw: &[u8]) -> bool {
     let (_ep, conn) = wray_net::connect(addr, &ClusterIdentity::new(token, "client").unwrap()).await.unwrap();
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
     send.write_all(raw).await.unwrap();
-    let mut buf = [0u8; 16];
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), recv.read(&mut buf)).await;
-    matches!(closed, Ok(Err(_))) && conn.close_reason().is_some()
+    match tokio::time::timeout(std::time::Duration::from_secs(10), conn.closed()).await {
+        Ok(quinn::ConnectionError::ApplicationClosed(close)) => close.error_code == quinn::VarInt::from_u32(1),
+        _ => false,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
