@@ -112,6 +112,7 @@ fn status_shows_the_node() {
     assert_code(&out, 0);
     let text = stdout(&out);
     assert!(text.contains("(alive)") && text.contains("CPU: 2") && text.contains("jobs running: 0"), "{text}");
+    assert!(text.contains("tasks queued or running: 0, live actors: 0"), "{text}");
 }
 
 #[test]

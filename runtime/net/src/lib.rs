@@ -23,7 +23,6 @@ mod tls;
 pub use tls::{ClusterIdentity, SERVER_NAME, Token};
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 /// Why a transport operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +74,3 @@ pub async fn connect(
         .map_err(|e| NetError::Connect(format!("{addr}: {e} (is the address right, and the token the cluster's?)")))?;
     Ok((endpoint, conn))
 }
-
-/// Keeps `Arc` in scope for submodules' signatures.
-pub(crate) type Shared<T> = Arc<T>;

@@ -119,6 +119,10 @@ pub struct NodeReport {
     pub available: Vec<(String, f64)>,
     /// Jobs running.
     pub jobs: u64,
+    /// Tasks queued or running.
+    pub tasks: u64,
+    /// Live actors.
+    pub actors: u64,
     /// Objects in its store.
     pub objects: u64,
     /// Bytes of objects in memory.

@@ -10,7 +10,7 @@
 //! the head to store, and a leaked token is as bad as a leaked CA key —
 //! rotate it by starting the cluster with a new token.
 
-use crate::{NetError, Shared};
+use crate::NetError;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, PKCS_ED25519, SerialNumber, date_time_ymd,
@@ -129,7 +129,7 @@ impl ClusterIdentity {
         })
     }
 
-    fn provider() -> Shared<rustls::crypto::CryptoProvider> {
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
         Arc::new(rustls::crypto::ring::default_provider())
     }
 

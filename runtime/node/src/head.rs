@@ -169,6 +169,7 @@ impl Node {
     fn status_report(&self) -> StatusReport {
         let pairs = |r: wray_core::Resources| r.iter().map(|(k, v)| (k.to_string(), v)).collect();
         let st = self.store_stats();
+        let (tasks, actors) = self.task_and_actor_counts();
         StatusReport {
             nodes: vec![NodeReport {
                 id: self.id().to_string(),
@@ -177,6 +178,8 @@ impl Node {
                 total: pairs(self.total_resources()),
                 available: pairs(self.available_resources()),
                 jobs: self.running_jobs() as u64,
+                tasks: tasks as u64,
+                actors: actors as u64,
                 objects: st.objects as u64,
                 object_memory: st.memory_bytes as u64,
                 object_spilled: st.spilled_bytes as u64,

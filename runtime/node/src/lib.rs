@@ -154,6 +154,12 @@ impl Node {
     pub fn running_jobs(&self) -> usize {
         lock(&self.inner.jobs).len()
     }
+
+    /// Tasks queued or running, and live actors, across all jobs.
+    pub fn task_and_actor_counts(&self) -> (usize, usize) {
+        let jobs: Vec<_> = lock(&self.inner.jobs).values().cloned().collect();
+        jobs.iter().fold((0, 0), |(t, a), j| (t + lock(&j.tasks).len(), a + lock(&j.actors).len()))
+    }
 }
 
 impl NodeInner {

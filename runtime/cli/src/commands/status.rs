@@ -33,6 +33,7 @@ impl StatusCommand {
             println!("  resources: {}", list(&n.total));
             println!("  available: {}", list(&n.available));
             println!("  jobs running: {}", n.jobs);
+            println!("  tasks queued or running: {}, live actors: {}", n.tasks, n.actors);
             println!("  objects: {} ({} bytes in memory, {} spilled)", n.objects, n.object_memory, n.object_spilled);
         }
         Ok(())
