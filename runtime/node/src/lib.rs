@@ -8,8 +8,10 @@
 //! instance; their results land in the [`wray_store::ObjectStore`]. Actors
 //! are long-lived instances fed by a mailbox.
 //!
-//! Issue 2 runs one node in-process; the head/worker roles of a cluster build
-//! on the same pieces.
+//! A node runs in-process for `wray run` and embedders; [`Node::serve`] is
+//! the head role, answering clients over `wray-net` (QUIC with mutual TLS),
+//! and [`JobTable`] keeps the head's record of detached jobs. Worker nodes
+//! joining a head are not built yet.
 
 #![deny(missing_docs)]
 
