@@ -91,3 +91,21 @@ fn build_names_a_directory_without_a_crate() {
     assert_code(&out, 2);
     assert!(stderr(&out).contains("has no Cargo.toml"), "{}", stderr(&out));
 }
+
+#[test]
+fn build_explains_a_missing_wasm_target() {
+    use std::os::unix::fs::PermissionsExt;
+    // A rustc whose sysroot has no wasm32-wasip2 target.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("rustc");
+    std::fs::write(&fake, format!("#!/bin/sh\necho {}\n", dir.path().display())).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let crate_dir = workspace().join("examples/pi");
+    let out = wray_with(
+        &["build", crate_dir.to_str().unwrap()],
+        &[("RUSTC", fake.to_str().unwrap())],
+        std::time::Duration::from_secs(60),
+    );
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("rustup target add wasm32-wasip2"), "{}", stderr(&out));
+}

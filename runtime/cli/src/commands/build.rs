@@ -36,6 +36,7 @@ impl BuildCommand {
             )
             .into());
         }
+        check_wasm_target(&self.dir)?;
         let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cmd.arg("build")
             .arg("--manifest-path")
@@ -95,4 +96,25 @@ impl BuildCommand {
             .into()),
         }
     }
+}
+
+/// Fails with the fix in words if the toolchain that will build `dir` lacks
+/// the wasm32-wasip2 target (cargo's own error is a confusing "can't find
+/// crate for `core`").
+fn check_wasm_target(dir: &std::path::Path) -> Result<(), Failure> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    // Run in the crate's directory so that rustup picks the toolchain the
+    // build will use (a rust-toolchain.toml there, or the default).
+    let Ok(out) = Command::new(rustc).args(["--print", "sysroot"]).current_dir(dir).output() else {
+        return Ok(()); // no rustc on PATH: let cargo report it
+    };
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if out.status.success() && !sysroot.join("lib/rustlib/wasm32-wasip2").is_dir() {
+        return Err(anyhow::anyhow!(
+            "the wasm32-wasip2 target is not installed for the toolchain at {}: run `rustup target add wasm32-wasip2` (or `rustup toolchain install` where a rust-toolchain.toml lists it)",
+            sysroot.display()
+        )
+        .into());
+    }
+    Ok(())
 }
