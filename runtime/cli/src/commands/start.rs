@@ -101,7 +101,7 @@ impl StartCommand {
         let mut child = cmd.spawn().context("starting the node process")?;
         let start = Instant::now();
         loop {
-            if let Ok(address) = std::fs::read_to_string(&address_file) {
+            if let Some(address) = std::fs::read_to_string(&address_file).ok().filter(|a| !a.trim().is_empty()) {
                 let token = std::fs::read_to_string(data_dir.join("token"))?;
                 println!("address: {}", address.trim());
                 println!("token: {}", token.trim());
@@ -155,8 +155,11 @@ impl StartCommand {
         println!("address: {local}");
         println!("token: {token}");
         std::io::stdout().flush()?;
-        // Written last: its appearance tells `wray start` the node is ready.
-        std::fs::write(data_dir.join("address"), local.to_string())?;
+        // Written last, and atomically (rename): its appearance tells
+        // `wray start` the node is ready, so it must never be seen half-written.
+        let tmp = data_dir.join(".address.tmp");
+        std::fs::write(&tmp, local.to_string())?;
+        std::fs::rename(&tmp, data_dir.join("address"))?;
         tracing::info!("head node {} serving on {local}", runtime.node().id());
         rt.block_on(async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -181,7 +184,13 @@ fn load_or_create_token(path: &Path) -> anyhow::Result<Token> {
     }
     let token = Token::generate()?;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    // Written to a temporary file and renamed, so that nobody ever reads a
+    // half-written token; created 0600 because it is the cluster's secret.
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
     f.write_all(token.to_string().as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
     Ok(token)
 }
