@@ -39,11 +39,15 @@ fn wray_in(home: &Path, args: &[&str]) -> Output {
 
 impl Head {
     fn start() -> Head {
+        Head::start_with_cpus("2")
+    }
+
+    fn start_with_cpus(cpus: &str) -> Head {
         let home = tempfile::tempdir().unwrap();
         let data = home.path().join("head");
         let out = wray_in(
             home.path(),
-            &["start", "--head", "--port", "0", "--cpus", "2", "--data-dir", data.to_str().unwrap()],
+            &["start", "--head", "--port", "0", "--cpus", cpus, "--data-dir", data.to_str().unwrap()],
         );
         assert_code(&out, 0);
         let text = stdout(&out);
@@ -238,4 +242,91 @@ fn jobs_run_detached_and_their_records_survive_a_restart() {
     assert_code(&out, 0);
     let list = stdout(&out);
     assert!(list.contains(&format!("{id}   SUCCEEDED")) && list.contains(&format!("{spinning}   STOPPED")), "{list}");
+}
+
+impl Head {
+    /// Starts a worker joining this head; returns its pid.
+    fn add_worker(&self, cpus: &str) -> u32 {
+        let dir = self.home.path().join(format!("worker-{cpus}"));
+        let out = self.wray(&[
+            "start",
+            "--address",
+            &self.address,
+            "--token",
+            &self.token,
+            "--cpus",
+            cpus,
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ]);
+        assert_code(&out, 0);
+        assert!(stdout(&out).starts_with("joined: "), "{}", stdout(&out));
+        let err = stderr(&out);
+        err.split("(pid ")
+            .nth(1)
+            .and_then(|s| s.split(')').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{err}"))
+    }
+
+    fn status_text(&self) -> String {
+        let out = self.wray(&["status", "--address", &self.address, "--token", &self.token]);
+        assert_code(&out, 0);
+        stdout(&out)
+    }
+}
+
+#[test]
+fn workers_join_and_jobs_spread_across_nodes() {
+    let head = Head::start_with_cpus("1");
+    head.add_worker("3");
+    head.add_worker("5");
+    let status = head.status_text();
+    assert_eq!(status.matches("(alive)").count(), 3, "{status}");
+    assert!(status.contains("CPU: 3") && status.contains("CPU: 5"), "{status}");
+    // Three jobs at once land on three nodes (each sleeps, so they overlap).
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(wray_bin())
+                .args([
+                    "run",
+                    "--address",
+                    &head.address,
+                    "--token",
+                    &head.token,
+                    path(&guests().testjob),
+                    "--",
+                    "whereami",
+                ])
+                .env("HOME", head.home.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut nodes = std::collections::BTreeSet::new();
+    for child in runs {
+        let out = child.wait_with_output().unwrap();
+        assert_code(&out, 0);
+        let line = stdout(&out);
+        nodes.insert(line.split_whitespace().nth(1).unwrap_or_default().to_string());
+    }
+    assert_eq!(nodes.len(), 3, "jobs did not spread: {nodes:?}");
+}
+
+#[test]
+fn a_dead_worker_is_detected_and_its_jobs_go_elsewhere() {
+    let head = Head::start_with_cpus("1");
+    let pid = head.add_worker("8");
+    Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    // The next job would go to the (idle, bigger) worker; it runs on the head.
+    let out = head.run(&guests().testjob, &["whereami"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("cpus: 1"), "{}", stdout(&out));
+    let start = Instant::now();
+    while !head.status_text().contains("(dead)") {
+        assert!(start.elapsed() < Duration::from_secs(8), "the dead worker was not detected: {}", head.status_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -36,6 +36,15 @@ pub enum Request {
         /// The job's id.
         id: String,
     },
+    /// A worker node joins the head. The worker keeps this stream open for
+    /// as long as it is part of the cluster, and serves the requests the
+    /// head opens on the same connection.
+    Join {
+        /// The worker's node id.
+        node_id: String,
+        /// Its resources.
+        total: Vec<(String, f64)>,
+    },
 }
 
 /// A job submitted with [`Request::SubmitJob`], as the head records it.
@@ -95,6 +104,11 @@ pub enum Event {
     Jobs(Vec<JobInfo>),
     /// The request could not be served (unknown job, ...): the reason.
     Refused(String),
+    /// The head accepted a worker: its own node id.
+    Welcome {
+        /// The head's node id.
+        head_id: String,
+    },
 }
 
 /// The cluster as one node sees it.

@@ -171,13 +171,16 @@ impl ClusterIdentity {
     }
 }
 
-/// Peers ping every 2 s and give up on a silent peer after 10 s, so a
-/// client that vanishes (killed, unplugged) has its jobs cancelled within
-/// seconds rather than at QUIC's default idle timeout.
+/// How long a silent peer is given before its connection is declared dead.
+/// Peers ping every second, so a worker or client that vanishes (killed,
+/// unplugged) is noticed within [`PEER_TIMEOUT`] — the failure-detection
+/// bound of the cluster.
+pub const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
-    t.keep_alive_interval(Some(std::time::Duration::from_secs(2)));
-    t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(10_000))));
+    t.keep_alive_interval(Some(std::time::Duration::from_secs(1)));
+    t.max_idle_timeout(Some(quinn::IdleTimeout::try_from(PEER_TIMEOUT).expect("small duration")));
     Arc::new(t)
 }
 

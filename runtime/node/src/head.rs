@@ -5,9 +5,9 @@
 //! (wrong token, no certificate); a peer that sends a malformed or oversized
 //! frame loses its own connection and nothing else.
 
-use crate::{JobConfig, JobError, JobTable, Node};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::{JobConfig, JobError, JobTable, Node, lock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use wray_host::{Grants, InstanceLimits, Output};
 use wray_net::proto::{self, Event, JobRequest, NodeReport, Request, StatusReport};
 use wray_net::{NetError, frame};
@@ -18,19 +18,49 @@ mod close {
     pub const PROTOCOL: u32 = 1;
 }
 
+/// A worker node that joined this head.
+struct Worker {
+    id: String,
+    conn: quinn::Connection,
+    cpus: f64,
+    total: Vec<(String, f64)>,
+    /// Jobs this head placed on it that are still running.
+    running: AtomicUsize,
+    alive: AtomicBool,
+}
+
+/// What a serving node shares between its connections.
+struct Peers {
+    jobs: Arc<JobTable>,
+    workers: Mutex<Vec<Arc<Worker>>>,
+    /// Jobs placed on this node and still running (counted from the moment
+    /// of placement, so that jobs arriving together spread out).
+    local: AtomicUsize,
+}
+
+/// Uncounts a placed job (counted by `place`) when it ends.
+struct Running<'a>(&'a AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Node {
     /// Serves clients on `endpoint` until it is closed. Never returns an
     /// error for one peer's misbehaviour: failed handshakes and bad frames
     /// are logged and only that peer is dropped.
     /// `jobs` records the jobs clients submit detached (`wray job submit`).
     pub async fn serve(&self, endpoint: quinn::Endpoint, jobs: Arc<JobTable>) {
+        let peers = Arc::new(Peers { jobs, workers: Mutex::new(Vec::new()), local: AtomicUsize::new(0) });
         while let Some(incoming) = endpoint.accept().await {
             let node = self.clone();
-            let jobs = jobs.clone();
+            let peers = peers.clone();
             tokio::spawn(async move {
                 let remote = incoming.remote_address();
                 match incoming.await {
-                    Ok(conn) => node.serve_connection(conn, jobs).await,
+                    Ok(conn) => node.serve_connection(conn, peers).await,
                     // Wrong token, no certificate, garbage datagrams.
                     Err(e) => tracing::warn!("refused connection from {remote}: {e}"),
                 }
@@ -38,7 +68,14 @@ impl Node {
         }
     }
 
-    async fn serve_connection(&self, conn: quinn::Connection, jobs: Arc<JobTable>) {
+    /// Serves the requests a head opens on a worker's connection to it (the
+    /// worker role: it runs the jobs the head places on it).
+    pub async fn serve_head(&self, conn: quinn::Connection, jobs: Arc<JobTable>) {
+        let peers = Arc::new(Peers { jobs, workers: Mutex::new(Vec::new()), local: AtomicUsize::new(0) });
+        self.serve_connection(conn, peers).await
+    }
+
+    async fn serve_connection(&self, conn: quinn::Connection, peers: Arc<Peers>) {
         loop {
             let (send, recv) = match conn.accept_bi().await {
                 Ok(s) => s,
@@ -46,9 +83,9 @@ impl Node {
             };
             let node = self.clone();
             let conn = conn.clone();
-            let jobs = jobs.clone();
+            let peers = peers.clone();
             tokio::spawn(async move {
-                if let Err(e) = node.serve_stream(send, recv, &jobs).await {
+                if let Err(e) = node.serve_stream(send, recv, &peers, &conn).await {
                     tracing::warn!("closing connection from {}: {e}", conn.remote_address());
                     conn.close(close::PROTOCOL.into(), e.to_string().as_bytes());
                 }
@@ -60,17 +97,57 @@ impl Node {
         &self,
         mut send: quinn::SendStream,
         mut recv: quinn::RecvStream,
-        jobs: &Arc<JobTable>,
+        peers: &Arc<Peers>,
+        conn: &quinn::Connection,
     ) -> Result<(), NetError> {
+        let jobs = &peers.jobs;
         let Some(frame) = frame::read(&mut recv).await? else { return Ok(()) };
         let reply = |e: Event| proto::encode(&e);
         let storage = |e: std::io::Error| NetError::Stream(format!("job records: {e}"));
         match proto::decode_request(&frame)? {
             Request::Status => {
-                let report = self.status_report();
+                let report = self.cluster_report(peers).await;
                 frame::write(&mut send, &reply(Event::Status(report))?).await?;
             }
-            Request::RunJob(job) => self.serve_job(job, &mut send, recv).await?,
+            Request::RunJob(job) => match self.place(peers) {
+                None => {
+                    let _running = Running(&peers.local);
+                    self.serve_job(job, &mut send, recv).await?
+                }
+                Some(worker) => {
+                    let running = Running(&worker.running);
+                    if let Err(job) = self.forward_job(&worker, job.clone(), &mut send, &mut recv).await? {
+                        // The worker failed before the job started there:
+                        // run it here instead.
+                        drop(running);
+                        worker.alive.store(false, Ordering::Relaxed);
+                        tracing::warn!("worker {} did not take a job; running it on the head", worker.id);
+                        peers.local.fetch_add(1, Ordering::Relaxed);
+                        let _running = Running(&peers.local);
+                        self.serve_job(*job, &mut send, recv).await?
+                    }
+                }
+            },
+            Request::Join { node_id, total } => {
+                let cpus = total.iter().find(|(k, _)| k == wray_core::CPU).map_or(0.0, |(_, v)| *v);
+                let worker = Arc::new(Worker {
+                    id: node_id,
+                    conn: conn.clone(),
+                    cpus,
+                    total,
+                    running: AtomicUsize::new(0),
+                    alive: AtomicBool::new(true),
+                });
+                lock(&peers.workers).push(worker.clone());
+                tracing::warn!("worker {} joined from {}", worker.id, conn.remote_address());
+                frame::write(&mut send, &reply(Event::Welcome { head_id: self.id().to_string() })?).await?;
+                // Membership lasts as long as the connection (keep-alives
+                // notice a dead worker within the idle timeout).
+                let reason = conn.closed().await;
+                worker.alive.store(false, Ordering::Relaxed);
+                tracing::warn!("worker {} left: {reason}", worker.id);
+                return Ok(());
+            }
             Request::SubmitJob(job) => {
                 let event = match self.load(&job.name, &job.component) {
                     Err(e) => Event::Refused(e.to_string()),
@@ -164,6 +241,106 @@ impl Node {
             Err(e) => finished(1, format!("the job's task failed: {e}")),
         };
         frame::write(send, &proto::encode(&event)?).await
+    }
+
+    /// Where a job goes: this node, or the live worker with the fewest
+    /// running jobs per CPU (this node wins ties). Placement is per job: a
+    /// job's tasks run on the node that runs its driver.
+    /// The choice is counted at once, under the workers' lock, so that jobs
+    /// arriving together see each other and spread out.
+    fn place(&self, peers: &Peers) -> Option<Arc<Worker>> {
+        let workers = lock(&peers.workers);
+        let cpus = self.total_resources().get(wray_core::CPU).max(0.25);
+        let mut best_load = peers.local.load(Ordering::Relaxed) as f64 / cpus;
+        let mut best = None;
+        for w in workers.iter().filter(|w| w.alive.load(Ordering::Relaxed)) {
+            let load = w.running.load(Ordering::Relaxed) as f64 / w.cpus.max(0.25);
+            if load < best_load {
+                best_load = load;
+                best = Some(w.clone());
+            }
+        }
+        match &best {
+            None => peers.local.fetch_add(1, Ordering::Relaxed),
+            Some(w) => w.running.fetch_add(1, Ordering::Relaxed),
+        };
+        best
+    }
+
+    /// Runs a job on a worker: the request goes to the worker unchanged, its
+    /// events come back unchanged, and the client closing its side cancels
+    /// the job there too.
+    /// `Ok(Err(job))` hands the job back when the worker failed before it
+    /// answered anything, so that the caller can run it elsewhere.
+    async fn forward_job(
+        &self,
+        worker: &Worker,
+        job: JobRequest,
+        send: &mut quinn::SendStream,
+        recv: &mut quinn::RecvStream,
+    ) -> Result<Result<(), Box<JobRequest>>, NetError> {
+        let died = |e: String| Event::Finished {
+            code: 1,
+            message: format!("worker {} failed while running the job: {e}", worker.id),
+        };
+        let Ok((mut wsend, mut wrecv)) = worker.conn.open_bi().await else { return Ok(Err(Box::new(job))) };
+        let request = proto::encode(&Request::RunJob(job.clone()))?;
+        if frame::write(&mut wsend, &request).await.is_err() {
+            return Ok(Err(Box::new(job)));
+        }
+        let mut answered = false;
+        let mut client_gone = false;
+        loop {
+            tokio::select! {
+                f = frame::read(&mut wrecv) => {
+                    let bytes = match f {
+                        Ok(Some(b)) => b,
+                        _ if !answered => return Ok(Err(Box::new(job))),
+                        Ok(None) => return frame::write(send, &proto::encode(&died("it closed the stream".into()))?).await.map(Ok),
+                        Err(e) => return frame::write(send, &proto::encode(&died(e.to_string()))?).await.map(Ok),
+                    };
+                    answered = true;
+                    // Validated like any frame from the network before it is relayed.
+                    let finished = matches!(proto::decode_event(&bytes)?, Event::Finished { .. });
+                    frame::write(send, &bytes).await?;
+                    if finished {
+                        let _ = wsend.finish();
+                        return Ok(Ok(()));
+                    }
+                }
+                _ = recv.read_to_end(0), if !client_gone => {
+                    client_gone = true;
+                    // Closing our side tells the worker to cancel.
+                    let _ = wsend.reset(0u32.into());
+                }
+            }
+        }
+    }
+
+    /// This node's report plus every worker's (asked now; a worker that does
+    /// not answer is reported dead).
+    async fn cluster_report(&self, peers: &Peers) -> StatusReport {
+        let mut report = self.status_report();
+        let workers: Vec<_> = lock(&peers.workers).clone();
+        for w in workers {
+            let dead = NodeReport { id: w.id.clone(), alive: false, total: w.total.clone(), ..NodeReport::default() };
+            if !w.alive.load(Ordering::Relaxed) {
+                report.nodes.push(dead);
+                continue;
+            }
+            let ask = async {
+                let (mut s, mut r) = w.conn.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+                frame::write(&mut s, &proto::encode(&Request::Status)?).await?;
+                let _ = s.finish();
+                let bytes = frame::read(&mut r).await?.ok_or_else(|| NetError::Stream("no answer".into()))?;
+                proto::decode_event(&bytes)
+            };
+            match tokio::time::timeout(std::time::Duration::from_secs(3), ask).await {
+                Ok(Ok(Event::Status(s))) => report.nodes.extend(s.nodes),
+                _ => report.nodes.push(dead),
+            }
+        }
+        report
     }
 
     fn status_report(&self) -> StatusReport {

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wray_runtime::{ClusterIdentity, Runtime, Token};
 
-/// Start a head node: it accepts jobs from `wray run --address` over QUIC
-/// with mutual TLS, authenticated by the token it prints.
+/// Start a head node (`--head`): it accepts jobs from `wray run --address`
+/// over QUIC with mutual TLS, authenticated by the token it prints. Or
+/// start a worker node (`--address HEAD --token TOKEN`) that joins a head
+/// and runs the jobs the head places on it.
 ///
 /// Without --block the node runs in the background, with its log
 /// (`node.log`), token and address in its data directory; `wray stop` stops
@@ -20,13 +22,21 @@ use wray_runtime::{ClusterIdentity, Runtime, Token};
 Examples:
   wray start --head                          prints `address: HOST:PORT` and `token: TOKEN`
   wray start --head --port 0 --data-dir /tmp/head --block
+  wray start --address 127.0.0.1:6380 --token TOKEN --cpus 4     a worker joining that head
   wray run --address 127.0.0.1:6380 --token TOKEN job.wasm
   wray stop")]
 pub struct StartCommand {
-    /// Start a head node (the only kind that can be started so far: worker
-    /// nodes joining a head are not built yet).
-    #[arg(long)]
+    /// Start a head node.
+    #[arg(long, conflicts_with_all = ["address", "token"])]
     head: bool,
+
+    /// Start a worker node that joins the head at HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", required_unless_present = "head", requires = "token")]
+    address: Option<String>,
+
+    /// The cluster's token (printed by `wray start --head`), with --address.
+    #[arg(long)]
+    token: Option<String>,
 
     /// Address to listen on. 127.0.0.1 keeps the cluster on this machine;
     /// use 0.0.0.0 to accept other machines.
@@ -38,7 +48,7 @@ pub struct StartCommand {
     port: u16,
 
     /// Where the node keeps its token, log, spilled objects and compiled
-    /// components (default: ~/.wray/head-PORT).
+    /// components (default: ~/.wray/head-PORT, or ~/.wray/worker-PID).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
@@ -67,17 +77,15 @@ fn home() -> PathBuf {
 
 impl StartCommand {
     pub fn execute(self) -> Result<(), Failure> {
-        if !self.head {
-            return Err(anyhow!(
-                "give --head: only head nodes can be started so far (workers joining a head are not built yet)"
-            )
-            .into());
-        }
-        let data_dir =
-            self.data_dir.clone().unwrap_or_else(|| home().join(".wray").join(format!("head-{}", self.port)));
+        let default = if self.head { format!("head-{}", self.port) } else { format!("worker-{}", std::process::id()) };
+        let data_dir = self.data_dir.clone().unwrap_or_else(|| home().join(".wray").join(default));
         std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let data_dir = data_dir.canonicalize()?;
-        if self.block { self.run_blocking(&data_dir) } else { self.spawn_background(&data_dir) }
+        match (self.block, self.head) {
+            (true, true) => self.run_blocking(&data_dir),
+            (true, false) => self.run_worker(&data_dir),
+            (false, _) => self.spawn_background(&data_dir),
+        }
     }
 
     fn spawn_background(&self, data_dir: &Path) -> Result<(), Failure> {
@@ -86,7 +94,16 @@ impl StartCommand {
         let _ = std::fs::remove_file(&address_file);
         let log = std::fs::File::create(data_dir.join("node.log"))?;
         let mut cmd = std::process::Command::new(std::env::current_exe()?);
-        cmd.args(["start", "--head", "--block", "--host", &self.host, "--port", &self.port.to_string()])
+        cmd.arg("start");
+        match (&self.address, &self.token) {
+            (Some(a), Some(t)) if !self.head => {
+                cmd.args(["--address", a, "--token", t]);
+            }
+            _ => {
+                cmd.args(["--head", "--host", &self.host, "--port", &self.port.to_string()]);
+            }
+        }
+        cmd.arg("--block")
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--object-store-memory", &self.object_store_memory.to_string()])
@@ -102,6 +119,15 @@ impl StartCommand {
         let start = Instant::now();
         loop {
             if let Some(address) = std::fs::read_to_string(&address_file).ok().filter(|a| !a.trim().is_empty()) {
+                if !self.head {
+                    println!("joined: {}", address.trim());
+                    eprintln!(
+                        "worker node started in the background (pid {}); logs in {}",
+                        child.id(),
+                        data_dir.join("node.log").display()
+                    );
+                    return Ok(());
+                }
                 let token = std::fs::read_to_string(data_dir.join("token"))?;
                 println!("address: {}", address.trim());
                 println!("token: {}", token.trim());
@@ -175,6 +201,55 @@ impl StartCommand {
         let _ = std::fs::remove_file(data_dir.join("address"));
         rt.shutdown_timeout(Duration::from_millis(200));
         Ok(())
+    }
+}
+
+impl StartCommand {
+    /// A worker: joins the head, then serves what the head sends on that
+    /// connection until the head goes away or the node is stopped.
+    fn run_worker(&self, data_dir: &Path) -> Result<(), Failure> {
+        let head = self.address.clone().expect("clap requires --address without --head");
+        let token = Token::parse(self.token.as_deref().unwrap_or_default()).context("--token")?;
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let _guard = rt.enter();
+        let mut builder = Runtime::builder()
+            .object_store_memory(self.object_store_memory as usize)
+            .spill_dir(data_dir.join("spill"))
+            .cache_dir(Some(data_dir.join("components")));
+        if let Some(c) = self.cpus {
+            builder = builder.cpus(c);
+        }
+        let runtime = builder.build()?;
+        let jobs = wray_runtime::JobTable::open(data_dir)?;
+        let node = runtime.node().clone();
+        let registry = registry_dir();
+        std::fs::create_dir_all(&registry)?;
+        let entry = registry.join(std::process::id().to_string());
+        let result = rt.block_on(async {
+            let client = wray_runtime::cluster::ClusterClient::connect(&head, &token.to_string()).await?;
+            let total = node.total_resources().iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let (_membership, head_id) = client.join(node.id(), total).await?;
+            std::fs::write(&entry, data_dir.to_string_lossy().as_bytes())?;
+            println!("joined: {head} (head {head_id}) as {}", node.id());
+            std::io::stdout().flush()?;
+            let tmp = data_dir.join(".address.tmp");
+            std::fs::write(&tmp, &head)?;
+            std::fs::rename(&tmp, data_dir.join("address"))?;
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let conn = client.connection();
+            tokio::select! {
+                () = node.serve_head(conn.clone(), jobs) => {}
+                e = conn.closed() => tracing::warn!("lost the head at {head}: {e}"),
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            client.close().await;
+            anyhow::Ok(())
+        });
+        let _ = std::fs::remove_file(&entry);
+        let _ = std::fs::remove_file(data_dir.join("address"));
+        rt.shutdown_timeout(Duration::from_millis(200));
+        result.map_err(Failure::Usage)
     }
 }
 

@@ -320,6 +320,14 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             wray::get_all(&refs)?;
             println!("parallel: {:.2}", start.elapsed().as_secs_f64());
         }
+        "whereami" => {
+            // Which node runs the driver (and its tasks), and for how long:
+            // concurrent jobs overlap while they sleep.
+            let ctx = wray::runtime_context();
+            let cpus = wray::cluster_resources().get("CPU").copied().unwrap_or(0.0);
+            std::thread::sleep(Duration::from_millis(1500));
+            println!("node: {} cpus: {cpus}", ctx.node_id);
+        }
         "churn" => {
             // 256 MiB through the store, 1 MiB at a time, each ref dropped
             // after use: with a small budget, nothing should ever spill.
