@@ -9,9 +9,10 @@
 //! are long-lived instances fed by a mailbox.
 //!
 //! A node runs in-process for `wray run` and embedders; [`Node::serve`] is
-//! the head role, answering clients over `wray-net` (QUIC with mutual TLS),
-//! and [`JobTable`] keeps the head's record of detached jobs. Worker nodes
-//! joining a head are not built yet.
+//! the head role, answering clients and workers over `wray-net` (QUIC with
+//! mutual TLS) and placing each job on the least-loaded node;
+//! [`Node::serve_head`] is the worker role; [`JobTable`] keeps the head's
+//! record of detached jobs. Tasks are not yet scheduled across nodes.
 
 #![deny(missing_docs)]
 
