@@ -22,6 +22,7 @@ Examples:
   wray run --dir ./data::/data --env MODE=fast job.wasm
   wray microbenchmark \"$(wray build benches/microbench | tail -n1)\"
   wray start --head                      start a head node; prints its address and token
+  wray start --address HOST:PORT --token TOKEN           add a worker node
   wray run --address HOST:PORT --token TOKEN job.wasm    run the same job on it
   wray status --address HOST:PORT --token TOKEN
   wray job submit --address HOST:PORT --token TOKEN job.wasm    run it detached; then wray job list|status|logs|stop
