@@ -330,3 +330,40 @@ fn a_dead_worker_is_detected_and_its_jobs_go_elsewhere() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn nodes_offer_gpus_and_custom_resources() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("head");
+    let out = wray_in(
+        home.path(),
+        &[
+            "start",
+            "--head",
+            "--port",
+            "0",
+            "--cpus",
+            "2",
+            "--gpus",
+            "1",
+            "--resources",
+            r#"{"accelerator": 2.5}"#,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    let address = text.lines().find_map(|l| l.strip_prefix("address: ")).unwrap().trim().to_string();
+    let token = text.lines().find_map(|l| l.strip_prefix("token: ")).unwrap().trim().to_string();
+    let head = Head { home, data, address, token };
+    let status = head.status_text();
+    assert!(status.contains("GPU: 1") && status.contains("accelerator: 2.5"), "{status}");
+    for bad in [r#"[1, 2]"#, r#"{"x": -1}"#, "not json"] {
+        let out = head.wray(&["start", "--head", "--port", "0", "--resources", bad, "--data-dir", "/tmp/unused"]);
+        assert_code(&out, 2);
+        assert!(stderr(&out).contains("--resources"), "{}", stderr(&out));
+    }
+    let out = head.wray(&["start", "--head", "--gpus", "-1"]);
+    assert_code(&out, 2);
+}

@@ -32,7 +32,7 @@ use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use wray_core::{Error, Resources};
+pub use wray_core::{Error, GPU, Resources};
 pub use wray_host::{Grants, InstanceLimits, JobComponent, LoadError, Output, OutputPipe};
 pub use wray_net::proto::{JobInfo, JobRequest, NodeReport, StatusReport};
 pub use wray_net::{ClusterIdentity, Token};

@@ -56,6 +56,15 @@ pub struct StartCommand {
     #[arg(long, value_name = "N")]
     cpus: Option<f64>,
 
+    /// GPUs this node offers as the `GPU` resource (fractional demands
+    /// allowed).
+    #[arg(long, value_name = "N")]
+    gpus: Option<f64>,
+
+    /// Custom resources as JSON, e.g. '{"accelerator": 2, "ssd": 1}'.
+    #[arg(long, value_name = "JSON", value_parser = parse_resources)]
+    resources: Option<ResourceList>,
+
     /// Object memory before objects spill to disk.
     #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "1GiB")]
     object_store_memory: u64,
@@ -77,6 +86,11 @@ fn home() -> PathBuf {
 
 impl StartCommand {
     pub fn execute(self) -> Result<(), Failure> {
+        for (flag, v) in [("--cpus", self.cpus), ("--gpus", self.gpus)] {
+            if let Some(x) = v.filter(|x| !(x.is_finite() && *x >= 0.0)) {
+                return Err(anyhow!("{flag} must be a non-negative number, got {x}").into());
+            }
+        }
         let default = if self.head { format!("head-{}", self.port) } else { format!("worker-{}", std::process::id()) };
         let data_dir = self.data_dir.clone().unwrap_or_else(|| home().join(".wray").join(default));
         std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -114,6 +128,14 @@ impl StartCommand {
             .process_group(0);
         if let Some(c) = self.cpus {
             cmd.args(["--cpus", &c.to_string()]);
+        }
+        if let Some(g) = self.gpus {
+            cmd.args(["--gpus", &g.to_string()]);
+        }
+        if let Some(r) = &self.resources {
+            let json: serde_json::Map<String, serde_json::Value> =
+                r.0.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+            cmd.args(["--resources", &serde_json::Value::Object(json).to_string()]);
         }
         let mut child = cmd.spawn().context("starting the node process")?;
         let start = Instant::now();
@@ -168,6 +190,7 @@ impl StartCommand {
         if let Some(c) = self.cpus {
             builder = builder.cpus(c);
         }
+        builder = self.with_resources(builder);
         let runtime = builder.build()?;
         let jobs = wray_runtime::JobTable::open(data_dir)
             .with_context(|| format!("opening the job records in {}", data_dir.display()))?;
@@ -219,6 +242,7 @@ impl StartCommand {
         if let Some(c) = self.cpus {
             builder = builder.cpus(c);
         }
+        builder = self.with_resources(builder);
         let runtime = builder.build()?;
         let jobs = wray_runtime::JobTable::open(data_dir)?;
         let node = runtime.node().clone();
@@ -250,6 +274,37 @@ impl StartCommand {
         let _ = std::fs::remove_file(data_dir.join("address"));
         rt.shutdown_timeout(Duration::from_millis(200));
         result.map_err(Failure::Usage)
+    }
+}
+
+/// Parsed `--resources` (a named type: clap would take a bare `Vec` as a
+/// list of repeated values).
+#[derive(Clone, Debug)]
+pub struct ResourceList(Vec<(String, f64)>);
+
+/// `{"name": amount, ...}` with finite, non-negative amounts.
+fn parse_resources(s: &str) -> Result<ResourceList, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(s).map_err(|e| format!("--resources must be a JSON object of names to amounts: {e}"))?;
+    let obj = v.as_object().ok_or("--resources must be a JSON object, e.g. '{\"accelerator\": 2}'")?;
+    obj.iter()
+        .map(|(k, v)| match v.as_f64() {
+            Some(x) if x.is_finite() && x >= 0.0 && !k.is_empty() => Ok((k.clone(), x)),
+            _ => Err(format!("--resources: {k:?} must map to a non-negative number, got {v}")),
+        })
+        .collect::<Result<_, _>>()
+        .map(ResourceList)
+}
+
+impl StartCommand {
+    fn with_resources(&self, mut builder: wray_runtime::RuntimeBuilder) -> wray_runtime::RuntimeBuilder {
+        if let Some(g) = self.gpus {
+            builder = builder.resource(wray_runtime::GPU, g);
+        }
+        for (k, v) in self.resources.iter().flat_map(|r| &r.0) {
+            builder = builder.resource(k, *v);
+        }
+        builder
     }
 }
 
