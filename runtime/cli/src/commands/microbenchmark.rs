@@ -187,7 +187,7 @@ impl MicrobenchmarkCommand {
             note: "a whole `wray run` process, compile cache warm".into(),
         });
         eprintln!("running wray start --head ...");
-        let head = head_start_secs()?;
+        let (head, join) = head_start_and_join_secs()?;
         rows.push(Row {
             name: "`wray start --head` to ready".into(),
             value: head * 1e3,
@@ -195,6 +195,14 @@ impl MicrobenchmarkCommand {
             ray: Some(5_500.0),
             higher_is_better: false,
             note: "process start until it prints its token (Ray: `ray.init`)".into(),
+        });
+        rows.push(Row {
+            name: "worker node join".into(),
+            value: join * 1e3,
+            unit: "ms".into(),
+            ray: None,
+            higher_is_better: false,
+            note: "`wray start --address` process start until the head has accepted it".into(),
         });
         rows.push(Row {
             name: "idle runtime RSS".into(),
@@ -258,32 +266,56 @@ fn first_result_secs(job: &std::path::Path, cache: &std::path::Path) -> anyhow::
 }
 
 /// Time from spawning `wray start --head --block` until it prints its
-/// token (listening, ready for jobs); best of three.
-fn head_start_secs() -> anyhow::Result<f64> {
+/// token (listening, ready for jobs), and from spawning a worker until the
+/// head has accepted it; best of three each.
+fn head_start_and_join_secs() -> anyhow::Result<(f64, f64)> {
     use std::io::BufRead;
     let exe = std::env::current_exe()?;
-    let mut best = f64::MAX;
-    for _ in 0..3 {
-        let dir = tempfile::tempdir()?;
+    // Spawns `wray start ARGS --block`, waits for the line starting with
+    // `ready`; returns the child, the time and the lines read.
+    let start_node = |args: &[&str],
+                      dir: &std::path::Path,
+                      ready: &str|
+     -> anyhow::Result<(std::process::Child, f64, Vec<String>)> {
         let start = Instant::now();
         let mut child = std::process::Command::new(&exe)
-            .args(["start", "--head", "--block", "--port", "0", "--data-dir"])
-            .arg(dir.path())
-            .env("HOME", dir.path())
+            .arg("start")
+            .args(args)
+            .args(["--block", "--data-dir"])
+            .arg(dir)
+            .env("HOME", dir)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()?;
-        let stdout = child.stdout.take().expect("piped");
-        let ready = std::io::BufReader::new(stdout).lines().map_while(Result::ok).any(|l| l.starts_with("token: "));
-        let secs = start.elapsed().as_secs_f64();
-        let _ = child.kill();
-        let _ = child.wait();
-        if !ready {
-            return Err(anyhow!("wray start --head exited without printing its token"));
+        let mut lines = Vec::new();
+        let mut reader = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        while reader.read_line(&mut line)? > 0 {
+            lines.push(line.trim().to_string());
+            if line.starts_with(ready) {
+                return Ok((child, start.elapsed().as_secs_f64(), lines));
+            }
+            line.clear();
         }
-        best = best.min(secs);
+        let _ = child.kill();
+        Err(anyhow!("wray start {args:?} exited before printing `{ready}`"))
+    };
+    let (mut best_head, mut best_join) = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        let dir = tempfile::tempdir()?;
+        let (mut head, secs, lines) = start_node(&["--head", "--port", "0"], &dir.path().join("head"), "token: ")?;
+        best_head = best_head.min(secs);
+        let field = |p: &str| lines.iter().find_map(|l| l.strip_prefix(p)).unwrap_or_default().to_string();
+        let (address, token) = (field("address: "), field("token: "));
+        let joined = start_node(&["--address", &address, "--token", &token], &dir.path().join("worker"), "joined: ");
+        let _ = head.kill();
+        let _ = head.wait();
+        let (mut worker, secs, _) = joined?;
+        best_join = best_join.min(secs);
+        let _ = worker.kill();
+        let _ = worker.wait();
     }
-    Ok(best)
+    Ok((best_head, best_join))
 }
 
 /// Resident memory of a `wray run` process whose driver sleeps (compile
