@@ -31,7 +31,8 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 fn main() -> ExitCode {
     let cli = commands::Cli::parse();
-    init_logging();
+    // Nodes log what happens to them (joins, refusals); commands only warnings.
+    init_logging(if cli.command.is_node() { "warn,wray=info,wray_node=info" } else { "warn" });
     match cli.command.execute() {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Job(e)) => {
@@ -49,9 +50,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("WRAY_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_env("WRAY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let _ =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }

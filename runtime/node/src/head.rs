@@ -18,6 +18,9 @@ mod close {
     pub const PROTOCOL: u32 = 1;
 }
 
+/// Dead workers kept in the list `wray status` shows.
+const MAX_DEAD_WORKERS: usize = 64;
+
 /// A worker node that joined this head.
 struct Worker {
     id: String,
@@ -116,7 +119,7 @@ impl Node {
                 }
                 Some(worker) => {
                     let running = Running(&worker.running);
-                    if let Err(job) = self.forward_job(&worker, job.clone(), &mut send, &mut recv).await? {
+                    if let Err(job) = self.forward_job(&worker, job, &mut send, &mut recv).await? {
                         // The worker failed before the job started there:
                         // run it here instead.
                         drop(running);
@@ -138,14 +141,25 @@ impl Node {
                     running: AtomicUsize::new(0),
                     alive: AtomicBool::new(true),
                 });
-                lock(&peers.workers).push(worker.clone());
-                tracing::warn!("worker {} joined from {}", worker.id, conn.remote_address());
+                {
+                    let mut workers = lock(&peers.workers);
+                    // Dead workers stay listed (status shows them) up to a
+                    // bound, so that a flapping worker cannot grow the list.
+                    let dead = workers.iter().filter(|w| !w.alive.load(Ordering::Relaxed)).count();
+                    if dead >= MAX_DEAD_WORKERS
+                        && let Some(i) = workers.iter().position(|w| !w.alive.load(Ordering::Relaxed))
+                    {
+                        workers.remove(i);
+                    }
+                    workers.push(worker.clone());
+                }
+                tracing::info!("worker {} joined from {}", worker.id, conn.remote_address());
                 frame::write(&mut send, &reply(Event::Welcome { head_id: self.id().to_string() })?).await?;
                 // Membership lasts as long as the connection (keep-alives
                 // notice a dead worker within the idle timeout).
                 let reason = conn.closed().await;
                 worker.alive.store(false, Ordering::Relaxed);
-                tracing::warn!("worker {} left: {reason}", worker.id);
+                tracing::warn!("worker {} is gone: {reason}", worker.id);
                 return Ok(());
             }
             Request::SubmitJob(job) => {
@@ -283,10 +297,14 @@ impl Node {
             code: 1,
             message: format!("worker {} failed while running the job: {e}", worker.id),
         };
-        let Ok((mut wsend, mut wrecv)) = worker.conn.open_bi().await else { return Ok(Err(Box::new(job))) };
-        let request = proto::encode(&Request::RunJob(job.clone()))?;
-        if frame::write(&mut wsend, &request).await.is_err() {
-            return Ok(Err(Box::new(job)));
+        let request = Request::RunJob(job);
+        let give_back = |request: Request| match request {
+            Request::RunJob(job) => Ok(Err(Box::new(job))),
+            _ => unreachable!("built above as RunJob"),
+        };
+        let Ok((mut wsend, mut wrecv)) = worker.conn.open_bi().await else { return give_back(request) };
+        if frame::write(&mut wsend, &proto::encode(&request)?).await.is_err() {
+            return give_back(request);
         }
         let mut answered = false;
         let mut client_gone = false;
@@ -295,7 +313,7 @@ impl Node {
                 f = frame::read(&mut wrecv) => {
                     let bytes = match f {
                         Ok(Some(b)) => b,
-                        _ if !answered => return Ok(Err(Box::new(job))),
+                        _ if !answered => return give_back(request),
                         Ok(None) => return frame::write(send, &proto::encode(&died("it closed the stream".into()))?).await.map(Ok),
                         Err(e) => return frame::write(send, &proto::encode(&died(e.to_string()))?).await.map(Ok),
                     };

@@ -45,6 +45,11 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether this command runs a node (which logs at info level).
+    pub fn is_node(&self) -> bool {
+        matches!(self, Command::Start(_))
+    }
+
     pub fn execute(self) -> Result<(), Failure> {
         match self {
             Command::Run(c) => c.execute(),
