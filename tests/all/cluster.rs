@@ -367,3 +367,19 @@ fn nodes_offer_gpus_and_custom_resources() {
     let out = head.wray(&["start", "--head", "--gpus", "-1"]);
     assert_code(&out, 2);
 }
+
+#[test]
+fn components_cross_the_network_once_per_node() {
+    let head = Head::start_with_cpus("1");
+    head.add_worker("4");
+    // Two jobs of the same file, one after the other: both go to the bigger,
+    // idle worker; the client and the head send the bytes only the first time.
+    for _ in 0..2 {
+        let out = head.run(&guests().testjob, &["whereami"]);
+        assert_code(&out, 0);
+        assert!(stdout(&out).contains("cpus: 4"), "{}", stdout(&out));
+    }
+    let log = std::fs::read_to_string(head.data.join("node.log")).unwrap();
+    assert_eq!(log.matches("stored component").count(), 1, "{log}");
+    assert_eq!(log.matches("sending component").count(), 1, "{log}");
+}

@@ -69,7 +69,12 @@ pub struct JobInfo {
 pub struct JobRequest {
     /// A label for messages (the file name on the client).
     pub name: String,
-    /// The component's bytes.
+    /// The component's content hash (sha256, hex).
+    pub component_hash: String,
+    /// The component's bytes, or empty to say "you should have it by its
+    /// hash": a node that does not answers [`Event::NeedComponent`] and the
+    /// sender repeats the request with the bytes. Components thus cross the
+    /// network once per node, not once per job.
     pub component: Vec<u8>,
     /// Arguments for `main`.
     pub args: Vec<String>,
@@ -79,6 +84,21 @@ pub struct JobRequest {
     pub memory_limit: Option<u64>,
     /// Default time limit of each task, in milliseconds.
     pub timeout_ms: Option<u64>,
+}
+
+impl JobRequest {
+    /// A copy without the component's bytes (named by hash only).
+    pub fn clone_without_component(&self) -> JobRequest {
+        JobRequest {
+            name: self.name.clone(),
+            component_hash: self.component_hash.clone(),
+            component: Vec::new(),
+            args: self.args.clone(),
+            env: self.env.clone(),
+            memory_limit: self.memory_limit,
+            timeout_ms: self.timeout_ms,
+        }
+    }
 }
 
 /// What a node sends back.
@@ -104,6 +124,12 @@ pub enum Event {
     Jobs(Vec<JobInfo>),
     /// The request could not be served (unknown job, ...): the reason.
     Refused(String),
+    /// The receiver does not have the component the request named by hash
+    /// only: send the request again with its bytes.
+    NeedComponent {
+        /// The hash it lacks.
+        hash: String,
+    },
     /// The head accepted a worker: its own node id.
     Welcome {
         /// The head's node id.
@@ -189,6 +215,7 @@ mod tests {
     fn messages_round_trip() {
         let r = Request::RunJob(JobRequest {
             name: "job.wasm".into(),
+            component_hash: "00".repeat(32),
             component: vec![0, 97, 115, 109],
             args: vec!["a".into()],
             env: vec![("K".into(), "V".into())],

@@ -78,6 +78,12 @@ impl JobTable {
         Ok(())
     }
 
+    /// The head's store of component bytes by hash (in the same sled
+    /// database), so that clients and workers can name components by hash.
+    pub fn components(&self) -> std::io::Result<sled::Tree> {
+        self.db.open_tree("components").map_err(io)
+    }
+
     /// One job's record.
     pub fn get(&self, id: &str) -> std::io::Result<Option<JobInfo>> {
         self.db.get(id.as_bytes()).map_err(io)?.map(|v| decode(&v)).transpose()

@@ -35,6 +35,8 @@ struct Worker {
 /// What a serving node shares between its connections.
 struct Peers {
     jobs: Arc<JobTable>,
+    /// Component bytes by hash (sled, in the data directory).
+    components: Option<sled::Tree>,
     workers: Mutex<Vec<Arc<Worker>>>,
     /// Jobs placed on this node and still running (counted from the moment
     /// of placement, so that jobs arriving together spread out).
@@ -56,7 +58,8 @@ impl Node {
     /// are logged and only that peer is dropped.
     /// `jobs` records the jobs clients submit detached (`wray job submit`).
     pub async fn serve(&self, endpoint: quinn::Endpoint, jobs: Arc<JobTable>) {
-        let peers = Arc::new(Peers { jobs, workers: Mutex::new(Vec::new()), local: AtomicUsize::new(0) });
+        let components = jobs.components().map_err(|e| tracing::error!("no component store: {e}")).ok();
+        let peers = Arc::new(Peers { jobs, components, workers: Mutex::new(Vec::new()), local: AtomicUsize::new(0) });
         while let Some(incoming) = endpoint.accept().await {
             let node = self.clone();
             let peers = peers.clone();
@@ -74,7 +77,10 @@ impl Node {
     /// Serves the requests a head opens on a worker's connection to it (the
     /// worker role: it runs the jobs the head places on it).
     pub async fn serve_head(&self, conn: quinn::Connection, jobs: Arc<JobTable>) {
-        let peers = Arc::new(Peers { jobs, workers: Mutex::new(Vec::new()), local: AtomicUsize::new(0) });
+        // A worker keeps no component store: it remembers loaded components
+        // and asks the head for the bytes of any other.
+        let peers =
+            Arc::new(Peers { jobs, components: None, workers: Mutex::new(Vec::new()), local: AtomicUsize::new(0) });
         self.serve_connection(conn, peers).await
     }
 
@@ -112,25 +118,31 @@ impl Node {
                 let report = self.cluster_report(peers).await;
                 frame::write(&mut send, &reply(Event::Status(report))?).await?;
             }
-            Request::RunJob(job) => match self.place(peers) {
-                None => {
-                    let _running = Running(&peers.local);
-                    self.serve_job(job, &mut send, recv).await?
+            Request::RunJob(mut job) => {
+                if !self.fill_component(&mut job, peers) {
+                    let hash = job.component_hash;
+                    return frame::write(&mut send, &reply(Event::NeedComponent { hash })?).await;
                 }
-                Some(worker) => {
-                    let running = Running(&worker.running);
-                    if let Err(job) = self.forward_job(&worker, job, &mut send, &mut recv).await? {
-                        // The worker failed before the job started there:
-                        // run it here instead.
-                        drop(running);
-                        worker.alive.store(false, Ordering::Relaxed);
-                        tracing::warn!("worker {} did not take a job; running it on the head", worker.id);
-                        peers.local.fetch_add(1, Ordering::Relaxed);
+                match self.place(peers) {
+                    None => {
                         let _running = Running(&peers.local);
-                        self.serve_job(*job, &mut send, recv).await?
+                        self.serve_job(job, &mut send, recv).await?
+                    }
+                    Some(worker) => {
+                        let running = Running(&worker.running);
+                        if let Err(job) = self.forward_job(&worker, job, &mut send, &mut recv).await? {
+                            // The worker failed before the job started there:
+                            // run it here instead.
+                            drop(running);
+                            worker.alive.store(false, Ordering::Relaxed);
+                            tracing::warn!("worker {} did not take a job; running it on the head", worker.id);
+                            peers.local.fetch_add(1, Ordering::Relaxed);
+                            let _running = Running(&peers.local);
+                            self.serve_job(*job, &mut send, recv).await?
+                        }
                     }
                 }
-            },
+            }
             Request::Join { node_id, total } => {
                 let cpus = total.iter().find(|(k, _)| k == wray_core::CPU).map_or(0.0, |(_, v)| *v);
                 let worker = Arc::new(Worker {
@@ -162,7 +174,11 @@ impl Node {
                 tracing::warn!("worker {} is gone: {reason}", worker.id);
                 return Ok(());
             }
-            Request::SubmitJob(job) => {
+            Request::SubmitJob(mut job) => {
+                if !self.fill_component(&mut job, peers) {
+                    let hash = job.component_hash;
+                    return frame::write(&mut send, &reply(Event::NeedComponent { hash })?).await;
+                }
                 let event = match self.load(&job.name, &job.component) {
                     Err(e) => Event::Refused(e.to_string()),
                     Ok(component) => Event::Submitted { id: jobs.submit(self, component, job).map_err(storage)? },
@@ -214,7 +230,18 @@ impl Node {
         mut recv: quinn::RecvStream,
     ) -> Result<(), NetError> {
         let finished = |code: u8, message: String| Event::Finished { code, message };
-        let component = match self.load(&req.name, &req.component) {
+        let loaded = if req.component.is_empty() {
+            match self.component(&req.component_hash) {
+                Some(c) => Ok(c),
+                None => {
+                    let hash = req.component_hash;
+                    return frame::write(send, &proto::encode(&Event::NeedComponent { hash })?).await;
+                }
+            }
+        } else {
+            self.load(&req.name, &req.component)
+        };
+        let component = match loaded {
             Ok(c) => c,
             Err(e) => {
                 return frame::write(send, &proto::encode(&finished(2, e.to_string()))?).await;
@@ -257,20 +284,46 @@ impl Node {
         frame::write(send, &proto::encode(&event)?).await
     }
 
+    /// Makes sure `job` carries its component's bytes, from the request or
+    /// from the head's component store, and keeps new bytes in the store.
+    /// False if neither has them (the sender must send them).
+    fn fill_component(&self, job: &mut JobRequest, peers: &Peers) -> bool {
+        let Some(store) = &peers.components else { return true };
+        if job.component.is_empty() {
+            match store.get(job.component_hash.as_bytes()) {
+                Ok(Some(bytes)) => job.component = bytes.to_vec(),
+                _ => return false,
+            }
+        } else if !job.component_hash.is_empty() && store.get(job.component_hash.as_bytes()).ok().flatten().is_none() {
+            // Only bytes that really hash to the name are stored under it.
+            use sha2::Digest;
+            let actual: String = sha2::Sha256::digest(&job.component).iter().map(|b| format!("{b:02x}")).collect();
+            if actual == job.component_hash {
+                match store.insert(actual.as_bytes(), job.component.as_slice()) {
+                    Ok(_) => tracing::info!("stored component {actual} ({} bytes)", job.component.len()),
+                    Err(e) => tracing::warn!("cannot store component {actual}: {e}"),
+                }
+            }
+        }
+        true
+    }
+
     /// Where a job goes: this node, or the live worker with the fewest
-    /// running jobs per CPU (this node wins ties). Placement is per job: a
+    /// running jobs per CPU (ties go to the node with more CPUs, then to
+    /// this node). Placement is per job: a
     /// job's tasks run on the node that runs its driver.
     /// The choice is counted at once, under the workers' lock, so that jobs
     /// arriving together see each other and spread out.
     fn place(&self, peers: &Peers) -> Option<Arc<Worker>> {
         let workers = lock(&peers.workers);
-        let cpus = self.total_resources().get(wray_core::CPU).max(0.25);
-        let mut best_load = peers.local.load(Ordering::Relaxed) as f64 / cpus;
+        let mut best_cpus = self.total_resources().get(wray_core::CPU);
+        let mut best_load = peers.local.load(Ordering::Relaxed) as f64 / best_cpus.max(0.25);
         let mut best = None;
         for w in workers.iter().filter(|w| w.alive.load(Ordering::Relaxed)) {
             let load = w.running.load(Ordering::Relaxed) as f64 / w.cpus.max(0.25);
-            if load < best_load {
-                best_load = load;
+            // Ties go to the bigger node.
+            if load < best_load || (load == best_load && w.cpus > best_cpus) {
+                (best_load, best_cpus) = (load, w.cpus);
                 best = Some(w.clone());
             }
         }
@@ -297,14 +350,17 @@ impl Node {
             code: 1,
             message: format!("worker {} failed while running the job: {e}", worker.id),
         };
-        let request = Request::RunJob(job);
-        let give_back = |request: Request| match request {
-            Request::RunJob(job) => Ok(Err(Box::new(job))),
+        // Name the component by hash first; send the bytes only if the
+        // worker asks for them.
+        let mut request = Request::RunJob(job.clone_without_component());
+        let mut full = Some(job);
+        let give_back = |full: Option<JobRequest>, request: Request| match (full, request) {
+            (Some(job), _) | (None, Request::RunJob(job)) => Ok(Err(Box::new(job))),
             _ => unreachable!("built above as RunJob"),
         };
-        let Ok((mut wsend, mut wrecv)) = worker.conn.open_bi().await else { return give_back(request) };
+        let Ok((mut wsend, mut wrecv)) = worker.conn.open_bi().await else { return give_back(full, request) };
         if frame::write(&mut wsend, &proto::encode(&request)?).await.is_err() {
-            return give_back(request);
+            return give_back(full, request);
         }
         let mut answered = false;
         let mut client_gone = false;
@@ -313,13 +369,26 @@ impl Node {
                 f = frame::read(&mut wrecv) => {
                     let bytes = match f {
                         Ok(Some(b)) => b,
-                        _ if !answered => return give_back(request),
+                        _ if !answered => return give_back(full, request),
                         Ok(None) => return frame::write(send, &proto::encode(&died("it closed the stream".into()))?).await.map(Ok),
                         Err(e) => return frame::write(send, &proto::encode(&died(e.to_string()))?).await.map(Ok),
                     };
                     answered = true;
                     // Validated like any frame from the network before it is relayed.
-                    let finished = matches!(proto::decode_event(&bytes)?, Event::Finished { .. });
+                    let event = proto::decode_event(&bytes)?;
+                    if let (Event::NeedComponent { .. }, Some(job)) = (&event, full.take()) {
+                        tracing::info!("sending component {} to worker {}", job.component_hash, worker.id);
+                        request = Request::RunJob(job);
+                        match worker.conn.open_bi().await {
+                            Ok((s, r)) => (wsend, wrecv) = (s, r),
+                            Err(_) => return give_back(None, request),
+                        }
+                        if frame::write(&mut wsend, &proto::encode(&request)?).await.is_err() {
+                            return give_back(None, request);
+                        }
+                        continue;
+                    }
+                    let finished = matches!(event, Event::Finished { .. });
                     frame::write(send, &bytes).await?;
                     if finished {
                         let _ = wsend.finish();

@@ -88,7 +88,14 @@ pub(crate) struct NodeInner {
     grants: Mutex<HashMap<TaskId, oneshot::Sender<Resources>>>,
     jobs: Mutex<HashMap<JobId, Arc<job::JobState>>>,
     next_job: AtomicU32,
+    /// Components this node has loaded, by content hash: what lets a peer
+    /// name a component by hash instead of sending it again.
+    components: Mutex<HashMap<String, JobComponent>>,
 }
+
+/// Components remembered by hash, at most; past it the memory is dropped
+/// (the compiled artifacts stay in the disk cache, so a re-send is cheap).
+const MAX_REMEMBERED_COMPONENTS: usize = 256;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves its data consistent, so a panic elsewhere
@@ -119,6 +126,7 @@ impl Node {
                 grants: Mutex::new(HashMap::new()),
                 jobs: Mutex::new(HashMap::new()),
                 next_job: AtomicU32::new(1),
+                components: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -128,9 +136,21 @@ impl Node {
         self.inner.cache.load_file(path)
     }
 
-    /// Validates and compiles a job from bytes; `name` labels errors.
+    /// Validates and compiles a job from bytes; `name` labels errors. The
+    /// node remembers it by hash ([`Node::component`]).
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<JobComponent, LoadError> {
-        self.inner.cache.load(name, bytes)
+        let component = self.inner.cache.load(name, bytes)?;
+        let mut known = lock(&self.inner.components);
+        if known.len() >= MAX_REMEMBERED_COMPONENTS {
+            known.clear();
+        }
+        known.insert(component.hash().to_string(), component.clone());
+        Ok(component)
+    }
+
+    /// A component this node has loaded, by content hash.
+    pub fn component(&self, hash: &str) -> Option<JobComponent> {
+        lock(&self.inner.components).get(hash).cloned()
     }
 
     /// Object store counters.

@@ -52,15 +52,26 @@ impl ClusterClient {
     /// Runs a job on the cluster, calling `on_output` with its output as it
     /// arrives. Dropping the future (Ctrl-C) closes the stream, which
     /// cancels the job on the cluster.
+    ///
+    /// The component is named by hash first and sent only if the head does
+    /// not have it yet.
     pub async fn run_job(&self, job: JobRequest, mut on_output: impl FnMut(&[u8])) -> anyhow::Result<RemoteOutcome> {
+        let job = with_hash(job);
         let (mut send, mut recv) = self.conn.open_bi().await.with_context(|| format!("talking to {}", self.address))?;
-        frame::write(&mut send, &proto::encode(&Request::RunJob(job))?).await?;
+        frame::write(&mut send, &proto::encode(&Request::RunJob(job.clone_without_component()))?).await?;
+        let mut full = Some(job);
         // The send side stays open: closing it tells the head to cancel.
         loop {
             let Some(bytes) = frame::read(&mut recv).await? else {
                 return Err(anyhow!("{} ended the job's stream without a result", self.address));
             };
             match proto::decode_event(&bytes)? {
+                Event::NeedComponent { .. } if full.is_some() => {
+                    let job = full.take().expect("checked");
+                    let _ = send.finish();
+                    (send, recv) = self.conn.open_bi().await.with_context(|| format!("talking to {}", self.address))?;
+                    frame::write(&mut send, &proto::encode(&Request::RunJob(job))?).await?;
+                }
                 Event::Output(chunk) => on_output(&chunk),
                 Event::Finished { code, message } => {
                     let _ = send.finish();
@@ -101,8 +112,14 @@ impl ClusterClient {
 
     /// Submits a job that runs detached from this connection; returns its id.
     pub async fn submit_job(&self, job: JobRequest) -> anyhow::Result<String> {
-        let mut recv = self.request(&Request::SubmitJob(job)).await?;
-        match self.event(&mut recv).await? {
+        let job = with_hash(job);
+        let mut recv = self.request(&Request::SubmitJob(job.clone_without_component())).await?;
+        let mut event = self.event(&mut recv).await?;
+        if let Event::NeedComponent { .. } = event {
+            let mut recv = self.request(&Request::SubmitJob(job)).await?;
+            event = self.event(&mut recv).await?;
+        }
+        match event {
             Event::Submitted { id } => Ok(id),
             other => Err(anyhow!("{} answered a submission with {other:?}", self.address)),
         }
@@ -162,4 +179,11 @@ impl ClusterClient {
         let mut recv = self.request(&Request::StopJob { id: id.into() }).await?;
         self.event(&mut recv).await.map(|_| ())
     }
+}
+
+/// Fills in the component's content hash (sha256, hex).
+fn with_hash(mut job: JobRequest) -> JobRequest {
+    use sha2::Digest;
+    job.component_hash = sha2::Sha256::digest(&job.component).iter().map(|b| format!("{b:02x}")).collect();
+    job
 }

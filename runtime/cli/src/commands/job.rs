@@ -95,6 +95,7 @@ impl JobCommand {
                     let component = std::fs::read(&job).with_context(|| format!("cannot read {}", job.display()))?;
                     let req = wray_runtime::JobRequest {
                         name: job.display().to_string(),
+                        component_hash: String::new(),
                         component,
                         args,
                         env: envs,

@@ -158,6 +158,7 @@ impl RunCommand {
         let component = std::fs::read(&self.job).with_context(|| format!("cannot read {}", self.job.display()))?;
         let job = wray_runtime::JobRequest {
             name: self.job.display().to_string(),
+            component_hash: String::new(),
             component,
             args: self.args,
             env: self.envs,
