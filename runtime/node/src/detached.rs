@@ -2,7 +2,7 @@
 //! any client connection. Their records are persisted in sled (so a head
 //! restart loses no job record) and their output in one log file each.
 
-use crate::{JobConfig, JobError, Node, lock};
+use crate::{JobError, Node, lock};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
-use wray_host::{Grants, InstanceLimits, JobComponent, Output};
+use wray_host::JobComponent;
 use wray_net::proto::{self, JobInfo, JobRequest};
 
 /// Output kept per job on disk; past it, further output is dropped (and the
@@ -118,11 +118,7 @@ impl JobTable {
         let cancel = Arc::new(AtomicBool::new(false));
         lock(&self.live).insert(id.clone(), Live { cancel: cancel.clone() });
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-        let config = JobConfig {
-            grants: Grants { dirs: Vec::new(), env: req.env, output: Output::Channel(tx) },
-            limits: InstanceLimits { memory: req.memory_limit, time: req.timeout_ms.map(Duration::from_millis) },
-            cancel: Some(cancel),
-        };
+        let config = crate::head::remote_job_config(&req, tx, cancel);
         let table = self.clone();
         let node = node.clone();
         tokio::spawn(async move {

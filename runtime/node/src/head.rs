@@ -249,14 +249,7 @@ impl Node {
         };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let cancel = Arc::new(AtomicBool::new(false));
-        let config = JobConfig {
-            grants: Grants { dirs: Vec::new(), env: req.env, output: Output::Channel(tx) },
-            limits: InstanceLimits {
-                memory: req.memory_limit,
-                time: req.timeout_ms.map(std::time::Duration::from_millis),
-            },
-            cancel: Some(cancel.clone()),
-        };
+        let config = remote_job_config(&req, tx, cancel.clone());
         let node = self.clone();
         let mut job = tokio::spawn(async move { node.run_job(component, req.args, config).await });
         // Stream output until the job ends; the client closing its side (Ctrl-C,
@@ -449,5 +442,20 @@ impl Node {
                 object_spilled: st.spilled_bytes as u64,
             }],
         }
+    }
+}
+
+/// How a job sent over the network runs: the environment and limits it asked
+/// for, no directories (the sender's files are not here), output into `tx`,
+/// cancelled through `cancel`.
+pub(crate) fn remote_job_config(
+    req: &JobRequest,
+    tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    cancel: Arc<AtomicBool>,
+) -> JobConfig {
+    JobConfig {
+        grants: Grants { dirs: Vec::new(), env: req.env.clone(), output: Output::Channel(tx) },
+        limits: InstanceLimits { memory: req.memory_limit, time: req.timeout_ms.map(std::time::Duration::from_millis) },
+        cancel: Some(cancel),
     }
 }

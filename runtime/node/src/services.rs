@@ -1,13 +1,13 @@
 //! The node's answers to the `wray:runtime` host functions.
 
 use crate::actor::{ActorCall, ActorSpec};
-use crate::job::deadline;
+use crate::job::{JobState, deadline};
 use crate::task::TaskSpec;
 use crate::{NodeInner, lock};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-use wray_core::{ActorId, Error, JobId, ObjectId, Options, Resources, limits};
+use wray_core::{ActorId, Error, JobId, ObjectId, Options, Resources, TaskId, limits};
 use wray_host::BoxFuture;
 use wray_host::{ArgSpec, Caller, Services, Value};
 use wray_store::Object;
@@ -27,6 +27,23 @@ impl NodeInner {
         out
     }
 
+    /// What a task and an actor call share before they are queued: the
+    /// child task id, its pending result (one ref for the caller) and the
+    /// pins on the objects its arguments mention.
+    fn new_output(
+        &self,
+        job: &JobState,
+        caller: &Caller,
+        seq: u64,
+        args: &[ArgSpec],
+    ) -> Result<(TaskId, ObjectId, Vec<ObjectId>), Error> {
+        let task = caller.task.child(seq);
+        let output = ObjectId::returned_by(task);
+        let pinned = self.pin_args(job.id, args)?;
+        self.store.create_pending(job.id, output);
+        Ok((task, output, pinned))
+    }
+
     async fn submit_task(
         self: &Arc<Self>,
         caller: &Caller,
@@ -44,10 +61,7 @@ impl NodeInner {
             .acquire_owned()
             .await
             .map_err(|_| Error::InvalidArgument(format!("{} has ended", job.id)))?;
-        let task = caller.task.child(seq);
-        let output = ObjectId::returned_by(task);
-        let pinned = self.pin_args(job.id, &args)?;
-        self.store.create_pending(job.id, output);
+        let (task, output, pinned) = self.new_output(&job, caller, seq, &args)?;
         let spec = TaskSpec { task, function, args, options, output, pinned };
         self.spawn_task(job, spec, permit);
         Ok(output)
@@ -134,10 +148,7 @@ impl NodeInner {
             .get(&actor)
             .cloned()
             .ok_or_else(|| Error::ActorDied(format!("{actor} does not exist in this job")))?;
-        let task = caller.task.child(seq);
-        let output = ObjectId::returned_by(task);
-        let pinned = self.pin_args(job.id, &args)?;
-        self.store.create_pending(job.id, output);
+        let (task, output, pinned) = self.new_output(&job, caller, seq, &args)?;
         let call = ActorCall { task, method, args, output, pinned };
         if let Err(call) = state.send(call) {
             let reason = state.dead_reason().unwrap_or_else(|| format!("{} is dead", state.class));

@@ -181,6 +181,27 @@ impl ClusterClient {
     }
 }
 
+/// A job request for the component at `path`, as `wray run --address` and
+/// `wray job submit` send it (the hash is filled in when it is sent).
+pub fn job_request(
+    path: &std::path::Path,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    memory_limit: Option<u64>,
+    timeout: Option<std::time::Duration>,
+) -> anyhow::Result<JobRequest> {
+    let component = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(JobRequest {
+        name: path.display().to_string(),
+        component_hash: String::new(),
+        component,
+        args,
+        env,
+        memory_limit,
+        timeout_ms: timeout.map(|t| t.as_millis().min(u128::from(u64::MAX)) as u64),
+    })
+}
+
 /// Fills in the component's content hash (sha256, hex).
 fn with_hash(mut job: JobRequest) -> JobRequest {
     use sha2::Digest;

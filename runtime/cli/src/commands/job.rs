@@ -1,7 +1,7 @@
 //! `wray job`: run jobs on a cluster without holding a terminal.
 
 use crate::{Failure, parse};
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -92,16 +92,7 @@ impl JobCommand {
             let client = ClusterClient::connect(&address, &token).await.map_err(Failure::Usage)?;
             let r = match self.action {
                 JobAction::Submit { job, args, envs, memory_limit, timeout } => {
-                    let component = std::fs::read(&job).with_context(|| format!("cannot read {}", job.display()))?;
-                    let req = wray_runtime::JobRequest {
-                        name: job.display().to_string(),
-                        component_hash: String::new(),
-                        component,
-                        args,
-                        env: envs,
-                        memory_limit,
-                        timeout_ms: timeout.map(|t| t.as_millis().min(u128::from(u64::MAX)) as u64),
-                    };
+                    let req = wray_runtime::cluster::job_request(&job, args, envs, memory_limit, timeout)?;
                     let id = client.submit_job(req).await.map_err(Failure::Usage)?;
                     println!("{id}");
                     eprintln!("follow it with: wray job logs --follow {id}");

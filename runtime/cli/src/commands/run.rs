@@ -155,16 +155,7 @@ impl RunCommand {
             )
             .into());
         }
-        let component = std::fs::read(&self.job).with_context(|| format!("cannot read {}", self.job.display()))?;
-        let job = wray_runtime::JobRequest {
-            name: self.job.display().to_string(),
-            component_hash: String::new(),
-            component,
-            args: self.args,
-            env: self.envs,
-            memory_limit: self.memory_limit,
-            timeout_ms: self.timeout.map(|t| t.as_millis().min(u128::from(u64::MAX)) as u64),
-        };
+        let job = wray_runtime::cluster::job_request(&self.job, self.args, self.envs, self.memory_limit, self.timeout)?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let outcome = rt.block_on(async {
             let client = wray_runtime::cluster::ClusterClient::connect(&address, &token).await?;

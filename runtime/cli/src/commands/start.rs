@@ -183,32 +183,17 @@ impl StartCommand {
             .map_err(|e| anyhow!("--host {} --port {}: {e}", self.host, self.port))?;
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let _guard = rt.enter();
-        let mut builder = Runtime::builder()
-            .object_store_memory(self.object_store_memory as usize)
-            .spill_dir(data_dir.join("spill"))
-            .cache_dir(Some(data_dir.join("components")));
-        if let Some(c) = self.cpus {
-            builder = builder.cpus(c);
-        }
-        builder = self.with_resources(builder);
-        let runtime = builder.build()?;
+        let runtime = self.runtime(data_dir)?;
         let jobs = wray_runtime::JobTable::open(data_dir)
             .with_context(|| format!("opening the job records in {}", data_dir.display()))?;
         let identity = ClusterIdentity::new(&token, "head")?;
         let endpoint = wray_runtime::cluster::listen(bind, &identity)?;
         let local = endpoint.local_addr()?;
-        let registry = registry_dir();
-        std::fs::create_dir_all(&registry)?;
-        let entry = registry.join(std::process::id().to_string());
-        std::fs::write(&entry, data_dir.to_string_lossy().as_bytes())?;
+        let entry = register(data_dir)?;
         println!("address: {local}");
         println!("token: {token}");
         std::io::stdout().flush()?;
-        // Written last, and atomically (rename): its appearance tells
-        // `wray start` the node is ready, so it must never be seen half-written.
-        let tmp = data_dir.join(".address.tmp");
-        std::fs::write(&tmp, local.to_string())?;
-        std::fs::rename(&tmp, data_dir.join("address"))?;
+        mark_ready(data_dir, &local.to_string())?;
         tracing::info!("head node {} serving on {local}", runtime.node().id());
         rt.block_on(async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -232,33 +217,21 @@ impl StartCommand {
     /// connection until the head goes away or the node is stopped.
     fn run_worker(&self, data_dir: &Path) -> Result<(), Failure> {
         let head = self.address.clone().expect("clap requires --address without --head");
-        let token = Token::parse(self.token.as_deref().unwrap_or_default()).context("--token")?;
+        let token = self.token.clone().unwrap_or_default();
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let _guard = rt.enter();
-        let mut builder = Runtime::builder()
-            .object_store_memory(self.object_store_memory as usize)
-            .spill_dir(data_dir.join("spill"))
-            .cache_dir(Some(data_dir.join("components")));
-        if let Some(c) = self.cpus {
-            builder = builder.cpus(c);
-        }
-        builder = self.with_resources(builder);
-        let runtime = builder.build()?;
+        let runtime = self.runtime(data_dir)?;
         let jobs = wray_runtime::JobTable::open(data_dir)?;
         let node = runtime.node().clone();
-        let registry = registry_dir();
-        std::fs::create_dir_all(&registry)?;
-        let entry = registry.join(std::process::id().to_string());
+        let entry = register(data_dir)?;
+
         let result = rt.block_on(async {
-            let client = wray_runtime::cluster::ClusterClient::connect(&head, &token.to_string()).await?;
+            let client = wray_runtime::cluster::ClusterClient::connect(&head, &token).await?;
             let total = node.total_resources().iter().map(|(k, v)| (k.to_string(), v)).collect();
             let (_membership, head_id) = client.join(node.id(), total).await?;
-            std::fs::write(&entry, data_dir.to_string_lossy().as_bytes())?;
             println!("joined: {head} (head {head_id}) as {}", node.id());
             std::io::stdout().flush()?;
-            let tmp = data_dir.join(".address.tmp");
-            std::fs::write(&tmp, &head)?;
-            std::fs::rename(&tmp, data_dir.join("address"))?;
+            mark_ready(data_dir, &head)?;
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             let conn = client.connection();
             tokio::select! {
@@ -297,15 +270,52 @@ fn parse_resources(s: &str) -> Result<ResourceList, String> {
 }
 
 impl StartCommand {
-    fn with_resources(&self, mut builder: wray_runtime::RuntimeBuilder) -> wray_runtime::RuntimeBuilder {
+    /// The node's runtime, keeping spilled objects and compiled components
+    /// in its data directory.
+    fn runtime(&self, data_dir: &Path) -> anyhow::Result<Runtime> {
+        let mut builder = Runtime::builder()
+            .object_store_memory(self.object_store_memory as usize)
+            .spill_dir(data_dir.join("spill"))
+            .cache_dir(Some(data_dir.join("components")));
+        if let Some(c) = self.cpus {
+            builder = builder.cpus(c);
+        }
         if let Some(g) = self.gpus {
             builder = builder.resource(wray_runtime::GPU, g);
         }
         for (k, v) in self.resources.iter().flat_map(|r| &r.0) {
             builder = builder.resource(k, *v);
         }
-        builder
+        builder.build()
     }
+}
+
+/// Records this process in the registry `wray stop` reads; returns the entry.
+fn register(data_dir: &Path) -> std::io::Result<PathBuf> {
+    let registry = registry_dir();
+    std::fs::create_dir_all(&registry)?;
+    let entry = registry.join(std::process::id().to_string());
+    std::fs::write(&entry, data_dir.to_string_lossy().as_bytes())?;
+    Ok(entry)
+}
+
+/// Writes `path` with permissions `mode` so that nobody ever reads it
+/// half-written (temporary file, then rename).
+fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    // A stale temporary file would keep its old permissions.
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Writes the data directory's `address` file, last: its appearance tells
+/// a background `wray start` that the node is ready.
+fn mark_ready(data_dir: &Path, address: &str) -> std::io::Result<()> {
+    write_atomically(&data_dir.join("address"), address.as_bytes(), 0o644)
 }
 
 fn load_or_create_token(path: &Path) -> anyhow::Result<Token> {
@@ -313,14 +323,7 @@ fn load_or_create_token(path: &Path) -> anyhow::Result<Token> {
         return Token::parse(&s).with_context(|| format!("{} holds no valid token", path.display()));
     }
     let token = Token::generate()?;
-    use std::os::unix::fs::OpenOptionsExt;
-    // Written to a temporary file and renamed, so that nobody ever reads a
-    // half-written token; created 0600 because it is the cluster's secret.
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-    f.write_all(token.to_string().as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
+    // 0600 from its creation: it is the cluster's secret.
+    write_atomically(path, token.to_string().as_bytes(), 0o600)?;
     Ok(token)
 }
