@@ -1,6 +1,7 @@
-//! Resource-aware scheduling as a pure state machine.
+//! Resource-aware scheduling as pure state machines.
 //!
-//! The [`Scheduler`] holds a node's resources and a queue of tasks waiting
+//! [`ClusterView`] is the head's view of the nodes (membership by heartbeat,
+//! placement of tasks that leave their node). The [`Scheduler`] holds a node's resources and a queue of tasks waiting
 //! for them. Its inputs are events (a task is queued, a task finished, a task
 //! blocked in `get`, ...) and its outputs are grants; it does no I/O and never
 //! looks at a clock, so it is tested by driving it step by step with seeded
@@ -19,6 +20,10 @@
 //!   on it.
 
 #![deny(missing_docs)]
+
+mod cluster;
+
+pub use cluster::{ClusterView, Need, Placement};
 
 use std::collections::{BTreeMap, VecDeque};
 use wray_core::{CPU, Resources};

@@ -1,0 +1,404 @@
+//! The head's view of the cluster: which nodes are alive, what each has, and
+//! where a task that leaves its node should go.
+//!
+//! Like [`crate::Scheduler`], a pure state machine: the head feeds it joins,
+//! heartbeats (each carrying the node's free resources) and the time, and
+//! asks it to place demands. It never reads a clock; `now` is whatever the
+//! caller says (milliseconds), so the simulation below drives it with a
+//! virtual clock.
+//!
+//! Decisions:
+//! * A node is alive while heartbeats keep arriving: one missing for longer
+//!   than the timeout makes it dead for good (a node that comes back joins
+//!   again, under a new id). Tasks on a dead node are the submitter's to
+//!   retry; the view only stops placing there.
+//! * Free resources are what the last heartbeat said minus what was placed
+//!   on the node since (optimistic accounting), so that a burst of
+//!   placements between two heartbeats spreads out instead of piling onto
+//!   the node that looked free.
+//! * Among nodes with room, the one with the largest share of its CPUs free
+//!   wins (spreading load); ties go to the node that joined first, so
+//!   placement is deterministic.
+//! * A task that must leave its node (its demand exists only elsewhere) is
+//!   queued on the least loaded node that could ever run it when none has
+//!   room now; one that merely spills over from a busy node is not moved
+//!   unless another node has room ([`Placement::Busy`]).
+
+use std::collections::BTreeMap;
+use wray_core::{CPU, Resources};
+
+/// Where a demand goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement<N> {
+    /// Run it on this node.
+    Node(N),
+    /// No other node has room now; keep it where it is.
+    Busy,
+    /// No live node could ever run it.
+    Infeasible,
+}
+
+/// Whether a task must leave the node asking, or only may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// The asking node cannot run it at all.
+    Elsewhere,
+    /// The asking node is busy; move it only to a node with room now.
+    Spill,
+}
+
+struct Member {
+    total: Resources,
+    free: Resources,
+    last_heartbeat: u64,
+    alive: bool,
+    /// Join order, for deterministic ties.
+    order: u64,
+}
+
+/// The cluster's nodes, as the head sees them.
+pub struct ClusterView<N> {
+    members: BTreeMap<N, Member>,
+    timeout_ms: u64,
+    joins: u64,
+}
+
+impl<N: Ord + Clone> ClusterView<N> {
+    /// An empty cluster whose nodes die after `timeout_ms` without a
+    /// heartbeat.
+    pub fn new(timeout_ms: u64) -> ClusterView<N> {
+        ClusterView { members: BTreeMap::new(), timeout_ms, joins: 0 }
+    }
+
+    /// A node joins with `total` resources, all free.
+    pub fn join(&mut self, node: N, total: Resources, now: u64) {
+        self.joins += 1;
+        let member = Member { free: total.clone(), total, last_heartbeat: now, alive: true, order: self.joins };
+        self.members.insert(node, member);
+    }
+
+    /// A node says it is alive and has `free` resources. Ignored for a node
+    /// already dead or unknown: it must join again.
+    pub fn heartbeat(&mut self, node: &N, free: Resources, now: u64) {
+        if let Some(m) = self.members.get_mut(node).filter(|m| m.alive) {
+            m.free = free;
+            m.last_heartbeat = now;
+        }
+    }
+
+    /// A node is gone (its connection closed).
+    pub fn leave(&mut self, node: &N) {
+        if let Some(m) = self.members.get_mut(node) {
+            m.alive = false;
+        }
+    }
+
+    /// Marks nodes silent for longer than the timeout dead and returns them.
+    pub fn expire(&mut self, now: u64) -> Vec<N> {
+        let mut dead = Vec::new();
+        for (id, m) in &mut self.members {
+            if m.alive && now.saturating_sub(m.last_heartbeat) > self.timeout_ms {
+                m.alive = false;
+                dead.push(id.clone());
+            }
+        }
+        dead
+    }
+
+    /// Whether `node` is alive.
+    pub fn is_alive(&self, node: &N) -> bool {
+        self.members.get(node).is_some_and(|m| m.alive)
+    }
+
+    /// Live nodes.
+    pub fn alive(&self) -> impl Iterator<Item = &N> {
+        self.members.iter().filter(|(_, m)| m.alive).map(|(id, _)| id)
+    }
+
+    /// Forgets dead nodes beyond the newest `keep` (a flapping node must not
+    /// grow the view).
+    pub fn forget_dead(&mut self, keep: usize) {
+        let mut dead: Vec<(u64, N)> =
+            self.members.iter().filter(|(_, m)| !m.alive).map(|(id, m)| (m.order, id.clone())).collect();
+        dead.sort();
+        let extra = dead.len().saturating_sub(keep);
+        for (_, id) in dead.into_iter().take(extra) {
+            self.members.remove(&id);
+        }
+    }
+
+    /// Total resources of the live nodes.
+    pub fn total(&self) -> Resources {
+        self.sum(|m| &m.total)
+    }
+
+    /// Free resources of the live nodes, as last heard.
+    pub fn free(&self) -> Resources {
+        self.sum(|m| &m.free)
+    }
+
+    fn sum(&self, f: impl Fn(&Member) -> &Resources) -> Resources {
+        let mut r = Resources::new();
+        for m in self.members.values().filter(|m| m.alive) {
+            r.add(f(m));
+        }
+        r
+    }
+
+    /// Chooses a node for `demand`, other than `from` (the node asking).
+    /// The choice is charged to the node's free resources at once.
+    pub fn place(&mut self, demand: &Resources, from: Option<&N>, need: Need) -> Placement<N> {
+        let candidates =
+            || self.members.iter().filter(|(id, m)| m.alive && Some(*id) != from && m.total.contains(demand));
+        let cpu_share = |m: &Member| {
+            let total = m.total.get(CPU);
+            if total > 0.0 { m.free.get(CPU) / total } else { 0.0 }
+        };
+        // Highest share of free CPU; ties to the earliest joined.
+        let better = |a: &Member, b: &Member| {
+            let (sa, sb) = (cpu_share(a), cpu_share(b));
+            sa > sb || (sa == sb && a.order < b.order)
+        };
+        let mut best: Option<(&N, &Member)> = None;
+        for (id, m) in candidates().filter(|(_, m)| m.free.contains(demand)) {
+            if best.is_none_or(|(_, b)| better(m, b)) {
+                best = Some((id, m));
+            }
+        }
+        if best.is_none() {
+            if candidates().next().is_none() {
+                return Placement::Infeasible;
+            }
+            if need == Need::Spill {
+                return Placement::Busy;
+            }
+            for (id, m) in candidates() {
+                if best.is_none_or(|(_, b)| better(m, b)) {
+                    best = Some((id, m));
+                }
+            }
+        }
+        let id = best.expect("a candidate exists").0.clone();
+        let m = self.members.get_mut(&id).expect("chosen from the map");
+        m.free.subtract(demand);
+        Placement::Node(id)
+    }
+
+    /// Gives back a charge made by [`ClusterView::place`] whose task never
+    /// reached the node (the next heartbeat would correct it anyway).
+    pub fn unplace(&mut self, node: &N, demand: &Resources) {
+        if let Some(m) = self.members.get_mut(node) {
+            m.free.add(demand);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    fn cpus(n: f64) -> Resources {
+        Resources::new().with(CPU, n)
+    }
+
+    #[test]
+    fn places_by_resources_and_spreads() {
+        let mut v = ClusterView::new(1000);
+        v.join("head", cpus(2.0), 0);
+        v.join("gpu", cpus(2.0).with("GPU", 1.0), 0);
+        let gpu = cpus(1.0).with("GPU", 1.0);
+        assert_eq!(v.place(&gpu, Some(&"head"), Need::Elsewhere), Placement::Node("gpu"));
+        // The GPU node now has 1 CPU free, the head 2: spread to the head.
+        assert_eq!(v.place(&cpus(1.0), None, Need::Spill), Placement::Node("head"));
+        assert_eq!(v.place(&cpus(1.0).with("TPU", 1.0), None, Need::Elsewhere), Placement::Infeasible);
+        // Spilling from the head: the GPU node has 1 CPU left.
+        assert_eq!(v.place(&cpus(1.0), Some(&"head"), Need::Spill), Placement::Node("gpu"));
+        assert_eq!(v.place(&cpus(1.0), Some(&"head"), Need::Spill), Placement::Busy);
+        // Must leave: queued on a feasible node even though it is full.
+        assert_eq!(v.place(&gpu, Some(&"head"), Need::Elsewhere), Placement::Node("gpu"));
+    }
+
+    #[test]
+    fn silent_nodes_die_and_get_nothing() {
+        let mut v = ClusterView::new(100);
+        v.join(1, cpus(1.0), 0);
+        v.join(2, cpus(1.0), 0);
+        v.heartbeat(&1, cpus(1.0), 90);
+        assert_eq!(v.expire(150), vec![2]);
+        assert!(!v.is_alive(&2));
+        v.heartbeat(&2, cpus(1.0), 160); // too late: must join again
+        assert!(!v.is_alive(&2));
+        assert_eq!(v.place(&cpus(1.0), None, Need::Spill), Placement::Node(1));
+        assert_eq!(v.total(), cpus(1.0));
+        v.forget_dead(0);
+        assert_eq!(v.alive().count(), 1);
+    }
+
+    /// A seeded simulation of the head's view driving a cluster over an
+    /// in-memory network with delays: nodes run tasks, heartbeat, and die;
+    /// the submitter retries tasks whose node died. Checks that nothing is
+    /// placed on a node known dead, nothing is placed where it can never
+    /// run, a node's real capacity bounds what it runs, deaths are detected
+    /// within the timeout plus one heartbeat period, and every task finishes
+    /// exactly once.
+    #[test]
+    fn simulation_places_every_task_exactly_once_despite_deaths() {
+        let seed = std::env::var("WRAY_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0xc1u64);
+        for round in 0..200u64 {
+            let seed = seed.wrapping_add(round);
+            if let Err(e) = std::panic::catch_unwind(|| simulate(seed)) {
+                eprintln!("cluster simulation failed with WRAY_SIM_SEED={seed}");
+                std::panic::resume_unwind(e);
+            }
+        }
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    struct SimNode {
+        total: Resources,
+        running: Vec<(u64, Resources, u64)>, // (task, demand, finishes at)
+        queued: VecDeque<(u64, Resources)>,
+        alive: bool,
+        died_at: Option<u64>,
+    }
+
+    impl SimNode {
+        fn free(&self) -> Resources {
+            let mut f = self.total.clone();
+            for (_, d, _) in &self.running {
+                f.subtract(d);
+            }
+            f
+        }
+    }
+
+    const TIMEOUT: u64 = 500;
+    const HEARTBEAT: u64 = 100;
+
+    fn simulate(seed: u64) {
+        let mut rng = Rng(seed | 1);
+        let mut view = ClusterView::new(TIMEOUT);
+        let n = 2 + rng.below(4) as usize;
+        let mut nodes: Vec<SimNode> = (0..n)
+            .map(|i| {
+                // Node 0 always has 2 CPUs and never dies, so every CPU-only
+                // task can finish; others may have a GPU.
+                let mut total = cpus(if i == 0 { 2.0 } else { 1.0 + rng.below(4) as f64 });
+                if i > 0 && rng.below(2) == 0 {
+                    total.set("GPU", 1.0);
+                }
+                SimNode { total, running: Vec::new(), queued: VecDeque::new(), alive: true, died_at: None }
+            })
+            .collect();
+        for (i, node) in nodes.iter().enumerate() {
+            view.join(i, node.total.clone(), 0);
+        }
+        // The network: heartbeats in flight, (arrival time, node, free).
+        let mut network: Vec<(u64, usize, Resources)> = Vec::new();
+        let tasks = 50 + rng.below(100);
+        let mut waiting: VecDeque<(u64, Resources)> = VecDeque::new();
+        let mut demands = Vec::new();
+        for t in 0..tasks {
+            let mut d = cpus([0.5, 1.0, 2.0][rng.below(3) as usize]);
+            if rng.below(5) == 0 {
+                d.set("GPU", 1.0);
+            }
+            demands.push(d.clone());
+            waiting.push_back((t, d));
+        }
+        let mut finished = vec![0u32; tasks as usize];
+        let mut infeasible = vec![false; tasks as usize];
+        let mut now = 0u64;
+        while now < 1_000_000 {
+            now += 10;
+            // Deaths (never node 0).
+            if n > 1 && rng.below(400) == 0 {
+                let i = 1 + rng.below(n as u64 - 1) as usize;
+                if nodes[i].alive {
+                    nodes[i].alive = false;
+                    nodes[i].died_at = Some(now);
+                    // Its tasks are lost: the submitter retries them.
+                    let lost: Vec<_> = nodes[i].running.drain(..).map(|(t, d, _)| (t, d)).collect();
+                    waiting.extend(lost);
+                    waiting.extend(nodes[i].queued.drain(..));
+                }
+            }
+            // Nodes finish tasks, start queued ones, heartbeat.
+            for (i, node) in nodes.iter_mut().enumerate().filter(|(_, n)| n.alive) {
+                node.running.retain(|(t, _, at)| {
+                    if *at <= now {
+                        finished[*t as usize] += 1;
+                    }
+                    *at > now
+                });
+                while let Some((t, d)) = node.queued.front().cloned() {
+                    if !node.free().contains(&d) {
+                        break;
+                    }
+                    node.queued.pop_front();
+                    let free_cpu = node.free().get(CPU);
+                    assert!(free_cpu >= d.get(CPU), "seed {seed}: node {i} overcommitted");
+                    node.running.push((t, d, now + 10 + rng.below(300)));
+                }
+                if now % HEARTBEAT == 0 {
+                    network.push((now + rng.below(50), i, node.free()));
+                }
+            }
+            // Deliver heartbeats that arrived.
+            network.sort_by_key(|(at, ..)| *at);
+            while network.first().is_some_and(|(at, ..)| *at <= now) {
+                let (_, i, free) = network.remove(0);
+                view.heartbeat(&i, free, now);
+            }
+            for dead in view.expire(now) {
+                let died = nodes[dead].died_at.expect("only dead nodes expire");
+                assert!(now - died <= TIMEOUT + HEARTBEAT + 50 + 10, "seed {seed}: death noticed late");
+            }
+            // Place what waits.
+            for _ in 0..waiting.len() {
+                let (t, d) = waiting.pop_front().expect("counted");
+                match view.place(&d, None, Need::Elsewhere) {
+                    Placement::Node(i) => {
+                        assert!(nodes[i].total.contains(&d), "seed {seed}: placed where it can never run");
+                        if nodes[i].alive {
+                            nodes[i].queued.push_back((t, d));
+                        } else {
+                            // Not yet noticed dead: the send fails, retry later.
+                            assert!(nodes[i].died_at.is_some_and(|at| now - at <= TIMEOUT + HEARTBEAT + 60));
+                            view.unplace(&i, &d);
+                            waiting.push_back((t, d));
+                        }
+                    }
+                    Placement::Infeasible => infeasible[t as usize] = true,
+                    Placement::Busy => unreachable!("Need::Elsewhere never answers Busy"),
+                }
+            }
+            let done = (0..tasks as usize).all(|t| finished[t] > 0 || infeasible[t]);
+            if done && nodes.iter().all(|n| n.running.is_empty() && n.queued.is_empty()) {
+                break;
+            }
+        }
+        for t in 0..tasks as usize {
+            if infeasible[t] {
+                // Only when no live node could ever run it.
+                let d = &demands[t];
+                assert!(nodes.iter().all(|n| !n.alive || !n.total.contains(d)), "seed {seed}: task {t}");
+            } else {
+                assert_eq!(finished[t], 1, "seed {seed}: task {t} finished {} times", finished[t]);
+            }
+        }
+    }
+}
