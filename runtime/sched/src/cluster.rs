@@ -353,7 +353,7 @@ mod tests {
                     assert!(free_cpu >= d.get(CPU), "seed {seed}: node {i} overcommitted");
                     node.running.push((t, d, now + 10 + rng.below(300)));
                 }
-                if now % HEARTBEAT == 0 {
+                if now.is_multiple_of(HEARTBEAT) {
                     network.push((now + rng.below(50), i, node.free()));
                 }
             }
