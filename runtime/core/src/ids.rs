@@ -23,7 +23,15 @@ pub struct TaskId(pub u128);
 impl TaskId {
     /// The driver task of `job`: the root every other task id descends from.
     pub fn driver(job: JobId) -> TaskId {
-        TaskId(mix(u128::from(job.0), 0x5772_6179_6472_6976))
+        TaskId::root(0, job)
+    }
+
+    /// The driver task of `job` on a node whose job ids are made unique in
+    /// the cluster by `salt` (job ids count from 1 on every node; the salt,
+    /// random per node, keeps the tasks and objects of two nodes' job 1
+    /// apart when they meet on a third node).
+    pub fn root(salt: u64, job: JobId) -> TaskId {
+        TaskId(mix((u128::from(salt) << 32) | u128::from(job.0), 0x5772_6179_6472_6976))
     }
 
     /// The `n`th task submitted by `self`. Deterministic: the same parent and

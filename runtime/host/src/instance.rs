@@ -39,6 +39,29 @@ pub enum Output {
     Channel(tokio::sync::mpsc::UnboundedSender<Vec<u8>>),
 }
 
+impl Output {
+    /// Writes bytes a guest printed elsewhere (a task that ran on another
+    /// node) where this output goes.
+    pub fn write(&self, bytes: &[u8]) {
+        match self {
+            Output::Inherit => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(bytes).and_then(|()| out.flush());
+            }
+            Output::Null => {}
+            Output::Capture(pipe) => {
+                use wasmtime_wasi::p2::OutputStream;
+                // Full: the rest is dropped, as for the guest's own writes.
+                let _ = pipe.clone().write(bytes::Bytes::copy_from_slice(bytes));
+            }
+            Output::Channel(tx) => {
+                let _ = tx.send(bytes.to_vec());
+            }
+        }
+    }
+}
+
 /// Writes into an output channel; never blocks (the channel is unbounded, as
 /// the guest's own writes are bounded by its time limit and the peer reads
 /// continuously).
@@ -279,6 +302,10 @@ impl Instance {
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
+        // What the guest may hand the host in one call (a task's result, a
+        // put): wasmtime's default of 128 MiB would cap objects below what
+        // wray promises; the instance's memory limit bounds it anyway.
+        store.set_hostcall_fuel(wray_core::limits::MAX_OBJECT_SIZE + (1 << 20));
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(on_epoch);
         let job =
@@ -798,7 +825,7 @@ impl cluster::Host for State {
     }
 
     async fn context(&mut self) -> wasmtime::Result<cluster::RuntimeContext> {
-        let driver = wray_core::TaskId::driver(self.caller.job) == self.caller.task;
+        let driver = self.caller.actor.is_none() && &*self.caller.function == "main";
         Ok(cluster::RuntimeContext {
             job_id: self.caller.job.0,
             node_id: self.services.node_id(),

@@ -37,3 +37,64 @@ pub async fn read(recv: &mut quinn::RecvStream) -> Result<Option<AlignedVec<16>>
     recv.read_exact(&mut buf).await.map_err(|e| NetError::Stream(e.to_string()))?;
     Ok(Some(buf))
 }
+
+/// Raw bytes are read in pieces of at most this much, so that what a peer
+/// makes a node allocate grows with what it really sends, not with what it
+/// announces.
+pub const CHUNK: usize = 8 << 20;
+
+/// Writes raw bytes that follow a message (which announced their length).
+/// The buffer is handed to QUIC without a copy.
+pub async fn write_raw(send: &mut quinn::SendStream, bytes: bytes::Bytes) -> Result<(), NetError> {
+    send.write_chunk(bytes).await.map_err(|e| NetError::Stream(e.to_string()))
+}
+
+/// Reads `len` raw bytes that follow a message, refusing more than `max`.
+/// The buffer grows a chunk at a time as bytes arrive; the bytes are copied
+/// once, from QUIC's buffers into it.
+pub async fn read_raw(recv: &mut quinn::RecvStream, len: u64, max: u64) -> Result<Vec<u8>, NetError> {
+    if len > max {
+        return Err(NetError::FrameTooLarge { len, max });
+    }
+    let len = len as usize;
+    let mut buf = Vec::new();
+    let mut filled = 0;
+    while filled < len {
+        if filled == buf.len() {
+            buf.resize((filled + CHUNK).min(len), 0);
+        }
+        match recv.read(&mut buf[filled..]).await.map_err(|e| NetError::Stream(e.to_string()))? {
+            Some(n) => filled += n,
+            None => return Err(NetError::Stream(format!("stream ended {} bytes short", len - filled))),
+        }
+    }
+    Ok(buf)
+}
+
+/// Pieces a relay moves per step.
+const PIPE_BATCH: usize = 64;
+
+/// Copies everything `from` sends to `to` until `from` finishes (then
+/// finishes `to`), without copying the bytes: a relay. An error on either
+/// side resets or stops the other, so that both ends learn the path broke.
+pub async fn pipe(from: &mut quinn::RecvStream, to: &mut quinn::SendStream) -> Result<(), NetError> {
+    let mut chunks: [bytes::Bytes; PIPE_BATCH] = std::array::from_fn(|_| bytes::Bytes::new());
+    loop {
+        match from.read_chunks(&mut chunks).await {
+            Ok(Some(n)) => {
+                if let Err(e) = to.write_all_chunks(&mut chunks[..n]).await {
+                    let _ = from.stop(0u32.into());
+                    return Err(NetError::Stream(e.to_string()));
+                }
+            }
+            Ok(None) => {
+                let _ = to.finish();
+                return Ok(());
+            }
+            Err(e) => {
+                let _ = to.reset(0u32.into());
+                return Err(NetError::Stream(e.to_string()));
+            }
+        }
+    }
+}

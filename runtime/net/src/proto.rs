@@ -45,6 +45,129 @@ pub enum Request {
         /// Its resources.
         total: Vec<(String, f64)>,
     },
+    /// Run one task of a job running elsewhere (the submitter's node owns
+    /// it). The raw bytes of the arguments and objects the request lists
+    /// follow the frame, in order. The sender keeps its side open until the
+    /// answer, [`Event::TaskDone`], arrives: closing it cancels the task.
+    /// Sent to the head, which runs the task or relays the stream to the
+    /// node it places the task on; or sent by the head to that node.
+    RunTask(TaskRequest),
+    /// The bytes of a component, by hash; answered with
+    /// [`Event::Component`] or [`Event::Refused`].
+    GetComponent {
+        /// Its sha256, hex.
+        hash: String,
+    },
+}
+
+/// What a worker sends on its membership stream (after [`Request::Join`])
+/// every heartbeat period; the head answers each with
+/// [`Event::Cluster`].
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    /// Resources not held right now.
+    pub free: Vec<(String, f64)>,
+}
+
+/// An object's id on the wire: the creating task's id halves and the
+/// output index.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireId {
+    /// High half of the task id.
+    pub hi: u64,
+    /// Low half of the task id.
+    pub lo: u64,
+    /// Output index.
+    pub index: u32,
+}
+
+/// An object travelling with a message: its bytes (`len` of them) follow
+/// the frame raw.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct WireObject {
+    /// Its id.
+    pub id: WireId,
+    /// How many bytes follow.
+    pub len: u64,
+    /// Objects its value refers to (they travel in the same message).
+    pub refs: Vec<WireId>,
+}
+
+/// One argument of a task.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub enum WireArg {
+    /// Passed inline: `len` bytes follow; `refs` are objects the value
+    /// mentions.
+    Value {
+        /// How many bytes follow.
+        len: u64,
+        /// Objects the value refers to.
+        refs: Vec<WireId>,
+    },
+    /// An object (listed in the request's objects).
+    Object(WireId),
+}
+
+/// A task sent to another node.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct TaskRequest {
+    /// The owning job, unique in the cluster (the owner's node id and its
+    /// job id): tasks of one job share state on the node that runs them.
+    pub job: String,
+    /// The component's label.
+    pub name: String,
+    /// The component's content hash; a node without it asks the head.
+    pub component_hash: String,
+    /// Environment granted to the job.
+    pub env: Vec<(String, String)>,
+    /// The job's default memory limit per instance.
+    pub memory_limit: Option<u64>,
+    /// The task's time limit, milliseconds.
+    pub time_limit_ms: Option<u64>,
+    /// The task id's high half.
+    pub task_hi: u64,
+    /// The task id's low half.
+    pub task_lo: u64,
+    /// The remote function.
+    pub function: String,
+    /// Its resource demand.
+    pub resources: Vec<(String, f64)>,
+    /// Retries left for failures the executing node sees.
+    pub max_retries: u32,
+    /// Whether a guest error is retried.
+    pub retry_exceptions: bool,
+    /// True if the submitting node cannot run it at all; false if it only
+    /// spills over from a busy node (the head then answers
+    /// [`Event::Busy`] when no node has room).
+    pub must_move: bool,
+    /// Arguments, in order.
+    pub args: Vec<WireArg>,
+    /// Objects the arguments refer to, nested ones first.
+    pub objects: Vec<WireObject>,
+}
+
+/// A guest-visible error on the wire.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct WireError {
+    /// Which kind: 0 task failed, 1 actor died, 2 object lost, 3 timed
+    /// out, 4 cancelled, 5 invalid argument.
+    pub kind: u8,
+    /// The failing function (task failed only).
+    pub function: String,
+    /// The message.
+    pub message: String,
+}
+
+/// How a task sent with [`Request::RunTask`] ended. On success the
+/// result's bytes follow the frame, then the bytes of `objects`.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct TaskDone {
+    /// The node that ran it.
+    pub node: String,
+    /// The result (its id is the task's output) or the error.
+    pub result: Result<WireObject, WireError>,
+    /// Objects the result refers to, nested ones first.
+    pub objects: Vec<WireObject>,
 }
 
 /// A job submitted with [`Request::SubmitJob`], as the head records it.
@@ -135,6 +258,21 @@ pub enum Event {
         /// The head's node id.
         head_id: String,
     },
+    /// A component's bytes.
+    Component(Vec<u8>),
+    /// The answer to [`Request::RunTask`].
+    TaskDone(TaskDone),
+    /// A task that only spills over ([`TaskRequest::must_move`] false)
+    /// found no node with room: run it where it was submitted.
+    Busy,
+    /// The cluster's resources, as the head sees them (its answer to each
+    /// [`Heartbeat`]).
+    Cluster {
+        /// Resources of the live nodes.
+        total: Vec<(String, f64)>,
+        /// Of which free.
+        free: Vec<(String, f64)>,
+    },
 }
 
 /// The cluster as one node sees it.
@@ -193,6 +331,11 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, NetError> {
 /// Validates and decodes a job record (as the head persists them).
 pub fn decode_job_info(bytes: &[u8]) -> Result<JobInfo, NetError> {
     rkyv::from_bytes::<JobInfo, rancor::Error>(bytes).map_err(|e| NetError::Malformed(e.to_string()))
+}
+
+/// Validates and decodes a heartbeat.
+pub fn decode_heartbeat(bytes: &[u8]) -> Result<Heartbeat, NetError> {
+    rkyv::from_bytes::<Heartbeat, rancor::Error>(bytes).map_err(|e| NetError::Malformed(e.to_string()))
 }
 
 /// Validates and decodes an event.

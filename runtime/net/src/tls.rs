@@ -177,10 +177,21 @@ impl ClusterIdentity {
 /// bound of the cluster.
 pub const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
 
+/// Bytes a peer may have in flight on one stream.
+const STREAM_WINDOW: u32 = 16 << 20;
+/// Bytes a peer may have in flight on one connection.
+const CONNECTION_WINDOW: u32 = 64 << 20;
+
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(std::time::Duration::from_secs(1)));
     t.max_idle_timeout(Some(quinn::IdleTimeout::try_from(PEER_TIMEOUT).expect("small duration")));
+    // Windows sized for moving objects between nodes at memory speed on a
+    // fast link (quinn's defaults aim at the internet); they bound what one
+    // peer can make a node buffer.
+    t.stream_receive_window(quinn::VarInt::from_u32(STREAM_WINDOW));
+    t.receive_window(quinn::VarInt::from_u32(CONNECTION_WINDOW));
+    t.send_window(u64::from(CONNECTION_WINDOW));
     Arc::new(t)
 }
 

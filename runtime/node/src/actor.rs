@@ -171,7 +171,7 @@ impl NodeInner {
         mut rx: mpsc::UnboundedReceiver<ActorCall>,
     ) {
         let held = tokio::select! {
-            held = self.acquire(spec.task, spec.options.resources.clone()) => Held { resources: held, node: self.clone() },
+            held = self.acquire(spec.task, spec.options.resources.clone(), false) => Held { resources: held.expect("actors are never moved"), node: self.clone() },
             () = actor.control.notified() => {
                 let reason = lock(&actor.kill_request).take().map_or_else(|| "killed".to_string(), |k| k.0);
                 self.mark_dead(job, actor, format!("{} was killed before it started: {reason}", actor.class));

@@ -5,9 +5,12 @@
 //! (wrong token, no certificate); a peer that sends a malformed or oversized
 //! frame loses its own connection and nothing else.
 
-use crate::{JobConfig, JobError, JobTable, Node, lock};
+use crate::remote::{Link, pairs, resources};
+use crate::{JobConfig, JobError, JobTable, Node, NodeInner, lock};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wray_core::Resources;
 use wray_host::{Grants, InstanceLimits, Output};
 use wray_net::proto::{self, Event, JobRequest, NodeReport, Request, StatusReport};
 use wray_net::{NetError, frame};
@@ -16,10 +19,22 @@ use wray_net::{NetError, frame};
 mod close {
     /// A frame was malformed or too large.
     pub const PROTOCOL: u32 = 1;
+    /// The node missed its heartbeats and is considered dead.
+    pub const DEAD: u32 = 2;
 }
 
 /// Dead workers kept in the list `wray status` shows.
 const MAX_DEAD_WORKERS: usize = 64;
+
+/// QUIC send priority of membership streams (others have 0).
+const MEMBERSHIP_PRIORITY: i32 = 10;
+
+/// How often a worker tells the head it is alive and what it has free.
+pub const HEARTBEAT: Duration = Duration::from_millis(200);
+
+/// How long the head waits for a worker's heartbeat before it declares the
+/// worker dead (its tasks are then retried elsewhere), unless configured.
+pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A worker node that joined this head.
 struct Worker {
@@ -33,14 +48,97 @@ struct Worker {
 }
 
 /// What a serving node shares between its connections.
-struct Peers {
+pub(crate) struct Peers {
     jobs: Arc<JobTable>,
-    /// Component bytes by hash (sled, in the data directory).
+    /// Head only: component bytes by hash (sled, in the data directory).
     components: Option<sled::Tree>,
     workers: Mutex<Vec<Arc<Worker>>>,
     /// Jobs placed on this node and still running (counted from the moment
     /// of placement, so that jobs arriving together spread out).
     local: AtomicUsize,
+    /// Whether this node is the head (places tasks) or a worker.
+    head: bool,
+    /// Head only: membership and task placement.
+    view: Mutex<wray_sched::ClusterView<String>>,
+    /// The view's clock starts here.
+    started: Instant,
+}
+
+impl Peers {
+    fn new(jobs: Arc<JobTable>, components: Option<sled::Tree>, head: bool, node_timeout: Duration) -> Peers {
+        Peers {
+            jobs,
+            components,
+            workers: Mutex::new(Vec::new()),
+            local: AtomicUsize::new(0),
+            head,
+            view: Mutex::new(wray_sched::ClusterView::new(node_timeout.as_millis() as u64)),
+            started: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Places a task that leaves node `from`, refreshing the head's own
+    /// entry first (its free resources are known exactly).
+    pub(crate) fn place(
+        &self,
+        head: &NodeInner,
+        demand: &Resources,
+        from: Option<&String>,
+        need: wray_sched::Need,
+    ) -> wray_sched::Placement<String> {
+        let mut view = lock(&self.view);
+        view.heartbeat(&head.id, head.free_resources(), self.now());
+        view.place(demand, from, need)
+    }
+
+    /// A task placed on `node` ended there.
+    pub(crate) fn finished(&self, node: &String, demand: &Resources) {
+        lock(&self.view).unplace(node, demand);
+    }
+
+    /// The connection to a live worker.
+    pub(crate) fn connection(&self, id: &str) -> Option<quinn::Connection> {
+        let workers = lock(&self.workers);
+        workers.iter().find(|w| w.id == id && w.alive.load(Ordering::Relaxed)).map(|w| w.conn.clone())
+    }
+
+    /// A component's bytes from the head's store.
+    pub(crate) fn stored_component(&self, hash: &str) -> Result<Vec<u8>, String> {
+        let store = self.components.as_ref().ok_or("this node keeps no components")?;
+        match store.get(hash.as_bytes()) {
+            Ok(Some(bytes)) => Ok(bytes.to_vec()),
+            Ok(None) => Err(format!("the head has no component {hash}")),
+            Err(e) => Err(format!("reading component {hash}: {e}")),
+        }
+    }
+
+    /// Marks a worker dead: nothing more is placed on it, and its
+    /// connection is closed so that every stream through it fails now.
+    fn declare_dead(&self, id: &str, why: &str) {
+        lock(&self.view).leave(&id.to_string());
+        let workers = lock(&self.workers);
+        for w in workers.iter().filter(|w| w.id == id) {
+            if w.alive.swap(false, Ordering::Relaxed) {
+                tracing::warn!("worker {id} is dead: {why}");
+                w.conn.close(close::DEAD.into(), why.as_bytes());
+            }
+        }
+    }
+
+    /// The live nodes' resources, total and free.
+    pub(crate) fn cluster(&self) -> (Resources, Resources) {
+        let view = lock(&self.view);
+        (view.total(), view.free())
+    }
+
+    fn worker_on(&self, conn: &quinn::Connection) -> Option<String> {
+        let workers = lock(&self.workers);
+        workers.iter().find(|w| w.conn.stable_id() == conn.stable_id()).map(|w| w.id.clone())
+    }
 }
 
 /// Uncounts a placed job (counted by `place`) when it ends.
@@ -57,9 +155,36 @@ impl Node {
     /// error for one peer's misbehaviour: failed handshakes and bad frames
     /// are logged and only that peer is dropped.
     /// `jobs` records the jobs clients submit detached (`wray job submit`).
-    pub async fn serve(&self, endpoint: quinn::Endpoint, jobs: Arc<JobTable>) {
+    /// A worker silent for `node_timeout` is declared dead.
+    pub async fn serve(&self, endpoint: quinn::Endpoint, jobs: Arc<JobTable>, node_timeout: Duration) {
         let components = jobs.components().map_err(|e| tracing::error!("no component store: {e}")).ok();
-        let peers = Arc::new(Peers { jobs, components, workers: Mutex::new(Vec::new()), local: AtomicUsize::new(0) });
+        let peers = Arc::new(Peers::new(jobs, components, true, node_timeout));
+        lock(&peers.view).join(self.id().to_string(), self.inner.total_with_store(), 0);
+        if self.inner.link.set(Link::Head(peers.clone())).is_err() {
+            tracing::error!("this node already serves a cluster");
+            return;
+        }
+        // Failure detection: workers that stop heartbeating die.
+        let watch = Arc::downgrade(&peers);
+        let node = self.inner.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT / 4);
+            while let Some(peers) = watch.upgrade() {
+                tick.tick().await;
+                let now = peers.now();
+                let (dead, rooms) = {
+                    let mut view = lock(&peers.view);
+                    view.heartbeat(&node.id, node.free_resources(), now);
+                    let dead = view.expire(now);
+                    view.forget_dead(MAX_DEAD_WORKERS);
+                    (dead, view.rooms_except(&node.id))
+                };
+                node.rebalance(rooms);
+                for id in dead {
+                    peers.declare_dead(&id, "it missed its heartbeats");
+                }
+            }
+        });
         while let Some(incoming) = endpoint.accept().await {
             let node = self.clone();
             let peers = peers.clone();
@@ -75,13 +200,61 @@ impl Node {
     }
 
     /// Serves the requests a head opens on a worker's connection to it (the
-    /// worker role: it runs the jobs the head places on it).
-    pub async fn serve_head(&self, conn: quinn::Connection, jobs: Arc<JobTable>) {
+    /// worker role: it runs the jobs and tasks the head places on it), and
+    /// heartbeats on `membership` (the stream it joined with) until the head
+    /// goes away.
+    pub async fn serve_head(
+        &self,
+        conn: quinn::Connection,
+        membership: (quinn::SendStream, quinn::RecvStream),
+        jobs: Arc<JobTable>,
+    ) {
         // A worker keeps no component store: it remembers loaded components
         // and asks the head for the bytes of any other.
-        let peers =
-            Arc::new(Peers { jobs, components: None, workers: Mutex::new(Vec::new()), local: AtomicUsize::new(0) });
-        self.serve_connection(conn, peers).await
+        let peers = Arc::new(Peers::new(jobs, None, false, DEFAULT_NODE_TIMEOUT));
+        let link = Link::Worker { head: conn.clone(), cluster: Mutex::new(None) };
+        if self.inner.link.set(link).is_err() {
+            tracing::error!("this node already belongs to a cluster");
+            return;
+        }
+        let (mut send, mut recv) = membership;
+        // Heartbeats go ahead of bulk data on the same connection: a node
+        // moving a large object must not look dead.
+        let _ = send.set_priority(MEMBERSHIP_PRIORITY);
+        let node = self.inner.clone();
+        let heartbeat = async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            loop {
+                tick.tick().await;
+                let beat = proto::Heartbeat { free: pairs(&node.free_resources()) };
+                let Ok(bytes) = proto::encode(&beat) else { return };
+                if frame::write(&mut send, &bytes).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let node = self.inner.clone();
+        let cluster = async move {
+            while let Ok(Some(bytes)) = frame::read(&mut recv).await {
+                if let Ok(Event::Cluster { total, free }) = proto::decode_event(&bytes)
+                    && let (Ok(total), Ok(free)) = (resources(&total), resources(&free))
+                    && let Some(Link::Worker { cluster, .. }) = node.link.get()
+                {
+                    // What the other nodes have free, roughly (the head
+                    // knows which node; this node only needs to know
+                    // whether asking is worth it).
+                    let mut elsewhere = free.clone();
+                    elsewhere.subtract(&node.free_resources());
+                    *lock(cluster) = Some((total, free));
+                    node.rebalance(vec![elsewhere]);
+                }
+            }
+        };
+        tokio::select! {
+            () = self.serve_connection(conn, peers) => {}
+            () = heartbeat => tracing::warn!("cannot heartbeat to the head any more"),
+            () = cluster => tracing::warn!("the head closed the membership stream"),
+        }
     }
 
     async fn serve_connection(&self, conn: quinn::Connection, peers: Arc<Peers>) {
@@ -94,9 +267,15 @@ impl Node {
             let conn = conn.clone();
             let peers = peers.clone();
             tokio::spawn(async move {
-                if let Err(e) = node.serve_stream(send, recv, &peers, &conn).await {
-                    tracing::warn!("closing connection from {}: {e}", conn.remote_address());
-                    conn.close(close::PROTOCOL.into(), e.to_string().as_bytes());
+                match node.serve_stream(send, recv, &peers, &conn).await {
+                    Ok(()) => {}
+                    // A broken stream (the peer cancelled, a relay broke) is
+                    // that stream's business; a bad message is the peer's.
+                    Err(NetError::Stream(e)) => tracing::debug!("stream from {} ended: {e}", conn.remote_address()),
+                    Err(e) => {
+                        tracing::warn!("closing connection from {}: {e}", conn.remote_address());
+                        conn.close(close::PROTOCOL.into(), e.to_string().as_bytes());
+                    }
                 }
             });
         }
@@ -143,6 +322,9 @@ impl Node {
                     }
                 }
             }
+            Request::Join { .. } if !peers.head => {
+                frame::write(&mut send, &reply(Event::Refused("this node is not a head".into()))?).await?;
+            }
             Request::Join { node_id, total } => {
                 let cpus = total.iter().find(|(k, _)| k == wray_core::CPU).map_or(0.0, |(_, v)| *v);
                 let worker = Arc::new(Worker {
@@ -166,13 +348,46 @@ impl Node {
                     workers.push(worker.clone());
                 }
                 tracing::info!("worker {} joined from {}", worker.id, conn.remote_address());
+                let _ = send.set_priority(MEMBERSHIP_PRIORITY);
+                let total = resources(&worker.total)?;
+                lock(&peers.view).join(worker.id.clone(), total, peers.now());
                 frame::write(&mut send, &reply(Event::Welcome { head_id: self.id().to_string() })?).await?;
-                // Membership lasts as long as the connection (keep-alives
-                // notice a dead worker within the idle timeout).
-                let reason = conn.closed().await;
-                worker.alive.store(false, Ordering::Relaxed);
-                tracing::warn!("worker {} is gone: {reason}", worker.id);
+                // Membership lasts as long as the heartbeats (or the
+                // connection: keep-alives notice a vanished peer too).
+                let why = loop {
+                    let bytes = tokio::select! {
+                        f = frame::read(&mut recv) => match f {
+                            Ok(Some(b)) => b,
+                            Ok(None) => break "it left".to_string(),
+                            Err(e) => break e.to_string(),
+                        },
+                        e = conn.closed() => break e.to_string(),
+                    };
+                    let beat = proto::decode_heartbeat(&bytes)?;
+                    let (total, free) = {
+                        let mut view = lock(&peers.view);
+                        view.heartbeat(&worker.id, resources(&beat.free)?, peers.now());
+                        (pairs(&view.total()), pairs(&view.free()))
+                    };
+                    frame::write(&mut send, &reply(Event::Cluster { total, free })?).await?;
+                };
+                peers.declare_dead(&worker.id, &why);
                 return Ok(());
+            }
+            Request::RunTask(task) => {
+                if peers.head {
+                    self.place_task(task, &frame, send, recv, peers, conn).await?;
+                } else {
+                    self.inner.serve_task(task, &mut send, &mut recv).await?;
+                }
+                return Ok(());
+            }
+            Request::GetComponent { hash } => {
+                let event = match peers.stored_component(&hash) {
+                    Ok(bytes) => Event::Component(bytes),
+                    Err(why) => Event::Refused(why),
+                };
+                frame::write(&mut send, &reply(event)?).await?;
             }
             Request::SubmitJob(mut job) => {
                 if !self.fill_component(&mut job, peers) {
@@ -220,6 +435,58 @@ impl Node {
             }
         }
         let _ = send.finish();
+        Ok(())
+    }
+
+    /// The head's part in a task that leaves its node: choose a node, then
+    /// run it here or relay the stream there, byte for byte, both ways.
+    async fn place_task(
+        &self,
+        task: proto::TaskRequest,
+        frame: &[u8],
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        peers: &Peers,
+        conn: &quinn::Connection,
+    ) -> Result<(), NetError> {
+        let demand = resources(&task.resources)?;
+        let from = peers.worker_on(conn);
+        let need = if task.must_move { wray_sched::Need::Elsewhere } else { wray_sched::Need::Spill };
+        let target = match peers.place(&self.inner, &demand, from.as_ref(), need) {
+            wray_sched::Placement::Busy => return frame::write(&mut send, &proto::encode(&Event::Busy)?).await,
+            wray_sched::Placement::Infeasible => {
+                let why = crate::remote::infeasible_reason(&demand);
+                return frame::write(&mut send, &proto::encode(&Event::Refused(why))?).await;
+            }
+            wray_sched::Placement::Node(id) if id == self.id() => {
+                return self.inner.serve_task(task, &mut send, &mut recv).await;
+            }
+            wray_sched::Placement::Node(id) => id,
+        };
+        let Some(worker) = peers.connection(&target) else {
+            // It died since it was chosen: the submitter retries.
+            let _ = send.reset(0u32.into());
+            return Ok(());
+        };
+        let opened = async {
+            let (mut wsend, wrecv) = worker.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+            frame::write(&mut wsend, frame).await?;
+            Ok::<_, NetError>((wsend, wrecv))
+        };
+        let (mut wsend, mut wrecv) = match opened.await {
+            Ok(s) => s,
+            Err(e) => {
+                peers.declare_dead(&target, &e.to_string());
+                let _ = send.reset(0u32.into());
+                return Ok(());
+            }
+        };
+        let (up, down) = tokio::join!(frame::pipe(&mut recv, &mut wsend), frame::pipe(&mut wrecv, &mut send));
+        if down.is_err() && worker.close_reason().is_some() {
+            peers.declare_dead(&target, "its connection broke");
+        }
+        let _ = up;
+        peers.finished(&target, &demand);
         Ok(())
     }
 

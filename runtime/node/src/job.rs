@@ -77,9 +77,9 @@ impl JobState {
     }
 }
 
-impl Node {
-    fn start_job(&self, component: JobComponent, config: JobConfig) -> Arc<JobState> {
-        let id = JobId(self.inner.next_job.fetch_add(1, Ordering::Relaxed));
+impl NodeInner {
+    pub(crate) fn start_job(&self, component: JobComponent, config: JobConfig) -> Arc<JobState> {
+        let id = JobId(self.next_job.fetch_add(1, Ordering::Relaxed));
         let job = Arc::new(JobState {
             id,
             component,
@@ -90,14 +90,20 @@ impl Node {
             pending: Arc::new(Semaphore::new(limits::MAX_PENDING_TASKS_PER_JOB)),
             ended: AtomicBool::new(false),
         });
-        lock(&self.inner.jobs).insert(id, job.clone());
+        lock(&self.jobs).insert(id, job.clone());
         job
     }
+}
 
-    fn driver(job: &JobState) -> Caller {
+impl Node {
+    fn start_job(&self, component: JobComponent, config: JobConfig) -> Arc<JobState> {
+        self.inner.start_job(component, config)
+    }
+
+    fn driver(&self, job: &JobState) -> Caller {
         Caller {
             job: job.id,
-            task: TaskId::driver(job.id),
+            task: TaskId::root(self.inner.salt, job.id),
             actor: None,
             function: "main".into(),
             holds: Resources::new(),
@@ -111,7 +117,7 @@ impl Node {
         let job = self.start_job(component, config);
         let services: Arc<dyn Services> = self.inner.clone();
         let outcome =
-            match Instance::new(&job.component, services, Self::driver(&job), job.config.limits, &job.config.grants)
+            match Instance::new(&job.component, services, self.driver(&job), job.config.limits, &job.config.grants)
                 .await
             {
                 Err(e) => Err(JobError::Start { name: name.clone(), message: e.to_string() }),
@@ -158,7 +164,7 @@ impl Node {
         config: JobConfig,
     ) -> Result<bytes::Bytes, wray_core::Error> {
         let job = self.start_job(component, config);
-        let caller = Self::driver(&job);
+        let caller = self.driver(&job);
         let args = args.into_iter().map(|data| ArgSpec::Value(Value { data, ..Value::default() })).collect();
         let mut options = Options::default();
         options.resources.set(wray_core::CPU, 1.0);

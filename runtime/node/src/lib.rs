@@ -12,7 +12,8 @@
 //! the head role, answering clients and workers over `wray-net` (QUIC with
 //! mutual TLS) and placing each job on the least-loaded node;
 //! [`Node::serve_head`] is the worker role; [`JobTable`] keeps the head's
-//! record of detached jobs. Tasks are not yet scheduled across nodes.
+//! record of detached jobs. Tasks that cannot run on their node, or find it
+//! busy, go to another (see `remote`).
 
 #![deny(missing_docs)]
 
@@ -22,10 +23,12 @@ mod head;
 #[cfg(test)]
 mod head_tests;
 mod job;
+mod remote;
 mod services;
 mod task;
 
 pub use detached::JobTable;
+pub use head::{DEFAULT_NODE_TIMEOUT, HEARTBEAT};
 pub use job::{JobConfig, JobError};
 
 use std::collections::HashMap;
@@ -84,13 +87,20 @@ pub(crate) struct NodeInner {
     cache: ComponentCache,
     store: ObjectStore,
     sched: Mutex<Scheduler<TaskId>>,
-    /// Tasks waiting for their resource grant.
-    grants: Mutex<HashMap<TaskId, oneshot::Sender<Resources>>>,
+    /// Tasks waiting for their resource grant, and whether they may be
+    /// moved to another node instead.
+    grants: Mutex<HashMap<TaskId, (oneshot::Sender<Grant>, bool)>>,
     jobs: Mutex<HashMap<JobId, Arc<job::JobState>>>,
     next_job: AtomicU32,
     /// Components this node has loaded, by content hash: what lets a peer
     /// name a component by hash instead of sending it again.
     components: Mutex<HashMap<String, JobComponent>>,
+    /// Random per node: makes its job's task ids unique in the cluster.
+    salt: u64,
+    /// The rest of the cluster, once this node serves as head or joined one.
+    link: std::sync::OnceLock<remote::Link>,
+    /// Stand-ins for jobs of other nodes whose tasks run here, by owner job.
+    remote_jobs: Mutex<HashMap<String, remote::RemoteJob>>,
 }
 
 /// Components remembered by hash, at most; past it the memory is dropped
@@ -127,6 +137,12 @@ impl Node {
                 jobs: Mutex::new(HashMap::new()),
                 next_job: AtomicU32::new(1),
                 components: Mutex::new(HashMap::new()),
+                salt: {
+                    use std::hash::{BuildHasher, Hasher};
+                    std::collections::hash_map::RandomState::new().build_hasher().finish()
+                },
+                link: std::sync::OnceLock::new(),
+                remote_jobs: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -139,18 +155,12 @@ impl Node {
     /// Validates and compiles a job from bytes; `name` labels errors. The
     /// node remembers it by hash ([`Node::component`]).
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<JobComponent, LoadError> {
-        let component = self.inner.cache.load(name, bytes)?;
-        let mut known = lock(&self.inner.components);
-        if known.len() >= MAX_REMEMBERED_COMPONENTS {
-            known.clear();
-        }
-        known.insert(component.hash().to_string(), component.clone());
-        Ok(component)
+        self.inner.load_component(name, bytes)
     }
 
     /// A component this node has loaded, by content hash.
     pub fn component(&self, hash: &str) -> Option<JobComponent> {
-        lock(&self.inner.components).get(hash).cloned()
+        self.inner.component(hash)
     }
 
     /// Object store counters.
@@ -186,22 +196,56 @@ impl Node {
 }
 
 impl NodeInner {
+    fn load_component(&self, name: &str, bytes: &[u8]) -> Result<JobComponent, LoadError> {
+        let component = self.cache.load(name, bytes)?;
+        let mut known = lock(&self.components);
+        if known.len() >= MAX_REMEMBERED_COMPONENTS {
+            known.clear();
+        }
+        known.insert(component.hash().to_string(), component.clone());
+        Ok(component)
+    }
+
+    fn component(&self, hash: &str) -> Option<JobComponent> {
+        lock(&self.components).get(hash).cloned()
+    }
+
     pub(crate) fn arc(&self) -> Result<Arc<NodeInner>, wray_core::Error> {
         self.me.upgrade().ok_or_else(|| wray_core::Error::InvalidArgument("the node is shutting down".into()))
     }
 
-    /// Waits until the scheduler grants `demand` to `task`. Cancellation-safe:
-    /// if the future is dropped before the grant, the task is dequeued (or a
-    /// grant that raced in is given back).
-    async fn acquire(self: &Arc<Self>, task: TaskId, demand: Resources) -> Resources {
+    /// Waits until the scheduler grants `demand` to `task`; `None` if the
+    /// task was taken out of the queue to run on another node (only if
+    /// `movable`). Cancellation-safe: if the future is dropped before the
+    /// grant, the task is dequeued (or a grant that raced in is given back).
+    async fn acquire(self: &Arc<Self>, task: TaskId, demand: Resources, movable: bool) -> Option<Resources> {
         let (tx, rx) = oneshot::channel();
-        lock(&self.grants).insert(task, tx);
+        lock(&self.grants).insert(task, (tx, movable));
         lock(&self.sched).enqueue(task, demand);
         self.dispatch();
         let mut guard = AcquireGuard { node: self, task, armed: true };
-        let held = rx.await.expect("grant senders are only dropped after sending");
+        let grant = rx.await.expect("grant senders are only dropped after sending");
         guard.armed = false;
-        held
+        match grant {
+            Grant::Held(held) => Some(held),
+            Grant::Move => None,
+        }
+    }
+
+    /// Hands queued movable tasks to other nodes with room (`rooms`: what
+    /// each has free, as last heard): spillback for tasks that found this
+    /// node busy and queued here.
+    pub(crate) fn rebalance(&self, mut rooms: Vec<Resources>) {
+        if lock(&self.sched).queued() == 0 || rooms.is_empty() {
+            return;
+        }
+        let mut grants = lock(&self.grants);
+        let stolen = lock(&self.sched).steal(&mut rooms, |task| grants.get(task).is_some_and(|(_, movable)| *movable));
+        for (task, _) in stolen {
+            if let Some((tx, _)) = grants.remove(&task) {
+                let _ = tx.send(Grant::Move);
+            }
+        }
     }
 
     /// Hands out whatever the scheduler can grant now. A grant whose task
@@ -216,7 +260,10 @@ impl NodeInner {
             for (task, held) in granted {
                 let tx = lock(&self.grants).remove(&task);
                 let undelivered = match tx {
-                    Some(tx) => tx.send(held).err(),
+                    Some((tx, _)) => tx.send(Grant::Held(held)).err().map(|g| match g {
+                        Grant::Held(r) => r,
+                        Grant::Move => unreachable!("sent Held"),
+                    }),
                     None => Some(held),
                 };
                 if let Some(held) = undelivered {
@@ -230,10 +277,23 @@ impl NodeInner {
         }
     }
 
+    /// Takes `demand` now if it is free and nobody waits.
+    fn try_acquire_now(self: &Arc<Self>, demand: &Resources) -> Option<Held> {
+        lock(&self.sched).try_take(demand).then(|| Held { node: self.clone(), resources: demand.clone() })
+    }
+
     fn release(&self, held: &Resources) {
         lock(&self.sched).release(held);
         self.dispatch();
     }
+}
+
+/// What a queued task is told.
+enum Grant {
+    /// Run: these resources are yours.
+    Held(Resources),
+    /// Leave: another node has room.
+    Move,
 }
 
 /// Dequeues a task whose acquire future was dropped before its grant.

@@ -2,6 +2,7 @@
 
 use crate::actor::{ActorCall, ActorSpec};
 use crate::job::{JobState, deadline};
+use crate::remote::Link;
 use crate::task::TaskSpec;
 use crate::{NodeInner, lock};
 use std::sync::Arc;
@@ -13,6 +14,21 @@ use wray_host::{ArgSpec, Caller, Services, Value};
 use wray_store::Object;
 
 impl NodeInner {
+    /// This node's resources, with its object store's memory.
+    pub(crate) fn total_with_store(&self) -> Resources {
+        let mut r = lock(&self.sched).total().clone();
+        r.set("object_store_memory", self.store.stats().budget as f64);
+        r
+    }
+
+    /// What is free on this node now, with its object store's memory.
+    pub(crate) fn free_resources(&self) -> Resources {
+        let mut r = lock(&self.sched).available();
+        let st = self.store.stats();
+        r.set("object_store_memory", st.budget.saturating_sub(st.memory_bytes) as f64);
+        r
+    }
+
     fn check_feasible(&self, demand: &Resources) -> Result<(), Error> {
         lock(&self.sched).check_feasible(demand).map_err(|e| Error::InvalidArgument(e.to_string()))
     }
@@ -53,7 +69,10 @@ impl NodeInner {
         options: Options,
     ) -> Result<ObjectId, Error> {
         let job = self.job(caller.job)?;
-        self.check_feasible(&options.resources)?;
+        // A demand this node cannot meet may be met by another.
+        if !self.has_cluster() {
+            self.check_feasible(&options.resources)?;
+        }
         // Back-pressure: a job with too many unfinished tasks waits here.
         let permit = job
             .pending
@@ -62,7 +81,7 @@ impl NodeInner {
             .await
             .map_err(|_| Error::InvalidArgument(format!("{} has ended", job.id)))?;
         let (task, output, pinned) = self.new_output(&job, caller, seq, &args)?;
-        let spec = TaskSpec { task, function, args, options, output, pinned };
+        let spec = TaskSpec { task, function, args, options, output, pinned, here: false };
         self.spawn_task(job, spec, permit);
         Ok(output)
     }
@@ -278,16 +297,21 @@ impl Services for NodeInner {
     }
 
     fn cluster_resources(&self) -> Resources {
-        let mut r = lock(&self.sched).total().clone();
-        r.set("object_store_memory", self.store.stats().budget as f64);
-        r
+        match self.link.get() {
+            Some(Link::Head(peers)) => peers.cluster().0,
+            Some(Link::Worker { cluster, .. }) => {
+                lock(cluster).clone().map_or_else(|| self.total_with_store(), |c| c.0)
+            }
+            None => self.total_with_store(),
+        }
     }
 
     fn available_resources(&self) -> Resources {
-        let mut r = lock(&self.sched).available();
-        let st = self.store.stats();
-        r.set("object_store_memory", st.budget.saturating_sub(st.memory_bytes) as f64);
-        r
+        match self.link.get() {
+            Some(Link::Head(peers)) => peers.cluster().1,
+            Some(Link::Worker { cluster, .. }) => lock(cluster).clone().map_or_else(|| self.free_resources(), |c| c.1),
+            None => self.free_resources(),
+        }
     }
 
     fn node_id(&self) -> String {

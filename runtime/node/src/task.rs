@@ -2,6 +2,7 @@
 //! it in a fresh instance, retrying as its options allow.
 
 use crate::job::JobState;
+use crate::remote::Remote;
 use crate::{Held, NodeInner, lock};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +10,10 @@ use tokio::sync::{Notify, OwnedSemaphorePermit};
 use wray_core::{Error, ObjectId, Options, TaskId};
 use wray_host::{ArgSpec, CallError, Caller, Instance, Services};
 use wray_store::Object;
+
+/// How long a task waits before its next try after the node running it
+/// failed, times the number of such failures.
+const LOST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A submitted task.
 pub(crate) struct TaskSpec {
@@ -19,6 +24,8 @@ pub(crate) struct TaskSpec {
     pub(crate) output: ObjectId,
     /// Objects pinned for the task's arguments; released when it ends.
     pub(crate) pinned: Vec<ObjectId>,
+    /// Runs on this node whatever the load (another node sent it here).
+    pub(crate) here: bool,
 }
 
 /// Cancels a queued or running task: the flag interrupts a running instance
@@ -71,8 +78,8 @@ impl NodeInner {
         });
     }
 
-    /// Runs the task to completion. `Ok` means the result is in the store;
-    /// `Err` is the failure to store.
+    /// Runs the task to completion, here or on another node. `Ok` means the
+    /// result is in the store; `Err` is the failure to store.
     async fn run_task(
         self: &Arc<Self>,
         job: &Arc<JobState>,
@@ -83,15 +90,62 @@ impl NodeInner {
             args = self.resolve_args(&spec.args) => args?,
             () = cancel.cancelled() => return Err(Error::Cancelled),
         };
-        let held = Held {
-            resources: tokio::select! {
-                held = self.acquire(spec.task, spec.options.resources.clone()) => held,
+        // Node failures are retried as long as the task has retries left,
+        // whatever `retry_exceptions` says (as in Ray).
+        let mut lost = 0;
+        loop {
+            // Here if there is room now; else elsewhere if another node has
+            // room (or this one can never run it); else queued here, until
+            // resources free up or another node reports room.
+            if let Some(held) = self.try_acquire_now(&spec.options.resources) {
+                return self.run_here(job, spec, cancel, args, lost, held).await;
+            }
+            let mut movable = false;
+            if let Some(must_move) = self.should_move(job, spec) {
+                let outcome = tokio::select! {
+                    r = self.run_remote(job, spec, must_move) => r,
+                    () = cancel.cancelled() => return Err(Error::Cancelled),
+                };
+                match outcome {
+                    Remote::Ran => return Ok(()),
+                    Remote::Busy => movable = true,
+                    Remote::Lost(why) => {
+                        if lost >= spec.options.max_retries || job.cancelled() {
+                            return Err(Error::task_failed(
+                                &spec.function,
+                                format!("the node running it failed: {why}"),
+                            ));
+                        }
+                        lost += 1;
+                        tracing::info!("retrying {} elsewhere (attempt {lost}): {why}", spec.function);
+                        // Give the head a moment to notice the dead node.
+                        tokio::time::sleep(LOST_BACKOFF * lost).await;
+                        continue;
+                    }
+                }
+            }
+            let granted = tokio::select! {
+                held = self.acquire(spec.task, spec.options.resources.clone(), movable) => held,
                 () = cancel.cancelled() => return Err(Error::Cancelled),
-            },
-            node: self.clone(),
-        };
+            };
+            if let Some(resources) = granted {
+                return self.run_here(job, spec, cancel, args, lost, Held { resources, node: self.clone() }).await;
+            }
+        }
+    }
+
+    /// Runs the task on this node with `held` resources, retrying as its
+    /// options allow (`attempt` retries are spent already).
+    async fn run_here(
+        self: &Arc<Self>,
+        job: &Arc<JobState>,
+        spec: &TaskSpec,
+        cancel: &CancelToken,
+        args: Vec<bytes::Bytes>,
+        mut attempt: u32,
+        held: Held,
+    ) -> Result<(), Error> {
         let limits = job.limits(&spec.options);
-        let mut attempt = 0;
         loop {
             let caller = Caller {
                 job: job.id,

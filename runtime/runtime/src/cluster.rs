@@ -159,12 +159,17 @@ impl ClusterClient {
     /// Joins the cluster as worker `node_id` with `total` resources. The
     /// returned stream is the membership: keep it (dropping it leaves the
     /// cluster); the head then sends requests on this connection, which the
-    /// worker serves (`Node::serve_head`). Returns the head's node id too.
-    pub async fn join(&self, node_id: &str, total: Vec<(String, f64)>) -> anyhow::Result<(quinn::SendStream, String)> {
+    /// worker serves (`Node::serve_head`), and the worker heartbeats on the
+    /// stream. Returns the head's node id too.
+    pub async fn join(
+        &self,
+        node_id: &str,
+        total: Vec<(String, f64)>,
+    ) -> anyhow::Result<((quinn::SendStream, quinn::RecvStream), String)> {
         let (mut send, mut recv) = self.conn.open_bi().await.with_context(|| format!("talking to {}", self.address))?;
         frame::write(&mut send, &proto::encode(&Request::Join { node_id: node_id.into(), total })?).await?;
         match self.event(&mut recv).await? {
-            Event::Welcome { head_id } => Ok((send, head_id)),
+            Event::Welcome { head_id } => Ok(((send, recv), head_id)),
             other => Err(anyhow!("{} answered a join with {other:?}", self.address)),
         }
     }

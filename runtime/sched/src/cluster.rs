@@ -145,6 +145,11 @@ impl<N: Ord + Clone> ClusterView<N> {
         r
     }
 
+    /// What each live node other than `node` has free, as last heard.
+    pub fn rooms_except(&self, node: &N) -> Vec<Resources> {
+        self.members.iter().filter(|(id, m)| m.alive && *id != node).map(|(_, m)| m.free.clone()).collect()
+    }
+
     /// Chooses a node for `demand`, other than `from` (the node asking).
     /// The choice is charged to the node's free resources at once.
     pub fn place(&mut self, demand: &Resources, from: Option<&N>, need: Need) -> Placement<N> {
@@ -184,11 +189,18 @@ impl<N: Ord + Clone> ClusterView<N> {
         Placement::Node(id)
     }
 
-    /// Gives back a charge made by [`ClusterView::place`] whose task never
-    /// reached the node (the next heartbeat would correct it anyway).
+    /// Gives back a charge made by [`ClusterView::place`]: the task never
+    /// reached the node, or it finished there. Keeps the view current
+    /// between heartbeats (which correct it anyway); never makes a node
+    /// look freer than its total.
     pub fn unplace(&mut self, node: &N, demand: &Resources) {
         if let Some(m) = self.members.get_mut(node) {
             m.free.add(demand);
+            for (name, total) in m.total.iter() {
+                if m.free.get(name) > total {
+                    m.free.set(name, total);
+                }
+            }
         }
     }
 }

@@ -125,6 +125,42 @@ impl<K: PartialEq> Scheduler<K> {
         granted
     }
 
+    /// Grants `demand` at once if nothing is queued and it fits (what lets
+    /// a node decide atomically between running a task now and sending it
+    /// elsewhere). The caller holds the demand if this returns true.
+    pub fn try_take(&mut self, demand: &Resources) -> bool {
+        if self.queued == 0 && self.available().contains(demand) {
+            self.in_use.add(demand);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Takes queued tasks out, oldest first, that `movable` allows and that
+    /// fit in one of `rooms` (free resources elsewhere, charged as tasks
+    /// are taken): what a busy node hands to idle ones.
+    pub fn steal(&mut self, rooms: &mut [Resources], mut movable: impl FnMut(&K) -> bool) -> Vec<(K, Resources)> {
+        let mut order: Vec<(u64, String)> =
+            self.queues.iter().flat_map(|(name, (_, q))| q.iter().map(move |w| (w.seq, name.clone()))).collect();
+        order.sort();
+        let mut stolen = Vec::new();
+        for (seq, name) in order {
+            let (demand, q) = self.queues.get_mut(&name).expect("listed above");
+            let Some(room) = rooms.iter_mut().find(|r| r.contains(demand)) else { continue };
+            let pos = q.iter().position(|w| w.seq == seq).expect("listed above");
+            if !movable(&q[pos].key) {
+                continue;
+            }
+            room.subtract(demand);
+            let w = q.remove(pos).expect("position found");
+            self.queued -= 1;
+            stolen.push((w.key, demand.clone()));
+        }
+        self.queues.retain(|_, (_, q)| !q.is_empty());
+        stolen
+    }
+
     /// Gives back what a finished task held.
     pub fn release(&mut self, held: &Resources) {
         self.in_use.subtract(held);
@@ -181,6 +217,21 @@ mod tests {
         s.release(&cpus(1.0));
         assert_eq!(s.schedule().into_iter().map(|(k, _)| k).collect::<Vec<_>>(), vec![2]);
         assert_eq!(s.queued(), 2);
+    }
+
+    #[test]
+    fn steal_takes_the_oldest_movable_tasks_that_fit_elsewhere() {
+        let mut s = Scheduler::new(cpus(1.0));
+        for k in 0..5u32 {
+            s.enqueue(k, cpus(1.0));
+        }
+        s.enqueue(9, cpus(4.0));
+        assert_eq!(s.schedule().len(), 1); // task 0 runs here
+        let mut rooms = [cpus(2.0), cpus(0.5)];
+        let stolen = s.steal(&mut rooms, |k| *k != 1);
+        assert_eq!(stolen.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(s.queued(), 3);
+        assert!(rooms[0].is_empty() || rooms[0].get(CPU) == 0.0);
     }
 
     #[test]

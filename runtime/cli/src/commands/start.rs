@@ -69,10 +69,22 @@ pub struct StartCommand {
     #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "1GiB")]
     object_store_memory: u64,
 
+    /// Head: seconds a worker may go without a heartbeat (sent every 0.2 s)
+    /// before it is declared dead and its tasks are retried elsewhere.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0, value_parser = parse_timeout)]
+    node_timeout: f64,
+
     /// Stay in the foreground (logs to stderr) instead of running in the
     /// background.
     #[arg(long)]
     block: bool,
+}
+
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.5..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds between 0.5 and 3600")),
+    }
 }
 
 /// Where `wray stop` finds the nodes started from this machine.
@@ -198,7 +210,7 @@ impl StartCommand {
         rt.block_on(async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
-                () = runtime.node().serve(endpoint.clone(), jobs) => {}
+                () = runtime.node().serve(endpoint.clone(), jobs, Duration::from_secs_f64(self.node_timeout)) => {}
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
@@ -227,15 +239,17 @@ impl StartCommand {
 
         let result = rt.block_on(async {
             let client = wray_runtime::cluster::ClusterClient::connect(&head, &token).await?;
-            let total = node.total_resources().iter().map(|(k, v)| (k.to_string(), v)).collect();
-            let (_membership, head_id) = client.join(node.id(), total).await?;
+            let mut total: Vec<(String, f64)> =
+                node.total_resources().iter().map(|(k, v)| (k.to_string(), v)).collect();
+            total.push(("object_store_memory".into(), node.store_stats().budget as f64));
+            let (membership, head_id) = client.join(node.id(), total).await?;
             println!("joined: {head} (head {head_id}) as {}", node.id());
             std::io::stdout().flush()?;
             mark_ready(data_dir, &head)?;
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             let conn = client.connection();
             tokio::select! {
-                () = node.serve_head(conn.clone(), jobs) => {}
+                () = node.serve_head(conn.clone(), membership, jobs) => {}
                 e = conn.closed() => tracing::warn!("lost the head at {head}: {e}"),
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}

@@ -32,6 +32,26 @@ pub struct Point {
     tags: Vec<u8>,
 }
 
+/// Squares `i` after `ms` of sleep, and says which node ran it.
+#[wray::remote]
+fn square_where(i: u64, ms: u64) -> (u64, String) {
+    std::thread::sleep(Duration::from_millis(ms));
+    (i * i, wray::runtime_context().node_id)
+}
+
+/// `mib` MiB of a pattern, made on whichever node runs it.
+#[wray::remote]
+fn produce(mib: usize) -> Vec<u8> {
+    (0..mib << 20).map(|i| (i % 251) as u8).collect()
+}
+
+/// Checks the pattern `produce` made; returns its length and the node.
+#[wray::remote]
+fn consume(data: Vec<u8>) -> (usize, bool, String) {
+    let intact = data.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8);
+    (data.len(), intact, wray::runtime_context().node_id)
+}
+
 #[wray::remote]
 fn scale(p: Point, k: f64) -> Point {
     Point { x: p.x * k, ..p }
@@ -307,6 +327,43 @@ fn main(args: Vec<String>) -> Result<(), Error> {
     let scenario = args.first().map(String::as_str).unwrap_or("basics");
     match scenario {
         "basics" => basics()?,
+        "spread" => {
+            // N tasks of `ms` each: on a cluster they spread over the nodes.
+            let n: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20);
+            let ms: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100);
+            let refs: Vec<_> = (0..n).map(|i| square_where::remote(i, ms)).collect();
+            let mut nodes = std::collections::BTreeMap::<String, u32>::new();
+            for (i, r) in refs.iter().enumerate() {
+                let (sq, node) = wray::get(r)?;
+                assert_eq!(sq, (i * i) as u64, "task {i} returned a wrong result");
+                *nodes.entry(node).or_default() += 1;
+            }
+            println!("spread ok: {n}");
+            println!("nodes: {}", nodes.len());
+            for (node, count) in nodes {
+                println!("ran {count} on {node}");
+            }
+        }
+        "special" => {
+            // A task asking for a resource only some node has.
+            let amount: f64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1.0);
+            let r = square_where::options().num_cpus(0.5).resource("special", amount).remote(7, 0);
+            match wray::get(&r) {
+                Ok((sq, node)) => println!("special: {sq} on {node}"),
+                Err(e) => println!("special failed: {e}"),
+            }
+            println!("cluster CPU: {}", wray::cluster_resources().get("CPU").copied().unwrap_or(0.0));
+            println!("cluster special: {}", wray::cluster_resources().get("special").copied().unwrap_or(0.0));
+        }
+        "big" => {
+            // `mib` MiB made on the node with `producer`, checked on the one
+            // with `consumer`.
+            let mib: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(64);
+            let made = produce::options().resource("producer", 1.0).remote(mib);
+            let r = consume::options().resource("consumer", 1.0).remote(&made);
+            let (len, intact, node) = wray::get(&r)?;
+            println!("big: {len} bytes intact={intact} consumed on {node}");
+        }
         "errors" => errors()?,
         "limits" => limits()?,
         "actors" => actors()?,

@@ -1,0 +1,643 @@
+//! Tasks that leave their node.
+//!
+//! The node that submits a task owns it: its result lands in that node's
+//! store whatever node runs it. A task leaves its node when the node cannot
+//! run it at all (it asks for resources only other nodes have) or when the
+//! node is busy and another has room (spillback). The head decides where it
+//! goes ([`wray_sched::ClusterView`]); a worker sends such tasks to the head,
+//! which runs them itself or relays the stream, byte for byte, to the node it
+//! chose.
+//!
+//! One stream carries one task: the request frame, then the raw bytes of the
+//! arguments and of every object they refer to (the owner ships the
+//! transitive closure, so the task never has to ask back); the answer is the
+//! task's output, then [`TaskDone`] with the result and the objects it refers
+//! to. The owner closing its side cancels the task; the stream breaking
+//! (the executing node died) makes the owner retry the task elsewhere, as
+//! many times as its `max_retries` allow.
+//!
+//! On the executing node the task runs in a stand-in for the owner's job
+//! (one per owner job, alive while any of its tasks runs there): what the
+//! task submits in turn runs there too, and is torn down when the last of the
+//! job's tasks on that node ends.
+
+use crate::head::Peers;
+use crate::job::JobState;
+use crate::task::TaskSpec;
+use crate::{JobConfig, NodeInner, lock};
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wray_core::{Error, ObjectId, Options, Resources, TaskId, limits};
+use wray_host::{ArgSpec, Grants, InstanceLimits, JobComponent, Output, Value};
+use wray_net::proto::{self, Event, Request, TaskDone, TaskRequest, WireArg, WireError, WireId, WireObject};
+use wray_net::{NetError, frame};
+use wray_store::Object;
+
+/// Bytes one task's arguments and objects may add up to on the wire.
+pub(crate) const MAX_TASK_TRANSFER: u64 = 8 << 30;
+
+/// How a node reaches the rest of the cluster.
+pub(crate) enum Link {
+    /// This node is the head: it places tasks itself.
+    Head(Arc<Peers>),
+    /// A worker: its connection to the head, and the cluster's resources
+    /// as the head last reported them (total, free).
+    Worker { head: quinn::Connection, cluster: Mutex<Option<(Resources, Resources)>> },
+}
+
+/// How sending a task away went.
+pub(crate) enum Remote {
+    /// It ran (or failed for good) elsewhere; the result is in the store.
+    Ran,
+    /// No node has room: run it here.
+    Busy,
+    /// The path to the node running it broke (that node died): retriable.
+    Lost(String),
+}
+
+/// Open task streams of a remote job, by a number of their own.
+type Sinks = Arc<Mutex<Vec<(u64, tokio::sync::mpsc::UnboundedSender<Vec<u8>>)>>>;
+
+/// The stand-in for a job owned by another node, on a node running some of
+/// its tasks.
+pub(crate) struct RemoteJob {
+    state: Arc<JobState>,
+    /// Its tasks running here.
+    running: usize,
+    /// Output of the job's instances here goes back over one of the
+    /// streams of its running tasks (any: they all lead to the owner).
+    sinks: Sinks,
+}
+
+pub(crate) fn wire_id(id: ObjectId) -> WireId {
+    let (hi, lo) = id.task.halves();
+    WireId { hi, lo, index: id.index }
+}
+
+pub(crate) fn object_id(w: &WireId) -> ObjectId {
+    ObjectId { task: TaskId::from_halves(w.hi, w.lo), index: w.index }
+}
+
+pub(crate) fn pairs(r: &Resources) -> Vec<(String, f64)> {
+    r.iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// Resources from the wire; amounts that are not finite and non-negative
+/// are refused.
+pub(crate) fn resources(pairs: &[(String, f64)]) -> Result<Resources, NetError> {
+    let mut r = Resources::new();
+    for (k, v) in pairs {
+        if !(v.is_finite() && *v >= 0.0) || k.len() > limits::MAX_NAME_LEN {
+            return Err(NetError::Malformed(format!("bad resource amount {k}={v}")));
+        }
+        r.set(k, *v);
+    }
+    Ok(r)
+}
+
+fn wire_error(e: &Error) -> WireError {
+    let (kind, function, message) = match e {
+        Error::TaskFailed { function, message } => (0, function.clone(), message.clone()),
+        Error::ActorDied(m) => (1, String::new(), m.clone()),
+        Error::ObjectLost(m) => (2, String::new(), m.clone()),
+        Error::Timeout => (3, String::new(), String::new()),
+        Error::Cancelled => (4, String::new(), String::new()),
+        Error::InvalidArgument(m) => (5, String::new(), m.clone()),
+    };
+    WireError { kind, function, message }
+}
+
+fn error(w: WireError) -> Error {
+    match w.kind {
+        0 => Error::TaskFailed { function: w.function, message: w.message },
+        1 => Error::ActorDied(w.message),
+        2 => Error::ObjectLost(w.message),
+        3 => Error::Timeout,
+        4 => Error::Cancelled,
+        _ => Error::InvalidArgument(w.message),
+    }
+}
+
+fn lost(e: impl std::fmt::Display) -> Remote {
+    Remote::Lost(e.to_string())
+}
+
+impl NodeInner {
+    /// Whether `spec`, which found no room here just now, should leave
+    /// this node, and if so whether it must (`Some(true)`: no resources
+    /// for it here) or only may (`Some(false)`: this node is busy).
+    /// `None`: queue it here.
+    ///
+    /// A job that has actors keeps the tasks it can run at home: actors
+    /// live on the job's node and are not reachable from a task running
+    /// elsewhere yet.
+    pub(crate) fn should_move(&self, job: &JobState, spec: &TaskSpec) -> Option<bool> {
+        if spec.here || self.link.get().is_none() {
+            return None;
+        }
+        let demand = &spec.options.resources;
+        let sched = lock(&self.sched);
+        if sched.check_feasible(demand).is_err() {
+            return Some(true);
+        }
+        drop(sched);
+        // Called when the node had no room a moment ago.
+        lock(&job.actors).is_empty().then_some(false)
+    }
+
+    /// Whether a demand this node cannot meet may still be met elsewhere.
+    pub(crate) fn has_cluster(&self) -> bool {
+        self.link.get().is_some()
+    }
+
+    /// Sends `spec` to another node and waits for its result, which is
+    /// stored as the task's output.
+    pub(crate) async fn run_remote(self: &Arc<Self>, job: &Arc<JobState>, spec: &TaskSpec, must_move: bool) -> Remote {
+        let Some(link) = self.link.get() else { return Remote::Busy };
+        let limits = job.limits(&spec.options);
+        let (args, mut blobs, roots) = wire_args(&spec.args);
+        let objects = match self.closure(roots).await {
+            Ok(o) => o,
+            Err(e) => {
+                self.store.complete(spec.output, Err(e));
+                return Remote::Ran;
+            }
+        };
+        let mut wire_objects = Vec::with_capacity(objects.len());
+        for (id, o) in objects {
+            wire_objects.push(WireObject {
+                id: wire_id(id),
+                len: o.data.len() as u64,
+                refs: o.refs.iter().copied().map(wire_id).collect(),
+            });
+            blobs.push(o.data);
+        }
+        let (hi, lo) = spec.task.halves();
+        let request = Request::RunTask(TaskRequest {
+            job: format!("{}/{}", self.id, job.id.0),
+            name: job.component.name().to_string(),
+            component_hash: job.component.hash().to_string(),
+            env: job.config.grants.env.clone(),
+            memory_limit: limits.memory,
+            time_limit_ms: limits.time.map(|t| t.as_millis() as u64),
+            task_hi: hi,
+            task_lo: lo,
+            function: spec.function.clone(),
+            resources: pairs(&spec.options.resources),
+            max_retries: spec.options.max_retries,
+            retry_exceptions: spec.options.retry_exceptions,
+            must_move,
+            args,
+            objects: wire_objects,
+        });
+        let frame_bytes = match proto::encode(&request) {
+            Ok(b) => b,
+            Err(e) => {
+                self.store.complete(spec.output, Err(Error::InvalidArgument(e.to_string())));
+                return Remote::Ran;
+            }
+        };
+        // The head chooses the node itself; a worker lets the head choose.
+        let mut placed = None;
+        let conn = match link {
+            Link::Worker { head, .. } => head.clone(),
+            Link::Head(peers) => {
+                let need = if must_move { wray_sched::Need::Elsewhere } else { wray_sched::Need::Spill };
+                match peers.place(self, &spec.options.resources, Some(&self.id), need) {
+                    wray_sched::Placement::Busy => return Remote::Busy,
+                    wray_sched::Placement::Infeasible => {
+                        self.store.complete(spec.output, Err(infeasible(&spec.options.resources)));
+                        return Remote::Ran;
+                    }
+                    wray_sched::Placement::Node(id) => match peers.connection(&id) {
+                        Some(c) => {
+                            placed = Some((peers, id));
+                            c
+                        }
+                        None => return Remote::Lost(format!("node {id} is gone")),
+                    },
+                }
+            }
+        };
+        let outcome = self.send_task(job, spec, &conn, &frame_bytes, blobs).await;
+        if let Some((peers, id)) = placed {
+            peers.finished(&id, &spec.options.resources);
+        }
+        outcome
+    }
+
+    /// Sends a task on a new stream of `conn` and waits for its result.
+    async fn send_task(
+        &self,
+        job: &JobState,
+        spec: &TaskSpec,
+        conn: &quinn::Connection,
+        frame_bytes: &[u8],
+        blobs: Vec<Bytes>,
+    ) -> Remote {
+        let Ok((mut send, mut recv)) = conn.open_bi().await else { return lost("cannot reach the cluster") };
+        if let Err(e) = frame::write(&mut send, frame_bytes).await {
+            return lost(e);
+        }
+        for b in blobs {
+            if let Err(e) = frame::write_raw(&mut send, b).await {
+                return lost(e);
+            }
+        }
+        // Our side stays open: closing it (dropping this future) cancels.
+        loop {
+            let event = match frame::read(&mut recv).await {
+                Ok(Some(bytes)) => match proto::decode_event(&bytes) {
+                    Ok(e) => e,
+                    Err(e) => return lost(e),
+                },
+                Ok(None) => return lost("the stream ended without a result"),
+                Err(e) => return lost(e),
+            };
+            match event {
+                Event::Output(chunk) => job.config.grants.output.write(&chunk),
+                Event::Busy => return Remote::Busy,
+                Event::Refused(why) => {
+                    self.store.complete(spec.output, Err(Error::InvalidArgument(why)));
+                    return Remote::Ran;
+                }
+                Event::TaskDone(done) => {
+                    let outcome = self.receive_result(job, spec.output, done, &mut recv).await;
+                    let _ = send.finish();
+                    return outcome;
+                }
+                other => return lost(format!("unexpected answer {other:?}")),
+            }
+        }
+    }
+
+    /// Stores a remote task's result and the objects it refers to.
+    async fn receive_result(
+        &self,
+        job: &JobState,
+        output: ObjectId,
+        done: TaskDone,
+        recv: &mut quinn::RecvStream,
+    ) -> Remote {
+        let value = match done.result {
+            Err(e) => {
+                self.store.complete(output, Err(error(e)));
+                return Remote::Ran;
+            }
+            Ok(v) => v,
+        };
+        let data = match frame::read_raw(recv, value.len, limits::MAX_OBJECT_SIZE as u64).await {
+            Ok(d) => d,
+            Err(e) => return lost(e),
+        };
+        let imported = match self.import(job, &done.objects, recv).await {
+            Ok(i) => i,
+            Err(e) => return lost(e),
+        };
+        let refs = value.refs.iter().map(object_id).collect();
+        self.store.complete(output, Ok(Object { data: data.into(), refs }));
+        // The result now holds what it refers to.
+        self.unpin(&imported);
+        Remote::Ran
+    }
+
+    /// Reads objects listed in a message into the store under `job`, nested
+    /// ones first. Returns those added (each holding one reference for the
+    /// caller to release); objects already here are skipped.
+    async fn import(
+        &self,
+        job: &JobState,
+        objects: &[WireObject],
+        recv: &mut quinn::RecvStream,
+    ) -> Result<Vec<ObjectId>, NetError> {
+        if objects.len() > limits::MAX_NESTED_REFS {
+            return Err(NetError::Malformed(format!("{} objects in one message", objects.len())));
+        }
+        let mut total = 0u64;
+        let mut imported = Vec::new();
+        for o in objects {
+            total = total.saturating_add(o.len);
+            if total > MAX_TASK_TRANSFER {
+                self.unpin(&imported);
+                return Err(NetError::FrameTooLarge { len: total, max: MAX_TASK_TRANSFER });
+            }
+            let data = match frame::read_raw(recv, o.len, limits::MAX_OBJECT_SIZE as u64).await {
+                Ok(d) => d,
+                Err(e) => {
+                    self.unpin(&imported);
+                    return Err(e);
+                }
+            };
+            let id = object_id(&o.id);
+            let refs = o.refs.iter().map(object_id).collect();
+            if self.store.put(job.id, id, Object { data: data.into(), refs }).is_ok() {
+                imported.push(id);
+            }
+        }
+        Ok(imported)
+    }
+
+    /// The objects reachable from `roots`, nested ones before those that
+    /// refer to them, waiting for any still being made.
+    async fn closure(&self, roots: Vec<ObjectId>) -> Result<Vec<(ObjectId, Object)>, Error> {
+        let mut seen = HashSet::new();
+        let mut fetched: HashMap<ObjectId, Object> = HashMap::new();
+        let mut out = Vec::new();
+        let mut stack: Vec<(ObjectId, bool)> = roots.into_iter().rev().map(|id| (id, false)).collect();
+        while let Some((id, expanded)) = stack.pop() {
+            if expanded {
+                out.push((id, fetched.remove(&id).expect("fetched before expanded")));
+                continue;
+            }
+            if !seen.insert(id) {
+                continue;
+            }
+            if seen.len() > limits::MAX_NESTED_REFS {
+                return Err(Error::InvalidArgument(format!(
+                    "a task's arguments refer to more than {} objects",
+                    limits::MAX_NESTED_REFS
+                )));
+            }
+            let object = self.store.get(id).await?;
+            stack.push((id, true));
+            stack.extend(object.refs.iter().rev().map(|r| (*r, false)));
+            fetched.insert(id, object);
+        }
+        Ok(out)
+    }
+
+    /// Runs a task another node sent (the head placed it here) and answers
+    /// on its stream.
+    pub(crate) async fn serve_task(
+        self: &Arc<Self>,
+        req: TaskRequest,
+        send: &mut quinn::SendStream,
+        recv: &mut quinn::RecvStream,
+    ) -> Result<(), NetError> {
+        if req.args.len() > limits::MAX_ARGS || req.function.len() > limits::MAX_NAME_LEN {
+            return Err(NetError::Malformed("too many arguments or too long a name".into()));
+        }
+        let resources = resources(&req.resources)?;
+        let component = match self.component_for(&req).await {
+            Ok(c) => c,
+            Err(why) => return frame::write(send, &proto::encode(&Event::Refused(why))?).await,
+        };
+        let (job, sinks, key) = self.remote_job(&req, component);
+        let (tx, mut output) = tokio::sync::mpsc::unbounded_channel();
+        let sink_id = {
+            let mut sinks = lock(&sinks);
+            let id = sinks.last().map_or(0, |(i, _)| i + 1);
+            sinks.push((id, tx));
+            id
+        };
+        let outcome = self.run_for_owner(&job, req, resources, send, recv, &mut output).await;
+        lock(&sinks).retain(|(i, _)| *i != sink_id);
+        self.leave_remote_job(&key);
+        outcome
+    }
+
+    async fn run_for_owner(
+        self: &Arc<Self>,
+        job: &Arc<JobState>,
+        req: TaskRequest,
+        resources: Resources,
+        send: &mut quinn::SendStream,
+        recv: &mut quinn::RecvStream,
+        output: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    ) -> Result<(), NetError> {
+        // Arguments, then the objects they refer to.
+        let mut values = Vec::with_capacity(req.args.len());
+        let mut total = 0u64;
+        for a in &req.args {
+            if let WireArg::Value { len, .. } = a {
+                total = total.saturating_add(*len);
+                if total > MAX_TASK_TRANSFER {
+                    return Err(NetError::FrameTooLarge { len: total, max: MAX_TASK_TRANSFER });
+                }
+                values.push(Bytes::from(frame::read_raw(recv, *len, limits::MAX_OBJECT_SIZE as u64).await?));
+            }
+        }
+        let imported = self.import(job, &req.objects, recv).await?;
+        let mut values = values.into_iter();
+        let args: Vec<ArgSpec> = req
+            .args
+            .iter()
+            .map(|a| match a {
+                WireArg::Value { refs, .. } => ArgSpec::Value(Value {
+                    data: values.next().expect("one value per Value argument"),
+                    refs: refs.iter().map(object_id).collect(),
+                    ..Value::default()
+                }),
+                WireArg::Object(id) => ArgSpec::Object(object_id(id)),
+            })
+            .collect();
+        let task = TaskId::from_halves(req.task_hi, req.task_lo);
+        let result_id = ObjectId::returned_by(task);
+        let options = Options {
+            resources,
+            memory_limit: req.memory_limit,
+            time_limit: req.time_limit_ms.map(Duration::from_millis),
+            max_retries: req.max_retries,
+            retry_exceptions: req.retry_exceptions,
+            ..Options::default()
+        };
+        let started = match self.pin_args(job.id, &args) {
+            Err(e) => Err(e),
+            Ok(pinned) => match job.pending.clone().try_acquire_owned() {
+                Err(_) => {
+                    self.unpin(&pinned);
+                    Err(Error::InvalidArgument(format!("{} has too many tasks here", req.job)))
+                }
+                Ok(permit) => {
+                    self.store.create_pending(job.id, result_id);
+                    let spec = TaskSpec {
+                        task,
+                        function: req.function.clone(),
+                        args,
+                        options,
+                        output: result_id,
+                        pinned,
+                        here: true,
+                    };
+                    self.spawn_task(job.clone(), spec, permit);
+                    Ok(())
+                }
+            },
+        };
+        // The task's arguments hold what they need now.
+        self.unpin(&imported);
+        let result = match started {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let mut owner_gone = false;
+                let r = loop {
+                    tokio::select! {
+                        r = self.store.get(result_id) => break r,
+                        Some(chunk) = output.recv() => frame::write(send, &proto::encode(&Event::Output(chunk))?).await?,
+                        _ = recv.read_to_end(0), if !owner_gone => {
+                            // The owner cancelled the task or went away.
+                            owner_gone = true;
+                            if let Some(token) = lock(&job.tasks).get(&task) {
+                                token.cancel();
+                            }
+                        }
+                    }
+                };
+                self.store.release(result_id);
+                r
+            }
+        };
+        while let Ok(chunk) = output.try_recv() {
+            frame::write(send, &proto::encode(&Event::Output(chunk))?).await?;
+        }
+        let (result, objects, blobs) = match result {
+            Err(e) => (Err(wire_error(&e)), Vec::new(), Vec::new()),
+            Ok(value) => match self.closure(value.refs.clone()).await {
+                Err(e) => (Err(wire_error(&e)), Vec::new(), Vec::new()),
+                Ok(objects) => {
+                    let mut blobs = vec![value.data.clone()];
+                    let wire = objects
+                        .into_iter()
+                        .map(|(id, o)| {
+                            blobs.push(o.data);
+                            WireObject {
+                                id: wire_id(id),
+                                len: blobs.last().expect("pushed").len() as u64,
+                                refs: o.refs.iter().copied().map(wire_id).collect(),
+                            }
+                        })
+                        .collect();
+                    let head = WireObject {
+                        id: wire_id(result_id),
+                        len: value.data.len() as u64,
+                        refs: value.refs.iter().copied().map(wire_id).collect(),
+                    };
+                    (Ok(head), wire, blobs)
+                }
+            },
+        };
+        let done = Event::TaskDone(TaskDone { node: self.id.clone(), result, objects });
+        frame::write(send, &proto::encode(&done)?).await?;
+        for b in blobs {
+            frame::write_raw(send, b).await?;
+        }
+        let _ = send.finish();
+        Ok(())
+    }
+
+    /// The stand-in for the owner's job, created on its first task here.
+    fn remote_job(self: &Arc<Self>, req: &TaskRequest, component: JobComponent) -> (Arc<JobState>, Sinks, String) {
+        let mut jobs = lock(&self.remote_jobs);
+        if let Some(r) = jobs.get_mut(&req.job) {
+            r.running += 1;
+            return (r.state.clone(), r.sinks.clone(), req.job.clone());
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        let sinks: Sinks = Arc::default();
+        // Output of the job's instances here, to whichever of its task
+        // streams is open.
+        let forward = sinks.clone();
+        tokio::spawn(async move {
+            while let Some(chunk) = rx.recv().await {
+                let sinks = lock(&forward);
+                if let Some((_, sink)) = sinks.iter().find(|(_, s)| !s.is_closed()) {
+                    let _ = sink.send(chunk);
+                }
+            }
+        });
+        let config = JobConfig {
+            grants: Grants { dirs: Vec::new(), env: req.env.clone(), output: Output::Channel(tx) },
+            limits: InstanceLimits { memory: req.memory_limit, time: None },
+            cancel: None,
+        };
+        let state = self.start_job(component, config);
+        tracing::info!("running tasks of {} as {}", req.job, state.id);
+        jobs.insert(req.job.clone(), RemoteJob { state: state.clone(), running: 1, sinks: sinks.clone() });
+        (state, sinks, req.job.clone())
+    }
+
+    /// One task of a remote job ended here; the last one ends the stand-in.
+    fn leave_remote_job(&self, key: &str) {
+        let ended = {
+            let mut jobs = lock(&self.remote_jobs);
+            match jobs.get_mut(key) {
+                Some(r) if r.running > 1 => {
+                    r.running -= 1;
+                    None
+                }
+                Some(_) => jobs.remove(key),
+                None => None,
+            }
+        };
+        if let Some(r) = ended {
+            self.end_job(&r.state);
+        }
+    }
+
+    /// The component a task names, loaded here: remembered, or fetched from
+    /// the head by hash (once per node; compiled artifacts are cached on
+    /// disk across runs).
+    async fn component_for(&self, req: &TaskRequest) -> Result<JobComponent, String> {
+        if let Some(c) = self.component(&req.component_hash) {
+            return Ok(c);
+        }
+        let bytes = match self.link.get() {
+            Some(Link::Head(peers)) => peers.stored_component(&req.component_hash),
+            Some(Link::Worker { head, .. }) => fetch_component(head, &req.component_hash).await,
+            None => Err("this node is not part of a cluster".to_string()),
+        }?;
+        self.load_component(&req.name, &bytes).map_err(|e| e.to_string())
+    }
+}
+
+/// Asks the head for a component's bytes.
+async fn fetch_component(head: &quinn::Connection, hash: &str) -> Result<Vec<u8>, String> {
+    let ask = async {
+        let (mut send, mut recv) = head.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+        frame::write(&mut send, &proto::encode(&Request::GetComponent { hash: hash.to_string() })?).await?;
+        let _ = send.finish();
+        let bytes = frame::read(&mut recv).await?.ok_or_else(|| NetError::Stream("no answer".into()))?;
+        proto::decode_event(&bytes)
+    };
+    match ask.await {
+        Ok(Event::Component(bytes)) => Ok(bytes),
+        Ok(Event::Refused(why)) => Err(why),
+        Ok(other) => Err(format!("the head answered {other:?}")),
+        Err(e) => Err(format!("cannot fetch component {hash} from the head: {e}")),
+    }
+}
+
+/// The arguments on the wire, the bytes that follow them, and the objects
+/// they refer to.
+fn wire_args(args: &[ArgSpec]) -> (Vec<WireArg>, Vec<Bytes>, Vec<ObjectId>) {
+    let mut wire = Vec::with_capacity(args.len());
+    let mut blobs = Vec::new();
+    let mut roots = Vec::new();
+    for a in args {
+        match a {
+            ArgSpec::Value(v) => {
+                wire.push(WireArg::Value {
+                    len: v.data.len() as u64,
+                    refs: v.refs.iter().copied().map(wire_id).collect(),
+                });
+                blobs.push(v.data.clone());
+                roots.extend(v.refs.iter().copied());
+            }
+            ArgSpec::Object(id) => {
+                wire.push(WireArg::Object(wire_id(*id)));
+                roots.push(*id);
+            }
+        }
+    }
+    (wire, blobs, roots)
+}
+
+pub(crate) fn infeasible(demand: &Resources) -> Error {
+    Error::InvalidArgument(infeasible_reason(demand))
+}
+
+pub(crate) fn infeasible_reason(demand: &Resources) -> String {
+    format!("no node in the cluster has {demand}")
+}
