@@ -12,6 +12,22 @@ struct Head {
     data: std::path::PathBuf,
     address: String,
     token: String,
+    /// Its node id (`node-` and its pid in hex).
+    id: String,
+}
+
+/// The pid a background `wray start` reports on stderr.
+fn started_pid(out: &Output) -> u32 {
+    let err = stderr(out);
+    err.split("(pid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"))
+}
+
+fn node_id(pid: u32) -> String {
+    format!("node-{pid:08x}")
 }
 
 fn wray_in(home: &Path, args: &[&str]) -> Output {
@@ -59,7 +75,7 @@ impl Head {
                 .to_string()
         };
         let (address, token) = (field("address: "), field("token: "));
-        Head { home, data, address, token }
+        Head { home, data, address, token, id: node_id(started_pid(&out)) }
     }
 
     fn wray(&self, args: &[&str]) -> Output {
@@ -247,26 +263,19 @@ fn jobs_run_detached_and_their_records_survive_a_restart() {
 impl Head {
     /// Starts a worker joining this head; returns its pid.
     fn add_worker(&self, cpus: &str) -> u32 {
-        let dir = self.home.path().join(format!("worker-{cpus}"));
-        let out = self.wray(&[
-            "start",
-            "--address",
-            &self.address,
-            "--token",
-            &self.token,
-            "--cpus",
-            cpus,
-            "--data-dir",
-            dir.to_str().unwrap(),
-        ]);
+        self.add_worker_with(cpus, &[])
+    }
+
+    /// Starts a worker with more `wray start` flags; returns its pid.
+    fn add_worker_with(&self, cpus: &str, flags: &[&str]) -> u32 {
+        let dir = tempfile::Builder::new().prefix("worker-").tempdir_in(self.home.path()).unwrap().keep();
+        let mut args =
+            vec!["start", "--address", &self.address, "--token", &self.token, "--cpus", cpus, "--data-dir", path(&dir)];
+        args.extend_from_slice(flags);
+        let out = self.wray(&args);
         assert_code(&out, 0);
         assert!(stdout(&out).starts_with("joined: "), "{}", stdout(&out));
-        let err = stderr(&out);
-        err.split("(pid ")
-            .nth(1)
-            .and_then(|s| s.split(')').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("{err}"))
+        started_pid(&out)
     }
 
     fn status_text(&self) -> String {
@@ -323,7 +332,7 @@ fn a_dead_worker_is_detected_and_its_jobs_go_elsewhere() {
     // The next job would go to the (idle, bigger) worker; it runs on the head.
     let out = head.run(&guests().testjob, &["whereami"]);
     assert_code(&out, 0);
-    assert!(stdout(&out).contains("cpus: 1"), "{}", stdout(&out));
+    assert!(stdout(&out).contains(&format!("node: {}", head.id)), "{}", stdout(&out));
     let start = Instant::now();
     while !head.status_text().contains("(dead)") {
         assert!(start.elapsed() < Duration::from_secs(8), "the dead worker was not detected: {}", head.status_text());
@@ -356,7 +365,7 @@ fn nodes_offer_gpus_and_custom_resources() {
     let text = stdout(&out);
     let address = text.lines().find_map(|l| l.strip_prefix("address: ")).unwrap().trim().to_string();
     let token = text.lines().find_map(|l| l.strip_prefix("token: ")).unwrap().trim().to_string();
-    let head = Head { home, data, address, token };
+    let head = Head { home, data, address, token, id: node_id(started_pid(&out)) };
     let status = head.status_text();
     assert!(status.contains("GPU: 1") && status.contains("accelerator: 2.5"), "{status}");
     for bad in [r#"[1, 2]"#, r#"{"x": -1}"#, "not json"] {
@@ -371,15 +380,99 @@ fn nodes_offer_gpus_and_custom_resources() {
 #[test]
 fn components_cross_the_network_once_per_node() {
     let head = Head::start_with_cpus("1");
-    head.add_worker("4");
+    let worker = node_id(head.add_worker("4"));
     // Two jobs of the same file, one after the other: both go to the bigger,
     // idle worker; the client and the head send the bytes only the first time.
     for _ in 0..2 {
         let out = head.run(&guests().testjob, &["whereami"]);
         assert_code(&out, 0);
-        assert!(stdout(&out).contains("cpus: 4"), "{}", stdout(&out));
+        assert!(stdout(&out).contains(&format!("node: {worker} cpus: 5")), "{}", stdout(&out));
     }
     let log = std::fs::read_to_string(head.data.join("node.log")).unwrap();
     assert_eq!(log.matches("stored component").count(), 1, "{log}");
     assert_eq!(log.matches("sending component").count(), 1, "{log}");
+}
+
+#[test]
+fn tasks_spread_over_the_nodes_and_survive_a_killed_worker() {
+    // The job runs on the (bigger) head; its 200 tasks spill onto the
+    // workers as the head fills up. One worker is SIGKILLed midway: the
+    // head notices within its node timeout and the tasks that were running
+    // there run again elsewhere; every result is checked by the job.
+    let head = Head::start_with_cpus("2");
+    let doomed = head.add_worker("1");
+    head.add_worker("1");
+    let run = Command::new(wray_bin())
+        .args(["run", "--address", &head.address, "--token", &head.token, path(&guests().testjob), "--"])
+        .args(["spread", "200", "100"])
+        .env("HOME", head.home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill it once it is running some of the tasks.
+    let section = format!("node {} (alive)", node_id(doomed));
+    let start = Instant::now();
+    loop {
+        let status = head.status_text();
+        let busy = status
+            .split("node ")
+            .find(|s| format!("node {s}").starts_with(&section))
+            .is_some_and(|s| !s.contains("tasks queued or running: 0,"));
+        if busy {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no task reached the worker: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill").args(["-9", &doomed.to_string()]).status().unwrap();
+    let killed = Instant::now();
+    let out = run.wait_with_output().unwrap();
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("spread ok: 200"), "{text}");
+    let log = std::fs::read_to_string(head.data.join("node.log")).unwrap();
+    assert!(log.contains(&format!("worker {} is dead", node_id(doomed))), "{log}");
+    assert!(log.contains("retrying testjob::square_where elsewhere"), "{log}");
+    // Detected within the default 3 s timeout (plus a tick), not the job's end.
+    let status = head.status_text();
+    assert!(status.contains("(dead)"), "{status}");
+    assert!(killed.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn tasks_go_where_their_resources_are() {
+    let head = Head::start_with_cpus("1");
+    let special = node_id(head.add_worker_with("2", &["--resources", r#"{"special": 2}"#]));
+    let out = head.run(&guests().testjob, &["special"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    // The task needs `special`, which only the worker has.
+    assert!(text.contains(&format!("special: 49 on {special}")), "{text}");
+    // wray::cluster_resources() is the whole cluster's.
+    assert!(text.contains("cluster CPU: 3") && text.contains("cluster special: 2"), "{text}");
+    // More than any node has: a clear error, not a hang.
+    let out = head.run(&guests().testjob, &["special", "5"]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("special failed: invalid argument: no node in the cluster has {CPU: 0.5, special: 5}"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_large_object_made_on_one_node_is_consumed_on_another() {
+    // 1 GiB made by a task on the `producer` worker, checked byte by byte by
+    // a task on the `consumer` worker; the job runs on the head, which
+    // spills the object to disk as it lands (over its 1 GiB budget) and
+    // keeps serving meanwhile.
+    let head = Head::start_with_cpus("2");
+    let store = ["--object-store-memory", "3GiB"];
+    head.add_worker_with("1", &[&["--resources", r#"{"producer": 1}"#][..], &store].concat());
+    let consumer = node_id(head.add_worker_with("1", &[&["--resources", r#"{"consumer": 1}"#][..], &store].concat()));
+    let out = head.run(&guests().testjob, &["big", "1024"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains(&format!("big: 1073741824 bytes intact=true consumed on {consumer}")), "{text}");
 }

@@ -293,7 +293,8 @@ impl NodeInner {
                 }
             }
         };
-        self.store.complete(call.output, outcome);
+        let size = outcome.as_ref().map_or(0, |o| o.data.len());
+        self.landing(size, || self.store.complete(call.output, outcome));
         self.unpin(&call.pinned);
     }
 

@@ -103,6 +103,9 @@ pub(crate) struct NodeInner {
     remote_jobs: Mutex<HashMap<String, remote::RemoteJob>>,
 }
 
+/// Objects from this size on are stored with [`NodeInner::landing`]'s care.
+const LARGE_OBJECT: usize = 16 << 20;
+
 /// Components remembered by hash, at most; past it the memory is dropped
 /// (the compiled artifacts stay in the disk cache, so a re-send is cheap).
 const MAX_REMEMBERED_COMPONENTS: usize = 256;
@@ -275,6 +278,16 @@ impl NodeInner {
                 return;
             }
         }
+    }
+
+    /// Runs a store operation that lands an object of `size` bytes. A large
+    /// one may push others out to disk, synchronously; on a multi-threaded
+    /// runtime that happens off the async workers' hands, so that heartbeats,
+    /// QUIC and other tasks keep going meanwhile.
+    pub(crate) fn landing<R>(&self, size: usize, f: impl FnOnce() -> R) -> R {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let multi = Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+        if size >= LARGE_OBJECT && multi { tokio::task::block_in_place(f) } else { f() }
     }
 
     /// Takes `demand` now if it is free and nobody waits.

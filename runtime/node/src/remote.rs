@@ -297,7 +297,7 @@ impl NodeInner {
             Err(e) => return lost(e),
         };
         let refs = value.refs.iter().map(object_id).collect();
-        self.store.complete(output, Ok(Object { data: data.into(), refs }));
+        self.landing(data.len(), || self.store.complete(output, Ok(Object { data: data.into(), refs })));
         // The result now holds what it refers to.
         self.unpin(&imported);
         Remote::Ran
@@ -332,7 +332,8 @@ impl NodeInner {
             };
             let id = object_id(&o.id);
             let refs = o.refs.iter().map(object_id).collect();
-            if self.store.put(job.id, id, Object { data: data.into(), refs }).is_ok() {
+            let size = data.len();
+            if self.landing(size, || self.store.put(job.id, id, Object { data: data.into(), refs })).is_ok() {
                 imported.push(id);
             }
         }

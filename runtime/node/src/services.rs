@@ -232,7 +232,7 @@ impl Services for NodeInner {
     }
 
     fn put(&self, caller: &Caller, id: ObjectId, value: Value) -> Result<(), Error> {
-        self.store.put(caller.job, id, Object { data: value.data, refs: value.refs })
+        self.landing(value.data.len(), || self.store.put(caller.job, id, Object { data: value.data, refs: value.refs }))
     }
 
     fn add_ref(&self, job: JobId, id: ObjectId) -> Result<(), Error> {

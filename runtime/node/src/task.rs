@@ -169,7 +169,10 @@ impl NodeInner {
                         Ok(v) => {
                             // Settle while the instance still holds the refs
                             // of objects nested in the result.
-                            self.store.complete(spec.output, Ok(Object { data: v.data, refs: v.refs }));
+                            let size = v.data.len();
+                            self.landing(size, || {
+                                self.store.complete(spec.output, Ok(Object { data: v.data, refs: v.refs }))
+                            });
                             return Ok(());
                         }
                         Err(e) => e,

@@ -171,11 +171,12 @@ impl<N: Ord + Clone> ClusterView<N> {
             }
         }
         if best.is_none() {
-            if candidates().next().is_none() {
-                return Placement::Infeasible;
-            }
+            // A spilling node can run the task itself, in time.
             if need == Need::Spill {
                 return Placement::Busy;
+            }
+            if candidates().next().is_none() {
+                return Placement::Infeasible;
             }
             for (id, m) in candidates() {
                 if best.is_none_or(|(_, b)| better(m, b)) {
@@ -224,6 +225,8 @@ mod tests {
         // The GPU node now has 1 CPU free, the head 2: spread to the head.
         assert_eq!(v.place(&cpus(1.0), None, Need::Spill), Placement::Node("head"));
         assert_eq!(v.place(&cpus(1.0).with("TPU", 1.0), None, Need::Elsewhere), Placement::Infeasible);
+        // Spilling with no other node that could take it: stay.
+        assert_eq!(v.place(&cpus(2.0).with("GPU", 1.0), Some(&"gpu"), Need::Spill), Placement::Busy);
         // Spilling from the head: the GPU node has 1 CPU left.
         assert_eq!(v.place(&cpus(1.0), Some(&"head"), Need::Spill), Placement::Node("gpu"));
         assert_eq!(v.place(&cpus(1.0), Some(&"head"), Need::Spill), Placement::Busy);
