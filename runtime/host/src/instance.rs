@@ -806,6 +806,7 @@ impl actors::Host for State {
         Ok(self
             .services
             .named_actor(&self.caller, &name)
+            .await
             .map(|(id, class)| (to_wit_actor(id), class))
             .map_err(to_wit_error))
     }

@@ -121,7 +121,7 @@ pub trait Services: Send + Sync + 'static {
         args: Vec<ArgSpec>,
     ) -> BoxFuture<'a, Result<ObjectId, Error>>;
     /// Finds a named actor of the caller's job: its id and class.
-    fn named_actor(&self, caller: &Caller, name: &str) -> Result<(ActorId, String), Error>;
+    fn named_actor<'a>(&'a self, caller: &'a Caller, name: &'a str) -> BoxFuture<'a, Result<(ActorId, String), Error>>;
     /// Kills an actor.
     fn kill_actor(&self, caller: &Caller, actor: ActorId, no_restart: bool) -> Result<(), Error>;
     /// All resources of the cluster.

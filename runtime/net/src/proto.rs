@@ -52,6 +52,23 @@ pub enum Request {
     /// Sent to the head, which runs the task or relays the stream to the
     /// node it places the task on; or sent by the head to that node.
     RunTask(TaskRequest),
+    /// Host an actor of a job running elsewhere: [`TaskRequest`] with
+    /// [`TaskRequest::actor`] set (the constructor's arguments follow, as
+    /// for a task). The node answers [`Event::Accepted`] once the actor
+    /// exists, then reads [`ActorMsg`]s from the stream and answers each
+    /// call with [`Event::TaskDone`], in the order calls finish, and
+    /// [`Event::ActorGone`] if the actor dies for good. The owner closing
+    /// its side kills the actor.
+    RunActor(TaskRequest),
+    /// Relay the rest of this stream, both ways, to node `to` (a worker
+    /// reaching another worker through the head).
+    Forward {
+        /// The node id.
+        to: String,
+    },
+    /// A task running away from its job's node asks that node for
+    /// something only it knows (the job's actors and their names).
+    Upcall(UpcallRequest),
     /// The bytes of a component, by hash; answered with
     /// [`Event::Component`] or [`Event::Refused`].
     GetComponent {
@@ -114,6 +131,10 @@ pub struct TaskRequest {
     /// The owning job, unique in the cluster (the owner's node id and its
     /// job id): tasks of one job share state on the node that runs them.
     pub job: String,
+    /// The node the job runs on (its driver's).
+    pub owner_node: String,
+    /// The job's id there.
+    pub owner_job: u32,
     /// The component's label.
     pub name: String,
     /// The component's content hash; a node without it asks the head.
@@ -136,6 +157,8 @@ pub struct TaskRequest {
     pub max_retries: u32,
     /// Whether a guest error is retried.
     pub retry_exceptions: bool,
+    /// Set when the request creates an actor rather than runs a task.
+    pub actor: Option<WireActor>,
     /// True if the submitting node cannot run it at all; false if it only
     /// spills over from a busy node (the head then answers
     /// [`Event::Busy`] when no node has room).
@@ -144,6 +167,85 @@ pub struct TaskRequest {
     pub args: Vec<WireArg>,
     /// Objects the arguments refer to, nested ones first.
     pub objects: Vec<WireObject>,
+}
+
+/// The actor a [`Request::RunActor`] creates.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct WireActor {
+    /// The actor id's high half.
+    pub hi: u64,
+    /// Its low half.
+    pub lo: u64,
+    /// Calls queued and in flight at once.
+    pub max_concurrency: u32,
+    /// Restarts after a crash.
+    pub max_restarts: u32,
+}
+
+/// What an actor's owner sends on the actor's stream after the request.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub enum ActorMsg {
+    /// A method call; its arguments' bytes follow.
+    Call(WireCall),
+    /// Kill the actor (it restarts unless `no_restart` or out of restarts).
+    Kill {
+        /// Forbid restarting.
+        no_restart: bool,
+    },
+}
+
+/// A method call on the wire.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct WireCall {
+    /// The call's task id, high half.
+    pub task_hi: u64,
+    /// Low half.
+    pub task_lo: u64,
+    /// The method.
+    pub method: String,
+    /// Arguments, in order.
+    pub args: Vec<WireArg>,
+    /// Objects the arguments refer to, nested ones first.
+    pub objects: Vec<WireObject>,
+}
+
+/// What a task away from home asks its job's node.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct UpcallRequest {
+    /// The job, by its id on the node it belongs to.
+    pub job: u32,
+    /// What it asks.
+    pub upcall: Upcall,
+}
+
+/// See [`UpcallRequest`].
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub enum Upcall {
+    /// Call an actor of the job: answered with [`Event::Accepted`] once the
+    /// call is queued (so that one caller's calls keep their order), then
+    /// [`Event::TaskDone`]. The arguments' bytes follow.
+    Call {
+        /// The actor id's high half.
+        hi: u64,
+        /// Its low half.
+        lo: u64,
+        /// The call.
+        call: WireCall,
+    },
+    /// Look an actor up by name: answered with [`Event::Actor`].
+    Named {
+        /// The name.
+        name: String,
+    },
+    /// Kill an actor of the job.
+    Kill {
+        /// The actor id's high half.
+        hi: u64,
+        /// Its low half.
+        lo: u64,
+        /// Forbid restarting.
+        no_restart: bool,
+    },
 }
 
 /// A guest-visible error on the wire.
@@ -164,6 +266,8 @@ pub struct WireError {
 pub struct TaskDone {
     /// The node that ran it.
     pub node: String,
+    /// The task's output (what the result settles).
+    pub output: WireId,
     /// The result (its id is the task's output) or the error.
     pub result: Result<WireObject, WireError>,
     /// Objects the result refers to, nested ones first.
@@ -262,6 +366,19 @@ pub enum Event {
     Component(Vec<u8>),
     /// The answer to [`Request::RunTask`].
     TaskDone(TaskDone),
+    /// The request was taken: the actor exists, the call is queued.
+    Accepted,
+    /// An actor hosted elsewhere died for good: why.
+    ActorGone(String),
+    /// An actor found by name.
+    Actor {
+        /// The actor id's high half.
+        hi: u64,
+        /// Its low half.
+        lo: u64,
+        /// Its class.
+        class: String,
+    },
     /// A task that only spills over ([`TaskRequest::must_move`] false)
     /// found no node with room: run it where it was submitted.
     Busy,
@@ -336,6 +453,11 @@ pub fn decode_job_info(bytes: &[u8]) -> Result<JobInfo, NetError> {
 /// Validates and decodes a heartbeat.
 pub fn decode_heartbeat(bytes: &[u8]) -> Result<Heartbeat, NetError> {
     rkyv::from_bytes::<Heartbeat, rancor::Error>(bytes).map_err(|e| NetError::Malformed(e.to_string()))
+}
+
+/// Validates and decodes a message on an actor's stream.
+pub fn decode_actor_msg(bytes: &[u8]) -> Result<ActorMsg, NetError> {
+    rkyv::from_bytes::<ActorMsg, rancor::Error>(bytes).map_err(|e| NetError::Malformed(e.to_string()))
 }
 
 /// Validates and decodes an event.

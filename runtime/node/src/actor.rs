@@ -10,9 +10,11 @@
 //! parallel execution inside one actor.
 
 use crate::job::JobState;
+use crate::remote_actor::Hosted;
 use crate::{Held, NodeInner, lock};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use wray_core::{ActorId, Error, ObjectId, Options, TaskId};
@@ -47,6 +49,8 @@ pub(crate) struct ActorSpec {
     pub(crate) args: Vec<ArgSpec>,
     pub(crate) options: Options,
     pub(crate) pinned: Vec<ObjectId>,
+    /// Hosted on this node whatever the load (another node sent it here).
+    pub(crate) here: bool,
 }
 
 /// The shared view of an actor: its mailbox and whether it lives.
@@ -59,8 +63,8 @@ pub(crate) struct ActorState {
     mailbox: Mutex<Option<mpsc::UnboundedSender<ActorCall>>>,
     dead: Mutex<Option<String>>,
     /// A pending kill: the reason, and whether restarting is forbidden.
-    kill_request: Mutex<Option<(String, bool)>>,
-    control: Notify,
+    pub(crate) kill_request: Mutex<Option<(String, bool)>>,
+    pub(crate) control: Notify,
     /// Interrupts the call running right now.
     interrupt: Mutex<Arc<AtomicBool>>,
 }
@@ -151,7 +155,7 @@ impl NodeInner {
         Ok(instance)
     }
 
-    fn mark_dead(&self, job: &JobState, actor: &ActorState, reason: String) {
+    pub(crate) fn mark_dead(&self, job: &JobState, actor: &ActorState, reason: String) {
         tracing::debug!("actor {} ({}) died: {reason}", actor.id, actor.class);
         *lock(&actor.dead) = Some(reason);
         lock(&actor.mailbox).take();
@@ -163,6 +167,9 @@ impl NodeInner {
         }
     }
 
+    /// Places the actor (here if there is room now; on another node if it
+    /// cannot run here or another node has room; else here once resources
+    /// free up), then runs it until it dies or its mailbox closes.
     async fn actor_loop(
         self: &Arc<Self>,
         job: &Arc<JobState>,
@@ -170,8 +177,50 @@ impl NodeInner {
         spec: &ActorSpec,
         mut rx: mpsc::UnboundedReceiver<ActorCall>,
     ) {
+        let mut node_losses = 0;
+        let held = loop {
+            if let Some(held) = self.try_acquire_now(&spec.options.resources) {
+                break Some(held);
+            }
+            let Some(must_move) = self.actor_should_move(spec) else { break None };
+            match self.host_elsewhere(job, actor, spec, &mut rx, must_move).await {
+                Hosted::Busy => break None,
+                Hosted::Ended => return self.drain_dead(actor, rx).await,
+                Hosted::Lost(why) => {
+                    // Its node died: re-create it while restarts are left.
+                    if node_losses >= spec.options.max_restarts || job.cancelled() || actor.dead_reason().is_some() {
+                        let what = format!("{} was lost with its node ({why}) and has no restarts left", actor.class);
+                        self.mark_dead(job, actor, what);
+                        return self.drain_dead(actor, rx).await;
+                    }
+                    node_losses += 1;
+                    tracing::info!("restarting actor {} elsewhere: its node failed ({why})", actor.class);
+                    tokio::time::sleep(Duration::from_millis(200) * node_losses).await;
+                }
+            }
+        };
+        self.host_here(job, actor, spec, rx, held).await
+    }
+
+    async fn host_here(
+        self: &Arc<Self>,
+        job: &Arc<JobState>,
+        actor: &Arc<ActorState>,
+        spec: &ActorSpec,
+        mut rx: mpsc::UnboundedReceiver<ActorCall>,
+        held: Option<Held>,
+    ) {
+        let acquire = async {
+            match held {
+                Some(h) => h,
+                None => {
+                    let granted = self.acquire(spec.task, spec.options.resources.clone(), false).await;
+                    Held { resources: granted.expect("actors are never moved"), node: self.clone() }
+                }
+            }
+        };
         let held = tokio::select! {
-            held = self.acquire(spec.task, spec.options.resources.clone(), false) => Held { resources: held.expect("actors are never moved"), node: self.clone() },
+            held = acquire => held,
             () = actor.control.notified() => {
                 let reason = lock(&actor.kill_request).take().map_or_else(|| "killed".to_string(), |k| k.0);
                 self.mark_dead(job, actor, format!("{} was killed before it started: {reason}", actor.class));

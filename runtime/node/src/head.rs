@@ -203,16 +203,18 @@ impl Node {
     /// worker role: it runs the jobs and tasks the head places on it), and
     /// heartbeats on `membership` (the stream it joined with) until the head
     /// goes away.
+    /// `head_id` is the head's node id (what the join answered).
     pub async fn serve_head(
         &self,
         conn: quinn::Connection,
         membership: (quinn::SendStream, quinn::RecvStream),
+        head_id: String,
         jobs: Arc<JobTable>,
     ) {
         // A worker keeps no component store: it remembers loaded components
         // and asks the head for the bytes of any other.
         let peers = Arc::new(Peers::new(jobs, None, false, DEFAULT_NODE_TIMEOUT));
-        let link = Link::Worker { head: conn.clone(), cluster: Mutex::new(None) };
+        let link = Link::Worker { head: conn.clone(), head_id, cluster: Mutex::new(None) };
         if self.inner.link.set(link).is_err() {
             tracing::error!("this node already belongs to a cluster");
             return;
@@ -374,12 +376,27 @@ impl Node {
                 peers.declare_dead(&worker.id, &why);
                 return Ok(());
             }
-            Request::RunTask(task) => {
+            Request::RunTask(task) | Request::RunActor(task) => {
                 if peers.head {
                     self.place_task(task, &frame, send, recv, peers, conn).await?;
+                } else if task.actor.is_some() {
+                    self.inner.serve_actor(task, send, recv).await?;
                 } else {
                     self.inner.serve_task(task, &mut send, &mut recv).await?;
                 }
+                return Ok(());
+            }
+            Request::Forward { to } => {
+                // Workers reach each other through the head.
+                let Some(target) = peers.connection(&to).filter(|_| peers.head) else {
+                    return frame::write(&mut send, &reply(Event::Refused(format!("no live node {to}")))?).await;
+                };
+                let (mut wsend, mut wrecv) = target.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+                let _ = tokio::join!(frame::pipe(&mut recv, &mut wsend), frame::pipe(&mut wrecv, &mut send));
+                return Ok(());
+            }
+            Request::Upcall(req) => {
+                self.inner.serve_upcall(req, &mut send, &mut recv).await?;
                 return Ok(());
             }
             Request::GetComponent { hash } => {
@@ -459,6 +476,9 @@ impl Node {
                 return frame::write(&mut send, &proto::encode(&Event::Refused(why))?).await;
             }
             wray_sched::Placement::Node(id) if id == self.id() => {
+                if task.actor.is_some() {
+                    return self.inner.serve_actor(task, send, recv).await;
+                }
                 return self.inner.serve_task(task, &mut send, &mut recv).await;
             }
             wray_sched::Placement::Node(id) => id,

@@ -61,6 +61,9 @@ pub(crate) struct JobState {
     /// Bounds unfinished tasks: submitting past it waits (back-pressure).
     pub(crate) pending: Arc<Semaphore>,
     pub(crate) ended: AtomicBool,
+    /// For a stand-in of a job running elsewhere: that node and the job's
+    /// id there (what upcalls address).
+    pub(crate) owner: Option<(String, u32)>,
 }
 
 impl JobState {
@@ -78,7 +81,12 @@ impl JobState {
 }
 
 impl NodeInner {
-    pub(crate) fn start_job(&self, component: JobComponent, config: JobConfig) -> Arc<JobState> {
+    pub(crate) fn start_job(
+        &self,
+        component: JobComponent,
+        config: JobConfig,
+        owner: Option<(String, u32)>,
+    ) -> Arc<JobState> {
         let id = JobId(self.next_job.fetch_add(1, Ordering::Relaxed));
         let job = Arc::new(JobState {
             id,
@@ -89,6 +97,7 @@ impl NodeInner {
             named: Mutex::new(HashMap::new()),
             pending: Arc::new(Semaphore::new(limits::MAX_PENDING_TASKS_PER_JOB)),
             ended: AtomicBool::new(false),
+            owner,
         });
         lock(&self.jobs).insert(id, job.clone());
         job
@@ -97,7 +106,7 @@ impl NodeInner {
 
 impl Node {
     fn start_job(&self, component: JobComponent, config: JobConfig) -> Arc<JobState> {
-        self.inner.start_job(component, config)
+        self.inner.start_job(component, config, None)
     }
 
     fn driver(&self, job: &JobState) -> Caller {

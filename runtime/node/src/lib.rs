@@ -24,6 +24,7 @@ mod head;
 mod head_tests;
 mod job;
 mod remote;
+mod remote_actor;
 mod services;
 mod task;
 

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wray_core::{Error, ObjectId, Options, Resources, TaskId, limits};
 use wray_host::{ArgSpec, Grants, InstanceLimits, JobComponent, Output, Value};
-use wray_net::proto::{self, Event, Request, TaskDone, TaskRequest, WireArg, WireError, WireId, WireObject};
+use wray_net::proto::{self, Event, Request, TaskDone, TaskRequest, WireActor, WireArg, WireError, WireId, WireObject};
 use wray_net::{NetError, frame};
 use wray_store::Object;
 
@@ -44,7 +44,7 @@ pub(crate) enum Link {
     Head(Arc<Peers>),
     /// A worker: its connection to the head, and the cluster's resources
     /// as the head last reported them (total, free).
-    Worker { head: quinn::Connection, cluster: Mutex<Option<(Resources, Resources)>> },
+    Worker { head: quinn::Connection, head_id: String, cluster: Mutex<Option<(Resources, Resources)>> },
 }
 
 /// How sending a task away went.
@@ -58,7 +58,7 @@ pub(crate) enum Remote {
 }
 
 /// Open task streams of a remote job, by a number of their own.
-type Sinks = Arc<Mutex<Vec<(u64, tokio::sync::mpsc::UnboundedSender<Vec<u8>>)>>>;
+pub(crate) type Sinks = Arc<Mutex<Vec<(u64, tokio::sync::mpsc::UnboundedSender<Vec<u8>>)>>>;
 
 /// The stand-in for a job owned by another node, on a node running some of
 /// its tasks.
@@ -152,19 +152,14 @@ impl NodeInner {
         self.link.get().is_some()
     }
 
-    /// Sends `spec` to another node and waits for its result, which is
-    /// stored as the task's output.
-    pub(crate) async fn run_remote(self: &Arc<Self>, job: &Arc<JobState>, spec: &TaskSpec, must_move: bool) -> Remote {
-        let Some(link) = self.link.get() else { return Remote::Busy };
-        let limits = job.limits(&spec.options);
-        let (args, mut blobs, roots) = wire_args(&spec.args);
-        let objects = match self.closure(roots).await {
-            Ok(o) => o,
-            Err(e) => {
-                self.store.complete(spec.output, Err(e));
-                return Remote::Ran;
-            }
-        };
+    /// Arguments on the wire: their descriptions, the objects they refer
+    /// to (waiting for any still being made), and the bytes that follow.
+    pub(crate) async fn wire_parts(
+        &self,
+        args: &[ArgSpec],
+    ) -> Result<(Vec<WireArg>, Vec<WireObject>, Vec<Bytes>), Error> {
+        let (args, mut blobs, roots) = wire_args(args);
+        let objects = self.closure(roots).await?;
         let mut wire_objects = Vec::with_capacity(objects.len());
         for (id, o) in objects {
             wire_objects.push(WireObject {
@@ -174,9 +169,30 @@ impl NodeInner {
             });
             blobs.push(o.data);
         }
-        let (hi, lo) = spec.task.halves();
-        let request = Request::RunTask(TaskRequest {
-            job: format!("{}/{}", self.id, job.id.0),
+        Ok((args, wire_objects, blobs))
+    }
+
+    /// A task (or, with `actor`, an actor's constructor) of `job` as
+    /// another node receives it, with the bytes that follow.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn task_request(
+        &self,
+        job: &JobState,
+        task: TaskId,
+        function: &str,
+        args: &[ArgSpec],
+        options: &Options,
+        must_move: bool,
+        actor: Option<WireActor>,
+    ) -> Result<(Vec<u8>, Vec<Bytes>), Error> {
+        let limits = job.limits(options);
+        let (args, objects, blobs) = self.wire_parts(args).await?;
+        let (hi, lo) = task.halves();
+        let (owner_node, owner_job) = job.owner.clone().unwrap_or_else(|| (self.id.clone(), job.id.0));
+        let request = TaskRequest {
+            job: format!("{owner_node}/{owner_job}"),
+            owner_node,
+            owner_job,
             name: job.component.name().to_string(),
             component_hash: job.component.hash().to_string(),
             env: job.config.grants.env.clone(),
@@ -184,41 +200,59 @@ impl NodeInner {
             time_limit_ms: limits.time.map(|t| t.as_millis() as u64),
             task_hi: hi,
             task_lo: lo,
-            function: spec.function.clone(),
-            resources: pairs(&spec.options.resources),
-            max_retries: spec.options.max_retries,
-            retry_exceptions: spec.options.retry_exceptions,
+            function: function.to_string(),
+            resources: pairs(&options.resources),
+            max_retries: options.max_retries,
+            retry_exceptions: options.retry_exceptions,
+            actor: actor.clone(),
             must_move,
             args,
-            objects: wire_objects,
-        });
-        let frame_bytes = match proto::encode(&request) {
-            Ok(b) => b,
+            objects,
+        };
+        let request = if actor.is_some() { Request::RunActor(request) } else { Request::RunTask(request) };
+        let frame = proto::encode(&request).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        Ok((frame, blobs))
+    }
+
+    /// Where a task or actor that leaves this node goes: a stream to the
+    /// head (which chooses), or, on the head, to the chosen node.
+    pub(crate) fn choose(&self, demand: &Resources, must_move: bool) -> Chosen<'_> {
+        match self.link.get() {
+            None => Chosen::Busy,
+            Some(Link::Worker { head, .. }) => Chosen::Conn(head.clone(), None),
+            Some(Link::Head(peers)) => {
+                let need = if must_move { wray_sched::Need::Elsewhere } else { wray_sched::Need::Spill };
+                match peers.place(self, demand, Some(&self.id), need) {
+                    wray_sched::Placement::Busy => Chosen::Busy,
+                    wray_sched::Placement::Infeasible => Chosen::Infeasible,
+                    wray_sched::Placement::Node(id) => match peers.connection(&id) {
+                        Some(c) => Chosen::Conn(c, Some((peers, id))),
+                        None => Chosen::Lost(format!("node {id} is gone")),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Sends `spec` to another node and waits for its result, which is
+    /// stored as the task's output.
+    pub(crate) async fn run_remote(self: &Arc<Self>, job: &Arc<JobState>, spec: &TaskSpec, must_move: bool) -> Remote {
+        let request =
+            self.task_request(job, spec.task, &spec.function, &spec.args, &spec.options, must_move, None).await;
+        let (frame_bytes, blobs) = match request {
+            Ok(r) => r,
             Err(e) => {
-                self.store.complete(spec.output, Err(Error::InvalidArgument(e.to_string())));
+                self.store.complete(spec.output, Err(e));
                 return Remote::Ran;
             }
         };
-        // The head chooses the node itself; a worker lets the head choose.
-        let mut placed = None;
-        let conn = match link {
-            Link::Worker { head, .. } => head.clone(),
-            Link::Head(peers) => {
-                let need = if must_move { wray_sched::Need::Elsewhere } else { wray_sched::Need::Spill };
-                match peers.place(self, &spec.options.resources, Some(&self.id), need) {
-                    wray_sched::Placement::Busy => return Remote::Busy,
-                    wray_sched::Placement::Infeasible => {
-                        self.store.complete(spec.output, Err(infeasible(&spec.options.resources)));
-                        return Remote::Ran;
-                    }
-                    wray_sched::Placement::Node(id) => match peers.connection(&id) {
-                        Some(c) => {
-                            placed = Some((peers, id));
-                            c
-                        }
-                        None => return Remote::Lost(format!("node {id} is gone")),
-                    },
-                }
+        let (conn, placed) = match self.choose(&spec.options.resources, must_move) {
+            Chosen::Conn(c, placed) => (c, placed),
+            Chosen::Busy => return Remote::Busy,
+            Chosen::Lost(why) => return Remote::Lost(why),
+            Chosen::Infeasible => {
+                self.store.complete(spec.output, Err(infeasible(&spec.options.resources)));
+                return Remote::Ran;
             }
         };
         let outcome = self.send_task(job, spec, &conn, &frame_bytes, blobs).await;
@@ -237,23 +271,14 @@ impl NodeInner {
         frame_bytes: &[u8],
         blobs: Vec<Bytes>,
     ) -> Remote {
-        let Ok((mut send, mut recv)) = conn.open_bi().await else { return lost("cannot reach the cluster") };
-        if let Err(e) = frame::write(&mut send, frame_bytes).await {
-            return lost(e);
-        }
-        for b in blobs {
-            if let Err(e) = frame::write_raw(&mut send, b).await {
-                return lost(e);
-            }
-        }
+        let (mut send, mut recv) = match open_with(conn, frame_bytes, blobs).await {
+            Ok(s) => s,
+            Err(e) => return lost(e),
+        };
         // Our side stays open: closing it (dropping this future) cancels.
         loop {
-            let event = match frame::read(&mut recv).await {
-                Ok(Some(bytes)) => match proto::decode_event(&bytes) {
-                    Ok(e) => e,
-                    Err(e) => return lost(e),
-                },
-                Ok(None) => return lost("the stream ended without a result"),
+            let event = match read_event(&mut recv).await {
+                Ok(e) => e,
                 Err(e) => return lost(e),
             };
             match event {
@@ -264,7 +289,10 @@ impl NodeInner {
                     return Remote::Ran;
                 }
                 Event::TaskDone(done) => {
-                    let outcome = self.receive_result(job, spec.output, done, &mut recv).await;
+                    let outcome = match self.receive_result(job, done, &mut recv).await {
+                        Ok(_) => Remote::Ran,
+                        Err(e) => lost(e),
+                    };
                     let _ = send.finish();
                     return outcome;
                 }
@@ -273,40 +301,35 @@ impl NodeInner {
         }
     }
 
-    /// Stores a remote task's result and the objects it refers to.
-    async fn receive_result(
+    /// Stores a remote result (the output `done` names) and the objects it
+    /// refers to. Returns the output.
+    pub(crate) async fn receive_result(
         &self,
         job: &JobState,
-        output: ObjectId,
         done: TaskDone,
         recv: &mut quinn::RecvStream,
-    ) -> Remote {
+    ) -> Result<ObjectId, NetError> {
+        let output = object_id(&done.output);
         let value = match done.result {
             Err(e) => {
                 self.store.complete(output, Err(error(e)));
-                return Remote::Ran;
+                return Ok(output);
             }
             Ok(v) => v,
         };
-        let data = match frame::read_raw(recv, value.len, limits::MAX_OBJECT_SIZE as u64).await {
-            Ok(d) => d,
-            Err(e) => return lost(e),
-        };
-        let imported = match self.import(job, &done.objects, recv).await {
-            Ok(i) => i,
-            Err(e) => return lost(e),
-        };
+        let data = frame::read_raw(recv, value.len, limits::MAX_OBJECT_SIZE as u64).await?;
+        let imported = self.import(job, &done.objects, recv).await?;
         let refs = value.refs.iter().map(object_id).collect();
         self.landing(data.len(), || self.store.complete(output, Ok(Object { data: data.into(), refs })));
         // The result now holds what it refers to.
         self.unpin(&imported);
-        Remote::Ran
+        Ok(output)
     }
 
     /// Reads objects listed in a message into the store under `job`, nested
     /// ones first. Returns those added (each holding one reference for the
     /// caller to release); objects already here are skipped.
-    async fn import(
+    pub(crate) async fn import(
         &self,
         job: &JobState,
         objects: &[WireObject],
@@ -399,19 +422,22 @@ impl NodeInner {
         outcome
     }
 
-    async fn run_for_owner(
-        self: &Arc<Self>,
-        job: &Arc<JobState>,
-        req: TaskRequest,
-        resources: Resources,
-        send: &mut quinn::SendStream,
+    /// Reads the bytes of arguments and their objects that follow a
+    /// message, into the store under `job`. Returns the arguments and the
+    /// objects imported (each holding a reference for the caller to drop).
+    pub(crate) async fn read_args(
+        &self,
+        job: &JobState,
+        args: &[WireArg],
+        objects: &[WireObject],
         recv: &mut quinn::RecvStream,
-        output: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
-    ) -> Result<(), NetError> {
-        // Arguments, then the objects they refer to.
-        let mut values = Vec::with_capacity(req.args.len());
+    ) -> Result<(Vec<ArgSpec>, Vec<ObjectId>), NetError> {
+        if args.len() > limits::MAX_ARGS {
+            return Err(NetError::Malformed(format!("{} arguments", args.len())));
+        }
+        let mut values = Vec::with_capacity(args.len());
         let mut total = 0u64;
-        for a in &req.args {
+        for a in args {
             if let WireArg::Value { len, .. } = a {
                 total = total.saturating_add(*len);
                 if total > MAX_TASK_TRANSFER {
@@ -420,10 +446,9 @@ impl NodeInner {
                 values.push(Bytes::from(frame::read_raw(recv, *len, limits::MAX_OBJECT_SIZE as u64).await?));
             }
         }
-        let imported = self.import(job, &req.objects, recv).await?;
+        let imported = self.import(job, objects, recv).await?;
         let mut values = values.into_iter();
-        let args: Vec<ArgSpec> = req
-            .args
+        let args = args
             .iter()
             .map(|a| match a {
                 WireArg::Value { refs, .. } => ArgSpec::Value(Value {
@@ -434,6 +459,52 @@ impl NodeInner {
                 WireArg::Object(id) => ArgSpec::Object(object_id(id)),
             })
             .collect();
+        Ok((args, imported))
+    }
+
+    /// The answer for a finished task or call, with the bytes that follow.
+    pub(crate) async fn done_event(&self, output: ObjectId, result: Result<Object, Error>) -> (Event, Vec<Bytes>) {
+        let (result, objects, blobs) = match result {
+            Err(e) => (Err(wire_error(&e)), Vec::new(), Vec::new()),
+            Ok(value) => match self.closure(value.refs.clone()).await {
+                Err(e) => (Err(wire_error(&e)), Vec::new(), Vec::new()),
+                Ok(objects) => {
+                    let mut blobs = vec![value.data.clone()];
+                    let wire = objects
+                        .into_iter()
+                        .map(|(id, o)| {
+                            let w = WireObject {
+                                id: wire_id(id),
+                                len: o.data.len() as u64,
+                                refs: o.refs.iter().copied().map(wire_id).collect(),
+                            };
+                            blobs.push(o.data);
+                            w
+                        })
+                        .collect();
+                    let head = WireObject {
+                        id: wire_id(output),
+                        len: value.data.len() as u64,
+                        refs: value.refs.iter().copied().map(wire_id).collect(),
+                    };
+                    (Ok(head), wire, blobs)
+                }
+            },
+        };
+        let done = TaskDone { node: self.id.clone(), output: wire_id(output), result, objects };
+        (Event::TaskDone(done), blobs)
+    }
+
+    async fn run_for_owner(
+        self: &Arc<Self>,
+        job: &Arc<JobState>,
+        req: TaskRequest,
+        resources: Resources,
+        send: &mut quinn::SendStream,
+        recv: &mut quinn::RecvStream,
+        output: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    ) -> Result<(), NetError> {
+        let (args, imported) = self.read_args(job, &req.args, &req.objects, recv).await?;
         let task = TaskId::from_halves(req.task_hi, req.task_lo);
         let result_id = ObjectId::returned_by(task);
         let options = Options {
@@ -453,15 +524,8 @@ impl NodeInner {
                 }
                 Ok(permit) => {
                     self.store.create_pending(job.id, result_id);
-                    let spec = TaskSpec {
-                        task,
-                        function: req.function.clone(),
-                        args,
-                        options,
-                        output: result_id,
-                        pinned,
-                        here: true,
-                    };
+                    let function = req.function.clone();
+                    let spec = TaskSpec { task, function, args, options, output: result_id, pinned, here: true };
                     self.spawn_task(job.clone(), spec, permit);
                     Ok(())
                 }
@@ -473,7 +537,7 @@ impl NodeInner {
             Err(e) => Err(e),
             Ok(()) => {
                 let mut owner_gone = false;
-                let r = loop {
+                loop {
                     tokio::select! {
                         r = self.store.get(result_id) => break r,
                         Some(chunk) = output.recv() => frame::write(send, &proto::encode(&Event::Output(chunk))?).await?,
@@ -485,51 +549,25 @@ impl NodeInner {
                             }
                         }
                     }
-                };
-                self.store.release(result_id);
-                r
+                }
             }
         };
         while let Ok(chunk) = output.try_recv() {
             frame::write(send, &proto::encode(&Event::Output(chunk))?).await?;
         }
-        let (result, objects, blobs) = match result {
-            Err(e) => (Err(wire_error(&e)), Vec::new(), Vec::new()),
-            Ok(value) => match self.closure(value.refs.clone()).await {
-                Err(e) => (Err(wire_error(&e)), Vec::new(), Vec::new()),
-                Ok(objects) => {
-                    let mut blobs = vec![value.data.clone()];
-                    let wire = objects
-                        .into_iter()
-                        .map(|(id, o)| {
-                            blobs.push(o.data);
-                            WireObject {
-                                id: wire_id(id),
-                                len: blobs.last().expect("pushed").len() as u64,
-                                refs: o.refs.iter().copied().map(wire_id).collect(),
-                            }
-                        })
-                        .collect();
-                    let head = WireObject {
-                        id: wire_id(result_id),
-                        len: value.data.len() as u64,
-                        refs: value.refs.iter().copied().map(wire_id).collect(),
-                    };
-                    (Ok(head), wire, blobs)
-                }
-            },
-        };
-        let done = Event::TaskDone(TaskDone { node: self.id.clone(), result, objects });
-        frame::write(send, &proto::encode(&done)?).await?;
-        for b in blobs {
-            frame::write_raw(send, b).await?;
-        }
+        let (done, blobs) = self.done_event(result_id, result).await;
+        self.store.release(result_id);
+        write_with(send, &done, blobs).await?;
         let _ = send.finish();
         Ok(())
     }
 
     /// The stand-in for the owner's job, created on its first task here.
-    fn remote_job(self: &Arc<Self>, req: &TaskRequest, component: JobComponent) -> (Arc<JobState>, Sinks, String) {
+    pub(crate) fn remote_job(
+        self: &Arc<Self>,
+        req: &TaskRequest,
+        component: JobComponent,
+    ) -> (Arc<JobState>, Sinks, String) {
         let mut jobs = lock(&self.remote_jobs);
         if let Some(r) = jobs.get_mut(&req.job) {
             r.running += 1;
@@ -553,14 +591,14 @@ impl NodeInner {
             limits: InstanceLimits { memory: req.memory_limit, time: None },
             cancel: None,
         };
-        let state = self.start_job(component, config);
+        let state = self.start_job(component, config, Some((req.owner_node.clone(), req.owner_job)));
         tracing::info!("running tasks of {} as {}", req.job, state.id);
         jobs.insert(req.job.clone(), RemoteJob { state: state.clone(), running: 1, sinks: sinks.clone() });
         (state, sinks, req.job.clone())
     }
 
     /// One task of a remote job ended here; the last one ends the stand-in.
-    fn leave_remote_job(&self, key: &str) {
+    pub(crate) fn leave_remote_job(&self, key: &str) {
         let ended = {
             let mut jobs = lock(&self.remote_jobs);
             match jobs.get_mut(key) {
@@ -580,7 +618,7 @@ impl NodeInner {
     /// The component a task names, loaded here: remembered, or fetched from
     /// the head by hash (once per node; compiled artifacts are cached on
     /// disk across runs).
-    async fn component_for(&self, req: &TaskRequest) -> Result<JobComponent, String> {
+    pub(crate) async fn component_for(&self, req: &TaskRequest) -> Result<JobComponent, String> {
         if let Some(c) = self.component(&req.component_hash) {
             return Ok(c);
         }
@@ -590,6 +628,50 @@ impl NodeInner {
             None => Err("this node is not part of a cluster".to_string()),
         }?;
         self.load_component(&req.name, &bytes).map_err(|e| e.to_string())
+    }
+}
+
+/// Where a task or actor leaving its node goes.
+pub(crate) enum Chosen<'a> {
+    /// Open a stream on this connection; if the head placed it, which node
+    /// to credit when it ends.
+    Conn(quinn::Connection, Option<(&'a Peers, String)>),
+    /// Stay: no other node has room.
+    Busy,
+    /// No node can ever run it.
+    Infeasible,
+    /// The chosen node is gone.
+    Lost(String),
+}
+
+/// Opens a stream on `conn` and sends a request with the bytes that follow.
+pub(crate) async fn open_with(
+    conn: &quinn::Connection,
+    frame_bytes: &[u8],
+    blobs: Vec<Bytes>,
+) -> Result<(quinn::SendStream, quinn::RecvStream), NetError> {
+    let (mut send, recv) = conn.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+    frame::write(&mut send, frame_bytes).await?;
+    for b in blobs {
+        frame::write_raw(&mut send, b).await?;
+    }
+    Ok((send, recv))
+}
+
+/// Writes an event with the bytes that follow it.
+pub(crate) async fn write_with(send: &mut quinn::SendStream, event: &Event, blobs: Vec<Bytes>) -> Result<(), NetError> {
+    frame::write(send, &proto::encode(event)?).await?;
+    for b in blobs {
+        frame::write_raw(send, b).await?;
+    }
+    Ok(())
+}
+
+/// Reads and validates the next event; the stream ending is an error.
+pub(crate) async fn read_event(recv: &mut quinn::RecvStream) -> Result<Event, NetError> {
+    match frame::read(recv).await? {
+        Some(bytes) => proto::decode_event(&bytes),
+        None => Err(NetError::Stream("the stream ended without an answer".into())),
     }
 }
 

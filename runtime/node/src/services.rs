@@ -46,7 +46,7 @@ impl NodeInner {
     /// What a task and an actor call share before they are queued: the
     /// child task id, its pending result (one ref for the caller) and the
     /// pins on the objects its arguments mention.
-    fn new_output(
+    pub(crate) fn new_output(
         &self,
         job: &JobState,
         caller: &Caller,
@@ -123,7 +123,9 @@ impl NodeInner {
         options: Options,
     ) -> Result<ActorId, Error> {
         let job = self.job(caller.job)?;
-        self.check_feasible(&options.resources)?;
+        if !self.has_cluster() {
+            self.check_feasible(&options.resources)?;
+        }
         if lock(&job.actors).len() >= limits::MAX_ACTORS_PER_JOB {
             return Err(Error::InvalidArgument(format!(
                 "a job may have at most {} live actors",
@@ -148,7 +150,7 @@ impl NodeInner {
                 return Err(e);
             }
         };
-        let spec = ActorSpec { task, args, options, pinned };
+        let spec = ActorSpec { task, args, options, pinned, here: false };
         let actor = self.spawn_actor(job.clone(), id, class, spec);
         lock(&job.actors).insert(id, actor);
         Ok(id)
@@ -163,10 +165,15 @@ impl NodeInner {
         args: Vec<ArgSpec>,
     ) -> Result<ObjectId, Error> {
         let job = self.job(caller.job)?;
-        let state = lock(&job.actors)
-            .get(&actor)
-            .cloned()
-            .ok_or_else(|| Error::ActorDied(format!("{actor} does not exist in this job")))?;
+        let state = lock(&job.actors).get(&actor).cloned();
+        let state = match state {
+            Some(s) => s,
+            // A task away from its job's node: the actor is the job node's.
+            None if job.owner.is_some() => {
+                return self.call_through_owner(&job, caller, seq, actor, method, args).await;
+            }
+            None => return Err(Error::ActorDied(format!("{actor} does not exist in this job"))),
+        };
         let (task, output, pinned) = self.new_output(&job, caller, seq, &args)?;
         let call = ActorCall { task, method, args, output, pinned };
         if let Err(call) = state.send(call) {
@@ -273,26 +280,32 @@ impl Services for NodeInner {
         Box::pin(async move { self.arc()?.call(caller, seq, actor, method, args).await })
     }
 
-    fn named_actor(&self, caller: &Caller, name: &str) -> Result<(ActorId, String), Error> {
-        let job = self.job(caller.job)?;
-        let id = lock(&job.named)
-            .get(name)
-            .copied()
-            .ok_or_else(|| Error::InvalidArgument(format!("no actor named {name:?} in this job")))?;
-        let class = lock(&job.actors)
-            .get(&id)
-            .map(|a| a.class.clone())
-            .ok_or_else(|| Error::ActorDied(format!("the actor named {name:?} is gone")))?;
-        Ok((id, class))
+    fn named_actor<'a>(&'a self, caller: &'a Caller, name: &'a str) -> BoxFuture<'a, Result<(ActorId, String), Error>> {
+        Box::pin(async move {
+            let job = self.job(caller.job)?;
+            let id = lock(&job.named).get(name).copied();
+            let Some(id) = id else {
+                if job.owner.is_some() {
+                    return self.named_through_owner(&job, name).await;
+                }
+                return Err(Error::InvalidArgument(format!("no actor named {name:?} in this job")));
+            };
+            let class = lock(&job.actors)
+                .get(&id)
+                .map(|a| a.class.clone())
+                .ok_or_else(|| Error::ActorDied(format!("the actor named {name:?} is gone")))?;
+            Ok((id, class))
+        })
     }
 
     fn kill_actor(&self, caller: &Caller, actor: ActorId, no_restart: bool) -> Result<(), Error> {
         let job = self.job(caller.job)?;
-        let state = lock(&job.actors)
-            .get(&actor)
-            .cloned()
-            .ok_or_else(|| Error::ActorDied(format!("{actor} does not exist in this job")))?;
-        state.kill("wray::kill", no_restart);
+        let state = lock(&job.actors).get(&actor).cloned();
+        match state {
+            Some(state) => state.kill("wray::kill", no_restart),
+            None if job.owner.is_some() => self.arc()?.kill_through_owner(&job, actor, no_restart),
+            None => return Err(Error::ActorDied(format!("{actor} does not exist in this job"))),
+        }
         Ok(())
     }
 

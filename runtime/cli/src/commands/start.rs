@@ -249,7 +249,7 @@ impl StartCommand {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             let conn = client.connection();
             tokio::select! {
-                () = node.serve_head(conn.clone(), membership, jobs) => {}
+                () = node.serve_head(conn.clone(), membership, head_id.clone(), jobs) => {}
                 e = conn.closed() => tracing::warn!("lost the head at {head}: {e}"),
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}

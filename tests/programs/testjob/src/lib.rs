@@ -146,6 +146,10 @@ impl Counter {
     pub fn crash(&mut self) -> i64 {
         panic!("counter crashed at {}", self.n)
     }
+    /// The node hosting the actor.
+    pub fn node(&self) -> String {
+        wray::runtime_context().node_id
+    }
     pub fn slow(&self, ms: u64) -> u64 {
         std::thread::sleep(Duration::from_millis(ms));
         ms
@@ -354,6 +358,47 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             }
             println!("cluster CPU: {}", wray::cluster_resources().get("CPU").copied().unwrap_or(0.0));
             println!("cluster special: {}", wray::cluster_resources().get("special").copied().unwrap_or(0.0));
+        }
+        "actors-cluster" => {
+            // An actor placed where its resource is; a task on a third node
+            // calls it through a handle and by name; calls keep their order.
+            let c = Counter::options().resource("special", 0.5).name("shared").remote(10);
+            println!("actor on: {}", wray::get(&c.node())?);
+            for _ in 0..5 {
+                c.incr(1);
+            }
+            println!("after incr: {}", wray::get(&c.get())?);
+            let by_handle = bump::options().resource("elsewhere", 1.0).remote(c.clone(), 10);
+            println!("bump: {}", wray::get(&by_handle)?);
+            let by_name = bump_named::options().resource("elsewhere", 1.0).remote("shared".to_string());
+            println!("bump_named: {}", wray::get(&by_name)?);
+            let near = bump_named::options().resource("special", 0.5).remote("shared".to_string());
+            println!("bump_named on its node: {}", wray::get(&near)?);
+            println!("final: {}", wray::get(&c.get())?);
+            wray::kill(&c);
+            println!("after kill: {}", wray::get(&c.get()).map_or_else(|e| format!("{e}"), |v| v.to_string()));
+        }
+        "actor-restart" => {
+            // An actor on a node that dies is re-created on another one.
+            let c = Counter::options().resource("spot", 1.0).max_restarts(1).remote(0);
+            let first = wray::get(&c.node())?;
+            println!("actor on: {first}");
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(100));
+                if let Err(e) = wray::get(&c.incr(1)) {
+                    println!("call failed: {e}");
+                }
+                match wray::get(&c.node()) {
+                    Ok(n) if n != first => {
+                        println!("restarted on: {n}");
+                        println!("count after restart: {}", wray::get(&c.incr(1))?);
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) => println!("call failed: {e}"),
+                }
+            }
         }
         "big" => {
             // `mib` MiB made on the node with `producer`, checked on the one

@@ -1,0 +1,582 @@
+//! Actors hosted on another node than their job's, and what tasks running
+//! away from their job's node ask that node (upcalls).
+//!
+//! The job's node keeps every actor's entry (its mailbox, its name); an
+//! actor placed elsewhere has a session: one stream to the hosting node
+//! carrying the constructor, then the calls in submission order (so the
+//! host runs them in that order), with results coming back as they finish.
+//! Closing the stream kills the actor. If the hosting node dies, the calls
+//! in flight fail with `ActorDied` and the actor is re-created elsewhere
+//! while it has restarts left (its constructor runs again, as after a
+//! crash).
+//!
+//! A task running on another node reaches its job's actors through an
+//! upcall to the job's node (through the head if both are workers): calls
+//! are answered `Accepted` once queued, so one caller's calls keep their
+//! order, then with the result.
+
+use crate::actor::{ActorCall, ActorSpec, ActorState};
+use crate::job::JobState;
+use crate::remote::{Chosen, Link, open_with, read_event, resources, write_with};
+use crate::{NodeInner, lock};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use wray_core::{ActorId, Error, JobId, ObjectId, Options, TaskId};
+use wray_host::{ArgSpec, Caller};
+use wray_net::proto::{self, ActorMsg, Event, Request, TaskRequest, Upcall, UpcallRequest, WireActor, WireCall};
+use wray_net::{NetError, frame};
+
+/// How an actor's life on another node ended.
+pub(crate) enum Hosted {
+    /// No node had room: host it here.
+    Busy,
+    /// It is dead, or its mailbox closed: nothing more to do.
+    Ended,
+    /// The hosting node died (or the path to it broke).
+    Lost(String),
+}
+
+/// What the session's reader hands the session.
+enum FromHost {
+    /// A call's result is stored.
+    Done(ObjectId),
+    /// The actor died for good there.
+    Gone(String),
+}
+
+/// How often a hosting node checks whether its actor died for good.
+const DEATH_WATCH: Duration = Duration::from_millis(100);
+
+fn actor_halves(id: ActorId) -> (u64, u64) {
+    ((id.0 >> 64) as u64, id.0 as u64)
+}
+
+fn actor_id(hi: u64, lo: u64) -> ActorId {
+    ActorId((u128::from(hi) << 64) | u128::from(lo))
+}
+
+impl NodeInner {
+    /// Whether an actor that found no room here should be hosted elsewhere:
+    /// `Some(must_move)`, or `None` to queue here.
+    pub(crate) fn actor_should_move(&self, spec: &ActorSpec) -> Option<bool> {
+        if spec.here || self.link.get().is_none() {
+            return None;
+        }
+        Some(lock(&self.sched).check_feasible(&spec.options.resources).is_err())
+    }
+
+    /// Hosts the actor on another node for as long as it lives there.
+    pub(crate) async fn host_elsewhere(
+        self: &Arc<Self>,
+        job: &Arc<JobState>,
+        actor: &Arc<ActorState>,
+        spec: &ActorSpec,
+        rx: &mut mpsc::UnboundedReceiver<ActorCall>,
+        must_move: bool,
+    ) -> Hosted {
+        let (hi, lo) = actor_halves(actor.id);
+        let wire = WireActor {
+            hi,
+            lo,
+            max_concurrency: spec.options.max_concurrency,
+            max_restarts: spec.options.max_restarts,
+        };
+        let request =
+            self.task_request(job, spec.task, &actor.class, &spec.args, &spec.options, must_move, Some(wire)).await;
+        let (frame_bytes, blobs) = match request {
+            Ok(r) => r,
+            Err(e) => {
+                self.mark_dead(job, actor, format!("{}: a constructor argument failed: {e}", actor.class));
+                return Hosted::Ended;
+            }
+        };
+        let (conn, placed) = match self.choose(&spec.options.resources, must_move) {
+            Chosen::Conn(c, placed) => (c, placed),
+            Chosen::Busy => return Hosted::Busy,
+            Chosen::Lost(why) => return Hosted::Lost(why),
+            Chosen::Infeasible => {
+                let why = crate::remote::infeasible_reason(&spec.options.resources);
+                self.mark_dead(job, actor, format!("{} cannot be placed: {why}", actor.class));
+                return Hosted::Ended;
+            }
+        };
+        let outcome = self.actor_session(job, actor, rx, &conn, &frame_bytes, blobs).await;
+        if let Some((peers, id)) = placed {
+            peers.finished(&id, &spec.options.resources);
+        }
+        outcome
+    }
+
+    async fn actor_session(
+        self: &Arc<Self>,
+        job: &Arc<JobState>,
+        actor: &Arc<ActorState>,
+        rx: &mut mpsc::UnboundedReceiver<ActorCall>,
+        conn: &quinn::Connection,
+        frame_bytes: &[u8],
+        blobs: Vec<Bytes>,
+    ) -> Hosted {
+        let (mut send, mut recv) = match open_with(conn, frame_bytes, blobs).await {
+            Ok(s) => s,
+            Err(e) => return Hosted::Lost(e.to_string()),
+        };
+        match read_event(&mut recv).await {
+            Ok(Event::Accepted) => {}
+            Ok(Event::Busy) => return Hosted::Busy,
+            Ok(Event::Refused(why) | Event::ActorGone(why)) => {
+                self.mark_dead(job, actor, format!("{}: {why}", actor.class));
+                return Hosted::Ended;
+            }
+            Ok(other) => return Hosted::Lost(format!("unexpected answer {other:?}")),
+            Err(e) => return Hosted::Lost(e.to_string()),
+        }
+        // Results are read by a task of their own: a frame read must not be
+        // abandoned halfway, which a `select!` branch would do.
+        let (tx, mut results) = mpsc::unbounded_channel::<Result<FromHost, String>>();
+        let reader = {
+            let (node, job) = (self.clone(), job.clone());
+            tokio::spawn(async move {
+                loop {
+                    let msg = match read_event(&mut recv).await {
+                        Ok(Event::Output(chunk)) => {
+                            job.config.grants.output.write(&chunk);
+                            continue;
+                        }
+                        Ok(Event::TaskDone(done)) => match node.receive_result(&job, done, &mut recv).await {
+                            Ok(output) => Ok(FromHost::Done(output)),
+                            Err(e) => Err(e.to_string()),
+                        },
+                        Ok(Event::ActorGone(why)) => Ok(FromHost::Gone(why)),
+                        Ok(other) => Err(format!("unexpected answer {other:?}")),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let last = !matches!(msg, Ok(FromHost::Done(_)));
+                    if tx.send(msg).is_err() || last {
+                        return;
+                    }
+                }
+            })
+        };
+        let mut pending: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();
+        let mut closed = false;
+        let outcome = loop {
+            if closed && pending.is_empty() {
+                break Hosted::Ended;
+            }
+            tokio::select! {
+                biased;
+                () = actor.control.notified() => {
+                    let Some((reason, no_restart)) = lock(&actor.kill_request).take() else { continue };
+                    let msg = proto::encode(&ActorMsg::Kill { no_restart }).expect("a small message encodes");
+                    if no_restart {
+                        self.mark_dead(job, actor, format!("{} was killed: {reason}", actor.class));
+                    }
+                    if let Err(e) = frame::write(&mut send, &msg).await {
+                        break Hosted::Lost(e.to_string());
+                    }
+                }
+                msg = results.recv() => match msg {
+                    Some(Ok(FromHost::Done(output))) => {
+                        if let Some(pinned) = pending.remove(&output) {
+                            self.unpin(&pinned);
+                        }
+                    }
+                    Some(Ok(FromHost::Gone(why))) => {
+                        self.mark_dead(job, actor, format!("{}: {why}", actor.class));
+                        closed = true;
+                        // Results of calls still in flight are on their way.
+                    }
+                    Some(Err(e)) => break Hosted::Lost(e),
+                    None => break Hosted::Lost("the host stopped answering".into()),
+                },
+                call = rx.recv(), if !closed => match call {
+                    None => {
+                        // Every handle is gone (or the job ended): the host
+                        // kills the actor when we close our side.
+                        closed = true;
+                        let _ = send.finish();
+                    }
+                    Some(call) => match self.wire_parts(&call.args).await {
+                        Err(e) => {
+                            self.store.complete(call.output, Err(e));
+                            self.unpin(&call.pinned);
+                        }
+                        Ok((args, objects, blobs)) => {
+                            let (task_hi, task_lo) = call.task.halves();
+                            let msg = ActorMsg::Call(WireCall { task_hi, task_lo, method: call.method, args, objects });
+                            pending.insert(call.output, call.pinned);
+                            let sent = async {
+                                frame::write(&mut send, &proto::encode(&msg)?).await?;
+                                for b in blobs {
+                                    frame::write_raw(&mut send, b).await?;
+                                }
+                                Ok::<_, NetError>(())
+                            };
+                            if let Err(e) = sent.await {
+                                break Hosted::Lost(e.to_string());
+                            }
+                        }
+                    },
+                },
+            }
+        };
+        reader.abort();
+        // Calls in flight are lost with the node (as in Ray, actor calls
+        // are not retried).
+        for (output, pinned) in pending {
+            let why = format!("{} was lost with the node hosting it", actor.class);
+            self.store.complete(output, Err(Error::ActorDied(why)));
+            self.unpin(&pinned);
+        }
+        outcome
+    }
+
+    /// Hosts an actor of a job running elsewhere (the head placed it here),
+    /// serving its session until the owner closes it.
+    pub(crate) async fn serve_actor(
+        self: &Arc<Self>,
+        req: TaskRequest,
+        mut send: quinn::SendStream,
+        recv: quinn::RecvStream,
+    ) -> Result<(), NetError> {
+        let Some(wire) = req.actor.clone() else {
+            return Err(NetError::Malformed("an actor request without its actor".into()));
+        };
+        let demand = resources(&req.resources)?;
+        let component = match self.component_for(&req).await {
+            Ok(c) => c,
+            Err(why) => return frame::write(&mut send, &proto::encode(&Event::Refused(why))?).await,
+        };
+        let (job, sinks, key) = self.remote_job(&req, component);
+        let outcome = self.host_actor(&job, &sinks, req, wire, demand, send, recv).await;
+        self.leave_remote_job(&key);
+        outcome
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn host_actor(
+        self: &Arc<Self>,
+        job: &Arc<JobState>,
+        sinks: &crate::remote::Sinks,
+        req: TaskRequest,
+        wire: WireActor,
+        demand: wray_core::Resources,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+    ) -> Result<(), NetError> {
+        let (args, imported) = self.read_args(job, &req.args, &req.objects, &mut recv).await?;
+        let pinned = self.pin_args(job.id, &args);
+        self.unpin(&imported);
+        let pinned = match pinned {
+            Ok(p) => p,
+            Err(e) => return frame::write(&mut send, &proto::encode(&Event::Refused(e.to_string()))?).await,
+        };
+        let id = actor_id(wire.hi, wire.lo);
+        let options = Options {
+            resources: demand,
+            memory_limit: req.memory_limit,
+            time_limit: req.time_limit_ms.map(Duration::from_millis),
+            max_concurrency: wire.max_concurrency,
+            max_restarts: wire.max_restarts,
+            ..Options::default()
+        };
+        let task = TaskId::from_halves(req.task_hi, req.task_lo);
+        let spec = ActorSpec { task, args, options, pinned, here: true };
+        let state = self.spawn_actor(job.clone(), id, req.function.clone(), spec);
+        lock(&job.actors).insert(id, state.clone());
+        // Output of the job's instances here may come back this way.
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let sink = {
+            let mut sinks = lock(sinks);
+            let n = sinks.last().map_or(0, |(i, _)| i + 1);
+            sinks.push((n, out_tx));
+            n
+        };
+        frame::write(&mut send, &proto::encode(&Event::Accepted)?).await?;
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Event, Vec<Bytes>)>();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let mut reader = {
+            let (node, job, state, in_flight) = (self.clone(), job.clone(), state.clone(), in_flight.clone());
+            tokio::spawn(async move { node.read_calls(&job, &state, &mut recv, done_tx, &in_flight).await })
+        };
+        let mut watch = tokio::time::interval(DEATH_WATCH);
+        let (mut reader_done, mut gone_sent) = (false, false);
+        let outcome = loop {
+            tokio::select! {
+                Some((event, blobs)) = done_rx.recv() => {
+                    if let Err(e) = write_with(&mut send, &event, blobs).await {
+                        break Err(e);
+                    }
+                }
+                Some(chunk) = out_rx.recv() => {
+                    if let Err(e) = frame::write(&mut send, &proto::encode(&Event::Output(chunk))?).await {
+                        break Err(e);
+                    }
+                }
+                // The owner closed its side: the actor's life here ends once
+                // the answers in flight are out (as in Ray, an actor whose
+                // handles are gone finishes the calls it was given).
+                _ = &mut reader, if !reader_done => reader_done = true,
+                _ = watch.tick() => {
+                    if reader_done && in_flight.load(Ordering::Acquire) == 0 && done_rx.is_empty() {
+                        break Ok(());
+                    }
+                    if !gone_sent && let Some(why) = state.dead_reason() {
+                        gone_sent = true;
+                        if let Err(e) = write_with(&mut send, &Event::ActorGone(why), Vec::new()).await {
+                            break Err(e);
+                        }
+                    }
+                }
+            }
+        };
+        reader.abort();
+        state.kill("its session ended", true);
+        lock(&job.actors).remove(&id);
+        lock(sinks).retain(|(i, _)| *i != sink);
+        let _ = send.finish();
+        outcome
+    }
+
+    /// Reads the calls an owner sends an actor hosted here, queues them, and
+    /// hands each answer to `done` when it is ready.
+    async fn read_calls(
+        self: &Arc<Self>,
+        job: &Arc<JobState>,
+        state: &Arc<ActorState>,
+        recv: &mut quinn::RecvStream,
+        done: mpsc::UnboundedSender<(Event, Vec<Bytes>)>,
+        in_flight: &Arc<AtomicUsize>,
+    ) {
+        loop {
+            let msg = match frame::read(recv).await {
+                Ok(Some(bytes)) => proto::decode_actor_msg(&bytes),
+                Ok(None) => return,
+                Err(e) => Err(e),
+            };
+            let call = match msg {
+                Ok(ActorMsg::Kill { no_restart }) => {
+                    state.kill("wray::kill", no_restart);
+                    continue;
+                }
+                Ok(ActorMsg::Call(call)) => call,
+                Err(e) => {
+                    tracing::warn!("dropping an actor session: {e}");
+                    return;
+                }
+            };
+            let task = TaskId::from_halves(call.task_hi, call.task_lo);
+            let output = ObjectId::returned_by(task);
+            let (args, imported) = match self.read_args(job, &call.args, &call.objects, recv).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("dropping an actor session: {e}");
+                    return;
+                }
+            };
+            let queued = self.queue_call(job, state, task, call.method, args);
+            self.unpin(&imported);
+            let (node, done, in_flight) = (self.clone(), done.clone(), in_flight.clone());
+            in_flight.fetch_add(1, Ordering::AcqRel);
+            tokio::spawn(async move {
+                let result = match queued {
+                    Ok(()) => node.store.get(output).await,
+                    Err(e) => Err(e),
+                };
+                let answer = node.done_event(output, result).await;
+                node.store.release(output);
+                let _ = done.send(answer);
+                in_flight.fetch_sub(1, Ordering::AcqRel);
+            });
+        }
+    }
+
+    /// Queues a call on an actor of this node: its result is pending under
+    /// the call's task's output, with one reference for the caller.
+    fn queue_call(
+        &self,
+        job: &JobState,
+        state: &ActorState,
+        task: TaskId,
+        method: String,
+        args: Vec<ArgSpec>,
+    ) -> Result<(), Error> {
+        let output = ObjectId::returned_by(task);
+        let pinned = self.pin_args(job.id, &args)?;
+        self.store.create_pending(job.id, output);
+        if let Err(call) = state.send(ActorCall { task, method, args, output, pinned }) {
+            let reason = state.dead_reason().unwrap_or_else(|| format!("{} is dead", state.class));
+            self.store.complete(call.output, Err(Error::ActorDied(reason)));
+            self.unpin(&call.pinned);
+        }
+        Ok(())
+    }
+
+    /// A stream to node `node`: directly, or through the head.
+    pub(crate) async fn open_to(&self, node: &str) -> Result<(quinn::SendStream, quinn::RecvStream), NetError> {
+        let stream = |e: quinn::ConnectionError| NetError::Stream(e.to_string());
+        match self.link.get() {
+            Some(Link::Head(peers)) => {
+                let conn = peers.connection(node).ok_or_else(|| NetError::Stream(format!("node {node} is gone")))?;
+                conn.open_bi().await.map_err(stream)
+            }
+            Some(Link::Worker { head, head_id, .. }) => {
+                let (mut send, recv) = head.open_bi().await.map_err(stream)?;
+                if node != head_id {
+                    frame::write(&mut send, &proto::encode(&Request::Forward { to: node.to_string() })?).await?;
+                }
+                Ok((send, recv))
+            }
+            None => Err(NetError::Stream("this node is not part of a cluster".into())),
+        }
+    }
+
+    /// Sends an upcall to the job's node; returns the stream after the
+    /// first answer.
+    async fn upcall(
+        &self,
+        job: &JobState,
+        upcall: Upcall,
+        blobs: Vec<Bytes>,
+    ) -> Result<(Event, quinn::SendStream, quinn::RecvStream), Error> {
+        let (owner, owner_job) = job.owner.clone().expect("upcalls come from stand-ins");
+        let unreachable = |e: NetError| Error::ActorDied(format!("cannot reach the job's node {owner}: {e}"));
+        let (mut send, mut recv) = self.open_to(&owner).await.map_err(unreachable)?;
+        let request = Request::Upcall(UpcallRequest { job: owner_job, upcall });
+        let sent = async {
+            frame::write(&mut send, &proto::encode(&request)?).await?;
+            for b in blobs {
+                frame::write_raw(&mut send, b).await?;
+            }
+            read_event(&mut recv).await
+        };
+        let event = sent.await.map_err(unreachable)?;
+        Ok((event, send, recv))
+    }
+
+    /// A call on an actor of a job whose node is another: through an upcall.
+    pub(crate) async fn call_through_owner(
+        self: &Arc<Self>,
+        job: &Arc<JobState>,
+        caller: &Caller,
+        seq: u64,
+        actor: ActorId,
+        method: String,
+        args: Vec<ArgSpec>,
+    ) -> Result<ObjectId, Error> {
+        let (task, output, pinned) = self.new_output(job, caller, seq, &args)?;
+        let fail = |e: Error| {
+            self.store.complete(output, Err(e));
+            self.unpin(&pinned);
+            Ok(output)
+        };
+        let (args, objects, blobs) = match self.wire_parts(&args).await {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        };
+        let (hi, lo) = actor_halves(actor);
+        let (task_hi, task_lo) = task.halves();
+        let call = WireCall { task_hi, task_lo, method, args, objects };
+        let (mut send, mut recv) = match self.upcall(job, Upcall::Call { hi, lo, call }, blobs).await {
+            Ok((Event::Accepted, send, recv)) => (send, recv),
+            Ok((Event::Refused(why), ..)) => return fail(Error::ActorDied(why)),
+            Ok((other, ..)) => return fail(Error::ActorDied(format!("unexpected answer {other:?}"))),
+            Err(e) => return fail(e),
+        };
+        let (node, job) = (self.clone(), job.clone());
+        tokio::spawn(async move {
+            let received = match read_event(&mut recv).await {
+                Ok(Event::TaskDone(done)) => node.receive_result(&job, done, &mut recv).await.map(|_| ()),
+                Ok(other) => Err(NetError::Malformed(format!("unexpected answer {other:?}"))),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = received {
+                node.store.complete(output, Err(Error::ActorDied(format!("the call's answer was lost: {e}"))));
+            }
+            node.unpin(&pinned);
+            let _ = send.finish();
+        });
+        Ok(output)
+    }
+
+    /// Looks a name up on the job's node.
+    pub(crate) async fn named_through_owner(&self, job: &JobState, name: &str) -> Result<(ActorId, String), Error> {
+        match self.upcall(job, Upcall::Named { name: name.to_string() }, Vec::new()).await? {
+            (Event::Actor { hi, lo, class }, mut send, _) => {
+                let _ = send.finish();
+                Ok((actor_id(hi, lo), class))
+            }
+            (Event::Refused(why), ..) => Err(Error::InvalidArgument(why)),
+            (other, ..) => Err(Error::InvalidArgument(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Kills an actor of the job through its node.
+    pub(crate) fn kill_through_owner(self: &Arc<Self>, job: &Arc<JobState>, actor: ActorId, no_restart: bool) {
+        let (node, job) = (self.clone(), job.clone());
+        let (hi, lo) = actor_halves(actor);
+        tokio::spawn(async move {
+            if let Err(e) = node.upcall(&job, Upcall::Kill { hi, lo, no_restart }, Vec::new()).await {
+                tracing::warn!("could not kill {actor}: {e}");
+            }
+        });
+    }
+
+    /// Answers an upcall from a task of one of this node's jobs running
+    /// elsewhere.
+    pub(crate) async fn serve_upcall(
+        self: &Arc<Self>,
+        req: UpcallRequest,
+        send: &mut quinn::SendStream,
+        recv: &mut quinn::RecvStream,
+    ) -> Result<(), NetError> {
+        let refuse = |why: String| proto::encode(&Event::Refused(why));
+        let Ok(job) = self.job(JobId(req.job)) else {
+            return frame::write(send, &refuse(format!("job {} has ended", req.job))?).await;
+        };
+        match req.upcall {
+            Upcall::Named { name } => {
+                let found = lock(&job.named).get(&name).copied();
+                let event = match found.and_then(|id| lock(&job.actors).get(&id).map(|a| (id, a.class.clone()))) {
+                    Some((id, class)) => {
+                        let (hi, lo) = actor_halves(id);
+                        Event::Actor { hi, lo, class }
+                    }
+                    None => Event::Refused(format!("no actor named {name:?} in this job")),
+                };
+                frame::write(send, &proto::encode(&event)?).await
+            }
+            Upcall::Kill { hi, lo, no_restart } => {
+                if let Some(state) = lock(&job.actors).get(&actor_id(hi, lo)).cloned() {
+                    state.kill("wray::kill", no_restart);
+                }
+                frame::write(send, &proto::encode(&Event::Accepted)?).await
+            }
+            Upcall::Call { hi, lo, call } => {
+                let (args, imported) = self.read_args(&job, &call.args, &call.objects, recv).await?;
+                let state = lock(&job.actors).get(&actor_id(hi, lo)).cloned();
+                let task = TaskId::from_halves(call.task_hi, call.task_lo);
+                let queued = match state {
+                    None => Err(Error::ActorDied(format!("{} does not exist in this job", actor_id(hi, lo)))),
+                    Some(state) => self.queue_call(&job, &state, task, call.method, args),
+                };
+                self.unpin(&imported);
+                if let Err(e) = queued {
+                    return frame::write(send, &refuse(e.to_string())?).await;
+                }
+                frame::write(send, &proto::encode(&Event::Accepted)?).await?;
+                let output = ObjectId::returned_by(task);
+                let result = self.store.get(output).await;
+                let (event, blobs) = self.done_event(output, result).await;
+                self.store.release(output);
+                write_with(send, &event, blobs).await?;
+                let _ = send.finish();
+                Ok(())
+            }
+        }
+    }
+}
