@@ -476,3 +476,54 @@ fn a_large_object_made_on_one_node_is_consumed_on_another() {
     let text = stdout(&out);
     assert!(text.contains(&format!("big: 1073741824 bytes intact=true consumed on {consumer}")), "{text}");
 }
+
+#[test]
+fn actors_are_placed_by_resources_and_reached_from_every_node() {
+    let head = Head::start_with_cpus("2");
+    let special = node_id(head.add_worker_with("2", &["--resources", r#"{"special": 1}"#]));
+    head.add_worker_with("2", &["--resources", r#"{"elsewhere": 1}"#]);
+    let out = head.run(&guests().testjob, &["actors-cluster"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    for line in [
+        format!("actor on: {special}"),
+        "after incr: 15".into(),
+        // A task on the other worker, through a handle and by name.
+        "bump: 25".into(),
+        "bump_named: 125".into(),
+        // A task on the actor's own node.
+        "bump_named on its node: 225".into(),
+        "final: 225".into(),
+        "after kill: actor died: testjob::Counter was killed: wray::kill".into(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn an_actor_whose_node_dies_is_restarted_on_another() {
+    use std::io::BufRead;
+    let head = Head::start_with_cpus("1");
+    head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
+    head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
+    let mut run = Command::new(wray_bin())
+        .args(["run", "--address", &head.address, "--token", &head.token, path(&guests().testjob), "--"])
+        .arg("actor-restart")
+        .env("HOME", head.home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(run.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let host = first.strip_prefix("actor on: node-").unwrap_or_else(|| panic!("{first}"));
+    let pid = u32::from_str_radix(host, 16).unwrap();
+    Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = run.wait().unwrap();
+    assert!(status.success(), "{rest:?}");
+    let text = rest.join("\n");
+    assert!(text.contains("restarted on: node-") && !text.contains(&format!("restarted on: node-{host}")), "{text}");
+    // The constructor ran again: the state starts over.
+    assert!(text.contains("count after restart: 1"), "{text}");
+}
