@@ -59,12 +59,15 @@ impl Head {
     }
 
     fn start_with_cpus(cpus: &str) -> Head {
+        Head::start_with_flags(cpus, &[])
+    }
+
+    fn start_with_flags(cpus: &str, flags: &[&str]) -> Head {
         let home = tempfile::tempdir().unwrap();
         let data = home.path().join("head");
-        let out = wray_in(
-            home.path(),
-            &["start", "--head", "--port", "0", "--cpus", cpus, "--data-dir", data.to_str().unwrap()],
-        );
+        let mut args = vec!["start", "--head", "--port", "0", "--cpus", cpus, "--data-dir", data.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let out = wray_in(home.path(), &args);
         assert_code(&out, 0);
         let text = stdout(&out);
         let field = |name: &str| {
@@ -467,7 +470,7 @@ fn a_large_object_made_on_one_node_is_consumed_on_another() {
     // a task on the `consumer` worker; the job runs on the head, which
     // spills the object to disk as it lands (over its 1 GiB budget) and
     // keeps serving meanwhile.
-    let head = Head::start_with_cpus("2");
+    let head = Head::start_with_flags("2", &["--node-timeout", "30"]);
     let store = ["--object-store-memory", "3GiB"];
     head.add_worker_with("1", &[&["--resources", r#"{"producer": 1}"#][..], &store].concat());
     let consumer = node_id(head.add_worker_with("1", &[&["--resources", r#"{"consumer": 1}"#][..], &store].concat()));
@@ -526,4 +529,28 @@ fn an_actor_whose_node_dies_is_restarted_on_another() {
     assert!(text.contains("restarted on: node-") && !text.contains(&format!("restarted on: node-{host}")), "{text}");
     // The constructor ran again: the state starts over.
     assert!(text.contains("count after restart: 1"), "{text}");
+}
+
+#[test]
+fn placement_groups_spread_and_pack_bundles_over_nodes() {
+    let head = Head::start_with_cpus("1");
+    head.add_worker("2");
+    head.add_worker("2");
+    let run = |args: &[&str]| {
+        let out = head.run(&guests().testjob, args);
+        assert_code(&out, 0);
+        stdout(&out)
+    };
+    let text = run(&["groups", "strict-spread", "3"]);
+    assert!(text.contains("group nodes: 3") && text.contains("tasks ran in their bundles: 3"), "{text}");
+    assert!(text.contains("actor ran in its bundle") && text.contains("removed"), "{text}");
+    let text = run(&["groups", "pack", "2"]);
+    assert!(text.contains("group nodes: 1") && text.contains("tasks ran in their bundles: 2"), "{text}");
+    let text = run(&["groups", "strict-pack", "3"]);
+    assert!(text.contains("group failed: invalid argument: no node has room for all 3 bundles together"), "{text}");
+    let text = run(&["groups", "strict-spread", "4"]);
+    assert!(text.contains("on a node of its own"), "{text}");
+    // Removing a group (and a job ending) gives the resources back.
+    let status = head.status_text();
+    assert!(!status.contains("_group_"), "{status}");
 }

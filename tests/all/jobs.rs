@@ -40,6 +40,24 @@ fn cluster_resources_follow_cpus_flag() {
 }
 
 #[test]
+fn placement_groups_reserve_and_free_resources() {
+    for strategy in ["pack", "spread", "strict-pack"] {
+        let out = ok(&["--cpus", "4"], &["groups", strategy, "2"]);
+        has(&out, "group nodes: 1");
+        has(&out, "cpu reserved: 2");
+        has(&out, "tasks ran in their bundles: 2");
+        has(&out, "actor ran in its bundle");
+        has(&out, "removed");
+    }
+    // One node cannot hold two bundles each on a node of its own, nor
+    // more than it has.
+    let out = ok(&["--cpus", "4"], &["groups", "strict-spread", "2"]);
+    has(&out, "group failed: invalid argument: no node has room for bundle 1 ({CPU: 1}) on a node of its own");
+    let out = ok(&["--cpus", "1"], &["groups", "pack", "2"]);
+    has(&out, "group failed: invalid argument: no node has room for bundle 1 ({CPU: 1})");
+}
+
+#[test]
 fn failures_name_the_function_and_cause() {
     let out = ok(&[], &["errors"]);
     has(&out, "err: task testjob::fail failed: boom");

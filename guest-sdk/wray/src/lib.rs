@@ -102,6 +102,15 @@
 //! Each actor is one long-lived Wasm instance; its calls run one at a time in
 //! submission order. [`get_actor`] finds a named actor, [`kill`] stops one.
 //!
+//! ## Clusters and placement groups
+//!
+//! The same job runs on a cluster (`wray run --address`): tasks and actors
+//! go to the nodes that have the resources they ask for, and spill over to
+//! other nodes when theirs is busy. [`placement_group`] reserves bundles of
+//! resources together (PACK, SPREAD, STRICT_PACK, STRICT_SPREAD);
+//! `.placement_group(&group, index)` on a task's or actor's options runs it
+//! in a bundle.
+//!
 //! ## Values and limits
 //!
 //! Values are encoded with the codec described in the `wray-codec` crate:
@@ -119,6 +128,7 @@ mod dispatch;
 mod error;
 mod object_ref;
 mod options;
+mod placement;
 mod value;
 
 pub use actor::{Actor, ActorHandle, get_actor, kill};
@@ -130,6 +140,7 @@ pub use arg::Arg;
 pub use error::Error;
 pub use object_ref::{ObjectId, ObjectRef};
 pub use options::CallOptions;
+pub use placement::{PlacementGroup, PlacementStrategy, placement_group, remove_placement_group};
 
 /// Makes a free function remote. See the [crate docs](crate#remote-functions).
 ///

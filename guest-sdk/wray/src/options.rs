@@ -15,6 +15,7 @@ pub struct CallOptions {
     pub(crate) name: Option<String>,
     pub(crate) max_concurrency: Option<u32>,
     pub(crate) max_restarts: Option<u32>,
+    pub(crate) placement: Option<(u64, u32)>,
 }
 
 impl CallOptions {
@@ -69,6 +70,12 @@ impl CallOptions {
         self.max_restarts = Some(restarts);
         self
     }
+    /// Runs in bundle `index` of `group`: on the bundle's node, out of the
+    /// resources the bundle reserved (the demand must fit in the bundle).
+    pub fn placement_group(mut self, group: &crate::PlacementGroup, index: u32) -> Self {
+        self.placement = Some((group.id(), index));
+        self
+    }
     pub(crate) fn to_wit(&self) -> wit::Options {
         wit::Options {
             num_cpus: self.num_cpus,
@@ -84,6 +91,7 @@ impl CallOptions {
             name: self.name.clone(),
             max_concurrency: self.max_concurrency,
             max_restarts: self.max_restarts,
+            placement: self.placement.map(|(group, index)| wit::BundleRef { group, index }),
         }
     }
 }
@@ -125,6 +133,10 @@ macro_rules! __task_options_methods {
         pub fn resource(self, name: &str, amount: f64) -> Self {
             Self(self.0.resource(name, amount))
         }
+        /// Runs in bundle `index` of a placement group.
+        pub fn placement_group(self, group: &$crate::PlacementGroup, index: u32) -> Self {
+            Self(self.0.placement_group(group, index))
+        }
     };
 }
 
@@ -157,6 +169,10 @@ macro_rules! __actor_options_methods {
         /// Holds `amount` of the custom resource `name` while the actor lives.
         pub fn resource(self, name: &str, amount: f64) -> Self {
             Self(self.0.resource(name, amount))
+        }
+        /// Lives in bundle `index` of a placement group.
+        pub fn placement_group(self, group: &$crate::PlacementGroup, index: u32) -> Self {
+            Self(self.0.placement_group(group, index))
         }
     };
 }

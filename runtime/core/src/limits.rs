@@ -30,3 +30,6 @@ pub const MAX_PENDING_TASKS_PER_JOB: usize = 100_000;
 
 /// Live actors per job: each holds a Wasm instance (and its memory).
 pub const MAX_ACTORS_PER_JOB: usize = 10_000;
+
+/// Bundles in one placement group.
+pub const MAX_BUNDLES: usize = 1024;

@@ -23,6 +23,9 @@ pub struct Options {
     pub max_concurrency: u32,
     /// Actor: restarts after a crash.
     pub max_restarts: u32,
+    /// The placement-group bundle to run in: (group, index). `resources`
+    /// is already renamed to the bundle's ([`Resources::in_bundle`]).
+    pub placement: Option<(u64, u32)>,
 }
 
 /// Ray's default for tasks: a failed run is retried three times when the
@@ -43,4 +46,17 @@ impl Options {
     pub fn num_cpus(&self) -> f64 {
         self.resources.get(CPU)
     }
+}
+
+/// How a placement group's bundles spread over nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// As few nodes as possible, more if needed.
+    Pack,
+    /// As many nodes as possible, fewer if needed.
+    Spread,
+    /// All on one node, or fail.
+    StrictPack,
+    /// Each on a different node, or fail.
+    StrictSpread,
 }

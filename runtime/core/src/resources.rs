@@ -21,7 +21,33 @@ pub struct Resources {
     amounts: BTreeMap<String, u64>,
 }
 
+/// What every task in a placement-group bundle asks of the bundle's marker
+/// resource, so that even a task demanding nothing else lands on the
+/// bundle's node; a bundle holds [`BUNDLE_MARKER_CAPACITY`] of it.
+pub const BUNDLE_MARKER_DEMAND: f64 = 0.001;
+/// See [`BUNDLE_MARKER_DEMAND`]: a million tasks may share one bundle.
+pub const BUNDLE_MARKER_CAPACITY: f64 = 1000.0;
+
 impl Resources {
+    /// This demand taken out of bundle `index` of placement group `group`:
+    /// every name renamed to the bundle's own copy (as Ray does), plus the
+    /// bundle's marker.
+    pub fn in_bundle(&self, group: u64, index: u32) -> Resources {
+        let mut r = Resources::new();
+        for (k, v) in &self.amounts {
+            r.amounts.insert(bundle_name(k, group, index), *v);
+        }
+        r.set(&bundle_name("bundle", group, index), BUNDLE_MARKER_DEMAND);
+        r
+    }
+
+    /// What a bundle reserving `self` offers the tasks placed in it.
+    pub fn bundle_offer(&self, group: u64, index: u32) -> Resources {
+        let mut r = self.in_bundle(group, index);
+        r.set(&bundle_name("bundle", group, index), BUNDLE_MARKER_CAPACITY);
+        r
+    }
+
     /// The empty set.
     pub fn new() -> Resources {
         Resources::default()
@@ -65,6 +91,12 @@ impl Resources {
         }
     }
 
+    /// Forgets names whose amount is zero (a placement-group bundle's
+    /// resources once the bundle is removed).
+    pub fn prune(&mut self) {
+        self.amounts.retain(|_, v| *v > 0);
+    }
+
     /// Puts `demand` back into `self`.
     pub fn add(&mut self, demand: &Resources) {
         for (k, v) in &demand.amounts {
@@ -96,6 +128,10 @@ impl fmt::Debug for Resources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
+}
+
+fn bundle_name(name: &str, group: u64, index: u32) -> String {
+    format!("{name}_group_{index}_{group:016x}")
 }
 
 impl fmt::Display for Resources {

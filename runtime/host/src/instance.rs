@@ -503,6 +503,28 @@ fn resources_to_wit(r: Resources) -> Vec<types::ResourceAmount> {
     r.iter().map(|(name, amount)| types::ResourceAmount { name: name.to_string(), amount }).collect()
 }
 
+/// Checks a placement group's bundles: each a non-empty set of valid
+/// amounts, at most [`limits::MAX_BUNDLES`] of them.
+fn bundles_from_wit(bundles: Vec<Vec<types::ResourceAmount>>) -> Result<Vec<Resources>, Error> {
+    if bundles.is_empty() || bundles.len() > limits::MAX_BUNDLES {
+        return Err(Error::InvalidArgument(format!("a placement group has 1 to {} bundles", limits::MAX_BUNDLES)));
+    }
+    let mut out = Vec::with_capacity(bundles.len());
+    for b in bundles {
+        let mut r = Resources::new();
+        for a in b {
+            check_name("resource name", &a.name)?;
+            let amount = Options::check_amount(&format!("resource {:?}", a.name), a.amount)?;
+            r.set(&a.name, r.get(&a.name) + amount);
+        }
+        if r.is_empty() {
+            return Err(Error::InvalidArgument("a bundle must reserve some resource".into()));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
 /// Converts and checks the options a guest passed.
 fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Options, Error> {
     let mut resources = Resources::new();
@@ -525,8 +547,13 @@ fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Options, Error>
     if o.memory_limit == Some(0) {
         return Err(Error::InvalidArgument("memory_limit must be more than 0 bytes".into()));
     }
+    let placement = o.placement.map(|b| (b.group, b.index));
+    if let Some((group, index)) = placement {
+        resources = resources.in_bundle(group, index);
+    }
     Ok(Options {
         resources,
+        placement,
         memory_limit: o.memory_limit,
         time_limit: o.time_limit_ms.map(Duration::from_millis),
         max_retries: o.max_retries.unwrap_or(wray_core::DEFAULT_MAX_RETRIES),
@@ -823,6 +850,33 @@ impl cluster::Host for State {
 
     async fn available_resources(&mut self) -> wasmtime::Result<Vec<types::ResourceAmount>> {
         Ok(resources_to_wit(self.services.available_resources()))
+    }
+
+    async fn create_placement_group(
+        &mut self,
+        bundles: Vec<Vec<types::ResourceAmount>>,
+        strategy: cluster::PlacementStrategy,
+    ) -> wasmtime::Result<Result<cluster::PlacementGroup, types::Error>> {
+        let strategy = match strategy {
+            cluster::PlacementStrategy::Pack => wray_core::Strategy::Pack,
+            cluster::PlacementStrategy::Spread => wray_core::Strategy::Spread,
+            cluster::PlacementStrategy::StrictPack => wray_core::Strategy::StrictPack,
+            cluster::PlacementStrategy::StrictSpread => wray_core::Strategy::StrictSpread,
+        };
+        let bundles = match bundles_from_wit(bundles) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(to_wit_error(e))),
+        };
+        Ok(self
+            .services
+            .create_placement_group(&self.caller, bundles, strategy)
+            .await
+            .map(|(id, nodes)| cluster::PlacementGroup { id, nodes })
+            .map_err(to_wit_error))
+    }
+
+    async fn remove_placement_group(&mut self, id: u64) -> wasmtime::Result<Result<(), types::Error>> {
+        Ok(self.services.remove_placement_group(&self.caller, id).await.map_err(to_wit_error))
     }
 
     async fn context(&mut self) -> wasmtime::Result<cluster::RuntimeContext> {

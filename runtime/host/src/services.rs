@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use wray_core::{ActorId, Error, JobId, ObjectId, Options, Resources, TaskId};
+use wray_core::{ActorId, Error, JobId, ObjectId, Options, Resources, Strategy, TaskId};
 
 /// An encoded value and the objects nested inside it.
 #[derive(Clone, Debug, Default)]
@@ -124,6 +124,16 @@ pub trait Services: Send + Sync + 'static {
     fn named_actor<'a>(&'a self, caller: &'a Caller, name: &'a str) -> BoxFuture<'a, Result<(ActorId, String), Error>>;
     /// Kills an actor.
     fn kill_actor(&self, caller: &Caller, actor: ActorId, no_restart: bool) -> Result<(), Error>;
+    /// Reserves a placement group's bundles; returns its id and the node
+    /// of each bundle.
+    fn create_placement_group<'a>(
+        &'a self,
+        caller: &'a Caller,
+        bundles: Vec<Resources>,
+        strategy: Strategy,
+    ) -> BoxFuture<'a, Result<(u64, Vec<String>), Error>>;
+    /// Frees a placement group's reservations.
+    fn remove_placement_group<'a>(&'a self, caller: &'a Caller, group: u64) -> BoxFuture<'a, Result<(), Error>>;
     /// All resources of the cluster.
     fn cluster_resources(&self) -> Resources;
     /// Resources not held right now.

@@ -69,6 +69,37 @@ pub enum Request {
     /// A task running away from its job's node asks that node for
     /// something only it knows (the job's actors and their names).
     Upcall(UpcallRequest),
+    /// Create a placement group (sent to the head): answered with
+    /// [`Event::Group`] or [`Event::Refused`].
+    CreateGroup {
+        /// Each bundle's resources.
+        bundles: Vec<Vec<(String, f64)>>,
+        /// 0 PACK, 1 SPREAD, 2 STRICT_PACK, 3 STRICT_SPREAD.
+        strategy: u8,
+    },
+    /// Remove a placement group (sent to the head): answered with
+    /// [`Event::Accepted`] or [`Event::Refused`].
+    RemoveGroup {
+        /// The group.
+        id: u64,
+    },
+    /// Reserve one bundle of a group on this node (the head placed it
+    /// here): answered with [`Event::Accepted`] or [`Event::Refused`].
+    Reserve {
+        /// The group.
+        group: u64,
+        /// The bundle's index.
+        index: u32,
+        /// What it reserves.
+        resources: Vec<(String, f64)>,
+    },
+    /// Free a bundle reserved with [`Request::Reserve`].
+    Unreserve {
+        /// The group.
+        group: u64,
+        /// The bundle's index.
+        index: u32,
+    },
     /// The bytes of a component, by hash; answered with
     /// [`Event::Component`] or [`Event::Refused`].
     GetComponent {
@@ -368,6 +399,13 @@ pub enum Event {
     TaskDone(TaskDone),
     /// The request was taken: the actor exists, the call is queued.
     Accepted,
+    /// A placement group exists: its id and each bundle's node.
+    Group {
+        /// The group's id.
+        id: u64,
+        /// The node of each bundle.
+        nodes: Vec<String>,
+    },
     /// An actor hosted elsewhere died for good: why.
     ActorGone(String),
     /// An actor found by name.

@@ -95,6 +95,38 @@ impl Peers {
         view.place(demand, from, need)
     }
 
+    /// Chooses the nodes of a placement group's bundles.
+    pub(crate) fn place_group(
+        &self,
+        head: &NodeInner,
+        bundles: &[Resources],
+        strategy: wray_core::Strategy,
+    ) -> Result<Vec<String>, String> {
+        let mut view = lock(&self.view);
+        view.heartbeat(&head.id, head.free_resources(), self.now());
+        view.place_group(bundles, strategy)
+    }
+
+    /// The first `reserved` bundles of a group are reserved on their nodes
+    /// (which now offer them); the charges of the others are given back.
+    pub(crate) fn group_reserved(&self, id: u64, nodes: &[String], bundles: &[Resources], reserved: usize) {
+        let mut view = lock(&self.view);
+        for (i, (node, demand)) in nodes.iter().zip(bundles).enumerate() {
+            if i < reserved {
+                view.adjust(node, &demand.bundle_offer(id, i as u32), &Resources::new());
+            } else {
+                view.unplace(node, demand);
+            }
+        }
+    }
+
+    /// A bundle was freed on `node`.
+    pub(crate) fn group_released(&self, node: &String, id: u64, index: u32, demand: &Resources) {
+        let mut view = lock(&self.view);
+        view.adjust(node, &Resources::new(), &demand.bundle_offer(id, index));
+        view.unplace(node, demand);
+    }
+
     /// A task placed on `node` ended there.
     pub(crate) fn finished(&self, node: &String, demand: &Resources) {
         lock(&self.view).unplace(node, demand);
@@ -398,6 +430,17 @@ impl Node {
             Request::Upcall(req) => {
                 self.inner.serve_upcall(req, &mut send, &mut recv).await?;
                 return Ok(());
+            }
+            request @ (Request::CreateGroup { .. } | Request::RemoveGroup { .. }) if !peers.head => {
+                let _ = request;
+                frame::write(&mut send, &reply(Event::Refused("this node is not a head".into()))?).await?;
+            }
+            request @ (Request::CreateGroup { .. }
+            | Request::RemoveGroup { .. }
+            | Request::Reserve { .. }
+            | Request::Unreserve { .. }) => {
+                let event = self.inner.serve_group_request(request).await?;
+                frame::write(&mut send, &reply(event)?).await?;
             }
             Request::GetComponent { hash } => {
                 let event = match peers.stored_component(&hash) {

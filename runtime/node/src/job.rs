@@ -64,6 +64,8 @@ pub(crate) struct JobState {
     /// For a stand-in of a job running elsewhere: that node and the job's
     /// id there (what upcalls address).
     pub(crate) owner: Option<(String, u32)>,
+    /// Placement groups the job created: removed when it ends.
+    pub(crate) groups: Mutex<Vec<u64>>,
 }
 
 impl JobState {
@@ -98,6 +100,7 @@ impl NodeInner {
             pending: Arc::new(Semaphore::new(limits::MAX_PENDING_TASKS_PER_JOB)),
             ended: AtomicBool::new(false),
             owner,
+            groups: Mutex::new(Vec::new()),
         });
         lock(&self.jobs).insert(id, job.clone());
         job
@@ -205,6 +208,18 @@ impl NodeInner {
         }
         lock(&self.jobs).remove(&job.id);
         self.store.free_job(job.id);
+        let groups = std::mem::take(&mut *lock(&job.groups));
+        if !groups.is_empty()
+            && let Ok(node) = self.arc()
+        {
+            tokio::spawn(async move {
+                for id in groups {
+                    if let Err(e) = node.remove_group(id).await {
+                        tracing::warn!("removing placement group {id:016x} of an ended job: {e}");
+                    }
+                }
+            });
+        }
     }
 
     /// Adds a reference to every object `args` mention, so they outlive the

@@ -19,6 +19,7 @@
 
 mod actor;
 mod detached;
+mod groups;
 mod head;
 #[cfg(test)]
 mod head_tests;
@@ -102,6 +103,11 @@ pub(crate) struct NodeInner {
     link: std::sync::OnceLock<remote::Link>,
     /// Stand-ins for jobs of other nodes whose tasks run here, by owner job.
     remote_jobs: Mutex<HashMap<String, remote::RemoteJob>>,
+    /// Placement groups this node created (the head, or a lone node).
+    groups: Mutex<HashMap<u64, groups::GroupRecord>>,
+    /// Placement-group bundles reserved on this node.
+    bundles: Mutex<HashMap<(u64, u32), Resources>>,
+    next_group: std::sync::atomic::AtomicU64,
 }
 
 /// Objects from this size on are stored with [`NodeInner::landing`]'s care.
@@ -147,6 +153,9 @@ impl Node {
                 },
                 link: std::sync::OnceLock::new(),
                 remote_jobs: Mutex::new(HashMap::new()),
+                groups: Mutex::new(HashMap::new()),
+                bundles: Mutex::new(HashMap::new()),
+                next_group: std::sync::atomic::AtomicU64::new(1),
             }),
         })
     }

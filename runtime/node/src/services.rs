@@ -8,7 +8,7 @@ use crate::{NodeInner, lock};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-use wray_core::{ActorId, Error, JobId, ObjectId, Options, Resources, TaskId, limits};
+use wray_core::{ActorId, Error, JobId, ObjectId, Options, Resources, Strategy, TaskId, limits};
 use wray_host::BoxFuture;
 use wray_host::{ArgSpec, Caller, Services, Value};
 use wray_store::Object;
@@ -307,6 +307,29 @@ impl Services for NodeInner {
             None => return Err(Error::ActorDied(format!("{actor} does not exist in this job"))),
         }
         Ok(())
+    }
+
+    fn create_placement_group<'a>(
+        &'a self,
+        caller: &'a Caller,
+        bundles: Vec<Resources>,
+        strategy: Strategy,
+    ) -> BoxFuture<'a, Result<(u64, Vec<String>), Error>> {
+        Box::pin(async move {
+            let job = self.job(caller.job)?;
+            let (id, nodes) = self.create_group(bundles, strategy).await?;
+            lock(&job.groups).push(id);
+            Ok((id, nodes))
+        })
+    }
+
+    fn remove_placement_group<'a>(&'a self, caller: &'a Caller, group: u64) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let job = self.job(caller.job)?;
+            self.remove_group(group).await?;
+            lock(&job.groups).retain(|g| *g != group);
+            Ok(())
+        })
     }
 
     fn cluster_resources(&self) -> Resources {

@@ -25,7 +25,7 @@
 //!   unless another node has room ([`Placement::Busy`]).
 
 use std::collections::BTreeMap;
-use wray_core::{CPU, Resources};
+use wray_core::{CPU, Resources, Strategy};
 
 /// Where a demand goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,6 +190,75 @@ impl<N: Ord + Clone> ClusterView<N> {
         Placement::Node(id)
     }
 
+    /// Chooses a node for each bundle of a placement group, all or nothing,
+    /// and charges them. Greedy, in bundle order: PACK fills the nodes it
+    /// already chose before opening another (trying one node for all
+    /// first), SPREAD opens a new node while one has room; the strict
+    /// forms fail rather than bend.
+    pub fn place_group(&mut self, bundles: &[Resources], strategy: Strategy) -> Result<Vec<N>, String> {
+        let mut free: Vec<(N, Resources, f64, u64)> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.alive)
+            .map(|(id, m)| {
+                let total = m.total.get(CPU);
+                (id.clone(), m.free.clone(), if total > 0.0 { m.free.get(CPU) / total } else { 0.0 }, m.order)
+            })
+            .collect();
+        // Most free CPU share first, then join order.
+        free.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.3.cmp(&b.3)));
+        let mut sum = Resources::new();
+        for b in bundles {
+            sum.add(b);
+        }
+        let mut chosen: Vec<usize> = Vec::with_capacity(bundles.len());
+        let one_node = free.iter().position(|(_, f, ..)| f.contains(&sum));
+        match (strategy, one_node) {
+            (Strategy::StrictPack | Strategy::Pack, Some(i)) => chosen = vec![i; bundles.len()],
+            (Strategy::StrictPack, None) => {
+                return Err(format!("no node has room for all {} bundles together ({sum})", bundles.len()));
+            }
+            _ => {
+                for (n, b) in bundles.iter().enumerate() {
+                    let used = |i: &usize| chosen.contains(i);
+                    let fits = |i: &usize| free[*i].1.contains(b);
+                    let pick = match strategy {
+                        Strategy::Pack => (0..free.len()).filter(fits).min_by_key(|i| !used(i)),
+                        Strategy::Spread => (0..free.len()).filter(fits).min_by_key(|i| used(i)),
+                        _ => (0..free.len()).find(|i| fits(i) && !used(i)),
+                    };
+                    let Some(i) = pick else {
+                        let what = if strategy == Strategy::StrictSpread { " on a node of its own" } else { "" };
+                        return Err(format!("no node has room for bundle {n} ({b}){what}"));
+                    };
+                    free[i].1.subtract(b);
+                    chosen.push(i);
+                }
+            }
+        }
+        let nodes: Vec<N> = chosen.iter().map(|i| free[*i].0.clone()).collect();
+        for (node, b) in nodes.iter().zip(bundles) {
+            if let Some(m) = self.members.get_mut(node) {
+                m.free.subtract(b);
+            }
+        }
+        Ok(nodes)
+    }
+
+    /// A node's resources changed: a placement-group bundle reserved there
+    /// offers `add` (and its reservation is out of the node's free pool
+    /// already), or a removed one takes `remove` away.
+    pub fn adjust(&mut self, node: &N, add: &Resources, remove: &Resources) {
+        if let Some(m) = self.members.get_mut(node) {
+            m.total.add(add);
+            m.free.add(add);
+            m.total.subtract(remove);
+            m.free.subtract(remove);
+            m.total.prune();
+            m.free.prune();
+        }
+    }
+
     /// Gives back a charge made by [`ClusterView::place`]: the task never
     /// reached the node, or it finished there. Keeps the view current
     /// between heartbeats (which correct it anyway); never makes a node
@@ -232,6 +301,32 @@ mod tests {
         assert_eq!(v.place(&cpus(1.0), Some(&"head"), Need::Spill), Placement::Busy);
         // Must leave: queued on a feasible node even though it is full.
         assert_eq!(v.place(&gpu, Some(&"head"), Need::Elsewhere), Placement::Node("gpu"));
+    }
+
+    #[test]
+    fn placement_groups_follow_their_strategy() {
+        let mut v = ClusterView::new(1000);
+        v.join("a", cpus(4.0), 0);
+        v.join("b", cpus(2.0), 0);
+        v.join("c", cpus(2.0), 0);
+        let two = [cpus(1.0), cpus(1.0)];
+        assert_eq!(v.place_group(&two, Strategy::StrictPack), Ok(vec!["a", "a"]));
+        // a has half its CPUs free now, b and c all: SPREAD uses new nodes
+        // first, the freest first.
+        assert_eq!(v.place_group(&[cpus(1.0), cpus(1.0), cpus(1.0)], Strategy::Spread), Ok(vec!["b", "c", "a"]));
+        assert!(v.place_group(&vec![cpus(1.0); 4], Strategy::StrictSpread).is_err());
+        // 1 free on each: PACK cannot fit 2 on one node, spills over.
+        assert_eq!(v.place_group(&two, Strategy::Pack), Ok(vec!["b", "c"]));
+        assert!(v.place_group(&two, Strategy::StrictPack).is_err());
+        // A failed group charges nothing: a still has its CPU.
+        assert_eq!(v.place_group(&[cpus(1.0)], Strategy::StrictSpread), Ok(vec!["a"]));
+        assert!(v.place_group(&[cpus(1.0)], Strategy::Pack).is_err());
+        // A bundle's offer makes its renamed resources placeable.
+        let offer = cpus(1.0).bundle_offer(7, 0);
+        v.adjust(&"c", &offer, &Resources::new());
+        assert_eq!(v.place(&cpus(1.0).in_bundle(7, 0), None, Need::Elsewhere), Placement::Node("c"));
+        v.adjust(&"c", &Resources::new(), &offer);
+        assert_eq!(v.place(&cpus(1.0).in_bundle(7, 0), None, Need::Elsewhere), Placement::Infeasible);
     }
 
     #[test]

@@ -161,9 +161,33 @@ impl<K: PartialEq> Scheduler<K> {
         stolen
     }
 
+    /// Takes `demand` out of the free pool if it fits, queue or not (a
+    /// placement-group reservation).
+    pub fn reserve(&mut self, demand: &Resources) -> bool {
+        if self.available().contains(demand) {
+            self.in_use.add(demand);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The node offers more (a placement-group bundle's own resources).
+    pub fn grow(&mut self, add: &Resources) {
+        self.total.add(add);
+    }
+
+    /// The node offers less (a bundle was removed). Tasks still holding
+    /// the removed resources keep them until they end.
+    pub fn shrink(&mut self, remove: &Resources) {
+        self.total.subtract(remove);
+        self.total.prune();
+    }
+
     /// Gives back what a finished task held.
     pub fn release(&mut self, held: &Resources) {
         self.in_use.subtract(held);
+        self.in_use.prune();
     }
 
     /// A running task blocked in `get`/`wait`: its CPU becomes free.

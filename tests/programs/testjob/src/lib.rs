@@ -400,6 +400,42 @@ fn main(args: Vec<String>) -> Result<(), Error> {
                 }
             }
         }
+        "groups" => {
+            // A placement group; tasks and an actor in its bundles run on
+            // the bundles' nodes.
+            let strategy = match args.get(1).map(String::as_str).unwrap_or("pack") {
+                "spread" => wray::PlacementStrategy::Spread,
+                "strict-pack" => wray::PlacementStrategy::StrictPack,
+                "strict-spread" => wray::PlacementStrategy::StrictSpread,
+                _ => wray::PlacementStrategy::Pack,
+            };
+            let n: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(2);
+            let cpus_before = wray::available_resources().get("CPU").copied().unwrap_or(0.0);
+            let bundle: &[(&str, f64)] = &[("CPU", 1.0)];
+            let group = match wray::placement_group(&vec![bundle; n], strategy) {
+                Ok(g) => g,
+                Err(e) => {
+                    println!("group failed: {e}");
+                    return Ok(());
+                }
+            };
+            let nodes: std::collections::BTreeSet<_> = (0..n).filter_map(|i| group.bundle_node(i)).collect();
+            println!("group nodes: {}", nodes.len());
+            println!("cpu reserved: {}", cpus_before - wray::available_resources().get("CPU").copied().unwrap_or(0.0));
+            for i in 0..n {
+                let r = square_where::options().placement_group(&group, i as u32).remote(i as u64, 0);
+                let (sq, node) = wray::get(&r)?;
+                assert_eq!(sq, (i * i) as u64);
+                assert_eq!(Some(node.as_str()), group.bundle_node(i), "task of bundle {i} ran elsewhere");
+            }
+            println!("tasks ran in their bundles: {n}");
+            let c = Counter::options().num_cpus(1.0).placement_group(&group, 0).remote(1);
+            assert_eq!(Some(wray::get(&c.node())?.as_str()), group.bundle_node(0));
+            println!("actor ran in its bundle");
+            wray::kill(&c);
+            wray::remove_placement_group(&group)?;
+            println!("removed");
+        }
         "big" => {
             // `mib` MiB made on the node with `producer`, checked on the one
             // with `consumer`.
