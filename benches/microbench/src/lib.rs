@@ -38,6 +38,17 @@ fn actor_client(calls: u32) -> Result<u32, wray::Error> {
     Ok(calls)
 }
 
+/// Touches nothing: what a task costs when its argument only has to arrive.
+#[wray::remote]
+fn arrive(refs: Vec<wray::ObjectRef<Vec<u8>>>) -> usize {
+    refs.len()
+}
+
+/// The node a task lands on, where only one node has the resource `remote`.
+fn remote() -> noop::Options {
+    noop::options().resource("remote", 1.0)
+}
+
 fn rate(n: u64, start: Instant) {
     println!("RESULT {:.1} per_s", n as f64 / start.elapsed().as_secs_f64());
 }
@@ -135,6 +146,67 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
             let last = wray::get(&r)?;
             assert_eq!(last, n);
             println!("RESULT {:.4} ms_per_link", start.elapsed().as_secs_f64() * 1e3 / n as f64);
+        }
+        // Cluster workloads: the driver runs on the head, the tasks and the
+        // actor on the worker that has the `remote` resource.
+        "remote_tasks_sync" => {
+            wray::get(&remote().remote())?;
+            let start = Instant::now();
+            for _ in 0..n {
+                wray::get(&remote().remote())?;
+            }
+            rate(n, start);
+        }
+        "remote_tasks_async" => {
+            wray::get(&remote().remote())?;
+            let start = Instant::now();
+            let refs: Vec<_> = (0..n).map(|_| remote().remote()).collect();
+            wray::get_all(&refs)?;
+            rate(n, start);
+        }
+        "remote_actor_sync" | "remote_actor_async" => {
+            let a = Sink::options().resource("remote", 1.0).remote();
+            wray::get(&a.noop())?;
+            let start = Instant::now();
+            if workload == "remote_actor_sync" {
+                for _ in 0..n {
+                    wray::get(&a.noop())?;
+                }
+            } else {
+                let refs: Vec<_> = (0..n).map(|_| a.noop()).collect();
+                wray::get_all(&refs)?;
+            }
+            rate(n, start);
+        }
+        "transfer" => {
+            // n MiB put on the head, then handed to a task on the worker
+            // (nested in its argument, so the task itself does nothing with
+            // it); the time of the same task with an empty object is taken
+            // off.
+            let size = (n as usize) << 20;
+            let big = wray::put(&vec![7u8; size]);
+            let small = wray::put(&Vec::<u8>::new());
+            let task = || arrive::options().resource("remote", 1.0);
+            wray::get(&task().remote(vec![small.clone()]))?;
+            let mut base = f64::MAX;
+            for _ in 0..3 {
+                let start = Instant::now();
+                wray::get(&task().remote(vec![small.clone()]))?;
+                base = base.min(start.elapsed().as_secs_f64());
+            }
+            let start = Instant::now();
+            wray::get(&task().remote(vec![big]))?;
+            let secs = start.elapsed().as_secs_f64() - base;
+            println!("RESULT {:.3} GB_per_s", size as f64 / secs / 1e9);
+        }
+        "placement_groups" => {
+            let bundle: &[(&str, f64)] = &[("CPU", 0.01)];
+            let start = Instant::now();
+            for _ in 0..n {
+                let g = wray::placement_group(&[bundle], wray::PlacementStrategy::Pack)?;
+                wray::remove_placement_group(&g)?;
+            }
+            rate(n, start);
         }
         "idle" => {
             // The host samples this process's memory while it sleeps.

@@ -53,10 +53,43 @@ pub enum NetError {
     Malformed(String),
 }
 
+/// Bytes of UDP socket buffer asked for (the kernel caps it at
+/// `net.core.rmem_max` / `wmem_max`). The default (~200 KiB) overflows when
+/// a node receiving a large object is busy for a moment; every datagram
+/// dropped there makes QUIC's congestion control back off, which cut
+/// transfers between nodes to a third of what the link carries.
+const SOCKET_BUFFER: libc::c_int = 16 << 20;
+
+/// A UDP socket on `addr` with large buffers.
+fn socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use std::os::fd::AsRawFd;
+    let socket = std::net::UdpSocket::bind(addr)?;
+    for option in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+        // SAFETY: a valid socket, a valid option and a pointer to an int
+        // of the size given. Failing leaves the default, which only costs
+        // speed.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&SOCKET_BUFFER as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    Ok(socket)
+}
+
+fn endpoint(addr: SocketAddr, server: Option<quinn::ServerConfig>) -> std::io::Result<quinn::Endpoint> {
+    let runtime = std::sync::Arc::new(quinn::TokioRuntime);
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket(addr)?, runtime)
+}
+
 /// A QUIC endpoint accepting mutually authenticated connections on `addr`.
 pub fn server(addr: SocketAddr, identity: &ClusterIdentity) -> Result<quinn::Endpoint, NetError> {
     let config = identity.quinn_server_config()?;
-    quinn::Endpoint::server(config, addr).map_err(|e| NetError::Connect(format!("cannot listen on {addr}: {e}")))
+    endpoint(addr, Some(config)).map_err(|e| NetError::Connect(format!("cannot listen on {addr}: {e}")))
 }
 
 /// Connects to a wray node at `addr`, authenticating with `identity`.
@@ -66,11 +99,57 @@ pub async fn connect(
     identity: &ClusterIdentity,
 ) -> Result<(quinn::Endpoint, quinn::Connection), NetError> {
     let bind: SocketAddr = if addr.is_ipv6() { "[::]:0".parse() } else { "0.0.0.0:0".parse() }.expect("literal");
-    let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| NetError::Connect(e.to_string()))?;
+    let mut endpoint = endpoint(bind, None).map_err(|e| NetError::Connect(e.to_string()))?;
     endpoint.set_default_client_config(identity.quinn_client_config()?);
     let connecting = endpoint.connect(addr, SERVER_NAME).map_err(|e| NetError::Connect(e.to_string()))?;
     let conn = connecting
         .await
         .map_err(|e| NetError::Connect(format!("{addr}: {e} (is the address right, and the token the cluster's?)")))?;
     Ok((endpoint, conn))
+}
+
+/// Bytes per second one QUIC stream carries over loopback between two
+/// endpoints set up exactly as wray's nodes are (mutual TLS, the same
+/// transport settings), sending `bytes` in [`frame::CHUNK`] pieces and
+/// discarding them on arrival: the ceiling any transfer between two wray
+/// nodes on this machine can reach. What `wray microbenchmark --cluster`
+/// compares object transfers with.
+pub async fn loopback_throughput(bytes: usize) -> Result<f64, NetError> {
+    let token = Token::generate()?;
+    let server = server("127.0.0.1:0".parse().expect("literal"), &ClusterIdentity::new(&token, "bench-server")?)?;
+    let addr = server.local_addr().map_err(|e| NetError::Connect(e.to_string()))?;
+    let receiver = tokio::spawn(async move {
+        let conn = server.accept().await.ok_or_else(|| NetError::Connect("no connection".into()))?;
+        let conn = conn.await.map_err(|e| NetError::Connect(e.to_string()))?;
+        let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+        let mut got = 0usize;
+        while let Some(chunk) = recv.read_chunk(usize::MAX, true).await.map_err(|e| NetError::Stream(e.to_string()))? {
+            got += chunk.bytes.len();
+        }
+        send.write_all(&got.to_le_bytes()).await.map_err(|e| NetError::Stream(e.to_string()))?;
+        let _ = send.finish();
+        conn.closed().await;
+        Ok::<_, NetError>(got)
+    });
+    let (endpoint, conn) = connect(addr, &ClusterIdentity::new(&token, "bench-client")?).await?;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+    let chunk = bytes::Bytes::from(vec![7u8; frame::CHUNK]);
+    let start = std::time::Instant::now();
+    let mut sent = 0;
+    while sent < bytes {
+        let n = (bytes - sent).min(frame::CHUNK);
+        frame::write_raw(&mut send, chunk.slice(..n)).await?;
+        sent += n;
+    }
+    let _ = send.finish();
+    let mut ack = [0u8; 8];
+    recv.read_exact(&mut ack).await.map_err(|e| NetError::Stream(e.to_string()))?;
+    let secs = start.elapsed().as_secs_f64();
+    conn.close(0u32.into(), b"done");
+    endpoint.wait_idle().await;
+    let _ = receiver.await;
+    if usize::from_le_bytes(ack) != bytes {
+        return Err(NetError::Stream("the receiver counted a different number of bytes".into()));
+    }
+    Ok(bytes as f64 / secs)
 }

@@ -193,6 +193,10 @@ fn transport() -> Arc<quinn::TransportConfig> {
     t.stream_receive_window(quinn::VarInt::from_u32(STREAM_WINDOW));
     t.receive_window(quinn::VarInt::from_u32(CONNECTION_WINDOW));
     t.send_window(u64::from(CONNECTION_WINDOW));
+    // BBR paces by measured bandwidth instead of halving at each loss: a
+    // datagram dropped because a busy node drained its socket late is not
+    // congestion, and loss-based control (Cubic) collapsed transfers on it.
+    t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
     Arc::new(t)
 }
 

@@ -90,8 +90,9 @@ impl Peers {
         from: Option<&String>,
         need: wray_sched::Need,
     ) -> wray_sched::Placement<String> {
+        let free = head.free_resources();
         let mut view = lock(&self.view);
-        view.heartbeat(&head.id, head.free_resources(), self.now());
+        view.heartbeat(&head.id, free, self.now());
         view.place(demand, from, need)
     }
 
@@ -102,8 +103,9 @@ impl Peers {
         bundles: &[Resources],
         strategy: wray_core::Strategy,
     ) -> Result<Vec<String>, String> {
+        let free = head.free_resources();
         let mut view = lock(&self.view);
-        view.heartbeat(&head.id, head.free_resources(), self.now());
+        view.heartbeat(&head.id, free, self.now());
         view.place_group(bundles, strategy)
     }
 
@@ -199,14 +201,23 @@ impl Node {
         // Failure detection: workers that stop heartbeating die.
         let watch = Arc::downgrade(&peers);
         let node = self.inner.clone();
+        let started = peers.started;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT / 4);
+            let mut last = started.elapsed().as_millis() as u64;
             while let Some(peers) = watch.upgrade() {
                 tick.tick().await;
+                let free = node.free_resources();
                 let now = peers.now();
                 let (dead, rooms) = {
                     let mut view = lock(&peers.view);
-                    view.heartbeat(&node.id, node.free_resources(), now);
+                    view.heartbeat(&node.id, free, now);
+                    // If this loop itself was held up, heartbeats may be
+                    // waiting unread: nobody is judged on that.
+                    if now.saturating_sub(last) > HEARTBEAT.as_millis() as u64 {
+                        view.pause(now);
+                    }
+                    last = now;
                     let dead = view.expire(now);
                     view.forget_dead(MAX_DEAD_WORKERS);
                     (dead, view.rooms_except(&node.id))
@@ -337,21 +348,16 @@ impl Node {
                     return frame::write(&mut send, &reply(Event::NeedComponent { hash })?).await;
                 }
                 match self.place(peers) {
-                    None => {
-                        let _running = Running(&peers.local);
-                        self.serve_job(job, &mut send, recv).await?
-                    }
+                    None => self.serve_job(job, &mut send, recv, Running(&peers.local)).await?,
                     Some(worker) => {
                         let running = Running(&worker.running);
-                        if let Err(job) = self.forward_job(&worker, job, &mut send, &mut recv).await? {
+                        if let Err(job) = self.forward_job(&worker, job, &mut send, &mut recv, running).await? {
                             // The worker failed before the job started there:
                             // run it here instead.
-                            drop(running);
                             worker.alive.store(false, Ordering::Relaxed);
                             tracing::warn!("worker {} did not take a job; running it on the head", worker.id);
                             peers.local.fetch_add(1, Ordering::Relaxed);
-                            let _running = Running(&peers.local);
-                            self.serve_job(*job, &mut send, recv).await?
+                            self.serve_job(*job, &mut send, recv, Running(&peers.local)).await?
                         }
                     }
                 }
@@ -388,23 +394,43 @@ impl Node {
                 frame::write(&mut send, &reply(Event::Welcome { head_id: self.id().to_string() })?).await?;
                 // Membership lasts as long as the heartbeats (or the
                 // connection: keep-alives notice a vanished peer too).
-                let why = loop {
-                    let bytes = tokio::select! {
-                        f = frame::read(&mut recv) => match f {
-                            Ok(Some(b)) => b,
-                            Ok(None) => break "it left".to_string(),
-                            Err(e) => break e.to_string(),
-                        },
-                        e = conn.closed() => break e.to_string(),
-                    };
-                    let beat = proto::decode_heartbeat(&bytes)?;
-                    let (total, free) = {
-                        let mut view = lock(&peers.view);
-                        view.heartbeat(&worker.id, resources(&beat.free)?, peers.now());
-                        (pairs(&view.total()), pairs(&view.free()))
-                    };
-                    frame::write(&mut send, &reply(Event::Cluster { total, free })?).await?;
+                // Answers go out from a writer of their own, latest first:
+                // a write waiting behind a large transfer on the same
+                // connection must not keep the next heartbeat unread.
+                let (latest, mut changed) = tokio::sync::watch::channel(None);
+                let answers = async move {
+                    while changed.changed().await.is_ok() {
+                        let Some((total, free)) = changed.borrow_and_update().clone() else { continue };
+                        let Ok(bytes) = reply(Event::Cluster { total, free }) else { return };
+                        if frame::write(&mut send, &bytes).await.is_err() {
+                            return;
+                        }
+                    }
                 };
+                let beats = async {
+                    loop {
+                        let bytes = tokio::select! {
+                            f = frame::read(&mut recv) => match f {
+                                Ok(Some(b)) => b,
+                                Ok(None) => return Ok("it left".to_string()),
+                                Err(e) => return Ok(e.to_string()),
+                            },
+                            e = conn.closed() => return Ok(e.to_string()),
+                        };
+                        let beat = proto::decode_heartbeat(&bytes)?;
+                        let cluster = {
+                            let mut view = lock(&peers.view);
+                            view.heartbeat(&worker.id, resources(&beat.free)?, peers.now());
+                            (pairs(&view.total()), pairs(&view.free()))
+                        };
+                        latest.send_replace(Some(cluster));
+                    }
+                };
+                let why: Result<String, NetError> = tokio::select! {
+                    why = beats => why,
+                    () = answers => Ok("its membership stream broke".to_string()),
+                };
+                let why = why?;
                 peers.declare_dead(&worker.id, &why);
                 return Ok(());
             }
@@ -553,11 +579,15 @@ impl Node {
         Ok(())
     }
 
+    /// `running` counts the job as placed here until it ends (uncounted
+    /// before its result goes out, so that the client's next job sees this
+    /// node free).
     async fn serve_job(
         &self,
         req: JobRequest,
         send: &mut quinn::SendStream,
         mut recv: quinn::RecvStream,
+        running: Running<'_>,
     ) -> Result<(), NetError> {
         let finished = |code: u8, message: String| Event::Finished { code, message };
         let loaded = if req.component.is_empty() {
@@ -604,6 +634,7 @@ impl Node {
             Ok(Err(e)) => finished(1, e.to_string()),
             Err(e) => finished(1, format!("the job's task failed: {e}")),
         };
+        drop(running);
         frame::write(send, &proto::encode(&event)?).await
     }
 
@@ -668,7 +699,9 @@ impl Node {
         job: JobRequest,
         send: &mut quinn::SendStream,
         recv: &mut quinn::RecvStream,
+        running: Running<'_>,
     ) -> Result<Result<(), Box<JobRequest>>, NetError> {
+        let mut running = Some(running);
         let died = |e: String| Event::Finished {
             code: 1,
             message: format!("worker {} failed while running the job: {e}", worker.id),
@@ -712,6 +745,9 @@ impl Node {
                         continue;
                     }
                     let finished = matches!(event, Event::Finished { .. });
+                    if finished {
+                        running.take();
+                    }
                     frame::write(send, &bytes).await?;
                     if finished {
                         let _ = wsend.finish();

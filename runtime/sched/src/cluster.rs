@@ -93,6 +93,15 @@ impl<N: Ord + Clone> ClusterView<N> {
         }
     }
 
+    /// The observer itself stalled (its clock jumped): every live node gets
+    /// a fresh timeout from `now`, since its heartbeats may be sitting
+    /// unread rather than missing.
+    pub fn pause(&mut self, now: u64) {
+        for m in self.members.values_mut().filter(|m| m.alive) {
+            m.last_heartbeat = m.last_heartbeat.max(now);
+        }
+    }
+
     /// Marks nodes silent for longer than the timeout dead and returns them.
     pub fn expire(&mut self, now: u64) -> Vec<N> {
         let mut dead = Vec::new();
@@ -343,6 +352,11 @@ mod tests {
         assert_eq!(v.total(), cpus(1.0));
         v.forget_dead(0);
         assert_eq!(v.alive().count(), 1);
+        // The observer stalled for longer than the timeout: no verdict.
+        v.join(3, cpus(1.0), 160);
+        v.pause(1000);
+        assert!(v.expire(1050).is_empty());
+        assert_eq!(v.expire(1101), vec![1, 3]);
     }
 
     /// A seeded simulation of the head's view driving a cluster over an

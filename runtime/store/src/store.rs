@@ -20,6 +20,9 @@ enum State {
     Pending,
     /// In memory.
     Memory(Bytes),
+    /// In memory and being written to the spill store (outside the lock);
+    /// readers still get the bytes from memory.
+    Spilling(Bytes),
     /// On the spill store; this many bytes.
     Spilled(usize),
     /// The producing task failed; readers get this error.
@@ -130,7 +133,9 @@ impl ObjectStore {
             },
         );
         inner.in_memory += size;
-        self.spill_over_budget(&mut inner);
+        let spills = self.spill_over_budget(&mut inner);
+        drop(inner);
+        self.write_spills(spills);
         Ok(())
     }
 
@@ -163,7 +168,9 @@ impl ObjectStore {
             w.notify_one();
         }
         inner.in_memory += added;
-        self.spill_over_budget(&mut inner);
+        let spills = self.spill_over_budget(&mut inner);
+        drop(inner);
+        self.write_spills(spills);
     }
 
     /// Adds a reference to an object of `job`.
@@ -198,7 +205,7 @@ impl ObjectStore {
 
     fn forget(&self, inner: &mut Inner, id: ObjectId, e: Entry, work: &mut Vec<ObjectId>) {
         match e.state {
-            State::Memory(b) => inner.in_memory -= b.len(),
+            State::Memory(b) | State::Spilling(b) => inner.in_memory -= b.len(),
             State::Spilled(n) => {
                 inner.spilled_bytes -= n;
                 inner.spilled_objects -= 1;
@@ -260,7 +267,7 @@ impl ObjectStore {
             e.last_access = tick;
             match &e.state {
                 State::Pending => return None,
-                State::Memory(b) => {
+                State::Memory(b) | State::Spilling(b) => {
                     return Some(Ok(Object { data: b.clone(), refs: e.nested.clone() }));
                 }
                 State::Failed(err) => return Some(Err(err.clone())),
@@ -306,12 +313,13 @@ impl ObjectStore {
         }
     }
 
-    /// Spills least-recently-used objects until memory is within budget.
-    /// Runs under the lock: spilling is rare and sled buffers writes, and
-    /// doing it inline keeps "no object is lost" trivially true.
-    fn spill_over_budget(&self, inner: &mut Inner) {
+    /// Chooses least-recently-used objects to spill until memory would be
+    /// within budget and marks them as being spilled; the caller writes
+    /// them ([`ObjectStore::write_spills`]) after letting go of the lock, so
+    /// that writing a large object to disk holds up nobody else.
+    fn spill_over_budget(&self, inner: &mut Inner) -> Vec<(ObjectId, Bytes)> {
         if inner.in_memory <= self.budget {
-            return;
+            return Vec::new();
         }
         let resident: Vec<Resident<ObjectId>> = inner
             .objects
@@ -321,22 +329,57 @@ impl ObjectStore {
                 _ => None,
             })
             .collect();
-        for id in policy::victims(resident, inner.in_memory, self.budget) {
+        // Objects already being spilled count as gone.
+        let spilling: usize = inner
+            .objects
+            .values()
+            .filter_map(|e| match &e.state {
+                State::Spilling(b) => Some(b.len()),
+                _ => None,
+            })
+            .sum();
+        let mut work = Vec::new();
+        for id in policy::victims(resident, inner.in_memory.saturating_sub(spilling), self.budget) {
             let e = inner.objects.get_mut(&id).expect("victim is resident");
             let State::Memory(data) = &e.state else {
                 continue;
             };
+            let data = data.clone();
+            e.state = State::Spilling(data.clone());
+            work.push((id, data));
+        }
+        work
+    }
+
+    /// Writes objects chosen by [`ObjectStore::spill_over_budget`] to the
+    /// spill store, then drops them from memory. An object freed meanwhile
+    /// is deleted again; one that cannot be written stays in memory (over
+    /// budget beats losing data).
+    fn write_spills(&self, work: Vec<(ObjectId, Bytes)>) {
+        for (id, data) in work {
+            let written = self.spill.write(id, &data);
+            let mut inner = self.lock();
             let size = data.len();
-            if let Err(err) = self.spill.write(id, data) {
-                // Keep it in memory: over budget beats losing data.
-                tracing::error!("cannot spill object {id} ({size} bytes): {err}; keeping it in memory");
-                break;
+            match (inner.objects.get_mut(&id), written) {
+                (Some(e), Ok(())) if matches!(e.state, State::Spilling(_)) => {
+                    e.state = State::Spilled(size);
+                    inner.in_memory -= size;
+                    inner.spilled_bytes += size;
+                    inner.spilled_objects += 1;
+                    inner.spills += 1;
+                }
+                (Some(e), Err(err)) if matches!(e.state, State::Spilling(_)) => {
+                    tracing::error!("cannot spill object {id} ({size} bytes): {err}; keeping it in memory");
+                    e.state = State::Memory(data);
+                }
+                (None, Ok(())) => {
+                    drop(inner);
+                    if let Err(err) = self.spill.delete(id) {
+                        tracing::warn!("cannot delete spilled object {id}: {err}");
+                    }
+                }
+                _ => {}
             }
-            e.state = State::Spilled(size);
-            inner.in_memory -= size;
-            inner.spilled_bytes += size;
-            inner.spilled_objects += 1;
-            inner.spills += 1;
         }
     }
 }

@@ -34,6 +34,12 @@ pub struct MicrobenchmarkCommand {
     /// CPU slots of the runtime.
     #[arg(long, default_value_t = 2.0)]
     cpus: f64,
+
+    /// Run the cluster workloads instead: a head and a worker node started
+    /// as processes on 127.0.0.1, tasks and actor calls across them, object
+    /// transfer between them next to raw QUIC on the same loopback.
+    #[arg(long)]
+    cluster: bool,
 }
 
 /// A workload: Ray's name, the guest's name, its size, Ray's figure and
@@ -113,6 +119,14 @@ const WORKLOADS: &[Workload] = &[
         higher_is_better: true,
     },
     Workload {
+        name: "placement group create+remove",
+        guest: "placement_groups",
+        n: 20_000,
+        ray: Some(424.0),
+        unit: "/s",
+        higher_is_better: true,
+    },
+    Workload {
         name: "1000-task dependency chain",
         guest: "chain",
         n: 1000,
@@ -122,19 +136,24 @@ const WORKLOADS: &[Workload] = &[
     },
 ];
 
-struct Row {
-    name: String,
-    value: f64,
-    unit: String,
-    ray: Option<f64>,
-    higher_is_better: bool,
-    note: String,
+pub(crate) struct Row {
+    pub(crate) name: String,
+    pub(crate) value: f64,
+    pub(crate) unit: String,
+    pub(crate) ray: Option<f64>,
+    pub(crate) higher_is_better: bool,
+    pub(crate) note: String,
 }
 
 impl MicrobenchmarkCommand {
     pub fn execute(self) -> Result<(), Failure> {
         if !(self.scale.is_finite() && self.scale > 0.0) {
             return Err(anyhow!("--scale must be positive").into());
+        }
+        if self.cluster {
+            let rows = super::cluster_bench::run(&self.job, self.scale)?;
+            print_rows(&rows, self.markdown);
+            return Ok(());
         }
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let _guard = rt.enter();

@@ -1,6 +1,7 @@
 //! The subcommands.
 
 mod build;
+mod cluster_bench;
 mod job;
 mod microbenchmark;
 mod run;
