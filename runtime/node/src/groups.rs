@@ -77,7 +77,8 @@ impl NodeInner {
         bundles: Vec<Resources>,
         strategy: Strategy,
     ) -> Result<(u64, Vec<String>), Error> {
-        if let Some(Link::Worker { head, .. }) = self.link.get() {
+        if let Some(Link::Worker(w)) = self.link.get() {
+            let head = &w.head();
             let request = Request::CreateGroup {
                 bundles: bundles.iter().map(pairs).collect(),
                 strategy: strategy_code(strategy),
@@ -94,8 +95,8 @@ impl NodeInner {
 
     /// Removes a placement group created by a job of this node.
     pub(crate) async fn remove_group(&self, id: u64) -> Result<(), Error> {
-        if let Some(Link::Worker { head, .. }) = self.link.get() {
-            return match ask(head, &Request::RemoveGroup { id }).await {
+        if let Some(Link::Worker(w)) = self.link.get() {
+            return match ask(&w.head(), &Request::RemoveGroup { id }).await {
                 Ok(Event::Accepted) => Ok(()),
                 Ok(Event::Refused(why)) => Err(Error::InvalidArgument(why)),
                 Ok(other) => Err(Error::InvalidArgument(format!("unexpected answer {other:?}"))),

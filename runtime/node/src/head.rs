@@ -257,10 +257,15 @@ impl Node {
         // A worker keeps no component store: it remembers loaded components
         // and asks the head for the bytes of any other.
         let peers = Arc::new(Peers::new(jobs, None, false, DEFAULT_NODE_TIMEOUT));
-        let link = Link::Worker { head: conn.clone(), head_id, cluster: Mutex::new(None) };
-        if self.inner.link.set(link).is_err() {
-            tracing::error!("this node already belongs to a cluster");
-            return;
+        match self.inner.link.get() {
+            Some(Link::Worker(w)) => w.reconnected(conn.clone(), head_id),
+            Some(Link::Head(_)) => {
+                tracing::error!("this node is a head");
+                return;
+            }
+            None => {
+                let _ = self.inner.link.set(Link::Worker(crate::remote::WorkerLink::new(conn.clone(), head_id)));
+            }
         }
         let (mut send, mut recv) = membership;
         // Heartbeats go ahead of bulk data on the same connection: a node
@@ -283,14 +288,14 @@ impl Node {
             while let Ok(Some(bytes)) = frame::read(&mut recv).await {
                 if let Ok(Event::Cluster { total, free }) = proto::decode_event(&bytes)
                     && let (Ok(total), Ok(free)) = (resources(&total), resources(&free))
-                    && let Some(Link::Worker { cluster, .. }) = node.link.get()
+                    && let Some(Link::Worker(w)) = node.link.get()
                 {
                     // What the other nodes have free, roughly (the head
                     // knows which node; this node only needs to know
                     // whether asking is worth it).
                     let mut elsewhere = free.clone();
                     elsewhere.subtract(&node.free_resources());
-                    *lock(cluster) = Some((total, free));
+                    *lock(&w.cluster) = Some((total, free));
                     node.rebalance(vec![elsewhere]);
                 }
             }

@@ -42,9 +42,37 @@ pub(crate) const MAX_TASK_TRANSFER: u64 = 8 << 30;
 pub(crate) enum Link {
     /// This node is the head: it places tasks itself.
     Head(Arc<Peers>),
-    /// A worker: its connection to the head, and the cluster's resources
-    /// as the head last reported them (total, free).
-    Worker { head: quinn::Connection, head_id: String, cluster: Mutex<Option<(Resources, Resources)>> },
+    /// A worker: its connection to the head (replaced when it reconnects
+    /// to a restarted head), and the cluster's resources as the head last
+    /// reported them (total, free).
+    Worker(WorkerLink),
+}
+
+/// A worker's way to the head.
+pub(crate) struct WorkerLink {
+    head: Mutex<(quinn::Connection, String)>,
+    pub(crate) cluster: Mutex<Option<(Resources, Resources)>>,
+}
+
+impl WorkerLink {
+    pub(crate) fn new(conn: quinn::Connection, head_id: String) -> WorkerLink {
+        WorkerLink { head: Mutex::new((conn, head_id)), cluster: Mutex::new(None) }
+    }
+
+    /// The current connection to the head.
+    pub(crate) fn head(&self) -> quinn::Connection {
+        lock(&self.head).0.clone()
+    }
+
+    /// The head's node id.
+    pub(crate) fn head_id(&self) -> String {
+        lock(&self.head).1.clone()
+    }
+
+    /// The worker joined a (restarted) head again.
+    pub(crate) fn reconnected(&self, conn: quinn::Connection, head_id: String) {
+        *lock(&self.head) = (conn, head_id);
+    }
 }
 
 /// How sending a task away went.
@@ -219,7 +247,7 @@ impl NodeInner {
     pub(crate) fn choose(&self, demand: &Resources, must_move: bool) -> Chosen<'_> {
         match self.link.get() {
             None => Chosen::Busy,
-            Some(Link::Worker { head, .. }) => Chosen::Conn(head.clone(), None),
+            Some(Link::Worker(w)) => Chosen::Conn(w.head(), None),
             Some(Link::Head(peers)) => {
                 let need = if must_move { wray_sched::Need::Elsewhere } else { wray_sched::Need::Spill };
                 match peers.place(self, demand, Some(&self.id), need) {
@@ -624,7 +652,7 @@ impl NodeInner {
         }
         let bytes = match self.link.get() {
             Some(Link::Head(peers)) => peers.stored_component(&req.component_hash),
-            Some(Link::Worker { head, .. }) => fetch_component(head, &req.component_hash).await,
+            Some(Link::Worker(w)) => fetch_component(&w.head(), &req.component_hash).await,
             None => Err("this node is not part of a cluster".to_string()),
         }?;
         self.load_component(&req.name, &bytes).map_err(|e| e.to_string())

@@ -424,9 +424,9 @@ impl NodeInner {
                 let conn = peers.connection(node).ok_or_else(|| NetError::Stream(format!("node {node} is gone")))?;
                 conn.open_bi().await.map_err(stream)
             }
-            Some(Link::Worker { head, head_id, .. }) => {
-                let (mut send, recv) = head.open_bi().await.map_err(stream)?;
-                if node != head_id {
+            Some(Link::Worker(w)) => {
+                let (mut send, recv) = w.head().open_bi().await.map_err(stream)?;
+                if node != w.head_id() {
                     frame::write(&mut send, &proto::encode(&Request::Forward { to: node.to_string() })?).await?;
                 }
                 Ok((send, recv))

@@ -335,9 +335,7 @@ impl Services for NodeInner {
     fn cluster_resources(&self) -> Resources {
         match self.link.get() {
             Some(Link::Head(peers)) => peers.cluster().0,
-            Some(Link::Worker { cluster, .. }) => {
-                lock(cluster).clone().map_or_else(|| self.total_with_store(), |c| c.0)
-            }
+            Some(Link::Worker(w)) => lock(&w.cluster).clone().map_or_else(|| self.total_with_store(), |c| c.0),
             None => self.total_with_store(),
         }
     }
@@ -345,7 +343,7 @@ impl Services for NodeInner {
     fn available_resources(&self) -> Resources {
         match self.link.get() {
             Some(Link::Head(peers)) => peers.cluster().1,
-            Some(Link::Worker { cluster, .. }) => lock(cluster).clone().map_or_else(|| self.free_resources(), |c| c.1),
+            Some(Link::Worker(w)) => lock(&w.cluster).clone().map_or_else(|| self.free_resources(), |c| c.1),
             None => self.free_resources(),
         }
     }

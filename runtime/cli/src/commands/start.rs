@@ -238,21 +238,47 @@ impl StartCommand {
         let entry = register(data_dir)?;
 
         let result = rt.block_on(async {
-            let client = wray_runtime::cluster::ClusterClient::connect(&head, &token).await?;
             let mut total: Vec<(String, f64)> =
                 node.total_resources().iter().map(|(k, v)| (k.to_string(), v)).collect();
             total.push(("object_store_memory".into(), node.store_stats().budget as f64));
-            let (membership, head_id) = client.join(node.id(), total).await?;
+            let join = || async {
+                let client = wray_runtime::cluster::ClusterClient::connect(&head, &token).await?;
+                let (membership, head_id) = client.join(node.id(), total.clone()).await?;
+                anyhow::Ok((client, membership, head_id))
+            };
+            let (mut client, mut membership, mut head_id) = join().await?;
             println!("joined: {head} (head {head_id}) as {}", node.id());
             std::io::stdout().flush()?;
             mark_ready(data_dir, &head)?;
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            let conn = client.connection();
-            tokio::select! {
-                () = node.serve_head(conn.clone(), membership, head_id.clone(), jobs) => {}
-                e = conn.closed() => tracing::warn!("lost the head at {head}: {e}"),
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+            loop {
+                let conn = client.connection().clone();
+                tokio::select! {
+                    () = node.serve_head(conn.clone(), membership, head_id.clone(), jobs.clone()) => {}
+                    e = conn.closed() => tracing::warn!("lost the head at {head}: {e}"),
+                    _ = tokio::signal::ctrl_c() => break,
+                    _ = term.recv() => break,
+                }
+                // The head went away (crashed, restarted): keep trying to
+                // join it again; a head restarted on its data directory
+                // keeps its address and token.
+                client.close().await;
+                tracing::info!("reconnecting to the head at {head} every {RECONNECT:?}");
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(RECONNECT) => {}
+                        _ = tokio::signal::ctrl_c() => return anyhow::Ok(()),
+                        _ = term.recv() => return anyhow::Ok(()),
+                    }
+                    match join().await {
+                        Ok(joined) => {
+                            (client, membership, head_id) = joined;
+                            tracing::info!("joined the head {head_id} at {head} again");
+                            break;
+                        }
+                        Err(e) => tracing::debug!("the head is not back yet: {e:#}"),
+                    }
+                }
             }
             client.close().await;
             anyhow::Ok(())
@@ -263,6 +289,9 @@ impl StartCommand {
         result.map_err(Failure::Usage)
     }
 }
+
+/// How often a worker that lost its head tries to join it again.
+const RECONNECT: Duration = Duration::from_millis(500);
 
 /// Parsed `--resources` (a named type: clap would take a bare `Vec` as a
 /// list of repeated values).
