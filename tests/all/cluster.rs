@@ -554,3 +554,38 @@ fn placement_groups_spread_and_pack_bundles_over_nodes() {
     let status = head.status_text();
     assert!(!status.contains("_group_"), "{status}");
 }
+
+#[test]
+fn the_head_survives_a_crash_with_its_workers_and_detached_actors() {
+    let head = Head::start_with_cpus("1");
+    head.add_worker("2");
+    let run = |args: &[&str]| head.run(&guests().testjob, args);
+    let text = stdout(&run(&["detached-create"]));
+    assert!(text.contains("keeper: 105"), "{text}");
+    // It outlives the job that made it.
+    let text = stdout(&run(&["detached-use"]));
+    assert!(text.contains("keeper: 106"), "{text}");
+
+    let pid = u32::from_str_radix(head.id.trim_start_matches("node-"), 16).unwrap();
+    Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    let port = head.address.rsplit(':').next().unwrap();
+    let out = head.wray(&["start", "--head", "--port", port, "--cpus", "1", "--data-dir", path(&head.data)]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains(&format!("token: {}", head.token)), "{}", stdout(&out));
+    // The worker notices the old head is gone and joins the new one.
+    let start = Instant::now();
+    while head.status_text().matches("(alive)").count() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the worker did not rejoin: {}", head.status_text());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The detached actor is back under its name, re-created by its
+    // constructor (its state starts over from the recorded arguments).
+    let out = run(&["detached-use"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("keeper: 101"), "{}", stdout(&out));
+    let out = run(&["detached-kill"]);
+    assert_code(&out, 0);
+    let out = run(&["detached-use"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("no actor named \"keeper\""), "{}", stderr(&out));
+}

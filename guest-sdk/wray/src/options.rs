@@ -16,6 +16,7 @@ pub struct CallOptions {
     pub(crate) max_concurrency: Option<u32>,
     pub(crate) max_restarts: Option<u32>,
     pub(crate) placement: Option<(u64, u32)>,
+    pub(crate) detached: bool,
 }
 
 impl CallOptions {
@@ -76,6 +77,14 @@ impl CallOptions {
         self.placement = Some((group.id(), index));
         self
     }
+    /// Actors: outlives the job that creates it, until [`kill`](crate::kill)ed;
+    /// any later job of the cluster finds it with
+    /// [`get_actor`](crate::get_actor). Needs a [`name`](Self::name); its
+    /// constructor arguments must be plain values (no refs).
+    pub fn detached(mut self) -> Self {
+        self.detached = true;
+        self
+    }
     pub(crate) fn to_wit(&self) -> wit::Options {
         wit::Options {
             num_cpus: self.num_cpus,
@@ -92,6 +101,7 @@ impl CallOptions {
             max_concurrency: self.max_concurrency,
             max_restarts: self.max_restarts,
             placement: self.placement.map(|(group, index)| wit::BundleRef { group, index }),
+            detached: self.detached,
         }
     }
 }
@@ -169,6 +179,14 @@ macro_rules! __actor_options_methods {
         /// Holds `amount` of the custom resource `name` while the actor lives.
         pub fn resource(self, name: &str, amount: f64) -> Self {
             Self(self.0.resource(name, amount))
+        }
+        /// Outlives the job that creates it, until killed; any later job
+        /// of the cluster finds it by name. Needs `.name(..)`; constructor
+        /// arguments must be plain values. On a cluster it is kept by the
+        /// head, which re-creates it (re-running its constructor) after a
+        /// restart.
+        pub fn detached(self) -> Self {
+            Self(self.0.detached())
         }
         /// Lives in bundle `index` of a placement group.
         pub fn placement_group(self, group: &$crate::PlacementGroup, index: u32) -> Self {

@@ -26,6 +26,8 @@ pub struct Options {
     /// The placement-group bundle to run in: (group, index). `resources`
     /// is already renamed to the bundle's ([`Resources::in_bundle`]).
     pub placement: Option<(u64, u32)>,
+    /// Actor: outlives its job, until killed (needs a name).
+    pub detached: bool,
 }
 
 /// Ray's default for tasks: a failed run is retried three times when the

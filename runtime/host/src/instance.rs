@@ -547,6 +547,9 @@ fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Options, Error>
     if o.memory_limit == Some(0) {
         return Err(Error::InvalidArgument("memory_limit must be more than 0 bytes".into()));
     }
+    if o.detached && !(is_actor && o.name.is_some()) {
+        return Err(Error::InvalidArgument("only a named actor can be detached".into()));
+    }
     let placement = o.placement.map(|b| (b.group, b.index));
     if let Some((group, index)) = placement {
         resources = resources.in_bundle(group, index);
@@ -554,6 +557,7 @@ fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Options, Error>
     Ok(Options {
         resources,
         placement,
+        detached: o.detached,
         memory_limit: o.memory_limit,
         time_limit: o.time_limit_ms.map(Duration::from_millis),
         max_retries: o.max_retries.unwrap_or(wray_core::DEFAULT_MAX_RETRIES),

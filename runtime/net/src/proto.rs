@@ -100,12 +100,49 @@ pub enum Request {
         /// The bundle's index.
         index: u32,
     },
+    /// Create a detached actor (sent to the head, which keeps it and its
+    /// record): answered with [`Event::Actor`] or [`Event::Refused`].
+    CreateDetached(DetachedActor),
     /// The bytes of a component, by hash; answered with
     /// [`Event::Component`] or [`Event::Refused`].
     GetComponent {
         /// Its sha256, hex.
         hash: String,
     },
+}
+
+/// A detached actor as the head records it (and re-creates it from, after
+/// a restart).
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct DetachedActor {
+    /// Its name, unique in the cluster.
+    pub name: String,
+    /// Its class.
+    pub class: String,
+    /// The component's label.
+    pub component_name: String,
+    /// The component's content hash.
+    pub component_hash: String,
+    /// The actor id's high half.
+    pub actor_hi: u64,
+    /// Its low half.
+    pub actor_lo: u64,
+    /// The constructor task's id, high half.
+    pub task_hi: u64,
+    /// Low half.
+    pub task_lo: u64,
+    /// The constructor's arguments (plain values).
+    pub args: Vec<Vec<u8>>,
+    /// Resources it holds.
+    pub resources: Vec<(String, f64)>,
+    /// Memory limit of its instance.
+    pub memory_limit: Option<u64>,
+    /// Time limit of one call, milliseconds.
+    pub time_limit_ms: Option<u64>,
+    /// Calls queued and in flight at once.
+    pub max_concurrency: u32,
+    /// Restarts after a crash.
+    pub max_restarts: u32,
 }
 
 /// What a worker sends on its membership stream (after [`Request::Join`])
@@ -408,7 +445,7 @@ pub enum Event {
     },
     /// An actor hosted elsewhere died for good: why.
     ActorGone(String),
-    /// An actor found by name.
+    /// An actor found by name (or created detached).
     Actor {
         /// The actor id's high half.
         hi: u64,
@@ -416,6 +453,9 @@ pub enum Event {
         lo: u64,
         /// Its class.
         class: String,
+        /// The job it belongs to on the answering node: where upcalls
+        /// about it go.
+        job: u32,
     },
     /// A task that only spills over ([`TaskRequest::must_move`] false)
     /// found no node with room: run it where it was submitted.
@@ -496,6 +536,13 @@ pub fn decode_heartbeat(bytes: &[u8]) -> Result<Heartbeat, NetError> {
 /// Validates and decodes a message on an actor's stream.
 pub fn decode_actor_msg(bytes: &[u8]) -> Result<ActorMsg, NetError> {
     rkyv::from_bytes::<ActorMsg, rancor::Error>(bytes).map_err(|e| NetError::Malformed(e.to_string()))
+}
+
+/// Validates and decodes a detached actor's record.
+pub fn decode_detached(bytes: &[u8]) -> Result<DetachedActor, NetError> {
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    rkyv::from_bytes::<DetachedActor, rancor::Error>(&aligned).map_err(|e| NetError::Malformed(e.to_string()))
 }
 
 /// Validates and decodes an event.

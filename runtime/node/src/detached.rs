@@ -84,6 +84,11 @@ impl JobTable {
         self.db.open_tree("components").map_err(io)
     }
 
+    /// The head's records of detached actors (in the same sled database).
+    pub fn detached_actors(&self) -> std::io::Result<sled::Tree> {
+        self.db.open_tree("detached_actors").map_err(io)
+    }
+
     /// One job's record.
     pub fn get(&self, id: &str) -> std::io::Result<Option<JobInfo>> {
         self.db.get(id.as_bytes()).map_err(io)?.map(|v| decode(&v)).transpose()

@@ -198,6 +198,10 @@ impl Node {
             tracing::error!("this node already serves a cluster");
             return;
         }
+        match peers.jobs.detached_actors() {
+            Ok(tree) => self.inner.restore_detached(tree),
+            Err(e) => tracing::error!("no record of detached actors: {e}"),
+        }
         // Failure detection: workers that stop heartbeating die.
         let watch = Arc::downgrade(&peers);
         let node = self.inner.clone();
@@ -471,6 +475,14 @@ impl Node {
             | Request::Reserve { .. }
             | Request::Unreserve { .. }) => {
                 let event = self.inner.serve_group_request(request).await?;
+                frame::write(&mut send, &reply(event)?).await?;
+            }
+            Request::CreateDetached(record) => {
+                let event = if peers.head {
+                    self.inner.serve_create_detached(record)
+                } else {
+                    Event::Refused("this node is not a head".into())
+                };
                 frame::write(&mut send, &reply(event)?).await?;
             }
             Request::GetComponent { hash } => {

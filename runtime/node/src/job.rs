@@ -66,6 +66,9 @@ pub(crate) struct JobState {
     pub(crate) owner: Option<(String, u32)>,
     /// Placement groups the job created: removed when it ends.
     pub(crate) groups: Mutex<Vec<u64>>,
+    /// Actors of other jobs (detached ones) this job found or created, and
+    /// where calls to them go: (node, job there).
+    pub(crate) foreign: Mutex<HashMap<ActorId, (String, u32)>>,
 }
 
 impl JobState {
@@ -101,6 +104,7 @@ impl NodeInner {
             ended: AtomicBool::new(false),
             owner,
             groups: Mutex::new(Vec::new()),
+            foreign: Mutex::new(HashMap::new()),
         });
         lock(&self.jobs).insert(id, job.clone());
         job

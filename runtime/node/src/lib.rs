@@ -19,6 +19,7 @@
 
 mod actor;
 mod detached;
+mod detached_actors;
 mod groups;
 mod head;
 #[cfg(test)]
@@ -108,6 +109,8 @@ pub(crate) struct NodeInner {
     /// Placement-group bundles reserved on this node.
     bundles: Mutex<HashMap<(u64, u32), Resources>>,
     next_group: std::sync::atomic::AtomicU64,
+    /// Detached actors kept here (the head's, or a lone node's).
+    detached: Mutex<detached_actors::Detached>,
 }
 
 /// Objects from this size on are stored with [`NodeInner::landing`]'s care.
@@ -156,6 +159,7 @@ impl Node {
                 groups: Mutex::new(HashMap::new()),
                 bundles: Mutex::new(HashMap::new()),
                 next_group: std::sync::atomic::AtomicU64::new(1),
+                detached: Mutex::new(detached_actors::Detached::default()),
             }),
         })
     }

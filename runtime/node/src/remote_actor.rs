@@ -439,11 +439,11 @@ impl NodeInner {
     /// first answer.
     async fn upcall(
         &self,
-        job: &JobState,
+        dest: &(String, u32),
         upcall: Upcall,
         blobs: Vec<Bytes>,
     ) -> Result<(Event, quinn::SendStream, quinn::RecvStream), Error> {
-        let (owner, owner_job) = job.owner.clone().expect("upcalls come from stand-ins");
+        let (owner, owner_job) = dest.clone();
         let unreachable = |e: NetError| Error::ActorDied(format!("cannot reach the job's node {owner}: {e}"));
         let (mut send, mut recv) = self.open_to(&owner).await.map_err(unreachable)?;
         let request = Request::Upcall(UpcallRequest { job: owner_job, upcall });
@@ -458,10 +458,13 @@ impl NodeInner {
         Ok((event, send, recv))
     }
 
-    /// A call on an actor of a job whose node is another: through an upcall.
-    pub(crate) async fn call_through_owner(
+    /// A call on an actor of job `dest.1` of node `dest.0` (the job's own
+    /// node, or the head for a detached actor): through an upcall.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn call_through(
         self: &Arc<Self>,
         job: &Arc<JobState>,
+        dest: &(String, u32),
         caller: &Caller,
         seq: u64,
         actor: ActorId,
@@ -481,7 +484,7 @@ impl NodeInner {
         let (hi, lo) = actor_halves(actor);
         let (task_hi, task_lo) = task.halves();
         let call = WireCall { task_hi, task_lo, method, args, objects };
-        let (mut send, mut recv) = match self.upcall(job, Upcall::Call { hi, lo, call }, blobs).await {
+        let (mut send, mut recv) = match self.upcall(dest, Upcall::Call { hi, lo, call }, blobs).await {
             Ok((Event::Accepted, send, recv)) => (send, recv),
             Ok((Event::Refused(why), ..)) => return fail(Error::ActorDied(why)),
             Ok((other, ..)) => return fail(Error::ActorDied(format!("unexpected answer {other:?}"))),
@@ -503,24 +506,30 @@ impl NodeInner {
         Ok(output)
     }
 
-    /// Looks a name up on the job's node.
-    pub(crate) async fn named_through_owner(&self, job: &JobState, name: &str) -> Result<(ActorId, String), Error> {
-        match self.upcall(job, Upcall::Named { name: name.to_string() }, Vec::new()).await? {
-            (Event::Actor { hi, lo, class }, mut send, _) => {
+    /// Looks a name up on another node (job `dest.1` there, or 0 for the
+    /// head's detached actors): the actor, its class, and where upcalls
+    /// about it go.
+    pub(crate) async fn named_through(
+        &self,
+        dest: &(String, u32),
+        name: &str,
+    ) -> Result<(ActorId, String, (String, u32)), Error> {
+        match self.upcall(dest, Upcall::Named { name: name.to_string() }, Vec::new()).await? {
+            (Event::Actor { hi, lo, class, job }, mut send, _) => {
                 let _ = send.finish();
-                Ok((actor_id(hi, lo), class))
+                Ok((actor_id(hi, lo), class, (dest.0.clone(), job)))
             }
             (Event::Refused(why), ..) => Err(Error::InvalidArgument(why)),
             (other, ..) => Err(Error::InvalidArgument(format!("unexpected answer {other:?}"))),
         }
     }
 
-    /// Kills an actor of the job through its node.
-    pub(crate) fn kill_through_owner(self: &Arc<Self>, job: &Arc<JobState>, actor: ActorId, no_restart: bool) {
-        let (node, job) = (self.clone(), job.clone());
+    /// Kills an actor through the node that keeps it.
+    pub(crate) fn kill_through(self: &Arc<Self>, dest: (String, u32), actor: ActorId, no_restart: bool) {
+        let node = self.clone();
         let (hi, lo) = actor_halves(actor);
         tokio::spawn(async move {
-            if let Err(e) = node.upcall(&job, Upcall::Kill { hi, lo, no_restart }, Vec::new()).await {
+            if let Err(e) = node.upcall(&dest, Upcall::Kill { hi, lo, no_restart }, Vec::new()).await {
                 tracing::warn!("could not kill {actor}: {e}");
             }
         });
@@ -535,24 +544,36 @@ impl NodeInner {
         recv: &mut quinn::RecvStream,
     ) -> Result<(), NetError> {
         let refuse = |why: String| proto::encode(&Event::Refused(why));
+        if let Upcall::Named { name } = &req.upcall {
+            // The job's own names first, then the detached actors kept here
+            // (job 0 asks for those only).
+            let own = self.job(JobId(req.job)).ok().and_then(|job| {
+                let id = lock(&job.named).get(name).copied()?;
+                let class = lock(&job.actors).get(&id).map(|a| a.class.clone())?;
+                Some((id, class, req.job))
+            });
+            let found = own.or_else(|| self.detached_named(name).map(|(id, class, job)| (id, class, job.0)));
+            let event = match found {
+                Some((id, class, job)) => {
+                    let (hi, lo) = actor_halves(id);
+                    Event::Actor { hi, lo, class, job }
+                }
+                None => Event::Refused(format!("no actor named {name:?}")),
+            };
+            return frame::write(send, &proto::encode(&event)?).await;
+        }
         let Ok(job) = self.job(JobId(req.job)) else {
             return frame::write(send, &refuse(format!("job {} has ended", req.job))?).await;
         };
         match req.upcall {
-            Upcall::Named { name } => {
-                let found = lock(&job.named).get(&name).copied();
-                let event = match found.and_then(|id| lock(&job.actors).get(&id).map(|a| (id, a.class.clone()))) {
-                    Some((id, class)) => {
-                        let (hi, lo) = actor_halves(id);
-                        Event::Actor { hi, lo, class }
-                    }
-                    None => Event::Refused(format!("no actor named {name:?} in this job")),
-                };
-                frame::write(send, &proto::encode(&event)?).await
-            }
+            Upcall::Named { .. } => unreachable!("answered above"),
             Upcall::Kill { hi, lo, no_restart } => {
-                if let Some(state) = lock(&job.actors).get(&actor_id(hi, lo)).cloned() {
+                let id = actor_id(hi, lo);
+                if let Some(state) = lock(&job.actors).get(&id).cloned() {
                     state.kill("wray::kill", no_restart);
+                    if no_restart {
+                        self.forget_detached(id);
+                    }
                 }
                 frame::write(send, &proto::encode(&Event::Accepted)?).await
             }

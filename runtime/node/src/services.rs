@@ -46,6 +46,11 @@ impl NodeInner {
     /// What a task and an actor call share before they are queued: the
     /// child task id, its pending result (one ref for the caller) and the
     /// pins on the objects its arguments mention.
+    /// Where an actor that is not this job's lives: (node, job there).
+    fn actor_home(&self, job: &JobState, actor: ActorId) -> Option<(String, u32)> {
+        lock(&job.foreign).get(&actor).cloned().or_else(|| job.owner.clone())
+    }
+
     pub(crate) fn new_output(
         &self,
         job: &JobState,
@@ -132,6 +137,11 @@ impl NodeInner {
                 limits::MAX_ACTORS_PER_JOB
             )));
         }
+        if options.detached {
+            let (id, dest) = self.create_detached(&job, caller, seq, class, &args, &options).await?;
+            lock(&job.foreign).insert(id, dest);
+            return Ok(id);
+        }
         let task = caller.task.child(seq);
         let id = ActorId::created_by(task);
         if let Some(name) = &options.name {
@@ -168,11 +178,20 @@ impl NodeInner {
         let state = lock(&job.actors).get(&actor).cloned();
         let state = match state {
             Some(s) => s,
-            // A task away from its job's node: the actor is the job node's.
-            None if job.owner.is_some() => {
-                return self.call_through_owner(&job, caller, seq, actor, method, args).await;
+            None => {
+                // A detached actor, or a task away from its job's node: the
+                // actor is kept by another job or node.
+                let Some(dest) = self.actor_home(&job, actor) else {
+                    return Err(Error::ActorDied(format!("{actor} does not exist in this job")));
+                };
+                if dest.0 != self.id {
+                    return self.call_through(&job, &dest, caller, seq, actor, method, args).await;
+                }
+                self.job(JobId(dest.1))
+                    .ok()
+                    .and_then(|home| lock(&home.actors).get(&actor).cloned())
+                    .ok_or_else(|| Error::ActorDied(format!("{actor} is gone")))?
             }
-            None => return Err(Error::ActorDied(format!("{actor} does not exist in this job"))),
         };
         let (task, output, pinned) = self.new_output(&job, caller, seq, &args)?;
         let call = ActorCall { task, method, args, output, pinned };
@@ -285,10 +304,19 @@ impl Services for NodeInner {
             let job = self.job(caller.job)?;
             let id = lock(&job.named).get(name).copied();
             let Some(id) = id else {
-                if job.owner.is_some() {
-                    return self.named_through_owner(&job, name).await;
-                }
-                return Err(Error::InvalidArgument(format!("no actor named {name:?} in this job")));
+                // The job's node (for a task away from it), then the
+                // cluster's detached actors (kept by the head).
+                let (id, class, home) = if let Some(owner) = &job.owner {
+                    self.named_through(owner, name).await?
+                } else if let Some((id, class, home)) = self.detached_named(name) {
+                    (id, class, (self.id.clone(), home.0))
+                } else if let Some(Link::Worker(w)) = self.link.get() {
+                    self.named_through(&(w.head_id(), 0), name).await?
+                } else {
+                    return Err(Error::InvalidArgument(format!("no actor named {name:?}")));
+                };
+                lock(&job.foreign).insert(id, home);
+                return Ok((id, class));
             };
             let class = lock(&job.actors)
                 .get(&id)
@@ -301,10 +329,19 @@ impl Services for NodeInner {
     fn kill_actor(&self, caller: &Caller, actor: ActorId, no_restart: bool) -> Result<(), Error> {
         let job = self.job(caller.job)?;
         let state = lock(&job.actors).get(&actor).cloned();
-        match state {
-            Some(state) => state.kill("wray::kill", no_restart),
-            None if job.owner.is_some() => self.arc()?.kill_through_owner(&job, actor, no_restart),
-            None => return Err(Error::ActorDied(format!("{actor} does not exist in this job"))),
+        match (state, self.actor_home(&job, actor)) {
+            (Some(state), _) => state.kill("wray::kill", no_restart),
+            (None, Some(home)) if home.0 == self.id => {
+                let state = self.job(JobId(home.1)).ok().and_then(|j| lock(&j.actors).get(&actor).cloned());
+                if let Some(state) = state {
+                    state.kill("wray::kill", no_restart);
+                    if no_restart {
+                        self.forget_detached(actor);
+                    }
+                }
+            }
+            (None, Some(home)) => self.arc()?.kill_through(home, actor, no_restart),
+            (None, None) => return Err(Error::ActorDied(format!("{actor} does not exist in this job"))),
         }
         Ok(())
     }

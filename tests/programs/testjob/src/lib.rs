@@ -436,6 +436,23 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             wray::remove_placement_group(&group)?;
             println!("removed");
         }
+        "detached-create" => {
+            // A named actor that outlives this job.
+            let c = Counter::options().name("keeper").detached().remote(100);
+            for _ in 0..5 {
+                c.incr(1);
+            }
+            println!("keeper: {}", wray::get(&c.get())?);
+        }
+        "detached-use" => {
+            let c = wray::get_actor::<Counter>("keeper")?;
+            println!("keeper: {}", wray::get(&c.incr(1))?);
+        }
+        "detached-kill" => {
+            let c = wray::get_actor::<Counter>("keeper")?;
+            wray::kill(&c);
+            println!("killed");
+        }
         "big" => {
             // `mib` MiB made on the node with `producer`, checked on the one
             // with `consumer`.

@@ -1,0 +1,225 @@
+//! Detached actors: named actors that outlive the job creating them.
+//!
+//! The head keeps them (a lone node keeps its own): each lives in a job of
+//! its component's that never ends, is found by name from any job of the
+//! cluster, and is recorded in the head's sled database. A head restarted
+//! on its data directory re-creates every recorded actor by running its
+//! constructor again with the recorded arguments: the actor is reachable
+//! under the same name and id, with its state rebuilt from the constructor
+//! (what it learnt since is not kept).
+
+use crate::job::JobState;
+use crate::remote::{Link, pairs, resources};
+use crate::{JobConfig, NodeInner, lock};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use wray_core::{ActorId, Error, JobId, Options, TaskId};
+use wray_host::{ArgSpec, Caller, Grants, Value};
+use wray_net::NetError;
+use wray_net::proto::{self, DetachedActor, Event, Request};
+
+/// The detached actors this node keeps.
+#[derive(Default)]
+pub(crate) struct Detached {
+    by_name: HashMap<String, ActorId>,
+    actors: HashMap<ActorId, (String, JobId)>,
+    /// One never-ending job per component.
+    jobs: HashMap<String, Arc<JobState>>,
+    /// The records (the head's sled tree).
+    records: Option<sled::Tree>,
+}
+
+impl NodeInner {
+    /// Creates a detached actor for a job of this node (through the head
+    /// on a worker). Returns its id and where upcalls about it go.
+    pub(crate) async fn create_detached(
+        &self,
+        job: &JobState,
+        caller: &Caller,
+        seq: u64,
+        class: String,
+        args: &[ArgSpec],
+        options: &Options,
+    ) -> Result<(ActorId, (String, u32)), Error> {
+        let name =
+            options.name.clone().ok_or_else(|| Error::InvalidArgument("a detached actor needs a name".into()))?;
+        let mut values = Vec::with_capacity(args.len());
+        for a in args {
+            match a {
+                ArgSpec::Value(v) if v.refs.is_empty() => values.push(v.data.to_vec()),
+                _ => {
+                    return Err(Error::InvalidArgument(
+                        "a detached actor's constructor arguments must be plain values (no object refs)".into(),
+                    ));
+                }
+            }
+        }
+        let task = caller.task.child(seq);
+        let id = ActorId::created_by(task);
+        let (task_hi, task_lo) = task.halves();
+        let record = DetachedActor {
+            name,
+            class,
+            component_name: job.component.name().to_string(),
+            component_hash: job.component.hash().to_string(),
+            actor_hi: (id.0 >> 64) as u64,
+            actor_lo: id.0 as u64,
+            task_hi,
+            task_lo,
+            args: values,
+            resources: pairs(&options.resources),
+            memory_limit: options.memory_limit,
+            time_limit_ms: options.time_limit.map(|t| t.as_millis() as u64),
+            max_concurrency: options.max_concurrency,
+            max_restarts: options.max_restarts,
+        };
+        if let Some(Link::Worker(w)) = self.link.get() {
+            let ask = async {
+                let (mut send, mut recv) = w.head().open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+                wray_net::frame::write(&mut send, &proto::encode(&Request::CreateDetached(record))?).await?;
+                let _ = send.finish();
+                crate::remote::read_event(&mut recv).await
+            };
+            return match ask.await {
+                Ok(Event::Actor { job, .. }) => Ok((id, (w.head_id(), job))),
+                Ok(Event::Refused(why)) => Err(Error::InvalidArgument(why)),
+                Ok(other) => Err(Error::InvalidArgument(format!("unexpected answer {other:?}"))),
+                Err(e) => Err(Error::InvalidArgument(format!("cannot reach the head: {e}"))),
+            };
+        }
+        let detached_job =
+            self.keep_detached(record, true, Some(job.component.clone())).map_err(Error::InvalidArgument)?;
+        Ok((id, (self.id.clone(), detached_job)))
+    }
+
+    /// Starts a detached actor from its record (and, with `write`, keeps
+    /// the record). Returns the id of the job it lives in.
+    pub(crate) fn keep_detached(
+        &self,
+        record: DetachedActor,
+        write: bool,
+        component: Option<wray_host::JobComponent>,
+    ) -> Result<u32, String> {
+        let id = ActorId((u128::from(record.actor_hi) << 64) | u128::from(record.actor_lo));
+        {
+            let detached = lock(&self.detached);
+            if let Some(existing) = detached.by_name.get(&record.name)
+                && let Some((_, job)) = detached.actors.get(existing)
+                && self
+                    .job(*job)
+                    .is_ok_and(|j| lock(&j.actors).get(existing).is_some_and(|a| a.dead_reason().is_none()))
+            {
+                return Err(format!("a detached actor named {:?} already exists", record.name));
+            }
+        }
+        let component = match component.or_else(|| self.component(&record.component_hash)) {
+            Some(c) => c,
+            None => {
+                let bytes = match self.link.get() {
+                    Some(Link::Head(peers)) => peers.stored_component(&record.component_hash)?,
+                    _ => return Err(format!("component {} is not loaded here", record.component_hash)),
+                };
+                self.load_component(&record.component_name, &bytes).map_err(|e| e.to_string())?
+            }
+        };
+        let job = {
+            let mut detached = lock(&self.detached);
+            match detached.jobs.get(&record.component_hash) {
+                Some(j) => j.clone(),
+                None => {
+                    // Output of detached actors goes to the node's log.
+                    let config = JobConfig { grants: Grants::default(), ..JobConfig::default() };
+                    let j = self.start_job(component, config, None);
+                    detached.jobs.insert(record.component_hash.clone(), j.clone());
+                    j
+                }
+            }
+        };
+        let options = Options {
+            resources: resources(&record.resources).map_err(|e| e.to_string())?,
+            memory_limit: record.memory_limit,
+            time_limit: record.time_limit_ms.map(Duration::from_millis),
+            max_concurrency: record.max_concurrency.max(1),
+            max_restarts: record.max_restarts,
+            name: Some(record.name.clone()),
+            detached: true,
+            ..Options::default()
+        };
+        let args = record
+            .args
+            .iter()
+            .map(|a| ArgSpec::Value(Value { data: bytes::Bytes::from(a.clone()), ..Value::default() }))
+            .collect();
+        let spec = crate::actor::ActorSpec {
+            task: TaskId::from_halves(record.task_hi, record.task_lo),
+            args,
+            options,
+            pinned: Vec::new(),
+            here: false,
+        };
+        let arc = self.arc().map_err(|e| e.to_string())?;
+        let state = arc.spawn_actor(job.clone(), id, record.class.clone(), spec);
+        lock(&job.actors).insert(id, state);
+        lock(&job.named).insert(record.name.clone(), id);
+        let mut detached = lock(&self.detached);
+        if write
+            && let Some(tree) = &detached.records
+            && let Err(e) = proto::encode(&record).map(|b| tree.insert(record.name.as_bytes(), b))
+        {
+            tracing::warn!("cannot record detached actor {:?}: {e}", record.name);
+        }
+        detached.by_name.insert(record.name.clone(), id);
+        detached.actors.insert(id, (record.class, job.id));
+        Ok(job.id.0)
+    }
+
+    /// A detached actor kept here, by name: its id, class and job.
+    pub(crate) fn detached_named(&self, name: &str) -> Option<(ActorId, String, JobId)> {
+        let detached = lock(&self.detached);
+        let id = *detached.by_name.get(name)?;
+        let (class, job) = detached.actors.get(&id)?.clone();
+        Some((id, class, job))
+    }
+
+    /// A detached actor was killed for good: forget it and its record.
+    pub(crate) fn forget_detached(&self, id: ActorId) {
+        let mut detached = lock(&self.detached);
+        if detached.actors.remove(&id).is_none() {
+            return;
+        }
+        let name = detached.by_name.iter().find(|(_, a)| **a == id).map(|(n, _)| n.clone());
+        if let Some(name) = name {
+            detached.by_name.remove(&name);
+            if let Some(tree) = &detached.records {
+                let _ = tree.remove(name.as_bytes());
+            }
+        }
+    }
+
+    /// The head: keeps detached actors' records in `tree` and re-creates
+    /// those recorded before (a restart).
+    pub(crate) fn restore_detached(&self, tree: sled::Tree) {
+        let records: Vec<_> = tree.iter().filter_map(Result::ok).collect();
+        lock(&self.detached).records = Some(tree);
+        for (key, bytes) in records {
+            let name = String::from_utf8_lossy(&key).into_owned();
+            match proto::decode_detached(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|r| self.keep_detached(r, false, None))
+            {
+                Ok(_) => tracing::info!("re-created detached actor {name:?}"),
+                Err(e) => tracing::warn!("cannot re-create detached actor {name:?}: {e}"),
+            }
+        }
+    }
+
+    /// Serves a worker's request to create a detached actor at the head.
+    pub(crate) fn serve_create_detached(&self, record: DetachedActor) -> Event {
+        let (hi, lo, class) = (record.actor_hi, record.actor_lo, record.class.clone());
+        match self.keep_detached(record, true, None) {
+            Ok(job) => Event::Actor { hi, lo, class, job },
+            Err(why) => Event::Refused(why),
+        }
+    }
+}
