@@ -444,6 +444,18 @@ fn tasks_spread_over_the_nodes_and_survive_a_killed_worker() {
 }
 
 #[test]
+fn tasks_with_large_arguments_stay_with_their_data() {
+    // The job runs on the (bigger) head, which is busy; the workers are
+    // idle, yet tasks carrying 32 MiB each stay where the object is.
+    let head = Head::start_with_cpus("2");
+    head.add_worker("1");
+    let out = head.run(&guests().testjob, &["locality"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("locality nodes: 1") && text.contains("ran on job node: true"), "{text}");
+}
+
+#[test]
 fn tasks_go_where_their_resources_are() {
     let head = Head::start_with_cpus("1");
     let special = node_id(head.add_worker_with("2", &["--resources", r#"{"special": 2}"#]));

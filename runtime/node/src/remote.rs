@@ -35,6 +35,10 @@ use wray_net::proto::{self, Event, Request, TaskDone, TaskRequest, WireActor, Wi
 use wray_net::{NetError, frame};
 use wray_store::Object;
 
+/// A task whose arguments add up to this many bytes stays on its node
+/// when it is busy (locality) instead of spilling over to another.
+pub(crate) const LOCALITY_BYTES: usize = 16 << 20;
+
 /// Bytes one task's arguments and objects may add up to on the wire.
 pub(crate) const MAX_TASK_TRANSFER: u64 = 8 << 30;
 
@@ -157,11 +161,7 @@ impl NodeInner {
     /// this node, and if so whether it must (`Some(true)`: no resources
     /// for it here) or only may (`Some(false)`: this node is busy).
     /// `None`: queue it here.
-    ///
-    /// A job that has actors keeps the tasks it can run at home: actors
-    /// live on the job's node and are not reachable from a task running
-    /// elsewhere yet.
-    pub(crate) fn should_move(&self, job: &JobState, spec: &TaskSpec) -> Option<bool> {
+    pub(crate) fn should_move(&self, spec: &TaskSpec) -> Option<bool> {
         if spec.here || self.link.get().is_none() {
             return None;
         }
@@ -171,8 +171,22 @@ impl NodeInner {
             return Some(true);
         }
         drop(sched);
-        // Called when the node had no room a moment ago.
-        lock(&job.actors).is_empty().then_some(false)
+        // This node had no room a moment ago; the task may spill over to
+        // another, unless its arguments are large: they are here (a job's
+        // objects live on its node), and moving the task to the data beats
+        // moving the data to an idle CPU.
+        (self.argument_bytes(&spec.args) < LOCALITY_BYTES).then_some(false)
+    }
+
+    /// Bytes of a task's arguments, objects included (those ready).
+    fn argument_bytes(&self, args: &[ArgSpec]) -> usize {
+        let object = |id: &ObjectId| self.store.size(*id).unwrap_or(0);
+        args.iter()
+            .map(|a| match a {
+                ArgSpec::Value(v) => v.data.len() + v.refs.iter().map(object).sum::<usize>(),
+                ArgSpec::Object(id) => object(id),
+            })
+            .sum()
     }
 
     /// Whether a demand this node cannot meet may still be met elsewhere.

@@ -101,7 +101,7 @@ impl NodeInner {
                 return self.run_here(job, spec, cancel, args, lost, held).await;
             }
             let mut movable = false;
-            if let Some(must_move) = self.should_move(job, spec) {
+            if let Some(must_move) = self.should_move(spec) {
                 let outcome = tokio::select! {
                     r = self.run_remote(job, spec, must_move) => r,
                     () = cancel.cancelled() => return Err(Error::Cancelled),

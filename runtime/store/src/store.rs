@@ -247,6 +247,15 @@ impl ObjectStore {
         }
     }
 
+    /// The object's size in bytes, if it is ready.
+    pub fn size(&self, id: ObjectId) -> Option<usize> {
+        match &self.lock().objects.get(&id)?.state {
+            State::Memory(b) | State::Spilling(b) => Some(b.len()),
+            State::Spilled(n) => Some(*n),
+            State::Pending | State::Failed(_) => None,
+        }
+    }
+
     /// Whether the object is settled, without waiting.
     pub fn is_settled(&self, id: ObjectId) -> Option<bool> {
         let inner = self.lock();

@@ -39,6 +39,13 @@ fn square_where(i: u64, ms: u64) -> (u64, String) {
     (i * i, wray::runtime_context().node_id)
 }
 
+/// Sleeps `ms` with `data` at hand; says how much and where.
+#[wray::remote]
+fn where_with(data: Vec<u8>, ms: u64) -> (usize, String) {
+    std::thread::sleep(Duration::from_millis(ms));
+    (data.len(), wray::runtime_context().node_id)
+}
+
 /// `mib` MiB of a pattern, made on whichever node runs it.
 #[wray::remote]
 fn produce(mib: usize) -> Vec<u8> {
@@ -435,6 +442,21 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             wray::kill(&c);
             wray::remove_placement_group(&group)?;
             println!("removed");
+        }
+        "locality" => {
+            // Tasks whose arguments are large stay with their data (on the
+            // job's node) even when it is busy.
+            let data = wray::put(&vec![1u8; 32 << 20]);
+            let refs: Vec<_> = (0..6).map(|_| where_with::remote(&data, 200)).collect();
+            let nodes: std::collections::BTreeSet<String> = wray::get_all(&refs)?
+                .into_iter()
+                .map(|(len, node)| {
+                    assert_eq!(len, 32 << 20);
+                    node
+                })
+                .collect();
+            println!("locality nodes: {}", nodes.len());
+            println!("ran on job node: {}", nodes.contains(&wray::runtime_context().node_id));
         }
         "detached-create" => {
             // A named actor that outlives this job.
