@@ -10,10 +10,12 @@
 //!
 //! A node runs in-process for `wray run` and embedders; [`Node::serve`] is
 //! the head role, answering clients and workers over `wray-net` (QUIC with
-//! mutual TLS) and placing each job on the least-loaded node;
-//! [`Node::serve_head`] is the worker role; [`JobTable`] keeps the head's
-//! record of detached jobs. Tasks that cannot run on their node, or find it
-//! busy, go to another (see `remote`).
+//! mutual TLS), tracking membership by heartbeats and placing jobs, tasks,
+//! actors and placement-group bundles on nodes; [`Node::serve_head`] is the
+//! worker role; [`JobTable`] keeps the head's records (detached jobs,
+//! components, detached actors). Tasks and actors that cannot run on their
+//! node, or find it busy, go to another (`remote`, `remote_actor`), with
+//! the objects they need; their results come back to their job's node.
 
 #![deny(missing_docs)]
 
