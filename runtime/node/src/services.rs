@@ -313,7 +313,7 @@ impl Services for NodeInner {
                 } else if let Some(Link::Worker(w)) = self.link.get() {
                     self.named_through(&(w.head_id(), 0), name).await?
                 } else {
-                    return Err(Error::InvalidArgument(format!("no actor named {name:?}")));
+                    return Err(Error::InvalidArgument(format!("no actor named {name:?} in this job")));
                 };
                 lock(&job.foreign).insert(id, home);
                 return Ok((id, class));
