@@ -150,3 +150,52 @@ pub async fn loopback_throughput(bytes: usize) -> Result<f64, NetError> {
     endpoint.wait_idle().await;
     Ok(bytes as f64 / secs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected pair of endpoints: (client side stream, server side stream).
+    async fn pair() -> (quinn::Endpoint, quinn::Endpoint, quinn::SendStream, quinn::RecvStream) {
+        let token = Token::generate().unwrap();
+        let server = server("127.0.0.1:0".parse().unwrap(), &ClusterIdentity::new(&token, "s").unwrap()).unwrap();
+        let addr = server.local_addr().unwrap();
+        let accept = {
+            let server = server.clone();
+            tokio::spawn(async move {
+                let conn = server.accept().await.unwrap().await.unwrap();
+                conn.accept_bi().await.unwrap()
+            })
+        };
+        let (client, conn) = connect(addr, &ClusterIdentity::new(&token, "c").unwrap()).await.unwrap();
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write_all(b"x").await.unwrap();
+        let (_ssend, mut srecv) = accept.await.unwrap();
+        let mut first = [0u8; 1];
+        srecv.read_exact(&mut first).await.unwrap();
+        (client, server, send, srecv)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn raw_bytes_are_bounded_and_must_all_arrive() {
+        let (_c, _s, mut send, mut recv) = pair().await;
+        // More than the limit: refused before anything is read or allocated.
+        match frame::read_raw(&mut recv, u64::MAX, 1 << 20).await {
+            Err(NetError::FrameTooLarge { len, max }) => assert_eq!((len, max), (u64::MAX, 1 << 20)),
+            other => panic!("{other:?}"),
+        }
+        // Two objects back to back: each read takes exactly its own bytes.
+        send.write_all(&[1u8; 100]).await.unwrap();
+        send.write_all(&[2u8; 50]).await.unwrap();
+        assert_eq!(frame::read_raw(&mut recv, 100, 1 << 20).await.unwrap(), vec![1u8; 100]);
+        assert_eq!(frame::read_raw(&mut recv, 50, 1 << 20).await.unwrap(), vec![2u8; 50]);
+        // A peer that announces more than it sends: a clear error once it
+        // finishes, not a hang or a short object.
+        send.write_all(&[3u8; 10]).await.unwrap();
+        send.finish().unwrap();
+        match frame::read_raw(&mut recv, 1000, 1 << 20).await {
+            Err(NetError::Stream(why)) => assert!(why.contains("990 bytes short"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

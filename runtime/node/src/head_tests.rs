@@ -61,3 +61,81 @@ async fn a_peer_without_the_token_cannot_connect() {
     assert!(err.to_string().contains("handshake"), "{err}");
     assert!(matches!(status(&token, addr).await.unwrap(), Event::Status(_)));
 }
+
+fn task_request(component_hash: &str, args: Vec<proto::WireArg>) -> proto::TaskRequest {
+    proto::TaskRequest {
+        job: "node-x/1".into(),
+        owner_node: "node-x".into(),
+        owner_job: 1,
+        name: "job.wasm".into(),
+        component_hash: component_hash.into(),
+        env: Vec::new(),
+        memory_limit: None,
+        time_limit_ms: None,
+        task_hi: 1,
+        task_lo: 2,
+        function: "f".into(),
+        resources: vec![("CPU".into(), 1.0)],
+        max_retries: 0,
+        retry_exceptions: false,
+        actor: None,
+        must_move: true,
+        args,
+        objects: Vec::new(),
+    }
+}
+
+/// Sends one request (and `raw` bytes after it) and returns the first event.
+async fn ask(token: &Token, addr: std::net::SocketAddr, request: &Request, raw: &[u8]) -> Event {
+    let (_ep, conn) = wray_net::connect(addr, &ClusterIdentity::new(token, "client").unwrap()).await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    frame::write(&mut send, &proto::encode(request).unwrap()).await.unwrap();
+    send.write_all(raw).await.unwrap();
+    let _ = send.finish();
+    proto::decode_event(&frame::read(&mut recv).await.unwrap().expect("an answer")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_task_and_group_requests_get_clear_answers() {
+    let (_dir, token, addr) = head().await;
+    // A task whose component nobody has: refused by name, not run.
+    let req = Request::RunTask(task_request(&"ab".repeat(32), Vec::new()));
+    match ask(&token, addr, &req, &[]).await {
+        Event::Refused(why) => assert!(why.contains("no component"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // A demand no node has.
+    let mut t = task_request(&"ab".repeat(32), Vec::new());
+    t.resources = vec![("GPU".into(), 8.0)];
+    match ask(&token, addr, &Request::RunTask(t), &[]).await {
+        Event::Refused(why) => assert!(why.contains("no node in the cluster has"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // Negative and non-finite amounts are refused as malformed: the
+    // connection is closed, the head goes on.
+    let mut t = task_request(&"ab".repeat(32), Vec::new());
+    t.resources = vec![("CPU".into(), f64::NAN)];
+    let mut raw = Vec::new();
+    let bytes = proto::encode(&Request::RunTask(t)).unwrap();
+    raw.extend((bytes.len() as u32).to_le_bytes());
+    raw.extend(bytes);
+    assert!(send_raw(&token, addr, &raw).await, "a NaN demand was not refused");
+    // Placement groups: an impossible strategy code, an impossible group.
+    let bad = Request::CreateGroup { bundles: vec![vec![("CPU".into(), 1.0)]], strategy: 9 };
+    let bytes = proto::encode(&bad).unwrap();
+    let mut raw = (bytes.len() as u32).to_le_bytes().to_vec();
+    raw.extend(bytes);
+    assert!(send_raw(&token, addr, &raw).await, "a bad strategy was not refused");
+    let big = Request::CreateGroup { bundles: vec![vec![("CPU".into(), 64.0)]], strategy: 0 };
+    match ask(&token, addr, &big, &[]).await {
+        Event::Refused(why) => assert!(why.contains("no node has room"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let none = Request::CreateGroup { bundles: Vec::new(), strategy: 0 };
+    assert!(matches!(ask(&token, addr, &none, &[]).await, Event::Refused(_)));
+    // Upcalls about jobs that do not exist.
+    let up = Request::Upcall(proto::UpcallRequest { job: 77, upcall: proto::Upcall::Named { name: "x".into() } });
+    assert!(matches!(ask(&token, addr, &up, &[]).await, Event::Refused(_)));
+    // Still serving everyone.
+    assert!(matches!(status(&token, addr).await.unwrap(), Event::Status(_)));
+}
