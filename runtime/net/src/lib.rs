@@ -112,43 +112,61 @@ pub async fn connect(
 /// endpoints set up exactly as wray's nodes are (mutual TLS, the same
 /// transport settings), from the accepting side to the connecting one (as
 /// a head sends to a worker), `bytes` in [`frame::CHUNK`] pieces discarded
-/// on arrival: the ceiling any transfer between two wray nodes on this
-/// machine can reach. What `wray microbenchmark --cluster` compares object
-/// transfers with.
+/// on arrival, both ends in this process: the ceiling any transfer between
+/// two wray nodes on this machine can reach. What `wray microbenchmark
+/// --cluster` compares object transfers with (with [`send_throughput`] and
+/// [`receive_all`] in two processes, too).
 pub async fn loopback_throughput(bytes: usize) -> Result<f64, NetError> {
     let token = Token::generate()?;
     let server = server("127.0.0.1:0".parse().expect("literal"), &ClusterIdentity::new(&token, "bench-server")?)?;
     let addr = server.local_addr().map_err(|e| NetError::Connect(e.to_string()))?;
-    let sender = tokio::spawn(async move {
-        let conn = server.accept().await.ok_or_else(|| NetError::Connect("no connection".into()))?;
-        let conn = conn.await.map_err(|e| NetError::Connect(e.to_string()))?;
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
-        let chunk = bytes::Bytes::from(vec![7u8; frame::CHUNK]);
-        let start = std::time::Instant::now();
-        let mut sent = 0;
-        while sent < bytes {
-            let n = (bytes - sent).min(frame::CHUNK);
-            frame::write_raw(&mut send, chunk.slice(..n)).await?;
-            sent += n;
-        }
-        let _ = send.finish();
-        let mut ack = [0u8; 8];
-        recv.read_exact(&mut ack).await.map_err(|e| NetError::Stream(e.to_string()))?;
-        let secs = start.elapsed().as_secs_f64();
-        Ok::<_, NetError>((secs, conn))
-    });
-    let (endpoint, conn) = connect(addr, &ClusterIdentity::new(&token, "bench-client")?).await?;
-    let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+    let receiver = tokio::spawn(async move { receive_all(addr, &token).await });
+    let rate = send_throughput(&server, bytes).await?;
+    receiver.await.map_err(|e| NetError::Stream(e.to_string()))??;
+    Ok(rate)
+}
+
+/// Accepts one connection on `endpoint`, sends `bytes` on one stream and
+/// returns the rate (bytes per second) once the receiver has counted them.
+pub async fn send_throughput(endpoint: &quinn::Endpoint, bytes: usize) -> Result<f64, NetError> {
+    let stream = |e: quinn::ConnectionError| NetError::Stream(e.to_string());
+    let conn = endpoint.accept().await.ok_or_else(|| NetError::Connect("no connection".into()))?;
+    let conn = conn.await.map_err(|e| NetError::Connect(e.to_string()))?;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(stream)?;
+    let chunk = bytes::Bytes::from(vec![7u8; frame::CHUNK]);
+    let start = std::time::Instant::now();
+    let mut sent = 0;
+    while sent < bytes {
+        let n = (bytes - sent).min(frame::CHUNK);
+        frame::write_raw(&mut send, chunk.slice(..n)).await?;
+        sent += n;
+    }
+    let _ = send.finish();
+    let mut ack = [0u8; 8];
+    recv.read_exact(&mut ack).await.map_err(|e| NetError::Stream(e.to_string()))?;
+    let secs = start.elapsed().as_secs_f64();
+    if usize::from_le_bytes(ack) != bytes {
+        return Err(NetError::Stream("the receiver counted a different number of bytes".into()));
+    }
+    Ok(bytes as f64 / secs)
+}
+
+/// Connects to `addr`, reads everything sent on the first stream the other
+/// side opens, acknowledges the count and returns it.
+pub async fn receive_all(addr: SocketAddr, token: &Token) -> Result<usize, NetError> {
+    let stream = |e: quinn::ConnectionError| NetError::Stream(e.to_string());
+    let (endpoint, conn) = connect(addr, &ClusterIdentity::new(token, "bench-client")?).await?;
+    let (mut send, mut recv) = conn.accept_bi().await.map_err(stream)?;
     let mut got = 0usize;
     while let Some(chunk) = recv.read_chunk(usize::MAX, true).await.map_err(|e| NetError::Stream(e.to_string()))? {
         got += chunk.bytes.len();
     }
     send.write_all(&got.to_le_bytes()).await.map_err(|e| NetError::Stream(e.to_string()))?;
     let _ = send.finish();
-    let (secs, _server_conn) = sender.await.map_err(|e| NetError::Stream(e.to_string()))??;
-    conn.close(0u32.into(), b"done");
-    endpoint.wait_idle().await;
-    Ok(bytes as f64 / secs)
+    // Until the sender has read the count (it then drops the connection).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn.closed()).await;
+    endpoint.close(0u32.into(), b"done");
+    Ok(got)
 }
 
 #[cfg(test)]

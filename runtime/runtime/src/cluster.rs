@@ -10,7 +10,7 @@ use wray_net::{ClusterIdentity, Token, frame};
 /// head node serves on).
 pub use wray_net::server as listen;
 
-pub use wray_net::loopback_throughput;
+pub use wray_net::{loopback_throughput, receive_all, send_throughput};
 
 /// A connection to a cluster's head node.
 pub struct ClusterClient {

@@ -40,6 +40,14 @@ pub struct MicrobenchmarkCommand {
     /// transfer between them next to raw QUIC on the same loopback.
     #[arg(long)]
     cluster: bool,
+
+    /// Internal to --cluster: receive one QUIC stream from ADDR and exit.
+    #[arg(long, hide = true, value_name = "ADDR", requires = "quic_token")]
+    quic_receive: Option<std::net::SocketAddr>,
+
+    /// Internal to --cluster: the token for --quic-receive.
+    #[arg(long, hide = true)]
+    quic_token: Option<String>,
 }
 
 /// A workload: Ray's name, the guest's name, its size, Ray's figure and
@@ -149,6 +157,12 @@ impl MicrobenchmarkCommand {
     pub fn execute(self) -> Result<(), Failure> {
         if !(self.scale.is_finite() && self.scale > 0.0) {
             return Err(anyhow!("--scale must be positive").into());
+        }
+        if let (Some(addr), Some(token)) = (self.quic_receive, &self.quic_token) {
+            let token = wray_runtime::Token::parse(token).map_err(|e| Failure::Usage(e.into()))?;
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(wray_runtime::cluster::receive_all(addr, &token))?;
+            return Ok(());
         }
         if self.cluster {
             let rows = super::cluster_bench::run(&self.job, self.scale)?;
