@@ -163,11 +163,14 @@ impl NodeInner {
         lock(&job.actors).insert(id, state);
         lock(&job.named).insert(record.name.clone(), id);
         let mut detached = lock(&self.detached);
-        if write
-            && let Some(tree) = &detached.records
-            && let Err(e) = proto::encode(&record).map(|b| tree.insert(record.name.as_bytes(), b))
-        {
-            tracing::warn!("cannot record detached actor {:?}: {e}", record.name);
+        if write && let Some(tree) = &detached.records {
+            // Flushed at once: the record must survive the head being killed.
+            let written = proto::encode(&record).map_err(|e| e.to_string()).and_then(|b| {
+                tree.insert(record.name.as_bytes(), b).and_then(|_| tree.flush()).map_err(|e| e.to_string())
+            });
+            if let Err(e) = written {
+                tracing::warn!("cannot record detached actor {:?}: {e}", record.name);
+            }
         }
         detached.by_name.insert(record.name.clone(), id);
         detached.actors.insert(id, (record.class, job.id));
@@ -191,8 +194,10 @@ impl NodeInner {
         let name = detached.by_name.iter().find(|(_, a)| **a == id).map(|(n, _)| n.clone());
         if let Some(name) = name {
             detached.by_name.remove(&name);
-            if let Some(tree) = &detached.records {
-                let _ = tree.remove(name.as_bytes());
+            if let Some(tree) = &detached.records
+                && let Err(e) = tree.remove(name.as_bytes()).and_then(|_| tree.flush())
+            {
+                tracing::warn!("cannot delete the record of detached actor {name:?}: {e}");
             }
         }
     }

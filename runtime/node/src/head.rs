@@ -670,7 +670,9 @@ impl Node {
             use sha2::Digest;
             let actual: String = sha2::Sha256::digest(&job.component).iter().map(|b| format!("{b:02x}")).collect();
             if actual == job.component_hash {
-                match store.insert(actual.as_bytes(), job.component.as_slice()) {
+                // Flushed at once: a head killed right after must still have
+                // the bytes its detached actors are rebuilt from.
+                match store.insert(actual.as_bytes(), job.component.as_slice()).and_then(|_| store.flush()) {
                     Ok(_) => tracing::info!("stored component {actual} ({} bytes)", job.component.len()),
                     Err(e) => tracing::warn!("cannot store component {actual}: {e}"),
                 }
