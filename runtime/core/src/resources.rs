@@ -134,6 +134,12 @@ fn bundle_name(name: &str, group: u64, index: u32) -> String {
     format!("{name}_group_{index}_{group:016x}")
 }
 
+/// Whether `name` is CPUs: `CPU` itself, or a placement-group bundle's copy
+/// of it ([`Resources::in_bundle`]).
+pub fn is_cpu(name: &str) -> bool {
+    name == CPU || name.strip_prefix(CPU).is_some_and(|rest| rest.starts_with("_group_"))
+}
+
 impl fmt::Display for Resources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("{")?;

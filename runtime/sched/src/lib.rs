@@ -26,7 +26,7 @@ mod cluster;
 pub use cluster::{ClusterView, Need, Placement};
 
 use std::collections::{BTreeMap, VecDeque};
-use wray_core::{CPU, Resources};
+use wray_core::Resources;
 
 /// Why a demand can never be granted on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -218,13 +218,22 @@ impl<K: PartialEq> Scheduler<K> {
     }
 }
 
+/// The CPUs in what a task holds: `CPU`, or a placement-group bundle's own
+/// CPUs (`CPU_group_<i>_<id>`) for a task in a bundle.
 fn cpu_part(held: &Resources) -> Resources {
-    Resources::new().with(CPU, held.get(CPU))
+    let mut cpus = Resources::new();
+    for (name, amount) in held.iter() {
+        if wray_core::is_cpu(name) {
+            cpus.set(name, amount);
+        }
+    }
+    cpus
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wray_core::CPU;
 
     fn cpus(n: f64) -> Resources {
         Resources::new().with(CPU, n)
@@ -241,6 +250,19 @@ mod tests {
         s.release(&cpus(1.0));
         assert_eq!(s.schedule().into_iter().map(|(k, _)| k).collect::<Vec<_>>(), vec![2]);
         assert_eq!(s.queued(), 2);
+    }
+
+    #[test]
+    fn a_blocked_task_in_a_bundle_gives_its_bundle_cpu_back() {
+        let bundle = cpus(1.0).bundle_offer(7, 0);
+        let mut s = Scheduler::new(bundle.clone());
+        let demand = cpus(1.0).in_bundle(7, 0);
+        s.enqueue(1u32, demand.clone());
+        s.enqueue(2u32, demand.clone());
+        let granted = s.schedule();
+        assert_eq!(granted.len(), 1);
+        s.block(&granted[0].1);
+        assert_eq!(s.schedule().len(), 1, "the bundle's CPU was not given back");
     }
 
     #[test]
