@@ -580,6 +580,14 @@ fn the_head_survives_a_crash_with_its_workers_and_detached_actors() {
 
     let pid = u32::from_str_radix(head.id.trim_start_matches("node-"), 16).unwrap();
     Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    // Gone (or a zombie: it holds no locks any more) before the restart.
+    let start = Instant::now();
+    while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "the killed head lingers");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let port = head.address.rsplit(':').next().unwrap();
     let out = head.wray(&["start", "--head", "--port", port, "--cpus", "1", "--data-dir", path(&head.data)]);
     assert_code(&out, 0);
