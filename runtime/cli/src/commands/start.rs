@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 use wray_runtime::{ClusterIdentity, Runtime, Token};
 
 /// Start a head node (`--head`): it accepts jobs from `wray run --address`
-/// over QUIC with mutual TLS, authenticated by the token it prints. Or
-/// start a worker node (`--address HEAD --token TOKEN`) that joins a head
-/// and runs the jobs the head places on it.
+/// over QUIC with mutual TLS, authenticated by the token it prints, and
+/// places jobs, tasks, actors and placement groups on the cluster's nodes.
+/// Or start a worker node (`--address HEAD --token TOKEN`) that joins a
+/// head, offers its CPUs, GPUs and custom resources, and runs what the head
+/// places on it; a worker that loses its head joins it again when it is
+/// back.
 ///
 /// Without --block the node runs in the background, with its log
 /// (`node.log`), token and address in its data directory; `wray stop` stops
@@ -23,6 +26,7 @@ Examples:
   wray start --head                          prints `address: HOST:PORT` and `token: TOKEN`
   wray start --head --port 0 --data-dir /tmp/head --block
   wray start --address 127.0.0.1:6380 --token TOKEN --cpus 4     a worker joining that head
+  wray start --address 127.0.0.1:6380 --token TOKEN --gpus 1 --resources '{\"ssd\": 2}'
   wray run --address 127.0.0.1:6380 --token TOKEN job.wasm
   wray stop")]
 pub struct StartCommand {
