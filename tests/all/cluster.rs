@@ -609,3 +609,21 @@ fn the_head_survives_a_crash_with_its_workers_and_detached_actors() {
     assert_code(&out, 1);
     assert!(stderr(&out).contains("no actor named \"keeper\""), "{}", stderr(&out));
 }
+
+#[test]
+fn a_job_on_a_worker_reaches_its_actors_through_the_head() {
+    // The job lands on the biggest worker; its actor on the other one; a
+    // task next to the actor asks the job's node for the actor's name, a
+    // worker-to-worker request the head relays.
+    let head = Head::start_with_cpus("1");
+    let special = node_id(head.add_worker_with("2", &["--resources", r#"{"special": 1}"#]));
+    let home = node_id(head.add_worker_with("3", &["--resources", r#"{"elsewhere": 1}"#]));
+    let out = head.run(&guests().testjob, &["actors-cluster"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    for line in [format!("actor on: {special}"), "bump_named on its node: 225".into(), "final: 225".into()] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+    }
+    let out = head.run(&guests().testjob, &["whereami"]);
+    assert!(stdout(&out).contains(&format!("node: {home}")), "{}", stdout(&out));
+}
