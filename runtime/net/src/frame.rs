@@ -61,16 +61,12 @@ pub async fn read_raw(recv: &mut quinn::RecvStream, len: u64, max: u64) -> Resul
     let len = len as usize;
     let mut buf = Vec::with_capacity(len);
     huge_pages(&mut buf);
-    let mut filled = 0;
-    // Grown (and zeroed) a chunk ahead of the bytes: what follows this
-    // object on the stream must not be read into it.
-    while filled < len {
-        if filled == buf.len() {
-            buf.resize((filled + CHUNK).min(len), 0);
-        }
-        match recv.read(&mut buf[filled..]).await.map_err(|e| NetError::Stream(e.to_string()))? {
-            Some(n) => filled += n,
-            None => return Err(NetError::Stream(format!("stream ended {} bytes short", len - filled))),
+    // Chunks as QUIC reassembled them, never past this object's end (what
+    // follows it on the stream is the next object's).
+    while buf.len() < len {
+        match recv.read_chunk(len - buf.len(), true).await.map_err(|e| NetError::Stream(e.to_string()))? {
+            Some(chunk) => buf.extend_from_slice(&chunk.bytes),
+            None => return Err(NetError::Stream(format!("stream ended {} bytes short", len - buf.len()))),
         }
     }
     Ok(buf)
