@@ -37,8 +37,10 @@ pub enum Request {
         id: String,
     },
     /// A worker node joins the head. The worker keeps this stream open for
-    /// as long as it is part of the cluster, and serves the requests the
-    /// head opens on the same connection.
+    /// as long as it is part of the cluster, writes a [`Heartbeat`] on it
+    /// every heartbeat period (the head answers each with
+    /// [`Event::Cluster`]), and serves the requests the head opens on the
+    /// same connection.
     Join {
         /// The worker's node id.
         node_id: String,

@@ -681,10 +681,9 @@ impl Node {
         true
     }
 
-    /// Where a job goes: this node, or the live worker with the fewest
-    /// running jobs per CPU (ties go to the node with more CPUs, then to
-    /// this node). Placement is per job: a
-    /// job's tasks run on the node that runs its driver.
+    /// Where a job's driver goes: this node, or the live worker with the
+    /// fewest running jobs per CPU (ties go to the node with more CPUs, then
+    /// to this node). Its tasks and actors are placed one by one from there.
     /// The choice is counted at once, under the workers' lock, so that jobs
     /// arriving together see each other and spread out.
     fn place(&self, peers: &Peers) -> Option<Arc<Worker>> {
