@@ -16,14 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use wray_core::{ActorId, Error, JobId, Options, TaskId};
 use wray_host::{ArgSpec, Caller, Grants, Value};
-use wray_net::NetError;
 use wray_net::proto::{self, DetachedActor, Event, Request};
 
 /// The detached actors this node keeps.
 #[derive(Default)]
 pub(crate) struct Detached {
     by_name: HashMap<String, ActorId>,
-    actors: HashMap<ActorId, (String, JobId)>,
+    /// Each actor's name, class and job.
+    actors: HashMap<ActorId, (String, String, JobId)>,
     /// One never-ending job per component.
     jobs: HashMap<String, Arc<JobState>>,
     /// The records (the head's sled tree).
@@ -75,13 +75,7 @@ impl NodeInner {
             max_restarts: options.max_restarts,
         };
         if let Some(Link::Worker(w)) = self.link.get() {
-            let ask = async {
-                let (mut send, mut recv) = w.head().open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
-                wray_net::frame::write(&mut send, &proto::encode(&Request::CreateDetached(record))?).await?;
-                let _ = send.finish();
-                crate::remote::read_event(&mut recv).await
-            };
-            return match ask.await {
+            return match crate::remote::ask(&w.head(), &Request::CreateDetached(record)).await {
                 Ok(Event::Actor { job, .. }) => Ok((id, (w.head_id(), job))),
                 Ok(Event::Refused(why)) => Err(Error::InvalidArgument(why)),
                 Ok(other) => Err(Error::InvalidArgument(format!("unexpected answer {other:?}"))),
@@ -105,7 +99,7 @@ impl NodeInner {
         {
             let detached = lock(&self.detached);
             if let Some(existing) = detached.by_name.get(&record.name)
-                && let Some((_, job)) = detached.actors.get(existing)
+                && let Some((_, _, job)) = detached.actors.get(existing)
                 && self
                     .job(*job)
                     .is_ok_and(|j| lock(&j.actors).get(existing).is_some_and(|a| a.dead_reason().is_none()))
@@ -173,7 +167,7 @@ impl NodeInner {
             }
         }
         detached.by_name.insert(record.name.clone(), id);
-        detached.actors.insert(id, (record.class, job.id));
+        detached.actors.insert(id, (record.name.clone(), record.class, job.id));
         Ok(job.id.0)
     }
 
@@ -181,24 +175,19 @@ impl NodeInner {
     pub(crate) fn detached_named(&self, name: &str) -> Option<(ActorId, String, JobId)> {
         let detached = lock(&self.detached);
         let id = *detached.by_name.get(name)?;
-        let (class, job) = detached.actors.get(&id)?.clone();
+        let (_, class, job) = detached.actors.get(&id)?.clone();
         Some((id, class, job))
     }
 
     /// A detached actor was killed for good: forget it and its record.
     pub(crate) fn forget_detached(&self, id: ActorId) {
         let mut detached = lock(&self.detached);
-        if detached.actors.remove(&id).is_none() {
-            return;
-        }
-        let name = detached.by_name.iter().find(|(_, a)| **a == id).map(|(n, _)| n.clone());
-        if let Some(name) = name {
-            detached.by_name.remove(&name);
-            if let Some(tree) = &detached.records
-                && let Err(e) = tree.remove(name.as_bytes()).and_then(|_| tree.flush())
-            {
-                tracing::warn!("cannot delete the record of detached actor {name:?}: {e}");
-            }
+        let Some((name, ..)) = detached.actors.remove(&id) else { return };
+        detached.by_name.remove(&name);
+        if let Some(tree) = &detached.records
+            && let Err(e) = tree.remove(name.as_bytes()).and_then(|_| tree.flush())
+        {
+            tracing::warn!("cannot delete the record of detached actor {name:?}: {e}");
         }
     }
 

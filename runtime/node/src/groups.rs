@@ -10,12 +10,12 @@
 //! bundle ask for: placing them is then ordinary resource-aware placement.
 //! A job's groups are removed when the job ends.
 
-use crate::remote::{Link, pairs, read_event, resources};
+use crate::remote::{Link, ask, pairs, resources};
 use crate::{NodeInner, lock};
 use std::sync::Arc;
 use wray_core::{Error, Resources, Strategy};
 use wray_net::NetError;
-use wray_net::proto::{self, Event, Request};
+use wray_net::proto::{Event, Request};
 
 /// A group this node created: each bundle's node and resources.
 pub(crate) type GroupRecord = Vec<(String, Resources)>;
@@ -37,14 +37,6 @@ pub(crate) fn strategy(code: u8) -> Result<Strategy, NetError> {
         3 => Strategy::StrictSpread,
         _ => return Err(NetError::Malformed(format!("no placement strategy {code}"))),
     })
-}
-
-/// Sends one request to `conn` and reads the answer.
-async fn ask(conn: &quinn::Connection, request: &Request) -> Result<Event, NetError> {
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
-    wray_net::frame::write(&mut send, &proto::encode(request)?).await?;
-    let _ = send.finish();
-    read_event(&mut recv).await
 }
 
 impl NodeInner {

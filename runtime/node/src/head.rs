@@ -5,7 +5,7 @@
 //! (wrong token, no certificate); a peer that sends a malformed or oversized
 //! frame loses its own connection and nothing else.
 
-use crate::remote::{Link, pairs, resources};
+use crate::remote::{Link, ask, pairs, resources};
 use crate::{JobConfig, JobError, JobTable, Node, NodeInner, lock};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -792,14 +792,7 @@ impl Node {
                 report.nodes.push(dead);
                 continue;
             }
-            let ask = async {
-                let (mut s, mut r) = w.conn.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
-                frame::write(&mut s, &proto::encode(&Request::Status)?).await?;
-                let _ = s.finish();
-                let bytes = frame::read(&mut r).await?.ok_or_else(|| NetError::Stream("no answer".into()))?;
-                proto::decode_event(&bytes)
-            };
-            match tokio::time::timeout(std::time::Duration::from_secs(3), ask).await {
+            match tokio::time::timeout(std::time::Duration::from_secs(3), ask(&w.conn, &Request::Status)).await {
                 Ok(Ok(Event::Status(s))) => report.nodes.extend(s.nodes),
                 _ => report.nodes.push(dead),
             }
@@ -808,7 +801,6 @@ impl Node {
     }
 
     fn status_report(&self) -> StatusReport {
-        let pairs = |r: wray_core::Resources| r.iter().map(|(k, v)| (k.to_string(), v)).collect();
         let st = self.store_stats();
         let (tasks, actors) = self.task_and_actor_counts();
         StatusReport {
@@ -816,8 +808,8 @@ impl Node {
                 id: self.id().to_string(),
                 address: String::new(),
                 alive: true,
-                total: pairs(self.total_resources()),
-                available: pairs(self.available_resources()),
+                total: pairs(&self.total_resources()),
+                available: pairs(&self.available_resources()),
                 jobs: self.running_jobs() as u64,
                 tasks: tasks as u64,
                 actors: actors as u64,

@@ -192,6 +192,12 @@ impl Node {
         lock(&self.inner.sched).total().clone()
     }
 
+    /// What the node offers a cluster: its resources and its object
+    /// store's memory (`object_store_memory`), as a worker joins with them.
+    pub fn offered_resources(&self) -> Resources {
+        self.inner.total_with_store()
+    }
+
     /// Resources not held right now.
     pub fn available_resources(&self) -> Resources {
         lock(&self.inner.sched).available()

@@ -686,6 +686,19 @@ pub(crate) enum Chosen<'a> {
     Lost(String),
 }
 
+/// Writes an encoded message and the raw bytes that follow it.
+pub(crate) async fn write_parts(
+    send: &mut quinn::SendStream,
+    frame_bytes: &[u8],
+    blobs: Vec<Bytes>,
+) -> Result<(), NetError> {
+    frame::write(send, frame_bytes).await?;
+    for b in blobs {
+        frame::write_raw(send, b).await?;
+    }
+    Ok(())
+}
+
 /// Opens a stream on `conn` and sends a request with the bytes that follow.
 pub(crate) async fn open_with(
     conn: &quinn::Connection,
@@ -693,20 +706,13 @@ pub(crate) async fn open_with(
     blobs: Vec<Bytes>,
 ) -> Result<(quinn::SendStream, quinn::RecvStream), NetError> {
     let (mut send, recv) = conn.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
-    frame::write(&mut send, frame_bytes).await?;
-    for b in blobs {
-        frame::write_raw(&mut send, b).await?;
-    }
+    write_parts(&mut send, frame_bytes, blobs).await?;
     Ok((send, recv))
 }
 
 /// Writes an event with the bytes that follow it.
 pub(crate) async fn write_with(send: &mut quinn::SendStream, event: &Event, blobs: Vec<Bytes>) -> Result<(), NetError> {
-    frame::write(send, &proto::encode(event)?).await?;
-    for b in blobs {
-        frame::write_raw(send, b).await?;
-    }
-    Ok(())
+    write_parts(send, &proto::encode(event)?, blobs).await
 }
 
 /// Reads and validates the next event; the stream ending is an error.
@@ -717,16 +723,17 @@ pub(crate) async fn read_event(recv: &mut quinn::RecvStream) -> Result<Event, Ne
     }
 }
 
+/// Sends one request on a new stream of `conn` and reads the answer.
+pub(crate) async fn ask(conn: &quinn::Connection, request: &Request) -> Result<Event, NetError> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+    frame::write(&mut send, &proto::encode(request)?).await?;
+    let _ = send.finish();
+    read_event(&mut recv).await
+}
+
 /// Asks the head for a component's bytes.
 async fn fetch_component(head: &quinn::Connection, hash: &str) -> Result<Vec<u8>, String> {
-    let ask = async {
-        let (mut send, mut recv) = head.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
-        frame::write(&mut send, &proto::encode(&Request::GetComponent { hash: hash.to_string() })?).await?;
-        let _ = send.finish();
-        let bytes = frame::read(&mut recv).await?.ok_or_else(|| NetError::Stream("no answer".into()))?;
-        proto::decode_event(&bytes)
-    };
-    match ask.await {
+    match ask(head, &Request::GetComponent { hash: hash.to_string() }).await {
         Ok(Event::Component(bytes)) => Ok(bytes),
         Ok(Event::Refused(why)) => Err(why),
         Ok(other) => Err(format!("the head answered {other:?}")),

@@ -17,7 +17,7 @@
 
 use crate::actor::{ActorCall, ActorSpec, ActorState};
 use crate::job::JobState;
-use crate::remote::{Chosen, Link, open_with, read_event, resources, write_with};
+use crate::remote::{Chosen, Link, open_with, read_event, resources, write_parts, write_with};
 use crate::{NodeInner, lock};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -209,14 +209,11 @@ impl NodeInner {
                             let (task_hi, task_lo) = call.task.halves();
                             let msg = ActorMsg::Call(WireCall { task_hi, task_lo, method: call.method, args, objects });
                             pending.insert(call.output, call.pinned);
-                            let sent = async {
-                                frame::write(&mut send, &proto::encode(&msg)?).await?;
-                                for b in blobs {
-                                    frame::write_raw(&mut send, b).await?;
-                                }
-                                Ok::<_, NetError>(())
+                            let sent = match proto::encode(&msg) {
+                                Ok(bytes) => write_parts(&mut send, &bytes, blobs).await,
+                                Err(e) => Err(e),
                             };
-                            if let Err(e) = sent.await {
+                            if let Err(e) = sent {
                                 break Hosted::Lost(e.to_string());
                             }
                         }
@@ -408,12 +405,23 @@ impl NodeInner {
         let output = ObjectId::returned_by(task);
         let pinned = self.pin_args(job.id, &args)?;
         self.store.create_pending(job.id, output);
-        if let Err(call) = state.send(ActorCall { task, method, args, output, pinned }) {
+        self.deliver(state, ActorCall { task, method, args, output, pinned });
+        Ok(())
+    }
+
+    /// Hands a call to an actor's mailbox; if the actor is dead, the call
+    /// fails at once with the reason.
+    pub(crate) fn deliver(&self, state: &ActorState, call: ActorCall) {
+        if let Err(call) = state.send(call) {
             let reason = state.dead_reason().unwrap_or_else(|| format!("{} is dead", state.class));
             self.store.complete(call.output, Err(Error::ActorDied(reason)));
             self.unpin(&call.pinned);
         }
-        Ok(())
+    }
+
+    /// The actor `actor` of this node's job `job`, if both exist.
+    pub(crate) fn actor_in(&self, job: u32, actor: ActorId) -> Option<Arc<ActorState>> {
+        self.job(JobId(job)).ok().and_then(|j| lock(&j.actors).get(&actor).cloned())
     }
 
     /// A stream to node `node`: directly, or through the head.
@@ -448,10 +456,7 @@ impl NodeInner {
         let (mut send, mut recv) = self.open_to(&owner).await.map_err(unreachable)?;
         let request = Request::Upcall(UpcallRequest { job: owner_job, upcall });
         let sent = async {
-            frame::write(&mut send, &proto::encode(&request)?).await?;
-            for b in blobs {
-                frame::write_raw(&mut send, b).await?;
-            }
+            write_parts(&mut send, &proto::encode(&request)?, blobs).await?;
             read_event(&mut recv).await
         };
         let event = sent.await.map_err(unreachable)?;

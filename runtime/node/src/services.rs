@@ -187,19 +187,11 @@ impl NodeInner {
                 if dest.0 != self.id {
                     return self.call_through(&job, &dest, caller, seq, actor, method, args).await;
                 }
-                self.job(JobId(dest.1))
-                    .ok()
-                    .and_then(|home| lock(&home.actors).get(&actor).cloned())
-                    .ok_or_else(|| Error::ActorDied(format!("{actor} is gone")))?
+                self.actor_in(dest.1, actor).ok_or_else(|| Error::ActorDied(format!("{actor} is gone")))?
             }
         };
         let (task, output, pinned) = self.new_output(&job, caller, seq, &args)?;
-        let call = ActorCall { task, method, args, output, pinned };
-        if let Err(call) = state.send(call) {
-            let reason = state.dead_reason().unwrap_or_else(|| format!("{} is dead", state.class));
-            self.store.complete(call.output, Err(Error::ActorDied(reason)));
-            self.unpin(&call.pinned);
-        }
+        self.deliver(&state, ActorCall { task, method, args, output, pinned });
         Ok(output)
     }
 }
@@ -332,8 +324,7 @@ impl Services for NodeInner {
         match (state, self.actor_home(&job, actor)) {
             (Some(state), _) => state.kill("wray::kill", no_restart),
             (None, Some(home)) if home.0 == self.id => {
-                let state = self.job(JobId(home.1)).ok().and_then(|j| lock(&j.actors).get(&actor).cloned());
-                if let Some(state) = state {
+                if let Some(state) = self.actor_in(home.1, actor) {
                     state.kill("wray::kill", no_restart);
                     if no_restart {
                         self.forget_detached(actor);

@@ -64,7 +64,7 @@ const WORKLOADS: &[Workload] = &[
 const TRANSFER_MIB: u64 = 1024;
 
 /// A node started for the benchmark; killed when dropped.
-struct NodeProcess(Child);
+pub(crate) struct NodeProcess(Child);
 
 impl Drop for NodeProcess {
     fn drop(&mut self) {
@@ -75,7 +75,7 @@ impl Drop for NodeProcess {
 
 /// Starts `wray start ARGS --block` and waits for the line starting with
 /// `ready`; returns the process and the lines it printed.
-fn start(args: &[&str], dir: &Path, ready: &str) -> anyhow::Result<(NodeProcess, Vec<String>)> {
+pub(crate) fn start(args: &[&str], dir: &Path, ready: &str) -> anyhow::Result<(NodeProcess, Vec<String>)> {
     let mut child = Command::new(std::env::current_exe()?)
         .arg("start")
         .args(args)

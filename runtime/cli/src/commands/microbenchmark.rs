@@ -302,51 +302,18 @@ fn first_result_secs(job: &std::path::Path, cache: &std::path::Path) -> anyhow::
 /// token (listening, ready for jobs), and from spawning a worker until the
 /// head has accepted it; best of three each.
 fn head_start_and_join_secs() -> anyhow::Result<(f64, f64)> {
-    use std::io::BufRead;
-    let exe = std::env::current_exe()?;
-    // Spawns `wray start ARGS --block`, waits for the line starting with
-    // `ready`; returns the child, the time and the lines read.
-    let start_node = |args: &[&str],
-                      dir: &std::path::Path,
-                      ready: &str|
-     -> anyhow::Result<(std::process::Child, f64, Vec<String>)> {
-        let start = Instant::now();
-        let mut child = std::process::Command::new(&exe)
-            .arg("start")
-            .args(args)
-            .args(["--block", "--data-dir"])
-            .arg(dir)
-            .env("HOME", dir)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-        let mut lines = Vec::new();
-        let mut reader = std::io::BufReader::new(child.stdout.take().expect("piped"));
-        let mut line = String::new();
-        while reader.read_line(&mut line)? > 0 {
-            lines.push(line.trim().to_string());
-            if line.starts_with(ready) {
-                return Ok((child, start.elapsed().as_secs_f64(), lines));
-            }
-            line.clear();
-        }
-        let _ = child.kill();
-        Err(anyhow!("wray start {args:?} exited before printing `{ready}`"))
-    };
+    use super::cluster_bench::start;
     let (mut best_head, mut best_join) = (f64::MAX, f64::MAX);
     for _ in 0..3 {
         let dir = tempfile::tempdir()?;
-        let (mut head, secs, lines) = start_node(&["--head", "--port", "0"], &dir.path().join("head"), "token: ")?;
-        best_head = best_head.min(secs);
+        let begun = Instant::now();
+        let (_head, lines) = start(&["--head", "--port", "0"], &dir.path().join("head"), "token: ")?;
+        best_head = best_head.min(begun.elapsed().as_secs_f64());
         let field = |p: &str| lines.iter().find_map(|l| l.strip_prefix(p)).unwrap_or_default().to_string();
         let (address, token) = (field("address: "), field("token: "));
-        let joined = start_node(&["--address", &address, "--token", &token], &dir.path().join("worker"), "joined: ");
-        let _ = head.kill();
-        let _ = head.wait();
-        let (mut worker, secs, _) = joined?;
-        best_join = best_join.min(secs);
-        let _ = worker.kill();
-        let _ = worker.wait();
+        let begun = Instant::now();
+        let (_worker, _) = start(&["--address", &address, "--token", &token], &dir.path().join("worker"), "joined: ")?;
+        best_join = best_join.min(begun.elapsed().as_secs_f64());
     }
     Ok((best_head, best_join))
 }

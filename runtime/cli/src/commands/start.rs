@@ -242,9 +242,7 @@ impl StartCommand {
         let entry = register(data_dir)?;
 
         let result = rt.block_on(async {
-            let mut total: Vec<(String, f64)> =
-                node.total_resources().iter().map(|(k, v)| (k.to_string(), v)).collect();
-            total.push(("object_store_memory".into(), node.store_stats().budget as f64));
+            let total: Vec<(String, f64)> = node.offered_resources().iter().map(|(k, v)| (k.to_string(), v)).collect();
             let join = || async {
                 let client = wray_runtime::cluster::ClusterClient::connect(&head, &token).await?;
                 let (membership, head_id) = client.join(node.id(), total.clone()).await?;
