@@ -10,4 +10,5 @@ mod embed;
 mod examples;
 mod jobs;
 mod macros;
+mod nn;
 mod util;

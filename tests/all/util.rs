@@ -73,6 +73,9 @@ pub struct Guests {
     pub retrieve: PathBuf,
     pub pi: PathBuf,
     pub wait: PathBuf,
+    pub wine_mlp: PathBuf,
+    pub breast_cancer_mlp: PathBuf,
+    pub data_parallel_mlp: PathBuf,
 }
 
 pub fn guests() -> &'static Guests {
@@ -83,6 +86,9 @@ pub fn guests() -> &'static Guests {
         retrieve: build("examples/retrieve"),
         pi: build("examples/pi"),
         wait: build("examples/wait"),
+        wine_mlp: build("examples/wine_mlp"),
+        breast_cancer_mlp: build("examples/breast_cancer_mlp"),
+        data_parallel_mlp: build("examples/data_parallel_mlp"),
     })
 }
 

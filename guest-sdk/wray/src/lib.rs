@@ -126,6 +126,7 @@ mod arg;
 mod bindings;
 mod dispatch;
 mod error;
+pub mod nn;
 mod object_ref;
 mod options;
 mod placement;

@@ -30,6 +30,12 @@ impl CallOptions {
         self.resources.push((name.to_string(), amount));
         self
     }
+    /// GPUs to hold while running (fractional allowed: four tasks of 0.25
+    /// share one GPU). Tensors ([`crate::nn`]) made by a task holding a GPU
+    /// live on it.
+    pub fn num_gpus(self, gpus: f64) -> Self {
+        self.resource("GPU", gpus)
+    }
     /// Limits the instance's linear memory to `bytes`.
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = Some(bytes);
@@ -143,6 +149,11 @@ macro_rules! __task_options_methods {
         pub fn resource(self, name: &str, amount: f64) -> Self {
             Self(self.0.resource(name, amount))
         }
+        /// GPUs to hold while running (fractional allowed); the task's
+        /// tensors live on the GPU.
+        pub fn num_gpus(self, gpus: f64) -> Self {
+            Self(self.0.num_gpus(gpus))
+        }
         /// Runs in bundle `index` of a placement group.
         pub fn placement_group(self, group: &$crate::PlacementGroup, index: u32) -> Self {
             Self(self.0.placement_group(group, index))
@@ -179,6 +190,11 @@ macro_rules! __actor_options_methods {
         /// Holds `amount` of the custom resource `name` while the actor lives.
         pub fn resource(self, name: &str, amount: f64) -> Self {
             Self(self.0.resource(name, amount))
+        }
+        /// GPUs the actor holds while it lives (fractional allowed); its
+        /// tensors live on the GPU.
+        pub fn num_gpus(self, gpus: f64) -> Self {
+            Self(self.0.num_gpus(gpus))
         }
         /// Outlives the job that creates it, until killed; any later job
         /// of the cluster finds it by name. Needs `.name(..)`; constructor

@@ -29,7 +29,24 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     }
 }
 
+/// Mesa's Vulkan drivers complain on stderr, once per process, when
+/// `XDG_RUNTIME_DIR` is unset (as under cron, ssh without a login session,
+/// CI); wray never draws, so a private empty directory satisfies them.
+fn quiet_vulkan_loader() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    let dir = std::env::temp_dir().join("wray-xdg-runtime-dir");
+    use std::os::unix::fs::DirBuilderExt;
+    let made = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    if made.is_ok() || dir.is_dir() {
+        // SAFETY: called first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_vulkan_loader();
     let cli = commands::Cli::parse();
     // Nodes log what happens to them (joins, refusals); commands only warnings.
     init_logging(if cli.command.is_node() { "warn,wray=info,wray_node=info" } else { "warn" });

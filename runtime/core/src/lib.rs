@@ -17,4 +17,4 @@ mod resources;
 pub use error::Error;
 pub use ids::{ActorId, JobId, ObjectId, TaskId};
 pub use options::{DEFAULT_MAX_RETRIES, Options, Strategy};
-pub use resources::{BUNDLE_MARKER_CAPACITY, BUNDLE_MARKER_DEMAND, CPU, GPU, MEMORY, Resources, is_cpu};
+pub use resources::{BUNDLE_MARKER_CAPACITY, BUNDLE_MARKER_DEMAND, CPU, GPU, MEMORY, Resources, is_cpu, is_gpu};

@@ -76,6 +76,11 @@ impl Resources {
         self.amounts.get(name).map_or(0.0, |u| *u as f64 / SCALE)
     }
 
+    /// GPUs held, whether plain or out of placement-group bundles.
+    pub fn gpus(&self) -> f64 {
+        self.amounts.iter().filter(|(k, _)| is_gpu(k)).map(|(_, u)| *u as f64 / SCALE).sum()
+    }
+
     /// Whether every amount in `demand` is available in `self`.
     pub fn contains(&self, demand: &Resources) -> bool {
         demand.amounts.iter().all(|(k, v)| self.amounts.get(k).copied().unwrap_or(0) >= *v)
@@ -138,6 +143,11 @@ fn bundle_name(name: &str, group: u64, index: u32) -> String {
 /// of it ([`Resources::in_bundle`]).
 pub fn is_cpu(name: &str) -> bool {
     name == CPU || name.strip_prefix(CPU).is_some_and(|rest| rest.starts_with("_group_"))
+}
+
+/// Whether `name` is the GPU resource or a placement-group bundle's copy of it.
+pub fn is_gpu(name: &str) -> bool {
+    name == GPU || name.strip_prefix(GPU).is_some_and(|rest| rest.starts_with("_group_"))
 }
 
 impl fmt::Display for Resources {

@@ -8,5 +8,6 @@ wasmtime::component::bindgen!({
     exports: { default: async },
     with: {
         "wray:runtime/types.object-ref": crate::instance::RefGuard,
+        "wray:runtime/tensors.tensor": crate::tensors::HostTensor,
     },
 });

@@ -149,7 +149,7 @@ impl CallError {
 /// releases the reference, so a guest that leaks handles or traps still
 /// frees its objects.
 pub struct RefGuard {
-    id: ObjectId,
+    pub(crate) id: ObjectId,
     caller_job: wray_core::JobId,
     services: Arc<dyn Services>,
 }
@@ -162,8 +162,8 @@ impl Drop for RefGuard {
 
 /// Enforces the memory limit and remembers that it did, so the failure can
 /// be named.
-struct Limiter {
-    memory: usize,
+pub(crate) struct Limiter {
+    pub(crate) memory: usize,
     exceeded: bool,
 }
 
@@ -186,7 +186,7 @@ impl wasmtime::ResourceLimiter for Limiter {
 
 /// Execution time of the current call, excluding time blocked in the host.
 #[derive(Default)]
-struct Clock {
+pub(crate) struct Clock {
     used: Duration,
     running_since: Option<Instant>,
     limit: Option<Duration>,
@@ -196,12 +196,12 @@ impl Clock {
     fn start(&mut self, limit: Option<Duration>) {
         *self = Clock { used: Duration::ZERO, running_since: Some(Instant::now()), limit };
     }
-    fn pause(&mut self) {
+    pub(crate) fn pause(&mut self) {
         if let Some(t) = self.running_since.take() {
             self.used += t.elapsed();
         }
     }
-    fn resume(&mut self) {
+    pub(crate) fn resume(&mut self) {
         self.running_since = Some(Instant::now());
     }
     fn used(&self) -> Duration {
@@ -212,16 +212,20 @@ impl Clock {
 /// Per-instance host state (the wasmtime store's data).
 pub struct State {
     wasi: WasiCtx,
-    table: ResourceTable,
-    limiter: Limiter,
-    services: Arc<dyn Services>,
-    caller: Caller,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) services: Arc<dyn Services>,
+    pub(crate) caller: Caller,
     /// Children submitted so far by the current task (ids derive from it).
     submitted: u64,
     /// Objects put so far by the current task.
-    puts: u32,
+    pub(crate) puts: u32,
     panic: Option<String>,
-    clock: Clock,
+    pub(crate) clock: Clock,
+    /// Where this instance's tensors live (asked of the node on first use).
+    pub(crate) device: Option<wray_gpu::Device>,
+    /// Bytes of live tensors, bounded by the memory limit.
+    pub(crate) tensor_bytes: usize,
     timed_out: bool,
     cancel: Arc<AtomicBool>,
 }
@@ -297,6 +301,8 @@ impl Instance {
             puts: 0,
             panic: None,
             clock: Clock::default(),
+            device: None,
+            tensor_bytes: 0,
             timed_out: false,
             cancel: Arc::new(AtomicBool::new(false)),
         };
@@ -488,7 +494,7 @@ fn to_wit_actor(a: ActorId) -> types::ActorId {
     types::ActorId { hi, lo }
 }
 
-fn to_wit_error(e: Error) -> types::Error {
+pub(crate) fn to_wit_error(e: Error) -> types::Error {
     match e {
         Error::TaskFailed { function, message } => types::Error::TaskFailed(types::TaskFailure { function, message }),
         Error::ActorDied(m) => types::Error::ActorDied(m),
@@ -599,7 +605,7 @@ impl State {
         Ok(Value { data: bytes::Bytes::from(v.data), refs, held: crate::services::HeldRefs(Arc::new(guards)) })
     }
 
-    fn guard(&mut self, id: ObjectId) -> wasmtime::Result<Resource<RefGuard>> {
+    pub(crate) fn guard(&mut self, id: ObjectId) -> wasmtime::Result<Resource<RefGuard>> {
         let guard = RefGuard { id, caller_job: self.caller.job, services: self.services.clone() };
         Ok(self.table.push(guard)?)
     }

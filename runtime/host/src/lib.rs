@@ -27,10 +27,14 @@ mod component;
 mod engine;
 mod instance;
 mod services;
+mod tensors;
 
 pub use component::{ComponentCache, JobComponent, LoadError};
 pub use engine::{EPOCH_TICK, Engine, EngineConfig};
 pub use instance::{CallError, Grants, Instance, InstanceLimits, Output};
 pub use services::{ArgSpec, BoxFuture, Caller, HeldRefs, Services, Value};
+pub use tensors::HostTensor;
 /// An in-memory buffer for [`Output::Capture`].
 pub use wasmtime_wasi::p2::pipe::MemoryOutputPipe as OutputPipe;
+/// Where tensors live; re-exported for [`Services::device`].
+pub use wray_gpu::Device;

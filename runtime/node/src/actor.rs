@@ -306,6 +306,9 @@ impl NodeInner {
     /// that poisons the instance triggers a restart (or the actor's death).
     async fn run_call(self: &Arc<Self>, life: &mut Life<'_>, call: ActorCall, args: Result<Vec<bytes::Bytes>, Error>) {
         let actor = life.actor;
+        // The references the method handed over with its result keep the
+        // objects it nests alive until the store has pinned them.
+        let mut held = None;
         let outcome = match (life.instance.as_mut(), args) {
             (None, _) => {
                 Err(Error::ActorDied(actor.dead_reason().unwrap_or_else(|| format!("{} is not running", actor.class))))
@@ -327,7 +330,10 @@ impl NodeInner {
                     () = actor.control.notified() => Err(CallError::Cancelled),
                 };
                 match run {
-                    Ok(v) => Ok(Object { data: v.data, refs: v.refs }),
+                    Ok(v) => {
+                        held = Some(v.held);
+                        Ok(Object { data: v.data, refs: v.refs })
+                    }
                     Err(CallError::Cancelled) => {
                         Err(Error::ActorDied(format!("{} was killed while running {}", actor.class, call.method)))
                     }
@@ -344,6 +350,7 @@ impl NodeInner {
         };
         let size = outcome.as_ref().map_or(0, |o| o.data.len());
         self.landing(size, || self.store.complete(call.output, outcome));
+        drop(held);
         self.unpin(&call.pinned);
     }
 

@@ -61,6 +61,11 @@ pub struct NodeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Instances that may exist at once.
     pub max_instances: u32,
+    /// The `GPU` resource offered (none: one per GPU found).
+    pub gpus: Option<f64>,
+    /// Which GPUs to look for at start (none: no GPU, every tensor on the
+    /// CPU path).
+    pub devices: Option<wray_gpu::DeviceConfig>,
 }
 
 impl NodeConfig {
@@ -75,6 +80,8 @@ impl NodeConfig {
             spill_dir: dir.join("spill"),
             cache_dir: Some(dir.join("components")),
             max_instances: 1000,
+            gpus: None,
+            devices: Some(wray_gpu::DeviceConfig::from_env()),
         }
     }
 }
@@ -86,6 +93,8 @@ pub struct Node {
 }
 
 pub(crate) struct NodeInner {
+    /// The GPUs found at start; tasks holding `GPU` get their tensors there.
+    devices: wray_gpu::Devices,
     /// Itself, for handing `Arc`s to spawned tasks from `&self` methods.
     me: std::sync::Weak<NodeInner>,
     id: String,
@@ -134,13 +143,38 @@ impl Node {
         if !(config.cpus.is_finite() && config.cpus >= 0.0) {
             anyhow::bail!("cpus must be a non-negative number, got {}", config.cpus);
         }
+        if let Some(g) = config.gpus
+            && !(g.is_finite() && g >= 0.0)
+        {
+            anyhow::bail!("gpus must be a non-negative number, got {g}");
+        }
+        // Opening a GPU takes tens to hundreds of milliseconds (driver
+        // start-up): it overlaps with the engine and the spill store.
+        let discovery = config.devices.clone().map(|c| std::thread::spawn(move || wray_gpu::Devices::discover(&c)));
         let engine = Engine::new(&EngineConfig { max_instances: config.max_instances })?;
         let cache = ComponentCache::new(engine, config.cache_dir.clone())?;
         std::fs::create_dir_all(&config.spill_dir)?;
         let spill = SledSpill::open(&config.spill_dir)
             .map_err(|e| anyhow::anyhow!("cannot open the spill store in {}: {e}", config.spill_dir.display()))?;
+        let devices = match discovery.map(|d| d.join()) {
+            Some(Ok(d)) => d,
+            Some(Err(_)) => {
+                tracing::warn!("looking for GPUs failed (the driver panicked): tensors run on the CPU path");
+                wray_gpu::Devices::cpu_only()
+            }
+            None => wray_gpu::Devices::cpu_only(),
+        };
         let mut total = config.resources.clone();
         total.set(wray_core::CPU, config.cpus);
+        // An explicit amount wins (as `ray start --num-gpus` does); else one
+        // per GPU found, unless the custom resources name GPUs already.
+        match config.gpus {
+            Some(g) => total.set(wray_core::GPU, g),
+            None if total.get(wray_core::GPU) == 0.0 && devices.usable() > 0 => {
+                total.set(wray_core::GPU, devices.usable() as f64)
+            }
+            None => {}
+        }
         Ok(Node {
             inner: Arc::new_cyclic(|me| NodeInner {
                 me: me.clone(),
@@ -162,6 +196,7 @@ impl Node {
                 bundles: Mutex::new(HashMap::new()),
                 next_group: std::sync::atomic::AtomicU64::new(1),
                 detached: Mutex::new(detached_actors::Detached::default()),
+                devices,
             }),
         })
     }
@@ -201,6 +236,11 @@ impl Node {
     /// Resources not held right now.
     pub fn available_resources(&self) -> Resources {
         lock(&self.inner.sched).available()
+    }
+
+    /// The GPUs this node found, and why there are none if so.
+    pub fn devices(&self) -> &wray_gpu::Devices {
+        &self.inner.devices
     }
 
     /// This node's id.

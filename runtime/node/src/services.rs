@@ -379,4 +379,8 @@ impl Services for NodeInner {
     fn node_id(&self) -> String {
         self.id.clone()
     }
+
+    fn device(&self, caller: &Caller) -> wray_host::Device {
+        self.devices.for_task(caller.holds.gpus())
+    }
 }

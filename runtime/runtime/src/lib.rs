@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use wray_core::{Error, GPU, Resources};
+pub use wray_gpu::{DeviceConfig, Devices, SOFTWARE_GPU_ENV};
 pub use wray_host::{Grants, InstanceLimits, JobComponent, LoadError, Output, OutputPipe};
 pub use wray_net::proto::{JobInfo, JobRequest, NodeReport, StatusReport};
 pub use wray_net::{ClusterIdentity, Token};
@@ -48,6 +49,8 @@ pub struct RuntimeBuilder {
     spill_dir: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     max_instances: u32,
+    gpus: Option<f64>,
+    devices: Option<DeviceConfig>,
 }
 
 /// The default compiled-component cache: `$XDG_CACHE_HOME/wray` or
@@ -92,6 +95,20 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The `GPU` resource offered (default: one per GPU found).
+    pub fn gpus(mut self, gpus: f64) -> Self {
+        self.gpus = Some(gpus);
+        self
+    }
+
+    /// Which GPUs to open for tensors (default: every hardware adapter, and
+    /// software ones only with `WRAY_ALLOW_SOFTWARE_GPU=1`); `None` opens
+    /// none, so tensors use the CPU path.
+    pub fn gpu_devices(mut self, devices: Option<DeviceConfig>) -> Self {
+        self.devices = devices;
+        self
+    }
+
     /// Instances that may exist at once (default 1000).
     pub fn max_instances(mut self, n: u32) -> Self {
         self.max_instances = n;
@@ -121,6 +138,8 @@ impl RuntimeBuilder {
         config.spill_dir = spill_dir;
         config.cache_dir = self.cache_dir;
         config.max_instances = self.max_instances;
+        config.gpus = self.gpus;
+        config.devices = self.devices;
         Ok(Runtime { node: wray_node::Node::new(config)?, owned_spill_dir: owned })
     }
 }
@@ -179,6 +198,8 @@ impl Runtime {
             spill_dir: None,
             cache_dir: default_cache_dir(),
             max_instances: 1000,
+            gpus: None,
+            devices: Some(DeviceConfig::from_env()),
         }
     }
 

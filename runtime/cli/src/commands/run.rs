@@ -35,6 +35,13 @@ pub struct RunCommand {
     #[arg(long, value_name = "N")]
     cpus: Option<f64>,
 
+    /// GPUs offered as the `GPU` resource; tasks and actors that ask for
+    /// `num_gpus` get their tensors on a GPU. Default: one per GPU found
+    /// (Vulkan adapters; software ones such as lavapipe only with
+    /// WRAY_ALLOW_SOFTWARE_GPU=1). With none found, tensors use the CPU path.
+    #[arg(long, value_name = "N")]
+    gpus: Option<f64>,
+
     /// Memory limit of every instance (driver, task, actor) unless a task's
     /// options set one, e.g. 256MiB.
     #[arg(long, value_name = "SIZE", value_parser = parse::size)]
@@ -88,6 +95,12 @@ impl RunCommand {
             }
             builder = builder.cpus(c);
         }
+        if let Some(g) = self.gpus {
+            if !(g.is_finite() && g >= 0.0) {
+                return Err(Failure::Usage(anyhow::anyhow!("--gpus must be a non-negative number, got {g}")));
+            }
+            builder = builder.gpus(g);
+        }
         if let Some(d) = &self.spill_dir {
             builder = builder.spill_dir(d.clone());
         }
@@ -102,6 +115,11 @@ impl RunCommand {
             .context("starting the async runtime")?;
         let _guard = rt.enter();
         let runtime = builder.build().context("starting the runtime")?;
+        if self.gpus.is_some_and(|g| g > 0.0)
+            && let Some(notice) = runtime.node().devices().notice()
+        {
+            eprintln!("wray: {notice}");
+        }
         let job = runtime.load_file(&self.job).map_err(|e| Failure::Usage(e.into()))?;
         let cancel = Arc::new(AtomicBool::new(false));
         let config = JobConfig {
@@ -147,8 +165,12 @@ impl RunCommand {
             )
             .into());
         }
-        let local_only =
-            [("--cpus", self.cpus.is_some()), ("--spill-dir", self.spill_dir.is_some()), ("--no-cache", self.no_cache)];
+        let local_only = [
+            ("--cpus", self.cpus.is_some()),
+            ("--gpus", self.gpus.is_some()),
+            ("--spill-dir", self.spill_dir.is_some()),
+            ("--no-cache", self.no_cache),
+        ];
         if let Some((flag, _)) = local_only.iter().find(|(_, set)| *set) {
             return Err(anyhow::anyhow!(
                 "{flag} configures the local runtime; a cluster's nodes are configured by `wray start`"

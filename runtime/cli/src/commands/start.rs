@@ -61,7 +61,8 @@ pub struct StartCommand {
     cpus: Option<f64>,
 
     /// GPUs this node offers as the `GPU` resource (fractional demands
-    /// allowed).
+    /// allowed). Default: one per GPU found (Vulkan adapters; software ones
+    /// such as lavapipe only with WRAY_ALLOW_SOFTWARE_GPU=1).
     #[arg(long, value_name = "N")]
     gpus: Option<f64>,
 
@@ -317,7 +318,21 @@ fn parse_resources(s: &str) -> Result<ResourceList, String> {
 impl StartCommand {
     /// The node's runtime, keeping spilled objects and compiled components
     /// in its data directory.
+    /// Builds the node's runtime and says how its tensors will run.
     fn runtime(&self, data_dir: &Path) -> anyhow::Result<Runtime> {
+        let runtime = self.build_runtime(data_dir)?;
+        match runtime.node().devices().notice() {
+            Some(notice) => eprintln!("wray: {notice}"),
+            None => {
+                for g in runtime.node().devices().gpus() {
+                    eprintln!("wray: GPU {}: {}", g.index(), g.name());
+                }
+            }
+        }
+        Ok(runtime)
+    }
+
+    fn build_runtime(&self, data_dir: &Path) -> anyhow::Result<Runtime> {
         let mut builder = Runtime::builder()
             .object_store_memory(self.object_store_memory as usize)
             .spill_dir(data_dir.join("spill"))
@@ -326,7 +341,7 @@ impl StartCommand {
             builder = builder.cpus(c);
         }
         if let Some(g) = self.gpus {
-            builder = builder.resource(wray_runtime::GPU, g);
+            builder = builder.gpus(g);
         }
         for (k, v) in self.resources.iter().flat_map(|r| &r.0) {
             builder = builder.resource(k, *v);

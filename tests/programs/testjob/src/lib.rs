@@ -541,7 +541,235 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             eprintln!("to stderr");
         }
         "fail-main" => return Err(Error::InvalidArgument("the driver returned an error".into())),
+        "nn-gradcheck" => nn_gradcheck()?,
+        "nn-errors" => nn_errors()?,
+        "nn-objects" => nn_objects()?,
+        "gpu-share" => {
+            // Four tasks of 0.25 GPU each run at once on one GPU.
+            let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(4);
+            let refs: Vec<_> = (0..n).map(|i| gpu_task::options().num_gpus(0.25).remote(i as u32, 300)).collect();
+            let mut out = wray::get_all(&refs)?;
+            out.sort();
+            for line in out {
+                println!("{line}");
+            }
+            println!("cpu task: {}", wray::get(&gpu_task::remote(9, 0))?);
+        }
+        "gpu-infeasible" => match wray::get(&gpu_task::options().num_gpus(2.0).remote(0, 0)) {
+            Ok(v) => println!("unexpected success: {v}"),
+            Err(e) => println!("too many gpus: {e}"),
+        },
+        "perm" => println!("perm10: {:?}", wray::nn::numpy_permutation(10, 0)),
         other => panic!("unknown scenario {other}"),
     }
     Ok(())
+}
+
+/// Reports where its tensors live and when it ran, so the test can see the
+/// tasks overlap on one GPU.
+#[wray::remote]
+fn gpu_task(i: u32, ms: u64) -> Result<String, Error> {
+    use wray::nn::Tensor;
+    let t = Tensor::from_vec(&[2, 2], &[1.0, 2.0, 3.0, 4.0])?;
+    let sq = t.matmul(&t)?.to_vec()?;
+    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    std::thread::sleep(Duration::from_millis(ms));
+    Ok(format!("task {i}: gpu={} device={} matmul={sq:?} start={start}", t.on_gpu(), wray::nn::device()))
+}
+
+/// Every differentiable operation's gradient against central finite
+/// differences, on small random inputs.
+fn nn_gradcheck() -> Result<(), Error> {
+    use wray::nn::{Rng, Tensor, Var, loss};
+    let mut rng = Rng::new(7);
+    let mut rand = |shape: &[usize], lo: f32, hi: f32| -> Result<Vec<f32>, Error> {
+        Ok((0..shape.iter().product::<usize>()).map(|_| rng.uniform_in(lo, hi)).collect())
+    };
+    type F = Box<dyn Fn(&Var) -> Result<Var, Error>>;
+    let other = Var::constant(Tensor::from_vec(&[3, 4], &rand(&[3, 4], 0.5, 1.5)?)?);
+    let row = Var::constant(Tensor::from_vec(&[1, 4], &rand(&[1, 4], 0.5, 1.5)?)?);
+    let mat = Var::constant(Tensor::from_vec(&[4, 2], &rand(&[4, 2], -1.0, 1.0)?)?);
+    let target = Var::constant(Tensor::from_vec(&[3, 4], &rand(&[3, 4], 0.0, 1.0)?)?);
+    let labels = Var::constant(Tensor::from_vec(&[3, 4], &[1., 0., 1., 1., 0., 0., 1., 0., 1., 1., 0., 0.])?);
+    let cases: Vec<(&str, F)> = vec![
+        (
+            "add",
+            Box::new({
+                let o = row.clone();
+                move |x| x.add(&o)?.mul(x)?.sum_all()
+            }),
+        ),
+        (
+            "sub",
+            Box::new({
+                let o = other.clone();
+                move |x| o.sub(x)?.mul(x)?.sum_all()
+            }),
+        ),
+        (
+            "mul-broadcast",
+            Box::new({
+                let o = row.clone();
+                move |x| x.mul(&o)?.sum_all()
+            }),
+        ),
+        (
+            "div",
+            Box::new({
+                let o = other.clone();
+                move |x| o.div(&x.affine(1.0, 3.0)?)?.sum_all()
+            }),
+        ),
+        (
+            "matmul",
+            Box::new({
+                let m = mat.clone();
+                move |x| x.matmul(&m)?.pow(2.0)?.sum_all()
+            }),
+        ),
+        ("relu", Box::new(|x| x.relu()?.mul(x)?.sum_all())),
+        ("sigmoid", Box::new(|x| x.sigmoid()?.sum_all())),
+        ("tanh", Box::new(|x| x.tanh()?.mul(x)?.sum_all())),
+        ("exp", Box::new(|x| x.exp()?.mean_all())),
+        ("log", Box::new(|x| x.affine(1.0, 3.0)?.log()?.sum_all())),
+        ("pow", Box::new(|x| x.affine(1.0, 3.0)?.pow(1.5)?.sum_all())),
+        ("sum-axis", Box::new(|x| x.sum(0)?.pow(2.0)?.sum_all())),
+        ("mean-axis", Box::new(|x| x.mean(1)?.pow(2.0)?.sum_all())),
+        (
+            "mse",
+            Box::new({
+                let t = target.clone();
+                move |x| loss::mse(x, &t)
+            }),
+        ),
+        (
+            "bce",
+            Box::new({
+                let t = labels.clone();
+                move |x| loss::bce(&x.sigmoid()?, &t)
+            }),
+        ),
+        ("cross-entropy", Box::new(|x| loss::cross_entropy(x, &[3, 0, 2]))),
+    ];
+    let x0 = rand(&[3, 4], -1.0, 1.0)?;
+    let mut worst = 0f32;
+    for (name, f) in &cases {
+        let x = Var::parameter(Tensor::from_vec(&[3, 4], &x0)?);
+        f(&x)?.backward()?;
+        let analytic = x.grad().expect("a gradient").to_vec()?;
+        let h = 1e-2f32;
+        for i in 0..x0.len() {
+            let at = |d: f32| -> Result<f32, Error> {
+                let mut v = x0.clone();
+                v[i] += d;
+                f(&Var::constant(Tensor::from_vec(&[3, 4], &v)?))?.value().item()
+            };
+            let numeric = (at(h)? - at(-h)?) / (2.0 * h);
+            let err = (numeric - analytic[i]).abs() / numeric.abs().max(1.0);
+            worst = worst.max(err);
+            if err > 2e-2 {
+                println!("gradcheck {name}: element {i}: analytic {} numeric {numeric}", analytic[i]);
+            }
+        }
+    }
+    println!("gradcheck: {} operations, worst relative error {worst:.2e}", cases.len());
+    // A tiny network learns XOR end to end (autograd + SGD + Adam).
+    for adam in [false, true] {
+        use wray::nn::{Init, Linear, Module, Optimizer, Sequential, Sigmoid, Tanh};
+        let mut rng = Rng::new(1);
+        let model = Sequential::new()
+            .add(Linear::new(2, 8, Init::XavierUniform, &mut rng)?)
+            .add(Tanh)
+            .add(Linear::new(8, 1, Init::XavierUniform, &mut rng)?)
+            .add(Sigmoid);
+        let x = Var::constant(Tensor::from_vec(&[4, 2], &[0., 0., 0., 1., 1., 0., 1., 1.])?);
+        let y = Var::constant(Tensor::from_vec(&[4, 1], &[0., 1., 1., 0.])?);
+        let mut opt: Box<dyn Optimizer> = if adam {
+            Box::new(wray::nn::Adam::new(model.parameters(), 0.05)?)
+        } else {
+            Box::new(wray::nn::Sgd::new(model.parameters(), 0.5, 0.9)?)
+        };
+        for _ in 0..300 {
+            opt.zero_grad();
+            loss::bce(&model.forward(&x)?, &y)?.backward()?;
+            opt.step()?;
+        }
+        let p = model.forward(&x)?.value().to_vec()?;
+        println!(
+            "xor {}: {:?}",
+            if adam { "adam" } else { "sgd" },
+            p.iter().map(|v| (v * 100.0).round() / 100.0).collect::<Vec<_>>()
+        );
+    }
+    Ok(())
+}
+
+/// Bad tensor input comes back as errors naming the operation and shapes.
+fn nn_errors() -> Result<(), Error> {
+    use wray::nn::Tensor;
+    let a = Tensor::zeros(&[2, 3])?;
+    let b = Tensor::zeros(&[4, 5])?;
+    let show = |r: Result<Tensor, Error>| match r {
+        Ok(t) => format!("unexpected success: {t:?}"),
+        Err(e) => e.to_string(),
+    };
+    println!("matmul: {}", show(a.matmul(&b)));
+    println!("add: {}", show(a.add(&b)));
+    println!("gather: {}", show(a.gather_rows(&[0, 7])));
+    println!("xent: {}", show(a.cross_entropy(&[0, 9])));
+    println!("from_vec: {}", show(Tensor::from_vec(&[2, 2], &[1.0])));
+    println!("rank: {}", show(Tensor::zeros(&[1, 1, 1, 1, 1])));
+    println!("huge: {}", show(Tensor::zeros(&[1 << 30, 1 << 30])));
+    let c = a.clone();
+    a.free();
+    println!("freed: {}", show(c.relu()));
+    println!(
+        "sgd: {}",
+        match b.sgd_step(&b, &Tensor::zeros(&[4, 5])?, 0.1, 0.9, 0.0) {
+            Ok(()) => "unexpected success".into(),
+            Err(e) => e.to_string(),
+        }
+    );
+    // The memory limit covers tensors: 64 MiB tensors until it says no.
+    let mut kept = Vec::new();
+    let limit = loop {
+        match Tensor::zeros(&[4096, 4096]) {
+            Ok(t) => kept.push(t),
+            Err(e) => break e.to_string(),
+        }
+        if kept.len() > 100 {
+            break "no limit".into();
+        }
+    };
+    println!("limit after {} tensors: {limit}", kept.len());
+    drop(kept);
+    println!("after dropping: {}", Tensor::zeros(&[4096, 4096]).is_ok());
+    Ok(())
+}
+
+/// Tensors go into the object store and come back, and tasks pass them on.
+fn nn_objects() -> Result<(), Error> {
+    use wray::nn::{Tensor, TensorData};
+    let t = Tensor::from_vec(&[2, 3], &[1., 2., 3., 4., 5., 6.])?;
+    let r = t.to_object()?;
+    let back = Tensor::from_object(&r)?;
+    println!("round trip: {:?} {:?}", back.shape(), back.to_vec()?);
+    let data: TensorData = wray::get(&r)?;
+    println!("as value: {:?} {:?}", data.shape, data.data);
+    let doubled = wray::get(&double_tensor::remote(r.clone()))?;
+    println!("task: {:?}", Tensor::from_object(&doubled)?.to_vec()?);
+    let not_tensor = wray::put(&String::from("hello"));
+    // The same object under the wrong type: the host checks the bytes.
+    let wrong: ObjectRef<TensorData> = ObjectRef::from_id(not_tensor.id())?;
+    println!(
+        "not a tensor: {}",
+        Tensor::from_object(&wrong).map(|_| "unexpected success".to_string()).unwrap_or_else(|e| e.to_string())
+    );
+    Ok(())
+}
+
+#[wray::remote]
+fn double_tensor(r: ObjectRef<wray::nn::TensorData>) -> Result<ObjectRef<wray::nn::TensorData>, Error> {
+    let t = wray::nn::Tensor::from_object(&r)?;
+    t.affine(2.0, 0.0)?.to_object()
 }
