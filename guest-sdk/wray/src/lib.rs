@@ -111,6 +111,12 @@
 //! `.placement_group(&group, index)` on a task's or actor's options runs it
 //! in a bundle.
 //!
+//! ## Tensors and neural networks
+//!
+//! [`nn`] holds tensors stored by the host — on a GPU for tasks and actors
+//! with `.num_gpus(..)`, on the CPU path otherwise — with autograd, layers,
+//! losses, optimizers and data loading. See the [`nn`] module docs.
+//!
 //! ## Values and limits
 //!
 //! Values are encoded with the codec described in the `wray-codec` crate:

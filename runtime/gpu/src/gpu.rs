@@ -41,8 +41,9 @@ enum Kernel {
 const KERNELS: usize = 9;
 
 impl Kernel {
-    fn source(self) -> &'static str {
-        match self {
+    /// The shader's WGSL, after the shared prelude.
+    fn source(self) -> String {
+        let body = match self {
             Kernel::Unary => include_str!("shaders/unary.wgsl"),
             Kernel::Binary => include_str!("shaders/binary.wgsl"),
             Kernel::Matmul => include_str!("shaders/matmul.wgsl"),
@@ -52,7 +53,8 @@ impl Kernel {
             Kernel::Gather => include_str!("shaders/gather.wgsl"),
             Kernel::Sgd => include_str!("shaders/sgd.wgsl"),
             Kernel::Adam => include_str!("shaders/adam.wgsl"),
-        }
+        };
+        format!("{}\n{body}", include_str!("shaders/prelude.wgsl"))
     }
 }
 
@@ -136,7 +138,9 @@ impl GpuDevice {
             // operation that notices them instead.
             let reason = reason.clone();
             device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-                *reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                // The first error is the cause; later ones tend to be its
+                // consequences (an invalid pipeline, then its bind groups).
+                reason.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e.to_string());
             }));
         }
         Ok(GpuDevice {

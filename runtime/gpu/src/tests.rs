@@ -254,3 +254,22 @@ fn a_lost_device_fails_its_kernels_and_the_node_falls_back_to_the_cpu() {
     assert!(matches!(devices.for_task(1.0), Device::Cpu));
     assert!(matches!(devices.for_task(0.0), Device::Cpu));
 }
+
+#[test]
+fn optimizer_steps_follow_their_formulas() {
+    // Both paths could be wrong alike; check the CPU path by hand.
+    let t = |v: f32| Tensor::from_data(&Device::Cpu, &[1], &[v]).unwrap();
+    let (p, g, v) = (t(1.0), t(0.5), t(0.0));
+    let h = SgdParams { lr: 0.1, momentum: 0.9, weight_decay: 0.0 };
+    p.sgd_step(&g, &v, h).unwrap();
+    assert_eq!((p.to_vec().unwrap()[0], v.to_vec().unwrap()[0]), (0.95, 0.5));
+    p.sgd_step(&g, &v, h).unwrap();
+    // v = 0.9·0.5 + 0.5 = 0.95; p = 0.95 - 0.095
+    assert!((v.to_vec().unwrap()[0] - 0.95).abs() < 1e-6 && (p.to_vec().unwrap()[0] - 0.855).abs() < 1e-6);
+    // Adam's first step moves each parameter by lr against its gradient's sign.
+    let (p, m, v) = (t(1.0), t(0.0), t(0.0));
+    let h = AdamParams { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1 };
+    p.adam_step(&t(-3.0), &m, &v, h).unwrap();
+    assert!((p.to_vec().unwrap()[0] - 1.01).abs() < 1e-6);
+    assert!((m.to_vec().unwrap()[0] + 0.3).abs() < 1e-6 && (v.to_vec().unwrap()[0] - 0.009).abs() < 1e-6);
+}

@@ -10,7 +10,7 @@ struct Params { outer: u32, len: u32, inner: u32, op: u32 }
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let i = (wg.y * nwg.x + wg.x) * 256u + li;
+    let i = flat_index(wg, nwg, li);
     if (i >= p.outer * p.inner) {
         return;
     }
@@ -19,7 +19,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let base = o * p.len * p.inner + inner;
     var acc = 0.0;
     if (p.op == 2u) {
-        acc = bitcast<f32>(0xff800000u);
+        acc = neg_inf();
     }
     for (var j = 0u; j < p.len; j++) {
         let v = x[base + j * p.inner];

@@ -10,12 +10,12 @@ struct Params { rows: u32, cols: u32, pad0: u32, pad1: u32 }
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let row = (wg.y * nwg.x + wg.x) * 256u + li;
+    let row = flat_index(wg, nwg, li);
     if (row >= p.rows) {
         return;
     }
     let base = row * p.cols;
-    var m = bitcast<f32>(0xff800000u);
+    var m = neg_inf();
     for (var j = 0u; j < p.cols; j++) {
         m = max(m, x[base + j]);
     }

@@ -15,10 +15,6 @@ fn sigmoid(v: f32) -> f32 {
     return e / (1.0 + e);
 }
 
-fn nan() -> f32 {
-    return bitcast<f32>(0x7fc00000u);
-}
-
 // `pow` in WGSL is undefined for negative bases; define it as the CPU path
 // does (powf): integer exponents keep the sign rule, others give NaN.
 fn power(v: f32, e: f32) -> f32 {
@@ -26,7 +22,7 @@ fn power(v: f32, e: f32) -> f32 {
         return 1.0;
     }
     if (v == 0.0) {
-        return select(bitcast<f32>(0x7f800000u), 0.0, e > 0.0);
+        return select(pos_inf(), 0.0, e > 0.0);
     }
     let m = exp2(e * log2(abs(v)));
     if (v > 0.0) {
@@ -41,7 +37,7 @@ fn power(v: f32, e: f32) -> f32 {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let i = (wg.y * nwg.x + wg.x) * 256u + li;
+    let i = flat_index(wg, nwg, li);
     if (i >= p.n) {
         return;
     }

@@ -673,6 +673,21 @@ fn nn_gradcheck() -> Result<(), Error> {
         }
     }
     println!("gradcheck: {} operations, worst relative error {worst:.2e}", cases.len());
+    {
+        use wray::nn::{Dropout, Module};
+        let d = Dropout::new(0.25, 3)?;
+        let x = Var::constant(Tensor::ones(&[10, 100])?);
+        let y = d.forward(&x)?.value().to_vec()?;
+        let kept = y.iter().filter(|v| **v != 0.0).count();
+        let scaled = y.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6);
+        d.set_training(false);
+        let same = d.forward(&x)?.value().to_vec()? == vec![1.0; 1000];
+        println!("dropout: kept {kept} of 1000, scaled {scaled}, identity when evaluating {same}");
+        println!(
+            "dropout p=1: {}",
+            Dropout::new(1.0, 0).map(|_| "accepted".to_string()).unwrap_or_else(|e| e.to_string())
+        );
+    }
     // A tiny network learns XOR end to end (autograd + SGD + Adam).
     for adam in [false, true] {
         use wray::nn::{Init, Linear, Module, Optimizer, Sequential, Sigmoid, Tanh};
