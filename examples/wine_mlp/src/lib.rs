@@ -4,7 +4,7 @@
 //! standardised, 25 % test split (scikit-learn's split, `random_state=0`).
 //!
 //! ```text
-//! wray run --dir examples/data::/data wine_mlp.wasm -- [--epochs N] [--gpus G]
+//! wray run --dir examples/data::/data wine_mlp.wasm -- [--epochs N] [--gpus G] [--batch B]
 //! ```
 //!
 //! Training runs in a task, so that `--gpus` (the task's `num_gpus`) puts
@@ -45,13 +45,13 @@ fn load(csv: &str) -> Result<Split, Error> {
 }
 
 #[wray::remote]
-fn train(csv: String, epochs: u32, seed: u64) -> Result<Report, Error> {
+fn train(csv: String, epochs: u32, batch: u32, seed: u64) -> Result<Report, Error> {
     let data = load(&csv)?;
     let model = model(seed)?;
     let mut opt = nn::Sgd::new(model.parameters(), 0.01, 0.9)?;
     let n = data.y_train.len();
     let mut loader =
-        DataLoader::new(nn::to_tensor(&data.x_train)?, Tensor::from_vec(&[n, 1], &data.y_train)?, 32, seed)?;
+        DataLoader::new(nn::to_tensor(&data.x_train)?, Tensor::from_vec(&[n, 1], &data.y_train)?, batch as usize, seed)?;
     let start = Instant::now();
     let mut last = Var::constant(Tensor::scalar(0.0)?);
     for _ in 0..epochs {
@@ -88,11 +88,12 @@ fn main(args: Vec<String>) -> Result<(), String> {
     let path: String = flag(&args, "--data", "/data/winequality-red.csv".to_string())?;
     let epochs: u32 = flag(&args, "--epochs", 150)?;
     let gpus: f64 = flag(&args, "--gpus", 0.0)?;
+    let batch: u32 = flag(&args, "--batch", 32)?;
     let csv = std::fs::read_to_string(&path).map_err(|e| {
         format!("cannot read {path}: {e} (grant the directory: wray run --dir examples/data::/data ...)")
     })?;
     let started = Instant::now();
-    let report = wray::get(&train::options().num_gpus(gpus).remote(csv, epochs, 0)).map_err(|e| e.to_string())?;
+    let report = wray::get(&train::options().num_gpus(gpus).remote(csv, epochs, batch, 0)).map_err(|e| e.to_string())?;
     println!("device: {}", report.device);
     println!("epochs: {epochs}, final batch loss {:.4}", report.final_loss);
     println!("epoch time: {:.2} ms", report.epoch_ms);
