@@ -31,8 +31,16 @@ fn node_id(pid: u32) -> String {
 }
 
 fn wray_in(home: &Path, args: &[&str]) -> Output {
+    wray_in_env(home, args, &[])
+}
+
+/// `wray_in` with extra environment variables (inherited by the nodes it
+/// starts).
+fn wray_in_env(home: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut child = Command::new(wray_bin())
         .args(args)
+        .env_remove("WRAY_ALLOW_SOFTWARE_GPU")
+        .envs(envs.iter().copied())
         .env("HOME", home)
         .env("XDG_CACHE_HOME", target_dir().join("test-cache"))
         .env_remove("WRAY_ADDRESS")
@@ -271,11 +279,16 @@ impl Head {
 
     /// Starts a worker with more `wray start` flags; returns its pid.
     fn add_worker_with(&self, cpus: &str, flags: &[&str]) -> u32 {
+        self.add_worker_env(cpus, flags, &[])
+    }
+
+    /// Starts a worker with more flags and environment variables.
+    fn add_worker_env(&self, cpus: &str, flags: &[&str], envs: &[(&str, &str)]) -> u32 {
         let dir = tempfile::Builder::new().prefix("worker-").tempdir_in(self.home.path()).unwrap().keep();
         let mut args =
             vec!["start", "--address", &self.address, "--token", &self.token, "--cpus", cpus, "--data-dir", path(&dir)];
         args.extend_from_slice(flags);
-        let out = self.wray(&args);
+        let out = wray_in_env(self.home.path(), &args, envs);
         assert_code(&out, 0);
         assert!(stdout(&out).starts_with("joined: "), "{}", stdout(&out));
         started_pid(&out)
@@ -474,6 +487,24 @@ fn tasks_go_where_their_resources_are() {
         "{}",
         stdout(&out)
     );
+}
+
+#[test]
+fn a_worker_offers_the_gpu_it_finds_and_gpu_tasks_go_there() {
+    // The head has no usable GPU; the worker may use lavapipe and offers it
+    // as `GPU: 1` without being told.
+    let head = Head::start_with_cpus("1");
+    let gpu_node = node_id(head.add_worker_env("4", &[], &[("WRAY_ALLOW_SOFTWARE_GPU", "1")]));
+    let status = head.status_text();
+    assert!(status.contains("GPU: 1"), "{status}");
+    let out = head.run(&guests().testjob, &["gpu-share", "4"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    let tasks: Vec<&str> = text.lines().filter(|l| l.starts_with("task ") && l.contains("gpu=true")).collect();
+    assert_eq!(tasks.len(), 4, "{text}");
+    for t in tasks {
+        assert!(t.contains(&format!("node={gpu_node}")) && t.contains("device=gpu 0: "), "{t}");
+    }
 }
 
 #[test]

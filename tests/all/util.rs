@@ -26,6 +26,8 @@ pub fn wray_with(args: &[&str], envs: &[(&str, &str)], limit: Duration) -> Outpu
     // Tests keep their compile cache under the target directory, never in
     // the user's ~/.cache.
     cmd.env("XDG_CACHE_HOME", target_dir().join("test-cache"));
+    // Software GPUs only where a test asks for them.
+    cmd.env_remove("WRAY_ALLOW_SOFTWARE_GPU");
     for (k, v) in envs {
         cmd.env(k, v);
     }

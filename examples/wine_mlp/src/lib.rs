@@ -50,8 +50,12 @@ fn train(csv: String, epochs: u32, batch: u32, seed: u64) -> Result<Report, Erro
     let model = model(seed)?;
     let mut opt = nn::Sgd::new(model.parameters(), 0.01, 0.9)?;
     let n = data.y_train.len();
-    let mut loader =
-        DataLoader::new(nn::to_tensor(&data.x_train)?, Tensor::from_vec(&[n, 1], &data.y_train)?, batch as usize, seed)?;
+    let mut loader = DataLoader::new(
+        nn::to_tensor(&data.x_train)?,
+        Tensor::from_vec(&[n, 1], &data.y_train)?,
+        batch as usize,
+        seed,
+    )?;
     let start = Instant::now();
     let mut last = Var::constant(Tensor::scalar(0.0)?);
     for _ in 0..epochs {
@@ -93,7 +97,8 @@ fn main(args: Vec<String>) -> Result<(), String> {
         format!("cannot read {path}: {e} (grant the directory: wray run --dir examples/data::/data ...)")
     })?;
     let started = Instant::now();
-    let report = wray::get(&train::options().num_gpus(gpus).remote(csv, epochs, batch, 0)).map_err(|e| e.to_string())?;
+    let report =
+        wray::get(&train::options().num_gpus(gpus).remote(csv, epochs, batch, 0)).map_err(|e| e.to_string())?;
     println!("device: {}", report.device);
     println!("epochs: {epochs}, final batch loss {:.4}", report.final_loss);
     println!("epoch time: {:.2} ms", report.epoch_ms);

@@ -63,7 +63,7 @@ impl Devices {
             }
             match GpuDevice::open(gpus.len(), &adapter) {
                 Ok(d) => gpus.push(Arc::new(d)),
-                Err(e) => skipped.push(format!("{e}")),
+                Err(e) => skipped.push(e),
             }
         }
         let notice = if gpus.is_empty() {

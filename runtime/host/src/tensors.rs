@@ -77,6 +77,24 @@ pub(crate) fn decode_tensor(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), Stri
     Ok((shape, data))
 }
 
+/// Multiply-adds above which a CPU-path GEMM counts as long-running.
+const HEAVY_GEMM: usize = 1 << 24;
+
+/// Runs tensor work that may take a while (a GPU read waits for the kernels;
+/// a large CPU-path GEMM computes for milliseconds) without stalling the
+/// other tasks scheduled on this executor thread.
+fn heavy<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Whether reading `t` back may wait on a device or copy a lot.
+fn heavy_read(t: &Tensor) -> bool {
+    t.device_kind() == wray_gpu::DeviceKind::Gpu || t.len() >= 1 << 20
+}
+
 impl State {
     /// The caller's device, asked of the node once per instance (an actor
     /// keeps its device across calls).
@@ -190,7 +208,7 @@ impl tensors::HostTensor for State {
             Ok(t) => t,
             Err(e) => return Ok(Err(e)),
         };
-        let data = match t.to_vec() {
+        let data = match if heavy_read(&t) { heavy(|| t.to_vec()) } else { t.to_vec() } {
             Ok(d) => d,
             Err(e) => return Ok(Err(invalid(e))),
         };
@@ -215,7 +233,10 @@ impl tensors::HostTensor for State {
     }
 
     async fn read(&mut self, r: Resource<HostTensor>) -> wasmtime::Result<Result<Vec<f32>, types::Error>> {
-        Ok(self.tensor(&r, "read")?.and_then(|t| t.to_vec().map_err(invalid)))
+        Ok(self.tensor(&r, "read")?.and_then(|t| {
+            let data = if heavy_read(&t) { heavy(|| t.to_vec()) } else { t.to_vec() };
+            data.map_err(invalid)
+        }))
     }
 
     async fn free(&mut self, r: Resource<HostTensor>) -> wasmtime::Result<()> {
@@ -283,7 +304,11 @@ impl tensors::HostTensor for State {
             Ok(t) => t,
             Err(e) => return Ok(Err(e)),
         };
-        self.derive(&r, "matmul", |t| t.matmul(&other, transpose_self, transpose_other))
+        self.derive(&r, "matmul", |t| {
+            let work = t.len().saturating_mul(other.shape().iter().copied().max().unwrap_or(0));
+            let run = || t.matmul(&other, transpose_self, transpose_other);
+            if t.device_kind() == wray_gpu::DeviceKind::Cpu && work >= HEAVY_GEMM { heavy(run) } else { run() }
+        })
     }
 
     async fn reduce(&mut self, r: Resource<HostTensor>, op: tensors::ReduceOp, axis: u32) -> Made {

@@ -574,7 +574,8 @@ fn gpu_task(i: u32, ms: u64) -> Result<String, Error> {
     let sq = t.matmul(&t)?.to_vec()?;
     let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
     std::thread::sleep(Duration::from_millis(ms));
-    Ok(format!("task {i}: gpu={} device={} matmul={sq:?} start={start}", t.on_gpu(), wray::nn::device()))
+    let node = wray::runtime_context().node_id;
+    Ok(format!("task {i}: gpu={} device={} matmul={sq:?} node={node} start={start}", t.on_gpu(), wray::nn::device()))
 }
 
 /// Every differentiable operation's gradient against central finite
