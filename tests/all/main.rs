@@ -11,4 +11,5 @@ mod examples;
 mod jobs;
 mod macros;
 mod nn;
+mod tune;
 mod util;

@@ -78,6 +78,8 @@ pub struct Guests {
     pub wine_mlp: PathBuf,
     pub breast_cancer_mlp: PathBuf,
     pub data_parallel_mlp: PathBuf,
+    pub tune_grid: PathBuf,
+    pub tune_hyperband: PathBuf,
 }
 
 pub fn guests() -> &'static Guests {
@@ -91,6 +93,8 @@ pub fn guests() -> &'static Guests {
         wine_mlp: build("examples/wine_mlp"),
         breast_cancer_mlp: build("examples/breast_cancer_mlp"),
         data_parallel_mlp: build("examples/data_parallel_mlp"),
+        tune_grid: build("examples/tune_grid"),
+        tune_hyperband: build("examples/tune_hyperband"),
     })
 }
 

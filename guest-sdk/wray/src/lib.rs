@@ -136,6 +136,7 @@ pub mod nn;
 mod object_ref;
 mod options;
 mod placement;
+pub mod tune;
 mod value;
 
 pub use actor::{Actor, ActorHandle, get_actor, kill};

@@ -559,6 +559,11 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             Ok(v) => println!("unexpected success: {v}"),
             Err(e) => println!("too many gpus: {e}"),
         },
+        "tune-errors" => tune_errors()?,
+        "tune-resume" => tune_resume(
+            args.get(1).map(String::as_str).unwrap_or("/store"),
+            args.get(2).is_some_and(|a| a == "resume"),
+        )?,
         "perm" => println!("perm10: {:?}", wray::nn::numpy_permutation(10, 0)),
         other => panic!("unknown scenario {other}"),
     }
@@ -788,4 +793,125 @@ fn nn_objects() -> Result<(), Error> {
 fn double_tensor(r: ObjectRef<wray::nn::TensorData>) -> Result<ObjectRef<wray::nn::TensorData>, Error> {
     let t = wray::nn::Tensor::from_object(&r)?;
     t.affine(2.0, 0.0)?.to_object()
+}
+
+/// A trainable for the tune tests: `x` decides how it behaves.
+pub struct Probe {
+    x: i64,
+    count: u64,
+    restored: bool,
+    slow_ms: u64,
+}
+
+impl wray::tune::Trainable for Probe {
+    fn setup(config: &wray::tune::Config) -> Result<Self, Error> {
+        let x = config.i64("x")?;
+        if let Ok(dir) = config.str("log") {
+            use std::io::Write;
+            let mut f =
+                std::fs::OpenOptions::new().create(true).append(true).open(format!("{dir}/starts.log")).unwrap();
+            writeln!(f, "start x={x}").unwrap();
+        }
+        Ok(Probe { x, count: 0, restored: false, slow_ms: config.i64("slow_ms").unwrap_or(0) as u64 })
+    }
+    fn step(&mut self) -> Result<wray::tune::Metrics, Error> {
+        self.count += 1;
+        std::thread::sleep(Duration::from_millis(self.slow_ms));
+        match self.x {
+            1 if self.count == 2 => return Err(Error::InvalidArgument("probe 1 gives up at step 2".into())),
+            2 if self.count == 2 => panic!("probe 2 panics at step 2"),
+            3 if self.count == 3 && !self.restored => {
+                return Err(Error::InvalidArgument("probe 3 fails once at step 3".into()));
+            }
+            _ => {}
+        }
+        let m = wray::tune::metrics(&[("score", self.x as f64 * 10.0 + self.count as f64)]);
+        Ok(if self.count >= 5 { wray::tune::done(m) } else { m })
+    }
+    fn save_checkpoint(&self) -> Result<Vec<u8>, Error> {
+        Ok(self.count.to_le_bytes().to_vec())
+    }
+    fn load_checkpoint(&mut self, c: &[u8]) -> Result<(), Error> {
+        self.count = u64::from_le_bytes(c.try_into().map_err(|_| Error::InvalidArgument("bad checkpoint".into()))?);
+        self.restored = true;
+        Ok(())
+    }
+}
+wray::trainable!(ProbeTrial, Probe);
+
+fn tune_errors() -> Result<(), Error> {
+    use wray::tune::{self, Space, Tuner, Verbosity};
+    let show = |r: Result<tune::ResultGrid, Error>| match r {
+        Ok(g) => format!("unexpected success: {} trials", g.trials.len()),
+        Err(e) => e.to_string(),
+    };
+    let ok = || Space::new().with("x", tune::grid_search([0, 4]));
+    println!(
+        "empty choice: {}",
+        show(
+            Tuner::<ProbeTrial>::new(Space::new().with("x", tune::choice(Vec::<i64>::new())))
+                .metric("score", "max")
+                .fit()
+        )
+    );
+    println!(
+        "low >= high: {}",
+        show(Tuner::<ProbeTrial>::new(Space::new().with("lr", tune::uniform(1.0, 0.5))).metric("score", "max").fit())
+    );
+    println!(
+        "loguniform: {}",
+        show(
+            Tuner::<ProbeTrial>::new(Space::new().with("lr", tune::loguniform(-1.0, 1.0))).metric("score", "max").fit()
+        )
+    );
+    println!("mode: {}", show(Tuner::<ProbeTrial>::new(ok()).metric("score", "maximum").fit()));
+    println!("no metric: {}", show(Tuner::<ProbeTrial>::new(ok()).fit()));
+    println!(
+        "unknown metric: {}",
+        show(Tuner::<ProbeTrial>::new(ok()).metric("accuracy", "max").verbose(Verbosity::Quiet).fit())
+    );
+    // Trials that fail, panic, or fail once and recover from a checkpoint.
+    let space = Space::new().with("x", tune::grid_search([0, 1, 2, 3, 4]));
+    let grid = Tuner::<ProbeTrial>::new(space)
+        .metric("score", "max")
+        .max_failures(1)
+        .checkpoint_freq(1)
+        .verbose(Verbosity::Table)
+        .fit()?;
+    for t in &grid.trials {
+        println!(
+            "trial x={}: {} after {} iterations, {} failures, last iteration {}{}",
+            t.config.i64("x")?,
+            t.status,
+            t.iterations(),
+            t.failures,
+            t.last_result().get("training_iteration").copied().unwrap_or(0.0),
+            t.error.as_ref().map(|e| format!(", error: {e}")).unwrap_or_default()
+        );
+    }
+    println!("best x: {}", grid.best_config().unwrap().i64("x")?);
+    println!("csv header: {}", grid.to_csv().lines().next().unwrap_or(""));
+    Ok(())
+}
+
+/// 12 slow trials with checkpoints under `dir`; run twice (the second time
+/// with `resume`) by the resume test, which kills the first run midway.
+fn tune_resume(dir: &str, resume: bool) -> Result<(), Error> {
+    use wray::tune::{self, Space, Tuner, Verbosity};
+    let space = Space::new()
+        .with("x", tune::grid_search([0, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]))
+        .with("slow_ms", 60)
+        .with("log", dir);
+    let grid = Tuner::<ProbeTrial>::new(space)
+        .metric("score", "max")
+        .name("resumable")
+        .storage_path(dir)
+        .checkpoint_freq(1)
+        .max_concurrent_trials(2)
+        .resume(resume)
+        .verbose(Verbosity::Summary)
+        .fit()?;
+    let done = grid.trials.iter().filter(|t| t.status == wray::tune::Status::Terminated && t.iterations() == 5).count();
+    println!("finished with 5 iterations: {done} of {}", grid.trials.len());
+    Ok(())
 }

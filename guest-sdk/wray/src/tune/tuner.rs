@@ -1,0 +1,671 @@
+//! The experiment loop: trials as actors, stepped in parallel, results
+//! through the scheduler, stoppers and callbacks.
+
+use super::Metrics;
+use super::callbacks::{Callback, FileLogger};
+use super::results::{ResultGrid, Status, Trial};
+use super::schedulers::{Decision, Fifo, Mode, TrialScheduler};
+use super::search::{BasicVariantGenerator, Searcher};
+use super::space::{Config, Space};
+use super::stop::Stopper;
+use crate::error::Error;
+use crate::{Actor, ActorHandle, ObjectId, ObjectRef};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A class-style trainable (Ray's `tune.Trainable`): built from a config,
+/// stepped by the tuner, checkpointed on request. Make it runnable as a
+/// trial with [`trainable!`](crate::trainable).
+pub trait Trainable: Sized {
+    /// Builds the trial's state from its config.
+    fn setup(config: &Config) -> Result<Self, Error>;
+    /// Runs one iteration and returns its metrics. A metric `done` ≥ 1 ends
+    /// the trial.
+    fn step(&mut self) -> Result<Metrics, Error>;
+    /// The state to restore from (default: nothing, the trial restarts).
+    fn save_checkpoint(&self) -> Result<Vec<u8>, Error> {
+        Ok(Vec::new())
+    }
+    /// Restores a state [`Trainable::save_checkpoint`] made.
+    fn load_checkpoint(&mut self, _checkpoint: &[u8]) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// An actor class that runs trials; implemented by
+/// [`trainable!`](crate::trainable) and [`function!`](crate::function).
+pub trait TrialActor: Actor + Sized {
+    /// Creates the trial's actor with its resources.
+    fn start(config: &Config, checkpoint: Option<Vec<u8>>, cpus: f64, gpus: f64) -> Result<ActorHandle<Self>, Error>;
+    /// Runs one step.
+    fn step(handle: &ActorHandle<Self>) -> ObjectRef<Metrics>;
+    /// Saves a checkpoint.
+    fn save(handle: &ActorHandle<Self>) -> ObjectRef<Vec<u8>>;
+}
+
+/// How much the tuner prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Nothing.
+    Quiet,
+    /// A final summary line.
+    Summary,
+    /// A status table every `report_interval`, and a final one.
+    Table,
+}
+
+/// What survives a killed driver: every trial so far and how many configs
+/// the searcher handed out.
+#[derive(Serialize, Deserialize)]
+struct ExperimentState {
+    trials: Vec<Trial>,
+}
+
+/// A trial's actor and its step in flight.
+struct Live<T: TrialActor> {
+    handle: ActorHandle<T>,
+    pending: Option<ObjectRef<Metrics>>,
+    since: Instant,
+    /// Time run in earlier actors (before a pause or a failure).
+    before: f64,
+}
+
+/// Runs an experiment (Ray's `tune.Tuner` / `tune.run`). `T` is the trial
+/// actor class made by [`trainable!`](crate::trainable) or
+/// [`function!`](crate::function).
+pub struct Tuner<T: TrialActor> {
+    space: Space,
+    metric: String,
+    mode: String,
+    num_samples: usize,
+    searcher: Option<Box<dyn Searcher>>,
+    points: Vec<Config>,
+    scheduler: Box<dyn TrialScheduler>,
+    max_concurrent: Option<usize>,
+    cpus: f64,
+    gpus: f64,
+    stoppers: Vec<Box<dyn Stopper>>,
+    time_budget: Option<Duration>,
+    callbacks: Vec<Box<dyn Callback>>,
+    name: String,
+    storage_path: Option<PathBuf>,
+    max_failures: u32,
+    checkpoint_freq: usize,
+    seed: u64,
+    verbosity: Verbosity,
+    report_interval: Duration,
+    resume: bool,
+    _trial: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: TrialActor> Tuner<T> {
+    /// An experiment over `space` with Ray's defaults: one sample, random
+    /// and grid search, FIFO scheduling, 1 CPU per trial, as many trials at
+    /// once as the cluster's CPUs allow.
+    pub fn new(space: Space) -> Tuner<T> {
+        Tuner {
+            space,
+            metric: String::new(),
+            mode: String::new(),
+            num_samples: 1,
+            searcher: None,
+            points: Vec::new(),
+            scheduler: Box::new(Fifo),
+            max_concurrent: None,
+            cpus: 1.0,
+            gpus: 0.0,
+            stoppers: Vec::new(),
+            time_budget: None,
+            callbacks: Vec::new(),
+            name: "experiment".into(),
+            storage_path: None,
+            max_failures: 0,
+            checkpoint_freq: 0,
+            seed: 0,
+            verbosity: Verbosity::Summary,
+            report_interval: Duration::from_secs(5),
+            resume: false,
+            _trial: std::marker::PhantomData,
+        }
+    }
+
+    /// The metric to optimise and whether larger (`"max"`) or smaller
+    /// (`"min"`) is better.
+    pub fn metric(mut self, metric: &str, mode: &str) -> Self {
+        self.metric = metric.into();
+        self.mode = mode.into();
+        self
+    }
+    /// Passes over the grid (random parameters drawn anew each time).
+    pub fn num_samples(mut self, n: usize) -> Self {
+        self.num_samples = n;
+        self
+    }
+    /// A search algorithm instead of random/grid search.
+    pub fn searcher(mut self, searcher: impl Searcher + 'static) -> Self {
+        self.searcher = Some(Box::new(searcher));
+        self
+    }
+    /// Configs to evaluate first (random/grid search).
+    pub fn points_to_evaluate(mut self, points: Vec<Config>) -> Self {
+        self.points = points;
+        self
+    }
+    /// A trial scheduler (default FIFO).
+    pub fn scheduler(mut self, scheduler: impl TrialScheduler + 'static) -> Self {
+        self.scheduler = Box::new(scheduler);
+        self
+    }
+    /// At most this many trials at once.
+    pub fn max_concurrent_trials(mut self, n: usize) -> Self {
+        self.max_concurrent = Some(n.max(1));
+        self
+    }
+    /// CPUs and GPUs each trial's actor holds (fractions allowed).
+    pub fn resources_per_trial(mut self, cpus: f64, gpus: f64) -> Self {
+        self.cpus = cpus;
+        self.gpus = gpus;
+        self
+    }
+    /// Adds a stopper (e.g. [`Criteria`](super::Criteria)).
+    pub fn stop(mut self, stopper: impl Stopper + 'static) -> Self {
+        self.stoppers.push(Box::new(stopper));
+        self
+    }
+    /// Stops every trial once the experiment has run this long.
+    pub fn time_budget(mut self, budget: Duration) -> Self {
+        self.time_budget = Some(budget);
+        self
+    }
+    /// Adds a callback.
+    pub fn callback(mut self, callback: impl Callback + 'static) -> Self {
+        self.callbacks.push(Box::new(callback));
+        self
+    }
+    /// The experiment's name (its directory under the storage path).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.into();
+        self
+    }
+    /// Where results, logs and the experiment's state go (a directory the
+    /// job was granted, e.g. `wray run --dir ~/wray_results::/wray_results`).
+    /// Without one nothing is written and `resume` has nothing to resume.
+    pub fn storage_path(mut self, path: &str) -> Self {
+        self.storage_path = Some(path.into());
+        self
+    }
+    /// Retries a failed trial this many times, from its last checkpoint.
+    pub fn max_failures(mut self, n: u32) -> Self {
+        self.max_failures = n;
+        self
+    }
+    /// Checkpoints every `n` iterations (0: only when pausing).
+    pub fn checkpoint_freq(mut self, n: usize) -> Self {
+        self.checkpoint_freq = n;
+        self
+    }
+    /// Seeds the random search.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// How much to print.
+    pub fn verbose(mut self, verbosity: Verbosity) -> Self {
+        self.verbosity = verbosity;
+        self
+    }
+    /// How often the status table is printed.
+    pub fn report_interval(mut self, every: Duration) -> Self {
+        self.report_interval = every;
+        self
+    }
+    /// Continues the experiment saved under the storage path: finished
+    /// trials are kept, unfinished ones restart from their last checkpoint.
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
+    }
+
+    fn experiment_dir(&self) -> Option<PathBuf> {
+        self.storage_path.as_ref().map(|p| p.join(&self.name))
+    }
+
+    /// Checks everything that can be checked before a trial starts.
+    fn validate(&self) -> Result<Mode, Error> {
+        self.space.validate()?;
+        if self.metric.is_empty() {
+            return Err(Error::InvalidArgument("tune: set the metric to optimise with .metric(name, mode)".into()));
+        }
+        let mode = Mode::parse(&self.mode).ok_or_else(|| {
+            Error::InvalidArgument(format!("tune: mode must be \"min\" or \"max\", got {:?}", self.mode))
+        })?;
+        if !(self.cpus.is_finite() && self.cpus >= 0.0 && self.gpus.is_finite() && self.gpus >= 0.0) {
+            return Err(Error::InvalidArgument(format!(
+                "tune: resources_per_trial must be non-negative, got {} CPU, {} GPU",
+                self.cpus, self.gpus
+            )));
+        }
+        if self.num_samples == 0 {
+            return Err(Error::InvalidArgument("tune: num_samples must be at least 1".into()));
+        }
+        Ok(mode)
+    }
+
+    /// How many trials fit at once: the cluster's resources over each
+    /// trial's, capped by `max_concurrent_trials`.
+    fn concurrency(&self) -> usize {
+        let total = crate::cluster_resources();
+        let mut n = usize::MAX;
+        if self.cpus > 0.0 {
+            n = n.min((total.get("CPU").copied().unwrap_or(0.0) / self.cpus).floor() as usize);
+        }
+        if self.gpus > 0.0 {
+            n = n.min((total.get("GPU").copied().unwrap_or(0.0) / self.gpus).floor() as usize);
+        }
+        if n == usize::MAX {
+            n = 64;
+        }
+        n.min(self.max_concurrent.unwrap_or(usize::MAX)).max(1)
+    }
+
+    fn load_state(&self) -> Vec<Trial> {
+        let Some(dir) = self.experiment_dir() else { return Vec::new() };
+        match std::fs::read(dir.join("experiment_state.bin")) {
+            Ok(bytes) => match wray_codec::decode::<ExperimentState>(&bytes) {
+                Ok(s) => s.trials,
+                Err(e) => {
+                    eprintln!("wray::tune: cannot read the saved experiment ({e}); starting over");
+                    Vec::new()
+                }
+            },
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn save_state(&self, trials: &[Trial]) {
+        let Some(dir) = self.experiment_dir() else { return };
+        let state = ExperimentState { trials: trials.to_vec() };
+        let Ok(bytes) = wray_codec::encode(&state) else { return };
+        // Written aside and renamed: a driver killed mid-write leaves the
+        // previous state whole.
+        let tmp = dir.join("experiment_state.bin.tmp");
+        if std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, dir.join("experiment_state.bin"))).is_err()
+        {
+            eprintln!("wray::tune: cannot save the experiment state under {}", dir.display());
+        }
+    }
+
+    /// Runs the experiment to its end and returns every trial's results.
+    /// Fails before starting any trial if the space, metric, mode or
+    /// resources are invalid; a trial that fails is marked `ERROR` and the
+    /// experiment goes on.
+    pub fn fit(mut self) -> Result<ResultGrid, Error> {
+        let mode = self.validate()?;
+        self.scheduler.set_objective(&self.metric, mode);
+        let started = Instant::now();
+        let mut searcher = match self.searcher.take() {
+            Some(s) => s,
+            None => Box::new(
+                BasicVariantGenerator::new(self.space.clone(), self.num_samples, self.seed)
+                    .points_to_evaluate(std::mem::take(&mut self.points)),
+            ),
+        };
+        if let Some(dir) = self.experiment_dir() {
+            if std::fs::create_dir_all(&dir).is_ok() {
+                self.callbacks.push(Box::new(FileLogger::new(&dir)));
+            } else {
+                eprintln!(
+                    "wray::tune: cannot create {} (grant the storage directory with wray run --dir); results are not written",
+                    dir.display()
+                );
+                self.storage_path = None;
+            }
+        }
+        let mut trials = if self.resume { self.load_state() } else { Vec::new() };
+        if !trials.is_empty() {
+            let done = trials.iter().filter(|t| t.is_finished()).count();
+            if self.verbosity != Verbosity::Quiet {
+                println!("resuming {}: {done} trials finished, {} to finish", self.name, trials.len() - done);
+            }
+            // Replay the searcher so that new trials continue its sequence.
+            for t in &mut trials {
+                let _ = searcher.suggest(t.id);
+                self.scheduler.on_trial_add(t.id);
+                if !t.is_finished() {
+                    t.status = Status::Pending;
+                }
+            }
+        }
+        let concurrency = self.concurrency();
+        let mut live: HashMap<usize, Live<T>> = HashMap::new();
+        let mut waiting: HashMap<ObjectId, usize> = HashMap::new();
+        let mut exhausted = false;
+        let mut last_report = Instant::now();
+        let mut stop_everything = false;
+        loop {
+            if !stop_everything
+                && (self.time_budget.is_some_and(|b| started.elapsed() >= b)
+                    || self.stoppers.iter_mut().any(|s| s.stop_all()))
+            {
+                stop_everything = true;
+            }
+            if stop_everything {
+                for t in trials.iter_mut().filter(|t| !t.is_finished()) {
+                    if let Some(l) = live.remove(&t.id) {
+                        crate::kill(&l.handle);
+                    }
+                    t.status = Status::Terminated;
+                    self.scheduler.on_trial_complete(t.id);
+                    for c in &mut self.callbacks {
+                        c.on_trial_complete(t);
+                    }
+                }
+                break;
+            }
+            for (id, decision) in self.scheduler.take_actions() {
+                let Some(t) = trials.get_mut(id) else { continue };
+                if t.status != Status::Paused {
+                    continue;
+                }
+                match decision {
+                    Decision::Continue => t.status = Status::Pending,
+                    _ => {
+                        t.status = Status::Terminated;
+                        searcher.on_trial_complete(id, t.history.last());
+                        for c in &mut self.callbacks {
+                            c.on_trial_complete(t);
+                        }
+                    }
+                }
+            }
+            // Start trials while there is room: resumed ones first.
+            while live.len() < concurrency {
+                let next = match trials.iter().position(|t| t.status == Status::Pending) {
+                    Some(i) => Some(i),
+                    None if !exhausted => match searcher.suggest(trials.len()) {
+                        Some(config) => {
+                            let id = trials.len();
+                            trials.push(Trial {
+                                id,
+                                name: format!("trial_{id:05}"),
+                                config,
+                                status: Status::Pending,
+                                history: Vec::new(),
+                                error: None,
+                                failures: 0,
+                                checkpoint: None,
+                            });
+                            self.scheduler.on_trial_add(id);
+                            Some(id)
+                        }
+                        None => {
+                            exhausted = true;
+                            self.scheduler.on_no_more_trials();
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                let Some(id) = next else { break };
+                let t = &mut trials[id];
+                match T::start(&t.config, t.checkpoint.clone(), self.cpus, self.gpus) {
+                    Ok(handle) => {
+                        let pending = T::step(&handle);
+                        waiting.insert(pending.id(), id);
+                        let before = t.history.last().and_then(|r| r.get("time_total_s")).copied().unwrap_or(0.0);
+                        live.insert(id, Live { handle, pending: Some(pending), since: Instant::now(), before });
+                        t.status = Status::Running;
+                        for c in &mut self.callbacks {
+                            c.on_trial_start(t);
+                        }
+                    }
+                    Err(e) => {
+                        t.status = Status::Error;
+                        t.error = Some(format!("cannot start: {e}"));
+                        for c in &mut self.callbacks {
+                            c.on_trial_error(t);
+                        }
+                    }
+                }
+            }
+            if live.is_empty() {
+                // Nothing runs: the search is over unless the scheduler
+                // still holds paused trials, which it must now release.
+                if exhausted && trials.iter().any(|t| t.status == Status::Paused) {
+                    self.scheduler.on_no_more_trials();
+                    if self.scheduler_stalled(&mut trials) {
+                        continue;
+                    }
+                }
+                if exhausted && !trials.iter().any(|t| t.status == Status::Pending) {
+                    break;
+                }
+                continue;
+            }
+            let refs: Vec<ObjectRef<Metrics>> = live.values().filter_map(|l| l.pending.clone()).collect();
+            let (ready, _) = crate::wait(&refs, 1, Some(self.report_interval));
+            for r in ready {
+                let Some(id) = waiting.remove(&r.id()) else { continue };
+                let outcome = crate::get(&r);
+                if let Err(e) = self.handle(id, outcome, &mut trials, &mut live, &mut waiting, &mut *searcher) {
+                    // Trials hold their resources until killed.
+                    for l in live.values() {
+                        crate::kill(&l.handle);
+                    }
+                    return Err(e);
+                }
+            }
+            if self.verbosity == Verbosity::Table && last_report.elapsed() >= self.report_interval {
+                last_report = Instant::now();
+                print!("{}", status_table(&trials, &self.metric, started.elapsed(), self.scheduler.name()));
+            }
+        }
+        for c in &mut self.callbacks {
+            c.on_experiment_end(&trials);
+        }
+        self.save_state(&trials);
+        let grid = ResultGrid { trials, metric: self.metric.clone(), mode, time_s: started.elapsed().as_secs_f64() };
+        if let Some(dir) = self.experiment_dir() {
+            let _ = std::fs::write(dir.join("results.csv"), grid.to_csv());
+        }
+        match self.verbosity {
+            Verbosity::Quiet => {}
+            Verbosity::Summary => println!("{}", summary(&grid)),
+            Verbosity::Table => {
+                print!("{}", status_table(&grid.trials, &self.metric, started.elapsed(), self.scheduler.name()));
+                println!("{}", summary(&grid));
+            }
+        }
+        Ok(grid)
+    }
+
+    /// Paused trials with no decision coming: resume them (a scheduler bug
+    /// or an empty bracket must not hang the experiment).
+    fn scheduler_stalled(&mut self, trials: &mut [Trial]) -> bool {
+        let actions = self.scheduler.take_actions();
+        if !actions.is_empty() {
+            for (id, d) in actions {
+                if let Some(t) = trials.get_mut(id).filter(|t| t.status == Status::Paused) {
+                    t.status = if d == Decision::Continue { Status::Pending } else { Status::Terminated };
+                }
+            }
+            return true;
+        }
+        let mut any = false;
+        for t in trials.iter_mut().filter(|t| t.status == Status::Paused) {
+            t.status = Status::Terminated;
+            any = true;
+        }
+        any
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn handle(
+        &mut self,
+        id: usize,
+        outcome: Result<Metrics, Error>,
+        trials: &mut [Trial],
+        live: &mut HashMap<usize, Live<T>>,
+        waiting: &mut HashMap<ObjectId, usize>,
+        searcher: &mut dyn Searcher,
+    ) -> Result<(), Error> {
+        let Some(l) = live.get_mut(&id) else { return Ok(()) };
+        l.pending = None;
+        let t = &mut trials[id];
+        let mut result = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                t.failures += 1;
+                t.error = Some(e.to_string());
+                for c in &mut self.callbacks {
+                    c.on_trial_error(t);
+                }
+                if let Some(l) = live.remove(&id) {
+                    crate::kill(&l.handle);
+                }
+                if t.failures <= self.max_failures {
+                    // Retried from its last checkpoint (or from scratch).
+                    t.status = Status::Pending;
+                } else {
+                    t.status = Status::Error;
+                    self.scheduler.on_trial_complete(id);
+                    searcher.on_trial_complete(id, None);
+                }
+                self.save_state(trials);
+                return Ok(());
+            }
+        };
+        let iteration = t.history.len() + 1;
+        result.insert("training_iteration".into(), iteration as f64);
+        result.insert("time_total_s".into(), l.before + l.since.elapsed().as_secs_f64());
+        if !result.contains_key(&self.metric) && !result.contains_key("done") {
+            let reported: Vec<&String> = result.keys().collect();
+            return Err(Error::InvalidArgument(format!(
+                "tune: {} reported no metric {:?} (it reported {reported:?})",
+                t.name, self.metric
+            )));
+        }
+        t.history.push(result.clone());
+        for c in &mut self.callbacks {
+            c.on_trial_result(t, &result);
+        }
+        if self.checkpoint_freq > 0 && iteration.is_multiple_of(self.checkpoint_freq) {
+            if let Ok(cp) = crate::get(&T::save(&l.handle)) {
+                t.checkpoint = Some(cp);
+                for c in &mut self.callbacks {
+                    c.on_checkpoint(t);
+                }
+                self.save_state(trials);
+            }
+        }
+        let t = &mut trials[id];
+        let done = result.get("done").is_some_and(|d| *d >= 1.0);
+        let stopped = self.stoppers.iter_mut().fold(false, |acc, s| s.stop_trial(id, &result) || acc);
+        let decision = self.scheduler.on_result(id, &result);
+        let decision = if done || stopped { Decision::Stop } else { decision };
+        match decision {
+            Decision::Continue => {
+                let l = live.get_mut(&id).expect("live");
+                let pending = T::step(&l.handle);
+                waiting.insert(pending.id(), id);
+                l.pending = Some(pending);
+            }
+            Decision::Pause => {
+                let l = live.remove(&id).expect("live");
+                match crate::get(&T::save(&l.handle)) {
+                    Ok(cp) => t.checkpoint = Some(cp),
+                    Err(e) => t.error = Some(format!("checkpoint before pausing failed: {e}")),
+                }
+                crate::kill(&l.handle);
+                t.status = Status::Paused;
+                self.save_state(trials);
+            }
+            Decision::Stop => {
+                let l = live.remove(&id).expect("live");
+                crate::kill(&l.handle);
+                t.status = Status::Terminated;
+                self.scheduler.on_trial_complete(id);
+                searcher.on_trial_complete(id, Some(&result));
+                for c in &mut self.callbacks {
+                    c.on_trial_complete(t);
+                }
+                self.save_state(trials);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ray Tune's status table: one row per trial.
+pub fn status_table(trials: &[Trial], metric: &str, elapsed: Duration, scheduler: &str) -> String {
+    let mut counts: Vec<(Status, usize)> = Vec::new();
+    for t in trials {
+        match counts.iter_mut().find(|(s, _)| *s == t.status) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((t.status, 1)),
+        }
+    }
+    let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    let mut params: Vec<&String> = Vec::new();
+    for t in trials {
+        for k in t.config.0.keys() {
+            if !params.contains(&k) {
+                params.push(k);
+            }
+        }
+    }
+    let mut rows: Vec<Vec<String>> = vec![{
+        let mut h = vec!["Trial name".to_string(), "status".into()];
+        h.extend(params.iter().map(|p| p.to_string()));
+        h.extend(["iter".into(), "total time (s)".into(), metric.into()]);
+        h
+    }];
+    for t in trials {
+        let last = t.last_result();
+        let mut r = vec![t.name.clone(), t.status.to_string()];
+        r.extend(params.iter().map(|p| t.config.get(p).map(|v| v.to_string()).unwrap_or_default()));
+        r.push(t.iterations().to_string());
+        r.push(last.get("time_total_s").map(|v| format!("{v:.3}")).unwrap_or_default());
+        r.push(match (&t.error, last.get(metric)) {
+            (Some(e), _) if t.status == Status::Error => format!("error: {e}"),
+            (_, Some(v)) => format!("{v:.6}"),
+            _ => String::new(),
+        });
+        rows.push(r);
+    }
+    let widths: Vec<usize> =
+        (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = format!(
+        "== Status == {} | {} | elapsed {:.2} s | {}\n",
+        scheduler,
+        counts.join(", "),
+        elapsed.as_secs_f64(),
+        trials.len()
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        if i == 0 {
+            out.push_str(&format!("|{}|\n", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|")));
+        }
+    }
+    out
+}
+
+fn summary(grid: &ResultGrid) -> String {
+    let finished = grid.trials.iter().filter(|t| t.status == Status::Terminated).count();
+    let errors = grid.errors().len();
+    let best = match grid.best_trial() {
+        Some(t) => format!(
+            "best {}: {} = {} ({})",
+            t.name,
+            grid.metric,
+            t.last_result().get(&grid.metric).copied().unwrap_or(f64::NAN),
+            t.config
+        ),
+        None => "no trial reported the metric".into(),
+    };
+    format!("{} trials ({finished} terminated, {errors} errored) in {:.3} s; {best}", grid.trials.len(), grid.time_s)
+}

@@ -1,0 +1,116 @@
+//! `wray::tune`: the examples find their optima, bad experiments fail before
+//! any trial, failing trials are marked ERROR while the rest go on, and a
+//! killed experiment resumes without redoing finished trials.
+
+use crate::util::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn grid_search_finds_the_origin() {
+    let out = wray(&["run", path(&guests().tune_grid)]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("trials: 25"), "{text}");
+    assert!(text.contains("best config: x=0 y=0") && text.contains("best score: 0"), "{text}");
+    // The status table: a header and a row per trial.
+    assert!(text.contains("== Status == FIFO | 25 TERMINATED"), "{text}");
+    assert!(
+        text.contains("| Trial name  | status     | x ") && text.contains("| trial_00024 | TERMINATED |"),
+        "{text}"
+    );
+}
+
+#[test]
+fn hyperband_and_asha_stop_most_trials_early() {
+    let out = wray(&["run", path(&guests().tune_hyperband)]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    for name in ["hyperband", "asha"] {
+        let line = text.lines().find(|l| l.starts_with(&format!("{name}: "))).unwrap_or_else(|| panic!("{text}"));
+        let number = |label: &str| -> f64 {
+            line.split(label).nth(1).unwrap().split([' ', ',', '(']).next().unwrap().parse().unwrap()
+        };
+        assert!(line.contains(": 20 trials"), "{line}");
+        let iterations = number("trials, ");
+        assert!(iterations < 20.0 * 30.0 / 2.0, "most trials stop early: {line}");
+        assert!(number("weight=") < 0.3 && number("bias=") < 0.3, "{line}");
+    }
+}
+
+#[test]
+fn bad_experiments_fail_before_any_trial_and_failing_trials_do_not_stop_the_rest() {
+    let out = scenario(&[], &["tune-errors"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    for want in [
+        "empty choice: invalid argument: search space parameter \"x\": choice of nothing (an empty list)",
+        "low >= high: invalid argument: search space parameter \"lr\": needs low < high, got low 1, high 0.5",
+        "loguniform: invalid argument: search space parameter \"lr\": loguniform needs positive bounds, got low -1",
+        "mode: invalid argument: tune: mode must be \"min\" or \"max\", got \"maximum\"",
+        "no metric: invalid argument: tune: set the metric to optimise with .metric(name, mode)",
+        "reported no metric \"accuracy\" (it reported [\"score\", \"time_total_s\", \"training_iteration\"])",
+        "trial x=0: TERMINATED after 5 iterations, 0 failures, last iteration 5",
+        "trial x=1: ERROR after 1 iterations, 2 failures, last iteration 1, error: task ProbeTrial.step failed: invalid argument: probe 1 gives up at step 2",
+        "trial x=2: ERROR after 1 iterations, 2 failures, last iteration 1, error: task ProbeTrial.step failed: panicked at",
+        // Failed once at step 3, retried from its step-2 checkpoint.
+        "trial x=3: TERMINATED after 5 iterations, 1 failures, last iteration 5",
+        "trial x=4: TERMINATED after 5 iterations, 0 failures, last iteration 5",
+        "best x: 4",
+        "csv header: trial_id,status,iterations,config/x,done,score,time_total_s,training_iteration",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // The ERROR rows show their message in the table.
+    assert!(text.contains("| trial_00002 | ERROR      | 2 | 1    |"), "{text}");
+}
+
+#[test]
+fn a_killed_experiment_resumes_without_redoing_finished_trials() {
+    let store = tempfile::tempdir().unwrap();
+    let grant = format!("{}::/store", store.path().display());
+    let job = guests().testjob.clone();
+    let state = store.path().join("resumable/experiment_state.bin");
+    let starts = || std::fs::read_to_string(store.path().join("starts.log")).unwrap_or_default().lines().count();
+    let mut first = Command::new(wray_bin())
+        .args(["run", "--dir", &grant, path(&job), "--", "tune-resume", "/store"])
+        .env("XDG_CACHE_HOME", target_dir().join("test-cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Each trial takes ~0.3 s, two at a time: kill once a few have finished.
+    let start = Instant::now();
+    while starts() < 6 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(state.is_file(), "no experiment state was saved");
+    let before = starts();
+    assert!(before < 12, "the experiment finished before it was killed ({before} starts)");
+    let out = wray(&["run", "--dir", &grant, path(&job), "--", "tune-resume", "/store", "resume"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    let finished: usize = text
+        .split("resuming resumable: ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(finished >= 2, "{text}");
+    assert!(text.contains("finished with 5 iterations: 12 of 12"), "{text}");
+    // Finished trials were not started again: 12 trials, plus at most the
+    // two that were running when the driver died.
+    let total = starts();
+    assert!(total <= 14, "{total} trial starts for 12 trials ({before} before the kill)\n{text}");
+    // Ray's per-trial logs and the experiment's table.
+    let trial = store.path().join("resumable/trial_00000");
+    let json = std::fs::read_to_string(trial.join("result.json")).unwrap();
+    assert!(json.lines().count() >= 1 && json.starts_with("{\"score\": 1, "), "{json}");
+    assert!(json.contains("\"config\": {\"log\": \"/store\", \"slow_ms\": 60, \"x\": 0}"), "{json}");
+    let csv = std::fs::read_to_string(trial.join("progress.csv")).unwrap();
+    assert!(csv.starts_with("score,time_total_s,training_iteration\n1,"), "{csv}");
+    let table = std::fs::read_to_string(store.path().join("resumable/results.csv")).unwrap();
+    assert_eq!(table.lines().count(), 13, "{table}");
+}
