@@ -1,5 +1,5 @@
-//! Early stopping (the seeds' HyperBand example): `score = weight·sqrt(step)
-//! + bias`, reported 30 times per trial, lower is better; 20 samples of
+//! Early stopping (the seeds' HyperBand example): the score
+//! `weight·sqrt(step) + bias`, reported 30 times per trial, lower is better; 20 samples of
 //! weight and bias, run once with HyperBand and once with ASHA. Both stop
 //! most trials early and find a small weight and bias.
 //!

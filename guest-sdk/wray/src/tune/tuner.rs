@@ -551,18 +551,23 @@ impl<T: TrialActor> Tuner<T> {
         for c in &mut self.callbacks {
             c.on_trial_result(t, &result);
         }
-        if self.checkpoint_freq > 0 && iteration.is_multiple_of(self.checkpoint_freq) {
-            if let Ok(cp) = crate::get(&T::save(&l.handle)) {
-                t.checkpoint = Some(cp);
-                for c in &mut self.callbacks {
-                    c.on_checkpoint(t);
-                }
-                self.save_state(trials);
+        if self.checkpoint_freq > 0
+            && iteration.is_multiple_of(self.checkpoint_freq)
+            && let Ok(cp) = crate::get(&T::save(&l.handle))
+        {
+            t.checkpoint = Some(cp);
+            for c in &mut self.callbacks {
+                c.on_checkpoint(t);
             }
+            self.save_state(trials);
         }
         let t = &mut trials[id];
         let done = result.get("done").is_some_and(|d| *d >= 1.0);
-        let stopped = self.stoppers.iter_mut().fold(false, |acc, s| s.stop_trial(id, &result) || acc);
+        // Every stopper sees every result (some keep state), so no `any`.
+        let mut stopped = false;
+        for s in &mut self.stoppers {
+            stopped |= s.stop_trial(id, &result);
+        }
         let decision = self.scheduler.on_result(id, &result);
         let decision = if done || stopped { Decision::Stop } else { decision };
         match decision {
