@@ -114,3 +114,56 @@ fn a_killed_experiment_resumes_without_redoing_finished_trials() {
     let table = std::fs::read_to_string(store.path().join("resumable/results.csv")).unwrap();
     assert_eq!(table.lines().count(), 13, "{table}");
 }
+
+/// `name: ... weight=W bias=B score=S` from an example's line.
+fn best_of(text: &str, name: &str) -> (f64, f64, f64) {
+    let line = text.lines().find(|l| l.starts_with(&format!("{name}: "))).unwrap_or_else(|| panic!("{text}"));
+    let get = |label: &str| -> f64 { line.split(label).nth(1).unwrap().split(' ').next().unwrap().parse().unwrap() };
+    (get("weight="), get("bias="), get("score="))
+}
+
+#[test]
+fn model_based_searchers_beat_random_search() {
+    let out = wray(&["run", path(&guests().tune_bayesopt)]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    let random = best_of(&text, "random").2;
+    for name in ["bayesopt", "tpe"] {
+        let (w, b, score) = best_of(&text, name);
+        assert!(text.contains(&format!("{name}: 20 trials")), "{text}");
+        assert!(w < 0.1 && b < 0.1 && score <= random, "{name}: {w} {b} {score} vs random {random}\n{text}");
+    }
+}
+
+#[test]
+fn asha_tunes_the_wine_mlp() {
+    let data = workspace().join("examples/data");
+    let grant = format!("{}::/data", data.display());
+    let out = wray_with(&["run", "--dir", &grant, path(&guests().tune_wine_mlp)], &[], Duration::from_secs(300));
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    let stopped: usize = text
+        .split("stopped after the first rung: ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(stopped > 50 && text.contains(&format!("{stopped} of 100")), "most trials stop at the first rung:\n{text}");
+    let accuracy: f64 = text.split("best accuracy: ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(accuracy >= 0.74, "{text}");
+}
+
+#[test]
+fn population_based_training_spreads_the_best_config() {
+    let out = scenario(&[], &["tune-pbt"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    let mean_lr: f64 = text.split("mean final lr ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let min_score: f64 =
+        text.split("min final score ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(mean_lr > 0.55, "PBT moves the population towards a high lr: {text}");
+    // Exploiting trials continue from their donor's score, so even the
+    // slowest ends far above what lr 0.1 alone reaches in 20 steps (2.0).
+    assert!(min_score > 4.0, "{text}");
+    assert!(text.contains("pbt: iterations [20, 20, 20, 20, 20, 20, 20, 20]"), "{text}");
+}

@@ -80,6 +80,8 @@ pub struct Guests {
     pub data_parallel_mlp: PathBuf,
     pub tune_grid: PathBuf,
     pub tune_hyperband: PathBuf,
+    pub tune_bayesopt: PathBuf,
+    pub tune_wine_mlp: PathBuf,
 }
 
 pub fn guests() -> &'static Guests {
@@ -95,6 +97,8 @@ pub fn guests() -> &'static Guests {
         data_parallel_mlp: build("examples/data_parallel_mlp"),
         tune_grid: build("examples/tune_grid"),
         tune_hyperband: build("examples/tune_hyperband"),
+        tune_bayesopt: build("examples/tune_bayesopt"),
+        tune_wine_mlp: build("examples/tune_wine_mlp"),
     })
 }
 

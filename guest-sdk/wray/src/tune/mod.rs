@@ -33,23 +33,28 @@
 //! `save_checkpoint`, `load_checkpoint`) and become trial actors with
 //! [`trainable!`](crate::trainable).
 
+mod bayesopt;
 mod callbacks;
+mod encode;
 mod results;
 mod schedulers;
 mod search;
 mod space;
 mod stop;
+mod tpe;
 mod tuner;
 
+pub use bayesopt::BayesOptSearch;
 pub use callbacks::{Callback, FileLogger};
 pub use results::{ResultGrid, Status, Trial};
-pub use schedulers::{Asha, Decision, Fifo, HyperBand, MedianStopping, Mode, TrialScheduler};
+pub use schedulers::{Asha, Decision, Fifo, HyperBand, MedianStopping, Mode, Pbt, TrialScheduler};
 pub use search::{BasicVariantGenerator, Searcher};
 pub use space::{
     Config, Domain, DomainArg, Space, Value, choice, grid_search, loguniform, quniform, randint, randn, sample_from,
     uniform,
 };
 pub use stop::{Criteria, StopFn, Stopper};
+pub use tpe::TpeSearch;
 pub use tuner::{Trainable, TrialActor, Tuner, Verbosity, status_table};
 
 /// A result: metric names and values.

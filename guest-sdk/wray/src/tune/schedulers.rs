@@ -14,6 +14,10 @@ pub enum Decision {
     Pause,
     /// Stop for good.
     Stop,
+    /// Restart from another trial's checkpoint with a new config (Population
+    /// Based Training's exploit/explore); the tuner asks
+    /// [`TrialScheduler::take_exploit`] for both.
+    Exploit,
 }
 
 /// Whether larger or smaller is better.
@@ -49,8 +53,8 @@ pub trait TrialScheduler {
     /// The metric and mode of the experiment (set by the tuner when the
     /// scheduler was built without them).
     fn set_objective(&mut self, _metric: &str, _mode: Mode) {}
-    /// A trial was added.
-    fn on_trial_add(&mut self, _trial: usize) {}
+    /// A trial was added with its config.
+    fn on_trial_add(&mut self, _trial: usize, _config: &super::Config) {}
     /// A trial reported `result`.
     fn on_result(&mut self, trial: usize, result: &Metrics) -> Decision;
     /// A trial ended (finished, stopped or failed).
@@ -60,6 +64,11 @@ pub trait TrialScheduler {
     /// Paused trials to resume or stop now.
     fn take_actions(&mut self) -> Vec<(usize, Decision)> {
         Vec::new()
+    }
+    /// After [`Decision::Exploit`]: the trial whose checkpoint to start
+    /// from and the new config.
+    fn take_exploit(&mut self, _trial: usize) -> Option<(usize, super::Config)> {
+        None
     }
     /// A name for the status table.
     fn name(&self) -> &'static str;
@@ -177,7 +186,7 @@ impl TrialScheduler for Asha {
         }
     }
 
-    fn on_trial_add(&mut self, trial: usize) {
+    fn on_trial_add(&mut self, trial: usize, _config: &super::Config) {
         self.bracket_of.insert(trial, self.next_bracket);
         self.next_bracket = (self.next_bracket + 1) % self.brackets.len();
     }
@@ -305,7 +314,7 @@ impl TrialScheduler for HyperBand {
         }
     }
 
-    fn on_trial_add(&mut self, trial: usize) {
+    fn on_trial_add(&mut self, trial: usize, _config: &super::Config) {
         let b = match self.brackets.iter().rposition(|b| !b.full) {
             Some(b) => b,
             None => self.open_bracket(),
@@ -420,6 +429,139 @@ impl TrialScheduler for MedianStopping {
     }
 }
 
+/// Population Based Training (Jaderberg et al.; Ray's `PopulationBasedTraining`):
+/// every `perturbation_interval` iterations, a trial in the bottom quantile
+/// takes the checkpoint of a trial in the top quantile (exploit) and a
+/// perturbed copy of its config (explore: each mutated parameter resampled
+/// with `resample_probability`, else scaled by 0.8 or 1.2, or moved to a
+/// neighbouring choice).
+pub struct Pbt {
+    metric: Option<String>,
+    mode: Mode,
+    interval: f64,
+    mutations: super::Space,
+    quantile: f64,
+    resample_probability: f64,
+    rng: crate::nn::Rng,
+    configs: HashMap<usize, super::Config>,
+    last: HashMap<usize, f64>,
+    exploits: HashMap<usize, (usize, super::Config)>,
+    /// Exploits so far.
+    pub exploits_made: usize,
+}
+
+impl Pbt {
+    /// PBT perturbing the parameters of `mutations` every
+    /// `perturbation_interval` iterations (Ray's defaults: quantile 0.25,
+    /// resample probability 0.25).
+    pub fn new(perturbation_interval: f64, mutations: super::Space, seed: u64) -> Pbt {
+        Pbt {
+            metric: None,
+            mode: Mode::Max,
+            interval: perturbation_interval.max(1.0),
+            mutations,
+            quantile: 0.25,
+            resample_probability: 0.25,
+            rng: crate::nn::Rng::new(seed),
+            configs: HashMap::new(),
+            last: HashMap::new(),
+            exploits: HashMap::new(),
+            exploits_made: 0,
+        }
+    }
+
+    /// The share of trials in the bottom (and top) group (default 0.25).
+    pub fn quantile_fraction(mut self, q: f64) -> Pbt {
+        self.quantile = q.clamp(0.0, 0.5);
+        self
+    }
+
+    /// How often a mutated parameter is drawn anew rather than perturbed
+    /// (default 0.25).
+    pub fn resample_probability(mut self, p: f64) -> Pbt {
+        self.resample_probability = p.clamp(0.0, 1.0);
+        self
+    }
+
+    fn explore(&mut self, config: &super::Config) -> super::Config {
+        use super::space::{Domain, Value};
+        let mut out = config.clone();
+        let fresh = self.mutations.sample(&[], &mut self.rng);
+        for (p, d) in self.mutations.params() {
+            let resample = f64::from(self.rng.uniform()) < self.resample_probability;
+            let old = out.get(p).cloned();
+            let v = match (d, old) {
+                (_, None) => fresh.get(p).cloned(),
+                _ if resample => fresh.get(p).cloned(),
+                (Domain::Choice(values) | Domain::Grid(values), Some(v)) => {
+                    let i = values.iter().position(|x| *x == v).unwrap_or(0) as i64;
+                    let j = (i + if self.rng.uniform() < 0.5 { -1 } else { 1 }).clamp(0, values.len() as i64 - 1);
+                    Some(values[j as usize].clone())
+                }
+                (_, Some(Value::Float(x))) => Some(Value::Float(x * if self.rng.uniform() < 0.5 { 0.8 } else { 1.2 })),
+                (_, Some(Value::Int(x))) => {
+                    Some(Value::Int((x as f64 * if self.rng.uniform() < 0.5 { 0.8 } else { 1.2 }).round() as i64))
+                }
+                (_, Some(v)) => Some(v),
+            };
+            if let Some(v) = v {
+                out.0.insert(p.clone(), v);
+            }
+        }
+        out
+    }
+}
+
+impl TrialScheduler for Pbt {
+    fn set_objective(&mut self, metric: &str, mode: Mode) {
+        if self.metric.is_none() {
+            self.metric = Some(metric.into());
+            self.mode = mode;
+        }
+    }
+
+    fn on_trial_add(&mut self, trial: usize, config: &super::Config) {
+        self.configs.insert(trial, config.clone());
+    }
+
+    fn on_result(&mut self, trial: usize, result: &Metrics) -> Decision {
+        let t = result.get("training_iteration").copied().unwrap_or(0.0);
+        let Some(v) = self.metric.as_ref().and_then(|m| result.get(m)).copied() else { return Decision::Continue };
+        self.last.insert(trial, self.mode.signed(v));
+        if t < self.interval || (t % self.interval) != 0.0 || self.last.len() < 2 {
+            return Decision::Continue;
+        }
+        let mut ranked: Vec<(usize, f64)> = self.last.iter().map(|(k, v)| (*k, *v)).collect();
+        ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        let n = ((ranked.len() as f64) * self.quantile).ceil().max(1.0) as usize;
+        let n = n.min(ranked.len() / 2).max(1);
+        let bottom: Vec<usize> = ranked[..n].iter().map(|(k, _)| *k).collect();
+        let top: Vec<usize> = ranked[ranked.len() - n..].iter().map(|(k, _)| *k).collect();
+        if !bottom.contains(&trial) || top.contains(&trial) {
+            return Decision::Continue;
+        }
+        let donor = top[self.rng.below(top.len())];
+        let base = self.configs.get(&donor).cloned().unwrap_or_default();
+        let config = self.explore(&base);
+        self.configs.insert(trial, config.clone());
+        self.exploits.insert(trial, (donor, config));
+        self.exploits_made += 1;
+        Decision::Exploit
+    }
+
+    fn on_trial_complete(&mut self, trial: usize) {
+        self.last.remove(&trial);
+    }
+
+    fn take_exploit(&mut self, trial: usize) -> Option<(usize, super::Config)> {
+        self.exploits.remove(&trial)
+    }
+
+    fn name(&self) -> &'static str {
+        "PopulationBasedTraining"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,7 +596,7 @@ mod tests {
                     state[i] = Status::Running;
                     running.push(i);
                 } else if added < n {
-                    s.on_trial_add(added);
+                    s.on_trial_add(added, &crate::tune::Config::default());
                     state[added] = Status::Running;
                     running.push(added);
                     added += 1;
@@ -478,7 +620,7 @@ mod tests {
             let d = if iters[i] >= max_t { Decision::Stop } else { s.on_result(i, &r) };
             match d {
                 Decision::Continue => running.push(i),
-                Decision::Pause => state[i] = Status::Paused,
+                Decision::Pause | Decision::Exploit => state[i] = Status::Paused,
                 Decision::Stop => {
                     state[i] = Status::Done;
                     s.on_trial_complete(i);
@@ -522,5 +664,35 @@ mod tests {
         assert_eq!(percentile(&mut [1.0, 2.0, 3.0, 4.0], 0.5), Some(2.5));
         assert!((percentile(&mut [3.0, 1.0, 2.0], 2.0 / 3.0).unwrap() - (2.0 + 1.0 / 3.0)).abs() < 1e-12);
         assert_eq!(percentile(&mut [], 0.5), None);
+    }
+}
+
+#[cfg(test)]
+mod pbt_tests {
+    use super::*;
+    use crate::tune::{Config, Space, metrics, uniform};
+
+    #[test]
+    fn pbt_copies_the_best_and_perturbs_it() {
+        let mut pbt = Pbt::new(2.0, Space::new().with("lr", uniform(0.0, 1.0)), 1).resample_probability(0.0);
+        pbt.set_objective("score", Mode::Max);
+        for i in 0..4 {
+            let mut c = Config::default();
+            c.set("lr", 0.1 * (i + 1) as f64);
+            pbt.on_trial_add(i, &c);
+        }
+        let r = |t: f64, v: f64| metrics(&[("training_iteration", t), ("score", v)]);
+        for i in 0..4 {
+            assert_eq!(pbt.on_result(i, &r(1.0, i as f64)), Decision::Continue);
+        }
+        // At the interval, the worst trial exploits the best.
+        assert_eq!(pbt.on_result(3, &r(2.0, 3.0)), Decision::Continue);
+        assert_eq!(pbt.on_result(0, &r(2.0, 0.0)), Decision::Exploit);
+        let (donor, config) = pbt.take_exploit(0).unwrap();
+        assert_eq!(donor, 3);
+        let lr = config.f64("lr").unwrap();
+        // The donor's lr (0.4), perturbed by 0.8 or 1.2.
+        assert!((lr - 0.32).abs() < 1e-9 || (lr - 0.48).abs() < 1e-9, "{lr}");
+        assert_eq!(pbt.exploits_made, 1);
     }
 }

@@ -1,12 +1,19 @@
 //! Search algorithms: what config the next trial gets.
 
 use super::Metrics;
+use super::schedulers::Mode;
 use super::space::{Config, Space};
+use crate::error::Error;
 use crate::nn::Rng;
 
 /// Suggests configs and learns from results. `suggest` returning `None`
 /// means the search is over.
 pub trait Searcher {
+    /// The experiment's space, metric, mode and seed, before any
+    /// suggestion; a searcher that cannot search the space says why here.
+    fn set_search_properties(&mut self, _space: &Space, _metric: &str, _mode: Mode, _seed: u64) -> Result<(), Error> {
+        Ok(())
+    }
     /// The config for trial `trial` (numbered from 0), or `None` when no
     /// more trials should start.
     fn suggest(&mut self, trial: usize) -> Option<Config>;

@@ -305,8 +305,13 @@ impl<T: TrialActor> Tuner<T> {
         let mode = self.validate()?;
         self.scheduler.set_objective(&self.metric, mode);
         let started = Instant::now();
+        // A search algorithm makes `num_samples` trials in all.
+        let limit = self.searcher.as_ref().map(|_| self.num_samples);
         let mut searcher = match self.searcher.take() {
-            Some(s) => s,
+            Some(mut s) => {
+                s.set_search_properties(&self.space, &self.metric, mode, self.seed)?;
+                s
+            }
             None => Box::new(
                 BasicVariantGenerator::new(self.space.clone(), self.num_samples, self.seed)
                     .points_to_evaluate(std::mem::take(&mut self.points)),
@@ -332,7 +337,7 @@ impl<T: TrialActor> Tuner<T> {
             // Replay the searcher so that new trials continue its sequence.
             for t in &mut trials {
                 let _ = searcher.suggest(t.id);
-                self.scheduler.on_trial_add(t.id);
+                self.scheduler.on_trial_add(t.id, &t.config);
                 if !t.is_finished() {
                     t.status = Status::Pending;
                 }
@@ -384,28 +389,30 @@ impl<T: TrialActor> Tuner<T> {
             while live.len() < concurrency {
                 let next = match trials.iter().position(|t| t.status == Status::Pending) {
                     Some(i) => Some(i),
-                    None if !exhausted => match searcher.suggest(trials.len()) {
-                        Some(config) => {
-                            let id = trials.len();
-                            trials.push(Trial {
-                                id,
-                                name: format!("trial_{id:05}"),
-                                config,
-                                status: Status::Pending,
-                                history: Vec::new(),
-                                error: None,
-                                failures: 0,
-                                checkpoint: None,
-                            });
-                            self.scheduler.on_trial_add(id);
-                            Some(id)
+                    None if !exhausted => {
+                        match limit.is_none_or(|n| trials.len() < n).then(|| searcher.suggest(trials.len())).flatten() {
+                            Some(config) => {
+                                let id = trials.len();
+                                self.scheduler.on_trial_add(id, &config);
+                                trials.push(Trial {
+                                    id,
+                                    name: format!("trial_{id:05}"),
+                                    config,
+                                    status: Status::Pending,
+                                    history: Vec::new(),
+                                    error: None,
+                                    failures: 0,
+                                    checkpoint: None,
+                                });
+                                Some(id)
+                            }
+                            None => {
+                                exhausted = true;
+                                self.scheduler.on_no_more_trials();
+                                None
+                            }
                         }
-                        None => {
-                            exhausted = true;
-                            self.scheduler.on_no_more_trials();
-                            None
-                        }
-                    },
+                    }
                     None => None,
                 };
                 let Some(id) = next else { break };
@@ -585,6 +592,25 @@ impl<T: TrialActor> Tuner<T> {
                 }
                 crate::kill(&l.handle);
                 t.status = Status::Paused;
+                self.save_state(trials);
+            }
+            Decision::Exploit => {
+                // Population Based Training: continue from a better trial's
+                // state with a perturbed copy of its config.
+                let l = live.remove(&id).expect("live");
+                crate::kill(&l.handle);
+                if let Some((donor, config)) = self.scheduler.take_exploit(id) {
+                    let checkpoint = match live.get(&donor) {
+                        Some(d) => crate::get(&T::save(&d.handle)).ok(),
+                        None => trials[donor].checkpoint.clone(),
+                    };
+                    let t = &mut trials[id];
+                    t.config = config;
+                    if checkpoint.is_some() {
+                        t.checkpoint = checkpoint;
+                    }
+                }
+                trials[id].status = Status::Pending;
                 self.save_state(trials);
             }
             Decision::Stop => {

@@ -560,6 +560,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             Err(e) => println!("too many gpus: {e}"),
         },
         "tune-errors" => tune_errors()?,
+        "tune-pbt" => tune_pbt()?,
         "tune-resume" => tune_resume(
             args.get(1).map(String::as_str).unwrap_or("/store"),
             args.get(2).is_some_and(|a| a == "resume"),
@@ -913,5 +914,52 @@ fn tune_resume(dir: &str, resume: bool) -> Result<(), Error> {
         .fit()?;
     let done = grid.trials.iter().filter(|t| t.status == wray::tune::Status::Terminated && t.iterations() == 5).count();
     println!("finished with 5 iterations: {done} of {}", grid.trials.len());
+    Ok(())
+}
+
+/// Grows its score by `lr` each step; its checkpoint is the score, so a
+/// trial that exploits another continues from that trial's score.
+pub struct Grower {
+    lr: f64,
+    score: f64,
+}
+
+impl wray::tune::Trainable for Grower {
+    fn setup(config: &wray::tune::Config) -> Result<Self, Error> {
+        Ok(Grower { lr: config.f64("lr")?, score: 0.0 })
+    }
+    fn step(&mut self) -> Result<wray::tune::Metrics, Error> {
+        self.score += self.lr;
+        Ok(wray::tune::metrics(&[("score", self.score)]))
+    }
+    fn save_checkpoint(&self) -> Result<Vec<u8>, Error> {
+        Ok(self.score.to_le_bytes().to_vec())
+    }
+    fn load_checkpoint(&mut self, c: &[u8]) -> Result<(), Error> {
+        self.score = f64::from_le_bytes(c.try_into().map_err(|_| Error::InvalidArgument("bad checkpoint".into()))?);
+        Ok(())
+    }
+}
+wray::trainable!(GrowerTrial, Grower);
+
+fn tune_pbt() -> Result<(), Error> {
+    use wray::tune::{self, Criteria, Pbt, Space, Tuner, Verbosity};
+    let space = Space::new().with("lr", tune::grid_search([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]));
+    let grid = Tuner::<GrowerTrial>::new(space.clone())
+        .metric("score", "max")
+        .scheduler(Pbt::new(4.0, Space::new().with("lr", tune::uniform(0.1, 1.0)), 3))
+        .stop(Criteria::new(&[("training_iteration", 20.0)]))
+        .max_concurrent_trials(8)
+        .verbose(Verbosity::Quiet)
+        .fit()?;
+    let lrs: Vec<f64> = grid.trials.iter().map(|t| t.config.f64("lr").unwrap()).collect();
+    let scores: Vec<f64> = grid.trials.iter().map(|t| t.last_result()["score"]).collect();
+    let mean_lr = lrs.iter().sum::<f64>() / lrs.len() as f64;
+    let min_score = scores.iter().copied().fold(f64::MAX, f64::min);
+    println!(
+        "pbt: {} trials, mean final lr {mean_lr:.3} (started at 0.450), min final score {min_score:.2}",
+        grid.trials.len()
+    );
+    println!("pbt: iterations {:?}", grid.trials.iter().map(|t| t.iterations()).collect::<Vec<_>>());
     Ok(())
 }

@@ -1,0 +1,122 @@
+//! Numeric parameters mapped to the unit interval, for model-based
+//! searchers.
+
+use super::space::{Config, Domain, Space, Value};
+use crate::error::Error;
+use crate::nn::Rng;
+
+/// How one parameter maps to `[0, 1]`.
+#[derive(Clone, Debug)]
+pub(crate) enum Axis {
+    Linear {
+        lo: f64,
+        hi: f64,
+        q: Option<f64>,
+    },
+    Log {
+        lo: f64,
+        hi: f64,
+    },
+    Int {
+        lo: i64,
+        hi: i64,
+    },
+    /// randn: mean ± 3 sd.
+    Normal {
+        mean: f64,
+        sd: f64,
+    },
+    /// One of `n` values (TPE only).
+    Categorical(Vec<Value>),
+}
+
+/// The searchable parameters of a space, in order, and how to rebuild a
+/// whole config from a point.
+#[derive(Clone)]
+pub(crate) struct Encoder {
+    pub(crate) axes: Vec<(String, Axis)>,
+    space: Space,
+}
+
+impl Encoder {
+    /// `categorical`: whether `choice` parameters are allowed.
+    pub(crate) fn new(space: &Space, searcher: &str, categorical: bool) -> Result<Encoder, Error> {
+        space.validate()?;
+        let mut axes = Vec::new();
+        for (p, d) in space.params() {
+            let axis = match d {
+                Domain::Uniform(lo, hi) => Axis::Linear { lo: *lo, hi: *hi, q: None },
+                Domain::QUniform(lo, hi, q) => Axis::Linear { lo: *lo, hi: *hi, q: Some(*q) },
+                Domain::LogUniform(lo, hi) => Axis::Log { lo: *lo, hi: *hi },
+                Domain::RandInt(lo, hi) => Axis::Int { lo: *lo, hi: *hi },
+                Domain::RandN(mean, sd) => Axis::Normal { mean: *mean, sd: *sd },
+                Domain::Choice(v) if categorical => Axis::Categorical(v.clone()),
+                Domain::Choice(_) | Domain::Grid(_) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "search space parameter {p:?}: {searcher} searches numeric ranges only (uniform, quniform, loguniform, randint, randn){}",
+                        if categorical { "" } else { " and choice" }
+                    )));
+                }
+                Domain::Const(_) | Domain::SampleFrom(_) => continue,
+            };
+            axes.push((p.clone(), axis));
+        }
+        if axes.is_empty() {
+            return Err(Error::InvalidArgument(format!("{searcher}: the search space has no parameter to search")));
+        }
+        Ok(Encoder { axes, space: space.clone() })
+    }
+
+    /// A config's point (categoricals as their index / count).
+    pub(crate) fn encode(&self, config: &Config) -> Vec<f64> {
+        self.axes
+            .iter()
+            .map(|(p, axis)| {
+                let v = config.get(p);
+                let x = v.and_then(Value::as_f64).unwrap_or(0.0);
+                match axis {
+                    Axis::Linear { lo, hi, .. } => (x - lo) / (hi - lo),
+                    Axis::Log { lo, hi } => (x.max(*lo).ln() - lo.ln()) / (hi.ln() - lo.ln()),
+                    Axis::Int { lo, hi } => (x - *lo as f64 + 0.5) / (hi - lo) as f64,
+                    Axis::Normal { mean, sd } => ((x - mean) / (6.0 * sd) + 0.5).clamp(0.0, 1.0),
+                    Axis::Categorical(values) => {
+                        let i = values.iter().position(|c| Some(c) == v).unwrap_or(0);
+                        (i as f64 + 0.5) / values.len() as f64
+                    }
+                }
+                .clamp(0.0, 1.0)
+            })
+            .collect()
+    }
+
+    /// The config at a point; parameters that are not searched are drawn
+    /// as the space says (constants, `sample_from`).
+    pub(crate) fn decode(&self, point: &[f64], rng: &mut Rng) -> Config {
+        let mut config = self.space.sample(&[], rng);
+        for ((p, axis), &u) in self.axes.iter().zip(point) {
+            let u = u.clamp(0.0, 1.0);
+            let v = match axis {
+                Axis::Linear { lo, hi, q } => {
+                    let x = lo + u * (hi - lo);
+                    Value::Float(match q {
+                        Some(q) => ((x / q).round() * q).clamp(*lo, *hi),
+                        None => x,
+                    })
+                }
+                Axis::Log { lo, hi } => Value::Float((lo.ln() + u * (hi.ln() - lo.ln())).exp()),
+                Axis::Int { lo, hi } => Value::Int((lo + (u * (hi - lo) as f64).floor() as i64).min(hi - 1)),
+                Axis::Normal { mean, sd } => Value::Float(mean + (u - 0.5) * 6.0 * sd),
+                Axis::Categorical(values) => values[((u * values.len() as f64) as usize).min(values.len() - 1)].clone(),
+            };
+            config.0.insert(p.clone(), v);
+        }
+        // A sample_from may depend on the searched values: evaluate again.
+        for (p, d) in self.space.params() {
+            if let Domain::SampleFrom(f) = d {
+                let v = f(&config, rng);
+                config.0.insert(p.clone(), v);
+            }
+        }
+        config
+    }
+}
