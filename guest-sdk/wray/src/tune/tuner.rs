@@ -2,7 +2,7 @@
 //! through the scheduler, stoppers and callbacks.
 
 use super::Metrics;
-use super::callbacks::{Callback, FileLogger};
+use super::callbacks::{Callback, FileLogger, TensorBoardLogger};
 use super::results::{ResultGrid, Status, Trial};
 use super::schedulers::{Decision, Fifo, Mode, TrialScheduler};
 use super::search::{BasicVariantGenerator, Searcher};
@@ -54,6 +54,10 @@ pub enum Verbosity {
     Summary,
     /// A status table every `report_interval`, and a final one.
     Table,
+    /// On a terminal, a status table redrawn in place every second and a
+    /// final one; elsewhere (a pipe, a log file) the summary only. The
+    /// default.
+    Auto,
 }
 
 /// What survives a killed driver: every trial so far and how many configs
@@ -124,7 +128,7 @@ impl<T: TrialActor> Tuner<T> {
             max_failures: 0,
             checkpoint_freq: 0,
             seed: 0,
-            verbosity: Verbosity::Summary,
+            verbosity: Verbosity::Auto,
             report_interval: Duration::from_secs(5),
             resume: false,
             _trial: std::marker::PhantomData,
@@ -320,6 +324,7 @@ impl<T: TrialActor> Tuner<T> {
         if let Some(dir) = self.experiment_dir() {
             if std::fs::create_dir_all(&dir).is_ok() {
                 self.callbacks.push(Box::new(FileLogger::new(&dir)));
+                self.callbacks.push(Box::new(TensorBoardLogger::new(&dir)));
             } else {
                 eprintln!(
                     "wray::tune: cannot create {} (grant the storage directory with wray run --dir); results are not written",
@@ -344,6 +349,16 @@ impl<T: TrialActor> Tuner<T> {
             }
         }
         let concurrency = self.concurrency();
+        // On a terminal the table is redrawn in place: remember its height.
+        let live_table = self.verbosity == Verbosity::Auto && {
+            use std::io::IsTerminal;
+            std::io::stdout().is_terminal()
+        };
+        if live_table {
+            self.verbosity = Verbosity::Table;
+            self.report_interval = self.report_interval.min(Duration::from_secs(1));
+        }
+        let mut drawn_lines = 0usize;
         let mut live: HashMap<usize, Live<T>> = HashMap::new();
         let mut waiting: HashMap<ObjectId, usize> = HashMap::new();
         let mut exhausted = false;
@@ -466,7 +481,13 @@ impl<T: TrialActor> Tuner<T> {
             }
             if self.verbosity == Verbosity::Table && last_report.elapsed() >= self.report_interval {
                 last_report = Instant::now();
-                print!("{}", status_table(&trials, &self.metric, started.elapsed(), self.scheduler.name()));
+                let table = status_table(&trials, &self.metric, started.elapsed(), self.scheduler.name());
+                if live_table && drawn_lines > 0 {
+                    // Cursor up over the previous table, clear to the end.
+                    print!("\x1b[{drawn_lines}A\x1b[J");
+                }
+                drawn_lines = table.lines().count();
+                print!("{table}");
             }
         }
         for c in &mut self.callbacks {
@@ -479,8 +500,11 @@ impl<T: TrialActor> Tuner<T> {
         }
         match self.verbosity {
             Verbosity::Quiet => {}
-            Verbosity::Summary => println!("{}", summary(&grid)),
+            Verbosity::Summary | Verbosity::Auto => println!("{}", summary(&grid)),
             Verbosity::Table => {
+                if live_table && drawn_lines > 0 {
+                    print!("\x1b[{drawn_lines}A\x1b[J");
+                }
                 print!("{}", status_table(&grid.trials, &self.metric, started.elapsed(), self.scheduler.name()));
                 println!("{}", summary(&grid));
             }

@@ -561,10 +561,15 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         },
         "tune-errors" => tune_errors()?,
         "tune-pbt" => tune_pbt()?,
+        "tune-stoppers" => tune_stoppers()?,
         "tune-resume" => tune_resume(
             args.get(1).map(String::as_str).unwrap_or("/store"),
             args.get(2).is_some_and(|a| a == "resume"),
         )?,
+        "isatty" => {
+            use std::io::IsTerminal;
+            println!("stdout is a terminal: {}", std::io::stdout().is_terminal());
+        }
         "perm" => println!("perm10: {:?}", wray::nn::numpy_permutation(10, 0)),
         other => panic!("unknown scenario {other}"),
     }
@@ -873,12 +878,15 @@ fn tune_errors() -> Result<(), Error> {
     );
     // Trials that fail, panic, or fail once and recover from a checkpoint.
     let space = Space::new().with("x", tune::grid_search([0, 1, 2, 3, 4]));
+    let counts = std::rc::Rc::new(std::cell::RefCell::new(std::collections::BTreeMap::<&'static str, usize>::new()));
     let grid = Tuner::<ProbeTrial>::new(space)
         .metric("score", "max")
         .max_failures(1)
         .checkpoint_freq(1)
+        .callback(CallbackCounter(counts.clone()))
         .verbose(Verbosity::Table)
         .fit()?;
+    println!("callbacks: {:?}", counts.borrow());
     for t in &grid.trials {
         println!(
             "trial x={}: {} after {} iterations, {} failures, last iteration {}{}",
@@ -892,6 +900,68 @@ fn tune_errors() -> Result<(), Error> {
     }
     println!("best x: {}", grid.best_config().unwrap().i64("x")?);
     println!("csv header: {}", grid.to_csv().lines().next().unwrap_or(""));
+    Ok(())
+}
+
+/// Counts callback invocations.
+struct CallbackCounter(std::rc::Rc<std::cell::RefCell<std::collections::BTreeMap<&'static str, usize>>>);
+
+impl CallbackCounter {
+    fn bump(&self, what: &'static str) {
+        *self.0.borrow_mut().entry(what).or_default() += 1;
+    }
+}
+
+impl wray::tune::Callback for CallbackCounter {
+    fn on_trial_start(&mut self, _: &wray::tune::Trial) {
+        self.bump("start");
+    }
+    fn on_trial_result(&mut self, _: &wray::tune::Trial, _: &wray::tune::Metrics) {
+        self.bump("result");
+    }
+    fn on_trial_complete(&mut self, _: &wray::tune::Trial) {
+        self.bump("complete");
+    }
+    fn on_trial_error(&mut self, _: &wray::tune::Trial) {
+        self.bump("error");
+    }
+    fn on_checkpoint(&mut self, _: &wray::tune::Trial) {
+        self.bump("checkpoint");
+    }
+    fn on_experiment_end(&mut self, _: &[wray::tune::Trial]) {
+        self.bump("end");
+    }
+}
+
+fn tune_stoppers() -> Result<(), Error> {
+    use wray::tune::{self, Criteria, Space, StopFn, Tuner, Verbosity};
+    let space = || Space::new().with("x", tune::grid_search([0, 4, 5])).with("slow_ms", 0);
+    let its = |g: &tune::ResultGrid| g.trials.iter().map(|t| t.iterations()).collect::<Vec<_>>();
+    let g = Tuner::<ProbeTrial>::new(space())
+        .metric("score", "max")
+        .stop(Criteria::new(&[("training_iteration", 2.0)]))
+        .verbose(Verbosity::Quiet)
+        .fit()?;
+    println!("criteria iterations: {:?}", its(&g));
+    let g = Tuner::<ProbeTrial>::new(space())
+        .metric("score", "max")
+        .stop(StopFn(|_, r: &tune::Metrics| r["score"] >= 43.0))
+        .verbose(Verbosity::Quiet)
+        .fit()?;
+    println!("stop fn iterations: {:?}", its(&g));
+    let slow = Space::new().with("x", tune::grid_search([0, 4, 5, 6, 7, 8])).with("slow_ms", 100);
+    let start = std::time::Instant::now();
+    let g = Tuner::<ProbeTrial>::new(slow)
+        .metric("score", "max")
+        .time_budget(Duration::from_millis(250))
+        .verbose(Verbosity::Quiet)
+        .fit()?;
+    println!(
+        "time budget: stopped after {:.1} s, {} trials terminated, {} iterations in all",
+        start.elapsed().as_secs_f64(),
+        g.trials.iter().filter(|t| t.status == tune::Status::Terminated).count(),
+        g.trials.iter().map(|t| t.iterations()).sum::<usize>()
+    );
     Ok(())
 }
 
@@ -930,6 +1000,8 @@ impl wray::tune::Trainable for Grower {
     }
     fn step(&mut self) -> Result<wray::tune::Metrics, Error> {
         self.score += self.lr;
+        // Steps mostly wait, so the eight trials advance side by side.
+        std::thread::sleep(Duration::from_millis(10));
         Ok(wray::tune::metrics(&[("score", self.score)]))
     }
     fn save_checkpoint(&self) -> Result<Vec<u8>, Error> {
