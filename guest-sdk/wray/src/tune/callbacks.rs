@@ -136,7 +136,7 @@ fn crc32c(data: &[u8]) -> u32 {
 /// TFRecord's masked CRC.
 fn masked_crc(data: &[u8]) -> u32 {
     let c = crc32c(data);
-    ((c >> 15) | (c << 17)).wrapping_add(0xa282_ead8)
+    c.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 fn varint(out: &mut Vec<u8>, mut v: u64) {
