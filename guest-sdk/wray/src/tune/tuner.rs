@@ -193,9 +193,11 @@ impl<T: TrialActor> Tuner<T> {
         self.name = name.into();
         self
     }
-    /// Where results, logs and the experiment's state go (a directory the
-    /// job was granted, e.g. `wray run --dir ~/wray_results::/wray_results`).
-    /// Without one nothing is written and `resume` has nothing to resume.
+    /// Where results, logs and the experiment's state go: a directory the
+    /// job was granted. By default [`Tuner::DEFAULT_STORAGE`]
+    /// (`/wray_results`) if the job was granted it (`wray run --dir
+    /// ~/wray_results::/wray_results`); otherwise nothing is written and
+    /// `resume` has nothing to resume.
     pub fn storage_path(mut self, path: &str) -> Self {
         self.storage_path = Some(path.into());
         self
@@ -235,6 +237,10 @@ impl<T: TrialActor> Tuner<T> {
     fn experiment_dir(&self) -> Option<PathBuf> {
         self.storage_path.as_ref().map(|p| p.join(&self.name))
     }
+
+    /// Ray's default location, where jobs see it: `wray run --dir
+    /// ~/wray_results::/wray_results` makes `~/wray_results/<experiment>`.
+    pub const DEFAULT_STORAGE: &'static str = "/wray_results";
 
     /// Checks everything that can be checked before a trial starts.
     fn validate(&self) -> Result<Mode, Error> {
@@ -308,6 +314,9 @@ impl<T: TrialActor> Tuner<T> {
     pub fn fit(mut self) -> Result<ResultGrid, Error> {
         let mode = self.validate()?;
         self.scheduler.set_objective(&self.metric, mode);
+        if self.storage_path.is_none() && std::path::Path::new(Self::DEFAULT_STORAGE).is_dir() {
+            self.storage_path = Some(Self::DEFAULT_STORAGE.into());
+        }
         let started = Instant::now();
         // A search algorithm makes `num_samples` trials in all.
         let limit = self.searcher.as_ref().map(|_| self.num_samples);
