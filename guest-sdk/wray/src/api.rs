@@ -18,9 +18,10 @@ fn millis(d: Duration) -> u64 {
 /// #[wray::remote]
 /// fn square(x: u64) -> u64 { x * x }
 ///
+/// # fn main() -> Result<(), wray::Error> {
 /// let r = square::remote(7);
 /// assert_eq!(wray::get(&r)?, 49);
-/// # Ok::<(), wray::Error>(())
+/// # Ok(()) }
 /// ```
 pub fn get<T: DeserializeOwned + 'static>(r: &ObjectRef<T>) -> Result<T, Error> {
     get_impl(r, None)
@@ -55,6 +56,7 @@ pub fn get_all<T: DeserializeOwned + 'static>(refs: &[ObjectRef<T>]) -> Result<V
 ///
 /// ```no_run
 /// # #[wray::remote] fn work(i: u32) -> u32 { i }
+/// # fn main() -> Result<(), wray::Error> {
 /// let mut pending: Vec<_> = (0..4).map(work::remote).collect();
 /// while !pending.is_empty() {
 ///     let (ready, rest) = wray::wait(&pending, 1, None);
@@ -63,7 +65,7 @@ pub fn get_all<T: DeserializeOwned + 'static>(refs: &[ObjectRef<T>]) -> Result<V
 ///     }
 ///     pending = rest;
 /// }
-/// # Ok::<(), wray::Error>(())
+/// # Ok(()) }
 /// ```
 pub fn wait<T>(
     refs: &[ObjectRef<T>],

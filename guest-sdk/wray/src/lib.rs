@@ -156,9 +156,10 @@ pub use placement::{PlacementGroup, PlacementStrategy, placement_group, remove_p
 /// #[wray::remote]
 /// fn add(a: i64, b: i64) -> i64 { a + b }
 ///
+/// # fn main() -> Result<(), wray::Error> {
 /// let sum = add::options().num_cpus(0.5).remote(1, 2);
 /// assert_eq!(wray::get(&sum)?, 3);
-/// # Ok::<(), wray::Error>(())
+/// # Ok(()) }
 /// ```
 pub use wray_macros::remote;
 

@@ -56,12 +56,13 @@ impl PlacementGroup {
 /// #[wray::remote]
 /// fn work(i: u32) -> u32 { i }
 ///
+/// # fn main() -> Result<(), wray::Error> {
 /// let group = wray::placement_group(&[&[("CPU", 1.0)], &[("CPU", 1.0)]], PlacementStrategy::Spread)?;
 /// let a = work::options().placement_group(&group, 0).remote(1);
 /// let b = work::options().placement_group(&group, 1).remote(2);
 /// assert_eq!(wray::get(&a)? + wray::get(&b)?, 3);
 /// wray::remove_placement_group(&group)?;
-/// # Ok::<(), wray::Error>(())
+/// # Ok(()) }
 /// ```
 pub fn placement_group(bundles: &[&[(&str, f64)]], strategy: PlacementStrategy) -> Result<PlacementGroup, Error> {
     let bundles: Vec<Vec<wit::ResourceAmount>> = bundles
