@@ -658,3 +658,45 @@ fn a_job_on_a_worker_reaches_its_actors_through_the_head() {
     let out = head.run(&guests().testjob, &["whereami"]);
     assert!(stdout(&out).contains(&format!("node: {home}")), "{}", stdout(&out));
 }
+
+#[test]
+fn hostile_jobs_fail_alone_while_good_jobs_run_beside_them() {
+    // One node, three jobs at once: one whose tasks loop, bomb memory and
+    // recurse without end; one that floods 120 000 submissions while holding
+    // every ref (more than wasmtime's default handle limit, and more than
+    // the pending-task limit, so the driver waits); and a well-behaved one. Each hostile act fails only its own
+    // task with a clear error, every result is exact, and the node serves a
+    // fourth job afterwards.
+    let head = Head::start_with_flags("2", &["--node-timeout", "30"]);
+    let spawn = |args: &[&str]| {
+        let mut all = vec!["run", "--address", &head.address, "--token", &head.token, path(&guests().testjob), "--"];
+        all.extend_from_slice(args);
+        Command::new(wray_bin())
+            .args(&all)
+            .env("HOME", head.home.path())
+            .env("XDG_CACHE_HOME", target_dir().join("test-cache"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let hostile = spawn(&["limits"]);
+    let flood = spawn(&["flood", "120000"]);
+    let good = spawn(&["spread", "20", "50"]);
+    let out = hostile.wait_with_output().unwrap();
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("loop: task testjob::spin failed: time limit exceeded"), "{text}");
+    assert!(text.contains("memory: task testjob::hog failed: memory limit exceeded"), "{text}");
+    assert!(text.contains("recursion: task testjob::recurse failed: stack overflow"), "{text}");
+    assert!(text.contains("after limits: 4"), "{text}");
+    let out = flood.wait_with_output().unwrap();
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("flood: 120000 tasks, sum 7200060000 (expected 7200060000)"), "{}", stdout(&out));
+    let out = good.wait_with_output().unwrap();
+    assert_code(&out, 0);
+    // Every square checked inside the job.
+    assert!(stdout(&out).contains("spread ok: 20"), "{}", stdout(&out));
+    let out = head.run(&guests().testjob, &["basics"]);
+    assert_code(&out, 0);
+}

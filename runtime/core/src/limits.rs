@@ -28,6 +28,12 @@ pub const MAX_PANIC_MESSAGE: usize = 16 * 1024;
 /// bound.
 pub const MAX_PENDING_TASKS_PER_JOB: usize = 100_000;
 
+/// Handles (object refs, tensors, WASI resources) one instance may hold at
+/// once. Each costs the host ~100 bytes, so this bounds a guest's handle
+/// memory at ~200 MiB; wasmtime's default (100 000) would stop a driver that
+/// keeps the refs of a few hundred thousand tasks, which Ray allows.
+pub const MAX_LIVE_HANDLES: usize = 1 << 21;
+
 /// Live actors per job: each holds a Wasm instance (and its memory).
 pub const MAX_ACTORS_PER_JOB: usize = 10_000;
 

@@ -291,9 +291,11 @@ impl Instance {
         let memory = limits
             .memory
             .map_or(crate::engine::MAX_MEMORY_SIZE, |m| m.min(crate::engine::MAX_MEMORY_SIZE as u64) as usize);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits::MAX_LIVE_HANDLES);
         let state = State {
             wasi,
-            table: ResourceTable::new(),
+            table,
             limiter: Limiter { memory, exceeded: false },
             services,
             caller,
@@ -312,6 +314,7 @@ impl Instance {
         // put): wasmtime's default of 128 MiB would cap objects below what
         // wray promises; the instance's memory limit bounds it anyway.
         store.set_hostcall_fuel(wray_core::limits::MAX_OBJECT_SIZE + (1 << 20));
+        store.set_max_component_handles(limits::MAX_LIVE_HANDLES);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(on_epoch);
         let job =
@@ -428,6 +431,15 @@ impl Instance {
                 "stack overflow: the guest's call stack exhausted its limit (unbounded recursion?)".to_string()
             }
             Some(t) => format!("trapped in {}: {t}", self.name),
+            None if ["store handle limit exceeded", "resource table has no free keys"]
+                .iter()
+                .any(|m| format!("{e:#}").contains(m)) =>
+            {
+                format!(
+                    "too many live handles: the instance held {} object refs, tensors and other handles at once (drop the ones you no longer need)",
+                    limits::MAX_LIVE_HANDLES
+                )
+            }
             None => format!("{e:#}"),
         };
         Err(CallError::Trap(what))

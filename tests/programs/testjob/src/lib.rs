@@ -566,6 +566,22 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             args.get(1).map(String::as_str).unwrap_or("/store"),
             args.get(2).is_some_and(|a| a == "resume"),
         )?,
+        "flood" => {
+            // N submissions at once, every ref held: the runtime makes the
+            // driver wait when too many are unfinished (back-pressure).
+            let n: i64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
+            let start = std::time::Instant::now();
+            let refs: Vec<_> = (0..n).map(|i| add::remote(i, 1)).collect();
+            let mut sum = 0i64;
+            for chunk in refs.chunks(10_000) {
+                sum += wray::get_all(chunk)?.iter().sum::<i64>();
+            }
+            println!(
+                "flood: {n} tasks, sum {sum} (expected {}), {:.1} s",
+                n * (n + 1) / 2,
+                start.elapsed().as_secs_f64()
+            );
+        }
         "isatty" => {
             use std::io::IsTerminal;
             println!("stdout is a terminal: {}", std::io::stdout().is_terminal());
