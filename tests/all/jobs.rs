@@ -103,6 +103,19 @@ fn actors_keep_state_order_calls_and_restart() {
 }
 
 #[test]
+fn calls_interrupted_by_a_crash_are_retried_on_the_restarted_actor() {
+    let out = ok(&[], &["task-retries"]);
+    // Two crashes, two restarts, the third run succeeds.
+    has(&out, "retried: Ok(3)");
+    assert!(
+        out.contains("not retried: Err(\"task Flaky.work failed: panicked at") && out.contains("flaky crash 1"),
+        "{out}"
+    );
+    // Retries need restarts: with one restart the second crash is final.
+    assert!(out.contains("restarts used up: Err(") && out.contains("flaky crash 2"), "{out}");
+}
+
+#[test]
 fn cancel_and_timeouts() {
     let out = ok(&[], &["cancel"]);
     has(&out, "cancelled: task cancelled");

@@ -15,6 +15,7 @@ pub struct CallOptions {
     pub(crate) name: Option<String>,
     pub(crate) max_concurrency: Option<u32>,
     pub(crate) max_restarts: Option<u32>,
+    pub(crate) max_task_retries: Option<u32>,
     pub(crate) placement: Option<(u64, u32)>,
     pub(crate) detached: bool,
 }
@@ -77,6 +78,13 @@ impl CallOptions {
         self.max_restarts = Some(restarts);
         self
     }
+    /// Actors: how often a call that the actor's crash interrupted runs
+    /// again on the restarted actor (Ray's `max_task_retries`; needs
+    /// `max_restarts`). Default 0.
+    pub fn max_task_retries(mut self, retries: u32) -> Self {
+        self.max_task_retries = Some(retries);
+        self
+    }
     /// Runs in bundle `index` of `group`: on the bundle's node, out of the
     /// resources the bundle reserved (the demand must fit in the bundle).
     pub fn placement_group(mut self, group: &crate::PlacementGroup, index: u32) -> Self {
@@ -106,6 +114,7 @@ impl CallOptions {
             name: self.name.clone(),
             max_concurrency: self.max_concurrency,
             max_restarts: self.max_restarts,
+            max_task_retries: self.max_task_retries,
             placement: self.placement.map(|(group, index)| wit::BundleRef { group, index }),
             detached: self.detached,
         }
@@ -182,6 +191,9 @@ macro_rules! __actor_options_methods {
             /// How often the actor is rebuilt (constructor re-run) after its
             /// instance crashes.
             max_restarts(restarts: u32);
+            /// How often a call that the actor's crash interrupted runs again
+            /// on the restarted actor (Ray's `max_task_retries`).
+            max_task_retries(retries: u32);
         }
         /// Registers the actor under `name`, for `wray::get_actor`.
         pub fn name(self, name: &str) -> Self {

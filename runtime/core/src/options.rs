@@ -23,6 +23,9 @@ pub struct Options {
     pub max_concurrency: u32,
     /// Actor: restarts after a crash.
     pub max_restarts: u32,
+    /// Actor: re-runs of a call its crash interrupted, on the restarted
+    /// actor.
+    pub max_task_retries: u32,
     /// The placement-group bundle to run in: (group, index). `resources`
     /// is already renamed to the bundle's ([`Resources::in_bundle`]).
     pub placement: Option<(u64, u32)>,

@@ -583,6 +583,7 @@ fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Options, Error>
         name: o.name,
         max_concurrency: o.max_concurrency.unwrap_or(1),
         max_restarts: o.max_restarts.unwrap_or(0),
+        max_task_retries: o.max_task_retries.unwrap_or(0),
     })
 }
 

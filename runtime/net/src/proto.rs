@@ -250,6 +250,8 @@ pub struct WireActor {
     pub max_concurrency: u32,
     /// Restarts after a crash.
     pub max_restarts: u32,
+    /// Re-runs of a call a crash interrupted.
+    pub max_task_retries: u32,
 }
 
 /// What an actor's owner sends on the actor's stream after the request.

@@ -309,41 +309,56 @@ impl NodeInner {
         // The references the method handed over with its result keep the
         // objects it nests alive until the store has pinned them.
         let mut held = None;
-        let outcome = match (life.instance.as_mut(), args) {
-            (None, _) => {
-                Err(Error::ActorDied(actor.dead_reason().unwrap_or_else(|| format!("{} is not running", actor.class))))
-            }
-            (Some(_), Err(e)) => Err(e),
-            (Some(inst), Ok(args)) => {
+        let dead = |actor: &ActorState| {
+            Error::ActorDied(actor.dead_reason().unwrap_or_else(|| format!("{} is not running", actor.class)))
+        };
+        let outcome = match (life.instance.is_some(), args) {
+            (false, _) => Err(dead(actor)),
+            (true, Err(e)) => Err(e),
+            (true, Ok(args)) => {
                 let function = format!("{}.{}", actor.short_class(), call.method);
-                let caller = Caller {
-                    job: life.job.id,
-                    task: call.task,
-                    actor: Some(actor.id),
-                    function: function.as_str().into(),
-                    holds: life.held.resources.clone(),
-                };
-                // A kill interrupts running wasm through the instance's flag;
-                // racing the call also stops a method blocked in the host.
-                let run = tokio::select! {
-                    r = inst.actor_call(caller, &call.method, args, life.time) => r,
-                    () = actor.control.notified() => Err(CallError::Cancelled),
-                };
-                match run {
-                    Ok(v) => {
-                        held = Some(v.held);
-                        Ok(Object { data: v.data, refs: v.refs })
-                    }
-                    Err(CallError::Cancelled) => {
-                        Err(Error::ActorDied(format!("{} was killed while running {}", actor.class, call.method)))
-                    }
-                    Err(e) => {
-                        if e.poisons_instance() {
-                            // The instance is unusable: restart or die.
-                            life.instance = None;
-                            self.restart(life, &format!("crashed in {}: {e}", call.method)).await;
+                // A call its actor's crash interrupted runs again on the
+                // restarted actor while it has retries left.
+                let mut retries_left = life.spec.options.max_task_retries;
+                loop {
+                    let Some(inst) = life.instance.as_mut() else { break Err(dead(actor)) };
+                    let caller = Caller {
+                        job: life.job.id,
+                        task: call.task,
+                        actor: Some(actor.id),
+                        function: function.as_str().into(),
+                        holds: life.held.resources.clone(),
+                    };
+                    // A kill interrupts running wasm through the instance's
+                    // flag; racing the call also stops a method blocked in
+                    // the host.
+                    let run = tokio::select! {
+                        r = inst.actor_call(caller, &call.method, args.clone(), life.time) => r,
+                        () = actor.control.notified() => Err(CallError::Cancelled),
+                    };
+                    match run {
+                        Ok(v) => {
+                            held = Some(v.held);
+                            break Ok(Object { data: v.data, refs: v.refs });
                         }
-                        Err(Error::task_failed(&function, e.to_string()))
+                        Err(CallError::Cancelled) => {
+                            break Err(Error::ActorDied(format!(
+                                "{} was killed while running {}",
+                                actor.class, call.method
+                            )));
+                        }
+                        Err(e) => {
+                            if e.poisons_instance() {
+                                // The instance is unusable: restart or die.
+                                life.instance = None;
+                                self.restart(life, &format!("crashed in {}: {e}", call.method)).await;
+                                if retries_left > 0 && life.instance.is_some() {
+                                    retries_left -= 1;
+                                    continue;
+                                }
+                            }
+                            break Err(Error::task_failed(&function, e.to_string()));
+                        }
                     }
                 }
             }

@@ -84,6 +84,7 @@ impl NodeInner {
             lo,
             max_concurrency: spec.options.max_concurrency,
             max_restarts: spec.options.max_restarts,
+            max_task_retries: spec.options.max_task_retries,
         };
         let request =
             self.task_request(job, spec.task, &actor.class, &spec.args, &spec.options, must_move, Some(wire)).await;
@@ -279,6 +280,7 @@ impl NodeInner {
             time_limit: req.time_limit_ms.map(Duration::from_millis),
             max_concurrency: wire.max_concurrency,
             max_restarts: wire.max_restarts,
+            max_task_retries: wire.max_task_retries,
             ..Options::default()
         };
         let task = TaskId::from_halves(req.task_hi, req.task_lo);

@@ -582,6 +582,19 @@ fn main(args: Vec<String>) -> Result<(), Error> {
                 start.elapsed().as_secs_f64()
             );
         }
+        "task-retries" => {
+            // Crashes until a separate tally reaches 3: with retries the
+            // call survives two crashes; without, the first crash fails it.
+            let tally = Counter::remote(0);
+            let flaky = Flaky::options().max_restarts(5).max_task_retries(3).remote(tally.clone());
+            println!("retried: {:?}", wray::get(&flaky.work()).map_err(|e| e.to_string()));
+            let tally = Counter::remote(0);
+            let plain = Flaky::options().max_restarts(5).remote(tally);
+            println!("not retried: {:?}", wray::get(&plain.work()).map_err(|e| e.to_string()));
+            let tally = Counter::remote(0);
+            let short = Flaky::options().max_restarts(1).max_task_retries(5).remote(tally);
+            println!("restarts used up: {:?}", wray::get(&short.work()).map_err(|e| e.to_string()));
+        }
         "isatty" => {
             use std::io::IsTerminal;
             println!("stdout is a terminal: {}", std::io::stdout().is_terminal());
@@ -1050,4 +1063,25 @@ fn tune_pbt() -> Result<(), Error> {
     );
     println!("pbt: iterations {:?}", grid.trials.iter().map(|t| t.iterations()).collect::<Vec<_>>());
     Ok(())
+}
+
+/// An actor whose `work` panics (killing its instance) until a tally kept by
+/// another actor reaches 3.
+#[wray::actor]
+pub struct Flaky {
+    tally: ActorHandle<Counter>,
+}
+
+#[wray::actor]
+impl Flaky {
+    pub fn new(tally: ActorHandle<Counter>) -> Self {
+        Flaky { tally }
+    }
+    pub fn work(&mut self) -> Result<i64, Error> {
+        let n = wray::get(&self.tally.incr(1))?;
+        if n < 3 {
+            panic!("flaky crash {n}");
+        }
+        Ok(n)
+    }
 }
