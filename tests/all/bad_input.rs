@@ -109,3 +109,60 @@ fn build_explains_a_missing_wasm_target() {
     assert_code(&out, 2);
     assert!(stderr(&out).contains("rustup target add wasm32-wasip2"), "{}", stderr(&out));
 }
+
+/// A seeded mutation fuzz of the component loader, short enough for every
+/// test run: the `pi` component with bits flipped, windows overwritten,
+/// bytes inserted or the file cut short must each be refused with an error
+/// or loaded — never a panic. `WRAY_FUZZ_SEED` replays a run and
+/// `WRAY_FUZZ_ITERATIONS` makes a longer one (docs/RELIABILITY.md).
+#[test]
+fn mutated_components_are_refused_or_loaded_never_a_crash() {
+    let seed: u64 = std::env::var("WRAY_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    let iterations: usize = std::env::var("WRAY_FUZZ_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(150);
+    let original = std::fs::read(&guests().pi).unwrap();
+    let runtime = wray_runtime::Runtime::builder().cache_dir(None).gpu_devices(None).build().unwrap();
+    let mut state = seed | 1;
+    let mut next = move || {
+        // xorshift64*: enough for choosing mutations.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let (mut loaded, mut refused) = (0, 0);
+    for i in 0..iterations {
+        let mut bytes = original.clone();
+        let at = (next() as usize) % bytes.len();
+        match next() % 4 {
+            0 => {
+                for _ in 0..1 + next() % 8 {
+                    let p = (next() as usize) % bytes.len();
+                    bytes[p] ^= 1 << (next() % 8);
+                }
+            }
+            1 => bytes.truncate(at),
+            2 => {
+                for b in bytes.iter_mut().skip(at).take(8) {
+                    *b = next() as u8;
+                }
+            }
+            _ => {
+                let junk: Vec<u8> = (0..1 + next() % 16).map(|_| next() as u8).collect();
+                bytes.splice(at..at, junk);
+            }
+        }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.load("fuzzed.wasm", &bytes)));
+        match result {
+            Ok(Ok(_)) => loaded += 1,
+            Ok(Err(e)) => {
+                assert!(!e.to_string().is_empty(), "an empty error (seed {seed}, iteration {i})");
+                refused += 1;
+            }
+            Err(_) => panic!("the loader panicked on mutation {i}: rerun with WRAY_FUZZ_SEED={seed}"),
+        }
+    }
+    assert_eq!(loaded + refused, iterations);
+    assert!(refused > iterations / 4, "almost every mutation loaded ({loaded} of {iterations}, seed {seed})");
+}
