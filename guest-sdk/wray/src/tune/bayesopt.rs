@@ -4,13 +4,11 @@
 //! confidence bound `μ + κσ` maximised over random candidates.
 
 use super::Metrics;
-use super::encode::Encoder;
+use super::encode::Observations;
 use super::schedulers::Mode;
 use super::search::Searcher;
 use super::space::{Config, Space};
 use crate::error::Error;
-use crate::nn::Rng;
-use std::collections::HashMap;
 
 /// Candidates scored per suggestion: random ones over the cube, and as many
 /// again around the best point so far.
@@ -23,39 +21,19 @@ const LENGTH_SCALES: [f64; 7] = [0.05, 0.1, 0.2, 0.35, 0.5, 0.8, 1.2];
 pub struct BayesOptSearch {
     random_search_steps: usize,
     kappa: f64,
-    points: Vec<Config>,
-    encoder: Option<Encoder>,
-    metric: String,
-    mode: Mode,
-    rng: Rng,
-    suggested: HashMap<usize, Vec<f64>>,
-    xs: Vec<Vec<f64>>,
-    ys: Vec<f64>,
-    made: usize,
+    seen: Observations,
 }
 
 impl BayesOptSearch {
     /// A searcher that samples `random_search_steps` configs at random
     /// before following the GP (Ray's default: 10), with κ = 2.576.
     pub fn new(random_search_steps: usize) -> BayesOptSearch {
-        BayesOptSearch {
-            random_search_steps,
-            kappa: 2.576,
-            points: Vec::new(),
-            encoder: None,
-            metric: String::new(),
-            mode: Mode::Max,
-            rng: Rng::new(0),
-            suggested: HashMap::new(),
-            xs: Vec::new(),
-            ys: Vec::new(),
-            made: 0,
-        }
+        BayesOptSearch { random_search_steps, kappa: 2.576, seen: Observations::new("BayesOptSearch", false) }
     }
 
     /// Configs to evaluate first.
     pub fn points_to_evaluate(mut self, points: Vec<Config>) -> BayesOptSearch {
-        self.points = points;
+        self.seen.points = points;
         self
     }
 
@@ -64,62 +42,44 @@ impl BayesOptSearch {
         self.kappa = kappa;
         self
     }
+}
 
-    fn next_point(&mut self) -> Vec<f64> {
-        let d = self.encoder.as_ref().map_or(0, |e| e.axes.len());
-        let random = |rng: &mut Rng| (0..d).map(|_| f64::from(rng.uniform())).collect::<Vec<f64>>();
-        if self.ys.len() < self.random_search_steps.max(1) {
-            return random(&mut self.rng);
-        }
-        let gp = Gp::fit(&self.xs, &self.ys);
-        let best = self.xs[self.ys.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i)].clone();
-        let mut top = (f64::MIN, random(&mut self.rng));
-        for i in 0..2 * CANDIDATES {
-            let x = if i < CANDIDATES {
-                random(&mut self.rng)
-            } else {
-                best.iter().map(|b| (b + 0.05 * f64::from(self.rng.normal())).clamp(0.0, 1.0)).collect()
-            };
-            let (mu, sigma) = gp.predict(&x);
-            let ucb = mu + self.kappa * sigma;
-            if ucb > top.0 {
-                top = (ucb, x);
-            }
-        }
-        top.1
+/// The point maximising the upper confidence bound `μ + κσ` of a GP fitted
+/// to what was seen, after `warmup` random points.
+fn next_point(seen: &mut Observations, warmup: usize, kappa: f64) -> Vec<f64> {
+    if seen.ys.len() < warmup.max(1) {
+        return seen.random_point();
     }
+    let gp = Gp::fit(&seen.xs, &seen.ys);
+    let best = seen.xs[seen.ys.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i)].clone();
+    let mut top = (f64::MIN, seen.random_point());
+    for i in 0..2 * CANDIDATES {
+        let x = if i < CANDIDATES {
+            seen.random_point()
+        } else {
+            best.iter().map(|b| (b + 0.05 * f64::from(seen.rng.normal())).clamp(0.0, 1.0)).collect()
+        };
+        let (mu, sigma) = gp.predict(&x);
+        let ucb = mu + kappa * sigma;
+        if ucb > top.0 {
+            top = (ucb, x);
+        }
+    }
+    top.1
 }
 
 impl Searcher for BayesOptSearch {
     fn set_search_properties(&mut self, space: &Space, metric: &str, mode: Mode, seed: u64) -> Result<(), Error> {
-        self.encoder = Some(Encoder::new(space, "BayesOptSearch", false)?);
-        self.metric = metric.into();
-        self.mode = mode;
-        self.rng = Rng::new(seed);
-        Ok(())
+        self.seen.set(space, metric, mode, seed)
     }
 
     fn suggest(&mut self, trial: usize) -> Option<Config> {
-        let encoder = self.encoder.clone()?;
-        let config = if self.made < self.points.len() {
-            let mut c = encoder.decode(&vec![0.5; encoder.axes.len()], &mut self.rng);
-            c.0.extend(self.points[self.made].0.clone());
-            c
-        } else {
-            let x = self.next_point();
-            encoder.decode(&x, &mut self.rng)
-        };
-        self.made += 1;
-        self.suggested.insert(trial, encoder.encode(&config));
-        Some(config)
+        let (warmup, kappa) = (self.random_search_steps, self.kappa);
+        self.seen.suggest(trial, |seen| next_point(seen, warmup, kappa))
     }
 
     fn on_trial_complete(&mut self, trial: usize, result: Option<&Metrics>) {
-        let Some(x) = self.suggested.remove(&trial) else { return };
-        if let Some(y) = result.and_then(|r| r.get(&self.metric)).filter(|y| y.is_finite()) {
-            self.xs.push(x);
-            self.ys.push(self.mode.signed(*y));
-        }
+        self.seen.complete(trial, result);
     }
 }
 

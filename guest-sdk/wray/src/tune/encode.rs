@@ -120,3 +120,93 @@ impl Encoder {
         config
     }
 }
+
+/// What every model-based searcher keeps: the space's encoding, the
+/// configs to try first, the points it suggested, and the (point, signed
+/// metric) pairs observed so far. The searcher supplies only how to choose
+/// the next point.
+pub(crate) struct Observations {
+    name: &'static str,
+    categorical: bool,
+    pub(crate) points: Vec<Config>,
+    pub(crate) encoder: Option<Encoder>,
+    metric: String,
+    mode: super::schedulers::Mode,
+    pub(crate) rng: Rng,
+    suggested: std::collections::HashMap<usize, Vec<f64>>,
+    pub(crate) xs: Vec<Vec<f64>>,
+    pub(crate) ys: Vec<f64>,
+    made: usize,
+}
+
+impl Observations {
+    /// For the searcher `name`; `categorical`: whether `choice` is allowed.
+    pub(crate) fn new(name: &'static str, categorical: bool) -> Observations {
+        Observations {
+            name,
+            categorical,
+            points: Vec::new(),
+            encoder: None,
+            metric: String::new(),
+            mode: super::schedulers::Mode::Max,
+            rng: Rng::new(0),
+            suggested: std::collections::HashMap::new(),
+            xs: Vec::new(),
+            ys: Vec::new(),
+            made: 0,
+        }
+    }
+
+    /// The searched dimensions (0 before the space is known).
+    pub(crate) fn dims(&self) -> usize {
+        self.encoder.as_ref().map_or(0, |e| e.axes.len())
+    }
+
+    /// A uniformly random point.
+    pub(crate) fn random_point(&mut self) -> Vec<f64> {
+        (0..self.dims()).map(|_| f64::from(self.rng.uniform())).collect()
+    }
+
+    pub(crate) fn set(
+        &mut self,
+        space: &Space,
+        metric: &str,
+        mode: super::schedulers::Mode,
+        seed: u64,
+    ) -> Result<(), Error> {
+        self.encoder = Some(Encoder::new(space, self.name, self.categorical)?);
+        self.metric = metric.into();
+        self.mode = mode;
+        self.rng = Rng::new(seed);
+        Ok(())
+    }
+
+    /// The next config: a point to evaluate first, else `choose(self)`.
+    pub(crate) fn suggest(
+        &mut self,
+        trial: usize,
+        choose: impl FnOnce(&mut Observations) -> Vec<f64>,
+    ) -> Option<Config> {
+        let encoder = self.encoder.clone()?;
+        let config = if self.made < self.points.len() {
+            let mut c = encoder.decode(&vec![0.5; encoder.axes.len()], &mut self.rng);
+            c.0.extend(self.points[self.made].0.clone());
+            c
+        } else {
+            let x = choose(self);
+            encoder.decode(&x, &mut self.rng)
+        };
+        self.made += 1;
+        self.suggested.insert(trial, encoder.encode(&config));
+        Some(config)
+    }
+
+    /// Records a finished trial's metric (failed trials teach nothing).
+    pub(crate) fn complete(&mut self, trial: usize, result: Option<&super::Metrics>) {
+        let Some(x) = self.suggested.remove(&trial) else { return };
+        if let Some(y) = result.and_then(|r| r.get(&self.metric)).filter(|y| y.is_finite()) {
+            self.xs.push(x);
+            self.ys.push(self.mode.signed(*y));
+        }
+    }
+}

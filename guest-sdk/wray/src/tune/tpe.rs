@@ -5,13 +5,12 @@
 //! candidate (drawn from the good density) with the best ratio good / bad.
 
 use super::Metrics;
-use super::encode::{Axis, Encoder};
+use super::encode::{Axis, Observations};
 use super::schedulers::Mode;
 use super::search::Searcher;
 use super::space::{Config, Space};
 use crate::error::Error;
 use crate::nn::Rng;
-use std::collections::HashMap;
 
 /// HyperOpt's defaults.
 const GAMMA: f64 = 0.25;
@@ -21,37 +20,18 @@ const EI_CANDIDATES: usize = 24;
 /// The TPE searcher.
 pub struct TpeSearch {
     n_initial_points: usize,
-    points: Vec<Config>,
-    encoder: Option<Encoder>,
-    metric: String,
-    mode: Mode,
-    rng: Rng,
-    suggested: HashMap<usize, Vec<f64>>,
-    xs: Vec<Vec<f64>>,
-    ys: Vec<f64>,
-    made: usize,
+    seen: Observations,
 }
 
 impl TpeSearch {
     /// TPE after `n_initial_points` random trials (Ray's default: 20).
     pub fn new(n_initial_points: usize) -> TpeSearch {
-        TpeSearch {
-            n_initial_points,
-            points: Vec::new(),
-            encoder: None,
-            metric: String::new(),
-            mode: Mode::Max,
-            rng: Rng::new(0),
-            suggested: HashMap::new(),
-            xs: Vec::new(),
-            ys: Vec::new(),
-            made: 0,
-        }
+        TpeSearch { n_initial_points, seen: Observations::new("TpeSearch", true) }
     }
 
     /// Configs to evaluate first.
     pub fn points_to_evaluate(mut self, points: Vec<Config>) -> TpeSearch {
-        self.points = points;
+        self.seen.points = points;
         self
     }
 }
@@ -113,73 +93,54 @@ fn categorical(values: &[f64], k: usize) -> Vec<f64> {
     counts.iter().map(|c| c / total).collect()
 }
 
-impl TpeSearch {
-    fn next_point(&mut self) -> Vec<f64> {
-        let Some(encoder) = &self.encoder else { return Vec::new() };
-        let d = encoder.axes.len();
-        if self.ys.len() < self.n_initial_points.max(1) {
-            return (0..d).map(|_| f64::from(self.rng.uniform())).collect();
-        }
-        let mut order: Vec<usize> = (0..self.ys.len()).collect();
-        order.sort_by(|a, b| self.ys[*b].total_cmp(&self.ys[*a]));
-        let n_good = ((GAMMA * (self.ys.len() as f64).sqrt()).ceil() as usize).clamp(1, GAMMA_CAP);
-        let (good, bad) = order.split_at(n_good);
-        let mut point = Vec::with_capacity(d);
-        for (axis_i, (_, axis)) in encoder.axes.iter().enumerate() {
-            let column = |ids: &[usize]| ids.iter().map(|&i| self.xs[i][axis_i]).collect::<Vec<f64>>();
-            let (g, b) = (column(good), column(bad));
-            let best = if let Axis::Categorical(values) = axis {
-                let (pg, pb) = (categorical(&g, values.len()), categorical(&b, values.len()));
-                let k = (0..values.len()).max_by(|i, j| (pg[*i] / pb[*i]).total_cmp(&(pg[*j] / pb[*j]))).unwrap_or(0);
-                (k as f64 + 0.5) / values.len() as f64
-            } else {
-                let (lg, lb) = (Parzen::new(&g), Parzen::new(&b));
-                let mut top = (f64::MIN, 0.5);
-                for _ in 0..EI_CANDIDATES {
-                    let x = lg.sample(&mut self.rng);
-                    let score = lg.pdf(x).ln() - lb.pdf(x).ln();
-                    if score > top.0 {
-                        top = (score, x);
-                    }
-                }
-                top.1
-            };
-            point.push(best);
-        }
-        point
+/// Per parameter, the candidate (drawn from the good density) with the best
+/// ratio good / bad, after `warmup` random points.
+fn next_point(seen: &mut Observations, warmup: usize) -> Vec<f64> {
+    if seen.ys.len() < warmup.max(1) {
+        return seen.random_point();
     }
+    let Some(encoder) = seen.encoder.clone() else { return Vec::new() };
+    let mut order: Vec<usize> = (0..seen.ys.len()).collect();
+    order.sort_by(|a, b| seen.ys[*b].total_cmp(&seen.ys[*a]));
+    let n_good = ((GAMMA * (seen.ys.len() as f64).sqrt()).ceil() as usize).clamp(1, GAMMA_CAP);
+    let (good, bad) = order.split_at(n_good);
+    let mut point = Vec::with_capacity(encoder.axes.len());
+    for (axis_i, (_, axis)) in encoder.axes.iter().enumerate() {
+        let column = |ids: &[usize]| ids.iter().map(|&i| seen.xs[i][axis_i]).collect::<Vec<f64>>();
+        let (g, b) = (column(good), column(bad));
+        let best = if let Axis::Categorical(values) = axis {
+            let (pg, pb) = (categorical(&g, values.len()), categorical(&b, values.len()));
+            let k = (0..values.len()).max_by(|i, j| (pg[*i] / pb[*i]).total_cmp(&(pg[*j] / pb[*j]))).unwrap_or(0);
+            (k as f64 + 0.5) / values.len() as f64
+        } else {
+            let (lg, lb) = (Parzen::new(&g), Parzen::new(&b));
+            let mut top = (f64::MIN, 0.5);
+            for _ in 0..EI_CANDIDATES {
+                let x = lg.sample(&mut seen.rng);
+                let score = lg.pdf(x).ln() - lb.pdf(x).ln();
+                if score > top.0 {
+                    top = (score, x);
+                }
+            }
+            top.1
+        };
+        point.push(best);
+    }
+    point
 }
 
 impl Searcher for TpeSearch {
     fn set_search_properties(&mut self, space: &Space, metric: &str, mode: Mode, seed: u64) -> Result<(), Error> {
-        self.encoder = Some(Encoder::new(space, "TpeSearch", true)?);
-        self.metric = metric.into();
-        self.mode = mode;
-        self.rng = Rng::new(seed);
-        Ok(())
+        self.seen.set(space, metric, mode, seed)
     }
 
     fn suggest(&mut self, trial: usize) -> Option<Config> {
-        let encoder = self.encoder.clone()?;
-        let config = if self.made < self.points.len() {
-            let mut c = encoder.decode(&vec![0.5; encoder.axes.len()], &mut self.rng);
-            c.0.extend(self.points[self.made].0.clone());
-            c
-        } else {
-            let x = self.next_point();
-            encoder.decode(&x, &mut self.rng)
-        };
-        self.made += 1;
-        self.suggested.insert(trial, encoder.encode(&config));
-        Some(config)
+        let warmup = self.n_initial_points;
+        self.seen.suggest(trial, |seen| next_point(seen, warmup))
     }
 
     fn on_trial_complete(&mut self, trial: usize, result: Option<&Metrics>) {
-        let Some(x) = self.suggested.remove(&trial) else { return };
-        if let Some(y) = result.and_then(|r| r.get(&self.metric)).filter(|y| y.is_finite()) {
-            self.xs.push(x);
-            self.ys.push(self.mode.signed(*y));
-        }
+        self.seen.complete(trial, result);
     }
 }
 
