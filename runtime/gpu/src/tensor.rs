@@ -89,6 +89,17 @@ fn read(lock: &RwLock<Vec<f32>>) -> std::sync::RwLockReadGuard<'_, Vec<f32>> {
     lock.read().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Reads two operands, taking the lock once when they are the same storage
+/// (`x.mul(&x)`): a second read lock could deadlock behind a waiting writer.
+fn read_both<T>(a: &RwLock<Vec<f32>>, b: &RwLock<Vec<f32>>, f: impl FnOnce(&[f32], &[f32]) -> T) -> T {
+    if std::ptr::eq(a, b) {
+        let a = read(a);
+        f(&a, &a)
+    } else {
+        f(&read(a), &read(b))
+    }
+}
+
 fn write(lock: &RwLock<Vec<f32>>) -> std::sync::RwLockWriteGuard<'_, Vec<f32>> {
     lock.write().unwrap_or_else(|e| e.into_inner())
 }
@@ -135,11 +146,6 @@ impl Tensor {
             Device::Gpu(g) => Storage::Gpu(Arc::new(g.upload(&data)?)),
         };
         Ok(Tensor { shape, storage })
-    }
-
-    fn with(&self, shape: Vec<usize>, storage: Storage) -> Tensor {
-        let _ = self;
-        Tensor { shape, storage }
     }
 
     /// The shape.
@@ -189,7 +195,7 @@ impl Tensor {
                 format!("cannot reshape {:?} ({} elements) to {shape:?} ({n} elements)", self.shape, self.len()),
             ));
         }
-        Ok(self.with(shape.to_vec(), self.storage.clone()))
+        Ok(Tensor { shape: shape.to_vec(), storage: self.storage.clone() })
     }
 
     /// A copy on `device`.
@@ -203,7 +209,7 @@ impl Tensor {
             Storage::Cpu(d) => Storage::Cpu(Arc::new(RwLock::new(cpu::unary(op, &read(d))))),
             Storage::Gpu(b) => Storage::Gpu(Arc::new(b.device().unary(op, b, self.len())?)),
         };
-        Ok(self.with(self.shape.clone(), storage))
+        Ok(Tensor { shape: self.shape.clone(), storage })
     }
 
     /// An element-wise operation of two tensors, broadcasting.
@@ -215,12 +221,7 @@ impl Tensor {
         checked_len(name, &out)?;
         let storage = match (&self.storage, &other.storage) {
             (Storage::Cpu(a), Storage::Cpu(b)) => {
-                let r = if Arc::ptr_eq(a, b) {
-                    let a = read(a);
-                    cpu::binary(op, &a, &self.shape, &a, &other.shape, &out)
-                } else {
-                    cpu::binary(op, &read(a), &self.shape, &read(b), &other.shape, &out)
-                };
+                let r = read_both(a, b, |a, b| cpu::binary(op, a, &self.shape, b, &other.shape, &out));
                 Storage::Cpu(Arc::new(RwLock::new(r)))
             }
             (Storage::Gpu(a), Storage::Gpu(b)) => {
@@ -229,7 +230,7 @@ impl Tensor {
             }
             _ => return Err(mixed(name)),
         };
-        Ok(self.with(out, storage))
+        Ok(Tensor { shape: out, storage })
     }
 
     /// Matrix product `op(self)·op(other)` of two matrices, where `op`
@@ -254,12 +255,7 @@ impl Tensor {
         checked_len("matmul", &[m, n])?;
         let storage = match (&self.storage, &other.storage) {
             (Storage::Cpu(a), Storage::Cpu(b)) => {
-                let r = if Arc::ptr_eq(a, b) {
-                    let a = read(a);
-                    cpu::matmul(&a, &a, m, k, n, transpose_self, transpose_other)
-                } else {
-                    cpu::matmul(&read(a), &read(b), m, k, n, transpose_self, transpose_other)
-                };
+                let r = read_both(a, b, |a, b| cpu::matmul(a, b, m, k, n, transpose_self, transpose_other));
                 Storage::Cpu(Arc::new(RwLock::new(r)))
             }
             (Storage::Gpu(a), Storage::Gpu(b)) => {
@@ -268,7 +264,7 @@ impl Tensor {
             }
             _ => return Err(mixed("matmul")),
         };
-        Ok(self.with(vec![m, n], storage))
+        Ok(Tensor { shape: vec![m, n], storage })
     }
 
     /// Reduces along `axis`, which is kept with length 1.
@@ -290,7 +286,7 @@ impl Tensor {
             Storage::Cpu(d) => Storage::Cpu(Arc::new(RwLock::new(cpu::reduce(op, &read(d), &self.shape, axis)))),
             Storage::Gpu(b) => Storage::Gpu(Arc::new(b.device().reduce(op, b, &self.shape, axis)?)),
         };
-        Ok(self.with(out, storage))
+        Ok(Tensor { shape: out, storage })
     }
 
     fn rows_cols(&self, op: &'static str) -> Result<(usize, usize), TensorError> {
@@ -307,7 +303,7 @@ impl Tensor {
             Storage::Cpu(d) => Storage::Cpu(Arc::new(RwLock::new(cpu::softmax(&read(d), cols)))),
             Storage::Gpu(b) => Storage::Gpu(Arc::new(b.device().softmax(b, rows, cols)?)),
         };
-        Ok(self.with(self.shape.clone(), storage))
+        Ok(Tensor { shape: self.shape.clone(), storage })
     }
 
     /// Cross-entropy of each row of logits against its class index:
@@ -330,7 +326,7 @@ impl Tensor {
             Storage::Cpu(d) => Storage::Cpu(Arc::new(RwLock::new(cpu::cross_entropy(&read(d), cols, targets)))),
             Storage::Gpu(b) => Storage::Gpu(Arc::new(b.device().cross_entropy(b, rows, cols, targets)?)),
         };
-        Ok(self.with(vec![rows, 1], storage))
+        Ok(Tensor { shape: vec![rows, 1], storage })
     }
 
     /// The rows (first-axis slices) at `indices`, in that order.
@@ -352,7 +348,7 @@ impl Tensor {
             Storage::Cpu(d) => Storage::Cpu(Arc::new(RwLock::new(cpu::gather_rows(&read(d), row_len, indices)))),
             Storage::Gpu(b) => Storage::Gpu(Arc::new(b.device().gather_rows(b, row_len, indices)?)),
         };
-        Ok(self.with(out, storage))
+        Ok(Tensor { shape: out, storage })
     }
 
     /// One SGD update of `self` (a parameter) in place, with its gradient

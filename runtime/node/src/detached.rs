@@ -46,7 +46,7 @@ impl JobTable {
     /// Opens (or creates) the table in `dir`. Jobs recorded as running by a
     /// previous head process are marked failed: their process is gone.
     pub fn open(dir: &Path) -> std::io::Result<Arc<JobTable>> {
-        let db = sled::open(dir.join("jobs.sled")).map_err(io)?;
+        let db = wray_store::open_waiting(&sled::Config::new().path(dir.join("jobs.sled")))?;
         let logs = dir.join("job-logs");
         std::fs::create_dir_all(&logs)?;
         let mut max = 0;

@@ -17,5 +17,5 @@ pub mod policy;
 mod spill;
 mod store;
 
-pub use spill::{SledSpill, SpillStore};
+pub use spill::{LOCK_WAIT, SledSpill, SpillStore, open_waiting};
 pub use store::{Object, ObjectStore, StoreStats};

@@ -28,11 +28,34 @@ pub struct SledSpill {
 impl SledSpill {
     /// Opens (creating) the database in `dir`.
     pub fn open(dir: &Path) -> io::Result<SledSpill> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open().map_err(to_io)?;
+        let db = open_waiting(&sled::Config::new().path(dir).mode(sled::Mode::HighThroughput))?;
         // Leftovers from an earlier process are garbage: objects do not
         // outlive their node.
         db.clear().map_err(to_io)?;
         Ok(SledSpill { db })
+    }
+}
+
+/// How long opening a database waits for a previous owner's lock: a node
+/// restarted right after a crash may find the dead process's lock not yet
+/// released by the kernel.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens a sled database, waiting up to [`LOCK_WAIT`] while another process
+/// still holds its lock; any other failure is returned at once.
+pub fn open_waiting(config: &sled::Config) -> io::Result<sled::Db> {
+    let start = std::time::Instant::now();
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            // sled reports a held lock as an `Other` error with this text.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && start.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(to_io(e)),
+        }
     }
 }
 
