@@ -497,8 +497,10 @@ impl Node {
                     let hash = job.component_hash;
                     return frame::write(&mut send, &reply(Event::NeedComponent { hash })?).await;
                 }
-                let event = match self.load(&job.name, &job.component) {
-                    Err(e) => Event::Refused(e.to_string()),
+                let bytes = std::mem::take(&mut job.component);
+                let loaded = self.inner.load_component_async(&job.name, None, async { Ok(bytes) });
+                let event = match loaded.await {
+                    Err(e) => Event::Refused(e),
                     Ok(component) => Event::Submitted { id: jobs.submit(self, component, job).map_err(storage)? },
                 };
                 frame::write(&mut send, &reply(event)?).await?;
@@ -616,12 +618,13 @@ impl Node {
                 }
             }
         } else {
-            self.load(&req.name, &req.component)
+            let bytes = req.component.clone();
+            self.inner.load_component_async(&req.name, None, async { Ok(bytes) }).await
         };
         let component = match loaded {
             Ok(c) => c,
             Err(e) => {
-                return frame::write(send, &proto::encode(&finished(2, e.to_string()))?).await;
+                return frame::write(send, &proto::encode(&finished(2, e))?).await;
             }
         };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -109,6 +109,9 @@ pub(crate) struct NodeInner {
     /// Components this node has loaded, by content hash: what lets a peer
     /// name a component by hash instead of sending it again.
     components: Mutex<HashMap<String, JobComponent>>,
+    /// Held while a component is fetched and compiled for a peer's request
+    /// (see [`NodeInner::load_component_async`]).
+    loading: tokio::sync::Mutex<()>,
     /// Random per node: makes its job's task ids unique in the cluster.
     salt: u64,
     /// The rest of the cluster, once this node serves as head or joined one.
@@ -186,6 +189,7 @@ impl Node {
                 jobs: Mutex::new(HashMap::new()),
                 next_job: AtomicU32::new(1),
                 components: Mutex::new(HashMap::new()),
+                loading: tokio::sync::Mutex::new(()),
                 salt: {
                     use std::hash::{BuildHasher, Hasher};
                     std::collections::hash_map::RandomState::new().build_hasher().finish()
@@ -269,6 +273,34 @@ impl NodeInner {
         }
         known.insert(component.hash().to_string(), component.clone());
         Ok(component)
+    }
+
+    /// [`NodeInner::load_component`] for async callers: `bytes()` (which may
+    /// fetch them from the head) and the compile run one at a time per node,
+    /// on a blocking thread. Compiling takes seconds and every core; done on
+    /// the async threads it stalled this node's heartbeats long enough to be
+    /// declared dead under load, and tasks arriving together each compiled
+    /// the same component. A caller that names the component by `known`
+    /// hash finds it remembered if someone loaded it while it waited (bytes
+    /// a peer sent are always loaded: they may not be what it says).
+    pub(crate) async fn load_component_async<F>(
+        self: &Arc<Self>,
+        name: &str,
+        known: Option<&str>,
+        bytes: F,
+    ) -> Result<JobComponent, String>
+    where
+        F: std::future::Future<Output = Result<Vec<u8>, String>>,
+    {
+        let _one_at_a_time = self.loading.lock().await;
+        if let Some(c) = known.and_then(|hash| self.component(hash)) {
+            return Ok(c);
+        }
+        let bytes = bytes.await?;
+        let (node, label) = (self.clone(), name.to_string());
+        tokio::task::spawn_blocking(move || node.load_component(&label, &bytes).map_err(|e| e.to_string()))
+            .await
+            .unwrap_or_else(|e| Err(format!("compiling {name} failed: {e}")))
     }
 
     fn component(&self, hash: &str) -> Option<JobComponent> {

@@ -664,12 +664,15 @@ impl NodeInner {
         if let Some(c) = self.component(&req.component_hash) {
             return Ok(c);
         }
-        let bytes = match self.link.get() {
-            Some(Link::Head(peers)) => peers.stored_component(&req.component_hash),
-            Some(Link::Worker(w)) => fetch_component(&w.head(), &req.component_hash).await,
-            None => Err("this node is not part of a cluster".to_string()),
-        }?;
-        self.load_component(&req.name, &bytes).map_err(|e| e.to_string())
+        let bytes = async {
+            match self.link.get() {
+                Some(Link::Head(peers)) => peers.stored_component(&req.component_hash),
+                Some(Link::Worker(w)) => fetch_component(&w.head(), &req.component_hash).await,
+                None => Err("this node is not part of a cluster".to_string()),
+            }
+        };
+        let me = self.arc().map_err(|e| e.to_string())?;
+        me.load_component_async(&req.name, Some(&req.component_hash), bytes).await
     }
 }
 
