@@ -2,6 +2,7 @@
 //! actors, failures, limits and capabilities.
 
 use crate::util::*;
+use std::process::Command;
 
 #[track_caller]
 fn ok(flags: &[&str], args: &[&str]) -> String {
@@ -136,6 +137,37 @@ fn objects_spill_to_disk_and_come_back() {
     // 32 MiB of objects through an 8 MiB budget.
     let out = ok(&["--object-store-memory", "8MiB"], &["spill"]);
     has(&out, "spill: 32 of 32 objects intact");
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_loses_nothing() {
+    // The spill directory is a 4 MiB tmpfs mounted in a private mount
+    // namespace (as root, or in a user namespace otherwise): a real
+    // ENOSPC from the kernel, nothing simulated.
+    let mnt = tempfile::tempdir().unwrap();
+    let job = path(&guests().testjob);
+    let script = format!(
+        "mount -t tmpfs -o size=4m tmpfs {m} && exec {wray} run --object-store-memory 4MiB --spill-dir {m}/spill {job} -- store-full",
+        m = path(mnt.path()),
+        wray = wray_bin(),
+    );
+    let run = |ns: &str| Command::new("unshare").args([ns, "sh", "-c", &script]).output().unwrap();
+    let mut out = run("-m");
+    if !out.status.success() && stderr(&out).contains("unshare") {
+        out = run("-rm");
+    }
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    let refused = text.lines().find(|l| l.starts_with("refused after ")).unwrap_or_else(|| panic!("{text}"));
+    // 4 MiB in memory and at most 4 MiB on the disk: refused in between.
+    let n: usize = refused["refused after ".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert!((4..=9).contains(&n), "{text}");
+    assert!(refused.contains("object store full:") && refused.contains("No space left on device"), "{text}");
+    assert!(text.contains("task result: object store full:"), "{text}");
+    has(&text, &format!("intact: {n} of {n}"));
+    has(&text, "after freeing half: true");
+    // Logged once while it lasts, not once per object.
+    assert_eq!(stderr(&out).matches("cannot spill objects to disk").count(), 1, "{}", stderr(&out));
 }
 
 #[test]

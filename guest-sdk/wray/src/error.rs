@@ -25,6 +25,10 @@ pub enum Error {
     Cancelled,
     /// The runtime refused an argument (unknown name, bad option, name taken...).
     InvalidArgument(String),
+    /// The node's object store cannot take the object: its memory budget is
+    /// used up and spilling to disk fails (a full disk, most likely). Freeing
+    /// objects (dropping their refs) or freeing disk space makes room again.
+    StoreFull(String),
     /// The object's bytes do not decode as the requested type (the `T` of
     /// `ObjectRef<T>` does not match what the task produced).
     Decode(String),
@@ -41,6 +45,7 @@ impl fmt::Display for Error {
             Error::Timeout => f.write_str("timed out"),
             Error::Cancelled => f.write_str("task cancelled"),
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::StoreFull(m) => write!(f, "object store full: {m}"),
             Error::Decode(m) => write!(f, "decode error: {m}"),
         }
     }
@@ -66,6 +71,7 @@ impl From<wit::Error> for Error {
             wit::Error::Timeout => Error::Timeout,
             wit::Error::Cancelled => Error::Cancelled,
             wit::Error::InvalidArgument(m) => Error::InvalidArgument(m),
+            wit::Error::StoreFull(m) => Error::StoreFull(m),
         }
     }
 }

@@ -28,6 +28,10 @@ pub enum Error {
     /// The caller passed something unacceptable.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The node's object store cannot take the object: its memory budget is
+    /// used up and spilling to disk fails (a full disk, most likely).
+    #[error("object store full: {0}")]
+    StoreFull(String),
 }
 
 impl Error {

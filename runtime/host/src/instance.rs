@@ -514,6 +514,7 @@ pub(crate) fn to_wit_error(e: Error) -> types::Error {
         Error::Timeout => types::Error::Timeout,
         Error::Cancelled => types::Error::Cancelled,
         Error::InvalidArgument(m) => types::Error::InvalidArgument(m),
+        Error::StoreFull(m) => types::Error::StoreFull(m),
     }
 }
 

@@ -324,7 +324,7 @@ pub enum Upcall {
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
 pub struct WireError {
     /// Which kind: 0 task failed, 1 actor died, 2 object lost, 3 timed
-    /// out, 4 cancelled, 5 invalid argument.
+    /// out, 4 cancelled, 5 invalid argument, 6 object store full.
     pub kind: u8,
     /// The failing function (task failed only).
     pub function: String,

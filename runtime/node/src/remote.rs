@@ -137,6 +137,7 @@ fn wire_error(e: &Error) -> WireError {
         Error::Timeout => (3, String::new(), String::new()),
         Error::Cancelled => (4, String::new(), String::new()),
         Error::InvalidArgument(m) => (5, String::new(), m.clone()),
+        Error::StoreFull(m) => (6, String::new(), m.clone()),
     };
     WireError { kind, function, message }
 }
@@ -148,6 +149,7 @@ fn error(w: WireError) -> Error {
         2 => Error::ObjectLost(w.message),
         3 => Error::Timeout,
         4 => Error::Cancelled,
+        6 => Error::StoreFull(w.message),
         _ => Error::InvalidArgument(w.message),
     }
 }
@@ -398,8 +400,14 @@ impl NodeInner {
             let id = object_id(&o.id);
             let refs = o.refs.iter().map(object_id).collect();
             let size = data.len();
-            if self.landing(size, || self.store.put(job.id, id, Object { data: data.into(), refs })).is_ok() {
-                imported.push(id);
+            match self.landing(size, || self.store.put(job.id, id, Object { data: data.into(), refs })) {
+                Ok(()) => imported.push(id),
+                Err(full @ Error::StoreFull(_)) => {
+                    self.unpin(&imported);
+                    return Err(NetError::Stream(full.to_string()));
+                }
+                // Already here (a retried transfer): keep the one we have.
+                Err(_) => {}
             }
         }
         Ok(imported)

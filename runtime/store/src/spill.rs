@@ -22,7 +22,10 @@ pub trait SpillStore: Send + Sync + 'static {
 /// need to survive a restart (the node's objects die with it), so writes are
 /// not flushed individually.
 pub struct SledSpill {
-    db: sled::Db,
+    /// `None` only while being dropped.
+    db: Option<sled::Db>,
+    /// Set once a write failed: sled cannot be closed cleanly afterwards.
+    broken: std::sync::atomic::AtomicBool,
 }
 
 impl SledSpill {
@@ -32,7 +35,35 @@ impl SledSpill {
         // Leftovers from an earlier process are garbage: objects do not
         // outlive their node.
         db.clear().map_err(to_io)?;
-        Ok(SledSpill { db })
+        Ok(SledSpill { db: Some(db), broken: Default::default() })
+    }
+
+    fn db(&self) -> &sled::Db {
+        self.db.as_ref().expect("only None while dropping")
+    }
+
+    fn note<T>(&self, r: sled::Result<T>) -> io::Result<T> {
+        r.map_err(|e| {
+            self.broken.store(true, std::sync::atomic::Ordering::Relaxed);
+            to_io(e)
+        })
+    }
+}
+
+impl Drop for SledSpill {
+    fn drop(&mut self) {
+        // sled flushes its log when the last handle goes, and after a failed
+        // write (ENOSPC) that flush waits forever for a write that never
+        // completes. Spilled objects are garbage once the store goes (the
+        // next open clears them), so a broken database is abandoned: its
+        // threads and memory stay until the process exits, rather than the
+        // process never exiting.
+        if let Some(db) = self.db.take()
+            && self.broken.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!("abandoning the spill database after a write failure");
+            std::mem::forget(db);
+        }
     }
 }
 
@@ -75,20 +106,20 @@ fn to_io(e: sled::Error) -> io::Error {
 
 impl SpillStore for SledSpill {
     fn write(&self, id: ObjectId, data: &[u8]) -> io::Result<()> {
-        self.db.insert(key(id), data).map_err(to_io)?;
+        self.note(self.db().insert(key(id), data))?;
         Ok(())
     }
 
     fn read(&self, id: ObjectId) -> io::Result<Option<Vec<u8>>> {
-        Ok(self.db.get(key(id)).map_err(to_io)?.map(|v| v.to_vec()))
+        Ok(self.note(self.db().get(key(id)))?.map(|v| v.to_vec()))
     }
 
     fn delete(&self, id: ObjectId) -> io::Result<()> {
-        self.db.remove(key(id)).map_err(to_io)?;
+        self.note(self.db().remove(key(id)))?;
         Ok(())
     }
 
     fn disk_usage(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.db().size_on_disk().unwrap_or(0)
     }
 }

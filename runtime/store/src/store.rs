@@ -48,6 +48,9 @@ struct Inner {
     restores: u64,
     /// Logical clock for least-recently-used ordering.
     tick: u64,
+    /// Why the last spill failed, while spilling keeps failing (a full or
+    /// broken disk): logged once, not once per object.
+    spill_failure: Option<String>,
 }
 
 /// Counters describing the store, for `status` and tests.
@@ -135,7 +138,21 @@ impl ObjectStore {
         inner.in_memory += size;
         let spills = self.spill_over_budget(&mut inner);
         drop(inner);
-        self.write_spills(spills);
+        if let Some(full) = self.write_spills(spills) {
+            // The new object is refused (its bytes are the caller's to
+            // drop) rather than kept: over budget with a disk that takes
+            // nothing, every further object would grow memory without bound.
+            let mut inner = self.lock();
+            let mut nested = Vec::new();
+            if let Some(e) = inner.objects.remove(&id) {
+                self.forget(&mut inner, id, e, &mut nested);
+            }
+            drop(inner);
+            for n in nested {
+                self.release(n);
+            }
+            return Err(full);
+        }
         Ok(())
     }
 
@@ -150,27 +167,62 @@ impl ObjectStore {
             return;
         }
         let job = entry.job;
-        let outcome = outcome.and_then(|o| pin_nested(&mut inner, job, &o.refs).map(|()| o));
-        inner.tick += 1;
-        let tick = inner.tick;
-        let mut added = 0;
-        let entry = inner.objects.get_mut(&id).expect("checked above");
-        match outcome {
-            Ok(object) => {
-                added = object.data.len();
-                entry.state = State::Memory(object.data);
-                entry.nested = object.refs;
+        let object = match outcome.and_then(|o| pin_nested(&mut inner, job, &o.refs).map(|()| o)) {
+            Ok(object) => object,
+            Err(e) => {
+                self.settle(&mut inner, id, State::Failed(e), Vec::new());
+                return;
             }
-            Err(e) => entry.state = State::Failed(e),
-        }
-        entry.last_access = tick;
-        for w in entry.watchers.drain(..) {
-            w.notify_one();
-        }
-        inner.in_memory += added;
+        };
+        // The object stays pending (invisible to readers) until the store
+        // knows it can keep it: make room first, then settle, so that every
+        // reader sees the same outcome.
+        let size = object.data.len();
+        inner.in_memory += size;
         let spills = self.spill_over_budget(&mut inner);
         drop(inner);
+        let full = self.write_spills(spills);
+        let mut inner = self.lock();
+        let still_wanted = inner.objects.get(&id).is_some_and(|e| matches!(e.state, State::Pending));
+        let unpin = match (still_wanted, full) {
+            (true, None) => {
+                self.settle(&mut inner, id, State::Memory(object.data), object.refs);
+                Vec::new()
+            }
+            (true, Some(full)) => {
+                // As in `put`: the result is replaced by the error rather
+                // than kept by a store that would grow without bound.
+                inner.in_memory -= size;
+                self.settle(&mut inner, id, State::Failed(full), Vec::new());
+                object.refs
+            }
+            // Freed (or cancelled) meanwhile.
+            (false, _) => {
+                inner.in_memory -= size;
+                object.refs
+            }
+        };
+        let spills = self.spill_over_budget(&mut inner);
+        drop(inner);
+        // A failure here leaves the objects in memory; the next object
+        // brought to the store is the one refused.
         self.write_spills(spills);
+        for n in unpin {
+            self.release(n);
+        }
+    }
+
+    /// Gives a pending object its final state and wakes its readers.
+    fn settle(&self, inner: &mut Inner, id: ObjectId, state: State, nested: Vec<ObjectId>) {
+        inner.tick += 1;
+        let tick = inner.tick;
+        let e = inner.objects.get_mut(&id).expect("the caller checked it is pending");
+        e.state = state;
+        e.nested = nested;
+        e.last_access = tick;
+        for w in e.watchers.drain(..) {
+            w.notify_one();
+        }
     }
 
     /// Adds a reference to an object of `job`.
@@ -362,13 +414,26 @@ impl ObjectStore {
 
     /// Writes objects chosen by [`ObjectStore::spill_over_budget`] to the
     /// spill store, then drops them from memory. An object freed meanwhile
-    /// is deleted again; one that cannot be written stays in memory (over
-    /// budget beats losing data).
-    fn write_spills(&self, work: Vec<(ObjectId, Bytes)>) {
+    /// is deleted again; one that cannot be written stays in memory (an
+    /// object already stored is never lost). If a write failed and memory is
+    /// still over budget, the store is full: the error to give whoever
+    /// brought the object that tipped it over.
+    fn write_spills(&self, work: Vec<(ObjectId, Bytes)>) -> Option<Error> {
+        let mut failure = None;
         for (id, data) in work {
             let written = self.spill.write(id, &data);
             let mut inner = self.lock();
             let size = data.len();
+            if let Err(err) = &written {
+                let why = err.to_string();
+                if inner.spill_failure.as_ref() != Some(&why) {
+                    tracing::error!("cannot spill objects to disk: {why}; keeping them in memory, refusing new ones");
+                }
+                inner.spill_failure = Some(why.clone());
+                failure = Some(why);
+            } else if inner.spill_failure.take().is_some() {
+                tracing::info!("spilling objects to disk works again");
+            }
             match (inner.objects.get_mut(&id), written) {
                 (Some(e), Ok(())) if matches!(e.state, State::Spilling(_)) => {
                     e.state = State::Spilled(size);
@@ -377,8 +442,7 @@ impl ObjectStore {
                     inner.spilled_objects += 1;
                     inner.spills += 1;
                 }
-                (Some(e), Err(err)) if matches!(e.state, State::Spilling(_)) => {
-                    tracing::error!("cannot spill object {id} ({size} bytes): {err}; keeping it in memory");
+                (Some(e), Err(_)) if matches!(e.state, State::Spilling(_)) => {
                     e.state = State::Memory(data);
                 }
                 (None, Ok(())) => {
@@ -390,6 +454,14 @@ impl ObjectStore {
                 _ => {}
             }
         }
+        let why = failure?;
+        let in_memory = self.lock().in_memory;
+        (in_memory > self.budget).then(|| {
+            Error::StoreFull(format!(
+                "{in_memory} bytes of objects are in memory, over the {} byte budget, and spilling to disk failed: {why}",
+                self.budget
+            ))
+        })
     }
 }
 
@@ -474,6 +546,68 @@ mod tests {
         s.create_pending(JobId(1), oid(2));
         s.complete(oid(2), Err(Error::Cancelled));
         assert_eq!(s.get(oid(2)).await, Err(Error::Cancelled));
+    }
+
+    /// A disk of `capacity` bytes: writes past it fail like ENOSPC.
+    struct SmallDisk {
+        capacity: usize,
+        objects: Mutex<HashMap<ObjectId, Vec<u8>>>,
+    }
+
+    impl SpillStore for SmallDisk {
+        fn write(&self, id: ObjectId, data: &[u8]) -> std::io::Result<()> {
+            let mut objects = self.objects.lock().unwrap();
+            if objects.values().map(Vec::len).sum::<usize>() + data.len() > self.capacity {
+                return Err(std::io::Error::from_raw_os_error(28));
+            }
+            objects.insert(id, data.to_vec());
+            Ok(())
+        }
+        fn read(&self, id: ObjectId) -> std::io::Result<Option<Vec<u8>>> {
+            Ok(self.objects.lock().unwrap().get(&id).cloned())
+        }
+        fn delete(&self, id: ObjectId) -> std::io::Result<()> {
+            self.objects.lock().unwrap().remove(&id);
+            Ok(())
+        }
+        fn disk_usage(&self) -> u64 {
+            0
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_refuses_new_objects_and_loses_none() {
+        let disk = SmallDisk { capacity: 1000, objects: Mutex::default() };
+        let s = ObjectStore::new(1000, Box::new(disk));
+        let job = JobId(1);
+        let mut kept = Vec::new();
+        let refusal = loop {
+            let n = kept.len() as u32 + 1;
+            match s.put(job, oid(n), obj(100, n as u8)) {
+                Ok(()) => kept.push(n),
+                Err(e) => break e,
+            }
+            assert!(kept.len() < 100, "never refused");
+        };
+        assert!(matches!(&refusal, Error::StoreFull(m) if m.contains("os error 28")), "{refusal}");
+        // Budget plus disk, give or take the objects in flight.
+        assert!((19..=21).contains(&kept.len()), "{}", kept.len());
+        assert!(s.try_get(oid(kept.len() as u32 + 1)).unwrap().is_err(), "the refused object is not stored");
+        // A task result meets the same store: its readers get the error.
+        let result = ObjectId::put_by(TaskId::driver(JobId(1)), 999);
+        s.create_pending(job, result);
+        s.complete(result, Ok(obj(100, 9)));
+        assert!(matches!(s.get(result).await, Err(Error::StoreFull(_))));
+        for n in &kept {
+            let got = s.try_get(oid(*n)).unwrap().unwrap();
+            assert!(got.data.iter().all(|b| *b == *n as u8), "object {n} corrupted");
+        }
+        // Freeing objects makes room again.
+        for n in kept.drain(..5) {
+            s.release(oid(n));
+        }
+        s.put(job, oid(500), obj(100, 5)).unwrap();
+        assert!(s.stats().memory_bytes <= 1000 + 100, "{:?}", s.stats());
     }
 
     /// Model-based test: random puts, gets and releases against a BTreeMap,

@@ -319,6 +319,38 @@ fn cancel() -> Result<(), Error> {
     Ok(())
 }
 
+/// Puts 1 MiB objects until the store refuses one (its disk is full), then
+/// checks that every object it took is intact, frees half of them and puts
+/// again: a full store is an error, never a loss, and recovers when room is
+/// made.
+fn store_full() -> Result<(), Error> {
+    let mut kept: Vec<(u8, ObjectRef<Vec<u8>>)> = Vec::new();
+    let refusal = loop {
+        let fill = kept.len() as u8;
+        match wray::try_put(&vec![fill; 1 << 20]) {
+            Ok(r) => kept.push((fill, r)),
+            Err(e) => break e,
+        }
+        if kept.len() == 256 {
+            println!("store full: never refused");
+            return Ok(());
+        }
+    };
+    println!("refused after {} objects: {refusal}", kept.len());
+    // A task's result meets the same full store.
+    println!("task result: {}", wray::get(&make_buffer::remote(1 << 20)).map(|v| v.len()).unwrap_err());
+    let intact = kept.iter().filter(|(fill, r)| wray::get(r).is_ok_and(|v| v.iter().all(|b| b == fill))).count();
+    println!("intact: {intact} of {}", kept.len());
+    kept.truncate(kept.len() / 2);
+    println!("after freeing half: {}", wray::try_put(&vec![7u8; 1 << 20]).is_ok());
+    Ok(())
+}
+
+#[wray::remote]
+fn make_buffer(len: usize) -> Vec<u8> {
+    vec![3; len]
+}
+
 /// Puts `n` objects of `mib` MiB each, then reads every one back.
 fn spill(n: usize, mib: usize) -> Result<(), Error> {
     let refs: Vec<ObjectRef<Vec<u8>>> = (0..n).map(|i| wray::put(&vec![i as u8; mib << 20])).collect();
@@ -489,6 +521,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         "actors" => actors()?,
         "cancel" => cancel()?,
         "spill" => spill(32, 1)?,
+        "store-full" => store_full()?,
         "parallel" => {
             // Four tasks of 300 ms holding one CPU each: how long they take
             // shows how many ran at once.
