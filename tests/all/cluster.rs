@@ -575,6 +575,45 @@ fn an_actor_whose_node_dies_is_restarted_on_another() {
 }
 
 #[test]
+fn calls_in_flight_on_a_dead_node_run_again_with_max_task_retries() {
+    use std::io::BufRead;
+    let head = Head::start_with_cpus("1");
+    for _ in 0..3 {
+        head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
+    }
+    let mut run = Command::new(wray_bin())
+        .args(["run", "--address", &head.address, "--token", &head.token, path(&guests().testjob), "--"])
+        .arg("actor-node-retry")
+        .env("HOME", head.home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut text = String::new();
+    for line in std::io::BufReader::new(run.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(host) = line.strip_prefix("kill: node-") {
+            let pid = u32::from_str_radix(host, 16).unwrap();
+            Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    assert!(run.wait().unwrap().success(), "{text}");
+    // With a retry, the slow call and the one queued behind it ran again
+    // on the restarted actor (its constructor ran again: 0 + 1).
+    assert!(text.contains("retries 1: slow: 4000\nretries 1: after: 1\nretries 1: moved: true"), "{text}");
+    // Without, both fail naming the loss; the actor itself restarted.
+    assert!(
+        text.contains(
+            "retries 0: slow: error: actor died: testjob::Counter was lost with the node hosting it while running slow"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("retries 0: after: error: actor died:") && text.contains("retries 0: moved: true"), "{text}");
+}
+
+#[test]
 fn placement_groups_spread_and_pack_bundles_over_nodes() {
     let head = Head::start_with_cpus("1");
     head.add_worker("2");

@@ -28,6 +28,36 @@ pub(crate) struct ActorCall {
     pub(crate) args: Vec<ArgSpec>,
     pub(crate) output: ObjectId,
     pub(crate) pinned: Vec<ObjectId>,
+    /// Times the call was run again after a crash or the loss of the node
+    /// hosting the actor interrupted it (bounded by `max_task_retries`).
+    pub(crate) retries: u32,
+}
+
+/// An actor's calls in submission order: calls interrupted by the loss of
+/// the node hosting the actor come back here to run again, ahead of the
+/// calls submitted after them.
+pub(crate) struct Mailbox {
+    again: std::collections::VecDeque<ActorCall>,
+    rx: mpsc::UnboundedReceiver<ActorCall>,
+    /// How many times an interrupted call may run again.
+    pub(crate) max_task_retries: u32,
+}
+
+impl Mailbox {
+    /// The next call, or `None` once every handle is gone. Cancel-safe.
+    pub(crate) async fn recv(&mut self) -> Option<ActorCall> {
+        match self.again.pop_front() {
+            Some(call) => Some(call),
+            None => self.rx.recv().await,
+        }
+    }
+
+    /// Queues interrupted calls (oldest first) to run before any other.
+    pub(crate) fn run_again(&mut self, calls: Vec<ActorCall>) {
+        for call in calls.into_iter().rev() {
+            self.again.push_front(call);
+        }
+    }
 }
 
 /// A running actor's instance and what rebuilding it takes.
@@ -119,7 +149,8 @@ impl NodeInner {
         let node = self.clone();
         let state = actor.clone();
         tokio::spawn(async move {
-            node.actor_loop(&job, &state, &spec, rx).await;
+            let mailbox = Mailbox { again: Default::default(), rx, max_task_retries: spec.options.max_task_retries };
+            node.actor_loop(&job, &state, &spec, mailbox).await;
             node.unpin(&spec.pinned);
         });
         actor
@@ -175,7 +206,7 @@ impl NodeInner {
         job: &Arc<JobState>,
         actor: &Arc<ActorState>,
         spec: &ActorSpec,
-        mut rx: mpsc::UnboundedReceiver<ActorCall>,
+        mut rx: Mailbox,
     ) {
         let mut node_losses = 0;
         let held = loop {
@@ -207,7 +238,7 @@ impl NodeInner {
         job: &Arc<JobState>,
         actor: &Arc<ActorState>,
         spec: &ActorSpec,
-        mut rx: mpsc::UnboundedReceiver<ActorCall>,
+        mut rx: Mailbox,
         held: Option<Held>,
     ) {
         let acquire = async {
@@ -319,7 +350,7 @@ impl NodeInner {
                 let function = format!("{}.{}", actor.short_class(), call.method);
                 // A call its actor's crash interrupted runs again on the
                 // restarted actor while it has retries left.
-                let mut retries_left = life.spec.options.max_task_retries;
+                let mut retries_left = life.spec.options.max_task_retries.saturating_sub(call.retries);
                 loop {
                     let Some(inst) = life.instance.as_mut() else { break Err(dead(actor)) };
                     let caller = Caller {
@@ -385,7 +416,7 @@ impl NodeInner {
     }
 
     /// Fails every call of a dead actor until its mailbox closes.
-    async fn drain_dead(&self, actor: &ActorState, mut rx: mpsc::UnboundedReceiver<ActorCall>) {
+    async fn drain_dead(&self, actor: &ActorState, mut rx: Mailbox) {
         while let Some(call) = rx.recv().await {
             let reason = actor.dead_reason().unwrap_or_else(|| format!("{} is dead", actor.class));
             self.store.complete(call.output, Err(Error::ActorDied(reason)));

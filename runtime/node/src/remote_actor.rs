@@ -5,22 +5,22 @@
 //! actor placed elsewhere has a session: one stream to the hosting node
 //! carrying the constructor, then the calls in submission order (so the
 //! host runs them in that order), with results coming back as they finish.
-//! Closing the stream kills the actor. If the hosting node dies, the calls
-//! in flight fail with `ActorDied` and the actor is re-created elsewhere
-//! while it has restarts left (its constructor runs again, as after a
-//! crash).
+//! Closing the stream kills the actor. If the hosting node dies, the actor
+//! is re-created elsewhere while it has restarts left (its constructor runs
+//! again, as after a crash) and the calls in flight go back to the front of
+//! its mailbox while they have `max_task_retries` left; the others fail
+//! with `ActorDied`.
 //!
 //! A task running on another node reaches its job's actors through an
 //! upcall to the job's node (through the head if both are workers): calls
 //! are answered `Accepted` once queued, so one caller's calls keep their
 //! order, then with the result.
 
-use crate::actor::{ActorCall, ActorSpec, ActorState};
+use crate::actor::{ActorCall, ActorSpec, ActorState, Mailbox};
 use crate::job::JobState;
 use crate::remote::{Chosen, Link, open_with, read_event, resources, write_parts, write_with};
 use crate::{NodeInner, lock};
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -75,7 +75,7 @@ impl NodeInner {
         job: &Arc<JobState>,
         actor: &Arc<ActorState>,
         spec: &ActorSpec,
-        rx: &mut mpsc::UnboundedReceiver<ActorCall>,
+        rx: &mut Mailbox,
         must_move: bool,
     ) -> Hosted {
         let (hi, lo) = actor_halves(actor.id);
@@ -116,7 +116,7 @@ impl NodeInner {
         self: &Arc<Self>,
         job: &Arc<JobState>,
         actor: &Arc<ActorState>,
-        rx: &mut mpsc::UnboundedReceiver<ActorCall>,
+        rx: &mut Mailbox,
         conn: &quinn::Connection,
         frame_bytes: &[u8],
         blobs: Vec<Bytes>,
@@ -162,7 +162,9 @@ impl NodeInner {
                 }
             })
         };
-        let mut pending: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();
+        // Calls sent and not answered, oldest first (answers come mostly
+        // in order, so the search from the front is short).
+        let mut pending: std::collections::VecDeque<ActorCall> = Default::default();
         let mut closed = false;
         let outcome = loop {
             if closed && pending.is_empty() {
@@ -182,8 +184,10 @@ impl NodeInner {
                 }
                 msg = results.recv() => match msg {
                     Some(Ok(FromHost::Done(output))) => {
-                        if let Some(pinned) = pending.remove(&output) {
-                            self.unpin(&pinned);
+                        if let Some(i) = pending.iter().position(|c| c.output == output)
+                            && let Some(call) = pending.remove(i)
+                        {
+                            self.unpin(&call.pinned);
                         }
                     }
                     Some(Ok(FromHost::Gone(why))) => {
@@ -208,8 +212,9 @@ impl NodeInner {
                         }
                         Ok((args, objects, blobs)) => {
                             let (task_hi, task_lo) = call.task.halves();
-                            let msg = ActorMsg::Call(WireCall { task_hi, task_lo, method: call.method, args, objects });
-                            pending.insert(call.output, call.pinned);
+                            let msg =
+                                ActorMsg::Call(WireCall { task_hi, task_lo, method: call.method.clone(), args, objects });
+                            pending.push_back(call);
                             let sent = match proto::encode(&msg) {
                                 Ok(bytes) => write_parts(&mut send, &bytes, blobs).await,
                                 Err(e) => Err(e),
@@ -223,13 +228,22 @@ impl NodeInner {
             }
         };
         reader.abort();
-        // Calls in flight are lost with the node (as in Ray, actor calls
-        // are not retried).
-        for (output, pinned) in pending {
-            let why = format!("{} was lost with the node hosting it", actor.class);
-            self.store.complete(output, Err(Error::ActorDied(why)));
-            self.unpin(&pinned);
+        // Calls in flight when the node was lost run again on the restarted
+        // actor while they have retries left (`max_task_retries`, as in
+        // Ray); the others fail. Calls of an actor that ended normally have
+        // all been answered.
+        let mut again = Vec::new();
+        for mut call in pending {
+            if matches!(outcome, Hosted::Lost(_)) && call.retries < rx.max_task_retries {
+                call.retries += 1;
+                again.push(call);
+                continue;
+            }
+            let why = format!("{} was lost with the node hosting it while running {}", actor.class, call.method);
+            self.store.complete(call.output, Err(Error::ActorDied(why)));
+            self.unpin(&call.pinned);
         }
+        rx.run_again(again);
         outcome
     }
 
@@ -407,7 +421,7 @@ impl NodeInner {
         let output = ObjectId::returned_by(task);
         let pinned = self.pin_args(job.id, &args)?;
         self.store.create_pending(job.id, output);
-        self.deliver(state, ActorCall { task, method, args, output, pinned });
+        self.deliver(state, ActorCall { task, method, args, output, pinned, retries: 0 });
         Ok(())
     }
 

@@ -191,7 +191,7 @@ impl NodeInner {
             }
         };
         let (task, output, pinned) = self.new_output(&job, caller, seq, &args)?;
-        self.deliver(&state, ActorCall { task, method, args, output, pinned });
+        self.deliver(&state, ActorCall { task, method, args, output, pinned, retries: 0 });
         Ok(output)
     }
 }

@@ -439,6 +439,26 @@ fn main(args: Vec<String>) -> Result<(), Error> {
                 }
             }
         }
+        "actor-node-retry" => {
+            // Calls in flight when the node hosting their actor dies: run
+            // again on the restarted actor with max_task_retries, failed
+            // without. The test kills the node named by each `kill:` line.
+            for retries in [1u32, 0] {
+                let c = Counter::options().resource("spot", 1.0).max_restarts(1).max_task_retries(retries).remote(0);
+                let first = wray::get(&c.node())?;
+                wray::get(&c.incr(5))?;
+                let slow = c.slow(4000);
+                let after = c.incr(1);
+                std::thread::sleep(Duration::from_millis(300));
+                println!("kill: {first}");
+                let show = |r: Result<String, Error>| r.unwrap_or_else(|e| format!("error: {e}"));
+                println!("retries {retries}: slow: {}", show(wray::get(&slow).map(|v| v.to_string())));
+                println!("retries {retries}: after: {}", show(wray::get(&after).map(|v| v.to_string())));
+                println!("retries {retries}: moved: {}", wray::get(&c.node())? != first);
+                // Frees its `spot` for the next round's restart.
+                wray::kill(&c);
+            }
+        }
         "groups" => {
             // A placement group; tasks and an actor in its bundles run on
             // the bundles' nodes.
