@@ -99,6 +99,19 @@ impl Head {
         self.wray(&all)
     }
 
+    /// Starts `wray run testjob.wasm -- args` against this cluster without
+    /// waiting, its output piped, for tests that act while it runs.
+    fn spawn_testjob(&self, args: &[&str]) -> std::process::Child {
+        Command::new(wray_bin())
+            .args(["run", "--address", &self.address, "--token", &self.token, path(&guests().testjob), "--"])
+            .args(args)
+            .env("HOME", self.home.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     fn jobs_running(&self) -> u64 {
         let out = self.wray(&["status", "--address", &self.address, "--token", &self.token]);
         assert_code(&out, 0);
@@ -418,14 +431,7 @@ fn tasks_spread_over_the_nodes_and_survive_a_killed_worker() {
     let head = Head::start_with_cpus("2");
     let doomed = head.add_worker("1");
     head.add_worker("1");
-    let run = Command::new(wray_bin())
-        .args(["run", "--address", &head.address, "--token", &head.token, path(&guests().testjob), "--"])
-        .args(["spread", "200", "100"])
-        .env("HOME", head.home.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = head.spawn_testjob(&["spread", "200", "100"]);
     // Kill it once it is running some of the tasks.
     let section = format!("node {} (alive)", node_id(doomed));
     let start = Instant::now();
@@ -552,14 +558,7 @@ fn an_actor_whose_node_dies_is_restarted_on_another() {
     let head = Head::start_with_cpus("1");
     head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
     head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
-    let mut run = Command::new(wray_bin())
-        .args(["run", "--address", &head.address, "--token", &head.token, path(&guests().testjob), "--"])
-        .arg("actor-restart")
-        .env("HOME", head.home.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = head.spawn_testjob(&["actor-restart"]);
     let mut lines = std::io::BufReader::new(run.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let host = first.strip_prefix("actor on: node-").unwrap_or_else(|| panic!("{first}"));
@@ -581,14 +580,7 @@ fn calls_in_flight_on_a_dead_node_run_again_with_max_task_retries() {
     for _ in 0..3 {
         head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
     }
-    let mut run = Command::new(wray_bin())
-        .args(["run", "--address", &head.address, "--token", &head.token, path(&guests().testjob), "--"])
-        .arg("actor-node-retry")
-        .env("HOME", head.home.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = head.spawn_testjob(&["actor-node-retry"]);
     let mut text = String::new();
     for line in std::io::BufReader::new(run.stdout.take().unwrap()).lines() {
         let line = line.unwrap();

@@ -603,7 +603,7 @@ impl Node {
     /// node free).
     async fn serve_job(
         &self,
-        req: JobRequest,
+        mut req: JobRequest,
         send: &mut quinn::SendStream,
         mut recv: quinn::RecvStream,
         running: Running<'_>,
@@ -618,7 +618,7 @@ impl Node {
                 }
             }
         } else {
-            let bytes = req.component.clone();
+            let bytes = std::mem::take(&mut req.component);
             self.inner.load_component_async(&req.name, None, async { Ok(bytes) }).await
         };
         let component = match loaded {
