@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 /// A head started with `wray start --head` in the background, with its own
 /// HOME (so `wray stop` sees only it). Stopped when dropped.
-struct Head {
-    home: tempfile::TempDir,
-    data: std::path::PathBuf,
-    address: String,
-    token: String,
+pub(crate) struct Head {
+    pub(crate) home: tempfile::TempDir,
+    pub(crate) data: std::path::PathBuf,
+    pub(crate) address: String,
+    pub(crate) token: String,
     /// Its node id (`node-` and its pid in hex).
     id: String,
 }
@@ -66,7 +66,7 @@ impl Head {
         Head::start_with_cpus("2")
     }
 
-    fn start_with_cpus(cpus: &str) -> Head {
+    pub(crate) fn start_with_cpus(cpus: &str) -> Head {
         Head::start_with_flags(cpus, &[])
     }
 
@@ -93,7 +93,7 @@ impl Head {
         wray_in(self.home.path(), args)
     }
 
-    fn run(&self, job: &Path, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, job: &Path, args: &[&str]) -> Output {
         let mut all = vec!["run", "--address", &self.address, "--token", &self.token, path(job), "--"];
         all.extend_from_slice(args);
         self.wray(&all)
@@ -120,6 +120,32 @@ impl Head {
             .find_map(|l| l.trim().strip_prefix("jobs running: "))
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("{text}"))
+    }
+}
+
+impl Head {
+    /// SIGKILLs the head, waits until it is gone and starts it again on its
+    /// port and data directory.
+    pub(crate) fn crash_and_restart(&mut self, cpus: &str) {
+        kill_and_wait(u32::from_str_radix(self.id.trim_start_matches("node-"), 16).unwrap());
+        let port = self.address.rsplit(':').next().unwrap();
+        let out = self.wray(&["start", "--head", "--port", port, "--cpus", cpus, "--data-dir", path(&self.data)]);
+        assert_code(&out, 0);
+        assert!(stdout(&out).contains(&format!("token: {}", self.token)), "{}", stdout(&out));
+        self.id = node_id(started_pid(&out));
+    }
+}
+
+/// SIGKILLs a node and waits until it is gone (or a zombie: it holds no
+/// locks and no port any more).
+pub(crate) fn kill_and_wait(pid: u32) {
+    Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    let start = Instant::now();
+    while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "the killed node {pid} lingers");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -286,12 +312,12 @@ fn jobs_run_detached_and_their_records_survive_a_restart() {
 
 impl Head {
     /// Starts a worker joining this head; returns its pid.
-    fn add_worker(&self, cpus: &str) -> u32 {
+    pub(crate) fn add_worker(&self, cpus: &str) -> u32 {
         self.add_worker_with(cpus, &[])
     }
 
     /// Starts a worker with more `wray start` flags; returns its pid.
-    fn add_worker_with(&self, cpus: &str, flags: &[&str]) -> u32 {
+    pub(crate) fn add_worker_with(&self, cpus: &str, flags: &[&str]) -> u32 {
         self.add_worker_env(cpus, flags, &[])
     }
 
@@ -631,29 +657,16 @@ fn placement_groups_spread_and_pack_bundles_over_nodes() {
 
 #[test]
 fn the_head_survives_a_crash_with_its_workers_and_detached_actors() {
-    let head = Head::start_with_cpus("1");
+    let mut head = Head::start_with_cpus("1");
     head.add_worker("2");
-    let run = |args: &[&str]| head.run(&guests().testjob, args);
-    let text = stdout(&run(&["detached-create"]));
+    let run = |head: &Head, args: &[&str]| head.run(&guests().testjob, args);
+    let text = stdout(&run(&head, &["detached-create"]));
     assert!(text.contains("keeper: 105"), "{text}");
     // It outlives the job that made it.
-    let text = stdout(&run(&["detached-use"]));
+    let text = stdout(&run(&head, &["detached-use"]));
     assert!(text.contains("keeper: 106"), "{text}");
 
-    let pid = u32::from_str_radix(head.id.trim_start_matches("node-"), 16).unwrap();
-    Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
-    // Gone (or a zombie: it holds no locks any more) before the restart.
-    let start = Instant::now();
-    while std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
-    {
-        assert!(start.elapsed() < Duration::from_secs(10), "the killed head lingers");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let port = head.address.rsplit(':').next().unwrap();
-    let out = head.wray(&["start", "--head", "--port", port, "--cpus", "1", "--data-dir", path(&head.data)]);
-    assert_code(&out, 0);
-    assert!(stdout(&out).contains(&format!("token: {}", head.token)), "{}", stdout(&out));
+    head.crash_and_restart("1");
     // The worker notices the old head is gone and joins the new one.
     let start = Instant::now();
     while head.status_text().matches("(alive)").count() < 2 {
@@ -662,12 +675,12 @@ fn the_head_survives_a_crash_with_its_workers_and_detached_actors() {
     }
     // The detached actor is back under its name, re-created by its
     // constructor (its state starts over from the recorded arguments).
-    let out = run(&["detached-use"]);
+    let out = run(&head, &["detached-use"]);
     assert_code(&out, 0);
     assert!(stdout(&out).contains("keeper: 101"), "{}", stdout(&out));
-    let out = run(&["detached-kill"]);
+    let out = run(&head, &["detached-kill"]);
     assert_code(&out, 0);
-    let out = run(&["detached-use"]);
+    let out = run(&head, &["detached-use"]);
     assert_code(&out, 1);
     assert!(stderr(&out).contains("no actor named \"keeper\""), "{}", stderr(&out));
 }

@@ -5,6 +5,7 @@
 //! the real `wray` binary or through the embedding API.
 
 mod bad_input;
+mod chaos;
 mod cluster;
 mod embed;
 mod examples;

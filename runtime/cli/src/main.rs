@@ -4,6 +4,8 @@
 //! * 0 — success;
 //! * 1 — the job ran and failed (its driver returned an error or trapped);
 //! * 2 — usage errors and bad input (unreadable or invalid files, bad flags);
+//! * 3 — the cluster lost the job: the node running it (or the head) died;
+//!   the job itself did not fail (`wray run --max-retries` runs it again);
 //! * 130 — interrupted (Ctrl-C).
 
 mod commands;
@@ -19,6 +21,8 @@ pub enum Failure {
     Job(anyhow::Error),
     /// Bad input or usage (exit 2).
     Usage(anyhow::Error),
+    /// The cluster lost the job with a node (exit 3).
+    Lost(anyhow::Error),
     /// Interrupted (exit 130).
     Interrupted,
 }
@@ -59,6 +63,10 @@ fn main() -> ExitCode {
         Err(Failure::Usage(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
+        }
+        Err(Failure::Lost(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(3)
         }
         Err(Failure::Interrupted) => {
             eprintln!("interrupted");

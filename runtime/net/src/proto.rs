@@ -400,12 +400,18 @@ impl JobRequest {
     }
 }
 
+/// The [`Event::Finished`] code of a job that did not fail but was lost:
+/// the node running it died under it. `wray run --max-retries` runs such a
+/// job again from the start; without retries `wray run` exits with it.
+pub const JOB_LOST: u8 = 3;
+
 /// What a node sends back.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
 pub enum Event {
     /// Bytes the job wrote to stdout or stderr.
     Output(Vec<u8>),
-    /// The job ended: `code` as `wray run` would exit (0, 1, 2, 130).
+    /// The job ended: `code` as `wray run` would exit (0, 1, 2, 130), or
+    /// [`JOB_LOST`].
     Finished {
         /// Exit code.
         code: u8,

@@ -724,7 +724,7 @@ impl Node {
     ) -> Result<Result<(), Box<JobRequest>>, NetError> {
         let mut running = Some(running);
         let died = |e: String| Event::Finished {
-            code: 1,
+            code: proto::JOB_LOST,
             message: format!("worker {} failed while running the job: {e}", worker.id),
         };
         // Name the component by hash first; send the bytes only if the

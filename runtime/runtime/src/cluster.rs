@@ -4,6 +4,8 @@
 use anyhow::{Context, anyhow};
 use std::net::SocketAddr;
 use wray_net::proto::{self, Event, JobInfo, JobRequest, Request, StatusReport};
+
+pub use wray_net::proto::JOB_LOST;
 use wray_net::{ClusterIdentity, Token, frame};
 
 /// A QUIC endpoint accepting mutually authenticated connections (what a
@@ -19,10 +21,28 @@ pub struct ClusterClient {
     address: String,
 }
 
+/// A transport failure while a job runs: the job is lost, not failed.
+#[derive(Debug)]
+struct Lost(String);
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Lost {}
+
+/// `map_err` for the transport calls of a running job.
+fn lost(e: impl std::fmt::Display) -> anyhow::Error {
+    Lost(e.to_string()).into()
+}
+
 /// How a remote job ended: the exit code `wray run` uses and the reason.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteOutcome {
-    /// 0 success, 1 the job failed, 2 bad input, 130 cancelled.
+    /// 0 success, 1 the job failed, 2 bad input, 130 cancelled,
+    /// [`proto::JOB_LOST`] lost with the node running it.
     pub code: u8,
     /// Why, when not 0.
     pub message: String,
@@ -56,23 +76,37 @@ impl ClusterClient {
     /// cancels the job on the cluster.
     ///
     /// The component is named by hash first and sent only if the head does
-    /// not have it yet.
-    pub async fn run_job(&self, job: JobRequest, mut on_output: impl FnMut(&[u8])) -> anyhow::Result<RemoteOutcome> {
+    /// not have it yet. Losing the connection while the job runs (the head
+    /// died, or the network between) is an outcome, not an error: code
+    /// [`proto::JOB_LOST`], as when the node running the job dies.
+    pub async fn run_job(&self, job: JobRequest, on_output: impl FnMut(&[u8])) -> anyhow::Result<RemoteOutcome> {
+        match self.run_job_stream(job, on_output).await {
+            Err(e) if e.is::<Lost>() => Ok(RemoteOutcome {
+                code: proto::JOB_LOST,
+                message: format!("lost contact with {}: {e:#}", self.address),
+            }),
+            r => r,
+        }
+    }
+
+    async fn run_job_stream(&self, job: JobRequest, mut on_output: impl FnMut(&[u8])) -> anyhow::Result<RemoteOutcome> {
         let job = with_hash(job);
-        let (mut send, mut recv) = self.conn.open_bi().await.with_context(|| format!("talking to {}", self.address))?;
-        frame::write(&mut send, &proto::encode(&Request::RunJob(job.clone_without_component()))?).await?;
+        let (mut send, mut recv) = self.conn.open_bi().await.map_err(lost)?;
+        frame::write(&mut send, &proto::encode(&Request::RunJob(job.clone_without_component()))?)
+            .await
+            .map_err(lost)?;
         let mut full = Some(job);
         // The send side stays open: closing it tells the head to cancel.
         loop {
-            let Some(bytes) = frame::read(&mut recv).await? else {
-                return Err(anyhow!("{} ended the job's stream without a result", self.address));
+            let Some(bytes) = frame::read(&mut recv).await.map_err(lost)? else {
+                return Err(lost("the job's stream ended without a result"));
             };
             match proto::decode_event(&bytes)? {
                 Event::NeedComponent { .. } if full.is_some() => {
                     let job = full.take().expect("checked");
                     let _ = send.finish();
-                    (send, recv) = self.conn.open_bi().await.with_context(|| format!("talking to {}", self.address))?;
-                    frame::write(&mut send, &proto::encode(&Request::RunJob(job))?).await?;
+                    (send, recv) = self.conn.open_bi().await.map_err(lost)?;
+                    frame::write(&mut send, &proto::encode(&Request::RunJob(job))?).await.map_err(lost)?;
                 }
                 Event::Output(chunk) => on_output(&chunk),
                 Event::Finished { code, message } => {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use wray_runtime::cluster::{ClusterClient, JOB_LOST};
 use wray_runtime::{Grants, InstanceLimits, JobConfig, JobError, Output, Runtime};
 
 /// Run a job (a wasm32-wasip2 component built with the wray SDK).
@@ -15,13 +16,15 @@ use wray_runtime::{Grants, InstanceLimits, JobConfig, JobError, Output, Runtime}
 /// sandboxes of their own, in parallel up to --cpus. The job sees no files,
 /// environment or network unless granted with --dir and --env. Output
 /// streams as the job writes it. Exit status: 0 success, 1 the job failed,
-/// 2 bad input, 130 interrupted.
+/// 2 bad input, 3 the cluster lost the job (--address: the node running it
+/// died), 130 interrupted.
 #[derive(Args)]
 #[command(after_help = "\
 Examples:
   wray run job.wasm
   wray run --cpus 2 --memory-limit 256MiB --timeout 10s job.wasm -- --iterations 5
-  wray run --dir ./data::/data --env LOG=debug job.wasm")]
+  wray run --dir ./data::/data --env LOG=debug job.wasm
+  wray run --address 10.0.0.5:6380 --token $TOKEN --max-retries 3 job.wasm")]
 pub struct RunCommand {
     /// The job component (.wasm).
     job: PathBuf,
@@ -81,12 +84,29 @@ pub struct RunCommand {
     /// The cluster's token, with --address.
     #[arg(long, env = "WRAY_TOKEN", hide_env_values = true)]
     token: Option<String>,
+
+    /// With --address: run the job again from the start, up to N times, when
+    /// the cluster loses it — the node running it or the head died (exit
+    /// code 3 without retries). A job that fails is not retried. Output of
+    /// a lost attempt has already been printed; each retry waits up to 60 s
+    /// for the head to be reachable again.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    max_retries: u32,
 }
+
+/// How long a retry of a lost job waits for the head to answer again (a
+/// restarted head is back within seconds).
+const RECONNECT_WINDOW: Duration = Duration::from_secs(60);
 
 impl RunCommand {
     pub fn execute(self) -> Result<(), Failure> {
         if self.address.is_some() {
             return self.execute_remote();
+        }
+        if self.max_retries > 0 {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "--max-retries needs --address: a job on the embedded runtime lives and dies with this process"
+            )));
         }
         let mut builder = Runtime::builder().object_store_memory(self.object_store_memory as usize);
         if let Some(c) = self.cpus {
@@ -179,21 +199,38 @@ impl RunCommand {
         }
         let job = wray_runtime::cluster::job_request(&self.job, self.args, self.envs, self.memory_limit, self.timeout)?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let max_retries = self.max_retries;
         let outcome = rt.block_on(async {
-            let client = wray_runtime::cluster::ClusterClient::connect(&address, &token).await?;
-            let run = client.run_job(job, |chunk| {
-                use std::io::Write;
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(chunk);
-                let _ = out.flush();
-            });
-            let outcome = tokio::select! {
-                r = run => r.map(Some),
-                _ = tokio::signal::ctrl_c() => Ok(None),
-            };
-            // Closing tells the head at once; on Ctrl-C that cancels the job.
-            client.close().await;
-            outcome
+            let mut client = ClusterClient::connect(&address, &token).await?;
+            let mut retries = 0;
+            loop {
+                let run = client.run_job(job.clone(), |chunk| {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(chunk);
+                    let _ = out.flush();
+                });
+                let outcome = tokio::select! {
+                    r = run => r.map(Some),
+                    _ = tokio::signal::ctrl_c() => Ok(None),
+                };
+                // Closing tells the head at once; on Ctrl-C that cancels the job.
+                client.close().await;
+                match outcome {
+                    Ok(Some(o)) if o.code == JOB_LOST && retries < max_retries => {
+                        retries += 1;
+                        eprintln!(
+                            "wray: the job was lost ({}); running it again (retry {retries} of {max_retries})",
+                            o.message
+                        );
+                        tokio::select! {
+                            c = reconnect(&address, &token) => client = c?,
+                            _ = tokio::signal::ctrl_c() => return Ok(None),
+                        }
+                    }
+                    other => return other,
+                }
+            }
         });
         match outcome {
             Err(e) => Err(Failure::Usage(e)),
@@ -202,8 +239,26 @@ impl RunCommand {
                 0 => Ok(()),
                 130 => Err(Failure::Interrupted),
                 2 => Err(Failure::Usage(anyhow::anyhow!(o.message))),
+                JOB_LOST => Err(Failure::Lost(anyhow::anyhow!(o.message))),
                 _ => Err(Failure::Job(anyhow::anyhow!(o.message))),
             },
+        }
+    }
+}
+
+/// Connects to the head again after a lost job, trying every half second
+/// for [`RECONNECT_WINDOW`].
+async fn reconnect(address: &str, token: &str) -> anyhow::Result<ClusterClient> {
+    let deadline = tokio::time::Instant::now() + RECONNECT_WINDOW;
+    loop {
+        let attempt = tokio::time::timeout(Duration::from_secs(5), ClusterClient::connect(address, token)).await;
+        match attempt {
+            Ok(Ok(client)) => return Ok(client),
+            Ok(Err(e)) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(_) if tokio::time::Instant::now() >= deadline => {
+                anyhow::bail!("{address} did not answer for {} s", RECONNECT_WINDOW.as_secs())
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
 }

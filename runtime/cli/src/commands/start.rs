@@ -123,7 +123,9 @@ impl StartCommand {
         use std::os::unix::process::CommandExt;
         let address_file = data_dir.join("address");
         let _ = std::fs::remove_file(&address_file);
-        let log = std::fs::File::create(data_dir.join("node.log"))?;
+        // Appended to: a node restarted on its directory (after a crash, say)
+        // keeps the log of the run before.
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("node.log"))?;
         let mut cmd = std::process::Command::new(std::env::current_exe()?);
         cmd.arg("start");
         match (&self.address, &self.token) {
