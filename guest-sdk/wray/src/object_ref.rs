@@ -100,8 +100,11 @@ impl<'de, T> Deserialize<'de> for ObjectRef<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let (task_hi, task_lo, index) = <(u64, u64, u32)>::deserialize(d)?;
         let id = wit::ObjectId { task_hi, task_lo, index };
-        wit::ObjectRef::from_id(id)
-            .map(ObjectRef::from_handle)
-            .map_err(|e| serde::de::Error::custom(crate::Error::from(e)))
+        wit::ObjectRef::from_id(id).map(ObjectRef::from_handle).map_err(|e| {
+            let e = crate::Error::from(e);
+            let message = e.to_string();
+            crate::value::note_refused_ref(e);
+            serde::de::Error::custom(message)
+        })
     }
 }

@@ -12,6 +12,17 @@ thread_local! {
     static NESTED: RefCell<Option<Vec<wit::ObjectRef>>> = const { RefCell::new(None) };
 }
 
+thread_local! {
+    /// Why the runtime refused to re-create a ref met while decoding a value
+    /// (an id the job does not hold): reported instead of the codec's
+    /// generic "deserialization error", which cannot carry it.
+    static REF_REFUSED: RefCell<Option<crate::Error>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn note_refused_ref(e: crate::Error) {
+    REF_REFUSED.with(|r| *r.borrow_mut() = Some(e));
+}
+
 pub(crate) fn note_nested_ref(handle: &wit::ObjectRef) {
     NESTED.with(|n| {
         if let Some(refs) = n.borrow_mut().as_mut() {
@@ -33,5 +44,6 @@ pub(crate) fn encode<T: Serialize + 'static>(v: &T) -> wit::Value {
 }
 
 pub(crate) fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, crate::Error> {
-    Ok(wray_codec::decode(bytes)?)
+    REF_REFUSED.with(|r| r.borrow_mut().take());
+    wray_codec::decode(bytes).map_err(|e| REF_REFUSED.with(|r| r.borrow_mut().take()).unwrap_or_else(|| e.into()))
 }

@@ -627,6 +627,7 @@ impl Node {
                 return frame::write(send, &proto::encode(&finished(2, e))?).await;
             }
         };
+        tracing::info!("running job {} for a client", req.name);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let cancel = Arc::new(AtomicBool::new(false));
         let config = remote_job_config(&req, tx, cancel.clone());
