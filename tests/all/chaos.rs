@@ -7,7 +7,7 @@
 //! choice of the kills. The test prints its figures (docs/RELIABILITY.md
 //! quotes a long run's).
 
-use crate::cluster::{Head, kill_and_wait};
+use crate::cluster::{Head, kill_and_wait, log_count};
 use crate::util::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -101,10 +101,7 @@ fn count_in_logs(head: &Head, needle: &str) -> usize {
             logs.push(entry.path().join("node.log"));
         }
     }
-    logs.iter()
-        .filter_map(|l| std::fs::read_to_string(l).ok())
-        .map(|text| text.lines().filter(|l| l.contains(needle)).count())
-        .sum()
+    logs.iter().map(|log| log_count(log, needle)).sum()
 }
 
 #[test]

@@ -223,7 +223,7 @@ fn garbage_datagrams_do_not_hurt_the_head() {
 }
 
 /// How many lines of `log` contain `needle`.
-fn log_count(log: &Path, needle: &str) -> usize {
+pub(crate) fn log_count(log: &Path, needle: &str) -> usize {
     std::fs::read_to_string(log).unwrap_or_default().lines().filter(|l| l.contains(needle)).count()
 }
 

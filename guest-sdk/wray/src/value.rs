@@ -10,9 +10,6 @@ thread_local! {
     /// Set while a value is being encoded: the object refs met on the way.
     /// Holds a clone of each, handed to the host with the value.
     static NESTED: RefCell<Option<Vec<wit::ObjectRef>>> = const { RefCell::new(None) };
-}
-
-thread_local! {
     /// Why the runtime refused to re-create a ref met while decoding a value
     /// (an id the job does not hold): reported instead of the codec's
     /// generic "deserialization error", which cannot carry it.

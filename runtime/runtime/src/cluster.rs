@@ -4,9 +4,9 @@
 use anyhow::{Context, anyhow};
 use std::net::SocketAddr;
 use wray_net::proto::{self, Event, JobInfo, JobRequest, Request, StatusReport};
+use wray_net::{ClusterIdentity, Token, frame};
 
 pub use wray_net::proto::JOB_LOST;
-use wray_net::{ClusterIdentity, Token, frame};
 
 /// A QUIC endpoint accepting mutually authenticated connections (what a
 /// head node serves on).
@@ -79,7 +79,11 @@ impl ClusterClient {
     /// not have it yet. Losing the connection while the job runs (the head
     /// died, or the network between) is an outcome, not an error: code
     /// [`proto::JOB_LOST`], as when the node running the job dies.
-    pub async fn run_job(&self, job: JobRequest, on_output: impl FnMut(&[u8])) -> anyhow::Result<RemoteOutcome> {
+    ///
+    /// Takes the request by reference, so that running a lost job again
+    /// does not copy its component; the bytes are copied only for a head
+    /// that asks for them.
+    pub async fn run_job(&self, job: &JobRequest, on_output: impl FnMut(&[u8])) -> anyhow::Result<RemoteOutcome> {
         match self.run_job_stream(job, on_output).await {
             Err(e) if e.is::<Lost>() => Ok(RemoteOutcome {
                 code: proto::JOB_LOST,
@@ -89,24 +93,30 @@ impl ClusterClient {
         }
     }
 
-    async fn run_job_stream(&self, job: JobRequest, mut on_output: impl FnMut(&[u8])) -> anyhow::Result<RemoteOutcome> {
-        let job = with_hash(job);
+    async fn run_job_stream(
+        &self,
+        job: &JobRequest,
+        mut on_output: impl FnMut(&[u8]),
+    ) -> anyhow::Result<RemoteOutcome> {
+        let mut named = job.clone_without_component();
+        if named.component_hash.is_empty() {
+            named.component_hash = content_hash(&job.component);
+        }
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(lost)?;
-        frame::write(&mut send, &proto::encode(&Request::RunJob(job.clone_without_component()))?)
-            .await
-            .map_err(lost)?;
-        let mut full = Some(job);
+        frame::write(&mut send, &proto::encode(&Request::RunJob(named.clone()))?).await.map_err(lost)?;
+        let mut sent_component = false;
         // The send side stays open: closing it tells the head to cancel.
         loop {
             let Some(bytes) = frame::read(&mut recv).await.map_err(lost)? else {
                 return Err(lost("the job's stream ended without a result"));
             };
             match proto::decode_event(&bytes)? {
-                Event::NeedComponent { .. } if full.is_some() => {
-                    let job = full.take().expect("checked");
+                Event::NeedComponent { .. } if !sent_component => {
+                    sent_component = true;
+                    let full = JobRequest { component: job.component.clone(), ..named.clone() };
                     let _ = send.finish();
                     (send, recv) = self.conn.open_bi().await.map_err(lost)?;
-                    frame::write(&mut send, &proto::encode(&Request::RunJob(job))?).await.map_err(lost)?;
+                    frame::write(&mut send, &proto::encode(&Request::RunJob(full))?).await.map_err(lost)?;
                 }
                 Event::Output(chunk) => on_output(&chunk),
                 Event::Finished { code, message } => {
@@ -223,7 +233,7 @@ impl ClusterClient {
 }
 
 /// A job request for the component at `path`, as `wray run --address` and
-/// `wray job submit` send it (the hash is filled in when it is sent).
+/// `wray job submit` send it, its component's hash filled in.
 pub fn job_request(
     path: &std::path::Path,
     args: Vec<String>,
@@ -234,7 +244,7 @@ pub fn job_request(
     let component = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(JobRequest {
         name: path.display().to_string(),
-        component_hash: String::new(),
+        component_hash: content_hash(&component),
         component,
         args,
         env,
@@ -243,9 +253,16 @@ pub fn job_request(
     })
 }
 
-/// Fills in the component's content hash (sha256, hex).
+/// Fills in the component's content hash unless the request has it.
 fn with_hash(mut job: JobRequest) -> JobRequest {
-    use sha2::Digest;
-    job.component_hash = sha2::Sha256::digest(&job.component).iter().map(|b| format!("{b:02x}")).collect();
+    if job.component_hash.is_empty() {
+        job.component_hash = content_hash(&job.component);
+    }
     job
+}
+
+/// A component's content hash (sha256, hex): how nodes name components.
+fn content_hash(component: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(component).iter().map(|b| format!("{b:02x}")).collect()
 }

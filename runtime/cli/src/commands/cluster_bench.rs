@@ -142,7 +142,7 @@ pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
         let request =
             wray_runtime::cluster::job_request(job, vec![name.into(), n.to_string()], Vec::new(), None, None)?;
         let mut out = Vec::new();
-        let outcome = rt.block_on(client.run_job(request, |b| out.extend_from_slice(b)))?;
+        let outcome = rt.block_on(client.run_job(&request, |b| out.extend_from_slice(b)))?;
         let text = String::from_utf8_lossy(&out).into_owned();
         if outcome.code != 0 {
             return Err(anyhow!("workload {name} failed: {}\n{text}", outcome.message));

@@ -204,7 +204,7 @@ impl RunCommand {
             let mut client = ClusterClient::connect(&address, &token).await?;
             let mut retries = 0;
             loop {
-                let run = client.run_job(job.clone(), |chunk| {
+                let run = client.run_job(&job, |chunk| {
                     use std::io::Write;
                     let mut out = std::io::stdout().lock();
                     let _ = out.write_all(chunk);
