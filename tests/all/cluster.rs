@@ -680,14 +680,11 @@ fn an_actor_whose_node_dies_is_restarted_on_another() {
     assert!(text.contains("count after restart: 1"), "{text}");
 }
 
-#[test]
-fn calls_in_flight_on_a_dead_node_run_again_with_max_task_retries() {
+/// Reads a job's output to its end, SIGKILLing each node it names on a
+/// `kill: node-…` line (node ids carry the pid); checks that the job
+/// succeeded and returns its output.
+fn run_killing_named_nodes(mut run: std::process::Child) -> String {
     use std::io::BufRead;
-    let head = Head::start_with_cpus("1");
-    for _ in 0..3 {
-        head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
-    }
-    let mut run = head.spawn_testjob(&["actor-node-retry"]);
     let mut text = String::new();
     for line in std::io::BufReader::new(run.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
@@ -699,6 +696,31 @@ fn calls_in_flight_on_a_dead_node_run_again_with_max_task_retries() {
         text.push('\n');
     }
     assert!(run.wait().unwrap().success(), "{text}");
+    text
+}
+
+#[test]
+fn an_actor_with_checkpoints_continues_from_its_snapshot_on_another_node() {
+    let head = Head::start_with_cpus("1");
+    head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
+    head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
+    // 4 M entries: a snapshot of ~40 MB, shipped to the owner in parts.
+    let text = run_killing_named_nodes(head.spawn_testjob(&["checkpoint-node", "4000000"]));
+    let text: String = text.lines().filter(|l| !l.starts_with("ledger: k")).map(|l| format!("{l}\n")).collect();
+    assert!(text.contains("before: 4000051 entries"), "{text}");
+    assert!(text.contains("moved: true\nafter: 4000051 entries"), "{text}");
+    assert!(text.contains("state kept: true"), "{text}");
+    // Its constructor ran once, on the first node.
+    assert_eq!(text.matches("ledger: constructor ran").count(), 1, "{text}");
+}
+
+#[test]
+fn calls_in_flight_on_a_dead_node_run_again_with_max_task_retries() {
+    let head = Head::start_with_cpus("1");
+    for _ in 0..3 {
+        head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
+    }
+    let text = run_killing_named_nodes(head.spawn_testjob(&["actor-node-retry"]));
     // With a retry, the slow call and the one queued behind it ran again
     // on the restarted actor (its constructor ran again: 0 + 1).
     assert!(text.contains("retries 1: slow: 4000\nretries 1: after: 1\nretries 1: moved: true"), "{text}");

@@ -117,6 +117,35 @@ fn calls_interrupted_by_a_crash_are_retried_on_the_restarted_actor() {
 }
 
 #[test]
+fn actors_with_checkpoints_continue_from_their_snapshot_after_a_crash() {
+    let run = scenario(&[], &["checkpoints"]);
+    assert_code(&run, 0);
+    let out = stdout(&run);
+    let contains = |part: &str| assert!(out.contains(part), "expected {part:?} in:\n{out}");
+    // Every call snapshotted: megabytes of heap state survive two crashes,
+    // and the constructor ran once (the restarts restored instead).
+    contains("before: 300021 entries, sum 149850197");
+    has(&out, "state kept: true");
+    has(&out, "state kept again: true");
+    has(&out, "add after restore: 149851197");
+    // The restored actor prints through the standard streams it held.
+    has(&out, "ledger: k0 += 1000");
+    // Every third call: back to the snapshot after the third (0 + 1 + 2 + 3).
+    contains("every 3, after 5 adds and a crash: 4 entries, sum 6");
+    // Holding an object ref disqualifies (said once, in the log); the
+    // constructor runs again.
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(log.matches("no snapshot taken").count(), 1, "{log}");
+    assert!(log.contains("Keeper): no snapshot taken: invalid argument: the actor holds 1 host resource(s)"), "{log}");
+    has(&out, "keeper calls after a crash: 0");
+    // Without checkpoints, Ray's behaviour: the state starts over.
+    contains("without checkpoints: 1 entries, sum 0");
+    // Constructors: once for each checkpointed ledger (their restarts
+    // restored), twice for the plain one.
+    assert_eq!(out.matches("ledger: constructor ran").count(), 4, "{out}");
+}
+
+#[test]
 fn cancel_and_timeouts() {
     let out = ok(&[], &["cancel"]);
     has(&out, "cancelled: task cancelled");

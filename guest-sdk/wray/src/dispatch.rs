@@ -128,6 +128,7 @@ impl Guest for Entry {
 
     fn actor_new(class: String, args: Vec<Vec<u8>>) -> Result<(), String> {
         install_panic_hook();
+        crate::checkpoint::open_standard_streams();
         let ctor = lookup(inventory::iter::<ActorCtor>(), &class, |c| c.class)?;
         let state = (ctor.new)(args)?;
         ACTOR.with(|a| *a.borrow_mut() = Some((ctor.class, state)));
@@ -147,5 +148,13 @@ impl Guest for Entry {
             .and_then(|m| (m.invoke)(state.as_mut(), args));
         ACTOR.with(|a| *a.borrow_mut() = Some((class, state)));
         outcome
+    }
+
+    fn snapshot() -> Result<(), String> {
+        crate::checkpoint::snapshot()
+    }
+
+    fn restore() -> Result<(), String> {
+        crate::checkpoint::restore()
     }
 }

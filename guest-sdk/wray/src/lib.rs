@@ -94,13 +94,22 @@
 //! remotely. It adds:
 //!
 //! * `Type::remote(ctor args) -> ActorHandle<Type>` and `Type::options()` with
-//!   `.name("n")`, `.max_concurrency(n)`, `.max_restarts(n)`, `.num_cpus(x)`,
+//!   `.name("n")`, `.max_concurrency(n)`, `.max_restarts(n)`,
+//!   `.max_task_retries(n)`, `.checkpoint_every(n)`, `.num_cpus(x)`,
 //!   `.memory_limit(bytes)`, `.time_limit(d)`, then `.remote(..)` or
 //!   `.try_remote(..)`;
 //! * on the handle, `handle.method(args) -> ObjectRef<R>` for each method.
 //!
 //! Each actor is one long-lived Wasm instance; its calls run one at a time in
 //! submission order. [`get_actor`] finds a named actor, [`kill`] stops one.
+//!
+//! A crashed actor is rebuilt while `max_restarts` allows: by re-running its
+//! constructor (the state starts over, as in Ray), or, with
+//! `.checkpoint_every(n)`, from a snapshot of its linear memory taken after
+//! every n-th call — also on another node when its node died. An actor
+//! qualifies for snapshots while it holds no object refs, tensors or open
+//! files between calls (printing is fine); a snapshot that finds one is
+//! skipped with a warning, and a restart uses the last one taken.
 //!
 //! ## Clusters and placement groups
 //!
@@ -130,6 +139,7 @@ mod actor;
 mod api;
 mod arg;
 mod bindings;
+mod checkpoint;
 mod dispatch;
 mod error;
 pub mod nn;

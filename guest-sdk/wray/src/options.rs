@@ -18,6 +18,7 @@ pub struct CallOptions {
     pub(crate) max_task_retries: Option<u32>,
     pub(crate) placement: Option<(u64, u32)>,
     pub(crate) detached: bool,
+    pub(crate) checkpoint_every: Option<u32>,
 }
 
 impl CallOptions {
@@ -99,6 +100,15 @@ impl CallOptions {
         self.detached = true;
         self
     }
+    /// Actors: snapshots the actor's memory after every `calls`-th call,
+    /// so that a restart (after a crash, or on another node after its node
+    /// died) continues from the last snapshot instead of re-running the
+    /// constructor. Actors qualify while they hold no object refs, tensors
+    /// or open files between calls (see the crate's *Actors* section).
+    pub fn checkpoint_every(mut self, calls: u32) -> Self {
+        self.checkpoint_every = Some(calls);
+        self
+    }
     pub(crate) fn to_wit(&self) -> wit::Options {
         wit::Options {
             num_cpus: self.num_cpus,
@@ -117,6 +127,7 @@ impl CallOptions {
             max_task_retries: self.max_task_retries,
             placement: self.placement.map(|(group, index)| wit::BundleRef { group, index }),
             detached: self.detached,
+            checkpoint_every: self.checkpoint_every,
         }
     }
 }
@@ -194,6 +205,12 @@ macro_rules! __actor_options_methods {
             /// How often a call that the actor's crash interrupted runs again
             /// on the restarted actor (Ray's `max_task_retries`).
             max_task_retries(retries: u32);
+            /// Snapshots the actor's memory after every `calls`-th call; a
+            /// restarted actor (after a crash, or on another node after its
+            /// node died) continues from the last snapshot instead of
+            /// re-running its constructor. Only an actor holding no object
+            /// refs, tensors or open files between calls qualifies.
+            checkpoint_every(calls: u32);
         }
         /// Registers the actor under `name`, for `wray::get_actor`.
         pub fn name(self, name: &str) -> Self {

@@ -31,6 +31,8 @@ pub struct Options {
     pub placement: Option<(u64, u32)>,
     /// Actor: outlives its job, until killed (needs a name).
     pub detached: bool,
+    /// Actor: snapshot its memory after every this many calls (0: never).
+    pub checkpoint_every: u32,
 }
 
 /// Ray's default for tasks: a failed run is retried three times when the

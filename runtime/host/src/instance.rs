@@ -1,7 +1,8 @@
 //! One sandboxed instance and the host side of the `wray:runtime` imports.
 
 use crate::bindings::Job;
-use crate::bindings::wray::runtime::{actors, cluster, tasks, types};
+use crate::bindings::wray::runtime::{actors, checkpoint, cluster, tasks, types};
+use crate::checkpoint::{Checkpoint, MAX_LOAD_CHUNK};
 use crate::component::JobComponent;
 use crate::engine::Engine;
 use crate::services::{ArgSpec, Caller, Services, Value};
@@ -228,6 +229,15 @@ pub struct State {
     pub(crate) tensor_bytes: usize,
     timed_out: bool,
     cancel: Arc<AtomicBool>,
+    /// The actor's checkpoint while a snapshot or restore runs.
+    image: Checkpoint,
+    /// Whether a snapshot is running (`checkpoint.save` is valid).
+    snapshotting: bool,
+    /// How many host resources the instance held when it marked them
+    /// standing (`checkpoint.standing`).
+    standing: usize,
+    /// The blocks `checkpoint.save` changed, once it has.
+    changed: Option<Vec<u32>>,
 }
 
 impl WasiView for State {
@@ -247,6 +257,8 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
     // a recycled buffer, instead of into a fresh `Vec` first.
     linker.allow_shadowing(true);
     linker.instance("wray:runtime/tasks@0.1.0")?.func_wrap_async("put-buffer", put_buffer_in_place)?;
+    // Likewise a snapshot is compared with the last one where it lies.
+    linker.instance("wray:runtime/checkpoint@0.1.0")?.func_wrap_async("save", save_in_place)?;
     linker.allow_shadowing(false);
     Ok(linker)
 }
@@ -266,6 +278,26 @@ fn put_buffer_in_place(
             crate::buffers::copy_to_bytes(slice)
         };
         Ok((store.data_mut().put_bytes(bytes)?,))
+    })
+}
+
+type SaveResult = wasmtime::Result<(Result<(), types::Error>,)>;
+
+fn save_in_place(
+    mut store: StoreContextMut<'_, State>,
+    (base, memory): (u32, wasmtime::component::WasmList<u8>),
+) -> Box<dyn std::future::Future<Output = SaveResult> + Send + '_> {
+    Box::new(async move {
+        // The image is taken out of the state while the guest's memory is
+        // borrowed for reading.
+        if let Err(e) = store.data_mut().check_saveable() {
+            return Ok((Err(to_wit_error(e)),));
+        }
+        let mut image = std::mem::take(&mut store.data_mut().image);
+        let recorded = image.record(base, memory.as_le_slice(store.as_context()));
+        let s = store.data_mut();
+        s.image = image;
+        Ok((recorded.map(|changed| s.changed = Some(changed)).map_err(to_wit_error),))
     })
 }
 
@@ -307,6 +339,10 @@ impl Instance {
             tensor_bytes: 0,
             timed_out: false,
             cancel: Arc::new(AtomicBool::new(false)),
+            image: Checkpoint::default(),
+            snapshotting: false,
+            standing: 0,
+            changed: None,
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -394,6 +430,44 @@ impl Instance {
         let r = self.job.wray_runtime_entry().call_actor_call(&mut self.store, method, &args).await;
         let v = self.finish(r)?.map_err(CallError::Guest)?;
         self.take_result(v)
+    }
+
+    /// Snapshots the actor's memory into `image` (the previous snapshot,
+    /// or an empty one) between two calls; returns the blocks that
+    /// changed. A refused snapshot (the instance holds host resources)
+    /// leaves `image` as it was and the instance usable; if the guest
+    /// failed after handing its memory over, `image` is emptied, as it may
+    /// no longer match what a copy elsewhere has.
+    pub async fn snapshot(&mut self, image: &mut Checkpoint, time: Option<Duration>) -> Result<Vec<u32>, CallError> {
+        self.begin(None, time);
+        let s = self.store.data_mut();
+        s.image = std::mem::take(image);
+        s.snapshotting = true;
+        let r = self.job.wray_runtime_entry().call_snapshot(&mut self.store).await;
+        let s = self.store.data_mut();
+        s.snapshotting = false;
+        let changed = s.changed.take();
+        *image = std::mem::take(&mut s.image);
+        match (self.finish(r).and_then(|r| r.map_err(CallError::Guest)), changed) {
+            (Ok(()), Some(changed)) => Ok(changed),
+            (Ok(()), None) => Err(CallError::Guest("the snapshot handed over no memory".into())),
+            (Err(e), saved) => {
+                if saved.is_some() {
+                    *image = Checkpoint::default();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Replaces this fresh instance's memory with `image`: the actor goes on
+    /// from the snapshot, without its constructor running.
+    pub async fn restore(&mut self, image: &mut Checkpoint, time: Option<Duration>) -> Result<(), CallError> {
+        self.begin(None, time);
+        self.store.data_mut().image = std::mem::take(image);
+        let r = self.job.wray_runtime_entry().call_restore(&mut self.store).await;
+        *image = std::mem::take(&mut self.store.data_mut().image);
+        self.finish(r).and_then(|r| r.map_err(CallError::Guest))
     }
 
     fn take_result(&mut self, v: types::Value) -> Result<Value, CallError> {
@@ -585,6 +659,7 @@ fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Options, Error>
         max_concurrency: o.max_concurrency.unwrap_or(1),
         max_restarts: o.max_restarts.unwrap_or(0),
         max_task_retries: o.max_task_retries.unwrap_or(0),
+        checkpoint_every: o.checkpoint_every.unwrap_or(0),
     })
 }
 
@@ -703,6 +778,66 @@ fn check_value(v: &types::Value) -> Result<(), Error> {
 }
 
 impl types::Host for State {}
+
+impl State {
+    /// Whether the instance may hand over a snapshot now: only inside
+    /// `entry.snapshot`, and only holding no host resource (a restored
+    /// instance would not have it).
+    ///
+    /// Counting is enough here: which handles those are matters only to
+    /// the guest itself (a guest that swapped a standing handle for another
+    /// confuses only its own restored instance).
+    fn check_saveable(&mut self) -> Result<(), Error> {
+        if !self.snapshotting || self.changed.is_some() {
+            return Err(Error::InvalidArgument("checkpoint.save is valid once inside entry.snapshot".into()));
+        }
+        let held = self.table.iter_mut().count();
+        if held > self.standing {
+            return Err(Error::InvalidArgument(format!(
+                "the actor holds {} host resource(s) (object refs, tensors, open files or streams), which a memory snapshot cannot keep",
+                held - self.standing
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl checkpoint::Host for State {
+    async fn standing(&mut self) -> wasmtime::Result<()> {
+        self.standing = self.table.iter_mut().count();
+        Ok(())
+    }
+
+    async fn save(&mut self, base: u32, memory: Vec<u8>) -> wasmtime::Result<Result<(), types::Error>> {
+        // The linker serves `save` with `save_in_place`; this binding is
+        // what a linker without that override would use.
+        let saved = self.check_saveable().and_then(|()| self.image.record(base, &memory));
+        Ok(saved.map(|changed| self.changed = Some(changed)).map_err(to_wit_error))
+    }
+
+    async fn image(&mut self) -> wasmtime::Result<Result<(u32, u64, u64), types::Error>> {
+        let image = &self.image;
+        if image.is_empty() {
+            return Ok(Err(types::Error::InvalidArgument("there is no checkpoint to restore".into())));
+        }
+        Ok(Ok((image.base, image.memory_size, image.data.len() as u64)))
+    }
+
+    async fn load(&mut self, offset: u64, len: u32) -> wasmtime::Result<Result<Vec<u8>, types::Error>> {
+        let data = &self.image.data;
+        let range = usize::try_from(offset)
+            .ok()
+            .and_then(|start| Some(start..start.checked_add(len as usize)?))
+            .filter(|r| len <= MAX_LOAD_CHUNK && r.end <= data.len());
+        Ok(match range {
+            Some(r) => Ok(data[r].to_vec()),
+            None => Err(types::Error::InvalidArgument(format!(
+                "cannot load {len} bytes at {offset} of a checkpoint of {} bytes (at most {MAX_LOAD_CHUNK} per call)",
+                data.len()
+            ))),
+        })
+    }
+}
 
 impl types::HostObjectRef for State {
     async fn id(&mut self, r: Resource<RefGuard>) -> wasmtime::Result<types::ObjectId> {

@@ -23,12 +23,14 @@
 
 mod bindings;
 mod buffers;
+mod checkpoint;
 mod component;
 mod engine;
 mod instance;
 mod services;
 mod tensors;
 
+pub use checkpoint::{BLOCK as CHECKPOINT_BLOCK, Checkpoint, Delta, MAX_CHECKPOINT};
 pub use component::{ComponentCache, JobComponent, LoadError};
 pub use engine::{EPOCH_TICK, Engine, EngineConfig};
 pub use instance::{CallError, Grants, Instance, InstanceLimits, Output};

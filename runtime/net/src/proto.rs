@@ -252,6 +252,34 @@ pub struct WireActor {
     pub max_restarts: u32,
     /// Re-runs of a call a crash interrupted.
     pub max_task_retries: u32,
+    /// Snapshot the actor's memory after every this many calls (0: never).
+    pub checkpoint_every: u32,
+    /// How many [`ActorMsg::Checkpoint`] frames follow the arguments: the
+    /// snapshot to start from instead of running the constructor (0: none).
+    pub checkpoint_parts: u32,
+}
+
+/// The most bytes of checkpoint blocks one [`WireDelta`] carries (a whole
+/// snapshot travels as several).
+pub const MAX_DELTA_BYTES: usize = 32 << 20;
+
+/// Blocks of an actor's memory snapshot that changed (or, sent to a new
+/// host, part of the whole snapshot). Checked again when applied.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct WireDelta {
+    /// Where the snapshot starts in linear memory.
+    pub base: u32,
+    /// The memory size it was taken at.
+    pub memory_size: u64,
+    /// Its length.
+    pub len: u64,
+    /// Discard the previous snapshot first.
+    pub full: bool,
+    /// The indices of the blocks in `data`, in order.
+    pub blocks: Vec<u32>,
+    /// The blocks' bytes, one after another (each a whole block but the
+    /// snapshot's last).
+    pub data: Vec<u8>,
 }
 
 /// What an actor's owner sends on the actor's stream after the request.
@@ -264,6 +292,9 @@ pub enum ActorMsg {
         /// Forbid restarting.
         no_restart: bool,
     },
+    /// Part of the snapshot a re-created actor starts from (right after
+    /// the request, [`WireActor::checkpoint_parts`] of them).
+    Checkpoint(WireDelta),
 }
 
 /// A method call on the wire.
@@ -455,6 +486,9 @@ pub enum Event {
     },
     /// An actor hosted elsewhere died for good: why.
     ActorGone(String),
+    /// An actor hosted elsewhere took a snapshot: what changed (sent
+    /// before the result of the call it follows).
+    Checkpoint(WireDelta),
     /// An actor found by name (or created detached).
     Actor {
         /// The actor id's high half.

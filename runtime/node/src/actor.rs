@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use wray_core::{ActorId, Error, ObjectId, Options, TaskId};
-use wray_host::{ArgSpec, CallError, Caller, Instance, Services};
+use wray_host::{ArgSpec, CallError, Caller, Checkpoint, Delta, Instance, Services};
 use wray_store::Object;
 
 /// A queued method call.
@@ -71,6 +71,10 @@ struct Life<'a> {
     instance: Option<Instance>,
     restarts_left: u32,
     time: Option<std::time::Duration>,
+    /// Calls completed since the last snapshot.
+    calls_since_snapshot: u32,
+    /// Whether the last snapshot was refused (logged once per refusal run).
+    refused: bool,
 }
 
 /// What the constructor needs.
@@ -81,6 +85,12 @@ pub(crate) struct ActorSpec {
     pub(crate) pinned: Vec<ObjectId>,
     /// Hosted on this node whatever the load (another node sent it here).
     pub(crate) here: bool,
+    /// The snapshot to start from instead of running the constructor
+    /// (the owner's copy, for an actor re-created after its node died).
+    pub(crate) image: Checkpoint,
+    /// Where each snapshot's changes go (to the owner, for an actor hosted
+    /// for another node).
+    pub(crate) on_snapshot: Option<mpsc::UnboundedSender<Delta>>,
 }
 
 /// The shared view of an actor: its mailbox and whether it lives.
@@ -97,6 +107,9 @@ pub(crate) struct ActorState {
     pub(crate) control: Notify,
     /// Interrupts the call running right now.
     interrupt: Mutex<Arc<AtomicBool>>,
+    /// The actor's last memory snapshot (empty: none), kept where the actor
+    /// is owned so that it survives the node hosting it.
+    pub(crate) checkpoint: Mutex<Checkpoint>,
 }
 
 impl ActorState {
@@ -133,7 +146,7 @@ impl NodeInner {
         job: Arc<JobState>,
         id: ActorId,
         class: String,
-        spec: ActorSpec,
+        mut spec: ActorSpec,
     ) -> Arc<ActorState> {
         let (tx, rx) = mpsc::unbounded_channel();
         let actor = Arc::new(ActorState {
@@ -145,6 +158,7 @@ impl NodeInner {
             kill_request: Mutex::new(None),
             control: Notify::new(),
             interrupt: Mutex::new(Arc::new(AtomicBool::new(false))),
+            checkpoint: Mutex::new(std::mem::take(&mut spec.image)),
         });
         let node = self.clone();
         let state = actor.clone();
@@ -156,12 +170,12 @@ impl NodeInner {
         actor
     }
 
-    async fn construct(
+    /// A fresh instance for the actor, with its interrupt flag installed.
+    async fn fresh_instance(
         self: &Arc<Self>,
         job: &JobState,
         actor: &ActorState,
         spec: &ActorSpec,
-        args: &[bytes::Bytes],
         held: &Held,
     ) -> Result<Instance, String> {
         let caller = Caller {
@@ -171,18 +185,51 @@ impl NodeInner {
             function: format!("{}.<constructor>", actor.short_class()).into(),
             holds: held.resources.clone(),
         };
-        let limits = job.limits(&spec.options);
         let services: Arc<dyn Services> = self.clone();
-        let mut instance = Instance::new(&job.component, services, caller, limits, &job.config.grants)
+        let mut instance = Instance::new(&job.component, services, caller, job.limits(&spec.options), &job.config.grants)
             .await
             .map_err(|e| e.to_string())?;
         let flag = Arc::new(AtomicBool::new(false));
         *lock(&actor.interrupt) = flag.clone();
         instance.set_cancel_flag(flag);
-        instance
-            .actor_new(&actor.class, args.to_vec(), limits.time)
-            .await
-            .map_err(|e| format!("its constructor failed: {e}"))?;
+        Ok(instance)
+    }
+
+    /// Builds the actor's instance: from its last snapshot if it has one,
+    /// else (or if the snapshot cannot be put back) by running its
+    /// constructor.
+    async fn construct(
+        self: &Arc<Self>,
+        job: &JobState,
+        actor: &ActorState,
+        spec: &ActorSpec,
+        args: &[bytes::Bytes],
+        held: &Held,
+    ) -> Result<Instance, String> {
+        let time = job.limits(&spec.options).time;
+        let mut instance = self.fresh_instance(job, actor, spec, held).await?;
+        let mut image = std::mem::take(&mut *lock(&actor.checkpoint));
+        if !image.is_empty() {
+            let restored = instance.restore(&mut image, time).await;
+            *lock(&actor.checkpoint) = image;
+            match restored {
+                Ok(()) => {
+                    tracing::info!("actor {} ({}) continues from its snapshot", actor.id, actor.class);
+                    return Ok(instance);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "actor {} ({}) cannot continue from its snapshot, so its constructor runs again: {e}",
+                        actor.id,
+                        actor.class
+                    );
+                    // The next snapshot starts a new image.
+                    *lock(&actor.checkpoint) = Checkpoint::default();
+                    instance = self.fresh_instance(job, actor, spec, held).await?;
+                }
+            }
+        }
+        instance.actor_new(&actor.class, args.to_vec(), time).await.map_err(|e| format!("its constructor failed: {e}"))?;
         Ok(instance)
     }
 
@@ -281,6 +328,8 @@ impl NodeInner {
             instance,
             restarts_left: spec.options.max_restarts,
             time: job.limits(&spec.options).time,
+            calls_since_snapshot: 0,
+            refused: false,
         };
         let limit = spec.options.max_concurrency.max(1) as usize;
         let mut resolving: JoinSet<(ActorCall, Result<Vec<bytes::Bytes>, Error>)> = JoinSet::new();
@@ -394,14 +443,63 @@ impl NodeInner {
                 }
             }
         };
+        // The snapshot is taken before the result is released, so a caller
+        // that saw the result finds its effect in the actor's state after
+        // any restart.
+        self.snapshot_after_call(life).await;
         let size = outcome.as_ref().map_or(0, |o| o.data.len());
         self.landing(size, || self.store.complete(call.output, outcome));
         drop(held);
         self.unpin(&call.pinned);
     }
 
-    /// Rebuilds the actor's instance by re-running its constructor, if it
-    /// has restarts left; otherwise marks it dead. `what` says what happened.
+    /// Takes a snapshot of the actor's memory if it asked for one after
+    /// every `checkpoint_every` calls and this call completes such a run.
+    async fn snapshot_after_call(self: &Arc<Self>, life: &mut Life<'_>) {
+        let every = life.spec.options.checkpoint_every;
+        let actor = life.actor;
+        let Some(instance) = life.instance.as_mut() else { return };
+        if every == 0 {
+            return;
+        }
+        life.calls_since_snapshot += 1;
+        if life.calls_since_snapshot < every {
+            return;
+        }
+        life.calls_since_snapshot = 0;
+        let mut image = std::mem::take(&mut *lock(&actor.checkpoint));
+        let full = image.is_empty();
+        let taken = instance.snapshot(&mut image, life.time).await;
+        let delta = match (&taken, &life.spec.on_snapshot) {
+            (Ok(changed), Some(_)) => Some(image.delta(changed, full)),
+            _ => None,
+        };
+        *lock(&actor.checkpoint) = image;
+        match taken {
+            Ok(_) => {
+                if let (Some(to_owner), Some(delta)) = (&life.spec.on_snapshot, delta) {
+                    let _ = to_owner.send(delta);
+                }
+                life.refused = false;
+            }
+            Err(e) => {
+                // Refused (it holds host resources): the last snapshot
+                // stays; a restart continues from it.
+                if !life.refused {
+                    tracing::warn!("actor {} ({}): no snapshot taken: {e}", actor.id, actor.class);
+                }
+                life.refused = true;
+                if e.poisons_instance() {
+                    life.instance = None;
+                    self.restart(life, &format!("crashed while taking a snapshot: {e}")).await;
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the actor's instance (from its snapshot, or by re-running
+    /// its constructor), if it has restarts left; otherwise marks it dead.
+    /// `what` says what happened.
     async fn restart(self: &Arc<Self>, life: &mut Life<'_>, what: &str) {
         let (job, actor) = (life.job, life.actor);
         if life.restarts_left == 0 || job.cancelled() {

@@ -151,6 +151,8 @@ impl NodeInner {
             options,
             pinned: Vec::new(),
             here: false,
+            image: Default::default(),
+            on_snapshot: None,
         };
         let arc = self.arc().map_err(|e| e.to_string())?;
         let state = arc.spawn_actor(job.clone(), id, record.class.clone(), spec);

@@ -7,9 +7,15 @@
 //! host runs them in that order), with results coming back as they finish.
 //! Closing the stream kills the actor. If the hosting node dies, the actor
 //! is re-created elsewhere while it has restarts left (its constructor runs
-//! again, as after a crash) and the calls in flight go back to the front of
-//! its mailbox while they have `max_task_retries` left; the others fail
-//! with `ActorDied`.
+//! again, as after a crash — or, for an actor taking snapshots, it
+//! continues from its last one) and the calls in flight go back to the
+//! front of its mailbox while they have `max_task_retries` left; the others
+//! fail with `ActorDied`.
+//!
+//! Snapshots are kept by the owner: the hosting node sends what each one
+//! changed on the session's stream ahead of the result of the call it
+//! follows, and the owner sends the whole snapshot to the next node that
+//! hosts the actor, after the request.
 //!
 //! A task running on another node reaches its job's actors through an
 //! upcall to the job's node (through the head if both are workers): calls
@@ -21,13 +27,16 @@ use crate::job::JobState;
 use crate::remote::{Chosen, Link, open_with, read_event, resources, write_parts, write_with};
 use crate::{NodeInner, lock};
 use bytes::Bytes;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use wray_core::{ActorId, Error, JobId, ObjectId, Options, TaskId};
-use wray_host::{ArgSpec, Caller};
-use wray_net::proto::{self, ActorMsg, Event, Request, TaskRequest, Upcall, UpcallRequest, WireActor, WireCall};
+use wray_host::{ArgSpec, CHECKPOINT_BLOCK, Caller, Checkpoint, Delta, MAX_CHECKPOINT};
+use wray_net::proto::{
+    self, ActorMsg, Event, MAX_DELTA_BYTES, Request, TaskRequest, Upcall, UpcallRequest, WireActor, WireCall,
+    WireDelta,
+};
 use wray_net::{NetError, frame};
 
 /// How an actor's life on another node ended.
@@ -59,6 +68,90 @@ fn actor_id(hi: u64, lo: u64) -> ActorId {
     ActorId((u128::from(hi) << 64) | u128::from(lo))
 }
 
+/// The most [`ActorMsg::Checkpoint`] frames a whole snapshot takes.
+const MAX_CHECKPOINT_PARTS: u32 = (MAX_CHECKPOINT / MAX_DELTA_BYTES) as u32 + 1;
+
+/// A snapshot's changes as frames of at most [`MAX_DELTA_BYTES`] of blocks.
+fn to_wire(delta: &Delta) -> Vec<WireDelta> {
+    let per_frame = MAX_DELTA_BYTES / CHECKPOINT_BLOCK;
+    let mut frames: Vec<WireDelta> = delta
+        .blocks
+        .chunks(per_frame)
+        .enumerate()
+        .map(|(i, blocks)| WireDelta {
+            base: delta.base,
+            memory_size: delta.memory_size,
+            len: delta.len,
+            full: delta.full && i == 0,
+            blocks: blocks.iter().map(|(index, _)| *index).collect(),
+            data: blocks.iter().flat_map(|(_, bytes)| bytes.iter().copied()).collect(),
+        })
+        .collect();
+    if frames.is_empty() {
+        frames.push(WireDelta {
+            base: delta.base,
+            memory_size: delta.memory_size,
+            len: delta.len,
+            full: delta.full,
+            blocks: Vec::new(),
+            data: Vec::new(),
+        });
+    }
+    frames
+}
+
+/// Cuts a peer's frame back into blocks; [`Checkpoint::apply`] checks
+/// that each fits.
+fn from_wire(w: WireDelta) -> Result<Delta, String> {
+    let mut blocks = Vec::with_capacity(w.blocks.len().min(MAX_DELTA_BYTES / CHECKPOINT_BLOCK));
+    let data = Bytes::from(w.data);
+    let mut at = 0usize;
+    for index in w.blocks {
+        let start = u64::from(index) * CHECKPOINT_BLOCK as u64;
+        let size = w.len.saturating_sub(start).min(CHECKPOINT_BLOCK as u64) as usize;
+        if size == 0 || at + size > data.len() {
+            return Err(format!("checkpoint block {index} is missing or outside the snapshot"));
+        }
+        blocks.push((index, data.slice(at..at + size)));
+        at += size;
+    }
+    if at != data.len() {
+        return Err("a checkpoint frame carries bytes beyond its blocks".into());
+    }
+    Ok(Delta { base: w.base, memory_size: w.memory_size, len: w.len, full: w.full, blocks })
+}
+
+/// Applies a peer's frame to `image`; a bad one empties it (the actor
+/// then starts over if it is re-created) and is reported.
+fn apply_wire(image: &Mutex<Checkpoint>, w: WireDelta) -> Result<(), String> {
+    let mut image = lock(image);
+    let applied = from_wire(w).and_then(|d| image.apply(&d));
+    if applied.is_err() {
+        *image = Checkpoint::default();
+    }
+    applied
+}
+
+/// Reads the `parts` frames of the snapshot an owner sends after an actor's
+/// request.
+async fn read_image(recv: &mut quinn::RecvStream, parts: u32) -> Result<Checkpoint, NetError> {
+    if parts > MAX_CHECKPOINT_PARTS {
+        return Err(NetError::Malformed(format!("a snapshot in {parts} parts (at most {MAX_CHECKPOINT_PARTS})")));
+    }
+    let image = Mutex::new(Checkpoint::default());
+    for _ in 0..parts {
+        let msg = match frame::read(recv).await? {
+            Some(bytes) => proto::decode_actor_msg(&bytes)?,
+            None => return Err(NetError::Malformed("the stream ended inside a snapshot".into())),
+        };
+        let ActorMsg::Checkpoint(delta) = msg else {
+            return Err(NetError::Malformed("expected part of a snapshot".into()));
+        };
+        apply_wire(&image, delta).map_err(NetError::Malformed)?;
+    }
+    Ok(image.into_inner().unwrap_or_else(|e| e.into_inner()))
+}
+
 impl NodeInner {
     /// Whether an actor that found no room here should be hosted elsewhere:
     /// `Some(must_move)`, or `None` to queue here.
@@ -79,12 +172,18 @@ impl NodeInner {
         must_move: bool,
     ) -> Hosted {
         let (hi, lo) = actor_halves(actor.id);
+        let image = {
+            let image = lock(&actor.checkpoint);
+            if image.is_empty() { Vec::new() } else { image.as_deltas(MAX_DELTA_BYTES) }
+        };
         let wire = WireActor {
             hi,
             lo,
             max_concurrency: spec.options.max_concurrency,
             max_restarts: spec.options.max_restarts,
             max_task_retries: spec.options.max_task_retries,
+            checkpoint_every: spec.options.checkpoint_every,
+            checkpoint_parts: image.len() as u32,
         };
         let request =
             self.task_request(job, spec.task, &actor.class, &spec.args, &spec.options, must_move, Some(wire)).await;
@@ -105,13 +204,14 @@ impl NodeInner {
                 return Hosted::Ended;
             }
         };
-        let outcome = self.actor_session(job, actor, rx, &conn, &frame_bytes, blobs).await;
+        let outcome = self.actor_session(job, actor, rx, &conn, &frame_bytes, blobs, image).await;
         if let Some((peers, id)) = placed {
             peers.finished(&id, &spec.options.resources);
         }
         outcome
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn actor_session(
         self: &Arc<Self>,
         job: &Arc<JobState>,
@@ -120,11 +220,23 @@ impl NodeInner {
         conn: &quinn::Connection,
         frame_bytes: &[u8],
         blobs: Vec<Bytes>,
+        image: Vec<Delta>,
     ) -> Hosted {
         let (mut send, mut recv) = match open_with(conn, frame_bytes, blobs).await {
             Ok(s) => s,
             Err(e) => return Hosted::Lost(e.to_string()),
         };
+        for part in &image {
+            for frame in to_wire(part) {
+                let sent = match proto::encode(&ActorMsg::Checkpoint(frame)) {
+                    Ok(bytes) => frame::write(&mut send, &bytes).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = sent {
+                    return Hosted::Lost(e.to_string());
+                }
+            }
+        }
         match read_event(&mut recv).await {
             Ok(Event::Accepted) => {}
             Ok(Event::Busy) => return Hosted::Busy,
@@ -139,7 +251,7 @@ impl NodeInner {
         // abandoned halfway, which a `select!` branch would do.
         let (tx, mut results) = mpsc::unbounded_channel::<Result<FromHost, String>>();
         let reader = {
-            let (node, job) = (self.clone(), job.clone());
+            let (node, job, actor) = (self.clone(), job.clone(), actor.clone());
             tokio::spawn(async move {
                 loop {
                     let msg = match read_event(&mut recv).await {
@@ -147,6 +259,10 @@ impl NodeInner {
                             job.config.grants.output.write(&chunk);
                             continue;
                         }
+                        Ok(Event::Checkpoint(delta)) => match apply_wire(&actor.checkpoint, delta) {
+                            Ok(()) => continue,
+                            Err(e) => Err(format!("a bad snapshot from the actor's host: {e}")),
+                        },
                         Ok(Event::TaskDone(done)) => match node.receive_result(&job, done, &mut recv).await {
                             Ok(output) => Ok(FromHost::Done(output)),
                             Err(e) => Err(e.to_string()),
@@ -281,8 +397,16 @@ impl NodeInner {
         mut recv: quinn::RecvStream,
     ) -> Result<(), NetError> {
         let (args, imported) = self.read_args(job, &req.args, &req.objects, &mut recv).await?;
+        let image = read_image(&mut recv, wire.checkpoint_parts).await;
         let pinned = self.pin_args(job.id, &args);
         self.unpin(&imported);
+        let image = match image {
+            Ok(i) => i,
+            Err(e) => {
+                self.unpin(pinned.as_deref().unwrap_or_default());
+                return Err(e);
+            }
+        };
         let pinned = match pinned {
             Ok(p) => p,
             Err(e) => return frame::write(&mut send, &proto::encode(&Event::Refused(e.to_string()))?).await,
@@ -295,10 +419,12 @@ impl NodeInner {
             max_concurrency: wire.max_concurrency,
             max_restarts: wire.max_restarts,
             max_task_retries: wire.max_task_retries,
+            checkpoint_every: wire.checkpoint_every,
             ..Options::default()
         };
         let task = TaskId::from_halves(req.task_hi, req.task_lo);
-        let spec = ActorSpec { task, args, options, pinned, here: true };
+        let (snapshots, mut snapshot_rx) = mpsc::unbounded_channel::<Delta>();
+        let spec = ActorSpec { task, args, options, pinned, here: true, image, on_snapshot: Some(snapshots) };
         let state = self.spawn_actor(job.clone(), id, req.function.clone(), spec);
         lock(&job.actors).insert(id, state.clone());
         // Output of the job's instances here may come back this way.
@@ -320,6 +446,21 @@ impl NodeInner {
         let (mut reader_done, mut gone_sent) = (false, false);
         let outcome = loop {
             tokio::select! {
+                // A snapshot goes out before the result of the call it
+                // follows (it was queued first).
+                biased;
+                Some(delta) = snapshot_rx.recv() => {
+                    let mut sent = Ok(());
+                    for frame in to_wire(&delta) {
+                        sent = write_with(&mut send, &Event::Checkpoint(frame), Vec::new()).await;
+                        if sent.is_err() {
+                            break;
+                        }
+                    }
+                    if let Err(e) = sent {
+                        break Err(e);
+                    }
+                }
                 Some((event, blobs)) = done_rx.recv() => {
                     if let Err(e) = write_with(&mut send, &event, blobs).await {
                         break Err(e);
@@ -377,6 +518,10 @@ impl NodeInner {
                     continue;
                 }
                 Ok(ActorMsg::Call(call)) => call,
+                Ok(ActorMsg::Checkpoint(_)) => {
+                    tracing::warn!("dropping an actor session: a snapshot after the actor started");
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!("dropping an actor session: {e}");
                     return;

@@ -163,6 +163,114 @@ impl Counter {
     }
 }
 
+/// An actor whose state lives in the heap in several shapes (a vector, a
+/// map, a string), for the checkpoint tests.
+#[wray::actor]
+pub struct Ledger {
+    entries: Vec<u64>,
+    totals: std::collections::BTreeMap<String, u64>,
+    log: String,
+}
+
+#[wray::actor]
+impl Ledger {
+    pub fn new(seed: u64) -> Self {
+        println!("ledger: constructor ran");
+        Ledger { entries: vec![seed], totals: Default::default(), log: String::new() }
+    }
+    pub fn add(&mut self, name: String, amount: u64) -> u64 {
+        // Printing fetches a WASI stream; it must not disqualify the actor.
+        println!("ledger: {name} += {amount}");
+        self.entries.push(amount);
+        *self.totals.entry(name.clone()).or_default() += amount;
+        self.log.push_str(&format!("{name}:{amount};"));
+        self.entries.iter().sum()
+    }
+    /// Adds `n` entries: megabytes of heap.
+    pub fn grow(&mut self, n: u64) -> usize {
+        self.entries.extend((0..n).map(|i| i.wrapping_mul(0x9e37_79b9) % 1000));
+        self.entries.len()
+    }
+    pub fn summary(&self) -> String {
+        let sum: u64 = self.entries.iter().sum();
+        let hash = self.log.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        format!("{} entries, sum {sum}, totals {:?}, log {hash:016x}", self.entries.len(), self.totals)
+    }
+    pub fn crash(&mut self) -> u64 {
+        panic!("the ledger crashed with {} entries", self.entries.len())
+    }
+    pub fn node(&self) -> String {
+        wray::runtime_context().node_id
+    }
+}
+
+/// An actor holding object refs between calls: not snapshotable.
+#[wray::actor]
+pub struct Keeper {
+    held: Vec<ObjectRef<i64>>,
+    calls: u64,
+}
+
+#[wray::actor]
+impl Keeper {
+    pub fn new(calls: u64) -> Self {
+        Keeper { held: Vec::new(), calls }
+    }
+    pub fn keep(&mut self, value: i64) -> u64 {
+        self.held.push(wray::put(&value));
+        self.calls += 1;
+        self.calls
+    }
+    pub fn calls(&self) -> u64 {
+        self.calls
+    }
+    pub fn crash(&mut self) -> u64 {
+        panic!("the keeper crashed")
+    }
+}
+
+fn checkpoints() -> Result<(), Error> {
+    let show = |r: Result<u64, Error>| r.map_or_else(|e| format!("error: {e}"), |v| v.to_string());
+    // Every call: a crash loses nothing, twice over.
+    let l = Ledger::options().checkpoint_every(1).max_restarts(3).remote(7);
+    for i in 0..20u64 {
+        wray::get(&l.add(format!("k{}", i % 3), i))?;
+    }
+    wray::get(&l.grow(300_000))?;
+    let before = wray::get(&l.summary())?;
+    println!("before: {before}");
+    println!("crash: {}", show(wray::get(&l.crash())));
+    let after = wray::get(&l.summary())?;
+    println!("after crash: {after}");
+    println!("state kept: {}", after == before);
+    println!("add after restore: {}", wray::get(&l.add("k0".to_string(), 1000))?);
+    let before = wray::get(&l.summary())?;
+    println!("crash again: {}", show(wray::get(&l.crash())));
+    println!("state kept again: {}", wray::get(&l.summary())? == before);
+
+    // Every third call: a crash goes back to the last snapshot.
+    let e = Ledger::options().checkpoint_every(3).max_restarts(1).remote(0);
+    for i in 1..=5u64 {
+        wray::get(&e.add("x".to_string(), i))?;
+    }
+    wray::get(&e.crash()).ok();
+    println!("every 3, after 5 adds and a crash: {}", wray::get(&e.summary())?);
+
+    // Holding object refs disqualifies: the constructor runs again.
+    let k = Keeper::options().checkpoint_every(1).max_restarts(1).remote(0);
+    wray::get(&k.keep(1))?;
+    wray::get(&k.keep(2))?;
+    wray::get(&k.crash()).ok();
+    println!("keeper calls after a crash: {}", wray::get(&k.calls())?);
+
+    // Without checkpoints a restart starts over (Ray's behaviour).
+    let plain = Ledger::options().max_restarts(1).remote(0);
+    wray::get(&plain.add("y".to_string(), 5))?;
+    wray::get(&plain.crash()).ok();
+    println!("without checkpoints: {}", wray::get(&plain.summary())?);
+    Ok(())
+}
+
 #[wray::remote]
 fn bump(counter: ActorHandle<Counter>, by: i64) -> Result<i64, Error> {
     wray::get(&counter.incr(by))
@@ -735,6 +843,35 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             args.get(3).map(String::as_str),
         )?,
         "forged" => forged()?,
+        "checkpoints" => checkpoints()?,
+        "checkpoint-node" => {
+            // An actor whose node dies continues from its snapshot on
+            // another node. The test kills the node named by `kill:`.
+            let l = Ledger::options().resource("spot", 1.0).checkpoint_every(1).max_restarts(1).remote(3);
+            let first = wray::get(&l.node())?;
+            for i in 0..50u64 {
+                wray::get(&l.add(format!("k{}", i % 4), i))?;
+            }
+            wray::get(&l.grow(args.get(1).map_or(500_000, |n| n.parse().unwrap_or(500_000))))?;
+            let before = wray::get(&l.summary())?;
+            println!("before: {before}");
+            println!("kill: {first}");
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(100));
+                match wray::get(&l.node()) {
+                    Ok(n) if n != first => {
+                        println!("moved: true");
+                        let after = wray::get(&l.summary())?;
+                        println!("after: {after}");
+                        println!("state kept: {}", after == before);
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) => println!("call failed: {e}"),
+                }
+            }
+        }
         "errors" => errors()?,
         "limits" => limits()?,
         "actors" => actors()?,
