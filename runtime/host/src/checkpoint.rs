@@ -150,7 +150,10 @@ impl Checkpoint {
             let start = *i as usize * BLOCK;
             let expected = len.saturating_sub(start).min(BLOCK);
             if start >= len || bytes.len() != expected {
-                return Err(format!("checkpoint block {i} ({} bytes) does not fit an image of {len} bytes", bytes.len()));
+                return Err(format!(
+                    "checkpoint block {i} ({} bytes) does not fit an image of {len} bytes",
+                    bytes.len()
+                ));
             }
             self.data[start..start + expected].copy_from_slice(bytes);
         }
@@ -243,13 +246,7 @@ mod tests {
     #[test]
     fn hostile_deltas_are_refused() {
         let mut copy = Checkpoint::default();
-        let delta = |len: u64, blocks: Vec<(u32, Bytes)>| Delta {
-            base: 0,
-            memory_size: len,
-            len,
-            full: true,
-            blocks,
-        };
+        let delta = |len: u64, blocks: Vec<(u32, Bytes)>| Delta { base: 0, memory_size: len, len, full: true, blocks };
         assert!(copy.apply(&delta(u64::MAX, vec![])).is_err());
         assert!(copy.apply(&delta(100, vec![(1, Bytes::from_static(b"x"))])).is_err());
         assert!(copy.apply(&delta(100, vec![(0, Bytes::from(vec![0; 99]))])).is_err());

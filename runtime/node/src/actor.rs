@@ -186,9 +186,10 @@ impl NodeInner {
             holds: held.resources.clone(),
         };
         let services: Arc<dyn Services> = self.clone();
-        let mut instance = Instance::new(&job.component, services, caller, job.limits(&spec.options), &job.config.grants)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut instance =
+            Instance::new(&job.component, services, caller, job.limits(&spec.options), &job.config.grants)
+                .await
+                .map_err(|e| e.to_string())?;
         let flag = Arc::new(AtomicBool::new(false));
         *lock(&actor.interrupt) = flag.clone();
         instance.set_cancel_flag(flag);
@@ -229,7 +230,10 @@ impl NodeInner {
                 }
             }
         }
-        instance.actor_new(&actor.class, args.to_vec(), time).await.map_err(|e| format!("its constructor failed: {e}"))?;
+        instance
+            .actor_new(&actor.class, args.to_vec(), time)
+            .await
+            .map_err(|e| format!("its constructor failed: {e}"))?;
         Ok(instance)
     }
 

@@ -34,8 +34,7 @@ use tokio::sync::mpsc;
 use wray_core::{ActorId, Error, JobId, ObjectId, Options, TaskId};
 use wray_host::{ArgSpec, CHECKPOINT_BLOCK, Caller, Checkpoint, Delta, MAX_CHECKPOINT};
 use wray_net::proto::{
-    self, ActorMsg, Event, MAX_DELTA_BYTES, Request, TaskRequest, Upcall, UpcallRequest, WireActor, WireCall,
-    WireDelta,
+    self, ActorMsg, Event, MAX_DELTA_BYTES, Request, TaskRequest, Upcall, UpcallRequest, WireActor, WireCall, WireDelta,
 };
 use wray_net::{NetError, frame};
 

@@ -193,7 +193,8 @@ impl Ledger {
     }
     pub fn summary(&self) -> String {
         let sum: u64 = self.entries.iter().sum();
-        let hash = self.log.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let hash =
+            self.log.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         format!("{} entries, sum {sum}, totals {:?}, log {hash:016x}", self.entries.len(), self.totals)
     }
     pub fn crash(&mut self) -> u64 {
