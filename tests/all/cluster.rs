@@ -789,6 +789,29 @@ fn the_head_survives_a_crash_with_its_workers_and_detached_actors() {
 }
 
 #[test]
+fn objects_handed_to_a_detached_actor_outlive_their_owners_node() {
+    use std::io::BufRead;
+    // The job runs on the worker (the biggest node), so it owns its objects
+    // there; the detached actor it hands refs to is kept by the head.
+    let head = Head::start_with_cpus("1");
+    let worker = node_id(head.add_worker("3"));
+    let mut run = head.spawn_testjob(&["vault-fill"]);
+    let mut lines = std::io::BufReader::new(run.stdout.take().unwrap()).lines();
+    let held = lines.next().unwrap().unwrap();
+    assert_eq!(held, "vault holds: 2");
+    let node = lines.next().unwrap().unwrap();
+    assert_eq!(node, format!("node: {worker}"));
+    // The owner dies with its node (Ray's ObjectLost case).
+    let pid = u32::from_str_radix(worker.trim_start_matches("node-"), 16).unwrap();
+    Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "the job was lost with its node");
+    let out = head.run(&guests().testjob, &["vault-read"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("vault total: 42"), "{}", stdout(&out));
+}
+
+#[test]
 fn a_job_on_a_worker_reaches_its_actors_through_the_head() {
     // The job lands on the biggest worker; its actor on the other one; a
     // task next to the actor asks the job's node for the actor's name, a

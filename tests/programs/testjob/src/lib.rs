@@ -230,6 +230,27 @@ impl Keeper {
     }
 }
 
+/// A detached actor that keeps refs another job made.
+#[wray::actor]
+pub struct Vault {
+    held: Vec<ObjectRef<i64>>,
+}
+
+#[wray::actor]
+impl Vault {
+    pub fn new(_seed: i64) -> Self {
+        Vault { held: Vec::new() }
+    }
+    pub fn keep(&mut self, refs: Vec<ObjectRef<i64>>) -> usize {
+        self.held.extend(refs);
+        self.held.len()
+    }
+    /// The values behind every ref it holds.
+    pub fn total(&self) -> Result<i64, Error> {
+        Ok(wray::get_all(&self.held)?.into_iter().sum())
+    }
+}
+
 fn checkpoints() -> Result<(), Error> {
     let show = |r: Result<u64, Error>| r.map_or_else(|e| format!("error: {e}"), |v| v.to_string());
     // Every call: a crash loses nothing, twice over.
@@ -823,6 +844,19 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         "detached-use" => {
             let c = wray::get_actor::<Counter>("keeper")?;
             println!("keeper: {}", wray::get(&c.incr(1))?);
+        }
+        "vault-fill" => {
+            // Hands a detached actor refs to objects this job owns: a put
+            // and a task's result. The test then kills this job's node.
+            let vault = Vault::options().name("vault").detached().remote(0);
+            let refs = vec![wray::put(&40i64), add::remote(1, 1)];
+            println!("vault holds: {}", wray::get(&vault.keep(refs))?);
+            println!("node: {}", wray::runtime_context().node_id);
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        "vault-read" => {
+            let vault = wray::get_actor::<Vault>("vault")?;
+            println!("vault total: {}", wray::get(&vault.total())?);
         }
         "detached-kill" => {
             let c = wray::get_actor::<Counter>("keeper")?;
