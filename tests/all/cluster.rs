@@ -768,6 +768,11 @@ fn the_head_survives_a_crash_with_its_workers_and_detached_actors() {
     // It outlives the job that made it.
     let text = stdout(&run(&head, &["detached-use"]));
     assert!(text.contains("keeper: 106"), "{text}");
+    // One taking snapshots, which the head keeps on disk.
+    let text = stdout(&run(&head, &["detached-ledger", "a"]));
+    assert!(text.contains("ledger: 2 entries, sum 11, totals {\"a\": 10}"), "{text}");
+    let text = stdout(&run(&head, &["detached-ledger", "b"]));
+    assert!(text.contains("ledger: 3 entries, sum 21"), "{text}");
 
     head.crash_and_restart("1");
     // The worker notices the old head is gone and joins the new one.
@@ -781,6 +786,10 @@ fn the_head_survives_a_crash_with_its_workers_and_detached_actors() {
     let out = run(&head, &["detached-use"]);
     assert_code(&out, 0);
     assert!(stdout(&out).contains("keeper: 101"), "{}", stdout(&out));
+    // The one with snapshots continues where it was: both earlier entries
+    // are there.
+    let text = stdout(&run(&head, &["detached-ledger", "c"]));
+    assert!(text.contains("ledger: 4 entries, sum 31, totals {\"a\": 10, \"b\": 10, \"c\": 10}"), "{text}");
     let out = run(&head, &["detached-kill"]);
     assert_code(&out, 0);
     let out = run(&head, &["detached-use"]);

@@ -228,8 +228,9 @@ macro_rules! __actor_options_methods {
         /// Outlives the job that creates it, until killed; any later job
         /// of the cluster finds it by name. Needs `.name(..)`; constructor
         /// arguments must be plain values. On a cluster it is kept by the
-        /// head, which re-creates it (re-running its constructor) after a
-        /// restart.
+        /// head, which re-creates it after a restart: from its last
+        /// snapshot with `checkpoint_every`, else by re-running its
+        /// constructor.
         pub fn detached(self) -> Self {
             Self(self.0.detached())
         }

@@ -99,6 +99,19 @@ impl Checkpoint {
                 changed.push(i as u32);
             }
         }
+        // When the length changed, the block at the old end and the new
+        // last block are sent whole even if their bytes inside the image
+        // did not change: a copy that keeps whole blocks (the head's disk)
+        // may hold stale bytes past the old end there.
+        if len != old_len {
+            for boundary in [old_len.min(len), len.saturating_sub(1)] {
+                let block = (boundary / BLOCK) as u32;
+                if boundary < len && !changed.contains(&block) {
+                    changed.push(block);
+                }
+            }
+            changed.sort_unstable();
+        }
         self.base = base;
         self.memory_size = memory_size;
         Ok(changed)

@@ -145,6 +145,11 @@ pub struct DetachedActor {
     pub max_concurrency: u32,
     /// Restarts after a crash.
     pub max_restarts: u32,
+    /// Re-runs of a call its crash interrupted.
+    pub max_task_retries: u32,
+    /// Snapshot its memory after every this many calls (0: never); the
+    /// head keeps the snapshots with the record.
+    pub checkpoint_every: u32,
 }
 
 /// What a worker sends on its membership stream (after [`Request::Join`])

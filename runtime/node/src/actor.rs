@@ -91,7 +91,13 @@ pub(crate) struct ActorSpec {
     /// Where each snapshot's changes go (to the owner, for an actor hosted
     /// for another node).
     pub(crate) on_snapshot: Option<mpsc::UnboundedSender<Delta>>,
+    /// Writes each change of the owner's snapshot to disk (a detached
+    /// actor's, at the head).
+    pub(crate) persist: Option<Persist>,
 }
+
+/// Makes a snapshot's change durable; runs on a blocking thread.
+pub(crate) type Persist = Arc<dyn Fn(&Delta) -> Result<(), String> + Send + Sync>;
 
 /// The shared view of an actor: its mailbox and whether it lives.
 pub(crate) struct ActorState {
@@ -110,6 +116,20 @@ pub(crate) struct ActorState {
     /// The actor's last memory snapshot (empty: none), kept where the actor
     /// is owned so that it survives the node hosting it.
     pub(crate) checkpoint: Mutex<Checkpoint>,
+    /// Makes the snapshot's changes durable (detached actors).
+    pub(crate) persist: Option<Persist>,
+}
+
+impl ActorState {
+    /// Writes a change of the owner's snapshot to disk, if this actor's
+    /// snapshots are kept there; waits until it is.
+    pub(crate) async fn persist(&self, delta: Delta) {
+        let Some(persist) = self.persist.clone() else { return };
+        let written = tokio::task::spawn_blocking(move || persist(&delta)).await;
+        if let Err(e) = written.map_err(|e| e.to_string()).and_then(|r| r) {
+            tracing::warn!("actor {} ({}): cannot write its snapshot: {e}", self.id, self.class);
+        }
+    }
 }
 
 impl ActorState {
@@ -159,6 +179,7 @@ impl NodeInner {
             control: Notify::new(),
             interrupt: Mutex::new(Arc::new(AtomicBool::new(false))),
             checkpoint: Mutex::new(std::mem::take(&mut spec.image)),
+            persist: spec.persist.take(),
         });
         let node = self.clone();
         let state = actor.clone();
@@ -474,15 +495,19 @@ impl NodeInner {
         let mut image = std::mem::take(&mut *lock(&actor.checkpoint));
         let full = image.is_empty();
         let taken = instance.snapshot(&mut image, life.time).await;
-        let delta = match (&taken, &life.spec.on_snapshot) {
-            (Ok(changed), Some(_)) => Some(image.delta(changed, full)),
+        let wanted = life.spec.on_snapshot.is_some() || actor.persist.is_some();
+        let delta = match &taken {
+            Ok(changed) if wanted => Some(image.delta(changed, full)),
             _ => None,
         };
         *lock(&actor.checkpoint) = image;
         match taken {
             Ok(_) => {
-                if let (Some(to_owner), Some(delta)) = (&life.spec.on_snapshot, delta) {
-                    let _ = to_owner.send(delta);
+                if let Some(delta) = delta {
+                    if let Some(to_owner) = &life.spec.on_snapshot {
+                        let _ = to_owner.send(delta.clone());
+                    }
+                    actor.persist(delta).await;
                 }
                 life.refused = false;
             }

@@ -89,6 +89,11 @@ impl JobTable {
         self.db.open_tree("detached_actors").map_err(io)
     }
 
+    /// The memory snapshots of detached actors that take them.
+    pub fn detached_snapshots(&self) -> std::io::Result<sled::Tree> {
+        self.db.open_tree("detached_snapshots").map_err(io)
+    }
+
     /// One job's record.
     pub fn get(&self, id: &str) -> std::io::Result<Option<JobInfo>> {
         self.db.get(id.as_bytes()).map_err(io)?.map(|v| decode(&v)).transpose()

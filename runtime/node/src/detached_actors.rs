@@ -6,7 +6,9 @@
 //! on its data directory re-creates every recorded actor by running its
 //! constructor again with the recorded arguments: the actor is reachable
 //! under the same name and id, with its state rebuilt from the constructor
-//! (what it learnt since is not kept).
+//! — or, for an actor taking snapshots (`checkpoint_every`), from its last
+//! snapshot, which the head writes to the same database (flushed) before
+//! the result of the call it follows is released.
 
 use crate::job::JobState;
 use crate::remote::{Link, pairs, resources};
@@ -15,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use wray_core::{ActorId, Error, JobId, Options, TaskId};
-use wray_host::{ArgSpec, Caller, Grants, Value};
+use wray_host::{ArgSpec, CHECKPOINT_BLOCK, Caller, Checkpoint, Delta, Grants, MAX_CHECKPOINT, Value};
 use wray_net::proto::{self, DetachedActor, Event, Request};
 
 /// The detached actors this node keeps.
@@ -28,6 +30,80 @@ pub(crate) struct Detached {
     jobs: HashMap<String, Arc<JobState>>,
     /// The records (the head's sled tree).
     records: Option<sled::Tree>,
+    /// Their snapshots (another tree of the same database).
+    snapshots: Option<sled::Tree>,
+}
+
+/// Writes what a snapshot changed to `tree`, atomically, and flushes it:
+/// keys are the actor's id (16 bytes) followed by `m` (base, memory size,
+/// length) or `b` and a block's index.
+pub(crate) fn persist_snapshot(tree: &sled::Tree, id: ActorId, delta: &Delta) -> Result<(), String> {
+    let prefix = id.0.to_be_bytes();
+    let key = |tag: u8, index: Option<u32>| {
+        let mut k = prefix.to_vec();
+        k.push(tag);
+        if let Some(i) = index {
+            k.extend(i.to_be_bytes());
+        }
+        k
+    };
+    let mut batch = sled::Batch::default();
+    if delta.full {
+        for k in tree.scan_prefix(prefix).keys() {
+            batch.remove(k.map_err(|e| e.to_string())?);
+        }
+    }
+    let mut meta = Vec::with_capacity(20);
+    meta.extend(delta.base.to_be_bytes());
+    meta.extend(delta.memory_size.to_be_bytes());
+    meta.extend(delta.len.to_be_bytes());
+    batch.insert(key(b'm', None), meta);
+    for (index, bytes) in &delta.blocks {
+        batch.insert(key(b'b', Some(*index)), bytes.as_ref());
+    }
+    tree.apply_batch(batch).and_then(|()| tree.flush().map(drop)).map_err(|e| e.to_string())
+}
+
+/// Deletes an actor's snapshot.
+fn remove_snapshot(tree: &sled::Tree, id: ActorId) -> sled::Result<()> {
+    tree.scan_prefix(id.0.to_be_bytes()).keys().try_for_each(|k| tree.remove(k?).map(drop))
+}
+
+/// Reads an actor's snapshot back (empty if it has none); blocks past its
+/// length are left over from a longer one and skipped.
+fn load_snapshot(tree: &sled::Tree, id: ActorId) -> Result<Checkpoint, String> {
+    let prefix = id.0.to_be_bytes();
+    let mut meta_key = prefix.to_vec();
+    meta_key.push(b'm');
+    let Some(meta) = tree.get(&meta_key).map_err(|e| e.to_string())? else { return Ok(Checkpoint::default()) };
+    let field = |at: usize, n: usize| meta.get(at..at + n).ok_or("a truncated snapshot record");
+    let base = u32::from_be_bytes(field(0, 4)?.try_into().expect("4 bytes"));
+    let memory_size = u64::from_be_bytes(field(4, 8)?.try_into().expect("8 bytes"));
+    let len = u64::from_be_bytes(field(12, 8)?.try_into().expect("8 bytes"));
+    let mut blocks = Vec::new();
+    let mut block_prefix = prefix.to_vec();
+    block_prefix.push(b'b');
+    for entry in tree.scan_prefix(&block_prefix) {
+        let (k, v) = entry.map_err(|e| e.to_string())?;
+        let index = k.get(17..21).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
+        let Some(index) = index else { return Err("a malformed snapshot key".into()) };
+        let start = u64::from(index) * CHECKPOINT_BLOCK as u64;
+        if start < len {
+            // The image's last block may have been written when it was
+            // longer (or shorter) and left alone since, its bytes within
+            // the image unchanged: fit it to the image, zeros past its end.
+            let size = (len - start).min(CHECKPOINT_BLOCK as u64) as usize;
+            let mut block = v.to_vec();
+            block.resize(size, 0);
+            blocks.push((index, bytes::Bytes::from(block)));
+        }
+    }
+    if len > MAX_CHECKPOINT as u64 {
+        return Err(format!("a snapshot of {len} bytes"));
+    }
+    let mut image = Checkpoint::default();
+    image.apply(&Delta { base, memory_size, len, full: true, blocks })?;
+    Ok(image)
 }
 
 impl NodeInner {
@@ -73,6 +149,8 @@ impl NodeInner {
             time_limit_ms: options.time_limit.map(|t| t.as_millis() as u64),
             max_concurrency: options.max_concurrency,
             max_restarts: options.max_restarts,
+            max_task_retries: options.max_task_retries,
+            checkpoint_every: options.checkpoint_every,
         };
         if let Some(Link::Worker(w)) = self.link.get() {
             return match crate::remote::ask(&w.head(), &Request::CreateDetached(record)).await {
@@ -130,12 +208,34 @@ impl NodeInner {
                 }
             }
         };
+        // A re-created actor continues from its snapshot; a new one starts
+        // clean (a killed actor's snapshot went with its record).
+        let snapshots = lock(&self.detached).snapshots.clone().filter(|_| record.checkpoint_every > 0);
+        let image = match &snapshots {
+            Some(tree) if !write => load_snapshot(tree, id).unwrap_or_else(|e| {
+                tracing::warn!("detached actor {:?}: its snapshot is unreadable ({e}); it starts over", record.name);
+                Checkpoint::default()
+            }),
+            Some(tree) => {
+                // A snapshot left under this id by an earlier life (an id
+                // comes back when its job runs again) is not this actor's.
+                if let Err(e) = remove_snapshot(tree, id) {
+                    tracing::warn!("detached actor {:?}: cannot clear an old snapshot: {e}", record.name);
+                }
+                Checkpoint::default()
+            }
+            None => Checkpoint::default(),
+        };
+        let persist: Option<crate::actor::Persist> = snapshots
+            .map(|tree| Arc::new(move |delta: &Delta| persist_snapshot(&tree, id, delta)) as crate::actor::Persist);
         let options = Options {
             resources: resources(&record.resources).map_err(|e| e.to_string())?,
             memory_limit: record.memory_limit,
             time_limit: record.time_limit_ms.map(Duration::from_millis),
             max_concurrency: record.max_concurrency.max(1),
             max_restarts: record.max_restarts,
+            max_task_retries: record.max_task_retries,
+            checkpoint_every: record.checkpoint_every,
             name: Some(record.name.clone()),
             detached: true,
             ..Options::default()
@@ -151,8 +251,9 @@ impl NodeInner {
             options,
             pinned: Vec::new(),
             here: false,
-            image: Default::default(),
+            image,
             on_snapshot: None,
+            persist,
         };
         let arc = self.arc().map_err(|e| e.to_string())?;
         let state = arc.spawn_actor(job.clone(), id, record.class.clone(), spec);
@@ -191,13 +292,22 @@ impl NodeInner {
         {
             tracing::warn!("cannot delete the record of detached actor {name:?}: {e}");
         }
+        if let Some(tree) = &detached.snapshots
+            && let Err(e) = remove_snapshot(tree, id)
+        {
+            tracing::warn!("cannot delete the snapshot of detached actor {name:?}: {e}");
+        }
     }
 
     /// The head: keeps detached actors' records in `tree` and re-creates
     /// those recorded before (a restart).
-    pub(crate) fn restore_detached(&self, tree: sled::Tree) {
+    pub(crate) fn restore_detached(&self, tree: sled::Tree, snapshots: sled::Tree) {
         let records: Vec<_> = tree.iter().filter_map(Result::ok).collect();
-        lock(&self.detached).records = Some(tree);
+        {
+            let mut detached = lock(&self.detached);
+            detached.records = Some(tree);
+            detached.snapshots = Some(snapshots);
+        }
         for (key, bytes) in records {
             let name = String::from_utf8_lossy(&key).into_owned();
             match proto::decode_detached(&bytes)
@@ -217,5 +327,41 @@ impl NodeInner {
             Ok(job) => Event::Actor { hi, lo, class, job },
             Err(why) => Event::Refused(why),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_written_change_by_change_read_back_whole() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("detached_snapshots").unwrap();
+        let (id, other) = (ActorId(7 << 64 | 9), ActorId(8));
+        let mut image = Checkpoint::default();
+        let mut memory: Vec<u8> = (0..10 * CHECKPOINT_BLOCK).map(|i| (i % 251) as u8 | 1).collect();
+        for round in 0..6 {
+            let full = image.is_empty();
+            let changed = image.record(1 << 20, &memory).unwrap();
+            persist_snapshot(&tree, id, &image.delta(&changed, full)).unwrap();
+            let loaded = load_snapshot(&tree, id).unwrap();
+            assert!(loaded == image, "round {round}: {} bytes read back for {}", loaded.data.len(), image.data.len());
+            let at = (round * 3 * CHECKPOINT_BLOCK + 5) % memory.len();
+            memory[at] ^= 0xff;
+            // Shrinks (blocks past the new end stay on disk, unread), then
+            // grows again by less than a block.
+            if round % 2 == 0 {
+                memory.truncate(memory.len() - CHECKPOINT_BLOCK - 17);
+            } else {
+                memory.extend([0; 9]);
+            }
+        }
+        // Another actor's snapshot is apart; deleting one leaves the other.
+        let full = Checkpoint { base: 0, memory_size: 4096, data: vec![3; 100] };
+        persist_snapshot(&tree, other, &full.delta(&[0], true)).unwrap();
+        remove_snapshot(&tree, id).unwrap();
+        assert!(load_snapshot(&tree, id).unwrap().is_empty());
+        assert_eq!(load_snapshot(&tree, other).unwrap(), full);
     }
 }

@@ -198,8 +198,8 @@ impl Node {
             tracing::error!("this node already serves a cluster");
             return;
         }
-        match peers.jobs.detached_actors() {
-            Ok(tree) => self.inner.restore_detached(tree),
+        match peers.jobs.detached_actors().and_then(|t| Ok((t, peers.jobs.detached_snapshots()?))) {
+            Ok((records, snapshots)) => self.inner.restore_detached(records, snapshots),
             Err(e) => tracing::error!("no record of detached actors: {e}"),
         }
         // Failure detection: workers that stop heartbeating die.

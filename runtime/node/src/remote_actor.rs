@@ -120,11 +120,11 @@ fn from_wire(w: WireDelta) -> Result<Delta, String> {
     Ok(Delta { base: w.base, memory_size: w.memory_size, len: w.len, full: w.full, blocks })
 }
 
-/// Applies a peer's frame to `image`; a bad one empties it (the actor
-/// then starts over if it is re-created) and is reported.
-fn apply_wire(image: &Mutex<Checkpoint>, w: WireDelta) -> Result<(), String> {
+/// Applies a peer's frame to `image` and returns it; a bad one empties the
+/// image (the actor then starts over if it is re-created) and is reported.
+fn apply_wire(image: &Mutex<Checkpoint>, w: WireDelta) -> Result<Delta, String> {
     let mut image = lock(image);
-    let applied = from_wire(w).and_then(|d| image.apply(&d));
+    let applied = from_wire(w).and_then(|d| image.apply(&d).map(|()| d));
     if applied.is_err() {
         *image = Checkpoint::default();
     }
@@ -259,7 +259,10 @@ impl NodeInner {
                             continue;
                         }
                         Ok(Event::Checkpoint(delta)) => match apply_wire(&actor.checkpoint, delta) {
-                            Ok(()) => continue,
+                            Ok(delta) => {
+                                actor.persist(delta).await;
+                                continue;
+                            }
                             Err(e) => Err(format!("a bad snapshot from the actor's host: {e}")),
                         },
                         Ok(Event::TaskDone(done)) => match node.receive_result(&job, done, &mut recv).await {
@@ -423,7 +426,8 @@ impl NodeInner {
         };
         let task = TaskId::from_halves(req.task_hi, req.task_lo);
         let (snapshots, mut snapshot_rx) = mpsc::unbounded_channel::<Delta>();
-        let spec = ActorSpec { task, args, options, pinned, here: true, image, on_snapshot: Some(snapshots) };
+        let spec =
+            ActorSpec { task, args, options, pinned, here: true, image, on_snapshot: Some(snapshots), persist: None };
         let state = self.spawn_actor(job.clone(), id, req.function.clone(), spec);
         lock(&job.actors).insert(id, state.clone());
         // Output of the job's instances here may come back this way.

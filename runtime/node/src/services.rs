@@ -160,7 +160,16 @@ impl NodeInner {
                 return Err(e);
             }
         };
-        let spec = ActorSpec { task, args, options, pinned, here: false, image: Default::default(), on_snapshot: None };
+        let spec = ActorSpec {
+            task,
+            args,
+            options,
+            pinned,
+            here: false,
+            image: Default::default(),
+            on_snapshot: None,
+            persist: None,
+        };
         let actor = self.spawn_actor(job.clone(), id, class, spec);
         lock(&job.actors).insert(id, actor);
         Ok(id)

@@ -858,6 +858,16 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             let vault = wray::get_actor::<Vault>("vault")?;
             println!("vault total: {}", wray::get(&vault.total())?);
         }
+        "detached-ledger" => {
+            // A detached actor taking snapshots: created on first use,
+            // then one entry per run; prints its state.
+            let l = match wray::get_actor::<Ledger>("ledger") {
+                Ok(l) => l,
+                Err(_) => Ledger::options().name("ledger").detached().checkpoint_every(1).max_restarts(1).remote(1),
+            };
+            wray::get(&l.add(args.get(1).cloned().unwrap_or_default(), 10))?;
+            println!("ledger: {}", wray::get(&l.summary())?);
+        }
         "detached-kill" => {
             let c = wray::get_actor::<Counter>("keeper")?;
             wray::kill(&c);
