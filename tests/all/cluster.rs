@@ -700,6 +700,20 @@ fn run_killing_named_nodes(mut run: std::process::Child) -> String {
 }
 
 #[test]
+fn crash_restarts_on_another_node_and_node_losses_share_one_budget() {
+    let head = Head::start_with_cpus("1");
+    head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
+    head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
+    let text = run_killing_named_nodes(head.spawn_testjob(&["restart-budget"]));
+    assert!(text.contains("after a crash: 1"), "{text}");
+    assert!(
+        text.contains("after the node's loss: actor died: testjob::Counter was lost with its node")
+            && text.contains("has no restarts left"),
+        "{text}"
+    );
+}
+
+#[test]
 fn an_actor_with_checkpoints_continues_from_its_snapshot_on_another_node() {
     let head = Head::start_with_cpus("1");
     head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);

@@ -494,6 +494,9 @@ pub enum Event {
     /// An actor hosted elsewhere took a snapshot: what changed (sent
     /// before the result of the call it follows).
     Checkpoint(WireDelta),
+    /// An actor hosted elsewhere restarted after a crash: one restart of
+    /// its budget is used.
+    ActorRestarted,
     /// An actor found by name (or created detached).
     Actor {
         /// The actor id's high half.

@@ -12,7 +12,7 @@
 use crate::job::JobState;
 use crate::remote_actor::Hosted;
 use crate::{Held, NodeInner, lock};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
@@ -69,7 +69,6 @@ struct Life<'a> {
     /// The actor's resources, held for its whole life.
     held: Held,
     instance: Option<Instance>,
-    restarts_left: u32,
     time: Option<std::time::Duration>,
     /// Calls completed since the last snapshot.
     calls_since_snapshot: u32,
@@ -88,12 +87,21 @@ pub(crate) struct ActorSpec {
     /// The snapshot to start from instead of running the constructor
     /// (the owner's copy, for an actor re-created after its node died).
     pub(crate) image: Checkpoint,
-    /// Where each snapshot's changes go (to the owner, for an actor hosted
-    /// for another node).
-    pub(crate) on_snapshot: Option<mpsc::UnboundedSender<Delta>>,
+    /// Where each snapshot's changes and each restart are reported (to the
+    /// owner, for an actor hosted for another node).
+    pub(crate) to_owner: Option<mpsc::UnboundedSender<ToOwner>>,
     /// Writes each change of the owner's snapshot to disk (a detached
     /// actor's, at the head).
     pub(crate) persist: Option<Persist>,
+}
+
+/// What a node hosting another node's actor tells the owner between
+/// results.
+pub(crate) enum ToOwner {
+    /// A snapshot changed these blocks.
+    Snapshot(Delta),
+    /// The actor restarted after a crash (one of its `max_restarts`).
+    Restarted,
 }
 
 /// Makes a snapshot's change durable; runs on a blocking thread.
@@ -118,9 +126,26 @@ pub(crate) struct ActorState {
     pub(crate) checkpoint: Mutex<Checkpoint>,
     /// Makes the snapshot's changes durable (detached actors).
     pub(crate) persist: Option<Persist>,
+    /// Restarts used, whatever their cause (a crash here, a crash on a
+    /// node hosting it, the loss of that node): one budget,
+    /// `max_restarts`, as in Ray.
+    pub(crate) restarts: AtomicU32,
+    max_restarts: u32,
 }
 
 impl ActorState {
+    /// Takes one restart from the budget; false once it is used up.
+    pub(crate) fn take_restart(&self) -> bool {
+        self.restarts
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| (used < self.max_restarts).then_some(used + 1))
+            .is_ok()
+    }
+
+    /// Restarts still allowed.
+    pub(crate) fn restarts_left(&self) -> u32 {
+        self.max_restarts.saturating_sub(self.restarts.load(Ordering::Acquire))
+    }
+
     /// Writes a change of the owner's snapshot to disk, if this actor's
     /// snapshots are kept there; waits until it is.
     pub(crate) async fn persist(&self, delta: Delta) {
@@ -180,6 +205,8 @@ impl NodeInner {
             interrupt: Mutex::new(Arc::new(AtomicBool::new(false))),
             checkpoint: Mutex::new(std::mem::take(&mut spec.image)),
             persist: spec.persist.take(),
+            restarts: AtomicU32::new(0),
+            max_restarts: spec.options.max_restarts,
         });
         let node = self.clone();
         let state = actor.clone();
@@ -280,7 +307,7 @@ impl NodeInner {
         spec: &ActorSpec,
         mut rx: Mailbox,
     ) {
-        let mut node_losses = 0;
+        let mut node_losses = 0u32;
         let held = loop {
             if let Some(held) = self.try_acquire_now(&spec.options.resources) {
                 break Some(held);
@@ -291,7 +318,7 @@ impl NodeInner {
                 Hosted::Ended => return self.drain_dead(actor, rx).await,
                 Hosted::Lost(why) => {
                     // Its node died: re-create it while restarts are left.
-                    if node_losses >= spec.options.max_restarts || job.cancelled() || actor.dead_reason().is_some() {
+                    if job.cancelled() || actor.dead_reason().is_some() || !actor.take_restart() {
                         let what = format!("{} was lost with its node ({why}) and has no restarts left", actor.class);
                         self.mark_dead(job, actor, what);
                         return self.drain_dead(actor, rx).await;
@@ -351,7 +378,6 @@ impl NodeInner {
             ctor_args,
             held,
             instance,
-            restarts_left: spec.options.max_restarts,
             time: job.limits(&spec.options).time,
             calls_since_snapshot: 0,
             refused: false,
@@ -495,7 +521,7 @@ impl NodeInner {
         let mut image = std::mem::take(&mut *lock(&actor.checkpoint));
         let full = image.is_empty();
         let taken = instance.snapshot(&mut image, life.time).await;
-        let wanted = life.spec.on_snapshot.is_some() || actor.persist.is_some();
+        let wanted = life.spec.to_owner.is_some() || actor.persist.is_some();
         let delta = match &taken {
             Ok(changed) if wanted => Some(image.delta(changed, full)),
             _ => None,
@@ -504,8 +530,8 @@ impl NodeInner {
         match taken {
             Ok(_) => {
                 if let Some(delta) = delta {
-                    if let Some(to_owner) = &life.spec.on_snapshot {
-                        let _ = to_owner.send(delta.clone());
+                    if let Some(to_owner) = &life.spec.to_owner {
+                        let _ = to_owner.send(ToOwner::Snapshot(delta.clone()));
                     }
                     actor.persist(delta).await;
                 }
@@ -531,11 +557,13 @@ impl NodeInner {
     /// `what` says what happened.
     async fn restart(self: &Arc<Self>, life: &mut Life<'_>, what: &str) {
         let (job, actor) = (life.job, life.actor);
-        if life.restarts_left == 0 || job.cancelled() {
+        if job.cancelled() || !actor.take_restart() {
             self.mark_dead(job, actor, format!("{} {what} (no restarts left)", actor.class));
             return;
         }
-        life.restarts_left -= 1;
+        if let Some(to_owner) = &life.spec.to_owner {
+            let _ = to_owner.send(ToOwner::Restarted);
+        }
         match self.construct(job, actor, life.spec, &life.ctor_args, &life.held).await {
             Ok(i) => life.instance = Some(i),
             Err(err) => self.mark_dead(job, actor, format!("{} {what} and could not restart: {err}", actor.class)),

@@ -252,7 +252,7 @@ impl NodeInner {
             pinned: Vec::new(),
             here: false,
             image,
-            on_snapshot: None,
+            to_owner: None,
             persist,
         };
         let arc = self.arc().map_err(|e| e.to_string())?;

@@ -22,7 +22,7 @@
 //! are answered `Accepted` once queued, so one caller's calls keep their
 //! order, then with the result.
 
-use crate::actor::{ActorCall, ActorSpec, ActorState, Mailbox};
+use crate::actor::{ActorCall, ActorSpec, ActorState, Mailbox, ToOwner};
 use crate::job::JobState;
 use crate::remote::{Chosen, Link, open_with, read_event, resources, write_parts, write_with};
 use crate::{NodeInner, lock};
@@ -179,7 +179,9 @@ impl NodeInner {
             hi,
             lo,
             max_concurrency: spec.options.max_concurrency,
-            max_restarts: spec.options.max_restarts,
+            // What is left of the budget: restarts used on other nodes
+            // count.
+            max_restarts: actor.restarts_left(),
             max_task_retries: spec.options.max_task_retries,
             checkpoint_every: spec.options.checkpoint_every,
             checkpoint_parts: image.len() as u32,
@@ -256,6 +258,10 @@ impl NodeInner {
                     let msg = match read_event(&mut recv).await {
                         Ok(Event::Output(chunk)) => {
                             job.config.grants.output.write(&chunk);
+                            continue;
+                        }
+                        Ok(Event::ActorRestarted) => {
+                            actor.restarts.fetch_add(1, Ordering::AcqRel);
                             continue;
                         }
                         Ok(Event::Checkpoint(delta)) => match apply_wire(&actor.checkpoint, delta) {
@@ -425,9 +431,9 @@ impl NodeInner {
             ..Options::default()
         };
         let task = TaskId::from_halves(req.task_hi, req.task_lo);
-        let (snapshots, mut snapshot_rx) = mpsc::unbounded_channel::<Delta>();
+        let (to_owner, mut to_owner_rx) = mpsc::unbounded_channel::<ToOwner>();
         let spec =
-            ActorSpec { task, args, options, pinned, here: true, image, on_snapshot: Some(snapshots), persist: None };
+            ActorSpec { task, args, options, pinned, here: true, image, to_owner: Some(to_owner), persist: None };
         let state = self.spawn_actor(job.clone(), id, req.function.clone(), spec);
         lock(&job.actors).insert(id, state.clone());
         // Output of the job's instances here may come back this way.
@@ -452,10 +458,14 @@ impl NodeInner {
                 // A snapshot goes out before the result of the call it
                 // follows (it was queued first).
                 biased;
-                Some(delta) = snapshot_rx.recv() => {
+                Some(news) = to_owner_rx.recv() => {
+                    let events = match news {
+                        ToOwner::Snapshot(delta) => to_wire(&delta).into_iter().map(Event::Checkpoint).collect(),
+                        ToOwner::Restarted => vec![Event::ActorRestarted],
+                    };
                     let mut sent = Ok(());
-                    for frame in to_wire(&delta) {
-                        sent = write_with(&mut send, &Event::Checkpoint(frame), Vec::new()).await;
+                    for event in &events {
+                        sent = write_with(&mut send, event, Vec::new()).await;
                         if sent.is_err() {
                             break;
                         }

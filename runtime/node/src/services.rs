@@ -167,7 +167,7 @@ impl NodeInner {
             pinned,
             here: false,
             image: Default::default(),
-            on_snapshot: None,
+            to_owner: None,
             persist: None,
         };
         let actor = self.spawn_actor(job.clone(), id, class, spec);

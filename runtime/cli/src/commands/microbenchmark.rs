@@ -87,6 +87,14 @@ const WORKLOADS: &[Workload] = &[
         higher_is_better: true,
     },
     Workload {
+        name: "1:1 actor calls sync, snapshot after each (4 MiB state)",
+        guest: "actor_sync_checkpointed",
+        n: 5_000,
+        ray: None,
+        unit: "/s",
+        higher_is_better: true,
+    },
+    Workload {
         name: "1:1 actor calls async",
         guest: "actor_async",
         n: 50_000,

@@ -762,6 +762,34 @@ fn main(args: Vec<String>) -> Result<(), Error> {
                 }
             }
         }
+        "restart-budget" => {
+            // One restart in all: a crash on the hosting node uses it, so
+            // the loss of that node is final.
+            let c = Counter::options().resource("spot", 1.0).max_restarts(1).remote(0);
+            let first = wray::get(&c.node())?;
+            wray::get(&c.crash()).ok();
+            println!("after a crash: {}", wray::get(&c.incr(1))?);
+            println!("kill: {first}");
+            let start = std::time::Instant::now();
+            let mut lost = false;
+            while start.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(100));
+                match wray::get(&c.incr(1)) {
+                    // The call in flight when the node died fails first;
+                    // then the actor is either dead or (wrongly) back.
+                    Err(e) if e.to_string().contains("no restarts left") => {
+                        println!("after the node's loss: {e}");
+                        break;
+                    }
+                    Err(_) => lost = true,
+                    Ok(n) if lost => {
+                        println!("restarted again: {n}");
+                        break;
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
         "actor-node-retry" => {
             // Calls in flight when the node hosting their actor dies: run
             // again on the restarted actor with max_task_retries, failed
