@@ -29,6 +29,24 @@ impl Sink {
     }
 }
 
+/// An actor with 4 MiB of state, of which each call changes 8 bytes: what
+/// a snapshot after every call costs (`checkpoint_every(1)`).
+#[wray::actor]
+pub struct Table {
+    cells: Vec<u64>,
+}
+
+#[wray::actor]
+impl Table {
+    pub fn new(cells: usize) -> Self {
+        Table { cells: (0..cells as u64).collect() }
+    }
+    pub fn touch(&mut self, i: u64) {
+        let n = self.cells.len();
+        self.cells[i as usize % n] += 1;
+    }
+}
+
 /// One client of the n:n workload: its own actor, `calls` async calls.
 #[wray::remote]
 fn actor_client(calls: u32) -> Result<u32, wray::Error> {
@@ -80,6 +98,15 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
             let start = Instant::now();
             for _ in 0..n {
                 wray::get(&a.noop())?;
+            }
+            rate(n, start);
+        }
+        "actor_sync_checkpointed" => {
+            let a = Table::options().checkpoint_every(1).remote(4 << 17);
+            wray::get(&a.touch(0))?;
+            let start = Instant::now();
+            for i in 0..n {
+                wray::get(&a.touch(i * 4099))?;
             }
             rate(n, start);
         }
