@@ -162,10 +162,12 @@ fn chaos_soak_every_job_finishes_exactly_while_nodes_die() {
     let unreachable: u32 = reports.iter().map(|r| r.unreachable).sum();
     let tasks_rerun = count_in_logs(&head, "elsewhere (attempt");
     let actors_moved = count_in_logs(&head, "restarting actor");
+    let restored = count_in_logs(&head, "continues from its snapshot");
     println!(
         "chaos soak (seed {seed}): {jobs} jobs with exact results in {:.0} s; kills survived: {worker_kills} workers, \
          {head_kills} head; jobs run again after a loss: {retries}; tasks re-run elsewhere (their results rebuilt): \
-         {tasks_rerun}; actors restarted elsewhere: {actors_moved}; job starts that found the head down: {unreachable}",
+         {tasks_rerun}; actors restarted elsewhere: {actors_moved} (from a snapshot: {restored}); job starts that \
+         found the head down: {unreachable}",
         wall.as_secs_f64()
     );
     let wrong: Vec<&String> = reports.iter().flat_map(|r| &r.wrong).collect();

@@ -98,8 +98,8 @@ pub(crate) struct ActorSpec {
 /// What a node hosting another node's actor tells the owner between
 /// results.
 pub(crate) enum ToOwner {
-    /// A snapshot changed these blocks.
-    Snapshot(Delta),
+    /// The snapshot taken after the call of this task changed these blocks.
+    Snapshot(Delta, TaskId),
     /// The actor restarted after a crash (one of its `max_restarts`).
     Restarted,
 }
@@ -497,7 +497,7 @@ impl NodeInner {
         // The snapshot is taken before the result is released, so a caller
         // that saw the result finds its effect in the actor's state after
         // any restart.
-        self.snapshot_after_call(life).await;
+        self.snapshot_after_call(life, call.task).await;
         let size = outcome.as_ref().map_or(0, |o| o.data.len());
         self.landing(size, || self.store.complete(call.output, outcome));
         drop(held);
@@ -506,7 +506,7 @@ impl NodeInner {
 
     /// Takes a snapshot of the actor's memory if it asked for one after
     /// every `checkpoint_every` calls and this call completes such a run.
-    async fn snapshot_after_call(self: &Arc<Self>, life: &mut Life<'_>) {
+    async fn snapshot_after_call(self: &Arc<Self>, life: &mut Life<'_>, after: TaskId) {
         let every = life.spec.options.checkpoint_every;
         let actor = life.actor;
         let Some(instance) = life.instance.as_mut() else { return };
@@ -531,7 +531,7 @@ impl NodeInner {
             Ok(_) => {
                 if let Some(delta) = delta {
                     if let Some(to_owner) = &life.spec.to_owner {
-                        let _ = to_owner.send(ToOwner::Snapshot(delta.clone()));
+                        let _ = to_owner.send(ToOwner::Snapshot(delta.clone(), after));
                     }
                     actor.persist(delta).await;
                 }

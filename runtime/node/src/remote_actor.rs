@@ -13,8 +13,13 @@
 //! fail with `ActorDied`.
 //!
 //! Snapshots are kept by the owner: the hosting node sends what each one
-//! changed on the session's stream ahead of the result of the call it
-//! follows, and the owner sends the whole snapshot to the next node that
+//! changed on the session's stream right before the result of the call it
+//! follows (results of such calls go out in call order), and the owner
+//! applies it only once that result has arrived. So the owner's snapshot
+//! holds exactly the calls whose results it has: if the node dies in
+//! between, the call is neither in the snapshot nor answered, and runs
+//! again (with `max_task_retries`) on the restored actor — its effect
+//! lands once. The owner sends the whole snapshot to the next node that
 //! hosts the actor, after the request.
 //!
 //! A task running on another node reaches its job's actors through an
@@ -129,6 +134,16 @@ fn apply_wire(image: &Mutex<Checkpoint>, w: WireDelta) -> Result<Delta, String> 
         *image = Checkpoint::default();
     }
     applied
+}
+
+/// Applies the frames of one snapshot to the owner's copy, and writes the
+/// change to disk if the actor's snapshots are kept there.
+async fn apply_snapshot(actor: &ActorState, frames: Vec<WireDelta>) -> Result<(), String> {
+    for frame in frames {
+        let delta = apply_wire(&actor.checkpoint, frame)?;
+        actor.persist(delta).await;
+    }
+    Ok(())
 }
 
 /// Reads the `parts` frames of the snapshot an owner sends after an actor's
@@ -254,6 +269,8 @@ impl NodeInner {
         let reader = {
             let (node, job, actor) = (self.clone(), job.clone(), actor.clone());
             tokio::spawn(async move {
+                // Snapshot frames wait here for the result they precede.
+                let mut snapshot: Vec<WireDelta> = Vec::new();
                 loop {
                     let msg = match read_event(&mut recv).await {
                         Ok(Event::Output(chunk)) => {
@@ -264,17 +281,23 @@ impl NodeInner {
                             actor.restarts.fetch_add(1, Ordering::AcqRel);
                             continue;
                         }
-                        Ok(Event::Checkpoint(delta)) => match apply_wire(&actor.checkpoint, delta) {
-                            Ok(delta) => {
-                                actor.persist(delta).await;
+                        Ok(Event::Checkpoint(delta)) => {
+                            if snapshot.len() >= MAX_CHECKPOINT_PARTS as usize {
+                                Err("a snapshot in too many parts".to_string())
+                            } else {
+                                snapshot.push(delta);
                                 continue;
                             }
-                            Err(e) => Err(format!("a bad snapshot from the actor's host: {e}")),
-                        },
-                        Ok(Event::TaskDone(done)) => match node.receive_result(&job, done, &mut recv).await {
-                            Ok(output) => Ok(FromHost::Done(output)),
-                            Err(e) => Err(e.to_string()),
-                        },
+                        }
+                        Ok(Event::TaskDone(done)) => {
+                            match apply_snapshot(&actor, std::mem::take(&mut snapshot)).await {
+                                Err(e) => Err(format!("a bad snapshot from the actor's host: {e}")),
+                                Ok(()) => match node.receive_result(&job, done, &mut recv).await {
+                                    Ok(output) => Ok(FromHost::Done(output)),
+                                    Err(e) => Err(e.to_string()),
+                                },
+                            }
+                        }
                         Ok(Event::ActorGone(why)) => Ok(FromHost::Gone(why)),
                         Ok(other) => Err(format!("unexpected answer {other:?}")),
                         Err(e) => Err(e.to_string()),
@@ -445,7 +468,11 @@ impl NodeInner {
             n
         };
         frame::write(&mut send, &proto::encode(&Event::Accepted)?).await?;
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Event, Vec<Bytes>)>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(ObjectId, Event, Vec<Bytes>)>();
+        // Snapshots waiting for the result of the call each follows, in call
+        // order, and results that wait for an earlier call's.
+        let mut held: std::collections::VecDeque<(ObjectId, Vec<WireDelta>)> = Default::default();
+        let mut ready: std::collections::HashMap<ObjectId, (Event, Vec<Bytes>)> = Default::default();
         let in_flight = Arc::new(AtomicUsize::new(0));
         let mut reader = {
             let (node, job, state, in_flight) = (self.clone(), job.clone(), state.clone(), in_flight.clone());
@@ -458,24 +485,32 @@ impl NodeInner {
                 // A snapshot goes out before the result of the call it
                 // follows (it was queued first).
                 biased;
-                Some(news) = to_owner_rx.recv() => {
-                    let events = match news {
-                        ToOwner::Snapshot(delta) => to_wire(&delta).into_iter().map(Event::Checkpoint).collect(),
-                        ToOwner::Restarted => vec![Event::ActorRestarted],
-                    };
-                    let mut sent = Ok(());
-                    for event in &events {
-                        sent = write_with(&mut send, event, Vec::new()).await;
-                        if sent.is_err() {
-                            break;
+                Some(news) = to_owner_rx.recv() => match news {
+                    ToOwner::Snapshot(delta, after) => held.push_back((ObjectId::returned_by(after), to_wire(&delta))),
+                    ToOwner::Restarted => {
+                        if let Err(e) = write_with(&mut send, &Event::ActorRestarted, Vec::new()).await {
+                            break Err(e);
                         }
                     }
-                    if let Err(e) = sent {
-                        break Err(e);
+                },
+                Some((output, event, blobs)) = done_rx.recv() => {
+                    if !held.iter().any(|(o, _)| *o == output) {
+                        if let Err(e) = write_with(&mut send, &event, blobs).await {
+                            break Err(e);
+                        }
+                        continue;
                     }
-                }
-                Some((event, blobs)) = done_rx.recv() => {
-                    if let Err(e) = write_with(&mut send, &event, blobs).await {
+                    ready.insert(output, (event, blobs));
+                    let mut sent = Ok(());
+                    while sent.is_ok() && let Some((front, _)) = held.front() && ready.contains_key(front) {
+                        let (front, frames) = held.pop_front().expect("checked above");
+                        let (event, blobs) = ready.remove(&front).expect("checked above");
+                        for frame in frames {
+                            sent = sent.and(write_with(&mut send, &Event::Checkpoint(frame), Vec::new()).await);
+                        }
+                        sent = sent.and(write_with(&mut send, &event, blobs).await);
+                    }
+                    if let Err(e) = sent {
                         break Err(e);
                     }
                 }
@@ -489,7 +524,7 @@ impl NodeInner {
                 // handles are gone finishes the calls it was given).
                 _ = &mut reader, if !reader_done => reader_done = true,
                 _ = watch.tick() => {
-                    if reader_done && in_flight.load(Ordering::Acquire) == 0 && done_rx.is_empty() {
+                    if reader_done && in_flight.load(Ordering::Acquire) == 0 && done_rx.is_empty() && ready.is_empty() {
                         break Ok(());
                     }
                     if !gone_sent && let Some(why) = state.dead_reason() {
@@ -516,7 +551,7 @@ impl NodeInner {
         job: &Arc<JobState>,
         state: &Arc<ActorState>,
         recv: &mut quinn::RecvStream,
-        done: mpsc::UnboundedSender<(Event, Vec<Bytes>)>,
+        done: mpsc::UnboundedSender<(ObjectId, Event, Vec<Bytes>)>,
         in_flight: &Arc<AtomicUsize>,
     ) {
         loop {
@@ -558,9 +593,9 @@ impl NodeInner {
                     Ok(()) => node.store.get(output).await,
                     Err(e) => Err(e),
                 };
-                let answer = node.done_event(output, result).await;
+                let (event, blobs) = node.done_event(output, result).await;
                 node.store.release(output);
-                let _ = done.send(answer);
+                let _ = done.send((output, event, blobs));
                 in_flight.fetch_sub(1, Ordering::AcqRel);
             });
         }

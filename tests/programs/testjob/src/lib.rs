@@ -637,6 +637,28 @@ impl Mixer {
     }
 }
 
+/// The soak's stateful actor, taking a snapshot after every call: each
+/// answer depends on every earlier call, in order, so a call lost or
+/// applied twice across a node's death shows in the total.
+#[wray::actor]
+pub struct Tally {
+    total: u64,
+    seen: Vec<u64>,
+}
+
+#[wray::actor]
+impl Tally {
+    pub fn new(seed: u64) -> Self {
+        Tally { total: seed, seen: Vec::new() }
+    }
+    pub fn add(&mut self, x: u64, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        self.seen.push(x);
+        self.total = self.total.wrapping_mul(31).wrapping_add(x) ^ self.seen.len() as u64;
+        self.total
+    }
+}
+
 /// One chaos-soak job: objects the driver puts and tasks elsewhere read,
 /// results that feed another task by reference, nested tasks, an actor.
 /// Every value is checked here against what the driver computes itself;
@@ -650,6 +672,11 @@ fn soak(seed: u64, ms: u64, on: Option<&str>) -> Result<(), Error> {
         options = options.resource(resource, 1.0);
     }
     let mixer = options.remote(seed);
+    let mut options = Tally::options().checkpoint_every(1).max_restarts(20).max_task_retries(20);
+    if let Some(resource) = on {
+        options = options.resource(resource, 0.5);
+    }
+    let tally = options.remote(seed);
     let blobs: Vec<(ObjectRef<Vec<u8>>, u64)> = (0..8)
         .map(|i| {
             let data = pattern(seed * 31 + i, 128 << 10);
@@ -679,11 +706,24 @@ fn soak(seed: u64, ms: u64, on: Option<&str>) -> Result<(), Error> {
         }
         total = total.rotate_left(7) ^ got;
     }
+    // The stateful actor: its node may die between calls or inside one;
+    // continuing from its snapshot, every call counts exactly once.
+    let adds: Vec<_> = (0..12).map(|x| tally.add(x, ms)).collect();
+    let mut expected = seed;
+    for (x, call) in (0u64..).zip(&adds) {
+        expected = expected.wrapping_mul(31).wrapping_add(x) ^ (x + 1);
+        let got = wray::get(call)?;
+        if got != expected {
+            return wrong(format!("tally after add({x}): {got} != {expected}"));
+        }
+        total = total.rotate_left(3) ^ got;
+    }
     let leaves = wray::get(&nested::options().max_retries(10).remote(3))?;
     if leaves != 8 {
         return wrong(format!("nested: {leaves} leaves"));
     }
     wray::kill(&mixer);
+    wray::kill(&tally);
     println!("soak ok: {total:016x}");
     Ok(())
 }
