@@ -529,11 +529,13 @@ impl NodeInner {
         *lock(&actor.checkpoint) = image;
         match taken {
             Ok(_) => {
+                // A hosted actor's owner keeps (and persists) the snapshot;
+                // an owned one persists its own if it is detached.
                 if let Some(delta) = delta {
-                    if let Some(to_owner) = &life.spec.to_owner {
-                        let _ = to_owner.send(ToOwner::Snapshot(delta.clone(), after));
+                    match &life.spec.to_owner {
+                        Some(to_owner) => drop(to_owner.send(ToOwner::Snapshot(delta, after))),
+                        None => actor.persist(delta).await,
                     }
-                    actor.persist(delta).await;
                 }
                 life.refused = false;
             }
