@@ -65,6 +65,27 @@ pub struct Delta {
     pub blocks: Vec<(u32, Bytes)>,
 }
 
+impl Delta {
+    /// The same change in parts of at most `max_bytes` of blocks each,
+    /// applied one after another (only the first discards the previous
+    /// image); always at least one part.
+    pub fn split(&self, max_bytes: usize) -> Vec<Delta> {
+        let part = |i: usize, blocks: &[(u32, Bytes)]| Delta {
+            base: self.base,
+            memory_size: self.memory_size,
+            len: self.len,
+            full: self.full && i == 0,
+            blocks: blocks.to_vec(),
+        };
+        let per_part = (max_bytes / BLOCK).max(1);
+        let mut parts: Vec<Delta> = self.blocks.chunks(per_part).enumerate().map(|(i, b)| part(i, b)).collect();
+        if parts.is_empty() {
+            parts.push(part(0, &[]));
+        }
+        parts
+    }
+}
+
 impl Checkpoint {
     /// Whether a snapshot has been recorded.
     pub fn is_empty(&self) -> bool {
@@ -131,18 +152,11 @@ impl Checkpoint {
         Delta { base: self.base, memory_size: self.memory_size, len: self.data.len() as u64, full, blocks }
     }
 
-    /// The whole image as a delta against nothing, split so that no part
-    /// carries more than `max_bytes` of blocks (for shipping it to another
-    /// node frame by frame).
-    pub fn as_deltas(&self, max_bytes: usize) -> Vec<Delta> {
-        let per_part = (max_bytes / BLOCK).max(1);
+    /// The whole image as a delta against nothing (for shipping it to
+    /// another node, [`split`](Delta::split) into frames).
+    pub fn whole(&self) -> Delta {
         let indices: Vec<u32> = (0..self.data.len().div_ceil(BLOCK) as u32).collect();
-        let mut parts: Vec<Delta> = indices.chunks(per_part).map(|chunk| self.delta(chunk, false)).collect();
-        match parts.first_mut() {
-            Some(first) => first.full = true,
-            None => parts.push(self.delta(&[], true)),
-        }
-        parts
+        self.delta(&indices, true)
     }
 
     /// Brings this image up to date with `delta` (from a peer: every index
@@ -247,7 +261,7 @@ mod tests {
     fn a_whole_image_ships_in_parts_that_rebuild_it() {
         let mut image = Checkpoint::default();
         image.record(4096, &memory(10, |i| (i / 100) as u8 | 1)).unwrap();
-        let parts = image.as_deltas(3 * BLOCK);
+        let parts = image.whole().split(3 * BLOCK);
         assert_eq!(parts.len(), 4);
         let mut copy = Checkpoint { base: 1, memory_size: 99, data: vec![7; 50] };
         for p in &parts {

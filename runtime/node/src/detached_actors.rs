@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use wray_core::{ActorId, Error, JobId, Options, TaskId};
-use wray_host::{ArgSpec, CHECKPOINT_BLOCK, Caller, Checkpoint, Delta, Grants, MAX_CHECKPOINT, Value};
+use wray_host::{ArgSpec, CHECKPOINT_BLOCK, Caller, Checkpoint, Delta, Grants, Value};
 use wray_net::proto::{self, DetachedActor, Event, Request};
 
 /// The detached actors this node keeps.
@@ -34,22 +34,23 @@ pub(crate) struct Detached {
     snapshots: Option<sled::Tree>,
 }
 
-/// Writes what a snapshot changed to `tree`, atomically, and flushes it:
-/// keys are the actor's id (16 bytes) followed by `m` (base, memory size,
-/// length) or `b` and a block's index.
+/// A key of an actor's snapshot: the actor's id (16 bytes), then `m` (the
+/// meta record: base, memory size, length) or `b` and a block's index.
+fn snapshot_key(id: ActorId, tag: u8, index: Option<u32>) -> Vec<u8> {
+    let mut k = id.0.to_be_bytes().to_vec();
+    k.push(tag);
+    if let Some(i) = index {
+        k.extend(i.to_be_bytes());
+    }
+    k
+}
+
+/// Writes what a snapshot changed to `tree`, atomically, and flushes it.
 pub(crate) fn persist_snapshot(tree: &sled::Tree, id: ActorId, delta: &Delta) -> Result<(), String> {
-    let prefix = id.0.to_be_bytes();
-    let key = |tag: u8, index: Option<u32>| {
-        let mut k = prefix.to_vec();
-        k.push(tag);
-        if let Some(i) = index {
-            k.extend(i.to_be_bytes());
-        }
-        k
-    };
+    let key = |tag, index| snapshot_key(id, tag, index);
     let mut batch = sled::Batch::default();
     if delta.full {
-        for k in tree.scan_prefix(prefix).keys() {
+        for k in tree.scan_prefix(id.0.to_be_bytes()).keys() {
             batch.remove(k.map_err(|e| e.to_string())?);
         }
     }
@@ -72,18 +73,14 @@ fn remove_snapshot(tree: &sled::Tree, id: ActorId) -> sled::Result<()> {
 /// Reads an actor's snapshot back (empty if it has none); blocks past its
 /// length are left over from a longer one and skipped.
 fn load_snapshot(tree: &sled::Tree, id: ActorId) -> Result<Checkpoint, String> {
-    let prefix = id.0.to_be_bytes();
-    let mut meta_key = prefix.to_vec();
-    meta_key.push(b'm');
-    let Some(meta) = tree.get(&meta_key).map_err(|e| e.to_string())? else { return Ok(Checkpoint::default()) };
+    let meta = tree.get(snapshot_key(id, b'm', None)).map_err(|e| e.to_string())?;
+    let Some(meta) = meta else { return Ok(Checkpoint::default()) };
     let field = |at: usize, n: usize| meta.get(at..at + n).ok_or("a truncated snapshot record");
     let base = u32::from_be_bytes(field(0, 4)?.try_into().expect("4 bytes"));
     let memory_size = u64::from_be_bytes(field(4, 8)?.try_into().expect("8 bytes"));
     let len = u64::from_be_bytes(field(12, 8)?.try_into().expect("8 bytes"));
     let mut blocks = Vec::new();
-    let mut block_prefix = prefix.to_vec();
-    block_prefix.push(b'b');
-    for entry in tree.scan_prefix(&block_prefix) {
+    for entry in tree.scan_prefix(snapshot_key(id, b'b', None)) {
         let (k, v) = entry.map_err(|e| e.to_string())?;
         let index = k.get(17..21).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
         let Some(index) = index else { return Err("a malformed snapshot key".into()) };
@@ -98,9 +95,7 @@ fn load_snapshot(tree: &sled::Tree, id: ActorId) -> Result<Checkpoint, String> {
             blocks.push((index, bytes::Bytes::from(block)));
         }
     }
-    if len > MAX_CHECKPOINT as u64 {
-        return Err(format!("a snapshot of {len} bytes"));
-    }
+    // `apply` checks the length against the limit and every block.
     let mut image = Checkpoint::default();
     image.apply(&Delta { base, memory_size, len, full: true, blocks })?;
     Ok(image)

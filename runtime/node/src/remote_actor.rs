@@ -32,8 +32,8 @@ use crate::job::JobState;
 use crate::remote::{Chosen, Link, open_with, read_event, resources, write_parts, write_with};
 use crate::{NodeInner, lock};
 use bytes::Bytes;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use wray_core::{ActorId, Error, JobId, ObjectId, Options, TaskId};
@@ -75,33 +75,20 @@ fn actor_id(hi: u64, lo: u64) -> ActorId {
 /// The most [`ActorMsg::Checkpoint`] frames a whole snapshot takes.
 const MAX_CHECKPOINT_PARTS: u32 = (MAX_CHECKPOINT / MAX_DELTA_BYTES) as u32 + 1;
 
-/// A snapshot's changes as frames of at most [`MAX_DELTA_BYTES`] of blocks.
+/// A snapshot's change as frames of at most [`MAX_DELTA_BYTES`] of blocks.
 fn to_wire(delta: &Delta) -> Vec<WireDelta> {
-    let per_frame = MAX_DELTA_BYTES / CHECKPOINT_BLOCK;
-    let mut frames: Vec<WireDelta> = delta
-        .blocks
-        .chunks(per_frame)
-        .enumerate()
-        .map(|(i, blocks)| WireDelta {
-            base: delta.base,
-            memory_size: delta.memory_size,
-            len: delta.len,
-            full: delta.full && i == 0,
-            blocks: blocks.iter().map(|(index, _)| *index).collect(),
-            data: blocks.iter().flat_map(|(_, bytes)| bytes.iter().copied()).collect(),
+    delta
+        .split(MAX_DELTA_BYTES)
+        .into_iter()
+        .map(|part| WireDelta {
+            base: part.base,
+            memory_size: part.memory_size,
+            len: part.len,
+            full: part.full,
+            blocks: part.blocks.iter().map(|(index, _)| *index).collect(),
+            data: part.blocks.iter().flat_map(|(_, bytes)| bytes.iter().copied()).collect(),
         })
-        .collect();
-    if frames.is_empty() {
-        frames.push(WireDelta {
-            base: delta.base,
-            memory_size: delta.memory_size,
-            len: delta.len,
-            full: delta.full,
-            blocks: Vec::new(),
-            data: Vec::new(),
-        });
-    }
-    frames
+        .collect()
 }
 
 /// Cuts a peer's frame back into blocks; [`Checkpoint::apply`] checks
@@ -127,8 +114,7 @@ fn from_wire(w: WireDelta) -> Result<Delta, String> {
 
 /// Applies a peer's frame to `image` and returns it; a bad one empties the
 /// image (the actor then starts over if it is re-created) and is reported.
-fn apply_wire(image: &Mutex<Checkpoint>, w: WireDelta) -> Result<Delta, String> {
-    let mut image = lock(image);
+fn apply_wire(image: &mut Checkpoint, w: WireDelta) -> Result<Delta, String> {
     let applied = from_wire(w).and_then(|d| image.apply(&d).map(|()| d));
     if applied.is_err() {
         *image = Checkpoint::default();
@@ -140,10 +126,24 @@ fn apply_wire(image: &Mutex<Checkpoint>, w: WireDelta) -> Result<Delta, String> 
 /// change to disk if the actor's snapshots are kept there.
 async fn apply_snapshot(actor: &ActorState, frames: Vec<WireDelta>) -> Result<(), String> {
     for frame in frames {
-        let delta = apply_wire(&actor.checkpoint, frame)?;
+        let delta = apply_wire(&mut lock(&actor.checkpoint), frame)?;
         actor.persist(delta).await;
     }
     Ok(())
+}
+
+/// Writes a snapshot's frames and right after them the result of the call
+/// it follows.
+async fn write_snapshot_then(
+    send: &mut quinn::SendStream,
+    frames: Vec<WireDelta>,
+    result: &Event,
+    blobs: Vec<Bytes>,
+) -> Result<(), NetError> {
+    for frame in frames {
+        write_with(send, &Event::Checkpoint(frame), Vec::new()).await?;
+    }
+    write_with(send, result, blobs).await
 }
 
 /// Reads the `parts` frames of the snapshot an owner sends after an actor's
@@ -152,7 +152,7 @@ async fn read_image(recv: &mut quinn::RecvStream, parts: u32) -> Result<Checkpoi
     if parts > MAX_CHECKPOINT_PARTS {
         return Err(NetError::Malformed(format!("a snapshot in {parts} parts (at most {MAX_CHECKPOINT_PARTS})")));
     }
-    let image = Mutex::new(Checkpoint::default());
+    let mut image = Checkpoint::default();
     for _ in 0..parts {
         let msg = match frame::read(recv).await? {
             Some(bytes) => proto::decode_actor_msg(&bytes)?,
@@ -161,9 +161,9 @@ async fn read_image(recv: &mut quinn::RecvStream, parts: u32) -> Result<Checkpoi
         let ActorMsg::Checkpoint(delta) = msg else {
             return Err(NetError::Malformed("expected part of a snapshot".into()));
         };
-        apply_wire(&image, delta).map_err(NetError::Malformed)?;
+        apply_wire(&mut image, delta).map_err(NetError::Malformed)?;
     }
-    Ok(image.into_inner().unwrap_or_else(|e| e.into_inner()))
+    Ok(image)
 }
 
 impl NodeInner {
@@ -188,7 +188,7 @@ impl NodeInner {
         let (hi, lo) = actor_halves(actor.id);
         let image = {
             let image = lock(&actor.checkpoint);
-            if image.is_empty() { Vec::new() } else { image.as_deltas(MAX_DELTA_BYTES) }
+            if image.is_empty() { Vec::new() } else { to_wire(&image.whole()) }
         };
         let wire = WireActor {
             hi,
@@ -236,21 +236,19 @@ impl NodeInner {
         conn: &quinn::Connection,
         frame_bytes: &[u8],
         blobs: Vec<Bytes>,
-        image: Vec<Delta>,
+        image: Vec<WireDelta>,
     ) -> Hosted {
         let (mut send, mut recv) = match open_with(conn, frame_bytes, blobs).await {
             Ok(s) => s,
             Err(e) => return Hosted::Lost(e.to_string()),
         };
-        for part in &image {
-            for frame in to_wire(part) {
-                let sent = match proto::encode(&ActorMsg::Checkpoint(frame)) {
-                    Ok(bytes) => frame::write(&mut send, &bytes).await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = sent {
-                    return Hosted::Lost(e.to_string());
-                }
+        for part in image {
+            let sent = match proto::encode(&ActorMsg::Checkpoint(part)) {
+                Ok(bytes) => frame::write(&mut send, &bytes).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
+                return Hosted::Lost(e.to_string());
             }
         }
         match read_event(&mut recv).await {
@@ -505,10 +503,7 @@ impl NodeInner {
                     while sent.is_ok() && let Some((front, _)) = held.front() && ready.contains_key(front) {
                         let (front, frames) = held.pop_front().expect("checked above");
                         let (event, blobs) = ready.remove(&front).expect("checked above");
-                        for frame in frames {
-                            sent = sent.and(write_with(&mut send, &Event::Checkpoint(frame), Vec::new()).await);
-                        }
-                        sent = sent.and(write_with(&mut send, &event, blobs).await);
+                        sent = write_snapshot_then(&mut send, frames, &event, blobs).await;
                     }
                     if let Err(e) = sent {
                         break Err(e);
