@@ -25,6 +25,9 @@ pub enum Failure {
     Lost(anyhow::Error),
     /// Interrupted (exit 130).
     Interrupted,
+    /// The job's driver called `exit(status)`: `wray run` exits with that
+    /// status, as the process would have (the low 8 bits, as on Unix).
+    Exit(i32),
 }
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
@@ -71,6 +74,11 @@ fn main() -> ExitCode {
         Err(Failure::Interrupted) => {
             eprintln!("interrupted");
             ExitCode::from(130)
+        }
+        Err(Failure::Exit(status)) => {
+            // One line, no backtrace: the job chose to end this way.
+            eprintln!("wray: the job called exit({status})");
+            ExitCode::from(status as u8)
         }
     }
 }

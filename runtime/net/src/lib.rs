@@ -20,7 +20,7 @@ pub mod frame;
 pub mod proto;
 mod tls;
 
-pub use tls::{ClusterIdentity, SERVER_NAME, Token};
+pub use tls::{ClusterIdentity, MAX_PEER_TIMEOUT, MIN_PEER_TIMEOUT, PEER_TIMEOUT, SERVER_NAME, Token};
 
 use std::net::SocketAddr;
 

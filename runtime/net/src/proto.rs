@@ -356,16 +356,30 @@ pub enum Upcall {
     },
 }
 
-/// A guest-visible error on the wire.
+/// A guest-visible error on the wire: one variant per kind of wray's
+/// guest-visible error (the node converts both ways), so that a kind a
+/// peer does not know fails validation instead of being guessed.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
-pub struct WireError {
-    /// Which kind: 0 task failed, 1 actor died, 2 object lost, 3 timed
-    /// out, 4 cancelled, 5 invalid argument, 6 object store full.
-    pub kind: u8,
-    /// The failing function (task failed only).
-    pub function: String,
-    /// The message.
-    pub message: String,
+pub enum WireError {
+    /// The task failed: the function and why.
+    TaskFailed {
+        /// The failing function.
+        function: String,
+        /// Why.
+        message: String,
+    },
+    /// The actor died.
+    ActorDied(String),
+    /// The object is gone.
+    ObjectLost(String),
+    /// A wait ran out.
+    Timeout,
+    /// The task was cancelled.
+    Cancelled,
+    /// Something the caller passed was refused.
+    InvalidArgument(String),
+    /// The object store had no room.
+    StoreFull(String),
 }
 
 /// How a task sent with [`Request::RunTask`] ended. On success the
@@ -453,6 +467,12 @@ pub enum Event {
         code: u8,
         /// Why, when not 0.
         message: String,
+    },
+    /// The job's driver called `exit(status)`, status ≠ 0: `wray run` exits
+    /// with it (as a process would).
+    Exited {
+        /// What the driver passed to `exit`.
+        status: i32,
     },
     /// The answer to [`Request::Status`].
     Status(StatusReport),

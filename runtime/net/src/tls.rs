@@ -79,6 +79,7 @@ pub struct ClusterIdentity {
     ca: CertificateDer<'static>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivatePkcs8KeyDer<'static>,
+    peer_timeout: std::time::Duration,
 }
 
 fn tls_err(e: impl fmt::Display) -> NetError {
@@ -126,7 +127,21 @@ impl ClusterIdentity {
             ca: ca.der().clone(),
             chain: vec![cert.der().clone(), ca.der().clone()],
             key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+            peer_timeout: PEER_TIMEOUT,
         })
+    }
+
+    /// The same identity, declaring a silent peer dead after `timeout`
+    /// instead of [`PEER_TIMEOUT`] (`wray start --peer-timeout`), within
+    /// [`MIN_PEER_TIMEOUT`]..=[`MAX_PEER_TIMEOUT`].
+    pub fn with_peer_timeout(mut self, timeout: std::time::Duration) -> Result<ClusterIdentity, NetError> {
+        if !(MIN_PEER_TIMEOUT..=MAX_PEER_TIMEOUT).contains(&timeout) {
+            return Err(NetError::Tls(format!(
+                "a peer timeout of {timeout:?} is outside {MIN_PEER_TIMEOUT:?} to {MAX_PEER_TIMEOUT:?}"
+            )));
+        }
+        self.peer_timeout = timeout;
+        Ok(self)
     }
 
     fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -152,7 +167,7 @@ impl ClusterIdentity {
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(tls_err)?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-        config.transport_config(transport());
+        config.transport_config(transport(self.peer_timeout));
         Ok(config)
     }
 
@@ -166,7 +181,7 @@ impl ClusterIdentity {
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(tls_err)?;
         let mut config = quinn::ClientConfig::new(Arc::new(quic));
-        config.transport_config(transport());
+        config.transport_config(transport(self.peer_timeout));
         Ok(config)
     }
 }
@@ -178,15 +193,24 @@ impl ClusterIdentity {
 /// that a node busy moving a large object on a loaded machine is not cut off.
 pub const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The shortest peer timeout allowed: peers ping every second, so less
+/// would cut off healthy peers between two pings.
+pub const MIN_PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// The longest peer timeout allowed (QUIC's idle timeout is bounded, and a
+/// dead client should not hold a job for longer).
+pub const MAX_PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Bytes a peer may have in flight on one stream.
 const STREAM_WINDOW: u32 = 16 << 20;
 /// Bytes a peer may have in flight on one connection.
 const CONNECTION_WINDOW: u32 = 64 << 20;
 
-fn transport() -> Arc<quinn::TransportConfig> {
+fn transport(peer_timeout: std::time::Duration) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(std::time::Duration::from_secs(1)));
-    t.max_idle_timeout(Some(quinn::IdleTimeout::try_from(PEER_TIMEOUT).expect("small duration")));
+    // Bounded by `with_peer_timeout`, far inside QUIC's limit.
+    t.max_idle_timeout(Some(quinn::IdleTimeout::try_from(peer_timeout).expect("a bounded duration")));
     // Windows sized for moving objects between nodes at memory speed on a
     // fast link (quinn's defaults aim at the internet); they bound what one
     // peer can make a node buffer.

@@ -19,22 +19,13 @@
 
 #![deny(missing_docs)]
 
-mod actor;
-mod detached;
-mod detached_actors;
-mod groups;
-mod head;
-#[cfg(test)]
-mod head_tests;
-mod job;
-mod remote;
-mod remote_actor;
-mod services;
-mod task;
+mod cluster;
+mod local;
+mod persist;
 
-pub use detached::JobTable;
-pub use head::{DEFAULT_NODE_TIMEOUT, HEARTBEAT};
-pub use job::{JobConfig, JobError};
+pub use cluster::head::{DEFAULT_NODE_TIMEOUT, HEARTBEAT};
+pub use local::job::{JobConfig, JobError};
+pub use persist::JobTable;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -104,7 +95,7 @@ pub(crate) struct NodeInner {
     /// Tasks waiting for their resource grant, and whether they may be
     /// moved to another node instead.
     grants: Mutex<HashMap<TaskId, (oneshot::Sender<Grant>, bool)>>,
-    jobs: Mutex<HashMap<JobId, Arc<job::JobState>>>,
+    jobs: Mutex<HashMap<JobId, Arc<local::job::JobState>>>,
     next_job: AtomicU32,
     /// Components this node has loaded, by content hash: what lets a peer
     /// name a component by hash instead of sending it again.
@@ -115,16 +106,16 @@ pub(crate) struct NodeInner {
     /// Random per node: makes its job's task ids unique in the cluster.
     salt: u64,
     /// The rest of the cluster, once this node serves as head or joined one.
-    link: std::sync::OnceLock<remote::Link>,
+    link: std::sync::OnceLock<cluster::link::Link>,
     /// Stand-ins for jobs of other nodes whose tasks run here, by owner job.
-    remote_jobs: Mutex<HashMap<String, remote::RemoteJob>>,
+    remote_jobs: Mutex<HashMap<String, cluster::remote_task::RemoteJob>>,
     /// Placement groups this node created (the head, or a lone node).
-    groups: Mutex<HashMap<u64, groups::GroupRecord>>,
+    groups: Mutex<HashMap<u64, cluster::groups::GroupRecord>>,
     /// Placement-group bundles reserved on this node.
     bundles: Mutex<HashMap<(u64, u32), Resources>>,
     next_group: std::sync::atomic::AtomicU64,
     /// Detached actors kept here (the head's, or a lone node's).
-    detached: Mutex<detached_actors::Detached>,
+    detached: Mutex<local::detached_actors::Detached>,
 }
 
 /// Objects from this size on are stored with [`NodeInner::landing`]'s care.
@@ -199,7 +190,7 @@ impl Node {
                 groups: Mutex::new(HashMap::new()),
                 bundles: Mutex::new(HashMap::new()),
                 next_group: std::sync::atomic::AtomicU64::new(1),
-                detached: Mutex::new(detached_actors::Detached::default()),
+                detached: Mutex::new(local::detached_actors::Detached::default()),
                 devices,
             }),
         })

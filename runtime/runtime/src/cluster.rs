@@ -12,8 +12,6 @@ pub use wray_net::proto::JOB_LOST;
 /// head node serves on).
 pub use wray_net::server as listen;
 
-pub use wray_net::{loopback_throughput, receive_all, send_throughput};
-
 /// A connection to a cluster's head node.
 pub struct ClusterClient {
     endpoint: quinn::Endpoint,
@@ -46,6 +44,9 @@ pub struct RemoteOutcome {
     pub code: u8,
     /// Why, when not 0.
     pub message: String,
+    /// The status the job's driver passed to `exit`, when it called it
+    /// (`code` is then 1).
+    pub exit_status: Option<i32>,
 }
 
 impl ClusterClient {
@@ -88,6 +89,7 @@ impl ClusterClient {
             Err(e) if e.is::<Lost>() => Ok(RemoteOutcome {
                 code: proto::JOB_LOST,
                 message: format!("lost contact with {}: {e:#}", self.address),
+                exit_status: None,
             }),
             r => r,
         }
@@ -121,7 +123,12 @@ impl ClusterClient {
                 Event::Output(chunk) => on_output(&chunk),
                 Event::Finished { code, message } => {
                     let _ = send.finish();
-                    return Ok(RemoteOutcome { code, message });
+                    return Ok(RemoteOutcome { code, message, exit_status: None });
+                }
+                Event::Exited { status } => {
+                    let _ = send.finish();
+                    let message = format!("the job called exit({status})");
+                    return Ok(RemoteOutcome { code: 1, message, exit_status: Some(status) });
                 }
                 Event::Refused(why) => return Err(anyhow!(why)),
                 other => return Err(anyhow!("{} answered a job with {other:?}", self.address)),

@@ -368,7 +368,7 @@ mod tests {
     /// exactly once.
     #[test]
     fn simulation_places_every_task_exactly_once_despite_deaths() {
-        let seed = std::env::var("WRAY_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0xc1u64);
+        let seed = crate::sim::seed(0xc1);
         for round in 0..200u64 {
             let seed = seed.wrapping_add(round);
             if let Err(e) = std::panic::catch_unwind(|| simulate(seed)) {
@@ -378,18 +378,7 @@ mod tests {
         }
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::sim::Rng;
 
     struct SimNode {
         total: Resources,
@@ -413,7 +402,7 @@ mod tests {
     const HEARTBEAT: u64 = 100;
 
     fn simulate(seed: u64) {
-        let mut rng = Rng(seed | 1);
+        let mut rng = Rng::new(seed);
         let mut view = ClusterView::new(TIMEOUT);
         let n = 2 + rng.below(4) as usize;
         let mut nodes: Vec<SimNode> = (0..n)

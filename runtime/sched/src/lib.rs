@@ -1,7 +1,10 @@
 //! Resource-aware scheduling as pure state machines.
 //!
 //! [`ClusterView`] is the head's view of the nodes (membership by heartbeat,
-//! placement of tasks that leave their node). The [`Scheduler`] holds a node's resources and a queue of tasks waiting
+//! placement of tasks that leave their node). [`task_retry`] decides when a
+//! task runs again; [`actor_session`] keeps the rules of an actor hosted on
+//! another node (calls in flight, snapshots applied with their results,
+//! one restart budget) across that node's death. The [`Scheduler`] holds a node's resources and a queue of tasks waiting
 //! for them. Its inputs are events (a task is queued, a task finished, a task
 //! blocked in `get`, ...) and its outputs are grants; it does no I/O and never
 //! looks at a clock, so it is tested by driving it step by step with seeded
@@ -21,7 +24,11 @@
 
 #![deny(missing_docs)]
 
+pub mod actor_session;
 mod cluster;
+#[cfg(test)]
+mod sim;
+pub mod task_retry;
 
 pub use cluster::{ClusterView, Need, Placement};
 
@@ -320,9 +327,9 @@ mod tests {
     /// nothing runs the queue is empty (no task starves on a free node).
     #[test]
     fn simulation_never_overcommits_or_loses_tasks() {
-        let seed = std::env::var("WRAY_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_u64);
+        let seed = crate::sim::seed(0x5eed);
         for run in 0..50u64 {
-            let mut rng = Rng(seed ^ run.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+            let mut rng = crate::sim::Rng::new(seed ^ run.wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let total = cpus(1.0 + (rng.next() % 4) as f64).with("GPU", (rng.next() % 3) as f64);
             let mut s = Scheduler::new(total.clone());
             let mut running: Vec<(u64, Resources, bool)> = Vec::new();
@@ -389,17 +396,6 @@ mod tests {
                 }
                 assert_eq!(s.queued(), queued.len(), "seed {seed} run {run}: queue count drifted");
             }
-        }
-    }
-
-    /// xorshift64*: deterministic, dependency-free.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
         }
     }
 }

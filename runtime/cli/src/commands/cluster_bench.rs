@@ -111,7 +111,7 @@ async fn raw_between_processes(job: &Path, bytes: usize) -> anyhow::Result<f64> 
         .arg(job)
         .stdout(Stdio::null())
         .spawn()?;
-    let rate = wray_runtime::cluster::send_throughput(&endpoint, bytes).await;
+    let rate = wray_net::send_throughput(&endpoint, bytes).await;
     let status = tokio::task::spawn_blocking(move || child.wait()).await??;
     let rate = rate?;
     if !status.success() {
@@ -176,10 +176,9 @@ pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
     eprintln!("running object transfer ({mib} MiB) ...");
     let transfer = value(&run_workload("transfer", mib)?)?;
     eprintln!("running raw QUIC loopback ({mib} MiB) ...");
-    let raw = rt
-        .block_on(wray_runtime::cluster::loopback_throughput((mib as usize) << 20))
-        .context("measuring raw QUIC throughput")?
-        / 1e9;
+    let raw =
+        rt.block_on(wray_net::loopback_throughput((mib as usize) << 20)).context("measuring raw QUIC throughput")?
+            / 1e9;
     eprintln!("running raw QUIC between two processes ({mib} MiB) ...");
     let raw_processes = rt.block_on(raw_between_processes(job, (mib as usize) << 20))? / 1e9;
     rows.push(Row {

@@ -169,7 +169,7 @@ impl MicrobenchmarkCommand {
         if let (Some(addr), Some(token)) = (self.quic_receive, &self.quic_token) {
             let token = wray_runtime::Token::parse(token).map_err(|e| Failure::Usage(e.into()))?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            rt.block_on(wray_runtime::cluster::receive_all(addr, &token))?;
+            rt.block_on(wray_net::receive_all(addr, &token))?;
             return Ok(());
         }
         if self.cluster {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use wray_runtime::cluster::{ClusterClient, JOB_LOST};
+use wray_runtime::cluster::{ClusterClient, JOB_LOST, RemoteOutcome};
 use wray_runtime::{Grants, InstanceLimits, JobConfig, JobError, Output, Runtime};
 
 /// Run a job (a wasm32-wasip2 component built with the wray SDK).
@@ -165,6 +165,7 @@ impl RunCommand {
         match result {
             Ok(()) => Ok(()),
             Err(JobError::Cancelled { .. }) => Err(Failure::Interrupted),
+            Err(JobError::Exited { status, .. }) => Err(Failure::Exit(status)),
             Err(e) => Err(Failure::Job(e.into())),
         }
     }
@@ -235,6 +236,7 @@ impl RunCommand {
         match outcome {
             Err(e) => Err(Failure::Usage(e)),
             Ok(None) => Err(Failure::Interrupted),
+            Ok(Some(RemoteOutcome { exit_status: Some(status), .. })) => Err(Failure::Exit(status)),
             Ok(Some(o)) => match o.code {
                 0 => Ok(()),
                 130 => Err(Failure::Interrupted),

@@ -79,6 +79,12 @@ pub struct StartCommand {
     #[arg(long, value_name = "SECS", default_value_t = 3.0, value_parser = parse_timeout)]
     node_timeout: f64,
 
+    /// Seconds a silent peer (a client, a worker, the head) is given before
+    /// its connection is closed as dead. Peers ping every second; this is
+    /// the backstop behind the heartbeat timeout.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_peer_timeout)]
+    peer_timeout: f64,
+
     /// Stay in the foreground (logs to stderr) instead of running in the
     /// background.
     #[arg(long)]
@@ -89,6 +95,14 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && (0.5..=3600.0).contains(&v) => Ok(v),
         _ => Err(format!("{s:?} is not a number of seconds between 0.5 and 3600")),
+    }
+}
+
+fn parse_peer_timeout(s: &str) -> Result<f64, String> {
+    let (lo, hi) = (wray_net::MIN_PEER_TIMEOUT.as_secs_f64(), wray_net::MAX_PEER_TIMEOUT.as_secs_f64());
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (lo..=hi).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds between {lo} and {hi}")),
     }
 }
 
@@ -140,6 +154,8 @@ impl StartCommand {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--object-store-memory", &self.object_store_memory.to_string()])
+            .args(["--node-timeout", &self.node_timeout.to_string()])
+            .args(["--peer-timeout", &self.peer_timeout.to_string()])
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -205,7 +221,8 @@ impl StartCommand {
         let runtime = self.runtime(data_dir)?;
         let jobs = wray_runtime::JobTable::open(data_dir)
             .with_context(|| format!("opening the job records in {}", data_dir.display()))?;
-        let identity = ClusterIdentity::new(&token, "head")?;
+        let identity =
+            ClusterIdentity::new(&token, "head")?.with_peer_timeout(Duration::from_secs_f64(self.peer_timeout))?;
         let endpoint = wray_runtime::cluster::listen(bind, &identity)?;
         let local = endpoint.local_addr()?;
         let entry = register(data_dir)?;

@@ -1,14 +1,15 @@
 //! Running one remote function: wait for arguments, then resources, then run
 //! it in a fresh instance, retrying as its options allow.
 
-use crate::job::JobState;
-use crate::remote::Remote;
+use crate::cluster::remote_task::Remote;
+use crate::local::job::JobState;
 use crate::{Held, NodeInner, lock};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use wray_core::{Error, ObjectId, Options, TaskId};
 use wray_host::{ArgSpec, CallError, Caller, Instance, Services};
+use wray_sched::task_retry::{Attempt, Next, TaskRetries};
 use wray_store::Object;
 
 /// How long a task waits before its next try after the node running it
@@ -90,15 +91,16 @@ impl NodeInner {
             args = self.resolve_args(&spec.args) => args?,
             () = cancel.cancelled() => return Err(Error::Cancelled),
         };
-        // Node failures are retried as long as the task has retries left,
-        // whatever `retry_exceptions` says (as in Ray).
-        let mut lost = 0;
+        // The retry rules (one budget for node losses and failures, node
+        // losses retried whatever `retry_exceptions` says) are
+        // `wray_sched::task_retry`'s.
+        let mut retries = TaskRetries::new(spec.options.max_retries, spec.options.retry_exceptions);
         loop {
             // Here if there is room now; else elsewhere if another node has
             // room (or this one can never run it); else queued here, until
             // resources free up or another node reports room.
             if let Some(held) = self.try_acquire_now(&spec.options.resources) {
-                return self.run_here(job, spec, cancel, args, lost, held).await;
+                return self.run_here(job, spec, cancel, args, retries, held).await;
             }
             let mut movable = false;
             if let Some(must_move) = self.should_move(spec) {
@@ -106,21 +108,22 @@ impl NodeInner {
                     r = self.run_remote(job, spec, must_move) => r,
                     () = cancel.cancelled() => return Err(Error::Cancelled),
                 };
-                match outcome {
-                    Remote::Ran => return Ok(()),
-                    Remote::Busy => movable = true,
-                    Remote::Lost(why) => {
-                        if lost >= spec.options.max_retries || job.cancelled() {
-                            return Err(Error::task_failed(
-                                &spec.function,
-                                format!("the node running it failed: {why}"),
-                            ));
-                        }
-                        lost += 1;
-                        tracing::info!("retrying {} elsewhere (attempt {lost}): {why}", spec.function);
+                let (attempt, why) = match outcome {
+                    Remote::Ran => (Attempt::Ran, String::new()),
+                    Remote::Busy => (Attempt::Busy, String::new()),
+                    Remote::Lost(why) => (Attempt::NodeLost, why),
+                };
+                match retries.after(attempt, job.cancelled()) {
+                    Next::Done => return Ok(()),
+                    Next::WaitHere => movable = true,
+                    Next::RetryElsewhere { backoff } => {
+                        tracing::info!("retrying {} elsewhere (attempt {}): {why}", spec.function, retries.used());
                         // Give the head a moment to notice the dead node.
-                        tokio::time::sleep(LOST_BACKOFF * lost).await;
+                        tokio::time::sleep(LOST_BACKOFF * backoff).await;
                         continue;
+                    }
+                    Next::Fail | Next::RetryHere => {
+                        return Err(Error::task_failed(&spec.function, format!("the node running it failed: {why}")));
                     }
                 }
             }
@@ -129,20 +132,20 @@ impl NodeInner {
                 () = cancel.cancelled() => return Err(Error::Cancelled),
             };
             if let Some(resources) = granted {
-                return self.run_here(job, spec, cancel, args, lost, Held { resources, node: self.clone() }).await;
+                return self.run_here(job, spec, cancel, args, retries, Held { resources, node: self.clone() }).await;
             }
         }
     }
 
     /// Runs the task on this node with `held` resources, retrying as its
-    /// options allow (`attempt` retries are spent already).
+    /// options allow (`retries` counts those spent already).
     async fn run_here(
         self: &Arc<Self>,
         job: &Arc<JobState>,
         spec: &TaskSpec,
         cancel: &CancelToken,
         args: Vec<bytes::Bytes>,
-        mut attempt: u32,
+        mut retries: TaskRetries,
         held: Held,
     ) -> Result<(), Error> {
         let limits = job.limits(&spec.options);
@@ -180,14 +183,15 @@ impl NodeInner {
                 }
                 Err(e) => e,
             };
-            let retriable = match &e {
-                CallError::Cancelled => false,
-                CallError::Instantiate(_) => true,
-                CallError::Guest(_) | CallError::Panic(_) | CallError::Trap(_) => spec.options.retry_exceptions,
-            };
-            if retriable && attempt < spec.options.max_retries && !job.cancelled() && !cancel.is_cancelled() {
-                attempt += 1;
-                tracing::info!("retrying {} (attempt {attempt} of {}): {e}", spec.function, spec.options.max_retries);
+            let cancelled = matches!(e, CallError::Cancelled) || job.cancelled() || cancel.is_cancelled();
+            let attempt = Attempt::Failed { system: matches!(e, CallError::Instantiate(_)) };
+            if retries.after(attempt, cancelled) == Next::RetryHere {
+                tracing::info!(
+                    "retrying {} (attempt {} of {}): {e}",
+                    spec.function,
+                    retries.used(),
+                    spec.options.max_retries
+                );
                 continue;
             }
             return Err(match e {

@@ -1,6 +1,6 @@
 //! Jobs: one run of a component's driver, and everything it starts.
 
-use crate::actor::ActorState;
+use crate::local::actor::ActorState;
 use crate::{Node, NodeInner, lock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +41,14 @@ pub enum JobError {
         /// The cause.
         message: String,
     },
+    /// The driver called `exit(status)` with a status other than 0.
+    #[error("job {name} called exit({status})")]
+    Exited {
+        /// The component.
+        name: String,
+        /// What the driver passed to `exit`.
+        status: i32,
+    },
     /// The job was cancelled.
     #[error("job {name} was cancelled")]
     Cancelled {
@@ -55,7 +63,7 @@ pub(crate) struct JobState {
     pub(crate) component: JobComponent,
     pub(crate) config: JobConfig,
     /// Cancellation flags of the job's queued and running tasks.
-    pub(crate) tasks: Mutex<HashMap<TaskId, Arc<crate::task::CancelToken>>>,
+    pub(crate) tasks: Mutex<HashMap<TaskId, Arc<crate::local::task::CancelToken>>>,
     pub(crate) actors: Mutex<HashMap<ActorId, Arc<ActorState>>>,
     pub(crate) named: Mutex<HashMap<String, ActorId>>,
     /// Bounds unfinished tasks: submitting past it waits (back-pressure).
@@ -153,8 +161,9 @@ impl Node {
                     };
                     drop(driver);
                     match r {
-                        Ok(()) => Ok(()),
+                        Ok(()) | Err(CallError::Exit(0)) => Ok(()),
                         Err(CallError::Cancelled) => Err(JobError::Cancelled { name: name.clone() }),
+                        Err(CallError::Exit(status)) => Err(JobError::Exited { name: name.clone(), status }),
                         Err(e) => Err(JobError::Failed {
                             name: name.clone(),
                             message: match e {

@@ -16,7 +16,7 @@ async fn head() -> (tempfile::TempDir, Token, std::net::SocketAddr) {
         wray_net::server("127.0.0.1:0".parse().unwrap(), &ClusterIdentity::new(&token, "head").unwrap()).unwrap();
     let addr = endpoint.local_addr().unwrap();
     let jobs = crate::JobTable::open(dir.path()).unwrap();
-    tokio::spawn(async move { node.serve(endpoint, jobs, crate::head::DEFAULT_NODE_TIMEOUT).await });
+    tokio::spawn(async move { node.serve(endpoint, jobs, crate::cluster::head::DEFAULT_NODE_TIMEOUT).await });
     (dir, token, addr)
 }
 

@@ -9,16 +9,17 @@
 //! instance cannot run two calls at the same time, so N never means
 //! parallel execution inside one actor.
 
-use crate::job::JobState;
-use crate::remote_actor::Hosted;
+use crate::cluster::remote_actor::Hosted;
+use crate::local::job::JobState;
 use crate::{Held, NodeInner, lock};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use wray_core::{ActorId, Error, ObjectId, Options, TaskId};
 use wray_host::{ArgSpec, CallError, Caller, Checkpoint, Delta, Instance, Services};
+use wray_sched::actor_session::RestartBudget;
 use wray_store::Object;
 
 /// A queued method call.
@@ -128,22 +129,25 @@ pub(crate) struct ActorState {
     pub(crate) persist: Option<Persist>,
     /// Restarts used, whatever their cause (a crash here, a crash on a
     /// node hosting it, the loss of that node): one budget,
-    /// `max_restarts`, as in Ray.
-    pub(crate) restarts: AtomicU32,
-    max_restarts: u32,
+    /// `max_restarts`, as in Ray (`wray_sched::actor_session`).
+    restarts: Mutex<RestartBudget>,
 }
 
 impl ActorState {
     /// Takes one restart from the budget; false once it is used up.
     pub(crate) fn take_restart(&self) -> bool {
-        self.restarts
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| (used < self.max_restarts).then_some(used + 1))
-            .is_ok()
+        lock(&self.restarts).take()
     }
 
     /// Restarts still allowed.
     pub(crate) fn restarts_left(&self) -> u32 {
-        self.max_restarts.saturating_sub(self.restarts.load(Ordering::Acquire))
+        lock(&self.restarts).left()
+    }
+
+    /// The node hosting the actor restarted it after a crash, spending one
+    /// of the restarts it was given.
+    pub(crate) fn restarted_elsewhere(&self) {
+        lock(&self.restarts).spent_elsewhere();
     }
 
     /// Writes a change of the owner's snapshot to disk, if this actor's
@@ -205,8 +209,7 @@ impl NodeInner {
             interrupt: Mutex::new(Arc::new(AtomicBool::new(false))),
             checkpoint: Mutex::new(std::mem::take(&mut spec.image)),
             persist: spec.persist.take(),
-            restarts: AtomicU32::new(0),
-            max_restarts: spec.options.max_restarts,
+            restarts: Mutex::new(RestartBudget::new(spec.options.max_restarts)),
         });
         let node = self.clone();
         let state = actor.clone();

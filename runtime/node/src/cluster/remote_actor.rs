@@ -27,21 +27,25 @@
 //! are answered `Accepted` once queued, so one caller's calls keep their
 //! order, then with the result.
 
-use crate::actor::{ActorCall, ActorSpec, ActorState, Mailbox, ToOwner};
-use crate::job::JobState;
-use crate::remote::{Chosen, Link, open_with, read_event, resources, write_parts, write_with};
+use crate::cluster::link::Link;
+use crate::cluster::remote_task::Chosen;
+use crate::cluster::wire::{AskError, accepted, answer, open_with, read_event, resources, write_parts, write_with};
+use crate::local::actor::{ActorCall, ActorSpec, ActorState, Mailbox, ToOwner};
+use crate::local::job::JobState;
 use crate::{NodeInner, lock};
 use bytes::Bytes;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use wray_core::{ActorId, Error, JobId, ObjectId, Options, TaskId};
 use wray_host::{ArgSpec, CHECKPOINT_BLOCK, Caller, Checkpoint, Delta, MAX_CHECKPOINT};
 use wray_net::proto::{
-    self, ActorMsg, Event, MAX_DELTA_BYTES, Request, TaskRequest, Upcall, UpcallRequest, WireActor, WireCall, WireDelta,
+    self, ActorMsg, Event, MAX_DELTA_BYTES, Request, TaskDone, TaskRequest, Upcall, UpcallRequest, WireActor, WireCall,
+    WireDelta,
 };
 use wray_net::{NetError, frame};
+use wray_sched::actor_session::{ActorSession, InFlight};
 
 /// How an actor's life on another node ended.
 pub(crate) enum Hosted {
@@ -215,7 +219,7 @@ impl NodeInner {
             Chosen::Busy => return Hosted::Busy,
             Chosen::Lost(why) => return Hosted::Lost(why),
             Chosen::Infeasible => {
-                let why = crate::remote::infeasible_reason(&spec.options.resources);
+                let why = crate::cluster::remote_task::infeasible_reason(&spec.options.resources);
                 self.mark_dead(job, actor, format!("{} cannot be placed: {why}", actor.class));
                 return Hosted::Ended;
             }
@@ -261,14 +265,20 @@ impl NodeInner {
             Ok(other) => return Hosted::Lost(format!("unexpected answer {other:?}")),
             Err(e) => return Hosted::Lost(e.to_string()),
         }
+        // The session's rules — calls in flight, snapshots applied only with
+        // their call's result, what happens to the calls in flight when the
+        // node dies — are `wray_sched::actor_session`'s; this loop and its
+        // reader feed it what the stream brings and do what it says.
+        let session = Arc::new(Mutex::new(ActorSession::<ObjectId, WireDelta>::new(
+            rx.max_task_retries,
+            MAX_CHECKPOINT_PARTS as usize,
+        )));
         // Results are read by a task of their own: a frame read must not be
         // abandoned halfway, which a `select!` branch would do.
         let (tx, mut results) = mpsc::unbounded_channel::<Result<FromHost, String>>();
         let reader = {
-            let (node, job, actor) = (self.clone(), job.clone(), actor.clone());
+            let (node, job, actor, session) = (self.clone(), job.clone(), actor.clone(), session.clone());
             tokio::spawn(async move {
-                // Snapshot frames wait here for the result they precede.
-                let mut snapshot: Vec<WireDelta> = Vec::new();
                 loop {
                     let msg = match read_event(&mut recv).await {
                         Ok(Event::Output(chunk)) => {
@@ -276,25 +286,15 @@ impl NodeInner {
                             continue;
                         }
                         Ok(Event::ActorRestarted) => {
-                            actor.restarts.fetch_add(1, Ordering::AcqRel);
+                            actor.restarted_elsewhere();
                             continue;
                         }
-                        Ok(Event::Checkpoint(delta)) => {
-                            if snapshot.len() >= MAX_CHECKPOINT_PARTS as usize {
-                                Err("a snapshot in too many parts".to_string())
-                            } else {
-                                snapshot.push(delta);
-                                continue;
-                            }
-                        }
+                        Ok(Event::Checkpoint(delta)) => match lock(&session).frame(delta) {
+                            Ok(()) => continue,
+                            Err(e) => Err(e.to_string()),
+                        },
                         Ok(Event::TaskDone(done)) => {
-                            match apply_snapshot(&actor, std::mem::take(&mut snapshot)).await {
-                                Err(e) => Err(format!("a bad snapshot from the actor's host: {e}")),
-                                Ok(()) => match node.receive_result(&job, done, &mut recv).await {
-                                    Ok(output) => Ok(FromHost::Done(output)),
-                                    Err(e) => Err(e.to_string()),
-                                },
-                            }
+                            node.result_from_host(&job, &actor, &session, done, &mut recv).await
                         }
                         Ok(Event::ActorGone(why)) => Ok(FromHost::Gone(why)),
                         Ok(other) => Err(format!("unexpected answer {other:?}")),
@@ -307,14 +307,13 @@ impl NodeInner {
                 }
             })
         };
-        // Calls sent and not answered, oldest first (answers come mostly
-        // in order, so the search from the front is short).
-        let mut pending: std::collections::VecDeque<ActorCall> = Default::default();
-        let mut closed = false;
+        // The calls in flight, by output (the session tracks their order).
+        let mut calls: std::collections::HashMap<ObjectId, ActorCall> = Default::default();
         let outcome = loop {
-            if closed && pending.is_empty() {
+            if lock(&session).is_finished() {
                 break Hosted::Ended;
             }
+            let open = lock(&session).is_open();
             tokio::select! {
                 biased;
                 () = actor.control.notified() => {
@@ -329,25 +328,23 @@ impl NodeInner {
                 }
                 msg = results.recv() => match msg {
                     Some(Ok(FromHost::Done(output))) => {
-                        if let Some(i) = pending.iter().position(|c| c.output == output)
-                            && let Some(call) = pending.remove(i)
-                        {
+                        if let Some(call) = calls.remove(&output) {
                             self.unpin(&call.pinned);
                         }
                     }
                     Some(Ok(FromHost::Gone(why))) => {
                         self.mark_dead(job, actor, format!("{}: {why}", actor.class));
-                        closed = true;
                         // Results of calls still in flight are on their way.
+                        lock(&session).close();
                     }
                     Some(Err(e)) => break Hosted::Lost(e),
                     None => break Hosted::Lost("the host stopped answering".into()),
                 },
-                call = rx.recv(), if !closed => match call {
+                call = rx.recv(), if open => match call {
                     None => {
                         // Every handle is gone (or the job ended): the host
                         // kills the actor when we close our side.
-                        closed = true;
+                        lock(&session).close();
                         let _ = send.finish();
                     }
                     Some(call) => match self.wire_parts(&call.args).await {
@@ -359,7 +356,10 @@ impl NodeInner {
                             let (task_hi, task_lo) = call.task.halves();
                             let msg =
                                 ActorMsg::Call(WireCall { task_hi, task_lo, method: call.method.clone(), args, objects });
-                            pending.push_back(call);
+                            // In flight before it is written, so that its
+                            // result is never unknown to the reader.
+                            lock(&session).sent(call.output, call.retries);
+                            calls.insert(call.output, call);
                             let sent = match proto::encode(&msg) {
                                 Ok(bytes) => write_parts(&mut send, &bytes, blobs).await,
                                 Err(e) => Err(e),
@@ -377,19 +377,43 @@ impl NodeInner {
         // actor while they have retries left (`max_task_retries`, as in
         // Ray); the others fail. Calls of an actor that ended normally have
         // all been answered.
-        let mut again = Vec::new();
-        for mut call in pending {
-            if matches!(outcome, Hosted::Lost(_)) && call.retries < rx.max_task_retries {
-                call.retries += 1;
+        let ending = lock(&session).end(matches!(outcome, Hosted::Lost(_)));
+        let mut again = Vec::with_capacity(ending.again.len());
+        for InFlight { call: output, retries } in ending.again {
+            if let Some(mut call) = calls.remove(&output) {
+                call.retries = retries;
                 again.push(call);
-                continue;
             }
-            let why = format!("{} was lost with the node hosting it while running {}", actor.class, call.method);
-            self.store.complete(call.output, Err(Error::ActorDied(why)));
-            self.unpin(&call.pinned);
+        }
+        for output in ending.failed {
+            if let Some(call) = calls.remove(&output) {
+                let why = format!("{} was lost with the node hosting it while running {}", actor.class, call.method);
+                self.store.complete(call.output, Err(Error::ActorDied(why)));
+                self.unpin(&call.pinned);
+            }
         }
         rx.run_again(again);
         outcome
+    }
+
+    /// A call's result arriving on an actor's session: read it whole, apply
+    /// the snapshot that preceded it, then release it — in that order, so
+    /// that a node dying halfway leaves neither taking effect.
+    async fn result_from_host(
+        &self,
+        job: &Arc<JobState>,
+        actor: &ActorState,
+        session: &Mutex<ActorSession<ObjectId, WireDelta>>,
+        done: TaskDone,
+        recv: &mut quinn::RecvStream,
+    ) -> Result<FromHost, String> {
+        let output = crate::cluster::wire::object_id(&done.output);
+        let frames = lock(session).result(&output).map_err(|e| e.to_string())?;
+        let arrived = self.read_result(job, done, recv).await.map_err(|e| e.to_string())?;
+        apply_snapshot(actor, frames).await.map_err(|e| format!("a bad snapshot from the actor's host: {e}"))?;
+        self.release_result(arrived);
+        lock(session).released(&output);
+        Ok(FromHost::Done(output))
     }
 
     /// Hosts an actor of a job running elsewhere (the head placed it here),
@@ -418,7 +442,7 @@ impl NodeInner {
     async fn host_actor(
         self: &Arc<Self>,
         job: &Arc<JobState>,
-        sinks: &crate::remote::Sinks,
+        sinks: &crate::cluster::remote_task::Sinks,
         req: TaskRequest,
         wire: WireActor,
         demand: wray_core::Resources,
@@ -694,16 +718,22 @@ impl NodeInner {
         let (task_hi, task_lo) = task.halves();
         let call = WireCall { task_hi, task_lo, method, args, objects };
         let (mut send, mut recv) = match self.upcall(dest, Upcall::Call { hi, lo, call }, blobs).await {
-            Ok((Event::Accepted, send, recv)) => (send, recv),
-            Ok((Event::Refused(why), ..)) => return fail(Error::ActorDied(why)),
-            Ok((other, ..)) => return fail(Error::ActorDied(format!("unexpected answer {other:?}"))),
+            Ok((event, send, recv)) => match answer(event, accepted) {
+                Ok(()) => (send, recv),
+                Err(e) => return fail(Error::ActorDied(e.to_string())),
+            },
             Err(e) => return fail(e),
         };
         let (node, job) = (self.clone(), job.clone());
         tokio::spawn(async move {
-            let received = match read_event(&mut recv).await {
-                Ok(Event::TaskDone(done)) => node.receive_result(&job, done, &mut recv).await.map(|_| ()),
-                Ok(other) => Err(NetError::Malformed(format!("unexpected answer {other:?}"))),
+            let done = read_event(&mut recv).await.map_err(AskError::from).and_then(|event| {
+                answer(event, |answer| match answer {
+                    Event::TaskDone(done) => Ok(done),
+                    other => Err(other.into()),
+                })
+            });
+            let received = match done {
+                Ok(done) => node.receive_result(&job, done, &mut recv).await.map(|_| ()).map_err(AskError::from),
                 Err(e) => Err(e),
             };
             if let Err(e) = received {
@@ -723,14 +753,13 @@ impl NodeInner {
         dest: &(String, u32),
         name: &str,
     ) -> Result<(ActorId, String, (String, u32)), Error> {
-        match self.upcall(dest, Upcall::Named { name: name.to_string() }, Vec::new()).await? {
-            (Event::Actor { hi, lo, class, job }, mut send, _) => {
-                let _ = send.finish();
-                Ok((actor_id(hi, lo), class, (dest.0.clone(), job)))
-            }
-            (Event::Refused(why), ..) => Err(Error::InvalidArgument(why)),
-            (other, ..) => Err(Error::InvalidArgument(format!("unexpected answer {other:?}"))),
-        }
+        let (event, mut send, _) = self.upcall(dest, Upcall::Named { name: name.to_string() }, Vec::new()).await?;
+        let _ = send.finish();
+        let found = answer(event, |answer| match answer {
+            Event::Actor { hi, lo, class, job } => Ok((actor_id(hi, lo), class, (dest.0.clone(), job))),
+            other => Err(other.into()),
+        });
+        found.map_err(|e| Error::InvalidArgument(e.to_string()))
     }
 
     /// Kills an actor through the node that keeps it.

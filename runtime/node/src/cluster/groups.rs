@@ -10,7 +10,8 @@
 //! bundle ask for: placing them is then ordinary resource-aware placement.
 //! A job's groups are removed when the job ends.
 
-use crate::remote::{Link, ask, pairs, resources};
+use crate::cluster::link::Link;
+use crate::cluster::wire::{accepted, ask, ask_for, pairs, resources};
 use crate::{NodeInner, lock};
 use std::sync::Arc;
 use wray_core::{Error, Resources, Strategy};
@@ -75,12 +76,12 @@ impl NodeInner {
                 bundles: bundles.iter().map(pairs).collect(),
                 strategy: strategy_code(strategy),
             };
-            return match ask(head, &request).await {
-                Ok(Event::Group { id, nodes }) => Ok((id, nodes)),
-                Ok(Event::Refused(why)) => Err(Error::InvalidArgument(why)),
-                Ok(other) => Err(Error::InvalidArgument(format!("unexpected answer {other:?}"))),
-                Err(e) => Err(Error::InvalidArgument(format!("cannot reach the head: {e}"))),
-            };
+            let group = ask_for(head, &request, |answer| match answer {
+                Event::Group { id, nodes } => Ok((id, nodes)),
+                other => Err(other.into()),
+            })
+            .await;
+            return group.map_err(|e| Error::InvalidArgument(e.message("the head")));
         }
         self.place_group(bundles, strategy).await.map_err(Error::InvalidArgument)
     }
@@ -88,12 +89,8 @@ impl NodeInner {
     /// Removes a placement group created by a job of this node.
     pub(crate) async fn remove_group(&self, id: u64) -> Result<(), Error> {
         if let Some(Link::Worker(w)) = self.link.get() {
-            return match ask(&w.head(), &Request::RemoveGroup { id }).await {
-                Ok(Event::Accepted) => Ok(()),
-                Ok(Event::Refused(why)) => Err(Error::InvalidArgument(why)),
-                Ok(other) => Err(Error::InvalidArgument(format!("unexpected answer {other:?}"))),
-                Err(e) => Err(Error::InvalidArgument(format!("cannot reach the head: {e}"))),
-            };
+            let removed = ask_for(&w.head(), &Request::RemoveGroup { id }, accepted).await;
+            return removed.map_err(|e| Error::InvalidArgument(e.message("the head")));
         }
         self.unplace_group(id).await
     }
@@ -147,12 +144,8 @@ impl NodeInner {
     async fn reserve_on(&self, node: &str, group: u64, index: u32, demand: &Resources) -> Result<(), String> {
         let Some(Link::Head(peers)) = self.link.get() else { return Err(format!("node {node} is unknown")) };
         let conn = peers.connection(node).ok_or_else(|| format!("node {node} is gone"))?;
-        match ask(&conn, &Request::Reserve { group, index, resources: pairs(demand) }).await {
-            Ok(Event::Accepted) => Ok(()),
-            Ok(Event::Refused(why)) => Err(why),
-            Ok(other) => Err(format!("unexpected answer {other:?}")),
-            Err(e) => Err(format!("cannot reserve on {node}: {e}")),
-        }
+        let request = Request::Reserve { group, index, resources: pairs(demand) };
+        ask_for(&conn, &request, accepted).await.map_err(|e| format!("reserving on node {node}: {}", e.message(node)))
     }
 
     /// Frees a group's bundles and forgets it.

@@ -1,9 +1,9 @@
 //! The node's answers to the `wray:runtime` host functions.
 
-use crate::actor::{ActorCall, ActorSpec};
-use crate::job::{JobState, deadline};
-use crate::remote::Link;
-use crate::task::TaskSpec;
+use crate::cluster::link::Link;
+use crate::local::actor::{ActorCall, ActorSpec};
+use crate::local::job::{JobState, deadline};
+use crate::local::task::TaskSpec;
 use crate::{NodeInner, lock};
 use std::sync::Arc;
 use std::time::Duration;

@@ -21,9 +21,13 @@
 //! task submits in turn runs there too, and is torn down when the last of the
 //! job's tasks on that node ends.
 
-use crate::head::Peers;
-use crate::job::JobState;
-use crate::task::TaskSpec;
+use crate::cluster::head::Peers;
+use crate::cluster::link::Link;
+use crate::cluster::wire::{
+    ask_for, error, object_id, open_with, pairs, read_event, resources, wire_args, wire_error, wire_id, write_with,
+};
+use crate::local::job::JobState;
+use crate::local::task::TaskSpec;
 use crate::{JobConfig, NodeInner, lock};
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
@@ -31,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wray_core::{Error, ObjectId, Options, Resources, TaskId, limits};
 use wray_host::{ArgSpec, Grants, InstanceLimits, JobComponent, Output, Value};
-use wray_net::proto::{self, Event, Request, TaskDone, TaskRequest, WireActor, WireArg, WireError, WireId, WireObject};
+use wray_net::proto::{self, Event, Request, TaskDone, TaskRequest, WireActor, WireArg, WireObject};
 use wray_net::{NetError, frame};
 use wray_store::Object;
 
@@ -41,43 +45,6 @@ pub(crate) const LOCALITY_BYTES: usize = 16 << 20;
 
 /// Bytes one task's arguments and objects may add up to on the wire.
 pub(crate) const MAX_TASK_TRANSFER: u64 = 8 << 30;
-
-/// How a node reaches the rest of the cluster.
-pub(crate) enum Link {
-    /// This node is the head: it places tasks itself.
-    Head(Arc<Peers>),
-    /// A worker: its connection to the head (replaced when it reconnects
-    /// to a restarted head), and the cluster's resources as the head last
-    /// reported them (total, free).
-    Worker(WorkerLink),
-}
-
-/// A worker's way to the head.
-pub(crate) struct WorkerLink {
-    head: Mutex<(quinn::Connection, String)>,
-    pub(crate) cluster: Mutex<Option<(Resources, Resources)>>,
-}
-
-impl WorkerLink {
-    pub(crate) fn new(conn: quinn::Connection, head_id: String) -> WorkerLink {
-        WorkerLink { head: Mutex::new((conn, head_id)), cluster: Mutex::new(None) }
-    }
-
-    /// The current connection to the head.
-    pub(crate) fn head(&self) -> quinn::Connection {
-        lock(&self.head).0.clone()
-    }
-
-    /// The head's node id.
-    pub(crate) fn head_id(&self) -> String {
-        lock(&self.head).1.clone()
-    }
-
-    /// The worker joined a (restarted) head again.
-    pub(crate) fn reconnected(&self, conn: quinn::Connection, head_id: String) {
-        *lock(&self.head) = (conn, head_id);
-    }
-}
 
 /// How sending a task away went.
 pub(crate) enum Remote {
@@ -101,57 +68,6 @@ pub(crate) struct RemoteJob {
     /// Output of the job's instances here goes back over one of the
     /// streams of its running tasks (any: they all lead to the owner).
     sinks: Sinks,
-}
-
-pub(crate) fn wire_id(id: ObjectId) -> WireId {
-    let (hi, lo) = id.task.halves();
-    WireId { hi, lo, index: id.index }
-}
-
-pub(crate) fn object_id(w: &WireId) -> ObjectId {
-    ObjectId { task: TaskId::from_halves(w.hi, w.lo), index: w.index }
-}
-
-pub(crate) fn pairs(r: &Resources) -> Vec<(String, f64)> {
-    r.iter().map(|(k, v)| (k.to_string(), v)).collect()
-}
-
-/// Resources from the wire; amounts that are not finite and non-negative
-/// are refused.
-pub(crate) fn resources(pairs: &[(String, f64)]) -> Result<Resources, NetError> {
-    let mut r = Resources::new();
-    for (k, v) in pairs {
-        if !(v.is_finite() && *v >= 0.0) || k.len() > limits::MAX_NAME_LEN {
-            return Err(NetError::Malformed(format!("bad resource amount {k}={v}")));
-        }
-        r.set(k, *v);
-    }
-    Ok(r)
-}
-
-fn wire_error(e: &Error) -> WireError {
-    let (kind, function, message) = match e {
-        Error::TaskFailed { function, message } => (0, function.clone(), message.clone()),
-        Error::ActorDied(m) => (1, String::new(), m.clone()),
-        Error::ObjectLost(m) => (2, String::new(), m.clone()),
-        Error::Timeout => (3, String::new(), String::new()),
-        Error::Cancelled => (4, String::new(), String::new()),
-        Error::InvalidArgument(m) => (5, String::new(), m.clone()),
-        Error::StoreFull(m) => (6, String::new(), m.clone()),
-    };
-    WireError { kind, function, message }
-}
-
-fn error(w: WireError) -> Error {
-    match w.kind {
-        0 => Error::TaskFailed { function: w.function, message: w.message },
-        1 => Error::ActorDied(w.message),
-        2 => Error::ObjectLost(w.message),
-        3 => Error::Timeout,
-        4 => Error::Cancelled,
-        6 => Error::StoreFull(w.message),
-        _ => Error::InvalidArgument(w.message),
-    }
 }
 
 fn lost(e: impl std::fmt::Display) -> Remote {
@@ -353,21 +269,39 @@ impl NodeInner {
         done: TaskDone,
         recv: &mut quinn::RecvStream,
     ) -> Result<ObjectId, NetError> {
+        let result = self.read_result(job, done, recv).await?;
+        Ok(self.release_result(result))
+    }
+
+    /// Reads a remote result whole — its bytes and the objects it refers
+    /// to — without releasing it to readers yet.
+    pub(crate) async fn read_result(
+        &self,
+        job: &JobState,
+        done: TaskDone,
+        recv: &mut quinn::RecvStream,
+    ) -> Result<ArrivedResult, NetError> {
         let output = object_id(&done.output);
         let value = match done.result {
-            Err(e) => {
-                self.store.complete(output, Err(error(e)));
-                return Ok(output);
-            }
+            Err(e) => return Ok(ArrivedResult { output, result: Err(error(e)), imported: Vec::new() }),
             Ok(v) => v,
         };
         let data = frame::read_raw(recv, value.len, limits::MAX_OBJECT_SIZE as u64).await?;
         let imported = self.import(job, &done.objects, recv).await?;
         let refs = value.refs.iter().map(object_id).collect();
-        self.landing(data.len(), || self.store.complete(output, Ok(Object { data: data.into(), refs })));
+        Ok(ArrivedResult { output, result: Ok(Object { data: data.into(), refs }), imported })
+    }
+
+    /// Releases a result [`NodeInner::read_result`] read: readers see it.
+    pub(crate) fn release_result(&self, arrived: ArrivedResult) -> ObjectId {
+        let ArrivedResult { output, result, imported } = arrived;
+        match result {
+            Ok(object) => self.landing(object.data.len(), || self.store.complete(output, Ok(object))),
+            Err(e) => self.store.complete(output, Err(e)),
+        }
         // The result now holds what it refers to.
         self.unpin(&imported);
-        Ok(output)
+        output
     }
 
     /// Reads objects listed in a message into the store under `job`, nested
@@ -684,6 +618,15 @@ impl NodeInner {
     }
 }
 
+/// A remote result read whole, not yet released to its readers.
+pub(crate) struct ArrivedResult {
+    /// The object it completes.
+    pub(crate) output: ObjectId,
+    result: Result<Object, Error>,
+    /// Objects it refers to, read into the store and pinned until then.
+    imported: Vec<ObjectId>,
+}
+
 /// Where a task or actor leaving its node goes.
 pub(crate) enum Chosen<'a> {
     /// Open a stream on this connection; if the head placed it, which node
@@ -697,84 +640,14 @@ pub(crate) enum Chosen<'a> {
     Lost(String),
 }
 
-/// Writes an encoded message and the raw bytes that follow it.
-pub(crate) async fn write_parts(
-    send: &mut quinn::SendStream,
-    frame_bytes: &[u8],
-    blobs: Vec<Bytes>,
-) -> Result<(), NetError> {
-    frame::write(send, frame_bytes).await?;
-    for b in blobs {
-        frame::write_raw(send, b).await?;
-    }
-    Ok(())
-}
-
-/// Opens a stream on `conn` and sends a request with the bytes that follow.
-pub(crate) async fn open_with(
-    conn: &quinn::Connection,
-    frame_bytes: &[u8],
-    blobs: Vec<Bytes>,
-) -> Result<(quinn::SendStream, quinn::RecvStream), NetError> {
-    let (mut send, recv) = conn.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
-    write_parts(&mut send, frame_bytes, blobs).await?;
-    Ok((send, recv))
-}
-
-/// Writes an event with the bytes that follow it.
-pub(crate) async fn write_with(send: &mut quinn::SendStream, event: &Event, blobs: Vec<Bytes>) -> Result<(), NetError> {
-    write_parts(send, &proto::encode(event)?, blobs).await
-}
-
-/// Reads and validates the next event; the stream ending is an error.
-pub(crate) async fn read_event(recv: &mut quinn::RecvStream) -> Result<Event, NetError> {
-    match frame::read(recv).await? {
-        Some(bytes) => proto::decode_event(&bytes),
-        None => Err(NetError::Stream("the stream ended without an answer".into())),
-    }
-}
-
-/// Sends one request on a new stream of `conn` and reads the answer.
-pub(crate) async fn ask(conn: &quinn::Connection, request: &Request) -> Result<Event, NetError> {
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
-    frame::write(&mut send, &proto::encode(request)?).await?;
-    let _ = send.finish();
-    read_event(&mut recv).await
-}
-
 /// Asks the head for a component's bytes.
 async fn fetch_component(head: &quinn::Connection, hash: &str) -> Result<Vec<u8>, String> {
-    match ask(head, &Request::GetComponent { hash: hash.to_string() }).await {
-        Ok(Event::Component(bytes)) => Ok(bytes),
-        Ok(Event::Refused(why)) => Err(why),
-        Ok(other) => Err(format!("the head answered {other:?}")),
-        Err(e) => Err(format!("cannot fetch component {hash} from the head: {e}")),
-    }
-}
-
-/// The arguments on the wire, the bytes that follow them, and the objects
-/// they refer to.
-fn wire_args(args: &[ArgSpec]) -> (Vec<WireArg>, Vec<Bytes>, Vec<ObjectId>) {
-    let mut wire = Vec::with_capacity(args.len());
-    let mut blobs = Vec::new();
-    let mut roots = Vec::new();
-    for a in args {
-        match a {
-            ArgSpec::Value(v) => {
-                wire.push(WireArg::Value {
-                    len: v.data.len() as u64,
-                    refs: v.refs.iter().copied().map(wire_id).collect(),
-                });
-                blobs.push(v.data.clone());
-                roots.extend(v.refs.iter().copied());
-            }
-            ArgSpec::Object(id) => {
-                wire.push(WireArg::Object(wire_id(*id)));
-                roots.push(*id);
-            }
-        }
-    }
-    (wire, blobs, roots)
+    let request = Request::GetComponent { hash: hash.to_string() };
+    let bytes = ask_for(head, &request, |answer| match answer {
+        Event::Component(bytes) => Ok(bytes),
+        other => Err(other.into()),
+    });
+    bytes.await.map_err(|e| format!("fetching component {hash}: {}", e.message("the head")))
 }
 
 pub(crate) fn infeasible(demand: &Resources) -> Error {

@@ -1,0 +1,117 @@
+//! What a job grants its instances: output, environment, directories —
+//! nothing by default — turned into a WASI context per instance.
+
+use std::path::PathBuf;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+
+/// Where an instance's stdout and stderr go.
+#[derive(Clone, Debug, Default)]
+pub enum Output {
+    /// To the host process's own stdout/stderr, as the guest writes (what
+    /// `wray run` uses: output streams live).
+    #[default]
+    Inherit,
+    /// Discarded.
+    Null,
+    /// Into a shared in-memory buffer (for embedders and tests); both streams
+    /// go to the same buffer.
+    Capture(MemoryOutputPipe),
+    /// Sent, chunk by chunk as the guest writes, into a channel (a head node
+    /// streams a remote job's output back this way); both streams.
+    Channel(tokio::sync::mpsc::UnboundedSender<Vec<u8>>),
+}
+
+impl Output {
+    /// Writes bytes a guest printed elsewhere (a task that ran on another
+    /// node) where this output goes.
+    pub fn write(&self, bytes: &[u8]) {
+        match self {
+            Output::Inherit => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(bytes).and_then(|()| out.flush());
+            }
+            Output::Null => {}
+            Output::Capture(pipe) => {
+                use wasmtime_wasi::p2::OutputStream;
+                // Full: the rest is dropped, as for the guest's own writes.
+                let _ = pipe.clone().write(bytes::Bytes::copy_from_slice(bytes));
+            }
+            Output::Channel(tx) => {
+                let _ = tx.send(bytes.to_vec());
+            }
+        }
+    }
+}
+
+/// Writes into an output channel; never blocks (the channel is unbounded, as
+/// the guest's own writes are bounded by its time limit and the peer reads
+/// continuously).
+struct ChannelWriter(tokio::sync::mpsc::UnboundedSender<Vec<u8>>);
+
+impl tokio::io::AsyncWrite for ChannelWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        // A closed channel means nobody listens any more: drop the output.
+        let _ = self.0.send(buf.to_vec());
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Bytes a guest may have in flight to an output channel before its write
+/// waits.
+const OUTPUT_BUDGET: usize = 64 * 1024;
+
+/// Capabilities a job grants its instances. Nothing by default: no files,
+/// no environment, no network.
+#[derive(Clone, Debug, Default)]
+pub struct Grants {
+    /// Host directories made visible: `(host path, guest path)`.
+    pub dirs: Vec<(PathBuf, String)>,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// Where output goes.
+    pub output: Output,
+}
+
+pub(super) fn wasi_ctx(grants: &Grants) -> wasmtime::Result<WasiCtx> {
+    let mut b = WasiCtxBuilder::new();
+    match &grants.output {
+        Output::Inherit => {
+            b.inherit_stdout().inherit_stderr();
+        }
+        Output::Null => {}
+        Output::Capture(pipe) => {
+            b.stdout(pipe.clone()).stderr(pipe.clone());
+        }
+        Output::Channel(tx) => {
+            use wasmtime_wasi::cli::AsyncStdoutStream;
+            b.stdout(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone())));
+            b.stderr(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone())));
+        }
+    }
+    for (k, v) in &grants.env {
+        b.env(k, v);
+    }
+    for (host, guest) in &grants.dirs {
+        b.preopened_dir(host, guest, FsPerms::ReadWrite)
+            .map_err(|e| wasmtime::format_err!("cannot grant directory {}: {e:#}", host.display()))?;
+    }
+    Ok(b.build())
+}

@@ -1,0 +1,54 @@
+//! `actors`: create, call, find by name, kill.
+
+use crate::bindings::wray::runtime::{actors, types};
+use crate::instance::convert::{from_wit_actor, to_wit_actor, to_wit_error};
+use crate::instance::state::{RefGuard, State};
+use wasmtime::component::Resource;
+
+impl actors::Host for State {
+    async fn create(
+        &mut self,
+        class: String,
+        args: Vec<types::Arg>,
+        options: types::Options,
+    ) -> wasmtime::Result<Result<types::ActorId, types::Error>> {
+        let (options, args, seq) = match self.submission("class name", &class, Some((options, true)), args)? {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(to_wit_error(e))),
+        };
+        let r = self.services.create_actor(&self.call.caller, seq, class, args, options).await;
+        Ok(r.map(to_wit_actor).map_err(to_wit_error))
+    }
+
+    async fn call(
+        &mut self,
+        actor: types::ActorId,
+        method: String,
+        args: Vec<types::Arg>,
+    ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
+        let (_, args, seq) = match self.submission("method name", &method, None, args)? {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(to_wit_error(e))),
+        };
+        self.call.clock.pause();
+        let r = self.services.call_actor(&self.call.caller, seq, from_wit_actor(actor), method, args).await;
+        self.call.clock.resume();
+        match r {
+            Ok(id) => Ok(Ok(self.guard(id)?)),
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
+    }
+
+    async fn get_named(&mut self, name: String) -> wasmtime::Result<Result<(types::ActorId, String), types::Error>> {
+        Ok(self
+            .services
+            .named_actor(&self.call.caller, &name)
+            .await
+            .map(|(id, class)| (to_wit_actor(id), class))
+            .map_err(to_wit_error))
+    }
+
+    async fn kill(&mut self, actor: types::ActorId, no_restart: bool) -> wasmtime::Result<Result<(), types::Error>> {
+        Ok(self.services.kill_actor(&self.call.caller, from_wit_actor(actor), no_restart).map_err(to_wit_error))
+    }
+}

@@ -1,0 +1,52 @@
+//! `cluster`: resources, placement groups, the runtime context.
+
+use crate::bindings::wray::runtime::{cluster, types};
+use crate::instance::convert::{bundles_from_wit, resources_to_wit, to_wit_actor, to_wit_error};
+use crate::instance::state::State;
+
+impl cluster::Host for State {
+    async fn cluster_resources(&mut self) -> wasmtime::Result<Vec<types::ResourceAmount>> {
+        Ok(resources_to_wit(self.services.cluster_resources()))
+    }
+
+    async fn available_resources(&mut self) -> wasmtime::Result<Vec<types::ResourceAmount>> {
+        Ok(resources_to_wit(self.services.available_resources()))
+    }
+
+    async fn create_placement_group(
+        &mut self,
+        bundles: Vec<Vec<types::ResourceAmount>>,
+        strategy: cluster::PlacementStrategy,
+    ) -> wasmtime::Result<Result<cluster::PlacementGroup, types::Error>> {
+        let strategy = match strategy {
+            cluster::PlacementStrategy::Pack => wray_core::Strategy::Pack,
+            cluster::PlacementStrategy::Spread => wray_core::Strategy::Spread,
+            cluster::PlacementStrategy::StrictPack => wray_core::Strategy::StrictPack,
+            cluster::PlacementStrategy::StrictSpread => wray_core::Strategy::StrictSpread,
+        };
+        let bundles = match bundles_from_wit(bundles) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(to_wit_error(e))),
+        };
+        Ok(self
+            .services
+            .create_placement_group(&self.call.caller, bundles, strategy)
+            .await
+            .map(|(id, nodes)| cluster::PlacementGroup { id, nodes })
+            .map_err(to_wit_error))
+    }
+
+    async fn remove_placement_group(&mut self, id: u64) -> wasmtime::Result<Result<(), types::Error>> {
+        Ok(self.services.remove_placement_group(&self.call.caller, id).await.map_err(to_wit_error))
+    }
+
+    async fn context(&mut self) -> wasmtime::Result<cluster::RuntimeContext> {
+        let driver = self.call.caller.actor.is_none() && &*self.call.caller.function == "main";
+        Ok(cluster::RuntimeContext {
+            job_id: self.call.caller.job.0,
+            node_id: self.services.node_id(),
+            task_id: if driver { String::new() } else { self.call.caller.task.to_string() },
+            actor_id: self.call.caller.actor.map(to_wit_actor),
+        })
+    }
+}

@@ -1,0 +1,88 @@
+//! The limits an instance runs under: linear memory and tables (the
+//! [`Limiter`]), execution time per call (the [`Clock`], checked on every
+//! epoch tick, which also delivers cancellation).
+
+use super::state::State;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use wasmtime::{StoreContextMut, UpdateDeadline};
+
+/// Limits of one instance.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InstanceLimits {
+    /// Linear memory, in bytes (none: the 4 GiB of wasm32).
+    pub memory: Option<u64>,
+    /// Execution time of one call (none: unlimited). Time blocked in
+    /// `get`/`wait` does not count.
+    pub time: Option<Duration>,
+}
+
+/// Table elements an instance may grow to (function references; a Rust
+/// guest needs a few hundred).
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+/// Enforces the memory limit and remembers that it did, so the failure can
+/// be named.
+pub(crate) struct Limiter {
+    pub(crate) memory: usize,
+    pub(super) exceeded: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            self.exceeded = true;
+            wasmtime::bail!(
+                "memory limit exceeded: the instance tried to grow its memory from {current} to {desired} bytes, over its limit of {} bytes",
+                self.memory
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Execution time of the current call, excluding time blocked in the host.
+#[derive(Default)]
+pub(crate) struct Clock {
+    used: Duration,
+    running_since: Option<Instant>,
+    pub(super) limit: Option<Duration>,
+}
+
+impl Clock {
+    /// A clock running from now, for a call that may run for `limit`.
+    pub(super) fn started(limit: Option<Duration>) -> Clock {
+        Clock { used: Duration::ZERO, running_since: Some(Instant::now()), limit }
+    }
+    pub(crate) fn pause(&mut self) {
+        if let Some(t) = self.running_since.take() {
+            self.used += t.elapsed();
+        }
+    }
+    pub(crate) fn resume(&mut self) {
+        self.running_since = Some(Instant::now());
+    }
+    fn used(&self) -> Duration {
+        self.used + self.running_since.map_or(Duration::ZERO, |t| t.elapsed())
+    }
+}
+
+pub(super) fn on_epoch(mut ctx: StoreContextMut<'_, State>) -> wasmtime::Result<UpdateDeadline> {
+    let s = ctx.data_mut();
+    if s.cancel.load(Ordering::Relaxed) {
+        return Ok(UpdateDeadline::Interrupt);
+    }
+    if let Some(limit) = s.call.clock.limit
+        && s.call.clock.used() > limit
+    {
+        s.call.timed_out = true;
+        return Ok(UpdateDeadline::Interrupt);
+    }
+    // Yield so other tasks on this thread make progress: a busy guest costs
+    // its neighbours at most one tick of latency.
+    Ok(UpdateDeadline::Yield(1))
+}

@@ -1,0 +1,235 @@
+//! The host state of one instance: what lives as long as the instance
+//! (its resource table, limiter, device, checkpoint image) and what lives
+//! for one call ([`Call`]).
+
+use super::convert::{check_name, check_value, options_from_wit, to_wit_error};
+use super::sandbox::{Clock, Limiter};
+use crate::bindings::wray::runtime::types;
+use crate::checkpoint::Checkpoint;
+use crate::services::{ArgSpec, Caller, Services, Value};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wray_core::{Error, ObjectId, Options, limits};
+
+/// A checked submission: its options, arguments and number.
+type Submission = (Options, Vec<ArgSpec>, u64);
+/// An object ref as the guest holds it: a handle in the instance's resource
+/// table. Dropping the guard — by the guest, or with the whole instance —
+/// releases the reference, so a guest that leaks handles or traps still
+/// frees its objects.
+pub struct RefGuard {
+    pub(crate) id: ObjectId,
+    pub(super) caller_job: wray_core::JobId,
+    pub(super) services: Arc<dyn Services>,
+}
+
+impl Drop for RefGuard {
+    fn drop(&mut self) {
+        self.services.release(self.caller_job, self.id);
+    }
+}
+
+/// Per-instance host state (the wasmtime store's data): what lives as long
+/// as the instance, and the [`Call`] running in it.
+pub struct State {
+    wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) services: Arc<dyn Services>,
+    /// The current (or last) call; replaced whole when the next one begins.
+    pub(crate) call: Call,
+    /// Where this instance's tensors live (asked of the node on first use).
+    pub(crate) device: Option<wray_gpu::Device>,
+    /// Bytes of live tensors, bounded by the memory limit.
+    pub(crate) tensor_bytes: usize,
+    pub(super) cancel: Arc<AtomicBool>,
+    /// The actor's checkpoint while a snapshot or restore runs.
+    pub(super) image: Checkpoint,
+    /// How many host resources the instance held when it marked them
+    /// standing (`checkpoint.standing`).
+    pub(super) standing: usize,
+}
+
+/// What one call into an instance — `main`, a task, an actor's constructor
+/// or method, a snapshot, a restore — counts and records. It is replaced
+/// whole at the start of every call, so nothing of one call (a panic
+/// message, a timeout, submission numbers) can leak into the next.
+pub(crate) struct Call {
+    /// Who runs: the task, the actor method's caller, or the driver.
+    pub(crate) caller: Caller,
+    /// Children submitted so far (their ids derive from the count).
+    pub(super) submitted: u64,
+    /// Objects put so far (their ids derive from the count).
+    pub(crate) puts: u32,
+    /// The guest's panic message, reported just before it aborts.
+    pub(super) panic: Option<String>,
+    /// Execution time, excluding time blocked in the host.
+    pub(crate) clock: Clock,
+    /// Whether the epoch callback stopped the call for its time limit.
+    pub(super) timed_out: bool,
+    /// Whether this call is a snapshot (`checkpoint.save` is valid in it).
+    pub(super) snapshotting: bool,
+    /// The blocks `checkpoint.save` changed, once it has.
+    pub(super) changed: Option<Vec<u32>>,
+}
+
+impl Call {
+    /// A call by `caller` whose clock starts now, limited to `limit`.
+    pub(super) fn new(caller: Caller, limit: Option<Duration>) -> Call {
+        Call {
+            caller,
+            submitted: 0,
+            puts: 0,
+            panic: None,
+            clock: Clock::started(limit),
+            timed_out: false,
+            snapshotting: false,
+            changed: None,
+        }
+    }
+}
+
+impl State {
+    pub(super) fn new(
+        wasi: WasiCtx,
+        table: ResourceTable,
+        memory: usize,
+        services: Arc<dyn Services>,
+        caller: Caller,
+    ) -> State {
+        let mut call = Call::new(caller, None);
+        call.clock.pause();
+        State {
+            wasi,
+            table,
+            limiter: Limiter { memory, exceeded: false },
+            services,
+            call,
+            device: None,
+            tensor_bytes: 0,
+            cancel: Arc::new(AtomicBool::new(false)),
+            image: Checkpoint::default(),
+            standing: 0,
+        }
+    }
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl State {
+    /// Stores encoded bytes that nest no refs as a new object of the caller.
+    pub(super) fn put_bytes(
+        &mut self,
+        data: bytes::Bytes,
+    ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
+        self.call.puts += 1;
+        let id = ObjectId::put_by(self.call.caller.task, self.call.puts);
+        match self.services.put(&self.call.caller, id, Value { data, ..Value::default() }) {
+            Ok(()) => Ok(Ok(self.guard(id)?)),
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
+    }
+
+    /// Takes a value the guest handed over, with the refs it carries out of
+    /// the guest's table into the value.
+    pub(super) fn take_value(&mut self, v: types::Value) -> wasmtime::Result<Value> {
+        let mut refs = Vec::with_capacity(v.refs.len());
+        let mut guards = Vec::with_capacity(v.refs.len());
+        for r in v.refs {
+            let g = self.table.delete(r)?;
+            refs.push(g.id);
+            guards.push(g);
+        }
+        Ok(Value { data: bytes::Bytes::from(v.data), refs, held: crate::services::HeldRefs(Arc::new(guards)) })
+    }
+
+    pub(crate) fn guard(&mut self, id: ObjectId) -> wasmtime::Result<Resource<RefGuard>> {
+        let guard = RefGuard { id, caller_job: self.call.caller.job, services: self.services.clone() };
+        Ok(self.table.push(guard)?)
+    }
+
+    pub(super) fn args(&mut self, args: Vec<types::Arg>) -> wasmtime::Result<Result<Vec<ArgSpec>, Error>> {
+        if args.len() > limits::MAX_ARGS {
+            return Ok(Err(Error::InvalidArgument(format!(
+                "{} arguments; at most {} are allowed",
+                args.len(),
+                limits::MAX_ARGS
+            ))));
+        }
+        let mut out = Vec::with_capacity(args.len());
+        for a in args {
+            out.push(match a {
+                types::Arg::Value(v) => {
+                    if let Err(e) = check_value(&v) {
+                        return Ok(Err(e));
+                    }
+                    ArgSpec::Value(self.take_value(v)?)
+                }
+                types::Arg::Object(r) => ArgSpec::Object(self.table.get(&r)?.id),
+            });
+        }
+        Ok(Ok(out))
+    }
+
+    /// What submitting a task, creating an actor and calling a method share:
+    /// check the name, the options (tasks and actors) and the arguments, and
+    /// number the submission (child ids derive from the number).
+    pub(super) fn submission(
+        &mut self,
+        what: &str,
+        name: &str,
+        options: Option<(types::Options, bool)>,
+        args: Vec<types::Arg>,
+    ) -> wasmtime::Result<Result<Submission, Error>> {
+        let options = match check_name(what, name).and_then(|()| match options {
+            Some((o, is_actor)) => options_from_wit(o, is_actor),
+            None => Ok(Options::default()),
+        }) {
+            Ok(o) => o,
+            Err(e) => return Ok(Err(e)),
+        };
+        let args = match self.args(args)? {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.call.submitted += 1;
+        Ok(Ok((options, args, self.call.submitted)))
+    }
+
+    pub(super) fn ids(&self, refs: &[Resource<RefGuard>]) -> wasmtime::Result<Vec<ObjectId>> {
+        if refs.len() > limits::MAX_REFS_PER_CALL {
+            wasmtime::bail!("{} refs in one call; at most {} are allowed", refs.len(), limits::MAX_REFS_PER_CALL);
+        }
+        refs.iter().map(|r| Ok(self.table.get(r)?.id)).collect()
+    }
+}
+
+impl State {
+    /// Whether the instance may hand over a snapshot now: only inside
+    /// `entry.snapshot`, and only holding no host resource (a restored
+    /// instance would not have it).
+    ///
+    /// Counting is enough here: which handles those are matters only to
+    /// the guest itself (a guest that swapped a standing handle for another
+    /// confuses only its own restored instance).
+    pub(super) fn check_saveable(&mut self) -> Result<(), Error> {
+        if !self.call.snapshotting || self.call.changed.is_some() {
+            return Err(Error::InvalidArgument("checkpoint.save is valid once inside entry.snapshot".into()));
+        }
+        let held = self.table.iter_mut().count();
+        if held > self.standing {
+            return Err(Error::InvalidArgument(format!(
+                "the actor holds {} host resource(s) (object refs, tensors, open files or streams), which a memory snapshot cannot keep",
+                held - self.standing
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,453 @@
+//! The head role: serve clients over QUIC with mutual TLS.
+//!
+//! Each connection carries requests on bidirectional streams (one request
+//! per stream). A connection whose handshake fails never reaches this code
+//! (wrong token, no certificate); a peer that sends a malformed or oversized
+//! frame loses its own connection and nothing else.
+
+use crate::cluster::link::Link;
+use crate::cluster::wire::{ask, resources};
+use crate::persist::JobTable;
+use crate::{Node, NodeInner, lock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wray_core::Resources;
+use wray_net::proto::{self, Event, JobRequest, NodeReport, Request, StatusReport};
+use wray_net::{NetError, frame};
+
+/// QUIC application error codes a head closes connections with.
+pub(super) mod close {
+    /// A frame was malformed or too large.
+    pub const PROTOCOL: u32 = 1;
+    /// The node missed its heartbeats and is considered dead.
+    pub const DEAD: u32 = 2;
+}
+
+/// Dead workers kept in the list `wray status` shows.
+pub(super) const MAX_DEAD_WORKERS: usize = 64;
+
+/// QUIC send priority of membership streams (others have 0).
+pub(super) const MEMBERSHIP_PRIORITY: i32 = 10;
+
+/// How often a worker tells the head it is alive and what it has free.
+pub const HEARTBEAT: Duration = Duration::from_millis(200);
+
+/// How long the head waits for a worker's heartbeat before it declares the
+/// worker dead (its tasks are then retried elsewhere), unless configured.
+pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A worker node that joined this head.
+pub(super) struct Worker {
+    pub(super) id: String,
+    pub(super) conn: quinn::Connection,
+    pub(super) cpus: f64,
+    pub(super) total: Vec<(String, f64)>,
+    /// Jobs this head placed on it that are still running.
+    pub(super) running: AtomicUsize,
+    pub(super) alive: AtomicBool,
+}
+
+/// What a serving node shares between its connections.
+pub(crate) struct Peers {
+    pub(super) jobs: Arc<JobTable>,
+    /// Head only: component bytes by hash (sled, in the data directory).
+    pub(super) components: Option<sled::Tree>,
+    pub(super) workers: Mutex<Vec<Arc<Worker>>>,
+    /// Jobs placed on this node and still running (counted from the moment
+    /// of placement, so that jobs arriving together spread out).
+    pub(super) local: AtomicUsize,
+    /// Whether this node is the head (places tasks) or a worker.
+    pub(super) head: bool,
+    /// Head only: membership and task placement.
+    pub(super) view: Mutex<wray_sched::ClusterView<String>>,
+    /// The view's clock starts here.
+    pub(super) started: Instant,
+}
+
+impl Peers {
+    pub(super) fn new(
+        jobs: Arc<JobTable>,
+        components: Option<sled::Tree>,
+        head: bool,
+        node_timeout: Duration,
+    ) -> Peers {
+        Peers {
+            jobs,
+            components,
+            workers: Mutex::new(Vec::new()),
+            local: AtomicUsize::new(0),
+            head,
+            view: Mutex::new(wray_sched::ClusterView::new(node_timeout.as_millis() as u64)),
+            started: Instant::now(),
+        }
+    }
+
+    pub(super) fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Places a task that leaves node `from`, refreshing the head's own
+    /// entry first (its free resources are known exactly).
+    pub(crate) fn place(
+        &self,
+        head: &NodeInner,
+        demand: &Resources,
+        from: Option<&String>,
+        need: wray_sched::Need,
+    ) -> wray_sched::Placement<String> {
+        let free = head.free_resources();
+        let mut view = lock(&self.view);
+        view.heartbeat(&head.id, free, self.now());
+        view.place(demand, from, need)
+    }
+
+    /// Chooses the nodes of a placement group's bundles.
+    pub(crate) fn place_group(
+        &self,
+        head: &NodeInner,
+        bundles: &[Resources],
+        strategy: wray_core::Strategy,
+    ) -> Result<Vec<String>, String> {
+        let free = head.free_resources();
+        let mut view = lock(&self.view);
+        view.heartbeat(&head.id, free, self.now());
+        view.place_group(bundles, strategy)
+    }
+
+    /// The first `reserved` bundles of a group are reserved on their nodes
+    /// (which now offer them); the charges of the others are given back.
+    pub(crate) fn group_reserved(&self, id: u64, nodes: &[String], bundles: &[Resources], reserved: usize) {
+        let mut view = lock(&self.view);
+        for (i, (node, demand)) in nodes.iter().zip(bundles).enumerate() {
+            if i < reserved {
+                view.adjust(node, &demand.bundle_offer(id, i as u32), &Resources::new());
+            } else {
+                view.unplace(node, demand);
+            }
+        }
+    }
+
+    /// A bundle was freed on `node`.
+    pub(crate) fn group_released(&self, node: &String, id: u64, index: u32, demand: &Resources) {
+        let mut view = lock(&self.view);
+        view.adjust(node, &Resources::new(), &demand.bundle_offer(id, index));
+        view.unplace(node, demand);
+    }
+
+    /// A task placed on `node` ended there.
+    pub(crate) fn finished(&self, node: &String, demand: &Resources) {
+        lock(&self.view).unplace(node, demand);
+    }
+
+    /// The connection to a live worker.
+    pub(crate) fn connection(&self, id: &str) -> Option<quinn::Connection> {
+        let workers = lock(&self.workers);
+        workers.iter().find(|w| w.id == id && w.alive.load(Ordering::Relaxed)).map(|w| w.conn.clone())
+    }
+
+    /// A component's bytes from the head's store.
+    pub(crate) fn stored_component(&self, hash: &str) -> Result<Vec<u8>, String> {
+        let store = self.components.as_ref().ok_or("this node keeps no components")?;
+        match store.get(hash.as_bytes()) {
+            Ok(Some(bytes)) => Ok(bytes.to_vec()),
+            Ok(None) => Err(format!("the head has no component {hash}")),
+            Err(e) => Err(format!("reading component {hash}: {e}")),
+        }
+    }
+
+    /// Marks a worker dead: nothing more is placed on it, and its
+    /// connection is closed so that every stream through it fails now.
+    pub(super) fn declare_dead(&self, id: &str, why: &str) {
+        lock(&self.view).leave(&id.to_string());
+        let workers = lock(&self.workers);
+        for w in workers.iter().filter(|w| w.id == id) {
+            if w.alive.swap(false, Ordering::Relaxed) {
+                tracing::warn!("worker {id} is dead: {why}");
+                w.conn.close(close::DEAD.into(), why.as_bytes());
+            }
+        }
+    }
+
+    /// The live nodes' resources, total and free.
+    pub(crate) fn cluster(&self) -> (Resources, Resources) {
+        let view = lock(&self.view);
+        (view.total(), view.free())
+    }
+
+    pub(super) fn worker_on(&self, conn: &quinn::Connection) -> Option<String> {
+        let workers = lock(&self.workers);
+        workers.iter().find(|w| w.conn.stable_id() == conn.stable_id()).map(|w| w.id.clone())
+    }
+}
+
+/// Uncounts a placed job (counted by `place`) when it ends.
+pub(super) struct Running<'a>(pub(super) &'a AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Node {
+    /// Serves clients on `endpoint` until it is closed. Never returns an
+    /// error for one peer's misbehaviour: failed handshakes and bad frames
+    /// are logged and only that peer is dropped.
+    /// `jobs` records the jobs clients submit detached (`wray job submit`).
+    /// A worker silent for `node_timeout` is declared dead.
+    pub async fn serve(&self, endpoint: quinn::Endpoint, jobs: Arc<JobTable>, node_timeout: Duration) {
+        let components = jobs.components().map_err(|e| tracing::error!("no component store: {e}")).ok();
+        let peers = Arc::new(Peers::new(jobs, components, true, node_timeout));
+        lock(&peers.view).join(self.id().to_string(), self.inner.total_with_store(), 0);
+        if self.inner.link.set(Link::Head(peers.clone())).is_err() {
+            tracing::error!("this node already serves a cluster");
+            return;
+        }
+        match peers.jobs.detached_actors().and_then(|t| Ok((t, peers.jobs.detached_snapshots()?))) {
+            Ok((records, snapshots)) => self.inner.restore_detached(records, snapshots),
+            Err(e) => tracing::error!("no record of detached actors: {e}"),
+        }
+        // Failure detection: workers that stop heartbeating die.
+        let watch = Arc::downgrade(&peers);
+        let node = self.inner.clone();
+        let started = peers.started;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT / 4);
+            let mut last = started.elapsed().as_millis() as u64;
+            while let Some(peers) = watch.upgrade() {
+                tick.tick().await;
+                let free = node.free_resources();
+                let now = peers.now();
+                let (dead, rooms) = {
+                    let mut view = lock(&peers.view);
+                    view.heartbeat(&node.id, free, now);
+                    // If this loop itself was held up, heartbeats may be
+                    // waiting unread: nobody is judged on that.
+                    if now.saturating_sub(last) > HEARTBEAT.as_millis() as u64 {
+                        view.pause(now);
+                    }
+                    last = now;
+                    let dead = view.expire(now);
+                    view.forget_dead(MAX_DEAD_WORKERS);
+                    (dead, view.rooms_except(&node.id))
+                };
+                node.rebalance(rooms);
+                for id in dead {
+                    peers.declare_dead(&id, "it missed its heartbeats");
+                }
+            }
+        });
+        while let Some(incoming) = endpoint.accept().await {
+            let node = self.clone();
+            let peers = peers.clone();
+            tokio::spawn(async move {
+                let remote = incoming.remote_address();
+                match incoming.await {
+                    Ok(conn) => node.serve_connection(conn, peers).await,
+                    // Wrong token, no certificate, garbage datagrams.
+                    Err(e) => tracing::warn!("refused connection from {remote}: {e}"),
+                }
+            });
+        }
+    }
+
+    /// The head's part in a task that leaves its node: choose a node, then
+    /// run it here or relay the stream there, byte for byte, both ways.
+    pub(super) async fn place_task(
+        &self,
+        task: proto::TaskRequest,
+        frame: &[u8],
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        peers: &Peers,
+        conn: &quinn::Connection,
+    ) -> Result<(), NetError> {
+        let demand = resources(&task.resources)?;
+        let from = peers.worker_on(conn);
+        let need = if task.must_move { wray_sched::Need::Elsewhere } else { wray_sched::Need::Spill };
+        let target = match peers.place(&self.inner, &demand, from.as_ref(), need) {
+            wray_sched::Placement::Busy => return frame::write(&mut send, &proto::encode(&Event::Busy)?).await,
+            wray_sched::Placement::Infeasible => {
+                let why = crate::cluster::remote_task::infeasible_reason(&demand);
+                return frame::write(&mut send, &proto::encode(&Event::Refused(why))?).await;
+            }
+            wray_sched::Placement::Node(id) if id == self.id() => {
+                if task.actor.is_some() {
+                    return self.inner.serve_actor(task, send, recv).await;
+                }
+                return self.inner.serve_task(task, &mut send, &mut recv).await;
+            }
+            wray_sched::Placement::Node(id) => id,
+        };
+        let Some(worker) = peers.connection(&target) else {
+            // It died since it was chosen: the submitter retries.
+            let _ = send.reset(0u32.into());
+            return Ok(());
+        };
+        let opened = async {
+            let (mut wsend, wrecv) = worker.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+            frame::write(&mut wsend, frame).await?;
+            Ok::<_, NetError>((wsend, wrecv))
+        };
+        let (mut wsend, mut wrecv) = match opened.await {
+            Ok(s) => s,
+            Err(e) => {
+                peers.declare_dead(&target, &e.to_string());
+                let _ = send.reset(0u32.into());
+                return Ok(());
+            }
+        };
+        let (up, down) = tokio::join!(frame::pipe(&mut recv, &mut wsend), frame::pipe(&mut wrecv, &mut send));
+        if down.is_err() && worker.close_reason().is_some() {
+            peers.declare_dead(&target, "its connection broke");
+        }
+        let _ = up;
+        peers.finished(&target, &demand);
+        Ok(())
+    }
+    /// Makes sure `job` carries its component's bytes, from the request or
+    /// from the head's component store, and keeps new bytes in the store.
+    /// False if neither has them (the sender must send them).
+    pub(super) fn fill_component(&self, job: &mut JobRequest, peers: &Peers) -> bool {
+        let Some(store) = &peers.components else { return true };
+        if job.component.is_empty() {
+            match store.get(job.component_hash.as_bytes()) {
+                Ok(Some(bytes)) => job.component = bytes.to_vec(),
+                _ => return false,
+            }
+        } else if !job.component_hash.is_empty() && store.get(job.component_hash.as_bytes()).ok().flatten().is_none() {
+            // Only bytes that really hash to the name are stored under it.
+            use sha2::Digest;
+            let actual: String = sha2::Sha256::digest(&job.component).iter().map(|b| format!("{b:02x}")).collect();
+            if actual == job.component_hash {
+                // Flushed at once: a head killed right after must still have
+                // the bytes its detached actors are rebuilt from.
+                match store.insert(actual.as_bytes(), job.component.as_slice()).and_then(|_| store.flush()) {
+                    Ok(_) => tracing::info!("stored component {actual} ({} bytes)", job.component.len()),
+                    Err(e) => tracing::warn!("cannot store component {actual}: {e}"),
+                }
+            }
+        }
+        true
+    }
+
+    /// Where a job's driver goes: this node, or the live worker with the
+    /// fewest running jobs per CPU (ties go to the node with more CPUs, then
+    /// to this node). Its tasks and actors are placed one by one from there.
+    /// The choice is counted at once, under the workers' lock, so that jobs
+    /// arriving together see each other and spread out.
+    pub(super) fn place(&self, peers: &Peers) -> Option<Arc<Worker>> {
+        let workers = lock(&peers.workers);
+        let mut best_cpus = self.total_resources().get(wray_core::CPU);
+        let mut best_load = peers.local.load(Ordering::Relaxed) as f64 / best_cpus.max(0.25);
+        let mut best = None;
+        for w in workers.iter().filter(|w| w.alive.load(Ordering::Relaxed)) {
+            let load = w.running.load(Ordering::Relaxed) as f64 / w.cpus.max(0.25);
+            // Ties go to the bigger node.
+            if load < best_load || (load == best_load && w.cpus > best_cpus) {
+                (best_load, best_cpus) = (load, w.cpus);
+                best = Some(w.clone());
+            }
+        }
+        match &best {
+            None => peers.local.fetch_add(1, Ordering::Relaxed),
+            Some(w) => w.running.fetch_add(1, Ordering::Relaxed),
+        };
+        best
+    }
+
+    /// Runs a job on a worker: the request goes to the worker unchanged, its
+    /// events come back unchanged, and the client closing its side cancels
+    /// the job there too.
+    /// `Ok(Err(job))` hands the job back when the worker failed before it
+    /// answered anything, so that the caller can run it elsewhere.
+    pub(super) async fn forward_job(
+        &self,
+        worker: &Worker,
+        job: JobRequest,
+        send: &mut quinn::SendStream,
+        recv: &mut quinn::RecvStream,
+        running: Running<'_>,
+    ) -> Result<Result<(), Box<JobRequest>>, NetError> {
+        let mut running = Some(running);
+        let died = |e: String| Event::Finished {
+            code: proto::JOB_LOST,
+            message: format!("worker {} failed while running the job: {e}", worker.id),
+        };
+        // Name the component by hash first; send the bytes only if the
+        // worker asks for them.
+        let mut request = Request::RunJob(job.clone_without_component());
+        let mut full = Some(job);
+        let give_back = |full: Option<JobRequest>, request: Request| match (full, request) {
+            (Some(job), _) | (None, Request::RunJob(job)) => Ok(Err(Box::new(job))),
+            _ => unreachable!("built above as RunJob"),
+        };
+        let Ok((mut wsend, mut wrecv)) = worker.conn.open_bi().await else { return give_back(full, request) };
+        if frame::write(&mut wsend, &proto::encode(&request)?).await.is_err() {
+            return give_back(full, request);
+        }
+        let mut answered = false;
+        let mut client_gone = false;
+        loop {
+            tokio::select! {
+                f = frame::read(&mut wrecv) => {
+                    let bytes = match f {
+                        Ok(Some(b)) => b,
+                        _ if !answered => return give_back(full, request),
+                        Ok(None) => return frame::write(send, &proto::encode(&died("it closed the stream".into()))?).await.map(Ok),
+                        Err(e) => return frame::write(send, &proto::encode(&died(e.to_string()))?).await.map(Ok),
+                    };
+                    answered = true;
+                    // Validated like any frame from the network before it is relayed.
+                    let event = proto::decode_event(&bytes)?;
+                    if let (Event::NeedComponent { .. }, Some(job)) = (&event, full.take()) {
+                        tracing::info!("sending component {} to worker {}", job.component_hash, worker.id);
+                        request = Request::RunJob(job);
+                        match worker.conn.open_bi().await {
+                            Ok((s, r)) => (wsend, wrecv) = (s, r),
+                            Err(_) => return give_back(None, request),
+                        }
+                        if frame::write(&mut wsend, &proto::encode(&request)?).await.is_err() {
+                            return give_back(None, request);
+                        }
+                        continue;
+                    }
+                    let finished = matches!(event, Event::Finished { .. } | Event::Exited { .. });
+                    if finished {
+                        running.take();
+                    }
+                    frame::write(send, &bytes).await?;
+                    if finished {
+                        let _ = wsend.finish();
+                        return Ok(Ok(()));
+                    }
+                }
+                _ = recv.read_to_end(0), if !client_gone => {
+                    client_gone = true;
+                    // Closing our side tells the worker to cancel.
+                    let _ = wsend.reset(0u32.into());
+                }
+            }
+        }
+    }
+
+    /// This node's report plus every worker's (asked now; a worker that does
+    /// not answer is reported dead).
+    pub(super) async fn cluster_report(&self, peers: &Peers) -> StatusReport {
+        let mut report = self.status_report();
+        let workers: Vec<_> = lock(&peers.workers).clone();
+        for w in workers {
+            let dead = NodeReport { id: w.id.clone(), alive: false, total: w.total.clone(), ..NodeReport::default() };
+            if !w.alive.load(Ordering::Relaxed) {
+                report.nodes.push(dead);
+                continue;
+            }
+            match tokio::time::timeout(std::time::Duration::from_secs(3), ask(&w.conn, &Request::Status)).await {
+                Ok(Ok(Event::Status(s))) => report.nodes.extend(s.nodes),
+                _ => report.nodes.push(dead),
+            }
+        }
+        report
+    }
+}

@@ -1,0 +1,24 @@
+//! The cluster protocol: how nodes talk over `wray-net` (QUIC with mutual
+//! TLS, validated rkyv frames).
+//!
+//! * `wire`: wray's types on the wire, and asking for one answer
+//!   ([`wire::ask_for`], with a typed [`wire::AskError`]).
+//! * `link`: how a node reaches the rest of the cluster (head or worker).
+//! * `head`: the head role — accepting connections, membership by
+//!   heartbeats, placing jobs and tasks, relaying between workers.
+//! * `worker`: the worker role — joining, heartbeating, serving the head.
+//! * `requests`: the dispatcher every incoming stream goes through.
+//! * `remote_task`, `remote_actor`: tasks and actors that run away from
+//!   their job's node, and the stand-in jobs that run them there.
+//! * `groups`: placement groups, reserved across nodes.
+
+pub(crate) mod groups;
+pub(crate) mod head;
+#[cfg(test)]
+mod head_tests;
+pub(crate) mod link;
+pub(crate) mod remote_actor;
+pub(crate) mod remote_task;
+pub(crate) mod requests;
+pub(crate) mod wire;
+mod worker;

@@ -1,0 +1,350 @@
+//! The server side of the protocol: every stream a peer opens — a client,
+//! a worker, or the head on a worker's connection — is read here, its
+//! request validated and dispatched to the role or module that serves it.
+//! A bad frame closes only that peer's connection.
+
+use crate::cluster::head::{MAX_DEAD_WORKERS, MEMBERSHIP_PRIORITY, Peers, Running, Worker, close};
+use crate::cluster::wire::{pairs, resources};
+use crate::{JobConfig, JobError, Node, lock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use wray_host::{Grants, InstanceLimits, Output};
+use wray_net::proto::{self, Event, JobRequest, NodeReport, Request, StatusReport};
+use wray_net::{NetError, frame};
+
+impl Node {
+    pub(super) async fn serve_connection(&self, conn: quinn::Connection, peers: Arc<Peers>) {
+        loop {
+            let (send, recv) = match conn.accept_bi().await {
+                Ok(s) => s,
+                // A peer that went silent is worth a line in the log (the
+                // others closed on purpose, or were closed by this node).
+                Err(quinn::ConnectionError::TimedOut) => {
+                    tracing::info!("connection from {} timed out: the peer went silent", conn.remote_address());
+                    return;
+                }
+                Err(_) => return, // the peer went away
+            };
+            let node = self.clone();
+            let conn = conn.clone();
+            let peers = peers.clone();
+            tokio::spawn(async move {
+                match node.serve_stream(send, recv, &peers, &conn).await {
+                    Ok(()) => {}
+                    // A broken stream (the peer cancelled, a relay broke) is
+                    // that stream's business; a bad message is the peer's.
+                    Err(NetError::Stream(e)) => tracing::debug!("stream from {} ended: {e}", conn.remote_address()),
+                    Err(e) => {
+                        tracing::warn!("closing connection from {}: {e}", conn.remote_address());
+                        conn.close(close::PROTOCOL.into(), e.to_string().as_bytes());
+                    }
+                }
+            });
+        }
+    }
+
+    pub(super) async fn serve_stream(
+        &self,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        peers: &Arc<Peers>,
+        conn: &quinn::Connection,
+    ) -> Result<(), NetError> {
+        let jobs = &peers.jobs;
+        let Some(frame) = frame::read(&mut recv).await? else { return Ok(()) };
+        let reply = |e: Event| proto::encode(&e);
+        let storage = |e: std::io::Error| NetError::Stream(format!("job records: {e}"));
+        match proto::decode_request(&frame)? {
+            Request::Status => {
+                let report = self.cluster_report(peers).await;
+                frame::write(&mut send, &reply(Event::Status(report))?).await?;
+            }
+            Request::RunJob(mut job) => {
+                if !self.fill_component(&mut job, peers) {
+                    let hash = job.component_hash;
+                    return frame::write(&mut send, &reply(Event::NeedComponent { hash })?).await;
+                }
+                match self.place(peers) {
+                    None => self.serve_job(job, &mut send, recv, Running(&peers.local)).await?,
+                    Some(worker) => {
+                        let running = Running(&worker.running);
+                        if let Err(job) = self.forward_job(&worker, job, &mut send, &mut recv, running).await? {
+                            // The worker failed before the job started there:
+                            // run it here instead.
+                            worker.alive.store(false, Ordering::Relaxed);
+                            tracing::warn!("worker {} did not take a job; running it on the head", worker.id);
+                            peers.local.fetch_add(1, Ordering::Relaxed);
+                            self.serve_job(*job, &mut send, recv, Running(&peers.local)).await?
+                        }
+                    }
+                }
+            }
+            Request::Join { .. } if !peers.head => {
+                frame::write(&mut send, &reply(Event::Refused("this node is not a head".into()))?).await?;
+            }
+            Request::Join { node_id, total } => {
+                let cpus = total.iter().find(|(k, _)| k == wray_core::CPU).map_or(0.0, |(_, v)| *v);
+                let worker = Arc::new(Worker {
+                    id: node_id,
+                    conn: conn.clone(),
+                    cpus,
+                    total,
+                    running: AtomicUsize::new(0),
+                    alive: AtomicBool::new(true),
+                });
+                {
+                    let mut workers = lock(&peers.workers);
+                    // Dead workers stay listed (status shows them) up to a
+                    // bound, so that a flapping worker cannot grow the list.
+                    let dead = workers.iter().filter(|w| !w.alive.load(Ordering::Relaxed)).count();
+                    if dead >= MAX_DEAD_WORKERS
+                        && let Some(i) = workers.iter().position(|w| !w.alive.load(Ordering::Relaxed))
+                    {
+                        workers.remove(i);
+                    }
+                    workers.push(worker.clone());
+                }
+                tracing::info!("worker {} joined from {}", worker.id, conn.remote_address());
+                let _ = send.set_priority(MEMBERSHIP_PRIORITY);
+                let total = resources(&worker.total)?;
+                lock(&peers.view).join(worker.id.clone(), total, peers.now());
+                frame::write(&mut send, &reply(Event::Welcome { head_id: self.id().to_string() })?).await?;
+                // Membership lasts as long as the heartbeats (or the
+                // connection: keep-alives notice a vanished peer too).
+                // Answers go out from a writer of their own, latest first:
+                // a write waiting behind a large transfer on the same
+                // connection must not keep the next heartbeat unread.
+                let (latest, mut changed) = tokio::sync::watch::channel(None);
+                let answers = async move {
+                    while changed.changed().await.is_ok() {
+                        let Some((total, free)) = changed.borrow_and_update().clone() else { continue };
+                        let Ok(bytes) = reply(Event::Cluster { total, free }) else { return };
+                        if frame::write(&mut send, &bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let beats = async {
+                    loop {
+                        let bytes = tokio::select! {
+                            f = frame::read(&mut recv) => match f {
+                                Ok(Some(b)) => b,
+                                Ok(None) => return Ok("it left".to_string()),
+                                Err(e) => return Ok(e.to_string()),
+                            },
+                            e = conn.closed() => return Ok(e.to_string()),
+                        };
+                        let beat = proto::decode_heartbeat(&bytes)?;
+                        let cluster = {
+                            let mut view = lock(&peers.view);
+                            view.heartbeat(&worker.id, resources(&beat.free)?, peers.now());
+                            (pairs(&view.total()), pairs(&view.free()))
+                        };
+                        latest.send_replace(Some(cluster));
+                    }
+                };
+                let why: Result<String, NetError> = tokio::select! {
+                    why = beats => why,
+                    () = answers => Ok("its membership stream broke".to_string()),
+                };
+                let why = why?;
+                peers.declare_dead(&worker.id, &why);
+                return Ok(());
+            }
+            Request::RunTask(task) | Request::RunActor(task) => {
+                if peers.head {
+                    self.place_task(task, &frame, send, recv, peers, conn).await?;
+                } else if task.actor.is_some() {
+                    self.inner.serve_actor(task, send, recv).await?;
+                } else {
+                    self.inner.serve_task(task, &mut send, &mut recv).await?;
+                }
+                return Ok(());
+            }
+            Request::Forward { to } => {
+                // Workers reach each other through the head.
+                let Some(target) = peers.connection(&to).filter(|_| peers.head) else {
+                    return frame::write(&mut send, &reply(Event::Refused(format!("no live node {to}")))?).await;
+                };
+                let (mut wsend, mut wrecv) = target.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+                let _ = tokio::join!(frame::pipe(&mut recv, &mut wsend), frame::pipe(&mut wrecv, &mut send));
+                return Ok(());
+            }
+            Request::Upcall(req) => {
+                self.inner.serve_upcall(req, &mut send, &mut recv).await?;
+                return Ok(());
+            }
+            request @ (Request::CreateGroup { .. } | Request::RemoveGroup { .. }) if !peers.head => {
+                let _ = request;
+                frame::write(&mut send, &reply(Event::Refused("this node is not a head".into()))?).await?;
+            }
+            request @ (Request::CreateGroup { .. }
+            | Request::RemoveGroup { .. }
+            | Request::Reserve { .. }
+            | Request::Unreserve { .. }) => {
+                let event = self.inner.serve_group_request(request).await?;
+                frame::write(&mut send, &reply(event)?).await?;
+            }
+            Request::CreateDetached(record) => {
+                let event = if peers.head {
+                    self.inner.serve_create_detached(record)
+                } else {
+                    Event::Refused("this node is not a head".into())
+                };
+                frame::write(&mut send, &reply(event)?).await?;
+            }
+            Request::GetComponent { hash } => {
+                let event = match peers.stored_component(&hash) {
+                    Ok(bytes) => Event::Component(bytes),
+                    Err(why) => Event::Refused(why),
+                };
+                frame::write(&mut send, &reply(event)?).await?;
+            }
+            Request::SubmitJob(mut job) => {
+                if !self.fill_component(&mut job, peers) {
+                    let hash = job.component_hash;
+                    return frame::write(&mut send, &reply(Event::NeedComponent { hash })?).await;
+                }
+                let bytes = std::mem::take(&mut job.component);
+                let loaded = self.inner.load_component_async(&job.name, None, async { Ok(bytes) });
+                let event = match loaded.await {
+                    Err(e) => Event::Refused(e),
+                    Ok(component) => Event::Submitted { id: jobs.submit(self, component, job).map_err(storage)? },
+                };
+                frame::write(&mut send, &reply(event)?).await?;
+            }
+            Request::ListJobs => {
+                frame::write(&mut send, &reply(Event::Jobs(jobs.list().map_err(storage)?))?).await?;
+            }
+            Request::JobStatus { id } => {
+                let event = match jobs.get(&id).map_err(storage)? {
+                    Some(info) => Event::Jobs(vec![info]),
+                    None => Event::Refused(format!("no job {id:?}")),
+                };
+                frame::write(&mut send, &reply(event)?).await?;
+            }
+            Request::StopJob { id } => {
+                let event = if jobs.stop(&id) {
+                    Event::Finished { code: 0, message: format!("stopping {id}") }
+                } else {
+                    Event::Refused(format!("{id:?} is not running"))
+                };
+                frame::write(&mut send, &reply(event)?).await?;
+            }
+            Request::JobLogs { id, follow } => {
+                let send = tokio::sync::Mutex::new(&mut send);
+                let streamed = jobs
+                    .stream_log(&id, follow, |chunk| async {
+                        let bytes = reply(Event::Output(chunk)).map_err(|e| std::io::Error::other(e.to_string()))?;
+                        frame::write(*send.lock().await, &bytes).await.map_err(|e| std::io::Error::other(e.to_string()))
+                    })
+                    .await
+                    .map_err(storage)?;
+                let event = match streamed {
+                    None => Event::Refused(format!("no job {id:?}")),
+                    Some(info) => Event::Jobs(vec![info]),
+                };
+                frame::write(*send.lock().await, &reply(event)?).await?;
+            }
+        }
+        let _ = send.finish();
+        Ok(())
+    }
+
+    /// `running` counts the job as placed here until it ends (uncounted
+    /// before its result goes out, so that the client's next job sees this
+    /// node free).
+    pub(super) async fn serve_job(
+        &self,
+        mut req: JobRequest,
+        send: &mut quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        running: Running<'_>,
+    ) -> Result<(), NetError> {
+        let finished = |code: u8, message: String| Event::Finished { code, message };
+        let loaded = if req.component.is_empty() {
+            match self.component(&req.component_hash) {
+                Some(c) => Ok(c),
+                None => {
+                    let hash = req.component_hash;
+                    return frame::write(send, &proto::encode(&Event::NeedComponent { hash })?).await;
+                }
+            }
+        } else {
+            let bytes = std::mem::take(&mut req.component);
+            self.inner.load_component_async(&req.name, None, async { Ok(bytes) }).await
+        };
+        let component = match loaded {
+            Ok(c) => c,
+            Err(e) => {
+                return frame::write(send, &proto::encode(&finished(2, e))?).await;
+            }
+        };
+        tracing::info!("running job {} for a client", req.name);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let config = remote_job_config(&req, tx, cancel.clone());
+        let node = self.clone();
+        let mut job = tokio::spawn(async move { node.run_job(component, req.args, config).await });
+        // Stream output until the job ends; the client closing its side (Ctrl-C,
+        // a dropped connection) cancels the job.
+        let mut client_gone = false;
+        let outcome = loop {
+            tokio::select! {
+                Some(chunk) = rx.recv() => frame::write(send, &proto::encode(&Event::Output(chunk))?).await?,
+                r = &mut job => break r,
+                _ = recv.read_to_end(0), if !client_gone => {
+                    client_gone = true;
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            }
+        };
+        while let Ok(chunk) = rx.try_recv() {
+            frame::write(send, &proto::encode(&Event::Output(chunk))?).await?;
+        }
+        let event = match outcome {
+            Ok(Ok(())) => finished(0, String::new()),
+            Ok(Err(JobError::Cancelled { .. })) => finished(130, "cancelled".into()),
+            Ok(Err(JobError::Exited { status, .. })) => Event::Exited { status },
+            Ok(Err(e)) => finished(1, e.to_string()),
+            Err(e) => finished(1, format!("the job's task failed: {e}")),
+        };
+        drop(running);
+        frame::write(send, &proto::encode(&event)?).await
+    }
+
+    pub(super) fn status_report(&self) -> StatusReport {
+        let st = self.store_stats();
+        let (tasks, actors) = self.task_and_actor_counts();
+        StatusReport {
+            nodes: vec![NodeReport {
+                id: self.id().to_string(),
+                address: String::new(),
+                alive: true,
+                total: pairs(&self.total_resources()),
+                available: pairs(&self.available_resources()),
+                jobs: self.running_jobs() as u64,
+                tasks: tasks as u64,
+                actors: actors as u64,
+                objects: st.objects as u64,
+                object_memory: st.memory_bytes as u64,
+                object_spilled: st.spilled_bytes as u64,
+            }],
+        }
+    }
+}
+
+/// How a job sent over the network runs: the environment and limits it asked
+/// for, no directories (the sender's files are not here), output into `tx`,
+/// cancelled through `cancel`.
+pub(crate) fn remote_job_config(
+    req: &JobRequest,
+    tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    cancel: Arc<AtomicBool>,
+) -> JobConfig {
+    JobConfig {
+        grants: Grants { dirs: Vec::new(), env: req.env.clone(), output: Output::Channel(tx) },
+        limits: InstanceLimits { memory: req.memory_limit, time: req.timeout_ms.map(std::time::Duration::from_millis) },
+        cancel: Some(cancel),
+    }
+}

@@ -1,0 +1,81 @@
+//! The worker role: a node that joined a head runs what the head places on
+//! it. It keeps one connection to the head, heartbeats on the stream it
+//! joined with, hears the cluster's resources back on it, and serves the
+//! requests the head opens (the same dispatcher as the head's,
+//! `requests.rs`); it needs no listening port.
+
+use crate::cluster::head::{DEFAULT_NODE_TIMEOUT, HEARTBEAT, MEMBERSHIP_PRIORITY, Peers};
+use crate::cluster::link::{Link, WorkerLink};
+use crate::cluster::wire::{pairs, resources};
+use crate::persist::JobTable;
+use crate::{Node, lock};
+use std::sync::Arc;
+use wray_net::frame;
+use wray_net::proto::{self, Event};
+
+impl Node {
+    /// Serves the requests a head opens on a worker's connection to it (the
+    /// worker role: it runs the jobs and tasks the head places on it), and
+    /// heartbeats on `membership` (the stream it joined with) until the head
+    /// goes away.
+    /// `head_id` is the head's node id (what the join answered).
+    pub async fn serve_head(
+        &self,
+        conn: quinn::Connection,
+        membership: (quinn::SendStream, quinn::RecvStream),
+        head_id: String,
+        jobs: Arc<JobTable>,
+    ) {
+        // A worker keeps no component store: it remembers loaded components
+        // and asks the head for the bytes of any other.
+        let peers = Arc::new(Peers::new(jobs, None, false, DEFAULT_NODE_TIMEOUT));
+        match self.inner.link.get() {
+            Some(Link::Worker(w)) => w.reconnected(conn.clone(), head_id),
+            Some(Link::Head(_)) => {
+                tracing::error!("this node is a head");
+                return;
+            }
+            None => {
+                let _ = self.inner.link.set(Link::Worker(WorkerLink::new(conn.clone(), head_id)));
+            }
+        }
+        let (mut send, mut recv) = membership;
+        // Heartbeats go ahead of bulk data on the same connection: a node
+        // moving a large object must not look dead.
+        let _ = send.set_priority(MEMBERSHIP_PRIORITY);
+        let node = self.inner.clone();
+        let heartbeat = async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            loop {
+                tick.tick().await;
+                let beat = proto::Heartbeat { free: pairs(&node.free_resources()) };
+                let Ok(bytes) = proto::encode(&beat) else { return };
+                if frame::write(&mut send, &bytes).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let node = self.inner.clone();
+        let cluster = async move {
+            while let Ok(Some(bytes)) = frame::read(&mut recv).await {
+                if let Ok(Event::Cluster { total, free }) = proto::decode_event(&bytes)
+                    && let (Ok(total), Ok(free)) = (resources(&total), resources(&free))
+                    && let Some(Link::Worker(w)) = node.link.get()
+                {
+                    // What the other nodes have free, roughly (the head
+                    // knows which node; this node only needs to know
+                    // whether asking is worth it).
+                    let mut elsewhere = free.clone();
+                    elsewhere.subtract(&node.free_resources());
+                    *lock(&w.cluster) = Some((total, free));
+                    node.rebalance(vec![elsewhere]);
+                }
+            }
+        };
+        tokio::select! {
+            () = self.serve_connection(conn, peers) => {}
+            () = heartbeat => tracing::warn!("cannot heartbeat to the head any more"),
+            () = cluster => tracing::warn!("the head closed the membership stream"),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! What the head keeps on disk, so that a restart on the same data
+//! directory loses no job record, component or detached actor: one sled
+//! database with a tree per kind of record, and a log file per detached
+//! job.
+
+mod actor_snapshots;
+mod job_table;
+
+pub(crate) use actor_snapshots::{load_snapshot, persist_snapshot, remove_snapshot};
+pub use job_table::JobTable;
