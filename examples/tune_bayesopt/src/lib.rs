@@ -15,7 +15,7 @@ fn objective(config: &Config, step: usize) -> Result<Metrics, Error> {
     let m = tune::metrics(&[("score", w * (step as f64).sqrt() + b)]);
     Ok(if step >= 30 { tune::done(m) } else { m })
 }
-wray::function!(Objective, objective);
+wray::tune::function!(Objective, objective);
 
 fn space() -> Space {
     Space::new().with("weight", tune::uniform(0.0, 1.0)).with("bias", tune::uniform(0.0, 1.0))

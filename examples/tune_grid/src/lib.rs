@@ -13,7 +13,7 @@ fn objective(config: &Config, _iteration: usize) -> Result<Metrics, Error> {
     let (x, y) = (config.f64("x")?, config.f64("y")?);
     Ok(tune::done(tune::metrics(&[("score", ((x * x + y * y) / 2.0).sqrt())])))
 }
-wray::function!(Objective, objective);
+wray::tune::function!(Objective, objective);
 
 #[wray::main]
 fn main() -> Result<(), Error> {

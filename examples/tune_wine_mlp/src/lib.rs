@@ -100,7 +100,7 @@ impl Trainable for WineTrial {
         Ok(())
     }
 }
-wray::trainable!(Wine, WineTrial);
+wray::tune::trainable!(Wine, WineTrial);
 
 fn flag(args: &[String], name: &str, default: usize) -> usize {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -2,8 +2,8 @@
 //! searchers.
 
 use super::space::{Config, Domain, Space, Value};
-use crate::error::Error;
-use crate::nn::Rng;
+use wray_guest_core::Error;
+use wray_guest_core::Rng;
 
 /// How one parameter maps to `[0, 1]`.
 #[derive(Clone, Debug)]

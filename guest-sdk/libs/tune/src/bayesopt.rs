@@ -8,7 +8,7 @@ use super::encode::Observations;
 use super::schedulers::Mode;
 use super::search::Searcher;
 use super::space::{Config, Space};
-use crate::error::Error;
+use wray_guest_core::Error;
 
 /// Candidates scored per suggestion: random ones over the cube, and as many
 /// again around the best point so far.
@@ -188,7 +188,7 @@ impl Gp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tune::{metrics, uniform};
+    use crate::{metrics, uniform};
 
     #[test]
     fn the_gp_interpolates_and_the_search_converges() {
@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn only_numeric_spaces() {
-        let space = Space::new().with("act", crate::tune::choice(["a", "b"]));
+        let space = Space::new().with("act", crate::choice(["a", "b"]));
         let e = BayesOptSearch::new(4).set_search_properties(&space, "v", Mode::Max, 0).unwrap_err();
         assert!(e.to_string().contains("\"act\": BayesOptSearch searches numeric ranges only"), "{e}");
     }

@@ -37,13 +37,13 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 mod autograd;
 mod data;
 mod layers;
 pub mod loss;
 mod optim;
-mod rng;
-mod tensor;
 
 pub use autograd::Var;
 pub use data::{
@@ -51,8 +51,8 @@ pub use data::{
 };
 pub use layers::{Dropout, Init, Linear, Module, ReLU, Sequential, Sigmoid, Tanh};
 pub use optim::{Adam, Optimizer, Sgd};
-pub use rng::Rng;
-pub use tensor::{Tensor, TensorData, device};
+pub use wray_guest_core::Rng;
+pub use wray_guest_core::tensor::{Tensor, TensorData, device};
 
 /// The share of predictions equal to their targets, for 0/1 targets and
 /// probabilities cut at 0.5.

@@ -8,12 +8,12 @@ use super::schedulers::{Decision, Fifo, Mode, TrialScheduler};
 use super::search::{BasicVariantGenerator, Searcher};
 use super::space::{Config, Space};
 use super::stop::Stopper;
-use crate::error::Error;
-use crate::{Actor, ActorHandle, ObjectId, ObjectRef};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use wray_guest_core::Error;
+use wray_guest_core::{Actor, ActorHandle, ObjectId, ObjectRef};
 
 /// A class-style trainable (Ray's `tune.Trainable`): built from a config,
 /// stepped by the tuner, checkpointed on request. Make it runnable as a
@@ -266,7 +266,7 @@ impl<T: TrialActor> Tuner<T> {
     /// How many trials fit at once: the cluster's resources over each
     /// trial's, capped by `max_concurrent_trials`.
     fn concurrency(&self) -> usize {
-        let total = crate::cluster_resources();
+        let total = wray_guest_core::cluster_resources();
         let mut n = usize::MAX;
         if self.cpus > 0.0 {
             n = n.min((total.get("CPU").copied().unwrap_or(0.0) / self.cpus).floor() as usize);
@@ -383,7 +383,7 @@ impl<T: TrialActor> Tuner<T> {
             if stop_everything {
                 for t in trials.iter_mut().filter(|t| !t.is_finished()) {
                     if let Some(l) = live.remove(&t.id) {
-                        crate::kill(&l.handle);
+                        wray_guest_core::kill(&l.handle);
                     }
                     t.status = Status::Terminated;
                     self.scheduler.on_trial_complete(t.id);
@@ -476,14 +476,14 @@ impl<T: TrialActor> Tuner<T> {
                 continue;
             }
             let refs: Vec<ObjectRef<Metrics>> = live.values().filter_map(|l| l.pending.clone()).collect();
-            let (ready, _) = crate::wait(&refs, 1, Some(self.report_interval));
+            let (ready, _) = wray_guest_core::wait(&refs, 1, Some(self.report_interval));
             for r in ready {
                 let Some(id) = waiting.remove(&r.id()) else { continue };
-                let outcome = crate::get(&r);
+                let outcome = wray_guest_core::get(&r);
                 if let Err(e) = self.handle(id, outcome, &mut trials, &mut live, &mut waiting, &mut *searcher) {
                     // Trials hold their resources until killed.
                     for l in live.values() {
-                        crate::kill(&l.handle);
+                        wray_guest_core::kill(&l.handle);
                     }
                     return Err(e);
                 }
@@ -563,7 +563,7 @@ impl<T: TrialActor> Tuner<T> {
                     c.on_trial_error(t);
                 }
                 if let Some(l) = live.remove(&id) {
-                    crate::kill(&l.handle);
+                    wray_guest_core::kill(&l.handle);
                 }
                 if t.failures <= self.max_failures {
                     // Retried from its last checkpoint (or from scratch).
@@ -593,7 +593,7 @@ impl<T: TrialActor> Tuner<T> {
         }
         if self.checkpoint_freq > 0
             && iteration.is_multiple_of(self.checkpoint_freq)
-            && let Ok(cp) = crate::get(&T::save(&l.handle))
+            && let Ok(cp) = wray_guest_core::get(&T::save(&l.handle))
         {
             t.checkpoint = Some(cp);
             for c in &mut self.callbacks {
@@ -619,11 +619,11 @@ impl<T: TrialActor> Tuner<T> {
             }
             Decision::Pause => {
                 let l = live.remove(&id).expect("live");
-                match crate::get(&T::save(&l.handle)) {
+                match wray_guest_core::get(&T::save(&l.handle)) {
                     Ok(cp) => t.checkpoint = Some(cp),
                     Err(e) => t.error = Some(format!("checkpoint before pausing failed: {e}")),
                 }
-                crate::kill(&l.handle);
+                wray_guest_core::kill(&l.handle);
                 t.status = Status::Paused;
                 self.save_state(trials);
             }
@@ -631,10 +631,10 @@ impl<T: TrialActor> Tuner<T> {
                 // Population Based Training: continue from a better trial's
                 // state with a perturbed copy of its config.
                 let l = live.remove(&id).expect("live");
-                crate::kill(&l.handle);
+                wray_guest_core::kill(&l.handle);
                 if let Some((donor, config)) = self.scheduler.take_exploit(id) {
                     let checkpoint = match live.get(&donor) {
-                        Some(d) => crate::get(&T::save(&d.handle)).ok(),
+                        Some(d) => wray_guest_core::get(&T::save(&d.handle)).ok(),
                         None => trials[donor].checkpoint.clone(),
                     };
                     let t = &mut trials[id];
@@ -648,7 +648,7 @@ impl<T: TrialActor> Tuner<T> {
             }
             Decision::Stop => {
                 let l = live.remove(&id).expect("live");
-                crate::kill(&l.handle);
+                wray_guest_core::kill(&l.handle);
                 t.status = Status::Terminated;
                 self.scheduler.on_trial_complete(id);
                 searcher.on_trial_complete(id, Some(&result));

@@ -33,7 +33,7 @@ impl CallOptions {
         self
     }
     /// GPUs to hold while running (fractional allowed: four tasks of 0.25
-    /// share one GPU). Tensors ([`crate::nn`]) made by a task holding a GPU
+    /// share one GPU). Tensors ([`crate::Tensor`]) made by a task holding a GPU
     /// live on it.
     pub fn num_gpus(self, gpus: f64) -> Self {
         self.resource("GPU", gpus)

@@ -1,8 +1,8 @@
 //! Optimizers: fused updates that run where the parameters live.
 
 use super::autograd::Var;
-use super::tensor::Tensor;
-use crate::error::Error;
+use wray_guest_core::Error;
+use wray_guest_core::Tensor;
 
 /// Updates parameters from their gradients.
 pub trait Optimizer {

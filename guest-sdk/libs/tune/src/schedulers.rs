@@ -442,7 +442,7 @@ pub struct Pbt {
     mutations: super::Space,
     quantile: f64,
     resample_probability: f64,
-    rng: crate::nn::Rng,
+    rng: wray_guest_core::Rng,
     configs: HashMap<usize, super::Config>,
     last: HashMap<usize, f64>,
     exploits: HashMap<usize, (usize, super::Config)>,
@@ -462,7 +462,7 @@ impl Pbt {
             mutations,
             quantile: 0.25,
             resample_probability: 0.25,
-            rng: crate::nn::Rng::new(seed),
+            rng: wray_guest_core::Rng::new(seed),
             configs: HashMap::new(),
             last: HashMap::new(),
             exploits: HashMap::new(),
@@ -565,7 +565,7 @@ impl TrialScheduler for Pbt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tune::metrics;
+    use crate::metrics;
 
     /// Drives a scheduler as the tuner does — `concurrency` trials at a
     /// time, paused trials resumed when the scheduler says so — over
@@ -596,7 +596,7 @@ mod tests {
                     state[i] = Status::Running;
                     running.push(i);
                 } else if added < n {
-                    s.on_trial_add(added, &crate::tune::Config::default());
+                    s.on_trial_add(added, &crate::Config::default());
                     state[added] = Status::Running;
                     running.push(added);
                     added += 1;
@@ -670,7 +670,7 @@ mod tests {
 #[cfg(test)]
 mod pbt_tests {
     use super::*;
-    use crate::tune::{Config, Space, metrics, uniform};
+    use crate::{Config, Space, metrics, uniform};
 
     #[test]
     fn pbt_copies_the_best_and_perturbs_it() {

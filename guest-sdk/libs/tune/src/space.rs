@@ -1,12 +1,12 @@
 //! Search spaces: configs, the domains their values are drawn from, and
 //! the grid a `grid_search` spans.
 
-use crate::error::Error;
-use crate::nn::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::Rc;
+use wray_guest_core::Error;
+use wray_guest_core::Rng;
 
 /// A config value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -324,7 +324,7 @@ impl<T: Into<Value>> From<T> for DomainArg {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tune::search::{BasicVariantGenerator, Searcher};
+    use crate::search::{BasicVariantGenerator, Searcher};
 
     fn err(space: Space) -> String {
         space.validate().unwrap_err().to_string()

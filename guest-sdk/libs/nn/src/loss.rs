@@ -2,7 +2,7 @@
 //! over the batch.
 
 use super::autograd::Var;
-use crate::error::Error;
+use wray_guest_core::Error;
 
 /// Probabilities are clamped into `[EPS, 1 - EPS]` before the logarithm of
 /// binary cross-entropy, as PyTorch clamps its log at -100.

@@ -3,8 +3,8 @@
 use super::Metrics;
 use super::schedulers::Mode;
 use super::space::{Config, Space};
-use crate::error::Error;
-use crate::nn::Rng;
+use wray_guest_core::Error;
+use wray_guest_core::Rng;
 
 /// Suggests configs and learns from results. `suggest` returning `None`
 /// means the search is over.

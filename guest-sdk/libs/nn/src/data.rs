@@ -1,8 +1,8 @@
 //! Getting data in: CSV, train/test split, standardisation, batches.
 
-use super::rng::Rng;
-use super::tensor::Tensor;
-use crate::error::Error;
+use wray_guest_core::Error;
+use wray_guest_core::Rng;
+use wray_guest_core::Tensor;
 
 /// A table of numbers read from CSV text: the header's column names and
 /// the rows.

@@ -1,10 +1,10 @@
 //! Layers: modules with parameters, composed with [`Sequential`].
 
 use super::autograd::Var;
-use super::rng::Rng;
-use super::tensor::Tensor;
-use crate::error::Error;
 use std::cell::{Cell, RefCell};
+use wray_guest_core::Error;
+use wray_guest_core::Rng;
+use wray_guest_core::Tensor;
 
 /// A layer or a model: maps a batch to a batch, owns parameters.
 pub trait Module {

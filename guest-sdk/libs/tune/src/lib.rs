@@ -14,7 +14,7 @@
 //!     let (w, b) = (config.f64("weight")?, config.f64("bias")?);
 //!     Ok(tune::metrics(&[("score", w * (iteration as f64).sqrt() + b)]))
 //! }
-//! wray::function!(Objective, objective);
+//! wray::tune::function!(Objective, objective);
 //!
 //! #[wray::main]
 //! fn main() -> Result<(), wray::Error> {
@@ -33,6 +33,8 @@
 //! `save_checkpoint`, `load_checkpoint`) and become trial actors with
 //! [`trainable!`](crate::trainable).
 
+#![deny(missing_docs)]
+
 mod bayesopt;
 mod callbacks;
 mod encode;
@@ -43,6 +45,8 @@ mod space;
 mod stop;
 mod tpe;
 mod tuner;
+
+use wray_guest_core::Error;
 
 pub use bayesopt::BayesOptSearch;
 pub use callbacks::{Callback, FileLogger, TensorBoardLogger};
@@ -71,55 +75,58 @@ pub fn done(mut metrics: Metrics) -> Metrics {
     metrics
 }
 
-/// Makes a [`Trainable`] type runnable as trials: `wray::trainable!(Name,
+/// Makes a [`Trainable`] type runnable as trials: `wray::tune::trainable!(Name,
 /// MyTrainable);` defines the actor class `Name` to pass to
-/// [`Tuner::<Name>`](Tuner).
+/// [`Tuner::<Name>`](Tuner). It defines nothing else, so a module may hold
+/// any number of them.
 #[macro_export]
 macro_rules! trainable {
     ($trial:ident, $ty:ty) => {
-        /// A trial actor (made by `wray::trainable!`).
-        #[$crate::actor]
+        /// A trial actor (made by `wray::tune::trainable!`).
+        #[$crate::__private::actor]
         pub struct $trial {
             inner: $ty,
         }
 
-        #[$crate::actor]
+        #[$crate::__private::actor]
         impl $trial {
             pub fn new(
-                config: $crate::tune::Config,
+                config: $crate::Config,
                 checkpoint: ::core::option::Option<::std::vec::Vec<u8>>,
-            ) -> ::core::result::Result<Self, $crate::Error> {
-                let mut inner = <$ty as $crate::tune::Trainable>::setup(&config)?;
+            ) -> ::core::result::Result<Self, $crate::__private::Error> {
+                let mut inner = <$ty as $crate::Trainable>::setup(&config)?;
                 if let ::core::option::Option::Some(c) = checkpoint {
-                    $crate::tune::Trainable::load_checkpoint(&mut inner, &c)?;
+                    $crate::Trainable::load_checkpoint(&mut inner, &c)?;
                 }
                 ::core::result::Result::Ok($trial { inner })
             }
-            pub fn step(&mut self) -> ::core::result::Result<$crate::tune::Metrics, $crate::Error> {
-                $crate::tune::Trainable::step(&mut self.inner)
+            pub fn step(&mut self) -> ::core::result::Result<$crate::Metrics, $crate::__private::Error> {
+                $crate::Trainable::step(&mut self.inner)
             }
-            pub fn save(&self) -> ::core::result::Result<::std::vec::Vec<u8>, $crate::Error> {
-                $crate::tune::Trainable::save_checkpoint(&self.inner)
+            pub fn save(&self) -> ::core::result::Result<::std::vec::Vec<u8>, $crate::__private::Error> {
+                $crate::Trainable::save_checkpoint(&self.inner)
             }
         }
 
-        impl $crate::tune::TrialActor for $trial {
+        impl $crate::TrialActor for $trial {
             fn start(
-                config: &$crate::tune::Config,
+                config: &$crate::Config,
                 checkpoint: ::core::option::Option<::std::vec::Vec<u8>>,
                 cpus: f64,
                 gpus: f64,
-            ) -> ::core::result::Result<$crate::ActorHandle<Self>, $crate::Error> {
+            ) -> ::core::result::Result<$crate::__private::ActorHandle<Self>, $crate::__private::Error> {
                 let mut options = $trial::options().num_cpus(cpus);
                 if gpus > 0.0 {
                     options = options.num_gpus(gpus);
                 }
                 options.try_remote(config.clone(), checkpoint)
             }
-            fn step(handle: &$crate::ActorHandle<Self>) -> $crate::ObjectRef<$crate::tune::Metrics> {
+            fn step(handle: &$crate::__private::ActorHandle<Self>) -> $crate::__private::ObjectRef<$crate::Metrics> {
                 handle.step()
             }
-            fn save(handle: &$crate::ActorHandle<Self>) -> $crate::ObjectRef<::std::vec::Vec<u8>> {
+            fn save(
+                handle: &$crate::__private::ActorHandle<Self>,
+            ) -> $crate::__private::ObjectRef<::std::vec::Vec<u8>> {
                 handle.save()
             }
         }
@@ -130,35 +137,65 @@ macro_rules! trainable {
 /// Error>` runnable as trials (Ray's function trainable): it is called with
 /// iterations 1, 2, ... until it returns a result with `done`
 /// ([`done`]) or the scheduler or a stopper ends the trial.
-/// `wray::function!(Name, f);` defines the actor class `Name`.
+/// `wray::tune::function!(Name, f);` defines the actor class `Name` and
+/// nothing else, so a module may hold any number of them.
+///
+/// A checkpoint of such a trial is its iteration count: a restored trial
+/// goes on counting from there.
 #[macro_export]
 macro_rules! function {
     ($trial:ident, $f:path) => {
-        #[doc(hidden)]
-        pub struct __WrayTuneFn {
-            config: $crate::tune::Config,
-            iteration: usize,
-        }
+        $crate::trainable!($trial, $crate::FunctionTrial<$trial>);
 
-        impl $crate::tune::Trainable for __WrayTuneFn {
-            fn setup(config: &$crate::tune::Config) -> ::core::result::Result<Self, $crate::Error> {
-                ::core::result::Result::Ok(__WrayTuneFn { config: config.clone(), iteration: 0 })
-            }
-            fn step(&mut self) -> ::core::result::Result<$crate::tune::Metrics, $crate::Error> {
-                self.iteration += 1;
-                $f(&self.config, self.iteration)
-            }
-            fn save_checkpoint(&self) -> ::core::result::Result<::std::vec::Vec<u8>, $crate::Error> {
-                ::core::result::Result::Ok((self.iteration as u64).to_le_bytes().to_vec())
-            }
-            fn load_checkpoint(&mut self, c: &[u8]) -> ::core::result::Result<(), $crate::Error> {
-                if let ::core::result::Result::Ok(b) = <[u8; 8]>::try_from(c) {
-                    self.iteration = u64::from_le_bytes(b) as usize;
-                }
-                ::core::result::Result::Ok(())
+        impl $crate::TrialFunction for $trial {
+            fn call(
+                config: &$crate::Config,
+                iteration: usize,
+            ) -> ::core::result::Result<$crate::Metrics, $crate::__private::Error> {
+                $f(config, iteration)
             }
         }
-
-        $crate::trainable!($trial, __WrayTuneFn);
     };
+}
+
+/// The function behind a trial actor made by [`function!`], named by the
+/// actor type itself so that the macro needs no second type name.
+pub trait TrialFunction {
+    /// Runs iteration `iteration` (from 1).
+    fn call(config: &Config, iteration: usize) -> Result<Metrics, Error>;
+}
+
+/// The [`Trainable`] state of a [`function!`] trial: its config and how
+/// many iterations have run.
+pub struct FunctionTrial<F> {
+    config: Config,
+    iteration: usize,
+    function: std::marker::PhantomData<fn() -> F>,
+}
+
+impl<F: TrialFunction> Trainable for FunctionTrial<F> {
+    fn setup(config: &Config) -> Result<Self, Error> {
+        Ok(FunctionTrial { config: config.clone(), iteration: 0, function: std::marker::PhantomData })
+    }
+    fn step(&mut self) -> Result<Metrics, Error> {
+        self.iteration += 1;
+        F::call(&self.config, self.iteration)
+    }
+    fn save_checkpoint(&self) -> Result<Vec<u8>, Error> {
+        Ok((self.iteration as u64).to_le_bytes().to_vec())
+    }
+    fn load_checkpoint(&mut self, checkpoint: &[u8]) -> Result<(), Error> {
+        let bytes = <[u8; 8]>::try_from(checkpoint).map_err(|_| {
+            Error::InvalidArgument(format!("a function trial's checkpoint is 8 bytes, got {}", checkpoint.len()))
+        })?;
+        self.iteration = u64::from_le_bytes(bytes) as usize;
+        Ok(())
+    }
+}
+
+/// Items the macros expand to. Not part of the API.
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod __private {
+    pub use wray_guest_core::{ActorHandle, Error, ObjectRef, actor};
 }

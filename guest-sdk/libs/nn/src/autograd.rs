@@ -7,11 +7,11 @@
 //! with the last `Var` that refers to it, so a training step's intermediate
 //! tensors go away at the end of the step.
 
-use super::tensor::Tensor;
-use crate::error::Error;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
+use wray_guest_core::Error;
+use wray_guest_core::Tensor;
 
 type Backward = Box<dyn Fn(&Tensor) -> Result<Vec<Tensor>, Error>>;
 

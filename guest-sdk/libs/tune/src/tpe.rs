@@ -9,8 +9,8 @@ use super::encode::{Axis, Observations};
 use super::schedulers::Mode;
 use super::search::Searcher;
 use super::space::{Config, Space};
-use crate::error::Error;
-use crate::nn::Rng;
+use wray_guest_core::Error;
+use wray_guest_core::Rng;
 
 /// HyperOpt's defaults.
 const GAMMA: f64 = 0.25;
@@ -147,7 +147,7 @@ impl Searcher for TpeSearch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tune::{choice, loguniform, metrics, uniform};
+    use crate::{choice, loguniform, metrics, uniform};
 
     #[test]
     fn tpe_beats_random_search_on_a_bowl() {

@@ -1,8 +1,9 @@
-//! Host tensors, as the guest holds them.
+//! Host tensors, as the guest holds them: the handle every library that
+//! computes on tensors (`wray::nn`, ...) builds on.
 
+use crate::Error;
 use crate::ObjectRef;
 use crate::bindings::wray::runtime::tensors as wit;
-use crate::error::Error;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::rc::Rc;
@@ -266,7 +267,7 @@ impl Tensor {
     }
 
     /// The rows (first-axis slices) at `indices`, in order: how
-    /// [`DataLoader`](crate::nn::DataLoader) makes batches without copying
+    /// `wray::nn::DataLoader` makes batches without copying
     /// through guest memory.
     pub fn gather_rows(&self, indices: &[u32]) -> Result<Tensor, Error> {
         wrap(self.0.gather_rows(indices))
