@@ -123,14 +123,8 @@ fn mutated_components_are_refused_or_loaded_never_a_crash() {
     let iterations: usize = std::env::var("WRAY_FUZZ_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(150);
     let original = std::fs::read(&guests().pi).unwrap();
     let runtime = wray_runtime::Runtime::builder().cache_dir(None).gpu_devices(None).build().unwrap();
-    let mut state = seed | 1;
-    let mut next = move || {
-        // xorshift64*: enough for choosing mutations.
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    };
+    let mut rng = Rng::new(seed);
+    let mut next = move || rng.next();
     let (mut loaded, mut refused) = (0, 0);
     for i in 0..iterations {
         let mut bytes = original.clone();

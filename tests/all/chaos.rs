@@ -21,18 +21,6 @@ const JOB_SEEDS: u64 = 2;
 /// the jobs on the dead node, so a job needs one retry per kill it meets.
 const JOB_RETRIES: &str = "8";
 
-/// xorshift64: enough to choose kills, and replayable from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
@@ -110,7 +98,7 @@ fn chaos_soak_every_job_finishes_exactly_while_nodes_die() {
     let seed = env_number("WRAY_SOAK_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
     });
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let mut head = Head::start_with_cpus("1");
     // Workers offer `spot`, which each job's actor asks for: actors live on
     // the nodes that die.

@@ -97,8 +97,10 @@ async fn compiled_components_are_cached_on_disk() {
     rt.load_file(&guests().pi).unwrap();
     let artifacts: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(artifacts.len(), 1, "{artifacts:?}");
-    let written = std::fs::metadata(&artifacts[0]).unwrap().modified().unwrap();
-    std::thread::sleep(Duration::from_millis(20));
+    // Dated in the past, so that a rewrite would show whatever the
+    // clock's resolution.
+    let written = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    std::fs::File::options().write(true).open(&artifacts[0]).unwrap().set_modified(written).unwrap();
     // A new runtime (a second `wray run`) loads the artifact instead of compiling.
     let rt2 = runtime(64 << 20, Some(cache.path().to_path_buf()));
     let job = rt2.load_file(&guests().pi).unwrap();

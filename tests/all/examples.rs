@@ -2,42 +2,72 @@
 
 use crate::util::*;
 
-fn run_example(job: &std::path::Path, extra: &[&str]) -> String {
-    let mut args = vec!["run", path(job)];
-    if !extra.is_empty() {
-        args.push("--");
-        args.extend_from_slice(extra);
+fn run_example(job: &std::path::Path, args: &[&str]) -> String {
+    run_ok(job, &[], args, &[]).0
+}
+
+/// The elapsed seconds on each `name:\t address (S seconds)` line of the
+/// section that `heading` opens, with the name and address.
+fn lookups(out: &str, heading: &str) -> Vec<(String, String, Option<f64>)> {
+    let mut lines = out.lines().skip_while(|l| *l != heading).skip(1);
+    let mut found = Vec::new();
+    for line in lines.by_ref().take_while(|l| !l.starts_with('#')) {
+        let (name, rest) = line.split_once(":\t ").unwrap_or_else(|| panic!("bad line {line:?} in:\n{out}"));
+        let (address, secs) = match rest.split_once(" (") {
+            Some((a, s)) => {
+                (a, Some(s.trim_end_matches(" seconds)").parse().unwrap_or_else(|_| panic!("bad {line:?}"))))
+            }
+            None => (rest, None),
+        };
+        found.push((name.to_string(), address.to_string(), secs));
     }
-    let out = wray(&args);
-    assert_code(&out, 0);
-    stdout(&out)
+    found
 }
 
-/// The number after `label` on the line that starts with it.
-fn seconds(out: &str, label: &str) -> f64 {
-    let line = out.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no {label:?} line in:\n{out}"));
-    line[label.len()..].trim().trim_end_matches('s').trim().parse().unwrap_or_else(|_| panic!("bad line {line:?}"))
-}
-
+/// The seed's DNS tutorial: its table, its names and its output lines.
 #[test]
 fn dns_tasks_beat_sequential_lookups() {
     let out = run_example(&guests().dns, &[]);
-    let seq = seconds(&out, "sequential lookups:");
-    let par = seconds(&out, "lookups as tasks:");
-    assert!((1.45..3.0).contains(&seq), "sequential took {seq} s\n{out}");
-    assert!(par < 0.95, "tasks took {par} s\n{out}");
-    assert!(out.contains("server knows 4 names"), "{out}");
-    assert!(out.contains("lookup ray.io -> Some(\"10.0."), "{out}");
-    assert!(out.contains("lookup nowhere.invalid -> None"), "{out}");
+    let table = [("google.com", "4.3.2.1"), ("microsoft.com", "4.3.2.2"), ("amazon.com", "4.3.2.3")];
+    let names = |found: &[(String, String, Option<f64>)]| -> Vec<(String, String)> {
+        found.iter().map(|(n, a, _)| (n.clone(), a.clone())).collect()
+    };
+    let expected: Vec<_> = table.iter().map(|(n, a)| (n.to_string(), a.to_string())).collect();
+
+    let sequential = lookups(&out, "# lookups one after another");
+    assert_eq!(names(&sequential), expected, "{out}");
+    for (i, (_, _, secs)) in sequential.iter().enumerate() {
+        let secs = secs.expect("elapsed seconds");
+        let due = 0.5 * (i + 1) as f64;
+        assert!(secs >= due, "lookup {i} done after {secs} s, before its {due} s of sleeps\n{out}");
+    }
+
+    let tasks = lookups(&out, "# lookups as tasks, all started before waiting");
+    assert_eq!(names(&tasks), expected, "{out}");
+    // Each lookup sleeps 0.5 s: if any two had run one after the other, the
+    // last answer would come after 1 s.
+    assert!(tasks.iter().all(|(.., s)| s.unwrap() < 1.0), "the three tasks did not overlap\n{out}");
+
+    let mut all = expected.clone();
+    all.extend([("twitter.com".to_string(), "4.3.2.4".to_string()), ("instagram.com".into(), "4.3.2.5".into())]);
+    let server = lookups(&out, "# a DNSServer actor");
+    assert_eq!(names(&server), all, "{out}");
+    assert!(server.iter().all(|(.., s)| s.is_none()), "{out}");
+
+    let through_actor = lookups(&out, "# lookups as tasks asking the actor");
+    assert_eq!(names(&through_actor), all, "{out}");
+    assert!(through_actor.iter().all(|(.., s)| s.unwrap() < 1.0), "the five tasks did not overlap\n{out}");
 }
 
 #[test]
 fn retrieve_in_parallel() {
     let out = run_example(&guests().retrieve, &[]);
-    let seq = seconds(&out, "sequential:");
-    let par = seconds(&out, "as tasks:");
-    assert!((2.75..5.0).contains(&seq), "sequential took {seq} s\n{out}");
-    assert!(par < 1.3, "tasks took {par} s\n{out}");
+    let seq = number_after(&out, "sequential:");
+    let par = number_after(&out, "as tasks:");
+    // Item i sleeps 0.1·i s: 2.8 s one after the other; as tasks, the two
+    // longest (0.7 s and 0.6 s) would take 1.3 s if they had not overlapped.
+    assert!(seq >= 2.8, "sequential took {seq} s, less than its sleeps\n{out}");
+    assert!(par < 1.3, "the longest tasks did not overlap: {par} s\n{out}");
     assert!(
         out.contains(r#"items: ["item-0", "item-1", "item-2", "item-3", "item-4", "item-5", "item-6", "item-7"]"#),
         "{out}"

@@ -10,30 +10,17 @@ const SOFTWARE_GPU: (&str, &str) = ("WRAY_ALLOW_SOFTWARE_GPU", "1");
 
 /// Runs an example with the datasets granted at /data.
 fn run_example(job: &std::path::Path, flags: &[&str], args: &[&str], envs: &[(&str, &str)]) -> (String, String) {
-    let data = workspace().join("examples/data");
-    let grant = format!("{}::/data", data.display());
-    let mut all = vec!["run", "--dir", &grant];
+    let grant = format!("{}::/data", workspace().join("examples/data").display());
+    let mut all = vec!["--dir", grant.as_str()];
     all.extend_from_slice(flags);
-    all.push(path(job));
-    all.push("--");
-    all.extend_from_slice(args);
-    let out = wray_with(&all, envs, Duration::from_secs(300));
-    assert_code(&out, 0);
-    (stdout(&out), stderr(&out))
-}
-
-/// The number after `label` on the line that starts with it.
-fn number(out: &str, label: &str) -> f64 {
-    let line = out.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no {label:?} line in:\n{out}"));
-    let rest = line[label.len()..].trim();
-    rest.split_whitespace().next().and_then(|w| w.parse().ok()).unwrap_or_else(|| panic!("bad line {line:?}"))
+    run_ok(job, &all, args, envs)
 }
 
 #[test]
 fn wine_mlp_reaches_the_reference_accuracy_on_the_cpu_path() {
     let (out, _) = run_example(&guests().wine_mlp, &[], &[], &[]);
     assert!(out.contains("device: cpu"), "{out}");
-    let accuracy = number(&out, "test accuracy:");
+    let accuracy = number_after(&out, "test accuracy:");
     // scikit-learn's MLP on the same split: 0.7525.
     assert!(accuracy >= 0.75, "accuracy {accuracy}\n{out}");
 }
@@ -49,24 +36,25 @@ fn wine_mlp_trains_on_a_gpu_like_on_the_cpu() {
         run_example(&guests().wine_mlp, &["--gpus", "1"], &["--epochs", "1", "--gpus", "1"], &[SOFTWARE_GPU]);
     assert!(gpu.contains("device: gpu 0: "), "{gpu}");
     // Same data, same seed, same kernels' semantics: the same model.
-    let (lc, lg) = (number(&cpu, "epochs: 1, final batch loss"), number(&gpu, "epochs: 1, final batch loss"));
+    let (lc, lg) =
+        (number_after(&cpu, "epochs: 1, final batch loss"), number_after(&gpu, "epochs: 1, final batch loss"));
     assert!((lc - lg).abs() < 1e-3, "loss on cpu {lc}, on gpu {lg}");
-    assert_eq!(number(&cpu, "test accuracy:"), number(&gpu, "test accuracy:"));
+    assert_eq!(number_after(&cpu, "test accuracy:"), number_after(&gpu, "test accuracy:"));
 }
 
 #[test]
 fn breast_cancer_mlp_matches_gradient_boosting() {
     let (out, _) = run_example(&guests().breast_cancer_mlp, &[], &[], &[]);
     // Gradient boosting on the same data here: 0.965.
-    assert!(number(&out, "test accuracy:") >= 0.95, "{out}");
+    assert!(number_after(&out, "test accuracy:") >= 0.95, "{out}");
 }
 
 #[test]
 fn data_parallel_training_matches_one_worker() {
     let (out, _) = run_example(&guests().data_parallel_mlp, &[], &["--workers", "2", "--epochs", "40"], &[]);
     assert!(out.contains("2 workers, 40 epochs") && out.contains("replicas identical: true"), "{out}");
-    let parallel = number(&out, "data-parallel test accuracy:");
-    let single = number(&out, "single-worker test accuracy:");
+    let parallel = number_after(&out, "data-parallel test accuracy:");
+    let single = number_after(&out, "single-worker test accuracy:");
     assert!(parallel >= 0.72 && single >= 0.72, "{out}");
     assert!((parallel - single).abs() <= 0.03, "{out}");
 }

@@ -4,7 +4,7 @@
 
 use crate::util::*;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn grid_search_finds_the_origin() {
@@ -82,10 +82,7 @@ fn a_killed_experiment_resumes_without_redoing_finished_trials() {
         .spawn()
         .unwrap();
     // Each trial takes ~0.3 s, two at a time: kill once a few have finished.
-    let start = Instant::now();
-    while starts() < 6 && start.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(60), || starts() >= 6, || format!("only {} trials started", starts()));
     first.kill().unwrap();
     first.wait().unwrap();
     assert!(state.is_file(), "no experiment state was saved");
@@ -136,6 +133,14 @@ fn stoppers_end_trials_and_experiments() {
     assert!(text.contains("stop fn iterations: [5, 3, 1]"), "{text}");
     let secs: f64 = text.split("stopped after ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!(secs < 1.5, "the 250 ms budget stopped six 0.5 s trials: {text}");
+}
+
+/// `tune::function!` used twice in one module: two trial classes, no clash.
+#[test]
+fn two_function_trainables_live_in_one_module() {
+    let out = scenario(&[], &["tune-two-functions"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("two functions: rising best 6, falling best -3"), "{}", stdout(&out));
 }
 
 /// `name: ... weight=W bias=B score=S` from an example's line.

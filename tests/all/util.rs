@@ -1,9 +1,33 @@
 //! Shared helpers: building guests once, running `wray` with a deadline.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// xorshift64*: a small deterministic generator for the tests' random
+/// choices (kills, mutations, junk), replayable from its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed` (any value; zero is avoided).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    /// 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
 
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
@@ -31,23 +55,82 @@ pub fn wray_with(args: &[&str], envs: &[(&str, &str)], limit: Duration) -> Outpu
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("spawn wray");
+    let child = cmd.spawn().expect("spawn wray");
+    wait_for_exit(child, &format!("wray {args:?}"), limit)
+}
+
+/// How often the waiting helpers look again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Waits until `done` holds, looking every 20 ms; fails the test with
+/// `describe()` if it does not within `limit`. Tests wait for conditions
+/// with this, never for a fixed time.
+#[track_caller]
+pub fn wait_until(limit: Duration, done: impl FnMut() -> bool, describe: impl FnOnce() -> String) {
+    if !holds_within(limit, done) {
+        panic!("waited {limit:?} in vain: {}", describe());
+    }
+}
+
+/// Whether `done` comes to hold within `limit` (looked at every 20 ms).
+pub fn holds_within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
+    while !done() {
+        if start.elapsed() > limit {
+            return false;
         }
+        std::thread::sleep(POLL);
+    }
+    true
+}
+
+/// The lines a child writes to `pipe`, as they come (read by a thread of
+/// their own, so that waiting for one can time out).
+pub fn lines_of(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a line containing `needle`; fails the test after `limit`.
+#[track_caller]
+pub fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return,
+            Ok(_) => {}
+            Err(_) => panic!("no line with {needle:?} within {limit:?}"),
+        }
+    }
+}
+
+/// Waits for `child` to exit and returns its output; kills it and fails the
+/// test if it runs longer than `limit` (a hang is a bug).
+#[track_caller]
+pub fn wait_for_exit(mut child: Child, what: &str, limit: Duration) -> Output {
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
         if start.elapsed() > limit {
             let _ = child.kill();
             let out = child.wait_with_output().expect("output");
             panic!(
-                "wray {args:?} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                "{what} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(POLL);
     }
+    child.wait_with_output().expect("output")
 }
 
 pub fn wray(args: &[&str]) -> Output {
@@ -134,4 +217,28 @@ pub fn scenario(flags: &[&str], args: &[&str]) -> Output {
     let out = wray(&all);
     drop(job);
     out
+}
+
+/// Runs `wray run FLAGS JOB -- ARGS` with `envs`, expecting success;
+/// returns what it printed (stdout, stderr).
+pub fn run_ok(job: &Path, flags: &[&str], args: &[&str], envs: &[(&str, &str)]) -> (String, String) {
+    let mut all: Vec<&str> = vec!["run"];
+    all.extend_from_slice(flags);
+    all.push(path(job));
+    if !args.is_empty() {
+        all.push("--");
+        all.extend_from_slice(args);
+    }
+    let out = wray_with(&all, envs, Duration::from_secs(300));
+    assert_code(&out, 0);
+    (stdout(&out), stderr(&out))
+}
+
+/// The number after `label` on the line that starts with it (a unit such
+/// as `s` after the number is ignored).
+#[track_caller]
+pub fn number_after(out: &str, label: &str) -> f64 {
+    let line = out.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no {label:?} line in:\n{out}"));
+    let word = line[label.len()..].split_whitespace().next().unwrap_or_default();
+    word.trim_end_matches('s').parse().unwrap_or_else(|_| panic!("bad line {line:?}"))
 }

@@ -1,76 +1,113 @@
-//! DNS lookups as tasks, then a DNS server as an actor — the first Ray
-//! tutorial, ported. Each lookup sleeps 0.5 s to stand in for network I/O:
-//! three in a row take ~1.5 s, three as parallel tasks ~0.5 s.
+//! The DNS lookup tutorial that opens "Ray for Data Science" (the seeds'
+//! `004`), ported line for line: the same table, the same names, the same
+//! printed lines. Each lookup sleeps 0.5 s to stand in for slow I/O, so
+//! three lookups in a row take ~1.5 s and three lookup tasks ~0.5 s. Then
+//! the table moves into a `DNSServer` actor, which tasks query.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use wray::ActorHandle;
+use wray::{ActorHandle, ObjectRef};
 
-/// A slow lookup: sleeps, then answers from a fixed table.
-fn resolve(name: &str) -> String {
+/// Some absolutely correct addresses (in the tutorial's order: a Python
+/// dict keeps insertion order, so the table is a list of pairs).
+const ADDRESSES: [(&str, &str); 3] =
+    [("google.com", "4.3.2.1"), ("microsoft.com", "4.3.2.2"), ("amazon.com", "4.3.2.3")];
+
+fn address_of(name: &str) -> String {
+    ADDRESSES.iter().find(|(n, _)| *n == name).map(|(_, a)| a.to_string()).unwrap_or_default()
+}
+
+/// A function to return an address for a name. It takes a long time to run!
+fn lookup(name: &str) -> (String, String) {
     std::thread::sleep(Duration::from_millis(500));
-    let n = name.bytes().fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
-    format!("10.0.{}.{}", (n >> 8) % 256, n % 256)
+    (name.to_string(), address_of(name))
 }
 
-/// The remote version. Lookups wait on I/O, not the CPU, so each asks for a
-/// quarter of a CPU: many run at once even on a small machine.
+/// The remote version: otherwise identical to `lookup`. Lookups wait, they
+/// do not compute, so each asks for a quarter of a CPU and all of them run
+/// at once even on a small machine.
 #[wray::remote]
-fn lookup(name: String) -> String {
-    resolve(&name)
+fn ray_lookup(name: String) -> (String, String) {
+    lookup(&name)
 }
 
-/// A DNS server keeping its table as actor state.
+/// The tutorial's actor: the table as actor state.
 #[wray::actor]
-pub struct DnsServer {
-    table: BTreeMap<String, String>,
+pub struct DNSServer {
+    addresses: Vec<(String, String)>,
 }
 
 #[wray::actor]
-impl DnsServer {
-    pub fn new(initial: BTreeMap<String, String>) -> Self {
-        DnsServer { table: initial }
+impl DNSServer {
+    pub fn new(initial_addresses: Vec<(String, String)>) -> Self {
+        DNSServer { addresses: initial_addresses }
     }
 
-    pub fn update_address(&mut self, name: String, addr: String) {
-        self.table.insert(name, addr);
+    pub fn lookup(&self, name: String) -> (String, String) {
+        let address = self.addresses.iter().find(|(n, _)| *n == name).map(|(_, a)| a.clone()).unwrap_or_default();
+        (name, address)
     }
 
-    pub fn get_addresses(&self) -> BTreeMap<String, String> {
-        self.table.clone()
+    pub fn get_addresses(&self) -> Vec<(String, String)> {
+        self.addresses.clone()
     }
 
-    pub fn lookup(&self, name: String) -> Option<String> {
-        self.table.get(&name).cloned()
+    pub fn update_address(&mut self, name: String, ip: String) {
+        match self.addresses.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 = ip,
+            None => self.addresses.push((name, ip)),
+        }
     }
 }
 
-/// A task that registers a name with the server it is handed.
+/// Now use the server: answers the name and a ref to the server's answer
+/// (two levels of refs, as in the tutorial).
 #[wray::remote]
-fn register(server: ActorHandle<DnsServer>, name: String, addr: String) -> Result<(), wray::Error> {
-    wray::get(&server.update_address(name, addr))
+fn server_lookup(server: ActorHandle<DNSServer>, name: String) -> (String, ObjectRef<(String, String)>) {
+    std::thread::sleep(Duration::from_millis(500));
+    let answer = server.lookup(name.clone());
+    (name, answer)
 }
 
 #[wray::main]
 fn main() -> Result<(), wray::Error> {
-    let names = ["ray.io", "wasmtime.dev", "rust-lang.org"];
-
+    println!("# lookups one after another");
     let start = Instant::now();
-    let sequential: Vec<String> = names.iter().map(|n| resolve(n)).collect();
-    println!("sequential lookups: {:.2} s", start.elapsed().as_secs_f64());
+    for (name, _) in ADDRESSES {
+        let (_, address) = lookup(name);
+        let delta = start.elapsed().as_secs_f64();
+        println!("{name}:\t {address} ({delta:.3} seconds)");
+    }
 
+    println!("# lookups as tasks, all started before waiting");
     let start = Instant::now();
-    let refs: Vec<_> = names.iter().map(|n| lookup::options().num_cpus(0.25).remote(n.to_string())).collect();
-    let parallel = wray::get_all(&refs)?;
-    println!("lookups as tasks:   {:.2} s", start.elapsed().as_secs_f64());
-    assert_eq!(sequential, parallel);
+    let references: Vec<_> =
+        ADDRESSES.iter().map(|(name, _)| ray_lookup::options().num_cpus(0.25).remote(name.to_string())).collect();
+    let ns_addresses = wray::get_all(&references)?;
+    for (name, address) in ns_addresses {
+        let delta = start.elapsed().as_secs_f64();
+        println!("{name}:\t {address} ({delta:.3} seconds)");
+    }
 
-    let server = DnsServer::remote(BTreeMap::from([("localhost".to_string(), "127.0.0.1".to_string())]));
-    let registrations: Vec<_> =
-        names.iter().zip(&parallel).map(|(n, a)| register::remote(server.clone(), n.to_string(), a.clone())).collect();
-    wray::get_all(&registrations)?;
-    println!("server knows {} names", wray::get(&server.get_addresses())?.len());
-    println!("lookup ray.io -> {:?}", wray::get(&server.lookup("ray.io".to_string()))?);
-    println!("lookup nowhere.invalid -> {:?}", wray::get(&server.lookup("nowhere.invalid".to_string()))?);
+    println!("# a DNSServer actor");
+    let initial: Vec<_> = ADDRESSES.iter().map(|(n, a)| (n.to_string(), a.to_string())).collect();
+    let server = DNSServer::remote(initial);
+    server.update_address("twitter.com".to_string(), "4.3.2.4".to_string());
+    server.update_address("instagram.com".to_string(), "4.3.2.5".to_string());
+    let names_addresses = wray::get(&server.get_addresses())?;
+    for (name, address) in &names_addresses {
+        println!("{name}:\t {address}");
+    }
+
+    println!("# lookups as tasks asking the actor");
+    let start = Instant::now();
+    let refs: Vec<_> = names_addresses
+        .iter()
+        .map(|(name, _)| server_lookup::options().num_cpus(0.25).remote(server.clone(), name.clone()))
+        .collect();
+    for (name, ref2) in wray::get_all(&refs)? {
+        let delta = start.elapsed().as_secs_f64();
+        let (_, address) = wray::get(&ref2)?;
+        println!("{name}:\t {address} ({delta:.3} seconds)");
+    }
     Ok(())
 }

@@ -1,0 +1,182 @@
+//! The single-node scenarios: the basics, errors, limits, actors,
+//! cancellation, spilling and a full store.
+
+use crate::*;
+
+pub(crate) fn basics() -> Result<(), Error> {
+    let r = add::remote(1, 2);
+    println!("add: {}", wray::get(&r)?);
+    println!("ref arg: {}", wray::get(&add::options().num_cpus(0.5).remote(&r, 10))?);
+    let puts: Vec<ObjectRef<i64>> = (1..=4).map(|i| wray::put(&i)).collect();
+    println!("nested refs in arg: {}", wray::get(&sum_refs::remote(puts))?);
+    let made = wray::get(&make_refs::remote(5))?;
+    println!("refs returned by a task: {}", wray::get_all(&made)?.iter().sum::<i64>());
+    let buf: Vec<f32> = (0..1_000_000).map(|i| (i % 7) as f32).collect();
+    let b = wray::put(&buf);
+    println!("buffer round trip: {}", wray::get(&b)? == buf);
+    let (len, sum) = wray::get(&buffer_stats::remote(&b))?;
+    println!("buffer in task: {len} {sum}");
+    let p = Point { x: 1.5, label: "p".into(), tags: vec![1, 2] };
+    println!("struct: {:?}", wray::get(&scale::remote(p, 2.0))?);
+    let c = Counter::remote(5);
+    c.incr(2);
+    println!("counter: {}", wray::get(&c.get())?);
+    println!("actor id: {} hex digits", c.actor_id().len());
+    println!("local helper: {}", Counter::doubled(2).n);
+    let bumps: Vec<_> = (0..10).map(|_| bump::remote(c.clone(), 1)).collect();
+    wray::get_all(&bumps)?;
+    println!("counter after tasks: {}", wray::get(&c.get())?);
+    let many: Vec<_> = (0..2000).map(|i| add::remote(i, 1)).collect();
+    println!("many: {}", wray::get_all(&many)?.into_iter().sum::<i64>());
+    let res = wray::cluster_resources();
+    println!("cluster CPU: {}", res.get("CPU").copied().unwrap_or(0.0));
+    println!("context task empty in driver: {}", wray::runtime_context().task_id.is_empty());
+    Ok(())
+}
+
+pub(crate) fn errors() -> Result<(), Error> {
+    println!("err: {}", wray::get(&fail::remote("boom".to_string())).unwrap_err());
+    println!("panic: {}", wray::get(&explode::remote(7)).unwrap_err());
+    let failed = explode::remote(9);
+    println!(
+        "dependent: {}",
+        wray::get(&add::remote(wray::ObjectRef::from_id(failed.id())?, 1))
+            .map_err(|e| e.to_string())
+            .unwrap_err_or_default()
+    );
+    println!("still fine: {}", wray::get(&explode::remote(0))?);
+    println!("decode: {}", wray::get(&ObjectRef::<String>::from_id(add::remote(1, 1).id())?).unwrap_err());
+    Ok(())
+}
+
+pub(crate) trait UnwrapErrOrDefault {
+    fn unwrap_err_or_default(self) -> String;
+}
+impl<T, E: std::fmt::Display> UnwrapErrOrDefault for Result<T, E> {
+    fn unwrap_err_or_default(self) -> String {
+        match self {
+            Ok(_) => "unexpected success".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+}
+
+pub(crate) fn limits() -> Result<(), Error> {
+    let t = spin::options().time_limit(Duration::from_millis(300)).remote();
+    println!("loop: {}", wray::get(&t).unwrap_err());
+    let m = hog::options().memory_limit(64 << 20).remote();
+    println!("memory: {}", wray::get(&m).unwrap_err());
+    println!("recursion: {}", wray::get(&recurse::remote()).unwrap_err());
+    println!("after limits: {}", wray::get(&add::remote(2, 2))?);
+    Ok(())
+}
+
+pub(crate) fn actors() -> Result<(), Error> {
+    let c = Counter::options().name("main-counter").remote(0);
+    println!("named via task: {}", wray::get(&bump_named::remote("main-counter".to_string()))?);
+    let again = wray::get_actor::<Counter>("main-counter")?;
+    println!("get_actor: {}", wray::get(&again.get())?);
+    println!("missing name: {}", wray::get_actor::<Counter>("nobody").unwrap_err());
+    let dup = Counter::options().name("main-counter").try_remote(1);
+    println!("duplicate name: {}", dup.unwrap_err());
+    let order: Vec<_> = (1..=50).map(|i| c.incr(i)).collect();
+    let seen = wray::get_all(&order)?;
+    println!("in order: {}", seen.windows(2).all(|w| w[0] < w[1]));
+
+    let restarting = Counter::options().max_restarts(1).remote(10);
+    restarting.incr(5);
+    println!("crash: {}", wray::get(&restarting.crash()).unwrap_err());
+    println!("after restart: {}", wray::get(&restarting.get())?);
+    println!("second crash: {}", wray::get(&restarting.crash()).unwrap_err());
+    println!("after restarts used up: {}", wray::get(&restarting.get()).unwrap_err());
+
+    // With max_concurrency > 1 a call whose argument is ready runs before an
+    // earlier call still waiting for its argument; by default order is strict.
+    for (label, limit) in [("strict", 1), ("concurrent", 4)] {
+        let a = Counter::options().max_concurrency(limit).remote(0);
+        let first = a.slow(sleepy::options().num_cpus(0.1).remote(300));
+        let second = a.slow(1);
+        let (ready, _) = wray::wait(&[first.clone(), second.clone()], 1, None);
+        println!("{label} actor: later call finished first = {}", ready[0] == second);
+    }
+
+    let sleeper = Counter::remote(0);
+    let nap = sleeper.slow(30_000);
+    std::thread::sleep(Duration::from_millis(100));
+    let start = std::time::Instant::now();
+    wray::kill(&sleeper);
+    println!("killed while sleeping: {}", wray::get(&nap).unwrap_err());
+    println!("kill took under a second: {}", start.elapsed() < Duration::from_secs(1));
+
+    let k = Counter::remote(1);
+    wray::get(&k.get())?;
+    wray::kill(&k);
+    println!("killed: {}", wray::get(&k.get()).unwrap_err());
+    let bad = Fragile::remote(false);
+    println!("constructor error: {}", wray::get(&bad.ping()).unwrap_err());
+    println!("constructor ok: {}", wray::get(&Fragile::remote(true).ping())?);
+    Ok(())
+}
+
+pub(crate) fn cancel() -> Result<(), Error> {
+    let long = sleepy::remote(30_000);
+    std::thread::sleep(Duration::from_millis(100));
+    let start = std::time::Instant::now();
+    wray::cancel(&long);
+    println!("cancelled: {}", wray::get(&long).unwrap_err());
+    println!("cancel took under a second: {}", start.elapsed() < Duration::from_secs(1));
+    let spinning = spin::remote();
+    std::thread::sleep(Duration::from_millis(100));
+    wray::cancel(&spinning);
+    println!("cancelled spin: {}", wray::get(&spinning).unwrap_err());
+    let (ready, pending) = wray::wait(&[sleepy::remote(5_000)], 1, Some(Duration::from_millis(50)));
+    println!("wait timeout: {} {}", ready.len(), pending.len());
+    println!("get timeout: {}", wray::get_timeout(&sleepy::remote(5_000), Duration::from_millis(50)).unwrap_err());
+    Ok(())
+}
+
+/// Puts 1 MiB objects until the store refuses one (its disk is full), then
+/// checks that every object it took is intact, frees half of them and puts
+/// again: a full store is an error, never a loss, and recovers when room is
+/// made.
+pub(crate) fn store_full() -> Result<(), Error> {
+    let mut kept: Vec<(u8, ObjectRef<Vec<u8>>)> = Vec::new();
+    let refusal = loop {
+        let fill = kept.len() as u8;
+        match wray::try_put(&vec![fill; 1 << 20]) {
+            Ok(r) => kept.push((fill, r)),
+            Err(e) => break e,
+        }
+        if kept.len() == 256 {
+            println!("store full: never refused");
+            return Ok(());
+        }
+    };
+    println!("refused after {} objects: {refusal}", kept.len());
+    // A task's result meets the same full store.
+    println!("task result: {}", wray::get(&make_buffer::remote(1 << 20)).map(|v| v.len()).unwrap_err());
+    let intact = kept.iter().filter(|(fill, r)| wray::get(r).is_ok_and(|v| v.iter().all(|b| b == fill))).count();
+    println!("intact: {intact} of {}", kept.len());
+    kept.truncate(kept.len() / 2);
+    println!("after freeing half: {}", wray::try_put(&vec![7u8; 1 << 20]).is_ok());
+    Ok(())
+}
+
+#[wray::remote]
+pub(crate) fn make_buffer(len: usize) -> Vec<u8> {
+    vec![3; len]
+}
+
+/// Puts `n` objects of `mib` MiB each, then reads every one back.
+pub(crate) fn spill(n: usize, mib: usize) -> Result<(), Error> {
+    let refs: Vec<ObjectRef<Vec<u8>>> = (0..n).map(|i| wray::put(&vec![i as u8; mib << 20])).collect();
+    let mut ok = 0;
+    for (i, r) in refs.iter().enumerate() {
+        let v = wray::get(r)?;
+        if v.len() == mib << 20 && v.iter().all(|b| *b == i as u8) {
+            ok += 1;
+        }
+    }
+    println!("spill: {ok} of {n} objects intact");
+    Ok(())
+}

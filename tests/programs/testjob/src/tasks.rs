@@ -1,0 +1,146 @@
+//! Remote functions the scenarios call: arithmetic over values and refs,
+//! sleepers, failures of every kind (errors, panics, traps, loops, memory
+//! hogs, deep recursion, `exit`), and reads of granted files.
+
+use crate::*;
+
+#[wray::remote]
+pub(crate) fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[wray::remote]
+pub(crate) fn sum_refs(refs: Vec<ObjectRef<i64>>) -> Result<i64, Error> {
+    Ok(wray::get_all(&refs)?.into_iter().sum())
+}
+
+#[wray::remote]
+pub(crate) fn make_refs(n: i64) -> Vec<ObjectRef<i64>> {
+    (0..n).map(|i| wray::put(&i)).collect()
+}
+
+#[wray::remote]
+pub(crate) fn buffer_stats(v: Vec<f32>) -> (usize, f64) {
+    (v.len(), v.iter().map(|x| f64::from(*x)).sum())
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+pub struct Point {
+    pub(crate) x: f64,
+    pub(crate) label: String,
+    pub(crate) tags: Vec<u8>,
+}
+
+/// Squares `i` after `ms` of sleep, and says which node ran it.
+#[wray::remote]
+pub(crate) fn square_where(i: u64, ms: u64) -> (u64, String) {
+    std::thread::sleep(Duration::from_millis(ms));
+    (i * i, wray::runtime_context().node_id)
+}
+
+/// Sleeps `ms` with `data` at hand; says how much and where.
+#[wray::remote]
+pub(crate) fn where_with(data: Vec<u8>, ms: u64) -> (usize, String) {
+    std::thread::sleep(Duration::from_millis(ms));
+    (data.len(), wray::runtime_context().node_id)
+}
+
+/// `mib` MiB of a pattern, made on whichever node runs it.
+#[wray::remote]
+pub(crate) fn produce(mib: usize) -> Vec<u8> {
+    (0..mib << 20).map(|i| (i % 251) as u8).collect()
+}
+
+/// Checks the pattern `produce` made; returns its length and the node.
+#[wray::remote]
+pub(crate) fn consume(data: Vec<u8>) -> (usize, bool, String) {
+    let intact = data.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8);
+    (data.len(), intact, wray::runtime_context().node_id)
+}
+
+#[wray::remote]
+pub(crate) fn scale(p: Point, k: f64) -> Point {
+    Point { x: p.x * k, ..p }
+}
+
+#[wray::remote]
+pub(crate) fn fail(msg: String) -> Result<u32, String> {
+    Err(msg)
+}
+
+#[wray::remote]
+pub(crate) fn explode(code: u32) -> u32 {
+    if code > 0 {
+        panic!("exploded with code {code}");
+    }
+    code
+}
+
+#[wray::remote]
+pub(crate) fn spin() -> u64 {
+    // Tests that interrupt it wait for this line.
+    println!("spinning");
+    let mut x = 0u64;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+#[wray::remote]
+pub(crate) fn hog() -> usize {
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        chunks.push(vec![1u8; 16 << 20]);
+        std::hint::black_box(&chunks);
+    }
+}
+
+pub(crate) fn depth(n: u64) -> u64 {
+    if n == u64::MAX {
+        return 0;
+    }
+    1 + std::hint::black_box(depth(n + 1))
+}
+
+#[wray::remote]
+pub(crate) fn recurse() -> u64 {
+    depth(0)
+}
+
+#[wray::remote]
+pub(crate) fn exit_with(status: i32) {
+    std::process::exit(status)
+}
+
+/// Sleeps `ms` and returns when it started and ended (µs of the wall
+/// clock, which all of a node's instances share).
+#[wray::remote]
+pub(crate) fn timed_sleep(ms: u64) -> (u64, u64) {
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    let start = now();
+    std::thread::sleep(Duration::from_millis(ms));
+    (start, now())
+}
+
+#[wray::remote]
+pub(crate) fn sleepy(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[wray::remote]
+pub(crate) fn nested(level: u32) -> Result<u64, Error> {
+    if level == 0 {
+        return Ok(1);
+    }
+    let kids: Vec<_> = (0..2).map(|_| nested::remote(level - 1)).collect();
+    Ok(wray::get_all(&kids)?.into_iter().sum())
+}
+
+#[wray::remote]
+pub(crate) fn read_file(path: String) -> String {
+    match std::fs::read_to_string(&path) {
+        Ok(s) => format!("read {} bytes", s.len()),
+        Err(e) => format!("cannot read {path}: {e}"),
+    }
+}
