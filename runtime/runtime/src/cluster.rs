@@ -3,10 +3,109 @@
 
 use anyhow::{Context, anyhow};
 use std::net::SocketAddr;
-use wray_net::proto::{self, Event, JobInfo, JobRequest, Request, StatusReport};
+use wray_net::proto::{self, Event, JobInfo, JobRequest, Request};
 use wray_net::{ClusterIdentity, Token, frame};
 
-pub use wray_net::proto::JOB_LOST;
+/// The [`RemoteOutcome::code`] of a job that did not fail but was lost:
+/// the node running it died under it (`wray run --max-retries` runs such a
+/// job again).
+pub const JOB_LOST: u8 = proto::JOB_LOST;
+
+/// A job to run on a cluster: the component (named by hash; its bytes go
+/// only to a head that lacks them), its arguments, environment and limits.
+/// Made by [`job_request`].
+#[derive(Clone, Debug)]
+pub struct JobSpec(JobRequest);
+
+impl JobSpec {
+    /// The label the job runs under (the component's file name).
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+}
+
+/// A cluster's nodes, as `wray status` shows them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterStatus {
+    /// Every node the head knows, the dead ones last seen included.
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// One node of a [`ClusterStatus`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeStatus {
+    /// Its id.
+    pub id: String,
+    /// Where it listens (workers: where the head sees them).
+    pub address: String,
+    /// Whether it answers heartbeats.
+    pub alive: bool,
+    /// All its resources.
+    pub total: Vec<(String, f64)>,
+    /// Resources not held by anything running.
+    pub available: Vec<(String, f64)>,
+    /// Jobs whose driver runs there.
+    pub jobs: u64,
+    /// Tasks queued or running there.
+    pub tasks: u64,
+    /// Live actors there.
+    pub actors: u64,
+    /// Objects in its store.
+    pub objects: u64,
+    /// Bytes of objects in memory.
+    pub object_memory: u64,
+    /// Bytes of objects spilled to disk.
+    pub object_spilled: u64,
+}
+
+impl From<proto::NodeReport> for NodeStatus {
+    fn from(n: proto::NodeReport) -> NodeStatus {
+        NodeStatus {
+            id: n.id,
+            address: n.address,
+            alive: n.alive,
+            total: n.total,
+            available: n.available,
+            jobs: n.jobs,
+            tasks: n.tasks,
+            actors: n.actors,
+            objects: n.objects,
+            object_memory: n.object_memory,
+            object_spilled: n.object_spilled,
+        }
+    }
+}
+
+/// A job submitted to run detached (`wray job submit`), as the head records
+/// it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRecord {
+    /// Its id (`job-000001`).
+    pub id: String,
+    /// The label it was submitted with (the file name).
+    pub name: String,
+    /// `RUNNING`, `SUCCEEDED`, `FAILED` or `STOPPED`.
+    pub status: String,
+    /// Why it failed or stopped.
+    pub message: String,
+    /// When it was submitted, milliseconds since the Unix epoch.
+    pub submitted_ms: u64,
+    /// When it ended (0 while running).
+    pub ended_ms: u64,
+}
+
+impl From<JobInfo> for JobRecord {
+    fn from(j: JobInfo) -> JobRecord {
+        JobRecord {
+            id: j.id,
+            name: j.name,
+            status: j.status,
+            message: j.message,
+            submitted_ms: j.submitted_ms,
+            ended_ms: j.ended_ms,
+        }
+    }
+}
 
 /// A QUIC endpoint accepting mutually authenticated connections (what a
 /// head node serves on).
@@ -84,8 +183,8 @@ impl ClusterClient {
     /// Takes the request by reference, so that running a lost job again
     /// does not copy its component; the bytes are copied only for a head
     /// that asks for them.
-    pub async fn run_job(&self, job: &JobRequest, on_output: impl FnMut(&[u8])) -> anyhow::Result<RemoteOutcome> {
-        match self.run_job_stream(job, on_output).await {
+    pub async fn run_job(&self, job: &JobSpec, on_output: impl FnMut(&[u8])) -> anyhow::Result<RemoteOutcome> {
+        match self.run_job_stream(&job.0, on_output).await {
             Err(e) if e.is::<Lost>() => Ok(RemoteOutcome {
                 code: proto::JOB_LOST,
                 message: format!("lost contact with {}: {e:#}", self.address),
@@ -155,17 +254,17 @@ impl ClusterClient {
     }
 
     /// The cluster's nodes and their resources.
-    pub async fn status(&self) -> anyhow::Result<StatusReport> {
+    pub async fn status(&self) -> anyhow::Result<ClusterStatus> {
         let mut recv = self.request(&Request::Status).await?;
         match self.event(&mut recv).await? {
-            Event::Status(s) => Ok(s),
+            Event::Status(s) => Ok(ClusterStatus { nodes: s.nodes.into_iter().map(NodeStatus::from).collect() }),
             other => Err(anyhow!("{} answered status with {other:?}", self.address)),
         }
     }
 
     /// Submits a job that runs detached from this connection; returns its id.
-    pub async fn submit_job(&self, job: JobRequest) -> anyhow::Result<String> {
-        let job = with_hash(job);
+    pub async fn submit_job(&self, job: JobSpec) -> anyhow::Result<String> {
+        let job = with_hash(job.0);
         let mut recv = self.request(&Request::SubmitJob(job.clone_without_component())).await?;
         let mut event = self.event(&mut recv).await?;
         if let Event::NeedComponent { .. } = event {
@@ -179,31 +278,36 @@ impl ClusterClient {
     }
 
     /// Every submitted job.
-    pub async fn list_jobs(&self) -> anyhow::Result<Vec<JobInfo>> {
+    pub async fn list_jobs(&self) -> anyhow::Result<Vec<JobRecord>> {
         let mut recv = self.request(&Request::ListJobs).await?;
         match self.event(&mut recv).await? {
-            Event::Jobs(jobs) => Ok(jobs),
+            Event::Jobs(jobs) => Ok(jobs.into_iter().map(JobRecord::from).collect()),
             other => Err(anyhow!("{} answered a job list with {other:?}", self.address)),
         }
     }
 
     /// One submitted job.
-    pub async fn job_status(&self, id: &str) -> anyhow::Result<JobInfo> {
+    pub async fn job_status(&self, id: &str) -> anyhow::Result<JobRecord> {
         let mut recv = self.request(&Request::JobStatus { id: id.into() }).await?;
         match self.event(&mut recv).await? {
-            Event::Jobs(mut jobs) if jobs.len() == 1 => Ok(jobs.remove(0)),
+            Event::Jobs(mut jobs) if jobs.len() == 1 => Ok(jobs.remove(0).into()),
             other => Err(anyhow!("{} answered a job status with {other:?}", self.address)),
         }
     }
 
     /// A submitted job's output (with `follow`, until it ends); returns its
     /// record as of the end of the stream.
-    pub async fn job_logs(&self, id: &str, follow: bool, mut on_output: impl FnMut(&[u8])) -> anyhow::Result<JobInfo> {
+    pub async fn job_logs(
+        &self,
+        id: &str,
+        follow: bool,
+        mut on_output: impl FnMut(&[u8]),
+    ) -> anyhow::Result<JobRecord> {
         let mut recv = self.request(&Request::JobLogs { id: id.into(), follow }).await?;
         loop {
             match self.event(&mut recv).await? {
                 Event::Output(chunk) => on_output(&chunk),
-                Event::Jobs(mut jobs) if jobs.len() == 1 => return Ok(jobs.remove(0)),
+                Event::Jobs(mut jobs) if jobs.len() == 1 => return Ok(jobs.remove(0).into()),
                 other => return Err(anyhow!("{} answered a log request with {other:?}", self.address)),
             }
         }
@@ -247,9 +351,9 @@ pub fn job_request(
     env: Vec<(String, String)>,
     memory_limit: Option<u64>,
     timeout: Option<std::time::Duration>,
-) -> anyhow::Result<JobRequest> {
+) -> anyhow::Result<JobSpec> {
     let component = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(JobRequest {
+    Ok(JobSpec(JobRequest {
         name: path.display().to_string(),
         component_hash: content_hash(&component),
         component,
@@ -257,7 +361,7 @@ pub fn job_request(
         env,
         memory_limit,
         timeout_ms: timeout.map(|t| t.as_millis().min(u128::from(u64::MAX)) as u64),
-    })
+    }))
 }
 
 /// Fills in the component's content hash unless the request has it.

@@ -35,7 +35,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use wray_core::{Error, GPU, Resources};
 pub use wray_gpu::{DeviceConfig, Devices, SOFTWARE_GPU_ENV};
 pub use wray_host::{Grants, InstanceLimits, JobComponent, LoadError, Output, OutputPipe};
-pub use wray_net::proto::{JobInfo, JobRequest, NodeReport, StatusReport};
 pub use wray_net::{ClusterIdentity, Token};
 pub use wray_node::{JobConfig, JobError, JobTable, NodeConfig};
 pub use wray_store::StoreStats;

@@ -5,7 +5,7 @@ use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
-use wray_runtime::JobInfo;
+use wray_runtime::cluster::JobRecord;
 use wray_runtime::cluster::ClusterClient;
 
 /// Submit jobs to a cluster's head and manage them later: the job keeps
@@ -74,7 +74,7 @@ enum JobAction {
     },
 }
 
-fn show(j: &JobInfo) {
+fn show(j: &JobRecord) {
     let message = if j.message.is_empty() { String::new() } else { format!("  {}", j.message) };
     println!("{:<12} {:<10} {}{message}", j.id, j.status, j.name);
 }
