@@ -5,8 +5,8 @@ use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
-use wray_runtime::cluster::JobRecord;
 use wray_runtime::cluster::ClusterClient;
+use wray_runtime::cluster::JobRecord;
 
 /// Submit jobs to a cluster's head and manage them later: the job keeps
 /// running when this command exits.

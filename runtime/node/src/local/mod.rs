@@ -6,6 +6,7 @@
 
 pub(crate) mod actor;
 pub(crate) mod detached_actors;
+mod detached_jobs;
 pub(crate) mod job;
 mod services;
 pub(crate) mod task;

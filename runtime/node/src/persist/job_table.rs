@@ -1,40 +1,40 @@
-//! Jobs submitted with `wray job submit`: they run on the head detached from
-//! any client connection. Their records are persisted in sled (so a head
-//! restart loses no job record) and their output in one log file each.
+//! The records of jobs submitted with `wray job submit` (they run on the
+//! head detached from any client connection; running them is
+//! `local/detached_jobs.rs`): persisted in sled, so a head restart loses no
+//! job record, with their output in one log file each.
 
-use crate::{JobError, Node, lock};
+use crate::lock;
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
-use wray_host::JobComponent;
-use wray_net::proto::{self, JobInfo, JobRequest};
+use wray_net::proto::{self, JobInfo};
 
 /// Output kept per job on disk; past it, further output is dropped (and the
 /// log says so) rather than filling the head's disk.
 pub const MAX_JOB_LOG: u64 = 256 << 20;
 
-const RUNNING: &str = "RUNNING";
+pub(crate) const RUNNING: &str = "RUNNING";
 
 /// A running job's handles.
-struct Live {
-    cancel: Arc<AtomicBool>,
+pub(crate) struct Live {
+    pub(crate) cancel: Arc<AtomicBool>,
 }
 
 /// The head's table of submitted jobs.
 pub struct JobTable {
     db: sled::Db,
     logs: PathBuf,
-    live: Mutex<HashMap<String, Live>>,
+    pub(crate) live: Mutex<HashMap<String, Live>>,
     /// Notified whenever any job writes output or ends (followers re-check).
-    changed: Notify,
+    pub(crate) changed: Notify,
     next: Mutex<u64>,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
@@ -71,7 +71,7 @@ impl JobTable {
         }))
     }
 
-    fn put(&self, info: &JobInfo) -> std::io::Result<()> {
+    pub(crate) fn put(&self, info: &JobInfo) -> std::io::Result<()> {
         self.db.insert(info.id.as_bytes(), encode(info)?).map_err(io)?;
         // Records must survive a crash of the head: flush at each change.
         self.db.flush().map_err(io)?;
@@ -94,6 +94,14 @@ impl JobTable {
         self.db.open_tree("detached_snapshots").map_err(io)
     }
 
+    /// A new job id (`job-000001`, ...), never handed out before.
+    pub(crate) fn new_id(&self) -> String {
+        let mut next = lock(&self.next);
+        let id = format!("job-{:06}", *next);
+        *next += 1;
+        id
+    }
+
     /// One job's record.
     pub fn get(&self, id: &str) -> std::io::Result<Option<JobInfo>> {
         self.db.get(id.as_bytes()).map_err(io)?.map(|v| decode(&v)).transpose()
@@ -104,85 +112,8 @@ impl JobTable {
         self.db.iter().map(|r| r.map_err(io).and_then(|(_, v)| decode(&v))).collect()
     }
 
-    fn log_path(&self, id: &str) -> PathBuf {
+    pub(crate) fn log_path(&self, id: &str) -> PathBuf {
         self.logs.join(format!("{id}.log"))
-    }
-
-    /// Starts `req` on `node`; returns its id.
-    pub fn submit(self: &Arc<Self>, node: &Node, component: JobComponent, req: JobRequest) -> std::io::Result<String> {
-        let id = {
-            let mut next = lock(&self.next);
-            let id = format!("job-{:06}", *next);
-            *next += 1;
-            id
-        };
-        let info = JobInfo {
-            id: id.clone(),
-            name: req.name.clone(),
-            status: RUNNING.into(),
-            submitted_ms: now_ms(),
-            ..JobInfo::default()
-        };
-        self.put(&info)?;
-        let mut log = std::fs::File::create(self.log_path(&id))?;
-        let cancel = Arc::new(AtomicBool::new(false));
-        lock(&self.live).insert(id.clone(), Live { cancel: cancel.clone() });
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-        let config = crate::cluster::requests::remote_job_config(&req, tx, cancel);
-        let table = self.clone();
-        let node = node.clone();
-        tokio::spawn(async move {
-            let run = node.run_job(component, req.args, config);
-            tokio::pin!(run);
-            let mut written = 0u64;
-            let mut write = |chunk: &[u8], table: &JobTable| {
-                if written < MAX_JOB_LOG {
-                    let room = (MAX_JOB_LOG - written) as usize;
-                    let part = &chunk[..chunk.len().min(room)];
-                    let _ = log.write_all(part);
-                    written += part.len() as u64;
-                    if part.len() < chunk.len() {
-                        let _ = log.write_all(b"\n[wray: log limit reached; further output dropped]\n");
-                    }
-                }
-                table.changed.notify_waiters();
-            };
-            let outcome = loop {
-                tokio::select! {
-                    Some(chunk) = rx.recv() => write(&chunk, &table),
-                    r = &mut run => break r,
-                }
-            };
-            while let Ok(chunk) = rx.try_recv() {
-                write(&chunk, &table);
-            }
-            let (status, message) = match outcome {
-                Ok(()) => ("SUCCEEDED", String::new()),
-                Err(JobError::Cancelled { .. }) => ("STOPPED", "stopped with wray job stop".to_string()),
-                Err(e) => ("FAILED", e.to_string()),
-            };
-            let mut info = info;
-            info.status = status.into();
-            info.message = message;
-            info.ended_ms = now_ms();
-            if let Err(e) = table.put(&info) {
-                tracing::error!("cannot record the end of {}: {e}", info.id);
-            }
-            lock(&table.live).remove(&info.id);
-            table.changed.notify_waiters();
-        });
-        Ok(id)
-    }
-
-    /// Cancels a running job. Returns false if it is not running.
-    pub fn stop(&self, id: &str) -> bool {
-        match lock(&self.live).get(id) {
-            Some(live) => {
-                live.cancel.store(true, Ordering::Relaxed);
-                true
-            }
-            None => false,
-        }
     }
 
     /// Streams a job's log from `offset` through `sink`; with `follow`, until

@@ -4,7 +4,8 @@
 //! job.
 
 mod actor_snapshots;
-mod job_table;
+pub(crate) mod job_table;
 
 pub(crate) use actor_snapshots::{load_snapshot, persist_snapshot, remove_snapshot};
 pub use job_table::JobTable;
+pub(crate) use job_table::{MAX_JOB_LOG, RUNNING, now_ms};
