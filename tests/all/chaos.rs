@@ -125,6 +125,8 @@ fn chaos_soak_every_job_finishes_exactly_while_nodes_die() {
                 scope.spawn(move || client((address, token, home), c, deadline, reference))
             })
             .collect();
+        // The fault schedule: the pauses between kills are the soak's
+        // randomness (seeded), not a wait for anything.
         loop {
             std::thread::sleep(Duration::from_millis(2000 + rng.below(3000)));
             if Instant::now() >= deadline {
