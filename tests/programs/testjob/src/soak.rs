@@ -10,15 +10,8 @@ pub(crate) fn fnv(data: &[u8]) -> u64 {
 
 /// `len` bytes of a pattern chosen by `seed`.
 pub(crate) fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mut rng = wray::Rng::new(seed);
+    (0..len).map(|_| rng.next_u64() as u8).collect()
 }
 
 /// Checksums `data` after `ms` of sleep (so a soak's kills land mid-task).
