@@ -555,6 +555,23 @@ fn tasks_with_large_arguments_stay_with_their_data() {
     assert!(text.contains("locality nodes: 1") && text.contains("ran on job node: true"), "{text}");
 }
 
+/// A task asking for a resource no node has yet waits a moment for a node
+/// that has it (the head's join grace) instead of failing: what a job meets
+/// right after a head restart, before its workers are back.
+#[test]
+fn a_demand_waits_briefly_for_a_worker_that_meets_it() {
+    let head = Head::start_with_cpus("1");
+    let mut run = head.spawn_testjob(&["special"]);
+    let lines = lines_of(run.stdout.take().unwrap());
+    // The job starts (its task asks for a node a moment later) before the
+    // worker does; the worker then joins within the grace.
+    let log = head.data.join("node.log");
+    wait_until(Duration::from_secs(30), || log_count(&log, "running job ") >= 1, || "the job never started".into());
+    let special = node_id(head.add_worker_with("2", &["--resources", r#"{"special": 2}"#]));
+    wait_for_line(&lines, &format!("special: 49 on {special}"), Duration::from_secs(60));
+    assert_code(&wait_for_exit(run, "the job", Duration::from_secs(60)), 0);
+}
+
 #[test]
 fn tasks_go_where_their_resources_are() {
     let head = Head::start_with_cpus("1");

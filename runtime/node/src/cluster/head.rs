@@ -30,6 +30,15 @@ pub(super) const MAX_DEAD_WORKERS: usize = 64;
 /// QUIC send priority of membership streams (others have 0).
 pub(super) const MEMBERSHIP_PRIORITY: i32 = 10;
 
+/// How long a demand that no node the head knows can meet waits for one to
+/// join before it is refused as infeasible. A restarted head knows no
+/// worker until each joins again (within half a second), a killed worker's
+/// replacement needs a moment, and a new cluster's workers often start with
+/// its head: a job meeting one of those moments must not see its task or
+/// actor fail for a node about to be there. A demand nothing will ever meet
+/// fails this much later (Ray keeps such work pending for good).
+pub(crate) const JOIN_GRACE: Duration = Duration::from_secs(3);
+
 /// How often a worker tells the head it is alive and what it has free.
 pub const HEARTBEAT: Duration = Duration::from_millis(200);
 
@@ -100,6 +109,25 @@ impl Peers {
         let mut view = lock(&self.view);
         view.heartbeat(&head.id, free, self.now());
         view.place(demand, from, need)
+    }
+
+    /// [`Peers::place`], except that a demand no known node can meet waits
+    /// up to [`JOIN_GRACE`] for one to join (placed again every heartbeat).
+    pub(crate) async fn place_after_joins(
+        &self,
+        head: &NodeInner,
+        demand: &Resources,
+        from: Option<&String>,
+        need: wray_sched::Need,
+    ) -> wray_sched::Placement<String> {
+        let asked = Instant::now();
+        loop {
+            let placed = self.place(head, demand, from, need);
+            if !matches!(placed, wray_sched::Placement::Infeasible) || asked.elapsed() >= JOIN_GRACE {
+                return placed;
+            }
+            tokio::time::sleep(HEARTBEAT).await;
+        }
     }
 
     /// Chooses the nodes of a placement group's bundles.
@@ -266,7 +294,7 @@ impl Node {
         let demand = resources(&task.resources)?;
         let from = peers.worker_on(conn);
         let need = if task.must_move { wray_sched::Need::Elsewhere } else { wray_sched::Need::Spill };
-        let target = match peers.place(&self.inner, &demand, from.as_ref(), need) {
+        let target = match peers.place_after_joins(&self.inner, &demand, from.as_ref(), need).await {
             wray_sched::Placement::Busy => return frame::write(&mut send, &proto::encode(&Event::Busy)?).await,
             wray_sched::Placement::Infeasible => {
                 let why = crate::cluster::remote_task::infeasible_reason(&demand);

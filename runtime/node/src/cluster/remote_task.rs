@@ -176,13 +176,15 @@ impl NodeInner {
 
     /// Where a task or actor that leaves this node goes: a stream to the
     /// head (which chooses), or, on the head, to the chosen node.
-    pub(crate) fn choose(&self, demand: &Resources, must_move: bool) -> Chosen<'_> {
+    /// On the head, a demand no node meets waits a moment for one to join
+    /// ([`JOIN_GRACE`](crate::cluster::head::JOIN_GRACE)).
+    pub(crate) async fn choose(&self, demand: &Resources, must_move: bool) -> Chosen<'_> {
         match self.link.get() {
             None => Chosen::Busy,
             Some(Link::Worker(w)) => Chosen::Conn(w.head(), None),
             Some(Link::Head(peers)) => {
                 let need = if must_move { wray_sched::Need::Elsewhere } else { wray_sched::Need::Spill };
-                match peers.place(self, demand, Some(&self.id), need) {
+                match peers.place_after_joins(self, demand, Some(&self.id), need).await {
                     wray_sched::Placement::Busy => Chosen::Busy,
                     wray_sched::Placement::Infeasible => Chosen::Infeasible,
                     wray_sched::Placement::Node(id) => match peers.connection(&id) {
@@ -206,7 +208,7 @@ impl NodeInner {
                 return Remote::Ran;
             }
         };
-        let (conn, placed) = match self.choose(&spec.options.resources, must_move) {
+        let (conn, placed) = match self.choose(&spec.options.resources, must_move).await {
             Chosen::Conn(c, placed) => (c, placed),
             Chosen::Busy => return Remote::Busy,
             Chosen::Lost(why) => return Remote::Lost(why),
