@@ -2,7 +2,10 @@
 
 /// A failure a guest (or an embedding host) can see and handle. Host bugs and
 /// hostile guests are not represented here: those trap.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+///
+/// It travels between nodes as it is (rkyv), so that a peer's error can only
+/// be one of these kinds: anything else fails validation.
+#[derive(Clone, Debug, PartialEq, thiserror::Error, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum Error {
     /// A task or actor method failed: returned an error, panicked, trapped or
     /// hit a limit.

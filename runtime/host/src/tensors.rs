@@ -100,7 +100,7 @@ impl State {
     /// keeps its device across calls).
     fn device(&mut self) -> Device {
         if self.device.is_none() {
-            self.device = Some(self.services.device(&self.call.caller));
+            self.device = Some(self.services.device(&self.caller));
         }
         self.device.clone().unwrap_or(Device::Cpu)
     }
@@ -182,7 +182,7 @@ impl tensors::HostTensor for State {
     async fn from_object(&mut self, obj: Resource<RefGuard>) -> Made {
         let id = self.table.get(&obj)?.id;
         self.call.clock.pause();
-        let got = self.services.get(&self.call.caller, vec![id], None).await;
+        let got = self.services.get(&self.caller, vec![id], None).await;
         self.call.clock.resume();
         let bytes = match got {
             Ok(mut v) => v.pop().unwrap_or_default(),
@@ -214,8 +214,8 @@ impl tensors::HostTensor for State {
         };
         let bytes = bytes::Bytes::from(encode_tensor(t.shape(), &data));
         self.call.puts += 1;
-        let id = ObjectId::put_by(self.call.caller.task, self.call.puts);
-        match self.services.put(&self.call.caller, id, Value { data: bytes, ..Value::default() }) {
+        let id = ObjectId::put_by(self.caller.task, self.call.puts);
+        match self.services.put(&self.caller, id, Value { data: bytes, ..Value::default() }) {
             Ok(()) => Ok(Ok(self.guard(id)?)),
             Err(e) => Ok(Err(to_wit_error(e))),
         }

@@ -356,32 +356,6 @@ pub enum Upcall {
     },
 }
 
-/// A guest-visible error on the wire: one variant per kind of wray's
-/// guest-visible error (the node converts both ways), so that a kind a
-/// peer does not know fails validation instead of being guessed.
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
-pub enum WireError {
-    /// The task failed: the function and why.
-    TaskFailed {
-        /// The failing function.
-        function: String,
-        /// Why.
-        message: String,
-    },
-    /// The actor died.
-    ActorDied(String),
-    /// The object is gone.
-    ObjectLost(String),
-    /// A wait ran out.
-    Timeout,
-    /// The task was cancelled.
-    Cancelled,
-    /// Something the caller passed was refused.
-    InvalidArgument(String),
-    /// The object store had no room.
-    StoreFull(String),
-}
-
 /// How a task sent with [`Request::RunTask`] ended. On success the
 /// result's bytes follow the frame, then the bytes of `objects`.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
@@ -391,7 +365,7 @@ pub struct TaskDone {
     /// The task's output (what the result settles).
     pub output: WireId,
     /// The result (its id is the task's output) or the error.
-    pub result: Result<WireObject, WireError>,
+    pub result: Result<WireObject, wray_core::Error>,
     /// Objects the result refers to, nested ones first.
     pub objects: Vec<WireObject>,
 }

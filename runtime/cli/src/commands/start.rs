@@ -91,19 +91,20 @@ pub struct StartCommand {
     block: bool,
 }
 
-fn parse_timeout(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && (0.5..=3600.0).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a number of seconds between 0.5 and 3600")),
-    }
-}
-
-fn parse_peer_timeout(s: &str) -> Result<f64, String> {
-    let (lo, hi) = (wray_net::MIN_PEER_TIMEOUT.as_secs_f64(), wray_net::MAX_PEER_TIMEOUT.as_secs_f64());
+/// Seconds in `lo..=hi`, or a message naming the range.
+fn seconds_between(s: &str, lo: f64, hi: f64) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && (lo..=hi).contains(&v) => Ok(v),
         _ => Err(format!("{s:?} is not a number of seconds between {lo} and {hi}")),
     }
+}
+
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    seconds_between(s, 0.5, 3600.0)
+}
+
+fn parse_peer_timeout(s: &str) -> Result<f64, String> {
+    seconds_between(s, wray_net::MIN_PEER_TIMEOUT.as_secs_f64(), wray_net::MAX_PEER_TIMEOUT.as_secs_f64())
 }
 
 /// Where `wray stop` finds the nodes started from this machine.

@@ -139,8 +139,10 @@ impl Instance {
     /// for a snapshot). The per-call state is replaced whole.
     fn begin(&mut self, caller: Option<Caller>, limit: Option<Duration>) {
         let s = self.store.data_mut();
-        let caller = caller.unwrap_or_else(|| s.call.caller.clone());
-        s.call = Call::new(caller, limit);
+        if let Some(caller) = caller {
+            s.caller = caller;
+        }
+        s.call = Call::new(limit);
     }
 
     /// Runs the driver's `main`.

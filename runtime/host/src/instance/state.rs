@@ -39,6 +39,9 @@ pub struct State {
     pub(crate) table: ResourceTable,
     pub(crate) limiter: Limiter,
     pub(crate) services: Arc<dyn Services>,
+    /// Who runs: the task, the driver, an actor's creator, then each
+    /// method's caller (set when an actor call begins; kept otherwise).
+    pub(crate) caller: Caller,
     /// The current (or last) call; replaced whole when the next one begins.
     pub(crate) call: Call,
     /// Where this instance's tensors live (asked of the node on first use).
@@ -58,8 +61,6 @@ pub struct State {
 /// whole at the start of every call, so nothing of one call (a panic
 /// message, a timeout, submission numbers) can leak into the next.
 pub(crate) struct Call {
-    /// Who runs: the task, the actor method's caller, or the driver.
-    pub(crate) caller: Caller,
     /// Children submitted so far (their ids derive from the count).
     pub(super) submitted: u64,
     /// Objects put so far (their ids derive from the count).
@@ -77,10 +78,9 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    /// A call by `caller` whose clock starts now, limited to `limit`.
-    pub(super) fn new(caller: Caller, limit: Option<Duration>) -> Call {
+    /// A call whose clock starts now, limited to `limit`.
+    pub(super) fn new(limit: Option<Duration>) -> Call {
         Call {
-            caller,
             submitted: 0,
             puts: 0,
             panic: None,
@@ -100,13 +100,14 @@ impl State {
         services: Arc<dyn Services>,
         caller: Caller,
     ) -> State {
-        let mut call = Call::new(caller, None);
+        let mut call = Call::new(None);
         call.clock.pause();
         State {
             wasi,
             table,
             limiter: Limiter { memory, exceeded: false },
             services,
+            caller,
             call,
             device: None,
             tensor_bytes: 0,
@@ -130,8 +131,8 @@ impl State {
         data: bytes::Bytes,
     ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
         self.call.puts += 1;
-        let id = ObjectId::put_by(self.call.caller.task, self.call.puts);
-        match self.services.put(&self.call.caller, id, Value { data, ..Value::default() }) {
+        let id = ObjectId::put_by(self.caller.task, self.call.puts);
+        match self.services.put(&self.caller, id, Value { data, ..Value::default() }) {
             Ok(()) => Ok(Ok(self.guard(id)?)),
             Err(e) => Ok(Err(to_wit_error(e))),
         }
@@ -151,7 +152,7 @@ impl State {
     }
 
     pub(crate) fn guard(&mut self, id: ObjectId) -> wasmtime::Result<Resource<RefGuard>> {
-        let guard = RefGuard { id, caller_job: self.call.caller.job, services: self.services.clone() };
+        let guard = RefGuard { id, caller_job: self.caller.job, services: self.services.clone() };
         Ok(self.table.push(guard)?)
     }
 

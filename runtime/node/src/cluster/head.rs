@@ -96,24 +96,10 @@ impl Peers {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Places a task that leaves node `from`, refreshing the head's own
-    /// entry first (its free resources are known exactly).
-    pub(crate) fn place(
-        &self,
-        head: &NodeInner,
-        demand: &Resources,
-        from: Option<&String>,
-        need: wray_sched::Need,
-    ) -> wray_sched::Placement<String> {
-        let free = head.free_resources();
-        let mut view = lock(&self.view);
-        view.heartbeat(&head.id, free, self.now());
-        view.place(demand, from, need)
-    }
-
-    /// [`Peers::place`], except that a demand no known node can meet waits
-    /// up to [`JOIN_GRACE`] for one to join (placed again every heartbeat).
-    pub(crate) async fn place_after_joins(
+    /// Places a task or actor that leaves `from` (the head's own resources
+    /// refreshed first). A demand no known node can meet waits up to
+    /// [`JOIN_GRACE`] for one to join (placed again every heartbeat).
+    pub(crate) async fn place(
         &self,
         head: &NodeInner,
         demand: &Resources,
@@ -122,7 +108,12 @@ impl Peers {
     ) -> wray_sched::Placement<String> {
         let asked = Instant::now();
         loop {
-            let placed = self.place(head, demand, from, need);
+            let placed = {
+                let free = head.free_resources();
+                let mut view = lock(&self.view);
+                view.heartbeat(&head.id, free, self.now());
+                view.place(demand, from, need)
+            };
             if !matches!(placed, wray_sched::Placement::Infeasible) || asked.elapsed() >= JOIN_GRACE {
                 return placed;
             }
@@ -294,7 +285,7 @@ impl Node {
         let demand = resources(&task.resources)?;
         let from = peers.worker_on(conn);
         let need = if task.must_move { wray_sched::Need::Elsewhere } else { wray_sched::Need::Spill };
-        let target = match peers.place_after_joins(&self.inner, &demand, from.as_ref(), need).await {
+        let target = match peers.place(&self.inner, &demand, from.as_ref(), need).await {
             wray_sched::Placement::Busy => return frame::write(&mut send, &proto::encode(&Event::Busy)?).await,
             wray_sched::Placement::Infeasible => {
                 let why = crate::cluster::remote_task::infeasible_reason(&demand);

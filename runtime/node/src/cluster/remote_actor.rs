@@ -68,14 +68,6 @@ enum FromHost {
 /// How often a hosting node checks whether its actor died for good.
 const DEATH_WATCH: Duration = Duration::from_millis(100);
 
-fn actor_halves(id: ActorId) -> (u64, u64) {
-    ((id.0 >> 64) as u64, id.0 as u64)
-}
-
-fn actor_id(hi: u64, lo: u64) -> ActorId {
-    ActorId((u128::from(hi) << 64) | u128::from(lo))
-}
-
 /// The most [`ActorMsg::Checkpoint`] frames a whole snapshot takes.
 const MAX_CHECKPOINT_PARTS: u32 = (MAX_CHECKPOINT / MAX_DELTA_BYTES) as u32 + 1;
 
@@ -189,7 +181,7 @@ impl NodeInner {
         rx: &mut Mailbox,
         must_move: bool,
     ) -> Hosted {
-        let (hi, lo) = actor_halves(actor.id);
+        let (hi, lo) = actor.id.halves();
         let image = {
             let image = lock(&actor.checkpoint);
             if image.is_empty() { Vec::new() } else { to_wire(&image.whole()) }
@@ -464,7 +456,7 @@ impl NodeInner {
             Ok(p) => p,
             Err(e) => return frame::write(&mut send, &proto::encode(&Event::Refused(e.to_string()))?).await,
         };
-        let id = actor_id(wire.hi, wire.lo);
+        let id = ActorId::from_halves(wire.hi, wire.lo);
         let options = Options {
             resources: demand,
             memory_limit: req.memory_limit,
@@ -714,7 +706,7 @@ impl NodeInner {
             Ok(p) => p,
             Err(e) => return fail(e),
         };
-        let (hi, lo) = actor_halves(actor);
+        let (hi, lo) = actor.halves();
         let (task_hi, task_lo) = task.halves();
         let call = WireCall { task_hi, task_lo, method, args, objects };
         let (mut send, mut recv) = match self.upcall(dest, Upcall::Call { hi, lo, call }, blobs).await {
@@ -756,7 +748,7 @@ impl NodeInner {
         let (event, mut send, _) = self.upcall(dest, Upcall::Named { name: name.to_string() }, Vec::new()).await?;
         let _ = send.finish();
         let found = answer(event, |answer| match answer {
-            Event::Actor { hi, lo, class, job } => Ok((actor_id(hi, lo), class, (dest.0.clone(), job))),
+            Event::Actor { hi, lo, class, job } => Ok((ActorId::from_halves(hi, lo), class, (dest.0.clone(), job))),
             other => Err(other.into()),
         });
         found.map_err(|e| Error::InvalidArgument(e.to_string()))
@@ -765,7 +757,7 @@ impl NodeInner {
     /// Kills an actor through the node that keeps it.
     pub(crate) fn kill_through(self: &Arc<Self>, dest: (String, u32), actor: ActorId, no_restart: bool) {
         let node = self.clone();
-        let (hi, lo) = actor_halves(actor);
+        let (hi, lo) = actor.halves();
         tokio::spawn(async move {
             if let Err(e) = node.upcall(&dest, Upcall::Kill { hi, lo, no_restart }, Vec::new()).await {
                 tracing::warn!("could not kill {actor}: {e}");
@@ -793,7 +785,7 @@ impl NodeInner {
             let found = own.or_else(|| self.detached_named(name).map(|(id, class, job)| (id, class, job.0)));
             let event = match found {
                 Some((id, class, job)) => {
-                    let (hi, lo) = actor_halves(id);
+                    let (hi, lo) = id.halves();
                     Event::Actor { hi, lo, class, job }
                 }
                 None => Event::Refused(format!("no actor named {name:?}")),
@@ -806,7 +798,7 @@ impl NodeInner {
         match req.upcall {
             Upcall::Named { .. } => unreachable!("answered above"),
             Upcall::Kill { hi, lo, no_restart } => {
-                let id = actor_id(hi, lo);
+                let id = ActorId::from_halves(hi, lo);
                 if let Some(state) = lock(&job.actors).get(&id).cloned() {
                     state.kill("wray::kill", no_restart);
                     if no_restart {
@@ -817,10 +809,12 @@ impl NodeInner {
             }
             Upcall::Call { hi, lo, call } => {
                 let (args, imported) = self.read_args(&job, &call.args, &call.objects, recv).await?;
-                let state = lock(&job.actors).get(&actor_id(hi, lo)).cloned();
+                let state = lock(&job.actors).get(&ActorId::from_halves(hi, lo)).cloned();
                 let task = TaskId::from_halves(call.task_hi, call.task_lo);
                 let queued = match state {
-                    None => Err(Error::ActorDied(format!("{} does not exist in this job", actor_id(hi, lo)))),
+                    None => {
+                        Err(Error::ActorDied(format!("{} does not exist in this job", ActorId::from_halves(hi, lo))))
+                    }
                     Some(state) => self.queue_call(&job, &state, task, call.method, args),
                 };
                 self.unpin(&imported);

@@ -24,7 +24,7 @@
 use crate::cluster::head::Peers;
 use crate::cluster::link::Link;
 use crate::cluster::wire::{
-    ask_for, error, object_id, open_with, pairs, read_event, resources, wire_args, wire_error, wire_id, write_with,
+    ask_for, object_id, open_with, pairs, read_event, resources, wire_args, wire_id, write_with,
 };
 use crate::local::job::JobState;
 use crate::local::task::TaskSpec;
@@ -184,7 +184,7 @@ impl NodeInner {
             Some(Link::Worker(w)) => Chosen::Conn(w.head(), None),
             Some(Link::Head(peers)) => {
                 let need = if must_move { wray_sched::Need::Elsewhere } else { wray_sched::Need::Spill };
-                match peers.place_after_joins(self, demand, Some(&self.id), need).await {
+                match peers.place(self, demand, Some(&self.id), need).await {
                     wray_sched::Placement::Busy => Chosen::Busy,
                     wray_sched::Placement::Infeasible => Chosen::Infeasible,
                     wray_sched::Placement::Node(id) => match peers.connection(&id) {
@@ -285,7 +285,7 @@ impl NodeInner {
     ) -> Result<ArrivedResult, NetError> {
         let output = object_id(&done.output);
         let value = match done.result {
-            Err(e) => return Ok(ArrivedResult { output, result: Err(error(e)), imported: Vec::new() }),
+            Err(e) => return Ok(ArrivedResult { output, result: Err(e), imported: Vec::new() }),
             Ok(v) => v,
         };
         let data = frame::read_raw(recv, value.len, limits::MAX_OBJECT_SIZE as u64).await?;
@@ -451,9 +451,9 @@ impl NodeInner {
     /// The answer for a finished task or call, with the bytes that follow.
     pub(crate) async fn done_event(&self, output: ObjectId, result: Result<Object, Error>) -> (Event, Vec<Bytes>) {
         let (result, objects, blobs) = match result {
-            Err(e) => (Err(wire_error(&e)), Vec::new(), Vec::new()),
+            Err(e) => (Err(e), Vec::new(), Vec::new()),
             Ok(value) => match self.closure(value.refs.clone()).await {
-                Err(e) => (Err(wire_error(&e)), Vec::new(), Vec::new()),
+                Err(e) => (Err(e), Vec::new(), Vec::new()),
                 Ok(objects) => {
                     let mut blobs = vec![value.data.clone()];
                     let wire = objects

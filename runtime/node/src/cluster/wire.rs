@@ -5,9 +5,9 @@
 //! a refusal or an unexpected answer into a typed [`AskError`].
 
 use bytes::Bytes;
-use wray_core::{Error, ObjectId, Resources, TaskId, limits};
+use wray_core::{ObjectId, Resources, TaskId, limits};
 use wray_host::ArgSpec;
-use wray_net::proto::{self, Event, Request, WireArg, WireError, WireId};
+use wray_net::proto::{self, Event, Request, WireArg, WireId};
 use wray_net::{NetError, frame};
 
 pub(crate) fn wire_id(id: ObjectId) -> WireId {
@@ -34,30 +34,6 @@ pub(crate) fn resources(pairs: &[(String, f64)]) -> Result<Resources, NetError> 
         r.set(k, *v);
     }
     Ok(r)
-}
-
-pub(crate) fn wire_error(e: &Error) -> WireError {
-    match e.clone() {
-        Error::TaskFailed { function, message } => WireError::TaskFailed { function, message },
-        Error::ActorDied(m) => WireError::ActorDied(m),
-        Error::ObjectLost(m) => WireError::ObjectLost(m),
-        Error::Timeout => WireError::Timeout,
-        Error::Cancelled => WireError::Cancelled,
-        Error::InvalidArgument(m) => WireError::InvalidArgument(m),
-        Error::StoreFull(m) => WireError::StoreFull(m),
-    }
-}
-
-pub(crate) fn error(w: WireError) -> Error {
-    match w {
-        WireError::TaskFailed { function, message } => Error::TaskFailed { function, message },
-        WireError::ActorDied(m) => Error::ActorDied(m),
-        WireError::ObjectLost(m) => Error::ObjectLost(m),
-        WireError::Timeout => Error::Timeout,
-        WireError::Cancelled => Error::Cancelled,
-        WireError::InvalidArgument(m) => Error::InvalidArgument(m),
-        WireError::StoreFull(m) => Error::StoreFull(m),
-    }
 }
 
 /// The arguments on the wire, the bytes that follow them, and the objects

@@ -16,7 +16,7 @@ impl actors::Host for State {
             Ok(s) => s,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
-        let r = self.services.create_actor(&self.call.caller, seq, class, args, options).await;
+        let r = self.services.create_actor(&self.caller, seq, class, args, options).await;
         Ok(r.map(to_wit_actor).map_err(to_wit_error))
     }
 
@@ -31,7 +31,7 @@ impl actors::Host for State {
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
         self.call.clock.pause();
-        let r = self.services.call_actor(&self.call.caller, seq, from_wit_actor(actor), method, args).await;
+        let r = self.services.call_actor(&self.caller, seq, from_wit_actor(actor), method, args).await;
         self.call.clock.resume();
         match r {
             Ok(id) => Ok(Ok(self.guard(id)?)),
@@ -42,13 +42,13 @@ impl actors::Host for State {
     async fn get_named(&mut self, name: String) -> wasmtime::Result<Result<(types::ActorId, String), types::Error>> {
         Ok(self
             .services
-            .named_actor(&self.call.caller, &name)
+            .named_actor(&self.caller, &name)
             .await
             .map(|(id, class)| (to_wit_actor(id), class))
             .map_err(to_wit_error))
     }
 
     async fn kill(&mut self, actor: types::ActorId, no_restart: bool) -> wasmtime::Result<Result<(), types::Error>> {
-        Ok(self.services.kill_actor(&self.call.caller, from_wit_actor(actor), no_restart).map_err(to_wit_error))
+        Ok(self.services.kill_actor(&self.caller, from_wit_actor(actor), no_restart).map_err(to_wit_error))
     }
 }

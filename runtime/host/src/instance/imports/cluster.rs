@@ -30,23 +30,23 @@ impl cluster::Host for State {
         };
         Ok(self
             .services
-            .create_placement_group(&self.call.caller, bundles, strategy)
+            .create_placement_group(&self.caller, bundles, strategy)
             .await
             .map(|(id, nodes)| cluster::PlacementGroup { id, nodes })
             .map_err(to_wit_error))
     }
 
     async fn remove_placement_group(&mut self, id: u64) -> wasmtime::Result<Result<(), types::Error>> {
-        Ok(self.services.remove_placement_group(&self.call.caller, id).await.map_err(to_wit_error))
+        Ok(self.services.remove_placement_group(&self.caller, id).await.map_err(to_wit_error))
     }
 
     async fn context(&mut self) -> wasmtime::Result<cluster::RuntimeContext> {
-        let driver = self.call.caller.actor.is_none() && &*self.call.caller.function == "main";
+        let driver = self.caller.actor.is_none() && &*self.caller.function == "main";
         Ok(cluster::RuntimeContext {
-            job_id: self.call.caller.job.0,
+            job_id: self.caller.job.0,
             node_id: self.services.node_id(),
-            task_id: if driver { String::new() } else { self.call.caller.task.to_string() },
-            actor_id: self.call.caller.actor.map(to_wit_actor),
+            task_id: if driver { String::new() } else { self.caller.task.to_string() },
+            actor_id: self.caller.actor.map(to_wit_actor),
         })
     }
 }

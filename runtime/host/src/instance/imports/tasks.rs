@@ -19,13 +19,13 @@ impl types::HostObjectRef for State {
     async fn clone_ref(&mut self, r: Resource<RefGuard>) -> wasmtime::Result<Resource<RefGuard>> {
         let id = self.table.get(&r)?.id;
         // The caller holds a ref, so the object exists and is this job's.
-        self.services.add_ref(self.call.caller.job, id).map_err(|e| wasmtime::format_err!("clone-ref: {e}"))?;
+        self.services.add_ref(self.caller.job, id).map_err(|e| wasmtime::format_err!("clone-ref: {e}"))?;
         self.guard(id)
     }
 
     async fn from_id(&mut self, id: types::ObjectId) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
         let id = from_wit_id(id);
-        match self.services.add_ref(self.call.caller.job, id) {
+        match self.services.add_ref(self.caller.job, id) {
             Ok(()) => Ok(Ok(self.guard(id)?)),
             Err(e) => Ok(Err(to_wit_error(e))),
         }
@@ -50,7 +50,7 @@ impl tasks::Host for State {
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
         self.call.clock.pause();
-        let r = self.services.submit(&self.call.caller, seq, function, args, options).await;
+        let r = self.services.submit(&self.caller, seq, function, args, options).await;
         self.call.clock.resume();
         match r {
             Ok(id) => Ok(Ok(self.guard(id)?)),
@@ -65,7 +65,7 @@ impl tasks::Host for State {
     ) -> wasmtime::Result<Result<Vec<Vec<u8>>, types::Error>> {
         let ids = self.ids(&refs)?;
         self.call.clock.pause();
-        let r = self.services.get(&self.call.caller, ids, timeout_ms.map(Duration::from_millis)).await;
+        let r = self.services.get(&self.caller, ids, timeout_ms.map(Duration::from_millis)).await;
         self.call.clock.resume();
         Ok(r.map(|vs| vs.into_iter().map(|v| v.to_vec()).collect()).map_err(to_wit_error))
     }
@@ -78,10 +78,8 @@ impl tasks::Host for State {
     ) -> wasmtime::Result<Result<Vec<bool>, types::Error>> {
         let ids = self.ids(&refs)?;
         self.call.clock.pause();
-        let r = self
-            .services
-            .wait(&self.call.caller, ids, num_returns as usize, timeout_ms.map(Duration::from_millis))
-            .await;
+        let r =
+            self.services.wait(&self.caller, ids, num_returns as usize, timeout_ms.map(Duration::from_millis)).await;
         self.call.clock.resume();
         Ok(r.map_err(to_wit_error))
     }
@@ -91,9 +89,9 @@ impl tasks::Host for State {
             return Ok(Err(to_wit_error(e)));
         }
         self.call.puts += 1;
-        let id = ObjectId::put_by(self.call.caller.task, self.call.puts);
+        let id = ObjectId::put_by(self.caller.task, self.call.puts);
         let value = self.take_value(value)?;
-        match self.services.put(&self.call.caller, id, value) {
+        match self.services.put(&self.caller, id, value) {
             Ok(()) => Ok(Ok(self.guard(id)?)),
             Err(e) => Ok(Err(to_wit_error(e))),
         }
@@ -110,7 +108,7 @@ impl tasks::Host for State {
 
     async fn cancel(&mut self, r: Resource<RefGuard>) -> wasmtime::Result<Result<(), types::Error>> {
         let id = self.table.get(&r)?.id;
-        Ok(self.services.cancel(&self.call.caller, id).map_err(to_wit_error))
+        Ok(self.services.cancel(&self.caller, id).map_err(to_wit_error))
     }
 
     async fn report_panic(&mut self, message: String) -> wasmtime::Result<()> {
