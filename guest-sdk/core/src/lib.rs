@@ -36,7 +36,7 @@ pub use error::Error;
 pub use object_ref::{ObjectId, ObjectRef};
 pub use options::CallOptions;
 pub use placement::{PlacementGroup, PlacementStrategy, placement_group, remove_placement_group};
-pub use rng::Rng;
+pub use rng::{Rng, numpy_permutation};
 pub use tensor::{Tensor, TensorData};
 
 /// Makes a free function remote. See the `wray` crate's docs, section *Remote functions*.

@@ -133,6 +133,7 @@
 //! |---|---|---|
 //! | `nn` | `wray::nn` | autograd over host tensors, layers, losses, optimizers, data loading |
 //! | `tune` | `wray::tune` | hyperparameter search: spaces, searchers, schedulers, trials as actors |
+//! | `data` | `wray::data` | datasets of Arrow blocks: readers, lazy transforms streamed through tasks and actor pools, writers |
 //!
 //! The core alone has [`Tensor`], a handle to a tensor stored by the host —
 //! on a GPU for tasks and actors with `.num_gpus(..)`, on the CPU path
@@ -156,6 +157,10 @@ pub use wray_nn as nn;
 #[cfg(feature = "tune")]
 #[doc(inline)]
 pub use wray_tune as tune;
+
+#[cfg(feature = "data")]
+#[doc(inline)]
+pub use wray_data as data;
 
 // `wray::tune::function!` and `wray::tune::trainable!` were the macros' names before
 // Tune became a crate of its own; kept so that such jobs still compile.

@@ -1,0 +1,169 @@
+//! `map_batches` on a pool of actors: for work with state worth keeping
+//! between batches — a model loaded once per actor, a connection, a
+//! tokenizer. The pool starts `min_size` actors, adds one (up to
+//! `max_size`) whenever every actor is busy and a block waits, and kills
+//! its actors when the stream ends or is dropped.
+
+use crate::batch::Batch;
+use crate::exec::{BlockStream, Submit, TaskOut, TaskStream, run_stages_on};
+use crate::ops::Row;
+use crate::plan::Code;
+use crate::stats::Stats;
+use std::cell::Cell;
+use std::rc::Rc;
+use wray_guest_core::{ActorHandle, Error};
+
+/// A stateful batch function for [`Dataset::map_batches_on_actors`]: built
+/// once per actor from `Args`, then called on batch after batch.
+///
+/// ```no_run
+/// use wray::data::{Batch, BatchMapper};
+///
+/// struct Scale { factor: f32 }
+///
+/// impl BatchMapper for Scale {
+///     type Args = f32;
+///     fn new(factor: f32) -> Result<Self, wray::Error> {
+///         Ok(Scale { factor }) // e.g. load a model here, once per actor
+///     }
+///     fn call(&mut self, batch: Batch) -> Result<Batch, wray::Error> {
+///         let x: Vec<f32> = batch.column::<f32>("x")?.iter().map(|v| v * self.factor).collect();
+///         batch.with_column("x", x)
+///     }
+/// }
+/// ```
+///
+/// [`Dataset::map_batches_on_actors`]: crate::Dataset::map_batches_on_actors
+pub trait BatchMapper: Sized + 'static {
+    /// What the constructor takes (sent to every actor of the pool).
+    type Args: Row;
+    /// Builds one actor's state.
+    fn new(args: Self::Args) -> Result<Self, Error>;
+    /// Maps one batch.
+    fn call(&mut self, batch: Batch) -> Result<Batch, Error>;
+}
+
+/// The size of an actor pool and what each actor holds.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ActorPool {
+    /// Actors started at once.
+    pub min_size: usize,
+    /// Actors at most.
+    pub max_size: usize,
+    /// CPU slots per actor.
+    pub num_cpus: f64,
+    /// GPUs per actor (fractional allowed).
+    pub num_gpus: f64,
+}
+
+impl ActorPool {
+    /// A pool of `min_size..=max_size` actors of one CPU each.
+    pub fn new(min_size: usize, max_size: usize) -> ActorPool {
+        ActorPool { min_size: min_size.max(1), max_size: max_size.max(min_size).max(1), num_cpus: 1.0, num_gpus: 0.0 }
+    }
+
+    /// A pool of exactly `n` actors.
+    pub fn fixed(n: usize) -> ActorPool {
+        ActorPool::new(n, n)
+    }
+
+    /// CPU slots per actor.
+    pub fn num_cpus(mut self, cpus: f64) -> ActorPool {
+        self.num_cpus = cpus;
+        self
+    }
+
+    /// GPUs per actor.
+    pub fn num_gpus(mut self, gpus: f64) -> ActorPool {
+        self.num_gpus = gpus;
+        self
+    }
+}
+
+pub(crate) type Mapper = Box<dyn FnMut(Batch) -> Result<Batch, Error>>;
+pub(crate) type NewFn = fn(&[u8]) -> Result<Mapper, Error>;
+
+pub(crate) fn new_mapper<M: BatchMapper>(args: &[u8]) -> Result<Mapper, Error> {
+    let args: M::Args = wray_codec::decode(args).map_err(|e| Error::InvalidArgument(format!("pool arguments: {e}")))?;
+    let mut m = M::new(args)?;
+    Ok(Box::new(move |b| m.call(b)))
+}
+
+#[derive(Clone)]
+pub(crate) struct PoolSpec {
+    pub name: String,
+    pub code: Code<NewFn>,
+    pub args: Vec<u8>,
+    pub pool: ActorPool,
+    pub batch_size: Option<u64>,
+    pub target: u64,
+}
+
+/// One actor of a pool.
+#[wray::actor]
+pub(crate) struct PoolActor {
+    mapper: Mapper,
+}
+
+#[wray::actor]
+impl PoolActor {
+    /// Builds the user's mapper.
+    pub(crate) fn new(code: Code<NewFn>, args: Vec<u8>) -> Result<PoolActor, Error> {
+        Ok(PoolActor { mapper: (code.get()?)(&args)? })
+    }
+
+    /// Maps one block.
+    pub(crate) fn call(&mut self, block: Vec<u8>, batch_size: Option<u64>, index: u64, target: u64) -> Result<TaskOut, Error> {
+        run_stages_on(block, batch_size, index, target, &mut self.mapper)
+    }
+}
+
+struct Pool {
+    actors: Vec<ActorHandle<PoolActor>>,
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        for a in &self.actors {
+            wray_guest_core::kill(a);
+        }
+    }
+}
+
+fn start(spec: &PoolSpec) -> Result<ActorHandle<PoolActor>, Error> {
+    PoolActor::options()
+        .num_cpus(spec.pool.num_cpus)
+        .num_gpus(spec.pool.num_gpus)
+        .try_remote(spec.code, spec.args.clone())
+}
+
+pub(crate) fn stream(mut upstream: BlockStream, spec: PoolSpec, stats: &Stats) -> Result<BlockStream, Error> {
+    let mut pool = Pool { actors: Vec::new() };
+    for _ in 0..spec.pool.min_size {
+        pool.actors.push(start(&spec)?);
+    }
+    let name = spec.name.clone();
+    let busy = Rc::new(Cell::new(0usize));
+    let in_flight = busy.clone();
+    let max = spec.pool.max_size;
+    let submit: Submit = Box::new(move |index| {
+        let block = match upstream.next()? {
+            Ok(b) => b,
+            Err(e) => return Some(Err(e)),
+        };
+        if in_flight.get() >= pool.actors.len() && pool.actors.len() < max {
+            match start(&spec) {
+                Ok(a) => pool.actors.push(a),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        let actor = &pool.actors[index as usize % pool.actors.len()];
+        Some(Ok(actor.call(&block.object, spec.batch_size, index, spec.target)))
+    });
+    let ops = vec![stats.op("(input)"), stats.op(&name)];
+    let mut s = TaskStream::new(submit, stats, ops, name);
+    s.limit = 2 * max;
+    s.in_flight_gauge = Some(busy);
+    Ok(Box::new(s))
+}
+

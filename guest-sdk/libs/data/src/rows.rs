@@ -1,0 +1,212 @@
+//! Rows as Rust values: a struct is one row whose fields are the columns
+//! (through `serde_arrow`); any other type — a number, a string, a tuple, a
+//! `Vec` — is a row of one column named `item`, as in Ray's `from_items`.
+//! Reading rows of a non-struct type takes the block's only column whatever
+//! its name (`range`'s `id`, for instance).
+
+use crate::block::invalid;
+use arrow_array::RecordBatch;
+use arrow_schema::{FieldRef, Schema};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_arrow::schema::{SchemaLike, TracingOptions};
+use std::any::TypeId;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use wray_guest_core::Error;
+
+/// The column a non-struct row lives in.
+pub const ITEM: &str = "item";
+
+#[derive(Serialize, Deserialize)]
+struct Item<T> {
+    item: T,
+}
+
+/// How a row type maps to columns, traced once per type.
+#[derive(Clone)]
+enum Shape {
+    /// A struct: these fields.
+    Struct(Vec<FieldRef>),
+    /// Anything else, wrapped as `Item<T>`: these fields (one, `item`).
+    Item(Vec<FieldRef>),
+    /// Tracing the type failed; trace each block's rows instead (needed for
+    /// enums and untagged types whose shape only values reveal).
+    Samples,
+}
+
+thread_local! {
+    static SHAPES: RefCell<HashMap<TypeId, Shape>> = RefCell::new(HashMap::new());
+}
+
+fn options() -> TracingOptions {
+    TracingOptions::default().allow_null_fields(true).strings_as_large_utf8(false)
+}
+
+fn shape<T: Serialize + DeserializeOwned + 'static>() -> Shape {
+    if let Some(s) = SHAPES.with(|m| m.borrow().get(&TypeId::of::<T>()).cloned()) {
+        return s;
+    }
+    let s = match Vec::<FieldRef>::from_type::<T>(options()) {
+        Ok(fields) => Shape::Struct(fields),
+        Err(_) => match Vec::<FieldRef>::from_type::<Item<T>>(options()) {
+            Ok(fields) => Shape::Item(fields),
+            Err(_) => Shape::Samples,
+        },
+    };
+    SHAPES.with(|m| m.borrow_mut().insert(TypeId::of::<T>(), s.clone()));
+    s
+}
+
+fn type_error<T>(what: &str, e: impl std::fmt::Display) -> Error {
+    invalid(format!("{what} rows of type {}: {e}", std::any::type_name::<T>()))
+}
+
+fn wrap<T>(rows: &[T]) -> Vec<Item<&T>> {
+    rows.iter().map(|r| Item { item: r }).collect()
+}
+
+/// Builds a batch from rows.
+pub fn to_batch<T: Serialize + DeserializeOwned + 'static>(rows: &[T]) -> Result<RecordBatch, Error> {
+    match shape::<T>() {
+        Shape::Struct(fields) => serde_arrow::to_record_batch(&fields, &rows).map_err(|e| type_error::<T>("writing", e)),
+        Shape::Item(fields) => {
+            serde_arrow::to_record_batch(&fields, &wrap(rows)).map_err(|e| type_error::<T>("writing", e))
+        }
+        Shape::Samples => {
+            let traced = Vec::<FieldRef>::from_samples(&rows, options())
+                .map(|f| (f, false))
+                .or_else(|_| Vec::<FieldRef>::from_samples(&wrap(rows), options()).map(|f| (f, true)))
+                .map_err(|e| type_error::<T>("describing", e))?;
+            match traced {
+                (fields, false) => serde_arrow::to_record_batch(&fields, &rows),
+                (fields, true) => serde_arrow::to_record_batch(&fields, &wrap(rows)),
+            }
+            .map_err(|e| type_error::<T>("writing", e))
+        }
+    }
+}
+
+/// Reads a batch's rows as `T`.
+pub fn from_batch<T: Serialize + DeserializeOwned + 'static>(batch: &RecordBatch) -> Result<Vec<T>, Error> {
+    let shape = shape::<T>();
+    let as_items = match &shape {
+        Shape::Struct(_) => false,
+        Shape::Item(_) => true,
+        // Unknown shape: a one-column block that is not named like a field
+        // of T is read as items.
+        Shape::Samples => batch.num_columns() == 1 && batch.schema().field(0).name() == ITEM,
+    };
+    if !as_items {
+        let batch = match &shape {
+            Shape::Struct(fields) => coerce(batch, fields)?,
+            _ => batch.clone(),
+        };
+        return serde_arrow::from_record_batch(&batch).map_err(|e| type_error::<T>("reading", e));
+    }
+    if batch.num_columns() != 1 {
+        let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        return Err(invalid(format!(
+            "reading rows of type {}: a value that is not a struct is read from a block of one column, \
+             but this one has {names:?} (read a struct with those fields, or select_columns first)",
+            std::any::type_name::<T>()
+        )));
+    }
+    let mut renamed = renamed_to_item(batch)?;
+    if let Shape::Item(fields) = &shape {
+        renamed = coerce(&renamed, fields)?;
+    }
+    let items: Vec<Item<T>> = serde_arrow::from_record_batch(&renamed).map_err(|e| type_error::<T>("reading", e))?;
+    Ok(items.into_iter().map(|i| i.item).collect())
+}
+
+/// Casts numeric columns to the type the row type's fields expect: a CSV
+/// column of whole numbers is `Int64`, and a struct may read it as `f32`.
+fn coerce(batch: &RecordBatch, fields: &[FieldRef]) -> Result<RecordBatch, Error> {
+    let schema = batch.schema();
+    let mut changed = false;
+    let mut new_fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        let want = fields.iter().find(|f| f.name() == field.name()).map(|f| f.data_type());
+        match want {
+            Some(t) if t != field.data_type() && t.is_numeric() && field.data_type().is_numeric() => {
+                let cast = arrow_cast::cast(column, t)
+                    .map_err(|e| invalid(format!("column {:?} cannot be read as {t}: {e}", field.name())))?;
+                new_fields.push(field.as_ref().clone().with_data_type(t.clone()));
+                columns.push(cast);
+                changed = true;
+            }
+            _ => {
+                new_fields.push(field.as_ref().clone());
+                columns.push(column.clone());
+            }
+        }
+    }
+    if !changed {
+        return Ok(batch.clone());
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(new_fields)), columns).map_err(|e| invalid(format!("casting columns: {e}")))
+}
+
+fn renamed_to_item(batch: &RecordBatch) -> Result<RecordBatch, Error> {
+    let field = batch.schema().field(0).clone().with_name(ITEM);
+    RecordBatch::try_new(Arc::new(Schema::new(vec![field])), batch.columns().to_vec())
+        .map_err(|e| invalid(format!("renaming a column: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    struct Wine {
+        alcohol: f32,
+        quality: i64,
+        name: Option<String>,
+    }
+
+    #[test]
+    fn structs_are_columns_and_scalars_are_items() {
+        let wines = vec![
+            Wine { alcohol: 9.4, quality: 5, name: Some("a".into()) },
+            Wine { alcohol: 11.0, quality: 7, name: None },
+        ];
+        let batch = to_batch(&wines).unwrap();
+        let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["alcohol", "quality", "name"]);
+        assert_eq!(from_batch::<Wine>(&batch).unwrap(), wines);
+
+        let numbers: Vec<u64> = (0..100).collect();
+        let batch = to_batch(&numbers).unwrap();
+        assert_eq!(batch.schema().field(0).name(), ITEM);
+        assert_eq!(from_batch::<u64>(&batch).unwrap(), numbers);
+        // Pairs and vectors are items too.
+        let pairs = vec![(1u32, "x".to_string()), (2, "y".to_string())];
+        assert_eq!(from_batch::<(u32, String)>(&to_batch(&pairs).unwrap()).unwrap(), pairs);
+        let vecs = vec![vec![1.0f32, 2.0], vec![]];
+        assert_eq!(from_batch::<Vec<f32>>(&to_batch(&vecs).unwrap()).unwrap(), vecs);
+    }
+
+    #[test]
+    fn a_single_column_reads_as_scalars_whatever_its_name() {
+        #[derive(Serialize, Deserialize)]
+        struct Id {
+            id: i64,
+        }
+        let batch = to_batch(&[Id { id: 3 }, Id { id: 4 }]).unwrap();
+        assert_eq!(from_batch::<u64>(&batch).unwrap(), [3, 4]);
+        assert_eq!(from_batch::<f64>(&batch).unwrap(), [3.0, 4.0]);
+    }
+
+    #[test]
+    fn mismatched_rows_are_named_errors() {
+        let batch = to_batch(&[1u64, 2]).unwrap();
+        let e = from_batch::<Wine>(&batch).unwrap_err().to_string();
+        assert!(e.contains("Wine"), "{e}");
+        let wide = to_batch(&[Wine { alcohol: 1.0, quality: 1, name: None }]).unwrap();
+        let e = from_batch::<u64>(&wide).unwrap_err().to_string();
+        assert!(e.contains("alcohol"), "{e}");
+    }
+}
