@@ -165,6 +165,8 @@ pub struct Guests {
     pub tune_hyperband: PathBuf,
     pub tune_bayesopt: PathBuf,
     pub tune_wine_mlp: PathBuf,
+    pub data_walkthrough: PathBuf,
+    pub data_wine_mlp: PathBuf,
 }
 
 pub fn guests() -> &'static Guests {
@@ -182,6 +184,8 @@ pub fn guests() -> &'static Guests {
         tune_hyperband: build("examples/tune_hyperband"),
         tune_bayesopt: build("examples/tune_bayesopt"),
         tune_wine_mlp: build("examples/tune_wine_mlp"),
+        data_walkthrough: build("examples/data_walkthrough"),
+        data_wine_mlp: build("examples/data_wine_mlp"),
     })
 }
 

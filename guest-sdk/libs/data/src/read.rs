@@ -309,8 +309,42 @@ struct RowGroupArg {
     leaves: Option<Vec<usize>>,
 }
 
-fn parquet_builder(path: &str) -> Result<ParquetRecordBatchReaderBuilder<File>, Error> {
-    ParquetRecordBatchReaderBuilder::try_new(open("read_parquet", path)?)
+/// A Parquet file read by path: each read opens the file anew. (`File`'s
+/// own `ChunkReader` clones the descriptor, which WASI does not offer.)
+struct PathReader {
+    path: PathBuf,
+    len: u64,
+}
+
+impl parquet::file::reader::Length for PathReader {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl parquet::file::reader::ChunkReader for PathReader {
+    type T = std::io::Take<BufReader<File>>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        use std::io::{Read, SeekFrom};
+        let mut f = File::open(&self.path)?;
+        f.seek(SeekFrom::Start(start))?;
+        Ok(BufReader::new(f).take(self.len.saturating_sub(start)))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        use std::io::Read;
+        let mut buf = vec![0; length];
+        let mut f = File::open(&self.path)?;
+        f.seek(std::io::SeekFrom::Start(start))?;
+        f.read_exact(&mut buf)?;
+        Ok(buf.into())
+    }
+}
+
+fn parquet_builder(path: &str) -> Result<ParquetRecordBatchReaderBuilder<PathReader>, Error> {
+    let len = open("read_parquet", path)?.metadata().map_err(|e| invalid(format!("read_parquet {path}: {e}")))?.len();
+    ParquetRecordBatchReaderBuilder::try_new(PathReader { path: PathBuf::from(path), len })
         .map_err(|e| invalid(format!("read_parquet {path}: not a readable Parquet file: {e}")))
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use wray::{ActorHandle, Error, ObjectRef};
 
 mod actors;
+mod data;
 mod hostile;
 mod ml;
 mod scenarios;
@@ -409,6 +410,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             println!("stdout is a terminal: {}", std::io::stdout().is_terminal());
         }
         "perm" => println!("perm10: {:?}", wray::nn::numpy_permutation(10, 0)),
+        s if s.starts_with("data-") => data::run(s, &args[1..])?,
         other => panic!("unknown scenario {other}"),
     }
     Ok(())

@@ -1,0 +1,174 @@
+//! `wray::data` scenarios: files written and read back in every format,
+//! the transforms, an actor pool, and each kind of bad input.
+
+use serde::{Deserialize, Serialize};
+use wray::Error;
+use wray::data::{self, ActorPool, Agg, Batch, BatchMapper};
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Rec {
+    id: i64,
+    x: f64,
+    name: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Id {
+    id: i64,
+}
+
+fn rec(id: u64) -> Rec {
+    Rec { id: id as i64, x: id as f64 * 0.5, name: format!("row-{id}") }
+}
+
+fn checksum(ds: &data::Dataset) -> Result<(u64, f64), Error> {
+    Ok((ds.count()?, ds.sum("id")?))
+}
+
+struct AddOffset {
+    offset: i64,
+    calls: u64,
+}
+
+impl BatchMapper for AddOffset {
+    type Args = i64;
+    fn new(offset: i64) -> Result<Self, Error> {
+        Ok(AddOffset { offset, calls: 0 })
+    }
+    fn call(&mut self, batch: Batch) -> Result<Batch, Error> {
+        self.calls += 1;
+        let id: Vec<i64> = batch.column::<i64>("id")?.iter().map(|v| v + self.offset).collect();
+        batch.with_column("id", id)
+    }
+}
+
+fn files(dir: &str) -> usize {
+    std::fs::read_dir(dir).map(|d| d.filter_map(Result::ok).filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count()).unwrap_or(0)
+}
+
+fn scenario_files(dir: &str) -> Result<(), Error> {
+    let n = 20_000;
+    let recs = data::range(n).map(rec);
+    for sub in ["csv", "json", "parquet"] {
+        std::fs::create_dir_all(format!("{dir}/{sub}")).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    }
+    let w = recs.write_csv(&format!("{dir}/csv"))?;
+    println!("write_csv: {} rows, {} files", w.rows, w.files.len());
+    let w = recs.write_json(&format!("{dir}/json"))?;
+    println!("write_json: {} rows, {} files", w.rows, w.files.len());
+    let w = recs.write_parquet(&format!("{dir}/parquet"))?;
+    println!("write_parquet: {} rows, {} files", w.rows, w.files.len());
+    let expect = (n, (0..n).sum::<u64>() as f64);
+    println!("expected: {expect:?}");
+    println!("read_csv: {:?}", checksum(&data::read_csv(format!("{dir}/csv/*.csv"))?)?);
+    println!("read_json: {:?}", checksum(&data::read_json(format!("{dir}/json"))?)?);
+    let pq = data::read_parquet(format!("{dir}/parquet"))?;
+    println!("read_parquet: {:?}", checksum(&pq)?);
+    let rows: Vec<Rec> = data::read_parquet(format!("{dir}/parquet"))?.sort("id", false).take(3)?;
+    println!("parquet rows: {rows:?}");
+    let only = data::read_parquet_with(format!("{dir}/parquet"), data::ParquetOptions { columns: Some(vec!["name".into()]) })?;
+    println!("parquet columns: {:?}", only.columns()?);
+    // A second write adds files beside the first's.
+    recs.write_parquet(&format!("{dir}/parquet"))?;
+    println!("after a second write: {} rows in {} files", data::read_parquet(format!("{dir}/parquet"))?.count()?, files(&format!("{dir}/parquet")));
+    let text = data::read_text(format!("{dir}/csv"))?;
+    println!("read_text: {} lines", text.count()?);
+    println!("read_binary_files: {} files", data::read_binary_files(format!("{dir}/json"))?.count()?);
+
+    // Transforms.
+    let sorted: Vec<i64> = pq.sort("id", true).limit(3).select_columns(&["id"]).take_all()?;
+    println!("sort desc: {sorted:?}");
+    let groups = data::range(1000).map(|i: u64| Id { id: (i % 3) as i64 }).add_column("v", |b: &Batch| Ok(b.column::<i64>("id")?.iter().map(|v| v * 10).collect::<Vec<i64>>()));
+    let agg = groups.groupby(&["id"]).aggregate(vec![Agg::Count, Agg::Sum("v".into()), Agg::Mean("v".into()), Agg::Max("v".into())]).sort("id", false);
+    for b in agg.take_all_batches()? {
+        if b.num_rows() > 0 {
+            println!("groupby: {:?} {:?} {:?}", b.column::<i64>("id")?, b.column::<i64>("count()")?, b.column::<f64>("sum(v)")?);
+        }
+    }
+    let sizes = groups.groupby(&["id"]).map_groups(|g: Batch| Batch::from_columns(vec![("size", vec![g.num_rows() as u64])])).sum("size")?;
+    println!("map_groups sizes sum: {sizes}");
+    println!("std of 0..10: {:.4}", data::from_items((0..10).map(f64::from).collect::<Vec<f64>>())?.std("item")?);
+    let pooled = data::range(10_000).map_batches_on_actors::<AddOffset>(1, ActorPool::new(1, 2), 1000);
+    println!("actor pool: {:?}", checksum(&pooled)?);
+    let u = data::range(10).union(&data::range(5));
+    println!("union: {} rows", u.count()?);
+    let z = data::range(4).zip(&data::range(4).map(|i: u64| i * 100))?;
+    println!("zip: {:?}", z.columns()?);
+    let r = data::range(1000).repartition(3).materialize()?;
+    println!("repartition: {} blocks", r.take_all_batches()?.len());
+    let renamed = data::range(3).rename_columns(&[("id", "n")]).drop_columns(&[]);
+    println!("renamed: {:?}", renamed.columns()?);
+    let (train, test) = data::range(100).train_test_split(0.25, Some(0))?;
+    println!("train_test_split: {} + {}", train.count()?, test.count()?);
+    let stats = pq.map(|r: Rec| r.id).filter(|v: &i64| v % 2 == 0);
+    let _ = stats.count()?;
+    print!("{}", stats.stats());
+    Ok(())
+}
+
+#[derive(Serialize, Deserialize)]
+struct Ab {
+    a: i64,
+    b: i64,
+}
+
+fn report(what: &str, r: Result<u64, Error>) {
+    match r {
+        Ok(n) => println!("{what}: unexpectedly fine ({n} rows)"),
+        Err(e) => println!("{what}: {e}"),
+    }
+}
+
+fn scenario_bad(dir: &str) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error::InvalidArgument(e.to_string());
+    std::fs::create_dir_all(format!("{dir}/bad")).map_err(io)?;
+    // The bad value comes after the rows the column types are inferred from.
+    let mut csv = String::from("a,b\n");
+    for i in 0..1500 {
+        csv.push_str(&format!("{i},{}\n", i * 2));
+    }
+    csv.push_str("5,oops\n");
+    std::fs::write(format!("{dir}/bad/rows.csv"), csv).map_err(io)?;
+    report("malformed csv", data::read_csv(format!("{dir}/bad/rows.csv")).and_then(|d| d.map(|r: Ab| r.a + r.b).count()));
+    std::fs::write(format!("{dir}/bad/not.parquet"), "this is not parquet").map_err(io)?;
+    report("not parquet", data::read_parquet(format!("{dir}/bad/not.parquet")).and_then(|d| d.count()));
+    std::fs::create_dir_all(format!("{dir}/mixed")).map_err(io)?;
+    data::range(10).write_parquet(&format!("{dir}/mixed"))?;
+    data::range(10).map(|i: u64| Ab { a: i as i64, b: 0 }).write_parquet(&format!("{dir}/mixed"))?;
+    report("schemas differ", data::read_parquet(format!("{dir}/mixed")).and_then(|d| d.count()));
+    report("missing directory", data::read_csv("/not-granted/x.csv").and_then(|d| d.count()));
+    report(
+        "map panics",
+        data::range(1000)
+            .map(|x: u64| if x == 577 { panic!("row {x} is bad") } else { x })
+            .take_all::<u64>()
+            .map(|rows| rows.len() as u64),
+    );
+    std::fs::create_dir_all(format!("{dir}/out")).map_err(io)?;
+    // CSV cannot hold a list column: the write fails and leaves no file.
+    let lists = data::from_items(vec![vec![1u32, 2], vec![3]])?;
+    match lists.write_csv(&format!("{dir}/out")) {
+        Ok(w) => println!("failed write: unexpectedly wrote {w:?}"),
+        Err(e) => println!("failed write: {e}"),
+    }
+    let left: Vec<String> = std::fs::read_dir(format!("{dir}/out"))
+        .map_err(io)?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    println!("files after the failed write: {left:?}");
+    match data::range(3).write_json("/not-granted") {
+        Ok(_) => println!("write to a missing directory: unexpectedly fine"),
+        Err(e) => println!("write to a missing directory: {e}"),
+    }
+    Ok(())
+}
+
+pub fn run(scenario: &str, args: &[String]) -> Result<(), Error> {
+    let dir = args.first().map(String::as_str).unwrap_or("/work");
+    match scenario {
+        "data-files" => scenario_files(dir),
+        "data-bad" => scenario_bad(dir),
+        other => panic!("unknown scenario {other}"),
+    }
+}
