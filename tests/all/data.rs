@@ -15,7 +15,10 @@ fn the_seeds_data_walkthrough_prints_what_ray_prints() {
     let lines: Vec<&str> = out.lines().collect();
     let at = lines.iter().position(|l| l.starts_with("# range(10000)")).expect(&out);
     assert_eq!(lines[at + 1], "[0, 0, 4, 64, 16, 4096, 36, 46656, 64, 262144]", "{out}");
-    assert_eq!(&lines[at + 3..at + 8], ["{\"item\":0}", "{\"item\":0}", "{\"item\":4}", "{\"item\":64}", "{\"item\":16}"]);
+    assert_eq!(
+        &lines[at + 3..at + 8],
+        ["{\"item\":0}", "{\"item\":0}", "{\"item\":4}", "{\"item\":64}", "{\"item\":16}"]
+    );
     assert!(out.contains("range: 10000 rows, after the filter: 5000 rows, after flat_map: 10000 rows"), "{out}");
     // The shuffle keeps every row: the two halves' sums add up to 0+..+9999.
     let sums: u64 = out

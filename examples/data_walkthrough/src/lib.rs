@@ -49,8 +49,20 @@ fn bench() -> Result<(), wray::Error> {
         // Two map_batches over columnar batches.
         let start = Instant::now();
         let ds = data::range(1_000_000)
-            .map_batches(|b: data::Batch| { let v: Vec<i64> = b.column::<i64>("id")?.iter().map(|x| x * 2).collect(); b.with_column("id", v) }, 4096)
-            .map_batches(|b: data::Batch| { let v: Vec<i64> = b.column::<i64>("id")?.iter().map(|x| x + 1).collect(); b.with_column("id", v) }, 4096)
+            .map_batches(
+                |b: data::Batch| {
+                    let v: Vec<i64> = b.column::<i64>("id")?.iter().map(|x| x * 2).collect();
+                    b.with_column("id", v)
+                },
+                4096,
+            )
+            .map_batches(
+                |b: data::Batch| {
+                    let v: Vec<i64> = b.column::<i64>("id")?.iter().map(|x| x + 1).collect();
+                    b.with_column("id", v)
+                },
+                4096,
+            )
             .materialize()?;
         let sum = ds.sum("id")?;
         let batches_s = start.elapsed().as_secs_f64();
@@ -82,7 +94,12 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
     pipe.show(5)?;
 
     println!("# count");
-    println!("range: {} rows, after the filter: {} rows, after flat_map: {} rows", data::range(10_000).count()?, ds.count()?, pipe.count()?);
+    println!(
+        "range: {} rows, after the filter: {} rows, after flat_map: {} rows",
+        data::range(10_000).count()?,
+        ds.count()?,
+        pipe.count()?
+    );
 
     println!("# random_shuffle(seed 42), split(2)");
     let shuffled = data::range(10_000).random_shuffle(Some(42)).materialize()?;
@@ -107,7 +124,8 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
     println!("# epochs: repeat(3), iter_batches(256)");
     let mut epoch_rows = Vec::new();
     for epoch in 0..3u64 {
-        let options = IterBatches { local_shuffle_buffer_size: Some(512), local_shuffle_seed: epoch, ..IterBatches::new(256) };
+        let options =
+            IterBatches { local_shuffle_buffer_size: Some(512), local_shuffle_seed: epoch, ..IterBatches::new(256) };
         let mut rows = 0;
         let mut batches = 0;
         let mut sum_y = 0.0;

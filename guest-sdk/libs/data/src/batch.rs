@@ -3,11 +3,10 @@
 
 use crate::block::invalid;
 use crate::rows;
-use arrow_array::types::{
-    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type,
-    UInt64Type,
-};
 use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
 use arrow_array::{Array, ArrayRef, ArrowPrimitiveType, PrimitiveArray, RecordBatch};
 use arrow_schema::{Field, Schema, SchemaRef};
 use serde::Serialize;
@@ -135,9 +134,7 @@ impl Batch {
 
     /// Column `name` as an Arrow array.
     pub fn array(&self, name: &str) -> Result<&ArrayRef, Error> {
-        self.0
-            .column_by_name(name)
-            .ok_or_else(|| invalid(format!("no column {name:?} in {:?}", self.column_names())))
+        self.0.column_by_name(name).ok_or_else(|| invalid(format!("no column {name:?} in {:?}", self.column_names())))
     }
 
     /// The batch with column `name` set to `values` (replaced where it

@@ -644,7 +644,10 @@ pub struct GroupedData {
 impl GroupedData {
     /// One row per group: the keys, then a column per aggregation.
     pub fn aggregate(&self, aggs: Vec<Agg>) -> Dataset {
-        self.ds.then(Node::Exchange { input: self.ds.node.clone(), exchange: exchange::group(self.keys.clone(), aggs, None) })
+        self.ds.then(Node::Exchange {
+            input: self.ds.node.clone(),
+            exchange: exchange::group(self.keys.clone(), aggs, None),
+        })
     }
     /// Rows per group: column `count()`.
     pub fn count(&self) -> Dataset {

@@ -47,7 +47,12 @@ fn concat(parts: &[RecordBatch]) -> Result<Option<RecordBatch>, Error> {
 
 // ---- random_shuffle ----
 
-fn shuffle_partition(batch: RecordBatch, ctx: &StageCtx, arg_bytes: &[u8], parts: usize) -> Result<Vec<RecordBatch>, Error> {
+fn shuffle_partition(
+    batch: RecordBatch,
+    ctx: &StageCtx,
+    arg_bytes: &[u8],
+    parts: usize,
+) -> Result<Vec<RecordBatch>, Error> {
     let seed: u64 = arg(arg_bytes)?;
     let mut rng = Rng::new(seed ^ ctx.index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let targets: Vec<usize> = (0..batch.num_rows()).map(|_| rng.below(parts)).collect();
@@ -103,7 +108,12 @@ fn rows_of(conv: &RowConverter, columns: &[ArrayRef]) -> Result<Rows, Error> {
     conv.convert_columns(columns).map_err(|e| invalid(format!("keys: {e}")))
 }
 
-fn range_partition(batch: RecordBatch, _: &StageCtx, arg_bytes: &[u8], parts: usize) -> Result<Vec<RecordBatch>, Error> {
+fn range_partition(
+    batch: RecordBatch,
+    _: &StageCtx,
+    arg_bytes: &[u8],
+    parts: usize,
+) -> Result<Vec<RecordBatch>, Error> {
     let a: SortArg = arg(arg_bytes)?;
     let keys = key_columns(&batch, &a.keys)?;
     let conv = converter(&keys, a.descending)?;
@@ -150,7 +160,8 @@ fn sample_keys(batch: RecordBatch, _: &StageCtx, arg_bytes: &[u8]) -> Result<Rec
     let step = n.div_ceil(SORT_SAMPLES_PER_BLOCK).max(1);
     let picks: Vec<u32> = (0..n).step_by(step).map(|r| r as u32).collect();
     let columns = key_columns(&batch, &keys)?;
-    let fields: Vec<Field> = keys.iter().zip(&columns).map(|(k, c)| Field::new(k, c.data_type().clone(), true)).collect();
+    let fields: Vec<Field> =
+        keys.iter().zip(&columns).map(|(k, c)| Field::new(k, c.data_type().clone(), true)).collect();
     let sampled = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| invalid(e.to_string()))?;
     take(&sampled, &picks)
 }
@@ -300,10 +311,8 @@ fn group_combine(parts: Vec<RecordBatch>, ctx: &StageCtx, arg_bytes: &[u8]) -> R
     let groups = runs(&sorted, &a.keys)?;
     if let Some(code) = a.map {
         let f = code.get()?;
-        let outs = groups
-            .iter()
-            .map(|&(s, n)| f(sorted.slice(s, n), ctx, &a.map_arg))
-            .collect::<Result<Vec<_>, _>>()?;
+        let outs =
+            groups.iter().map(|&(s, n)| f(sorted.slice(s, n), ctx, &a.map_arg)).collect::<Result<Vec<_>, _>>()?;
         return match concat(&outs)? {
             Some(b) => Ok(b),
             None => Ok(RecordBatch::new_empty(Arc::new(Schema::empty()))),
@@ -400,7 +409,12 @@ pub(crate) fn gather(blocks: &[BlockRef], rows: &[u64], per_block: usize) -> Res
         let picks: Vec<(u32, u32)> =
             located.iter().map(|&(b, r)| (used.binary_search(&b).expect("used block") as u32, r)).collect();
         let parts: Vec<BlockRef> = used.iter().map(|&b| blocks[b].clone()).collect();
-        tasks.push(combine_task::remote(parts, Code::of(gather_combine as CombineFn), encode(&picks), tasks.len() as u64));
+        tasks.push(combine_task::remote(
+            parts,
+            Code::of(gather_combine as CombineFn),
+            encode(&picks),
+            tasks.len() as u64,
+        ));
     }
     if tasks.is_empty() {
         // No rows: one empty block keeps the schema.
@@ -430,10 +444,8 @@ pub(crate) fn range_of(blocks: &[BlockRef], start: u64, end: u64) -> Result<Vec<
         let e = end.min(hi) - lo;
         out.push(crate::exec::slice(b, s, e - s)?);
     }
-    if out.is_empty() {
-        if let Some(b) = blocks.first() {
-            out.push(crate::exec::slice(b, 0, 0)?);
-        }
+    if let (true, Some(b)) = (out.is_empty(), blocks.first()) {
+        out.push(crate::exec::slice(b, 0, 0)?);
     }
     Ok(out)
 }
@@ -460,6 +472,7 @@ fn zip_combine(parts: Vec<RecordBatch>, _: &StageCtx, _: &[u8]) -> Result<Record
 
 /// One block of `zip`: `parts[0]` beside the rows of the other parts.
 pub(crate) fn zip_parts(parts: Vec<BlockRef>, index: u64) -> Result<BlockRef, Error> {
-    let out = wray_guest_core::get(&combine_task::remote(parts, Code::of(zip_combine as CombineFn), Vec::new(), index))?;
+    let out =
+        wray_guest_core::get(&combine_task::remote(parts, Code::of(zip_combine as CombineFn), Vec::new(), index))?;
     out.blocks.into_iter().next().ok_or_else(|| invalid("zip gave no block".into()))
 }

@@ -86,10 +86,10 @@ pub(crate) fn run_stages_on(
     let decoded = start.elapsed().as_nanos() as u64;
     let start = Instant::now();
     let out = crate::ops::in_batches(batch, batch_size.map(|s| s as usize), mapper)?;
-    let stages = vec![StageStat { nanos: decoded, rows: rows_in }, StageStat {
-        nanos: start.elapsed().as_nanos() as u64,
-        rows: out.num_rows() as u64,
-    }];
+    let stages = vec![
+        StageStat { nanos: decoded, rows: rows_in },
+        StageStat { nanos: start.elapsed().as_nanos() as u64, rows: out.num_rows() as u64 },
+    ];
     let blocks = block::split_by_size(out, target as usize).iter().map(block::put).collect::<Result<_, _>>()?;
     Ok(TaskOut { blocks, stages })
 }
@@ -129,7 +129,12 @@ pub(crate) fn partition_task(
 
 /// The second half: the parts of one output, fetched and joined.
 #[wray::remote]
-pub(crate) fn combine_task(parts: Vec<BlockRef>, code: Code<CombineFn>, arg: Vec<u8>, index: u64) -> Result<TaskOut, Error> {
+pub(crate) fn combine_task(
+    parts: Vec<BlockRef>,
+    code: Code<CombineFn>,
+    arg: Vec<u8>,
+    index: u64,
+) -> Result<TaskOut, Error> {
     let start = Instant::now();
     let objects: Vec<_> = parts.iter().map(|p| p.object.clone()).collect();
     let batches = wray_guest_core::get_all(&objects)?.into_iter().map(block::decode).collect::<Result<Vec<_>, _>>()?;

@@ -80,7 +80,7 @@ pub(crate) fn conjure<F: Copy + 'static>() -> F {
     };
     // SAFETY: F is zero-sized and Copy (a non-capturing closure or a fn
     // item), so it has exactly one value and no invariants to break.
-    unsafe { std::mem::MaybeUninit::<F>::uninit().assume_init() }
+    unsafe { std::mem::transmute_copy::<(), F>(&()) }
 }
 
 /// Where a stage runs and which block it is.
@@ -126,6 +126,9 @@ pub(crate) struct Exchange {
     pub outputs: Option<usize>,
 }
 
+/// What a barrier makes of its materialised input: the rest of the plan.
+pub(crate) type Replan = Rc<dyn Fn(Vec<BlockRef>) -> Result<Rc<Node>, Error>>;
+
 /// A node of the plan. Plans are immutable and shared: every transform
 /// returns a new dataset whose plan points at its input's.
 pub(crate) enum Node {
@@ -141,7 +144,7 @@ pub(crate) enum Node {
     Exchange { input: Rc<Node>, exchange: Exchange },
     /// Computed from the whole input once it is materialised (sampling for
     /// `sort`, global permutations, block order).
-    Barrier { input: Rc<Node>, name: String, plan: Rc<dyn Fn(Vec<BlockRef>) -> Result<Rc<Node>, Error>> },
+    Barrier { input: Rc<Node>, name: String, plan: Replan },
     /// The first `n` rows.
     Limit { input: Rc<Node>, rows: u64 },
     /// The inputs one after another.

@@ -113,7 +113,13 @@ impl PoolActor {
     }
 
     /// Maps one block.
-    pub(crate) fn call(&mut self, block: Vec<u8>, batch_size: Option<u64>, index: u64, target: u64) -> Result<TaskOut, Error> {
+    pub(crate) fn call(
+        &mut self,
+        block: Vec<u8>,
+        batch_size: Option<u64>,
+        index: u64,
+        target: u64,
+    ) -> Result<TaskOut, Error> {
         run_stages_on(block, batch_size, index, target, &mut self.mapper)
     }
 }
@@ -166,4 +172,3 @@ pub(crate) fn stream(mut upstream: BlockStream, spec: PoolSpec, stats: &Stats) -
     s.in_flight_gauge = Some(busy);
     Ok(Box::new(s))
 }
-

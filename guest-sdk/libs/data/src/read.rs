@@ -397,7 +397,9 @@ pub(crate) fn parquet(paths: Vec<String>, options: ParquetOptions) -> Result<Rc<
                             .columns()
                             .iter()
                             .position(|d| d.path().parts().first().is_some_and(|n| n == c))
-                            .ok_or_else(|| invalid(format!("read_parquet {path}: no column {c:?} in {}", describe(&schema))))
+                            .ok_or_else(|| {
+                                invalid(format!("read_parquet {path}: no column {c:?} in {}", describe(&schema)))
+                            })
                     })
                     .collect::<Result<Vec<_>, _>>()?,
             ),

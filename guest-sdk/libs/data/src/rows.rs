@@ -70,14 +70,16 @@ fn wrap<T>(rows: &[T]) -> Vec<Item<&T>> {
 /// Builds a batch from rows.
 pub fn to_batch<T: Serialize + DeserializeOwned + 'static>(rows: &[T]) -> Result<RecordBatch, Error> {
     match shape::<T>() {
-        Shape::Struct(fields) => serde_arrow::to_record_batch(&fields, &rows).map_err(|e| type_error::<T>("writing", e)),
+        Shape::Struct(fields) => {
+            serde_arrow::to_record_batch(&fields, &rows).map_err(|e| type_error::<T>("writing", e))
+        }
         Shape::Item(fields) => {
             serde_arrow::to_record_batch(&fields, &wrap(rows)).map_err(|e| type_error::<T>("writing", e))
         }
         Shape::Samples => {
-            let traced = Vec::<FieldRef>::from_samples(&rows, options())
+            let traced = Vec::<FieldRef>::from_samples(rows, options())
                 .map(|f| (f, false))
-                .or_else(|_| Vec::<FieldRef>::from_samples(&wrap(rows), options()).map(|f| (f, true)))
+                .or_else(|_| Vec::<FieldRef>::from_samples(wrap(rows), options()).map(|f| (f, true)))
                 .map_err(|e| type_error::<T>("describing", e))?;
             match traced {
                 (fields, false) => serde_arrow::to_record_batch(&fields, &rows),
@@ -147,7 +149,8 @@ fn coerce(batch: &RecordBatch, fields: &[FieldRef]) -> Result<RecordBatch, Error
     if !changed {
         return Ok(batch.clone());
     }
-    RecordBatch::try_new(Arc::new(Schema::new(new_fields)), columns).map_err(|e| invalid(format!("casting columns: {e}")))
+    RecordBatch::try_new(Arc::new(Schema::new(new_fields)), columns)
+        .map_err(|e| invalid(format!("casting columns: {e}")))
 }
 
 fn renamed_to_item(batch: &RecordBatch) -> Result<RecordBatch, Error> {

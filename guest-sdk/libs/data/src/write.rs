@@ -104,7 +104,8 @@ pub(crate) fn write(batch: RecordBatch, ctx: &StageCtx, arg: &[u8]) -> Result<Re
     if target.exists() {
         return Err(invalid(format!("{what} {}: the file exists already", target.display())));
     }
-    let result = write_file(&temp, a.format, &batch).and_then(|()| std::fs::rename(&temp, &target).map_err(|e| e.to_string()));
+    let result =
+        write_file(&temp, a.format, &batch).and_then(|()| std::fs::rename(&temp, &target).map_err(|e| e.to_string()));
     if let Err(e) = result {
         let _ = std::fs::remove_file(&temp);
         return Err(invalid(format!("{what} {}: {e}", target.display())));

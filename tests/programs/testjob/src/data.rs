@@ -43,7 +43,9 @@ impl BatchMapper for AddOffset {
 }
 
 fn files(dir: &str) -> usize {
-    std::fs::read_dir(dir).map(|d| d.filter_map(Result::ok).filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count()).unwrap_or(0)
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
+        .unwrap_or(0)
 }
 
 fn scenario_files(dir: &str) -> Result<(), Error> {
@@ -66,11 +68,16 @@ fn scenario_files(dir: &str) -> Result<(), Error> {
     println!("read_parquet: {:?}", checksum(&pq)?);
     let rows: Vec<Rec> = data::read_parquet(format!("{dir}/parquet"))?.sort("id", false).take(3)?;
     println!("parquet rows: {rows:?}");
-    let only = data::read_parquet_with(format!("{dir}/parquet"), data::ParquetOptions { columns: Some(vec!["name".into()]) })?;
+    let only =
+        data::read_parquet_with(format!("{dir}/parquet"), data::ParquetOptions { columns: Some(vec!["name".into()]) })?;
     println!("parquet columns: {:?}", only.columns()?);
     // A second write adds files beside the first's.
     recs.write_parquet(&format!("{dir}/parquet"))?;
-    println!("after a second write: {} rows in {} files", data::read_parquet(format!("{dir}/parquet"))?.count()?, files(&format!("{dir}/parquet")));
+    println!(
+        "after a second write: {} rows in {} files",
+        data::read_parquet(format!("{dir}/parquet"))?.count()?,
+        files(&format!("{dir}/parquet"))
+    );
     let text = data::read_text(format!("{dir}/csv"))?;
     println!("read_text: {} lines", text.count()?);
     println!("read_binary_files: {} files", data::read_binary_files(format!("{dir}/json"))?.count()?);
@@ -78,14 +85,27 @@ fn scenario_files(dir: &str) -> Result<(), Error> {
     // Transforms.
     let sorted: Vec<i64> = pq.sort("id", true).limit(3).select_columns(&["id"]).take_all()?;
     println!("sort desc: {sorted:?}");
-    let groups = data::range(1000).map(|i: u64| Id { id: (i % 3) as i64 }).add_column("v", |b: &Batch| Ok(b.column::<i64>("id")?.iter().map(|v| v * 10).collect::<Vec<i64>>()));
-    let agg = groups.groupby(&["id"]).aggregate(vec![Agg::Count, Agg::Sum("v".into()), Agg::Mean("v".into()), Agg::Max("v".into())]).sort("id", false);
+    let groups = data::range(1000)
+        .map(|i: u64| Id { id: (i % 3) as i64 })
+        .add_column("v", |b: &Batch| Ok(b.column::<i64>("id")?.iter().map(|v| v * 10).collect::<Vec<i64>>()));
+    let agg = groups
+        .groupby(&["id"])
+        .aggregate(vec![Agg::Count, Agg::Sum("v".into()), Agg::Mean("v".into()), Agg::Max("v".into())])
+        .sort("id", false);
     for b in agg.take_all_batches()? {
         if b.num_rows() > 0 {
-            println!("groupby: {:?} {:?} {:?}", b.column::<i64>("id")?, b.column::<i64>("count()")?, b.column::<f64>("sum(v)")?);
+            println!(
+                "groupby: {:?} {:?} {:?}",
+                b.column::<i64>("id")?,
+                b.column::<i64>("count()")?,
+                b.column::<f64>("sum(v)")?
+            );
         }
     }
-    let sizes = groups.groupby(&["id"]).map_groups(|g: Batch| Batch::from_columns(vec![("size", vec![g.num_rows() as u64])])).sum("size")?;
+    let sizes = groups
+        .groupby(&["id"])
+        .map_groups(|g: Batch| Batch::from_columns(vec![("size", vec![g.num_rows() as u64])]))
+        .sum("size")?;
     println!("map_groups sizes sum: {sizes}");
     println!("std of 0..10: {:.4}", data::from_items((0..10).map(f64::from).collect::<Vec<f64>>())?.std("item")?);
     let pooled = data::range(10_000).map_batches_on_actors::<AddOffset>(1, ActorPool::new(1, 2), 1000);
@@ -129,7 +149,10 @@ fn scenario_bad(dir: &str) -> Result<(), Error> {
     }
     csv.push_str("5,oops\n");
     std::fs::write(format!("{dir}/bad/rows.csv"), csv).map_err(io)?;
-    report("malformed csv", data::read_csv(format!("{dir}/bad/rows.csv")).and_then(|d| d.map(|r: Ab| r.a + r.b).count()));
+    report(
+        "malformed csv",
+        data::read_csv(format!("{dir}/bad/rows.csv")).and_then(|d| d.map(|r: Ab| r.a + r.b).count()),
+    );
     std::fs::write(format!("{dir}/bad/not.parquet"), "this is not parquet").map_err(io)?;
     report("not parquet", data::read_parquet(format!("{dir}/bad/not.parquet")).and_then(|d| d.count()));
     std::fs::create_dir_all(format!("{dir}/mixed")).map_err(io)?;
