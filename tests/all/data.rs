@@ -7,6 +7,13 @@ fn line_after<'a>(out: &'a str, prefix: &str) -> &'a str {
     out.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("no line {prefix:?} in:\n{out}")).trim()
 }
 
+/// Runs a testjob data scenario with a fresh directory granted as `/work`.
+fn scenario_in_a_fresh_dir(name: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let grant = format!("{}::/work", dir.path().display());
+    run_ok(&guests().testjob, &["--dir", &grant], &[name, "/work"], &[]).0
+}
+
 /// The seeds' walkthrough (article 002's pipeline and article 001's split),
 /// with Ray's printed result.
 #[test]
@@ -52,9 +59,7 @@ fn wine_mlp_fed_by_a_dataset_reaches_the_reference_accuracy() {
 
 #[test]
 fn datasets_written_in_every_format_read_back_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let grant = format!("{}::/work", dir.path().display());
-    let (out, _) = run_ok(&guests().testjob, &["--dir", &grant], &["data-files", "/work"], &[]);
+    let out = scenario_in_a_fresh_dir("data-files");
     let expected = line_after(&out, "expected:");
     assert_eq!(expected, "(20000, 199990000.0)");
     for reader in ["read_csv:", "read_json:", "read_parquet:"] {
@@ -89,9 +94,7 @@ fn datasets_written_in_every_format_read_back_exactly() {
 
 #[test]
 fn bad_data_input_fails_with_errors_naming_the_file_row_or_stage() {
-    let dir = tempfile::tempdir().unwrap();
-    let grant = format!("{}::/work", dir.path().display());
-    let (out, _) = run_ok(&guests().testjob, &["--dir", &grant], &["data-bad", "/work"], &[]);
+    let out = scenario_in_a_fresh_dir("data-bad");
     let malformed = line_after(&out, "malformed csv:");
     assert!(malformed.contains("/work/bad/rows.csv") && malformed.contains("oops"), "{malformed}");
     assert!(malformed.contains("line 1501") && malformed.contains("ReadCSV"), "{malformed}");

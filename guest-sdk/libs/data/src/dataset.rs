@@ -10,7 +10,7 @@ use crate::plan::{Code, Node};
 use crate::pool::{ActorPool, BatchMapper, PoolSpec};
 use crate::stats::Stats;
 use crate::write::{Format, WriteArg};
-use arrow_array::RecordBatch;
+use arrow_array::{Array, RecordBatch};
 use arrow_schema::SchemaRef;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -85,10 +85,6 @@ pub struct Written {
     pub rows: u64,
 }
 
-fn name_of<F>(op: &str) -> String {
-    ops::name::<F>(op)
-}
-
 impl Dataset {
     pub(crate) fn from_node(node: Rc<Node>) -> Dataset {
         Dataset { node, last: Rc::new(RefCell::new(Stats::default())) }
@@ -109,27 +105,27 @@ impl Dataset {
     /// column; it returns the new row likewise.
     pub fn map<T: Row, U: Row, F: Fn(T) -> U + Copy + 'static>(&self, f: F) -> Dataset {
         let _ = f;
-        self.stage(ops::stage(name_of::<F>("Map"), ops::map::<F, T, U>, &()))
+        self.stage(ops::stage(ops::name::<F>("Map"), ops::map::<F, T, U>, &()).keeping_rows())
     }
 
     /// [`map`](Dataset::map) with state: `state` is sent to every task and
     /// lent to `f` for each row.
     pub fn map_with<S: Row, T: Row, U: Row, F: Fn(&S, T) -> U + Copy + 'static>(&self, state: S, f: F) -> Dataset {
         let _ = f;
-        self.stage(ops::stage(name_of::<F>("Map"), ops::map_with::<F, S, T, U>, &state))
+        self.stage(ops::stage(ops::name::<F>("Map"), ops::map_with::<F, S, T, U>, &state).keeping_rows())
     }
 
     /// Maps each row to any number of rows (Ray's `flat_map`).
     pub fn flat_map<T: Row, U: Row, I: IntoIterator<Item = U>, F: Fn(T) -> I + Copy + 'static>(&self, f: F) -> Dataset {
         let _ = f;
-        self.stage(ops::stage(name_of::<F>("FlatMap"), ops::flat_map::<F, T, I, U>, &()))
+        self.stage(ops::stage(ops::name::<F>("FlatMap"), ops::flat_map::<F, T, I, U>, &()))
     }
 
     /// Keeps the rows for which `f` is true (Ray's `filter`). The columns
     /// pass through untouched: `T` may read only some of them.
     pub fn filter<T: Row, F: Fn(&T) -> bool + Copy + 'static>(&self, f: F) -> Dataset {
         let _ = f;
-        self.stage(ops::stage(name_of::<F>("Filter"), ops::filter::<F, T>, &()))
+        self.stage(ops::stage(ops::name::<F>("Filter"), ops::filter::<F, T>, &()))
     }
 
     /// Maps batches of at most `batch_size` rows (whole blocks if `None`)
@@ -141,7 +137,7 @@ impl Dataset {
     ) -> Dataset {
         let _ = f;
         let size = batch_size.into().map(|s| s.max(1) as u64);
-        self.stage(ops::stage(name_of::<F>("MapBatches"), ops::map_batches::<F>, &size))
+        self.stage(ops::stage(ops::name::<F>("MapBatches"), ops::map_batches::<F>, &size))
     }
 
     /// [`map_batches`](Dataset::map_batches) with state sent to every task.
@@ -154,7 +150,7 @@ impl Dataset {
         let _ = f;
         let size = batch_size.into().map(|s| s.max(1) as u64);
         let state = wray_codec::encode(&state).unwrap_or_else(|e| panic!("wray::data: {e}"));
-        self.stage(ops::stage(name_of::<F>("MapBatches"), ops::map_batches_with::<F, S>, &(size, state)))
+        self.stage(ops::stage(ops::name::<F>("MapBatches"), ops::map_batches_with::<F, S>, &(size, state)))
     }
 
     /// Maps batches on a pool of actors, each holding an `M` built once
@@ -172,7 +168,6 @@ impl Dataset {
             args: wray_codec::encode(&args).unwrap_or_else(|e| panic!("wray::data: {e}")),
             pool,
             batch_size: batch_size.into().map(|s| s.max(1) as u64),
-            target: DataContext::current().target_block_bytes as u64,
         };
         self.then(Node::Pool { input: self.node.clone(), pool: spec })
     }
@@ -184,25 +179,27 @@ impl Dataset {
         f: F,
     ) -> Dataset {
         let _ = f;
-        self.stage(ops::stage(format!("AddColumn({name})"), ops::add_column::<F, V>, &name.to_string()))
+        self.stage(ops::stage(format!("AddColumn({name})"), ops::add_column::<F, V>, &name.to_string()).keeping_rows())
     }
 
     /// Drops columns.
     pub fn drop_columns(&self, columns: &[&str]) -> Dataset {
         let names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        self.stage(ops::stage(format!("DropColumns({})", names.join(", ")), ops::drop_columns, &names))
+        self.stage(ops::stage(format!("DropColumns({})", names.join(", ")), ops::drop_columns, &names).keeping_rows())
     }
 
     /// Keeps only these columns, in this order.
     pub fn select_columns(&self, columns: &[&str]) -> Dataset {
         let names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        self.stage(ops::stage(format!("SelectColumns({})", names.join(", ")), ops::select_columns, &names))
+        self.stage(
+            ops::stage(format!("SelectColumns({})", names.join(", ")), ops::select_columns, &names).keeping_rows(),
+        )
     }
 
     /// Renames columns: `(from, to)` pairs.
     pub fn rename_columns(&self, renames: &[(&str, &str)]) -> Dataset {
         let pairs: Vec<(String, String)> = renames.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-        self.stage(ops::stage("RenameColumns(..)".into(), ops::rename_columns, &pairs))
+        self.stage(ops::stage("RenameColumns(..)".into(), ops::rename_columns, &pairs).keeping_rows())
     }
 
     /// The first `n` rows; the stream stops (and cancels what it was
@@ -223,7 +220,7 @@ impl Dataset {
     /// Shuffles the order of the blocks, not the rows within them (cheap).
     pub fn randomize_block_order(&self, seed: Option<u64>) -> Dataset {
         let seed = seed.unwrap_or_else(fresh_seed);
-        self.barrier("RandomizeBlockOrder", move |mut blocks| {
+        self.barrier("RandomizeBlockOrder", move |mut blocks, _| {
             Rng::new(seed).shuffle(&mut blocks);
             Ok(Rc::new(Node::Blocks { blocks }))
         })
@@ -232,15 +229,11 @@ impl Dataset {
     /// `n` blocks of (nearly) equal row counts, order kept.
     pub fn repartition(&self, n: usize) -> Dataset {
         let n = n.max(1) as u64;
-        self.barrier("Repartition", move |blocks| {
+        self.barrier("Repartition", move |blocks, exec| {
             let total: u64 = blocks.iter().map(|b| b.rows).sum();
-            let mut out = Vec::new();
-            for i in 0..n {
-                let (s, e) = (i * total / n, (i + 1) * total / n);
-                let rows: Vec<u64> = (s..e).collect();
-                out.extend(exchange::gather(&blocks, &rows, rows.len().max(1))?);
-            }
-            Ok(Rc::new(Node::Blocks { blocks: out }))
+            let ranges = (0..n).map(|i| (i * total / n, (i + 1) * total / n)).collect();
+            let blocks = exec::collect(exchange::contiguous(&blocks, ranges, exec))?;
+            Ok(Rc::new(Node::Blocks { blocks }))
         })
     }
 
@@ -252,8 +245,8 @@ impl Dataset {
     /// Sorts by several columns, the first most significant.
     pub fn sort_by(&self, keys: &[&str], descending: bool) -> Dataset {
         let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-        self.barrier("Sort", move |blocks| {
-            let ex = exchange::sort(&blocks, keys.clone(), descending)?;
+        self.barrier("Sort", move |blocks, exec| {
+            let ex = exchange::sort(&blocks, keys.clone(), descending, exec)?;
             Ok(Rc::new(Node::Exchange { input: Rc::new(Node::Blocks { blocks }), exchange: ex }))
         })
     }
@@ -298,7 +291,11 @@ impl Dataset {
         self.scalar(Agg::Std(column.into()))
     }
 
-    fn barrier(&self, name: &str, plan: impl Fn(Vec<BlockRef>) -> Result<Rc<Node>, Error> + 'static) -> Dataset {
+    fn barrier(
+        &self,
+        name: &str,
+        plan: impl Fn(Vec<BlockRef>, &exec::Exec) -> Result<Rc<Node>, Error> + 'static,
+    ) -> Dataset {
         self.then(Node::Barrier { input: self.node.clone(), name: name.into(), plan: Rc::new(plan) })
     }
 
@@ -313,26 +310,14 @@ impl Dataset {
     /// `zip`); both must have as many rows. A column of `other` whose name
     /// is taken gets the suffix `_1`.
     pub fn zip(&self, other: &Dataset) -> Result<Dataset, Error> {
-        let left = exec::collect(self.execute()?)?;
-        let right = exec::collect(other.execute()?)?;
+        let exec = self.start();
+        let left = exec::collect(exec::stream(&self.node, &exec)?)?;
+        let right = exec::collect(exec::stream(&other.node, &exec)?)?;
         let (nl, nr): (u64, u64) = (left.iter().map(|b| b.rows).sum(), right.iter().map(|b| b.rows).sum());
         if nl != nr {
             return Err(invalid(format!("zip: {nl} rows and {nr} rows")));
         }
-        let mut out = Vec::new();
-        let mut offset = 0;
-        for b in &left {
-            let pieces = exchange::range_of(&right, offset, offset + b.rows)?;
-            offset += b.rows;
-            let mut parts = vec![b.clone()];
-            parts.extend(pieces);
-            out.push(parts);
-        }
-        let blocks = out
-            .into_iter()
-            .enumerate()
-            .map(|(i, parts)| exchange::zip_parts(parts, i as u64))
-            .collect::<Result<Vec<_>, _>>()?;
+        let blocks = exec::collect(exchange::zip(&left, &right, &exec))?;
         Ok(Dataset::from_node(Rc::new(Node::Blocks { blocks })))
     }
 
@@ -370,10 +355,10 @@ impl Dataset {
         if !(0.0..=1.0).contains(&test_size) {
             return Err(invalid(format!("train_test_split: test_size {test_size} is not in 0..=1")));
         }
-        let blocks = exec::collect(self.execute()?)?;
+        let exec = self.start();
+        let blocks = exec::collect(exec::stream(&self.node, &exec)?)?;
         let total: u64 = blocks.iter().map(|b| b.rows).sum();
         let n_test = ((test_size * total as f64).ceil() as u64).min(total);
-        let per = DataContext::current().rows_per_block;
         let ds = |blocks: Vec<BlockRef>| Dataset::from_node(Rc::new(Node::Blocks { blocks }));
         match seed {
             None => Ok((
@@ -384,7 +369,9 @@ impl Dataset {
                 let perm: Vec<u64> =
                     wray_guest_core::numpy_permutation(total as usize, seed).into_iter().map(|i| i as u64).collect();
                 let (test, train) = perm.split_at(n_test as usize);
-                Ok((ds(exchange::gather(&blocks, train, per)?), ds(exchange::gather(&blocks, test, per)?)))
+                let per = DataContext::current().rows_per_block;
+                let gather = |rows| exec::collect(exchange::gather(&blocks, rows, per, &exec));
+                Ok((ds(gather(train)?), ds(gather(test)?)))
             }
         }
     }
@@ -411,10 +398,15 @@ impl Dataset {
 
     // ---- consuming ----
 
-    fn execute(&self) -> Result<BlockStream, Error> {
+    /// Starts a run of the plan; its statistics become [`stats`](Dataset::stats).
+    fn start(&self) -> exec::Exec {
         let stats = Stats::default();
         *self.last.borrow_mut() = stats.clone();
-        exec::stream(&self.node, &stats)
+        exec::Exec::new(stats)
+    }
+
+    fn execute(&self) -> Result<BlockStream, Error> {
+        exec::stream(&self.node, &self.start())
     }
 
     fn finished(&self) {
@@ -428,7 +420,11 @@ impl Dataset {
 
     /// The blocks' batches, one per block, as the stream produces them.
     pub fn iter_blocks(&self) -> Result<impl Iterator<Item = Result<Batch, Error>> + use<>, Error> {
-        let mut stream = self.execute()?;
+        self.fetch_blocks(self.start())
+    }
+
+    fn fetch_blocks(&self, exec: exec::Exec) -> Result<impl Iterator<Item = Result<Batch, Error>> + use<>, Error> {
+        let mut stream = exec::stream(&self.node, &exec)?;
         let this = self.clone();
         let mut done = false;
         Ok(std::iter::from_fn(move || {
@@ -472,13 +468,11 @@ impl Dataset {
         &self,
         options: IterBatches,
     ) -> Result<impl Iterator<Item = Result<Batch, Error>> + use<>, Error> {
-        let context = DataContext::current();
+        let mut exec = self.start();
         if let Some(p) = options.prefetch_blocks {
-            DataContext::set(DataContext { max_tasks_in_flight: Some(p.max(1)), ..context.clone() });
+            exec.in_flight = p.max(1);
         }
-        let blocks = self.iter_blocks();
-        DataContext::set(context);
-        let mut blocks = blocks?;
+        let mut blocks = self.fetch_blocks(exec)?;
         let mut buffer: VecDeque<RecordBatch> = VecDeque::new();
         let mut buffered = 0usize;
         let mut rng = Rng::new(options.local_shuffle_seed);
@@ -627,8 +621,6 @@ impl Dataset {
         self.write(dir, Format::Parquet)
     }
 }
-
-use arrow_array::Array;
 
 fn fresh_seed() -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());

@@ -6,15 +6,17 @@
 //! materialised first; its output streams.
 
 use crate::block::{self, BlockRef, invalid};
-use crate::exec::{TaskOut, combine_task};
+use crate::exec::{BlockStream, Exec};
+use crate::plan::Node;
 use crate::plan::{Code, CombineFn, Exchange, PartitionFn, StageCtx};
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
 use arrow_ord::sort::{SortColumn, lexsort_to_indices};
 use arrow_row::{RowConverter, Rows, SortField};
 use arrow_schema::{DataType, Field, Schema, SortOptions};
 use serde::{Deserialize, Serialize};
+use std::rc::Rc;
 use std::sync::Arc;
-use wray_guest_core::{Error, ObjectRef, Rng};
+use wray_guest_core::{Error, Rng};
 
 fn arg<A: serde::de::DeserializeOwned + 'static>(bytes: &[u8]) -> Result<A, Error> {
     wray_codec::decode(bytes).map_err(|e| invalid(format!("an exchange's argument: {e}")))
@@ -74,6 +76,7 @@ pub(crate) fn shuffle(seed: u64) -> Exchange {
         combine: Code::of(shuffle_combine as CombineFn),
         arg: encode(&seed),
         outputs: None,
+        keeps_rows: true,
     }
 }
 
@@ -168,19 +171,13 @@ fn sample_keys(batch: RecordBatch, _: &StageCtx, arg_bytes: &[u8]) -> Result<Rec
 
 /// Plans a sort of materialised blocks: samples keys with one task per
 /// block, picks `blocks - 1` boundaries, and returns the exchange.
-pub(crate) fn sort(blocks: &[BlockRef], keys: Vec<String>, descending: bool) -> Result<Exchange, Error> {
+pub(crate) fn sort(blocks: &[BlockRef], keys: Vec<String>, descending: bool, exec: &Exec) -> Result<Exchange, Error> {
     let stage = crate::ops::stage("SortSample".into(), sample_keys, &keys);
-    let tasks: Vec<ObjectRef<TaskOut>> = blocks
+    let sampling = Rc::new(Node::Stage { input: Rc::new(Node::Blocks { blocks: blocks.to_vec() }), stage });
+    let samples = crate::exec::collect(crate::exec::stream(&sampling, exec)?)?
         .iter()
-        .enumerate()
-        .map(|(i, b)| crate::exec::map_task::remote(&b.object, vec![stage.clone()], i as u64, u64::MAX))
-        .collect();
-    let mut samples = Vec::new();
-    for t in &tasks {
-        for b in wray_guest_core::get(t)?.blocks {
-            samples.push(block::fetch(&b)?);
-        }
-    }
+        .map(block::fetch)
+        .collect::<Result<Vec<_>, _>>()?;
     let bounds = match concat(&samples)? {
         Some(all) if all.num_rows() > 0 && blocks.len() > 1 => {
             let sorted = sort_batch(&all, &keys, descending)?;
@@ -197,6 +194,7 @@ pub(crate) fn sort(blocks: &[BlockRef], keys: Vec<String>, descending: bool) -> 
         combine: Code::of(sort_combine as CombineFn),
         arg: encode(&SortArg { keys, descending, bounds: block::encode(&bounds)? }),
         outputs: Some(blocks.len().max(1)),
+        keeps_rows: true,
     })
 }
 
@@ -362,6 +360,7 @@ pub(crate) fn group(keys: Vec<String>, aggs: Vec<Agg>, map: Option<(Code<crate::
         combine: Code::of(group_combine as CombineFn),
         arg: encode(&GroupArg { keys, aggs, map, map_arg }),
         outputs,
+        keeps_rows: false,
     }
 }
 
@@ -383,16 +382,27 @@ fn gather_combine(parts: Vec<RecordBatch>, _: &StageCtx, arg_bytes: &[u8]) -> Re
     }
 }
 
-/// New blocks holding the dataset's rows at global positions `rows`, in
-/// that order, about `per_block` rows each; one task per output block,
-/// each fetching only the blocks it needs.
-pub(crate) fn gather(blocks: &[BlockRef], rows: &[u64], per_block: usize) -> Result<Vec<BlockRef>, Error> {
+/// Where each block starts, and the total row count.
+fn starts(blocks: &[BlockRef]) -> (Vec<u64>, u64) {
     let mut starts = Vec::with_capacity(blocks.len());
     let mut total = 0u64;
     for b in blocks {
         starts.push(total);
         total += b.rows;
     }
+    (starts, total)
+}
+
+/// An empty block with the dataset's schema, for an output with no rows.
+fn empty(blocks: &[BlockRef]) -> Result<Vec<BlockRef>, Error> {
+    blocks.first().map(|b| crate::exec::slice(b, 0, 0)).into_iter().collect()
+}
+
+/// New blocks holding the dataset's rows at global positions `rows`, in
+/// that order, about `per_block` rows each; one task per output block,
+/// each fetching only the blocks it needs.
+pub(crate) fn gather(blocks: &[BlockRef], rows: &[u64], per_block: usize, exec: &Exec) -> BlockStream {
+    let (starts, total) = starts(blocks);
     let locate = |g: u64| -> Result<(usize, u32), Error> {
         if g >= total {
             return Err(invalid(format!("row {g} is past the dataset's {total} rows")));
@@ -400,33 +410,60 @@ pub(crate) fn gather(blocks: &[BlockRef], rows: &[u64], per_block: usize) -> Res
         let b = starts.partition_point(|&s| s <= g) - 1;
         Ok((b, (g - starts[b]) as u32))
     };
-    let mut tasks = Vec::new();
+    let mut jobs = Vec::new();
     for chunk in rows.chunks(per_block.max(1)) {
-        let located = chunk.iter().map(|&g| locate(g)).collect::<Result<Vec<_>, _>>()?;
+        let located = match chunk.iter().map(|&g| locate(g)).collect::<Result<Vec<_>, _>>() {
+            Ok(l) => l,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
         let mut used: Vec<usize> = located.iter().map(|&(b, _)| b).collect();
         used.sort_unstable();
         used.dedup();
         let picks: Vec<(u32, u32)> =
             located.iter().map(|&(b, r)| (used.binary_search(&b).expect("used block") as u32, r)).collect();
-        let parts: Vec<BlockRef> = used.iter().map(|&b| blocks[b].clone()).collect();
-        tasks.push(combine_task::remote(
-            parts,
-            Code::of(gather_combine as CombineFn),
-            encode(&picks),
-            tasks.len() as u64,
-        ));
+        jobs.push((used.iter().map(|&b| blocks[b].clone()).collect(), encode(&picks)));
     }
-    if tasks.is_empty() {
-        // No rows: one empty block keeps the schema.
-        if let Some(b) = blocks.first() {
-            return Ok(vec![crate::exec::slice(b, 0, 0)?]);
-        }
+    if jobs.is_empty() {
+        return Box::new(empty(blocks).into_iter().flatten().map(Ok));
     }
-    let mut out = Vec::new();
-    for t in &tasks {
-        out.extend(wray_guest_core::get(t)?.blocks);
+    crate::exec::combine(jobs, Code::of(gather_combine as CombineFn), exec, "Gather")
+}
+
+/// Joins its parts and keeps `len` rows from `skip` on.
+fn concat_range(parts: Vec<RecordBatch>, _: &StageCtx, arg_bytes: &[u8]) -> Result<RecordBatch, Error> {
+    let (skip, len): (u64, u64) = arg(arg_bytes)?;
+    let Some(all) = concat(&parts)? else { return Err(invalid("joining no parts".into())) };
+    let skip = (skip as usize).min(all.num_rows());
+    Ok(all.slice(skip, (len as usize).min(all.num_rows() - skip)))
+}
+
+/// For each `(start, end)` row range: the blocks it overlaps, and where
+/// in their join it starts and how long it is.
+fn range_jobs(blocks: &[BlockRef], ranges: Vec<(u64, u64)>) -> Vec<(Vec<BlockRef>, (u64, u64))> {
+    let (starts, _) = starts(blocks);
+    ranges
+        .into_iter()
+        .map(|(s, e)| {
+            let mut used: Vec<usize> =
+                (0..blocks.len()).filter(|&b| starts[b] < e && starts[b] + blocks[b].rows > s).collect();
+            if used.is_empty() && !blocks.is_empty() {
+                // An empty range: an empty block with the schema.
+                used.push(0);
+            }
+            let skip = used.first().map_or(0, |&b| s.saturating_sub(starts[b]));
+            (used.iter().map(|&b| blocks[b].clone()).collect(), (skip, e - s))
+        })
+        .collect()
+}
+
+/// One new block per `(start, end)` row range, each joined by a task from
+/// the blocks the range overlaps.
+pub(crate) fn contiguous(blocks: &[BlockRef], ranges: Vec<(u64, u64)>, exec: &Exec) -> BlockStream {
+    if blocks.is_empty() {
+        return Box::new(std::iter::empty());
     }
-    Ok(out)
+    let jobs = range_jobs(blocks, ranges).into_iter().map(|(parts, range)| (parts, encode(&range))).collect();
+    crate::exec::combine(jobs, Code::of(concat_range as CombineFn), exec, "Repartition")
 }
 
 /// Contiguous rows `start..end` of the dataset, as blocks (whole blocks
@@ -444,19 +481,19 @@ pub(crate) fn range_of(blocks: &[BlockRef], start: u64, end: u64) -> Result<Vec<
         let e = end.min(hi) - lo;
         out.push(crate::exec::slice(b, s, e - s)?);
     }
-    if let (true, Some(b)) = (out.is_empty(), blocks.first()) {
-        out.push(crate::exec::slice(b, 0, 0)?);
+    if out.is_empty() {
+        out = empty(blocks)?;
     }
     Ok(out)
 }
 
 // ---- zip ----
 
-fn zip_combine(parts: Vec<RecordBatch>, _: &StageCtx, _: &[u8]) -> Result<RecordBatch, Error> {
+/// `parts[0]` beside the rows the argument picks from the other parts.
+fn zip_combine(parts: Vec<RecordBatch>, ctx: &StageCtx, arg_bytes: &[u8]) -> Result<RecordBatch, Error> {
     let mut parts = parts.into_iter();
     let left = parts.next().ok_or_else(|| invalid("zip: no left block".into()))?;
-    let right: Vec<RecordBatch> = parts.collect();
-    let Some(right) = concat(&right)? else { return Err(invalid("zip: no right rows".into())) };
+    let right = concat_range(parts.collect(), ctx, arg_bytes)?;
     let mut fields: Vec<Field> = left.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
     let mut columns = left.columns().to_vec();
     for (f, c) in right.schema().fields().iter().zip(right.columns()) {
@@ -470,9 +507,21 @@ fn zip_combine(parts: Vec<RecordBatch>, _: &StageCtx, _: &[u8]) -> Result<Record
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| invalid(format!("zip: {e}")))
 }
 
-/// One block of `zip`: `parts[0]` beside the rows of the other parts.
-pub(crate) fn zip_parts(parts: Vec<BlockRef>, index: u64) -> Result<BlockRef, Error> {
-    let out =
-        wray_guest_core::get(&combine_task::remote(parts, Code::of(zip_combine as CombineFn), Vec::new(), index))?;
-    out.blocks.into_iter().next().ok_or_else(|| invalid("zip gave no block".into()))
+/// `left`'s blocks, each beside the same rows of `right` (which has as
+/// many rows): one task per block of `left`.
+pub(crate) fn zip(left: &[BlockRef], right: &[BlockRef], exec: &Exec) -> BlockStream {
+    let mut offset = 0;
+    let ranges = left
+        .iter()
+        .map(|b| {
+            offset += b.rows;
+            (offset - b.rows, offset)
+        })
+        .collect();
+    let jobs = left
+        .iter()
+        .zip(range_jobs(right, ranges))
+        .map(|(l, (parts, range))| (std::iter::once(l.clone()).chain(parts).collect(), encode(&range)))
+        .collect();
+    crate::exec::combine(jobs, Code::of(zip_combine as CombineFn), exec, "Zip")
 }

@@ -36,29 +36,41 @@ pub(crate) struct StageStat {
     pub rows: u64,
 }
 
+/// One stage as a task runs it: its name (for errors) and its code.
+type Apply<'a> = (&'a str, Box<dyn FnMut(RecordBatch, &StageCtx) -> Result<RecordBatch, Error> + 'a>);
+
+fn coded(stages: &[Stage]) -> Result<Vec<Apply<'_>>, Error> {
+    stages
+        .iter()
+        .map(|s| {
+            let code = s.code.get()?;
+            let apply: Apply<'_> = (&s.name, Box::new(move |b, ctx| code(b, ctx, &s.arg)));
+            Ok(apply)
+        })
+        .collect()
+}
+
 /// Runs `stages` over `batches`, splitting outputs to the block target, and
-/// stores the results.
+/// stores the results. Stat 0 is the input side (reading or decoding).
 fn run_stages(
     batches: Vec<RecordBatch>,
-    stages: &[Stage],
+    mut stages: Vec<Apply<'_>>,
     index: u64,
-    read_nanos: u64,
-    target: usize,
+    input_nanos: u64,
+    target: u64,
 ) -> Result<TaskOut, Error> {
-    let ctx = StageCtx { index };
     let mut stats = vec![StageStat::default(); stages.len() + 1];
-    stats[0] = StageStat { nanos: read_nanos, rows: batches.iter().map(|b| b.num_rows() as u64).sum() };
-    let codes = stages.iter().map(|s| s.code.get()).collect::<Result<Vec<_>, _>>()?;
+    stats[0] = StageStat { nanos: input_nanos, rows: batches.iter().map(|b| b.num_rows() as u64).sum() };
     let mut blocks = Vec::new();
-    for batch in batches {
-        let mut batch = batch;
-        for (i, (stage, code)) in stages.iter().zip(&codes).enumerate() {
+    for (part, mut batch) in batches.into_iter().enumerate() {
+        let ctx = StageCtx { index, part: part as u64 };
+        for (i, (name, apply)) in stages.iter_mut().enumerate() {
             let start = Instant::now();
-            batch = code(batch, &ctx, &stage.arg).map_err(|e| in_stage(&stage.name, e))?;
+            batch = apply(batch, &ctx).map_err(|e| in_stage(name, e))?;
             stats[i + 1].nanos += start.elapsed().as_nanos() as u64;
             stats[i + 1].rows += batch.num_rows() as u64;
         }
-        for piece in block::split_by_size(batch, target) {
+        for piece in block::split_by_size(batch, target as usize) {
             blocks.push(block::put(&piece)?);
         }
     }
@@ -72,42 +84,40 @@ fn in_stage(stage: &str, e: Error) -> Error {
     }
 }
 
+fn decoded(block: Vec<u8>) -> Result<(RecordBatch, u64), Error> {
+    let start = Instant::now();
+    let batch = block::decode(block)?;
+    Ok((batch, start.elapsed().as_nanos() as u64))
+}
+
 /// Runs an actor pool's mapper over one block.
-pub(crate) fn run_stages_on(
+pub(crate) fn run_mapper(
     block: Vec<u8>,
+    name: &str,
     batch_size: Option<u64>,
-    _index: u64,
+    index: u64,
     target: u64,
     mapper: &mut crate::pool::Mapper,
 ) -> Result<TaskOut, Error> {
-    let start = Instant::now();
-    let batch = block::decode(block)?;
-    let rows_in = batch.num_rows() as u64;
-    let decoded = start.elapsed().as_nanos() as u64;
-    let start = Instant::now();
-    let out = crate::ops::in_batches(batch, batch_size.map(|s| s as usize), mapper)?;
-    let stages = vec![
-        StageStat { nanos: decoded, rows: rows_in },
-        StageStat { nanos: start.elapsed().as_nanos() as u64, rows: out.num_rows() as u64 },
-    ];
-    let blocks = block::split_by_size(out, target as usize).iter().map(block::put).collect::<Result<_, _>>()?;
-    Ok(TaskOut { blocks, stages })
+    let (batch, nanos) = decoded(block)?;
+    let size = batch_size.map(|s| s as usize);
+    let apply: Apply<'_> = (name, Box::new(|b, _| crate::ops::in_batches(b, size, &mut *mapper)));
+    run_stages(vec![batch], vec![apply], index, nanos, target)
 }
 
 /// Reads, then runs the stages fused behind the read.
 #[wray::remote]
 pub(crate) fn read_task(read: Read, stages: Vec<Stage>, index: u64, target: u64) -> Result<TaskOut, Error> {
     let start = Instant::now();
-    let batches = (read.code.get()?)(&read.arg)?;
-    run_stages(batches, &stages, index, start.elapsed().as_nanos() as u64, target as usize)
+    let batches = (read.code.get()?)(&read.arg, target as usize)?;
+    run_stages(batches, coded(&stages)?, index, start.elapsed().as_nanos() as u64, target)
 }
 
 /// Runs fused stages over one block.
 #[wray::remote]
 pub(crate) fn map_task(block: Vec<u8>, stages: Vec<Stage>, index: u64, target: u64) -> Result<TaskOut, Error> {
-    let start = Instant::now();
-    let batch = block::decode(block)?;
-    run_stages(vec![batch], &stages, index, start.elapsed().as_nanos() as u64, target as usize)
+    let (batch, nanos) = decoded(block)?;
+    run_stages(vec![batch], coded(&stages)?, index, nanos, target)
 }
 
 /// The first half of an exchange: one block cut into `parts` blocks.
@@ -118,13 +128,16 @@ pub(crate) fn partition_task(
     arg: Vec<u8>,
     index: u64,
     parts: u64,
-) -> Result<Vec<BlockRef>, Error> {
+) -> Result<TaskOut, Error> {
+    let start = Instant::now();
     let batch = block::decode(block)?;
-    let pieces = (code.get()?)(batch, &StageCtx { index }, &arg, parts as usize)?;
+    let rows = batch.num_rows() as u64;
+    let pieces = (code.get()?)(batch, &StageCtx { index, part: 0 }, &arg, parts as usize)?;
     if pieces.len() != parts as usize {
         return Err(Error::InvalidArgument(format!("a partition gave {} parts for {parts}", pieces.len())));
     }
-    pieces.iter().map(block::put).collect()
+    let blocks = pieces.iter().map(block::put).collect::<Result<_, _>>()?;
+    Ok(TaskOut { blocks, stages: vec![StageStat { nanos: start.elapsed().as_nanos() as u64, rows }] })
 }
 
 /// The second half: the parts of one output, fetched and joined.
@@ -138,7 +151,7 @@ pub(crate) fn combine_task(
     let start = Instant::now();
     let objects: Vec<_> = parts.iter().map(|p| p.object.clone()).collect();
     let batches = wray_guest_core::get_all(&objects)?.into_iter().map(block::decode).collect::<Result<Vec<_>, _>>()?;
-    let out = (code.get()?)(batches, &StageCtx { index }, &arg)?;
+    let out = (code.get()?)(batches, &StageCtx { index, part: 0 }, &arg)?;
     let nanos = start.elapsed().as_nanos() as u64;
     let rows = out.num_rows() as u64;
     Ok(TaskOut { blocks: vec![block::put(&out)?], stages: vec![StageStat { nanos, rows }] })
@@ -150,10 +163,28 @@ pub(crate) type BlockStream = Box<dyn Iterator<Item = Result<BlockRef, Error>>>;
 /// Submits the next task of a stream, or says there is none.
 pub(crate) type Submit = Box<dyn FnMut(u64) -> Option<Result<ObjectRef<TaskOut>, Error>>>;
 
+/// What one execution of a plan shares: its statistics and its bounds,
+/// read from the [`DataContext`] once.
+#[derive(Clone)]
+pub(crate) struct Exec {
+    pub stats: Stats,
+    /// Tasks each stream keeps running.
+    pub in_flight: usize,
+    /// Block size that tasks cut their outputs to.
+    pub target: u64,
+}
+
+impl Exec {
+    pub fn new(stats: Stats) -> Exec {
+        let context = DataContext::current();
+        Exec { stats, in_flight: context.in_flight(), target: context.target_block_bytes as u64 }
+    }
+}
+
 /// Tasks in flight, at most `limit`, their blocks handed out in order.
 pub(crate) struct TaskStream {
     submit: Submit,
-    pub(crate) limit: usize,
+    limit: usize,
     /// Told the number of tasks in flight (an actor pool grows on it).
     pub(crate) in_flight_gauge: Option<Rc<Cell<usize>>>,
     next_index: u64,
@@ -161,23 +192,24 @@ pub(crate) struct TaskStream {
     in_flight: VecDeque<ObjectRef<TaskOut>>,
     ready: VecDeque<BlockRef>,
     stats: Stats,
-    /// The stats entries of the task's stages (index 0: its input side).
-    ops: Vec<OpId>,
+    /// The stats entries of the task's stages; `None` for an input side
+    /// that is not an operator of its own (decoding a block).
+    ops: Vec<Option<OpId>>,
     label: String,
     started: Instant,
 }
 
 impl TaskStream {
-    pub fn new(submit: Submit, stats: &Stats, ops: Vec<OpId>, label: String) -> TaskStream {
+    pub fn new(submit: Submit, exec: &Exec, ops: Vec<Option<OpId>>, label: String) -> TaskStream {
         TaskStream {
             submit,
-            limit: DataContext::current().in_flight(),
+            limit: exec.in_flight,
             in_flight_gauge: None,
             next_index: 0,
             exhausted: false,
             in_flight: VecDeque::new(),
             ready: VecDeque::new(),
-            stats: stats.clone(),
+            stats: exec.stats.clone(),
             ops,
             label,
             started: Instant::now(),
@@ -199,6 +231,15 @@ impl TaskStream {
         }
         Ok(())
     }
+
+    /// The head task's result, with the slot it frees refilled at once so
+    /// that the pipeline stays full while the head is awaited.
+    fn next_result(&mut self) -> Result<Option<TaskOut>, Error> {
+        self.fill()?;
+        let Some(head) = self.in_flight.pop_front() else { return Ok(None) };
+        self.fill()?;
+        wray_guest_core::get(&head).map(Some).map_err(|e| failed(&self.label, e))
+    }
 }
 
 impl Iterator for TaskStream {
@@ -209,24 +250,15 @@ impl Iterator for TaskStream {
             if let Some(b) = self.ready.pop_front() {
                 return Some(Ok(b));
             }
-            if let Err(e) = self.fill() {
-                self.exhausted = true;
-                return Some(Err(e));
-            }
-            let head = self.in_flight.pop_front()?;
-            // Keep the pipeline full while waiting on the head.
-            if let Err(e) = self.fill() {
-                self.exhausted = true;
-                return Some(Err(e));
-            }
-            match wray_guest_core::get(&head) {
-                Ok(out) => {
+            match self.next_result() {
+                Ok(Some(out)) => {
                     self.stats.record_task(&self.ops, &out, self.started);
                     self.ready.extend(out.blocks);
                 }
+                Ok(None) => return None,
                 Err(e) => {
                     self.exhausted = true;
-                    return Some(Err(failed(&self.label, e)));
+                    return Some(Err(e));
                 }
             }
         }
@@ -249,9 +281,25 @@ fn failed(label: &str, e: Error) -> Error {
     }
 }
 
+/// Runs one combine task per entry of `jobs` (the parts it joins and its
+/// argument), at most `in_flight` at a time, blocks in order.
+pub(crate) fn combine(
+    jobs: Vec<(Vec<BlockRef>, Vec<u8>)>,
+    code: Code<CombineFn>,
+    exec: &Exec,
+    op: &str,
+) -> BlockStream {
+    let mut jobs: VecDeque<_> = jobs.into();
+    let submit: Submit = Box::new(move |index| {
+        let (parts, arg) = jobs.pop_front()?;
+        Some(Ok(combine_task::remote(parts, code, arg, index)))
+    });
+    Box::new(TaskStream::new(submit, exec, vec![Some(exec.stats.op(op))], op.to_string()))
+}
+
 /// The stream of a plan node's blocks.
-pub(crate) fn stream(node: &Rc<Node>, stats: &Stats) -> Result<BlockStream, Error> {
-    let target = DataContext::current().target_block_bytes as u64;
+pub(crate) fn stream(node: &Rc<Node>, exec: &Exec) -> Result<BlockStream, Error> {
+    let target = exec.target;
     Ok(match &**node {
         Node::Stage { .. } | Node::Read { .. } => {
             // Fuse the chain of row-wise stages down to its source.
@@ -262,73 +310,71 @@ pub(crate) fn stream(node: &Rc<Node>, stats: &Stats) -> Result<BlockStream, Erro
                 base = input.clone();
             }
             stages.reverse();
-            let names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
-            match &*base {
+            let mut names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
+            let read = match &*base {
                 Node::Read { name, reads } => {
-                    let mut ops = vec![stats.op(name)];
-                    ops.extend(names.iter().map(|n| stats.op(n)));
-                    let label = std::iter::once(name.clone()).chain(names).collect::<Vec<_>>().join("->");
-                    let mut reads: VecDeque<Read> = reads.iter().cloned().collect();
-                    let submit: Submit = Box::new(move |index| {
-                        let read = reads.pop_front()?;
-                        Some(Ok(read_task::remote(read, stages.clone(), index, target)))
-                    });
-                    Box::new(TaskStream::new(submit, stats, ops, label))
+                    names.insert(0, name.clone());
+                    Some(reads.iter().cloned().collect::<VecDeque<Read>>())
                 }
-                _ => {
-                    let mut upstream = stream(&base, stats)?;
-                    let mut ops = vec![stats.op("(input)")];
-                    ops.extend(names.iter().map(|n| stats.op(n)));
-                    let label = names.join("->");
-                    let submit: Submit = Box::new(move |index| {
+                _ => None,
+            };
+            let mut ops: Vec<Option<OpId>> = names.iter().map(|n| Some(exec.stats.op(n))).collect();
+            let submit: Submit = match read {
+                Some(mut reads) => Box::new(move |index| {
+                    let read = reads.pop_front()?;
+                    Some(Ok(read_task::remote(read, stages.clone(), index, target)))
+                }),
+                None => {
+                    ops.insert(0, None);
+                    let mut upstream = stream(&base, exec)?;
+                    Box::new(move |index| {
                         let block = match upstream.next()? {
                             Ok(b) => b,
                             Err(e) => return Some(Err(e)),
                         };
                         Some(Ok(map_task::remote(&block.object, stages.clone(), index, target)))
-                    });
-                    Box::new(TaskStream::new(submit, stats, ops, label))
+                    })
                 }
-            }
+            };
+            Box::new(TaskStream::new(submit, exec, ops, names.join("->")))
         }
         Node::Blocks { blocks } => Box::new(blocks.clone().into_iter().map(Ok)),
-        Node::Pool { input, pool } => crate::pool::stream(stream(input, stats)?, pool.clone(), stats)?,
+        Node::Pool { input, pool } => crate::pool::stream(stream(input, exec)?, pool.clone(), exec)?,
         Node::Exchange { input, exchange } => {
-            let (input, exchange, stats) = (input.clone(), exchange.clone(), stats.clone());
+            let (input, exchange, exec) = (input.clone(), exchange.clone(), exec.clone());
             lazy(move || {
-                let blocks = collect(stream(&input, &stats)?)?;
-                run_exchange(blocks, &exchange, &stats)
+                let blocks = collect(stream(&input, &exec)?)?;
+                run_exchange(blocks, &exchange, &exec)
             })
         }
         Node::Barrier { input, plan, .. } => {
-            let (input, plan, stats) = (input.clone(), plan.clone(), stats.clone());
+            let (input, plan, exec) = (input.clone(), plan.clone(), exec.clone());
             lazy(move || {
-                let blocks = collect(stream(&input, &stats)?)?;
-                stream(&plan(blocks)?, &stats)
+                let blocks = collect(stream(&input, &exec)?)?;
+                stream(&plan(blocks, &exec)?, &exec)
             })
         }
-        Node::Limit { input, rows } => Box::new(LimitStream { input: Some(stream(input, stats)?), left: *rows }),
+        Node::Limit { input, rows } => Box::new(LimitStream { input: Some(stream(input, exec)?), left: *rows }),
         Node::Union { inputs } => {
-            let (inputs, stats) = (inputs.clone(), stats.clone());
-            Box::new(inputs.into_iter().flat_map(move |i| match stream(&i, &stats) {
+            let (inputs, exec) = (inputs.clone(), exec.clone());
+            Box::new(inputs.into_iter().flat_map(move |i| match stream(&i, &exec) {
                 Ok(s) => s,
                 Err(e) => Box::new(std::iter::once(Err(e))),
             }))
         }
         Node::Repeat { input, times } => {
-            let (input, stats) = (input.clone(), stats.clone());
+            let (input, exec) = (input.clone(), exec.clone());
             let epochs: Box<dyn Iterator<Item = u64>> = match times {
                 Some(t) => Box::new(0..*t),
                 None => Box::new(0..),
             };
-            Box::new(epochs.flat_map(move |_| match stream(&input, &stats) {
+            Box::new(epochs.flat_map(move |_| match stream(&input, &exec) {
                 Ok(s) => s,
                 Err(e) => Box::new(std::iter::once(Err(e))),
             }))
         }
     })
 }
-
 /// A stream built on first use (a barrier waits for its whole input only
 /// when its consumer asks for the first block).
 fn lazy(build: impl FnOnce() -> Result<BlockStream, Error> + 'static) -> BlockStream {
@@ -393,37 +439,20 @@ pub(crate) fn slice(block: &BlockRef, offset: u64, len: u64) -> Result<BlockRef,
 }
 
 /// Partitions every block, then combines each output's parts.
-fn run_exchange(blocks: Vec<BlockRef>, exchange: &Exchange, stats: &Stats) -> Result<BlockStream, Error> {
+fn run_exchange(blocks: Vec<BlockRef>, exchange: &Exchange, exec: &Exec) -> Result<BlockStream, Error> {
     let outputs = exchange.outputs.unwrap_or(blocks.len()).max(1);
-    let op = stats.op(&exchange.name);
-    let limit = DataContext::current().in_flight();
-    // Map side, `limit` tasks at a time.
-    let mut parts: Vec<Vec<BlockRef>> = Vec::with_capacity(blocks.len());
-    let mut pending: VecDeque<ObjectRef<Vec<BlockRef>>> = VecDeque::new();
-    let mut next = blocks.iter().enumerate();
-    loop {
-        while pending.len() < limit {
-            let Some((i, b)) = next.next() else { break };
-            pending.push_back(partition_task::remote(
-                &b.object,
-                exchange.partition,
-                exchange.arg.clone(),
-                i as u64,
-                outputs as u64,
-            ));
-        }
-        let Some(head) = pending.pop_front() else { break };
-        parts.push(wray_guest_core::get(&head).map_err(|e| failed(&exchange.name, e))?);
-    }
-    drop(blocks);
-    // Reduce side, streamed.
-    let mut columns: VecDeque<Vec<BlockRef>> =
-        (0..outputs).map(|j| parts.iter().map(|p| p[j].clone()).collect()).collect();
-    drop(parts);
-    let (code, arg) = (exchange.combine, exchange.arg.clone());
+    // Map side: each task returns exactly `outputs` parts, in order.
+    let (code, arg) = (exchange.partition, exchange.arg.clone());
+    let mut inputs = blocks.into_iter();
     let submit: Submit = Box::new(move |index| {
-        let parts = columns.pop_front()?;
-        Some(Ok(combine_task::remote(parts, code, arg.clone(), index)))
+        let b = inputs.next()?;
+        Some(Ok(partition_task::remote(&b.object, code, arg.clone(), index, outputs as u64)))
     });
-    Ok(Box::new(TaskStream::new(submit, stats, vec![op], exchange.name.clone())))
+    let op = Some(exec.stats.op(&format!("{} (partition)", exchange.name)));
+    let parts = collect(Box::new(TaskStream::new(submit, exec, vec![op], exchange.name.clone())))?;
+    // Reduce side, streamed: output j joins part j of every input.
+    let jobs = (0..outputs)
+        .map(|j| (parts.iter().skip(j).step_by(outputs).cloned().collect(), exchange.arg.clone()))
+        .collect();
+    Ok(combine(jobs, exchange.combine, exec, &exchange.name))
 }

@@ -115,12 +115,12 @@ pub fn read_csv(paths: impl Paths) -> Result<Dataset, Error> {
 
 /// Reads CSV files as `options` say.
 pub fn read_csv_with(paths: impl Paths, options: CsvOptions) -> Result<Dataset, Error> {
-    Ok(Dataset::from_node(read::csv(paths.paths(), options, DataContext::current().target_block_bytes)?))
+    Ok(Dataset::from_node(read::csv(paths.paths(), options)?))
 }
 
 /// Reads JSON-lines files (one object per line).
 pub fn read_json(paths: impl Paths) -> Result<Dataset, Error> {
-    Ok(Dataset::from_node(read::json(paths.paths(), DataContext::current().target_block_bytes)?))
+    Ok(Dataset::from_node(read::json(paths.paths())?))
 }
 
 /// Reads Parquet files, one task per row group; `count` comes from the
@@ -136,7 +136,7 @@ pub fn read_parquet_with(paths: impl Paths, options: ParquetOptions) -> Result<D
 
 /// Reads text files, a row `{text}` per line.
 pub fn read_text(paths: impl Paths) -> Result<Dataset, Error> {
-    Ok(Dataset::from_node(read::text(paths.paths(), DataContext::current().target_block_bytes)?))
+    Ok(Dataset::from_node(read::text(paths.paths())?))
 }
 
 /// Reads whole files, a row `{path, bytes}` per file.

@@ -26,7 +26,14 @@ fn decode_arg<A: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<A, Error> {
 }
 
 pub(crate) fn stage<A: Serialize + 'static>(name: String, code: BlockFn, arg: &A) -> Stage {
-    Stage { name, code: Code::of(code), arg: encode_arg(arg) }
+    Stage { name, code: Code::of(code), arg: encode_arg(arg), keeps_rows: false }
+}
+
+impl Stage {
+    /// Marks a stage that makes one row per row.
+    pub(crate) fn keeping_rows(self) -> Stage {
+        Stage { keeps_rows: true, ..self }
+    }
 }
 
 /// `Map(path::to::f)`: the operator's name for stats and errors.

@@ -85,14 +85,16 @@ pub(crate) fn conjure<F: Copy + 'static>() -> F {
 
 /// Where a stage runs and which block it is.
 pub(crate) struct StageCtx {
-    /// The block's position in the stream feeding the stage.
+    /// The task's position in the stream feeding the stage.
     pub index: u64,
+    /// Which of the task's batches (a read can make several).
+    pub part: u64,
 }
 
 /// One block in, one block out.
 pub(crate) type BlockFn = fn(RecordBatch, &StageCtx, &[u8]) -> Result<RecordBatch, Error>;
-/// A read: arguments in, batches out.
-pub(crate) type ReadFn = fn(&[u8]) -> Result<Vec<RecordBatch>, Error>;
+/// A read: arguments and the block target in, batches out.
+pub(crate) type ReadFn = fn(&[u8], usize) -> Result<Vec<RecordBatch>, Error>;
 /// Cuts a block into `n` parts for an exchange.
 pub(crate) type PartitionFn = fn(RecordBatch, &StageCtx, &[u8], usize) -> Result<Vec<RecordBatch>, Error>;
 /// Joins the parts of one exchange output.
@@ -104,6 +106,8 @@ pub(crate) struct Stage {
     pub name: String,
     pub code: Code<BlockFn>,
     pub arg: Vec<u8>,
+    /// One row out per row in (`map`, column edits): `count` stays known.
+    pub keeps_rows: bool,
 }
 
 /// A read task: what one task reads.
@@ -124,10 +128,12 @@ pub(crate) struct Exchange {
     pub arg: Vec<u8>,
     /// Output blocks; `None`: as many as input blocks.
     pub outputs: Option<usize>,
+    /// Every input row comes out once (a shuffle or a sort; not a groupby).
+    pub keeps_rows: bool,
 }
 
 /// What a barrier makes of its materialised input: the rest of the plan.
-pub(crate) type Replan = Rc<dyn Fn(Vec<BlockRef>) -> Result<Rc<Node>, Error>>;
+pub(crate) type Replan = Rc<dyn Fn(Vec<BlockRef>, &crate::exec::Exec) -> Result<Rc<Node>, Error>>;
 
 /// A node of the plan. Plans are immutable and shared: every transform
 /// returns a new dataset whose plan points at its input's.
@@ -159,9 +165,9 @@ impl Node {
         match self {
             Node::Read { reads, .. } => reads.iter().map(|r| r.rows).sum(),
             Node::Blocks { blocks } => Some(blocks.iter().map(|b| b.rows).sum()),
-            Node::Stage { input, stage } if stage.keeps_rows() => input.known_rows(),
+            Node::Stage { input, stage } if stage.keeps_rows => input.known_rows(),
             Node::Pool { .. } | Node::Stage { .. } | Node::Barrier { .. } => None,
-            Node::Exchange { input, exchange } => exchange.keeps_rows().then(|| input.known_rows()).flatten(),
+            Node::Exchange { input, exchange } => exchange.keeps_rows.then(|| input.known_rows()).flatten(),
             Node::Limit { input, rows } => input.known_rows().map(|n| n.min(*rows)),
             Node::Union { inputs } => inputs.iter().map(|i| i.known_rows()).sum(),
             Node::Repeat { input, times } => times.and_then(|t| input.known_rows().map(|n| n * t)),
@@ -186,20 +192,5 @@ impl Node {
                 None => format!("{} -> Repeat", input.describe()),
             },
         }
-    }
-}
-
-impl Stage {
-    /// Row-preserving stages (column edits, map) keep `count` known.
-    pub fn keeps_rows(&self) -> bool {
-        ["Map(", "AddColumn(", "DropColumns(", "SelectColumns(", "RenameColumns("]
-            .iter()
-            .any(|p| self.name.starts_with(p))
-    }
-}
-
-impl Exchange {
-    pub fn keeps_rows(&self) -> bool {
-        !self.name.starts_with("GroupBy")
     }
 }

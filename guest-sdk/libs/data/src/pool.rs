@@ -5,10 +5,9 @@
 //! its actors when the stream ends or is dropped.
 
 use crate::batch::Batch;
-use crate::exec::{BlockStream, Submit, TaskOut, TaskStream, run_stages_on};
+use crate::exec::{BlockStream, Exec, Submit, TaskOut, TaskStream};
 use crate::ops::Row;
 use crate::plan::Code;
-use crate::stats::Stats;
 use std::cell::Cell;
 use std::rc::Rc;
 use wray_guest_core::{ActorHandle, Error};
@@ -96,20 +95,20 @@ pub(crate) struct PoolSpec {
     pub args: Vec<u8>,
     pub pool: ActorPool,
     pub batch_size: Option<u64>,
-    pub target: u64,
 }
 
 /// One actor of a pool.
 #[wray::actor]
 pub(crate) struct PoolActor {
+    name: String,
     mapper: Mapper,
 }
 
 #[wray::actor]
 impl PoolActor {
     /// Builds the user's mapper.
-    pub(crate) fn new(code: Code<NewFn>, args: Vec<u8>) -> Result<PoolActor, Error> {
-        Ok(PoolActor { mapper: (code.get()?)(&args)? })
+    pub(crate) fn new(name: String, code: Code<NewFn>, args: Vec<u8>) -> Result<PoolActor, Error> {
+        Ok(PoolActor { name, mapper: (code.get()?)(&args)? })
     }
 
     /// Maps one block.
@@ -120,7 +119,7 @@ impl PoolActor {
         index: u64,
         target: u64,
     ) -> Result<TaskOut, Error> {
-        run_stages_on(block, batch_size, index, target, &mut self.mapper)
+        crate::exec::run_mapper(block, &self.name, batch_size, index, target, &mut self.mapper)
     }
 }
 
@@ -137,13 +136,14 @@ impl Drop for Pool {
 }
 
 fn start(spec: &PoolSpec) -> Result<ActorHandle<PoolActor>, Error> {
-    PoolActor::options()
-        .num_cpus(spec.pool.num_cpus)
-        .num_gpus(spec.pool.num_gpus)
-        .try_remote(spec.code, spec.args.clone())
+    PoolActor::options().num_cpus(spec.pool.num_cpus).num_gpus(spec.pool.num_gpus).try_remote(
+        spec.name.clone(),
+        spec.code,
+        spec.args.clone(),
+    )
 }
 
-pub(crate) fn stream(mut upstream: BlockStream, spec: PoolSpec, stats: &Stats) -> Result<BlockStream, Error> {
+pub(crate) fn stream(mut upstream: BlockStream, spec: PoolSpec, exec: &Exec) -> Result<BlockStream, Error> {
     let mut pool = Pool { actors: Vec::new() };
     for _ in 0..spec.pool.min_size {
         pool.actors.push(start(&spec)?);
@@ -152,6 +152,7 @@ pub(crate) fn stream(mut upstream: BlockStream, spec: PoolSpec, stats: &Stats) -
     let busy = Rc::new(Cell::new(0usize));
     let in_flight = busy.clone();
     let max = spec.pool.max_size;
+    let target = exec.target;
     let submit: Submit = Box::new(move |index| {
         let block = match upstream.next()? {
             Ok(b) => b,
@@ -164,11 +165,12 @@ pub(crate) fn stream(mut upstream: BlockStream, spec: PoolSpec, stats: &Stats) -
             }
         }
         let actor = &pool.actors[index as usize % pool.actors.len()];
-        Some(Ok(actor.call(&block.object, spec.batch_size, index, spec.target)))
+        Some(Ok(actor.call(&block.object, spec.batch_size, index, target)))
     });
-    let ops = vec![stats.op("(input)"), stats.op(&name)];
-    let mut s = TaskStream::new(submit, stats, ops, name);
-    s.limit = 2 * max;
+    // Two calls per actor keep each busy while its next block is decoded.
+    let exec = Exec { in_flight: 2 * max, ..exec.clone() };
+    let ops = vec![None, Some(exec.stats.op(&name))];
+    let mut s = TaskStream::new(submit, &exec, ops, name);
     s.in_flight_gauge = Some(busy);
     Ok(Box::new(s))
 }

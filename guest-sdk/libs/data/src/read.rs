@@ -174,7 +174,7 @@ fn arg<A: serde::de::DeserializeOwned + 'static>(bytes: &[u8]) -> Result<A, Erro
 
 // ---- range ----
 
-fn range_read(bytes: &[u8]) -> Result<Vec<RecordBatch>, Error> {
+fn range_read(bytes: &[u8], _target: usize) -> Result<Vec<RecordBatch>, Error> {
     let (start, end): (i64, i64) = arg(bytes)?;
     let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(start..end));
     Ok(vec![RecordBatch::try_from_iter([("id", ids)]).map_err(|e| invalid(e.to_string()))?])
@@ -214,7 +214,6 @@ impl Default for CsvOptions {
 struct FileArg {
     path: String,
     schema: Vec<u8>,
-    target: u64,
     csv: Option<CsvOptions>,
 }
 
@@ -222,7 +221,7 @@ fn csv_format(o: &CsvOptions) -> arrow_csv::reader::Format {
     arrow_csv::reader::Format::default().with_header(o.has_header).with_delimiter(o.delimiter)
 }
 
-fn csv_read(bytes: &[u8]) -> Result<Vec<RecordBatch>, Error> {
+fn csv_read(bytes: &[u8], target: usize) -> Result<Vec<RecordBatch>, Error> {
     let a: FileArg = arg(bytes)?;
     let schema = schema_of(&a.schema)?;
     let options = a.csv.unwrap_or_default();
@@ -231,10 +230,10 @@ fn csv_read(bytes: &[u8]) -> Result<Vec<RecordBatch>, Error> {
         .with_batch_size(PARSE_BATCH_ROWS)
         .build(BufReader::new(open("read_csv", &a.path)?))
         .map_err(|e| invalid(format!("read_csv {}: {e}", a.path)))?;
-    coalesce("read_csv", &a.path, &schema, reader, a.target as usize)
+    coalesce("read_csv", &a.path, &schema, reader, target)
 }
 
-pub(crate) fn csv(paths: Vec<String>, options: CsvOptions, target: usize) -> Result<Rc<Node>, Error> {
+pub(crate) fn csv(paths: Vec<String>, options: CsvOptions) -> Result<Rc<Node>, Error> {
     let files = expand("read_csv", paths)?;
     // One schema for every file, inferred from the first: a file whose
     // columns differ fails when it is read, naming itself.
@@ -250,12 +249,7 @@ pub(crate) fn csv(paths: Vec<String>, options: CsvOptions, target: usize) -> Res
     let reads = files
         .iter()
         .map(|p| {
-            let a = FileArg {
-                path: p.display().to_string(),
-                schema: schema.clone(),
-                target: target as u64,
-                csv: Some(options.clone()),
-            };
+            let a = FileArg { path: p.display().to_string(), schema: schema.clone(), csv: Some(options.clone()) };
             read(csv_read, &a, None)
         })
         .collect();
@@ -264,17 +258,17 @@ pub(crate) fn csv(paths: Vec<String>, options: CsvOptions, target: usize) -> Res
 
 // ---- JSON lines ----
 
-fn json_read(bytes: &[u8]) -> Result<Vec<RecordBatch>, Error> {
+fn json_read(bytes: &[u8], target: usize) -> Result<Vec<RecordBatch>, Error> {
     let a: FileArg = arg(bytes)?;
     let schema = schema_of(&a.schema)?;
     let reader = arrow_json::ReaderBuilder::new(schema.clone())
         .with_batch_size(PARSE_BATCH_ROWS)
         .build(BufReader::new(open("read_json", &a.path)?))
         .map_err(|e| invalid(format!("read_json {}: {e}", a.path)))?;
-    coalesce("read_json", &a.path, &schema, reader, a.target as usize)
+    coalesce("read_json", &a.path, &schema, reader, target)
 }
 
-pub(crate) fn json(paths: Vec<String>, target: usize) -> Result<Rc<Node>, Error> {
+pub(crate) fn json(paths: Vec<String>) -> Result<Rc<Node>, Error> {
     let files = expand("read_json", paths)?;
     let first = files[0].display().to_string();
     let mut f = BufReader::new(open("read_json", &first)?);
@@ -285,7 +279,7 @@ pub(crate) fn json(paths: Vec<String>, target: usize) -> Result<Rc<Node>, Error>
     let reads = files
         .iter()
         .map(|p| {
-            let a = FileArg { path: p.display().to_string(), schema: schema.clone(), target: target as u64, csv: None };
+            let a = FileArg { path: p.display().to_string(), schema: schema.clone(), csv: None };
             read(json_read, &a, None)
         })
         .collect();
@@ -348,7 +342,7 @@ fn parquet_builder(path: &str) -> Result<ParquetRecordBatchReaderBuilder<PathRea
         .map_err(|e| invalid(format!("read_parquet {path}: not a readable Parquet file: {e}")))
 }
 
-fn parquet_read(bytes: &[u8]) -> Result<Vec<RecordBatch>, Error> {
+fn parquet_read(bytes: &[u8], _target: usize) -> Result<Vec<RecordBatch>, Error> {
     let a: RowGroupArg = arg(bytes)?;
     let builder = parquet_builder(&a.path)?;
     let mask = match &a.leaves {
@@ -424,7 +418,7 @@ fn describe(s: &Schema) -> String {
 
 // ---- text and binary ----
 
-fn text_read(bytes: &[u8]) -> Result<Vec<RecordBatch>, Error> {
+fn text_read(bytes: &[u8], target: usize) -> Result<Vec<RecordBatch>, Error> {
     let a: FileArg = arg(bytes)?;
     let lines: Vec<String> = BufReader::new(open("read_text", &a.path)?)
         .lines()
@@ -432,22 +426,22 @@ fn text_read(bytes: &[u8]) -> Result<Vec<RecordBatch>, Error> {
         .map_err(|e| invalid(format!("read_text {}: {e}", a.path)))?;
     let text: ArrayRef = Arc::new(StringArray::from_iter_values(lines));
     let batch = RecordBatch::try_from_iter([("text", text)]).map_err(|e| invalid(e.to_string()))?;
-    Ok(block::split_by_size(batch, a.target as usize))
+    Ok(block::split_by_size(batch, target))
 }
 
-pub(crate) fn text(paths: Vec<String>, target: usize) -> Result<Rc<Node>, Error> {
+pub(crate) fn text(paths: Vec<String>) -> Result<Rc<Node>, Error> {
     let files = expand("read_text", paths)?;
     let reads = files
         .iter()
         .map(|p| {
-            let a = FileArg { path: p.display().to_string(), schema: Vec::new(), target: target as u64, csv: None };
+            let a = FileArg { path: p.display().to_string(), schema: Vec::new(), csv: None };
             read(text_read, &a, None)
         })
         .collect();
     Ok(node("ReadText", reads))
 }
 
-fn binary_read(bytes: &[u8]) -> Result<Vec<RecordBatch>, Error> {
+fn binary_read(bytes: &[u8], _target: usize) -> Result<Vec<RecordBatch>, Error> {
     let path: String = arg(bytes)?;
     let data = std::fs::read(&path).map_err(|e| invalid(format!("read_binary_files {path}: {e}")))?;
     let paths: ArrayRef = Arc::new(StringArray::from_iter_values([path]));

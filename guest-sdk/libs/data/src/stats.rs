@@ -42,9 +42,12 @@ impl Stats {
         ops.len() - 1
     }
 
-    pub(crate) fn record_task(&self, ops: &[OpId], out: &TaskOut, started: Instant) {
+    /// Adds a task's figures: `ops[i]` is the entry of `out.stages[i]`
+    /// (`None`: not an operator of its own).
+    pub(crate) fn record_task(&self, ops: &[Option<OpId>], out: &TaskOut, started: Instant) {
         let mut all = self.0.borrow_mut();
-        for (i, (&op, stage)) in ops.iter().zip(&out.stages).enumerate() {
+        for (i, (op, stage)) in ops.iter().zip(&out.stages).enumerate() {
+            let Some(op) = *op else { continue };
             let o = &mut all[op];
             o.tasks += 1;
             o.rows += stage.rows;
@@ -58,7 +61,7 @@ impl Stats {
 
     /// The operators' entries.
     pub fn operators(&self) -> Vec<OpStats> {
-        self.0.borrow().iter().filter(|o| o.name != "(input)").cloned().collect()
+        self.0.borrow().clone()
     }
 }
 

@@ -50,12 +50,6 @@ pub(crate) struct WriteArg {
     pub format: Format,
 }
 
-thread_local! {
-    /// Blocks a task has written so far under one index (a read task can
-    /// make several blocks).
-    static PART: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((u64::MAX, 0)) };
-}
-
 fn write_file(path: &Path, format: Format, batch: &RecordBatch) -> Result<(), String> {
     let file = OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| e.to_string())?;
     match format {
@@ -88,13 +82,7 @@ fn write_file(path: &Path, format: Format, batch: &RecordBatch) -> Result<(), St
 /// The write stage: writes the block, returns one row `{path, rows}`.
 pub(crate) fn write(batch: RecordBatch, ctx: &StageCtx, arg: &[u8]) -> Result<RecordBatch, Error> {
     let a: WriteArg = wray_codec::decode(arg).map_err(|e| invalid(format!("a write's argument: {e}")))?;
-    let part = PART.with(|p| {
-        let (index, n) = p.get();
-        let n = if index == ctx.index { n + 1 } else { 0 };
-        p.set((ctx.index, n));
-        n
-    });
-    let name = format!("{}_{:06}_{part:03}.{}", a.id, ctx.index, a.format.ext());
+    let name = format!("{}_{:06}_{:03}.{}", a.id, ctx.index, ctx.part, a.format.ext());
     let dir = PathBuf::from(&a.dir);
     let target = dir.join(&name);
     let temp = dir.join(format!(".{name}.inprogress"));
@@ -115,14 +103,15 @@ pub(crate) fn write(batch: RecordBatch, ctx: &StageCtx, arg: &[u8]) -> Result<Re
     RecordBatch::try_from_iter([("path", paths), ("rows", rows)]).map_err(|e| invalid(e.to_string()))
 }
 
-/// A fresh write id: time and a counter, so two writes never share names.
+/// A fresh write id: the time and a counter, so two writes never share
+/// names.
 pub(crate) fn write_id() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
-    thread_local!(static N: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let n = N.with(|c| {
+    thread_local!(static WRITES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let n = WRITES.with(|c| {
         c.set(c.get() + 1);
         c.get()
     });
-    format!("{:x}{:x}{n:02x}", nanos as u64, wray_guest_core::Rng::new(nanos as u64).next_u64() & 0xfff)
+    format!("{nanos:x}{n:02x}")
 }
