@@ -84,9 +84,10 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
     // ds = ds.map(lambda x: {"data": x ** 2})
     let ds = ds.map(|x: u64| Data { data: x * x });
     // ds = ds.filter(lambda x: x["data"] % 2 == 0)
-    let ds = ds.filter(|x: &Data| x.data % 2 == 0);
+    let ds = ds.filter(|x: &Data| x.data.is_multiple_of(2));
     // pipe = ds.window().map(lambda x: x["data"]).filter(...).flat_map(lambda x: [x, x ** 3])
-    let pipe = ds.map(|x: Data| x.data).filter(|x: &u64| x % 2 == 0).flat_map(|x: u64| [x, x.saturating_pow(3)]);
+    let pipe =
+        ds.map(|x: Data| x.data).filter(|x: &u64| x.is_multiple_of(2)).flat_map(|x: u64| [x, x.saturating_pow(3)]);
     println!("# range(10000) -> map -> filter -> flat_map, take(10)");
     println!("{:?}", pipe.take::<u64>(10)?);
 
