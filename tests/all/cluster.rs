@@ -902,3 +902,27 @@ fn hostile_jobs_fail_alone_while_good_jobs_run_beside_them() {
     let out = head.run(&guests().testjob, &["basics"]);
     assert_code(&out, 0);
 }
+
+/// `wray::data` on a head and two workers sharing a directory (`wray start
+/// --dir`): write and read tasks run on every node, and the driver (on the
+/// head) and an actor pool consume blocks made elsewhere.
+#[test]
+fn a_data_pipeline_spreads_over_the_nodes_that_share_a_directory() {
+    let shared = tempfile::tempdir().unwrap();
+    let grant = format!("{}::/work", shared.path().display());
+    let head = Head::start_with_flags("1", &["--dir", &grant]);
+    head.add_worker_with("1", &["--dir", &grant]);
+    head.add_worker_with("1", &["--dir", &grant]);
+    let out = head.run(&guests().testjob, &["data-cluster", "/work"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    let line = |prefix: &str| text.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("{text}"));
+    assert!(line("written: ").starts_with("400000 rows in "), "{text}");
+    // range(400000) makes 7 blocks: with three CPU slots in the cluster they
+    // cannot all have been written on one node.
+    let writers: u32 = line("nodes that wrote: ").parse().unwrap();
+    let readers: u32 = line("nodes that read: ").parse().unwrap();
+    assert!(writers >= 2 && readers >= 2, "{text}");
+    assert_eq!(line("even rows: "), "(200000, 39999800000.0)");
+    assert_eq!(line("actor pool: "), "(200000, 40000000000.0)");
+}

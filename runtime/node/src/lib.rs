@@ -57,6 +57,11 @@ pub struct NodeConfig {
     /// Which GPUs to look for at start (none: no GPU, every tensor on the
     /// CPU path).
     pub devices: Option<wray_gpu::DeviceConfig>,
+    /// Host directories granted to every job and task that reaches this
+    /// node over the network, `(host path, guest path)`: the node's shared
+    /// data (a volume every node mounts, as Ray Data reads a shared file
+    /// system). A `--dir` of `wray run` cannot cross the network.
+    pub shared_dirs: Vec<(PathBuf, String)>,
 }
 
 impl NodeConfig {
@@ -73,6 +78,7 @@ impl NodeConfig {
             max_instances: 1000,
             gpus: None,
             devices: Some(wray_gpu::DeviceConfig::from_env()),
+            shared_dirs: Vec::new(),
         }
     }
 }
@@ -107,6 +113,8 @@ pub(crate) struct NodeInner {
     salt: u64,
     /// The rest of the cluster, once this node serves as head or joined one.
     link: std::sync::OnceLock<cluster::link::Link>,
+    /// Directories granted to jobs that arrive over the network.
+    shared_dirs: Vec<(PathBuf, String)>,
     /// Stand-ins for jobs of other nodes whose tasks run here, by owner job.
     remote_jobs: Mutex<HashMap<String, cluster::remote_task::RemoteJob>>,
     /// Placement groups this node created (the head, or a lone node).
@@ -186,6 +194,7 @@ impl Node {
                     std::collections::hash_map::RandomState::new().build_hasher().finish()
                 },
                 link: std::sync::OnceLock::new(),
+                shared_dirs: config.shared_dirs.clone(),
                 remote_jobs: Mutex::new(HashMap::new()),
                 groups: Mutex::new(HashMap::new()),
                 bundles: Mutex::new(HashMap::new()),

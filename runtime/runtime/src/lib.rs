@@ -50,6 +50,7 @@ pub struct RuntimeBuilder {
     max_instances: u32,
     gpus: Option<f64>,
     devices: Option<DeviceConfig>,
+    shared_dirs: Vec<(PathBuf, String)>,
 }
 
 /// The default compiled-component cache: `$XDG_CACHE_HOME/wray` or
@@ -108,6 +109,14 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Grants a host directory, at `guest` path, to every job and task that
+    /// reaches this node over the network (a cluster's shared data). Jobs
+    /// run in this process get only what their own config grants.
+    pub fn shared_dir(mut self, host: impl Into<PathBuf>, guest: &str) -> Self {
+        self.shared_dirs.push((host.into(), guest.to_string()));
+        self
+    }
+
     /// Instances that may exist at once (default 1000).
     pub fn max_instances(mut self, n: u32) -> Self {
         self.max_instances = n;
@@ -139,6 +148,7 @@ impl RuntimeBuilder {
         config.max_instances = self.max_instances;
         config.gpus = self.gpus;
         config.devices = self.devices;
+        config.shared_dirs = self.shared_dirs;
         Ok(Runtime { node: wray_node::Node::new(config)?, owned_spill_dir: owned })
     }
 }
@@ -199,6 +209,7 @@ impl Runtime {
             max_instances: 1000,
             gpus: None,
             devices: Some(DeviceConfig::from_env()),
+            shared_dirs: Vec::new(),
         }
     }
 

@@ -85,6 +85,13 @@ pub struct StartCommand {
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_peer_timeout)]
     peer_timeout: f64,
 
+    /// Share a host directory with every job and task that runs on this
+    /// node: HOST_DIR::GUEST_DIR (repeatable). Give each node the same
+    /// GUEST_DIR over the same data (a shared or copied volume) for
+    /// `wray::data` readers and writers on a cluster.
+    #[arg(long = "dir", value_name = "HOST::GUEST", value_parser = parse::dir_grant)]
+    dirs: Vec<(PathBuf, String)>,
+
     /// Stay in the foreground (logs to stderr) instead of running in the
     /// background.
     #[arg(long)]
@@ -164,6 +171,11 @@ impl StartCommand {
             .process_group(0);
         if let Some(c) = self.cpus {
             cmd.args(["--cpus", &c.to_string()]);
+        }
+        for (host, guest) in &self.dirs {
+            // Absolute: the background node outlives this shell's directory.
+            let host = std::path::absolute(host)?;
+            cmd.arg("--dir").arg(format!("{}::{guest}", host.display()));
         }
         if let Some(g) = self.gpus {
             cmd.args(["--gpus", &g.to_string()]);
@@ -365,6 +377,9 @@ impl StartCommand {
         }
         for (k, v) in self.resources.iter().flat_map(|r| &r.0) {
             builder = builder.resource(k, *v);
+        }
+        for (host, guest) in &self.dirs {
+            builder = builder.shared_dir(host, guest);
         }
         builder.build()
     }

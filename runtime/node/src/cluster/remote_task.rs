@@ -573,7 +573,7 @@ impl NodeInner {
             }
         });
         let config = JobConfig {
-            grants: Grants { dirs: Vec::new(), env: req.env.clone(), output: Output::Channel(tx) },
+            grants: Grants { dirs: self.shared_dirs.clone(), env: req.env.clone(), output: Output::Channel(tx) },
             limits: InstanceLimits { memory: req.memory_limit, time: None },
             cancel: None,
         };

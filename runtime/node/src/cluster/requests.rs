@@ -283,7 +283,7 @@ impl Node {
         tracing::info!("running job {} for a client", req.name);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let cancel = Arc::new(AtomicBool::new(false));
-        let config = remote_job_config(&req, tx, cancel.clone());
+        let config = remote_job_config(&self.inner, &req, tx, cancel.clone());
         let node = self.clone();
         let mut job = tokio::spawn(async move { node.run_job(component, req.args, config).await });
         // Stream output until the job ends; the client closing its side (Ctrl-C,
@@ -335,15 +335,16 @@ impl Node {
 }
 
 /// How a job sent over the network runs: the environment and limits it asked
-/// for, no directories (the sender's files are not here), output into `tx`,
-/// cancelled through `cancel`.
+/// for, the node's shared directories (the sender's files are not here),
+/// output into `tx`, cancelled through `cancel`.
 pub(crate) fn remote_job_config(
+    node: &crate::NodeInner,
     req: &JobRequest,
     tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
     cancel: Arc<AtomicBool>,
 ) -> JobConfig {
     JobConfig {
-        grants: Grants { dirs: Vec::new(), env: req.env.clone(), output: Output::Channel(tx) },
+        grants: Grants { dirs: node.shared_dirs.clone(), env: req.env.clone(), output: Output::Channel(tx) },
         limits: InstanceLimits { memory: req.memory_limit, time: req.timeout_ms.map(std::time::Duration::from_millis) },
         cancel: Some(cancel),
     }

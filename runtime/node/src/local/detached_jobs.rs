@@ -27,7 +27,7 @@ impl JobTable {
         let cancel = Arc::new(AtomicBool::new(false));
         lock(&self.live).insert(id.clone(), Live { cancel: cancel.clone() });
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-        let config = crate::cluster::requests::remote_job_config(&req, tx, cancel);
+        let config = crate::cluster::requests::remote_job_config(&node.inner, &req, tx, cancel);
         let table = self.clone();
         let node = node.clone();
         tokio::spawn(async move {

@@ -187,11 +187,40 @@ fn scenario_bad(dir: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The node of the task that makes a block.
+fn node_column(b: &Batch) -> Result<Vec<String>, Error> {
+    Ok(vec![wray::runtime_context().node_id; b.num_rows()])
+}
+
+/// On a cluster whose nodes share `dir`: files written and read back by
+/// tasks on every node, blocks consumed where they were not made.
+fn scenario_cluster(dir: &str) -> Result<(), Error> {
+    let n = 400_000;
+    let out = format!("{dir}/cluster");
+    std::fs::create_dir_all(&out).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let written = data::range(n).map(rec).add_column("node", node_column).write_parquet(&out)?;
+    println!("written: {} rows in {} files", written.rows, written.files.len());
+    let writers = data::read_parquet(&out)?.groupby(&["node"]).count().count()?;
+    println!("nodes that wrote: {writers}");
+    let read = data::read_parquet(&out)?
+        .drop_columns(&["node"])
+        .add_column("node", node_column)
+        .filter(|r: &Id| r.id % 2 == 0)
+        .materialize()?;
+    let readers = read.groupby(&["node"]).count().count()?;
+    println!("nodes that read: {readers}");
+    println!("even rows: {:?}", checksum(&read)?);
+    let pooled = read.map_batches_on_actors::<AddOffset>(1, ActorPool::new(3, 3).num_cpus(0.5), None);
+    println!("actor pool: {:?}", checksum(&pooled)?);
+    Ok(())
+}
+
 pub fn run(scenario: &str, args: &[String]) -> Result<(), Error> {
     let dir = args.first().map(String::as_str).unwrap_or("/work");
     match scenario {
         "data-files" => scenario_files(dir),
         "data-bad" => scenario_bad(dir),
+        "data-cluster" => scenario_cluster(dir),
         other => panic!("unknown scenario {other}"),
     }
 }
