@@ -42,7 +42,9 @@ pub trait BatchMapper: Sized + 'static {
     fn call(&mut self, batch: Batch) -> Result<Batch, Error>;
 }
 
-/// The size of an actor pool and what each actor holds.
+/// The size of an actor pool and what each actor holds. The pool never
+/// takes the cluster's last CPU slot: the tasks that feed it need one (a
+/// pool whose `min_size` would is refused with an error saying so).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ActorPool {
     /// Actors started at once.
@@ -143,7 +145,25 @@ fn start(spec: &PoolSpec) -> Result<ActorHandle<PoolActor>, Error> {
     )
 }
 
+/// Actors the pool may grow to: as many as leave one CPU slot of the
+/// cluster to the tasks that feed the pool and take its blocks — a pool
+/// holding every slot would wait forever for blocks no task can make.
+fn max_actors(pool: &ActorPool, cluster_cpus: f64) -> Result<usize, Error> {
+    let spare = cluster_cpus - 1.0;
+    let fits = if pool.num_cpus > 0.0 { (spare / pool.num_cpus + 1e-9).floor().max(0.0) as usize } else { usize::MAX };
+    if fits < pool.min_size {
+        return Err(Error::InvalidArgument(format!(
+            "map_batches_on_actors: {} actors of {} CPU each leave no CPU slot of the cluster's {cluster_cpus} \
+             for the tasks that feed them; give each actor less (ActorPool::num_cpus) or start fewer",
+            pool.min_size, pool.num_cpus
+        )));
+    }
+    Ok(pool.max_size.min(fits))
+}
+
 pub(crate) fn stream(mut upstream: BlockStream, spec: PoolSpec, exec: &Exec) -> Result<BlockStream, Error> {
+    let cpus = wray_guest_core::cluster_resources().get("CPU").copied().unwrap_or(0.0);
+    let max = max_actors(&spec.pool, cpus)?;
     let mut pool = Pool { actors: Vec::new() };
     for _ in 0..spec.pool.min_size {
         pool.actors.push(start(&spec)?);
@@ -151,7 +171,6 @@ pub(crate) fn stream(mut upstream: BlockStream, spec: PoolSpec, exec: &Exec) -> 
     let name = spec.name.clone();
     let busy = Rc::new(Cell::new(0usize));
     let in_flight = busy.clone();
-    let max = spec.pool.max_size;
     let target = exec.target;
     let submit: Submit = Box::new(move |index| {
         let block = match upstream.next()? {
@@ -173,4 +192,19 @@ pub(crate) fn stream(mut upstream: BlockStream, spec: PoolSpec, exec: &Exec) -> 
     let mut s = TaskStream::new(submit, &exec, ops, name);
     s.in_flight_gauge = Some(busy);
     Ok(Box::new(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_leaves_a_cpu_slot_to_the_tasks_around_it() {
+        assert_eq!(max_actors(&ActorPool::new(1, 8), 4.0).unwrap(), 3);
+        assert_eq!(max_actors(&ActorPool::new(1, 8).num_cpus(0.5), 4.0).unwrap(), 6);
+        assert_eq!(max_actors(&ActorPool::fixed(2).num_cpus(0.5), 2.0).unwrap(), 2);
+        assert_eq!(max_actors(&ActorPool::new(1, 3).num_cpus(0.0), 1.0).unwrap(), 3);
+        let e = max_actors(&ActorPool::fixed(2), 2.0).unwrap_err().to_string();
+        assert!(e.contains("leave no CPU slot") && e.contains("ActorPool::num_cpus"), "{e}");
+    }
 }

@@ -180,6 +180,10 @@ fn scenario_bad(dir: &str) -> Result<(), Error> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     println!("files after the failed write: {left:?}");
+    report(
+        "a pool that takes every cpu",
+        data::range(10).map_batches_on_actors::<AddOffset>(0, ActorPool::fixed(64), None).count(),
+    );
     match data::range(3).write_json("/not-granted") {
         Ok(_) => println!("write to a missing directory: unexpectedly fine"),
         Err(e) => println!("write to a missing directory: {e}"),
@@ -215,12 +219,104 @@ fn scenario_cluster(dir: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A generated row: ~60 bytes of CSV, a random-ish float pair and tag.
+#[derive(Serialize, Deserialize)]
+struct Wide {
+    id: i64,
+    a: f64,
+    b: f64,
+    tag: String,
+}
+
+fn wide(offset: &u64, i: u64) -> Wide {
+    let id = i + offset;
+    let mut r = wray::Rng::new(id);
+    Wide {
+        id: id as i64,
+        a: f64::from(r.uniform()),
+        b: f64::from(r.normal()),
+        tag: format!("t{:015x}", r.next_u64() >> 4),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Slim {
+    id: i64,
+    k: i64,
+    s: f64,
+}
+
+/// Rounds each block's `s` to 1/1000 on an actor: a stage whose blocks go
+/// through the object store (it cannot fuse with the reads).
+struct Round;
+
+impl BatchMapper for Round {
+    type Args = ();
+    fn new((): ()) -> Result<Self, Error> {
+        Ok(Round)
+    }
+    fn call(&mut self, batch: Batch) -> Result<Batch, Error> {
+        let s: Vec<f64> = batch.column::<f64>("s")?.iter().map(|v| (v * 1000.0).round() / 1000.0).collect();
+        batch.with_column("s", s)
+    }
+}
+
+fn disk_bytes(dir: &str) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0)
+}
+
+/// `data-generate DIR ROWS`: ROWS rows as CSV files and ROWS more as
+/// Parquet files under DIR/in, 262,144 rows a file.
+fn scenario_generate(dir: &str, rows: u64) -> Result<(), Error> {
+    data::DataContext::set(data::DataContext { rows_per_block: 256 * 1024, ..data::DataContext::current() });
+    let io = |e: std::io::Error| Error::InvalidArgument(e.to_string());
+    for sub in ["csv", "parquet"] {
+        std::fs::create_dir_all(format!("{dir}/in/{sub}")).map_err(io)?;
+    }
+    data::range(rows).map_with(0u64, wide).write_csv(&format!("{dir}/in/csv"))?;
+    data::range(rows).map_with(rows, wide).write_parquet(&format!("{dir}/in/parquet"))?;
+    let (csv, parquet) = (disk_bytes(&format!("{dir}/in/csv")), disk_bytes(&format!("{dir}/in/parquet")));
+    println!("generated: {} rows, {csv} bytes of CSV, {parquet} bytes of Parquet", 2 * rows);
+    Ok(())
+}
+
+/// `data-stream DIR`: reads what `data-generate` wrote, maps, filters,
+/// rounds on an actor pool, writes Parquet, and checks counts and sums
+/// against the ones computed here.
+fn scenario_stream(dir: &str) -> Result<(), Error> {
+    let input = data::read_parquet(format!("{dir}/in/parquet"))?.union(&data::read_csv(format!("{dir}/in/csv"))?);
+    let rows = input.count()?;
+    let out = format!("{dir}/out");
+    std::fs::create_dir_all(&out).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let start = std::time::Instant::now();
+    let written = input
+        .map(|w: Wide| Slim { id: w.id, k: w.id * 7 % 1000, s: w.a + w.b })
+        .filter(|r: &Slim| r.id % 3 != 0)
+        .map_batches_on_actors::<Round>((), ActorPool::fixed(2).num_cpus(0.5), None)
+        .write_parquet(&out)?;
+    println!("pipeline: {} rows written in {:.1} s", written.rows, start.elapsed().as_secs_f64());
+    let back = data::read_parquet(&out)?;
+    let (mut n, mut ids, mut ks) = (0u64, 0u64, 0u64);
+    for id in (0..rows).filter(|i| i % 3 != 0) {
+        n += 1;
+        ids += id;
+        ks += id * 7 % 1000;
+    }
+    println!("expected: {n} rows, id sum {ids}, k sum {ks}");
+    println!("got: {} rows, id sum {}, k sum {}", back.count()?, back.sum("id")? as u64, back.sum("k")? as u64);
+    Ok(())
+}
+
 pub fn run(scenario: &str, args: &[String]) -> Result<(), Error> {
     let dir = args.first().map(String::as_str).unwrap_or("/work");
     match scenario {
         "data-files" => scenario_files(dir),
         "data-bad" => scenario_bad(dir),
         "data-cluster" => scenario_cluster(dir),
+        "data-generate" => scenario_generate(dir, args.get(1).and_then(|r| r.parse().ok()).unwrap_or(1_000_000)),
+        "data-stream" => scenario_stream(dir),
         other => panic!("unknown scenario {other}"),
     }
 }
