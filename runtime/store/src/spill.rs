@@ -28,10 +28,16 @@ pub struct SledSpill {
     broken: std::sync::atomic::AtomicBool,
 }
 
+/// sled's page cache for spilled objects. sled's default is 1 GiB, which
+/// would keep in memory what was spilled to leave memory: objects are read
+/// back whole and once, so a small cache loses nothing.
+pub const SPILL_CACHE_BYTES: u64 = 32 << 20;
+
 impl SledSpill {
     /// Opens (creating) the database in `dir`.
     pub fn open(dir: &Path) -> io::Result<SledSpill> {
-        let db = open_waiting(&sled::Config::new().path(dir).mode(sled::Mode::HighThroughput))?;
+        let config = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).cache_capacity(SPILL_CACHE_BYTES);
+        let db = open_waiting(&config)?;
         // Leftovers from an earlier process are garbage: objects do not
         // outlive their node.
         db.clear().map_err(to_io)?;
