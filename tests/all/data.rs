@@ -190,3 +190,23 @@ fn a_pipeline_over_more_data_than_the_store_streams_through_it() {
     // Far below what the data would take whole (4 GiB: under half of it).
     assert!(peak_kib < 3 << 20, "peak RSS {peak_kib} KiB");
 }
+
+/// Progress as Ray Data shows it: on a terminal a line redrawn in place
+/// while the dataset runs; elsewhere only the summary at the end.
+#[test]
+fn progress_is_a_live_line_on_a_terminal_and_a_summary_elsewhere() {
+    let job = path(&guests().testjob).to_string();
+    let (out, err) = run_ok(&guests().testjob, &[], &["data-progress"], &[]);
+    assert!(out.contains("progress: 2000000 rows"), "{out}");
+    assert!(err.contains("wray::data: Operator 1 ReadRange: 62 tasks"), "{err}");
+    assert!(!err.contains("\u{1b}[2K"), "{err}");
+    // `script` runs the job on a pseudo-terminal (util-linux, in every
+    // Debian install).
+    let command = format!("{} run {job} -- data-progress", wray_bin());
+    let tty = std::process::Command::new("script").args(["-qfec", &command, "/dev/null"]).output().unwrap();
+    assert_code(&tty, 0);
+    let text = stdout(&tty);
+    assert!(text.contains("progress: 2000000 rows"), "{text}");
+    let live: Vec<&str> = text.split('\r').filter(|l| l.starts_with("\u{1b}[2KReadRange: ")).collect();
+    assert!(!live.is_empty() && live.iter().all(|l| l.contains("rows/s") && l.contains("| Filter(")), "{text:?}");
+}

@@ -16,8 +16,10 @@ pub struct DataContext {
     pub target_block_bytes: usize,
     /// Rows per block of `range` and `from_items`.
     pub rows_per_block: usize,
-    /// Print a summary per stage to standard error when a dataset finishes
-    /// (Ray Data prints its progress bars there too).
+    /// Show progress on standard error: while a dataset runs, a live line
+    /// per running operator (blocks, rows, rows/s) if standard error is a
+    /// terminal; when it finishes, a summary per operator (Ray Data prints
+    /// its progress bars there too).
     pub progress: bool,
 }
 

@@ -400,7 +400,7 @@ impl Dataset {
 
     /// Starts a run of the plan; its statistics become [`stats`](Dataset::stats).
     fn start(&self) -> exec::Exec {
-        let stats = Stats::default();
+        let stats = Stats::new(DataContext::current().progress);
         *self.last.borrow_mut() = stats.clone();
         exec::Exec::new(stats)
     }
@@ -412,6 +412,7 @@ impl Dataset {
     fn finished(&self) {
         if DataContext::current().progress {
             let stats = self.last.borrow();
+            stats.finish_line();
             for line in stats.to_string().lines() {
                 eprintln!("wray::data: {line}");
             }

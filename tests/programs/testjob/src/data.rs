@@ -309,6 +309,13 @@ fn scenario_stream(dir: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// `data-progress`: a few seconds of row functions, for the progress line.
+fn scenario_progress() -> Result<(), Error> {
+    let n = data::range(4_000_000).map(|i: u64| i * 3).filter(|x: &u64| x % 2 == 0).count()?;
+    println!("progress: {n} rows");
+    Ok(())
+}
+
 pub fn run(scenario: &str, args: &[String]) -> Result<(), Error> {
     let dir = args.first().map(String::as_str).unwrap_or("/work");
     match scenario {
@@ -317,6 +324,7 @@ pub fn run(scenario: &str, args: &[String]) -> Result<(), Error> {
         "data-cluster" => scenario_cluster(dir),
         "data-generate" => scenario_generate(dir, args.get(1).and_then(|r| r.parse().ok()).unwrap_or(1_000_000)),
         "data-stream" => scenario_stream(dir),
+        "data-progress" => scenario_progress(),
         other => panic!("unknown scenario {other}"),
     }
 }
