@@ -210,3 +210,15 @@ fn progress_is_a_live_line_on_a_terminal_and_a_summary_elsewhere() {
     let live: Vec<&str> = text.split('\r').filter(|l| l.starts_with("\u{1b}[2KReadRange: ")).collect();
     assert!(!live.is_empty() && live.iter().all(|l| l.contains("rows/s") && l.contains("| Filter(")), "{text:?}");
 }
+
+/// `streaming_split`: two consumer tasks share each epoch of one run; and a
+/// dataset passed to a task as a value runs there.
+#[test]
+fn a_streaming_split_shares_each_epoch_between_consumer_tasks() {
+    let (out, _) = run_ok(&guests().testjob, &[], &["data-split"], &[]);
+    for epoch in [1, 2] {
+        let line = line_after(&out, &format!("split epoch {epoch}:"));
+        assert!(line.starts_with("100000 rows, sum 9999900000, per consumer ["), "{out}");
+    }
+    assert_eq!(line_after(&out, "a dataset in a task:"), "(50000, 4999900000.0)");
+}

@@ -6,14 +6,13 @@ use crate::context::DataContext;
 use crate::exchange::{self, Agg};
 use crate::exec::{self, BlockStream};
 use crate::ops::{self, Row};
-use crate::plan::{Code, Node};
+use crate::plan::{Barrier, Code, Node};
 use crate::pool::{ActorPool, BatchMapper, PoolSpec};
 use crate::stats::Stats;
 use crate::write::{Format, WriteArg};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::SchemaRef;
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 use wray_guest_core::{Error, Rng};
 
@@ -43,6 +42,20 @@ use wray_guest_core::{Error, Rng};
 pub struct Dataset {
     node: Rc<Node>,
     last: Rc<RefCell<Stats>>,
+}
+
+/// A dataset is a value: its plan (the blocks it names travel as object
+/// refs), so it can be passed to a task or an actor, which runs it there.
+impl serde::Serialize for Dataset {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.node.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Dataset {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Dataset::from_node(Rc::<Node>::deserialize(d)?))
+    }
 }
 
 /// How [`Dataset::iter_batches_with`] cuts and orders batches.
@@ -76,6 +89,67 @@ impl IterBatches {
     }
 }
 
+/// Cuts blocks into batches as `options` say. Rows wait in a buffer of at
+/// least `local_shuffle_buffer_size` rows, shuffled together once each time
+/// it is refilled (not once per batch).
+pub(crate) fn batches(
+    mut blocks: impl Iterator<Item = Result<Batch, Error>>,
+    options: IterBatches,
+) -> impl Iterator<Item = Result<Batch, Error>> {
+    let want = options.batch_size.max(options.local_shuffle_buffer_size.unwrap_or(0));
+    let mut rng = Rng::new(options.local_shuffle_seed);
+    // Rows not handed out yet, shuffled if asked.
+    let mut current: Option<RecordBatch> = None;
+    let mut exhausted = false;
+    std::iter::from_fn(move || {
+        let have = current.as_ref().map_or(0, RecordBatch::num_rows);
+        if have < options.batch_size && !exhausted {
+            let mut parts: Vec<RecordBatch> = current.take().into_iter().collect();
+            let mut rows = have;
+            while rows < want {
+                match blocks.next() {
+                    Some(Ok(b)) => {
+                        rows += b.num_rows();
+                        parts.push(b.0);
+                    }
+                    Some(Err(e)) => {
+                        exhausted = true;
+                        return Some(Err(e));
+                    }
+                    None => {
+                        exhausted = true;
+                        break;
+                    }
+                }
+            }
+            let refilled = match parts.first().map(|p| block::concat(&p.schema(), &parts)) {
+                None => None,
+                Some(Ok(all)) if options.local_shuffle_buffer_size.is_some() => {
+                    let mut order: Vec<u32> = (0..all.num_rows() as u32).collect();
+                    rng.shuffle(&mut order);
+                    match arrow_select::take::take_record_batch(&all, &arrow_array::UInt32Array::from(order)) {
+                        Ok(a) => Some(a),
+                        Err(e) => return Some(Err(invalid(format!("shuffling a batch: {e}")))),
+                    }
+                }
+                Some(Ok(all)) => Some(all),
+                Some(Err(e)) => return Some(Err(e)),
+            };
+            current = refilled;
+        }
+        let rest = current.take()?;
+        let rows = rest.num_rows();
+        if rows == 0 || (exhausted && options.drop_last && rows < options.batch_size) {
+            return None;
+        }
+        let n = options.batch_size.min(rows);
+        if rows > n {
+            current = Some(rest.slice(n, rows - n));
+        }
+        Some(Ok(Batch(rest.slice(0, n))))
+    })
+}
+
 /// What a write did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Written {
@@ -86,6 +160,10 @@ pub struct Written {
 }
 
 impl Dataset {
+    pub(crate) fn node(&self) -> &Rc<Node> {
+        &self.node
+    }
+
     pub(crate) fn from_node(node: Rc<Node>) -> Dataset {
         Dataset { node, last: Rc::new(RefCell::new(Stats::default())) }
     }
@@ -105,27 +183,27 @@ impl Dataset {
     /// column; it returns the new row likewise.
     pub fn map<T: Row, U: Row, F: Fn(T) -> U + Copy + 'static>(&self, f: F) -> Dataset {
         let _ = f;
-        self.stage(ops::stage(ops::name::<F>("Map"), ops::map::<F, T, U>, &()).keeping_rows())
+        self.stage(ops::row_stage(ops::name::<F>("Map"), ops::map::<F, T, U>, &()).keeping_rows())
     }
 
     /// [`map`](Dataset::map) with state: `state` is sent to every task and
     /// lent to `f` for each row.
     pub fn map_with<S: Row, T: Row, U: Row, F: Fn(&S, T) -> U + Copy + 'static>(&self, state: S, f: F) -> Dataset {
         let _ = f;
-        self.stage(ops::stage(ops::name::<F>("Map"), ops::map_with::<F, S, T, U>, &state).keeping_rows())
+        self.stage(ops::row_stage(ops::name::<F>("Map"), ops::map_with::<F, S, T, U>, &state).keeping_rows())
     }
 
     /// Maps each row to any number of rows (Ray's `flat_map`).
     pub fn flat_map<T: Row, U: Row, I: IntoIterator<Item = U>, F: Fn(T) -> I + Copy + 'static>(&self, f: F) -> Dataset {
         let _ = f;
-        self.stage(ops::stage(ops::name::<F>("FlatMap"), ops::flat_map::<F, T, I, U>, &()))
+        self.stage(ops::row_stage(ops::name::<F>("FlatMap"), ops::flat_map::<F, T, I, U>, &()))
     }
 
     /// Keeps the rows for which `f` is true (Ray's `filter`). The columns
     /// pass through untouched: `T` may read only some of them.
     pub fn filter<T: Row, F: Fn(&T) -> bool + Copy + 'static>(&self, f: F) -> Dataset {
         let _ = f;
-        self.stage(ops::stage(ops::name::<F>("Filter"), ops::filter::<F, T>, &()))
+        self.stage(ops::row_stage(ops::name::<F>("Filter"), ops::filter::<F, T>, &()))
     }
 
     /// Maps batches of at most `batch_size` rows (whole blocks if `None`)
@@ -219,22 +297,12 @@ impl Dataset {
 
     /// Shuffles the order of the blocks, not the rows within them (cheap).
     pub fn randomize_block_order(&self, seed: Option<u64>) -> Dataset {
-        let seed = seed.unwrap_or_else(fresh_seed);
-        self.barrier("RandomizeBlockOrder", move |mut blocks, _| {
-            Rng::new(seed).shuffle(&mut blocks);
-            Ok(Rc::new(Node::Blocks { blocks }))
-        })
+        self.barrier(Barrier::RandomizeBlockOrder { seed: seed.unwrap_or_else(fresh_seed) })
     }
 
     /// `n` blocks of (nearly) equal row counts, order kept.
     pub fn repartition(&self, n: usize) -> Dataset {
-        let n = n.max(1) as u64;
-        self.barrier("Repartition", move |blocks, exec| {
-            let total: u64 = blocks.iter().map(|b| b.rows).sum();
-            let ranges = (0..n).map(|i| (i * total / n, (i + 1) * total / n)).collect();
-            let blocks = exec::collect(exchange::contiguous(&blocks, ranges, exec))?;
-            Ok(Rc::new(Node::Blocks { blocks }))
-        })
+        self.barrier(Barrier::Repartition { n: n.max(1) as u64 })
     }
 
     /// Sorts by column `key` (Ray's `sort`).
@@ -244,11 +312,7 @@ impl Dataset {
 
     /// Sorts by several columns, the first most significant.
     pub fn sort_by(&self, keys: &[&str], descending: bool) -> Dataset {
-        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-        self.barrier("Sort", move |blocks, exec| {
-            let ex = exchange::sort(&blocks, keys.clone(), descending, exec)?;
-            Ok(Rc::new(Node::Exchange { input: Rc::new(Node::Blocks { blocks }), exchange: ex }))
-        })
+        self.barrier(Barrier::Sort { keys: keys.iter().map(|k| k.to_string()).collect(), descending })
     }
 
     /// Groups rows by the values of `keys` (Ray's `groupby`).
@@ -291,12 +355,8 @@ impl Dataset {
         self.scalar(Agg::Std(column.into()))
     }
 
-    fn barrier(
-        &self,
-        name: &str,
-        plan: impl Fn(Vec<BlockRef>, &exec::Exec) -> Result<Rc<Node>, Error> + 'static,
-    ) -> Dataset {
-        self.then(Node::Barrier { input: self.node.clone(), name: name.into(), plan: Rc::new(plan) })
+    fn barrier(&self, barrier: Barrier) -> Dataset {
+        self.then(Node::Barrier { input: self.node.clone(), barrier })
     }
 
     // ---- combining and splitting ----
@@ -388,6 +448,15 @@ impl Dataset {
         self.then(Node::Repeat { input: self.node.clone(), times: None })
     }
 
+    /// `n` iterators that share one run of the dataset, each taking the next
+    /// block as it asks (Ray's `streaming_split`): hand one to each Train
+    /// worker (they are values, so they go to other tasks and actors as
+    /// arguments). Every iteration over an iterator is one epoch; the next
+    /// epoch starts once every iterator has finished the current one.
+    pub fn streaming_split(&self, n: usize) -> Result<Vec<crate::split::DataIterator>, Error> {
+        crate::split::streaming_split(self, n)
+    }
+
     /// Runs the plan and keeps its blocks in the object store: consuming
     /// the result runs nothing again.
     pub fn materialize(&self) -> Result<Dataset, Error> {
@@ -473,52 +542,7 @@ impl Dataset {
         if let Some(p) = options.prefetch_blocks {
             exec.in_flight = p.max(1);
         }
-        let mut blocks = self.fetch_blocks(exec)?;
-        let mut buffer: VecDeque<RecordBatch> = VecDeque::new();
-        let mut buffered = 0usize;
-        let mut rng = Rng::new(options.local_shuffle_seed);
-        let mut exhausted = false;
-        let want = options.batch_size.max(options.local_shuffle_buffer_size.unwrap_or(0));
-        Ok(std::iter::from_fn(move || {
-            while !exhausted && buffered < want {
-                match blocks.next() {
-                    Some(Ok(b)) => {
-                        buffered += b.num_rows();
-                        buffer.push_back(b.0);
-                    }
-                    Some(Err(e)) => {
-                        exhausted = true;
-                        return Some(Err(e));
-                    }
-                    None => exhausted = true,
-                }
-            }
-            if buffered == 0 || (exhausted && options.drop_last && buffered < options.batch_size) {
-                return None;
-            }
-            let schema = buffer.front()?.schema();
-            let all = match block::concat(&schema, &buffer.drain(..).collect::<Vec<_>>()) {
-                Ok(a) => a,
-                Err(e) => return Some(Err(e)),
-            };
-            let all = if options.local_shuffle_buffer_size.is_some() {
-                let mut order: Vec<u32> = (0..all.num_rows() as u32).collect();
-                rng.shuffle(&mut order);
-                match arrow_select::take::take_record_batch(&all, &arrow_array::UInt32Array::from(order)) {
-                    Ok(a) => a,
-                    Err(e) => return Some(Err(invalid(format!("shuffling a batch: {e}")))),
-                }
-            } else {
-                all
-            };
-            let n = options.batch_size.min(all.num_rows());
-            let batch = all.slice(0, n);
-            if all.num_rows() > n {
-                buffer.push_back(all.slice(n, all.num_rows() - n));
-            }
-            buffered = all.num_rows() - n;
-            Some(Ok(Batch(batch)))
-        }))
+        Ok(batches(self.fetch_blocks(exec)?, options))
     }
 
     /// The first `n` rows as `T` (runs only as much of the plan as needed).

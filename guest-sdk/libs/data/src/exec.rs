@@ -12,7 +12,8 @@
 
 use crate::block::{self, BlockRef};
 use crate::context::DataContext;
-use crate::plan::{Code, CombineFn, Exchange, Node, PartitionFn, Read, Stage, StageCtx};
+use crate::plan::{Barrier, Code, CombineFn, Exchange, Node, PartitionFn, Read, Stage, StageCtx, StageFn};
+use crate::rows::Flow;
 use crate::stats::{OpId, Stats};
 use arrow_array::RecordBatch;
 use serde::{Deserialize, Serialize};
@@ -37,14 +38,22 @@ pub(crate) struct StageStat {
 }
 
 /// One stage as a task runs it: its name (for errors) and its code.
-type Apply<'a> = (&'a str, Box<dyn FnMut(RecordBatch, &StageCtx) -> Result<RecordBatch, Error> + 'a>);
+type Apply<'a> = (&'a str, Box<dyn FnMut(Flow, &StageCtx) -> Result<Flow, Error> + 'a>);
 
 fn coded(stages: &[Stage]) -> Result<Vec<Apply<'_>>, Error> {
     stages
         .iter()
         .map(|s| {
-            let code = s.code.get()?;
-            let apply: Apply<'_> = (&s.name, Box::new(move |b, ctx| code(b, ctx, &s.arg)));
+            let apply: Apply<'_> = match s.code {
+                StageFn::Batch(code) => {
+                    let code = code.get()?;
+                    (&s.name, Box::new(move |f: Flow, ctx| Ok(Flow::Batch(code(f.into_batch()?, ctx, &s.arg)?))))
+                }
+                StageFn::Rows(code) => {
+                    let code = code.get()?;
+                    (&s.name, Box::new(move |f, ctx| code(f, ctx, &s.arg)))
+                }
+            };
             Ok(apply)
         })
         .collect()
@@ -62,14 +71,19 @@ fn run_stages(
     let mut stats = vec![StageStat::default(); stages.len() + 1];
     stats[0] = StageStat { nanos: input_nanos, rows: batches.iter().map(|b| b.num_rows() as u64).sum() };
     let mut blocks = Vec::new();
-    for (part, mut batch) in batches.into_iter().enumerate() {
+    for (part, batch) in batches.into_iter().enumerate() {
         let ctx = StageCtx { index, part: part as u64 };
+        let mut flow = Flow::Batch(batch);
         for (i, (name, apply)) in stages.iter_mut().enumerate() {
             let start = Instant::now();
-            batch = apply(batch, &ctx).map_err(|e| in_stage(name, e))?;
+            flow = apply(flow, &ctx).map_err(|e| in_stage(name, e))?;
             stats[i + 1].nanos += start.elapsed().as_nanos() as u64;
-            stats[i + 1].rows += batch.num_rows() as u64;
+            stats[i + 1].rows += flow.num_rows() as u64;
         }
+        let batch = match stages.last() {
+            Some((name, _)) => flow.into_batch().map_err(|e| in_stage(name, e))?,
+            None => flow.into_batch()?,
+        };
         for piece in block::split_by_size(batch, target as usize) {
             blocks.push(block::put(&piece)?);
         }
@@ -101,7 +115,8 @@ pub(crate) fn run_mapper(
 ) -> Result<TaskOut, Error> {
     let (batch, nanos) = decoded(block)?;
     let size = batch_size.map(|s| s as usize);
-    let apply: Apply<'_> = (name, Box::new(|b, _| crate::ops::in_batches(b, size, &mut *mapper)));
+    let apply: Apply<'_> =
+        (name, Box::new(|f: Flow, _| Ok(Flow::Batch(crate::ops::in_batches(f.into_batch()?, size, &mut *mapper)?))));
     run_stages(vec![batch], vec![apply], index, nanos, target)
 }
 
@@ -347,11 +362,11 @@ pub(crate) fn stream(node: &Rc<Node>, exec: &Exec) -> Result<BlockStream, Error>
                 run_exchange(blocks, &exchange, &exec)
             })
         }
-        Node::Barrier { input, plan, .. } => {
-            let (input, plan, exec) = (input.clone(), plan.clone(), exec.clone());
+        Node::Barrier { input, barrier } => {
+            let (input, barrier, exec) = (input.clone(), barrier.clone(), exec.clone());
             lazy(move || {
                 let blocks = collect(stream(&input, &exec)?)?;
-                stream(&plan(blocks, &exec)?, &exec)
+                stream(&replan(&barrier, blocks, &exec)?, &exec)
             })
         }
         Node::Limit { input, rows } => Box::new(LimitStream { input: Some(stream(input, exec)?), left: *rows }),
@@ -375,6 +390,25 @@ pub(crate) fn stream(node: &Rc<Node>, exec: &Exec) -> Result<BlockStream, Error>
         }
     })
 }
+/// What a barrier makes of its materialised input: the rest of the plan.
+fn replan(barrier: &Barrier, mut blocks: Vec<BlockRef>, exec: &Exec) -> Result<Rc<Node>, Error> {
+    Ok(Rc::new(match barrier {
+        Barrier::RandomizeBlockOrder { seed } => {
+            wray_guest_core::Rng::new(*seed).shuffle(&mut blocks);
+            Node::Blocks { blocks }
+        }
+        Barrier::Repartition { n } => {
+            let total: u64 = blocks.iter().map(|b| b.rows).sum();
+            let ranges = (0..*n).map(|i| (i * total / n, (i + 1) * total / n)).collect();
+            Node::Blocks { blocks: collect(crate::exchange::contiguous(&blocks, ranges, exec))? }
+        }
+        Barrier::Sort { keys, descending } => {
+            let exchange = crate::exchange::sort(&blocks, keys.clone(), *descending, exec)?;
+            Node::Exchange { input: Rc::new(Node::Blocks { blocks }), exchange }
+        }
+    }))
+}
+
 /// A stream built on first use (a barrier waits for its whole input only
 /// when its consumer asks for the first block).
 fn lazy(build: impl FnOnce() -> Result<BlockStream, Error> + 'static) -> BlockStream {

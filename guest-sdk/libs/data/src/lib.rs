@@ -58,6 +58,7 @@ mod plan;
 mod pool;
 mod read;
 mod rows;
+mod split;
 mod stats;
 mod write;
 
@@ -69,6 +70,7 @@ pub use exchange::Agg;
 pub use ops::Row;
 pub use pool::{ActorPool, BatchMapper};
 pub use read::{CsvOptions, ParquetOptions, Paths};
+pub use split::{DataIterator, MAX_SPLITS};
 pub use stats::{OpStats, Stats};
 
 /// Arrow, as the blocks use it: build arrays and record batches for

@@ -4,8 +4,9 @@
 
 use crate::batch::Batch;
 use crate::block::invalid;
-use crate::plan::{BlockFn, Code, Stage, StageCtx, conjure};
+use crate::plan::{BlockFn, Code, RowsFn, Stage, StageCtx, StageFn, conjure};
 use crate::rows;
+use crate::rows::Flow;
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::{Field, Schema};
 use serde::Serialize;
@@ -26,7 +27,11 @@ fn decode_arg<A: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<A, Error> {
 }
 
 pub(crate) fn stage<A: Serialize + 'static>(name: String, code: BlockFn, arg: &A) -> Stage {
-    Stage { name, code: Code::of(code), arg: encode_arg(arg), keeps_rows: false }
+    Stage { name, code: StageFn::Batch(Code::of(code)), arg: encode_arg(arg), keeps_rows: false }
+}
+
+pub(crate) fn row_stage<A: Serialize + 'static>(name: String, code: RowsFn, arg: &A) -> Stage {
+    Stage { name, code: StageFn::Rows(Code::of(code)), arg: encode_arg(arg), keeps_rows: false }
 }
 
 impl Stage {
@@ -45,45 +50,51 @@ pub(crate) fn name<F>(op: &str) -> String {
 }
 
 pub(crate) fn map<F: Fn(T) -> U + Copy + 'static, T: Row, U: Row>(
-    batch: RecordBatch,
+    rows: Flow,
     _: &StageCtx,
     _: &[u8],
-) -> Result<RecordBatch, Error> {
+) -> Result<Flow, Error> {
     let f = conjure::<F>();
-    let out: Vec<U> = rows::from_batch::<T>(&batch)?.into_iter().map(f).collect();
-    rows::to_batch(&out)
+    Ok(Flow::rows(rows.into_rows::<T>()?.into_iter().map(f).collect::<Vec<U>>()))
 }
 
 pub(crate) fn map_with<F: Fn(&S, T) -> U + Copy + 'static, S: Row, T: Row, U: Row>(
-    batch: RecordBatch,
+    rows: Flow,
     _: &StageCtx,
     arg: &[u8],
-) -> Result<RecordBatch, Error> {
+) -> Result<Flow, Error> {
     let (f, state) = (conjure::<F>(), decode_arg::<S>(arg)?);
-    let out: Vec<U> = rows::from_batch::<T>(&batch)?.into_iter().map(|r| f(&state, r)).collect();
-    rows::to_batch(&out)
+    Ok(Flow::rows(rows.into_rows::<T>()?.into_iter().map(|r| f(&state, r)).collect::<Vec<U>>()))
 }
 
 pub(crate) fn flat_map<F: Fn(T) -> I + Copy + 'static, T: Row, I: IntoIterator<Item = U>, U: Row>(
-    batch: RecordBatch,
+    rows: Flow,
     _: &StageCtx,
     _: &[u8],
-) -> Result<RecordBatch, Error> {
+) -> Result<Flow, Error> {
     let f = conjure::<F>();
-    let out: Vec<U> = rows::from_batch::<T>(&batch)?.into_iter().flat_map(f).collect();
-    rows::to_batch(&out)
+    Ok(Flow::rows(rows.into_rows::<T>()?.into_iter().flat_map(f).collect::<Vec<U>>()))
 }
 
-/// Keeps the block's columns as they are: only the mask is computed from
-/// rows, so a filter never re-encodes the columns it does not read.
+/// Rows a row function made are filtered as they are. A batch keeps its
+/// columns: only the mask is computed from rows, so a filter never
+/// re-encodes the columns it does not read.
 pub(crate) fn filter<F: Fn(&T) -> bool + Copy + 'static, T: Row>(
-    batch: RecordBatch,
+    rows: Flow,
     _: &StageCtx,
     _: &[u8],
-) -> Result<RecordBatch, Error> {
+) -> Result<Flow, Error> {
     let f = conjure::<F>();
+    if rows.holds::<T>() {
+        let mut rows = rows.into_rows::<T>()?;
+        rows.retain(f);
+        return Ok(Flow::rows(rows));
+    }
+    let batch = rows.into_batch()?;
     let mask: BooleanArray = rows::from_batch::<T>(&batch)?.iter().map(|r| Some(f(r))).collect();
-    arrow_select::filter::filter_record_batch(&batch, &mask).map_err(|e| invalid(format!("filtering: {e}")))
+    arrow_select::filter::filter_record_batch(&batch, &mask)
+        .map(Flow::Batch)
+        .map_err(|e| invalid(format!("filtering: {e}")))
 }
 
 /// Calls `f` on batches of at most `batch_size` rows (the whole block if

@@ -93,6 +93,15 @@ pub(crate) struct StageCtx {
 
 /// One block in, one block out.
 pub(crate) type BlockFn = fn(RecordBatch, &StageCtx, &[u8]) -> Result<RecordBatch, Error>;
+/// A row function's stage: takes rows as they come (see `rows::Flow`).
+pub(crate) type RowsFn = fn(crate::rows::Flow, &StageCtx, &[u8]) -> Result<crate::rows::Flow, Error>;
+
+/// A stage's code: on Arrow batches, or on rows.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+pub(crate) enum StageFn {
+    Batch(Code<BlockFn>),
+    Rows(Code<RowsFn>),
+}
 /// A read: arguments and the block target in, batches out.
 pub(crate) type ReadFn = fn(&[u8], usize) -> Result<Vec<RecordBatch>, Error>;
 /// Cuts a block into `n` parts for an exchange.
@@ -104,7 +113,7 @@ pub(crate) type CombineFn = fn(Vec<RecordBatch>, &StageCtx, &[u8]) -> Result<Rec
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Stage {
     pub name: String,
-    pub code: Code<BlockFn>,
+    pub code: StageFn,
     pub arg: Vec<u8>,
     /// One row out per row in (`map`, column edits): `count` stays known.
     pub keeps_rows: bool,
@@ -132,11 +141,32 @@ pub(crate) struct Exchange {
     pub keeps_rows: bool,
 }
 
-/// What a barrier makes of its materialised input: the rest of the plan.
-pub(crate) type Replan = Rc<dyn Fn(Vec<BlockRef>, &crate::exec::Exec) -> Result<Rc<Node>, Error>>;
+/// An operator planned from its whole materialised input.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) enum Barrier {
+    /// The blocks in a seeded random order.
+    RandomizeBlockOrder { seed: u64 },
+    /// `n` blocks of (nearly) equal row counts.
+    Repartition { n: u64 },
+    /// Sampled keys pick the boundaries of a range exchange.
+    Sort { keys: Vec<String>, descending: bool },
+}
+
+impl Barrier {
+    pub fn name(&self) -> String {
+        match self {
+            Barrier::RandomizeBlockOrder { .. } => "RandomizeBlockOrder".into(),
+            Barrier::Repartition { n } => format!("Repartition({n})"),
+            Barrier::Sort { keys, .. } => format!("Sort({})", keys.join(", ")),
+        }
+    }
+}
 
 /// A node of the plan. Plans are immutable and shared: every transform
-/// returns a new dataset whose plan points at its input's.
+/// returns a new dataset whose plan points at its input's. A plan is a
+/// value (serde): a dataset can be sent to a task or an actor, which runs
+/// it there.
+#[derive(Serialize, Deserialize)]
 pub(crate) enum Node {
     /// Reads, one task each (fused with the row-wise stages after them).
     Read { name: String, reads: Vec<Read> },
@@ -148,9 +178,8 @@ pub(crate) enum Node {
     Pool { input: Rc<Node>, pool: crate::pool::PoolSpec },
     /// An all-to-all exchange (a barrier: its input is materialised first).
     Exchange { input: Rc<Node>, exchange: Exchange },
-    /// Computed from the whole input once it is materialised (sampling for
-    /// `sort`, global permutations, block order).
-    Barrier { input: Rc<Node>, name: String, plan: Replan },
+    /// Planned from the whole input once it is materialised.
+    Barrier { input: Rc<Node>, barrier: Barrier },
     /// The first `n` rows.
     Limit { input: Rc<Node>, rows: u64 },
     /// The inputs one after another.
@@ -182,7 +211,7 @@ impl Node {
             Node::Stage { input, stage } => format!("{} -> {}", input.describe(), stage.name),
             Node::Pool { input, pool } => format!("{} -> {}", input.describe(), pool.name),
             Node::Exchange { input, exchange } => format!("{} -> {}", input.describe(), exchange.name),
-            Node::Barrier { input, name, .. } => format!("{} -> {name}", input.describe()),
+            Node::Barrier { input, barrier } => format!("{} -> {}", input.describe(), barrier.name()),
             Node::Limit { input, rows } => format!("{} -> Limit({rows})", input.describe()),
             Node::Union { inputs } => {
                 format!("Union({})", inputs.iter().map(|i| i.describe()).collect::<Vec<_>>().join(", "))

@@ -90,7 +90,7 @@ pub(crate) fn new_mapper<M: BatchMapper>(args: &[u8]) -> Result<Mapper, Error> {
     Ok(Box::new(move |b| m.call(b)))
 }
 
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PoolSpec {
     pub name: String,
     pub code: Code<NewFn>,

@@ -159,6 +159,76 @@ fn renamed_to_item(batch: &RecordBatch) -> Result<RecordBatch, Error> {
         .map_err(|e| invalid(format!("renaming a column: {e}")))
 }
 
+/// What passes between the fused stages of one task: a batch, or rows a
+/// row function made and the next stage has not needed as Arrow yet. A
+/// `map` followed by a `filter` (or another `map`) over the same row type
+/// hands its `Vec` on as it is, instead of writing Arrow columns for the
+/// next stage to read back.
+pub(crate) enum Flow {
+    Batch(RecordBatch),
+    Rows(Box<dyn AnyRows>),
+}
+
+/// A `Vec` of some row type.
+pub(crate) trait AnyRows {
+    fn len(&self) -> usize;
+    /// `TypeId::of::<Vec<T>>()`.
+    fn rows_type(&self) -> TypeId;
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
+    fn into_batch(self: Box<Self>) -> Result<RecordBatch, Error>;
+}
+
+impl<T: Serialize + DeserializeOwned + 'static> AnyRows for Vec<T> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn rows_type(&self) -> TypeId {
+        TypeId::of::<Vec<T>>()
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+    fn into_batch(self: Box<Self>) -> Result<RecordBatch, Error> {
+        to_batch(&self)
+    }
+}
+
+impl Flow {
+    pub fn rows<T: Serialize + DeserializeOwned + 'static>(rows: Vec<T>) -> Flow {
+        Flow::Rows(Box::new(rows))
+    }
+
+    pub fn num_rows(&self) -> usize {
+        match self {
+            Flow::Batch(b) => b.num_rows(),
+            Flow::Rows(r) => r.len(),
+        }
+    }
+
+    pub fn into_batch(self) -> Result<RecordBatch, Error> {
+        match self {
+            Flow::Batch(b) => Ok(b),
+            Flow::Rows(r) => r.into_batch(),
+        }
+    }
+
+    /// The rows as `T`: the `Vec` itself when it holds `T`s, else read
+    /// from the batch.
+    pub fn into_rows<T: Serialize + DeserializeOwned + 'static>(self) -> Result<Vec<T>, Error> {
+        match self {
+            Flow::Rows(r) if r.rows_type() == TypeId::of::<Vec<T>>() => {
+                Ok(*r.into_any().downcast::<Vec<T>>().expect("the type was checked"))
+            }
+            other => from_batch(&other.into_batch()?),
+        }
+    }
+
+    /// Whether this holds a `Vec<T>`.
+    pub fn holds<T: 'static>(&self) -> bool {
+        matches!(self, Flow::Rows(r) if r.rows_type() == TypeId::of::<Vec<T>>())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +260,18 @@ mod tests {
         assert_eq!(from_batch::<(u32, String)>(&to_batch(&pairs).unwrap()).unwrap(), pairs);
         let vecs = vec![vec![1.0f32, 2.0], vec![]];
         assert_eq!(from_batch::<Vec<f32>>(&to_batch(&vecs).unwrap()).unwrap(), vecs);
+    }
+
+    #[test]
+    fn rows_pass_between_stages_as_they_are_or_through_arrow() {
+        let flow = Flow::rows(vec![1u64, 2, 3]);
+        assert!(flow.holds::<u64>() && !flow.holds::<i64>());
+        assert_eq!(flow.into_rows::<u64>().unwrap(), [1, 2, 3]);
+        // Another type reads the Arrow form.
+        assert_eq!(Flow::rows(vec![1u64, 2, 3]).into_rows::<f64>().unwrap(), [1.0, 2.0, 3.0]);
+        let flow = Flow::Batch(to_batch(&[7u32]).unwrap());
+        assert_eq!(flow.num_rows(), 1);
+        assert_eq!(flow.into_rows::<u32>().unwrap(), [7]);
     }
 
     #[test]

@@ -309,6 +309,45 @@ fn scenario_stream(dir: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A Train-worker stand-in: per epoch, the rows and the sum of the ids it
+/// took from its share of a streaming split.
+#[wray::remote]
+fn consume(mut share: data::DataIterator, epochs: u32) -> Result<Vec<(u64, u64)>, Error> {
+    (0..epochs)
+        .map(|_| {
+            let (mut rows, mut sum) = (0, 0);
+            for b in share.iter_batches(data::IterBatches::new(1000)) {
+                let b = b?;
+                rows += b.num_rows() as u64;
+                sum += b.column::<u64>("item")?.iter().sum::<u64>();
+            }
+            Ok((rows, sum))
+        })
+        .collect()
+}
+
+/// A dataset is a value: a task runs the plan it is given.
+#[wray::remote]
+fn count_in_a_task(ds: data::Dataset) -> Result<(u64, f64), Error> {
+    Ok((ds.count()?, ds.sum("item")?))
+}
+
+/// `data-split`: two consumers share two epochs of one dataset.
+fn scenario_split() -> Result<(), Error> {
+    let ds = data::range(100_000).map(|i: u64| i * 2);
+    let shares = ds.streaming_split(2)?;
+    let runs: Vec<_> = shares.into_iter().map(|s| consume::remote(s, 2)).collect();
+    let per_consumer = wray::get_all(&runs)?;
+    for epoch in 0..2 {
+        let rows: u64 = per_consumer.iter().map(|c| c[epoch].0).sum();
+        let sum: u64 = per_consumer.iter().map(|c| c[epoch].1).sum();
+        let each: Vec<u64> = per_consumer.iter().map(|c| c[epoch].0).collect();
+        println!("split epoch {}: {rows} rows, sum {sum}, per consumer {each:?}", epoch + 1);
+    }
+    println!("a dataset in a task: {:?}", wray::get(&count_in_a_task::remote(ds.filter(|x: &u64| x % 4 == 0)))?);
+    Ok(())
+}
+
 /// `data-progress`: a few seconds of row functions, for the progress line.
 fn scenario_progress() -> Result<(), Error> {
     let n = data::range(4_000_000).map(|i: u64| i * 3).filter(|x: &u64| x % 2 == 0).count()?;
@@ -325,6 +364,7 @@ pub fn run(scenario: &str, args: &[String]) -> Result<(), Error> {
         "data-generate" => scenario_generate(dir, args.get(1).and_then(|r| r.parse().ok()).unwrap_or(1_000_000)),
         "data-stream" => scenario_stream(dir),
         "data-progress" => scenario_progress(),
+        "data-split" => scenario_split(),
         other => panic!("unknown scenario {other}"),
     }
 }
