@@ -246,6 +246,12 @@ fn fnv(bytes: &[u8]) -> u64 {
 
 fn hash_partition(batch: RecordBatch, _: &StageCtx, arg_bytes: &[u8], parts: usize) -> Result<Vec<RecordBatch>, Error> {
     let a: GroupArg = arg(arg_bytes)?;
+    // Aggregations are combined map-side: each block sends one partial row
+    // per group, not its rows (a whole-dataset sum moves one row a block).
+    let batch = match a.map {
+        Some(_) => batch,
+        None => partials(&batch, &a.keys, &a.aggs)?,
+    };
     if a.keys.is_empty() {
         let mut out = vec![batch.slice(0, 0); parts];
         out[0] = batch;
@@ -281,25 +287,128 @@ fn floats(batch: &RecordBatch, column: &str) -> Result<Float64Array, Error> {
     Ok(cast.as_any().downcast_ref::<Float64Array>().expect("cast to f64").clone())
 }
 
-fn aggregate(values: &Float64Array, start: usize, len: usize, agg: &Agg) -> Option<f64> {
-    let xs = (start..start + len).filter(|&i| values.is_valid(i)).map(|i| values.value(i));
-    match agg {
-        Agg::Count => Some(len as f64),
-        Agg::Sum(_) => Some(xs.sum()),
-        Agg::Mean(_) => {
-            let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
-            (n > 0).then(|| s / n as f64)
+/// One aggregation's state over part of a group: enough to merge with
+/// another part's and to give every `Agg` at the end.
+#[derive(Clone, Copy)]
+struct Partial {
+    /// Values that were not null.
+    n: f64,
+    sum: f64,
+    /// Sum of squared deviations from the mean (merged with Chan's formula).
+    m2: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Partial {
+    const EMPTY: Partial = Partial { n: 0.0, sum: 0.0, m2: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY };
+
+    fn of(values: &Float64Array, start: usize, len: usize) -> Partial {
+        let xs = || (start..start + len).filter(|&i| values.is_valid(i)).map(|i| values.value(i));
+        let (n, sum) = xs().fold((0.0, 0.0), |(n, s), x| (n + 1.0, s + x));
+        if n == 0.0 {
+            return Partial::EMPTY;
         }
-        Agg::Min(_) => xs.reduce(f64::min),
-        Agg::Max(_) => xs.reduce(f64::max),
-        Agg::Std(_) => {
-            let v: Vec<f64> = xs.collect();
-            (v.len() > 1).then(|| {
-                let mean = v.iter().sum::<f64>() / v.len() as f64;
-                (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
-            })
+        let mean = sum / n;
+        Partial {
+            n,
+            sum,
+            m2: xs().map(|x| (x - mean).powi(2)).sum(),
+            min: xs().fold(f64::INFINITY, f64::min),
+            max: xs().fold(f64::NEG_INFINITY, f64::max),
         }
     }
+
+    fn merge(self, o: Partial) -> Partial {
+        if self.n == 0.0 {
+            return o;
+        }
+        if o.n == 0.0 {
+            return self;
+        }
+        let n = self.n + o.n;
+        let delta = o.sum / o.n - self.sum / self.n;
+        Partial {
+            n,
+            sum: self.sum + o.sum,
+            m2: self.m2 + o.m2 + delta * delta * self.n * o.n / n,
+            min: self.min.min(o.min),
+            max: self.max.max(o.max),
+        }
+    }
+
+    fn finish(self, agg: &Agg) -> Option<f64> {
+        match agg {
+            Agg::Count => None,
+            Agg::Sum(_) => Some(self.sum),
+            Agg::Mean(_) => (self.n > 0.0).then(|| self.sum / self.n),
+            Agg::Min(_) => (self.n > 0.0).then_some(self.min),
+            Agg::Max(_) => (self.n > 0.0).then_some(self.max),
+            Agg::Std(_) => (self.n > 1.0).then(|| (self.m2 / (self.n - 1.0)).sqrt()),
+        }
+    }
+}
+
+/// The partial state's columns of aggregation `i`.
+const PARTIAL_FIELDS: [&str; 5] = ["n", "sum", "m2", "min", "max"];
+/// Rows per group, in partial batches.
+const ROWS: &str = "__rows";
+
+fn partial_column(i: usize, field: &str) -> String {
+    format!("__{i}_{field}")
+}
+
+/// The column an aggregation reads (`Count` reads none).
+fn agg_column(agg: &Agg) -> Option<&str> {
+    match agg {
+        Agg::Count => None,
+        Agg::Sum(c) | Agg::Mean(c) | Agg::Min(c) | Agg::Max(c) | Agg::Std(c) => Some(c),
+    }
+}
+
+/// The key columns of each group's first row, named as the keys.
+fn group_keys(
+    sorted: &RecordBatch,
+    keys: &[String],
+    groups: &[(usize, usize)],
+) -> Result<Vec<(Field, ArrayRef)>, Error> {
+    let firsts: Vec<u32> = groups.iter().map(|&(s, _)| s as u32).collect();
+    let keyed = take(sorted, &firsts)?;
+    Ok(keys
+        .iter()
+        .zip(key_columns(&keyed, keys)?)
+        .map(|(k, c)| (Field::new(k, c.data_type().clone(), true), c))
+        .collect())
+}
+
+fn batch_of(columns: Vec<(Field, ArrayRef)>) -> Result<RecordBatch, Error> {
+    let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = columns.into_iter().unzip();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| invalid(e.to_string()))
+}
+
+/// One row per group of `batch`: its keys, its row count and the partial
+/// state of every aggregation.
+fn partials(batch: &RecordBatch, keys: &[String], aggs: &[Agg]) -> Result<RecordBatch, Error> {
+    let sorted = if keys.is_empty() { batch.clone() } else { sort_batch(batch, keys, false)? };
+    let groups = runs(&sorted, keys)?;
+    let mut columns = group_keys(&sorted, keys, &groups)?;
+    let rows = Int64Array::from_iter_values(groups.iter().map(|&(_, n)| n as i64));
+    columns.push((Field::new(ROWS, DataType::Int64, false), Arc::new(rows)));
+    for (i, agg) in aggs.iter().enumerate() {
+        let states: Vec<Partial> = match agg_column(agg) {
+            Some(c) => {
+                let values = floats(&sorted, c)?;
+                groups.iter().map(|&(s, n)| Partial::of(&values, s, n)).collect()
+            }
+            None => vec![Partial::EMPTY; groups.len()],
+        };
+        let fields: [fn(&Partial) -> f64; 5] = [|p| p.n, |p| p.sum, |p| p.m2, |p| p.min, |p| p.max];
+        for (name, get) in PARTIAL_FIELDS.iter().zip(fields) {
+            let values = Float64Array::from_iter_values(states.iter().map(get));
+            columns.push((Field::new(partial_column(i, name), DataType::Float64, false), Arc::new(values)));
+        }
+    }
+    batch_of(columns)
 }
 
 fn group_combine(parts: Vec<RecordBatch>, ctx: &StageCtx, arg_bytes: &[u8]) -> Result<RecordBatch, Error> {
@@ -316,31 +425,33 @@ fn group_combine(parts: Vec<RecordBatch>, ctx: &StageCtx, arg_bytes: &[u8]) -> R
             None => Ok(RecordBatch::new_empty(Arc::new(Schema::empty()))),
         };
     }
-    let firsts: Vec<u32> = groups.iter().map(|&(s, _)| s as u32).collect();
-    let keyed = take(&sorted, &firsts)?;
-    let mut fields: Vec<Field> = Vec::new();
-    let mut columns: Vec<ArrayRef> = Vec::new();
-    for (k, c) in a.keys.iter().zip(key_columns(&keyed, &a.keys)?) {
-        fields.push(Field::new(k, c.data_type().clone(), true));
-        columns.push(c);
-    }
-    for agg in &a.aggs {
+    // Merge the partial rows of each group.
+    let mut columns = group_keys(&sorted, &a.keys, &groups)?;
+    let column = |name: &str| floats(&sorted, name);
+    for (i, agg) in a.aggs.iter().enumerate() {
         let name = agg.column_name();
         if *agg == Agg::Count {
-            fields.push(Field::new(&name, DataType::Int64, false));
-            columns.push(Arc::new(Int64Array::from_iter_values(groups.iter().map(|&(_, n)| n as i64))));
+            let rows = key_columns(&sorted, &[ROWS.to_string()])?.remove(0);
+            let rows = rows.as_any().downcast_ref::<Int64Array>().ok_or_else(|| invalid("row counts".into()))?;
+            let counts =
+                Int64Array::from_iter_values(groups.iter().map(|&(s, n)| (s..s + n).map(|r| rows.value(r)).sum()));
+            columns.push((Field::new(&name, DataType::Int64, false), Arc::new(counts)));
             continue;
         }
-        let column = match agg {
-            Agg::Sum(c) | Agg::Mean(c) | Agg::Min(c) | Agg::Max(c) | Agg::Std(c) => c,
-            Agg::Count => unreachable!(),
+        let state: Vec<Float64Array> =
+            PARTIAL_FIELDS.iter().map(|f| column(&partial_column(i, f))).collect::<Result<_, _>>()?;
+        let at = |r: usize| Partial {
+            n: state[0].value(r),
+            sum: state[1].value(r),
+            m2: state[2].value(r),
+            min: state[3].value(r),
+            max: state[4].value(r),
         };
-        let values = floats(&sorted, column)?;
-        let out: Float64Array = groups.iter().map(|&(s, n)| aggregate(&values, s, n, agg)).collect();
-        fields.push(Field::new(&name, DataType::Float64, true));
-        columns.push(Arc::new(out));
+        let out: Float64Array =
+            groups.iter().map(|&(s, n)| (s..s + n).map(at).fold(Partial::EMPTY, Partial::merge).finish(agg)).collect();
+        columns.push((Field::new(&name, DataType::Float64, true), Arc::new(out)));
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| invalid(e.to_string()))
+    batch_of(columns)
 }
 
 pub(crate) fn group(keys: Vec<String>, aggs: Vec<Agg>, map: Option<(Code<crate::plan::BlockFn>, Vec<u8>)>) -> Exchange {
@@ -524,4 +635,64 @@ pub(crate) fn zip(left: &[BlockRef], right: &[BlockRef], exec: &Exec) -> BlockSt
         .map(|(l, (parts, range))| (std::iter::once(l.clone()).chain(parts).collect(), encode(&range)))
         .collect();
     crate::exec::combine(jobs, Code::of(zip_combine as CombineFn), exec, "Zip")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arg_of(keys: &[&str], aggs: Vec<Agg>) -> Vec<u8> {
+        encode(&GroupArg { keys: keys.iter().map(|k| k.to_string()).collect(), aggs, map: None, map_arg: Vec::new() })
+    }
+
+    /// Partials made per block and merged per group give what one pass over
+    /// each whole group gives (a seeded run of uneven blocks).
+    #[test]
+    fn partial_aggregates_merge_to_the_whole_groups_figures() {
+        let mut rng = Rng::new(7);
+        let n = 1000;
+        let keys: Vec<i64> = (0..n).map(|_| rng.below(5) as i64).collect();
+        let values: Vec<f64> = (0..n).map(|_| f64::from(rng.normal()) * 10.0 + 3.0).collect();
+        let batch = RecordBatch::try_from_iter([
+            ("k", Arc::new(Int64Array::from(keys.clone())) as ArrayRef),
+            ("v", Arc::new(Float64Array::from(values.clone())) as ArrayRef),
+        ])
+        .unwrap();
+        let aggs = vec![
+            Agg::Count,
+            Agg::Sum("v".into()),
+            Agg::Mean("v".into()),
+            Agg::Min("v".into()),
+            Agg::Max("v".into()),
+            Agg::Std("v".into()),
+        ];
+        let arg = arg_of(&["k"], aggs);
+        let ctx = StageCtx { index: 0, part: 0 };
+        let mut parts = Vec::new();
+        for (start, len) in [(0, 1), (1, 400), (401, 599)] {
+            parts.extend(hash_partition(batch.slice(start, len), &ctx, &arg, 2).unwrap());
+        }
+        let out = concat(&[
+            group_combine(parts[0..].iter().step_by(2).cloned().collect(), &ctx, &arg).unwrap(),
+            group_combine(parts[1..].iter().step_by(2).cloned().collect(), &ctx, &arg).unwrap(),
+        ])
+        .unwrap()
+        .unwrap();
+        let out = sort_batch(&out, &["k".to_string()], false).unwrap();
+        assert_eq!(out.num_rows(), 5);
+        let col = |name: &str| floats(&out, name).unwrap();
+        for g in 0..5 {
+            let xs: Vec<f64> = keys.iter().zip(&values).filter(|(k, _)| **k == g).map(|(_, v)| *v).collect();
+            let m = xs.len() as f64;
+            let mean = xs.iter().sum::<f64>() / m;
+            let std = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m - 1.0)).sqrt();
+            let r = g as usize;
+            assert_eq!(col("count()").value(r), m);
+            assert!((col("sum(v)").value(r) - xs.iter().sum::<f64>()).abs() < 1e-9);
+            assert!((col("mean(v)").value(r) - mean).abs() < 1e-9);
+            assert_eq!(col("min(v)").value(r), xs.iter().copied().fold(f64::INFINITY, f64::min));
+            assert_eq!(col("max(v)").value(r), xs.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+            assert!((col("std(v)").value(r) - std).abs() < 1e-9, "{} vs {std}", col("std(v)").value(r));
+        }
+    }
 }
