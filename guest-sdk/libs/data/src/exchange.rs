@@ -8,7 +8,7 @@
 use crate::block::{self, BlockRef, invalid};
 use crate::exec::{BlockStream, Exec};
 use crate::plan::Node;
-use crate::plan::{Code, CombineFn, Exchange, PartitionFn, StageCtx};
+use crate::plan::{Code, CombineFn, Exchange, Outputs, PartitionFn, StageCtx};
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
 use arrow_ord::sort::{SortColumn, lexsort_to_indices};
 use arrow_row::{RowConverter, Rows, SortField};
@@ -75,7 +75,7 @@ pub(crate) fn shuffle(seed: u64) -> Exchange {
         partition: Code::of(shuffle_partition as PartitionFn),
         combine: Code::of(shuffle_combine as CombineFn),
         arg: encode(&seed),
-        outputs: None,
+        outputs: Outputs::Inputs,
         keeps_rows: true,
     }
 }
@@ -193,7 +193,7 @@ pub(crate) fn sort(blocks: &[BlockRef], keys: Vec<String>, descending: bool, exe
         partition: Code::of(range_partition as PartitionFn),
         combine: Code::of(sort_combine as CombineFn),
         arg: encode(&SortArg { keys, descending, bounds: block::encode(&bounds)? }),
-        outputs: Some(blocks.len().max(1)),
+        outputs: Outputs::Fixed(blocks.len()),
         keeps_rows: true,
     })
 }
@@ -460,7 +460,7 @@ pub(crate) fn group(keys: Vec<String>, aggs: Vec<Agg>, map: Option<(Code<crate::
         (None, true) => "Aggregate".to_string(),
         (None, false) => format!("GroupBy({})", keys.join(", ")),
     };
-    let outputs = keys.is_empty().then_some(1);
+    let outputs = if keys.is_empty() { Outputs::Fixed(1) } else { Outputs::Parallelism };
     let (map, map_arg) = match map {
         Some((c, a)) => (Some(c), a),
         None => (None, Vec::new()),

@@ -12,7 +12,7 @@
 
 use crate::block::{self, BlockRef};
 use crate::context::DataContext;
-use crate::plan::{Barrier, Code, CombineFn, Exchange, Node, PartitionFn, Read, Stage, StageCtx, StageFn};
+use crate::plan::{Barrier, Code, CombineFn, Exchange, Node, Outputs, PartitionFn, Read, Stage, StageCtx, StageFn};
 use crate::rows::Flow;
 use crate::stats::{OpId, Stats};
 use arrow_array::RecordBatch;
@@ -357,10 +357,7 @@ pub(crate) fn stream(node: &Rc<Node>, exec: &Exec) -> Result<BlockStream, Error>
         Node::Pool { input, pool } => crate::pool::stream(stream(input, exec)?, pool.clone(), exec)?,
         Node::Exchange { input, exchange } => {
             let (input, exchange, exec) = (input.clone(), exchange.clone(), exec.clone());
-            lazy(move || {
-                let blocks = collect(stream(&input, &exec)?)?;
-                run_exchange(blocks, &exchange, &exec)
-            })
+            lazy(move || run_exchange(stream(&input, &exec)?, &exchange, &exec))
         }
         Node::Barrier { input, barrier } => {
             let (input, barrier, exec) = (input.clone(), barrier.clone(), exec.clone());
@@ -473,13 +470,24 @@ pub(crate) fn slice(block: &BlockRef, offset: u64, len: u64) -> Result<BlockRef,
 }
 
 /// Partitions every block, then combines each output's parts.
-fn run_exchange(blocks: Vec<BlockRef>, exchange: &Exchange, exec: &Exec) -> Result<BlockStream, Error> {
-    let outputs = exchange.outputs.unwrap_or(blocks.len()).max(1);
-    // Map side: each task returns exactly `outputs` parts, in order.
+fn run_exchange(input: BlockStream, exchange: &Exchange, exec: &Exec) -> Result<BlockStream, Error> {
+    let (outputs, mut input): (usize, BlockStream) = match exchange.outputs {
+        Outputs::Inputs => {
+            let blocks = collect(input)?;
+            (blocks.len(), Box::new(blocks.into_iter().map(Ok)))
+        }
+        Outputs::Fixed(n) => (n, input),
+        Outputs::Parallelism => (exec.in_flight, input),
+    };
+    let outputs = outputs.max(1);
+    // Map side, streamed over the input: each task returns exactly
+    // `outputs` parts, in order.
     let (code, arg) = (exchange.partition, exchange.arg.clone());
-    let mut inputs = blocks.into_iter();
     let submit: Submit = Box::new(move |index| {
-        let b = inputs.next()?;
+        let b = match input.next()? {
+            Ok(b) => b,
+            Err(e) => return Some(Err(e)),
+        };
         Some(Ok(partition_task::remote(&b.object, code, arg.clone(), index, outputs as u64)))
     });
     let op = Some(exec.stats.op(&format!("{} (partition)", exchange.name)));

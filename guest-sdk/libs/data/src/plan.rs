@@ -128,6 +128,19 @@ pub(crate) struct Read {
     pub rows: Option<u64>,
 }
 
+/// How many blocks an exchange makes.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+pub(crate) enum Outputs {
+    /// As many as its input has: the input is materialised first, to count
+    /// them (a shuffle keeps the blocks' number and size).
+    Inputs,
+    /// This many; the partition tasks stream over the input.
+    Fixed(usize),
+    /// As many as tasks run at once; streamed (a groupby, whose partition
+    /// tasks send partial aggregates, not rows).
+    Parallelism,
+}
+
 /// An all-to-all operator's halves.
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Exchange {
@@ -135,8 +148,7 @@ pub(crate) struct Exchange {
     pub partition: Code<PartitionFn>,
     pub combine: Code<CombineFn>,
     pub arg: Vec<u8>,
-    /// Output blocks; `None`: as many as input blocks.
-    pub outputs: Option<usize>,
+    pub outputs: Outputs,
     /// Every input row comes out once (a shuffle or a sort; not a groupby).
     pub keeps_rows: bool,
 }
