@@ -2,8 +2,10 @@
 # The Data benchmark of docs/BENCHMARKS.md: 1,000,000 rows through map +
 # filter (row functions) then count and take_all, and two map_batches over
 # columnar batches — in wray and in Ray Data 2.60 in the same run, each
-# process's peak RSS beside its times. Ray is installed into a venv kept
-# outside the clone (/var/tmp/wray-bench-venv) the first time.
+# process's peak RSS beside its times; then 1 GiB of CSV converted to
+# Parquet by wray and by pyarrow. Ray and pyarrow are installed into a venv
+# kept outside the clone (/var/tmp/wray-bench-venv) the first time, the CSV
+# is generated (by the test job) into /var/tmp/wray-bench-data once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=/var/tmp/wray-bench-venv
@@ -17,3 +19,14 @@ echo "## wray"
 /usr/bin/time -f "wray peak RSS: %M KiB" target/release/wray run "$job" -- --bench
 echo "## Ray Data $("$venv/bin/python" -c 'import ray; print(ray.__version__)')"
 /usr/bin/time -f "ray driver peak RSS: %M KiB (workers not included)" "$venv/bin/python" benches/reference/data_bench.py
+data=/var/tmp/wray-bench-data
+if [ ! -d "$data/in/csv" ]; then
+    mkdir -p "$data"
+    testjob=$(target/release/wray build tests/programs/testjob | tail -n1)
+    # 17 M rows: about 1 GiB of CSV (and 0.6 GiB of Parquet beside it).
+    target/release/wray run --dir "$data::/work" "$testjob" -- data-generate /work 17000000 2>/dev/null
+fi
+rm -rf "$data/in/parquet-wray" "$data/in/parquet-pyarrow"
+echo "## CSV -> Parquet, $(du -sh "$data/in/csv" | cut -f1) of CSV"
+/usr/bin/time -f "wray peak RSS: %M KiB" target/release/wray run --dir "$data/in::/bench" "$job" -- --bench-csv /bench 2>&1 | grep -v "^wray::data"
+/usr/bin/time -f "pyarrow peak RSS: %M KiB" "$venv/bin/python" benches/reference/csv_to_parquet.py "$data/in"

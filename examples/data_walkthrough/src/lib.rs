@@ -72,8 +72,24 @@ fn bench() -> Result<(), wray::Error> {
     Ok(())
 }
 
+/// `--bench-csv DIR`: every CSV file under DIR/csv converted to Parquet
+/// files in DIR/parquet-wray (`benches/data.sh`, beside pyarrow).
+fn bench_csv(dir: &str) -> Result<(), wray::Error> {
+    use std::time::Instant;
+    let out = format!("{dir}/parquet-wray");
+    std::fs::create_dir_all(&out).map_err(|e| wray::Error::InvalidArgument(format!("{out}: {e}")))?;
+    let start = Instant::now();
+    let written = data::read_csv(format!("{dir}/csv"))?.write_parquet(&out)?;
+    println!("csv to parquet: {} rows in {:.2} s", written.rows, start.elapsed().as_secs_f64());
+    Ok(())
+}
+
 #[wray::main]
 fn main(args: Vec<String>) -> Result<(), wray::Error> {
+    if let Some(i) = args.iter().position(|a| a == "--bench-csv") {
+        let dir = args.get(i + 1).map_or("/bench", String::as_str);
+        return bench_csv(dir);
+    }
     wray::data::DataContext::set(data::DataContext { progress: false, ..data::DataContext::current() });
     if args.iter().any(|a| a == "--bench") {
         return bench();
