@@ -43,6 +43,10 @@ fn wray_in_env(home: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
         .envs(envs.iter().copied())
         .env("HOME", home)
         .env("XDG_CACHE_HOME", target_dir().join("test-cache"))
+        // Every node of every test shares the compile cache of the tests'
+        // local runs: the test job is 20 MB of Wasm, and compiling it in each
+        // node's fresh data directory took longer than tests wait for a job.
+        .env("WRAY_CACHE_DIR", target_dir().join("test-cache").join("wray"))
         .env_remove("WRAY_ADDRESS")
         .env_remove("WRAY_TOKEN")
         .stdin(Stdio::null())

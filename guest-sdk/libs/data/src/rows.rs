@@ -69,6 +69,9 @@ fn wrap<T>(rows: &[T]) -> Vec<Item<&T>> {
 
 /// Builds a batch from rows.
 pub fn to_batch<T: Serialize + DeserializeOwned + 'static>(rows: &[T]) -> Result<RecordBatch, Error> {
+    if let Some(batch) = numbers_to_batch(rows) {
+        return Ok(batch);
+    }
     match shape::<T>() {
         Shape::Struct(fields) => {
             serde_arrow::to_record_batch(&fields, &rows).map_err(|e| type_error::<T>("writing", e))
@@ -92,6 +95,9 @@ pub fn to_batch<T: Serialize + DeserializeOwned + 'static>(rows: &[T]) -> Result
 
 /// Reads a batch's rows as `T`.
 pub fn from_batch<T: Serialize + DeserializeOwned + 'static>(batch: &RecordBatch) -> Result<Vec<T>, Error> {
+    if let Some(rows) = numbers_from_batch(batch) {
+        return Ok(rows);
+    }
     let shape = shape::<T>();
     let as_items = match &shape {
         Shape::Struct(_) => false,
@@ -121,6 +127,49 @@ pub fn from_batch<T: Serialize + DeserializeOwned + 'static>(batch: &RecordBatch
     }
     let items: Vec<Item<T>> = serde_arrow::from_record_batch(&renamed).map_err(|e| type_error::<T>("reading", e))?;
     Ok(items.into_iter().map(|i| i.item).collect())
+}
+
+/// Rows that are plain numbers skip serde: a column of `i64`s is the
+/// `Vec<i64>` itself (one copy), read from any numeric column Arrow can cast
+/// without loss. `None`: not such a row type or column (serde decides).
+fn numbers_from_batch<T: 'static>(batch: &RecordBatch) -> Option<Vec<T>> {
+    fn read<N: crate::batch::Number, T: 'static>(batch: &RecordBatch) -> Option<Vec<T>> {
+        if batch.num_columns() != 1 {
+            return None;
+        }
+        let column = crate::batch::Batch(batch.clone());
+        let name = batch.schema().field(0).name().clone();
+        let values: Vec<N> = column.column::<N>(&name).ok()?.into_owned();
+        (Box::new(values) as Box<dyn std::any::Any>).downcast::<Vec<T>>().ok().map(|v| *v)
+    }
+    let t = TypeId::of::<T>();
+    macro_rules! try_numbers {
+        ($($n:ty),*) => {$(
+            if t == TypeId::of::<$n>() {
+                return read::<$n, T>(batch);
+            }
+        )*};
+    }
+    try_numbers!(i64, u64, f64, f32, i32, u32);
+    None
+}
+
+/// The other way: numbers are the column `item` as they are (one copy).
+fn numbers_to_batch<T: 'static>(rows: &[T]) -> Option<RecordBatch> {
+    fn write<N: crate::batch::Number, T: 'static>(rows: &[T]) -> Option<RecordBatch> {
+        if TypeId::of::<T>() != TypeId::of::<N>() {
+            return None;
+        }
+        // T is N: each downcast succeeds (and compiles to a copy).
+        let values: Option<Vec<N>> = rows.iter().map(|r| (r as &dyn std::any::Any).downcast_ref::<N>().copied()).collect();
+        crate::batch::Batch::from_columns(vec![(ITEM, values?)]).ok().map(|b| b.0)
+    }
+    write::<i64, T>(rows)
+        .or_else(|| write::<u64, T>(rows))
+        .or_else(|| write::<f64, T>(rows))
+        .or_else(|| write::<f32, T>(rows))
+        .or_else(|| write::<i32, T>(rows))
+        .or_else(|| write::<u32, T>(rows))
 }
 
 /// Casts numeric columns to the type the row type's fields expect: a CSV

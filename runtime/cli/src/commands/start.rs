@@ -56,6 +56,12 @@ pub struct StartCommand {
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
+    /// Where compiled components are kept (default: DATA_DIR/components).
+    /// Nodes on one machine may share one: artifacts are written atomically
+    /// and keyed by content and engine, so each component compiles once.
+    #[arg(long, value_name = "DIR", env = "WRAY_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+
     /// CPU slots (default: one per core).
     #[arg(long, value_name = "N")]
     cpus: Option<f64>,
@@ -158,9 +164,11 @@ impl StartCommand {
                 cmd.args(["--head", "--host", &self.host, "--port", &self.port.to_string()]);
             }
         }
-        cmd.arg("--block")
-            .arg("--data-dir")
-            .arg(data_dir)
+        cmd.arg("--block").arg("--data-dir").arg(data_dir);
+        if let Some(dir) = &self.cache_dir {
+            cmd.arg("--cache-dir").arg(dir);
+        }
+        cmd
             .args(["--object-store-memory", &self.object_store_memory.to_string()])
             .args(["--node-timeout", &self.node_timeout.to_string()])
             .args(["--peer-timeout", &self.peer_timeout.to_string()])
@@ -368,7 +376,7 @@ impl StartCommand {
         let mut builder = Runtime::builder()
             .object_store_memory(self.object_store_memory as usize)
             .spill_dir(data_dir.join("spill"))
-            .cache_dir(Some(data_dir.join("components")));
+            .cache_dir(Some(self.cache_dir.clone().unwrap_or_else(|| data_dir.join("components"))));
         if let Some(c) = self.cpus {
             builder = builder.cpus(c);
         }

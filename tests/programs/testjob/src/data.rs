@@ -92,16 +92,14 @@ fn scenario_files(dir: &str) -> Result<(), Error> {
         .groupby(&["id"])
         .aggregate(vec![Agg::Count, Agg::Sum("v".into()), Agg::Mean("v".into()), Agg::Max("v".into())])
         .sort("id", false);
+    // The sorted groups may come in several blocks: print them as one.
+    let (mut ids, mut counts, mut sums) = (Vec::new(), Vec::new(), Vec::new());
     for b in agg.take_all_batches()? {
-        if b.num_rows() > 0 {
-            println!(
-                "groupby: {:?} {:?} {:?}",
-                b.column::<i64>("id")?,
-                b.column::<i64>("count()")?,
-                b.column::<f64>("sum(v)")?
-            );
-        }
+        ids.extend(b.column::<i64>("id")?.iter().copied());
+        counts.extend(b.column::<i64>("count()")?.iter().copied());
+        sums.extend(b.column::<f64>("sum(v)")?.iter().copied());
     }
+    println!("groupby: {ids:?} {counts:?} {sums:?}");
     let sizes = groups
         .groupby(&["id"])
         .map_groups(|g: Batch| Batch::from_columns(vec![("size", vec![g.num_rows() as u64])]))
