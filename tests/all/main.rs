@@ -13,5 +13,6 @@ mod examples;
 mod jobs;
 mod macros;
 mod nn;
+mod train;
 mod tune;
 mod util;

@@ -167,6 +167,7 @@ pub struct Guests {
     pub tune_wine_mlp: PathBuf,
     pub data_walkthrough: PathBuf,
     pub data_wine_mlp: PathBuf,
+    pub train_wine: PathBuf,
 }
 
 pub fn guests() -> &'static Guests {
@@ -186,6 +187,7 @@ pub fn guests() -> &'static Guests {
         tune_wine_mlp: build("examples/tune_wine_mlp"),
         data_walkthrough: build("examples/data_walkthrough"),
         data_wine_mlp: build("examples/data_wine_mlp"),
+        train_wine: build("examples/train_wine"),
     })
 }
 

@@ -16,6 +16,7 @@ mod api;
 mod arg;
 mod bindings;
 mod checkpoint;
+mod code;
 mod dispatch;
 mod error;
 mod exit;
@@ -32,6 +33,7 @@ pub use api::{
     try_put, wait,
 };
 pub use arg::Arg;
+pub use code::Code;
 pub use error::Error;
 pub use object_ref::{ObjectId, ObjectRef};
 pub use options::CallOptions;

@@ -17,56 +17,11 @@
 
 use crate::block::BlockRef;
 use arrow_array::RecordBatch;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::marker::PhantomData;
+use serde::{Deserialize, Serialize};
 use std::rc::Rc;
 use wray_guest_core::Error;
 
-/// A function of this component, by its function-table index.
-pub(crate) struct Code<F> {
-    index: u64,
-    _f: PhantomData<F>,
-}
-
-impl<F> Clone for Code<F> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<F> Copy for Code<F> {}
-
-impl<F: Copy> Code<F> {
-    /// `f` must be a function pointer type (`fn(..) -> ..`).
-    pub fn of(f: F) -> Code<F> {
-        const { assert!(size_of::<F>() == size_of::<usize>()) };
-        // SAFETY: F is a function pointer (the only Copy types of this size
-        // the crate passes here), whose bits are its table index.
-        let index = unsafe { std::mem::transmute_copy::<F, usize>(&f) } as u64;
-        Code { index, _f: PhantomData }
-    }
-
-    /// The function again, in this or another instance of the component.
-    pub fn get(self) -> Result<F, Error> {
-        let index = usize::try_from(self.index).ok().filter(|i| *i != 0).ok_or_else(|| {
-            Error::InvalidArgument(format!("wray::data: {} is not a function of this job", self.index))
-        })?;
-        // SAFETY: the index came from `Code::of` with the same F in an
-        // instance of the same component (module docs); it is non-null.
-        Ok(unsafe { std::mem::transmute_copy::<usize, F>(&index) })
-    }
-}
-
-impl<F> Serialize for Code<F> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.index.serialize(s)
-    }
-}
-
-impl<'de, F> Deserialize<'de> for Code<F> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Code { index: u64::deserialize(d)?, _f: PhantomData })
-    }
-}
+pub(crate) use wray_guest_core::Code;
 
 /// Conjures the value of a zero-sized closure type from its type alone.
 pub(crate) fn conjure<F: Copy + 'static>() -> F {

@@ -161,7 +161,8 @@ fn numbers_to_batch<T: 'static>(rows: &[T]) -> Option<RecordBatch> {
             return None;
         }
         // T is N: each downcast succeeds (and compiles to a copy).
-        let values: Option<Vec<N>> = rows.iter().map(|r| (r as &dyn std::any::Any).downcast_ref::<N>().copied()).collect();
+        let values: Option<Vec<N>> =
+            rows.iter().map(|r| (r as &dyn std::any::Any).downcast_ref::<N>().copied()).collect();
         crate::batch::Batch::from_columns(vec![(ITEM, values?)]).ok().map(|b| b.0)
     }
     write::<i64, T>(rows)

@@ -168,8 +168,7 @@ impl StartCommand {
         if let Some(dir) = &self.cache_dir {
             cmd.arg("--cache-dir").arg(dir);
         }
-        cmd
-            .args(["--object-store-memory", &self.object_store_memory.to_string()])
+        cmd.args(["--object-store-memory", &self.object_store_memory.to_string()])
             .args(["--node-timeout", &self.node_timeout.to_string()])
             .args(["--peer-timeout", &self.peer_timeout.to_string()])
             .stdin(std::process::Stdio::null())

@@ -342,13 +342,16 @@ fn scenario_split() -> Result<(), Error> {
         let each: Vec<u64> = per_consumer.iter().map(|c| c[epoch].0).collect();
         println!("split epoch {}: {rows} rows, sum {sum}, per consumer {each:?}", epoch + 1);
     }
-    println!("a dataset in a task: {:?}", wray::get(&count_in_a_task::remote(ds.filter(|x: &u64| x % 4 == 0)))?);
+    println!(
+        "a dataset in a task: {:?}",
+        wray::get(&count_in_a_task::remote(ds.filter(|x: &u64| x.is_multiple_of(4))))?
+    );
     Ok(())
 }
 
 /// `data-progress`: a few seconds of row functions, for the progress line.
 fn scenario_progress() -> Result<(), Error> {
-    let n = data::range(4_000_000).map(|i: u64| i * 3).filter(|x: &u64| x % 2 == 0).count()?;
+    let n = data::range(4_000_000).map(|i: u64| i * 3).filter(|x: &u64| x.is_multiple_of(2)).count()?;
     println!("progress: {n} rows");
     Ok(())
 }

@@ -13,6 +13,7 @@ mod ml;
 mod scenarios;
 mod soak;
 mod tasks;
+mod train;
 
 pub use actors::*;
 use hostile::*;
@@ -411,6 +412,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         }
         "perm" => println!("perm10: {:?}", wray::nn::numpy_permutation(10, 0)),
         s if s.starts_with("data-") => data::run(s, &args[1..])?,
+        s if s.starts_with("train-") => train::run(s, &args[1..])?,
         other => panic!("unknown scenario {other}"),
     }
     Ok(())

@@ -1,0 +1,534 @@
+//! Collective communication among the members of a group — tasks or actors
+//! that each hold one [`Group`] value — as Ray's `ray.util.collective`:
+//! `allreduce`, `broadcast`, `allgather`, `reduce_scatter`, `barrier`.
+//!
+//! **How members meet.** Buffers travel through the object store (so they
+//! cross nodes like any object, over QUIC); what the members exchange with
+//! each other is only the *refs* to them. A small [`Rendezvous`] actor,
+//! holding no CPU, keeps for every operation the refs each rank deposited;
+//! a rank that deposits last gets them all back at once, the others ask
+//! again until everyone has come (a few immediate retries, then sleeps
+//! that double up to [`POLL_MAX`]). wray actors run one call at a time, so
+//! the rendezvous cannot park a caller inside a call; asking again is the
+//! price, paid only by ranks that arrive early.
+//!
+//! **Algorithms.** A buffer of up to [`ONE_ROUND_BYTES`] is reduced in one
+//! round: every rank puts its whole buffer and reads everyone else's
+//! (latency first). A larger one is cut into one chunk per rank and reduced
+//! in two rounds — reduce-scatter (rank *k* reads chunk *k* of every rank and
+//! reduces it), then allgather (every rank reads the reduced chunks) — so
+//! each rank sends and receives 2·(n−1)/n of the buffer, what a ring
+//! allreduce moves, in 2 rounds instead of 2·(n−1).
+//!
+//! **Same bits everywhere.** Every rank folds the contributions in rank
+//! order 0, 1, …, n−1, so all ranks compute bit-identical results (no
+//! rank's own contribution is added first just because it is at hand).
+//!
+//! **Failures.** An operation waits at most the group's timeout
+//! ([`DEFAULT_TIMEOUT`]), then fails naming the ranks that never came. A
+//! member's failure that someone notices — the trainer does, when a
+//! worker's call fails — is told to the group with [`Group::abort`]; every
+//! member waiting in, or later starting, an operation then fails with that
+//! message instead of waiting. Operations whose sizes disagree between
+//! ranks fail in every rank, naming both ranks and sizes.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use wray_guest_core::{ActorHandle, Error, ObjectRef, Tensor, get};
+
+/// Members one group may have.
+pub const MAX_GROUP_SIZE: usize = 1024;
+
+/// Buffers up to this size are reduced in one round (every rank reads every
+/// other rank's whole buffer); larger ones in two rounds of chunks.
+pub const ONE_ROUND_BYTES: usize = 256 << 10;
+
+/// How long an operation waits for the other ranks before it fails, unless
+/// the group says otherwise ([`Group::with_timeout`]). Ray's collective
+/// calls wait 30 minutes.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Rounds the rendezvous keeps at once: a member that runs this far ahead of
+/// another (it cannot, in a correct program: each operation waits for all)
+/// is refused rather than growing the rendezvous without bound.
+const MAX_ROUNDS_IN_FLIGHT: usize = 64;
+
+/// A rank that arrived early asks again this many times at once before it
+/// starts sleeping: the others are usually microseconds behind.
+const POLL_SPINS: u32 = 16;
+
+/// The longest sleep between two asks.
+pub const POLL_MAX: Duration = Duration::from_millis(5);
+
+/// How contributions combine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReduceOp {
+    /// The element-wise sum.
+    Sum,
+    /// The sum divided by the group's size.
+    Mean,
+    /// The element-wise maximum.
+    Max,
+    /// The element-wise minimum.
+    Min,
+}
+
+type Parts = Vec<ObjectRef<Vec<f32>>>;
+
+/// What a rank deposits: the operation, the size it expects every rank to
+/// share (`None`: sizes may differ), and its buffers.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Deposit {
+    what: String,
+    len: Option<u64>,
+    parts: Parts,
+}
+
+/// The answer to a deposit or an ask.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Round {
+    /// Every rank's parts, by rank.
+    Ready(Vec<Parts>),
+    /// Still missing these ranks.
+    Waiting(Vec<u32>),
+}
+
+struct Slot {
+    what: String,
+    len: Option<u64>,
+    /// The first rank that deposited (for a size mismatch's message).
+    first: u32,
+    parts: Vec<Option<Parts>>,
+    /// Ranks that have taken the full round; the slot goes when all have.
+    taken: Vec<bool>,
+    /// Set when ranks disagree: every rank gets this error.
+    mismatch: Option<String>,
+}
+
+/// Where a group's members meet (module docs). One per group; holds no CPU.
+#[wray_guest_core::actor]
+pub struct Rendezvous {
+    name: String,
+    size: u32,
+    slots: BTreeMap<u64, Slot>,
+    aborted: Option<String>,
+}
+
+#[wray_guest_core::actor]
+impl Rendezvous {
+    pub(crate) fn new(name: String, size: u32) -> Rendezvous {
+        Rendezvous { name, size, slots: BTreeMap::new(), aborted: None }
+    }
+
+    /// Rank `rank` deposits its parts for operation number `seq`.
+    pub(crate) fn deposit(&mut self, seq: u64, rank: u32, deposit: Deposit) -> Result<Round, Error> {
+        self.check(seq, rank)?;
+        let size = self.size as usize;
+        if !self.slots.contains_key(&seq) && self.slots.len() >= MAX_ROUNDS_IN_FLIGHT {
+            return Err(self.error(format!(
+                "rank {rank} started operation #{seq} while {MAX_ROUNDS_IN_FLIGHT} earlier ones are unfinished"
+            )));
+        }
+        let slot = self.slots.entry(seq).or_insert_with(|| Slot {
+            what: deposit.what.clone(),
+            len: deposit.len,
+            first: rank,
+            parts: (0..size).map(|_| None).collect(),
+            taken: vec![false; size],
+            mismatch: None,
+        });
+        if slot.parts[rank as usize].is_some() {
+            return Err(Error::InvalidArgument(format!(
+                "collective group '{}': rank {rank} joined operation #{seq} twice (two members share a rank?)",
+                self.name
+            )));
+        }
+        if slot.mismatch.is_none() && (slot.what != deposit.what || slot.len != deposit.len) {
+            let show = |what: &str, len: Option<u64>| match len {
+                Some(n) => format!("{what} of {n} elements"),
+                None => what.to_string(),
+            };
+            slot.mismatch = Some(format!(
+                "collective group '{}', operation #{seq}: rank {} called {} but rank {rank} called {}",
+                self.name,
+                slot.first,
+                show(&slot.what, slot.len),
+                show(&deposit.what, deposit.len)
+            ));
+        }
+        slot.parts[rank as usize] = Some(deposit.parts);
+        self.ask(seq, rank)
+    }
+
+    /// Rank `rank` asks whether operation `seq` is complete.
+    pub(crate) fn ask(&mut self, seq: u64, rank: u32) -> Result<Round, Error> {
+        self.check(seq, rank)?;
+        let name = self.name.clone();
+        let Some(slot) = self.slots.get_mut(&seq) else {
+            return Err(Error::InvalidArgument(format!(
+                "collective group '{name}': rank {rank} asked for operation #{seq}, which it never joined"
+            )));
+        };
+        let missing: Vec<u32> = (0..slot.parts.len() as u32).filter(|r| slot.parts[*r as usize].is_none()).collect();
+        if !missing.is_empty() {
+            return Ok(Round::Waiting(missing));
+        }
+        slot.taken[rank as usize] = true;
+        let mismatch = slot.mismatch.clone();
+        let parts: Vec<Parts> = slot.parts.iter().map(|p| p.clone().unwrap_or_default()).collect();
+        if slot.taken.iter().all(|t| *t) {
+            self.slots.remove(&seq);
+        }
+        match mismatch {
+            Some(m) => Err(Error::InvalidArgument(m)),
+            None => Ok(Round::Ready(parts)),
+        }
+    }
+
+    /// Fails every operation of the group from now on with `reason`.
+    pub(crate) fn abort(&mut self, reason: String) {
+        if self.aborted.is_none() {
+            self.aborted = Some(reason);
+        }
+        self.slots.clear();
+    }
+}
+
+impl Rendezvous {
+    fn check(&self, seq: u64, rank: u32) -> Result<(), Error> {
+        if let Some(reason) = &self.aborted {
+            return Err(self.error(format!("aborted: {reason}")));
+        }
+        if rank >= self.size {
+            return Err(Error::InvalidArgument(format!(
+                "collective group '{}': rank {rank} in a group of {}",
+                self.name, self.size
+            )));
+        }
+        if seq == 0 {
+            return Err(self.error("operation #0 (numbers start at 1)".into()));
+        }
+        Ok(())
+    }
+
+    fn error(&self, what: String) -> Error {
+        Error::TaskFailed { function: format!("collective group '{}'", self.name), message: what }
+    }
+}
+
+/// One member's handle on a collective group: its rank, the group's size,
+/// and how many operations it has run. A value: hand each member its own
+/// (from [`create_group`]) as a task or actor argument. Every member must
+/// run the same operations in the same order, as with Ray's collectives.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Group {
+    name: String,
+    rendezvous: ActorHandle<Rendezvous>,
+    rank: u32,
+    size: u32,
+    seq: u64,
+    timeout_ms: u64,
+}
+
+/// Creates a group of `size` members named `name` (for messages) and returns
+/// one handle per rank, rank 0 first.
+pub fn create_group(name: &str, size: usize) -> Result<Vec<Group>, Error> {
+    if size == 0 || size > MAX_GROUP_SIZE {
+        return Err(Error::InvalidArgument(format!(
+            "collective group '{name}': {size} members (1 to {MAX_GROUP_SIZE})"
+        )));
+    }
+    // The rendezvous only passes refs around: it holds no CPU slot, which
+    // the members need.
+    let rendezvous = Rendezvous::options().num_cpus(0.0).try_remote(name.to_string(), size as u32)?;
+    Ok((0..size as u32)
+        .map(|rank| Group {
+            name: name.to_string(),
+            rendezvous: rendezvous.clone(),
+            rank,
+            size: size as u32,
+            seq: 0,
+            timeout_ms: DEFAULT_TIMEOUT.as_millis() as u64,
+        })
+        .collect())
+}
+
+fn combine(op: ReduceOp, acc: &mut [f32], other: &[f32]) {
+    match op {
+        ReduceOp::Sum | ReduceOp::Mean => acc.iter_mut().zip(other).for_each(|(a, b)| *a += *b),
+        ReduceOp::Max => acc.iter_mut().zip(other).for_each(|(a, b)| *a = a.max(*b)),
+        ReduceOp::Min => acc.iter_mut().zip(other).for_each(|(a, b)| *a = a.min(*b)),
+    }
+}
+
+impl Group {
+    /// This member's rank, `0..size`.
+    pub fn rank(&self) -> usize {
+        self.rank as usize
+    }
+
+    /// How many members the group has.
+    pub fn size(&self) -> usize {
+        self.size as usize
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The same handle with another timeout for each operation.
+    pub fn with_timeout(mut self, timeout: Duration) -> Group {
+        self.timeout_ms = timeout.as_millis().min(u64::MAX as u128) as u64;
+        self
+    }
+
+    /// Fails the group's operations, now and later, in every member, with
+    /// `reason` (e.g. "rank 1 died: ..."). Any holder may call it.
+    pub fn abort(&self, reason: &str) {
+        // Fire and forget: the rendezvous may be gone already, and an abort
+        // has nothing to report back.
+        drop(self.rendezvous.abort(reason.to_string()));
+    }
+
+    /// Deposits `parts` for the next operation and waits for every rank's.
+    fn exchange(&mut self, what: &str, len: Option<u64>, parts: Parts) -> Result<Vec<Parts>, Error> {
+        self.seq += 1;
+        let seq = self.seq;
+        let deposit = Deposit { what: what.to_string(), len, parts };
+        let mut round = get(&self.rendezvous.deposit(seq, self.rank, deposit))?;
+        let started = Instant::now();
+        let timeout = Duration::from_millis(self.timeout_ms);
+        let mut asks = 0u32;
+        let mut pause = Duration::from_micros(500);
+        loop {
+            match round {
+                Round::Ready(parts) => return Ok(parts),
+                Round::Waiting(missing) => {
+                    if started.elapsed() >= timeout {
+                        return Err(Error::TaskFailed {
+                            function: format!("collective group '{}'", self.name),
+                            message: format!(
+                                "{what} (operation #{seq}) on rank {} waited {timeout:?} for ranks {missing:?}, \
+                                 which never joined",
+                                self.rank
+                            ),
+                        });
+                    }
+                    asks += 1;
+                    if asks > POLL_SPINS {
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(POLL_MAX);
+                    }
+                }
+            }
+            round = get(&self.rendezvous.ask(seq, self.rank))?;
+        }
+    }
+
+    /// Part `index` of rank `rank`'s deposit.
+    fn part<'a>(
+        &self,
+        parts: &'a Parts,
+        rank: usize,
+        index: usize,
+        what: &str,
+    ) -> Result<&'a ObjectRef<Vec<f32>>, Error> {
+        parts.get(index).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "collective group '{}': {what}: rank {rank} sent no part {index}",
+                self.name
+            ))
+        })
+    }
+
+    /// Combines part `index` of every rank's deposit, in rank order (this
+    /// rank's own part is `local`, not read back from the store).
+    fn fold(&self, all: &[Parts], index: usize, local: &[f32], what: &str, op: ReduceOp) -> Result<Vec<f32>, Error> {
+        let mut acc: Option<Vec<f32>> = None;
+        for (r, parts) in all.iter().enumerate() {
+            let part = if r == self.rank as usize { local.to_vec() } else { get(self.part(parts, r, index, what)?)? };
+            check_len(&self.name, what, r, part.len(), local.len())?;
+            match &mut acc {
+                None => acc = Some(part),
+                Some(acc) => combine(op, acc, &part),
+            }
+        }
+        Ok(acc.unwrap_or_else(|| local.to_vec()))
+    }
+
+    /// Reduces `data` across the group in place: afterwards every rank holds
+    /// the same (bit-identical) result.
+    pub fn allreduce(&mut self, data: &mut [f32], op: ReduceOp) -> Result<(), Error> {
+        let n = self.size as usize;
+        if n > 1 {
+            if data.len() * 4 <= ONE_ROUND_BYTES {
+                let all = self.exchange(
+                    "allreduce",
+                    Some(data.len() as u64),
+                    vec![wray_guest_core::try_put(&data.to_vec())?],
+                )?;
+                let reduced = self.fold(&all, 0, data, "allreduce", op)?;
+                data.copy_from_slice(&reduced);
+            } else {
+                let bounds = chunks(data.len(), n);
+                let parts = (0..n)
+                    .map(|k| wray_guest_core::try_put(&data[bounds[k]..bounds[k + 1]].to_vec()))
+                    .collect::<Result<Parts, Error>>()?;
+                let all = self.exchange("allreduce", Some(data.len() as u64), parts)?;
+                let me = self.rank as usize;
+                let (lo, hi) = (bounds[me], bounds[me + 1]);
+                let mine = self.fold(&all, me, &data[lo..hi], "allreduce", op)?;
+                let reduced = self.exchange(
+                    "allreduce (gather)",
+                    Some(data.len() as u64),
+                    vec![wray_guest_core::try_put(&mine)?],
+                )?;
+                for (k, parts) in reduced.iter().enumerate() {
+                    let (lo, hi) = (bounds[k], bounds[k + 1]);
+                    if k == me {
+                        data[lo..hi].copy_from_slice(&mine);
+                    } else {
+                        let chunk = get(self.part(parts, k, 0, "allreduce")?)?;
+                        check_len(&self.name, "allreduce", k, chunk.len(), hi - lo)?;
+                        data[lo..hi].copy_from_slice(&chunk);
+                    }
+                }
+            }
+        }
+        if op == ReduceOp::Mean {
+            let scale = self.size as f32;
+            data.iter_mut().for_each(|x| *x /= scale);
+        }
+        Ok(())
+    }
+
+    /// [`allreduce`](Group::allreduce) of a tensor: a new tensor of the same
+    /// shape holding the result.
+    pub fn allreduce_tensor(&mut self, tensor: &Tensor, op: ReduceOp) -> Result<Tensor, Error> {
+        let mut data = tensor.to_vec()?;
+        self.allreduce(&mut data, op)?;
+        Tensor::from_vec(&tensor.shape(), &data)
+    }
+
+    /// Makes every rank's `data` a copy of rank `root`'s (resized to its
+    /// length).
+    pub fn broadcast(&mut self, data: &mut Vec<f32>, root: usize) -> Result<(), Error> {
+        if root >= self.size as usize {
+            return Err(Error::InvalidArgument(format!(
+                "collective group '{}': broadcast from rank {root} in a group of {}",
+                self.name, self.size
+            )));
+        }
+        let parts = if root == self.rank as usize { vec![wray_guest_core::try_put(&*data)?] } else { Vec::new() };
+        let all = self.exchange(&format!("broadcast from rank {root}"), None, parts)?;
+        if root != self.rank as usize {
+            let from = all[root].first().ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "collective group '{}': rank {root} sent nothing to broadcast",
+                    self.name
+                ))
+            })?;
+            *data = get(from)?;
+        }
+        Ok(())
+    }
+
+    /// Every rank's `data`, by rank (lengths may differ).
+    pub fn allgather(&mut self, data: &[f32]) -> Result<Vec<Vec<f32>>, Error> {
+        if self.size == 1 {
+            return Ok(vec![data.to_vec()]);
+        }
+        let all = self.exchange("allgather", None, vec![wray_guest_core::try_put(&data.to_vec())?])?;
+        all.iter()
+            .enumerate()
+            .map(
+                |(r, parts)| {
+                    if r == self.rank as usize {
+                        Ok(data.to_vec())
+                    } else {
+                        get(self.part(parts, r, 0, "allgather")?)
+                    }
+                },
+            )
+            .collect()
+    }
+
+    /// Reduces `data` across the group and returns this rank's share of the
+    /// result: of `size` nearly equal chunks, chunk `k` spans elements
+    /// `k*len/size .. (k+1)*len/size`.
+    pub fn reduce_scatter(&mut self, data: &[f32], op: ReduceOp) -> Result<Vec<f32>, Error> {
+        let n = self.size as usize;
+        let bounds = chunks(data.len(), n);
+        let me = self.rank as usize;
+        let (lo, hi) = (bounds[me], bounds[me + 1]);
+        let mut mine = data[lo..hi].to_vec();
+        if n > 1 {
+            let parts = (0..n)
+                .map(|k| wray_guest_core::try_put(&data[bounds[k]..bounds[k + 1]].to_vec()))
+                .collect::<Result<Parts, Error>>()?;
+            let all = self.exchange("reduce_scatter", Some(data.len() as u64), parts)?;
+            mine = self.fold(&all, me, &data[lo..hi], "reduce_scatter", op)?;
+        }
+        if op == ReduceOp::Mean {
+            let scale = self.size as f32;
+            mine.iter_mut().for_each(|x| *x /= scale);
+        }
+        Ok(mine)
+    }
+
+    /// Waits until every rank has reached this point.
+    pub fn barrier(&mut self) -> Result<(), Error> {
+        if self.size > 1 {
+            self.exchange("barrier", None, Vec::new())?;
+        }
+        Ok(())
+    }
+}
+
+/// Chunk `k` of `n` of a buffer of `len` spans `bounds[k]..bounds[k + 1]`.
+fn chunks(len: usize, n: usize) -> Vec<usize> {
+    (0..=n).map(|k| k * len / n).collect()
+}
+
+fn check_len(group: &str, what: &str, rank: usize, got: usize, want: usize) -> Result<(), Error> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "collective group '{group}': {what}: rank {rank} sent {got} elements where {want} were expected"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_buffer_in_order() {
+        for len in [0, 1, 5, 64, 1001] {
+            for n in 1..9 {
+                let b = chunks(len, n);
+                assert_eq!((b[0], b[n]), (0, len));
+                assert!(b.windows(2).all(|w| w[0] <= w[1] && w[1] - w[0] <= len / n + 1));
+            }
+        }
+    }
+
+    #[test]
+    fn combining_in_rank_order_is_the_same_everywhere() {
+        let parts = [vec![1.0e8f32, -3.5], vec![1.0, 2.0], vec![-1.0e8, 0.25]];
+        let fold = |op| {
+            let mut acc = parts[0].clone();
+            for p in &parts[1..] {
+                combine(op, &mut acc, p);
+            }
+            acc
+        };
+        assert_eq!(fold(ReduceOp::Sum), vec![0.0, -1.25]);
+        assert_eq!(fold(ReduceOp::Max), vec![1.0e8, 2.0]);
+        assert_eq!(fold(ReduceOp::Min), vec![-1.0e8, -3.5]);
+    }
+}

@@ -1,0 +1,140 @@
+//! `wray::train`: collectives between tasks, the trainer's loop with
+//! reports, shards and checkpoints, restarts after a failing worker,
+//! data-parallel `wray::nn`, bad input, and the wine example — through real
+//! jobs.
+
+use crate::util::*;
+
+fn line_after<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("no line {prefix:?} in:\n{out}")).trim()
+}
+
+fn scenario(name: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let grant = format!("{}::/work", dir.path().display());
+    run_ok(&guests().testjob, &["--dir", &grant], &[name, "/work"], &[])
+}
+
+/// Three member tasks run every collective; every rank sees the same
+/// result; sizes that disagree, a rank that never comes and an abort are
+/// errors naming the group, operation and ranks.
+#[test]
+fn collectives_between_tasks_agree_and_fail_clearly() {
+    let (out, _) = scenario("train-collective");
+    for rank in 0..3 {
+        let r = |what: &str| line_after(&out, &format!("rank {rank}: {what}")).to_string();
+        assert_eq!(r("Sum"), "[6.0, -3.0, 30.0]", "{out}");
+        assert_eq!(r("Mean"), "[2.0, -1.0, 10.0]", "{out}");
+        assert_eq!(r("Max"), "[3.0, -0.0, 20.0]", "{out}");
+        assert_eq!(r("Min"), "[1.0, -2.0, 0.0]", "{out}");
+        // 300,000 elements: past ONE_ROUND_BYTES, reduced in chunks.
+        assert_eq!(r("large allreduce of 300000:"), "0 wrong", "{out}");
+        assert_eq!(r("broadcast"), "[7.0, 8.0, 9.0]", "{out}");
+        assert_eq!(r("allgather"), "[[0.0], [1.0, 1.0], [2.0, 2.0, 2.0]]", "{out}");
+        assert_eq!(r("tensor"), "[3.0, 3.0, 3.0, 6.0]", "{out}");
+        // Each rank's third of [3, 6, 9, 12, 15, 18].
+        let want = ["[3.0, 6.0]", "[9.0, 12.0]", "[15.0, 18.0]"][rank];
+        assert_eq!(r("reduce_scatter"), want, "{out}");
+    }
+    let mismatch = "collective group 'mismatch', operation #1: rank 0 called allreduce of 4 elements but rank 1 \
+                    called allreduce of 5 elements";
+    assert!(line_after(&out, "mismatch rank 0:").contains(mismatch), "{out}");
+    assert!(line_after(&out, "mismatch rank 1:").contains(mismatch), "{out}");
+    assert!(
+        line_after(&out, "timeout:").contains("collective group 'lonely'")
+            && line_after(&out, "timeout:").contains("waited 300ms for ranks [1], which never joined"),
+        "{out}"
+    );
+    assert!(line_after(&out, "abort:").contains("collective group 'aborted'"), "{out}");
+    assert!(line_after(&out, "abort:").contains("rank 1 died: killed by the test"), "{out}");
+    assert!(line_after(&out, "bad size:").contains("0 members (1 to 1024)"), "{out}");
+}
+
+/// Two workers read their shards, allreduce, report from inside the loop;
+/// the driver keeps the two best checkpoints by score and lays the run out
+/// as Ray does.
+#[test]
+fn a_trainer_runs_the_loop_on_its_workers_and_keeps_checkpoints() {
+    let (out, err) = scenario("train-loop");
+    assert_eq!(line_after(&out, "error:"), "None", "{out}");
+    assert_eq!(line_after(&out, "iterations:"), "5", "{out}");
+    // Shards of range(1000): their rows add up to 1000 and the sums to
+    // 499500 per epoch, weighted by the epoch: 499500 * (1+2+3+4+5).
+    assert_eq!(line_after(&out, "final:"), "epoch 5 rows 1000 total 7492500", "{out}");
+    assert_eq!(line_after(&out, "world size"), "2, local ranks 0", "{out}");
+    // score = epoch % 3: epochs 2 and 5 score 2 (the later first).
+    assert_eq!(line_after(&out, "kept:"), r#"["5@2", "2@2"]"#, "{out}");
+    assert_eq!(line_after(&out, "latest:"), "epoch 5", "{out}");
+    assert_eq!(line_after(&out, "run dir:"), r#"["checkpoint_000002", "checkpoint_000005", "result.json"]"#, "{out}");
+    assert_eq!(line_after(&out, "result.json lines:"), "5", "{out}");
+    assert_eq!(line_after(&out, "from_directory:"), "epoch 5 rank 0", "{out}");
+    // A status line per iteration on standard error.
+    assert_eq!(err.lines().filter(|l| l.starts_with("[train] loop iteration")).count(), 5, "{err}");
+}
+
+/// Rank 1 panics at epoch 3; the group restarts from the epoch-2 checkpoint
+/// and ends with the clean run's metrics. Without restarts the run fails,
+/// naming the rank and the cause.
+#[test]
+fn a_failed_worker_restarts_the_group_from_the_latest_checkpoint() {
+    let (out, err) = scenario("train-fail");
+    assert_eq!(line_after(&out, "clean:"), "total 7492500 after 5 iterations", "{out}");
+    assert_eq!(line_after(&out, "restarted:"), "total 7492500 after 5 iterations, 1 failures, error None", "{out}");
+    assert!(err.contains("restarting the worker group from the latest checkpoint (restart 1 of 1)"), "{err}");
+    let failed = line_after(&out, "no restarts:");
+    assert!(failed.contains("worker rank 1") && failed.contains("rank 1 fails at epoch 3 as the test asked"), "{out}");
+}
+
+#[test]
+fn bad_trainer_input_fails_with_errors_naming_the_rank_metric_or_path() {
+    let (out, _) = scenario("train-bad");
+    let expect = [
+        ("too many workers:", "Err invalid argument: ScalingConfig: 64 workers × 1 CPU need 64 CPU; the cluster has 2"),
+        ("gpu:", "Err invalid argument: ScalingConfig: 1 worker × 1 GPU need 1 GPU; the cluster has 0"),
+        ("never reports:", "without calling wray::train::report"),
+        ("one rank silent:", "worker rank 1 called train::report 0 times, others 2 times"),
+        ("nan score:", "iteration 1 reported score = NaN with a checkpoint"),
+        ("unknown shard:", "the trainer has no dataset named 'test'"),
+        ("outside a trainer:", "only available inside a training loop"),
+        ("not a directory:", "/work/no-such-checkpoint is not a directory"),
+        ("not a checkpoint:", "not a wray checkpoint"),
+    ];
+    for (what, words) in expect {
+        assert!(line_after(&out, what).contains(words), "{what} {words}\n{out}");
+    }
+}
+
+/// Gradients averaged in rank order keep the replicas bit-identical after
+/// every step; replicas built from different seeds are refused.
+#[test]
+fn data_parallel_replicas_stay_bit_identical() {
+    let (out, _) = scenario("train-ddp");
+    assert_eq!(line_after(&out, "ddp:"), "identical 1 error None", "{out}");
+    assert!(
+        line_after(&out, "different seeds:").contains("prepare_model: ranks [1] start from other weights"),
+        "{out}"
+    );
+}
+
+/// The seeds' wine classifier trained by two workers from `read_csv`,
+/// checkpointed, reloaded and used for batch prediction on an actor pool:
+/// the single-process `wine_mlp`'s accuracy (0.75) or better.
+#[test]
+fn the_wine_classifier_trained_by_two_workers_reaches_the_reference_accuracy() {
+    let data = workspace().join("examples/data");
+    let results = tempfile::tempdir().unwrap();
+    let grants = [format!("{}::/data", data.display()), format!("{}::/results", results.path().display())];
+    let (out, err) =
+        run_ok(&guests().train_wine, &["--dir", &grants[0], "--dir", &grants[1]], &["--storage", "/results"], &[]);
+    assert!(out.contains("trained by 2 workers: 15 reports"), "{out}");
+    assert!(out.contains("checkpoint of epoch 150"), "{out}");
+    let accuracy = number_after(&out, "test accuracy:");
+    assert!(accuracy >= 0.75, "accuracy {accuracy}\n{out}\n{err}");
+    // Two checkpoints kept (by loss), and Ray's result.json.
+    let run = results.path().join("train_wine");
+    let mut entries: Vec<String> =
+        std::fs::read_dir(&run).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    entries.sort();
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert!(entries.contains(&"checkpoint_000015".to_string()) && entries.contains(&"result.json".to_string()));
+}

@@ -1,0 +1,327 @@
+//! `wray::train` scenarios: collectives between tasks, a trainer's loop with
+//! reports, shards and checkpoints, a worker failing mid-run, data-parallel
+//! `wray::nn`, and each kind of bad input.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use wray::Error;
+use wray::data;
+use wray::nn::{self, Init, Linear, Module, Optimizer, ReLU, Rng, Sequential, Var};
+use wray::train::{
+    self, Checkpoint, CheckpointConfig, DataParallelTrainer, FailureConfig, Group, Order, ReduceOp, RunConfig,
+    ScalingConfig,
+};
+
+/// Runs every collective once as rank `group.rank()` and returns what it saw.
+#[wray::remote]
+fn member(mut group: Group, big: usize) -> Result<Vec<String>, Error> {
+    let r = group.rank() as f32;
+    let n = group.size();
+    let mut out = Vec::new();
+    for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
+        let mut small = vec![r + 1.0, -r, 10.0 * r];
+        group.allreduce(&mut small, op)?;
+        out.push(format!("{op:?} {small:?}"));
+    }
+    // A buffer past ONE_ROUND_BYTES: two rounds of chunks.
+    let mut large: Vec<f32> = (0..big).map(|i| (i % 1000) as f32 + r).collect();
+    group.allreduce(&mut large, ReduceOp::Sum)?;
+    let expected = |i: usize| n as f32 * (i % 1000) as f32 + (0..n).map(|k| k as f32).sum::<f32>();
+    let wrong = (0..big).filter(|&i| large[i] != expected(i)).count();
+    out.push(format!("large allreduce of {big}: {wrong} wrong"));
+    let mut b = if group.rank() == 1 { vec![7.0, 8.0, 9.0] } else { vec![0.0] };
+    group.broadcast(&mut b, 1)?;
+    out.push(format!("broadcast {b:?}"));
+    let gathered = group.allgather(&vec![r; group.rank() + 1])?;
+    out.push(format!("allgather {gathered:?}"));
+    let scattered = group.reduce_scatter(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], ReduceOp::Sum)?;
+    out.push(format!("reduce_scatter {scattered:?}"));
+    group.barrier()?;
+    let t = wray::Tensor::from_vec(&[2, 2], &[r, r, 1.0, 2.0])?;
+    out.push(format!("tensor {:?}", group.allreduce_tensor(&t, ReduceOp::Sum)?.to_vec()?));
+    Ok(out)
+}
+
+/// Calls an allreduce of `len` elements.
+#[wray::remote]
+fn reduce_len(mut group: Group, len: usize) -> Result<(), Error> {
+    let mut v = vec![1.0; len];
+    group.allreduce(&mut v, ReduceOp::Sum)
+}
+
+/// Waits in a barrier.
+#[wray::remote]
+fn wait_barrier(mut group: Group) -> Result<(), Error> {
+    group.barrier()
+}
+
+/// `train-collective`: three member tasks, every operation; then the errors.
+fn scenario_collective() -> Result<(), Error> {
+    let groups = train::collective::create_group("demo", 3)?;
+    let runs: Vec<_> = groups.into_iter().map(|g| member::options().num_cpus(0.5).remote(g, 300_000)).collect();
+    for (rank, lines) in wray::get_all(&runs)?.into_iter().enumerate() {
+        for line in lines {
+            println!("rank {rank}: {line}");
+        }
+    }
+    // Sizes that disagree fail in every rank, naming both.
+    let g = train::collective::create_group("mismatch", 2)?;
+    let a = reduce_len::options().num_cpus(0.5).remote(g[0].clone(), 4);
+    let b = reduce_len::options().num_cpus(0.5).remote(g[1].clone(), 5);
+    println!("mismatch rank 0: {}", wray::get(&a).unwrap_err());
+    println!("mismatch rank 1: {}", wray::get(&b).unwrap_err());
+    // A rank that never comes: the other gives up after its timeout.
+    let g = train::collective::create_group("lonely", 2)?;
+    let alone = wait_barrier::options().num_cpus(0.5).remote(g[0].clone().with_timeout(Duration::from_millis(300)));
+    println!("timeout: {}", wray::get(&alone).unwrap_err());
+    // An abort reaches a member that is waiting.
+    let g = train::collective::create_group("aborted", 2)?;
+    let waiting = wait_barrier::options().num_cpus(0.5).remote(g[0].clone());
+    std::thread::sleep(Duration::from_millis(100));
+    g[1].abort("rank 1 died: killed by the test");
+    println!("abort: {}", wray::get(&waiting).unwrap_err());
+    println!("bad size: {}", train::collective::create_group("none", 0).err().unwrap());
+    Ok(())
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct LoopConfig {
+    epochs: u32,
+    /// Rank that panics at this epoch on the first attempt (0: none).
+    fail_rank: u32,
+    fail_epoch: u32,
+    /// Report NaN as the score.
+    nan: bool,
+    /// Rank that skips its reports.
+    silent_rank: Option<u32>,
+}
+
+/// The test loop: sums its shard, allreduces it, reports, checkpoints its
+/// progress, and resumes from a checkpoint.
+fn test_loop(config: LoopConfig) -> Result<(), Error> {
+    let ctx = train::get_context()?;
+    let shard = train::get_dataset_shard("train")?;
+    let rows: Vec<u64> = shard.take_all()?;
+    let mut start = 0;
+    let mut total = 0.0f64;
+    if let Some(c) = train::get_checkpoint()? {
+        start = c.value::<u32>("epoch")?;
+        total = c.value::<f64>("total")?;
+    }
+    for epoch in start + 1..=config.epochs {
+        if ctx.attempt == 0 && config.fail_epoch == epoch && ctx.world_rank as u32 == config.fail_rank {
+            panic!("rank {} fails at epoch {epoch} as the test asked", ctx.world_rank);
+        }
+        let mut sums = [rows.iter().sum::<u64>() as f32 * epoch as f32, rows.len() as f32];
+        train::allreduce(&mut sums, ReduceOp::Sum)?;
+        total += sums[0] as f64;
+        if config.silent_rank == Some(ctx.world_rank as u32) {
+            continue;
+        }
+        let score = if config.nan { f64::NAN } else { (epoch % 3) as f64 };
+        let m = train::metrics(&[
+            ("epoch", epoch as f64),
+            ("rows", sums[1] as f64),
+            ("total", total),
+            ("score", score),
+            ("world_size", ctx.world_size as f64),
+            ("local_rank", ctx.local_rank as f64),
+        ]);
+        let mut c = Checkpoint::new();
+        c.insert_value("epoch", &epoch)?.insert_value("total", &total)?;
+        c.set_metadata("rank", &ctx.world_rank.to_string());
+        train::report(m, Some(c))?;
+    }
+    Ok(())
+}
+
+fn fit(config: LoopConfig, run: RunConfig, workers: usize) -> Result<train::TrainResult, Error> {
+    DataParallelTrainer::new(test_loop)
+        .train_loop_config(config)
+        .scaling_config(ScalingConfig::new(workers))
+        .dataset("train", data::range(1000))
+        .run_config(run)
+        .fit()
+}
+
+/// `train-loop DIR`: two workers, reports, shards, checkpoints kept by score.
+fn scenario_loop(dir: &str) -> Result<(), Error> {
+    let run = RunConfig {
+        name: "loop".into(),
+        storage_path: Some(format!("{dir}/results")),
+        checkpoint_config: CheckpointConfig {
+            num_to_keep: Some(2),
+            score_attribute: Some("score".into()),
+            order: Some(Order::Max),
+        },
+        ..RunConfig::default()
+    };
+    let r = fit(LoopConfig { epochs: 5, ..LoopConfig::default() }, run, 2)?;
+    println!("error: {:?}", r.error.map(|e| e.to_string()));
+    println!("iterations: {}", r.metrics_history.len());
+    println!("final: epoch {} rows {} total {}", r.metrics["epoch"], r.metrics["rows"], r.metrics["total"]);
+    println!("world size {}, local ranks {}", r.metrics["world_size"], r.metrics["local_rank"]);
+    let kept: Vec<String> = r
+        .best_checkpoints
+        .iter()
+        .map(|(c, m)| format!("{}@{}", c.value::<u32>("epoch").unwrap_or(0), m["score"]))
+        .collect();
+    println!("kept: {kept:?}");
+    println!("latest: epoch {}", r.checkpoint.as_ref().map(|c| c.value::<u32>("epoch").unwrap_or(0)).unwrap_or(0));
+    let mut dirs: Vec<String> = std::fs::read_dir(format!("{dir}/results/loop"))
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    dirs.sort();
+    println!("run dir: {dirs:?}");
+    let lines = std::fs::read_to_string(format!("{dir}/results/loop/result.json")).unwrap_or_default();
+    println!("result.json lines: {}", lines.lines().count());
+    let back = Checkpoint::from_directory(&format!("{dir}/results/loop/checkpoint_000005"))?;
+    println!("from_directory: epoch {} rank {}", back.value::<u32>("epoch")?, back.metadata()["rank"]);
+    Ok(())
+}
+
+/// `train-fail`: a worker panics at epoch 3; the group restarts from the
+/// latest checkpoint and ends where a clean run ends. Without restarts the
+/// run fails naming the rank.
+fn scenario_fail() -> Result<(), Error> {
+    let quiet = RunConfig { verbose: false, ..RunConfig::default() };
+    let clean = fit(LoopConfig { epochs: 5, ..LoopConfig::default() }, quiet.clone(), 2)?;
+    let failing = LoopConfig { epochs: 5, fail_rank: 1, fail_epoch: 3, ..LoopConfig::default() };
+    let restarted = fit(
+        failing.clone(),
+        RunConfig { failure_config: FailureConfig { max_failures: 1 }, ..RunConfig::default() },
+        2,
+    )?;
+    println!("clean: total {} after {} iterations", clean.metrics["total"], clean.metrics_history.len());
+    println!(
+        "restarted: total {} after {} iterations, {} failures, error {:?}",
+        restarted.metrics["total"],
+        restarted.metrics_history.len(),
+        restarted.failures,
+        restarted.error.map(|e| e.to_string())
+    );
+    let failed = fit(failing, quiet, 2)?;
+    println!("no restarts: {}", failed.error.map(|e| e.to_string()).unwrap_or_default());
+    Ok(())
+}
+
+/// `train-bad`: each kind of bad input, one line each.
+fn scenario_bad(dir: &str) -> Result<(), Error> {
+    let quiet = RunConfig { verbose: false, ..RunConfig::default() };
+    let show = |what: &str, r: Result<train::TrainResult, Error>| match r {
+        Err(e) => println!("{what}: Err {e}"),
+        Ok(r) => println!("{what}: error {}", r.error.map(|e| e.to_string()).unwrap_or("none".into())),
+    };
+    show("too many workers", fit(LoopConfig { epochs: 1, ..LoopConfig::default() }, quiet.clone(), 64));
+    show(
+        "gpu",
+        DataParallelTrainer::new(test_loop)
+            .scaling_config(ScalingConfig::new(1).use_gpu(true))
+            .dataset("train", data::range(10))
+            .fit(),
+    );
+    show(
+        "never reports",
+        DataParallelTrainer::new(|_: LoopConfig| Ok(()))
+            .scaling_config(ScalingConfig::new(2))
+            .run_config(quiet.clone())
+            .fit(),
+    );
+    show(
+        "one rank silent",
+        fit(LoopConfig { epochs: 2, silent_rank: Some(1), ..LoopConfig::default() }, quiet.clone(), 2),
+    );
+    let nan = RunConfig {
+        checkpoint_config: CheckpointConfig { score_attribute: Some("score".into()), ..CheckpointConfig::default() },
+        ..quiet.clone()
+    };
+    show("nan score", fit(LoopConfig { epochs: 2, nan: true, ..LoopConfig::default() }, nan, 2));
+    show(
+        "unknown shard",
+        DataParallelTrainer::new(|_: LoopConfig| train::get_dataset_shard("test").map(|_| ()))
+            .run_config(quiet.clone())
+            .fit(),
+    );
+    println!("outside a trainer: {}", train::report(train::metrics(&[]), None).unwrap_err());
+    println!("not a directory: {}", Checkpoint::from_directory(&format!("{dir}/no-such-checkpoint")).unwrap_err());
+    println!("not a checkpoint: {}", Checkpoint::from_bytes(b"hello").unwrap_err());
+    Ok(())
+}
+
+fn ddp_model(seed: u64) -> Result<Sequential, Error> {
+    let mut rng = Rng::new(seed);
+    Ok(Sequential::new().add(Linear::new(4, 8, Init::KaimingUniform, &mut rng)?).add(ReLU).add(Linear::new(
+        8,
+        1,
+        Init::XavierUniform,
+        &mut rng,
+    )?))
+}
+
+/// Data-parallel regression: every step, every rank checks that all ranks
+/// hold the same weights.
+fn ddp_loop(seed: u64) -> Result<(), Error> {
+    let ctx = train::get_context()?;
+    let model = train::prepare_model(ddp_model(seed + ctx.world_rank as u64 * u64::from(seed == 99))?)?;
+    let params = model.parameters();
+    let mut opt = train::prepare_optimizer(nn::Sgd::new(params.clone(), 0.05, 0.9)?, params.clone());
+    let mut rng = Rng::new(100 + ctx.world_rank as u64);
+    let mut identical = true;
+    let mut loss_value = 0.0;
+    for _step in 0..20 {
+        let x: Vec<f32> = (0..32 * 4).map(|_| rng.normal()).collect();
+        let y: Vec<f32> = x.chunks(4).map(|r| r[0] - 2.0 * r[1] + 0.5 * r[2] * r[3]).collect();
+        let (x, y) = (
+            Var::constant(wray::Tensor::from_vec(&[32, 4], &x)?),
+            Var::constant(wray::Tensor::from_vec(&[32, 1], &y)?),
+        );
+        opt.zero_grad();
+        let loss = nn::loss::mse(&model.forward(&x)?, &y)?;
+        loss.backward()?;
+        opt.step()?;
+        loss_value = loss.value().item()?;
+        let mut flat = Vec::new();
+        for p in &params {
+            flat.extend(p.value().to_vec()?);
+        }
+        let all = train::with_group(|g| g.allgather(&flat))?;
+        identical &= all.iter().all(|w| w.iter().zip(&all[0]).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+    train::report(train::metrics(&[("identical", f64::from(u8::from(identical))), ("loss", loss_value as f64)]), None)
+}
+
+/// `train-ddp`: two replicas stay bit-identical; replicas built from other
+/// seeds are refused by `prepare_model`.
+fn scenario_ddp() -> Result<(), Error> {
+    let quiet = RunConfig { verbose: false, ..RunConfig::default() };
+    let r = DataParallelTrainer::new(ddp_loop)
+        .train_loop_config(7)
+        .scaling_config(ScalingConfig::new(2))
+        .run_config(quiet.clone())
+        .fit()?;
+    println!(
+        "ddp: identical {} error {:?}",
+        r.metrics.get("identical").copied().unwrap_or(-1.0),
+        r.error.map(|e| e.to_string())
+    );
+    let r = DataParallelTrainer::new(ddp_loop)
+        .train_loop_config(99)
+        .scaling_config(ScalingConfig::new(2))
+        .run_config(quiet)
+        .fit()?;
+    println!("different seeds: {}", r.error.map(|e| e.to_string()).unwrap_or_default());
+    Ok(())
+}
+
+pub fn run(scenario: &str, args: &[String]) -> Result<(), Error> {
+    let dir = args.first().map(String::as_str).unwrap_or("/work");
+    match scenario {
+        "train-collective" => scenario_collective(),
+        "train-loop" => scenario_loop(dir),
+        "train-fail" => scenario_fail(),
+        "train-bad" => scenario_bad(dir),
+        "train-ddp" => scenario_ddp(),
+        other => panic!("unknown scenario {other}"),
+    }
+}
