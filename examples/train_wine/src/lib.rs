@@ -178,6 +178,7 @@ fn run(path: &str, workers: usize, epochs: u32, storage: Option<String>) -> Resu
         },
         ..RunConfig::default()
     };
+    let started = std::time::Instant::now();
     let result = DataParallelTrainer::new(train_loop)
         .train_loop_config(Config { epochs, lr: 0.01, batch_size: 32 })
         .scaling_config(ScalingConfig::new(workers))
@@ -188,9 +189,10 @@ fn run(path: &str, workers: usize, epochs: u32, storage: Option<String>) -> Resu
         return Err(e);
     }
     println!(
-        "trained by {workers} workers: {} reports, final loss {:.4}",
+        "trained by {workers} workers: {} reports, final loss {:.4}, fit {:.3} s",
         result.metrics_history.len(),
-        result.metrics["loss"]
+        result.metrics["loss"],
+        started.elapsed().as_secs_f64()
     );
     if let Some(path) = &result.path {
         println!("results in {path}");

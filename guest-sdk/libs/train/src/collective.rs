@@ -4,7 +4,8 @@
 //!
 //! **How members meet.** Buffers travel through the object store (so they
 //! cross nodes like any object, over QUIC); what the members exchange with
-//! each other is only the *refs* to them. A small [`Rendezvous`] actor,
+//! each other is only the *refs* to them — or, up to [`INLINE_BYTES`], the
+//! elements themselves, inside the messages (one round trip, no objects). A small [`Rendezvous`] actor,
 //! holding no CPU, keeps for every operation the refs each rank deposited;
 //! a rank that deposits last gets them all back at once, the others ask
 //! again until everyone has come (a few immediate retries, then sleeps
@@ -74,7 +75,39 @@ pub enum ReduceOp {
     Min,
 }
 
-type Parts = Vec<ObjectRef<Vec<f32>>>;
+/// Buffers up to this size travel inside the rendezvous' messages instead
+/// of as objects: one actor round trip instead of a put, a round trip and
+/// a get per other rank.
+pub const INLINE_BYTES: usize = 64 << 10;
+
+/// One buffer of a deposit.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) enum Part {
+    /// Small: the elements themselves.
+    Inline(Vec<f32>),
+    /// Large: an object holding them.
+    Stored(ObjectRef<Vec<f32>>),
+}
+
+impl Part {
+    /// `data` as a part: inline when small, else stored.
+    fn of(data: &[f32]) -> Result<Part, Error> {
+        if data.len() * 4 <= INLINE_BYTES {
+            Ok(Part::Inline(data.to_vec()))
+        } else {
+            Ok(Part::Stored(wray_guest_core::try_put(&data.to_vec())?))
+        }
+    }
+
+    fn load(&self) -> Result<Vec<f32>, Error> {
+        match self {
+            Part::Inline(v) => Ok(v.clone()),
+            Part::Stored(r) => get(r),
+        }
+    }
+}
+
+type Parts = Vec<Part>;
 
 /// What a rank deposits: the operation, the size it expects every rank to
 /// share (`None`: sizes may differ), and its buffers.
@@ -328,13 +361,7 @@ impl Group {
     }
 
     /// Part `index` of rank `rank`'s deposit.
-    fn part<'a>(
-        &self,
-        parts: &'a Parts,
-        rank: usize,
-        index: usize,
-        what: &str,
-    ) -> Result<&'a ObjectRef<Vec<f32>>, Error> {
+    fn part<'a>(&self, parts: &'a Parts, rank: usize, index: usize, what: &str) -> Result<&'a Part, Error> {
         parts.get(index).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "collective group '{}': {what}: rank {rank} sent no part {index}",
@@ -348,7 +375,8 @@ impl Group {
     fn fold(&self, all: &[Parts], index: usize, local: &[f32], what: &str, op: ReduceOp) -> Result<Vec<f32>, Error> {
         let mut acc: Option<Vec<f32>> = None;
         for (r, parts) in all.iter().enumerate() {
-            let part = if r == self.rank as usize { local.to_vec() } else { get(self.part(parts, r, index, what)?)? };
+            let part =
+                if r == self.rank as usize { local.to_vec() } else { self.part(parts, r, index, what)?.load()? };
             check_len(&self.name, what, r, part.len(), local.len())?;
             match &mut acc {
                 None => acc = Some(part),
@@ -364,33 +392,24 @@ impl Group {
         let n = self.size as usize;
         if n > 1 {
             if data.len() * 4 <= ONE_ROUND_BYTES {
-                let all = self.exchange(
-                    "allreduce",
-                    Some(data.len() as u64),
-                    vec![wray_guest_core::try_put(&data.to_vec())?],
-                )?;
+                let all = self.exchange("allreduce", Some(data.len() as u64), vec![Part::of(data)?])?;
                 let reduced = self.fold(&all, 0, data, "allreduce", op)?;
                 data.copy_from_slice(&reduced);
             } else {
                 let bounds = chunks(data.len(), n);
-                let parts = (0..n)
-                    .map(|k| wray_guest_core::try_put(&data[bounds[k]..bounds[k + 1]].to_vec()))
-                    .collect::<Result<Parts, Error>>()?;
+                let parts =
+                    (0..n).map(|k| Part::of(&data[bounds[k]..bounds[k + 1]])).collect::<Result<Parts, Error>>()?;
                 let all = self.exchange("allreduce", Some(data.len() as u64), parts)?;
                 let me = self.rank as usize;
                 let (lo, hi) = (bounds[me], bounds[me + 1]);
                 let mine = self.fold(&all, me, &data[lo..hi], "allreduce", op)?;
-                let reduced = self.exchange(
-                    "allreduce (gather)",
-                    Some(data.len() as u64),
-                    vec![wray_guest_core::try_put(&mine)?],
-                )?;
+                let reduced = self.exchange("allreduce (gather)", Some(data.len() as u64), vec![Part::of(&mine)?])?;
                 for (k, parts) in reduced.iter().enumerate() {
                     let (lo, hi) = (bounds[k], bounds[k + 1]);
                     if k == me {
                         data[lo..hi].copy_from_slice(&mine);
                     } else {
-                        let chunk = get(self.part(parts, k, 0, "allreduce")?)?;
+                        let chunk = self.part(parts, k, 0, "allreduce")?.load()?;
                         check_len(&self.name, "allreduce", k, chunk.len(), hi - lo)?;
                         data[lo..hi].copy_from_slice(&chunk);
                     }
@@ -421,7 +440,7 @@ impl Group {
                 self.name, self.size
             )));
         }
-        let parts = if root == self.rank as usize { vec![wray_guest_core::try_put(&*data)?] } else { Vec::new() };
+        let parts = if root == self.rank as usize { vec![Part::of(data)?] } else { Vec::new() };
         let all = self.exchange(&format!("broadcast from rank {root}"), None, parts)?;
         if root != self.rank as usize {
             let from = all[root].first().ok_or_else(|| {
@@ -430,7 +449,7 @@ impl Group {
                     self.name
                 ))
             })?;
-            *data = get(from)?;
+            *data = from.load()?;
         }
         Ok(())
     }
@@ -440,7 +459,7 @@ impl Group {
         if self.size == 1 {
             return Ok(vec![data.to_vec()]);
         }
-        let all = self.exchange("allgather", None, vec![wray_guest_core::try_put(&data.to_vec())?])?;
+        let all = self.exchange("allgather", None, vec![Part::of(data)?])?;
         all.iter()
             .enumerate()
             .map(
@@ -448,7 +467,7 @@ impl Group {
                     if r == self.rank as usize {
                         Ok(data.to_vec())
                     } else {
-                        get(self.part(parts, r, 0, "allgather")?)
+                        self.part(parts, r, 0, "allgather")?.load()
                     }
                 },
             )
@@ -465,9 +484,7 @@ impl Group {
         let (lo, hi) = (bounds[me], bounds[me + 1]);
         let mut mine = data[lo..hi].to_vec();
         if n > 1 {
-            let parts = (0..n)
-                .map(|k| wray_guest_core::try_put(&data[bounds[k]..bounds[k + 1]].to_vec()))
-                .collect::<Result<Parts, Error>>()?;
+            let parts = (0..n).map(|k| Part::of(&data[bounds[k]..bounds[k + 1]])).collect::<Result<Parts, Error>>()?;
             let all = self.exchange("reduce_scatter", Some(data.len() as u64), parts)?;
             mine = self.fold(&all, me, &data[lo..hi], "reduce_scatter", op)?;
         }
