@@ -138,3 +138,27 @@ fn the_wine_classifier_trained_by_two_workers_reaches_the_reference_accuracy() {
     assert_eq!(entries.len(), 3, "{entries:?}");
     assert!(entries.contains(&"checkpoint_000015".to_string()) && entries.contains(&"result.json".to_string()));
 }
+
+/// Every preprocessor on tests/data/preprocess.csv (in 3 blocks, so fitting
+/// merges per-block summaries) prints what scikit-learn computed on the
+/// same file (tests/reference/preprocess.py wrote
+/// tests/data/preprocess_sklearn.txt); a fitted chain survives a
+/// checkpoint; bad input is named.
+#[test]
+fn preprocessors_match_scikit_learn() {
+    let data = workspace().join("tests/data");
+    let grant = format!("{}::/work", data.display());
+    let (out, _) = run_ok(&guests().testjob, &["--dir", &grant], &["train-preprocess", "/work"], &[]);
+    let reference = std::fs::read_to_string(data.join("preprocess_sklearn.txt")).unwrap();
+    for line in reference.lines() {
+        assert!(out.lines().any(|l| l == line), "scikit-learn printed\n{line}\nwray printed\n{out}");
+    }
+    assert!(
+        line_after(&out, "unseen category:")
+            .contains("OrdinalEncoder: column 'color' has the value purple, not seen when fitting"),
+        "{out}"
+    );
+    assert!(line_after(&out, "unfitted:").contains("StandardScaler: transform before fit"), "{out}");
+    assert!(line_after(&out, "no such column:").contains("no column 'w'"), "{out}");
+    assert!(line_after(&out, "text scaled:").contains("column 'color' is text"), "{out}");
+}

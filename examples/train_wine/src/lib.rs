@@ -1,11 +1,12 @@
 //! The seeds' wine-quality classifier (the 11-10-8-1 MLP of `wine_mlp`)
 //! trained by a `DataParallelTrainer` with 2 workers: the CSV read with
 //! `read_csv`, split as scikit-learn's `train_test_split(test_size=0.25,
-//! random_state=0)` splits it, standardised with the training rows'
-//! statistics (a distributed aggregation), sharded between the workers,
-//! trained with gradients averaged by allreduce after every batch,
-//! checkpointed, then reloaded from the checkpoint for batch prediction over
-//! the test rows on an actor pool.
+//! random_state=0)` splits it, standardised by a `StandardScaler`
+//! preprocessor fitted on the training rows (a distributed aggregation),
+//! sharded between the workers, trained with gradients averaged by allreduce
+//! after every batch, checkpointed with the scaler inside, then reloaded
+//! from the checkpoint for batch prediction over the raw test rows on an
+//! actor pool.
 //!
 //! ```text
 //! wray run --dir examples/data::/data train_wine.wasm -- [--workers 2] [--epochs 150] [--storage /results]
@@ -13,9 +14,11 @@
 
 use serde::{Deserialize, Serialize};
 use wray::Error;
-use wray::data::{self, ActorPool, Agg, Batch, BatchMapper, IterBatches};
+use wray::data::{self, ActorPool, Batch, BatchMapper, IterBatches};
 use wray::nn::{self, Init, Linear, Module, Optimizer, ReLU, Rng, Sequential, Sigmoid, Var};
-use wray::train::{self, Checkpoint, CheckpointConfig, DataParallelTrainer, Order, RunConfig, ScalingConfig};
+use wray::train::{
+    self, Checkpoint, CheckpointConfig, DataParallelTrainer, Order, Preprocessor, RunConfig, ScalingConfig,
+};
 
 const FEATURES: [&str; 11] = [
     "fixed acidity",
@@ -31,20 +34,8 @@ const FEATURES: [&str; 11] = [
     "alcohol",
 ];
 
-/// Per-feature mean and (population) standard deviation of the training
-/// rows: scikit-learn's `StandardScaler`.
-#[derive(Clone, Serialize, Deserialize)]
-struct Scaler {
-    mean: Vec<f32>,
-    std: Vec<f32>,
-}
-
-fn standardize(s: &Scaler, batch: Batch) -> Result<Batch, Error> {
-    let mut batch = batch;
-    for (i, name) in FEATURES.iter().enumerate() {
-        let x: Vec<f32> = batch.column::<f32>(name)?.iter().map(|v| (v - s.mean[i]) / s.std[i]).collect();
-        batch = batch.with_column(name, x)?;
-    }
+/// The label: quality 6 or more is a good wine.
+fn label(batch: Batch) -> Result<Batch, Error> {
     let good: Vec<f32> = batch.column::<f32>("quality")?.iter().map(|&q| if q >= 6.0 { 1.0 } else { 0.0 }).collect();
     batch.with_column("good", good)
 }
@@ -125,19 +116,23 @@ fn train_loop(config: Config) -> Result<(), Error> {
     Ok(())
 }
 
-/// Batch prediction: one model per actor, loaded once from the checkpoint.
+/// Batch prediction: one model per actor, loaded once from the checkpoint
+/// with the scaler fitted in training, applied to the raw rows first.
 struct Predictor {
     model: Sequential,
+    scaler: Preprocessor,
 }
 
 impl BatchMapper for Predictor {
     type Args = Vec<u8>;
     fn new(checkpoint: Vec<u8>) -> Result<Self, Error> {
-        let model = model_from(&Checkpoint::from_bytes(&checkpoint)?)?;
+        let checkpoint = Checkpoint::from_bytes(&checkpoint)?;
+        let model = model_from(&checkpoint)?;
         model.set_training(false);
-        Ok(Predictor { model })
+        Ok(Predictor { model, scaler: checkpoint.value("preprocessor")? })
     }
     fn call(&mut self, batch: Batch) -> Result<Batch, Error> {
+        let batch = self.scaler.transform_batch(batch)?;
         let x = Var::constant(batch.tensor(&FEATURES)?);
         let p = self.model.forward(&x)?.value().to_vec()?;
         batch.with_column("predicted", p)
@@ -156,17 +151,11 @@ fn run(path: &str, workers: usize, epochs: u32, storage: Option<String>) -> Resu
     let wines = data::read_csv(path)?;
     let (train_rows, test_rows) = wines.train_test_split(0.25, Some(0))?;
 
-    let aggs: Vec<Agg> = FEATURES.iter().flat_map(|f| [Agg::Mean(f.to_string()), Agg::Std(f.to_string())]).collect();
-    let stats = train_rows.aggregate(aggs).take_all_batches()?.remove(0);
-    let n = train_rows.count()? as f32;
-    let mut scaler = Scaler { mean: Vec::new(), std: Vec::new() };
-    for f in FEATURES {
-        scaler.mean.push(stats.column::<f32>(&format!("mean({f})"))?[0]);
-        let sample = stats.column::<f32>(&format!("std({f})"))?[0];
-        scaler.std.push(sample * ((n - 1.0) / n).sqrt());
-    }
-    let train_set = train_rows.map_batches_with(scaler.clone(), standardize, None);
-    let test_set = test_rows.map_batches_with(scaler, standardize, None);
+    // scikit-learn's StandardScaler, fitted on the training rows by one
+    // distributed pass; the test rows stay raw until prediction.
+    let mut scaler = Preprocessor::standard_scaler(&FEATURES);
+    let train_set = scaler.fit_transform(&train_rows)?.map_batches(label, None);
+    let test_set = test_rows.map_batches(label, None);
 
     let run = RunConfig {
         name: "train_wine".into(),
@@ -197,7 +186,10 @@ fn run(path: &str, workers: usize, epochs: u32, storage: Option<String>) -> Resu
     if let Some(path) = &result.path {
         println!("results in {path}");
     }
-    let checkpoint = result.checkpoint.ok_or_else(|| Error::InvalidArgument("no checkpoint was reported".into()))?;
+    let mut checkpoint =
+        result.checkpoint.ok_or_else(|| Error::InvalidArgument("no checkpoint was reported".into()))?;
+    // The model and the scaler it was trained behind travel together.
+    checkpoint.insert_value("preprocessor", &scaler)?;
     println!("checkpoint of epoch {}", checkpoint.metadata()["epoch"]);
 
     // Reload and predict: the checkpoint's bytes go to each actor of the pool.

@@ -314,6 +314,93 @@ fn scenario_ddp() -> Result<(), Error> {
     Ok(())
 }
 
+/// Prints column `c` of `ds` as the reference script prints it.
+fn show(label: &str, ds: &data::Dataset, c: &str) -> Result<(), Error> {
+    let mut cells = Vec::new();
+    for b in ds.take_all_batches()? {
+        for v in b.column::<f64>(c)?.iter() {
+            let s = format!("{v:.6}");
+            cells.push(if s == "-0.000000" { "0.000000".to_string() } else { s });
+        }
+    }
+    println!("{label}: {}", cells.join(" "));
+    Ok(())
+}
+
+/// `train-preprocess DIR`: every preprocessor on DIR/preprocess.csv (in 3
+/// blocks, so fitting merges summaries), printed as
+/// tests/reference/preprocess.py prints scikit-learn's outputs.
+fn scenario_preprocess(dir: &str) -> Result<(), Error> {
+    use wray::train::preprocessors::{Category, Norm, Preprocessor as P, Strategy};
+    let ds = data::read_csv(format!("{dir}/preprocess.csv"))?.repartition(3).materialize()?;
+    for (name, mut p) in [
+        ("standard", P::standard_scaler(&["x", "y"])),
+        ("minmax", P::min_max_scaler(&["x", "y"])),
+        ("maxabs", P::max_abs_scaler(&["x", "y"])),
+    ] {
+        let out = p.fit_transform(&ds)?;
+        show(&format!("{name} x"), &out, "x")?;
+        show(&format!("{name} y"), &out, "y")?;
+    }
+    for (name, norm) in [("l2", Norm::L2), ("l1", Norm::L1), ("max", Norm::Max)] {
+        let out = P::normalizer(&["x", "y"], norm).transform(&ds);
+        show(&format!("normalizer {name} x"), &out, "x")?;
+        show(&format!("normalizer {name} y"), &out, "y")?;
+    }
+    show("ordinal color", &P::ordinal_encoder(&["color"]).fit_transform(&ds)?, "color")?;
+    let mut onehot = P::one_hot_encoder(&["color"]);
+    let out = onehot.fit_transform(&ds)?;
+    for cat in onehot.categories("color").unwrap_or_default().to_vec() {
+        show(&format!("onehot color_{cat}"), &out, &format!("color_{cat}"))?;
+    }
+    let labels = P::label_encoder("label").fit_transform(&ds)?;
+    let codes: Vec<f64> = labels
+        .take_all_batches()?
+        .iter()
+        .flat_map(|b| b.column::<i64>("label").map(|c| c.to_vec()).unwrap_or_default())
+        .map(|v| v as f64)
+        .collect();
+    println!("label: {}", codes.iter().map(|v| format!("{v:.6}")).collect::<Vec<_>>().join(" "));
+    for (name, strategy) in [
+        ("mean", Strategy::Mean),
+        ("most_frequent", Strategy::MostFrequent),
+        ("constant", Strategy::Constant(Category::Number(-1.0))),
+    ] {
+        show(&format!("impute {name} z"), &P::simple_imputer(&["z"], strategy).fit_transform(&ds)?, "z")?;
+    }
+    let mut chain = P::chain(vec![P::simple_imputer(&["z"], Strategy::Mean), P::standard_scaler(&["x", "z"])]);
+    chain.fit(&ds)?;
+    // Saved in a checkpoint and loaded back, it transforms the same.
+    let mut c = Checkpoint::new();
+    c.insert_value("preprocessor", &chain)?;
+    let back: P = Checkpoint::from_bytes(&c.to_bytes())?.value("preprocessor")?;
+    let out = back.transform(&ds);
+    show("chain x", &out, "x")?;
+    show("chain z", &out, "z")?;
+    // Bad input.
+    let unseen = data::from_items(vec![Color { color: "purple".into() }])?;
+    let err = P::ordinal_encoder(&["color"]).fit(&ds)?.transform(&unseen).take_all_batches().err();
+    println!("unseen category: {}", err.map(|e| e.to_string()).unwrap_or_default());
+    println!(
+        "unfitted: {}",
+        P::standard_scaler(&["x"]).transform(&ds).count().err().map(|e| e.to_string()).unwrap_or_default()
+    );
+    println!(
+        "no such column: {}",
+        P::standard_scaler(&["w"]).fit(&ds).err().map(|e| e.to_string()).unwrap_or_default()
+    );
+    println!(
+        "text scaled: {}",
+        P::standard_scaler(&["color"]).fit(&ds).err().map(|e| e.to_string()).unwrap_or_default()
+    );
+    Ok(())
+}
+
+#[derive(Serialize, Deserialize)]
+struct Color {
+    color: String,
+}
+
 pub fn run(scenario: &str, args: &[String]) -> Result<(), Error> {
     let dir = args.first().map(String::as_str).unwrap_or("/work");
     match scenario {
@@ -322,6 +409,7 @@ pub fn run(scenario: &str, args: &[String]) -> Result<(), Error> {
         "train-fail" => scenario_fail(),
         "train-bad" => scenario_bad(dir),
         "train-ddp" => scenario_ddp(),
+        "train-preprocess" => scenario_preprocess(dir),
         other => panic!("unknown scenario {other}"),
     }
 }
