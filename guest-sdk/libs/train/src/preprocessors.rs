@@ -568,7 +568,7 @@ mod tests {
     #[test]
     fn categories_sort_numbers_numerically_then_text() {
         let mut c =
-            vec![Category::Text("b".into()), Category::Number(10.0), Category::Text("a".into()), Category::Number(9.0)];
+            [Category::Text("b".into()), Category::Number(10.0), Category::Text("a".into()), Category::Number(9.0)];
         c.sort();
         let shown: Vec<String> = c.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["9", "10", "a", "b"]);
