@@ -930,3 +930,52 @@ fn a_data_pipeline_spreads_over_the_nodes_that_share_a_directory() {
     assert_eq!(line("even rows: "), "(200000, 39999800000.0)");
     assert_eq!(line("actor pool: "), "(200000, 40000000000.0)");
 }
+
+/// A trainer's two workers on different nodes reduce and report across the
+/// network; SIGKILLing the worker node under one of them mid-run restarts
+/// the group from the latest checkpoint on the nodes left, and the run ends
+/// with the same metrics as an undisturbed one.
+#[test]
+fn a_trainer_survives_a_sigkilled_worker_node() {
+    let head = Head::start_with_cpus("1");
+    let workers = [head.add_worker_with("1", &[]), head.add_worker_with("1", &[])];
+    let mut run = head.spawn_testjob(&["train-cluster", "killable"]);
+    // A remote job's standard error reaches the client on its standard
+    // output (the wire carries one output stream).
+    let lines = lines_of(run.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    let next = |seen: &mut Vec<String>| match lines.recv_timeout(Duration::from_secs(60)) {
+        Ok(line) => {
+            seen.push(line.clone());
+            Some(line)
+        }
+        Err(_) => None,
+    };
+    // "[train] cluster: worker ranks 0..2 on nodes ["node-…", "node-…"] (attempt 0)"
+    let nodes_line = loop {
+        match next(&mut seen) {
+            Some(line) if line.contains("worker ranks 0..2 on nodes") => break line,
+            Some(_) => {}
+            None => panic!("no nodes line; output so far:\n{}", seen.join("\n")),
+        }
+    };
+    // A worker node (never the head, where the driver runs) under a rank.
+    let victim = *workers.iter().find(|pid| nodes_line.contains(&node_id(**pid))).expect(&nodes_line);
+    loop {
+        match next(&mut seen) {
+            Some(line) if line.contains("cluster iteration 3 ") => break,
+            Some(_) => {}
+            None => panic!("no third iteration; output so far:\n{}", seen.join("\n")),
+        }
+    }
+    Command::new("kill").args(["-KILL", &victim.to_string()]).status().unwrap();
+    let out = wait_for_exit(run, "the training job", Duration::from_secs(120));
+    while next(&mut seen).is_some() {}
+    assert_code(&out, 0);
+    let text = seen.join("\n");
+    let line = |prefix: &str| text.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("{text}"));
+    let expected = line("expected total: ");
+    assert_eq!(line("cluster: "), format!("total {expected} after 20 iterations, error None"), "{text}");
+    let failures: u32 = line("failures: ").parse().unwrap();
+    assert!(failures >= 1, "{text}");
+}

@@ -65,8 +65,8 @@ pub use session::{
     TrainContext, allreduce, barrier, broadcast, get_checkpoint, get_context, get_dataset_shard, report, with_group,
 };
 pub use trainer::{
-    CheckpointConfig, DataParallelTrainer, FailureConfig, MAX_WORKERS, Order, RunConfig, ScalingConfig, TrainLoop,
-    TrainResult,
+    CheckpointConfig, DataParallelTrainer, FEASIBLE_GRACE, FailureConfig, MAX_WORKERS, Order, RunConfig, ScalingConfig,
+    TrainLoop, TrainResult,
 };
 
 /// A result: metric names and values (the same type as `wray::tune::Metrics`).

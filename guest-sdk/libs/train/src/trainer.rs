@@ -371,6 +371,9 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
         let n = workers.len();
         let nodes = wray_guest_core::get_all(&workers.iter().map(|w| w.node()).collect::<Vec<_>>())?;
         let contexts = contexts(&nodes, &self.run.name, run.failures);
+        if self.run.verbose {
+            eprintln!("[train] {}: worker ranks 0..{n} on nodes {nodes:?} (attempt {})", self.run.name, run.failures);
+        }
         let entry: Code<Entry> = Code::of(enter::<C> as Entry);
         let runs: Vec<ObjectRef<()>> = (0..n)
             .map(|rank| {
@@ -394,6 +397,11 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
                 if let Err(e) = wray_guest_core::get(&r) {
                     let reason = format!("worker rank {rank} (node {}) failed: {e}", nodes[rank]);
                     groups[0].abort(&reason);
+                    // What the controller holds is complete: record it, so
+                    // the restart resumes from the newest checkpoint.
+                    if let Ok(reports) = wray_guest_core::get(&controller.drain()) {
+                        run.take(reports)?;
+                    }
                     return Err(Error::TaskFailed {
                         function: format!("train run '{}'", self.run.name),
                         message: reason,
@@ -423,9 +431,26 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
     }
 }
 
-/// Fails at once, naming the resource, when the cluster as a whole cannot
-/// hold the workers.
+/// How long a run waits for the cluster to offer the resources its workers
+/// need — a node that has just joined, or a replacement for one that died —
+/// before it fails naming the resource (the head waits as long for a task's
+/// demand, `JOIN_GRACE`).
+pub const FEASIBLE_GRACE: Duration = Duration::from_secs(3);
+
+/// Fails, naming the resource, when the cluster as a whole cannot hold the
+/// workers within [`FEASIBLE_GRACE`].
 fn check_feasible(scaling: &ScalingConfig) -> Result<(), Error> {
+    let started = Instant::now();
+    loop {
+        match missing(scaling) {
+            Ok(()) => return Ok(()),
+            Err(e) if started.elapsed() >= FEASIBLE_GRACE => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn missing(scaling: &ScalingConfig) -> Result<(), Error> {
     let total = wray_guest_core::cluster_resources();
     let n = scaling.num_workers as f64;
     for (name, amount) in scaling.worker_resources() {

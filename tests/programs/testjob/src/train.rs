@@ -94,6 +94,8 @@ struct LoopConfig {
     nan: bool,
     /// Rank that skips its reports.
     silent_rank: Option<u32>,
+    /// A pause per epoch (to act while the run goes on).
+    sleep_ms: u64,
 }
 
 /// The test loop: sums its shard, allreduces it, reports, checkpoints its
@@ -112,6 +114,7 @@ fn test_loop(config: LoopConfig) -> Result<(), Error> {
         if ctx.attempt == 0 && config.fail_epoch == epoch && ctx.world_rank as u32 == config.fail_rank {
             panic!("rank {} fails at epoch {epoch} as the test asked", ctx.world_rank);
         }
+        std::thread::sleep(Duration::from_millis(config.sleep_ms));
         let mut sums = [rows.iter().sum::<u64>() as f32 * epoch as f32, rows.len() as f32];
         train::allreduce(&mut sums, ReduceOp::Sum)?;
         total += sums[0] as f64;
@@ -401,6 +404,27 @@ struct Color {
     color: String,
 }
 
+/// `train-cluster [KILLABLE]`: two workers on a cluster, 20 slow epochs with
+/// a checkpoint each; with `killable` the test SIGKILLs a node under it and
+/// the run must end as a clean one does.
+fn scenario_cluster(killable: bool) -> Result<(), Error> {
+    let run =
+        RunConfig { name: "cluster".into(), failure_config: FailureConfig { max_failures: 3 }, ..RunConfig::default() };
+    let epochs = 20;
+    let config = LoopConfig { epochs, sleep_ms: if killable { 300 } else { 0 }, ..LoopConfig::default() };
+    let r = fit(config, run, 2)?;
+    println!(
+        "cluster: total {} after {} iterations, error {:?}",
+        r.metrics.get("total").copied().unwrap_or(-1.0),
+        r.metrics_history.len(),
+        r.error.map(|e| e.to_string())
+    );
+    println!("failures: {}", r.failures);
+    // 499500 per epoch, weighted by the epoch: 499500 * (1 + ... + 20).
+    println!("expected total: {}", 499_500.0 * f64::from(epochs * (epochs + 1) / 2));
+    Ok(())
+}
+
 pub fn run(scenario: &str, args: &[String]) -> Result<(), Error> {
     let dir = args.first().map(String::as_str).unwrap_or("/work");
     match scenario {
@@ -410,6 +434,7 @@ pub fn run(scenario: &str, args: &[String]) -> Result<(), Error> {
         "train-bad" => scenario_bad(dir),
         "train-ddp" => scenario_ddp(),
         "train-preprocess" => scenario_preprocess(dir),
+        "train-cluster" => scenario_cluster(args.first().is_some_and(|a| a == "killable")),
         other => panic!("unknown scenario {other}"),
     }
 }
