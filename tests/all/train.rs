@@ -65,8 +65,20 @@ fn a_trainer_runs_the_loop_on_its_workers_and_keeps_checkpoints() {
     // score = epoch % 3: epochs 2 and 5 score 2 (the later first).
     assert_eq!(line_after(&out, "kept:"), r#"["5@2", "2@2"]"#, "{out}");
     assert_eq!(line_after(&out, "latest:"), "epoch 5", "{out}");
-    assert_eq!(line_after(&out, "run dir:"), r#"["checkpoint_000002", "checkpoint_000005", "result.json"]"#, "{out}");
+    assert_eq!(
+        line_after(&out, "run dir:"),
+        r#"["checkpoint_000002", "checkpoint_000005", "events.out.tfevents.*", "progress.csv", "result.json"]"#,
+        "{out}"
+    );
     assert_eq!(line_after(&out, "result.json lines:"), "5", "{out}");
+    // A header and a row per iteration.
+    assert_eq!(line_after(&out, "progress.csv lines:"), "6", "{out}");
+    // MLflow's file store: the experiment's meta.yaml beside one run whose
+    // `total` metric has a line per iteration ("<ms> <value> <step>"),
+    // finished (status 3).
+    assert_eq!(line_after(&out, "mlflow experiment:"), r#"["meta.yaml"]"#, "{out}");
+    assert_eq!(line_after(&out, "mlflow total:"), r#"5 lines, last Some(["7492500", "5"])"#, "{out}");
+    assert_eq!(line_after(&out, "mlflow status:"), r#"Some("status: 3")"#, "{out}");
     assert_eq!(line_after(&out, "from_directory:"), "epoch 5 rank 0", "{out}");
     // A status line per iteration on standard error.
     assert_eq!(err.lines().filter(|l| l.starts_with("[train] loop iteration")).count(), 5, "{err}");

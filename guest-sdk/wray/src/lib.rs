@@ -134,7 +134,7 @@
 //! | `nn` | `wray::nn` | autograd over host tensors, layers, losses, optimizers, data loading |
 //! | `tune` | `wray::tune` | hyperparameter search: spaces, searchers, schedulers, trials as actors |
 //! | `data` | `wray::data` | datasets of Arrow blocks: readers, lazy transforms streamed through tasks and actor pools, writers |
-//! | `train` | `wray::train` | distributed training: a trainer running your loop on worker actors, `report`, checkpoints, collectives (`allreduce`, ...), data-parallel `nn` (turns on `nn` and `data`) |
+//! | `train` | `wray::train` | distributed training: a trainer running your loop on worker actors, `report`, checkpoints, collectives (`allreduce`, ...), data-parallel `nn`, preprocessors, loggers (turns on `nn`, `data` and `tune`) |
 //!
 //! The core alone has [`Tensor`], a handle to a tensor stored by the host —
 //! on a GPU for tasks and actors with `.num_gpus(..)`, on the CPU path

@@ -199,7 +199,7 @@ fn metadata_json(metadata: &BTreeMap<String, String>) -> String {
     format!("{{{}}}\n", body.join(", "))
 }
 
-pub(crate) fn json_string(s: &str) -> String {
+fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -68,6 +68,8 @@ pub use trainer::{
     CheckpointConfig, DataParallelTrainer, FEASIBLE_GRACE, FailureConfig, MAX_WORKERS, Order, RunConfig, ScalingConfig,
     TrainLoop, TrainResult,
 };
+/// Loggers and callbacks: Tune's, which see a training run as one trial.
+pub use wray_tune::{Callback, FileLogger, MlflowLogger, TensorBoardLogger};
 
 /// A result: metric names and values (the same type as `wray::tune::Metrics`).
 pub type Metrics = std::collections::BTreeMap<String, f64>;

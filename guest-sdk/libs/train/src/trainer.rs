@@ -2,17 +2,19 @@
 //! actors, collects what they report, keeps checkpoints, and restarts the
 //! group from the latest checkpoint when a worker fails.
 
-use crate::checkpoint::{Checkpoint, json_string};
+use crate::checkpoint::Checkpoint;
 use crate::collective::{self, Group};
 use crate::controller::{Controller, Reported};
 use crate::session::{self, Setup, TrainContext};
 use crate::{Metrics, invalid};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use wray_data::Dataset;
 use wray_guest_core::{ActorHandle, Code, Error, ObjectRef, PlacementStrategy};
+use wray_tune::{Callback, FileLogger, Status, Trial};
 
 /// Workers one trainer may have.
 pub const MAX_WORKERS: usize = 1024;
@@ -170,6 +172,8 @@ pub struct DataParallelTrainer<C> {
     run: RunConfig,
     datasets: BTreeMap<String, Dataset>,
     resume: Option<Checkpoint>,
+    /// Taken by `fit` for the run and put back after it.
+    callbacks: RefCell<Vec<Box<dyn Callback>>>,
 }
 
 /// The worker actor: runs the loop once per attempt.
@@ -219,6 +223,7 @@ impl<C: Serialize + DeserializeOwned + Clone + Default + 'static> DataParallelTr
             run: RunConfig::default(),
             datasets: BTreeMap::new(),
             resume: None,
+            callbacks: RefCell::new(Vec::new()),
         }
     }
 }
@@ -247,6 +252,17 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
     /// one shard per worker, of equal row counts (±1), when the run starts.
     pub fn dataset(mut self, name: &str, dataset: Dataset) -> Self {
         self.datasets.insert(name.to_string(), dataset);
+        self
+    }
+
+    /// Adds a logger or other callback (Ray's `RunConfig(callbacks=...)`):
+    /// Tune's callbacks see the run as one trial named after the run —
+    /// `TensorBoardLogger::new(dir)` writes `dir/{name}/events.out.tfevents.*`,
+    /// `MlflowLogger::new(dir, experiment)` an MLflow file store under
+    /// `dir/mlruns`. With a storage path, a `FileLogger` (Ray's
+    /// `result.json` and `progress.csv`) is always there.
+    pub fn callback(self, callback: impl Callback + 'static) -> Self {
+        self.callbacks.borrow_mut().push(Box::new(callback));
         self
     }
 
@@ -282,7 +298,11 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
         }
         let job = wray_codec::encode(&(self.train_loop, self.config.clone()))
             .map_err(|e| invalid(format!("the training loop's config does not encode: {e}")))?;
-        let mut run = Run::new(&self.run, path, n);
+        let mut callbacks = std::mem::take(&mut *self.callbacks.borrow_mut());
+        if let Some(storage) = &self.run.storage_path {
+            callbacks.insert(0, Box::new(FileLogger::new(std::path::Path::new(storage))));
+        }
+        let mut run = Run::new(&self.run, path, n, callbacks);
         let mut latest: Option<ObjectRef<Checkpoint>> =
             self.resume.as_ref().map(wray_guest_core::try_put).transpose()?;
         loop {
@@ -295,6 +315,9 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
                         break;
                     }
                     run.failures += 1;
+                    run.trial.failures = run.failures;
+                    run.trial.error = Some(e.to_string());
+                    run.each(|c, t| c.on_trial_error(t));
                     if self.run.verbose {
                         eprintln!(
                             "[train] {e}; restarting the worker group from {} (restart {} of {})",
@@ -306,7 +329,12 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
                 }
             }
         }
-        run.finish()
+        let (result, mut callbacks) = run.finish();
+        if self.run.storage_path.is_some() && !callbacks.is_empty() {
+            callbacks.remove(0);
+        }
+        *self.callbacks.borrow_mut() = callbacks;
+        result
     }
 
     /// One attempt: a fresh worker group runs the loop to its end.
@@ -501,11 +529,24 @@ struct Run {
     failures: u32,
     error: Option<Error>,
     workers: usize,
+    /// The run as Tune's callbacks see it: one trial.
+    trial: Trial,
+    callbacks: Vec<Box<dyn Callback>>,
 }
 
 impl Run {
-    fn new(config: &RunConfig, path: Option<String>, workers: usize) -> Run {
-        Run {
+    fn new(config: &RunConfig, path: Option<String>, workers: usize, callbacks: Vec<Box<dyn Callback>>) -> Run {
+        let trial = Trial {
+            id: 0,
+            name: config.name.clone(),
+            config: wray_tune::Config::default(),
+            status: Status::Running,
+            history: Vec::new(),
+            error: None,
+            failures: 0,
+            checkpoint: None,
+        };
+        let mut run = Run {
             config: config.clone(),
             path,
             started: Instant::now(),
@@ -515,6 +556,17 @@ impl Run {
             failures: 0,
             error: None,
             workers,
+            trial,
+            callbacks,
+        };
+        run.each(|c, t| c.on_trial_start(t));
+        run
+    }
+
+    /// Calls every callback with the run's trial.
+    fn each(&mut self, f: impl Fn(&mut dyn Callback, &Trial)) {
+        for c in &mut self.callbacks {
+            f(c.as_mut(), &self.trial);
         }
     }
 
@@ -540,13 +592,18 @@ impl Run {
                     if r.checkpoint.is_some() { " [checkpoint]" } else { "" }
                 );
             }
-            if let Some(path) = &self.path {
-                append_json_line(&format!("{path}/result.json"), &metrics)?;
+            self.trial.history.push(metrics.clone());
+            for c in &mut self.callbacks {
+                c.on_trial_result(&self.trial, &metrics);
             }
+            let checkpointed = r.checkpoint.is_some();
             if let Some(c) = r.checkpoint {
                 self.keep(iteration, c, &metrics)?;
             }
             self.history.push(metrics);
+            if checkpointed {
+                self.each(|c, t| c.on_checkpoint(t));
+            }
         }
         Ok(())
     }
@@ -606,7 +663,28 @@ impl Run {
         }
     }
 
-    fn finish(self) -> Result<TrainResult, Error> {
+    /// The result, and the callbacks (handed back to the trainer).
+    fn finish(mut self) -> (Result<TrainResult, Error>, Vec<Box<dyn Callback>>) {
+        match &self.error {
+            Some(e) => {
+                self.trial.status = Status::Error;
+                self.trial.error = Some(e.to_string());
+                self.each(|c, t| c.on_trial_error(t));
+            }
+            None => {
+                self.trial.status = Status::Terminated;
+                self.each(|c, t| c.on_trial_complete(t));
+            }
+        }
+        let trials = [self.trial.clone()];
+        for c in &mut self.callbacks {
+            c.on_experiment_end(&trials);
+        }
+        let callbacks = std::mem::take(&mut self.callbacks);
+        (self.result(), callbacks)
+    }
+
+    fn result(self) -> Result<TrainResult, Error> {
         let checkpoint = self.latest.as_ref().map(wray_guest_core::get).transpose()?;
         let best = self
             .kept
@@ -628,21 +706,6 @@ impl Run {
             failures: self.failures,
         })
     }
-}
-
-/// Appends `metrics` as one JSON object line.
-fn append_json_line(path: &str, metrics: &Metrics) -> Result<(), Error> {
-    use std::io::Write;
-    let body: Vec<String> = metrics
-        .iter()
-        .map(|(k, v)| format!("{}: {}", json_string(k), if v.is_finite() { v.to_string() } else { "null".into() }))
-        .collect();
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| invalid(format!("writing {path}: {e}")))?;
-    writeln!(file, "{{{}}}", body.join(", ")).map_err(|e| invalid(format!("writing {path}: {e}")))
 }
 
 #[cfg(test)]

@@ -245,6 +245,162 @@ impl Callback for TensorBoardLogger {
     }
 }
 
+/// Writes each trial as a run of MLflow's local file store
+/// (`<dir>/mlruns/0/<run id>/` with `meta.yaml`, `metrics/<key>` lines of
+/// `<timestamp ms> <value> <step>`, `params/<key>`, `tags/mlflow.runName`),
+/// so `mlflow ui --backend-store-uri <dir>/mlruns` lists them (Ray's
+/// `MLflowLoggerCallback` with a local tracking URI). Paths inside
+/// `meta.yaml` are the job's paths (`/results/...`), which is what a job
+/// granted a directory sees; metrics and params do not depend on them.
+pub struct MlflowLogger {
+    dir: PathBuf,
+    experiment: String,
+    runs: HashMap<usize, PathBuf>,
+    failed: bool,
+}
+
+/// MLflow's experiment id for the one experiment this logger writes.
+const MLFLOW_EXPERIMENT_ID: &str = "0";
+
+impl MlflowLogger {
+    /// Logs under `<dir>/mlruns`, in an experiment named `experiment`.
+    pub fn new(dir: &Path, experiment: &str) -> MlflowLogger {
+        MlflowLogger {
+            dir: dir.join("mlruns"),
+            experiment: experiment.to_string(),
+            runs: HashMap::new(),
+            failed: false,
+        }
+    }
+
+    fn millis() -> u128 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
+    }
+
+    fn yaml_string(s: &str) -> String {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+
+    fn run_dir(&mut self, trial: &Trial) -> std::io::Result<PathBuf> {
+        if let Some(d) = self.runs.get(&trial.id) {
+            return Ok(d.clone());
+        }
+        let now = Self::millis();
+        let experiment = self.dir.join(MLFLOW_EXPERIMENT_ID);
+        std::fs::create_dir_all(&experiment)?;
+        let meta = experiment.join("meta.yaml");
+        if !meta.exists() {
+            std::fs::write(
+                &meta,
+                format!(
+                    "artifact_location: file://{}\ncreation_time: {now}\nexperiment_id: '{MLFLOW_EXPERIMENT_ID}'\n\
+                     last_update_time: {now}\nlifecycle_stage: active\nname: {}\n",
+                    experiment.display(),
+                    Self::yaml_string(&self.experiment)
+                ),
+            )?;
+        }
+        // A run id is 32 hex digits: the time and the trial number.
+        let run_id = format!("{:020x}{:012x}", now, trial.id);
+        let run = experiment.join(&run_id);
+        for sub in ["metrics", "params", "tags", "artifacts"] {
+            std::fs::create_dir_all(run.join(sub))?;
+        }
+        std::fs::write(run.join("tags").join("mlflow.runName"), &trial.name)?;
+        for (k, v) in &trial.config.0 {
+            if let Some(path) = key_path(&run.join("params"), k)? {
+                std::fs::write(path, v.to_string())?;
+            }
+        }
+        self.write_meta(&run, &run_id, &trial.name, now, None, 1)?;
+        self.runs.insert(trial.id, run.clone());
+        Ok(run)
+    }
+
+    /// `status`: MLflow's RUNNING (1), FINISHED (3) or FAILED (4).
+    fn write_meta(
+        &self,
+        run: &Path,
+        run_id: &str,
+        name: &str,
+        start: u128,
+        end: Option<u128>,
+        status: u8,
+    ) -> std::io::Result<()> {
+        let end = end.map_or("null".to_string(), |e| e.to_string());
+        std::fs::write(
+            run.join("meta.yaml"),
+            format!(
+                "artifact_uri: file://{}\nend_time: {end}\nentry_point_name: ''\nexperiment_id: '{MLFLOW_EXPERIMENT_ID}'\n\
+                 lifecycle_stage: active\nrun_id: {run_id}\nrun_name: {}\nrun_uuid: {run_id}\nsource_name: ''\n\
+                 source_type: 4\nsource_version: ''\nstart_time: {start}\nstatus: {status}\ntags: []\nuser_id: wray\n",
+                run.join("artifacts").display(),
+                Self::yaml_string(name)
+            ),
+        )
+    }
+
+    fn write(&mut self, trial: &Trial, result: &Metrics) -> std::io::Result<()> {
+        let run = self.run_dir(trial)?;
+        let now = Self::millis();
+        let step = result.get("training_iteration").copied().unwrap_or(0.0) as i64;
+        for (k, v) in result {
+            if !v.is_finite() {
+                continue;
+            }
+            let Some(path) = key_path(&run.join("metrics"), k)? else { continue };
+            let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+            writeln!(f, "{now} {v} {step}")?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, trial: &Trial, status: u8) {
+        let Some(run) = self.runs.remove(&trial.id) else { return };
+        let run_id = run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let start = u128::from_str_radix(&run_id[..20.min(run_id.len())], 16).unwrap_or(0);
+        if let Err(e) = self.write_meta(&run, &run_id, &trial.name, start, Some(Self::millis()), status) {
+            eprintln!("wray::tune: cannot finish the MLflow run {}: {e}", run.display());
+        }
+    }
+}
+
+/// Where MLflow keeps key `key` under `dir`: a nested key (`model/lr`) is a
+/// nested file, as MLflow stores it. `None` for a key that would leave
+/// `dir` (an empty, `.` or `..` part).
+fn key_path(dir: &Path, key: &str) -> std::io::Result<Option<PathBuf>> {
+    if key.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+        return Ok(None);
+    }
+    let path = dir.join(key);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    Ok(Some(path))
+}
+
+impl Callback for MlflowLogger {
+    fn on_trial_result(&mut self, trial: &Trial, result: &Metrics) {
+        if self.failed {
+            return;
+        }
+        if let Err(e) = self.write(trial, result) {
+            eprintln!("wray::tune: cannot write MLflow runs under {}: {e}; they are off", self.dir.display());
+            self.failed = true;
+        }
+    }
+
+    fn on_trial_complete(&mut self, trial: &Trial) {
+        self.finish(trial, 3);
+    }
+
+    fn on_trial_error(&mut self, trial: &Trial) {
+        if trial.status == super::Status::Error {
+            self.finish(trial, 4);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

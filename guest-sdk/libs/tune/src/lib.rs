@@ -49,7 +49,7 @@ mod tuner;
 use wray_guest_core::Error;
 
 pub use bayesopt::BayesOptSearch;
-pub use callbacks::{Callback, FileLogger, TensorBoardLogger};
+pub use callbacks::{Callback, FileLogger, MlflowLogger, TensorBoardLogger};
 pub use results::{ResultGrid, Status, Trial};
 pub use schedulers::{Asha, Decision, Fifo, HyperBand, MedianStopping, Mode, Pbt, TrialScheduler};
 pub use search::{BasicVariantGenerator, Searcher};

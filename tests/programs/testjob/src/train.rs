@@ -159,7 +159,15 @@ fn scenario_loop(dir: &str) -> Result<(), Error> {
         },
         ..RunConfig::default()
     };
-    let r = fit(LoopConfig { epochs: 5, ..LoopConfig::default() }, run, 2)?;
+    let results = std::path::PathBuf::from(format!("{dir}/results"));
+    let r = DataParallelTrainer::new(test_loop)
+        .train_loop_config(LoopConfig { epochs: 5, ..LoopConfig::default() })
+        .scaling_config(ScalingConfig::new(2))
+        .dataset("train", data::range(1000))
+        .run_config(run)
+        .callback(train::TensorBoardLogger::new(&results))
+        .callback(train::MlflowLogger::new(&results, "loop"))
+        .fit()?;
     println!("error: {:?}", r.error.map(|e| e.to_string()));
     println!("iterations: {}", r.metrics_history.len());
     println!("final: epoch {} rows {} total {}", r.metrics["epoch"], r.metrics["rows"], r.metrics["total"]);
@@ -171,14 +179,34 @@ fn scenario_loop(dir: &str) -> Result<(), Error> {
         .collect();
     println!("kept: {kept:?}");
     println!("latest: epoch {}", r.checkpoint.as_ref().map(|c| c.value::<u32>("epoch").unwrap_or(0)).unwrap_or(0));
-    let mut dirs: Vec<String> = std::fs::read_dir(format!("{dir}/results/loop"))
-        .map_err(|e| Error::InvalidArgument(e.to_string()))?
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect();
+    let list = |path: &str| -> Result<Vec<String>, Error> {
+        let mut names: Vec<String> = std::fs::read_dir(path)
+            .map_err(|e| Error::InvalidArgument(format!("{path}: {e}")))?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .map(|n| if n.starts_with("events.out.tfevents.") { "events.out.tfevents.*".into() } else { n })
+            .collect();
+        names.sort();
+        Ok(names)
+    };
+    let mut dirs = list(&format!("{dir}/results/loop"))?;
     dirs.sort();
     println!("run dir: {dirs:?}");
     let lines = std::fs::read_to_string(format!("{dir}/results/loop/result.json")).unwrap_or_default();
     println!("result.json lines: {}", lines.lines().count());
+    let csv = std::fs::read_to_string(format!("{dir}/results/loop/progress.csv")).unwrap_or_default();
+    println!("progress.csv lines: {}", csv.lines().count());
+    let runs = list(&format!("{dir}/results/mlruns/0"))?;
+    println!("mlflow experiment: {:?}", runs.iter().filter(|r| r.len() != 32).collect::<Vec<_>>());
+    let run_id = runs.iter().find(|r| r.len() == 32).cloned().unwrap_or_default();
+    let mlrun = format!("{dir}/results/mlruns/0/{run_id}");
+    let total = std::fs::read_to_string(format!("{mlrun}/metrics/total")).unwrap_or_default();
+    println!(
+        "mlflow total: {} lines, last {:?}",
+        total.lines().count(),
+        total.lines().last().map(|l| l.split(' ').skip(1).collect::<Vec<_>>())
+    );
+    let meta = std::fs::read_to_string(format!("{mlrun}/meta.yaml")).unwrap_or_default();
+    println!("mlflow status: {:?}", meta.lines().find(|l| l.starts_with("status:")));
     let back = Checkpoint::from_directory(&format!("{dir}/results/loop/checkpoint_000005"))?;
     println!("from_directory: epoch {} rank {}", back.value::<u32>("epoch")?, back.metadata()["rank"]);
     Ok(())
