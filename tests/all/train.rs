@@ -142,13 +142,16 @@ fn the_wine_classifier_trained_by_two_workers_reaches_the_reference_accuracy() {
     assert!(out.contains("checkpoint of epoch 150"), "{out}");
     let accuracy = number_after(&out, "test accuracy:");
     assert!(accuracy >= 0.75, "accuracy {accuracy}\n{out}\n{err}");
-    // Two checkpoints kept (by loss), and Ray's result.json.
     let run = results.path().join("train_wine");
     let mut entries: Vec<String> =
         std::fs::read_dir(&run).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     entries.sort();
-    assert_eq!(entries.len(), 3, "{entries:?}");
-    assert!(entries.contains(&"checkpoint_000015".to_string()) && entries.contains(&"result.json".to_string()));
+    // Two checkpoints kept by loss (the latest among them), and Ray's
+    // result.json and progress.csv.
+    assert_eq!(entries.len(), 4, "{entries:?}");
+    for name in ["checkpoint_000015", "result.json", "progress.csv"] {
+        assert!(entries.contains(&name.to_string()), "{entries:?}");
+    }
 }
 
 /// Every preprocessor on tests/data/preprocess.csv (in 3 blocks, so fitting

@@ -520,21 +520,7 @@ fn impute(rb: RecordBatch, c: &str, fill: Option<&Category>) -> Result<RecordBat
 
 /// `rb` with column `c` replaced by `array` (or added at the end).
 fn replace(rb: RecordBatch, c: &str, array: ArrayRef) -> Result<RecordBatch, Error> {
-    let schema = rb.schema();
-    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    let mut columns = rb.columns().to_vec();
-    let field = Field::new(c, array.data_type().clone(), array.null_count() > 0);
-    match fields.iter().position(|f| f.name() == c) {
-        Some(i) => {
-            fields[i] = field;
-            columns[i] = array;
-        }
-        None => {
-            fields.push(field);
-            columns.push(array);
-        }
-    }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| invalid(format!("preprocessor: {e}")))
+    Batch::new(rb).with_array(c, array).map(Batch::into_record_batch)
 }
 
 fn drop_column(rb: RecordBatch, c: &str) -> Result<RecordBatch, Error> {
