@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use wray_guest_core::Error;
+use wray_tune::__private::json_string;
 
 /// Files one checkpoint directory may hold.
 pub const MAX_FILES: usize = 4096;
@@ -197,24 +198,6 @@ fn safe_name(name: &str) -> Result<&str, Error> {
 fn metadata_json(metadata: &BTreeMap<String, String>) -> String {
     let body: Vec<String> = metadata.iter().map(|(k, v)| format!("{}: {}", json_string(k), json_string(v))).collect();
     format!("{{{}}}\n", body.join(", "))
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Parses what [`metadata_json`] writes (a flat object of strings).

@@ -310,19 +310,18 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
                 Ok(()) => break,
                 Err(e) => {
                     latest = run.latest.clone().or(latest);
-                    if run.failures >= self.run.failure_config.max_failures {
+                    if run.trial.failures >= self.run.failure_config.max_failures {
                         run.error = Some(e);
                         break;
                     }
-                    run.failures += 1;
-                    run.trial.failures = run.failures;
+                    run.trial.failures += 1;
                     run.trial.error = Some(e.to_string());
                     run.each(|c, t| c.on_trial_error(t));
                     if self.run.verbose {
                         eprintln!(
                             "[train] {e}; restarting the worker group from {} (restart {} of {})",
                             if latest.is_some() { "the latest checkpoint" } else { "the start" },
-                            run.failures,
+                            run.trial.failures,
                             self.run.failure_config.max_failures
                         );
                     }
@@ -346,7 +345,7 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
         checkpoint: Option<ObjectRef<Checkpoint>>,
     ) -> Result<(), Error> {
         let n = shards.len();
-        let attempt = run.failures;
+        let attempt = run.trial.failures;
         let controller = Controller::options().num_cpus(0.0).try_remote(n as u32)?;
         let groups = collective::create_group(&format!("{} attempt {attempt}", self.run.name), n)?;
         let placement = match self.scaling.strategy {
@@ -398,9 +397,12 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
     ) -> Result<(), Error> {
         let n = workers.len();
         let nodes = wray_guest_core::get_all(&workers.iter().map(|w| w.node()).collect::<Vec<_>>())?;
-        let contexts = contexts(&nodes, &self.run.name, run.failures);
+        let contexts = contexts(&nodes, &self.run.name, run.trial.failures);
         if self.run.verbose {
-            eprintln!("[train] {}: worker ranks 0..{n} on nodes {nodes:?} (attempt {})", self.run.name, run.failures);
+            eprintln!(
+                "[train] {}: worker ranks 0..{n} on nodes {nodes:?} (attempt {})",
+                self.run.name, run.trial.failures
+            );
         }
         let entry: Code<Entry> = Code::of(enter::<C> as Entry);
         let runs: Vec<ObjectRef<()>> = (0..n)
@@ -522,11 +524,9 @@ struct Run {
     config: RunConfig,
     path: Option<String>,
     started: Instant,
-    history: Vec<Metrics>,
     /// Checkpoints kept: (iteration, ref, metrics).
     kept: Vec<(u64, ObjectRef<Checkpoint>, Metrics)>,
     latest: Option<ObjectRef<Checkpoint>>,
-    failures: u32,
     error: Option<Error>,
     workers: usize,
     /// The run as Tune's callbacks see it: one trial.
@@ -550,10 +550,8 @@ impl Run {
             config: config.clone(),
             path,
             started: Instant::now(),
-            history: Vec::new(),
             kept: Vec::new(),
             latest: None,
-            failures: 0,
             error: None,
             workers,
             trial,
@@ -573,7 +571,7 @@ impl Run {
     /// Records reported iterations.
     fn take(&mut self, reports: Vec<Reported>) -> Result<(), Error> {
         for r in reports {
-            let iteration = self.history.len() as u64 + 1;
+            let iteration = self.trial.history.len() as u64 + 1;
             let mut metrics = r.metrics;
             metrics.insert("training_iteration".into(), iteration as f64);
             metrics.insert("time_total_s".into(), self.started.elapsed().as_secs_f64());
@@ -596,12 +594,13 @@ impl Run {
             for c in &mut self.callbacks {
                 c.on_trial_result(&self.trial, &metrics);
             }
-            let checkpointed = r.checkpoint.is_some();
             if let Some(c) = r.checkpoint {
-                self.keep(iteration, c, &metrics)?;
-            }
-            self.history.push(metrics);
-            if checkpointed {
+                if let Err(e) = self.keep(iteration, c, &metrics) {
+                    // A checkpoint that cannot be ranked fails the attempt;
+                    // its iteration is not part of the run's history.
+                    self.trial.history.pop();
+                    return Err(e);
+                }
                 self.each(|c, t| c.on_checkpoint(t));
             }
         }
@@ -697,13 +696,13 @@ impl Run {
             eprintln!("[train] {} failed: {e}", self.config.name);
         }
         Ok(TrainResult {
-            metrics: self.history.last().cloned().unwrap_or_default(),
+            metrics: self.trial.last_result(),
             checkpoint,
             best_checkpoints: best,
-            metrics_history: self.history,
+            metrics_history: self.trial.history,
             error: self.error,
             path: self.path,
-            failures: self.failures,
+            failures: self.trial.failures,
         })
     }
 }

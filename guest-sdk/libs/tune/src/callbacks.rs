@@ -23,7 +23,8 @@ pub trait Callback {
     fn on_experiment_end(&mut self, _trials: &[Trial]) {}
 }
 
-fn json_string(s: &str) -> String {
+/// `s` as a JSON string literal.
+pub fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -197,5 +197,6 @@ impl<F: TrialFunction> Trainable for FunctionTrial<F> {
 #[doc(hidden)]
 #[allow(missing_docs)]
 pub mod __private {
+    pub use crate::callbacks::json_string;
     pub use wray_guest_core::{ActorHandle, Error, ObjectRef, actor};
 }
