@@ -176,4 +176,64 @@ fn preprocessors_match_scikit_learn() {
     assert!(line_after(&out, "unfitted:").contains("StandardScaler: transform before fit"), "{out}");
     assert!(line_after(&out, "no such column:").contains("no column 'w'"), "{out}");
     assert!(line_after(&out, "text scaled:").contains("column 'color' is text"), "{out}");
+    assert!(line_after(&out, "bad quantile range:").contains("RobustScaler: the quantile range must be"), "{out}");
+}
+
+/// A trainer handed to Tune: every trial runs a 2-worker group with the
+/// trial's parameters laid over the trainer's config, ASHA ends the poor
+/// trials early, each keeps its latest checkpoint, and workers no node can
+/// hold fail the trial naming the resource.
+#[test]
+fn a_trainer_is_a_tune_trainable() {
+    let (out, _) = scenario("train-tune");
+    let trials: Vec<&str> = out.lines().filter(|l| l.starts_with("trial lr=")).collect();
+    assert_eq!(trials.len(), 8, "{out}");
+    let mut early = 0;
+    for line in &trials {
+        let iterations: u32 = line.split("after ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        assert!(line.contains("TERMINATED") && line.contains("world size 2"), "{line}");
+        // The sampled `hidden` reached the loop; the base `epochs` (8) too.
+        let hidden = line.split("hidden=").nth(1).unwrap().split(':').next().unwrap();
+        assert!(line.contains(&format!("hidden seen {hidden},")), "{line}");
+        assert!(line.ends_with(&format!("checkpoint epoch Some({iterations})")), "{line}");
+        assert!(iterations <= 8, "{line}");
+        early += (iterations < 8) as u32;
+    }
+    assert!(early >= 2, "ASHA stops some trials early:\n{out}");
+    assert!(out.contains("best: hidden=") && out.contains("train_loop_config/lr=4.000000 score 32.5"), "{out}");
+    assert!(
+        out.contains(
+            "too big: task TrialRunner.run failed: invalid argument: ScalingConfig: 64 workers × 1 CPU need 64 CPU"
+        ),
+        "{out}"
+    );
+}
+
+/// The same example under Tune: six samples of the learning rate and hidden
+/// sizes, each trial a 2-worker group judged on held-out rows, ASHA ending
+/// the poor ones; the best parameters refitted on all training rows reach
+/// the reference accuracy too.
+#[test]
+fn the_wine_classifier_tuned_by_asha_reaches_the_reference_accuracy() {
+    let data = workspace().join("examples/data");
+    let grant = format!("{}::/data", data.display());
+    let (out, err) = run_ok(&guests().train_wine, &["--dir", &grant], &["--tune", "6"], &[]);
+    let tuned = line_after(&out, "tuned 6 trials (");
+    let stopped: usize = tuned.split(' ').next().unwrap().parse().unwrap();
+    assert!(stopped >= 1, "ASHA stops trials early: {tuned}");
+    assert!(tuned.contains("best hidden1=") && tuned.contains("lr="), "{tuned}");
+    assert!(out.contains("trained by 2 workers: 15 reports"), "{out}");
+    let accuracy = number_after(&out, "test accuracy:");
+    assert!(accuracy >= 0.75, "accuracy {accuracy}\n{out}\n{err}");
+}
+
+/// The example's breast-cancer variant: 30 features, the same pipeline.
+#[test]
+fn the_breast_cancer_classifier_trained_by_two_workers_beats_ninety_percent() {
+    let data = workspace().join("examples/data");
+    let grant = format!("{}::/data", data.display());
+    let (out, err) = run_ok(&guests().train_wine, &["--dir", &grant], &["--dataset", "breast-cancer"], &[]);
+    assert!(out.contains("trained by 2 workers: 15 reports"), "{out}");
+    let accuracy = number_after(&out, "test accuracy:");
+    assert!(accuracy >= 0.93, "accuracy {accuracy}\n{out}\n{err}");
 }

@@ -195,3 +195,39 @@ fn population_based_training_spreads_the_best_config() {
     assert!(min_score > 3.0, "{text}");
     assert!(text.contains("pbt: iterations [20, 20, 20, 20, 20, 20, 20, 20]"), "{text}");
 }
+
+#[test]
+fn loop_trials_report_inside_their_loop_and_stop_where_the_scheduler_says() {
+    let out = scenario(&[], &["tune-loop"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    // The best trial ran to the end, through a failure at step 5: it
+    // restarted from the step-4 checkpoint it reported (12 iterations in
+    // all, not 4 + 12).
+    assert!(text.contains("trial rate=3.2: TERMINATED after 12 iterations, 1 failures, checkpoint Some(12)"), "{text}");
+    assert!(text.contains("best rate: 3.2 score 38.4"), "{text}");
+    // ASHA stopped the others early, and every loop stopped in the very
+    // `report` whose result the scheduler judged: none ran ahead.
+    let mut stopped_early = 0;
+    for rate in ["1.6", "0.8", "0.4", "0.2", "0.1"] {
+        let line =
+            text.lines().find(|l| l.starts_with(&format!("trial rate={rate}:"))).unwrap_or_else(|| panic!("{text}"));
+        let iterations: usize = line.split("after ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        assert!(line.contains("TERMINATED") && line.contains(&format!("checkpoint Some({iterations})")), "{line}");
+        if iterations < 12 {
+            stopped_early += 1;
+            assert!(text.contains(&format!("loop rate={rate}: stopped after report {iterations}\n")), "{text}");
+        }
+    }
+    assert!(stopped_early >= 3, "{text}");
+    assert!(
+        text.contains("silent: Err(\"invalid argument: tune: trial_00000's loop returned without calling tune::report"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "report outside a trial: Err(\"invalid argument: wray::tune::report is only available inside a trial's loop"
+        ),
+        "{text}"
+    );
+}

@@ -8,7 +8,7 @@ with tests/data/preprocess_sklearn.txt, which this script wrote:
 """
 import csv, os
 import numpy as np
-from sklearn.preprocessing import (StandardScaler, MinMaxScaler, MaxAbsScaler, Normalizer,
+from sklearn.preprocessing import (StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler, Normalizer,
                                    OrdinalEncoder, OneHotEncoder, LabelEncoder)
 from sklearn.impute import SimpleImputer
 
@@ -25,7 +25,8 @@ def show(label, values):
         cells.append("0.000000" if s == "-0.000000" else s)
     print(f"{label}: {' '.join(cells)}")
 
-for name, t in [("standard", StandardScaler()), ("minmax", MinMaxScaler()), ("maxabs", MaxAbsScaler())]:
+for name, t in [("standard", StandardScaler()), ("minmax", MinMaxScaler()), ("maxabs", MaxAbsScaler()),
+                ("robust", RobustScaler()), ("robust 10-90", RobustScaler(quantile_range=(10, 90)))]:
     out = t.fit_transform(xy)
     show(f"{name} x", out[:, 0]); show(f"{name} y", out[:, 1])
 for norm in ["l2", "l1", "max"]:
@@ -41,8 +42,12 @@ show("label", LabelEncoder().fit_transform(text("label")))
 z = num("z").reshape(-1, 1)
 show("impute mean z", SimpleImputer(strategy="mean").fit_transform(z)[:, 0])
 show("impute most_frequent z", SimpleImputer(strategy="most_frequent").fit_transform(z)[:, 0])
+show("impute median z", SimpleImputer(strategy="median").fit_transform(z)[:, 0])
 show("impute constant z", SimpleImputer(strategy="constant", fill_value=-1.0).fit_transform(z)[:, 0])
 # A chain: impute z by its mean, then standardise x and z.
 xz = np.column_stack([num("x"), SimpleImputer(strategy="mean").fit_transform(z)[:, 0]])
 out = StandardScaler().fit_transform(xz)
 show("chain x", out[:, 0]); show("chain z", out[:, 1])
+# Concatenator (Ray's; scikit-learn has none): x and y side by side, the
+# matrix read back row by row.
+show("concat x,y", xy.reshape(-1))

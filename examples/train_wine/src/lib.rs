@@ -2,54 +2,71 @@
 //! trained by a `DataParallelTrainer` with 2 workers: the CSV read with
 //! `read_csv`, split as scikit-learn's `train_test_split(test_size=0.25,
 //! random_state=0)` splits it, standardised by a `StandardScaler`
-//! preprocessor fitted on the training rows (a distributed aggregation),
-//! sharded between the workers, trained with gradients averaged by allreduce
-//! after every batch, checkpointed with the scaler inside, then reloaded
-//! from the checkpoint for batch prediction over the raw test rows on an
-//! actor pool.
+//! preprocessor fitted on the training rows (a distributed aggregation) and
+//! joined into one feature vector by a `Concatenator`, sharded between the
+//! workers, trained with gradients averaged by allreduce after every batch,
+//! checkpointed with the preprocessors inside, then reloaded from the
+//! checkpoint for batch prediction over the raw test rows on an actor pool.
+//!
+//! `--tune N` hands the trainer to Tune instead: N samples of the learning
+//! rate and hidden sizes, each trial a 2-worker group, ASHA stopping the
+//! poor ones early; the best trial's checkpoint then predicts the test rows.
+//! `--dataset breast-cancer` does all of it for the Wisconsin breast-cancer
+//! data (30 features, a 30-16-8-1 MLP).
 //!
 //! ```text
-//! wray run --dir examples/data::/data train_wine.wasm -- [--workers 2] [--epochs 150] [--storage /results]
+//! wray run --dir examples/data::/data train_wine.wasm -- [--dataset wine|breast-cancer]
+//!     [--workers 2] [--epochs 150] [--storage /results] [--tune N]
 //! ```
 
-use serde::{Deserialize, Serialize};
 use wray::Error;
 use wray::data::{self, ActorPool, Batch, BatchMapper, IterBatches};
 use wray::nn::{self, Init, Linear, Module, Optimizer, ReLU, Rng, Sequential, Sigmoid, Var};
 use wray::train::{
     self, Checkpoint, CheckpointConfig, DataParallelTrainer, Order, Preprocessor, RunConfig, ScalingConfig,
 };
+use wray::tune::{self, Config, Space};
 
-const FEATURES: [&str; 11] = [
-    "fixed acidity",
-    "volatile acidity",
-    "citric acid",
-    "residual sugar",
-    "chlorides",
-    "free sulfur dioxide",
-    "total sulfur dioxide",
-    "density",
-    "pH",
-    "sulphates",
-    "alcohol",
+/// The column the model reads: every feature, standardised and joined.
+const FEATURES: &str = "features";
+
+/// A dataset the example knows: where it is, how its label is made, and the
+/// MLP's hidden sizes.
+struct Task {
+    name: &'static str,
+    path: &'static str,
+    /// The CSV's label column (not a feature).
+    source: &'static str,
+    hidden: (i64, i64),
+}
+
+const TASKS: [Task; 2] = [
+    Task { name: "wine", path: "/data/winequality-red.csv", source: "quality", hidden: (10, 8) },
+    Task { name: "breast-cancer", path: "/data/breast_cancer.csv", source: "target", hidden: (16, 8) },
 ];
 
-/// The label: quality 6 or more is a good wine.
-fn label(batch: Batch) -> Result<Batch, Error> {
-    let good: Vec<f32> = batch.column::<f32>("quality")?.iter().map(|&q| if q >= 6.0 { 1.0 } else { 0.0 }).collect();
-    batch.with_column("good", good)
+/// The label, from the CSV's `source` column: for the wines, quality 6 or
+/// more is a good wine; for the tumours, scikit-learn's `target` (1: benign).
+#[allow(clippy::ptr_arg)] // `map_batches_with` hands its argument by reference
+fn label(source: &String, batch: Batch) -> Result<Batch, Error> {
+    let values = batch.column::<f32>(source)?;
+    let label: Vec<f32> = match source.as_str() {
+        "quality" => values.iter().map(|&q| if q >= 6.0 { 1.0 } else { 0.0 }).collect(),
+        _ => values.into_owned(),
+    };
+    batch.with_column("label", label)
 }
 
 /// The MLP, from a seed (every worker builds the same one) or from a
 /// checkpoint's tensors.
-fn model(seed: u64) -> Result<Sequential, Error> {
+fn model(inputs: usize, hidden: (usize, usize), seed: u64) -> Result<Sequential, Error> {
     let mut rng = Rng::new(seed);
     Ok(Sequential::new()
-        .add(Linear::new(11, 10, Init::KaimingUniform, &mut rng)?)
+        .add(Linear::new(inputs, hidden.0, Init::KaimingUniform, &mut rng)?)
         .add(ReLU)
-        .add(Linear::new(10, 8, Init::KaimingUniform, &mut rng)?)
+        .add(Linear::new(hidden.0, hidden.1, Init::KaimingUniform, &mut rng)?)
         .add(ReLU)
-        .add(Linear::new(8, 1, Init::XavierUniform, &mut rng)?)
+        .add(Linear::new(hidden.1, 1, Init::XavierUniform, &mut rng)?)
         .add(Sigmoid))
 }
 
@@ -64,31 +81,32 @@ fn model_from(checkpoint: &Checkpoint) -> Result<Sequential, Error> {
     Ok(Sequential::new().add(linear()?).add(ReLU).add(linear()?).add(ReLU).add(linear()?).add(Sigmoid))
 }
 
-#[derive(Clone, Default, Serialize, Deserialize)]
-struct Config {
-    epochs: u32,
-    lr: f32,
-    batch_size: usize,
-}
-
 /// What every worker runs: its shard, the same model, averaged gradients.
+/// The config is Tune's parameter map, so that Tune can hand trials theirs
+/// (`epochs`, `lr`, `batch_size`, `inputs`, `hidden1`, `hidden2`).
 fn train_loop(config: Config) -> Result<(), Error> {
     let ctx = train::get_context()?;
     let shard = train::get_dataset_shard("train")?;
-    let model = train::prepare_model(model(0)?)?;
+    let epochs = config.i64("epochs")? as u32;
+    let hidden = (config.i64("hidden1")? as usize, config.i64("hidden2")? as usize);
+    let model = train::prepare_model(model(config.i64("inputs")? as usize, hidden, 0)?)?;
     let params = model.parameters();
-    let mut opt = train::prepare_optimizer(nn::Sgd::new(params.clone(), config.lr, 0.9)?, params.clone());
-    for epoch in 0..config.epochs {
+    let mut opt =
+        train::prepare_optimizer(nn::Sgd::new(params.clone(), config.f64("lr")? as f32, 0.9)?, params.clone());
+    let batch_size = config.i64("batch_size")? as usize;
+    // Under Tune, rows held out of training judge the trials.
+    let valid = train::get_dataset_shard("valid").ok();
+    for epoch in 0..epochs {
         let options = IterBatches {
             local_shuffle_buffer_size: Some(2048),
             local_shuffle_seed: u64::from(epoch) * 1000 + ctx.world_rank as u64,
-            ..IterBatches::new(config.batch_size)
+            ..IterBatches::new(batch_size)
         };
         let (mut sum, mut batches) = (0.0f32, 0u32);
         for batch in shard.iter_batches_with(options)? {
             let batch = batch?;
-            let x = Var::constant(batch.tensor(&FEATURES)?);
-            let y = Var::constant(batch.tensor(&["good"])?);
+            let x = Var::constant(batch.tensor(&[FEATURES])?);
+            let y = Var::constant(batch.tensor(&["label"])?);
             opt.zero_grad();
             let loss = nn::loss::bce(&model.forward(&x)?, &y)?;
             loss.backward()?;
@@ -99,8 +117,14 @@ fn train_loop(config: Config) -> Result<(), Error> {
         // The mean batch loss over every worker's batches.
         let mut loss = [sum, batches as f32];
         train::allreduce(&mut loss, train::ReduceOp::Sum)?;
-        let metrics = train::metrics(&[("epoch", f64::from(epoch + 1)), ("loss", f64::from(loss[0] / loss[1]))]);
-        let last = epoch + 1 == config.epochs;
+        let mut metrics = train::metrics(&[("epoch", f64::from(epoch + 1)), ("loss", f64::from(loss[0] / loss[1]))]);
+        let last = epoch + 1 == epochs;
+        let shown = last || (epoch + 1) % 10 == 0;
+        if shown && let Some(valid) = &valid {
+            model.set_training(false);
+            metrics.insert("val_accuracy".into(), accuracy(&model, valid)?);
+            model.set_training(true);
+        }
         let checkpoint = if last || (epoch + 1) % 50 == 0 {
             let mut c = Checkpoint::new();
             c.insert_params("model", &params)?.set_metadata("epoch", &(epoch + 1).to_string());
@@ -109,18 +133,34 @@ fn train_loop(config: Config) -> Result<(), Error> {
             None
         };
         // Only every 10th epoch, and the last, is shown.
-        if last || (epoch + 1) % 10 == 0 || checkpoint.is_some() {
+        if shown || checkpoint.is_some() {
             train::report(metrics, checkpoint)?;
         }
     }
     Ok(())
 }
 
+/// The share of `valid`'s rows the model classifies right, over every
+/// worker's shard.
+fn accuracy(model: &Sequential, valid: &data::Dataset) -> Result<f64, Error> {
+    let (mut right, mut rows) = (0.0f32, 0.0f32);
+    for batch in valid.iter_batches(1024)? {
+        let batch = batch?;
+        let p = model.forward(&Var::constant(batch.tensor(&[FEATURES])?))?.value().to_vec()?;
+        let labels = batch.column::<f32>("label")?;
+        right += nn::binary_accuracy(&p, &labels) * p.len() as f32;
+        rows += p.len() as f32;
+    }
+    let mut counts = [right, rows];
+    train::allreduce(&mut counts, train::ReduceOp::Sum)?;
+    Ok(f64::from(counts[0] / counts[1].max(1.0)))
+}
+
 /// Batch prediction: one model per actor, loaded once from the checkpoint
-/// with the scaler fitted in training, applied to the raw rows first.
+/// with the preprocessors fitted in training, applied to the raw rows first.
 struct Predictor {
     model: Sequential,
-    scaler: Preprocessor,
+    preprocessor: Preprocessor,
 }
 
 impl BatchMapper for Predictor {
@@ -129,11 +169,11 @@ impl BatchMapper for Predictor {
         let checkpoint = Checkpoint::from_bytes(&checkpoint)?;
         let model = model_from(&checkpoint)?;
         model.set_training(false);
-        Ok(Predictor { model, scaler: checkpoint.value("preprocessor")? })
+        Ok(Predictor { model, preprocessor: checkpoint.value("preprocessor")? })
     }
     fn call(&mut self, batch: Batch) -> Result<Batch, Error> {
-        let batch = self.scaler.transform_batch(batch)?;
-        let x = Var::constant(batch.tensor(&FEATURES)?);
+        let batch = self.preprocessor.transform_batch(batch)?;
+        let x = Var::constant(batch.tensor(&[FEATURES])?);
         let p = self.model.forward(&x)?.value().to_vec()?;
         batch.with_column("predicted", p)
     }
@@ -146,20 +186,45 @@ fn flag<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result
     }
 }
 
-fn run(path: &str, workers: usize, epochs: u32, storage: Option<String>) -> Result<(), Error> {
+/// What the command line asked for.
+struct Args {
+    task: &'static Task,
+    path: String,
+    workers: usize,
+    epochs: u32,
+    storage: Option<String>,
+    tune: usize,
+}
+
+fn run(args: Args) -> Result<(), Error> {
     data::DataContext::set(data::DataContext { progress: false, ..data::DataContext::current() });
-    let wines = data::read_csv(path)?;
-    let (train_rows, test_rows) = wines.train_test_split(0.25, Some(0))?;
+    let task = args.task;
+    let rows = data::read_csv(&args.path)?;
+    let features: Vec<String> = rows.columns()?.into_iter().filter(|c| c != task.source).collect();
+    let features: Vec<&str> = features.iter().map(String::as_str).collect();
+    let (train_rows, test_rows) = rows.train_test_split(0.25, Some(0))?;
 
     // scikit-learn's StandardScaler, fitted on the training rows by one
-    // distributed pass; the test rows stay raw until prediction.
-    let mut scaler = Preprocessor::standard_scaler(&FEATURES);
-    let train_set = scaler.fit_transform(&train_rows)?.map_batches(label, None);
-    let test_set = test_rows.map_batches(label, None);
+    // distributed pass, then the features joined into one vector; the test
+    // rows stay raw until prediction.
+    let mut preprocessor = Preprocessor::chain(vec![
+        Preprocessor::standard_scaler(&features),
+        Preprocessor::concatenator(&features, FEATURES),
+    ]);
+    let source = task.source.to_string();
+    let train_set = preprocessor.fit_transform(&train_rows)?.map_batches_with(source.clone(), label, None);
+    let test_set = test_rows.map_batches_with(source, label, None);
 
+    let config = Config::default()
+        .with("epochs", i64::from(args.epochs))
+        .with("lr", 0.01)
+        .with("batch_size", 32)
+        .with("inputs", features.len() as i64)
+        .with("hidden1", task.hidden.0)
+        .with("hidden2", task.hidden.1);
     let run = RunConfig {
-        name: "train_wine".into(),
-        storage_path: storage,
+        name: format!("train_{}", task.name.replace('-', "_")),
+        storage_path: args.storage,
         checkpoint_config: CheckpointConfig {
             num_to_keep: Some(2),
             score_attribute: Some("loss".into()),
@@ -167,18 +232,58 @@ fn run(path: &str, workers: usize, epochs: u32, storage: Option<String>) -> Resu
         },
         ..RunConfig::default()
     };
+    let trainer = |config: &Config| {
+        DataParallelTrainer::new(train_loop)
+            .train_loop_config(config.clone())
+            .scaling_config(ScalingConfig::new(args.workers))
+            .run_config(run.clone())
+    };
     let started = std::time::Instant::now();
-    let result = DataParallelTrainer::new(train_loop)
-        .train_loop_config(Config { epochs, lr: 0.01, batch_size: 32 })
-        .scaling_config(ScalingConfig::new(workers))
-        .dataset("train", train_set)
-        .run_config(run)
-        .fit()?;
+    let mut config = config;
+    if args.tune > 0 {
+        // A fifth of the training rows are held out to judge the trials.
+        let (fit_set, valid_set) = train_set.train_test_split(0.2, Some(0))?;
+        let tuning = trainer(&config).dataset("train", fit_set).dataset("valid", valid_set);
+        // The learning rate and hidden sizes, sampled; ASHA ends the trials
+        // whose validation accuracy trails at each rung (reports come every
+        // 10 epochs).
+        let space = Space::new()
+            .with("lr", tune::loguniform(0.002, 0.05))
+            .with("hidden1", tune::choice([8, 16, 32]))
+            .with("hidden2", tune::choice([4, 8]));
+        let rungs = f64::from(args.epochs / 10);
+        let grid = tuning
+            .tuner(space)?
+            .metric("val_accuracy", "max")
+            .num_samples(args.tune)
+            .seed(0)
+            .scheduler(tune::Asha::with(rungs, 3.0, 2.0, 1))
+            .fit()?;
+        if let Some(t) = grid.errors().first() {
+            return Err(Error::InvalidArgument(format!("{} failed: {}", t.name, t.error.clone().unwrap_or_default())));
+        }
+        let best = grid.best_trial().ok_or_else(|| Error::InvalidArgument("no trial reported an accuracy".into()))?;
+        let stopped = grid.trials.iter().filter(|t| t.iterations() < rungs as usize).count();
+        println!(
+            "tuned {} trials ({stopped} stopped early) in {:.3} s; best {}: validation accuracy {:.4}",
+            grid.trials.len(),
+            started.elapsed().as_secs_f64(),
+            best.config,
+            best.last_result()["val_accuracy"]
+        );
+        // As GridSearchCV refits: the best parameters, trained on every
+        // training row.
+        for (k, v) in &best.config.0 {
+            config.set(k, v.clone());
+        }
+    }
+    let result = trainer(&config).dataset("train", train_set).fit()?;
     if let Some(e) = result.error {
         return Err(e);
     }
     println!(
-        "trained by {workers} workers: {} reports, final loss {:.4}, fit {:.3} s",
+        "trained by {} workers: {} reports, final loss {:.4}, {:.3} s in all",
+        args.workers,
         result.metrics_history.len(),
         result.metrics["loss"],
         started.elapsed().as_secs_f64()
@@ -188,8 +293,8 @@ fn run(path: &str, workers: usize, epochs: u32, storage: Option<String>) -> Resu
     }
     let mut checkpoint =
         result.checkpoint.ok_or_else(|| Error::InvalidArgument("no checkpoint was reported".into()))?;
-    // The model and the scaler it was trained behind travel together.
-    checkpoint.insert_value("preprocessor", &scaler)?;
+    // The model and the preprocessors it was trained behind travel together.
+    checkpoint.insert_value("preprocessor", &preprocessor)?;
     println!("checkpoint of epoch {}", checkpoint.metadata()["epoch"]);
 
     // Reload and predict: the checkpoint's bytes go to each actor of the pool.
@@ -198,7 +303,7 @@ fn run(path: &str, workers: usize, epochs: u32, storage: Option<String>) -> Resu
     for batch in predicted.iter_batches(1024)? {
         let batch = batch?;
         p.extend(batch.column::<f32>("predicted")?.iter().copied());
-        labels.extend(batch.column::<f32>("good")?.iter().copied());
+        labels.extend(batch.column::<f32>("label")?.iter().copied());
     }
     println!("test accuracy: {:.4}", nn::binary_accuracy(&p, &labels));
     Ok(())
@@ -206,9 +311,17 @@ fn run(path: &str, workers: usize, epochs: u32, storage: Option<String>) -> Resu
 
 #[wray::main]
 fn main(args: Vec<String>) -> Result<(), String> {
-    let path: String = flag(&args, "--data", "/data/winequality-red.csv".to_string())?;
-    let workers: usize = flag(&args, "--workers", 2)?;
-    let epochs: u32 = flag(&args, "--epochs", 150)?;
-    let storage = args.iter().position(|a| a == "--storage").and_then(|i| args.get(i + 1).cloned());
-    run(&path, workers, epochs, storage).map_err(|e| e.to_string())
+    let name: String = flag(&args, "--dataset", "wine".to_string())?;
+    let task = TASKS.iter().find(|t| t.name == name).ok_or_else(|| {
+        format!("--dataset {name}: unknown (one of {:?})", TASKS.iter().map(|t| t.name).collect::<Vec<_>>())
+    })?;
+    let args = Args {
+        task,
+        path: flag(&args, "--data", task.path.to_string())?,
+        workers: flag(&args, "--workers", 2)?,
+        epochs: flag(&args, "--epochs", 150)?,
+        storage: args.iter().position(|a| a == "--storage").and_then(|i| args.get(i + 1).cloned()),
+        tune: flag(&args, "--tune", 0)?,
+    };
+    run(args).map_err(|e| e.to_string())
 }

@@ -62,6 +62,12 @@ impl<T> ObjectRef<T> {
         ObjectId::from_wit(self.handle.id())
     }
 
+    /// The same object, typed `()`: for keeping objects of different types
+    /// alive in one list, or handing them on where the type is not known.
+    pub fn untyped(&self) -> ObjectRef<()> {
+        ObjectRef::from_handle(self.handle.clone_ref())
+    }
+
     /// Recreates a reference from an id this job knows about (for example one
     /// logged earlier). Fails with [`Error::InvalidArgument`](crate::Error)
     /// if the runtime holds no such object for this job.

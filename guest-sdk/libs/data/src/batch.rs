@@ -168,20 +168,45 @@ impl Batch {
             .map_err(|e| invalid(format!("setting column {name:?}: {e}")))
     }
 
-    /// `columns` as a row-major `f32` matrix `[rows, columns.len()]`.
+    /// `columns` as a row-major `f32` matrix, one row per row of the batch.
+    /// A number column gives one value per row; a fixed-size list column
+    /// (a feature vector, such as `Concatenator`'s output) gives its width.
     pub fn matrix(&self, columns: &[&str]) -> Result<Vec<f32>, Error> {
-        let cols = columns.iter().map(|c| self.column::<f32>(c)).collect::<Result<Vec<_>, _>>()?;
-        let mut out = Vec::with_capacity(self.num_rows() * cols.len());
-        for r in 0..self.num_rows() {
-            out.extend(cols.iter().map(|c| c[r]));
+        let rows = self.num_rows();
+        let parts = columns.iter().map(|c| self.part(c)).collect::<Result<Vec<_>, _>>()?;
+        let width: usize = parts.iter().map(|(_, w)| w).sum();
+        let mut out = Vec::with_capacity(rows * width);
+        for r in 0..rows {
+            for (values, w) in &parts {
+                out.extend_from_slice(&values[r * w..(r + 1) * w]);
+            }
         }
         Ok(out)
     }
 
-    /// `columns` as a host tensor of shape `[rows, columns.len()]` — what
-    /// `wray::nn` layers take.
+    /// One column's values as `f32`s, and how many each row has.
+    fn part(&self, name: &str) -> Result<(Cow<'_, [f32]>, usize), Error> {
+        let Some(list) = self.array(name)?.as_fixed_size_list_opt() else {
+            return Ok((self.column::<f32>(name)?, 1));
+        };
+        let width = list.value_length() as usize;
+        // A sliced list slices its values too: they start at its first row.
+        let values = list.values().slice(0, list.len() * width);
+        let cast = arrow_cast::cast(&values, &arrow_schema::DataType::Float32)
+            .map_err(|e| invalid(format!("column {name:?}: its vectors cannot be read as f32: {e}")))?;
+        if list.null_count() > 0 || cast.null_count() > 0 {
+            return Err(invalid(format!("column {name:?} holds missing vectors or values")));
+        }
+        Ok((Cow::Owned(cast.as_primitive::<Float32Type>().values().to_vec()), width))
+    }
+
+    /// `columns` as a host tensor of shape `[rows, width]` (the
+    /// [`matrix`](Batch::matrix)) — what `wray::nn` layers take.
     pub fn tensor(&self, columns: &[&str]) -> Result<Tensor, Error> {
-        Tensor::from_vec(&[self.num_rows(), columns.len()], &self.matrix(columns)?)
+        let m = self.matrix(columns)?;
+        let rows = self.num_rows();
+        let width = m.len().checked_div(rows).unwrap_or(columns.len());
+        Tensor::from_vec(&[rows, width], &m)
     }
 }
 

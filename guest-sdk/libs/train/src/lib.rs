@@ -53,6 +53,7 @@ mod ddp;
 pub mod preprocessors;
 mod session;
 mod trainer;
+mod tuning;
 
 use wray_guest_core::Error;
 
@@ -68,6 +69,7 @@ pub use trainer::{
     CheckpointConfig, DataParallelTrainer, FEASIBLE_GRACE, FailureConfig, MAX_WORKERS, Order, RunConfig, ScalingConfig,
     TrainLoop, TrainResult,
 };
+pub use tuning::TRAIN_LOOP_CONFIG;
 /// Loggers and callbacks: Tune's, which see a training run as one trial.
 pub use wray_tune::{Callback, FileLogger, MlflowLogger, TensorBoardLogger};
 

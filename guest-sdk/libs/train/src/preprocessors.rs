@@ -31,6 +31,11 @@ use wray_guest_core::Error;
 /// most-frequent imputer (each is counted in every block's summary).
 pub const MAX_CATEGORIES: usize = 10_000;
 
+/// Values one column may have when fitting `RobustScaler` or the median
+/// imputer: their quantiles are exact (as scikit-learn's), so every value
+/// reaches the driver — 8 bytes each.
+pub const MAX_QUANTILE_VALUES: usize = 16 << 20;
+
 /// A value of a categorical column.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Category {
@@ -76,6 +81,8 @@ impl std::fmt::Display for Category {
 pub enum Strategy {
     /// The column's mean (numeric columns).
     Mean,
+    /// The column's median (numeric columns; exact, as NumPy's).
+    Median,
     /// The most frequent value (the smallest of the most frequent on ties,
     /// as scikit-learn).
     MostFrequent,
@@ -105,6 +112,9 @@ struct Fitted {
     categories: Vec<Category>,
     /// For the imputer.
     fill: Option<Category>,
+    /// RobustScaler's center (the median) and scale (the quantile range).
+    center: f64,
+    scale: f64,
 }
 
 /// A preprocessor: what it does, to which columns, and — once fitted — the
@@ -127,6 +137,10 @@ enum Kind {
     OneHotEncoder,
     LabelEncoder,
     SimpleImputer(Strategy),
+    /// Quantile range, e.g. (0.25, 0.75).
+    RobustScaler(f64, f64),
+    /// The output column.
+    Concatenator(String),
     Chain(Vec<Preprocessor>),
 }
 
@@ -152,6 +166,28 @@ impl Preprocessor {
     /// `x / max|x|` per column (1 where it is 0).
     pub fn max_abs_scaler(columns: &[&str]) -> Preprocessor {
         Preprocessor::new(Kind::MaxAbsScaler, columns)
+    }
+
+    /// `(x - median) / (q75 - q25)` per column (1 where the range is 0):
+    /// scaling that outliers barely move. Quantiles are exact, as
+    /// scikit-learn's (every value reaches the driver; at most
+    /// [`MAX_QUANTILE_VALUES`] per column).
+    pub fn robust_scaler(columns: &[&str]) -> Preprocessor {
+        Preprocessor::robust_scaler_with(columns, (0.25, 0.75))
+    }
+
+    /// [`robust_scaler`](Preprocessor::robust_scaler) with another quantile
+    /// range (`(0.1, 0.9)`: the 10th to the 90th percentile).
+    pub fn robust_scaler_with(columns: &[&str], quantile_range: (f64, f64)) -> Preprocessor {
+        Preprocessor::new(Kind::RobustScaler(quantile_range.0, quantile_range.1), columns)
+    }
+
+    /// `columns` joined into one column `output` of feature vectors (an
+    /// Arrow fixed-size list of `Float64`), which replace them — Ray's
+    /// `Concatenator`. `batch.tensor(&[output])` reads it as a matrix.
+    /// Needs no fitting.
+    pub fn concatenator(columns: &[&str], output: &str) -> Preprocessor {
+        Preprocessor { kind: Kind::Concatenator(output.to_string()), columns: names(columns), fitted: Some(Vec::new()) }
     }
 
     /// Scales each row's `columns` to unit `norm` (rows of zeros stay
@@ -214,8 +250,15 @@ impl Preprocessor {
             }
             return Ok(self);
         }
-        if matches!(self.kind, Kind::Normalizer(_)) {
+        if matches!(self.kind, Kind::Normalizer(_) | Kind::Concatenator(_)) {
             return Ok(self);
+        }
+        if let Kind::RobustScaler(lo, hi) = self.kind
+            && !((0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi) && lo < hi)
+        {
+            return Err(invalid(format!(
+                "RobustScaler: the quantile range must be 0 <= low < high <= 1, got ({lo}, {hi})"
+            )));
         }
         let categories = matches!(
             self.kind,
@@ -224,7 +267,8 @@ impl Preprocessor {
                 | Kind::LabelEncoder
                 | Kind::SimpleImputer(Strategy::MostFrequent)
         );
-        let request = SummaryRequest { columns: self.columns.clone(), categories };
+        let values = matches!(self.kind, Kind::RobustScaler(..) | Kind::SimpleImputer(Strategy::Median));
+        let request = SummaryRequest { columns: self.columns.clone(), categories, values };
         let parts = dataset.map_batches_with(request, summarize, None).take_all_batches()?;
         let mut total: Vec<Summary> = vec![Summary::default(); self.columns.len()];
         for part in parts {
@@ -240,6 +284,13 @@ impl Preprocessor {
                             "preprocessor: a column has more than {MAX_CATEGORIES} categories"
                         )));
                     }
+                    if t.values.len() > MAX_QUANTILE_VALUES {
+                        return Err(invalid(format!(
+                            "{}: a column has more than {MAX_QUANTILE_VALUES} values; its exact quantiles need \
+                             them all in the driver",
+                            self.name()
+                        )));
+                    }
                 }
             }
         }
@@ -253,7 +304,14 @@ impl Preprocessor {
         Ok(self)
     }
 
-    fn learn(&self, column: &str, s: Summary) -> Result<Fitted, Error> {
+    fn learn(&self, column: &str, mut s: Summary) -> Result<Fitted, Error> {
+        s.values.sort_by(f64::total_cmp);
+        let (mut center, mut scale) = (0.0, 1.0);
+        if let Kind::RobustScaler(lo, hi) = self.kind {
+            center = quantile(&s.values, 0.5);
+            let range = quantile(&s.values, hi) - quantile(&s.values, lo);
+            scale = if range == 0.0 { 1.0 } else { range };
+        }
         let mean = if s.n > 0 { s.mean } else { f64::NAN };
         let std = if s.n > 0 { (s.m2 / s.n as f64).sqrt() } else { f64::NAN };
         let categories: Vec<Category> = s.counts.keys().cloned().collect();
@@ -268,13 +326,21 @@ impl Preprocessor {
                 let most = s.counts.values().copied().max().unwrap_or(0);
                 s.counts.iter().find(|(_, n)| **n == most).map(|(c, _)| c.clone())
             }
+            Kind::SimpleImputer(Strategy::Median) => {
+                if s.text {
+                    return Err(invalid(format!("SimpleImputer: the median of text column '{column}'")));
+                }
+                Some(Category::Number(quantile(&s.values, 0.5)))
+            }
             Kind::SimpleImputer(Strategy::Constant(c)) => Some(c.clone()),
             _ => None,
         };
-        if matches!(self.kind, Kind::StandardScaler | Kind::MinMaxScaler | Kind::MaxAbsScaler) && s.text {
+        if matches!(self.kind, Kind::StandardScaler | Kind::MinMaxScaler | Kind::MaxAbsScaler | Kind::RobustScaler(..))
+            && s.text
+        {
             return Err(invalid(format!("{:?}: column '{column}' is text, not numbers", self.kind)));
         }
-        Ok(Fitted { mean, std, min: s.min, max: s.max, categories, fill })
+        Ok(Fitted { mean, std, min: s.min, max: s.max, categories, fill, center, scale })
     }
 
     /// Applies the preprocessor to `dataset`, lazily (a `map_batches`
@@ -316,6 +382,9 @@ impl Preprocessor {
             }
             return Ok(Batch::new(rb));
         }
+        if let Kind::Concatenator(output) = &self.kind {
+            return concatenate(rb, &self.columns, output).map(Batch::new);
+        }
         for (c, f) in self.columns.iter().zip(fitted) {
             rb = match &self.kind {
                 Kind::StandardScaler => {
@@ -326,6 +395,10 @@ impl Preprocessor {
                 Kind::MinMaxScaler => {
                     let range = if f.max - f.min == 0.0 { 1.0 } else { f.max - f.min };
                     let out: Vec<f64> = numbers(&rb, c)?.iter().map(|x| (x - f.min) / range).collect();
+                    replace(rb, c, Arc::new(Float64Array::from(out)))?
+                }
+                Kind::RobustScaler(..) => {
+                    let out: Vec<f64> = numbers(&rb, c)?.iter().map(|x| (x - f.center) / f.scale).collect();
                     replace(rb, c, Arc::new(Float64Array::from(out)))?
                 }
                 Kind::MaxAbsScaler => {
@@ -354,7 +427,7 @@ impl Preprocessor {
                     rb
                 }
                 Kind::SimpleImputer(_) => impute(rb, c, f.fill.as_ref())?,
-                Kind::Normalizer(_) | Kind::Chain(_) => rb,
+                Kind::Normalizer(_) | Kind::Concatenator(_) | Kind::Chain(_) => rb,
             };
         }
         Ok(Batch::new(rb))
@@ -370,6 +443,8 @@ impl Preprocessor {
             Kind::OneHotEncoder => "OneHotEncoder",
             Kind::LabelEncoder => "LabelEncoder",
             Kind::SimpleImputer(_) => "SimpleImputer",
+            Kind::RobustScaler(..) => "RobustScaler",
+            Kind::Concatenator(_) => "Concatenator",
             Kind::Chain(_) => "Chain",
         }
     }
@@ -382,6 +457,8 @@ const SUMMARY: &str = "summary";
 struct SummaryRequest {
     columns: Vec<String>,
     categories: bool,
+    /// Every value, for exact quantiles.
+    values: bool,
 }
 
 /// One column of one block: count, mean and squared deviations (merged
@@ -396,6 +473,8 @@ struct Summary {
     max: f64,
     text: bool,
     counts: BTreeMap<Category, u64>,
+    /// The values themselves, when quantiles are wanted (NaN left out).
+    values: Vec<f64>,
 }
 
 impl Summary {
@@ -404,6 +483,7 @@ impl Summary {
         for (k, v) in o.counts {
             *self.counts.entry(k).or_default() += v;
         }
+        self.values.extend(o.values);
         if o.n == 0 {
             return;
         }
@@ -436,6 +516,9 @@ fn summarize(request: &SummaryRequest, batch: Batch) -> Result<Batch, Error> {
             for x in numbers(rb, c)? {
                 if x.is_nan() {
                     continue;
+                }
+                if request.values {
+                    s.values.push(x);
                 }
                 let mut one = Summary { n: 1, mean: x, m2: 0.0, min: x, max: x, ..Summary::default() };
                 if request.categories {
@@ -518,6 +601,40 @@ fn impute(rb: RecordBatch, c: &str, fill: Option<&Category>) -> Result<RecordBat
     replace(rb, c, Arc::new(Float64Array::from(out)))
 }
 
+/// The `q` quantile of sorted `values` by linear interpolation (NumPy's
+/// default, which scikit-learn uses); NaN for no values.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    let t = pos - lo as f64;
+    let (a, b) = (sorted[lo], sorted[hi]);
+    // NumPy's lerp: from the nearer end, so that t = 1 gives b exactly.
+    if t >= 0.5 { b - (b - a) * (1.0 - t) } else { a + (b - a) * t }
+}
+
+/// `columns` replaced by one fixed-size list column `output`.
+fn concatenate(rb: RecordBatch, columns: &[String], output: &str) -> Result<RecordBatch, Error> {
+    let cols = columns.iter().map(|c| numbers(&rb, c)).collect::<Result<Vec<_>, _>>()?;
+    let rows = rb.num_rows();
+    let mut flat = Vec::with_capacity(rows * cols.len());
+    for r in 0..rows {
+        flat.extend(cols.iter().map(|c| c[r]));
+    }
+    let item = Arc::new(Field::new("item", DataType::Float64, true));
+    let list =
+        arrow_array::FixedSizeListArray::try_new(item, cols.len() as i32, Arc::new(Float64Array::from(flat)), None)
+            .map_err(|e| invalid(format!("Concatenator: {e}")))?;
+    let mut rb = rb;
+    for c in columns {
+        rb = drop_column(rb, c)?;
+    }
+    replace(rb, output, Arc::new(list))
+}
+
 /// `rb` with column `c` replaced by `array` (or added at the end).
 fn replace(rb: RecordBatch, c: &str, array: ArrayRef) -> Result<RecordBatch, Error> {
     Batch::new(rb).with_array(c, array).map(Batch::into_record_batch)
@@ -549,6 +666,16 @@ mod tests {
             assert!((s.mean - mean).abs() < 1e-12 && (s.m2 / 7.0 - var).abs() < 1e-12);
             assert_eq!((s.min, s.max, s.n), (-2.0, 8.0, 7));
         }
+    }
+
+    #[test]
+    fn quantiles_interpolate_as_numpy() {
+        let v = [1.0, 2.0, 4.0, 10.0];
+        // numpy.percentile([1, 2, 4, 10], [0, 25, 50, 75, 100]).
+        let got: Vec<f64> = [0.0, 0.25, 0.5, 0.75, 1.0].iter().map(|q| quantile(&v, *q)).collect();
+        assert_eq!(got, [1.0, 1.75, 3.0, 5.5, 10.0]);
+        assert!(quantile(&[], 0.5).is_nan());
+        assert_eq!(quantile(&[7.0], 0.25), 7.0);
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub struct ScalingConfig {
     num_workers: usize,
     use_gpu: bool,
     resources: BTreeMap<String, f64>,
-    strategy: Option<PlacementStrategy>,
+    pub(crate) strategy: Option<PlacementStrategy>,
 }
 
 impl ScalingConfig {
@@ -166,14 +166,17 @@ pub struct TrainResult {
 /// Runs a training loop on `num_workers` workers (Ray's
 /// `DataParallelTrainer` / `TorchTrainer`). See the crate docs.
 pub struct DataParallelTrainer<C> {
-    train_loop: Code<TrainLoop<C>>,
-    config: C,
-    scaling: ScalingConfig,
-    run: RunConfig,
-    datasets: BTreeMap<String, Dataset>,
-    resume: Option<Checkpoint>,
+    pub(crate) train_loop: Code<TrainLoop<C>>,
+    pub(crate) config: C,
+    pub(crate) scaling: ScalingConfig,
+    pub(crate) run: RunConfig,
+    pub(crate) datasets: BTreeMap<String, Dataset>,
+    pub(crate) resume: Option<Checkpoint>,
     /// Taken by `fit` for the run and put back after it.
-    callbacks: RefCell<Vec<Box<dyn Callback>>>,
+    pub(crate) callbacks: RefCell<Vec<Box<dyn Callback>>>,
+    /// Running as a Tune trial: every recorded iteration goes on to
+    /// `wray_tune::report`.
+    pub(crate) in_trial: bool,
 }
 
 /// The worker actor: runs the loop once per attempt.
@@ -224,6 +227,7 @@ impl<C: Serialize + DeserializeOwned + Clone + Default + 'static> DataParallelTr
             datasets: BTreeMap::new(),
             resume: None,
             callbacks: RefCell::new(Vec::new()),
+            in_trial: false,
         }
     }
 }
@@ -303,11 +307,17 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
             callbacks.insert(0, Box::new(FileLogger::new(std::path::Path::new(storage))));
         }
         let mut run = Run::new(&self.run, path, n, callbacks);
+        run.in_trial = self.in_trial;
         let mut latest: Option<ObjectRef<Checkpoint>> =
             self.resume.as_ref().map(wray_guest_core::try_put).transpose()?;
         loop {
             match self.attempt(&mut run, &shards, &job, latest.clone()) {
                 Ok(()) => break,
+                // Tune stopped the trial this run is: not a failure.
+                Err(Error::Cancelled) if self.in_trial => {
+                    run.error = Some(Error::Cancelled);
+                    break;
+                }
                 Err(e) => {
                     latest = run.latest.clone().or(latest);
                     if run.trial.failures >= self.run.failure_config.max_failures {
@@ -353,7 +363,7 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
                 let demand: Vec<(String, f64)> = self.scaling.worker_resources().into_iter().collect();
                 let bundle: Vec<(&str, f64)> = demand.iter().map(|(k, v)| (k.as_str(), *v)).collect();
                 let bundles: Vec<&[(&str, f64)]> = (0..n).map(|_| bundle.as_slice()).collect();
-                Some(wray_guest_core::placement_group(&bundles, strategy).map_err(|e| {
+                Some(place(&bundles, strategy).map_err(|e| {
                     invalid(format!(
                         "ScalingConfig: {n} workers of {:?} cannot be placed: {e}",
                         self.scaling.worker_resources()
@@ -422,6 +432,9 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
             let refs: Vec<ObjectRef<()>> = pending.iter().map(|&r| runs[r].clone()).collect();
             let (ready, _) = wray_guest_core::wait(&refs, refs.len(), Some(POLL));
             run.take(wray_guest_core::get(&controller.drain())?)?;
+            if self.in_trial {
+                wray_tune::__private::check_stopped()?;
+            }
             for r in ready {
                 let rank = pending.iter().copied().find(|&k| runs[k].id() == r.id()).unwrap_or(0);
                 if let Err(e) = wray_guest_core::get(&r) {
@@ -458,6 +471,19 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
             )));
         }
         Ok(())
+    }
+}
+
+/// Reserves a placement group, waiting up to [`FEASIBLE_GRACE`] for the
+/// resources to come free: a trial that has just ended (under Tune) or a
+/// failed attempt's workers may still be releasing theirs.
+fn place(bundles: &[&[(&str, f64)]], strategy: PlacementStrategy) -> Result<wray_guest_core::PlacementGroup, Error> {
+    let started = Instant::now();
+    loop {
+        match wray_guest_core::placement_group(bundles, strategy) {
+            Err(_) if started.elapsed() < FEASIBLE_GRACE => std::thread::sleep(Duration::from_millis(50)),
+            r => return r,
+        }
     }
 }
 
@@ -532,6 +558,8 @@ struct Run {
     /// The run as Tune's callbacks see it: one trial.
     trial: Trial,
     callbacks: Vec<Box<dyn Callback>>,
+    /// Hands every iteration on to Tune (the run is a trial).
+    in_trial: bool,
 }
 
 impl Run {
@@ -556,6 +584,7 @@ impl Run {
             workers,
             trial,
             callbacks,
+            in_trial: false,
         };
         run.each(|c, t| c.on_trial_start(t));
         run
@@ -594,6 +623,7 @@ impl Run {
             for c in &mut self.callbacks {
                 c.on_trial_result(&self.trial, &metrics);
             }
+            let checkpoint = r.checkpoint.clone();
             if let Some(c) = r.checkpoint {
                 if let Err(e) = self.keep(iteration, c, &metrics) {
                     // A checkpoint that cannot be ranked fails the attempt;
@@ -602,6 +632,12 @@ impl Run {
                     return Err(e);
                 }
                 self.each(|c, t| c.on_checkpoint(t));
+            }
+            if self.in_trial {
+                // Blocks until Tune wants the next result; `Cancelled` once
+                // the trial is stopped.
+                let bytes = checkpoint.map(|c| wray_guest_core::get(&c)).transpose()?.map(|c| c.to_bytes());
+                wray_tune::report(metrics, bytes)?;
             }
         }
         Ok(())

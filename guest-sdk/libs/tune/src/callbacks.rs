@@ -23,6 +23,29 @@ pub trait Callback {
     fn on_experiment_end(&mut self, _trials: &[Trial]) {}
 }
 
+/// A boxed callback is one (so callbacks collected as trait objects can be
+/// handed on).
+impl<C: Callback + ?Sized> Callback for Box<C> {
+    fn on_trial_start(&mut self, trial: &Trial) {
+        (**self).on_trial_start(trial)
+    }
+    fn on_trial_result(&mut self, trial: &Trial, result: &Metrics) {
+        (**self).on_trial_result(trial, result)
+    }
+    fn on_trial_complete(&mut self, trial: &Trial) {
+        (**self).on_trial_complete(trial)
+    }
+    fn on_trial_error(&mut self, trial: &Trial) {
+        (**self).on_trial_error(trial)
+    }
+    fn on_checkpoint(&mut self, trial: &Trial) {
+        (**self).on_checkpoint(trial)
+    }
+    fn on_experiment_end(&mut self, trials: &[Trial]) {
+        (**self).on_experiment_end(trials)
+    }
+}
+
 /// `s` as a JSON string literal.
 pub fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);

@@ -29,11 +29,23 @@
 //! }
 //! ```
 //!
+//! A trainable may instead be a **loop that calls [`report`]** as it goes,
+//! as in Ray (`Tuner(train_fn, param_space=...)` with `tune.report` inside):
+//! [`Tuner::function`]`(train_fn, space)`. Each `report` returns when the
+//! tuner asks for the next result, and [`Error::Cancelled`] once the
+//! scheduler has stopped the trial; a checkpoint passed to it is what
+//! [`get_checkpoint`] returns when the trial restarts (after a failure, a
+//! pause, or PBT's exploit). `wray::train`'s trainers become such trials with
+//! `DataParallelTrainer::tuner`.
+//!
 //! Class-style trainables implement [`Trainable`] (`setup`, `step`,
 //! `save_checkpoint`, `load_checkpoint`) and become trial actors with
 //! [`trainable!`](crate::trainable).
 
 #![deny(missing_docs)]
+
+// The actor and remote macros name the SDK as `wray`.
+extern crate wray_guest_core as wray;
 
 mod bayesopt;
 mod callbacks;
@@ -41,6 +53,7 @@ mod encode;
 mod results;
 mod schedulers;
 mod search;
+mod session;
 mod space;
 mod stop;
 mod tpe;
@@ -53,6 +66,7 @@ pub use callbacks::{Callback, FileLogger, MlflowLogger, TensorBoardLogger};
 pub use results::{ResultGrid, Status, Trial};
 pub use schedulers::{Asha, Decision, Fifo, HyperBand, MedianStopping, Mode, Pbt, TrialScheduler};
 pub use search::{BasicVariantGenerator, Searcher};
+pub use session::{LoopHandle, LoopTrial, POLL_MAX, STOP_GRACE, TrialFn, get_checkpoint, report};
 pub use space::{
     Config, Domain, DomainArg, Space, Value, choice, grid_search, loguniform, quniform, randint, randn, sample_from,
     uniform,
@@ -109,25 +123,30 @@ macro_rules! trainable {
         }
 
         impl $crate::TrialActor for $trial {
+            type Handle = $crate::__private::ActorHandle<Self>;
             fn start(
                 config: &$crate::Config,
                 checkpoint: ::core::option::Option<::std::vec::Vec<u8>>,
                 cpus: f64,
                 gpus: f64,
-            ) -> ::core::result::Result<$crate::__private::ActorHandle<Self>, $crate::__private::Error> {
+                _payload: &[u8],
+            ) -> ::core::result::Result<Self::Handle, $crate::__private::Error> {
                 let mut options = $trial::options().num_cpus(cpus);
                 if gpus > 0.0 {
                     options = options.num_gpus(gpus);
                 }
                 options.try_remote(config.clone(), checkpoint)
             }
-            fn step(handle: &$crate::__private::ActorHandle<Self>) -> $crate::__private::ObjectRef<$crate::Metrics> {
+            fn step(handle: &mut Self::Handle) -> $crate::__private::ObjectRef<$crate::Metrics> {
                 handle.step()
             }
-            fn save(
-                handle: &$crate::__private::ActorHandle<Self>,
-            ) -> $crate::__private::ObjectRef<::std::vec::Vec<u8>> {
-                handle.save()
+            fn save(handle: &Self::Handle) -> ::core::result::Result<::std::vec::Vec<u8>, $crate::__private::Error> {
+                $crate::__private::get(&handle.save())
+            }
+            fn stop(handles: ::std::vec::Vec<Self::Handle>) {
+                for h in &handles {
+                    $crate::__private::kill(h);
+                }
             }
         }
     };
@@ -198,5 +217,6 @@ impl<F: TrialFunction> Trainable for FunctionTrial<F> {
 #[allow(missing_docs)]
 pub mod __private {
     pub use crate::callbacks::json_string;
-    pub use wray_guest_core::{ActorHandle, Error, ObjectRef, actor};
+    pub use crate::session::check_stopped;
+    pub use wray_guest_core::{ActorHandle, Error, ObjectRef, actor, get, kill};
 }

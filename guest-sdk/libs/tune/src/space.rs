@@ -109,6 +109,12 @@ impl Config {
     pub fn set(&mut self, path: &str, value: impl Into<Value>) {
         self.0.insert(path.to_string(), value.into());
     }
+
+    /// With `path` set: `Config::default().with("lr", 0.01).with("epochs", 10)`.
+    pub fn with(mut self, path: &str, value: impl Into<Value>) -> Config {
+        self.set(path, value);
+        self
+    }
 }
 
 impl fmt::Display for Config {

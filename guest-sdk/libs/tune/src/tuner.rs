@@ -6,6 +6,7 @@ use super::callbacks::{Callback, FileLogger, TensorBoardLogger};
 use super::results::{ResultGrid, Status, Trial};
 use super::schedulers::{Decision, Fifo, Mode, TrialScheduler};
 use super::search::{BasicVariantGenerator, Searcher};
+use super::session::{CHECKPOINTED, FAILED, FINISHED};
 use super::space::{Config, Space};
 use super::stop::Stopper;
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use wray_guest_core::Error;
-use wray_guest_core::{Actor, ActorHandle, ObjectId, ObjectRef};
+use wray_guest_core::{ObjectId, ObjectRef};
 
 /// A class-style trainable (Ray's `tune.Trainable`): built from a config,
 /// stepped by the tuner, checkpointed on request. Make it runnable as a
@@ -34,15 +35,34 @@ pub trait Trainable: Sized {
     }
 }
 
-/// An actor class that runs trials; implemented by
-/// [`trainable!`](crate::trainable) and [`function!`](crate::function).
-pub trait TrialActor: Actor + Sized {
-    /// Creates the trial's actor with its resources.
-    fn start(config: &Config, checkpoint: Option<Vec<u8>>, cpus: f64, gpus: f64) -> Result<ActorHandle<Self>, Error>;
-    /// Runs one step.
-    fn step(handle: &ActorHandle<Self>) -> ObjectRef<Metrics>;
-    /// Saves a checkpoint.
-    fn save(handle: &ActorHandle<Self>) -> ObjectRef<Vec<u8>>;
+/// How the tuner starts, steps, checkpoints and stops one kind of trial;
+/// implemented by [`trainable!`](crate::trainable) and
+/// [`function!`](crate::function) (a trial is one actor, stepped by calls)
+/// and by [`LoopTrial`](crate::LoopTrial) (a trial runs the user's loop,
+/// which calls [`report`](crate::report)).
+pub trait TrialActor: Sized {
+    /// A running trial.
+    type Handle;
+    /// Starts a trial with its resources. `payload` is what the tuner was
+    /// made with (a loop trial's function; empty for actor trials).
+    fn start(
+        config: &Config,
+        checkpoint: Option<Vec<u8>>,
+        cpus: f64,
+        gpus: f64,
+        payload: &[u8],
+    ) -> Result<Self::Handle, Error>;
+    /// Asks for the trial's next result.
+    fn step(handle: &mut Self::Handle) -> ObjectRef<Metrics>;
+    /// The trial's state to restore from (empty: none).
+    fn save(handle: &Self::Handle) -> Result<Vec<u8>, Error>;
+    /// Ends trials and frees what they hold.
+    fn stop(handles: Vec<Self::Handle>);
+    /// Why a trial whose step reported a failure (rather than returning an
+    /// error) failed. Only loop trials report failures so.
+    fn failure(_handle: &Self::Handle) -> Error {
+        Error::InvalidArgument("tune: the trial failed".into())
+    }
 }
 
 /// How much the tuner prints.
@@ -67,9 +87,9 @@ struct ExperimentState {
     trials: Vec<Trial>,
 }
 
-/// A trial's actor and its step in flight.
+/// A running trial and its step in flight.
 struct Live<T: TrialActor> {
-    handle: ActorHandle<T>,
+    handle: T::Handle,
     pending: Option<ObjectRef<Metrics>>,
     since: Instant,
     /// Time run in earlier actors (before a pause or a failure).
@@ -101,6 +121,10 @@ pub struct Tuner<T: TrialActor> {
     verbosity: Verbosity,
     report_interval: Duration,
     resume: bool,
+    /// Handed to every trial's start (see [`TrialActor::start`]).
+    payload: Vec<u8>,
+    /// Objects `payload` names by id, kept alive while the tuner lives.
+    pins: Vec<ObjectRef<()>>,
     _trial: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -131,8 +155,17 @@ impl<T: TrialActor> Tuner<T> {
             verbosity: Verbosity::Auto,
             report_interval: Duration::from_secs(5),
             resume: false,
+            payload: Vec::new(),
+            pins: Vec::new(),
             _trial: std::marker::PhantomData,
         }
+    }
+
+    /// What every trial's start is given, and the objects it names.
+    pub(crate) fn payload(mut self, payload: Vec<u8>, pins: Vec<ObjectRef<()>>) -> Self {
+        self.payload = payload;
+        self.pins = pins;
+        self
     }
 
     /// The metric to optimise and whether larger (`"max"`) or smaller
@@ -381,9 +414,10 @@ impl<T: TrialActor> Tuner<T> {
                 stop_everything = true;
             }
             if stop_everything {
+                let mut stopping = Vec::new();
                 for t in trials.iter_mut().filter(|t| !t.is_finished()) {
                     if let Some(l) = live.remove(&t.id) {
-                        wray_guest_core::kill(&l.handle);
+                        stopping.push(l.handle);
                     }
                     t.status = Status::Terminated;
                     self.scheduler.on_trial_complete(t.id);
@@ -391,6 +425,7 @@ impl<T: TrialActor> Tuner<T> {
                         c.on_trial_complete(t);
                     }
                 }
+                T::stop(stopping);
                 break;
             }
             for (id, decision) in self.scheduler.take_actions() {
@@ -441,9 +476,9 @@ impl<T: TrialActor> Tuner<T> {
                 };
                 let Some(id) = next else { break };
                 let t = &mut trials[id];
-                match T::start(&t.config, t.checkpoint.clone(), self.cpus, self.gpus) {
-                    Ok(handle) => {
-                        let pending = T::step(&handle);
+                match T::start(&t.config, t.checkpoint.clone(), self.cpus, self.gpus, &self.payload) {
+                    Ok(mut handle) => {
+                        let pending = T::step(&mut handle);
                         waiting.insert(pending.id(), id);
                         let before = t.history.last().and_then(|r| r.get("time_total_s")).copied().unwrap_or(0.0);
                         live.insert(id, Live { handle, pending: Some(pending), since: Instant::now(), before });
@@ -481,10 +516,8 @@ impl<T: TrialActor> Tuner<T> {
                 let Some(id) = waiting.remove(&r.id()) else { continue };
                 let outcome = wray_guest_core::get(&r);
                 if let Err(e) = self.handle(id, outcome, &mut trials, &mut live, &mut waiting, &mut *searcher) {
-                    // Trials hold their resources until killed.
-                    for l in live.values() {
-                        wray_guest_core::kill(&l.handle);
-                    }
+                    // Trials hold their resources until stopped.
+                    T::stop(live.into_values().map(|l| l.handle).collect());
                     return Err(e);
                 }
             }
@@ -553,6 +586,10 @@ impl<T: TrialActor> Tuner<T> {
     ) -> Result<(), Error> {
         let Some(l) = live.get_mut(&id) else { return Ok(()) };
         l.pending = None;
+        let outcome = match outcome {
+            Ok(r) if r.contains_key(FAILED) => Err(T::failure(&l.handle)),
+            other => other,
+        };
         let t = &mut trials[id];
         let mut result = match outcome {
             Ok(r) => r,
@@ -563,7 +600,7 @@ impl<T: TrialActor> Tuner<T> {
                     c.on_trial_error(t);
                 }
                 if let Some(l) = live.remove(&id) {
-                    wray_guest_core::kill(&l.handle);
+                    T::stop(vec![l.handle]);
                 }
                 if t.failures <= self.max_failures {
                     // Retried from its last checkpoint (or from scratch).
@@ -577,6 +614,23 @@ impl<T: TrialActor> Tuner<T> {
                 return Ok(());
             }
         };
+        if result.remove(FINISHED).is_some() {
+            // A loop trial's loop returned after its last report.
+            if t.history.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "tune: {}'s loop returned without calling tune::report: there is no metric {:?} to compare",
+                    t.name, self.metric
+                )));
+            }
+            let l = live.remove(&id).expect("live");
+            T::stop(vec![l.handle]);
+            self.complete(t, searcher);
+            self.save_state(trials);
+            return Ok(());
+        }
+        // A loop trial reported a checkpoint with this result: keep it, so a
+        // retry, a pause or an exploiting trial starts from it.
+        let checkpointed = result.remove(CHECKPOINTED).is_some();
         let iteration = t.history.len() + 1;
         result.insert("training_iteration".into(), iteration as f64);
         result.insert("time_total_s".into(), l.before + l.since.elapsed().as_secs_f64());
@@ -591,15 +645,17 @@ impl<T: TrialActor> Tuner<T> {
         for c in &mut self.callbacks {
             c.on_trial_result(t, &result);
         }
-        if self.checkpoint_freq > 0
-            && iteration.is_multiple_of(self.checkpoint_freq)
-            && let Ok(cp) = wray_guest_core::get(&T::save(&l.handle))
-        {
-            t.checkpoint = Some(cp);
-            for c in &mut self.callbacks {
-                c.on_checkpoint(t);
+        if checkpointed || (self.checkpoint_freq > 0 && iteration.is_multiple_of(self.checkpoint_freq)) {
+            match T::save(&l.handle) {
+                Ok(cp) => {
+                    t.checkpoint = Some(cp);
+                    for c in &mut self.callbacks {
+                        c.on_checkpoint(t);
+                    }
+                    self.save_state(trials);
+                }
+                Err(e) => eprintln!("wray::tune: checkpointing {} failed: {e}", t.name),
             }
-            self.save_state(trials);
         }
         let t = &mut trials[id];
         let done = result.get("done").is_some_and(|d| *d >= 1.0);
@@ -613,17 +669,17 @@ impl<T: TrialActor> Tuner<T> {
         match decision {
             Decision::Continue => {
                 let l = live.get_mut(&id).expect("live");
-                let pending = T::step(&l.handle);
+                let pending = T::step(&mut l.handle);
                 waiting.insert(pending.id(), id);
                 l.pending = Some(pending);
             }
             Decision::Pause => {
                 let l = live.remove(&id).expect("live");
-                match wray_guest_core::get(&T::save(&l.handle)) {
+                match T::save(&l.handle) {
                     Ok(cp) => t.checkpoint = Some(cp),
                     Err(e) => t.error = Some(format!("checkpoint before pausing failed: {e}")),
                 }
-                wray_guest_core::kill(&l.handle);
+                T::stop(vec![l.handle]);
                 t.status = Status::Paused;
                 self.save_state(trials);
             }
@@ -631,10 +687,10 @@ impl<T: TrialActor> Tuner<T> {
                 // Population Based Training: continue from a better trial's
                 // state with a perturbed copy of its config.
                 let l = live.remove(&id).expect("live");
-                wray_guest_core::kill(&l.handle);
+                T::stop(vec![l.handle]);
                 if let Some((donor, config)) = self.scheduler.take_exploit(id) {
                     let checkpoint = match live.get(&donor) {
-                        Some(d) => wray_guest_core::get(&T::save(&d.handle)).ok(),
+                        Some(d) => T::save(&d.handle).ok(),
                         None => trials[donor].checkpoint.clone(),
                     };
                     let t = &mut trials[id];
@@ -648,17 +704,22 @@ impl<T: TrialActor> Tuner<T> {
             }
             Decision::Stop => {
                 let l = live.remove(&id).expect("live");
-                wray_guest_core::kill(&l.handle);
-                t.status = Status::Terminated;
-                self.scheduler.on_trial_complete(id);
-                searcher.on_trial_complete(id, Some(&result));
-                for c in &mut self.callbacks {
-                    c.on_trial_complete(t);
-                }
+                T::stop(vec![l.handle]);
+                self.complete(t, searcher);
                 self.save_state(trials);
             }
         }
         Ok(())
+    }
+
+    /// Marks a trial finished and tells everyone.
+    fn complete(&mut self, t: &mut Trial, searcher: &mut dyn Searcher) {
+        t.status = Status::Terminated;
+        self.scheduler.on_trial_complete(t.id);
+        searcher.on_trial_complete(t.id, t.history.last());
+        for c in &mut self.callbacks {
+            c.on_trial_complete(t);
+        }
     }
 }
 

@@ -373,6 +373,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         "tune-pbt" => tune_pbt()?,
         "tune-stoppers" => tune_stoppers()?,
         "tune-two-functions" => tune_two_functions()?,
+        "tune-loop" => tune_loop()?,
         "tune-resume" => tune_resume(
             args.get(1).map(String::as_str).unwrap_or("/store"),
             args.get(2).is_some_and(|a| a == "resume"),

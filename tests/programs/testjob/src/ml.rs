@@ -493,3 +493,78 @@ pub(crate) fn tune_pbt() -> Result<(), Error> {
     println!("pbt: iterations {:?}", grid.trials.iter().map(|t| t.iterations()).collect::<Vec<_>>());
     Ok(())
 }
+
+/// A loop trial (`Tuner::function`): its score climbs at `rate` per step.
+/// The trial with `fail` set fails once at step 5 and restarts from the
+/// step-4 checkpoint it reported; `stall` sleeps past stoppers. Each loop
+/// says where `report` told it to stop, so the test can check that no loop
+/// ran ahead of its scheduler.
+fn climbing_loop(config: &wray::tune::Config) -> Result<(), Error> {
+    use wray::tune;
+    let rate = config.f64("rate")?;
+    let fail = config.get("fail").is_some_and(|v| v.as_f64() == Some(1.0));
+    let mut step = match tune::get_checkpoint()? {
+        Some(c) => u64::from_le_bytes(c.try_into().map_err(|_| Error::InvalidArgument("checkpoint".into()))?),
+        None => 0,
+    };
+    let restarted = step > 0;
+    while step < 12 {
+        step += 1;
+        if fail && !restarted && step == 5 {
+            return Err(Error::InvalidArgument(format!("rate {rate} fails at step {step}")));
+        }
+        let score = rate * step as f64;
+        match tune::report(tune::metrics(&[("score", score), ("step", step as f64)]), Some(step.to_le_bytes().to_vec()))
+        {
+            Err(Error::Cancelled) => {
+                println!("loop rate={rate}: stopped after report {step}");
+                return Err(Error::Cancelled);
+            }
+            r => r?,
+        }
+    }
+    println!("loop rate={rate}: returned after report {step}");
+    Ok(())
+}
+
+fn silent_loop(_config: &wray::tune::Config) -> Result<(), Error> {
+    Ok(())
+}
+
+/// `tune-loop`: loop trials under ASHA, with a failure and a retry; a loop
+/// that never reports.
+pub(crate) fn tune_loop() -> Result<(), Error> {
+    use wray::tune::{self, Space, Tuner, Verbosity};
+    let space = Space::new().with("rate", tune::grid_search([3.2, 1.6, 0.8, 0.4, 0.2, 0.1])).with(
+        "fail",
+        tune::sample_from(|c: &tune::Config, _: &mut wray::Rng| {
+            tune::Value::Int(if c.f64("rate").unwrap_or(0.0) == 3.2 { 1 } else { 0 })
+        }),
+    );
+    let grid = Tuner::function(climbing_loop, space)
+        .metric("score", "max")
+        .scheduler(tune::Asha::with(12.0, 1.0, 2.0, 1))
+        .max_failures(1)
+        .max_concurrent_trials(2)
+        .verbose(Verbosity::Quiet)
+        .fit()?;
+    for t in &grid.trials {
+        println!(
+            "trial rate={}: {} after {} iterations, {} failures, checkpoint {:?}",
+            t.config.f64("rate")?,
+            t.status,
+            t.iterations(),
+            t.failures,
+            t.checkpoint.as_ref().and_then(|c| c.clone().try_into().ok()).map(u64::from_le_bytes)
+        );
+    }
+    let best = grid.best_trial().ok_or_else(|| Error::InvalidArgument("no best trial".into()))?;
+    println!("best rate: {} score {}", best.config.f64("rate")?, best.last_result()["score"]);
+    let silent = Tuner::function(silent_loop, Space::new().with("x", tune::grid_search([1])))
+        .metric("score", "max")
+        .verbose(Verbosity::Quiet)
+        .fit();
+    println!("silent: {:?}", silent.map(|g| g.trials.len()).map_err(|e| e.to_string()));
+    println!("report outside a trial: {:?}", tune::report(tune::metrics(&[]), None).map_err(|e| e.to_string()));
+    Ok(())
+}

@@ -368,6 +368,8 @@ fn scenario_preprocess(dir: &str) -> Result<(), Error> {
         ("standard", P::standard_scaler(&["x", "y"])),
         ("minmax", P::min_max_scaler(&["x", "y"])),
         ("maxabs", P::max_abs_scaler(&["x", "y"])),
+        ("robust", P::robust_scaler(&["x", "y"])),
+        ("robust 10-90", P::robust_scaler_with(&["x", "y"], (0.1, 0.9))),
     ] {
         let out = p.fit_transform(&ds)?;
         show(&format!("{name} x"), &out, "x")?;
@@ -395,6 +397,7 @@ fn scenario_preprocess(dir: &str) -> Result<(), Error> {
     for (name, strategy) in [
         ("mean", Strategy::Mean),
         ("most_frequent", Strategy::MostFrequent),
+        ("median", Strategy::Median),
         ("constant", Strategy::Constant(Category::Number(-1.0))),
     ] {
         show(&format!("impute {name} z"), &P::simple_imputer(&["z"], strategy).fit_transform(&ds)?, "z")?;
@@ -408,6 +411,13 @@ fn scenario_preprocess(dir: &str) -> Result<(), Error> {
     let out = back.transform(&ds);
     show("chain x", &out, "x")?;
     show("chain z", &out, "z")?;
+    let concat = P::concatenator(&["x", "y"], "features").transform(&ds);
+    let mut matrix = Vec::new();
+    for b in concat.take_all_batches()? {
+        assert!(b.array("x").is_err(), "the concatenated columns are replaced");
+        matrix.extend(b.tensor(&["features"])?.to_vec()?.into_iter().map(f64::from));
+    }
+    println!("concat x,y: {}", matrix.iter().map(|v| format!("{v:.6}")).collect::<Vec<_>>().join(" "));
     // Bad input.
     let unseen = data::from_items(vec![Color { color: "purple".into() }])?;
     let err = P::ordinal_encoder(&["color"]).fit(&ds)?.transform(&unseen).take_all_batches().err();
@@ -419,6 +429,10 @@ fn scenario_preprocess(dir: &str) -> Result<(), Error> {
     println!(
         "no such column: {}",
         P::standard_scaler(&["w"]).fit(&ds).err().map(|e| e.to_string()).unwrap_or_default()
+    );
+    println!(
+        "bad quantile range: {}",
+        P::robust_scaler_with(&["x"], (0.9, 0.1)).fit(&ds).err().map(|e| e.to_string()).unwrap_or_default()
     );
     println!(
         "text scaled: {}",
@@ -457,6 +471,7 @@ pub fn run(scenario: &str, args: &[String]) -> Result<(), Error> {
     let dir = args.first().map(String::as_str).unwrap_or("/work");
     match scenario {
         "train-collective" => scenario_collective(),
+        "train-tune" => scenario_tune(),
         "train-loop" => scenario_loop(dir),
         "train-fail" => scenario_fail(),
         "train-bad" => scenario_bad(dir),
@@ -465,4 +480,75 @@ pub fn run(scenario: &str, args: &[String]) -> Result<(), Error> {
         "train-cluster" => scenario_cluster(args.first().is_some_and(|a| a == "killable")),
         other => panic!("unknown scenario {other}"),
     }
+}
+
+/// A loop whose config is Tune's: `score` grows with `lr` per epoch,
+/// averaged over the workers; it checkpoints every epoch and resumes from
+/// the checkpoint it is given.
+fn tuned_loop(config: wray::tune::Config) -> Result<(), Error> {
+    let lr = config.f64("lr")?;
+    let epochs = config.i64("epochs")? as u32;
+    let ctx = train::get_context()?;
+    let start = train::get_checkpoint()?.map(|c| c.value::<u32>("epoch")).transpose()?.unwrap_or(0);
+    for epoch in start..epochs {
+        let mut score = [lr as f32 * (epoch + 1) as f32 + ctx.world_rank as f32];
+        train::allreduce(&mut score, ReduceOp::Mean)?;
+        let mut checkpoint = Checkpoint::new();
+        checkpoint.insert_value("epoch", &(epoch + 1))?;
+        let m = train::metrics(&[
+            ("score", score[0] as f64),
+            ("epoch", (epoch + 1) as f64),
+            ("world_size", ctx.world_size as f64),
+            ("hidden", config.i64("hidden")? as f64),
+        ]);
+        train::report(m, Some(checkpoint))?;
+    }
+    Ok(())
+}
+
+/// `train-tune`: a trainer handed to Tune; ASHA ends the poor trials.
+fn scenario_tune() -> Result<(), Error> {
+    use wray::tune::{self, Space, Verbosity};
+    let base = wray::tune::Config::default().with("epochs", 8).with("hidden", 4);
+    let trainer = DataParallelTrainer::new(tuned_loop)
+        .train_loop_config(base)
+        .scaling_config(ScalingConfig::new(2).resources_per_worker(&[("CPU", 0.5)]))
+        .run_config(RunConfig { name: "tuned".into(), ..RunConfig::default() });
+    let space = Space::new()
+        .with("train_loop_config/lr", tune::grid_search([0.5, 1.0, 2.0, 4.0]))
+        .with("hidden", tune::grid_search([8, 16]));
+    let grid = trainer
+        .tuner(space)?
+        .metric("score", "max")
+        .scheduler(tune::Asha::with(8.0, 2.0, 2.0, 1))
+        .verbose(Verbosity::Quiet)
+        .fit()?;
+    for t in &grid.trials {
+        let last = t.last_result();
+        println!(
+            "trial lr={} hidden={}: {} after {} iterations, world size {}, hidden seen {}, checkpoint epoch {:?}",
+            t.config.f64("train_loop_config/lr")?,
+            t.config.i64("hidden")?,
+            t.status,
+            t.iterations(),
+            last.get("world_size").copied().unwrap_or(0.0),
+            last.get("hidden").copied().unwrap_or(0.0),
+            t.checkpoint
+                .as_ref()
+                .map(|c| Checkpoint::from_bytes(c).and_then(|c| c.value::<u32>("epoch")))
+                .transpose()?,
+        );
+    }
+    let best = grid.best_trial().ok_or_else(|| Error::InvalidArgument("no best trial".into()))?;
+    println!("best: {} score {}", best.config, best.last_result()["score"]);
+    // Workers no node can hold: every trial fails, naming the resource.
+    let too_big = DataParallelTrainer::new(tuned_loop)
+        .train_loop_config(wray::tune::Config::default().with("epochs", 2).with("hidden", 1).with("lr", 1.0))
+        .scaling_config(ScalingConfig::new(64))
+        .tuner(Space::new().with("x", tune::grid_search([1])))?
+        .metric("score", "max")
+        .verbose(Verbosity::Quiet)
+        .fit()?;
+    println!("too big: {}", too_big.trials[0].error.clone().unwrap_or_default());
+    Ok(())
 }
