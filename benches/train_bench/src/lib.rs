@@ -6,7 +6,12 @@
 //!
 //! ```text
 //! wray run train_bench.wasm -- [--quick]
+//! wray run --address HEAD --token T train_bench.wasm -- --two-nodes
 //! ```
+//!
+//! `--two-nodes` (on a cluster of two nodes) runs the allreduces only, with
+//! the two workers on different nodes (STRICT_SPREAD), so every buffer
+//! crosses QUIC.
 
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -107,12 +112,13 @@ fn bench_loop(c: Config) -> Result<(), Error> {
 }
 
 fn run(c: Config, workers: usize) -> Result<Metrics, Error> {
+    run_placed(c, ScalingConfig::new(workers))
+}
+
+fn run_placed(c: Config, scaling: ScalingConfig) -> Result<Metrics, Error> {
     let quiet = RunConfig { verbose: false, ..RunConfig::default() };
-    let r = DataParallelTrainer::new(bench_loop)
-        .train_loop_config(c)
-        .scaling_config(ScalingConfig::new(workers))
-        .run_config(quiet)
-        .fit()?;
+    let r =
+        DataParallelTrainer::new(bench_loop).train_loop_config(c).scaling_config(scaling).run_config(quiet).fit()?;
     match r.error {
         Some(e) => Err(e),
         None => Ok(r.metrics),
@@ -123,6 +129,22 @@ fn run(c: Config, workers: usize) -> Result<Metrics, Error> {
 fn main(args: Vec<String>) -> Result<(), Error> {
     let quick = args.iter().any(|a| a == "--quick");
     let n = if quick { 200 } else { 2000 };
+    if args.iter().any(|a| a == "--two-nodes") {
+        let spread = || ScalingConfig::new(2).placement_strategy(wray::PlacementStrategy::StrictSpread);
+        let r = run_placed(Config { bench: Bench::Allreduce, n: n / 4, len: 217 }, spread())?;
+        println!("allreduce of 217 floats (the wine model), 2 workers on two nodes: {:.1} us each", r["us"]);
+        let r = run_placed(
+            Config { bench: Bench::Allreduce, n: if quick { 1 } else { 5 }, len: (100 << 20) / 4 },
+            spread(),
+        )?;
+        println!(
+            "allreduce of 100 MiB, 2 workers on two nodes: {:.1} ms each, {:.2} GB/s of buffer; memcpy of it: {:.2} GB/s",
+            r["us"] / 1000.0,
+            r["gb_s"],
+            r["memcpy_gb_s"]
+        );
+        return Ok(());
+    }
     let r = run(Config { bench: Bench::Report, n, len: 0 }, 2)?;
     println!("report, 2 workers: {:.1} us each", r["us"]);
     // The wine MLP's 217 parameters.

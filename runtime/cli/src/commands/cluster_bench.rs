@@ -120,6 +120,15 @@ async fn raw_between_processes(job: &Path, bytes: usize) -> anyhow::Result<f64> 
     Ok(rate)
 }
 
+/// Raw QUIC throughput in GB/s for one stream of `bytes`: within this
+/// process, and to a second process.
+pub(crate) fn raw_quic(job: &Path, bytes: usize) -> anyhow::Result<(f64, f64)> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let within = rt.block_on(wray_net::loopback_throughput(bytes)).context("measuring raw QUIC throughput")? / 1e9;
+    let between = rt.block_on(raw_between_processes(job, bytes))? / 1e9;
+    Ok((within, between))
+}
+
 pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
     // Room for the transfer's object on both sides: the benchmark measures

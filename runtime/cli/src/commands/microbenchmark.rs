@@ -41,6 +41,13 @@ pub struct MicrobenchmarkCommand {
     #[arg(long)]
     cluster: bool,
 
+    /// Only measure raw QUIC on 127.0.0.1 — one stream of MIB MiB within
+    /// this process and to a second process — print both and exit: the
+    /// reference other benchmarks (benches/train.sh) set beside their
+    /// cross-node figures in the same run.
+    #[arg(long, value_name = "MIB", conflicts_with = "cluster")]
+    raw_quic: Option<u64>,
+
     /// Internal to --cluster: receive one QUIC stream from ADDR and exit.
     #[arg(long, hide = true, value_name = "ADDR", requires = "quic_token")]
     quic_receive: Option<std::net::SocketAddr>,
@@ -170,6 +177,16 @@ impl MicrobenchmarkCommand {
             let token = wray_runtime::Token::parse(token).map_err(|e| Failure::Usage(e.into()))?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             rt.block_on(wray_net::receive_all(addr, &token))?;
+            return Ok(());
+        }
+        if let Some(mib) = self.raw_quic {
+            if mib == 0 || mib > 64 << 10 {
+                return Err(Failure::Usage(anyhow!("--raw-quic takes 1 to 65536 MiB, got {mib}")));
+            }
+            let (within, between) = super::cluster_bench::raw_quic(&self.job, (mib as usize) << 20)?;
+            println!(
+                "raw QUIC, one stream of {mib} MiB on 127.0.0.1: {within:.2} GB/s within one process, {between:.2} GB/s between two processes"
+            );
             return Ok(());
         }
         if self.cluster {
