@@ -73,6 +73,11 @@ fn bad_flags_are_usage_errors() {
         assert_code(&out, 2);
         assert!(!stderr(&out).is_empty(), "no message for {flags:?}");
     }
+    for mib in ["0", "1000000"] {
+        let out = wray(&["microbenchmark", "--raw-quic", mib, path(&job)]);
+        assert_code(&out, 2);
+        assert!(stderr(&out).contains("--raw-quic takes 1 to 65536 MiB"), "{}", stderr(&out));
+    }
 }
 
 #[test]
