@@ -11,6 +11,7 @@ mod data;
 mod embed;
 mod examples;
 mod jobs;
+mod learn;
 mod macros;
 mod nn;
 mod train;

@@ -168,6 +168,7 @@ pub struct Guests {
     pub data_walkthrough: PathBuf,
     pub data_wine_mlp: PathBuf,
     pub train_wine: PathBuf,
+    pub gbdt_wine: PathBuf,
 }
 
 pub fn guests() -> &'static Guests {
@@ -188,6 +189,7 @@ pub fn guests() -> &'static Guests {
         data_walkthrough: build("examples/data_walkthrough"),
         data_wine_mlp: build("examples/data_wine_mlp"),
         train_wine: build("examples/train_wine"),
+        gbdt_wine: build("examples/gbdt_wine"),
     })
 }
 

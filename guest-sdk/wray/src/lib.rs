@@ -134,6 +134,7 @@
 //! | `nn` | `wray::nn` | autograd over host tensors, layers, losses, optimizers, data loading |
 //! | `tune` | `wray::tune` | hyperparameter search: spaces, searchers, schedulers, trials as actors |
 //! | `data` | `wray::data` | datasets of Arrow blocks: readers, lazy transforms streamed through tasks and actor pools, writers |
+//! | `learn` | `wray::learn` | gradient-boosted trees (XGBoost's `hist` method and parameter names: `XGBClassifier`, `XGBRegressor`), scikit-learn's metrics, models saved as JSON |
 //! | `train` | `wray::train` | distributed training: a trainer running your loop on worker actors, `report`, checkpoints, collectives (`allreduce`, ...), data-parallel `nn`, preprocessors, loggers (turns on `nn`, `data` and `tune`) |
 //!
 //! The core alone has [`Tensor`], a handle to a tensor stored by the host —
@@ -158,6 +159,10 @@ pub use wray_nn as nn;
 #[cfg(feature = "tune")]
 #[doc(inline)]
 pub use wray_tune as tune;
+
+#[cfg(feature = "learn")]
+#[doc(inline)]
+pub use wray_learn as learn;
 
 #[cfg(feature = "train")]
 #[doc(inline)]
