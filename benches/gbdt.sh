@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The boosted-trees benchmark of docs/BENCHMARKS.md, references in the same
 # run: the seeds' wine examples 10-3 (XGBClassifier defaults) and 10-5
-# (LightGBM, 150 leaves) and XGBClassifier on the breast-cancer data, by
+# (LightGBM, 150 leaves) and XGBClassifier on the breast-cancer data, and
+# the seeds' grid search over a decision tree (examples/grid_search against
+# scikit-learn's GridSearchCV with n_jobs=-1, benches/reference/grid_search.py), by
 # examples/gbdt_wine (median of five fits, inside the job) and by XGBoost
 # and LightGBM themselves (benches/reference/gbdt_wine.py, median of five
 # fits), installed from PyPI into the venv the other benchmarks use,
@@ -18,6 +20,7 @@ fi
 "$venv/bin/python" -c "import xgboost, lightgbm, sklearn; print('xgboost', xgboost.__version__, 'lightgbm', lightgbm.__version__, 'scikit-learn', sklearn.__version__)"
 cargo build --release -q -p wray-cli
 job=$(target/release/wray build examples/gbdt_wine | tail -n1)
+grid=$(target/release/wray build examples/grid_search | tail -n1)
 for run in 1 2 3; do
     echo "## run $run"
     for args in "" "--lightgbm" "--dataset breast-cancer"; do
@@ -26,4 +29,7 @@ for run in 1 2 3; do
             | grep -E '^(executed|accuracy)' | tr '\n' ' ')"
     done
     "$venv/bin/python" benches/reference/gbdt_wine.py examples/data
+    echo "wray grid search: $(target/release/wray run --dir examples/data::/data "$grid" -- --top 0 \
+        | grep -E '^(executed|best params|test accuracy)' | tr '\n' ' ')"
+    "$venv/bin/python" benches/reference/grid_search.py examples/data/winequality-red.csv
 done

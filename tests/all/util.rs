@@ -169,6 +169,7 @@ pub struct Guests {
     pub data_wine_mlp: PathBuf,
     pub train_wine: PathBuf,
     pub gbdt_wine: PathBuf,
+    pub grid_search: PathBuf,
 }
 
 pub fn guests() -> &'static Guests {
@@ -190,6 +191,7 @@ pub fn guests() -> &'static Guests {
         data_wine_mlp: build("examples/data_wine_mlp"),
         train_wine: build("examples/train_wine"),
         gbdt_wine: build("examples/gbdt_wine"),
+        grid_search: build("examples/grid_search"),
     })
 }
 

@@ -2,10 +2,11 @@
 //! value.
 
 use crate::invalid;
+use serde::{Deserialize, Serialize};
 use wray_guest_core::Error;
 
 /// Rows × columns of `f32`, row-major; `NaN` marks a missing value.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Matrix {
     data: Vec<f32>,
     rows: usize,

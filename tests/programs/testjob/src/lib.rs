@@ -9,6 +9,7 @@ use wray::{ActorHandle, Error, ObjectRef};
 mod actors;
 mod data;
 mod hostile;
+mod learn;
 mod ml;
 mod scenarios;
 mod soak;
@@ -414,6 +415,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         "perm" => println!("perm10: {:?}", wray::nn::numpy_permutation(10, 0)),
         s if s.starts_with("data-") => data::run(s, &args[1..])?,
         s if s.starts_with("train-") => train::run(s, &args[1..])?,
+        s if s.starts_with("learn-") => learn::run(s)?,
         other => panic!("unknown scenario {other}"),
     }
     Ok(())

@@ -19,7 +19,7 @@ pub const MAX_MODEL_NODES: usize = 1 << 26;
 pub const FORMAT: &str = "wray-gbdt";
 
 /// Boosting parameters, named and defaulted as XGBoost's.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Params {
     /// `reg:squarederror`, `binary:logistic`, `multi:softprob`,
     /// `multi:softmax`; a classifier picks by its labels when empty.
@@ -562,7 +562,7 @@ macro_rules! estimator {
 /// XGBoost's `XGBClassifier`: labels are class numbers 0, 1, ..., k-1;
 /// `binary:logistic` for two classes, `multi:softprob` for more, unless
 /// `objective` says otherwise.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct XGBClassifier {
     /// The parameters (also set by the builder methods).
     pub params: Params,
@@ -574,7 +574,7 @@ estimator!(XGBClassifier);
 impl XGBClassifier {
     fn fit_eval(&mut self, x: &Matrix, y: &[f32], eval: Option<(&Matrix, &[f32])>) -> Result<&mut Self, Error> {
         check_labels(x, y)?;
-        let classes = classes(y)?;
+        let classes = crate::class_count(y, MAX_CLASSES)?;
         if let Some((_, ey)) = eval
             && let Some(i) =
                 ey.iter().position(|v| !(v.is_finite() && v.fract() == 0.0 && *v >= 0.0 && (*v as usize) < classes))
@@ -624,26 +624,8 @@ impl XGBClassifier {
     }
 }
 
-/// The number of classes of integer labels 0..k-1.
-fn classes(y: &[f32]) -> Result<usize, Error> {
-    if let Some(i) = y.iter().position(|v| v.fract() != 0.0 || *v < 0.0) {
-        return Err(invalid(format!("label {i} is {}: a classifier's labels are class numbers 0, 1, ...", y[i])));
-    }
-    let k = y.iter().map(|v| *v as usize).max().unwrap_or(0) + 1;
-    if k > MAX_CLASSES {
-        return Err(invalid(format!("labels go up to {}; at most {MAX_CLASSES} classes", k - 1)));
-    }
-    let mut seen = vec![false; k];
-    y.iter().for_each(|v| seen[*v as usize] = true);
-    let present = seen.iter().filter(|s| **s).count();
-    if present < 2 {
-        return Err(invalid(format!("the labels hold {present} class; a classifier needs at least 2")));
-    }
-    Ok(k)
-}
-
 /// XGBoost's `XGBRegressor` (`reg:squarederror`).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct XGBRegressor {
     /// The parameters (also set by the builder methods).
     pub params: Params,

@@ -1,0 +1,89 @@
+//! `wray::learn` scenarios: a randomized search and a grid search over
+//! boosted trees as tasks, and each kind of bad input.
+
+use wray::Error;
+use wray::learn::{
+    DecisionTreeClassifier, Distribution, GridSearchCV, Matrix, Param, ParamGrid, RandomizedSearchCV, XGBClassifier,
+    XGBRegressor,
+};
+
+/// Two noisy blobs: class 1 where x0 + x1 > 1.
+fn blobs(n: usize) -> (Matrix, Vec<f32>) {
+    let mut rng = wray::Rng::new(5);
+    let rows: Vec<Vec<f32>> = (0..n).map(|_| vec![rng.uniform(), rng.uniform(), rng.uniform()]).collect();
+    let y = rows.iter().map(|r| f32::from(u8::from(r[0] + r[1] + 0.2 * r[2] > 1.1))).collect();
+    (Matrix::from_rows(&rows).unwrap(), y)
+}
+
+pub fn run(scenario: &str) -> Result<(), Error> {
+    match scenario {
+        "learn-search" => search(),
+        "learn-errors" => errors(),
+        other => Err(Error::InvalidArgument(format!("unknown scenario {other}"))),
+    }
+}
+
+fn search() -> Result<(), Error> {
+    let (x, y) = blobs(400);
+    let random = RandomizedSearchCV::new(
+        DecisionTreeClassifier::new().random_state(1),
+        &[
+            ("max_depth", Distribution::RandInt(1, 12)),
+            ("criterion", Distribution::Choice(vec!["gini".into(), "entropy".into()])),
+        ],
+        12,
+    )
+    .random_state(3)
+    .fit(&x, &y)?;
+    println!("randomized: {} configurations, best {:.4}", random.cv_results.len(), random.best_score);
+    let shallow = random.cv_results.iter().find(|r| r.params["max_depth"] == Param::Int(1));
+    if let Some(s) = shallow {
+        println!("depth 1 scores below the best: {}", s.mean_test_score < random.best_score);
+    }
+    let grid = ParamGrid::new().with("max_depth", [1, 3]).with("n_estimators", [5, 40]);
+    let boosted = GridSearchCV::new(XGBClassifier::new(), grid).cv(3).fit(&x, &y)?;
+    let best: Vec<String> = boosted.best_params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!(
+        "boosted grid: best {} ({:.4}), folds per config {}",
+        best.join(" "),
+        boosted.best_score,
+        boosted.cv_results[0].split_test_scores.len()
+    );
+    let z: Vec<f32> = (0..x.rows()).map(|i| 3.0 * x.get(i, 0) - x.get(i, 1)).collect();
+    let reg = GridSearchCV::new(XGBRegressor::new(), ParamGrid::new().with("max_depth", [2, 4])).fit(&x, &z)?;
+    println!("regressor grid: best r2 above 0.9: {}", reg.best_score > 0.9);
+    Ok(())
+}
+
+fn errors() -> Result<(), Error> {
+    let (x, y) = blobs(40);
+    let show = |r: Result<String, Error>| r.unwrap_or_else(|e| e.to_string());
+    println!(
+        "unknown parameter: {}",
+        show(
+            GridSearchCV::new(DecisionTreeClassifier::new(), ParamGrid::new().with("depth", [3]))
+                .fit(&x, &y)
+                .map(|_| String::new())
+        )
+    );
+    let mut rare = y.clone();
+    rare.iter_mut().for_each(|v| *v = 0.0);
+    rare[0] = 1.0;
+    println!(
+        "rare class: {}",
+        show(GridSearchCV::new(DecisionTreeClassifier::new(), ParamGrid::new()).fit(&x, &rare).map(|_| String::new()))
+    );
+    let mut nan = y.clone();
+    nan[7] = f32::INFINITY;
+    println!("infinite label: {}", show(XGBClassifier::new().fit(&x, &nan).map(|_| String::new())));
+    let mut m = XGBClassifier::new();
+    m.fit(&x, &y)?;
+    let narrow = Matrix::new(vec![0.5; 4], 2)?;
+    println!("other features: {}", show(m.predict(&narrow).map(|_| String::new())));
+    println!(
+        "unknown objective: {}",
+        show(XGBClassifier::new().objective("rank:pairwise").fit(&x, &y).map(|_| String::new()))
+    );
+    println!("empty: {}", show(XGBClassifier::new().fit(&Matrix::from_rows(&[])?, &[]).map(|_| String::new())));
+    Ok(())
+}
