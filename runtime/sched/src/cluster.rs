@@ -136,6 +136,12 @@ impl<N: Ord + Clone> ClusterView<N> {
         }
     }
 
+    /// Whether a node that died (and is still remembered) could have met
+    /// `demand` — a sign that a replacement may be on its way.
+    pub fn lost_could_meet(&self, demand: &Resources) -> bool {
+        self.members.values().any(|m| !m.alive && m.total.contains(demand))
+    }
+
     /// Total resources of the live nodes.
     pub fn total(&self) -> Resources {
         self.sum(|m| &m.total)
@@ -286,6 +292,20 @@ impl<N: Ord + Clone> ClusterView<N> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_dead_node_that_met_a_demand_is_remembered() {
+        let spot = |n: f64| Resources::new().with("spot", n);
+        let mut v: ClusterView<u32> = ClusterView::new(100);
+        v.join(1, spot(2.0), 0);
+        assert!(!v.lost_could_meet(&spot(1.0)));
+        v.leave(&1);
+        assert!(v.lost_could_meet(&spot(1.0)) && !v.lost_could_meet(&spot(3.0)));
+        assert!(matches!(v.place(&spot(1.0), None, Need::Elsewhere), Placement::Infeasible));
+        v.forget_dead(0);
+        assert!(!v.lost_could_meet(&spot(1.0)));
+    }
+
     use super::*;
     use std::collections::VecDeque;
 

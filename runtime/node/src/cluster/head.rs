@@ -39,6 +39,14 @@ pub(super) const MEMBERSHIP_PRIORITY: i32 = 10;
 /// fails this much later (Ray keeps such work pending for good).
 pub(crate) const JOIN_GRACE: Duration = Duration::from_secs(3);
 
+/// How long such a demand waits instead when a node that met it has died
+/// (and is still remembered): its replacement — a restarted worker, a
+/// supervisor's new process — is likely, and on a loaded machine takes
+/// longer than `JOIN_GRACE` to start and join (the chaos soak's seed
+/// 1796300659321244508 lost an actor so while both `spot` workers were
+/// being replaced). A demand no node ever met keeps the short grace.
+pub(crate) const REJOIN_GRACE: Duration = Duration::from_secs(30);
+
 /// How often a worker tells the head it is alive and what it has free.
 pub const HEARTBEAT: Duration = Duration::from_millis(200);
 
@@ -98,7 +106,8 @@ impl Peers {
 
     /// Places a task or actor that leaves `from` (the head's own resources
     /// refreshed first). A demand no known node can meet waits up to
-    /// [`JOIN_GRACE`] for one to join (placed again every heartbeat).
+    /// [`JOIN_GRACE`] for one to join (placed again every heartbeat), or
+    /// [`REJOIN_GRACE`] when a node that met it has died.
     pub(crate) async fn place(
         &self,
         head: &NodeInner,
@@ -108,13 +117,14 @@ impl Peers {
     ) -> wray_sched::Placement<String> {
         let asked = Instant::now();
         loop {
-            let placed = {
+            let (placed, grace) = {
                 let free = head.free_resources();
                 let mut view = lock(&self.view);
                 view.heartbeat(&head.id, free, self.now());
-                view.place(demand, from, need)
+                let grace = if view.lost_could_meet(demand) { REJOIN_GRACE } else { JOIN_GRACE };
+                (view.place(demand, from, need), grace)
             };
-            if !matches!(placed, wray_sched::Placement::Infeasible) || asked.elapsed() >= JOIN_GRACE {
+            if !matches!(placed, wray_sched::Placement::Infeasible) || asked.elapsed() >= grace {
                 return placed;
             }
             tokio::time::sleep(HEARTBEAT).await;
