@@ -320,3 +320,26 @@ fn ctrl_c_cancels_a_running_job() {
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
     assert!(interrupted.elapsed() < Duration::from_secs(10));
 }
+
+/// `wray::util::Pool`, Ray's multiprocessing pool: every call form returns
+/// what Python's would, at most `processes` chunks run at once, and a
+/// panicking function fails the iterator's next item with the panic.
+#[test]
+fn a_pool_maps_in_parallel_tasks() {
+    let out = scenario(&[], &["pool"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    for want in [
+        "map: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]",
+        "imap in order: true",
+        "imap_unordered has all: true",
+        "starmap: [3, 7, 0]",
+        "apply_async: ready true value 144",
+        "apply: 42",
+        "naps: at most 2 at once",
+        "panicking item: 10 results before the error; task wray_guest_core::util::pool_chunk failed: panicked at",
+    ] {
+        assert!(text.contains(want), "{want}\n{text}");
+    }
+    assert!(text.contains("unlucky 13"), "{text}");
+}

@@ -11,6 +11,10 @@
 
 #![deny(missing_docs)]
 
+// The macros expand to `::wray` paths; inside this crate that is the crate
+// itself (for the remote function behind `util::Pool`).
+extern crate self as wray;
+
 mod actor;
 mod api;
 mod arg;
@@ -25,6 +29,7 @@ mod options;
 mod placement;
 mod rng;
 pub mod tensor;
+pub mod util;
 mod value;
 
 pub use actor::{Actor, ActorHandle, get_actor, kill};

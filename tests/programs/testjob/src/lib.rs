@@ -11,6 +11,7 @@ mod data;
 mod hostile;
 mod learn;
 mod ml;
+mod pool;
 mod scenarios;
 mod soak;
 mod tasks;
@@ -416,6 +417,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         s if s.starts_with("data-") => data::run(s, &args[1..])?,
         s if s.starts_with("train-") => train::run(s, &args[1..])?,
         s if s.starts_with("learn-") => learn::run(s)?,
+        "pool" => pool::run()?,
         other => panic!("unknown scenario {other}"),
     }
     Ok(())
