@@ -118,3 +118,26 @@ fn bad_input_to_models_and_searches_is_named() {
         assert!(out.contains(want), "{want}\n{out}");
     }
 }
+
+/// Random forests (trees grown in tasks, also inside a search's tasks) and
+/// linear models fit held-out rows; least squares finds the plane.
+#[test]
+fn forests_and_linear_models_fit_held_out_rows() {
+    let out = stdout(&scenario(&[], &["learn-models"]));
+    let value = |label: &str| -> f64 { number_after(&out, label) };
+    assert!(out.contains("forest: 40 trees, accuracy"), "{out}");
+    assert!(line(&out, "forest:").split("accuracy ").nth(1).unwrap().parse::<f64>().unwrap() > 0.9, "{out}");
+    assert!(value("logistic: accuracy") > 0.9, "{out}");
+    assert!(
+        out.contains("linear: coef [2.00, -0.00, -0.99]") || out.contains("linear: coef [2.00, 0.00, -0.99]"),
+        "{out}"
+    );
+    assert!(out.contains("forest regressor: r2 above 0.8: true"), "{out}");
+    assert!(["0.01", "1", "100"].iter().any(|c| out.contains(&format!("logistic grid: best C {c}\n"))), "{out}");
+    assert!(out.contains("forest grid: best max_depth 8"), "{out}");
+    assert!(value("ridge: r2") > 0.9, "{out}");
+}
+
+fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?} in\n{out}"))
+}

@@ -39,13 +39,17 @@
 // The remote macro names the SDK as `wray`.
 extern crate wray_guest_core as wray;
 
+pub mod forest;
 pub mod gbdt;
+pub mod linear;
 mod matrix;
 pub mod metrics;
 pub mod model_selection;
 pub mod tree;
 
+pub use forest::{RandomForestClassifier, RandomForestRegressor};
 pub use gbdt::{Booster, Importance, XGBClassifier, XGBRegressor};
+pub use linear::{LinearRegression, LogisticRegression, Ridge};
 pub use matrix::Matrix;
 pub use model_selection::{
     Distribution, Estimator, GridSearchCV, KFold, Param, ParamGrid, RandomizedSearchCV, StratifiedKFold,

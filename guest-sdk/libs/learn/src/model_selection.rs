@@ -5,7 +5,9 @@
 //! once, mean and standard deviation of the score per configuration, ranks,
 //! and the best configuration refitted on all the data.
 
+use crate::forest::{RandomForestClassifier, RandomForestRegressor};
 use crate::gbdt::{XGBClassifier, XGBRegressor};
+use crate::linear::{LinearRegression, LogisticRegression, Ridge};
 use crate::tree::{Criterion, DecisionTreeClassifier, DecisionTreeRegressor};
 use crate::{Matrix, invalid, metrics};
 use serde::de::DeserializeOwned;
@@ -159,6 +161,66 @@ macro_rules! tree_params {
 }
 tree_params!(DecisionTreeClassifier, true);
 tree_params!(DecisionTreeRegressor, false);
+
+macro_rules! forest_params {
+    ($ty:ident, $classifier:expr) => {
+        impl Estimator for $ty {
+            const CLASSIFIER: bool = $classifier;
+            fn set_param(&mut self, name: &str, v: &Param) -> Result<(), Error> {
+                let p = &mut self.params;
+                match name {
+                    "n_estimators" => p.n_estimators = v.usize(name)?,
+                    "bootstrap" => p.bootstrap = v.usize(name)? != 0,
+                    "max_depth" => p.tree.max_depth = v.optional(name)?,
+                    "max_features" => p.tree.max_features = v.optional(name)?,
+                    "min_samples_split" => p.tree.min_samples_split = v.usize(name)?,
+                    "min_samples_leaf" => p.tree.min_samples_leaf = v.usize(name)?,
+                    "random_state" => p.tree.random_state = v.usize(name)? as u64,
+                    "criterion" => p.tree.criterion = Criterion::parse(v.str(name)?)?,
+                    _ => return Err(unknown(stringify!($ty), name)),
+                }
+                Ok(())
+            }
+            delegate!();
+        }
+    };
+}
+forest_params!(RandomForestClassifier, true);
+forest_params!(RandomForestRegressor, false);
+
+impl Estimator for LinearRegression {
+    const CLASSIFIER: bool = false;
+    fn set_param(&mut self, name: &str, _: &Param) -> Result<(), Error> {
+        Err(unknown("LinearRegression", name))
+    }
+    delegate!();
+}
+
+impl Estimator for Ridge {
+    const CLASSIFIER: bool = false;
+    fn set_param(&mut self, name: &str, v: &Param) -> Result<(), Error> {
+        match name {
+            "alpha" => self.alpha = v.f64(name)?,
+            _ => return Err(unknown("Ridge", name)),
+        }
+        Ok(())
+    }
+    delegate!();
+}
+
+impl Estimator for LogisticRegression {
+    const CLASSIFIER: bool = true;
+    fn set_param(&mut self, name: &str, v: &Param) -> Result<(), Error> {
+        match name {
+            "C" => self.c = v.f64(name)?,
+            "max_iter" => self.max_iter = v.usize(name)?,
+            "tol" => self.tol = v.f64(name)?,
+            _ => return Err(unknown("LogisticRegression", name)),
+        }
+        Ok(())
+    }
+    delegate!();
+}
 
 macro_rules! xgb_params {
     ($ty:ident, $classifier:expr) => {

@@ -3,8 +3,8 @@
 
 use wray::Error;
 use wray::learn::{
-    DecisionTreeClassifier, Distribution, GridSearchCV, Matrix, Param, ParamGrid, RandomizedSearchCV, XGBClassifier,
-    XGBRegressor,
+    DecisionTreeClassifier, Distribution, GridSearchCV, LinearRegression, LogisticRegression, Matrix, Param, ParamGrid,
+    RandomForestClassifier, RandomForestRegressor, RandomizedSearchCV, Ridge, XGBClassifier, XGBRegressor, metrics,
 };
 
 /// Two noisy blobs: class 1 where x0 + x1 > 1.
@@ -19,6 +19,7 @@ pub fn run(scenario: &str) -> Result<(), Error> {
     match scenario {
         "learn-search" => search(),
         "learn-errors" => errors(),
+        "learn-models" => models(),
         other => Err(Error::InvalidArgument(format!("unknown scenario {other}"))),
     }
 }
@@ -85,5 +86,54 @@ fn errors() -> Result<(), Error> {
         show(XGBClassifier::new().objective("rank:pairwise").fit(&x, &y).map(|_| String::new()))
     );
     println!("empty: {}", show(XGBClassifier::new().fit(&Matrix::from_rows(&[])?, &[]).map(|_| String::new())));
+    Ok(())
+}
+
+/// Forests (trees grown in tasks) and linear models, each scored on rows it
+/// did not see; a forest and a logistic regression under a grid search.
+fn models() -> Result<(), Error> {
+    let (x, y) = blobs(600);
+    let train: Vec<usize> = (0..450).collect();
+    let test: Vec<usize> = (450..600).collect();
+    let (xt, xs) = (x.select(&train), x.select(&test));
+    let (yt, ys): (Vec<f32>, Vec<f32>) = (train.iter().map(|&i| y[i]).collect(), test.iter().map(|&i| y[i]).collect());
+    let mut forest = RandomForestClassifier::new().n_estimators(40).random_state(2);
+    forest.fit(&xt, &yt)?;
+    println!(
+        "forest: {} trees, accuracy {:.3}",
+        forest.trees.len(),
+        metrics::accuracy_score(&ys, &forest.predict(&xs)?)?
+    );
+    let mut logistic = LogisticRegression::new();
+    logistic.fit(&xt, &yt)?;
+    println!("logistic: accuracy {:.3}", metrics::accuracy_score(&ys, &logistic.predict(&xs)?)?);
+    // A plane with noise: linear models find it, a forest approximates it.
+    let mut rng = wray::Rng::new(8);
+    let z: Vec<f32> = (0..x.rows()).map(|i| 2.0 * x.get(i, 0) - x.get(i, 2) + 0.05 * rng.normal()).collect();
+    let (zt, zs): (Vec<f32>, Vec<f32>) = (train.iter().map(|&i| z[i]).collect(), test.iter().map(|&i| z[i]).collect());
+    let mut linear = LinearRegression::new();
+    linear.fit(&xt, &zt)?;
+    let coef = &linear.model.as_ref().expect("fitted").coef;
+    println!(
+        "linear: coef [{:.2}, {:.2}, {:.2}], r2 {:.3}",
+        coef[0],
+        coef[1],
+        coef[2],
+        metrics::r2_score(&zs, &linear.predict(&xs)?)?
+    );
+    let mut ridge = Ridge::new(10.0);
+    ridge.fit(&xt, &zt)?;
+    println!("ridge: r2 {:.3}", metrics::r2_score(&zs, &ridge.predict(&xs)?)?);
+    let mut rf = RandomForestRegressor::new().n_estimators(30).random_state(1);
+    rf.fit(&xt, &zt)?;
+    println!("forest regressor: r2 above 0.8: {}", metrics::r2_score(&zs, &rf.predict(&xs)?)? > 0.8);
+    let search =
+        GridSearchCV::new(LogisticRegression::new(), ParamGrid::new().with("C", [0.01, 1.0, 100.0])).fit(&xt, &yt)?;
+    println!("logistic grid: best C {}", search.best_params["C"]);
+    let search =
+        GridSearchCV::new(RandomForestClassifier::new().n_estimators(10), ParamGrid::new().with("max_depth", [1, 8]))
+            .cv(3)
+            .fit(&xt, &yt)?;
+    println!("forest grid: best max_depth {}", search.best_params["max_depth"]);
     Ok(())
 }
