@@ -138,22 +138,27 @@ macro_rules! delegate {
     };
 }
 
+/// A tree's parameter by scikit-learn's name; `Ok(false)` for a name that
+/// is not one (trees and forests share these).
+fn set_tree_param(p: &mut crate::tree::TreeParams, name: &str, v: &Param) -> Result<bool, Error> {
+    match name {
+        "max_depth" => p.max_depth = v.optional(name)?,
+        "max_features" => p.max_features = v.optional(name)?,
+        "min_samples_split" => p.min_samples_split = v.usize(name)?,
+        "min_samples_leaf" => p.min_samples_leaf = v.usize(name)?,
+        "random_state" => p.random_state = v.usize(name)? as u64,
+        "criterion" => p.criterion = Criterion::parse(v.str(name)?)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 macro_rules! tree_params {
     ($ty:ident, $classifier:expr) => {
         impl Estimator for $ty {
             const CLASSIFIER: bool = $classifier;
             fn set_param(&mut self, name: &str, v: &Param) -> Result<(), Error> {
-                let p = &mut self.params;
-                match name {
-                    "max_depth" => p.max_depth = v.optional(name)?,
-                    "max_features" => p.max_features = v.optional(name)?,
-                    "min_samples_split" => p.min_samples_split = v.usize(name)?,
-                    "min_samples_leaf" => p.min_samples_leaf = v.usize(name)?,
-                    "random_state" => p.random_state = v.usize(name)? as u64,
-                    "criterion" => p.criterion = Criterion::parse(v.str(name)?)?,
-                    _ => return Err(unknown(stringify!($ty), name)),
-                }
-                Ok(())
+                if set_tree_param(&mut self.params, name, v)? { Ok(()) } else { Err(unknown(stringify!($ty), name)) }
             }
             delegate!();
         }
@@ -171,12 +176,7 @@ macro_rules! forest_params {
                 match name {
                     "n_estimators" => p.n_estimators = v.usize(name)?,
                     "bootstrap" => p.bootstrap = v.usize(name)? != 0,
-                    "max_depth" => p.tree.max_depth = v.optional(name)?,
-                    "max_features" => p.tree.max_features = v.optional(name)?,
-                    "min_samples_split" => p.tree.min_samples_split = v.usize(name)?,
-                    "min_samples_leaf" => p.tree.min_samples_leaf = v.usize(name)?,
-                    "random_state" => p.tree.random_state = v.usize(name)? as u64,
-                    "criterion" => p.tree.criterion = Criterion::parse(v.str(name)?)?,
+                    _ if set_tree_param(&mut p.tree, name, v)? => {}
                     _ => return Err(unknown(stringify!($ty), name)),
                 }
                 Ok(())
