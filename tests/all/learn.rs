@@ -141,3 +141,25 @@ fn forests_and_linear_models_fit_held_out_rows() {
 fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
     out.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?} in\n{out}"))
 }
+
+/// Boosting on 1, 2 and 3 worker actors gives the model one process
+/// trains, bit for bit (binary with row and column sampling; softmax).
+#[test]
+fn boosting_on_workers_equals_boosting_in_one_process() {
+    let out = stdout(&scenario(&[], &["learn-workers"]));
+    for name in ["binary", "softmax"] {
+        for workers in [1, 2, 3] {
+            assert!(out.contains(&format!("{name}, {workers} workers: same model as one process: true")), "{out}");
+        }
+        assert!(out.contains(&format!("{name}: training accuracy above 0.9: true")), "{out}");
+    }
+    assert!(out.contains("no workers: invalid argument: GbdtTrainer: 0 workers"), "{out}");
+}
+
+/// The seeds' wine example on 2 workers: the same accuracy as one process.
+#[test]
+fn the_wine_booster_trains_on_two_workers() {
+    let out = run(&["--workers", "2"]);
+    assert!(out.contains("executed XGBoost on 2 workers in"), "{out}");
+    assert_eq!(number_after(&out, "accuracy:"), 0.805, "{out}");
+}

@@ -5,12 +5,14 @@
 //! LightGBM parameters (150 leaves grown leaf-wise, learning rate 0.05,
 //! 200 bins, 100 rounds) — and scikit-learn's classification report.
 //! `--dataset breast-cancer` does the same for the Wisconsin breast-cancer
-//! data (`target`: 1 benign). `--save PATH` writes the model as JSON (to a
-//! directory granted with `--dir`).
+//! data (`target`: 1 benign). `--workers N` trains on N worker actors
+//! (xgboost-ray's `RayParams(num_actors=N)`): the same model, bit for bit.
+//! `--save PATH` writes the model as JSON (to a directory granted with
+//! `--dir`).
 //!
 //! ```text
 //! wray run --dir examples/data::/data gbdt_wine.wasm -- [--lightgbm] [--dataset wine|breast-cancer]
-//!     [--save /data/model.json] [--repeat N]
+//!     [--workers N] [--save /data/model.json] [--repeat N]
 //! ```
 
 use std::time::Instant;
@@ -67,14 +69,20 @@ fn run(args: &[String]) -> Result<(), Error> {
     // compares with the references' median).
     let repeat: usize = flag(args, "--repeat").and_then(|n| n.parse().ok()).unwrap_or(1).max(1);
     let mut times = Vec::new();
+    let workers: usize = flag(args, "--workers").and_then(|n| n.parse().ok()).unwrap_or(1);
     for _ in 0..repeat {
         let start = Instant::now();
-        model.fit(&x_train, &y_train)?;
+        if workers > 1 {
+            model = wray::train::GbdtTrainer::new(model).num_workers(workers).fit(&x_train, &y_train)?;
+        } else {
+            model.fit(&x_train, &y_train)?;
+        }
         times.push(start.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
     let name = if lightgbm { "LightGBM" } else { "XGBoost" };
-    println!("executed {name} in {}", times[times.len() / 2]);
+    let on = if workers > 1 { format!(" on {workers} workers") } else { String::new() };
+    println!("executed {name}{on} in {}", times[times.len() / 2]);
     let predicted = model.predict(&x_test)?;
     print!("{}", metrics::classification_report(&y_test, &predicted)?);
     println!("accuracy: {:.4}", metrics::accuracy_score(&y_test, &predicted)?);

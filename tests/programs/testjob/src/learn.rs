@@ -20,6 +20,7 @@ pub fn run(scenario: &str) -> Result<(), Error> {
         "learn-search" => search(),
         "learn-errors" => errors(),
         "learn-models" => models(),
+        "learn-workers" => workers(),
         other => Err(Error::InvalidArgument(format!("unknown scenario {other}"))),
     }
 }
@@ -135,5 +136,31 @@ fn models() -> Result<(), Error> {
             .cv(3)
             .fit(&xt, &yt)?;
     println!("forest grid: best max_depth {}", search.best_params["max_depth"]);
+    Ok(())
+}
+
+/// Boosting on worker actors equals boosting in one process, bit for bit:
+/// binary with row and column sampling, and softmax.
+fn workers() -> Result<(), Error> {
+    use wray::train::GbdtTrainer;
+    let (x, y) = blobs(3000);
+    let three: Vec<f32> = (0..x.rows()).map(|i| (x.get(i, 0) * 3.0).floor().min(2.0)).collect();
+    for (name, model, labels) in [
+        ("binary", XGBClassifier::new().n_estimators(20).subsample(0.8).colsample_bytree(0.67).random_state(4), &y),
+        ("softmax", XGBClassifier::new().n_estimators(8).max_depth(4), &three),
+    ] {
+        let mut alone = model.clone();
+        alone.fit(&x, labels)?;
+        let reference = alone.booster()?.to_json();
+        for workers in [1, 2, 3] {
+            let trained = GbdtTrainer::new(model.clone()).num_workers(workers).cpus_per_worker(0.5).fit(&x, labels)?;
+            let same = trained.booster()?.to_json() == reference;
+            println!("{name}, {workers} workers: same model as one process: {same}");
+        }
+        let accuracy = metrics::accuracy_score(labels, &alone.predict(&x)?)?;
+        println!("{name}: training accuracy above 0.9: {}", accuracy > 0.9);
+    }
+    let too_many = GbdtTrainer::new(XGBClassifier::new()).num_workers(0).fit(&x, &y).err().map(|e| e.to_string());
+    println!("no workers: {}", too_many.unwrap_or_default());
     Ok(())
 }

@@ -199,78 +199,27 @@ impl Booster {
                 return Err(invalid(format!("the evaluation set has {} rows and {} labels", ex.rows(), ey.len())));
             }
         }
-        let n = x.rows();
-        let all: Vec<usize> = (0..n).collect();
-        let cuts = Cuts::fit(x, &all, params.max_bin);
-        let bins = cuts.apply(x);
-        let data = Binned::new(&bins, x.cols(), &cuts);
-        let base_margin = base_margin(params, objective, k, labels)?;
-        let mut margins: Vec<f64> = (0..n * k).map(|i| base_margin[i % k]).collect();
-        let mut eval_margins: Vec<f64> =
-            eval.map(|(ex, _)| (0..ex.rows() * k).map(|i| base_margin[i % k]).collect()).unwrap_or_default();
-        let tp = params.tree();
-        let (mut g, mut h) = (vec![0.0; n * k], vec![0.0; n * k]);
+        let (cuts, base_margin) = prepare(params, objective, k, x, labels)?;
         let mut trees = Vec::new();
         let mut history = Vec::new();
         let mut best: Option<(usize, f64)> = None;
-        let cols = x.cols();
-        let keep = ((params.colsample_bytree * cols as f64).round() as usize).clamp(1, cols);
-        for round in 0..params.n_estimators {
-            objective.gradients(&margins, labels, k, &mut g, &mut h);
-            let mut rng = Rng::new(params.random_state.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ round as u64);
-            let rows: Vec<u32> = if params.subsample < 1.0 {
-                (0..n as u32).filter(|_| f64::from(rng.uniform()) < params.subsample).collect()
-            } else {
-                (0..n as u32).collect()
-            };
-            let mut features: Vec<usize> = (0..cols).collect();
-            if keep < cols {
-                rng.shuffle(&mut features);
-                features.truncate(keep);
-                features.sort_unstable();
-            }
-            for c in 0..k {
-                let gc: Vec<f64> = (0..n).map(|i| g[i * k + c]).collect();
-                let hc: Vec<f64> = (0..n).map(|i| h[i * k + c]).collect();
-                let max_g = rows.iter().map(|&r| gc[r as usize].abs()).fold(0.0, f64::max);
-                let max_h = rows.iter().map(|&r| hc[r as usize]).fold(0.0, f64::max);
-                let q = Quantized::new(&gc, &hc, max_g, max_h, rows.len());
-                let grown = grow(&data, rows.clone(), &q, &features, &tp, &mut |_| {});
-                let tree = grown.tree;
-                if grown.pruned || rows.len() < n {
-                    for i in 0..n {
-                        margins[i * k + c] += tree.predict(x.row(i));
-                    }
-                } else {
-                    // Every row's leaf is known from the partition.
-                    for &(node, start, end) in &grown.leaves {
-                        let Node::Leaf { value, .. } = tree.nodes[node] else { continue };
-                        for &r in &grown.rows[start..end] {
-                            margins[r as usize * k + c] += value;
-                        }
-                    }
-                }
-                if let Some((ex, _)) = eval {
-                    for i in 0..ex.rows() {
-                        eval_margins[i * k + c] += tree.predict(ex.row(i));
-                    }
-                }
-                trees.push(tree);
-            }
-            if let Some((_, ey)) = eval {
-                let score = metric.eval(&eval_margins, ey, k);
-                history.push(score);
-                let better = best.is_none_or(|(_, b)| if metric.maximize() { score > b } else { score < b });
-                if better {
-                    best = Some((round, score));
-                }
-                if let (Some(patience), Some((at, _))) = (params.early_stopping_rounds, best)
-                    && round - at >= patience
-                {
-                    break;
+        let mut eval_margins: Vec<f64> =
+            eval.map(|(ex, _)| (0..ex.rows() * k).map(|i| base_margin[i % k]).collect()).unwrap_or_default();
+        let mut on_round = |round: usize, new: &[Tree]| -> bool {
+            let Some((ex, ey)) = eval else { return true };
+            for (c, tree) in new.iter().enumerate() {
+                for i in 0..ex.rows() {
+                    eval_margins[i * k + c] += tree.predict(ex.row(i));
                 }
             }
-        }
+            let score = metric.eval(&eval_margins, ey, k);
+            history.push(score);
+            if best.is_none_or(|(_, b)| if metric.maximize() { score > b } else { score < b }) {
+                best = Some((round, score));
+            }
+            !matches!((params.early_stopping_rounds, best), (Some(patience), Some((at, _))) if round - at >= patience)
+        };
+        boost(params, objective, k, &cuts, &base_margin, x, labels, 0, &mut Alone, &mut trees, &mut on_round)?;
         let best_iteration = params.early_stopping_rounds.and(best.map(|(at, _)| at));
         if let Some(at) = best_iteration {
             trees.truncate((at + 1) * k);
@@ -286,6 +235,21 @@ impl Booster {
             best_iteration,
             eval_history: history,
         })
+    }
+
+    /// A model from trees grown elsewhere (by [`boost`] on several workers).
+    pub fn assemble(objective: Objective, num_features: usize, base_margin: Vec<f64>, trees: Vec<Tree>) -> Booster {
+        Booster {
+            format: FORMAT.into(),
+            version: 1,
+            objective: objective.name().into(),
+            num_class: base_margin.len(),
+            num_features,
+            base_margin,
+            trees,
+            best_iteration: None,
+            eval_history: Vec::new(),
+        }
     }
 
     /// Margins (row-major, `num_class` per row) of `x`'s rows.
@@ -373,6 +337,146 @@ impl Booster {
         }
         Ok(b)
     }
+}
+
+/// How a boosting run meets the workers that hold the other rows: sums of
+/// histogram integers and maxima of gradients, across every worker, in
+/// place. A process training alone uses [`Alone`].
+pub trait Reducer {
+    /// Sums `v` element-wise across the workers.
+    fn sum(&mut self, v: &mut [i64]) -> Result<(), Error>;
+    /// Takes the element-wise maximum of `v` across the workers.
+    fn max(&mut self, v: &mut [f64]) -> Result<(), Error>;
+}
+
+/// The [`Reducer`] of a process that holds every row.
+pub struct Alone;
+
+impl Reducer for Alone {
+    fn sum(&mut self, _: &mut [i64]) -> Result<(), Error> {
+        Ok(())
+    }
+    fn max(&mut self, _: &mut [f64]) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// What every worker must agree on before boosting, computed from all the
+/// rows by one process: the bins and the initial margins.
+pub fn prepare(
+    params: &Params,
+    objective: Objective,
+    k: usize,
+    x: &Matrix,
+    labels: &[f32],
+) -> Result<(Cuts, Vec<f64>), Error> {
+    params.check()?;
+    let all: Vec<usize> = (0..x.rows()).collect();
+    Ok((Cuts::fit(x, &all, params.max_bin), base_margin(params, objective, k, labels)?))
+}
+
+/// Whether global row `row` is in round `round`'s sample: a hash of the row's
+/// number, not a draw from a stream, so that the sample is the same however
+/// the rows are split between workers.
+fn sampled(seed: u64, round: usize, row: u64, share: f64) -> bool {
+    let mut z = seed ^ (round as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ row.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    // splitmix64's finaliser.
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    ((z >> 11) as f64 / (1u64 << 53) as f64) < share
+}
+
+/// Boosts on the rows this worker holds (global rows `first_row..`),
+/// meeting the others through `reducer`: every worker grows the same trees,
+/// equal bit for bit to those one process holding every row grows. Appends
+/// each round's trees to `trees`; `on_round(round, its trees)` returning
+/// false stops early.
+#[allow(clippy::too_many_arguments)]
+pub fn boost(
+    params: &Params,
+    objective: Objective,
+    k: usize,
+    cuts: &Cuts,
+    base_margin: &[f64],
+    x: &Matrix,
+    labels: &[f32],
+    first_row: u64,
+    reducer: &mut dyn Reducer,
+    trees: &mut Vec<Tree>,
+    on_round: &mut dyn FnMut(usize, &[Tree]) -> bool,
+) -> Result<(), Error> {
+    params.check()?;
+    if cuts.cuts.len() != x.cols() || base_margin.len() != k {
+        return Err(invalid(format!(
+            "bins for {} features and {} margins, for rows of {} features and {k} classes",
+            cuts.cuts.len(),
+            base_margin.len(),
+            x.cols()
+        )));
+    }
+    let n = x.rows();
+    let bins = cuts.apply(x);
+    let data = Binned::new(&bins, x.cols(), cuts);
+    let mut margins: Vec<f64> = (0..n * k).map(|i| base_margin[i % k]).collect();
+    let tp = params.tree();
+    let (mut g, mut h) = (vec![0.0; n * k], vec![0.0; n * k]);
+    let cols = x.cols();
+    let keep = ((params.colsample_bytree * cols as f64).round() as usize).clamp(1, cols);
+    for round in 0..params.n_estimators {
+        objective.gradients(&margins, labels, k, &mut g, &mut h);
+        let rows: Vec<u32> = if params.subsample < 1.0 {
+            (0..n as u32)
+                .filter(|r| sampled(params.random_state, round, first_row + u64::from(*r), params.subsample))
+                .collect()
+        } else {
+            (0..n as u32).collect()
+        };
+        // Every worker draws the same features: the generator is seeded by
+        // the round alone.
+        let mut features: Vec<usize> = (0..cols).collect();
+        if keep < cols {
+            let mut rng = Rng::new(params.random_state.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ round as u64);
+            rng.shuffle(&mut features);
+            features.truncate(keep);
+            features.sort_unstable();
+        }
+        let mut new = Vec::with_capacity(k);
+        for c in 0..k {
+            let gc: Vec<f64> = (0..n).map(|i| g[i * k + c]).collect();
+            let hc: Vec<f64> = (0..n).map(|i| h[i * k + c]).collect();
+            let mut maxima = [
+                rows.iter().map(|&r| gc[r as usize].abs()).fold(0.0, f64::max),
+                rows.iter().map(|&r| hc[r as usize]).fold(0.0, f64::max),
+            ];
+            reducer.max(&mut maxima)?;
+            let mut count = [rows.len() as i64];
+            reducer.sum(&mut count)?;
+            let q = Quantized::new(&gc, &hc, maxima[0], maxima[1], count[0] as usize);
+            let grown = grow(&data, rows.clone(), &q, &features, &tp, &mut |v: &mut [i64]| reducer.sum(v))?;
+            let tree = grown.tree;
+            if grown.pruned || rows.len() < n {
+                for i in 0..n {
+                    margins[i * k + c] += tree.predict(x.row(i));
+                }
+            } else {
+                // Every row's leaf is known from the partition.
+                for &(node, start, end) in &grown.leaves {
+                    let Node::Leaf { value, .. } = tree.nodes[node] else { continue };
+                    for &r in &grown.rows[start..end] {
+                        margins[r as usize * k + c] += value;
+                    }
+                }
+            }
+            new.push(tree);
+        }
+        let go_on = on_round(round, &new);
+        trees.extend(new);
+        if !go_on {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Nodes reachable from the root (gamma pruning leaves orphans behind).
@@ -572,15 +676,11 @@ pub struct XGBClassifier {
 estimator!(XGBClassifier);
 
 impl XGBClassifier {
-    fn fit_eval(&mut self, x: &Matrix, y: &[f32], eval: Option<(&Matrix, &[f32])>) -> Result<&mut Self, Error> {
+    /// The objective and the margins per row (1, or the classes for
+    /// softmax) this classifier trains `x`, `y` with; checks the labels.
+    pub fn plan(&self, x: &Matrix, y: &[f32]) -> Result<(Objective, usize), Error> {
         check_labels(x, y)?;
         let classes = crate::class_count(y, MAX_CLASSES)?;
-        if let Some((_, ey)) = eval
-            && let Some(i) =
-                ey.iter().position(|v| !(v.is_finite() && v.fract() == 0.0 && *v >= 0.0 && (*v as usize) < classes))
-        {
-            return Err(invalid(format!("evaluation label {i} is {}, not one of the {classes} classes", ey[i])));
-        }
         let objective = match self.params.objective.as_str() {
             "" if classes == 2 => Objective::BinaryLogistic,
             "" => Objective::Softmax,
@@ -593,6 +693,23 @@ impl XGBClassifier {
                 return Err(invalid(format!("objective {} does not classify {classes} classes", objective.name())));
             }
         };
+        Ok((objective, k))
+    }
+
+    /// Installs a model trained elsewhere (or loaded).
+    pub fn set_booster(&mut self, booster: Booster) {
+        self.booster = Some(booster);
+    }
+
+    fn fit_eval(&mut self, x: &Matrix, y: &[f32], eval: Option<(&Matrix, &[f32])>) -> Result<&mut Self, Error> {
+        let (objective, k) = self.plan(x, y)?;
+        let classes = if k == 1 { 2 } else { k };
+        if let Some((_, ey)) = eval
+            && let Some(i) =
+                ey.iter().position(|v| !(v.is_finite() && v.fract() == 0.0 && *v >= 0.0 && (*v as usize) < classes))
+        {
+            return Err(invalid(format!("evaluation label {i} is {}, not one of the {classes} classes", ey[i])));
+        }
         self.booster = Some(Booster::train(&self.params, objective, k, x, y, eval)?);
         Ok(self)
     }

@@ -12,6 +12,7 @@
 
 use super::bins::Cuts;
 use super::tree::{Node, Tree};
+use wray_guest_core::Error;
 
 /// A split must reduce the loss by more than this (XGBoost's `kRtEps`).
 const MIN_SPLIT_LOSS: f64 = 1e-6;
@@ -182,8 +183,8 @@ pub(crate) fn grow(
     q: &Quantized,
     features: &[usize],
     p: &TreeParams,
-    reduce: &mut dyn FnMut(&mut [i64]),
-) -> Grown {
+    reduce: &mut dyn FnMut(&mut [i64]) -> Result<(), Error>,
+) -> Result<Grown, Error> {
     let mut nodes: Vec<Node> = Vec::new();
     // Each node's sums, beside `nodes`, for pruning.
     let mut sums: Vec<Sums> = Vec::new();
@@ -192,11 +193,11 @@ pub(crate) fn grow(
         sum[0] += q.g[r as usize];
         sum[1] += q.h[r as usize];
     }
-    reduce(&mut sum);
+    reduce(&mut sum)?;
     let mut pool = Pool(Vec::new());
     let mut hist = pool.take(data.hist_len());
     build(data, &rows, q, features, &mut hist);
-    reduce_hist(&mut hist, reduce);
+    reduce_hist(&mut hist, reduce)?;
     nodes.push(leaf(p, q, sum));
     sums.push(sum);
     let n = rows.len();
@@ -225,7 +226,7 @@ pub(crate) fn grow(
                 .map(|(i, _)| i);
             let Some(i) = pick else { break };
             let parent = open.swap_remove(i);
-            for mut c in split(&mut ctx, &mut rows, parent, reduce) {
+            for mut c in split(&mut ctx, &mut rows, parent, reduce)? {
                 if depth_ok(c.depth) {
                     c.best = best_split(data, c.hist.as_ref().expect("built"), c.sum, q, features, p);
                 }
@@ -240,7 +241,7 @@ pub(crate) fn grow(
             let mut next = Vec::new();
             for g in level {
                 if splits(&g) {
-                    next.extend(split(&mut ctx, &mut rows, g, reduce));
+                    next.extend(split(&mut ctx, &mut rows, g, reduce)?);
                 } else {
                     leaves.push((g.node, g.start, g.end));
                     ctx.pool.give(g.hist);
@@ -256,7 +257,7 @@ pub(crate) fn grow(
     }
     let mut tree = Tree { nodes };
     let pruned = prune(&mut tree, &sums, q, p);
-    Grown { tree, rows, leaves, pruned }
+    Ok(Grown { tree, rows, leaves, pruned })
 }
 
 /// What splitting needs besides the node.
@@ -274,7 +275,12 @@ struct SplitCtx<'a, 'b> {
 /// Splits a node: partitions its rows, builds the smaller child's histogram
 /// (by rows, counted over every worker, so that all agree) and subtracts it from the
 /// parent's for the other, and records the split in the tree.
-fn split(ctx: &mut SplitCtx<'_, '_>, rows: &mut [u32], parent: Grow, reduce: &mut dyn FnMut(&mut [i64])) -> Vec<Grow> {
+fn split(
+    ctx: &mut SplitCtx<'_, '_>,
+    rows: &mut [u32],
+    parent: Grow,
+    reduce: &mut dyn FnMut(&mut [i64]) -> Result<(), Error>,
+) -> Result<Vec<Grow>, Error> {
     let SplitCtx { data, q, features, p, .. } = *ctx;
     let best = parent.best.expect("a split node has a best split");
     let right_sum = minus(parent.sum, best.left);
@@ -316,17 +322,17 @@ fn split(ctx: &mut SplitCtx<'_, '_>, rows: &mut [u32], parent: Grow, reduce: &mu
     let small_rows = if left_smaller { &rows[parent.start..mid] } else { &rows[mid..parent.end] };
     let mut small = ctx.pool.take(data.hist_len());
     build(data, small_rows, q, features, &mut small);
-    reduce_hist(&mut small, reduce);
+    reduce_hist(&mut small, reduce)?;
     let mut large = parent.hist.expect("a split node has its histogram");
     for (l, s) in large.iter_mut().zip(&small) {
         *l = minus(*l, *s);
     }
     let (lh, rh) = if left_smaller { (small, large) } else { (large, small) };
     let d = parent.depth + 1;
-    vec![
+    Ok(vec![
         Grow { start: parent.start, end: mid, depth: d, sum: best.left, hist: Some(lh), best: None, node: li },
         Grow { start: mid, end: parent.end, depth: d, sum: right_sum, hist: Some(rh), best: None, node: ri },
-    ]
+    ])
 }
 
 fn leaf(p: &TreeParams, q: &Quantized, sum: Sums) -> Node {
@@ -359,9 +365,8 @@ fn build(data: &Binned<'_>, rows: &[u32], q: &Quantized, features: &[usize], his
     }
 }
 
-fn reduce_hist(hist: &mut Hist, reduce: &mut dyn FnMut(&mut [i64])) {
-    let flat: &mut [i64] = hist.as_flattened_mut();
-    reduce(flat);
+fn reduce_hist(hist: &mut Hist, reduce: &mut dyn FnMut(&mut [i64]) -> Result<(), Error>) -> Result<(), Error> {
+    reduce(hist.as_flattened_mut())
 }
 
 /// The split that reduces the loss most; ties go to the lower feature, then

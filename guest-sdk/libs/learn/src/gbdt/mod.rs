@@ -19,6 +19,9 @@ mod objective;
 mod tree;
 
 pub use bins::{Cuts, MAX_BIN};
-pub use booster::{Booster, FORMAT, Importance, MAX_CLASSES, MAX_MODEL_NODES, Params, XGBClassifier, XGBRegressor};
+pub use booster::{
+    Alone, Booster, FORMAT, Importance, MAX_CLASSES, MAX_MODEL_NODES, Params, Reducer, XGBClassifier, XGBRegressor,
+    boost, prepare,
+};
 pub use objective::{Metric, Objective};
 pub use tree::{Node, Tree};
