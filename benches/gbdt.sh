@@ -7,7 +7,10 @@
 # examples/gbdt_wine (median of five fits, inside the job) and by XGBoost
 # and LightGBM themselves (benches/reference/gbdt_wine.py, median of five
 # fits), installed from PyPI into the venv the other benchmarks use,
-# /var/tmp/wray-bench-venv, the first time.
+# /var/tmp/wray-bench-venv, the first time. Last, boosting on a synthetic
+# HIGGS-shaped table of 1 M rows × 28 features (benches/reference/gbdt_higgs.py
+# writes it to /var/tmp/wray-bench-data once): benches/gbdt_bench in one
+# process and on 2 worker actors against XGBoost's hist on 2 threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=/var/tmp/wray-bench-venv
@@ -33,3 +36,13 @@ for run in 1 2 3; do
         | grep -E '^(executed|best params|test accuracy)' | tr '\n' ' ')"
     "$venv/bin/python" benches/reference/grid_search.py examples/data/winequality-red.csv
 done
+
+echo "## 1 M rows x 28 features, 20 rounds"
+data=/var/tmp/wray-bench-data
+mkdir -p "$data"
+if [ ! -f "$data/higgs_1m.f32" ]; then
+    "$venv/bin/python" benches/reference/gbdt_higgs.py make "$data/higgs_1m.f32"
+fi
+higgs=$(target/release/wray build benches/gbdt_bench | tail -n1)
+target/release/wray run --dir "$data::/data" "$higgs" -- /data/higgs_1m.f32 20
+"$venv/bin/python" benches/reference/gbdt_higgs.py xgboost "$data/higgs_1m.f32" 20

@@ -443,8 +443,8 @@ pub fn boost(
         }
         let mut new = Vec::with_capacity(k);
         for c in 0..k {
-            let gc: Vec<f64> = (0..n).map(|i| g[i * k + c]).collect();
-            let hc: Vec<f64> = (0..n).map(|i| h[i * k + c]).collect();
+            // One class: the gradients as they are; softmax: this class's.
+            let (gc, hc) = (class_column(&g, k, c), class_column(&h, k, c));
             let mut maxima = [
                 rows.iter().map(|&r| gc[r as usize].abs()).fold(0.0, f64::max),
                 rows.iter().map(|&r| hc[r as usize]).fold(0.0, f64::max),
@@ -477,6 +477,11 @@ pub fn boost(
         }
     }
     Ok(())
+}
+
+/// Class `c`'s values of row-major `v` (`k` per row): `v` itself for one.
+fn class_column(v: &[f64], k: usize, c: usize) -> std::borrow::Cow<'_, [f64]> {
+    if k == 1 { std::borrow::Cow::Borrowed(v) } else { v.iter().skip(c).step_by(k).copied().collect() }
 }
 
 /// Nodes reachable from the root (gamma pruning leaves orphans behind).
