@@ -120,6 +120,13 @@
 //! `.placement_group(&group, index)` on a task's or actor's options runs it
 //! in a bundle.
 //!
+//! ## A pool of tasks
+//!
+//! [`util::Pool`] is Ray's `ray.util.multiprocessing.Pool`: `map`, `imap`,
+//! `imap_unordered`, `starmap`, `apply` and `apply_async` of a plain function
+//! over items, in chunks, one task per chunk, at most `processes` at once —
+//! no remote function to write.
+//!
 //! ## Libraries
 //!
 //! Ray's libraries are crates of their own, picked with Cargo features of
@@ -134,8 +141,8 @@
 //! | `nn` | `wray::nn` | autograd over host tensors, layers, losses, optimizers, data loading |
 //! | `tune` | `wray::tune` | hyperparameter search: spaces, searchers, schedulers, trials as actors |
 //! | `data` | `wray::data` | datasets of Arrow blocks: readers, lazy transforms streamed through tasks and actor pools, writers |
-//! | `learn` | `wray::learn` | gradient-boosted trees (XGBoost's `hist` method and parameter names: `XGBClassifier`, `XGBRegressor`), scikit-learn's metrics, models saved as JSON |
-//! | `train` | `wray::train` | distributed training: a trainer running your loop on worker actors, `report`, checkpoints, collectives (`allreduce`, ...), data-parallel `nn`, preprocessors, loggers (turns on `nn`, `data` and `tune`) |
+//! | `learn` | `wray::learn` | gradient-boosted trees (XGBoost's `hist` method and parameter names: `XGBClassifier`, `XGBRegressor`, models saved as JSON), scikit-learn's decision trees, random forests, linear and logistic regression, `GridSearchCV` / `RandomizedSearchCV` with every fit a task, metrics |
+//! | `train` | `wray::train` | distributed training: a trainer running your loop on worker actors, `report`, checkpoints, collectives (`allreduce`, ...), data-parallel `nn`, preprocessors, loggers, Tune over trainers, boosted trees on workers (`GbdtTrainer`) (turns on `nn`, `data`, `tune` and `learn`) |
 //!
 //! The core alone has [`Tensor`], a handle to a tensor stored by the host —
 //! on a GPU for tasks and actors with `.num_gpus(..)`, on the CPU path
