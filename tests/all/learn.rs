@@ -143,7 +143,9 @@ fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
 }
 
 /// Boosting on 1, 2 and 3 worker actors gives the model one process
-/// trains, bit for bit (binary with row and column sampling; softmax).
+/// trains, bit for bit (binary with row and column sampling; softmax), also
+/// after a worker traps mid-training and the group restarts from the last
+/// checkpointed round.
 #[test]
 fn boosting_on_workers_equals_boosting_in_one_process() {
     let out = stdout(&scenario(&[], &["learn-workers"]));
@@ -154,6 +156,13 @@ fn boosting_on_workers_equals_boosting_in_one_process() {
         assert!(out.contains(&format!("{name}: training accuracy above 0.9: true")), "{out}");
     }
     assert!(out.contains("no workers: invalid argument: GbdtTrainer: 0 workers"), "{out}");
+    // A worker that traps at round 13: the group restarts from the round-10
+    // checkpoint and the model is still the one process's.
+    assert!(out.contains("after a trapped worker: same model as one process: true"), "{out}");
+    assert!(
+        out.contains("without restarts: task GbdtTrainer failed: GbdtTrainer: worker rank 0 failed: task GbdtWorker.boost failed: trapped"),
+        "{out}"
+    );
 }
 
 /// The seeds' wine example on 2 workers: the same accuracy as one process.

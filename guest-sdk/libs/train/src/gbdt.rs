@@ -20,6 +20,13 @@ use wray_learn::{Matrix, XGBClassifier};
 /// Workers one boosting run may have.
 pub const MAX_GBDT_WORKERS: usize = 256;
 
+/// A worker's rows in the store: its first row's global number, features,
+/// labels.
+type Shard = (u64, ObjectRef<Matrix>, ObjectRef<Vec<f32>>);
+
+/// Rounds between checkpoints by default.
+pub const DEFAULT_CHECKPOINT_EVERY: usize = 10;
+
 /// Trains an [`XGBClassifier`] on `num_workers` worker actors.
 ///
 /// ```no_run
@@ -27,20 +34,36 @@ pub const MAX_GBDT_WORKERS: usize = 256;
 /// use wray::train::GbdtTrainer;
 ///
 /// # fn f(x: Matrix, y: Vec<f32>) -> Result<(), wray::Error> {
-/// let model = GbdtTrainer::new(XGBClassifier::new().max_depth(4)).num_workers(2).fit(&x, &y)?;
+/// let model = GbdtTrainer::new(XGBClassifier::new().max_depth(4)).num_workers(2).max_failures(2).fit(&x, &y)?;
 /// let predicted = model.predict(&x)?;
 /// # Ok(()) }
 /// ```
+///
+/// The driver keeps the trees of every `checkpoint_every` rounds: when a
+/// worker dies (its actor traps, its node goes), the trainer starts a new
+/// group and the boosting goes on from the last checkpointed round, up to
+/// `max_failures` times — and ends with the same model as a run without
+/// failures.
 pub struct GbdtTrainer {
     model: XGBClassifier,
     workers: usize,
     cpus: f64,
+    checkpoint_every: usize,
+    max_failures: u32,
+    fail: Option<(usize, usize)>,
 }
 
 impl GbdtTrainer {
     /// A trainer for `model`'s parameters, on 2 workers of 1 CPU.
     pub fn new(model: XGBClassifier) -> GbdtTrainer {
-        GbdtTrainer { model, workers: 2, cpus: 1.0 }
+        GbdtTrainer {
+            model,
+            workers: 2,
+            cpus: 1.0,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            max_failures: 0,
+            fail: None,
+        }
     }
 
     /// Worker actors (xgboost-ray's `num_actors`).
@@ -52,6 +75,26 @@ impl GbdtTrainer {
     /// CPUs each worker holds.
     pub fn cpus_per_worker(mut self, cpus: f64) -> Self {
         self.cpus = cpus;
+        self
+    }
+
+    /// Rounds between checkpoints (the driver gets the trees so far).
+    pub fn checkpoint_every(mut self, rounds: usize) -> Self {
+        self.checkpoint_every = rounds.max(1);
+        self
+    }
+
+    /// Times the worker group may be restarted after a worker dies.
+    pub fn max_failures(mut self, n: u32) -> Self {
+        self.max_failures = n;
+        self
+    }
+
+    /// Makes worker `rank` trap when it reaches round `round` in the first
+    /// group (a real trap: its instance dies). For testing recovery.
+    #[doc(hidden)]
+    pub fn trap_worker_at(mut self, rank: usize, round: usize) -> Self {
+        self.fail = Some((rank, round));
         self
     }
 
@@ -71,39 +114,112 @@ impl GbdtTrainer {
             return Err(invalid(format!("GbdtTrainer: {} rows for {n} workers", x.rows())));
         }
         let (cuts, base_margin) = prepare(&self.model.params, objective, k, x, y)?;
-        let groups = collective::create_group("gbdt", n)?;
-        let workers = (0..n)
-            .map(|_| GbdtWorker::options().num_cpus(self.cpus).try_remote())
-            .collect::<Result<Vec<ActorHandle<GbdtWorker>>, Error>>()?;
-        let runs: Vec<ObjectRef<Option<Vec<Tree>>>> = groups
-            .into_iter()
-            .enumerate()
-            .map(|(rank, group)| {
+        // The shards go to the store once; a restarted group reads the same.
+        let shards: Vec<Shard> = (0..n)
+            .map(|rank| {
                 let (start, end) = (rank * x.rows() / n, (rank + 1) * x.rows() / n);
                 let rows: Vec<usize> = (start..end).collect();
-                let job = Job {
-                    params: self.model.params.clone(),
-                    objective: objective.name().to_string(),
-                    k: k as u32,
-                    cuts: cuts.clone(),
-                    base_margin: base_margin.clone(),
-                    first_row: start as u64,
-                };
-                workers[rank].boost(group, job, x.select(&rows), y[start..end].to_vec())
+                Ok((
+                    start as u64,
+                    wray_guest_core::try_put(&x.select(&rows))?,
+                    wray_guest_core::try_put(&y[start..end].to_vec())?,
+                ))
             })
-            .collect();
-        let results = wray_guest_core::get_all(&runs);
-        for w in &workers {
-            wray_guest_core::kill(w);
+            .collect::<Result<_, Error>>()?;
+        let job = Job {
+            params: self.model.params.clone(),
+            objective: objective.name().to_string(),
+            k: k as u32,
+            cuts,
+            base_margin: base_margin.clone(),
+        };
+        let total = self.model.params.n_estimators;
+        let mut trees: Vec<Tree> = Vec::new();
+        let mut failures = 0u32;
+        let mut attempt = 0usize;
+        while trees.len() / k < total {
+            let fail = if attempt == 0 { self.fail } else { None };
+            match self.attempt(attempt, &job, &shards, &mut trees, fail) {
+                Ok(()) => break,
+                Err(e) if failures < self.max_failures => {
+                    failures += 1;
+                    attempt += 1;
+                    eprintln!(
+                        "[gbdt] {e}; restarting the worker group from round {} (restart {failures} of {})",
+                        trees.len() / k,
+                        self.max_failures
+                    );
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let trees = results?
-            .into_iter()
-            .flatten()
-            .next()
-            .ok_or_else(|| invalid("GbdtTrainer: rank 0 returned no model".into()))?;
         let mut model = self.model.clone();
         model.set_booster(Booster::assemble(objective, x.cols(), base_margin, trees));
         Ok(model)
+    }
+
+    /// One worker group: boosts from `trees` in chunks of `checkpoint_every`
+    /// rounds, each chunk's trees checkpointed into `trees` by the driver.
+    fn attempt(
+        &self,
+        attempt: usize,
+        job: &Job,
+        shards: &[Shard],
+        trees: &mut Vec<Tree>,
+        fail: Option<(usize, usize)>,
+    ) -> Result<(), Error> {
+        let n = shards.len();
+        let k = job.k as usize;
+        let groups = collective::create_group(&format!("gbdt attempt {attempt}"), n)?;
+        // The driver's handle on the group: a failed member aborts it, so
+        // the others stop waiting at once.
+        let group = groups[0].clone();
+        let workers = groups
+            .into_iter()
+            .zip(shards)
+            .map(|(group, (first, x, y))| {
+                GbdtWorker::options().num_cpus(self.cpus).try_remote(group, job.clone(), *first, x, y)
+            })
+            .collect::<Result<Vec<ActorHandle<GbdtWorker>>, Error>>()?;
+        let total = job.params.n_estimators;
+        let result = (|| {
+            while trees.len() / k < total {
+                let until = (trees.len() / k + self.checkpoint_every).min(total);
+                let calls: Vec<ObjectRef<Option<Vec<Tree>>>> = workers
+                    .iter()
+                    .enumerate()
+                    .map(|(rank, w)| {
+                        let trap = fail.filter(|(r, _)| *r == rank).map(|(_, round)| round as u64);
+                        w.boost(trees.clone(), until as u64, trap)
+                    })
+                    .collect();
+                // Results as they come: the first failure aborts the group.
+                let mut pending = calls.clone();
+                while !pending.is_empty() {
+                    let (ready, rest) = wray_guest_core::wait(&pending, 1, None);
+                    for r in &ready {
+                        if let Err(e) = wray_guest_core::get(r) {
+                            let rank = calls.iter().position(|c| c.id() == r.id()).unwrap_or(0);
+                            let reason = format!("GbdtTrainer: worker rank {rank} failed: {e}");
+                            group.abort(&reason);
+                            return Err(Error::TaskFailed { function: "GbdtTrainer".into(), message: reason });
+                        }
+                    }
+                    pending = rest;
+                }
+                let grown = wray_guest_core::get_all(&calls)?
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .ok_or_else(|| invalid("GbdtTrainer: rank 0 returned no model".into()))?;
+                *trees = grown;
+            }
+            Ok(())
+        })();
+        for w in &workers {
+            wray_guest_core::kill(w);
+        }
+        result
     }
 }
 
@@ -115,44 +231,57 @@ pub(crate) struct Job {
     k: u32,
     cuts: wray_learn::gbdt::Cuts,
     base_margin: Vec<f64>,
-    first_row: u64,
 }
 
-/// Holds a shard and boosts on it with the others.
+/// Holds a shard and its group, and boosts on it with the others.
 #[wray_guest_core::actor]
-pub struct GbdtWorker {}
+pub struct GbdtWorker {
+    group: Group,
+    job: Job,
+    first_row: u64,
+    x: Matrix,
+    y: Vec<f32>,
+}
 
 #[wray_guest_core::actor]
 impl GbdtWorker {
-    pub(crate) fn new() -> GbdtWorker {
-        GbdtWorker {}
+    pub(crate) fn new(group: Group, job: Job, first_row: u64, x: Matrix, y: Vec<f32>) -> GbdtWorker {
+        GbdtWorker { group, job, first_row, x, y }
     }
 
-    /// Boosts; rank 0 returns the trees.
+    /// Boosts on from `trees` up to round `until`; rank 0 returns all the
+    /// trees. `trap`: trap on reaching that round (tests).
     pub(crate) fn boost(
         &mut self,
-        mut group: Group,
-        job: Job,
-        x: Matrix,
-        y: Vec<f32>,
+        mut trees: Vec<Tree>,
+        until: u64,
+        trap: Option<u64>,
     ) -> Result<Option<Vec<Tree>>, Error> {
+        let job = &self.job;
         let objective = Objective::parse(&job.objective)?;
-        let mut trees = Vec::new();
-        let mut reducer = GroupReducer(&mut group);
+        let mut reducer = GroupReducer(&mut self.group);
+        let mut on_round = |round: usize, _: &[Tree]| {
+            if trap == Some(round as u64 + 1) {
+                // A real trap: the instance dies, as on a crash.
+                std::process::abort();
+            }
+            true
+        };
         boost(
             &job.params,
             objective,
             job.k as usize,
             &job.cuts,
             &job.base_margin,
-            &x,
-            &y,
-            job.first_row,
+            &self.x,
+            &self.y,
+            self.first_row,
             &mut reducer,
             &mut trees,
-            &mut |_, _| true,
+            Some(until as usize),
+            &mut on_round,
         )?;
-        Ok((group.rank() == 0).then_some(trees))
+        Ok((self.group.rank() == 0).then_some(trees))
     }
 }
 

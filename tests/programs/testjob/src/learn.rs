@@ -160,6 +160,24 @@ fn workers() -> Result<(), Error> {
         let accuracy = metrics::accuracy_score(labels, &alone.predict(&x)?)?;
         println!("{name}: training accuracy above 0.9: {}", accuracy > 0.9);
     }
+    // Worker 1 traps at round 13 of 20: the group restarts from the round-10
+    // checkpoint and ends with the same model.
+    let model = XGBClassifier::new().n_estimators(20).max_depth(4);
+    let mut alone = model.clone();
+    alone.fit(&x, &y)?;
+    let recovered = GbdtTrainer::new(model.clone())
+        .num_workers(2)
+        .cpus_per_worker(0.5)
+        .checkpoint_every(5)
+        .max_failures(1)
+        .trap_worker_at(1, 13)
+        .fit(&x, &y)?;
+    println!(
+        "after a trapped worker: same model as one process: {}",
+        recovered.booster()?.to_json() == alone.booster()?.to_json()
+    );
+    let failed = GbdtTrainer::new(model).num_workers(2).cpus_per_worker(0.5).trap_worker_at(0, 3).fit(&x, &y);
+    println!("without restarts: {}", failed.err().map(|e| e.to_string()).unwrap_or_default());
     let too_many = GbdtTrainer::new(XGBClassifier::new()).num_workers(0).fit(&x, &y).err().map(|e| e.to_string());
     println!("no workers: {}", too_many.unwrap_or_default());
     Ok(())

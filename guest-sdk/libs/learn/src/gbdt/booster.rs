@@ -219,7 +219,7 @@ impl Booster {
             }
             !matches!((params.early_stopping_rounds, best), (Some(patience), Some((at, _))) if round - at >= patience)
         };
-        boost(params, objective, k, &cuts, &base_margin, x, labels, 0, &mut Alone, &mut trees, &mut on_round)?;
+        boost(params, objective, k, &cuts, &base_margin, x, labels, 0, &mut Alone, &mut trees, None, &mut on_round)?;
         let best_iteration = params.early_stopping_rounds.and(best.map(|(at, _)| at));
         if let Some(at) = best_iteration {
             trees.truncate((at + 1) * k);
@@ -389,9 +389,10 @@ fn sampled(seed: u64, round: usize, row: u64, share: f64) -> bool {
 
 /// Boosts on the rows this worker holds (global rows `first_row..`),
 /// meeting the others through `reducer`: every worker grows the same trees,
-/// equal bit for bit to those one process holding every row grows. Appends
-/// each round's trees to `trees`; `on_round(round, its trees)` returning
-/// false stops early.
+/// equal bit for bit to those one process holding every row grows. Rounds
+/// continue after the ones already in `trees` (a checkpoint's), up to
+/// `until` (or `n_estimators`); each round's trees are appended;
+/// `on_round(round, its trees)` returning false stops early.
 #[allow(clippy::too_many_arguments)]
 pub fn boost(
     params: &Params,
@@ -404,9 +405,13 @@ pub fn boost(
     first_row: u64,
     reducer: &mut dyn Reducer,
     trees: &mut Vec<Tree>,
+    until: Option<usize>,
     on_round: &mut dyn FnMut(usize, &[Tree]) -> bool,
 ) -> Result<(), Error> {
     params.check()?;
+    if !trees.len().is_multiple_of(k) {
+        return Err(invalid(format!("{} trees to continue from, not whole rounds of {k}", trees.len())));
+    }
     if cuts.cuts.len() != x.cols() || base_margin.len() != k {
         return Err(invalid(format!(
             "bins for {} features and {} margins, for rows of {} features and {k} classes",
@@ -419,11 +424,18 @@ pub fn boost(
     let bins = cuts.apply(x);
     let data = Binned::new(&bins, x.cols(), cuts);
     let mut margins: Vec<f64> = (0..n * k).map(|i| base_margin[i % k]).collect();
+    for (t, tree) in trees.iter().enumerate() {
+        for i in 0..n {
+            margins[i * k + t % k] += tree.predict(x.row(i));
+        }
+    }
+    let first_round = trees.len() / k;
+    let last_round = until.unwrap_or(params.n_estimators).min(params.n_estimators);
     let tp = params.tree();
     let (mut g, mut h) = (vec![0.0; n * k], vec![0.0; n * k]);
     let cols = x.cols();
     let keep = ((params.colsample_bytree * cols as f64).round() as usize).clamp(1, cols);
-    for round in 0..params.n_estimators {
+    for round in first_round..last_round {
         objective.gradients(&margins, labels, k, &mut g, &mut h);
         let rows: Vec<u32> = if params.subsample < 1.0 {
             (0..n as u32)
