@@ -307,8 +307,8 @@ impl NodeInner {
     }
 
     /// Reads objects listed in a message into the store under `job`, nested
-    /// ones first. Returns those added (each holding one reference for the
-    /// caller to release); objects already here are skipped.
+    /// ones first. Returns those added or already here (each holding one
+    /// reference for the caller to release).
     pub(crate) async fn import(
         &self,
         job: &JobState,
@@ -342,8 +342,16 @@ impl NodeInner {
                     self.unpin(&imported);
                     return Err(NetError::Stream(full.to_string()));
                 }
-                // Already here (a retried transfer): keep the one we have.
-                Err(_) => {}
+                // Already here (a retried transfer, or an object another
+                // task on this node also holds): keep the one we have, with a
+                // reference of our own — without it, its other holder's
+                // release frees it while this caller still needs it (a
+                // `wray::data` combine task once lost a block so).
+                Err(_) => {
+                    if self.store.add_ref(job.id, id).is_ok() {
+                        imported.push(id);
+                    }
+                }
             }
         }
         Ok(imported)
