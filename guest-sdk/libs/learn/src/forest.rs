@@ -139,14 +139,7 @@ macro_rules! forest {
                     .trees
                     .first()
                     .ok_or_else(|| invalid(concat!(stringify!($ty), ": predict before fit").into()))?;
-                if x.rows() > 0 && x.cols() != t.num_features {
-                    return Err(invalid(format!(
-                        "the rows to predict have {} features; the forest was trained on {}",
-                        x.cols(),
-                        t.num_features
-                    )));
-                }
-                Ok(())
+                x.check_features(t.num_features, "the rows to predict", "the forest")
             }
         }
     };

@@ -183,11 +183,15 @@ impl Ridge {
     }
 }
 
-fn predict_linear(model: Option<&Linear>, x: &Matrix, who: &str) -> Result<Vec<f32>, Error> {
+/// The fitted model, checked against `x`'s features.
+fn fitted<'a>(model: Option<&'a Linear>, x: &Matrix, who: &str) -> Result<&'a Linear, Error> {
     let m = model.ok_or_else(|| invalid(format!("{who}: predict before fit")))?;
-    if x.rows() > 0 && x.cols() != m.coef.len() {
-        return Err(invalid(format!("{who}: rows have {} features; the model has {}", x.cols(), m.coef.len())));
-    }
+    x.check_features(m.coef.len(), "the rows to predict", "the model")?;
+    Ok(m)
+}
+
+fn predict_linear(model: Option<&Linear>, x: &Matrix, who: &str) -> Result<Vec<f32>, Error> {
+    let m = fitted(model, x, who)?;
     Ok((0..x.rows()).map(|r| m.value(x.row(r)) as f32).collect())
 }
 
@@ -271,9 +275,7 @@ impl LogisticRegression {
 
     /// Each row's probabilities of classes 0 and 1.
     pub fn predict_proba(&self, x: &Matrix) -> Result<Vec<[f64; 2]>, Error> {
-        // The margins in f64 (predict_linear's are f32).
-        predict_linear(self.model.as_ref(), x, "LogisticRegression")?;
-        let m = self.model.as_ref().expect("checked");
+        let m = fitted(self.model.as_ref(), x, "LogisticRegression")?;
         Ok((0..x.rows())
             .map(|r| {
                 let p = 1.0 / (1.0 + (-m.value(x.row(r))).exp());

@@ -63,6 +63,16 @@ impl Matrix {
         self.data[r * self.cols + c]
     }
 
+    /// Fails unless the rows have `features` columns (`what` and `model`
+    /// name them in the error: "the rows to predict have 2 features; the
+    /// model was trained on 3"). No rows fit any model.
+    pub fn check_features(&self, features: usize, what: &str, model: &str) -> Result<(), Error> {
+        if self.rows > 0 && self.cols != features {
+            return Err(invalid(format!("{what} have {} features; {model} was trained on {features}", self.cols)));
+        }
+        Ok(())
+    }
+
     /// The rows at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Matrix {
         let mut data = Vec::with_capacity(indices.len() * self.cols);

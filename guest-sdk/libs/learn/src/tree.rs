@@ -417,13 +417,7 @@ macro_rules! tree_estimator {
             /// Each row's prediction.
             pub fn predict(&self, x: &Matrix) -> Result<Vec<f32>, Error> {
                 let t = self.fitted()?;
-                if x.rows() > 0 && x.cols() != t.num_features {
-                    return Err(invalid(format!(
-                        "the rows to predict have {} features; the tree was trained on {}",
-                        x.cols(),
-                        t.num_features
-                    )));
-                }
+                x.check_features(t.num_features, "the rows to predict", "the tree")?;
                 Ok((0..x.rows()).map(|r| t.predict_row(x.row(r)) as f32).collect())
             }
         }

@@ -478,10 +478,16 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
 /// resources to come free: a trial that has just ended (under Tune) or a
 /// failed attempt's workers may still be releasing theirs.
 fn place(bundles: &[&[(&str, f64)]], strategy: PlacementStrategy) -> Result<wray_guest_core::PlacementGroup, Error> {
+    within_grace(Duration::from_millis(50), || wray_guest_core::placement_group(bundles, strategy))
+}
+
+/// `attempt` until it succeeds or [`FEASIBLE_GRACE`] has passed (then its
+/// last error), `pause` between tries.
+fn within_grace<T>(pause: Duration, mut attempt: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
     let started = Instant::now();
     loop {
-        match wray_guest_core::placement_group(bundles, strategy) {
-            Err(_) if started.elapsed() < FEASIBLE_GRACE => std::thread::sleep(Duration::from_millis(50)),
+        match attempt() {
+            Err(_) if started.elapsed() < FEASIBLE_GRACE => std::thread::sleep(pause),
             r => return r,
         }
     }
@@ -496,14 +502,7 @@ pub const FEASIBLE_GRACE: Duration = Duration::from_secs(3);
 /// Fails, naming the resource, when the cluster as a whole cannot hold the
 /// workers within [`FEASIBLE_GRACE`].
 fn check_feasible(scaling: &ScalingConfig) -> Result<(), Error> {
-    let started = Instant::now();
-    loop {
-        match missing(scaling) {
-            Ok(()) => return Ok(()),
-            Err(e) if started.elapsed() >= FEASIBLE_GRACE => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
+    within_grace(Duration::from_millis(100), || missing(scaling))
 }
 
 fn missing(scaling: &ScalingConfig) -> Result<(), Error> {

@@ -194,7 +194,7 @@ impl Booster {
             return Err(invalid("early_stopping_rounds needs an evaluation set (fit_with_eval)".into()));
         }
         if let Some((ex, ey)) = eval {
-            check_rows(ex, x.cols(), "the evaluation set")?;
+            ex.check_features(x.cols(), "the evaluation set", "the model")?;
             if ey.len() != ex.rows() {
                 return Err(invalid(format!("the evaluation set has {} rows and {} labels", ex.rows(), ey.len())));
             }
@@ -254,7 +254,7 @@ impl Booster {
 
     /// Margins (row-major, `num_class` per row) of `x`'s rows.
     pub fn predict_margin(&self, x: &Matrix) -> Result<Vec<f64>, Error> {
-        check_rows(x, self.num_features, "the rows to predict")?;
+        x.check_features(self.num_features, "the rows to predict", "the model")?;
         let k = self.num_class;
         let mut out = Vec::with_capacity(x.rows() * k);
         for r in 0..x.rows() {
@@ -510,13 +510,6 @@ fn reachable(t: &Tree) -> Vec<bool> {
         }
     }
     seen
-}
-
-fn check_rows(x: &Matrix, features: usize, what: &str) -> Result<(), Error> {
-    if x.rows() > 0 && x.cols() != features {
-        return Err(invalid(format!("{what} have {} features; the model was trained on {features}", x.cols())));
-    }
-    Ok(())
 }
 
 /// XGBoost's estimate of the intercept: the labels' mean (a probability for
