@@ -577,6 +577,28 @@ fn a_demand_waits_briefly_for_a_worker_that_meets_it() {
 }
 
 #[test]
+fn a_restarted_head_waits_for_the_workers_it_knew() {
+    // The only `special` worker and the head both die; the restarted head
+    // remembers the worker from its data directory, so a job asking for
+    // `special` waits past the short grace (3 s) for it to be replaced
+    // (the chaos soak's seed 1796306607129648795 lost an actor to a head
+    // that had forgotten its workers).
+    let mut head = Head::start_with_cpus("1");
+    let pid = head.add_worker_with("2", &["--resources", r#"{"special": 2}"#]);
+    kill_and_wait(pid);
+    head.crash_and_restart("1");
+    let mut run = head.spawn_testjob(&["special"]);
+    let lines = lines_of(run.stdout.take().unwrap());
+    let log = head.data.join("node.log");
+    wait_until(Duration::from_secs(30), || log_count(&log, "running job ") >= 1, || "the job never started".into());
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(run.try_wait().unwrap().is_none(), "the job gave up on the remembered worker");
+    let special = node_id(head.add_worker_with("2", &["--resources", r#"{"special": 2}"#]));
+    wait_for_line(&lines, &format!("special: 49 on {special}"), Duration::from_secs(60));
+    assert_code(&wait_for_exit(run, "the job", Duration::from_secs(60)), 0);
+}
+
+#[test]
 fn tasks_go_where_their_resources_are() {
     let head = Head::start_with_cpus("1");
     let special = node_id(head.add_worker_with("2", &["--resources", r#"{"special": 2}"#]));

@@ -9,9 +9,12 @@
 //!
 //! Decisions:
 //! * A node is alive while heartbeats keep arriving: one missing for longer
-//!   than the timeout makes it dead for good (a node that comes back joins
-//!   again, under a new id). Tasks on a dead node are the submitter's to
-//!   retry; the view only stops placing there.
+//!   than the timeout makes it dead until it joins again. Tasks on a dead
+//!   node are the submitter's to retry; the view only stops placing there.
+//! * Dead nodes are remembered (up to a bound), and so are the nodes a
+//!   restarted head knew before: a demand only such a node could meet is a
+//!   sign its replacement or return is near, so the head waits longer for
+//!   it than for a demand no node ever met.
 //! * Free resources are what the last heartbeat said minus what was placed
 //!   on the node since (optimistic accounting), so that a burst of
 //!   placements between two heartbeats spreads out instead of piling onto
@@ -77,6 +80,17 @@ impl<N: Ord + Clone> ClusterView<N> {
         self.members.insert(node, member);
     }
 
+    /// A node known from before the observer restarted, with `total`
+    /// resources: counted as lost (see [`Self::lost_could_meet`]) until it
+    /// joins again. Ignored for a node already known.
+    pub fn remember(&mut self, node: N, total: Resources) {
+        if !self.members.contains_key(&node) {
+            self.joins += 1;
+            let member = Member { free: Resources::new(), total, last_heartbeat: 0, alive: false, order: self.joins };
+            self.members.insert(node, member);
+        }
+    }
+
     /// A node says it is alive and has `free` resources. Ignored for a node
     /// already dead or unknown: it must join again.
     pub fn heartbeat(&mut self, node: &N, free: Resources, now: u64) {
@@ -125,15 +139,17 @@ impl<N: Ord + Clone> ClusterView<N> {
     }
 
     /// Forgets dead nodes beyond the newest `keep` (a flapping node must not
-    /// grow the view).
-    pub fn forget_dead(&mut self, keep: usize) {
+    /// grow the view), returning them.
+    pub fn forget_dead(&mut self, keep: usize) -> Vec<N> {
         let mut dead: Vec<(u64, N)> =
             self.members.iter().filter(|(_, m)| !m.alive).map(|(id, m)| (m.order, id.clone())).collect();
         dead.sort();
         let extra = dead.len().saturating_sub(keep);
-        for (_, id) in dead.into_iter().take(extra) {
-            self.members.remove(&id);
+        let forgotten: Vec<N> = dead.into_iter().take(extra).map(|(_, id)| id).collect();
+        for id in &forgotten {
+            self.members.remove(id);
         }
+        forgotten
     }
 
     /// Whether a node that died (and is still remembered) could have met
@@ -292,6 +308,25 @@ impl<N: Ord + Clone> ClusterView<N> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    #[test]
+    fn a_node_remembered_from_before_a_restart_counts_as_lost_until_it_joins() {
+        let spot = |n: f64| Resources::new().with("spot", n);
+        let mut v: ClusterView<u32> = ClusterView::new(100);
+        v.remember(1, spot(2.0));
+        assert!(v.lost_could_meet(&spot(1.0)));
+        assert!(matches!(v.place(&spot(1.0), None, Need::Elsewhere), Placement::Infeasible));
+        assert_eq!(v.alive().count(), 0);
+        v.join(1, spot(2.0), 0);
+        v.remember(1, spot(9.0));
+        assert!(!v.lost_could_meet(&spot(1.0)));
+        assert_eq!(v.place(&spot(1.0), None, Need::Elsewhere), Placement::Node(1));
+        v.leave(&1);
+        v.remember(2, spot(1.0));
+        assert_eq!(v.forget_dead(1), vec![1]);
+    }
 
     #[test]
     fn a_dead_node_that_met_a_demand_is_remembered() {
@@ -305,9 +340,6 @@ mod tests {
         v.forget_dead(0);
         assert!(!v.lost_could_meet(&spot(1.0)));
     }
-
-    use super::*;
-    use std::collections::VecDeque;
 
     fn cpus(n: f64) -> Resources {
         Resources::new().with(CPU, n)

@@ -7,7 +7,7 @@
 
 use crate::cluster::link::Link;
 use crate::cluster::wire::{ask, resources};
-use crate::persist::JobTable;
+use crate::persist::{self, JobTable};
 use crate::{Node, NodeInner, lock};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -70,6 +70,9 @@ pub(crate) struct Peers {
     pub(super) jobs: Arc<JobTable>,
     /// Head only: component bytes by hash (sled, in the data directory).
     pub(super) components: Option<sled::Tree>,
+    /// Head only: the workers seen, so that a restarted head remembers them
+    /// (`persist/known_nodes.rs`).
+    pub(super) known_nodes: Option<sled::Tree>,
     pub(super) workers: Mutex<Vec<Arc<Worker>>>,
     /// Jobs placed on this node and still running (counted from the moment
     /// of placement, so that jobs arriving together spread out).
@@ -89,9 +92,15 @@ impl Peers {
         head: bool,
         node_timeout: Duration,
     ) -> Peers {
+        let known_nodes = if head {
+            jobs.known_nodes().map_err(|e| tracing::error!("no record of known nodes: {e}")).ok()
+        } else {
+            None
+        };
         Peers {
             jobs,
             components,
+            known_nodes,
             workers: Mutex::new(Vec::new()),
             local: AtomicUsize::new(0),
             head,
@@ -229,6 +238,17 @@ impl Node {
         let components = jobs.components().map_err(|e| tracing::error!("no component store: {e}")).ok();
         let peers = Arc::new(Peers::new(jobs, components, true, node_timeout));
         lock(&peers.view).join(self.id().to_string(), self.inner.total_with_store(), 0);
+        // The workers of a previous head process on this data directory are
+        // lost until they join again (a demand only they meet waits for them).
+        if let Some(tree) = &peers.known_nodes {
+            let mut view = lock(&peers.view);
+            for (id, total) in persist::known_nodes(tree) {
+                match resources(&total) {
+                    Ok(total) => view.remember(id, total),
+                    Err(e) => tracing::warn!("skipping the remembered node {id}: {e}"),
+                }
+            }
+        }
         if self.inner.link.set(Link::Head(peers.clone())).is_err() {
             tracing::error!("this node already serves a cluster");
             return;
@@ -248,7 +268,7 @@ impl Node {
                 tick.tick().await;
                 let free = node.free_resources();
                 let now = peers.now();
-                let (dead, rooms) = {
+                let (dead, forgotten, rooms) = {
                     let mut view = lock(&peers.view);
                     view.heartbeat(&node.id, free, now);
                     // If this loop itself was held up, heartbeats may be
@@ -258,9 +278,16 @@ impl Node {
                     }
                     last = now;
                     let dead = view.expire(now);
-                    view.forget_dead(MAX_DEAD_WORKERS);
-                    (dead, view.rooms_except(&node.id))
+                    let forgotten = view.forget_dead(MAX_DEAD_WORKERS);
+                    (dead, forgotten, view.rooms_except(&node.id))
                 };
+                if let Some(tree) = &peers.known_nodes {
+                    for id in forgotten {
+                        if let Err(e) = persist::forget_node(tree, &id) {
+                            tracing::warn!("could not forget the node {id}: {e}");
+                        }
+                    }
+                }
                 node.rebalance(rooms);
                 for id in dead {
                     peers.declare_dead(&id, "it missed its heartbeats");

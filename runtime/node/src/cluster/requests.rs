@@ -5,7 +5,7 @@
 
 use crate::cluster::head::{MAX_DEAD_WORKERS, MEMBERSHIP_PRIORITY, Peers, Running, Worker, close};
 use crate::cluster::wire::{pairs, resources};
-use crate::{JobConfig, JobError, Node, lock};
+use crate::{JobConfig, JobError, Node, lock, persist};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use wray_host::{Grants, InstanceLimits, Output};
@@ -108,6 +108,11 @@ impl Node {
                 let _ = send.set_priority(MEMBERSHIP_PRIORITY);
                 let total = resources(&worker.total)?;
                 lock(&peers.view).join(worker.id.clone(), total, peers.now());
+                if let Some(tree) = &peers.known_nodes
+                    && let Err(e) = persist::remember_node(tree, &worker.id, &worker.total)
+                {
+                    tracing::warn!("could not record the worker {}: {e}", worker.id);
+                }
                 frame::write(&mut send, &reply(Event::Welcome { head_id: self.id().to_string() })?).await?;
                 // Membership lasts as long as the heartbeats (or the
                 // connection: keep-alives notice a vanished peer too).

@@ -89,6 +89,11 @@ impl JobTable {
         self.db.open_tree("detached_actors").map_err(io)
     }
 
+    /// The worker nodes the head has seen (`persist/known_nodes.rs`).
+    pub fn known_nodes(&self) -> std::io::Result<sled::Tree> {
+        self.db.open_tree("nodes").map_err(io)
+    }
+
     /// The memory snapshots of detached actors that take them.
     pub fn detached_snapshots(&self) -> std::io::Result<sled::Tree> {
         self.db.open_tree("detached_snapshots").map_err(io)
