@@ -144,6 +144,8 @@
 //! | `learn` | `wray::learn` | gradient-boosted trees (XGBoost's `hist` method and parameter names: `XGBClassifier`, `XGBRegressor`, models saved as JSON), scikit-learn's decision trees, random forests, linear and logistic regression, `GridSearchCV` / `RandomizedSearchCV` with every fit a task, metrics |
 //! | `train` | `wray::train` | distributed training: a trainer running your loop on worker actors, `report`, checkpoints, collectives (`allreduce`, ...), data-parallel `nn`, preprocessors, loggers, Tune over trainers, boosted trees on workers (`GbdtTrainer`) (turns on `nn`, `data`, `tune` and `learn`) |
 //!
+//! | `rl` | `wray::rl` | reinforcement learning: Gymnasium's classic-control environments, your own `Env`, PPO with env runners as actors, checkpoints (turns on `nn`) |
+//!
 //! The core alone has [`Tensor`], a handle to a tensor stored by the host —
 //! on a GPU for tasks and actors with `.num_gpus(..)`, on the CPU path
 //! otherwise — and [`Rng`], the seeded generator every library draws from.
@@ -178,6 +180,10 @@ pub use wray_train as train;
 #[cfg(feature = "data")]
 #[doc(inline)]
 pub use wray_data as data;
+
+#[cfg(feature = "rl")]
+#[doc(inline)]
+pub use wray_rl as rl;
 
 // `wray::tune::function!` and `wray::tune::trainable!` were the macros' names before
 // Tune became a crate of its own; kept so that such jobs still compile.

@@ -279,6 +279,31 @@ impl Var {
         ))
     }
 
+    /// Element-wise `min(self, other)` (broadcasting); the gradient goes to
+    /// the smaller one (to `self` on ties), as PPO's clipped surrogate needs.
+    pub fn minimum(&self, other: &Var) -> Result<Var, Error> {
+        let (a, b) = (self.value().clone(), other.value().clone());
+        let value = a.minimum(&b)?;
+        Ok(Var::from_op(
+            value,
+            vec![self.clone(), other.clone()],
+            Box::new(move |g| {
+                let to_b = a.greater(&b)?;
+                let to_a = to_b.affine(-1.0, 1.0)?;
+                Ok(vec![g.mul(&to_a)?, g.mul(&to_b)?])
+            }),
+        ))
+    }
+
+    /// Each row's log-softmax, `x - logsumexp(x)` (shifted by the row's
+    /// maximum, which cancels out of the gradient, so that `exp` cannot
+    /// overflow).
+    pub fn log_softmax_rows(&self) -> Result<Var, Error> {
+        let shift = Var::constant(self.value().max(1)?);
+        let shifted = self.sub(&shift)?;
+        shifted.sub(&shifted.exp()?.sum(1)?.log()?)
+    }
+
     /// Sum along `axis` (kept with length 1).
     pub fn sum(&self, axis: usize) -> Result<Var, Error> {
         let shape = self.shape();

@@ -1,0 +1,287 @@
+//! What every algorithm's config shares: the environment, the env runners,
+//! the model, evaluation and the seed — and results.
+
+use crate::env::{EnvSpec, MakeEnv};
+use crate::runner::{Episode, MAX_ENVS_PER_RUNNER};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use wray_guest_core::{Code, Error};
+
+/// Most env runner actors an algorithm may start.
+pub const MAX_ENV_RUNNERS: u32 = 256;
+
+/// Episodes the reported returns are averaged over (RLlib's
+/// `metrics_num_episodes_for_smoothing`).
+pub const SMOOTHING_EPISODES: usize = 100;
+
+/// The environment, runners, model, evaluation and seed of an algorithm.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommonConfig {
+    /// The environment.
+    pub env: EnvSpec,
+    /// Runner actors sampling in parallel; 0 samples in the driver.
+    pub num_env_runners: u32,
+    /// Environment copies each runner steps together.
+    pub num_envs_per_env_runner: u32,
+    /// CPUs each runner actor holds.
+    pub num_cpus_per_env_runner: f64,
+    /// Steps per copy per fragment; `None` picks it from the batch size.
+    pub rollout_fragment_length: Option<u32>,
+    /// Hidden layer sizes of the policy and value networks (RLlib's
+    /// `fcnet_hiddens`).
+    pub fcnet_hiddens: Vec<usize>,
+    /// Standardize observations by running statistics (RLlib's
+    /// `observation_filter="MeanStdFilter"`).
+    pub observation_filter: bool,
+    /// Evaluation runner actors; 0 evaluates in the driver.
+    pub evaluation_num_env_runners: u32,
+    /// Episodes per evaluation.
+    pub evaluation_duration: u32,
+    /// Seeds the networks, the environments and the sampling.
+    pub seed: u64,
+}
+
+impl Default for CommonConfig {
+    fn default() -> Self {
+        CommonConfig {
+            env: EnvSpec::Named("CartPole-v1".into()),
+            num_env_runners: 2,
+            num_envs_per_env_runner: 1,
+            num_cpus_per_env_runner: 1.0,
+            rollout_fragment_length: None,
+            fcnet_hiddens: vec![64, 64],
+            observation_filter: false,
+            evaluation_num_env_runners: 0,
+            evaluation_duration: 10,
+            seed: 0,
+        }
+    }
+}
+
+impl CommonConfig {
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        if self.num_env_runners > MAX_ENV_RUNNERS || self.evaluation_num_env_runners > MAX_ENV_RUNNERS {
+            return bad(format!("at most {MAX_ENV_RUNNERS} env runners"));
+        }
+        if self.num_envs_per_env_runner == 0 || self.num_envs_per_env_runner > MAX_ENVS_PER_RUNNER {
+            return bad(format!("num_envs_per_env_runner must be in 1..={MAX_ENVS_PER_RUNNER}"));
+        }
+        if !(self.num_cpus_per_env_runner.is_finite() && self.num_cpus_per_env_runner >= 0.0) {
+            return bad(format!("num_cpus_per_env_runner must be ≥ 0, got {}", self.num_cpus_per_env_runner));
+        }
+        if self.evaluation_duration == 0 {
+            return bad("evaluation_duration must be at least one episode".into());
+        }
+        Ok(())
+    }
+
+    /// The environment's name.
+    pub fn env_name(&self) -> &str {
+        self.env.name()
+    }
+}
+
+/// Builder methods every algorithm config has, named as RLlib's.
+macro_rules! common_builders {
+    ($t:ty) => {
+        impl $t {
+            /// Trains on a built-in environment (see [`crate::ENVIRONMENTS`]).
+            pub fn environment(mut self, id: &str) -> Self {
+                self.common.env = crate::env::EnvSpec::Named(id.to_string());
+                self
+            }
+
+            /// Trains on your own environment: `make` builds one copy (a
+            /// plain `fn`, so that every runner can call it).
+            pub fn environment_fn(mut self, name: &str, make: crate::env::MakeEnv) -> Self {
+                self.common.env = crate::config::custom_env(name, make);
+                self
+            }
+
+            /// Runner actors sampling in parallel (0: the driver samples).
+            pub fn env_runners(mut self, num_env_runners: u32) -> Self {
+                self.common.num_env_runners = num_env_runners;
+                self
+            }
+
+            /// Environment copies per runner.
+            pub fn num_envs_per_env_runner(mut self, n: u32) -> Self {
+                self.common.num_envs_per_env_runner = n;
+                self
+            }
+
+            /// CPUs each runner actor holds (default 1).
+            pub fn num_cpus_per_env_runner(mut self, cpus: f64) -> Self {
+                self.common.num_cpus_per_env_runner = cpus;
+                self
+            }
+
+            /// Steps per environment copy per fragment (default: the batch
+            /// size split over all copies).
+            pub fn rollout_fragment_length(mut self, steps: u32) -> Self {
+                self.common.rollout_fragment_length = Some(steps);
+                self
+            }
+
+            /// Hidden layer sizes of the networks (default `[64, 64]`).
+            pub fn fcnet_hiddens(mut self, hiddens: &[usize]) -> Self {
+                self.common.fcnet_hiddens = hiddens.to_vec();
+                self
+            }
+
+            /// Standardize observations by running mean and deviation.
+            pub fn observation_filter(mut self, on: bool) -> Self {
+                self.common.observation_filter = on;
+                self
+            }
+
+            /// Evaluation: runner actors (0: the driver) and episodes.
+            pub fn evaluation(mut self, num_env_runners: u32, episodes: u32) -> Self {
+                self.common.evaluation_num_env_runners = num_env_runners;
+                self.common.evaluation_duration = episodes;
+                self
+            }
+
+            /// The seed of everything random in a run.
+            pub fn seed(mut self, seed: u64) -> Self {
+                self.common.seed = seed;
+                self
+            }
+
+            /// Overrides fields from a JSON object of the config's field
+            /// names (`{"lr": 0.001, "num_env_runners": 1}`), as `--config`
+            /// does; an unknown field or a wrong type is an error naming it.
+            pub fn update_from_json(self, json: &str) -> Result<Self, wray_guest_core::Error> {
+                crate::config::update_from_json(self, json)
+            }
+        }
+    };
+}
+pub(crate) use common_builders;
+
+pub(crate) fn custom_env(name: &str, make: MakeEnv) -> EnvSpec {
+    EnvSpec::Custom { name: name.to_string(), make: Code::of(make) }
+}
+
+/// `config` with the fields of the JSON object `json` replaced. Fields of
+/// the common part may be given at the top level or under `"common"`.
+pub(crate) fn update_from_json<C>(config: C, json: &str) -> Result<C, Error>
+where
+    C: Serialize + for<'de> Deserialize<'de>,
+{
+    let invalid = |m: String| Error::InvalidArgument(m);
+    let overrides: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| invalid(format!("--config is not JSON: {e}")))?;
+    let serde_json::Value::Object(overrides) = overrides else {
+        return Err(invalid("--config must be a JSON object of config fields".into()));
+    };
+    let mut value = serde_json::to_value(&config).map_err(|e| invalid(e.to_string()))?;
+    let fields = value.as_object_mut().ok_or_else(|| invalid("a config is an object".into()))?;
+    for (key, v) in overrides {
+        if key == "env" {
+            let id = v.as_str().ok_or_else(|| invalid("\"env\" must be an environment id".into()))?;
+            crate::env::make(id)?;
+            fields["common"]["env"] = serde_json::json!({ "Named": id });
+        } else if fields.contains_key(&key) && key != "common" {
+            fields.insert(key, v);
+        } else if fields["common"].get(&key).is_some() {
+            fields["common"][&key] = v;
+        } else {
+            let mut known: Vec<String> = fields.keys().filter(|k| *k != "common").cloned().collect();
+            known.extend(fields["common"].as_object().into_iter().flat_map(|c| c.keys().cloned()));
+            known.sort();
+            return Err(invalid(format!("unknown config field {key:?}; the fields are {}", known.join(", "))));
+        }
+    }
+    serde_json::from_value(value).map_err(|e| invalid(format!("--config: {e}")))
+}
+
+/// One training iteration's result.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainResult {
+    /// Iterations so far (this one included).
+    pub training_iteration: u64,
+    /// Mean return of the last [`SMOOTHING_EPISODES`] episodes (NaN before
+    /// the first ends).
+    pub episode_return_mean: f64,
+    /// Their smallest return.
+    pub episode_return_min: f64,
+    /// Their largest return.
+    pub episode_return_max: f64,
+    /// Their mean length.
+    pub episode_len_mean: f64,
+    /// Episodes that ended in this iteration.
+    pub num_episodes: u64,
+    /// Environment steps sampled in this iteration.
+    pub num_env_steps_sampled: u64,
+    /// Environment steps sampled so far.
+    pub num_env_steps_sampled_lifetime: u64,
+    /// Steps the learner trained on in this iteration.
+    pub num_env_steps_trained: u64,
+    /// Seconds this iteration took.
+    pub time_this_iter_s: f64,
+    /// Seconds of all iterations so far.
+    pub time_total_s: f64,
+    /// Seconds this iteration spent sampling (runners stepping their
+    /// environments, fragments gathered).
+    pub sample_time_s: f64,
+    /// Seconds this iteration spent learning (advantages and SGD).
+    pub learn_time_s: f64,
+    /// The learner's statistics (loss terms and the like), by name.
+    pub learner: Vec<(String, f64)>,
+}
+
+impl TrainResult {
+    /// The result as Tune metrics (`episode_return_mean`, …, and each
+    /// learner statistic as `learner/<name>`).
+    pub fn metrics(&self) -> Vec<(String, f64)> {
+        let mut m = vec![
+            ("training_iteration".to_string(), self.training_iteration as f64),
+            ("episode_return_mean".to_string(), self.episode_return_mean),
+            ("episode_return_min".to_string(), self.episode_return_min),
+            ("episode_return_max".to_string(), self.episode_return_max),
+            ("episode_len_mean".to_string(), self.episode_len_mean),
+            ("num_episodes".to_string(), self.num_episodes as f64),
+            ("num_env_steps_sampled".to_string(), self.num_env_steps_sampled as f64),
+            ("num_env_steps_sampled_lifetime".to_string(), self.num_env_steps_sampled_lifetime as f64),
+            ("num_env_steps_trained".to_string(), self.num_env_steps_trained as f64),
+            ("time_this_iter_s".to_string(), self.time_this_iter_s),
+            ("time_total_s".to_string(), self.time_total_s),
+            ("sample_time_s".to_string(), self.sample_time_s),
+            ("learn_time_s".to_string(), self.learn_time_s),
+        ];
+        m.extend(self.learner.iter().map(|(k, v)| (format!("learner/{k}"), *v)));
+        m
+    }
+}
+
+/// The last [`SMOOTHING_EPISODES`] episodes' statistics.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub(crate) struct EpisodeWindow(VecDeque<Episode>);
+
+impl EpisodeWindow {
+    pub(crate) fn extend(&mut self, episodes: &[Episode]) {
+        for e in episodes {
+            if self.0.len() == SMOOTHING_EPISODES {
+                self.0.pop_front();
+            }
+            self.0.push_back(*e);
+        }
+    }
+
+    /// Fills the return and length fields of `r`.
+    pub(crate) fn fill(&self, r: &mut TrainResult) {
+        let n = self.0.len() as f64;
+        if self.0.is_empty() {
+            (r.episode_return_mean, r.episode_return_min, r.episode_return_max, r.episode_len_mean) =
+                (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
+            return;
+        }
+        r.episode_return_mean = self.0.iter().map(|e| e.ret).sum::<f64>() / n;
+        r.episode_return_min = self.0.iter().map(|e| e.ret).fold(f64::INFINITY, f64::min);
+        r.episode_return_max = self.0.iter().map(|e| e.ret).fold(f64::NEG_INFINITY, f64::max);
+        r.episode_len_mean = self.0.iter().map(|e| f64::from(e.len)).sum::<f64>() / n;
+    }
+}

@@ -1,0 +1,635 @@
+//! Proximal Policy Optimization (Schulman et al. 2017), as RLlib's PPO:
+//! runners sample fragments with the current policy; the learner computes
+//! generalized advantage estimates (truncated episodes bootstrapped from
+//! the value function), then takes `num_epochs` passes of minibatch Adam
+//! steps on the clipped surrogate, the (clipped) value loss and the
+//! entropy bonus.
+
+use crate::checkpoint;
+use crate::config::{CommonConfig, EpisodeWindow, TrainResult, common_builders};
+use crate::filter::ObsFilter;
+use crate::group::Runners;
+use crate::policy::{Actor, Head, Mlp, Weights};
+use crate::runner::{Episode, Fragment};
+use crate::spaces::{Action, Space};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use wray_guest_core::{Error, Rng, Tensor};
+use wray_nn::{Adam, Optimizer, Var};
+
+/// Largest train batch a config may ask for (steps per iteration).
+pub const MAX_TRAIN_BATCH: u32 = 1 << 22;
+
+/// PPO's settings (RLlib's `PPOConfig`, with its field names).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PPOConfig {
+    /// Environment, runners, model, evaluation, seed.
+    pub common: CommonConfig,
+    /// Environment steps per iteration.
+    pub train_batch_size: u32,
+    /// Steps per Adam step.
+    pub minibatch_size: u32,
+    /// Passes over each batch.
+    pub num_epochs: u32,
+    /// Adam's learning rate.
+    pub lr: f32,
+    /// Discount.
+    pub gamma: f32,
+    /// GAE's λ.
+    pub lambda_: f32,
+    /// The surrogate's ratio is clipped to `1 ± clip_param`.
+    pub clip_param: f32,
+    /// Each step's squared value error is clipped to this (RLlib's
+    /// `vf_clip_param`: a bound on the loss, in squared reward units).
+    pub vf_clip_param: f32,
+    /// Weight of the value loss.
+    pub vf_loss_coeff: f32,
+    /// Weight of the entropy bonus.
+    pub entropy_coeff: f32,
+    /// Gradients are scaled down to this global norm (`None`: never).
+    pub grad_clip: Option<f32>,
+}
+
+impl Default for PPOConfig {
+    fn default() -> Self {
+        PPOConfig {
+            common: CommonConfig::default(),
+            train_batch_size: 4000,
+            minibatch_size: 128,
+            num_epochs: 10,
+            lr: 3e-4,
+            gamma: 0.99,
+            lambda_: 0.95,
+            clip_param: 0.2,
+            vf_clip_param: 10.0,
+            vf_loss_coeff: 0.5,
+            entropy_coeff: 0.0,
+            grad_clip: Some(0.5),
+        }
+    }
+}
+
+common_builders!(PPOConfig);
+
+impl PPOConfig {
+    /// The defaults (CartPole-v1, 2 runners).
+    pub fn new() -> PPOConfig {
+        PPOConfig::default()
+    }
+
+    /// Environment steps per iteration.
+    pub fn train_batch_size(mut self, steps: u32) -> Self {
+        self.train_batch_size = steps;
+        self
+    }
+    /// Steps per Adam step.
+    pub fn minibatch_size(mut self, steps: u32) -> Self {
+        self.minibatch_size = steps;
+        self
+    }
+    /// Passes over each batch.
+    pub fn num_epochs(mut self, epochs: u32) -> Self {
+        self.num_epochs = epochs;
+        self
+    }
+    /// Learning rate.
+    pub fn lr(mut self, lr: f32) -> Self {
+        self.lr = lr;
+        self
+    }
+    /// Discount.
+    pub fn gamma(mut self, gamma: f32) -> Self {
+        self.gamma = gamma;
+        self
+    }
+    /// GAE's λ.
+    pub fn lambda(mut self, lambda: f32) -> Self {
+        self.lambda_ = lambda;
+        self
+    }
+    /// The surrogate's clip.
+    pub fn clip_param(mut self, clip: f32) -> Self {
+        self.clip_param = clip;
+        self
+    }
+    /// The value loss's clip.
+    pub fn vf_clip_param(mut self, clip: f32) -> Self {
+        self.vf_clip_param = clip;
+        self
+    }
+    /// Weight of the value loss.
+    pub fn vf_loss_coeff(mut self, coeff: f32) -> Self {
+        self.vf_loss_coeff = coeff;
+        self
+    }
+    /// Weight of the entropy bonus.
+    pub fn entropy_coeff(mut self, coeff: f32) -> Self {
+        self.entropy_coeff = coeff;
+        self
+    }
+    /// Global gradient norm clip (`None`: off).
+    pub fn grad_clip(mut self, clip: Option<f32>) -> Self {
+        self.grad_clip = clip;
+        self
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        let bad = |m: String| Err(Error::InvalidArgument(format!("PPOConfig: {m}")));
+        if self.train_batch_size == 0 || self.train_batch_size > MAX_TRAIN_BATCH {
+            return bad(format!("train_batch_size must be in 1..={MAX_TRAIN_BATCH}"));
+        }
+        if self.minibatch_size == 0 || self.num_epochs == 0 {
+            return bad("minibatch_size and num_epochs must be positive".into());
+        }
+        for (name, v) in [("lr", self.lr), ("clip_param", self.clip_param), ("vf_clip_param", self.vf_clip_param)] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(format!("{name} must be positive, got {v}"));
+            }
+        }
+        for (name, v) in [("gamma", self.gamma), ("lambda_", self.lambda_)] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(format!("{name} must be in [0, 1], got {v}"));
+            }
+        }
+        if !(self.vf_loss_coeff.is_finite() && self.entropy_coeff.is_finite()) {
+            return bad("the loss coefficients must be finite".into());
+        }
+        if self.grad_clip.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+            return bad("grad_clip must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Starts the algorithm: its runners, its networks.
+    pub fn build(self) -> Result<PPO, Error> {
+        PPO::new(self)
+    }
+}
+
+/// The networks PPO trains.
+struct Nets {
+    policy: Mlp,
+    /// A Gaussian head's log standard deviations, `[1, k]`.
+    log_std: Option<Var>,
+    value: Mlp,
+    optimizer: Adam,
+}
+
+/// What a checkpoint holds.
+#[derive(Serialize, Deserialize)]
+struct State {
+    config: PPOConfig,
+    iteration: u64,
+    timesteps: u64,
+    time_total_s: f64,
+    policy: Vec<Vec<f32>>,
+    log_std: Vec<f32>,
+    value: Vec<Vec<f32>>,
+    filter: ObsFilter,
+    episodes: EpisodeWindow,
+}
+
+/// A PPO run: `train()` one iteration at a time.
+pub struct PPO {
+    config: PPOConfig,
+    runners: Runners,
+    head: Head,
+    obs_dim: usize,
+    nets: Nets,
+    filter: ObsFilter,
+    episodes: EpisodeWindow,
+    rng: Rng,
+    iteration: u64,
+    timesteps: u64,
+    time_total_s: f64,
+}
+
+impl Nets {
+    fn new(sizes_pi: &[usize], sizes_vf: &[usize], head: &Head, lr: f32, rng: &mut Rng) -> Result<Nets, Error> {
+        let policy = Mlp::new(sizes_pi, 0.01, rng)?;
+        let value = Mlp::new(sizes_vf, 1.0, rng)?;
+        let log_std = match head {
+            Head::Gaussian { low, .. } => Some(Var::parameter(Tensor::zeros(&[1, low.len()])?)),
+            Head::Categorical(_) => None,
+        };
+        Nets::assemble(policy, log_std, value, lr)
+    }
+
+    fn assemble(policy: Mlp, log_std: Option<Var>, value: Mlp, lr: f32) -> Result<Nets, Error> {
+        let mut params = policy.parameters();
+        params.extend(log_std.clone());
+        params.extend(value.parameters());
+        Ok(Nets { optimizer: Adam::new(params, lr)?, policy, log_std, value })
+    }
+
+    fn params(&self) -> Vec<Var> {
+        let mut p = self.policy.parameters();
+        p.extend(self.log_std.clone());
+        p.extend(self.value.parameters());
+        p
+    }
+
+    fn log_std(&self) -> Result<Vec<f32>, Error> {
+        self.log_std.as_ref().map_or(Ok(Vec::new()), |v| v.value().to_vec())
+    }
+}
+
+/// The training batch of one iteration, advantages computed.
+struct Batch {
+    rows: usize,
+    obs: Tensor,
+    /// Discrete actions (categorical head).
+    action_index: Vec<u32>,
+    /// Continuous actions, `[rows, k]` (Gaussian head).
+    action_values: Option<Tensor>,
+    logp: Tensor,
+    advantages: Tensor,
+    returns: Tensor,
+}
+
+impl PPO {
+    /// Starts PPO with `config` (its runners, its networks).
+    pub fn new(config: PPOConfig) -> Result<PPO, Error> {
+        config.check()?;
+        let runners = Runners::start(&config.common)?;
+        let (obs_space, action_space) = runners.spaces();
+        let obs_dim = obs_space.dim();
+        let head = Head::for_space(&action_space);
+        let mut rng = Rng::new(config.common.seed);
+        let (pi, vf) = sizes(&config.common.fcnet_hiddens, obs_dim, &head);
+        let nets = Nets::new(&pi, &vf, &head, config.lr, &mut rng)?;
+        let filter = ObsFilter::new(config.common.observation_filter, obs_dim);
+        Ok(PPO {
+            config,
+            runners,
+            head,
+            obs_dim,
+            nets,
+            filter,
+            episodes: EpisodeWindow::default(),
+            rng,
+            iteration: 0,
+            timesteps: 0,
+            time_total_s: 0.0,
+        })
+    }
+
+    /// The config it runs with.
+    pub fn config(&self) -> &PPOConfig {
+        &self.config
+    }
+
+    /// Iterations trained.
+    pub fn iteration(&self) -> u64 {
+        self.iteration
+    }
+
+    /// The current policy's weights (what runners act with).
+    pub fn weights(&self) -> Result<Weights, Error> {
+        let (pi, _) = sizes(&self.config.common.fcnet_hiddens, self.obs_dim, &self.head);
+        Ok(Weights {
+            sizes: pi,
+            policy: self.nets.policy.weights()?,
+            log_std: self.nets.log_std()?,
+            head: self.head.clone(),
+            filter: self.filter.clone(),
+        })
+    }
+
+    /// Steps per copy per fragment: the configured length, or the batch
+    /// split over every copy sampling (rounded up).
+    fn fragment_length(&self) -> u32 {
+        self.config
+            .common
+            .rollout_fragment_length
+            .unwrap_or_else(|| self.config.train_batch_size.div_ceil(self.runners.total_envs()))
+    }
+
+    /// One iteration: sample a batch with the runners, then learn from it.
+    /// A loss that turns NaN or infinite is an error naming the iteration;
+    /// the weights are then those the iteration started from.
+    pub fn train(&mut self) -> Result<TrainResult, Error> {
+        let start = Instant::now();
+        let weights = self.weights()?;
+        let value_before = self.nets.value.weights()?;
+        let fragments = self.runners.sample(&weights, self.fragment_length(), true)?;
+        let mut result = TrainResult { sample_time_s: start.elapsed().as_secs_f64(), ..TrainResult::default() };
+        for f in &fragments {
+            self.filter.merge(&f.filter_delta);
+            self.episodes.extend(&f.episodes);
+            result.num_episodes += f.episodes.len() as u64;
+            result.num_env_steps_sampled += f.rows() as u64;
+        }
+        let batch = self.batch(&fragments)?;
+        let iteration = self.iteration + 1;
+        match self.learn(&batch) {
+            Ok(stats) => result.learner = stats,
+            Err(e) => {
+                // Back to the weights the iteration started from.
+                self.nets = self.nets_from(&weights.policy, &weights.log_std, &value_before)?;
+                return Err(Error::InvalidArgument(format!(
+                    "PPO iteration {iteration}: {e}; the weights are those of iteration {}",
+                    self.iteration
+                )));
+            }
+        }
+        self.iteration = iteration;
+        self.timesteps += result.num_env_steps_sampled;
+        self.time_total_s += start.elapsed().as_secs_f64();
+        result.training_iteration = self.iteration;
+        result.num_env_steps_sampled_lifetime = self.timesteps;
+        result.num_env_steps_trained = batch.rows as u64;
+        result.time_this_iter_s = start.elapsed().as_secs_f64();
+        result.learn_time_s = result.time_this_iter_s - result.sample_time_s;
+        result.time_total_s = self.time_total_s;
+        self.episodes.fill(&mut result);
+        Ok(result)
+    }
+}
+
+/// Layer sizes of the policy and value networks.
+fn sizes(hiddens: &[usize], obs_dim: usize, head: &Head) -> (Vec<usize>, Vec<usize>) {
+    let mut pi = vec![obs_dim];
+    pi.extend(hiddens);
+    let mut vf = pi.clone();
+    pi.push(head.outputs());
+    vf.push(1);
+    (pi, vf)
+}
+
+/// `values` as a `[rows, 1]` tensor.
+fn column(values: &[f32]) -> Result<Tensor, Error> {
+    Tensor::from_vec(&[values.len(), 1], values)
+}
+
+impl PPO {
+    fn nets_from(&self, policy: &[Vec<f32>], log_std: &[f32], value: &[Vec<f32>]) -> Result<Nets, Error> {
+        let (pi, vf) = sizes(&self.config.common.fcnet_hiddens, self.obs_dim, &self.head);
+        let log_std = match &self.head {
+            Head::Gaussian { low, .. } => {
+                if log_std.len() != low.len() {
+                    return Err(Error::InvalidArgument(format!(
+                        "{} log standard deviations for {} actions",
+                        log_std.len(),
+                        low.len()
+                    )));
+                }
+                Some(Var::parameter(Tensor::from_vec(&[1, low.len()], log_std)?))
+            }
+            Head::Categorical(_) => None,
+        };
+        Nets::assemble(Mlp::from_weights(&pi, policy)?, log_std, Mlp::from_weights(&vf, value)?, self.config.lr)
+    }
+
+    /// The value function on `rows` observations.
+    fn values(&self, obs: &[f32], rows: usize) -> Result<Vec<f32>, Error> {
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        let x = Var::constant(Tensor::from_vec(&[rows, self.obs_dim], obs)?);
+        self.nets.value.forward(&x)?.value().to_vec()
+    }
+
+    /// The fragments as one batch, with GAE advantages (standardized) and
+    /// value targets.
+    fn batch(&self, fragments: &[Fragment]) -> Result<Batch, Error> {
+        let (gamma, lambda) = (self.config.gamma, self.config.lambda_);
+        let d = self.obs_dim;
+        let rows: usize = fragments.iter().map(Fragment::rows).sum();
+        let mut obs = Vec::with_capacity(rows * d);
+        let (mut actions, mut logp, mut advantages, mut returns) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for f in fragments {
+            let values = self.values(&f.obs, f.rows())?;
+            let next = self.values(&f.next_obs, f.num_envs as usize)?;
+            let finals: Vec<f32> = f.final_obs.iter().flat_map(|(_, o)| o.iter().copied()).collect();
+            let final_values = self.values(&finals, f.final_obs.len())?;
+            let final_of: std::collections::HashMap<u32, f32> =
+                f.final_obs.iter().map(|(row, _)| *row).zip(final_values).collect();
+            let steps = f.steps as usize;
+            let mut adv = vec![0.0f32; f.rows()];
+            for (e, next_of_segment) in next.iter().enumerate() {
+                let mut next_adv = 0.0f32;
+                for t in (0..steps).rev() {
+                    let row = e * steps + t;
+                    let ended = f.terminated[row] || f.truncated[row];
+                    let next_value = if f.terminated[row] {
+                        0.0
+                    } else if f.truncated[row] {
+                        final_of.get(&(row as u32)).copied().unwrap_or(0.0)
+                    } else if t + 1 == steps {
+                        *next_of_segment
+                    } else {
+                        values[row + 1]
+                    };
+                    let delta = f.rewards[row] + gamma * next_value - values[row];
+                    let carry = if ended || t + 1 == steps { 0.0 } else { next_adv };
+                    adv[row] = delta + gamma * lambda * carry;
+                    next_adv = adv[row];
+                }
+            }
+            returns.extend(adv.iter().zip(&values).map(|(a, v)| a + v));
+            advantages.extend(adv);
+            obs.extend_from_slice(&f.obs);
+            actions.extend_from_slice(&f.actions);
+            logp.extend_from_slice(&f.logp);
+        }
+        let n = advantages.len().max(1) as f32;
+        let mean = advantages.iter().sum::<f32>() / n;
+        let std = (advantages.iter().map(|a| (a - mean).powi(2)).sum::<f32>() / n).sqrt().max(1e-8);
+        advantages.iter_mut().for_each(|a| *a = (*a - mean) / std);
+        let (action_index, action_values) = match &self.head {
+            Head::Categorical(_) => (actions.iter().map(|a| *a as u32).collect(), None),
+            Head::Gaussian { low, .. } => (Vec::new(), Some(Tensor::from_vec(&[rows, low.len()], &actions)?)),
+        };
+        Ok(Batch {
+            rows,
+            obs: Tensor::from_vec(&[rows, d], &obs)?,
+            action_index,
+            action_values,
+            logp: column(&logp)?,
+            advantages: column(&advantages)?,
+            returns: column(&returns)?,
+        })
+    }
+
+    /// Log-probabilities (`[m, 1]`) and entropies (`[m, 1]`) of the
+    /// minibatch's actions under the current policy.
+    fn log_probs(&self, x: &Var, batch: &Batch, idx: &[u32]) -> Result<(Var, Var), Error> {
+        let out = self.nets.policy.forward(x)?;
+        match (&self.head, &self.nets.log_std) {
+            (Head::Gaussian { .. }, Some(log_std)) => {
+                let values = batch.action_values.as_ref().ok_or_else(|| Error::InvalidArgument("no actions".into()))?;
+                let a = Var::constant(values.gather_rows(idx)?);
+                let z = a.sub(&out)?.div(&log_std.exp()?)?;
+                // log N(a; μ, σ) = -z²/2 - log σ - log √(2π), summed over
+                // the action's elements.
+                let logp = z.pow(2.0)?.affine(-0.5, -0.918_938_5)?.sub(log_std)?.sum(1)?;
+                let entropy = log_std.affine(1.0, 1.418_938_5)?.sum(1)?;
+                Ok((logp, entropy))
+            }
+            _ => {
+                let actions: Vec<u32> = idx.iter().map(|i| batch.action_index[*i as usize]).collect();
+                let logp = out.cross_entropy_rows(&actions)?.affine(-1.0, 0.0)?;
+                let log_all = out.log_softmax_rows()?;
+                let entropy = log_all.exp()?.mul(&log_all)?.sum(1)?.affine(-1.0, 0.0)?;
+                Ok((logp, entropy))
+            }
+        }
+    }
+
+    /// `num_epochs` passes of minibatch steps; the mean of each loss term.
+    fn learn(&mut self, batch: &Batch) -> Result<Vec<(String, f64)>, Error> {
+        let c = &self.config;
+        let (clip, vf_clip, vf_coeff, ent_coeff) = (c.clip_param, c.vf_clip_param, c.vf_loss_coeff, c.entropy_coeff);
+        let mut order: Vec<u32> = (0..batch.rows as u32).collect();
+        let mut sums = [0.0f64; 5];
+        let mut steps = 0u32;
+        for epoch in 0..c.num_epochs {
+            self.rng.shuffle(&mut order);
+            for (m, idx) in order.chunks(c.minibatch_size as usize).enumerate() {
+                let x = Var::constant(batch.obs.gather_rows(idx)?);
+                let advantages = Var::constant(batch.advantages.gather_rows(idx)?);
+                let old_logp = Var::constant(batch.logp.gather_rows(idx)?);
+                let returns = Var::constant(batch.returns.gather_rows(idx)?);
+                let (logp, entropy) = self.log_probs(&x, batch, idx)?;
+                let ratio = logp.sub(&old_logp)?.exp()?;
+                let surrogate =
+                    ratio.mul(&advantages)?.minimum(&ratio.clamp(1.0 - clip, 1.0 + clip)?.mul(&advantages)?)?;
+                let policy_loss = surrogate.mean_all()?.affine(-1.0, 0.0)?;
+                let vf_loss = self.nets.value.forward(&x)?.sub(&returns)?.pow(2.0)?.clamp(0.0, vf_clip)?.mean_all()?;
+                let entropy = entropy.mean_all()?;
+                let total = policy_loss.add(&vf_loss.affine(vf_coeff, 0.0)?)?.sub(&entropy.affine(ent_coeff, 0.0)?)?;
+                let loss = total.value().item()?;
+                if !loss.is_finite() {
+                    return Err(Error::InvalidArgument(format!(
+                        "the loss is {loss} at epoch {epoch}, minibatch {m} (try a lower lr or a grad_clip)"
+                    )));
+                }
+                self.nets.optimizer.zero_grad();
+                total.backward()?;
+                if let Some(max_norm) = c.grad_clip {
+                    clip_grad_norm(&self.nets.params(), max_norm)?;
+                }
+                self.nets.optimizer.step()?;
+                let kl = old_logp.value().sub(logp.value())?.mean_all()?.item()?;
+                let terms = [loss, policy_loss.value().item()?, vf_loss.value().item()?, entropy.value().item()?, kl];
+                for (s, t) in sums.iter_mut().zip(terms) {
+                    *s += f64::from(t);
+                }
+                steps += 1;
+            }
+        }
+        let names = ["total_loss", "policy_loss", "vf_loss", "entropy", "mean_kl"];
+        Ok(names.iter().zip(sums).map(|(n, s)| (n.to_string(), s / f64::from(steps.max(1)))).collect())
+    }
+
+    /// Runs `evaluation_duration` episodes greedily (on the evaluation
+    /// runners, or in the driver without them); returns their mean return
+    /// and the episodes.
+    pub fn evaluate(&mut self) -> Result<(f64, Vec<Episode>), Error> {
+        let weights = self.weights()?;
+        let seed = self.config.common.seed ^ 0xE7A1 ^ self.iteration;
+        let episodes = self.runners.evaluate(&weights, self.config.common.evaluation_duration, seed)?;
+        let mean = episodes.iter().map(|e| e.ret).sum::<f64>() / episodes.len().max(1) as f64;
+        Ok((mean, episodes))
+    }
+
+    /// Runs `episodes` greedy episodes in the driver, calling `on_step`
+    /// with the environment after each reset and step (for rendering).
+    pub fn rollout(&mut self, episodes: u32, on_step: impl FnMut(&dyn crate::Env)) -> Result<Vec<Episode>, Error> {
+        let weights = self.weights()?;
+        self.runners.rollout(&weights, episodes, self.config.common.seed ^ 0x5011, on_step)
+    }
+
+    /// The action the policy takes for one raw observation: the most
+    /// likely (or, with `explore`, a sample), clipped to a box's bounds.
+    pub fn compute_single_action(&mut self, observation: &[f32], explore: bool) -> Result<Action, Error> {
+        if observation.len() != self.obs_dim {
+            return Err(Error::InvalidArgument(format!(
+                "an observation of {} values for a space of {}",
+                observation.len(),
+                self.obs_dim
+            )));
+        }
+        let actor = Actor::new(&self.weights()?)?;
+        let mut obs = observation.to_vec();
+        actor.filter().apply(&mut obs);
+        let (action, _) = actor.act(&obs, 1, explore, &mut self.rng)?.remove(0);
+        Ok(actor.env_action(&action))
+    }
+
+    /// The action space.
+    pub fn action_space(&self) -> Space {
+        match &self.head {
+            Head::Categorical(n) => Space::Discrete(*n),
+            Head::Gaussian { low, high } => Space::Box { low: low.clone(), high: high.clone() },
+        }
+    }
+
+    /// Writes a checkpoint into `dir` (created if missing) and returns the
+    /// directory. The optimizer's moments are not kept: a restored run
+    /// starts Adam afresh.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<PathBuf, Error> {
+        let state = State {
+            config: self.config.clone(),
+            iteration: self.iteration,
+            timesteps: self.timesteps,
+            time_total_s: self.time_total_s,
+            policy: self.nets.policy.weights()?,
+            log_std: self.nets.log_std()?,
+            value: self.nets.value.weights()?,
+            filter: self.filter.clone(),
+            episodes: self.episodes.clone(),
+        };
+        checkpoint::save(dir.as_ref(), "PPO", self.config.common.env_name(), &state)
+    }
+
+    /// Loads the weights and counters of a checkpoint of PPO on the same
+    /// environment (one of another algorithm or environment is an error
+    /// naming it).
+    pub fn restore(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let state: State = checkpoint::load(path.as_ref(), "PPO", Some(self.config.common.env_name()))?;
+        self.nets = self.nets_from(&state.policy, &state.log_std, &state.value)?;
+        if state.filter.mean.len() != self.obs_dim {
+            return Err(Error::InvalidArgument("the checkpoint's observation filter has another shape".into()));
+        }
+        self.filter = state.filter;
+        self.episodes = state.episodes;
+        (self.iteration, self.timesteps, self.time_total_s) = (state.iteration, state.timesteps, state.time_total_s);
+        Ok(())
+    }
+
+    /// PPO as a checkpoint left it: its config (with `runners` env runner
+    /// actors instead of the saved number, if given), weights and counters.
+    pub fn from_checkpoint(path: impl AsRef<Path>, runners: Option<u32>) -> Result<PPO, Error> {
+        let state: State = checkpoint::load(path.as_ref(), "PPO", None)?;
+        let mut config = state.config.clone();
+        if let Some(n) = runners {
+            config.common.num_env_runners = n;
+        }
+        let mut algo = PPO::new(config)?;
+        algo.restore(path)?;
+        Ok(algo)
+    }
+}
+
+/// Scales the gradients of `params` down to a global norm of `max_norm`.
+fn clip_grad_norm(params: &[Var], max_norm: f32) -> Result<(), Error> {
+    let mut total = 0.0f32;
+    let grads: Vec<Option<Tensor>> = params.iter().map(Var::grad).collect();
+    for g in grads.iter().flatten() {
+        total += g.mul(g)?.sum_all()?.item()?;
+    }
+    let norm = total.sqrt();
+    if norm > max_norm {
+        let scale = max_norm / norm;
+        for (p, g) in params.iter().zip(grads) {
+            if let Some(g) = g {
+                p.set_grad(Some(g.affine(scale, 0.0)?));
+            }
+        }
+    }
+    Ok(())
+}
