@@ -14,6 +14,7 @@ mod jobs;
 mod learn;
 mod macros;
 mod nn;
+mod rl;
 mod train;
 mod tune;
 mod util;

@@ -170,6 +170,7 @@ pub struct Guests {
     pub train_wine: PathBuf,
     pub gbdt_wine: PathBuf,
     pub grid_search: PathBuf,
+    pub ppo_cartpole: PathBuf,
 }
 
 pub fn guests() -> &'static Guests {
@@ -192,6 +193,7 @@ pub fn guests() -> &'static Guests {
         train_wine: build("examples/train_wine"),
         gbdt_wine: build("examples/gbdt_wine"),
         grid_search: build("examples/grid_search"),
+        ppo_cartpole: build("examples/ppo_cartpole"),
     })
 }
 
