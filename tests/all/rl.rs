@@ -50,3 +50,128 @@ fn a_seeded_ppo_run_repeats_exactly() {
     let local = returns("0");
     assert_eq!(returns("0"), local);
 }
+
+/// `wray rl train` and `wray rl evaluate` run the job built into wray: a
+/// line per iteration, a checkpoint (under ~/wray_results unless told),
+/// then evaluation of that checkpoint, rendered as text if asked.
+#[test]
+fn the_rl_command_trains_saves_and_evaluates_without_a_job_of_the_users() {
+    let home = tempfile::tempdir().unwrap();
+    let home_env = [("HOME", home.path().to_str().unwrap())];
+    let run = |args: &[&str]| wray_with(args, &home_env, std::time::Duration::from_secs(300));
+    let out = run(&["rl", "train", "--algo", "PPO", "--env", "CartPole-v1", "--stop-reward", "100", "--seed", "3"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("training PPO on CartPole-v1 with 2 env runners"), "{text}");
+    assert!(text.lines().filter(|l| l.starts_with("iter ")).count() >= 2, "{text}");
+    assert!(text.contains("reached the stop reward: return mean 1"), "{text}");
+    let dir = text.lines().find_map(|l| l.strip_prefix("checkpoint: ")).expect("a checkpoint line").to_string();
+    assert!(dir.starts_with(home.path().join("wray_results/PPO_CartPole-v1_").to_str().unwrap()), "{dir}");
+
+    let out = run(&["rl", "evaluate", &dir, "--episodes", "3"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert_eq!(text.lines().filter(|l| l.starts_with("Episode #")).count(), 3, "{text}");
+    assert!(number_after(&text, "mean reward over 3 episodes:") >= 50.0, "{text}");
+    // The checkpoint file itself, rendered: the track with the cart, each step.
+    let file = format!("{dir}/rl_checkpoint.json");
+    let out = run(&["rl", "evaluate", &file, "--episodes", "1", "--render", "text"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    let steps = text.lines().filter(|l| l.contains(" x=") && l.contains(" θ=")).count();
+    let reward = number_after(&text, "Episode #0: reward:");
+    assert_eq!(steps as f64, reward + 1.0, "a line per step after the reset:\n{text}");
+
+    // Config overrides reach the algorithm; --stop-iters stops it.
+    let ck = home.path().join("ck");
+    let out = run(&[
+        "rl",
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "Acrobot-v1",
+        "--stop-iters",
+        "1",
+        "--num-env-runners",
+        "1",
+        "--checkpoint-dir",
+        ck.to_str().unwrap(),
+        "--config",
+        r#"{"train_batch_size": 500, "num_epochs": 1}"#,
+    ]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("with 1 env runners") && text.contains("env steps      500"), "{text}");
+    let saved = std::fs::read_to_string(ck.join("rl_checkpoint.json")).unwrap();
+    assert!(
+        saved.contains(r#""env":"Acrobot-v1""#) && saved.contains(r#""train_batch_size":500"#),
+        "{}",
+        &saved[..300]
+    );
+}
+
+/// Bad input to `wray rl` names the problem: unknown algorithms and
+/// environments list the available ones, config fields are checked, and
+/// only checkpoints are evaluated.
+#[test]
+fn bad_rl_input_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| wray_with(args, &[], std::time::Duration::from_secs(120));
+    let out = run(&["rl", "train", "--algo", "A3C"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("[possible values: PPO]"), "{}", stderr(&out));
+    let out = run(&["rl", "train", "--algo", "PPO", "--env", "Pong-v5"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("CartPole-v1, Acrobot-v1, MountainCar-v0, Pendulum-v1"), "{}", stderr(&out));
+    let ck = dir.path().join("ck");
+    let train_with = |config: &str| {
+        run(&[
+            "rl",
+            "train",
+            "--algo",
+            "PPO",
+            "--stop-iters",
+            "1",
+            "--checkpoint-dir",
+            ck.to_str().unwrap(),
+            "--config",
+            config,
+        ])
+    };
+    let out = train_with(r#"{"learning_rate": 0.1}"#);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains(r#"unknown config field "learning_rate"; the fields are "#), "{}", stderr(&out));
+    assert!(stderr(&out).contains("lr,") && stderr(&out).contains("num_env_runners"), "{}", stderr(&out));
+    let out = train_with(r#"{"lr": "fast"}"#);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("--config: invalid type: string \"fast\""), "{}", stderr(&out));
+    let out = train_with(r#"{"gamma": 1.5}"#);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("gamma must be in [0, 1], got 1.5"), "{}", stderr(&out));
+    let out = train_with("[1, 2]");
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("--config must be a JSON object"), "{}", stderr(&out));
+    let out = train_with(r#"{"num_env_runners": 64}"#);
+    assert_code(&out, 1);
+    assert!(
+        stderr(&out).contains("64 env runners (64 sampling, 0 evaluating) at 1 CPU each need 64 CPUs"),
+        "{}",
+        stderr(&out)
+    );
+
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{}").unwrap();
+    let out = run(&["rl", "evaluate", junk.to_str().unwrap()]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("not a wray-rl checkpoint"), "{}", stderr(&out));
+    let out = run(&["rl", "evaluate", dir.path().join("nothing").to_str().unwrap()]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("nothing"), "{}", stderr(&out));
+    let out = run(&["rl", "evaluate", junk.to_str().unwrap(), "--render", "human"]);
+    assert_code(&out, 2);
+    let out =
+        run(&["rl", "train", "--algo", "PPO", "--address", "127.0.0.1:9", "--token", "x", "--checkpoint-dir", "y"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("--checkpoint-dir cannot be used with --address"), "{}", stderr(&out));
+}

@@ -80,7 +80,7 @@ fn run(args: Args) -> Result<(), Error> {
     }
     println!("evaluation return mean: {mean:.1}");
     if args.render {
-        algo.rollout(1, |env| println!("{}", env.render()))?;
+        algo.rollout(1, args.seed, |env| println!("{}", env.render()))?;
     }
     if let Some(dir) = &args.save {
         println!("checkpoint: {}", algo.save(dir)?.display());

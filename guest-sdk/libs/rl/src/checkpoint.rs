@@ -82,3 +82,40 @@ pub(crate) fn load<S: for<'de> Deserialize<'de>>(path: &Path, algorithm: &str, e
     }
     Ok(read::<S>(path)?.state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_of_another_algorithm_or_environment_or_format_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = save(&dir.path().join("a"), "PPO", "CartPole-v1", &vec![1.0f32, 2.0]).unwrap();
+        let back: Vec<f32> = load(&path, "PPO", Some("CartPole-v1")).unwrap();
+        assert_eq!(back, vec![1.0, 2.0]);
+        assert_eq!(describe(&path.join(CHECKPOINT_FILE)).unwrap(), ("PPO".to_string(), "CartPole-v1".to_string()));
+        let e = load::<Vec<f32>>(&path, "DQN", None).unwrap_err().to_string();
+        assert!(e.contains("a PPO checkpoint cannot be restored into DQN"), "{e}");
+        let e = load::<Vec<f32>>(&path, "PPO", Some("Acrobot-v1")).unwrap_err().to_string();
+        assert!(e.contains("trained on CartPole-v1, not on Acrobot-v1"), "{e}");
+        // Damaged, foreign and missing files name the problem.
+        let file = path.join(CHECKPOINT_FILE);
+        std::fs::write(
+            &file,
+            b"{\"format\":\"wray-rl\",\"version\":1,\"algorithm\":\"PPO\",\"env\":\"x\",\"state\":[1,",
+        )
+        .unwrap();
+        assert!(load::<Vec<f32>>(&path, "PPO", None).unwrap_err().to_string().contains("not a wray-rl checkpoint"));
+        std::fs::write(&file, b"{\"format\":\"other\",\"version\":1,\"algorithm\":\"PPO\",\"env\":\"x\",\"state\":1}")
+            .unwrap();
+        assert!(load::<Vec<f32>>(&path, "PPO", None).unwrap_err().to_string().contains("format other v1"));
+        std::fs::write(
+            &file,
+            b"{\"format\":\"wray-rl\",\"version\":1,\"algorithm\":\"PPO\",\"env\":\"x\",\"state\":\"no\"}",
+        )
+        .unwrap();
+        assert!(load::<Vec<f32>>(&path, "PPO", None).unwrap_err().to_string().contains("a damaged PPO checkpoint"));
+        let e = load::<Vec<f32>>(&dir.path().join("missing"), "PPO", None).unwrap_err().to_string();
+        assert!(e.contains("missing"), "{e}");
+    }
+}

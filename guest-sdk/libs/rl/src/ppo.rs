@@ -536,11 +536,17 @@ impl PPO {
         Ok((mean, episodes))
     }
 
-    /// Runs `episodes` greedy episodes in the driver, calling `on_step`
-    /// with the environment after each reset and step (for rendering).
-    pub fn rollout(&mut self, episodes: u32, on_step: impl FnMut(&dyn crate::Env)) -> Result<Vec<Episode>, Error> {
+    /// Runs `episodes` greedy episodes in the driver, their environments
+    /// reset with seeds derived from `seed`, calling `on_step` with the
+    /// environment after each reset and step (for rendering).
+    pub fn rollout(
+        &mut self,
+        episodes: u32,
+        seed: u64,
+        on_step: impl FnMut(&dyn crate::Env),
+    ) -> Result<Vec<Episode>, Error> {
         let weights = self.weights()?;
-        self.runners.rollout(&weights, episodes, self.config.common.seed ^ 0x5011, on_step)
+        self.runners.rollout(&weights, episodes, seed, on_step)
     }
 
     /// The action the policy takes for one raw observation: the most
@@ -601,13 +607,25 @@ impl PPO {
         Ok(())
     }
 
-    /// PPO as a checkpoint left it: its config (with `runners` env runner
-    /// actors instead of the saved number, if given), weights and counters.
-    pub fn from_checkpoint(path: impl AsRef<Path>, runners: Option<u32>) -> Result<PPO, Error> {
+    /// PPO as a checkpoint left it: its config, weights and counters.
+    pub fn from_checkpoint(path: impl AsRef<Path>) -> Result<PPO, Error> {
+        PPO::from_checkpoint_with(path, |config| config)
+    }
+
+    /// [`PPO::from_checkpoint`] with the saved config changed by `adjust`
+    /// first (fewer runners to evaluate, say); the environment and the
+    /// model must stay those of the checkpoint.
+    pub fn from_checkpoint_with(
+        path: impl AsRef<Path>,
+        adjust: impl FnOnce(PPOConfig) -> PPOConfig,
+    ) -> Result<PPO, Error> {
         let state: State = checkpoint::load(path.as_ref(), "PPO", None)?;
-        let mut config = state.config.clone();
-        if let Some(n) = runners {
-            config.common.num_env_runners = n;
+        let config = adjust(state.config.clone());
+        if config.common.fcnet_hiddens != state.config.common.fcnet_hiddens {
+            return Err(Error::InvalidArgument(format!(
+                "the checkpoint's networks have hidden layers {:?}, the config asks for {:?}",
+                state.config.common.fcnet_hiddens, config.common.fcnet_hiddens
+            )));
         }
         let mut algo = PPO::new(config)?;
         algo.restore(path)?;

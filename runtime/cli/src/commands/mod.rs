@@ -4,6 +4,7 @@ mod build;
 mod cluster_bench;
 mod job;
 mod microbenchmark;
+mod rl;
 mod run;
 mod start;
 mod status;
@@ -27,6 +28,7 @@ Examples:
   wray run --address HOST:PORT --token TOKEN job.wasm    run the same job on it
   wray status --address HOST:PORT --token TOKEN
   wray job submit --address HOST:PORT --token TOKEN job.wasm    run it detached; then wray job list|status|logs|stop
+  wray rl train --algo PPO --env CartPole-v1 --stop-reward 450    reinforcement learning, no job to write
   wray stop")]
 pub struct Cli {
     #[command(subcommand)]
@@ -43,6 +45,7 @@ pub enum Command {
     Stop(stop::StopCommand),
     Status(status::StatusCommand),
     Job(job::JobCommand),
+    Rl(rl::RlCommand),
 }
 
 impl Command {
@@ -60,6 +63,7 @@ impl Command {
             Command::Stop(c) => c.execute(),
             Command::Status(c) => c.execute(),
             Command::Job(c) => c.execute(),
+            Command::Rl(c) => c.execute(),
         }
     }
 }

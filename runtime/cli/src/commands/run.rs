@@ -92,6 +92,19 @@ pub struct RunCommand {
     /// for the head to be reachable again.
     #[arg(long, value_name = "N", default_value_t = 0)]
     max_retries: u32,
+
+    /// A job the CLI carries (name for messages, bytes), run in place of
+    /// the file on the embedded runtime.
+    #[arg(skip)]
+    builtin: Option<(&'static str, &'static [u8])>,
+}
+
+/// A job the CLI carries: its name in messages, its bytes, and a file
+/// holding them (what a cluster is sent).
+pub(crate) struct BuiltinJob {
+    pub(crate) name: &'static str,
+    pub(crate) bytes: &'static [u8],
+    pub(crate) file: PathBuf,
 }
 
 /// How long a retry of a lost job waits for the head to answer again (a
@@ -99,6 +112,35 @@ pub struct RunCommand {
 const RECONNECT_WINDOW: Duration = Duration::from_secs(60);
 
 impl RunCommand {
+    /// A run of a job the CLI carries (`wray rl`), with the defaults of
+    /// every flag not given here.
+    pub(crate) fn builtin(
+        job: BuiltinJob,
+        args: Vec<String>,
+        dirs: Vec<(PathBuf, String)>,
+        cpus: Option<f64>,
+        address: Option<String>,
+        token: Option<String>,
+    ) -> RunCommand {
+        RunCommand {
+            job: job.file,
+            args,
+            cpus,
+            gpus: None,
+            memory_limit: None,
+            timeout: None,
+            object_store_memory: 1 << 30,
+            spill_dir: None,
+            dirs,
+            envs: Vec::new(),
+            no_cache: false,
+            address,
+            token,
+            max_retries: 0,
+            builtin: Some((job.name, job.bytes)),
+        }
+    }
+
     pub fn execute(self) -> Result<(), Failure> {
         if self.address.is_some() {
             return self.execute_remote();
@@ -140,7 +182,11 @@ impl RunCommand {
         {
             eprintln!("wray: {notice}");
         }
-        let job = runtime.load_file(&self.job).map_err(|e| Failure::Usage(e.into()))?;
+        let job = match self.builtin {
+            Some((name, bytes)) => runtime.load(name, bytes),
+            None => runtime.load_file(&self.job),
+        }
+        .map_err(|e| Failure::Usage(e.into()))?;
         let cancel = Arc::new(AtomicBool::new(false));
         let config = JobConfig {
             grants: Grants { dirs: self.dirs, env: self.envs, output: Output::Inherit },
