@@ -41,19 +41,24 @@
 // The actor macro names the SDK as `wray`.
 extern crate wray_guest_core as wray;
 
+mod algorithm;
 mod checkpoint;
 mod config;
+mod dqn;
 mod env;
 pub mod envs;
 mod filter;
 mod group;
 mod policy;
 mod ppo;
+pub mod replay;
 mod runner;
 mod spaces;
 
+pub use algorithm::Algorithm;
 pub use checkpoint::{CHECKPOINT_FILE, MAX_CHECKPOINT_BYTES, describe as describe_checkpoint};
 pub use config::{CommonConfig, MAX_ENV_RUNNERS, SMOOTHING_EPISODES, TrainResult};
+pub use dqn::{DQN, DQNConfig};
 pub use env::{ENVIRONMENTS, Env, EnvRng, EnvSpec, MakeEnv, Step, TimeLimit, make};
 pub use filter::ObsFilter;
 pub use policy::{Actor, Head, MAX_HIDDEN, MAX_LAYERS, Mlp, Weights};

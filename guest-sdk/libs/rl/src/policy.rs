@@ -130,6 +130,18 @@ pub enum Head {
         /// Upper bounds.
         high: Vec<f32>,
     },
+    /// Q-values of `n` actions (DQN), acted on ε-greedily: the best action,
+    /// or with probability `epsilon` (when exploring) a uniform one. A
+    /// dueling network has one more output, the state's value, which does
+    /// not change which action is best.
+    QValues {
+        /// Actions.
+        n: u32,
+        /// Whether the network ends in advantage and value streams.
+        dueling: bool,
+        /// The exploration probability.
+        epsilon: f32,
+    },
 }
 
 impl Head {
@@ -146,6 +158,7 @@ impl Head {
         match self {
             Head::Categorical(n) => *n as usize,
             Head::Gaussian { low, .. } => low.len(),
+            Head::QValues { n, dueling, .. } => *n as usize + usize::from(*dueling),
         }
     }
 }
@@ -216,6 +229,7 @@ impl Actor {
             actions.push(match &self.head {
                 Head::Categorical(_) => categorical(row, explore, rng),
                 Head::Gaussian { .. } => gaussian(row, &self.log_std, explore, rng),
+                Head::QValues { n, epsilon, .. } => epsilon_greedy(&row[..*n as usize], explore, *epsilon, rng),
             });
         }
         Ok(actions)
@@ -251,10 +265,21 @@ fn categorical(logits: &[f32], explore: bool, rng: &mut Rng) -> (Action, f32) {
         }
         pick
     } else {
-        // The first of the largest, as argmax.
-        logits.iter().enumerate().fold(0, |best, (i, l)| if *l > logits[best] { i } else { best })
+        argmax(logits)
     };
     (Action::Discrete(pick as u32), (exps[pick] / total).ln())
+}
+
+/// The index of the first largest value.
+fn argmax(values: &[f32]) -> usize {
+    values.iter().enumerate().fold(0, |best, (i, v)| if *v > values[best] { i } else { best })
+}
+
+/// The best action, or (exploring) with probability `epsilon` a uniform
+/// one; the log-probability is not used by DQN and is 0.
+fn epsilon_greedy(q: &[f32], explore: bool, epsilon: f32, rng: &mut Rng) -> (Action, f32) {
+    let pick = if explore && rng.uniform() < epsilon { rng.below(q.len()) } else { argmax(q) };
+    (Action::Discrete(pick as u32), 0.0)
 }
 
 const LOG_SQRT_2PI: f32 = 0.918_938_5;

@@ -5,13 +5,12 @@
 //! steps on the clipped surrogate, the (clipped) value loss and the
 //! entropy bonus.
 
+use crate::algorithm::{Core, algorithm_methods};
 use crate::checkpoint;
 use crate::config::{CommonConfig, EpisodeWindow, TrainResult, common_builders};
 use crate::filter::ObsFilter;
-use crate::group::Runners;
-use crate::policy::{Actor, Head, Mlp, Weights};
-use crate::runner::{Episode, Fragment};
-use crate::spaces::{Action, Space};
+use crate::policy::{Head, Mlp, Weights};
+use crate::runner::Fragment;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -21,7 +20,11 @@ use wray_nn::{Adam, Optimizer, Var};
 /// Largest train batch a config may ask for (steps per iteration).
 pub const MAX_TRAIN_BATCH: u32 = 1 << 22;
 
-/// PPO's settings (RLlib's `PPOConfig`, with its field names).
+/// PPO's settings (RLlib's `PPOConfig`, with its field names). The
+/// defaults are RLlib's (`clip_param` 0.3, `lambda_` 1.0, batches of 4000
+/// in minibatches of 128) with its tuned CartPole example's learning rate
+/// and epochs (3e-4, 6), plus a gradient clip of 0.5, which on CartPole
+/// reaches a return of 450 in about 76k steps against 104–124k without.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PPOConfig {
@@ -58,11 +61,11 @@ impl Default for PPOConfig {
             common: CommonConfig::default(),
             train_batch_size: 4000,
             minibatch_size: 128,
-            num_epochs: 10,
+            num_epochs: 6,
             lr: 3e-4,
             gamma: 0.99,
-            lambda_: 0.95,
-            clip_param: 0.2,
+            lambda_: 1.0,
+            clip_param: 0.3,
             vf_clip_param: 10.0,
             vf_loss_coeff: 0.5,
             entropy_coeff: 0.0,
@@ -194,17 +197,13 @@ struct State {
 /// A PPO run: `train()` one iteration at a time.
 pub struct PPO {
     config: PPOConfig,
-    runners: Runners,
+    core: Core,
     head: Head,
-    obs_dim: usize,
     nets: Nets,
     filter: ObsFilter,
-    episodes: EpisodeWindow,
-    rng: Rng,
-    iteration: u64,
-    timesteps: u64,
-    time_total_s: f64,
 }
+
+algorithm_methods!(PPO, PPOConfig);
 
 impl Nets {
     fn new(sizes_pi: &[usize], sizes_vf: &[usize], head: &Head, lr: f32, rng: &mut Rng) -> Result<Nets, Error> {
@@ -212,7 +211,7 @@ impl Nets {
         let value = Mlp::new(sizes_vf, 1.0, rng)?;
         let log_std = match head {
             Head::Gaussian { low, .. } => Some(Var::parameter(Tensor::zeros(&[1, low.len()])?)),
-            Head::Categorical(_) => None,
+            Head::Categorical(_) | Head::QValues { .. } => None,
         };
         Nets::assemble(policy, log_std, value, lr)
     }
@@ -250,30 +249,18 @@ struct Batch {
 }
 
 impl PPO {
+    /// Its name in checkpoints.
+    pub const NAME: &'static str = "PPO";
+
     /// Starts PPO with `config` (its runners, its networks).
     pub fn new(config: PPOConfig) -> Result<PPO, Error> {
         config.check()?;
-        let runners = Runners::start(&config.common)?;
-        let (obs_space, action_space) = runners.spaces();
-        let obs_dim = obs_space.dim();
-        let head = Head::for_space(&action_space);
-        let mut rng = Rng::new(config.common.seed);
-        let (pi, vf) = sizes(&config.common.fcnet_hiddens, obs_dim, &head);
-        let nets = Nets::new(&pi, &vf, &head, config.lr, &mut rng)?;
-        let filter = ObsFilter::new(config.common.observation_filter, obs_dim);
-        Ok(PPO {
-            config,
-            runners,
-            head,
-            obs_dim,
-            nets,
-            filter,
-            episodes: EpisodeWindow::default(),
-            rng,
-            iteration: 0,
-            timesteps: 0,
-            time_total_s: 0.0,
-        })
+        let mut core = Core::start(&config.common)?;
+        let head = Head::for_space(&core.runners.spaces().1);
+        let (pi, vf) = sizes(&config.common.fcnet_hiddens, core.obs_dim, &head);
+        let nets = Nets::new(&pi, &vf, &head, config.lr, &mut core.rng)?;
+        let filter = ObsFilter::new(config.common.observation_filter, core.obs_dim);
+        Ok(PPO { config, core, head, nets, filter })
     }
 
     /// The config it runs with.
@@ -281,14 +268,9 @@ impl PPO {
         &self.config
     }
 
-    /// Iterations trained.
-    pub fn iteration(&self) -> u64 {
-        self.iteration
-    }
-
     /// The current policy's weights (what runners act with).
     pub fn weights(&self) -> Result<Weights, Error> {
-        let (pi, _) = sizes(&self.config.common.fcnet_hiddens, self.obs_dim, &self.head);
+        let (pi, _) = sizes(&self.config.common.fcnet_hiddens, self.core.obs_dim, &self.head);
         Ok(Weights {
             sizes: pi,
             policy: self.nets.policy.weights()?,
@@ -304,7 +286,7 @@ impl PPO {
         self.config
             .common
             .rollout_fragment_length
-            .unwrap_or_else(|| self.config.train_batch_size.div_ceil(self.runners.total_envs()))
+            .unwrap_or_else(|| self.config.train_batch_size.div_ceil(self.core.runners.total_envs()))
     }
 
     /// One iteration: sample a batch with the runners, then learn from it.
@@ -314,16 +296,16 @@ impl PPO {
         let start = Instant::now();
         let weights = self.weights()?;
         let value_before = self.nets.value.weights()?;
-        let fragments = self.runners.sample(&weights, self.fragment_length(), true)?;
+        let fragments = self.core.runners.sample(&weights, self.fragment_length(), true)?;
         let mut result = TrainResult { sample_time_s: start.elapsed().as_secs_f64(), ..TrainResult::default() };
         for f in &fragments {
             self.filter.merge(&f.filter_delta);
-            self.episodes.extend(&f.episodes);
+            self.core.episodes.extend(&f.episodes);
             result.num_episodes += f.episodes.len() as u64;
             result.num_env_steps_sampled += f.rows() as u64;
         }
         let batch = self.batch(&fragments)?;
-        let iteration = self.iteration + 1;
+        let iteration = self.core.iteration + 1;
         match self.learn(&batch) {
             Ok(stats) => result.learner = stats,
             Err(e) => {
@@ -331,20 +313,12 @@ impl PPO {
                 self.nets = self.nets_from(&weights.policy, &weights.log_std, &value_before)?;
                 return Err(Error::InvalidArgument(format!(
                     "PPO iteration {iteration}: {e}; the weights are those of iteration {}",
-                    self.iteration
+                    self.core.iteration
                 )));
             }
         }
-        self.iteration = iteration;
-        self.timesteps += result.num_env_steps_sampled;
-        self.time_total_s += start.elapsed().as_secs_f64();
-        result.training_iteration = self.iteration;
-        result.num_env_steps_sampled_lifetime = self.timesteps;
         result.num_env_steps_trained = batch.rows as u64;
-        result.time_this_iter_s = start.elapsed().as_secs_f64();
-        result.learn_time_s = result.time_this_iter_s - result.sample_time_s;
-        result.time_total_s = self.time_total_s;
-        self.episodes.fill(&mut result);
+        self.core.finish(&mut result, start);
         Ok(result)
     }
 }
@@ -366,7 +340,7 @@ fn column(values: &[f32]) -> Result<Tensor, Error> {
 
 impl PPO {
     fn nets_from(&self, policy: &[Vec<f32>], log_std: &[f32], value: &[Vec<f32>]) -> Result<Nets, Error> {
-        let (pi, vf) = sizes(&self.config.common.fcnet_hiddens, self.obs_dim, &self.head);
+        let (pi, vf) = sizes(&self.config.common.fcnet_hiddens, self.core.obs_dim, &self.head);
         let log_std = match &self.head {
             Head::Gaussian { low, .. } => {
                 if log_std.len() != low.len() {
@@ -378,7 +352,7 @@ impl PPO {
                 }
                 Some(Var::parameter(Tensor::from_vec(&[1, low.len()], log_std)?))
             }
-            Head::Categorical(_) => None,
+            Head::Categorical(_) | Head::QValues { .. } => None,
         };
         Nets::assemble(Mlp::from_weights(&pi, policy)?, log_std, Mlp::from_weights(&vf, value)?, self.config.lr)
     }
@@ -388,7 +362,7 @@ impl PPO {
         if rows == 0 {
             return Ok(Vec::new());
         }
-        let x = Var::constant(Tensor::from_vec(&[rows, self.obs_dim], obs)?);
+        let x = Var::constant(Tensor::from_vec(&[rows, self.core.obs_dim], obs)?);
         self.nets.value.forward(&x)?.value().to_vec()
     }
 
@@ -396,7 +370,7 @@ impl PPO {
     /// value targets.
     fn batch(&self, fragments: &[Fragment]) -> Result<Batch, Error> {
         let (gamma, lambda) = (self.config.gamma, self.config.lambda_);
-        let d = self.obs_dim;
+        let d = self.core.obs_dim;
         let rows: usize = fragments.iter().map(Fragment::rows).sum();
         let mut obs = Vec::with_capacity(rows * d);
         let (mut actions, mut logp, mut advantages, mut returns) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -440,7 +414,7 @@ impl PPO {
         let std = (advantages.iter().map(|a| (a - mean).powi(2)).sum::<f32>() / n).sqrt().max(1e-8);
         advantages.iter_mut().for_each(|a| *a = (*a - mean) / std);
         let (action_index, action_values) = match &self.head {
-            Head::Categorical(_) => (actions.iter().map(|a| *a as u32).collect(), None),
+            Head::Categorical(_) | Head::QValues { .. } => (actions.iter().map(|a| *a as u32).collect(), None),
             Head::Gaussian { low, .. } => (Vec::new(), Some(Tensor::from_vec(&[rows, low.len()], &actions)?)),
         };
         Ok(Batch {
@@ -487,7 +461,7 @@ impl PPO {
         let mut sums = [0.0f64; 5];
         let mut steps = 0u32;
         for epoch in 0..c.num_epochs {
-            self.rng.shuffle(&mut order);
+            self.core.rng.shuffle(&mut order);
             for (m, idx) in order.chunks(c.minibatch_size as usize).enumerate() {
                 let x = Var::constant(batch.obs.gather_rows(idx)?);
                 let advantages = Var::constant(batch.advantages.gather_rows(idx)?);
@@ -525,69 +499,20 @@ impl PPO {
         Ok(names.iter().zip(sums).map(|(n, s)| (n.to_string(), s / f64::from(steps.max(1)))).collect())
     }
 
-    /// Runs `evaluation_duration` episodes greedily (on the evaluation
-    /// runners, or in the driver without them); returns their mean return
-    /// and the episodes.
-    pub fn evaluate(&mut self) -> Result<(f64, Vec<Episode>), Error> {
-        let weights = self.weights()?;
-        let seed = self.config.common.seed ^ 0xE7A1 ^ self.iteration;
-        let episodes = self.runners.evaluate(&weights, self.config.common.evaluation_duration, seed)?;
-        let mean = episodes.iter().map(|e| e.ret).sum::<f64>() / episodes.len().max(1) as f64;
-        Ok((mean, episodes))
-    }
-
-    /// Runs `episodes` greedy episodes in the driver, their environments
-    /// reset with seeds derived from `seed`, calling `on_step` with the
-    /// environment after each reset and step (for rendering).
-    pub fn rollout(
-        &mut self,
-        episodes: u32,
-        seed: u64,
-        on_step: impl FnMut(&dyn crate::Env),
-    ) -> Result<Vec<Episode>, Error> {
-        let weights = self.weights()?;
-        self.runners.rollout(&weights, episodes, seed, on_step)
-    }
-
-    /// The action the policy takes for one raw observation: the most
-    /// likely (or, with `explore`, a sample), clipped to a box's bounds.
-    pub fn compute_single_action(&mut self, observation: &[f32], explore: bool) -> Result<Action, Error> {
-        if observation.len() != self.obs_dim {
-            return Err(Error::InvalidArgument(format!(
-                "an observation of {} values for a space of {}",
-                observation.len(),
-                self.obs_dim
-            )));
-        }
-        let actor = Actor::new(&self.weights()?)?;
-        let mut obs = observation.to_vec();
-        actor.filter().apply(&mut obs);
-        let (action, _) = actor.act(&obs, 1, explore, &mut self.rng)?.remove(0);
-        Ok(actor.env_action(&action))
-    }
-
-    /// The action space.
-    pub fn action_space(&self) -> Space {
-        match &self.head {
-            Head::Categorical(n) => Space::Discrete(*n),
-            Head::Gaussian { low, high } => Space::Box { low: low.clone(), high: high.clone() },
-        }
-    }
-
     /// Writes a checkpoint into `dir` (created if missing) and returns the
     /// directory. The optimizer's moments are not kept: a restored run
     /// starts Adam afresh.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<PathBuf, Error> {
         let state = State {
             config: self.config.clone(),
-            iteration: self.iteration,
-            timesteps: self.timesteps,
-            time_total_s: self.time_total_s,
+            iteration: self.core.iteration,
+            timesteps: self.core.timesteps,
+            time_total_s: self.core.time_total_s,
             policy: self.nets.policy.weights()?,
             log_std: self.nets.log_std()?,
             value: self.nets.value.weights()?,
             filter: self.filter.clone(),
-            episodes: self.episodes.clone(),
+            episodes: self.core.episodes.clone(),
         };
         checkpoint::save(dir.as_ref(), "PPO", self.config.common.env_name(), &state)
     }
@@ -598,12 +523,13 @@ impl PPO {
     pub fn restore(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
         let state: State = checkpoint::load(path.as_ref(), "PPO", Some(self.config.common.env_name()))?;
         self.nets = self.nets_from(&state.policy, &state.log_std, &state.value)?;
-        if state.filter.mean.len() != self.obs_dim {
+        if state.filter.mean.len() != self.core.obs_dim {
             return Err(Error::InvalidArgument("the checkpoint's observation filter has another shape".into()));
         }
         self.filter = state.filter;
-        self.episodes = state.episodes;
-        (self.iteration, self.timesteps, self.time_total_s) = (state.iteration, state.timesteps, state.time_total_s);
+        self.core.episodes = state.episodes;
+        (self.core.iteration, self.core.timesteps, self.core.time_total_s) =
+            (state.iteration, state.timesteps, state.time_total_s);
         Ok(())
     }
 
@@ -634,7 +560,7 @@ impl PPO {
 }
 
 /// Scales the gradients of `params` down to a global norm of `max_norm`.
-fn clip_grad_norm(params: &[Var], max_norm: f32) -> Result<(), Error> {
+pub(crate) fn clip_grad_norm(params: &[Var], max_norm: f32) -> Result<(), Error> {
     let mut total = 0.0f32;
     let grads: Vec<Option<Tensor>> = params.iter().map(Var::grad).collect();
     for g in grads.iter().flatten() {

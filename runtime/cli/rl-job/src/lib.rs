@@ -9,10 +9,10 @@
 //! ```
 
 use wray::Error;
-use wray::rl::{self, PPO, PPOConfig, TrainResult};
+use wray::rl::{self, Algorithm, DQN, DQNConfig, PPO, PPOConfig, TrainResult};
 
 /// The algorithms `wray rl` trains.
-const ALGORITHMS: &[&str] = &["PPO"];
+const ALGORITHMS: &[&str] = &["PPO", "DQN"];
 
 struct Train {
     algo: String,
@@ -74,26 +74,39 @@ fn train(args: &[String]) -> Result<(), Error> {
         )));
     }
     rl::make(&t.env)?;
-    let mut config = PPOConfig::new().environment(&t.env);
-    if let Some(json) = &t.config {
-        config = config.update_from_json(json)?;
+    match t.algo.as_str() {
+        "DQN" => run_training::<DQN>(&t, configure::<DQN>(DQNConfig::new(), &t)?),
+        _ => run_training::<PPO>(&t, configure::<PPO>(PPOConfig::new(), &t)?),
     }
+}
+
+/// `config` for the command: its environment, `--config`, then the flags.
+fn configure<A: Algorithm>(mut config: A::Config, t: &Train) -> Result<A::Config, Error> {
+    A::common_mut(&mut config).env = rl::EnvSpec::Named(t.env.clone());
+    if let Some(json) = &t.config {
+        config = A::update_config(config, json)?;
+    }
+    let common = A::common_mut(&mut config);
     if let Some(n) = t.runners {
-        config = config.env_runners(n);
+        common.num_env_runners = n;
     }
     if let Some(s) = t.seed {
-        config = config.seed(s);
+        common.seed = s;
     }
-    // Without a stop, RLlib's defaults for CartPole examples.
+    Ok(config)
+}
+
+fn run_training<A: Algorithm>(t: &Train, config: A::Config) -> Result<(), Error> {
+    // Without a stop, 100 iterations.
     let stop_reward = t.stop_reward;
     let (stop_timesteps, stop_iters) = match (t.stop_reward, t.stop_timesteps, t.stop_iters) {
         (None, None, None) => (None, Some(100)),
         (_, ts, it) => (ts, it),
     };
-    let mut algo = config.build()?;
-    println!("training {} on {} with {} env runners", t.algo, t.env, algo.config().common.num_env_runners);
-    let mut last: Option<TrainResult> = None;
-    loop {
+    let runners = A::common(&config).num_env_runners;
+    let mut algo = A::build(config)?;
+    println!("training {} on {} with {runners} env runners", A::NAME, t.env);
+    let r: TrainResult = loop {
         let r = algo.train()?;
         println!(
             "iter {:>4}  env steps {:>8}  return mean {:>8.2}  time {:>7.2} s",
@@ -102,21 +115,18 @@ fn train(args: &[String]) -> Result<(), Error> {
         let done = stop_reward.is_some_and(|s| r.episode_return_mean >= s)
             || stop_timesteps.is_some_and(|s| r.num_env_steps_sampled_lifetime >= s)
             || stop_iters.is_some_and(|s| r.training_iteration >= s);
-        last = Some(r);
         if done {
-            break;
+            break r;
         }
-    }
-    if let Some(r) = &last {
-        let why =
-            if stop_reward.is_some_and(|s| r.episode_return_mean >= s) { "reached the stop reward" } else { "stopped" };
-        println!(
-            "{why}: return mean {:.2} after {} iterations, {} env steps, {:.2} s",
-            r.episode_return_mean, r.training_iteration, r.num_env_steps_sampled_lifetime, r.time_total_s
-        );
-    }
+    };
+    let why =
+        if stop_reward.is_some_and(|s| r.episode_return_mean >= s) { "reached the stop reward" } else { "stopped" };
+    println!(
+        "{why}: return mean {:.2} after {} iterations, {} env steps, {:.2} s",
+        r.episode_return_mean, r.training_iteration, r.num_env_steps_sampled_lifetime, r.time_total_s
+    );
     if let Some(dir) = &t.checkpoint_dir {
-        algo.save(dir)?;
+        algo.save(std::path::Path::new(dir))?;
         println!("checkpoint saved");
     }
     Ok(())
@@ -144,17 +154,31 @@ fn evaluate(args: &[String]) -> Result<(), Error> {
     if !ALGORITHMS.contains(&algo_name.as_str()) {
         return Err(invalid(format!("a {algo_name} checkpoint: `wray rl` evaluates {}", ALGORITHMS.join(", "))));
     }
-    let mut algo = PPO::from_checkpoint_with(&path, |c| c.env_runners(0).evaluation(0, episodes.max(1)))?;
-    let seed = seed.unwrap_or(algo.config().common.seed);
-    println!("evaluating {algo_name} on {env} (trained {} iterations)", algo.iteration());
+    match algo_name.as_str() {
+        "DQN" => play::<DQN>(&path, &env, episodes, seed, render),
+        _ => play::<PPO>(&path, &env, episodes, seed, render),
+    }
+}
+
+/// Runs `episodes` greedy episodes of a checkpoint's policy in the driver,
+/// a line each (and each step, rendered, with `render`).
+fn play<A: Algorithm>(path: &str, env: &str, episodes: u32, seed: Option<u64>, render: bool) -> Result<(), Error> {
+    let mut algo = A::from_checkpoint_with(std::path::Path::new(path), |mut c| {
+        let common = A::common_mut(&mut c);
+        common.num_env_runners = 0;
+        common.evaluation_num_env_runners = 0;
+        c
+    })?;
+    let seed = seed.unwrap_or(A::common(algo.config()).seed);
+    println!("evaluating {} on {env} (trained {} iterations)", A::NAME, algo.iteration());
     let mut returns = Vec::new();
+    let mut show = |e: &dyn rl::Env| {
+        if render {
+            println!("{}", e.render());
+        }
+    };
     for i in 0..episodes {
-        let done = algo.rollout(1, seed.wrapping_add(u64::from(i)), |e| {
-            if render {
-                println!("{}", e.render());
-            }
-        })?;
-        for e in done {
+        for e in algo.rollout(1, seed.wrapping_add(u64::from(i)), &mut show)? {
             println!("Episode #{i}: reward: {:.1}", e.ret);
             returns.push(e.ret);
         }

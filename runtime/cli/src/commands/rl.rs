@@ -25,6 +25,7 @@ const GUEST_CHECKPOINT: &str = "/checkpoint";
 Examples:
   wray rl train --algo PPO --env CartPole-v1 --stop-reward 450
   wray rl train --algo PPO --env CartPole-v1 --num-env-runners 2 --checkpoint-dir ppo --config '{\"lr\": 0.001}'
+  wray rl train --algo DQN --env CartPole-v1 --stop-reward 450 --config '{\"n_step\": 1, \"dueling\": false}'
   wray rl evaluate ppo --episodes 5 --render text")]
 pub struct RlCommand {
     #[command(subcommand)]
@@ -35,6 +36,8 @@ pub struct RlCommand {
 enum Algo {
     #[value(name = "PPO")]
     Ppo,
+    #[value(name = "DQN")]
+    Dqn,
 }
 
 #[derive(Subcommand)]
@@ -148,6 +151,7 @@ impl RlCommand {
             } => {
                 let algo = match algo {
                     Algo::Ppo => "PPO",
+                    Algo::Dqn => "DQN",
                 };
                 let mut args = vec!["train".to_string(), "--algo".into(), algo.into(), "--env".into(), env.clone()];
                 let mut push = |flag: &str, value: Option<String>| {
