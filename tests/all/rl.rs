@@ -12,7 +12,7 @@ fn ppo_with_two_runners_balances_the_pole() {
     let out_dir = tempfile::tempdir().unwrap();
     let grant = format!("{}::/out", out_dir.path().display());
     let (out, _) = run_ok(
-        &guests().ppo_cartpole,
+        &guests().rl_cartpole,
         &["--dir", &grant],
         &["--runners", "2", "--save", "/out/ppo", "--max-iterations", "75"],
         &[],
@@ -38,7 +38,7 @@ fn ppo_with_two_runners_balances_the_pole() {
 fn a_seeded_ppo_run_repeats_exactly() {
     let returns = |runners: &str| {
         let (out, _) =
-            run_ok(&guests().ppo_cartpole, &[], &["--runners", runners, "--max-iterations", "3", "--seed", "7"], &[]);
+            run_ok(&guests().rl_cartpole, &[], &["--runners", runners, "--max-iterations", "3", "--seed", "7"], &[]);
         out.lines()
             .filter(|l| l.starts_with("iteration") || l.starts_with("Episode"))
             .map(|l| l.split(", time").next().unwrap().to_string())
@@ -120,7 +120,7 @@ fn bad_rl_input_is_named() {
     let run = |args: &[&str]| wray_with(args, &[], std::time::Duration::from_secs(120));
     let out = run(&["rl", "train", "--algo", "A3C"]);
     assert_code(&out, 2);
-    assert!(stderr(&out).contains("[possible values: PPO]"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("[possible values: PPO, DQN]"), "{}", stderr(&out));
     let out = run(&["rl", "train", "--algo", "PPO", "--env", "Pong-v5"]);
     assert_code(&out, 2);
     assert!(stderr(&out).contains("CartPole-v1, Acrobot-v1, MountainCar-v0, Pendulum-v1"), "{}", stderr(&out));
@@ -174,4 +174,44 @@ fn bad_rl_input_is_named() {
         run(&["rl", "train", "--algo", "PPO", "--address", "127.0.0.1:9", "--token", "x", "--checkpoint-dir", "y"]);
     assert_code(&out, 2);
     assert!(stderr(&out).contains("--checkpoint-dir cannot be used with --address"), "{}", stderr(&out));
+}
+
+/// DQN from code: learning starts after 1000 steps, and the ε-greedy
+/// runner's returns climb past 150; a seeded run with one runner repeats.
+#[test]
+fn dqn_learns_cartpole_and_repeats_with_its_seed() {
+    let (out, _) = run_ok(
+        &guests().rl_cartpole,
+        &[],
+        &["--algo", "DQN", "--runners", "1", "--stop-reward", "150", "--max-iterations", "80", "--seed", "1"],
+        &[],
+    );
+    assert!(number_after(&out, "reached") >= 150.0, "{out}");
+    assert!(number_after(&out, "evaluation return mean:") >= 100.0, "{out}");
+    let lines = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("iteration"))
+            .map(|l| l.split(", time").next().unwrap().to_string())
+            .collect()
+    };
+    let short = ["--algo", "DQN", "--runners", "1", "--max-iterations", "3", "--seed", "4"];
+    let (a, _) = run_ok(&guests().rl_cartpole, &[], &short, &[]);
+    let (b, _) = run_ok(&guests().rl_cartpole, &[], &short, &[]);
+    assert_eq!(lines(&a), lines(&b));
+    assert_eq!(lines(&a).len(), 3, "{a}");
+}
+
+/// Tune over PPO: ASHA stops the worse of six trials early, and the best
+/// one learns.
+#[test]
+fn tune_runs_ppo_trials_under_asha() {
+    let (out, _) = run_ok(&guests().rl_tune, &[], &[], &[]);
+    let trials: Vec<&str> = out.lines().filter(|l| l.starts_with("trial lr=")).collect();
+    assert_eq!(trials.len(), 6, "{out}");
+    let iterations = |l: &str| -> u32 { l.split(": ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap() };
+    assert!(trials.iter().any(|l| iterations(l) == 12), "{out}");
+    assert!(trials.iter().filter(|l| iterations(l) < 12).count() >= 3, "ASHA stopped too few:\n{out}");
+    let best = out.lines().find(|l| l.starts_with("best config:")).unwrap();
+    let ret: f64 = best.rsplit("return ").next().unwrap().parse().unwrap();
+    assert!(ret >= 100.0, "{out}");
 }

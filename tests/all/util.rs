@@ -170,7 +170,8 @@ pub struct Guests {
     pub train_wine: PathBuf,
     pub gbdt_wine: PathBuf,
     pub grid_search: PathBuf,
-    pub ppo_cartpole: PathBuf,
+    pub rl_cartpole: PathBuf,
+    pub rl_tune: PathBuf,
 }
 
 pub fn guests() -> &'static Guests {
@@ -193,7 +194,8 @@ pub fn guests() -> &'static Guests {
         train_wine: build("examples/train_wine"),
         gbdt_wine: build("examples/gbdt_wine"),
         grid_search: build("examples/grid_search"),
-        ppo_cartpole: build("examples/ppo_cartpole"),
+        rl_cartpole: build("examples/rl_cartpole"),
+        rl_tune: build("examples/rl_tune"),
     })
 }
 

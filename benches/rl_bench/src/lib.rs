@@ -87,12 +87,26 @@ fn main(args: Vec<String>) -> Result<(), String> {
         Some("ppo") => number(&args, 1, "runners").and_then(|r| {
             let seed = number(&args, 2, "seed")?;
             let config = PPOConfig::new().env_runners(r).seed(seed);
-            reach::<PPO>(match args.get(3) { Some(json) => config.update_from_json(json)?, None => config }, r, seed)
+            reach::<PPO>(
+                match args.get(3) {
+                    Some(json) => config.update_from_json(json)?,
+                    None => config,
+                },
+                r,
+                seed,
+            )
         }),
         Some("dqn") => number(&args, 1, "runners").and_then(|r| {
             let seed = number(&args, 2, "seed")?;
             let config = DQNConfig::new().env_runners(r).seed(seed);
-            reach::<DQN>(match args.get(3) { Some(json) => config.update_from_json(json)?, None => config }, r, seed)
+            reach::<DQN>(
+                match args.get(3) {
+                    Some(json) => config.update_from_json(json)?,
+                    None => config,
+                },
+                r,
+                seed,
+            )
         }),
         _ => Err(Error::InvalidArgument("the first argument is env, sample, ppo or dqn".into())),
     };

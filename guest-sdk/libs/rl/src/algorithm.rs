@@ -20,7 +20,7 @@ pub trait Algorithm: Sized {
     /// Its name in checkpoints and messages (`"PPO"`).
     const NAME: &'static str;
     /// Its config.
-    type Config: Clone + Serialize + DeserializeOwned;
+    type Config: Clone + Default + Serialize + DeserializeOwned;
     /// Starts it (its runners, its networks).
     fn build(config: Self::Config) -> Result<Self, Error>;
     /// One iteration.
@@ -32,6 +32,10 @@ pub trait Algorithm: Sized {
     fn save(&self, dir: &Path) -> Result<PathBuf, Error>;
     /// Loads a checkpoint of this algorithm on the same environment.
     fn restore(&mut self, path: &Path) -> Result<(), Error>;
+    /// A checkpoint as bytes (what `save` writes to its file).
+    fn checkpoint_bytes(&self) -> Result<Vec<u8>, Error>;
+    /// Loads checkpoint bytes (`origin` names them in errors).
+    fn restore_bytes(&mut self, bytes: &[u8], origin: &str) -> Result<(), Error>;
     /// The algorithm as a checkpoint left it, its saved config changed by
     /// `adjust` first (the environment and the networks' shapes must stay).
     fn from_checkpoint_with(path: &Path, adjust: impl FnOnce(Self::Config) -> Self::Config) -> Result<Self, Error>;
@@ -191,6 +195,12 @@ macro_rules! algorithm_methods {
             }
             fn restore(&mut self, path: &std::path::Path) -> Result<(), wray_guest_core::Error> {
                 <$t>::restore(self, path)
+            }
+            fn checkpoint_bytes(&self) -> Result<Vec<u8>, wray_guest_core::Error> {
+                <$t>::checkpoint_bytes(self)
+            }
+            fn restore_bytes(&mut self, bytes: &[u8], origin: &str) -> Result<(), wray_guest_core::Error> {
+                <$t>::restore_bytes(self, bytes, origin)
             }
             fn from_checkpoint_with(
                 path: &std::path::Path,

@@ -28,13 +28,52 @@ fn io(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::InvalidArgument(format!("checkpoint {}: {e}", path.display()))
 }
 
-/// Writes `state` as the checkpoint of `algorithm` on `env` into `dir`
-/// (created if missing); returns the directory.
-pub(crate) fn save<S: Serialize>(dir: &Path, algorithm: &str, env: &str, state: &S) -> Result<PathBuf, Error> {
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+/// A checkpoint's bytes: `state` of `algorithm` trained on `env`.
+pub(crate) fn encode<S: Serialize>(algorithm: &str, env: &str, state: &S) -> Result<Vec<u8>, Error> {
     let envelope =
         Envelope { format: FORMAT.into(), version: VERSION, algorithm: algorithm.into(), env: env.into(), state };
-    let bytes = serde_json::to_vec(&envelope).map_err(|e| io(dir, e))?;
+    serde_json::to_vec(&envelope).map_err(|e| Error::InvalidArgument(format!("encoding a checkpoint: {e}")))
+}
+
+/// The algorithm and environment of a checkpoint's bytes (`origin` names
+/// where they came from in errors).
+pub(crate) fn header(bytes: &[u8], origin: &str) -> Result<(String, String), Error> {
+    let bad = |m: String| Error::InvalidArgument(format!("checkpoint {origin}: {m}"));
+    let head: Envelope<serde::de::IgnoredAny> =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("not a wray-rl checkpoint: {e}")))?;
+    if head.format != FORMAT || head.version != VERSION {
+        return Err(bad(format!("format {} v{}, expected {FORMAT} v{VERSION}", head.format, head.version)));
+    }
+    Ok((head.algorithm, head.env))
+}
+
+/// The state in a checkpoint's bytes, which must be of `algorithm` and,
+/// when `env` is given, of that environment.
+pub(crate) fn decode<S: for<'de> Deserialize<'de>>(
+    bytes: &[u8],
+    origin: &str,
+    algorithm: &str,
+    env: Option<&str>,
+) -> Result<S, Error> {
+    let bad = |m: String| Error::InvalidArgument(format!("checkpoint {origin}: {m}"));
+    let (found_algo, found_env) = header(bytes, origin)?;
+    if found_algo != algorithm {
+        return Err(bad(format!("a {found_algo} checkpoint cannot be restored into {algorithm}")));
+    }
+    if let Some(env) = env
+        && env != found_env
+    {
+        return Err(bad(format!("trained on {found_env}, not on {env}")));
+    }
+    let envelope: Envelope<S> =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("a damaged {found_algo} checkpoint: {e}")))?;
+    Ok(envelope.state)
+}
+
+/// Writes checkpoint bytes into `dir` (created if missing); returns the
+/// directory.
+pub(crate) fn write(dir: &Path, bytes: &[u8]) -> Result<PathBuf, Error> {
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
     std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
     std::fs::rename(&tmp, dir.join(CHECKPOINT_FILE)).map_err(|e| io(dir, e))?;
@@ -47,40 +86,31 @@ fn file_of(path: &Path) -> PathBuf {
     if path.is_dir() { path.join(CHECKPOINT_FILE) } else { path.to_path_buf() }
 }
 
-/// The algorithm and environment a checkpoint holds.
-pub fn describe(path: &Path) -> Result<(String, String), Error> {
-    let envelope: Envelope<serde::de::IgnoredAny> = read(path)?;
-    Ok((envelope.algorithm, envelope.env))
-}
-
-fn read<S: for<'de> Deserialize<'de>>(path: &Path) -> Result<Envelope<S>, Error> {
+/// Reads a checkpoint's bytes (at most [`MAX_CHECKPOINT_BYTES`]).
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, Error> {
     let file = file_of(path);
     let len = std::fs::metadata(&file).map_err(|e| io(&file, e))?.len();
     if len > MAX_CHECKPOINT_BYTES {
         return Err(io(&file, format!("{len} bytes, more than the {MAX_CHECKPOINT_BYTES} a checkpoint may have")));
     }
-    let bytes = std::fs::read(&file).map_err(|e| io(&file, e))?;
-    let head: Envelope<serde::de::IgnoredAny> =
-        serde_json::from_slice(&bytes).map_err(|e| io(&file, format!("not a wray-rl checkpoint: {e}")))?;
-    if head.format != FORMAT || head.version != VERSION {
-        return Err(io(&file, format!("format {} v{}, expected {FORMAT} v{VERSION}", head.format, head.version)));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| io(&file, format!("a damaged {} checkpoint: {e}", head.algorithm)))
+    std::fs::read(&file).map_err(|e| io(&file, e))
 }
 
-/// Reads a checkpoint of `algorithm`; one of another algorithm or, when
-/// `env` is given, of another environment is an error naming both.
-pub(crate) fn load<S: for<'de> Deserialize<'de>>(path: &Path, algorithm: &str, env: Option<&str>) -> Result<S, Error> {
-    let (found_algo, found_env) = describe(path)?;
-    if found_algo != algorithm {
-        return Err(io(path, format!("a {found_algo} checkpoint cannot be restored into {algorithm}")));
-    }
-    if let Some(env) = env
-        && env != found_env
-    {
-        return Err(io(path, format!("trained on {found_env}, not on {env}")));
-    }
-    Ok(read::<S>(path)?.state)
+/// The algorithm and environment a checkpoint holds.
+pub fn describe(path: &Path) -> Result<(String, String), Error> {
+    header(&read(path)?, &path.display().to_string())
+}
+
+/// Reads a checkpoint of `algorithm` (and of `env`, when given).
+#[cfg(test)]
+fn load<S: for<'de> Deserialize<'de>>(path: &Path, algorithm: &str, env: Option<&str>) -> Result<S, Error> {
+    decode(&read(path)?, &path.display().to_string(), algorithm, env)
+}
+
+/// Writes `state` as a checkpoint of `algorithm` on `env` into `dir`.
+#[cfg(test)]
+fn save<S: Serialize>(dir: &Path, algorithm: &str, env: &str, state: &S) -> Result<PathBuf, Error> {
+    write(dir, &encode(algorithm, env, state)?)
 }
 
 #[cfg(test)]

@@ -390,10 +390,10 @@ impl DQN {
         Ok((value, mean_q, td_errors))
     }
 
-    /// Writes a checkpoint into `dir` (created if missing) and returns the
-    /// directory. Neither the replay buffer nor the optimizer's moments are
-    /// kept.
-    pub fn save(&self, dir: impl AsRef<Path>) -> Result<PathBuf, Error> {
+    /// The checkpoint's bytes (what [`DQN::save`] writes). Neither the
+    /// replay buffer nor the optimizer's moments are kept: a restored run
+    /// refills the one and starts the other afresh.
+    pub fn checkpoint_bytes(&self) -> Result<Vec<u8>, Error> {
         let state = State {
             config: self.config.clone(),
             iteration: self.core.iteration,
@@ -405,12 +405,18 @@ impl DQN {
             episodes: self.core.episodes.clone(),
             last_target_update: self.last_target_update,
         };
-        checkpoint::save(dir.as_ref(), Self::NAME, self.config.common.env_name(), &state)
+        checkpoint::encode(Self::NAME, self.config.common.env_name(), &state)
     }
 
-    /// Loads a checkpoint of DQN on the same environment.
-    pub fn restore(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
-        let state: State = checkpoint::load(path.as_ref(), Self::NAME, Some(self.config.common.env_name()))?;
+    /// Writes a checkpoint into `dir` (created if missing) and returns the
+    /// directory.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<PathBuf, Error> {
+        checkpoint::write(dir.as_ref(), &self.checkpoint_bytes()?)
+    }
+
+    /// Loads checkpoint bytes of DQN on the same environment.
+    pub fn restore_bytes(&mut self, bytes: &[u8], origin: &str) -> Result<(), Error> {
+        let state: State = checkpoint::decode(bytes, origin, Self::NAME, Some(self.config.common.env_name()))?;
         if state.config.dueling != self.config.dueling
             || state.config.common.fcnet_hiddens != self.config.common.fcnet_hiddens
         {
@@ -432,14 +438,22 @@ impl DQN {
         Ok(())
     }
 
+    /// Loads a checkpoint of DQN on the same environment.
+    pub fn restore(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let path = path.as_ref();
+        self.restore_bytes(&checkpoint::read(path)?, &path.display().to_string())
+    }
+
     /// DQN as a checkpoint left it, its config changed by `adjust` first.
     pub fn from_checkpoint_with(
         path: impl AsRef<Path>,
         adjust: impl FnOnce(DQNConfig) -> DQNConfig,
     ) -> Result<DQN, Error> {
-        let state: State = checkpoint::load(path.as_ref(), Self::NAME, None)?;
+        let path = path.as_ref();
+        let (bytes, origin) = (checkpoint::read(path)?, path.display().to_string());
+        let state: State = checkpoint::decode(&bytes, &origin, Self::NAME, None)?;
         let mut algo = DQN::new(adjust(state.config))?;
-        algo.restore(path)?;
+        algo.restore_bytes(&bytes, &origin)?;
         Ok(algo)
     }
 

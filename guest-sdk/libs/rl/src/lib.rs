@@ -54,6 +54,7 @@ mod ppo;
 pub mod replay;
 mod runner;
 mod spaces;
+mod tuning;
 
 pub use algorithm::Algorithm;
 pub use checkpoint::{CHECKPOINT_FILE, MAX_CHECKPOINT_BYTES, describe as describe_checkpoint};
@@ -65,3 +66,4 @@ pub use policy::{Actor, Head, MAX_HIDDEN, MAX_LAYERS, Mlp, Weights};
 pub use ppo::{MAX_TRAIN_BATCH, PPO, PPOConfig};
 pub use runner::{EnvRunner, Episode, Fragment, MAX_ENVS_PER_RUNNER, MAX_FRAGMENT_STEPS, Sampler};
 pub use spaces::{Action, Space};
+pub use tuning::{DQNTrial, PPOTrial, RlTrainable};

@@ -499,10 +499,9 @@ impl PPO {
         Ok(names.iter().zip(sums).map(|(n, s)| (n.to_string(), s / f64::from(steps.max(1)))).collect())
     }
 
-    /// Writes a checkpoint into `dir` (created if missing) and returns the
-    /// directory. The optimizer's moments are not kept: a restored run
-    /// starts Adam afresh.
-    pub fn save(&self, dir: impl AsRef<Path>) -> Result<PathBuf, Error> {
+    /// The checkpoint's bytes (what [`PPO::save`] writes). The optimizer's
+    /// moments are not kept: a restored run starts Adam afresh.
+    pub fn checkpoint_bytes(&self) -> Result<Vec<u8>, Error> {
         let state = State {
             config: self.config.clone(),
             iteration: self.core.iteration,
@@ -514,23 +513,36 @@ impl PPO {
             filter: self.filter.clone(),
             episodes: self.core.episodes.clone(),
         };
-        checkpoint::save(dir.as_ref(), "PPO", self.config.common.env_name(), &state)
+        checkpoint::encode(Self::NAME, self.config.common.env_name(), &state)
+    }
+
+    /// Writes a checkpoint into `dir` (created if missing) and returns the
+    /// directory.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<PathBuf, Error> {
+        checkpoint::write(dir.as_ref(), &self.checkpoint_bytes()?)
+    }
+
+    /// Loads the weights and counters of checkpoint bytes of PPO on the
+    /// same environment (`origin` names them in errors).
+    pub fn restore_bytes(&mut self, bytes: &[u8], origin: &str) -> Result<(), Error> {
+        let state: State = checkpoint::decode(bytes, origin, Self::NAME, Some(self.config.common.env_name()))?;
+        if state.filter.mean.len() != self.core.obs_dim {
+            return Err(Error::InvalidArgument("the checkpoint's observation filter has another shape".into()));
+        }
+        self.nets = self.nets_from(&state.policy, &state.log_std, &state.value)?;
+        self.filter = state.filter;
+        self.core.episodes = state.episodes;
+        (self.core.iteration, self.core.timesteps, self.core.time_total_s) =
+            (state.iteration, state.timesteps, state.time_total_s);
+        Ok(())
     }
 
     /// Loads the weights and counters of a checkpoint of PPO on the same
     /// environment (one of another algorithm or environment is an error
     /// naming it).
     pub fn restore(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
-        let state: State = checkpoint::load(path.as_ref(), "PPO", Some(self.config.common.env_name()))?;
-        self.nets = self.nets_from(&state.policy, &state.log_std, &state.value)?;
-        if state.filter.mean.len() != self.core.obs_dim {
-            return Err(Error::InvalidArgument("the checkpoint's observation filter has another shape".into()));
-        }
-        self.filter = state.filter;
-        self.core.episodes = state.episodes;
-        (self.core.iteration, self.core.timesteps, self.core.time_total_s) =
-            (state.iteration, state.timesteps, state.time_total_s);
-        Ok(())
+        let path = path.as_ref();
+        self.restore_bytes(&checkpoint::read(path)?, &path.display().to_string())
     }
 
     /// PPO as a checkpoint left it: its config, weights and counters.
@@ -545,7 +557,9 @@ impl PPO {
         path: impl AsRef<Path>,
         adjust: impl FnOnce(PPOConfig) -> PPOConfig,
     ) -> Result<PPO, Error> {
-        let state: State = checkpoint::load(path.as_ref(), "PPO", None)?;
+        let path = path.as_ref();
+        let (bytes, origin) = (checkpoint::read(path)?, path.display().to_string());
+        let state: State = checkpoint::decode(&bytes, &origin, Self::NAME, None)?;
         let config = adjust(state.config.clone());
         if config.common.fcnet_hiddens != state.config.common.fcnet_hiddens {
             return Err(Error::InvalidArgument(format!(
@@ -554,7 +568,7 @@ impl PPO {
             )));
         }
         let mut algo = PPO::new(config)?;
-        algo.restore(path)?;
+        algo.restore_bytes(&bytes, &origin)?;
         Ok(algo)
     }
 }

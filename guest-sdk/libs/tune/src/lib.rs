@@ -104,6 +104,8 @@ macro_rules! trainable {
 
         #[$crate::__private::actor]
         impl $trial {
+            /// Sets the trainable up from a trial's config, restored from a
+            /// checkpoint if given.
             pub fn new(
                 config: $crate::Config,
                 checkpoint: ::core::option::Option<::std::vec::Vec<u8>>,
@@ -114,9 +116,11 @@ macro_rules! trainable {
                 }
                 ::core::result::Result::Ok($trial { inner })
             }
+            /// One iteration's metrics.
             pub fn step(&mut self) -> ::core::result::Result<$crate::Metrics, $crate::__private::Error> {
                 $crate::Trainable::step(&mut self.inner)
             }
+            /// The trainable's checkpoint.
             pub fn save(&self) -> ::core::result::Result<::std::vec::Vec<u8>, $crate::__private::Error> {
                 $crate::Trainable::save_checkpoint(&self.inner)
             }
