@@ -215,3 +215,13 @@ fn tune_runs_ppo_trials_under_asha() {
     let ret: f64 = best.rsplit("return ").next().unwrap().parse().unwrap();
     assert!(ret >= 100.0, "{out}");
 }
+
+/// A user's own environment (a Rust type implementing `Env`, built in the
+/// runner actors by a plain `fn`): PPO finds the shortest path through the
+/// maze, 8 steps.
+#[test]
+fn ppo_learns_a_users_own_environment() {
+    let (out, _) = run_ok(&guests().rl_maze, &[], &["--iterations", "12"], &[]);
+    assert_eq!(number_after(&out, "steps to the goal:"), 8.0, "{out}");
+    assert_eq!(out.matches('*').count(), 9, "the path's cells:\n{out}");
+}

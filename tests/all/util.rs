@@ -172,6 +172,7 @@ pub struct Guests {
     pub grid_search: PathBuf,
     pub rl_cartpole: PathBuf,
     pub rl_tune: PathBuf,
+    pub rl_maze: PathBuf,
 }
 
 pub fn guests() -> &'static Guests {
@@ -196,6 +197,7 @@ pub fn guests() -> &'static Guests {
         grid_search: build("examples/grid_search"),
         rl_cartpole: build("examples/rl_cartpole"),
         rl_tune: build("examples/rl_tune"),
+        rl_maze: build("examples/rl_maze"),
     })
 }
 
