@@ -225,3 +225,23 @@ fn ppo_learns_a_users_own_environment() {
     assert_eq!(number_after(&out, "steps to the goal:"), 8.0, "{out}");
     assert_eq!(out.matches('*').count(), 9, "the path's cells:\n{out}");
 }
+
+/// Offline RL: an expert's steps written as JSON lines, then cloned by BC
+/// from the file alone to a policy that balances the pole.
+#[test]
+fn behaviour_cloning_learns_from_written_experiences() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let grant = format!("{}::/out", out_dir.path().display());
+    let (out, _) = run_ok(&guests().rl_offline, &["--dir", &grant], &["--steps", "6000"], &[]);
+    assert!(number_after(&out, "expert: PPO reached") >= 450.0, "{out}");
+    assert!(out.contains("wrote 6000 steps to /out/cartpole-expert.jsonl"), "{out}");
+    assert!(number_after(&out, "behaviour cloning: evaluation return mean") >= 400.0, "{out}");
+    assert!(out.contains("offline DQN (plain, not conservative): evaluation return mean"), "{out}");
+    let text = std::fs::read_to_string(out_dir.path().join("cartpole-expert.jsonl")).unwrap();
+    assert_eq!(text.lines().count(), 6000);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with(r#"{"obs":["#) && first.contains(r#""action":["#) && first.contains(r#""terminated":"#),
+        "{first}"
+    );
+}

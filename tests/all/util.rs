@@ -173,6 +173,7 @@ pub struct Guests {
     pub rl_cartpole: PathBuf,
     pub rl_tune: PathBuf,
     pub rl_maze: PathBuf,
+    pub rl_offline: PathBuf,
 }
 
 pub fn guests() -> &'static Guests {
@@ -198,6 +199,7 @@ pub fn guests() -> &'static Guests {
         rl_cartpole: build("examples/rl_cartpole"),
         rl_tune: build("examples/rl_tune"),
         rl_maze: build("examples/rl_maze"),
+        rl_offline: build("examples/rl_offline"),
     })
 }
 

@@ -54,7 +54,12 @@ impl Env for Maze {
             other => return Err(self.action_space().outside(other)),
         };
         let at_goal = self.seeker == GOAL;
-        Ok(Step { observation: self.observation(), reward: f64::from(u8::from(at_goal)), terminated: at_goal, truncated: false })
+        Ok(Step {
+            observation: self.observation(),
+            reward: f64::from(u8::from(at_goal)),
+            terminated: at_goal,
+            truncated: false,
+        })
     }
 
     fn render(&self) -> String {
@@ -90,7 +95,10 @@ fn run(iterations: u64, runners: u32) -> Result<(), Error> {
         .build()?;
     for _ in 0..iterations {
         let r = algo.train()?;
-        println!("iteration {}: episode length mean {:.1}, return mean {:.2}", r.training_iteration, r.episode_len_mean, r.episode_return_mean);
+        println!(
+            "iteration {}: episode length mean {:.1}, return mean {:.2}",
+            r.training_iteration, r.episode_len_mean, r.episode_return_mean
+        );
     }
     // The greedy policy's path: every cell the seeker visits, from the
     // rendered frames.

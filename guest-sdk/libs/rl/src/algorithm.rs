@@ -66,12 +66,18 @@ pub(crate) struct Core {
     pub(crate) iteration: u64,
     pub(crate) timesteps: u64,
     pub(crate) time_total_s: f64,
+    /// Where sampled steps are written (`CommonConfig::output`).
+    output: Option<PathBuf>,
 }
 
 impl Core {
-    pub(crate) fn start(common: &CommonConfig) -> Result<Core, Error> {
+    pub(crate) fn start(common: &CommonConfig, algorithm: &str) -> Result<Core, Error> {
         let runners = Runners::start(common)?;
         let obs_dim = runners.spaces().0.dim();
+        // One file per run, named so that a second run beside it does not
+        // append to the first's.
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let output = common.output.as_ref().map(|dir| Path::new(dir).join(format!("{algorithm}-{stamp}.jsonl")));
         Ok(Core {
             runners,
             episodes: EpisodeWindow::default(),
@@ -80,7 +86,16 @@ impl Core {
             iteration: 0,
             timesteps: 0,
             time_total_s: 0.0,
+            output,
         })
+    }
+
+    /// Writes sampled fragments to the run's output file, if any.
+    pub(crate) fn record(&self, fragments: &[crate::Fragment]) -> Result<(), Error> {
+        match &self.output {
+            Some(file) => crate::offline::write_steps(file, fragments),
+            None => Ok(()),
+        }
     }
 
     /// Counts an iteration that began at `start` into `result`.
@@ -165,6 +180,19 @@ macro_rules! algorithm_methods {
             ) -> Result<crate::Action, wray_guest_core::Error> {
                 let weights = self.weights()?;
                 self.core.compute_single_action(&weights, observation, explore)
+            }
+
+            /// Samples `steps` steps on every environment copy of the
+            /// runners with the current policy (as `train` does, without
+            /// learning from them): for offline data, say
+            /// (`wray::rl::offline::write_steps`).
+            pub fn sample(
+                &mut self,
+                steps: u32,
+                explore: bool,
+            ) -> Result<Vec<crate::Fragment>, wray_guest_core::Error> {
+                let weights = self.weights()?;
+                self.core.runners.sample(&weights, steps, explore)
             }
 
             /// The environment's action space.

@@ -40,6 +40,9 @@ pub struct CommonConfig {
     pub evaluation_duration: u32,
     /// Seeds the networks, the environments and the sampling.
     pub seed: u64,
+    /// A directory (granted to the job) to write every sampled step to, as
+    /// JSON lines (RLlib's `output`; see `wray::rl::offline`).
+    pub output: Option<String>,
 }
 
 impl Default for CommonConfig {
@@ -55,6 +58,7 @@ impl Default for CommonConfig {
             evaluation_num_env_runners: 0,
             evaluation_duration: 10,
             seed: 0,
+            output: None,
         }
     }
 }
@@ -147,6 +151,13 @@ macro_rules! common_builders {
             /// The seed of everything random in a run.
             pub fn seed(mut self, seed: u64) -> Self {
                 self.common.seed = seed;
+                self
+            }
+
+            /// Writes every sampled step to a `.jsonl` file in `dir` (a
+            /// directory the job was granted), one per run.
+            pub fn output(mut self, dir: &str) -> Self {
+                self.common.output = Some(dir.to_string());
                 self
             }
 

@@ -68,6 +68,9 @@ pub struct DQNConfig {
     pub epsilon_timesteps: u32,
     /// Gradients are scaled down to this global norm (`None`: never).
     pub grad_clip: Option<f32>,
+    /// Train from offline data instead of sampling: a `.jsonl` file or a
+    /// directory of them (RLlib's `input`; see `wray::rl::offline`).
+    pub input: Option<String>,
 }
 
 impl Default for DQNConfig {
@@ -93,6 +96,7 @@ impl Default for DQNConfig {
             epsilon_final: 0.02,
             epsilon_timesteps: 10_000,
             grad_clip: Some(40.0),
+            input: None,
         }
     }
 }
@@ -135,6 +139,13 @@ impl DQNConfig {
     /// The defaults (CartPole-v1, one runner).
     pub fn new() -> DQNConfig {
         DQNConfig::default()
+    }
+
+    /// Trains from offline data (a `.jsonl` file or a directory of them)
+    /// instead of sampling.
+    pub fn input(mut self, path: &str) -> Self {
+        self.input = Some(path.to_string());
+        self
     }
 
     fn check(&self) -> Result<(), Error> {
@@ -219,7 +230,7 @@ impl DQN {
     /// Starts DQN with `config`. Its action space must be discrete.
     pub fn new(config: DQNConfig) -> Result<DQN, Error> {
         config.check()?;
-        let mut core = Core::start(&config.common)?;
+        let mut core = Core::start(&config.common, Self::NAME)?;
         let Space::Discrete(actions) = core.runners.spaces().1 else {
             return Err(Error::InvalidArgument(format!(
                 "DQN needs a discrete action space; {} has {:?} (use PPO)",
@@ -233,11 +244,23 @@ impl DQN {
         let q = Mlp::new(&sizes, 1.0, &mut core.rng)?;
         let target = Mlp::from_weights(&sizes, &q.weights()?)?;
         let optimizer = Adam::new(q.parameters(), config.lr)?;
-        let buffer = ReplayBuffer::new(
+        let mut buffer = ReplayBuffer::new(
             config.replay_buffer_capacity as usize,
             config.prioritized_replay,
             f64::from(config.prioritized_replay_alpha),
         );
+        if let Some(input) = &config.input {
+            let steps = crate::offline::read_steps(Path::new(input), core.obs_dim, 1)?;
+            if let Some(bad) = steps.iter().find(|s| !(s.action[0] >= 0.0 && (s.action[0] as u32) < actions)) {
+                return Err(Error::InvalidArgument(format!(
+                    "offline input {input}: the action {:?} is outside Discrete({actions})",
+                    bad.action
+                )));
+            }
+            for t in crate::offline::transitions(&steps, config.gamma) {
+                buffer.push(t);
+            }
+        }
         let filter = ObsFilter::new(config.common.observation_filter, core.obs_dim);
         Ok(DQN { config, core, actions, sizes, q, target, optimizer, buffer, filter, last_target_update: 0 })
     }
@@ -290,7 +313,11 @@ impl DQN {
         let start = Instant::now();
         let weights = self.weights()?;
         let per_env = self.config.steps_per_iteration.div_ceil(self.core.runners.total_envs()).max(1);
-        let fragments = self.core.runners.sample(&weights, per_env, true)?;
+        // Offline, the buffer holds the data: nothing is sampled, and an
+        // iteration trains as much as one that sampled would.
+        let fragments =
+            if self.config.input.is_some() { Vec::new() } else { self.core.runners.sample(&weights, per_env, true)? };
+        self.core.record(&fragments)?;
         let mut result = TrainResult { sample_time_s: start.elapsed().as_secs_f64(), ..TrainResult::default() };
         for f in &fragments {
             self.filter.merge(&f.filter_delta);
@@ -303,8 +330,13 @@ impl DQN {
         let iteration = self.core.iteration + 1;
         let mut stats = [0.0f64; 3];
         let mut updates = 0u64;
-        if sampled >= u64::from(self.config.num_steps_sampled_before_learning_starts) {
-            let wanted = (result.num_env_steps_sampled as f64 * f64::from(self.config.training_intensity)
+        let offline = self.config.input.is_some();
+        let steps_worth =
+            if offline { f64::from(self.config.steps_per_iteration) } else { result.num_env_steps_sampled as f64 };
+        if !self.buffer.is_empty()
+            && (offline || sampled >= u64::from(self.config.num_steps_sampled_before_learning_starts))
+        {
+            let wanted = (steps_worth * f64::from(self.config.training_intensity)
                 / f64::from(self.config.train_batch_size))
             .round() as u64;
             for _ in 0..wanted {
@@ -324,9 +356,11 @@ impl DQN {
             }
             result.num_env_steps_trained = updates * u64::from(self.config.train_batch_size);
         }
-        if sampled - self.last_target_update >= u64::from(self.config.target_network_update_freq) {
+        // Offline, the target follows the steps trained on instead.
+        let clock = if offline { iteration * u64::from(self.config.steps_per_iteration) } else { sampled };
+        if clock - self.last_target_update >= u64::from(self.config.target_network_update_freq) {
             self.target = Mlp::from_weights(&self.sizes, &self.q.weights()?)?;
-            self.last_target_update = sampled;
+            self.last_target_update = clock;
         }
         let n = updates.max(1) as f64;
         result.learner = vec![

@@ -42,6 +42,7 @@
 extern crate wray_guest_core as wray;
 
 mod algorithm;
+mod bc;
 mod checkpoint;
 mod config;
 mod dqn;
@@ -49,6 +50,7 @@ mod env;
 pub mod envs;
 mod filter;
 mod group;
+pub mod offline;
 mod policy;
 mod ppo;
 pub mod replay;
@@ -57,6 +59,7 @@ mod spaces;
 mod tuning;
 
 pub use algorithm::Algorithm;
+pub use bc::{BC, BCConfig};
 pub use checkpoint::{CHECKPOINT_FILE, MAX_CHECKPOINT_BYTES, describe as describe_checkpoint};
 pub use config::{CommonConfig, MAX_ENV_RUNNERS, SMOOTHING_EPISODES, TrainResult};
 pub use dqn::{DQN, DQNConfig};

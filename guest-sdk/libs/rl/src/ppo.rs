@@ -255,7 +255,7 @@ impl PPO {
     /// Starts PPO with `config` (its runners, its networks).
     pub fn new(config: PPOConfig) -> Result<PPO, Error> {
         config.check()?;
-        let mut core = Core::start(&config.common)?;
+        let mut core = Core::start(&config.common, Self::NAME)?;
         let head = Head::for_space(&core.runners.spaces().1);
         let (pi, vf) = sizes(&config.common.fcnet_hiddens, core.obs_dim, &head);
         let nets = Nets::new(&pi, &vf, &head, config.lr, &mut core.rng)?;
@@ -297,6 +297,7 @@ impl PPO {
         let weights = self.weights()?;
         let value_before = self.nets.value.weights()?;
         let fragments = self.core.runners.sample(&weights, self.fragment_length(), true)?;
+        self.core.record(&fragments)?;
         let mut result = TrainResult { sample_time_s: start.elapsed().as_secs_f64(), ..TrainResult::default() };
         for f in &fragments {
             self.filter.merge(&f.filter_delta);
