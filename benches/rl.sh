@@ -2,9 +2,9 @@
 # The RL benchmark of docs/BENCHMARKS.md, references in the same run:
 # CartPole-v1 stepping speed (wray's built-in environment against
 # Gymnasium's, stepped from Python, random actions), wray's sampling with
-# PPO's policy acting, and PPO's time to a mean return of 450 with 1 and 2
-# env runners against RLlib's PPO (benches/reference/rl_bench.py), three
-# seeds each. Gymnasium, RLlib and torch (PyPI's build; its CUDA libraries
+# PPO's policy acting, PPO's time to a mean return of 450 with 1 and 2 env
+# runners against RLlib's PPO (benches/reference/rl_bench.py), three seeds
+# each, and wray's DQN to 450 with 1 and 2 runners. Gymnasium, RLlib and torch (PyPI's build; its CUDA libraries
 # come along but no GPU is used) are installed into the venv the other
 # benchmarks use, /var/tmp/wray-bench-venv, the first time.
 set -euo pipefail
@@ -31,5 +31,11 @@ for runners in 1 2; do
     for seed in 0 1 2; do
         target/release/wray run "$job" -- ppo "$runners" "$seed"
         "$venv/bin/python" benches/reference/rl_bench.py ppo "$runners" "$seed" 2>/dev/null | grep -E '^RLlib'
+    done
+done
+echo "## DQN on CartPole-v1 to a mean return of 450"
+for runners in 1 2; do
+    for seed in 0 1 2; do
+        target/release/wray run "$job" -- dqn "$runners" "$seed"
     done
 done

@@ -245,3 +245,59 @@ fn behaviour_cloning_learns_from_written_experiences() {
         "{first}"
     );
 }
+
+/// A loss that turns NaN (a user's environment returning NaN rewards after
+/// 600 steps) fails `train()` with an error naming the iteration, and the
+/// weights stay those of the iteration before; a checkpoint taken before
+/// restores.
+#[test]
+fn a_nan_loss_names_its_iteration_and_keeps_the_last_good_weights() {
+    let out = scenario(&[], &["rl-nan"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("iteration 1: return"), "{text}");
+    assert!(
+        text.contains("failed: invalid argument: PPO iteration 2: the loss is NaN at epoch 0, minibatch 0"),
+        "{text}"
+    );
+    assert!(text.contains("the weights are those of iteration 1"), "{text}");
+    assert!(text.contains("weights kept: true") && text.contains("iteration after the failure: 1"), "{text}");
+    assert!(text.contains("restored iteration: 1"), "{text}");
+}
+
+/// Continuous actions: PPO's Gaussian head on Pendulum-v1 trains, acts
+/// inside the box and evaluates whole (200-step) episodes.
+#[test]
+fn ppo_acts_in_a_continuous_action_space() {
+    let out = scenario(&[], &["rl-pendulum"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("iteration 2: return -"), "{text}");
+    assert!(text.contains("pendulum action inside the box: true (true)"), "{text}");
+    assert!(text.contains("10 episodes of 200 steps"), "{text}");
+}
+
+/// Bad input through the SDK names the problem.
+#[test]
+fn bad_rl_input_through_the_sdk_is_named() {
+    let out = scenario(&[], &["rl-errors"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    for expected in [
+        "unknown env: invalid argument: unknown environment \"Pong-v5\"; the available ones are CartPole-v1, Acrobot-v1, MountainCar-v0, Pendulum-v1",
+        "batch 0: invalid argument: PPOConfig: train_batch_size must be in 1..=",
+        "dqn on a box: invalid argument: DQN needs a discrete action space; Pendulum-v1 has Box",
+        "bc without input: invalid argument: BCConfig: input (the offline data to clone) is not set",
+        "bc missing input: invalid argument: offline input /nowhere/data.jsonl:",
+        "ppo checkpoint into dqn: invalid argument: checkpoint ppo: a PPO checkpoint cannot be restored into DQN",
+        "cartpole checkpoint into acrobot: invalid argument: checkpoint ppo: trained on CartPole-v1, not on Acrobot-v1",
+        "damaged checkpoint: invalid argument: checkpoint bytes: not a wray-rl checkpoint",
+        "short observation: invalid argument: an observation of 2 values for a space of 4",
+        "runners beyond the cluster: invalid argument: 200 env runners (200 sampling, 0 evaluating)",
+        "config field: invalid argument: unknown config field \"clip\"; the fields are clip_param,",
+        "action outside: invalid argument: the action Continuous([1.0]) is outside the action space Discrete(2)",
+        "dqn iteration: 1",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}

@@ -57,6 +57,15 @@ pub trait Algorithm: Sized {
     }
 }
 
+/// An error's message without the kind its `Display` starts with, for
+/// wrapping it in a message of the same kind.
+pub(crate) fn message(e: &Error) -> String {
+    match e {
+        Error::InvalidArgument(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The runners, counters and recent episodes of an algorithm.
 pub(crate) struct Core {
     pub(crate) runners: Runners,

@@ -345,9 +345,9 @@ impl DQN {
                     f64::from(self.config.prioritized_replay_beta),
                     &mut self.core.rng,
                 );
-                let (loss, mean_q, td) = self
-                    .update(&batch)
-                    .map_err(|e| Error::InvalidArgument(format!("DQN iteration {iteration}: {e}")))?;
+                let (loss, mean_q, td) = self.update(&batch).map_err(|e| {
+                    Error::InvalidArgument(format!("DQN iteration {iteration}: {}", crate::algorithm::message(&e)))
+                })?;
                 self.buffer.update_priorities(&batch.indices, &td, f64::from(self.config.prioritized_replay_eps));
                 stats[0] += f64::from(loss);
                 stats[1] += f64::from(mean_q);

@@ -313,7 +313,8 @@ impl PPO {
                 // Back to the weights the iteration started from.
                 self.nets = self.nets_from(&weights.policy, &weights.log_std, &value_before)?;
                 return Err(Error::InvalidArgument(format!(
-                    "PPO iteration {iteration}: {e}; the weights are those of iteration {}",
+                    "PPO iteration {iteration}: {}; the weights are those of iteration {}",
+                    crate::algorithm::message(&e),
                     self.core.iteration
                 )));
             }

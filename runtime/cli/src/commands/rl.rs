@@ -51,8 +51,8 @@ enum RlAction {
         /// The environment (a Gymnasium id).
         #[arg(long, default_value = "CartPole-v1", value_parser = clap::builder::PossibleValuesParser::new(ENVIRONMENTS))]
         env: String,
-        /// Env runner actors sampling in parallel (default 2; 0 samples in
-        /// the driver).
+        /// Env runner actors sampling in parallel (default: PPO 2, DQN 1; 0
+        /// samples in the driver).
         #[arg(long, value_name = "N")]
         num_env_runners: Option<u32>,
         /// Stop once the mean return of the last 100 episodes reaches R.

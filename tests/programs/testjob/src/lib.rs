@@ -12,6 +12,7 @@ mod hostile;
 mod learn;
 mod ml;
 mod pool;
+mod rl;
 mod scenarios;
 mod soak;
 mod tasks;
@@ -417,6 +418,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         s if s.starts_with("data-") => data::run(s, &args[1..])?,
         s if s.starts_with("train-") => train::run(s, &args[1..])?,
         s if s.starts_with("learn-") => learn::run(s)?,
+        s if s.starts_with("rl-") => rl::run(s)?,
         "pool" => pool::run()?,
         other => panic!("unknown scenario {other}"),
     }
