@@ -13,6 +13,13 @@
 //!   `wray::nn` on the batch. `train()` returns one iteration's
 //!   [`TrainResult`]; `evaluate()`, `compute_single_action()`,
 //!   `save()`/`restore()`/`from_checkpoint()`.
+//! * [`DQN`]: a replay buffer in the driver ([`replay`]: prioritized,
+//!   n-step), double Q, a dueling head, a target network, ε-greedy runners.
+//! * [`BC`] and [`offline`]: steps written as JSON lines while sampling
+//!   (`output`), cloned by behaviour cloning or trained on by DQN (`input`).
+//! * [`Algorithm`]: what the three share (build, train, evaluate, save,
+//!   restore), for code generic over them; [`PPOTrial`] and [`DQNTrial`]
+//!   make them Tune trials.
 //!
 //! ```no_run
 //! use wray::rl::PPOConfig;
@@ -32,9 +39,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A seeded run with one runner (or none) gives the same returns every
-//! time: the runners' environments, the sampling and the minibatch order
+//! A seeded run gives the same returns every time, with one runner or
+//! several: the runners' environments, the sampling and the minibatch order
 //! all draw from the seed, and fragments are gathered in runner order.
+//!
+//! The guide is `docs/RL.md`; `wray rl train` runs these algorithms with no
+//! crate of the user's.
 
 #![deny(missing_docs)]
 
