@@ -301,3 +301,28 @@ fn bad_rl_input_through_the_sdk_is_named() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+/// Multi-agent: two CartPoles in one environment, each agent learning with
+/// its own policy; both improve, and a checkpoint restores into a new run
+/// that evaluates the same.
+#[test]
+fn two_agents_learn_with_two_policies() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let grant = format!("{}::/out", out_dir.path().display());
+    let (out, _) =
+        run_ok(&guests().rl_multi_agent, &["--dir", &grant], &["--iterations", "12", "--save", "/out/ma"], &[]);
+    let last = out.lines().rfind(|l| l.starts_with("iteration")).expect("iterations");
+    let value =
+        |key: &str| -> f64 { last.split(key).nth(1).unwrap().split(',').next().unwrap().trim().parse().unwrap() };
+    assert!(value("p0 ") >= 100.0 && value("p1 ") >= 100.0, "{out}");
+    let eval_line = out.lines().find(|l| l.starts_with("evaluation: return ")).expect(&out);
+    let evaluated: f64 = eval_line["evaluation: return ".len()..].split(',').next().unwrap().parse().unwrap();
+    let line = out.lines().find(|l| l.starts_with("restored from /out/ma at iteration 12: return")).expect(&out);
+    let restored: f64 = line.rsplit("return ").next().unwrap().parse().unwrap();
+    assert_eq!(restored, evaluated, "{out}");
+    assert!(
+        std::fs::read_to_string(out_dir.path().join("ma/rl_checkpoint.json"))
+            .unwrap()
+            .contains(r#""algorithm":"MultiAgentPPO""#)
+    );
+}

@@ -174,6 +174,7 @@ pub struct Guests {
     pub rl_tune: PathBuf,
     pub rl_maze: PathBuf,
     pub rl_offline: PathBuf,
+    pub rl_multi_agent: PathBuf,
 }
 
 pub fn guests() -> &'static Guests {
@@ -200,6 +201,7 @@ pub fn guests() -> &'static Guests {
         rl_tune: build("examples/rl_tune"),
         rl_maze: build("examples/rl_maze"),
         rl_offline: build("examples/rl_offline"),
+        rl_multi_agent: build("examples/rl_multi_agent"),
     })
 }
 

@@ -66,15 +66,39 @@ pub(crate) fn message(e: &Error) -> String {
     }
 }
 
+/// Iterations, environment steps and seconds so far.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) iteration: u64,
+    pub(crate) timesteps: u64,
+    pub(crate) time_total_s: f64,
+}
+
+impl Counters {
+    /// Counts an iteration that began at `start` into `result` (whose
+    /// `num_env_steps_sampled` and `sample_time_s` are set), with the
+    /// returns of `episodes`.
+    pub(crate) fn finish(&mut self, result: &mut TrainResult, start: Instant, episodes: &EpisodeWindow) {
+        self.iteration += 1;
+        self.timesteps += result.num_env_steps_sampled;
+        let secs = start.elapsed().as_secs_f64();
+        self.time_total_s += secs;
+        result.training_iteration = self.iteration;
+        result.num_env_steps_sampled_lifetime = self.timesteps;
+        result.time_this_iter_s = secs;
+        result.learn_time_s = secs - result.sample_time_s;
+        result.time_total_s = self.time_total_s;
+        episodes.fill(result);
+    }
+}
+
 /// The runners, counters and recent episodes of an algorithm.
 pub(crate) struct Core {
     pub(crate) runners: Runners,
     pub(crate) episodes: EpisodeWindow,
     pub(crate) rng: Rng,
     pub(crate) obs_dim: usize,
-    pub(crate) iteration: u64,
-    pub(crate) timesteps: u64,
-    pub(crate) time_total_s: f64,
+    pub(crate) counts: Counters,
     /// Where sampled steps are written (`CommonConfig::output`).
     output: Option<PathBuf>,
 }
@@ -92,9 +116,7 @@ impl Core {
             episodes: EpisodeWindow::default(),
             rng: Rng::new(common.seed),
             obs_dim,
-            iteration: 0,
-            timesteps: 0,
-            time_total_s: 0.0,
+            counts: Counters::default(),
             output,
         })
     }
@@ -109,20 +131,11 @@ impl Core {
 
     /// Counts an iteration that began at `start` into `result`.
     pub(crate) fn finish(&mut self, result: &mut TrainResult, start: Instant) {
-        self.iteration += 1;
-        self.timesteps += result.num_env_steps_sampled;
-        let secs = start.elapsed().as_secs_f64();
-        self.time_total_s += secs;
-        result.training_iteration = self.iteration;
-        result.num_env_steps_sampled_lifetime = self.timesteps;
-        result.time_this_iter_s = secs;
-        result.learn_time_s = secs - result.sample_time_s;
-        result.time_total_s = self.time_total_s;
-        self.episodes.fill(result);
+        self.counts.finish(result, start, &self.episodes);
     }
 
     pub(crate) fn evaluate(&mut self, weights: &Weights, common: &CommonConfig) -> Result<(f64, Vec<Episode>), Error> {
-        let seed = common.seed ^ 0xE7A1 ^ self.iteration;
+        let seed = common.seed ^ 0xE7A1 ^ self.counts.iteration;
         let episodes = self.runners.evaluate(weights, common.evaluation_duration, seed)?;
         let mean = episodes.iter().map(|e| e.ret).sum::<f64>() / episodes.len().max(1) as f64;
         Ok((mean, episodes))
@@ -155,7 +168,7 @@ macro_rules! algorithm_methods {
         impl $t {
             /// Iterations trained.
             pub fn iteration(&self) -> u64 {
-                self.core.iteration
+                self.core.counts.iteration
             }
 
             /// Greedy episodes on the evaluation runners (or in the
@@ -255,7 +268,7 @@ macro_rules! algorithm_methods {
                 &mut config.common
             }
             fn iteration(&self) -> u64 {
-                self.core.iteration
+                self.core.counts.iteration
             }
             fn rollout(
                 &mut self,

@@ -172,7 +172,7 @@ impl BC {
             if !value.is_finite() {
                 return Err(Error::InvalidArgument(format!(
                     "BC iteration {}: the loss is {value}",
-                    self.core.iteration + 1
+                    self.core.counts.iteration + 1
                 )));
             }
             self.optimizer.zero_grad();
@@ -206,8 +206,8 @@ impl BC {
     pub fn checkpoint_bytes(&self) -> Result<Vec<u8>, Error> {
         let state = State {
             config: self.config.clone(),
-            iteration: self.core.iteration,
-            time_total_s: self.core.time_total_s,
+            iteration: self.core.counts.iteration,
+            time_total_s: self.core.counts.time_total_s,
             policy: self.policy.weights()?,
             episodes: self.core.episodes.clone(),
         };
@@ -225,7 +225,7 @@ impl BC {
         self.policy = Mlp::from_weights(&self.sizes, &state.policy)?;
         self.optimizer = Adam::new(self.policy.parameters(), self.config.lr)?;
         self.core.episodes = state.episodes;
-        (self.core.iteration, self.core.time_total_s) = (state.iteration, state.time_total_s);
+        (self.core.counts.iteration, self.core.counts.time_total_s) = (state.iteration, state.time_total_s);
         Ok(())
     }
 

@@ -280,7 +280,7 @@ impl DQN {
             head: Head::QValues {
                 n: self.actions,
                 dueling: self.config.dueling,
-                epsilon: self.config.epsilon(self.core.timesteps),
+                epsilon: self.config.epsilon(self.core.counts.timesteps),
             },
             filter: self.filter.clone(),
         })
@@ -326,8 +326,8 @@ impl DQN {
             result.num_episodes += f.episodes.len() as u64;
             result.num_env_steps_sampled += f.rows() as u64;
         }
-        let sampled = self.core.timesteps + result.num_env_steps_sampled;
-        let iteration = self.core.iteration + 1;
+        let sampled = self.core.counts.timesteps + result.num_env_steps_sampled;
+        let iteration = self.core.counts.iteration + 1;
         let mut stats = [0.0f64; 3];
         let mut updates = 0u64;
         let offline = self.config.input.is_some();
@@ -430,9 +430,9 @@ impl DQN {
     pub fn checkpoint_bytes(&self) -> Result<Vec<u8>, Error> {
         let state = State {
             config: self.config.clone(),
-            iteration: self.core.iteration,
-            timesteps: self.core.timesteps,
-            time_total_s: self.core.time_total_s,
+            iteration: self.core.counts.iteration,
+            timesteps: self.core.counts.timesteps,
+            time_total_s: self.core.counts.time_total_s,
             q: self.q.weights()?,
             target: self.target.weights()?,
             filter: self.filter.clone(),
@@ -467,7 +467,7 @@ impl DQN {
         self.filter = state.filter;
         self.core.episodes = state.episodes;
         self.last_target_update = state.last_target_update;
-        (self.core.iteration, self.core.timesteps, self.core.time_total_s) =
+        (self.core.counts.iteration, self.core.counts.timesteps, self.core.counts.time_total_s) =
             (state.iteration, state.timesteps, state.time_total_s);
         Ok(())
     }

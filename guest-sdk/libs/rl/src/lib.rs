@@ -17,6 +17,9 @@
 //!   n-step), double Q, a dueling head, a target network, ε-greedy runners.
 //! * [`BC`] and [`offline`]: steps written as JSON lines while sampling
 //!   (`output`), cloned by behaviour cloning or trained on by DQN (`input`).
+//! * [`MultiAgentPPO`]: a [`MultiAgentEnv`] (several agents acting at
+//!   once, e.g. [`MultiAgentCartPole`]), a PPO learner per policy, agents
+//!   mapped to policies by a plain `fn`.
 //! * [`Algorithm`]: what the three share (build, train, evaluate, save,
 //!   restore), for code generic over them; [`PPOTrial`] and [`DQNTrial`]
 //!   make them Tune trials.
@@ -60,6 +63,7 @@ mod env;
 pub mod envs;
 mod filter;
 mod group;
+pub mod multi_agent;
 pub mod offline;
 mod policy;
 mod ppo;
@@ -75,6 +79,7 @@ pub use config::{CommonConfig, MAX_ENV_RUNNERS, SMOOTHING_EPISODES, TrainResult}
 pub use dqn::{DQN, DQNConfig};
 pub use env::{ENVIRONMENTS, Env, EnvRng, EnvSpec, MakeEnv, Step, TimeLimit, make};
 pub use filter::ObsFilter;
+pub use multi_agent::{MultiAgentCartPole, MultiAgentEnv, MultiAgentPPO, MultiAgentPPOConfig, MultiStep};
 pub use policy::{Actor, Head, MAX_HIDDEN, MAX_LAYERS, Mlp, Weights};
 pub use ppo::{MAX_TRAIN_BATCH, PPO, PPOConfig};
 pub use runner::{EnvRunner, Episode, Fragment, MAX_ENVS_PER_RUNNER, MAX_FRAGMENT_STEPS, Sampler};

@@ -45,19 +45,19 @@ pub struct OfflineStep {
 
 /// A fragment's steps, segment by segment.
 pub fn fragment_steps(f: &Fragment) -> Vec<OfflineStep> {
-    let (d, k, steps) = (f.obs_dim as usize, f.act_dim as usize, f.steps as usize);
+    let (d, k) = (f.obs_dim as usize, f.act_dim as usize);
     let final_of: std::collections::HashMap<u32, &Vec<f32>> = f.final_obs.iter().map(|(r, o)| (*r, o)).collect();
     let mut out = Vec::with_capacity(f.rows());
-    for e in 0..f.num_envs as usize {
+    for (segment, (start, steps)) in f.segments().into_iter().enumerate() {
         for t in 0..steps {
-            let row = e * steps + t;
+            let row = start + t;
             let obs = f.obs[row * d..(row + 1) * d].to_vec();
             let next_obs = if f.terminated[row] {
                 obs.clone()
             } else if let Some(last) = final_of.get(&(row as u32)) {
                 (*last).clone()
             } else if t + 1 == steps {
-                f.next_obs[e * d..(e + 1) * d].to_vec()
+                f.next_obs[segment * d..(segment + 1) * d].to_vec()
             } else {
                 f.obs[(row + 1) * d..(row + 2) * d].to_vec()
             };

@@ -198,12 +198,33 @@ struct State {
 pub struct PPO {
     config: PPOConfig,
     core: Core,
-    head: Head,
+    learner: Learner,
+}
+
+/// A learner's weights: policy, log standard deviations, value.
+pub(crate) type Snapshot = (Vec<Vec<f32>>, Vec<f32>, Vec<Vec<f32>>);
+
+/// One policy's learner: its networks, head and observation filter (PPO
+/// has one; multi-agent PPO one per policy).
+pub(crate) struct Learner {
     nets: Nets,
+    head: Head,
     filter: ObsFilter,
+    obs_dim: usize,
+    hiddens: Vec<usize>,
 }
 
 algorithm_methods!(PPO, PPOConfig);
+
+impl Learner {
+    pub(crate) fn new(config: &PPOConfig, obs_dim: usize, head: Head, rng: &mut Rng) -> Result<Learner, Error> {
+        let hiddens = config.common.fcnet_hiddens.clone();
+        let (pi, vf) = sizes(&hiddens, obs_dim, &head);
+        let nets = Nets::new(&pi, &vf, &head, config.lr, rng)?;
+        let filter = ObsFilter::new(config.common.observation_filter, obs_dim);
+        Ok(Learner { nets, head, filter, obs_dim, hiddens })
+    }
+}
 
 impl Nets {
     fn new(sizes_pi: &[usize], sizes_vf: &[usize], head: &Head, lr: f32, rng: &mut Rng) -> Result<Nets, Error> {
@@ -257,10 +278,8 @@ impl PPO {
         config.check()?;
         let mut core = Core::start(&config.common, Self::NAME)?;
         let head = Head::for_space(&core.runners.spaces().1);
-        let (pi, vf) = sizes(&config.common.fcnet_hiddens, core.obs_dim, &head);
-        let nets = Nets::new(&pi, &vf, &head, config.lr, &mut core.rng)?;
-        let filter = ObsFilter::new(config.common.observation_filter, core.obs_dim);
-        Ok(PPO { config, core, head, nets, filter })
+        let learner = Learner::new(&config, core.obs_dim, head, &mut core.rng)?;
+        Ok(PPO { config, core, learner })
     }
 
     /// The config it runs with.
@@ -270,14 +289,7 @@ impl PPO {
 
     /// The current policy's weights (what runners act with).
     pub fn weights(&self) -> Result<Weights, Error> {
-        let (pi, _) = sizes(&self.config.common.fcnet_hiddens, self.core.obs_dim, &self.head);
-        Ok(Weights {
-            sizes: pi,
-            policy: self.nets.policy.weights()?,
-            log_std: self.nets.log_std()?,
-            head: self.head.clone(),
-            filter: self.filter.clone(),
-        })
+        self.learner.weights()
     }
 
     /// Steps per copy per fragment: the configured length, or the batch
@@ -295,31 +307,18 @@ impl PPO {
     pub fn train(&mut self) -> Result<TrainResult, Error> {
         let start = Instant::now();
         let weights = self.weights()?;
-        let value_before = self.nets.value.weights()?;
         let fragments = self.core.runners.sample(&weights, self.fragment_length(), true)?;
         self.core.record(&fragments)?;
         let mut result = TrainResult { sample_time_s: start.elapsed().as_secs_f64(), ..TrainResult::default() };
         for f in &fragments {
-            self.filter.merge(&f.filter_delta);
             self.core.episodes.extend(&f.episodes);
             result.num_episodes += f.episodes.len() as u64;
             result.num_env_steps_sampled += f.rows() as u64;
         }
-        let batch = self.batch(&fragments)?;
-        let iteration = self.core.iteration + 1;
-        match self.learn(&batch) {
-            Ok(stats) => result.learner = stats,
-            Err(e) => {
-                // Back to the weights the iteration started from.
-                self.nets = self.nets_from(&weights.policy, &weights.log_std, &value_before)?;
-                return Err(Error::InvalidArgument(format!(
-                    "PPO iteration {iteration}: {}; the weights are those of iteration {}",
-                    crate::algorithm::message(&e),
-                    self.core.iteration
-                )));
-            }
-        }
-        result.num_env_steps_trained = batch.rows as u64;
+        let what = format!("PPO iteration {}", self.core.counts.iteration + 1);
+        result.learner =
+            self.learner.update(&fragments, &self.config, &mut self.core.rng, &what, self.core.counts.iteration)?;
+        result.num_env_steps_trained = result.num_env_steps_sampled;
         self.core.finish(&mut result, start);
         Ok(result)
     }
@@ -340,9 +339,9 @@ fn column(values: &[f32]) -> Result<Tensor, Error> {
     Tensor::from_vec(&[values.len(), 1], values)
 }
 
-impl PPO {
-    fn nets_from(&self, policy: &[Vec<f32>], log_std: &[f32], value: &[Vec<f32>]) -> Result<Nets, Error> {
-        let (pi, vf) = sizes(&self.config.common.fcnet_hiddens, self.core.obs_dim, &self.head);
+impl Learner {
+    fn nets_from(&self, lr: f32, policy: &[Vec<f32>], log_std: &[f32], value: &[Vec<f32>]) -> Result<Nets, Error> {
+        let (pi, vf) = sizes(&self.hiddens, self.obs_dim, &self.head);
         let log_std = match &self.head {
             Head::Gaussian { low, .. } => {
                 if log_std.len() != low.len() {
@@ -356,7 +355,7 @@ impl PPO {
             }
             Head::Categorical(_) | Head::QValues { .. } => None,
         };
-        Nets::assemble(Mlp::from_weights(&pi, policy)?, log_std, Mlp::from_weights(&vf, value)?, self.config.lr)
+        Nets::assemble(Mlp::from_weights(&pi, policy)?, log_std, Mlp::from_weights(&vf, value)?, lr)
     }
 
     /// The value function on `rows` observations.
@@ -364,43 +363,43 @@ impl PPO {
         if rows == 0 {
             return Ok(Vec::new());
         }
-        let x = Var::constant(Tensor::from_vec(&[rows, self.core.obs_dim], obs)?);
+        let x = Var::constant(Tensor::from_vec(&[rows, self.obs_dim], obs)?);
         self.nets.value.forward(&x)?.value().to_vec()
     }
 
     /// The fragments as one batch, with GAE advantages (standardized) and
     /// value targets.
-    fn batch(&self, fragments: &[Fragment]) -> Result<Batch, Error> {
-        let (gamma, lambda) = (self.config.gamma, self.config.lambda_);
-        let d = self.core.obs_dim;
+    fn batch(&self, fragments: &[Fragment], config: &PPOConfig) -> Result<Batch, Error> {
+        let (gamma, lambda) = (config.gamma, config.lambda_);
+        let d = self.obs_dim;
         let rows: usize = fragments.iter().map(Fragment::rows).sum();
         let mut obs = Vec::with_capacity(rows * d);
         let (mut actions, mut logp, mut advantages, mut returns) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for f in fragments {
             let values = self.values(&f.obs, f.rows())?;
-            let next = self.values(&f.next_obs, f.num_envs as usize)?;
+            let segments = f.segments();
+            let next = self.values(&f.next_obs, segments.len())?;
             let finals: Vec<f32> = f.final_obs.iter().flat_map(|(_, o)| o.iter().copied()).collect();
             let final_values = self.values(&finals, f.final_obs.len())?;
             let final_of: std::collections::HashMap<u32, f32> =
                 f.final_obs.iter().map(|(row, _)| *row).zip(final_values).collect();
-            let steps = f.steps as usize;
             let mut adv = vec![0.0f32; f.rows()];
-            for (e, next_of_segment) in next.iter().enumerate() {
+            for ((start, len), next_of_segment) in segments.into_iter().zip(&next) {
                 let mut next_adv = 0.0f32;
-                for t in (0..steps).rev() {
-                    let row = e * steps + t;
+                for t in (0..len).rev() {
+                    let row = start + t;
                     let ended = f.terminated[row] || f.truncated[row];
                     let next_value = if f.terminated[row] {
                         0.0
                     } else if f.truncated[row] {
                         final_of.get(&(row as u32)).copied().unwrap_or(0.0)
-                    } else if t + 1 == steps {
+                    } else if t + 1 == len {
                         *next_of_segment
                     } else {
                         values[row + 1]
                     };
                     let delta = f.rewards[row] + gamma * next_value - values[row];
-                    let carry = if ended || t + 1 == steps { 0.0 } else { next_adv };
+                    let carry = if ended || t + 1 == len { 0.0 } else { next_adv };
                     adv[row] = delta + gamma * lambda * carry;
                     next_adv = adv[row];
                 }
@@ -456,14 +455,13 @@ impl PPO {
     }
 
     /// `num_epochs` passes of minibatch steps; the mean of each loss term.
-    fn learn(&mut self, batch: &Batch) -> Result<Vec<(String, f64)>, Error> {
-        let c = &self.config;
+    fn learn(&mut self, batch: &Batch, c: &PPOConfig, rng: &mut Rng) -> Result<Vec<(String, f64)>, Error> {
         let (clip, vf_clip, vf_coeff, ent_coeff) = (c.clip_param, c.vf_clip_param, c.vf_loss_coeff, c.entropy_coeff);
         let mut order: Vec<u32> = (0..batch.rows as u32).collect();
         let mut sums = [0.0f64; 5];
         let mut steps = 0u32;
         for epoch in 0..c.num_epochs {
-            self.core.rng.shuffle(&mut order);
+            rng.shuffle(&mut order);
             for (m, idx) in order.chunks(c.minibatch_size as usize).enumerate() {
                 let x = Var::constant(batch.obs.gather_rows(idx)?);
                 let advantages = Var::constant(batch.advantages.gather_rows(idx)?);
@@ -501,18 +499,79 @@ impl PPO {
         Ok(names.iter().zip(sums).map(|(n, s)| (n.to_string(), s / f64::from(steps.max(1)))).collect())
     }
 
+    /// The networks' weights: policy, log standard deviations, value.
+    pub(crate) fn snapshot(&self) -> Result<Snapshot, Error> {
+        Ok((self.nets.policy.weights()?, self.nets.log_std()?, self.nets.value.weights()?))
+    }
+
+    /// Replaces the networks' weights (a fresh optimizer).
+    pub(crate) fn load(
+        &mut self,
+        lr: f32,
+        policy: &[Vec<f32>],
+        log_std: &[f32],
+        value: &[Vec<f32>],
+    ) -> Result<(), Error> {
+        self.nets = self.nets_from(lr, policy, log_std, value)?;
+        Ok(())
+    }
+
+    /// The acting weights.
+    pub(crate) fn weights(&self) -> Result<Weights, Error> {
+        let (pi, _) = sizes(&self.hiddens, self.obs_dim, &self.head);
+        Ok(Weights {
+            sizes: pi,
+            policy: self.nets.policy.weights()?,
+            log_std: self.nets.log_std()?,
+            head: self.head.clone(),
+            filter: self.filter.clone(),
+        })
+    }
+
+    /// Learns from `fragments` (their filter statistics merged first). A
+    /// loss that turns NaN or infinite is an error naming `what` (the
+    /// iteration); the networks are then those from before.
+    pub(crate) fn update(
+        &mut self,
+        fragments: &[Fragment],
+        c: &PPOConfig,
+        rng: &mut Rng,
+        what: &str,
+        before: u64,
+    ) -> Result<Vec<(String, f64)>, Error> {
+        let policy_before = self.nets.policy.weights()?;
+        let log_std_before = self.nets.log_std()?;
+        let value_before = self.nets.value.weights()?;
+        for f in fragments {
+            self.filter.merge(&f.filter_delta);
+        }
+        let batch = self.batch(fragments, c)?;
+        match self.learn(&batch, c, rng) {
+            Ok(stats) => Ok(stats),
+            Err(e) => {
+                self.nets = self.nets_from(c.lr, &policy_before, &log_std_before, &value_before)?;
+                Err(Error::InvalidArgument(format!(
+                    "{what}: {}; the weights are those of iteration {before}",
+                    crate::algorithm::message(&e)
+                )))
+            }
+        }
+    }
+}
+
+impl PPO {
     /// The checkpoint's bytes (what [`PPO::save`] writes). The optimizer's
     /// moments are not kept: a restored run starts Adam afresh.
     pub fn checkpoint_bytes(&self) -> Result<Vec<u8>, Error> {
         let state = State {
             config: self.config.clone(),
-            iteration: self.core.iteration,
-            timesteps: self.core.timesteps,
-            time_total_s: self.core.time_total_s,
-            policy: self.nets.policy.weights()?,
-            log_std: self.nets.log_std()?,
-            value: self.nets.value.weights()?,
-            filter: self.filter.clone(),
+            iteration: self.core.counts.iteration,
+            timesteps: self.core.counts.timesteps,
+            time_total_s: self.core.counts.time_total_s,
+            policy: self.learner.nets.policy.weights()?,
+            log_std: self.learner.nets.log_std()?,
+            value: self.learner.nets.value.weights()?,
+            filter: self.learner.filter.clone(),
             episodes: self.core.episodes.clone(),
         };
         checkpoint::encode(Self::NAME, self.config.common.env_name(), &state)
@@ -531,10 +590,10 @@ impl PPO {
         if state.filter.mean.len() != self.core.obs_dim {
             return Err(Error::InvalidArgument("the checkpoint's observation filter has another shape".into()));
         }
-        self.nets = self.nets_from(&state.policy, &state.log_std, &state.value)?;
-        self.filter = state.filter;
+        self.learner.nets = self.learner.nets_from(self.config.lr, &state.policy, &state.log_std, &state.value)?;
+        self.learner.filter = state.filter;
         self.core.episodes = state.episodes;
-        (self.core.iteration, self.core.timesteps, self.core.time_total_s) =
+        (self.core.counts.iteration, self.core.counts.timesteps, self.core.counts.time_total_s) =
             (state.iteration, state.timesteps, state.time_total_s);
         Ok(())
     }

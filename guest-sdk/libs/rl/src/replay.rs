@@ -148,10 +148,10 @@ impl ReplayBuffer {
     /// end, whichever comes first; a terminated episode has no value after
     /// it, a truncated one is bootstrapped from its last observation.
     pub fn add_fragment(&mut self, f: &Fragment, n: u32, gamma: f32) {
-        let (d, steps) = (f.obs_dim as usize, f.steps as usize);
+        let d = f.obs_dim as usize;
         let final_of: std::collections::HashMap<u32, &Vec<f32>> = f.final_obs.iter().map(|(r, o)| (*r, o)).collect();
-        for e in 0..f.num_envs as usize {
-            let row = |t: usize| e * steps + t;
+        for (segment, (start, steps)) in f.segments().into_iter().enumerate() {
+            let row = |t: usize| start + t;
             for t in 0..steps {
                 let (mut reward, mut discount) = (0.0f32, 1.0f32);
                 let mut k = t;
@@ -170,7 +170,7 @@ impl ReplayBuffer {
                     }
                     k += 1;
                     if k == steps {
-                        break f.next_obs[e * d..(e + 1) * d].to_vec();
+                        break f.next_obs[segment * d..(segment + 1) * d].to_vec();
                     }
                     if k - t == n as usize {
                         break f.obs[row(k) * d..(row(k) + 1) * d].to_vec();

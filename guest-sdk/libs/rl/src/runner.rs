@@ -62,12 +62,39 @@ pub struct Fragment {
     pub episodes: Vec<Episode>,
     /// The raw observations this runner saw, for the learner's filter.
     pub filter_delta: ObsFilter,
+    /// Segment lengths when they differ (a multi-agent fragment: one
+    /// segment per agent trajectory); empty means `num_envs` segments of
+    /// `steps` rows each.
+    #[serde(default)]
+    pub lengths: Vec<u32>,
 }
 
 impl Fragment {
-    /// Rows (steps over all copies).
+    /// Rows (steps over all segments).
     pub fn rows(&self) -> usize {
-        (self.num_envs * self.steps) as usize
+        if self.lengths.is_empty() {
+            (self.num_envs * self.steps) as usize
+        } else {
+            self.lengths.iter().map(|l| *l as usize).sum()
+        }
+    }
+
+    /// The segments in order, as (first row, rows); segment `i`'s next
+    /// observation is `next_obs[i]`.
+    pub fn segments(&self) -> Vec<(usize, usize)> {
+        if self.lengths.is_empty() {
+            let steps = self.steps as usize;
+            return (0..self.num_envs as usize).map(|e| (e * steps, steps)).collect();
+        }
+        let mut start = 0;
+        self.lengths
+            .iter()
+            .map(|l| {
+                let segment = (start, *l as usize);
+                start += *l as usize;
+                segment
+            })
+            .collect()
     }
 }
 

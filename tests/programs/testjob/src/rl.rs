@@ -3,7 +3,7 @@
 //! Pendulum-v1), and each kind of bad input.
 
 use wray::Error;
-use wray::rl::{self, Action, Algorithm, BCConfig, DQN, DQNConfig, Env, PPO, PPOConfig, Step, TimeLimit};
+use wray::rl::{self, Action, Algorithm, BCConfig, DQN, DQNConfig, Env, PPOConfig, Step, TimeLimit};
 
 pub fn run(scenario: &str) -> Result<(), Error> {
     match scenario {
