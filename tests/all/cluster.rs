@@ -598,6 +598,35 @@ fn a_restarted_head_waits_for_the_workers_it_knew() {
     assert_code(&wait_for_exit(run, "the job", Duration::from_secs(60)), 0);
 }
 
+/// `wray rl train --address` sends the built-in RL job to a cluster: its
+/// env runner actors spread over the nodes and the iterations stream back.
+#[test]
+fn the_rl_command_trains_on_a_cluster() {
+    let head = Head::start_with_cpus("1");
+    head.add_worker("2");
+    let out = head.wray(&[
+        "rl",
+        "train",
+        "--algo",
+        "PPO",
+        "--env",
+        "CartPole-v1",
+        "--stop-iters",
+        "2",
+        "--num-env-runners",
+        "2",
+        "--address",
+        &head.address,
+        "--token",
+        &head.token,
+    ]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("training PPO on CartPole-v1 with 2 env runners"), "{text}");
+    assert!(text.contains("iter    2  env steps     8000"), "{text}");
+    assert!(!text.contains("checkpoint:"), "no local checkpoint with --address:\n{text}");
+}
+
 #[test]
 fn tasks_go_where_their_resources_are() {
     let head = Head::start_with_cpus("1");
