@@ -179,6 +179,9 @@ pub struct Weights {
     pub filter: ObsFilter,
 }
 
+/// Actions with their log-probabilities, and the network's outputs.
+pub type Acted = (Vec<(Action, f32)>, Vec<f32>);
+
 /// A policy built from [`Weights`], for acting (no gradients kept).
 pub struct Actor {
     net: Mlp,
@@ -217,6 +220,18 @@ impl Actor {
     /// Gaussian actions are returned unclipped (their log-probability is
     /// of the sample); [`Actor::env_action`] clips them.
     pub fn act(&self, obs: &[f32], rows: usize, explore: bool, rng: &mut Rng) -> Result<Vec<(Action, f32)>, Error> {
+        Ok(self.act_with_outputs(obs, rows, explore, rng)?.0)
+    }
+
+    /// [`Actor::act`], with the network's outputs (`rows × outputs`, the
+    /// distribution's inputs: PPO's KL term compares against them).
+    pub fn act_with_outputs(
+        &self,
+        obs: &[f32],
+        rows: usize,
+        explore: bool,
+        rng: &mut Rng,
+    ) -> Result<Acted, Error> {
         let inputs = self.net.layers.first().map_or(0, |l| l.weight.shape()[0]);
         if obs.len() != rows * inputs {
             return Err(invalid(format!("{} observation values for {rows} rows of {inputs}", obs.len())));
@@ -232,7 +247,7 @@ impl Actor {
                 Head::QValues { n, epsilon, .. } => epsilon_greedy(&row[..*n as usize], explore, *epsilon, rng),
             });
         }
-        Ok(actions)
+        Ok((actions, out))
     }
 
     /// The action to hand the environment: Gaussian samples clipped to the

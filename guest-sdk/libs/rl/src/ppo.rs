@@ -53,6 +53,16 @@ pub struct PPOConfig {
     pub entropy_coeff: f32,
     /// Gradients are scaled down to this global norm (`None`: never).
     pub grad_clip: Option<f32>,
+    /// Add `kl_coeff ×` the KL divergence of the new policy from the
+    /// sampling one to the loss (categorical policies), the coefficient
+    /// adapted toward `kl_target` after each iteration. RLlib turns it on
+    /// by default; here it is off: on CartPole it took 104–116 k steps to
+    /// a return of 450 against 76 k without.
+    pub use_kl_loss: bool,
+    /// The KL term's starting coefficient.
+    pub kl_coeff: f32,
+    /// The KL divergence the coefficient steers toward.
+    pub kl_target: f32,
 }
 
 impl Default for PPOConfig {
@@ -70,6 +80,9 @@ impl Default for PPOConfig {
             vf_loss_coeff: 0.5,
             entropy_coeff: 0.0,
             grad_clip: Some(0.5),
+            use_kl_loss: false,
+            kl_coeff: 0.2,
+            kl_target: 0.01,
         }
     }
 }
@@ -137,6 +150,11 @@ impl PPOConfig {
         self.grad_clip = clip;
         self
     }
+    /// RLlib's KL penalty: on or off, its starting coefficient and target.
+    pub fn kl_loss(mut self, on: bool, coeff: f32, target: f32) -> Self {
+        (self.use_kl_loss, self.kl_coeff, self.kl_target) = (on, coeff, target);
+        self
+    }
 
     fn check(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::InvalidArgument(format!("PPOConfig: {m}")));
@@ -161,6 +179,9 @@ impl PPOConfig {
         }
         if self.grad_clip.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
             return bad("grad_clip must be positive".into());
+        }
+        if !(self.kl_coeff.is_finite() && self.kl_coeff >= 0.0 && self.kl_target.is_finite() && self.kl_target > 0.0) {
+            return bad("kl_coeff must be ≥ 0 and kl_target positive".into());
         }
         Ok(())
     }
@@ -207,6 +228,8 @@ pub(crate) type Snapshot = (Vec<Vec<f32>>, Vec<f32>, Vec<Vec<f32>>);
 /// One policy's learner: its networks, head and observation filter (PPO
 /// has one; multi-agent PPO one per policy).
 pub(crate) struct Learner {
+    /// The KL term's coefficient, adapted every iteration.
+    kl_coeff: f32,
     nets: Nets,
     head: Head,
     filter: ObsFilter,
@@ -222,7 +245,7 @@ impl Learner {
         let (pi, vf) = sizes(&hiddens, obs_dim, &head);
         let nets = Nets::new(&pi, &vf, &head, config.lr, rng)?;
         let filter = ObsFilter::new(config.common.observation_filter, obs_dim);
-        Ok(Learner { nets, head, filter, obs_dim, hiddens })
+        Ok(Learner { kl_coeff: config.kl_coeff, nets, head, filter, obs_dim, hiddens })
     }
 }
 
@@ -267,6 +290,9 @@ struct Batch {
     logp: Tensor,
     advantages: Tensor,
     returns: Tensor,
+    /// The sampling policy's log-probabilities of every action, `[rows, k]`
+    /// (categorical policies whose fragments recorded them).
+    old_log_probs: Option<Tensor>,
 }
 
 impl PPO {
@@ -418,6 +444,23 @@ impl Learner {
             Head::Categorical(_) | Head::QValues { .. } => (actions.iter().map(|a| *a as u32).collect(), None),
             Head::Gaussian { low, .. } => (Vec::new(), Some(Tensor::from_vec(&[rows, low.len()], &actions)?)),
         };
+        // The sampling distributions, as log-probabilities, when every
+        // fragment recorded them (a categorical head).
+        let old_log_probs = match &self.head {
+            Head::Categorical(k) if fragments.iter().all(|f| f.dist_inputs.len() == f.rows() * *k as usize) => {
+                let k = *k as usize;
+                let mut all = Vec::with_capacity(rows * k);
+                for f in fragments {
+                    for logits in f.dist_inputs.chunks(k) {
+                        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                        let lse = max + logits.iter().map(|l| (l - max).exp()).sum::<f32>().ln();
+                        all.extend(logits.iter().map(|l| l - lse));
+                    }
+                }
+                Some(Tensor::from_vec(&[rows, k], &all)?)
+            }
+            _ => None,
+        };
         Ok(Batch {
             rows,
             obs: Tensor::from_vec(&[rows, d], &obs)?,
@@ -426,12 +469,13 @@ impl Learner {
             logp: column(&logp)?,
             advantages: column(&advantages)?,
             returns: column(&returns)?,
+            old_log_probs,
         })
     }
 
     /// Log-probabilities (`[m, 1]`) and entropies (`[m, 1]`) of the
     /// minibatch's actions under the current policy.
-    fn log_probs(&self, x: &Var, batch: &Batch, idx: &[u32]) -> Result<(Var, Var), Error> {
+    fn log_probs(&self, x: &Var, batch: &Batch, idx: &[u32]) -> Result<(Var, Var, Option<Var>), Error> {
         let out = self.nets.policy.forward(x)?;
         match (&self.head, &self.nets.log_std) {
             (Head::Gaussian { .. }, Some(log_std)) => {
@@ -442,14 +486,14 @@ impl Learner {
                 // the action's elements.
                 let logp = z.pow(2.0)?.affine(-0.5, -0.918_938_5)?.sub(log_std)?.sum(1)?;
                 let entropy = log_std.affine(1.0, 1.418_938_5)?.sum(1)?;
-                Ok((logp, entropy))
+                Ok((logp, entropy, None))
             }
             _ => {
                 let actions: Vec<u32> = idx.iter().map(|i| batch.action_index[*i as usize]).collect();
                 let logp = out.cross_entropy_rows(&actions)?.affine(-1.0, 0.0)?;
                 let log_all = out.log_softmax_rows()?;
                 let entropy = log_all.exp()?.mul(&log_all)?.sum(1)?.affine(-1.0, 0.0)?;
-                Ok((logp, entropy))
+                Ok((logp, entropy, Some(log_all)))
             }
         }
     }
@@ -467,14 +511,28 @@ impl Learner {
                 let advantages = Var::constant(batch.advantages.gather_rows(idx)?);
                 let old_logp = Var::constant(batch.logp.gather_rows(idx)?);
                 let returns = Var::constant(batch.returns.gather_rows(idx)?);
-                let (logp, entropy) = self.log_probs(&x, batch, idx)?;
+                let (logp, entropy, log_all) = self.log_probs(&x, batch, idx)?;
                 let ratio = logp.sub(&old_logp)?.exp()?;
                 let surrogate =
                     ratio.mul(&advantages)?.minimum(&ratio.clamp(1.0 - clip, 1.0 + clip)?.mul(&advantages)?)?;
                 let policy_loss = surrogate.mean_all()?.affine(-1.0, 0.0)?;
                 let vf_loss = self.nets.value.forward(&x)?.sub(&returns)?.pow(2.0)?.clamp(0.0, vf_clip)?.mean_all()?;
                 let entropy = entropy.mean_all()?;
-                let total = policy_loss.add(&vf_loss.affine(vf_coeff, 0.0)?)?.sub(&entropy.affine(ent_coeff, 0.0)?)?;
+                let mut total =
+                    policy_loss.add(&vf_loss.affine(vf_coeff, 0.0)?)?.sub(&entropy.affine(ent_coeff, 0.0)?)?;
+                // KL(sampling policy ‖ current policy), exactly, from the
+                // recorded distributions; else the sampled estimate.
+                let kl = match (&batch.old_log_probs, log_all) {
+                    (Some(old), Some(new)) => {
+                        let old = old.gather_rows(idx)?;
+                        let kl = Var::constant(old.exp()?).mul(&Var::constant(old).sub(&new)?)?.sum(1)?.mean_all()?;
+                        if c.use_kl_loss {
+                            total = total.add(&kl.affine(self.kl_coeff, 0.0)?)?;
+                        }
+                        kl.value().item()?
+                    }
+                    _ => old_logp.value().sub(logp.value())?.mean_all()?.item()?,
+                };
                 let loss = total.value().item()?;
                 if !loss.is_finite() {
                     return Err(Error::InvalidArgument(format!(
@@ -487,7 +545,6 @@ impl Learner {
                     clip_grad_norm(&self.nets.params(), max_norm)?;
                 }
                 self.nets.optimizer.step()?;
-                let kl = old_logp.value().sub(logp.value())?.mean_all()?.item()?;
                 let terms = [loss, policy_loss.value().item()?, vf_loss.value().item()?, entropy.value().item()?, kl];
                 for (s, t) in sums.iter_mut().zip(terms) {
                     *s += f64::from(t);
@@ -496,7 +553,20 @@ impl Learner {
             }
         }
         let names = ["total_loss", "policy_loss", "vf_loss", "entropy", "mean_kl"];
-        Ok(names.iter().zip(sums).map(|(n, s)| (n.to_string(), s / f64::from(steps.max(1)))).collect())
+        let mut stats: Vec<(String, f64)> =
+            names.iter().zip(sums).map(|(n, s)| (n.to_string(), s / f64::from(steps.max(1)))).collect();
+        if c.use_kl_loss && batch.old_log_probs.is_some() {
+            // RLlib's adaptive coefficient: up by half when the policy moved
+            // too far, halved when it hardly moved.
+            let mean_kl = stats[4].1 as f32;
+            if mean_kl > 2.0 * c.kl_target {
+                self.kl_coeff *= 1.5;
+            } else if mean_kl < 0.5 * c.kl_target {
+                self.kl_coeff *= 0.5;
+            }
+            stats.push(("kl_coeff".into(), f64::from(self.kl_coeff)));
+        }
+        Ok(stats)
     }
 
     /// The networks' weights: policy, log standard deviations, value.

@@ -62,6 +62,10 @@ pub struct Fragment {
     pub episodes: Vec<Episode>,
     /// The raw observations this runner saw, for the learner's filter.
     pub filter_delta: ObsFilter,
+    /// The policy network's outputs for each row (`rows × outputs`; empty
+    /// when not recorded): the sampling distribution, for PPO's KL term.
+    #[serde(default)]
+    pub dist_inputs: Vec<f32>,
     /// Segment lengths when they differ (a multi-agent fragment: one
     /// segment per agent trajectory); empty means `num_envs` segments of
     /// `steps` rows each.
@@ -203,9 +207,14 @@ impl Sampler {
                 row.copy_from_slice(o);
                 actor.filter().apply(row);
             }
-            let chosen = actor.act(&batch, n, explore, &mut self.rng)?;
+            let (chosen, outputs) = actor.act_with_outputs(&batch, n, explore, &mut self.rng)?;
+            let k = outputs.len() / n;
+            if f.dist_inputs.is_empty() {
+                f.dist_inputs = vec![0.0; rows * k];
+            }
             for (e, (action, logp)) in chosen.into_iter().enumerate() {
                 let row = e * steps as usize + t;
+                f.dist_inputs[row * k..(row + 1) * k].copy_from_slice(&outputs[e * k..(e + 1) * k]);
                 f.obs[row * d..(row + 1) * d].copy_from_slice(&batch[e * d..(e + 1) * d]);
                 match &action {
                     Action::Discrete(a) => f.actions[row] = *a as f32,
