@@ -141,6 +141,7 @@ fn bad_rl_input_is_named() {
     };
     let out = train_with(r#"{"learning_rate": 0.1}"#);
     assert_code(&out, 1);
+    assert!(!ck.exists(), "a failed run leaves no empty checkpoint directory");
     assert!(stderr(&out).contains(r#"unknown config field "learning_rate"; the fields are "#), "{}", stderr(&out));
     assert!(stderr(&out).contains("lr,") && stderr(&out).contains("num_env_runners"), "{}", stderr(&out));
     let out = train_with(r#"{"lr": "fast"}"#);

@@ -225,13 +225,7 @@ impl Actor {
 
     /// [`Actor::act`], with the network's outputs (`rows × outputs`, the
     /// distribution's inputs: PPO's KL term compares against them).
-    pub fn act_with_outputs(
-        &self,
-        obs: &[f32],
-        rows: usize,
-        explore: bool,
-        rng: &mut Rng,
-    ) -> Result<Acted, Error> {
+    pub fn act_with_outputs(&self, obs: &[f32], rows: usize, explore: bool, rng: &mut Rng) -> Result<Acted, Error> {
         let inputs = self.net.layers.first().map_or(0, |l| l.weight.shape()[0]);
         if obs.len() != rows * inputs {
             return Err(invalid(format!("{} observation values for {rows} rows of {inputs}", obs.len())));

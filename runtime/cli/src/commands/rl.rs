@@ -166,6 +166,7 @@ impl RlCommand {
                 push("--seed", seed.map(|v| v.to_string()));
                 push("--config", config);
                 let mut dirs = Vec::new();
+                let mut created = false;
                 let checkpoint = if address.is_some() {
                     if checkpoint_dir.is_some() {
                         return Err(Failure::Usage(anyhow!(
@@ -179,17 +180,24 @@ impl RlCommand {
                         Some(d) => d,
                         None => default_checkpoint_dir(algo, &env)?,
                     };
+                    created = !dir.exists();
                     std::fs::create_dir_all(&dir)
                         .map_err(|e| Failure::Usage(anyhow!("cannot create {}: {e}", dir.display())))?;
                     args.extend(["--checkpoint-dir".to_string(), GUEST_CHECKPOINT.into()]);
                     dirs.push((dir.clone(), GUEST_CHECKPOINT.to_string()));
                     Some(dir)
                 };
-                RunCommand::builtin(builtin(&job), args, dirs, cpus, address, token).execute()?;
+                let run = RunCommand::builtin(builtin(&job), args, dirs, cpus, address, token).execute();
                 if let Some(dir) = checkpoint {
-                    println!("checkpoint: {}", dir.display());
+                    if run.is_ok() {
+                        println!("checkpoint: {}", dir.display());
+                    } else if created {
+                        // A run that failed before saving leaves no empty
+                        // directory behind (`remove_dir` refuses a full one).
+                        let _ = std::fs::remove_dir(&dir);
+                    }
                 }
-                Ok(())
+                run
             }
             RlAction::Evaluate { checkpoint, episodes, render, seed } => {
                 let (dir, inside) = locate(&checkpoint)?;
