@@ -144,7 +144,7 @@
 //! | `learn` | `wray::learn` | gradient-boosted trees (XGBoost's `hist` method and parameter names: `XGBClassifier`, `XGBRegressor`, models saved as JSON), scikit-learn's decision trees, random forests, linear and logistic regression, `GridSearchCV` / `RandomizedSearchCV` with every fit a task, metrics |
 //! | `train` | `wray::train` | distributed training: a trainer running your loop on worker actors, `report`, checkpoints, collectives (`allreduce`, ...), data-parallel `nn`, preprocessors, loggers, Tune over trainers, boosted trees on workers (`GbdtTrainer`) (turns on `nn`, `data`, `tune` and `learn`) |
 //!
-//! | `rl` | `wray::rl` | reinforcement learning: Gymnasium's classic-control environments, your own `Env`, PPO with env runners as actors, checkpoints (turns on `nn`) |
+//! | `rl` | `wray::rl` | reinforcement learning: Gymnasium's classic-control environments, your own `Env`, PPO, DQN and behaviour cloning with env runners as actors, multi-agent PPO, offline data, checkpoints, algorithms as Tune trials (turns on `nn` and `tune`) |
 //!
 //! The core alone has [`Tensor`], a handle to a tensor stored by the host —
 //! on a GPU for tasks and actors with `.num_gpus(..)`, on the CPU path
