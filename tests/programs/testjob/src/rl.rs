@@ -65,7 +65,14 @@ fn nan() -> Result<(), Error> {
 }
 
 fn pendulum() -> Result<(), Error> {
-    let mut algo = PPOConfig::new().environment("Pendulum-v1").env_runners(1).train_batch_size(1000).seed(2).build()?;
+    // One sampling runner and one evaluation runner, both actors.
+    let mut algo = PPOConfig::new()
+        .environment("Pendulum-v1")
+        .env_runners(1)
+        .evaluation(1, 4)
+        .train_batch_size(1000)
+        .seed(2)
+        .build()?;
     for _ in 0..2 {
         let r = algo.train()?;
         let entropy = r.learner.iter().find(|(k, _)| k == "entropy").map_or(f64::NAN, |(_, v)| *v);
