@@ -226,6 +226,43 @@ macro_rules! algorithm_methods {
             pub fn observation_space(&self) -> crate::Space {
                 self.core.runners.spaces().0
             }
+
+            /// Writes a checkpoint (`checkpoint_bytes`) into `dir`,
+            /// created if missing; returns the directory.
+            pub fn save(&self, dir: impl AsRef<std::path::Path>) -> Result<std::path::PathBuf, wray_guest_core::Error> {
+                crate::checkpoint::write(dir.as_ref(), &self.checkpoint_bytes()?)
+            }
+
+            /// Loads a checkpoint (the directory or its file) of this
+            /// algorithm on the same environment; one of another algorithm
+            /// or environment is an error naming it.
+            pub fn restore(&mut self, path: impl AsRef<std::path::Path>) -> Result<(), wray_guest_core::Error> {
+                let path = path.as_ref();
+                self.restore_bytes(&crate::checkpoint::read(path)?, &path.display().to_string())
+            }
+
+            /// The algorithm as a checkpoint left it: its config, weights
+            /// and counters.
+            pub fn from_checkpoint(path: impl AsRef<std::path::Path>) -> Result<Self, wray_guest_core::Error> {
+                Self::from_checkpoint_with(path, |config| config)
+            }
+
+            /// [`Self::from_checkpoint`] with the saved config changed by
+            /// `adjust` first (fewer runners to evaluate, say); the
+            /// environment and the networks' shapes must stay the
+            /// checkpoint's.
+            pub fn from_checkpoint_with(
+                path: impl AsRef<std::path::Path>,
+                adjust: impl FnOnce($config) -> $config,
+            ) -> Result<Self, wray_guest_core::Error> {
+                let path = path.as_ref();
+                let (bytes, origin) = (crate::checkpoint::read(path)?, path.display().to_string());
+                let saved: crate::checkpoint::SavedConfig<$config> =
+                    crate::checkpoint::decode(&bytes, &origin, Self::NAME, None)?;
+                let mut algo = Self::new(adjust(saved.config))?;
+                algo.restore_bytes(&bytes, &origin)?;
+                Ok(algo)
+            }
         }
 
         impl crate::algorithm::Algorithm for $t {

@@ -10,7 +10,7 @@ use crate::filter::ObsFilter;
 use crate::policy::{Head, Mlp, Weights};
 use crate::spaces::Space;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 use wray_guest_core::{Error, Tensor};
 use wray_nn::{Adam, Optimizer, Var};
@@ -163,7 +163,7 @@ impl BC {
         let start = Instant::now();
         let n = self.labels.len();
         let (mut loss_sum, mut accuracy) = (0.0f64, 0.0f64);
-        for _ in 0..self.config.updates_per_iteration {
+        for update in 0..self.config.updates_per_iteration {
             let idx: Vec<u32> = (0..self.config.train_batch_size).map(|_| self.core.rng.below(n) as u32).collect();
             let labels: Vec<u32> = idx.iter().map(|i| self.labels[*i as usize]).collect();
             let logits = self.policy.forward(&Var::constant(self.obs.gather_rows(&idx)?))?;
@@ -179,16 +179,16 @@ impl BC {
             loss.backward()?;
             self.optimizer.step()?;
             loss_sum += f64::from(value);
-            let out = logits.value().to_vec()?;
-            let k = self.actions as usize;
-            let right = out
-                .chunks(k)
-                .zip(&labels)
-                .filter(|(row, l)| {
-                    row.iter().enumerate().fold(0, |b, (j, v)| if *v > row[b] { j } else { b }) == **l as usize
-                })
-                .count();
-            accuracy = right as f64 / labels.len() as f64;
+            if update + 1 == self.config.updates_per_iteration {
+                // Only the last minibatch's is reported: read it back once.
+                let out = logits.value().to_vec()?;
+                let right = out
+                    .chunks(self.actions as usize)
+                    .zip(&labels)
+                    .filter(|(row, l)| crate::policy::argmax(row) == **l as usize)
+                    .count();
+                accuracy = right as f64 / labels.len() as f64;
+            }
         }
         let mut result = TrainResult {
             num_env_steps_trained: u64::from(self.config.updates_per_iteration * self.config.train_batch_size),
@@ -202,7 +202,8 @@ impl BC {
         Ok(result)
     }
 
-    /// The checkpoint's bytes.
+    /// The checkpoint's bytes (the policy; the offline data is read
+    /// again from `input` when a checkpoint is loaded).
     pub fn checkpoint_bytes(&self) -> Result<Vec<u8>, Error> {
         let state = State {
             config: self.config.clone(),
@@ -214,11 +215,6 @@ impl BC {
         checkpoint::encode(Self::NAME, self.config.common.env_name(), &state)
     }
 
-    /// Writes a checkpoint into `dir`; returns the directory.
-    pub fn save(&self, dir: impl AsRef<Path>) -> Result<PathBuf, Error> {
-        checkpoint::write(dir.as_ref(), &self.checkpoint_bytes()?)
-    }
-
     /// Loads checkpoint bytes of BC on the same environment.
     pub fn restore_bytes(&mut self, bytes: &[u8], origin: &str) -> Result<(), Error> {
         let state: State = checkpoint::decode(bytes, origin, Self::NAME, Some(self.config.common.env_name()))?;
@@ -227,25 +223,5 @@ impl BC {
         self.core.episodes = state.episodes;
         (self.core.counts.iteration, self.core.counts.time_total_s) = (state.iteration, state.time_total_s);
         Ok(())
-    }
-
-    /// Loads a checkpoint of BC on the same environment.
-    pub fn restore(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
-        let path = path.as_ref();
-        self.restore_bytes(&checkpoint::read(path)?, &path.display().to_string())
-    }
-
-    /// BC as a checkpoint left it (its offline data is read again), its
-    /// config changed by `adjust` first.
-    pub fn from_checkpoint_with(
-        path: impl AsRef<Path>,
-        adjust: impl FnOnce(BCConfig) -> BCConfig,
-    ) -> Result<BC, Error> {
-        let path = path.as_ref();
-        let (bytes, origin) = (checkpoint::read(path)?, path.display().to_string());
-        let state: State = checkpoint::decode(&bytes, &origin, Self::NAME, None)?;
-        let mut algo = BC::new(adjust(state.config))?;
-        algo.restore_bytes(&bytes, &origin)?;
-        Ok(algo)
     }
 }

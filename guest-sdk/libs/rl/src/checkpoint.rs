@@ -28,6 +28,13 @@ fn io(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::InvalidArgument(format!("checkpoint {}: {e}", path.display()))
 }
 
+/// The config inside an algorithm's checkpoint state (every state starts
+/// with it; the rest is skipped).
+#[derive(Deserialize)]
+pub(crate) struct SavedConfig<C> {
+    pub(crate) config: C,
+}
+
 /// A checkpoint's bytes: `state` of `algorithm` trained on `env`.
 pub(crate) fn encode<S: Serialize>(algorithm: &str, env: &str, state: &S) -> Result<Vec<u8>, Error> {
     let envelope =

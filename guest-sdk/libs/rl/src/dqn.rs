@@ -15,7 +15,7 @@ use crate::ppo::clip_grad_norm;
 use crate::replay::{MAX_REPLAY_CAPACITY, ReplayBuffer, Sampled};
 use crate::spaces::Space;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 use wray_guest_core::{Error, Tensor};
 use wray_nn::{Adam, Optimizer, Var};
@@ -219,9 +219,23 @@ pub struct DQN {
     buffer: ReplayBuffer,
     filter: ObsFilter,
     last_target_update: u64,
+    /// A dueling network's column selectors, made once: `[n+1, n]` picks
+    /// the advantages, `[n+1, 1]` the value.
+    dueling_pick: Option<(Tensor, Tensor)>,
 }
 
 algorithm_methods!(DQN, DQNConfig);
+
+/// The selectors of [`DQN::dueling_pick`] for `n` actions.
+fn dueling_selectors(n: usize) -> Result<(Tensor, Tensor), Error> {
+    let mut pick_a = vec![0.0f32; (n + 1) * n];
+    for i in 0..n {
+        pick_a[i * n + i] = 1.0;
+    }
+    let mut pick_v = vec![0.0f32; n + 1];
+    pick_v[n] = 1.0;
+    Ok((Tensor::from_vec(&[n + 1, n], &pick_a)?, Tensor::from_vec(&[n + 1, 1], &pick_v)?))
+}
 
 impl DQN {
     /// Its name in checkpoints.
@@ -262,7 +276,20 @@ impl DQN {
             }
         }
         let filter = ObsFilter::new(config.common.observation_filter, core.obs_dim);
-        Ok(DQN { config, core, actions, sizes, q, target, optimizer, buffer, filter, last_target_update: 0 })
+        let dueling_pick = if config.dueling { Some(dueling_selectors(actions as usize)?) } else { None };
+        Ok(DQN {
+            config,
+            core,
+            actions,
+            sizes,
+            q,
+            target,
+            optimizer,
+            buffer,
+            filter,
+            last_target_update: 0,
+            dueling_pick,
+        })
     }
 
     /// The config it runs with.
@@ -290,19 +317,9 @@ impl DQN {
     /// network's streams: `V + A − mean(A)`).
     fn q_values(&self, net: &Mlp, x: &Var) -> Result<Var, Error> {
         let out = net.forward(x)?;
-        if !self.config.dueling {
-            return Ok(out);
-        }
-        let n = self.actions as usize;
-        // Column selectors: [n+1, n] picks the advantages, [n+1, 1] the value.
-        let mut pick_a = vec![0.0f32; (n + 1) * n];
-        for i in 0..n {
-            pick_a[i * n + i] = 1.0;
-        }
-        let mut pick_v = vec![0.0f32; n + 1];
-        pick_v[n] = 1.0;
-        let a = out.matmul(&Var::constant(Tensor::from_vec(&[n + 1, n], &pick_a)?))?;
-        let v = out.matmul(&Var::constant(Tensor::from_vec(&[n + 1, 1], &pick_v)?))?;
+        let Some((pick_a, pick_v)) = &self.dueling_pick else { return Ok(out) };
+        let a = out.matmul(&Var::constant(pick_a.clone()))?;
+        let v = out.matmul(&Var::constant(pick_v.clone()))?;
         a.sub(&a.mean(1)?)?.add(&v)
     }
 
@@ -394,7 +411,7 @@ impl DQN {
         let mut y = Vec::with_capacity(m);
         for (i, t) in batch.transitions.iter().enumerate() {
             let row = &choose_q[i * n..(i + 1) * n];
-            let best = row.iter().enumerate().fold(0, |b, (j, v)| if *v > row[b] { j } else { b });
+            let best = crate::policy::argmax(row);
             y.push(t.reward + t.discount * target_q[i * n + best]);
         }
         let mut one_hot = vec![0.0f32; m * n];
@@ -442,12 +459,6 @@ impl DQN {
         checkpoint::encode(Self::NAME, self.config.common.env_name(), &state)
     }
 
-    /// Writes a checkpoint into `dir` (created if missing) and returns the
-    /// directory.
-    pub fn save(&self, dir: impl AsRef<Path>) -> Result<PathBuf, Error> {
-        checkpoint::write(dir.as_ref(), &self.checkpoint_bytes()?)
-    }
-
     /// Loads checkpoint bytes of DQN on the same environment.
     pub fn restore_bytes(&mut self, bytes: &[u8], origin: &str) -> Result<(), Error> {
         let state: State = checkpoint::decode(bytes, origin, Self::NAME, Some(self.config.common.env_name()))?;
@@ -470,29 +481,5 @@ impl DQN {
         (self.core.counts.iteration, self.core.counts.timesteps, self.core.counts.time_total_s) =
             (state.iteration, state.timesteps, state.time_total_s);
         Ok(())
-    }
-
-    /// Loads a checkpoint of DQN on the same environment.
-    pub fn restore(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
-        let path = path.as_ref();
-        self.restore_bytes(&checkpoint::read(path)?, &path.display().to_string())
-    }
-
-    /// DQN as a checkpoint left it, its config changed by `adjust` first.
-    pub fn from_checkpoint_with(
-        path: impl AsRef<Path>,
-        adjust: impl FnOnce(DQNConfig) -> DQNConfig,
-    ) -> Result<DQN, Error> {
-        let path = path.as_ref();
-        let (bytes, origin) = (checkpoint::read(path)?, path.display().to_string());
-        let state: State = checkpoint::decode(&bytes, &origin, Self::NAME, None)?;
-        let mut algo = DQN::new(adjust(state.config))?;
-        algo.restore_bytes(&bytes, &origin)?;
-        Ok(algo)
-    }
-
-    /// DQN as a checkpoint left it.
-    pub fn from_checkpoint(path: impl AsRef<Path>) -> Result<DQN, Error> {
-        DQN::from_checkpoint_with(path, |c| c)
     }
 }

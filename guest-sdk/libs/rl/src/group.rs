@@ -18,27 +18,32 @@ pub(crate) struct Runners {
     envs_per_runner: u32,
 }
 
+/// Runners hold their CPUs for the algorithm's life: more than the cluster
+/// has would leave some waiting for good (Ray warns and waits; a job that
+/// can never start is better told so).
+pub(crate) fn check_runner_cpus(sampling: u32, evaluating: u32, cpus_each: f64) -> Result<(), Error> {
+    let runners = sampling + evaluating;
+    let needed = f64::from(runners) * cpus_each;
+    let total = wray_guest_core::cluster_resources().get("CPU").copied().unwrap_or(0.0);
+    if needed > total + 1e-9 {
+        return Err(Error::InvalidArgument(format!(
+            "{runners} env runners ({sampling} sampling, {evaluating} evaluating) at {cpus_each} CPU each need \
+             {needed} CPUs; the cluster has {total}: lower num_env_runners, the evaluation runners or \
+             num_cpus_per_env_runner"
+        )));
+    }
+    Ok(())
+}
+
 /// Seeds of runner `i` (the local sampler is 0) and of evaluation runners.
-fn runner_seed(seed: u64, i: u64) -> u64 {
+pub(crate) fn runner_seed(seed: u64, i: u64) -> u64 {
     seed.wrapping_add(i.wrapping_mul(0x2545_F491_4F6C_DD1D))
 }
 
 impl Runners {
     pub(crate) fn start(common: &CommonConfig) -> Result<Runners, Error> {
         common.check()?;
-        // Runners hold their CPUs for the algorithm's life: more than the
-        // cluster has would leave some waiting for good (Ray warns and
-        // waits; a job that can never start is better told so).
-        let runners = common.num_env_runners + common.evaluation_num_env_runners;
-        let needed = f64::from(runners) * common.num_cpus_per_env_runner;
-        let total = wray_guest_core::cluster_resources().get("CPU").copied().unwrap_or(0.0);
-        if needed > total + 1e-9 {
-            return Err(Error::InvalidArgument(format!(
-                "{runners} env runners ({} sampling, {} evaluating) at {} CPU each need {needed} CPUs; the cluster has \
-                 {total}: lower num_env_runners, the evaluation runners or num_cpus_per_env_runner",
-                common.num_env_runners, common.evaluation_num_env_runners, common.num_cpus_per_env_runner
-            )));
-        }
+        check_runner_cpus(common.num_env_runners, common.evaluation_num_env_runners, common.num_cpus_per_env_runner)?;
         let envs = common.num_envs_per_env_runner;
         let local = Sampler::new(&common.env, envs, runner_seed(common.seed, 0))?;
         let start = |i: u64| {

@@ -14,6 +14,7 @@ use crate::checkpoint;
 use crate::config::{EpisodeWindow, TrainResult};
 use crate::env::TimeLimit;
 use crate::envs::CartPole;
+use crate::group::{check_runner_cpus, runner_seed};
 use crate::policy::{Actor, Head, Weights};
 use crate::ppo::{Learner, PPOConfig};
 use crate::runner::{Episode, Fragment};
@@ -497,6 +498,7 @@ impl MultiAgentPPO {
     /// spaces agree, builds a learner per policy and the runners.
     pub fn new(config: MultiAgentPPOConfig) -> Result<MultiAgentPPO, Error> {
         let (c, ma) = (&config.ppo, &config.multi_agent);
+        c.common.check()?;
         let bad = |m: String| Err(Error::InvalidArgument(format!("multi-agent PPO: {m}")));
         if ma.policies.is_empty() || ma.policies.len() > MAX_AGENTS {
             return bad(format!("1..={MAX_AGENTS} policies"));
@@ -528,11 +530,8 @@ impl MultiAgentPPO {
             .into_iter()
             .map(|(p, (dim, head))| Ok((p, Learner::new(c, dim, head, &mut rng)?)))
             .collect::<Result<BTreeMap<_, _>, Error>>()?;
-        let cpus = f64::from(c.common.num_env_runners) * c.common.num_cpus_per_env_runner;
-        let total = wray_guest_core::cluster_resources().get("CPU").copied().unwrap_or(0.0);
-        if cpus > total + 1e-9 {
-            return bad(format!("{} env runners need {cpus} CPUs; the cluster has {total}", c.common.num_env_runners));
-        }
+        // Evaluation runs in the driver: only the sampling runners hold CPUs.
+        check_runner_cpus(c.common.num_env_runners, 0, c.common.num_cpus_per_env_runner)?;
         let envs = c.common.num_envs_per_env_runner;
         let local = MultiAgentSampler::new(make, mapping, envs, c.common.seed)?;
         let runners = (1..=u64::from(c.common.num_env_runners))
@@ -541,7 +540,7 @@ impl MultiAgentPPO {
                     ma.make,
                     ma.mapping,
                     envs,
-                    c.common.seed.wrapping_add(i.wrapping_mul(0x2545_F491_4F6C_DD1D)),
+                    runner_seed(c.common.seed, i),
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;

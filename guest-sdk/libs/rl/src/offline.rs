@@ -46,7 +46,7 @@ pub struct OfflineStep {
 /// A fragment's steps, segment by segment.
 pub fn fragment_steps(f: &Fragment) -> Vec<OfflineStep> {
     let (d, k) = (f.obs_dim as usize, f.act_dim as usize);
-    let final_of: std::collections::HashMap<u32, &Vec<f32>> = f.final_obs.iter().map(|(r, o)| (*r, o)).collect();
+    let final_of = f.final_of();
     let mut out = Vec::with_capacity(f.rows());
     for (segment, (start, steps)) in f.segments().into_iter().enumerate() {
         for t in 0..steps {

@@ -210,6 +210,11 @@ impl Actor {
         })
     }
 
+    /// The policy's action head.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
     /// The filter observations go through.
     pub fn filter(&self) -> &ObsFilter {
         &self.filter
@@ -280,7 +285,7 @@ fn categorical(logits: &[f32], explore: bool, rng: &mut Rng) -> (Action, f32) {
 }
 
 /// The index of the first largest value.
-fn argmax(values: &[f32]) -> usize {
+pub(crate) fn argmax(values: &[f32]) -> usize {
     values.iter().enumerate().fold(0, |best, (i, v)| if *v > values[best] { i } else { best })
 }
 

@@ -12,7 +12,6 @@ use crate::filter::ObsFilter;
 use crate::policy::{Head, Mlp, Weights};
 use crate::runner::Fragment;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wray_guest_core::{Error, Rng, Tensor};
 use wray_nn::{Adam, Optimizer, Var};
@@ -609,9 +608,7 @@ impl Learner {
         what: &str,
         before: u64,
     ) -> Result<Vec<(String, f64)>, Error> {
-        let policy_before = self.nets.policy.weights()?;
-        let log_std_before = self.nets.log_std()?;
-        let value_before = self.nets.value.weights()?;
+        let (policy_before, log_std_before, value_before) = self.snapshot()?;
         for f in fragments {
             self.filter.merge(&f.filter_delta);
         }
@@ -647,16 +644,16 @@ impl PPO {
         checkpoint::encode(Self::NAME, self.config.common.env_name(), &state)
     }
 
-    /// Writes a checkpoint into `dir` (created if missing) and returns the
-    /// directory.
-    pub fn save(&self, dir: impl AsRef<Path>) -> Result<PathBuf, Error> {
-        checkpoint::write(dir.as_ref(), &self.checkpoint_bytes()?)
-    }
-
     /// Loads the weights and counters of checkpoint bytes of PPO on the
     /// same environment (`origin` names them in errors).
     pub fn restore_bytes(&mut self, bytes: &[u8], origin: &str) -> Result<(), Error> {
         let state: State = checkpoint::decode(bytes, origin, Self::NAME, Some(self.config.common.env_name()))?;
+        if state.config.common.fcnet_hiddens != self.config.common.fcnet_hiddens {
+            return Err(Error::InvalidArgument(format!(
+                "the checkpoint's networks have hidden layers {:?}, the config asks for {:?}",
+                state.config.common.fcnet_hiddens, self.config.common.fcnet_hiddens
+            )));
+        }
         if state.filter.mean.len() != self.core.obs_dim {
             return Err(Error::InvalidArgument("the checkpoint's observation filter has another shape".into()));
         }
@@ -666,41 +663,6 @@ impl PPO {
         (self.core.counts.iteration, self.core.counts.timesteps, self.core.counts.time_total_s) =
             (state.iteration, state.timesteps, state.time_total_s);
         Ok(())
-    }
-
-    /// Loads the weights and counters of a checkpoint of PPO on the same
-    /// environment (one of another algorithm or environment is an error
-    /// naming it).
-    pub fn restore(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
-        let path = path.as_ref();
-        self.restore_bytes(&checkpoint::read(path)?, &path.display().to_string())
-    }
-
-    /// PPO as a checkpoint left it: its config, weights and counters.
-    pub fn from_checkpoint(path: impl AsRef<Path>) -> Result<PPO, Error> {
-        PPO::from_checkpoint_with(path, |config| config)
-    }
-
-    /// [`PPO::from_checkpoint`] with the saved config changed by `adjust`
-    /// first (fewer runners to evaluate, say); the environment and the
-    /// model must stay those of the checkpoint.
-    pub fn from_checkpoint_with(
-        path: impl AsRef<Path>,
-        adjust: impl FnOnce(PPOConfig) -> PPOConfig,
-    ) -> Result<PPO, Error> {
-        let path = path.as_ref();
-        let (bytes, origin) = (checkpoint::read(path)?, path.display().to_string());
-        let state: State = checkpoint::decode(&bytes, &origin, Self::NAME, None)?;
-        let config = adjust(state.config.clone());
-        if config.common.fcnet_hiddens != state.config.common.fcnet_hiddens {
-            return Err(Error::InvalidArgument(format!(
-                "the checkpoint's networks have hidden layers {:?}, the config asks for {:?}",
-                state.config.common.fcnet_hiddens, config.common.fcnet_hiddens
-            )));
-        }
-        let mut algo = PPO::new(config)?;
-        algo.restore_bytes(&bytes, &origin)?;
-        Ok(algo)
     }
 }
 

@@ -149,7 +149,7 @@ impl ReplayBuffer {
     /// it, a truncated one is bootstrapped from its last observation.
     pub fn add_fragment(&mut self, f: &Fragment, n: u32, gamma: f32) {
         let d = f.obs_dim as usize;
-        let final_of: std::collections::HashMap<u32, &Vec<f32>> = f.final_obs.iter().map(|(r, o)| (*r, o)).collect();
+        let final_of = f.final_of();
         for (segment, (start, steps)) in f.segments().into_iter().enumerate() {
             let row = |t: usize| start + t;
             for t in 0..steps {

@@ -6,7 +6,7 @@
 
 use crate::env::{Env, EnvSpec};
 use crate::filter::ObsFilter;
-use crate::policy::{Actor, Weights};
+use crate::policy::{Actor, Head, Weights};
 use crate::spaces::{Action, Space};
 use serde::{Deserialize, Serialize};
 use wray_guest_core::{Error, ObjectRef, Rng};
@@ -81,6 +81,11 @@ impl Fragment {
         } else {
             self.lengths.iter().map(|l| *l as usize).sum()
         }
+    }
+
+    /// The last observation of each truncated step, by row.
+    pub fn final_of(&self) -> std::collections::HashMap<u32, &Vec<f32>> {
+        self.final_obs.iter().map(|(row, obs)| (*row, obs)).collect()
     }
 
     /// The segments in order, as (first row, rows); segment `i`'s next
@@ -208,7 +213,8 @@ impl Sampler {
                 actor.filter().apply(row);
             }
             let (chosen, outputs) = actor.act_with_outputs(&batch, n, explore, &mut self.rng)?;
-            let k = outputs.len() / n;
+            // Only a categorical policy's distributions are used (PPO's KL).
+            let k = if matches!(actor.head(), Head::Categorical(_)) { outputs.len() / n } else { 0 };
             if f.dist_inputs.is_empty() {
                 f.dist_inputs = vec![0.0; rows * k];
             }

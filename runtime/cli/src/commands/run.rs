@@ -129,6 +129,7 @@ impl RunCommand {
             gpus: None,
             memory_limit: None,
             timeout: None,
+            // The flag's default, 1GiB.
             object_store_memory: 1 << 30,
             spill_dir: None,
             dirs,
