@@ -19,6 +19,8 @@
 
 #![deny(missing_docs)]
 
+pub mod http;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::any::Any;

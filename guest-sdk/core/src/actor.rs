@@ -1,5 +1,5 @@
 use crate::arg::{RawArg, with_wit_args};
-use crate::bindings::wray::runtime::{actors, types as wit};
+use crate::bindings::wray::runtime::{actors, serve, types as wit};
 use crate::options::CallOptions;
 use crate::{Error, ObjectRef};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -23,20 +23,40 @@ pub trait ActorMethods {
     fn raw(&self) -> &RawActor;
 }
 
-/// An actor's id, as the generated method stubs carry it.
+/// Where the generated method stubs send calls: one actor, or (for a
+/// serve deployment's handle) whichever replica of the deployment the host
+/// picks per call.
 #[doc(hidden)]
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct RawActor {
     pub(crate) id: wit::ActorId,
+    /// Set for a deployment handle: the deployment's name (`id` is unused).
+    pub(crate) deployment: Option<std::sync::Arc<str>>,
 }
 
 impl RawActor {
+    pub(crate) fn actor(id: wit::ActorId) -> RawActor {
+        RawActor { id, deployment: None }
+    }
+
+    /// Calls go to a replica of the caller's application's deployment
+    /// `name`.
+    pub fn deployment(name: &str) -> RawActor {
+        RawActor { id: wit::ActorId { hi: 0, lo: 0 }, deployment: Some(name.into()) }
+    }
+
     /// Queues a method call.
     pub fn call<R>(&self, method: &str, args: Vec<RawArg>) -> ObjectRef<R> {
-        let result = with_wit_args(args, |a| actors::call(self.id, method, a));
+        let result = match &self.deployment {
+            None => with_wit_args(args, |a| actors::call(self.id, method, a)),
+            Some(d) => with_wit_args(args, |a| serve::call(d, method, a)),
+        };
         match result {
             Ok(handle) => ObjectRef::from_handle(handle),
-            Err(e) => panic!("calling actor method {method}: {}", Error::from(e)),
+            Err(e) => match &self.deployment {
+                None => panic!("calling actor method {method}: {}", Error::from(e)),
+                Some(d) => panic!("calling {method} on deployment {d:?}: {}", Error::from(e)),
+            },
         }
     }
 
@@ -79,7 +99,7 @@ impl<A: Actor> Deref for ActorHandle<A> {
 
 impl<A: Actor> Clone for ActorHandle<A> {
     fn clone(&self) -> Self {
-        ActorHandle::from_raw(*self.methods.raw())
+        ActorHandle::from_raw(self.methods.raw().clone())
     }
 }
 
@@ -99,7 +119,7 @@ impl<A: Actor> Serialize for ActorHandle<A> {
 impl<'de, A: Actor> Deserialize<'de> for ActorHandle<A> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let (hi, lo) = <(u64, u64)>::deserialize(d)?;
-        Ok(ActorHandle::from_raw(RawActor { id: wit::ActorId { hi, lo } }))
+        Ok(ActorHandle::from_raw(RawActor::actor(wit::ActorId { hi, lo })))
     }
 }
 
@@ -108,7 +128,7 @@ impl<'de, A: Actor> Deserialize<'de> for ActorHandle<A> {
 pub fn create_actor<A: Actor>(args: Vec<RawArg>, options: &CallOptions) -> Result<ActorHandle<A>, Error> {
     let opts = options.to_wit();
     let id = with_wit_args(args, |a| actors::create(A::CLASS, a, &opts))?;
-    Ok(ActorHandle::from_raw(RawActor { id }))
+    Ok(ActorHandle::from_raw(RawActor::actor(id)))
 }
 
 /// Finds the actor registered under `name` (with `Type::options().name(..)`)
@@ -119,7 +139,7 @@ pub fn get_actor<A: Actor>(name: &str) -> Result<ActorHandle<A>, Error> {
     if class != A::CLASS {
         return Err(Error::InvalidArgument(format!("actor {name:?} is a {class}, not a {}", A::CLASS)));
     }
-    Ok(ActorHandle::from_raw(RawActor { id }))
+    Ok(ActorHandle::from_raw(RawActor::actor(id)))
 }
 
 /// Kills the actor — Ray's `ray.kill`. Queued and later calls fail with

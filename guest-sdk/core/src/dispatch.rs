@@ -142,6 +142,13 @@ impl Guest for Entry {
         // a panic aborts the instance anyway.
         let (class, mut state) =
             ACTOR.with(|a| a.borrow_mut().take()).ok_or_else(|| "this instance holds no actor".to_string())?;
+        // Every actor answers this one: a caller that must know the
+        // constructor has run (a serve replica before it takes requests)
+        // calls it and waits for the unit it returns.
+        if method == READY_METHOD {
+            ACTOR.with(|a| *a.borrow_mut() = Some((class, state)));
+            return Ok(crate::value::encode(&()));
+        }
         let outcome = inventory::iter::<ActorMethod>()
             .find(|m| m.class == class && m.method == method)
             .ok_or_else(|| format!("{class} has no remote method {method:?}"))
@@ -158,3 +165,7 @@ impl Guest for Entry {
         crate::checkpoint::restore()
     }
 }
+
+/// The method every actor answers with `()` once its constructor has run
+/// (see `actor_call`); the host's serve controller calls it.
+pub const READY_METHOD: &str = "__wray_ready";

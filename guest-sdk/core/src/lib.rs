@@ -28,6 +28,7 @@ mod object_ref;
 mod options;
 mod placement;
 mod rng;
+mod serve;
 pub mod tensor;
 pub mod util;
 mod value;
@@ -74,6 +75,7 @@ pub mod __private {
     pub use crate::actor::{ActorMethods, RawActor, create_actor};
     pub use crate::arg::RawArg;
     pub use crate::dispatch::{ActorCtor, ActorMethod, MainFn, Outcome, RemoteFn};
+    pub use crate::serve::{RawDeployment, run as serve_run};
     pub use inventory;
     pub use serde;
 

@@ -143,8 +143,8 @@
 //! | `data` | `wray::data` | datasets of Arrow blocks: readers, lazy transforms streamed through tasks and actor pools, writers |
 //! | `learn` | `wray::learn` | gradient-boosted trees (XGBoost's `hist` method and parameter names: `XGBClassifier`, `XGBRegressor`, models saved as JSON), scikit-learn's decision trees, random forests, linear and logistic regression, `GridSearchCV` / `RandomizedSearchCV` with every fit a task, metrics |
 //! | `train` | `wray::train` | distributed training: a trainer running your loop on worker actors, `report`, checkpoints, collectives (`allreduce`, ...), data-parallel `nn`, preprocessors, loggers, Tune over trainers, boosted trees on workers (`GbdtTrainer`) (turns on `nn`, `data`, `tune` and `learn`) |
-//!
 //! | `rl` | `wray::rl` | reinforcement learning: Gymnasium's classic-control environments, your own `Env`, PPO, DQN and behaviour cloning with env runners as actors, multi-agent PPO, offline data, checkpoints, algorithms as Tune trials (turns on `nn` and `tune`) |
+//! | `serve` | `wray::serve` | HTTP serving (Ray Serve): deployments of actor replicas behind the host's proxy, run by `wray serve run`; replicas or autoscaling, request caps and queues, batching, composition through handles, health checks (see `docs/SERVE.md`) |
 //!
 //! The core alone has [`Tensor`], a handle to a tensor stored by the host —
 //! on a GPU for tasks and actors with `.num_gpus(..)`, on the CPU path
@@ -184,6 +184,10 @@ pub use wray_data as data;
 #[cfg(feature = "rl")]
 #[doc(inline)]
 pub use wray_rl as rl;
+
+#[cfg(feature = "serve")]
+#[doc(inline)]
+pub use wray_serve as serve;
 
 // `wray::tune::function!` and `wray::tune::trainable!` were the macros' names before
 // Tune became a crate of its own; kept so that such jobs still compile.

@@ -13,6 +13,7 @@ mod ids;
 pub mod limits;
 mod options;
 mod resources;
+pub mod serve;
 
 pub use error::Error;
 pub use ids::{ActorId, JobId, ObjectId, TaskId};

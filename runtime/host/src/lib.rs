@@ -34,7 +34,7 @@ pub use checkpoint::{BLOCK as CHECKPOINT_BLOCK, Checkpoint, Delta, MAX_CHECKPOIN
 pub use component::{ComponentCache, JobComponent, LoadError};
 pub use engine::{EPOCH_TICK, Engine, EngineConfig};
 pub use instance::{CallError, Grants, Instance, InstanceLimits, Output};
-pub use services::{ArgSpec, BoxFuture, Caller, HeldRefs, Services, Value};
+pub use services::{Application, ArgSpec, BoxFuture, Caller, HeldRefs, Services, Serving, Value};
 pub use tensors::HostTensor;
 /// An in-memory buffer for [`Output::Capture`].
 pub use wasmtime_wasi::p2::pipe::MemoryOutputPipe as OutputPipe;

@@ -143,4 +143,52 @@ pub trait Services: Send + Sync + 'static {
     /// Where the caller's tensors live: a GPU of the node if the caller
     /// holds some of the `GPU` resource and one works, else the CPU path.
     fn device(&self, caller: &Caller) -> wray_gpu::Device;
+    /// Serves the caller's application until the server shuts down
+    /// (`serve.run`).
+    fn serve_run<'a>(&'a self, caller: &'a Caller, app: Application) -> BoxFuture<'a, Result<(), Error>>;
+    /// Calls a method on a replica of a deployment of the caller's
+    /// application (`serve.call`); returns the result's id with one
+    /// reference held for the caller.
+    fn serve_call<'a>(
+        &'a self,
+        caller: &'a Caller,
+        seq: u64,
+        deployment: String,
+        method: String,
+        args: Vec<ArgSpec>,
+    ) -> BoxFuture<'a, Result<ObjectId, Error>>;
+}
+
+/// An application as its guest declared it (`serve.run`), validated.
+#[derive(Clone, Debug)]
+pub struct Application {
+    /// Its name.
+    pub name: String,
+    /// Each deployment with its replicas' constructor arguments.
+    pub deployments: Vec<(wray_core::serve::Deployment, Vec<ArgSpec>)>,
+}
+
+/// What serves applications over HTTP: the proxy and controller of
+/// `wray-serve-host`, which a node is given by whoever starts it (`wray
+/// serve run`, a head with a serve port). It reaches the node back through
+/// the [`Services`] it is handed, as a guest would.
+pub trait Serving: Send + Sync + 'static {
+    /// Runs `app` for the caller's job until the server shuts down.
+    fn run<'a>(
+        &'a self,
+        services: Arc<dyn Services>,
+        caller: &'a Caller,
+        app: Application,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+    /// Routes a handle's call to a replica of `deployment` of the caller's
+    /// job's application.
+    fn call<'a>(
+        &'a self,
+        services: Arc<dyn Services>,
+        caller: &'a Caller,
+        seq: u64,
+        deployment: String,
+        method: String,
+        args: Vec<ArgSpec>,
+    ) -> BoxFuture<'a, Result<ObjectId, Error>>;
 }

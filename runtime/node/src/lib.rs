@@ -124,6 +124,9 @@ pub(crate) struct NodeInner {
     next_group: std::sync::atomic::AtomicU64,
     /// Detached actors kept here (the head's, or a lone node's).
     detached: Mutex<local::detached_actors::Detached>,
+    /// What serves applications over HTTP, if this node was given one
+    /// (`wray serve run`, a head with a serve port).
+    serving: std::sync::OnceLock<Arc<dyn wray_host::Serving>>,
 }
 
 /// Objects from this size on are stored with [`NodeInner::landing`]'s care.
@@ -200,9 +203,17 @@ impl Node {
                 bundles: Mutex::new(HashMap::new()),
                 next_group: std::sync::atomic::AtomicU64::new(1),
                 detached: Mutex::new(local::detached_actors::Detached::default()),
+                serving: std::sync::OnceLock::new(),
                 devices,
             }),
         })
+    }
+
+    /// Gives the node what serves applications over HTTP; jobs that call
+    /// `serve.run` hand their application to it. Set once: false if one was
+    /// set already.
+    pub fn set_serving(&self, serving: Arc<dyn wray_host::Serving>) -> bool {
+        self.inner.serving.set(serving).is_ok()
     }
 
     /// Validates and compiles a job file (cached by content hash).

@@ -182,12 +182,14 @@ impl Rendezvous {
                 Some(n) => format!("{what} of {n} elements"),
                 None => what.to_string(),
             };
+            // Name the lower rank first, so the message does not depend on
+            // which rank happened to arrive first.
+            let mut two = [(slot.first, show(&slot.what, slot.len)), (rank, show(&deposit.what, deposit.len))];
+            two.sort_by_key(|(r, _)| *r);
+            let [(r0, call0), (r1, call1)] = two;
             slot.mismatch = Some(format!(
-                "collective group '{}', operation #{seq}: rank {} called {} but rank {rank} called {}",
-                self.name,
-                slot.first,
-                show(&slot.what, slot.len),
-                show(&deposit.what, deposit.len)
+                "collective group '{}', operation #{seq}: rank {r0} called {call0} but rank {r1} called {call1}",
+                self.name
             ));
         }
         slot.parts[rank as usize] = Some(deposit.parts);

@@ -6,6 +6,7 @@ mod job;
 mod microbenchmark;
 mod rl;
 mod run;
+mod serve;
 mod start;
 mod status;
 mod stop;
@@ -29,6 +30,7 @@ Examples:
   wray status --address HOST:PORT --token TOKEN
   wray job submit --address HOST:PORT --token TOKEN job.wasm    run it detached; then wray job list|status|logs|stop
   wray rl train --algo PPO --env CartPole-v1 --stop-reward 450    reinforcement learning, no job to write
+  wray serve run app.wasm --port 8000    serve a job's deployments over HTTP
   wray stop")]
 pub struct Cli {
     #[command(subcommand)]
@@ -46,6 +48,7 @@ pub enum Command {
     Status(status::StatusCommand),
     Job(job::JobCommand),
     Rl(rl::RlCommand),
+    Serve(serve::ServeCommand),
 }
 
 impl Command {
@@ -64,6 +67,7 @@ impl Command {
             Command::Status(c) => c.execute(),
             Command::Job(c) => c.execute(),
             Command::Rl(c) => c.execute(),
+            Command::Serve(c) => c.execute(),
         }
     }
 }

@@ -97,6 +97,10 @@ pub struct RunCommand {
     /// the file on the embedded runtime.
     #[arg(skip)]
     builtin: Option<(&'static str, &'static [u8])>,
+
+    /// Serve HTTP while the job runs (`wray serve run`).
+    #[arg(skip)]
+    serve: Option<crate::commands::serve::ServeOptions>,
 }
 
 /// A job the CLI carries: its name in messages, its bytes, and a file
@@ -139,7 +143,19 @@ impl RunCommand {
             token,
             max_retries: 0,
             builtin: Some((job.name, job.bytes)),
+            serve: None,
         }
+    }
+
+    /// Whether --address was given.
+    pub(crate) fn has_address(&self) -> bool {
+        self.address.is_some()
+    }
+
+    /// The same run, serving HTTP for the job's application.
+    pub(crate) fn serving(mut self, options: crate::commands::serve::ServeOptions) -> RunCommand {
+        self.serve = Some(options);
+        self
     }
 
     pub fn execute(self) -> Result<(), Failure> {
@@ -188,6 +204,17 @@ impl RunCommand {
             None => runtime.load_file(&self.job),
         }
         .map_err(|e| Failure::Usage(e.into()))?;
+        let server = match &self.serve {
+            Some(options) => {
+                let server = rt
+                    .block_on(wray_serve_host::Server::bind(options.addr, options.config.clone()))
+                    .map_err(|e| Failure::Usage(e.into()))?;
+                runtime.node().set_serving(Arc::new(server.clone()));
+                eprintln!("wray: serving HTTP on http://{}", server.local_addr());
+                Some(server)
+            }
+            None => None,
+        };
         let cancel = Arc::new(AtomicBool::new(false));
         let config = JobConfig {
             grants: Grants { dirs: self.dirs, env: self.envs, output: Output::Inherit },
@@ -199,7 +226,18 @@ impl RunCommand {
             tokio::pin!(run);
             tokio::select! {
                 r = &mut run => r,
-                _ = tokio::signal::ctrl_c() => {
+                _ = stop_signal(server.is_some()) => {
+                    if let Some(server) = &server {
+                        // Serving: stop taking connections and let the
+                        // application finish its requests; `serve::run`
+                        // then returns and the job ends by itself.
+                        eprintln!("wray: shutting down; finishing requests in flight (Ctrl-C again to stop now)");
+                        server.shutdown();
+                        tokio::select! {
+                            r = &mut run => return r,
+                            _ = tokio::signal::ctrl_c() => {}
+                        }
+                    }
                     cancel.store(true, Ordering::Relaxed);
                     // The driver stops within one epoch tick; a second
                     // Ctrl-C is not needed.
@@ -292,6 +330,24 @@ impl RunCommand {
                 _ => Err(Failure::Job(anyhow::anyhow!(o.message))),
             },
         }
+    }
+}
+
+/// Ctrl-C; when serving, SIGTERM too (what a process manager or
+/// Kubernetes sends to stop a server gracefully).
+async fn stop_signal(serving: bool) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) if serving => {
+                s.recv().await;
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
     }
 }
 

@@ -392,4 +392,41 @@ impl Services for NodeInner {
     fn device(&self, caller: &Caller) -> wray_host::Device {
         self.devices.for_task(caller.holds.gpus())
     }
+
+    fn serve_run<'a>(&'a self, caller: &'a Caller, app: wray_host::Application) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let serving = self.serving()?;
+            let services: Arc<dyn Services> = self.arc()?;
+            // The driver blocks for the application's whole life: its CPU
+            // goes back to the scheduler meanwhile.
+            self.blocked(caller, serving.run(services, caller, app)).await
+        })
+    }
+
+    fn serve_call<'a>(
+        &'a self,
+        caller: &'a Caller,
+        seq: u64,
+        deployment: String,
+        method: String,
+        args: Vec<ArgSpec>,
+    ) -> BoxFuture<'a, Result<ObjectId, Error>> {
+        Box::pin(async move {
+            let serving = self.serving()?;
+            let services: Arc<dyn Services> = self.arc()?;
+            serving.call(services, caller, seq, deployment, method, args).await
+        })
+    }
+}
+
+impl NodeInner {
+    fn serving(&self) -> Result<Arc<dyn wray_host::Serving>, Error> {
+        self.serving.get().cloned().ok_or_else(|| {
+            Error::InvalidArgument(
+                "this runtime does not serve HTTP: run the application with `wray serve run app.wasm` \
+                 (or deploy it to a head started with --serve-port)"
+                    .into(),
+            )
+        })
+    }
 }

@@ -7,4 +7,5 @@
 mod actors;
 mod checkpoint;
 mod cluster;
+mod serve;
 mod tasks;

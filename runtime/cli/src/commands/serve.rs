@@ -1,0 +1,204 @@
+//! `wray serve`: run an HTTP application (`serve run`), look at one
+//! (`serve status`).
+
+use crate::Failure;
+use crate::commands::run::RunCommand;
+use crate::parse;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+use wray_serve_host::ServerConfig;
+
+/// Serve HTTP with a job's deployments (Ray Serve).
+///
+/// The job's `#[wray::main]` declares an application with `wray::serve`
+/// and calls `serve::run`; its deployments' replicas are actors, and the
+/// proxy on --host:--port sends each request to the least loaded replica.
+/// HTTP/1.1 and HTTP/2 (cleartext) on one port. The proxy answers
+/// `/-/healthz`, `/-/routes` and `/-/status` itself.
+#[derive(Args)]
+#[command(after_help = "\
+Examples:
+  wray serve run app.wasm                         serve on http://127.0.0.1:8000
+  wray serve run --port 9000 --dir ./models::/models app.wasm
+  wray serve status                               applications, deployments, replicas
+  curl -d '{\"x\": 1}' http://127.0.0.1:8000/predict")]
+pub struct ServeCommand {
+    #[command(subcommand)]
+    command: ServeSub,
+}
+
+#[derive(Subcommand)]
+enum ServeSub {
+    Run(ServeRun),
+    Status(ServeStatus),
+}
+
+/// Run an application on the embedded runtime until Ctrl-C (or SIGTERM),
+/// which stops taking connections, finishes the requests in flight, and
+/// exits 0. A second Ctrl-C stops at once.
+#[derive(Args)]
+#[command(after_help = "\
+Examples:
+  wray serve run app.wasm
+  wray serve run --host 0.0.0.0 --port 8080 --request-timeout 5s app.wasm -- --model /models/wine.json")]
+struct ServeRun {
+    /// The address to listen on. The HTTP port is wray's only plaintext
+    /// port: it binds the loopback interface unless told otherwise.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+
+    /// The port (0: any free port, printed at start).
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+
+    /// A request not answered within this long gets 504 (unless its
+    /// deployment sets its own timeout).
+    #[arg(long, value_name = "DUR", value_parser = parse::duration, default_value = "60s")]
+    request_timeout: Duration,
+
+    /// Largest request body; a larger one gets 413.
+    #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "16MiB")]
+    max_body: u64,
+
+    /// Largest request head (request line and headers; at least 8KiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "16KiB")]
+    max_header: u64,
+
+    /// How long shutdown waits for requests in flight.
+    #[arg(long, value_name = "DUR", value_parser = parse::duration, default_value = "30s")]
+    shutdown_grace: Duration,
+
+    /// Do not write the access log (one line per request on stderr).
+    #[arg(long)]
+    no_access_log: bool,
+
+    #[command(flatten)]
+    run: RunCommand,
+}
+
+/// Show the applications a running server serves: deployments, replicas,
+/// their states and load (from its `/-/status`).
+#[derive(Args)]
+struct ServeStatus {
+    /// The server's address.
+    #[arg(long, default_value = "127.0.0.1:8000", value_name = "HOST:PORT")]
+    server: String,
+
+    /// Print the JSON as the server gave it.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `wray run` needs to serve: where to listen and the proxy's limits.
+pub(crate) struct ServeOptions {
+    pub(crate) addr: SocketAddr,
+    pub(crate) config: ServerConfig,
+}
+
+impl ServeCommand {
+    pub fn execute(self) -> Result<(), Failure> {
+        match self.command {
+            ServeSub::Run(r) => r.execute(),
+            ServeSub::Status(s) => s.execute(),
+        }
+    }
+}
+
+impl ServeRun {
+    fn execute(self) -> Result<(), Failure> {
+        if self.run.has_address() {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "wray serve run serves on the embedded runtime; --address is not supported yet"
+            )));
+        }
+        if self.request_timeout.is_zero() || self.shutdown_grace > Duration::from_secs(3600) {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "--request-timeout must be more than 0 and --shutdown-grace at most 1h"
+            )));
+        }
+        let config = ServerConfig {
+            max_header_bytes: usize::try_from(self.max_header).unwrap_or(usize::MAX).clamp(8192, 1 << 20),
+            max_body_bytes: usize::try_from(self.max_body)
+                .unwrap_or(usize::MAX)
+                .min(wray_core::limits::MAX_OBJECT_SIZE),
+            request_timeout: self.request_timeout,
+            header_timeout: wray_serve_host::DEFAULT_HEADER_TIMEOUT,
+            shutdown_grace: self.shutdown_grace,
+            access_log: !self.no_access_log,
+        };
+        let options = ServeOptions { addr: SocketAddr::new(self.host, self.port), config };
+        self.run.serving(options).execute()
+    }
+}
+
+impl ServeStatus {
+    fn execute(self) -> Result<(), Failure> {
+        let body = http_get(&self.server, "/-/status")?;
+        if self.json {
+            println!("{body}");
+            return Ok(());
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).context("the server's /-/status is not JSON")?;
+        let apps = v["applications"].as_array().cloned().unwrap_or_default();
+        if apps.is_empty() {
+            println!("no applications");
+        }
+        for app in apps {
+            println!("application {} (job {})", app["name"].as_str().unwrap_or("?"), app["job"]);
+            for d in app["deployments"].as_array().cloned().unwrap_or_default() {
+                let route = d["route_prefix"].as_str().map(|p| format!(" at {p}")).unwrap_or_default();
+                println!(
+                    "  deployment {}{route}: {}, {} of {} replicas running, {} queued",
+                    d["name"].as_str().unwrap_or("?"),
+                    d["status"].as_str().unwrap_or("?"),
+                    d["replicas"].as_array().map_or(0, |r| r.len()),
+                    d["target_replicas"],
+                    d["queued_requests"]
+                );
+                if let Some(e) = d["last_error"].as_str() {
+                    println!("    last error: {e}");
+                }
+                for r in d["replicas"].as_array().cloned().unwrap_or_default() {
+                    println!(
+                        "    replica {} {}: {} ongoing, {} handled, up {:.0} s",
+                        r["replica"],
+                        r["state"].as_str().unwrap_or("?"),
+                        r["ongoing_requests"],
+                        r["handled"],
+                        r["uptime_s"].as_f64().unwrap_or(0.0)
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Largest answer `serve status` reads.
+const MAX_STATUS_BYTES: u64 = 16 << 20;
+
+/// A plain HTTP/1.1 GET (the proxy's endpoints are small JSON documents;
+/// no client library needed). Returns the body of a 200.
+fn http_get(server: &str, path: &str) -> anyhow::Result<String> {
+    let addr = server
+        .to_socket_addrs()
+        .with_context(|| format!("{server:?} is not HOST:PORT"))?
+        .next()
+        .with_context(|| format!("{server:?} resolves to no address"))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| format!("no wray serve at {server} (is `wray serve run` running?)"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {server}\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.take(MAX_STATUS_BYTES).read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").context("the server's answer is not HTTP")?;
+    let status = head.split_whitespace().nth(1).unwrap_or("?");
+    if status != "200" {
+        anyhow::bail!("{server}{path} answered {status}: {}", body.trim());
+    }
+    Ok(body.to_string())
+}

@@ -1,0 +1,466 @@
+//! The HTTP side: listening, connections, limits, routing to applications,
+//! the access log and graceful shutdown; and [`Server`] as the node's
+//! [`Serving`].
+
+use crate::app::{App, Failure};
+use crate::routes::Routes;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{StatusCode, header};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore, watch};
+use wray_codec::http::{Request, Response};
+use wray_core::{Error, ObjectId};
+use wray_host::{Application, ArgSpec, BoxFuture, Caller, Services, Serving};
+
+/// Limits and behaviour of the proxy.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Largest request head.
+    pub max_header_bytes: usize,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Default end-to-end limit of a request.
+    pub request_timeout: Duration,
+    /// Time to send a request's headers.
+    pub header_timeout: Duration,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+    /// Write one line per request to standard error.
+    pub access_log: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            max_header_bytes: crate::DEFAULT_MAX_HEADER_BYTES,
+            max_body_bytes: crate::DEFAULT_MAX_BODY_BYTES,
+            request_timeout: crate::DEFAULT_REQUEST_TIMEOUT,
+            header_timeout: crate::DEFAULT_HEADER_TIMEOUT,
+            shutdown_grace: crate::DEFAULT_SHUTDOWN_GRACE,
+            access_log: true,
+        }
+    }
+}
+
+/// Where a route goes: an application and the index of its deployment.
+#[derive(Clone)]
+struct Target {
+    app: Arc<App>,
+    deployment: usize,
+}
+
+/// A running application as the server tracks it.
+struct Entry {
+    app: Arc<App>,
+    /// Told to stop: the server shuts down, or a newer version of the same
+    /// application took its routes.
+    stop: Arc<Notify>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+struct Shared {
+    config: ServerConfig,
+    routes: RwLock<Routes<Target>>,
+    apps: Mutex<Vec<Entry>>,
+    shutdown: watch::Sender<bool>,
+    /// Open connections.
+    connections: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The HTTP proxy and the applications it serves. Cheap to clone.
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Binds `addr` and starts accepting. Fails naming the address when it
+    /// cannot be bound (in use, not local, no permission).
+    pub async fn bind(addr: SocketAddr, config: ServerConfig) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen for HTTP on {addr}: {e}")))?;
+        let addr = listener.local_addr()?;
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            config,
+            routes: RwLock::new(Routes::default()),
+            apps: Mutex::new(Vec::new()),
+            shutdown,
+            connections: AtomicUsize::new(0),
+        });
+        tokio::spawn(accept(listener, shared.clone()));
+        Ok(Server { shared, addr })
+    }
+
+    /// The address it listens on (the port, when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections and tells every application to stop:
+    /// each `serve.run` returns once its requests in flight are done (at
+    /// most the configured grace). Idempotent.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+        for e in lock(&self.shared.apps).iter() {
+            e.stop.notify_one();
+        }
+    }
+
+    /// Applications being served.
+    pub fn applications(&self) -> usize {
+        lock(&self.shared.apps).len()
+    }
+
+    /// Applications, deployments and replicas, as `/-/status` shows them.
+    pub fn status(&self) -> serde_json::Value {
+        Server::status_of(&self.shared)
+    }
+
+    /// Open HTTP connections.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::Relaxed)
+    }
+}
+
+impl Serving for Server {
+    fn run<'a>(
+        &'a self,
+        services: Arc<dyn Services>,
+        caller: &'a Caller,
+        app: Application,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            if *self.shared.shutdown.borrow() {
+                return Err(Error::InvalidArgument("the server is shutting down".into()));
+            }
+            if lock(&self.shared.apps).iter().any(|e| e.app.job == caller.job) {
+                return Err(Error::InvalidArgument("this job already serves an application".into()));
+            }
+            let app = App::new(services, caller, app);
+            app.start().await?;
+            let stop = Arc::new(Notify::new());
+            let in_flight = Arc::new(AtomicUsize::new(0));
+            // Take the routes: a previous version of the same application
+            // gives its up (and drains); anyone else's are a conflict.
+            let replaced = {
+                let mut routes = self.shared.routes.write().unwrap_or_else(|p| p.into_inner());
+                for (i, d) in app.deployments.iter().enumerate() {
+                    let Some(prefix) = &d.spec.route_prefix else { continue };
+                    if let Some(t) = routes.find_exact(prefix)
+                        && t.app.name != app.name
+                    {
+                        let msg = format!(
+                            "route prefix {prefix:?} is served by deployment {:?} of application {:?}",
+                            t.app.deployments[t.deployment].spec.name, t.app.name
+                        );
+                        routes.remove_where(|t| Arc::ptr_eq(&t.app, &app));
+                        return Err(Error::InvalidArgument(msg));
+                    }
+                    routes.remove_where(|t| t.app.name == app.name && !Arc::ptr_eq(&t.app, &app));
+                    let _ = routes.insert(prefix, Target { app: app.clone(), deployment: i });
+                }
+                routes.remove_where(|t| t.app.name == app.name && !Arc::ptr_eq(&t.app, &app));
+                let mut apps = lock(&self.shared.apps);
+                let old: Vec<Arc<Notify>> =
+                    apps.iter().filter(|e| e.app.name == app.name).map(|e| e.stop.clone()).collect();
+                apps.push(Entry { app: app.clone(), stop: stop.clone(), in_flight: in_flight.clone() });
+                old
+            };
+            for s in replaced {
+                s.notify_one();
+            }
+            tracing::info!(app = %app.name, "serving");
+            let _unregister = Unregister { shared: &self.shared, app: &app };
+            let control = tokio::spawn(app.clone().control());
+            if !*self.shared.shutdown.borrow() {
+                stop.notified().await;
+            }
+            // Stop routing here, then let what is in flight finish.
+            self.shared.routes.write().unwrap_or_else(|p| p.into_inner()).remove_where(|t| Arc::ptr_eq(&t.app, &app));
+            let deadline = Instant::now() + self.shared.config.shutdown_grace;
+            while in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            app.stop();
+            control.abort();
+            tracing::info!(app = %app.name, "stopped serving");
+            Ok(())
+        })
+    }
+
+    fn call<'a>(
+        &'a self,
+        _services: Arc<dyn Services>,
+        caller: &'a Caller,
+        seq: u64,
+        deployment: String,
+        method: String,
+        args: Vec<ArgSpec>,
+    ) -> BoxFuture<'a, Result<ObjectId, Error>> {
+        Box::pin(async move {
+            let app = lock(&self.shared.apps).iter().find(|e| e.app.job == caller.job).map(|e| e.app.clone());
+            let Some(app) = app else {
+                return Err(Error::InvalidArgument(format!(
+                    "deployment {deployment:?}: this job serves no application (a handle works inside a running application)"
+                )));
+            };
+            app.call_from(caller, seq, &deployment, method, args).await
+        })
+    }
+}
+
+/// Removes an application from the server when its `run` ends, however
+/// it ends (a cancelled driver drops the future).
+struct Unregister<'a> {
+    shared: &'a Shared,
+    app: &'a Arc<App>,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.shared.routes.write().unwrap_or_else(|p| p.into_inner()).remove_where(|t| Arc::ptr_eq(&t.app, self.app));
+        lock(&self.shared.apps).retain(|e| !Arc::ptr_eq(&e.app, self.app));
+        self.app.stop();
+    }
+}
+
+async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.header_timeout)
+        // hyper's read buffer bounds the head of a request; it cannot be
+        // set below 8 KiB.
+        .max_buf_size(shared.config.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(shared.config.max_header_bytes.min(u32::MAX as usize) as u32)
+        .keep_alive_interval(Some(Duration::from_secs(20)));
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(crate::MAX_CONNECTIONS));
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = shutdown.changed() => return,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!("accepting an HTTP connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let (shared, builder, mut shutdown) = (shared.clone(), builder.clone(), shared.shutdown.subscribe());
+        tokio::spawn(async move {
+            let _permit = permit;
+            shared.connections.fetch_add(1, Ordering::Relaxed);
+            let svc = {
+                let shared = shared.clone();
+                hyper::service::service_fn(move |req| {
+                    let shared = shared.clone();
+                    async move { Ok::<_, Infallible>(handle(&shared, req, peer).await) }
+                })
+            };
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            let done = tokio::select! {
+                r = conn.as_mut() => Some(r),
+                _ = shutdown.wait_for(|s| *s) => None,
+            };
+            if done.is_none() {
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(shared.config.shutdown_grace, conn.as_mut()).await;
+            }
+            shared.connections.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+type HttpResponse = hyper::Response<Full<Bytes>>;
+
+async fn handle(shared: &Shared, req: hyper::Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+    let start = Instant::now();
+    let (method, path, version) = (req.method().clone(), req.uri().path().to_string(), req.version());
+    let resp = route(shared, req).await;
+    if shared.config.access_log {
+        use hyper::body::Body;
+        let len = resp.body().size_hint().exact().unwrap_or(0);
+        // One write per line: lines from concurrent requests do not mix.
+        let line = format!(
+            "{peer} \"{method} {path} {version:?}\" {} {len} {:.3}ms\n",
+            resp.status().as_u16(),
+            start.elapsed().as_secs_f64() * 1e3
+        );
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+    resp
+}
+
+fn plain(status: StatusCode, message: impl Into<String>) -> HttpResponse {
+    let mut body = message.into();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+fn json(value: &serde_json::Value) -> HttpResponse {
+    let mut r = hyper::Response::new(Full::new(Bytes::from(value.to_string())));
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    r
+}
+
+async fn route(shared: &Shared, req: hyper::Request<Incoming>) -> HttpResponse {
+    let path = req.uri().path();
+    // The proxy's own endpoints (Ray Serve's `/-/healthz`, `/-/routes`).
+    if let Some(what) = path.strip_prefix("/-/") {
+        return match what {
+            "healthz" => plain(StatusCode::OK, "success"),
+            "routes" => {
+                let routes = shared.routes.read().unwrap_or_else(|p| p.into_inner());
+                let map: serde_json::Map<String, serde_json::Value> =
+                    routes.iter().map(|(p, t)| (p.to_string(), t.app.name.clone().into())).collect();
+                json(&serde_json::Value::Object(map))
+            }
+            "status" => json(&Server::status_of(shared)),
+            _ => plain(StatusCode::NOT_FOUND, format!("no proxy endpoint {path}")),
+        };
+    }
+    let target = shared.routes.read().unwrap_or_else(|p| p.into_inner()).find(path).cloned();
+    let Some(target) = target else {
+        return plain(StatusCode::NOT_FOUND, format!("no route for {path}"));
+    };
+    let entry_flight = {
+        let apps = lock(&shared.apps);
+        apps.iter().find(|e| Arc::ptr_eq(&e.app, &target.app)).map(|e| e.in_flight.clone())
+    };
+    let Some(in_flight) = entry_flight else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "the application is stopping");
+    };
+    in_flight.fetch_add(1, Ordering::AcqRel);
+    let _flight = Flight(&in_flight);
+    let d = target.app.deployments[target.deployment].clone();
+    let timeout = d.spec.request_timeout.unwrap_or(shared.config.request_timeout);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let request = match read_request(shared, req, deadline).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    match tokio::time::timeout_at(deadline, target.app.handle(&d, request)).await {
+        Ok(Ok(resp)) => to_http(resp),
+        Ok(Err(Failure { status, message, retry_after })) => {
+            let mut r = plain(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message);
+            if let Some(s) = retry_after {
+                r.headers_mut().insert(header::RETRY_AFTER, s.into());
+            }
+            r
+        }
+        Err(_) => plain(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("deployment {:?} did not answer within {} ms", d.spec.name, timeout.as_millis()),
+        ),
+    }
+}
+
+impl Server {
+    fn status_of(shared: &Shared) -> serde_json::Value {
+        let apps: Vec<serde_json::Value> = lock(&shared.apps).iter().map(|e| e.app.status()).collect();
+        serde_json::json!({ "applications": apps })
+    }
+}
+
+struct Flight<'a>(&'a AtomicUsize);
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The request as a deployment sees it, its body read whole (bounded in
+/// size and by the request's deadline).
+async fn read_request(
+    shared: &Shared,
+    req: hyper::Request<Incoming>,
+    deadline: tokio::time::Instant,
+) -> Result<Request, HttpResponse> {
+    let max = shared.config.max_body_bytes;
+    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body exceeds {max} bytes"));
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let (parts, body) = req.into_parts();
+    let body = match tokio::time::timeout_at(deadline, Limited::new(body, max).collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Ok(Err(e)) => return Err(plain(StatusCode::BAD_REQUEST, format!("reading the request body failed: {e}"))),
+        Err(_) => return Err(plain(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time")),
+    };
+    let headers = parts
+        .headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    Ok(Request {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers,
+        body: body.to_vec(),
+    })
+}
+
+/// Headers a deployment may not set: they describe the connection, which
+/// is the proxy's.
+const HOP_BY_HOP: [&str; 8] =
+    ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "content-length"];
+
+fn to_http(resp: Response) -> HttpResponse {
+    let Ok(status) = StatusCode::from_u16(resp.status) else {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, format!("the deployment answered status {}", resp.status));
+    };
+    let mut r = hyper::Response::new(Full::new(Bytes::from(resp.body)));
+    *r.status_mut() = status;
+    for (name, value) in resp.headers {
+        if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            continue;
+        }
+        let (Ok(n), Ok(v)) =
+            (header::HeaderName::try_from(name.as_str()), header::HeaderValue::try_from(value.as_str()))
+        else {
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, format!("the deployment answered a bad header {name:?}"));
+        };
+        r.headers_mut().append(n, v);
+    }
+    r
+}
