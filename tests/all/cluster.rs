@@ -14,6 +14,8 @@ pub(crate) struct Head {
     pub(crate) token: String,
     /// Its node id (`node-` and its pid in hex).
     id: String,
+    /// Its HTTP proxy (`--serve-port`), HOST:PORT.
+    pub(crate) serve: Option<String>,
 }
 
 /// The pid a background `wray start` reports on stderr.
@@ -66,7 +68,7 @@ impl Head {
         Head::start_with_flags(cpus, &[])
     }
 
-    fn start_with_flags(cpus: &str, flags: &[&str]) -> Head {
+    pub(crate) fn start_with_flags(cpus: &str, flags: &[&str]) -> Head {
         let home = tempfile::tempdir().unwrap();
         let data = home.path().join("head");
         let mut args = vec!["start", "--head", "--port", "0", "--cpus", cpus, "--data-dir", data.to_str().unwrap()];
@@ -82,10 +84,11 @@ impl Head {
                 .to_string()
         };
         let (address, token) = (field("address: "), field("token: "));
-        Head { home, data, address, token, id: node_id(started_pid(&out)) }
+        let serve = text.lines().find_map(|l| l.strip_prefix("serve: http://")).map(|s| s.trim().to_string());
+        Head { home, data, address, token, id: node_id(started_pid(&out)), serve }
     }
 
-    fn wray(&self, args: &[&str]) -> Output {
+    pub(crate) fn wray(&self, args: &[&str]) -> Output {
         wray_in(self.home.path(), args)
     }
 
@@ -484,7 +487,7 @@ fn nodes_offer_gpus_and_custom_resources() {
     let text = stdout(&out);
     let address = text.lines().find_map(|l| l.strip_prefix("address: ")).unwrap().trim().to_string();
     let token = text.lines().find_map(|l| l.strip_prefix("token: ")).unwrap().trim().to_string();
-    let head = Head { home, data, address, token, id: node_id(started_pid(&out)) };
+    let head = Head { home, data, address, token, id: node_id(started_pid(&out)), serve: None };
     let status = head.status_text();
     assert!(status.contains("GPU: 1") && status.contains("accelerator: 2.5"), "{status}");
     for bad in [r#"[1, 2]"#, r#"{"x": -1}"#, "not json"] {

@@ -15,6 +15,7 @@ mod learn;
 mod macros;
 mod nn;
 mod rl;
+mod serve;
 mod train;
 mod tune;
 mod util;

@@ -175,6 +175,8 @@ pub struct Guests {
     pub rl_maze: PathBuf,
     pub rl_offline: PathBuf,
     pub rl_multi_agent: PathBuf,
+    pub serve_wine: PathBuf,
+    pub serve_hello: PathBuf,
 }
 
 pub fn guests() -> &'static Guests {
@@ -202,6 +204,8 @@ pub fn guests() -> &'static Guests {
         rl_maze: build("examples/rl_maze"),
         rl_offline: build("examples/rl_offline"),
         rl_multi_agent: build("examples/rl_multi_agent"),
+        serve_wine: build("examples/serve_wine"),
+        serve_hello: build("examples/serve_hello"),
     })
 }
 

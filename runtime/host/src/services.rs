@@ -164,6 +164,9 @@ pub trait Services: Send + Sync + 'static {
 pub struct Application {
     /// Its name.
     pub name: String,
+    /// The job's id outside its node (`wray job submit`'s), if it has one;
+    /// the node fills it in.
+    pub job_label: Option<String>,
     /// Each deployment with its replicas' constructor arguments.
     pub deployments: Vec<(wray_core::serve::Deployment, Vec<ArgSpec>)>,
 }
@@ -180,6 +183,11 @@ pub trait Serving: Send + Sync + 'static {
         caller: &'a Caller,
         app: Application,
     ) -> BoxFuture<'a, Result<(), Error>>;
+    /// Tells the application of the job labelled `label` (a `wray job
+    /// submit` id) to stop as a shutdown would: no new requests; those in
+    /// flight finish, then its `run` returns. Returns how long that may
+    /// take, or `None` if that job serves nothing.
+    fn stop_job(&self, label: &str) -> Option<std::time::Duration>;
     /// Routes a handle's call to a replica of `deployment` of the caller's
     /// job's application.
     fn call<'a>(

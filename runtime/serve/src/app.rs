@@ -105,6 +105,8 @@ pub struct DeploymentRt {
 pub struct App {
     pub name: String,
     pub job: JobId,
+    /// The job's `wray job submit` id, if it has one.
+    pub job_label: Option<String>,
     services: Arc<dyn Services>,
     caller: Caller,
     seq: AtomicU64,
@@ -165,6 +167,7 @@ impl App {
             App {
                 name: app.name,
                 job: driver.job,
+                job_label: app.job_label,
                 services,
                 caller,
                 seq: AtomicU64::new(1),
@@ -530,7 +533,11 @@ impl App {
                 })
             })
             .collect();
-        serde_json::json!({ "name": self.name, "job": self.job.0, "deployments": deployments })
+        let job = match &self.job_label {
+            Some(label) => serde_json::json!(label),
+            None => serde_json::json!(self.job.0),
+        };
+        serde_json::json!({ "name": self.name, "job": job, "deployments": deployments })
     }
 }
 

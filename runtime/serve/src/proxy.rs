@@ -204,6 +204,13 @@ impl Serving for Server {
         })
     }
 
+    fn stop_job(&self, label: &str) -> Option<Duration> {
+        let apps = lock(&self.shared.apps);
+        let entry = apps.iter().find(|e| e.app.job_label.as_deref() == Some(label))?;
+        entry.stop.notify_one();
+        Some(self.shared.config.shutdown_grace)
+    }
+
     fn call<'a>(
         &'a self,
         _services: Arc<dyn Services>,

@@ -220,6 +220,7 @@ impl RunCommand {
             grants: Grants { dirs: self.dirs, env: self.envs, output: Output::Inherit },
             limits: InstanceLimits { memory: self.memory_limit, time: self.timeout },
             cancel: Some(cancel.clone()),
+            label: None,
         };
         let result = rt.block_on(async {
             let run = runtime.run_job(&job, self.args, config);

@@ -32,8 +32,182 @@ pub struct ServeCommand {
 
 #[derive(Subcommand)]
 enum ServeSub {
-    Run(ServeRun),
+    Run(Box<ServeRun>),
+    Deploy(ServeDeploy),
     Status(ServeStatus),
+    Shutdown(ServeShutdown),
+}
+
+/// Deploy an application to a cluster whose head serves HTTP (`wray start
+/// --head --serve-port PORT`): the job runs detached on the head (as `wray
+/// job submit`), its replicas are actors placed over the cluster, and the
+/// head's proxy routes to them. Returns once the application serves
+/// (printing its job id), or fails with the job's error. Deploying an
+/// application under a name already served replaces it without dropping a
+/// request: the new version starts, takes the routes, and the old one
+/// finishes its requests and stops.
+#[derive(Args)]
+#[command(after_help = "\
+Examples:
+  wray start --head --serve-port 8000
+  wray serve deploy --address 127.0.0.1:6380 --token TOKEN app.wasm -- --model /models/wine.json
+  wray serve status --server 127.0.0.1:8000
+  wray serve shutdown --address 127.0.0.1:6380 --token TOKEN")]
+struct ServeDeploy {
+    /// The application's job component (.wasm).
+    job: std::path::PathBuf,
+
+    /// Arguments for the job's main (after `--`).
+    #[arg(last = true)]
+    args: Vec<String>,
+
+    #[command(flatten)]
+    cluster: ClusterArgs,
+
+    /// Set an environment variable in the job: KEY=VALUE (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse::env_pair)]
+    envs: Vec<(String, String)>,
+
+    /// Memory limit of every instance, e.g. 256MiB.
+    #[arg(long, value_name = "SIZE", value_parser = parse::size)]
+    memory_limit: Option<u64>,
+
+    /// How long to wait for the application to serve.
+    #[arg(long, value_name = "DUR", value_parser = parse::duration, default_value = "120s")]
+    wait: Duration,
+}
+
+/// Stop every application the cluster's head serves: each stops taking
+/// requests, finishes those in flight, and its job ends as STOPPED.
+#[derive(Args)]
+struct ServeShutdown {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Where the cluster and its HTTP proxy are.
+#[derive(Args)]
+struct ClusterArgs {
+    /// The head node, HOST:PORT.
+    #[arg(long, env = "WRAY_ADDRESS")]
+    address: Option<String>,
+
+    /// The cluster's token (printed by `wray start --head`).
+    #[arg(long, env = "WRAY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+
+    /// The head's HTTP proxy, HOST:PORT (default: the head's host, port
+    /// 8000).
+    #[arg(long, value_name = "HOST:PORT")]
+    server: Option<String>,
+}
+
+impl ClusterArgs {
+    /// (address, token, server).
+    fn resolve(&self) -> Result<(String, String, String), Failure> {
+        let address = self.address.clone().ok_or_else(|| {
+            anyhow::anyhow!("give --address HOST:PORT (or WRAY_ADDRESS): the head printed by `wray start --head`")
+        })?;
+        let token = self
+            .token
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("give --token (or WRAY_TOKEN): the token printed by `wray start --head`"))?;
+        let server = match &self.server {
+            Some(s) => s.clone(),
+            None => {
+                let host = address.rsplit_once(':').map_or(address.as_str(), |(h, _)| h);
+                format!("{host}:8000")
+            }
+        };
+        Ok((address, token, server))
+    }
+}
+
+/// The job ids of the applications a server's `/-/status` lists.
+fn served_jobs(server: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let v: serde_json::Value =
+        serde_json::from_str(&http_get(server, "/-/status")?).context("the server's /-/status is not JSON")?;
+    Ok(v["applications"]
+        .as_array()
+        .map(|apps| {
+            apps.iter()
+                .map(|a| {
+                    let job = match &a["job"] {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (a["name"].as_str().unwrap_or("?").to_string(), job)
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+impl ServeDeploy {
+    fn execute(self) -> Result<(), Failure> {
+        let (address, token, server) = self.cluster.resolve()?;
+        // The proxy must be there before the job is sent.
+        http_get(&server, "/-/healthz").with_context(|| {
+            format!("the head serves no HTTP at {server}: start it with `wray start --head --serve-port PORT`, or give --server")
+        })?;
+        let req = wray_runtime::cluster::job_request(&self.job, self.args, self.envs, self.memory_limit, None)?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let client =
+            rt.block_on(wray_runtime::cluster::ClusterClient::connect(&address, &token)).map_err(Failure::Usage)?;
+        let id = rt.block_on(client.submit_job(req)).map_err(Failure::Usage)?;
+        let deadline = std::time::Instant::now() + self.wait;
+        let outcome = loop {
+            if let Some((name, _)) = served_jobs(&server)?.into_iter().find(|(_, job)| *job == id) {
+                println!("{id}");
+                eprintln!("wray: application {name:?} serves at http://{server} (job {id})");
+                break Ok(());
+            }
+            let record = rt.block_on(client.job_status(&id)).map_err(Failure::Usage)?;
+            if record.status != "RUNNING" {
+                break Err(Failure::Job(anyhow::anyhow!(
+                    "{id} {}: {} (see `wray job logs {id}`)",
+                    record.status,
+                    record.message
+                )));
+            }
+            if std::time::Instant::now() > deadline {
+                break Err(Failure::Job(anyhow::anyhow!(
+                    "{id} did not start serving within {} s; it still runs (see `wray job logs {id}`)",
+                    self.wait.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        rt.block_on(client.close());
+        outcome
+    }
+}
+
+impl ServeShutdown {
+    fn execute(self) -> Result<(), Failure> {
+        let (address, token, server) = self.cluster.resolve()?;
+        let jobs = served_jobs(&server)?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let client =
+            rt.block_on(wray_runtime::cluster::ClusterClient::connect(&address, &token)).map_err(Failure::Usage)?;
+        for (name, job) in &jobs {
+            match rt.block_on(client.stop_job(job)) {
+                Ok(()) => eprintln!("wray: stopping application {name:?} (job {job})"),
+                Err(e) => eprintln!("wray: application {name:?} (job {job}): {e:#}"),
+            }
+        }
+        rt.block_on(client.close());
+        // Each finishes its requests in flight first.
+        let deadline = std::time::Instant::now() + wray_serve_host::DEFAULT_SHUTDOWN_GRACE + Duration::from_secs(5);
+        while !served_jobs(&server)?.is_empty() {
+            if std::time::Instant::now() > deadline {
+                return Err(Failure::Job(anyhow::anyhow!("applications still serve at {server}")));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!("stopped {} application(s)", jobs.len());
+        Ok(())
+    }
 }
 
 /// Run an application on the embedded runtime until Ctrl-C (or SIGTERM),
@@ -102,7 +276,9 @@ impl ServeCommand {
     pub fn execute(self) -> Result<(), Failure> {
         match self.command {
             ServeSub::Run(r) => r.execute(),
+            ServeSub::Deploy(d) => d.execute(),
             ServeSub::Status(s) => s.execute(),
+            ServeSub::Shutdown(s) => s.execute(),
         }
     }
 }
@@ -111,7 +287,7 @@ impl ServeRun {
     fn execute(self) -> Result<(), Failure> {
         if self.run.has_address() {
             return Err(Failure::Usage(anyhow::anyhow!(
-                "wray serve run serves on the embedded runtime; --address is not supported yet"
+                "wray serve run serves on the embedded runtime; to serve on a cluster use `wray serve deploy --address`"
             )));
         }
         if self.request_timeout.is_zero() || self.shutdown_grace > Duration::from_secs(3600) {

@@ -102,6 +102,16 @@ pub struct StartCommand {
     /// background.
     #[arg(long)]
     block: bool,
+
+    /// Head: serve HTTP for applications deployed with `wray serve deploy`
+    /// on this port (0: any free port; printed as `serve: http://...`).
+    #[arg(long, value_name = "PORT", requires = "head")]
+    serve_port: Option<u16>,
+
+    /// Head: the address the HTTP proxy listens on. HTTP is wray's only
+    /// plaintext port: it binds the loopback interface unless told otherwise.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1", requires = "serve_port")]
+    serve_host: std::net::IpAddr,
 }
 
 /// Seconds in `lo..=hi`, or a message naming the range.
@@ -162,6 +172,9 @@ impl StartCommand {
             }
             _ => {
                 cmd.args(["--head", "--host", &self.host, "--port", &self.port.to_string()]);
+                if let Some(p) = self.serve_port {
+                    cmd.args(["--serve-port", &p.to_string(), "--serve-host", &self.serve_host.to_string()]);
+                }
             }
         }
         cmd.arg("--block").arg("--data-dir").arg(data_dir);
@@ -208,6 +221,9 @@ impl StartCommand {
                 let token = std::fs::read_to_string(data_dir.join("token"))?;
                 println!("address: {}", address.trim());
                 println!("token: {}", token.trim());
+                if let Ok(serve) = std::fs::read_to_string(data_dir.join("serve")) {
+                    println!("serve: {}", serve.trim());
+                }
                 eprintln!(
                     "head node started in the background (pid {}); logs in {}",
                     child.id(),
@@ -245,9 +261,26 @@ impl StartCommand {
             ClusterIdentity::new(&token, "head")?.with_peer_timeout(Duration::from_secs_f64(self.peer_timeout))?;
         let endpoint = wray_runtime::cluster::listen(bind, &identity)?;
         let local = endpoint.local_addr()?;
+        let server = match self.serve_port {
+            Some(port) => {
+                let addr = std::net::SocketAddr::new(self.serve_host, port);
+                let server = rt
+                    .block_on(wray_serve_host::Server::bind(addr, wray_serve_host::ServerConfig::default()))
+                    .map_err(|e| Failure::Usage(e.into()))?;
+                runtime.node().set_serving(std::sync::Arc::new(server.clone()));
+                Some(server)
+            }
+            None => None,
+        };
+        let _ = std::fs::remove_file(data_dir.join("serve"));
         let entry = register(data_dir)?;
         println!("address: {local}");
         println!("token: {token}");
+        if let Some(server) = &server {
+            let url = format!("http://{}", server.local_addr());
+            println!("serve: {url}");
+            std::fs::write(data_dir.join("serve"), &url)?;
+        }
         std::io::stdout().flush()?;
         mark_ready(data_dir, &local.to_string())?;
         tracing::info!("head node {} serving on {local}", runtime.node().id());
@@ -258,11 +291,15 @@ impl StartCommand {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
+            if let Some(server) = &server {
+                server.shutdown();
+            }
             endpoint.close(0u32.into(), b"node stopping");
             anyhow::Ok(())
         })?;
         let _ = std::fs::remove_file(&entry);
         let _ = std::fs::remove_file(data_dir.join("address"));
+        let _ = std::fs::remove_file(data_dir.join("serve"));
         rt.shutdown_timeout(Duration::from_millis(200));
         Ok(())
     }

@@ -584,6 +584,7 @@ impl NodeInner {
             grants: Grants { dirs: self.shared_dirs.clone(), env: req.env.clone(), output: Output::Channel(tx) },
             limits: InstanceLimits { memory: req.memory_limit, time: None },
             cancel: None,
+            label: None,
         };
         let state = self.start_job(component, config, Some((req.owner_node.clone(), req.owner_job)));
         tracing::info!("running tasks of {} as {}", req.job, state.id);

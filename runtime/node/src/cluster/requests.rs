@@ -229,7 +229,7 @@ impl Node {
                 frame::write(&mut send, &reply(event)?).await?;
             }
             Request::StopJob { id } => {
-                let event = if jobs.stop(&id) {
+                let event = if jobs.stop_gracefully(self, &id) {
                     Event::Finished { code: 0, message: format!("stopping {id}") }
                 } else {
                     Event::Refused(format!("{id:?} is not running"))
@@ -352,5 +352,6 @@ pub(crate) fn remote_job_config(
         grants: Grants { dirs: node.shared_dirs.clone(), env: req.env.clone(), output: Output::Channel(tx) },
         limits: InstanceLimits { memory: req.memory_limit, time: req.timeout_ms.map(std::time::Duration::from_millis) },
         cancel: Some(cancel),
+        label: None,
     }
 }

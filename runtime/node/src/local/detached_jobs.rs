@@ -25,9 +25,11 @@ impl JobTable {
         self.put(&info)?;
         let mut log = std::fs::File::create(self.log_path(&id))?;
         let cancel = Arc::new(AtomicBool::new(false));
-        lock(&self.live).insert(id.clone(), Live { cancel: cancel.clone() });
+        let stopping = Arc::new(AtomicBool::new(false));
+        lock(&self.live).insert(id.clone(), Live { cancel: cancel.clone(), stopping: stopping.clone() });
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-        let config = crate::cluster::requests::remote_job_config(&node.inner, &req, tx, cancel);
+        let mut config = crate::cluster::requests::remote_job_config(&node.inner, &req, tx, cancel);
+        config.label = Some(id.clone());
         let table = self.clone();
         let node = node.clone();
         tokio::spawn(async move {
@@ -56,6 +58,9 @@ impl JobTable {
                 write(&chunk, &table);
             }
             let (status, message) = match outcome {
+                Ok(()) if stopping.load(Ordering::Relaxed) => {
+                    ("STOPPED", "stopped with wray job stop after finishing its requests".to_string())
+                }
                 Ok(()) => ("SUCCEEDED", String::new()),
                 Err(JobError::Cancelled { .. }) => ("STOPPED", "stopped with wray job stop".to_string()),
                 Err(e) => ("FAILED", e.to_string()),
@@ -81,6 +86,28 @@ impl JobTable {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Stops a running job: one that serves HTTP on `node` first stops
+    /// taking requests and finishes those in flight (cancelled only if that
+    /// takes longer than the server's grace); any other is cancelled at
+    /// once. Returns false if it is not running.
+    pub(crate) fn stop_gracefully(self: &Arc<Self>, node: &Node, id: &str) -> bool {
+        let Some(stopping) = lock(&self.live).get(id).map(|l| l.stopping.clone()) else {
+            return false;
+        };
+        match node.inner.serving.get().and_then(|s| s.stop_job(id)) {
+            Some(grace) => {
+                stopping.store(true, Ordering::Relaxed);
+                let (table, id) = (self.clone(), id.to_string());
+                tokio::spawn(async move {
+                    tokio::time::sleep(grace + std::time::Duration::from_secs(1)).await;
+                    table.stop(&id);
+                });
+                true
+            }
+            None => self.stop(id),
         }
     }
 }

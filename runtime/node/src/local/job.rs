@@ -20,6 +20,9 @@ pub struct JobConfig {
     /// Set to cancel the job (Ctrl-C): the driver and every task are
     /// interrupted within one epoch tick.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// What the job is called outside this node: the id of a `wray job
+    /// submit` job (`job-000003`), shown by `serve status`.
+    pub label: Option<String>,
 }
 
 /// How a job ended, if not well.

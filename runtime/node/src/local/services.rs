@@ -397,6 +397,8 @@ impl Services for NodeInner {
         Box::pin(async move {
             let serving = self.serving()?;
             let services: Arc<dyn Services> = self.arc()?;
+            let mut app = app;
+            app.job_label = self.job(caller.job)?.config.label.clone();
             // The driver blocks for the application's whole life: its CPU
             // goes back to the scheduler meanwhile.
             self.blocked(caller, serving.run(services, caller, app)).await

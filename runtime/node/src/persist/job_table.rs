@@ -22,6 +22,9 @@ pub(crate) const RUNNING: &str = "RUNNING";
 /// A running job's handles.
 pub(crate) struct Live {
     pub(crate) cancel: Arc<AtomicBool>,
+    /// A stop was asked while the job was serving HTTP: it is finishing its
+    /// requests before it ends, and ends as stopped.
+    pub(crate) stopping: Arc<AtomicBool>,
 }
 
 /// The head's table of submitted jobs.

@@ -14,6 +14,7 @@ mod ml;
 mod pool;
 mod rl;
 mod scenarios;
+mod serve;
 mod soak;
 mod tasks;
 mod train;
@@ -419,6 +420,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         s if s.starts_with("train-") => train::run(s, &args[1..])?,
         s if s.starts_with("learn-") => learn::run(s)?,
         s if s.starts_with("rl-") => rl::run(s)?,
+        s if s.starts_with("serve-") => serve::run(s)?,
         "pool" => pool::run()?,
         other => panic!("unknown scenario {other}"),
     }

@@ -33,7 +33,7 @@ impl serve::Host for State {
             ));
             return Ok(Err(to_wit_error(e)));
         }
-        let mut app = Application { name, deployments: Vec::with_capacity(deployments.len()) };
+        let mut app = Application { name, job_label: None, deployments: Vec::with_capacity(deployments.len()) };
         for mut d in deployments {
             let init = std::mem::take(&mut d.init_args);
             let args = match self.args(init.into_iter().map(types::Arg::Value).collect())? {

@@ -1,0 +1,567 @@
+//! `wray serve`: the real binary serving real components, driven with
+//! plain HTTP over TCP (and curl for HTTP/2).
+
+use crate::util::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// A `wray serve run` process on a free port; killed if the test fails.
+struct Served {
+    child: Option<Child>,
+    addr: String,
+    stderr: std::sync::Mutex<Receiver<String>>,
+}
+
+/// One HTTP answer.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+impl Served {
+    fn start(job: &Path, flags: &[&str], args: &[&str]) -> Served {
+        let mut cmd = Command::new(wray_bin());
+        cmd.args(["serve", "run", "--port", "0"]).args(flags).arg(job);
+        if !args.is_empty() {
+            cmd.arg("--").args(args);
+        }
+        cmd.env("XDG_CACHE_HOME", target_dir().join("test-cache"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn wray serve run");
+        let stderr = lines_of(child.stderr.take().expect("stderr"));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let addr = loop {
+            match stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    if let Some(a) = line.strip_prefix("wray: serving HTTP on http://") {
+                        break a.trim().to_string();
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("wray serve run did not start serving: {:?}", child.wait_with_output());
+                }
+            }
+        };
+        let served = Served { child: Some(child), addr, stderr: std::sync::Mutex::new(stderr) };
+        // The address prints before the application is up: wait for it.
+        wait_until(
+            Duration::from_secs(120),
+            || served.get("/-/routes").body.len() > 2,
+            || "the application never took its routes".into(),
+        );
+        served
+    }
+
+    fn request(&self, raw: &[u8]) -> Reply {
+        request(&self.addr, raw)
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.request(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+    }
+
+    fn post(&self, path: &str, body: &str) -> Reply {
+        self.request(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    }
+
+    fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.get("/-/status").body).expect("/-/status is JSON")
+    }
+
+    /// Replicas of `deployment` that are running.
+    fn running(&self, deployment: &str) -> Vec<String> {
+        let s = self.status();
+        let d = s["applications"][0]["deployments"]
+            .as_array()
+            .and_then(|ds| ds.iter().find(|d| d["name"] == deployment).cloned())
+            .unwrap_or_default();
+        d["replicas"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .filter(|r| r["state"] == "RUNNING")
+                    .map(|r| r["actor"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Ctrl-C, then what the process printed and how it exited.
+    fn interrupt(mut self) -> (Output, Vec<String>) {
+        let child = self.child.take().expect("running");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let out = wait_for_exit(child, "wray serve run after SIGINT", Duration::from_secs(60));
+        let lines: Vec<String> = self.stderr.lock().unwrap().try_iter().collect();
+        (out, lines)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Sends `raw` on a new connection and reads the answer to the end (the
+/// requests say `Connection: close`).
+fn request(addr: &str, raw: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(raw).expect("send");
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Reply { status, head: head.to_string(), body: body.to_string() }
+}
+
+/// The wine model as the test computes it from the saved JSON: standardise,
+/// dense layers, ReLU between, sigmoid at the end.
+fn expected_probability(model: &serde_json::Value, x: &[f64]) -> f64 {
+    let f = |v: &serde_json::Value| v.as_f64().unwrap();
+    let mut h: Vec<f64> =
+        x.iter().enumerate().map(|(i, v)| (v - f(&model["mean"][i])) / f(&model["scale"][i])).collect();
+    let layers = model["layers"].as_array().unwrap();
+    for (l, layer) in layers.iter().enumerate() {
+        let (fan_in, fan_out) = (layer[0].as_u64().unwrap() as usize, layer[1].as_u64().unwrap() as usize);
+        let mut out: Vec<f64> = (0..fan_out).map(|j| f(&layer[3][j])).collect();
+        for i in 0..fan_in {
+            for (j, o) in out.iter_mut().enumerate() {
+                *o += h[i] * f(&layer[2][i * fan_out + j]);
+            }
+        }
+        h = out
+            .into_iter()
+            .map(|v| if l + 1 == layers.len() { 1.0 / (1.0 + (-v).exp()) } else { v.max(0.0) })
+            .collect();
+    }
+    h[0]
+}
+
+/// The seeds' wine model, trained and saved by `wine_mlp --save`, answers
+/// at `/predict`, through the preprocessor deployment at `/composed`, and
+/// batched at `/batched`, each exactly as the saved weights say; bad input
+/// gets a 400 naming the problem; `wray serve status` shows the replicas;
+/// Ctrl-C ends the server with status 0 and the access log has every
+/// request.
+#[test]
+fn the_wine_model_answers_at_predict_composed_and_batched() {
+    let g = guests();
+    let dir = tempfile::tempdir().unwrap();
+    let models = format!("{}::/models", dir.path().display());
+    let data = format!("{}::/data", workspace().join("examples/data").display());
+    run_ok(&g.wine_mlp, &["--dir", &data, "--dir", &models], &["--epochs", "10", "--save", "/models/wine.json"], &[]);
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("wine.json")).unwrap()).unwrap();
+    let served = Served::start(&g.serve_wine, &["--dir", &models], &["--model", "/models/wine.json"]);
+    let csv = std::fs::read_to_string(workspace().join("examples/data/winequality-red.csv")).unwrap();
+    for line in csv.lines().skip(1).step_by(97).take(8) {
+        let x: Vec<f64> = line.split(',').take(11).map(|v| v.trim().parse().unwrap()).collect();
+        let p = expected_probability(&model, &x);
+        let body = serde_json::json!({ "features": x }).to_string();
+        for route in ["/predict", "/composed", "/batched"] {
+            let r = served.post(route, &body);
+            assert_eq!(r.status, 200, "{route}: {r:?}");
+            let got: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            let class = u64::from(p >= 0.5);
+            assert_eq!(got["class"].as_u64(), Some(class), "{route}: {r:?}");
+            let prob = got["probability"].as_f64().unwrap();
+            let want = if class == 1 { p } else { 1.0 - p };
+            assert!((prob - want).abs() < 1e-4, "{route}: probability {prob}, the saved model says {want}");
+        }
+    }
+    // Named columns work too.
+    let named: serde_json::Map<String, serde_json::Value> = model["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n.as_str().unwrap().to_string(), serde_json::json!(1.0)))
+        .collect();
+    assert_eq!(served.post("/predict", &serde_json::Value::Object(named).to_string()).status, 200);
+    let short = served.post("/predict", r#"{"features": [1, 2]}"#);
+    assert_eq!(short.status, 400, "{short:?}");
+    assert!(short.body.contains("array of 11 numbers"), "{short:?}");
+    let garbage = served.post("/composed", "not json");
+    assert_eq!(garbage.status, 400, "{garbage:?}");
+    assert!(garbage.body.contains("bad JSON body"), "{garbage:?}");
+
+    let status = wray(&["serve", "status", "--server", &served.addr]);
+    assert_code(&status, 0);
+    let text = stdout(&status);
+    assert!(text.contains("application wine"), "{text}");
+    assert!(text.contains("deployment WineModel at /predict: HEALTHY, 2 of 2 replicas running"), "{text}");
+    assert!(text.contains("deployment Preprocessor at /composed: HEALTHY"), "{text}");
+
+    let (out, log) = served.interrupt();
+    assert_code(&out, 0);
+    assert!(log.iter().any(|l| l.contains("\"POST /composed HTTP/1.1\" 400")), "{log:?}");
+    assert_eq!(log.iter().filter(|l| l.contains("\"POST /predict HTTP/1.1\" 200")).count(), 9, "{log:?}");
+}
+
+/// Unknown routes get 404, malformed HTTP 400, oversized headers 431 and
+/// bodies 413; clients that never finish their headers hold no replica and
+/// do not slow anyone else; HTTP/2 works on the same port; the server binds
+/// 127.0.0.1 by default.
+#[test]
+fn bad_and_slow_clients_get_clear_answers_and_hold_nothing() {
+    let served = Served::start(&guests().testjob, &["--max-body", "1KiB"], &["serve-faults"]);
+    assert!(served.addr.starts_with("127.0.0.1:"), "{}", served.addr);
+    let r = served.get("/nowhere");
+    assert_eq!((r.status, r.body.trim()), (404, "no route for /nowhere"));
+    let r = served.get("/echo/sub?a=1");
+    assert_eq!(r.status, 200, "{r:?}");
+    let echo: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!((echo["path"].as_str(), echo["query"].as_str()), (Some("/echo/sub"), Some("a=1")));
+    assert_eq!(served.request(b"NOT HTTP AT ALL\r\n\r\n").status, 400);
+    let big_header =
+        format!("GET /echo HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "a".repeat(40_000));
+    assert_eq!(served.request(big_header.as_bytes()).status, 431);
+    let r = served.post("/echo", &"x".repeat(2000));
+    assert_eq!(r.status, 413, "{r:?}");
+    // A chunked body has no length up front: it is cut off at the limit.
+    let chunk = "y".repeat(800);
+    let chunked = format!(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n320\r\n{chunk}\r\n320\r\n{chunk}\r\n0\r\n\r\n"
+    );
+    assert_eq!(served.request(chunked.as_bytes()).status, 413);
+    let r = served.post("/echo", &"z".repeat(1000));
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["body_len"], 1000, "{r:?}");
+
+    // Slowloris: connections that send half a request head and stop.
+    let slow: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = TcpStream::connect(&served.addr).unwrap();
+            s.write_all(b"GET /echo HTTP/1.1\r\nHost: t\r\nX-Slow: ").unwrap();
+            s
+        })
+        .collect();
+    let start = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(served.get("/echo").status, 200);
+    }
+    assert!(start.elapsed() < Duration::from_secs(5), "20 requests took {:?} beside slow clients", start.elapsed());
+    drop(slow);
+
+    // HTTP/2 (cleartext, prior knowledge) on the same port.
+    let curl = Command::new("curl")
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-w",
+            "\n%{http_version} %{http_code}",
+            &format!("http://{}/echo", served.addr),
+        ])
+        .output()
+        .expect("curl (scripts/setup installs it)");
+    let text = String::from_utf8_lossy(&curl.stdout);
+    assert!(text.trim_end().ends_with("2 200"), "{text}");
+    assert!(text.contains("\"method\":\"GET\""), "{text}");
+}
+
+/// A deployment at capacity queues, then refuses with 503 and
+/// `Retry-After`; a request past its deployment's timeout gets 504; Ctrl-C
+/// lets a request in flight finish, then `serve::run` returns and the
+/// process exits 0.
+#[test]
+fn busy_deployments_queue_then_refuse_and_slow_requests_time_out() {
+    let served = Served::start(&guests().testjob, &[], &["serve-faults"]);
+    // One running and two queued: the other two are refused at once.
+    let replies: Vec<Reply> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..5)
+            .map(|i| {
+                let served = &served;
+                s.spawn(move || {
+                    std::thread::sleep(Duration::from_millis(30 * i));
+                    served.get("/slow?ms=300")
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut codes: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    codes.sort_unstable();
+    assert_eq!(codes, [200, 200, 200, 503, 503], "{replies:?}");
+    let refused = replies.iter().find(|r| r.status == 503).unwrap();
+    assert_eq!(refused.header("retry-after"), Some("1"), "{refused:?}");
+    assert!(refused.body.contains("at capacity"), "{refused:?}");
+    let r = served.get("/slow?ms=3000");
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(r.body.contains("did not answer within 1500 ms"), "{r:?}");
+
+    // A request in flight when Ctrl-C comes still gets its answer.
+    wait_until(Duration::from_secs(10), || served.get("/slow?ms=1").status == 200, || "/slow never freed".into());
+    let addr = served.addr.clone();
+    let in_flight = std::thread::spawn(move || {
+        request(&addr, b"GET /slow?ms=800 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let (out, _) = served.interrupt();
+    assert_eq!(in_flight.join().unwrap().status, 200);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("serve::run returned"), "{}", stdout(&out));
+}
+
+/// Under load, a request that panics or traps its replica fails with 500
+/// and every other request succeeds (requests the dead replica had queued
+/// are idempotent here, so they go to the other replica); the controller
+/// brings the deployment back to two replicas, saying why it replaced one.
+#[test]
+fn a_crashing_replica_fails_only_its_own_request_and_is_replaced() {
+    let served = Served::start(&guests().testjob, &[], &["serve-faults"]);
+    let before = served.running("Fragile");
+    assert_eq!(before.len(), 2, "{before:?}");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (ok, failed) = std::thread::scope(|s| {
+        let load: Vec<_> = (0..6)
+            .map(|_| {
+                s.spawn(|| {
+                    let (mut ok, mut failed) = (0, Vec::new());
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let r = served.get("/fragile?ms=10");
+                        if r.status == 200 { ok += 1 } else { failed.push(r) }
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let crash = served.get("/fragile?crash=1");
+        assert_eq!(crash.status, 500, "{crash:?}");
+        assert!(crash.body.contains("asked to crash"), "{crash:?}");
+        std::thread::sleep(Duration::from_millis(300));
+        let trap = served.get("/fragile?trap=1");
+        assert_eq!(trap.status, 500, "{trap:?}");
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        load.into_iter().map(|h| h.join().unwrap()).fold((0, Vec::new()), |(o, mut f), (o2, f2)| {
+            f.extend(f2);
+            (o + o2, f)
+        })
+    });
+    assert!(failed.is_empty(), "{} requests failed beside the crashes: {failed:?}", failed.len());
+    assert!(ok > 50, "{ok}");
+    wait_until(
+        Duration::from_secs(20),
+        || {
+            // Whichever replicas the two crashes hit (the second may hit
+            // the first one's replacement), two run and one at least is new.
+            let now = served.running("Fragile");
+            now.len() == 2 && now.iter().any(|a| !before.contains(a))
+        },
+        || format!("Fragile did not get two new replicas: {}", served.status()),
+    );
+    assert_eq!(served.get("/fragile").status, 200);
+    let status = served.status().to_string();
+    assert!(status.contains("no restarts left"), "{status}");
+}
+
+/// Autoscaling adds replicas while requests pile up and removes them once
+/// the load is gone; batches gather concurrent requests; every replica gets
+/// its `user_config` through `reconfigure`; a replica whose health check
+/// fails is replaced by one that is configured again.
+#[test]
+fn autoscaling_batching_reconfiguration_and_health_checks() {
+    let served = Served::start(&guests().testjob, &[], &["serve-faults"]);
+    assert_eq!(served.running("Scaled").len(), 1);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..6 {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    assert_eq!(served.get("/scaled?ms=50").status, 200);
+                }
+            });
+        }
+        wait_until(
+            Duration::from_secs(20),
+            || served.running("Scaled").len() == 3,
+            || format!("Scaled never reached 3 replicas: {}", served.status()),
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    wait_until(
+        Duration::from_secs(20),
+        || served.running("Scaled").len() == 1,
+        || format!("Scaled did not scale back to 1: {}", served.status()),
+    );
+
+    let sizes: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                let served = &served;
+                s.spawn(move || served.get(&format!("/batched?i{i}")))
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                let r = h.join().unwrap();
+                assert_eq!(r.status, 200, "{r:?}");
+                r.body
+            })
+            .collect()
+    });
+    for (i, b) in sizes.iter().enumerate() {
+        assert!(b.ends_with(&format!(" i{i}")), "each request gets its own answer: {sizes:?}");
+    }
+    let largest = sizes.iter().map(|b| b.split(' ').next().unwrap().parse::<u32>().unwrap()).max().unwrap();
+    assert!(largest > 1, "no batch held more than one request: {sizes:?}");
+
+    let first = served.get("/configured").body;
+    let (threshold, actor) = first.split_once(' ').unwrap();
+    assert_eq!(threshold, "7", "{first}");
+    served.get("/configured?sick=1");
+    wait_until(
+        Duration::from_secs(20),
+        || {
+            let r = served.get("/configured").body;
+            r.starts_with("7 ") && !r.ends_with(actor)
+        },
+        || format!("the sick replica was not replaced: {}", served.status()),
+    );
+}
+
+/// An application that cannot start fails `wray serve run` with the
+/// reason; outside `wray serve` an application says how to run it; a port
+/// in use is a usage error naming the address.
+#[test]
+fn applications_that_cannot_start_say_why() {
+    let job = guests().testjob.clone();
+    let job = path(&job);
+    let serve = |scenario: &str| wray(&["serve", "run", "--port", "0", job, "--", scenario]);
+    let out = serve("serve-broken");
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("the model file is missing"), "{}", stderr(&out));
+    let out = serve("serve-bad-bound");
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("5000 replicas; at most 1024"), "{}", stderr(&out));
+    let out = serve("serve-bad-route");
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("must start with '/'"), "{}", stderr(&out));
+    let out = wray(&["run", job, "--", "serve-broken"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("does not serve HTTP: run the application with `wray serve run"), "{}", stderr(&out));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = wray(&["serve", "run", "--port", &port, job, "--", "serve-faults"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains(&format!("cannot listen for HTTP on 127.0.0.1:{port}")), "{}", stderr(&out));
+}
+
+/// The smallest example: a greeting built from the query, and the no-op
+/// the benchmark measures, over keep-alive HTTP/1.1.
+#[test]
+fn the_hello_example_greets_and_its_noop_answers() {
+    let served = Served::start(&guests().serve_hello, &[], &["--greeting", "Hi"]);
+    let r = served.get("/hello?name=w%20ray");
+    assert_eq!((r.status, r.body.as_str()), (200, r#"{"message":"Hi, w ray!"}"#));
+    // Several requests on one kept-alive connection.
+    let mut s = TcpStream::connect(&served.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut seen = String::new();
+    for _ in 0..3 {
+        s.write_all(b"GET /noop HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert_eq!(seen.matches("HTTP/1.1 200 OK").count(), 3, "{seen}");
+    assert_eq!(seen.matches("{\"ok\": true}").count(), 3, "{seen}");
+}
+
+/// On a cluster: the head's proxy (`wray start --head --serve-port`) serves
+/// what `wray serve deploy` sends; deploying a new version of the
+/// application while clients keep calling it rolls over without one failed
+/// request (the old version's job ends by itself); `wray serve shutdown`
+/// stops the application, whose job ends as STOPPED.
+#[test]
+fn a_deployed_application_rolls_to_a_new_version_without_dropping_a_request() {
+    let head = crate::cluster::Head::start_with_flags("2", &["--serve-port", "0"]);
+    let server = head.serve.clone().expect("the head prints its serve address");
+    let hello = guests().serve_hello.clone();
+    let deploy = |greeting: &str| {
+        let out = head.wray(&[
+            "serve",
+            "deploy",
+            "--address",
+            &head.address,
+            "--token",
+            &head.token,
+            "--server",
+            &server,
+            path(&hello),
+            "--",
+            "--greeting",
+            greeting,
+        ]);
+        assert_code(&out, 0);
+        stdout(&out).trim().to_string()
+    };
+    let v1 = deploy("v1");
+    assert!(v1.starts_with("job-"), "{v1}");
+    let greet = || request(&server, b"GET /hello?name=x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(greet().body, r#"{"message":"v1, x!"}"#);
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (answers, v2) = std::thread::scope(|s| {
+        let load: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut seen = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let r = greet();
+                        seen.push((r.status, r.body));
+                    }
+                    seen
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let v2 = deploy("v2");
+        wait_until(Duration::from_secs(30), || greet().body.contains("v2"), || "v2 never answered".into());
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (load.into_iter().flat_map(|h| h.join().unwrap()).collect::<Vec<_>>(), v2)
+    });
+    let failed: Vec<_> = answers.iter().filter(|(status, _)| *status != 200).collect();
+    assert!(failed.is_empty(), "{} of {} requests failed during the roll: {failed:?}", failed.len(), answers.len());
+    assert!(answers.iter().any(|(_, b)| b.contains("v1")) && answers.iter().any(|(_, b)| b.contains("v2")));
+    let status =
+        |id: &str| stdout(&head.wray(&["job", "status", "--address", &head.address, "--token", &head.token, id]));
+    wait_until(Duration::from_secs(20), || status(&v1).contains("SUCCEEDED"), || status(&v1));
+
+    let out =
+        head.wray(&["serve", "shutdown", "--address", &head.address, "--token", &head.token, "--server", &server]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("stopped 1 application(s)"), "{}", stdout(&out));
+    wait_until(Duration::from_secs(20), || status(&v2).contains("STOPPED"), || status(&v2));
+    assert_eq!(request(&server, b"GET /-/routes HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").body, "{}");
+}

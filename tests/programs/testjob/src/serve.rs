@@ -1,0 +1,205 @@
+//! Served applications that misbehave on purpose: slow, crashing, trapping,
+//! scaling, batching, reconfigured and sick deployments, and applications
+//! that must fail before serving.
+
+use std::time::Duration;
+use wray::serve::{self, Autoscaling, Request, Response};
+
+fn me() -> String {
+    wray::runtime_context().actor_id.unwrap_or_default()
+}
+
+fn sleep_for(req: &Request) {
+    let ms: u64 = req.query_param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// `/echo`: what it was sent.
+pub struct Echo;
+
+#[wray::actor]
+impl Echo {
+    pub fn new() -> Echo {
+        Echo
+    }
+
+    pub fn call(&mut self, req: Request) -> Response {
+        Response::json(&serde_json::json!({
+            "method": req.method,
+            "path": req.path,
+            "query": req.query,
+            "body_len": req.body.len(),
+            "x_test": req.header("x-test"),
+        }))
+    }
+}
+
+/// `/slow?ms=N`: sleeps, one request at a time, two queued at most.
+pub struct Slow;
+
+#[wray::actor]
+impl Slow {
+    pub fn new() -> Slow {
+        Slow
+    }
+
+    pub fn call(&mut self, req: Request) -> Response {
+        sleep_for(&req);
+        Response::text(200, "slept")
+    }
+}
+
+/// `/fragile`: `?crash=1` panics, `?trap=1` traps; replicas are not
+/// restarted in place (the controller replaces them) and requests are
+/// idempotent (a request whose replica died goes to another).
+pub struct Fragile;
+
+#[wray::actor]
+impl Fragile {
+    pub fn new() -> Fragile {
+        Fragile
+    }
+
+    pub fn call(&mut self, req: Request) -> Response {
+        if req.query_param("crash").is_some() {
+            panic!("asked to crash");
+        }
+        if req.query_param("trap").is_some() {
+            core::arch::wasm32::unreachable();
+        }
+        sleep_for(&req);
+        Response::text(200, me())
+    }
+}
+
+/// `/scaled`: autoscaled between 1 and 3 replicas on load.
+pub struct Scaled;
+
+#[wray::actor]
+impl Scaled {
+    pub fn new() -> Scaled {
+        Scaled
+    }
+
+    pub fn call(&mut self, req: Request) -> Response {
+        sleep_for(&req);
+        Response::text(200, me())
+    }
+}
+
+/// `/batched`: answers each request with the size of its batch.
+pub struct Batched;
+
+#[wray::actor]
+impl Batched {
+    pub fn new() -> Batched {
+        Batched
+    }
+
+    pub fn call(&mut self, reqs: Vec<Request>) -> Vec<Response> {
+        let n = reqs.len();
+        reqs.iter().map(|r| Response::text(200, format!("{n} {}", r.query))).collect()
+    }
+}
+
+/// `user_config` for `/configured`.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
+pub struct Config {
+    pub threshold: u32,
+}
+
+/// `/configured`: shows its `user_config`; `?sick=1` makes its health check
+/// fail, after which the controller replaces it.
+pub struct Configured {
+    config: Option<Config>,
+    sick: bool,
+}
+
+#[wray::actor]
+impl Configured {
+    pub fn new() -> Configured {
+        Configured { config: None, sick: false }
+    }
+
+    pub fn reconfigure(&mut self, config: Config) {
+        self.config = Some(config);
+    }
+
+    pub fn check_health(&mut self) -> Result<(), String> {
+        if self.sick { Err("asked to be sick".to_string()) } else { Ok(()) }
+    }
+
+    pub fn call(&mut self, req: Request) -> Response {
+        if req.query_param("sick").is_some() {
+            self.sick = true;
+        }
+        Response::text(200, format!("{} {}", self.config.as_ref().map_or(0, |c| c.threshold), me()))
+    }
+}
+
+/// Fails in its constructor.
+pub struct Broken;
+
+#[wray::actor]
+impl Broken {
+    pub fn new() -> Result<Broken, String> {
+        Err("the model file is missing".to_string())
+    }
+
+    pub fn call(&mut self, _req: Request) -> Response {
+        Response::new(200)
+    }
+}
+
+pub fn run(scenario: &str) -> Result<(), wray::Error> {
+    match scenario {
+        "serve-faults" => {
+            let echo = serve::deployment::<Echo>().num_replicas(2).route_prefix("/echo").bind(());
+            let slow = serve::deployment::<Slow>()
+                .route_prefix("/slow")
+                .max_ongoing_requests(1)
+                .max_queued_requests(2)
+                .request_timeout(Duration::from_millis(1500))
+                .bind(());
+            let fragile = serve::deployment::<Fragile>()
+                .num_replicas(2)
+                .max_restarts(0)
+                .max_ongoing_requests(100)
+                .idempotent()
+                .route_prefix("/fragile")
+                .bind(());
+            let scaled = serve::deployment::<Scaled>()
+                .autoscaling(Autoscaling {
+                    min_replicas: 1,
+                    max_replicas: 3,
+                    initial_replicas: None,
+                    target_ongoing_requests: 1.0,
+                    upscale_delay: Duration::ZERO,
+                    downscale_delay: Duration::from_millis(500),
+                })
+                .route_prefix("/scaled")
+                .bind(());
+            let batched =
+                serve::deployment::<Batched>().route_prefix("/batched").batch(8, Duration::from_millis(200)).bind(());
+            let configured = serve::deployment::<Configured>()
+                .user_config(&Config { threshold: 7 })
+                .health_check_period(Duration::from_millis(100))
+                .route_prefix("/configured")
+                .bind(());
+            let app = echo.with(slow).with(fragile).with(scaled).with(batched).with(configured);
+            serve::run("faults", app)?;
+            println!("serve::run returned");
+        }
+        "serve-broken" => serve::run("broken", serve::deployment::<Broken>().bind(()))?,
+        "serve-bad-bound" => {
+            let d = serve::deployment::<Echo>().num_replicas(5000).bind(());
+            serve::run("bad", d)?
+        }
+        "serve-bad-route" => {
+            let d = serve::deployment::<Echo>().route_prefix("echo").bind(());
+            serve::run("bad", d)?
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+    Ok(())
+}
