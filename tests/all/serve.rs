@@ -51,7 +51,7 @@ impl Served {
             match stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) => {
                     if let Some(a) = line.strip_prefix("wray: serving HTTP on http://") {
-                        break a.trim().to_string();
+                        break a.split_whitespace().next().unwrap_or("").to_string();
                     }
                 }
                 Err(_) => {
@@ -564,4 +564,52 @@ fn a_deployed_application_rolls_to_a_new_version_without_dropping_a_request() {
     assert!(stdout(&out).contains("stopped 1 application(s)"), "{}", stdout(&out));
     wait_until(Duration::from_secs(20), || status(&v2).contains("STOPPED"), || status(&v2));
     assert_eq!(request(&server, b"GET /-/routes HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").body, "{}");
+}
+
+/// A standard `wasi:http/proxy` component (no wray in it) is served as it
+/// is: each request in a fresh instance, GET and a POST body, HTTP/2, its
+/// instances in `/-/status`; `wray run` says to serve it instead.
+#[test]
+fn a_standard_wasi_http_component_is_served_as_it_is() {
+    let component = guests().serve_wasi_http.clone();
+    let served = Served::start(&component, &["--instances", "2"], &[]);
+    let r = served.get("/hello");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-served-by"), Some("wasi-http-example"), "{r:?}");
+    assert!(r.body.contains("hello from a wasi:http component: GET /hello"), "{r:?}");
+    let r = served.request(
+        b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 18\r\nConnection: close\r\n\r\nto be or not to be",
+    );
+    assert!(r.body.contains(r#"{"bytes":18,"words":6}"#), "{r:?}");
+    // Concurrent requests share the two instances' slots.
+    let codes: Vec<u16> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..12)
+            .map(|i| {
+                let served = &served;
+                s.spawn(move || served.get(&format!("/n{i}")).status)
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+    let status = served.status();
+    let d = &status["applications"][0]["deployments"][0];
+    assert_eq!((d["target_replicas"].as_u64(), d["handled"].as_u64()), (Some(2), Some(14)), "{status}");
+    assert_eq!(status["applications"][0]["kind"], "wasi:http component", "{status}");
+    let curl = Command::new("curl")
+        .args(["-s", "--http2-prior-knowledge", "-w", "\n%{http_version}", &format!("http://{}/two", served.addr)])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&curl.stdout);
+    assert!(text.contains("GET /two") && text.trim_end().ends_with('2'), "{text}");
+    let (out, _) = served.interrupt();
+    assert_code(&out, 0);
+
+    let out = wray(&["run", path(&component)]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("is a wasi:http component, not a wray job: serve it with `wray serve run`"),
+        "{}",
+        stderr(&out)
+    );
 }

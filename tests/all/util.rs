@@ -177,6 +177,7 @@ pub struct Guests {
     pub rl_multi_agent: PathBuf,
     pub serve_wine: PathBuf,
     pub serve_hello: PathBuf,
+    pub serve_wasi_http: PathBuf,
 }
 
 pub fn guests() -> &'static Guests {
@@ -206,6 +207,7 @@ pub fn guests() -> &'static Guests {
         rl_multi_agent: build("examples/rl_multi_agent"),
         serve_wine: build("examples/serve_wine"),
         serve_hello: build("examples/serve_hello"),
+        serve_wasi_http: build("examples/serve_wasi_http"),
     })
 }
 

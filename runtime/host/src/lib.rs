@@ -26,6 +26,7 @@ mod buffers;
 mod checkpoint;
 mod component;
 mod engine;
+mod http_component;
 mod instance;
 mod services;
 mod tensors;
@@ -33,10 +34,13 @@ mod tensors;
 pub use checkpoint::{BLOCK as CHECKPOINT_BLOCK, Checkpoint, Delta, MAX_CHECKPOINT};
 pub use component::{ComponentCache, JobComponent, LoadError};
 pub use engine::{EPOCH_TICK, Engine, EngineConfig};
+pub use http_component::{HttpComponent, HttpGrants, is_http_proxy};
 pub use instance::{CallError, Grants, Instance, InstanceLimits, Output};
 pub use services::{Application, ArgSpec, BoxFuture, Caller, HeldRefs, Services, Serving, Value};
 pub use tensors::HostTensor;
 /// An in-memory buffer for [`Output::Capture`].
 pub use wasmtime_wasi::p2::pipe::MemoryOutputPipe as OutputPipe;
+/// The body of a served `wasi:http` component's response.
+pub use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 /// Where tensors live; re-exported for [`Services::device`].
 pub use wray_gpu::Device;

@@ -216,6 +216,12 @@ impl Node {
         self.inner.serving.set(serving).is_ok()
     }
 
+    /// The node's wasmtime engine (for components served beside jobs, such
+    /// as `wasi:http` proxies).
+    pub fn engine(&self) -> &wray_host::Engine {
+        self.inner.cache.engine()
+    }
+
     /// Validates and compiles a job file (cached by content hash).
     pub fn load_file(&self, path: &std::path::Path) -> Result<JobComponent, LoadError> {
         self.inner.cache.load_file(path)

@@ -31,6 +31,7 @@ pub mod routes;
 
 pub use app::{CONTROL_TICK, READY_TIMEOUT};
 pub use proxy::{Server, ServerConfig};
+pub use wray_host::{HttpComponent, HttpGrants, is_http_proxy};
 
 /// Largest request head (request line and headers) accepted; a larger one
 /// gets 431 (HTTP/1.1) or a stream reset (HTTP/2).

@@ -51,11 +51,39 @@ impl Default for ServerConfig {
     }
 }
 
-/// Where a route goes: an application and the index of its deployment.
+/// Where a route goes: a deployment of an application (its index), or a
+/// standard `wasi:http` component.
 #[derive(Clone)]
-struct Target {
-    app: Arc<App>,
-    deployment: usize,
+enum Target {
+    Deployment { app: Arc<App>, deployment: usize },
+    Component(Arc<ComponentRoute>),
+}
+
+impl Target {
+    fn app_name(&self) -> &str {
+        match self {
+            Target::Deployment { app, .. } => &app.name,
+            Target::Component(c) => c.component.name(),
+        }
+    }
+
+    fn is_app(&self, app: &Arc<App>) -> bool {
+        matches!(self, Target::Deployment { app: a, .. } if Arc::ptr_eq(a, app))
+    }
+}
+
+/// A served `wasi:http` component: each request runs in a fresh instance;
+/// `slots` bounds how many run at once (its "replicas"), and at most
+/// `max_queued` wait for a slot.
+pub(crate) struct ComponentRoute {
+    component: wray_host::HttpComponent,
+    prefix: String,
+    slots: Arc<Semaphore>,
+    concurrency: u32,
+    max_queued: usize,
+    queued: AtomicUsize,
+    handled: std::sync::atomic::AtomicU64,
+    started: Instant,
 }
 
 /// A running application as the server tracks it.
@@ -122,9 +150,47 @@ impl Server {
         }
     }
 
+    /// Waits until every connection has closed after [`Server::shutdown`]
+    /// (each finishes its requests in flight, within the grace).
+    pub async fn drained(&self) {
+        while self.shared.connections.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Applications being served.
     pub fn applications(&self) -> usize {
         lock(&self.shared.apps).len()
+    }
+
+    /// Serves a standard `wasi:http/proxy` component under `prefix`: every
+    /// request in a fresh instance, at most `concurrency` at once, at most
+    /// `max_queued` waiting (then 503). Fails if the prefix is taken.
+    pub fn serve_component(
+        &self,
+        component: wray_host::HttpComponent,
+        prefix: &str,
+        concurrency: u32,
+        max_queued: u32,
+    ) -> Result<(), String> {
+        wray_core::serve::check_route_prefix(prefix)?;
+        if concurrency == 0 || concurrency > wray_core::serve::MAX_REPLICAS {
+            return Err(format!("concurrency must be 1 to {}, got {concurrency}", wray_core::serve::MAX_REPLICAS));
+        }
+        let route = Arc::new(ComponentRoute {
+            component,
+            prefix: prefix.to_string(),
+            slots: Arc::new(Semaphore::new(concurrency as usize)),
+            concurrency,
+            max_queued: max_queued as usize,
+            queued: AtomicUsize::new(0),
+            handled: Default::default(),
+            started: Instant::now(),
+        });
+        let mut routes = self.shared.routes.write().unwrap_or_else(|p| p.into_inner());
+        routes
+            .insert(prefix, Target::Component(route))
+            .map_err(|held| format!("route prefix {prefix:?} is served by {:?}", held.app_name()))
     }
 
     /// Applications, deployments and replicas, as `/-/status` shows them.
@@ -163,19 +229,19 @@ impl Serving for Server {
                 for (i, d) in app.deployments.iter().enumerate() {
                     let Some(prefix) = &d.spec.route_prefix else { continue };
                     if let Some(t) = routes.find_exact(prefix)
-                        && t.app.name != app.name
+                        && t.app_name() != app.name
                     {
-                        let msg = format!(
-                            "route prefix {prefix:?} is served by deployment {:?} of application {:?}",
-                            t.app.deployments[t.deployment].spec.name, t.app.name
-                        );
-                        routes.remove_where(|t| Arc::ptr_eq(&t.app, &app));
+                        let msg = format!("route prefix {prefix:?} is served by application {:?}", t.app_name());
+                        routes.remove_where(|t| t.is_app(&app));
                         return Err(Error::InvalidArgument(msg));
                     }
-                    routes.remove_where(|t| t.app.name == app.name && !Arc::ptr_eq(&t.app, &app));
-                    let _ = routes.insert(prefix, Target { app: app.clone(), deployment: i });
+                    let older = |t: &Target| matches!(t, Target::Deployment { app: a, .. } if a.name == app.name && !Arc::ptr_eq(a, &app));
+                    routes.remove_where(older);
+                    let _ = routes.insert(prefix, Target::Deployment { app: app.clone(), deployment: i });
                 }
-                routes.remove_where(|t| t.app.name == app.name && !Arc::ptr_eq(&t.app, &app));
+                routes.remove_where(
+                    |t| matches!(t, Target::Deployment { app: a, .. } if a.name == app.name && !Arc::ptr_eq(a, &app)),
+                );
                 let mut apps = lock(&self.shared.apps);
                 let old: Vec<Arc<Notify>> =
                     apps.iter().filter(|e| e.app.name == app.name).map(|e| e.stop.clone()).collect();
@@ -192,7 +258,7 @@ impl Serving for Server {
                 stop.notified().await;
             }
             // Stop routing here, then let what is in flight finish.
-            self.shared.routes.write().unwrap_or_else(|p| p.into_inner()).remove_where(|t| Arc::ptr_eq(&t.app, &app));
+            self.shared.routes.write().unwrap_or_else(|p| p.into_inner()).remove_where(|t| t.is_app(&app));
             let deadline = Instant::now() + self.shared.config.shutdown_grace;
             while in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -241,7 +307,7 @@ struct Unregister<'a> {
 
 impl Drop for Unregister<'_> {
     fn drop(&mut self) {
-        self.shared.routes.write().unwrap_or_else(|p| p.into_inner()).remove_where(|t| Arc::ptr_eq(&t.app, self.app));
+        self.shared.routes.write().unwrap_or_else(|p| p.into_inner()).remove_where(|t| t.is_app(self.app));
         lock(&self.shared.apps).retain(|e| !Arc::ptr_eq(&e.app, self.app));
         self.app.stop();
     }
@@ -308,7 +374,10 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-type HttpResponse = hyper::Response<Full<Bytes>>;
+/// A response: made whole by the proxy, or streamed from a `wasi:http`
+/// component's instance.
+type Body = http_body_util::Either<Full<Bytes>, wray_host::HyperOutgoingBody>;
+type HttpResponse = hyper::Response<Body>;
 
 async fn handle(shared: &Shared, req: hyper::Request<Incoming>, peer: SocketAddr) -> HttpResponse {
     let start = Instant::now();
@@ -316,7 +385,7 @@ async fn handle(shared: &Shared, req: hyper::Request<Incoming>, peer: SocketAddr
     let resp = route(shared, req).await;
     if shared.config.access_log {
         use hyper::body::Body;
-        let len = resp.body().size_hint().exact().unwrap_or(0);
+        let len = resp.body().size_hint().exact().map_or_else(|| "-".to_string(), |n| n.to_string());
         // One write per line: lines from concurrent requests do not mix.
         let line = format!(
             "{peer} \"{method} {path} {version:?}\" {} {len} {:.3}ms\n",
@@ -333,14 +402,18 @@ fn plain(status: StatusCode, message: impl Into<String>) -> HttpResponse {
     if !body.ends_with('\n') {
         body.push('\n');
     }
-    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+    let mut r = whole(Bytes::from(body));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 
+fn whole(body: Bytes) -> HttpResponse {
+    hyper::Response::new(http_body_util::Either::Left(Full::new(body)))
+}
+
 fn json(value: &serde_json::Value) -> HttpResponse {
-    let mut r = hyper::Response::new(Full::new(Bytes::from(value.to_string())));
+    let mut r = whole(Bytes::from(value.to_string()));
     r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     r
 }
@@ -354,7 +427,7 @@ async fn route(shared: &Shared, req: hyper::Request<Incoming>) -> HttpResponse {
             "routes" => {
                 let routes = shared.routes.read().unwrap_or_else(|p| p.into_inner());
                 let map: serde_json::Map<String, serde_json::Value> =
-                    routes.iter().map(|(p, t)| (p.to_string(), t.app.name.clone().into())).collect();
+                    routes.iter().map(|(p, t)| (p.to_string(), t.app_name().to_string().into())).collect();
                 json(&serde_json::Value::Object(map))
             }
             "status" => json(&Server::status_of(shared)),
@@ -362,26 +435,28 @@ async fn route(shared: &Shared, req: hyper::Request<Incoming>) -> HttpResponse {
         };
     }
     let target = shared.routes.read().unwrap_or_else(|p| p.into_inner()).find(path).cloned();
-    let Some(target) = target else {
-        return plain(StatusCode::NOT_FOUND, format!("no route for {path}"));
+    let (app, deployment) = match target {
+        None => return plain(StatusCode::NOT_FOUND, format!("no route for {path}")),
+        Some(Target::Component(c)) => return serve_component(shared, &c, req).await,
+        Some(Target::Deployment { app, deployment }) => (app, deployment),
     };
     let entry_flight = {
         let apps = lock(&shared.apps);
-        apps.iter().find(|e| Arc::ptr_eq(&e.app, &target.app)).map(|e| e.in_flight.clone())
+        apps.iter().find(|e| Arc::ptr_eq(&e.app, &app)).map(|e| e.in_flight.clone())
     };
     let Some(in_flight) = entry_flight else {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "the application is stopping");
     };
     in_flight.fetch_add(1, Ordering::AcqRel);
     let _flight = Flight(&in_flight);
-    let d = target.app.deployments[target.deployment].clone();
+    let d = app.deployments[deployment].clone();
     let timeout = d.spec.request_timeout.unwrap_or(shared.config.request_timeout);
     let deadline = tokio::time::Instant::now() + timeout;
     let request = match read_request(shared, req, deadline).await {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    match tokio::time::timeout_at(deadline, target.app.handle(&d, request)).await {
+    match tokio::time::timeout_at(deadline, app.handle(&d, request)).await {
         Ok(Ok(resp)) => to_http(resp),
         Ok(Err(Failure { status, message, retry_after })) => {
             let mut r = plain(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message);
@@ -399,8 +474,139 @@ async fn route(shared: &Shared, req: hyper::Request<Incoming>) -> HttpResponse {
 
 impl Server {
     fn status_of(shared: &Shared) -> serde_json::Value {
-        let apps: Vec<serde_json::Value> = lock(&shared.apps).iter().map(|e| e.app.status()).collect();
+        let mut apps: Vec<serde_json::Value> = lock(&shared.apps).iter().map(|e| e.app.status()).collect();
+        let routes = shared.routes.read().unwrap_or_else(|p| p.into_inner());
+        for (_, t) in routes.iter() {
+            if let Target::Component(c) = t {
+                apps.push(c.status());
+            }
+        }
         serde_json::json!({ "applications": apps })
+    }
+}
+
+impl ComponentRoute {
+    fn status(&self) -> serde_json::Value {
+        let running = self.concurrency as usize - self.slots.available_permits();
+        let replicas: Vec<serde_json::Value> = (0..self.concurrency as usize)
+            .map(|i| {
+                serde_json::json!({
+                    "replica": i,
+                    "actor": null,
+                    "state": "RUNNING",
+                    "ongoing_requests": u32::from(i < running),
+                    "handled": null,
+                    "uptime_s": self.started.elapsed().as_secs_f64(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "name": self.component.name(),
+            "job": null,
+            "kind": "wasi:http component",
+            "deployments": [{
+                "name": self.component.name(),
+                "status": "HEALTHY",
+                "route_prefix": self.prefix,
+                "target_replicas": self.concurrency,
+                "handled": self.handled.load(Ordering::Relaxed),
+                "starting": 0,
+                "queued_requests": self.queued.load(Ordering::Relaxed),
+                "last_error": null,
+                "replicas": replicas,
+            }],
+        })
+    }
+}
+
+/// A request to a `wasi:http` component: a slot (or a place in the queue,
+/// or 503), the body read whole within the deadline (as for deployments:
+/// a slow client holds no instance), then a fresh instance whose response
+/// streams back.
+async fn serve_component(shared: &Shared, c: &Arc<ComponentRoute>, req: hyper::Request<Incoming>) -> HttpResponse {
+    let timeout = shared.config.request_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let max = shared.config.max_body_bytes;
+    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body exceeds {max} bytes"));
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    let body = match tokio::time::timeout_at(deadline, Limited::new(body, max).collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Ok(Err(e)) => return plain(StatusCode::BAD_REQUEST, format!("reading the request body failed: {e}")),
+        Err(_) => return plain(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time"),
+    };
+    let permit = match c.slots.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            if c.queued.fetch_add(1, Ordering::AcqRel) >= c.max_queued {
+                c.queued.fetch_sub(1, Ordering::AcqRel);
+                let mut r = plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "{} is at capacity ({} at once, {} queued)",
+                        c.component.name(),
+                        c.concurrency,
+                        c.max_queued
+                    ),
+                );
+                r.headers_mut().insert(header::RETRY_AFTER, 1.into());
+                return r;
+            }
+            let p = tokio::time::timeout_at(deadline, c.slots.clone().acquire_owned()).await;
+            c.queued.fetch_sub(1, Ordering::AcqRel);
+            match p {
+                Ok(Ok(p)) => p,
+                Ok(Err(_)) => return plain(StatusCode::SERVICE_UNAVAILABLE, "the component is stopping"),
+                Err(_) => return timed_out(c.component.name(), timeout),
+            }
+        }
+    };
+    let answer = tokio::time::timeout_at(deadline, c.component.handle(parts, body)).await;
+    c.handled.fetch_add(1, Ordering::Relaxed);
+    match answer {
+        Ok(Ok(resp)) => {
+            // The slot is held until the instance has written its body.
+            let (parts, body) = resp.into_parts();
+            let body = HoldSlot { body, _permit: permit };
+            hyper::Response::from_parts(parts, http_body_util::Either::Right(BodyExt::boxed_unsync(body)))
+        }
+        Ok(Err(why)) => plain(StatusCode::INTERNAL_SERVER_ERROR, why),
+        Err(_) => timed_out(c.component.name(), timeout),
+    }
+}
+
+fn timed_out(name: &str, timeout: Duration) -> HttpResponse {
+    plain(StatusCode::GATEWAY_TIMEOUT, format!("{name} did not answer within {} ms", timeout.as_millis()))
+}
+
+/// A component's streamed body, holding its instance's slot until done.
+struct HoldSlot {
+    body: wray_host::HyperOutgoingBody,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl hyper::body::Body for HoldSlot {
+    type Data = Bytes;
+    type Error = <wray_host::HyperOutgoingBody as hyper::body::Body>::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -456,7 +662,7 @@ fn to_http(resp: Response) -> HttpResponse {
     let Ok(status) = StatusCode::from_u16(resp.status) else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, format!("the deployment answered status {}", resp.status));
     };
-    let mut r = hyper::Response::new(Full::new(Bytes::from(resp.body)));
+    let mut r = whole(Bytes::from(resp.body));
     *r.status_mut() = status;
     for (name, value) in resp.headers {
         if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {

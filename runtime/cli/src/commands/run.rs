@@ -199,22 +199,43 @@ impl RunCommand {
         {
             eprintln!("wray: {notice}");
         }
-        let job = match self.builtin {
-            Some((name, bytes)) => runtime.load(name, bytes),
-            None => runtime.load_file(&self.job),
-        }
-        .map_err(|e| Failure::Usage(e.into()))?;
         let server = match &self.serve {
             Some(options) => {
                 let server = rt
                     .block_on(wray_serve_host::Server::bind(options.addr, options.config.clone()))
                     .map_err(|e| Failure::Usage(e.into()))?;
                 runtime.node().set_serving(Arc::new(server.clone()));
-                eprintln!("wray: serving HTTP on http://{}", server.local_addr());
                 Some(server)
             }
             None => None,
         };
+        // A standard `wasi:http` component is served as it is, with no job.
+        if let (Some(server), Some(options), None) = (&server, &self.serve, self.builtin) {
+            let bytes = std::fs::read(&self.job)
+                .with_context(|| format!("cannot read {}", self.job.display()))
+                .map_err(Failure::Usage)?;
+            if wray_serve_host::is_http_proxy(&bytes) {
+                return self.serve_component(&rt, &runtime, server, options, &bytes);
+            }
+        }
+        let job = match self.builtin {
+            Some((name, bytes)) => runtime.load(name, bytes),
+            None => runtime.load_file(&self.job),
+        }
+        .map_err(|e| {
+            let proxy = std::fs::read(&self.job).is_ok_and(|b| wray_serve_host::is_http_proxy(&b));
+            if proxy && self.serve.is_none() {
+                Failure::Usage(anyhow::anyhow!(
+                    "{} is a wasi:http component, not a wray job: serve it with `wray serve run`",
+                    self.job.display()
+                ))
+            } else {
+                Failure::Usage(e.into())
+            }
+        })?;
+        if let Some(server) = &server {
+            eprintln!("wray: serving HTTP on http://{}", server.local_addr());
+        }
         let cancel = Arc::new(AtomicBool::new(false));
         let config = JobConfig {
             grants: Grants { dirs: self.dirs, env: self.envs, output: Output::Inherit },
@@ -254,6 +275,46 @@ impl RunCommand {
             Err(JobError::Exited { status, .. }) => Err(Failure::Exit(status)),
             Err(e) => Err(Failure::Job(e.into())),
         }
+    }
+
+    /// Serves a `wasi:http/proxy` component until Ctrl-C or SIGTERM, then
+    /// lets the requests in flight finish.
+    fn serve_component(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        runtime: &Runtime,
+        server: &wray_serve_host::Server,
+        options: &crate::commands::serve::ServeOptions,
+        bytes: &[u8],
+    ) -> Result<(), Failure> {
+        if !self.args.is_empty() {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "{} is a wasi:http component: it takes no arguments after --",
+                self.job.display()
+            )));
+        }
+        let name = self.job.file_name().map_or_else(|| "component".to_string(), |n| n.to_string_lossy().into_owned());
+        let grants =
+            wray_serve_host::HttpGrants { env: self.envs.clone(), dirs: self.dirs.clone(), memory: self.memory_limit };
+        let component = {
+            let _guard = rt.enter();
+            wray_serve_host::HttpComponent::load(runtime.node().engine(), &name, bytes, grants)
+                .map_err(|e| Failure::Usage(e.into()))?
+        };
+        server
+            .serve_component(component, &options.route_prefix, options.instances, options.max_queued)
+            .map_err(|e| Failure::Usage(anyhow::anyhow!(e)))?;
+        eprintln!("wray: serving HTTP on http://{} ({name}, a wasi:http component)", server.local_addr());
+        rt.block_on(async {
+            stop_signal(true).await;
+            eprintln!("wray: shutting down; finishing requests in flight (Ctrl-C again to stop now)");
+            server.shutdown();
+            tokio::select! {
+                () = server.drained() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        });
+        Ok(())
     }
 
     /// Sends the job to a cluster and streams its output back; Ctrl-C

@@ -11,11 +11,15 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 use wray_serve_host::ServerConfig;
 
-/// Serve HTTP with a job's deployments (Ray Serve).
+/// Serve HTTP with a job's deployments (Ray Serve), or a standard
+/// `wasi:http/proxy` component.
 ///
 /// The job's `#[wray::main]` declares an application with `wray::serve`
 /// and calls `serve::run`; its deployments' replicas are actors, and the
 /// proxy on --host:--port sends each request to the least loaded replica.
+/// A component exporting `wasi:http/incoming-handler` (what `wasmtime
+/// serve` and Spin run) is served as is: each request in a fresh instance,
+/// --instances at once.
 /// HTTP/1.1 and HTTP/2 (cleartext) on one port. The proxy answers
 /// `/-/healthz`, `/-/routes` and `/-/status` itself.
 #[derive(Args)]
@@ -249,6 +253,21 @@ struct ServeRun {
     #[arg(long)]
     no_access_log: bool,
 
+    /// A standard `wasi:http/proxy` component (what `wasmtime serve` and
+    /// Spin run): requests it runs at once, each in a fresh instance (its
+    /// replicas).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    instances: u32,
+
+    /// A `wasi:http` component: requests that may wait for an instance;
+    /// past it, 503 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    max_queued: u32,
+
+    /// A `wasi:http` component: the route prefix it serves.
+    #[arg(long, value_name = "PREFIX", default_value = "/")]
+    route_prefix: String,
+
     #[command(flatten)]
     run: RunCommand,
 }
@@ -270,6 +289,10 @@ struct ServeStatus {
 pub(crate) struct ServeOptions {
     pub(crate) addr: SocketAddr,
     pub(crate) config: ServerConfig,
+    /// For a `wasi:http` component: instances at once, queue, route prefix.
+    pub(crate) instances: u32,
+    pub(crate) max_queued: u32,
+    pub(crate) route_prefix: String,
 }
 
 impl ServeCommand {
@@ -305,7 +328,13 @@ impl ServeRun {
             shutdown_grace: self.shutdown_grace,
             access_log: !self.no_access_log,
         };
-        let options = ServeOptions { addr: SocketAddr::new(self.host, self.port), config };
+        let options = ServeOptions {
+            addr: SocketAddr::new(self.host, self.port),
+            config,
+            instances: self.instances,
+            max_queued: self.max_queued,
+            route_prefix: self.route_prefix,
+        };
         self.run.serving(options).execute()
     }
 }
