@@ -388,6 +388,11 @@ impl Head {
         self.add_worker_env(cpus, flags, &[])
     }
 
+    /// The same, callable from other test modules.
+    pub(crate) fn add_worker_flags(&self, cpus: &str, flags: &[&str]) -> u32 {
+        self.add_worker_env(cpus, flags, &[])
+    }
+
     /// Starts a worker with more flags and environment variables.
     fn add_worker_env(&self, cpus: &str, flags: &[&str], envs: &[(&str, &str)]) -> u32 {
         let dir = tempfile::Builder::new().prefix("worker-").tempdir_in(self.home.path()).unwrap().keep();

@@ -613,3 +613,74 @@ fn a_standard_wasi_http_component_is_served_as_it_is() {
         stderr(&out)
     );
 }
+
+/// On a cluster, replicas that need a worker's resource run on workers and
+/// the head's proxy reaches them there; when a worker is SIGKILLed under
+/// load, the requests it held fail with a 5xx (none hangs), its replicas
+/// come back on the other worker, and every request after that succeeds.
+#[test]
+fn replicas_on_a_worker_that_dies_come_back_on_another() {
+    let head = crate::cluster::Head::start_with_flags("1", &["--serve-port", "0"]);
+    let server = head.serve.clone().expect("the head prints its serve address");
+    let first = head.add_worker_flags("1", &["--resources", r#"{"worker": 1}"#]);
+    let second = head.add_worker_flags("1", &["--resources", r#"{"worker": 1}"#]);
+    let job = guests().testjob.clone();
+    let out = head.wray(&[
+        "serve",
+        "deploy",
+        "--address",
+        &head.address,
+        "--token",
+        &head.token,
+        "--server",
+        &server,
+        path(&job),
+        "--",
+        "serve-remote",
+    ]);
+    assert_code(&out, 0);
+    let ask = || request(&server, b"GET /where?ms=20 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let nodes: std::collections::BTreeSet<String> = (0..20).map(|_| ask().body.trim().to_string()).collect();
+    let workers = [format!("node-{first:08x}"), format!("node-{second:08x}")];
+    assert!(!nodes.is_empty() && nodes.iter().all(|n| workers.contains(n)), "replicas off the workers: {nodes:?}");
+    let victim = if nodes.contains(&format!("node-{first:08x}")) { first } else { second };
+    let survivor = format!("node-{:08x}", if victim == first { second } else { first });
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let answers: Vec<(u16, String, Duration)> = std::thread::scope(|s| {
+        let load: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut seen = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let t = Instant::now();
+                        let r = ask();
+                        seen.push((r.status, r.body, t.elapsed()));
+                    }
+                    seen
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        crate::cluster::kill_and_wait(victim);
+        wait_until(
+            Duration::from_secs(60),
+            || {
+                (0..5).all(|_| {
+                    let r = ask();
+                    r.status == 200 && r.body.trim() == survivor
+                })
+            },
+            || "the replicas did not come back on the surviving worker".into(),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        load.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let failed: Vec<_> = answers.iter().filter(|(s, _, _)| *s != 200).collect();
+    assert!(failed.iter().all(|(s, _, _)| (500..600).contains(s)), "{failed:?}");
+    assert!(answers.iter().all(|(_, _, took)| *took < Duration::from_secs(30)), "a request hung");
+    // The last answers all come from the survivor.
+    let tail: Vec<_> = answers.iter().rev().take(8).collect();
+    assert!(tail.iter().all(|(s, b, _)| *s == 200 && b.trim() == survivor), "{tail:?}");
+}

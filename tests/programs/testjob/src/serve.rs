@@ -137,6 +137,22 @@ impl Configured {
     }
 }
 
+/// `/where`: the node it runs on; needs the `worker` resource, so its
+/// replicas live on worker nodes.
+pub struct Where;
+
+#[wray::actor]
+impl Where {
+    pub fn new() -> Where {
+        Where
+    }
+
+    pub fn call(&mut self, req: Request) -> Response {
+        sleep_for(&req);
+        Response::text(200, wray::runtime_context().node_id)
+    }
+}
+
 /// Fails in its constructor.
 pub struct Broken;
 
@@ -189,6 +205,16 @@ pub fn run(scenario: &str) -> Result<(), wray::Error> {
             let app = echo.with(slow).with(fragile).with(scaled).with(batched).with(configured);
             serve::run("faults", app)?;
             println!("serve::run returned");
+        }
+        "serve-remote" => {
+            let d = serve::deployment::<Where>()
+                .num_replicas(2)
+                .resource("worker", 0.5)
+                .max_ongoing_requests(20)
+                .idempotent()
+                .route_prefix("/where")
+                .bind(());
+            serve::run("remote", d)?;
         }
         "serve-broken" => serve::run("broken", serve::deployment::<Broken>().bind(()))?,
         "serve-bad-bound" => {
