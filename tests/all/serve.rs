@@ -463,6 +463,9 @@ fn applications_that_cannot_start_say_why() {
     let out = serve("serve-bad-bound");
     assert_code(&out, 1);
     assert!(stderr(&out).contains("5000 replicas; at most 1024"), "{}", stderr(&out));
+    let out = serve("serve-no-method");
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("has no remote method \"predict\" (it has: call)"), "{}", stderr(&out));
     let out = serve("serve-bad-route");
     assert_code(&out, 1);
     assert!(stderr(&out).contains("must start with '/'"), "{}", stderr(&out));

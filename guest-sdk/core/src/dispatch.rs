@@ -144,10 +144,25 @@ impl Guest for Entry {
             ACTOR.with(|a| a.borrow_mut().take()).ok_or_else(|| "this instance holds no actor".to_string())?;
         // Every actor answers this one: a caller that must know the
         // constructor has run (a serve replica before it takes requests)
-        // calls it and waits for the unit it returns.
+        // calls it and waits for the unit it returns. Its arguments, if
+        // any, are method names the caller will use: a missing one fails
+        // the call, naming the methods the class has.
         if method == READY_METHOD {
+            let missing = args.iter().find_map(|a| {
+                let name: String = crate::value::decode(a).unwrap_or_default();
+                let known = inventory::iter::<ActorMethod>().any(|m| m.class == class && m.method == name);
+                (!known).then_some(name)
+            });
+            let outcome = match missing {
+                None => Ok(crate::value::encode(&())),
+                Some(name) => {
+                    let methods: Vec<&str> =
+                        inventory::iter::<ActorMethod>().filter(|m| m.class == class).map(|m| m.method).collect();
+                    Err(format!("{class} has no remote method {name:?} (it has: {})", methods.join(", ")))
+                }
+            };
             ACTOR.with(|a| *a.borrow_mut() = Some((class, state)));
-            return Ok(crate::value::encode(&()));
+            return outcome;
         }
         let outcome = inventory::iter::<ActorMethod>()
             .find(|m| m.class == class && m.method == method)

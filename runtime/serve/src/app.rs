@@ -214,7 +214,11 @@ impl App {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(Error::Timeout);
+                return Err(Error::InvalidArgument(format!(
+                    "application {:?}: its replicas did not start within {} s",
+                    self.name,
+                    READY_TIMEOUT.as_secs()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -345,7 +349,18 @@ impl App {
             .create_actor(&self.caller, seq, d.spec.class.clone(), d.init_args.clone(), d.spec.options.clone())
             .await?;
         let ready = async {
-            self.call(actor, READY_METHOD, Vec::new()).await?;
+            // Waits for the constructor, and checks that the methods the
+            // controller will call exist.
+            let mut methods = vec![d.spec.method.as_str()];
+            if d.spec.user_config.is_some() {
+                methods.push(RECONFIGURE_METHOD);
+            }
+            if d.spec.health_check_period.is_some() {
+                methods.push(HEALTH_METHOD);
+            }
+            let names =
+                methods.iter().map(|m| Bytes::from(wray_codec::encode(&m.to_string()).unwrap_or_default())).collect();
+            self.call(actor, READY_METHOD, names).await?;
             if let Some(config) = &d.spec.user_config {
                 self.call(actor, RECONFIGURE_METHOD, vec![Bytes::from(config.clone())]).await?;
             }

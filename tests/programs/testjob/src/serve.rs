@@ -221,6 +221,10 @@ pub fn run(scenario: &str) -> Result<(), wray::Error> {
             let d = serve::deployment::<Echo>().num_replicas(5000).bind(());
             serve::run("bad", d)?
         }
+        "serve-no-method" => {
+            let d = serve::deployment::<Echo>().method("predict").bind(());
+            serve::run("bad", d)?
+        }
         "serve-bad-route" => {
             let d = serve::deployment::<Echo>().route_prefix("echo").bind(());
             serve::run("bad", d)?
