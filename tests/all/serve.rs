@@ -447,6 +447,15 @@ fn autoscaling_batching_reconfiguration_and_health_checks() {
         },
         || format!("the sick replica was not replaced: {}", served.status()),
     );
+
+    // A new config reaches the running replica in place: same actor, new
+    // threshold; a replica may not reconfigure its own deployment.
+    let before = served.get("/configured").body;
+    let actor = before.split_once(' ').unwrap().1.to_string();
+    let r = served.get("/admin?threshold=9");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("cannot reconfigure its own deployment"), "{r:?}");
+    assert_eq!(served.get("/configured").body, format!("9 {actor}"));
 }
 
 /// An application that cannot start fails `wray serve run` with the

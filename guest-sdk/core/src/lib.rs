@@ -75,7 +75,7 @@ pub mod __private {
     pub use crate::actor::{ActorMethods, RawActor, create_actor};
     pub use crate::arg::RawArg;
     pub use crate::dispatch::{ActorCtor, ActorMethod, MainFn, Outcome, RemoteFn};
-    pub use crate::serve::{RawDeployment, run as serve_run};
+    pub use crate::serve::{RawDeployment, reconfigure as serve_reconfigure, run as serve_run};
     pub use inventory;
     pub use serde;
 

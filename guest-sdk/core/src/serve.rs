@@ -33,6 +33,11 @@ fn ms(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX)) as u64
 }
 
+/// Gives the replicas of `deployment` an encoded user config in place.
+pub fn reconfigure(deployment: &str, config: &[u8]) -> Result<(), Error> {
+    serve::reconfigure(deployment, config).map_err(Error::from)
+}
+
 /// Serves the application until the server shuts down.
 pub fn run(name: &str, deployments: Vec<RawDeployment>) -> Result<(), Error> {
     let mut wit_deployments = Vec::with_capacity(deployments.len());

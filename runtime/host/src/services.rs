@@ -143,6 +143,14 @@ pub trait Services: Send + Sync + 'static {
     /// Where the caller's tensors live: a GPU of the node if the caller
     /// holds some of the `GPU` resource and one works, else the CPU path.
     fn device(&self, caller: &Caller) -> wray_gpu::Device;
+    /// Reconfigures the replicas of a deployment of the caller's
+    /// application in place (`serve.reconfigure`).
+    fn serve_reconfigure<'a>(
+        &'a self,
+        caller: &'a Caller,
+        deployment: String,
+        config: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), Error>>;
     /// Serves the caller's application until the server shuts down
     /// (`serve.run`).
     fn serve_run<'a>(&'a self, caller: &'a Caller, app: Application) -> BoxFuture<'a, Result<(), Error>>;
@@ -188,6 +196,14 @@ pub trait Serving: Send + Sync + 'static {
     /// flight finish, then its `run` returns. Returns how long that may
     /// take, or `None` if that job serves nothing.
     fn stop_job(&self, label: &str) -> Option<std::time::Duration>;
+    /// Gives the replicas of `deployment` of the caller's job's application
+    /// a new user config in place.
+    fn reconfigure<'a>(
+        &'a self,
+        caller: &'a Caller,
+        deployment: String,
+        config: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), Error>>;
     /// Routes a handle's call to a replica of `deployment` of the caller's
     /// job's application.
     fn call<'a>(

@@ -95,6 +95,9 @@ type Batched = (Request, oneshot::Sender<Result<Response, Failure>>);
 /// One deployment of a running application.
 pub struct DeploymentRt {
     pub spec: Deployment,
+    /// The user config new replicas get (`spec.user_config` until
+    /// `serve.reconfigure` replaces it).
+    user_config: Mutex<Option<Vec<u8>>>,
     init_args: Vec<ArgSpec>,
     state: Mutex<DepState>,
     /// Batched deployments: requests go to the batcher.
@@ -146,6 +149,7 @@ impl App {
                     });
                     let target = spec.initial_replicas();
                     Arc::new(DeploymentRt {
+                        user_config: Mutex::new(spec.user_config.clone()),
                         state: Mutex::new(DepState {
                             balancer: Balancer::new(spec.max_ongoing_requests, spec.max_queued_requests),
                             tickets: HashMap::new(),
@@ -351,8 +355,9 @@ impl App {
         let ready = async {
             // Waits for the constructor, and checks that the methods the
             // controller will call exist.
+            let config = lock(&d.user_config).clone();
             let mut methods = vec![d.spec.method.as_str()];
-            if d.spec.user_config.is_some() {
+            if config.is_some() {
                 methods.push(RECONFIGURE_METHOD);
             }
             if d.spec.health_check_period.is_some() {
@@ -361,8 +366,8 @@ impl App {
             let names =
                 methods.iter().map(|m| Bytes::from(wray_codec::encode(&m.to_string()).unwrap_or_default())).collect();
             self.call(actor, READY_METHOD, names).await?;
-            if let Some(config) = &d.spec.user_config {
-                self.call(actor, RECONFIGURE_METHOD, vec![Bytes::from(config.clone())]).await?;
+            if let Some(config) = config {
+                self.call(actor, RECONFIGURE_METHOD, vec![Bytes::from(config)]).await?;
             }
             Ok::<(), Error>(())
         };
@@ -382,6 +387,37 @@ impl App {
         let _release = Release { services: &*self.services, job: self.job, id };
         let mut out = self.services.get(&self.caller, vec![id], None).await?;
         Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Gives every running replica of `deployment` a new user config in
+    /// place (its `reconfigure` method), and keeps it for replicas started
+    /// later.
+    pub async fn reconfigure(&self, caller: &Caller, deployment: &str, config: Vec<u8>) -> Result<(), Error> {
+        let d = self.deployment(deployment).cloned().ok_or_else(|| {
+            Error::InvalidArgument(format!("application {:?} has no deployment {deployment:?}", self.name))
+        })?;
+        // A replica runs one call at a time: one of `deployment`'s own
+        // replicas would wait for itself.
+        if caller.actor.is_some_and(|a| lock(&d.state).replicas.values().any(|r| r.actor == a)) {
+            return Err(Error::InvalidArgument(format!(
+                "a replica of {deployment:?} cannot reconfigure its own deployment (it would wait for itself); \
+                 call serve::reconfigure from another deployment or a task"
+            )));
+        }
+        *lock(&d.user_config) = Some(config.clone());
+        let actors: Vec<(ReplicaKey, ActorId)> =
+            lock(&d.state).replicas.iter().filter(|(_, r)| !r.draining).map(|(k, r)| (*k, r.actor)).collect();
+        let arg = Bytes::from(config);
+        let calls = actors.iter().map(|(_, actor)| self.call(*actor, RECONFIGURE_METHOD, vec![arg.clone()]));
+        let results = futures_join_all(calls).await;
+        for ((key, _), r) in actors.iter().zip(results) {
+            if let Err(e) = r {
+                return Err(Error::InvalidArgument(format!(
+                    "deployment {deployment:?}: replica {key} did not take the new config: {e}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// A replica died or failed its health check: forget it (the control
@@ -554,6 +590,26 @@ impl App {
         };
         serde_json::json!({ "name": self.name, "job": job, "deployments": deployments })
     }
+}
+
+/// Runs the futures concurrently and returns their outputs in order.
+async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut set: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in set.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    out.into_iter().map(|o| o.expect("every future finished")).collect()
 }
 
 fn busy(d: &DeploymentRt) -> Failure {

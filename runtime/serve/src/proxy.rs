@@ -270,6 +270,23 @@ impl Serving for Server {
         })
     }
 
+    fn reconfigure<'a>(
+        &'a self,
+        caller: &'a Caller,
+        deployment: String,
+        config: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let app = lock(&self.shared.apps).iter().find(|e| e.app.job == caller.job).map(|e| e.app.clone());
+            let Some(app) = app else {
+                return Err(Error::InvalidArgument(format!(
+                    "deployment {deployment:?}: this job serves no application"
+                )));
+            };
+            app.reconfigure(caller, &deployment, config).await
+        })
+    }
+
     fn stop_job(&self, label: &str) -> Option<Duration> {
         let apps = lock(&self.shared.apps);
         let entry = apps.iter().find(|e| e.app.job_label.as_deref() == Some(label))?;

@@ -349,6 +349,18 @@ pub fn run(name: &str, app: impl Into<Application>) -> Result<(), Error> {
     wray_guest_core::__private::serve_run(name, app.deployments)
 }
 
+/// Gives every running replica of the application's deployment `name` a new
+/// user config — its `reconfigure(config)` method runs in place, no replica
+/// restarts — and keeps it for replicas started later (Ray Serve's
+/// lightweight config update). Callable from inside the running
+/// application: a replica (an admin route, say) or a task it started.
+/// Returns once every replica has taken it; fails naming a replica whose
+/// `reconfigure` failed, or an unknown deployment.
+pub fn reconfigure<T: Serialize + 'static>(name: &str, config: &T) -> Result<(), Error> {
+    let bytes = wray_codec::encode(config).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    wray_guest_core::__private::serve_reconfigure(name, &bytes)
+}
+
 /// Calls another deployment of the same application — Ray's
 /// `DeploymentHandle`. It has `A`'s methods (through `Deref`), each call
 /// returning an [`ObjectRef`](wray_guest_core::ObjectRef) and going to the

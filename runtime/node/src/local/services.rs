@@ -405,6 +405,19 @@ impl Services for NodeInner {
         })
     }
 
+    fn serve_reconfigure<'a>(
+        &'a self,
+        caller: &'a Caller,
+        deployment: String,
+        config: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let serving = self.serving()?;
+            // The caller (a replica, the driver) waits for every replica.
+            self.blocked(caller, serving.reconfigure(caller, deployment, config)).await
+        })
+    }
+
     fn serve_call<'a>(
         &'a self,
         caller: &'a Caller,

@@ -153,6 +153,25 @@ impl Where {
     }
 }
 
+/// `/admin?threshold=N`: gives `Configured` a new config in place.
+pub struct Admin;
+
+#[wray::actor]
+impl Admin {
+    pub fn new() -> Admin {
+        Admin
+    }
+
+    pub fn call(&mut self, req: Request) -> Response {
+        let threshold = req.query_param("threshold").and_then(|t| t.parse().ok()).unwrap_or(0);
+        let own = serve::reconfigure("Admin", &Config { threshold }).err().map(|e| e.to_string()).unwrap_or_default();
+        match serve::reconfigure("Configured", &Config { threshold }) {
+            Ok(()) => Response::text(200, format!("reconfigured; own: {own}")),
+            Err(e) => Response::text(500, e.to_string()),
+        }
+    }
+}
+
 /// Fails in its constructor.
 pub struct Broken;
 
@@ -202,7 +221,8 @@ pub fn run(scenario: &str) -> Result<(), wray::Error> {
                 .health_check_period(Duration::from_millis(100))
                 .route_prefix("/configured")
                 .bind(());
-            let app = echo.with(slow).with(fragile).with(scaled).with(batched).with(configured);
+            let admin = serve::deployment::<Admin>().route_prefix("/admin").bind(());
+            let app = echo.with(slow).with(fragile).with(scaled).with(batched).with(configured).with(admin);
             serve::run("faults", app)?;
             println!("serve::run returned");
         }

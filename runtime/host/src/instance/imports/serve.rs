@@ -5,7 +5,7 @@
 //! proxy, replicas, routing — is the serving crate's.
 
 use crate::bindings::wray::runtime::{serve, types};
-use crate::instance::convert::{check_name, options_from_wit, to_wit_error};
+use crate::instance::convert::{check_name, check_size, options_from_wit, to_wit_error};
 use crate::instance::state::{RefGuard, State};
 use crate::services::Application;
 use std::time::Duration;
@@ -52,6 +52,20 @@ impl serve::Host for State {
         }
         self.call.clock.pause();
         let r = self.services.serve_run(&self.caller, app).await;
+        self.call.clock.resume();
+        Ok(r.map_err(to_wit_error))
+    }
+
+    async fn reconfigure(
+        &mut self,
+        deployment: String,
+        user_config: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), types::Error>> {
+        if let Err(e) = check_name("deployment name", &deployment).and_then(|()| check_size(user_config.len())) {
+            return Ok(Err(to_wit_error(e)));
+        }
+        self.call.clock.pause();
+        let r = self.services.serve_reconfigure(&self.caller, deployment, user_config).await;
         self.call.clock.resume();
         Ok(r.map_err(to_wit_error))
     }
