@@ -15,6 +15,7 @@
 //!   matrix.
 //!
 //! ```text
+//! mkdir -p /tmp/models
 //! wray run --dir examples/data::/data --dir /tmp/models::/models wine_mlp.wasm -- --save /models/wine.json
 //! wray serve run --dir /tmp/models::/models serve_wine.wasm -- --model /models/wine.json
 //! curl -d '{"features": [7.4, 0.7, 0, 1.9, 0.076, 11, 34, 0.9978, 3.51, 0.56, 9.4]}' http://127.0.0.1:8000/predict

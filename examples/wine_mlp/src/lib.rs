@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! wray run --dir examples/data::/data wine_mlp.wasm -- [--epochs N] [--gpus G] [--batch B]
-//! wray run --dir examples/data::/data --dir /tmp/models::/models wine_mlp.wasm -- --save /models/wine.json
+//! mkdir -p /tmp/models && wray run --dir examples/data::/data --dir /tmp/models::/models wine_mlp.wasm -- --save /models/wine.json
 //! ```
 //!
 //! `--save` writes the trained model as JSON — the scaler's mean and scale,

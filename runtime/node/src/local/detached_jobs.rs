@@ -97,9 +97,11 @@ impl JobTable {
         let Some(stopping) = lock(&self.live).get(id).map(|l| l.stopping.clone()) else {
             return false;
         };
+        // Marked first: the application may stop, and its job end, before
+        // `stop_job` even returns.
+        stopping.store(true, Ordering::Relaxed);
         match node.inner.serving.get().and_then(|s| s.stop_job(id)) {
             Some(grace) => {
-                stopping.store(true, Ordering::Relaxed);
                 let (table, id) = (self.clone(), id.to_string());
                 tokio::spawn(async move {
                     tokio::time::sleep(grace + std::time::Duration::from_secs(1)).await;
@@ -107,7 +109,10 @@ impl JobTable {
                 });
                 true
             }
-            None => self.stop(id),
+            None => {
+                stopping.store(false, Ordering::Relaxed);
+                self.stop(id)
+            }
         }
     }
 }
