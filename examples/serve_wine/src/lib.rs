@@ -46,7 +46,8 @@ pub struct Prediction {
     /// 1: quality ≥ 6.
     pub class: u32,
     pub label: String,
-    /// The model's probability of class 1.
+    /// The model's probability of that class (of `class`, not always of
+    /// class 1).
     pub probability: f32,
 }
 

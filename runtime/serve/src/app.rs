@@ -337,7 +337,7 @@ impl App {
                 }
                 Err(e) => {
                     st.failures += 1;
-                    let backoff = START_BACKOFF.saturating_mul(1 << st.failures.min(8)).min(MAX_START_BACKOFF);
+                    let backoff = START_BACKOFF.saturating_mul(1 << (st.failures - 1).min(8)).min(MAX_START_BACKOFF);
                     st.retry_at = Some(Instant::now() + backoff);
                     tracing::warn!(app = %me.name, deployment = %d.spec.name, "a replica failed to start: {e}");
                     st.last_error = Some(e.to_string());
