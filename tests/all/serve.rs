@@ -92,13 +92,25 @@ impl Served {
         serde_json::from_str(&self.get("/-/status").body).expect("/-/status is JSON")
     }
 
-    /// Replicas of `deployment` that are running.
-    fn running(&self, deployment: &str) -> Vec<String> {
-        let s = self.status();
-        let d = s["applications"][0]["deployments"]
+    /// The `/-/status` entry of `deployment`.
+    fn deployment(&self, deployment: &str) -> serde_json::Value {
+        self.status()["applications"][0]["deployments"]
             .as_array()
             .and_then(|ds| ds.iter().find(|d| d["name"] == deployment).cloned())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// (requests running on replicas, requests queued) of `deployment`.
+    fn load_of(&self, deployment: &str) -> (u64, u64) {
+        let d = self.deployment(deployment);
+        let running =
+            d["replicas"].as_array().map_or(0, |rs| rs.iter().filter_map(|r| r["ongoing_requests"].as_u64()).sum());
+        (running, d["queued_requests"].as_u64().unwrap_or(0))
+    }
+
+    /// Replicas of `deployment` that are running.
+    fn running(&self, deployment: &str) -> Vec<String> {
+        let d = self.deployment(deployment);
         d["replicas"]
             .as_array()
             .map(|rs| {
@@ -130,14 +142,56 @@ impl Drop for Served {
     }
 }
 
-/// Sets the flag that load threads watch when dropped, so that a failed
-/// assertion inside `thread::scope` ends the scope instead of waiting for
-/// them forever.
-struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+/// Clients calling `ask` in a loop on `threads` threads while `during`
+/// runs; returns every answer. `during` gets a [`Load`] to wait for more
+/// answers instead of waiting for time. The clients stop when `during`
+/// returns or fails (a failed assertion must not leave the scope waiting
+/// for them forever).
+fn under_load<T: Send>(threads: usize, ask: impl Fn() -> T + Sync, during: impl FnOnce(&Load)) -> Vec<T> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let load = Load { stop: Default::default(), answered: Default::default() };
+    std::thread::scope(|s| {
+        let clients: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut seen = Vec::new();
+                    while !load.stop.load(Relaxed) {
+                        seen.push(ask());
+                        load.answered.fetch_add(1, Relaxed);
+                    }
+                    seen
+                })
+            })
+            .collect();
+        struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Relaxed);
+            }
+        }
+        let stop = StopOnDrop(&load.stop);
+        during(&load);
+        drop(stop);
+        clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+    })
+}
 
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+/// The clients of [`under_load`].
+struct Load {
+    stop: std::sync::atomic::AtomicBool,
+    answered: std::sync::atomic::AtomicUsize,
+}
+
+impl Load {
+    /// Waits until the clients have had `n` more answers.
+    #[track_caller]
+    fn more_answers(&self, n: usize) {
+        let target = self.answered.load(std::sync::atomic::Ordering::Relaxed) + n;
+        wait_until(
+            Duration::from_secs(60),
+            || self.answered.load(std::sync::atomic::Ordering::Relaxed) >= target,
+            || format!("the clients did not get {n} more answers"),
+        );
     }
 }
 
@@ -306,17 +360,23 @@ fn bad_and_slow_clients_get_clear_answers_and_hold_nothing() {
 fn busy_deployments_queue_then_refuse_and_slow_requests_time_out() {
     let served = Served::start(&guests().testjob, &[], &["serve-faults"]);
     // One running and two queued: the other two are refused at once.
+    let slow = |ms: u32| served.get(&format!("/slow?ms={ms}"));
+    let at = |load: (u64, u64)| {
+        wait_until(
+            Duration::from_secs(10),
+            || served.load_of("Slow") == load,
+            || format!("/slow never reached {load:?}"),
+        )
+    };
     let replies: Vec<Reply> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..5)
-            .map(|i| {
-                let served = &served;
-                s.spawn(move || {
-                    std::thread::sleep(Duration::from_millis(30 * i));
-                    served.get("/slow?ms=300")
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
+        let first = s.spawn(|| slow(800));
+        at((1, 0));
+        let queued: Vec<_> = (0..2).map(|_| s.spawn(|| slow(200))).collect();
+        at((1, 2));
+        let mut replies = vec![slow(200), slow(200)];
+        replies.push(first.join().unwrap());
+        replies.extend(queued.into_iter().map(|q| q.join().unwrap()));
+        replies
     });
     let mut codes: Vec<u16> = replies.iter().map(|r| r.status).collect();
     codes.sort_unstable();
@@ -334,7 +394,7 @@ fn busy_deployments_queue_then_refuse_and_slow_requests_time_out() {
     let in_flight = std::thread::spawn(move || {
         request(&addr, b"GET /slow?ms=800 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     });
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until(Duration::from_secs(10), || served.load_of("Slow").0 == 1, || "the request never reached /slow".into());
     let (out, _) = served.interrupt();
     assert_eq!(in_flight.join().unwrap().status, 200);
     assert_code(&out, 0);
@@ -350,50 +410,37 @@ fn a_crashing_replica_fails_only_its_own_request_and_is_replaced() {
     let served = Served::start(&guests().testjob, &[], &["serve-faults"]);
     let before = served.running("Fragile");
     assert_eq!(before.len(), 2, "{before:?}");
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let (ok, failed) = std::thread::scope(|s| {
-        let load: Vec<_> = (0..6)
-            .map(|_| {
-                s.spawn(|| {
-                    let (mut ok, mut failed) = (0, Vec::new());
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let r = served.get("/fragile?ms=10");
-                        if r.status == 200 { ok += 1 } else { failed.push(r) }
-                    }
-                    (ok, failed)
-                })
-            })
-            .collect();
-        // One fault at a time: the second comes once the first replica's
-        // replacement runs (two dead at once would fail the retries too).
-        let replaced = |known: &[String]| {
-            wait_until(
-                Duration::from_secs(20),
-                || {
-                    let now = served.running("Fragile");
-                    now.len() == 2 && now.iter().any(|a| !known.contains(a))
-                },
-                || format!("Fragile was not brought back to two replicas: {}", served.status()),
-            );
-            served.running("Fragile")
-        };
-        let _stop = StopOnDrop(&stop);
-        std::thread::sleep(Duration::from_millis(300));
-        let crash = served.get("/fragile?crash=1");
-        assert_eq!(crash.status, 500, "{crash:?}");
-        assert!(crash.body.contains("asked to crash"), "{crash:?}");
-        let after_crash = replaced(&before);
-        std::thread::sleep(Duration::from_millis(300));
-        let trap = served.get("/fragile?trap=1");
-        assert_eq!(trap.status, 500, "{trap:?}");
-        replaced(&after_crash);
-        std::thread::sleep(Duration::from_millis(300));
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        load.into_iter().map(|h| h.join().unwrap()).fold((0, Vec::new()), |(o, mut f), (o2, f2)| {
-            f.extend(f2);
-            (o + o2, f)
-        })
-    });
+    // One fault at a time: the second comes once the first replica's
+    // replacement runs (two dead at once would fail the retries too).
+    let replaced = |known: &[String]| {
+        wait_until(
+            Duration::from_secs(20),
+            || {
+                let now = served.running("Fragile");
+                now.len() == 2 && now.iter().any(|a| !known.contains(a))
+            },
+            || format!("Fragile was not brought back to two replicas: {}", served.status()),
+        );
+        served.running("Fragile")
+    };
+    let answers = under_load(
+        6,
+        || served.get("/fragile?ms=10"),
+        |load| {
+            load.more_answers(20);
+            let crash = served.get("/fragile?crash=1");
+            assert_eq!(crash.status, 500, "{crash:?}");
+            assert!(crash.body.contains("asked to crash"), "{crash:?}");
+            let after_crash = replaced(&before);
+            load.more_answers(20);
+            let trap = served.get("/fragile?trap=1");
+            assert_eq!(trap.status, 500, "{trap:?}");
+            replaced(&after_crash);
+            load.more_answers(20);
+        },
+    );
+    let ok = answers.iter().filter(|r| r.status == 200).count();
+    let failed: Vec<&Reply> = answers.iter().filter(|r| r.status != 200).collect();
     assert!(failed.is_empty(), "{} requests failed beside the crashes: {failed:?}", failed.len());
     assert!(ok > 50, "{ok}");
     assert_eq!(served.get("/fragile").status, 200);
@@ -409,23 +456,18 @@ fn a_crashing_replica_fails_only_its_own_request_and_is_replaced() {
 fn autoscaling_batching_reconfiguration_and_health_checks() {
     let served = Served::start(&guests().testjob, &[], &["serve-faults"]);
     assert_eq!(served.running("Scaled").len(), 1);
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|s| {
-        for _ in 0..6 {
-            s.spawn(|| {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    assert_eq!(served.get("/scaled?ms=50").status, 200);
-                }
-            });
-        }
-        let _stop = StopOnDrop(&stop);
-        wait_until(
-            Duration::from_secs(20),
-            || served.running("Scaled").len() == 3,
-            || format!("Scaled never reached 3 replicas: {}", served.status()),
-        );
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
+    let statuses = under_load(
+        6,
+        || served.get("/scaled?ms=50").status,
+        |_| {
+            wait_until(
+                Duration::from_secs(20),
+                || served.running("Scaled").len() == 3,
+                || format!("Scaled never reached 3 replicas: {}", served.status()),
+            );
+        },
+    );
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     wait_until(
         Duration::from_secs(20),
         || served.running("Scaled").len() == 1,
@@ -560,28 +602,20 @@ fn a_deployed_application_rolls_to_a_new_version_without_dropping_a_request() {
     let greet = || request(&server, b"GET /hello?name=x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     assert_eq!(greet().body, r#"{"message":"v1, x!"}"#);
 
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let (answers, v2) = std::thread::scope(|s| {
-        let load: Vec<_> = (0..4)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut seen = Vec::new();
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let r = greet();
-                        seen.push((r.status, r.body));
-                    }
-                    seen
-                })
-            })
-            .collect();
-        let _stop = StopOnDrop(&stop);
-        std::thread::sleep(Duration::from_millis(300));
-        let v2 = deploy("v2");
-        wait_until(Duration::from_secs(30), || greet().body.contains("v2"), || "v2 never answered".into());
-        std::thread::sleep(Duration::from_millis(300));
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        (load.into_iter().flat_map(|h| h.join().unwrap()).collect::<Vec<_>>(), v2)
-    });
+    let mut v2 = String::new();
+    let answers = under_load(
+        4,
+        || {
+            let r = greet();
+            (r.status, r.body)
+        },
+        |load| {
+            load.more_answers(10);
+            v2 = deploy("v2");
+            wait_until(Duration::from_secs(30), || greet().body.contains("v2"), || "v2 never answered".into());
+            load.more_answers(10);
+        },
+    );
     let failed: Vec<_> = answers.iter().filter(|(status, _)| *status != 200).collect();
     assert!(failed.is_empty(), "{} of {} requests failed during the roll: {failed:?}", failed.len(), answers.len());
     assert!(answers.iter().any(|(_, b)| b.contains("v1")) && answers.iter().any(|(_, b)| b.contains("v2")));
@@ -677,23 +711,13 @@ fn replicas_on_a_worker_that_dies_come_back_on_another() {
     let victim = if nodes.contains(&format!("node-{first:08x}")) { first } else { second };
     let survivor = format!("node-{:08x}", if victim == first { second } else { first });
 
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let answers: Vec<(u16, String, Duration)> = std::thread::scope(|s| {
-        let load: Vec<_> = (0..4)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut seen = Vec::new();
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let t = Instant::now();
-                        let r = ask();
-                        seen.push((r.status, r.body, t.elapsed()));
-                    }
-                    seen
-                })
-            })
-            .collect();
-        let _stop = StopOnDrop(&stop);
-        std::thread::sleep(Duration::from_millis(500));
+    let timed = || {
+        let t = Instant::now();
+        let r = ask();
+        (r.status, r.body, t.elapsed())
+    };
+    let answers = under_load(4, timed, |load| {
+        load.more_answers(10);
         crate::cluster::kill_and_wait(victim);
         wait_until(
             Duration::from_secs(60),
@@ -705,9 +729,8 @@ fn replicas_on_a_worker_that_dies_come_back_on_another() {
             },
             || "the replicas did not come back on the surviving worker".into(),
         );
-        std::thread::sleep(Duration::from_millis(500));
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        load.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        // Enough for each client's last answers to come after the recovery.
+        load.more_answers(40);
     });
     let failed: Vec<_> = answers.iter().filter(|(s, _, _)| *s != 200).collect();
     assert!(failed.iter().all(|(s, _, _)| (500..600).contains(s)), "{failed:?}");

@@ -381,12 +381,17 @@ impl App {
     /// Calls `method` on `actor` with encoded arguments and returns the
     /// encoded result.
     async fn call(&self, actor: ActorId, method: &str, args: Vec<Bytes>) -> Result<Bytes, Error> {
+        self.send(actor, method, args).await?.result().await
+    }
+
+    /// Queues a call of `method` on `actor`; its result is read with
+    /// [`Sent::result`]. Calls sent to several actors before any result is
+    /// read run at the same time.
+    async fn send(&self, actor: ActorId, method: &str, args: Vec<Bytes>) -> Result<Sent<'_>, Error> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let args = args.into_iter().map(|data| ArgSpec::Value(Value { data, ..Value::default() })).collect();
         let id = self.services.call_actor(&self.caller, seq, actor, method.to_string(), args).await?;
-        let _release = Release { services: &*self.services, job: self.job, id };
-        let mut out = self.services.get(&self.caller, vec![id], None).await?;
-        Ok(out.pop().unwrap_or_default())
+        Ok(Sent { app: self, release: Release { services: &*self.services, job: self.job, id } })
     }
 
     /// Gives every running replica of `deployment` a new user config in
@@ -408,14 +413,19 @@ impl App {
         let actors: Vec<(ReplicaKey, ActorId)> =
             lock(&d.state).replicas.iter().filter(|(_, r)| !r.draining).map(|(k, r)| (*k, r.actor)).collect();
         let arg = Bytes::from(config);
-        let calls = actors.iter().map(|(_, actor)| self.call(*actor, RECONFIGURE_METHOD, vec![arg.clone()]));
-        let results = futures_join_all(calls).await;
-        for ((key, _), r) in actors.iter().zip(results) {
-            if let Err(e) = r {
-                return Err(Error::InvalidArgument(format!(
-                    "deployment {deployment:?}: replica {key} did not take the new config: {e}"
-                )));
-            }
+        let failed = |key: ReplicaKey, e: Error| {
+            Error::InvalidArgument(format!("deployment {deployment:?}: replica {key} did not take the new config: {e}"))
+        };
+        // Every replica's call is queued first, so they run at once.
+        let mut sent = Vec::with_capacity(actors.len());
+        for (key, actor) in &actors {
+            sent.push((
+                *key,
+                self.send(*actor, RECONFIGURE_METHOD, vec![arg.clone()]).await.map_err(|e| failed(*key, e))?,
+            ));
+        }
+        for (key, call) in sent {
+            call.result().await.map_err(|e| failed(key, e))?;
         }
         Ok(())
     }
@@ -592,26 +602,6 @@ impl App {
     }
 }
 
-/// Runs the futures concurrently and returns their outputs in order.
-async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut set: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, o) in set.iter_mut().zip(out.iter_mut()) {
-            if o.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *o = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
-    })
-    .await;
-    out.into_iter().map(|o| o.expect("every future finished")).collect()
-}
-
 fn busy(d: &DeploymentRt) -> Failure {
     Failure {
         status: 503,
@@ -691,6 +681,20 @@ impl Drop for Waiting<'_> {
         } else if let Ok(k) = rx.try_recv() {
             finish(&mut st, k);
         }
+    }
+}
+
+/// A call the controller queued; its result is released when this goes.
+struct Sent<'a> {
+    app: &'a App,
+    release: Release<'a>,
+}
+
+impl Sent<'_> {
+    /// Waits for the call's encoded result.
+    async fn result(self) -> Result<Bytes, Error> {
+        let mut out = self.app.services.get(&self.app.caller, vec![self.release.id], None).await?;
+        Ok(out.pop().unwrap_or_default())
     }
 }
 

@@ -67,6 +67,11 @@ impl Target {
         }
     }
 
+    /// A deployment of (some version of) the application called `name`.
+    fn of_app_named(&self, name: &str) -> bool {
+        matches!(self, Target::Deployment { app, .. } if app.name == name)
+    }
+
     fn is_app(&self, app: &Arc<App>) -> bool {
         matches!(self, Target::Deployment { app: a, .. } if Arc::ptr_eq(a, app))
     }
@@ -158,11 +163,6 @@ impl Server {
         }
     }
 
-    /// Applications being served.
-    pub fn applications(&self) -> usize {
-        lock(&self.shared.apps).len()
-    }
-
     /// Serves a standard `wasi:http/proxy` component under `prefix`: every
     /// request in a fresh instance, at most `concurrency` at once, at most
     /// `max_queued` waiting (then 503). Fails if the prefix is taken.
@@ -197,11 +197,6 @@ impl Server {
     pub fn status(&self) -> serde_json::Value {
         Server::status_of(&self.shared)
     }
-
-    /// Open HTTP connections.
-    pub fn connections(&self) -> usize {
-        self.shared.connections.load(Ordering::Relaxed)
-    }
 }
 
 impl Serving for Server {
@@ -226,22 +221,24 @@ impl Serving for Server {
             // gives its up (and drains); anyone else's are a conflict.
             let replaced = {
                 let mut routes = self.shared.routes.write().unwrap_or_else(|p| p.into_inner());
-                for (i, d) in app.deployments.iter().enumerate() {
-                    let Some(prefix) = &d.spec.route_prefix else { continue };
+                let prefixes =
+                    app.deployments.iter().enumerate().filter_map(|(i, d)| Some((i, d.spec.route_prefix.as_ref()?)));
+                // Check every prefix before changing anything.
+                for (_, prefix) in prefixes.clone() {
                     if let Some(t) = routes.find_exact(prefix)
-                        && t.app_name() != app.name
+                        && !t.of_app_named(&app.name)
                     {
-                        let msg = format!("route prefix {prefix:?} is served by application {:?}", t.app_name());
-                        routes.remove_where(|t| t.is_app(&app));
-                        return Err(Error::InvalidArgument(msg));
+                        return Err(Error::InvalidArgument(format!(
+                            "route prefix {prefix:?} is served by application {:?}",
+                            t.app_name()
+                        )));
                     }
-                    let older = |t: &Target| matches!(t, Target::Deployment { app: a, .. } if a.name == app.name && !Arc::ptr_eq(a, &app));
-                    routes.remove_where(older);
+                }
+                // The swap, under one lock: the older version's routes out, ours in.
+                routes.remove_where(|t| t.of_app_named(&app.name));
+                for (i, prefix) in prefixes {
                     let _ = routes.insert(prefix, Target::Deployment { app: app.clone(), deployment: i });
                 }
-                routes.remove_where(
-                    |t| matches!(t, Target::Deployment { app: a, .. } if a.name == app.name && !Arc::ptr_eq(a, &app)),
-                );
                 let mut apps = lock(&self.shared.apps);
                 let old: Vec<Arc<Notify>> =
                     apps.iter().filter(|e| e.app.name == app.name).map(|e| e.stop.clone()).collect();
@@ -536,26 +533,15 @@ impl ComponentRoute {
     }
 }
 
-/// A request to a `wasi:http` component: a slot (or a place in the queue,
-/// or 503), the body read whole within the deadline (as for deployments:
-/// a slow client holds no instance), then a fresh instance whose response
+/// A request to a `wasi:http` component: its body read whole, a slot (or a
+/// place in the queue, or 503), then a fresh instance whose response
 /// streams back.
 async fn serve_component(shared: &Shared, c: &Arc<ComponentRoute>, req: hyper::Request<Incoming>) -> HttpResponse {
     let timeout = shared.config.request_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
-    let max = shared.config.max_body_bytes;
-    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body exceeds {max} bytes"));
-    let declared =
-        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return too_large();
-    }
-    let (parts, body) = req.into_parts();
-    let body = match tokio::time::timeout_at(deadline, Limited::new(body, max).collect()).await {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Ok(Err(e)) => return plain(StatusCode::BAD_REQUEST, format!("reading the request body failed: {e}")),
-        Err(_) => return plain(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time"),
+    let (parts, body) = match read_body(shared, req, deadline).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
     };
     let permit = match c.slots.clone().try_acquire_owned() {
         Ok(p) => p,
@@ -642,20 +628,7 @@ async fn read_request(
     req: hyper::Request<Incoming>,
     deadline: tokio::time::Instant,
 ) -> Result<Request, HttpResponse> {
-    let max = shared.config.max_body_bytes;
-    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body exceeds {max} bytes"));
-    let declared =
-        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large());
-    }
-    let (parts, body) = req.into_parts();
-    let body = match tokio::time::timeout_at(deadline, Limited::new(body, max).collect()).await {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Ok(Err(e)) => return Err(plain(StatusCode::BAD_REQUEST, format!("reading the request body failed: {e}"))),
-        Err(_) => return Err(plain(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time")),
-    };
+    let (parts, body) = read_body(shared, req, deadline).await?;
     let headers = parts
         .headers
         .iter()
@@ -668,6 +641,32 @@ async fn read_request(
         headers,
         body: body.to_vec(),
     })
+}
+
+/// A request's head and its body read whole: at most `--max-body` bytes
+/// (refused at once from `Content-Length`, or when a chunked body passes
+/// the limit) and before `deadline`. Whatever route it is for, a request
+/// reaches a replica or an instance only after this, so a slow client holds
+/// nothing but its connection.
+async fn read_body(
+    shared: &Shared,
+    req: hyper::Request<Incoming>,
+    deadline: tokio::time::Instant,
+) -> Result<(hyper::http::request::Parts, Bytes), HttpResponse> {
+    let max = shared.config.max_body_bytes;
+    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body exceeds {max} bytes"));
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout_at(deadline, Limited::new(body, max).collect()).await {
+        Ok(Ok(b)) => Ok((parts, b.to_bytes())),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(plain(StatusCode::BAD_REQUEST, format!("reading the request body failed: {e}"))),
+        Err(_) => Err(plain(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time")),
+    }
 }
 
 /// Headers a deployment may not set: they describe the connection, which

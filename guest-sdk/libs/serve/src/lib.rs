@@ -55,7 +55,6 @@
 
 #![deny(missing_docs)]
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -413,11 +412,4 @@ impl<'de, A: Actor> Deserialize<'de> for DeploymentHandle<A> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(DeploymentHandle::named(&String::deserialize(d)?))
     }
-}
-
-/// Parses a JSON body into `T`, or a 400 [`Response`] naming the problem:
-/// `let features: Features = match serve::json(&req) { Ok(f) => f, Err(r) => return r };`
-/// (the same as [`Request::json`]).
-pub fn json<T: DeserializeOwned>(req: &Request) -> Result<T, Response> {
-    req.json()
 }

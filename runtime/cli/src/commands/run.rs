@@ -209,30 +209,35 @@ impl RunCommand {
             }
             None => None,
         };
-        // A standard `wasi:http` component is served as it is, with no job.
-        if let (Some(server), Some(options), None) = (&server, &self.serve, self.builtin) {
-            let bytes = std::fs::read(&self.job)
-                .with_context(|| format!("cannot read {}", self.job.display()))
-                .map_err(Failure::Usage)?;
-            if wray_serve_host::is_http_proxy(&bytes) {
-                return self.serve_component(&rt, &runtime, server, options, &bytes);
+        // The file is read once: to tell a `wasi:http` component from a job
+        // (only when serving, or once loading it as a job has failed) and
+        // to load it.
+        let (name, bytes) = match self.builtin {
+            Some((name, bytes)) => (name.to_string(), std::borrow::Cow::Borrowed(bytes)),
+            None => {
+                let bytes = std::fs::read(&self.job).map_err(|source| {
+                    Failure::Usage(wray_runtime::LoadError::Read { path: self.job.clone(), source }.into())
+                })?;
+                (self.job.display().to_string(), std::borrow::Cow::Owned(bytes))
             }
+        };
+        let is_component = || self.builtin.is_none() && wray_serve_host::is_http_proxy(&bytes);
+        // A standard `wasi:http` component is served as it is, with no job.
+        if let (Some(server), Some(options)) = (&server, &self.serve)
+            && is_component()
+        {
+            return self.serve_component(&rt, &runtime, server, options, &bytes);
         }
-        let job = match self.builtin {
-            Some((name, bytes)) => runtime.load(name, bytes),
-            None => runtime.load_file(&self.job),
-        }
-        .map_err(|e| {
-            let proxy = std::fs::read(&self.job).is_ok_and(|b| wray_serve_host::is_http_proxy(&b));
-            if proxy && self.serve.is_none() {
+        let job = runtime.load(&name, &bytes).map_err(|e| {
+            if self.serve.is_none() && is_component() {
                 Failure::Usage(anyhow::anyhow!(
-                    "{} is a wasi:http component, not a wray job: serve it with `wray serve run`",
-                    self.job.display()
+                    "{name} is a wasi:http component, not a wray job: serve it with `wray serve run`"
                 ))
             } else {
                 Failure::Usage(e.into())
             }
         })?;
+        drop(bytes);
         if let Some(server) = &server {
             eprintln!("wray: serving HTTP on http://{}", server.local_addr());
         }
