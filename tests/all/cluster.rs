@@ -16,6 +16,8 @@ pub(crate) struct Head {
     id: String,
     /// Its HTTP proxy (`--serve-port`), HOST:PORT.
     pub(crate) serve: Option<String>,
+    /// Its dashboard, HOST:PORT (on a free port unless the flags say).
+    pub(crate) dashboard: Option<String>,
 }
 
 /// The pid a background `wray start` reports on stderr.
@@ -72,6 +74,10 @@ impl Head {
         let home = tempfile::tempdir().unwrap();
         let data = home.path().join("head");
         let mut args = vec!["start", "--head", "--port", "0", "--cpus", cpus, "--data-dir", data.to_str().unwrap()];
+        // Tests run many heads at once: each dashboard on a port of its own.
+        if !flags.iter().any(|f| f.starts_with("--dashboard-port") || *f == "--no-dashboard") {
+            args.extend(["--dashboard-port", "0"]);
+        }
         args.extend_from_slice(flags);
         let out = wray_in(home.path(), &args);
         assert_code(&out, 0);
@@ -84,8 +90,9 @@ impl Head {
                 .to_string()
         };
         let (address, token) = (field("address: "), field("token: "));
-        let serve = text.lines().find_map(|l| l.strip_prefix("serve: http://")).map(|s| s.trim().to_string());
-        Head { home, data, address, token, id: node_id(started_pid(&out)), serve }
+        let url = |prefix: &str| text.lines().find_map(|l| l.strip_prefix(prefix)).map(|s| s.trim().to_string());
+        let (serve, dashboard) = (url("serve: http://"), url("dashboard: http://"));
+        Head { home, data, address, token, id: node_id(started_pid(&out)), serve, dashboard }
     }
 
     pub(crate) fn wray(&self, args: &[&str]) -> Output {
@@ -128,7 +135,18 @@ impl Head {
     pub(crate) fn crash_and_restart(&mut self, cpus: &str) {
         kill_and_wait(u32::from_str_radix(self.id.trim_start_matches("node-"), 16).unwrap());
         let port = self.address.rsplit(':').next().unwrap();
-        let out = self.wray(&["start", "--head", "--port", port, "--cpus", cpus, "--data-dir", path(&self.data)]);
+        let out = self.wray(&[
+            "start",
+            "--head",
+            "--port",
+            port,
+            "--cpus",
+            cpus,
+            "--data-dir",
+            path(&self.data),
+            "--dashboard-port",
+            "0",
+        ]);
         assert_code(&out, 0);
         assert!(stdout(&out).contains(&format!("token: {}", self.token)), "{}", stdout(&out));
         self.id = node_id(started_pid(&out));
@@ -486,13 +504,15 @@ fn nodes_offer_gpus_and_custom_resources() {
             r#"{"accelerator": 2.5}"#,
             "--data-dir",
             data.to_str().unwrap(),
+            "--no-dashboard",
         ],
     );
     assert_code(&out, 0);
     let text = stdout(&out);
     let address = text.lines().find_map(|l| l.strip_prefix("address: ")).unwrap().trim().to_string();
     let token = text.lines().find_map(|l| l.strip_prefix("token: ")).unwrap().trim().to_string();
-    let head = Head { home, data, address, token, id: node_id(started_pid(&out)), serve: None };
+    assert!(!text.contains("dashboard:"), "--no-dashboard started one:\n{text}");
+    let head = Head { home, data, address, token, id: node_id(started_pid(&out)), serve: None, dashboard: None };
     let status = head.status_text();
     assert!(status.contains("GPU: 1") && status.contains("accelerator: 2.5"), "{status}");
     for bad in [r#"[1, 2]"#, r#"{"x": -1}"#, "not json"] {

@@ -7,6 +7,7 @@
 mod bad_input;
 mod chaos;
 mod cluster;
+mod dashboard;
 mod data;
 mod embed;
 mod examples;

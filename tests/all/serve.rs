@@ -16,23 +16,6 @@ struct Served {
     stderr: std::sync::Mutex<Receiver<String>>,
 }
 
-/// One HTTP answer.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-}
-
 impl Served {
     fn start(job: &Path, flags: &[&str], args: &[&str]) -> Served {
         let mut cmd = Command::new(wray_bin());
@@ -193,20 +176,6 @@ impl Load {
             || format!("the clients did not get {n} more answers"),
         );
     }
-}
-
-/// Sends `raw` on a new connection and reads the answer to the end (the
-/// requests say `Connection: close`).
-fn request(addr: &str, raw: &[u8]) -> Reply {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(raw).expect("send");
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    Reply { status, head: head.to_string(), body: body.to_string() }
 }
 
 /// The wine model as the test computes it from the saved JSON: standardise,

@@ -10,6 +10,7 @@
 
 mod commands;
 mod parse;
+mod progress;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -18,6 +18,9 @@ pub mod frame;
 // rkyv generates `Archived*` twins of every message, without docs.
 #[allow(missing_docs)]
 pub mod proto;
+// As for `proto`.
+#[allow(missing_docs)]
+pub mod state;
 mod tls;
 
 pub use tls::{ClusterIdentity, MAX_PEER_TIMEOUT, MIN_PEER_TIMEOUT, PEER_TIMEOUT, SERVER_NAME, Token};

@@ -111,6 +111,10 @@ pub enum Request {
         /// Its sha256, hex.
         hash: String,
     },
+    /// This node's state (jobs, tasks, actors, objects, counters):
+    /// answered with [`Event::State`]. Sent to the head, the answer holds
+    /// every node's (the head asks its workers).
+    State,
 }
 
 /// A detached actor as the head records it (and re-creates it from, after
@@ -503,6 +507,8 @@ pub enum Event {
         /// about it go.
         job: u32,
     },
+    /// The answer to [`Request::State`]: one entry per node.
+    State(Vec<crate::state::NodeState>),
     /// A task that only spills over ([`TaskRequest::must_move`] false)
     /// found no node with room: run it where it was submitted.
     Busy,

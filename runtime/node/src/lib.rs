@@ -22,6 +22,7 @@
 mod cluster;
 mod local;
 mod persist;
+pub mod state;
 
 pub use cluster::head::{DEFAULT_NODE_TIMEOUT, HEARTBEAT};
 pub use local::job::{JobConfig, JobError};
@@ -127,6 +128,10 @@ pub(crate) struct NodeInner {
     /// What serves applications over HTTP, if this node was given one
     /// (`wray serve run`, a head with a serve port).
     serving: std::sync::OnceLock<Arc<dyn wray_host::Serving>>,
+    /// The tasks this node's jobs submitted (`state.rs`).
+    task_log: Mutex<state::TaskLog>,
+    /// When the node started.
+    started: std::time::Instant,
 }
 
 /// Objects from this size on are stored with [`NodeInner::landing`]'s care.
@@ -204,6 +209,8 @@ impl Node {
                 next_group: std::sync::atomic::AtomicU64::new(1),
                 detached: Mutex::new(local::detached_actors::Detached::default()),
                 serving: std::sync::OnceLock::new(),
+                task_log: Mutex::new(state::TaskLog::default()),
+                started: std::time::Instant::now(),
                 devices,
             }),
         })

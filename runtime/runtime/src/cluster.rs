@@ -4,6 +4,7 @@
 use anyhow::{Context, anyhow};
 use std::net::SocketAddr;
 use wray_net::proto::{self, Event, JobInfo, JobRequest, Request};
+use wray_net::state::NodeState;
 use wray_net::{ClusterIdentity, Token, frame};
 
 /// The [`RemoteOutcome::code`] of a job that did not fail but was lost:
@@ -259,6 +260,18 @@ impl ClusterClient {
         match self.event(&mut recv).await? {
             Event::Status(s) => Ok(ClusterStatus { nodes: s.nodes.into_iter().map(NodeStatus::from).collect() }),
             other => Err(anyhow!("{} answered status with {other:?}", self.address)),
+        }
+    }
+
+    /// Every node's state: jobs, tasks, actors, objects, placement groups,
+    /// counters (`wray list`, the dashboard's data). Each list is cut to
+    /// its bound in `wray_net::state`; the counts are exact.
+    pub async fn state(&self) -> anyhow::Result<Vec<NodeState>> {
+        let mut recv = self.request(&Request::State).await?;
+        match self.event(&mut recv).await? {
+            Event::State(nodes) if nodes.iter().all(NodeState::within_bounds) => Ok(nodes),
+            Event::State(_) => Err(anyhow!("{} answered state with lists longer than their bounds", self.address)),
+            other => Err(anyhow!("{} answered state with {other:?}", self.address)),
         }
     }
 

@@ -195,6 +195,11 @@ impl RestartBudget {
     pub fn left(&self) -> u32 {
         self.max - self.used
     }
+
+    /// Restarts used so far.
+    pub fn used(&self) -> u32 {
+        self.used
+    }
 }
 
 #[cfg(test)]

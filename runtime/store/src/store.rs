@@ -72,6 +72,34 @@ pub struct StoreStats {
     pub budget: usize,
 }
 
+/// Where an object is, as [`ObjectStore::largest`] lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ObjectState {
+    /// Its task has not finished.
+    Pending,
+    /// In memory.
+    InMemory,
+    /// On the spill store.
+    Spilled,
+    /// Its task failed: it holds the error.
+    Failed,
+}
+
+/// One object, as [`ObjectStore::largest`] lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its id.
+    pub id: ObjectId,
+    /// Its job.
+    pub job: JobId,
+    /// Bytes (0 while pending or failed).
+    pub size: usize,
+    /// References held.
+    pub refs: u32,
+    /// Where it is.
+    pub state: ObjectState,
+}
+
 /// The object store of one node. All methods are safe to call concurrently;
 /// none blocks on another object's producer except [`ObjectStore::get`],
 /// which is cancellation-safe (dropping the future just stops waiting).
@@ -360,6 +388,38 @@ impl ObjectStore {
         }
     }
 
+    /// The `limit` largest objects, largest first: what `wray list objects`
+    /// and the dashboard show. One pass under the lock with a heap of
+    /// `limit` entries, so its cost grows with the store but not with the
+    /// square of anything.
+    pub fn largest(&self, limit: usize) -> Vec<ObjectInfo> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        if limit == 0 {
+            return Vec::new();
+        }
+        let inner = self.lock();
+        let mut heap = BinaryHeap::with_capacity(limit + 1);
+        for (id, e) in &inner.objects {
+            let (size, state) = match &e.state {
+                State::Pending => (0, ObjectState::Pending),
+                State::Memory(b) | State::Spilling(b) => (b.len(), ObjectState::InMemory),
+                State::Spilled(n) => (*n, ObjectState::Spilled),
+                State::Failed(_) => (0, ObjectState::Failed),
+            };
+            heap.push(Reverse((size, *id, e.job.0, e.refs, state)));
+            if heap.len() > limit {
+                heap.pop();
+            }
+        }
+        let mut out: Vec<ObjectInfo> = heap
+            .into_iter()
+            .map(|Reverse((size, id, job, refs, state))| ObjectInfo { id, job: JobId(job), size, refs, state })
+            .collect();
+        out.sort_by(|a, b| b.size.cmp(&a.size).then(a.id.cmp(&b.id)));
+        out
+    }
+
     /// Current counters.
     pub fn stats(&self) -> StoreStats {
         let inner = self.lock();
@@ -519,6 +579,22 @@ mod tests {
         assert!(matches!(s.try_get(oid(1)), Some(Err(Error::ObjectLost(_)))));
         assert_eq!(s.stats().objects, 0);
         assert_eq!(s.stats().memory_bytes, 0);
+    }
+
+    #[test]
+    fn largest_lists_the_biggest_objects_first_with_their_state() {
+        let (_d, s) = store(1 << 20);
+        let job = JobId(1);
+        for (n, size) in [(1, 10), (2, 300), (3, 20), (4, 5)] {
+            s.put(job, oid(n), obj(size, 0)).unwrap();
+        }
+        s.create_pending(job, oid(5));
+        let top: Vec<_> = s.largest(2).iter().map(|o| (o.id, o.size, o.state)).collect();
+        assert_eq!(top, vec![(oid(2), 300, ObjectState::InMemory), (oid(3), 20, ObjectState::InMemory)]);
+        let all = s.largest(100);
+        assert_eq!(all.len(), 5);
+        assert_eq!(all.last().map(|o| o.state), Some(ObjectState::Pending));
+        assert!(s.largest(0).is_empty());
     }
 
     #[test]

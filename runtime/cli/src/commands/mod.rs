@@ -2,7 +2,9 @@
 
 mod build;
 mod cluster_bench;
+mod dashboard;
 mod job;
+mod list;
 mod microbenchmark;
 mod rl;
 mod run;
@@ -28,6 +30,7 @@ Examples:
   wray start --address HOST:PORT --token TOKEN           add a worker node
   wray run --address HOST:PORT --token TOKEN job.wasm    run the same job on it
   wray status --address HOST:PORT --token TOKEN
+  wray list tasks --filter state=FAILED --address HOST:PORT --token TOKEN   nodes|jobs|tasks|actors|objects|placement-groups
   wray job submit --address HOST:PORT --token TOKEN job.wasm    run it detached; then wray job list|status|logs|stop
   wray rl train --algo PPO --env CartPole-v1 --stop-reward 450    reinforcement learning, no job to write
   wray serve run app.wasm --port 8000    serve a job's deployments over HTTP
@@ -46,6 +49,7 @@ pub enum Command {
     Start(start::StartCommand),
     Stop(stop::StopCommand),
     Status(status::StatusCommand),
+    List(list::ListCommand),
     Job(job::JobCommand),
     Rl(rl::RlCommand),
     Serve(serve::ServeCommand),
@@ -65,6 +69,7 @@ impl Command {
             Command::Start(c) => c.execute(),
             Command::Stop(c) => c.execute(),
             Command::Status(c) => c.execute(),
+            Command::List(c) => c.execute(),
             Command::Job(c) => c.execute(),
             Command::Rl(c) => c.execute(),
             Command::Serve(c) => c.execute(),

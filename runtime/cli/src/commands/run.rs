@@ -93,6 +93,21 @@ pub struct RunCommand {
     #[arg(long, value_name = "N", default_value_t = 0)]
     max_retries: u32,
 
+    /// Serve the dashboard (web page, JSON API, /metrics) of the embedded
+    /// runtime while the job runs; its URL is printed. A cluster's head
+    /// serves its own (`wray start --head`).
+    #[arg(long, conflicts_with = "address")]
+    dashboard: bool,
+
+    /// With --dashboard: where it listens.
+    #[command(flatten)]
+    dashboard_addr: super::dashboard::DashboardAddr,
+
+    /// No live line of task progress on a terminal, and no summary line
+    /// (printed to stderr after a job of 100 tasks or more).
+    #[arg(long)]
+    no_progress: bool,
+
     /// A job the CLI carries (name for messages, bytes), run in place of
     /// the file on the embedded runtime.
     #[arg(skip)]
@@ -142,6 +157,12 @@ impl RunCommand {
             address,
             token,
             max_retries: 0,
+            dashboard: false,
+            no_progress: false,
+            dashboard_addr: super::dashboard::DashboardAddr {
+                dashboard_host: [127, 0, 0, 1].into(),
+                dashboard_port: None,
+            },
             builtin: Some((job.name, job.bytes)),
             serve: None,
         }
@@ -209,6 +230,16 @@ impl RunCommand {
             }
             None => None,
         };
+        let dashboard = if self.dashboard {
+            let config = wray_dashboard::DashboardConfig { serve: server.clone(), ..Default::default() };
+            let d = self.dashboard_addr.start(runtime.node(), config)?;
+            if let Some(d) = &d {
+                eprintln!("wray: dashboard at {}", d.url());
+            }
+            d
+        } else {
+            None
+        };
         // The file is read once: to tell a `wasi:http` component from a job
         // (only when serving, or once loading it as a job has failed) and
         // to load it.
@@ -242,8 +273,23 @@ impl RunCommand {
             eprintln!("wray: serving HTTP on http://{}", server.local_addr());
         }
         let cancel = Arc::new(AtomicBool::new(false));
+        // On a terminal (both streams), the job's output goes through the
+        // progress printer so that the live line stays below it; the two
+        // streams then reach the terminal merged, as they would anyway.
+        use std::io::IsTerminal;
+        let live =
+            !self.no_progress && server.is_none() && std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+        let (output, printer) = if live {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let (done, finished) = tokio::sync::oneshot::channel();
+            let printer = rt.spawn(crate::progress::terminal(runtime.node().clone(), rx, finished));
+            (Output::Terminal(tx), Some((done, printer)))
+        } else {
+            (Output::Inherit, None)
+        };
+        let started = std::time::Instant::now();
         let config = JobConfig {
-            grants: Grants { dirs: self.dirs, env: self.envs, output: Output::Inherit },
+            grants: Grants { dirs: self.dirs, env: self.envs, output },
             limits: InstanceLimits { memory: self.memory_limit, time: self.timeout },
             cancel: Some(cancel.clone()),
             label: None,
@@ -272,6 +318,18 @@ impl RunCommand {
                 }
             }
         });
+        if let Some((done, printer)) = printer {
+            let _ = done.send(());
+            let _ = rt.block_on(printer);
+        }
+        if !self.no_progress
+            && let Some(line) = crate::progress::summary(&crate::progress::settled(runtime.node()), started.elapsed())
+        {
+            eprintln!("{line}");
+        }
+        if let Some(d) = &dashboard {
+            d.shutdown();
+        }
         // Instances still unwinding must not hold up the exit.
         rt.shutdown_timeout(Duration::from_millis(100));
         match result {

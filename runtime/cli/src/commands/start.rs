@@ -112,6 +112,14 @@ pub struct StartCommand {
     /// plaintext port: it binds the loopback interface unless told otherwise.
     #[arg(long, value_name = "IP", default_value = "127.0.0.1", requires = "serve_port")]
     serve_host: std::net::IpAddr,
+
+    /// Head: where the dashboard (web page, JSON API, /metrics) listens.
+    #[command(flatten)]
+    dashboard: super::dashboard::DashboardAddr,
+
+    /// Head: start no dashboard.
+    #[arg(long, requires = "head", conflicts_with = "dashboard_port")]
+    no_dashboard: bool,
 }
 
 /// Seconds in `lo..=hi`, or a message naming the range.
@@ -175,6 +183,11 @@ impl StartCommand {
                 if let Some(p) = self.serve_port {
                     cmd.args(["--serve-port", &p.to_string(), "--serve-host", &self.serve_host.to_string()]);
                 }
+                if self.no_dashboard {
+                    cmd.arg("--no-dashboard");
+                } else {
+                    cmd.args(self.dashboard.to_args());
+                }
             }
         }
         cmd.arg("--block").arg("--data-dir").arg(data_dir);
@@ -223,6 +236,9 @@ impl StartCommand {
                 println!("token: {}", token.trim());
                 if let Ok(serve) = std::fs::read_to_string(data_dir.join("serve")) {
                     println!("serve: {}", serve.trim());
+                }
+                if let Ok(url) = std::fs::read_to_string(data_dir.join("dashboard")) {
+                    println!("dashboard: {}", url.trim());
                 }
                 eprintln!(
                     "head node started in the background (pid {}); logs in {}",
@@ -273,6 +289,17 @@ impl StartCommand {
             None => None,
         };
         let _ = std::fs::remove_file(data_dir.join("serve"));
+        let _ = std::fs::remove_file(data_dir.join("dashboard"));
+        let dashboard = if self.no_dashboard {
+            None
+        } else {
+            let config = wray_dashboard::DashboardConfig {
+                token: Some(token.to_string()),
+                jobs: Some(jobs.clone()),
+                serve: server.clone(),
+            };
+            self.dashboard.start(runtime.node(), config)?
+        };
         let entry = register(data_dir)?;
         println!("address: {local}");
         println!("token: {token}");
@@ -280,6 +307,10 @@ impl StartCommand {
             let url = format!("http://{}", server.local_addr());
             println!("serve: {url}");
             std::fs::write(data_dir.join("serve"), &url)?;
+        }
+        if let Some(d) = &dashboard {
+            println!("dashboard: {}", d.url());
+            std::fs::write(data_dir.join("dashboard"), d.url())?;
         }
         std::io::stdout().flush()?;
         mark_ready(data_dir, &local.to_string())?;
@@ -294,12 +325,16 @@ impl StartCommand {
             if let Some(server) = &server {
                 server.shutdown();
             }
+            if let Some(d) = &dashboard {
+                d.shutdown();
+            }
             endpoint.close(0u32.into(), b"node stopping");
             anyhow::Ok(())
         })?;
         let _ = std::fs::remove_file(&entry);
         let _ = std::fs::remove_file(data_dir.join("address"));
         let _ = std::fs::remove_file(data_dir.join("serve"));
+        let _ = std::fs::remove_file(data_dir.join("dashboard"));
         rt.shutdown_timeout(Duration::from_millis(200));
         Ok(())
     }

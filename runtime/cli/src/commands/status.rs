@@ -9,7 +9,7 @@ use wray_runtime::cluster::ClusterClient;
 #[command(after_help = "\
 Examples:
   wray status --address 127.0.0.1:6380 --token TOKEN
-  WRAY_ADDRESS=127.0.0.1:6380 WRAY_TOKEN=TOKEN wray status")]
+  WRAY_ADDRESS=127.0.0.1:6380 WRAY_TOKEN=TOKEN wray status --json")]
 pub struct StatusCommand {
     /// The head node, HOST:PORT.
     #[arg(long, env = "WRAY_ADDRESS")]
@@ -18,6 +18,11 @@ pub struct StatusCommand {
     /// The cluster's token (printed by `wray start --head`).
     #[arg(long, env = "WRAY_TOKEN", hide_env_values = true)]
     token: String,
+
+    /// Print JSON: `{"nodes": [...]}`, one object per node with the fields
+    /// the text shows.
+    #[arg(long)]
+    json: bool,
 }
 
 impl StatusCommand {
@@ -27,6 +32,25 @@ impl StatusCommand {
             let client = ClusterClient::connect(&self.address, &self.token).await?;
             client.status().await
         })?;
+        if self.json {
+            let nodes: Vec<serde_json::Value> = report
+                .nodes
+                .iter()
+                .map(|n| {
+                    let map = |r: &[(String, f64)]| {
+                        r.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>()
+                    };
+                    serde_json::json!({
+                        "id": n.id, "alive": n.alive,
+                        "resources": map(&n.total), "available": map(&n.available),
+                        "jobs": n.jobs, "tasks": n.tasks, "actors": n.actors,
+                        "objects": n.objects, "object_memory": n.object_memory, "object_spilled": n.object_spilled,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::json!({ "nodes": nodes }));
+            return Ok(());
+        }
         for n in report.nodes {
             let list = |r: &[(String, f64)]| r.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ");
             println!("node {} ({})", n.id, if n.alive { "alive" } else { "dead" });

@@ -20,6 +20,11 @@ pub enum Output {
     /// Sent, chunk by chunk as the guest writes, into a channel (a head node
     /// streams a remote job's output back this way); both streams.
     Channel(tokio::sync::mpsc::UnboundedSender<Vec<u8>>),
+    /// Into a channel whose reader prints to a terminal (`wray run` keeping
+    /// a progress line below the output): as `Channel`, but the guest is
+    /// told its streams are a terminal, as it would be with `Inherit` on
+    /// one, so its own live output (Data's progress) stays live.
+    Terminal(tokio::sync::mpsc::UnboundedSender<Vec<u8>>),
 }
 
 impl Output {
@@ -38,10 +43,29 @@ impl Output {
                 // Full: the rest is dropped, as for the guest's own writes.
                 let _ = pipe.clone().write(bytes::Bytes::copy_from_slice(bytes));
             }
-            Output::Channel(tx) => {
+            Output::Channel(tx) | Output::Terminal(tx) => {
                 let _ = tx.send(bytes.to_vec());
             }
         }
+    }
+}
+
+/// A stream that tells the guest it is a terminal (see [`Output::Terminal`]).
+struct OnTerminal(wasmtime_wasi::cli::AsyncStdoutStream);
+
+impl wasmtime_wasi::cli::IsTerminal for OnTerminal {
+    fn is_terminal(&self) -> bool {
+        true
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for OnTerminal {
+    fn p2_stream(&self) -> Box<dyn wasmtime_wasi::p2::OutputStream> {
+        self.0.p2_stream()
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        self.0.async_stream()
     }
 }
 
@@ -104,6 +128,11 @@ pub(super) fn wasi_ctx(grants: &Grants) -> wasmtime::Result<WasiCtx> {
             use wasmtime_wasi::cli::AsyncStdoutStream;
             b.stdout(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone())));
             b.stderr(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone())));
+        }
+        Output::Terminal(tx) => {
+            use wasmtime_wasi::cli::AsyncStdoutStream;
+            b.stdout(OnTerminal(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone()))));
+            b.stderr(OnTerminal(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone()))));
         }
     }
     for (k, v) in &grants.env {

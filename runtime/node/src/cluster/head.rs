@@ -9,7 +9,7 @@ use crate::cluster::link::Link;
 use crate::cluster::wire::{ask, resources};
 use crate::persist::{self, JobTable};
 use crate::{Node, NodeInner, lock};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wray_core::Resources;
@@ -55,25 +55,27 @@ pub const HEARTBEAT: Duration = Duration::from_millis(200);
 pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A worker node that joined this head.
-pub(super) struct Worker {
-    pub(super) id: String,
-    pub(super) conn: quinn::Connection,
+pub(crate) struct Worker {
+    pub(crate) id: String,
+    pub(crate) conn: quinn::Connection,
     pub(super) cpus: f64,
-    pub(super) total: Vec<(String, f64)>,
+    pub(crate) total: Vec<(String, f64)>,
     /// Jobs this head placed on it that are still running.
     pub(super) running: AtomicUsize,
-    pub(super) alive: AtomicBool,
+    pub(crate) alive: AtomicBool,
+    /// When its last heartbeat arrived ([`Peers::now`]'s clock).
+    pub(crate) last_beat: AtomicU64,
 }
 
 /// What a serving node shares between its connections.
 pub(crate) struct Peers {
-    pub(super) jobs: Arc<JobTable>,
+    pub(crate) jobs: Arc<JobTable>,
     /// Head only: component bytes by hash (sled, in the data directory).
     pub(super) components: Option<sled::Tree>,
     /// Head only: the workers seen, so that a restarted head remembers them
     /// (`persist/known_nodes.rs`).
     pub(super) known_nodes: Option<sled::Tree>,
-    pub(super) workers: Mutex<Vec<Arc<Worker>>>,
+    pub(crate) workers: Mutex<Vec<Arc<Worker>>>,
     /// Jobs placed on this node and still running (counted from the moment
     /// of placement, so that jobs arriving together spread out).
     pub(super) local: AtomicUsize,
@@ -83,6 +85,8 @@ pub(crate) struct Peers {
     pub(super) view: Mutex<wray_sched::ClusterView<String>>,
     /// The view's clock starts here.
     pub(super) started: Instant,
+    /// Heartbeats received from workers (the metrics export it).
+    pub(crate) heartbeats: AtomicU64,
 }
 
 impl Peers {
@@ -106,10 +110,11 @@ impl Peers {
             head,
             view: Mutex::new(wray_sched::ClusterView::new(node_timeout.as_millis() as u64)),
             started: Instant::now(),
+            heartbeats: AtomicU64::new(0),
         }
     }
 
-    pub(super) fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 

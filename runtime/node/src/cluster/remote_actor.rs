@@ -216,6 +216,9 @@ impl NodeInner {
                 return Hosted::Ended;
             }
         };
+        if let Some((_, id)) = &placed {
+            actor.hosted_on(id);
+        }
         let outcome = self.actor_session(job, actor, rx, &conn, &frame_bytes, blobs, image).await;
         if let Some((peers, id)) = placed {
             peers.finished(&id, &spec.options.resources);
@@ -286,6 +289,7 @@ impl NodeInner {
                             Err(e) => Err(e.to_string()),
                         },
                         Ok(Event::TaskDone(done)) => {
+                            actor.hosted_on(&done.node);
                             node.result_from_host(&job, &actor, &session, done, &mut recv).await
                         }
                         Ok(Event::ActorGone(why)) => Ok(FromHost::Gone(why)),

@@ -217,6 +217,8 @@ impl NodeInner {
                 return Remote::Ran;
             }
         };
+        let place = crate::state::Place::Elsewhere(placed.as_ref().map(|(_, id)| id.clone()));
+        lock(&self.task_log).start(spec.task, place, crate::persist::now_ms());
         let outcome = self.send_task(job, spec, &conn, &frame_bytes, blobs).await;
         if let Some((peers, id)) = placed {
             peers.finished(&id, &spec.options.resources);
@@ -251,6 +253,7 @@ impl NodeInner {
                     return Remote::Ran;
                 }
                 Event::TaskDone(done) => {
+                    lock(&self.task_log).ran_elsewhere(spec.task, &done.node, done.result.as_ref().err());
                     let outcome = match self.receive_result(job, done, &mut recv).await {
                         Ok(_) => Remote::Ran,
                         Err(e) => lost(e),

@@ -7,7 +7,7 @@ use crate::cluster::head::{MAX_DEAD_WORKERS, MEMBERSHIP_PRIORITY, Peers, Running
 use crate::cluster::wire::{pairs, resources};
 use crate::{JobConfig, JobError, Node, lock, persist};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use wray_host::{Grants, InstanceLimits, Output};
 use wray_net::proto::{self, Event, JobRequest, NodeReport, Request, StatusReport};
 use wray_net::{NetError, frame};
@@ -59,6 +59,10 @@ impl Node {
                 let report = self.cluster_report(peers).await;
                 frame::write(&mut send, &reply(Event::Status(report))?).await?;
             }
+            Request::State => {
+                let states = self.cluster_state().await;
+                frame::write(&mut send, &reply(Event::State(states))?).await?;
+            }
             Request::RunJob(mut job) => {
                 if !self.fill_component(&mut job, peers) {
                     let hash = job.component_hash;
@@ -91,6 +95,7 @@ impl Node {
                     total,
                     running: AtomicUsize::new(0),
                     alive: AtomicBool::new(true),
+                    last_beat: AtomicU64::new(peers.now()),
                 });
                 {
                     let mut workers = lock(&peers.workers);
@@ -140,6 +145,8 @@ impl Node {
                             e = conn.closed() => return Ok(e.to_string()),
                         };
                         let beat = proto::decode_heartbeat(&bytes)?;
+                        peers.heartbeats.fetch_add(1, Ordering::Relaxed);
+                        worker.last_beat.store(peers.now(), Ordering::Relaxed);
                         let cluster = {
                             let mut view = lock(&peers.view);
                             view.heartbeat(&worker.id, resources(&beat.free)?, peers.now());

@@ -12,7 +12,7 @@
 use crate::cluster::remote_actor::Hosted;
 use crate::local::job::JobState;
 use crate::{Held, NodeInner, lock};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
@@ -42,19 +42,27 @@ pub(crate) struct Mailbox {
     rx: mpsc::UnboundedReceiver<ActorCall>,
     /// How many times an interrupted call may run again.
     pub(crate) max_task_retries: u32,
+    /// Calls taken out so far, shared with [`ActorState::calls`]'s reader
+    /// (the difference is what is still queued).
+    taken: Arc<AtomicU64>,
 }
 
 impl Mailbox {
     /// The next call, or `None` once every handle is gone. Cancel-safe.
     pub(crate) async fn recv(&mut self) -> Option<ActorCall> {
-        match self.again.pop_front() {
+        let call = match self.again.pop_front() {
             Some(call) => Some(call),
             None => self.rx.recv().await,
+        };
+        if call.is_some() {
+            self.taken.fetch_add(1, Ordering::Relaxed);
         }
+        call
     }
 
     /// Queues interrupted calls (oldest first) to run before any other.
     pub(crate) fn run_again(&mut self, calls: Vec<ActorCall>) {
+        self.taken.fetch_sub(calls.len() as u64, Ordering::Relaxed);
         for call in calls.into_iter().rev() {
             self.again.push_front(call);
         }
@@ -131,9 +139,30 @@ pub(crate) struct ActorState {
     /// node hosting it, the loss of that node): one budget,
     /// `max_restarts`, as in Ray (`wray_sched::actor_session`).
     restarts: Mutex<RestartBudget>,
+    /// The node hosting it (`None` until placed).
+    host: Mutex<Option<String>>,
+    /// Calls submitted, and taken out of the mailbox (to run or to fail).
+    calls: AtomicU64,
+    taken: Arc<AtomicU64>,
 }
 
 impl ActorState {
+    /// Records the node hosting the actor.
+    pub(crate) fn hosted_on(&self, node: &str) {
+        let mut host = lock(&self.host);
+        if host.as_deref() != Some(node) {
+            *host = Some(node.to_string());
+        }
+    }
+
+    /// What state listings show of it: (host, calls submitted, calls still
+    /// queued, restarts used).
+    pub(crate) fn activity(&self) -> (Option<String>, u64, u64, u32) {
+        let calls = self.calls.load(Ordering::Relaxed);
+        let queued = calls.saturating_sub(self.taken.load(Ordering::Relaxed));
+        (lock(&self.host).clone(), calls, queued, lock(&self.restarts).used())
+    }
+
     /// Takes one restart from the budget; false once it is used up.
     pub(crate) fn take_restart(&self) -> bool {
         lock(&self.restarts).take()
@@ -178,7 +207,11 @@ impl ActorState {
     /// Queues a call, or hands it back if the actor's loop has ended.
     pub(crate) fn send(&self, call: ActorCall) -> Result<(), Box<ActorCall>> {
         match lock(&self.mailbox).as_ref() {
-            Some(tx) => tx.send(call).map_err(|e| Box::new(e.0)),
+            Some(tx) => {
+                tx.send(call).map_err(|e| Box::new(e.0))?;
+                self.calls.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
             None => Err(Box::new(call)),
         }
     }
@@ -198,6 +231,7 @@ impl NodeInner {
         mut spec: ActorSpec,
     ) -> Arc<ActorState> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let taken = Arc::new(AtomicU64::new(0));
         let actor = Arc::new(ActorState {
             id,
             class,
@@ -210,11 +244,15 @@ impl NodeInner {
             checkpoint: Mutex::new(std::mem::take(&mut spec.image)),
             persist: spec.persist.take(),
             restarts: Mutex::new(RestartBudget::new(spec.options.max_restarts)),
+            host: Mutex::new(None),
+            calls: AtomicU64::new(0),
+            taken: taken.clone(),
         });
         let node = self.clone();
         let state = actor.clone();
         tokio::spawn(async move {
-            let mailbox = Mailbox { again: Default::default(), rx, max_task_retries: spec.options.max_task_retries };
+            let mailbox =
+                Mailbox { again: Default::default(), rx, max_task_retries: spec.options.max_task_retries, taken };
             node.actor_loop(&job, &state, &spec, mailbox).await;
             node.unpin(&spec.pinned);
         });
@@ -360,6 +398,7 @@ impl NodeInner {
                 return self.drain_dead(actor, rx).await;
             }
         };
+        actor.hosted_on(&self.id);
         let ctor_args = match self.resolve_args(&spec.args).await {
             Ok(a) => a,
             Err(e) => {

@@ -137,6 +137,7 @@ impl NodeInner {
                     // Output of detached actors goes to the node's log.
                     let config = JobConfig { grants: Grants::default(), ..JobConfig::default() };
                     let j = self.start_job(component, config, None);
+                    j.hosts_detached.store(true, std::sync::atomic::Ordering::Relaxed);
                     detached.jobs.insert(record.component_hash.clone(), j.clone());
                     j
                 }

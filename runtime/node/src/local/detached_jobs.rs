@@ -93,7 +93,7 @@ impl JobTable {
     /// taking requests and finishes those in flight (cancelled only if that
     /// takes longer than the server's grace); any other is cancelled at
     /// once. Returns false if it is not running.
-    pub(crate) fn stop_gracefully(self: &Arc<Self>, node: &Node, id: &str) -> bool {
+    pub fn stop_gracefully(self: &Arc<Self>, node: &Node, id: &str) -> bool {
         let Some(stopping) = lock(&self.live).get(id).map(|l| l.stopping.clone()) else {
             return false;
         };

@@ -80,6 +80,13 @@ pub(crate) struct JobState {
     /// Actors of other jobs (detached ones) this job found or created, and
     /// where calls to them go: (node, job there).
     pub(crate) foreign: Mutex<HashMap<ActorId, (String, u32)>>,
+    /// How the job is named in state listings: a submitted job's id, else
+    /// `<node>/<number>`.
+    pub(crate) key: Arc<str>,
+    /// When it started, milliseconds since the Unix epoch.
+    pub(crate) started_ms: u64,
+    /// It is the never-ending job that hosts a component's detached actors.
+    pub(crate) hosts_detached: AtomicBool,
 }
 
 impl JobState {
@@ -104,6 +111,10 @@ impl NodeInner {
         owner: Option<(String, u32)>,
     ) -> Arc<JobState> {
         let id = JobId(self.next_job.fetch_add(1, Ordering::Relaxed));
+        let key: Arc<str> = match &config.label {
+            Some(label) => label.as_str().into(),
+            None => format!("{}/{}", self.id, id.0).into(),
+        };
         let job = Arc::new(JobState {
             id,
             component,
@@ -116,6 +127,9 @@ impl NodeInner {
             owner,
             groups: Mutex::new(Vec::new()),
             foreign: Mutex::new(HashMap::new()),
+            key,
+            started_ms: crate::persist::now_ms(),
+            hosts_detached: AtomicBool::new(false),
         });
         lock(&self.jobs).insert(id, job.clone());
         job

@@ -3,6 +3,8 @@
 
 use crate::cluster::remote_task::Remote;
 use crate::local::job::JobState;
+use crate::persist::now_ms;
+use crate::state::Place;
 use crate::{Held, NodeInner, lock};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,9 +70,19 @@ impl NodeInner {
     pub(crate) fn spawn_task(self: &Arc<Self>, job: Arc<JobState>, spec: TaskSpec, permit: OwnedSemaphorePermit) {
         let cancel = Arc::new(CancelToken::default());
         lock(&job.tasks).insert(spec.task, cancel.clone());
+        // Tasks are listed by the node owning their job; a stand-in's are
+        // its owner's to list.
+        let recorded = job.owner.is_none();
+        if recorded {
+            lock(&self.task_log).submit(spec.task, job.key.clone(), &spec.function, now_ms());
+        }
         let node = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = node.run_task(&job, &spec, &cancel).await {
+            let outcome = node.run_task(&job, &spec, &cancel).await;
+            if recorded {
+                lock(&node.task_log).end(spec.task, outcome.as_ref().map(|_| ()), now_ms());
+            }
+            if let Err(e) = outcome {
                 node.store.complete(spec.output, Err(e));
             }
             node.unpin(&spec.pinned);
@@ -150,6 +162,7 @@ impl NodeInner {
     ) -> Result<(), Error> {
         let limits = job.limits(&spec.options);
         loop {
+            lock(&self.task_log).start(spec.task, Place::Here, now_ms());
             let caller = Caller {
                 job: job.id,
                 task: spec.task,

@@ -124,6 +124,23 @@ impl JobTable {
         self.logs.join(format!("{id}.log"))
     }
 
+    /// Up to `max` bytes of a job's log from `offset`, with its record
+    /// (`None`: no such job). What the dashboard polls to follow a log.
+    pub fn read_log(&self, id: &str, offset: u64, max: usize) -> std::io::Result<Option<(JobInfo, Vec<u8>)>> {
+        let Some(info) = self.get(id)? else { return Ok(None) };
+        let mut chunk = Vec::new();
+        match std::fs::File::open(self.log_path(id)) {
+            Ok(mut f) => {
+                f.seek(SeekFrom::Start(offset))?;
+                f.take(max as u64).read_to_end(&mut chunk)?;
+            }
+            // A job that wrote nothing yet may have no file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Some((info, chunk)))
+    }
+
     /// Streams a job's log from `offset` through `sink`; with `follow`, until
     /// the job ends. Returns the record as it was when streaming stopped.
     pub async fn stream_log<F, Fut>(&self, id: &str, follow: bool, mut sink: F) -> std::io::Result<Option<JobInfo>>

@@ -298,6 +298,31 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             let most = spans.iter().map(|&(start, _)| spans.iter().filter(|&&(s, e)| s <= start && start < e).count());
             println!("parallel: at most {} at once", most.max().unwrap_or(0));
         }
+        "dashboard" => {
+            // What the dashboard's test looks for: tasks over the cluster
+            // (one failing with a known message), a named actor with calls
+            // made, a placement group and a put object; held for `secs`
+            // seconds so the views can be read while it all lives.
+            let secs: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(30);
+            println!("dashboard-marker: job started");
+            let refs: Vec<_> = (0..12).map(|i| square_where::remote(i, 50)).collect();
+            let nodes: std::collections::BTreeSet<String> =
+                wray::get_all(&refs)?.into_iter().map(|(_, node)| node).collect();
+            println!("squares ran on {} nodes", nodes.len());
+            let failed = fail::remote("dashboard-boom".to_string());
+            println!("fail: {}", wray::get(&failed).map_or_else(|e| e.to_string(), |v| v.to_string()));
+            let counter = Counter::options().name("dash-counter").remote(5);
+            for _ in 0..3 {
+                counter.incr(1);
+            }
+            println!("counter: {}", wray::get(&counter.get())?);
+            let bundle: &[(&str, f64)] = &[("CPU", 0.5)];
+            let _group = wray::placement_group(&[bundle, bundle], wray::PlacementStrategy::Spread)?;
+            let _big = wray::put(&vec![7u8; 3 << 20]);
+            println!("dashboard-marker: holding for {secs} s");
+            std::thread::sleep(Duration::from_secs(secs));
+            println!("dashboard-marker: done");
+        }
         "whereami" => {
             // Which node runs the driver (and its tasks), and for how long:
             // concurrent jobs overlap while they sleep.

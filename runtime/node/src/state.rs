@@ -1,0 +1,475 @@
+//! What a node reports of itself: the rows behind `wray list`, the
+//! dashboard and the metrics (`wray_net::state`).
+//!
+//! Tasks are recorded by the node that owns them (where their job runs),
+//! once, whichever node runs them: a task a stand-in job runs for another
+//! node is that node's to report. [`TaskLog`] is the bookkeeping — pure,
+//! with a bounded window of finished tasks — and the rest of this module
+//! reads the node's own structures (jobs, actors, the store, the head's
+//! records) into a [`NodeState`] when asked, so nothing is kept twice and a
+//! listing costs nothing until someone asks.
+
+use crate::cluster::link::Link;
+use crate::cluster::wire::{ask, pairs};
+use crate::{Node, NodeInner, lock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use wray_core::{Error, TaskId};
+use wray_net::proto::{Event, Request};
+use wray_net::state::{
+    self, ActorRow, GroupRow, JobRow, MAX_ACTOR_ROWS, MAX_GROUP_ROWS, MAX_JOB_ROWS, MAX_OBJECT_ROWS, MAX_TASK_ROWS,
+    NetState, NodeState, ObjectRow, StoreState, TaskCounts, TaskRow,
+};
+
+/// How long the head waits for a worker's state before it lists the worker
+/// as not answering: a listing must not hang on one stuck node.
+pub const STATE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where a task runs.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Place {
+    /// On this node.
+    Here,
+    /// Sent to another node: its id once known (the head names it when it
+    /// places the task; a worker learns it from the result).
+    Elsewhere(Option<String>),
+}
+
+/// A task between submission and its end.
+#[derive(Clone, Debug)]
+struct Record {
+    id: TaskId,
+    job: Arc<str>,
+    function: String,
+    place: Option<Place>,
+    submitted_ms: u64,
+    started_ms: u64,
+    ended_ms: u64,
+    attempts: u32,
+    /// Set when the task failed on another node (its error arrives with
+    /// the result, which the owner stores without looking at it).
+    error: Option<String>,
+    state: &'static str,
+}
+
+/// The tasks a node's jobs submitted: the unfinished ones, the last
+/// [`MAX_TASK_ROWS`] finished ones, and counts since the node started.
+#[derive(Default)]
+pub(crate) struct TaskLog {
+    live: HashMap<TaskId, Record>,
+    done: VecDeque<Record>,
+    finished: u64,
+    failed: u64,
+    cancelled: u64,
+}
+
+impl TaskLog {
+    /// A task was submitted.
+    pub(crate) fn submit(&mut self, id: TaskId, job: Arc<str>, function: &str, now: u64) {
+        let record = Record {
+            id,
+            job,
+            function: function.to_string(),
+            place: None,
+            submitted_ms: now,
+            started_ms: 0,
+            ended_ms: 0,
+            attempts: 0,
+            error: None,
+            state: "PENDING",
+        };
+        self.live.insert(id, record);
+    }
+
+    /// An attempt of the task started at `place`. A task this log does not
+    /// hold (one a stand-in runs for another node) is ignored.
+    pub(crate) fn start(&mut self, id: TaskId, place: Place, now: u64) {
+        if let Some(r) = self.live.get_mut(&id) {
+            r.place = Some(place);
+            r.started_ms = now;
+            r.attempts += 1;
+            r.state = "RUNNING";
+        }
+    }
+
+    /// The node that ran the task elsewhere answered: its id, and the
+    /// task's error if it failed.
+    pub(crate) fn ran_elsewhere(&mut self, id: TaskId, node: &str, error: Option<&Error>) {
+        if let Some(r) = self.live.get_mut(&id) {
+            r.place = Some(Place::Elsewhere(Some(node.to_string())));
+            r.error = error.map(|e| state::cut_error(&e.to_string()));
+        }
+    }
+
+    /// The task ended: `Err` is the failure the owner stored.
+    pub(crate) fn end(&mut self, id: TaskId, outcome: Result<(), &Error>, now: u64) {
+        let Some(mut r) = self.live.remove(&id) else { return };
+        r.ended_ms = now;
+        match outcome {
+            Err(Error::Cancelled) => {
+                r.state = "CANCELLED";
+                self.cancelled += 1;
+            }
+            Err(e) => {
+                r.state = "FAILED";
+                r.error = Some(state::cut_error(&e.to_string()));
+                self.failed += 1;
+            }
+            Ok(()) if r.error.is_some() => {
+                r.state = "FAILED";
+                self.failed += 1;
+            }
+            Ok(()) => {
+                r.state = "FINISHED";
+                self.finished += 1;
+            }
+        }
+        self.done.push_front(r);
+        self.done.truncate(MAX_TASK_ROWS);
+    }
+
+    /// Counts by state.
+    pub(crate) fn counts(&self) -> TaskCounts {
+        let running = self.live.values().filter(|r| r.state == "RUNNING").count() as u64;
+        TaskCounts {
+            pending: self.live.len() as u64 - running,
+            running,
+            finished: self.finished,
+            failed: self.failed,
+            cancelled: self.cancelled,
+        }
+    }
+
+    /// Counts by state, and up to `limit` rows, newest first (unfinished
+    /// tasks ahead of finished ones).
+    pub(crate) fn snapshot(&self, here: &str, limit: usize) -> (TaskCounts, Vec<TaskRow>) {
+        let counts = self.counts();
+        let mut live: Vec<&Record> = self.live.values().collect();
+        live.sort_by(|a, b| b.submitted_ms.cmp(&a.submitted_ms).then(b.id.cmp(&a.id)));
+        let rows = live.into_iter().chain(self.done.iter()).take(limit).map(|r| row(r, here)).collect();
+        (counts, rows)
+    }
+}
+
+fn row(r: &Record, here: &str) -> TaskRow {
+    let node = match &r.place {
+        None => String::new(),
+        Some(Place::Here) => here.to_string(),
+        Some(Place::Elsewhere(Some(n))) => n.clone(),
+        Some(Place::Elsewhere(None)) => "(another node)".to_string(),
+    };
+    TaskRow {
+        id: r.id.to_string(),
+        job: r.job.to_string(),
+        function: r.function.clone(),
+        state: r.state.to_string(),
+        node,
+        submitted_ms: r.submitted_ms,
+        started_ms: r.started_ms,
+        ended_ms: r.ended_ms,
+        attempts: r.attempts,
+        error: r.error.clone().unwrap_or_default(),
+    }
+}
+
+/// Resident memory of this process (Linux `/proc/self/statm`), or 0.
+fn resident_bytes() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else { return 0 };
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+impl NodeInner {
+    /// This node's state, as [`Request::State`] answers it.
+    pub(crate) fn local_state(&self) -> NodeState {
+        let (role, peers) = match self.link.get() {
+            Some(Link::Head(p)) => ("head", Some(p)),
+            Some(Link::Worker(_)) => ("worker", None),
+            None => ("local", None),
+        };
+        let st = self.store.stats();
+        let (task_counts, tasks) = lock(&self.task_log).snapshot(&self.id, MAX_TASK_ROWS);
+        let jobs: Vec<_> = lock(&self.jobs).values().cloned().collect();
+        let mut actors = Vec::new();
+        let mut job_rows = Vec::new();
+        for job in &jobs {
+            // A stand-in's tasks and actors are its owner node's to list.
+            if job.owner.is_some() {
+                continue;
+            }
+            let detached = job.hosts_detached.load(Ordering::Relaxed);
+            if !detached && job_rows.len() < MAX_JOB_ROWS {
+                job_rows.push(JobRow {
+                    id: job.key.to_string(),
+                    name: job.component.name().to_string(),
+                    status: "RUNNING".into(),
+                    node: self.id.clone(),
+                    submitted: job.config.label.is_some(),
+                    start_ms: job.started_ms,
+                    ..JobRow::default()
+                });
+            }
+            for a in lock(&job.actors).values() {
+                if actors.len() >= MAX_ACTOR_ROWS {
+                    break;
+                }
+                let (host, calls, pending_calls, restarts) = a.activity();
+                let death = a.dead_reason();
+                let state = match (&death, &host) {
+                    (Some(_), _) => "DEAD",
+                    (None, None) => "PENDING",
+                    (None, Some(_)) => "ALIVE",
+                };
+                actors.push(ActorRow {
+                    id: a.id.to_string(),
+                    class: a.class.clone(),
+                    name: a.name.clone().unwrap_or_default(),
+                    job: job.key.to_string(),
+                    state: state.into(),
+                    node: host.unwrap_or_default(),
+                    restarts,
+                    pending_calls,
+                    calls,
+                    death: death.unwrap_or_default(),
+                    detached,
+                });
+            }
+        }
+        if let Some(peers) = peers {
+            // The head's records of submitted jobs: running ones are already
+            // listed (with the node running them), so only their status
+            // and times are taken from the record.
+            match peers.jobs.list() {
+                Ok(mut records) => {
+                    records.sort_by_key(|r| std::cmp::Reverse(r.submitted_ms));
+                    for info in records {
+                        if let Some(row) = job_rows.iter_mut().find(|r| r.id == info.id) {
+                            row.start_ms = info.submitted_ms;
+                            continue;
+                        }
+                        if job_rows.len() >= MAX_JOB_ROWS {
+                            break;
+                        }
+                        job_rows.push(JobRow {
+                            id: info.id,
+                            name: info.name,
+                            status: info.status,
+                            message: info.message,
+                            node: self.id.clone(),
+                            submitted: true,
+                            start_ms: info.submitted_ms,
+                            end_ms: info.ended_ms,
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!("listing the job records: {e}"),
+            }
+        }
+        let groups = lock(&self.groups)
+            .iter()
+            .take(MAX_GROUP_ROWS)
+            .map(|(id, record)| GroupRow {
+                id: *id,
+                bundles: record.iter().map(|(node, r)| (node.clone(), pairs(r))).collect(),
+            })
+            .collect();
+        let objects = self
+            .store
+            .largest(MAX_OBJECT_ROWS)
+            .into_iter()
+            .map(|o| ObjectRow {
+                id: o.id.to_string(),
+                job: o.job.0,
+                size: o.size as u64,
+                refs: o.refs,
+                state: match o.state {
+                    wray_store::ObjectState::Pending => "PENDING",
+                    wray_store::ObjectState::InMemory => "IN_MEMORY",
+                    wray_store::ObjectState::Spilled => "SPILLED",
+                    wray_store::ObjectState::Failed => "FAILED",
+                }
+                .into(),
+            })
+            .collect();
+        NodeState {
+            id: self.id.clone(),
+            role: role.into(),
+            alive: true,
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            total: pairs(&self.total_with_store()),
+            available: pairs(&self.free_resources()),
+            gpus: self.devices.gpus().iter().map(|g| g.name().to_string()).collect(),
+            memory_rss: resident_bytes(),
+            queued: lock(&self.sched).queued() as u64,
+            store: StoreState {
+                objects: st.objects as u64,
+                memory_bytes: st.memory_bytes as u64,
+                budget_bytes: st.budget as u64,
+                spilled_bytes: st.spilled_bytes as u64,
+                spilled_objects: st.spilled_objects as u64,
+                spills: st.spills,
+                restores: st.restores,
+            },
+            task_counts,
+            tasks,
+            actors,
+            jobs: job_rows,
+            groups,
+            objects,
+            net: self.net_state(),
+        }
+    }
+
+    /// QUIC traffic over this node's cluster connections, and on the head
+    /// the heartbeats it has received.
+    fn net_state(&self) -> NetState {
+        let mut net = NetState::default();
+        let conns: Vec<quinn::Connection> = match self.link.get() {
+            Some(Link::Head(peers)) => {
+                net.heartbeats = peers.heartbeats.load(Ordering::Relaxed);
+                lock(&peers.workers)
+                    .iter()
+                    .filter(|w| w.alive.load(Ordering::Relaxed))
+                    .map(|w| w.conn.clone())
+                    .collect()
+            }
+            Some(Link::Worker(w)) => vec![w.head()],
+            None => Vec::new(),
+        };
+        for c in conns {
+            let s = c.stats();
+            net.bytes_sent += s.udp_tx.bytes;
+            net.bytes_received += s.udp_rx.bytes;
+        }
+        net
+    }
+}
+
+impl NodeInner {
+    /// Every node's state: on the head, its own and each worker's (asked
+    /// now, at most [`STATE_TIMEOUT`] each, all at once; a worker that is
+    /// dead or does not answer is listed as not alive with its last known
+    /// resources); elsewhere, this node's.
+    pub(crate) async fn cluster_state(&self) -> Vec<NodeState> {
+        let mut out = vec![self.local_state()];
+        let Some(Link::Head(peers)) = self.link.get() else { return out };
+        let workers: Vec<_> = lock(&peers.workers).clone();
+        let now = peers.now();
+        let mut asks = tokio::task::JoinSet::new();
+        for (i, w) in workers.into_iter().enumerate() {
+            asks.spawn(async move {
+                let last_heartbeat_ms = now.saturating_sub(w.last_beat.load(Ordering::Relaxed));
+                let silent = NodeState {
+                    id: w.id.clone(),
+                    role: "worker".into(),
+                    alive: false,
+                    total: w.total.clone(),
+                    net: NetState { last_heartbeat_ms, ..NetState::default() },
+                    ..NodeState::default()
+                };
+                if !w.alive.load(Ordering::Relaxed) {
+                    return (i, silent);
+                }
+                let state = match tokio::time::timeout(STATE_TIMEOUT, ask(&w.conn, &Request::State)).await {
+                    Ok(Ok(Event::State(mut states))) if states.len() == 1 && states[0].within_bounds() => {
+                        let mut s = states.remove(0);
+                        s.net.last_heartbeat_ms = last_heartbeat_ms;
+                        s
+                    }
+                    Ok(Ok(Event::State(_))) => {
+                        tracing::warn!("node {}: its state answer is out of bounds", w.id);
+                        silent
+                    }
+                    _ => silent,
+                };
+                (i, state)
+            });
+        }
+        let mut workers: Vec<(usize, NodeState)> = asks.join_all().await;
+        workers.sort_by_key(|(i, _)| *i);
+        out.extend(workers.into_iter().map(|(_, s)| s));
+        out
+    }
+}
+
+impl Node {
+    /// How many tasks this node's jobs have pending, running and ended:
+    /// what a progress line shows, without building a whole state.
+    pub fn task_counts(&self) -> TaskCounts {
+        lock(&self.inner.task_log).counts()
+    }
+
+    /// This node's state alone.
+    pub fn local_state(&self) -> NodeState {
+        self.inner.local_state()
+    }
+
+    /// Every node's state: on the head, its own and each worker's (asked
+    /// at once, at most [`STATE_TIMEOUT`] each); elsewhere, this node's.
+    pub async fn cluster_state(&self) -> Vec<NodeState> {
+        self.inner.cluster_state().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wray_core::JobId;
+
+    fn id(n: u32) -> TaskId {
+        TaskId::driver(JobId(n))
+    }
+
+    #[test]
+    fn a_task_is_pending_then_running_then_finished() {
+        let mut log = TaskLog::default();
+        let job: Arc<str> = "n/1".into();
+        log.submit(id(1), job.clone(), "f", 10);
+        log.submit(id(2), job.clone(), "g", 11);
+        let (c, rows) = log.snapshot("me", 10);
+        assert_eq!((c.pending, c.running), (2, 0));
+        assert_eq!(rows[0].function, "g", "newest first");
+        log.start(id(1), Place::Here, 12);
+        log.start(id(2), Place::Elsewhere(None), 12);
+        log.ran_elsewhere(id(2), "w1", Some(&Error::task_failed("g", "boom")));
+        log.end(id(1), Ok(()), 20);
+        log.end(id(2), Ok(()), 21);
+        let (c, rows) = log.snapshot("me", 10);
+        assert_eq!((c.pending, c.running, c.finished, c.failed), (0, 0, 1, 1));
+        assert_eq!((rows[0].state.as_str(), rows[0].node.as_str()), ("FAILED", "w1"));
+        assert!(rows[0].error.contains("boom"));
+        assert_eq!((rows[1].state.as_str(), rows[1].node.as_str(), rows[1].attempts), ("FINISHED", "me", 1));
+    }
+
+    #[test]
+    fn cancelled_and_unknown_tasks() {
+        let mut log = TaskLog::default();
+        log.submit(id(1), "j".into(), "f", 1);
+        log.end(id(1), Err(&Error::Cancelled), 2);
+        // A task a stand-in ran for another node: not ours to record.
+        log.start(id(9), Place::Here, 3);
+        log.end(id(9), Ok(()), 4);
+        let (c, rows) = log.snapshot("me", 10);
+        assert_eq!((c.cancelled, c.finished, rows.len()), (1, 0, 1));
+    }
+
+    #[test]
+    fn the_window_of_finished_tasks_is_bounded_but_counts_are_not() {
+        let mut log = TaskLog::default();
+        let n = MAX_TASK_ROWS as u32 + 50;
+        for i in 0..n {
+            log.submit(id(i), "j".into(), "f", u64::from(i));
+            log.end(id(i), Ok(()), u64::from(i));
+        }
+        let (c, rows) = log.snapshot("me", usize::MAX);
+        assert_eq!(c.finished, u64::from(n));
+        assert_eq!(rows.len(), MAX_TASK_ROWS);
+        assert_eq!(rows[0].id, id(n - 1).to_string(), "the newest is kept");
+        let long = "x".repeat(5000);
+        log.submit(id(0), "j".into(), "f", 0);
+        log.end(id(0), Err(&Error::task_failed("f", long)), 1);
+        assert!(log.snapshot("me", 1).1[0].error.len() <= state::MAX_ERROR_BYTES);
+    }
+}
