@@ -201,6 +201,27 @@ fn the_dashboard_shows_a_live_cluster_in_a_real_browser() {
             >= 1
     );
 
+    // What jobs publish: the testjob's own document, its refused ones, and
+    // a Tune experiment's trial table with the best trial's metric.
+    let out = head.wray(&["job", "logs", "--address", &head.address, "--token", &head.token, &id]);
+    let log = stdout(&out);
+    assert!(log.contains("empty topic: invalid argument: publish_status: a topic is 1 to 128 bytes"), "{log}");
+    assert!(log.contains("big body: invalid argument: publish_status: dash/big: the body is 65537 bytes"), "{log}");
+    let custom = list_json(&head, "experiments", &["topic=dash/custom"]);
+    assert_eq!(custom[0]["document"]["rows"], 3, "{custom:?}");
+    assert_eq!(custom[0]["job"], id.as_str());
+    let tune = head.run(&guests().tune_grid, &[]);
+    assert_code(&tune, 0);
+    assert!(stdout(&tune).contains("best score: 0"), "{}", stdout(&tune));
+    let exp = list_json(&head, "experiments", &["topic=tune/experiment"]);
+    assert_eq!((exp[0]["state"].as_str(), exp[0]["trials"].as_u64()), (Some("FINISHED"), Some(25)), "{exp:?}");
+    assert_eq!(exp[0]["document"]["best"]["name"], "trial_00012");
+    assert_eq!(exp[0]["document"]["best"]["value"], 0.0);
+    let page = render(&dash, "experiments", "experiments");
+    assert!(page.contains(r#"id="best-experiment">0 · trial_00012<"#), "{page}");
+    assert!(page.contains("x=-0.500000, y=0.500000") && page.contains("0.7906"), "a trial's config and score: {page}");
+    assert!(page.contains(r#"id="exp-dash/custom""#) && page.contains("\"rows\": 3"), "{page}");
+
     // Stopping the job needs the token, from loopback too.
     let refused = post(&dash, &format!("/api/jobs/{id}/stop"), "", "");
     assert_eq!(refused.status, 401, "{refused:?}");

@@ -129,6 +129,25 @@ fn to_map(list: Vec<crate::bindings::wray::runtime::types::ResourceAmount>) -> B
     list.into_iter().map(|r| (r.name, r.amount)).collect()
 }
 
+/// Bytes of a published progress document at most (the host refuses
+/// larger ones with `InvalidArgument`).
+pub const MAX_STATUS_BYTES: usize = 64 << 10;
+
+/// Publishes this job's progress for the dashboard (its Experiments view)
+/// and `wray list experiments`: `json` replaces what the job published under
+/// `topic` before. Tune and Train publish their experiments and runs this
+/// way (`tune/<name>`, `train/<name>`); a job may publish its own. A topic is
+/// 1 to 128 bytes, a document at most [`MAX_STATUS_BYTES`]; the node keeps
+/// the 32 most recent topics, after the job has ended too.
+///
+/// ```no_run
+/// wray::publish_status("etl/progress", r#"{"rows": 1200, "of": 5000}"#)?;
+/// # Ok::<(), wray::Error>(())
+/// ```
+pub fn publish_status(topic: &str, json: &str) -> Result<(), Error> {
+    Ok(cluster::publish_status(topic, json)?)
+}
+
 /// Total resources of the cluster, e.g. `{"CPU": 8.0, "memory": ...}`.
 pub fn cluster_resources() -> BTreeMap<String, f64> {
     to_map(cluster::cluster_resources())

@@ -35,8 +35,8 @@ mod value;
 
 pub use actor::{Actor, ActorHandle, get_actor, kill};
 pub use api::{
-    RuntimeContext, available_resources, cancel, cluster_resources, get, get_all, get_timeout, put, runtime_context,
-    try_put, wait,
+    MAX_STATUS_BYTES, RuntimeContext, available_resources, cancel, cluster_resources, get, get_all, get_timeout,
+    publish_status, put, runtime_context, try_put, wait,
 };
 pub use arg::Arg;
 pub use code::Code;

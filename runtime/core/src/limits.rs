@@ -39,3 +39,20 @@ pub const MAX_ACTORS_PER_JOB: usize = 10_000;
 
 /// Bundles in one placement group.
 pub const MAX_BUNDLES: usize = 1024;
+
+/// Bytes of a topic a job publishes its progress under
+/// (`cluster.publish-status`).
+pub const MAX_STATUS_TOPIC_BYTES: usize = 128;
+
+/// Bytes of one published progress document. A head's state answer holds
+/// every node's documents ([`MAX_PUBLISHED_PER_NODE`] at most), and the
+/// dashboard sends them all to every browser once a second: 64 KiB each
+/// keeps that within a few MiB while leaving room for a hundred trials'
+/// curves.
+pub const MAX_STATUS_BYTES: usize = 64 << 10;
+
+/// Progress documents a node keeps (the most recently published; the
+/// oldest is dropped when a new topic comes): they outlive their job, so
+/// a finished experiment stays on the dashboard until newer ones push it
+/// out.
+pub const MAX_PUBLISHED_PER_NODE: usize = 32;

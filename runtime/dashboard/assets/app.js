@@ -283,6 +283,17 @@ const views = {
     ];
   },
 
+  experiments() {
+    const rows = all("published").sort((a, b) => b.updated_ms - a.updated_ms);
+    const parts = [h("h1", {}, "Experiments")];
+    if (!rows.length) {
+      parts.push(h("p", { class: "muted", id: "experiments-none" },
+        "nothing published yet: Tune experiments and Train runs appear here, and anything a job publishes with wray::publish_status"));
+    }
+    for (const r of rows) parts.push(...experiment(r));
+    return parts;
+  },
+
   serve() {
     const apps = (state.serve && state.serve.applications) || [];
     const parts = [h("h1", {}, "Serve")];
@@ -304,6 +315,91 @@ const views = {
     return parts;
   },
 };
+
+const PALETTE = ["#2f6fdf", "#d9480f", "#2b8a3e", "#ae3ec9", "#e67700", "#0c8599", "#c2255c", "#5c940d"];
+
+// One published document: a Tune experiment or Train run as a trial table
+// and curves, anything else as its JSON.
+function experiment(r) {
+  let doc = null;
+  try { doc = JSON.parse(r.body); } catch (e) { /* shown as text below */ }
+  const title = h("h2", { id: `exp-${r.topic}` }, r.topic, h("span", { class: "muted" }, ` · job ${r.job} · updated ${time(r.updated_ms)}`));
+  if (!doc || !Array.isArray(doc.trials)) return [title, h("pre", { class: "log" }, doc ? JSON.stringify(doc, null, 2) : r.body)];
+  const metric = doc.metric;
+  const summary = h("div", { class: "cards" },
+    card("state", stateTag(doc.state)),
+    card("trials", doc.trial_count),
+    card("elapsed", `${Number(doc.elapsed_s || 0).toFixed(1)} s`),
+    doc.best ? card(`best ${metric} (${doc.mode})`, `${fmt(doc.best.value)} · ${doc.best.name}`, `best-${doc.name}`) : null);
+  const lastCols = doc.kind === "tune" && metric ? [metric]
+    : [...new Set(doc.trials.flatMap(t => Object.keys(t.last || {})))].slice(0, 6);
+  const table_ = table(`trials-${doc.name}`, [
+    { title: "trial", cell: t => t.name },
+    { title: "status", cell: t => stateTag(t.status) },
+    { title: "config", cell: t => t.config },
+    { title: "iterations", num: true, cell: t => t.iterations },
+    ...lastCols.map(m => ({ title: m, num: true, cell: t => fmt((t.last || {})[m]) })),
+    { title: "error", cell: t => t.error || "" },
+  ], doc.trials);
+  // Curves: the experiment's metric per trial (Tune), or every metric of
+  // the run (Train), by iteration.
+  const series = doc.kind === "tune" && metric
+    ? doc.trials.filter(t => (t.series || {})[metric]).slice(-PALETTE.length).map(t => ({ label: t.name, values: t.series[metric] }))
+    : Object.entries((doc.trials[0] || {}).series || {}).slice(0, PALETTE.length).map(([k, v]) => ({ label: k, values: v }));
+  // One metric over trials shares a scale; a run's different metrics are
+  // each scaled to their own range (the legend gives it).
+  const shared = doc.kind === "tune";
+  const charts = series.length ? [h("h2", {}, shared ? `${metric} per iteration` : "metrics per iteration"),
+    lines(`chart-${doc.name}`, series, shared)] : [];
+  return [title, summary, table_, ...charts];
+}
+
+function fmt(v) {
+  if (v === null || v === undefined) return "";
+  if (typeof v !== "number") return String(v);
+  return Math.abs(v) >= 1000 || Number.isInteger(v) ? String(v) : v.toPrecision(4);
+}
+
+// Several series on one canvas by iteration: on one scale (`shared`), or
+// each on its own; a legend under it names the colours (and each range
+// when the scales differ).
+function lines(id, series, shared) {
+  const canvas = h("canvas", { id, width: 720, height: 200 });
+  const ctx = canvas.getContext && canvas.getContext("2d");
+  const range = values => {
+    const v = values.filter(x => typeof x === "number");
+    return v.length ? [Math.min(...v), Math.max(...v)] : [0, 1];
+  };
+  const common = range(series.flatMap(s => s.values));
+  const W = canvas.width, H = canvas.height, pad = 24;
+  const longest = Math.max(...series.map(s => s.values.length), 2);
+  if (ctx) {
+    series.forEach((s, i) => {
+      const [min, max] = shared ? common : range(s.values);
+      const span = max - min || 1;
+      const y = v => H - pad - ((H - 2 * pad) * ((v ?? min) - min)) / span;
+      ctx.strokeStyle = PALETTE[i % PALETTE.length]; ctx.lineWidth = 2; ctx.beginPath();
+      s.values.forEach((v, j) => {
+        const x = pad + ((W - 2 * pad) * j) / (longest - 1);
+        j ? ctx.lineTo(x, y(v)) : ctx.moveTo(x, y(v));
+      });
+      if (s.values.length === 1) ctx.arc(pad, y(s.values[0]), 2, 0, 7);
+      ctx.stroke();
+    });
+    if (shared) {
+      ctx.fillStyle = "#6b7385"; ctx.font = "12px system-ui";
+      ctx.fillText(`max ${fmt(common[1])}`, pad, 14);
+      ctx.fillText(`min ${fmt(common[0])}`, pad, H - 6);
+    }
+  }
+  const legend = h("div", { class: "legend" }, series.map((s, i) => {
+    const swatch = h("span", { class: "swatch" });
+    swatch.style.background = PALETTE[i % PALETTE.length];
+    const [min, max] = range(s.values);
+    return h("span", {}, swatch, shared ? ` ${s.label} ` : ` ${s.label} ${fmt(min)}–${fmt(max)} `);
+  }));
+  return h("div", {}, canvas, legend);
+}
 
 function jobTable(id, rows) {
   return table(id, [

@@ -140,6 +140,9 @@ pub trait Services: Send + Sync + 'static {
     fn available_resources(&self) -> Resources;
     /// This node's id.
     fn node_id(&self) -> String;
+    /// Keeps the caller's progress document under `topic` (checked against
+    /// the limits already) for state listings.
+    fn publish_status(&self, caller: &Caller, topic: String, body: String);
     /// Where the caller's tensors live: a GPU of the node if the caller
     /// holds some of the `GPU` resource and one works, else the CPU path.
     fn device(&self, caller: &Caller) -> wray_gpu::Device;

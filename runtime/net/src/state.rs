@@ -26,6 +26,13 @@ pub const MAX_JOB_ROWS: usize = 500;
 /// Placement groups listed per node.
 pub const MAX_GROUP_ROWS: usize = 500;
 
+/// Progress documents listed per node (`wray_core::limits::
+/// MAX_PUBLISHED_PER_NODE`, the number a node keeps).
+pub const MAX_PUBLISHED_ROWS: usize = 32;
+
+/// Bytes of one progress document (`wray_core::limits::MAX_STATUS_BYTES`).
+pub const MAX_PUBLISHED_BYTES: usize = 64 << 10;
+
 /// Bytes of a task's error message kept in its row.
 pub const MAX_ERROR_BYTES: usize = 500;
 
@@ -82,6 +89,9 @@ pub struct NodeState {
     pub objects: Vec<ObjectRow>,
     /// QUIC traffic and the head's heartbeats.
     pub net: NetState,
+    /// Progress its jobs published (Tune experiments, Train runs), newest
+    /// first.
+    pub published: Vec<PublishedRow>,
 }
 
 impl NodeState {
@@ -94,6 +104,8 @@ impl NodeState {
             && self.jobs.len() <= MAX_JOB_ROWS
             && self.groups.len() <= MAX_GROUP_ROWS
             && self.tasks.iter().all(|t| t.error.len() <= MAX_ERROR_BYTES)
+            && self.published.len() <= MAX_PUBLISHED_ROWS
+            && self.published.iter().all(|p| p.body.len() <= MAX_PUBLISHED_BYTES)
     }
 }
 
@@ -257,4 +269,19 @@ pub struct NetState {
     pub heartbeats: u64,
     /// Head only, for a worker: milliseconds since its last heartbeat.
     pub last_heartbeat_ms: u64,
+}
+
+/// A progress document a job published (`cluster.publish-status`).
+#[derive(
+    rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Serialize, Deserialize, Debug, Clone, PartialEq, Default,
+)]
+pub struct PublishedRow {
+    /// The job (`<node>/<job>` or a submitted job's id).
+    pub job: String,
+    /// Its topic: `tune/<experiment>`, `train/<run>`, or the job's own.
+    pub topic: String,
+    /// When it was last published, milliseconds since the Unix epoch.
+    pub updated_ms: u64,
+    /// The document (JSON, as the job wrote it).
+    pub body: String,
 }

@@ -130,6 +130,8 @@ pub(crate) struct NodeInner {
     serving: std::sync::OnceLock<Arc<dyn wray_host::Serving>>,
     /// The tasks this node's jobs submitted (`state.rs`).
     task_log: Mutex<state::TaskLog>,
+    /// Progress documents jobs published (`state.rs`).
+    published: Mutex<state::Published>,
     /// When the node started.
     started: std::time::Instant,
 }
@@ -210,6 +212,7 @@ impl Node {
                 detached: Mutex::new(local::detached_actors::Detached::default()),
                 serving: std::sync::OnceLock::new(),
                 task_log: Mutex::new(state::TaskLog::default()),
+                published: Mutex::new(state::Published::default()),
                 started: std::time::Instant::now(),
                 devices,
             }),

@@ -16,11 +16,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use wray_core::limits::MAX_PUBLISHED_PER_NODE;
 use wray_core::{Error, TaskId};
 use wray_net::proto::{Event, Request};
 use wray_net::state::{
     self, ActorRow, GroupRow, JobRow, MAX_ACTOR_ROWS, MAX_GROUP_ROWS, MAX_JOB_ROWS, MAX_OBJECT_ROWS, MAX_TASK_ROWS,
-    NetState, NodeState, ObjectRow, StoreState, TaskCounts, TaskRow,
+    NetState, NodeState, ObjectRow, PublishedRow, StoreState, TaskCounts, TaskRow,
 };
 
 /// How long the head waits for a worker's state before it lists the worker
@@ -174,6 +175,28 @@ fn row(r: &Record, here: &str) -> TaskRow {
     }
 }
 
+/// The progress documents jobs published, most recent first, at most
+/// `MAX_PUBLISHED_PER_NODE`: republishing a topic moves it to the front,
+/// a new topic past the bound drops the oldest.
+#[derive(Default)]
+pub(crate) struct Published {
+    rows: VecDeque<PublishedRow>,
+}
+
+impl Published {
+    pub(crate) fn publish(&mut self, job: String, topic: String, body: String, now: u64) {
+        if let Some(i) = self.rows.iter().position(|r| r.job == job && r.topic == topic) {
+            self.rows.remove(i);
+        }
+        self.rows.push_front(PublishedRow { job, topic, updated_ms: now, body });
+        self.rows.truncate(MAX_PUBLISHED_PER_NODE);
+    }
+
+    fn rows(&self) -> Vec<PublishedRow> {
+        self.rows.iter().cloned().collect()
+    }
+}
+
 /// Resident memory of this process (Linux `/proc/self/statm`), or 0.
 fn resident_bytes() -> u64 {
     let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else { return 0 };
@@ -319,6 +342,7 @@ impl NodeInner {
             groups,
             objects,
             net: self.net_state(),
+            published: lock(&self.published).rows(),
         }
     }
 
@@ -441,6 +465,23 @@ mod tests {
         assert_eq!((rows[0].state.as_str(), rows[0].node.as_str()), ("FAILED", "w1"));
         assert!(rows[0].error.contains("boom"));
         assert_eq!((rows[1].state.as_str(), rows[1].node.as_str(), rows[1].attempts), ("FINISHED", "me", 1));
+    }
+
+    #[test]
+    fn published_documents_are_replaced_by_topic_and_bounded() {
+        let mut p = Published::default();
+        p.publish("j".into(), "tune/a".into(), "1".into(), 1);
+        p.publish("j".into(), "tune/b".into(), "2".into(), 2);
+        p.publish("j".into(), "tune/a".into(), "3".into(), 3);
+        let rows = p.rows();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].topic.as_str(), rows[0].body.as_str()), ("tune/a", "3"));
+        for i in 0..100 {
+            p.publish("k".into(), format!("t{i}"), String::new(), 4);
+        }
+        let rows = p.rows();
+        assert_eq!(rows.len(), MAX_PUBLISHED_PER_NODE);
+        assert_eq!(rows[0].topic, "t99", "the newest is kept");
     }
 
     #[test]

@@ -306,6 +306,21 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
         if let Some(storage) = &self.run.storage_path {
             callbacks.insert(0, Box::new(FileLogger::new(std::path::Path::new(storage))));
         }
+        if !self.in_trial {
+            // The dashboard's Experiments view (`train/<name>`); as a Tune
+            // trial, the run is in Tune's experiment instead.
+            let cc = &self.run.checkpoint_config;
+            let mode = match cc.order {
+                Some(Order::Min) => "min",
+                _ => "max",
+            };
+            callbacks.push(Box::new(wray_tune::StatusPublisher::new(
+                "train",
+                &self.run.name,
+                cc.score_attribute.as_deref(),
+                Some(mode),
+            )));
+        }
         let mut run = Run::new(&self.run, path, n, callbacks);
         run.in_trial = self.in_trial;
         let mut latest: Option<ObjectRef<Checkpoint>> =

@@ -63,7 +63,7 @@ pub fn json_string(s: &str) -> String {
     out
 }
 
-fn json_number(x: f64) -> String {
+pub(crate) fn json_number(x: f64) -> String {
     // JSON has no NaN or infinities: write them as null, as Ray does.
     if x.is_finite() { format!("{x}") } else { "null".into() }
 }

@@ -55,6 +55,7 @@ mod schedulers;
 mod search;
 mod session;
 mod space;
+mod status;
 mod stop;
 mod tpe;
 mod tuner;
@@ -71,6 +72,7 @@ pub use space::{
     Config, Domain, DomainArg, Space, Value, choice, grid_search, loguniform, quniform, randint, randn, sample_from,
     uniform,
 };
+pub use status::StatusPublisher;
 pub use stop::{Criteria, StopFn, Stopper};
 pub use tpe::TpeSearch;
 pub use tuner::{Trainable, TrialActor, Tuner, Verbosity, status_table};

@@ -8,6 +8,7 @@ use super::schedulers::{Decision, Fifo, Mode, TrialScheduler};
 use super::search::{BasicVariantGenerator, Searcher};
 use super::session::{CHECKPOINTED, FAILED, FINISHED};
 use super::space::{Config, Space};
+use super::status::StatusPublisher;
 use super::stop::Stopper;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -375,6 +376,8 @@ impl<T: TrialActor> Tuner<T> {
                 self.storage_path = None;
             }
         }
+        // The dashboard's Experiments view (`tune/<name>`).
+        self.callbacks.push(Box::new(StatusPublisher::new("tune", &self.name, Some(&self.metric), Some(&self.mode))));
         let mut trials = if self.resume { self.load_state() } else { Vec::new() };
         if !trials.is_empty() {
             let done = trials.iter().filter(|t| t.is_finished()).count();

@@ -9,7 +9,8 @@ use wray_runtime::cluster::ClusterClient;
 use wray_runtime::state::NodeState;
 
 /// List what a cluster holds: its nodes, jobs, recent tasks, actors,
-/// largest objects or placement groups.
+/// largest objects, placement groups, or the experiments its jobs published
+/// (Tune, Train).
 ///
 /// Each node keeps its last 1000 finished tasks and reports its 500 largest
 /// objects; counts (`wray status`, the dashboard) stay exact beyond that.
@@ -20,7 +21,8 @@ Examples:
   wray list tasks --filter state=FAILED
   wray list actors --filter class=Counter --filter state=ALIVE --json
   wray list jobs --filter status!=SUCCEEDED
-  wray list objects --limit 10")]
+  wray list objects --limit 10
+  wray list experiments --json")]
 pub struct ListCommand {
     /// What to list.
     what: What,
@@ -56,6 +58,8 @@ enum What {
     Actors,
     Objects,
     PlacementGroups,
+    /// What jobs published: Tune experiments, Train runs.
+    Experiments,
 }
 
 #[derive(Clone, Debug)]
@@ -102,6 +106,7 @@ fn columns(what: What) -> &'static [&'static str] {
         What::Actors => &["id", "class", "name", "state", "node", "restarts", "pending_calls", "job", "death"],
         What::Objects => &["id", "node", "job", "size", "refs", "state"],
         What::PlacementGroups => &["id", "bundles", "nodes"],
+        What::Experiments => &["topic", "job", "state", "trials", "best", "updated"],
     }
 }
 
@@ -203,6 +208,26 @@ fn rows(what: What, nodes: &[NodeState]) -> Vec<Value> {
             objects.sort_by_key(|o| std::cmp::Reverse(o["size"].as_u64().unwrap_or(0)));
             objects
         }
+        What::Experiments => {
+            let mut rows: Vec<_> = alive().flat_map(|n| &n.published).collect();
+            rows.sort_by_key(|p| std::cmp::Reverse(p.updated_ms));
+            rows.into_iter()
+                .map(|p| {
+                    // A library's document has these fields; anyone else's
+                    // is shown as it is.
+                    let doc: Value = serde_json::from_str(&p.body).unwrap_or(Value::Null);
+                    let best = match (&doc["best"], doc["metric"].as_str()) {
+                        (Value::Object(b), Some(m)) => format!("{m}={} ({})", cell(&b["value"]), cell(&b["name"])),
+                        _ => String::new(),
+                    };
+                    json!({
+                        "topic": p.topic, "job": p.job, "updated": iso(p.updated_ms), "updated_ms": p.updated_ms,
+                        "kind": doc["kind"], "state": doc["state"], "trials": doc["trial_count"], "best": best,
+                        "document": if doc.is_null() { json!(p.body) } else { doc },
+                    })
+                })
+                .collect()
+        }
         What::PlacementGroups => alive()
             .flat_map(|n| &n.groups)
             .map(|g| {
@@ -281,6 +306,7 @@ impl ListCommand {
                 What::Actors => "actors",
                 What::Objects => "objects",
                 What::PlacementGroups => "placement groups",
+                What::Experiments => "experiments",
             };
             println!("no {name} match");
         } else {

@@ -389,6 +389,19 @@ impl Services for NodeInner {
         self.id.clone()
     }
 
+    fn publish_status(&self, caller: &Caller, topic: String, body: String) {
+        // Listed under the job's name, as its tasks are (a stand-in's job
+        // is named after its owner).
+        let job = match self.job(caller.job) {
+            Ok(j) => match &j.owner {
+                Some((node, n)) => format!("{node}/{n}"),
+                None => j.key.to_string(),
+            },
+            Err(_) => format!("{}/{}", self.id, caller.job.0),
+        };
+        lock(&self.published).publish(job, topic, body, crate::persist::now_ms());
+    }
+
     fn device(&self, caller: &Caller) -> wray_host::Device {
         self.devices.for_task(caller.holds.gpus())
     }

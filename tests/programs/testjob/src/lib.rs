@@ -319,6 +319,16 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             let bundle: &[(&str, f64)] = &[("CPU", 0.5)];
             let _group = wray::placement_group(&[bundle, bundle], wray::PlacementStrategy::Spread)?;
             let _big = wray::put(&vec![7u8; 3 << 20]);
+            wray::publish_status("dash/custom", r#"{"rows": 3, "of": 5}"#)?;
+            let too_big = "x".repeat(wray::MAX_STATUS_BYTES + 1);
+            println!(
+                "empty topic: {}",
+                wray::publish_status("", "{}").map_or_else(|e| e.to_string(), |()| "ok".into())
+            );
+            println!(
+                "big body: {}",
+                wray::publish_status("dash/big", &too_big).map_or_else(|e| e.to_string(), |()| "ok".into())
+            );
             println!("dashboard-marker: holding for {secs} s");
             std::thread::sleep(Duration::from_secs(secs));
             println!("dashboard-marker: done");

@@ -40,6 +40,24 @@ impl cluster::Host for State {
         Ok(self.services.remove_placement_group(&self.caller, id).await.map_err(to_wit_error))
     }
 
+    async fn publish_status(&mut self, topic: String, body: String) -> wasmtime::Result<Result<(), types::Error>> {
+        use wray_core::limits::{MAX_STATUS_BYTES, MAX_STATUS_TOPIC_BYTES};
+        if topic.is_empty() || topic.len() > MAX_STATUS_TOPIC_BYTES || topic.chars().any(char::is_control) {
+            return Ok(Err(to_wit_error(wray_core::Error::InvalidArgument(format!(
+                "publish_status: a topic is 1 to {MAX_STATUS_TOPIC_BYTES} bytes without control characters, got {} bytes",
+                topic.len()
+            )))));
+        }
+        if body.len() > MAX_STATUS_BYTES {
+            return Ok(Err(to_wit_error(wray_core::Error::InvalidArgument(format!(
+                "publish_status: {topic}: the body is {} bytes, over the limit of {MAX_STATUS_BYTES}",
+                body.len()
+            )))));
+        }
+        self.services.publish_status(&self.caller, topic, body);
+        Ok(Ok(()))
+    }
+
     async fn context(&mut self) -> wasmtime::Result<cluster::RuntimeContext> {
         let driver = self.caller.actor.is_none() && &*self.caller.function == "main";
         Ok(cluster::RuntimeContext {
