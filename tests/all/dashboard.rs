@@ -108,19 +108,22 @@ fn submit_dashboard_job(head: &Head, hold_secs: &str) -> String {
     id
 }
 
-/// One sample's value from a parsed scrape.
+/// The sum of the samples of `name` with `labels` (and any others: a
+/// node's value alone when `node` is among them).
 fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let s = scrape
+    let values: Vec<f64> = scrape
         .samples
         .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .unwrap_or_else(|| panic!("no sample {name}{labels:?}"));
-    match s.value {
-        prometheus_parse::Value::Counter(v)
-        | prometheus_parse::Value::Gauge(v)
-        | prometheus_parse::Value::Untyped(v) => v,
-        ref other => panic!("{name}: unexpected value {other:?}"),
-    }
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{name}: unexpected value {other:?}"),
+        })
+        .collect();
+    assert!(!values.is_empty(), "no sample {name}{labels:?}");
+    values.iter().sum()
 }
 
 #[test]
@@ -184,6 +187,7 @@ fn the_dashboard_shows_a_live_cluster_in_a_real_browser() {
     assert!(page.contains("serves no HTTP"), "{page}");
 
     // The metrics, through a Prometheus parser.
+    let worker = nodes.iter().find(|n| n["role"] == "worker").unwrap()["id"].as_str().unwrap().to_string();
     let metrics = get(&dash, "/metrics", "");
     assert_eq!(metrics.status, 200);
     assert!(metrics.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
@@ -192,14 +196,33 @@ fn the_dashboard_shows_a_live_cluster_in_a_real_browser() {
     assert!(sample(&scrape, "wray_tasks_ended_total", &[("state", "FAILED")]) >= 1.0);
     assert_eq!(sample(&scrape, "wray_jobs", &[("status", "RUNNING")]), 1.0);
     assert!(sample(&scrape, "wray_heartbeats_received_total", &[]) > 0.0);
-    let worker = nodes.iter().find(|n| n["role"] == "worker").unwrap()["id"].as_str().unwrap().to_string();
     assert!(sample(&scrape, "wray_network_sent_bytes_total", &[("node", &worker)]) > 0.0);
     assert!(sample(&scrape, "wray_node_heartbeat_age_seconds", &[("node", &worker)]) < 3.0);
-    assert!(sample(&scrape, "wray_object_store_memory_bytes", &[]) >= 0.0);
+    assert!(sample(&scrape, "wray_object_store_memory_bytes", &[]) >= f64::from(3 << 20), "the put object");
     assert!(
         scrape.samples.iter().filter(|s| s.metric == "wray_actors" && s.labels.get("state") == Some("ALIVE")).count()
             >= 1
     );
+
+    // Logs: a worker's, through the head, on the command line and on its
+    // node's page; a submitted job's; a node that does not exist.
+    let logs = |args: &[&str]| {
+        let mut all = vec!["logs", "--address", &head.address, "--token", &head.token];
+        all.extend_from_slice(args);
+        head.wray(&all)
+    };
+    let out = logs(&["--node", &worker]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains(&format!("as {worker}")), "the worker's log says it joined: {}", stdout(&out));
+    let out = logs(&["--job", &id]);
+    assert!(stdout(&out).contains("dashboard-marker: holding"), "{}", stdout(&out));
+    let out = logs(&[]);
+    assert!(stdout(&out).contains(&worker) && stdout(&out).contains(&id), "{}", stdout(&out));
+    let out = logs(&["--node", "node-nope"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("no node \"node-nope\" in this cluster"), "{}", stderr(&out));
+    let page = render(&dash, &format!("node/{worker}"), "node");
+    assert!(page.contains(&format!("as {worker}")), "{page}");
 
     // What jobs publish: the testjob's own document, its refused ones, and
     // a Tune experiment's trial table with the best trial's metric.

@@ -14,6 +14,8 @@ let history = []; // { t, finished, failed, memory, running }
 let error = "";
 let filters = {}; // view -> filter text
 let log = { id: null, offset: 0, text: "", status: "" };
+let nodeLog = { id: null, offset: null, text: "", error: "" };
+const NODE_LOG_KEEP = 1 << 20; // characters of a node's log the page keeps
 
 // ---- small DOM helpers --------------------------------------------------
 
@@ -167,7 +169,7 @@ const views = {
     return [
       h("h1", {}, "Nodes"),
       table("nodes-table", [
-        { title: "node", cell: n => n.id },
+        { title: "node", cell: n => h("a", { href: `#node/${encodeURIComponent(n.id)}` }, n.id) },
         { title: "role", cell: n => n.role },
         { title: "state", cell: n => stateTag(n.alive ? "alive" : "dead") },
         { title: "CPU", cell: n => n.alive ? usage(resource(n.total, "CPU") - resource(n.available, "CPU"), resource(n.total, "CPU")) : "" },
@@ -185,6 +187,24 @@ const views = {
         { title: "up", num: true, cell: n => n.alive ? duration(Date.now() - n.uptime_ms) : "" },
       ], state.nodes),
     ];
+  },
+
+  node(id) {
+    const n = state.nodes.find(n => n.id === id);
+    if (nodeLog.id !== id) nodeLog = { id, offset: null, text: "", error: "" };
+    const parts = [h("h1", {}, `Node ${id}`)];
+    if (!n) { parts.push(h("p", { class: "muted" }, "no such node in this cluster")); return parts; }
+    parts.push(h("div", { class: "cards" },
+      card("state", stateTag(n.alive ? "alive" : "dead")),
+      card("role", n.role),
+      card("CPU in use", n.alive ? `${(resource(n.total, "CPU") - resource(n.available, "CPU")).toFixed(1)} / ${resource(n.total, "CPU")}` : ""),
+      card("memory (RSS)", bytes(n.memory_rss)),
+      card("tasks running", n.task_counts.running),
+      card("objects", `${n.store.objects} · ${bytes(n.store.memory_bytes)}`)));
+    parts.push(h("h2", {}, "Log"));
+    if (nodeLog.error) parts.push(h("p", { class: "muted", id: "node-log-error" }, nodeLog.error));
+    else parts.push(h("pre", { class: "log", id: "node-log" }, nodeLog.text || "(loading)"));
+    return parts;
   },
 
   jobs() {
@@ -474,7 +494,7 @@ function render() {
   const view = document.getElementById("view");
   const { name, arg } = route();
   for (const a of document.querySelectorAll("nav a")) {
-    a.classList.toggle("active", a.getAttribute("href") === `#${name}` || (name === "job" && a.getAttribute("href") === "#jobs"));
+    a.classList.toggle("active", a.getAttribute("href") === `#${name}` || (name === "job" && a.getAttribute("href") === "#jobs") || (name === "node" && a.getAttribute("href") === "#nodes"));
   }
   const focused = document.activeElement && document.activeElement.id;
   view.replaceChildren();
@@ -486,8 +506,21 @@ function render() {
   document.getElementById("updated").textContent = `updated ${new Date(state.generated_ms).toLocaleTimeString()}`;
 }
 
+// The node view's log: its last 64 KiB first, then what is appended.
+async function followNodeLog(arg) {
+  if (nodeLog.id !== arg) nodeLog = { id: arg, offset: null, text: "", error: "" };
+  const q = nodeLog.offset === null ? "tail=65536" : `offset=${nodeLog.offset}`;
+  const r = await fetch(`/api/nodes/${encodeURIComponent(arg)}/log?${q}`);
+  if (!r.ok) { nodeLog.error = await r.text(); render(); return; }
+  nodeLog.text = (nodeLog.text + await r.text()).slice(-NODE_LOG_KEEP);
+  nodeLog.offset = Number(r.headers.get("x-next-offset"));
+  const pre = document.getElementById("node-log");
+  if (pre) { pre.textContent = nodeLog.text || "(empty)"; }
+}
+
 async function followLog() {
   const { name, arg } = route();
+  if (name === "node") return followNodeLog(arg);
   if (name !== "job" || !session.job_logs) return;
   if (log.id !== arg) log = { id: arg, offset: 0, text: "", status: "" };
   if (log.status && log.status !== "RUNNING") return;

@@ -10,6 +10,7 @@
 //! | `/api/session` | what this client may do (read, act) |
 //! | `/api/jobs/<id>/logs?offset=N` | up to [`MAX_LOG_CHUNK`] bytes of a submitted job's output |
 //! | `POST /api/jobs/<id>/stop` | stops a submitted job (token needed) |
+//! | `/api/nodes/<id>/log?offset=N` (or `?tail=BYTES`) | up to [`MAX_LOG_CHUNK`] bytes of a node's log |
 //! | `/metrics` | OpenMetrics text for Prometheus (`metrics.rs`) |
 //! | `/login`, `POST /login`, `POST /logout` | the token form and the session cookie |
 //!
@@ -327,8 +328,53 @@ async fn handle(shared: &Shared, req: hyper::Request<Incoming>, peer: SocketAddr
             }
         }
         (m, p) if p.starts_with("/api/jobs/") => job_action(shared, m, p, req.uri().query(), access).await,
+        (&Method::GET, p) if p.starts_with("/api/nodes/") && p.ends_with("/log") => {
+            node_log(shared, &p["/api/nodes/".len()..p.len() - "/log".len()], req.uri().query()).await
+        }
         (&Method::GET, _) => text(StatusCode::NOT_FOUND, format!("no such page: {path}")),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, format!("{method} {path} is not served")),
+    }
+}
+
+/// A number from the query string (`key=N`), if given; the error says
+/// which key is not a number.
+fn query_number(query: Option<&str>, key: &str) -> Result<Option<u64>, String> {
+    let raw = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')));
+    match raw.map(str::parse::<u64>) {
+        None => Ok(None),
+        Some(Ok(n)) => Ok(Some(n)),
+        Some(Err(_)) => Err(format!("{key} must be a number")),
+    }
+}
+
+/// `GET /api/nodes/<id>/log?offset=N` (or `?tail=BYTES`: the end of it):
+/// up to [`MAX_LOG_CHUNK`] bytes of a node's log, through the head.
+async fn node_log(shared: &Shared, id: &str, query: Option<&str>) -> Response {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return text(StatusCode::NOT_FOUND, format!("no such node: {id:?}"));
+    }
+    let (offset, tail) = match (query_number(query, "offset"), query_number(query, "tail")) {
+        (Ok(o), Ok(t)) => (o, t),
+        (Err(why), _) | (_, Err(why)) => return text(StatusCode::BAD_REQUEST, why),
+    };
+    // Past the end asks for the last `max` bytes.
+    let (offset, max) = match (offset, tail) {
+        (Some(o), _) => (o, MAX_LOG_CHUNK as u64),
+        (None, t) => (u64::MAX, t.unwrap_or(64 << 10).min(MAX_LOG_CHUNK as u64)),
+    };
+    let node = shared.node.clone();
+    let id = id.to_string();
+    let read = shared.node_runtime.spawn(async move { node.node_log(&id, offset, max).await }).await;
+    match read {
+        Ok(Ok(chunk)) => {
+            let next = chunk.offset + chunk.data.len() as u64;
+            let mut resp = respond(StatusCode::OK, "text/plain; charset=utf-8", chunk.data);
+            resp.headers_mut().insert("x-next-offset", HeaderValue::from(next));
+            resp.headers_mut().insert("x-size", HeaderValue::from(chunk.size));
+            resp
+        }
+        Ok(Err(why)) => text(StatusCode::NOT_FOUND, why),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the log: {e}")),
     }
 }
 
@@ -353,10 +399,10 @@ async fn job_action(
     };
     match (method, action) {
         (&Method::GET, "logs") => {
-            let offset = query
-                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("offset=")))
-                .map_or(Ok(0), str::parse::<u64>);
-            let Ok(offset) = offset else { return text(StatusCode::BAD_REQUEST, "offset must be a number") };
+            let offset = match query_number(query, "offset") {
+                Ok(o) => o.unwrap_or(0),
+                Err(why) => return text(StatusCode::BAD_REQUEST, why),
+            };
             let id = id.to_string();
             // File reads: off the dashboard's one thread.
             let read = tokio::task::spawn_blocking(move || jobs.read_log(&id, offset, MAX_LOG_CHUNK)).await;

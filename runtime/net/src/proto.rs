@@ -111,6 +111,19 @@ pub enum Request {
         /// Its sha256, hex.
         hash: String,
     },
+    /// Part of a node's log (`node.log`): answered with [`Event::Log`] or
+    /// [`Event::Refused`]. Sent to the head, which answers for itself or
+    /// asks the worker named.
+    NodeLog {
+        /// The node.
+        node: String,
+        /// Where to start, in bytes; past the end (`u64::MAX`): the last
+        /// `max` bytes.
+        offset: u64,
+        /// Bytes at most (the node also caps it at
+        /// [`MAX_LOG_CHUNK`](crate::state::MAX_LOG_CHUNK)).
+        max: u64,
+    },
     /// This node's state (jobs, tasks, actors, objects, counters):
     /// answered with [`Event::State`]. Sent to the head, the answer holds
     /// every node's (the head asks its workers).
@@ -506,6 +519,15 @@ pub enum Event {
         /// The job it belongs to on the answering node: where upcalls
         /// about it go.
         job: u32,
+    },
+    /// The answer to [`Request::NodeLog`].
+    Log {
+        /// Where `data` starts in the file.
+        offset: u64,
+        /// The file's size when read.
+        size: u64,
+        /// The bytes.
+        data: Vec<u8>,
     },
     /// The answer to [`Request::State`]: one entry per node.
     State(Vec<crate::state::NodeState>),

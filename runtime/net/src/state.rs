@@ -33,6 +33,9 @@ pub const MAX_PUBLISHED_ROWS: usize = 32;
 /// Bytes of one progress document (`wray_core::limits::MAX_STATUS_BYTES`).
 pub const MAX_PUBLISHED_BYTES: usize = 64 << 10;
 
+/// Bytes of a node's log one answer carries at most.
+pub const MAX_LOG_CHUNK: usize = 256 << 10;
+
 /// Bytes of a task's error message kept in its row.
 pub const MAX_ERROR_BYTES: usize = 500;
 

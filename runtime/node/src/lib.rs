@@ -63,6 +63,10 @@ pub struct NodeConfig {
     /// data (a volume every node mounts, as Ray Data reads a shared file
     /// system). A `--dir` of `wray run` cannot cross the network.
     pub shared_dirs: Vec<(PathBuf, String)>,
+    /// The file the node's process logs to (`wray start` writes
+    /// `node.log` in its data directory), served to `wray logs --node` and
+    /// the dashboard.
+    pub log_file: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -80,6 +84,7 @@ impl NodeConfig {
             gpus: None,
             devices: Some(wray_gpu::DeviceConfig::from_env()),
             shared_dirs: Vec::new(),
+            log_file: None,
         }
     }
 }
@@ -116,6 +121,8 @@ pub(crate) struct NodeInner {
     link: std::sync::OnceLock<cluster::link::Link>,
     /// Directories granted to jobs that arrive over the network.
     shared_dirs: Vec<(PathBuf, String)>,
+    /// Where the node's process logs (`NodeConfig::log_file`).
+    log_file: Option<PathBuf>,
     /// Stand-ins for jobs of other nodes whose tasks run here, by owner job.
     remote_jobs: Mutex<HashMap<String, cluster::remote_task::RemoteJob>>,
     /// Placement groups this node created (the head, or a lone node).
@@ -205,6 +212,7 @@ impl Node {
                 },
                 link: std::sync::OnceLock::new(),
                 shared_dirs: config.shared_dirs.clone(),
+                log_file: config.log_file.clone(),
                 remote_jobs: Mutex::new(HashMap::new()),
                 groups: Mutex::new(HashMap::new()),
                 bundles: Mutex::new(HashMap::new()),

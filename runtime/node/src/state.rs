@@ -20,8 +20,8 @@ use wray_core::limits::MAX_PUBLISHED_PER_NODE;
 use wray_core::{Error, TaskId};
 use wray_net::proto::{Event, Request};
 use wray_net::state::{
-    self, ActorRow, GroupRow, JobRow, MAX_ACTOR_ROWS, MAX_GROUP_ROWS, MAX_JOB_ROWS, MAX_OBJECT_ROWS, MAX_TASK_ROWS,
-    NetState, NodeState, ObjectRow, PublishedRow, StoreState, TaskCounts, TaskRow,
+    self, ActorRow, GroupRow, JobRow, MAX_ACTOR_ROWS, MAX_GROUP_ROWS, MAX_JOB_ROWS, MAX_LOG_CHUNK, MAX_OBJECT_ROWS,
+    MAX_TASK_ROWS, NetState, NodeState, ObjectRow, PublishedRow, StoreState, TaskCounts, TaskRow,
 };
 
 /// How long the head waits for a worker's state before it lists the worker
@@ -418,7 +418,72 @@ impl NodeInner {
     }
 }
 
+/// Part of a node's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogChunk {
+    /// Where `data` starts in the file.
+    pub offset: u64,
+    /// The file's size when read: the next offset once `data` is taken.
+    pub size: u64,
+    /// The bytes (at most [`MAX_LOG_CHUNK`]).
+    pub data: Vec<u8>,
+}
+
+impl NodeInner {
+    /// Up to `max` bytes of this node's log from `offset` (past the end:
+    /// the last `max` bytes).
+    fn own_log(&self, offset: u64, max: u64) -> Result<LogChunk, String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let Some(path) = &self.log_file else {
+            return Err(format!(
+                "node {} keeps no log file (a node started with --block logs to its standard error)",
+                self.id
+            ));
+        };
+        let max = max.min(MAX_LOG_CHUNK as u64);
+        let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let size = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?.len();
+        let offset = if offset > size { size.saturating_sub(max) } else { offset };
+        f.seek(SeekFrom::Start(offset)).map_err(|e| e.to_string())?;
+        let mut data = Vec::new();
+        f.take(max).read_to_end(&mut data).map_err(|e| e.to_string())?;
+        Ok(LogChunk { offset, size, data })
+    }
+
+    /// Part of node `node`'s log: this node's own, or on the head a
+    /// worker's (asked now, at most [`STATE_TIMEOUT`]).
+    pub(crate) async fn node_log(&self, node: &str, offset: u64, max: u64) -> Result<LogChunk, String> {
+        if node == self.id {
+            return self.own_log(offset, max);
+        }
+        let Some(Link::Head(peers)) = self.link.get() else {
+            return Err(format!("no node {node:?} here (this node is {})", self.id));
+        };
+        let worker = lock(&peers.workers).iter().find(|w| w.id == node).cloned();
+        let Some(w) = worker else { return Err(format!("no node {node:?} in this cluster")) };
+        if !w.alive.load(Ordering::Relaxed) {
+            return Err(format!("node {node} is dead"));
+        }
+        let request = Request::NodeLog { node: node.to_string(), offset, max };
+        match tokio::time::timeout(STATE_TIMEOUT, ask(&w.conn, &request)).await {
+            Ok(Ok(Event::Log { offset, size, data })) if data.len() <= MAX_LOG_CHUNK => {
+                Ok(LogChunk { offset, size, data })
+            }
+            Ok(Ok(Event::Refused(why))) => Err(why),
+            Ok(Ok(other)) => Err(format!("node {node} answered a log request with {other:?}")),
+            Ok(Err(e)) => Err(format!("node {node}: {e}")),
+            Err(_) => Err(format!("node {node} did not answer within {STATE_TIMEOUT:?}")),
+        }
+    }
+}
+
 impl Node {
+    /// Part of a node's log (see [`LogChunk`]): `offset` past the end asks
+    /// for the last `max` bytes.
+    pub async fn node_log(&self, node: &str, offset: u64, max: u64) -> Result<LogChunk, String> {
+        self.inner.node_log(node, offset, max).await
+    }
+
     /// How many tasks this node's jobs have pending, running and ended:
     /// what a progress line shows, without building a whole state.
     pub fn task_counts(&self) -> TaskCounts {

@@ -275,6 +275,18 @@ impl ClusterClient {
         }
     }
 
+    /// Part of a node's log (`node.log`): `(offset, file size, bytes)`;
+    /// `offset` past the end asks for the last `max` bytes. The head
+    /// answers for any live node of its cluster.
+    pub async fn node_log(&self, node: &str, offset: u64, max: u64) -> anyhow::Result<(u64, u64, Vec<u8>)> {
+        let mut recv = self.request(&Request::NodeLog { node: node.into(), offset, max }).await?;
+        match self.event(&mut recv).await? {
+            Event::Log { offset, size, data } => Ok((offset, size, data)),
+            Event::Refused(why) => Err(anyhow!(why)),
+            other => Err(anyhow!("{} answered a log request with {other:?}", self.address)),
+        }
+    }
+
     /// Submits a job that runs detached from this connection; returns its id.
     pub async fn submit_job(&self, job: JobSpec) -> anyhow::Result<String> {
         let job = with_hash(job.0);

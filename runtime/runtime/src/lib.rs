@@ -51,6 +51,7 @@ pub struct RuntimeBuilder {
     gpus: Option<f64>,
     devices: Option<DeviceConfig>,
     shared_dirs: Vec<(PathBuf, String)>,
+    log_file: Option<PathBuf>,
 }
 
 /// The default compiled-component cache: `$XDG_CACHE_HOME/wray` or
@@ -117,6 +118,13 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The file this node's process logs to, served to `wray logs --node`
+    /// and the dashboard (default: none).
+    pub fn log_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.log_file = Some(path.into());
+        self
+    }
+
     /// Instances that may exist at once (default 1000).
     pub fn max_instances(mut self, n: u32) -> Self {
         self.max_instances = n;
@@ -149,6 +157,7 @@ impl RuntimeBuilder {
         config.gpus = self.gpus;
         config.devices = self.devices;
         config.shared_dirs = self.shared_dirs;
+        config.log_file = self.log_file;
         Ok(Runtime { node: wray_node::Node::new(config)?, owned_spill_dir: owned })
     }
 }
@@ -210,6 +219,7 @@ impl Runtime {
             gpus: None,
             devices: Some(DeviceConfig::from_env()),
             shared_dirs: Vec::new(),
+            log_file: None,
         }
     }
 

@@ -5,6 +5,7 @@ mod cluster_bench;
 mod dashboard;
 mod job;
 mod list;
+mod logs;
 mod microbenchmark;
 mod rl;
 mod run;
@@ -30,7 +31,8 @@ Examples:
   wray start --address HOST:PORT --token TOKEN           add a worker node
   wray run --address HOST:PORT --token TOKEN job.wasm    run the same job on it
   wray status --address HOST:PORT --token TOKEN
-  wray list tasks --filter state=FAILED --address HOST:PORT --token TOKEN   nodes|jobs|tasks|actors|objects|placement-groups
+  wray list tasks --filter state=FAILED --address HOST:PORT --token TOKEN   nodes|jobs|tasks|actors|objects|placement-groups|experiments
+  wray logs --node NODE_ID --follow --address HOST:PORT --token TOKEN       a node's log (or --job JOB_ID)
   wray job submit --address HOST:PORT --token TOKEN job.wasm    run it detached; then wray job list|status|logs|stop
   wray rl train --algo PPO --env CartPole-v1 --stop-reward 450    reinforcement learning, no job to write
   wray serve run app.wasm --port 8000    serve a job's deployments over HTTP
@@ -50,6 +52,7 @@ pub enum Command {
     Stop(stop::StopCommand),
     Status(status::StatusCommand),
     List(list::ListCommand),
+    Logs(logs::LogsCommand),
     Job(job::JobCommand),
     Rl(rl::RlCommand),
     Serve(serve::ServeCommand),
@@ -70,6 +73,7 @@ impl Command {
             Command::Stop(c) => c.execute(),
             Command::Status(c) => c.execute(),
             Command::List(c) => c.execute(),
+            Command::Logs(c) => c.execute(),
             Command::Job(c) => c.execute(),
             Command::Rl(c) => c.execute(),
             Command::Serve(c) => c.execute(),

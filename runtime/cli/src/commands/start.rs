@@ -448,6 +448,13 @@ impl StartCommand {
             .object_store_memory(self.object_store_memory as usize)
             .spill_dir(data_dir.join("spill"))
             .cache_dir(Some(self.cache_dir.clone().unwrap_or_else(|| data_dir.join("components"))));
+        // A node started in the background writes to `node.log` (the
+        // parent opened it); one started with --block by hand logs to its
+        // stderr, and a `node.log` left in its directory is an older run's.
+        let log = data_dir.join("node.log");
+        if log.is_file() {
+            builder = builder.log_file(log);
+        }
         if let Some(c) = self.cpus {
             builder = builder.cpus(c);
         }

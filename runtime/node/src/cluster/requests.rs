@@ -59,6 +59,13 @@ impl Node {
                 let report = self.cluster_report(peers).await;
                 frame::write(&mut send, &reply(Event::Status(report))?).await?;
             }
+            Request::NodeLog { node, offset, max } => {
+                let event = match self.node_log(&node, offset, max).await {
+                    Ok(c) => Event::Log { offset: c.offset, size: c.size, data: c.data },
+                    Err(why) => Event::Refused(why),
+                };
+                frame::write(&mut send, &reply(event)?).await?;
+            }
             Request::State => {
                 let states = self.cluster_state().await;
                 frame::write(&mut send, &reply(Event::State(states))?).await?;
