@@ -130,6 +130,18 @@ impl Head {
 }
 
 impl Head {
+    /// `wray serve deploy JOB -- ARGS` to this head's proxy.
+    pub(crate) fn serve_deploy(&self, job: &Path, args: &[&str]) -> Output {
+        let server = self.serve.clone().expect("the head was started with --serve-port");
+        let mut all =
+            vec!["serve", "deploy", "--address", &self.address, "--token", &self.token, "--server", &server, path(job)];
+        if !args.is_empty() {
+            all.push("--");
+            all.extend_from_slice(args);
+        }
+        self.wray(&all)
+    }
+
     /// SIGKILLs the head, waits until it is gone and starts it again on its
     /// port and data directory.
     pub(crate) fn crash_and_restart(&mut self, cpus: &str) {

@@ -395,3 +395,36 @@ fn wray_run_shows_task_progress_live_on_a_terminal_and_a_summary_otherwise() {
     assert!(lines.iter().any(|l| l.contains(" running · ") && l.contains(" pending")), "{lines:?}");
     assert!(text.contains("wray: 60000 tasks: 60000 finished"), "{text}");
 }
+
+#[test]
+fn the_dashboard_shows_serve_applications_with_their_requests_and_latency() {
+    let head = Head::start_with_flags("2", &["--serve-port", "0"]);
+    let (server, dash) = (head.serve.clone().unwrap(), head.dashboard.clone().unwrap());
+    let out = head.serve_deploy(&guests().serve_hello, &[]);
+    assert_code(&out, 0);
+    for _ in 0..20 {
+        let r = request(&server, b"GET /hello?name=x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    // A body over the proxy's limit is a 413, counted apart.
+    let bad = request(
+        &server,
+        b"POST /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(bad.status, 413, "{bad:?}");
+
+    let metrics = get(&dash, "/metrics", "");
+    let scrape = prometheus_parse::Scrape::parse(metrics.body.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let labels = [("deployment", "Hello")];
+    assert_eq!(sample(&scrape, "wray_serve_requests_total", &[labels[0], ("code", "2xx")]), 20.0);
+    assert_eq!(sample(&scrape, "wray_serve_requests_total", &[labels[0], ("code", "4xx")]), 1.0);
+    assert_eq!(sample(&scrape, "wray_serve_request_duration_seconds_count", &labels), 21.0);
+    assert!(sample(&scrape, "wray_serve_request_duration_seconds_sum", &labels) > 0.0);
+    assert!(metrics.body.contains("wray_serve_request_duration_seconds_bucket{"), "{}", metrics.body);
+    assert_eq!(sample(&scrape, "wray_serve_replicas", &labels), 2.0, "serve_hello runs two");
+
+    let page = render(&dash, "serve", "serve-app");
+    assert!(page.contains("Hello") && page.contains("HEALTHY"), "{page}");
+    assert!(page.contains(">21<"), "the requests column: {page}");
+    assert!(page.contains("≤ 5 ms") || page.contains("≤ 10 ms") || page.contains("≤ 25 ms"), "a p50: {page}");
+}

@@ -549,20 +549,7 @@ fn a_deployed_application_rolls_to_a_new_version_without_dropping_a_request() {
     let server = head.serve.clone().expect("the head prints its serve address");
     let hello = guests().serve_hello.clone();
     let deploy = |greeting: &str| {
-        let out = head.wray(&[
-            "serve",
-            "deploy",
-            "--address",
-            &head.address,
-            "--token",
-            &head.token,
-            "--server",
-            &server,
-            path(&hello),
-            "--",
-            "--greeting",
-            greeting,
-        ]);
+        let out = head.serve_deploy(&hello, &["--greeting", greeting]);
         assert_code(&out, 0);
         stdout(&out).trim().to_string()
     };
@@ -659,19 +646,7 @@ fn replicas_on_a_worker_that_dies_come_back_on_another() {
     let first = head.add_worker_flags("1", &["--resources", r#"{"worker": 1}"#]);
     let second = head.add_worker_flags("1", &["--resources", r#"{"worker": 1}"#]);
     let job = guests().testjob.clone();
-    let out = head.wray(&[
-        "serve",
-        "deploy",
-        "--address",
-        &head.address,
-        "--token",
-        &head.token,
-        "--server",
-        &server,
-        path(&job),
-        "--",
-        "serve-remote",
-    ]);
+    let out = head.serve_deploy(&job, &["serve-remote"]);
     assert_code(&out, 0);
     let ask = || request(&server, b"GET /where?ms=20 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     let nodes: std::collections::BTreeSet<String> = (0..20).map(|_| ask().body.trim().to_string()).collect();

@@ -328,7 +328,11 @@ const views = {
         { title: "replicas", num: true, cell: d => `${(d.replicas || []).length} / ${d.target_replicas ?? ""}` },
         { title: "queued", num: true, cell: d => d.queued_requests ?? "" },
         { title: "ongoing", num: true, cell: d => (d.replicas || []).reduce((s, r) => s + (r.ongoing_requests || 0), 0) },
-        { title: "handled", num: true, cell: d => (d.replicas || []).reduce((s, r) => s + (r.handled || 0), 0) },
+        { title: "requests", num: true, cell: d => (d.requests || {}).total ?? "" },
+        { title: "req/s", num: true, cell: d => rate(`${app.name}/${d.name}`) },
+        { title: "5xx", num: true, cell: d => (d.requests || {}).server_errors ?? "" },
+        { title: "p50", num: true, cell: d => quantile(d.requests, 0.5) },
+        { title: "p99", num: true, cell: d => quantile(d.requests, 0.99) },
         { title: "last error", cell: d => d.last_error || "" },
       ], app.deployments || []));
     }
@@ -419,6 +423,43 @@ function lines(id, series, shared) {
     return h("span", {}, swatch, shared ? ` ${s.label} ` : ` ${s.label} ${fmt(min)}–${fmt(max)} `);
   }));
   return h("div", {}, canvas, legend);
+}
+
+// Requests per second of each deployment, from the totals of successive
+// polls (kept across renders).
+const serveTotals = new Map(); // key -> [{ t, total }] (the last few)
+function noteServeTotals() {
+  for (const app of (state.serve && state.serve.applications) || []) {
+    for (const d of app.deployments || []) {
+      const key = `${app.name}/${d.name}`;
+      const seen = serveTotals.get(key) || [];
+      seen.push({ t: state.generated_ms, total: (d.requests || {}).total || 0 });
+      serveTotals.set(key, seen.slice(-5));
+    }
+  }
+}
+
+function rate(key) {
+  const seen = serveTotals.get(key) || [];
+  if (seen.length < 2) return "";
+  const a = seen[0], b = seen[seen.length - 1];
+  return b.t > a.t ? ((b.total - a.total) / ((b.t - a.t) / 1000)).toFixed(1) : "";
+}
+
+// The bucket bound under which a share `q` of the requests finished: an
+// upper estimate, as Prometheus' histogram_quantile without interpolation.
+function quantile(req, q) {
+  if (!req || !req.total) return "";
+  const want = q * req.total;
+  let seen = 0;
+  for (let i = 0; i < req.latency_buckets.length; i++) {
+    seen += req.latency_buckets[i];
+    if (seen >= want) {
+      const b = req.latency_bucket_bounds[i];
+      return b === "+Inf" ? `> ${req.latency_bucket_bounds[i - 1]} s` : `≤ ${b * 1000} ms`;
+    }
+  }
+  return "";
 }
 
 function jobTable(id, rows) {
@@ -540,6 +581,7 @@ async function poll() {
     if (!r.ok) throw new Error(`${r.status} ${await r.text()}`);
     state = await r.json();
     error = "";
+    noteServeTotals();
     const t = totals();
     const mem = alive().reduce((s, n) => s + n.store.memory_bytes, 0);
     const prev = history[history.length - 1];

@@ -154,6 +154,8 @@ pub fn encode(
     }
 
     if let Some(serve) = serve {
+        let answered: Counters = family(&mut r, "serve_requests", "Requests the proxy answered, by status class", None);
+        let mut latencies = Latencies(Vec::new());
         let replicas: Gauges = family(&mut r, "serve_replicas", "Running replicas of a deployment", None);
         let target: Gauges = family(&mut r, "serve_target_replicas", "Replicas a deployment aims for", None);
         let queued: Gauges = family(&mut r, "serve_queued_requests", "Requests waiting for a replica", None);
@@ -173,9 +175,29 @@ pub fn encode(
                 set(&queued, labels.clone(), d["queued_requests"].as_u64().unwrap_or(0));
                 let sum = |key: &str| reps.iter().filter_map(|x| x[key].as_u64()).sum::<u64>();
                 set(&ongoing, labels.clone(), sum("ongoing_requests"));
-                count(&handled, labels, sum("handled"));
+                count(&handled, labels.clone(), sum("handled"));
+                let req = &d["requests"];
+                for (class, key) in [("2xx", "ok"), ("4xx", "client_errors"), ("5xx", "server_errors")] {
+                    count(&answered, with(labels.clone(), "code", class), req[key].as_u64().unwrap_or(0));
+                }
+                let bounds = req["latency_bucket_bounds"].as_array().map_or(&[][..], Vec::as_slice);
+                let counts = req["latency_buckets"].as_array().map_or(&[][..], Vec::as_slice);
+                let buckets: Vec<(f64, u64)> = bounds
+                    .iter()
+                    .zip(counts)
+                    .map(|(b, c)| (b.as_f64().unwrap_or(f64::INFINITY), c.as_u64().unwrap_or(0)))
+                    .collect();
+                let count = buckets.iter().map(|(_, c)| c).sum();
+                let sum = req["latency_seconds_sum"].as_f64().unwrap_or(0.0);
+                latencies.0.push(Latency { labels, sum, count, buckets });
             }
         }
+        r.register_with_unit(
+            "serve_request_duration",
+            "Time from a request's arrival at the proxy to its answer",
+            Unit::Seconds,
+            latencies,
+        );
     }
 
     let gathers: Counter = Counter::default();
@@ -188,4 +210,35 @@ pub fn encode(
     let mut out = String::new();
     encode_text(&mut out, &r)?;
     Ok(out)
+}
+
+/// Histograms whose buckets were counted elsewhere (the proxy's
+/// `RequestStats`), one per label set: `prometheus-client`'s own
+/// `Histogram` only counts observations it is handed itself.
+#[derive(Debug)]
+struct Latencies(Vec<Latency>);
+
+/// One deployment's histogram: labels, sum of seconds, count, and
+/// (upper bound, count in that bucket) pairs.
+#[derive(Debug)]
+struct Latency {
+    labels: Labels,
+    sum: f64,
+    count: u64,
+    buckets: Vec<(f64, u64)>,
+}
+
+impl prometheus_client::encoding::EncodeMetric for Latencies {
+    fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder) -> Result<(), std::fmt::Error> {
+        for l in &self.0 {
+            encoder
+                .encode_family(&l.labels)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(l.sum, l.count, &l.buckets, None)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
 }

@@ -102,6 +102,8 @@ pub struct DeploymentRt {
     state: Mutex<DepState>,
     /// Batched deployments: requests go to the batcher.
     batcher: Option<mpsc::Sender<Batched>>,
+    /// What its requests through the proxy did (status, latency).
+    pub requests: Mutex<crate::stats::RequestStats>,
 }
 
 /// A running application.
@@ -165,6 +167,7 @@ impl App {
                         spec,
                         init_args,
                         batcher,
+                        requests: Mutex::new(Default::default()),
                     })
                 })
                 .collect();
@@ -591,6 +594,7 @@ impl App {
                     "queued_requests": st.balancer.queued(),
                     "last_error": st.last_error,
                     "replicas": replicas,
+                    "requests": lock(&d.requests).to_json(),
                 })
             })
             .collect();

@@ -28,6 +28,7 @@ pub mod autoscale;
 pub mod balance;
 mod proxy;
 pub mod routes;
+pub mod stats;
 
 pub use app::{CONTROL_TICK, READY_TIMEOUT};
 pub use proxy::{Server, ServerConfig};

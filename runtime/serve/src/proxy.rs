@@ -464,13 +464,26 @@ async fn route(shared: &Shared, req: hyper::Request<Incoming>) -> HttpResponse {
     in_flight.fetch_add(1, Ordering::AcqRel);
     let _flight = Flight(&in_flight);
     let d = app.deployments[deployment].clone();
+    let started = Instant::now();
+    let resp = deployment_response(shared, &app, &d, req).await;
+    lock(&d.requests).record(resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+/// A deployment's answer to one request, within its timeout.
+async fn deployment_response(
+    shared: &Shared,
+    app: &Arc<App>,
+    d: &Arc<crate::app::DeploymentRt>,
+    req: hyper::Request<Incoming>,
+) -> HttpResponse {
     let timeout = d.spec.request_timeout.unwrap_or(shared.config.request_timeout);
     let deadline = tokio::time::Instant::now() + timeout;
     let request = match read_request(shared, req, deadline).await {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    match tokio::time::timeout_at(deadline, app.handle(&d, request)).await {
+    match tokio::time::timeout_at(deadline, app.handle(d, request)).await {
         Ok(Ok(resp)) => to_http(resp),
         Ok(Err(Failure { status, message, retry_after })) => {
             let mut r = plain(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message);
