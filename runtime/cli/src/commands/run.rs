@@ -294,12 +294,13 @@ impl RunCommand {
             cancel: Some(cancel.clone()),
             label: None,
         };
+        let mut stop = StopSignal::new(server.is_some())?;
         let result = rt.block_on(async {
             let run = runtime.run_job(&job, self.args, config);
             tokio::pin!(run);
             tokio::select! {
                 r = &mut run => r,
-                _ = stop_signal(server.is_some()) => {
+                () = stop.recv() => {
                     if let Some(server) = &server {
                         // Serving: stop taking connections and let the
                         // application finish its requests; `serve::run`
@@ -368,8 +369,12 @@ impl RunCommand {
             .serve_component(component, &options.route_prefix, options.instances, options.max_queued)
             .map_err(|e| Failure::Usage(anyhow::anyhow!(e)))?;
         eprintln!("wray: serving HTTP on http://{} ({name}, a wasi:http component)", server.local_addr());
+        let mut stop = {
+            let _guard = rt.enter();
+            StopSignal::new(true)?
+        };
         rt.block_on(async {
-            stop_signal(true).await;
+            stop.recv().await;
             eprintln!("wray: shutting down; finishing requests in flight (Ctrl-C again to stop now)");
             server.shutdown();
             tokio::select! {
@@ -459,20 +464,37 @@ impl RunCommand {
 }
 
 /// Ctrl-C; when serving, SIGTERM too (what a process manager or
-/// Kubernetes sends to stop a server gracefully).
-async fn stop_signal(serving: bool) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) if serving => {
-                s.recv().await;
+/// Kubernetes sends to stop a server gracefully). Listening starts when it
+/// is made, before the job starts: a handler installed only when first
+/// polled left a moment in which a Ctrl-C killed the process outright
+/// (seen under load: the job's first output came before the handler).
+struct StopSignal {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignal {
+    /// Must be called inside the runtime.
+    fn new(serving: bool) -> std::io::Result<StopSignal> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let terminate = if serving { Some(signal(SignalKind::terminate())?) } else { None };
+        Ok(StopSignal { interrupt: signal(SignalKind::interrupt())?, terminate })
+    }
+
+    /// The next Ctrl-C (or SIGTERM when serving).
+    async fn recv(&mut self) {
+        let term = async {
+            match &mut self.terminate {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            _ => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            () = term => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
     }
 }
 
