@@ -65,6 +65,9 @@ fn bad_flags_are_usage_errors() {
         vec!["--cpus", "-1"],
         vec!["--env", "NOEQUALS"],
         vec!["--dir", "/definitely/not/a/dir::/x"],
+        vec!["--dashboard-port", "8300"],
+        vec!["--dashboard", "--dashboard-port", "http"],
+        vec!["--dashboard", "--dashboard-host", "localhost.example"],
     ] {
         let mut args = vec!["run"];
         args.extend(flags.iter().copied());

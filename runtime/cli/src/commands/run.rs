@@ -180,6 +180,9 @@ impl RunCommand {
     }
 
     pub fn execute(self) -> Result<(), Failure> {
+        if !self.dashboard && self.dashboard_addr.dashboard_port.is_some() {
+            return Err(Failure::Usage(anyhow::anyhow!("--dashboard-port needs --dashboard")));
+        }
         if self.address.is_some() {
             return self.execute_remote();
         }

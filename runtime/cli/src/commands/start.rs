@@ -154,6 +154,9 @@ impl StartCommand {
                 return Err(anyhow!("{flag} must be a non-negative number, got {x}").into());
             }
         }
+        if !self.head && self.dashboard.dashboard_port.is_some() {
+            return Err(Failure::Usage(anyhow!("--dashboard-port is for a head (--head): workers serve no dashboard")));
+        }
         let default = if self.head { format!("head-{}", self.port) } else { format!("worker-{}", std::process::id()) };
         let data_dir = self.data_dir.clone().unwrap_or_else(|| home().join(".wray").join(default));
         std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
