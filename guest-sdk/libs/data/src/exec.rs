@@ -202,6 +202,10 @@ pub(crate) struct TaskStream {
     limit: usize,
     /// Told the number of tasks in flight (an actor pool grows on it).
     pub(crate) in_flight_gauge: Option<Rc<Cell<usize>>>,
+    /// Called once every task has been submitted and its result taken
+    /// (an actor pool lets its actors go then, not when the stream is
+    /// dropped: the stages downstream may need the CPU slots they hold).
+    pub(crate) on_done: Option<Box<dyn FnOnce()>>,
     next_index: u64,
     exhausted: bool,
     in_flight: VecDeque<ObjectRef<TaskOut>>,
@@ -220,6 +224,7 @@ impl TaskStream {
             submit,
             limit: exec.in_flight,
             in_flight_gauge: None,
+            on_done: None,
             next_index: 0,
             exhausted: false,
             in_flight: VecDeque::new(),
@@ -253,7 +258,14 @@ impl TaskStream {
         self.fill()?;
         let Some(head) = self.in_flight.pop_front() else { return Ok(None) };
         self.fill()?;
-        wray_guest_core::get(&head).map(Some).map_err(|e| failed(&self.label, e))
+        let out = wray_guest_core::get(&head).map(Some).map_err(|e| failed(&self.label, e));
+        if self.exhausted
+            && self.in_flight.is_empty()
+            && let Some(done) = self.on_done.take()
+        {
+            done();
+        }
+        out
     }
 }
 

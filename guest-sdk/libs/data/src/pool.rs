@@ -8,7 +8,7 @@ use crate::batch::Batch;
 use crate::exec::{BlockStream, Exec, Submit, TaskOut, TaskStream};
 use crate::ops::Row;
 use crate::plan::Code;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wray_guest_core::{ActorHandle, Error};
 
@@ -129,11 +129,18 @@ struct Pool {
     actors: Vec<ActorHandle<PoolActor>>,
 }
 
+impl Pool {
+    /// Kills every actor of the pool.
+    fn release(&mut self) {
+        for a in self.actors.drain(..) {
+            wray_guest_core::kill(&a);
+        }
+    }
+}
+
 impl Drop for Pool {
     fn drop(&mut self) {
-        for a in &self.actors {
-            wray_guest_core::kill(a);
-        }
+        self.release();
     }
 }
 
@@ -164,10 +171,11 @@ fn max_actors(pool: &ActorPool, cluster_cpus: f64) -> Result<usize, Error> {
 pub(crate) fn stream(mut upstream: BlockStream, spec: PoolSpec, exec: &Exec) -> Result<BlockStream, Error> {
     let cpus = wray_guest_core::cluster_resources().get("CPU").copied().unwrap_or(0.0);
     let max = max_actors(&spec.pool, cpus)?;
-    let mut pool = Pool { actors: Vec::new() };
+    let pool = Rc::new(RefCell::new(Pool { actors: Vec::new() }));
     for _ in 0..spec.pool.min_size {
-        pool.actors.push(start(&spec)?);
+        pool.borrow_mut().actors.push(start(&spec)?);
     }
+    let released = pool.clone();
     let name = spec.name.clone();
     let busy = Rc::new(Cell::new(0usize));
     let in_flight = busy.clone();
@@ -177,7 +185,8 @@ pub(crate) fn stream(mut upstream: BlockStream, spec: PoolSpec, exec: &Exec) -> 
             Ok(b) => b,
             Err(e) => return Some(Err(e)),
         };
-        if in_flight.get() >= pool.actors.len() && pool.actors.len() < max {
+        let mut pool = pool.borrow_mut();
+        if pool.actors.is_empty() || (in_flight.get() >= pool.actors.len() && pool.actors.len() < max) {
             match start(&spec) {
                 Ok(a) => pool.actors.push(a),
                 Err(e) => return Some(Err(e)),
@@ -191,6 +200,11 @@ pub(crate) fn stream(mut upstream: BlockStream, spec: PoolSpec, exec: &Exec) -> 
     let ops = vec![None, Some(exec.stats.op(&name))];
     let mut s = TaskStream::new(submit, &exec, ops, name);
     s.in_flight_gauge = Some(busy);
+    // Every block mapped: the actors are idle, and the CPU slots they hold
+    // go back to the stages downstream while the stream still runs (a
+    // pool kept until the stream was dropped could starve them for good
+    // when its actors sat one per node: seen on a three-node cluster).
+    s.on_done = Some(Box::new(move || released.borrow_mut().release()));
     Ok(Box::new(s))
 }
 
