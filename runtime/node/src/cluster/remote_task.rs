@@ -502,6 +502,22 @@ impl NodeInner {
         output: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
     ) -> Result<(), NetError> {
         let (args, imported) = self.read_args(job, &req.args, &req.objects, recv).await?;
+        // A task sent here only to spill over (its own node could run it in
+        // time) that finds no room goes back `Busy`: the head chose this
+        // node from a heartbeat older than the actor that took the CPU
+        // since, and queued here the task could wait behind work that
+        // waits for it while another node stands idle (seen: an actor
+        // pool's tasks on a three-node cluster). At home it waits movable,
+        // and the head's rebalance sends it where there is room.
+        if !req.must_move {
+            match self.try_acquire_now(&resources) {
+                Some(room) => drop(room),
+                None => {
+                    self.unpin(&imported);
+                    return frame::write(send, &proto::encode(&Event::Busy)?).await;
+                }
+            }
+        }
         let task = TaskId::from_halves(req.task_hi, req.task_lo);
         let result_id = ObjectId::returned_by(task);
         let options = Options {
