@@ -45,8 +45,8 @@ use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
 use wray_net::state::NodeState;
@@ -107,7 +107,6 @@ impl Dashboard {
             auth: auth::Auth::new(config.token.clone()),
             config,
             snapshot: tokio::sync::Mutex::new(None),
-            latest: Mutex::new(None),
             gathers: AtomicU64::new(0),
             requests: AtomicU64::new(0),
         });
@@ -147,9 +146,6 @@ struct Shared {
     /// The last snapshot; the lock is held by the one request gathering
     /// a new one, so concurrent requests wait for it instead of gathering.
     snapshot: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
-    /// The same snapshot, readable without waiting (metrics of the
-    /// dashboard itself are not worth a gather).
-    latest: Mutex<Option<Arc<Snapshot>>>,
     gathers: AtomicU64,
     requests: AtomicU64,
 }
@@ -190,13 +186,8 @@ impl Shared {
         });
         let snapshot = Arc::new(Snapshot { at: Instant::now(), nodes, serve, json: Bytes::from(json.to_string()) });
         *slot = Some(snapshot.clone());
-        *lock(&self.latest) = Some(snapshot.clone());
         snapshot
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 async fn accept(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
@@ -336,6 +327,12 @@ async fn handle(shared: &Shared, req: hyper::Request<Incoming>, peer: SocketAddr
     }
 }
 
+/// Whether `id` can name a job or a node (`job-000001`, `node-00001a2b`):
+/// anything else is refused before it reaches a file name or a lookup.
+fn plain_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// A number from the query string (`key=N`), if given; the error says
 /// which key is not a number.
 fn query_number(query: Option<&str>, key: &str) -> Result<Option<u64>, String> {
@@ -350,7 +347,7 @@ fn query_number(query: Option<&str>, key: &str) -> Result<Option<u64>, String> {
 /// `GET /api/nodes/<id>/log?offset=N` (or `?tail=BYTES`: the end of it):
 /// up to [`MAX_LOG_CHUNK`] bytes of a node's log, through the head.
 async fn node_log(shared: &Shared, id: &str, query: Option<&str>) -> Response {
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if !plain_id(id) {
         return text(StatusCode::NOT_FOUND, format!("no such node: {id:?}"));
     }
     let (offset, tail) = match (query_number(query, "offset"), query_number(query, "tail")) {
@@ -390,8 +387,7 @@ async fn job_action(
     let Some((id, action)) = rest.split_once('/') else {
         return text(StatusCode::NOT_FOUND, format!("no such page: {path}"));
     };
-    // Job ids are `job-000001`; anything else names no job.
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if !plain_id(id) {
         return text(StatusCode::NOT_FOUND, format!("no such job: {id:?}"));
     }
     let Some(jobs) = shared.config.jobs.clone() else {

@@ -43,7 +43,7 @@ pub(crate) enum Place {
 struct Record {
     id: TaskId,
     job: Arc<str>,
-    function: String,
+    function: Arc<str>,
     place: Option<Place>,
     submitted_ms: u64,
     started_ms: u64,
@@ -68,11 +68,11 @@ pub(crate) struct TaskLog {
 
 impl TaskLog {
     /// A task was submitted.
-    pub(crate) fn submit(&mut self, id: TaskId, job: Arc<str>, function: &str, now: u64) {
+    pub(crate) fn submit(&mut self, id: TaskId, job: Arc<str>, function: Arc<str>, now: u64) {
         let record = Record {
             id,
             job,
-            function: function.to_string(),
+            function,
             place: None,
             submitted_ms: now,
             started_ms: 0,
@@ -164,7 +164,7 @@ fn row(r: &Record, here: &str) -> TaskRow {
     TaskRow {
         id: r.id.to_string(),
         job: r.job.to_string(),
-        function: r.function.clone(),
+        function: r.function.to_string(),
         state: r.state.to_string(),
         node,
         submitted_ms: r.submitted_ms,
@@ -379,41 +379,31 @@ impl NodeInner {
     pub(crate) async fn cluster_state(&self) -> Vec<NodeState> {
         let mut out = vec![self.local_state()];
         let Some(Link::Head(peers)) = self.link.get() else { return out };
-        let workers: Vec<_> = lock(&peers.workers).clone();
         let now = peers.now();
-        let mut asks = tokio::task::JoinSet::new();
-        for (i, w) in workers.into_iter().enumerate() {
-            asks.spawn(async move {
-                let last_heartbeat_ms = now.saturating_sub(w.last_beat.load(Ordering::Relaxed));
-                let silent = NodeState {
-                    id: w.id.clone(),
-                    role: "worker".into(),
-                    alive: false,
-                    total: w.total.clone(),
-                    net: NetState { last_heartbeat_ms, ..NetState::default() },
-                    ..NodeState::default()
-                };
-                if !w.alive.load(Ordering::Relaxed) {
-                    return (i, silent);
+        for (w, answer) in peers.ask_workers(&Request::State, STATE_TIMEOUT).await {
+            let last_heartbeat_ms = now.saturating_sub(w.last_beat.load(Ordering::Relaxed));
+            let state = match answer {
+                Some(Event::State(mut states)) if states.len() == 1 && states[0].within_bounds() => {
+                    let mut s = states.remove(0);
+                    s.net.last_heartbeat_ms = last_heartbeat_ms;
+                    Some(s)
                 }
-                let state = match tokio::time::timeout(STATE_TIMEOUT, ask(&w.conn, &Request::State)).await {
-                    Ok(Ok(Event::State(mut states))) if states.len() == 1 && states[0].within_bounds() => {
-                        let mut s = states.remove(0);
-                        s.net.last_heartbeat_ms = last_heartbeat_ms;
-                        s
-                    }
-                    Ok(Ok(Event::State(_))) => {
-                        tracing::warn!("node {}: its state answer is out of bounds", w.id);
-                        silent
-                    }
-                    _ => silent,
-                };
-                (i, state)
-            });
+                Some(Event::State(_)) => {
+                    tracing::warn!("node {}: its state answer is out of bounds", w.id);
+                    None
+                }
+                _ => None,
+            };
+            // A dead or silent worker: what the head last knew of it.
+            out.push(state.unwrap_or_else(|| NodeState {
+                id: w.id.clone(),
+                role: "worker".into(),
+                alive: false,
+                total: w.total.clone(),
+                net: NetState { last_heartbeat_ms, ..NetState::default() },
+                ..NodeState::default()
+            }));
         }
-        let mut workers: Vec<(usize, NodeState)> = asks.join_all().await;
-        workers.sort_by_key(|(i, _)| *i);
-        out.extend(workers.into_iter().map(|(_, s)| s));
         out
     }
 }
@@ -515,8 +505,8 @@ mod tests {
     fn a_task_is_pending_then_running_then_finished() {
         let mut log = TaskLog::default();
         let job: Arc<str> = "n/1".into();
-        log.submit(id(1), job.clone(), "f", 10);
-        log.submit(id(2), job.clone(), "g", 11);
+        log.submit(id(1), job.clone(), "f".into(), 10);
+        log.submit(id(2), job.clone(), "g".into(), 11);
         let (c, rows) = log.snapshot("me", 10);
         assert_eq!((c.pending, c.running), (2, 0));
         assert_eq!(rows[0].function, "g", "newest first");
@@ -552,7 +542,7 @@ mod tests {
     #[test]
     fn cancelled_and_unknown_tasks() {
         let mut log = TaskLog::default();
-        log.submit(id(1), "j".into(), "f", 1);
+        log.submit(id(1), "j".into(), "f".into(), 1);
         log.end(id(1), Err(&Error::Cancelled), 2);
         // A task a stand-in ran for another node: not ours to record.
         log.start(id(9), Place::Here, 3);
@@ -566,7 +556,7 @@ mod tests {
         let mut log = TaskLog::default();
         let n = MAX_TASK_ROWS as u32 + 50;
         for i in 0..n {
-            log.submit(id(i), "j".into(), "f", u64::from(i));
+            log.submit(id(i), "j".into(), "f".into(), u64::from(i));
             log.end(id(i), Ok(()), u64::from(i));
         }
         let (c, rows) = log.snapshot("me", usize::MAX);
@@ -574,7 +564,7 @@ mod tests {
         assert_eq!(rows.len(), MAX_TASK_ROWS);
         assert_eq!(rows[0].id, id(n - 1).to_string(), "the newest is kept");
         let long = "x".repeat(5000);
-        log.submit(id(0), "j".into(), "f", 0);
+        log.submit(id(0), "j".into(), "f".into(), 0);
         log.end(id(0), Err(&Error::task_failed("f", long)), 1);
         assert!(log.snapshot("me", 1).1[0].error.len() <= state::MAX_ERROR_BYTES);
     }

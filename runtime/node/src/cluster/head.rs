@@ -118,6 +118,28 @@ impl Peers {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// Asks every worker `request` at once, each for at most `timeout`:
+    /// each worker (in the order they joined) with its answer, or `None`
+    /// when it is dead, silent or the stream failed.
+    pub(crate) async fn ask_workers(&self, request: &Request, timeout: Duration) -> Vec<(Arc<Worker>, Option<Event>)> {
+        let workers: Vec<_> = lock(&self.workers).clone();
+        let mut asks = tokio::task::JoinSet::new();
+        for (i, w) in workers.into_iter().enumerate() {
+            let request = request.clone();
+            asks.spawn(async move {
+                let answer = if w.alive.load(Ordering::Relaxed) {
+                    tokio::time::timeout(timeout, ask(&w.conn, &request)).await.ok().and_then(Result::ok)
+                } else {
+                    None
+                };
+                (i, w, answer)
+            });
+        }
+        let mut answers = asks.join_all().await;
+        answers.sort_by_key(|(i, _, _)| *i);
+        answers.into_iter().map(|(_, w, answer)| (w, answer)).collect()
+    }
+
     /// Places a task or actor that leaves `from` (the head's own resources
     /// refreshed first). A demand no known node can meet waits up to
     /// [`JOIN_GRACE`] for one to join (placed again every heartbeat), or
@@ -497,16 +519,15 @@ impl Node {
     /// not answer is reported dead).
     pub(super) async fn cluster_report(&self, peers: &Peers) -> StatusReport {
         let mut report = self.status_report();
-        let workers: Vec<_> = lock(&peers.workers).clone();
-        for w in workers {
-            let dead = NodeReport { id: w.id.clone(), alive: false, total: w.total.clone(), ..NodeReport::default() };
-            if !w.alive.load(Ordering::Relaxed) {
-                report.nodes.push(dead);
-                continue;
-            }
-            match tokio::time::timeout(std::time::Duration::from_secs(3), ask(&w.conn, &Request::Status)).await {
-                Ok(Ok(Event::Status(s))) => report.nodes.extend(s.nodes),
-                _ => report.nodes.push(dead),
+        for (w, answer) in peers.ask_workers(&Request::Status, Duration::from_secs(3)).await {
+            match answer {
+                Some(Event::Status(s)) => report.nodes.extend(s.nodes),
+                _ => report.nodes.push(NodeReport {
+                    id: w.id.clone(),
+                    alive: false,
+                    total: w.total.clone(),
+                    ..NodeReport::default()
+                }),
             }
         }
         report

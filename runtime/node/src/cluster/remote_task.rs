@@ -537,7 +537,7 @@ impl NodeInner {
                 }
                 Ok(permit) => {
                     self.store.create_pending(job.id, result_id);
-                    let function = req.function.clone();
+                    let function = req.function.as_str().into();
                     let spec = TaskSpec { task, function, args, options, output: result_id, pinned, here: true };
                     self.spawn_task(job.clone(), spec, permit);
                     Ok(())

@@ -86,7 +86,7 @@ impl NodeInner {
             .await
             .map_err(|_| Error::InvalidArgument(format!("{} has ended", job.id)))?;
         let (task, output, pinned) = self.new_output(&job, caller, seq, &args)?;
-        let spec = TaskSpec { task, function, args, options, output, pinned, here: false };
+        let spec = TaskSpec { task, function: function.into(), args, options, output, pinned, here: false };
         self.spawn_task(job, spec, permit);
         Ok(output)
     }

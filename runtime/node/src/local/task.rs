@@ -21,7 +21,8 @@ const LOST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
 /// A submitted task.
 pub(crate) struct TaskSpec {
     pub(crate) task: TaskId,
-    pub(crate) function: String,
+    /// Shared with every attempt's `Caller` and the task log.
+    pub(crate) function: Arc<str>,
     pub(crate) args: Vec<ArgSpec>,
     pub(crate) options: Options,
     pub(crate) output: ObjectId,
@@ -74,7 +75,7 @@ impl NodeInner {
         // its owner's to list.
         let recorded = job.owner.is_none();
         if recorded {
-            lock(&self.task_log).submit(spec.task, job.key.clone(), &spec.function, now_ms());
+            lock(&self.task_log).submit(spec.task, job.key.clone(), spec.function.clone(), now_ms());
         }
         let node = self.clone();
         tokio::spawn(async move {
@@ -135,7 +136,7 @@ impl NodeInner {
                         continue;
                     }
                     Next::Fail | Next::RetryHere => {
-                        return Err(Error::task_failed(&spec.function, format!("the node running it failed: {why}")));
+                        return Err(Error::task_failed(&*spec.function, format!("the node running it failed: {why}")));
                     }
                 }
             }
@@ -162,12 +163,15 @@ impl NodeInner {
     ) -> Result<(), Error> {
         let limits = job.limits(&spec.options);
         loop {
-            lock(&self.task_log).start(spec.task, Place::Here, now_ms());
+            // A stand-in's tasks are their owner's to log.
+            if job.owner.is_none() {
+                lock(&self.task_log).start(spec.task, Place::Here, now_ms());
+            }
             let caller = Caller {
                 job: job.id,
                 task: spec.task,
                 actor: None,
-                function: spec.function.as_str().into(),
+                function: spec.function.clone(),
                 holds: held.resources.clone(),
             };
             let services: Arc<dyn Services> = self.clone();
@@ -209,7 +213,7 @@ impl NodeInner {
             }
             return Err(match e {
                 CallError::Cancelled => Error::Cancelled,
-                other => Error::task_failed(&spec.function, other.to_string()),
+                other => Error::task_failed(&*spec.function, other.to_string()),
             });
         }
     }

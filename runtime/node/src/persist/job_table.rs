@@ -148,16 +148,13 @@ impl JobTable {
         F: FnMut(Vec<u8>) -> Fut,
         Fut: std::future::Future<Output = std::io::Result<()>>,
     {
-        let Some(_) = self.get(id)? else { return Ok(None) };
         let mut offset = 0u64;
         loop {
             // Register before reading, so output written meanwhile wakes us.
             let changed = self.changed.notified();
-            let info = self.get(id)?.expect("records are never deleted");
-            let mut f = std::fs::File::open(self.log_path(id))?;
-            f.seek(SeekFrom::Start(offset))?;
-            let mut chunk = Vec::new();
-            f.read_to_end(&mut chunk)?;
+            // The record before the log: output written before the job ended
+            // is in the file by the time its record says so.
+            let Some((info, chunk)) = self.read_log(id, offset, usize::MAX)? else { return Ok(None) };
             offset += chunk.len() as u64;
             if !chunk.is_empty() {
                 sink(chunk).await?;
