@@ -746,6 +746,19 @@ fn actors_are_placed_by_resources_and_reached_from_every_node() {
 }
 
 #[test]
+fn a_node_holds_more_actors_than_quic_allows_streams_by_default() {
+    // Each actor placed on a worker holds a stream of the head's connection
+    // to it; quinn's default cap of 100 streams hung the 100th actor (and
+    // every later request to that worker) instead of running it.
+    let head = Head::start_with_cpus("1");
+    head.add_worker_with("1", &["--resources", r#"{"special": 1}"#]);
+    let out = head.run(&guests().testjob, &["actors-on-one-node", "150"]);
+    assert_code(&out, 0);
+    // 0 + 1 + ... + 149, all on the one node with `special`.
+    assert!(stdout(&out).lines().any(|l| l == "actors: 150, sum: 11175, nodes: 1"), "{}", stdout(&out));
+}
+
+#[test]
 fn an_actor_whose_node_dies_is_restarted_on_another() {
     use std::io::BufRead;
     let head = Head::start_with_cpus("1");
@@ -1069,4 +1082,30 @@ fn a_trainer_survives_a_sigkilled_worker_node() {
     assert_eq!(line("cluster: "), format!("total {expected} after 20 iterations, error None"), "{text}");
     let failures: u32 = line("failures: ").parse().unwrap();
     assert!(failures >= 1, "{text}");
+}
+
+#[test]
+fn a_head_keeps_running_after_whoever_read_its_token_stops_reading() {
+    // `wray start --block | head -2`, or a supervisor that closes the pipe
+    // once it has the address and token: the lines printed after (the
+    // dashboard's URL) must not take the head down with a broken pipe.
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut head = std::process::Command::new(wray_bin())
+        .args(["start", "--head", "--port", "0", "--dashboard-port", "0", "--block", "--data-dir"])
+        .arg(dir.path())
+        .env("HOME", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = std::io::BufReader::new(head.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+    assert!(first.starts_with("address: "), "{first}");
+    // The reader is gone now; the head prints its token and URL into the
+    // closed pipe.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let alive = head.try_wait().unwrap().is_none();
+    let _ = head.kill();
+    let _ = head.wait();
+    assert!(alive, "the head exited when its stdout closed");
 }

@@ -33,7 +33,7 @@ pub fn get_timeout<T: DeserializeOwned + 'static>(r: &ObjectRef<T>, timeout: Dur
 }
 
 fn get_impl<T: DeserializeOwned + 'static>(r: &ObjectRef<T>, timeout_ms: Option<u64>) -> Result<T, Error> {
-    let mut values = tasks::get(&[&r.handle], timeout_ms)?;
+    let mut values = tasks::get(&[&*r.handle], timeout_ms)?;
     let value = values.pop().ok_or_else(|| Error::InvalidArgument("host returned no value".into()))?;
     crate::value::decode(&value)
 }
@@ -44,7 +44,7 @@ pub fn get_all<T: DeserializeOwned + 'static>(refs: &[ObjectRef<T>]) -> Result<V
     if refs.is_empty() {
         return Ok(Vec::new());
     }
-    let handles: Vec<_> = refs.iter().map(|r| &r.handle).collect();
+    let handles: Vec<_> = refs.iter().map(|r| &*r.handle).collect();
     let values = tasks::get(&handles, None)?;
     values.iter().map(|v| crate::value::decode(v)).collect()
 }
@@ -75,7 +75,7 @@ pub fn wait<T>(
     if refs.is_empty() {
         return (Vec::new(), Vec::new());
     }
-    let handles: Vec<_> = refs.iter().map(|r| &r.handle).collect();
+    let handles: Vec<_> = refs.iter().map(|r| &*r.handle).collect();
     let n = u32::try_from(num_returns.min(refs.len())).unwrap_or(u32::MAX);
     let mask = match tasks::wait(&handles, n, timeout.map(millis)) {
         Ok(mask) => mask,
@@ -122,7 +122,7 @@ pub fn try_put<T: Serialize + 'static>(value: &T) -> Result<ObjectRef<T>, Error>
 pub fn cancel<T>(r: &ObjectRef<T>) {
     // Cancelling a finished or unknown task is not an error worth surfacing,
     // as in Ray.
-    let _ = tasks::cancel(&r.handle);
+    let _ = tasks::cancel(&*r.handle);
 }
 
 fn to_map(list: Vec<crate::bindings::wray::runtime::types::ResourceAmount>) -> BTreeMap<String, f64> {

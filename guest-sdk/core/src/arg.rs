@@ -35,7 +35,7 @@ impl<T> From<&ObjectRef<T>> for Arg<T> {
 #[doc(hidden)]
 pub enum RawArg {
     Value(wit::Value),
-    Ref(wit::ObjectRef),
+    Ref(std::sync::Arc<wit::ObjectRef>),
 }
 
 impl RawArg {

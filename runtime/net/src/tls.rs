@@ -206,6 +206,18 @@ const STREAM_WINDOW: u32 = 16 << 20;
 /// Bytes a peer may have in flight on one connection.
 const CONNECTION_WINDOW: u32 = 64 << 20;
 
+/// Streams a peer may have open on one connection at once. Every task in
+/// flight and every live actor placed on a node holds one stream of the
+/// connection it came over, so quinn's default of 100 capped a node at about
+/// a hundred actors: the next stream to open waited forever, and with it
+/// every request to that node (found by `wray microbenchmark --scale-out`,
+/// where 1,000 actors needing a resource that 15 workers have 100 of each
+/// filled one worker at a time). The engine's pool allows
+/// `EngineConfig::max_instances` (1,000) instances per node; this is well
+/// above it, and what the streams can buffer stays bounded by
+/// `CONNECTION_WINDOW`.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 4096;
+
 fn transport(peer_timeout: std::time::Duration) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(std::time::Duration::from_secs(1)));
@@ -221,6 +233,7 @@ fn transport(peer_timeout: std::time::Duration) -> Arc<quinn::TransportConfig> {
     // datagram dropped because a busy node drained its socket late is not
     // congestion, and loss-based control (Cubic) collapsed transfers on it.
     t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
+    t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(MAX_STREAMS_PER_CONNECTION));
     Arc::new(t)
 }
 

@@ -327,6 +327,34 @@ impl ObjectStore {
         }
     }
 
+    /// Which of `ids` are settled (ready or failed; an unknown id counts as
+    /// settled, for `get` to report), under one lock. If fewer than `need`
+    /// are, `notify` is also arranged to be notified when any of the
+    /// pending ones settles — once per call, so that a caller waiting on
+    /// many ids re-checks with [`Self::settled`] rather than watching again.
+    pub fn watch_all(&self, ids: &[ObjectId], need: usize, notify: &Arc<Notify>) -> Vec<bool> {
+        let mut inner = self.lock();
+        let mask = Self::mask(&inner, ids);
+        if mask.iter().filter(|s| **s).count() < need {
+            for (id, settled) in ids.iter().zip(&mask) {
+                if !settled && let Some(e) = inner.objects.get_mut(id) {
+                    e.watchers.push(notify.clone());
+                }
+            }
+        }
+        mask
+    }
+
+    /// Which of `ids` are settled (unknown ids count as settled), under one
+    /// lock, without watching.
+    pub fn settled(&self, ids: &[ObjectId]) -> Vec<bool> {
+        Self::mask(&self.lock(), ids)
+    }
+
+    fn mask(inner: &Inner, ids: &[ObjectId]) -> Vec<bool> {
+        ids.iter().map(|id| inner.objects.get(id).is_none_or(|e| !matches!(e.state, State::Pending))).collect()
+    }
+
     /// The object's size in bytes, if it is ready.
     pub fn size(&self, id: ObjectId) -> Option<usize> {
         match &self.lock().objects.get(&id)?.state {

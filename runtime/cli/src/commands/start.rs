@@ -304,18 +304,17 @@ impl StartCommand {
             self.dashboard.start(runtime.node(), config)?
         };
         let entry = register(data_dir)?;
-        println!("address: {local}");
-        println!("token: {token}");
+        say(format_args!("address: {local}"));
+        say(format_args!("token: {token}"));
         if let Some(server) = &server {
             let url = format!("http://{}", server.local_addr());
-            println!("serve: {url}");
+            say(format_args!("serve: {url}"));
             std::fs::write(data_dir.join("serve"), &url)?;
         }
         if let Some(d) = &dashboard {
-            println!("dashboard: {}", d.url());
+            say(format_args!("dashboard: {}", d.url()));
             std::fs::write(data_dir.join("dashboard"), d.url())?;
         }
-        std::io::stdout().flush()?;
         mark_ready(data_dir, &local.to_string())?;
         tracing::info!("head node {} serving on {local}", runtime.node().id());
         rt.block_on(async {
@@ -364,8 +363,7 @@ impl StartCommand {
                 anyhow::Ok((client, membership, head_id))
             };
             let (mut client, mut membership, mut head_id) = join().await?;
-            println!("joined: {head} (head {head_id}) as {}", node.id());
-            std::io::stdout().flush()?;
+            say(format_args!("joined: {head} (head {head_id}) as {}", node.id()));
             mark_ready(data_dir, &head)?;
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             loop {
@@ -510,4 +508,14 @@ fn load_or_create_token(path: &Path) -> anyhow::Result<Token> {
     // 0600 from its creation: it is the cluster's secret.
     write_atomically(path, token.to_string().as_bytes(), 0o600)?;
     Ok(token)
+}
+
+/// Prints a line of a running node's startup report. A node outlives
+/// whoever reads its first lines (`wray start --block | head -1`, a
+/// supervisor that stops reading once it has the token): a closed stdout
+/// must not stop it, so write errors are ignored — `println!` panicked on
+/// the broken pipe and took the head down.
+fn say(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }

@@ -153,7 +153,26 @@ impl Node {
 
     /// Runs a job: its `#[wray::main]` with `args`, then tears down whatever
     /// it left running (tasks are cancelled, actors killed, objects freed).
+    ///
+    /// The driver runs as a task of the runtime's worker threads, whatever
+    /// thread awaits this: its tasks and actor calls are spawned onto the
+    /// worker it runs on, so that a task submitted and then waited for
+    /// (`get`) runs on that same thread when the driver blocks, and its
+    /// result wakes the driver there — no futex wake-up or context switch
+    /// per round trip, which is what a driver on `block_on`'s thread paid
+    /// (measured: see docs/BENCHMARKS.md, "Core at 100× Ray"). Dropping
+    /// the returned future stops the driver, as before.
     pub async fn run_job(&self, component: JobComponent, args: Vec<String>, config: JobConfig) -> Result<(), JobError> {
+        let name = component.name().to_string();
+        let node = self.clone();
+        let mut driver = AbortOnDrop(tokio::spawn(async move { node.run_driver(component, args, config).await }));
+        match (&mut driver.0).await {
+            Ok(outcome) => outcome,
+            Err(e) => Err(JobError::Failed { name, message: format!("the driver's host task failed: {e}") }),
+        }
+    }
+
+    async fn run_driver(&self, component: JobComponent, args: Vec<String>, config: JobConfig) -> Result<(), JobError> {
         let name = component.name().to_string();
         let job = self.start_job(component, config);
         let services: Arc<dyn Services> = self.inner.clone();
@@ -304,4 +323,14 @@ async fn wait_flag(flag: &AtomicBool) {
 /// How long `get`/`wait` may wait, as a deadline.
 pub(crate) fn deadline(timeout: Option<Duration>) -> Option<tokio::time::Instant> {
     timeout.map(|t| tokio::time::Instant::now() + t)
+}
+
+/// Aborts a spawned task when dropped: the driver of a job whose caller
+/// stopped waiting must not run on unobserved.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

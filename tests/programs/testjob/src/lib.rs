@@ -78,6 +78,17 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             wray::kill(&c);
             println!("after kill: {}", wray::get(&c.get()).map_or_else(|e| format!("{e}"), |v| v.to_string()));
         }
+        "actors-on-one-node" => {
+            // More actors on one node than QUIC's default stream limit
+            // (100): each holds a stream of the connection it came over.
+            let n: i64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(150);
+            let actors: Vec<_> = (0..n).map(|i| Counter::options().resource("special", 0.001).remote(i)).collect();
+            let refs: Vec<_> = actors.iter().map(|c| c.get()).collect();
+            let sum: i64 = wray::get_all(&refs)?.into_iter().sum();
+            let nodes: std::collections::BTreeSet<String> =
+                wray::get_all(&actors.iter().map(|c| c.node()).collect::<Vec<_>>())?.into_iter().collect();
+            println!("actors: {n}, sum: {sum}, nodes: {}", nodes.len());
+        }
         "actor-restart" => {
             // An actor on a node that dies is re-created on another one.
             let c = Counter::options().resource("spot", 1.0).max_restarts(1).remote(0);
