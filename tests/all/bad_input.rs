@@ -81,6 +81,22 @@ fn bad_flags_are_usage_errors() {
         assert_code(&out, 2);
         assert!(stderr(&out).contains("--raw-quic takes 1 to 65536 MiB"), "{}", stderr(&out));
     }
+    // Ray's figures for `benches/core.sh`: a bad file is named with its
+    // line, before any workload runs.
+    let dir = tempfile::tempdir().unwrap();
+    let figures = dir.path().join("ray.jsonl");
+    for (text, says) in [
+        ("{\"guest\": \"tasks_sync\", \"value\": 467.6, \"unit\": \"/s\"}\nnot json\n", "line 2: not a figure"),
+        ("{\"guest\": \"tasks_sync\", \"value\": -1, \"unit\": \"/s\"}\n", "line 1: value must be positive"),
+    ] {
+        std::fs::write(&figures, text).unwrap();
+        let out = wray(&["microbenchmark", "--ray", path(&figures), path(&job)]);
+        assert_code(&out, 2);
+        assert!(stderr(&out).contains(says) && stderr(&out).contains("ray.jsonl"), "{}", stderr(&out));
+    }
+    let out = wray(&["microbenchmark", "--ray", "/no/such/figures.jsonl", path(&job)]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("/no/such/figures.jsonl"), "{}", stderr(&out));
 }
 
 #[test]

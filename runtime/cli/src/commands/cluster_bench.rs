@@ -75,7 +75,9 @@ impl Drop for NodeProcess {
 
 /// Starts `wray start ARGS --block` and waits for the line starting with
 /// `ready`; returns the process and the lines it printed.
+/// The node's stderr goes to `DIR.stderr`, quoted if it fails to start.
 pub(crate) fn start(args: &[&str], dir: &Path, ready: &str) -> anyhow::Result<(NodeProcess, Vec<String>)> {
+    let log = dir.with_extension("stderr");
     let mut child = Command::new(std::env::current_exe()?)
         .arg("start")
         .args(args)
@@ -83,7 +85,7 @@ pub(crate) fn start(args: &[&str], dir: &Path, ready: &str) -> anyhow::Result<(N
         .arg(dir)
         .env("HOME", dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?)
         .spawn()?;
     let stdout = child.stdout.take().expect("piped");
     let node = NodeProcess(child);
@@ -96,7 +98,9 @@ pub(crate) fn start(args: &[&str], dir: &Path, ready: &str) -> anyhow::Result<(N
             return Ok((node, lines));
         }
     }
-    Err(anyhow!("wray start {args:?} exited before printing `{ready}`"))
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    let tail: Vec<&str> = stderr.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
+    Err(anyhow!("wray start {args:?} exited before printing `{ready}`; its stderr ended:\n{}", tail.join("\n")))
 }
 
 /// Raw QUIC from this process to another `wray` process (the receiving end
@@ -170,12 +174,11 @@ pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
         let n = ((w.n as f64 * scale).ceil() as u64).max(1);
         eprintln!("running {} ({n}) ...", w.name);
         let v = value(&run_workload(w.guest, n)?)?;
-        let ray = (w.guest == "placement_groups").then_some(424.0);
         rows.push(Row {
             name: w.name.into(),
+            key: w.guest.into(),
             value: v,
             unit: w.unit.into(),
-            ray,
             higher_is_better: w.higher_is_better,
             note: format!("n = {n}; head + 1 worker, 127.0.0.1"),
         });
@@ -192,9 +195,9 @@ pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
     let raw_processes = rt.block_on(raw_between_processes(job, (mib as usize) << 20))? / 1e9;
     rows.push(Row {
         name: "object transfer between nodes".into(),
+        key: "transfer".into(),
         value: transfer,
         unit: "GB/s".into(),
-        ray: None,
         higher_is_better: true,
         note: format!(
             "{mib} MiB head → worker. Raw QUIC, same settings, same direction, same run: {raw:.2} GB/s within one \
@@ -205,4 +208,115 @@ pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
     });
     rt.block_on(client.close());
     Ok(rows)
+}
+
+/// Workers of `--scale-out`: a head and this many worker processes.
+pub(crate) const SCALE_OUT_WORKERS: usize = 15;
+
+/// `wray microbenchmark --scale-out`: a head and [`SCALE_OUT_WORKERS`]
+/// workers (1 CPU each, 100 of the `remote` resource each) as processes on
+/// 127.0.0.1; `tasks` tasks and `actors` actors, each placed by the head on
+/// a worker and its result checked by the guest. Reports each workload's
+/// rate with the head's CPU time and memory.
+///
+/// ```text
+/// wray microbenchmark --scale-out --scale 0.1 microbench.wasm
+/// ```
+pub(crate) fn scale_out(job: &Path, tasks: u64, actors: u64) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
+    let (mut rows, mut failures) = (Vec::new(), Vec::new());
+    // Each workload on a cluster of its own, and a failed or hung one
+    // reported beside the others' figures rather than hanging the run.
+    for (name, guest, n) in
+        [("tasks over 15 workers", "scale_tasks", tasks), ("actors over 15 workers", "scale_actors", actors)]
+    {
+        match scale_out_workload(job, name, guest, n) {
+            Ok(row) => rows.push(row),
+            Err(e) => failures.push(format!("{name} (n = {n}): {e:#}")),
+        }
+    }
+    Ok((rows, failures))
+}
+
+/// Longest a scale-out workload may take before it counts as hung.
+const SCALE_OUT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(180);
+
+fn scale_out_workload(job: &Path, name: &str, guest: &str, n: u64) -> anyhow::Result<Row> {
+    let dir = tempfile::tempdir()?;
+    let small = ["--cpus", "1", "--object-store-memory", "512MiB"];
+    let head_args = [&["--head", "--port", "0", "--no-dashboard"][..], &small].concat();
+    let (head, lines) = start(&head_args, &dir.path().join("head"), "token: ")?;
+    let field = |p: &str| lines.iter().find_map(|l| l.strip_prefix(p)).unwrap_or_default().to_string();
+    let (address, token) = (field("address: "), field("token: "));
+    let mut workers = Vec::new();
+    for i in 0..SCALE_OUT_WORKERS {
+        let args =
+            [&["--address", &address, "--token", &token, "--resources", r#"{"remote": 100}"#][..], &small].concat();
+        eprintln!("starting worker {} of {SCALE_OUT_WORKERS} ...", i + 1);
+        workers.push(start(&args, &dir.path().join(format!("worker{i}")), "joined: ")?.0);
+    }
+    let head_pid = head.0.id();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let client = rt.block_on(wray_runtime::cluster::ClusterClient::connect(&address, &token))?;
+    eprintln!("running {name} ({n}) ...");
+    let cpu_before = cpu_seconds(head_pid)?;
+    let request = wray_runtime::cluster::job_request(job, vec![guest.into(), n.to_string()], Vec::new(), None, None)?;
+    let mut out = Vec::new();
+    let outcome = rt
+        .block_on(async {
+            tokio::time::timeout(SCALE_OUT_DEADLINE, client.run_job(&request, |b| out.extend_from_slice(b))).await
+        })
+        .map_err(|_| anyhow!("workload {guest} did not finish within {SCALE_OUT_DEADLINE:?}: it hung"))??;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    if outcome.code != 0 {
+        return Err(anyhow!("workload {guest} failed: {}\n{text}", outcome.message));
+    }
+    let rate: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| anyhow!("workload {guest} printed no RESULT line:\n{text}"))?;
+    let cpu = cpu_seconds(head_pid)? - cpu_before;
+    let (rss, peak) = head_memory(head_pid)?;
+    rt.block_on(client.close());
+    drop(workers);
+    Ok(Row {
+        name: name.into(),
+        key: guest.into(),
+        value: rate,
+        unit: "/s".into(),
+        higher_is_better: true,
+        note: format!(
+            "n = {n}, every result checked; head + {SCALE_OUT_WORKERS} workers of 1 CPU, 127.0.0.1; the head used \
+             {cpu:.2} s of CPU ({:.1} µs per {}), RSS {:.0} MiB (peak {:.0} MiB)",
+            cpu * 1e6 / n as f64,
+            if guest == "scale_tasks" { "task" } else { "actor" },
+            rss as f64 / (1 << 20) as f64,
+            peak as f64 / (1 << 20) as f64,
+        ),
+    })
+}
+
+/// User plus system CPU time of process `pid`, in seconds.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may contain spaces): utime and
+    // stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| anyhow!("unreadable /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).ok_or_else(|| anyhow!("no field {i}"));
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((ticks(11)? + ticks(12)?) / hz)
+}
+
+/// Resident and peak resident memory of process `pid`, in bytes.
+fn head_memory(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |key: &str| -> Option<u64> {
+        status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+    };
+    match (kib("VmRSS:"), kib("VmHWM:")) {
+        (Some(rss), Some(peak)) => Ok((rss * 1024, peak * 1024)),
+        _ => Err(anyhow!("no memory figures in /proc/{pid}/status")),
+    }
 }

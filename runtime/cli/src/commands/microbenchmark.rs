@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use wray_runtime::{Grants, JobConfig, Output, OutputPipe, Runtime};
 
 /// Run Ray's microbenchmark workloads (same names, same shapes) on an
-/// embedded runtime and print them next to Ray 2.60's figures measured on
-/// the same kind of machine (2 cores).
+/// embedded runtime and print a table of them — beside Ray's figures for the
+/// same workloads when `--ray` names a file of them measured in the same run
+/// (`benches/core.sh` does both).
 ///
 /// The workloads live in a guest job: build it with
 /// `wray build benches/microbench`. Build wray itself with --release for
@@ -18,7 +19,8 @@ use wray_runtime::{Grants, JobConfig, Output, OutputPipe, Runtime};
 #[command(after_help = "\
 Examples:
   wray microbenchmark \"$(wray build benches/microbench | tail -n1)\"
-  wray microbenchmark --markdown --scale 0.2 microbench.wasm")]
+  wray microbenchmark --markdown --scale 0.2 microbench.wasm
+  wray microbenchmark --ray ray.jsonl microbench.wasm   (what benches/core.sh runs)")]
 pub struct MicrobenchmarkCommand {
     /// The microbenchmark job (benches/microbench built with `wray build`).
     job: PathBuf,
@@ -31,6 +33,13 @@ pub struct MicrobenchmarkCommand {
     #[arg(long)]
     markdown: bool,
 
+    /// Ray's figures for the same workloads, measured in the same run: one
+    /// JSON object per line, `{"guest": WORKLOAD, "value": V, "unit": U,
+    /// "note": N}`, as `benches/reference/core_bench.py` prints them. Rows
+    /// whose workload and unit match get Ray's figure and the ratio.
+    #[arg(long, value_name = "FILE")]
+    ray: Option<PathBuf>,
+
     /// CPU slots of the runtime.
     #[arg(long, default_value_t = 2.0)]
     cpus: f64,
@@ -40,6 +49,13 @@ pub struct MicrobenchmarkCommand {
     /// transfer between them next to raw QUIC on the same loopback.
     #[arg(long)]
     cluster: bool,
+
+    /// Run the scale-out workloads instead: a head and 15 workers (1 CPU
+    /// each) as processes on 127.0.0.1, 100,000 tasks and 1,000 actors
+    /// (times --scale) placed over them by the head, every result checked,
+    /// with the head's CPU time and memory.
+    #[arg(long, conflicts_with = "cluster")]
+    scale_out: bool,
 
     /// Only measure raw QUIC on 127.0.0.1 — one stream of MIB MiB within
     /// this process and to a second process — print both and exit: the
@@ -57,87 +73,36 @@ pub struct MicrobenchmarkCommand {
     quic_token: Option<String>,
 }
 
-/// A workload: Ray's name, the guest's name, its size, Ray's figure and
-/// whether larger is better.
+/// A workload: Ray's name, the guest's name, its size, its unit and whether
+/// larger is better.
 struct Workload {
     name: &'static str,
     guest: &'static str,
     n: u64,
-    ray: Option<f64>,
     unit: &'static str,
     higher_is_better: bool,
 }
 
 const WORKLOADS: &[Workload] = &[
-    Workload {
-        name: "single client tasks sync",
-        guest: "tasks_sync",
-        n: 20_000,
-        ray: Some(735.0),
-        unit: "/s",
-        higher_is_better: true,
-    },
-    Workload {
-        name: "single client tasks async",
-        guest: "tasks_async",
-        n: 50_000,
-        ray: Some(2_365.0),
-        unit: "/s",
-        higher_is_better: true,
-    },
-    Workload {
-        name: "1:1 actor calls sync",
-        guest: "actor_sync",
-        n: 20_000,
-        ray: Some(1_717.0),
-        unit: "/s",
-        higher_is_better: true,
-    },
+    Workload { name: "single client tasks sync", guest: "tasks_sync", n: 20_000, unit: "/s", higher_is_better: true },
+    Workload { name: "single client tasks async", guest: "tasks_async", n: 50_000, unit: "/s", higher_is_better: true },
+    Workload { name: "1:1 actor calls sync", guest: "actor_sync", n: 20_000, unit: "/s", higher_is_better: true },
     Workload {
         name: "1:1 actor calls sync, snapshot after each (4 MiB state)",
         guest: "actor_sync_checkpointed",
         n: 5_000,
-        ray: None,
         unit: "/s",
         higher_is_better: true,
     },
-    Workload {
-        name: "1:1 actor calls async",
-        guest: "actor_async",
-        n: 50_000,
-        ray: Some(5_761.0),
-        unit: "/s",
-        higher_is_better: true,
-    },
-    Workload {
-        name: "n:n actor calls async",
-        guest: "actor_nn_async",
-        n: 100_000,
-        ray: None,
-        unit: "/s",
-        higher_is_better: true,
-    },
-    Workload {
-        name: "single client put calls",
-        guest: "put_calls",
-        n: 50_000,
-        ray: Some(1_985.0),
-        unit: "/s",
-        higher_is_better: true,
-    },
-    Workload {
-        name: "single client get calls",
-        guest: "get_calls",
-        n: 100_000,
-        ray: Some(17_777.0),
-        unit: "/s",
-        higher_is_better: true,
-    },
+    Workload { name: "1:1 actor calls async", guest: "actor_async", n: 50_000, unit: "/s", higher_is_better: true },
+    Workload { name: "n:n actor calls async", guest: "actor_nn_async", n: 100_000, unit: "/s", higher_is_better: true },
+    Workload { name: "single client wait 1k refs", guest: "wait_1k", n: 20, unit: "/s", higher_is_better: true },
+    Workload { name: "single client put calls", guest: "put_calls", n: 50_000, unit: "/s", higher_is_better: true },
+    Workload { name: "single client get calls", guest: "get_calls", n: 100_000, unit: "/s", higher_is_better: true },
     Workload {
         name: "single client put gigabytes",
         guest: "put_gigabytes",
         n: 50,
-        ray: Some(8.7),
         unit: "GB/s",
         higher_is_better: true,
     },
@@ -145,25 +110,19 @@ const WORKLOADS: &[Workload] = &[
         name: "placement group create+remove",
         guest: "placement_groups",
         n: 20_000,
-        ray: Some(424.0),
         unit: "/s",
         higher_is_better: true,
     },
-    Workload {
-        name: "1000-task dependency chain",
-        guest: "chain",
-        n: 1000,
-        ray: Some(1.56),
-        unit: "ms/link",
-        higher_is_better: false,
-    },
+    Workload { name: "1000-task dependency chain", guest: "chain", n: 1000, unit: "ms/link", higher_is_better: false },
 ];
 
 pub(crate) struct Row {
     pub(crate) name: String,
+    /// The workload's name in the guest (or `first`, `head_start`, `idle`):
+    /// what Ray's figure for the same workload is filed under.
+    pub(crate) key: String,
     pub(crate) value: f64,
     pub(crate) unit: String,
-    pub(crate) ray: Option<f64>,
     pub(crate) higher_is_better: bool,
     pub(crate) note: String,
 }
@@ -173,6 +132,10 @@ impl MicrobenchmarkCommand {
         if !(self.scale.is_finite() && self.scale > 0.0) {
             return Err(anyhow!("--scale must be positive").into());
         }
+        let ray = match &self.ray {
+            Some(path) => RayFigures::read(path).map_err(Failure::Usage)?,
+            None => RayFigures::default(),
+        };
         if let (Some(addr), Some(token)) = (self.quic_receive, &self.quic_token) {
             let token = wray_runtime::Token::parse(token).map_err(|e| Failure::Usage(e.into()))?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -189,9 +152,18 @@ impl MicrobenchmarkCommand {
             );
             return Ok(());
         }
+        if self.scale_out {
+            let n = |base: f64| ((base * self.scale).ceil() as u64).max(1);
+            let (rows, failures) = super::cluster_bench::scale_out(&self.job, n(100_000.0), n(1_000.0))?;
+            print_rows(&rows, self.markdown, &ray);
+            if !failures.is_empty() {
+                return Err(anyhow!("did not finish:\n  {}", failures.join("\n  ")).into());
+            }
+            return Ok(());
+        }
         if self.cluster {
             let rows = super::cluster_bench::run(&self.job, self.scale)?;
-            print_rows(&rows, self.markdown);
+            print_rows(&rows, self.markdown, &ray);
             return Ok(());
         }
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -224,9 +196,9 @@ impl MicrobenchmarkCommand {
             };
             rows.push(Row {
                 name: w.name.into(),
+                key: w.guest.into(),
                 value,
                 unit: w.unit.into(),
-                ray: w.ray,
                 higher_is_better: w.higher_is_better,
                 note,
             });
@@ -238,9 +210,9 @@ impl MicrobenchmarkCommand {
         let first = first_result_secs(&self.job, cache.path())?;
         rows.push(Row {
             name: "process start -> first task result".into(),
+            key: "first".into(),
             value: first * 1e3,
             unit: "ms".into(),
-            ray: Some(6_200.0),
             higher_is_better: false,
             note: "a whole `wray run` process, compile cache warm".into(),
         });
@@ -248,29 +220,29 @@ impl MicrobenchmarkCommand {
         let (head, join) = head_start_and_join_secs()?;
         rows.push(Row {
             name: "`wray start --head` to ready".into(),
+            key: "head_start".into(),
             value: head * 1e3,
             unit: "ms".into(),
-            ray: Some(5_500.0),
             higher_is_better: false,
-            note: "process start until it prints its token (Ray: `ray.init`)".into(),
+            note: "process start until it prints its token (Ray: `ray start --head` until it returns)".into(),
         });
         rows.push(Row {
             name: "worker node join".into(),
+            key: "join".into(),
             value: join * 1e3,
             unit: "ms".into(),
-            ray: None,
             higher_is_better: false,
             note: "`wray start --address` process start until the head has accepted it".into(),
         });
         rows.push(Row {
             name: "idle runtime RSS".into(),
+            key: "idle".into(),
             value: idle_rss_bytes(&self.job, cache.path())? as f64 / (1 << 20) as f64,
             unit: "MiB".into(),
-            ray: Some(1.9 * 1024.0),
             higher_is_better: false,
             note: "a `wray run` process with its job loaded, idle in main".into(),
         });
-        print_rows(&rows, self.markdown);
+        print_rows(&rows, self.markdown, &ray);
         Ok(())
     }
 }
@@ -382,22 +354,101 @@ fn rss_of(status: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn print_rows(rows: &[Row], markdown: bool) {
-    let ratio = |r: &Row| r.ray.map(|ray| if r.higher_is_better { r.value / ray } else { ray / r.value });
+/// Ray's figures, by workload, from `--ray`.
+#[derive(Default)]
+pub(crate) struct RayFigures {
+    rows: std::collections::HashMap<String, RayFigure>,
+}
+
+struct RayFigure {
+    value: f64,
+    unit: String,
+    note: String,
+}
+
+/// Largest `--ray` file read: a few dozen short lines are expected.
+const MAX_RAY_FILE_BYTES: u64 = 1 << 20;
+
+impl RayFigures {
+    fn read(path: &std::path::Path) -> anyhow::Result<Self> {
+        let len = std::fs::metadata(path).with_context(|| format!("--ray {}", path.display()))?.len();
+        if len > MAX_RAY_FILE_BYTES {
+            return Err(anyhow!("--ray {}: {len} bytes, more than the {MAX_RAY_FILE_BYTES} expected", path.display()));
+        }
+        let text = std::fs::read_to_string(path).with_context(|| format!("--ray {}", path.display()))?;
+        let mut rows = std::collections::HashMap::new();
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let bad = || {
+                anyhow!("--ray {} line {}: not a figure {{guest, value, unit, note}}: {line}", path.display(), i + 1)
+            };
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|_| bad())?;
+            let text = |field: &str| v.get(field).and_then(|f| f.as_str()).map(str::to_string);
+            let (Some(guest), Some(value), Some(unit)) =
+                (text("guest"), v.get("value").and_then(|f| f.as_f64()), text("unit"))
+            else {
+                return Err(bad());
+            };
+            if !(value.is_finite() && value > 0.0) {
+                return Err(anyhow!("--ray {} line {}: value must be positive", path.display(), i + 1));
+            }
+            rows.insert(guest, RayFigure { value, unit, note: text("note").unwrap_or_default() });
+        }
+        Ok(RayFigures { rows })
+    }
+
+    /// Ray's figure for a row, if measured in the same unit.
+    fn get(&self, row: &Row) -> Option<&RayFigure> {
+        self.rows.get(&row.key).filter(|f| f.unit == row.unit)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+fn print_rows(rows: &[Row], markdown: bool, ray: &RayFigures) {
+    let ratio = |r: &Row, ray: &RayFigure| if r.higher_is_better { r.value / ray.value } else { ray.value / r.value };
+    let with_ray = !ray.is_empty();
     if markdown {
-        println!("| benchmark | wray | Ray 2.60 (quoted) | wray vs Ray | notes |");
-        println!("|---|---:|---:|---:|---|");
+        if with_ray {
+            println!("| benchmark | wray | Ray 2.60, same run | wray vs Ray | notes |");
+            println!("|---|---:|---:|---:|---|");
+        } else {
+            println!("| benchmark | wray | notes |");
+            println!("|---|---:|---|");
+        }
         for r in rows {
-            let ray = r.ray.map_or("—".to_string(), |v| format!("{} {}", fmt(v), r.unit));
-            let x = ratio(r).map_or("—".to_string(), |x| times(x, "×"));
-            println!("| {} | {} {} | {ray} | {x} | {} |", r.name, fmt(r.value), r.unit, r.note);
+            if !with_ray {
+                println!("| {} | {} {} | {} |", r.name, fmt(r.value), r.unit, r.note);
+                continue;
+            }
+            let (figure, x, note) = match ray.get(r) {
+                Some(f) => (
+                    format!("{} {}", fmt(f.value), r.unit),
+                    times(ratio(r, f), "×"),
+                    format!("{}; Ray: {}", r.note, f.note),
+                ),
+                None => ("—".to_string(), "—".to_string(), r.note.clone()),
+            };
+            println!("| {} | {} {} | {figure} | {x} | {note} |", r.name, fmt(r.value), r.unit);
         }
     } else {
-        println!("{:<36} {:>16} {:>18} {:>10}", "benchmark", "wray", "Ray 2.60 (quoted)", "vs Ray");
+        if with_ray {
+            println!("{:<40} {:>16} {:>18} {:>8}", "benchmark", "wray", "Ray (same run)", "vs Ray");
+        } else {
+            println!("{:<40} {:>16}", "benchmark", "wray");
+        }
         for r in rows {
-            let ray = r.ray.map_or("-".to_string(), |v| format!("{} {}", fmt(v), r.unit));
-            let x = ratio(r).map_or("-".to_string(), |x| times(x, "x"));
-            println!("{:<36} {:>16} {:>18} {:>10}", r.name, format!("{} {}", fmt(r.value), r.unit), ray, x);
+            let wray = format!("{} {}", fmt(r.value), r.unit);
+            if !with_ray {
+                println!("{:<40} {:>16}", r.name, wray);
+                continue;
+            }
+            let (figure, x) = match ray.get(r) {
+                Some(f) => (format!("{} {}", fmt(f.value), r.unit), times(ratio(r, f), "x")),
+                None => ("-".to_string(), "-".to_string()),
+            };
+            println!("{:<40} {:>16} {:>18} {:>8}", r.name, wray, figure, x);
         }
     }
 }

@@ -1,0 +1,255 @@
+"""Ray's side of `benches/core.sh`: the Core rows of `wray microbenchmark`,
+measured on Ray in the same run, printed as one JSON object per line
+({"guest": ..., "value": ..., "unit": ..., "note": ...}) for
+`wray microbenchmark --ray FILE` to set beside wray's figures.
+
+The shapes are `ray microbenchmark`'s (ray/_private/ray_perf.py) where wray
+has the same workload, and the rows of issue 20 otherwise. Like Ray's own
+`timeit`, each row warms up for a second and then reports the mean of a few
+timed windows; the windows are shorter than Ray's (1.5 s instead of 2 s,
+one second of settling instead of ten) so that the whole run stays within a
+few minutes on 2 cores.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import ray
+
+WINDOWS = 3
+WINDOW_SECS = 1.5
+
+
+def emit(guest, value, unit, note):
+    print(json.dumps({"guest": guest, "value": value, "unit": unit, "note": note}), flush=True)
+
+
+def timeit(fn, multiplier=1):
+    """Calls per second of `fn` times `multiplier`, as ray_perf's timeit."""
+    time.sleep(1)
+    start = time.perf_counter()
+    count = 0
+    while time.perf_counter() - start < 1:
+        fn()
+        count += 1
+    step = count // 10 + 1
+    rates = []
+    for _ in range(WINDOWS):
+        start = time.perf_counter()
+        count = 0
+        while time.perf_counter() - start < WINDOW_SECS:
+            for _ in range(step):
+                fn()
+            count += step
+        rates.append(multiplier * count / (time.perf_counter() - start))
+    return float(np.mean(rates))
+
+
+@ray.remote
+def noop():
+    pass
+
+
+@ray.remote
+def inc(x):
+    return x + 1
+
+
+@ray.remote
+class Sink:
+    def noop(self):
+        pass
+
+
+@ray.remote(num_cpus=0.5)
+def actor_client(calls):
+    sink = Sink.remote()
+    ray.get([sink.noop.remote() for _ in range(calls)])
+    return calls
+
+
+def core_rows():
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ray.get(noop.remote())
+
+    emit("tasks_sync", timeit(lambda: ray.get(noop.remote())), "/s", "ray_perf: single client tasks sync")
+    emit(
+        "tasks_async",
+        timeit(lambda: ray.get([noop.remote() for _ in range(1000)]), 1000),
+        "/s",
+        "ray_perf: single client tasks async (batches of 1,000)",
+    )
+
+    a = Sink.remote()
+    ray.get(a.noop.remote())
+    emit("actor_sync", timeit(lambda: ray.get(a.noop.remote())), "/s", "ray_perf: 1:1 actor calls sync")
+    emit(
+        "actor_async",
+        timeit(lambda: ray.get([a.noop.remote() for _ in range(1000)]), 1000),
+        "/s",
+        "ray_perf: 1:1 actor calls async (batches of 1,000)",
+    )
+    ray.kill(a)
+
+    # wray's n:n row: 4 client tasks, each with its own actor, 2,500 calls each.
+    emit(
+        "actor_nn_async",
+        timeit(lambda: ray.get([actor_client.remote(2500) for _ in range(4)]), 10_000),
+        "/s",
+        "4 client tasks, each calling its own actor 2,500 times",
+    )
+
+    value = ray.put(0)
+    emit("put_calls", timeit(lambda: ray.put(0)), "/s", "ray_perf: single client put calls (Plasma Store)")
+    emit("get_calls", timeit(lambda: ray.get(value)), "/s", "ray_perf: single client get calls (Plasma Store)")
+
+    # wray's row puts a 100 MiB buffer; ray_perf puts 800 MB. The same size
+    # as wray's is used here.
+    arr = np.zeros(100 << 20, dtype=np.uint8)
+    ray.put(arr)
+    emit(
+        "put_gigabytes",
+        timeit(lambda: ray.put(arr), (100 << 20) / 1e9),
+        "GB/s",
+        "ray.put of a 100 MiB numpy array",
+    )
+
+    def chain():
+        r = inc.remote(0)
+        for _ in range(999):
+            r = inc.remote(r)
+        assert ray.get(r) == 1000
+
+    links_per_s = timeit(chain, 1000)
+    emit("chain", 1e3 / links_per_s, "ms/link", "1,000 dependent tasks, then get the last")
+
+    def wait_1k():
+        not_ready = [noop.remote() for _ in range(1000)]
+        for _ in range(1000):
+            _, not_ready = ray.wait(not_ready)
+
+    emit("wait_1k", timeit(wait_1k), "/s", "ray_perf: single client wait 1k refs (rounds per second)")
+    ray.shutdown()
+
+    ray.init(num_cpus=2, resources={"custom": 100}, include_dashboard=False, logging_level="ERROR")
+
+    def placement_groups():
+        pgs = [ray.util.placement_group(bundles=[{"custom": 0.001}]) for _ in range(100)]
+        for pg in pgs:
+            pg.wait(timeout_seconds=30)
+        for pg in pgs:
+            ray.util.remove_placement_group(pg)
+
+    emit("placement_groups", timeit(placement_groups, 100), "/s", "ray_perf: placement group create/removal")
+    ray.shutdown()
+
+
+FIRST = """
+import ray
+ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+@ray.remote
+def inc(x):
+    return x + 1
+assert ray.get(inc.remote(1)) == 2
+"""
+
+
+def first_result():
+    """A whole Python process: import ray, start the local cluster, one task."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", FIRST], check=True, capture_output=True)
+        best = min(best, time.perf_counter() - start)
+    emit("first", best * 1e3, "ms", "python -c: import ray, ray.init(), one task, best of 3")
+
+
+def ray_cli():
+    return os.path.join(os.path.dirname(sys.executable), "ray")
+
+
+def head_start():
+    """`ray start --head` until the command returns (the cluster is up)."""
+    best = float("inf")
+    for _ in range(2):
+        with tempfile.TemporaryDirectory() as tmp:
+            env = dict(os.environ, RAY_TMPDIR=tmp)
+            start = time.perf_counter()
+            subprocess.run(
+                [ray_cli(), "start", "--head", "--port", "0", "--num-cpus", "2", "--include-dashboard", "false"],
+                check=True,
+                capture_output=True,
+                env=env,
+            )
+            best = min(best, time.perf_counter() - start)
+            subprocess.run([ray_cli(), "stop", "--force"], capture_output=True, env=env)
+    emit("head_start", best * 1e3, "ms", "`ray start --head` until it returns, best of 2")
+
+
+def rss_of(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def session_pids(root):
+    """`root` and every process descended from it (Ray's GCS, raylet, workers)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+IDLE = """
+import ray, time
+ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+@ray.remote
+def noop():
+    pass
+ray.get(noop.remote())
+print("ready", flush=True)
+time.sleep(30)
+"""
+
+
+def idle_rss():
+    """A driver with a local cluster started, idle: every process it started."""
+    child = subprocess.Popen([sys.executable, "-c", IDLE], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        child.stdout.readline()
+        time.sleep(2)
+        total = sum(rss_of(p) for p in session_pids(child.pid))
+    finally:
+        child.kill()
+        child.wait()
+        subprocess.run([ray_cli(), "stop", "--force"], capture_output=True)
+    emit("idle", total / (1 << 20), "MiB", "driver + GCS + raylet + workers it started, idle after one task")
+
+
+if __name__ == "__main__":
+    only = sys.argv[1:]
+    for name, fn in [("core", core_rows), ("first", first_result), ("head", head_start), ("idle", idle_rss)]:
+        if not only or name in only:
+            fn()
