@@ -606,7 +606,11 @@ impl NodeInner {
             label: None,
         };
         let state = self.start_job(component, config, Some((req.owner_node.clone(), req.owner_job)));
-        tracing::info!("running tasks of {} as {}", req.job, state.id);
+        // Debug, not info: a stand-in ends with its last running task, so a
+        // stream of short tasks from one job starts one per task (41k for
+        // 100k tasks over 15 workers in `wray microbenchmark --scale-out`)
+        // and filled the node's log with this line.
+        tracing::debug!("running tasks of {} as {}", req.job, state.id);
         jobs.insert(req.job.clone(), RemoteJob { state: state.clone(), running: 1, sinks: sinks.clone() });
         (state, sinks, req.job.clone())
     }
