@@ -1102,8 +1102,14 @@ fn a_head_keeps_running_after_whoever_read_its_token_stops_reading() {
     let first = std::io::BufReader::new(head.stdout.take().unwrap()).lines().next().unwrap().unwrap();
     assert!(first.starts_with("address: "), "{first}");
     // The reader is gone now; the head prints its token and URL into the
-    // closed pipe.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // closed pipe, then writes the URL to its data directory: once that
+    // file exists, every line has gone into the closed pipe.
+    let url = dir.path().join("dashboard");
+    wait_until(
+        Duration::from_secs(30),
+        || url.exists() || head.try_wait().unwrap().is_some(),
+        || "the head neither wrote its dashboard URL nor exited".into(),
+    );
     let alive = head.try_wait().unwrap().is_none();
     let _ = head.kill();
     let _ = head.wait();

@@ -103,6 +103,40 @@ impl Rng {
     }
 }
 
+/// The head's view, and the wall time spent inside it: deciding where a
+/// task goes, and everything else (heartbeats, give-backs).
+struct Head {
+    view: ClusterView<u32>,
+    decisions: u64,
+    in_place: Duration,
+    in_upkeep: Duration,
+}
+
+impl Head {
+    /// Where `t` goes, which the node `from` (with or without a GPU) has no
+    /// room for now: `Need::Elsewhere` if it can never run it there.
+    fn place(&mut self, t: &Task, from: usize, from_has_gpu: bool) -> Placement<u32> {
+        let need = if t.gpu && !from_has_gpu { Need::Elsewhere } else { Need::Spill };
+        let t0 = Instant::now();
+        let placed = self.view.place(&demand(t), Some(&(from as u32)), need);
+        self.in_place += t0.elapsed();
+        self.decisions += 1;
+        placed
+    }
+
+    fn unplace(&mut self, node: u32, t: &Task) {
+        let t0 = Instant::now();
+        self.view.unplace(&node, &demand(t));
+        self.in_upkeep += t0.elapsed();
+    }
+
+    fn heartbeat(&mut self, node: u32, free: Resources, now: u64) {
+        let t0 = Instant::now();
+        self.view.heartbeat(&node, free, now);
+        self.in_upkeep += t0.elapsed();
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>());
     let tasks = args.next().transpose().expect("tasks: a number").unwrap_or(1_000_000);
@@ -124,6 +158,7 @@ fn main() {
     for (i, total) in totals.iter().enumerate() {
         view.join(i as u32, total.clone(), 0);
     }
+    let mut head = Head { view, decisions: 0, in_place: Duration::ZERO, in_upkeep: Duration::ZERO };
     let per_node = (LIVE.load(Ordering::Relaxed) - before) as f64 / n as f64;
 
     let mut nodes: Vec<Node> = (0..n)
@@ -137,8 +172,7 @@ fn main() {
     let mut running: BinaryHeap<Reverse<Ending>> = BinaryHeap::new();
     let mut finished = vec![false; tasks as usize];
     let (mut submitted, mut done) = (0u64, 0u64);
-    let (mut decisions, mut busy, mut heartbeats) = (0u64, 0u64, 0u64);
-    let (mut in_place, mut in_heartbeat) = (Duration::ZERO, Duration::ZERO);
+    let (mut busy, mut heartbeats) = (0u64, 0u64);
     let wall = Instant::now();
     let mut now = 0u64;
 
@@ -157,9 +191,7 @@ fn main() {
         while running.peek().is_some_and(|Reverse((at, ..))| *at <= now) {
             let Reverse((_, at, id, gpu, placed)) = running.pop().expect("peeked");
             if placed {
-                let t0 = Instant::now();
-                view.unplace(&at, &demand(&Task { id, gpu, duration: 0, placed }));
-                in_heartbeat += t0.elapsed();
+                head.unplace(at, &Task { id, gpu, duration: 0, placed });
             }
             assert!(!std::mem::replace(&mut finished[id as usize], true), "task {id} finished twice");
             done += 1;
@@ -178,28 +210,16 @@ fn main() {
         // with a queue asks again for the task at its head, as a wray node
         // does when heartbeats show room elsewhere.
         for i in (0..n).filter(|i| (now + *i as u64).is_multiple_of(HEARTBEAT_MS)) {
-            let free = nodes[i].free();
-            let t0 = Instant::now();
-            view.heartbeat(&(i as u32), free, now);
-            in_heartbeat += t0.elapsed();
+            head.heartbeat(i as u32, nodes[i].free(), now);
             heartbeats += 1;
             if let Some(t) = nodes[i].queue.front().copied() {
-                let need = if t.gpu && !nodes[i].gpu { Need::Elsewhere } else { Need::Spill };
-                let t0 = Instant::now();
-                let placed = view.place(&demand(&t), Some(&(i as u32)), need);
-                in_place += t0.elapsed();
-                decisions += 1;
-                match placed {
+                match head.place(&t, i, nodes[i].gpu) {
                     Placement::Node(to) if nodes[to as usize].fits(&t) => {
                         nodes[i].queue.pop_front();
                         start(&mut nodes, &mut running, to as usize, Task { placed: true, ..t }, now);
                     }
-                    Placement::Node(to) => {
-                        // Not there after all (the view was optimistic).
-                        let t0 = Instant::now();
-                        view.unplace(&to, &demand(&t));
-                        in_heartbeat += t0.elapsed();
-                    }
+                    // Not there after all (the view was optimistic).
+                    Placement::Node(to) => head.unplace(to, &t),
                     _ => busy += 1,
                 }
             }
@@ -213,12 +233,7 @@ fn main() {
                 start(&mut nodes, &mut running, from, t, now);
                 continue;
             }
-            let need = if t.gpu && !nodes[from].gpu { Need::Elsewhere } else { Need::Spill };
-            let t0 = Instant::now();
-            let placed = view.place(&demand(&t), Some(&(from as u32)), need);
-            in_place += t0.elapsed();
-            decisions += 1;
-            match placed {
+            match head.place(&t, from, nodes[from].gpu) {
                 Placement::Node(to) if nodes[to as usize].fits(&t) => {
                     start(&mut nodes, &mut running, to as usize, Task { placed: true, ..t }, now)
                 }
@@ -233,13 +248,14 @@ fn main() {
         }
     }
     assert!(finished.iter().all(|f| *f), "every task finished");
+    let decisions = head.decisions;
     println!(
         "RESULT {tasks} tasks over {n} nodes: {decisions} placement decisions ({busy} Busy) in {:.3} s: {:.0} decisions/s; \
          {heartbeats} heartbeats and give-backs in {:.3} s: {:.0}/s; {:.0} B of head memory per node; {} virtual s, {:.1} s wall",
-        in_place.as_secs_f64(),
-        decisions as f64 / in_place.as_secs_f64(),
-        in_heartbeat.as_secs_f64(),
-        (heartbeats + decisions - busy) as f64 / in_heartbeat.as_secs_f64(),
+        head.in_place.as_secs_f64(),
+        decisions as f64 / head.in_place.as_secs_f64(),
+        head.in_upkeep.as_secs_f64(),
+        (heartbeats + decisions - busy) as f64 / head.in_upkeep.as_secs_f64(),
         per_node,
         now / 1000,
         wall.elapsed().as_secs_f64()

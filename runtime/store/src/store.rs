@@ -364,12 +364,6 @@ impl ObjectStore {
         }
     }
 
-    /// Whether the object is settled, without waiting.
-    pub fn is_settled(&self, id: ObjectId) -> Option<bool> {
-        let inner = self.lock();
-        inner.objects.get(&id).map(|e| !matches!(e.state, State::Pending))
-    }
-
     /// The object's contents, or the error its task failed with, without
     /// waiting: `None` while pending.
     pub fn try_get(&self, id: ObjectId) -> Option<Result<Object, Error>> {

@@ -6,11 +6,12 @@
 //! workloads through them, and measures raw QUIC over the same loopback in
 //! the same run as the reference for object transfer.
 
-use super::microbenchmark::Row;
+use super::microbenchmark::{Row, status_bytes};
 use anyhow::{Context, anyhow};
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// One cluster workload: its label, the guest's name, its size, Ray's
 /// figure if one was quoted, the unit, and whether larger is better.
@@ -133,29 +134,50 @@ pub(crate) fn raw_quic(job: &Path, bytes: usize) -> anyhow::Result<(f64, f64)> {
     Ok((within, between))
 }
 
-pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
-    let dir = tempfile::tempdir()?;
-    // Room for the transfer's object on both sides: the benchmark measures
-    // moving it, not spilling it.
-    let memory = ["--object-store-memory", "4GiB"];
-    let head_args = [&["--head", "--port", "0", "--cpus", "2"][..], &memory].concat();
-    let (_head, lines) = start(&head_args, &dir.path().join("head"), "token: ")?;
-    let field = |p: &str| lines.iter().find_map(|l| l.strip_prefix(p)).unwrap_or_default().to_string();
-    let (address, token) = (field("address: "), field("token: "));
-    let worker_args = [
-        &["--address", &address, "--token", &token, "--cpus", "2", "--resources", r#"{"remote": 1000000}"#][..],
-        &memory,
-    ]
-    .concat();
-    let (_worker, _) = start(&worker_args, &dir.path().join("worker"), "joined: ")?;
+/// A head and `workers` worker processes on 127.0.0.1, each started with
+/// `node_args` (a worker also with `worker_args`), and a client of the head;
+/// killed when dropped.
+struct LocalCluster {
+    head: NodeProcess,
+    _workers: Vec<NodeProcess>,
+    rt: tokio::runtime::Runtime,
+    client: wray_runtime::cluster::ClusterClient,
+    _dir: tempfile::TempDir,
+}
 
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let client = rt.block_on(wray_runtime::cluster::ClusterClient::connect(&address, &token))?;
-    let run_workload = |name: &str, n: u64| -> anyhow::Result<String> {
+impl LocalCluster {
+    fn start(node_args: &[&str], workers: usize, worker_args: &[&str]) -> anyhow::Result<LocalCluster> {
+        let dir = tempfile::tempdir()?;
+        let head_args = [&["--head", "--port", "0", "--no-dashboard"][..], node_args].concat();
+        let (head, lines) = start(&head_args, &dir.path().join("head"), "token: ")?;
+        let field = |p: &str| lines.iter().find_map(|l| l.strip_prefix(p)).unwrap_or_default().to_string();
+        let (address, token) = (field("address: "), field("token: "));
+        let join = [&["--address", &address, "--token", &token][..], node_args, worker_args].concat();
+        let mut started = Vec::new();
+        for i in 0..workers {
+            if workers > 1 {
+                eprintln!("starting worker {} of {workers} ...", i + 1);
+            }
+            started.push(start(&join, &dir.path().join(format!("worker{i}")), "joined: ")?.0);
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let client = rt.block_on(wray_runtime::cluster::ClusterClient::connect(&address, &token))?;
+        Ok(LocalCluster { head, _workers: started, rt, client, _dir: dir })
+    }
+
+    /// Runs the guest's workload `name` of size `n` as a job on the
+    /// cluster, within `deadline`; returns what follows `RESULT` on the line
+    /// it printed.
+    fn run(&self, job: &Path, name: &str, n: u64, deadline: Duration) -> anyhow::Result<String> {
         let request =
             wray_runtime::cluster::job_request(job, vec![name.into(), n.to_string()], Vec::new(), None, None)?;
         let mut out = Vec::new();
-        let outcome = rt.block_on(client.run_job(&request, |b| out.extend_from_slice(b)))?;
+        let outcome = self
+            .rt
+            .block_on(async {
+                tokio::time::timeout(deadline, self.client.run_job(&request, |b| out.extend_from_slice(b))).await
+            })
+            .map_err(|_| anyhow!("workload {name} did not finish within {deadline:?}: it hung"))??;
         let text = String::from_utf8_lossy(&out).into_owned();
         if outcome.code != 0 {
             return Err(anyhow!("workload {name} failed: {}\n{text}", outcome.message));
@@ -164,10 +186,34 @@ pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
             .find_map(|l| l.strip_prefix("RESULT "))
             .map(str::to_string)
             .ok_or_else(|| anyhow!("workload {name} printed no RESULT line:\n{text}"))
-    };
-    let value = |line: &str| -> anyhow::Result<f64> {
-        line.split_whitespace().next().and_then(|v| v.parse().ok()).ok_or_else(|| anyhow!("bad result line {line:?}"))
-    };
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.rt.block_on(self.client.close());
+    }
+}
+
+/// The figure at the start of a `RESULT` line.
+fn value(line: &str) -> anyhow::Result<f64> {
+    line.split_whitespace().next().and_then(|v| v.parse().ok()).ok_or_else(|| anyhow!("bad result line {line:?}"))
+}
+
+/// Longest a cluster workload may take before it counts as hung.
+const WORKLOAD_DEADLINE: Duration = Duration::from_secs(180);
+
+pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
+    // Room for the transfer's object on both sides: the benchmark measures
+    // moving it, not spilling it. The worker is the only node with
+    // `remote`, where the workloads send their tasks and actor.
+    let cluster = LocalCluster::start(
+        &["--cpus", "2", "--object-store-memory", "4GiB"],
+        1,
+        &["--resources", r#"{"remote": 1000000}"#],
+    )?;
+    let run_workload = |name: &str, n: u64| cluster.run(job, name, n, WORKLOAD_DEADLINE);
+    let rt = &cluster.rt;
 
     let mut rows = Vec::new();
     for w in WORKLOADS {
@@ -206,7 +252,6 @@ pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
             100.0 * transfer / raw_processes
         ),
     });
-    rt.block_on(client.close());
     Ok(rows)
 }
 
@@ -237,48 +282,22 @@ pub(crate) fn scale_out(job: &Path, tasks: u64, actors: u64) -> anyhow::Result<(
     Ok((rows, failures))
 }
 
-/// Longest a scale-out workload may take before it counts as hung.
-const SCALE_OUT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(180);
-
 fn scale_out_workload(job: &Path, name: &str, guest: &str, n: u64) -> anyhow::Result<Row> {
-    let dir = tempfile::tempdir()?;
-    let small = ["--cpus", "1", "--object-store-memory", "512MiB"];
-    let head_args = [&["--head", "--port", "0", "--no-dashboard"][..], &small].concat();
-    let (head, lines) = start(&head_args, &dir.path().join("head"), "token: ")?;
-    let field = |p: &str| lines.iter().find_map(|l| l.strip_prefix(p)).unwrap_or_default().to_string();
-    let (address, token) = (field("address: "), field("token: "));
-    let mut workers = Vec::new();
-    for i in 0..SCALE_OUT_WORKERS {
-        let args =
-            [&["--address", &address, "--token", &token, "--resources", r#"{"remote": 100}"#][..], &small].concat();
-        eprintln!("starting worker {} of {SCALE_OUT_WORKERS} ...", i + 1);
-        workers.push(start(&args, &dir.path().join(format!("worker{i}")), "joined: ")?.0);
-    }
-    let head_pid = head.0.id();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let client = rt.block_on(wray_runtime::cluster::ClusterClient::connect(&address, &token))?;
+    let cluster = LocalCluster::start(
+        &["--cpus", "1", "--object-store-memory", "512MiB"],
+        SCALE_OUT_WORKERS,
+        &["--resources", r#"{"remote": 100}"#],
+    )?;
+    let head_pid = cluster.head.0.id();
     eprintln!("running {name} ({n}) ...");
     let cpu_before = cpu_seconds(head_pid)?;
-    let request = wray_runtime::cluster::job_request(job, vec![guest.into(), n.to_string()], Vec::new(), None, None)?;
-    let mut out = Vec::new();
-    let outcome = rt
-        .block_on(async {
-            tokio::time::timeout(SCALE_OUT_DEADLINE, client.run_job(&request, |b| out.extend_from_slice(b))).await
-        })
-        .map_err(|_| anyhow!("workload {guest} did not finish within {SCALE_OUT_DEADLINE:?}: it hung"))??;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    if outcome.code != 0 {
-        return Err(anyhow!("workload {guest} failed: {}\n{text}", outcome.message));
-    }
-    let rate: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| anyhow!("workload {guest} printed no RESULT line:\n{text}"))?;
+    let rate = value(&cluster.run(job, guest, n, WORKLOAD_DEADLINE)?)?;
     let cpu = cpu_seconds(head_pid)? - cpu_before;
-    let (rss, peak) = head_memory(head_pid)?;
-    rt.block_on(client.close());
-    drop(workers);
+    let status = format!("/proc/{head_pid}/status");
+    let (rss, peak) = match (status_bytes(&status, "VmRSS:"), status_bytes(&status, "VmHWM:")) {
+        (Some(rss), Some(peak)) => (rss, peak),
+        _ => return Err(anyhow!("no memory figures in {status}")),
+    };
     Ok(Row {
         name: name.into(),
         key: guest.into(),
@@ -307,16 +326,4 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok((ticks(11)? + ticks(12)?) / hz)
-}
-
-/// Resident and peak resident memory of process `pid`, in bytes.
-fn head_memory(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib = |key: &str| -> Option<u64> {
-        status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
-    };
-    match (kib("VmRSS:"), kib("VmHWM:")) {
-        (Some(rss), Some(peak)) => Ok((rss * 1024, peak * 1024)),
-        _ => Err(anyhow!("no memory figures in /proc/{pid}/status")),
-    }
 }

@@ -327,7 +327,7 @@ fn idle_rss_bytes(job: &std::path::Path, cache: &std::path::Path) -> anyhow::Res
         .stdout(std::process::Stdio::null())
         .spawn()?;
     std::thread::sleep(Duration::from_millis(1000));
-    let rss = rss_of(&format!("/proc/{}/status", child.id()));
+    let rss = status_bytes(&format!("/proc/{}/status", child.id()), "VmRSS:");
     child.wait()?;
     rss.ok_or_else(|| anyhow!("could not read the child's memory use"))
 }
@@ -348,9 +348,11 @@ fn host_memcpy_gbps() -> f64 {
     (reps * size) as f64 / start.elapsed().as_secs_f64() / 1e9
 }
 
-fn rss_of(status: &str) -> Option<u64> {
+/// A memory figure (`VmRSS:`, `VmHWM:`) of a `/proc/PID/status` file, in
+/// bytes.
+pub(crate) fn status_bytes(status: &str, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(status).ok()?;
-    let kib: u64 = s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let kib: u64 = s.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
 
