@@ -759,6 +759,23 @@ fn a_node_holds_more_actors_than_quic_allows_streams_by_default() {
 }
 
 #[test]
+fn a_burst_of_actors_fills_every_node_without_overfilling_one() {
+    // 90 actors, each taking one of the 30 `special` of each of three
+    // workers, placed in one burst. A heartbeat measured before some of
+    // them reached their node used to erase their charges in the head's
+    // view, which then sent more to that node than it had room for: the
+    // extra actors queued there for ever while another node had room.
+    let head = Head::start_with_cpus("1");
+    for _ in 0..3 {
+        head.add_worker_with("1", &["--resources", r#"{"special": 30}"#]);
+    }
+    let out = head.run(&guests().testjob, &["actors-on-one-node", "90", "1"]);
+    assert_code(&out, 0);
+    // 0 + 1 + ... + 89, over all three workers.
+    assert!(stdout(&out).lines().any(|l| l == "actors: 90, sum: 4005, nodes: 3"), "{}", stdout(&out));
+}
+
+#[test]
 fn an_actor_whose_node_dies_is_restarted_on_another() {
     use std::io::BufRead;
     let head = Head::start_with_cpus("1");

@@ -249,12 +249,11 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
         }
         "scale_actors" => {
             let start = Instant::now();
-            // A thousandth of a CPU each: the head spreads them by free-CPU
-            // share. (With a resource the workers have 100 of each, the
-            // head's view could over-fill a worker from a heartbeat older
-            // than its last placements: an open bug, see issue 20's note.)
-            let actors: Vec<_> =
-                (0..n).map(|i| Counter::options().num_cpus(0.001).resource("remote", 0.001).remote(i * 1000)).collect();
+            // One of the 100 `remote` each worker offers: 1,000 actors fill
+            // two thirds of 15 workers, placed in one burst (which once
+            // over-filled a worker from a heartbeat older than its last
+            // placements, and hung).
+            let actors: Vec<_> = (0..n).map(|i| Counter::options().resource("remote", 1.0).remote(i * 1000)).collect();
             let refs: Vec<_> = actors.iter().enumerate().map(|(i, a)| a.add(i as u64)).collect();
             let results = wray::get_all(&refs)?;
             let wrong = results.iter().enumerate().filter(|(i, r)| **r != *i as u64 * 1001).count();

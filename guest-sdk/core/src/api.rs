@@ -122,7 +122,7 @@ pub fn try_put<T: Serialize + 'static>(value: &T) -> Result<ObjectRef<T>, Error>
 pub fn cancel<T>(r: &ObjectRef<T>) {
     // Cancelling a finished or unknown task is not an error worth surfacing,
     // as in Ray.
-    let _ = tasks::cancel(&*r.handle);
+    let _ = tasks::cancel(&r.handle);
 }
 
 fn to_map(list: Vec<crate::bindings::wray::runtime::types::ResourceAmount>) -> BTreeMap<String, f64> {

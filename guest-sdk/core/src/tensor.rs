@@ -87,7 +87,7 @@ impl Tensor {
     /// `wray::put(&TensorData {..})`) without copying it through guest
     /// memory.
     pub fn from_object(r: &ObjectRef<TensorData>) -> Result<Tensor, Error> {
-        wrap(wit::Tensor::from_object(&*r.handle))
+        wrap(wit::Tensor::from_object(&r.handle))
     }
 
     /// Stores the tensor in the object store, straight from its device.

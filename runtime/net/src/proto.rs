@@ -174,8 +174,13 @@ pub struct DetachedActor {
 /// [`Event::Cluster`].
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
 pub struct Heartbeat {
-    /// Resources not held right now.
+    /// Resources not held right now, less what placements still on their
+    /// way into the node's scheduler will take.
     pub free: Vec<(String, f64)>,
+    /// Placements (tasks and actors the head sent) the node had received
+    /// since it joined when it measured `free`: the head keeps charging the
+    /// ones sent after (`wray_sched::ClusterView::heartbeat`).
+    pub received: u64,
 }
 
 /// An object's id on the wire: the creating task's id halves and the

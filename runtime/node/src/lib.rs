@@ -139,8 +139,36 @@ pub(crate) struct NodeInner {
     task_log: Mutex<state::TaskLog>,
     /// Progress documents jobs published (`state.rs`).
     published: Mutex<state::Published>,
+    /// Placements received from the head, for its accounting (`Arrivals`).
+    arrivals: Mutex<Arrivals>,
     /// When the node started.
     started: std::time::Instant,
+}
+
+/// Tasks and actors the head placed on this node, as the head needs to hear
+/// of them: how many arrived, and the demands of those not yet holding their
+/// resources. A heartbeat reports free resources less those demands, with the
+/// count, so that the head knows which of its placements the figure includes
+/// — a placement counted on arrival is in the figure from that moment,
+/// either as pending here or as held in the scheduler.
+#[derive(Default)]
+struct Arrivals {
+    received: u64,
+    pending: HashMap<TaskId, Resources>,
+}
+
+/// A placement on its way into the scheduler; dropping it (the request
+/// ended, however) takes its demand out of the pending ones if
+/// [`NodeInner::arrived`] did not already.
+pub(crate) struct Arrival {
+    node: Arc<NodeInner>,
+    task: TaskId,
+}
+
+impl Drop for Arrival {
+    fn drop(&mut self) {
+        self.node.arrived(self.task);
+    }
 }
 
 /// Objects from this size on are stored with [`NodeInner::landing`]'s care.
@@ -221,6 +249,7 @@ impl Node {
                 serving: std::sync::OnceLock::new(),
                 task_log: Mutex::new(state::TaskLog::default()),
                 published: Mutex::new(state::Published::default()),
+                arrivals: Mutex::new(Arrivals::default()),
                 started: std::time::Instant::now(),
                 devices,
             }),
@@ -417,6 +446,38 @@ impl NodeInner {
         use tokio::runtime::{Handle, RuntimeFlavor};
         let multi = Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
         if size >= LARGE_OBJECT && multi { tokio::task::block_in_place(f) } else { f() }
+    }
+
+    /// A task or actor the head placed here arrived, asking for `demand`.
+    pub(crate) fn arriving(self: &Arc<Self>, task: TaskId, demand: &Resources) -> Arrival {
+        let mut a = lock(&self.arrivals);
+        a.received += 1;
+        a.pending.insert(task, demand.clone());
+        Arrival { node: self.clone(), task }
+    }
+
+    /// A placed task or actor holds its resources now (or its request
+    /// ended): the scheduler's figures include it.
+    pub(crate) fn arrived(&self, task: TaskId) {
+        lock(&self.arrivals).pending.remove(&task);
+    }
+
+    /// What a heartbeat says: free resources less the demands of placements
+    /// still arriving, and how many placements had arrived. The arrivals are
+    /// read first: a placement that moves into the scheduler in between is
+    /// then subtracted twice (for one heartbeat), never missed.
+    pub(crate) fn measure(&self) -> (Resources, u64) {
+        let (received, arriving) = {
+            let a = lock(&self.arrivals);
+            let mut sum = Resources::new();
+            for d in a.pending.values() {
+                sum.add(d);
+            }
+            (a.received, sum)
+        };
+        let mut free = self.free_resources();
+        free.subtract(&arriving);
+        (free, received)
     }
 
     /// Takes `demand` now if it is free and nobody waits.

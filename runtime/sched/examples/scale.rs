@@ -55,6 +55,8 @@ struct Node {
     free_cpu: u32,
     free_gpu: u32,
     queue: VecDeque<Task>,
+    /// Placements the head sent here (they arrive at once in this model).
+    received: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -130,9 +132,9 @@ impl Head {
         self.in_upkeep += t0.elapsed();
     }
 
-    fn heartbeat(&mut self, node: u32, free: Resources, now: u64) {
+    fn heartbeat(&mut self, node: u32, free: Resources, received: u64, now: u64) {
         let t0 = Instant::now();
-        self.view.heartbeat(&node, free, now);
+        self.view.heartbeat(&node, free, received, now);
         self.in_upkeep += t0.elapsed();
     }
 }
@@ -167,6 +169,7 @@ fn main() {
             free_cpu: CPUS_PER_NODE,
             free_gpu: u32::from(i % 10 == 0),
             queue: VecDeque::new(),
+            received: 0,
         })
         .collect();
     let mut running: BinaryHeap<Reverse<Ending>> = BinaryHeap::new();
@@ -210,10 +213,14 @@ fn main() {
         // with a queue asks again for the task at its head, as a wray node
         // does when heartbeats show room elsewhere.
         for i in (0..n).filter(|i| (now + *i as u64).is_multiple_of(HEARTBEAT_MS)) {
-            head.heartbeat(i as u32, nodes[i].free(), now);
+            head.heartbeat(i as u32, nodes[i].free(), nodes[i].received, now);
             heartbeats += 1;
             if let Some(t) = nodes[i].queue.front().copied() {
-                match head.place(&t, i, nodes[i].gpu) {
+                let placed = head.place(&t, i, nodes[i].gpu);
+                if let Placement::Node(to) = placed {
+                    nodes[to as usize].received += 1;
+                }
+                match placed {
                     Placement::Node(to) if nodes[to as usize].fits(&t) => {
                         nodes[i].queue.pop_front();
                         start(&mut nodes, &mut running, to as usize, Task { placed: true, ..t }, now);
@@ -233,7 +240,11 @@ fn main() {
                 start(&mut nodes, &mut running, from, t, now);
                 continue;
             }
-            match head.place(&t, from, nodes[from].gpu) {
+            let placed = head.place(&t, from, nodes[from].gpu);
+            if let Placement::Node(to) = placed {
+                nodes[to as usize].received += 1;
+            }
+            match placed {
                 Placement::Node(to) if nodes[to as usize].fits(&t) => {
                     start(&mut nodes, &mut running, to as usize, Task { placed: true, ..t }, now)
                 }

@@ -15,16 +15,21 @@
 //!   restarted head knew before: a demand only such a node could meet is a
 //!   sign its replacement or return is near, so the head waits longer for
 //!   it than for a demand no node ever met.
-//! * Free resources are what the last heartbeat said minus what was placed
-//!   on the node since (optimistic accounting), so that a burst of
-//!   placements between two heartbeats spreads out instead of piling onto
-//!   the node that looked free. Known gap: a heartbeat measured before a
-//!   placement reached the node erases that charge, so a burst of
-//!   long-lived placements (1,000 actors) can over-fill a node. Keeping
-//!   young charges through heartbeats counts placements the node already
-//!   runs twice (tried: in `examples/scale.rs` it turned 14 virtual seconds
-//!   into 483); the fix is for heartbeats to say which placements they
-//!   include.
+//! * Free resources are what the last heartbeat said minus the placements
+//!   that heartbeat did not include yet, so that a burst of placements
+//!   between two heartbeats spreads out instead of piling onto the node
+//!   that looked free. Each placement on a node is numbered; a heartbeat
+//!   carries how many placements the node had received when it measured
+//!   (its resources counting them), and the charges numbered above that
+//!   stay. Before this, a heartbeat measured before a placement reached
+//!   the node erased its charge, and a burst of long-lived placements (200
+//!   actors for a node with room for 100) over-filled one node while others
+//!   stood empty; keeping young charges by age instead counted placements
+//!   the node already ran twice (in `examples/scale.rs`, 14 virtual seconds
+//!   became 483). Placements reach a node on streams of their own, so one
+//!   may overtake another: the count then acknowledges a neighbour's charge
+//!   for a moment — an error of one placement, gone with the next
+//!   heartbeat.
 //! * Among nodes with room, the one with the largest share of its CPUs free
 //!   wins (spreading load); ties go to the node that joined first, so
 //!   placement is deterministic. The live nodes are kept sorted in exactly
@@ -42,7 +47,7 @@
 //!   unless another node has room ([`Placement::Busy`]).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wray_core::{CPU, Resources, Strategy};
 
 /// Where a demand goes.
@@ -74,6 +79,11 @@ struct Member {
     order: u64,
     /// Where the member sits in the view's indexes (live members only).
     key: Option<Keys>,
+    /// Placements made on the node since it joined.
+    placed: u64,
+    /// Charges the node's last heartbeat did not include: (placement
+    /// number, demand), oldest first.
+    unacked: VecDeque<(u64, Resources)>,
 }
 
 /// A live member's place in the indexes: its free-CPU share and its free
@@ -87,6 +97,10 @@ struct Keys {
 }
 
 impl Member {
+    fn new(free: Resources, total: Resources, last_heartbeat: u64, order: u64) -> Member {
+        Member { total, free, last_heartbeat, alive: false, order, key: None, placed: 0, unacked: VecDeque::new() }
+    }
+
     fn cpu_share(&self) -> f64 {
         let total = self.total.get(CPU);
         if total > 0.0 { self.free.get(CPU) / total } else { 0.0 }
@@ -150,7 +164,7 @@ impl<N: Ord + Clone> ClusterView<N> {
         let order = self.joins;
         // A node joining again leaves its old place in the indexes first.
         self.update(&node, |m| m.alive = false);
-        let member = Member { free: total.clone(), total, last_heartbeat: now, alive: false, order, key: None };
+        let member = Member::new(total.clone(), total, now, order);
         self.members.insert(node.clone(), member);
         self.update(&node, |m| m.alive = true);
     }
@@ -161,18 +175,23 @@ impl<N: Ord + Clone> ClusterView<N> {
     pub fn remember(&mut self, node: N, total: Resources) {
         if !self.members.contains_key(&node) {
             self.joins += 1;
-            let member =
-                Member { free: Resources::new(), total, last_heartbeat: 0, alive: false, order: self.joins, key: None };
+            let member = Member::new(Resources::new(), total, 0, self.joins);
             self.members.insert(node, member);
         }
     }
 
-    /// A node says it is alive and has `free` resources. Ignored for a node
-    /// already dead or unknown: it must join again.
-    pub fn heartbeat(&mut self, node: &N, free: Resources, now: u64) {
+    /// A node says it is alive and has `free` resources, measured when it
+    /// had received `received` of the placements made on it since it
+    /// joined. Ignored for a node already dead or unknown: it must join
+    /// again.
+    pub fn heartbeat(&mut self, node: &N, free: Resources, received: u64, now: u64) {
         if self.is_alive(node) {
             self.update(node, |m| {
+                m.unacked.retain(|(number, _)| *number > received);
                 m.free = free;
+                for (_, demand) in &m.unacked {
+                    m.free.subtract(demand);
+                }
                 m.last_heartbeat = now;
             });
         }
@@ -290,7 +309,11 @@ impl<N: Ord + Clone> ClusterView<N> {
                 None => return Placement::Infeasible,
             },
         };
-        self.update(&id, |m| m.free.subtract(demand));
+        self.update(&id, |m| {
+            m.free.subtract(demand);
+            m.placed += 1;
+            m.unacked.push_back((m.placed, demand.clone()));
+        });
         Placement::Node(id)
     }
 
@@ -364,9 +387,15 @@ impl<N: Ord + Clone> ClusterView<N> {
     /// Gives back a charge made by [`ClusterView::place`]: the task never
     /// reached the node, or it finished there. Keeps the view current
     /// between heartbeats (which correct it anyway); never makes a node
-    /// look freer than its total.
+    /// look freer than its total. A charge no heartbeat included yet is
+    /// dropped — the oldest of equal demand: equal charges are
+    /// interchangeable, and keeping the newest number acknowledges the
+    /// rest no earlier than their placements arrive.
     pub fn unplace(&mut self, node: &N, demand: &Resources) {
         self.update(node, |m| {
+            if let Some(i) = m.unacked.iter().position(|(_, d)| d == demand) {
+                m.unacked.remove(i);
+            }
             m.free.add(demand);
             for (name, total) in m.total.iter() {
                 if m.free.get(name) > total {
@@ -380,7 +409,6 @@ impl<N: Ord + Clone> ClusterView<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::VecDeque;
 
     #[test]
     fn a_node_remembered_from_before_a_restart_counts_as_lost_until_it_joins() {
@@ -466,10 +494,10 @@ mod tests {
         let mut v = ClusterView::new(100);
         v.join(1, cpus(1.0), 0);
         v.join(2, cpus(1.0), 0);
-        v.heartbeat(&1, cpus(1.0), 90);
+        v.heartbeat(&1, cpus(1.0), 0, 90);
         assert_eq!(v.expire(150), vec![2]);
         assert!(!v.is_alive(&2));
-        v.heartbeat(&2, cpus(1.0), 160); // too late: must join again
+        v.heartbeat(&2, cpus(1.0), 0, 160); // too late: must join again
         assert!(!v.is_alive(&2));
         assert_eq!(v.place(&cpus(1.0), None, Need::Spill), Placement::Node(1));
         assert_eq!(v.total(), cpus(1.0));
@@ -562,7 +590,7 @@ mod tests {
                     1 => v.leave(&node),
                     2 => {
                         let free = cpus(rng.below(5) as f64);
-                        v.heartbeat(&node, free, now);
+                        v.heartbeat(&node, free, rng.below(200), now);
                     }
                     3 => {
                         v.expire(now);
@@ -601,6 +629,8 @@ mod tests {
         queued: VecDeque<(u64, Resources)>,
         alive: bool,
         died_at: Option<u64>,
+        /// Placements received since the start.
+        received: u64,
     }
 
     impl SimNode {
@@ -628,14 +658,15 @@ mod tests {
                 if i > 0 && rng.below(2) == 0 {
                     total.set("GPU", 1.0);
                 }
-                SimNode { total, running: Vec::new(), queued: VecDeque::new(), alive: true, died_at: None }
+                SimNode { total, running: Vec::new(), queued: VecDeque::new(), alive: true, died_at: None, received: 0 }
             })
             .collect();
         for (i, node) in nodes.iter().enumerate() {
             view.join(i, node.total.clone(), 0);
         }
-        // The network: heartbeats in flight, (arrival time, node, free).
-        let mut network: Vec<(u64, usize, Resources)> = Vec::new();
+        // The network: heartbeats in flight, (arrival time, node, free,
+        // placements received).
+        let mut network: Vec<(u64, usize, Resources, u64)> = Vec::new();
         let tasks = 50 + rng.below(100);
         let mut waiting: VecDeque<(u64, Resources)> = VecDeque::new();
         let mut demands = Vec::new();
@@ -682,14 +713,14 @@ mod tests {
                     node.running.push((t, d, now + 10 + rng.below(300)));
                 }
                 if now.is_multiple_of(HEARTBEAT) {
-                    network.push((now + rng.below(50), i, node.free()));
+                    network.push((now + rng.below(50), i, node.free(), node.received));
                 }
             }
             // Deliver heartbeats that arrived.
             network.sort_by_key(|(at, ..)| *at);
             while network.first().is_some_and(|(at, ..)| *at <= now) {
-                let (_, i, free) = network.remove(0);
-                view.heartbeat(&i, free, now);
+                let (_, i, free, received) = network.remove(0);
+                view.heartbeat(&i, free, received, now);
             }
             for dead in view.expire(now) {
                 let died = nodes[dead].died_at.expect("only dead nodes expire");
@@ -702,6 +733,7 @@ mod tests {
                     Placement::Node(i) => {
                         assert!(nodes[i].total.contains(&d), "seed {seed}: placed where it can never run");
                         if nodes[i].alive {
+                            nodes[i].received += 1;
                             nodes[i].queued.push_back((t, d));
                         } else {
                             // Not yet noticed dead: the send fails, retry later.
@@ -727,6 +759,76 @@ mod tests {
             } else {
                 assert_eq!(finished[t], 1, "seed {seed}: task {t} finished {} times", finished[t]);
             }
+        }
+    }
+
+    /// Long-lived placements (actors) in bursts, each reaching its node
+    /// after a random delay and possibly after a later one, while
+    /// heartbeats measured before they arrived keep coming in: as many
+    /// actors as the cluster has room for all end up running, none queued
+    /// on an over-filled node while another has room.
+    #[test]
+    fn long_lived_placements_fill_the_cluster_without_overfilling_a_node() {
+        let seed = crate::sim::seed(0xac);
+        let slot = |n: f64| Resources::new().with("slot", n);
+        for round in 0..200u64 {
+            let seed = seed.wrapping_add(round);
+            let mut rng = Rng::new(seed);
+            let n = 2 + rng.below(6) as usize;
+            let capacity: Vec<u64> = (0..n).map(|_| 1 + rng.below(20)).collect();
+            let mut view = ClusterView::new(u64::MAX);
+            for (i, c) in capacity.iter().enumerate() {
+                view.join(i, slot(*c as f64), 0);
+            }
+            // Per node: actors running (each holds one slot), placements
+            // received; placements and heartbeats in flight.
+            let mut running = vec![0u64; n];
+            let mut queued = vec![0u64; n];
+            let mut received = vec![0u64; n];
+            let mut placements: Vec<(u64, usize)> = Vec::new();
+            let mut beats: Vec<(u64, usize, Resources, u64)> = Vec::new();
+            let mut to_place: u64 = capacity.iter().sum();
+            let mut now = 0;
+            while to_place > 0 || !placements.is_empty() || now < 2_000 {
+                now += 1;
+                // A burst of placements now and then.
+                if to_place > 0 && rng.below(10) == 0 {
+                    for _ in 0..(1 + rng.below(to_place.min(30))) {
+                        match view.place(&slot(1.0), None, Need::Elsewhere) {
+                            Placement::Node(i) => placements.push((now + rng.below(150), i)),
+                            other => panic!("WRAY_SIM_SEED={seed}: {other:?} with room left"),
+                        }
+                        to_place -= 1;
+                    }
+                }
+                placements.retain(|(at, i)| {
+                    if *at > now {
+                        return true;
+                    }
+                    received[*i] += 1;
+                    if running[*i] < capacity[*i] {
+                        running[*i] += 1
+                    } else {
+                        queued[*i] += 1
+                    }
+                    false
+                });
+                for i in 0..n {
+                    if (now + i as u64 * 37).is_multiple_of(100) {
+                        let free = slot((capacity[i] - running[i]) as f64);
+                        beats.push((now + rng.below(50), i, free, received[i]));
+                    }
+                }
+                beats.retain(|(at, i, free, r)| {
+                    if *at > now {
+                        return true;
+                    }
+                    view.heartbeat(i, free.clone(), *r, now);
+                    false
+                });
+            }
+            assert_eq!(queued, vec![0; n], "WRAY_SIM_SEED={seed}: actors queued on a full node (room: {capacity:?})");
+            assert_eq!(running, capacity, "WRAY_SIM_SEED={seed}");
         }
     }
 }

@@ -154,9 +154,9 @@ impl Peers {
         let asked = Instant::now();
         loop {
             let (placed, grace) = {
-                let free = head.free_resources();
+                let (free, received) = head.measure();
                 let mut view = lock(&self.view);
-                view.heartbeat(&head.id, free, self.now());
+                view.heartbeat(&head.id, free, received, self.now());
                 let grace = if view.lost_could_meet(demand) { REJOIN_GRACE } else { JOIN_GRACE };
                 (view.place(demand, from, need), grace)
             };
@@ -174,9 +174,9 @@ impl Peers {
         bundles: &[Resources],
         strategy: wray_core::Strategy,
     ) -> Result<Vec<String>, String> {
-        let free = head.free_resources();
+        let (free, received) = head.measure();
         let mut view = lock(&self.view);
-        view.heartbeat(&head.id, free, self.now());
+        view.heartbeat(&head.id, free, received, self.now());
         view.place_group(bundles, strategy)
     }
 
@@ -293,11 +293,11 @@ impl Node {
             let mut last = started.elapsed().as_millis() as u64;
             while let Some(peers) = watch.upgrade() {
                 tick.tick().await;
-                let free = node.free_resources();
+                let (free, received) = node.measure();
                 let now = peers.now();
                 let (dead, forgotten, rooms) = {
                     let mut view = lock(&peers.view);
-                    view.heartbeat(&node.id, free, now);
+                    view.heartbeat(&node.id, free, received, now);
                     // If this loop itself was held up, heartbeats may be
                     // waiting unread: nobody is judged on that.
                     if now.saturating_sub(last) > HEARTBEAT.as_millis() as u64 {

@@ -424,6 +424,7 @@ impl NodeInner {
             return Err(NetError::Malformed("an actor request without its actor".into()));
         };
         let demand = resources(&req.resources)?;
+        let _arrival = self.arriving(TaskId::from_halves(req.task_hi, req.task_lo), &demand);
         let component = match self.component_for(&req).await {
             Ok(c) => c,
             Err(why) => return frame::write(&mut send, &proto::encode(&Event::Refused(why))?).await,

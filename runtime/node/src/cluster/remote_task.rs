@@ -401,6 +401,7 @@ impl NodeInner {
             return Err(NetError::Malformed("too many arguments or too long a name".into()));
         }
         let resources = resources(&req.resources)?;
+        let _arrival = self.arriving(TaskId::from_halves(req.task_hi, req.task_lo), &resources);
         let component = match self.component_for(&req).await {
             Ok(c) => c,
             Err(why) => return frame::write(send, &proto::encode(&Event::Refused(why))?).await,

@@ -156,7 +156,7 @@ impl Node {
                         worker.last_beat.store(peers.now(), Ordering::Relaxed);
                         let cluster = {
                             let mut view = lock(&peers.view);
-                            view.heartbeat(&worker.id, resources(&beat.free)?, peers.now());
+                            view.heartbeat(&worker.id, resources(&beat.free)?, beat.received, peers.now());
                             (pairs(&view.total()), pairs(&view.free()))
                         };
                         latest.send_replace(Some(cluster));

@@ -391,7 +391,14 @@ impl NodeInner {
             }
         };
         let held = tokio::select! {
-            held = acquire => held,
+            held = acquire => {
+                if spec.here {
+                    // Placed here by the head: its heartbeats count it as
+                    // held now.
+                    self.arrived(spec.task);
+                }
+                held
+            }
             () = actor.control.notified() => {
                 let reason = lock(&actor.kill_request).take().map_or_else(|| "killed".to_string(), |k| k.0);
                 self.mark_dead(job, actor, format!("{} was killed before it started: {reason}", actor.class));

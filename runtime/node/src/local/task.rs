@@ -161,6 +161,10 @@ impl NodeInner {
         mut retries: TaskRetries,
         held: Held,
     ) -> Result<(), Error> {
+        if spec.here {
+            // Placed here by the head: its heartbeats count it as held now.
+            self.arrived(spec.task);
+        }
         let limits = job.limits(&spec.options);
         loop {
             // A stand-in's tasks are their owner's to log.

@@ -81,8 +81,11 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         "actors-on-one-node" => {
             // More actors on one node than QUIC's default stream limit
             // (100): each holds a stream of the connection it came over.
+            // With a larger share of `special` each (the third argument),
+            // the actors fill every node that has it.
             let n: i64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(150);
-            let actors: Vec<_> = (0..n).map(|i| Counter::options().resource("special", 0.001).remote(i)).collect();
+            let share: f64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0.001);
+            let actors: Vec<_> = (0..n).map(|i| Counter::options().resource("special", share).remote(i)).collect();
             let refs: Vec<_> = actors.iter().map(|c| c.get()).collect();
             let sum: i64 = wray::get_all(&refs)?.into_iter().sum();
             let nodes: std::collections::BTreeSet<String> =
