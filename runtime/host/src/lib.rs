@@ -22,7 +22,7 @@
 #![deny(missing_docs)]
 
 mod bindings;
-mod buffers;
+pub mod buffers;
 mod checkpoint;
 mod component;
 mod engine;

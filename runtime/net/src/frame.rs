@@ -58,9 +58,26 @@ pub async fn read_raw(recv: &mut quinn::RecvStream, len: u64, max: u64) -> Resul
     if len > max {
         return Err(NetError::FrameTooLarge { len, max });
     }
-    let len = len as usize;
-    let mut buf = Vec::with_capacity(len);
+    let mut buf = Vec::with_capacity(len as usize);
     huge_pages(&mut buf);
+    read_raw_into(recv, &mut buf, len, max).await?;
+    Ok(buf)
+}
+
+/// [`read_raw`] into `buf` (emptied first; give it room for `len`, say a
+/// recycled buffer that is already mapped).
+pub async fn read_raw_into(
+    recv: &mut quinn::RecvStream,
+    buf: &mut Vec<u8>,
+    len: u64,
+    max: u64,
+) -> Result<(), NetError> {
+    if len > max {
+        return Err(NetError::FrameTooLarge { len, max });
+    }
+    let len = len as usize;
+    buf.clear();
+    buf.reserve_exact(len);
     // Chunks as QUIC reassembled them, never past this object's end (what
     // follows it on the stream is the next object's).
     while buf.len() < len {
@@ -69,7 +86,7 @@ pub async fn read_raw(recv: &mut quinn::RecvStream, len: u64, max: u64) -> Resul
             None => return Err(NetError::Stream(format!("stream ended {} bytes short", len - buf.len()))),
         }
     }
-    Ok(buf)
+    Ok(())
 }
 
 /// Asks for huge pages behind a large buffer's spare capacity: a 1 GiB

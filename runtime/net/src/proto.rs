@@ -177,11 +177,16 @@ pub struct Heartbeat {
     /// Resources not held right now, less what placements still on their
     /// way into the node's scheduler will take.
     pub free: Vec<(String, f64)>,
-    /// Placements (tasks and actors the head sent) the node had received
-    /// since it joined when it measured `free`: the head keeps charging the
-    /// ones sent after (`wray_sched::ClusterView::heartbeat`).
-    pub received: u64,
+    /// The numbers of the placements (tasks and actors the head sent, each
+    /// request carrying its [`TaskRequest::placement`]) that reached the
+    /// node since its last heartbeat: `free` counts them, and the head stops
+    /// charging them (`wray_sched::ClusterView::heartbeat`). At most
+    /// [`MAX_ACKS`]; more wait for the next heartbeat.
+    pub arrived: Vec<u64>,
 }
+
+/// Placement numbers one heartbeat acknowledges, at most.
+pub const MAX_ACKS: usize = 65_536;
 
 /// An object's id on the wire: the creating task's id halves and the
 /// output index.
@@ -264,6 +269,11 @@ pub struct TaskRequest {
     pub args: Vec<WireArg>,
     /// Objects the arguments refer to, nested ones first.
     pub objects: Vec<WireObject>,
+    /// The head's number for this placement on the receiving node, which
+    /// the node's next heartbeat echoes; 0 when the request is not (yet)
+    /// placed — a worker's request to the head, which numbers it when it
+    /// relays it.
+    pub placement: u64,
 }
 
 /// The actor a [`Request::RunActor`] creates.
@@ -609,7 +619,11 @@ pub fn decode_job_info(bytes: &[u8]) -> Result<JobInfo, NetError> {
 
 /// Validates and decodes a heartbeat.
 pub fn decode_heartbeat(bytes: &[u8]) -> Result<Heartbeat, NetError> {
-    rkyv::from_bytes::<Heartbeat, rancor::Error>(bytes).map_err(|e| NetError::Malformed(e.to_string()))
+    let beat = rkyv::from_bytes::<Heartbeat, rancor::Error>(bytes).map_err(|e| NetError::Malformed(e.to_string()))?;
+    if beat.arrived.len() > MAX_ACKS {
+        return Err(NetError::Malformed(format!("a heartbeat acknowledging {} placements", beat.arrived.len())));
+    }
+    Ok(beat)
 }
 
 /// Validates and decodes a message on an actor's stream.

@@ -146,14 +146,15 @@ pub(crate) struct NodeInner {
 }
 
 /// Tasks and actors the head placed on this node, as the head needs to hear
-/// of them: how many arrived, and the demands of those not yet holding their
-/// resources. A heartbeat reports free resources less those demands, with the
-/// count, so that the head knows which of its placements the figure includes
-/// — a placement counted on arrival is in the figure from that moment,
-/// either as pending here or as held in the scheduler.
+/// of them: the numbers of those that arrived since the last heartbeat, and
+/// the demands of those not yet holding their resources. A heartbeat reports
+/// free resources less those demands, with the numbers, so that the head
+/// knows which of its placements the figure includes — a placement is in
+/// the figure from its arrival on, either as pending here or as held in the
+/// scheduler.
 #[derive(Default)]
 struct Arrivals {
-    received: u64,
+    numbers: Vec<u64>,
     pending: HashMap<TaskId, Resources>,
 }
 
@@ -448,10 +449,13 @@ impl NodeInner {
         if size >= LARGE_OBJECT && multi { tokio::task::block_in_place(f) } else { f() }
     }
 
-    /// A task or actor the head placed here arrived, asking for `demand`.
-    pub(crate) fn arriving(self: &Arc<Self>, task: TaskId, demand: &Resources) -> Arrival {
+    /// A task or actor the head placed here (as its `placement`-th on this
+    /// node; 0 if unnumbered) arrived, asking for `demand`.
+    pub(crate) fn arriving(self: &Arc<Self>, task: TaskId, demand: &Resources, placement: u64) -> Arrival {
         let mut a = lock(&self.arrivals);
-        a.received += 1;
+        if placement != 0 && a.numbers.len() < 4 * wray_net::proto::MAX_ACKS {
+            a.numbers.push(placement);
+        }
         a.pending.insert(task, demand.clone());
         Arrival { node: self.clone(), task }
     }
@@ -463,21 +467,23 @@ impl NodeInner {
     }
 
     /// What a heartbeat says: free resources less the demands of placements
-    /// still arriving, and how many placements had arrived. The arrivals are
-    /// read first: a placement that moves into the scheduler in between is
-    /// then subtracted twice (for one heartbeat), never missed.
-    pub(crate) fn measure(&self) -> (Resources, u64) {
-        let (received, arriving) = {
-            let a = lock(&self.arrivals);
+    /// still arriving, and the numbers of the placements that arrived since
+    /// the last one (taken: each is reported once). The arrivals are read
+    /// first: a placement that moves into the scheduler in between is then
+    /// subtracted twice (for one heartbeat), never missed.
+    pub(crate) fn measure(&self) -> (Resources, Vec<u64>) {
+        let (numbers, arriving) = {
+            let mut a = lock(&self.arrivals);
             let mut sum = Resources::new();
             for d in a.pending.values() {
                 sum.add(d);
             }
-            (a.received, sum)
+            let take = a.numbers.len().min(wray_net::proto::MAX_ACKS);
+            (a.numbers.drain(..take).collect(), sum)
         };
         let mut free = self.free_resources();
         free.subtract(&arriving);
-        (free, received)
+        (free, numbers)
     }
 
     /// Takes `demand` now if it is free and nobody waits.

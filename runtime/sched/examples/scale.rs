@@ -55,8 +55,9 @@ struct Node {
     free_cpu: u32,
     free_gpu: u32,
     queue: VecDeque<Task>,
-    /// Placements the head sent here (they arrive at once in this model).
-    received: u64,
+    /// Numbers of the placements the head sent here since the node's last
+    /// heartbeat (they arrive at once in this model).
+    arrived: Vec<u64>,
 }
 
 #[derive(Clone, Copy)]
@@ -132,9 +133,9 @@ impl Head {
         self.in_upkeep += t0.elapsed();
     }
 
-    fn heartbeat(&mut self, node: u32, free: Resources, received: u64, now: u64) {
+    fn heartbeat(&mut self, node: u32, free: Resources, arrived: &[u64], now: u64) {
         let t0 = Instant::now();
-        self.view.heartbeat(&node, free, received, now);
+        self.view.heartbeat(&node, free, arrived, now);
         self.in_upkeep += t0.elapsed();
     }
 }
@@ -169,7 +170,7 @@ fn main() {
             free_cpu: CPUS_PER_NODE,
             free_gpu: u32::from(i % 10 == 0),
             queue: VecDeque::new(),
-            received: 0,
+            arrived: Vec::new(),
         })
         .collect();
     let mut running: BinaryHeap<Reverse<Ending>> = BinaryHeap::new();
@@ -213,12 +214,14 @@ fn main() {
         // with a queue asks again for the task at its head, as a wray node
         // does when heartbeats show room elsewhere.
         for i in (0..n).filter(|i| (now + *i as u64).is_multiple_of(HEARTBEAT_MS)) {
-            head.heartbeat(i as u32, nodes[i].free(), nodes[i].received, now);
+            let arrived = std::mem::take(&mut nodes[i].arrived);
+            head.heartbeat(i as u32, nodes[i].free(), &arrived, now);
             heartbeats += 1;
             if let Some(t) = nodes[i].queue.front().copied() {
                 let placed = head.place(&t, i, nodes[i].gpu);
                 if let Placement::Node(to) = placed {
-                    nodes[to as usize].received += 1;
+                    let number = head.view.last_placement(&to);
+                    nodes[to as usize].arrived.push(number);
                 }
                 match placed {
                     Placement::Node(to) if nodes[to as usize].fits(&t) => {
@@ -242,7 +245,8 @@ fn main() {
             }
             let placed = head.place(&t, from, nodes[from].gpu);
             if let Placement::Node(to) = placed {
-                nodes[to as usize].received += 1;
+                let number = head.view.last_placement(&to);
+                nodes[to as usize].arrived.push(number);
             }
             match placed {
                 Placement::Node(to) if nodes[to as usize].fits(&t) => {

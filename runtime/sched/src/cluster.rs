@@ -18,18 +18,20 @@
 //! * Free resources are what the last heartbeat said minus the placements
 //!   that heartbeat did not include yet, so that a burst of placements
 //!   between two heartbeats spreads out instead of piling onto the node
-//!   that looked free. Each placement on a node is numbered; a heartbeat
-//!   carries how many placements the node had received when it measured
-//!   (its resources counting them), and the charges numbered above that
-//!   stay. Before this, a heartbeat measured before a placement reached
-//!   the node erased its charge, and a burst of long-lived placements (200
-//!   actors for a node with room for 100) over-filled one node while others
-//!   stood empty; keeping young charges by age instead counted placements
-//!   the node already ran twice (in `examples/scale.rs`, 14 virtual seconds
-//!   became 483). Placements reach a node on streams of their own, so one
-//!   may overtake another: the count then acknowledges a neighbour's charge
-//!   for a moment — an error of one placement, gone with the next
-//!   heartbeat.
+//!   that looked free. Each placement on a node is numbered (the request
+//!   carries its number); a heartbeat lists the numbers that arrived since
+//!   the one before (the node's figures count them from arrival on), and
+//!   the other charges stay. Before this, a heartbeat measured before a
+//!   placement reached the node erased its charge, and a burst of
+//!   long-lived placements (200 actors for a node with room for 100)
+//!   over-filled one node while others stood empty; keeping young charges
+//!   by age instead counted placements the node already ran twice (in
+//!   `examples/scale.rs`, 14 virtual seconds became 483). Numbers, not a
+//!   count of arrivals: a placement that never arrives (its sender was
+//!   cancelled first) would shift a count for good, and a node then looked
+//!   one placement fuller for ever — which hung a trainer on 1-CPU nodes.
+//!   A charge no heartbeat acknowledges within [`UNACKED_TTL_MS`] is taken
+//!   as lost and dropped.
 //! * Among nodes with room, the one with the largest share of its CPUs free
 //!   wins (spreading load); ties go to the node that joined first, so
 //!   placement is deterministic. The live nodes are kept sorted in exactly
@@ -45,6 +47,12 @@
 //!   queued on the least loaded node that could ever run it when none has
 //!   room now; one that merely spills over from a busy node is not moved
 //!   unless another node has room ([`Placement::Busy`]).
+
+/// How long a placement's charge waits for a heartbeat to acknowledge it
+/// before the view takes the placement as lost (it never left its sender,
+/// or was cancelled on the way) and drops the charge. A placement reaches its
+/// node in a round trip; this is many heartbeats.
+pub const UNACKED_TTL_MS: u64 = 5_000;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -79,11 +87,19 @@ struct Member {
     order: u64,
     /// Where the member sits in the view's indexes (live members only).
     key: Option<Keys>,
-    /// Placements made on the node since it joined.
+    /// Placements made on the node since it joined (the last one's
+    /// number).
     placed: u64,
-    /// Charges the node's last heartbeat did not include: (placement
-    /// number, demand), oldest first.
-    unacked: VecDeque<(u64, Resources)>,
+    /// Charges no heartbeat acknowledged yet, oldest first.
+    unacked: VecDeque<Charge>,
+}
+
+/// A placement not yet acknowledged by its node.
+struct Charge {
+    number: u64,
+    demand: Resources,
+    /// When it was placed (the caller's clock).
+    at: u64,
 }
 
 /// A live member's place in the indexes: its free-CPU share and its free
@@ -125,6 +141,9 @@ pub struct ClusterView<N> {
     by_free_cpu: BTreeSet<(Reverse<u64>, u64, N)>,
     timeout_ms: u64,
     joins: u64,
+    /// The latest time the caller gave (joins, heartbeats, expiries): when
+    /// a placement's charge was made.
+    clock: u64,
 }
 
 impl<N: Ord + Clone> ClusterView<N> {
@@ -137,6 +156,7 @@ impl<N: Ord + Clone> ClusterView<N> {
             by_free_cpu: BTreeSet::new(),
             timeout_ms,
             joins: 0,
+            clock: 0,
         }
     }
 
@@ -160,6 +180,7 @@ impl<N: Ord + Clone> ClusterView<N> {
 
     /// A node joins with `total` resources, all free.
     pub fn join(&mut self, node: N, total: Resources, now: u64) {
+        self.clock = self.clock.max(now);
         self.joins += 1;
         let order = self.joins;
         // A node joining again leaves its old place in the indexes first.
@@ -180,21 +201,28 @@ impl<N: Ord + Clone> ClusterView<N> {
         }
     }
 
-    /// A node says it is alive and has `free` resources, measured when it
-    /// had received `received` of the placements made on it since it
-    /// joined. Ignored for a node already dead or unknown: it must join
-    /// again.
-    pub fn heartbeat(&mut self, node: &N, free: Resources, received: u64, now: u64) {
+    /// A node says it is alive and has `free` resources, counting the
+    /// placements numbered `arrived` (those that reached it since its last
+    /// heartbeat) and every earlier one. Ignored for a node already dead or
+    /// unknown: it must join again.
+    pub fn heartbeat(&mut self, node: &N, free: Resources, arrived: &[u64], now: u64) {
+        self.clock = self.clock.max(now);
         if self.is_alive(node) {
             self.update(node, |m| {
-                m.unacked.retain(|(number, _)| *number > received);
+                m.unacked.retain(|c| !arrived.contains(&c.number) && now.saturating_sub(c.at) < UNACKED_TTL_MS);
                 m.free = free;
-                for (_, demand) in &m.unacked {
-                    m.free.subtract(demand);
+                for c in &m.unacked {
+                    m.free.subtract(&c.demand);
                 }
                 m.last_heartbeat = now;
             });
         }
+    }
+
+    /// The number of the last placement on `node` (what its request
+    /// carries, for the node's heartbeat to acknowledge); 0 if none.
+    pub fn last_placement(&self, node: &N) -> u64 {
+        self.members.get(node).map_or(0, |m| m.placed)
     }
 
     /// A node is gone (its connection closed).
@@ -213,6 +241,7 @@ impl<N: Ord + Clone> ClusterView<N> {
 
     /// Marks nodes silent for longer than the timeout dead and returns them.
     pub fn expire(&mut self, now: u64) -> Vec<N> {
+        self.clock = self.clock.max(now);
         let dead: Vec<N> = self
             .members
             .iter()
@@ -281,6 +310,7 @@ impl<N: Ord + Clone> ClusterView<N> {
     /// Chooses a node for `demand`, other than `from` (the node asking).
     /// The choice is charged to the node's free resources at once.
     pub fn place(&mut self, demand: &Resources, from: Option<&N>, need: Need) -> Placement<N> {
+        let now = self.clock;
         // The live nodes in placement order (best first), without `from`.
         let order =
             || self.by_share.iter().map(|(.., id)| id).filter(|id| Some(*id) != from).map(|id| (id, &self.members[id]));
@@ -312,7 +342,7 @@ impl<N: Ord + Clone> ClusterView<N> {
         self.update(&id, |m| {
             m.free.subtract(demand);
             m.placed += 1;
-            m.unacked.push_back((m.placed, demand.clone()));
+            m.unacked.push_back(Charge { number: m.placed, demand: demand.clone(), at: now });
         });
         Placement::Node(id)
     }
@@ -393,7 +423,7 @@ impl<N: Ord + Clone> ClusterView<N> {
     /// rest no earlier than their placements arrive.
     pub fn unplace(&mut self, node: &N, demand: &Resources) {
         self.update(node, |m| {
-            if let Some(i) = m.unacked.iter().position(|(_, d)| d == demand) {
+            if let Some(i) = m.unacked.iter().position(|c| c.demand == *demand) {
                 m.unacked.remove(i);
             }
             m.free.add(demand);
@@ -494,10 +524,10 @@ mod tests {
         let mut v = ClusterView::new(100);
         v.join(1, cpus(1.0), 0);
         v.join(2, cpus(1.0), 0);
-        v.heartbeat(&1, cpus(1.0), 0, 90);
+        v.heartbeat(&1, cpus(1.0), &[], 90);
         assert_eq!(v.expire(150), vec![2]);
         assert!(!v.is_alive(&2));
-        v.heartbeat(&2, cpus(1.0), 0, 160); // too late: must join again
+        v.heartbeat(&2, cpus(1.0), &[], 160); // too late: must join again
         assert!(!v.is_alive(&2));
         assert_eq!(v.place(&cpus(1.0), None, Need::Spill), Placement::Node(1));
         assert_eq!(v.total(), cpus(1.0));
@@ -590,7 +620,7 @@ mod tests {
                     1 => v.leave(&node),
                     2 => {
                         let free = cpus(rng.below(5) as f64);
-                        v.heartbeat(&node, free, rng.below(200), now);
+                        v.heartbeat(&node, free, &[rng.below(200)], now);
                     }
                     3 => {
                         v.expire(now);
@@ -629,8 +659,8 @@ mod tests {
         queued: VecDeque<(u64, Resources)>,
         alive: bool,
         died_at: Option<u64>,
-        /// Placements received since the start.
-        received: u64,
+        /// Placement numbers received since the last heartbeat.
+        arrived: Vec<u64>,
     }
 
     impl SimNode {
@@ -658,15 +688,22 @@ mod tests {
                 if i > 0 && rng.below(2) == 0 {
                     total.set("GPU", 1.0);
                 }
-                SimNode { total, running: Vec::new(), queued: VecDeque::new(), alive: true, died_at: None, received: 0 }
+                SimNode {
+                    total,
+                    running: Vec::new(),
+                    queued: VecDeque::new(),
+                    alive: true,
+                    died_at: None,
+                    arrived: Vec::new(),
+                }
             })
             .collect();
         for (i, node) in nodes.iter().enumerate() {
             view.join(i, node.total.clone(), 0);
         }
         // The network: heartbeats in flight, (arrival time, node, free,
-        // placements received).
-        let mut network: Vec<(u64, usize, Resources, u64)> = Vec::new();
+        // placements arrived since the last one).
+        let mut network: Vec<(u64, usize, Resources, Vec<u64>)> = Vec::new();
         let tasks = 50 + rng.below(100);
         let mut waiting: VecDeque<(u64, Resources)> = VecDeque::new();
         let mut demands = Vec::new();
@@ -713,14 +750,15 @@ mod tests {
                     node.running.push((t, d, now + 10 + rng.below(300)));
                 }
                 if now.is_multiple_of(HEARTBEAT) {
-                    network.push((now + rng.below(50), i, node.free(), node.received));
+                    let arrived = std::mem::take(&mut node.arrived);
+                    network.push((now + rng.below(50), i, node.free(), arrived));
                 }
             }
             // Deliver heartbeats that arrived.
             network.sort_by_key(|(at, ..)| *at);
             while network.first().is_some_and(|(at, ..)| *at <= now) {
-                let (_, i, free, received) = network.remove(0);
-                view.heartbeat(&i, free, received, now);
+                let (_, i, free, arrived) = network.remove(0);
+                view.heartbeat(&i, free, &arrived, now);
             }
             for dead in view.expire(now) {
                 let died = nodes[dead].died_at.expect("only dead nodes expire");
@@ -733,7 +771,8 @@ mod tests {
                     Placement::Node(i) => {
                         assert!(nodes[i].total.contains(&d), "seed {seed}: placed where it can never run");
                         if nodes[i].alive {
-                            nodes[i].received += 1;
+                            let number = view.last_placement(&i);
+                            nodes[i].arrived.push(number);
                             nodes[i].queued.push_back((t, d));
                         } else {
                             // Not yet noticed dead: the send fails, retry later.
@@ -764,9 +803,11 @@ mod tests {
 
     /// Long-lived placements (actors) in bursts, each reaching its node
     /// after a random delay and possibly after a later one, while
-    /// heartbeats measured before they arrived keep coming in: as many
-    /// actors as the cluster has room for all end up running, none queued
-    /// on an over-filled node while another has room.
+    /// heartbeats measured before they arrived keep coming in, and one in
+    /// twenty lost on the way without a word (its sender cancelled; it is
+    /// placed again later): as many actors as the cluster has room for all
+    /// end up running, none queued on an over-filled node while another has
+    /// room, and no lost placement keeps a node looking fuller than it is.
     #[test]
     fn long_lived_placements_fill_the_cluster_without_overfilling_a_node() {
         let seed = crate::sim::seed(0xac);
@@ -784,28 +825,38 @@ mod tests {
             // received; placements and heartbeats in flight.
             let mut running = vec![0u64; n];
             let mut queued = vec![0u64; n];
-            let mut received = vec![0u64; n];
-            let mut placements: Vec<(u64, usize)> = Vec::new();
-            let mut beats: Vec<(u64, usize, Resources, u64)> = Vec::new();
+            let mut arrived: Vec<Vec<u64>> = vec![Vec::new(); n];
+            let mut placements: Vec<(u64, usize, u64)> = Vec::new();
+            let mut beats: Vec<(u64, usize, Resources, Vec<u64>)> = Vec::new();
             let mut to_place: u64 = capacity.iter().sum();
             let mut now = 0;
-            while to_place > 0 || !placements.is_empty() || now < 2_000 {
+            let mut lost = Vec::new();
+            while to_place > 0 || !placements.is_empty() || !lost.is_empty() || now < 2_000 {
                 now += 1;
                 // A burst of placements now and then.
                 if to_place > 0 && rng.below(10) == 0 {
                     for _ in 0..(1 + rng.below(to_place.min(30))) {
                         match view.place(&slot(1.0), None, Need::Elsewhere) {
-                            Placement::Node(i) => placements.push((now + rng.below(150), i)),
+                            Placement::Node(_) if rng.below(20) == 0 => lost.push(now),
+                            Placement::Node(i) => placements.push((now + rng.below(150), i, view.last_placement(&i))),
                             other => panic!("WRAY_SIM_SEED={seed}: {other:?} with room left"),
                         }
                         to_place -= 1;
                     }
                 }
-                placements.retain(|(at, i)| {
+                // A lost actor is created again once its charge is gone.
+                lost.retain(|at| {
+                    if now < at + UNACKED_TTL_MS + 1_000 {
+                        return true;
+                    }
+                    to_place += 1;
+                    false
+                });
+                placements.retain(|(at, i, number)| {
                     if *at > now {
                         return true;
                     }
-                    received[*i] += 1;
+                    arrived[*i].push(*number);
                     if running[*i] < capacity[*i] {
                         running[*i] += 1
                     } else {
@@ -816,14 +867,14 @@ mod tests {
                 for i in 0..n {
                     if (now + i as u64 * 37).is_multiple_of(100) {
                         let free = slot((capacity[i] - running[i]) as f64);
-                        beats.push((now + rng.below(50), i, free, received[i]));
+                        beats.push((now + rng.below(50), i, free, std::mem::take(&mut arrived[i])));
                     }
                 }
-                beats.retain(|(at, i, free, r)| {
+                beats.retain(|(at, i, free, a)| {
                     if *at > now {
                         return true;
                     }
-                    view.heartbeat(i, free.clone(), *r, now);
+                    view.heartbeat(i, free.clone(), a, now);
                     false
                 });
             }

@@ -108,8 +108,7 @@ impl NodeInner {
                 // A cluster of one.
                 let mut view = wray_sched::ClusterView::new(u64::MAX);
                 view.join(self.id.clone(), self.total_with_store(), 0);
-                let (free, received) = self.measure();
-                view.heartbeat(&self.id, free, received, 0);
+                view.heartbeat(&self.id, self.free_resources(), &[], 0);
                 view.place_group(&bundles, strategy)?
             }
         };

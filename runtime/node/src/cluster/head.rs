@@ -141,27 +141,33 @@ impl Peers {
     }
 
     /// Places a task or actor that leaves `from` (the head's own resources
-    /// refreshed first). A demand no known node can meet waits up to
-    /// [`JOIN_GRACE`] for one to join (placed again every heartbeat), or
-    /// [`REJOIN_GRACE`] when a node that met it has died.
+    /// refreshed first), with the placement's number on its node (what the
+    /// request carries; 0 unless placed). A demand no known node can meet
+    /// waits up to [`JOIN_GRACE`] for one to join (placed again every
+    /// heartbeat), or [`REJOIN_GRACE`] when a node that met it has died.
     pub(crate) async fn place(
         &self,
         head: &NodeInner,
         demand: &Resources,
         from: Option<&String>,
         need: wray_sched::Need,
-    ) -> wray_sched::Placement<String> {
+    ) -> (wray_sched::Placement<String>, u64) {
         let asked = Instant::now();
         loop {
-            let (placed, grace) = {
-                let (free, received) = head.measure();
+            let (placed, number, grace) = {
+                let (free, arrived) = head.measure();
                 let mut view = lock(&self.view);
-                view.heartbeat(&head.id, free, received, self.now());
+                view.heartbeat(&head.id, free, &arrived, self.now());
                 let grace = if view.lost_could_meet(demand) { REJOIN_GRACE } else { JOIN_GRACE };
-                (view.place(demand, from, need), grace)
+                let placed = view.place(demand, from, need);
+                let number = match &placed {
+                    wray_sched::Placement::Node(id) => view.last_placement(id),
+                    _ => 0,
+                };
+                (placed, number, grace)
             };
             if !matches!(placed, wray_sched::Placement::Infeasible) || asked.elapsed() >= grace {
-                return placed;
+                return (placed, number);
             }
             tokio::time::sleep(HEARTBEAT).await;
         }
@@ -174,9 +180,9 @@ impl Peers {
         bundles: &[Resources],
         strategy: wray_core::Strategy,
     ) -> Result<Vec<String>, String> {
-        let (free, received) = head.measure();
+        let (free, arrived) = head.measure();
         let mut view = lock(&self.view);
-        view.heartbeat(&head.id, free, received, self.now());
+        view.heartbeat(&head.id, free, &arrived, self.now());
         view.place_group(bundles, strategy)
     }
 
@@ -293,11 +299,11 @@ impl Node {
             let mut last = started.elapsed().as_millis() as u64;
             while let Some(peers) = watch.upgrade() {
                 tick.tick().await;
-                let (free, received) = node.measure();
+                let (free, arrived) = node.measure();
                 let now = peers.now();
                 let (dead, forgotten, rooms) = {
                     let mut view = lock(&peers.view);
-                    view.heartbeat(&node.id, free, received, now);
+                    view.heartbeat(&node.id, free, &arrived, now);
                     // If this loop itself was held up, heartbeats may be
                     // waiting unread: nobody is judged on that.
                     if now.saturating_sub(last) > HEARTBEAT.as_millis() as u64 {
@@ -339,8 +345,7 @@ impl Node {
     /// run it here or relay the stream there, byte for byte, both ways.
     pub(super) async fn place_task(
         &self,
-        task: proto::TaskRequest,
-        frame: &[u8],
+        mut task: proto::TaskRequest,
         mut send: quinn::SendStream,
         mut recv: quinn::RecvStream,
         peers: &Peers,
@@ -349,7 +354,9 @@ impl Node {
         let demand = resources(&task.resources)?;
         let from = peers.worker_on(conn);
         let need = if task.must_move { wray_sched::Need::Elsewhere } else { wray_sched::Need::Spill };
-        let target = match peers.place(&self.inner, &demand, from.as_ref(), need).await {
+        let (placed, number) = peers.place(&self.inner, &demand, from.as_ref(), need).await;
+        task.placement = number;
+        let target = match placed {
             wray_sched::Placement::Busy => return frame::write(&mut send, &proto::encode(&Event::Busy)?).await,
             wray_sched::Placement::Infeasible => {
                 let why = crate::cluster::remote_task::infeasible_reason(&demand);
@@ -363,6 +370,10 @@ impl Node {
             }
             wray_sched::Placement::Node(id) => id,
         };
+        // The request again, with its placement number for the node to
+        // echo (only the message: the arguments' bytes follow it unread).
+        let request = if task.actor.is_some() { Request::RunActor(task) } else { Request::RunTask(task) };
+        let frame = &proto::encode(&request)?;
         let Some(worker) = peers.connection(&target) else {
             // It died since it was chosen: the submitter retries.
             let _ = send.reset(0u32.into());

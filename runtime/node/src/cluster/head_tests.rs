@@ -82,6 +82,7 @@ fn task_request(component_hash: &str, args: Vec<proto::WireArg>) -> proto::TaskR
         must_move: true,
         args,
         objects: Vec::new(),
+        placement: 0,
     }
 }
 

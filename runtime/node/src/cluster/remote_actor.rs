@@ -199,7 +199,7 @@ impl NodeInner {
         };
         let request =
             self.task_request(job, spec.task, &actor.class, &spec.args, &spec.options, must_move, Some(wire)).await;
-        let (frame_bytes, blobs) = match request {
+        let (request, blobs) = match request {
             Ok(r) => r,
             Err(e) => {
                 self.mark_dead(job, actor, format!("{}: a constructor argument failed: {e}", actor.class));
@@ -216,12 +216,22 @@ impl NodeInner {
                 return Hosted::Ended;
             }
         };
-        if let Some((_, id)) = &placed {
-            actor.hosted_on(id);
+        let frame_bytes = match crate::cluster::remote_task::encode_request(request, placed.as_ref()) {
+            Ok(f) => f,
+            Err(e) => {
+                if let Some(p) = placed {
+                    p.finished(&spec.options.resources);
+                }
+                self.mark_dead(job, actor, format!("{}: {e}", actor.class));
+                return Hosted::Ended;
+            }
+        };
+        if let Some(p) = &placed {
+            actor.hosted_on(&p.node);
         }
         let outcome = self.actor_session(job, actor, rx, &conn, &frame_bytes, blobs, image).await;
-        if let Some((peers, id)) = placed {
-            peers.finished(&id, &spec.options.resources);
+        if let Some(p) = placed {
+            p.finished(&spec.options.resources);
         }
         outcome
     }
@@ -424,7 +434,7 @@ impl NodeInner {
             return Err(NetError::Malformed("an actor request without its actor".into()));
         };
         let demand = resources(&req.resources)?;
-        let _arrival = self.arriving(TaskId::from_halves(req.task_hi, req.task_lo), &demand);
+        let _arrival = self.arriving(TaskId::from_halves(req.task_hi, req.task_lo), &demand, req.placement);
         let component = match self.component_for(&req).await {
             Ok(c) => c,
             Err(why) => return frame::write(&mut send, &proto::encode(&Event::Refused(why))?).await,

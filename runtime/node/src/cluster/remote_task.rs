@@ -144,7 +144,7 @@ impl NodeInner {
         options: &Options,
         must_move: bool,
         actor: Option<WireActor>,
-    ) -> Result<(Vec<u8>, Vec<Bytes>), Error> {
+    ) -> Result<(TaskRequest, Vec<Bytes>), Error> {
         let limits = job.limits(options);
         let (args, objects, blobs) = self.wire_parts(args).await?;
         let (hi, lo) = task.halves();
@@ -168,10 +168,9 @@ impl NodeInner {
             must_move,
             args,
             objects,
+            placement: 0,
         };
-        let request = if actor.is_some() { Request::RunActor(request) } else { Request::RunTask(request) };
-        let frame = proto::encode(&request).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        Ok((frame, blobs))
+        Ok((request, blobs))
     }
 
     /// Where a task or actor that leaves this node goes: a stream to the
@@ -185,11 +184,14 @@ impl NodeInner {
             Some(Link::Head(peers)) => {
                 let need = if must_move { wray_sched::Need::Elsewhere } else { wray_sched::Need::Spill };
                 match peers.place(self, demand, Some(&self.id), need).await {
-                    wray_sched::Placement::Busy => Chosen::Busy,
-                    wray_sched::Placement::Infeasible => Chosen::Infeasible,
-                    wray_sched::Placement::Node(id) => match peers.connection(&id) {
-                        Some(c) => Chosen::Conn(c, Some((peers, id))),
-                        None => Chosen::Lost(format!("node {id} is gone")),
+                    (wray_sched::Placement::Busy, _) => Chosen::Busy,
+                    (wray_sched::Placement::Infeasible, _) => Chosen::Infeasible,
+                    (wray_sched::Placement::Node(id), number) => match peers.connection(&id) {
+                        Some(c) => Chosen::Conn(c, Some(Placed { peers, node: id, number })),
+                        None => {
+                            peers.finished(&id, demand);
+                            Chosen::Lost(format!("node {id} is gone"))
+                        }
                     },
                 }
             }
@@ -201,7 +203,7 @@ impl NodeInner {
     pub(crate) async fn run_remote(self: &Arc<Self>, job: &Arc<JobState>, spec: &TaskSpec, must_move: bool) -> Remote {
         let request =
             self.task_request(job, spec.task, &spec.function, &spec.args, &spec.options, must_move, None).await;
-        let (frame_bytes, blobs) = match request {
+        let (request, blobs) = match request {
             Ok(r) => r,
             Err(e) => {
                 self.store.complete(spec.output, Err(e));
@@ -217,11 +219,21 @@ impl NodeInner {
                 return Remote::Ran;
             }
         };
-        let place = crate::state::Place::Elsewhere(placed.as_ref().map(|(_, id)| id.clone()));
+        let frame_bytes = match encode_request(request, placed.as_ref()) {
+            Ok(f) => f,
+            Err(e) => {
+                if let Some(p) = placed {
+                    p.finished(&spec.options.resources);
+                }
+                self.store.complete(spec.output, Err(e));
+                return Remote::Ran;
+            }
+        };
+        let place = crate::state::Place::Elsewhere(placed.as_ref().map(|p| p.node.clone()));
         lock(&self.task_log).start(spec.task, place, crate::persist::now_ms());
         let outcome = self.send_task(job, spec, &conn, &frame_bytes, blobs).await;
-        if let Some((peers, id)) = placed {
-            peers.finished(&id, &spec.options.resources);
+        if let Some(p) = placed {
+            p.finished(&spec.options.resources);
         }
         outcome
     }
@@ -291,10 +303,10 @@ impl NodeInner {
             Err(e) => return Ok(ArrivedResult { output, result: Err(e), imported: Vec::new() }),
             Ok(v) => v,
         };
-        let data = frame::read_raw(recv, value.len, limits::MAX_OBJECT_SIZE as u64).await?;
+        let data = read_bytes(recv, value.len).await?;
         let imported = self.import(job, &done.objects, recv).await?;
         let refs = value.refs.iter().map(object_id).collect();
-        Ok(ArrivedResult { output, result: Ok(Object { data: data.into(), refs }), imported })
+        Ok(ArrivedResult { output, result: Ok(Object { data, refs }), imported })
     }
 
     /// Releases a result [`NodeInner::read_result`] read: readers see it.
@@ -329,7 +341,7 @@ impl NodeInner {
                 self.unpin(&imported);
                 return Err(NetError::FrameTooLarge { len: total, max: MAX_TASK_TRANSFER });
             }
-            let data = match frame::read_raw(recv, o.len, limits::MAX_OBJECT_SIZE as u64).await {
+            let data = match read_bytes(recv, o.len).await {
                 Ok(d) => d,
                 Err(e) => {
                     self.unpin(&imported);
@@ -339,7 +351,7 @@ impl NodeInner {
             let id = object_id(&o.id);
             let refs = o.refs.iter().map(object_id).collect();
             let size = data.len();
-            match self.landing(size, || self.store.put(job.id, id, Object { data: data.into(), refs })) {
+            match self.landing(size, || self.store.put(job.id, id, Object { data, refs })) {
                 Ok(()) => imported.push(id),
                 Err(full @ Error::StoreFull(_)) => {
                     self.unpin(&imported);
@@ -401,7 +413,7 @@ impl NodeInner {
             return Err(NetError::Malformed("too many arguments or too long a name".into()));
         }
         let resources = resources(&req.resources)?;
-        let _arrival = self.arriving(TaskId::from_halves(req.task_hi, req.task_lo), &resources);
+        let _arrival = self.arriving(TaskId::from_halves(req.task_hi, req.task_lo), &resources, req.placement);
         let component = match self.component_for(&req).await {
             Ok(c) => c,
             Err(why) => return frame::write(send, &proto::encode(&Event::Refused(why))?).await,
@@ -441,7 +453,7 @@ impl NodeInner {
                 if total > MAX_TASK_TRANSFER {
                     return Err(NetError::FrameTooLarge { len: total, max: MAX_TASK_TRANSFER });
                 }
-                values.push(Bytes::from(frame::read_raw(recv, *len, limits::MAX_OBJECT_SIZE as u64).await?));
+                values.push(read_bytes(recv, *len).await?);
             }
         }
         let imported = self.import(job, objects, recv).await?;
@@ -662,11 +674,48 @@ pub(crate) struct ArrivedResult {
     imported: Vec<ObjectId>,
 }
 
+/// Reads an object's `len` raw bytes (at most `MAX_OBJECT_SIZE`, checked
+/// before anything is allocated) into a recycled buffer where one is free:
+/// memory already mapped (see `wray_host::buffers::buffer`).
+async fn read_bytes(recv: &mut quinn::RecvStream, len: u64) -> Result<Bytes, NetError> {
+    let max = limits::MAX_OBJECT_SIZE as u64;
+    if len > max {
+        return Err(NetError::FrameTooLarge { len, max });
+    }
+    let mut buf = wray_host::buffers::buffer(len as usize);
+    frame::read_raw_into(recv, &mut buf, len, max).await?;
+    Ok(wray_host::buffers::share(buf))
+}
+
+/// A placement this node (the head) made: the view to credit when it ends,
+/// the node, and the placement's number there.
+pub(crate) struct Placed<'a> {
+    pub(crate) peers: &'a Peers,
+    pub(crate) node: String,
+    pub(crate) number: u64,
+}
+
+impl Placed<'_> {
+    /// The task or actor ended (or never started) on its node.
+    pub(crate) fn finished(self, demand: &Resources) {
+        self.peers.finished(&self.node, demand);
+    }
+}
+
+/// `request` on the wire, numbered as `placed` says (a worker's request to
+/// the head goes unnumbered: the head numbers it).
+pub(crate) fn encode_request(mut request: TaskRequest, placed: Option<&Placed>) -> Result<Vec<u8>, Error> {
+    request.placement = placed.map_or(0, |p| p.number);
+    let request = if request.actor.is_some() { Request::RunActor(request) } else { Request::RunTask(request) };
+    proto::encode(&request).map_err(|e| Error::InvalidArgument(e.to_string()))
+}
+
 /// Where a task or actor leaving its node goes.
 pub(crate) enum Chosen<'a> {
-    /// Open a stream on this connection; if the head placed it, which node
-    /// to credit when it ends.
-    Conn(quinn::Connection, Option<(&'a Peers, String)>),
+    /// Open a stream on this connection, sending the request as
+    /// [`Chosen::request`] encodes it; if the head placed it, which node to
+    /// credit when it ends.
+    Conn(quinn::Connection, Option<Placed<'a>>),
     /// Stay: no other node has room.
     Busy,
     /// No node can ever run it.

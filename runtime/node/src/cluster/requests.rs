@@ -156,7 +156,7 @@ impl Node {
                         worker.last_beat.store(peers.now(), Ordering::Relaxed);
                         let cluster = {
                             let mut view = lock(&peers.view);
-                            view.heartbeat(&worker.id, resources(&beat.free)?, beat.received, peers.now());
+                            view.heartbeat(&worker.id, resources(&beat.free)?, &beat.arrived, peers.now());
                             (pairs(&view.total()), pairs(&view.free()))
                         };
                         latest.send_replace(Some(cluster));
@@ -172,7 +172,7 @@ impl Node {
             }
             Request::RunTask(task) | Request::RunActor(task) => {
                 if peers.head {
-                    self.place_task(task, &frame, send, recv, peers, conn).await?;
+                    self.place_task(task, send, recv, peers, conn).await?;
                 } else if task.actor.is_some() {
                     self.inner.serve_actor(task, send, recv).await?;
                 } else {

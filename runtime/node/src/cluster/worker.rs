@@ -44,14 +44,15 @@ impl Node {
         // moving a large object must not look dead.
         let _ = send.set_priority(MEMBERSHIP_PRIORITY);
         let node = self.inner.clone();
-        // The head counts its placements here from this join on.
-        let (_, joined_at) = node.measure();
+        // The head numbers its placements here from this join on: numbers
+        // heard under an earlier head mean nothing to this one.
+        let _ = node.measure();
         let heartbeat = async move {
             let mut tick = tokio::time::interval(HEARTBEAT);
             loop {
                 tick.tick().await;
-                let (free, received) = node.measure();
-                let beat = proto::Heartbeat { free: pairs(&free), received: received - joined_at };
+                let (free, arrived) = node.measure();
+                let beat = proto::Heartbeat { free: pairs(&free), arrived };
                 let Ok(bytes) = proto::encode(&beat) else { return };
                 if frame::write(&mut send, &bytes).await.is_err() {
                     return;
