@@ -15,6 +15,7 @@ mod jobs;
 mod learn;
 mod macros;
 mod nn;
+mod python;
 mod rl;
 mod serve;
 mod train;

@@ -7,31 +7,60 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-/// Build a guest crate (a `cdylib` depending on the `wray` SDK) into a
-/// wasm32-wasip2 job component, in release mode. Prints the component's path
-/// as the last line of output.
+/// Build a job component: a guest crate (a `cdylib` depending on the `wray`
+/// SDK) into a wasm32-wasip2 component, in release mode; or a Python script
+/// (`job.py`, or a directory with a `main.py`) with componentize-py. Prints
+/// the component's path as the last line of output.
 #[derive(Args)]
 #[command(after_help = "\
 Examples:
   wray build                    build the crate in the current directory
   wray build examples/pi        build another crate
-  wray run $(wray build examples/pi | tail -n1)")]
+  wray run $(wray build examples/pi | tail -n1)
+  wray build job.py             a Python job: writes job.wasm beside it
+  wray build job.py -o /tmp/j.wasm")]
 pub struct BuildCommand {
-    /// The crate's directory (default: the current directory).
-    #[arg(value_name = "CRATE_DIR", default_value = ".")]
+    /// The crate's directory, a Python script, or a directory with a
+    /// `main.py` (default: the current directory).
+    #[arg(value_name = "PATH", default_value = ".")]
     dir: PathBuf,
 
-    /// Build with the dev profile instead of release.
+    /// Where to write the component (Python jobs; default: the script's
+    /// name with `.wasm`, beside it).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Build with the dev profile instead of release (Rust crates).
     #[arg(long)]
     debug: bool,
 }
 
 impl BuildCommand {
     pub fn execute(self) -> Result<(), Failure> {
+        if self.dir.extension().is_some_and(|e| e == "py") {
+            if !self.dir.is_file() {
+                return Err(anyhow::anyhow!("{} does not exist", self.dir.display()).into());
+            }
+            return super::build_python::build(&self.dir, self.output);
+        }
+        let main_py = self.dir.join("main.py");
+        if !self.dir.join("Cargo.toml").is_file() && main_py.is_file() {
+            let name = std::fs::canonicalize(&self.dir)
+                .ok()
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "main".into());
+            let output = self.output.unwrap_or_else(|| self.dir.join(format!("{name}.wasm")));
+            return super::build_python::build(&main_py, Some(output));
+        }
+        if self.output.is_some() {
+            return Err(
+                anyhow::anyhow!("--output applies to Python jobs; a crate's component is where cargo puts it").into()
+            );
+        }
         let manifest = self.dir.join("Cargo.toml");
         if !manifest.is_file() {
             return Err(anyhow::anyhow!(
-                "{} has no Cargo.toml: give the directory of a guest crate",
+                "{} has no Cargo.toml: give the directory of a guest crate, a Python script or a directory with a main.py",
                 self.dir.display()
             )
             .into());

@@ -1,6 +1,7 @@
 //! The subcommands.
 
 mod build;
+mod build_python;
 mod cluster_bench;
 mod dashboard;
 mod job;
@@ -23,6 +24,7 @@ use clap::{Parser, Subcommand};
 #[command(name = "wray", version, about, long_about = None, after_help = "\
 Examples:
   wray build examples/pi                 build a guest crate; prints the .wasm path
+  wray build job.py                      build a Python job (componentize-py); writes job.wasm
   wray run target/.../pi.wasm            run a job on an embedded single-node runtime
   wray run --cpus 4 --timeout 30s job.wasm -- arg1 arg2
   wray run --dir ./data::/data --env MODE=fast job.wasm

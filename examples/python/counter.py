@@ -1,0 +1,102 @@
+# Actors and the rest of the Core API from Python: a named Counter actor,
+# handles passed to tasks, nested tasks, wait, put, errors with their remote
+# traceback, cancel, kill, a placement group.
+#
+#   wray build examples/python/counter.py
+#   wray run examples/python/counter.wasm
+import time
+
+import wray as ray
+from wray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+
+@ray.remote
+class Counter:
+    def __init__(self, start):
+        self.value = start
+
+    def incr(self, by=1):
+        self.value += by
+        return self.value
+
+    def get(self):
+        return self.value
+
+
+@ray.remote
+def add_from_task(counter, n):
+    # A handle passed to a task: its calls go to the same actor.
+    return ray.get([counter.incr.remote() for _ in range(n)])[-1]
+
+
+@ray.remote
+def square(x):
+    return x * x
+
+
+@ray.remote
+def sum_of_squares(n):
+    # A task that submits tasks.
+    return sum(ray.get([square.remote(i) for i in range(n)]))
+
+
+@ray.remote
+def divide(a, b):
+    return a / b
+
+
+@ray.remote
+def slow(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+if __name__ == "__main__":
+    c = Counter.options(name="counter").remote(10)
+    print("incr:", ray.get(c.incr.remote()), ray.get(c.incr.remote(by=5)))
+    print("from a task:", ray.get(add_from_task.remote(c, 3)))
+    same = ray.get_actor("counter")
+    print("by name:", ray.get(same.get.remote()))
+
+    print("nested tasks:", ray.get(sum_of_squares.remote(10)))
+
+    big = ray.put(list(range(1000)))
+    print("put, then a task on it:", ray.get(square.remote(len(ray.get(big)))))
+    nested = ray.put({"inner": big})
+    print("a ref inside a value:", sum(ray.get(ray.get(nested)["inner"])))
+
+    fast, slower = slow.remote(0.0), slow.remote(2.0)
+    ready, not_ready = ray.wait([slower, fast], num_returns=1, timeout=1.5)
+    print("wait:", [ray.get(r) for r in ready], len(not_ready), "not ready")
+
+    try:
+        ray.get(divide.remote(1, 0))
+    except ray.exceptions.RayTaskError as e:
+        print("task error:", str(e).splitlines()[-1])
+        print("traceback names the function:", 'File "counter.py", line 45, in divide' in str(e))
+
+    try:
+        ray.get(slower, timeout=0.1)
+    except ray.exceptions.GetTimeoutError:
+        print("get timed out")
+
+    doomed = slow.remote(30.0)
+    ray.cancel(doomed)
+    try:
+        ray.get(doomed)
+    except ray.exceptions.TaskCancelledError:
+        print("cancelled")
+
+    ray.kill(c)
+    try:
+        ray.get(c.get.remote())
+    except ray.exceptions.RayActorError:
+        print("killed actor: RayActorError")
+
+    pg = ray.util.placement_group([{"CPU": 1}, {"CPU": 1}], strategy="PACK")
+    ray.get(pg.ready())
+    in_group = square.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 1))
+    print("in a placement group:", ray.get(in_group.remote(7)))
+    ray.util.remove_placement_group(pg)
+
+    print("CPUs:", ray.cluster_resources().get("CPU"))

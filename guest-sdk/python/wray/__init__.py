@@ -1,0 +1,540 @@
+"""wray for Python: Ray's Core API, every task and actor in its own sandbox.
+
+Write a job as you would for Ray and import this package in its place::
+
+    import wray as ray
+
+    @ray.remote
+    def square(x):
+        return x * x
+
+    print(ray.get([square.remote(i) for i in range(4)]))
+
+then build and run it::
+
+    wray build job.py          # prints the component's path
+    wray run job.wasm -- args  # sys.argv[1:] is ["args"]
+
+The script runs as ``__main__`` in the job's driver (a module with a
+``main()`` and no ``if __name__ == "__main__":`` block gets ``main()``
+called). Each task and each actor runs in a fresh WebAssembly instance of the
+same component: functions and classes travel to it pickled by value (as Ray
+ships them), together with the globals they use. Values are pickled; an
+``ObjectRef`` passed as a top-level argument is resolved to its value before
+the task runs, one nested inside a value stays a ref — as in Ray.
+
+What differs from Ray, and why, is in ``docs/PYTHON.md``.
+"""
+
+import functools as _functools
+
+from componentize_py_types import Err as _Err
+from wit_world.imports import actors as _actors
+from wit_world.imports import cluster as _cluster
+from wit_world.imports import tasks as _tasks
+from wit_world.imports import types as _types
+
+from . import exceptions
+from . import _codec
+
+__all__ = [
+    "ObjectRef",
+    "ActorHandle",
+    "available_resources",
+    "cancel",
+    "cluster_resources",
+    "exceptions",
+    "get",
+    "get_actor",
+    "get_runtime_context",
+    "init",
+    "is_initialized",
+    "kill",
+    "method",
+    "put",
+    "remote",
+    "shutdown",
+    "wait",
+]
+
+# Ray's "infinite" for max_restarts / max_task_retries / max_retries.
+_FOREVER = 2**32 - 1
+
+
+def _raise(err):
+    """Raises the exception for a WIT ``error``."""
+    e = err.value if isinstance(err, _Err) else err
+    if isinstance(e, _types.Error_TaskFailed):
+        raise exceptions.RayTaskError(e.value.function, e.value.message) from None
+    if isinstance(e, _types.Error_ActorDied):
+        raise exceptions.RayActorError(e.value) from None
+    if isinstance(e, _types.Error_ObjectLost):
+        raise exceptions.ObjectLostError(e.value) from None
+    if isinstance(e, _types.Error_Timeout):
+        raise exceptions.GetTimeoutError("get timed out") from None
+    if isinstance(e, _types.Error_Cancelled):
+        raise exceptions.TaskCancelledError("the task was cancelled") from None
+    if isinstance(e, _types.Error_StoreFull):
+        raise exceptions.ObjectStoreFullError(e.value) from None
+    if isinstance(e, _types.Error_InvalidArgument):
+        raise exceptions.InvalidArgumentError(e.value) from None
+    raise exceptions.RayError(repr(e)) from None
+
+
+def _call(f, *args):
+    """Calls a host function, turning its error into wray's exception."""
+    try:
+        return f(*args)
+    except _Err as err:
+        _raise(err)
+
+
+class ObjectRef:
+    """A reference to an object that exists or will exist (Ray's
+    ``ObjectRef``). Pass it to ``wray.get``/``wait``, to tasks, or inside
+    other values; the object lives while any reference to it does."""
+
+    __slots__ = ("_handle", "__weakref__")
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    def hex(self):
+        """The object's id in hex."""
+        oid = self._handle.id()
+        return f"{oid.task_hi:016x}{oid.task_lo:016x}{oid.index:08x}"
+
+    def __repr__(self):
+        return f"ObjectRef({self.hex()})"
+
+    def __eq__(self, other):
+        return isinstance(other, ObjectRef) and self.hex() == other.hex()
+
+    def __hash__(self):
+        return hash(self.hex())
+
+    def __reduce__(self):
+        # Only wray's own pickler may write a ref (as an id the host keeps
+        # alive); any other pickle of one would dangle.
+        raise TypeError("an ObjectRef can only be pickled by wray (pass it to a task, put or return it)")
+
+
+# Options: Ray's names, checked and mapped onto the WIT `options` record.
+
+_TASK_OPTIONS = {
+    "num_cpus",
+    "num_gpus",
+    "resources",
+    "memory",
+    "max_retries",
+    "retry_exceptions",
+    "num_returns",
+    "placement_group",
+    "placement_group_bundle_index",
+    "scheduling_strategy",
+    "time_limit_ms",
+    "name",
+}
+_ACTOR_OPTIONS = {
+    "num_cpus",
+    "num_gpus",
+    "resources",
+    "memory",
+    "name",
+    "namespace",
+    "lifetime",
+    "max_restarts",
+    "max_task_retries",
+    "max_concurrency",
+    "placement_group",
+    "placement_group_bundle_index",
+    "scheduling_strategy",
+    "time_limit_ms",
+    "get_if_exists",
+}
+
+
+def _check(options, allowed, what):
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(f"unknown option{'s' if len(unknown) > 1 else ''} for {what}: {', '.join(unknown)}")
+    if options.get("num_returns", 1) != 1:
+        raise ValueError("wray tasks return one value (num_returns=1); return a tuple instead")
+
+
+def _count(value, name):
+    if value is None:
+        return None
+    if value == -1:
+        return _FOREVER
+    if not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer or -1, not {value!r}")
+    return value
+
+
+def _wit_options(o):
+    resources = dict(o.get("resources") or {})
+    if o.get("num_gpus"):
+        resources["GPU"] = float(o["num_gpus"])
+    placement = None
+    group = o.get("placement_group")
+    strategy = o.get("scheduling_strategy")
+    if strategy is not None and hasattr(strategy, "placement_group"):
+        group = strategy.placement_group
+        o = dict(o, placement_group_bundle_index=getattr(strategy, "placement_group_bundle_index", -1))
+    if group is not None:
+        index = o.get("placement_group_bundle_index", -1)
+        placement = _types.BundleRef(group=group.id, index=0 if index in (None, -1) else index)
+    retry = o.get("retry_exceptions", False)
+    return _types.Options(
+        num_cpus=None if o.get("num_cpus") is None else float(o["num_cpus"]),
+        resources=[_types.ResourceAmount(name=k, amount=float(v)) for k, v in resources.items()],
+        memory_limit=None if o.get("memory") is None else int(o["memory"]),
+        time_limit_ms=o.get("time_limit_ms"),
+        max_retries=_count(o.get("max_retries"), "max_retries"),
+        # Ray also takes a list of exception types; wray retries every
+        # exception then (it cannot tell types apart across the boundary).
+        retry_exceptions=bool(retry),
+        name=o.get("name"),
+        max_concurrency=o.get("max_concurrency"),
+        max_restarts=_count(o.get("max_restarts"), "max_restarts"),
+        max_task_retries=_count(o.get("max_task_retries"), "max_task_retries"),
+        placement=placement,
+        detached=o.get("lifetime") == "detached",
+        checkpoint_every=None,
+    )
+
+
+def _args(args, kwargs):
+    """A call's arguments as WIT args: the keyword names first, then each
+    argument on its own — a top-level ``ObjectRef`` as a ref the host
+    resolves before the call (Ray's rule), anything else pickled."""
+    out = [_types.Arg_Value(_codec.to_value(list(kwargs)))]
+    for a in list(args) + list(kwargs.values()):
+        if type(a) is ObjectRef:
+            out.append(_types.Arg_Object(a._handle))
+        else:
+            out.append(_types.Arg_Value(_codec.to_value(a)))
+    return out
+
+
+class _Remote:
+    """What remote functions and actor classes share: options (a copy with
+    others), and the function or class itself, pickled by value and put in
+    the object store once per instance (``_shipped``)."""
+
+    _allowed = set()
+    _what = ""
+
+    def _shipped(self, obj):
+        ref = self.__dict__.get("_shipped_ref")
+        if ref is None:
+            ref = ObjectRef(_call(_tasks.put, _codec.to_value(obj)))
+            self._shipped_ref = ref
+        return ref
+
+    def options(self, **options):
+        """The same function or class with other options for the next
+        ``remote`` calls."""
+        merged = dict(self._options, **options)
+        _check(merged, self._allowed, self._what)
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone._options = merged
+        return clone
+
+    def __getstate__(self):
+        # A ref is this instance's: another one puts the object again.
+        state = dict(self.__dict__)
+        state.pop("_shipped_ref", None)
+        return state
+
+
+class RemoteFunction(_Remote):
+    """A function made remote with ``@wray.remote``: call ``.remote(...)``."""
+
+    _allowed = _TASK_OPTIONS
+    _what = "a remote function"
+
+    def __init__(self, function, options):
+        _check(options, _TASK_OPTIONS, "a remote function")
+        self._function = function
+        self._options = options
+        _functools.update_wrapper(self, function)
+
+    def __call__(self, *args, **kwargs):
+        name = self._function.__name__
+        raise TypeError(
+            f"Remote functions cannot be called directly. Instead of running '{name}()', try '{name}.remote()'."
+        )
+
+    def remote(self, *args, **kwargs):
+        """Submits the function as a task; returns the ref of its result."""
+        fn = self._shipped(self._function)
+        wit_args = [_types.Arg_Object(fn._handle)] + _args(args, kwargs)
+        name = self._options.get("name") or self._function.__qualname__
+        return ObjectRef(_call(_tasks.submit, name, wit_args, _wit_options(self._options)))
+
+
+class ActorClass(_Remote):
+    """A class made remote with ``@wray.remote``: ``Cls.remote(...)`` creates
+    an actor and returns its handle."""
+
+    _allowed = _ACTOR_OPTIONS
+    _what = "an actor class"
+
+    def __init__(self, cls, options):
+        _check(options, _ACTOR_OPTIONS, "an actor class")
+        self._cls = cls
+        self._options = options
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__doc__ = cls.__doc__
+
+    def __call__(self, *args, **kwargs):
+        name = self._cls.__name__
+        raise TypeError(
+            f"Actors cannot be instantiated directly. Instead of '{name}()', use '{name}.remote()'."
+        )
+
+    def remote(self, *args, **kwargs):
+        """Creates the actor (its constructor runs in its own instance)."""
+        o = self._options
+        if o.get("get_if_exists") and o.get("name"):
+            try:
+                return get_actor(o["name"])
+            except ValueError:
+                pass
+        cls = self._shipped(self._cls)
+        wit_args = [_types.Arg_Object(cls._handle)] + _args(args, kwargs)
+        actor = _call(_actors.create, self._cls.__qualname__, wit_args, _wit_options(o))
+        return ActorHandle(actor.hi, actor.lo, self._cls.__qualname__)
+
+
+class ActorMethod:
+    """``handle.method``: call ``.remote(...)`` to queue a call."""
+
+    __slots__ = ("_handle", "_name")
+
+    def __init__(self, handle, name):
+        self._handle = handle
+        self._name = name
+
+    def remote(self, *args, **kwargs):
+        """Queues the call (calls from one caller run in order); returns the
+        ref of its result."""
+        actor = _types.ActorId(hi=self._handle._hi, lo=self._handle._lo)
+        return ObjectRef(_call(_actors.call, actor, self._name, _args(args, kwargs)))
+
+    def options(self, **options):
+        """Per-call options (accepted for Ray compatibility: only
+        ``num_returns=1`` means anything here)."""
+        _check(options, {"num_returns", "name"}, "an actor method")
+        return self
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"Actor methods cannot be called directly. Instead of '{self._name}()', try '{self._name}.remote()'.")
+
+
+class ActorHandle:
+    """A handle to an actor: ``handle.method.remote(...)``. Handles can be
+    passed to tasks and other actors and returned from them."""
+
+    def __init__(self, hi, lo, class_name):
+        self._hi = hi
+        self._lo = lo
+        self._class_name = class_name
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return ActorMethod(self, name)
+
+    def __repr__(self):
+        return f"Actor({self._class_name}, {self._hi:016x}{self._lo:016x})"
+
+    def __reduce__(self):
+        return (ActorHandle, (self._hi, self._lo, self._class_name))
+
+
+def method(*args, **kwargs):
+    """Ray's ``@ray.method(num_returns=...)``: accepted, with
+    ``num_returns=1`` only."""
+    _check(kwargs, {"num_returns", "concurrency_group"}, "a method")
+
+    def wrap(f):
+        return f
+
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return args[0]
+    return wrap
+
+
+def remote(*args, **options):
+    """``@wray.remote`` or ``@wray.remote(num_cpus=..., ...)`` on a
+    function (a task) or a class (an actor)."""
+
+    def make(target):
+        if isinstance(target, type):
+            return ActorClass(target, options)
+        if callable(target):
+            return RemoteFunction(target, options)
+        raise TypeError(f"@wray.remote applies to functions and classes, not {type(target).__name__}")
+
+    if len(args) == 1 and not options and callable(args[0]):
+        return make(args[0])
+    if args:
+        raise TypeError("@wray.remote takes keyword options only, e.g. @wray.remote(num_cpus=2)")
+    return make
+
+
+def _refs(refs, what):
+    if isinstance(refs, ObjectRef):
+        return [refs], True
+    try:
+        refs = list(refs)
+    except TypeError:
+        raise TypeError(f"{what} takes an ObjectRef or a list of them, not {type(refs).__name__}") from None
+    for r in refs:
+        if not isinstance(r, ObjectRef):
+            raise TypeError(f"{what} takes ObjectRefs, got {type(r).__name__}")
+    return refs, False
+
+
+def _timeout_ms(timeout):
+    if timeout is None:
+        return None
+    if timeout < 0:
+        raise ValueError("timeout must be non-negative")
+    return int(timeout * 1000)
+
+
+def get(object_refs, *, timeout=None):
+    """The value of an object, or the values of a list of them, blocking
+    until they exist (or ``timeout`` seconds pass: ``GetTimeoutError``). A
+    failed task's error is raised here (``RayTaskError`` with its
+    traceback)."""
+    refs, single = _refs(object_refs, "wray.get")
+    datas = _call(_tasks.get, [r._handle for r in refs], _timeout_ms(timeout))
+    values = [_codec.loads(d) for d in datas]
+    return values[0] if single else values
+
+
+def put(value):
+    """Stores ``value`` in the object store; returns its ref."""
+    if isinstance(value, ObjectRef):
+        raise TypeError("Calling 'put' on an ObjectRef is not allowed")
+    return ObjectRef(_call(_tasks.put, _codec.to_value(value)))
+
+
+def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
+    """Waits until ``num_returns`` of ``object_refs`` are ready or
+    ``timeout`` seconds pass; returns ``(ready, not_ready)``, each in the
+    order given."""
+    refs, single = _refs(object_refs, "wray.wait")
+    if single:
+        raise TypeError("wray.wait takes a list of ObjectRefs")
+    if not 0 <= num_returns <= len(refs):
+        raise ValueError(f"num_returns must be between 0 and {len(refs)}, not {num_returns}")
+    if not refs:
+        return [], []
+    ready = _call(_tasks.wait, [r._handle for r in refs], num_returns, _timeout_ms(timeout))
+    done = [r for r, ok in zip(refs, ready) if ok][:num_returns] if num_returns else []
+    chosen = set(map(id, done))
+    return done, [r for r in refs if id(r) not in chosen]
+
+
+def cancel(object_ref, *, force=False, recursive=True):
+    """Cancels the task producing ``object_ref`` if it has not finished;
+    ``wray.get`` on it then raises ``TaskCancelledError``."""
+    if not isinstance(object_ref, ObjectRef):
+        raise TypeError("wray.cancel takes an ObjectRef")
+    _call(_tasks.cancel, object_ref._handle)
+
+
+def kill(actor, *, no_restart=True):
+    """Kills an actor; with ``no_restart=False`` it restarts if it has
+    restarts left."""
+    if not isinstance(actor, ActorHandle):
+        raise TypeError("wray.kill takes an actor handle")
+    _call(_actors.kill, _types.ActorId(hi=actor._hi, lo=actor._lo), no_restart)
+
+
+def get_actor(name, namespace=None):
+    """The handle of the named actor (created with ``.options(name=...)``);
+    ``ValueError`` if there is none."""
+    try:
+        actor, cls = _actors.get_named(name)
+    except _Err as err:
+        if isinstance(err.value, _types.Error_InvalidArgument):
+            raise ValueError(f"Failed to look up actor with name '{name}': {err.value.value}") from None
+        _raise(err)
+    return ActorHandle(actor.hi, actor.lo, cls)
+
+
+def _resources(amounts):
+    return {a.name: a.amount for a in amounts}
+
+
+def cluster_resources():
+    """Total resources of the cluster: ``{"CPU": 4.0, ...}``."""
+    return _resources(_cluster.cluster_resources())
+
+
+def available_resources():
+    """Resources not held by running tasks and actors right now."""
+    return _resources(_cluster.available_resources())
+
+
+class RuntimeContext:
+    """Where the caller runs (Ray's ``get_runtime_context()``)."""
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def get_job_id(self):
+        return f"{self._ctx.job_id:08x}"
+
+    def get_node_id(self):
+        return self._ctx.node_id
+
+    def get_task_id(self):
+        return self._ctx.task_id or None
+
+    def get_actor_id(self):
+        a = self._ctx.actor_id
+        return None if a is None else f"{a.hi:016x}{a.lo:016x}"
+
+    @property
+    def job_id(self):
+        return self.get_job_id()
+
+    @property
+    def node_id(self):
+        return self.get_node_id()
+
+
+def get_runtime_context():
+    """Where the caller runs."""
+    return RuntimeContext(_cluster.context())
+
+
+def init(*args, **kwargs):
+    """Accepted for Ray compatibility and does nothing: a wray job runs in
+    the runtime ``wray run`` gave it (its address decides the cluster)."""
+    return None
+
+
+def is_initialized():
+    """Always true inside a job."""
+    return True
+
+
+def shutdown(*args, **kwargs):
+    """Accepted for Ray compatibility; the job ends when its driver does."""
+    return None
+
+
+# `ray.util.placement_group(...)` through `import wray as ray` (imported
+# last: it uses the names above).
+from . import util  # noqa: E402

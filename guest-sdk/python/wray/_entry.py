@@ -1,0 +1,206 @@
+"""The component's export (WIT ``entry``): what the host calls.
+
+``wray build`` generates the component's top module, which imports
+``Entry`` from here and hands over the job's script (``set_script``). The
+interpreter and this package are imported once, at build time
+(componentize-py pre-initializes the component), so a fresh instance for a
+task starts with them loaded; the script itself runs only in the driver.
+"""
+
+import ast
+import builtins
+import linecache
+import sys
+import traceback
+import types as _pytypes
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import tasks
+from wit_world.imports import types
+
+from . import _codec
+
+# (file name, source) of the job's script.
+_script = None
+
+# The instance's actor, once constructed.
+_actor = None
+
+
+def set_script(filename, source):
+    """Records the script the driver runs and imports what it needs (called
+    by the generated module, at build time). A syntax error fails the
+    build."""
+    global _script
+    compile(source, filename, "exec", ast.PyCF_ONLY_AST)
+    _script = (filename, source)
+    # Tracebacks show the script's lines in every instance (the component
+    # has no files to read them from).
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    from . import _preload
+
+    _preload.preload(source, filename)
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def _unbuffered():
+    # Output reaches the host line by line, as a task prints it, not when
+    # the instance ends (a trap or a limit would lose what was buffered).
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True)
+        except Exception:
+            pass
+
+
+def _failure(e):
+    """The exception's traceback without wray's own frames."""
+    te = traceback.TracebackException(type(e), e, e.__traceback__)
+    te.stack = traceback.StackSummary.from_list(
+        [f for f in te.stack if "/wray/_" not in f.filename.replace("\\", "/")]
+    )
+    return "".join(te.format()).rstrip()
+
+
+def _refile(code, filename):
+    """``code`` (and the code nested in it) named as coming from
+    ``filename``: cloudpickle ships functions with ``<dynamic-code>`` as
+    their file, and the functions it ships by value are the script's."""
+    if code.co_filename != "<dynamic-code>":
+        return code
+    consts = tuple(_refile(c, filename) if isinstance(c, _pytypes.CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def _renamed(obj):
+    """A function or class received from another instance, its code named
+    after the script again (and the script's functions it uses)."""
+    if _script is None:
+        return obj
+    filename = _script[0]
+    seen = set()
+
+    def fix(o, depth):
+        if id(o) in seen or depth > 2:
+            return
+        seen.add(id(o))
+        if isinstance(o, _pytypes.FunctionType):
+            o.__code__ = _refile(o.__code__, filename)
+            for g in list(o.__globals__.values()):
+                if isinstance(g, (_pytypes.FunctionType, type)):
+                    fix(g, depth + 1)
+            for cell in o.__closure__ or ():
+                try:
+                    fix(cell.cell_contents, depth + 1)
+                except ValueError:
+                    pass
+        elif isinstance(o, type) and o.__module__ == "__main__":
+            for v in list(vars(o).values()):
+                fix(getattr(v, "__func__", getattr(v, "fget", v)), depth + 1)
+
+    fix(obj, 0)
+    return obj
+
+
+def _invoke(target, args):
+    """Calls ``target`` on a call's encoded arguments: the keyword names,
+    then each argument (see ``wray._args``)."""
+    names = _codec.loads(args[0])
+    values = [_codec.loads(a) for a in args[1:]]
+    split = len(values) - len(names)
+    return target(*values[:split], **dict(zip(names, values[split:])))
+
+
+def _has_main_guard(tree):
+    """Whether the module has an ``if __name__ == "__main__":`` block."""
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare):
+            names = [n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)]
+            if "__name__" in names:
+                return True
+    return False
+
+
+def _exit(code):
+    _flush()
+    if code is None or code == 0:
+        return
+    if not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    tasks.exit(code)
+
+
+class Entry(exports.Entry):
+    def main(self, args):
+        _unbuffered()
+        if _script is None:
+            raise Err("this component has no script to run (it was not built by `wray build job.py`)")
+        filename, source = _script
+        sys.argv = [filename] + list(args)
+        module = _pytypes.ModuleType("__main__")
+        module.__file__ = filename
+        module.__builtins__ = builtins
+        sys.modules["__main__"] = module
+        try:
+            tree = compile(source, filename, "exec", ast.PyCF_ONLY_AST)
+            exec(compile(tree, filename, "exec"), module.__dict__)
+            entry = module.__dict__.get("main")
+            if callable(entry) and not _has_main_guard(tree):
+                _exit(entry())
+        except SystemExit as e:
+            _exit(e.code)
+        except BaseException as e:
+            _flush()
+            raise Err(_failure(e))
+        _flush()
+
+    def run_task(self, function, args):
+        _unbuffered()
+        try:
+            fn = _renamed(_codec.loads(args[0]))
+            return _codec.to_value(_invoke(fn, args[1:]))
+        except BaseException as e:
+            raise Err(_failure(e))
+        finally:
+            _flush()
+
+    def actor_new(self, class_, args):
+        global _actor
+        _unbuffered()
+        try:
+            cls = _renamed(_codec.loads(args[0]))
+            _actor = _invoke(cls, args[1:])
+        except BaseException as e:
+            raise Err(_failure(e))
+        finally:
+            _flush()
+
+    def actor_call(self, method, args):
+        _unbuffered()
+        if method == "__wray_ready":
+            # The unit value, once the constructor has run.
+            return types.Value(data=b"", refs=[])
+        bound = getattr(_actor, method, None)
+        if method.startswith("__") or not callable(bound):
+            raise Err(f"{type(_actor).__name__} has no method {method!r}")
+        try:
+            return _codec.to_value(_invoke(bound, args))
+        except BaseException as e:
+            raise Err(_failure(e))
+        finally:
+            _flush()
+
+    def snapshot(self):
+        raise Err("Python actors do not take snapshots (checkpoint_every)")
+
+    def restore(self):
+        raise Err("Python actors do not take snapshots (checkpoint_every)")

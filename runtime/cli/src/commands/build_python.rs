@@ -1,0 +1,216 @@
+//! `wray build job.py`: a Python script to a job component, with
+//! componentize-py.
+//!
+//! The component is CPython (componentize-py's build of it) with the `wray`
+//! package (`guest-sdk/python`, compiled into this binary so that a build
+//! needs no checkout), cloudpickle, the script and what it imports — all
+//! imported once at build time: componentize-py keeps the interpreter's
+//! memory as it was after those imports, so an instance starts with them
+//! done, and a module not imported then cannot be imported at run time
+//! (`wray/_preload.py` says which are).
+
+use crate::Failure;
+use anyhow::{Context, anyhow};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The componentize-py release `wray build` is made for (`scripts/setup`
+/// installs it); the WIT bindings it generates are part of the SDK's
+/// contract.
+pub(crate) const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
+
+/// The WIT world every job component implements.
+const WIT: &str = include_str!("../../../../wit/runtime.wit");
+
+/// The `wray` Python package, file by file.
+const SDK: &[(&str, &str)] = &[
+    ("__init__.py", include_str!("../../../../guest-sdk/python/wray/__init__.py")),
+    ("_codec.py", include_str!("../../../../guest-sdk/python/wray/_codec.py")),
+    ("_entry.py", include_str!("../../../../guest-sdk/python/wray/_entry.py")),
+    ("_preload.py", include_str!("../../../../guest-sdk/python/wray/_preload.py")),
+    ("exceptions.py", include_str!("../../../../guest-sdk/python/wray/exceptions.py")),
+    ("util/__init__.py", include_str!("../../../../guest-sdk/python/wray/util/__init__.py")),
+    ("util/placement_group.py", include_str!("../../../../guest-sdk/python/wray/util/placement_group.py")),
+    ("util/scheduling_strategies.py", include_str!("../../../../guest-sdk/python/wray/util/scheduling_strategies.py")),
+];
+
+/// The module componentize-py wraps: it must not share a name with anything
+/// a job imports.
+const APP_MODULE: &str = "wray_job_app";
+
+/// Where `scripts/setup` puts componentize-py when it is not on PATH.
+fn default_venv() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    Some(PathBuf::from(home).join(".cache/wray/python"))
+}
+
+/// The componentize-py to run and the Python interpreter beside it (whose
+/// site-packages hold cloudpickle): `WRAY_COMPONENTIZE_PY`, else the one on
+/// PATH, else the one `scripts/setup` installed.
+fn componentize_py() -> Result<(PathBuf, PathBuf), Failure> {
+    let candidates: Vec<PathBuf> = std::env::var_os("WRAY_COMPONENTIZE_PY")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(
+            std::env::var_os("PATH")
+                .into_iter()
+                .flat_map(|p| std::env::split_paths(&p).map(|d| d.join("componentize-py")).collect::<Vec<_>>()),
+        )
+        .chain(default_venv().map(|v| v.join("bin/componentize-py")))
+        .collect();
+    let found = candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        anyhow!(
+            "componentize-py is not installed: run scripts/setup, or `pip install componentize-py=={COMPONENTIZE_PY_VERSION} cloudpickle` \
+             (or set WRAY_COMPONENTIZE_PY to its path)"
+        )
+    })?;
+    let dir = found.parent().unwrap_or(Path::new("."));
+    let python = ["python3", "python"].iter().map(|n| dir.join(n)).find(|p| p.is_file()).unwrap_or("python3".into());
+    Ok((found, python))
+}
+
+/// The directory of the cloudpickle package `python` imports.
+fn cloudpickle_dir(python: &Path) -> Result<PathBuf, Failure> {
+    let out = Command::new(python)
+        .args(["-c", "import cloudpickle, os; print(os.path.dirname(cloudpickle.__file__))"])
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "{} cannot import cloudpickle (wray's Python jobs ship functions with it): `{} -m pip install cloudpickle`",
+            python.display(),
+            python.display()
+        )
+        .into());
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// Builds `script` into `output` (default: beside it, `.wasm`); prints the
+/// component's path as the last line.
+pub(crate) fn build(script: &Path, output: Option<PathBuf>) -> Result<(), Failure> {
+    let source = std::fs::read_to_string(script)
+        .map_err(|e| Failure::Usage(anyhow!("cannot read {}: {e}", script.display())))?;
+    let dir = script.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = script.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "job.py".into());
+    let output = output.unwrap_or_else(|| script.with_extension("wasm"));
+    let (componentize, python) = componentize_py()?;
+    let cloudpickle = cloudpickle_dir(&python)?;
+
+    // Everything componentize-py reads, in one scratch directory.
+    let work = tempfile::tempdir().context("creating a build directory")?;
+    let wit = work.path().join("wit");
+    let lib = work.path().join("lib");
+    let sdk = lib.join("wray");
+    std::fs::create_dir_all(&wit)
+        .and_then(|()| std::fs::create_dir_all(&sdk))
+        .context("writing the build directory")?;
+    std::fs::write(wit.join("runtime.wit"), WIT).context("writing the WIT world")?;
+    for (file, text) in SDK {
+        let file = sdk.join(file);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).context("writing the wray package")?;
+        }
+        std::fs::write(file, text).context("writing the wray package")?;
+    }
+    copy_dir(&cloudpickle, &lib.join("cloudpickle")).context("copying cloudpickle")?;
+    // The component's top module: the export, and the script (imported
+    // from, and syntax-checked, at build time).
+    let app = format!(
+        "from wray._entry import Entry, set_script\nset_script({}, {})\n",
+        python_str(&name),
+        python_str(&source)
+    );
+    std::fs::write(lib.join(format!("{APP_MODULE}.py")), app).context("writing the app module")?;
+
+    eprintln!("building {} with componentize-py (about half a minute) ...", script.display());
+    let out = Command::new(&componentize)
+        .arg("-d")
+        .arg(&wit)
+        .args(["-w", "job", "componentize", APP_MODULE, "-p"])
+        .arg(&lib)
+        .arg("-p")
+        .arg(dir)
+        .arg("-o")
+        .arg(&output)
+        .output()
+        .with_context(|| format!("running {}", componentize.display()))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(Failure::Usage(anyhow!("{} does not build:\n{}", script.display(), python_error(&stderr))));
+    }
+    println!("{}", output.display());
+    Ok(())
+}
+
+/// What componentize-py printed, reduced to the Python error when there is
+/// one (its own wrapping names the build's scratch files, not the user's).
+fn python_error(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().collect();
+    match lines.iter().position(|l| l.starts_with("Traceback (most recent call last)")) {
+        Some(start) => lines[start..]
+            .iter()
+            .filter(|l| !l.contains(APP_MODULE) && !l.contains("/wray/_entry.py") && !l.contains("/wray/_preload.py"))
+            .take_while(|l| !l.starts_with("Caused by") && !l.starts_with("Stack backtrace"))
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n")
+            .trim_end()
+            .to_string(),
+        None => stderr.trim_end().to_string(),
+    }
+}
+
+/// `s` as a Python string literal.
+fn python_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            if entry.file_name() != "__pycache__" {
+                copy_dir(&path, &to.join(entry.file_name()))?;
+            }
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_become_python_literals() {
+        assert_eq!(python_str("a\"b\\c\nd\te\u{1}"), r#""a\"b\\c\nd\te\x01""#);
+        assert_eq!(python_str("é"), "\"é\"");
+    }
+
+    #[test]
+    fn the_python_error_is_kept_and_the_scratch_frames_dropped() {
+        let stderr = "Error: initialization failed\n\nTraceback (most recent call last):\n  File \"/tmp/x/lib/wray_job_app.py\", line 2, in <module>\n  File \"/tmp/x/lib/wray/_entry.py\", line 40, in set_script\n  File \"job.py\", line 3\n    def f(:\n          ^\nSyntaxError: invalid syntax\n\nCaused by:\n    x";
+        let kept = python_error(stderr);
+        assert!(kept.starts_with("Traceback") && kept.ends_with("SyntaxError: invalid syntax"), "{kept}");
+        assert!(!kept.contains("wray_job_app") && !kept.contains("_entry.py"), "{kept}");
+    }
+}

@@ -1,0 +1,156 @@
+//! Python jobs: scripts written against Ray's API with `import wray as
+//! ray`, built by the real `wray build job.py` (componentize-py, installed by
+//! scripts/setup) and run by the real `wray run`.
+
+use crate::examples::check_dns;
+use crate::util::*;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The Python examples, built once per test run into `target/guests/python`
+/// (two at a time: componentize-py uses one core for half a minute).
+struct PythonGuests {
+    dns: PathBuf,
+    retrieve: PathBuf,
+    pi: PathBuf,
+    counter: PathBuf,
+}
+
+fn python_guests() -> &'static PythonGuests {
+    static GUESTS: OnceLock<PythonGuests> = OnceLock::new();
+    GUESTS.get_or_init(|| {
+        const NAMES: [&str; 4] = ["dns", "retrieve", "pi", "counter"];
+        let mut built: Vec<PathBuf> = Vec::new();
+        for pair in NAMES.chunks(2) {
+            let handles: Vec<_> = pair.iter().map(|n| std::thread::spawn(move || build_python(n))).collect();
+            built.extend(handles.into_iter().map(|h| h.join().expect("build thread")));
+        }
+        let mut built = built.into_iter();
+        let mut next = || built.next().expect("one per name");
+        PythonGuests { dns: next(), retrieve: next(), pi: next(), counter: next() }
+    })
+}
+
+/// `wray build examples/python/NAME.py -o target/guests/python/NAME.wasm`.
+fn build_python(name: &str) -> PathBuf {
+    let script = workspace().join(format!("examples/python/{name}.py"));
+    let dir = target_dir().join("guests/python");
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = dir.join(format!("{name}.wasm"));
+    let out = wray_with(&["build", path(&script), "-o", path(&output)], &[], Duration::from_secs(600));
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out).lines().last().map(str::trim), Some(path(&output)));
+    output
+}
+
+#[test]
+fn the_dns_tutorial_runs_unchanged_in_python() {
+    // The tutorial's script as written (tasks hold a whole CPU, as in Ray:
+    // eight CPUs let its three and five lookups overlap).
+    let (out, _) = run_ok(&python_guests().dns, &["--cpus", "8"], &[], &[]);
+    check_dns(&out);
+}
+
+#[test]
+fn the_dns_tutorial_runs_unchanged_on_a_cluster() {
+    // The same file, sent to a head with two workers: tasks and the actor
+    // spread over the nodes, each node compiling the component once.
+    let head = crate::cluster::Head::start_with_cpus("1");
+    head.add_worker_with("4", &[]);
+    head.add_worker_with("4", &[]);
+    let out = head.run(&python_guests().dns, &[]);
+    assert_code(&out, 0);
+    check_dns(&stdout(&out));
+}
+
+#[test]
+fn the_retrieve_example_runs_in_parallel_in_python() {
+    let (out, _) = run_ok(&python_guests().retrieve, &["--cpus", "8"], &[], &[]);
+    let seq = number_after(&out, "Sequential runtime:");
+    let par = number_after(&out, "Runtime:");
+    assert!(seq >= 2.8, "sequential took {seq} s, less than its sleeps\n{out}");
+    assert!(par < 1.3, "the longest tasks did not overlap: {par} s\n{out}");
+    let data: Vec<&str> = out.lines().skip_while(|l| !l.starts_with("Runtime:")).skip(1).collect();
+    assert_eq!(
+        data,
+        [
+            "(0, 'Learning')",
+            "(1, 'Ray')",
+            "(2, 'Flexible')",
+            "(3, 'Distributed')",
+            "(4, 'Python')",
+            "(5, 'for')",
+            "(6, 'Machine')",
+            "(7, 'Learning')"
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn python_tasks_estimate_pi_from_the_arguments_after_the_double_dash() {
+    let (out, _) = run_ok(&python_guests().pi, &[], &["10", "20000"], &[]);
+    let line = out.lines().find(|l| l.starts_with("10 tasks x 20000 samples: pi ~ ")).expect(&out);
+    let pi: f64 = line.split("pi ~ ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!((pi - std::f64::consts::PI).abs() < 0.03, "{line}");
+}
+
+#[test]
+fn an_exception_in_the_driver_fails_the_job_with_its_traceback() {
+    let out = wray(&["run", path(&python_guests().pi), "--", "many"]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("File \"pi.py\", line 25, in main"), "{err}");
+    assert!(err.contains("ValueError: invalid literal for int() with base 10: 'many'"), "{err}");
+    assert!(!err.contains("/wray/_entry.py"), "wray's own frames in the traceback: {err}");
+}
+
+#[test]
+fn python_actors_refs_errors_and_cancellation_behave_as_in_ray() {
+    let (out, _) = run_ok(&python_guests().counter, &["--cpus", "4"], &[], &[]);
+    let expected = [
+        "incr: 11 16",
+        "from a task: 19",
+        "by name: 19",
+        "nested tasks: 285",
+        "put, then a task on it: 1000000",
+        "a ref inside a value: 499500",
+        "wait: [0.0] 1 not ready",
+        "task error: ZeroDivisionError: division by zero",
+        "traceback names the function: True",
+        "get timed out",
+        "cancelled",
+        "killed actor: RayActorError",
+        "in a placement group: 49",
+        "CPUs: 4.0",
+    ];
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, expected, "{out}");
+}
+
+/// Writes `source` as `name` in a fresh directory; returns the directory
+/// (kept alive by the caller) and the script's path.
+fn script(name: &str, source: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, source).unwrap();
+    (dir, file)
+}
+
+#[test]
+fn a_syntax_error_fails_the_build_with_python_s_message() {
+    let (_dir, file) = script("broken.py", "import wray\n\ndef f(:\n    pass\n");
+    let out = wray_with(&["build", path(&file)], &[], Duration::from_secs(600));
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("broken.py") && err.contains("line 3") && err.contains("SyntaxError"), "{err}");
+    assert!(!Path::new(&file.with_extension("wasm")).exists(), "a component was written");
+}
+
+#[test]
+fn building_a_missing_script_names_it() {
+    let out = wray(&["build", "/nonexistent/job.py"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("/nonexistent/job.py"), "{}", stderr(&out));
+}
