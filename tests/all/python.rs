@@ -15,12 +15,13 @@ struct PythonGuests {
     retrieve: PathBuf,
     pi: PathBuf,
     counter: PathBuf,
+    tensors: PathBuf,
 }
 
 fn python_guests() -> &'static PythonGuests {
     static GUESTS: OnceLock<PythonGuests> = OnceLock::new();
     GUESTS.get_or_init(|| {
-        const NAMES: [&str; 4] = ["dns", "retrieve", "pi", "counter"];
+        const NAMES: [&str; 5] = ["dns", "retrieve", "pi", "counter", "tensors"];
         let mut built: Vec<PathBuf> = Vec::new();
         for pair in NAMES.chunks(2) {
             let handles: Vec<_> = pair.iter().map(|n| std::thread::spawn(move || build_python(n))).collect();
@@ -28,7 +29,7 @@ fn python_guests() -> &'static PythonGuests {
         }
         let mut built = built.into_iter();
         let mut next = || built.next().expect("one per name");
-        PythonGuests { dns: next(), retrieve: next(), pi: next(), counter: next() }
+        PythonGuests { dns: next(), retrieve: next(), pi: next(), counter: next(), tensors: next() }
     })
 }
 
@@ -153,4 +154,25 @@ fn building_a_missing_script_names_it() {
     let out = wray(&["build", "/nonexistent/job.py"]);
     assert_code(&out, 2);
     assert!(stderr(&out).contains("/nonexistent/job.py"), "{}", stderr(&out));
+}
+
+#[test]
+fn python_reaches_the_host_s_tensors_and_fits_a_line_with_them() {
+    let (out, _) = run_ok(&python_guests().tensors, &[], &[], &[]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "shape: (2, 2) device: cpu",
+            "x @ x: [[7.0, 10.0], [15.0, 22.0]]",
+            "relu(x - 2.5) * 2 + 1: [[1.0, 1.0], [2.0, 4.0]]",
+            "sum along axis 1: [[3.0], [7.0]]",
+            "softmax rows sum to: [1.0, 1.0]",
+            "bytes round trip: True",
+            "through the object store: [[1.0, 2.0], [3.0, 4.0]]",
+            "fitted w, b: [2.0, 1.0]",
+            "shapes that do not fit: InvalidArgumentError",
+        ],
+        "{out}"
+    );
 }

@@ -29,6 +29,7 @@ const SDK: &[(&str, &str)] = &[
     ("_entry.py", include_str!("../../../../guest-sdk/python/wray/_entry.py")),
     ("_preload.py", include_str!("../../../../guest-sdk/python/wray/_preload.py")),
     ("exceptions.py", include_str!("../../../../guest-sdk/python/wray/exceptions.py")),
+    ("tensor.py", include_str!("../../../../guest-sdk/python/wray/tensor.py")),
     ("util/__init__.py", include_str!("../../../../guest-sdk/python/wray/util/__init__.py")),
     ("util/placement_group.py", include_str!("../../../../guest-sdk/python/wray/util/placement_group.py")),
     ("util/scheduling_strategies.py", include_str!("../../../../guest-sdk/python/wray/util/scheduling_strategies.py")),
