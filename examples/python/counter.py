@@ -1,6 +1,6 @@
 # Actors and the rest of the Core API from Python: a named Counter actor,
 # handles passed to tasks, nested tasks, wait, put, errors with their remote
-# traceback, cancel, kill, a placement group.
+# traceback, cancel, the time and memory limits, kill, a placement group.
 #
 #   wray build examples/python/counter.py
 #   wray run examples/python/counter.wasm
@@ -51,6 +51,11 @@ def slow(seconds):
     return seconds
 
 
+@ray.remote
+def hog(mib):
+    return len(bytearray(mib << 20))
+
+
 if __name__ == "__main__":
     c = Counter.options(name="counter").remote(10)
     print("incr:", ray.get(c.incr.remote()), ray.get(c.incr.remote(by=5)))
@@ -86,6 +91,16 @@ if __name__ == "__main__":
         ray.get(doomed)
     except ray.exceptions.TaskCancelledError:
         print("cancelled")
+
+    try:
+        ray.get(slow.options(time_limit_ms=300).remote(30.0))
+    except ray.exceptions.RayTaskError as e:
+        print("time limit:", "time limit exceeded" in str(e))
+    try:
+        ray.get(hog.options(memory=128 << 20).remote(400))
+    except ray.exceptions.RayTaskError as e:
+        print("memory limit:", "memory limit exceeded" in str(e))
+    print("within the limit:", ray.get(hog.options(memory=256 << 20).remote(16)))
 
     ray.kill(c)
     try:
