@@ -154,6 +154,20 @@ fn a_syntax_error_fails_the_build_with_python_s_message() {
 }
 
 #[test]
+fn building_without_componentize_py_says_how_to_install_it() {
+    let (dir, file) = script("job.py", "import wray\n");
+    let home = dir.path().to_str().unwrap();
+    let out = wray_with(
+        &["build", path(&file)],
+        &[("HOME", home), ("PATH", "/usr/bin:/bin"), ("WRAY_COMPONENTIZE_PY", "/nonexistent/componentize-py")],
+        Duration::from_secs(60),
+    );
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("componentize-py is not installed") && err.contains("scripts/setup"), "{err}");
+}
+
+#[test]
 fn building_a_missing_script_names_it() {
     let out = wray(&["build", "/nonexistent/job.py"]);
     assert_code(&out, 2);
