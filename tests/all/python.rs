@@ -206,3 +206,35 @@ fn the_seeds_wine_mlp_trains_in_python_on_the_host_s_kernels() {
     let accuracy = number_after(&out, "test accuracy:");
     assert!(accuracy >= 0.68, "accuracy {accuracy}\n{out}");
 }
+
+#[test]
+fn a_project_directory_builds_its_named_script_with_its_modules() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write(
+        "pyproject.toml",
+        "[project]\nname = \"squares\"\nversion = \"0.1.0\"\ndependencies = []\n\n[tool.wray]\nmain = \"app.py\"\n",
+    );
+    write("helper.py", "def square(x):\n    return x * x\n");
+    write(
+        "app.py",
+        "import wray\nfrom helper import square\n\n@wray.remote\ndef f(i):\n    return square(i)\n\nprint(wray.get([f.remote(i) for i in range(4)]))\n",
+    );
+    let out = wray_with(&["build", path(dir.path())], &[], Duration::from_secs(600));
+    assert_code(&out, 0);
+    let job = dir.path().join("squares.wasm");
+    assert_eq!(stdout(&out).lines().last().map(str::trim), Some(path(&job)));
+    let (ran, _) = run_ok(&job, &[], &[], &[]);
+    assert_eq!(ran.trim(), "[0, 1, 4, 9]");
+
+    // A pyproject.toml naming a script that is not there, or with a value
+    // of the wrong kind: usage errors that say so.
+    write("pyproject.toml", "[tool.wray]\nmain = \"missing.py\"\n");
+    let out = wray(&["build", path(dir.path())]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("missing.py") && stderr(&out).contains("[tool.wray] main"), "{}", stderr(&out));
+    write("pyproject.toml", "[tool.wray]\nmain = 3\n");
+    let out = wray(&["build", path(dir.path())]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("must be strings"), "{}", stderr(&out));
+}

@@ -9,8 +9,10 @@ use std::process::{Command, Stdio};
 
 /// Build a job component: a guest crate (a `cdylib` depending on the `wray`
 /// SDK) into a wasm32-wasip2 component, in release mode; or a Python script
-/// (`job.py`, or a directory with a `main.py`) with componentize-py. Prints
-/// the component's path as the last line of output.
+/// (`job.py`, or a project directory: a `pyproject.toml` whose `[tool.wray]
+/// main` names the script, default `main.py`, and whose `[project]
+/// dependencies` are installed into the component) with componentize-py.
+/// Prints the component's path as the last line of output.
 #[derive(Args)]
 #[command(after_help = "\
 Examples:
@@ -20,13 +22,15 @@ Examples:
   wray build job.py             a Python job: writes job.wasm beside it
   wray build job.py -o /tmp/j.wasm")]
 pub struct BuildCommand {
-    /// The crate's directory, a Python script, or a directory with a
-    /// `main.py` (default: the current directory).
+    /// The crate's directory, a Python script, or a Python project's
+    /// directory (a `pyproject.toml` or a `main.py`; default: the current
+    /// directory).
     #[arg(value_name = "PATH", default_value = ".")]
     dir: PathBuf,
 
     /// Where to write the component (Python jobs; default: the script's
-    /// name with `.wasm`, beside it).
+    /// name with `.wasm` beside it, or the project's name in its
+    /// directory).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
 
@@ -43,14 +47,10 @@ impl BuildCommand {
             }
             return super::build_python::build(&self.dir, self.output);
         }
-        let main_py = self.dir.join("main.py");
-        if !self.dir.join("Cargo.toml").is_file() && main_py.is_file() {
-            let name = std::fs::canonicalize(&self.dir)
-                .ok()
-                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .unwrap_or_else(|| "main".into());
-            let output = self.output.unwrap_or_else(|| self.dir.join(format!("{name}.wasm")));
-            return super::build_python::build(&main_py, Some(output));
+        if !self.dir.join("Cargo.toml").is_file()
+            && (self.dir.join("pyproject.toml").is_file() || self.dir.join("main.py").is_file())
+        {
+            return super::build_python::build_project(&self.dir, self.output);
         }
         if self.output.is_some() {
             return Err(

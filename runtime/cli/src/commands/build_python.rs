@@ -87,9 +87,110 @@ fn cloudpickle_dir(python: &Path) -> Result<PathBuf, Failure> {
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
+/// What a project's `pyproject.toml` says to `wray build`.
+#[derive(Default)]
+struct Project {
+    /// `[project] name`.
+    name: Option<String>,
+    /// `[project] dependencies`: requirement strings for pip.
+    dependencies: Vec<String>,
+    /// `[tool.wray] main`: the script, relative to the project.
+    main: Option<String>,
+}
+
+/// Reads `pyproject.toml` with the Python beside componentize-py (its
+/// `tomllib`; Python 3.11 or later), so that wray needs no TOML parser.
+fn read_project(python: &Path, file: &Path) -> Result<Project, Failure> {
+    const READ: &str = "import json, sys, tomllib\n\
+        d = tomllib.load(open(sys.argv[1], 'rb'))\n\
+        p = d.get('project', {})\n\
+        print(json.dumps({'name': p.get('name'), 'dependencies': p.get('dependencies', []), \
+        'main': d.get('tool', {}).get('wray', {}).get('main')}))";
+    let out = Command::new(python)
+        .args(["-c", READ])
+        .arg(file)
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or_default();
+        return Err(anyhow!("cannot read {}: {last}", file.display()).into());
+    }
+    let bad = || {
+        Failure::Usage(anyhow!(
+            "cannot read {}: `[project] name` and `[tool.wray] main` must be strings, `[project] dependencies` a list of strings",
+            file.display()
+        ))
+    };
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|_| bad())?;
+    let text = |key: &str| match &v[key] {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(s) => Ok(Some(s.clone())),
+        _ => Err(bad()),
+    };
+    let dependencies = match &v["dependencies"] {
+        serde_json::Value::Array(items) => {
+            items.iter().map(|d| d.as_str().map(str::to_string).ok_or_else(bad)).collect::<Result<_, _>>()?
+        }
+        _ => return Err(bad()),
+    };
+    Ok(Project { name: text("name")?, dependencies, main: text("main")? })
+}
+
+/// Builds a Python project: `dir/pyproject.toml` (`[tool.wray] main`, the
+/// script, default `main.py`; `[project] dependencies`, installed with pip
+/// into the build and bundled) or just `dir/main.py`. The component is
+/// `output`, default `dir/NAME.wasm` (the project's name, else the
+/// directory's).
+pub(crate) fn build_project(dir: &Path, output: Option<PathBuf>) -> Result<(), Failure> {
+    let (_, python) = componentize_py()?;
+    let manifest = dir.join("pyproject.toml");
+    let project = if manifest.is_file() { read_project(&python, &manifest)? } else { Project::default() };
+    let script = dir.join(project.main.as_deref().unwrap_or("main.py"));
+    if !script.is_file() {
+        return Err(anyhow!(
+            "{} has no script: add a main.py, or name the script in pyproject.toml ([tool.wray] main = \"job.py\")",
+            script.display()
+        )
+        .into());
+    }
+    let name = project.name.clone().unwrap_or_else(|| {
+        std::fs::canonicalize(dir)
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "main".into())
+    });
+    let output = output.unwrap_or_else(|| dir.join(format!("{name}.wasm")));
+    let deps = tempfile::tempdir().context("creating a directory for dependencies")?;
+    if !project.dependencies.is_empty() {
+        eprintln!("installing {} with pip ...", project.dependencies.join(", "));
+        let out = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile", "--target"])
+            .arg(deps.path())
+            .args(&project.dependencies)
+            .output()
+            .with_context(|| format!("running {} -m pip", python.display()))?;
+        if !out.status.success() {
+            return Err(anyhow!(
+                "pip cannot install the dependencies of {}:\n{}",
+                manifest.display(),
+                String::from_utf8_lossy(&out.stderr).trim_end()
+            )
+            .into());
+        }
+    }
+    build_with(&script, Some(output), &[deps.path().to_path_buf()])
+}
+
 /// Builds `script` into `output` (default: beside it, `.wasm`); prints the
 /// component's path as the last line.
 pub(crate) fn build(script: &Path, output: Option<PathBuf>) -> Result<(), Failure> {
+    build_with(script, output, &[])
+}
+
+/// [`build`], with more directories for imports (a project's installed
+/// dependencies).
+fn build_with(script: &Path, output: Option<PathBuf>, paths: &[PathBuf]) -> Result<(), Failure> {
     let source = std::fs::read_to_string(script)
         .map_err(|e| Failure::Usage(anyhow!("cannot read {}: {e}", script.display())))?;
     let dir = script.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -132,6 +233,7 @@ pub(crate) fn build(script: &Path, output: Option<PathBuf>) -> Result<(), Failur
         .arg(&lib)
         .arg("-p")
         .arg(dir)
+        .args(paths.iter().flat_map(|p| [std::ffi::OsStr::new("-p"), p.as_os_str()]))
         .arg("-o")
         .arg(&output)
         .output()
