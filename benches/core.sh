@@ -11,11 +11,7 @@
 #   SCALE=0.2 benches/core.sh    # smaller wray workloads: faster, noisier
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=/var/tmp/wray-bench-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import ray, numpy" 2>/dev/null; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q "ray==2.60.*" numpy
-fi
+. benches/ray-venv.sh
 cargo build --release -q -p wray-cli
 job=$(target/release/wray build benches/microbench | tail -n1)
 # Kept after the run: `wray microbenchmark --ray "$figures" ...` can print the

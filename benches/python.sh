@@ -11,11 +11,7 @@
 #   ROUNDS=1 benches/python.sh    # quicker, noisier
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=/var/tmp/wray-bench-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import ray, numpy" 2>/dev/null; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q "ray==2.60.*" numpy
-fi
+. benches/ray-venv.sh
 cargo build --release -q -p wray-cli
 job=$(target/release/wray build benches/reference/python_bench.py -o /var/tmp/wray-python-bench.wasm | tail -n1)
 # Compile the component once (cached) before anything is timed.

@@ -257,7 +257,7 @@ class RemoteFunction(_Remote):
     _what = "a remote function"
 
     def __init__(self, function, options):
-        _check(options, _TASK_OPTIONS, "a remote function")
+        _check(options, self._allowed, self._what)
         self._function = function
         self._options = options
         _functools.update_wrapper(self, function)
@@ -284,7 +284,7 @@ class ActorClass(_Remote):
     _what = "an actor class"
 
     def __init__(self, cls, options):
-        _check(options, _ACTOR_OPTIONS, "an actor class")
+        _check(options, self._allowed, self._what)
         self._cls = cls
         self._options = options
         self.__name__ = cls.__name__

@@ -49,23 +49,12 @@ pub async fn write_raw(send: &mut quinn::SendStream, bytes: bytes::Bytes) -> Res
     send.write_chunk(bytes).await.map_err(|e| NetError::Stream(e.to_string()))
 }
 
-/// Reads `len` raw bytes that follow a message, refusing more than `max`.
-/// The bytes are copied once, from QUIC's buffers into the result; its
-/// memory is reserved up front but only paged in as bytes arrive (so a peer
-/// that announces much and sends little costs address space, not memory),
-/// in huge pages where the kernel offers them.
-pub async fn read_raw(recv: &mut quinn::RecvStream, len: u64, max: u64) -> Result<Vec<u8>, NetError> {
-    if len > max {
-        return Err(NetError::FrameTooLarge { len, max });
-    }
-    let mut buf = Vec::with_capacity(len as usize);
-    huge_pages(&mut buf);
-    read_raw_into(recv, &mut buf, len, max).await?;
-    Ok(buf)
-}
-
-/// [`read_raw`] into `buf` (emptied first; give it room for `len`, say a
-/// recycled buffer that is already mapped).
+/// Reads `len` raw bytes that follow a message into `buf` (emptied first),
+/// refusing more than `max` before anything is allocated. The bytes are
+/// copied once, from QUIC's buffers; give `buf` room for `len` — a recycled
+/// buffer that is already mapped (`wray_host::buffers::buffer`), or one
+/// whose memory is only paged in as bytes arrive, so that a peer that
+/// announces much and sends little costs address space, not memory.
 pub async fn read_raw_into(
     recv: &mut quinn::RecvStream,
     buf: &mut Vec<u8>,
@@ -87,25 +76,6 @@ pub async fn read_raw_into(
         }
     }
     Ok(())
-}
-
-/// Asks for huge pages behind a large buffer's spare capacity: a 1 GiB
-/// object then takes 512 page faults instead of 262,144.
-fn huge_pages(buf: &mut Vec<u8>) {
-    const HUGE: usize = 2 << 20;
-    if buf.capacity() < 2 * HUGE {
-        return;
-    }
-    let start = buf.as_mut_ptr() as usize;
-    let aligned = start.next_multiple_of(HUGE);
-    let end = (start + buf.capacity()) / HUGE * HUGE;
-    if end > aligned {
-        // SAFETY: the range lies inside the vector's own allocation, and
-        // MADV_HUGEPAGE changes how pages are backed, never their contents.
-        unsafe {
-            libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_HUGEPAGE);
-        }
-    }
 }
 
 /// Pieces a relay moves per step.

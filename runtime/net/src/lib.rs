@@ -284,21 +284,25 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn raw_bytes_are_bounded_and_must_all_arrive() {
         let (_c, _s, mut send, mut recv) = pair().await;
+        async fn read_raw(recv: &mut quinn::RecvStream, len: u64, max: u64) -> Result<Vec<u8>, NetError> {
+            let mut buf = Vec::new();
+            frame::read_raw_into(recv, &mut buf, len, max).await.map(|()| buf)
+        }
         // More than the limit: refused before anything is read or allocated.
-        match frame::read_raw(&mut recv, u64::MAX, 1 << 20).await {
+        match read_raw(&mut recv, u64::MAX, 1 << 20).await {
             Err(NetError::FrameTooLarge { len, max }) => assert_eq!((len, max), (u64::MAX, 1 << 20)),
             other => panic!("{other:?}"),
         }
         // Two objects back to back: each read takes exactly its own bytes.
         send.write_all(&[1u8; 100]).await.unwrap();
         send.write_all(&[2u8; 50]).await.unwrap();
-        assert_eq!(frame::read_raw(&mut recv, 100, 1 << 20).await.unwrap(), vec![1u8; 100]);
-        assert_eq!(frame::read_raw(&mut recv, 50, 1 << 20).await.unwrap(), vec![2u8; 50]);
+        assert_eq!(read_raw(&mut recv, 100, 1 << 20).await.unwrap(), vec![1u8; 100]);
+        assert_eq!(read_raw(&mut recv, 50, 1 << 20).await.unwrap(), vec![2u8; 50]);
         // A peer that announces more than it sends: a clear error once it
         // finishes, not a hang or a short object.
         send.write_all(&[3u8; 10]).await.unwrap();
         send.finish().unwrap();
-        match frame::read_raw(&mut recv, 1000, 1 << 20).await {
+        match read_raw(&mut recv, 1000, 1 << 20).await {
             Err(NetError::Stream(why)) => assert!(why.contains("990 bytes short"), "{why}"),
             other => panic!("{other:?}"),
         }

@@ -158,6 +158,12 @@ struct Arrivals {
     pending: HashMap<TaskId, Resources>,
 }
 
+/// Placement numbers kept for heartbeats not yet sent, at most (four
+/// heartbeats' worth): past it a node whose heartbeats stalled stops
+/// recording, and the head's time limit on unacknowledged charges covers the
+/// rest.
+const MAX_UNREPORTED_ARRIVALS: usize = 4 * wray_net::proto::MAX_ACKS;
+
 /// A placement on its way into the scheduler; dropping it (the request
 /// ended, however) takes its demand out of the pending ones if
 /// [`NodeInner::arrived`] did not already.
@@ -453,7 +459,7 @@ impl NodeInner {
     /// node; 0 if unnumbered) arrived, asking for `demand`.
     pub(crate) fn arriving(self: &Arc<Self>, task: TaskId, demand: &Resources, placement: u64) -> Arrival {
         let mut a = lock(&self.arrivals);
-        if placement != 0 && a.numbers.len() < 4 * wray_net::proto::MAX_ACKS {
+        if placement != 0 && a.numbers.len() < MAX_UNREPORTED_ARRIVALS {
             a.numbers.push(placement);
         }
         a.pending.insert(task, demand.clone());

@@ -118,12 +118,17 @@ struct Head {
 impl Head {
     /// Where `t` goes, which the node `from` (with or without a GPU) has no
     /// room for now: `Need::Elsewhere` if it can never run it there.
-    fn place(&mut self, t: &Task, from: usize, from_has_gpu: bool) -> Placement<u32> {
-        let need = if t.gpu && !from_has_gpu { Need::Elsewhere } else { Need::Spill };
+    /// The request reaches the chosen node at once in this model: its
+    /// number joins the node's next heartbeat.
+    fn place(&mut self, t: &Task, from: usize, nodes: &mut [Node]) -> Placement<u32> {
+        let need = if t.gpu && !nodes[from].gpu { Need::Elsewhere } else { Need::Spill };
         let t0 = Instant::now();
         let placed = self.view.place(&demand(t), Some(&(from as u32)), need);
         self.in_place += t0.elapsed();
         self.decisions += 1;
+        if let Placement::Node(to) = placed {
+            nodes[to as usize].arrived.push(self.view.last_placement(&to));
+        }
         placed
     }
 
@@ -218,12 +223,7 @@ fn main() {
             head.heartbeat(i as u32, nodes[i].free(), &arrived, now);
             heartbeats += 1;
             if let Some(t) = nodes[i].queue.front().copied() {
-                let placed = head.place(&t, i, nodes[i].gpu);
-                if let Placement::Node(to) = placed {
-                    let number = head.view.last_placement(&to);
-                    nodes[to as usize].arrived.push(number);
-                }
-                match placed {
+                match head.place(&t, i, &mut nodes) {
                     Placement::Node(to) if nodes[to as usize].fits(&t) => {
                         nodes[i].queue.pop_front();
                         start(&mut nodes, &mut running, to as usize, Task { placed: true, ..t }, now);
@@ -243,12 +243,7 @@ fn main() {
                 start(&mut nodes, &mut running, from, t, now);
                 continue;
             }
-            let placed = head.place(&t, from, nodes[from].gpu);
-            if let Placement::Node(to) = placed {
-                let number = head.view.last_placement(&to);
-                nodes[to as usize].arrived.push(number);
-            }
-            match placed {
+            match head.place(&t, from, &mut nodes) {
                 Placement::Node(to) if nodes[to as usize].fits(&t) => {
                     start(&mut nodes, &mut running, to as usize, Task { placed: true, ..t }, now)
                 }

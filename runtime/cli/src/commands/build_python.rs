@@ -143,9 +143,10 @@ fn read_project(python: &Path, file: &Path) -> Result<Project, Failure> {
 /// `output`, default `dir/NAME.wasm` (the project's name, else the
 /// directory's).
 pub(crate) fn build_project(dir: &Path, output: Option<PathBuf>) -> Result<(), Failure> {
-    let (_, python) = componentize_py()?;
+    let tools = componentize_py()?;
+    let python = &tools.1;
     let manifest = dir.join("pyproject.toml");
-    let project = if manifest.is_file() { read_project(&python, &manifest)? } else { Project::default() };
+    let project = if manifest.is_file() { read_project(python, &manifest)? } else { Project::default() };
     let script = dir.join(project.main.as_deref().unwrap_or("main.py"));
     if !script.is_file() {
         return Err(anyhow!(
@@ -164,7 +165,7 @@ pub(crate) fn build_project(dir: &Path, output: Option<PathBuf>) -> Result<(), F
     let deps = tempfile::tempdir().context("creating a directory for dependencies")?;
     if !project.dependencies.is_empty() {
         eprintln!("installing {} with pip ...", project.dependencies.join(", "));
-        let out = Command::new(&python)
+        let out = Command::new(python)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile", "--target"])
             .arg(deps.path())
             .args(&project.dependencies)
@@ -179,25 +180,29 @@ pub(crate) fn build_project(dir: &Path, output: Option<PathBuf>) -> Result<(), F
             .into());
         }
     }
-    build_with(&script, Some(output), &[deps.path().to_path_buf()])
+    build_with(&tools, &script, Some(output), &[deps.path().to_path_buf()])
 }
 
 /// Builds `script` into `output` (default: beside it, `.wasm`); prints the
 /// component's path as the last line.
 pub(crate) fn build(script: &Path, output: Option<PathBuf>) -> Result<(), Failure> {
-    build_with(script, output, &[])
+    build_with(&componentize_py()?, script, output, &[])
 }
 
-/// [`build`], with more directories for imports (a project's installed
-/// dependencies).
-fn build_with(script: &Path, output: Option<PathBuf>, paths: &[PathBuf]) -> Result<(), Failure> {
+/// [`build`] with the tools found ([`componentize_py`]) and more
+/// directories for imports (a project's installed dependencies).
+fn build_with(
+    (componentize, python): &(PathBuf, PathBuf),
+    script: &Path,
+    output: Option<PathBuf>,
+    paths: &[PathBuf],
+) -> Result<(), Failure> {
     let source = std::fs::read_to_string(script)
         .map_err(|e| Failure::Usage(anyhow!("cannot read {}: {e}", script.display())))?;
     let dir = script.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = script.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "job.py".into());
     let output = output.unwrap_or_else(|| script.with_extension("wasm"));
-    let (componentize, python) = componentize_py()?;
-    let cloudpickle = cloudpickle_dir(&python)?;
+    let cloudpickle = cloudpickle_dir(python)?;
 
     // Everything componentize-py reads, in one scratch directory.
     let work = tempfile::tempdir().context("creating a build directory")?;
@@ -226,7 +231,7 @@ fn build_with(script: &Path, output: Option<PathBuf>, paths: &[PathBuf]) -> Resu
     std::fs::write(lib.join(format!("{APP_MODULE}.py")), app).context("writing the app module")?;
 
     eprintln!("building {} with componentize-py (about half a minute) ...", script.display());
-    let out = Command::new(&componentize)
+    let out = Command::new(componentize)
         .arg("-d")
         .arg(&wit)
         .args(["-w", "job", "componentize", APP_MODULE, "-p"])

@@ -235,12 +235,8 @@ pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
     let transfer_line = run_workload("transfer", mib)?;
     let transfer = value(&transfer_line)?;
     let runs = transfer_line.split_once("runs in order: ").map_or("", |(_, r)| r.trim_end_matches(')'));
-    eprintln!("running raw QUIC loopback ({mib} MiB) ...");
-    let raw =
-        rt.block_on(wray_net::loopback_throughput((mib as usize) << 20)).context("measuring raw QUIC throughput")?
-            / 1e9;
-    eprintln!("running raw QUIC between two processes ({mib} MiB) ...");
-    let raw_processes = rt.block_on(raw_between_processes(job, (mib as usize) << 20))? / 1e9;
+    eprintln!("running raw QUIC within one process and between two ({mib} MiB) ...");
+    let (raw, raw_processes) = raw_quic(job, (mib as usize) << 20)?;
     eprintln!("running a plain TCP stream ({mib} MiB) ...");
     let tcp =
         rt.block_on(wray_net::tcp_loopback_throughput((mib as usize) << 20)).context("measuring TCP throughput")? / 1e9;

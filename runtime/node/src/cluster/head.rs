@@ -355,7 +355,6 @@ impl Node {
         let from = peers.worker_on(conn);
         let need = if task.must_move { wray_sched::Need::Elsewhere } else { wray_sched::Need::Spill };
         let (placed, number) = peers.place(&self.inner, &demand, from.as_ref(), need).await;
-        task.placement = number;
         let target = match placed {
             wray_sched::Placement::Busy => return frame::write(&mut send, &proto::encode(&Event::Busy)?).await,
             wray_sched::Placement::Infeasible => {
@@ -363,6 +362,7 @@ impl Node {
                 return frame::write(&mut send, &proto::encode(&Event::Refused(why))?).await;
             }
             wray_sched::Placement::Node(id) if id == self.id() => {
+                task.placement = number;
                 if task.actor.is_some() {
                     return self.inner.serve_actor(task, send, recv).await;
                 }
@@ -372,8 +372,7 @@ impl Node {
         };
         // The request again, with its placement number for the node to
         // echo (only the message: the arguments' bytes follow it unread).
-        let request = if task.actor.is_some() { Request::RunActor(task) } else { Request::RunTask(task) };
-        let frame = &proto::encode(&request)?;
+        let frame = &crate::cluster::remote_task::encode_request(task, number)?;
         let Some(worker) = peers.connection(&target) else {
             // It died since it was chosen: the submitter retries.
             let _ = send.reset(0u32.into());

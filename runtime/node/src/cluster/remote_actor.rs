@@ -216,16 +216,17 @@ impl NodeInner {
                 return Hosted::Ended;
             }
         };
-        let frame_bytes = match crate::cluster::remote_task::encode_request(request, placed.as_ref()) {
-            Ok(f) => f,
-            Err(e) => {
-                if let Some(p) = placed {
-                    p.finished(&spec.options.resources);
+        let frame_bytes =
+            match crate::cluster::remote_task::encode_request(request, placed.as_ref().map_or(0, |p| p.number)) {
+                Ok(f) => f,
+                Err(e) => {
+                    if let Some(p) = placed {
+                        p.finished(&spec.options.resources);
+                    }
+                    self.mark_dead(job, actor, format!("{}: {e}", actor.class));
+                    return Hosted::Ended;
                 }
-                self.mark_dead(job, actor, format!("{}: {e}", actor.class));
-                return Hosted::Ended;
-            }
-        };
+            };
         if let Some(p) = &placed {
             actor.hosted_on(&p.node);
         }

@@ -219,13 +219,13 @@ impl NodeInner {
                 return Remote::Ran;
             }
         };
-        let frame_bytes = match encode_request(request, placed.as_ref()) {
+        let frame_bytes = match encode_request(request, placed.as_ref().map_or(0, |p| p.number)) {
             Ok(f) => f,
             Err(e) => {
                 if let Some(p) = placed {
                     p.finished(&spec.options.resources);
                 }
-                self.store.complete(spec.output, Err(e));
+                self.store.complete(spec.output, Err(Error::InvalidArgument(e.to_string())));
                 return Remote::Ran;
             }
         };
@@ -702,12 +702,12 @@ impl Placed<'_> {
     }
 }
 
-/// `request` on the wire, numbered as `placed` says (a worker's request to
-/// the head goes unnumbered: the head numbers it).
-pub(crate) fn encode_request(mut request: TaskRequest, placed: Option<&Placed>) -> Result<Vec<u8>, Error> {
-    request.placement = placed.map_or(0, |p| p.number);
+/// `request` on the wire as placement `number` on its node (0: unplaced, a
+/// worker's request to the head, which numbers it when it relays it).
+pub(crate) fn encode_request(mut request: TaskRequest, number: u64) -> Result<Vec<u8>, NetError> {
+    request.placement = number;
     let request = if request.actor.is_some() { Request::RunActor(request) } else { Request::RunTask(request) };
-    proto::encode(&request).map_err(|e| Error::InvalidArgument(e.to_string()))
+    proto::encode(&request)
 }
 
 /// Where a task or actor leaving its node goes.
