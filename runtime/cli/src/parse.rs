@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// `4096`, `64KiB`, `512MiB`, `2GiB`, `100M`, `1G`, `1.5GB` (binary units: a
+/// `4096`, `64KiB`, `512MiB`, `2GiB`, `4Gi`, `100M`, `1G`, `1.5GB` (binary units: a
 /// memory limit is a power-of-two kind of thing, so K/M/G mean KiB/MiB/GiB).
 pub fn size(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -14,10 +14,12 @@ pub fn size(s: &str) -> Result<u64, String> {
         num.parse().map_err(|_| format!("invalid size {s:?}: expected a number with an optional unit, e.g. 512MiB"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
+        // Binary multiples, whichever way they are written (Kubernetes
+        // writes `Ki`, `Mi`, `Gi`).
+        "k" | "kb" | "kib" | "ki" => 1 << 10,
+        "m" | "mb" | "mib" | "mi" => 1 << 20,
+        "g" | "gb" | "gib" | "gi" => 1 << 30,
+        "t" | "tb" | "tib" | "ti" => 1 << 40,
         other => {
             return Err(format!("invalid size {s:?}: unknown unit {other:?} (use B, KiB, MiB, GiB)"));
         }
@@ -84,6 +86,8 @@ mod tests {
         assert_eq!(size("64KiB"), Ok(64 << 10));
         assert_eq!(size("512M"), Ok(512 << 20));
         assert_eq!(size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(size("4Gi"), Ok(4 << 30));
+        assert_eq!(size("256Mi"), Ok(256 << 20));
         assert!(size("lots").is_err());
         assert!(size("5 parsecs").is_err());
         assert!(size("0").is_err());

@@ -1,5 +1,6 @@
 //! The dashboard: a web page that shows a node or a cluster live, the JSON
-//! it reads, and the Prometheus metrics.
+//! it reads, and the Prometheus metrics; and a node's health endpoints for
+//! its supervisor ([`health`]).
 //!
 //! [`Dashboard::bind`] serves, on one HTTP port:
 //!
@@ -35,6 +36,7 @@
 
 mod assets;
 mod auth;
+pub mod health;
 mod metrics;
 
 use bytes::Bytes;
@@ -94,12 +96,7 @@ impl Dashboard {
     /// Binds `addr` and starts serving on a thread of its own. Must be
     /// called inside the node's tokio runtime: state is gathered there.
     pub fn bind(addr: SocketAddr, node: Node, config: DashboardConfig) -> std::io::Result<Dashboard> {
-        let listener = std::net::TcpListener::bind(addr)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("dashboard: cannot listen on {addr}: {e}")))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let node_runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| std::io::Error::other("dashboard: bind must be called inside the node's runtime"))?;
+        let (listener, addr, node_runtime) = listen(addr, "dashboard")?;
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared {
             node,
@@ -110,15 +107,11 @@ impl Dashboard {
             gathers: AtomicU64::new(0),
             requests: AtomicU64::new(0),
         });
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        std::thread::Builder::new().name("wray-dashboard".into()).spawn(move || {
-            runtime.block_on(async move {
-                match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => accept(listener, shared, stopped).await,
-                    Err(e) => tracing::error!("dashboard: {e}"),
-                }
-            });
-        })?;
+        let handler = move |req, peer| {
+            let shared = shared.clone();
+            async move { handle(&shared, req, peer).await }
+        };
+        serve_on_thread(listener, "wray-dashboard", MAX_CONNECTIONS, stopped, handler)?;
         Ok(Dashboard { addr, stop: Arc::new(stop) })
     }
 
@@ -190,11 +183,64 @@ impl Shared {
     }
 }
 
-async fn accept(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+/// Binds `addr` for the server called `what` (named in its errors), and
+/// the node runtime the caller is inside, where the server's work on the
+/// node runs.
+pub(crate) fn listen(
+    addr: SocketAddr,
+    what: &str,
+) -> std::io::Result<(std::net::TcpListener, SocketAddr, tokio::runtime::Handle)> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{what}: cannot listen on {addr}: {e}")))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let node_runtime = tokio::runtime::Handle::try_current()
+        .map_err(|_| std::io::Error::other(format!("{what}: bind must be called inside the node's runtime")))?;
+    Ok((listener, addr, node_runtime))
+}
+
+/// Serves HTTP/1.1 from `listener` on a thread and current-thread runtime
+/// of its own (named `name`), answering every request with `handler`,
+/// until `stopped` turns true. At most `max_connections` are open at once
+/// (more wait to be accepted); a request head must arrive within
+/// [`HEADER_TIMEOUT`]. The dashboard and the health endpoints both run here.
+pub(crate) fn serve_on_thread<H, F>(
+    listener: std::net::TcpListener,
+    name: &str,
+    max_connections: usize,
+    stopped: watch::Receiver<bool>,
+    handler: H,
+) -> std::io::Result<()>
+where
+    H: Fn(hyper::Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let label = name.to_string();
+    std::thread::Builder::new().name(name.into()).spawn(move || {
+        runtime.block_on(async move {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => accept(listener, max_connections, stopped, handler).await,
+                Err(e) => tracing::error!("{label}: {e}"),
+            }
+        });
+    })?;
+    Ok(())
+}
+
+async fn accept<H, F>(
+    listener: tokio::net::TcpListener,
+    max_connections: usize,
+    mut stopped: watch::Receiver<bool>,
+    handler: H,
+) where
+    H: Fn(hyper::Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(16 << 10);
     let builder = Arc::new(builder);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -204,19 +250,19 @@ async fn accept(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut stop
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::warn!("dashboard: accepting a connection failed: {e}");
+                    tracing::warn!("accepting an HTTP connection failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             _ = stopped.wait_for(|s| *s) => return,
         };
-        let (shared, builder, mut stopped) = (shared.clone(), builder.clone(), stopped.clone());
+        let (handler, builder, mut stopped) = (handler.clone(), builder.clone(), stopped.clone());
         tokio::spawn(async move {
             let _permit = permit;
             let svc = hyper::service::service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, req, peer).await) }
+                let response = handler(req, peer);
+                async move { Ok::<_, Infallible>(response.await) }
             });
             let conn = builder.serve_connection(TokioIo::new(stream), svc);
             tokio::pin!(conn);

@@ -19,7 +19,12 @@ use wray_runtime::{ClusterIdentity, Runtime, Token};
 /// Without --block the node runs in the background, with its log
 /// (`node.log`), token and address in its data directory; `wray stop` stops
 /// it. The token is kept in the data directory, so a head restarted on the
-/// same directory keeps its token.
+/// same directory keeps its token; a head given `--token` (or WRAY_TOKEN,
+/// from a Kubernetes Secret say) uses that one instead.
+///
+/// Under a supervisor (Kubernetes, systemd) run it with --block, and
+/// --health-port for its probes; --dry-run prints what a command line
+/// would start without starting it.
 #[derive(Args)]
 #[command(after_help = "\
 Examples:
@@ -28,18 +33,23 @@ Examples:
   wray start --address 127.0.0.1:6380 --token TOKEN --cpus 4     a worker joining that head
   wray start --address 127.0.0.1:6380 --token TOKEN --gpus 1 --resources '{\"ssd\": 2}'
   wray run --address 127.0.0.1:6380 --token TOKEN job.wasm
+  WRAY_TOKEN=TOKEN wray start --block --address wray-head:6380 --cpus 1500m --memory 4Gi --health-port 8080
+  wray start --head --dry-run                print the node this would start, as JSON
   wray stop")]
 pub struct StartCommand {
     /// Start a head node.
-    #[arg(long, conflicts_with_all = ["address", "token"])]
+    #[arg(long, conflicts_with = "address")]
     head: bool,
 
     /// Start a worker node that joins the head at HOST:PORT.
     #[arg(long, value_name = "HOST:PORT", required_unless_present = "head", requires = "token")]
     address: Option<String>,
 
-    /// The cluster's token (printed by `wray start --head`), with --address.
-    #[arg(long)]
+    /// The cluster's token: for a worker, the one its head printed; for a
+    /// head, the token to use instead of the one in its data directory (or
+    /// a new one) — 64 hex digits, e.g. `openssl rand -hex 32`. Read from
+    /// WRAY_TOKEN when not given, so it need not appear on a command line.
+    #[arg(long, env = "WRAY_TOKEN", hide_env_values = true)]
     token: Option<String>,
 
     /// Address to listen on. 127.0.0.1 keeps the cluster on this machine;
@@ -62,8 +72,9 @@ pub struct StartCommand {
     #[arg(long, value_name = "DIR", env = "WRAY_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
 
-    /// CPU slots (default: one per core).
-    #[arg(long, value_name = "N")]
+    /// CPU slots (default: one per core). A number, or millicores as
+    /// Kubernetes writes them (`1500m` is 1.5).
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
     cpus: Option<f64>,
 
     /// GPUs this node offers as the `GPU` resource (fractional demands
@@ -75,6 +86,13 @@ pub struct StartCommand {
     /// Custom resources as JSON, e.g. '{"accelerator": 2, "ssd": 1}'.
     #[arg(long, value_name = "JSON", value_parser = parse_resources)]
     resources: Option<ResourceList>,
+
+    /// Memory this node offers to tasks and actors, as the `memory`
+    /// resource (Ray's): what demands of `memory` are placed against, and
+    /// what `wray status` shows. Bytes, or a size such as 4GiB or 4Gi (give
+    /// a pod's memory request here). Not offered unless given.
+    #[arg(long, value_name = "SIZE", value_parser = parse::size)]
+    memory: Option<u64>,
 
     /// Object memory before objects spill to disk.
     #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "1GiB")]
@@ -120,6 +138,36 @@ pub struct StartCommand {
     /// Head: start no dashboard.
     #[arg(long, requires = "head", conflicts_with = "dashboard_port")]
     no_dashboard: bool,
+
+    /// Serve health endpoints on this TCP port for a supervisor's probes:
+    /// `/livez` (the node's runtime answers) and `/readyz` (a head serves,
+    /// a worker has joined its head). Plain HTTP, one word of answer, no
+    /// token. None unless given.
+    #[arg(long, value_name = "PORT")]
+    health_port: Option<u16>,
+
+    /// The address the health endpoints listen on (a pod's own address, or
+    /// 0.0.0.0, for the kubelet).
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1", requires = "health_port")]
+    health_host: std::net::IpAddr,
+
+    /// Check the flags and print the node this command would start, as
+    /// JSON, without starting it (nothing is created or contacted).
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// `2`, `1.5`, or Kubernetes' millicores, `1500m`.
+fn parse_cpus(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (num, scale) = match t.strip_suffix('m') {
+        Some(milli) => (milli, 1000.0),
+        None => (t, 1.0),
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v / scale),
+        _ => Err(format!("{s:?} is not a number of CPUs (e.g. 2, 0.5 or 500m)")),
+    }
 }
 
 /// Seconds in `lo..=hi`, or a message naming the range.
@@ -157,15 +205,83 @@ impl StartCommand {
         if !self.head && self.dashboard.dashboard_port.is_some() {
             return Err(Failure::Usage(anyhow!("--dashboard-port is for a head (--head): workers serve no dashboard")));
         }
-        let default = if self.head { format!("head-{}", self.port) } else { format!("worker-{}", std::process::id()) };
-        let data_dir = self.data_dir.clone().unwrap_or_else(|| home().join(".wray").join(default));
+        if self.memory.is_some() && self.resources.iter().flat_map(|r| &r.0).any(|(k, _)| k == wray_core::MEMORY) {
+            return Err(Failure::Usage(anyhow!("give the node's memory once: --memory, or \"memory\" in --resources")));
+        }
+        // A bad token is refused here, before anything starts, rather than
+        // by the head's first handshake.
+        let token = self
+            .token
+            .as_deref()
+            .map(Token::parse)
+            .transpose()
+            .map_err(|e| Failure::Usage(anyhow!("--token (or WRAY_TOKEN): {e}")))?;
+        if self.dry_run {
+            return self.dry_run(token.is_some());
+        }
+        let data_dir = self.data_dir();
         std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let data_dir = data_dir.canonicalize()?;
         match (self.block, self.head) {
-            (true, true) => self.run_blocking(&data_dir),
+            (true, true) => self.run_blocking(&data_dir, token),
             (true, false) => self.run_worker(&data_dir),
             (false, _) => self.spawn_background(&data_dir),
         }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        let default = if self.head { format!("head-{}", self.port) } else { format!("worker-{}", std::process::id()) };
+        self.data_dir.clone().unwrap_or_else(|| home().join(".wray").join(default))
+    }
+
+    /// `--dry-run`: the node as JSON, every default resolved, nothing
+    /// started. The token is never printed, only where it would come from.
+    fn dry_run(&self, token_given: bool) -> Result<(), Failure> {
+        let data_dir = self.data_dir();
+        let listen = self.head.then(|| format!("{}:{}", self.host, self.port));
+        let cpus = self.cpus.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()) as f64);
+        let mut resources = serde_json::Map::new();
+        for (k, v) in self.resources.iter().flat_map(|r| &r.0) {
+            resources.insert(k.clone(), serde_json::json!(v));
+        }
+        if let Some(m) = self.memory {
+            resources.insert(wray_core::MEMORY.into(), serde_json::json!(m));
+        }
+        let token = match (token_given, self.head, data_dir.join("token").is_file()) {
+            (true, _, _) => "given",
+            (false, true, true) => "data directory",
+            (false, true, false) => "new",
+            (false, false, _) => unreachable!("clap requires a token with --address"),
+        };
+        let dashboard = (self.head && !self.no_dashboard).then(|| {
+            format!(
+                "{}:{}",
+                self.dashboard.dashboard_host,
+                self.dashboard.dashboard_port.unwrap_or(wray_dashboard::DEFAULT_PORT)
+            )
+        });
+        let node = serde_json::json!({
+            "role": if self.head { "head" } else { "worker" },
+            "listen": listen,
+            "head": self.address,
+            "token": token,
+            "data_dir": data_dir,
+            "cache_dir": self.cache_dir.clone().unwrap_or_else(|| data_dir.join("components")),
+            "cpus": cpus,
+            "gpus": self.gpus,
+            "memory": self.memory,
+            "resources": resources,
+            "object_store_memory": self.object_store_memory,
+            "node_timeout_s": self.node_timeout,
+            "peer_timeout_s": self.peer_timeout,
+            "dirs": self.dirs.iter().map(|(h, g)| format!("{}::{g}", h.display())).collect::<Vec<_>>(),
+            "dashboard": dashboard,
+            "serve": self.serve_port.map(|p| format!("{}:{p}", self.serve_host)),
+            "health": self.health_port.map(|p| format!("{}:{p}", self.health_host)),
+            "block": self.block,
+        });
+        println!("{}", serde_json::to_string_pretty(&node).map_err(anyhow::Error::from)?);
+        Ok(())
     }
 
     fn spawn_background(&self, data_dir: &Path) -> Result<(), Failure> {
@@ -177,9 +293,14 @@ impl StartCommand {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("node.log"))?;
         let mut cmd = std::process::Command::new(std::env::current_exe()?);
         cmd.arg("start");
-        match (&self.address, &self.token) {
-            (Some(a), Some(t)) if !self.head => {
-                cmd.args(["--address", a, "--token", t]);
+        // The token goes through the environment: a command line is
+        // readable by every user of the machine (`ps`).
+        if let Some(t) = &self.token {
+            cmd.env("WRAY_TOKEN", t);
+        }
+        match &self.address {
+            Some(a) if !self.head => {
+                cmd.args(["--address", a]);
             }
             _ => {
                 cmd.args(["--head", "--host", &self.host, "--port", &self.port.to_string()]);
@@ -207,6 +328,12 @@ impl StartCommand {
             .process_group(0);
         if let Some(c) = self.cpus {
             cmd.args(["--cpus", &c.to_string()]);
+        }
+        if let Some(m) = self.memory {
+            cmd.args(["--memory", &m.to_string()]);
+        }
+        if let Some(p) = self.health_port {
+            cmd.args(["--health-port", &p.to_string(), "--health-host", &self.health_host.to_string()]);
         }
         for (host, guest) in &self.dirs {
             // Absolute: the background node outlives this shell's directory.
@@ -266,8 +393,11 @@ impl StartCommand {
         }
     }
 
-    fn run_blocking(&self, data_dir: &Path) -> Result<(), Failure> {
-        let token = load_or_create_token(&data_dir.join("token"))?;
+    fn run_blocking(&self, data_dir: &Path, given: Option<Token>) -> Result<(), Failure> {
+        let token = match given {
+            Some(t) => use_token(&data_dir.join("token"), t)?,
+            None => load_or_create_token(&data_dir.join("token"))?,
+        };
         let bind: std::net::SocketAddr = format!("{}:{}", self.host, self.port)
             .parse()
             .map_err(|e| anyhow!("--host {} --port {}: {e}", self.host, self.port))?;
@@ -303,9 +433,17 @@ impl StartCommand {
             };
             self.dashboard.start(runtime.node(), config)?
         };
+        // A head is ready once it serves: its endpoint is bound by now.
+        let health = self.start_health(std::sync::Arc::new(|| Ok(())))?;
         let entry = register(data_dir)?;
         say(format_args!("address: {local}"));
-        say(format_args!("token: {token}"));
+        if self.token.is_some() {
+            // Given (from a Secret, say): whoever gave it has it, and a
+            // supervisor's log of this output must not.
+            say(format_args!("token: as given (not shown)"));
+        } else {
+            say(format_args!("token: {token}"));
+        }
         if let Some(server) = &server {
             let url = format!("http://{}", server.local_addr());
             say(format_args!("serve: {url}"));
@@ -330,6 +468,9 @@ impl StartCommand {
             if let Some(d) = &dashboard {
                 d.shutdown();
             }
+            if let Some(h) = &health {
+                h.shutdown();
+            }
             endpoint.close(0u32.into(), b"node stopping");
             anyhow::Ok(())
         })?;
@@ -353,6 +494,18 @@ impl StartCommand {
         let runtime = self.runtime(data_dir)?;
         let jobs = wray_runtime::JobTable::open(data_dir)?;
         let node = runtime.node().clone();
+        // Ready while joined: the probe reads what the loop below sets.
+        let joined = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let health = {
+            let (joined, head) = (joined.clone(), head.clone());
+            self.start_health(std::sync::Arc::new(move || {
+                if joined.load(std::sync::atomic::Ordering::Relaxed) {
+                    Ok(())
+                } else {
+                    Err(format!("not joined to the head at {head}"))
+                }
+            }))?
+        };
         let entry = register(data_dir)?;
 
         let result = rt.block_on(async {
@@ -363,6 +516,7 @@ impl StartCommand {
                 anyhow::Ok((client, membership, head_id))
             };
             let (mut client, mut membership, mut head_id) = join().await?;
+            joined.store(true, std::sync::atomic::Ordering::Relaxed);
             say(format_args!("joined: {head} (head {head_id}) as {}", node.id()));
             mark_ready(data_dir, &head)?;
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -376,7 +530,10 @@ impl StartCommand {
                 }
                 // The head went away (crashed, restarted): keep trying to
                 // join it again; a head restarted on its data directory
-                // keeps its address and token.
+                // keeps its address and token. (The address is resolved
+                // again at each try: a restarted head behind a Kubernetes
+                // Service or a DNS name may have moved.)
+                joined.store(false, std::sync::atomic::Ordering::Relaxed);
                 client.close().await;
                 tracing::info!("reconnecting to the head at {head} every {RECONNECT:?}");
                 loop {
@@ -386,8 +543,9 @@ impl StartCommand {
                         _ = term.recv() => return anyhow::Ok(()),
                     }
                     match join().await {
-                        Ok(joined) => {
-                            (client, membership, head_id) = joined;
+                        Ok(again) => {
+                            (client, membership, head_id) = again;
+                            joined.store(true, std::sync::atomic::Ordering::Relaxed);
                             tracing::info!("joined the head {head_id} at {head} again");
                             break;
                         }
@@ -398,6 +556,9 @@ impl StartCommand {
             client.close().await;
             anyhow::Ok(())
         });
+        if let Some(h) = &health {
+            h.shutdown();
+        }
         let _ = std::fs::remove_file(&entry);
         let _ = std::fs::remove_file(data_dir.join("address"));
         rt.shutdown_timeout(Duration::from_millis(200));
@@ -444,6 +605,21 @@ impl StartCommand {
         Ok(runtime)
     }
 
+    /// The health endpoints, if `--health-port` asks for them (inside the
+    /// node's runtime). A port that is taken is an error: a supervisor
+    /// probing it would otherwise restart a healthy node for ever.
+    fn start_health(
+        &self,
+        ready: wray_dashboard::health::Readiness,
+    ) -> Result<Option<wray_dashboard::health::HealthServer>, Failure> {
+        let Some(port) = self.health_port else { return Ok(None) };
+        let server =
+            wray_dashboard::health::HealthServer::bind(std::net::SocketAddr::new(self.health_host, port), ready)
+                .map_err(|e| Failure::Usage(e.into()))?;
+        tracing::info!("health endpoints on http://{}/livez and /readyz", server.local_addr());
+        Ok(Some(server))
+    }
+
     fn build_runtime(&self, data_dir: &Path) -> anyhow::Result<Runtime> {
         let mut builder = Runtime::builder()
             .object_store_memory(self.object_store_memory as usize)
@@ -461,6 +637,9 @@ impl StartCommand {
         }
         if let Some(g) = self.gpus {
             builder = builder.gpus(g);
+        }
+        if let Some(m) = self.memory {
+            builder = builder.resource(wray_core::MEMORY, m as f64);
         }
         for (k, v) in self.resources.iter().flat_map(|r| &r.0) {
             builder = builder.resource(k, *v);
@@ -500,6 +679,21 @@ fn mark_ready(data_dir: &Path, address: &str) -> std::io::Result<()> {
     write_atomically(&data_dir.join("address"), address.as_bytes(), 0o644)
 }
 
+/// A head given its token (`--token`, WRAY_TOKEN): the data directory
+/// keeps a copy, so that `wray start` in the background and whoever reads
+/// the directory find the cluster's current token. One that differs from
+/// the copy replaces it, with a line in the log — a Secret rotated under a
+/// restarted head pod must take effect.
+fn use_token(path: &Path, token: Token) -> anyhow::Result<Token> {
+    match std::fs::read_to_string(path).ok().map(|s| Token::parse(&s)) {
+        Some(Ok(old)) if old.to_string() == token.to_string() => return Ok(token),
+        Some(_) => tracing::warn!("{} held another token: replaced by the one given", path.display()),
+        None => {}
+    }
+    write_atomically(path, token.to_string().as_bytes(), 0o600)?;
+    Ok(token)
+}
+
 fn load_or_create_token(path: &Path) -> anyhow::Result<Token> {
     if let Ok(s) = std::fs::read_to_string(path) {
         return Token::parse(&s).with_context(|| format!("{} holds no valid token", path.display()));
@@ -518,4 +712,20 @@ fn load_or_create_token(path: &Path) -> anyhow::Result<Token> {
 fn say(line: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cpus;
+
+    #[test]
+    fn cpus_are_numbers_or_kubernetes_millicores() {
+        assert_eq!(parse_cpus("2"), Ok(2.0));
+        assert_eq!(parse_cpus("0.5"), Ok(0.5));
+        assert_eq!(parse_cpus("1500m"), Ok(1.5));
+        assert_eq!(parse_cpus("250m"), Ok(0.25));
+        for bad in ["", "m", "-1", "two", "1.5 cores", "NaN", "infm"] {
+            assert!(parse_cpus(bad).is_err(), "{bad}");
+        }
+    }
 }
