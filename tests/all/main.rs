@@ -12,6 +12,7 @@ mod data;
 mod embed;
 mod examples;
 mod jobs;
+mod kubernetes;
 mod learn;
 mod macros;
 mod nn;
