@@ -1,9 +1,12 @@
 //! The encoding of wray values, shared by guests (the `wray` SDK) and hosts
 //! (`wray-runtime`, for embedders that call a job's functions directly).
 //!
-//! A value is any `serde` type. Two encodings exist, chosen by the value's
+//! A value is any `serde` type. Three encodings exist, chosen by the value's
 //! static type:
 //!
+//! * **[`Value`]** — plain data that Python jobs read and write too — is
+//!   wray's self-describing cross-language encoding ([`value`] documents
+//!   its bytes).
 //! * **Numeric buffers** — `Vec<T>` for `T` in `u8 i8 u16 i16 u32 i32 u64 i64
 //!   f32 f64` — are their elements' little-endian bytes, concatenated, with no
 //!   header (the length follows from the byte count). Encoding and decoding
@@ -20,6 +23,9 @@
 #![deny(missing_docs)]
 
 pub mod http;
+pub mod value;
+
+pub use value::Value;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -154,6 +160,15 @@ pub fn buffer_bytes<T: 'static>(value: &T) -> Option<&[u8]> {
 
 /// Encodes `value`, appending to `out`.
 pub fn encode_into<T: Serialize + 'static>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    if let Some(v) = (value as &dyn Any).downcast_ref::<Value>() {
+        let bytes = v.to_bytes();
+        if out.is_empty() {
+            *out = bytes;
+        } else {
+            out.extend_from_slice(&bytes);
+        }
+        return Ok(());
+    }
     if cfg!(target_endian = "little") && with_pod_vec!(value, |v| out.extend_from_slice(pod_bytes(v))).is_some() {
         return Ok(());
     }
@@ -177,15 +192,36 @@ pub fn encode<T: Serialize + 'static>(value: &T) -> Result<Vec<u8>, EncodeError>
 /// Decodes a `T` from `bytes`. All of `bytes` must be consumed.
 pub fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, DecodeError> {
     let err = |reason: String| DecodeError { type_name: std::any::type_name::<T>(), reason };
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<Value>() {
+        let mut slot = Some(Value::from_bytes(bytes).map_err(|e| err(e.0))?);
+        return Ok((&mut slot as &mut dyn Any).downcast_mut::<Option<T>>().and_then(Option::take).expect("T is Value"));
+    }
     if cfg!(target_endian = "little") && is_buffer::<T>() {
         return decode_pod::<T>(bytes)
             .ok_or_else(|| err(format!("{} bytes is not a whole number of elements", bytes.len())));
     }
-    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| err(e.to_string()))?;
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(bytes).map_err(|e| err(foreign(bytes).unwrap_or(e.to_string())))?;
     if !rest.is_empty() {
         return Err(err(format!("{} trailing bytes", rest.len())));
     }
     Ok(value)
+}
+
+/// Why bytes that did not decode may be another language's value: said
+/// instead of whatever postcard made of them. (Only a failure is explained
+/// so: a Rust value may begin with the same bytes.)
+fn foreign(bytes: &[u8]) -> Option<String> {
+    if bytes.starts_with(&value::MAGIC) {
+        Some("this is a wray::Value (sent from another language, such as a Python job): take a wray::Value here".into())
+    } else if bytes.first() == Some(&0x80) && bytes.get(1).is_some_and(|p| (2..=5).contains(p)) {
+        Some(
+            "this looks like a Python pickle: values from Python jobs reach Rust as a wray::Value (plain data only)"
+                .into(),
+        )
+    } else {
+        None
+    }
 }
 
 fn decode_pod<T: 'static>(bytes: &[u8]) -> Option<T> {
@@ -224,6 +260,24 @@ fn decode_pod<T: 'static>(bytes: &[u8]) -> Option<T> {
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    #[test]
+    fn a_top_level_value_takes_the_cross_language_encoding() {
+        let v = Value::dict([("k", Value::from(vec![1.0f64, 2.0]))]);
+        let bytes = encode(&v).unwrap();
+        assert_eq!(bytes, v.to_bytes());
+        assert_eq!(decode::<Value>(&bytes).unwrap(), v);
+        // A Rust type where another language's value arrived: the error
+        // says what arrived and what to take instead.
+        let e = decode::<(String, u64)>(&bytes).unwrap_err();
+        assert!(e.reason.contains("take a wray::Value"), "{e}");
+        let pickle = [0x80, 0x05, 0x95, 0x0b, 0x00, 0x00];
+        let e = decode::<String>(&pickle).unwrap_err();
+        assert!(e.reason.contains("Python pickle"), "{e}");
+        // Bytes that happen to begin like one still decode as what they are.
+        assert_eq!(decode::<Vec<u8>>(&pickle).unwrap(), pickle.to_vec());
+        assert_eq!(decode::<Vec<u8>>(&bytes).unwrap(), bytes);
+    }
 
     #[derive(Serialize, Deserialize, Debug, PartialEq)]
     struct Point {

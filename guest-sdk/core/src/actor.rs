@@ -148,3 +148,57 @@ pub fn kill<A: Actor>(handle: &ActorHandle<A>) {
     // Killing an already dead actor is not an error, as in Ray.
     let _ = actors::kill(handle.methods.raw().id, true);
 }
+
+/// A handle on a named actor of any language, called by method name with
+/// [`Value`](crate::Value) arguments — how a Rust job calls a Python job's
+/// actor (`get_actor_dyn("counter")?.call("incr", [Value::from(5)])`).
+///
+/// Arguments travel in wray's cross-language encoding, one per positional
+/// parameter; the result is read back as a `Value`. A Python actor answers
+/// a caller that speaks this encoding in it (its method must return plain
+/// data: None, bool, int, float, str, bytes, list, dict or an
+/// `array.array`); a Rust actor's method must take and return
+/// `wray::Value`s to be called this way.
+#[derive(Clone)]
+pub struct DynActor {
+    raw: RawActor,
+    class: String,
+}
+
+impl DynActor {
+    /// The actor's class as it was created: `crate::module::Type` for a Rust
+    /// actor, the class's `__qualname__` for a Python one.
+    pub fn class(&self) -> &str {
+        &self.class
+    }
+
+    /// The actor's id in hex.
+    pub fn actor_id(&self) -> String {
+        self.raw.hex()
+    }
+
+    /// Queues a call of `method` on `args`; returns a reference to its
+    /// result. Calls from one caller run in the order they were made.
+    pub fn call(
+        &self,
+        method: &str,
+        args: impl IntoIterator<Item = crate::Value>,
+    ) -> Result<ObjectRef<crate::Value>, Error> {
+        let args = args.into_iter().map(|v| RawArg::new(crate::Arg::Value(v))).collect();
+        let handle = with_wit_args(args, |a| actors::call(self.raw.id, method, a))?;
+        Ok(ObjectRef::from_handle(handle))
+    }
+}
+
+impl fmt::Debug for DynActor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DynActor<{}>({})", self.class, self.actor_id())
+    }
+}
+
+/// Finds the actor registered under `name`, whatever its language or class
+/// — for calling a Python job's detached actor from Rust ([`DynActor`]).
+pub fn get_actor_dyn(name: &str) -> Result<DynActor, Error> {
+    let (id, class) = actors::get_named(name)?;
+    Ok(DynActor { raw: RawActor::actor(id), class })
+}

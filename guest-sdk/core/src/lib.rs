@@ -33,7 +33,7 @@ pub mod tensor;
 pub mod util;
 mod value;
 
-pub use actor::{Actor, ActorHandle, get_actor, kill};
+pub use actor::{Actor, ActorHandle, DynActor, get_actor, get_actor_dyn, kill};
 pub use api::{
     MAX_STATUS_BYTES, RuntimeContext, available_resources, cancel, cluster_resources, get, get_all, get_timeout,
     publish_status, put, runtime_context, try_put, wait,
@@ -46,6 +46,9 @@ pub use options::CallOptions;
 pub use placement::{PlacementGroup, PlacementStrategy, placement_group, remove_placement_group};
 pub use rng::{Rng, numpy_permutation};
 pub use tensor::{Tensor, TensorData};
+/// Plain data that crosses between languages (a Python job's values): see
+/// [`wray_codec::value`] for the encoding.
+pub use wray_codec::Value;
 
 /// Makes a free function remote. See the `wray` crate's docs, section *Remote functions*.
 ///

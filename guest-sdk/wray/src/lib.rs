@@ -103,6 +103,13 @@
 //! Each actor is one long-lived Wasm instance; its calls run one at a time in
 //! submission order. [`get_actor`] finds a named actor, [`kill`] stops one.
 //!
+//! **Other languages.** A method that takes and returns [`Value`] (plain
+//! data: none, bool, i64, f64, string, bytes, list, dict, numeric arrays)
+//! can be called by a Python job; [`get_actor_dyn`] finds a Python job's
+//! actor and [`DynActor::call`] calls it by method name with `Value`s. The
+//! encoding is specified in the `wray-codec` crate (`wray_codec::value`) and
+//! in docs/PYTHON.md.
+//!
 //! A crashed actor is rebuilt while `max_restarts` allows: by re-running its
 //! constructor (the state starts over, as in Ray), or, with
 //! `.checkpoint_every(n)`, from a snapshot of its linear memory taken after
