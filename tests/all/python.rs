@@ -17,12 +17,13 @@ struct PythonGuests {
     counter: PathBuf,
     tensors: PathBuf,
     wine_mlp: PathBuf,
+    cross_language: PathBuf,
 }
 
 fn python_guests() -> &'static PythonGuests {
     static GUESTS: OnceLock<PythonGuests> = OnceLock::new();
     GUESTS.get_or_init(|| {
-        const NAMES: [&str; 6] = ["dns", "retrieve", "pi", "counter", "tensors", "wine_mlp"];
+        const NAMES: [&str; 7] = ["dns", "retrieve", "pi", "counter", "tensors", "wine_mlp", "cross_language"];
         let mut built: Vec<PathBuf> = Vec::new();
         for pair in NAMES.chunks(2) {
             let handles: Vec<_> = pair.iter().map(|n| std::thread::spawn(move || build_python(n))).collect();
@@ -30,7 +31,15 @@ fn python_guests() -> &'static PythonGuests {
         }
         let mut built = built.into_iter();
         let mut next = || built.next().expect("one per name");
-        PythonGuests { dns: next(), retrieve: next(), pi: next(), counter: next(), tensors: next(), wine_mlp: next() }
+        PythonGuests {
+            dns: next(),
+            retrieve: next(),
+            pi: next(),
+            counter: next(),
+            tensors: next(),
+            wine_mlp: next(),
+            cross_language: next(),
+        }
     })
 }
 
@@ -237,4 +246,108 @@ fn a_project_directory_builds_its_named_script_with_its_modules() {
     let out = wray(&["build", path(dir.path())]);
     assert_code(&out, 2);
     assert!(stderr(&out).contains("must be strings"), "{}", stderr(&out));
+}
+
+#[test]
+fn plain_values_cross_between_python_and_rust_jobs_through_detached_actors() {
+    // A Rust job's detached actor, called by a Python job with every kind of
+    // plain data; a Python job's detached actor, called by a Rust job — on
+    // a head, where detached actors live between jobs.
+    let head = crate::cluster::Head::start_with_cpus("2");
+    let rust = build("examples/cross_language");
+    let python = &python_guests().cross_language;
+    let run = |job: &Path, mode: &str| {
+        let out = head.run(job, &[mode]);
+        assert_code(&out, 0);
+        stdout(&out)
+    };
+    assert_eq!(run(&rust, "serve").trim(), "inventory is up: true");
+    let out = run(python, "use-rust");
+    let expected = [
+        "inventory is a cross_language::Inventory",
+        "nothing: None same",
+        "flag: True same",
+        "count: 42 same",
+        "ratio: 0.25 same",
+        "name: 'wray' same",
+        r"raw: b'\x00\xff' same",
+        "mixed: [1, 'two', [3.0, None]] same",
+        "config: {'lr': 0.01, 'layers': [11, 10, 8, 1]} same",
+        "weights: array('d', [0.5, 1.5, 2.0]) same",
+        "ids: array('q', [7, 8, 9]) same",
+        "created by: rust",
+        "describe: {'count': 11, 'kinds': {'created by': 'str', 'nothing': 'none', 'flag': 'bool', 'count': 'int', \
+         'ratio': 'float', 'name': 'str', 'raw': 'bytes', 'mixed': 'list', 'config': 'dict', 'weights': 'f64 array', \
+         'ids': 'i64 array'}}",
+        "total: 6.5",
+        "total of an array: 0.75",
+        "TypeError: cross_language::Inventory.put: argument 1: value is a tuple, which only Python reads: values that \
+         cross to another language are None, bool, int, float, str, bytes, list, dict and array.array('d', 'f', 'q', 'i')",
+    ];
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
+
+    assert_eq!(run(python, "serve").trim(), "tally is up: 1");
+    let out = run(&rust, "use-python");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..9],
+        [
+            "tally is a Tally",
+            "add(\"wasm\", 3) -> 3",
+            "add(\"ray\", 2) -> 2",
+            "add(\"wasm\", 4) -> 7",
+            "counts[python] = 1",
+            "counts[wasm] = 7",
+            "counts[ray] = 2",
+            "summary: mean 2 of 2 values, words [\"python\", \"ray\", \"wasm\"]",
+            "python_only failed: task Tally.python_only failed: TypeError: Tally.python_only answers a caller in \
+             another language: value is a set, which only Python reads: values that cross to another language are \
+             None, bool, int, float, str, bytes, list, dict and array.array('d', 'f', 'q', 'i')",
+        ],
+        "{out}"
+    );
+    assert_eq!(lines.len(), 9, "{out}");
+}
+
+#[test]
+fn the_python_value_encoding_writes_the_documented_bytes_and_refuses_bad_ones() {
+    // The SDK's encoder is pure Python: checked here under the host's
+    // CPython against the bytes wray_codec::value documents (and its own
+    // test checks on the Rust side).
+    let module = workspace().join("guest-sdk/python/wray/_value.py");
+    let script = format!(
+        r#"
+import importlib.util, random
+spec = importlib.util.spec_from_file_location("_value", {module:?})
+v = importlib.util.module_from_spec(spec); spec.loader.exec_module(v)
+doc = bytes.fromhex("f5777601" "0801000000" "050100000061" "0702000000" "030100000000000000" "00")
+assert v.dumps({{"a": [1, None]}}) == doc, v.dumps({{"a": [1, None]}}).hex()
+assert v.loads(doc) == {{"a": [1, None]}}
+for bad, why in [(b"\x80\x05K\x01.", "no magic"), (doc[:-1], "ends early"), (doc + b"\x00", "trailing"),
+                 (v.MAGIC + b"\x07\xff\xff\xff\xff", "runs past"), (v.MAGIC + b"\x42", "unknown tag"),
+                 (v.MAGIC + b"\x07\x01\x00\x00\x00" * 200 + b"\x00", "nest deeper")]:
+    try:
+        v.loads(bad)
+        raise SystemExit(f"accepted {{bad[:16]!r}}")
+    except ValueError as e:
+        assert why in str(e), (why, str(e))
+rng = random.Random(7)
+for _ in range(5000):
+    data = v.MAGIC + bytes(rng.randrange(16) for _ in range(rng.randrange(30)))
+    try:
+        v.loads(data)
+    except ValueError:
+        pass
+for bad in [(1, 2), {{1, 2}}, 1 << 70, object()]:
+    try:
+        v.dumps([bad])
+        raise SystemExit(f"encoded {{bad!r}}")
+    except TypeError as e:
+        assert "value[0]" in str(e), str(e)
+print("ok")
+"#
+    );
+    let out = std::process::Command::new("python3").args(["-c", &script]).output().expect("python3");
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }

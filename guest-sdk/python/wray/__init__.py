@@ -218,6 +218,24 @@ def _args(args, kwargs):
     return out
 
 
+def _foreign_args(args, kwargs, method):
+    """A call's arguments for an actor in another language (a Rust job's):
+    positional only, each plain data in the cross-language encoding
+    (``wray._value``) or a top-level ``ObjectRef``."""
+    if kwargs:
+        raise TypeError(f"{method}: an actor in another language takes positional arguments only")
+    out = []
+    for i, a in enumerate(args):
+        if type(a) is ObjectRef:
+            out.append(_types.Arg_Object(a._handle))
+        else:
+            try:
+                out.append(_types.Arg_Value(_codec.to_plain_value(a)))
+            except TypeError as e:
+                raise TypeError(f"{method}: argument {i}: {e}") from None
+    return out
+
+
 class _Remote:
     """What remote functions and actor classes share: options (a copy with
     others), and the function or class itself, pickled by value and put in
@@ -305,8 +323,14 @@ class ActorClass(_Remote):
                 return get_actor(o["name"])
             except ValueError:
                 pass
-        cls = self._shipped(self._cls)
-        wit_args = [_types.Arg_Object(cls._handle)] + _args(args, kwargs)
+        if o.get("lifetime") == "detached":
+            # A detached actor outlives this job, and the head records its
+            # constructor's arguments to re-create it: they must hold no
+            # refs to this job's objects, so the class goes inline.
+            shipped = _types.Arg_Value(_codec.to_value(self._cls))
+        else:
+            shipped = _types.Arg_Object(self._shipped(self._cls)._handle)
+        wit_args = [shipped] + _args(args, kwargs)
         actor = _call(_actors.create, self._cls.__qualname__, wit_args, _wit_options(o))
         return ActorHandle(actor.hi, actor.lo, self._cls.__qualname__)
 
@@ -324,7 +348,11 @@ class ActorMethod:
         """Queues the call (calls from one caller run in order); returns the
         ref of its result."""
         actor = _types.ActorId(hi=self._handle._hi, lo=self._handle._lo)
-        return ObjectRef(_call(_actors.call, actor, self._name, _args(args, kwargs)))
+        if self._handle._foreign():
+            wit_args = _foreign_args(args, kwargs, f"{self._handle._class_name}.{self._name}")
+        else:
+            wit_args = _args(args, kwargs)
+        return ObjectRef(_call(_actors.call, actor, self._name, wit_args))
 
     def options(self, **options):
         """Per-call options (accepted for Ray compatibility: only
@@ -352,6 +380,11 @@ class ActorHandle:
 
     def __repr__(self):
         return f"Actor({self._class_name}, {self._hi:016x}{self._lo:016x})"
+
+    def _foreign(self):
+        # A Rust actor's class is its type path (`crate::module::Type`);
+        # a Python class's name never holds "::".
+        return "::" in self._class_name
 
     def __reduce__(self):
         return (ActorHandle, (self._hi, self._lo, self._class_name))

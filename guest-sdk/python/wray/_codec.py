@@ -7,9 +7,10 @@ in Ray. An ``ObjectRef`` nested anywhere inside is written as its object id
 then keeps that object alive for as long as the value lives — and read back
 as a new reference to the same object (``object-ref.from-id``).
 
-These bytes are the job's own: the host never reads them. They are not the
-Rust SDK's encoding (postcard), so a value crosses between Python and Rust
-jobs only as raw bytes for now.
+These bytes are the job's own: the host never reads them. Values that cross
+to or from a Rust job use wray's cross-language encoding instead
+(``_value``: plain data only); ``loads`` reads both, telling them apart by
+their first bytes.
 """
 
 import io
@@ -18,6 +19,8 @@ import pickle
 import cloudpickle
 
 from wit_world.imports import types
+
+from . import _value
 
 # The tag of an object ref's persistent id.
 _REF = "wray.ref"
@@ -65,5 +68,15 @@ def to_value(obj):
 
 
 def loads(data):
-    """Decodes bytes made by ``dumps``."""
+    """Decodes bytes made by ``dumps``, or a value in the cross-language
+    encoding (from a Rust job)."""
+    if _value.is_value(data):
+        return _value.loads(data)
     return _Unpickler(io.BytesIO(data)).load()
+
+
+def to_plain_value(obj):
+    """``obj`` as a WIT ``value`` in the cross-language encoding, for a
+    caller or callee in another language (``TypeError`` unless plain
+    data)."""
+    return types.Value(data=_value.dumps(obj), refs=[])

@@ -20,6 +20,7 @@ from wit_world.imports import tasks
 from wit_world.imports import types
 
 from . import _codec
+from . import _value
 
 # (file name, source) of the job's script.
 _script = None
@@ -192,6 +193,20 @@ class Entry(exports.Entry):
         bound = getattr(_actor, method, None)
         if method.startswith("__") or not callable(bound):
             raise Err(f"{type(_actor).__name__} has no method {method!r}")
+        # A caller in another language (a Rust job's `DynActor`) sends plain
+        # values, positional only; a Python caller always sends the keyword
+        # names first, pickled. The answer goes back in the caller's kind.
+        if not args or _value.is_value(args[0]):
+            try:
+                result = bound(*[_codec.loads(a) for a in args])
+                try:
+                    return _codec.to_plain_value(result)
+                except TypeError as e:
+                    raise TypeError(f"{type(_actor).__name__}.{method} answers a caller in another language: {e}") from None
+            except BaseException as e:
+                raise Err(_failure(e))
+            finally:
+                _flush()
         try:
             return _codec.to_value(_invoke(bound, args))
         except BaseException as e:

@@ -28,6 +28,7 @@ const SDK: &[(&str, &str)] = &[
     ("_codec.py", include_str!("../../../../guest-sdk/python/wray/_codec.py")),
     ("_entry.py", include_str!("../../../../guest-sdk/python/wray/_entry.py")),
     ("_preload.py", include_str!("../../../../guest-sdk/python/wray/_preload.py")),
+    ("_value.py", include_str!("../../../../guest-sdk/python/wray/_value.py")),
     ("exceptions.py", include_str!("../../../../guest-sdk/python/wray/exceptions.py")),
     ("tensor.py", include_str!("../../../../guest-sdk/python/wray/tensor.py")),
     ("util/__init__.py", include_str!("../../../../guest-sdk/python/wray/util/__init__.py")),
