@@ -18,12 +18,22 @@ struct PythonGuests {
     tensors: PathBuf,
     wine_mlp: PathBuf,
     cross_language: PathBuf,
+    instances: PathBuf,
 }
 
 fn python_guests() -> &'static PythonGuests {
     static GUESTS: OnceLock<PythonGuests> = OnceLock::new();
     GUESTS.get_or_init(|| {
-        const NAMES: [&str; 7] = ["dns", "retrieve", "pi", "counter", "tensors", "wine_mlp", "cross_language"];
+        const NAMES: [&str; 8] = [
+            "examples/python/dns.py",
+            "examples/python/retrieve.py",
+            "examples/python/pi.py",
+            "examples/python/counter.py",
+            "examples/python/tensors.py",
+            "examples/python/wine_mlp.py",
+            "examples/python/cross_language.py",
+            "tests/programs/python/instances.py",
+        ];
         let mut built: Vec<PathBuf> = Vec::new();
         for pair in NAMES.chunks(2) {
             let handles: Vec<_> = pair.iter().map(|n| std::thread::spawn(move || build_python(n))).collect();
@@ -39,13 +49,16 @@ fn python_guests() -> &'static PythonGuests {
             tensors: next(),
             wine_mlp: next(),
             cross_language: next(),
+            instances: next(),
         }
     })
 }
 
-/// `wray build examples/python/NAME.py -o target/guests/python/NAME.wasm`.
-fn build_python(name: &str) -> PathBuf {
-    let script = workspace().join(format!("examples/python/{name}.py"));
+/// `wray build SCRIPT -o target/guests/python/NAME.wasm` (`SCRIPT` relative
+/// to the workspace, `NAME` its file stem).
+fn build_python(script: &str) -> PathBuf {
+    let script = workspace().join(script);
+    let name = script.file_stem().unwrap().to_str().unwrap().to_string();
     let dir = target_dir().join("guests/python");
     std::fs::create_dir_all(&dir).unwrap();
     let output = dir.join(format!("{name}.wasm"));
@@ -350,4 +363,34 @@ print("ok")
     let out = std::process::Command::new("python3").args(["-c", &script]).output().expect("python3");
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
+
+#[test]
+fn a_python_job_s_tasks_reuse_their_instances_as_ray_workers_do() {
+    // One CPU: each task runs after the last. A succeeded task's instance
+    // runs the next one (a module global keeps counting, and the function
+    // is loaded once per instance); a failed task's is dropped; instances
+    // are kept per memory limit; the driver is an instance of its own.
+    let (out, _) = run_ok(&python_guests().instances, &["--cpus", "1"], &[], &[]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "one after another: [1, 2, 3, 4, 5]",
+            "failed task: its instance is dropped",
+            "after the failure: 1",
+            "another memory limit: [1, 2, 3]",
+            "back to the first: 2",
+            "in the driver: 0",
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn rust_tasks_still_get_a_fresh_instance_each() {
+    // The same count in Rust: without the component's reuse section every
+    // task starts from its instance's initial memory.
+    let out = scenario(&["--cpus", "1"], &["fresh-instances"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out).trim(), "counts: [1, 1, 1, 1, 1]", "{}", stdout(&out));
 }

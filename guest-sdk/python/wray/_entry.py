@@ -28,6 +28,15 @@ _script = None
 # The instance's actor, once constructed.
 _actor = None
 
+# Functions this instance has unpickled, by their shipped bytes: an instance
+# runs one task after another (the host reuses a Python job's task
+# instances), and as in a Ray worker, a function is loaded once — its
+# globals persist between its calls, and no task pays the unpickling again.
+_functions = {}
+
+# Functions kept at most; past it the table starts over.
+_MAX_FUNCTIONS = 256
+
 
 def set_script(filename, source):
     """Records the script the driver runs and imports what it needs (called
@@ -167,7 +176,12 @@ class Entry(exports.Entry):
     def run_task(self, function, args):
         _unbuffered()
         try:
-            fn = _renamed(_codec.loads(args[0]))
+            shipped = bytes(args[0])
+            fn = _functions.get(shipped)
+            if fn is None:
+                if len(_functions) >= _MAX_FUNCTIONS:
+                    _functions.clear()
+                fn = _functions[shipped] = _renamed(_codec.loads(shipped))
             return _codec.to_value(_invoke(fn, args[1:]))
         except BaseException as e:
             raise Err(_failure(e))

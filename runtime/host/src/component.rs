@@ -61,7 +61,15 @@ pub struct JobComponent {
     pub(crate) pre: JobPre<State>,
     hash: Arc<str>,
     name: Arc<str>,
+    reuse_task_instances: bool,
 }
+
+/// The custom section by which a component asks for its task instances to
+/// be reused ([`JobComponent::reuses_task_instances`]), and its contents.
+/// `wray build job.py` writes it: a Python task's instance costs
+/// milliseconds to create (an interpreter's worth of tables), and Ray's
+/// Python workers run one task after another too.
+pub const REUSE_SECTION: (&str, &[u8]) = ("wray:task-instances", b"reuse");
 
 impl JobComponent {
     /// The component's content hash (sha256, hex).
@@ -73,6 +81,78 @@ impl JobComponent {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Whether a task's instance, once its task succeeded, may run the
+    /// next task of the same job (and memory limit) instead of being
+    /// dropped — as a Ray worker process runs one task after another, so
+    /// module-level state persists between them. Never across jobs:
+    /// instances belong to their job and end with it. Set by the
+    /// component's [`REUSE_SECTION`]; without it every task gets a fresh
+    /// instance.
+    pub fn reuses_task_instances(&self) -> bool {
+        self.reuse_task_instances
+    }
+}
+
+/// Whether the component's top level holds [`REUSE_SECTION`]. Reads only
+/// the top-level section headers (each skipped by its length), so it costs
+/// microseconds even for a large component; a malformed header ends the
+/// walk (validation reports it).
+fn asks_for_reuse(bytes: &[u8]) -> bool {
+    fn leb(bytes: &[u8], at: &mut usize) -> Option<usize> {
+        let mut value = 0usize;
+        for shift in (0..35).step_by(7) {
+            let b = *bytes.get(*at)?;
+            *at += 1;
+            value |= usize::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    let mut at = 8;
+    while at < bytes.len() {
+        let id = bytes[at];
+        at += 1;
+        let Some(size) = leb(bytes, &mut at) else { return false };
+        let Some(end) = at.checked_add(size).filter(|&e| e <= bytes.len()) else { return false };
+        if id == 0 {
+            let mut p = at;
+            if let Some(n) = leb(bytes, &mut p)
+                && let Some(name) = p.checked_add(n).and_then(|e| bytes.get(p..e))
+                && name == REUSE_SECTION.0.as_bytes()
+            {
+                return &bytes[p + n..end] == REUSE_SECTION.1;
+            }
+        }
+        at = end;
+    }
+    false
+}
+
+/// `bytes` (a component) with [`REUSE_SECTION`] appended: what `wray build`
+/// writes for a Python job.
+pub fn with_reuse_section(mut bytes: Vec<u8>) -> Vec<u8> {
+    fn leb(out: &mut Vec<u8>, mut n: usize) {
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            out.push(if n == 0 { b } else { b | 0x80 });
+            if n == 0 {
+                return;
+            }
+        }
+    }
+    let (name, payload) = REUSE_SECTION;
+    let mut content = Vec::new();
+    leb(&mut content, name.len());
+    content.extend_from_slice(name.as_bytes());
+    content.extend_from_slice(payload);
+    bytes.push(0);
+    leb(&mut bytes, content.len());
+    bytes.extend_from_slice(&content);
+    bytes
 }
 
 /// Compiles components once per content hash and keeps the compiled artifact
@@ -129,7 +209,7 @@ impl ComponentCache {
             .map_err(|e| LoadError::WrongWorld { name: name_owned(), reason: format!("{e:#}") })?;
         let pre =
             JobPre::new(pre).map_err(|e| LoadError::WrongWorld { name: name_owned(), reason: format!("{e:#}") })?;
-        Ok(JobComponent { pre, hash: hash.into(), name: name.into() })
+        Ok(JobComponent { pre, hash: hash.into(), name: name.into(), reuse_task_instances: asks_for_reuse(bytes) })
     }
 
     fn artifact_path(&self, hash: &str) -> Option<PathBuf> {

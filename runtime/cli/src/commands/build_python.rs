@@ -248,6 +248,12 @@ fn build_with(
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(Failure::Usage(anyhow!("{} does not build:\n{}", script.display(), python_error(&stderr))));
     }
+    // Python tasks reuse their instances within a job (a fresh interpreter
+    // instance costs milliseconds; docs/PYTHON.md, "Speed"): the component
+    // says so in a custom section the host reads at load.
+    let bytes = std::fs::read(&output).with_context(|| format!("reading {}", output.display()))?;
+    std::fs::write(&output, wray_runtime::with_reuse_section(bytes))
+        .with_context(|| format!("writing {}", output.display()))?;
     println!("{}", output.display());
     Ok(())
 }

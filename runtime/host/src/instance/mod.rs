@@ -122,6 +122,18 @@ impl Instance {
         Ok(Instance { store, job, name: component.name().into() })
     }
 
+    /// Makes `caller` the one the next call runs for: a task's instance
+    /// taken from its job's idle instances (components that reuse them,
+    /// [`JobComponent::reuses_task_instances`]).
+    pub fn set_caller(&mut self, caller: Caller) {
+        self.store.data_mut().caller = caller;
+    }
+
+    /// The largest linear memory the instance has grown to, in bytes.
+    pub fn memory_peak(&self) -> usize {
+        self.store.data().limiter.peak
+    }
+
     /// A flag that, once set, interrupts the running call within one epoch
     /// tick (`wray::cancel`, Ctrl-C).
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
@@ -152,7 +164,8 @@ impl Instance {
         self.finish(r).and_then(|r| r.map_err(CallError::Guest))
     }
 
-    /// Runs a remote function; the instance is meant to be dropped after.
+    /// Runs a remote function. The instance is dropped after, unless its
+    /// component reuses task instances and the call succeeded.
     pub async fn run_task(
         &mut self,
         function: &str,

@@ -26,6 +26,8 @@ pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 pub(crate) struct Limiter {
     pub(crate) memory: usize,
     pub(super) exceeded: bool,
+    /// The largest linear memory the instance has grown to, in bytes.
+    pub(super) peak: usize,
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
@@ -37,6 +39,7 @@ impl wasmtime::ResourceLimiter for Limiter {
                 self.memory
             );
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 

@@ -105,7 +105,7 @@ impl State {
         State {
             wasi,
             table,
-            limiter: Limiter { memory, exceeded: false },
+            limiter: Limiter { memory, exceeded: false, peak: 0 },
             services,
             caller,
             call,

@@ -87,7 +87,21 @@ pub(crate) struct JobState {
     pub(crate) started_ms: u64,
     /// It is the never-ending job that hosts a component's detached actors.
     pub(crate) hosts_detached: AtomicBool,
+    /// Instances whose task succeeded, waiting for the job's next task —
+    /// only for components that reuse task instances
+    /// (`JobComponent::reuses_task_instances`), each with the memory limit
+    /// it was made with; at most [`MAX_IDLE_TASK_INSTANCES`], dropped when
+    /// the job ends.
+    pub(crate) idle: Mutex<Vec<(Option<u64>, Instance)>>,
 }
+
+/// Idle task instances a job keeps at most (a Python instance holds tens of
+/// MiB once it has run): more than a node's CPUs would rarely be taken.
+pub(crate) const MAX_IDLE_TASK_INSTANCES: usize = 8;
+
+/// An instance that grew its memory past this is not kept for the next
+/// task: one large task must not pin its memory for the job's life.
+pub(crate) const MAX_IDLE_INSTANCE_MEMORY: usize = 256 << 20;
 
 impl JobState {
     /// Limits of a task or actor with `options`.
@@ -96,6 +110,29 @@ impl JobState {
             memory: options.memory_limit.or(self.config.limits.memory),
             time: options.time_limit.or(self.config.limits.time),
         }
+    }
+
+    /// An idle instance made with memory limit `memory`, if the job keeps
+    /// one.
+    pub(crate) fn take_idle(&self, memory: Option<u64>) -> Option<Instance> {
+        let mut idle = lock(&self.idle);
+        let i = idle.iter().rposition(|(m, _)| *m == memory)?;
+        Some(idle.swap_remove(i).1)
+    }
+
+    /// Keeps `instance` for the job's next task with the same memory limit
+    /// if there is room and it stayed small; otherwise hands it back, for
+    /// the caller to drop.
+    pub(crate) fn keep_idle(&self, memory: Option<u64>, instance: Instance) -> Option<Instance> {
+        if self.ended.load(Ordering::Relaxed) || instance.memory_peak() > MAX_IDLE_INSTANCE_MEMORY {
+            return Some(instance);
+        }
+        let mut idle = lock(&self.idle);
+        if idle.len() >= MAX_IDLE_TASK_INSTANCES {
+            return Some(instance);
+        }
+        idle.push((memory, instance));
+        None
     }
 
     pub(crate) fn cancelled(&self) -> bool {
@@ -130,6 +167,7 @@ impl NodeInner {
             key,
             started_ms: crate::persist::now_ms(),
             hosts_detached: AtomicBool::new(false),
+            idle: Mutex::new(Vec::new()),
         });
         lock(&self.jobs).insert(id, job.clone());
         job
@@ -248,6 +286,7 @@ impl NodeInner {
     /// objects.
     pub(crate) fn end_job(&self, job: &Arc<JobState>) {
         job.ended.store(true, Ordering::Relaxed);
+        lock(&job.idle).clear();
         for token in lock(&job.tasks).values() {
             token.cancel();
         }

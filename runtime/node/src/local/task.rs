@@ -178,8 +178,18 @@ impl NodeInner {
                 function: spec.function.clone(),
                 holds: held.resources.clone(),
             };
-            let services: Arc<dyn Services> = self.clone();
-            let e = match Instance::new(&job.component, services, caller, limits, &job.config.grants).await {
+            let reuse = job.component.reuses_task_instances();
+            let instance = match reuse.then(|| job.take_idle(limits.memory)).flatten() {
+                Some(mut instance) => {
+                    instance.set_caller(caller);
+                    Ok(instance)
+                }
+                None => {
+                    let services: Arc<dyn Services> = self.clone();
+                    Instance::new(&job.component, services, caller, limits, &job.config.grants).await
+                }
+            };
+            let e = match instance {
                 Ok(mut instance) => {
                     instance.set_cancel_flag(cancel.flag());
                     // The flag interrupts running wasm within a tick; racing
@@ -191,12 +201,17 @@ impl NodeInner {
                     };
                     match run {
                         Ok(v) => {
+                            // An instance kept for the job's next task is
+                            // kept before the result is released, so that a
+                            // caller's next task finds it.
+                            let unkept = if reuse { job.keep_idle(limits.memory, instance) } else { Some(instance) };
                             // Settle while the instance still holds the refs
                             // of objects nested in the result.
                             let size = v.data.len();
                             self.landing(size, || {
                                 self.store.complete(spec.output, Ok(Object { data: v.data, refs: v.refs }))
                             });
+                            drop(unkept);
                             return Ok(());
                         }
                         Err(e) => e,

@@ -9,6 +9,14 @@ pub(crate) fn add(a: i64, b: i64) -> i64 {
     a + b
 }
 
+/// Calls of this function its instance has run: 1 in a fresh instance.
+static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[wray::remote]
+pub(crate) fn count_calls() -> u64 {
+    CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+}
+
 #[wray::remote]
 pub(crate) fn sum_refs(refs: Vec<ObjectRef<i64>>) -> Result<i64, Error> {
     Ok(wray::get_all(&refs)?.into_iter().sum())
