@@ -20,8 +20,8 @@ def ray_cmd(*args):
     return [ray_python, script, *args]
 
 
-def wray_cmd(*args):
-    return [wray, "run", "--cpus", "2", job, "--", *args]
+def wray_cmd(*args, flags=()):
+    return [wray, "run", "--cpus", "2", *flags, job, "--", *args]
 
 
 def rows(cmd):
@@ -94,6 +94,10 @@ ray_first = [first_result(ray_cmd("first")) for _ in range(ROUNDS)]
 wray_first = [first_result(wray_cmd("first")) for _ in range(ROUNDS)]
 ray_idle = idle_memory(ray_cmd("idle", "6"))
 wray_idle = idle_memory(wray_cmd("idle", "6"))
+# The same job told that it uses no GPU (Ray finds none on a machine
+# without one; wray by default loads the Vulkan drivers to look, and
+# lavapipe's LLVM stays mapped).
+wray_idle_nogpu = idle_memory(wray_cmd("idle", "6", flags=("--gpus", "0")))
 
 names = {
     "tasks_sync": "Python task round trip (submit + get, one at a time)",
@@ -109,5 +113,6 @@ for key, label in names.items():
 w, r = best(wray_first, False), best(ray_first, False)
 print(f"| process start → first task result | {w * 1000:,.0f} ms | {r * 1000:,.0f} ms | {r / w:.1f}× |")
 print(f"| memory of an idle job, all its processes | {wray_idle / 2**20:,.0f} MiB | {ray_idle / 2**20:,.0f} MiB | {ray_idle / wray_idle:.1f}× |")
+print(f"| the same, wray with --gpus 0 (no Vulkan driver loaded) | {wray_idle_nogpu / 2**20:,.0f} MiB | {ray_idle / 2**20:,.0f} MiB | {ray_idle / wray_idle_nogpu:.1f}× |")
 print()
 print(f"Best of {ROUNDS} rounds each, alternating Ray and wray; wray with --cpus 2 on this machine's 2 cores.")

@@ -209,7 +209,10 @@ def _args(args, kwargs):
     """A call's arguments as WIT args: the keyword names first, then each
     argument on its own — a top-level ``ObjectRef`` as a ref the host
     resolves before the call (Ray's rule), anything else pickled."""
-    out = [_types.Arg_Value(_codec.to_value(list(kwargs)))]
+    if kwargs:
+        out = [_types.Arg_Value(_codec.to_value(list(kwargs)))]
+    else:
+        out = [_types.Arg_Value(_types.Value(data=_codec.NO_KEYWORDS, refs=[]))]
     for a in list(args) + list(kwargs.values()):
         if type(a) is ObjectRef:
             out.append(_types.Arg_Object(a._handle))
@@ -347,7 +350,7 @@ class ActorMethod:
     def remote(self, *args, **kwargs):
         """Queues the call (calls from one caller run in order); returns the
         ref of its result."""
-        actor = _types.ActorId(hi=self._handle._hi, lo=self._handle._lo)
+        actor = self._handle._id()
         if self._handle._foreign():
             wit_args = _foreign_args(args, kwargs, f"{self._handle._class_name}.{self._name}")
         else:
@@ -380,6 +383,12 @@ class ActorHandle:
 
     def __repr__(self):
         return f"Actor({self._class_name}, {self._hi:016x}{self._lo:016x})"
+
+    def _id(self):
+        actor = self.__dict__.get("_wit_id")
+        if actor is None:
+            actor = self._wit_id = _types.ActorId(hi=self._hi, lo=self._lo)
+        return actor
 
     def _foreign(self):
         # A Rust actor's class is its type path (`crate::module::Type`);

@@ -53,12 +53,36 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
 
 
+# Types whose values hold no ref and no code: the C pickler writes them
+# (about a microsecond) where cloudpickle's Python-level pickler costs tens
+# of microseconds — most arguments and results of small calls.
+_SCALARS = (type(None), bool, int, float, str, bytes)
+
+
+def _is_plain(obj, depth=0):
+    t = type(obj)
+    if t in _SCALARS:
+        return True
+    if depth < 2 and t in (list, tuple) and len(obj) <= 16:
+        return all(_is_plain(x, depth + 1) for x in obj)
+    if depth < 2 and t is dict and len(obj) <= 16:
+        return all(_is_plain(k, depth + 1) and _is_plain(v, depth + 1) for k, v in obj.items())
+    return False
+
+
 def dumps(obj):
     """Encodes ``obj``: its bytes and the refs nested in it (owned clones)."""
+    if _is_plain(obj):
+        return pickle.dumps(obj, protocol=5), []
     buf = io.BytesIO()
     p = _Pickler(buf)
     p.dump(obj)
     return buf.getvalue(), p.refs
+
+
+# The keyword names of a call without keywords, encoded once: most calls
+# have none.
+NO_KEYWORDS = pickle.dumps([], protocol=5)
 
 
 def to_value(obj):
@@ -72,7 +96,12 @@ def loads(data):
     encoding (from a Rust job)."""
     if _value.is_value(data):
         return _value.loads(data)
-    return _Unpickler(io.BytesIO(data)).load()
+    try:
+        # The C unpickler, for the common value without refs in it; a
+        # value with refs stops it at the first persistent id.
+        return pickle.loads(data)
+    except pickle.UnpicklingError:
+        return _Unpickler(io.BytesIO(data)).load()
 
 
 def to_plain_value(obj):

@@ -123,7 +123,7 @@ def _renamed(obj):
 def _invoke(target, args):
     """Calls ``target`` on a call's encoded arguments: the keyword names,
     then each argument (see ``wray._args``)."""
-    names = _codec.loads(args[0])
+    names = [] if args[0] == _codec.NO_KEYWORDS else _codec.loads(args[0])
     values = [_codec.loads(a) for a in args[1:]]
     split = len(values) - len(names)
     return target(*values[:split], **dict(zip(names, values[split:])))

@@ -203,8 +203,15 @@ impl Node {
             anyhow::bail!("gpus must be a non-negative number, got {g}");
         }
         // Opening a GPU takes tens to hundreds of milliseconds (driver
-        // start-up): it overlaps with the engine and the spill store.
-        let discovery = config.devices.clone().map(|c| std::thread::spawn(move || wray_gpu::Devices::discover(&c)));
+        // start-up): it overlaps with the engine and the spill store. A node
+        // told to offer no GPU does not look: loading the Vulkan drivers
+        // costs memory for the process's life (lavapipe alone maps 44 MiB
+        // of LLVM).
+        let discovery = config
+            .devices
+            .clone()
+            .filter(|_| config.gpus != Some(0.0))
+            .map(|c| std::thread::spawn(move || wray_gpu::Devices::discover(&c)));
         let engine = Engine::new(&EngineConfig { max_instances: config.max_instances })?;
         let cache = ComponentCache::new(engine, config.cache_dir.clone())?;
         std::fs::create_dir_all(&config.spill_dir)?;

@@ -42,6 +42,7 @@ pub struct RunCommand {
     /// `num_gpus` get their tensors on a GPU. Default: one per GPU found
     /// (Vulkan adapters; software ones such as lavapipe only with
     /// WRAY_ALLOW_SOFTWARE_GPU=1). With none found, tensors use the CPU path.
+    /// `--gpus 0` does not look for GPUs at all (no Vulkan driver is loaded).
     #[arg(long, value_name = "N")]
     gpus: Option<f64>,
 

@@ -79,7 +79,8 @@ pub struct StartCommand {
 
     /// GPUs this node offers as the `GPU` resource (fractional demands
     /// allowed). Default: one per GPU found (Vulkan adapters; software ones
-    /// such as lavapipe only with WRAY_ALLOW_SOFTWARE_GPU=1).
+    /// such as lavapipe only with WRAY_ALLOW_SOFTWARE_GPU=1). `--gpus 0`
+    /// does not look for GPUs at all (no Vulkan driver is loaded).
     #[arg(long, value_name = "N")]
     gpus: Option<f64>,
 
