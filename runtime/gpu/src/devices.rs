@@ -2,6 +2,7 @@
 
 use crate::gpu::GpuDevice;
 use crate::tensor::Device;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -27,6 +28,18 @@ impl DeviceConfig {
     }
 }
 
+/// Whether `dev` holds a node through which a Vulkan driver reaches
+/// hardware: a DRM render node (Mesa's drivers: AMD, Intel), NVIDIA's
+/// devices, or WSL's `dxg`.
+fn has_gpu_device_node(dev: &Path) -> bool {
+    let named = |dir: &Path, prefix: &str| {
+        std::fs::read_dir(dir)
+            .map(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with(prefix)))
+            .unwrap_or(false)
+    };
+    named(&dev.join("dri"), "renderD") || named(dev, "nvidia") || dev.join("dxg").exists()
+}
+
 /// The GPUs of a node.
 #[derive(Debug, Default)]
 pub struct Devices {
@@ -46,6 +59,19 @@ impl Devices {
     /// driver or no permission, the node runs tensors on the CPU path and
     /// [`Devices::notice`] says why.
     pub fn discover(config: &DeviceConfig) -> Devices {
+        // Looking loads every installed Vulkan driver, and Mesa's link LLVM
+        // (44 MiB of the process's memory for its whole life). A machine
+        // without a GPU device node has no hardware GPU to find; only a
+        // software adapter could be, and only if allowed.
+        if !config.allow_software && !has_gpu_device_node(Path::new("/dev")) {
+            return Devices {
+                notice: Some(format!(
+                    "no usable GPU (no GPU device in /dev; software ones such as lavapipe only with \
+                     {SOFTWARE_GPU_ENV}=1): tensors run on the CPU path"
+                )),
+                ..Devices::default()
+            };
+        }
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         desc.backends = wgpu::Backends::VULKAN;
         let instance = wgpu::Instance::new(desc);
@@ -103,5 +129,29 @@ impl Devices {
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % live.len();
         Device::Gpu(live[i].clone())
+    }
+}
+
+#[cfg(test)]
+mod device_node_tests {
+    use super::has_gpu_device_node;
+
+    #[test]
+    fn a_gpu_is_looked_for_only_behind_a_device_node() {
+        let dev = std::env::temp_dir().join(format!("wray-dev-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dev);
+        std::fs::create_dir_all(dev.join("dri")).unwrap();
+        std::fs::write(dev.join("null"), b"").unwrap();
+        std::fs::write(dev.join("dri/card0"), b"").unwrap();
+        assert!(!has_gpu_device_node(&dev), "a display card without a render node");
+        std::fs::write(dev.join("dri/renderD128"), b"").unwrap();
+        assert!(has_gpu_device_node(&dev));
+        std::fs::remove_file(dev.join("dri/renderD128")).unwrap();
+        std::fs::write(dev.join("nvidia0"), b"").unwrap();
+        assert!(has_gpu_device_node(&dev));
+        std::fs::remove_file(dev.join("nvidia0")).unwrap();
+        std::fs::write(dev.join("dxg"), b"").unwrap();
+        assert!(has_gpu_device_node(&dev));
+        std::fs::remove_dir_all(&dev).unwrap();
     }
 }
