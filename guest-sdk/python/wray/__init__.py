@@ -211,14 +211,21 @@ def _args(args, kwargs):
     resolves before the call (Ray's rule), anything else pickled."""
     if kwargs:
         out = [_types.Arg_Value(_codec.to_value(list(kwargs)))]
+    elif not args:
+        return [_NO_KEYWORDS_ARG]
     else:
-        out = [_types.Arg_Value(_types.Value(data=_codec.NO_KEYWORDS, refs=[]))]
+        out = [_NO_KEYWORDS_ARG]
     for a in list(args) + list(kwargs.values()):
         if type(a) is ObjectRef:
             out.append(_types.Arg_Object(a._handle))
         else:
             out.append(_types.Arg_Value(_codec.to_value(a)))
     return out
+
+
+# The keyword names of a call without keywords, as the WIT argument (only
+# read by the host, so one object serves every call).
+_NO_KEYWORDS_ARG = _types.Arg_Value(_types.Value(data=_codec.NO_KEYWORDS, refs=[]))
 
 
 def _foreign_args(args, kwargs, method):

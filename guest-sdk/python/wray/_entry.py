@@ -64,7 +64,11 @@ def _flush():
 def _unbuffered():
     # Output reaches the host line by line, as a task prints it, not when
     # the instance ends (a trap or a limit would lose what was buffered).
+    # Once per instance and stream: an instance runs many calls (an actor's,
+    # a job's reused task instance), and a user may replace the streams.
     for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "line_buffering", True):
+            continue
         try:
             stream.reconfigure(line_buffering=True)
         except Exception:
