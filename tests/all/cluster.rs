@@ -1090,8 +1090,26 @@ fn a_trainer_survives_a_sigkilled_worker_node() {
         }
     }
     Command::new("kill").args(["-KILL", &victim.to_string()]).status().unwrap();
-    let out = wait_for_exit(run, "the training job", Duration::from_secs(120));
-    while next(&mut seen).is_some() {}
+    // Read to the end of the output (the job exits): a hang shows where it
+    // stopped, and the head's view of the cluster at that moment.
+    loop {
+        match lines.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => seen.push(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let tasks = head.wray(&["list", "tasks", "--address", &head.address, "--token", &head.token]);
+                let actors = head.wray(&["list", "actors", "--address", &head.address, "--token", &head.token]);
+                panic!(
+                    "the training job stopped for 120 s after its worker node was killed; output so far:\n{}\n\
+                     tasks:\n{}\nactors:\n{}",
+                    seen.join("\n"),
+                    stdout(&tasks),
+                    stdout(&actors)
+                );
+            }
+        }
+    }
+    let out = wait_for_exit(run, "the training job", Duration::from_secs(30));
     assert_code(&out, 0);
     let text = seen.join("\n");
     let line = |prefix: &str| text.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("{text}"));
