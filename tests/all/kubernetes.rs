@@ -9,6 +9,7 @@ use crate::util::*;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Container, Namespace, PodTemplateSpec, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -117,37 +118,39 @@ impl Pods {
 }
 
 fn workloads(objects: &[Object]) -> Vec<Pods> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+    let pods = |meta: &ObjectMeta, replicas: Option<i32>, selector: LabelSelector, template, claims| Pods {
+        name: meta.name.clone().unwrap(),
+        replicas: replicas.unwrap_or(1),
+        selector: selector.match_labels.unwrap_or_default(),
+        template,
+        claims,
+    };
     objects
         .iter()
         .filter_map(|o| match o {
             Object::StatefulSet(s) => {
                 let spec = s.spec.clone().unwrap();
-                Some(Pods {
-                    name: s.metadata.name.clone().unwrap(),
-                    replicas: spec.replicas.unwrap_or(1),
-                    selector: spec.selector.match_labels.unwrap_or_default(),
-                    template: spec.template,
-                    claims: spec
-                        .volume_claim_templates
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|c| c.metadata.name.clone().unwrap())
-                        .collect(),
-                })
+                let claims = spec.volume_claim_templates.iter().flatten();
+                let claims = claims.map(|c| c.metadata.name.clone().unwrap()).collect();
+                Some(pods(&s.metadata, spec.replicas, spec.selector, spec.template, claims))
             }
             Object::Deployment(d) => {
                 let spec = d.spec.clone().unwrap();
-                Some(Pods {
-                    name: d.metadata.name.clone().unwrap(),
-                    replicas: spec.replicas.unwrap_or(1),
-                    selector: spec.selector.match_labels.unwrap_or_default(),
-                    template: spec.template,
-                    claims: Vec::new(),
-                })
+                Some(pods(&d.metadata, spec.replicas, spec.selector, spec.template, Vec::new()))
             }
             _ => None,
         })
         .collect()
+}
+
+/// A port a Service or probe refers to by name (the manifests name every
+/// port, so that a container's number is written once).
+fn port_name(p: &IntOrString) -> &str {
+    match p {
+        IntOrString::String(name) => name,
+        IntOrString::Int(n) => panic!("port {n} is referred to by number: the manifests name their ports"),
+    }
 }
 
 fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
@@ -318,12 +321,7 @@ fn the_rendered_manifests_hang_together() {
             for (probe, path) in [(&c.liveness_probe, "/livez"), (&c.readiness_probe, "/readyz")] {
                 let get = probe.as_ref().and_then(|p| p.http_get.as_ref()).unwrap_or_else(|| panic!("{}", p.name));
                 assert_eq!(get.path.as_deref(), Some(path), "{k}: {}", p.name);
-                assert_eq!(
-                    get.port,
-                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("health".into()),
-                    "{k}: {}",
-                    p.name
-                );
+                assert_eq!(port_name(&get.port), "health", "{k}: {}", p.name);
             }
             let env = environment(c, "10.0.0.7", &token);
             assert!(
@@ -391,10 +389,7 @@ fn the_rendered_manifests_hang_together() {
                 assert!(pods.iter().filter(|o| !o.is_head()).all(|o| !selects(&sel, &o.labels())));
                 let sp = spec.ports.iter().flatten().find(|sp| sp.port.to_string() == svc_port).unwrap();
                 assert_eq!(sp.protocol.as_deref(), Some("UDP"), "{k}: {name}:{svc_port}");
-                assert_eq!(
-                    sp.target_port,
-                    Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("quic".into()))
-                );
+                assert_eq!(sp.target_port.as_ref().map(port_name), Some("quic"));
                 // One disruption budget covers each worker group.
                 let covering = budgets
                     .iter()
@@ -415,13 +410,9 @@ fn the_rendered_manifests_hang_together() {
             let targets: Vec<&Pods> = pods.iter().filter(|p| selects(&sel, &p.labels())).collect();
             assert!(!targets.is_empty(), "{k}: {:?} selects no pods", svc.metadata.name);
             for sp in spec.ports.iter().flatten() {
-                let k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(name) =
-                    sp.target_port.clone().unwrap()
-                else {
-                    panic!("{k}: target ports are named")
-                };
+                let name = port_name(sp.target_port.as_ref().unwrap());
                 for t in &targets {
-                    assert_eq!(port(t.container(), &name).protocol, sp.protocol, "{k}: {:?} {name}", svc.metadata.name);
+                    assert_eq!(port(t.container(), name).protocol, sp.protocol, "{k}: {:?} {name}", svc.metadata.name);
                 }
             }
         }
@@ -514,12 +505,7 @@ fn a_cluster_started_as_the_manifests_say_runs_a_submitted_job() {
             let spec = s.spec.as_ref().unwrap();
             if selects(&spec.selector.clone().unwrap_or_default(), &head.labels()) {
                 for sp in spec.ports.iter().flatten() {
-                    let k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(target) =
-                        sp.target_port.clone().unwrap()
-                    else {
-                        unreachable!()
-                    };
-                    let to = port(head.container(), &target).container_port;
+                    let to = port(head.container(), port_name(sp.target_port.as_ref().unwrap())).container_port;
                     dns.insert(
                         format!("{}:{}", s.metadata.name.as_deref().unwrap(), sp.port),
                         format!("{head_ip}:{to}"),

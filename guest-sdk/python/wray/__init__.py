@@ -209,18 +209,16 @@ def _args(args, kwargs):
     """A call's arguments as WIT args: the keyword names first, then each
     argument on its own — a top-level ``ObjectRef`` as a ref the host
     resolves before the call (Ray's rule), anything else pickled."""
-    if kwargs:
-        out = [_types.Arg_Value(_codec.to_value(list(kwargs)))]
-    elif not args:
-        return [_NO_KEYWORDS_ARG]
-    else:
-        out = [_NO_KEYWORDS_ARG]
-    for a in list(args) + list(kwargs.values()):
-        if type(a) is ObjectRef:
-            out.append(_types.Arg_Object(a._handle))
-        else:
-            out.append(_types.Arg_Value(_codec.to_value(a)))
-    return out
+    names = _types.Arg_Value(_codec.to_value(list(kwargs))) if kwargs else _NO_KEYWORDS_ARG
+    return [names] + [_arg(a, _codec.to_value) for a in (*args, *kwargs.values())]
+
+
+def _arg(a, encode):
+    """One argument: a top-level ``ObjectRef`` as a ref, anything else as
+    the value ``encode`` makes of it."""
+    if type(a) is ObjectRef:
+        return _types.Arg_Object(a._handle)
+    return _types.Arg_Value(encode(a))
 
 
 # The keyword names of a call without keywords, as the WIT argument (only
@@ -236,13 +234,10 @@ def _foreign_args(args, kwargs, method):
         raise TypeError(f"{method}: an actor in another language takes positional arguments only")
     out = []
     for i, a in enumerate(args):
-        if type(a) is ObjectRef:
-            out.append(_types.Arg_Object(a._handle))
-        else:
-            try:
-                out.append(_types.Arg_Value(_codec.to_plain_value(a)))
-            except TypeError as e:
-                raise TypeError(f"{method}: argument {i}: {e}") from None
+        try:
+            out.append(_arg(a, _codec.to_plain_value))
+        except TypeError as e:
+            raise TypeError(f"{method}: argument {i}: {e}") from None
     return out
 
 

@@ -214,19 +214,15 @@ class Entry(exports.Entry):
         # A caller in another language (a Rust job's `DynActor`) sends plain
         # values, positional only; a Python caller always sends the keyword
         # names first, pickled. The answer goes back in the caller's kind.
-        if not args or _value.is_value(args[0]):
-            try:
-                result = bound(*[_codec.loads(a) for a in args])
-                try:
-                    return _codec.to_plain_value(result)
-                except TypeError as e:
-                    raise TypeError(f"{type(_actor).__name__}.{method} answers a caller in another language: {e}") from None
-            except BaseException as e:
-                raise Err(_failure(e))
-            finally:
-                _flush()
+        foreign = not args or _value.is_value(args[0])
         try:
-            return _codec.to_value(_invoke(bound, args))
+            if not foreign:
+                return _codec.to_value(_invoke(bound, args))
+            result = bound(*[_codec.loads(a) for a in args])
+            try:
+                return _codec.to_plain_value(result)
+            except TypeError as e:
+                raise TypeError(f"{type(_actor).__name__}.{method} answers a caller in another language: {e}") from None
         except BaseException as e:
             raise Err(_failure(e))
         finally:

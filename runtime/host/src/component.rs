@@ -99,34 +99,14 @@ impl JobComponent {
 /// microseconds even for a large component; a malformed header ends the
 /// walk (validation reports it).
 fn asks_for_reuse(bytes: &[u8]) -> bool {
-    fn leb(bytes: &[u8], at: &mut usize) -> Option<usize> {
-        let mut value = 0usize;
-        for shift in (0..35).step_by(7) {
-            let b = *bytes.get(*at)?;
-            *at += 1;
-            value |= usize::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Some(value);
-            }
+    let mut sections = wasmparser::BinaryReader::new(bytes.get(8..).unwrap_or_default(), 8);
+    while !sections.eof() {
+        let (Ok(id), Ok(size)) = (sections.read_u8(), sections.read_var_u32()) else { return false };
+        let Ok(content) = sections.read_bytes(size as usize) else { return false };
+        let mut custom = wasmparser::BinaryReader::new(content, 0);
+        if id == 0 && custom.read_string().is_ok_and(|name| name == REUSE_SECTION.0) {
+            return custom.read_bytes(custom.bytes_remaining()).is_ok_and(|p| p == REUSE_SECTION.1);
         }
-        None
-    }
-    let mut at = 8;
-    while at < bytes.len() {
-        let id = bytes[at];
-        at += 1;
-        let Some(size) = leb(bytes, &mut at) else { return false };
-        let Some(end) = at.checked_add(size).filter(|&e| e <= bytes.len()) else { return false };
-        if id == 0 {
-            let mut p = at;
-            if let Some(n) = leb(bytes, &mut p)
-                && let Some(name) = p.checked_add(n).and_then(|e| bytes.get(p..e))
-                && name == REUSE_SECTION.0.as_bytes()
-            {
-                return &bytes[p + n..end] == REUSE_SECTION.1;
-            }
-        }
-        at = end;
     }
     false
 }
@@ -261,4 +241,22 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+#[cfg(test)]
+mod reuse_section_tests {
+    use super::{asks_for_reuse, with_reuse_section};
+
+    #[test]
+    fn the_reuse_section_is_found_at_the_top_level_only_when_written() {
+        // A component header, then a custom section named otherwise.
+        let mut plain = b"\0asm\x0d\x00\x01\x00".to_vec();
+        plain.extend_from_slice(&[0, 4, 3, b'a', b'b', b'c']);
+        assert!(!asks_for_reuse(&plain));
+        let marked = with_reuse_section(plain.clone());
+        assert!(asks_for_reuse(&marked));
+        // A truncated section ends the walk without a panic.
+        assert!(!asks_for_reuse(&marked[..marked.len() - 1]));
+        assert!(!asks_for_reuse(b"\0asm"));
+    }
 }

@@ -687,7 +687,7 @@ fn mark_ready(data_dir: &Path, address: &str) -> std::io::Result<()> {
 /// restarted head pod must take effect.
 fn use_token(path: &Path, token: Token) -> anyhow::Result<Token> {
     match std::fs::read_to_string(path).ok().map(|s| Token::parse(&s)) {
-        Some(Ok(old)) if old.to_string() == token.to_string() => return Ok(token),
+        Some(Ok(old)) if old == token => return Ok(token),
         Some(_) => tracing::warn!("{} held another token: replaced by the one given", path.display()),
         None => {}
     }
