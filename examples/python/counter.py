@@ -1,6 +1,6 @@
-# Actors and the rest of the Core API from Python: a named Counter actor,
-# handles passed to tasks, nested tasks, wait, put, errors with their remote
-# traceback, cancel, the time and memory limits, kill, a placement group.
+# Actors and the rest of the Core API from Python: a named Counter actor, handles
+# passed to tasks, nested tasks, wait, put, errors with their remote traceback,
+# cancel, the time and memory limits, kill, a placement group, SPREAD.
 #
 #   wray build examples/python/counter.py
 #   wray run examples/python/counter.wasm
@@ -113,5 +113,11 @@ if __name__ == "__main__":
     in_group = square.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 1))
     print("in a placement group:", ray.get(in_group.remote(7)))
     ray.util.remove_placement_group(pg)
+    # SPREAD: on a cluster, the nodes with room in turn (here, one node).
+    print("spread:", ray.get(square.options(scheduling_strategy="SPREAD").remote(8)))
+    try:
+        square.options(scheduling_strategy="EVENLY").remote(1)
+    except ValueError as e:
+        print("bad strategy:", e)
 
     print("CPUs:", ray.cluster_resources().get("CPU"))

@@ -776,6 +776,32 @@ fn a_burst_of_actors_fills_every_node_without_overfilling_one() {
 }
 
 #[test]
+fn spread_takes_the_nodes_in_turn_and_default_stays_home() {
+    let head = Head::start_with_cpus("1");
+    for _ in 0..2 {
+        head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
+    }
+    let out = head.run(&guests().testjob, &["spread-strategy"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    for line in [
+        "spread actors per node: 2 2 2",
+        "default actors per node: 6",
+        "spread tasks per node: 2 2 2",
+        "default tasks per node: 6",
+        "spread from a worker: 1 1 1 (from a worker: true, its own node among them: true)",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("spread in a placement group: ")
+                && l.contains("leave the scheduling strategy default")),
+        "{text}"
+    );
+}
+
+#[test]
 fn an_actor_whose_node_dies_is_restarted_on_another() {
     use std::io::BufRead;
     let head = Head::start_with_cpus("1");

@@ -150,6 +150,8 @@ fn python_actors_refs_errors_and_cancellation_behave_as_in_ray() {
         "within the limit: 16777216",
         "killed actor: RayActorError",
         "in a placement group: 49",
+        "spread: 64",
+        r#"bad strategy: scheduling_strategy must be "DEFAULT", "SPREAD" or a PlacementGroupSchedulingStrategy, not 'EVENLY'"#,
         "CPUs: 4.0",
     ];
     let lines: Vec<&str> = out.lines().collect();

@@ -42,7 +42,7 @@ pub use arg::Arg;
 pub use code::Code;
 pub use error::Error;
 pub use object_ref::{ObjectId, ObjectRef};
-pub use options::CallOptions;
+pub use options::{CallOptions, SchedulingStrategy};
 pub use placement::{PlacementGroup, PlacementStrategy, placement_group, remove_placement_group};
 pub use rng::{Rng, numpy_permutation};
 pub use tensor::{Tensor, TensorData};

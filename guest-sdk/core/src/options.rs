@@ -19,6 +19,24 @@ pub struct CallOptions {
     pub(crate) placement: Option<(u64, u32)>,
     pub(crate) detached: bool,
     pub(crate) checkpoint_every: Option<u32>,
+    pub(crate) scheduling: SchedulingStrategy,
+}
+
+/// Which node a task or actor goes to, among those that could run it
+/// (Ray's `scheduling_strategy`; a placement group's bundle, the third
+/// kind, is set with `.placement_group(..)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SchedulingStrategy {
+    /// The submitting node while it has room, else the node with the
+    /// largest share of its CPUs free: a job's work stays next to its
+    /// objects.
+    #[default]
+    Default,
+    /// The cluster's nodes with room in turn (Ray's `"SPREAD"`: round
+    /// robin, the submitting node included): actors that should not share
+    /// a node's CPUs or its failure — replicas, workers, runners. On a
+    /// single node it is the same as `Default`.
+    Spread,
 }
 
 impl CallOptions {
@@ -109,6 +127,13 @@ impl CallOptions {
         self.checkpoint_every = Some(calls);
         self
     }
+    /// Which node it goes to among those that could run it (default:
+    /// [`SchedulingStrategy::Default`]). Not with a placement group, whose
+    /// bundle decides that (the call fails with `InvalidArgument`).
+    pub fn scheduling_strategy(mut self, strategy: SchedulingStrategy) -> Self {
+        self.scheduling = strategy;
+        self
+    }
     pub(crate) fn to_wit(&self) -> wit::Options {
         wit::Options {
             num_cpus: self.num_cpus,
@@ -128,6 +153,10 @@ impl CallOptions {
             placement: self.placement.map(|(group, index)| wit::BundleRef { group, index }),
             detached: self.detached,
             checkpoint_every: self.checkpoint_every,
+            scheduling: match self.scheduling {
+                SchedulingStrategy::Default => wit::SchedulingStrategy::Default,
+                SchedulingStrategy::Spread => wit::SchedulingStrategy::Spread,
+            },
         }
     }
 }
@@ -164,6 +193,9 @@ macro_rules! __task_options_methods {
             max_retries(retries: u32);
             /// Whether returned errors (and panics) are retried.
             retry_exceptions(retry: bool);
+            /// Which node it runs on among those that could
+            /// (`SchedulingStrategy::Spread`: the nodes with room in turn).
+            scheduling_strategy(strategy: $crate::SchedulingStrategy);
         }
         /// Holds `amount` of the custom resource `name` while running.
         pub fn resource(self, name: &str, amount: f64) -> Self {
@@ -211,6 +243,10 @@ macro_rules! __actor_options_methods {
             /// re-running its constructor. Only an actor holding no object
             /// refs, tensors or open files between calls qualifies.
             checkpoint_every(calls: u32);
+            /// Which node it lives on among those that could
+            /// (`SchedulingStrategy::Spread`: the nodes with room in turn —
+            /// actors that should not share a node).
+            scheduling_strategy(strategy: $crate::SchedulingStrategy);
         }
         /// Registers the actor under `name`, for `wray::get_actor`.
         pub fn name(self, name: &str) -> Self {

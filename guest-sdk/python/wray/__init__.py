@@ -179,9 +179,16 @@ def _wit_options(o):
     placement = None
     group = o.get("placement_group")
     strategy = o.get("scheduling_strategy")
+    scheduling = _types.SchedulingStrategy.DEFAULT
     if strategy is not None and hasattr(strategy, "placement_group"):
         group = strategy.placement_group
         o = dict(o, placement_group_bundle_index=getattr(strategy, "placement_group_bundle_index", -1))
+    elif strategy == "SPREAD":
+        scheduling = _types.SchedulingStrategy.SPREAD
+    elif strategy not in (None, "DEFAULT"):
+        raise ValueError(
+            f"scheduling_strategy must be \"DEFAULT\", \"SPREAD\" or a PlacementGroupSchedulingStrategy, not {strategy!r}"
+        )
     if group is not None:
         index = o.get("placement_group_bundle_index", -1)
         placement = _types.BundleRef(group=group.id, index=0 if index in (None, -1) else index)
@@ -202,6 +209,7 @@ def _wit_options(o):
         placement=placement,
         detached=o.get("lifetime") == "detached",
         checkpoint_every=None,
+        scheduling=scheduling,
     )
 
 

@@ -76,7 +76,8 @@
 //!   the task starts.
 //! * `f::options()` — a builder: `.num_cpus(2.0)`, `.resource("name", 1.0)`,
 //!   `.memory_limit(bytes)`, `.time_limit(duration)`, `.max_retries(n)`,
-//!   `.retry_exceptions(true)`, then `.remote(a, b)`.
+//!   `.retry_exceptions(true)`, `.scheduling_strategy(SchedulingStrategy::Spread)`,
+//!   `.placement_group(&group, i)`, then `.remote(a, b)`.
 //!
 //! If `R` is `Result<T, E>` (with `E: Display`), the ref is an `ObjectRef<T>`
 //! and an `Err` fails the task: [`get`] returns [`Error::TaskFailed`] naming
@@ -96,7 +97,8 @@
 //! * `Type::remote(ctor args) -> ActorHandle<Type>` and `Type::options()` with
 //!   `.name("n")`, `.max_concurrency(n)`, `.max_restarts(n)`,
 //!   `.max_task_retries(n)`, `.checkpoint_every(n)`, `.num_cpus(x)`,
-//!   `.memory_limit(bytes)`, `.time_limit(d)`, then `.remote(..)` or
+//!   `.memory_limit(bytes)`, `.time_limit(d)`, `.scheduling_strategy(s)`,
+//!   then `.remote(..)` or
 //!   `.try_remote(..)`;
 //! * on the handle, `handle.method(args) -> ObjectRef<R>` for each method.
 //!
@@ -122,8 +124,12 @@
 //!
 //! The same job runs on a cluster (`wray run --address`): tasks and actors
 //! go to the nodes that have the resources they ask for, and spill over to
-//! other nodes when theirs is busy. [`placement_group`] reserves bundles of
-//! resources together (PACK, SPREAD, STRICT_PACK, STRICT_SPREAD);
+//! other nodes when theirs is busy. `.scheduling_strategy(`[`SchedulingStrategy::Spread`]`)`
+//! on a task's or actor's options spreads them instead: each asks the head,
+//! which takes the nodes with room in turn (Ray's `"SPREAD"`), the
+//! submitting node included — for actors that should not share a node's
+//! CPUs or its failure. [`placement_group`] reserves bundles of resources
+//! together (PACK, SPREAD, STRICT_PACK, STRICT_SPREAD);
 //! `.placement_group(&group, index)` on a task's or actor's options runs it
 //! in a bundle.
 //!

@@ -17,5 +17,5 @@ pub mod serve;
 
 pub use error::Error;
 pub use ids::{ActorId, JobId, ObjectId, TaskId};
-pub use options::{DEFAULT_MAX_RETRIES, Options, Strategy};
+pub use options::{DEFAULT_MAX_RETRIES, Options, Scheduling, Strategy};
 pub use resources::{BUNDLE_MARKER_CAPACITY, BUNDLE_MARKER_DEMAND, CPU, GPU, MEMORY, Resources, is_cpu, is_gpu};

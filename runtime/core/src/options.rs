@@ -33,6 +33,24 @@ pub struct Options {
     pub detached: bool,
     /// Actor: snapshot its memory after every this many calls (0: never).
     pub checkpoint_every: u32,
+    /// Which node, among those that could run it, it goes to.
+    pub scheduling: Scheduling,
+}
+
+/// Which node a task or actor goes to, among those that could run it: Ray's
+/// `scheduling_strategy` (a placement group's bundle is the third kind, kept
+/// in [`Options::placement`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scheduling {
+    /// The submitting node while it has room; else the node with the
+    /// largest share of its CPUs free (spillback). Keeps a job's work next
+    /// to its objects.
+    #[default]
+    Default,
+    /// Every task or actor asks the head, which takes the nodes with room
+    /// in turn, the submitting one included: replicas and workers that
+    /// should not share a node's failure or its CPUs.
+    Spread,
 }
 
 /// Ray's default for tasks: a failed run is retried three times when the

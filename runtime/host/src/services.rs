@@ -194,10 +194,25 @@ pub trait Serving: Send + Sync + 'static {
         caller: &'a Caller,
         app: Application,
     ) -> BoxFuture<'a, Result<(), Error>>;
-    /// Tells the application of the job labelled `label` (a `wray job
-    /// submit` id) to stop as a shutdown would: no new requests; those in
-    /// flight finish, then its `run` returns. Returns how long that may
-    /// take, or `None` if that job serves nothing.
+    /// Serves a standard `wasi:http` component for the job labelled
+    /// `label` (`wray serve deploy` of one) under `route_prefix`, at most
+    /// `instances` requests at once and `max_queued` waiting, until that job
+    /// is stopped, a newer version (the same component name) takes the
+    /// prefix, or the server shuts down; returns then, once the requests in
+    /// flight have finished. Fails at once when the prefix is someone
+    /// else's or a number is out of bounds.
+    fn serve_component<'a>(
+        &'a self,
+        label: &'a str,
+        component: crate::HttpComponent,
+        route_prefix: &'a str,
+        instances: u32,
+        max_queued: u32,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// Tells the application or component of the job labelled `label` (a
+    /// `wray job submit` id) to stop as a shutdown would: no new requests;
+    /// those in flight finish, then its `run` returns. Returns how long
+    /// that may take, or `None` if that job serves nothing.
     fn stop_job(&self, label: &str) -> Option<std::time::Duration>;
     /// Gives the replicas of `deployment` of the caller's job's application
     /// a new user config in place.

@@ -265,6 +265,10 @@ pub struct TaskRequest {
     /// spills over from a busy node (the head then answers
     /// [`Event::Busy`] when no node has room).
     pub must_move: bool,
+    /// SPREAD: the head places it by taking the nodes with room in turn,
+    /// the sender included (answering [`Event::Busy`] on the sender's
+    /// turn: it runs where it is).
+    pub spread: bool,
     /// Arguments, in order.
     pub args: Vec<WireArg>,
     /// Objects the arguments refer to, nested ones first.
@@ -439,6 +443,20 @@ pub struct JobRequest {
     pub memory_limit: Option<u64>,
     /// Default time limit of each task, in milliseconds.
     pub timeout_ms: Option<u64>,
+    /// Set by `wray serve deploy` of a standard `wasi:http` component
+    /// (which has no `main`): how the head's proxy serves it.
+    pub http: Option<HttpServing>,
+}
+
+/// How the head's proxy serves a deployed `wasi:http` component.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct HttpServing {
+    /// The route prefix it answers under.
+    pub route_prefix: String,
+    /// Requests it runs at once, each in a fresh instance.
+    pub instances: u32,
+    /// Requests that may wait for an instance (then 503).
+    pub max_queued: u32,
 }
 
 impl JobRequest {
@@ -452,6 +470,7 @@ impl JobRequest {
             env: self.env.clone(),
             memory_limit: self.memory_limit,
             timeout_ms: self.timeout_ms,
+            http: self.http.clone(),
         }
     }
 }
@@ -664,6 +683,7 @@ mod tests {
             env: vec![("K".into(), "V".into())],
             memory_limit: Some(1 << 20),
             timeout_ms: None,
+            http: Some(HttpServing { route_prefix: "/".into(), instances: 2, max_queued: 10 }),
         });
         assert_eq!(decode_request(&aligned(&encode(&r).unwrap())).unwrap(), r);
         let e = Event::Finished { code: 1, message: "boom".into() };
@@ -715,6 +735,7 @@ mod tests {
                 env: vec![("K".into(), "V".into())],
                 memory_limit: Some(1 << 20),
                 timeout_ms: Some(5),
+                http: None,
             }))
             .unwrap(),
             encode(&Event::Finished { code: 1, message: "boom".into() }).unwrap(),

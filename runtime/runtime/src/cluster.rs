@@ -23,6 +23,30 @@ impl JobSpec {
     pub fn name(&self) -> &str {
         &self.0.name
     }
+
+    /// The arguments for the job's `main`.
+    pub fn args(&self) -> &[String] {
+        &self.0.args
+    }
+
+    /// Whether the component is a standard `wasi:http` component (served by
+    /// `wray serve deploy`, not run).
+    pub fn is_http_component(&self) -> bool {
+        wray_host::is_http_proxy(&self.0.component)
+    }
+
+    /// Marks the job as a `wasi:http` component for the head's proxy to
+    /// serve under `route_prefix`, `instances` requests at once and
+    /// `max_queued` waiting. It is named by its file name (not the path it
+    /// was given): a component deployed again under that name replaces it.
+    pub fn served_over_http(mut self, route_prefix: &str, instances: u32, max_queued: u32) -> JobSpec {
+        if let Some(file) = std::path::Path::new(&self.0.name).file_name() {
+            self.0.name = file.to_string_lossy().into_owned();
+        }
+        self.0.http =
+            Some(wray_net::proto::HttpServing { route_prefix: route_prefix.to_string(), instances, max_queued });
+        self
+    }
 }
 
 /// A cluster's nodes, as `wray status` shows them.
@@ -386,6 +410,7 @@ pub fn job_request(
         env,
         memory_limit,
         timeout_ms: timeout.map(|t| t.as_millis().min(u128::from(u64::MAX)) as u64),
+        http: None,
     }))
 }
 

@@ -47,6 +47,14 @@
 //!   queued on the least loaded node that could ever run it when none has
 //!   room now; one that merely spills over from a busy node is not moved
 //!   unless another node has room ([`Placement::Busy`]).
+//! * SPREAD ([`Need::Spread`]) is Ray's round robin: the next node with
+//!   room after the one SPREAD chose last, in join order, the asking node
+//!   included — not "the freest node", which after a burst of equal demands
+//!   is the same node until its heartbeat says otherwise, and which would
+//!   put two replicas on one node whenever a third stands busy. One cursor
+//!   for the whole cluster, as in Ray: spread demands of different jobs
+//!   take turns too. A pass over the nodes per decision (no index): spread
+//!   demands are actors and long tasks, not the million-task stream.
 
 /// How long a placement's charge waits for a heartbeat to acknowledge it
 /// before the view takes the placement as lost (it never left its sender,
@@ -76,6 +84,23 @@ pub enum Need {
     Elsewhere,
     /// The asking node is busy; move it only to a node with room now.
     Spill,
+    /// SPREAD: the next node with room in turn, the asking node included
+    /// ([`Placement::Busy`] when its turn comes: it runs where it is). With
+    /// no room anywhere it queues where it is if it could ever run there,
+    /// else on the next node that could.
+    Spread,
+}
+
+impl Need {
+    /// The need of a demand that SPREADs or not, and must leave its node
+    /// or only may.
+    pub fn of(spread: bool, must_move: bool) -> Need {
+        match (spread, must_move) {
+            (true, _) => Need::Spread,
+            (false, true) => Need::Elsewhere,
+            (false, false) => Need::Spill,
+        }
+    }
 }
 
 struct Member {
@@ -144,6 +169,8 @@ pub struct ClusterView<N> {
     /// The latest time the caller gave (joins, heartbeats, expiries): when
     /// a placement's charge was made.
     clock: u64,
+    /// The join order of the node SPREAD chose last (0: none yet).
+    spread_last: u64,
 }
 
 impl<N: Ord + Clone> ClusterView<N> {
@@ -157,6 +184,7 @@ impl<N: Ord + Clone> ClusterView<N> {
             timeout_ms,
             joins: 0,
             clock: 0,
+            spread_last: 0,
         }
     }
 
@@ -310,7 +338,9 @@ impl<N: Ord + Clone> ClusterView<N> {
     /// Chooses a node for `demand`, other than `from` (the node asking).
     /// The choice is charged to the node's free resources at once.
     pub fn place(&mut self, demand: &Resources, from: Option<&N>, need: Need) -> Placement<N> {
-        let now = self.clock;
+        if need == Need::Spread {
+            return self.place_spread(demand, from);
+        }
         // The live nodes in placement order (best first), without `from`.
         let order =
             || self.by_share.iter().map(|(.., id)| id).filter(|id| Some(*id) != from).map(|id| (id, &self.members[id]));
@@ -339,12 +369,44 @@ impl<N: Ord + Clone> ClusterView<N> {
                 None => return Placement::Infeasible,
             },
         };
-        self.update(&id, |m| {
+        self.charge(&id, demand);
+        Placement::Node(id)
+    }
+
+    /// SPREAD's choice ([`Need::Spread`]).
+    fn place_spread(&mut self, demand: &Resources, from: Option<&N>) -> Placement<N> {
+        let last = self.spread_last;
+        // The first live node after the cursor (wrapping) that `fits`.
+        let next = |fits: &dyn Fn(&Member) -> bool| {
+            self.members
+                .iter()
+                .filter(|(_, m)| m.alive && m.total.contains(demand) && fits(m))
+                .min_by_key(|(_, m)| (m.order <= last, m.order))
+                .map(|(id, m)| (id.clone(), m.order))
+        };
+        let asking = from.and_then(|f| {
+            let m = self.members.get(f)?;
+            (m.alive && m.total.contains(demand)).then(|| (f.clone(), m.order))
+        });
+        let chosen = next(&|m| m.free.contains(demand)).or(asking).or_else(|| next(&|_| true));
+        let Some((id, order)) = chosen else { return Placement::Infeasible };
+        self.spread_last = order;
+        if Some(&id) == from {
+            return Placement::Busy;
+        }
+        self.charge(&id, demand);
+        Placement::Node(id)
+    }
+
+    /// Charges a placement of `demand` on `id` until a heartbeat
+    /// acknowledges it.
+    fn charge(&mut self, id: &N, demand: &Resources) {
+        let now = self.clock;
+        self.update(id, |m| {
             m.free.subtract(demand);
             m.placed += 1;
             m.unacked.push_back(Charge { number: m.placed, demand: demand.clone(), at: now });
         });
-        Placement::Node(id)
     }
 
     /// Chooses a node for each bundle of a placement group, all or nothing,
@@ -491,6 +553,77 @@ mod tests {
         assert_eq!(v.place(&cpus(1.0), Some(&"head"), Need::Spill), Placement::Busy);
         // Must leave: queued on a feasible node even though it is full.
         assert_eq!(v.place(&gpu, Some(&"head"), Need::Elsewhere), Placement::Node("gpu"));
+    }
+
+    #[test]
+    fn spread_takes_the_nodes_with_room_in_turn() {
+        let mut v = ClusterView::new(1000);
+        v.join("a", cpus(2.0), 0);
+        v.join("b", cpus(2.0), 0);
+        v.join("c", cpus(1.0).with("GPU", 1.0), 0);
+        // In join order from the start; the asking node's turn is Busy
+        // (it runs where it is), and is not charged.
+        let turns: Vec<_> = (0..4).map(|_| v.place(&cpus(0.0), Some(&"b"), Need::Spread)).collect();
+        assert_eq!(turns, [Placement::Node("a"), Placement::Busy, Placement::Node("c"), Placement::Node("a")]);
+        // Nodes without room are skipped: c has 1 CPU (the charges of 0 CPU
+        // took nothing), a has 2 — then one more than fits on a and c.
+        let one = cpus(1.0);
+        let turns: Vec<_> = (0..4).map(|_| v.place(&one, None, Need::Spread)).collect();
+        assert_eq!(turns, [Placement::Node("b"), Placement::Node("c"), Placement::Node("a"), Placement::Node("b")]);
+        // a has 1 CPU left, b and c none.
+        assert_eq!(v.place(&one, Some(&"c"), Need::Spread), Placement::Node("a"));
+        // No room anywhere: queued where it is when it could run there…
+        assert_eq!(v.place(&one, Some(&"c"), Need::Spread), Placement::Busy);
+        // …else on the next node that could ever run it.
+        let gpu = cpus(1.0).with("GPU", 1.0);
+        assert_eq!(v.place(&gpu, Some(&"a"), Need::Spread), Placement::Node("c"));
+        assert_eq!(v.place(&cpus(3.0), Some(&"a"), Need::Spread), Placement::Infeasible);
+        // A dead node is never chosen.
+        v.leave(&"a");
+        v.heartbeat(&"b", cpus(2.0), &[1, 2, 3], 1);
+        v.heartbeat(&"c", cpus(1.0).with("GPU", 1.0), &[1, 2, 3, 4, 5], 1);
+        let turns: Vec<_> = (0..3).map(|_| v.place(&cpus(0.5), None, Need::Spread)).collect();
+        assert_eq!(turns, [Placement::Node("b"), Placement::Node("c"), Placement::Node("b")]);
+    }
+
+    /// Random clusters, with spread demands submitted from random nodes:
+    /// while every node keeps room, each live node gets its turn — after
+    /// n demands on n nodes, every node got one (the asking node's own turn
+    /// is its Busy) — and no spread placement goes to a node without room
+    /// while another has it.
+    #[test]
+    fn spread_visits_every_node_once_per_round() {
+        let seed = crate::sim::seed(0x5b);
+        for round in 0..200u64 {
+            let seed = seed.wrapping_add(round);
+            let mut rng = Rng::new(seed);
+            let mut v: ClusterView<u32> = ClusterView::new(1000);
+            let nodes = 1 + rng.below(12) as u32;
+            for n in 0..nodes {
+                v.join(n, cpus(1000.0), 0);
+            }
+            for _ in 0..1 + rng.below(4) {
+                let mut got = BTreeMap::new();
+                for _ in 0..nodes {
+                    let from = rng.below(nodes as u64) as u32;
+                    let to = match v.place(&cpus(1.0), Some(&from), Need::Spread) {
+                        Placement::Node(n) => n,
+                        Placement::Busy => from,
+                        Placement::Infeasible => panic!("WRAY_SIM_SEED={seed}: infeasible"),
+                    };
+                    *got.entry(to).or_insert(0) += 1;
+                }
+                assert!(got.len() == nodes as usize && got.values().all(|c| *c == 1), "WRAY_SIM_SEED={seed}: {got:?}");
+            }
+            // Fill all but one node: every placement goes to it.
+            let open = rng.below(nodes as u64) as u32;
+            for n in (0..nodes).filter(|n| *n != open) {
+                v.heartbeat(&n, cpus(0.5), &[], 1);
+            }
+            for _ in 0..5 {
+                assert_eq!(v.place(&cpus(1.0), None, Need::Spread), Placement::Node(open), "WRAY_SIM_SEED={seed}");
+            }
+        }
     }
 
     #[test]

@@ -75,6 +75,10 @@ impl Target {
     fn is_app(&self, app: &Arc<App>) -> bool {
         matches!(self, Target::Deployment { app: a, .. } if Arc::ptr_eq(a, app))
     }
+
+    fn is_component(&self, route: &Arc<ComponentRoute>) -> bool {
+        matches!(self, Target::Component(c) if Arc::ptr_eq(c, route))
+    }
 }
 
 /// A served `wasi:http` component: each request runs in a fresh instance;
@@ -82,6 +86,11 @@ impl Target {
 /// `max_queued` wait for a slot.
 pub(crate) struct ComponentRoute {
     component: wray_host::HttpComponent,
+    /// The `wray serve deploy` job serving it (none: `wray serve run`).
+    job: Option<String>,
+    /// Told to stop (a deployed component): its job is stopped, a newer
+    /// version takes its prefix, or the server shuts down.
+    stop: Notify,
     prefix: String,
     slots: Arc<Semaphore>,
     concurrency: u32,
@@ -153,6 +162,11 @@ impl Server {
         for e in lock(&self.shared.apps).iter() {
             e.stop.notify_one();
         }
+        for (_, t) in self.shared.routes.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            if let Target::Component(c) = t {
+                c.stop.notify_one();
+            }
+        }
     }
 
     /// Waits until every connection has closed after [`Server::shutdown`]
@@ -173,20 +187,7 @@ impl Server {
         concurrency: u32,
         max_queued: u32,
     ) -> Result<(), String> {
-        wray_core::serve::check_route_prefix(prefix)?;
-        if concurrency == 0 || concurrency > wray_core::serve::MAX_REPLICAS {
-            return Err(format!("concurrency must be 1 to {}, got {concurrency}", wray_core::serve::MAX_REPLICAS));
-        }
-        let route = Arc::new(ComponentRoute {
-            component,
-            prefix: prefix.to_string(),
-            slots: Arc::new(Semaphore::new(concurrency as usize)),
-            concurrency,
-            max_queued: max_queued as usize,
-            queued: AtomicUsize::new(0),
-            handled: Default::default(),
-            started: Instant::now(),
-        });
+        let route = component_route(component, None, prefix, concurrency, max_queued)?;
         let mut routes = self.shared.routes.write().unwrap_or_else(|p| p.into_inner());
         routes
             .insert(prefix, Target::Component(route))
@@ -286,9 +287,72 @@ impl Serving for Server {
 
     fn stop_job(&self, label: &str) -> Option<Duration> {
         let apps = lock(&self.shared.apps);
-        let entry = apps.iter().find(|e| e.app.job_label.as_deref() == Some(label))?;
-        entry.stop.notify_one();
+        if let Some(entry) = apps.iter().find(|e| e.app.job_label.as_deref() == Some(label)) {
+            entry.stop.notify_one();
+            return Some(self.shared.config.shutdown_grace);
+        }
+        let routes = self.shared.routes.read().unwrap_or_else(|p| p.into_inner());
+        let component = routes.iter().find_map(|(_, t)| match t {
+            Target::Component(c) if c.job.as_deref() == Some(label) => Some(c.clone()),
+            _ => None,
+        })?;
+        component.stop.notify_one();
         Some(self.shared.config.shutdown_grace)
+    }
+
+    fn serve_component<'a>(
+        &'a self,
+        label: &'a str,
+        component: wray_host::HttpComponent,
+        prefix: &'a str,
+        instances: u32,
+        max_queued: u32,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if *self.shared.shutdown.borrow() {
+                return Err("the server is shutting down".into());
+            }
+            let route = component_route(component, Some(label.to_string()), prefix, instances, max_queued)?;
+            // Take the prefix: from an earlier deployed version of the same
+            // component (which then drains and stops), or free.
+            let replaced = {
+                let mut routes = self.shared.routes.write().unwrap_or_else(|p| p.into_inner());
+                let replaced = match routes.find_exact(prefix) {
+                    Some(Target::Component(old))
+                        if old.job.is_some() && old.component.name() == route.component.name() =>
+                    {
+                        Some(old.clone())
+                    }
+                    Some(held) => return Err(format!("route prefix {prefix:?} is served by {:?}", held.app_name())),
+                    None => None,
+                };
+                if let Some(old) = &replaced {
+                    routes.remove_where(|t| t.is_component(old));
+                }
+                let _ = routes.insert(prefix, Target::Component(route.clone()));
+                replaced
+            };
+            if let Some(old) = replaced {
+                old.stop.notify_one();
+            }
+            tracing::info!(component = %route.component.name(), prefix, "serving");
+            let _unroute = Unroute { shared: &self.shared, route: &route };
+            if !*self.shared.shutdown.borrow() {
+                route.stop.notified().await;
+            }
+            // Stop routing here, then let what is in flight finish: every
+            // instance's slot back and nobody queued.
+            self.shared.routes.write().unwrap_or_else(|p| p.into_inner()).remove_where(|t| t.is_component(&route));
+            let deadline = Instant::now() + self.shared.config.shutdown_grace;
+            while (route.slots.available_permits() < route.concurrency as usize
+                || route.queued.load(Ordering::Acquire) > 0)
+                && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tracing::info!(component = %route.component.name(), prefix, "stopped serving");
+            Ok(())
+        })
     }
 
     fn call<'a>(
@@ -309,6 +373,45 @@ impl Serving for Server {
             };
             app.call_from(caller, seq, &deployment, method, args).await
         })
+    }
+}
+
+/// A checked component route.
+fn component_route(
+    component: wray_host::HttpComponent,
+    job: Option<String>,
+    prefix: &str,
+    concurrency: u32,
+    max_queued: u32,
+) -> Result<Arc<ComponentRoute>, String> {
+    wray_core::serve::check_route_prefix(prefix)?;
+    if concurrency == 0 || concurrency > wray_core::serve::MAX_REPLICAS {
+        return Err(format!("concurrency must be 1 to {}, got {concurrency}", wray_core::serve::MAX_REPLICAS));
+    }
+    Ok(Arc::new(ComponentRoute {
+        component,
+        job,
+        stop: Notify::new(),
+        prefix: prefix.to_string(),
+        slots: Arc::new(Semaphore::new(concurrency as usize)),
+        concurrency,
+        max_queued: max_queued as usize,
+        queued: AtomicUsize::new(0),
+        handled: Default::default(),
+        started: Instant::now(),
+    }))
+}
+
+/// Removes a deployed component's route when its serving ends, however it
+/// ends (a stopped job drops the future).
+struct Unroute<'a> {
+    shared: &'a Shared,
+    route: &'a Arc<ComponentRoute>,
+}
+
+impl Drop for Unroute<'_> {
+    fn drop(&mut self) {
+        self.shared.routes.write().unwrap_or_else(|p| p.into_inner()).remove_where(|t| t.is_component(self.route));
     }
 }
 
@@ -529,7 +632,7 @@ impl ComponentRoute {
             .collect();
         serde_json::json!({
             "name": self.component.name(),
-            "job": null,
+            "job": self.job,
             "kind": "wasi:http component",
             "deployments": [{
                 "name": self.component.name(),

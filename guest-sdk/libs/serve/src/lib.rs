@@ -36,7 +36,8 @@
 //!   with `Retry-After`); per-replica resources and limits
 //!   ([`Deployment::num_cpus`], [`Deployment::num_gpus`],
 //!   [`Deployment::memory_limit`], ...); a route prefix; a request timeout
-//!   (504 past it).
+//!   (504 past it). On a cluster the replicas spread over the nodes
+//!   ([`Deployment::scheduling_strategy`]).
 //! * **Composition**: [`Bound::handle`] gives a [`DeploymentHandle`] to pass
 //!   to another deployment's constructor; it has the actor's methods
 //!   (`handle.predict(x)` returns an `ObjectRef`), each call going to the
@@ -60,7 +61,7 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::time::Duration;
 use wray_guest_core::__private::{ActorMethods, RawActor, RawArg, RawDeployment};
-use wray_guest_core::{Actor, Arg, CallOptions, Error};
+use wray_guest_core::{Actor, Arg, CallOptions, Error, SchedulingStrategy};
 
 pub use wray_codec::http::{Request, Response};
 
@@ -137,7 +138,8 @@ pub fn deployment<A: Actor>() -> Deployment<A> {
             user_config: None,
             health_check_period: None,
             idempotent: false,
-            options: CallOptions::default(),
+            // Ray Serve spreads replicas over the nodes by default.
+            options: CallOptions::default().scheduling_strategy(SchedulingStrategy::Spread),
         },
         _class: PhantomData,
     }
@@ -247,6 +249,15 @@ impl<A: Actor> Deployment<A> {
     /// fails with 500 and the replica restarts).
     pub fn time_limit(mut self, limit: Duration) -> Self {
         self.raw.options = self.raw.options.time_limit(limit);
+        self
+    }
+    /// Which nodes the replicas go to: by default
+    /// [`SchedulingStrategy::Spread`] (Ray Serve's default), the nodes with
+    /// room in turn, so that one node's death takes as few replicas as
+    /// possible; [`SchedulingStrategy::Default`] packs them on the node
+    /// running the application while it has room.
+    pub fn scheduling_strategy(mut self, strategy: SchedulingStrategy) -> Self {
+        self.raw.options = self.raw.options.scheduling_strategy(strategy);
         self
     }
     /// How often a crashed replica is rebuilt in place (default 100; once

@@ -50,11 +50,17 @@ enum ServeSub {
 /// application under a name already served replaces it without dropping a
 /// request: the new version starts, takes the routes, and the old one
 /// finishes its requests and stops.
+///
+/// A standard `wasi:http/proxy` component is served by the head's proxy
+/// itself, as a job of its own: each request in a fresh instance on the
+/// head, --instances at once, under --route-prefix. Deploying a component
+/// of the same file name at the same prefix replaces it the same way.
 #[derive(Args)]
 #[command(after_help = "\
 Examples:
   wray start --head --serve-port 8000
   wray serve deploy --address 127.0.0.1:6380 --token TOKEN app.wasm -- --model /models/wine.json
+  wray serve deploy --address 127.0.0.1:6380 --token TOKEN --instances 4 --route-prefix /api proxy.wasm
   wray serve status --server 127.0.0.1:8000
   wray serve shutdown --address 127.0.0.1:6380 --token TOKEN")]
 struct ServeDeploy {
@@ -79,7 +85,26 @@ struct ServeDeploy {
     /// How long to wait for the application to serve.
     #[arg(long, value_name = "DUR", value_parser = parse::duration, default_value = "120s")]
     wait: Duration,
+
+    /// A `wasi:http` component: requests it runs at once, each in a fresh
+    /// instance [default: 8].
+    #[arg(long, value_name = "N")]
+    instances: Option<u32>,
+
+    /// A `wasi:http` component: requests that may wait for an instance;
+    /// past it, 503 with Retry-After [default: 1000].
+    #[arg(long, value_name = "N")]
+    max_queued: Option<u32>,
+
+    /// A `wasi:http` component: the route prefix it serves [default: /].
+    #[arg(long, value_name = "PREFIX")]
+    route_prefix: Option<String>,
 }
+
+/// Requests a `wasi:http` component runs at once unless told.
+const DEFAULT_INSTANCES: u32 = 8;
+/// Requests that may wait for one of its instances unless told.
+const DEFAULT_MAX_QUEUED: u32 = 1000;
 
 /// Stop every application the cluster's head serves: each stops taking
 /// requests, finishes those in flight, and its job ends as STOPPED.
@@ -154,7 +179,26 @@ impl ServeDeploy {
         http_get(&server, "/-/healthz").with_context(|| {
             format!("the head serves no HTTP at {server}: start it with `wray start --head --serve-port PORT`, or give --server")
         })?;
-        let req = wray_runtime::cluster::job_request(&self.job, self.args, self.envs, self.memory_limit, None)?;
+        let mut req = wray_runtime::cluster::job_request(&self.job, self.args, self.envs, self.memory_limit, None)?;
+        let component_flags = self.instances.is_some() || self.max_queued.is_some() || self.route_prefix.is_some();
+        if req.is_http_component() {
+            if !req.args().is_empty() {
+                return Err(Failure::Usage(anyhow::anyhow!(
+                    "{} is a wasi:http component: it takes no arguments after --",
+                    self.job.display()
+                )));
+            }
+            req = req.served_over_http(
+                self.route_prefix.as_deref().unwrap_or("/"),
+                self.instances.unwrap_or(DEFAULT_INSTANCES),
+                self.max_queued.unwrap_or(DEFAULT_MAX_QUEUED),
+            );
+        } else if component_flags {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "--instances, --max-queued and --route-prefix are for wasi:http components; {} is a wray job (its deployments set their own)",
+                self.job.display()
+            )));
+        }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let client =
             rt.block_on(wray_runtime::cluster::ClusterClient::connect(&address, &token)).map_err(Failure::Usage)?;
@@ -256,12 +300,12 @@ struct ServeRun {
     /// A standard `wasi:http/proxy` component (what `wasmtime serve` and
     /// Spin run): requests it runs at once, each in a fresh instance (its
     /// replicas).
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_INSTANCES)]
     instances: u32,
 
     /// A `wasi:http` component: requests that may wait for an instance;
     /// past it, 503 with Retry-After.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_QUEUED)]
     max_queued: u32,
 
     /// A `wasi:http` component: the route prefix it serves.

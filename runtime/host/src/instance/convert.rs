@@ -91,6 +91,16 @@ pub(super) fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Opti
     if let Some((group, index)) = placement {
         resources = resources.in_bundle(group, index);
     }
+    let scheduling = match o.scheduling {
+        types::SchedulingStrategy::Default => wray_core::Scheduling::Default,
+        types::SchedulingStrategy::Spread => wray_core::Scheduling::Spread,
+    };
+    if placement.is_some() && scheduling != wray_core::Scheduling::Default {
+        return Err(Error::InvalidArgument(
+            "a task or actor in a placement group goes where its bundle is: leave the scheduling strategy default"
+                .into(),
+        ));
+    }
     Ok(Options {
         resources,
         placement,
@@ -104,6 +114,7 @@ pub(super) fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Opti
         max_restarts: o.max_restarts.unwrap_or(0),
         max_task_retries: o.max_task_retries.unwrap_or(0),
         checkpoint_every: o.checkpoint_every.unwrap_or(0),
+        scheduling,
     })
 }
 

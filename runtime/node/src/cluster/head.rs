@@ -353,7 +353,7 @@ impl Node {
     ) -> Result<(), NetError> {
         let demand = resources(&task.resources)?;
         let from = peers.worker_on(conn);
-        let need = if task.must_move { wray_sched::Need::Elsewhere } else { wray_sched::Need::Spill };
+        let need = wray_sched::Need::of(task.spread, task.must_move);
         let (placed, number) = peers.place(&self.inner, &demand, from.as_ref(), need).await;
         let target = match placed {
             wray_sched::Placement::Busy => return frame::write(&mut send, &proto::encode(&Event::Busy)?).await,

@@ -80,6 +80,7 @@ fn task_request(component_hash: &str, args: Vec<proto::WireArg>) -> proto::TaskR
         retry_exceptions: false,
         actor: None,
         must_move: true,
+        spread: false,
         args,
         objects: Vec::new(),
         placement: 0,

@@ -206,7 +206,7 @@ impl NodeInner {
                 return Hosted::Ended;
             }
         };
-        let (conn, placed) = match self.choose(&spec.options.resources, must_move).await {
+        let (conn, placed) = match self.choose(&spec.options, must_move).await {
             Chosen::Conn(c, placed) => (c, placed),
             Chosen::Busy => return Hosted::Busy,
             Chosen::Lost(why) => return Hosted::Lost(why),

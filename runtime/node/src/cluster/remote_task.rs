@@ -33,7 +33,7 @@ use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wray_core::{Error, ObjectId, Options, Resources, TaskId, limits};
+use wray_core::{Error, ObjectId, Options, Resources, Scheduling, TaskId, limits};
 use wray_host::{ArgSpec, Grants, InstanceLimits, JobComponent, Output, Value};
 use wray_net::proto::{self, Event, Request, TaskDone, TaskRequest, WireActor, WireArg, WireObject};
 use wray_net::{NetError, frame};
@@ -84,11 +84,9 @@ impl NodeInner {
             return None;
         }
         let demand = &spec.options.resources;
-        let sched = lock(&self.sched);
-        if sched.check_feasible(demand).is_err() {
+        if lock(&self.sched).check_feasible(demand).is_err() {
             return Some(true);
         }
-        drop(sched);
         // This node had no room a moment ago; the task may spill over to
         // another, unless its arguments are large: they are here (a job's
         // objects live on its node), and moving the task to the data beats
@@ -166,6 +164,7 @@ impl NodeInner {
             retry_exceptions: options.retry_exceptions,
             actor: actor.clone(),
             must_move,
+            spread: options.scheduling == Scheduling::Spread,
             args,
             objects,
             placement: 0,
@@ -173,16 +172,28 @@ impl NodeInner {
         Ok((request, blobs))
     }
 
+    /// Whether a task or actor with `options`, not placed here by the head,
+    /// asks the head where to go before it looks for room here: SPREAD on
+    /// a cluster. `Some(must_move)` as [`Self::should_move`] says it.
+    pub(crate) fn spreads(&self, options: &Options, here: bool) -> Option<bool> {
+        if options.scheduling != Scheduling::Spread || here || self.link.get().is_none() {
+            return None;
+        }
+        Some(lock(&self.sched).check_feasible(&options.resources).is_err())
+    }
+
     /// Where a task or actor that leaves this node goes: a stream to the
-    /// head (which chooses), or, on the head, to the chosen node.
+    /// head (which chooses), or, on the head, to the chosen node — or
+    /// `Busy` (stay) when SPREAD's turn is this node's.
     /// On the head, a demand no node meets waits a moment for one to join
     /// ([`JOIN_GRACE`](crate::cluster::head::JOIN_GRACE)).
-    pub(crate) async fn choose(&self, demand: &Resources, must_move: bool) -> Chosen<'_> {
+    pub(crate) async fn choose(&self, options: &Options, must_move: bool) -> Chosen<'_> {
+        let demand = &options.resources;
         match self.link.get() {
             None => Chosen::Busy,
             Some(Link::Worker(w)) => Chosen::Conn(w.head(), None),
             Some(Link::Head(peers)) => {
-                let need = if must_move { wray_sched::Need::Elsewhere } else { wray_sched::Need::Spill };
+                let need = wray_sched::Need::of(options.scheduling == Scheduling::Spread, must_move);
                 match peers.place(self, demand, Some(&self.id), need).await {
                     (wray_sched::Placement::Busy, _) => Chosen::Busy,
                     (wray_sched::Placement::Infeasible, _) => Chosen::Infeasible,
@@ -210,7 +221,7 @@ impl NodeInner {
                 return Remote::Ran;
             }
         };
-        let (conn, placed) = match self.choose(&spec.options.resources, must_move).await {
+        let (conn, placed) = match self.choose(&spec.options, must_move).await {
             Chosen::Conn(c, placed) => (c, placed),
             Chosen::Busy => return Remote::Busy,
             Chosen::Lost(why) => return Remote::Lost(why),

@@ -225,10 +225,18 @@ impl Node {
                     return frame::write(&mut send, &reply(Event::NeedComponent { hash })?).await;
                 }
                 let bytes = std::mem::take(&mut job.component);
-                let loaded = self.inner.load_component_async(&job.name, None, async { Ok(bytes) });
-                let event = match loaded.await {
-                    Err(e) => Event::Refused(e),
-                    Ok(component) => Event::Submitted { id: jobs.submit(self, component, job).map_err(storage)? },
+                let event = if wray_host::is_http_proxy(&bytes) {
+                    match self.serve_component(jobs, bytes, job).await {
+                        Ok(Ok(id)) => Event::Submitted { id },
+                        Ok(Err(why)) => Event::Refused(why),
+                        Err(e) => return Err(storage(e)),
+                    }
+                } else {
+                    let loaded = self.inner.load_component_async(&job.name, None, async { Ok(bytes) });
+                    match loaded.await {
+                        Err(e) => Event::Refused(e),
+                        Ok(component) => Event::Submitted { id: jobs.submit(self, component, job).map_err(storage)? },
+                    }
                 };
                 frame::write(&mut send, &reply(event)?).await?;
             }
@@ -349,6 +357,42 @@ impl Node {
                 object_memory: st.memory_bytes as u64,
                 object_spilled: st.spilled_bytes as u64,
             }],
+        }
+    }
+}
+
+impl Node {
+    /// A submitted `wasi:http` component (`wray serve deploy` of one):
+    /// compiled and served by the head's proxy as a job. The outer error is
+    /// the job table's storage; the inner one, why it is refused.
+    async fn serve_component(
+        &self,
+        jobs: &Arc<crate::persist::JobTable>,
+        bytes: Vec<u8>,
+        job: JobRequest,
+    ) -> std::io::Result<Result<String, String>> {
+        let name = job.name.clone();
+        let Some(serving) = self.inner.serving.get().cloned() else {
+            return Ok(Err(format!(
+                "{name} is a wasi:http component and this head serves no HTTP: start it with `wray start --head --serve-port PORT`"
+            )));
+        };
+        if job.http.is_none() {
+            return Ok(Err(format!(
+                "{name} is a wasi:http component, not a wray job: deploy it with `wray serve deploy`"
+            )));
+        }
+        let grants = wray_host::HttpGrants { env: job.env.clone(), dirs: Vec::new(), memory: job.memory_limit };
+        let engine = self.engine().clone();
+        let label = name.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || wray_host::HttpComponent::load(&engine, &label, &bytes, grants))
+                .await
+                .map_err(|e| format!("compiling {name} failed: {e}"))
+                .and_then(|r| r.map_err(|e| e.to_string()));
+        match loaded {
+            Ok(component) => jobs.submit_component(self, serving, component, job).map(Ok),
+            Err(why) => Ok(Err(why)),
         }
     }
 }

@@ -350,10 +350,15 @@ impl NodeInner {
     ) {
         let mut node_losses = 0u32;
         let held = loop {
-            if let Some(held) = self.try_acquire_now(&spec.options.resources) {
+            // SPREAD asks the head first, room here or not (again after a
+            // node loss: its replacement spreads too).
+            let spread = self.spreads(&spec.options, spec.here);
+            if spread.is_none()
+                && let Some(held) = self.try_acquire_now(&spec.options.resources)
+            {
                 break Some(held);
             }
-            let Some(must_move) = self.actor_should_move(spec) else { break None };
+            let Some(must_move) = spread.or_else(|| self.actor_should_move(spec)) else { break None };
             match self.host_elsewhere(job, actor, spec, &mut rx, must_move).await {
                 Hosted::Busy => break None,
                 Hosted::Ended => return self.drain_dead(actor, rx).await,

@@ -4,16 +4,77 @@
 
 use crate::persist::job_table::Live;
 use crate::persist::{JobTable, MAX_JOB_LOG, RUNNING, now_ms};
-use crate::{JobError, Node, lock};
+use crate::{JobConfig, JobError, Node, lock};
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use wray_host::JobComponent;
+use wray_host::{BoxFuture, HttpComponent, JobComponent, Serving};
 use wray_net::proto::{JobInfo, JobRequest};
+
+/// Where a job's output goes: its log.
+type Output = tokio::sync::mpsc::UnboundedSender<Vec<u8>>;
 
 impl JobTable {
     /// Starts `req` on `node`; returns its id.
     pub fn submit(self: &Arc<Self>, node: &Node, component: JobComponent, req: JobRequest) -> std::io::Result<String> {
+        let node = node.clone();
+        self.start(&node.inner.clone(), req, move |req, config, _| {
+            Box::pin(async move { node.run_job(component, req.args, config).await })
+        })
+    }
+
+    /// Starts serving a `wasi:http` component deployed with `wray serve
+    /// deploy` (`req.http` says how) on `serving`, the head's proxy, as a
+    /// job: listed, logged, stopped and recorded like any other. Returns
+    /// its id.
+    pub fn submit_component(
+        self: &Arc<Self>,
+        node: &Node,
+        serving: Arc<dyn Serving>,
+        component: HttpComponent,
+        req: JobRequest,
+    ) -> std::io::Result<String> {
+        self.start(&node.inner.clone(), req, move |req, config, out| {
+            Box::pin(async move {
+                let name = req.name.clone();
+                let Some(http) = req.http else {
+                    return Err(JobError::Start { name, message: "no serving options".into() });
+                };
+                let Some(label) = config.label.clone() else {
+                    return Err(JobError::Start { name, message: "no job id".into() });
+                };
+                let line = format!(
+                    "serving {name} (a wasi:http component) at {}, {} request(s) at once, each in a fresh instance\n",
+                    http.route_prefix, http.instances
+                );
+                let _ = out.send(line.into_bytes());
+                let serve =
+                    serving.serve_component(&label, component, &http.route_prefix, http.instances, http.max_queued);
+                // `wray job stop` drains it through the server; the cancel
+                // flag (set when that takes longer than the grace) ends it.
+                let cancel = config.cancel.clone().unwrap_or_default();
+                let cancelled = async {
+                    while !cancel.load(Ordering::Relaxed) {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                };
+                tokio::select! {
+                    r = serve => r.map_err(|message| JobError::Start { name, message }),
+                    () = cancelled => Err(JobError::Cancelled { name }),
+                }
+            })
+        })
+    }
+
+    /// Records a new running job whose run `run` makes from its request and
+    /// config, runs it, writes its output to its log and its end to its
+    /// record. Returns its id.
+    fn start(
+        self: &Arc<Self>,
+        node: &Arc<crate::NodeInner>,
+        req: JobRequest,
+        run: impl FnOnce(JobRequest, JobConfig, Output) -> BoxFuture<'static, Result<(), JobError>> + Send + 'static,
+    ) -> std::io::Result<String> {
         let id = self.new_id();
         let info = JobInfo {
             id: id.clone(),
@@ -28,12 +89,11 @@ impl JobTable {
         let stopping = Arc::new(AtomicBool::new(false));
         lock(&self.live).insert(id.clone(), Live { cancel: cancel.clone(), stopping: stopping.clone() });
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-        let mut config = crate::cluster::requests::remote_job_config(&node.inner, &req, tx, cancel);
+        let mut config = crate::cluster::requests::remote_job_config(node, &req, tx.clone(), cancel);
         config.label = Some(id.clone());
         let table = self.clone();
-        let node = node.clone();
         tokio::spawn(async move {
-            let run = node.run_job(component, req.args, config);
+            let run = run(req, config, tx);
             tokio::pin!(run);
             let mut written = 0u64;
             let mut write = |chunk: &[u8], table: &JobTable| {

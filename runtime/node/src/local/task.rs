@@ -108,15 +108,20 @@ impl NodeInner {
         // losses retried whatever `retry_exceptions` says) are
         // `wray_sched::task_retry`'s.
         let mut retries = TaskRetries::new(spec.options.max_retries, spec.options.retry_exceptions);
+        // SPREAD asks the head first, room here or not; once (a task it
+        // keeps here and that moves later is placed as any other).
+        let mut spread = self.spreads(&spec.options, spec.here);
         loop {
             // Here if there is room now; else elsewhere if another node has
             // room (or this one can never run it); else queued here, until
             // resources free up or another node reports room.
-            if let Some(held) = self.try_acquire_now(&spec.options.resources) {
+            if spread.is_none()
+                && let Some(held) = self.try_acquire_now(&spec.options.resources)
+            {
                 return self.run_here(job, spec, cancel, args, retries, held).await;
             }
             let mut movable = false;
-            if let Some(must_move) = self.should_move(spec) {
+            if let Some(must_move) = spread.take().or_else(|| self.should_move(spec)) {
                 let outcome = tokio::select! {
                     r = self.run_remote(job, spec, must_move) => r,
                     () = cancel.cancelled() => return Err(Error::Cancelled),

@@ -180,3 +180,48 @@ pub(crate) fn spill(n: usize, mib: usize) -> Result<(), Error> {
     println!("spill: {ok} of {n} objects intact");
     Ok(())
 }
+
+/// How many of `nodes` each node got, most first ("2 2 2").
+fn per_node(nodes: Vec<String>) -> String {
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for n in nodes {
+        *counts.entry(n).or_default() += 1;
+    }
+    let mut counts: Vec<usize> = counts.into_values().collect();
+    counts.sort_by(|a, b| b.cmp(a));
+    counts.iter().map(usize::to_string).collect::<Vec<_>>().join(" ")
+}
+
+/// SPREAD takes the nodes with room in turn (the job's node included);
+/// DEFAULT keeps work on the job's node while it has room. Run on a head
+/// and two workers (one CPU each, `spot` on the workers only).
+pub(crate) fn spread_strategy() -> Result<(), Error> {
+    let spread = wray::SchedulingStrategy::Spread;
+    let actors: Vec<_> = (0..6).map(|i| Counter::options().scheduling_strategy(spread).remote(i)).collect();
+    let nodes = wray::get_all(&actors.iter().map(|c| c.node()).collect::<Vec<_>>())?;
+    println!("spread actors per node: {}", per_node(nodes));
+    let packed: Vec<_> = (0..6).map(Counter::remote).collect();
+    let nodes = wray::get_all(&packed.iter().map(|c| c.node()).collect::<Vec<_>>())?;
+    println!("default actors per node: {}", per_node(nodes));
+    // Half a CPU each, together long enough to overlap: two fit per node.
+    let tasks: Vec<_> = (0..6)
+        .map(|_| where_with::options().num_cpus(0.5).scheduling_strategy(spread).remote(Vec::new(), 300))
+        .collect();
+    println!("spread tasks per node: {}", per_node(wray::get_all(&tasks)?.into_iter().map(|(_, n)| n).collect()));
+    let tasks: Vec<_> = (0..6).map(|_| where_with::options().num_cpus(0.0).remote(Vec::new(), 0)).collect();
+    println!("default tasks per node: {}", per_node(wray::get_all(&tasks)?.into_iter().map(|(_, n)| n).collect()));
+    // Submitted on a worker: its own turn keeps a task there.
+    let (from, nodes) = wray::get(&spread_from_here::options().num_cpus(0.0).resource("spot", 1.0).remote(3))?;
+    let here = wray::runtime_context().node_id;
+    println!(
+        "spread from a worker: {} (from a worker: {}, its own node among them: {})",
+        per_node(nodes.clone()),
+        from != here,
+        nodes.contains(&from)
+    );
+    // With a placement group the bundle decides: refused.
+    let group = wray::placement_group(&[&[("CPU", 0.5)]], wray::PlacementStrategy::Pack)?;
+    let refused = Counter::options().placement_group(&group, 0).scheduling_strategy(spread).try_remote(0);
+    println!("spread in a placement group: {}", refused.map_or_else(|e| e.to_string(), |_| "created".into()));
+    Ok(())
+}

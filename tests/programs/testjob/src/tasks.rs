@@ -152,3 +152,14 @@ pub(crate) fn read_file(path: String) -> String {
         Err(e) => format!("cannot read {path}: {e}"),
     }
 }
+
+/// Where `n` SPREAD tasks (no CPU) submitted from here run: this task's
+/// node, then theirs.
+#[wray::remote]
+pub(crate) fn spread_from_here(n: usize) -> Result<(String, Vec<String>), wray::Error> {
+    let spread = wray::SchedulingStrategy::Spread;
+    let refs: Vec<_> =
+        (0..n).map(|_| where_with::options().num_cpus(0.0).scheduling_strategy(spread).remote(Vec::new(), 0)).collect();
+    let nodes = wray::get_all(&refs)?.into_iter().map(|(_, node)| node).collect();
+    Ok((wray::runtime_context().node_id, nodes))
+}
