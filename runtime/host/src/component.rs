@@ -146,6 +146,15 @@ pub struct ComponentCache {
     linker: Arc<Linker<State>>,
 }
 
+/// Bytes of compiled artifacts a cache directory keeps. Every new build of
+/// a job is a new content hash and a new artifact (tens of MiB each), so
+/// without a bound the directory grows for as long as anyone edits a job;
+/// past it the least recently used artifacts go (a load counts as a use).
+pub const ARTIFACT_CACHE_BUDGET: u64 = 2 << 30;
+
+/// The extension of compiled artifacts in the cache directory.
+const ARTIFACT_EXTENSION: &str = "cwasm";
+
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
 /// Core modules have version 1 and layer 0 (`01 00 00 00`); components have
 /// layer 1 (bytes 6..8 = `01 00`).
@@ -199,7 +208,7 @@ impl ComponentCache {
             self.engine.wasmtime().precompile_compatibility_hash().hash(&mut h);
             h.finish()
         };
-        self.dir.as_ref().map(|d| d.join(format!("{hash}-{compat:016x}.cwasm")))
+        self.dir.as_ref().map(|d| d.join(format!("{hash}-{compat:016x}.{ARTIFACT_EXTENSION}")))
     }
 
     fn compile_cached(&self, hash: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
@@ -214,7 +223,15 @@ impl ComponentCache {
             // wasmtime checks the header against the engine. A user who can
             // write that directory can already run code as the user.
             match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(c) => return Ok(c),
+                Ok(c) => {
+                    // A use: the artifact is kept over older ones. Best
+                    // effort (a read-only cache still works).
+                    let _ = std::fs::File::options()
+                        .append(true)
+                        .open(&path)
+                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                    return Ok(c);
+                }
                 Err(e) => tracing::warn!("ignoring unusable cached artifact {}: {e:#}", path.display()),
             }
         }
@@ -222,9 +239,48 @@ impl ComponentCache {
         // A cache write failure costs only the next run's compile time.
         if let Err(e) = write_atomically(&path, &component.serialize()?) {
             tracing::warn!("cannot cache compiled component at {}: {e}", path.display());
+        } else if let Some(dir) = path.parent() {
+            prune(dir, ARTIFACT_CACHE_BUDGET, &path);
         }
         Ok(component)
     }
+}
+
+/// Removes the least recently used artifacts in `dir` until the rest fit in
+/// `budget` bytes, never `keep` (the one just written). Failures only cost
+/// disk space, so they are logged, not returned.
+fn prune(dir: &Path, budget: u64, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let artifacts: Vec<(PathBuf, u64, std::time::SystemTime)> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == ARTIFACT_EXTENSION))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((e.path(), meta.len(), meta.modified().ok()?))
+        })
+        .collect();
+    for victim in evictions(&artifacts, budget, keep) {
+        if let Err(e) = std::fs::remove_file(victim) {
+            tracing::warn!("cannot remove cached artifact {}: {e}", victim.display());
+        }
+    }
+}
+
+/// Which artifacts (path, size, last use) to remove so that the rest fit in
+/// `budget`: the least recently used first, never `keep`.
+fn evictions<'a, T: Ord + Copy>(artifacts: &'a [(PathBuf, u64, T)], budget: u64, keep: &Path) -> Vec<&'a Path> {
+    let mut total: u64 = artifacts.iter().map(|a| a.1).sum();
+    let mut by_age: Vec<&(PathBuf, u64, T)> = artifacts.iter().filter(|a| a.0 != keep).collect();
+    by_age.sort_by_key(|a| a.2);
+    let mut out = Vec::new();
+    for (path, size, _) in by_age {
+        if total <= budget {
+            break;
+        }
+        total -= size;
+        out.push(path.as_path());
+    }
+    out
 }
 
 fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
@@ -241,6 +297,40 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+#[cfg(test)]
+mod cache_budget_tests {
+    use super::{evictions, prune};
+    use std::path::PathBuf;
+
+    #[test]
+    fn the_least_recently_used_go_first_and_the_new_one_stays() {
+        let a = |n: &str, size, used| (PathBuf::from(n), size, used);
+        let all = [a("old", 40, 1), a("new", 50, 9), a("mid", 30, 5), a("fresh", 60, 0)];
+        // 180 bytes in a budget of 100: "old" (40) then "mid" (30) would be
+        // next by age, but "fresh" is the one just written and stays.
+        let gone = evictions(&all, 100, &PathBuf::from("fresh"));
+        assert_eq!(gone, [PathBuf::from("old"), PathBuf::from("mid"), PathBuf::from("new")]);
+        assert!(evictions(&all, 180, &PathBuf::from("fresh")).is_empty());
+        assert_eq!(evictions(&all, 140, &PathBuf::from("fresh")), [PathBuf::from("old")]);
+    }
+
+    #[test]
+    fn pruning_a_directory_keeps_other_files_and_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, name) in ["a.cwasm", "b.cwasm", "c.cwasm"].iter().enumerate() {
+            std::fs::write(dir.path().join(name), vec![0u8; 100]).unwrap();
+            let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
+            std::fs::File::options().append(true).open(dir.path().join(name)).unwrap().set_modified(t).unwrap();
+        }
+        std::fs::write(dir.path().join("notes.txt"), vec![0u8; 500]).unwrap();
+        prune(dir.path(), 150, &dir.path().join("a.cwasm"));
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        left.sort();
+        assert_eq!(left, ["a.cwasm", "notes.txt"]);
+    }
 }
 
 #[cfg(test)]
