@@ -97,14 +97,20 @@ async fn compiled_components_are_cached_on_disk() {
     rt.load_file(&guests().pi).unwrap();
     let artifacts: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(artifacts.len(), 1, "{artifacts:?}");
-    // Dated in the past, so that a rewrite would show whatever the
+    // Dated in the past, so that the use a load records shows whatever the
     // clock's resolution.
+    use std::os::unix::fs::MetadataExt;
     let written = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
     std::fs::File::options().write(true).open(&artifacts[0]).unwrap().set_modified(written).unwrap();
-    // A new runtime (a second `wray run`) loads the artifact instead of compiling.
+    let inode = std::fs::metadata(&artifacts[0]).unwrap().ino();
+    // A new runtime (a second `wray run`) loads the artifact instead of
+    // compiling: the same file (a rewrite is a new file renamed into place),
+    // its modification time moved to now (the cache evicts by last use).
     let rt2 = runtime(64 << 20, Some(cache.path().to_path_buf()));
     let job = rt2.load_file(&guests().pi).unwrap();
-    assert_eq!(std::fs::metadata(&artifacts[0]).unwrap().modified().unwrap(), written);
+    let after = std::fs::metadata(&artifacts[0]).unwrap();
+    assert_eq!(after.ino(), inode, "the artifact was rewritten");
+    assert!(after.modified().unwrap() > written, "the load did not count as a use");
     let v: u64 = rt2.call(&job, "sample", (100u64, 1u64), JobConfig::default()).await.unwrap();
     assert!(v <= 100);
 }

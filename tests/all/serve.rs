@@ -747,6 +747,11 @@ fn replicas_on_a_worker_that_dies_come_back_on_another() {
     // Spread (Serve's default): one replica on each worker, though one
     // worker has room for both.
     assert_eq!(nodes.len(), 2, "both replicas on one worker: {nodes:?}");
+    // `serve status` says where each replica runs.
+    let status = stdout(&head.wray(&["serve", "status", "--server", &server]));
+    for w in &workers {
+        assert_eq!(status.matches(&format!(" on {w}: ")).count(), 1, "{status}");
+    }
     let victim = if nodes.contains(&format!("node-{first:08x}")) { first } else { second };
     let survivor = format!("node-{:08x}", if victim == first { second } else { first });
 

@@ -124,6 +124,9 @@ pub trait Services: Send + Sync + 'static {
     fn named_actor<'a>(&'a self, caller: &'a Caller, name: &'a str) -> BoxFuture<'a, Result<(ActorId, String), Error>>;
     /// Kills an actor.
     fn kill_actor(&self, caller: &Caller, actor: ActorId, no_restart: bool) -> Result<(), Error>;
+    /// The node hosting an actor the caller's job created here, once
+    /// placed (`None` before, or for an actor this node does not keep).
+    fn actor_node(&self, caller: &Caller, actor: ActorId) -> Option<String>;
     /// Reserves a placement group's bundles; returns its id and the node
     /// of each bundle.
     fn create_placement_group<'a>(

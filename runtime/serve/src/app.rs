@@ -569,6 +569,7 @@ impl App {
                         serde_json::json!({
                             "replica": k,
                             "actor": r.actor.to_string(),
+                            "node": self.services.actor_node(&self.caller, r.actor),
                             "state": if r.draining { "STOPPING" } else { "RUNNING" },
                             "ongoing_requests": st.balancer.ongoing(*k),
                             "handled": r.handled,

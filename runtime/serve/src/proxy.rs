@@ -623,6 +623,7 @@ impl ComponentRoute {
                 serde_json::json!({
                     "replica": i,
                     "actor": null,
+                    "node": null,
                     "state": "RUNNING",
                     "ongoing_requests": u32::from(i < running),
                     "handled": null,

@@ -411,12 +411,13 @@ impl ServeStatus {
                     println!("    last error: {e}");
                 }
                 for r in d["replicas"].as_array().cloned().unwrap_or_default() {
+                    let node = r["node"].as_str().map(|n| format!(" on {n}")).unwrap_or_default();
                     println!(
-                        "    replica {} {}: {} ongoing, {} handled, up {:.0} s",
+                        "    replica {} {}{node}: {} ongoing, {} handled, up {:.0} s",
                         r["replica"],
                         r["state"].as_str().unwrap_or("?"),
                         r["ongoing_requests"],
-                        r["handled"],
+                        r["handled"].as_u64().map_or_else(|| "-".to_string(), |n| n.to_string()),
                         r["uptime_s"].as_f64().unwrap_or(0.0)
                     );
                 }

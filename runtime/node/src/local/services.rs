@@ -349,6 +349,12 @@ impl Services for NodeInner {
         Ok(())
     }
 
+    fn actor_node(&self, caller: &Caller, actor: ActorId) -> Option<String> {
+        let job = self.job(caller.job).ok()?;
+        let state = lock(&job.actors).get(&actor).cloned()?;
+        state.activity().0
+    }
+
     fn create_placement_group<'a>(
         &'a self,
         caller: &'a Caller,
