@@ -637,12 +637,17 @@ fn a_standard_wasi_http_component_is_served_as_it_is() {
 
 /// `wray serve deploy` of a standard `wasi:http` component on a cluster:
 /// the head's proxy serves it as a job of its own (listed, logged,
-/// stopped); a second deployment of the same component rolls over under
-/// load without a failed request; bad combinations are refused by name.
+/// stopped), its requests answered by the head and the workers in turn; a
+/// second deployment of the same component rolls over under load without a
+/// failed request, and so does a worker's death; bad combinations are
+/// refused by name.
 #[test]
 fn a_wasi_http_component_is_deployed_to_a_cluster_and_rolled_over() {
     let head = crate::cluster::Head::start_with_flags("1", &["--serve-port", "0"]);
     let server = head.serve.clone().expect("the head prints its serve address");
+    let first = head.add_worker_flags("1", &[]);
+    let second = head.add_worker_flags("1", &[]);
+    let workers = [format!("node-{first:08x}"), format!("node-{second:08x}")];
     let component = guests().serve_wasi_http.clone();
     let cluster = ["--address", head.address.as_str(), "--token", head.token.as_str(), "--server", server.as_str()];
     let deploy = |flags: &[&str]| {
@@ -671,6 +676,25 @@ fn a_wasi_http_component_is_deployed_to_a_cluster_and_rolled_over() {
         logs.contains("serving serve_wasi_http.wasm (a wasi:http component) at /api, 2 request(s) at once"),
         "{logs}"
     );
+    assert!(logs.contains("on the head and its workers in turn"), "{logs}");
+    // The head and both workers take turns: of 30 requests, each worker
+    // answers 10, bodies and headers intact.
+    for i in 0..30 {
+        let r = request(
+            &server,
+            format!("POST /api/count HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\nConnection: close\r\n\r\nn {i:<7}")
+                .as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(r.body.contains(r#"{"bytes":9,"words":2}"#), "{r:?}");
+        assert_eq!(r.header("x-served-by"), Some("wasi-http-example"), "{r:?}");
+    }
+    let s = status();
+    let elsewhere = &s["applications"][0]["answered_elsewhere"];
+    for w in &workers {
+        assert_eq!(elsewhere[w.as_str()], 10, "{s}");
+    }
+    assert_eq!(s["applications"][0]["nodes"], 3, "{s}");
 
     // Refused, by name: running one as a job, arguments, component flags
     // for a wray job, a prefix held by another component.
@@ -717,6 +741,21 @@ fn a_wasi_http_component_is_deployed_to_a_cluster_and_rolled_over() {
     let job_status =
         |id: &str| stdout(&head.wray(&["job", "status", "--address", &head.address, "--token", &head.token, id]));
     wait_until(Duration::from_secs(20), || job_status(&v1).contains("SUCCEEDED"), || job_status(&v1));
+
+    // A worker dies under load: its turns fail over to the head (GET may
+    // run twice), so no request fails, and the dead worker drops out.
+    let answers = under_load(
+        4,
+        || get("/api/load").status,
+        |load| {
+            load.more_answers(20);
+            crate::cluster::kill_and_wait(first);
+            load.more_answers(40);
+            wait_until(Duration::from_secs(20), || status()["applications"][0]["nodes"] == 2, || status().to_string());
+            load.more_answers(20);
+        },
+    );
+    assert!(answers.iter().all(|s| *s == 200), "requests failed when a worker died: {answers:?}");
 
     let mut shutdown = vec!["serve", "shutdown"];
     shutdown.extend_from_slice(&cluster);

@@ -7,7 +7,7 @@
 //! curl -d 'to be or not to be' http://127.0.0.1:8000/count   {"bytes":18,"words":6}
 //! ```
 //!
-//! `GET` anything: a greeting naming the method and path. `POST /count`: the
+//! `GET` anything: a greeting naming the method and path. `POST .../count`: the
 //! body's byte and word counts as JSON. Every answer carries
 //! `x-served-by: wasi-http-example`. The component asks for nothing: no
 //! files, no environment, no outgoing requests.
@@ -28,7 +28,9 @@ impl wasip2::exports::http::incoming_handler::Guest for WordCount {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let path = request.path_with_query().unwrap_or_else(|| "/".to_string());
         let (status, content_type, body) = match (request.method(), path.as_str()) {
-            (Method::Post, "/count") => match read_body(&request) {
+            // Under any mount point: wray passes the whole path, prefix
+            // included, as Ray Serve does.
+            (Method::Post, p) if p == "/count" || p.ends_with("/count") => match read_body(&request) {
                 Ok(text) => {
                     let words = text.split_whitespace().count();
                     (200, "application/json", format!("{{\"bytes\":{},\"words\":{words}}}", text.len()))

@@ -12,6 +12,7 @@
 
 use crate::LoadError;
 use crate::engine::Engine;
+use crate::services::{HttpAnswer, HttpForward};
 use std::path::PathBuf;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
@@ -184,5 +185,24 @@ impl HttpComponent {
                 Err(e) => Err(format!("the component's task failed: {e}")),
             },
         }
+    }
+
+    /// Runs one request forwarded from another node's proxy and collects
+    /// the response whole (at most `max_body` bytes of body), to send back.
+    pub async fn answer(&self, request: HttpForward, max_body: usize) -> Result<HttpAnswer, String> {
+        use http_body_util::BodyExt;
+        let mut builder = http::Request::builder().method(request.method.as_str()).uri(request.uri.as_str());
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_slice());
+        }
+        let (parts, ()) = builder.body(()).map_err(|e| format!("a malformed forwarded request: {e}"))?.into_parts();
+        let (parts, body) = self.handle(parts, request.body).await?.into_parts();
+        let body = http_body_util::Limited::new(body, max_body)
+            .collect()
+            .await
+            .map_err(|e| format!("reading {}'s response (at most {max_body} bytes): {e}", self.name))?
+            .to_bytes();
+        let headers = parts.headers.iter().map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec())).collect();
+        Ok(HttpAnswer { status: parts.status.as_u16(), headers, body })
     }
 }

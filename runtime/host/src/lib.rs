@@ -36,7 +36,9 @@ pub use component::{ComponentCache, JobComponent, LoadError, REUSE_SECTION, with
 pub use engine::{EPOCH_TICK, Engine, EngineConfig};
 pub use http_component::{HttpComponent, HttpGrants, is_http_proxy};
 pub use instance::{CallError, Grants, Instance, InstanceLimits, Output};
-pub use services::{Application, ArgSpec, BoxFuture, Caller, HeldRefs, Services, Serving, Value};
+pub use services::{
+    Application, ArgSpec, BoxFuture, Caller, HeldRefs, HttpAnswer, HttpForward, HttpNodes, Services, Serving, Value,
+};
 pub use tensors::HostTensor;
 /// An in-memory buffer for [`Output::Capture`].
 pub use wasmtime_wasi::p2::pipe::MemoryOutputPipe as OutputPipe;

@@ -186,6 +186,42 @@ pub struct Application {
 }
 
 /// What serves applications over HTTP: the proxy and controller of
+/// One request to a deployed `wasi:http` component, its body read whole, on
+/// its way to another node.
+#[derive(Clone, Debug)]
+pub struct HttpForward {
+    /// The method.
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// Headers, values as bytes.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The body.
+    pub body: bytes::Bytes,
+}
+
+/// A component's response from another node, its body whole.
+#[derive(Clone, Debug)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// Headers, values as bytes.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The body.
+    pub body: bytes::Bytes,
+}
+
+/// The other nodes of a cluster that run a deployed `wasi:http`
+/// component's requests: a head's workers, over which its proxy spreads
+/// them. The node implements it; the proxy only chooses.
+pub trait HttpNodes: Send + Sync + 'static {
+    /// The live nodes other than the serving one, in a stable order.
+    fn nodes(&self) -> Vec<String>;
+    /// Runs one request on `node`, in a fresh instance of the component
+    /// there. An error names what failed (the node, the component).
+    fn call(&self, node: String, request: HttpForward) -> BoxFuture<'static, Result<HttpAnswer, String>>;
+}
+
 /// `wray-serve-host`, which a node is given by whoever starts it (`wray
 /// serve run`, a head with a serve port). It reaches the node back through
 /// the [`Services`] it is handed, as a guest would.
@@ -204,6 +240,9 @@ pub trait Serving: Send + Sync + 'static {
     /// prefix, or the server shuts down; returns then, once the requests in
     /// flight have finished. Fails at once when the prefix is someone
     /// else's or a number is out of bounds.
+    /// With `elsewhere` (a head's workers), requests take the nodes in
+    /// turn, this one included.
+    #[allow(clippy::too_many_arguments)]
     fn serve_component<'a>(
         &'a self,
         label: &'a str,
@@ -211,6 +250,7 @@ pub trait Serving: Send + Sync + 'static {
         route_prefix: &'a str,
         instances: u32,
         max_queued: u32,
+        elsewhere: Option<Arc<dyn HttpNodes>>,
     ) -> BoxFuture<'a, Result<(), String>>;
     /// Tells the application or component of the job labelled `label` (a
     /// `wray job submit` id) to stop as a shutdown would: no new requests;

@@ -105,6 +105,11 @@ pub enum Request {
     /// Create a detached actor (sent to the head, which keeps it and its
     /// record): answered with [`Event::Actor`] or [`Event::Refused`].
     CreateDetached(DetachedActor),
+    /// One request to a deployed `wasi:http` component, sent by the head's
+    /// proxy to a worker: its body's raw bytes follow; answered with
+    /// [`Event::HttpAnswer`] (the response body's bytes follow) or
+    /// [`Event::Refused`].
+    HttpCall(HttpCall),
     /// The bytes of a component, by hash; answered with
     /// [`Event::Component`] or [`Event::Refused`].
     GetComponent {
@@ -475,6 +480,35 @@ impl JobRequest {
     }
 }
 
+/// A request to a deployed `wasi:http` component, run on another node.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct HttpCall {
+    /// The component's label (its file name).
+    pub name: String,
+    /// Its content hash: a node that lacks it asks the head.
+    pub component_hash: String,
+    /// Environment granted to its instances.
+    pub env: Vec<(String, String)>,
+    /// Memory limit of each instance.
+    pub memory_limit: Option<u64>,
+    /// The request's method.
+    pub method: String,
+    /// Its path and query.
+    pub uri: String,
+    /// Its headers (at most [`MAX_HTTP_HEADERS`]).
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Bytes of body that follow (at most [`MAX_HTTP_BODY`]).
+    pub body_len: u64,
+}
+
+/// Headers one [`HttpCall`] or [`Event::HttpAnswer`] carries, at most.
+pub const MAX_HTTP_HEADERS: usize = 1024;
+
+/// Body bytes one [`HttpCall`] or [`Event::HttpAnswer`] carries, at most
+/// (checked before anything is allocated; the proxy's own `--max-body`
+/// bounds requests further).
+pub const MAX_HTTP_BODY: u64 = 256 << 20;
+
 /// The [`Event::Finished`] code of a job that did not fail but was lost:
 /// the node running it died under it. `wray run --max-retries` runs such a
 /// job again from the start; without retries `wray run` exits with it.
@@ -520,6 +554,16 @@ pub enum Event {
     Welcome {
         /// The head's node id.
         head_id: String,
+    },
+    /// A `wasi:http` component's response to a [`Request::HttpCall`]: its
+    /// body's `body_len` raw bytes follow.
+    HttpAnswer {
+        /// The status code.
+        status: u16,
+        /// Its headers (at most [`MAX_HTTP_HEADERS`]).
+        headers: Vec<(String, Vec<u8>)>,
+        /// Bytes of body that follow (at most [`MAX_HTTP_BODY`]).
+        body_len: u64,
     },
     /// A component's bytes.
     Component(Vec<u8>),

@@ -115,6 +115,10 @@ pub(crate) struct NodeInner {
     /// Held while a component is fetched and compiled for a peer's request
     /// (see [`NodeInner::load_component_async`]).
     loading: tokio::sync::Mutex<()>,
+    /// Deployed `wasi:http` components this worker has compiled for the
+    /// head's proxy, by hash and grants (at most
+    /// [`cluster::http_calls::MAX_HTTP_COMPONENTS`]).
+    http_components: Mutex<HashMap<String, Arc<wray_host::HttpComponent>>>,
     /// Random per node: makes its job's task ids unique in the cluster.
     salt: u64,
     /// The rest of the cluster, once this node serves as head or joined one.
@@ -248,6 +252,7 @@ impl Node {
                 next_job: AtomicU32::new(1),
                 components: Mutex::new(HashMap::new()),
                 loading: tokio::sync::Mutex::new(()),
+                http_components: Mutex::new(HashMap::new()),
                 salt: {
                     use std::hash::{BuildHasher, Hasher};
                     std::collections::hash_map::RandomState::new().build_hasher().finish()

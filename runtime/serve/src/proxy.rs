@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, watch};
 use wray_codec::http::{Request, Response};
 use wray_core::{Error, ObjectId};
-use wray_host::{Application, ArgSpec, BoxFuture, Caller, Services, Serving};
+use wray_host::{Application, ArgSpec, BoxFuture, Caller, HttpAnswer, HttpForward, HttpNodes, Services, Serving};
 
 /// Limits and behaviour of the proxy.
 #[derive(Clone, Debug)]
@@ -92,6 +92,14 @@ pub(crate) struct ComponentRoute {
     /// version takes its prefix, or the server shuts down.
     stop: Notify,
     prefix: String,
+    /// A deployed component's other nodes (a head's workers): requests
+    /// take them and this node in turn.
+    elsewhere: Option<Arc<dyn HttpNodes>>,
+    /// The next request's turn.
+    turn: AtomicUsize,
+    /// Requests answered on other nodes, by node (the rest were answered
+    /// here).
+    answered_elsewhere: Mutex<std::collections::BTreeMap<String, u64>>,
     slots: Arc<Semaphore>,
     concurrency: u32,
     max_queued: usize,
@@ -187,7 +195,7 @@ impl Server {
         concurrency: u32,
         max_queued: u32,
     ) -> Result<(), String> {
-        let route = component_route(component, None, prefix, concurrency, max_queued)?;
+        let route = component_route(component, None, None, prefix, concurrency, max_queued)?;
         let mut routes = self.shared.routes.write().unwrap_or_else(|p| p.into_inner());
         routes
             .insert(prefix, Target::Component(route))
@@ -307,12 +315,13 @@ impl Serving for Server {
         prefix: &'a str,
         instances: u32,
         max_queued: u32,
+        elsewhere: Option<Arc<dyn HttpNodes>>,
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             if *self.shared.shutdown.borrow() {
                 return Err("the server is shutting down".into());
             }
-            let route = component_route(component, Some(label.to_string()), prefix, instances, max_queued)?;
+            let route = component_route(component, Some(label.to_string()), elsewhere, prefix, instances, max_queued)?;
             // Take the prefix: from an earlier deployed version of the same
             // component (which then drains and stops), or free.
             let replaced = {
@@ -380,6 +389,7 @@ impl Serving for Server {
 fn component_route(
     component: wray_host::HttpComponent,
     job: Option<String>,
+    elsewhere: Option<Arc<dyn HttpNodes>>,
     prefix: &str,
     concurrency: u32,
     max_queued: u32,
@@ -393,6 +403,9 @@ fn component_route(
         job,
         stop: Notify::new(),
         prefix: prefix.to_string(),
+        elsewhere,
+        turn: AtomicUsize::new(0),
+        answered_elsewhere: Mutex::new(Default::default()),
         slots: Arc::new(Semaphore::new(concurrency as usize)),
         concurrency,
         max_queued: max_queued as usize,
@@ -635,6 +648,8 @@ impl ComponentRoute {
             "name": self.component.name(),
             "job": self.job,
             "kind": "wasi:http component",
+            "nodes": self.elsewhere.as_ref().map_or(1, |n| n.nodes().len() + 1),
+            "answered_elsewhere": *lock(&self.answered_elsewhere),
             "deployments": [{
                 "name": self.component.name(),
                 "status": "HEALTHY",
@@ -686,6 +701,37 @@ async fn serve_component(shared: &Shared, c: &Arc<ComponentRoute>, req: hyper::R
             }
         }
     };
+    if let Some(nodes) = &c.elsewhere {
+        // This node and the others in turn; a node's turn that fails
+        // (it died, or could not load the component) is this node's for
+        // a method that may safely run twice, else a 502.
+        let others = nodes.nodes();
+        let turn = c.turn.fetch_add(1, Ordering::Relaxed) % (others.len() + 1);
+        if let Some(node) = turn.checked_sub(1).map(|i| others[i].clone()) {
+            let forward = HttpForward {
+                method: parts.method.as_str().to_string(),
+                uri: parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+                headers: parts.headers.iter().map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec())).collect(),
+                body: body.clone(),
+            };
+            match tokio::time::timeout_at(deadline, nodes.call(node.clone(), forward)).await {
+                Ok(Ok(answer)) => {
+                    c.handled.fetch_add(1, Ordering::Relaxed);
+                    *lock(&c.answered_elsewhere).entry(node).or_default() += 1;
+                    drop(permit);
+                    return from_answer(answer);
+                }
+                Ok(Err(why)) if parts.method.is_idempotent() => {
+                    tracing::info!("{} on {node} failed ({why}); answering here", c.component.name());
+                }
+                Ok(Err(why)) => {
+                    let message = format!("{} on {node} failed: {why}", c.component.name());
+                    return plain(StatusCode::BAD_GATEWAY, message);
+                }
+                Err(_) => return timed_out(c.component.name(), timeout),
+            }
+        }
+    }
     let answer = tokio::time::timeout_at(deadline, c.component.handle(parts, body)).await;
     c.handled.fetch_add(1, Ordering::Relaxed);
     match answer {
@@ -698,6 +744,25 @@ async fn serve_component(shared: &Shared, c: &Arc<ComponentRoute>, req: hyper::R
         Ok(Err(why)) => plain(StatusCode::INTERNAL_SERVER_ERROR, why),
         Err(_) => timed_out(c.component.name(), timeout),
     }
+}
+
+/// A component's whole response from another node, as the proxy answers
+/// it (hop-by-hop headers are the proxy's own).
+fn from_answer(answer: HttpAnswer) -> HttpResponse {
+    let Ok(status) = StatusCode::from_u16(answer.status) else {
+        return plain(StatusCode::BAD_GATEWAY, format!("the component answered status {}", answer.status));
+    };
+    let mut r = whole(answer.body);
+    *r.status_mut() = status;
+    for (name, value) in answer.headers {
+        if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (header::HeaderName::try_from(name.as_str()), header::HeaderValue::from_bytes(&value)) {
+            r.headers_mut().append(n, v);
+        }
+    }
+    r
 }
 
 fn timed_out(name: &str, timeout: Duration) -> HttpResponse {

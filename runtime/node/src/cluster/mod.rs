@@ -11,11 +11,14 @@
 //! * `remote_task`, `remote_actor`: tasks and actors that run away from
 //!   their job's node, and the stand-in jobs that run them there.
 //! * `groups`: placement groups, reserved across nodes.
+//! * `http_calls`: requests to a deployed `wasi:http` component that the
+//!   head's proxy sends to workers.
 
 pub(crate) mod groups;
 pub(crate) mod head;
 #[cfg(test)]
 mod head_tests;
+pub(crate) mod http_calls;
 pub(crate) mod link;
 pub(crate) mod remote_actor;
 pub(crate) mod remote_task;

@@ -736,7 +736,7 @@ pub(crate) enum Chosen<'a> {
 }
 
 /// Asks the head for a component's bytes.
-async fn fetch_component(head: &quinn::Connection, hash: &str) -> Result<Vec<u8>, String> {
+pub(crate) async fn fetch_component(head: &quinn::Connection, hash: &str) -> Result<Vec<u8>, String> {
     let request = Request::GetComponent { hash: hash.to_string() };
     let bytes = ask_for(head, &request, |answer| match answer {
         Event::Component(bytes) => Ok(bytes),

@@ -212,6 +212,7 @@ impl Node {
                 };
                 frame::write(&mut send, &reply(event)?).await?;
             }
+            Request::HttpCall(call) => self.serve_http_call(call, &mut send, &mut recv).await?,
             Request::GetComponent { hash } => {
                 let event = match peers.stored_component(&hash) {
                     Ok(bytes) => Event::Component(bytes),

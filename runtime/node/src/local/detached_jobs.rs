@@ -2,13 +2,15 @@
 //! from any client, their output written to their log and their end to
 //! their record (`persist/job_table.rs`); `wray job stop` cancels them.
 
+use crate::cluster::http_calls::ClusterHttp;
+use crate::cluster::link::Link;
 use crate::persist::job_table::Live;
 use crate::persist::{JobTable, MAX_JOB_LOG, RUNNING, now_ms};
 use crate::{JobConfig, JobError, Node, lock};
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use wray_host::{BoxFuture, HttpComponent, JobComponent, Serving};
+use wray_host::{BoxFuture, HttpComponent, HttpNodes, JobComponent, Serving};
 use wray_net::proto::{JobInfo, JobRequest};
 
 /// Where a job's output goes: its log.
@@ -34,6 +36,17 @@ impl JobTable {
         component: HttpComponent,
         req: JobRequest,
     ) -> std::io::Result<String> {
+        // On a head, the workers answer requests too, in turn with it.
+        let elsewhere: Option<Arc<dyn HttpNodes>> = match node.inner.link.get() {
+            Some(Link::Head(peers)) => Some(Arc::new(ClusterHttp {
+                peers: peers.clone(),
+                name: req.name.clone(),
+                hash: req.component_hash.clone(),
+                env: req.env.clone(),
+                memory_limit: req.memory_limit,
+            })),
+            _ => None,
+        };
         self.start(&node.inner.clone(), req, move |req, config, out| {
             Box::pin(async move {
                 let name = req.name.clone();
@@ -44,12 +57,20 @@ impl JobTable {
                     return Err(JobError::Start { name, message: "no job id".into() });
                 };
                 let line = format!(
-                    "serving {name} (a wasi:http component) at {}, {} request(s) at once, each in a fresh instance\n",
-                    http.route_prefix, http.instances
+                    "serving {name} (a wasi:http component) at {}, {} request(s) at once, each in a fresh instance{}\n",
+                    http.route_prefix,
+                    http.instances,
+                    if elsewhere.is_some() { ", on the head and its workers in turn" } else { "" }
                 );
                 let _ = out.send(line.into_bytes());
-                let serve =
-                    serving.serve_component(&label, component, &http.route_prefix, http.instances, http.max_queued);
+                let serve = serving.serve_component(
+                    &label,
+                    component,
+                    &http.route_prefix,
+                    http.instances,
+                    http.max_queued,
+                    elsewhere,
+                );
                 // `wray job stop` drains it through the server; the cancel
                 // flag (set when that takes longer than the grace) ends it.
                 let cancel = config.cancel.clone().unwrap_or_default();
