@@ -19,12 +19,13 @@ struct PythonGuests {
     wine_mlp: PathBuf,
     cross_language: PathBuf,
     instances: PathBuf,
+    refs: PathBuf,
 }
 
 fn python_guests() -> &'static PythonGuests {
     static GUESTS: OnceLock<PythonGuests> = OnceLock::new();
     GUESTS.get_or_init(|| {
-        const NAMES: [&str; 8] = [
+        const NAMES: [&str; 9] = [
             "examples/python/dns.py",
             "examples/python/retrieve.py",
             "examples/python/pi.py",
@@ -33,6 +34,7 @@ fn python_guests() -> &'static PythonGuests {
             "examples/python/wine_mlp.py",
             "examples/python/cross_language.py",
             "tests/programs/python/instances.py",
+            "tests/programs/python/refs.py",
         ];
         let mut built: Vec<PathBuf> = Vec::new();
         for pair in NAMES.chunks(2) {
@@ -50,6 +52,7 @@ fn python_guests() -> &'static PythonGuests {
             wine_mlp: next(),
             cross_language: next(),
             instances: next(),
+            refs: next(),
         }
     })
 }
@@ -325,25 +328,62 @@ fn plain_values_cross_between_python_and_rust_jobs_through_detached_actors() {
 }
 
 #[test]
+fn scalars_pickled_by_hand_read_back_as_pickle_reads_them() {
+    // `_scalar` writes the pickle of a lone scalar without a Pickler (the
+    // hot path of every small result and argument): under the host's
+    // CPython, every value it takes must come back from pickle.loads with
+    // its type and value, and anything else must be left to pickle.
+    check_sdk_module_on_host(
+        "_scalar.py",
+        "s",
+        r#"
+import math, pickle, random
+rng = random.Random(11)
+edges = [None, True, False, 0, 255, 256, -1, 2**31 - 1, -2**31, 0.0, -0.0, 1.5, float("inf"), float("nan"),
+         b"", b"x" * 255, b"x" * 256, "", "\u00e9" * 127, "\u00e9" * 128, "\ud800", "a" * 70000]
+for v in [2**31, -2**31 - 1, 2**70, 1j, [1], (1,), bytearray(b"x"), {}, type("S", (str,), {})("sub")]:
+    assert s.dumps(v) is None, v
+values = list(edges)
+for _ in range(20000):
+    k = rng.randrange(5)
+    if k == 0: values.append(rng.randrange(-2**31, 2**31))
+    elif k == 1: values.append(rng.uniform(-1e300, 1e300))
+    elif k == 2: values.append(bytes(rng.randrange(256) for _ in range(rng.randrange(600))))
+    elif k == 3: values.append("".join(chr(rng.randrange(0x110000)) for _ in range(rng.randrange(300))))
+    else: values.append(rng.randrange(-300, 300))
+for v in values:
+    data = s.dumps(v)
+    assert data is not None, v
+    back = pickle.loads(data)
+    assert type(back) is type(v), (v, back)
+    if isinstance(v, float):
+        assert back == v or (math.isnan(v) and math.isnan(back)), (v, back)
+        assert math.copysign(1, back) == math.copysign(1, v), v
+    else:
+        assert back == v, (v, back)
+"#,
+    );
+}
+
+#[test]
 fn the_python_value_encoding_writes_the_documented_bytes_and_refuses_bad_ones() {
     // The SDK's encoder is pure Python: checked here under the host's
     // CPython against the bytes wray_codec::value documents (and its own
     // test checks on the Rust side).
-    let module = workspace().join("guest-sdk/python/wray/_value.py");
-    let script = format!(
+    check_sdk_module_on_host(
+        "_value.py",
+        "v",
         r#"
-import importlib.util, random
-spec = importlib.util.spec_from_file_location("_value", {module:?})
-v = importlib.util.module_from_spec(spec); spec.loader.exec_module(v)
+import random
 doc = bytes.fromhex("f5777601" "0801000000" "050100000061" "0702000000" "030100000000000000" "00")
-assert v.dumps({{"a": [1, None]}}) == doc, v.dumps({{"a": [1, None]}}).hex()
-assert v.loads(doc) == {{"a": [1, None]}}
+assert v.dumps({"a": [1, None]}) == doc, v.dumps({"a": [1, None]}).hex()
+assert v.loads(doc) == {"a": [1, None]}
 for bad, why in [(b"\x80\x05K\x01.", "no magic"), (doc[:-1], "ends early"), (doc + b"\x00", "trailing"),
                  (v.MAGIC + b"\x07\xff\xff\xff\xff", "runs past"), (v.MAGIC + b"\x42", "unknown tag"),
                  (v.MAGIC + b"\x07\x01\x00\x00\x00" * 200 + b"\x00", "nest deeper")]:
     try:
         v.loads(bad)
-        raise SystemExit(f"accepted {{bad[:16]!r}}")
+        raise SystemExit(f"accepted {bad[:16]!r}")
     except ValueError as e:
         assert why in str(e), (why, str(e))
 rng = random.Random(7)
@@ -353,14 +393,23 @@ for _ in range(5000):
         v.loads(data)
     except ValueError:
         pass
-for bad in [(1, 2), {{1, 2}}, 1 << 70, object()]:
+for bad in [(1, 2), {1, 2}, 1 << 70, object()]:
     try:
         v.dumps([bad])
-        raise SystemExit(f"encoded {{bad!r}}")
+        raise SystemExit(f"encoded {bad!r}")
     except TypeError as e:
         assert "value[0]" in str(e), str(e)
-print("ok")
-"#
+"#,
+    );
+}
+
+/// Runs `body` under the host's CPython with the SDK's pure-Python module
+/// `file` loaded as `alias`; passes if it runs to the end.
+fn check_sdk_module_on_host(file: &str, alias: &str, body: &str) {
+    let module = workspace().join("guest-sdk/python/wray").join(file);
+    let script = format!(
+        "import importlib.util\nspec = importlib.util.spec_from_file_location({alias:?}, {module:?})\n\
+         {alias} = importlib.util.module_from_spec(spec)\nspec.loader.exec_module({alias})\n{body}\nprint(\"ok\")\n"
     );
     let out = std::process::Command::new("python3").args(["-c", &script]).output().expect("python3");
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -383,6 +432,29 @@ fn a_python_job_s_tasks_reuse_their_instances_as_ray_workers_do() {
             "another memory limit: [1, 2, 3]",
             "back to the first: 2",
             "in the driver: 0",
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn a_python_job_s_refs_release_their_objects_when_they_die() {
+    // Every host handle Python holds is dropped by wray's finalizer: when
+    // the last reference goes, when a cycle holding it is collected, and
+    // for refs that went to tasks; the job's code sees the standard
+    // weakref.finalize.
+    let (out, _) = run_ok(&python_guests().refs, &[], &[], &[]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "weakref.finalize is the standard one: True",
+            "held: True",
+            "last ref gone: False",
+            "in a cycle, before collecting: True",
+            "in a cycle, collected: False",
+            "passed to tasks: 1000 1000",
+            "after the tasks, last ref gone, released: True",
+            "10,000 refs made and dropped, any left: False",
         ],
         "{out}"
     );

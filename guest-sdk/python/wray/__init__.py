@@ -217,7 +217,11 @@ def _args(args, kwargs):
     """A call's arguments as WIT args: the keyword names first, then each
     argument on its own — a top-level ``ObjectRef`` as a ref the host
     resolves before the call (Ray's rule), anything else pickled."""
-    names = _types.Arg_Value(_codec.to_value(list(kwargs))) if kwargs else _NO_KEYWORDS_ARG
+    if not kwargs:
+        if not args:
+            return _NO_ARGS
+        return [_NO_KEYWORDS_ARG] + [_arg(a, _codec.to_value) for a in args]
+    names = _types.Arg_Value(_codec.to_value(list(kwargs)))
     return [names] + [_arg(a, _codec.to_value) for a in (*args, *kwargs.values())]
 
 
@@ -232,6 +236,10 @@ def _arg(a, encode):
 # The keyword names of a call without keywords, as the WIT argument (only
 # read by the host, so one object serves every call).
 _NO_KEYWORDS_ARG = _types.Arg_Value(_types.Value(data=_codec.NO_KEYWORDS, refs=[]))
+
+# The arguments of a call without any (the host only reads the list; callers
+# that add to it make a new one).
+_NO_ARGS = [_NO_KEYWORDS_ARG]
 
 
 def _foreign_args(args, kwargs, method):
@@ -351,21 +359,28 @@ class ActorClass(_Remote):
 class ActorMethod:
     """``handle.method``: call ``.remote(...)`` to queue a call."""
 
-    __slots__ = ("_handle", "_name")
+    __slots__ = ("_handle", "_name", "_actor", "_label")
 
     def __init__(self, handle, name):
         self._handle = handle
         self._name = name
+        # Worked out once per method, not per call (a handle keeps its
+        # methods): the WIT id, and for an actor in another language the
+        # name its argument errors carry (None for a Python actor).
+        self._actor = handle._id()
+        self._label = f"{handle._class_name}.{name}" if handle._foreign() else None
 
     def remote(self, *args, **kwargs):
         """Queues the call (calls from one caller run in order); returns the
         ref of its result."""
-        actor = self._handle._id()
-        if self._handle._foreign():
-            wit_args = _foreign_args(args, kwargs, f"{self._handle._class_name}.{self._name}")
-        else:
+        if self._label is None:
             wit_args = _args(args, kwargs)
-        return ObjectRef(_call(_actors.call, actor, self._name, wit_args))
+        else:
+            wit_args = _foreign_args(args, kwargs, self._label)
+        try:
+            return ObjectRef(_actors.call(self._actor, self._name, wit_args))
+        except _Err as err:
+            _raise(err)
 
     def options(self, **options):
         """Per-call options (accepted for Ray compatibility: only
@@ -375,6 +390,10 @@ class ActorMethod:
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Actor methods cannot be called directly. Instead of '{self._name}()', try '{self._name}.remote()'.")
+
+
+# Methods an actor handle keeps (see ``ActorHandle.__getattr__``).
+_MAX_HANDLE_METHODS = 64
 
 
 class ActorHandle:
@@ -389,7 +408,13 @@ class ActorHandle:
     def __getattr__(self, name):
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        return ActorMethod(self, name)
+        method = ActorMethod(self, name)
+        # Kept on the handle, as Ray's handles hold their methods, so the
+        # next ``handle.name`` is a plain attribute read; at most
+        # _MAX_HANDLE_METHODS, in case a job makes names up as it runs.
+        if len(self.__dict__) < _MAX_HANDLE_METHODS:
+            self.__dict__[name] = method
+        return method
 
     def __repr__(self):
         return f"Actor({self._class_name}, {self._hi:016x}{self._lo:016x})"
@@ -468,8 +493,8 @@ def get(object_refs, *, timeout=None):
     traceback)."""
     refs, single = _refs(object_refs, "wray.get")
     datas = _call(_tasks.get, [r._handle for r in refs], _timeout_ms(timeout))
-    values = [_codec.loads(d) for d in datas]
-    return values[0] if single else values
+    loads = _codec.loads
+    return loads(datas[0]) if single else [loads(d) for d in datas]
 
 
 def put(value):

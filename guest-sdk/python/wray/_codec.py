@@ -20,7 +20,11 @@ import cloudpickle
 
 from wit_world.imports import types
 
+from . import _scalar
 from . import _value
+
+# The first bytes of a value in the cross-language encoding.
+_VALUE_MAGIC = _value.MAGIC
 
 # The tag of an object ref's persistent id.
 _REF = "wray.ref"
@@ -87,6 +91,12 @@ NO_KEYWORDS = pickle.dumps([], protocol=5)
 
 def to_value(obj):
     """``obj`` as the WIT ``value`` the host stores."""
+    # Positional: a dataclass built with keywords costs twice as much in
+    # an instance, and this runs for every result and argument.
+    if type(obj) in _SCALARS:
+        data = _scalar.dumps(obj)
+        if data is not None:
+            return types.Value(data, [])
     data, refs = dumps(obj)
     return types.Value(data=data, refs=refs)
 
@@ -94,7 +104,7 @@ def to_value(obj):
 def loads(data):
     """Decodes bytes made by ``dumps``, or a value in the cross-language
     encoding (from a Rust job)."""
-    if _value.is_value(data):
+    if data[:4] == _VALUE_MAGIC:
         return _value.loads(data)
     try:
         # The C unpickler, for the common value without refs in it; a

@@ -20,6 +20,7 @@ from wit_world.imports import tasks
 from wit_world.imports import types
 
 from . import _codec
+from . import _finalize
 from . import _value
 
 # (file name, source) of the job's script.
@@ -51,14 +52,25 @@ def set_script(filename, source):
     from . import _preload
 
     _preload.preload(source, filename)
+    # Last, so that only componentize-py's own initialization, which runs
+    # next, sees it (see _finalize).
+    _finalize.install()
 
 
 def _flush():
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:
-            pass
+    # After every call: spelled out, as a loop costs twice as much here.
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
+    try:
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+# The streams _unbuffered last set up.
+_streams = (None, None)
 
 
 def _unbuffered():
@@ -66,7 +78,15 @@ def _unbuffered():
     # the instance ends (a trap or a limit would lose what was buffered).
     # Once per instance and stream: an instance runs many calls (an actor's,
     # a job's reused task instance), and a user may replace the streams.
-    for stream in (sys.stdout, sys.stderr):
+    global _streams
+    if sys.stdout is _streams[0] and sys.stderr is _streams[1]:
+        return
+    if _streams[0] is None:
+        # The instance's first call (every export begins here): the
+        # standard weakref.finalize back before any user code runs.
+        _finalize.uninstall()
+    _streams = (sys.stdout, sys.stderr)
+    for stream in _streams:
         if getattr(stream, "line_buffering", True):
             continue
         try:
@@ -127,7 +147,11 @@ def _renamed(obj):
 def _invoke(target, args):
     """Calls ``target`` on a call's encoded arguments: the keyword names,
     then each argument (see ``wray._args``)."""
-    names = [] if args[0] == _codec.NO_KEYWORDS else _codec.loads(args[0])
+    if args[0] == _codec.NO_KEYWORDS:
+        if len(args) == 1:
+            return target()
+        return target(*[_codec.loads(a) for a in args[1:]])
+    names = _codec.loads(args[0])
     values = [_codec.loads(a) for a in args[1:]]
     split = len(values) - len(names)
     return target(*values[:split], **dict(zip(names, values[split:])))
@@ -213,10 +237,10 @@ class Entry(exports.Entry):
             raise Err(f"{type(_actor).__name__} has no method {method!r}")
         # A caller in another language (a Rust job's `DynActor`) sends plain
         # values, positional only; a Python caller always sends the keyword
-        # names first, pickled. The answer goes back in the caller's kind.
-        foreign = not args or _value.is_value(args[0])
+        # names first, pickled (most often the pre-encoded empty list, so
+        # that is checked first). The answer goes back in the caller's kind.
         try:
-            if not foreign:
+            if args and (args[0] == _codec.NO_KEYWORDS or not _value.is_value(args[0])):
                 return _codec.to_value(_invoke(bound, args))
             result = bound(*[_codec.loads(a) for a in args])
             try:

@@ -81,8 +81,18 @@ impl Engine {
     }
 }
 
+/// Environment variable that turns on wasmtime's `perf` map: with
+/// `WRAY_PROFILER=perfmap`, every compiled guest function is listed in
+/// `/tmp/perf-PID.map`, so `perf record`/`perf report` name guest frames
+/// (a guest's own symbols, the interpreter's for a Python job) instead of
+/// `[unknown]`. Off by default: the map grows with every component loaded.
+pub const PROFILER_ENV: &str = "WRAY_PROFILER";
+
 fn wasmtime_config(config: &EngineConfig) -> wasmtime::Config {
     let mut c = wasmtime::Config::new();
+    if std::env::var_os(PROFILER_ENV).is_some_and(|v| v == "perfmap") {
+        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     c.wasm_component_model(true);
     c.epoch_interruption(true);
     c.max_wasm_stack(MAX_WASM_STACK);
