@@ -1,13 +1,13 @@
 # Actors and the rest of the Core API from Python: a named Counter actor, handles
 # passed to tasks, nested tasks, wait, put, errors with their remote traceback,
-# cancel, the time and memory limits, kill, a placement group, SPREAD.
+# cancel, the time and memory limits, kill, a placement group, SPREAD, affinity.
 #
 #   wray build examples/python/counter.py
 #   wray run examples/python/counter.wasm
 import time
 
 import wray as ray
-from wray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from wray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 
 @ray.remote
@@ -115,6 +115,18 @@ if __name__ == "__main__":
     ray.util.remove_placement_group(pg)
     # SPREAD: on a cluster, the nodes with room in turn (here, one node).
     print("spread:", ray.get(square.options(scheduling_strategy="SPREAD").remote(8)))
+    # Node affinity: the node with this id (here, the job's own node);
+    # hard to a node that is not there fails, soft runs anyway.
+    here = ray.get_runtime_context().get_node_id()
+    pinned = square.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False))
+    print("pinned to this node:", ray.get(pinned.remote(9)))
+    nowhere = NodeAffinitySchedulingStrategy("node-nowhere", soft=False)
+    try:
+        ray.get(square.options(scheduling_strategy=nowhere).remote(1))
+    except ray.exceptions.InvalidArgumentError as e:
+        print("pinned to a missing node:", "not a live node" in str(e))
+    soft = NodeAffinitySchedulingStrategy("node-nowhere", soft=True)
+    print("soft affinity to a missing node:", ray.get(square.options(scheduling_strategy=soft).remote(10)))
     try:
         square.options(scheduling_strategy="EVENLY").remote(1)
     except ValueError as e:

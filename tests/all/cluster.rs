@@ -784,21 +784,53 @@ fn spread_takes_the_nodes_in_turn_and_default_stays_home() {
     let out = head.run(&guests().testjob, &["spread-strategy"]);
     assert_code(&out, 0);
     let text = stdout(&out);
-    for line in [
-        "spread actors per node: 2 2 2",
-        "default actors per node: 6",
-        "spread tasks per node: 2 2 2",
-        "default tasks per node: 6",
-        "spread from a worker: 1 1 1 (from a worker: true, its own node among them: true)",
-    ] {
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
-    }
+    has_lines(
+        &text,
+        &[
+            "spread actors per node: 2 2 2",
+            "default actors per node: 6",
+            "spread tasks per node: 2 2 2",
+            "default tasks per node: 6",
+            "spread from a worker: 1 1 1 (from a worker: true, its own node among them: true)",
+        ],
+    );
     assert!(
         text.lines()
             .any(|l| l.starts_with("spread in a placement group: ")
                 && l.contains("leave the scheduling strategy default")),
         "{text}"
     );
+}
+
+#[test]
+fn node_affinity_pins_tasks_and_actors_to_a_node_and_soft_affinity_bends() {
+    let head = Head::start_with_cpus("1");
+    for _ in 0..2 {
+        head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
+    }
+    let out = head.run(&guests().testjob, &["node-affinity"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    has_lines(
+        &text,
+        &[
+            "pinned to the job's node runs there: true",
+            "soft affinity to a missing node runs: true",
+            "workers found: 2",
+            "hard affinity tasks on the named worker: 4 of 4",
+            "hard affinity actor on the named worker: true",
+            "soft affinity to a busy worker went elsewhere: true",
+            "from a worker, pinned to the head: true",
+            "from a worker, pinned to the other worker: true",
+        ],
+    );
+    // On a cluster the head answers: no live node has that id.
+    for prefix in ["pinned to a missing node: ", "actor pinned to a missing node: "] {
+        assert!(
+            text.lines().any(|l| l.starts_with(prefix) && l.contains(r#"node affinity names node "node-nowhere""#)),
+            "{prefix:?} in:\n{text}"
+        );
+    }
 }
 
 #[test]

@@ -60,6 +60,22 @@ fn placement_groups_reserve_and_free_resources() {
 }
 
 #[test]
+fn node_affinity_on_one_node_pins_to_it_and_names_a_missing_node() {
+    let out = ok(&["--cpus", "2"], &["node-affinity-basics"]);
+    has(&out, "pinned to the job's node runs there: true");
+    has(
+        &out,
+        r#"pinned to a missing node: invalid argument: its node affinity names node "node-nowhere", which is not a live node of the cluster or never has {CPU: 1}"#,
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("actor pinned to a missing node: ")
+            && l.contains(r#"cannot be placed: invalid argument: its node affinity names node "node-nowhere""#)),
+        "{out}"
+    );
+    has(&out, "soft affinity to a missing node runs: true");
+}
+
+#[test]
 fn failures_name_the_function_and_cause() {
     let out = ok(&[], &["errors"]);
     has(&out, "err: task testjob::tasks::fail failed: boom");

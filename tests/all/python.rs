@@ -154,7 +154,10 @@ fn python_actors_refs_errors_and_cancellation_behave_as_in_ray() {
         "killed actor: RayActorError",
         "in a placement group: 49",
         "spread: 64",
-        r#"bad strategy: scheduling_strategy must be "DEFAULT", "SPREAD" or a PlacementGroupSchedulingStrategy, not 'EVENLY'"#,
+        "pinned to this node: 81",
+        "pinned to a missing node: True",
+        "soft affinity to a missing node: 100",
+        r#"bad strategy: scheduling_strategy must be "DEFAULT", "SPREAD", a PlacementGroupSchedulingStrategy or a NodeAffinitySchedulingStrategy, not 'EVENLY'"#,
         "CPUs: 4.0",
     ];
     let lines: Vec<&str> = out.lines().collect();

@@ -25,7 +25,7 @@ pub struct CallOptions {
 /// Which node a task or actor goes to, among those that could run it
 /// (Ray's `scheduling_strategy`; a placement group's bundle, the third
 /// kind, is set with `.placement_group(..)`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum SchedulingStrategy {
     /// The submitting node while it has room, else the node with the
     /// largest share of its CPUs free: a job's work stays next to its
@@ -37,6 +37,18 @@ pub enum SchedulingStrategy {
     /// a node's CPUs or its failure — replicas, workers, runners. On a
     /// single node it is the same as `Default`.
     Spread,
+    /// The node whose id is `node_id` ([`crate::runtime_context`]'s
+    /// `node_id`; Ray's `NodeAffinitySchedulingStrategy`). Hard (`soft:
+    /// false`): that node only, queued there until it has room; a node
+    /// that is not in the cluster, or can never meet the demand, fails the
+    /// task with `InvalidArgument` (an actor dies). Soft: that node while
+    /// it has room, else where `Default` would go.
+    NodeAffinity {
+        /// The node's id.
+        node_id: String,
+        /// Elsewhere rather than queued or failed.
+        soft: bool,
+    },
 }
 
 impl CallOptions {
@@ -153,9 +165,12 @@ impl CallOptions {
             placement: self.placement.map(|(group, index)| wit::BundleRef { group, index }),
             detached: self.detached,
             checkpoint_every: self.checkpoint_every,
-            scheduling: match self.scheduling {
+            scheduling: match &self.scheduling {
                 SchedulingStrategy::Default => wit::SchedulingStrategy::Default,
                 SchedulingStrategy::Spread => wit::SchedulingStrategy::Spread,
+                SchedulingStrategy::NodeAffinity { node_id, soft } => {
+                    wit::SchedulingStrategy::NodeAffinity(wit::NodeAffinity { node_id: node_id.clone(), soft: *soft })
+                }
             },
         }
     }

@@ -172,6 +172,12 @@ def _count(value, name):
     return value
 
 
+# The WIT scheduling strategies without a payload (one object each serves
+# every call).
+_DEFAULT_SCHEDULING = _types.SchedulingStrategy_Default()
+_SPREAD_SCHEDULING = _types.SchedulingStrategy_Spread()
+
+
 def _wit_options(o):
     resources = dict(o.get("resources") or {})
     if o.get("num_gpus"):
@@ -179,15 +185,22 @@ def _wit_options(o):
     placement = None
     group = o.get("placement_group")
     strategy = o.get("scheduling_strategy")
-    scheduling = _types.SchedulingStrategy.DEFAULT
+    scheduling = _DEFAULT_SCHEDULING
     if strategy is not None and hasattr(strategy, "placement_group"):
         group = strategy.placement_group
         o = dict(o, placement_group_bundle_index=getattr(strategy, "placement_group_bundle_index", -1))
+    elif hasattr(strategy, "node_id") and hasattr(strategy, "soft"):
+        # A NodeAffinitySchedulingStrategy (wray.util.scheduling_strategies).
+        if not isinstance(strategy.node_id, str) or not strategy.node_id:
+            raise ValueError(f"NodeAffinitySchedulingStrategy needs a node id (a str), not {strategy.node_id!r}")
+        affinity = _types.NodeAffinity(strategy.node_id, bool(strategy.soft))
+        scheduling = _types.SchedulingStrategy_NodeAffinity(affinity)
     elif strategy == "SPREAD":
-        scheduling = _types.SchedulingStrategy.SPREAD
+        scheduling = _SPREAD_SCHEDULING
     elif strategy not in (None, "DEFAULT"):
         raise ValueError(
-            f"scheduling_strategy must be \"DEFAULT\", \"SPREAD\" or a PlacementGroupSchedulingStrategy, not {strategy!r}"
+            "scheduling_strategy must be \"DEFAULT\", \"SPREAD\", a PlacementGroupSchedulingStrategy or a "
+            f"NodeAffinitySchedulingStrategy, not {strategy!r}"
         )
     if group is not None:
         index = o.get("placement_group_bundle_index", -1)

@@ -128,7 +128,9 @@
 //! on a task's or actor's options spreads them instead: each asks the head,
 //! which takes the nodes with room in turn (Ray's `"SPREAD"`), the
 //! submitting node included — for actors that should not share a node's
-//! CPUs or its failure. [`placement_group`] reserves bundles of resources
+//! CPUs or its failure; [`SchedulingStrategy::NodeAffinity`] sends one to
+//! the node with a given id ([`runtime_context`]'s `node_id`), hard (only
+//! there) or soft (there while it has room). [`placement_group`] reserves bundles of resources
 //! together (PACK, SPREAD, STRICT_PACK, STRICT_SPREAD);
 //! `.placement_group(&group, index)` on a task's or actor's options runs it
 //! in a bundle.

@@ -40,7 +40,7 @@ pub struct Options {
 /// Which node a task or actor goes to, among those that could run it: Ray's
 /// `scheduling_strategy` (a placement group's bundle is the third kind, kept
 /// in [`Options::placement`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Scheduling {
     /// The submitting node while it has room; else the node with the
     /// largest share of its CPUs free (spillback). Keeps a job's work next
@@ -51,6 +51,28 @@ pub enum Scheduling {
     /// in turn, the submitting one included: replicas and workers that
     /// should not share a node's failure or its CPUs.
     Spread,
+    /// Ray's node affinity: the node with this id (`runtime_context`'s
+    /// `node_id`). Hard (`soft` false): there and nowhere else, queued
+    /// until it has room; a node that is not in the cluster, or could
+    /// never meet the demand, fails the task or actor. Soft: there while
+    /// it has room, else wherever the default would put it.
+    NodeAffinity {
+        /// The node's id.
+        node: String,
+        /// Elsewhere when the node has no room (or is gone), rather than
+        /// queued there (or failed).
+        soft: bool,
+    },
+}
+
+impl Scheduling {
+    /// The node a hard node affinity pins to.
+    pub fn pinned_to(&self) -> Option<&str> {
+        match self {
+            Scheduling::NodeAffinity { node, soft: false } => Some(node),
+            _ => None,
+        }
+    }
 }
 
 /// Ray's default for tasks: a failed run is retried three times when the

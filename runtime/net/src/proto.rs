@@ -274,6 +274,9 @@ pub struct TaskRequest {
     /// the sender included (answering [`Event::Busy`] on the sender's
     /// turn: it runs where it is).
     pub spread: bool,
+    /// Node affinity: the head places it on this node (see
+    /// `wray_sched::ClusterView::place_on`).
+    pub affinity: Option<WireAffinity>,
     /// Arguments, in order.
     pub args: Vec<WireArg>,
     /// Objects the arguments refer to, nested ones first.
@@ -283,6 +286,15 @@ pub struct TaskRequest {
     /// placed — a worker's request to the head, which numbers it when it
     /// relays it.
     pub placement: u64,
+}
+
+/// A task's or actor's node affinity (Ray's `NodeAffinitySchedulingStrategy`).
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct WireAffinity {
+    /// The node's id; at most `MAX_NAME_LEN` bytes.
+    pub node: String,
+    /// Elsewhere when the node has no room, rather than queued there.
+    pub soft: bool,
 }
 
 /// The actor a [`Request::RunActor`] creates.

@@ -398,6 +398,25 @@ impl<N: Ord + Clone> ClusterView<N> {
         Placement::Node(id)
     }
 
+    /// Chooses `node` for `demand` — Ray's node affinity. Hard (`soft`
+    /// false): `node` whether or not it has room now (the demand queues
+    /// there), [`Placement::Busy`] if it is the asking node itself, and
+    /// [`Placement::Infeasible`] if it is not a live member or could never
+    /// meet the demand. Soft: `node` only while it has room; otherwise as a
+    /// spilling demand without affinity ([`Need::Spill`]).
+    pub fn place_on(&mut self, demand: &Resources, from: Option<&N>, node: &N, soft: bool) -> Placement<N> {
+        let fits = self.members.get(node).is_some_and(|m| m.alive && m.total.contains(demand));
+        let room = fits && self.members[node].free.contains(demand);
+        if room || (fits && !soft) {
+            if Some(node) == from {
+                return Placement::Busy;
+            }
+            self.charge(node, demand);
+            return Placement::Node(node.clone());
+        }
+        if soft { self.place(demand, from, Need::Spill) } else { Placement::Infeasible }
+    }
+
     /// Charges a placement of `demand` on `id` until a heartbeat
     /// acknowledges it.
     fn charge(&mut self, id: &N, demand: &Resources) {
@@ -553,6 +572,37 @@ mod tests {
         assert_eq!(v.place(&cpus(1.0), Some(&"head"), Need::Spill), Placement::Busy);
         // Must leave: queued on a feasible node even though it is full.
         assert_eq!(v.place(&gpu, Some(&"head"), Need::Elsewhere), Placement::Node("gpu"));
+    }
+
+    #[test]
+    fn node_affinity_pins_hard_and_bends_soft() {
+        let view3 = || {
+            let mut v = ClusterView::new(1000);
+            for id in ["a", "b", "c"] {
+                v.join(id, cpus(2.0), 0);
+            }
+            v
+        };
+        let mut v = view3();
+        let one = cpus(1.0);
+        // Hard: the named node, room or not; the asking node keeps its own.
+        assert_eq!(v.place_on(&one, Some(&"a"), &"b", false), Placement::Node("b"));
+        assert_eq!(v.place_on(&one, Some(&"a"), &"b", false), Placement::Node("b"));
+        assert_eq!(v.place_on(&one, Some(&"a"), &"b", false), Placement::Node("b"));
+        assert_eq!(v.place_on(&one, Some(&"b"), &"b", false), Placement::Busy);
+        // Hard, on a node that does not exist, is dead or is too small.
+        assert_eq!(v.place_on(&one, Some(&"a"), &"z", false), Placement::Infeasible);
+        assert_eq!(v.place_on(&cpus(3.0), Some(&"a"), &"c", false), Placement::Infeasible);
+        v.leave(&"c");
+        assert_eq!(v.place_on(&one, Some(&"a"), &"c", false), Placement::Infeasible);
+        // Soft: "b" is full now (3 of its 2 CPUs charged), so the demand
+        // spills as if it had no affinity — to a node with room, or stays.
+        let mut w = view3();
+        assert_eq!(w.place_on(&one, Some(&"a"), &"b", true), Placement::Node("b"));
+        assert_eq!(w.place_on(&one, Some(&"a"), &"b", true), Placement::Node("b"));
+        assert_eq!(w.place_on(&one, Some(&"a"), &"b", true), Placement::Node("c"));
+        assert_eq!(w.place_on(&one, Some(&"a"), &"z", true), Placement::Node("c"));
+        assert_eq!(w.place_on(&one, Some(&"a"), &"z", true), Placement::Busy);
     }
 
     #[test]

@@ -6,9 +6,10 @@ from .placement_group import (
     placement_group,
     remove_placement_group,
 )
-from .scheduling_strategies import PlacementGroupSchedulingStrategy
+from .scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 __all__ = [
+    "NodeAffinitySchedulingStrategy",
     "PlacementGroup",
     "PlacementGroupSchedulingStrategy",
     "get_current_placement_group",

@@ -94,6 +94,10 @@ pub(super) fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Opti
     let scheduling = match o.scheduling {
         types::SchedulingStrategy::Default => wray_core::Scheduling::Default,
         types::SchedulingStrategy::Spread => wray_core::Scheduling::Spread,
+        types::SchedulingStrategy::NodeAffinity(a) => {
+            check_name("a node affinity's node id", &a.node_id)?;
+            wray_core::Scheduling::NodeAffinity { node: a.node_id, soft: a.soft }
+        }
     };
     if placement.is_some() && scheduling != wray_core::Scheduling::Default {
         return Err(Error::InvalidArgument(

@@ -151,6 +151,7 @@ impl Peers {
         demand: &Resources,
         from: Option<&String>,
         need: wray_sched::Need,
+        affinity: Option<(&String, bool)>,
     ) -> (wray_sched::Placement<String>, u64) {
         let asked = Instant::now();
         loop {
@@ -159,7 +160,10 @@ impl Peers {
                 let mut view = lock(&self.view);
                 view.heartbeat(&head.id, free, &arrived, self.now());
                 let grace = if view.lost_could_meet(demand) { REJOIN_GRACE } else { JOIN_GRACE };
-                let placed = view.place(demand, from, need);
+                let placed = match affinity {
+                    Some((node, soft)) => view.place_on(demand, from, node, soft),
+                    None => view.place(demand, from, need),
+                };
                 let number = match &placed {
                     wray_sched::Placement::Node(id) => view.last_placement(id),
                     _ => 0,
@@ -354,11 +358,19 @@ impl Node {
         let demand = resources(&task.resources)?;
         let from = peers.worker_on(conn);
         let need = wray_sched::Need::of(task.spread, task.must_move);
-        let (placed, number) = peers.place(&self.inner, &demand, from.as_ref(), need).await;
+        let scheduling = match &task.affinity {
+            Some(a) if a.node.len() > wray_core::limits::MAX_NAME_LEN => {
+                return Err(NetError::Malformed("too long a node id in a node affinity".into()));
+            }
+            Some(a) => wray_core::Scheduling::NodeAffinity { node: a.node.clone(), soft: a.soft },
+            None => wray_core::Scheduling::Default,
+        };
+        let affinity = crate::cluster::remote_task::affinity(&scheduling);
+        let (placed, number) = peers.place(&self.inner, &demand, from.as_ref(), need, affinity).await;
         let target = match placed {
             wray_sched::Placement::Busy => return frame::write(&mut send, &proto::encode(&Event::Busy)?).await,
             wray_sched::Placement::Infeasible => {
-                let why = crate::cluster::remote_task::infeasible_reason(&demand);
+                let why = crate::cluster::remote_task::unplaceable_reason(&demand, &scheduling);
                 return frame::write(&mut send, &proto::encode(&Event::Refused(why))?).await;
             }
             wray_sched::Placement::Node(id) if id == self.id() => {

@@ -81,6 +81,7 @@ fn task_request(component_hash: &str, args: Vec<proto::WireArg>) -> proto::TaskR
         actor: None,
         must_move: true,
         spread: false,
+        affinity: None,
         args,
         objects: Vec::new(),
         placement: 0,

@@ -166,7 +166,8 @@ impl NodeInner {
     /// Whether an actor that found no room here should be hosted elsewhere:
     /// `Some(must_move)`, or `None` to queue here.
     pub(crate) fn actor_should_move(&self, spec: &ActorSpec) -> Option<bool> {
-        if spec.here || self.link.get().is_none() {
+        // Pinned here by a hard node affinity: it waits here for room.
+        if spec.here || self.link.get().is_none() || spec.options.scheduling.pinned_to().is_some() {
             return None;
         }
         Some(lock(&self.sched).check_feasible(&spec.options.resources).is_err())
@@ -211,7 +212,8 @@ impl NodeInner {
             Chosen::Busy => return Hosted::Busy,
             Chosen::Lost(why) => return Hosted::Lost(why),
             Chosen::Infeasible => {
-                let why = crate::cluster::remote_task::infeasible_reason(&spec.options.resources);
+                let why =
+                    crate::cluster::remote_task::unplaceable_reason(&spec.options.resources, &spec.options.scheduling);
                 self.mark_dead(job, actor, format!("{} cannot be placed: {why}", actor.class));
                 return Hosted::Ended;
             }

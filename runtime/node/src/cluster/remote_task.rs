@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wray_core::{Error, ObjectId, Options, Resources, Scheduling, TaskId, limits};
 use wray_host::{ArgSpec, Grants, InstanceLimits, JobComponent, Output, Value};
-use wray_net::proto::{self, Event, Request, TaskDone, TaskRequest, WireActor, WireArg, WireObject};
+use wray_net::proto::{self, Event, Request, TaskDone, TaskRequest, WireActor, WireAffinity, WireArg, WireObject};
 use wray_net::{NetError, frame};
 use wray_store::Object;
 
@@ -80,7 +80,8 @@ impl NodeInner {
     /// for it here) or only may (`Some(false)`: this node is busy).
     /// `None`: queue it here.
     pub(crate) fn should_move(&self, spec: &TaskSpec) -> Option<bool> {
-        if spec.here || self.link.get().is_none() {
+        // Pinned here by a hard node affinity: it waits here for room.
+        if spec.here || self.link.get().is_none() || spec.options.scheduling.pinned_to().is_some() {
             return None;
         }
         let demand = &spec.options.resources;
@@ -165,6 +166,10 @@ impl NodeInner {
             actor: actor.clone(),
             must_move,
             spread: options.scheduling == Scheduling::Spread,
+            affinity: match &options.scheduling {
+                Scheduling::NodeAffinity { node, soft } => Some(WireAffinity { node: node.clone(), soft: *soft }),
+                _ => None,
+            },
             args,
             objects,
             placement: 0,
@@ -173,13 +178,37 @@ impl NodeInner {
     }
 
     /// Whether a task or actor with `options`, not placed here by the head,
-    /// asks the head where to go before it looks for room here: SPREAD on
-    /// a cluster. `Some(must_move)` as [`Self::should_move`] says it.
-    pub(crate) fn spreads(&self, options: &Options, here: bool) -> Option<bool> {
-        if options.scheduling != Scheduling::Spread || here || self.link.get().is_none() {
+    /// asks the head where to go before it looks for room here: SPREAD, or
+    /// a node affinity to another node, on a cluster. `Some(must_move)` as
+    /// [`Self::should_move`] says it.
+    pub(crate) fn asks_head(&self, options: &Options, here: bool) -> Option<bool> {
+        if here || self.link.get().is_none() {
             return None;
         }
-        Some(lock(&self.sched).check_feasible(&options.resources).is_err())
+        match &options.scheduling {
+            Scheduling::Spread => Some(lock(&self.sched).check_feasible(&options.resources).is_err()),
+            Scheduling::NodeAffinity { node, soft } if *node != self.id => Some(!soft),
+            _ => None,
+        }
+    }
+
+    /// Whether a hard node affinity pins the task or actor to another node
+    /// (then only the head places it, however often it is retried).
+    pub(crate) fn pinned_elsewhere(&self, options: &Options, here: bool) -> bool {
+        !here && options.scheduling.pinned_to().is_some_and(|node| node != self.id)
+    }
+
+    /// The error of a hard node affinity this node can tell is never met:
+    /// to this node, which can never meet the demand, or to another node
+    /// when there is no cluster.
+    pub(crate) fn unmet_affinity(&self, options: &Options, here: bool) -> Option<Error> {
+        let node = options.scheduling.pinned_to().filter(|_| !here)?;
+        let never = if node == self.id {
+            lock(&self.sched).check_feasible(&options.resources).is_err()
+        } else {
+            self.link.get().is_none()
+        };
+        never.then(|| Error::InvalidArgument(unplaceable_reason(&options.resources, &options.scheduling)))
     }
 
     /// Where a task or actor that leaves this node goes: a stream to the
@@ -194,7 +223,7 @@ impl NodeInner {
             Some(Link::Worker(w)) => Chosen::Conn(w.head(), None),
             Some(Link::Head(peers)) => {
                 let need = wray_sched::Need::of(options.scheduling == Scheduling::Spread, must_move);
-                match peers.place(self, demand, Some(&self.id), need).await {
+                match peers.place(self, demand, Some(&self.id), need, affinity(&options.scheduling)).await {
                     (wray_sched::Placement::Busy, _) => Chosen::Busy,
                     (wray_sched::Placement::Infeasible, _) => Chosen::Infeasible,
                     (wray_sched::Placement::Node(id), number) => match peers.connection(&id) {
@@ -226,7 +255,8 @@ impl NodeInner {
             Chosen::Busy => return Remote::Busy,
             Chosen::Lost(why) => return Remote::Lost(why),
             Chosen::Infeasible => {
-                self.store.complete(spec.output, Err(infeasible(&spec.options.resources)));
+                let why = unplaceable_reason(&spec.options.resources, &spec.options.scheduling);
+                self.store.complete(spec.output, Err(Error::InvalidArgument(why)));
                 return Remote::Ran;
             }
         };
@@ -745,10 +775,26 @@ pub(crate) async fn fetch_component(head: &quinn::Connection, hash: &str) -> Res
     bytes.await.map_err(|e| format!("fetching component {hash}: {}", e.message("the head")))
 }
 
-pub(crate) fn infeasible(demand: &Resources) -> Error {
-    Error::InvalidArgument(infeasible_reason(demand))
-}
-
 pub(crate) fn infeasible_reason(demand: &Resources) -> String {
     format!("no node in the cluster has {demand}")
+}
+
+/// Why a task or actor with `scheduling` cannot be placed anywhere.
+pub(crate) fn unplaceable_reason(demand: &Resources, scheduling: &Scheduling) -> String {
+    match scheduling {
+        Scheduling::NodeAffinity { node, .. } => {
+            format!(
+                "its node affinity names node {node:?}, which is not a live node of the cluster or never has {demand}"
+            )
+        }
+        _ => infeasible_reason(demand),
+    }
+}
+
+/// A node affinity as the head's placement takes it.
+pub(crate) fn affinity(scheduling: &Scheduling) -> Option<(&String, bool)> {
+    match scheduling {
+        Scheduling::NodeAffinity { node, soft } => Some((node, *soft)),
+        _ => None,
+    }
 }

@@ -349,10 +349,15 @@ impl NodeInner {
         mut rx: Mailbox,
     ) {
         let mut node_losses = 0u32;
+        if let Some(e) = self.unmet_affinity(&spec.options, spec.here) {
+            self.mark_dead(job, actor, format!("{} cannot be placed: {e}", actor.class));
+            return self.drain_dead(actor, rx).await;
+        }
         let held = loop {
-            // SPREAD asks the head first, room here or not (again after a
-            // node loss: its replacement spreads too).
-            let spread = self.spreads(&spec.options, spec.here);
+            // SPREAD and a node affinity to another node ask the head
+            // first, room here or not (again after a node loss: its
+            // replacement spreads, or goes to its node, too).
+            let spread = self.asks_head(&spec.options, spec.here);
             if spread.is_none()
                 && let Some(held) = self.try_acquire_now(&spec.options.resources)
             {

@@ -108,20 +108,28 @@ impl NodeInner {
         // losses retried whatever `retry_exceptions` says) are
         // `wray_sched::task_retry`'s.
         let mut retries = TaskRetries::new(spec.options.max_retries, spec.options.retry_exceptions);
-        // SPREAD asks the head first, room here or not; once (a task it
-        // keeps here and that moves later is placed as any other).
-        let mut spread = self.spreads(&spec.options, spec.here);
+        if let Some(e) = self.unmet_affinity(&spec.options, spec.here) {
+            return Err(e);
+        }
+        // SPREAD and a soft node affinity to another node ask the head
+        // first, room here or not; once (a task it keeps here and that
+        // moves later is placed as any other). A hard affinity to another
+        // node asks it every time: the task never runs here.
+        let pinned_elsewhere = self.pinned_elsewhere(&spec.options, spec.here);
+        let mut ask_head = self.asks_head(&spec.options, spec.here);
         loop {
             // Here if there is room now; else elsewhere if another node has
             // room (or this one can never run it); else queued here, until
             // resources free up or another node reports room.
-            if spread.is_none()
+            if ask_head.is_none()
+                && !pinned_elsewhere
                 && let Some(held) = self.try_acquire_now(&spec.options.resources)
             {
                 return self.run_here(job, spec, cancel, args, retries, held).await;
             }
             let mut movable = false;
-            if let Some(must_move) = spread.take().or_else(|| self.should_move(spec)) {
+            let first = if pinned_elsewhere { Some(true) } else { ask_head.take() };
+            if let Some(must_move) = first.or_else(|| self.should_move(spec)) {
                 let outcome = tokio::select! {
                     r = self.run_remote(job, spec, must_move) => r,
                     () = cancel.cancelled() => return Err(Error::Cancelled),
@@ -133,6 +141,11 @@ impl NodeInner {
                 };
                 match retries.after(attempt, job.cancelled()) {
                     Next::Done => return Ok(()),
+                    Next::WaitHere if pinned_elsewhere => {
+                        // Only its node may run it: ask again.
+                        tokio::time::sleep(LOST_BACKOFF).await;
+                        continue;
+                    }
                     Next::WaitHere => movable = true,
                     Next::RetryElsewhere { backoff } => {
                         tracing::info!("retrying {} elsewhere (attempt {}): {why}", spec.function, retries.used());

@@ -214,6 +214,8 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             println!("ran on job node: {}", nodes.contains(&wray::runtime_context().node_id));
         }
         "spread-strategy" => spread_strategy()?,
+        "node-affinity" => node_affinity()?,
+        "node-affinity-basics" => node_affinity_basics()?,
         "fresh-instances" => {
             // One after another: each in an instance of its own.
             let counts = (0..5).map(|_| wray::get(&count_calls::remote())).collect::<Result<Vec<_>, _>>()?;

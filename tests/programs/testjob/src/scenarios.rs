@@ -197,7 +197,7 @@ fn per_node(nodes: Vec<String>) -> String {
 /// and two workers (one CPU each, `spot` on the workers only).
 pub(crate) fn spread_strategy() -> Result<(), Error> {
     let spread = wray::SchedulingStrategy::Spread;
-    let actors: Vec<_> = (0..6).map(|i| Counter::options().scheduling_strategy(spread).remote(i)).collect();
+    let actors: Vec<_> = (0..6).map(|i| Counter::options().scheduling_strategy(spread.clone()).remote(i)).collect();
     let nodes = wray::get_all(&actors.iter().map(|c| c.node()).collect::<Vec<_>>())?;
     println!("spread actors per node: {}", per_node(nodes));
     let packed: Vec<_> = (0..6).map(Counter::remote).collect();
@@ -205,7 +205,7 @@ pub(crate) fn spread_strategy() -> Result<(), Error> {
     println!("default actors per node: {}", per_node(nodes));
     // Half a CPU each, together long enough to overlap: two fit per node.
     let tasks: Vec<_> = (0..6)
-        .map(|_| where_with::options().num_cpus(0.5).scheduling_strategy(spread).remote(Vec::new(), 300))
+        .map(|_| where_with::options().num_cpus(0.5).scheduling_strategy(spread.clone()).remote(Vec::new(), 300))
         .collect();
     println!("spread tasks per node: {}", per_node(wray::get_all(&tasks)?.into_iter().map(|(_, n)| n).collect()));
     let tasks: Vec<_> = (0..6).map(|_| where_with::options().num_cpus(0.0).remote(Vec::new(), 0)).collect();
@@ -223,5 +223,64 @@ pub(crate) fn spread_strategy() -> Result<(), Error> {
     let group = wray::placement_group(&[&[("CPU", 0.5)]], wray::PlacementStrategy::Pack)?;
     let refused = Counter::options().placement_group(&group, 0).scheduling_strategy(spread).try_remote(0);
     println!("spread in a placement group: {}", refused.map_or_else(|e| e.to_string(), |_| "created".into()));
+    Ok(())
+}
+
+/// Node affinity on any node: to the job's own node, and to one that does
+/// not exist (hard fails naming it; soft runs anyway).
+pub(crate) fn node_affinity_basics() -> Result<(), Error> {
+    let here = wray::runtime_context().node_id;
+    let pin = |node: &str, soft| wray::SchedulingStrategy::NodeAffinity { node_id: node.to_string(), soft };
+    let (_, ran) =
+        wray::get(&where_with::options().num_cpus(0.0).scheduling_strategy(pin(&here, false)).remote(Vec::new(), 0))?;
+    println!("pinned to the job's node runs there: {}", ran == here);
+    let missing =
+        wray::get(&where_with::options().scheduling_strategy(pin("node-nowhere", false)).remote(Vec::new(), 0));
+    println!("pinned to a missing node: {}", missing.map_or_else(|e| e.to_string(), |_| "ran".into()));
+    let actor = Counter::options().scheduling_strategy(pin("node-nowhere", false)).remote(0);
+    println!("actor pinned to a missing node: {}", wray::get(&actor.node()).map_or_else(|e| e.to_string(), |n| n));
+    let soft = wray::get(&where_with::options().scheduling_strategy(pin("node-nowhere", true)).remote(Vec::new(), 0));
+    println!("soft affinity to a missing node runs: {}", soft.is_ok());
+    Ok(())
+}
+
+/// Node affinity on a head and two workers (one CPU each, `spot` on the
+/// workers only): hard affinity keeps tasks and an actor on the named
+/// worker even when it is busy, from the job's node and from a worker;
+/// soft affinity leaves a busy node for one with room.
+pub(crate) fn node_affinity() -> Result<(), Error> {
+    node_affinity_basics()?;
+    let here = wray::runtime_context().node_id;
+    let spread = wray::SchedulingStrategy::Spread;
+    let probes: Vec<_> =
+        (0..3).map(|i| Counter::options().num_cpus(0.0).scheduling_strategy(spread.clone()).remote(i)).collect();
+    let mut workers: Vec<String> = wray::get_all(&probes.iter().map(|c| c.node()).collect::<Vec<_>>())?;
+    workers.sort();
+    workers.dedup();
+    workers.retain(|n| *n != here);
+    println!("workers found: {}", workers.len());
+    let [a, b] = <[String; 2]>::try_from(workers).map_err(|w| Error::InvalidArgument(format!("workers: {w:?}")))?;
+    let pin = |node: &str, soft| wray::SchedulingStrategy::NodeAffinity { node_id: node.to_string(), soft };
+    // Four whole-CPU tasks on a one-CPU worker: they queue there.
+    let tasks: Vec<_> =
+        (0..4).map(|_| where_with::options().scheduling_strategy(pin(&b, false)).remote(Vec::new(), 100)).collect();
+    let on_b = wray::get_all(&tasks)?.into_iter().filter(|(_, n)| *n == b).count();
+    println!("hard affinity tasks on the named worker: {on_b} of 4");
+    let actor = Counter::options().num_cpus(0.0).scheduling_strategy(pin(&b, false)).remote(0);
+    println!("hard affinity actor on the named worker: {}", wray::get(&actor.node())? == b);
+    // B busy for a while; a soft task for it goes where there is room.
+    let busy = where_with::options().scheduling_strategy(pin(&b, false)).remote(Vec::new(), 1500);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (_, soft) = wray::get(&where_with::options().scheduling_strategy(pin(&b, true)).remote(Vec::new(), 0))?;
+    println!("soft affinity to a busy worker went elsewhere: {}", soft != b);
+    wray::get(&busy)?;
+    // Submitted on worker A, pinned to the head and to B.
+    let on_a = |node: &str| {
+        pinned_from_here::options().num_cpus(0.0).scheduling_strategy(pin(&a, false)).remote(node.to_string())
+    };
+    let (from, ran) = wray::get(&on_a(&here))?;
+    println!("from a worker, pinned to the head: {}", from == a && ran == here);
+    let (from, ran) = wray::get(&on_a(&b))?;
+    println!("from a worker, pinned to the other worker: {}", from == a && ran == b);
     Ok(())
 }

@@ -158,8 +158,18 @@ pub(crate) fn read_file(path: String) -> String {
 #[wray::remote]
 pub(crate) fn spread_from_here(n: usize) -> Result<(String, Vec<String>), wray::Error> {
     let spread = wray::SchedulingStrategy::Spread;
-    let refs: Vec<_> =
-        (0..n).map(|_| where_with::options().num_cpus(0.0).scheduling_strategy(spread).remote(Vec::new(), 0)).collect();
+    let refs: Vec<_> = (0..n)
+        .map(|_| where_with::options().num_cpus(0.0).scheduling_strategy(spread.clone()).remote(Vec::new(), 0))
+        .collect();
     let nodes = wray::get_all(&refs)?.into_iter().map(|(_, node)| node).collect();
     Ok((wray::runtime_context().node_id, nodes))
+}
+
+/// Where a task pinned (hard) to `node` runs, submitted from this task's
+/// node: (this node, that task's node).
+#[wray::remote]
+pub(crate) fn pinned_from_here(node: String) -> Result<(String, String), wray::Error> {
+    let pin = wray::SchedulingStrategy::NodeAffinity { node_id: node, soft: false };
+    let (_, ran) = wray::get(&where_with::options().num_cpus(0.0).scheduling_strategy(pin).remote(Vec::new(), 0))?;
+    Ok((wray::runtime_context().node_id, ran))
 }
