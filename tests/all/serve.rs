@@ -650,13 +650,14 @@ fn a_wasi_http_component_is_deployed_to_a_cluster_and_rolled_over() {
     let workers = [format!("node-{first:08x}"), format!("node-{second:08x}")];
     let component = guests().serve_wasi_http.clone();
     let cluster = ["--address", head.address.as_str(), "--token", head.token.as_str(), "--server", server.as_str()];
-    let deploy = |flags: &[&str]| {
-        let mut all = vec!["serve", "deploy"];
+    // `wray serve SUB` against the cluster, then `rest`.
+    let serve = |sub: &str, rest: &[&str]| {
+        let mut all = vec!["serve", sub];
         all.extend_from_slice(&cluster);
-        all.extend_from_slice(flags);
-        all.push(path(&component));
+        all.extend_from_slice(rest);
         head.wray(&all)
     };
+    let deploy = |flags: &[&str]| serve("deploy", &[flags, &[path(&component)]].concat());
     let out = deploy(&["--instances", "2", "--route-prefix", "/api"]);
     assert_code(&out, 0);
     let v1 = stdout(&out).trim().to_string();
@@ -705,16 +706,10 @@ fn a_wasi_http_component_is_deployed_to_a_cluster_and_rolled_over() {
         "{}",
         stderr(&out)
     );
-    let mut with_args = vec!["serve", "deploy"];
-    with_args.extend_from_slice(&cluster);
-    with_args.extend_from_slice(&[path(&component), "--", "x"]);
-    let out = head.wray(&with_args);
+    let out = serve("deploy", &[path(&component), "--", "x"]);
     assert_code(&out, 2);
     assert!(stderr(&out).contains("is a wasi:http component: it takes no arguments after --"), "{}", stderr(&out));
-    let mut job_flags = vec!["serve", "deploy"];
-    job_flags.extend_from_slice(&cluster);
-    job_flags.extend_from_slice(&["--instances", "3", path(&guests().serve_hello)]);
-    let out = head.wray(&job_flags);
+    let out = serve("deploy", &["--instances", "3", path(&guests().serve_hello)]);
     assert_code(&out, 2);
     assert!(stderr(&out).contains("are for wasi:http components"), "{}", stderr(&out));
     let out = deploy(&["--instances", "0"]);
@@ -757,9 +752,7 @@ fn a_wasi_http_component_is_deployed_to_a_cluster_and_rolled_over() {
     );
     assert!(answers.iter().all(|s| *s == 200), "requests failed when a worker died: {answers:?}");
 
-    let mut shutdown = vec!["serve", "shutdown"];
-    shutdown.extend_from_slice(&cluster);
-    let out = head.wray(&shutdown);
+    let out = serve("shutdown", &[]);
     assert_code(&out, 0);
     assert!(stdout(&out).contains("stopped 1 application(s)"), "{}", stdout(&out));
     wait_until(Duration::from_secs(20), || job_status(&v2).contains("STOPPED"), || job_status(&v2));

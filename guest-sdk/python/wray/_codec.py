@@ -23,7 +23,8 @@ from wit_world.imports import types
 from . import _scalar
 from . import _value
 
-# The first bytes of a value in the cross-language encoding.
+# The first bytes of a value in the cross-language encoding (`loads` tests
+# them in place of `_value.is_value`: it runs for every value).
 _VALUE_MAGIC = _value.MAGIC
 
 # The tag of an object ref's persistent id.
@@ -98,7 +99,7 @@ def to_value(obj):
         if data is not None:
             return types.Value(data, [])
     data, refs = dumps(obj)
-    return types.Value(data=data, refs=refs)
+    return types.Value(data, refs)
 
 
 def loads(data):

@@ -147,12 +147,10 @@ def _renamed(obj):
 def _invoke(target, args):
     """Calls ``target`` on a call's encoded arguments: the keyword names,
     then each argument (see ``wray._args``)."""
-    if args[0] == _codec.NO_KEYWORDS:
-        if len(args) == 1:
-            return target()
-        return target(*[_codec.loads(a) for a in args[1:]])
-    names = _codec.loads(args[0])
     values = [_codec.loads(a) for a in args[1:]]
+    if args[0] == _codec.NO_KEYWORDS:
+        return target(*values)
+    names = _codec.loads(args[0])
     split = len(values) - len(names)
     return target(*values[:split], **dict(zip(names, values[split:])))
 

@@ -185,7 +185,6 @@ pub struct Application {
     pub deployments: Vec<(wray_core::serve::Deployment, Vec<ArgSpec>)>,
 }
 
-/// What serves applications over HTTP: the proxy and controller of
 /// One request to a deployed `wasi:http` component, its body read whole, on
 /// its way to another node.
 #[derive(Clone, Debug)]
@@ -222,6 +221,7 @@ pub trait HttpNodes: Send + Sync + 'static {
     fn call(&self, node: String, request: HttpForward) -> BoxFuture<'static, Result<HttpAnswer, String>>;
 }
 
+/// What serves applications over HTTP: the proxy and controller of
 /// `wray-serve-host`, which a node is given by whoever starts it (`wray
 /// serve run`, a head with a serve port). It reaches the node back through
 /// the [`Services`] it is handed, as a guest would.

@@ -270,13 +270,8 @@ pub struct TaskRequest {
     /// spills over from a busy node (the head then answers
     /// [`Event::Busy`] when no node has room).
     pub must_move: bool,
-    /// SPREAD: the head places it by taking the nodes with room in turn,
-    /// the sender included (answering [`Event::Busy`] on the sender's
-    /// turn: it runs where it is).
-    pub spread: bool,
-    /// Node affinity: the head places it on this node (see
-    /// `wray_sched::ClusterView::place_on`).
-    pub affinity: Option<WireAffinity>,
+    /// How the head chooses its node.
+    pub scheduling: WireScheduling,
     /// Arguments, in order.
     pub args: Vec<WireArg>,
     /// Objects the arguments refer to, nested ones first.
@@ -288,13 +283,21 @@ pub struct TaskRequest {
     pub placement: u64,
 }
 
-/// A task's or actor's node affinity (Ray's `NodeAffinitySchedulingStrategy`).
+/// How the head places a [`TaskRequest`] (`wray_core::Scheduling`).
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
-pub struct WireAffinity {
-    /// The node's id; at most `MAX_NAME_LEN` bytes.
-    pub node: String,
-    /// Elsewhere when the node has no room, rather than queued there.
-    pub soft: bool,
+pub enum WireScheduling {
+    /// Where there is room, the sender first.
+    Default,
+    /// SPREAD: the nodes with room in turn, the sender included (answering
+    /// [`Event::Busy`] on the sender's turn: it runs where it is).
+    Spread,
+    /// Node affinity (`wray_sched::ClusterView::place_on`).
+    NodeAffinity {
+        /// The node's id; at most `MAX_NAME_LEN` bytes.
+        node: String,
+        /// Elsewhere when the node has no room, rather than queued there.
+        soft: bool,
+    },
 }
 
 /// The actor a [`Request::RunActor`] creates.

@@ -142,6 +142,11 @@ impl Member {
         Member { total, free, last_heartbeat, alive: false, order, key: None, placed: 0, unacked: VecDeque::new() }
     }
 
+    /// Whether it is alive and big enough for `demand` (room now or not).
+    fn can_run(&self, demand: &Resources) -> bool {
+        self.alive && self.total.contains(demand)
+    }
+
     fn cpu_share(&self) -> f64 {
         let total = self.total.get(CPU);
         if total > 0.0 { self.free.get(CPU) / total } else { 0.0 }
@@ -380,13 +385,13 @@ impl<N: Ord + Clone> ClusterView<N> {
         let next = |fits: &dyn Fn(&Member) -> bool| {
             self.members
                 .iter()
-                .filter(|(_, m)| m.alive && m.total.contains(demand) && fits(m))
+                .filter(|(_, m)| m.can_run(demand) && fits(m))
                 .min_by_key(|(_, m)| (m.order <= last, m.order))
                 .map(|(id, m)| (id.clone(), m.order))
         };
         let asking = from.and_then(|f| {
             let m = self.members.get(f)?;
-            (m.alive && m.total.contains(demand)).then(|| (f.clone(), m.order))
+            m.can_run(demand).then(|| (f.clone(), m.order))
         });
         let chosen = next(&|m| m.free.contains(demand)).or(asking).or_else(|| next(&|_| true));
         let Some((id, order)) = chosen else { return Placement::Infeasible };
@@ -405,9 +410,7 @@ impl<N: Ord + Clone> ClusterView<N> {
     /// meet the demand. Soft: `node` only while it has room; otherwise as a
     /// spilling demand without affinity ([`Need::Spill`]).
     pub fn place_on(&mut self, demand: &Resources, from: Option<&N>, node: &N, soft: bool) -> Placement<N> {
-        let fits = self.members.get(node).is_some_and(|m| m.alive && m.total.contains(demand));
-        let room = fits && self.members[node].free.contains(demand);
-        if room || (fits && !soft) {
+        if self.members.get(node).is_some_and(|m| m.can_run(demand) && (!soft || m.free.contains(demand))) {
             if Some(node) == from {
                 return Placement::Busy;
             }

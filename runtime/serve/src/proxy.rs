@@ -265,10 +265,7 @@ impl Serving for Server {
             }
             // Stop routing here, then let what is in flight finish.
             self.shared.routes.write().unwrap_or_else(|p| p.into_inner()).remove_where(|t| t.is_app(&app));
-            let deadline = Instant::now() + self.shared.config.shutdown_grace;
-            while in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            drain(self.shared.config.shutdown_grace, || in_flight.load(Ordering::Acquire) > 0).await;
             app.stop();
             control.abort();
             tracing::info!(app = %app.name, "stopped serving");
@@ -345,20 +342,17 @@ impl Serving for Server {
                 old.stop.notify_one();
             }
             tracing::info!(component = %route.component.name(), prefix, "serving");
-            let _unroute = Unroute { shared: &self.shared, route: &route };
+            let unroute = Unroute { shared: &self.shared, route: &route };
             if !*self.shared.shutdown.borrow() {
                 route.stop.notified().await;
             }
             // Stop routing here, then let what is in flight finish: every
             // instance's slot back and nobody queued.
-            self.shared.routes.write().unwrap_or_else(|p| p.into_inner()).remove_where(|t| t.is_component(&route));
-            let deadline = Instant::now() + self.shared.config.shutdown_grace;
-            while (route.slots.available_permits() < route.concurrency as usize
-                || route.queued.load(Ordering::Acquire) > 0)
-                && Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            drop(unroute);
+            drain(self.shared.config.shutdown_grace, || {
+                route.slots.available_permits() < route.concurrency as usize || route.queued.load(Ordering::Acquire) > 0
+            })
+            .await;
             tracing::info!(component = %route.component.name(), prefix, "stopped serving");
             Ok(())
         })
@@ -382,6 +376,14 @@ impl Serving for Server {
             };
             app.call_from(caller, seq, &deployment, method, args).await
         })
+    }
+}
+
+/// Waits while `busy` holds (requests in flight), at most `grace`.
+async fn drain(grace: Duration, busy: impl Fn() -> bool) {
+    let deadline = Instant::now() + grace;
+    while busy() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -415,8 +417,9 @@ fn component_route(
     }))
 }
 
-/// Removes a deployed component's route when its serving ends, however it
-/// ends (a stopped job drops the future).
+/// Removes a deployed component's route when dropped: when it is told to
+/// stop, or when its serving ends otherwise (a stopped job drops the
+/// future).
 struct Unroute<'a> {
     shared: &'a Shared,
     route: &'a Arc<ComponentRoute>,

@@ -140,8 +140,9 @@ impl Peers {
         answers.into_iter().map(|(_, w, answer)| (w, answer)).collect()
     }
 
-    /// Places a task or actor that leaves `from` (the head's own resources
-    /// refreshed first), with the placement's number on its node (what the
+    /// Places a task or actor that leaves `from` as its `scheduling` says
+    /// (`must_move`: it cannot run on `from` at all; the head's own
+    /// resources refreshed first), with the placement's number on its node (what the
     /// request carries; 0 unless placed). A demand no known node can meet
     /// waits up to [`JOIN_GRACE`] for one to join (placed again every
     /// heartbeat), or [`REJOIN_GRACE`] when a node that met it has died.
@@ -150,8 +151,8 @@ impl Peers {
         head: &NodeInner,
         demand: &Resources,
         from: Option<&String>,
-        need: wray_sched::Need,
-        affinity: Option<(&String, bool)>,
+        scheduling: &wray_core::Scheduling,
+        must_move: bool,
     ) -> (wray_sched::Placement<String>, u64) {
         let asked = Instant::now();
         loop {
@@ -160,9 +161,9 @@ impl Peers {
                 let mut view = lock(&self.view);
                 view.heartbeat(&head.id, free, &arrived, self.now());
                 let grace = if view.lost_could_meet(demand) { REJOIN_GRACE } else { JOIN_GRACE };
-                let placed = match affinity {
-                    Some((node, soft)) => view.place_on(demand, from, node, soft),
-                    None => view.place(demand, from, need),
+                let placed = match scheduling {
+                    wray_core::Scheduling::NodeAffinity { node, soft } => view.place_on(demand, from, node, *soft),
+                    s => view.place(demand, from, wray_sched::Need::of(*s == wray_core::Scheduling::Spread, must_move)),
                 };
                 let number = match &placed {
                     wray_sched::Placement::Node(id) => view.last_placement(id),
@@ -357,16 +358,8 @@ impl Node {
     ) -> Result<(), NetError> {
         let demand = resources(&task.resources)?;
         let from = peers.worker_on(conn);
-        let need = wray_sched::Need::of(task.spread, task.must_move);
-        let scheduling = match &task.affinity {
-            Some(a) if a.node.len() > wray_core::limits::MAX_NAME_LEN => {
-                return Err(NetError::Malformed("too long a node id in a node affinity".into()));
-            }
-            Some(a) => wray_core::Scheduling::NodeAffinity { node: a.node.clone(), soft: a.soft },
-            None => wray_core::Scheduling::Default,
-        };
-        let affinity = crate::cluster::remote_task::affinity(&scheduling);
-        let (placed, number) = peers.place(&self.inner, &demand, from.as_ref(), need, affinity).await;
+        let scheduling = crate::cluster::wire::scheduling(task.scheduling.clone())?;
+        let (placed, number) = peers.place(&self.inner, &demand, from.as_ref(), &scheduling, task.must_move).await;
         let target = match placed {
             wray_sched::Placement::Busy => return frame::write(&mut send, &proto::encode(&Event::Busy)?).await,
             wray_sched::Placement::Infeasible => {

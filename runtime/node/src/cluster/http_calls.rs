@@ -105,6 +105,21 @@ impl Node {
         }
     }
 
+    /// Compiles a `wasi:http` component (off the async threads: a large one
+    /// takes seconds).
+    pub(super) async fn load_http_component(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        grants: HttpGrants,
+    ) -> Result<HttpComponent, String> {
+        let (engine, label) = (self.engine().clone(), name.to_string());
+        tokio::task::spawn_blocking(move || HttpComponent::load(&engine, &label, &bytes, grants))
+            .await
+            .map_err(|e| format!("compiling {name} failed: {e}"))?
+            .map_err(|e| e.to_string())
+    }
+
     /// The component an [`HttpCall`] names, compiled here once (its bytes
     /// asked of the head) and kept with the call's grants.
     async fn http_component(&self, call: &HttpCall) -> Result<Arc<HttpComponent>, String> {
@@ -123,12 +138,7 @@ impl Node {
         };
         let bytes = crate::cluster::remote_task::fetch_component(&head, &call.component_hash).await?;
         let grants = HttpGrants { env: call.env.clone(), dirs: Vec::new(), memory: call.memory_limit };
-        let (engine, name) = (self.engine().clone(), call.name.clone());
-        let component = tokio::task::spawn_blocking(move || HttpComponent::load(&engine, &name, &bytes, grants))
-            .await
-            .map_err(|e| format!("compiling {}: {e}", call.name))?
-            .map_err(|e| e.to_string())?;
-        let component = Arc::new(component);
+        let component = Arc::new(self.load_http_component(&call.name, bytes, grants).await?);
         let mut cache = lock(&self.inner.http_components);
         if cache.len() >= MAX_HTTP_COMPONENTS {
             cache.clear();

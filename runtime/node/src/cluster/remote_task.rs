@@ -24,7 +24,7 @@
 use crate::cluster::head::Peers;
 use crate::cluster::link::Link;
 use crate::cluster::wire::{
-    ask_for, object_id, open_with, pairs, read_event, resources, wire_args, wire_id, write_with,
+    ask_for, object_id, open_with, pairs, read_event, resources, wire_args, wire_id, wire_scheduling, write_with,
 };
 use crate::local::job::JobState;
 use crate::local::task::TaskSpec;
@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wray_core::{Error, ObjectId, Options, Resources, Scheduling, TaskId, limits};
 use wray_host::{ArgSpec, Grants, InstanceLimits, JobComponent, Output, Value};
-use wray_net::proto::{self, Event, Request, TaskDone, TaskRequest, WireActor, WireAffinity, WireArg, WireObject};
+use wray_net::proto::{self, Event, Request, TaskDone, TaskRequest, WireActor, WireArg, WireObject};
 use wray_net::{NetError, frame};
 use wray_store::Object;
 
@@ -165,11 +165,7 @@ impl NodeInner {
             retry_exceptions: options.retry_exceptions,
             actor: actor.clone(),
             must_move,
-            spread: options.scheduling == Scheduling::Spread,
-            affinity: match &options.scheduling {
-                Scheduling::NodeAffinity { node, soft } => Some(WireAffinity { node: node.clone(), soft: *soft }),
-                _ => None,
-            },
+            scheduling: wire_scheduling(&options.scheduling),
             args,
             objects,
             placement: 0,
@@ -222,8 +218,7 @@ impl NodeInner {
             None => Chosen::Busy,
             Some(Link::Worker(w)) => Chosen::Conn(w.head(), None),
             Some(Link::Head(peers)) => {
-                let need = wray_sched::Need::of(options.scheduling == Scheduling::Spread, must_move);
-                match peers.place(self, demand, Some(&self.id), need, affinity(&options.scheduling)).await {
+                match peers.place(self, demand, Some(&self.id), &options.scheduling, must_move).await {
                     (wray_sched::Placement::Busy, _) => Chosen::Busy,
                     (wray_sched::Placement::Infeasible, _) => Chosen::Infeasible,
                     (wray_sched::Placement::Node(id), number) => match peers.connection(&id) {
@@ -788,13 +783,5 @@ pub(crate) fn unplaceable_reason(demand: &Resources, scheduling: &Scheduling) ->
             )
         }
         _ => infeasible_reason(demand),
-    }
-}
-
-/// A node affinity as the head's placement takes it.
-pub(crate) fn affinity(scheduling: &Scheduling) -> Option<(&String, bool)> {
-    match scheduling {
-        Scheduling::NodeAffinity { node, soft } => Some((node, *soft)),
-        _ => None,
     }
 }

@@ -384,14 +384,7 @@ impl Node {
             )));
         }
         let grants = wray_host::HttpGrants { env: job.env.clone(), dirs: Vec::new(), memory: job.memory_limit };
-        let engine = self.engine().clone();
-        let label = name.clone();
-        let loaded =
-            tokio::task::spawn_blocking(move || wray_host::HttpComponent::load(&engine, &label, &bytes, grants))
-                .await
-                .map_err(|e| format!("compiling {name} failed: {e}"))
-                .and_then(|r| r.map_err(|e| e.to_string()));
-        match loaded {
+        match self.load_http_component(&name, bytes, grants).await {
             Ok(component) => jobs.submit_component(self, serving, component, job).map(Ok),
             Err(why) => Ok(Err(why)),
         }

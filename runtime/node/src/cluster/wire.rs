@@ -5,9 +5,9 @@
 //! a refusal or an unexpected answer into a typed [`AskError`].
 
 use bytes::Bytes;
-use wray_core::{ObjectId, Resources, TaskId, limits};
+use wray_core::{ObjectId, Resources, Scheduling, TaskId, limits};
 use wray_host::ArgSpec;
-use wray_net::proto::{self, Event, Request, WireArg, WireId};
+use wray_net::proto::{self, Event, Request, WireArg, WireId, WireScheduling};
 use wray_net::{NetError, frame};
 
 pub(crate) fn wire_id(id: ObjectId) -> WireId {
@@ -25,6 +25,26 @@ pub(crate) fn pairs(r: &Resources) -> Vec<(String, f64)> {
 
 /// Resources from the wire; amounts that are not finite and non-negative
 /// are refused.
+pub(crate) fn wire_scheduling(s: &Scheduling) -> WireScheduling {
+    match s {
+        Scheduling::Default => WireScheduling::Default,
+        Scheduling::Spread => WireScheduling::Spread,
+        Scheduling::NodeAffinity { node, soft } => WireScheduling::NodeAffinity { node: node.clone(), soft: *soft },
+    }
+}
+
+/// A peer's scheduling choice, its node id bounded.
+pub(crate) fn scheduling(w: WireScheduling) -> Result<Scheduling, NetError> {
+    Ok(match w {
+        WireScheduling::Default => Scheduling::Default,
+        WireScheduling::Spread => Scheduling::Spread,
+        WireScheduling::NodeAffinity { node, .. } if node.len() > limits::MAX_NAME_LEN => {
+            return Err(NetError::Malformed("too long a node id in a node affinity".into()));
+        }
+        WireScheduling::NodeAffinity { node, soft } => Scheduling::NodeAffinity { node, soft },
+    })
+}
+
 pub(crate) fn resources(pairs: &[(String, f64)]) -> Result<Resources, NetError> {
     let mut r = Resources::new();
     for (k, v) in pairs {

@@ -74,14 +74,9 @@ impl JobTable {
                 // `wray job stop` drains it through the server; the cancel
                 // flag (set when that takes longer than the grace) ends it.
                 let cancel = config.cancel.clone().unwrap_or_default();
-                let cancelled = async {
-                    while !cancel.load(Ordering::Relaxed) {
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    }
-                };
                 tokio::select! {
                     r = serve => r.map_err(|message| JobError::Start { name, message }),
-                    () = cancelled => Err(JobError::Cancelled { name }),
+                    () = crate::local::job::wait_flag(&cancel) => Err(JobError::Cancelled { name }),
                 }
             })
         })

@@ -353,7 +353,7 @@ impl NodeInner {
 
 /// Resolves once `flag` is set. Polls every epoch tick: there is one such
 /// future per job, and a tick is the latency cancellation promises anyway.
-async fn wait_flag(flag: &AtomicBool) {
+pub(crate) async fn wait_flag(flag: &AtomicBool) {
     while !flag.load(Ordering::Relaxed) {
         tokio::time::sleep(wray_host::EPOCH_TICK).await;
     }

@@ -122,13 +122,13 @@ impl NodeInner {
             // room (or this one can never run it); else queued here, until
             // resources free up or another node reports room.
             if ask_head.is_none()
-                && !pinned_elsewhere
                 && let Some(held) = self.try_acquire_now(&spec.options.resources)
             {
                 return self.run_here(job, spec, cancel, args, retries, held).await;
             }
             let mut movable = false;
-            let first = if pinned_elsewhere { Some(true) } else { ask_head.take() };
+            // Pinned elsewhere, `ask_head` stays set: it asks every time.
+            let first = if pinned_elsewhere { ask_head } else { ask_head.take() };
             if let Some(must_move) = first.or_else(|| self.should_move(spec)) {
                 let outcome = tokio::select! {
                     r = self.run_remote(job, spec, must_move) => r,
