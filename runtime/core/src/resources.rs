@@ -76,6 +76,11 @@ impl Resources {
         self.amounts.get(name).map_or(0.0, |u| *u as f64 / SCALE)
     }
 
+    /// The part of `name`'s amount below a whole unit (0.5 of 2.5), exact.
+    pub fn fraction(&self, name: &str) -> f64 {
+        self.amounts.get(name).map_or(0.0, |u| (*u % SCALE as u64) as f64 / SCALE)
+    }
+
     /// GPUs held, whether plain or out of placement-group bundles.
     pub fn gpus(&self) -> f64 {
         self.amounts.iter().filter(|(k, _)| is_gpu(k)).map(|(_, u)| *u as f64 / SCALE).sum()

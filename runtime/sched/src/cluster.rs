@@ -43,6 +43,10 @@
 //!   `examples/scale.rs`). A second index, by free CPUs, answers "no node
 //!   has that many CPUs free" without a pass, which is what a saturated
 //!   cluster is asked for every task that spills.
+//! * A demand for a fraction of a CPU goes first to a node where it breaks
+//!   no whole CPU (free CPUs with at least that fraction over a whole
+//!   number), so that fractional actors share broken CPUs instead of
+//!   leaving a fraction free on every node and a whole CPU on none.
 //! * A task that must leave its node (its demand exists only elsewhere) is
 //!   queued on the least loaded node that could ever run it when none has
 //!   room now; one that merely spills over from a busy node is not moved
@@ -359,10 +363,24 @@ impl<N: Ord + Clone> ClusterView<N> {
                 .map(|(.., id)| id)
                 .find(|id| Some(*id) != from)
                 .is_some_and(|id| self.members[id].free.get(CPU) >= cpu);
-        let with_room = if room_possible {
-            order().find(|(_, m)| m.total.contains(demand) && m.free.contains(demand)).map(|(id, _)| id.clone())
-        } else {
+        let fits = |m: &Member| m.total.contains(demand) && m.free.contains(demand);
+        let with_room = if !room_possible {
             None
+        } else if demand.fraction(CPU) > 0.0 {
+            // A fraction of a CPU goes first where it breaks no whole CPU
+            // (a node whose free CPUs have at least that fraction over a
+            // whole number): half-CPU actors spread one per node would leave
+            // half a CPU everywhere and a whole one nowhere, and the 1-CPU
+            // tasks that feed them would wait for ever (it hung a data
+            // pipeline's actor pool on three 1-CPU nodes). A pass over the
+            // nodes, not the index: fractional demands are actors and the
+            // odd task, not the stream of millions.
+            order()
+                .find(|(_, m)| fits(m) && m.free.fraction(CPU) >= demand.fraction(CPU))
+                .or_else(|| order().find(|(_, m)| fits(m)))
+                .map(|(id, _)| id.clone())
+        } else {
+            order().find(|(_, m)| fits(m)).map(|(id, _)| id.clone())
         };
         let id = match with_room {
             Some(id) => id,
@@ -578,6 +596,34 @@ mod tests {
     }
 
     #[test]
+    fn fractional_demands_fill_broken_cpus_before_breaking_whole_ones() {
+        let mut v = ClusterView::new(1000);
+        for id in ["head", "b", "c"] {
+            v.join(id, cpus(1.0), 0);
+        }
+        let half = cpus(0.5);
+        // Three half-CPU actors leaving a busy head: two share one worker,
+        // so the other still has a whole CPU for the 1-CPU tasks.
+        assert_eq!(v.place(&half, Some(&"head"), Need::Spill), Placement::Node("b"));
+        assert_eq!(v.place(&half, Some(&"head"), Need::Spill), Placement::Node("b"));
+        assert_eq!(v.place(&half, Some(&"head"), Need::Spill), Placement::Node("c"));
+        assert_eq!(v.place(&cpus(0.25), Some(&"head"), Need::Spill), Placement::Node("c"));
+        // 0.25 left on c: a quarter goes there, a half breaks nothing new
+        // only where it fits (nowhere but the head now).
+        assert_eq!(v.place(&cpus(0.25), None, Need::Spill), Placement::Node("c"));
+        assert_eq!(v.place(&half, None, Need::Spill), Placement::Node("head"));
+        // Whole-CPU demands keep spreading by free share.
+        let mut w = ClusterView::new(1000);
+        for id in ["a", "b"] {
+            w.join(id, cpus(2.0), 0);
+        }
+        assert_eq!(w.place(&cpus(1.5), None, Need::Spill), Placement::Node("a"));
+        assert_eq!(w.place(&cpus(1.0), None, Need::Spill), Placement::Node("b"));
+        // a has 0.5 over a whole 0: a half goes there, not to b's whole one.
+        assert_eq!(w.place(&half, None, Need::Spill), Placement::Node("a"));
+    }
+
+    #[test]
     fn node_affinity_pins_hard_and_bends_soft() {
         let view3 = || {
             let mut v = ClusterView::new(1000);
@@ -757,9 +803,20 @@ mod tests {
             sa > sb || (sa == sb && a.order < b.order)
         };
         let mut best: Option<(&u32, &Member)> = None;
-        for (id, m) in candidates().filter(|(_, m)| m.free.contains(demand)) {
-            if best.is_none_or(|(_, b)| better(m, b)) {
-                best = Some((id, m));
+        // A fractional CPU demand: first among the nodes it breaks no whole
+        // CPU on, then among all with room.
+        let fraction = demand.fraction(CPU);
+        for whole_cpus_kept in [true, false] {
+            if best.is_some() || (whole_cpus_kept && fraction == 0.0) {
+                continue;
+            }
+            for (id, m) in candidates().filter(|(_, m)| m.free.contains(demand)) {
+                if whole_cpus_kept && m.free.fraction(CPU) < fraction {
+                    continue;
+                }
+                if best.is_none_or(|(_, b)| better(m, b)) {
+                    best = Some((id, m));
+                }
             }
         }
         if best.is_none() {

@@ -212,12 +212,12 @@ fn scenario_cluster(dir: &str) -> Result<(), Error> {
     let readers = read.groupby(&["node"]).count().count()?;
     println!("nodes that read: {readers}");
     println!("even rows: {:?}", checksum(&read)?);
-    // Two half-CPU actors on three one-CPU nodes. Three could sit one per
-    // node and leave half a CPU everywhere and a whole one nowhere: the
-    // one-CPU tasks around the pool then wait for ever, and the pool, whose
-    // blocks they take, never finishes to let its actors go (docs/DATA.md,
-    // "Not yet"; this test hung about one run in six under load).
-    let pooled = read.map_batches_on_actors::<AddOffset>(1, ActorPool::new(2, 2).num_cpus(0.5), None);
+    // Three half-CPU actors on three one-CPU nodes. Spread one per node they
+    // would leave half a CPU everywhere and a whole one nowhere, and the
+    // one-CPU tasks around the pool would wait for ever (this hung about
+    // one run in six under load); the head now puts fractional demands
+    // where they break no whole CPU.
+    let pooled = read.map_batches_on_actors::<AddOffset>(1, ActorPool::new(3, 3).num_cpus(0.5), None);
     println!("actor pool: {:?}", checksum(&pooled)?);
     Ok(())
 }
