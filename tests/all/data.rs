@@ -222,5 +222,9 @@ fn a_streaming_split_shares_each_epoch_between_consumer_tasks() {
         let line = line_after(&out, &format!("split epoch {epoch}:"));
         assert!(line.starts_with("100000 rows, sum 9999900000, per consumer ["), "{out}");
     }
+    for epoch in [1, 2] {
+        let line = line_after(&out, &format!("equal split epoch {epoch}:"));
+        assert_eq!(line, "per consumer [33333, 33333, 33333], distinct ids 99999", "{out}");
+    }
     assert_eq!(line_after(&out, "a dataset in a task:"), "(50000, 4999900000.0)");
 }

@@ -454,7 +454,26 @@ impl Dataset {
     /// arguments). Every iteration over an iterator is one epoch; the next
     /// epoch starts once every iterator has finished the current one.
     pub fn streaming_split(&self, n: usize) -> Result<Vec<crate::split::DataIterator>, Error> {
-        crate::split::streaming_split(self, n)
+        crate::split::streaming_split(self, n, crate::split::StreamingSplit::default())
+    }
+
+    /// [`streaming_split`](Dataset::streaming_split) with options: with
+    /// `equal`, every iterator gets the same number of rows each epoch, as
+    /// data-parallel training needs (Ray's `streaming_split(n, equal=True)`).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), wray::Error> {
+    /// use wray::data::{self, StreamingSplit};
+    /// let shares = data::range(1001).streaming_split_with(2, StreamingSplit { equal: true })?;
+    /// // Each share yields 500 rows an epoch; one row is dropped.
+    /// # Ok(()) }
+    /// ```
+    pub fn streaming_split_with(
+        &self,
+        n: usize,
+        options: crate::split::StreamingSplit,
+    ) -> Result<Vec<crate::split::DataIterator>, Error> {
+        crate::split::streaming_split(self, n, options)
     }
 
     /// Runs the plan and keeps its blocks in the object store: consuming

@@ -51,6 +51,7 @@ mod batch;
 mod block;
 mod context;
 mod dataset;
+mod equal;
 mod exchange;
 mod exec;
 mod ops;
@@ -70,7 +71,7 @@ pub use exchange::Agg;
 pub use ops::Row;
 pub use pool::{ActorPool, BatchMapper};
 pub use read::{CsvOptions, ParquetOptions, Paths};
-pub use split::{DataIterator, MAX_SPLITS};
+pub use split::{DataIterator, MAX_SPLITS, StreamingSplit};
 pub use stats::{OpStats, Stats};
 
 /// Arrow, as the blocks use it: build arrays and record batches for

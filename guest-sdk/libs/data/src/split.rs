@@ -1,17 +1,22 @@
 //! `streaming_split`: one run of a dataset shared by `n` consumers in other
 //! tasks or actors. A coordinator actor runs the stream and hands each
 //! consumer the next block when it asks — the fastest consumer takes the
-//! most (Ray's `streaming_split(equal=False)`). Blocks move from the node
-//! that made them to the consumer that takes them, never through the
-//! coordinator.
+//! most (Ray's `streaming_split(equal=False)`), or, with
+//! [`StreamingSplit::equal`], blocks are held back so that every consumer
+//! ends each epoch with the same rows ([`crate::equal`]). Blocks move from
+//! the node that made them to the consumer that takes them, never through
+//! the coordinator — except the few an equal split cuts at the end of an
+//! epoch, which the coordinator reads, cuts and stores again.
 
 use crate::batch::Batch;
 use crate::block::{self, BlockRef, invalid};
 use crate::dataset::{Dataset, IterBatches, batches};
+use crate::equal::{Equalizer, Slice};
 use crate::exec::{self, BlockStream, Exec};
 use crate::ops::Row;
 use crate::stats::Stats;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::time::Duration;
 use wray_guest_core::{ActorHandle, Error};
 
@@ -21,6 +26,27 @@ const EPOCH_POLL: Duration = Duration::from_millis(10);
 
 /// Consumers one split may have.
 pub const MAX_SPLITS: usize = 1024;
+
+/// How [`Dataset::streaming_split_with`] shares the stream (Ray's
+/// `streaming_split` keyword arguments).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct StreamingSplit {
+    /// Every consumer gets the same number of rows each epoch (Ray's
+    /// `equal=True`): blocks are held back while handing one out could
+    /// leave too little for the others, and at the end of the epoch what
+    /// is held is cut to even the shares; fewer rows than consumers are
+    /// dropped. Data-parallel training needs it — a rank with a batch more
+    /// than the others waits at a collective for ever. Off: the consumer
+    /// that asks gets the next block (the fastest takes the most).
+    pub equal: bool,
+}
+
+/// An equal split's epoch: the blocks held back, then, once the stream has
+/// ended, what each consumer still gets.
+struct EqualEpoch {
+    held: Equalizer<BlockRef>,
+    rest: Option<Vec<VecDeque<Slice<BlockRef>>>>,
+}
 
 /// What a consumer's `next` gets.
 #[derive(Serialize, Deserialize)]
@@ -42,12 +68,23 @@ pub(crate) struct SplitCoordinator {
     stream: Option<BlockStream>,
     /// Consumers that finished the epoch running.
     done: Vec<bool>,
+    equal: bool,
+    /// The epoch running, for an equal split.
+    equal_epoch: Option<EqualEpoch>,
 }
 
 #[wray::actor]
 impl SplitCoordinator {
-    pub(crate) fn new(dataset: Dataset, consumers: u32) -> SplitCoordinator {
-        SplitCoordinator { dataset, consumers, epoch: 0, stream: None, done: vec![true; consumers as usize] }
+    pub(crate) fn new(dataset: Dataset, consumers: u32, options: StreamingSplit) -> SplitCoordinator {
+        SplitCoordinator {
+            dataset,
+            consumers,
+            epoch: 0,
+            stream: None,
+            done: vec![true; consumers as usize],
+            equal: options.equal,
+            equal_epoch: None,
+        }
     }
 
     pub(crate) fn next(&mut self, consumer: u32, epoch: u64) -> Result<Next, Error> {
@@ -66,9 +103,15 @@ impl SplitCoordinator {
             self.stream = Some(exec::stream(self.dataset.node(), &run)?);
             self.epoch = epoch;
             self.done = vec![false; self.done.len()];
+            if self.equal {
+                self.equal_epoch = Some(EqualEpoch { held: Equalizer::new(self.done.len()), rest: None });
+            }
         }
         if epoch < self.epoch || self.done[i] {
             return Ok(Next::End);
+        }
+        if self.equal {
+            return self.next_equal(i);
         }
         match self.stream.as_mut().and_then(Iterator::next) {
             Some(Ok(b)) => Ok(Next::Block(b)),
@@ -80,6 +123,53 @@ impl SplitCoordinator {
             }
         }
     }
+}
+
+impl SplitCoordinator {
+    /// An equal split's `next` for consumer `i`: a held block it may take,
+    /// else the next block of the stream held and tried again; once the
+    /// stream has ended, its part of what was held.
+    fn next_equal(&mut self, i: usize) -> Result<Next, Error> {
+        let Some(run) = self.equal_epoch.as_mut() else {
+            return Err(invalid("streaming_split: no epoch is running".into()));
+        };
+        loop {
+            if let Some(rest) = run.rest.as_mut() {
+                return match rest[i].pop_front() {
+                    Some(slice) => Ok(Next::Block(cut(slice)?)),
+                    None => {
+                        self.done[i] = true;
+                        Ok(Next::End)
+                    }
+                };
+            }
+            if let Some(block) = run.held.take(i) {
+                return Ok(Next::Block(block));
+            }
+            match self.stream.as_mut().and_then(Iterator::next) {
+                Some(Ok(b)) => {
+                    let rows = b.rows;
+                    run.held.hold(b, rows);
+                }
+                Some(Err(e)) => return Err(e),
+                None => {
+                    self.stream = None;
+                    let held = std::mem::replace(&mut run.held, Equalizer::new(0));
+                    run.rest = Some(held.finish().0);
+                }
+            }
+        }
+    }
+}
+
+/// A slice of a held block as a block of its own (the block itself when
+/// the slice is whole).
+fn cut(slice: Slice<BlockRef>) -> Result<BlockRef, Error> {
+    if slice.whole {
+        return Ok(slice.block);
+    }
+    let batch = block::fetch(&slice.block)?;
+    block::put(&batch.slice(slice.offset as usize, slice.len as usize))
 }
 
 /// One consumer's share of a [`Dataset::streaming_split`]: iterate it once
@@ -136,12 +226,16 @@ impl DataIterator {
     }
 }
 
-pub(crate) fn streaming_split(dataset: &Dataset, n: usize) -> Result<Vec<DataIterator>, Error> {
+pub(crate) fn streaming_split(
+    dataset: &Dataset,
+    n: usize,
+    options: StreamingSplit,
+) -> Result<Vec<DataIterator>, Error> {
     if n == 0 || n > MAX_SPLITS {
         return Err(invalid(format!("streaming_split: {n} consumers (1 to {MAX_SPLITS})")));
     }
     // The coordinator only hands out refs: it holds no CPU slot, which the
     // stream's tasks need.
-    let coordinator = SplitCoordinator::options().num_cpus(0.0).try_remote(dataset.clone(), n as u32)?;
+    let coordinator = SplitCoordinator::options().num_cpus(0.0).try_remote(dataset.clone(), n as u32, options)?;
     Ok((0..n as u32).map(|index| DataIterator { coordinator: coordinator.clone(), index, epoch: 0 }).collect())
 }

@@ -329,6 +329,21 @@ fn consume(mut share: data::DataIterator, epochs: u32) -> Result<Vec<(u64, u64)>
         .collect()
 }
 
+/// Per epoch, the rows and the ids a share of an equal split yielded.
+#[wray::remote]
+fn consume_ids(mut share: data::DataIterator, epochs: u32) -> Result<Vec<(u64, Vec<u64>)>, Error> {
+    (0..epochs)
+        .map(|_| {
+            let mut ids = Vec::new();
+            for b in share.iter_batches(data::IterBatches::new(1000)) {
+                let b = b?;
+                ids.extend_from_slice(&b.column::<u64>("id")?);
+            }
+            Ok((ids.len() as u64, ids))
+        })
+        .collect()
+}
+
 /// A dataset is a value: a task runs the plan it is given.
 #[wray::remote]
 fn count_in_a_task(ds: data::Dataset) -> Result<(u64, f64), Error> {
@@ -346,6 +361,22 @@ fn scenario_split() -> Result<(), Error> {
         let sum: u64 = per_consumer.iter().map(|c| c[epoch].1).sum();
         let each: Vec<u64> = per_consumer.iter().map(|c| c[epoch].0).collect();
         println!("split epoch {}: {rows} rows, sum {sum}, per consumer {each:?}", epoch + 1);
+    }
+    // Equal shares: 100,001 rows in blocks of 1,000 for three consumers —
+    // 33,333 each an epoch, two rows dropped.
+    data::DataContext::set(data::DataContext { rows_per_block: 1000, ..data::DataContext::current() });
+    let uneven = data::range(100_001);
+    data::DataContext::set(data::DataContext {
+        rows_per_block: data::DEFAULT_ROWS_PER_BLOCK,
+        ..data::DataContext::current()
+    });
+    let shares = uneven.streaming_split_with(3, data::StreamingSplit { equal: true })?;
+    let runs: Vec<_> = shares.into_iter().map(|s| consume_ids::remote(s, 2)).collect();
+    let per_consumer = wray::get_all(&runs)?;
+    for epoch in 0..2 {
+        let each: Vec<u64> = per_consumer.iter().map(|c| c[epoch].0).collect();
+        let distinct = per_consumer.iter().flat_map(|c| c[epoch].1.iter()).collect::<std::collections::BTreeSet<_>>();
+        println!("equal split epoch {}: per consumer {each:?}, distinct ids {}", epoch + 1, distinct.len());
     }
     println!(
         "a dataset in a task: {:?}",

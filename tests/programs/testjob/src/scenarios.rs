@@ -238,7 +238,7 @@ pub(crate) fn node_affinity_basics() -> Result<(), Error> {
         wray::get(&where_with::options().scheduling_strategy(pin("node-nowhere", false)).remote(Vec::new(), 0));
     println!("pinned to a missing node: {}", missing.map_or_else(|e| e.to_string(), |_| "ran".into()));
     let actor = Counter::options().scheduling_strategy(pin("node-nowhere", false)).remote(0);
-    println!("actor pinned to a missing node: {}", wray::get(&actor.node()).map_or_else(|e| e.to_string(), |n| n));
+    println!("actor pinned to a missing node: {}", wray::get(&actor.node()).unwrap_or_else(|e| e.to_string()));
     let soft = wray::get(&where_with::options().scheduling_strategy(pin("node-nowhere", true)).remote(Vec::new(), 0));
     println!("soft affinity to a missing node runs: {}", soft.is_ok());
     Ok(())
