@@ -128,6 +128,8 @@ fn forests_and_linear_models_fit_held_out_rows() {
     assert!(out.contains("forest: 40 trees, accuracy"), "{out}");
     assert!(line(&out, "forest:").split("accuracy ").nth(1).unwrap().parse::<f64>().unwrap() > 0.9, "{out}");
     assert!(value("logistic: accuracy") > 0.9, "{out}");
+    assert!(value("logistic, 3 classes: accuracy") > 0.9, "{out}");
+    assert!(out.contains(" with 3 models; probabilities sum to 1: true\n"), "{out}");
     assert!(
         out.contains("linear: coef [2.00, -0.00, -0.99]") || out.contains("linear: coef [2.00, 0.00, -0.99]"),
         "{out}"

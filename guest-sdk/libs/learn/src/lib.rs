@@ -49,7 +49,7 @@ pub mod tree;
 
 pub use forest::{RandomForestClassifier, RandomForestRegressor};
 pub use gbdt::{Booster, Importance, XGBClassifier, XGBRegressor};
-pub use linear::{LinearRegression, LogisticRegression, Ridge};
+pub use linear::{LinearRegression, LogisticRegression, MAX_LOGISTIC_CLASSES, MAX_LOGISTIC_PARAMETERS, Ridge};
 pub use matrix::Matrix;
 pub use model_selection::{
     Distribution, Estimator, GridSearchCV, KFold, Param, ParamGrid, RandomizedSearchCV, StratifiedKFold,

@@ -1,7 +1,8 @@
 //! Linear models as scikit-learn fits them: [`LinearRegression`] (least
-//! squares), [`Ridge`] (L2-penalised least squares) and binary
-//! [`LogisticRegression`] (L2-penalised, scikit-learn's objective, solved by
-//! Newton's method — the same optimum scikit-learn's `lbfgs` converges to).
+//! squares), [`Ridge`] (L2-penalised least squares) and
+//! [`LogisticRegression`], binary or multinomial (L2-penalised,
+//! scikit-learn's objective, solved by Newton's method — the same optimum
+//! scikit-learn's `lbfgs` converges to).
 //! The intercept is never penalised: features and targets are centred
 //! first.
 
@@ -195,8 +196,20 @@ fn predict_linear(model: Option<&Linear>, x: &Matrix, who: &str) -> Result<Vec<f
     Ok((0..x.rows()).map(|r| m.value(x.row(r)) as f32).collect())
 }
 
-/// scikit-learn's binary `LogisticRegression(C=1.0)`: minimises
-/// `C · Σ log-loss + ½‖w‖²` (the intercept unpenalised). Labels 0 and 1.
+/// Parameters (weights and intercepts, over all classes) a logistic
+/// regression may have: Newton's method solves a system of that size.
+pub const MAX_LOGISTIC_PARAMETERS: usize = 4096;
+
+/// Classes a logistic regression may tell apart.
+pub const MAX_LOGISTIC_CLASSES: usize = 256;
+
+/// scikit-learn's `LogisticRegression(C=1.0)` with its default `lbfgs`
+/// solver's objective: for two classes (labels 0 and 1) the binary model,
+/// `C · Σ log-loss + ½‖w‖²`; for more (labels 0..k) the multinomial one,
+/// `C · Σ cross-entropy of the softmax + ½ Σ_k ‖w_k‖²`. Intercepts are not
+/// penalised; a multinomial model's intercepts sum to zero, as
+/// scikit-learn's do. Solved by Newton's method with a backtracking line
+/// search — the optimum `lbfgs` converges to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogisticRegression {
     /// Inverse regularisation strength (default 1).
@@ -205,13 +218,128 @@ pub struct LogisticRegression {
     pub max_iter: usize,
     /// Stop when the gradient's largest entry is below this (default 1e-8).
     pub tol: f64,
-    /// The fitted model (the log-odds).
-    pub model: Option<Linear>,
+    /// The fitted model, scikit-learn's `coef_` rows with their
+    /// `intercept_`: one (the log-odds of class 1) for two classes, one per
+    /// class (its softmax logit) for more.
+    pub model: Option<Vec<Linear>>,
 }
 
 impl Default for LogisticRegression {
     fn default() -> LogisticRegression {
         LogisticRegression { c: 1.0, max_iter: 100, tol: 1e-8, model: None }
+    }
+}
+
+/// Softmax of `z`, in place, shifted by its largest entry so that no
+/// `exp` overflows.
+fn softmax(z: &mut [f64]) {
+    let top = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for v in z.iter_mut() {
+        *v = (*v - top).exp();
+        sum += *v;
+    }
+    for v in z.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// The penalised objective, its gradient and Hessian at `w`: `k` outputs
+/// (1 for the binary model, its class-1 log-odds), each `d` weights then an
+/// intercept, laid out output after output.
+struct Newton<'a> {
+    x: &'a Matrix,
+    y: &'a [f32],
+    k: usize,
+    lam: f64,
+}
+
+impl Newton<'_> {
+    fn width(&self) -> usize {
+        self.x.cols() + 1
+    }
+
+    /// Each output's value for row `i`.
+    fn logits(&self, w: &[f64], i: usize, out: &mut [f64]) {
+        let (d, row) = (self.x.cols(), self.x.row(i));
+        for (c, o) in out.iter_mut().enumerate() {
+            let wc = &w[c * (d + 1)..(c + 1) * (d + 1)];
+            *o = wc[d] + row.iter().zip(wc).map(|(v, wj)| f64::from(*v) * wj).sum::<f64>();
+        }
+    }
+
+    /// Each output's probability for row `i` (the class-1 probability for
+    /// the binary model).
+    fn probabilities(&self, w: &[f64], i: usize, p: &mut [f64]) {
+        self.logits(w, i, p);
+        if self.k == 1 {
+            p[0] = 1.0 / (1.0 + (-p[0]).exp());
+        } else {
+            softmax(p);
+        }
+    }
+
+    fn loss(&self, w: &[f64]) -> f64 {
+        let (d, mut p) = (self.x.cols(), vec![0.0; self.k]);
+        let mut total = 0.0;
+        for (i, yi) in self.y.iter().enumerate() {
+            self.probabilities(w, i, &mut p);
+            let truth = if self.k == 1 { if *yi == 1.0 { p[0] } else { 1.0 - p[0] } } else { p[*yi as usize] };
+            total -= truth.max(1e-300).ln();
+        }
+        let penalty: f64 = (0..self.k).flat_map(|c| &w[c * (d + 1)..c * (d + 1) + d]).map(|v| v * v).sum();
+        total + 0.5 * self.lam * penalty
+    }
+
+    /// The gradient and Hessian (row-major, `n × n` for `n` parameters) of
+    /// `loss` at `w`.
+    fn derivatives(&self, w: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let (d, k, wd) = (self.x.cols(), self.k, self.width());
+        let n = k * wd;
+        let (mut g, mut h) = (vec![0.0; n], vec![0.0; n * n]);
+        let mut p = vec![0.0; k];
+        let mut feat = vec![0.0; wd];
+        for (i, yi) in self.y.iter().enumerate() {
+            self.probabilities(w, i, &mut p);
+            for (j, f) in feat.iter_mut().enumerate() {
+                *f = if j == d { 1.0 } else { f64::from(self.x.row(i)[j]) };
+            }
+            for a in 0..k {
+                let truth = if k == 1 { f64::from(*yi) } else { f64::from(u8::from(*yi as usize == a)) };
+                let r = p[a] - truth;
+                for j in 0..wd {
+                    g[a * wd + j] += r * feat[j];
+                }
+                // The lower triangle only; mirrored below.
+                for b in 0..=a {
+                    let s = if k == 1 {
+                        (p[0] * (1.0 - p[0])).max(1e-12)
+                    } else {
+                        p[a] * (f64::from(u8::from(a == b)) - p[b])
+                    };
+                    for j in 0..wd {
+                        let row = (a * wd + j) * n + b * wd;
+                        let top = if a == b { j + 1 } else { wd };
+                        for l in 0..top {
+                            h[row + l] += s * feat[j] * feat[l];
+                        }
+                    }
+                }
+            }
+        }
+        for r in 0..n {
+            for c in 0..r {
+                h[c * n + r] = h[r * n + c];
+            }
+        }
+        for a in 0..k {
+            for j in 0..d {
+                let at = a * wd + j;
+                g[at] += self.lam * w[at];
+                h[at * n + at] += self.lam;
+            }
+        }
+        (g, h)
     }
 }
 
@@ -224,69 +352,89 @@ impl LogisticRegression {
     /// Fits by Newton's method on the penalised log-likelihood.
     pub fn fit(&mut self, x: &Matrix, y: &[f32]) -> Result<&mut Self, Error> {
         check(x, y)?;
-        let classes = crate::class_count(y, 2)
-            .map_err(|e| invalid(format!("LogisticRegression classifies two classes, labelled 0 and 1 ({e})")))?;
-        debug_assert_eq!(classes, 2);
+        let classes =
+            crate::class_count(y, MAX_LOGISTIC_CLASSES).map_err(|e| invalid(format!("LogisticRegression: {e}")))?;
         if !(self.c.is_finite() && self.c > 0.0) {
             return Err(invalid(format!("C must be a positive number, got {}", self.c)));
         }
         let d = x.cols();
-        // Parameters: d weights then the intercept.
-        let mut w = vec![0.0; d + 1];
-        let lam = 1.0 / self.c;
+        // The binary model has one output, the multinomial one per class.
+        let k = if classes == 2 { 1 } else { classes };
+        if k * (d + 1) > MAX_LOGISTIC_PARAMETERS {
+            return Err(invalid(format!(
+                "LogisticRegression: {classes} classes × {} features and intercept is {} parameters; at most {MAX_LOGISTIC_PARAMETERS}",
+                d,
+                k * (d + 1)
+            )));
+        }
+        let problem = Newton { x, y, k, lam: 1.0 / self.c };
+        let mut w = vec![0.0; k * (d + 1)];
+        let mut loss = problem.loss(&w);
         for _ in 0..self.max_iter {
-            let mut g = vec![0.0; d + 1];
-            let mut h = vec![0.0; (d + 1) * (d + 1)];
-            for (i, yi) in y.iter().enumerate() {
-                let row = x.row(i);
-                let z = w[d] + row.iter().zip(&w).map(|(v, wj)| f64::from(*v) * wj).sum::<f64>();
-                let p = 1.0 / (1.0 + (-z).exp());
-                let r = p - f64::from(*yi);
-                let s = (p * (1.0 - p)).max(1e-12);
-                let feat = |j: usize| if j == d { 1.0 } else { f64::from(row[j]) };
-                for j in 0..=d {
-                    g[j] += r * feat(j);
-                    for k in 0..=j {
-                        h[j * (d + 1) + k] += s * feat(j) * feat(k);
-                    }
-                }
-            }
-            for j in 0..=d {
-                for k in 0..j {
-                    h[k * (d + 1) + j] = h[j * (d + 1) + k];
-                }
-                if j < d {
-                    g[j] += lam * w[j];
-                    h[j * (d + 1) + j] += lam;
-                }
-            }
+            let (g, h) = problem.derivatives(&w);
             if g.iter().all(|v| v.abs() < self.tol) {
                 break;
             }
             let step = solve(h, &g);
-            for (wj, sj) in w.iter_mut().zip(step) {
-                *wj -= sj;
+            // Halve the step until the objective goes down (a full Newton
+            // step can overshoot far from the optimum).
+            let mut t = 1.0;
+            let (next, next_loss) = loop {
+                let mut next: Vec<f64> = w.iter().zip(&step).map(|(wj, sj)| wj - t * sj).collect();
+                if k > 1 {
+                    // The softmax is the same for intercepts shifted
+                    // together: keep them summing to zero.
+                    let mean = (0..k).map(|c| next[c * (d + 1) + d]).sum::<f64>() / k as f64;
+                    (0..k).for_each(|c| next[c * (d + 1) + d] -= mean);
+                }
+                let l = problem.loss(&next);
+                if l <= loss || t < 1e-10 {
+                    break (next, l);
+                }
+                t *= 0.5;
+            };
+            let stalled = loss - next_loss <= f64::EPSILON * loss.abs();
+            w = next;
+            loss = next_loss;
+            if stalled {
+                break;
             }
         }
-        let intercept = w.pop().unwrap_or(0.0);
-        self.model = Some(Linear { coef: w, intercept });
+        self.model = Some(w.chunks(d + 1).map(|c| Linear { coef: c[..d].to_vec(), intercept: c[d] }).collect());
         Ok(self)
     }
 
-    /// Each row's probabilities of classes 0 and 1.
-    pub fn predict_proba(&self, x: &Matrix) -> Result<Vec<[f64; 2]>, Error> {
-        let m = fitted(self.model.as_ref(), x, "LogisticRegression")?;
+    /// Each row's probability of every class (columns 0..k).
+    pub fn predict_proba(&self, x: &Matrix) -> Result<Vec<Vec<f64>>, Error> {
+        let models = self.model.as_deref().ok_or_else(|| invalid("LogisticRegression: predict before fit".into()))?;
+        let first = models.first().ok_or_else(|| invalid("LogisticRegression: a model without outputs".into()))?;
+        x.check_features(first.coef.len(), "the rows to predict", "the model")?;
         Ok((0..x.rows())
             .map(|r| {
-                let p = 1.0 / (1.0 + (-m.value(x.row(r))).exp());
-                [1.0 - p, p]
+                let mut z: Vec<f64> = models.iter().map(|m| m.value(x.row(r))).collect();
+                if let [log_odds] = z[..] {
+                    let p = 1.0 / (1.0 + (-log_odds).exp());
+                    vec![1.0 - p, p]
+                } else {
+                    softmax(&mut z);
+                    z
+                }
             })
             .collect())
     }
 
-    /// Each row's class (1 where its probability is above one half).
+    /// Each row's most probable class (for two classes: 1 where its
+    /// probability is above one half).
     pub fn predict(&self, x: &Matrix) -> Result<Vec<f32>, Error> {
-        Ok(self.predict_proba(x)?.iter().map(|p| f32::from(u8::from(p[1] > 0.5))).collect())
+        Ok(self
+            .predict_proba(x)?
+            .iter()
+            .map(|p| {
+                // The first of equal maxima, as numpy's argmax.
+                let best = (1..p.len()).fold(0, |b, c| if p[c] > p[b] { c } else { b });
+                best as f32
+            })
+            .collect())
     }
 }
 
@@ -317,9 +465,53 @@ mod tests {
         let x = Matrix::new(vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0], 1).unwrap();
         let mut m = LogisticRegression::new();
         m.fit(&x, &[0.0, 0.0, 1.0, 0.0, 1.0, 1.0]).unwrap();
-        let fitted = m.model.as_ref().unwrap();
+        let fitted = &m.model.as_ref().unwrap()[0];
         assert!((fitted.coef[0] - 0.7670537).abs() < 1e-6, "{fitted:?}");
         assert!((fitted.intercept + 1.9176343).abs() < 1e-6, "{fitted:?}");
-        assert!(m.fit(&x, &[0.0, 1.0, 2.0, 0.0, 1.0, 2.0]).unwrap_err().to_string().contains("two classes"));
+        assert!(m.fit(&x, &[0.0, 0.0, 0.0, 0.0, 0.0, 0.0]).unwrap_err().to_string().contains("at least 2"));
+    }
+
+    #[test]
+    fn multinomial_logistic_regression_matches_scikit_learns_optimum() {
+        // sklearn 1.9: LogisticRegression(tol=1e-12, max_iter=10000).fit(X, y)
+        let rows = [
+            [0.0, 1.5],
+            [1.0, 0.0],
+            [2.0, 2.5],
+            [3.0, 1.0],
+            [4.0, 4.0],
+            [5.0, 2.0],
+            [1.0, 3.0],
+            [2.0, 5.0],
+            [0.5, 4.0],
+            [3.0, 3.5],
+            [4.0, 0.0],
+            [5.0, 5.5],
+            [2.0, 1.0],
+            [3.0, 4.5],
+        ];
+        let y = [0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 1.0, 2.0, 0.0, 1.0, 0.0, 2.0, 0.0, 2.0];
+        let x = Matrix::from_rows(&rows.map(|r| r.to_vec())).unwrap();
+        let mut m = LogisticRegression::new();
+        m.fit(&x, &y).unwrap();
+        let coef = [[-0.737900475, -0.770940555], [-0.134696929, -0.087405732], [0.872597404, 0.858346288]];
+        let intercept = [3.787787379, 1.039725177, -4.827512555];
+        let fitted = m.model.as_ref().unwrap();
+        assert_eq!(fitted.len(), 3);
+        for (c, f) in fitted.iter().enumerate() {
+            for (got, want) in f.coef.iter().zip(coef[c]) {
+                assert!((got - want).abs() < 1e-6, "class {c}: {f:?}");
+            }
+            assert!((f.intercept - intercept[c]).abs() < 1e-6, "class {c}: {f:?}");
+        }
+        // predict_proba([[2, 3]]) = [[0.306168301, 0.509323978, 0.184507721]]
+        let p = m.predict_proba(&Matrix::new(vec![2.0, 3.0], 2).unwrap()).unwrap();
+        for (got, want) in p[0].iter().zip([0.306168301, 0.509323978, 0.184507721]) {
+            assert!((got - want).abs() < 1e-6, "{p:?}");
+        }
+        assert_eq!(m.predict(&Matrix::new(vec![2.0, 3.0, 0.0, 0.0, 5.0, 6.0], 2).unwrap()).unwrap(), [1.0, 0.0, 2.0]);
+        // Bad labels are named.
+        let err = m.fit(&x, &y.map(|v| v + 0.5)).unwrap_err().to_string();
+        assert!(err.contains("class numbers"), "{err}");
     }
 }

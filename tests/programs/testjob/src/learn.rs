@@ -108,6 +108,22 @@ fn models() -> Result<(), Error> {
     let mut logistic = LogisticRegression::new();
     logistic.fit(&xt, &yt)?;
     println!("logistic: accuracy {:.3}", metrics::accuracy_score(&ys, &logistic.predict(&xs)?)?);
+    // Three classes (the largest feature): the multinomial model.
+    let largest = |i: usize| {
+        let r = x.row(i);
+        (1..3).fold(0, |b, c| if r[c] > r[b] { c } else { b }) as f32
+    };
+    let (y3t, y3s): (Vec<f32>, Vec<f32>) =
+        (train.iter().map(|&i| largest(i)).collect(), test.iter().map(|&i| largest(i)).collect());
+    let mut multi = LogisticRegression { c: 100.0, ..LogisticRegression::new() };
+    multi.fit(&xt, &y3t)?;
+    let proba = multi.predict_proba(&xs)?;
+    println!(
+        "logistic, 3 classes: accuracy {:.3} with {} models; probabilities sum to 1: {}",
+        metrics::accuracy_score(&y3s, &multi.predict(&xs)?)?,
+        multi.model.as_ref().map_or(0, Vec::len),
+        proba.iter().all(|p| p.len() == 3 && (p.iter().sum::<f64>() - 1.0).abs() < 1e-9)
+    );
     // A plane with noise: linear models find it, a forest approximates it.
     let mut rng = wray::Rng::new(8);
     let z: Vec<f32> = (0..x.rows()).map(|i| 2.0 * x.get(i, 0) - x.get(i, 2) + 0.05 * rng.normal()).collect();
