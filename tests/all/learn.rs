@@ -145,9 +145,9 @@ fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
 }
 
 /// Boosting on 1, 2 and 3 worker actors gives the model one process
-/// trains, bit for bit (binary with row and column sampling; softmax), also
-/// after a worker traps mid-training and the group restarts from the last
-/// checkpointed round.
+/// trains, bit for bit (binary with row and column sampling; softmax; an
+/// evaluation set with early stopping), also after a worker traps
+/// mid-training and the group restarts from the last checkpointed round.
 #[test]
 fn boosting_on_workers_equals_boosting_in_one_process() {
     let out = stdout(&scenario(&[], &["learn-workers"]));
@@ -158,6 +158,13 @@ fn boosting_on_workers_equals_boosting_in_one_process() {
         assert!(out.contains(&format!("{name}: training accuracy above 0.9: true")), "{out}");
     }
     assert!(out.contains("no workers: invalid argument: GbdtTrainer: 0 workers"), "{out}");
+    // An evaluation set with early stopping: the same best round, scores and
+    // trees as one process, well before the 300 rounds asked for.
+    assert!(out.contains("early stopping, 2 workers: same model as one process: true, stopped early: true"), "{out}");
+    assert!(
+        out.contains("early stopping without an evaluation set: invalid argument: GbdtTrainer: early_stopping_rounds needs an evaluation set (fit_with_eval)"),
+        "{out}"
+    );
     // A worker that traps at round 13: the group restarts from the round-10
     // checkpoint and the model is still the one process's.
     assert!(out.contains("after a trapped worker: same model as one process: true"), "{out}");

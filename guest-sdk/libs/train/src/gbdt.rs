@@ -14,7 +14,7 @@
 use crate::collective::{self, Group};
 use crate::invalid;
 use wray_guest_core::{ActorHandle, Error, ObjectRef};
-use wray_learn::gbdt::{Booster, Objective, Params, Reducer, Tree, boost, prepare};
+use wray_learn::gbdt::{Booster, Evaluation, Objective, Params, Reducer, Tree, boost, prepare};
 use wray_learn::{Matrix, XGBClassifier};
 
 /// Workers one boosting run may have.
@@ -99,21 +99,44 @@ impl GbdtTrainer {
     }
 
     /// Splits the rows into contiguous shards, one per worker, and boosts;
-    /// returns the trained classifier. No evaluation set or early stopping
-    /// here (yet): train on one process for those.
+    /// returns the trained classifier.
     pub fn fit(&self, x: &Matrix, y: &[f32]) -> Result<XGBClassifier, Error> {
+        self.fit_eval(x, y, None)
+    }
+
+    /// [`fit`](GbdtTrainer::fit), scoring `eval_x`/`eval_y` after every round
+    /// (the model's `eval_metric`, its objective's by default) and, with
+    /// `early_stopping_rounds`, stopping as one process would: the driver
+    /// scores each checkpointed chunk of rounds and never lets the workers
+    /// boost past the round that could decide, so the model — its trees,
+    /// best round and scores — equals [`XGBClassifier::fit_with_eval`]'s.
+    pub fn fit_with_eval(
+        &self,
+        x: &Matrix,
+        y: &[f32],
+        eval_x: &Matrix,
+        eval_y: &[f32],
+    ) -> Result<XGBClassifier, Error> {
+        self.fit_eval(x, y, Some((eval_x, eval_y)))
+    }
+
+    fn fit_eval(&self, x: &Matrix, y: &[f32], eval: Option<(&Matrix, &[f32])>) -> Result<XGBClassifier, Error> {
         let n = self.workers;
         if n == 0 || n > MAX_GBDT_WORKERS {
             return Err(invalid(format!("GbdtTrainer: {n} workers (1 to {MAX_GBDT_WORKERS})")));
         }
-        if self.model.params.early_stopping_rounds.is_some() {
-            return Err(invalid("GbdtTrainer: early stopping needs an evaluation set; train on one process".into()));
+        if self.model.params.early_stopping_rounds.is_some() && eval.is_none() {
+            return Err(invalid("GbdtTrainer: early_stopping_rounds needs an evaluation set (fit_with_eval)".into()));
         }
         let (objective, k) = self.model.plan(x, y)?;
         if x.rows() < n {
             return Err(invalid(format!("GbdtTrainer: {} rows for {n} workers", x.rows())));
         }
         let (cuts, base_margin) = prepare(&self.model.params, objective, k, x, y)?;
+        let evaluation = eval
+            .map(|(ex, ey)| Evaluation::new(&self.model.params, objective, x.cols(), &base_margin, ex, ey))
+            .transpose()?;
+        let mut scores = Scores { evaluation, scored: 0, stopped: false };
         // The shards go to the store once; a restarted group reads the same.
         let shards: Vec<Shard> = (0..n)
             .map(|rank| {
@@ -137,9 +160,9 @@ impl GbdtTrainer {
         let mut trees: Vec<Tree> = Vec::new();
         let mut failures = 0u32;
         let mut attempt = 0usize;
-        while trees.len() / k < total {
+        while trees.len() / k < total && !scores.stopped {
             let fail = if attempt == 0 { self.fail } else { None };
-            match self.attempt(attempt, &job, &shards, &mut trees, fail) {
+            match self.attempt(attempt, &job, &shards, &mut trees, &mut scores, fail) {
                 Ok(()) => break,
                 Err(e) if failures < self.max_failures => {
                     failures += 1;
@@ -153,8 +176,13 @@ impl GbdtTrainer {
                 Err(e) => return Err(e),
             }
         }
+        let mut booster = Booster::assemble(objective, x.cols(), base_margin, Vec::new());
+        if let Some(e) = scores.evaluation {
+            (booster.best_iteration, booster.eval_history) = e.finish(&mut trees);
+        }
+        booster.trees = trees;
         let mut model = self.model.clone();
-        model.set_booster(Booster::assemble(objective, x.cols(), base_margin, trees));
+        model.set_booster(booster);
         Ok(model)
     }
 
@@ -166,6 +194,7 @@ impl GbdtTrainer {
         job: &Job,
         shards: &[Shard],
         trees: &mut Vec<Tree>,
+        scores: &mut Scores,
         fail: Option<(usize, usize)>,
     ) -> Result<(), Error> {
         let n = shards.len();
@@ -183,8 +212,11 @@ impl GbdtTrainer {
             .collect::<Result<Vec<ActorHandle<GbdtWorker>>, Error>>()?;
         let total = job.params.n_estimators;
         let result = (|| {
-            while trees.len() / k < total {
-                let until = (trees.len() / k + self.checkpoint_every).min(total);
+            while trees.len() / k < total && !scores.stopped {
+                let mut until = (trees.len() / k + self.checkpoint_every).min(total);
+                if let Some(last) = scores.evaluation.as_ref().and_then(Evaluation::decided_by) {
+                    until = until.min(last + 1);
+                }
                 let calls: Vec<ObjectRef<Option<Vec<Tree>>>> = workers
                     .iter()
                     .enumerate()
@@ -213,6 +245,7 @@ impl GbdtTrainer {
                     .next()
                     .ok_or_else(|| invalid("GbdtTrainer: rank 0 returned no model".into()))?;
                 *trees = grown;
+                scores.score(trees, k);
             }
             Ok(())
         })();
@@ -220,6 +253,28 @@ impl GbdtTrainer {
             wray_guest_core::kill(w);
         }
         result
+    }
+}
+
+/// The evaluation set's scores, round by round, kept by the driver across
+/// restarts of the worker group.
+struct Scores<'a> {
+    evaluation: Option<Evaluation<'a>>,
+    /// Rounds scored so far.
+    scored: usize,
+    /// Early stopping has ended the boosting.
+    stopped: bool,
+}
+
+impl Scores<'_> {
+    /// Scores the rounds of `trees` not scored yet.
+    fn score(&mut self, trees: &[Tree], k: usize) {
+        let Some(e) = self.evaluation.as_mut() else { return };
+        while self.scored < trees.len() / k && !self.stopped {
+            let round = self.scored;
+            self.stopped = !e.round(round, &trees[round * k..(round + 1) * k]);
+            self.scored += 1;
+        }
     }
 }
 

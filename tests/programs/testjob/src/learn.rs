@@ -176,6 +176,24 @@ fn workers() -> Result<(), Error> {
         let accuracy = metrics::accuracy_score(labels, &alone.predict(&x)?)?;
         println!("{name}: training accuracy above 0.9: {}", accuracy > 0.9);
     }
+    // An evaluation set and early stopping: the driver scores each chunk of
+    // rounds and stops where one process stops, with the same best round
+    // and scores.
+    let (fit_rows, eval_rows): (Vec<usize>, Vec<usize>) = ((0..2400).collect(), (2400..3000).collect());
+    let (fx, ex) = (x.select(&fit_rows), x.select(&eval_rows));
+    let (fy, ey): (Vec<f32>, Vec<f32>) = (y[..2400].to_vec(), y[2400..].to_vec());
+    let model = XGBClassifier::new().n_estimators(300).learning_rate(0.3).early_stopping_rounds(5);
+    let mut alone = model.clone();
+    alone.fit_with_eval(&fx, &fy, &ex, &ey)?;
+    let trained = GbdtTrainer::new(model).num_workers(2).cpus_per_worker(0.5).fit_with_eval(&fx, &fy, &ex, &ey)?;
+    let best = trained.booster()?.best_iteration;
+    println!(
+        "early stopping, 2 workers: same model as one process: {}, stopped early: {}",
+        trained.booster()?.to_json() == alone.booster()?.to_json(),
+        best.is_some_and(|b| b + 1 < 300) && trained.booster()?.eval_history.len() < 300
+    );
+    let no_eval = GbdtTrainer::new(XGBClassifier::new().early_stopping_rounds(5)).fit(&fx, &fy);
+    println!("early stopping without an evaluation set: {}", no_eval.err().map(|e| e.to_string()).unwrap_or_default());
     // Worker 1 traps at round 13 of 20: the group restarts from the round-10
     // checkpoint and ends with the same model.
     let model = XGBClassifier::new().n_estimators(20).max_depth(4);

@@ -173,6 +173,109 @@ pub struct Booster {
     pub eval_history: Vec<f64>,
 }
 
+/// The evaluation metric `params` name, or the objective's default.
+fn eval_metric(params: &Params, objective: Objective) -> Result<Metric, Error> {
+    let metric =
+        if params.eval_metric.is_empty() { objective.default_metric() } else { Metric::parse(&params.eval_metric)? };
+    metric.check(objective)?;
+    Ok(metric)
+}
+
+/// An evaluation set scored after every round, and early stopping's
+/// decision (XGBoost's `evals` with `early_stopping_rounds`). One place for
+/// a single process and for the driver of a distributed run, so that both
+/// keep the same best round.
+pub struct Evaluation<'a> {
+    x: &'a Matrix,
+    y: &'a [f32],
+    k: usize,
+    metric: Metric,
+    patience: Option<usize>,
+    /// The evaluation rows' margins so far (row-major, `k` per row).
+    margins: Vec<f64>,
+    history: Vec<f64>,
+    best: Option<(usize, f64)>,
+}
+
+impl<'a> Evaluation<'a> {
+    /// Checks the evaluation set (its features, and labels the objective
+    /// can score) and starts it at the base margins.
+    pub fn new(
+        params: &Params,
+        objective: Objective,
+        num_features: usize,
+        base_margin: &[f64],
+        x: &'a Matrix,
+        y: &'a [f32],
+    ) -> Result<Evaluation<'a>, Error> {
+        let metric = eval_metric(params, objective)?;
+        x.check_features(num_features, "the evaluation set", "the model")?;
+        if y.len() != x.rows() {
+            return Err(invalid(format!("the evaluation set has {} rows and {} labels", x.rows(), y.len())));
+        }
+        let k = base_margin.len();
+        if objective == Objective::SquaredError {
+            if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+                return Err(invalid(format!("evaluation label {i} is {}, not a finite number", y[i])));
+            }
+        } else {
+            let classes = if k == 1 { 2 } else { k };
+            if let Some(i) =
+                y.iter().position(|v| !(v.is_finite() && v.fract() == 0.0 && *v >= 0.0 && (*v as usize) < classes))
+            {
+                return Err(invalid(format!("evaluation label {i} is {}, not one of the {classes} classes", y[i])));
+            }
+        }
+        let margins = (0..x.rows() * k).map(|i| base_margin[i % k]).collect();
+        Ok(Evaluation {
+            x,
+            y,
+            k,
+            metric,
+            patience: params.early_stopping_rounds,
+            margins,
+            history: Vec::new(),
+            best: None,
+        })
+    }
+
+    /// Adds round `round`'s trees (one per class) and scores the set;
+    /// whether boosting should go on.
+    pub fn round(&mut self, round: usize, new: &[Tree]) -> bool {
+        for (c, tree) in new.iter().enumerate() {
+            for i in 0..self.x.rows() {
+                self.margins[i * self.k + c] += tree.predict(self.x.row(i));
+            }
+        }
+        let score = self.metric.eval(&self.margins, self.y, self.k);
+        self.history.push(score);
+        let better = |b: f64| if self.metric.maximize() { score > b } else { score < b };
+        if self.best.is_none_or(|(_, b)| better(b)) {
+            self.best = Some((round, score));
+        }
+        !matches!((self.patience, self.best), (Some(patience), Some((at, _))) if round - at >= patience)
+    }
+
+    /// Under early stopping, the last round that could still be needed: the
+    /// round whose score would stop boosting if no later round beats the
+    /// best so far. A distributed run boosts no further than this before
+    /// scoring again, so it grows exactly the rounds one process grows.
+    pub fn decided_by(&self) -> Option<usize> {
+        let patience = self.patience?;
+        Some(self.best.map_or(patience, |(at, _)| at + patience))
+    }
+
+    /// The best round under early stopping (the trees after it dropped from
+    /// `trees`), and the score of every round.
+    pub fn finish(self, trees: &mut Vec<Tree>) -> (Option<usize>, Vec<f64>) {
+        let best_iteration = self.patience.and(self.best.map(|(at, _)| at));
+        if let Some(at) = best_iteration {
+            trees.truncate((at + 1) * self.k);
+        }
+        (best_iteration, self.history)
+    }
+}
+
 impl Booster {
     /// Trains on `x`, `labels` (checked by the caller) with `params`.
     fn train(
@@ -184,46 +287,20 @@ impl Booster {
         eval: Option<(&Matrix, &[f32])>,
     ) -> Result<Booster, Error> {
         params.check()?;
-        let metric = if params.eval_metric.is_empty() {
-            objective.default_metric()
-        } else {
-            Metric::parse(&params.eval_metric)?
-        };
-        metric.check(objective)?;
+        eval_metric(params, objective)?;
         if params.early_stopping_rounds.is_some() && eval.is_none() {
             return Err(invalid("early_stopping_rounds needs an evaluation set (fit_with_eval)".into()));
         }
-        if let Some((ex, ey)) = eval {
-            ex.check_features(x.cols(), "the evaluation set", "the model")?;
-            if ey.len() != ex.rows() {
-                return Err(invalid(format!("the evaluation set has {} rows and {} labels", ex.rows(), ey.len())));
-            }
-        }
         let (cuts, base_margin) = prepare(params, objective, k, x, labels)?;
+        let mut evaluation =
+            eval.map(|(ex, ey)| Evaluation::new(params, objective, x.cols(), &base_margin, ex, ey)).transpose()?;
         let mut trees = Vec::new();
-        let mut history = Vec::new();
-        let mut best: Option<(usize, f64)> = None;
-        let mut eval_margins: Vec<f64> =
-            eval.map(|(ex, _)| (0..ex.rows() * k).map(|i| base_margin[i % k]).collect()).unwrap_or_default();
-        let mut on_round = |round: usize, new: &[Tree]| -> bool {
-            let Some((ex, ey)) = eval else { return true };
-            for (c, tree) in new.iter().enumerate() {
-                for i in 0..ex.rows() {
-                    eval_margins[i * k + c] += tree.predict(ex.row(i));
-                }
-            }
-            let score = metric.eval(&eval_margins, ey, k);
-            history.push(score);
-            if best.is_none_or(|(_, b)| if metric.maximize() { score > b } else { score < b }) {
-                best = Some((round, score));
-            }
-            !matches!((params.early_stopping_rounds, best), (Some(patience), Some((at, _))) if round - at >= patience)
-        };
+        let mut on_round = |round: usize, new: &[Tree]| evaluation.as_mut().is_none_or(|e| e.round(round, new));
         boost(params, objective, k, &cuts, &base_margin, x, labels, 0, &mut Alone, &mut trees, None, &mut on_round)?;
-        let best_iteration = params.early_stopping_rounds.and(best.map(|(at, _)| at));
-        if let Some(at) = best_iteration {
-            trees.truncate((at + 1) * k);
-        }
+        let (best_iteration, history) = match evaluation {
+            Some(e) => e.finish(&mut trees),
+            None => (None, Vec::new()),
+        };
         Ok(Booster {
             format: FORMAT.into(),
             version: 1,
@@ -713,13 +790,6 @@ impl XGBClassifier {
 
     fn fit_eval(&mut self, x: &Matrix, y: &[f32], eval: Option<(&Matrix, &[f32])>) -> Result<&mut Self, Error> {
         let (objective, k) = self.plan(x, y)?;
-        let classes = if k == 1 { 2 } else { k };
-        if let Some((_, ey)) = eval
-            && let Some(i) =
-                ey.iter().position(|v| !(v.is_finite() && v.fract() == 0.0 && *v >= 0.0 && (*v as usize) < classes))
-        {
-            return Err(invalid(format!("evaluation label {i} is {}, not one of the {classes} classes", ey[i])));
-        }
         self.booster = Some(Booster::train(&self.params, objective, k, x, y, eval)?);
         Ok(self)
     }
@@ -764,11 +834,6 @@ estimator!(XGBRegressor);
 impl XGBRegressor {
     fn fit_eval(&mut self, x: &Matrix, y: &[f32], eval: Option<(&Matrix, &[f32])>) -> Result<&mut Self, Error> {
         check_labels(x, y)?;
-        if let Some((_, ey)) = eval
-            && let Some(i) = ey.iter().position(|v| !v.is_finite())
-        {
-            return Err(invalid(format!("evaluation label {i} is {}, not a finite number", ey[i])));
-        }
         let objective = match self.params.objective.as_str() {
             "" => Objective::SquaredError,
             name => Objective::parse(name)?,

@@ -20,8 +20,8 @@ mod tree;
 
 pub use bins::{Cuts, MAX_BIN};
 pub use booster::{
-    Alone, Booster, FORMAT, Importance, MAX_CLASSES, MAX_MODEL_NODES, Params, Reducer, XGBClassifier, XGBRegressor,
-    boost, prepare,
+    Alone, Booster, Evaluation, FORMAT, Importance, MAX_CLASSES, MAX_MODEL_NODES, Params, Reducer, XGBClassifier,
+    XGBRegressor, boost, prepare,
 };
 pub use objective::{Metric, Objective};
 pub use tree::{Node, Tree};
