@@ -161,6 +161,13 @@ fn boosting_on_workers_equals_boosting_in_one_process() {
     // An evaluation set with early stopping: the same best round, scores and
     // trees as one process, well before the 300 rounds asked for.
     assert!(out.contains("early stopping, 2 workers: same model as one process: true, stopped early: true"), "{out}");
+    assert!(out.contains("from datasets: same model as from matrices: true"), "{out}");
+    assert!(
+        out.contains(
+            r#"no such label: invalid argument: GbdtTrainer: no label column "quality" in ["a", "b", "c", "good"]"#
+        ),
+        "{out}"
+    );
     assert!(
         out.contains("early stopping without an evaluation set: invalid argument: GbdtTrainer: early_stopping_rounds needs an evaluation set (fit_with_eval)"),
         "{out}"

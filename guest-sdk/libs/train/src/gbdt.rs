@@ -13,6 +13,7 @@
 
 use crate::collective::{self, Group};
 use crate::invalid;
+use wray_data::Dataset;
 use wray_guest_core::{ActorHandle, Error, ObjectRef};
 use wray_learn::gbdt::{Booster, Evaluation, Objective, Params, Reducer, Tree, boost, prepare};
 use wray_learn::{Matrix, XGBClassifier};
@@ -118,6 +119,30 @@ impl GbdtTrainer {
         eval_y: &[f32],
     ) -> Result<XGBClassifier, Error> {
         self.fit_eval(x, y, Some((eval_x, eval_y)))
+    }
+
+    /// [`fit`](GbdtTrainer::fit) on a dataset (Ray's
+    /// `XGBoostTrainer(datasets={"train": ds}, label_column=label)`): every
+    /// column but `label` is a feature, in the dataset's column order; see
+    /// [`rows_of`] for how columns are read.
+    pub fn fit_dataset(&self, train: &Dataset, label: &str) -> Result<XGBClassifier, Error> {
+        let (x, y) = rows_of(train, label)?;
+        self.fit(&x, &y)
+    }
+
+    /// [`fit_with_eval`](GbdtTrainer::fit_with_eval) on datasets (Ray's
+    /// `datasets={"train": ..., "valid": ...}`); both must have the same
+    /// feature columns.
+    pub fn fit_dataset_with_eval(&self, train: &Dataset, eval: &Dataset, label: &str) -> Result<XGBClassifier, Error> {
+        let (x, y) = rows_of(train, label)?;
+        let (ex, ey) = rows_of(eval, label)?;
+        let (features, eval_features) = (train.columns()?, eval.columns()?);
+        if features != eval_features {
+            return Err(invalid(format!(
+                "GbdtTrainer: the training set's columns {features:?} differ from the evaluation set's {eval_features:?}"
+            )));
+        }
+        self.fit_with_eval(&x, &y, &ex, &ey)
     }
 
     fn fit_eval(&self, x: &Matrix, y: &[f32], eval: Option<(&Matrix, &[f32])>) -> Result<XGBClassifier, Error> {
@@ -254,6 +279,47 @@ impl GbdtTrainer {
         }
         result
     }
+}
+
+/// A dataset's rows as boosting rows and labels: column `label` as the
+/// labels, every other column a feature in the dataset's column order, each
+/// read as `f32` (integers, floats and booleans converted; a null feature is
+/// NaN — a missing value, for which the trees learn a direction — and a null
+/// label an error naming its row). The driver reads the dataset once: it
+/// computes the bins from all rows and puts each worker's shard in the
+/// store, as [`GbdtTrainer::fit`] does with a [`Matrix`].
+pub fn rows_of(ds: &Dataset, label: &str) -> Result<(Matrix, Vec<f32>), Error> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float32Type;
+    let columns = ds.columns()?;
+    if !columns.iter().any(|c| c == label) {
+        return Err(invalid(format!("GbdtTrainer: no label column {label:?} in {columns:?}")));
+    }
+    let features: Vec<&String> = columns.iter().filter(|c| *c != label).collect();
+    if features.is_empty() {
+        return Err(invalid(format!("GbdtTrainer: the dataset has no column besides the label {label:?}")));
+    }
+    let as_f32 = |batch: &wray_data::Batch, name: &str| -> Result<arrow_array::ArrayRef, Error> {
+        arrow_cast::cast(batch.array(name)?, &arrow_schema::DataType::Float32)
+            .map_err(|e| invalid(format!("GbdtTrainer: column {name:?} is not numeric: {e}")))
+    };
+    let (mut data, mut labels) = (Vec::new(), Vec::new());
+    for batch in ds.iter_batches(64 * 1024)? {
+        let batch = batch?;
+        let columns = features.iter().map(|f| as_f32(&batch, f)).collect::<Result<Vec<_>, Error>>()?;
+        let y = as_f32(&batch, label)?;
+        if let Some(row) = (0..y.len()).find(|&r| y.is_null(r)) {
+            return Err(invalid(format!("GbdtTrainer: label {label:?} of row {} is null", labels.len() + row)));
+        }
+        labels.extend_from_slice(y.as_primitive::<Float32Type>().values());
+        for r in 0..batch.num_rows() {
+            for c in &columns {
+                data.push(if c.is_null(r) { f32::NAN } else { c.as_primitive::<Float32Type>().value(r) });
+            }
+        }
+    }
+    Ok((Matrix::new(data, features.len())?, labels))
 }
 
 /// The evaluation set's scores, round by round, kept by the driver across

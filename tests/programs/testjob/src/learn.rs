@@ -192,6 +192,32 @@ fn workers() -> Result<(), Error> {
         trained.booster()?.to_json() == alone.booster()?.to_json(),
         best.is_some_and(|b| b + 1 < 300) && trained.booster()?.eval_history.len() < 300
     );
+    // The same rows as datasets (Ray's `datasets=` and `label_column`): the
+    // same model.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Point {
+        a: f32,
+        b: f32,
+        c: f32,
+        good: u8,
+    }
+    let points = |m: &Matrix, labels: &[f32]| {
+        let items = (0..m.rows())
+            .map(|i| Point { a: m.get(i, 0), b: m.get(i, 1), c: m.get(i, 2), good: labels[i] as u8 })
+            .collect();
+        wray::data::from_items(items)
+    };
+    let from_data =
+        GbdtTrainer::new(XGBClassifier::new().n_estimators(300).learning_rate(0.3).early_stopping_rounds(5))
+            .num_workers(2)
+            .cpus_per_worker(0.5)
+            .fit_dataset_with_eval(&points(&fx, &fy)?, &points(&ex, &ey)?, "good")?;
+    println!(
+        "from datasets: same model as from matrices: {}",
+        from_data.booster()?.to_json() == trained.booster()?.to_json()
+    );
+    let unlabelled = GbdtTrainer::new(XGBClassifier::new()).fit_dataset(&points(&fx, &fy)?, "quality");
+    println!("no such label: {}", unlabelled.err().map(|e| e.to_string()).unwrap_or_default());
     let no_eval = GbdtTrainer::new(XGBClassifier::new().early_stopping_rounds(5)).fit(&fx, &fy);
     println!("early stopping without an evaluation set: {}", no_eval.err().map(|e| e.to_string()).unwrap_or_default());
     // Worker 1 traps at round 13 of 20: the group restarts from the round-10
