@@ -29,6 +29,9 @@ fi
 echo "## CSV -> Parquet, $(du -sh "$data/in/csv" | cut -f1) of CSV, three rounds, wray and pyarrow alternating"
 # This machine's speed drifts by 10-20 % within minutes: alternating rounds
 # put both sides under the same drift; compare best with best.
+# Read the CSV once first, so that neither side's first round pays for the
+# disk (after a build the page cache may have dropped it).
+cat "$data"/in/csv/* > /dev/null
 for round in 1 2 3; do
     rm -rf "$data/in/parquet-wray" "$data/in/parquet-pyarrow"
     /usr/bin/time -f "wray peak RSS: %M KiB" target/release/wray run --dir "$data/in::/bench" "$job" -- --bench-csv /bench 2>&1 | grep -v "^wray::data"
