@@ -1110,6 +1110,18 @@ fn a_data_pipeline_spreads_over_the_nodes_that_share_a_directory() {
     assert_eq!(line("actor pool: "), "(200000, 40000000000.0)");
 }
 
+/// A remote job's standard output and standard error reach the client's
+/// own two streams, the driver's and its tasks' alike.
+#[test]
+fn a_remote_job_s_two_streams_stay_apart() {
+    let head = Head::start_with_cpus("1");
+    let out = head.run(&guests().testjob, &["streams"]);
+    assert_code(&out, 0);
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert!(o.contains("driver to stdout\n") && o.contains("task to stdout\n") && !o.contains("to stderr"), "{o}");
+    assert!(e.contains("driver to stderr\n") && e.contains("task to stderr\n") && !e.contains("to stdout"), "{e}");
+}
+
 /// A trainer's two workers on different nodes reduce and report across the
 /// network; SIGKILLing the worker node under one of them mid-run restarts
 /// the group from the latest checkpoint on the nodes left, and the run ends
@@ -1119,9 +1131,9 @@ fn a_trainer_survives_a_sigkilled_worker_node() {
     let head = Head::start_with_cpus("1");
     let workers = [head.add_worker_with("1", &[]), head.add_worker_with("1", &[])];
     let mut run = head.spawn_testjob(&["train-cluster", "killable"]);
-    // A remote job's standard error reaches the client on its standard
-    // output (the wire carries one output stream).
-    let lines = lines_of(run.stdout.take().unwrap());
+    // The status lines are on standard error, the results on standard
+    // output: a remote job's streams reach the client as they left the job.
+    let lines = lines_of_both(&mut run);
     let mut seen = Vec::new();
     let next = |seen: &mut Vec<String>| match lines.recv_timeout(Duration::from_secs(60)) {
         Ok(line) => {

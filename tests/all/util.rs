@@ -88,6 +88,20 @@ pub fn holds_within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 /// their own, so that waiting for one can time out).
 pub fn lines_of(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
     let (tx, rx) = std::sync::mpsc::channel();
+    forward_lines(pipe, tx);
+    rx
+}
+
+/// The lines of a child's stdout and stderr, in one channel as they come
+/// (each stream's lines in order); it disconnects when both streams end.
+pub fn lines_of_both(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    forward_lines(child.stdout.take().expect("stdout piped"), tx.clone());
+    forward_lines(child.stderr.take().expect("stderr piped"), tx);
+    rx
+}
+
+fn forward_lines(pipe: impl std::io::Read + Send + 'static, tx: std::sync::mpsc::Sender<String>) {
     std::thread::spawn(move || {
         use std::io::BufRead;
         for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
@@ -96,7 +110,6 @@ pub fn lines_of(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::R
             }
         }
     });
-    rx
 }
 
 /// Waits for a line containing `needle`; fails the test after `limit`.

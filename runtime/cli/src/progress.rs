@@ -76,7 +76,7 @@ pub fn settled(node: &wray_runtime::Node) -> TaskCounts {
 /// prints what output is left and clears the line.
 pub async fn terminal(
     node: wray_runtime::Node,
-    mut output: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    mut output: tokio::sync::mpsc::UnboundedReceiver<wray_runtime::Chunk>,
     done: tokio::sync::oneshot::Receiver<()>,
 ) {
     let start = Instant::now();
@@ -84,13 +84,18 @@ pub async fn terminal(
     let mut at_line_start = true;
     let mut tick = tokio::time::interval(REDRAW);
     tokio::pin!(done);
-    let write = |bytes: &[u8], shown: &mut bool, at_line_start: &mut bool| {
+    let write = |(stream, bytes): wray_runtime::Chunk, shown: &mut bool, at_line_start: &mut bool| {
         if *shown {
             eprint!("{CLEAR}");
             *shown = false;
         }
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(bytes).and_then(|()| out.flush());
+        let _ = match stream {
+            wray_runtime::Stream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&bytes).and_then(|()| out.flush())
+            }
+            wray_runtime::Stream::Stderr => std::io::stderr().lock().write_all(&bytes),
+        };
         if let Some(last) = bytes.last() {
             *at_line_start = *last == b'\n';
         }
@@ -98,7 +103,7 @@ pub async fn terminal(
     loop {
         tokio::select! {
             chunk = output.recv() => match chunk {
-                Some(bytes) => write(&bytes, &mut shown, &mut at_line_start),
+                Some(chunk) => write(chunk, &mut shown, &mut at_line_start),
                 None => break,
             },
             _ = tick.tick() => {
@@ -113,8 +118,8 @@ pub async fn terminal(
             _ = &mut done => break,
         }
     }
-    while let Ok(bytes) = output.try_recv() {
-        write(&bytes, &mut shown, &mut at_line_start);
+    while let Ok(chunk) = output.try_recv() {
+        write(chunk, &mut shown, &mut at_line_start);
     }
     if shown {
         eprint!("{CLEAR}");

@@ -35,7 +35,7 @@ pub use checkpoint::{BLOCK as CHECKPOINT_BLOCK, Checkpoint, Delta, MAX_CHECKPOIN
 pub use component::{ComponentCache, JobComponent, LoadError, REUSE_SECTION, with_reuse_section};
 pub use engine::{EPOCH_TICK, Engine, EngineConfig};
 pub use http_component::{HttpComponent, HttpGrants, is_http_proxy};
-pub use instance::{CallError, Grants, Instance, InstanceLimits, Output};
+pub use instance::{CallError, Chunk, Grants, Instance, InstanceLimits, Output, Stream};
 pub use services::{
     Application, ArgSpec, BoxFuture, Caller, HeldRefs, HttpAnswer, HttpForward, HttpNodes, Services, Serving, Value,
 };

@@ -532,7 +532,8 @@ pub const JOB_LOST: u8 = 3;
 /// What a node sends back.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
 pub enum Event {
-    /// Bytes the job wrote to stdout or stderr.
+    /// Bytes the job wrote to stdout (or, in a job's stored log, to either
+    /// stream).
     Output(Vec<u8>),
     /// The job ended: `code` as `wray run` would exit (0, 1, 2, 130), or
     /// [`JOB_LOST`].
@@ -635,6 +636,9 @@ pub enum Event {
         /// Of which free.
         free: Vec<(String, f64)>,
     },
+    /// Bytes the job wrote to stderr (streamed live; [`Event::Output`] is
+    /// its stdout).
+    ErrorOutput(Vec<u8>),
 }
 
 /// The cluster as one node sees it.

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, anyhow};
 use std::net::SocketAddr;
+use wray_host::Stream;
 use wray_net::proto::{self, Event, JobInfo, JobRequest, Request};
 use wray_net::state::NodeState;
 use wray_net::{ClusterIdentity, Token, frame};
@@ -197,7 +198,7 @@ impl ClusterClient {
     }
 
     /// Runs a job on the cluster, calling `on_output` with its output as it
-    /// arrives. Dropping the future (Ctrl-C) closes the stream, which
+    /// arrives, each chunk with the stream the job wrote it to. Dropping the future (Ctrl-C) closes the stream, which
     /// cancels the job on the cluster.
     ///
     /// The component is named by hash first and sent only if the head does
@@ -208,7 +209,7 @@ impl ClusterClient {
     /// Takes the request by reference, so that running a lost job again
     /// does not copy its component; the bytes are copied only for a head
     /// that asks for them.
-    pub async fn run_job(&self, job: &JobSpec, on_output: impl FnMut(&[u8])) -> anyhow::Result<RemoteOutcome> {
+    pub async fn run_job(&self, job: &JobSpec, on_output: impl FnMut(Stream, &[u8])) -> anyhow::Result<RemoteOutcome> {
         match self.run_job_stream(&job.0, on_output).await {
             Err(e) if e.is::<Lost>() => Ok(RemoteOutcome {
                 code: proto::JOB_LOST,
@@ -222,7 +223,7 @@ impl ClusterClient {
     async fn run_job_stream(
         &self,
         job: &JobRequest,
-        mut on_output: impl FnMut(&[u8]),
+        mut on_output: impl FnMut(Stream, &[u8]),
     ) -> anyhow::Result<RemoteOutcome> {
         let mut named = job.clone_without_component();
         if named.component_hash.is_empty() {
@@ -244,7 +245,8 @@ impl ClusterClient {
                     (send, recv) = self.conn.open_bi().await.map_err(lost)?;
                     frame::write(&mut send, &proto::encode(&Request::RunJob(full))?).await.map_err(lost)?;
                 }
-                Event::Output(chunk) => on_output(&chunk),
+                Event::Output(chunk) => on_output(Stream::Stdout, &chunk),
+                Event::ErrorOutput(chunk) => on_output(Stream::Stderr, &chunk),
                 Event::Finished { code, message } => {
                     let _ = send.finish();
                     return Ok(RemoteOutcome { code, message, exit_status: None });

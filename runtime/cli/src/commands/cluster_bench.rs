@@ -175,7 +175,7 @@ impl LocalCluster {
         let outcome = self
             .rt
             .block_on(async {
-                tokio::time::timeout(deadline, self.client.run_job(&request, |b| out.extend_from_slice(b))).await
+                tokio::time::timeout(deadline, self.client.run_job(&request, |_, b| out.extend_from_slice(b))).await
             })
             .map_err(|_| anyhow!("workload {name} did not finish within {deadline:?}: it hung"))??;
         let text = String::from_utf8_lossy(&out).into_owned();

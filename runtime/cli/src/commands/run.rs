@@ -278,8 +278,8 @@ impl RunCommand {
         }
         let cancel = Arc::new(AtomicBool::new(false));
         // On a terminal (both streams), the job's output goes through the
-        // progress printer so that the live line stays below it; the two
-        // streams then reach the terminal merged, as they would anyway.
+        // progress printer so that the live line stays below it; it writes
+        // each chunk to the stream the job wrote it to.
         use std::io::IsTerminal;
         let live =
             !self.no_progress && server.is_none() && std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
@@ -424,11 +424,16 @@ impl RunCommand {
             let mut client = ClusterClient::connect(&address, &token).await?;
             let mut retries = 0;
             loop {
-                let run = client.run_job(&job, |chunk| {
+                let run = client.run_job(&job, |stream, chunk| {
                     use std::io::Write;
-                    let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(chunk);
-                    let _ = out.flush();
+                    // Each stream where the job wrote it, as a local run.
+                    let _ = match stream {
+                        wray_runtime::Stream::Stdout => {
+                            let mut out = std::io::stdout().lock();
+                            out.write_all(chunk).and_then(|()| out.flush())
+                        }
+                        wray_runtime::Stream::Stderr => std::io::stderr().lock().write_all(chunk),
+                    };
                 });
                 let outcome = tokio::select! {
                     r = run => r.map(Some),

@@ -5,6 +5,19 @@ use std::path::PathBuf;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
+/// Which of its two streams a guest wrote to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Bytes a guest wrote, and to which stream, as output channels carry them:
+/// a remote job's standard error stays standard error on the client.
+pub type Chunk = (Stream, Vec<u8>);
+
 /// Where an instance's stdout and stderr go.
 #[derive(Clone, Debug, Default)]
 pub enum Output {
@@ -18,24 +31,30 @@ pub enum Output {
     /// go to the same buffer.
     Capture(MemoryOutputPipe),
     /// Sent, chunk by chunk as the guest writes, into a channel (a head node
-    /// streams a remote job's output back this way); both streams.
-    Channel(tokio::sync::mpsc::UnboundedSender<Vec<u8>>),
+    /// streams a remote job's output back this way); both streams, each
+    /// chunk tagged with its own.
+    Channel(tokio::sync::mpsc::UnboundedSender<Chunk>),
     /// Into a channel whose reader prints to a terminal (`wray run` keeping
     /// a progress line below the output): as `Channel`, but the guest is
     /// told its streams are a terminal, as it would be with `Inherit` on
     /// one, so its own live output (Data's progress) stays live.
-    Terminal(tokio::sync::mpsc::UnboundedSender<Vec<u8>>),
+    Terminal(tokio::sync::mpsc::UnboundedSender<Chunk>),
 }
 
 impl Output {
-    /// Writes bytes a guest printed elsewhere (a task that ran on another
-    /// node) where this output goes.
-    pub fn write(&self, bytes: &[u8]) {
+    /// Writes bytes a guest printed to `stream` elsewhere (a task that ran
+    /// on another node) where this output goes.
+    pub fn write(&self, stream: Stream, bytes: &[u8]) {
         match self {
             Output::Inherit => {
                 use std::io::Write;
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(bytes).and_then(|()| out.flush());
+                let _ = match stream {
+                    Stream::Stdout => {
+                        let mut out = std::io::stdout().lock();
+                        out.write_all(bytes).and_then(|()| out.flush())
+                    }
+                    Stream::Stderr => std::io::stderr().lock().write_all(bytes),
+                };
             }
             Output::Null => {}
             Output::Capture(pipe) => {
@@ -44,7 +63,7 @@ impl Output {
                 let _ = pipe.clone().write(bytes::Bytes::copy_from_slice(bytes));
             }
             Output::Channel(tx) | Output::Terminal(tx) => {
-                let _ = tx.send(bytes.to_vec());
+                let _ = tx.send((stream, bytes.to_vec()));
             }
         }
     }
@@ -72,7 +91,7 @@ impl wasmtime_wasi::cli::StdoutStream for OnTerminal {
 /// Writes into an output channel; never blocks (the channel is unbounded, as
 /// the guest's own writes are bounded by its time limit and the peer reads
 /// continuously).
-struct ChannelWriter(tokio::sync::mpsc::UnboundedSender<Vec<u8>>);
+struct ChannelWriter(tokio::sync::mpsc::UnboundedSender<Chunk>, Stream);
 
 impl tokio::io::AsyncWrite for ChannelWriter {
     fn poll_write(
@@ -81,7 +100,7 @@ impl tokio::io::AsyncWrite for ChannelWriter {
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
         // A closed channel means nobody listens any more: drop the output.
-        let _ = self.0.send(buf.to_vec());
+        let _ = self.0.send((self.1, buf.to_vec()));
         std::task::Poll::Ready(Ok(buf.len()))
     }
     fn poll_flush(
@@ -136,13 +155,13 @@ pub(super) fn wasi_ctx(grants: &Grants) -> wasmtime::Result<WasiCtx> {
         }
         Output::Channel(tx) => {
             use wasmtime_wasi::cli::AsyncStdoutStream;
-            b.stdout(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone())));
-            b.stderr(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone())));
+            b.stdout(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone(), Stream::Stdout)));
+            b.stderr(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone(), Stream::Stderr)));
         }
         Output::Terminal(tx) => {
             use wasmtime_wasi::cli::AsyncStdoutStream;
-            b.stdout(OnTerminal(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone()))));
-            b.stderr(OnTerminal(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone()))));
+            b.stdout(OnTerminal(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone(), Stream::Stdout))));
+            b.stderr(OnTerminal(AsyncStdoutStream::new(OUTPUT_BUDGET, ChannelWriter(tx.clone(), Stream::Stderr))));
         }
     }
     for (k, v) in &grants.env {

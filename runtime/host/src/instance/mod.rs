@@ -20,7 +20,7 @@ mod sandbox;
 mod state;
 
 pub(crate) use convert::to_wit_error;
-pub use grants::{Grants, Output};
+pub use grants::{Chunk, Grants, Output, Stream};
 pub(crate) use linker::linker;
 pub use sandbox::InstanceLimits;
 pub use state::RefGuard;

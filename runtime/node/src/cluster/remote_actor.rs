@@ -29,7 +29,9 @@
 
 use crate::cluster::link::Link;
 use crate::cluster::remote_task::Chosen;
-use crate::cluster::wire::{AskError, accepted, answer, open_with, read_event, resources, write_parts, write_with};
+use crate::cluster::wire::{
+    AskError, accepted, answer, open_with, output_event, read_event, resources, write_parts, write_with,
+};
 use crate::local::actor::{ActorCall, ActorSpec, ActorState, Mailbox, ToOwner};
 use crate::local::job::JobState;
 use crate::{NodeInner, lock};
@@ -39,7 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use wray_core::{ActorId, Error, JobId, ObjectId, Options, TaskId};
-use wray_host::{ArgSpec, CHECKPOINT_BLOCK, Caller, Checkpoint, Delta, MAX_CHECKPOINT};
+use wray_host::{ArgSpec, CHECKPOINT_BLOCK, Caller, Checkpoint, Chunk, Delta, MAX_CHECKPOINT, Stream};
 use wray_net::proto::{
     self, ActorMsg, Event, MAX_DELTA_BYTES, Request, TaskDone, TaskRequest, Upcall, UpcallRequest, WireActor, WireCall,
     WireDelta,
@@ -290,7 +292,11 @@ impl NodeInner {
                 loop {
                     let msg = match read_event(&mut recv).await {
                         Ok(Event::Output(chunk)) => {
-                            job.config.grants.output.write(&chunk);
+                            job.config.grants.output.write(Stream::Stdout, &chunk);
+                            continue;
+                        }
+                        Ok(Event::ErrorOutput(chunk)) => {
+                            job.config.grants.output.write(Stream::Stderr, &chunk);
                             continue;
                         }
                         Ok(Event::ActorRestarted) => {
@@ -492,7 +498,7 @@ impl NodeInner {
         let state = self.spawn_actor(job.clone(), id, req.function.clone(), spec);
         lock(&job.actors).insert(id, state.clone());
         // Output of the job's instances here may come back this way.
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Chunk>();
         let sink = {
             let mut sinks = lock(sinks);
             let n = sinks.last().map_or(0, |(i, _)| i + 1);
@@ -544,7 +550,7 @@ impl NodeInner {
                     }
                 }
                 Some(chunk) = out_rx.recv() => {
-                    if let Err(e) = frame::write(&mut send, &proto::encode(&Event::Output(chunk))?).await {
+                    if let Err(e) = frame::write(&mut send, &proto::encode(&output_event(chunk))?).await {
                         break Err(e);
                     }
                 }

@@ -24,7 +24,8 @@
 use crate::cluster::head::Peers;
 use crate::cluster::link::Link;
 use crate::cluster::wire::{
-    ask_for, object_id, open_with, pairs, read_event, resources, wire_args, wire_id, wire_scheduling, write_with,
+    ask_for, object_id, open_with, output_event, pairs, read_event, resources, wire_args, wire_id, wire_scheduling,
+    write_with,
 };
 use crate::local::job::JobState;
 use crate::local::task::TaskSpec;
@@ -34,7 +35,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wray_core::{Error, ObjectId, Options, Resources, Scheduling, TaskId, limits};
-use wray_host::{ArgSpec, Grants, InstanceLimits, JobComponent, Output, Value};
+use wray_host::{ArgSpec, Chunk, Grants, InstanceLimits, JobComponent, Output, Stream, Value};
 use wray_net::proto::{self, Event, Request, TaskDone, TaskRequest, WireActor, WireArg, WireObject};
 use wray_net::{NetError, frame};
 use wray_store::Object;
@@ -57,7 +58,7 @@ pub(crate) enum Remote {
 }
 
 /// Open task streams of a remote job, by a number of their own.
-pub(crate) type Sinks = Arc<Mutex<Vec<(u64, tokio::sync::mpsc::UnboundedSender<Vec<u8>>)>>>;
+pub(crate) type Sinks = Arc<Mutex<Vec<(u64, tokio::sync::mpsc::UnboundedSender<Chunk>)>>>;
 
 /// The stand-in for a job owned by another node, on a node running some of
 /// its tasks.
@@ -294,7 +295,8 @@ impl NodeInner {
                 Err(e) => return lost(e),
             };
             match event {
-                Event::Output(chunk) => job.config.grants.output.write(&chunk),
+                Event::Output(chunk) => job.config.grants.output.write(Stream::Stdout, &chunk),
+                Event::ErrorOutput(chunk) => job.config.grants.output.write(Stream::Stderr, &chunk),
                 Event::Busy => return Remote::Busy,
                 Event::Refused(why) => {
                     self.store.complete(spec.output, Err(Error::InvalidArgument(why)));
@@ -548,7 +550,7 @@ impl NodeInner {
         resources: Resources,
         send: &mut quinn::SendStream,
         recv: &mut quinn::RecvStream,
-        output: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+        output: &mut tokio::sync::mpsc::UnboundedReceiver<Chunk>,
     ) -> Result<(), NetError> {
         let (args, imported) = self.read_args(job, &req.args, &req.objects, recv).await?;
         // A task sent here only to spill over (its own node could run it in
@@ -602,7 +604,7 @@ impl NodeInner {
                 loop {
                     tokio::select! {
                         r = self.store.get(result_id) => break r,
-                        Some(chunk) = output.recv() => frame::write(send, &proto::encode(&Event::Output(chunk))?).await?,
+                        Some(chunk) = output.recv() => frame::write(send, &proto::encode(&output_event(chunk))?).await?,
                         _ = recv.read_to_end(0), if !owner_gone => {
                             // The owner cancelled the task or went away.
                             owner_gone = true;
@@ -615,7 +617,7 @@ impl NodeInner {
             }
         };
         while let Ok(chunk) = output.try_recv() {
-            frame::write(send, &proto::encode(&Event::Output(chunk))?).await?;
+            frame::write(send, &proto::encode(&output_event(chunk))?).await?;
         }
         let (done, blobs) = self.done_event(result_id, result).await;
         self.store.release(result_id);
@@ -635,7 +637,7 @@ impl NodeInner {
             r.running += 1;
             return (r.state.clone(), r.sinks.clone(), req.job.clone());
         }
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Chunk>();
         let sinks: Sinks = Arc::default();
         // Output of the job's instances here, to whichever of its task
         // streams is open.

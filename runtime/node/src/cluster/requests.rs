@@ -4,11 +4,11 @@
 //! A bad frame closes only that peer's connection.
 
 use crate::cluster::head::{MAX_DEAD_WORKERS, MEMBERSHIP_PRIORITY, Peers, Running, Worker, close};
-use crate::cluster::wire::{pairs, resources};
+use crate::cluster::wire::{output_event, pairs, resources};
 use crate::{JobConfig, JobError, Node, lock, persist};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use wray_host::{Grants, InstanceLimits, Output};
+use wray_host::{Chunk, Grants, InstanceLimits, Output};
 use wray_net::proto::{self, Event, JobRequest, NodeReport, Request, StatusReport};
 use wray_net::{NetError, frame};
 
@@ -319,7 +319,7 @@ impl Node {
         let mut client_gone = false;
         let outcome = loop {
             tokio::select! {
-                Some(chunk) = rx.recv() => frame::write(send, &proto::encode(&Event::Output(chunk))?).await?,
+                Some(chunk) = rx.recv() => frame::write(send, &proto::encode(&output_event(chunk))?).await?,
                 r = &mut job => break r,
                 _ = recv.read_to_end(0), if !client_gone => {
                     client_gone = true;
@@ -328,7 +328,7 @@ impl Node {
             }
         };
         while let Ok(chunk) = rx.try_recv() {
-            frame::write(send, &proto::encode(&Event::Output(chunk))?).await?;
+            frame::write(send, &proto::encode(&output_event(chunk))?).await?;
         }
         let event = match outcome {
             Ok(Ok(())) => finished(0, String::new()),
@@ -397,7 +397,7 @@ impl Node {
 pub(crate) fn remote_job_config(
     node: &crate::NodeInner,
     req: &JobRequest,
-    tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    tx: tokio::sync::mpsc::UnboundedSender<Chunk>,
     cancel: Arc<AtomicBool>,
 ) -> JobConfig {
     JobConfig {

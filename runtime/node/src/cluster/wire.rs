@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use wray_core::{ObjectId, Resources, Scheduling, TaskId, limits};
-use wray_host::ArgSpec;
+use wray_host::{ArgSpec, Chunk, Stream};
 use wray_net::proto::{self, Event, Request, WireArg, WireId, WireScheduling};
 use wray_net::{NetError, frame};
 
@@ -17,6 +17,15 @@ pub(crate) fn wire_id(id: ObjectId) -> WireId {
 
 pub(crate) fn object_id(w: &WireId) -> ObjectId {
     ObjectId { task: TaskId::from_halves(w.hi, w.lo), index: w.index }
+}
+
+/// A chunk of a guest's output as the event that carries it: stdout as
+/// [`Event::Output`], stderr as [`Event::ErrorOutput`].
+pub(crate) fn output_event((stream, bytes): Chunk) -> Event {
+    match stream {
+        Stream::Stdout => Event::Output(bytes),
+        Stream::Stderr => Event::ErrorOutput(bytes),
+    }
 }
 
 pub(crate) fn pairs(r: &Resources) -> Vec<(String, f64)> {

@@ -14,7 +14,7 @@ use wray_host::{BoxFuture, HttpComponent, HttpNodes, JobComponent, Serving};
 use wray_net::proto::{JobInfo, JobRequest};
 
 /// Where a job's output goes: its log.
-type Output = tokio::sync::mpsc::UnboundedSender<Vec<u8>>;
+type Output = tokio::sync::mpsc::UnboundedSender<wray_host::Chunk>;
 
 impl JobTable {
     /// Starts `req` on `node`; returns its id.
@@ -62,7 +62,7 @@ impl JobTable {
                     http.instances,
                     if elsewhere.is_some() { ", on the head and its workers in turn" } else { "" }
                 );
-                let _ = out.send(line.into_bytes());
+                let _ = out.send((wray_host::Stream::Stdout, line.into_bytes()));
                 let serve = serving.serve_component(
                     &label,
                     component,
@@ -104,7 +104,8 @@ impl JobTable {
         let cancel = Arc::new(AtomicBool::new(false));
         let stopping = Arc::new(AtomicBool::new(false));
         lock(&self.live).insert(id.clone(), Live { cancel: cancel.clone(), stopping: stopping.clone() });
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        // The log holds both streams, interleaved as written.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<wray_host::Chunk>();
         let mut config = crate::cluster::requests::remote_job_config(node, &req, tx.clone(), cancel);
         config.label = Some(id.clone());
         let table = self.clone();
@@ -126,11 +127,11 @@ impl JobTable {
             };
             let outcome = loop {
                 tokio::select! {
-                    Some(chunk) = rx.recv() => write(&chunk, &table),
+                    Some((_, chunk)) = rx.recv() => write(&chunk, &table),
                     r = &mut run => break r,
                 }
             };
-            while let Ok(chunk) = rx.try_recv() {
+            while let Ok((_, chunk)) = rx.try_recv() {
                 write(&chunk, &table);
             }
             let (status, message) = match outcome {

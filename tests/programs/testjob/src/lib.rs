@@ -213,6 +213,11 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             println!("locality nodes: {}", nodes.len());
             println!("ran on job node: {}", nodes.contains(&wray::runtime_context().node_id));
         }
+        "streams" => {
+            println!("driver to stdout");
+            eprintln!("driver to stderr");
+            wray::get(&to_both_streams::remote())?;
+        }
         "spread-strategy" => spread_strategy()?,
         "node-affinity" => node_affinity()?,
         "node-affinity-basics" => node_affinity_basics()?,

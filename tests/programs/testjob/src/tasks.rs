@@ -12,6 +12,13 @@ pub(crate) fn add(a: i64, b: i64) -> i64 {
 /// Calls of this function its instance has run: 1 in a fresh instance.
 static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Writes a line to each stream (`streams`).
+#[wray::remote]
+pub(crate) fn to_both_streams() {
+    println!("task to stdout");
+    eprintln!("task to stderr");
+}
+
 #[wray::remote]
 pub(crate) fn count_calls() -> u64 {
     CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
