@@ -24,10 +24,11 @@ pub const TARGET_BLOCK_BYTES: usize = 32 << 20;
 pub const DEFAULT_ROWS_PER_BLOCK: usize = 64 * 1024;
 
 /// The buffer between a reader or writer and its file. Every refill or
-/// flush is a WASI call that the host runs on a blocking thread (a thread
-/// hand-off and a futex wake each); with std's 8 KiB buffers those hand-offs
-/// cost the CSV → Parquet benchmark about a sixth of its time. 1 MiB makes
-/// them rare while a task reading and writing two files holds 2 MiB.
+/// flush is a round of WASI calls into the host (at most 64 KiB each); with
+/// std's 8 KiB buffers a conversion made eight times as many, and when the
+/// host still handed each to a blocking thread they cost the CSV → Parquet
+/// benchmark about a sixth of its time. 1 MiB makes them rare while a task
+/// reading and writing two files holds 2 MiB.
 pub(crate) const FILE_BUFFER_BYTES: usize = 1 << 20;
 
 /// A block in the object store, as the executor sees it.
