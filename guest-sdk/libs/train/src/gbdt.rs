@@ -124,9 +124,9 @@ impl GbdtTrainer {
     /// [`fit`](GbdtTrainer::fit) on a dataset (Ray's
     /// `XGBoostTrainer(datasets={"train": ds}, label_column=label)`): every
     /// column but `label` is a feature, in the dataset's column order; see
-    /// [`rows_of`] for how columns are read.
+    /// [`matrix_of`] for how columns are read.
     pub fn fit_dataset(&self, train: &Dataset, label: &str) -> Result<XGBClassifier, Error> {
-        let (x, y) = rows_of(train, label)?;
+        let (x, y) = matrix_of(train, label)?;
         self.fit(&x, &y)
     }
 
@@ -134,8 +134,8 @@ impl GbdtTrainer {
     /// `datasets={"train": ..., "valid": ...}`); both must have the same
     /// feature columns.
     pub fn fit_dataset_with_eval(&self, train: &Dataset, eval: &Dataset, label: &str) -> Result<XGBClassifier, Error> {
-        let (x, y) = rows_of(train, label)?;
-        let (ex, ey) = rows_of(eval, label)?;
+        let (x, y) = matrix_of(train, label)?;
+        let (ex, ey) = matrix_of(eval, label)?;
         let (features, eval_features) = (train.columns()?, eval.columns()?);
         if features != eval_features {
             return Err(invalid(format!(
@@ -281,14 +281,16 @@ impl GbdtTrainer {
     }
 }
 
-/// A dataset's rows as boosting rows and labels: column `label` as the
-/// labels, every other column a feature in the dataset's column order, each
-/// read as `f32` (integers, floats and booleans converted; a null feature is
-/// NaN — a missing value, for which the trees learn a direction — and a null
-/// label an error naming its row). The driver reads the dataset once: it
-/// computes the bins from all rows and puts each worker's shard in the
-/// store, as [`GbdtTrainer::fit`] does with a [`Matrix`].
-pub fn rows_of(ds: &Dataset, label: &str) -> Result<(Matrix, Vec<f32>), Error> {
+/// A dataset's rows as a feature [`Matrix`] and labels — what any
+/// `wray::learn` model fits on, and how [`GbdtTrainer::fit_dataset`] reads
+/// its datasets: column `label` as the labels, every other column a feature
+/// in the dataset's column order, each read as `f32` (integers, floats and
+/// booleans converted; a null feature is NaN — a missing value, for which
+/// boosted trees learn a direction — and a null label an error naming its
+/// row). The caller reads the whole dataset; the trainer's driver then bins
+/// all rows and puts each worker's shard in the store, as
+/// [`GbdtTrainer::fit`] does with a [`Matrix`].
+pub fn matrix_of(ds: &Dataset, label: &str) -> Result<(Matrix, Vec<f32>), Error> {
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
     use arrow_array::types::Float32Type;

@@ -62,7 +62,7 @@ pub use checkpoint::{Checkpoint, MAX_FILES, METADATA_FILE};
 pub use collective::{Group, ReduceOp};
 pub use controller::MAX_REPORTS_AHEAD;
 pub use ddp::{DistributedOptimizer, prepare_model, prepare_optimizer};
-pub use gbdt::{GbdtTrainer, MAX_GBDT_WORKERS};
+pub use gbdt::{GbdtTrainer, MAX_GBDT_WORKERS, matrix_of};
 pub use preprocessors::Preprocessor;
 pub use session::{
     TrainContext, allreduce, barrier, broadcast, get_checkpoint, get_context, get_dataset_shard, report, with_group,
