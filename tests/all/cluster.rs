@@ -775,12 +775,19 @@ fn a_burst_of_actors_fills_every_node_without_overfilling_one() {
     assert!(stdout(&out).lines().any(|l| l == "actors: 90, sum: 4005, nodes: 3"), "{}", stdout(&out));
 }
 
-#[test]
-fn spread_takes_the_nodes_in_turn_and_default_stays_home() {
+/// A 1-CPU head and two 1-CPU workers that also offer `spot`, which the
+/// scheduling scenarios use to find the workers.
+fn head_and_two_spot_workers() -> Head {
     let head = Head::start_with_cpus("1");
     for _ in 0..2 {
         head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
     }
+    head
+}
+
+#[test]
+fn spread_takes_the_nodes_in_turn_and_default_stays_home() {
+    let head = head_and_two_spot_workers();
     let out = head.run(&guests().testjob, &["spread-strategy"]);
     assert_code(&out, 0);
     let text = stdout(&out);
@@ -804,10 +811,7 @@ fn spread_takes_the_nodes_in_turn_and_default_stays_home() {
 
 #[test]
 fn node_affinity_pins_tasks_and_actors_to_a_node_and_soft_affinity_bends() {
-    let head = Head::start_with_cpus("1");
-    for _ in 0..2 {
-        head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
-    }
+    let head = head_and_two_spot_workers();
     let out = head.run(&guests().testjob, &["node-affinity"]);
     assert_code(&out, 0);
     let text = stdout(&out);

@@ -89,13 +89,7 @@ pub async fn terminal(
             eprint!("{CLEAR}");
             *shown = false;
         }
-        let _ = match stream {
-            wray_runtime::Stream::Stdout => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(&bytes).and_then(|()| out.flush())
-            }
-            wray_runtime::Stream::Stderr => std::io::stderr().lock().write_all(&bytes),
-        };
+        let _ = stream.write_here(&bytes);
         if let Some(last) = bytes.last() {
             *at_line_start = *last == b'\n';
         }

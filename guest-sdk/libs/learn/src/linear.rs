@@ -6,6 +6,7 @@
 //! The intercept is never penalised: features and targets are centred
 //! first.
 
+use crate::gbdt::{argmax, sigmoid, softmax};
 use crate::{Matrix, invalid};
 use serde::{Deserialize, Serialize};
 use wray_guest_core::Error;
@@ -230,20 +231,6 @@ impl Default for LogisticRegression {
     }
 }
 
-/// Softmax of `z`, in place, shifted by its largest entry so that no
-/// `exp` overflows.
-fn softmax(z: &mut [f64]) {
-    let top = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut sum = 0.0;
-    for v in z.iter_mut() {
-        *v = (*v - top).exp();
-        sum += *v;
-    }
-    for v in z.iter_mut() {
-        *v /= sum;
-    }
-}
-
 /// The penalised objective, its gradient and Hessian at `w`: `k` outputs
 /// (1 for the binary model, its class-1 log-odds), each `d` weights then an
 /// intercept, laid out output after output.
@@ -269,21 +256,21 @@ impl Newton<'_> {
     }
 
     /// Each output's probability for row `i` (the class-1 probability for
-    /// the binary model).
-    fn probabilities(&self, w: &[f64], i: usize, p: &mut [f64]) {
-        self.logits(w, i, p);
+    /// the binary model); `z` holds the logits on the way.
+    fn probabilities(&self, w: &[f64], i: usize, z: &mut [f64], p: &mut [f64]) {
+        self.logits(w, i, z);
         if self.k == 1 {
-            p[0] = 1.0 / (1.0 + (-p[0]).exp());
+            p[0] = sigmoid(z[0]);
         } else {
-            softmax(p);
+            softmax(z, p);
         }
     }
 
     fn loss(&self, w: &[f64]) -> f64 {
-        let (d, mut p) = (self.x.cols(), vec![0.0; self.k]);
+        let (d, mut z, mut p) = (self.x.cols(), vec![0.0; self.k], vec![0.0; self.k]);
         let mut total = 0.0;
         for (i, yi) in self.y.iter().enumerate() {
-            self.probabilities(w, i, &mut p);
+            self.probabilities(w, i, &mut z, &mut p);
             let truth = if self.k == 1 { if *yi == 1.0 { p[0] } else { 1.0 - p[0] } } else { p[*yi as usize] };
             total -= truth.max(1e-300).ln();
         }
@@ -297,10 +284,10 @@ impl Newton<'_> {
         let (d, k, wd) = (self.x.cols(), self.k, self.width());
         let n = k * wd;
         let (mut g, mut h) = (vec![0.0; n], vec![0.0; n * n]);
-        let mut p = vec![0.0; k];
+        let (mut z, mut p) = (vec![0.0; k], vec![0.0; k]);
         let mut feat = vec![0.0; wd];
         for (i, yi) in self.y.iter().enumerate() {
-            self.probabilities(w, i, &mut p);
+            self.probabilities(w, i, &mut z, &mut p);
             for (j, f) in feat.iter_mut().enumerate() {
                 *f = if j == d { 1.0 } else { f64::from(self.x.row(i)[j]) };
             }
@@ -406,18 +393,18 @@ impl LogisticRegression {
 
     /// Each row's probability of every class (columns 0..k).
     pub fn predict_proba(&self, x: &Matrix) -> Result<Vec<Vec<f64>>, Error> {
-        let models = self.model.as_deref().ok_or_else(|| invalid("LogisticRegression: predict before fit".into()))?;
-        let first = models.first().ok_or_else(|| invalid("LogisticRegression: a model without outputs".into()))?;
-        x.check_features(first.coef.len(), "the rows to predict", "the model")?;
+        let models = self.model.as_deref().unwrap_or_default();
+        fitted(models.first(), x, "LogisticRegression")?;
         Ok((0..x.rows())
             .map(|r| {
-                let mut z: Vec<f64> = models.iter().map(|m| m.value(x.row(r))).collect();
+                let z: Vec<f64> = models.iter().map(|m| m.value(x.row(r))).collect();
                 if let [log_odds] = z[..] {
-                    let p = 1.0 / (1.0 + (-log_odds).exp());
+                    let p = sigmoid(log_odds);
                     vec![1.0 - p, p]
                 } else {
-                    softmax(&mut z);
-                    z
+                    let mut p = vec![0.0; z.len()];
+                    softmax(&z, &mut p);
+                    p
                 }
             })
             .collect())
@@ -426,15 +413,7 @@ impl LogisticRegression {
     /// Each row's most probable class (for two classes: 1 where its
     /// probability is above one half).
     pub fn predict(&self, x: &Matrix) -> Result<Vec<f32>, Error> {
-        Ok(self
-            .predict_proba(x)?
-            .iter()
-            .map(|p| {
-                // The first of equal maxima, as numpy's argmax.
-                let best = (1..p.len()).fold(0, |b, c| if p[c] > p[b] { c } else { b });
-                best as f32
-            })
-            .collect())
+        Ok(self.predict_proba(x)?.iter().map(|p| argmax(p) as f32).collect())
     }
 }
 

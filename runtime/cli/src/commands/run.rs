@@ -424,16 +424,9 @@ impl RunCommand {
             let mut client = ClusterClient::connect(&address, &token).await?;
             let mut retries = 0;
             loop {
+                // Each stream where the job wrote it, as a local run.
                 let run = client.run_job(&job, |stream, chunk| {
-                    use std::io::Write;
-                    // Each stream where the job wrote it, as a local run.
-                    let _ = match stream {
-                        wray_runtime::Stream::Stdout => {
-                            let mut out = std::io::stdout().lock();
-                            out.write_all(chunk).and_then(|()| out.flush())
-                        }
-                        wray_runtime::Stream::Stderr => std::io::stderr().lock().write_all(chunk),
-                    };
+                    let _ = stream.write_here(chunk);
                 });
                 let outcome = tokio::select! {
                     r = run => r.map(Some),

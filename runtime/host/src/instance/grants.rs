@@ -14,6 +14,21 @@ pub enum Stream {
     Stderr,
 }
 
+impl Stream {
+    /// Writes `bytes` to this process's own stream of that name (stdout
+    /// flushed at once, so that output streams live).
+    pub fn write_here(self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        match self {
+            Stream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(bytes).and_then(|()| out.flush())
+            }
+            Stream::Stderr => std::io::stderr().lock().write_all(bytes),
+        }
+    }
+}
+
 /// Bytes a guest wrote, and to which stream, as output channels carry them:
 /// a remote job's standard error stays standard error on the client.
 pub type Chunk = (Stream, Vec<u8>);
@@ -47,14 +62,7 @@ impl Output {
     pub fn write(&self, stream: Stream, bytes: &[u8]) {
         match self {
             Output::Inherit => {
-                use std::io::Write;
-                let _ = match stream {
-                    Stream::Stdout => {
-                        let mut out = std::io::stdout().lock();
-                        out.write_all(bytes).and_then(|()| out.flush())
-                    }
-                    Stream::Stderr => std::io::stderr().lock().write_all(bytes),
-                };
+                let _ = stream.write_here(bytes);
             }
             Output::Null => {}
             Output::Capture(pipe) => {

@@ -2,7 +2,7 @@
 
 use super::bins::Cuts;
 use super::grow::{Binned, Quantized, TreeParams, grow};
-use super::objective::{Metric, Objective, sigmoid, softmax};
+use super::objective::{Metric, Objective, argmax, sigmoid, softmax};
 use super::tree::{Node, Tree};
 use crate::{Matrix, invalid};
 use serde::{Deserialize, Serialize};
@@ -813,11 +813,7 @@ impl XGBClassifier {
 
     /// Each row's most probable class.
     pub fn predict(&self, x: &Matrix) -> Result<Vec<f32>, Error> {
-        Ok(self
-            .predict_proba(x)?
-            .iter()
-            .map(|p| (0..p.len()).max_by(|a, b| p[*a].total_cmp(&p[*b]).then(b.cmp(a))).unwrap_or(0) as f32)
-            .collect())
+        Ok(self.predict_proba(x)?.iter().map(|p| argmax(p) as f32).collect())
     }
 }
 

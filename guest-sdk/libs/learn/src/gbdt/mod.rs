@@ -24,4 +24,5 @@ pub use booster::{
     XGBRegressor, boost, prepare,
 };
 pub use objective::{Metric, Objective};
+pub(crate) use objective::{argmax, sigmoid, softmax};
 pub use tree::{Node, Tree};

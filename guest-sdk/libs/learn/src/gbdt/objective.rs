@@ -86,6 +86,12 @@ pub(crate) fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// The index of the largest of `p`, the first of equal maxima (numpy's
+/// `argmax`).
+pub(crate) fn argmax(p: &[f64]) -> usize {
+    (0..p.len()).max_by(|a, b| p[*a].total_cmp(&p[*b]).then(b.cmp(a))).unwrap_or(0)
+}
+
 pub(crate) fn softmax(m: &[f64], out: &mut [f64]) {
     let max = m.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut sum = 0.0;
@@ -197,7 +203,7 @@ impl Metric {
                     total += if self == Metric::MLogLoss {
                         -p[label as usize].clamp(1e-15, 1.0).ln()
                     } else {
-                        let best = (0..k).max_by(|a, b| p[*a].total_cmp(&p[*b]).then(b.cmp(a))).unwrap_or(0);
+                        let best = argmax(&p);
                         f64::from(u8::from(best != label as usize))
                     };
                 }
