@@ -43,9 +43,11 @@ for _ in $(seq 100); do grep -q '^joined: ' "$nodes/worker.out" && break; sleep 
 target/release/wray run --address "$address" --token "$token" "$bench" -- --two-nodes
 target/release/wray microbenchmark --raw-quic 100 "$bench"
 kill "${pids[@]}" 2>/dev/null || true
-echo "## wine MLP, 150 epochs: the 2-worker trainer (wall time of the whole wray run) and scikit-learn"
+echo "## wine MLP, 150 epochs: the 2-worker trainer and scikit-learn, each timed start to finish"
 for run in 1 2 3; do
     /usr/bin/time -f "wray run, start to finish: %e s, peak RSS %M KiB" \
         target/release/wray run --dir examples/data::/data "$wine" 2>&1 | grep -E "^(trained|test accuracy|wray run)"
     "$venv/bin/python" benches/reference/wine_mlp.py examples/data/winequality-red.csv
+    /usr/bin/time -f "python, defaults only, start to finish: %e s, peak RSS %M KiB" \
+        "$venv/bin/python" benches/reference/wine_mlp.py examples/data/winequality-red.csv --defaults-only
 done

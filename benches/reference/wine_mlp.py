@@ -4,7 +4,9 @@ random_state=0, StandardScaler fit on the training rows).
 
 Prints `sklearn fit <s> epochs <n> epoch_ms <ms> accuracy <acc>`, first
 with scikit-learn's defaults (Adam, batches of 200), then with the seeds'
-optimiser (SGD lr 0.01, momentum 0.9, batches of 32).
+optimiser (SGD lr 0.01, momentum 0.9, batches of 32). With `--defaults-only`
+the second fit is skipped, so that the script timed start to finish (Python,
+imports, reading, one fit) compares with a whole `wray run`.
 """
 import sys, time, warnings
 warnings.filterwarnings("ignore")
@@ -17,10 +19,13 @@ data = np.loadtxt(sys.argv[1], delimiter=",", skiprows=1)
 x, y = data[:, :-1], (data[:, -1] >= 6).astype(int)
 xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.25, random_state=0)
 s = StandardScaler().fit(xtr)
-for label, kw in [
+fits = [
     ("sklearn-defaults", {}),
     ("sklearn-sgd-32", dict(solver="sgd", learning_rate_init=0.01, momentum=0.9, nesterovs_momentum=False, batch_size=32)),
-]:
+]
+if "--defaults-only" in sys.argv[2:]:
+    fits = fits[:1]
+for label, kw in fits:
     m = MLPClassifier(hidden_layer_sizes=(10, 8), max_iter=500, random_state=0, **kw)
     t = time.perf_counter()
     m.fit(s.transform(xtr), ytr)

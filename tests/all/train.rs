@@ -36,6 +36,7 @@ fn collectives_between_tasks_agree_and_fail_clearly() {
         let want = ["[3.0, 6.0]", "[9.0, 12.0]", "[15.0, 18.0]"][rank];
         assert_eq!(r("reduce_scatter"), want, "{out}");
     }
+    // The first operation meets through the group's actor.
     let mismatch = "collective group 'mismatch', operation #1: rank 0 called allreduce of 4 elements but rank 1 \
                     called allreduce of 5 elements";
     assert!(line_after(&out, "mismatch rank 0:").contains(mismatch), "{out}");
@@ -45,8 +46,28 @@ fn collectives_between_tasks_agree_and_fail_clearly() {
             && line_after(&out, "timeout:").contains("waited 300ms for ranks [1], which never joined"),
         "{out}"
     );
-    assert!(line_after(&out, "abort:").contains("collective group 'aborted'"), "{out}");
-    assert!(line_after(&out, "abort:").contains("rank 1 died: killed by the test"), "{out}");
+    // Later ones meet in the host (every member runs on this node): the
+    // same errors, as clear.
+    for rank in 0..2 {
+        let line = line_after(&out, &format!("mismatch (host) rank {rank}:"));
+        assert!(line.contains("collective group 'mismatch'") && line.contains("operation #2"), "{out}");
+        assert!(
+            line.contains("rank 0 called allreduce of 4 elements but rank 1 called allreduce of 5 elements"),
+            "{out}"
+        );
+    }
+    let timeout = line_after(&out, "timeout (host):");
+    assert!(
+        timeout.contains("collective group 'lonely'")
+            && timeout.contains("barrier (operation #2) on rank 0 waited 300ms")
+            && timeout.contains("never joined"),
+        "{out}"
+    );
+    for path in ["", " (host)"] {
+        let abort = line_after(&out, &format!("abort{path}:"));
+        assert!(abort.contains("collective group 'aborted'"), "{out}");
+        assert!(abort.contains("rank 1 died: killed by the test"), "{out}");
+    }
     assert!(line_after(&out, "bad size:").contains("0 members (1 to 1024)"), "{out}");
 }
 

@@ -24,6 +24,7 @@ mod code;
 mod dispatch;
 mod error;
 mod exit;
+pub mod meeting;
 mod object_ref;
 mod options;
 mod placement;

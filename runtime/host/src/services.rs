@@ -57,6 +57,17 @@ pub struct Caller {
     pub holds: Resources,
 }
 
+/// A member's share of one round at a meeting point (`meeting.exchange`).
+#[derive(Debug)]
+pub struct MeetingShare {
+    /// How many members meet there.
+    pub size: u32,
+    /// What the member is doing; every member of a round must say the same.
+    pub what: String,
+    /// None, one part for every member, or one per member (by rank).
+    pub parts: Vec<bytes::Bytes>,
+}
+
 /// A boxed future: the node's async services are called through `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -146,6 +157,23 @@ pub trait Services: Send + Sync + 'static {
     /// Keeps the caller's progress document under `topic` (checked against
     /// the limits already) for state listings.
     fn publish_status(&self, caller: &Caller, topic: String, body: String);
+    /// Member `rank` of the caller's job's meeting point `point` on this
+    /// node contributes `share` to `round` (`meeting.exchange`), or with
+    /// `None` waits again for a round it contributed to
+    /// (`meeting.wait-round`), up to `timeout`. Returns by rank what each
+    /// member sent this one, or `None` when the time passed first.
+    fn meet<'a>(
+        &'a self,
+        caller: &'a Caller,
+        point: String,
+        rank: u32,
+        round: u64,
+        share: Option<MeetingShare>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Option<Vec<bytes::Bytes>>, Error>>;
+    /// Fails every round of the caller's job's meeting point `point` on
+    /// this node, open and to come (`meeting.abort`).
+    fn abort_meeting(&self, caller: &Caller, point: &str, reason: &str);
     /// Where the caller's tensors live: a GPU of the node if the caller
     /// holds some of the `GPU` resource and one works, else the CPU path.
     fn device(&self, caller: &Caller) -> wray_gpu::Device;

@@ -143,6 +143,9 @@ pub(crate) struct NodeInner {
     task_log: Mutex<state::TaskLog>,
     /// Progress documents jobs published (`state.rs`).
     published: Mutex<state::Published>,
+    /// Where members of collective groups on this node meet
+    /// (`local/meeting.rs`).
+    meetings: local::meeting::Meetings,
     /// Placements received from the head, for its accounting (`Arrivals`).
     arrivals: Mutex<Arrivals>,
     /// When the node started.
@@ -268,6 +271,7 @@ impl Node {
                 serving: std::sync::OnceLock::new(),
                 task_log: Mutex::new(state::TaskLog::default()),
                 published: Mutex::new(state::Published::default()),
+                meetings: local::meeting::Meetings::default(),
                 arrivals: Mutex::new(Arrivals::default()),
                 started: std::time::Instant::now(),
                 devices,

@@ -296,6 +296,7 @@ impl NodeInner {
         }
         lock(&self.jobs).remove(&job.id);
         self.store.free_job(job.id);
+        self.meetings.end_job(job.id);
         let groups = std::mem::take(&mut *lock(&job.groups));
         if !groups.is_empty()
             && let Ok(node) = self.arc()

@@ -8,5 +8,6 @@ pub(crate) mod actor;
 pub(crate) mod detached_actors;
 mod detached_jobs;
 pub(crate) mod job;
+pub(crate) mod meeting;
 mod services;
 pub(crate) mod task;

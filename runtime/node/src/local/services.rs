@@ -398,6 +398,22 @@ impl Services for NodeInner {
         self.id.clone()
     }
 
+    fn meet<'a>(
+        &'a self,
+        caller: &'a Caller,
+        point: String,
+        rank: u32,
+        round: u64,
+        share: Option<wray_host::MeetingShare>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Option<Vec<bytes::Bytes>>, Error>> {
+        Box::pin(async move { self.meetings.meet(caller.job, &point, rank, round, share, timeout).await })
+    }
+
+    fn abort_meeting(&self, caller: &Caller, point: &str, reason: &str) {
+        self.meetings.abort(caller.job, point, reason);
+    }
+
     fn publish_status(&self, caller: &Caller, topic: String, body: String) {
         // Listed under the job's name, as its tasks are (a stand-in's job
         // is named after its owner).

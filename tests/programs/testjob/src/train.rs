@@ -42,17 +42,25 @@ fn member(mut group: Group, big: usize) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
-/// Calls an allreduce of `len` elements.
+/// Calls an allreduce of `len` elements, after `barriers` barriers (the
+/// first operation meets through the group's actor, later ones in the
+/// host).
 #[wray::remote]
-fn reduce_len(mut group: Group, len: usize) -> Result<(), Error> {
+fn reduce_len(mut group: Group, len: usize, barriers: u32) -> Result<(), Error> {
+    for _ in 0..barriers {
+        group.barrier()?;
+    }
     let mut v = vec![1.0; len];
     group.allreduce(&mut v, ReduceOp::Sum)
 }
 
-/// Waits in a barrier.
+/// Waits in `n` barriers.
 #[wray::remote]
-fn wait_barrier(mut group: Group) -> Result<(), Error> {
-    group.barrier()
+fn wait_barriers(mut group: Group, n: u32) -> Result<(), Error> {
+    for _ in 0..n {
+        group.barrier()?;
+    }
+    Ok(())
 }
 
 /// `train-collective`: three member tasks, every operation; then the errors.
@@ -64,22 +72,31 @@ fn scenario_collective() -> Result<(), Error> {
             println!("rank {rank}: {line}");
         }
     }
-    // Sizes that disagree fail in every rank, naming both.
-    let g = train::collective::create_group("mismatch", 2)?;
-    let a = reduce_len::options().num_cpus(0.5).remote(g[0].clone(), 4);
-    let b = reduce_len::options().num_cpus(0.5).remote(g[1].clone(), 5);
-    println!("mismatch rank 0: {}", wray::get(&a).unwrap_err());
-    println!("mismatch rank 1: {}", wray::get(&b).unwrap_err());
-    // A rank that never comes: the other gives up after its timeout.
-    let g = train::collective::create_group("lonely", 2)?;
-    let alone = wait_barrier::options().num_cpus(0.5).remote(g[0].clone().with_timeout(Duration::from_millis(300)));
-    println!("timeout: {}", wray::get(&alone).unwrap_err());
-    // An abort reaches a member that is waiting.
-    let g = train::collective::create_group("aborted", 2)?;
-    let waiting = wait_barrier::options().num_cpus(0.5).remote(g[0].clone());
-    std::thread::sleep(Duration::from_millis(100));
-    g[1].abort("rank 1 died: killed by the test");
-    println!("abort: {}", wray::get(&waiting).unwrap_err());
+    // The same errors twice: in the first operation, which meets through
+    // the group's actor, and in the second, which meets in the host.
+    for (path, warmup) in [("", 0), (" (host)", 1)] {
+        // Sizes that disagree fail in every rank, naming both.
+        let g = train::collective::create_group("mismatch", 2)?;
+        let a = reduce_len::options().num_cpus(0.5).remote(g[0].clone(), 4, warmup);
+        let b = reduce_len::options().num_cpus(0.5).remote(g[1].clone(), 5, warmup);
+        println!("mismatch{path} rank 0: {}", wray::get(&a).unwrap_err());
+        println!("mismatch{path} rank 1: {}", wray::get(&b).unwrap_err());
+        // A rank that never comes: the other gives up after its timeout.
+        let g = train::collective::create_group("lonely", 2)?;
+        let short = Duration::from_millis(300);
+        let alone = wait_barriers::options().num_cpus(0.5).remote(g[0].clone().with_timeout(short), warmup + 1);
+        let gone = wait_barriers::options().num_cpus(0.5).remote(g[1].clone(), warmup);
+        wray::get(&gone)?;
+        println!("timeout{path}: {}", wray::get(&alone).unwrap_err());
+        // An abort reaches a member that is waiting.
+        let g = train::collective::create_group("aborted", 2)?;
+        let waiting = wait_barriers::options().num_cpus(0.5).remote(g[0].clone(), warmup + 1);
+        let other = wait_barriers::options().num_cpus(0.5).remote(g[1].clone(), warmup);
+        wray::get(&other)?;
+        std::thread::sleep(Duration::from_millis(100));
+        g[1].abort("rank 1 died: killed by the test");
+        println!("abort{path}: {}", wray::get(&waiting).unwrap_err());
+    }
     println!("bad size: {}", train::collective::create_group("none", 0).err().unwrap());
     Ok(())
 }

@@ -7,5 +7,6 @@
 mod actors;
 mod checkpoint;
 mod cluster;
+mod meeting;
 mod serve;
 mod tasks;
