@@ -138,15 +138,15 @@ fn bad_trainer_input_fails_with_errors_naming_the_rank_metric_or_path() {
 }
 
 /// Gradients averaged in rank order keep the replicas bit-identical after
-/// every step; replicas built from different seeds are refused.
+/// every step; `prepare_model` copies rank 0's weights into replicas built
+/// from other seeds, and refuses a replica of another size.
 #[test]
 fn data_parallel_replicas_stay_bit_identical() {
     let (out, _) = scenario("train-ddp");
     assert_eq!(line_after(&out, "ddp:"), "identical 1 error None", "{out}");
-    assert!(
-        line_after(&out, "different seeds:").contains("prepare_model: ranks [1] start from other weights"),
-        "{out}"
-    );
+    assert_eq!(line_after(&out, "different seeds:"), "identical 1 error None", "{out}");
+    let sizes = line_after(&out, "different sizes:");
+    assert!(sizes.contains("prepare_model: rank 0's model has 49 parameters, rank 1's 55"), "{out}");
 }
 
 /// The seeds' wine classifier trained by two workers from `read_csv`,

@@ -120,6 +120,15 @@ impl Tensor {
         Ok(self.0.read()?)
     }
 
+    /// Overwrites the elements in place with `data` (row-major, exactly as
+    /// many as the tensor has). Every handle on this tensor — a model's
+    /// parameter and its optimizer's copy of it — and every `reshape` of it
+    /// sees the new values: how `wray::train::prepare_model` copies rank
+    /// 0's weights into the other replicas.
+    pub fn write(&self, data: &[f32]) -> Result<(), Error> {
+        Ok(self.0.write(data)?)
+    }
+
     /// The first element (the value of a one-element tensor).
     pub fn item(&self) -> Result<f32, Error> {
         self.to_vec()?.first().copied().ok_or_else(|| Error::InvalidArgument("item: the tensor is empty".into()))

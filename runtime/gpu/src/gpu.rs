@@ -253,6 +253,24 @@ impl GpuDevice {
         Ok(GpuBuffer { buffer, device: self.clone(), len: data.len() })
     }
 
+    /// Replaces `target`'s elements with `data` (as many), by a copy
+    /// recorded in the pending encoder: `queue.write_buffer` would land
+    /// before kernels recorded earlier but not yet submitted.
+    pub(crate) fn overwrite(&self, target: &GpuBuffer, data: &[f32]) -> Result<(), TensorError> {
+        self.check("write")?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let source = self.init(bytemuck::cast_slice(data), wgpu::BufferUsages::COPY_SRC);
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let encoder =
+                pending.encoder.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
+            encoder.copy_buffer_to_buffer(&source, 0, &target.buffer, 0, (data.len() * 4) as u64);
+        }
+        self.take_error("write")
+    }
+
     fn download(&self, op: &'static str, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, TensorError> {
         self.check(op)?;
         if len == 0 {

@@ -185,6 +185,25 @@ impl Tensor {
         }
     }
 
+    /// Overwrites the elements in place with `data` (exactly as many).
+    /// Views of the same storage see the new values; on a GPU the copy is
+    /// queued after the kernels already queued, so they read the old ones.
+    pub fn write(&self, data: &[f32]) -> Result<(), TensorError> {
+        if data.len() != self.len() {
+            return Err(TensorError::new(
+                "write",
+                format!("the tensor of shape {:?} holds {} values, got {}", self.shape, self.len(), data.len()),
+            ));
+        }
+        match &self.storage {
+            Storage::Cpu(d) => {
+                write(d).copy_from_slice(data);
+                Ok(())
+            }
+            Storage::Gpu(b) => b.device().overwrite(b, data),
+        }
+    }
+
     /// The same elements under another shape with as many elements. Shares
     /// the storage.
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor, TensorError> {

@@ -206,6 +206,27 @@ fn optimizer_steps_match() {
     }
 }
 
+/// `write` replaces a tensor's elements in place on both paths; a view of
+/// the same storage sees them; a kernel queued before the write reads the
+/// old values, one queued after the new.
+#[test]
+fn a_write_lands_in_place_in_order() {
+    let old = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let new = [-1.0, 0.5, 8.0, 0.0, 2.5, -3.0];
+    let (cpu, gpu) = pair(&[2, 3], &old);
+    for t in [&cpu, &gpu] {
+        let view = t.reshape(&[6]).unwrap();
+        let before = t.unary(Unary::Neg).unwrap();
+        t.write(&new).unwrap();
+        let after = t.unary(Unary::Neg).unwrap();
+        assert_eq!(view.to_vec().unwrap(), new, "{:?}", t.device_kind());
+        assert_eq!(before.to_vec().unwrap(), old.map(|x: f32| -x), "{:?}", t.device_kind());
+        assert_eq!(after.to_vec().unwrap(), new.map(|x: f32| -x), "{:?}", t.device_kind());
+        let e = t.write(&new[..5]).unwrap_err().to_string();
+        assert!(e.contains("write") && e.contains("holds 6 values, got 5"), "{e}");
+    }
+}
+
 #[test]
 fn bad_input_is_an_error_naming_the_operation_and_shapes() {
     for device in [Device::Cpu, Device::Gpu(gpu())] {

@@ -332,6 +332,11 @@ impl tensors::HostTensor for State {
         self.derive(&r, "gather-rows", |t| t.gather_rows(&indices))
     }
 
+    async fn write(&mut self, r: Resource<HostTensor>, data: Vec<f32>) -> wasmtime::Result<Result<(), types::Error>> {
+        let t = self.tensor(&r, "write")?;
+        Ok(t.and_then(|t| t.write(&data).map_err(invalid)))
+    }
+
     async fn sgd_step(
         &mut self,
         r: Resource<HostTensor>,

@@ -1,5 +1,5 @@
 //! Data-parallel `wray::nn` (Ray's `prepare_model` and PyTorch's DDP): every
-//! worker starts from the same weights and, before each optimizer step,
+//! worker starts from rank 0's weights and, before each optimizer step,
 //! replaces its gradients by their mean over the workers (in rank order, so
 //! bit for bit the same on every rank), so the replicas take the same steps
 //! and stay identical.
@@ -9,30 +9,30 @@ use crate::session;
 use wray_guest_core::{Error, Tensor};
 use wray_nn::{Module, Optimizer, Var};
 
-/// Checks that every worker's model starts from the same weights, and
-/// returns it (the role of Ray's `prepare_model`). Build the model from the
-/// same seed on every worker (`Rng::new(seed)`): unlike PyTorch's DDP, which
-/// copies rank 0's weights into the others, wray's parameters cannot be
-/// overwritten in place yet, so replicas that differ are an error naming the
-/// ranks rather than silently different models.
+/// Makes every worker's model start from rank 0's weights, and returns it
+/// (Ray's `prepare_model`, PyTorch's DDP): rank 0's parameters are
+/// broadcast and written in place into every other rank's (so the
+/// optimizer, built over the same parameters, steps the copied weights).
+/// Replicas may be built from different seeds, or none.
 pub fn prepare_model<M: Module>(model: M) -> Result<M, Error> {
     let params = model.parameters();
-    let flat = flatten(&params, |p| Some(p.value().clone()))?;
-    // FNV-1a over the bits, sent as four exact 16-bit pieces.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for x in &flat {
-        for b in x.to_bits().to_le_bytes() {
-            hash = (hash ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    let mine: Vec<f32> = (0..4).map(|i| ((hash >> (16 * i)) & 0xffff) as f32).chain([flat.len() as f32]).collect();
-    let all = session::with_group(|g| g.allgather(&mine))?;
-    let differ: Vec<usize> = (0..all.len()).filter(|r| all[*r] != all[0]).collect();
-    if !differ.is_empty() {
+    let mut flat = flatten(&params, |p| Some(p.value().clone()))?;
+    let len = flat.len();
+    session::with_group(|g| g.broadcast(&mut flat, 0))?;
+    if flat.len() != len {
+        // Models of different sizes cannot be replicas of each other.
+        let rank = session::with_group(|g| Ok(g.rank()))?;
         return Err(Error::InvalidArgument(format!(
-            "prepare_model: ranks {differ:?} start from other weights than rank 0; build the model from the same \
-             seed on every worker"
+            "prepare_model: rank 0's model has {} parameters, rank {rank}'s {len}; every worker must build the \
+             same model",
+            flat.len()
         )));
+    }
+    let mut at = 0;
+    for p in &params {
+        let n: usize = p.shape().iter().product();
+        p.value().write(&flat[at..at + n])?;
+        at += n;
     }
     Ok(model)
 }

@@ -297,10 +297,10 @@ fn scenario_bad(dir: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn ddp_model(seed: u64) -> Result<Sequential, Error> {
+fn ddp_model(seed: u64, hidden: usize) -> Result<Sequential, Error> {
     let mut rng = Rng::new(seed);
-    Ok(Sequential::new().add(Linear::new(4, 8, Init::KaimingUniform, &mut rng)?).add(ReLU).add(Linear::new(
-        8,
+    Ok(Sequential::new().add(Linear::new(4, hidden, Init::KaimingUniform, &mut rng)?).add(ReLU).add(Linear::new(
+        hidden,
         1,
         Init::XavierUniform,
         &mut rng,
@@ -308,10 +308,15 @@ fn ddp_model(seed: u64) -> Result<Sequential, Error> {
 }
 
 /// Data-parallel regression: every step, every rank checks that all ranks
-/// hold the same weights.
+/// hold the same weights. Seed 99: each rank builds its model from its own
+/// seed (`prepare_model` copies rank 0's); seed 98: rank 1 builds a bigger
+/// model (refused).
 fn ddp_loop(seed: u64) -> Result<(), Error> {
     let ctx = train::get_context()?;
-    let model = train::prepare_model(ddp_model(seed + ctx.world_rank as u64 * u64::from(seed == 99))?)?;
+    let rank = ctx.world_rank as u64;
+    let own_seed = seed + rank * u64::from(seed == 99);
+    let hidden = if seed == 98 && rank == 1 { 9 } else { 8 };
+    let model = train::prepare_model(ddp_model(own_seed, hidden)?)?;
     let params = model.parameters();
     let mut opt = train::prepare_optimizer(nn::Sgd::new(params.clone(), 0.05, 0.9)?, params.clone());
     let mut rng = Rng::new(100 + ctx.world_rank as u64);
@@ -339,8 +344,9 @@ fn ddp_loop(seed: u64) -> Result<(), Error> {
     train::report(train::metrics(&[("identical", f64::from(u8::from(identical))), ("loss", loss_value as f64)]), None)
 }
 
-/// `train-ddp`: two replicas stay bit-identical; replicas built from other
-/// seeds are refused by `prepare_model`.
+/// `train-ddp`: two replicas stay bit-identical, also when built from
+/// different seeds; replicas of different sizes are refused by
+/// `prepare_model`.
 fn scenario_ddp() -> Result<(), Error> {
     let quiet = RunConfig { verbose: false, ..RunConfig::default() };
     let r = DataParallelTrainer::new(ddp_loop)
@@ -353,12 +359,18 @@ fn scenario_ddp() -> Result<(), Error> {
         r.metrics.get("identical").copied().unwrap_or(-1.0),
         r.error.map(|e| e.to_string())
     );
-    let r = DataParallelTrainer::new(ddp_loop)
-        .train_loop_config(99)
-        .scaling_config(ScalingConfig::new(2))
-        .run_config(quiet)
-        .fit()?;
-    println!("different seeds: {}", r.error.map(|e| e.to_string()).unwrap_or_default());
+    for (label, seed) in [("different seeds", 99), ("different sizes", 98)] {
+        let r = DataParallelTrainer::new(ddp_loop)
+            .train_loop_config(seed)
+            .scaling_config(ScalingConfig::new(2))
+            .run_config(quiet.clone())
+            .fit()?;
+        println!(
+            "{label}: identical {} error {:?}",
+            r.metrics.get("identical").copied().unwrap_or(-1.0),
+            r.error.map(|e| e.to_string())
+        );
+    }
     Ok(())
 }
 
