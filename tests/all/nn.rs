@@ -6,8 +6,6 @@
 use crate::util::*;
 use std::time::Duration;
 
-const SOFTWARE_GPU: (&str, &str) = ("WRAY_ALLOW_SOFTWARE_GPU", "1");
-
 /// Runs an example with the datasets granted at /data.
 fn run_example(job: &std::path::Path, flags: &[&str], args: &[&str], envs: &[(&str, &str)]) -> (String, String) {
     let grant = format!("{}::/data", workspace().join("examples/data").display());

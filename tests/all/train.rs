@@ -149,6 +149,15 @@ fn data_parallel_replicas_stay_bit_identical() {
     assert!(sizes.contains("prepare_model: rank 0's model has 49 parameters, rank 1's 55"), "{out}");
 }
 
+/// The same on the GPU path (lavapipe): the replicas' tensors live in GPU
+/// memory, `prepare_model` writes rank 0's weights there, and the replicas
+/// stay bit-identical.
+#[test]
+fn data_parallel_replicas_stay_bit_identical_on_a_gpu() {
+    let (out, _) = run_ok(&guests().testjob, &["--gpus", "1"], &["train-ddp-gpu"], &[SOFTWARE_GPU]);
+    assert_eq!(line_after(&out, "ddp on gpu:"), "identical 1 on_gpu 1 error None", "{out}");
+}
+
 /// The seeds' wine classifier trained by two workers from `read_csv`,
 /// checkpointed, reloaded and used for batch prediction on an actor pool:
 /// the single-process `wine_mlp`'s accuracy (0.75) or better.

@@ -268,6 +268,9 @@ pub fn scenario(flags: &[&str], args: &[&str]) -> Output {
 
 /// Runs `wray run FLAGS JOB -- ARGS` with `envs`, expecting success;
 /// returns what it printed (stdout, stderr).
+/// Lets a job use a software Vulkan adapter (lavapipe) as its GPU.
+pub const SOFTWARE_GPU: (&str, &str) = ("WRAY_ALLOW_SOFTWARE_GPU", "1");
+
 pub fn run_ok(job: &Path, flags: &[&str], args: &[&str], envs: &[(&str, &str)]) -> (String, String) {
     let mut all: Vec<&str> = vec!["run"];
     all.extend_from_slice(flags);

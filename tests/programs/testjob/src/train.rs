@@ -341,7 +341,15 @@ fn ddp_loop(seed: u64) -> Result<(), Error> {
         let all = train::with_group(|g| g.allgather(&flat))?;
         identical &= all.iter().all(|w| w.iter().zip(&all[0]).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
-    train::report(train::metrics(&[("identical", f64::from(u8::from(identical))), ("loss", loss_value as f64)]), None)
+    let on_gpu = f64::from(u8::from(params.iter().all(|p| p.value().on_gpu())));
+    train::report(
+        train::metrics(&[
+            ("identical", f64::from(u8::from(identical))),
+            ("loss", loss_value as f64),
+            ("on_gpu", on_gpu),
+        ]),
+        None,
+    )
 }
 
 /// `train-ddp`: two replicas stay bit-identical, also when built from
@@ -371,6 +379,25 @@ fn scenario_ddp() -> Result<(), Error> {
             r.error.map(|e| e.to_string())
         );
     }
+    Ok(())
+}
+
+/// `train-ddp-gpu`: two replicas built from different seeds, each holding
+/// half of the node's GPU, so that their tensors (and the weights
+/// `prepare_model` writes) live in GPU memory.
+fn scenario_ddp_gpu() -> Result<(), Error> {
+    let r = DataParallelTrainer::new(ddp_loop)
+        .train_loop_config(99)
+        .scaling_config(ScalingConfig::new(2).resources_per_worker(&[("CPU", 0.5), ("GPU", 0.5)]))
+        .run_config(RunConfig { verbose: false, ..RunConfig::default() })
+        .fit()?;
+    let m = |k: &str| r.metrics.get(k).copied().unwrap_or(-1.0);
+    println!(
+        "ddp on gpu: identical {} on_gpu {} error {:?}",
+        m("identical"),
+        m("on_gpu"),
+        r.error.map(|e| e.to_string())
+    );
     Ok(())
 }
 
@@ -505,6 +532,7 @@ pub fn run(scenario: &str, args: &[String]) -> Result<(), Error> {
         "train-fail" => scenario_fail(),
         "train-bad" => scenario_bad(dir),
         "train-ddp" => scenario_ddp(),
+        "train-ddp-gpu" => scenario_ddp_gpu(),
         "train-preprocess" => scenario_preprocess(dir),
         "train-cluster" => scenario_cluster(args.first().is_some_and(|a| a == "killable")),
         other => panic!("unknown scenario {other}"),
