@@ -1193,6 +1193,44 @@ fn a_trainer_survives_a_sigkilled_worker_node() {
     assert!(failures >= 1, "{text}");
 }
 
+/// Boosted trees on two workers of different nodes: SIGKILLing the worker
+/// node under one of them mid-run restarts the group from the last
+/// checkpointed round on the nodes left, and the model equals one process's,
+/// bit for bit.
+#[test]
+fn boosting_survives_a_sigkilled_worker_node() {
+    let head = Head::start_with_cpus("1");
+    let workers = [head.add_worker_with("1", &[]), head.add_worker_with("1", &[])];
+    let mut run = head.spawn_testjob(&["learn-cluster"]);
+    let lines = lines_of_both(&mut run);
+    let mut seen = Vec::new();
+    // Long enough for the head to notice the killed node.
+    let mut next = |what: &str| loop {
+        match lines.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if line.contains(what) {
+                    break line;
+                }
+            }
+            Err(_) => panic!("no line with {what:?}; output so far:\n{}", seen.join("\n")),
+        }
+    };
+    // "[gbdt] worker ranks 0..2 on nodes ["node-…", "node-…"] (attempt 0)"
+    let nodes_line = next("worker ranks 0..2 on nodes");
+    let victim = *workers.iter().find(|pid| nodes_line.contains(&node_id(**pid))).expect(&nodes_line);
+    next("[gbdt] round 6 of 30 checkpointed");
+    Command::new("kill").args(["-KILL", &victim.to_string()]).status().unwrap();
+    let restarted = next("restarting the worker group from round");
+    let result = next("gbdt cluster: ");
+    drop(next);
+    let out = wait_for_exit(run, "the boosting job", Duration::from_secs(60));
+    assert_code(&out, 0);
+    let text = seen.join("\n");
+    assert!(restarted.contains("GbdtTrainer: worker rank"), "{text}");
+    assert_eq!(result, "gbdt cluster: same model as one process: true", "{text}");
+}
+
 #[test]
 fn a_head_keeps_running_after_whoever_read_its_token_stops_reading() {
     // `wray start --block | head -2`, or a supervisor that closes the pipe

@@ -51,7 +51,9 @@ pub struct GbdtTrainer {
     cpus: f64,
     checkpoint_every: usize,
     max_failures: u32,
+    verbose: bool,
     fail: Option<(usize, usize)>,
+    pause_ms: u64,
 }
 
 impl GbdtTrainer {
@@ -63,7 +65,9 @@ impl GbdtTrainer {
             cpus: 1.0,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             max_failures: 0,
+            verbose: true,
             fail: None,
+            pause_ms: 0,
         }
     }
 
@@ -88,6 +92,21 @@ impl GbdtTrainer {
     /// Times the worker group may be restarted after a worker dies.
     pub fn max_failures(mut self, n: u32) -> Self {
         self.max_failures = n;
+        self
+    }
+
+    /// Status lines on standard error (default on): where the workers run,
+    /// each checkpointed round, restarts.
+    pub fn verbose(mut self, verbose: bool) -> Self {
+        self.verbose = verbose;
+        self
+    }
+
+    /// Makes every worker sleep this long after each round, so that a test
+    /// can act while the boosting goes on (kill a node under a worker).
+    #[doc(hidden)]
+    pub fn pause_each_round(mut self, pause: std::time::Duration) -> Self {
+        self.pause_ms = pause.as_millis().min(u128::from(u64::MAX)) as u64;
         self
     }
 
@@ -192,6 +211,7 @@ impl GbdtTrainer {
                 Err(e) if failures < self.max_failures => {
                     failures += 1;
                     attempt += 1;
+                    // Said even when not verbose: a restart is news.
                     eprintln!(
                         "[gbdt] {e}; restarting the worker group from round {} (restart {failures} of {})",
                         trees.len() / k,
@@ -236,6 +256,15 @@ impl GbdtTrainer {
             })
             .collect::<Result<Vec<ActorHandle<GbdtWorker>>, Error>>()?;
         let total = job.params.n_estimators;
+        if self.verbose {
+            // Where each rank runs, as the DataParallelTrainer says it: what
+            // an operator (or a test that kills a node) looks for.
+            let nodes = wray_guest_core::get_all(&workers.iter().map(|w| w.node()).collect::<Vec<_>>());
+            match nodes {
+                Ok(nodes) => eprintln!("[gbdt] worker ranks 0..{n} on nodes {nodes:?} (attempt {attempt})"),
+                Err(e) => eprintln!("[gbdt] worker ranks 0..{n}: {e} (attempt {attempt})"),
+            }
+        }
         let result = (|| {
             while trees.len() / k < total && !scores.stopped {
                 let mut until = (trees.len() / k + self.checkpoint_every).min(total);
@@ -247,7 +276,7 @@ impl GbdtTrainer {
                     .enumerate()
                     .map(|(rank, w)| {
                         let trap = fail.filter(|(r, _)| *r == rank).map(|(_, round)| round as u64);
-                        w.boost(trees.clone(), until as u64, trap)
+                        w.boost(trees.clone(), until as u64, trap, self.pause_ms)
                     })
                     .collect();
                 // Results as they come: the first failure aborts the group.
@@ -271,6 +300,9 @@ impl GbdtTrainer {
                     .ok_or_else(|| invalid("GbdtTrainer: rank 0 returned no model".into()))?;
                 *trees = grown;
                 scores.score(trees, k);
+                if self.verbose {
+                    eprintln!("[gbdt] round {} of {total} checkpointed (attempt {attempt})", trees.len() / k);
+                }
             }
             Ok(())
         })();
@@ -372,13 +404,20 @@ impl GbdtWorker {
         GbdtWorker { group, job, first_row, x, y }
     }
 
+    /// The node this worker runs on.
+    pub(crate) fn node(&mut self) -> String {
+        wray_guest_core::runtime_context().node_id
+    }
+
     /// Boosts on from `trees` up to round `until`; rank 0 returns all the
-    /// trees. `trap`: trap on reaching that round (tests).
+    /// trees. `trap`: trap on reaching that round; `pause_ms`: sleep after
+    /// each round (tests).
     pub(crate) fn boost(
         &mut self,
         mut trees: Vec<Tree>,
         until: u64,
         trap: Option<u64>,
+        pause_ms: u64,
     ) -> Result<Option<Vec<Tree>>, Error> {
         let job = &self.job;
         let objective = Objective::parse(&job.objective)?;
@@ -387,6 +426,9 @@ impl GbdtWorker {
             if trap == Some(round as u64 + 1) {
                 // A real trap: the instance dies, as on a crash.
                 std::process::abort();
+            }
+            if pause_ms > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(pause_ms));
             }
             true
         };

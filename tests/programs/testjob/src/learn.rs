@@ -21,6 +21,7 @@ pub fn run(scenario: &str) -> Result<(), Error> {
         "learn-errors" => errors(),
         "learn-models" => models(),
         "learn-workers" => workers(),
+        "learn-cluster" => cluster(),
         other => Err(Error::InvalidArgument(format!("unknown scenario {other}"))),
     }
 }
@@ -152,6 +153,26 @@ fn models() -> Result<(), Error> {
             .cv(3)
             .fit(&xt, &yt)?;
     println!("forest grid: best max_depth {}", search.best_params["max_depth"]);
+    Ok(())
+}
+
+/// `learn-cluster`: boosting on two worker actors of a cluster, slowed down
+/// (each worker sleeps after each round) so that the test can SIGKILL the
+/// node under one of them; the group restarts from the last checkpointed
+/// round and the model equals one process's.
+fn cluster() -> Result<(), Error> {
+    use wray::train::GbdtTrainer;
+    let (x, y) = blobs(3000);
+    let model = XGBClassifier::new().n_estimators(30).max_depth(4);
+    let trained = GbdtTrainer::new(model.clone())
+        .num_workers(2)
+        .checkpoint_every(3)
+        .max_failures(3)
+        .pause_each_round(std::time::Duration::from_millis(150))
+        .fit(&x, &y)?;
+    let mut alone = model;
+    alone.fit(&x, &y)?;
+    println!("gbdt cluster: same model as one process: {}", trained.booster()?.to_json() == alone.booster()?.to_json());
     Ok(())
 }
 
