@@ -1173,12 +1173,14 @@ fn a_trainer_survives_a_sigkilled_worker_node() {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 let tasks = head.wray(&["list", "tasks", "--address", &head.address, "--token", &head.token]);
                 let actors = head.wray(&["list", "actors", "--address", &head.address, "--token", &head.token]);
+                let status = head.wray(&["status", "--address", &head.address, "--token", &head.token]);
                 panic!(
                     "the training job stopped for 120 s after its worker node was killed; output so far:\n{}\n\
-                     tasks:\n{}\nactors:\n{}",
+                     tasks:\n{}\nactors:\n{}\nstatus:\n{}",
                     seen.join("\n"),
                     stdout(&tasks),
-                    stdout(&actors)
+                    stdout(&actors),
+                    stdout(&status)
                 );
             }
         }
@@ -1191,6 +1193,21 @@ fn a_trainer_survives_a_sigkilled_worker_node() {
     assert_eq!(line("cluster: "), format!("total {expected} after 20 iterations, error None"), "{text}");
     let failures: u32 = line("failures: ").parse().unwrap();
     assert!(failures >= 1, "{text}");
+}
+
+/// An actor that found every node full waits as a movable demand: when a
+/// node other than the job's frees up, it goes there instead of waiting for
+/// the job's node for ever (a restarted worker group hung this way: the
+/// job's node was held by the group's other member, waiting for it).
+#[test]
+fn a_waiting_actor_takes_room_that_frees_up_on_another_node() {
+    let head = Head::start_with_cpus("1");
+    head.add_worker_with("1", &[]);
+    let out = head.run(&guests().testjob, &["waits-for-room"]);
+    assert_code(&out, 0);
+    let o = stdout(&out);
+    assert!(o.contains("third actor waits while both nodes are full: true"), "{o}");
+    assert!(o.contains("third actor placed on the freed node: true"), "{o}");
 }
 
 /// Boosted trees on two workers of different nodes: SIGKILLing the worker

@@ -70,6 +70,15 @@ impl Mailbox {
 }
 
 /// A running actor's instance and what rebuilding it takes.
+/// How a movable wait for this node's room ended.
+enum Waited {
+    Held(Held),
+    /// Spillback found room elsewhere: place the actor again.
+    Moved,
+    /// Killed while it waited, with the reason.
+    Killed(String),
+}
+
 struct Life<'a> {
     job: &'a Arc<JobState>,
     actor: &'a Arc<ActorState>,
@@ -365,7 +374,21 @@ impl NodeInner {
             }
             let Some(must_move) = spread.or_else(|| self.actor_should_move(spec)) else { break None };
             match self.host_elsewhere(job, actor, spec, &mut rx, must_move).await {
-                Hosted::Busy => break None,
+                // No node has room now. Wait here, but movable: when the
+                // head's view shows room elsewhere first (the heartbeat
+                // after a killed actor's resources come free, say), the
+                // wait ends and the head is asked again. Waiting here for
+                // good could deadlock: this node's room may be held by the
+                // very actors that wait for this one (a worker group whose
+                // members wait for each other in a collective).
+                Hosted::Busy => match self.wait_here_movable(actor, spec).await {
+                    Waited::Held(held) => break Some(held),
+                    Waited::Moved => continue,
+                    Waited::Killed(reason) => {
+                        self.mark_dead(job, actor, format!("{} was killed before it started: {reason}", actor.class));
+                        return self.drain_dead(actor, rx).await;
+                    }
+                },
                 Hosted::Ended => return self.drain_dead(actor, rx).await,
                 Hosted::Lost(why) => {
                     // Its node died: re-create it while restarts are left.
@@ -381,6 +404,20 @@ impl NodeInner {
             }
         };
         self.host_here(job, actor, spec, rx, held).await
+    }
+
+    /// Waits for this node's room as a movable demand: spillback
+    /// (`NodeInner::rebalance`) may hand it to another node instead.
+    async fn wait_here_movable(self: &Arc<Self>, actor: &ActorState, spec: &ActorSpec) -> Waited {
+        tokio::select! {
+            granted = self.acquire(spec.task, spec.options.resources.clone(), true) => match granted {
+                Some(resources) => Waited::Held(Held { resources, node: self.clone() }),
+                None => Waited::Moved,
+            },
+            () = actor.control.notified() => {
+                Waited::Killed(lock(&actor.kill_request).take().map_or_else(|| "killed".to_string(), |k| k.0))
+            }
+        }
     }
 
     async fn host_here(

@@ -218,6 +218,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             eprintln!("driver to stderr");
             wray::get(&to_both_streams::remote())?;
         }
+        "waits-for-room" => waits_for_room()?,
         "spread-strategy" => spread_strategy()?,
         "node-affinity" => node_affinity()?,
         "node-affinity-basics" => node_affinity_basics()?,
@@ -485,6 +486,29 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         s if s.starts_with("serve-") => serve::run(s)?,
         "pool" => pool::run()?,
         other => panic!("unknown scenario {other}"),
+    }
+    Ok(())
+}
+
+/// `waits-for-room`: two 1-CPU actors fill a head and a worker of 1 CPU
+/// each; a third waits (no node has room). The one on the other node is
+/// killed while the driver's node stays full: the third must go there,
+/// not wait for the driver's node for ever.
+fn waits_for_room() -> Result<(), Error> {
+    let here = wray::runtime_context().node_id;
+    let (a, b) = (Counter::options().num_cpus(1.0).remote(0), Counter::options().num_cpus(1.0).remote(0));
+    let (node_a, node_b) = (wray::get(&a.node())?, wray::get(&b.node())?);
+    let third = Counter::options().num_cpus(1.0).remote(0);
+    let mut asked = third.node();
+    // Let the third find every node full and start waiting.
+    let ready = wray::wait(std::slice::from_ref(&asked), 1, Some(Duration::from_secs(2))).0;
+    println!("third actor waits while both nodes are full: {}", ready.is_empty());
+    let freed = if node_a != here { (a, node_a) } else { (b, node_b) };
+    wray::kill(&freed.0);
+    asked = third.node();
+    match wray::get_timeout(&asked, Duration::from_secs(60)) {
+        Ok(node) => println!("third actor placed on the freed node: {}", node == freed.1),
+        Err(e) => println!("third actor not placed: {e}"),
     }
     Ok(())
 }
