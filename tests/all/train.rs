@@ -68,6 +68,7 @@ fn collectives_between_tasks_agree_and_fail_clearly() {
         assert!(abort.contains("collective group 'aborted'"), "{out}");
         assert!(abort.contains("rank 1 died: killed by the test"), "{out}");
     }
+    assert_eq!(line_after(&out, "long name:"), r#"Ok("three barriers")"#, "{out}");
     assert!(line_after(&out, "bad size:").contains("0 members (1 to 1024)"), "{out}");
 }
 

@@ -397,7 +397,14 @@ impl Group {
     /// The group's meeting point in the host: unique per group, since it
     /// names the group's actor.
     fn point(&self) -> String {
-        let mut name: String = self.name.chars().take(64).collect();
+        // The group's name for messages, cut to 128 bytes at a character
+        // boundary: with the actor's id the point stays within the host's
+        // bound on names (256 bytes).
+        let mut cut = self.name.len().min(128);
+        while !self.name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut name = self.name[..cut].to_string();
         name.push('@');
         name.push_str(&self.rendezvous.actor_id());
         name

@@ -97,6 +97,11 @@ fn scenario_collective() -> Result<(), Error> {
         g[1].abort("rank 1 died: killed by the test");
         println!("abort{path}: {}", wray::get(&waiting).unwrap_err());
     }
+    // A long name (400 bytes of four-byte characters) still names a meeting
+    // point the host takes.
+    let g = train::collective::create_group(&"𝄞".repeat(100), 2)?;
+    let runs: Vec<_> = g.into_iter().map(|g| wait_barriers::options().num_cpus(0.5).remote(g, 3)).collect();
+    println!("long name: {:?}", wray::get_all(&runs).map(|_| "three barriers"));
     println!("bad size: {}", train::collective::create_group("none", 0).err().unwrap());
     Ok(())
 }
