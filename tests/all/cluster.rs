@@ -1240,7 +1240,6 @@ fn boosting_survives_a_sigkilled_worker_node() {
     Command::new("kill").args(["-KILL", &victim.to_string()]).status().unwrap();
     let restarted = next("restarting the worker group from round");
     let result = next("gbdt cluster: ");
-    drop(next);
     let out = wait_for_exit(run, "the boosting job", Duration::from_secs(60));
     assert_code(&out, 0);
     let text = seen.join("\n");
