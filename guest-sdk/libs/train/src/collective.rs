@@ -130,8 +130,9 @@ pub(crate) struct Deposit {
     what: String,
     len: Option<u64>,
     parts: Parts,
-    /// Where the rank runs ([`place`]): members that all run in one place
-    /// meet in the host from the next operation on.
+    /// Where the rank runs ([`place`]), in a group's first operation
+    /// (empty after): members that all run in one place meet in the host
+    /// from the next operation on.
     place: String,
 }
 
@@ -400,11 +401,7 @@ impl Group {
         // The group's name for messages, cut to 128 bytes at a character
         // boundary: with the actor's id the point stays within the host's
         // bound on names (256 bytes).
-        let mut cut = self.name.len().min(128);
-        while !self.name.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let mut name = self.name[..cut].to_string();
+        let mut name = self.name[..self.name.floor_char_boundary(128)].to_string();
         name.push('@');
         name.push_str(&self.rendezvous.actor_id());
         name
@@ -427,7 +424,7 @@ impl Group {
     /// woken by the last to come. Waits in slices of [`LOCAL_WAIT_SLICE`],
     /// asking the actor between two whether someone aborted the group from
     /// another node.
-    fn meet_here(&mut self, what: &str, len: Option<u64>, parts: &[&[f32]]) -> Result<Received, Error> {
+    fn meet_here(&self, what: &str, len: Option<u64>, parts: &[&[f32]]) -> Result<Received, Error> {
         use wray_guest_core::meeting;
         let seq = self.seq;
         let point = self.point();
@@ -485,7 +482,9 @@ impl Group {
     fn meet_through_actor(&mut self, what: &str, len: Option<u64>, parts: &[&[f32]]) -> Result<Received, Error> {
         let seq = self.seq;
         let parts = parts.iter().map(|p| Part::of(p)).collect::<Result<Parts, Error>>()?;
-        let deposit = Deposit { what: what.to_string(), len, parts, place: place() };
+        // Only the first operation decides where members meet.
+        let place = if seq == 1 { place() } else { String::new() };
+        let deposit = Deposit { what: what.to_string(), len, parts, place };
         let mut round = get(&self.rendezvous.deposit(seq, self.rank, deposit))?;
         let started = Instant::now();
         let timeout = Duration::from_millis(self.timeout_ms);

@@ -341,7 +341,8 @@ pub fn matrix_of(ds: &Dataset, label: &str) -> Result<(Matrix, Vec<f32>), Error>
     let (mut data, mut labels) = (Vec::new(), Vec::new());
     for batch in ds.iter_batches(64 * 1024)? {
         let batch = batch?;
-        let columns = features.iter().map(|f| as_f32(&batch, f)).collect::<Result<Vec<_>, Error>>()?;
+        let arrays = features.iter().map(|f| as_f32(&batch, f)).collect::<Result<Vec<_>, Error>>()?;
+        let columns: Vec<&arrow_array::Float32Array> = arrays.iter().map(|a| a.as_primitive::<Float32Type>()).collect();
         let y = as_f32(&batch, label)?;
         if let Some(row) = (0..y.len()).find(|&r| y.is_null(r)) {
             return Err(invalid(format!("GbdtTrainer: label {label:?} of row {} is null", labels.len() + row)));
@@ -349,7 +350,7 @@ pub fn matrix_of(ds: &Dataset, label: &str) -> Result<(Matrix, Vec<f32>), Error>
         labels.extend_from_slice(y.as_primitive::<Float32Type>().values());
         for r in 0..batch.num_rows() {
             for c in &columns {
-                data.push(if c.is_null(r) { f32::NAN } else { c.as_primitive::<Float32Type>().value(r) });
+                data.push(if c.is_null(r) { f32::NAN } else { c.value(r) });
             }
         }
     }

@@ -75,8 +75,8 @@ enum Waited {
     Held(Held),
     /// Spillback found room elsewhere: place the actor again.
     Moved,
-    /// Killed while it waited, with the reason.
-    Killed(String),
+    /// Killed while it waited.
+    Killed,
 }
 
 struct Life<'a> {
@@ -384,10 +384,7 @@ impl NodeInner {
                 Hosted::Busy => match self.wait_here_movable(actor, spec).await {
                     Waited::Held(held) => break Some(held),
                     Waited::Moved => continue,
-                    Waited::Killed(reason) => {
-                        self.mark_dead(job, actor, format!("{} was killed before it started: {reason}", actor.class));
-                        return self.drain_dead(actor, rx).await;
-                    }
+                    Waited::Killed => return self.killed_before_start(job, actor, rx).await,
                 },
                 Hosted::Ended => return self.drain_dead(actor, rx).await,
                 Hosted::Lost(why) => {
@@ -414,10 +411,15 @@ impl NodeInner {
                 Some(resources) => Waited::Held(Held { resources, node: self.clone() }),
                 None => Waited::Moved,
             },
-            () = actor.control.notified() => {
-                Waited::Killed(lock(&actor.kill_request).take().map_or_else(|| "killed".to_string(), |k| k.0))
-            }
+            () = actor.control.notified() => Waited::Killed,
         }
+    }
+
+    /// An actor killed while it waited for room: dead, its calls failed.
+    async fn killed_before_start(&self, job: &JobState, actor: &ActorState, rx: Mailbox) {
+        let reason = lock(&actor.kill_request).take().map_or_else(|| "killed".to_string(), |k| k.0);
+        self.mark_dead(job, actor, format!("{} was killed before it started: {reason}", actor.class));
+        self.drain_dead(actor, rx).await
     }
 
     async fn host_here(
@@ -446,11 +448,7 @@ impl NodeInner {
                 }
                 held
             }
-            () = actor.control.notified() => {
-                let reason = lock(&actor.kill_request).take().map_or_else(|| "killed".to_string(), |k| k.0);
-                self.mark_dead(job, actor, format!("{} was killed before it started: {reason}", actor.class));
-                return self.drain_dead(actor, rx).await;
-            }
+            () = actor.control.notified() => return self.killed_before_start(job, actor, rx).await,
         };
         actor.hosted_on(&self.id);
         let ctor_args = match self.resolve_args(&spec.args).await {

@@ -102,11 +102,11 @@ impl Meetings {
     ) -> Result<Option<Vec<Bytes>>, Error> {
         let p = match share {
             Some(share) => self.contribute(job, point, rank, round, share)?,
-            None => lock(&self.inner).points.get(&(job, point.to_string())).cloned().ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "meeting point '{point}': rank {rank} waits for round {round}, which it never joined"
-                ))
-            })?,
+            None => lock(&self.inner)
+                .points
+                .get(&(job, point.to_string()))
+                .cloned()
+                .ok_or_else(|| never_joined(point, rank, round))?,
         };
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -126,12 +126,7 @@ impl Meetings {
 
     fn contribute(&self, job: JobId, point: &str, rank: u32, round: u64, share: Share) -> Result<Arc<Point>, Error> {
         let invalid = |what: String| Error::InvalidArgument(format!("meeting point '{point}': {what}"));
-        if point.is_empty() || point.len() > MAX_POINT_NAME {
-            return Err(Error::InvalidArgument(format!(
-                "a meeting point's name is 1 to {MAX_POINT_NAME} bytes, got {}",
-                point.len()
-            )));
-        }
+        check_name(point)?;
         if share.size == 0 || share.size > MAX_MEMBERS {
             return Err(invalid(format!("{} members (1 to {MAX_MEMBERS})", share.size)));
         }
@@ -213,18 +208,10 @@ impl Meetings {
         if let Some(reason) = &st.aborted {
             return Err(aborted(&p.name, reason));
         }
-        let Some(r) = st.rounds.get_mut(&round) else {
-            return Err(Error::InvalidArgument(format!(
-                "meeting point '{}': rank {rank} waits for round {round}, which it never joined",
-                p.name
-            )));
+        let joined = |r: &&mut Round| r.parts.get(rank as usize).is_some_and(Option::is_some);
+        let Some(r) = st.rounds.get_mut(&round).filter(joined) else {
+            return Err(never_joined(&p.name, rank, round));
         };
-        if (rank as usize) >= r.parts.len() || r.parts[rank as usize].is_none() {
-            return Err(Error::InvalidArgument(format!(
-                "meeting point '{}': rank {rank} waits for round {round}, which it never joined",
-                p.name
-            )));
-        }
         if r.parts.iter().any(Option::is_none) {
             return Ok(None);
         }
@@ -273,7 +260,7 @@ impl Meetings {
 
     /// Fails every round of `point`, open and to come, with `reason`.
     pub(crate) fn abort(&self, job: JobId, point: &str, reason: &str) {
-        if point.is_empty() || point.len() > MAX_POINT_NAME {
+        if check_name(point).is_err() {
             return;
         }
         let mut inner = lock(&self.inner);
@@ -331,21 +318,30 @@ fn abort_point(p: &Point, reason: &str) -> usize {
     let mut st = lock(&p.state);
     if st.aborted.is_none() {
         // A reason is a guest's string: bounded like a panic message.
-        let mut reason = reason.to_string();
-        if reason.len() > wray_core::limits::MAX_PANIC_MESSAGE {
-            let mut cut = wray_core::limits::MAX_PANIC_MESSAGE;
-            while !reason.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            reason.truncate(cut);
-        }
-        st.aborted = Some(reason);
+        let cut = reason.floor_char_boundary(wray_core::limits::MAX_PANIC_MESSAGE);
+        st.aborted = Some(reason[..cut].to_string());
     }
     let freed = st.rounds.values().map(|r| r.bytes).sum();
     st.rounds.clear();
     drop(st);
     p.changed.notify_waiters();
     freed
+}
+
+fn check_name(point: &str) -> Result<(), Error> {
+    if point.is_empty() || point.len() > MAX_POINT_NAME {
+        return Err(Error::InvalidArgument(format!(
+            "a meeting point's name is 1 to {MAX_POINT_NAME} bytes, got {}",
+            point.len()
+        )));
+    }
+    Ok(())
+}
+
+fn never_joined(point: &str, rank: u32, round: u64) -> Error {
+    Error::InvalidArgument(format!(
+        "meeting point '{point}': rank {rank} waits for round {round}, which it never joined"
+    ))
 }
 
 fn aborted(point: &str, reason: &str) -> Error {

@@ -93,6 +93,10 @@ fn scenario_collective() -> Result<(), Error> {
         let waiting = wait_barriers::options().num_cpus(0.5).remote(g[0].clone(), warmup + 1);
         let other = wait_barriers::options().num_cpus(0.5).remote(g[1].clone(), warmup);
         wray::get(&other)?;
+        // Give rank 0 time to start waiting: the driver cannot observe
+        // that it waits (an abort fails an operation about to start just
+        // as well, so a slow start does not change the outcome, only which
+        // case it covers).
         std::thread::sleep(Duration::from_millis(100));
         g[1].abort("rank 1 died: killed by the test");
         println!("abort{path}: {}", wray::get(&waiting).unwrap_err());
@@ -357,32 +361,26 @@ fn ddp_loop(seed: u64) -> Result<(), Error> {
     )
 }
 
+/// Two `ddp_loop` workers for `seed` with `scaling`: prints `label:` and
+/// the metrics named, then the run's error.
+fn ddp_run(label: &str, seed: u64, scaling: ScalingConfig, shown: &[&str]) -> Result<(), Error> {
+    let r = DataParallelTrainer::new(ddp_loop)
+        .train_loop_config(seed)
+        .scaling_config(scaling)
+        .run_config(RunConfig { verbose: false, ..RunConfig::default() })
+        .fit()?;
+    let metrics: Vec<String> =
+        shown.iter().map(|k| format!("{k} {}", r.metrics.get(*k).copied().unwrap_or(-1.0))).collect();
+    println!("{label}: {} error {:?}", metrics.join(" "), r.error.map(|e| e.to_string()));
+    Ok(())
+}
+
 /// `train-ddp`: two replicas stay bit-identical, also when built from
 /// different seeds; replicas of different sizes are refused by
 /// `prepare_model`.
 fn scenario_ddp() -> Result<(), Error> {
-    let quiet = RunConfig { verbose: false, ..RunConfig::default() };
-    let r = DataParallelTrainer::new(ddp_loop)
-        .train_loop_config(7)
-        .scaling_config(ScalingConfig::new(2))
-        .run_config(quiet.clone())
-        .fit()?;
-    println!(
-        "ddp: identical {} error {:?}",
-        r.metrics.get("identical").copied().unwrap_or(-1.0),
-        r.error.map(|e| e.to_string())
-    );
-    for (label, seed) in [("different seeds", 99), ("different sizes", 98)] {
-        let r = DataParallelTrainer::new(ddp_loop)
-            .train_loop_config(seed)
-            .scaling_config(ScalingConfig::new(2))
-            .run_config(quiet.clone())
-            .fit()?;
-        println!(
-            "{label}: identical {} error {:?}",
-            r.metrics.get("identical").copied().unwrap_or(-1.0),
-            r.error.map(|e| e.to_string())
-        );
+    for (label, seed) in [("ddp", 7), ("different seeds", 99), ("different sizes", 98)] {
+        ddp_run(label, seed, ScalingConfig::new(2), &["identical"])?;
     }
     Ok(())
 }
@@ -391,19 +389,8 @@ fn scenario_ddp() -> Result<(), Error> {
 /// half of the node's GPU, so that their tensors (and the weights
 /// `prepare_model` writes) live in GPU memory.
 fn scenario_ddp_gpu() -> Result<(), Error> {
-    let r = DataParallelTrainer::new(ddp_loop)
-        .train_loop_config(99)
-        .scaling_config(ScalingConfig::new(2).resources_per_worker(&[("CPU", 0.5), ("GPU", 0.5)]))
-        .run_config(RunConfig { verbose: false, ..RunConfig::default() })
-        .fit()?;
-    let m = |k: &str| r.metrics.get(k).copied().unwrap_or(-1.0);
-    println!(
-        "ddp on gpu: identical {} on_gpu {} error {:?}",
-        m("identical"),
-        m("on_gpu"),
-        r.error.map(|e| e.to_string())
-    );
-    Ok(())
+    let scaling = ScalingConfig::new(2).resources_per_worker(&[("CPU", 0.5), ("GPU", 0.5)]);
+    ddp_run("ddp on gpu", 99, scaling, &["identical", "on_gpu"])
 }
 
 /// Prints column `c` of `ds` as the reference script prints it.
