@@ -5,13 +5,14 @@
 //! MLP of about a million parameters on 1 and 2 workers.
 //!
 //! ```text
-//! wray run train_bench.wasm -- [--quick]
+//! wray run train_bench.wasm -- [--quick] [--bandwidth]
 //! wray run --address HEAD --token T train_bench.wasm -- --two-nodes
 //! ```
 //!
 //! `--two-nodes` (on a cluster of two nodes) runs the allreduces only, with
 //! the two workers on different nodes (STRICT_SPREAD), so every buffer
-//! crosses QUIC.
+//! crosses QUIC. `--bandwidth` runs the 100 MiB allreduce alone (for
+//! profiling it).
 
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -145,11 +146,14 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         );
         return Ok(());
     }
-    let r = run(Config { bench: Bench::Report, n, len: 0 }, 2)?;
-    println!("report, 2 workers: {:.1} us each", r["us"]);
-    // The wine MLP's 217 parameters.
-    let r = run(Config { bench: Bench::Allreduce, n, len: 217 }, 2)?;
-    println!("allreduce of 217 floats (the wine model), 2 workers: {:.1} us each", r["us"]);
+    let bandwidth_only = args.iter().any(|a| a == "--bandwidth");
+    if !bandwidth_only {
+        let r = run(Config { bench: Bench::Report, n, len: 0 }, 2)?;
+        println!("report, 2 workers: {:.1} us each", r["us"]);
+        // The wine MLP's 217 parameters.
+        let r = run(Config { bench: Bench::Allreduce, n, len: 217 }, 2)?;
+        println!("allreduce of 217 floats (the wine model), 2 workers: {:.1} us each", r["us"]);
+    }
     let big = 100 << 20;
     let r = run(Config { bench: Bench::Allreduce, n: if quick { 1 } else { 5 }, len: big / 4 }, 2)?;
     println!(
@@ -158,6 +162,9 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         r["gb_s"],
         r["memcpy_gb_s"]
     );
+    if bandwidth_only {
+        return Ok(());
+    }
     let steps = if quick { 5 } else { 30 };
     let one = run(Config { bench: Bench::Mlp, n: steps, len: 256 }, 1)?["samples_s"];
     let two = run(Config { bench: Bench::Mlp, n: steps, len: 256 }, 2)?["samples_s"];

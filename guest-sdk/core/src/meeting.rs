@@ -24,9 +24,13 @@ pub struct Contribution<'a> {
     /// What the member does, e.g. "allreduce of 217 elements": members that
     /// say different things fail the round in all of them, naming both.
     pub what: &'a str,
-    /// No part, one part for every member, or `size` parts (part k for
-    /// rank k).
-    pub parts: Vec<Vec<u8>>,
+    /// The member's parts, back to back: the host reads them where they
+    /// lie, so a buffer the member holds goes as it is.
+    pub parts: &'a [u8],
+    /// The parts' lengths in bytes, adding up to `parts.len()`: none for no
+    /// part, one for a part every member gets, or `size` (part k for rank
+    /// k; the member's part for itself is never read and may be empty).
+    pub lengths: &'a [u64],
 }
 
 fn millis(d: Duration) -> u64 {
@@ -39,15 +43,7 @@ fn millis(d: Duration) -> u64 {
 /// member itself). `Ok(None)`: the time passed first; the contribution
 /// stays, and [`wait_round`] waits again.
 pub fn exchange(c: Contribution<'_>, timeout: Duration) -> Result<Option<Vec<Vec<u8>>>, Error> {
-    let c = wit::Contribution {
-        point: c.point.to_string(),
-        size: c.size,
-        rank: c.rank,
-        round: c.round,
-        what: c.what.to_string(),
-        parts: c.parts,
-    };
-    Ok(wit::exchange(&c, millis(timeout))?)
+    Ok(wit::exchange(c.point, c.size, c.rank, c.round, c.what, c.parts, c.lengths, millis(timeout))?)
 }
 
 /// Waits again, up to `timeout`, for a round this member contributed to.

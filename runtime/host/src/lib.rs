@@ -37,8 +37,8 @@ pub use engine::{EPOCH_TICK, Engine, EngineConfig};
 pub use http_component::{HttpComponent, HttpGrants, is_http_proxy};
 pub use instance::{CallError, Chunk, Grants, Instance, InstanceLimits, Output, Stream};
 pub use services::{
-    Application, ArgSpec, BoxFuture, Caller, HeldRefs, HttpAnswer, HttpForward, HttpNodes, MeetingShare, Services,
-    Serving, Value,
+    Application, ArgSpec, BoxFuture, Caller, HeldRefs, HttpAnswer, HttpForward, HttpNodes, MAX_MEETING_MEMBERS,
+    MeetingShare, Services, Serving, Value,
 };
 pub use tensors::HostTensor;
 /// An in-memory buffer for [`Output::Capture`].

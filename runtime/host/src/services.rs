@@ -57,6 +57,11 @@ pub struct Caller {
     pub holds: Resources,
 }
 
+/// Members one meeting point may have (a collective group's bound). The
+/// host checks it before it allocates one entry per part a guest names;
+/// the node checks it again for every share.
+pub const MAX_MEETING_MEMBERS: u32 = 1024;
+
 /// A member's share of one round at a meeting point (`meeting.exchange`).
 #[derive(Debug)]
 pub struct MeetingShare {

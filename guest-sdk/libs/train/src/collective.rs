@@ -323,11 +323,30 @@ pub fn create_group(name: &str, size: usize) -> Result<Vec<Group>, Error> {
         .collect())
 }
 
+// SIMD for the element-wise loops of a reduction: wasmtime, which runs
+// every wray guest, has it, and a large allreduce folds hundreds of MiB.
+// Every rank runs the same code on the same positions, so every rank gets
+// the same bits.
+#[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
 fn combine(op: ReduceOp, acc: &mut [f32], other: &[f32]) {
     match op {
         ReduceOp::Sum | ReduceOp::Mean => acc.iter_mut().zip(other).for_each(|(a, b)| *a += *b),
         ReduceOp::Max => acc.iter_mut().zip(other).for_each(|(a, b)| *a = a.max(*b)),
         ReduceOp::Min => acc.iter_mut().zip(other).for_each(|(a, b)| *a = a.min(*b)),
+    }
+}
+
+/// Divides every element by `by` (a group's size). By a power of two it
+/// multiplies by the inverse instead, several times faster and the same
+/// bits: the inverse is exact, so both round the same exact quotient.
+#[cfg_attr(target_arch = "wasm32", target_feature(enable = "simd128"))]
+fn divide(acc: &mut [f32], by: u32) {
+    if by.is_power_of_two() {
+        let inverse = 1.0 / by as f32;
+        acc.iter_mut().for_each(|x| *x *= inverse);
+    } else {
+        let by = by as f32;
+        acc.iter_mut().for_each(|x| *x /= by);
     }
 }
 
@@ -337,29 +356,67 @@ fn place() -> String {
     format!("job {} on {}", ctx.job_id, ctx.node_id)
 }
 
+/// What one operation sends: nothing, one buffer every rank gets, or one
+/// per rank — always views of one slice of the caller's buffer, so that on
+/// one node the host reads it where it lies instead of a copy of it.
+#[derive(Clone, Copy)]
+enum Outgoing<'a> {
+    Nothing,
+    ToAll(&'a [f32]),
+    /// Rank k's part is `data[bounds[k]..bounds[k + 1]]` (see [`chunks`]).
+    PerRank(&'a [f32], &'a [usize]),
+}
+
+/// What one rank sent another.
+enum Incoming {
+    Floats(Vec<f32>),
+    /// The bytes the host lowered into this instance, read in place as
+    /// floats (wasm is little-endian, so an f32's bytes in memory are its
+    /// `to_le_bytes`, the encoding the host passes on). Only ever holds
+    /// bytes aligned for f32 ([`Incoming::from_bytes`]).
+    Bytes(Vec<u8>),
+}
+
+impl Incoming {
+    fn from_bytes(group: &str, rank: usize, bytes: Vec<u8>) -> Result<Incoming, Error> {
+        if !bytes.len().is_multiple_of(4) {
+            return Err(Error::InvalidArgument(format!(
+                "collective group '{group}': rank {rank} sent {} bytes, not a whole number of f32s",
+                bytes.len()
+            )));
+        }
+        Ok(match bytemuck::try_cast_slice::<u8, f32>(&bytes) {
+            // The usual case: the allocator aligned the list.
+            Ok(_) => Incoming::Bytes(bytes),
+            Err(_) => {
+                Incoming::Floats(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            }
+        })
+    }
+
+    fn as_slice(&self) -> &[f32] {
+        match self {
+            Incoming::Floats(v) => v,
+            // Aligned: checked when it was made.
+            Incoming::Bytes(b) => bytemuck::cast_slice(b),
+        }
+    }
+
+    fn into_vec(self) -> Vec<f32> {
+        match self {
+            Incoming::Floats(v) => v,
+            Incoming::Bytes(b) => bytemuck::cast_slice(&b).to_vec(),
+        }
+    }
+}
+
 /// What one operation's members receive: by rank, the part that rank sent
 /// this one (`None` from this rank itself and from ranks that sent none).
-type Received = Vec<Option<Vec<f32>>>;
+type Received = Vec<Option<Incoming>>;
 
-// Wasm is little-endian, so an f32's bytes in memory are its
-// `to_le_bytes`: the views below are the encoding the host passes on.
-fn to_bytes(data: &[f32]) -> Vec<u8> {
-    bytemuck::cast_slice(data).to_vec()
-}
-
-fn from_bytes(group: &str, rank: usize, bytes: &[u8]) -> Result<Vec<f32>, Error> {
-    if !bytes.len().is_multiple_of(4) {
-        return Err(Error::InvalidArgument(format!(
-            "collective group '{group}': rank {rank} sent {} bytes, not a whole number of f32s",
-            bytes.len()
-        )));
-    }
-    Ok(match bytemuck::try_cast_slice::<u8, f32>(bytes) {
-        // The usual case: the allocator aligned the list.
-        Ok(floats) => floats.to_vec(),
-        Err(_) => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-    })
-}
+/// Elements combined at a time by [`Group::fold_into`]: a block of every
+/// rank's part stays in cache while it is folded.
+const FOLD_BLOCK: usize = 1024;
 
 impl Group {
     /// This member's rank, `0..size`.
@@ -411,20 +468,19 @@ impl Group {
         Error::TaskFailed { function: format!("collective group '{}'", self.name), message }
     }
 
-    /// Runs the next operation: sends `parts` — none, one for every rank,
-    /// or one per rank (part k for rank k) — and returns what each rank
+    /// Runs the next operation: sends `out` and returns what each rank
     /// sent this one. `len`, when given, is the size every rank must agree
-    /// on.
-    fn exchange(&mut self, what: &str, len: Option<u64>, parts: &[&[f32]]) -> Result<Received, Error> {
+    /// on. `out` has been read (copied out) by the time this returns.
+    fn exchange(&mut self, what: &str, len: Option<u64>, out: Outgoing<'_>) -> Result<Received, Error> {
         self.seq += 1;
-        if self.local { self.meet_here(what, len, parts) } else { self.meet_through_actor(what, len, parts) }
+        if self.local { self.meet_here(what, len, out) } else { self.meet_through_actor(what, len, out) }
     }
 
     /// An operation among members of one node: they wait in the host,
     /// woken by the last to come. Waits in slices of [`LOCAL_WAIT_SLICE`],
     /// asking the actor between two whether someone aborted the group from
     /// another node.
-    fn meet_here(&self, what: &str, len: Option<u64>, parts: &[&[f32]]) -> Result<Received, Error> {
+    fn meet_here(&self, what: &str, len: Option<u64>, out: Outgoing<'_>) -> Result<Received, Error> {
         use wray_guest_core::meeting;
         let seq = self.seq;
         let point = self.point();
@@ -439,19 +495,26 @@ impl Group {
             Error::InvalidArgument(m) => self.failed(format!("operation #{seq}: {m}")),
             other => other,
         };
+        let bytes = |d: &[f32]| d.len() as u64 * 4;
+        let (parts, lengths): (&[f32], Vec<u64>) = match out {
+            Outgoing::Nothing => (&[], Vec::new()),
+            Outgoing::ToAll(d) => (d, vec![bytes(d)]),
+            Outgoing::PerRank(d, b) => (d, b.windows(2).map(|w| bytes(&d[w[0]..w[1]])).collect()),
+        };
         let contribution = meeting::Contribution {
             point: &point,
             size: self.size,
             rank: self.rank,
             round: seq,
             what: &signature,
-            parts: parts.iter().map(|p| to_bytes(p)).collect(),
+            parts: bytemuck::cast_slice(parts),
+            lengths: &lengths,
         };
         let mut got = meeting::exchange(contribution, slice()).map_err(local_error)?;
         loop {
             if let Some(by_rank) = got {
                 return by_rank
-                    .iter()
+                    .into_iter()
                     .enumerate()
                     .map(|(r, bytes)| {
                         // An empty part from another rank is an empty
@@ -459,7 +522,7 @@ impl Group {
                         if r == self.rank as usize || bytes.is_empty() {
                             Ok(None)
                         } else {
-                            from_bytes(&self.name, r, bytes).map(Some)
+                            Incoming::from_bytes(&self.name, r, bytes).map(Some)
                         }
                     })
                     .collect();
@@ -479,9 +542,17 @@ impl Group {
 
     /// An operation through the group's actor: members deposit refs (or
     /// small buffers) and ask again until every rank has come.
-    fn meet_through_actor(&mut self, what: &str, len: Option<u64>, parts: &[&[f32]]) -> Result<Received, Error> {
+    fn meet_through_actor(&mut self, what: &str, len: Option<u64>, out: Outgoing<'_>) -> Result<Received, Error> {
         let seq = self.seq;
-        let parts = parts.iter().map(|p| Part::of(p)).collect::<Result<Parts, Error>>()?;
+        let me = self.rank as usize;
+        let parts = match out {
+            Outgoing::Nothing => Vec::new(),
+            Outgoing::ToAll(d) => vec![Part::of(d)?],
+            // This rank's part for itself is never read: none is stored.
+            Outgoing::PerRank(d, b) => (0..b.len() - 1)
+                .map(|k| if k == me { Ok(Part::Inline(Vec::new())) } else { Part::of(&d[b[k]..b[k + 1]]) })
+                .collect::<Result<Parts, Error>>()?,
+        };
         // Only the first operation decides where members meet.
         let place = if seq == 1 { place() } else { String::new() };
         let deposit = Deposit { what: what.to_string(), len, parts, place };
@@ -515,14 +586,13 @@ impl Group {
         if seq == 1 && !places.is_empty() && places.iter().all(|p| *p == places[0]) {
             self.local = true;
         }
-        let me = self.rank as usize;
         all.iter()
             .enumerate()
             .map(|(r, parts)| match parts.len() {
                 _ if r == me => Ok(None),
                 0 => Ok(None),
-                1 => parts[0].load().map(Some),
-                n if n == self.size as usize => parts[me].load().map(Some),
+                1 => parts[0].load().map(|v| Some(Incoming::Floats(v))),
+                n if n == self.size as usize => parts[me].load().map(|v| Some(Incoming::Floats(v))),
                 n => Err(Error::InvalidArgument(format!(
                     "collective group '{}': rank {r} sent {n} parts to a group of {}",
                     self.name, self.size
@@ -534,56 +604,65 @@ impl Group {
     /// What rank `rank` sent this one (empty if nothing: the length checks
     /// that follow name a rank that sent too little).
     fn part<'a>(&self, got: &'a Received, rank: usize) -> &'a [f32] {
-        got.get(rank).and_then(|p| p.as_deref()).unwrap_or(&[])
+        got.get(rank).and_then(|p| p.as_ref()).map_or(&[], Incoming::as_slice)
     }
 
-    /// Combines what every rank sent this one, in rank order (this rank's
-    /// own part is `local`).
-    fn fold(&self, got: &Received, local: &[f32], what: &str, op: ReduceOp) -> Result<Vec<f32>, Error> {
-        let mut acc: Option<Vec<f32>> = None;
-        for r in 0..self.size as usize {
-            let part = if r == self.rank as usize { local } else { self.part(got, r) };
-            check_len(&self.name, what, r, part.len(), local.len())?;
-            match &mut acc {
-                None => acc = Some(part.to_vec()),
-                Some(acc) => combine(op, acc, part),
-            }
+    /// Combines what every rank sent this one with this rank's own part,
+    /// `own`, into `own`: in rank order, so that every rank computes the
+    /// same bits, a block at a time; `Mean` divides by the group's size in
+    /// the same pass.
+    fn fold_into(&self, got: &Received, own: &mut [f32], what: &str, op: ReduceOp) -> Result<(), Error> {
+        let (n, me) = (self.size as usize, self.rank as usize);
+        for r in (0..n).filter(|&r| r != me) {
+            check_len(&self.name, what, r, self.part(got, r).len(), own.len())?;
         }
-        Ok(acc.unwrap_or_else(|| local.to_vec()))
+        let mut block = [0f32; FOLD_BLOCK];
+        for start in (0..own.len()).step_by(FOLD_BLOCK) {
+            let end = (start + FOLD_BLOCK).min(own.len());
+            let acc = &mut block[..end - start];
+            for r in 0..n {
+                let part = if r == me { &own[start..end] } else { &self.part(got, r)[start..end] };
+                if r == 0 {
+                    acc.copy_from_slice(part);
+                } else {
+                    combine(op, acc, part);
+                }
+            }
+            if op == ReduceOp::Mean {
+                divide(acc, self.size);
+            }
+            own[start..end].copy_from_slice(acc);
+        }
+        Ok(())
     }
 
     /// Reduces `data` across the group in place: afterwards every rank holds
     /// the same (bit-identical) result.
     pub fn allreduce(&mut self, data: &mut [f32], op: ReduceOp) -> Result<(), Error> {
         let n = self.size as usize;
-        if n > 1 {
-            if data.len() * 4 <= ONE_ROUND_BYTES {
-                let got = self.exchange("allreduce", Some(data.len() as u64), &[data])?;
-                let reduced = self.fold(&got, data, "allreduce", op)?;
-                data.copy_from_slice(&reduced);
-            } else {
-                let bounds = chunks(data.len(), n);
-                let parts: Vec<&[f32]> = (0..n).map(|k| &data[bounds[k]..bounds[k + 1]]).collect();
-                let got = self.exchange("allreduce", Some(data.len() as u64), &parts)?;
-                let me = self.rank as usize;
-                let (lo, hi) = (bounds[me], bounds[me + 1]);
-                let mine = self.fold(&got, &data[lo..hi], "allreduce", op)?;
-                let reduced = self.exchange("allreduce (gather)", Some(data.len() as u64), &[&mine])?;
-                for k in 0..n {
-                    let (lo, hi) = (bounds[k], bounds[k + 1]);
-                    if k == me {
-                        data[lo..hi].copy_from_slice(&mine);
-                    } else {
-                        let chunk = self.part(&reduced, k);
-                        check_len(&self.name, "allreduce", k, chunk.len(), hi - lo)?;
-                        data[lo..hi].copy_from_slice(chunk);
-                    }
-                }
-            }
+        if n == 1 {
+            // A mean over one rank is the value itself.
+            return Ok(());
         }
-        if op == ReduceOp::Mean {
-            let scale = self.size as f32;
-            data.iter_mut().for_each(|x| *x /= scale);
+        let len = Some(data.len() as u64);
+        if data.len() * 4 <= ONE_ROUND_BYTES {
+            let got = self.exchange("allreduce", len, Outgoing::ToAll(data))?;
+            return self.fold_into(&got, data, "allreduce", op);
+        }
+        // Reduce-scatter: this rank reduces its chunk of everyone's buffer
+        // (in place: every part has been sent), then allgather.
+        let bounds = chunks(data.len(), n);
+        let got = self.exchange("allreduce", len, Outgoing::PerRank(data, &bounds))?;
+        let me = self.rank as usize;
+        let (lo, hi) = (bounds[me], bounds[me + 1]);
+        self.fold_into(&got, &mut data[lo..hi], "allreduce", op)?;
+        drop(got);
+        let reduced = self.exchange("allreduce (gather)", len, Outgoing::ToAll(&data[lo..hi]))?;
+        for k in (0..n).filter(|&k| k != me) {
+            let (lo, hi) = (bounds[k], bounds[k + 1]);
+            let chunk = self.part(&reduced, k);
+            check_len(&self.name, "allreduce", k, chunk.len(), hi - lo)?;
+            data[lo..hi].copy_from_slice(chunk);
         }
         Ok(())
     }
@@ -605,11 +684,11 @@ impl Group {
                 self.name, self.size
             )));
         }
-        let mine: &[&[f32]] = if root == self.rank as usize { &[data.as_slice()] } else { &[] };
-        let mut got = self.exchange(&format!("broadcast from rank {root}"), None, mine)?;
+        let out = if root == self.rank as usize { Outgoing::ToAll(data) } else { Outgoing::Nothing };
+        let mut got = self.exchange(&format!("broadcast from rank {root}"), None, out)?;
         if root != self.rank as usize {
             // A root with an empty buffer sends an empty part.
-            *data = got[root].take().unwrap_or_default();
+            *data = got[root].take().map(Incoming::into_vec).unwrap_or_default();
         }
         Ok(())
     }
@@ -619,11 +698,19 @@ impl Group {
         if self.size == 1 {
             return Ok(vec![data.to_vec()]);
         }
-        let got = self.exchange("allgather", None, &[data])?;
+        let got = self.exchange("allgather", None, Outgoing::ToAll(data))?;
         Ok(got
             .into_iter()
             .enumerate()
-            .map(|(r, part)| if r == self.rank as usize { data.to_vec() } else { part.unwrap_or_default() })
+            .map(
+                |(r, part)| {
+                    if r == self.rank as usize {
+                        data.to_vec()
+                    } else {
+                        part.map(Incoming::into_vec).unwrap_or_default()
+                    }
+                },
+            )
             .collect())
     }
 
@@ -634,16 +721,10 @@ impl Group {
         let n = self.size as usize;
         let bounds = chunks(data.len(), n);
         let me = self.rank as usize;
-        let (lo, hi) = (bounds[me], bounds[me + 1]);
-        let mut mine = data[lo..hi].to_vec();
+        let mut mine = data[bounds[me]..bounds[me + 1]].to_vec();
         if n > 1 {
-            let parts: Vec<&[f32]> = (0..n).map(|k| &data[bounds[k]..bounds[k + 1]]).collect();
-            let got = self.exchange("reduce_scatter", Some(data.len() as u64), &parts)?;
-            mine = self.fold(&got, &data[lo..hi], "reduce_scatter", op)?;
-        }
-        if op == ReduceOp::Mean {
-            let scale = self.size as f32;
-            mine.iter_mut().for_each(|x| *x /= scale);
+            let got = self.exchange("reduce_scatter", Some(data.len() as u64), Outgoing::PerRank(data, &bounds))?;
+            self.fold_into(&got, &mut mine, "reduce_scatter", op)?;
         }
         Ok(mine)
     }
@@ -651,7 +732,7 @@ impl Group {
     /// Waits until every rank has reached this point.
     pub fn barrier(&mut self) -> Result<(), Error> {
         if self.size > 1 {
-            self.exchange("barrier", None, &[])?;
+            self.exchange("barrier", None, Outgoing::Nothing)?;
         }
         Ok(())
     }
@@ -700,5 +781,23 @@ mod tests {
         assert_eq!(fold(ReduceOp::Sum), vec![0.0, -1.25]);
         assert_eq!(fold(ReduceOp::Max), vec![1.0e8, 2.0]);
         assert_eq!(fold(ReduceOp::Min), vec![-1.0e8, -3.5]);
+    }
+
+    #[test]
+    fn a_mean_divides_to_the_same_bits_whatever_the_group_size() {
+        // Every 65,537th bit pattern: normals, subnormals, zeros of both
+        // signs, infinities and NaNs.
+        let values: Vec<f32> = (0..=u32::MAX).step_by(65_537).map(f32::from_bits).collect();
+        for by in [1u32, 2, 3, 4, 6, 8, 64, 1000, 1024] {
+            let mut got = values.clone();
+            divide(&mut got, by);
+            for (x, y) in values.iter().zip(&got) {
+                let want = x / by as f32;
+                assert!(
+                    want.to_bits() == y.to_bits() || (want.is_nan() && y.is_nan()),
+                    "{x:e} / {by}: {y:e}, not {want:e}"
+                );
+            }
+        }
     }
 }

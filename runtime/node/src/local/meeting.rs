@@ -25,8 +25,9 @@ use wray_core::{Error, JobId};
 /// Longest name of a meeting point.
 pub(crate) const MAX_POINT_NAME: usize = 256;
 
-/// Members one point may have (a collective group's bound).
-pub(crate) const MAX_MEMBERS: u32 = 1024;
+/// Members one point may have (a collective group's bound; the host checks
+/// it too, before it cuts a guest's buffer into parts).
+pub(crate) const MAX_MEMBERS: u32 = wray_host::MAX_MEETING_MEMBERS;
 
 /// Unfinished rounds a point keeps: members run rounds in order and each
 /// waits for all, so a member can only be one round ahead in a correct

@@ -7,6 +7,6 @@
 mod actors;
 mod checkpoint;
 mod cluster;
-mod meeting;
+pub(crate) mod meeting;
 mod serve;
 mod tasks;
