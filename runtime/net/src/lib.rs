@@ -134,27 +134,81 @@ pub async fn loopback_throughput(bytes: usize) -> Result<f64, NetError> {
 /// Accepts one connection on `endpoint`, sends `bytes` on one stream and
 /// returns the rate (bytes per second) once the receiver has counted them.
 pub async fn send_throughput(endpoint: &quinn::Endpoint, bytes: usize) -> Result<f64, NetError> {
-    let stream = |e: quinn::ConnectionError| NetError::Stream(e.to_string());
-    let conn = endpoint.accept().await.ok_or_else(|| NetError::Connect("no connection".into()))?;
-    let conn = conn.await.map_err(|e| NetError::Connect(e.to_string()))?;
-    let (mut send, mut recv) = conn.open_bi().await.map_err(stream)?;
+    let conn = accept_one(endpoint).await?;
     settle(&conn).await;
-    let chunk = bytes::Bytes::from(vec![7u8; frame::CHUNK]);
     let start = std::time::Instant::now();
-    let mut sent = 0;
-    while sent < bytes {
-        let n = (bytes - sent).min(frame::CHUNK);
-        frame::write_raw(&mut send, chunk.slice(..n)).await?;
-        sent += n;
+    send_counted(&conn, bytes).await?;
+    Ok(bytes as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Accepts one connection on `endpoint`, then both ends send `bytes` to
+/// each other at once (the other end is [`receive_and_send`]): the traffic
+/// of an allreduce between two nodes, whose every round sends a buffer each
+/// way. Returns the rate in each direction (bytes per second) once this end
+/// has read all the other's bytes and the other has counted all of its.
+pub async fn send_both_ways(endpoint: &quinn::Endpoint, bytes: usize) -> Result<f64, NetError> {
+    let conn = accept_one(endpoint).await?;
+    settle(&conn).await;
+    let start = std::time::Instant::now();
+    let back = async {
+        // The other end's bytes come on a stream of their own, without an
+        // acknowledgement: this end counts them, and closes the connection
+        // (ending the other end's wait) once both directions are done.
+        let mut recv = conn.accept_uni().await.map_err(|e| NetError::Stream(e.to_string()))?;
+        let mut got = 0usize;
+        while let Some(c) = recv.read_chunk(usize::MAX, true).await.map_err(|e| NetError::Stream(e.to_string()))? {
+            got += c.bytes.len();
+        }
+        Ok::<_, NetError>(got)
+    };
+    let ((), got) = tokio::try_join!(send_counted(&conn, bytes), back)?;
+    let secs = start.elapsed().as_secs_f64();
+    if got != bytes {
+        return Err(NetError::Stream(format!("received {got} bytes where {bytes} were sent")));
     }
+    Ok(bytes as f64 / secs)
+}
+
+async fn accept_one(endpoint: &quinn::Endpoint) -> Result<quinn::Connection, NetError> {
+    let conn = endpoint.accept().await.ok_or_else(|| NetError::Connect("no connection".into()))?;
+    conn.await.map_err(|e| NetError::Connect(e.to_string()))
+}
+
+/// Sends `bytes` on a stream it opens and returns once the other end has
+/// acknowledged their count ([`count_stream`]).
+async fn send_counted(conn: &quinn::Connection, bytes: usize) -> Result<(), NetError> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+    write_filler(&mut send, bytes).await?;
     let _ = send.finish();
     let mut ack = [0u8; 8];
     recv.read_exact(&mut ack).await.map_err(|e| NetError::Stream(e.to_string()))?;
-    let secs = start.elapsed().as_secs_f64();
     if usize::from_le_bytes(ack) != bytes {
         return Err(NetError::Stream("the receiver counted a different number of bytes".into()));
     }
-    Ok(bytes as f64 / secs)
+    Ok(())
+}
+
+async fn write_filler(send: &mut quinn::SendStream, bytes: usize) -> Result<(), NetError> {
+    let chunk = bytes::Bytes::from(vec![7u8; frame::CHUNK]);
+    let mut sent = 0;
+    while sent < bytes {
+        let n = (bytes - sent).min(frame::CHUNK);
+        frame::write_raw(send, chunk.slice(..n)).await?;
+        sent += n;
+    }
+    Ok(())
+}
+
+/// Reads everything sent on a stream, acknowledges the count and returns it.
+async fn count_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> Result<usize, NetError> {
+    let stream = |e: String| NetError::Stream(e);
+    let mut got = 0usize;
+    while let Some(chunk) = recv.read_chunk(usize::MAX, true).await.map_err(|e| stream(e.to_string()))? {
+        got += chunk.bytes.len();
+    }
+    send.write_all(&got.to_le_bytes()).await.map_err(|e| stream(e.to_string()))?;
+    let _ = send.finish();
+    Ok(got)
 }
 
 /// Waits (up to a second) for path MTU discovery on a new connection to
@@ -177,15 +231,28 @@ async fn settle(conn: &quinn::Connection) {
 /// Connects to `addr`, reads everything sent on the first stream the other
 /// side opens, acknowledges the count and returns it.
 pub async fn receive_all(addr: SocketAddr, token: &Token) -> Result<usize, NetError> {
-    let stream = |e: quinn::ConnectionError| NetError::Stream(e.to_string());
+    receive_and_send(addr, token, 0).await
+}
+
+/// Connects to `addr`; reads everything sent on the first stream the other
+/// side opens and acknowledges the count, and, if `bytes` is not 0, sends
+/// that many back at the same time on a stream of its own
+/// ([`send_both_ways`]). Returns the count read once the other side closes
+/// the connection (at most 5 s later).
+pub async fn receive_and_send(addr: SocketAddr, token: &Token, bytes: usize) -> Result<usize, NetError> {
     let (endpoint, conn) = connect(addr, &ClusterIdentity::new(token, "bench-client")?).await?;
-    let (mut send, mut recv) = conn.accept_bi().await.map_err(stream)?;
-    let mut got = 0usize;
-    while let Some(chunk) = recv.read_chunk(usize::MAX, true).await.map_err(|e| NetError::Stream(e.to_string()))? {
-        got += chunk.bytes.len();
-    }
-    send.write_all(&got.to_le_bytes()).await.map_err(|e| NetError::Stream(e.to_string()))?;
-    let _ = send.finish();
+    // The other side's stream first: sending before it arrives would start
+    // this direction while the other end still waits for its path to settle.
+    let (send, recv) = conn.accept_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+    let back = async {
+        if bytes > 0 {
+            let mut send = conn.open_uni().await.map_err(|e| NetError::Stream(e.to_string()))?;
+            write_filler(&mut send, bytes).await?;
+            let _ = send.finish();
+        }
+        Ok(())
+    };
+    let (got, ()) = tokio::try_join!(count_stream(send, recv), back)?;
     // Until the sender has read the count (it then drops the connection).
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn.closed()).await;
     endpoint.close(0u32.into(), b"done");

@@ -105,18 +105,25 @@ pub(crate) fn start(args: &[&str], dir: &Path, ready: &str) -> anyhow::Result<(N
 }
 
 /// Raw QUIC from this process to another `wray` process (the receiving end
-/// of `wray_net::receive_all`), as between two nodes: bytes per second.
-async fn raw_between_processes(job: &Path, bytes: usize) -> anyhow::Result<f64> {
+/// of `wray_net::receive_all`), as between two nodes: bytes per second. With
+/// `both_ways`, the other process sends as many bytes back at the same time
+/// (`wray_net::send_both_ways`), and the rate is each direction's.
+async fn raw_between_processes(job: &Path, bytes: usize, both_ways: bool) -> anyhow::Result<f64> {
     let token = wray_runtime::Token::generate()?;
     let identity = wray_runtime::ClusterIdentity::new(&token, "bench-server")?;
     let endpoint = wray_runtime::cluster::listen("127.0.0.1:0".parse().expect("literal"), &identity)?;
     let addr = endpoint.local_addr()?;
     let mut child = Command::new(std::env::current_exe()?)
         .args(["microbenchmark", "--quic-receive", &addr.to_string(), "--quic-token", &token.to_string()])
+        .args(if both_ways { vec!["--quic-send-back".to_string(), bytes.to_string()] } else { Vec::new() })
         .arg(job)
         .stdout(Stdio::null())
         .spawn()?;
-    let rate = wray_net::send_throughput(&endpoint, bytes).await;
+    let rate = if both_ways {
+        wray_net::send_both_ways(&endpoint, bytes).await
+    } else {
+        wray_net::send_throughput(&endpoint, bytes).await
+    };
     let status = tokio::task::spawn_blocking(move || child.wait()).await??;
     let rate = rate?;
     if !status.success() {
@@ -130,8 +137,15 @@ async fn raw_between_processes(job: &Path, bytes: usize) -> anyhow::Result<f64> 
 pub(crate) fn raw_quic(job: &Path, bytes: usize) -> anyhow::Result<(f64, f64)> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let within = rt.block_on(wray_net::loopback_throughput(bytes)).context("measuring raw QUIC throughput")? / 1e9;
-    let between = rt.block_on(raw_between_processes(job, bytes))? / 1e9;
+    let between = rt.block_on(raw_between_processes(job, bytes, false))? / 1e9;
     Ok((within, between))
+}
+
+/// Raw QUIC in GB/s per direction when two processes send each other
+/// `bytes` at once: the traffic of an allreduce between two nodes.
+pub(crate) fn raw_quic_both_ways(job: &Path, bytes: usize) -> anyhow::Result<f64> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    Ok(rt.block_on(raw_between_processes(job, bytes, true))? / 1e9)
 }
 
 /// A head and `workers` worker processes on 127.0.0.1, each started with

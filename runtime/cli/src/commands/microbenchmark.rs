@@ -58,9 +58,10 @@ pub struct MicrobenchmarkCommand {
     scale_out: bool,
 
     /// Only measure raw QUIC on 127.0.0.1 — one stream of MIB MiB within
-    /// this process and to a second process — print both and exit: the
-    /// reference other benchmarks (benches/train.sh) set beside their
-    /// cross-node figures in the same run.
+    /// this process and to a second process, then MIB MiB each way at once
+    /// between two processes — print them and exit: the references other
+    /// benchmarks (benches/train.sh) set beside their cross-node figures in
+    /// the same run.
     #[arg(long, value_name = "MIB", conflicts_with = "cluster")]
     raw_quic: Option<u64>,
 
@@ -71,6 +72,11 @@ pub struct MicrobenchmarkCommand {
     /// Internal to --cluster: the token for --quic-receive.
     #[arg(long, hide = true)]
     quic_token: Option<String>,
+
+    /// Internal to --raw-quic: with --quic-receive, send BYTES back at the
+    /// same time.
+    #[arg(long, hide = true, value_name = "BYTES", requires = "quic_receive")]
+    quic_send_back: Option<usize>,
 }
 
 /// A workload: Ray's name, the guest's name, its size, its unit and whether
@@ -139,7 +145,7 @@ impl MicrobenchmarkCommand {
         if let (Some(addr), Some(token)) = (self.quic_receive, &self.quic_token) {
             let token = wray_runtime::Token::parse(token).map_err(|e| Failure::Usage(e.into()))?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            rt.block_on(wray_net::receive_all(addr, &token))?;
+            rt.block_on(wray_net::receive_and_send(addr, &token, self.quic_send_back.unwrap_or(0)))?;
             return Ok(());
         }
         if let Some(mib) = self.raw_quic {
@@ -149,6 +155,10 @@ impl MicrobenchmarkCommand {
             let (within, between) = super::cluster_bench::raw_quic(&self.job, (mib as usize) << 20)?;
             println!(
                 "raw QUIC, one stream of {mib} MiB on 127.0.0.1: {within:.2} GB/s within one process, {between:.2} GB/s between two processes"
+            );
+            let both = super::cluster_bench::raw_quic_both_ways(&self.job, (mib as usize) << 20)?;
+            println!(
+                "raw QUIC, {mib} MiB each way at once between two processes on 127.0.0.1: {both:.2} GB/s in each direction"
             );
             return Ok(());
         }

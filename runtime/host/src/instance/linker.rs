@@ -22,7 +22,10 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
     // guest's bytes in place (a `WasmList` view) and copies them once, into
     // a recycled buffer, instead of into a fresh `Vec` first.
     linker.allow_shadowing(true);
-    linker.instance("wray:runtime/tasks@0.1.0")?.func_wrap_async("put-buffer", put_buffer_in_place)?;
+    let mut tasks = linker.instance("wray:runtime/tasks@0.1.0")?;
+    tasks.func_wrap_async("put-buffer", put_buffer_in_place)?;
+    // `get` lowers each value straight from the store's shared buffer.
+    tasks.func_wrap_async("get", get_shared)?;
     // Likewise a snapshot is compared with the last one where it lies.
     linker.instance("wray:runtime/checkpoint@0.1.0")?.func_wrap_async("save", save_in_place)?;
     // And a collective's buffers are read where they lie and lowered into
@@ -80,6 +83,15 @@ fn wait_round_into_place(
     (point, rank, round, timeout_ms): (String, u32, u64, u64),
 ) -> Box<dyn std::future::Future<Output = MeetResult> + Send + '_> {
     Box::new(async move { Ok((store.data_mut().meet(point, rank, round, None, timeout_ms).await,)) })
+}
+
+type GetResult = wasmtime::Result<(Result<Vec<bytes::Bytes>, types::Error>,)>;
+
+fn get_shared(
+    mut store: StoreContextMut<'_, State>,
+    (refs, timeout_ms): (Vec<Resource<RefGuard>>, Option<u64>),
+) -> Box<dyn std::future::Future<Output = GetResult> + Send + '_> {
+    Box::new(async move { Ok((store.data_mut().get_shared(refs, timeout_ms).await?,)) })
 }
 
 type SaveResult = wasmtime::Result<(Result<(), types::Error>,)>;

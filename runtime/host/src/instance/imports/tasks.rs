@@ -38,6 +38,24 @@ impl types::HostObjectRef for State {
     }
 }
 
+impl State {
+    /// `tasks.get`: the values as the store holds them, shared, so that the
+    /// linker lowers each into the guest's memory straight from the store's
+    /// buffer (a large object used to be copied into a fresh vector first:
+    /// a copy plus a page fault per 4 KiB).
+    pub(crate) async fn get_shared(
+        &mut self,
+        refs: Vec<Resource<RefGuard>>,
+        timeout_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<Vec<bytes::Bytes>, types::Error>> {
+        let ids = self.ids(&refs)?;
+        self.call.clock.pause();
+        let r = self.services.get(&self.caller, ids, timeout_ms.map(Duration::from_millis)).await;
+        self.call.clock.resume();
+        Ok(r.map_err(to_wit_error))
+    }
+}
+
 impl tasks::Host for State {
     async fn submit(
         &mut self,
@@ -58,16 +76,15 @@ impl tasks::Host for State {
         }
     }
 
+    /// Not reached at run time: `linker` shadows it with `get_shared`,
+    /// which lowers the values without this copy. Kept correct for
+    /// completeness.
     async fn get(
         &mut self,
         refs: Vec<Resource<RefGuard>>,
         timeout_ms: Option<u64>,
     ) -> wasmtime::Result<Result<Vec<Vec<u8>>, types::Error>> {
-        let ids = self.ids(&refs)?;
-        self.call.clock.pause();
-        let r = self.services.get(&self.caller, ids, timeout_ms.map(Duration::from_millis)).await;
-        self.call.clock.resume();
-        Ok(r.map(|vs| vs.into_iter().map(|v| v.to_vec()).collect()).map_err(to_wit_error))
+        Ok(self.get_shared(refs, timeout_ms).await?.map(|vs| vs.into_iter().map(|v| v.to_vec()).collect()))
     }
 
     async fn wait(
