@@ -28,7 +28,7 @@ target/release/wray run "$bench"
 echo "## collectives across two nodes, and raw QUIC on the same loopback"
 nodes=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$nodes"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$nodes"' EXIT
 # Prints "address: ..." and "token: ..." once it listens.
 target/release/wray start --head --port 0 --cpus 2 --object-store-memory 2GiB --block \
     --data-dir "$nodes/head" --cache-dir "$nodes/cache" >"$nodes/head.out" 2>/dev/null &
