@@ -5,8 +5,13 @@
 //! picks the same split, and the model equals the one a single process
 //! trains on all the rows, bit for bit.
 //!
-//! The driver computes what all must share — the feature bins and the
-//! initial margins — from all the rows first. Histograms hold integers
+//! Each worker reads its own rows — a shard of a dataset, or of a matrix
+//! the driver put in the store — and sketches them (`wray_learn`'s
+//! [`Sketch`]: each feature's values in a sample of the rows chosen by a
+//! hash of each row's global number); the driver merges the sketches into
+//! the feature bins and computes the initial margins from the labels, and
+//! the workers bin their rows once and boost. Merged sketches give the cuts
+//! one process computes from all the rows, and histograms hold integers
 //! (quantized gradients), so their sum does not depend on how the rows are
 //! split; they cross between workers as `allgather`s of the group, their
 //! bits carried in `f32` words (an allgather moves bits, it adds nothing).
@@ -15,15 +20,30 @@ use crate::collective::{self, Group};
 use crate::invalid;
 use wray_data::Dataset;
 use wray_guest_core::{ActorHandle, Error, ObjectRef};
-use wray_learn::gbdt::{Booster, Evaluation, Objective, Params, Reducer, Tree, boost, prepare};
+use wray_learn::gbdt::{Booster, Evaluation, Objective, Params, Progress, Reducer, Sketch, Tree, base_margin, boost};
 use wray_learn::{Matrix, XGBClassifier};
 
 /// Workers one boosting run may have.
 pub const MAX_GBDT_WORKERS: usize = 256;
 
-/// A worker's rows in the store: its first row's global number, features,
-/// labels.
-type Shard = (u64, ObjectRef<Matrix>, ObjectRef<Vec<f32>>);
+/// Where a worker's rows come from.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Source {
+    /// A shard of a matrix, which the driver put in the store
+    /// ([`GbdtTrainer::fit`]).
+    Stored(ObjectRef<Matrix>, ObjectRef<Vec<f32>>),
+    /// A shard of a dataset, which the worker reads itself
+    /// ([`GbdtTrainer::fit_dataset`]), and the label column.
+    Dataset(Dataset, String),
+}
+
+/// One worker's rows: where they come from, the first one's global number,
+/// how many.
+struct Shard {
+    source: Source,
+    first: u64,
+    rows: u64,
+}
 
 /// Rounds between checkpoints by default.
 pub const DEFAULT_CHECKPOINT_EVERY: usize = 10;
@@ -143,85 +163,123 @@ impl GbdtTrainer {
     /// [`fit`](GbdtTrainer::fit) on a dataset (Ray's
     /// `XGBoostTrainer(datasets={"train": ds}, label_column=label)`): every
     /// column but `label` is a feature, in the dataset's column order; see
-    /// [`matrix_of`] for how columns are read.
+    /// [`matrix_of`] for how columns are read. The dataset is run and split
+    /// into one shard per worker (its blocks stay in the object store), and
+    /// each worker reads its own shard; the driver never holds the rows.
     pub fn fit_dataset(&self, train: &Dataset, label: &str) -> Result<XGBClassifier, Error> {
-        let (x, y) = matrix_of(train, label)?;
-        self.fit(&x, &y)
+        self.fit_shards(self.dataset_shards(train, label)?, None)
     }
 
     /// [`fit_with_eval`](GbdtTrainer::fit_with_eval) on datasets (Ray's
     /// `datasets={"train": ..., "valid": ...}`); both must have the same
-    /// feature columns.
+    /// feature columns. The driver reads the evaluation set (it scores every
+    /// round); the workers read the training set's shards.
     pub fn fit_dataset_with_eval(&self, train: &Dataset, eval: &Dataset, label: &str) -> Result<XGBClassifier, Error> {
-        let (x, y) = matrix_of(train, label)?;
-        let (ex, ey) = matrix_of(eval, label)?;
         let (features, eval_features) = (train.columns()?, eval.columns()?);
         if features != eval_features {
             return Err(invalid(format!(
                 "GbdtTrainer: the training set's columns {features:?} differ from the evaluation set's {eval_features:?}"
             )));
         }
-        self.fit_with_eval(&x, &y, &ex, &ey)
+        let (ex, ey) = matrix_of(eval, label)?;
+        self.fit_shards(self.dataset_shards(train, label)?, Some((&ex, &ey)))
     }
 
-    fn fit_eval(&self, x: &Matrix, y: &[f32], eval: Option<(&Matrix, &[f32])>) -> Result<XGBClassifier, Error> {
+    fn check_workers(&self) -> Result<usize, Error> {
         let n = self.workers;
         if n == 0 || n > MAX_GBDT_WORKERS {
             return Err(invalid(format!("GbdtTrainer: {n} workers (1 to {MAX_GBDT_WORKERS})")));
         }
-        if self.model.params.early_stopping_rounds.is_some() && eval.is_none() {
-            return Err(invalid("GbdtTrainer: early_stopping_rounds needs an evaluation set (fit_with_eval)".into()));
+        Ok(n)
+    }
+
+    /// A dataset's shards, one per worker: the dataset runs (its blocks go
+    /// to the store) and is split in order into nearly equal row counts.
+    fn dataset_shards(&self, train: &Dataset, label: &str) -> Result<Vec<Shard>, Error> {
+        let n = self.check_workers()?;
+        // The columns, checked before anything runs (each worker checks its
+        // shard's values as it reads them).
+        let columns = train.columns()?;
+        if !columns.iter().any(|c| c == label) {
+            return Err(invalid(format!("GbdtTrainer: no label column {label:?} in {columns:?}")));
         }
-        let (objective, k) = self.model.plan(x, y)?;
+        if columns.len() < 2 {
+            return Err(invalid(format!("GbdtTrainer: the dataset has no column besides the label {label:?}")));
+        }
+        let mut first = 0;
+        train
+            .split(n)?
+            .into_iter()
+            .map(|part| {
+                let rows = part.count()?;
+                let shard = Shard { source: Source::Dataset(part, label.to_string()), first, rows };
+                first += rows;
+                Ok(shard)
+            })
+            .collect()
+    }
+
+    fn fit_eval(&self, x: &Matrix, y: &[f32], eval: Option<(&Matrix, &[f32])>) -> Result<XGBClassifier, Error> {
+        let n = self.check_workers()?;
+        // The labels are checked before any worker starts.
+        self.model.plan(x, y)?;
         if x.rows() < n {
             return Err(invalid(format!("GbdtTrainer: {} rows for {n} workers", x.rows())));
         }
-        let (cuts, base_margin) = prepare(&self.model.params, objective, k, x, y)?;
-        let evaluation = eval
-            .map(|(ex, ey)| Evaluation::new(&self.model.params, objective, x.cols(), &base_margin, ex, ey))
-            .transpose()?;
-        let mut scores = Scores { evaluation, scored: 0, stopped: false };
-        // The shards go to the store once; a restarted group reads the same.
         let shards: Vec<Shard> = (0..n)
             .map(|rank| {
                 let (start, end) = (rank * x.rows() / n, (rank + 1) * x.rows() / n);
                 let rows: Vec<usize> = (start..end).collect();
-                Ok((
-                    start as u64,
+                let source = Source::Stored(
                     wray_guest_core::try_put(&x.select(&rows))?,
                     wray_guest_core::try_put(&y[start..end].to_vec())?,
-                ))
+                );
+                Ok(Shard { source, first: start as u64, rows: (end - start) as u64 })
             })
             .collect::<Result<_, Error>>()?;
-        let job = Job {
-            params: self.model.params.clone(),
-            objective: objective.name().to_string(),
-            k: k as u32,
-            cuts,
-            base_margin: base_margin.clone(),
-        };
-        let total = self.model.params.n_estimators;
-        let mut trees: Vec<Tree> = Vec::new();
+        self.fit_shards(shards, eval)
+    }
+
+    /// Boosts on `shards`, one per worker, restarting the worker group from
+    /// the last checkpoint when a worker dies.
+    fn fit_shards(&self, shards: Vec<Shard>, eval: Option<(&Matrix, &[f32])>) -> Result<XGBClassifier, Error> {
+        let n = self.check_workers()?;
+        if self.model.params.early_stopping_rounds.is_some() && eval.is_none() {
+            return Err(invalid("GbdtTrainer: early_stopping_rounds needs an evaluation set (fit_with_eval)".into()));
+        }
+        let total_rows: u64 = shards.iter().map(|s| s.rows).sum();
+        if total_rows < n as u64 {
+            return Err(invalid(format!("GbdtTrainer: {total_rows} rows for {n} workers")));
+        }
+        let mut run =
+            Run { job: None, eval, scores: Scores { evaluation: None, scored: 0, stopped: false }, trees: Vec::new() };
         let mut failures = 0u32;
         let mut attempt = 0usize;
-        while trees.len() / k < total && !scores.stopped {
+        loop {
             let fail = if attempt == 0 { self.fail } else { None };
-            match self.attempt(attempt, &job, &shards, &mut trees, &mut scores, fail) {
+            match self.attempt(attempt, &shards, total_rows, &mut run, fail) {
                 Ok(()) => break,
+                // What the driver found wrong with the data fails at once: a
+                // new group would read the same rows.
+                Err(e @ Error::InvalidArgument(_)) => return Err(e),
                 Err(e) if failures < self.max_failures => {
                     failures += 1;
                     attempt += 1;
+                    let k = run.job.as_ref().map_or(1, |j| j.k as usize);
                     // Said even when not verbose: a restart is news.
                     eprintln!(
                         "[gbdt] {e}; restarting the worker group from round {} (restart {failures} of {})",
-                        trees.len() / k,
+                        run.trees.len() / k,
                         self.max_failures
                     );
                 }
                 Err(e) => return Err(e),
             }
         }
-        let mut booster = Booster::assemble(objective, x.cols(), base_margin, Vec::new());
+        let Run { job, scores, mut trees, .. } = run;
+        let job = job.ok_or_else(|| invalid("GbdtTrainer: the workers never sketched their rows".into()))?;
+        let objective = Objective::parse(&job.objective)?;
+        let mut booster = Booster::assemble(objective, job.cuts.cuts.len(), job.base_margin, Vec::new());
         if let Some(e) = scores.evaluation {
             (booster.best_iteration, booster.eval_history) = e.finish(&mut trees);
         }
@@ -231,19 +289,36 @@ impl GbdtTrainer {
         Ok(model)
     }
 
-    /// One worker group: boosts from `trees` in chunks of `checkpoint_every`
-    /// rounds, each chunk's trees checkpointed into `trees` by the driver.
-    fn attempt(
+    /// The job every worker is told, from the workers' sketches and labels
+    /// (merged and concatenated in rank order: global row order).
+    fn plan(&self, workers: &[ActorHandle<GbdtWorker>], total_rows: u64) -> Result<Job, Error> {
+        let parts = wray_guest_core::get_all(&workers.iter().map(|w| w.sketch(total_rows)).collect::<Vec<_>>())?;
+        let mut sketch = Sketch::default();
+        let mut labels = Vec::with_capacity(total_rows as usize);
+        for (rank, (part, y)) in parts.into_iter().enumerate() {
+            sketch.merge(part).map_err(|e| invalid(format!("GbdtTrainer: worker rank {rank}'s rows: {e}")))?;
+            labels.extend(y);
+        }
+        let params = &self.model.params;
+        let (objective, k) = self.model.plan_labels(&labels)?;
+        let base_margin = base_margin(params, objective, k, &labels)?;
+        let cuts = sketch.cuts(params.max_bin);
+        Ok(Job { params: params.clone(), objective: objective.name().to_string(), k: k as u32, cuts, base_margin })
+    }
+
+    /// One worker group: each worker reads its shard; the first group's
+    /// sketch their rows for the job; then they boost from the run's trees
+    /// in chunks of `checkpoint_every` rounds, each chunk's trees
+    /// checkpointed into the run by the driver.
+    fn attempt<'e>(
         &self,
         attempt: usize,
-        job: &Job,
         shards: &[Shard],
-        trees: &mut Vec<Tree>,
-        scores: &mut Scores,
+        total_rows: u64,
+        run: &mut Run<'e>,
         fail: Option<(usize, usize)>,
     ) -> Result<(), Error> {
         let n = shards.len();
-        let k = job.k as usize;
         let groups = collective::create_group(&format!("gbdt attempt {attempt}"), n)?;
         // The driver's handle on the group: a failed member aborts it, so
         // the others stop waiting at once.
@@ -251,11 +326,10 @@ impl GbdtTrainer {
         let workers = groups
             .into_iter()
             .zip(shards)
-            .map(|(group, (first, x, y))| {
-                GbdtWorker::options().num_cpus(self.cpus).try_remote(group, job.clone(), *first, x, y)
+            .map(|(group, s)| {
+                GbdtWorker::options().num_cpus(self.cpus).try_remote(group, s.source.clone(), s.first, s.rows)
             })
             .collect::<Result<Vec<ActorHandle<GbdtWorker>>, Error>>()?;
-        let total = job.params.n_estimators;
         if self.verbose {
             // Where each rank runs, as the DataParallelTrainer says it: what
             // an operator (or a test that kills a node) looks for.
@@ -266,6 +340,21 @@ impl GbdtTrainer {
             }
         }
         let result = (|| {
+            if run.job.is_none() {
+                let job = self.plan(&workers, total_rows)?;
+                let objective = Objective::parse(&job.objective)?;
+                run.scores.evaluation = run
+                    .eval
+                    .map(|(ex, ey)| {
+                        Evaluation::new(&job.params, objective, job.cuts.cuts.len(), &job.base_margin, ex, ey)
+                    })
+                    .transpose()?;
+                run.job = Some(job);
+            }
+            let Run { job: Some(job), scores, trees, .. } = run else {
+                return Err(invalid("GbdtTrainer: the group has no job".into()));
+            };
+            let (k, total) = (job.k as usize, job.params.n_estimators);
             while trees.len() / k < total && !scores.stopped {
                 let mut until = (trees.len() / k + self.checkpoint_every).min(total);
                 if let Some(last) = scores.evaluation.as_ref().and_then(Evaluation::decided_by) {
@@ -276,7 +365,7 @@ impl GbdtTrainer {
                     .enumerate()
                     .map(|(rank, w)| {
                         let trap = fail.filter(|(r, _)| *r == rank).map(|(_, round)| round as u64);
-                        w.boost(trees.clone(), until as u64, trap, self.pause_ms)
+                        w.boost(job.clone(), trees.clone(), until as u64, trap, self.pause_ms)
                     })
                     .collect();
                 // Results as they come: the first failure aborts the group.
@@ -319,9 +408,7 @@ impl GbdtTrainer {
 /// in the dataset's column order, each read as `f32` (integers, floats and
 /// booleans converted; a null feature is NaN — a missing value, for which
 /// boosted trees learn a direction — and a null label an error naming its
-/// row). The caller reads the whole dataset; the trainer's driver then bins
-/// all rows and puts each worker's shard in the store, as
-/// [`GbdtTrainer::fit`] does with a [`Matrix`].
+/// row). [`GbdtTrainer::fit_dataset`]'s workers read their shards with it.
 pub fn matrix_of(ds: &Dataset, label: &str) -> Result<(Matrix, Vec<f32>), Error> {
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
@@ -357,8 +444,17 @@ pub fn matrix_of(ds: &Dataset, label: &str) -> Result<(Matrix, Vec<f32>), Error>
     Ok((Matrix::new(data, features.len())?, labels))
 }
 
-/// The evaluation set's scores, round by round, kept by the driver across
-/// restarts of the worker group.
+/// What the driver keeps across restarts of the worker group: the job (once
+/// the first group has sketched its rows), the evaluation set and its
+/// scores, the trees of the last checkpoint.
+struct Run<'e> {
+    job: Option<Job>,
+    eval: Option<(&'e Matrix, &'e [f32])>,
+    scores: Scores<'e>,
+    trees: Vec<Tree>,
+}
+
+/// The evaluation set's scores, round by round.
 struct Scores<'a> {
     evaluation: Option<Evaluation<'a>>,
     /// Rounds scored so far.
@@ -393,16 +489,37 @@ pub(crate) struct Job {
 #[wray_guest_core::actor]
 pub struct GbdtWorker {
     group: Group,
-    job: Job,
     first_row: u64,
     x: Matrix,
     y: Vec<f32>,
+    /// The first job `boost` was given (the driver gives one group one job).
+    job: Option<Job>,
+    /// The rows' bins and margins, kept from one chunk of rounds to the next.
+    progress: Progress,
 }
 
 #[wray_guest_core::actor]
 impl GbdtWorker {
-    pub(crate) fn new(group: Group, job: Job, first_row: u64, x: Matrix, y: Vec<f32>) -> GbdtWorker {
-        GbdtWorker { group, job, first_row, x, y }
+    /// Reads the shard: `rows` rows, global rows `first_row..`.
+    pub(crate) fn new(group: Group, source: Source, first_row: u64, rows: u64) -> Result<GbdtWorker, Error> {
+        let (x, y) = match source {
+            Source::Stored(x, y) => (wray_guest_core::get(&x)?, wray_guest_core::get(&y)?),
+            Source::Dataset(ds, label) => matrix_of(&ds, &label)?,
+        };
+        if x.rows() as u64 != rows {
+            return Err(invalid(format!(
+                "GbdtTrainer: worker rank {} read {} rows from its shard, which held {rows}",
+                group.rank(),
+                x.rows()
+            )));
+        }
+        Ok(GbdtWorker { group, first_row, x, y, job: None, progress: Progress::default() })
+    }
+
+    /// The sketch of this worker's rows (of `total_rows` in all) and their
+    /// labels, for the driver's plan.
+    pub(crate) fn sketch(&mut self, total_rows: u64) -> (Sketch, Vec<f32>) {
+        (Sketch::of(&self.x, self.first_row, total_rows), self.y.clone())
     }
 
     /// The node this worker runs on.
@@ -410,17 +527,18 @@ impl GbdtWorker {
         wray_guest_core::runtime_context().node_id
     }
 
-    /// Boosts on from `trees` up to round `until`; rank 0 returns all the
-    /// trees. `trap`: trap on reaching that round; `pause_ms`: sleep after
+    /// Boosts on from `trees` up to round `until` (`job` is the one the
+    /// group was first given); rank 0 returns all the trees. `trap`: trap on reaching that round; `pause_ms`: sleep after
     /// each round (tests).
     pub(crate) fn boost(
         &mut self,
+        job: Job,
         mut trees: Vec<Tree>,
         until: u64,
         trap: Option<u64>,
         pause_ms: u64,
     ) -> Result<Option<Vec<Tree>>, Error> {
-        let job = &self.job;
+        let job = self.job.get_or_insert(job);
         let objective = Objective::parse(&job.objective)?;
         let mut reducer = GroupReducer(&mut self.group);
         let mut on_round = |round: usize, _: &[Tree]| {
@@ -443,6 +561,7 @@ impl GbdtWorker {
             &self.y,
             self.first_row,
             &mut reducer,
+            &mut self.progress,
             &mut trees,
             Some(until as usize),
             &mut on_round,

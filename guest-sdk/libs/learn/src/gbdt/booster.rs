@@ -1,6 +1,6 @@
 //! The boosting loop, the estimators and the model format.
 
-use super::bins::Cuts;
+use super::bins::{Cuts, Sketch, sampled};
 use super::grow::{Binned, Quantized, TreeParams, grow};
 use super::objective::{Metric, Objective, argmax, sigmoid, softmax};
 use super::tree::{Node, Tree};
@@ -296,7 +296,23 @@ impl Booster {
             eval.map(|(ex, ey)| Evaluation::new(params, objective, x.cols(), &base_margin, ex, ey)).transpose()?;
         let mut trees = Vec::new();
         let mut on_round = |round: usize, new: &[Tree]| evaluation.as_mut().is_none_or(|e| e.round(round, new));
-        boost(params, objective, k, &cuts, &base_margin, x, labels, 0, &mut Alone, &mut trees, None, &mut on_round)?;
+        let mut progress = Progress::default();
+        let reducer = &mut Alone;
+        boost(
+            params,
+            objective,
+            k,
+            &cuts,
+            &base_margin,
+            x,
+            labels,
+            0,
+            reducer,
+            &mut progress,
+            &mut trees,
+            None,
+            &mut on_round,
+        )?;
         let (best_iteration, history) = match evaluation {
             Some(e) => e.finish(&mut trees),
             None => (None, Vec::new()),
@@ -448,20 +464,22 @@ pub fn prepare(
     labels: &[f32],
 ) -> Result<(Cuts, Vec<f64>), Error> {
     params.check()?;
-    let all: Vec<usize> = (0..x.rows()).collect();
-    Ok((Cuts::fit(x, &all, params.max_bin), base_margin(params, objective, k, labels)?))
+    let cuts = Sketch::of(x, 0, x.rows() as u64).cuts(params.max_bin);
+    Ok((cuts, base_margin(params, objective, k, labels)?))
 }
 
-/// Whether global row `row` is in round `round`'s sample: a hash of the row's
-/// number, not a draw from a stream, so that the sample is the same however
-/// the rows are split between workers.
-fn sampled(seed: u64, round: usize, row: u64, share: f64) -> bool {
-    let mut z = seed ^ (round as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ row.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    // splitmix64's finaliser.
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    ((z >> 11) as f64 / (1u64 << 53) as f64) < share
+/// What a process that boosts in several calls (a worker boosting a chunk
+/// of rounds at a time) keeps between them: its rows' bins, and their
+/// margins — the base plus every tree so far — so that a call neither bins
+/// the rows again nor replays the trees. Use one per set of rows, cuts and
+/// base margins; a call given trees other than those it was last left with
+/// (by count) replays them.
+#[derive(Default)]
+pub struct Progress {
+    bins: Vec<u8>,
+    margins: Vec<f64>,
+    /// Trees summed into `margins`.
+    trees: usize,
 }
 
 /// Boosts on the rows this worker holds (global rows `first_row..`),
@@ -481,6 +499,7 @@ pub fn boost(
     labels: &[f32],
     first_row: u64,
     reducer: &mut dyn Reducer,
+    progress: &mut Progress,
     trees: &mut Vec<Tree>,
     until: Option<usize>,
     on_round: &mut dyn FnMut(usize, &[Tree]) -> bool,
@@ -498,14 +517,20 @@ pub fn boost(
         )));
     }
     let n = x.rows();
-    let bins = cuts.apply(x);
-    let data = Binned::new(&bins, x.cols(), cuts);
-    let mut margins: Vec<f64> = (0..n * k).map(|i| base_margin[i % k]).collect();
-    for (t, tree) in trees.iter().enumerate() {
-        for i in 0..n {
-            margins[i * k + t % k] += tree.predict(x.row(i));
-        }
+    if progress.bins.len() != n * x.cols() {
+        progress.bins = cuts.apply(x);
     }
+    if progress.trees != trees.len() || progress.margins.len() != n * k {
+        progress.margins = (0..n * k).map(|i| base_margin[i % k]).collect();
+        for (t, tree) in trees.iter().enumerate() {
+            for i in 0..n {
+                progress.margins[i * k + t % k] += tree.predict(x.row(i));
+            }
+        }
+        progress.trees = trees.len();
+    }
+    let Progress { bins, margins, trees: summed } = progress;
+    let data = Binned::new(bins, x.cols(), cuts);
     let first_round = trees.len() / k;
     let last_round = until.unwrap_or(params.n_estimators).min(params.n_estimators);
     let tp = params.tree();
@@ -513,7 +538,7 @@ pub fn boost(
     let cols = x.cols();
     let keep = ((params.colsample_bytree * cols as f64).round() as usize).clamp(1, cols);
     for round in first_round..last_round {
-        objective.gradients(&margins, labels, k, &mut g, &mut h);
+        objective.gradients(margins, labels, k, &mut g, &mut h);
         let rows: Vec<u32> = if params.subsample < 1.0 {
             (0..n as u32)
                 .filter(|r| sampled(params.random_state, round, first_row + u64::from(*r), params.subsample))
@@ -561,6 +586,7 @@ pub fn boost(
         }
         let go_on = on_round(round, &new);
         trees.extend(new);
+        *summed = trees.len();
         if !go_on {
             break;
         }
@@ -590,8 +616,10 @@ fn reachable(t: &Tree) -> Vec<bool> {
 }
 
 /// XGBoost's estimate of the intercept: the labels' mean (a probability for
-/// `binary:logistic`, turned into log-odds); 0 per class for softmax.
-fn base_margin(params: &Params, objective: Objective, k: usize, labels: &[f32]) -> Result<Vec<f64>, Error> {
+/// `binary:logistic`, turned into log-odds); 0 per class for softmax — what
+/// [`prepare`] computes beside the cuts, for a driver that gathers the
+/// labels and the sketches from its workers.
+pub fn base_margin(params: &Params, objective: Objective, k: usize, labels: &[f32]) -> Result<Vec<f64>, Error> {
     let mean = labels.iter().map(|v| f64::from(*v)).sum::<f64>() / labels.len().max(1) as f64;
     Ok(match objective {
         Objective::SquaredError => vec![params.base_score.unwrap_or(mean)],
@@ -608,11 +636,15 @@ fn base_margin(params: &Params, objective: Objective, k: usize, labels: &[f32]) 
 
 /// Labels must be finite (and, for a classifier, class numbers).
 fn check_labels(x: &Matrix, y: &[f32]) -> Result<(), Error> {
-    if x.rows() == 0 {
-        return Err(invalid("the training set is empty".into()));
-    }
     if y.len() != x.rows() {
         return Err(invalid(format!("{} rows and {} labels", x.rows(), y.len())));
+    }
+    check_label_values(y)
+}
+
+fn check_label_values(y: &[f32]) -> Result<(), Error> {
+    if y.is_empty() {
+        return Err(invalid("the training set is empty".into()));
     }
     if let Some(i) = y.iter().position(|v| !v.is_finite()) {
         return Err(invalid(format!("label {i} is {}, not a finite number", y[i])));
@@ -767,6 +799,13 @@ impl XGBClassifier {
     /// softmax) this classifier trains `x`, `y` with; checks the labels.
     pub fn plan(&self, x: &Matrix, y: &[f32]) -> Result<(Objective, usize), Error> {
         check_labels(x, y)?;
+        self.plan_labels(y)
+    }
+
+    /// [`plan`](XGBClassifier::plan) from the labels alone: what a driver
+    /// whose workers hold the rows checks.
+    pub fn plan_labels(&self, y: &[f32]) -> Result<(Objective, usize), Error> {
+        check_label_values(y)?;
         let classes = crate::class_count(y, MAX_CLASSES)?;
         let objective = match self.params.objective.as_str() {
             "" if classes == 2 => Objective::BinaryLogistic,

@@ -18,10 +18,10 @@ mod grow;
 mod objective;
 mod tree;
 
-pub use bins::{Cuts, MAX_BIN};
+pub use bins::{Cuts, MAX_BIN, SKETCH_ROWS, Sketch};
 pub use booster::{
-    Alone, Booster, Evaluation, FORMAT, Importance, MAX_CLASSES, MAX_MODEL_NODES, Params, Reducer, XGBClassifier,
-    XGBRegressor, boost, prepare,
+    Alone, Booster, Evaluation, FORMAT, Importance, MAX_CLASSES, MAX_MODEL_NODES, Params, Progress, Reducer,
+    XGBClassifier, XGBRegressor, base_margin, boost, prepare,
 };
 pub use objective::{Metric, Objective};
 pub(crate) use objective::{argmax, sigmoid, softmax};
