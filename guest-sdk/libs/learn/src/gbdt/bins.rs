@@ -35,7 +35,8 @@ const SKETCH_SEED: u64 = 0x5EED_0F5E_ED0F_C075;
 /// cuts, bit for bit.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sketch {
-    /// Per feature, the sampled rows' non-missing values (in row order).
+    /// Per feature, the sampled rows' non-missing values: one ascending
+    /// run per part merged in (by [`f32::total_cmp`]).
     pub values: Vec<Vec<f32>>,
 }
 
@@ -46,8 +47,17 @@ impl Sketch {
         let share = SKETCH_ROWS as f64 / total_rows.max(1) as f64;
         let rows: Vec<usize> =
             (0..x.rows()).filter(|&r| share >= 1.0 || sampled(SKETCH_SEED, 0, first_row + r as u64, share)).collect();
-        let values =
-            (0..x.cols()).map(|f| rows.iter().map(|&r| x.get(r, f)).filter(|v| !v.is_nan()).collect()).collect();
+        let values = (0..x.cols())
+            .map(|f| {
+                let mut v: Vec<f32> = rows.iter().map(|&r| x.get(r, f)).filter(|v| !v.is_nan()).collect();
+                // Sorted where the rows are (each worker its own, at once);
+                // merging sorted runs is then linear. Values equal under
+                // `total_cmp` have the same bits, so an unstable sort
+                // (faster) orders them as a stable one would.
+                v.sort_unstable_by(f32::total_cmp);
+                v
+            })
+            .collect();
         Sketch { values }
     }
 
@@ -78,6 +88,8 @@ impl Sketch {
             .values
             .iter_mut()
             .map(|v| {
+                // One sorted run per merged part: the stable sort finds the
+                // runs and merges them in linear time.
                 v.sort_by(f32::total_cmp);
                 cuts_of(v, max_bin)
             })
@@ -141,6 +153,19 @@ impl Cuts {
         // First cut greater than v; values above every cut join the last bin.
         let b = c.partition_point(|cut| *cut <= v).min(c.len().saturating_sub(1));
         (b + 1) as u8
+    }
+
+    /// `x` as bin bytes, column-major: feature `f` of row `r` at
+    /// `f * rows + r`.
+    pub fn apply_by_column(&self, x: &Matrix) -> Vec<u8> {
+        let rows = x.rows();
+        let mut out = vec![0; rows * x.cols()];
+        for r in 0..rows {
+            for (f, v) in x.row(r).iter().enumerate() {
+                out[f * rows + r] = self.bin(f, *v);
+            }
+        }
+        out
     }
 
     /// `x` as bin bytes, row-major.
@@ -210,7 +235,12 @@ mod tests {
             let part: Vec<usize> = (start..end).collect();
             merged.merge(Sketch::of(&x.select(&part), start as u64, rows as u64)).unwrap();
         }
-        assert_eq!(merged, whole);
+        let sorted = |s: &Sketch| {
+            let mut s = s.clone();
+            s.values.iter_mut().for_each(|v| v.sort_by(f32::total_cmp));
+            s
+        };
+        assert_eq!(sorted(&merged), whole, "the same values");
         assert_eq!(merged.clone().cuts(256), whole.clone().cuts(256));
         let all: Vec<usize> = (0..rows).collect();
         let exact = Cuts::fit(&x, &all, 256);

@@ -476,7 +476,8 @@ pub fn prepare(
 /// (by count) replays them.
 #[derive(Default)]
 pub struct Progress {
-    bins: Vec<u8>,
+    /// The rows' bins, column-major (see `Binned`).
+    columns: Vec<u8>,
     margins: Vec<f64>,
     /// Trees summed into `margins`.
     trees: usize,
@@ -517,8 +518,8 @@ pub fn boost(
         )));
     }
     let n = x.rows();
-    if progress.bins.len() != n * x.cols() {
-        progress.bins = cuts.apply(x);
+    if progress.columns.len() != n * x.cols() {
+        progress.columns = cuts.apply_by_column(x);
     }
     if progress.trees != trees.len() || progress.margins.len() != n * k {
         progress.margins = (0..n * k).map(|i| base_margin[i % k]).collect();
@@ -529,8 +530,8 @@ pub fn boost(
         }
         progress.trees = trees.len();
     }
-    let Progress { bins, margins, trees: summed } = progress;
-    let data = Binned::new(bins, x.cols(), cuts);
+    let Progress { columns, margins, trees: summed } = progress;
+    let data = Binned::new(columns, x.cols(), cuts);
     let first_round = trees.len() / k;
     let last_round = until.unwrap_or(params.n_estimators).min(params.n_estimators);
     let tp = params.tree();
@@ -559,10 +560,8 @@ pub fn boost(
         for c in 0..k {
             // One class: the gradients as they are; softmax: this class's.
             let (gc, hc) = (class_column(&g, k, c), class_column(&h, k, c));
-            let mut maxima = [
-                rows.iter().map(|&r| gc[r as usize].abs()).fold(0.0, f64::max),
-                rows.iter().map(|&r| hc[r as usize]).fold(0.0, f64::max),
-            ];
+            let mut maxima =
+                [max_of(rows.iter().map(|&r| gc[r as usize].abs())), max_of(rows.iter().map(|&r| hc[r as usize]))];
             reducer.max(&mut maxima)?;
             let mut count = [rows.len() as i64];
             reducer.sum(&mut count)?;
@@ -592,6 +591,12 @@ pub fn boost(
         }
     }
     Ok(())
+}
+
+/// The largest of `values` and 0 (NaN ignored) — by comparison: `f64::max`
+/// is a library call in Wasm, whose `max` instruction treats NaN otherwise.
+fn max_of(values: impl Iterator<Item = f64>) -> f64 {
+    values.fold(0.0, |m, v| if v > m { v } else { m })
 }
 
 /// Class `c`'s values of row-major `v` (`k` per row): `v` itself for one.
