@@ -440,6 +440,11 @@ pub trait Reducer {
     fn sum(&mut self, v: &mut [i64]) -> Result<(), Error>;
     /// Takes the element-wise maximum of `v` across the workers.
     fn max(&mut self, v: &mut [f64]) -> Result<(), Error>;
+    /// Whether this process is the only worker (`sum` and `max` change
+    /// nothing): growth then skips gathering buffers to reduce.
+    fn alone(&self) -> bool {
+        false
+    }
 }
 
 /// The [`Reducer`] of a process that holds every row.
@@ -451,6 +456,9 @@ impl Reducer for Alone {
     }
     fn max(&mut self, _: &mut [f64]) -> Result<(), Error> {
         Ok(())
+    }
+    fn alone(&self) -> bool {
+        true
     }
 }
 
@@ -566,7 +574,9 @@ pub fn boost(
             let mut count = [rows.len() as i64];
             reducer.sum(&mut count)?;
             let q = Quantized::new(&gc, &hc, maxima[0], maxima[1], count[0] as usize);
-            let grown = grow(&data, rows.clone(), &q, &features, &tp, &mut |v: &mut [i64]| reducer.sum(v))?;
+            let alone = reducer.alone();
+            let mut reduce = |v: &mut [i64]| reducer.sum(v);
+            let grown = grow(&data, rows.clone(), &q, &features, &tp, (!alone).then_some(&mut reduce as _))?;
             let tree = grown.tree;
             if grown.pruned || rows.len() < n {
                 for i in 0..n {

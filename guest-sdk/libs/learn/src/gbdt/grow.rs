@@ -183,14 +183,15 @@ impl Pool {
 
 /// Grows one tree over `rows` (this worker's sampled rows) and `features`
 /// (the sampled columns, ascending). `reduce` sums a buffer of histogram
-/// integers (and node totals) across workers in place.
+/// integers (and node totals) across workers in place; `None` when this
+/// process holds every row.
 pub(crate) fn grow(
     data: &Binned<'_>,
     mut rows: Vec<u32>,
     q: &Quantized,
     features: &[usize],
     p: &TreeParams,
-    reduce: &mut dyn FnMut(&mut [i64]) -> Result<(), Error>,
+    mut reduce: Option<Reduce<'_>>,
 ) -> Result<Grown, Error> {
     let mut nodes: Vec<Node> = Vec::new();
     // Each node's sums, beside `nodes`, for pruning.
@@ -200,11 +201,11 @@ pub(crate) fn grow(
         sum[0] += q.g[r as usize];
         sum[1] += q.h[r as usize];
     }
-    reduce(&mut sum)?;
+    sum_across(&mut reduce, &mut sum)?;
     let mut pool = Pool(Vec::new());
     let mut hist = pool.take(data.hist_len());
     build(data, &rows, q, features, &mut hist);
-    reduce_hist(&mut hist, reduce)?;
+    sum_across(&mut reduce, hist.as_flattened_mut())?;
     nodes.push(leaf(p, q, sum));
     sums.push(sum);
     let n = rows.len();
@@ -234,7 +235,7 @@ pub(crate) fn grow(
             let Some(i) = pick else { break };
             let parent = open.swap_remove(i);
             let mut halfway = split_rows(&mut ctx, &mut rows, parent);
-            reduce_hist(&mut halfway.small, reduce)?;
+            sum_across(&mut reduce, halfway.small.as_flattened_mut())?;
             for mut c in halfway.finish() {
                 if depth_ok(c.depth) {
                     c.best = best_split(data, c.hist.as_ref().expect("built"), c.sum, q, features, p);
@@ -261,7 +262,7 @@ pub(crate) fn grow(
             // once a node — on 1 M rows, 6 waits a tree instead of 63, which
             // cost a third of a round. Every worker splits the same nodes
             // (the histograms are the same), so all reduce alike.
-            if !halfway.is_empty() {
+            if let (false, Some(reduce)) = (halfway.is_empty(), reduce.as_mut()) {
                 let len = data.hist_len() * 3;
                 let mut all: Vec<i64> = Vec::with_capacity(halfway.len() * len);
                 for h in &halfway {
@@ -431,8 +432,14 @@ fn build(data: &Binned<'_>, rows: &[u32], q: &Quantized, features: &[usize], his
     }
 }
 
-fn reduce_hist(hist: &mut Hist, reduce: &mut dyn FnMut(&mut [i64]) -> Result<(), Error>) -> Result<(), Error> {
-    reduce(hist.as_flattened_mut())
+/// Sums a buffer across the workers.
+pub(crate) type Reduce<'a> = &'a mut dyn FnMut(&mut [i64]) -> Result<(), Error>;
+
+fn sum_across(reduce: &mut Option<Reduce<'_>>, v: &mut [i64]) -> Result<(), Error> {
+    match reduce {
+        Some(reduce) => reduce(v),
+        None => Ok(()),
+    }
 }
 
 /// The split that reduces the loss most; ties go to the lower feature, then
