@@ -21,15 +21,23 @@ pub(crate) fn binary(op: Binary, a: &[f32], sa: &[usize], b: &[f32], sb: &[usize
     let st_a = crate::ops::broadcast_strides(sa, out);
     let st_b = crate::ops::broadcast_strides(sb, out);
     let mut result = Vec::with_capacity(n);
-    for i in 0..n {
-        let (mut rest, mut ia, mut ib) = (i, 0usize, 0usize);
-        for d in (0..MAX_RANK).rev() {
+    // A row (the last dimension) at a time: the operands' offsets are
+    // worked out once a row, by division, and then stepped (a bias added to
+    // a batch spent most of its time in the divisions).
+    let last = MAX_RANK - 1;
+    let row = dims[last] as usize;
+    let (step_a, step_b) = (st_a[last] as usize, st_b[last] as usize);
+    for r in 0..n.checked_div(row).unwrap_or(0) {
+        let (mut rest, mut ia, mut ib) = (r, 0usize, 0usize);
+        for d in (0..last).rev() {
             let coord = rest % dims[d] as usize;
             rest /= dims[d] as usize;
             ia += coord * st_a[d] as usize;
             ib += coord * st_b[d] as usize;
         }
-        result.push(op.apply(a[ia], b[ib]));
+        for j in 0..row {
+            result.push(op.apply(a[ia + j * step_a], b[ib + j * step_b]));
+        }
     }
     result
 }
@@ -72,18 +80,40 @@ pub(crate) fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, ta: boo
 pub(crate) fn reduce(op: Reduce, x: &[f32], shape: &[usize], axis: usize) -> Vec<f32> {
     let (outer, len, inner) = split_at_axis(shape, axis);
     let mut out = Vec::with_capacity(outer * inner);
-    for o in 0..outer {
-        for i in 0..inner {
-            let at = |j: usize| x[(o * len + j) * inner + i];
-            let v = match op {
-                Reduce::Sum => (0..len).map(at).sum(),
-                Reduce::Mean => (0..len).map(at).sum::<f32>() / len as f32,
-                Reduce::Max => (0..len).map(at).fold(f32::NEG_INFINITY, f32::max),
-            };
-            out.push(v);
+    // Each output folds its `len` inputs in order, as an iterator's `sum`
+    // does (from the same start), so the bits are those of a fold per
+    // output; the inputs are read a row of `inner` at a time, contiguously,
+    // where a fold per output strided through the whole block.
+    let start = match op {
+        Reduce::Sum | Reduce::Mean => std::iter::empty::<f32>().sum(),
+        Reduce::Max => f32::NEG_INFINITY,
+    };
+    let mut acc = vec![start; inner];
+    // An empty axis still gives `inner` outputs per block, folded from
+    // nothing.
+    let mut blocks = x.chunks_exact((len * inner).max(1));
+    for _ in 0..outer {
+        acc.fill(start);
+        let block = if len == 0 { &[][..] } else { blocks.next().unwrap_or_default() };
+        match op {
+            Reduce::Sum | Reduce::Mean => fold_rows(block, &mut acc, |a, b| a + b),
+            Reduce::Max => fold_rows(block, &mut acc, f32::max),
+        }
+        if op == Reduce::Mean {
+            out.extend(acc.iter().map(|a| a / len as f32));
+        } else {
+            out.extend_from_slice(&acc);
         }
     }
     out
+}
+
+/// Folds each row of `block` (rows of `acc.len()`) into `acc`, element by
+/// element, in row order.
+fn fold_rows(block: &[f32], acc: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+    for row in block.chunks_exact(acc.len().max(1)) {
+        acc.iter_mut().zip(row).for_each(|(a, &v)| *a = f(*a, v));
+    }
 }
 
 /// Softmax of each row of a `[rows, cols]` matrix.
@@ -143,4 +173,83 @@ pub(crate) fn adam_step(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], 
 pub(crate) fn adam_corrections(h: AdamParams) -> (f32, f32) {
     let t = h.step.max(1) as i32;
     (1.0 - h.beta1.powi(t), 1.0 - h.beta2.powi(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::broadcast;
+
+    /// Values with every sign, zeros of both signs and wide magnitudes.
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n as u32)
+            .map(|i| {
+                let h = (i ^ seed).wrapping_mul(0x9E37_79B9).rotate_left(7);
+                match h % 17 {
+                    0 => 0.0,
+                    1 => -0.0,
+                    k => (h as f32 / u32::MAX as f32 - 0.5) * 10f32.powi(k as i32 % 9 - 4),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn broadcasting_a_row_at_a_time_gives_the_element_by_element_bits() {
+        let shapes: [(&[usize], &[usize]); 7] = [
+            (&[128, 64], &[64]),
+            (&[128, 64], &[128, 1]),
+            (&[1, 5], &[7, 1]),
+            (&[2, 3, 4], &[3, 1]),
+            (&[2, 1, 4, 3], &[5, 1, 3]),
+            (&[6], &[1]),
+            (&[0, 3], &[3]),
+        ];
+        for (sa, sb) in shapes {
+            let out = broadcast(sa, sb).unwrap();
+            let (a, b) = (values(sa.iter().product(), 1), values(sb.iter().product(), 2));
+            let (dims, st_a, st_b) =
+                (padded(&out), crate::ops::broadcast_strides(sa, &out), crate::ops::broadcast_strides(sb, &out));
+            for op in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Maximum, Binary::Minimum] {
+                let want: Vec<u32> = (0..out.iter().product::<usize>())
+                    .map(|i| {
+                        let (mut rest, mut ia, mut ib) = (i, 0, 0);
+                        for d in (0..MAX_RANK).rev() {
+                            let c = rest % dims[d] as usize;
+                            rest /= dims[d] as usize;
+                            (ia, ib) = (ia + c * st_a[d] as usize, ib + c * st_b[d] as usize);
+                        }
+                        op.apply(a[ia], b[ib]).to_bits()
+                    })
+                    .collect();
+                let got: Vec<u32> = binary(op, &a, sa, &b, sb, &out).iter().map(|v| v.to_bits()).collect();
+                assert_eq!(got, want, "{op:?} of {sa:?} and {sb:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn reducing_a_row_at_a_time_gives_the_fold_per_output_bits() {
+        for (shape, axis) in [(&[128usize, 64][..], 0), (&[128, 64], 1), (&[3, 0, 2], 1), (&[2, 3, 4, 5], 2), (&[7], 0)]
+        {
+            let x = values(shape.iter().product(), 3);
+            let (outer, len, inner) = split_at_axis(shape, axis);
+            for op in [Reduce::Sum, Reduce::Mean, Reduce::Max] {
+                let mut want = Vec::new();
+                for o in 0..outer {
+                    for i in 0..inner {
+                        let at = |j: usize| x[(o * len + j) * inner + i];
+                        want.push(match op {
+                            Reduce::Sum => (0..len).map(at).sum(),
+                            Reduce::Mean => (0..len).map(at).sum::<f32>() / len as f32,
+                            Reduce::Max => (0..len).map(at).fold(f32::NEG_INFINITY, f32::max),
+                        });
+                    }
+                }
+                let got = reduce(op, &x, shape, axis);
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{op:?} of {shape:?} along {axis}");
+            }
+        }
+    }
 }
