@@ -155,11 +155,7 @@ pub async fn send_both_ways(endpoint: &quinn::Endpoint, bytes: usize) -> Result<
         // acknowledgement: this end counts them, and closes the connection
         // (ending the other end's wait) once both directions are done.
         let mut recv = conn.accept_uni().await.map_err(|e| NetError::Stream(e.to_string()))?;
-        let mut got = 0usize;
-        while let Some(c) = recv.read_chunk(usize::MAX, true).await.map_err(|e| NetError::Stream(e.to_string()))? {
-            got += c.bytes.len();
-        }
-        Ok::<_, NetError>(got)
+        count(&mut recv).await
     };
     let ((), got) = tokio::try_join!(send_counted(&conn, bytes), back)?;
     let secs = start.elapsed().as_secs_f64();
@@ -201,13 +197,18 @@ async fn write_filler(send: &mut quinn::SendStream, bytes: usize) -> Result<(), 
 
 /// Reads everything sent on a stream, acknowledges the count and returns it.
 async fn count_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> Result<usize, NetError> {
-    let stream = |e: String| NetError::Stream(e);
+    let got = count(&mut recv).await?;
+    send.write_all(&got.to_le_bytes()).await.map_err(|e| NetError::Stream(e.to_string()))?;
+    let _ = send.finish();
+    Ok(got)
+}
+
+/// Reads a stream to its end and returns how many bytes it carried.
+async fn count(recv: &mut quinn::RecvStream) -> Result<usize, NetError> {
     let mut got = 0usize;
-    while let Some(chunk) = recv.read_chunk(usize::MAX, true).await.map_err(|e| stream(e.to_string()))? {
+    while let Some(chunk) = recv.read_chunk(usize::MAX, true).await.map_err(|e| NetError::Stream(e.to_string()))? {
         got += chunk.bytes.len();
     }
-    send.write_all(&got.to_le_bytes()).await.map_err(|e| stream(e.to_string()))?;
-    let _ = send.finish();
     Ok(got)
 }
 

@@ -167,7 +167,7 @@ impl GbdtTrainer {
     /// into one shard per worker (its blocks stay in the object store), and
     /// each worker reads its own shard; the driver never holds the rows.
     pub fn fit_dataset(&self, train: &Dataset, label: &str) -> Result<XGBClassifier, Error> {
-        self.fit_shards(self.dataset_shards(train, label)?, None)
+        self.fit_shards(self.dataset_shards(train, &train.columns()?, label)?, None)
     }
 
     /// [`fit_with_eval`](GbdtTrainer::fit_with_eval) on datasets (Ray's
@@ -182,7 +182,7 @@ impl GbdtTrainer {
             )));
         }
         let (ex, ey) = matrix_of(eval, label)?;
-        self.fit_shards(self.dataset_shards(train, label)?, Some((&ex, &ey)))
+        self.fit_shards(self.dataset_shards(train, &features, label)?, Some((&ex, &ey)))
     }
 
     fn check_workers(&self) -> Result<usize, Error> {
@@ -195,11 +195,10 @@ impl GbdtTrainer {
 
     /// A dataset's shards, one per worker: the dataset runs (its blocks go
     /// to the store) and is split in order into nearly equal row counts.
-    fn dataset_shards(&self, train: &Dataset, label: &str) -> Result<Vec<Shard>, Error> {
+    /// `columns` (the dataset's) are checked before anything runs; each
+    /// worker checks its shard's values as it reads them.
+    fn dataset_shards(&self, train: &Dataset, columns: &[String], label: &str) -> Result<Vec<Shard>, Error> {
         let n = self.check_workers()?;
-        // The columns, checked before anything runs (each worker checks its
-        // shard's values as it reads them).
-        let columns = train.columns()?;
         if !columns.iter().any(|c| c == label) {
             return Err(invalid(format!("GbdtTrainer: no label column {label:?} in {columns:?}")));
         }
@@ -243,7 +242,8 @@ impl GbdtTrainer {
     /// Boosts on `shards`, one per worker, restarting the worker group from
     /// the last checkpoint when a worker dies.
     fn fit_shards(&self, shards: Vec<Shard>, eval: Option<(&Matrix, &[f32])>) -> Result<XGBClassifier, Error> {
-        let n = self.check_workers()?;
+        // One shard per worker (the callers checked the count).
+        let n = shards.len();
         if self.model.params.early_stopping_rounds.is_some() && eval.is_none() {
             return Err(invalid("GbdtTrainer: early_stopping_rounds needs an evaluation set (fit_with_eval)".into()));
         }

@@ -128,15 +128,9 @@ impl Cuts {
     /// Cuts from the non-missing values of each column of `x` (rows in
     /// `rows` only).
     pub fn fit(x: &Matrix, rows: &[usize], max_bin: usize) -> Cuts {
-        let max_bin = max_bin.clamp(1, MAX_BIN);
-        let cuts = (0..x.cols())
-            .map(|f| {
-                let mut v: Vec<f32> = rows.iter().map(|&r| x.get(r, f)).filter(|v| !v.is_nan()).collect();
-                v.sort_by(f32::total_cmp);
-                cuts_of(&v, max_bin)
-            })
-            .collect();
-        Cuts { cuts }
+        let values =
+            (0..x.cols()).map(|f| rows.iter().map(|&r| x.get(r, f)).filter(|v| !v.is_nan()).collect()).collect();
+        Sketch { values }.cuts(max_bin)
     }
 
     /// Bins of feature `f` (real ones; a missing value has its own).
