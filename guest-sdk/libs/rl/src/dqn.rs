@@ -338,9 +338,8 @@ impl DQN {
         let mut result = TrainResult { sample_time_s: start.elapsed().as_secs_f64(), ..TrainResult::default() };
         for f in &fragments {
             self.filter.merge(&f.filter_delta);
-            self.core.episodes.extend(&f.episodes);
+            self.core.episodes.add(&f.episodes, &mut result);
             self.buffer.add_fragment(f, self.config.n_step, self.config.gamma);
-            result.num_episodes += f.episodes.len() as u64;
             result.num_env_steps_sampled += f.rows() as u64;
         }
         let sampled = self.core.counts.timesteps + result.num_env_steps_sampled;

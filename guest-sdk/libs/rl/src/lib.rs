@@ -75,7 +75,7 @@ mod tuning;
 pub use algorithm::Algorithm;
 pub use bc::{BC, BCConfig};
 pub use checkpoint::{CHECKPOINT_FILE, MAX_CHECKPOINT_BYTES, describe as describe_checkpoint};
-pub use config::{CommonConfig, MAX_ENV_RUNNERS, SMOOTHING_EPISODES, TrainResult};
+pub use config::{CommonConfig, MAX_ENV_RUNNERS, MAX_ITERATION_RETURNS, SMOOTHING_EPISODES, TrainResult};
 pub use dqn::{DQN, DQNConfig};
 pub use env::{ENVIRONMENTS, Env, EnvRng, EnvSpec, MakeEnv, Step, TimeLimit, make};
 pub use filter::ObsFilter;

@@ -586,8 +586,7 @@ impl MultiAgentPPO {
         let mut result = TrainResult { sample_time_s: start.elapsed().as_secs_f64(), ..TrainResult::default() };
         let mut per_policy: BTreeMap<String, Vec<Fragment>> = BTreeMap::new();
         for m in sampled {
-            self.episodes.extend(&m.episodes);
-            result.num_episodes += m.episodes.len() as u64;
+            self.episodes.add(&m.episodes, &mut result);
             for (p, f) in m.fragments {
                 self.policy_episodes.entry(p.clone()).or_default().extend(&f.episodes);
                 result.num_env_steps_trained += f.rows() as u64;

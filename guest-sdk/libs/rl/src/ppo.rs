@@ -336,8 +336,7 @@ impl PPO {
         self.core.record(&fragments)?;
         let mut result = TrainResult { sample_time_s: start.elapsed().as_secs_f64(), ..TrainResult::default() };
         for f in &fragments {
-            self.core.episodes.extend(&f.episodes);
-            result.num_episodes += f.episodes.len() as u64;
+            self.core.episodes.add(&f.episodes, &mut result);
             result.num_env_steps_sampled += f.rows() as u64;
         }
         let what = format!("PPO iteration {}", self.core.counts.iteration + 1);
