@@ -471,3 +471,25 @@ fn rust_tasks_still_get_a_fresh_instance_each() {
     assert_code(&out, 0);
     assert_eq!(stdout(&out).trim(), "counts: [1, 1, 1, 1, 1]", "{}", stdout(&out));
 }
+
+#[test]
+fn rust_tasks_that_ask_reuse_their_job_s_instances() {
+    // `reuse_instance(true)`: the Python rules, per call.
+    let out = scenario(&["--cpus", "1"], &["reused-instances"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        stdout(&out).lines().collect::<Vec<_>>(),
+        [
+            "one after another: [1, 2, 3, 4, 5]",
+            "not asking: 1",
+            "asking again: 6",
+            "failed task: its instance is dropped",
+            "after the failure: 1",
+            "another memory limit: [1, 2, 3]",
+            "back to the first: 2",
+            "in the driver: 0",
+        ],
+        "{}",
+        stdout(&out)
+    );
+}

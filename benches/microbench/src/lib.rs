@@ -1,7 +1,8 @@
 //! Ray's `ray microbenchmark` workloads, as a wray job. `wray microbenchmark`
 //! runs it once per workload (`-- WORKLOAD N`) and reads the `RESULT` line
 //! each run prints: a rate per second, or for `chain` and `put_gigabytes` the
-//! unit named on the line.
+//! unit named on the line. A workload named with `_reuse` at the end is
+//! the same workload with its tasks submitted with `reuse_instance(true)`.
 
 use std::time::Instant;
 
@@ -90,22 +91,26 @@ fn rate(n: u64, start: Instant) {
 
 #[wray::main]
 fn main(args: Vec<String>) -> Result<(), wray::Error> {
-    let workload = args.first().map(String::as_str).unwrap_or("tasks_sync");
+    let named = args.first().map(String::as_str).unwrap_or("tasks_sync");
+    let workload = named.strip_suffix("_reuse").unwrap_or(named);
+    let reuse = workload != named;
+    let noop = || noop::options().reuse_instance(reuse).remote();
+    let inc = |x: wray::Arg<u64>| inc::options().reuse_instance(reuse).remote(x);
     let n: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
     // Warm up: the first task compiles nothing (the component is cached and
     // pre-instantiated), but touches the allocator and the code pages.
-    wray::get(&noop::remote())?;
+    wray::get(&noop())?;
     match workload {
         "tasks_sync" => {
             let start = Instant::now();
             for _ in 0..n {
-                wray::get(&noop::remote())?;
+                wray::get(&noop())?;
             }
             rate(n, start);
         }
         "tasks_async" => {
             let start = Instant::now();
-            let refs: Vec<_> = (0..n).map(|_| noop::remote()).collect();
+            let refs: Vec<_> = (0..n).map(|_| noop()).collect();
             wray::get_all(&refs)?;
             rate(n, start);
         }
@@ -148,7 +153,7 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
             // wait for one at a time until none is left; rounds per second.
             let start = Instant::now();
             for _ in 0..n {
-                let mut pending: Vec<_> = (0..1000).map(|_| noop::remote()).collect();
+                let mut pending: Vec<_> = (0..1000).map(|_| noop()).collect();
                 while !pending.is_empty() {
                     pending = wray::wait(&pending, 1, None).1;
                 }
@@ -195,9 +200,9 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
         }
         "chain" => {
             let start = Instant::now();
-            let mut r = inc::remote(0);
+            let mut r = inc(wray::Arg::from(0u64));
             for _ in 1..n {
-                r = inc::remote(&r);
+                r = inc(wray::Arg::from(&r));
             }
             let last = wray::get(&r)?;
             assert_eq!(last, n);

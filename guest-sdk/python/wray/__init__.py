@@ -215,6 +215,9 @@ def _wit_options(o):
         # Ray also takes a list of exception types; wray retries every
         # exception then (it cannot tell types apart across the boundary).
         retry_exceptions=bool(retry),
+        # A Python job's component reuses every task's instance already
+        # (`wray build` marks it), so no call needs to ask.
+        reuse_instance=False,
         name=o.get("name"),
         max_concurrency=o.get("max_concurrency"),
         max_restarts=_count(o.get("max_restarts"), "max_restarts"),

@@ -17,6 +17,9 @@ pub struct Options {
     pub max_retries: u32,
     /// Retry guest errors and panics too.
     pub retry_exceptions: bool,
+    /// Task: may run in an instance an earlier task of its job succeeded
+    /// in, and leave its own for a later one (WIT `reuse-instance`).
+    pub reuse_instance: bool,
     /// Actor name.
     pub name: Option<String>,
     /// Actor: calls queued and in flight at once.

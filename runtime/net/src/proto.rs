@@ -264,6 +264,9 @@ pub struct TaskRequest {
     pub max_retries: u32,
     /// Whether a guest error is retried.
     pub retry_exceptions: bool,
+    /// Whether the task may run in an instance an earlier task of its job
+    /// left (and leave its own).
+    pub reuse_instance: bool,
     /// Set when the request creates an actor rather than runs a task.
     pub actor: Option<WireActor>,
     /// True if the submitting node cannot run it at all; false if it only

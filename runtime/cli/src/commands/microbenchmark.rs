@@ -92,6 +92,23 @@ struct Workload {
 const WORKLOADS: &[Workload] = &[
     Workload { name: "single client tasks sync", guest: "tasks_sync", n: 20_000, unit: "/s", higher_is_better: true },
     Workload { name: "single client tasks async", guest: "tasks_async", n: 50_000, unit: "/s", higher_is_better: true },
+    // The same with `reuse_instance(true)`: a task may run in an instance an
+    // earlier task of the job left, as Ray's workers run task after task.
+    // Compared with the same Ray row (its workers always do).
+    Workload {
+        name: "single client tasks sync, instances reused",
+        guest: "tasks_sync_reuse",
+        n: 20_000,
+        unit: "/s",
+        higher_is_better: true,
+    },
+    Workload {
+        name: "single client tasks async, instances reused",
+        guest: "tasks_async_reuse",
+        n: 50_000,
+        unit: "/s",
+        higher_is_better: true,
+    },
     Workload { name: "1:1 actor calls sync", guest: "actor_sync", n: 20_000, unit: "/s", higher_is_better: true },
     Workload {
         name: "1:1 actor calls sync, snapshot after each (4 MiB state)",
@@ -103,6 +120,13 @@ const WORKLOADS: &[Workload] = &[
     Workload { name: "1:1 actor calls async", guest: "actor_async", n: 50_000, unit: "/s", higher_is_better: true },
     Workload { name: "n:n actor calls async", guest: "actor_nn_async", n: 100_000, unit: "/s", higher_is_better: true },
     Workload { name: "single client wait 1k refs", guest: "wait_1k", n: 20, unit: "/s", higher_is_better: true },
+    Workload {
+        name: "single client wait 1k refs, instances reused",
+        guest: "wait_1k_reuse",
+        n: 20,
+        unit: "/s",
+        higher_is_better: true,
+    },
     Workload { name: "single client put calls", guest: "put_calls", n: 50_000, unit: "/s", higher_is_better: true },
     Workload { name: "single client get calls", guest: "get_calls", n: 100_000, unit: "/s", higher_is_better: true },
     Workload {
@@ -120,6 +144,13 @@ const WORKLOADS: &[Workload] = &[
         higher_is_better: true,
     },
     Workload { name: "1000-task dependency chain", guest: "chain", n: 1000, unit: "ms/link", higher_is_better: false },
+    Workload {
+        name: "1000-task dependency chain, instances reused",
+        guest: "chain_reuse",
+        n: 1000,
+        unit: "ms/link",
+        higher_is_better: false,
+    },
 ];
 
 pub(crate) struct Row {
@@ -206,7 +237,8 @@ impl MicrobenchmarkCommand {
             };
             rows.push(Row {
                 name: w.name.into(),
-                key: w.guest.into(),
+                // A `_reuse` row is filed under its workload's Ray figure.
+                key: w.guest.trim_end_matches("_reuse").into(),
                 value,
                 unit: w.unit.into(),
                 higher_is_better: w.higher_is_better,

@@ -113,6 +113,7 @@ pub(super) fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Opti
         time_limit: o.time_limit_ms.map(Duration::from_millis),
         max_retries: o.max_retries.unwrap_or(wray_core::DEFAULT_MAX_RETRIES),
         retry_exceptions: o.retry_exceptions,
+        reuse_instance: o.reuse_instance,
         name: o.name,
         max_concurrency: o.max_concurrency.unwrap_or(1),
         max_restarts: o.max_restarts.unwrap_or(0),

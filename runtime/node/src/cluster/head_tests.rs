@@ -78,6 +78,7 @@ fn task_request(component_hash: &str, args: Vec<proto::WireArg>) -> proto::TaskR
         resources: vec![("CPU".into(), 1.0)],
         max_retries: 0,
         retry_exceptions: false,
+        reuse_instance: false,
         actor: None,
         must_move: true,
         scheduling: proto::WireScheduling::Default,

@@ -164,6 +164,7 @@ impl NodeInner {
             resources: pairs(&options.resources),
             max_retries: options.max_retries,
             retry_exceptions: options.retry_exceptions,
+            reuse_instance: options.reuse_instance,
             actor: actor.clone(),
             must_move,
             scheduling: wire_scheduling(&options.scheduling),
@@ -577,6 +578,7 @@ impl NodeInner {
             time_limit: req.time_limit_ms.map(Duration::from_millis),
             max_retries: req.max_retries,
             retry_exceptions: req.retry_exceptions,
+            reuse_instance: req.reuse_instance,
             ..Options::default()
         };
         let started = match self.pin_args(job.id, &args) {

@@ -89,7 +89,8 @@ pub(crate) struct JobState {
     pub(crate) hosts_detached: AtomicBool,
     /// Instances whose task succeeded, waiting for the job's next task —
     /// only for components that reuse task instances
-    /// (`JobComponent::reuses_task_instances`), each with the memory limit
+    /// (`JobComponent::reuses_task_instances`) and tasks submitted with
+    /// `reuse_instance`, each with the memory limit
     /// it was made with; at most [`MAX_IDLE_TASK_INSTANCES`], dropped when
     /// the job ends.
     pub(crate) idle: Mutex<Vec<(Option<u64>, Instance)>>,

@@ -196,7 +196,10 @@ impl NodeInner {
                 function: spec.function.clone(),
                 holds: held.resources.clone(),
             };
-            let reuse = job.component.reuses_task_instances();
+            // A fresh instance for every task unless the component (a
+            // Python job's) or the call (`reuse_instance`) asks otherwise;
+            // an idle instance only ever serves its own job's tasks.
+            let reuse = job.component.reuses_task_instances() || spec.options.reuse_instance;
             let instance = match reuse.then(|| job.take_idle(limits.memory)).flatten() {
                 Some(mut instance) => {
                     instance.set_caller(caller);

@@ -227,6 +227,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             let counts = (0..5).map(|_| wray::get(&count_calls::remote())).collect::<Result<Vec<_>, _>>()?;
             println!("counts: {counts:?}");
         }
+        "reused-instances" => reused_instances()?,
         "detached-create" => {
             // A named actor that outlives this job.
             let c = Counter::options().name("keeper").detached().remote(100);

@@ -283,3 +283,25 @@ pub(crate) fn node_affinity() -> Result<(), Error> {
     println!("from a worker, pinned to the other worker: {}", from == a && ran == b);
     Ok(())
 }
+
+/// `reuse_instance(true)`, one task after another (one CPU): a succeeded
+/// task's instance runs the next reusing task of the job (a static keeps
+/// counting); a failed one's is dropped; instances are kept per memory
+/// limit; a task that does not ask gets a fresh instance and leaves the
+/// idle one alone; the driver's instance is its own.
+pub(crate) fn reused_instances() -> Result<(), Error> {
+    let reused = || count_calls::options().reuse_instance(true).remote();
+    let counts = (0..5).map(|_| wray::get(&reused())).collect::<Result<Vec<_>, _>>()?;
+    println!("one after another: {counts:?}");
+    println!("not asking: {}", wray::get(&count_calls::remote())?);
+    println!("asking again: {}", wray::get(&reused())?);
+    let failed = wray::get(&count_calls_then_fail::options().reuse_instance(true).remote());
+    println!("failed task: {}", if failed.is_err() { "its instance is dropped" } else { "succeeded?" });
+    println!("after the failure: {}", wray::get(&reused())?);
+    let other = || count_calls::options().reuse_instance(true).memory_limit(64 << 20).remote();
+    let counts = (0..3).map(|_| wray::get(&other())).collect::<Result<Vec<_>, _>>()?;
+    println!("another memory limit: {counts:?}");
+    println!("back to the first: {}", wray::get(&reused())?);
+    println!("in the driver: {}", calls_here());
+    Ok(())
+}

@@ -24,6 +24,18 @@ pub(crate) fn count_calls() -> u64 {
     CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
+/// Counts a call, then fails: its instance must not be kept.
+#[wray::remote]
+pub(crate) fn count_calls_then_fail() -> Result<u64, String> {
+    CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Err("planned".into())
+}
+
+/// Calls of [`count_calls`] in the driver's own instance.
+pub(crate) fn calls_here() -> u64 {
+    CALLS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[wray::remote]
 pub(crate) fn sum_refs(refs: Vec<ObjectRef<i64>>) -> Result<i64, Error> {
     Ok(wray::get_all(&refs)?.into_iter().sum())
