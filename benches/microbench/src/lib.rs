@@ -85,6 +85,15 @@ fn remote() -> noop::Options {
     noop::options().resource("remote", 1.0)
 }
 
+/// Tasks or calls in flight at once in the async workloads: ray_perf's
+/// batches of 1,000.
+const BATCH: u64 = 1_000;
+
+/// Whole rounds of `size` in about `n` (at least one).
+fn batches(n: u64, size: u64) -> u64 {
+    (n / size).max(1)
+}
+
 fn rate(n: u64, start: Instant) {
     println!("RESULT {:.1} per_s", n as f64 / start.elapsed().as_secs_f64());
 }
@@ -109,10 +118,13 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
             rate(n, start);
         }
         "tasks_async" => {
+            // ray_perf's shape: batches of 1,000 submitted, then got.
             let start = Instant::now();
-            let refs: Vec<_> = (0..n).map(|_| noop()).collect();
-            wray::get_all(&refs)?;
-            rate(n, start);
+            for _ in 0..batches(n, BATCH) {
+                let refs: Vec<_> = (0..BATCH).map(|_| noop()).collect();
+                wray::get_all(&refs)?;
+            }
+            rate(batches(n, BATCH) * BATCH, start);
         }
         "actor_sync" => {
             let a = Sink::remote();
@@ -136,17 +148,23 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
             let a = Sink::remote();
             wray::get(&a.noop())?;
             let start = Instant::now();
-            let refs: Vec<_> = (0..n).map(|_| a.noop()).collect();
-            wray::get_all(&refs)?;
-            rate(n, start);
+            for _ in 0..batches(n, BATCH) {
+                let refs: Vec<_> = (0..BATCH).map(|_| a.noop()).collect();
+                wray::get_all(&refs)?;
+            }
+            rate(batches(n, BATCH) * BATCH, start);
         }
         "actor_nn_async" => {
-            let clients = 4u64;
-            let per = (n / clients) as u32;
+            // As the reference: rounds of 4 clients of 2,500 calls each,
+            // every round with fresh actors.
+            let (clients, per) = (4u64, 2_500u32);
             let start = Instant::now();
-            let refs: Vec<_> = (0..clients).map(|_| actor_client::options().num_cpus(0.5).remote(per)).collect();
-            let done: u32 = wray::get_all(&refs)?.into_iter().sum();
-            rate(u64::from(done), start);
+            let mut done = 0u64;
+            for _ in 0..batches(n, clients * u64::from(per)) {
+                let refs: Vec<_> = (0..clients).map(|_| actor_client::options().num_cpus(0.5).remote(per)).collect();
+                done += u64::from(wray::get_all(&refs)?.into_iter().sum::<u32>());
+            }
+            rate(done, start);
         }
         "wait_1k" => {
             // ray_perf's "single client wait 1k refs": 1,000 tasks, then
