@@ -218,7 +218,10 @@ impl ActorState {
         match lock(&self.mailbox).as_ref() {
             Some(tx) => {
                 tx.send(call).map_err(|e| Box::new(e.0))?;
-                self.calls.fetch_add(1, Ordering::Relaxed);
+                let sent = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+                if sent.saturating_sub(self.taken.load(Ordering::Relaxed)) == 2 {
+                    let_another_worker_take_it();
+                }
                 Ok(())
             }
             None => Err(Box::new(call)),
@@ -227,6 +230,24 @@ impl ActorState {
 
     fn short_class(&self) -> &str {
         self.class.rsplit("::").next().unwrap_or(&self.class)
+    }
+}
+
+/// Called when a caller queues a second call behind one the actor's loop
+/// has not taken yet: the caller is pipelining, not waiting.
+///
+/// Waking the loop from a caller on a tokio worker puts it in that
+/// worker's LIFO slot, which no other worker may steal, and wakes no idle
+/// worker: the loop then runs only once the caller blocks, on the caller's
+/// thread — right for a call and a `get` (one thread, no hand-off), wrong
+/// for a batch of async calls, which then ran submission and execution one
+/// after the other on one core while the other idled. A spawned no-op
+/// takes the slot instead, which moves the loop to the worker's stealable
+/// queue and wakes an idle worker to take it. Once per idle-to-busy turn of
+/// a pipelined actor, not per call.
+fn let_another_worker_take_it() {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        drop(tokio::spawn(async {}));
     }
 }
 
