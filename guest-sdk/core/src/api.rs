@@ -33,7 +33,7 @@ pub fn get_timeout<T: DeserializeOwned + 'static>(r: &ObjectRef<T>, timeout: Dur
 }
 
 fn get_impl<T: DeserializeOwned + 'static>(r: &ObjectRef<T>, timeout_ms: Option<u64>) -> Result<T, Error> {
-    let mut values = tasks::get(&[&*r.handle], timeout_ms)?;
+    let mut values = tasks::get(&[&**r.handle], timeout_ms)?;
     let value = values.pop().ok_or_else(|| Error::InvalidArgument("host returned no value".into()))?;
     crate::value::decode(&value)
 }
@@ -44,7 +44,7 @@ pub fn get_all<T: DeserializeOwned + 'static>(refs: &[ObjectRef<T>]) -> Result<V
     if refs.is_empty() {
         return Ok(Vec::new());
     }
-    let handles: Vec<_> = refs.iter().map(|r| &*r.handle).collect();
+    let handles: Vec<_> = refs.iter().map(|r| &**r.handle).collect();
     let values = tasks::get(&handles, None)?;
     values.iter().map(|v| crate::value::decode(v)).collect()
 }
@@ -75,12 +75,26 @@ pub fn wait<T>(
     if refs.is_empty() {
         return (Vec::new(), Vec::new());
     }
-    let handles: Vec<_> = refs.iter().map(|r| &*r.handle).collect();
-    let n = u32::try_from(num_returns.min(refs.len())).unwrap_or(u32::MAX);
-    let mask = match tasks::wait(&handles, n, timeout.map(millis)) {
-        Ok(mask) => mask,
-        Err(e) => panic!("wray::wait: {}", Error::from(e)),
-    };
+    let wanted = num_returns.min(refs.len());
+    // Refs an earlier `wait` saw ready are ready still; the host is asked
+    // about the others only, and only if those known do not suffice.
+    let mut mask: Vec<bool> = refs.iter().map(|r| r.handle.known_ready()).collect();
+    let known = mask.iter().filter(|k| **k).count();
+    if known < wanted {
+        let unknown: Vec<usize> = (0..refs.len()).filter(|i| !mask[*i]).collect();
+        let handles: Vec<_> = unknown.iter().map(|i| &**refs[*i].handle).collect();
+        let need = u32::try_from(wanted - known).unwrap_or(u32::MAX);
+        let answer = match tasks::wait(&handles, need, timeout.map(millis)) {
+            Ok(answer) => answer,
+            Err(e) => panic!("wray::wait: {}", Error::from(e)),
+        };
+        for (i, is_ready) in unknown.into_iter().zip(answer) {
+            if is_ready {
+                refs[i].handle.mark_ready();
+                mask[i] = true;
+            }
+        }
+    }
     let mut ready = Vec::new();
     let mut pending = Vec::new();
     for (r, is_ready) in refs.iter().zip(mask) {

@@ -35,7 +35,7 @@ impl<T> From<&ObjectRef<T>> for Arg<T> {
 #[doc(hidden)]
 pub enum RawArg {
     Value(wit::Value),
-    Ref(std::sync::Arc<wit::ObjectRef>),
+    Ref(std::sync::Arc<crate::object_ref::Handle>),
 }
 
 impl RawArg {
