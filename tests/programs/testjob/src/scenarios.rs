@@ -132,6 +132,8 @@ pub(crate) fn cancel() -> Result<(), Error> {
     let (ready, pending) = wray::wait(&[sleepy::remote(5_000)], 1, Some(Duration::from_millis(50)));
     println!("wait timeout: {} {}", ready.len(), pending.len());
     println!("get timeout: {}", wray::get_timeout(&sleepy::remote(5_000), Duration::from_millis(50)).unwrap_err());
+    let blocked = waits_for::options().time_limit(Duration::from_millis(300)).remote(900);
+    println!("blocked in get past its time limit: {:?}", wray::get(&blocked));
     Ok(())
 }
 

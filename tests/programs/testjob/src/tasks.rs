@@ -155,6 +155,13 @@ pub(crate) fn sleepy(ms: u64) -> u64 {
     ms
 }
 
+/// Blocks in `get` for a task that sleeps `ms`: time blocked in the host
+/// does not count against this task's own time limit.
+#[wray::remote]
+pub(crate) fn waits_for(ms: u64) -> Result<u64, Error> {
+    wray::get(&sleepy::remote(ms))
+}
+
 #[wray::remote]
 pub(crate) fn nested(level: u32) -> Result<u64, Error> {
     if level == 0 {

@@ -30,9 +30,8 @@ impl actors::Host for State {
             Ok(s) => s,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
-        self.call.clock.pause();
-        let r = self.services.call_actor(&self.caller, seq, from_wit_actor(actor), method, args).await;
-        self.call.clock.resume();
+        let call = self.services.call_actor(&self.caller, seq, from_wit_actor(actor), method, args);
+        let r = self.call.clock.off_while_waiting(call).await;
         match r {
             Ok(id) => Ok(Ok(self.guard(id)?)),
             Err(e) => Ok(Err(to_wit_error(e))),

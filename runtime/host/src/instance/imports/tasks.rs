@@ -49,9 +49,11 @@ impl State {
         timeout_ms: Option<u64>,
     ) -> wasmtime::Result<Result<Vec<bytes::Bytes>, types::Error>> {
         let ids = self.ids(&refs)?;
-        self.call.clock.pause();
-        let r = self.services.get(&self.caller, ids, timeout_ms.map(Duration::from_millis)).await;
-        self.call.clock.resume();
+        let r = self
+            .call
+            .clock
+            .off_while_waiting(self.services.get(&self.caller, ids, timeout_ms.map(Duration::from_millis)))
+            .await;
         Ok(r.map_err(to_wit_error))
     }
 }
@@ -67,9 +69,8 @@ impl tasks::Host for State {
             Ok(s) => s,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
-        self.call.clock.pause();
-        let r = self.services.submit(&self.caller, seq, function, args, options).await;
-        self.call.clock.resume();
+        let r =
+            self.call.clock.off_while_waiting(self.services.submit(&self.caller, seq, function, args, options)).await;
         match r {
             Ok(id) => Ok(Ok(self.guard(id)?)),
             Err(e) => Ok(Err(to_wit_error(e))),
@@ -94,10 +95,8 @@ impl tasks::Host for State {
         timeout_ms: Option<u64>,
     ) -> wasmtime::Result<Result<Vec<bool>, types::Error>> {
         let ids = self.ids(&refs)?;
-        self.call.clock.pause();
-        let r =
-            self.services.wait(&self.caller, ids, num_returns as usize, timeout_ms.map(Duration::from_millis)).await;
-        self.call.clock.resume();
+        let wait = self.services.wait(&self.caller, ids, num_returns as usize, timeout_ms.map(Duration::from_millis));
+        let r = self.call.clock.off_while_waiting(wait).await;
         Ok(r.map_err(to_wit_error))
     }
 
