@@ -120,11 +120,12 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
         "tasks_async" => {
             // ray_perf's shape: batches of 1,000 submitted, then got.
             let start = Instant::now();
-            for _ in 0..batches(n, BATCH) {
+            let rounds = batches(n, BATCH);
+            for _ in 0..rounds {
                 let refs: Vec<_> = (0..BATCH).map(|_| noop()).collect();
                 wray::get_all(&refs)?;
             }
-            rate(batches(n, BATCH) * BATCH, start);
+            rate(rounds * BATCH, start);
         }
         "actor_sync" => {
             let a = Sink::remote();
@@ -148,11 +149,12 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
             let a = Sink::remote();
             wray::get(&a.noop())?;
             let start = Instant::now();
-            for _ in 0..batches(n, BATCH) {
+            let rounds = batches(n, BATCH);
+            for _ in 0..rounds {
                 let refs: Vec<_> = (0..BATCH).map(|_| a.noop()).collect();
                 wray::get_all(&refs)?;
             }
-            rate(batches(n, BATCH) * BATCH, start);
+            rate(rounds * BATCH, start);
         }
         "actor_nn_async" => {
             // As the reference: rounds of 4 clients of 2,500 calls each,

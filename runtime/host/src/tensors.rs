@@ -181,9 +181,8 @@ impl tensors::HostTensor for State {
 
     async fn from_object(&mut self, obj: Resource<RefGuard>) -> Made {
         let id = self.table.get(&obj)?.id;
-        self.call.clock.pause();
-        let got = self.services.get(&self.caller, vec![id], None).await;
-        self.call.clock.resume();
+        let work = self.services.get(&self.caller, vec![id], None);
+        let got = self.call.clock.off_while_waiting(work).await;
         let bytes = match got {
             Ok(mut v) => v.pop().unwrap_or_default(),
             Err(e) => return Ok(Err(to_wit_error(e))),

@@ -92,23 +92,6 @@ struct Workload {
 const WORKLOADS: &[Workload] = &[
     Workload { name: "single client tasks sync", guest: "tasks_sync", n: 20_000, unit: "/s", higher_is_better: true },
     Workload { name: "single client tasks async", guest: "tasks_async", n: 50_000, unit: "/s", higher_is_better: true },
-    // The same with `reuse_instance(true)`: a task may run in an instance an
-    // earlier task of the job left, as Ray's workers run task after task.
-    // Compared with the same Ray row (its workers always do).
-    Workload {
-        name: "single client tasks sync, instances reused",
-        guest: "tasks_sync_reuse",
-        n: 20_000,
-        unit: "/s",
-        higher_is_better: true,
-    },
-    Workload {
-        name: "single client tasks async, instances reused",
-        guest: "tasks_async_reuse",
-        n: 50_000,
-        unit: "/s",
-        higher_is_better: true,
-    },
     Workload { name: "1:1 actor calls sync", guest: "actor_sync", n: 20_000, unit: "/s", higher_is_better: true },
     Workload {
         name: "1:1 actor calls sync, snapshot after each (4 MiB state)",
@@ -120,13 +103,6 @@ const WORKLOADS: &[Workload] = &[
     Workload { name: "1:1 actor calls async", guest: "actor_async", n: 50_000, unit: "/s", higher_is_better: true },
     Workload { name: "n:n actor calls async", guest: "actor_nn_async", n: 100_000, unit: "/s", higher_is_better: true },
     Workload { name: "single client wait 1k refs", guest: "wait_1k", n: 20, unit: "/s", higher_is_better: true },
-    Workload {
-        name: "single client wait 1k refs, instances reused",
-        guest: "wait_1k_reuse",
-        n: 20,
-        unit: "/s",
-        higher_is_better: true,
-    },
     Workload { name: "single client put calls", guest: "put_calls", n: 50_000, unit: "/s", higher_is_better: true },
     Workload { name: "single client get calls", guest: "get_calls", n: 100_000, unit: "/s", higher_is_better: true },
     Workload {
@@ -144,14 +120,13 @@ const WORKLOADS: &[Workload] = &[
         higher_is_better: true,
     },
     Workload { name: "1000-task dependency chain", guest: "chain", n: 1000, unit: "ms/link", higher_is_better: false },
-    Workload {
-        name: "1000-task dependency chain, instances reused",
-        guest: "chain_reuse",
-        n: 1000,
-        unit: "ms/link",
-        higher_is_better: false,
-    },
 ];
+
+/// Workloads also run with their tasks submitted with `reuse_instance(true)`
+/// (the guest's `<workload>_reuse`): a task may run in an instance an
+/// earlier task of the job left, as Ray's workers run task after task. The
+/// row is compared with the same Ray figure (its workers always do).
+const ALSO_REUSED: &[&str] = &["tasks_sync", "tasks_async", "wait_1k", "chain"];
 
 pub(crate) struct Row {
     pub(crate) name: String,
@@ -217,10 +192,16 @@ impl MicrobenchmarkCommand {
             .build()?;
         let job = runtime.load_file(&self.job).map_err(|e| Failure::Usage(e.into()))?;
         let mut rows = Vec::new();
-        for w in WORKLOADS {
+        let runs = WORKLOADS.iter().flat_map(|w| {
+            let reused = ALSO_REUSED
+                .contains(&w.guest)
+                .then(|| (format!("{}, instances reused", w.name), format!("{}_reuse", w.guest), w));
+            std::iter::once((w.name.to_string(), w.guest.to_string(), w)).chain(reused)
+        });
+        for (name, guest, w) in runs {
             let n = ((w.n as f64 * self.scale).ceil() as u64).max(1);
-            eprintln!("running {} ({n}) ...", w.name);
-            let line = rt.block_on(run_workload(&runtime, &job, w.guest, n))?;
+            eprintln!("running {name} ({n}) ...");
+            let line = rt.block_on(run_workload(&runtime, &job, &guest, n))?;
             let mut words = line.split_whitespace();
             let value: f64 =
                 words.next().and_then(|v| v.parse().ok()).ok_or_else(|| anyhow!("bad result line {line:?}"))?;
@@ -236,9 +217,9 @@ impl MicrobenchmarkCommand {
                 _ => format!("n = {n}"),
             };
             rows.push(Row {
-                name: w.name.into(),
-                // A `_reuse` row is filed under its workload's Ray figure.
-                key: w.guest.trim_end_matches("_reuse").into(),
+                name,
+                // Filed under the workload's own name, where Ray's figure is.
+                key: w.guest.into(),
                 value,
                 unit: w.unit.into(),
                 higher_is_better: w.higher_is_better,
@@ -477,22 +458,24 @@ fn print_rows(rows: &[Row], markdown: bool, ray: &RayFigures) {
             println!("| {} | {} {} | {figure} | {x} | {note} |", r.name, fmt(r.value), r.unit);
         }
     } else {
+        // The name column as wide as the longest name.
+        let w = rows.iter().map(|r| r.name.chars().count()).max().unwrap_or(0).max(40);
         if with_ray {
-            println!("{:<40} {:>16} {:>18} {:>8}", "benchmark", "wray", "Ray (same run)", "vs Ray");
+            println!("{:<w$} {:>16} {:>18} {:>8}", "benchmark", "wray", "Ray (same run)", "vs Ray");
         } else {
-            println!("{:<40} {:>16}", "benchmark", "wray");
+            println!("{:<w$} {:>16}", "benchmark", "wray");
         }
         for r in rows {
             let wray = format!("{} {}", fmt(r.value), r.unit);
             if !with_ray {
-                println!("{:<40} {:>16}", r.name, wray);
+                println!("{:<w$} {:>16}", r.name, wray);
                 continue;
             }
             let (figure, x) = match ray.get(r) {
                 Some(f) => (format!("{} {}", fmt(f.value), r.unit), times(ratio(r, f), "x")),
                 None => ("-".to_string(), "-".to_string()),
             };
-            println!("{:<40} {:>16} {:>18} {:>8}", r.name, wray, figure, x);
+            println!("{:<w$} {:>16} {:>18} {:>8}", r.name, wray, figure, x);
         }
     }
 }

@@ -30,8 +30,8 @@ impl actors::Host for State {
             Ok(s) => s,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
-        let call = self.services.call_actor(&self.caller, seq, from_wit_actor(actor), method, args);
-        let r = self.call.clock.off_while_waiting(call).await;
+        let work = self.services.call_actor(&self.caller, seq, from_wit_actor(actor), method, args);
+        let r = self.call.clock.off_while_waiting(work).await;
         match r {
             Ok(id) => Ok(Ok(self.guard(id)?)),
             Err(e) => Ok(Err(to_wit_error(e))),

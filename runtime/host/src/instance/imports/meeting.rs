@@ -75,9 +75,8 @@ impl State {
         // Waiting for the other members is not running: as in `get`, the
         // time does not count against the call's limit. The CPU stays held
         // (the members are about to compute again).
-        self.call.clock.pause();
-        let r = self.services.meet(&self.caller, point, rank, round, share, Duration::from_millis(timeout_ms)).await;
-        self.call.clock.resume();
+        let work = self.services.meet(&self.caller, point, rank, round, share, Duration::from_millis(timeout_ms));
+        let r = self.call.clock.off_while_waiting(work).await;
         r.map_err(to_wit_error)
     }
 }

@@ -50,9 +50,8 @@ impl serve::Host for State {
         if let Err(e) = check_application(&app.name, &checked) {
             return Ok(Err(to_wit_error(e)));
         }
-        self.call.clock.pause();
-        let r = self.services.serve_run(&self.caller, app).await;
-        self.call.clock.resume();
+        let work = self.services.serve_run(&self.caller, app);
+        let r = self.call.clock.off_while_waiting(work).await;
         Ok(r.map_err(to_wit_error))
     }
 
@@ -64,9 +63,8 @@ impl serve::Host for State {
         if let Err(e) = check_name("deployment name", &deployment).and_then(|()| check_size(user_config.len())) {
             return Ok(Err(to_wit_error(e)));
         }
-        self.call.clock.pause();
-        let r = self.services.serve_reconfigure(&self.caller, deployment, user_config).await;
-        self.call.clock.resume();
+        let work = self.services.serve_reconfigure(&self.caller, deployment, user_config);
+        let r = self.call.clock.off_while_waiting(work).await;
         Ok(r.map_err(to_wit_error))
     }
 
@@ -83,9 +81,8 @@ impl serve::Host for State {
             Ok(s) => s,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
-        self.call.clock.pause();
-        let r = self.services.serve_call(&self.caller, seq, deployment, method, args).await;
-        self.call.clock.resume();
+        let work = self.services.serve_call(&self.caller, seq, deployment, method, args);
+        let r = self.call.clock.off_while_waiting(work).await;
         match r {
             Ok(id) => Ok(Ok(self.guard(id)?)),
             Err(e) => Ok(Err(to_wit_error(e))),

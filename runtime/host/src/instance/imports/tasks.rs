@@ -49,11 +49,8 @@ impl State {
         timeout_ms: Option<u64>,
     ) -> wasmtime::Result<Result<Vec<bytes::Bytes>, types::Error>> {
         let ids = self.ids(&refs)?;
-        let r = self
-            .call
-            .clock
-            .off_while_waiting(self.services.get(&self.caller, ids, timeout_ms.map(Duration::from_millis)))
-            .await;
+        let work = self.services.get(&self.caller, ids, timeout_ms.map(Duration::from_millis));
+        let r = self.call.clock.off_while_waiting(work).await;
         Ok(r.map_err(to_wit_error))
     }
 }
@@ -69,8 +66,8 @@ impl tasks::Host for State {
             Ok(s) => s,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
-        let r =
-            self.call.clock.off_while_waiting(self.services.submit(&self.caller, seq, function, args, options)).await;
+        let work = self.services.submit(&self.caller, seq, function, args, options);
+        let r = self.call.clock.off_while_waiting(work).await;
         match r {
             Ok(id) => Ok(Ok(self.guard(id)?)),
             Err(e) => Ok(Err(to_wit_error(e))),
@@ -95,8 +92,8 @@ impl tasks::Host for State {
         timeout_ms: Option<u64>,
     ) -> wasmtime::Result<Result<Vec<bool>, types::Error>> {
         let ids = self.ids(&refs)?;
-        let wait = self.services.wait(&self.caller, ids, num_returns as usize, timeout_ms.map(Duration::from_millis));
-        let r = self.call.clock.off_while_waiting(wait).await;
+        let work = self.services.wait(&self.caller, ids, num_returns as usize, timeout_ms.map(Duration::from_millis));
+        let r = self.call.clock.off_while_waiting(work).await;
         Ok(r.map_err(to_wit_error))
     }
 
