@@ -435,6 +435,35 @@ impl Head {
         started_pid(&out)
     }
 
+    /// Runs 200 tasks of 100 ms (`spread`), SIGKILLing the worker `pid`
+    /// while it runs some; checks every result came back and returns the
+    /// job's output and when the worker was killed.
+    fn spread_killing(&self, pid: u32) -> (String, Instant) {
+        let run = self.spawn_testjob(&["spread", "200", "100"]);
+        let killed = self.kill_once_busy(pid);
+        let out = run.wait_with_output().unwrap();
+        assert_code(&out, 0);
+        let text = stdout(&out);
+        assert!(text.contains("spread ok: 200"), "{text}");
+        (text, killed)
+    }
+
+    /// SIGKILLs the worker `pid` once it is running some task (as the
+    /// head's status shows); returns when.
+    fn kill_once_busy(&self, pid: u32) -> Instant {
+        let section = format!("node {} (alive)", node_id(pid));
+        let busy = || {
+            let status = self.status_text();
+            status
+                .split("node ")
+                .find(|s| format!("node {s}").starts_with(&section))
+                .is_some_and(|s| !s.contains("tasks queued or running: 0,"))
+        };
+        wait_until(Duration::from_secs(60), busy, || format!("no task reached the worker: {}", self.status_text()));
+        Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+        Instant::now()
+    }
+
     fn status_text(&self) -> String {
         let out = self.wray(&["status", "--address", &self.address, "--token", &self.token]);
         assert_code(&out, 0);
@@ -561,23 +590,7 @@ fn tasks_spread_over_the_nodes_and_survive_a_killed_worker() {
     let head = Head::start_with_cpus("2");
     let doomed = head.add_worker("1");
     head.add_worker("1");
-    let run = head.spawn_testjob(&["spread", "200", "100"]);
-    // Kill it once it is running some of the tasks.
-    let section = format!("node {} (alive)", node_id(doomed));
-    let busy = || {
-        let status = head.status_text();
-        status
-            .split("node ")
-            .find(|s| format!("node {s}").starts_with(&section))
-            .is_some_and(|s| !s.contains("tasks queued or running: 0,"))
-    };
-    wait_until(Duration::from_secs(60), busy, || format!("no task reached the worker: {}", head.status_text()));
-    Command::new("kill").args(["-9", &doomed.to_string()]).status().unwrap();
-    let killed = Instant::now();
-    let out = run.wait_with_output().unwrap();
-    assert_code(&out, 0);
-    let text = stdout(&out);
-    assert!(text.contains("spread ok: 200"), "{text}");
+    let (_, killed) = head.spread_killing(doomed);
     let log = std::fs::read_to_string(head.data.join("node.log")).unwrap();
     assert!(log.contains(&format!("worker {} is dead", node_id(doomed))), "{log}");
     assert!(log.contains("retrying testjob::tasks::square_where elsewhere"), "{log}");
@@ -720,6 +733,70 @@ fn a_large_object_made_on_one_node_is_consumed_on_another() {
     assert_code(&out, 0);
     let text = stdout(&out);
     assert!(text.contains(&format!("big: 1073741824 bytes intact=true consumed on {consumer}")), "{text}");
+}
+
+/// Bytes node `node` received over its cluster connections, from the
+/// head's `/metrics`.
+fn received_bytes(head: &Head, node: &str) -> f64 {
+    let dash = head.dashboard.as_deref().expect("the head runs a dashboard");
+    let reply = request(dash, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let line = format!("wray_network_received_bytes_total{{node=\"{node}\"}} ");
+    reply
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {line:?} in:\n{}", reply.body))
+}
+
+#[test]
+fn workers_move_objects_to_each_other_without_the_head() {
+    // The job lands on the biggest worker; a 64 MiB object made on the
+    // `producer` worker comes back to it and goes on to the `consumer`
+    // worker. The head places both tasks, but the bytes go from worker to
+    // worker over direct connections: the head receives almost nothing.
+    let head = Head::start_with_cpus("1");
+    let home = node_id(head.add_worker("3"));
+    head.add_worker_with("1", &["--resources", r#"{"producer": 1}"#]);
+    let consumer = node_id(head.add_worker_with("1", &["--resources", r#"{"consumer": 1}"#]));
+    let before = received_bytes(&head, &head.id);
+    let out = head.run(&guests().testjob, &["big", "64"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains(&format!("big: 67108864 bytes intact=true consumed on {consumer}")), "{text}");
+    let through_head = received_bytes(&head, &head.id) - before;
+    assert!(through_head < 8.0 * 1048576.0, "the head received {through_head} bytes of a 64 MiB object's two trips");
+    // Both trips arrived over connections the job's node made or accepted.
+    assert!(received_bytes(&head, &home) > 64.0 * 1048576.0);
+}
+
+#[test]
+fn a_worker_s_tasks_go_direct_relayed_or_to_the_head_and_survive_a_killed_worker() {
+    // The job runs on the biggest worker; its tasks spill over to the head
+    // (which runs them itself), to a worker that listens (reached
+    // directly) and to one started with --no-direct (reached through the
+    // head's relay). The listening one is SIGKILLed while it runs some:
+    // the head, on declaring it dead, resets the streams of the placements
+    // it gave out there, and the job's node runs those tasks again
+    // elsewhere. Every result is checked by the job.
+    let head = Head::start_with_cpus("1");
+    head.add_worker("3");
+    let doomed = head.add_worker("1");
+    let relayed = node_id(head.add_worker_with("1", &["--no-direct"]));
+    let (text, killed) = head.spread_killing(doomed);
+    for node in [&head.id, &relayed] {
+        assert!(
+            text.lines().any(|l| l.starts_with("ran ") && l.ends_with(node.as_str())),
+            "nothing ran on {node}:\n{text}"
+        );
+    }
+    // The job's node saw those tasks lost and ran them again.
+    let logs: String = std::fs::read_dir(head.home.path())
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("node.log")).ok())
+        .collect();
+    assert!(logs.contains("retrying testjob::tasks::square_where elsewhere"), "{logs}");
+    assert!(killed.elapsed() < Duration::from_secs(60));
 }
 
 #[test]

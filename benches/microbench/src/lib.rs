@@ -288,10 +288,11 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
             rate(n, start);
         }
         "transfer" => {
-            // n MiB put on the head, then handed to a task on the worker
-            // (nested in its argument, so the task itself does nothing with
-            // it); the time of the same task with an empty object is taken
-            // off.
+            // n MiB put on the job's node (the head, or a worker in the
+            // between-workers rows), then handed to a task on the node with
+            // `remote` (nested in its argument, so the task itself does
+            // nothing with it); the time of the same task with an empty
+            // object is taken off.
             let size = (n as usize) << 20;
             let big = wray::put(&vec![7u8; size]);
             let small = wray::put(&Vec::<u8>::new());

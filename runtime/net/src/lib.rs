@@ -106,11 +106,32 @@ pub async fn connect(
     let bind: SocketAddr = if addr.is_ipv6() { "[::]:0".parse() } else { "0.0.0.0:0".parse() }.expect("literal");
     let mut endpoint = endpoint(bind, None).map_err(|e| NetError::Connect(e.to_string()))?;
     endpoint.set_default_client_config(identity.quinn_client_config()?);
-    let connecting = endpoint.connect(addr, SERVER_NAME).map_err(|e| NetError::Connect(e.to_string()))?;
-    let conn = connecting
-        .await
-        .map_err(|e| NetError::Connect(format!("{addr}: {e} (is the address right, and the token the cluster's?)")))?;
+    let conn = dial(&endpoint, addr).await?;
     Ok((endpoint, conn))
+}
+
+/// As [`connect`], from an endpoint that also accepts connections from
+/// other cluster members on the same UDP socket: what a worker joins with,
+/// so that the address the head sees it connect from is one other nodes
+/// can reach it at ([`proto::Request::Join`]'s `listens`).
+pub async fn connect_listening(
+    addr: SocketAddr,
+    identity: &ClusterIdentity,
+) -> Result<(quinn::Endpoint, quinn::Connection), NetError> {
+    let bind: SocketAddr = if addr.is_ipv6() { "[::]:0".parse() } else { "0.0.0.0:0".parse() }.expect("literal");
+    let mut endpoint = server(bind, identity)?;
+    endpoint.set_default_client_config(identity.quinn_client_config()?);
+    let conn = dial(&endpoint, addr).await?;
+    Ok((endpoint, conn))
+}
+
+/// A connection from `endpoint` (set up by [`connect_listening`]) to the
+/// cluster member listening at `addr`.
+pub async fn dial(endpoint: &quinn::Endpoint, addr: SocketAddr) -> Result<quinn::Connection, NetError> {
+    let connecting = endpoint.connect(addr, SERVER_NAME).map_err(|e| NetError::Connect(e.to_string()))?;
+    connecting
+        .await
+        .map_err(|e| NetError::Connect(format!("{addr}: {e} (is the address right, and the token the cluster's?)")))
 }
 
 /// Bytes per second one QUIC stream carries over loopback between two

@@ -46,6 +46,11 @@ pub enum Request {
         node_id: String,
         /// Its resources.
         total: Vec<(String, f64)>,
+        /// Whether it accepts connections from other nodes on the address
+        /// the head sees it connect from (its one UDP socket both connects
+        /// and listens), so that they reach it directly instead of through
+        /// the head.
+        listens: bool,
     },
     /// Run one task of a job running elsewhere (the submitter's node owns
     /// it). The raw bytes of the arguments and objects the request lists
@@ -284,6 +289,12 @@ pub struct TaskRequest {
     /// placed — a worker's request to the head, which numbers it when it
     /// relays it.
     pub placement: u64,
+    /// A worker's request to the head that asks only where to run the
+    /// task: the sender waits for [`Event::Placed`] (go to that node
+    /// directly, keeping this stream open until the task ends) or
+    /// [`Event::Proceed`] (the arguments' bytes now follow on this stream)
+    /// before it sends them.
+    pub direct: bool,
 }
 
 /// How the head places a [`TaskRequest`] (`wray_core::Scheduling`).
@@ -631,6 +642,23 @@ pub enum Event {
     /// A task that only spills over ([`TaskRequest::must_move`] false)
     /// found no node with room: run it where it was submitted.
     Busy,
+    /// The head's answer to a [`TaskRequest::direct`] request placed on a
+    /// worker that listens: send the request there, as placement `number`,
+    /// on a connection of the sender's own. The sender keeps the stream to
+    /// the head open until the task ends (closing it credits the node in
+    /// the head's view); the head resets it if the node dies meanwhile.
+    Placed {
+        /// The node's id.
+        node: String,
+        /// Where it listens (`ip:port`).
+        addr: String,
+        /// The placement's number on that node.
+        number: u64,
+    },
+    /// The head's answer to a [`TaskRequest::direct`] request it runs or
+    /// relays itself: the arguments' bytes follow on this stream, and the
+    /// task's events come back on it, as for any [`Request::RunTask`].
+    Proceed,
     /// The cluster's resources, as the head sees them (its answer to each
     /// [`Heartbeat`]).
     Cluster {

@@ -359,7 +359,11 @@ impl NodeInner {
                     .map(|w| w.conn.clone())
                     .collect()
             }
-            Some(Link::Worker(w)) => vec![w.head()],
+            Some(Link::Worker(w)) => {
+                let mut conns = w.direct_connections();
+                conns.push(w.head());
+                conns
+            }
             None => Vec::new(),
         };
         for c in conns {

@@ -142,6 +142,8 @@ pub struct ClusterClient {
     endpoint: quinn::Endpoint,
     conn: quinn::Connection,
     address: String,
+    /// Whether `endpoint` accepts connections too.
+    listening: bool,
 }
 
 /// A transport failure while a job runs: the job is lost, not failed.
@@ -179,15 +181,35 @@ impl ClusterClient {
     /// `token`. Fails (during the TLS handshake) if the token is not the
     /// cluster's.
     pub async fn connect(address: &str, token: &str) -> anyhow::Result<ClusterClient> {
+        let (addr, identity) = Self::resolve(address, token, "client").await?;
+        let (endpoint, conn) = wray_net::connect(addr, &identity).await?;
+        Ok(ClusterClient { endpoint, conn, address: address.to_string(), listening: false })
+    }
+
+    /// As [`connect`](Self::connect), from an endpoint that also accepts
+    /// connections from the cluster's other nodes (what a worker joins
+    /// with: they reach it directly at the address the head sees;
+    /// [`endpoint`](Self::endpoint) is where they arrive).
+    pub async fn connect_listening(address: &str, token: &str) -> anyhow::Result<ClusterClient> {
+        let (addr, identity) = Self::resolve(address, token, "worker").await?;
+        let (endpoint, conn) = wray_net::connect_listening(addr, &identity).await?;
+        Ok(ClusterClient { endpoint, conn, address: address.to_string(), listening: true })
+    }
+
+    async fn resolve(address: &str, token: &str, name: &str) -> anyhow::Result<(SocketAddr, ClusterIdentity)> {
         let token = Token::parse(token).context("--token")?;
         let addr: SocketAddr = tokio::net::lookup_host(address)
             .await
             .with_context(|| format!("cannot resolve {address}"))?
             .next()
             .ok_or_else(|| anyhow!("{address} resolves to no address"))?;
-        let identity = ClusterIdentity::new(&token, "client")?;
-        let (endpoint, conn) = wray_net::connect(addr, &identity).await?;
-        Ok(ClusterClient { endpoint, conn, address: address.to_string() })
+        Ok((addr, ClusterIdentity::new(&token, name)?))
+    }
+
+    /// The client's endpoint (one that accepts connections, if made by
+    /// [`connect_listening`](Self::connect_listening)).
+    pub fn endpoint(&self) -> &quinn::Endpoint {
+        &self.endpoint
     }
 
     /// Closes the connection and waits (briefly) until the head has been
@@ -375,7 +397,8 @@ impl ClusterClient {
         total: Vec<(String, f64)>,
     ) -> anyhow::Result<((quinn::SendStream, quinn::RecvStream), String)> {
         let (mut send, mut recv) = self.conn.open_bi().await.with_context(|| format!("talking to {}", self.address))?;
-        frame::write(&mut send, &proto::encode(&Request::Join { node_id: node_id.into(), total })?).await?;
+        let listens = self.listening;
+        frame::write(&mut send, &proto::encode(&Request::Join { node_id: node_id.into(), total, listens })?).await?;
         match self.event(&mut recv).await? {
             Event::Welcome { head_id } => Ok(((send, recv), head_id)),
             other => Err(anyhow!("{} answered a join with {other:?}", self.address)),

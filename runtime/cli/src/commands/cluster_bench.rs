@@ -161,17 +161,25 @@ struct LocalCluster {
 
 impl LocalCluster {
     fn start(node_args: &[&str], workers: usize, worker_args: &[&str]) -> anyhow::Result<LocalCluster> {
+        let each = vec![[node_args, worker_args].concat(); workers];
+        let each: Vec<&[&str]> = each.iter().map(Vec::as_slice).collect();
+        LocalCluster::start_each(node_args, &each)
+    }
+
+    /// A head started with `head_args` and one worker per entry of
+    /// `workers`, each with its own flags.
+    fn start_each(head_args: &[&str], workers: &[&[&str]]) -> anyhow::Result<LocalCluster> {
         let dir = tempfile::tempdir()?;
-        let head_args = [&["--head", "--port", "0", "--no-dashboard"][..], node_args].concat();
+        let head_args = [&["--head", "--port", "0", "--no-dashboard"][..], head_args].concat();
         let (head, lines) = start(&head_args, &dir.path().join("head"), "token: ")?;
         let field = |p: &str| lines.iter().find_map(|l| l.strip_prefix(p)).unwrap_or_default().to_string();
         let (address, token) = (field("address: "), field("token: "));
-        let join = [&["--address", &address, "--token", &token][..], node_args, worker_args].concat();
         let mut started = Vec::new();
-        for i in 0..workers {
-            if workers > 1 {
-                eprintln!("starting worker {} of {workers} ...", i + 1);
+        for (i, args) in workers.iter().enumerate() {
+            if workers.len() > 1 {
+                eprintln!("starting worker {} of {} ...", i + 1, workers.len());
             }
+            let join = [&["--address", &address, "--token", &token][..], args].concat();
             started.push(start(&join, &dir.path().join(format!("worker{i}")), "joined: ")?.0);
         }
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -268,6 +276,7 @@ pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
             100.0 * transfer / raw_processes
         ),
     });
+    rows.extend(between_workers(job, mib, raw_processes)?);
     rows.push(Row {
         name: "raw QUIC, one stream".into(),
         key: "raw_quic".into(),
@@ -280,6 +289,43 @@ pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
             100.0 * raw / tcp
         ),
     });
+    Ok(rows)
+}
+
+/// The transfer workload between two workers, the job on one of them and
+/// its task on the other: over their direct connection, and with both
+/// started `--no-direct` (through the head's relay), each on a cluster of
+/// its own. `raw` is raw QUIC between two processes in the same run.
+fn between_workers(job: &Path, mib: u64, raw: f64) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (name, key, flags) in [
+        ("object transfer between workers", "transfer_workers", &[][..]),
+        ("object transfer between workers, through the head", "transfer_workers_relayed", &["--no-direct"][..]),
+    ] {
+        // The head offers no CPU, so the job goes to the first worker (the
+        // bigger of equals); only the second has `remote`, where the
+        // workload's tasks go.
+        let store = ["--object-store-memory", "4GiB"];
+        let home = [&["--cpus", "2"][..], &store, flags].concat();
+        let remote = [&["--cpus", "2", "--resources", r#"{"remote": 1000000}"#][..], &store, flags].concat();
+        let cluster = LocalCluster::start_each(&["--cpus", "0"], &[&home, &remote])?;
+        eprintln!("running {name} ({mib} MiB) ...");
+        let line = cluster.run(job, "transfer", mib, WORKLOAD_DEADLINE)?;
+        let rate = value(&line)?;
+        let runs = line.split_once("runs in order: ").map_or("", |(_, r)| r.trim_end_matches(')'));
+        rows.push(Row {
+            name: name.into(),
+            key: key.into(),
+            value: rate,
+            unit: "GB/s".into(),
+            higher_is_better: true,
+            note: format!(
+                "{mib} MiB from the job's worker to the other, the head placing the task, median of three (GB/s in \
+                 order: {runs}); {:.0}% of raw QUIC between two processes in this run",
+                100.0 * rate / raw
+            ),
+        });
+    }
     Ok(rows)
 }
 

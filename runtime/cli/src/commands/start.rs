@@ -110,6 +110,15 @@ pub struct StartCommand {
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_peer_timeout)]
     peer_timeout: f64,
 
+    /// Worker: accept no connections from other workers and reach them
+    /// only through the head. By default a worker listens on the UDP
+    /// socket it joins with, and the others reach it there, at the address
+    /// the head sees: set this where that address is not reachable from
+    /// the other workers (a NAT between them). A worker that cannot reach
+    /// another goes through the head anyway.
+    #[arg(long, conflicts_with = "head")]
+    no_direct: bool,
+
     /// Share a host directory with every job and task that runs on this
     /// node: HOST_DIR::GUEST_DIR (repeatable). Give each node the same
     /// GUEST_DIR over the same data (a shared or copied volume) for
@@ -275,6 +284,7 @@ impl StartCommand {
             "object_store_memory": self.object_store_memory,
             "node_timeout_s": self.node_timeout,
             "peer_timeout_s": self.peer_timeout,
+            "direct": !self.head && !self.no_direct,
             "dirs": self.dirs.iter().map(|(h, g)| format!("{}::{g}", h.display())).collect::<Vec<_>>(),
             "dashboard": dashboard,
             "serve": self.serve_port.map(|p| format!("{}:{p}", self.serve_host)),
@@ -302,6 +312,9 @@ impl StartCommand {
         match &self.address {
             Some(a) if !self.head => {
                 cmd.args(["--address", a]);
+                if self.no_direct {
+                    cmd.arg("--no-direct");
+                }
             }
             _ => {
                 cmd.args(["--head", "--host", &self.host, "--port", &self.port.to_string()]);
@@ -512,7 +525,11 @@ impl StartCommand {
         let result = rt.block_on(async {
             let total: Vec<(String, f64)> = node.offered_resources().iter().map(|(k, v)| (k.to_string(), v)).collect();
             let join = || async {
-                let client = wray_runtime::cluster::ClusterClient::connect(&head, &token).await?;
+                let client = if self.no_direct {
+                    wray_runtime::cluster::ClusterClient::connect(&head, &token).await?
+                } else {
+                    wray_runtime::cluster::ClusterClient::connect_listening(&head, &token).await?
+                };
                 let (membership, head_id) = client.join(node.id(), total.clone()).await?;
                 anyhow::Ok((client, membership, head_id))
             };
@@ -523,8 +540,9 @@ impl StartCommand {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             loop {
                 let conn = client.connection().clone();
+                let listening = (!self.no_direct).then(|| client.endpoint().clone());
                 tokio::select! {
-                    () = node.serve_head(conn.clone(), membership, head_id.clone(), jobs.clone()) => {}
+                    () = node.serve_head(conn.clone(), listening, membership, head_id.clone(), jobs.clone()) => {}
                     e = conn.closed() => tracing::warn!("lost the head at {head}: {e}"),
                     _ = tokio::signal::ctrl_c() => break,
                     _ = term.recv() => break,

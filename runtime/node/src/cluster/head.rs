@@ -58,6 +58,9 @@ pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(3);
 pub(crate) struct Worker {
     pub(crate) id: String,
     pub(crate) conn: quinn::Connection,
+    /// Where other workers reach it directly (the address its connection
+    /// comes from), if it said it listens there.
+    pub(crate) listens: Option<String>,
     pub(super) cpus: f64,
     pub(crate) total: Vec<(String, f64)>,
     /// Jobs this head placed on it that are still running.
@@ -216,6 +219,12 @@ impl Peers {
         lock(&self.view).unplace(node, demand);
     }
 
+    /// Where a live worker listens for other workers, if it does.
+    pub(crate) fn direct_address(&self, id: &str) -> Option<String> {
+        let workers = lock(&self.workers);
+        workers.iter().find(|w| w.id == id && w.alive.load(Ordering::Relaxed)).and_then(|w| w.listens.clone())
+    }
+
     /// The connection to a live worker.
     pub(crate) fn connection(&self, id: &str) -> Option<quinn::Connection> {
         let workers = lock(&self.workers);
@@ -368,6 +377,9 @@ impl Node {
             }
             wray_sched::Placement::Node(id) if id == self.id() => {
                 task.placement = number;
+                if std::mem::take(&mut task.direct) {
+                    frame::write(&mut send, &proto::encode(&Event::Proceed)?).await?;
+                }
                 if task.actor.is_some() {
                     return self.inner.serve_actor(task, send, recv).await;
                 }
@@ -375,6 +387,14 @@ impl Node {
             }
             wray_sched::Placement::Node(id) => id,
         };
+        if std::mem::take(&mut task.direct) {
+            // The sender goes to the node itself when the node listens;
+            // otherwise its arguments follow here, to be relayed.
+            if let Some(addr) = peers.direct_address(&target) {
+                return self.placed_direct(send, recv, peers, target, addr, number, &demand).await;
+            }
+            frame::write(&mut send, &proto::encode(&Event::Proceed)?).await?;
+        }
         // The request again, with its placement number for the node to
         // echo (only the message: the arguments' bytes follow it unread).
         let frame = &crate::cluster::remote_task::encode_request(task, number)?;
@@ -404,6 +424,48 @@ impl Node {
         peers.finished(&target, &demand);
         Ok(())
     }
+    /// A task placed on worker `target` goes there from its sender
+    /// directly: tell the sender where, then hold the placement until the
+    /// sender closes its side (the task ended: the node is credited at
+    /// once rather than at its next heartbeat) — or, if the node dies
+    /// first, reset the stream, which tells the sender at the moment the
+    /// head declares it dead rather than when its own connection to it
+    /// times out.
+    #[allow(clippy::too_many_arguments)]
+    async fn placed_direct(
+        &self,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        peers: &Peers,
+        target: String,
+        addr: String,
+        number: u64,
+        demand: &wray_core::Resources,
+    ) -> Result<(), NetError> {
+        let placed = Event::Placed { node: target.clone(), addr, number };
+        let told = frame::write(&mut send, &proto::encode(&placed)?).await;
+        if told.is_ok() {
+            let worker = peers.connection(&target);
+            let node_died = async {
+                if let Some(c) = worker {
+                    c.closed().await;
+                }
+            };
+            // The sender writes nothing more: any end of its side is the
+            // end of the task (finished, or the sender gone).
+            let mut scratch = [0u8; 64];
+            let sender_done = async { while let Ok(Some(_)) = recv.read(&mut scratch).await {} };
+            tokio::select! {
+                () = sender_done => {}
+                () = node_died => {
+                    let _ = send.reset(0u32.into());
+                }
+            }
+        }
+        peers.finished(&target, demand);
+        told
+    }
+
     /// Makes sure `job` carries its component's bytes, from the request or
     /// from the head's component store, and keeps new bytes in the store.
     /// False if neither has them (the sender must send them).

@@ -85,6 +85,7 @@ fn task_request(component_hash: &str, args: Vec<proto::WireArg>) -> proto::TaskR
         args,
         objects: Vec::new(),
         placement: 0,
+        direct: false,
     }
 }
 

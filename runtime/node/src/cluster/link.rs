@@ -1,10 +1,16 @@
 //! How a node reaches the rest of the cluster once it serves as the head
 //! or has joined one: the head's [`Peers`], or a worker's connection to the
-//! head (replaced when the worker joins a restarted head).
+//! head (replaced when the worker joins a restarted head) and its direct
+//! connections to other workers, made when the head first sends it to one
+//! (an address the head saw that worker connect from) and kept while they
+//! last.
 
 use crate::cluster::head::Peers;
 use crate::lock;
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use wray_core::Resources;
 
 /// How a node reaches the rest of the cluster.
@@ -14,18 +20,135 @@ pub(crate) enum Link {
     /// A worker: its connection to the head (replaced when it reconnects
     /// to a restarted head), and the cluster's resources as the head last
     /// reported them (total, free).
-    Worker(WorkerLink),
+    Worker(Box<WorkerLink>),
 }
 
-/// A worker's way to the head.
+/// How long a worker tries to reach another directly before it goes
+/// through the head instead. A handshake on a working path takes a round
+/// trip or two; an unreachable address (a NAT between the workers, a
+/// firewall) never answers.
+pub(crate) const DIRECT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a worker that could not reach another directly goes through
+/// the head to it before trying again.
+pub(crate) const UNREACHABLE_FOR: Duration = Duration::from_secs(30);
+
+/// The most other workers a worker keeps direct connections to (and
+/// remembers as unreachable); past it, the oldest entry goes. A bound on
+/// what a large cluster costs one worker, far above what a job's tasks
+/// usually touch.
+pub(crate) const MAX_DIRECT_PEERS: usize = 1024;
+
+/// A worker's way to the head, and to the other workers directly.
 pub(crate) struct WorkerLink {
     head: Mutex<(quinn::Connection, String)>,
     pub(crate) cluster: Mutex<Option<(Resources, Resources)>>,
+    /// The endpoint the worker joined from, which accepts other workers'
+    /// connections and makes its own to them; `None` with `--no-direct`.
+    listening: Mutex<Option<quinn::Endpoint>>,
+    /// Other workers by node id: a connection to them, or when the last
+    /// attempt failed.
+    direct: Mutex<HashMap<String, Direct>>,
+    /// Connections other workers made to this one (for the traffic
+    /// figures; at most [`MAX_DIRECT_PEERS`], the newest).
+    accepted: Mutex<Vec<quinn::Connection>>,
+}
+
+/// Another worker as this one reaches it.
+enum Direct {
+    Connected(quinn::Connection),
+    Unreachable(Instant),
 }
 
 impl WorkerLink {
-    pub(crate) fn new(conn: quinn::Connection, head_id: String) -> WorkerLink {
-        WorkerLink { head: Mutex::new((conn, head_id)), cluster: Mutex::new(None) }
+    pub(crate) fn new(conn: quinn::Connection, head_id: String, listening: Option<quinn::Endpoint>) -> WorkerLink {
+        WorkerLink {
+            head: Mutex::new((conn, head_id)),
+            cluster: Mutex::new(None),
+            listening: Mutex::new(listening),
+            direct: Mutex::new(HashMap::new()),
+            accepted: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether this worker reaches others directly (it listens, so the
+    /// head may send it their addresses).
+    pub(crate) fn goes_direct(&self) -> bool {
+        lock(&self.listening).is_some()
+    }
+
+    /// A connection to worker `node`, listening at `addr`: the one kept
+    /// from before, or a new one. `None` if it cannot be reached directly
+    /// (now, or when last tried within [`UNREACHABLE_FOR`]): the caller
+    /// goes through the head.
+    pub(crate) async fn direct(&self, node: &str, addr: &str) -> Option<quinn::Connection> {
+        let endpoint = lock(&self.listening).clone()?;
+        match lock(&self.direct).get(node) {
+            Some(Direct::Connected(c)) if c.close_reason().is_none() => return Some(c.clone()),
+            Some(Direct::Unreachable(at)) if at.elapsed() < UNREACHABLE_FOR => return None,
+            _ => {}
+        }
+        let dialed = match addr.parse::<SocketAddr>() {
+            Ok(a) => tokio::time::timeout(DIRECT_CONNECT_TIMEOUT, wray_net::dial(&endpoint, a))
+                .await
+                .map_err(|_| format!("no answer in {DIRECT_CONNECT_TIMEOUT:?}"))
+                .and_then(|r| r.map_err(|e| e.to_string())),
+            Err(e) => Err(format!("{addr:?} is not an address: {e}")),
+        };
+        let entry = match &dialed {
+            Ok(c) => Direct::Connected(c.clone()),
+            Err(why) => {
+                tracing::info!("cannot reach node {node} at {addr} directly ({why}): going through the head");
+                Direct::Unreachable(Instant::now())
+            }
+        };
+        let mut direct = lock(&self.direct);
+        if direct.len() >= MAX_DIRECT_PEERS && !direct.contains_key(node) {
+            // Closed connections first, then any: a bound, not a cache
+            // policy worth more (a dropped entry is only dialed again).
+            let victim = direct
+                .iter()
+                .find(|(_, d)| matches!(d, Direct::Connected(c) if c.close_reason().is_some()))
+                .or_else(|| direct.iter().next())
+                .map(|(k, _)| k.clone());
+            if let Some(k) = victim {
+                direct.remove(&k);
+            }
+        }
+        direct.insert(node.to_string(), entry);
+        dialed.ok()
+    }
+
+    /// The direct connection to `node` kept from before, if it is open.
+    pub(crate) fn connected(&self, node: &str) -> Option<quinn::Connection> {
+        match lock(&self.direct).get(node) {
+            Some(Direct::Connected(c)) if c.close_reason().is_none() => Some(c.clone()),
+            _ => None,
+        }
+    }
+
+    /// Another worker connected to this one.
+    pub(crate) fn accepted(&self, conn: quinn::Connection) {
+        let mut accepted = lock(&self.accepted);
+        accepted.retain(|c| c.close_reason().is_none());
+        if accepted.len() >= MAX_DIRECT_PEERS {
+            accepted.remove(0);
+        }
+        accepted.push(conn);
+    }
+
+    /// Open direct connections, made or accepted (for the node's traffic
+    /// figures).
+    pub(crate) fn direct_connections(&self) -> Vec<quinn::Connection> {
+        let mut conns: Vec<quinn::Connection> = lock(&self.direct)
+            .values()
+            .filter_map(|d| match d {
+                Direct::Connected(c) => Some(c.clone()),
+                Direct::Unreachable(_) => None,
+            })
+            .collect();
+        conns.extend(lock(&self.accepted).iter().filter(|c| c.close_reason().is_none()).cloned());
+        conns
     }
 
     /// The current connection to the head.
@@ -38,8 +161,11 @@ impl WorkerLink {
         lock(&self.head).1.clone()
     }
 
-    /// The worker joined a (restarted) head again.
-    pub(crate) fn reconnected(&self, conn: quinn::Connection, head_id: String) {
+    /// The worker joined a (restarted) head again, from `listening`.
+    /// Direct connections made from the old endpoint keep working until
+    /// they close; new ones are made from the new one.
+    pub(crate) fn reconnected(&self, conn: quinn::Connection, head_id: String, listening: Option<quinn::Endpoint>) {
         *lock(&self.head) = (conn, head_id);
+        *lock(&self.listening) = listening;
     }
 }

@@ -677,6 +677,11 @@ impl NodeInner {
                 conn.open_bi().await.map_err(stream)
             }
             Some(Link::Worker(w)) => {
+                // Directly to a worker this one already has a connection
+                // to (it sent tasks there), else through the head.
+                if let Some(conn) = w.connected(node) {
+                    return conn.open_bi().await.map_err(stream);
+                }
                 let (mut send, recv) = w.head().open_bi().await.map_err(stream)?;
                 if node != w.head_id() {
                     frame::write(&mut send, &proto::encode(&Request::Forward { to: node.to_string() })?).await?;

@@ -4,9 +4,11 @@
 //! store whatever node runs it. A task leaves its node when the node cannot
 //! run it at all (it asks for resources only other nodes have) or when the
 //! node is busy and another has room (spillback). The head decides where it
-//! goes ([`wray_sched::ClusterView`]); a worker sends such tasks to the head,
-//! which runs them itself or relays the stream, byte for byte, to the node it
-//! chose.
+//! goes ([`wray_sched::ClusterView`]); a worker asks the head, which runs
+//! the task itself, relays the stream byte for byte to the node it chose, or
+//! — when that node is a worker that listens — tells the asking worker to go
+//! there directly ([`Event::Placed`]), keeping the head out of the data's
+//! path.
 //!
 //! One stream carries one task: the request frame, then the raw bytes of the
 //! arguments and of every object they refer to (the owner ships the
@@ -69,6 +71,22 @@ pub(crate) struct RemoteJob {
     /// Output of the job's instances here goes back over one of the
     /// streams of its running tasks (any: they all lead to the owner).
     sinks: Sinks,
+}
+
+/// What a refusal on a task's stream means.
+enum Refusal {
+    /// The task cannot run: the refusal is its result.
+    Final,
+    /// The head's relay found the chosen node gone: retriable.
+    Lost,
+}
+
+/// Writes the bytes that follow a request already sent.
+async fn write_parts_after(send: &mut quinn::SendStream, blobs: Vec<Bytes>) -> Result<(), NetError> {
+    for b in blobs {
+        frame::write_raw(send, b).await?;
+    }
+    Ok(())
 }
 
 fn lost(e: impl std::fmt::Display) -> Remote {
@@ -171,6 +189,7 @@ impl NodeInner {
             args,
             objects,
             placement: 0,
+            direct: false,
         };
         Ok((request, blobs))
     }
@@ -257,64 +276,163 @@ impl NodeInner {
                 return Remote::Ran;
             }
         };
-        let frame_bytes = match encode_request(request, placed.as_ref().map_or(0, |p| p.number)) {
-            Ok(f) => f,
-            Err(e) => {
-                if let Some(p) = placed {
-                    p.finished(&spec.options.resources);
-                }
-                self.store.complete(spec.output, Err(Error::InvalidArgument(e.to_string())));
-                return Remote::Ran;
-            }
+        // A worker that reaches others directly asks the head only where
+        // the task goes, and takes it there itself.
+        let direct = match self.link.get() {
+            Some(Link::Worker(w)) if w.goes_direct() && request.actor.is_none() => Some(w),
+            _ => None,
         };
+        let asked = direct.map(|_| TaskRequest { direct: true, ..request.clone() });
+        let frame_bytes =
+            match encode_request(asked.unwrap_or(request.clone()), placed.as_ref().map_or(0, |p| p.number)) {
+                Ok(f) => f,
+                Err(e) => {
+                    if let Some(p) = placed {
+                        p.finished(&spec.options.resources);
+                    }
+                    self.store.complete(spec.output, Err(Error::InvalidArgument(e.to_string())));
+                    return Remote::Ran;
+                }
+            };
         let place = crate::state::Place::Elsewhere(placed.as_ref().map(|p| p.node.clone()));
         lock(&self.task_log).start(spec.task, place, crate::persist::now_ms());
-        let outcome = self.send_task(job, spec, &conn, &frame_bytes, blobs).await;
+        let outcome = match direct {
+            Some(w) => self.send_direct(job, spec, w, &conn, &frame_bytes, request, blobs).await,
+            None => match open_with(&conn, &frame_bytes, blobs).await {
+                Ok((send, recv)) => self.task_events(job, spec, send, recv, Refusal::Final).await,
+                Err(e) => lost(e),
+            },
+        };
         if let Some(p) = placed {
             p.finished(&spec.options.resources);
         }
         outcome
     }
 
-    /// Sends a task on a new stream of `conn` and waits for its result.
-    async fn send_task(
+    /// A worker's task that leaves it: the head (on `head`) answers where
+    /// it goes — to another worker, which this one then reaches directly
+    /// (or, if it cannot, through the head's relay), or to the head itself
+    /// or a worker it relays to, with the arguments following on the same
+    /// stream.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_direct(
         &self,
         job: &JobState,
         spec: &TaskSpec,
-        conn: &quinn::Connection,
+        link: &crate::cluster::link::WorkerLink,
+        head: &quinn::Connection,
         frame_bytes: &[u8],
+        request: TaskRequest,
         blobs: Vec<Bytes>,
     ) -> Remote {
-        let (mut send, mut recv) = match open_with(conn, frame_bytes, blobs).await {
+        let (mut head_send, mut head_recv) = match open_with(head, frame_bytes, Vec::new()).await {
             Ok(s) => s,
             Err(e) => return lost(e),
         };
+        let (node, addr, number) = match read_event(&mut head_recv).await {
+            Ok(Event::Placed { node, addr, number }) => (node, addr, number),
+            Ok(Event::Proceed) => {
+                if let Err(e) = write_parts_after(&mut head_send, blobs).await {
+                    return lost(e);
+                }
+                return self.task_events(job, spec, head_send, head_recv, Refusal::Final).await;
+            }
+            Ok(first) => match self.answer(job, spec, first, &mut head_recv).await {
+                Some(outcome) => return outcome,
+                None => return self.task_events(job, spec, head_send, head_recv, Refusal::Final).await,
+            },
+            Err(e) => return lost(e),
+        };
+        let frame_bytes = match encode_request(request, number) {
+            Ok(f) => f,
+            Err(e) => return lost(e),
+        };
+        let opened = match link.direct(&node, &addr).await {
+            Some(conn) => open_with(&conn, &frame_bytes, blobs).await,
+            // Not reachable from here: the head relays it (a node that died
+            // meanwhile is refused there, which is a lost path too).
+            None => {
+                async {
+                    let (mut send, recv) = head.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+                    frame::write(&mut send, &proto::encode(&Request::Forward { to: node.clone() })?).await?;
+                    crate::cluster::wire::write_parts(&mut send, &frame_bytes, blobs).await?;
+                    Ok((send, recv))
+                }
+                .await
+            }
+        };
+        let (send, recv) = match opened {
+            Ok(s) => s,
+            Err(e) => return lost(e),
+        };
+        // The head's stream stays open while the task runs: the head
+        // resets it if the node dies, and closing it when done credits
+        // the node in the head's view.
+        let mut scratch = [0u8; 64];
+        let head_gave_up = async { while let Ok(Some(_)) = head_recv.read(&mut scratch).await {} };
+        let outcome = tokio::select! {
+            outcome = self.task_events(job, spec, send, recv, Refusal::Lost) => outcome,
+            () = head_gave_up => lost(format!("the head lost node {node}")),
+        };
+        let _ = head_send.finish();
+        outcome
+    }
+
+    /// Reads a task's events from its stream until its result: output,
+    /// then [`TaskDone`]. `refusal` says what a refusal means: that the
+    /// task cannot run (the result is that error), or, from the head's
+    /// relay to a chosen node, that the node is gone (retriable).
+    async fn task_events(
+        &self,
+        job: &JobState,
+        spec: &TaskSpec,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        refusal: Refusal,
+    ) -> Remote {
         // Our side stays open: closing it (dropping this future) cancels.
         loop {
             let event = match read_event(&mut recv).await {
                 Ok(e) => e,
                 Err(e) => return lost(e),
             };
-            match event {
-                Event::Output(chunk) => job.config.grants.output.write(Stream::Stdout, &chunk),
-                Event::ErrorOutput(chunk) => job.config.grants.output.write(Stream::Stderr, &chunk),
-                Event::Busy => return Remote::Busy,
-                Event::Refused(why) => {
-                    self.store.complete(spec.output, Err(Error::InvalidArgument(why)));
-                    return Remote::Ran;
-                }
-                Event::TaskDone(done) => {
-                    lock(&self.task_log).ran_elsewhere(spec.task, &done.node, done.result.as_ref().err());
-                    let outcome = match self.receive_result(job, done, &mut recv).await {
-                        Ok(_) => Remote::Ran,
-                        Err(e) => lost(e),
-                    };
-                    let _ = send.finish();
-                    return outcome;
-                }
-                other => return lost(format!("unexpected answer {other:?}")),
+            if let (Event::Refused(why), Refusal::Lost) = (&event, &refusal) {
+                return lost(why);
+            }
+            if let Some(outcome) = self.answer(job, spec, event, &mut recv).await {
+                let _ = send.finish();
+                return outcome;
             }
         }
+    }
+
+    /// What one event of a task's stream means: `None` for output (more
+    /// follows), else how the task ended.
+    async fn answer(
+        &self,
+        job: &JobState,
+        spec: &TaskSpec,
+        event: Event,
+        recv: &mut quinn::RecvStream,
+    ) -> Option<Remote> {
+        match event {
+            Event::Output(chunk) => job.config.grants.output.write(Stream::Stdout, &chunk),
+            Event::ErrorOutput(chunk) => job.config.grants.output.write(Stream::Stderr, &chunk),
+            Event::Busy => return Some(Remote::Busy),
+            Event::Refused(why) => {
+                self.store.complete(spec.output, Err(Error::InvalidArgument(why)));
+                return Some(Remote::Ran);
+            }
+            Event::TaskDone(done) => {
+                lock(&self.task_log).ran_elsewhere(spec.task, &done.node, done.result.as_ref().err());
+                return Some(match self.receive_result(job, done, recv).await {
+                    Ok(_) => Remote::Ran,
+                    Err(e) => lost(e),
+                });
+            }
+            other => return Some(lost(format!("unexpected answer {other:?}"))),
+        }
+        None
     }
 
     /// Stores a remote result (the output `done` names) and the objects it

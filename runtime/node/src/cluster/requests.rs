@@ -93,11 +93,12 @@ impl Node {
             Request::Join { .. } if !peers.head => {
                 frame::write(&mut send, &reply(Event::Refused("this node is not a head".into()))?).await?;
             }
-            Request::Join { node_id, total } => {
+            Request::Join { node_id, total, listens } => {
                 let cpus = total.iter().find(|(k, _)| k == wray_core::CPU).map_or(0.0, |(_, v)| *v);
                 let worker = Arc::new(Worker {
                     id: node_id,
                     conn: conn.clone(),
+                    listens: listens.then(|| conn.remote_address().to_string()),
                     cpus,
                     total,
                     running: AtomicUsize::new(0),

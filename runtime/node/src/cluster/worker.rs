@@ -2,7 +2,10 @@
 //! it. It keeps one connection to the head, heartbeats on the stream it
 //! joined with, hears the cluster's resources back on it, and serves the
 //! requests the head opens (the same dispatcher as the head's,
-//! `requests.rs`); it needs no listening port.
+//! `requests.rs`). Unless told not to (`wray start --no-direct`) it also
+//! accepts connections from other workers on the socket it joined from
+//! (`link.rs` has the other side): tasks then go from worker to worker
+//! without the head in the path.
 
 use crate::cluster::head::{DEFAULT_NODE_TIMEOUT, HEARTBEAT, MEMBERSHIP_PRIORITY, Peers};
 use crate::cluster::link::{Link, WorkerLink};
@@ -19,9 +22,13 @@ impl Node {
     /// heartbeats on `membership` (the stream it joined with) until the head
     /// goes away.
     /// `head_id` is the head's node id (what the join answered).
+    /// `listening`, if given, is the endpoint `conn` was made from, which
+    /// also accepts other workers' connections (the join said so): this
+    /// serves them too, and connects to other workers from it.
     pub async fn serve_head(
         &self,
         conn: quinn::Connection,
+        listening: Option<quinn::Endpoint>,
         membership: (quinn::SendStream, quinn::RecvStream),
         head_id: String,
         jobs: Arc<JobTable>,
@@ -30,13 +37,17 @@ impl Node {
         // and asks the head for the bytes of any other.
         let peers = Arc::new(Peers::new(jobs, None, false, DEFAULT_NODE_TIMEOUT));
         match self.inner.link.get() {
-            Some(Link::Worker(w)) => w.reconnected(conn.clone(), head_id),
+            Some(Link::Worker(w)) => w.reconnected(conn.clone(), head_id, listening.clone()),
             Some(Link::Head(_)) => {
                 tracing::error!("this node is a head");
                 return;
             }
             None => {
-                let _ = self.inner.link.set(Link::Worker(WorkerLink::new(conn.clone(), head_id)));
+                let _ = self.inner.link.set(Link::Worker(Box::new(WorkerLink::new(
+                    conn.clone(),
+                    head_id,
+                    listening.clone(),
+                ))));
             }
         }
         let (mut send, mut recv) = membership;
@@ -76,7 +87,30 @@ impl Node {
                 }
             }
         };
+        // Other workers' connections: served as the head's are (a task, an
+        // upcall), each on its own task, for as long as it lasts.
+        let node = self.clone();
+        let direct_peers = peers.clone();
+        let accept = async move {
+            let Some(endpoint) = listening else { return std::future::pending().await };
+            while let Some(incoming) = endpoint.accept().await {
+                let (node, peers) = (node.clone(), direct_peers.clone());
+                tokio::spawn(async move {
+                    let remote = incoming.remote_address();
+                    match incoming.await {
+                        Ok(conn) => {
+                            if let Some(Link::Worker(w)) = node.inner.link.get() {
+                                w.accepted(conn.clone());
+                            }
+                            node.serve_connection(conn, peers).await
+                        }
+                        Err(e) => tracing::warn!("refused connection from {remote}: {e}"),
+                    }
+                });
+            }
+        };
         tokio::select! {
+            () = accept => tracing::warn!("stopped accepting connections from other workers"),
             () = self.serve_connection(conn, peers) => {}
             () = heartbeat => tracing::warn!("cannot heartbeat to the head any more"),
             () = cluster => tracing::warn!("the head closed the membership stream"),
