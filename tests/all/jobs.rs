@@ -170,6 +170,7 @@ fn cancel_and_timeouts() {
     has(&out, "cancelled spin: task cancelled");
     has(&out, "wait timeout: 0 1");
     has(&out, "get timeout: timed out");
+    has(&out, "the task went on: Ok(300)");
     // Time blocked in `get` is not execution time.
     has(&out, "blocked in get past its time limit: Ok(900)");
 }

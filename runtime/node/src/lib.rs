@@ -141,6 +141,9 @@ pub(crate) struct NodeInner {
     serving: std::sync::OnceLock<Arc<dyn wray_host::Serving>>,
     /// The tasks this node's jobs submitted (`state.rs`).
     task_log: Mutex<state::TaskLog>,
+    /// Submitted tasks not started yet: a caller that blocks on one runs
+    /// it itself (`local/task.rs`, `claim`).
+    unstarted: Mutex<local::task::Unstarted>,
     /// Progress documents jobs published (`state.rs`).
     published: Mutex<state::Published>,
     /// Where members of collective groups on this node meet
@@ -270,6 +273,7 @@ impl Node {
                 detached: Mutex::new(local::detached_actors::Detached::default()),
                 serving: std::sync::OnceLock::new(),
                 task_log: Mutex::new(state::TaskLog::default()),
+                unstarted: Mutex::new(local::task::Unstarted::default()),
                 published: Mutex::new(state::Published::default()),
                 meetings: local::meeting::Meetings::default(),
                 arrivals: Mutex::new(Arrivals::default()),

@@ -239,9 +239,19 @@ impl Services for NodeInner {
                 return Ok(ready.into_iter().map(|o| o.data).collect());
             }
             self.blocked(caller, async {
+                // The tasks making what it waits for that no worker has
+                // started yet, run here (`NodeInner::claim`).
+                let helped = async {
+                    for id in &ids {
+                        if let Some(run) = self.claim(*id) {
+                            run.await;
+                        }
+                    }
+                    self.get_values(ids).await
+                };
                 match timeout {
-                    None => self.get_values(ids).await,
-                    Some(t) => tokio::time::timeout(t, self.get_values(ids)).await.unwrap_or(Err(Error::Timeout)),
+                    None => helped.await,
+                    Some(t) => tokio::time::timeout(t, helped).await.unwrap_or(Err(Error::Timeout)),
                 }
             })
             .await

@@ -6,8 +6,11 @@ use crate::local::job::JobState;
 use crate::persist::now_ms;
 use crate::state::Place;
 use crate::{Held, NodeInner, lock};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use wray_core::{Error, ObjectId, Options, TaskId};
 use wray_host::{ArgSpec, CallError, Caller, Instance, Services};
@@ -17,6 +20,61 @@ use wray_store::Object;
 /// How long a task waits before its next try after the node running it
 /// failed, times the number of such failures.
 const LOST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A task's whole run on this node, from waiting for its arguments to
+/// releasing its permit.
+pub(crate) type TaskFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// A submitted task's future until the starter or its caller takes it.
+pub(crate) type Claimable = Mutex<Option<TaskFuture>>;
+
+/// Tasks submitted on this node that have not started yet
+/// ([`NodeInner::claim`]).
+#[derive(Default)]
+pub(crate) struct Unstarted {
+    /// In submission order, for the starter.
+    order: Vec<Arc<Claimable>>,
+    /// By output, for a caller about to block on one.
+    by_output: HashMap<ObjectId, Arc<Claimable>, foldhash::fast::RandomState>,
+    /// A starter is spawned and has not run yet.
+    starter: bool,
+    /// ... and was moved where another worker can take it.
+    kicked: bool,
+}
+
+/// A task its caller runs while it waits for the task's result
+/// ([`NodeInner::claim`]). Dropped before the task ended — the caller
+/// stopped waiting: a timeout, a cancelled job, a `wait` satisfied by
+/// another ref — the task goes on as a tokio task of its own, so that
+/// nothing else waiting for its result waits for ever.
+pub(crate) struct Inline(Option<TaskFuture>);
+
+impl Future for Inline {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let Some(run) = self.0.as_mut() else { return std::task::Poll::Ready(()) };
+        let done = run.as_mut().poll(cx);
+        if done.is_ready() {
+            self.0 = None;
+        }
+        done
+    }
+}
+
+impl Drop for Inline {
+    fn drop(&mut self) {
+        if let Some(run) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(run);
+                }
+                // Only while the process shuts its runtime down.
+                Err(_) => tracing::warn!("a task its caller ran was dropped with the runtime"),
+            }
+        }
+    }
+}
 
 /// A submitted task.
 pub(crate) struct TaskSpec {
@@ -78,7 +136,8 @@ impl NodeInner {
             lock(&self.task_log).submit(spec.task, job.key.clone(), spec.function.clone(), now_ms());
         }
         let node = self.clone();
-        tokio::spawn(async move {
+        let output = spec.output;
+        let run: TaskFuture = Box::pin(async move {
             let outcome = node.run_task(&job, &spec, &cancel).await;
             if recorded {
                 lock(&node.task_log).end(spec.task, outcome.as_ref().map(|_| ()), now_ms());
@@ -90,6 +149,82 @@ impl NodeInner {
             lock(&job.tasks).remove(&spec.task);
             drop(permit);
         });
+        // Whoever comes first runs it: the starter (below), or a caller
+        // that blocks on its result before the starter ran (`claim`).
+        let slot = Arc::new(Mutex::new(Some(run)));
+        let (start, kick) = {
+            let mut unstarted = lock(&self.unstarted);
+            unstarted.order.push(slot.clone());
+            unstarted.by_output.insert(output, slot);
+            if !unstarted.starter {
+                unstarted.starter = true;
+                (true, false)
+            } else {
+                // Tasks pile up behind a starter no worker has run: the
+                // caller is not waiting for them one by one.
+                let kick = !unstarted.kicked && unstarted.by_output.len() >= 2;
+                unstarted.kicked |= kick;
+                (false, kick)
+            }
+        };
+        if start {
+            let node = self.clone();
+            tokio::spawn(async move { node.start_unclaimed() });
+        }
+        if kick {
+            // The starter sits in this worker's LIFO slot, which no other
+            // worker may steal, and nobody woke the idle one: a no-op
+            // spawned now takes the slot, moves the starter to the
+            // stealable queue and wakes an idle worker (as for an actor's
+            // loop, `let_another_worker_take_it`).
+            tokio::spawn(async {});
+        }
+    }
+
+    /// Spawns every task no caller claimed, each a tokio task of its own,
+    /// oldest first.
+    fn start_unclaimed(&self) {
+        let order = {
+            let mut unstarted = lock(&self.unstarted);
+            unstarted.starter = false;
+            unstarted.kicked = false;
+            unstarted.by_output.clear();
+            std::mem::take(&mut unstarted.order)
+        };
+        for slot in order {
+            let run = lock(&slot).take();
+            if let Some(run) = run {
+                tokio::spawn(run);
+            }
+        }
+    }
+
+    /// The task making `output`, if it has not started yet: the caller
+    /// about to block on `output` runs it itself ([`Inline`]).
+    ///
+    /// Why: a caller that submits a task and then waits for it (the sync
+    /// round trip) otherwise hands it to a tokio worker and is woken back by
+    /// it. Tokio runs such a ping-pong on one worker through its LIFO slot
+    /// for three turns per scheduler tick, then through its run queue,
+    /// which wakes the other, parked worker (an eventfd write: an eighth of
+    /// the round trip in `perf`) — and that worker steals the caller, so the
+    /// pair changes cores every few tasks. Run by its caller, the task
+    /// needs no hand-off and no wake-up. It is the same future either way:
+    /// the same fresh instance, resources, limits and retries. (The caller's
+    /// own time-limit clock stops once its `get` first waits — here, when
+    /// the task first yields or waits: its instantiation and at most one
+    /// epoch tick of its run count as the caller's time in the host.)
+    ///
+    /// Tasks start through one starter per node, scheduled when the first
+    /// of them is submitted (a tokio task per task left the one before it
+    /// in the LIFO slot, and the next spawn pushed it out and woke the
+    /// other worker anyway): a caller that claims each task it submits
+    /// never wakes a worker; a caller that submits several before waiting
+    /// gets the starter moved to where the idle worker takes it.
+    pub(crate) fn claim(&self, output: ObjectId) -> Option<Inline> {
+        let slot = lock(&self.unstarted).by_output.remove(&output)?;
+        let run = lock(&slot).take()?;
+        Some(Inline(Some(run)))
     }
 
     /// Runs the task to completion, here or on another node. `Ok` means the
