@@ -435,6 +435,14 @@ impl Head {
         started_pid(&out)
     }
 
+    /// Every worker's `node.log`, one after another.
+    fn worker_logs(&self) -> String {
+        std::fs::read_dir(self.home.path())
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("node.log")).ok())
+            .collect()
+    }
+
     /// Runs 200 tasks of 100 ms (`spread`), SIGKILLing the worker `pid`
     /// while it runs some; checks every result came back and returns the
     /// job's output and when the worker was killed.
@@ -791,10 +799,8 @@ fn a_worker_s_tasks_go_direct_relayed_or_to_the_head_and_survive_a_killed_worker
         );
     }
     // The job's node saw those tasks lost and ran them again.
-    let logs: String = std::fs::read_dir(head.home.path())
-        .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("node.log")).ok())
-        .collect();
+    let logs = head.worker_logs();
+    assert!(logs.contains("reached node "), "no direct connection in:\n{logs}");
     assert!(logs.contains("retrying testjob::tasks::square_where elsewhere"), "{logs}");
     assert!(killed.elapsed() < Duration::from_secs(60));
 }
@@ -985,11 +991,32 @@ fn an_actor_with_checkpoints_continues_from_its_snapshot_on_another_node() {
 
 #[test]
 fn calls_in_flight_on_a_dead_node_run_again_with_max_task_retries() {
+    calls_in_flight_run_again(false);
+}
+
+#[test]
+fn a_job_on_a_worker_runs_its_actors_over_direct_sessions_that_survive_a_dead_node() {
+    // The same, the job on a worker: its actors' sessions go to the `spot`
+    // workers directly, and the head, on declaring the killed one dead,
+    // closes the way to it (`host_direct`'s watcher).
+    calls_in_flight_run_again(true);
+}
+
+/// `actor-node-retry` on a head and three 1-CPU `spot` workers (plus, with
+/// `job_on_worker`, a bigger worker the job lands on), killing the node
+/// hosting the actor while calls are in flight.
+fn calls_in_flight_run_again(job_on_worker: bool) {
     let head = Head::start_with_cpus("1");
     for _ in 0..3 {
         head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
     }
+    if job_on_worker {
+        head.add_worker("3");
+    }
     let text = run_killing_named_nodes(head.spawn_testjob(&["actor-node-retry"]));
+    if job_on_worker {
+        assert!(head.worker_logs().contains("reached node "), "no direct connection in:\n{}", head.worker_logs());
+    }
     // With a retry, the slow call and the one queued behind it ran again
     // on the restarted actor (its constructor ran again: 0 + 1).
     assert!(text.contains("retries 1: slow: 4000\nretries 1: after: 1\nretries 1: moved: true"), "{text}");

@@ -453,10 +453,8 @@ impl Node {
             };
             // The sender writes nothing more: any end of its side is the
             // end of the task (finished, or the sender gone).
-            let mut scratch = [0u8; 64];
-            let sender_done = async { while let Ok(Some(_)) = recv.read(&mut scratch).await {} };
             tokio::select! {
-                () = sender_done => {}
+                () = crate::cluster::wire::until_ended(&mut recv) => {}
                 () = node_died => {
                     let _ = send.reset(0u32.into());
                 }

@@ -96,7 +96,10 @@ impl WorkerLink {
             Err(e) => Err(format!("{addr:?} is not an address: {e}")),
         };
         let entry = match &dialed {
-            Ok(c) => Direct::Connected(c.clone()),
+            Ok(c) => {
+                tracing::info!("reached node {node} directly at {addr}");
+                Direct::Connected(c.clone())
+            }
             Err(why) => {
                 tracing::info!("cannot reach node {node} at {addr} directly ({why}): going through the head");
                 Direct::Unreachable(Instant::now())

@@ -28,9 +28,10 @@
 //! order, then with the result.
 
 use crate::cluster::link::Link;
-use crate::cluster::remote_task::Chosen;
+use crate::cluster::remote_task::{Chosen, Refusal};
 use crate::cluster::wire::{
-    AskError, accepted, answer, open_with, output_event, read_event, resources, write_parts, write_with,
+    AskError, accepted, answer, open_relayed, open_with, output_event, read_event, resources, until_ended, write_parts,
+    write_with,
 };
 use crate::local::actor::{ActorCall, ActorSpec, ActorState, Mailbox, ToOwner};
 use crate::local::job::JobState;
@@ -220,6 +221,13 @@ impl NodeInner {
                 return Hosted::Ended;
             }
         };
+        // A worker that reaches others directly asks the head only where
+        // the actor goes, and opens its session there itself.
+        if let Some(Link::Worker(w)) = self.link.get()
+            && w.goes_direct()
+        {
+            return self.host_direct(job, actor, rx, w, &conn, request, blobs, image).await;
+        }
         let frame_bytes =
             match crate::cluster::remote_task::encode_request(request, placed.as_ref().map_or(0, |p| p.number)) {
                 Ok(f) => f,
@@ -234,25 +242,109 @@ impl NodeInner {
         if let Some(p) = &placed {
             actor.hosted_on(&p.node);
         }
-        let outcome = self.actor_session(job, actor, rx, &conn, &frame_bytes, blobs, image).await;
+        let opened = open_with(&conn, &frame_bytes, blobs).await;
+        let outcome = self.actor_session(job, actor, rx, opened, image, Refusal::Final).await;
         if let Some(p) = placed {
             p.finished(&spec.options.resources);
         }
         outcome
     }
 
+    /// As for a worker's task (`remote_task.rs`, `send_direct`): the head
+    /// answers where the actor goes; placed on a worker that listens, the
+    /// session runs on this worker's own connection to it (or through the
+    /// head's relay if it cannot be reached), while a watcher holds the
+    /// stream to the head — closing it when the session ends credits the
+    /// node, and the head resetting it (the node died) closes the direct
+    /// connection, which breaks the session as a dead node's relayed
+    /// stream would.
     #[allow(clippy::too_many_arguments)]
+    async fn host_direct(
+        self: &Arc<Self>,
+        job: &Arc<JobState>,
+        actor: &Arc<ActorState>,
+        rx: &mut Mailbox,
+        link: &crate::cluster::link::WorkerLink,
+        head: &quinn::Connection,
+        request: TaskRequest,
+        blobs: Vec<Bytes>,
+        image: Vec<WireDelta>,
+    ) -> Hosted {
+        let asked = crate::cluster::remote_task::encode_request(TaskRequest { direct: true, ..request.clone() }, 0);
+        let opened = match asked {
+            Ok(frame) => open_with(head, &frame, Vec::new()).await,
+            Err(e) => Err(e),
+        };
+        let (mut head_send, mut head_recv) = match opened {
+            Ok(s) => s,
+            Err(e) => return Hosted::Lost(e.to_string()),
+        };
+        let (node, addr, number) = match read_event(&mut head_recv).await {
+            Ok(Event::Placed { node, addr, number }) => (node, addr, number),
+            Ok(Event::Proceed) => {
+                let written = async {
+                    for b in blobs {
+                        frame::write_raw(&mut head_send, b).await?;
+                    }
+                    Ok::<_, NetError>((head_send, head_recv))
+                };
+                return self.actor_session(job, actor, rx, written.await, image, Refusal::Final).await;
+            }
+            Ok(Event::Busy) => return Hosted::Busy,
+            Ok(Event::Refused(why)) => {
+                self.mark_dead(job, actor, format!("{}: {why}", actor.class));
+                return Hosted::Ended;
+            }
+            Ok(other) => return Hosted::Lost(format!("unexpected answer {other:?}")),
+            Err(e) => return Hosted::Lost(e.to_string()),
+        };
+        actor.hosted_on(&node);
+        let frame_bytes = match crate::cluster::remote_task::encode_request(request, number) {
+            Ok(f) => f,
+            Err(e) => return Hosted::Lost(e.to_string()),
+        };
+        let direct = link.direct(&node, &addr).await;
+        let direct_used = direct.is_some();
+        let opened = match &direct {
+            Some(conn) => open_with(conn, &frame_bytes, blobs).await,
+            None => open_relayed(head, &node, &frame_bytes, blobs).await,
+        };
+        let (ended, session_over) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = session_over => {
+                    let _ = head_send.finish();
+                }
+                () = until_ended(&mut head_recv) => {
+                    if let Some(conn) = direct {
+                        conn.close(0u32.into(), b"the head declared this node dead");
+                    }
+                }
+            }
+        });
+        // Only the head's relay refuses for the node's sake ("no live
+        // node"); the node's own refusal is final, as when relayed.
+        let refusal = if direct_used { Refusal::Final } else { Refusal::Lost };
+        let outcome = self.actor_session(job, actor, rx, opened, image, refusal).await;
+        let _ = ended.send(());
+        outcome
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// An actor's session on the stream `opened` (its request and
+    /// constructor arguments sent). `refusal` says what a refusal as first
+    /// answer means: the actor cannot be hosted, or — from the head's
+    /// relay to a node it chose — that the node is gone (restart it).
     async fn actor_session(
         self: &Arc<Self>,
         job: &Arc<JobState>,
         actor: &Arc<ActorState>,
         rx: &mut Mailbox,
-        conn: &quinn::Connection,
-        frame_bytes: &[u8],
-        blobs: Vec<Bytes>,
+        opened: Result<(quinn::SendStream, quinn::RecvStream), NetError>,
         image: Vec<WireDelta>,
+        refusal: Refusal,
     ) -> Hosted {
-        let (mut send, mut recv) = match open_with(conn, frame_bytes, blobs).await {
+        let (mut send, mut recv) = match opened {
             Ok(s) => s,
             Err(e) => return Hosted::Lost(e.to_string()),
         };
@@ -268,6 +360,7 @@ impl NodeInner {
         match read_event(&mut recv).await {
             Ok(Event::Accepted) => {}
             Ok(Event::Busy) => return Hosted::Busy,
+            Ok(Event::Refused(why)) if matches!(refusal, Refusal::Lost) => return Hosted::Lost(why),
             Ok(Event::Refused(why) | Event::ActorGone(why)) => {
                 self.mark_dead(job, actor, format!("{}: {why}", actor.class));
                 return Hosted::Ended;

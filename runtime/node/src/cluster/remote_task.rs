@@ -26,8 +26,8 @@
 use crate::cluster::head::Peers;
 use crate::cluster::link::Link;
 use crate::cluster::wire::{
-    ask_for, object_id, open_with, output_event, pairs, read_event, resources, wire_args, wire_id, wire_scheduling,
-    write_with,
+    ask_for, object_id, open_relayed, open_with, output_event, pairs, read_event, resources, until_ended, wire_args,
+    wire_id, wire_scheduling, write_with,
 };
 use crate::local::job::JobState;
 use crate::local::task::TaskSpec;
@@ -73,8 +73,8 @@ pub(crate) struct RemoteJob {
     sinks: Sinks,
 }
 
-/// What a refusal on a task's stream means.
-enum Refusal {
+/// What a refusal on a task's (or an actor session's) stream means.
+pub(crate) enum Refusal {
     /// The task cannot run: the refusal is its result.
     Final,
     /// The head's relay found the chosen node gone: retriable.
@@ -347,19 +347,15 @@ impl NodeInner {
             Ok(f) => f,
             Err(e) => return lost(e),
         };
-        let opened = match link.direct(&node, &addr).await {
+        let direct = link.direct(&node, &addr).await;
+        // Only the head's relay refuses for the node's sake ("no live
+        // node"); the node's own refusal is final, as when relayed.
+        let refusal = if direct.is_some() { Refusal::Final } else { Refusal::Lost };
+        let opened = match direct {
             Some(conn) => open_with(&conn, &frame_bytes, blobs).await,
             // Not reachable from here: the head relays it (a node that died
             // meanwhile is refused there, which is a lost path too).
-            None => {
-                async {
-                    let (mut send, recv) = head.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
-                    frame::write(&mut send, &proto::encode(&Request::Forward { to: node.clone() })?).await?;
-                    crate::cluster::wire::write_parts(&mut send, &frame_bytes, blobs).await?;
-                    Ok((send, recv))
-                }
-                .await
-            }
+            None => open_relayed(head, &node, &frame_bytes, blobs).await,
         };
         let (send, recv) = match opened {
             Ok(s) => s,
@@ -368,11 +364,9 @@ impl NodeInner {
         // The head's stream stays open while the task runs: the head
         // resets it if the node dies, and closing it when done credits
         // the node in the head's view.
-        let mut scratch = [0u8; 64];
-        let head_gave_up = async { while let Ok(Some(_)) = head_recv.read(&mut scratch).await {} };
         let outcome = tokio::select! {
-            outcome = self.task_events(job, spec, send, recv, Refusal::Lost) => outcome,
-            () = head_gave_up => lost(format!("the head lost node {node}")),
+            outcome = self.task_events(job, spec, send, recv, refusal) => outcome,
+            () = until_ended(&mut head_recv) => lost(format!("the head lost node {node}")),
         };
         let _ = head_send.finish();
         outcome

@@ -114,6 +114,29 @@ pub(crate) async fn open_with(
     Ok((send, recv))
 }
 
+/// Opens a stream to node `node` through the head's relay on `head` and
+/// sends a request with the bytes that follow: the way to a worker this one
+/// cannot reach directly.
+pub(crate) async fn open_relayed(
+    head: &quinn::Connection,
+    node: &str,
+    frame_bytes: &[u8],
+    blobs: Vec<Bytes>,
+) -> Result<(quinn::SendStream, quinn::RecvStream), NetError> {
+    let (mut send, recv) = head.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
+    frame::write(&mut send, &proto::encode(&Request::Forward { to: node.to_string() })?).await?;
+    write_parts(&mut send, frame_bytes, blobs).await?;
+    Ok((send, recv))
+}
+
+/// Resolves when the other side of `recv` ends or resets it; reads and
+/// drops whatever it sends meanwhile (a placement's stream to the head,
+/// which sends nothing more).
+pub(crate) async fn until_ended(recv: &mut quinn::RecvStream) {
+    let mut scratch = [0u8; 64];
+    while let Ok(Some(_)) = recv.read(&mut scratch).await {}
+}
+
 /// Writes an event with the bytes that follow it.
 pub(crate) async fn write_with(send: &mut quinn::SendStream, event: &Event, blobs: Vec<Bytes>) -> Result<(), NetError> {
     write_parts(send, &proto::encode(event)?, blobs).await
