@@ -1117,10 +1117,11 @@ fn objects_handed_to_a_detached_actor_outlive_their_owners_node() {
 }
 
 #[test]
-fn a_job_on_a_worker_reaches_its_actors_through_the_head() {
-    // The job lands on the biggest worker; its actor on the other one; a
-    // task next to the actor asks the job's node for the actor's name, a
-    // worker-to-worker request the head relays.
+fn a_job_on_a_worker_reaches_its_actors_from_every_node() {
+    // The job lands on the biggest worker; its actor on the other one,
+    // reached directly; a task next to the actor asks the job's node for the
+    // actor's name, a worker-to-worker request (an upcall) that takes the
+    // connection the job's node made and named (`Hello`).
     let head = Head::start_with_cpus("1");
     let special = node_id(head.add_worker_with("2", &["--resources", r#"{"special": 1}"#]));
     let home = node_id(head.add_worker_with("3", &["--resources", r#"{"elsewhere": 1}"#]));
@@ -1132,6 +1133,8 @@ fn a_job_on_a_worker_reaches_its_actors_through_the_head() {
     }
     let out = head.run(&guests().testjob, &["whereami"]);
     assert!(stdout(&out).contains(&format!("node: {home}")), "{}", stdout(&out));
+    let logs = head.worker_logs();
+    assert!(logs.contains(&format!("node {home} connected directly from")), "{logs}");
 }
 
 #[test]

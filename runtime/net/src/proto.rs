@@ -76,6 +76,13 @@ pub enum Request {
     /// A task running away from its job's node asks that node for
     /// something only it knows (the job's actors and their names).
     Upcall(UpcallRequest),
+    /// The first stream of a worker's direct connection to another: it
+    /// names itself, so that the other uses the same connection to reach it
+    /// (a task's upcall to its job's node). No answer.
+    Hello {
+        /// The connecting worker's node id.
+        node_id: String,
+    },
     /// Create a placement group (sent to the head): answered with
     /// [`Event::Group`] or [`Event::Refused`].
     CreateGroup {

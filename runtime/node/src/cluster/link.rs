@@ -44,8 +44,11 @@ pub(crate) struct WorkerLink {
     head: Mutex<(quinn::Connection, String)>,
     pub(crate) cluster: Mutex<Option<(Resources, Resources)>>,
     /// The endpoint the worker joined from, which accepts other workers'
-    /// connections and makes its own to them; `None` with `--no-direct`.
-    listening: Mutex<Option<quinn::Endpoint>>,
+    /// connections and makes its own to them, and what serves the requests
+    /// the other side opens on a connection made from it (the other side
+    /// uses it too, once this worker named itself); `None` with
+    /// `--no-direct`.
+    listening: Mutex<Option<(quinn::Endpoint, Serve)>>,
     /// Other workers by node id: a connection to them, or when the last
     /// attempt failed.
     direct: Mutex<HashMap<String, Direct>>,
@@ -54,6 +57,25 @@ pub(crate) struct WorkerLink {
     accepted: Mutex<Vec<quinn::Connection>>,
 }
 
+/// Names this node (`me`) on a new direct connection, in the background:
+/// nothing waits for it, and a failure only leaves the other side to reach
+/// this one through the head.
+fn introduce(conn: &quinn::Connection, me: &str) {
+    let (conn, hello) = (conn.clone(), wray_net::proto::Request::Hello { node_id: me.to_string() });
+    tokio::spawn(async move {
+        let Ok(bytes) = wray_net::proto::encode(&hello) else { return };
+        if let Ok((mut send, _recv)) = conn.open_bi().await
+            && wray_net::frame::write(&mut send, &bytes).await.is_ok()
+        {
+            let _ = send.finish();
+        }
+    });
+}
+
+/// Serves the requests a peer opens on a connection (`Node::serve_connection`
+/// with the worker's `Peers`).
+pub(crate) type Serve = Arc<dyn Fn(quinn::Connection) + Send + Sync>;
+
 /// Another worker as this one reaches it.
 enum Direct {
     Connected(quinn::Connection),
@@ -61,7 +83,11 @@ enum Direct {
 }
 
 impl WorkerLink {
-    pub(crate) fn new(conn: quinn::Connection, head_id: String, listening: Option<quinn::Endpoint>) -> WorkerLink {
+    pub(crate) fn new(
+        conn: quinn::Connection,
+        head_id: String,
+        listening: Option<(quinn::Endpoint, Serve)>,
+    ) -> WorkerLink {
         WorkerLink {
             head: Mutex::new((conn, head_id)),
             cluster: Mutex::new(None),
@@ -81,8 +107,8 @@ impl WorkerLink {
     /// from before, or a new one. `None` if it cannot be reached directly
     /// (now, or when last tried within [`UNREACHABLE_FOR`]): the caller
     /// goes through the head.
-    pub(crate) async fn direct(&self, node: &str, addr: &str) -> Option<quinn::Connection> {
-        let endpoint = lock(&self.listening).clone()?;
+    pub(crate) async fn direct(&self, me: &str, node: &str, addr: &str) -> Option<quinn::Connection> {
+        let (endpoint, serve) = lock(&self.listening).clone()?;
         match lock(&self.direct).get(node) {
             Some(Direct::Connected(c)) if c.close_reason().is_none() => return Some(c.clone()),
             Some(Direct::Unreachable(at)) if at.elapsed() < UNREACHABLE_FOR => return None,
@@ -98,6 +124,8 @@ impl WorkerLink {
         let entry = match &dialed {
             Ok(c) => {
                 tracing::info!("reached node {node} directly at {addr}");
+                serve(c.clone());
+                introduce(c, me);
                 Direct::Connected(c.clone())
             }
             Err(why) => {
@@ -105,6 +133,22 @@ impl WorkerLink {
                 Direct::Unreachable(Instant::now())
             }
         };
+        self.remember(node, entry);
+        dialed.ok()
+    }
+
+    /// Worker `node` connected to this one and named itself
+    /// ([`Request::Hello`](wray_net::proto::Request::Hello)): its connection
+    /// is the way to it too, unless one is kept already.
+    pub(crate) fn introduced(&self, node: &str, conn: quinn::Connection) {
+        if self.connected(node).is_none() {
+            tracing::info!("node {node} connected directly from {}", conn.remote_address());
+            self.remember(node, Direct::Connected(conn));
+        }
+    }
+
+    /// Keeps `entry` for `node`, within [`MAX_DIRECT_PEERS`].
+    fn remember(&self, node: &str, entry: Direct) {
         let mut direct = lock(&self.direct);
         if direct.len() >= MAX_DIRECT_PEERS && !direct.contains_key(node) {
             // Closed connections first, then any: a bound, not a cache
@@ -119,7 +163,6 @@ impl WorkerLink {
             }
         }
         direct.insert(node.to_string(), entry);
-        dialed.ok()
     }
 
     /// The direct connection to `node` kept from before, if it is open.
@@ -150,7 +193,14 @@ impl WorkerLink {
                 Direct::Unreachable(_) => None,
             })
             .collect();
-        conns.extend(lock(&self.accepted).iter().filter(|c| c.close_reason().is_none()).cloned());
+        // An accepted connection its dialer named is in both lists.
+        let known: std::collections::HashSet<usize> = conns.iter().map(quinn::Connection::stable_id).collect();
+        conns.extend(
+            lock(&self.accepted)
+                .iter()
+                .filter(|c| c.close_reason().is_none() && !known.contains(&c.stable_id()))
+                .cloned(),
+        );
         conns
     }
 
@@ -167,7 +217,12 @@ impl WorkerLink {
     /// The worker joined a (restarted) head again, from `listening`.
     /// Direct connections made from the old endpoint keep working until
     /// they close; new ones are made from the new one.
-    pub(crate) fn reconnected(&self, conn: quinn::Connection, head_id: String, listening: Option<quinn::Endpoint>) {
+    pub(crate) fn reconnected(
+        &self,
+        conn: quinn::Connection,
+        head_id: String,
+        listening: Option<(quinn::Endpoint, Serve)>,
+    ) {
         *lock(&self.head) = (conn, head_id);
         *lock(&self.listening) = listening;
     }

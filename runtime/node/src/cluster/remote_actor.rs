@@ -303,7 +303,7 @@ impl NodeInner {
             Ok(f) => f,
             Err(e) => return Hosted::Lost(e.to_string()),
         };
-        let direct = link.direct(&node, &addr).await;
+        let direct = link.direct(&self.id, &node, &addr).await;
         let direct_used = direct.is_some();
         let opened = match &direct {
             Some(conn) => open_with(conn, &frame_bytes, blobs).await,

@@ -347,7 +347,7 @@ impl NodeInner {
             Ok(f) => f,
             Err(e) => return lost(e),
         };
-        let direct = link.direct(&node, &addr).await;
+        let direct = link.direct(&self.id, &node, &addr).await;
         // Only the head's relay refuses for the node's sake ("no live
         // node"); the node's own refusal is final, as when relayed.
         let refusal = if direct.is_some() { Refusal::Final } else { Refusal::Lost };

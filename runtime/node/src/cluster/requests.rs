@@ -4,6 +4,7 @@
 //! A bad frame closes only that peer's connection.
 
 use crate::cluster::head::{MAX_DEAD_WORKERS, MEMBERSHIP_PRIORITY, Peers, Running, Worker, close};
+use crate::cluster::link::Link;
 use crate::cluster::wire::{output_event, pairs, resources};
 use crate::{JobConfig, JobError, Node, lock, persist};
 use std::sync::Arc;
@@ -188,6 +189,12 @@ impl Node {
                 };
                 let (mut wsend, mut wrecv) = target.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
                 let _ = tokio::join!(frame::pipe(&mut recv, &mut wsend), frame::pipe(&mut wrecv, &mut send));
+                return Ok(());
+            }
+            Request::Hello { node_id } => {
+                if let Some(Link::Worker(w)) = self.inner.link.get() {
+                    w.introduced(&node_id, conn.clone());
+                }
                 return Ok(());
             }
             Request::Upcall(req) => {

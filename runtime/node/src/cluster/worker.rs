@@ -8,7 +8,7 @@
 //! without the head in the path.
 
 use crate::cluster::head::{DEFAULT_NODE_TIMEOUT, HEARTBEAT, MEMBERSHIP_PRIORITY, Peers};
-use crate::cluster::link::{Link, WorkerLink};
+use crate::cluster::link::{Link, Serve, WorkerLink};
 use crate::cluster::wire::{pairs, resources};
 use crate::persist::JobTable;
 use crate::{Node, lock};
@@ -36,18 +36,27 @@ impl Node {
         // A worker keeps no component store: it remembers loaded components
         // and asks the head for the bytes of any other.
         let peers = Arc::new(Peers::new(jobs, None, false, DEFAULT_NODE_TIMEOUT));
+        // Connections this worker makes to others are served as accepted
+        // ones are: once it names itself, the other side opens requests on
+        // them too. The closure lives in the node's own link, so it holds
+        // the node weakly (a strong handle would keep it alive forever).
+        let serve: Serve = {
+            let (node, peers) = (Arc::downgrade(&self.inner), peers.clone());
+            Arc::new(move |conn| {
+                let Some(inner) = node.upgrade() else { return };
+                let (node, peers) = (Node { inner }, peers.clone());
+                tokio::spawn(async move { node.serve_connection(conn, peers).await });
+            })
+        };
+        let direct = listening.clone().map(|endpoint| (endpoint, serve));
         match self.inner.link.get() {
-            Some(Link::Worker(w)) => w.reconnected(conn.clone(), head_id, listening.clone()),
+            Some(Link::Worker(w)) => w.reconnected(conn.clone(), head_id, direct),
             Some(Link::Head(_)) => {
                 tracing::error!("this node is a head");
                 return;
             }
             None => {
-                let _ = self.inner.link.set(Link::Worker(Box::new(WorkerLink::new(
-                    conn.clone(),
-                    head_id,
-                    listening.clone(),
-                ))));
+                let _ = self.inner.link.set(Link::Worker(Box::new(WorkerLink::new(conn.clone(), head_id, direct))));
             }
         }
         let (mut send, mut recv) = membership;
