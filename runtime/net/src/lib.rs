@@ -152,6 +152,60 @@ pub async fn loopback_throughput(bytes: usize) -> Result<f64, NetError> {
     Ok(rate)
 }
 
+/// Request-and-answer exchanges per second over raw QUIC, both ends in this
+/// process: each of `n` opens a stream, sends [`ROUND_TRIP_BYTES`], and
+/// waits for as many back on it, one exchange at a time — the shape of a
+/// task sent to another node and its result, without the task. The floor
+/// under `wray microbenchmark --cluster`'s sync rows.
+pub async fn loopback_round_trips(n: usize) -> Result<f64, NetError> {
+    let stream = |e: quinn::ConnectionError| NetError::Stream(e.to_string());
+    let token = Token::generate()?;
+    let server = server("127.0.0.1:0".parse().expect("literal"), &ClusterIdentity::new(&token, "bench-server")?)?;
+    let addr = server.local_addr().map_err(|e| NetError::Connect(e.to_string()))?;
+    let answering = tokio::spawn(async move {
+        let conn = accept_one(&server).await?;
+        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+            let mut request = [0u8; ROUND_TRIP_BYTES];
+            recv.read_exact(&mut request).await.map_err(|e| NetError::Stream(e.to_string()))?;
+            send.write_all(&request).await.map_err(|e| NetError::Stream(e.to_string()))?;
+            let _ = send.finish();
+        }
+        Ok::<(), NetError>(())
+    });
+    let (endpoint, conn) = connect(addr, &ClusterIdentity::new(&token, "bench-client")?).await?;
+    // The other end echoes each request: a wrong answer is an error, so
+    // the figure counts exchanges that really happened.
+    let exchange = async |i: usize| {
+        let request = [i as u8; ROUND_TRIP_BYTES];
+        let mut answer = [0u8; ROUND_TRIP_BYTES];
+        let (mut send, mut recv) = conn.open_bi().await.map_err(stream)?;
+        send.write_all(&request).await.map_err(|e| NetError::Stream(e.to_string()))?;
+        let _ = send.finish();
+        recv.read_exact(&mut answer).await.map_err(|e| NetError::Stream(e.to_string()))?;
+        if answer != request {
+            return Err(NetError::Stream(format!("exchange {i} was answered with other bytes")));
+        }
+        Ok(())
+    };
+    // One exchange first, and the path settled: as on a node's connection,
+    // which lives from the join on, set-up is not measured.
+    exchange(0).await?;
+    settle(&conn).await;
+    let start = std::time::Instant::now();
+    for i in 1..=n {
+        exchange(i).await?;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    conn.close(0u32.into(), b"done");
+    endpoint.close(0u32.into(), b"done");
+    answering.await.map_err(|e| NetError::Stream(e.to_string()))??;
+    Ok(rate)
+}
+
+/// Bytes each way of one [`loopback_round_trips`] exchange: about a small
+/// task's request or result frame.
+pub const ROUND_TRIP_BYTES: usize = 256;
+
 /// Accepts one connection on `endpoint`, sends `bytes` on one stream and
 /// returns the rate (bytes per second) once the receiver has counted them.
 pub async fn send_throughput(endpoint: &quinn::Endpoint, bytes: usize) -> Result<f64, NetError> {
@@ -362,6 +416,14 @@ mod tests {
         let _server_side = accepted.await.unwrap();
         settle(&conn).await;
         assert_eq!(conn.stats().path.current_mtu, tls::MAX_PACKET);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn round_trips_are_each_answered_with_their_own_bytes() {
+        // Each exchange checks the echo; the server's loop ends cleanly when
+        // the client closes the connection.
+        let rate = loopback_round_trips(20).await.unwrap();
+        assert!(rate.is_finite() && rate > 0.0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

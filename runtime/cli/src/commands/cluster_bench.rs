@@ -64,6 +64,9 @@ const WORKLOADS: &[Workload] = &[
 /// MiB moved by the transfer workload.
 const TRANSFER_MIB: u64 = 1024;
 
+/// Exchanges of the raw QUIC round-trip reference.
+const ROUND_TRIPS: u64 = 5_000;
+
 /// A node started for the benchmark; killed when dropped.
 pub(crate) struct NodeProcess(Child);
 
@@ -277,6 +280,22 @@ pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
         ),
     });
     rows.extend(between_workers(job, mib, raw_processes)?);
+    let exchanges = ((ROUND_TRIPS as f64 * scale).ceil() as usize).max(100);
+    eprintln!("running raw QUIC round trips ({exchanges}) ...");
+    let round_trips =
+        rt.block_on(wray_net::loopback_round_trips(exchanges)).context("measuring raw QUIC round trips")?;
+    rows.push(Row {
+        name: "raw QUIC round trips, a stream each".into(),
+        key: "raw_quic_round_trips".into(),
+        value: round_trips,
+        unit: "/s".into(),
+        higher_is_better: true,
+        note: format!(
+            "n = {exchanges}; within one process, wray's transport settings: a new stream, {} bytes each way, one \
+             exchange at a time — the floor under the sync rows above",
+            wray_net::ROUND_TRIP_BYTES
+        ),
+    });
     rows.push(Row {
         name: "raw QUIC, one stream".into(),
         key: "raw_quic".into(),
