@@ -80,7 +80,7 @@ pub enum Request {
     /// names itself, so that the other uses the same connection to reach it
     /// (a task's upcall to its job's node). No answer.
     Hello {
-        /// The connecting worker's node id.
+        /// The connecting worker's node id; at most `MAX_NAME_LEN` bytes.
         node_id: String,
     },
     /// Create a placement group (sent to the head): answered with

@@ -192,6 +192,9 @@ impl Node {
                 return Ok(());
             }
             Request::Hello { node_id } => {
+                if node_id.len() > wray_core::limits::MAX_NAME_LEN {
+                    return Err(NetError::Malformed(format!("a node id of {} bytes", node_id.len())));
+                }
                 if let Some(Link::Worker(w)) = self.inner.link.get() {
                     w.introduced(&node_id, conn.clone());
                 }
