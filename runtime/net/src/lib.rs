@@ -153,28 +153,29 @@ pub async fn loopback_throughput(bytes: usize) -> Result<f64, NetError> {
 }
 
 /// Request-and-answer exchanges per second over raw QUIC, both ends in this
-/// process: each of `n` opens a stream, sends [`ROUND_TRIP_BYTES`], and
-/// waits for as many back on it, one exchange at a time — the shape of a
-/// task sent to another node and its result, without the task. The floor
-/// under `wray microbenchmark --cluster`'s sync rows.
+/// process: [`round_trips`] against [`echo`]. The floor under `wray
+/// microbenchmark --cluster`'s sync rows (with the echoing end in a second
+/// process, too).
 pub async fn loopback_round_trips(n: usize) -> Result<f64, NetError> {
-    let stream = |e: quinn::ConnectionError| NetError::Stream(e.to_string());
     let token = Token::generate()?;
     let server = server("127.0.0.1:0".parse().expect("literal"), &ClusterIdentity::new(&token, "bench-server")?)?;
     let addr = server.local_addr().map_err(|e| NetError::Connect(e.to_string()))?;
-    let answering = tokio::spawn(async move {
-        let conn = accept_one(&server).await?;
-        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
-            let mut request = [0u8; ROUND_TRIP_BYTES];
-            recv.read_exact(&mut request).await.map_err(|e| NetError::Stream(e.to_string()))?;
-            send.write_all(&request).await.map_err(|e| NetError::Stream(e.to_string()))?;
-            let _ = send.finish();
-        }
-        Ok::<(), NetError>(())
-    });
-    let (endpoint, conn) = connect(addr, &ClusterIdentity::new(&token, "bench-client")?).await?;
-    // The other end echoes each request: a wrong answer is an error, so
-    // the figure counts exchanges that really happened.
+    let echoing = tokio::spawn(async move { echo(addr, &token).await });
+    let rate = round_trips(&server, n).await?;
+    echoing.await.map_err(|e| NetError::Stream(e.to_string()))??;
+    Ok(rate)
+}
+
+/// Accepts one connection on `endpoint` (from [`echo`]) and makes `n`
+/// exchanges on it, one at a time: each opens a stream, sends
+/// [`ROUND_TRIP_BYTES`] and waits for the same bytes back — the shape of a
+/// task the head sends to a worker and its result, without the task.
+/// Returns exchanges per second, then closes the connection.
+pub async fn round_trips(endpoint: &quinn::Endpoint, n: usize) -> Result<f64, NetError> {
+    let stream = |e: quinn::ConnectionError| NetError::Stream(e.to_string());
+    let conn = accept_one(endpoint).await?;
+    // A wrong answer is an error, so the figure counts exchanges that
+    // really happened.
     let exchange = async |i: usize| {
         let request = [i as u8; ROUND_TRIP_BYTES];
         let mut answer = [0u8; ROUND_TRIP_BYTES];
@@ -197,12 +198,27 @@ pub async fn loopback_round_trips(n: usize) -> Result<f64, NetError> {
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
     conn.close(0u32.into(), b"done");
-    endpoint.close(0u32.into(), b"done");
-    answering.await.map_err(|e| NetError::Stream(e.to_string()))??;
     Ok(rate)
 }
 
-/// Bytes each way of one [`loopback_round_trips`] exchange: about a small
+/// Connects to `addr` and answers every stream the other side opens with
+/// the [`ROUND_TRIP_BYTES`] it carried, until the other side closes the
+/// connection. Returns how many it answered.
+pub async fn echo(addr: SocketAddr, token: &Token) -> Result<usize, NetError> {
+    let (endpoint, conn) = connect(addr, &ClusterIdentity::new(token, "bench-client")?).await?;
+    let mut answered = 0;
+    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+        let mut request = [0u8; ROUND_TRIP_BYTES];
+        recv.read_exact(&mut request).await.map_err(|e| NetError::Stream(e.to_string()))?;
+        send.write_all(&request).await.map_err(|e| NetError::Stream(e.to_string()))?;
+        let _ = send.finish();
+        answered += 1;
+    }
+    endpoint.close(0u32.into(), b"done");
+    Ok(answered)
+}
+
+/// Bytes each way of one [`round_trips`] exchange: about a small
 /// task's request or result frame.
 pub const ROUND_TRIP_BYTES: usize = 256;
 

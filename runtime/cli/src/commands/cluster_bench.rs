@@ -6,7 +6,7 @@
 //! workloads through them, and measures raw QUIC over the same loopback in
 //! the same run as the reference for object transfer.
 
-use super::microbenchmark::{Row, status_bytes};
+use super::microbenchmark::{Row, fmt, status_bytes};
 use anyhow::{Context, anyhow};
 use std::io::BufRead;
 use std::path::Path;
@@ -131,6 +131,31 @@ async fn raw_between_processes(job: &Path, bytes: usize, both_ways: bool) -> any
     let rate = rate?;
     if !status.success() {
         return Err(anyhow!("the receiving process failed ({status})"));
+    }
+    Ok(rate)
+}
+
+/// Raw QUIC round trips per second from this process to another `wray`
+/// process answering them (`wray_net::echo`), as the head's task streams to
+/// a worker.
+async fn round_trips_between_processes(job: &Path, n: usize) -> anyhow::Result<f64> {
+    let token = wray_runtime::Token::generate()?;
+    let identity = wray_runtime::ClusterIdentity::new(&token, "bench-server")?;
+    let endpoint = wray_runtime::cluster::listen("127.0.0.1:0".parse().expect("literal"), &identity)?;
+    let addr = endpoint.local_addr()?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["microbenchmark", "--quic-echo", &addr.to_string(), "--quic-token", &token.to_string()])
+        .arg(job)
+        .stdout(Stdio::null())
+        .spawn()?;
+    let rate = wray_net::round_trips(&endpoint, n).await;
+    if rate.is_err() {
+        let _ = child.kill();
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    let rate = rate.context("measuring raw QUIC round trips between two processes")?;
+    if !status.success() {
+        return Err(anyhow!("the answering process failed ({status})"));
     }
     Ok(rate)
 }
@@ -281,19 +306,21 @@ pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
     });
     rows.extend(between_workers(job, mib, raw_processes)?);
     let exchanges = ((ROUND_TRIPS as f64 * scale).ceil() as usize).max(100);
-    eprintln!("running raw QUIC round trips ({exchanges}) ...");
-    let round_trips =
-        rt.block_on(wray_net::loopback_round_trips(exchanges)).context("measuring raw QUIC round trips")?;
+    eprintln!("running raw QUIC round trips within one process and between two ({exchanges}) ...");
+    let within = rt.block_on(wray_net::loopback_round_trips(exchanges)).context("measuring raw QUIC round trips")?;
+    let between = rt.block_on(round_trips_between_processes(job, exchanges))?;
     rows.push(Row {
         name: "raw QUIC round trips, a stream each".into(),
         key: "raw_quic_round_trips".into(),
-        value: round_trips,
+        value: between,
         unit: "/s".into(),
         higher_is_better: true,
         note: format!(
-            "n = {exchanges}; within one process, wray's transport settings: a new stream, {} bytes each way, one \
-             exchange at a time — the floor under the sync rows above",
-            wray_net::ROUND_TRIP_BYTES
+            "n = {exchanges}; between two processes (as the head and its worker), wray's transport settings: a new \
+             stream, {} bytes each way, one exchange at a time — the floor under the sync rows above. Within one \
+             process, same run: {} /s",
+            wray_net::ROUND_TRIP_BYTES,
+            fmt(within)
         ),
     });
     rows.push(Row {

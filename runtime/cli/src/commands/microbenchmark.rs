@@ -69,7 +69,12 @@ pub struct MicrobenchmarkCommand {
     #[arg(long, hide = true, value_name = "ADDR", requires = "quic_token")]
     quic_receive: Option<std::net::SocketAddr>,
 
-    /// Internal to --cluster: the token for --quic-receive.
+    /// Internal to --cluster: answer the QUIC round trips from ADDR (echo
+    /// each stream) and exit.
+    #[arg(long, hide = true, value_name = "ADDR", requires = "quic_token", conflicts_with = "quic_receive")]
+    quic_echo: Option<std::net::SocketAddr>,
+
+    /// Internal to --cluster: the token for --quic-receive or --quic-echo.
     #[arg(long, hide = true)]
     quic_token: Option<String>,
 
@@ -152,6 +157,12 @@ impl MicrobenchmarkCommand {
             let token = wray_runtime::Token::parse(token).map_err(|e| Failure::Usage(e.into()))?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             rt.block_on(wray_net::receive_and_send(addr, &token, self.quic_send_back.unwrap_or(0)))?;
+            return Ok(());
+        }
+        if let (Some(addr), Some(token)) = (self.quic_echo, &self.quic_token) {
+            let token = wray_runtime::Token::parse(token).map_err(|e| Failure::Usage(e.into()))?;
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(wray_net::echo(addr, &token))?;
             return Ok(());
         }
         if let Some(mib) = self.raw_quic {
@@ -485,7 +496,7 @@ fn times(x: f64, sign: &str) -> String {
     if x >= 10.0 { format!("{x:.0}{sign}") } else { format!("{x:.1}{sign}") }
 }
 
-fn fmt(v: f64) -> String {
+pub(crate) fn fmt(v: f64) -> String {
     if v >= 100.0 {
         let s = format!("{v:.0}");
         let mut out = String::new();
