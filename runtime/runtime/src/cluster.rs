@@ -135,6 +135,7 @@ impl From<JobInfo> for JobRecord {
 
 /// A QUIC endpoint accepting mutually authenticated connections (what a
 /// head node serves on).
+pub use quinn::Endpoint;
 pub use wray_net::server as listen;
 
 /// A connection to a cluster's head node.

@@ -107,57 +107,68 @@ pub(crate) fn start(args: &[&str], dir: &Path, ready: &str) -> anyhow::Result<(N
     Err(anyhow!("wray start {args:?} exited before printing `{ready}`; its stderr ended:\n{}", tail.join("\n")))
 }
 
-/// Raw QUIC from this process to another `wray` process (the receiving end
-/// of `wray_net::receive_all`), as between two nodes: bytes per second. With
-/// `both_ways`, the other process sends as many bytes back at the same time
-/// (`wray_net::send_both_ways`), and the rate is each direction's.
-async fn raw_between_processes(job: &Path, bytes: usize, both_ways: bool) -> anyhow::Result<f64> {
+/// Runs `measure` on an endpoint of this process while a second `wray`
+/// process (`wray microbenchmark ROLE ADDR --quic-token T ... JOB`) connects
+/// to it and plays the other end, as between two nodes; `what` names the
+/// measurement in errors. The other process is killed if the measurement
+/// fails, so that it cannot wait forever.
+async fn with_peer_process<T>(
+    job: &Path,
+    role: &[String],
+    what: &str,
+    measure: impl AsyncFnOnce(&wray_runtime::cluster::Endpoint) -> Result<T, wray_net::NetError>,
+) -> anyhow::Result<T> {
     let token = wray_runtime::Token::generate()?;
     let identity = wray_runtime::ClusterIdentity::new(&token, "bench-server")?;
     let endpoint = wray_runtime::cluster::listen("127.0.0.1:0".parse().expect("literal"), &identity)?;
     let addr = endpoint.local_addr()?;
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["microbenchmark", "--quic-receive", &addr.to_string(), "--quic-token", &token.to_string()])
-        .args(if both_ways { vec!["--quic-send-back".to_string(), bytes.to_string()] } else { Vec::new() })
+        .arg("microbenchmark")
+        .arg(&role[0])
+        .arg(addr.to_string())
+        .args(["--quic-token", &token.to_string()])
+        .args(&role[1..])
         .arg(job)
         .stdout(Stdio::null())
         .spawn()?;
-    let rate = if both_ways {
-        wray_net::send_both_ways(&endpoint, bytes).await
-    } else {
-        wray_net::send_throughput(&endpoint, bytes).await
-    };
-    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
-    let rate = rate?;
-    if !status.success() {
-        return Err(anyhow!("the receiving process failed ({status})"));
+    let measured = measure(&endpoint).await;
+    if measured.is_err() {
+        let _ = child.kill();
     }
-    Ok(rate)
+    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    let measured = measured.with_context(|| format!("measuring {what} between two processes"))?;
+    if !status.success() {
+        return Err(anyhow!("the other process measuring {what} failed ({status})"));
+    }
+    Ok(measured)
+}
+
+/// Raw QUIC from this process to another `wray` process (the receiving end
+/// of `wray_net::receive_all`), as between two nodes: bytes per second. With
+/// `both_ways`, the other process sends as many bytes back at the same time
+/// (`wray_net::send_both_ways`), and the rate is each direction's.
+async fn raw_between_processes(job: &Path, bytes: usize, both_ways: bool) -> anyhow::Result<f64> {
+    let mut role = vec!["--quic-receive".to_string()];
+    if both_ways {
+        role.extend(["--quic-send-back".to_string(), bytes.to_string()]);
+    }
+    with_peer_process(job, &role, "raw QUIC throughput", async |endpoint| {
+        if both_ways {
+            wray_net::send_both_ways(endpoint, bytes).await
+        } else {
+            wray_net::send_throughput(endpoint, bytes).await
+        }
+    })
+    .await
 }
 
 /// Raw QUIC round trips per second from this process to another `wray`
 /// process answering them (`wray_net::echo`), as the head's task streams to
 /// a worker.
 async fn round_trips_between_processes(job: &Path, n: usize) -> anyhow::Result<f64> {
-    let token = wray_runtime::Token::generate()?;
-    let identity = wray_runtime::ClusterIdentity::new(&token, "bench-server")?;
-    let endpoint = wray_runtime::cluster::listen("127.0.0.1:0".parse().expect("literal"), &identity)?;
-    let addr = endpoint.local_addr()?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["microbenchmark", "--quic-echo", &addr.to_string(), "--quic-token", &token.to_string()])
-        .arg(job)
-        .stdout(Stdio::null())
-        .spawn()?;
-    let rate = wray_net::round_trips(&endpoint, n).await;
-    if rate.is_err() {
-        let _ = child.kill();
-    }
-    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
-    let rate = rate.context("measuring raw QUIC round trips between two processes")?;
-    if !status.success() {
-        return Err(anyhow!("the answering process failed ({status})"));
-    }
-    Ok(rate)
+    let role = ["--quic-echo".to_string()];
+    with_peer_process(job, &role, "raw QUIC round trips", async |endpoint| wray_net::round_trips(endpoint, n).await)
+        .await
 }
 
 /// Raw QUIC throughput in GB/s for one stream of `bytes`: within this
