@@ -801,6 +801,10 @@ fn a_worker_s_tasks_go_direct_relayed_or_to_the_head_and_survive_a_killed_worker
     // The job's node saw those tasks lost and ran them again.
     let logs = head.worker_logs();
     assert!(logs.contains("reached node "), "no direct connection in:\n{logs}");
+    // The job's node dialed the listening worker once, however many of the
+    // tasks it sent there in a burst asked for the connection at once.
+    let dialed = format!("reached node {} directly", node_id(doomed));
+    assert_eq!(logs.matches(&dialed).count(), 1, "{logs}");
     assert!(logs.contains("retrying testjob::tasks::square_where elsewhere"), "{logs}");
     assert!(killed.elapsed() < Duration::from_secs(60));
 }

@@ -55,6 +55,11 @@ pub(crate) struct WorkerLink {
     /// Connections other workers made to this one (for the traffic
     /// figures; at most [`MAX_DIRECT_PEERS`], the newest).
     accepted: Mutex<Vec<quinn::Connection>>,
+    /// One gate per worker being dialed now: the tasks a burst sends to a
+    /// worker not yet reached all ask for the connection at once, and each
+    /// dialing would leave a connection of its own open (served for good by
+    /// both sides). An entry lives while someone holds or waits for it.
+    dialing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Names this node (`me`) on a new direct connection, in the background:
@@ -93,6 +98,7 @@ impl WorkerLink {
             cluster: Mutex::new(None),
             listening: Mutex::new(listening),
             direct: Mutex::new(HashMap::new()),
+            dialing: Mutex::new(HashMap::new()),
             accepted: Mutex::new(Vec::new()),
         }
     }
@@ -109,13 +115,50 @@ impl WorkerLink {
     /// goes through the head.
     pub(crate) async fn direct(&self, me: &str, node: &str, addr: &str) -> Option<quinn::Connection> {
         let (endpoint, serve) = lock(&self.listening).clone()?;
-        match lock(&self.direct).get(node) {
-            Some(Direct::Connected(c)) if c.close_reason().is_none() => return Some(c.clone()),
-            Some(Direct::Unreachable(at)) if at.elapsed() < UNREACHABLE_FOR => return None,
-            _ => {}
+        if let Some(known) = self.known(node) {
+            return known;
         }
+        let gate = lock(&self.dialing).entry(node.to_string()).or_default().clone();
+        let dialed = {
+            let _turn = gate.lock().await;
+            // Whoever held the gate before may have settled it.
+            match self.known(node) {
+                Some(known) => known,
+                None => self.dial(&endpoint, &serve, me, node, addr).await,
+            }
+        };
+        let mut dialing = lock(&self.dialing);
+        // Only the map's handle and this one left: nobody waits for it.
+        if Arc::strong_count(&gate) <= 2 {
+            dialing.remove(node);
+        }
+        dialed
+    }
+
+    /// What is known of worker `node`: `Some(Some(_))` an open connection,
+    /// `Some(None)` unreachable when last tried (within
+    /// [`UNREACHABLE_FOR`]), `None` nothing (never tried, closed, or tried
+    /// long ago).
+    fn known(&self, node: &str) -> Option<Option<quinn::Connection>> {
+        match lock(&self.direct).get(node) {
+            Some(Direct::Connected(c)) if c.close_reason().is_none() => Some(Some(c.clone())),
+            Some(Direct::Unreachable(at)) if at.elapsed() < UNREACHABLE_FOR => Some(None),
+            _ => None,
+        }
+    }
+
+    /// Dials worker `node` at `addr` from `endpoint`, serves and names
+    /// this node on the new connection, and remembers the outcome.
+    async fn dial(
+        &self,
+        endpoint: &quinn::Endpoint,
+        serve: &Serve,
+        me: &str,
+        node: &str,
+        addr: &str,
+    ) -> Option<quinn::Connection> {
         let dialed = match addr.parse::<SocketAddr>() {
-            Ok(a) => tokio::time::timeout(DIRECT_CONNECT_TIMEOUT, wray_net::dial(&endpoint, a))
+            Ok(a) => tokio::time::timeout(DIRECT_CONNECT_TIMEOUT, wray_net::dial(endpoint, a))
                 .await
                 .map_err(|_| format!("no answer in {DIRECT_CONNECT_TIMEOUT:?}"))
                 .and_then(|r| r.map_err(|e| e.to_string())),
@@ -225,5 +268,54 @@ impl WorkerLink {
     ) {
         *lock(&self.head) = (conn, head_id);
         *lock(&self.listening) = listening;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use wray_net::{ClusterIdentity, Token};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_tasks_to_a_worker_not_yet_reached_dials_it_once() {
+        let token = Token::generate().unwrap();
+        let identity = |name: &str| ClusterIdentity::new(&token, name).unwrap();
+        // The other worker (also standing in for the head): counts the
+        // connections it accepts and keeps them open.
+        let other = wray_net::server("127.0.0.1:0".parse().unwrap(), &identity("other")).unwrap();
+        let addr = other.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counting = accepted.clone();
+        tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Some(incoming) = other.accept().await {
+                if let Ok(conn) = incoming.await {
+                    counting.fetch_add(1, Ordering::SeqCst);
+                    kept.push(conn);
+                }
+            }
+        });
+        let (endpoint, head) = wray_net::connect_listening(addr, &identity("me")).await.unwrap();
+        let served = Arc::new(AtomicUsize::new(0));
+        let serving = served.clone();
+        let serve: Serve = Arc::new(move |_| {
+            serving.fetch_add(1, Ordering::SeqCst);
+        });
+        let link = Arc::new(WorkerLink::new(head, "head".into(), Some((endpoint, serve))));
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            let (link, addr) = (link.clone(), addr.to_string());
+            burst.spawn(async move { link.direct("me", "other", &addr).await.map(|c| c.stable_id()) });
+        }
+        let ids: Vec<_> = burst.join_all().await;
+        assert!(ids.iter().all(|id| id.is_some() && *id == ids[0]), "{ids:?}");
+        // The head's connection and one direct connection.
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(served.load(Ordering::SeqCst), 1);
+        assert!(lock(&link.dialing).is_empty());
+        // Known now: no gate, no dial.
+        assert_eq!(link.direct("me", "other", &addr.to_string()).await.map(|c| c.stable_id()), ids[0]);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 }
