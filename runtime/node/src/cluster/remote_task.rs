@@ -278,26 +278,28 @@ impl NodeInner {
         };
         // A worker that reaches others directly asks the head only where
         // the task goes, and takes it there itself.
-        let direct = match self.link.get() {
-            Some(Link::Worker(w)) if w.goes_direct() && request.actor.is_none() => Some(w),
-            _ => None,
+        // The request itself is kept only for the second leg of a direct
+        // send; otherwise it is encoded as it is, without a copy.
+        let (asked, direct) = match self.link.get() {
+            Some(Link::Worker(w)) if w.goes_direct() && request.actor.is_none() => {
+                (TaskRequest { direct: true, ..request.clone() }, Some((w, request)))
+            }
+            _ => (request, None),
         };
-        let asked = direct.map(|_| TaskRequest { direct: true, ..request.clone() });
-        let frame_bytes =
-            match encode_request(asked.unwrap_or(request.clone()), placed.as_ref().map_or(0, |p| p.number)) {
-                Ok(f) => f,
-                Err(e) => {
-                    if let Some(p) = placed {
-                        p.finished(&spec.options.resources);
-                    }
-                    self.store.complete(spec.output, Err(Error::InvalidArgument(e.to_string())));
-                    return Remote::Ran;
+        let frame_bytes = match encode_request(asked, placed.as_ref().map_or(0, |p| p.number)) {
+            Ok(f) => f,
+            Err(e) => {
+                if let Some(p) = placed {
+                    p.finished(&spec.options.resources);
                 }
-            };
+                self.store.complete(spec.output, Err(Error::InvalidArgument(e.to_string())));
+                return Remote::Ran;
+            }
+        };
         let place = crate::state::Place::Elsewhere(placed.as_ref().map(|p| p.node.clone()));
         lock(&self.task_log).start(spec.task, place, crate::persist::now_ms());
         let outcome = match direct {
-            Some(w) => self.send_direct(job, spec, w, &conn, &frame_bytes, request, blobs).await,
+            Some((w, request)) => self.send_direct(job, spec, w, &conn, &frame_bytes, request, blobs).await,
             None => match open_with(&conn, &frame_bytes, blobs).await {
                 Ok((send, recv)) => self.task_events(job, spec, send, recv, Refusal::Final).await,
                 Err(e) => lost(e),
