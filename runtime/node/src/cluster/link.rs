@@ -81,6 +81,24 @@ fn introduce(conn: &quinn::Connection, me: &str) {
 /// with the worker's `Peers`).
 pub(crate) type Serve = Arc<dyn Fn(quinn::Connection) + Send + Sync>;
 
+/// A turn at dialing one worker ([`WorkerLink::direct`]); the last one out
+/// (finished, or dropped mid-dial with its task) removes the gate.
+struct Gate<'a> {
+    link: &'a WorkerLink,
+    node: &'a str,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for Gate<'_> {
+    fn drop(&mut self) {
+        let mut dialing = lock(&self.link.dialing);
+        // Only the map's handle and this one left: nobody waits for it.
+        if Arc::strong_count(&self.turn) <= 2 {
+            dialing.remove(self.node);
+        }
+    }
+}
+
 /// Another worker as this one reaches it.
 enum Direct {
     Connected(quinn::Connection),
@@ -118,21 +136,13 @@ impl WorkerLink {
         if let Some(known) = self.known(node) {
             return known;
         }
-        let gate = lock(&self.dialing).entry(node.to_string()).or_default().clone();
-        let dialed = {
-            let _turn = gate.lock().await;
-            // Whoever held the gate before may have settled it.
-            match self.known(node) {
-                Some(known) => known,
-                None => self.dial(&endpoint, &serve, me, node, addr).await,
-            }
-        };
-        let mut dialing = lock(&self.dialing);
-        // Only the map's handle and this one left: nobody waits for it.
-        if Arc::strong_count(&gate) <= 2 {
-            dialing.remove(node);
+        let gate = Gate { link: self, node, turn: lock(&self.dialing).entry(node.to_string()).or_default().clone() };
+        let _turn = gate.turn.lock().await;
+        // Whoever held the gate before may have settled it.
+        match self.known(node) {
+            Some(known) => known,
+            None => self.dial(&endpoint, &serve, me, node, addr).await,
         }
-        dialed
     }
 
     /// What is known of worker `node`: `Some(Some(_))` an open connection,
@@ -310,9 +320,22 @@ mod tests {
         }
         let ids: Vec<_> = burst.join_all().await;
         assert!(ids.iter().all(|id| id.is_some() && *id == ids[0]), "{ids:?}");
-        // The head's connection and one direct connection.
+        // The head's connection and one direct connection (the other side
+        // may count the last a moment after this side has it).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while accepted.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         assert_eq!(served.load(Ordering::SeqCst), 1);
+        assert!(lock(&link.dialing).is_empty());
+        // A dial dropped before it ends (its task cancelled) leaves no gate.
+        // (A socket that never answers: the handshake waits.)
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let unreachable = silent.local_addr().unwrap().to_string();
+        let abandoned = tokio::time::timeout(Duration::from_millis(50), link.direct("me", "nobody", &unreachable));
+        assert!(abandoned.await.is_err());
         assert!(lock(&link.dialing).is_empty());
         // Known now: no gate, no dial.
         assert_eq!(link.direct("me", "other", &addr.to_string()).await.map(|c| c.stable_id()), ids[0]);
