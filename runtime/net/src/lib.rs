@@ -143,13 +143,30 @@ pub async fn dial(endpoint: &quinn::Endpoint, addr: SocketAddr) -> Result<quinn:
 /// --cluster` compares object transfers with (with [`send_throughput`] and
 /// [`receive_all`] in two processes, too).
 pub async fn loopback_throughput(bytes: usize) -> Result<f64, NetError> {
+    on_loopback(
+        async |addr, token| receive_all(addr, &token).await,
+        async |server| send_throughput(server, bytes).await,
+    )
+    .await
+}
+
+/// Runs `measure` on a listening endpoint set up as a node's while `peer`,
+/// in this process, connects to it (at the address, with the token) and
+/// plays the other end; returns the measurement once the peer is done too.
+async fn on_loopback<P>(
+    peer: impl FnOnce(SocketAddr, Token) -> P,
+    measure: impl AsyncFnOnce(&quinn::Endpoint) -> Result<f64, NetError>,
+) -> Result<f64, NetError>
+where
+    P: std::future::Future<Output = Result<usize, NetError>> + Send + 'static,
+{
     let token = Token::generate()?;
     let server = server("127.0.0.1:0".parse().expect("literal"), &ClusterIdentity::new(&token, "bench-server")?)?;
     let addr = server.local_addr().map_err(|e| NetError::Connect(e.to_string()))?;
-    let receiver = tokio::spawn(async move { receive_all(addr, &token).await });
-    let rate = send_throughput(&server, bytes).await?;
-    receiver.await.map_err(|e| NetError::Stream(e.to_string()))??;
-    Ok(rate)
+    let other_end = tokio::spawn(peer(addr, token));
+    let measured = measure(&server).await?;
+    other_end.await.map_err(|e| NetError::Stream(e.to_string()))??;
+    Ok(measured)
 }
 
 /// Request-and-answer exchanges per second over raw QUIC, both ends in this
@@ -157,13 +174,7 @@ pub async fn loopback_throughput(bytes: usize) -> Result<f64, NetError> {
 /// microbenchmark --cluster`'s sync rows (with the echoing end in a second
 /// process, too).
 pub async fn loopback_round_trips(n: usize) -> Result<f64, NetError> {
-    let token = Token::generate()?;
-    let server = server("127.0.0.1:0".parse().expect("literal"), &ClusterIdentity::new(&token, "bench-server")?)?;
-    let addr = server.local_addr().map_err(|e| NetError::Connect(e.to_string()))?;
-    let echoing = tokio::spawn(async move { echo(addr, &token).await });
-    let rate = round_trips(&server, n).await?;
-    echoing.await.map_err(|e| NetError::Stream(e.to_string()))??;
-    Ok(rate)
+    on_loopback(async |addr, token| echo(addr, &token).await, async |server| round_trips(server, n).await).await
 }
 
 /// Accepts one connection on `endpoint` (from [`echo`]) and makes `n`

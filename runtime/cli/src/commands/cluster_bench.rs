@@ -295,7 +295,7 @@ pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
     eprintln!("running object transfer ({mib} MiB) ...");
     let transfer_line = run_workload("transfer", mib)?;
     let transfer = value(&transfer_line)?;
-    let runs = transfer_line.split_once("runs in order: ").map_or("", |(_, r)| r.trim_end_matches(')'));
+    let runs = runs_in_order(&transfer_line);
     eprintln!("running raw QUIC within one process and between two ({mib} MiB) ...");
     let (raw, raw_processes) = raw_quic(job, (mib as usize) << 20)?;
     eprintln!("running a plain TCP stream ({mib} MiB) ...");
@@ -349,6 +349,12 @@ pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// The transfer workload's figures in the order measured, from its result
+/// line (`... (runs in order: 0.33, 1.54, 1.60)`).
+fn runs_in_order(line: &str) -> &str {
+    line.split_once("runs in order: ").map_or("", |(_, r)| r.trim_end_matches(')'))
+}
+
 /// The transfer workload between two workers, the job on one of them and
 /// its task on the other: over their direct connection, and with both
 /// started `--no-direct` (through the head's relay), each on a cluster of
@@ -369,7 +375,7 @@ fn between_workers(job: &Path, mib: u64, raw: f64) -> anyhow::Result<Vec<Row>> {
         eprintln!("running {name} ({mib} MiB) ...");
         let line = cluster.run(job, "transfer", mib, WORKLOAD_DEADLINE)?;
         let rate = value(&line)?;
-        let runs = line.split_once("runs in order: ").map_or("", |(_, r)| r.trim_end_matches(')'));
+        let runs = runs_in_order(&line);
         rows.push(Row {
             name: name.into(),
             key: key.into(),

@@ -220,10 +220,7 @@ impl WorkerLink {
 
     /// The direct connection to `node` kept from before, if it is open.
     pub(crate) fn connected(&self, node: &str) -> Option<quinn::Connection> {
-        match lock(&self.direct).get(node) {
-            Some(Direct::Connected(c)) if c.close_reason().is_none() => Some(c.clone()),
-            _ => None,
-        }
+        self.known(node).flatten()
     }
 
     /// Another worker connected to this one.

@@ -28,9 +28,9 @@
 //! order, then with the result.
 
 use crate::cluster::link::Link;
-use crate::cluster::remote_task::{Chosen, Refusal};
+use crate::cluster::remote_task::{Chosen, Refusal, open_placed};
 use crate::cluster::wire::{
-    AskError, accepted, answer, open_relayed, open_with, output_event, read_event, resources, until_ended, write_parts,
+    AskError, accepted, answer, open_with, output_event, read_event, resources, until_ended, write_blobs, write_parts,
     write_with,
 };
 use crate::local::actor::{ActorCall, ActorSpec, ActorState, Mailbox, ToOwner};
@@ -282,13 +282,8 @@ impl NodeInner {
         let (node, addr, number) = match read_event(&mut head_recv).await {
             Ok(Event::Placed { node, addr, number }) => (node, addr, number),
             Ok(Event::Proceed) => {
-                let written = async {
-                    for b in blobs {
-                        frame::write_raw(&mut head_send, b).await?;
-                    }
-                    Ok::<_, NetError>((head_send, head_recv))
-                };
-                return self.actor_session(job, actor, rx, written.await, image, Refusal::Final).await;
+                let written = write_blobs(&mut head_send, blobs).await.map(|()| (head_send, head_recv));
+                return self.actor_session(job, actor, rx, written, image, Refusal::Final).await;
             }
             Ok(Event::Busy) => return Hosted::Busy,
             Ok(Event::Refused(why)) => {
@@ -303,12 +298,7 @@ impl NodeInner {
             Ok(f) => f,
             Err(e) => return Hosted::Lost(e.to_string()),
         };
-        let direct = link.direct(&self.id, &node, &addr).await;
-        let direct_used = direct.is_some();
-        let opened = match &direct {
-            Some(conn) => open_with(conn, &frame_bytes, blobs).await,
-            None => open_relayed(head, &node, &frame_bytes, blobs).await,
-        };
+        let (opened, direct, refusal) = open_placed(link, &self.id, head, (&node, &addr), &frame_bytes, blobs).await;
         let (ended, session_over) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             tokio::select! {
@@ -322,9 +312,6 @@ impl NodeInner {
                 }
             }
         });
-        // Only the head's relay refuses for the node's sake ("no live
-        // node"); the node's own refusal is final, as when relayed.
-        let refusal = if direct_used { Refusal::Final } else { Refusal::Lost };
         let outcome = self.actor_session(job, actor, rx, opened, image, refusal).await;
         let _ = ended.send(());
         outcome

@@ -24,10 +24,10 @@
 //! job's tasks on that node ends.
 
 use crate::cluster::head::Peers;
-use crate::cluster::link::Link;
+use crate::cluster::link::{Link, WorkerLink};
 use crate::cluster::wire::{
     ask_for, object_id, open_relayed, open_with, output_event, pairs, read_event, resources, until_ended, wire_args,
-    wire_id, wire_scheduling, write_with,
+    wire_id, wire_scheduling, write_blobs, write_with,
 };
 use crate::local::job::JobState;
 use crate::local::task::TaskSpec;
@@ -81,12 +81,35 @@ pub(crate) enum Refusal {
     Lost,
 }
 
-/// Writes the bytes that follow a request already sent.
-async fn write_parts_after(send: &mut quinn::SendStream, blobs: Vec<Bytes>) -> Result<(), NetError> {
-    for b in blobs {
-        frame::write_raw(send, b).await?;
+impl Refusal {
+    /// Only the head's relay refuses for the chosen node's sake ("no live
+    /// node"); the node's own refusal, on a direct stream, is final.
+    fn on(direct: bool) -> Refusal {
+        if direct { Refusal::Final } else { Refusal::Lost }
     }
-    Ok(())
+}
+
+/// Opens the stream of a request the head placed on worker `node`
+/// (listening at `addr`): on this worker's own connection to it, or through
+/// the head's relay when it cannot be reached directly (a node that died
+/// meanwhile is refused there, which is a lost path too). Returns the
+/// stream, the direct connection if one was used, and what a refusal on the
+/// stream means.
+pub(crate) async fn open_placed(
+    link: &WorkerLink,
+    me: &str,
+    head: &quinn::Connection,
+    (node, addr): (&str, &str),
+    frame_bytes: &[u8],
+    blobs: Vec<Bytes>,
+) -> (Result<(quinn::SendStream, quinn::RecvStream), NetError>, Option<quinn::Connection>, Refusal) {
+    let direct = link.direct(me, node, addr).await;
+    let opened = match &direct {
+        Some(conn) => open_with(conn, frame_bytes, blobs).await,
+        None => open_relayed(head, node, frame_bytes, blobs).await,
+    };
+    let refusal = Refusal::on(direct.is_some());
+    (opened, direct, refusal)
 }
 
 fn lost(e: impl std::fmt::Display) -> Remote {
@@ -321,7 +344,7 @@ impl NodeInner {
         &self,
         job: &JobState,
         spec: &TaskSpec,
-        link: &crate::cluster::link::WorkerLink,
+        link: &WorkerLink,
         head: &quinn::Connection,
         frame_bytes: &[u8],
         request: TaskRequest,
@@ -334,7 +357,7 @@ impl NodeInner {
         let (node, addr, number) = match read_event(&mut head_recv).await {
             Ok(Event::Placed { node, addr, number }) => (node, addr, number),
             Ok(Event::Proceed) => {
-                if let Err(e) = write_parts_after(&mut head_send, blobs).await {
+                if let Err(e) = write_blobs(&mut head_send, blobs).await {
                     return lost(e);
                 }
                 return self.task_events(job, spec, head_send, head_recv, Refusal::Final).await;
@@ -349,16 +372,7 @@ impl NodeInner {
             Ok(f) => f,
             Err(e) => return lost(e),
         };
-        let direct = link.direct(&self.id, &node, &addr).await;
-        // Only the head's relay refuses for the node's sake ("no live
-        // node"); the node's own refusal is final, as when relayed.
-        let refusal = if direct.is_some() { Refusal::Final } else { Refusal::Lost };
-        let opened = match direct {
-            Some(conn) => open_with(&conn, &frame_bytes, blobs).await,
-            // Not reachable from here: the head relays it (a node that died
-            // meanwhile is refused there, which is a lost path too).
-            None => open_relayed(head, &node, &frame_bytes, blobs).await,
-        };
+        let (opened, _, refusal) = open_placed(link, &self.id, head, (&node, &addr), &frame_bytes, blobs).await;
         let (send, recv) = match opened {
             Ok(s) => s,
             Err(e) => return lost(e),

@@ -97,6 +97,11 @@ pub(crate) async fn write_parts(
     blobs: Vec<Bytes>,
 ) -> Result<(), NetError> {
     frame::write(send, frame_bytes).await?;
+    write_blobs(send, blobs).await
+}
+
+/// Writes the raw bytes that follow a message already sent.
+pub(crate) async fn write_blobs(send: &mut quinn::SendStream, blobs: Vec<Bytes>) -> Result<(), NetError> {
     for b in blobs {
         frame::write_raw(send, b).await?;
     }

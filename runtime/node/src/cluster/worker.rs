@@ -48,7 +48,7 @@ impl Node {
                 tokio::spawn(async move { node.serve_connection(conn, peers).await });
             })
         };
-        let direct = listening.clone().map(|endpoint| (endpoint, serve));
+        let direct = listening.clone().map(|endpoint| (endpoint, serve.clone()));
         match self.inner.link.get() {
             Some(Link::Worker(w)) => w.reconnected(conn.clone(), head_id, direct),
             Some(Link::Head(_)) => {
@@ -99,11 +99,10 @@ impl Node {
         // Other workers' connections: served as the head's are (a task, an
         // upcall), each on its own task, for as long as it lasts.
         let node = self.clone();
-        let direct_peers = peers.clone();
         let accept = async move {
             let Some(endpoint) = listening else { return std::future::pending().await };
             while let Some(incoming) = endpoint.accept().await {
-                let (node, peers) = (node.clone(), direct_peers.clone());
+                let (node, serve) = (node.clone(), serve.clone());
                 tokio::spawn(async move {
                     let remote = incoming.remote_address();
                     match incoming.await {
@@ -111,7 +110,7 @@ impl Node {
                             if let Some(Link::Worker(w)) = node.inner.link.get() {
                                 w.accepted(conn.clone());
                             }
-                            node.serve_connection(conn, peers).await
+                            serve(conn);
                         }
                         Err(e) => tracing::warn!("refused connection from {remote}: {e}"),
                     }
