@@ -760,22 +760,48 @@ fn received_bytes(head: &Head, node: &str) -> f64 {
 #[test]
 fn workers_move_objects_to_each_other_without_the_head() {
     // The job lands on the biggest worker; a 64 MiB object made on the
-    // `producer` worker comes back to it and goes on to the `consumer`
-    // worker. The head places both tasks, but the bytes go from worker to
-    // worker over direct connections: the head receives almost nothing.
+    // `producer` worker stays there (the job's node reached it directly)
+    // and the `consumer` worker fetches it from there. The head places
+    // both tasks, and the job's node owns the object, but neither of them
+    // carries its bytes: they go from worker to worker.
     let head = Head::start_with_cpus("1");
     let home = node_id(head.add_worker("3"));
     head.add_worker_with("1", &["--resources", r#"{"producer": 1}"#]);
     let consumer = node_id(head.add_worker_with("1", &["--resources", r#"{"consumer": 1}"#]));
-    let before = received_bytes(&head, &head.id);
+    let (head_before, home_before) = (received_bytes(&head, &head.id), received_bytes(&head, &home));
+    let consumer_before = received_bytes(&head, &consumer);
     let out = head.run(&guests().testjob, &["big", "64"]);
-    assert_code(&out, 0);
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), head.worker_logs());
     let text = stdout(&out);
     assert!(text.contains(&format!("big: 67108864 bytes intact=true consumed on {consumer}")), "{text}");
-    let through_head = received_bytes(&head, &head.id) - before;
-    assert!(through_head < 8.0 * 1048576.0, "the head received {through_head} bytes of a 64 MiB object's two trips");
-    // Both trips arrived over connections the job's node made or accepted.
-    assert!(received_bytes(&head, &home) > 64.0 * 1048576.0);
+    let through_head = received_bytes(&head, &head.id) - head_before;
+    assert!(through_head < 8.0 * 1048576.0, "the head received {through_head} bytes of a 64 MiB object's trip");
+    // The job's component (22 MiB) reaches its node during the run; the
+    // object (64 MiB) does not.
+    let through_home = received_bytes(&head, &home) - home_before;
+    assert!(through_home < 32.0 * 1048576.0, "the job's node received {through_home} bytes of an object it never read");
+    assert!(received_bytes(&head, &consumer) - consumer_before > 64.0 * 1048576.0);
+}
+
+#[test]
+fn a_result_left_on_a_killed_node_is_made_again_for_its_readers() {
+    // A 16 MiB result stays on the producer that made it; that producer
+    // is SIGKILLed. The consumer's fetch fails, the job's node runs the
+    // producing task again on the other producer (lineage
+    // reconstruction), and the consumer and the job both get the bytes.
+    let head = Head::start_with_cpus("1");
+    head.add_worker("3");
+    let doomed = node_id(head.add_worker_with("1", &["--resources", r#"{"producer": 1}"#]));
+    head.add_worker_with("1", &["--resources", r#"{"producer": 1}"#]);
+    let consumer = node_id(head.add_worker_with("1", &["--resources", r#"{"consumer": 1}"#]));
+    let started = std::time::Instant::now();
+    let text = run_killing_named_nodes(head.spawn_testjob(&["held-lost", &doomed]));
+    assert!(text.contains(&format!("kill: {doomed}")), "{text}");
+    assert!(text.contains(&format!("held-lost: 16777216 bytes intact=true consumed on {consumer}")), "{text}");
+    assert!(text.contains("held-lost at home: 16777216 bytes intact=true"), "{text}");
+    let logs = head.worker_logs();
+    assert!(logs.contains("the result of testjob::tasks::produce was lost"), "{logs}");
+    assert!(started.elapsed() < Duration::from_secs(90));
 }
 
 #[test]

@@ -54,6 +54,15 @@ pub enum NetError {
     /// A frame's bytes are not a valid message.
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// Objects a message named on the node holding them
+    /// ([`proto::WireObject::at`]) could not be fetched from there.
+    #[error("objects could not be fetched from their holder: {why}")]
+    ObjectsLost {
+        /// The objects.
+        ids: Vec<proto::WireId>,
+        /// Why.
+        why: String,
+    },
 }
 
 /// Bytes of UDP socket buffer asked for (the kernel caps it at

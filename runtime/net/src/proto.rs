@@ -83,6 +83,16 @@ pub enum Request {
         /// The connecting worker's node id; at most `MAX_NAME_LEN` bytes.
         node_id: String,
     },
+    /// The bytes of an object this node holds for job `job`
+    /// ([`TaskDone::held`]): answered with [`Event::TaskDone`] (the
+    /// object as `output`, its bytes following) or [`Event::Refused`] when
+    /// it holds no such object.
+    Fetch {
+        /// The owner's job (`owner node/job id`).
+        job: String,
+        /// The object.
+        id: WireId,
+    },
     /// Create a placement group (sent to the head): answered with
     /// [`Event::Group`] or [`Event::Refused`].
     CreateGroup {
@@ -227,6 +237,20 @@ pub struct WireObject {
     pub len: u64,
     /// Objects its value refers to (they travel in the same message).
     pub refs: Vec<WireId>,
+    /// Set when no bytes follow: the object is ready in this node's store
+    /// and the receiver fetches it from there ([`Request::Fetch`]). `len`
+    /// is still its size.
+    pub at: Option<WireHolder>,
+}
+
+/// A node holding an object for its owner ([`TaskDone::held`]).
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct WireHolder {
+    /// Its node id.
+    pub node: String,
+    /// Where it listens (`ip:port`), for a worker that reaches it directly;
+    /// empty when it is reached through the head (or is the head).
+    pub addr: String,
 }
 
 /// One argument of a task.
@@ -302,6 +326,10 @@ pub struct TaskRequest {
     /// [`Event::Proceed`] (the arguments' bytes now follow on this stream)
     /// before it sends them.
     pub direct: bool,
+    /// The sender reached this node directly (not through the head's
+    /// relay): a large result may stay here ([`TaskDone::held`]), and the
+    /// sender keeps the stream open for as long as it wants it held.
+    pub hold: bool,
 }
 
 /// How the head places a [`TaskRequest`] (`wray_core::Scheduling`).
@@ -445,6 +473,12 @@ pub struct TaskDone {
     pub result: Result<WireObject, wray_core::Error>,
     /// Objects the result refers to, nested ones first.
     pub objects: Vec<WireObject>,
+    /// The result's bytes do not follow: the node that ran the task keeps
+    /// them in its store, for the owner and the nodes it sends them to
+    /// to fetch ([`Request::Fetch`]), for as long as the owner keeps the
+    /// task's stream open (it finishes it once it has no more use for the
+    /// object; a broken stream frees it too).
+    pub held: bool,
 }
 
 /// A job submitted with [`Request::SubmitJob`], as the head records it.
@@ -677,6 +711,16 @@ pub enum Event {
     /// Bytes the job wrote to stderr (streamed live; [`Event::Output`] is
     /// its stdout).
     ErrorOutput(Vec<u8>),
+    /// A task's arguments could not be had: objects it needs were held on
+    /// a node that could not give them (it died, or freed them). The
+    /// owner makes them again (their tasks run again) and retries the
+    /// task.
+    ObjectsLost {
+        /// The objects.
+        ids: Vec<WireId>,
+        /// Why.
+        why: String,
+    },
 }
 
 /// The cluster as one node sees it.

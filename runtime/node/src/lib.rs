@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
-use wray_core::{JobId, Resources, TaskId};
+use wray_core::{JobId, ObjectId, Resources, TaskId};
 use wray_host::{ComponentCache, Engine, EngineConfig, JobComponent, LoadError};
 use wray_sched::Scheduler;
 use wray_store::{ObjectStore, SledSpill, StoreStats};
@@ -151,6 +151,11 @@ pub(crate) struct NodeInner {
     meetings: local::meeting::Meetings,
     /// Placements received from the head, for its accounting (`Arrivals`).
     arrivals: Mutex<Arrivals>,
+    /// This node's jobs' results held on other nodes, each with what tells
+    /// its keeper a reader could not fetch it (`cluster/held.rs`).
+    keepers: Mutex<HashMap<ObjectId, Arc<tokio::sync::Notify>>>,
+    /// One fetch at a time per object held elsewhere (`cluster/held.rs`).
+    fetching: Mutex<HashMap<ObjectId, Arc<tokio::sync::Mutex<()>>>>,
     /// When the node started.
     started: std::time::Instant,
 }
@@ -267,6 +272,8 @@ impl Node {
                 shared_dirs: config.shared_dirs.clone(),
                 log_file: config.log_file.clone(),
                 remote_jobs: Mutex::new(HashMap::new()),
+                keepers: Mutex::new(HashMap::new()),
+                fetching: Mutex::new(HashMap::new()),
                 groups: Mutex::new(HashMap::new()),
                 bundles: Mutex::new(HashMap::new()),
                 next_group: std::sync::atomic::AtomicU64::new(1),

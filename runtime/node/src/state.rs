@@ -312,6 +312,7 @@ impl NodeInner {
                     wray_store::ObjectState::InMemory => "IN_MEMORY",
                     wray_store::ObjectState::Spilled => "SPILLED",
                     wray_store::ObjectState::Failed => "FAILED",
+                    wray_store::ObjectState::Elsewhere => "ON_ANOTHER_NODE",
                 }
                 .into(),
             })

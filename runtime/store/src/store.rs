@@ -27,6 +27,25 @@ enum State {
     Spilled(usize),
     /// The producing task failed; readers get this error.
     Failed(Error),
+    /// Ready, but its bytes are in another node's store: its owner fetches
+    /// them from there when it needs them.
+    Elsewhere(Holder),
+}
+
+/// Where an object that is ready but not in this store is: the node
+/// holding it, where that node listens (when known: a worker other nodes
+/// reach directly), and its size. The store only keeps this; fetching is
+/// the node's business.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    /// The node's id.
+    pub node: String,
+    /// Where it listens (`ip:port`); empty if only the head reaches it.
+    pub addr: String,
+    /// The object's size in bytes.
+    pub size: usize,
+    /// What the holder files it under (its owner's job).
+    pub key: String,
 }
 
 struct Entry {
@@ -90,6 +109,8 @@ pub enum ObjectState {
     Spilled,
     /// Its task failed: it holds the error.
     Failed,
+    /// Ready in another node's store.
+    Elsewhere,
 }
 
 /// One object, as [`ObjectStore::largest`] lists it.
@@ -118,6 +139,12 @@ pub struct ObjectStore {
 
 fn lost(id: ObjectId) -> Error {
     Error::ObjectLost(format!("object {id} does not exist (freed, or never created in this job)"))
+}
+
+/// What reading an object held elsewhere gives: a reader that can fetch
+/// asks [`ObjectStore::holder`] first; this error is for one that cannot.
+fn not_here(id: ObjectId, h: &Holder) -> Error {
+    Error::ObjectLost(format!("object {id} is held on node {}, not in this store", h.node))
 }
 
 impl ObjectStore {
@@ -265,6 +292,68 @@ impl ObjectStore {
         }
     }
 
+    /// Settles a pending object as ready on another node (`holder`): the
+    /// bytes stay there, readers here are woken and find
+    /// [`ObjectStore::holder`] set. It counts as settled for `wait`.
+    pub fn complete_elsewhere(&self, id: ObjectId, holder: Holder) {
+        let mut inner = self.lock();
+        if inner.objects.get(&id).is_some_and(|e| matches!(e.state, State::Pending)) {
+            self.settle(&mut inner, id, State::Elsewhere(holder), Vec::new());
+        }
+    }
+
+    /// Where the object is held, if it is ready on another node.
+    pub fn holder(&self, id: ObjectId) -> Option<Holder> {
+        match &self.lock().objects.get(&id)?.state {
+            State::Elsewhere(h) => Some(h.clone()),
+            _ => None,
+        }
+    }
+
+    /// Brings the bytes of an object held elsewhere into this store (they
+    /// were fetched from its holder): it becomes an ordinary object, kept
+    /// or spilled like any other. A no-op unless it is still held
+    /// elsewhere (freed meanwhile, or filled by another reader).
+    pub fn fill(&self, id: ObjectId, object: Object) {
+        if !self.reopen(id) {
+            return;
+        }
+        self.complete(id, Ok(object));
+    }
+
+    /// Makes an object held elsewhere pending again: its holder is gone
+    /// and the task that made it runs again (lineage reconstruction).
+    /// Readers wait for it as for any pending object. Returns whether it
+    /// was held elsewhere.
+    pub fn reopen(&self, id: ObjectId) -> bool {
+        let mut inner = self.lock();
+        match inner.objects.get_mut(&id) {
+            Some(e) if matches!(e.state, State::Elsewhere(_)) => {
+                e.state = State::Pending;
+                // Only `watch_elsewhere` watches an object held elsewhere.
+                for w in e.watchers.drain(..) {
+                    w.notify_one();
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// While the object is held elsewhere: `true`, after arranging for
+    /// `notify` to be notified when that ends (it is filled, reopened or
+    /// freed). Otherwise `false`.
+    pub fn watch_elsewhere(&self, id: ObjectId, notify: &Arc<Notify>) -> bool {
+        let mut inner = self.lock();
+        match inner.objects.get_mut(&id) {
+            Some(e) if matches!(e.state, State::Elsewhere(_)) => {
+                e.watchers.push(notify.clone());
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Adds a reference to an object of `job`.
     pub fn add_ref(&self, job: JobId, id: ObjectId) -> Result<(), Error> {
         let mut inner = self.lock();
@@ -305,7 +394,7 @@ impl ObjectStore {
                     tracing::warn!("cannot delete spilled object {id}: {err}");
                 }
             }
-            State::Pending | State::Failed(_) => {}
+            State::Pending | State::Failed(_) | State::Elsewhere(_) => {}
         }
         for w in e.watchers {
             w.notify_one();
@@ -372,6 +461,7 @@ impl ObjectStore {
         match &self.lock().objects.get(&id)?.state {
             State::Memory(b) | State::Spilling(b) => Some(b.len()),
             State::Spilled(n) => Some(*n),
+            State::Elsewhere(h) => Some(h.size),
             State::Pending | State::Failed(_) => None,
         }
     }
@@ -394,6 +484,7 @@ impl ObjectStore {
                     return Some(Ok(Object { data: b.clone(), refs: e.nested.clone() }));
                 }
                 State::Failed(err) => return Some(Err(err.clone())),
+                State::Elsewhere(h) => return Some(Err(not_here(id, h))),
                 State::Spilled(_) => spilled_refs = e.nested.clone(),
             }
             inner.restores += 1;
@@ -440,6 +531,7 @@ impl ObjectStore {
                 State::Memory(b) | State::Spilling(b) => (b.len(), ObjectState::InMemory),
                 State::Spilled(n) => (*n, ObjectState::Spilled),
                 State::Failed(_) => (0, ObjectState::Failed),
+                State::Elsewhere(h) => (h.size, ObjectState::Elsewhere),
             };
             heap.push(Reverse((size, *id, e.job.0, e.refs, state)));
             if heap.len() > limit {
@@ -585,6 +677,7 @@ mod tests {
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
     use std::collections::BTreeMap;
+    use std::time::Duration;
     use wray_core::TaskId;
 
     fn oid(n: u32) -> ObjectId {
@@ -656,6 +749,62 @@ mod tests {
         s.create_pending(JobId(1), oid(2));
         s.complete(oid(2), Err(Error::Cancelled));
         assert_eq!(s.get(oid(2)).await, Err(Error::Cancelled));
+    }
+
+    #[tokio::test]
+    async fn an_object_held_elsewhere_is_settled_then_filled_or_reopened() {
+        let (_d, s) = store(1 << 20);
+        let held = Holder { node: "a".into(), addr: "127.0.0.1:1".into(), size: 3, key: "b/1".into() };
+        s.create_pending(JobId(1), oid(1));
+        let notify = Arc::new(Notify::new());
+        assert!(!s.watch_elsewhere(oid(1), &notify), "pending is not elsewhere");
+        s.complete_elsewhere(oid(1), held.clone());
+        // Ready for `wait`, sized, located, but not readable here.
+        assert_eq!(s.settled(&[oid(1)]), vec![true]);
+        assert_eq!(s.size(oid(1)), Some(3));
+        assert_eq!(s.holder(oid(1)), Some(held.clone()));
+        assert!(matches!(s.try_get(oid(1)), Some(Err(Error::ObjectLost(_)))));
+        assert_eq!(s.largest(1)[0].state, ObjectState::Elsewhere);
+        assert_eq!(s.stats().memory_bytes, 0);
+        // A keeper watching it hears when it is filled.
+        assert!(s.watch_elsewhere(oid(1), &notify));
+        s.fill(oid(1), obj(3, 9));
+        tokio::time::timeout(Duration::from_secs(5), notify.notified()).await.expect("the keeper is woken");
+        assert_eq!(s.holder(oid(1)), None);
+        assert_eq!(s.get(oid(1)).await.unwrap().data, Bytes::from(vec![9u8; 3]));
+        assert_eq!(s.stats().memory_bytes, 3);
+        // A second fill (another reader's) changes nothing.
+        s.fill(oid(1), obj(3, 1));
+        assert_eq!(s.get(oid(1)).await.unwrap().data, Bytes::from(vec![9u8; 3]));
+        // Reopened (its holder died): pending again, readers wait for the
+        // task that makes it again.
+        s.create_pending(JobId(1), oid(2));
+        s.complete_elsewhere(oid(2), held);
+        assert!(s.reopen(oid(2)));
+        assert!(!s.reopen(oid(2)));
+        assert_eq!(s.settled(&[oid(2)]), vec![false]);
+        let reader = tokio::spawn({
+            let s = Arc::new(s);
+            async move {
+                let got = s.get(oid(2));
+                tokio::pin!(got);
+                assert!(futures_poll_once(&mut got).await.is_none(), "a reopened object is waited for");
+                s.complete(oid(2), Ok(obj(2, 5)));
+                got.await
+            }
+        });
+        assert_eq!(reader.await.unwrap().unwrap().data, Bytes::from(vec![5u8; 2]));
+    }
+
+    /// Polls `f` once: its output if it was ready.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut *f).poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
     }
 
     /// A disk of `capacity` bytes: writes past it fail like ENOSPC.

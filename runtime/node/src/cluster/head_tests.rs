@@ -86,6 +86,7 @@ fn task_request(component_hash: &str, args: Vec<proto::WireArg>) -> proto::TaskR
         objects: Vec::new(),
         placement: 0,
         direct: false,
+        hold: false,
     }
 }
 
@@ -137,6 +138,13 @@ async fn hostile_task_and_group_requests_get_clear_answers() {
     }
     let none = Request::CreateGroup { bundles: Vec::new(), strategy: 0 };
     assert!(matches!(ask(&token, addr, &none, &[]).await, Event::Refused(_)));
+    // Fetching an object the node does not hold for that job: refused by
+    // name (a peer cannot read objects by guessing ids).
+    let fetch = Request::Fetch { job: "node-x/1".into(), id: proto::WireId { hi: 1, lo: 2, index: 0 } };
+    match ask(&token, addr, &fetch, &[]).await {
+        Event::Refused(why) => assert!(why.contains("holds no object") && why.contains("node-x/1"), "{why}"),
+        other => panic!("{other:?}"),
+    }
     // Upcalls about jobs that do not exist.
     let up = Request::Upcall(proto::UpcallRequest { job: 77, upcall: proto::Upcall::Named { name: "x".into() } });
     assert!(matches!(ask(&token, addr, &up, &[]).await, Event::Refused(_)));

@@ -18,6 +18,7 @@ pub(crate) mod groups;
 pub(crate) mod head;
 #[cfg(test)]
 mod head_tests;
+pub(crate) mod held;
 pub(crate) mod http_calls;
 pub(crate) mod link;
 pub(crate) mod remote_actor;

@@ -27,6 +27,7 @@
 //! are answered `Accepted` once queued, so one caller's calls keep their
 //! order, then with the result.
 
+use crate::cluster::held::HeldObjects;
 use crate::cluster::link::Link;
 use crate::cluster::remote_task::{Chosen, Refusal, open_placed};
 use crate::cluster::wire::{
@@ -442,7 +443,7 @@ impl NodeInner {
                         lock(&session).close();
                         let _ = send.finish();
                     }
-                    Some(call) => match self.wire_parts(&call.args).await {
+                    Some(call) => match self.wire_parts(&call.args, HeldObjects::Fetched).await {
                         Err(e) => {
                             self.store.complete(call.output, Err(e));
                             self.unpin(&call.pinned);
@@ -748,8 +749,13 @@ impl NodeInner {
         self.job(JobId(job)).ok().and_then(|j| lock(&j.actors).get(&actor).cloned())
     }
 
-    /// A stream to node `node`: directly, or through the head.
-    pub(crate) async fn open_to(&self, node: &str) -> Result<(quinn::SendStream, quinn::RecvStream), NetError> {
+    /// A stream to node `node`, listening at `addr` (empty if unknown):
+    /// directly, or through the head.
+    pub(crate) async fn open_to(
+        &self,
+        node: &str,
+        addr: &str,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), NetError> {
         let stream = |e: quinn::ConnectionError| NetError::Stream(e.to_string());
         match self.link.get() {
             Some(Link::Head(peers)) => {
@@ -758,8 +764,10 @@ impl NodeInner {
             }
             Some(Link::Worker(w)) => {
                 // Directly to a worker this one already has a connection
-                // to (it sent tasks there), else through the head.
-                if let Some(conn) = w.connected(node) {
+                // to (it sent tasks there) or can make one to, else through
+                // the head.
+                let direct = if addr.is_empty() { w.connected(node) } else { w.direct(&self.id, node, addr).await };
+                if let Some(conn) = direct {
                     return conn.open_bi().await.map_err(stream);
                 }
                 let (mut send, recv) = w.head().open_bi().await.map_err(stream)?;
@@ -782,7 +790,7 @@ impl NodeInner {
     ) -> Result<(Event, quinn::SendStream, quinn::RecvStream), Error> {
         let (owner, owner_job) = dest.clone();
         let unreachable = |e: NetError| Error::ActorDied(format!("cannot reach the job's node {owner}: {e}"));
-        let (mut send, mut recv) = self.open_to(&owner).await.map_err(unreachable)?;
+        let (mut send, mut recv) = self.open_to(&owner, "").await.map_err(unreachable)?;
         let request = Request::Upcall(UpcallRequest { job: owner_job, upcall });
         let sent = async {
             write_parts(&mut send, &proto::encode(&request)?, blobs).await?;
@@ -811,7 +819,7 @@ impl NodeInner {
             self.unpin(&pinned);
             Ok(output)
         };
-        let (args, objects, blobs) = match self.wire_parts(&args).await {
+        let (args, objects, blobs) = match self.wire_parts(&args, HeldObjects::Fetched).await {
             Ok(p) => p,
             Err(e) => return fail(e),
         };

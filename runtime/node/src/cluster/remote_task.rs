@@ -1,7 +1,8 @@
 //! Tasks that leave their node.
 //!
 //! The node that submits a task owns it: its result lands in that node's
-//! store whatever node runs it. A task leaves its node when the node cannot
+//! store whatever node runs it (a large one may stay where it was made, the
+//! owner's store keeping where: `cluster/held.rs`). A task leaves its node when the node cannot
 //! run it at all (it asks for resources only other nodes have) or when the
 //! node is busy and another has room (spillback). The head decides where it
 //! goes ([`wray_sched::ClusterView`]); a worker asks the head, which runs
@@ -12,7 +13,8 @@
 //!
 //! One stream carries one task: the request frame, then the raw bytes of the
 //! arguments and of every object they refer to (the owner ships the
-//! transitive closure, so the task never has to ask back); the answer is the
+//! transitive closure, so the task never has to ask back — except for
+//! objects held on another node, which it names and the receiver fetches); the answer is the
 //! task's output, then [`TaskDone`] with the result and the objects it refers
 //! to. The owner closing its side cancels the task; the stream breaking
 //! (the executing node died) makes the owner retry the task elsewhere, as
@@ -24,6 +26,7 @@
 //! job's tasks on that node ends.
 
 use crate::cluster::head::Peers;
+use crate::cluster::held::{HOLD_RESULT_BYTES, HeldObjects, Keeper, owner_key};
 use crate::cluster::link::{Link, WorkerLink};
 use crate::cluster::wire::{
     ask_for, object_id, open_relayed, open_with, output_event, pairs, read_event, resources, until_ended, wire_args,
@@ -57,6 +60,9 @@ pub(crate) enum Remote {
     Busy,
     /// The path to the node running it broke (that node died): retriable.
     Lost(String),
+    /// It ran; its result stays on the node that made it for as long as
+    /// the keeper holds the stream (`cluster/held.rs`).
+    Held(Box<Keeper>),
 }
 
 /// Open task streams of a remote job, by a number of their own.
@@ -71,6 +77,9 @@ pub(crate) struct RemoteJob {
     /// Output of the job's instances here goes back over one of the
     /// streams of its running tasks (any: they all lead to the owner).
     sinks: Sinks,
+    /// Results of its tasks held here for the owner (`cluster/held.rs`);
+    /// each also counts in `running` while held.
+    pub(crate) held: HashSet<ObjectId>,
 }
 
 /// What a refusal on a task's (or an actor session's) stream means.
@@ -139,7 +148,11 @@ impl NodeInner {
 
     /// Bytes of a task's arguments, objects included (those ready).
     fn argument_bytes(&self, args: &[ArgSpec]) -> usize {
-        let object = |id: &ObjectId| self.store.size(*id).unwrap_or(0);
+        // An object held on another node is not here either.
+        let object = |id: &ObjectId| match self.store.holder(*id) {
+            Some(_) => 0,
+            None => self.store.size(*id).unwrap_or(0),
+        };
         args.iter()
             .map(|a| match a {
                 ArgSpec::Value(v) => v.data.len() + v.refs.iter().map(object).sum::<usize>(),
@@ -155,22 +168,15 @@ impl NodeInner {
 
     /// Arguments on the wire: their descriptions, the objects they refer
     /// to (waiting for any still being made), and the bytes that follow.
+    /// Objects held on other nodes go as `held` says.
     pub(crate) async fn wire_parts(
         &self,
         args: &[ArgSpec],
+        held: HeldObjects,
     ) -> Result<(Vec<WireArg>, Vec<WireObject>, Vec<Bytes>), Error> {
         let (args, mut blobs, roots) = wire_args(args);
-        let objects = self.closure(roots).await?;
-        let mut wire_objects = Vec::with_capacity(objects.len());
-        for (id, o) in objects {
-            wire_objects.push(WireObject {
-                id: wire_id(id),
-                len: o.data.len() as u64,
-                refs: o.refs.iter().copied().map(wire_id).collect(),
-            });
-            blobs.push(o.data);
-        }
-        Ok((args, wire_objects, blobs))
+        let objects = self.closure(roots, held).await?;
+        Ok((args, wire_objects(objects, &mut blobs), blobs))
     }
 
     /// A task (or, with `actor`, an actor's constructor) of `job` as
@@ -187,11 +193,14 @@ impl NodeInner {
         actor: Option<WireActor>,
     ) -> Result<(TaskRequest, Vec<Bytes>), Error> {
         let limits = job.limits(options);
-        let (args, objects, blobs) = self.wire_parts(args).await?;
+        // An actor's session does not report objects it could not fetch
+        // (`Event::ObjectsLost`), so its arguments travel whole.
+        let held = if actor.is_some() { HeldObjects::Fetched } else { HeldObjects::Named };
+        let (args, objects, blobs) = self.wire_parts(args, held).await?;
         let (hi, lo) = task.halves();
         let (owner_node, owner_job) = job.owner.clone().unwrap_or_else(|| (self.id.clone(), job.id.0));
         let request = TaskRequest {
-            job: format!("{owner_node}/{owner_job}"),
+            job: owner_key(self, job),
             owner_node,
             owner_job,
             name: job.component.name().to_string(),
@@ -213,6 +222,7 @@ impl NodeInner {
             objects,
             placement: 0,
             direct: false,
+            hold: false,
         };
         Ok((request, blobs))
     }
@@ -303,11 +313,18 @@ impl NodeInner {
         // the task goes, and takes it there itself.
         // The request itself is kept only for the second leg of a direct
         // send; otherwise it is encoded as it is, without a copy.
+        // The head reaches the node it placed the task on directly: a
+        // large result may stay there (`cluster/held.rs`), where the other
+        // workers reach it too.
+        let holder_addr = match (&placed, self.link.get()) {
+            (Some(p), Some(Link::Head(peers))) => Some(peers.direct_address(&p.node).unwrap_or_default()),
+            _ => None,
+        };
         let (asked, direct) = match self.link.get() {
             Some(Link::Worker(w)) if w.goes_direct() && request.actor.is_none() => {
                 (TaskRequest { direct: true, ..request.clone() }, Some((w, request)))
             }
-            _ => (request, None),
+            _ => (TaskRequest { hold: holder_addr.is_some(), ..request }, None),
         };
         let frame_bytes = match encode_request(asked, placed.as_ref().map_or(0, |p| p.number)) {
             Ok(f) => f,
@@ -324,7 +341,10 @@ impl NodeInner {
         let outcome = match direct {
             Some((w, request)) => self.send_direct(job, spec, w, &conn, &frame_bytes, request, blobs).await,
             None => match open_with(&conn, &frame_bytes, blobs).await {
-                Ok((send, recv)) => self.task_events(job, spec, send, recv, Refusal::Final).await,
+                Ok((send, recv)) => {
+                    let held_at = holder_addr.as_deref().unwrap_or_default();
+                    self.task_events(job, spec, send, recv, Refusal::Final, held_at).await
+                }
                 Err(e) => lost(e),
             },
         };
@@ -360,15 +380,20 @@ impl NodeInner {
                 if let Err(e) = write_blobs(&mut head_send, blobs).await {
                     return lost(e);
                 }
-                return self.task_events(job, spec, head_send, head_recv, Refusal::Final).await;
+                return self.task_events(job, spec, head_send, head_recv, Refusal::Final, "").await;
             }
             Ok(first) => match self.answer(job, spec, first, &mut head_recv).await {
                 Some(outcome) => return outcome,
-                None => return self.task_events(job, spec, head_send, head_recv, Refusal::Final).await,
+                None => return self.task_events(job, spec, head_send, head_recv, Refusal::Final, "").await,
             },
             Err(e) => return lost(e),
         };
-        let frame_bytes = match encode_request(request, number) {
+        // Reached directly, the node may keep a large result for this one
+        // and the others to fetch (`cluster/held.rs`); through the head's
+        // relay it comes back whole. (The connection is made here, or
+        // found made; `open_placed` then takes it.)
+        let hold = link.direct(&self.id, &node, &addr).await.is_some();
+        let frame_bytes = match encode_request(TaskRequest { hold, ..request }, number) {
             Ok(f) => f,
             Err(e) => return lost(e),
         };
@@ -381,7 +406,7 @@ impl NodeInner {
         // resets it if the node dies, and closing it when done credits
         // the node in the head's view.
         let outcome = tokio::select! {
-            outcome = self.task_events(job, spec, send, recv, refusal) => outcome,
+            outcome = self.task_events(job, spec, send, recv, refusal, &addr) => outcome,
             () = until_ended(&mut head_recv) => lost(format!("the head lost node {node}")),
         };
         let _ = head_send.finish();
@@ -391,7 +416,10 @@ impl NodeInner {
     /// Reads a task's events from its stream until its result: output,
     /// then [`TaskDone`]. `refusal` says what a refusal means: that the
     /// task cannot run (the result is that error), or, from the head's
-    /// relay to a chosen node, that the node is gone (retriable).
+    /// relay to a chosen node, that the node is gone (retriable). A result
+    /// the node keeps (`cluster/held.rs`) is recorded as held there,
+    /// listening at `addr` (empty: reached through the head), and the
+    /// stream goes on to its keeper.
     async fn task_events(
         &self,
         job: &JobState,
@@ -399,6 +427,7 @@ impl NodeInner {
         mut send: quinn::SendStream,
         mut recv: quinn::RecvStream,
         refusal: Refusal,
+        addr: &str,
     ) -> Remote {
         // Our side stays open: closing it (dropping this future) cancels.
         loop {
@@ -408,6 +437,15 @@ impl NodeInner {
             };
             if let (Event::Refused(why), Refusal::Lost) = (&event, &refusal) {
                 return lost(why);
+            }
+            if let Event::TaskDone(done) = &event
+                && done.held
+            {
+                lock(&self.task_log).ran_elsewhere(spec.task, &done.node, None);
+                return match self.held_result(job, done, addr) {
+                    Ok(_) => Remote::Held(Box::new(Keeper { send, recv, node: done.node.clone() })),
+                    Err(why) => lost(why),
+                };
             }
             if let Some(outcome) = self.answer(job, spec, event, &mut recv).await {
                 let _ = send.finish();
@@ -429,6 +467,13 @@ impl NodeInner {
             Event::Output(chunk) => job.config.grants.output.write(Stream::Stdout, &chunk),
             Event::ErrorOutput(chunk) => job.config.grants.output.write(Stream::Stderr, &chunk),
             Event::Busy => return Some(Remote::Busy),
+            Event::ObjectsLost { ids, why } => {
+                // Their keepers make them again; the retry waits for them.
+                for id in &ids {
+                    self.suspect(object_id(id));
+                }
+                return Some(lost(format!("its arguments could not be fetched: {why}")));
+            }
             Event::Refused(why) => {
                 self.store.complete(spec.output, Err(Error::InvalidArgument(why)));
                 return Some(Remote::Ran);
@@ -502,7 +547,25 @@ impl NodeInner {
         }
         let mut total = 0u64;
         let mut imported = Vec::new();
+        // Objects named on their holder first (they refer to nothing; the
+        // others may refer to them): their bytes come from there, not
+        // from this stream.
         for o in objects {
+            let Some(at) = &o.at else { continue };
+            total = total.saturating_add(o.len);
+            let fetched = match total <= MAX_TASK_TRANSFER && o.refs.is_empty() {
+                true => self.import_held(job, o, at).await,
+                false => Err(NetError::Malformed("an object named on its holder refers to others".into())),
+            };
+            match fetched {
+                Ok(id) => imported.push(id),
+                Err(e) => {
+                    self.unpin(&imported);
+                    return Err(e);
+                }
+            }
+        }
+        for o in objects.iter().filter(|o| o.at.is_none()) {
             total = total.saturating_add(o.len);
             if total > MAX_TASK_TRANSFER {
                 self.unpin(&imported);
@@ -540,10 +603,11 @@ impl NodeInner {
     }
 
     /// The objects reachable from `roots`, nested ones before those that
-    /// refer to them, waiting for any still being made.
-    async fn closure(&self, roots: Vec<ObjectId>) -> Result<Vec<(ObjectId, Object)>, Error> {
+    /// refer to them, waiting for any still being made. Those held on
+    /// other nodes are named there or fetched, as `held` says.
+    async fn closure(&self, roots: Vec<ObjectId>, held: HeldObjects) -> Result<Vec<(ObjectId, Carried)>, Error> {
         let mut seen = HashSet::new();
-        let mut fetched: HashMap<ObjectId, Object> = HashMap::new();
+        let mut fetched: HashMap<ObjectId, Carried> = HashMap::new();
         let mut out = Vec::new();
         let mut stack: Vec<(ObjectId, bool)> = roots.into_iter().rev().map(|id| (id, false)).collect();
         while let Some((id, expanded)) = stack.pop() {
@@ -560,10 +624,25 @@ impl NodeInner {
                     limits::MAX_NESTED_REFS
                 )));
             }
-            let object = self.store.get(id).await?;
+            let object = match held {
+                HeldObjects::Fetched => self.object(id).await?,
+                // Waited for, but not fetched if it is held elsewhere.
+                HeldObjects::Named => {
+                    let got = self.store.get(id).await;
+                    match self.store.holder(id) {
+                        Some(holder) if got.is_err() => {
+                            // Held objects refer to nothing.
+                            stack.push((id, true));
+                            fetched.insert(id, Carried::At(holder));
+                            continue;
+                        }
+                        _ => got?,
+                    }
+                }
+            };
             stack.push((id, true));
             stack.extend(object.refs.iter().rev().map(|r| (*r, false)));
-            fetched.insert(id, object);
+            fetched.insert(id, Carried::Bytes(object));
         }
         Ok(out)
     }
@@ -593,7 +672,16 @@ impl NodeInner {
             sinks.push((id, tx));
             id
         };
-        let outcome = self.run_for_owner(&job, req, resources, send, recv, &mut output).await;
+        let outcome = match self.run_for_owner(&job, &key, req, resources, send, recv, &mut output).await {
+            // Arguments held on a node that could not give them: the owner
+            // makes them again and retries.
+            Err(NetError::ObjectsLost { ids, why }) => {
+                let written = write_with(send, &Event::ObjectsLost { ids, why }, Vec::new()).await;
+                let _ = send.finish();
+                written
+            }
+            other => other,
+        };
         lock(&sinks).retain(|(i, _)| *i != sink_id);
         self.leave_remote_job(&key);
         outcome
@@ -643,38 +731,32 @@ impl NodeInner {
     pub(crate) async fn done_event(&self, output: ObjectId, result: Result<Object, Error>) -> (Event, Vec<Bytes>) {
         let (result, objects, blobs) = match result {
             Err(e) => (Err(e), Vec::new(), Vec::new()),
-            Ok(value) => match self.closure(value.refs.clone()).await {
+            // The owner gets every object whole: nothing here keeps them
+            // for it once the task's stand-in ends.
+            Ok(value) => match self.closure(value.refs.clone(), HeldObjects::Fetched).await {
                 Err(e) => (Err(e), Vec::new(), Vec::new()),
                 Ok(objects) => {
                     let mut blobs = vec![value.data.clone()];
-                    let wire = objects
-                        .into_iter()
-                        .map(|(id, o)| {
-                            let w = WireObject {
-                                id: wire_id(id),
-                                len: o.data.len() as u64,
-                                refs: o.refs.iter().copied().map(wire_id).collect(),
-                            };
-                            blobs.push(o.data);
-                            w
-                        })
-                        .collect();
+                    let wire = wire_objects(objects, &mut blobs);
                     let head = WireObject {
                         id: wire_id(output),
                         len: value.data.len() as u64,
                         refs: value.refs.iter().copied().map(wire_id).collect(),
+                        at: None,
                     };
                     (Ok(head), wire, blobs)
                 }
             },
         };
-        let done = TaskDone { node: self.id.clone(), output: wire_id(output), result, objects };
+        let done = TaskDone { node: self.id.clone(), output: wire_id(output), result, objects, held: false };
         (Event::TaskDone(done), blobs)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_for_owner(
         self: &Arc<Self>,
         job: &Arc<JobState>,
+        key: &str,
         req: TaskRequest,
         resources: Resources,
         send: &mut quinn::SendStream,
@@ -700,6 +782,7 @@ impl NodeInner {
         }
         let task = TaskId::from_halves(req.task_hi, req.task_lo);
         let result_id = ObjectId::returned_by(task);
+        let hold = req.hold;
         let options = Options {
             resources,
             memory_limit: req.memory_limit,
@@ -727,10 +810,10 @@ impl NodeInner {
         };
         // The task's arguments hold what they need now.
         self.unpin(&imported);
+        let mut owner_gone = false;
         let result = match started {
             Err(e) => Err(e),
             Ok(()) => {
-                let mut owner_gone = false;
                 loop {
                     tokio::select! {
                         r = self.store.get(result_id) => break r,
@@ -748,6 +831,26 @@ impl NodeInner {
         };
         while let Ok(chunk) = output.try_recv() {
             frame::write(send, &proto::encode(&output_event(chunk))?).await?;
+        }
+        // A large result the owner asked to leave here stays, for as long
+        // as the owner keeps its side of the stream open
+        // (`cluster/held.rs`).
+        let large = matches!(&result, Ok(o) if o.refs.is_empty() && o.data.len() >= HOLD_RESULT_BYTES);
+        if hold && large && !owner_gone && self.start_holding(key, result_id) {
+            let len = result.as_ref().map_or(0, |o| o.data.len() as u64);
+            let head = WireObject { id: wire_id(result_id), len, refs: Vec::new(), at: None };
+            let done =
+                TaskDone { node: self.id.clone(), output: head.id, result: Ok(head), objects: Vec::new(), held: true };
+            let written = write_with(send, &Event::TaskDone(done), Vec::new()).await;
+            if written.is_ok() {
+                // `read_to_end`, as above: once a stream was read unordered
+                // (`read_to_end` does), an ordered read fails at once.
+                let _ = recv.read_to_end(0).await;
+            }
+            self.stop_holding(key, result_id);
+            self.store.release(result_id);
+            let _ = send.finish();
+            return written;
         }
         let (done, blobs) = self.done_event(result_id, result).await;
         self.store.release(result_id);
@@ -792,7 +895,8 @@ impl NodeInner {
         // 100k tasks over 15 workers in `wray microbenchmark --scale-out`)
         // and filled the node's log with this line.
         tracing::debug!("running tasks of {} as {}", req.job, state.id);
-        jobs.insert(req.job.clone(), RemoteJob { state: state.clone(), running: 1, sinks: sinks.clone() });
+        let remote = RemoteJob { state: state.clone(), running: 1, sinks: sinks.clone(), held: HashSet::new() };
+        jobs.insert(req.job.clone(), remote);
         (state, sinks, req.job.clone())
     }
 
@@ -833,6 +937,38 @@ impl NodeInner {
     }
 }
 
+/// An object a task's message carries: its bytes, or where it is held.
+pub(crate) enum Carried {
+    Bytes(Object),
+    At(wray_store::Holder),
+}
+
+/// The objects of a message on the wire, the bytes of those carried whole
+/// appended to `blobs` in the same order.
+fn wire_objects(objects: Vec<(ObjectId, Carried)>, blobs: &mut Vec<Bytes>) -> Vec<WireObject> {
+    objects
+        .into_iter()
+        .map(|(id, carried)| match carried {
+            Carried::Bytes(o) => {
+                let w = WireObject {
+                    id: wire_id(id),
+                    len: o.data.len() as u64,
+                    refs: o.refs.iter().copied().map(wire_id).collect(),
+                    at: None,
+                };
+                blobs.push(o.data);
+                w
+            }
+            Carried::At(h) => WireObject {
+                id: wire_id(id),
+                len: h.size as u64,
+                refs: Vec::new(),
+                at: Some(proto::WireHolder { node: h.node, addr: h.addr }),
+            },
+        })
+        .collect()
+}
+
 /// A remote result read whole, not yet released to its readers.
 pub(crate) struct ArrivedResult {
     /// The object it completes.
@@ -845,7 +981,7 @@ pub(crate) struct ArrivedResult {
 /// Reads an object's `len` raw bytes (at most `MAX_OBJECT_SIZE`, checked
 /// before anything is allocated) into a recycled buffer where one is free:
 /// memory already mapped (see `wray_host::buffers::buffer`).
-async fn read_bytes(recv: &mut quinn::RecvStream, len: u64) -> Result<Bytes, NetError> {
+pub(crate) async fn read_bytes(recv: &mut quinn::RecvStream, len: u64) -> Result<Bytes, NetError> {
     let max = limits::MAX_OBJECT_SIZE as u64;
     if len > max {
         return Err(NetError::FrameTooLarge { len, max });

@@ -204,6 +204,10 @@ impl Node {
                 self.inner.serve_upcall(req, &mut send, &mut recv).await?;
                 return Ok(());
             }
+            Request::Fetch { job, id } => {
+                self.inner.serve_fetch(job, id, &mut send).await?;
+                return Ok(());
+            }
             request @ (Request::CreateGroup { .. } | Request::RemoveGroup { .. }) if !peers.head => {
                 let _ = request;
                 frame::write(&mut send, &reply(Event::Refused("this node is not a head".into()))?).await?;

@@ -270,7 +270,7 @@ impl Node {
         options.resources.set(wray_core::CPU, 1.0);
         options.max_retries = wray_core::DEFAULT_MAX_RETRIES;
         let r = match self.inner.submit(&caller, 1, function.to_string(), args, options).await {
-            Ok(id) => self.inner.store.get(id).await.map(|o| o.data),
+            Ok(id) => self.inner.object(id).await.map(|o| o.data),
             Err(e) => Err(e),
         };
         self.inner.end_job(&job);
@@ -338,6 +338,21 @@ impl NodeInner {
         }
     }
 
+    /// Waits for the objects among arguments to be made (here or on
+    /// another node) without reading them. A failed dependency fails the
+    /// dependent with the same error, as in Ray.
+    pub(crate) async fn await_args(&self, args: &[ArgSpec]) -> Result<(), wray_core::Error> {
+        for a in args {
+            if let ArgSpec::Object(id) = a
+                && let Err(e) = self.store.get(*id).await
+                && self.store.holder(*id).is_none()
+            {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Resolves arguments to bytes, waiting for objects still being made.
     /// A failed dependency fails the dependent with the same error, as in
     /// Ray.
@@ -346,7 +361,7 @@ impl NodeInner {
         for a in args {
             out.push(match a {
                 ArgSpec::Value(v) => v.data.clone(),
-                ArgSpec::Object(id) => self.store.get(*id).await?.data,
+                ArgSpec::Object(id) => self.object(*id).await?.data,
             });
         }
         Ok(out)

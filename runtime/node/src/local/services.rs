@@ -94,7 +94,7 @@ impl NodeInner {
     async fn get_values(&self, ids: Vec<ObjectId>) -> Result<Vec<bytes::Bytes>, Error> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            out.push(self.store.get(id).await?.data);
+            out.push(self.object(id).await?.data);
         }
         Ok(out)
     }
@@ -231,7 +231,10 @@ impl Services for NodeInner {
             let mut ready = Vec::with_capacity(ids.len());
             for id in &ids {
                 match self.store.try_get(*id) {
-                    Some(r) => ready.push(r?),
+                    Some(Ok(o)) => ready.push(o),
+                    // Held on another node: fetched below.
+                    Some(Err(_)) if self.store.holder(*id).is_some() => break,
+                    Some(Err(e)) => return Err(e),
                     None => break,
                 }
             }

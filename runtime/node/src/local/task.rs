@@ -1,6 +1,7 @@
 //! Running one remote function: wait for arguments, then resources, then run
 //! it in a fresh instance, retrying as its options allow.
 
+use crate::cluster::held::Keeper;
 use crate::cluster::remote_task::Remote;
 use crate::local::job::JobState;
 use crate::persist::now_ms;
@@ -142,12 +143,19 @@ impl NodeInner {
             if recorded {
                 lock(&node.task_log).end(spec.task, outcome.as_ref().map(|_| ()), now_ms());
             }
-            if let Err(e) = outcome {
-                node.store.complete(spec.output, Err(e));
-            }
-            node.unpin(&spec.pinned);
             lock(&job.tasks).remove(&spec.task);
             drop(permit);
+            match outcome {
+                Ok(None) => {}
+                Err(e) => node.store.complete(spec.output, Err(e)),
+                // Kept apart from this future, which a caller blocked on
+                // the result may be running (`claim`).
+                Ok(Some(keeper)) => {
+                    tokio::spawn(node.clone().keep_result(job, spec, cancel, keeper));
+                    return;
+                }
+            }
+            node.unpin(&spec.pinned);
         });
         // Whoever comes first runs it: the starter (below), or a caller
         // that blocks on its result before the starter ran (`claim`).
@@ -179,6 +187,43 @@ impl NodeInner {
             // loop, `let_another_worker_take_it`).
             tokio::spawn(async {});
         }
+    }
+
+    /// Keeps a task's result left on the node that made it
+    /// (`cluster/held.rs`), with the task's arguments pinned: if it is
+    /// lost, the task runs again, up to `max_retries` times.
+    async fn keep_result(
+        self: Arc<Self>,
+        job: Arc<JobState>,
+        spec: TaskSpec,
+        cancel: Arc<CancelToken>,
+        keeper: Box<Keeper>,
+    ) {
+        let mut keeper = keeper;
+        let mut remade = 0;
+        loop {
+            let Some(why) = self.keep(spec.output, *keeper).await else { break };
+            remade += 1;
+            if remade > spec.options.max_retries {
+                let why = format!("the result of {} was lost ({why}) and its task ran {remade} times", spec.function);
+                self.store.complete(spec.output, Err(Error::ObjectLost(why)));
+                break;
+            }
+            tracing::info!("the result of {} was lost ({why}): running it again", spec.function);
+            // Cancellable again while it runs.
+            lock(&job.tasks).insert(spec.task, cancel.clone());
+            let again = self.run_task(&job, &spec, &cancel).await;
+            lock(&job.tasks).remove(&spec.task);
+            match again {
+                Ok(Some(k)) => keeper = k,
+                Ok(None) => break,
+                Err(e) => {
+                    self.store.complete(spec.output, Err(e));
+                    break;
+                }
+            }
+        }
+        self.unpin(&spec.pinned);
     }
 
     /// Spawns every task no caller claimed, each a tokio task of its own,
@@ -228,15 +273,19 @@ impl NodeInner {
     }
 
     /// Runs the task to completion, here or on another node. `Ok` means the
-    /// result is in the store; `Err` is the failure to store.
+    /// result is in the store — or held on the node that made it, for the
+    /// keeper returned to keep; `Err` is the failure to store.
     async fn run_task(
         self: &Arc<Self>,
         job: &Arc<JobState>,
         spec: &TaskSpec,
         cancel: &CancelToken,
-    ) -> Result<(), Error> {
-        let args = tokio::select! {
-            args = self.resolve_args(&spec.args) => args?,
+    ) -> Result<Option<Box<Keeper>>, Error> {
+        // Its arguments exist before it goes anywhere; their bytes are
+        // read where it runs (one held on another node is fetched only if
+        // it runs here: sent elsewhere, it is named on its holder).
+        tokio::select! {
+            ready = self.await_args(&spec.args) => ready?,
             () = cancel.cancelled() => return Err(Error::Cancelled),
         };
         // The retry rules (one budget for node losses and failures, node
@@ -259,7 +308,7 @@ impl NodeInner {
             if ask_head.is_none()
                 && let Some(held) = self.try_acquire_now(&spec.options.resources)
             {
-                return self.run_here(job, spec, cancel, args, retries, held).await;
+                return self.run_here(job, spec, cancel, retries, held).await.map(|()| None);
             }
             let mut movable = false;
             // Pinned elsewhere, `ask_head` stays set: it asks every time.
@@ -270,12 +319,13 @@ impl NodeInner {
                     () = cancel.cancelled() => return Err(Error::Cancelled),
                 };
                 let (attempt, why) = match outcome {
+                    Remote::Held(keeper) => return Ok(Some(keeper)),
                     Remote::Ran => (Attempt::Ran, String::new()),
                     Remote::Busy => (Attempt::Busy, String::new()),
                     Remote::Lost(why) => (Attempt::NodeLost, why),
                 };
                 match retries.after(attempt, job.cancelled()) {
-                    Next::Done => return Ok(()),
+                    Next::Done => return Ok(None),
                     Next::WaitHere if pinned_elsewhere => {
                         // Only its node may run it: ask again.
                         tokio::time::sleep(LOST_BACKOFF).await;
@@ -298,7 +348,8 @@ impl NodeInner {
                 () = cancel.cancelled() => return Err(Error::Cancelled),
             };
             if let Some(resources) = granted {
-                return self.run_here(job, spec, cancel, args, retries, Held { resources, node: self.clone() }).await;
+                let held = Held { resources, node: self.clone() };
+                return self.run_here(job, spec, cancel, retries, held).await.map(|()| None);
             }
         }
     }
@@ -310,10 +361,13 @@ impl NodeInner {
         job: &Arc<JobState>,
         spec: &TaskSpec,
         cancel: &CancelToken,
-        args: Vec<bytes::Bytes>,
         mut retries: TaskRetries,
         held: Held,
     ) -> Result<(), Error> {
+        let args = tokio::select! {
+            args = self.resolve_args(&spec.args) => args?,
+            () = cancel.cancelled() => return Err(Error::Cancelled),
+        };
         if spec.here {
             // Placed here by the head: its heartbeats count it as held now.
             self.arrived(spec.task);

@@ -277,6 +277,26 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             let (len, intact, node) = wray::get(&r)?;
             println!("big: {len} bytes intact={intact} consumed on {node}");
         }
+        "held-lost" => {
+            // 16 MiB made on node `args[1]` (a `producer`) and left there
+            // (it is over a mebibyte and the job's node reached it
+            // directly); the test kills that node once the job says so.
+            // The consumer on another node, and the job itself, still get
+            // it whole: its task runs again on the other producer.
+            let node = args.get(1).cloned().unwrap_or_default();
+            let there = wray::SchedulingStrategy::NodeAffinity { node_id: node.clone(), soft: true };
+            let made = produce::options().resource("producer", 1.0).scheduling_strategy(there).remote(16);
+            let (ready, _) = wray::wait(std::slice::from_ref(&made), 1, None);
+            println!("made: {}", ready.len());
+            println!("kill: {node}");
+            std::thread::sleep(Duration::from_secs(1));
+            let r = consume::options().resource("consumer", 1.0).remote(&made);
+            let (len, intact, on) = wray::get(&r)?;
+            println!("held-lost: {len} bytes intact={intact} consumed on {on}");
+            let data = wray::get(&made)?;
+            let intact = data.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8);
+            println!("held-lost at home: {} bytes intact={intact}", data.len());
+        }
         "soak" => soak(
             args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1),
             args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100),
