@@ -80,6 +80,41 @@ fn arrive(refs: Vec<wray::ObjectRef<Vec<u8>>>) -> usize {
     refs.len()
 }
 
+/// `size` bytes, made where the task runs.
+#[wray::remote]
+fn make(size: usize) -> Vec<u8> {
+    vec![7u8; size]
+}
+
+/// How fast `object` (`size` bytes) reaches a task on the node with
+/// `remote`, nested in its argument: three tasks, each receiving it anew
+/// (the node drops its copy when each task ends), the time of the same
+/// task with an empty object taken off; the median, then the runs in order.
+/// The first one into a fresh cluster is often the slowest: the receiver's
+/// memory for the object is touched for the first time, which on this
+/// kind of VM costs 0.6-1.2 s per GiB.
+fn time_transfers(object: &wray::ObjectRef<Vec<u8>>, size: usize) -> Result<String, wray::Error> {
+    let small = wray::put(&Vec::<u8>::new());
+    let task = || arrive::options().resource("remote", 1.0);
+    wray::get(&task().remote(vec![small.clone()]))?;
+    let mut base = f64::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        wray::get(&task().remote(vec![small.clone()]))?;
+        base = base.min(start.elapsed().as_secs_f64());
+    }
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        wray::get(&task().remote(vec![object.clone()]))?;
+        let secs = start.elapsed().as_secs_f64() - base;
+        rates.push(size as f64 / secs / 1e9);
+    }
+    let runs: Vec<String> = rates.iter().map(|r| format!("{r:.2}")).collect();
+    rates.sort_by(f64::total_cmp);
+    Ok(format!("{:.3} GB_per_s (runs in order: {})", rates[1], runs.join(", ")))
+}
+
 /// The node a task lands on, where only one node has the resource `remote`.
 fn remote() -> noop::Options {
     noop::options().resource("remote", 1.0)
@@ -291,34 +326,21 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
             // n MiB put on the job's node (the head, or a worker in the
             // between-workers rows), then handed to a task on the node with
             // `remote` (nested in its argument, so the task itself does
-            // nothing with it); the time of the same task with an empty
-            // object is taken off.
+            // nothing with it).
             let size = (n as usize) << 20;
             let big = wray::put(&vec![7u8; size]);
-            let small = wray::put(&Vec::<u8>::new());
-            let task = || arrive::options().resource("remote", 1.0);
-            wray::get(&task().remote(vec![small.clone()]))?;
-            let mut base = f64::MAX;
-            for _ in 0..3 {
-                let start = Instant::now();
-                wray::get(&task().remote(vec![small.clone()]))?;
-                base = base.min(start.elapsed().as_secs_f64());
-            }
-            // Three transfers of the same object (the worker drops its copy
-            // when each task ends); the median is the figure. The first one
-            // in a fresh cluster is often the slowest: the worker's memory
-            // for the object is touched for the first time, which on this
-            // kind of VM costs 0.6-1.2 s per GiB.
-            let mut rates = Vec::new();
-            for _ in 0..3 {
-                let start = Instant::now();
-                wray::get(&task().remote(vec![big.clone()]))?;
-                let secs = start.elapsed().as_secs_f64() - base;
-                rates.push(size as f64 / secs / 1e9);
-            }
-            let runs: Vec<String> = rates.iter().map(|r| format!("{r:.2}")).collect();
-            rates.sort_by(f64::total_cmp);
-            println!("RESULT {:.3} GB_per_s (runs in order: {})", rates[1], runs.join(", "));
+            println!("RESULT {}", time_transfers(&big, size)?);
+        }
+        "handoff" => {
+            // n MiB made by a task on the node with `maker`, where it stays
+            // (the job's node reached that node directly and the result is
+            // large), then handed to a task on the node with `remote`,
+            // which fetches it from the maker: the job's node never holds
+            // it. Timed as `transfer`.
+            let size = (n as usize) << 20;
+            let made = make::options().resource("maker", 1.0).remote(size);
+            wray::wait(std::slice::from_ref(&made), 1, None);
+            println!("RESULT {}", time_transfers(&made, size)?);
         }
         "placement_groups" => {
             let bundle: &[(&str, f64)] = &[("CPU", 0.01)];

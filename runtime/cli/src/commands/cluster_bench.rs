@@ -316,6 +316,7 @@ pub(crate) fn run(job: &Path, scale: f64) -> anyhow::Result<Vec<Row>> {
         ),
     });
     rows.extend(between_workers(job, mib, raw_processes)?);
+    rows.push(handoff(job, mib, raw_processes)?);
     let exchanges = ((ROUND_TRIPS as f64 * scale).ceil() as usize).max(100);
     eprintln!("running raw QUIC round trips within one process and between two ({exchanges}) ...");
     let within = rt.block_on(wray_net::loopback_round_trips(exchanges)).context("measuring raw QUIC round trips")?;
@@ -390,6 +391,36 @@ fn between_workers(job: &Path, mib: u64, raw: f64) -> anyhow::Result<Vec<Row>> {
         });
     }
     Ok(rows)
+}
+
+/// An object made by a task on one worker and consumed by a task on
+/// another, the job on the head: the result stays where it was made and
+/// the consumer fetches it from there (`cluster/held.rs`), so its bytes
+/// cross one link — not two through the job's node.
+fn handoff(job: &Path, mib: u64, raw: f64) -> anyhow::Result<Row> {
+    // Ties go to the bigger node, and the head comes first: the job stays
+    // on the head, with as many CPUs as each worker.
+    let node = ["--cpus", "2", "--object-store-memory", "4GiB"];
+    let maker = [&node[..], &["--resources", r#"{"maker": 1}"#]].concat();
+    let consumer = [&node[..], &["--resources", r#"{"remote": 1000000}"#]].concat();
+    let cluster = LocalCluster::start_each(&node, &[&maker, &consumer])?;
+    eprintln!("running an object made on one worker for a task on another ({mib} MiB) ...");
+    let line = cluster.run(job, "handoff", mib, WORKLOAD_DEADLINE)?;
+    let rate = value(&line)?;
+    Ok(Row {
+        name: "object made on one worker, consumed on another".into(),
+        key: "handoff".into(),
+        value: rate,
+        unit: "GB/s".into(),
+        higher_is_better: true,
+        note: format!(
+            "{mib} MiB made by a task on worker A and left there, fetched by a task on worker B; the job on the head \
+             (which never holds it); median of three (GB/s in order: {}); {:.0}% of raw QUIC between two processes \
+             in this run",
+            runs_in_order(&line),
+            100.0 * rate / raw
+        ),
+    })
 }
 
 /// Workers of `--scale-out`: a head and this many worker processes.
