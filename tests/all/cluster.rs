@@ -746,13 +746,17 @@ fn a_large_object_made_on_one_node_is_consumed_on_another() {
 /// Bytes node `node` received over its cluster connections, from the
 /// head's `/metrics`.
 fn received_bytes(head: &Head, node: &str) -> f64 {
+    metric(head, &format!("wray_network_received_bytes_total{{node=\"{node}\"}} "))
+}
+
+/// The value on the head's `/metrics` line that starts with `line`.
+fn metric(head: &Head, line: &str) -> f64 {
     let dash = head.dashboard.as_deref().expect("the head runs a dashboard");
     let reply = request(dash, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let line = format!("wray_network_received_bytes_total{{node=\"{node}\"}} ");
     reply
         .body
         .lines()
-        .find_map(|l| l.strip_prefix(line.as_str()))
+        .find_map(|l| l.strip_prefix(line))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {line:?} in:\n{}", reply.body))
 }
@@ -781,6 +785,43 @@ fn workers_move_objects_to_each_other_without_the_head() {
     let through_home = received_bytes(&head, &home) - home_before;
     assert!(through_home < 32.0 * 1048576.0, "the job's node received {through_home} bytes of an object it never read");
     assert!(received_bytes(&head, &consumer) - consumer_before > 64.0 * 1048576.0);
+}
+
+#[test]
+fn a_result_left_on_a_node_is_freed_when_its_owner_dies() {
+    // A 16 MiB result stays on the producer for the job's node; that node
+    // (the job's, the object's owner) is SIGKILLed: the producer frees the
+    // object once the stream its owner held breaks, rather than keep it
+    // for an owner that is gone.
+    use std::io::BufRead;
+    let head = Head::start_with_cpus("1");
+    head.add_worker("3");
+    // A short peer timeout on the producer: the dead owner's connection
+    // to it (made by the owner) times out at the shorter of the two ends'.
+    let flags = ["--resources", r#"{"producer": 1}"#, "--peer-timeout", "2"];
+    let producer = node_id(head.add_worker_with("1", &flags));
+    let memory = || metric(&head, &format!("wray_object_store_memory_bytes{{node=\"{producer}\"}} "));
+    let mut run = head.spawn_testjob(&["held-orphan"]);
+    let mut text = String::new();
+    for line in std::io::BufReader::new(run.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line == "made: 1" {
+            // The dashboard's figures are at most a refresh old.
+            let held = wait_for(Duration::from_secs(10), || memory() >= 16.0 * 1048576.0);
+            assert!(held, "the producer does not hold the result: {} bytes", memory());
+        }
+        if let Some(host) = line.strip_prefix("kill: node-") {
+            let pid = u32::from_str_radix(host, 16).unwrap();
+            Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    assert!(text.contains("kill: "), "{text}");
+    let _ = run.wait();
+    let killed = Instant::now();
+    assert!(wait_for(Duration::from_secs(30), || memory() < 1048576.0), "still held: {} bytes", memory());
+    assert!(killed.elapsed() < Duration::from_secs(15), "freed only after {:?}", killed.elapsed());
 }
 
 #[test]

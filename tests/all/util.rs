@@ -324,3 +324,18 @@ pub fn request(addr: &str, raw: &[u8]) -> Reply {
     let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     Reply { status, head: head.to_string(), body: body.to_string() }
 }
+
+/// Polls `ok` every 200 ms until it holds or `limit` passes; whether it
+/// held.
+pub fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if ok() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -50,12 +50,13 @@ use wray_store::{Holder, Object};
 /// bandwidth whenever the consumer is a third node.
 pub(crate) const HOLD_RESULT_BYTES: usize = 1 << 20;
 
-/// The most results one owner's job may have held on one node at once;
-/// past it, results travel to their owner. Each holds a stream of the
+/// The most results a node holds for other nodes at once, whoever owns
+/// them; past it, results travel to their owner. Each holds a stream of its
 /// owner's connection open (at most `MAX_STREAMS_PER_CONNECTION` = 4,096,
 /// shared with everything else on it), and a connection out of streams
-/// would stall every new task on it.
-pub(crate) const MAX_HELD_PER_JOB: usize = 1024;
+/// would stall every new task on it; a bound per node keeps every
+/// connection to it well under that, whichever owners share one.
+pub(crate) const MAX_HELD: usize = 1024;
 
 /// How many times a reader tries to fetch an object held elsewhere (each
 /// failure has its task make it again) before it gives up.
@@ -98,14 +99,16 @@ pub(crate) fn owner_key(node: &NodeInner, job: &JobState) -> String {
 
 impl NodeInner {
     /// On the node that ran a task of job `key`: whether its result `id`
-    /// may stay here (within [`MAX_HELD_PER_JOB`]); if so it is recorded as
-    /// held, for [`NodeInner::serve_fetch`].
+    /// may stay here (within [`MAX_HELD`]); if so it is recorded as held,
+    /// for [`NodeInner::serve_fetch`].
     pub(crate) fn start_holding(&self, key: &str, id: ObjectId) -> bool {
         let mut jobs = lock(&self.remote_jobs);
-        match jobs.get_mut(key) {
-            Some(r) if r.held.len() < MAX_HELD_PER_JOB => r.held.insert(id),
-            _ => false,
+        // A sum over the stand-ins: a handful, and this runs once per
+        // large result.
+        if jobs.values().map(|r| r.held.len()).sum::<usize>() >= MAX_HELD {
+            return false;
         }
+        jobs.get_mut(key).is_some_and(|r| r.held.insert(id))
     }
 
     /// The owner let go of a held result.

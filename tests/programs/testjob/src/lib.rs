@@ -277,6 +277,16 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             let (len, intact, node) = wray::get(&r)?;
             println!("big: {len} bytes intact={intact} consumed on {node}");
         }
+        "held-orphan" => {
+            // 16 MiB made on a `producer` node and left there; then the test
+            // kills this job's own node, the object's owner: the producer
+            // frees it when the stream its owner held open breaks.
+            let made = produce::options().resource("producer", 1.0).remote(16);
+            let (ready, _) = wray::wait(std::slice::from_ref(&made), 1, None);
+            println!("made: {}", ready.len());
+            println!("kill: {}", wray::runtime_context().node_id);
+            std::thread::sleep(Duration::from_secs(120));
+        }
         "held-lost" => {
             // 16 MiB made on node `args[1]` (a `producer`) and left there
             // (it is over a mebibyte and the job's node reached it
