@@ -4,7 +4,8 @@
 # shapes of `ray microbenchmark`), then wray's (`wray microbenchmark`, same
 # workloads, release build), printed as one table with both columns and the
 # ratio; then the rows across nodes (a head and a worker as processes on
-# 127.0.0.1) with raw QUIC beside the object transfer. Ray is installed into a
+# 127.0.0.1) with raw QUIC beside the object transfer, and Ray's cross-node
+# figures from a three-raylet `ray.cluster_utils.Cluster` on the same machine. Ray is installed into a
 # venv kept outside the clone (/var/tmp/wray-bench-venv) the first time.
 #
 #   benches/core.sh              # both tables, Markdown

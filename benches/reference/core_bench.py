@@ -149,6 +149,114 @@ def core_rows():
     ray.shutdown()
 
 
+@ray.remote(num_cpus=0)
+def arrive(*objects):
+    """Touches nothing: what a task costs when its argument only has to
+    arrive (Ray fetches a top-level argument into the task's node before it
+    runs)."""
+    return len(objects)
+
+
+@ray.remote
+class RemoteSink:
+    def noop(self):
+        pass
+
+
+@ray.remote
+def make(size):
+    return np.full(size, 7, dtype=np.uint8)
+
+
+def median_transfer(fresh, size, base_of):
+    """Median GB/s of three transfers of a fresh object each (Ray keeps a
+    copy on a node that fetched one, which a second task there would
+    reuse), minus the time of the same task with an empty object."""
+    small = ray.put(np.zeros(0, dtype=np.uint8))
+    ray.get(base_of(small))
+    base = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        ray.get(base_of(small))
+        base = min(base, time.perf_counter() - start)
+    rates = []
+    for _ in range(3):
+        obj = fresh()
+        start = time.perf_counter()
+        ray.get(base_of(obj))
+        rates.append(size / (time.perf_counter() - start - base) / 1e9)
+        del obj
+    runs = ", ".join(f"{r:.2f}" for r in rates)
+    return sorted(rates)[1], runs
+
+
+def cluster_rows():
+    """The rows of `wray microbenchmark --cluster` that have a Ray
+    counterpart, on a Ray cluster of three nodes on this machine
+    (`ray.cluster_utils.Cluster`: a head running the driver, a node with
+    `remote` where the tasks and the actor go, a node with `maker`), each
+    with 2 CPUs and 4 GiB of object store, as wray's."""
+    from ray.cluster_utils import Cluster
+
+    store = 4 << 30
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 2, "object_store_memory": store, "include_dashboard": False},
+    )
+    cluster.add_node(num_cpus=2, resources={"remote": 1_000_000}, object_store_memory=store)
+    cluster.add_node(num_cpus=2, resources={"maker": 1}, object_store_memory=store)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level="ERROR")
+    remote = noop.options(resources={"remote": 1})
+    ray.get(remote.remote())
+    emit("remote_tasks_sync", timeit(lambda: ray.get(remote.remote())), "/s", "a task on another node, one at a time")
+    emit(
+        "remote_tasks_async",
+        timeit(lambda: ray.get([remote.remote() for _ in range(1000)]), 1000),
+        "/s",
+        "tasks on another node, batches of 1,000",
+    )
+    a = RemoteSink.options(resources={"remote": 1}).remote()
+    ray.get(a.noop.remote())
+    emit("remote_actor_sync", timeit(lambda: ray.get(a.noop.remote())), "/s", "calls to an actor on another node")
+    emit(
+        "remote_actor_async",
+        timeit(lambda: ray.get([a.noop.remote() for _ in range(1000)]), 1000),
+        "/s",
+        "calls to an actor on another node, batches of 1,000",
+    )
+    ray.kill(a)
+
+    size = 1 << 30
+    to_remote = arrive.options(resources={"remote": 1})
+    value, runs = median_transfer(
+        lambda: ray.put(np.full(size, 7, dtype=np.uint8)), size, lambda obj: to_remote.remote(obj)
+    )
+    emit(
+        "transfer",
+        value,
+        "GB/s",
+        f"1 GiB ray.put on the head, a task on the other node takes it as its argument; median of three, "
+        f"a fresh object each (GB/s in order: {runs})",
+    )
+
+    def made():
+        obj = make.options(resources={"maker": 1}).remote(size)
+        ray.wait([obj], fetch_local=False)
+        return obj
+
+    value, runs = median_transfer(made, size, lambda obj: to_remote.remote(obj))
+    emit(
+        "handoff",
+        value,
+        "GB/s",
+        f"1 GiB made by a task on one node, taken by a task on another; median of three, a fresh object each "
+        f"(GB/s in order: {runs})",
+    )
+    ray.shutdown()
+    cluster.shutdown()
+
+
 FIRST = """
 import ray
 ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
@@ -250,6 +358,12 @@ def idle_rss():
 
 if __name__ == "__main__":
     only = sys.argv[1:]
-    for name, fn in [("core", core_rows), ("first", first_result), ("head", head_start), ("idle", idle_rss)]:
+    for name, fn in [
+        ("core", core_rows),
+        ("first", first_result),
+        ("head", head_start),
+        ("idle", idle_rss),
+        ("cluster", cluster_rows),
+    ]:
         if not only or name in only:
             fn()
