@@ -778,10 +778,11 @@ fn workers_move_objects_to_each_other_without_the_head() {
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), head.worker_logs());
     let text = stdout(&out);
     assert!(text.contains(&format!("big: 67108864 bytes intact=true consumed on {consumer}")), "{text}");
+    assert!(text.contains("big parts: 3 intact=true"), "{text}");
     let through_head = received_bytes(&head, &head.id) - head_before;
     assert!(through_head < 8.0 * 1048576.0, "the head received {through_head} bytes of a 64 MiB object's trip");
-    // The job's component (22 MiB) reaches its node during the run; the
-    // object (64 MiB) does not.
+    // The job's component (22 MiB) and the three 1 MiB parts the job reads
+    // reach its node during the run; the 64 MiB object does not.
     let through_home = received_bytes(&head, &home) - home_before;
     assert!(through_home < 32.0 * 1048576.0, "the job's node received {through_home} bytes of an object it never read");
     assert!(received_bytes(&head, &consumer) - consumer_before > 64.0 * 1048576.0);

@@ -259,6 +259,26 @@ impl NodeInner {
         }
     }
 
+    /// Fetches home, all at once, those of `ids` held on other nodes (a
+    /// `get` of several: one after another they would each wait for the
+    /// last; each holder sends at its own pace). Errors are left for the
+    /// reader, who finds the ones that failed still held elsewhere.
+    pub(crate) async fn fetch_held_at_once(&self, ids: &[ObjectId]) {
+        let held: Vec<ObjectId> = ids.iter().copied().filter(|id| self.store.holder(*id).is_some()).collect();
+        if held.len() < 2 {
+            return;
+        }
+        let Ok(me) = self.arc() else { return };
+        let mut fetches = tokio::task::JoinSet::new();
+        for id in held {
+            let me = me.clone();
+            fetches.spawn(async move {
+                let _ = me.object(id).await;
+            });
+        }
+        fetches.join_all().await;
+    }
+
     /// The bytes of `id` from the node holding it: over a direct connection
     /// where there is one, else through the head.
     pub(crate) async fn fetch_held(&self, id: ObjectId, holder: &Holder) -> Result<Object, String> {

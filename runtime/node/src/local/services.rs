@@ -92,6 +92,7 @@ impl NodeInner {
     }
 
     async fn get_values(&self, ids: Vec<ObjectId>) -> Result<Vec<bytes::Bytes>, Error> {
+        self.fetch_held_at_once(&ids).await;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             out.push(self.object(id).await?.data);

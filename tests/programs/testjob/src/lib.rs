@@ -276,6 +276,13 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             let r = consume::options().resource("consumer", 1.0).remote(&made);
             let (len, intact, node) = wray::get(&r)?;
             println!("big: {len} bytes intact={intact} consumed on {node}");
+            // Three results of a mebibyte, left on the producer, read here
+            // together (fetched at once).
+            let parts: Vec<_> = (0..3).map(|_| produce::options().resource("producer", 1.0).remote(1)).collect();
+            let parts = wray::get_all(&parts)?;
+            let intact =
+                parts.iter().all(|p| p.len() == 1 << 20 && p.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+            println!("big parts: {} intact={intact}", parts.len());
         }
         "held-orphan" => {
             // 16 MiB made on a `producer` node and left there; then the test
