@@ -255,7 +255,8 @@ pub struct ObjectRow {
     pub size: u64,
     /// References held.
     pub refs: u32,
-    /// `PENDING`, `IN_MEMORY` or `SPILLED`.
+    /// `PENDING`, `IN_MEMORY`, `SPILLED`, `FAILED` or `ON_ANOTHER_NODE` (ready
+    /// in the store of the node that made it; its size is the object's).
     pub state: String,
 }
 
