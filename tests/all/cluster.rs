@@ -782,11 +782,16 @@ fn a_job_on_the_head_leaves_large_results_where_they_were_made() {
 
 /// `big 64` on a head and three workers — the job's (3 CPUs, or the head
 /// has them), a `producer` and a `consumer` — checking that the 64 MiB
-/// object reaches only the consumer.
+/// object reaches only the consumer, and that a task needing only a CPU
+/// goes to the 32 MiB it takes.
 fn big_object_between_workers(job_on_head: bool) {
     let head = Head::start_with_cpus(if job_on_head { "3" } else { "1" });
     let home = if job_on_head { head.id.clone() } else { node_id(head.add_worker("3")) };
-    head.add_worker_with("1", &["--resources", r#"{"producer": 1}"#]);
+    // Two CPUs on the producer: room for the task drawn to its result even
+    // while the head still counts the CPU of the task that made it (it is
+    // credited when the job's node closes that task's stream to the head,
+    // which may arrive after the next request).
+    let producer = node_id(head.add_worker_with("2", &["--resources", r#"{"producer": 1}"#]));
     let consumer = node_id(head.add_worker_with("1", &["--resources", r#"{"consumer": 1}"#]));
     let (head_before, home_before) = (received_bytes(&head, &head.id), received_bytes(&head, &home));
     let consumer_before = received_bytes(&head, &consumer);
@@ -795,6 +800,8 @@ fn big_object_between_workers(job_on_head: bool) {
     let text = stdout(&out);
     assert!(text.contains(&format!("big: 67108864 bytes intact=true consumed on {consumer}")), "{text}");
     assert!(text.contains("big parts: 3 intact=true"), "{text}");
+    // A task whose argument is held elsewhere goes to it.
+    assert!(text.contains(&format!("near: 33554432 bytes intact=true consumed on {producer}")), "{text}");
     if !job_on_head {
         let through_head = received_bytes(&head, &head.id) - head_before;
         assert!(through_head < 8.0 * 1048576.0, "the head received {through_head} bytes of a 64 MiB object's trip");

@@ -39,6 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use wray_core::{Error, ObjectId};
+use wray_host::ArgSpec;
 use wray_net::proto::{self, Event, Request, TaskDone, WireHolder, WireId, WireObject};
 use wray_net::{NetError, frame};
 use wray_store::{Holder, Object};
@@ -66,6 +67,14 @@ const MAX_FETCH_ATTEMPTS: usize = 4;
 /// take it back (it does so at once; this only bounds a keeper that is
 /// gone).
 const KEEPER_GRACE: Duration = Duration::from_secs(10);
+
+/// A task whose arguments held on one other node add up to this many bytes
+/// goes to that node if it has room (a soft node affinity), rather than
+/// take its own node's CPU and fetch them: moving the task to the data
+/// beats moving the data, as for arguments on the task's own node
+/// ([`LOCALITY_BYTES`](crate::cluster::remote_task::LOCALITY_BYTES), the
+/// same bound). Ray's locality-aware leasing does the same.
+pub(crate) const HELD_LOCALITY_BYTES: usize = crate::cluster::remote_task::LOCALITY_BYTES;
 
 /// The owner's end of a held result: the task's stream, open for as long as
 /// the holder should keep the object.
@@ -194,6 +203,33 @@ impl NodeInner {
         let _ = k.send.finish();
         // Filled or freed meanwhile: nothing to make again.
         lost.filter(|_| self.store.reopen(output))
+    }
+
+    /// The node holding most of the bytes of `args` among objects held on
+    /// other nodes, if they reach [`HELD_LOCALITY_BYTES`]: where a task
+    /// with the default scheduling should go first. (The arguments exist by
+    /// now: their holders are known.)
+    pub(crate) fn held_locality(&self, args: &[ArgSpec]) -> Option<String> {
+        let mut by_node: Vec<(String, usize)> = Vec::new();
+        let mut count = |id: &ObjectId| {
+            if let Some(h) = self.store.holder(*id) {
+                match by_node.iter_mut().find(|(n, _)| *n == h.node) {
+                    Some((_, bytes)) => *bytes += h.size,
+                    None => by_node.push((h.node, h.size)),
+                }
+            }
+        };
+        for a in args {
+            match a {
+                ArgSpec::Object(id) => count(id),
+                ArgSpec::Value(v) => v.refs.iter().for_each(&mut count),
+            }
+        }
+        by_node
+            .into_iter()
+            .filter(|(_, bytes)| *bytes >= HELD_LOCALITY_BYTES)
+            .max_by_key(|(_, bytes)| *bytes)
+            .map(|(n, _)| n)
     }
 
     /// A reader could not fetch `id` from its holder: its keeper takes it

@@ -288,10 +288,16 @@ impl NodeInner {
     }
 
     /// Sends `spec` to another node and waits for its result, which is
-    /// stored as the task's output.
-    pub(crate) async fn run_remote(self: &Arc<Self>, job: &Arc<JobState>, spec: &TaskSpec, must_move: bool) -> Remote {
-        let request =
-            self.task_request(job, spec.task, &spec.function, &spec.args, &spec.options, must_move, None).await;
+    /// stored as the task's output. `options` are the task's, but for a
+    /// scheduling its arguments' locality may have set.
+    pub(crate) async fn run_remote(
+        self: &Arc<Self>,
+        job: &Arc<JobState>,
+        spec: &TaskSpec,
+        options: &Options,
+        must_move: bool,
+    ) -> Remote {
+        let request = self.task_request(job, spec.task, &spec.function, &spec.args, options, must_move, None).await;
         let (request, blobs) = match request {
             Ok(r) => r,
             Err(e) => {
@@ -299,7 +305,7 @@ impl NodeInner {
                 return Remote::Ran;
             }
         };
-        let (conn, placed) = match self.choose(&spec.options, must_move).await {
+        let (conn, placed) = match self.choose(options, must_move).await {
             Chosen::Conn(c, placed) => (c, placed),
             Chosen::Busy => return Remote::Busy,
             Chosen::Lost(why) => return Remote::Lost(why),

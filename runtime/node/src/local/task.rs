@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
-use wray_core::{Error, ObjectId, Options, TaskId};
+use wray_core::{Error, ObjectId, Options, Scheduling, TaskId};
 use wray_host::{ArgSpec, CallError, Caller, Instance, Services};
 use wray_sched::task_retry::{Attempt, Next, TaskRetries};
 use wray_store::Object;
@@ -288,6 +288,19 @@ impl NodeInner {
             ready = self.await_args(&spec.args) => ready?,
             () = cancel.cancelled() => return Err(Error::Cancelled),
         };
+        // Arguments held on another node draw a task with the default
+        // scheduling there, while it has room (`cluster/held.rs`).
+        let located;
+        let options = match self
+            .held_locality(&spec.args)
+            .filter(|_| !spec.here && spec.options.scheduling == Scheduling::Default)
+        {
+            Some(node) => {
+                located = Options { scheduling: Scheduling::NodeAffinity { node, soft: true }, ..spec.options.clone() };
+                &located
+            }
+            None => &spec.options,
+        };
         // The retry rules (one budget for node losses and failures, node
         // losses retried whatever `retry_exceptions` says) are
         // `wray_sched::task_retry`'s.
@@ -300,7 +313,7 @@ impl NodeInner {
         // moves later is placed as any other). A hard affinity to another
         // node asks it every time: the task never runs here.
         let pinned_elsewhere = self.pinned_elsewhere(&spec.options, spec.here);
-        let mut ask_head = self.asks_head(&spec.options, spec.here);
+        let mut ask_head = self.asks_head(options, spec.here);
         loop {
             // Here if there is room now; else elsewhere if another node has
             // room (or this one can never run it); else queued here, until
@@ -315,7 +328,7 @@ impl NodeInner {
             let first = if pinned_elsewhere { ask_head } else { ask_head.take() };
             if let Some(must_move) = first.or_else(|| self.should_move(spec)) {
                 let outcome = tokio::select! {
-                    r = self.run_remote(job, spec, must_move) => r,
+                    r = self.run_remote(job, spec, options, must_move) => r,
                     () = cancel.cancelled() => return Err(Error::Cancelled),
                 };
                 let (attempt, why) = match outcome {

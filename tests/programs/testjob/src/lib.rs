@@ -283,6 +283,12 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             let intact =
                 parts.iter().all(|p| p.len() == 1 << 20 && p.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
             println!("big parts: {} intact={intact}", parts.len());
+            // 32 MiB left on the producer draw a task that needs only a CPU
+            // to the producer (which has one free), rather than have it run
+            // here and fetch them.
+            let made = produce::options().resource("producer", 1.0).remote(32);
+            let (len, intact, on) = wray::get(&consume::remote(&made))?;
+            println!("near: {len} bytes intact={intact} consumed on {on}");
         }
         "held-orphan" => {
             // 16 MiB made on a `producer` node and left there; then the test
