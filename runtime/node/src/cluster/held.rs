@@ -210,6 +210,8 @@ impl NodeInner {
     /// with the default scheduling should go first. (The arguments exist by
     /// now: their holders are known.)
     pub(crate) fn held_locality(&self, args: &[ArgSpec]) -> Option<String> {
+        // Nothing is held elsewhere without a cluster.
+        self.link.get()?;
         let mut by_node: Vec<(String, usize)> = Vec::new();
         let mut count = |id: &ObjectId| {
             if let Some(h) = self.store.holder(*id) {

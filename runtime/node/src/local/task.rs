@@ -289,12 +289,14 @@ impl NodeInner {
             () = cancel.cancelled() => return Err(Error::Cancelled),
         };
         // Arguments held on another node draw a task with the default
-        // scheduling there, while it has room (`cluster/held.rs`).
+        // scheduling there, while it has room (`cluster/held.rs`) — one this
+        // node could run, which would otherwise run here and fetch them (one
+        // it cannot is placed by its resources, as before).
         let located;
-        let options = match self
-            .held_locality(&spec.args)
-            .filter(|_| !spec.here && spec.options.scheduling == Scheduling::Default)
-        {
+        let movable_here = !spec.here
+            && spec.options.scheduling == Scheduling::Default
+            && lock(&self.sched).check_feasible(&spec.options.resources).is_ok();
+        let options = match movable_here.then(|| self.held_locality(&spec.args)).flatten() {
             Some(node) => {
                 located = Options { scheduling: Scheduling::NodeAffinity { node, soft: true }, ..spec.options.clone() };
                 &located
