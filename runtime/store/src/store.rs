@@ -310,6 +310,15 @@ impl ObjectStore {
         }
     }
 
+    /// Those of `ids` held on other nodes, under one lock.
+    pub fn held_elsewhere(&self, ids: &[ObjectId]) -> Vec<ObjectId> {
+        let inner = self.lock();
+        ids.iter()
+            .copied()
+            .filter(|id| inner.objects.get(id).is_some_and(|e| matches!(e.state, State::Elsewhere(_))))
+            .collect()
+    }
+
     /// Brings the bytes of an object held elsewhere into this store (they
     /// were fetched from its holder): it becomes an ordinary object, kept
     /// or spilled like any other. A no-op unless it is still held

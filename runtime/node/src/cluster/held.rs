@@ -252,12 +252,11 @@ impl NodeInner {
     pub(crate) async fn object(&self, id: ObjectId) -> Result<Object, Error> {
         let mut failures = 0;
         loop {
-            let Some(holder) = self.store.holder(id) else {
-                match self.store.get(id).await {
-                    // Settled as held elsewhere while we waited.
-                    Err(_) if self.store.holder(id).is_some() => continue,
-                    got => return got,
-                }
+            // The store first: what is here (the common case) costs one
+            // lookup; an object held elsewhere reads as an error there.
+            let got = self.store.get(id).await;
+            let Some(holder) = got.as_ref().err().and_then(|_| self.store.holder(id)) else {
+                return got;
             };
             // One fetch per object at a time: the others find it filled.
             let turn = lock(&self.fetching).entry(id).or_default().clone();
@@ -302,7 +301,10 @@ impl NodeInner {
     /// last; each holder sends at its own pace). Errors are left for the
     /// reader, who finds the ones that failed still held elsewhere.
     pub(crate) async fn fetch_held_at_once(&self, ids: &[ObjectId]) {
-        let held: Vec<ObjectId> = ids.iter().copied().filter(|id| self.store.holder(*id).is_some()).collect();
+        if ids.len() < 2 || self.link.get().is_none() {
+            return;
+        }
+        let held = self.store.held_elsewhere(ids);
         if held.len() < 2 {
             return;
         }

@@ -293,10 +293,13 @@ impl NodeInner {
         // node could run, which would otherwise run here and fetch them (one
         // it cannot is placed by its resources, as before).
         let located;
-        let movable_here = !spec.here
-            && spec.options.scheduling == Scheduling::Default
-            && lock(&self.sched).check_feasible(&spec.options.resources).is_ok();
-        let options = match movable_here.then(|| self.held_locality(&spec.args)).flatten() {
+        let could_run_here = || {
+            !spec.here
+                && spec.options.scheduling == Scheduling::Default
+                && lock(&self.sched).check_feasible(&spec.options.resources).is_ok()
+        };
+        // (The scheduler's lock only for a task that has such arguments.)
+        let options = match self.held_locality(&spec.args).filter(|_| could_run_here()) {
             Some(node) => {
                 located = Options { scheduling: Scheduling::NodeAffinity { node, soft: true }, ..spec.options.clone() };
                 &located
