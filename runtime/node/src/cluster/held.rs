@@ -179,11 +179,11 @@ impl NodeInner {
     }
 
     /// Keeps `output`, held on another node, held there until it is freed
-    /// here (the job ending frees it too) or fetched home (then the
-    /// holder's copy goes), or it is lost. Returns why it was lost — it is pending again and its
-    /// task is to run again — or `None` if it no longer needs its holder.
-    /// (The job ending frees it, which ends this too; cancelling a task
-    /// that has finished changes nothing, as in Ray.)
+    /// here (the job's end frees it too) or fetched home — then the
+    /// holder's copy goes and this returns `None` — or until it is lost:
+    /// then it is pending again, and this returns why, for its task to run
+    /// again. Cancelling a task that has finished changes nothing, as in
+    /// Ray.
     pub(crate) async fn keep(&self, output: ObjectId, mut k: Keeper) -> Option<String> {
         let suspect = Arc::new(Notify::new());
         lock(&self.keepers).insert(output, suspect.clone());
