@@ -145,6 +145,15 @@
 //! `.placement_group(&group, index)` on a task's or actor's options runs it
 //! in a bundle.
 //!
+//! Objects move only where they are needed. A task's arguments travel with
+//! it; its result comes back to the job's node — except a large one (1 MiB
+//! or more, holding no refs), which stays on the node that made it: a task
+//! on a third node fetches it from there, the job's node only when the job
+//! [`get`]s it, and a task taking 16 MiB or more of such results goes to
+//! their node when it has room. If that node dies, the task that made the
+//! result runs again (up to its `max_retries`) and its readers wait for it,
+//! as Ray rebuilds a lost object from its lineage.
+//!
 //! ## A pool of tasks
 //!
 //! [`util::Pool`] is Ray's `ray.util.multiprocessing.Pool`: `map`, `imap`,
