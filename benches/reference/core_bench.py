@@ -73,28 +73,34 @@ def actor_client(calls):
     return calls
 
 
+def task_and_actor_rows(prefix, task, actor, notes):
+    """ray_perf's four shapes — tasks and calls to one actor, one at a
+    time and in batches of 1,000 — as rows `{prefix}tasks_sync`,
+    `{prefix}tasks_async`, `{prefix}actor_sync` and `{prefix}actor_async`
+    with these four notes. `task` and `actor` are `noop` and `Sink`, with
+    any options already applied."""
+    ray.get(task.remote())
+    a = actor.remote()
+    ray.get(a.noop.remote())
+    for name, call, one, many in [("tasks", task.remote, *notes[:2]), ("actor", a.noop.remote, *notes[2:])]:
+        emit(f"{prefix}{name}_sync", timeit(lambda: ray.get(call())), "/s", one)
+        emit(f"{prefix}{name}_async", timeit(lambda: ray.get([call() for _ in range(1000)]), 1000), "/s", many)
+    ray.kill(a)
+
+
 def core_rows():
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    ray.get(noop.remote())
-
-    emit("tasks_sync", timeit(lambda: ray.get(noop.remote())), "/s", "ray_perf: single client tasks sync")
-    emit(
-        "tasks_async",
-        timeit(lambda: ray.get([noop.remote() for _ in range(1000)]), 1000),
-        "/s",
-        "ray_perf: single client tasks async (batches of 1,000)",
+    task_and_actor_rows(
+        "",
+        noop,
+        Sink,
+        (
+            "ray_perf: single client tasks sync",
+            "ray_perf: single client tasks async (batches of 1,000)",
+            "ray_perf: 1:1 actor calls sync",
+            "ray_perf: 1:1 actor calls async (batches of 1,000)",
+        ),
     )
-
-    a = Sink.remote()
-    ray.get(a.noop.remote())
-    emit("actor_sync", timeit(lambda: ray.get(a.noop.remote())), "/s", "ray_perf: 1:1 actor calls sync")
-    emit(
-        "actor_async",
-        timeit(lambda: ray.get([a.noop.remote() for _ in range(1000)]), 1000),
-        "/s",
-        "ray_perf: 1:1 actor calls async (batches of 1,000)",
-    )
-    ray.kill(a)
 
     # wray's n:n row: 4 client tasks, each with its own actor, 2,500 calls each.
     emit(
@@ -158,12 +164,6 @@ def arrive(*objects):
 
 
 @ray.remote
-class RemoteSink:
-    def noop(self):
-        pass
-
-
-@ray.remote
 def make(size):
     return np.full(size, 7, dtype=np.uint8)
 
@@ -207,25 +207,18 @@ def cluster_rows():
     cluster.add_node(num_cpus=2, resources={"maker": 1}, object_store_memory=store)
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, logging_level="ERROR")
-    remote = noop.options(resources={"remote": 1})
-    ray.get(remote.remote())
-    emit("remote_tasks_sync", timeit(lambda: ray.get(remote.remote())), "/s", "a task on another node, one at a time")
-    emit(
-        "remote_tasks_async",
-        timeit(lambda: ray.get([remote.remote() for _ in range(1000)]), 1000),
-        "/s",
-        "tasks on another node, batches of 1,000",
+    on_remote = {"resources": {"remote": 1}}
+    task_and_actor_rows(
+        "remote_",
+        noop.options(**on_remote),
+        Sink.options(**on_remote),
+        (
+            "a task on another node, one at a time",
+            "tasks on another node, batches of 1,000",
+            "calls to an actor on another node",
+            "calls to an actor on another node, batches of 1,000",
+        ),
     )
-    a = RemoteSink.options(resources={"remote": 1}).remote()
-    ray.get(a.noop.remote())
-    emit("remote_actor_sync", timeit(lambda: ray.get(a.noop.remote())), "/s", "calls to an actor on another node")
-    emit(
-        "remote_actor_async",
-        timeit(lambda: ray.get([a.noop.remote() for _ in range(1000)]), 1000),
-        "/s",
-        "calls to an actor on another node, batches of 1,000",
-    )
-    ray.kill(a)
 
     size = 1 << 30
     to_remote = arrive.options(resources={"remote": 1})

@@ -141,10 +141,26 @@ fn lost(id: ObjectId) -> Error {
     Error::ObjectLost(format!("object {id} does not exist (freed, or never created in this job)"))
 }
 
-/// What reading an object held elsewhere gives: a reader that can fetch
-/// asks [`ObjectStore::holder`] first; this error is for one that cannot.
-fn not_here(id: ObjectId, h: &Holder) -> Error {
-    Error::ObjectLost(format!("object {id} is held on node {}, not in this store", h.node))
+/// What a read of a ready object finds ([`ObjectStore::find`]).
+#[derive(Debug)]
+pub enum Found {
+    /// Its contents, in this store.
+    Here(Object),
+    /// Where it is held: its bytes are in another node's store.
+    Elsewhere(Holder),
+}
+
+impl Found {
+    /// The contents; an object held elsewhere is an error for a reader that
+    /// cannot fetch it.
+    fn here(self, id: ObjectId) -> Result<Object, Error> {
+        match self {
+            Found::Here(o) => Ok(o),
+            Found::Elsewhere(h) => {
+                Err(Error::ObjectLost(format!("object {id} is held on node {}, not in this store", h.node)))
+            }
+        }
+    }
 }
 
 impl ObjectStore {
@@ -475,9 +491,11 @@ impl ObjectStore {
         }
     }
 
-    /// The object's contents, or the error its task failed with, without
-    /// waiting: `None` while pending.
-    pub fn try_get(&self, id: ObjectId) -> Option<Result<Object, Error>> {
+    /// What a read finds, without waiting: the object's contents, where it
+    /// is held if it is ready on another node, or the error its task failed
+    /// with; `None` while pending. One look under the lock, so that an
+    /// object filled or reopened meanwhile cannot read as neither.
+    pub fn try_find(&self, id: ObjectId) -> Option<Result<Found, Error>> {
         let spilled_refs;
         {
             let mut inner = self.lock();
@@ -490,10 +508,10 @@ impl ObjectStore {
             match &e.state {
                 State::Pending => return None,
                 State::Memory(b) | State::Spilling(b) => {
-                    return Some(Ok(Object { data: b.clone(), refs: e.nested.clone() }));
+                    return Some(Ok(Found::Here(Object { data: b.clone(), refs: e.nested.clone() })));
                 }
                 State::Failed(err) => return Some(Err(err.clone())),
-                State::Elsewhere(h) => return Some(Err(not_here(id, h))),
+                State::Elsewhere(h) => return Some(Ok(Found::Elsewhere(h.clone()))),
                 State::Spilled(_) => spilled_refs = e.nested.clone(),
             }
             inner.restores += 1;
@@ -501,17 +519,25 @@ impl ObjectStore {
         // Read outside the lock: the caller holds a reference, so the entry
         // (and its spilled bytes) cannot go away meanwhile.
         Some(match self.spill.read(id) {
-            Ok(Some(data)) => Ok(Object { data: Bytes::from(data), refs: spilled_refs }),
+            Ok(Some(data)) => Ok(Found::Here(Object { data: Bytes::from(data), refs: spilled_refs })),
             Ok(None) => Err(Error::ObjectLost(format!("object {id} was spilled but is missing from the spill store"))),
             Err(e) => Err(Error::ObjectLost(format!("object {id}: reading it back from disk failed: {e}"))),
         })
     }
 
-    /// Waits for the object and returns it. Cancellation-safe.
-    pub async fn get(&self, id: ObjectId) -> Result<Object, Error> {
+    /// The object's contents, or the error its task failed with, without
+    /// waiting: `None` while pending. An object held elsewhere is an error
+    /// here; a reader that can fetch it uses [`ObjectStore::try_find`].
+    pub fn try_get(&self, id: ObjectId) -> Option<Result<Object, Error>> {
+        self.try_find(id).map(|found| found.and_then(|f| f.here(id)))
+    }
+
+    /// Waits for the object to be made (here or on another node) and says
+    /// what a read finds. Cancellation-safe.
+    pub async fn find(&self, id: ObjectId) -> Result<Found, Error> {
         let notify = Arc::new(Notify::new());
         loop {
-            if let Some(r) = self.try_get(id) {
+            if let Some(r) = self.try_find(id) {
                 return r;
             }
             match self.watch(id, &notify) {
@@ -520,6 +546,12 @@ impl ObjectStore {
                 Some(false) => notify.notified().await,
             }
         }
+    }
+
+    /// Waits for the object and returns it; one held elsewhere is an error
+    /// (see [`ObjectStore::find`]). Cancellation-safe.
+    pub async fn get(&self, id: ObjectId) -> Result<Object, Error> {
+        self.find(id).await.and_then(|f| f.here(id))
     }
 
     /// The `limit` largest objects, largest first: what `wray list objects`

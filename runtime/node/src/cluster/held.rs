@@ -42,7 +42,7 @@ use wray_core::{Error, ObjectId};
 use wray_host::ArgSpec;
 use wray_net::proto::{self, Event, Request, TaskDone, WireHolder, WireId, WireObject};
 use wray_net::{NetError, frame};
-use wray_store::{Holder, Object};
+use wray_store::{Found, Holder, Object};
 
 /// A task's result at least this large stays on the node that made it
 /// (when its owner reached that node directly). Below it the bytes cost
@@ -161,7 +161,7 @@ impl NodeInner {
 
     /// On the owner: a task's result is held on node `node` (listening at
     /// `addr`, or empty): its store records where, and its readers wake.
-    pub(crate) fn held_result(&self, job: &JobState, done: &TaskDone, addr: &str) -> Result<ObjectId, String> {
+    pub(crate) fn held_result(&self, job: &JobState, done: &TaskDone, addr: &str) -> Result<(), String> {
         let output = object_id(&done.output);
         match &done.result {
             Ok(o)
@@ -172,7 +172,7 @@ impl NodeInner {
                 let key = owner_key(self, job);
                 let holder = Holder { node: done.node.clone(), addr: addr.to_string(), size: o.len as usize, key };
                 self.store.complete_elsewhere(output, holder);
-                Ok(output)
+                Ok(())
             }
             _ => Err(format!("node {} said it holds a result it cannot hold", done.node)),
         }
@@ -252,11 +252,9 @@ impl NodeInner {
     pub(crate) async fn object(&self, id: ObjectId) -> Result<Object, Error> {
         let mut failures = 0;
         loop {
-            // The store first: what is here (the common case) costs one
-            // lookup; an object held elsewhere reads as an error there.
-            let got = self.store.get(id).await;
-            let Some(holder) = got.as_ref().err().and_then(|_| self.store.holder(id)) else {
-                return got;
+            let holder = match self.store.find(id).await? {
+                Found::Here(object) => return Ok(object),
+                Found::Elsewhere(holder) => holder,
             };
             // One fetch per object at a time: the others find it filled.
             let turn = lock(&self.fetching).entry(id).or_default().clone();

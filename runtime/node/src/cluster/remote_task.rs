@@ -43,7 +43,7 @@ use wray_core::{Error, ObjectId, Options, Resources, Scheduling, TaskId, limits}
 use wray_host::{ArgSpec, Chunk, Grants, InstanceLimits, JobComponent, Output, Stream, Value};
 use wray_net::proto::{self, Event, Request, TaskDone, TaskRequest, WireActor, WireArg, WireObject};
 use wray_net::{NetError, frame};
-use wray_store::Object;
+use wray_store::{Found, Object};
 
 /// A task whose arguments add up to this many bytes stays on its node
 /// when it is busy (locality) instead of spilling over to another.
@@ -315,10 +315,6 @@ impl NodeInner {
                 return Remote::Ran;
             }
         };
-        // A worker that reaches others directly asks the head only where
-        // the task goes, and takes it there itself.
-        // The request itself is kept only for the second leg of a direct
-        // send; otherwise it is encoded as it is, without a copy.
         // The head reaches the node it placed the task on directly: a
         // large result may stay there (`cluster/held.rs`), where the other
         // workers reach it too.
@@ -326,6 +322,10 @@ impl NodeInner {
             (Some(p), Some(Link::Head(peers))) => Some(peers.direct_address(&p.node).unwrap_or_default()),
             _ => None,
         };
+        // A worker that reaches others directly asks the head only where
+        // the task goes, and takes it there itself. The request is kept
+        // only for that second leg; otherwise it is encoded as it is,
+        // without a copy.
         let (asked, direct) = match self.link.get() {
             Some(Link::Worker(w)) if w.goes_direct() && request.actor.is_none() => {
                 (TaskRequest { direct: true, ..request.clone() }, Some((w, request)))
@@ -449,7 +449,7 @@ impl NodeInner {
             {
                 lock(&self.task_log).ran_elsewhere(spec.task, &done.node, None);
                 return match self.held_result(job, done, addr) {
-                    Ok(_) => Remote::Held(Box::new(Keeper { send, recv, node: done.node.clone() })),
+                    Ok(()) => Remote::Held(Box::new(Keeper { send, recv, node: done.node.clone() })),
                     Err(why) => lost(why),
                 };
             }
@@ -633,18 +633,15 @@ impl NodeInner {
             let object = match held {
                 HeldObjects::Fetched => self.object(id).await?,
                 // Waited for, but not fetched if it is held elsewhere.
-                HeldObjects::Named => {
-                    let got = self.store.get(id).await;
-                    match self.store.holder(id) {
-                        Some(holder) if got.is_err() => {
-                            // Held objects refer to nothing.
-                            stack.push((id, true));
-                            fetched.insert(id, Carried::At(holder));
-                            continue;
-                        }
-                        _ => got?,
+                HeldObjects::Named => match self.store.find(id).await? {
+                    Found::Here(object) => object,
+                    Found::Elsewhere(holder) => {
+                        // Held objects refer to nothing.
+                        stack.push((id, true));
+                        fetched.insert(id, Carried::At(holder));
+                        continue;
                     }
-                }
+                },
             };
             stack.push((id, true));
             stack.extend(object.refs.iter().rev().map(|r| (*r, false)));

@@ -343,11 +343,8 @@ impl NodeInner {
     /// dependent with the same error, as in Ray.
     pub(crate) async fn await_args(&self, args: &[ArgSpec]) -> Result<(), wray_core::Error> {
         for a in args {
-            if let ArgSpec::Object(id) = a
-                && let Err(e) = self.store.get(*id).await
-                && self.store.holder(*id).is_none()
-            {
-                return Err(e);
+            if let ArgSpec::Object(id) = a {
+                self.store.find(*id).await?;
             }
         }
         Ok(())

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use wray_core::{ActorId, Error, JobId, ObjectId, Options, Resources, Strategy, TaskId, limits};
 use wray_host::BoxFuture;
 use wray_host::{ArgSpec, Caller, Services, Value};
-use wray_store::Object;
+use wray_store::{Found, Object};
 
 impl NodeInner {
     /// This node's resources, with its object store's memory.
@@ -231,12 +231,11 @@ impl Services for NodeInner {
             // Fast path: everything ready, no need to give the CPU back.
             let mut ready = Vec::with_capacity(ids.len());
             for id in &ids {
-                match self.store.try_get(*id) {
-                    Some(Ok(o)) => ready.push(o),
-                    // Held on another node: fetched below.
-                    Some(Err(_)) if self.store.holder(*id).is_some() => break,
+                match self.store.try_find(*id) {
+                    Some(Ok(Found::Here(o))) => ready.push(o),
                     Some(Err(e)) => return Err(e),
-                    None => break,
+                    // Pending, or held on another node: fetched below.
+                    Some(Ok(Found::Elsewhere(_))) | None => break,
                 }
             }
             if ready.len() == ids.len() {

@@ -197,9 +197,8 @@ impl NodeInner {
         job: Arc<JobState>,
         spec: TaskSpec,
         cancel: Arc<CancelToken>,
-        keeper: Box<Keeper>,
+        mut keeper: Box<Keeper>,
     ) {
-        let mut keeper = keeper;
         let mut remade = 0;
         loop {
             let Some(why) = self.keep(spec.output, *keeper).await else { break };

@@ -298,6 +298,8 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             let (ready, _) = wray::wait(std::slice::from_ref(&made), 1, None);
             println!("made: {}", ready.len());
             println!("kill: {}", wray::runtime_context().node_id);
+            // Idle until the test kills this node (what it tests); a bound
+            // so that a test that failed to kill it does not leave it on.
             std::thread::sleep(Duration::from_secs(120));
         }
         "held-lost" => {
@@ -312,7 +314,15 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             let (ready, _) = wray::wait(std::slice::from_ref(&made), 1, None);
             println!("made: {}", ready.len());
             println!("kill: {node}");
-            std::thread::sleep(Duration::from_secs(1));
+            // Until the cluster has lost it (the head declares it dead
+            // after `--node-timeout`), so that the consumer finds it gone.
+            let start = std::time::Instant::now();
+            while wray::cluster_resources().get("producer").copied().unwrap_or(0.0) > 1.0 {
+                if start.elapsed() > Duration::from_secs(30) {
+                    return Err(Error::InvalidArgument(format!("node {node} is still in the cluster after 30 s")));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
             let r = consume::options().resource("consumer", 1.0).remote(&made);
             let (len, intact, on) = wray::get(&r)?;
             println!("held-lost: {len} bytes intact={intact} consumed on {on}");
