@@ -32,6 +32,8 @@ fn tasks_refs_and_values() {
     has(&out, "local helper: 4");
     has(&out, "counter after tasks: 17");
     has(&out, "many: 2001000");
+    has(&out, "chain: 300");
+    has(&out, "fan-out: 800");
     has(&out, "context task empty in driver: true");
 }
 
@@ -167,6 +169,8 @@ fn cancel_and_timeouts() {
     let out = ok(&[], &["cancel"]);
     has(&out, "cancelled: task cancelled");
     has(&out, "cancel took under a second: true");
+    has(&out, "cancelled while waiting for its argument: task cancelled");
+    has(&out, "that cancel took under a second: true");
     has(&out, "cancelled spin: task cancelled");
     has(&out, "wait timeout: 0 1");
     has(&out, "get timeout: timed out");

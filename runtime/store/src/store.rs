@@ -54,7 +54,26 @@ struct Entry {
     refs: u32,
     nested: Vec<ObjectId>,
     last_access: u64,
-    watchers: Vec<Arc<Notify>>,
+    watchers: Vec<Watcher>,
+}
+
+/// Who is told when an object stops being pending (or, held elsewhere,
+/// stops being held there), or is freed.
+enum Watcher {
+    /// A reader waiting in `get`, `wait` or for a task's arguments.
+    Wake(Arc<Notify>),
+    /// A task parked until this argument is settled
+    /// ([`ObjectStore::on_settled`]).
+    Call(Box<dyn FnOnce() + Send>),
+}
+
+impl Watcher {
+    fn fire(self) {
+        match self {
+            Watcher::Wake(n) => n.notify_one(),
+            Watcher::Call(f) => f(),
+        }
+    }
 }
 
 /// The map's hasher. Object ids are already well mixed (`wray_core::ids`:
@@ -304,7 +323,7 @@ impl ObjectStore {
         e.nested = nested;
         e.last_access = tick;
         for w in e.watchers.drain(..) {
-            w.notify_one();
+            w.fire();
         }
     }
 
@@ -357,7 +376,7 @@ impl ObjectStore {
                 e.state = State::Pending;
                 // Only `watch_elsewhere` watches an object held elsewhere.
                 for w in e.watchers.drain(..) {
-                    w.notify_one();
+                    w.fire();
                 }
                 true
             }
@@ -372,7 +391,7 @@ impl ObjectStore {
         let mut inner = self.lock();
         match inner.objects.get_mut(&id) {
             Some(e) if matches!(e.state, State::Elsewhere(_)) => {
-                e.watchers.push(notify.clone());
+                e.watchers.push(Watcher::Wake(notify.clone()));
                 true
             }
             _ => false,
@@ -422,7 +441,7 @@ impl ObjectStore {
             State::Pending | State::Failed(_) | State::Elsewhere(_) => {}
         }
         for w in e.watchers {
-            w.notify_one();
+            w.fire();
         }
         work.extend(e.nested);
     }
@@ -446,10 +465,29 @@ impl ObjectStore {
         let mut inner = self.lock();
         let e = inner.objects.get_mut(&id)?;
         if let State::Pending = e.state {
-            e.watchers.push(notify.clone());
+            e.watchers.push(Watcher::Wake(notify.clone()));
             Some(false)
         } else {
             Some(true)
+        }
+    }
+
+    /// While the object is pending: arranges for `then` to be called once
+    /// it is settled (ready, failed, or held elsewhere) or freed, and
+    /// returns `Ok`. Otherwise (settled, or unknown) hands `then` back.
+    ///
+    /// `then` is called on the thread that settles or frees the object,
+    /// with the store's lock held: it must not use the store, and should
+    /// do no more than hand work on (the node starts the task that waited
+    /// for the object, `local/task.rs`).
+    pub fn on_settled(&self, id: ObjectId, then: Box<dyn FnOnce() + Send>) -> Result<(), Box<dyn FnOnce() + Send>> {
+        let mut inner = self.lock();
+        match inner.objects.get_mut(&id) {
+            Some(e) if matches!(e.state, State::Pending) => {
+                e.watchers.push(Watcher::Call(then));
+                Ok(())
+            }
+            _ => Err(then),
         }
     }
 
@@ -464,7 +502,7 @@ impl ObjectStore {
         if mask.iter().filter(|s| **s).count() < need {
             for (id, settled) in ids.iter().zip(&mask) {
                 if !settled && let Some(e) = inner.objects.get_mut(id) {
-                    e.watchers.push(notify.clone());
+                    e.watchers.push(Watcher::Wake(notify.clone()));
                 }
             }
         }
@@ -773,6 +811,41 @@ mod tests {
         assert!(s.add_ref(JobId(1), oid(99)).is_err());
         let forged = Object { data: Bytes::new(), refs: vec![oid(1)] };
         assert!(s.put(JobId(2), oid(2), forged).is_err());
+    }
+
+    #[test]
+    fn a_parked_callback_runs_once_when_its_object_settles_or_is_freed() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let (_d, s) = store(1 << 20);
+        let calls = Arc::new(AtomicU32::new(0));
+        let count = |c: &Arc<AtomicU32>| -> Box<dyn FnOnce() + Send> {
+            let c = c.clone();
+            Box::new(move || {
+                c.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        // Ready, failed, held elsewhere, freed while pending: each calls once.
+        for (n, settle) in [0u8, 1, 2, 3].into_iter().enumerate() {
+            let id = oid(n as u32 + 1);
+            s.create_pending(JobId(1), id);
+            assert!(s.on_settled(id, count(&calls)).is_ok());
+            assert_eq!(calls.load(Ordering::SeqCst), n as u32, "not before it settles");
+            match settle {
+                0 => s.complete(id, Ok(obj(2, 1))),
+                1 => s.complete(id, Err(Error::Cancelled)),
+                2 => {
+                    s.complete_elsewhere(id, Holder { node: "a".into(), addr: String::new(), size: 2, key: "k".into() })
+                }
+                _ => s.free_job(JobId(1)),
+            }
+            assert_eq!(calls.load(Ordering::SeqCst), n as u32 + 1);
+        }
+        // Settled already, or unknown: handed back, not kept.
+        s.put(JobId(1), oid(9), obj(1, 0)).unwrap();
+        assert!(s.on_settled(oid(9), count(&calls)).is_err());
+        assert!(s.on_settled(oid(10), count(&calls)).is_err());
+        s.complete(oid(1), Ok(obj(2, 2)));
+        assert_eq!(calls.load(Ordering::SeqCst), 4, "each callback runs once");
     }
 
     #[tokio::test]

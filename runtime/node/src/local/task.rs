@@ -7,11 +7,13 @@ use crate::local::job::JobState;
 use crate::persist::now_ms;
 use crate::state::Place;
 use crate::{Held, NodeInner, lock};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use wray_core::{Error, ObjectId, Options, Scheduling, TaskId};
 use wray_host::{ArgSpec, CallError, Caller, Instance, Services};
@@ -53,9 +55,15 @@ pub(crate) struct Inline(Option<TaskFuture>);
 impl Future for Inline {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        let Some(run) = self.0.as_mut() else { return std::task::Poll::Ready(()) };
-        let done = run.as_mut().poll(cx);
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(run) = self.0.as_mut() else { return Poll::Ready(()) };
+        let mut unblocked = Vec::new();
+        let done = poll_collecting(run, cx, &mut unblocked);
+        // The caller goes back to its own work: what the task unblocked
+        // runs on its own.
+        for slot in unblocked {
+            start_slot(&slot);
+        }
         if done.is_ready() {
             self.0 = None;
         }
@@ -68,10 +76,115 @@ impl Drop for Inline {
         if let Some(run) = self.0.take() {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    runtime.spawn(run);
+                    runtime.spawn(Drive::new(run));
                 }
                 // Only while the process shuts its runtime down.
                 Err(_) => tracing::warn!("a task its caller ran was dropped with the runtime"),
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Tasks a completion on this thread unblocked, collected while a
+    /// task's future is polled ([`poll_collecting`]); `None` outside.
+    static UNBLOCKED: RefCell<Option<Vec<Arc<Claimable>>>> = const { RefCell::new(None) };
+}
+
+/// Restores the collection of an enclosing poll (a task its caller runs
+/// inline polls inside another's), also when the poll panics.
+struct Collecting(Option<Vec<Arc<Claimable>>>);
+
+impl Drop for Collecting {
+    fn drop(&mut self) {
+        let outer = self.0.take();
+        UNBLOCKED.with(|u| *u.borrow_mut() = outer);
+    }
+}
+
+/// Polls a task's future, adding to `unblocked` the parked tasks whose
+/// argument a completion during this poll settled (its own result, mostly).
+fn poll_collecting(run: &mut TaskFuture, cx: &mut Context<'_>, unblocked: &mut Vec<Arc<Claimable>>) -> Poll<()> {
+    let restore = Collecting(UNBLOCKED.with(|u| u.borrow_mut().replace(Vec::new())));
+    let done = run.as_mut().poll(cx);
+    unblocked.extend(UNBLOCKED.with(|u| u.borrow_mut().take()).unwrap_or_default());
+    drop(restore);
+    done
+}
+
+/// Called, with the store's lock held, when the argument a parked task
+/// waited for is settled or freed: collected by the task future being
+/// polled on this thread, if any (it runs the task next, [`Drive`]);
+/// otherwise spawned.
+fn unblock(slot: Arc<Claimable>, runtime: &tokio::runtime::Handle) {
+    let collected = UNBLOCKED.with(|u| match u.borrow_mut().as_mut() {
+        Some(list) => {
+            list.push(slot.clone());
+            true
+        }
+        None => false,
+    });
+    if !collected && let Some(run) = lock(&slot).take() {
+        runtime.spawn(Drive::new(run));
+    }
+}
+
+/// Spawns a parked or unstarted task, unless someone took it already.
+fn start_slot(slot: &Claimable) {
+    if let Some(run) = lock(slot).take() {
+        tokio::spawn(Drive::new(run));
+    }
+}
+
+/// Tasks one [`Drive`] runs one after the other before it lets the worker
+/// run others (a long chain would otherwise hold its worker for its whole
+/// length when no guest yields).
+const RUN_IN_A_ROW: u32 = 64;
+
+/// A tokio task running a task's future, then the task its completion
+/// unblocked, and so on: a chain of dependent tasks runs on one worker
+/// without a wake-up between links (`NodeInner::park`).
+///
+/// Of several tasks a completion unblocks, the first runs next here and
+/// the others are spawned, for the other workers to take. Unblocked while
+/// the future waits (settled by something the task did before it
+/// finished), they are spawned at once: a task never waits for one that
+/// waits for it.
+pub(crate) struct Drive {
+    run: TaskFuture,
+    in_a_row: u32,
+}
+
+impl Drive {
+    pub(crate) fn new(run: TaskFuture) -> Drive {
+        Drive { run, in_a_row: 0 }
+    }
+}
+
+impl Future for Drive {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let mut unblocked = Vec::new();
+            let done = poll_collecting(&mut self.run, cx, &mut unblocked);
+            let mut next = None;
+            for slot in unblocked {
+                if done.is_ready() && next.is_none() {
+                    next = lock(&slot).take();
+                } else {
+                    start_slot(&slot);
+                }
+            }
+            if done.is_pending() {
+                return Poll::Pending;
+            }
+            let Some(run) = next else { return Poll::Ready(()) };
+            self.run = run;
+            self.in_a_row += 1;
+            if self.in_a_row.is_multiple_of(RUN_IN_A_ROW) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
         }
     }
@@ -98,12 +211,19 @@ pub(crate) struct TaskSpec {
 pub(crate) struct CancelToken {
     flag: Arc<AtomicBool>,
     notify: Notify,
+    /// A parked task, started when it is cancelled: it then ends at once
+    /// (cancelled) instead of when its argument is settled.
+    parked: Mutex<Option<Weak<Claimable>>>,
 }
 
 impl CancelToken {
     pub(crate) fn cancel(&self) {
         self.flag.store(true, Ordering::Relaxed);
         self.notify.notify_waiters();
+        let parked = lock(&self.parked).take();
+        if let Some(slot) = parked.and_then(|p| p.upgrade()) {
+            start_slot(&slot);
+        }
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -138,6 +258,9 @@ impl NodeInner {
         }
         let node = self.clone();
         let output = spec.output;
+        let objects: Vec<ObjectId> =
+            spec.args.iter().filter_map(|a| if let ArgSpec::Object(id) = a { Some(*id) } else { None }).collect();
+        let token = cancel.clone();
         let run: TaskFuture = Box::pin(async move {
             let outcome = node.run_task(&job, &spec, &cancel).await;
             if recorded {
@@ -157,9 +280,12 @@ impl NodeInner {
             }
             node.unpin(&spec.pinned);
         });
+        let slot = Arc::new(Mutex::new(Some(run)));
+        if self.park(&objects, &slot, &token) {
+            return;
+        }
         // Whoever comes first runs it: the starter (below), or a caller
         // that blocks on its result before the starter ran (`claim`).
-        let slot = Arc::new(Mutex::new(Some(run)));
         let (start, kick) = {
             let mut unstarted = lock(&self.unstarted);
             unstarted.order.push(slot.clone());
@@ -187,6 +313,37 @@ impl NodeInner {
             // loop, `let_another_worker_take_it`).
             tokio::spawn(async {});
         }
+    }
+
+    /// Parks a task until `objects`, its arguments, are settled — if one
+    /// is still pending here — instead of starting it to wait for them:
+    /// the completion that settles the argument starts it, on the thread
+    /// that made the argument and right after (a [`Drive`]), as Ray's
+    /// dependency manager queues a task only once its arguments are local.
+    /// Started as a tokio task that waits, a chain of dependent tasks went
+    /// from one worker to the other at every link: each completion woke the
+    /// next through tokio's scheduler, which after three turns in its LIFO
+    /// slot wakes the other, parked worker (a futex wake and two context
+    /// switches a link: a quarter of a chain's time in `perf`).
+    ///
+    /// Parked on one pending argument at a time: started, the task waits
+    /// for any other as before. Cancelled while parked, it starts at once
+    /// and ends cancelled. Returns whether it parked.
+    fn park(&self, objects: &[ObjectId], slot: &Arc<Claimable>, cancel: &CancelToken) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return false };
+        for id in objects {
+            let waiting = slot.clone();
+            let runtime = runtime.clone();
+            if self.store.on_settled(*id, Box::new(move || unblock(waiting, &runtime))).is_ok() {
+                *lock(&cancel.parked) = Some(Arc::downgrade(slot));
+                // Cancelled before the hook was in place: nobody else starts it.
+                if cancel.is_cancelled() {
+                    start_slot(slot);
+                }
+                return true;
+            }
+        }
+        false
     }
 
     /// Keeps a task's result left on the node that made it
@@ -238,7 +395,7 @@ impl NodeInner {
         for slot in order {
             let run = lock(&slot).take();
             if let Some(run) = run {
-                tokio::spawn(run);
+                tokio::spawn(Drive::new(run));
             }
         }
     }

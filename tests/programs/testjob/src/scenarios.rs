@@ -28,6 +28,17 @@ pub(crate) fn basics() -> Result<(), Error> {
     println!("counter after tasks: {}", wray::get(&c.get())?);
     let many: Vec<_> = (0..2000).map(|i| add::remote(i, 1)).collect();
     println!("many: {}", wray::get_all(&many)?.into_iter().sum::<i64>());
+    // Dependent tasks wait parked for their argument and run where it was
+    // made: a chain longer than one worker runs in a row, and a fan-out
+    // of tasks waiting for one slow result.
+    let mut link = add::remote(0, 1);
+    for _ in 1..300 {
+        link = add::remote(&link, 1);
+    }
+    println!("chain: {}", wray::get(&link)?);
+    let slow = sleepy::remote(100);
+    let fan: Vec<_> = (0..8).map(|_| sleepy::remote(&slow)).collect();
+    println!("fan-out: {}", wray::get_all(&fan)?.into_iter().sum::<u64>());
     let res = wray::cluster_resources();
     println!("cluster CPU: {}", res.get("CPU").copied().unwrap_or(0.0));
     println!("context task empty in driver: {}", wray::runtime_context().task_id.is_empty());
@@ -125,6 +136,16 @@ pub(crate) fn cancel() -> Result<(), Error> {
     wray::cancel(&long);
     println!("cancelled: {}", wray::get(&long).unwrap_err());
     println!("cancel took under a second: {}", start.elapsed() < Duration::from_secs(1));
+    // A task waiting for its argument (parked until it is made) ends as
+    // soon as it is cancelled, not when its argument is made.
+    let making = sleepy::remote(30_000);
+    let waiting = sleepy::remote(&making);
+    std::thread::sleep(Duration::from_millis(100));
+    let start = std::time::Instant::now();
+    wray::cancel(&waiting);
+    println!("cancelled while waiting for its argument: {}", wray::get(&waiting).unwrap_err());
+    println!("that cancel took under a second: {}", start.elapsed() < Duration::from_secs(1));
+    wray::cancel(&making);
     let spinning = spin::remote();
     std::thread::sleep(Duration::from_millis(100));
     wray::cancel(&spinning);
