@@ -34,6 +34,7 @@ fn tasks_refs_and_values() {
     has(&out, "many: 2001000");
     has(&out, "chain: 300");
     has(&out, "fan-out: 800");
+    has(&out, "wait splits: [1, 2] then [3], 1 left, 10 after a timeout");
     has(&out, "context task empty in driver: true");
 }
 

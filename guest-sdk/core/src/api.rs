@@ -78,27 +78,28 @@ pub fn wait<T>(
     let wanted = num_returns.min(refs.len());
     // Refs an earlier `wait` saw ready are ready still; the host is asked
     // about the others only, and only if those known do not suffice.
-    let mut mask: Vec<bool> = refs.iter().map(|r| r.handle.known_ready()).collect();
-    let known = mask.iter().filter(|k| **k).count();
+    // In the usual `wait(pending, 1)` loop this runs once per ready ref over
+    // every pending one, so the common case (enough known) is one pass that
+    // splits the refs without asking or allocating more than the answer.
+    let known = refs.iter().filter(|r| r.handle.known_ready()).take(wanted).count();
     if known < wanted {
-        let unknown: Vec<usize> = (0..refs.len()).filter(|i| !mask[*i]).collect();
-        let handles: Vec<_> = unknown.iter().map(|i| &**refs[*i].handle).collect();
+        let unknown: Vec<&ObjectRef<T>> = refs.iter().filter(|r| !r.handle.known_ready()).collect();
+        let handles: Vec<_> = unknown.iter().map(|r| &**r.handle).collect();
         let need = u32::try_from(wanted - known).unwrap_or(u32::MAX);
         let answer = match tasks::wait(&handles, need, timeout.map(millis)) {
             Ok(answer) => answer,
             Err(e) => panic!("wray::wait: {}", Error::from(e)),
         };
-        for (i, is_ready) in unknown.into_iter().zip(answer) {
+        for (r, is_ready) in unknown.into_iter().zip(answer) {
             if is_ready {
-                refs[i].handle.mark_ready();
-                mask[i] = true;
+                r.handle.mark_ready();
             }
         }
     }
-    let mut ready = Vec::new();
-    let mut pending = Vec::new();
-    for (r, is_ready) in refs.iter().zip(mask) {
-        if is_ready && ready.len() < num_returns {
+    let mut ready = Vec::with_capacity(wanted);
+    let mut pending = Vec::with_capacity(refs.len().saturating_sub(wanted));
+    for r in refs {
+        if ready.len() < num_returns && r.handle.known_ready() {
             ready.push(r.clone());
         } else {
             pending.push(r.clone());

@@ -40,10 +40,12 @@ pub struct Handle {
 }
 
 impl Handle {
+    #[inline]
     pub(crate) fn known_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
 
+    #[inline]
     pub(crate) fn mark_ready(&self) {
         self.ready.store(true, Ordering::Relaxed);
     }

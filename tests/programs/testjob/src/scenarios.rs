@@ -39,6 +39,21 @@ pub(crate) fn basics() -> Result<(), Error> {
     let slow = sleepy::remote(100);
     let fan: Vec<_> = (0..8).map(|_| sleepy::remote(&slow)).collect();
     println!("fan-out: {}", wray::get_all(&fan)?.into_iter().sum::<u64>());
+    // `wait` returns the first ready refs in their order, and the rest in
+    // theirs; a ref it saw ready once counts without asking again.
+    let slow = sleepy::remote(5_000);
+    let refs = vec![wray::put(&1u64), slow.clone(), wray::put(&2u64), wray::put(&3u64)];
+    let (ready, pending) = wray::wait(&refs, 2, None);
+    let (again, left) = wray::wait(&pending, 1, None);
+    let (none, still) = wray::wait(&left, 1, Some(Duration::from_millis(20)));
+    println!(
+        "wait splits: {:?} then {:?}, {} left, {} after a timeout",
+        wray::get_all(&ready)?,
+        wray::get_all(&again)?,
+        left.len(),
+        none.len() + 10 * still.len()
+    );
+    wray::cancel(&slow);
     let res = wray::cluster_resources();
     println!("cluster CPU: {}", res.get("CPU").copied().unwrap_or(0.0));
     println!("context task empty in driver: {}", wray::runtime_context().task_id.is_empty());
