@@ -261,7 +261,10 @@ impl NodeInner {
             let fetched = {
                 let _turn = turn.lock().await;
                 if self.store.holder(id).as_ref() == Some(&holder) {
-                    Some(self.fetch_held(id, &holder).await)
+                    // Boxed: the fetch is most of this future by size, and
+                    // every read of an argument or a `get` that waits makes
+                    // one, on one node or not.
+                    Some(Box::pin(self.fetch_held(id, &holder)).await)
                 } else {
                     None
                 }
