@@ -212,8 +212,9 @@ pub(crate) struct CancelToken {
     flag: Arc<AtomicBool>,
     notify: Notify,
     /// A parked task, started when it is cancelled: it then ends at once
-    /// (cancelled) instead of when its argument is settled.
-    parked: Mutex<Option<Weak<Claimable>>>,
+    /// (cancelled) instead of when its argument is settled. With the
+    /// runtime to start it on: a job may be torn down from any thread.
+    parked: Mutex<Option<(Weak<Claimable>, tokio::runtime::Handle)>>,
 }
 
 impl CancelToken {
@@ -221,8 +222,11 @@ impl CancelToken {
         self.flag.store(true, Ordering::Relaxed);
         self.notify.notify_waiters();
         let parked = lock(&self.parked).take();
-        if let Some(slot) = parked.and_then(|p| p.upgrade()) {
-            start_slot(&slot);
+        if let Some((slot, runtime)) = parked
+            && let Some(slot) = slot.upgrade()
+            && let Some(run) = lock(&slot).take()
+        {
+            runtime.spawn(Drive::new(run));
         }
     }
 
@@ -333,9 +337,9 @@ impl NodeInner {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return false };
         for id in objects {
             let waiting = slot.clone();
-            let runtime = runtime.clone();
-            if self.store.on_settled(*id, Box::new(move || unblock(waiting, &runtime))).is_ok() {
-                *lock(&cancel.parked) = Some(Arc::downgrade(slot));
+            let on = runtime.clone();
+            if self.store.on_settled(*id, Box::new(move || unblock(waiting, &on))).is_ok() {
+                *lock(&cancel.parked) = Some((Arc::downgrade(slot), runtime));
                 // Cancelled before the hook was in place: nobody else starts it.
                 if cancel.is_cancelled() {
                     start_slot(slot);
