@@ -474,20 +474,21 @@ impl ObjectStore {
 
     /// While the object is pending: arranges for `then` to be called once
     /// it is settled (ready, failed, or held elsewhere) or freed, and
-    /// returns `Ok`. Otherwise (settled, or unknown) hands `then` back.
+    /// returns `true`. Otherwise (settled, or unknown) drops `then` and
+    /// returns `false`.
     ///
     /// `then` is called on the thread that settles or frees the object,
     /// with the store's lock held: it must not use the store, and should
     /// do no more than hand work on (the node starts the task that waited
     /// for the object, `local/task.rs`).
-    pub fn on_settled(&self, id: ObjectId, then: Box<dyn FnOnce() + Send>) -> Result<(), Box<dyn FnOnce() + Send>> {
+    pub fn on_settled(&self, id: ObjectId, then: Box<dyn FnOnce() + Send>) -> bool {
         let mut inner = self.lock();
         match inner.objects.get_mut(&id) {
             Some(e) if matches!(e.state, State::Pending) => {
                 e.watchers.push(Watcher::Call(then));
-                Ok(())
+                true
             }
-            _ => Err(then),
+            _ => false,
         }
     }
 
@@ -828,7 +829,7 @@ mod tests {
         for (n, settle) in [0u8, 1, 2, 3].into_iter().enumerate() {
             let id = oid(n as u32 + 1);
             s.create_pending(JobId(1), id);
-            assert!(s.on_settled(id, count(&calls)).is_ok());
+            assert!(s.on_settled(id, count(&calls)));
             assert_eq!(calls.load(Ordering::SeqCst), n as u32, "not before it settles");
             match settle {
                 0 => s.complete(id, Ok(obj(2, 1))),
@@ -840,10 +841,10 @@ mod tests {
             }
             assert_eq!(calls.load(Ordering::SeqCst), n as u32 + 1);
         }
-        // Settled already, or unknown: handed back, not kept.
+        // Settled already, or unknown: not kept.
         s.put(JobId(1), oid(9), obj(1, 0)).unwrap();
-        assert!(s.on_settled(oid(9), count(&calls)).is_err());
-        assert!(s.on_settled(oid(10), count(&calls)).is_err());
+        assert!(!s.on_settled(oid(9), count(&calls)));
+        assert!(!s.on_settled(oid(10), count(&calls)));
         s.complete(oid(1), Ok(obj(2, 2)));
         assert_eq!(calls.load(Ordering::SeqCst), 4, "each callback runs once");
     }

@@ -124,16 +124,22 @@ fn unblock(slot: Arc<Claimable>, runtime: &tokio::runtime::Handle) {
         }
         None => false,
     });
-    if !collected && let Some(run) = lock(&slot).take() {
+    if !collected {
+        start_on(runtime, &slot);
+    }
+}
+
+/// Spawns a parked or unstarted task on `runtime`, unless someone took it
+/// already.
+fn start_on(runtime: &tokio::runtime::Handle, slot: &Claimable) {
+    if let Some(run) = lock(slot).take() {
         runtime.spawn(Drive::new(run));
     }
 }
 
-/// Spawns a parked or unstarted task, unless someone took it already.
+/// [`start_on`] the runtime this thread runs.
 fn start_slot(slot: &Claimable) {
-    if let Some(run) = lock(slot).take() {
-        tokio::spawn(Drive::new(run));
-    }
+    start_on(&tokio::runtime::Handle::current(), slot);
 }
 
 /// Tasks one [`Drive`] runs one after the other before it lets the worker
@@ -224,9 +230,8 @@ impl CancelToken {
         let parked = lock(&self.parked).take();
         if let Some((slot, runtime)) = parked
             && let Some(slot) = slot.upgrade()
-            && let Some(run) = lock(&slot).take()
         {
-            runtime.spawn(Drive::new(run));
+            start_on(&runtime, &slot);
         }
     }
 
@@ -334,11 +339,14 @@ impl NodeInner {
     /// for any other as before. Cancelled while parked, it starts at once
     /// and ends cancelled. Returns whether it parked.
     fn park(&self, objects: &[ObjectId], slot: &Arc<Claimable>, cancel: &CancelToken) -> bool {
+        if objects.is_empty() {
+            return false;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return false };
         for id in objects {
             let waiting = slot.clone();
             let on = runtime.clone();
-            if self.store.on_settled(*id, Box::new(move || unblock(waiting, &on))).is_ok() {
+            if self.store.on_settled(*id, Box::new(move || unblock(waiting, &on))) {
                 *lock(&cancel.parked) = Some((Arc::downgrade(slot), runtime));
                 // Cancelled before the hook was in place: nobody else starts it.
                 if cancel.is_cancelled() {
@@ -396,11 +404,9 @@ impl NodeInner {
             unstarted.by_output.clear();
             std::mem::take(&mut unstarted.order)
         };
+        let runtime = tokio::runtime::Handle::current();
         for slot in order {
-            let run = lock(&slot).take();
-            if let Some(run) = run {
-                tokio::spawn(Drive::new(run));
-            }
+            start_on(&runtime, &slot);
         }
     }
 

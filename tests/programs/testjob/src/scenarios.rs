@@ -151,11 +151,11 @@ pub(crate) fn cancel() -> Result<(), Error> {
     wray::cancel(&long);
     println!("cancelled: {}", wray::get(&long).unwrap_err());
     println!("cancel took under a second: {}", start.elapsed() < Duration::from_secs(1));
-    // A task waiting for its argument (parked until it is made) ends as
-    // soon as it is cancelled, not when its argument is made.
+    // A task waiting for its argument (parked on it when submitted, while
+    // it is still being made) ends as soon as it is cancelled, not when
+    // its argument is made.
     let making = sleepy::remote(30_000);
     let waiting = sleepy::remote(&making);
-    std::thread::sleep(Duration::from_millis(100));
     let start = std::time::Instant::now();
     wray::cancel(&waiting);
     println!("cancelled while waiting for its argument: {}", wray::get(&waiting).unwrap_err());
