@@ -238,8 +238,10 @@ fn no_filesystem_without_a_grant() {
 fn no_environment_without_a_grant() {
     let out = ok(&[], &["env", "HOME"]);
     has(&out, "env: Err(NotPresent)");
+    has(&out, "task env: None");
     let out = ok(&["--env", "WRAY_TEST=yes"], &["env", "WRAY_TEST"]);
     has(&out, r#"env: Ok("yes")"#);
+    has(&out, r#"task env: Some("yes")"#);
 }
 
 #[test]

@@ -141,7 +141,42 @@ pub struct Grants {
     pub output: Output,
 }
 
-pub(super) fn wasi_ctx(grants: &Grants) -> wasmtime::Result<WasiCtx> {
+/// An instance's WASI context as `grants` describe it: made when the
+/// instance is, if it is granted directories (opening one can fail, and the
+/// failure belongs to the instance's creation), else on the guest's first
+/// WASI call ([`WasiCtxSlot::get`]).
+pub(super) struct WasiCtxSlot {
+    ctx: Option<WasiCtx>,
+    /// What a late context is made from (no directories).
+    grants: Grants,
+}
+
+impl WasiCtxSlot {
+    pub(super) fn new(grants: &Grants) -> wasmtime::Result<WasiCtxSlot> {
+        // Most tasks never call WASI (no clock, no print), and making a
+        // context — its stdio streams, clocks and a seeded random generator,
+        // then dropping them — was ~4 % of a short task's CPU (`perf`,
+        // sync tasks with a fresh instance each). Without directories,
+        // making it cannot fail, so it can wait for its first use.
+        if grants.dirs.is_empty() {
+            return Ok(WasiCtxSlot { ctx: None, grants: grants.clone() });
+        }
+        let mut b = builder(grants);
+        for (host, guest) in &grants.dirs {
+            b.preopened_dir(host, guest, FsPerms::ReadWrite)
+                .map_err(|e| wasmtime::format_err!("cannot grant directory {}: {e:#}", host.display()))?;
+        }
+        Ok(WasiCtxSlot { ctx: Some(b.build()), grants: Grants::default() })
+    }
+
+    /// The context, made now if this is its first use.
+    pub(super) fn get(&mut self) -> &mut WasiCtx {
+        self.ctx.get_or_insert_with(|| builder(&self.grants).build())
+    }
+}
+
+/// A WASI context builder with everything `grants` give but directories.
+fn builder(grants: &Grants) -> WasiCtxBuilder {
     let mut b = WasiCtxBuilder::new();
     // File reads and writes run on the instance's own thread instead of
     // being handed to tokio's blocking pool. WASI moves at most 64 KiB per
@@ -175,9 +210,5 @@ pub(super) fn wasi_ctx(grants: &Grants) -> wasmtime::Result<WasiCtx> {
     for (k, v) in &grants.env {
         b.env(k, v);
     }
-    for (host, guest) in &grants.dirs {
-        b.preopened_dir(host, guest, FsPerms::ReadWrite)
-            .map_err(|e| wasmtime::format_err!("cannot grant directory {}: {e:#}", host.display()))?;
-    }
-    Ok(b.build())
+    b
 }

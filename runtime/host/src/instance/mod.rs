@@ -101,7 +101,7 @@ impl Instance {
         grants: &Grants,
     ) -> Result<Instance, CallError> {
         let engine = component.pre.engine();
-        let wasi = grants::wasi_ctx(grants).map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        let wasi = grants::WasiCtxSlot::new(grants).map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
         let memory = limits
             .memory
             .map_or(crate::engine::MAX_MEMORY_SIZE, |m| m.min(crate::engine::MAX_MEMORY_SIZE as u64) as usize);

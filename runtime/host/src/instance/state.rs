@@ -3,6 +3,7 @@
 //! for one call ([`Call`]).
 
 use super::convert::{check_name, check_value, options_from_wit, to_wit_error};
+use super::grants::WasiCtxSlot;
 use super::sandbox::{Clock, Limiter};
 use crate::bindings::wray::runtime::types;
 use crate::checkpoint::Checkpoint;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtxView, WasiView};
 use wray_core::{Error, ObjectId, Options, limits};
 
 /// A checked submission: its options, arguments and number.
@@ -35,7 +36,7 @@ impl Drop for RefGuard {
 /// Per-instance host state (the wasmtime store's data): what lives as long
 /// as the instance, and the [`Call`] running in it.
 pub struct State {
-    wasi: WasiCtx,
+    wasi: WasiCtxSlot,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: Limiter,
     pub(crate) services: Arc<dyn Services>,
@@ -94,7 +95,7 @@ impl Call {
 
 impl State {
     pub(super) fn new(
-        wasi: WasiCtx,
+        wasi: WasiCtxSlot,
         table: ResourceTable,
         memory: usize,
         services: Arc<dyn Services>,
@@ -120,7 +121,7 @@ impl State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView { ctx: self.wasi.get(), table: &mut self.table }
     }
 }
 

@@ -436,7 +436,11 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         }
         "nested" => println!("nested: {}", wray::get(&nested::remote(4))?),
         "read" => println!("{}", wray::get(&read_file::remote(args.get(1).cloned().unwrap_or_default()))?),
-        "env" => println!("env: {:?}", std::env::var(args.get(1).map(String::as_str).unwrap_or("HOME"))),
+        "env" => {
+            let name = args.get(1).map(String::as_str).unwrap_or("HOME");
+            println!("env: {:?}", std::env::var(name));
+            println!("task env: {:?}", wray::get(&env_var::remote(name.to_string()))?);
+        }
         "read-main" => println!(
             "{}",
             std::fs::read_to_string(args.get(1).map(String::as_str).unwrap_or("/etc/passwd"))

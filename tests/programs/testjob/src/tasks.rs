@@ -19,6 +19,14 @@ pub(crate) fn to_both_streams() {
     eprintln!("task to stderr");
 }
 
+/// A variable of the task's environment, as its instance sees it (`env`):
+/// a task's WASI context is made on its first WASI call, from the job's
+/// grants.
+#[wray::remote]
+pub(crate) fn env_var(name: String) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 #[wray::remote]
 pub(crate) fn count_calls() -> u64 {
     CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
