@@ -110,6 +110,7 @@ fn actors_keep_state_order_calls_and_restart() {
     has(&out, r#"missing name: invalid argument: no actor named "nobody" in this job"#);
     has(&out, r#"duplicate name: invalid argument: an actor named "main-counter" already exists in this job"#);
     has(&out, "in order: true");
+    has(&out, "relay through 8 actors, 20 times: {36}");
     has(&out, "strict actor: later call finished first = false");
     has(&out, "concurrent actor: later call finished first = true");
     assert!(out.contains("crash: task Counter.crash failed: panicked"), "{out}");

@@ -10,10 +10,11 @@
 //! parallel execution inside one actor.
 
 use crate::cluster::remote_actor::Hosted;
+use crate::local::actor_loop::ActorLoop;
 use crate::local::job::JobState;
 use crate::{Held, NodeInner, lock};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
@@ -153,6 +154,9 @@ pub(crate) struct ActorState {
     /// Calls submitted, and taken out of the mailbox (to run or to fail).
     calls: AtomicU64,
     taken: Arc<AtomicU64>,
+    /// Its loop, for a caller about to wait for a call's result to poll
+    /// (`actor_loop.rs`); set once the loop is spawned.
+    pub(crate) run: OnceLock<Weak<ActorLoop>>,
 }
 
 impl ActorState {
@@ -277,15 +281,17 @@ impl NodeInner {
             host: Mutex::new(None),
             calls: AtomicU64::new(0),
             taken: taken.clone(),
+            run: OnceLock::new(),
         });
         let node = self.clone();
         let state = actor.clone();
-        tokio::spawn(async move {
+        let run = ActorLoop::spawn(Box::pin(async move {
             let mailbox =
                 Mailbox { again: Default::default(), rx, max_task_retries: spec.options.max_task_retries, taken };
             node.actor_loop(&job, &state, &spec, mailbox).await;
             node.unpin(&spec.pinned);
-        });
+        }));
+        let _ = actor.run.set(Arc::downgrade(&run));
         actor
     }
 

@@ -2,6 +2,7 @@
 
 use crate::cluster::link::Link;
 use crate::local::actor::{ActorCall, ActorSpec};
+use crate::local::actor_loop;
 use crate::local::job::{JobState, deadline};
 use crate::local::task::TaskSpec;
 use crate::{NodeInner, lock};
@@ -207,6 +208,9 @@ impl NodeInner {
         };
         let (task, output, pinned) = self.new_output(&job, caller, seq, &args)?;
         self.deliver(&state, ActorCall { task, method, args, output, pinned, retries: 0 });
+        if let Some(run) = state.run.get() {
+            actor_loop::note_call(output, run.clone());
+        }
         Ok(output)
     }
 }
@@ -251,6 +255,11 @@ impl Services for NodeInner {
                 // started yet, run here (`NodeInner::claim`).
                 let helped = async {
                     for id in &ids {
+                        // The local actor this thread just gave the call
+                        // making it, polled here (`actor_loop.rs`).
+                        if let Some(actor) = actor_loop::take_if_calling(*id) {
+                            actor.run_inline();
+                        }
                         if let Some(run) = self.claim(*id) {
                             run.await;
                         }

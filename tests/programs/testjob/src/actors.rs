@@ -180,6 +180,29 @@ pub(crate) fn bump_named(name: String) -> Result<i64, Error> {
     wray::get(&c.incr(100))
 }
 
+/// One link of a chain of actors, each calling the next and waiting for
+/// it: a caller runs the actor it waits for on its own thread, to a bounded
+/// depth (`actor_loop.rs`), and a chain longer than that bound must still
+/// answer.
+#[wray::actor]
+pub struct Relay {
+    me: i64,
+    next: Option<ActorHandle<Relay>>,
+}
+
+#[wray::actor]
+impl Relay {
+    pub fn new(me: i64, next: Option<ActorHandle<Relay>>) -> Self {
+        Relay { me, next }
+    }
+    pub fn pass(&mut self, sum: i64) -> Result<i64, Error> {
+        match &self.next {
+            Some(next) => wray::get(&next.pass(sum + self.me)),
+            None => Ok(sum + self.me),
+        }
+    }
+}
+
 #[wray::actor]
 pub struct Fragile {}
 

@@ -109,6 +109,16 @@ pub(crate) fn actors() -> Result<(), Error> {
     let seen = wray::get_all(&order)?;
     println!("in order: {}", seen.windows(2).all(|w| w[0] < w[1]));
 
+    // A chain of eight actors, each waiting for the next: deeper than a
+    // caller runs actors inline, so the far end is run by a worker.
+    let mut next = None;
+    for me in 1..=8 {
+        next = Some(Relay::remote(me, next));
+    }
+    let head = next.expect("eight links");
+    let sums = (0..20).map(|_| wray::get(&head.pass(0))).collect::<Result<Vec<_>, _>>()?;
+    println!("relay through 8 actors, 20 times: {:?}", sums.iter().collect::<std::collections::BTreeSet<_>>());
+
     let restarting = Counter::options().max_restarts(1).remote(10);
     restarting.incr(5);
     println!("crash: {}", wray::get(&restarting.crash()).unwrap_err());
