@@ -471,11 +471,15 @@ impl StartCommand {
         tracing::info!("head node {} serving on {local}", runtime.node().id());
         rt.block_on(async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let node = runtime.node().clone();
+            let (listener, timeout) = (endpoint.clone(), Duration::from_secs_f64(self.node_timeout));
+            let mut serving = OnWorker::spawn(async move { node.serve(listener, jobs, timeout).await });
             tokio::select! {
-                () = runtime.node().serve(endpoint.clone(), jobs, Duration::from_secs_f64(self.node_timeout)) => {}
+                () = serving.finished() => {}
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
+            serving.stop().await;
             if let Some(server) = &server {
                 server.shutdown();
             }
@@ -541,11 +545,22 @@ impl StartCommand {
             loop {
                 let conn = client.connection().clone();
                 let listening = (!self.no_direct).then(|| client.endpoint().clone());
-                tokio::select! {
-                    () = node.serve_head(conn.clone(), listening, membership, head_id.clone(), jobs.clone()) => {}
-                    e = conn.closed() => tracing::warn!("lost the head at {head}: {e}"),
-                    _ = tokio::signal::ctrl_c() => break,
-                    _ = term.recv() => break,
+                let mut serving = {
+                    let (node, conn, head_id, jobs) = (node.clone(), conn.clone(), head_id.clone(), jobs.clone());
+                    OnWorker::spawn(async move { node.serve_head(conn, listening, membership, head_id, jobs).await })
+                };
+                let stop = tokio::select! {
+                    () = serving.finished() => false,
+                    e = conn.closed() => {
+                        tracing::warn!("lost the head at {head}: {e}");
+                        false
+                    }
+                    _ = tokio::signal::ctrl_c() => true,
+                    _ = term.recv() => true,
+                };
+                serving.stop().await;
+                if stop {
+                    break;
                 }
                 // The head went away (crashed, restarted): keep trying to
                 // join it again; a head restarted on its data directory
@@ -587,6 +602,41 @@ impl StartCommand {
 
 /// How often a worker that lost its head tries to join it again.
 const RECONNECT: Duration = Duration::from_millis(500);
+
+/// A node's serving loop, run as a task of the runtime rather than on the
+/// thread that blocks on it (the process's main thread, outside the
+/// runtime's workers). There, every request that reached the node woke the
+/// main thread from a worker and then a worker from the main thread: on a
+/// worker, what the loop starts for a request runs on the same thread, as
+/// a job's driver does (`wray run`).
+struct OnWorker(Option<tokio::task::JoinHandle<()>>);
+
+impl OnWorker {
+    fn spawn(serve: impl std::future::Future<Output = ()> + Send + 'static) -> OnWorker {
+        OnWorker(Some(tokio::spawn(serve)))
+    }
+
+    /// Resolves when the loop ends by itself (a panic in it is logged).
+    /// Cancel-safe: dropped unfinished, the loop runs on.
+    async fn finished(&mut self) {
+        let Some(handle) = self.0.as_mut() else { return };
+        if let Err(e) = handle.await
+            && e.is_panic()
+        {
+            tracing::error!("the node's serving loop panicked: {e}");
+        }
+        self.0 = None;
+    }
+
+    /// Ends the loop and waits until it is dropped, as leaving a `select!`
+    /// would drop it in place.
+    async fn stop(self) {
+        if let Some(handle) = self.0 {
+            handle.abort();
+            let _ = handle.await;
+        }
+    }
+}
 
 /// Parsed `--resources` (a named type: clap would take a bare `Vec` as a
 /// list of repeated values).
