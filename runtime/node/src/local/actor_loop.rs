@@ -65,21 +65,21 @@ impl ActorLoop {
     /// otherwise keep it alive for ever).
     pub(crate) fn spawn(future: LoopFuture) -> Arc<ActorLoop> {
         let runtime = tokio::runtime::Handle::current();
-        let hosted = Arc::new(ActorLoop {
+        let run = Arc::new(ActorLoop {
             state: AtomicU8::new(SCHEDULED),
             runner_spawned: AtomicBool::new(false),
             future: Mutex::new(Some(future)),
             runtime: runtime.clone(),
             ended: Notify::new(),
         });
-        let owner = Owner(hosted.clone());
+        let owner = Owner(run.clone());
         runtime.spawn(async move {
             // `notify_one` leaves a permit if the loop ends first.
             owner.0.ended.notified().await;
             drop(owner);
         });
-        hosted.spawn_runner(false);
-        hosted
+        run.spawn_runner(false);
+        run
     }
 
     /// Spawns a task that polls the loop, unless one is spawned already.
@@ -90,15 +90,15 @@ impl ActorLoop {
         if self.runner_spawned.swap(true, Ordering::AcqRel) {
             return;
         }
-        let hosted = self.clone();
+        let run = self.clone();
         self.runtime.spawn(async move {
             if yield_first {
                 tokio::task::yield_now().await;
             }
             // Cleared before the state is read: a wake after this spawns a
             // runner of its own, so none is lost.
-            hosted.runner_spawned.store(false, Ordering::Release);
-            hosted.poll_if_scheduled();
+            run.runner_spawned.store(false, Ordering::Release);
+            run.poll_if_scheduled();
         });
     }
 
@@ -208,10 +208,10 @@ thread_local! {
     static LAST_CALL: RefCell<Option<(ObjectId, Weak<ActorLoop>)>> = const { RefCell::new(None) };
 }
 
-/// Notes that this thread just delivered a call to `hosted`'s actor,
+/// Notes that this thread just delivered a call to the actor `run` loops,
 /// whose result will be `output`.
-pub(crate) fn note_call(output: ObjectId, hosted: Weak<ActorLoop>) {
-    LAST_CALL.with(|c| *c.borrow_mut() = Some((output, hosted)));
+pub(crate) fn note_call(output: ObjectId, run: Weak<ActorLoop>) {
+    LAST_CALL.with(|c| *c.borrow_mut() = Some((output, run)));
 }
 
 /// The loop of the actor making `output`, if this thread just delivered
@@ -219,6 +219,6 @@ pub(crate) fn note_call(output: ObjectId, hosted: Weak<ActorLoop>) {
 pub(crate) fn take_if_calling(output: ObjectId) -> Option<Arc<ActorLoop>> {
     LAST_CALL.with(|c| {
         let mut c = c.borrow_mut();
-        if c.as_ref().is_some_and(|(id, _)| *id == output) { c.take().and_then(|(_, h)| h.upgrade()) } else { None }
+        if c.as_ref().is_some_and(|(id, _)| *id == output) { c.take().and_then(|(_, run)| run.upgrade()) } else { None }
     })
 }
