@@ -145,10 +145,13 @@ impl ActorLoop {
             self.end();
             return;
         }
-        if self.state.compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire).is_err() {
-            // Woken while polled (NOTIFIED): another turn, from a runner,
-            // so that a caller goes back to its own work.
-            self.state.store(SCHEDULED, Ordering::Release);
+        if self.state.compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire).is_err()
+            // Woken while polled (NOTIFIED): another turn, from a runner, so
+            // that a caller goes back to its own work. The other way to fail
+            // is DONE: the owner task ended the loop while this poll ran (the
+            // runtime is shutting down), and DONE must stay.
+            && self.state.compare_exchange(NOTIFIED, SCHEDULED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
             self.spawn_runner(true);
         }
     }
@@ -221,4 +224,161 @@ pub(crate) fn take_if_calling(output: ObjectId) -> Option<Arc<ActorLoop>> {
         let mut c = c.borrow_mut();
         if c.as_ref().is_some_and(|(id, _)| *id == output) { c.take().and_then(|(_, run)| run.upgrade()) } else { None }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The loop's state machine with plain futures in place of an actor:
+    //! every wake-up is served, whoever polls, and the loop ends cleanly.
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+    use tokio::sync::mpsc;
+
+    /// A loop that counts the messages it takes until its channel closes,
+    /// and sets `dropped` when its future is dropped.
+    fn counting(
+        mut rx: mpsc::UnboundedReceiver<u32>,
+        seen: Arc<AtomicUsize>,
+        dropped: Arc<AtomicBool>,
+    ) -> Arc<ActorLoop> {
+        struct SetOnDrop(Arc<AtomicBool>);
+        impl Drop for SetOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        ActorLoop::spawn(Box::pin(async move {
+            let _guard = SetOnDrop(dropped);
+            while rx.recv().await.is_some() {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        }))
+    }
+
+    async fn eventually(what: &str, done: impl Fn() -> bool) {
+        // Ten seconds: far beyond what any step here takes on a busy machine.
+        for _ in 0..2_000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_wake_is_lost_when_callers_poll_beside_its_runners() {
+        // A lost wake-up shows as messages nobody takes; it needs an
+        // unlucky interleaving, so the race runs several times.
+        for _ in 0..20 {
+            let (seen, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+            let (tx, rx) = mpsc::unbounded_channel();
+            let run = counting(rx, seen.clone(), dropped.clone());
+            // Four threads send and poll inline, racing each other and the
+            // runners the sends spawn; the second half only wakes, so a
+            // wake lost there leaves messages no caller's poll would take.
+            let (threads, per) = (4u32, 5_000u32);
+            let senders: Vec<_> = (0..threads)
+                .map(|_| {
+                    let (tx, run) = (tx.clone(), run.clone());
+                    std::thread::spawn(move || {
+                        for i in 0..per {
+                            tx.send(i).unwrap();
+                            if i % 3 == 0 && i < per / 2 {
+                                run.run_inline();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for s in senders {
+                s.join().unwrap();
+            }
+            let total = (threads * per) as usize;
+            eventually("every message is taken", || seen.load(Ordering::SeqCst) == total).await;
+            drop(tx);
+            eventually("the loop ends", || run.state.load(Ordering::SeqCst) == DONE).await;
+            assert!(dropped.load(Ordering::SeqCst), "an ended loop drops its future");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_loop_ends_without_failing_its_caller() {
+        let (tx, mut rx) = mpsc::unbounded_channel::<u32>();
+        let run = ActorLoop::spawn(Box::pin(async move {
+            let _ = rx.recv().await;
+            panic!("the actor's loop fails");
+        }));
+        // Let the first poll (by the spawned runner) reach the channel.
+        eventually("the loop waits", || run.state.load(Ordering::SeqCst) == IDLE).await;
+        tx.send(1).unwrap();
+        // This thread polls it now, unless the runner the send spawned
+        // already did: either way the panic stays inside the loop.
+        run.run_inline();
+        eventually("the loop ends", || run.state.load(Ordering::SeqCst) == DONE).await;
+        // Waking an ended loop does nothing.
+        Waker::from(run.clone()).wake_by_ref();
+        assert_eq!(run.state.load(Ordering::SeqCst), DONE);
+        assert!(lock(&run.future).is_none());
+    }
+
+    #[test]
+    fn a_runtime_shutting_down_drops_a_waiting_loop() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let (seen, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let (tx, rx) = mpsc::unbounded_channel::<u32>();
+        let run = rt.block_on(async {
+            let run = counting(rx, seen.clone(), dropped.clone());
+            tx.send(7).unwrap();
+            eventually("the message is taken", || seen.load(Ordering::SeqCst) == 1).await;
+            run
+        });
+        // The channel stays open: only the runtime's end can stop the loop.
+        assert!(!dropped.load(Ordering::SeqCst));
+        drop(rt);
+        assert!(dropped.load(Ordering::SeqCst), "the owner task dropped the loop");
+        assert_eq!(run.state.load(Ordering::SeqCst), DONE);
+        drop(tx);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn callers_poll_inline_no_deeper_than_the_bound() {
+        // Each loop, when polled, polls the next one inline, as an actor's
+        // call waiting for another actor's result does, and records how
+        // deep it was polled. On a single-threaded runtime no runner can
+        // run until this test awaits, so the chain is polled by the caller.
+        let n = MAX_INLINE_DEPTH as usize + 2;
+        let depths: Arc<Vec<AtomicUsize>> = Arc::new((0..n).map(|_| AtomicUsize::new(usize::MAX)).collect());
+        let mut next: Option<Arc<ActorLoop>> = None;
+        let mut senders = Vec::new();
+        for level in (0..n).rev() {
+            let (inner, depths) = (next.clone(), depths.clone());
+            let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+            let run = ActorLoop::spawn(Box::pin(async move {
+                while rx.recv().await.is_some() {
+                    depths[level].store(INLINE_DEPTH.get() as usize, Ordering::SeqCst);
+                    if let Some(inner) = &inner {
+                        inner.run_inline();
+                    }
+                }
+            }));
+            eventually("the loop waits", || run.state.load(Ordering::SeqCst) == IDLE).await;
+            senders.push(tx);
+            next = Some(run);
+        }
+        for tx in &senders {
+            tx.send(()).unwrap();
+        }
+        next.unwrap().run_inline();
+        // Level k was polled at depth k + 1, up to the bound.
+        let bound = MAX_INLINE_DEPTH as usize;
+        for (level, depth) in depths.iter().enumerate().take(bound) {
+            assert_eq!(depth.load(Ordering::SeqCst), level + 1, "level {level} polled inline");
+        }
+        assert_eq!(depths[bound].load(Ordering::SeqCst), usize::MAX, "past the bound, nothing is polled inline");
+        // Their runners poll the rest once the caller lets them.
+        eventually("every loop ran", || depths.iter().all(|d| d.load(Ordering::SeqCst) != usize::MAX)).await;
+        assert!(depths[bound].load(Ordering::SeqCst) < bound);
+    }
 }
