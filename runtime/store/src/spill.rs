@@ -21,9 +21,22 @@ pub trait SpillStore: Send + Sync + 'static {
 /// [`SpillStore`] trait so that it can be replaced; spilled objects do not
 /// need to survive a restart (the node's objects die with it), so writes are
 /// not flushed individually.
+///
+/// The database is opened on the first write, not with the node: most
+/// nodes never spill, and an open sled database is eight threads (its log
+/// flusher and I/O pool, waking on their timers for the process's life),
+/// files on disk, and ~1 MiB of the process's memory. What opening it
+/// checked at start still is: the directory is taken with a lock file, so a
+/// second process given the same directory is refused when it starts, not
+/// at its first spill.
 pub struct SledSpill {
-    /// `None` only while being dropped.
-    db: Option<sled::Db>,
+    config: sled::Config,
+    /// Set by the first write.
+    db: std::sync::OnceLock<sled::Db>,
+    /// Serializes the first open.
+    opening: std::sync::Mutex<()>,
+    /// Held for the store's life: the directory is this process's.
+    _lock: std::fs::File,
     /// Set once a write failed: sled cannot be closed cleanly afterwards.
     broken: std::sync::atomic::AtomicBool,
 }
@@ -33,19 +46,65 @@ pub struct SledSpill {
 /// back whole and once, so a small cache loses nothing.
 pub const SPILL_CACHE_BYTES: u64 = 32 << 20;
 
+/// The lock file a spill directory is taken with.
+pub const LOCK_FILE: &str = "wray-spill.lock";
+
 impl SledSpill {
-    /// Opens (creating) the database in `dir`.
+    /// Takes `dir` (creating it) for this process's spilled objects,
+    /// waiting up to [`LOCK_WAIT`] while another process holds it. The
+    /// database inside is opened on the first write.
     pub fn open(dir: &Path) -> io::Result<SledSpill> {
+        SledSpill::open_waiting_for(dir, LOCK_WAIT)
+    }
+
+    fn open_waiting_for(dir: &Path, wait: std::time::Duration) -> io::Result<SledSpill> {
+        std::fs::create_dir_all(dir)?;
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+        let start = std::time::Instant::now();
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        format!("another process is using {} as its spill directory", dir.display()),
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
         let config = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).cache_capacity(SPILL_CACHE_BYTES);
-        let db = open_waiting(&config)?;
+        Ok(SledSpill {
+            config,
+            db: std::sync::OnceLock::new(),
+            opening: Default::default(),
+            _lock: lock,
+            broken: Default::default(),
+        })
+    }
+
+    /// The database if a write opened it.
+    fn opened(&self) -> Option<&sled::Db> {
+        self.db.get()
+    }
+
+    /// The database, opened now if this is the first write.
+    fn db(&self) -> io::Result<&sled::Db> {
+        if let Some(db) = self.opened() {
+            return Ok(db);
+        }
+        let _opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(db) = self.opened() {
+            return Ok(db);
+        }
+        let db = open_waiting(&self.config)?;
         // Leftovers from an earlier process are garbage: objects do not
         // outlive their node.
         db.clear().map_err(to_io)?;
-        Ok(SledSpill { db: Some(db), broken: Default::default() })
-    }
-
-    fn db(&self) -> &sled::Db {
-        self.db.as_ref().expect("only None while dropping")
+        Ok(self.db.get_or_init(|| db))
     }
 
     fn note<T>(&self, r: sled::Result<T>) -> io::Result<T> {
@@ -112,20 +171,79 @@ fn to_io(e: sled::Error) -> io::Error {
 
 impl SpillStore for SledSpill {
     fn write(&self, id: ObjectId, data: &[u8]) -> io::Result<()> {
-        self.note(self.db().insert(key(id), data))?;
+        let db = self.db()?;
+        self.note(db.insert(key(id), data))?;
         Ok(())
     }
 
+    // Before the first write nothing is stored: reads find nothing and
+    // deletes have nothing to do, without opening the database.
+
     fn read(&self, id: ObjectId) -> io::Result<Option<Vec<u8>>> {
-        Ok(self.note(self.db().get(key(id)))?.map(|v| v.to_vec()))
+        let Some(db) = self.opened() else { return Ok(None) };
+        Ok(self.note(db.get(key(id)))?.map(|v| v.to_vec()))
     }
 
     fn delete(&self, id: ObjectId) -> io::Result<()> {
-        self.note(self.db().remove(key(id)))?;
+        let Some(db) = self.opened() else { return Ok(()) };
+        self.note(db.remove(key(id)))?;
         Ok(())
     }
 
     fn disk_usage(&self) -> u64 {
-        self.db().size_on_disk().unwrap_or(0)
+        self.opened().map_or(0, |db| db.size_on_disk().unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wray_core::TaskId;
+
+    fn id(i: u32) -> ObjectId {
+        ObjectId { task: TaskId(7), index: i }
+    }
+
+    #[test]
+    fn the_database_is_made_by_the_first_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = SledSpill::open(dir.path()).unwrap();
+        assert_eq!(spill.read(id(1)).unwrap(), None);
+        spill.delete(id(1)).unwrap();
+        assert_eq!(spill.disk_usage(), 0);
+        let files = |p: &Path| std::fs::read_dir(p).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>();
+        assert_eq!(files(dir.path()), [LOCK_FILE], "nothing but the lock before a write");
+        spill.write(id(1), b"spilled").unwrap();
+        assert_eq!(spill.read(id(1)).unwrap().as_deref(), Some(&b"spilled"[..]));
+        assert!(files(dir.path()).len() > 1, "sled's files after it");
+        spill.delete(id(1)).unwrap();
+        assert_eq!(spill.read(id(1)).unwrap(), None);
+    }
+
+    #[test]
+    fn leftovers_of_an_earlier_process_are_cleared_on_the_first_write() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let spill = SledSpill::open(dir.path()).unwrap();
+            spill.write(id(1), b"old").unwrap();
+        }
+        let spill = SledSpill::open(dir.path()).unwrap();
+        spill.write(id(2), b"new").unwrap();
+        assert_eq!(spill.read(id(1)).unwrap(), None);
+        assert_eq!(spill.read(id(2)).unwrap().as_deref(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn a_directory_in_use_is_refused_at_open_and_free_once_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SledSpill::open(dir.path()).unwrap();
+        let wait = std::time::Duration::from_millis(120);
+        let started = std::time::Instant::now();
+        let err = SledSpill::open_waiting_for(dir.path(), wait).err().expect("the directory is taken");
+        assert!(started.elapsed() >= wait, "waited for the holder first");
+        assert!(err.to_string().contains("another process is using"), "{err}");
+        assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+        drop(first);
+        SledSpill::open_waiting_for(dir.path(), wait).unwrap();
     }
 }
