@@ -195,6 +195,36 @@ fn objects_spill_to_disk_and_come_back() {
 }
 
 #[test]
+fn a_spill_directory_in_use_is_refused_at_start() {
+    // The first process holds the directory while its driver spins; the
+    // spill database inside is only made by a first spill, so what is
+    // refused here is the directory itself.
+    let dir = tempfile::tempdir().unwrap();
+    let spill = dir.path().join("spill");
+    let job = guests().testjob.clone();
+    let mut holder = Command::new(wray_bin())
+        .args(["run", "--timeout", "60s", "--spill-dir", path(&spill), path(&job), "--", "spin-main"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = spill.join("wray-spill.lock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !lock.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = scenario(&["--spill-dir", path(&spill)], &["basics"]);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains(&format!("another process is using {} as its spill directory", path(&spill))), "{err}");
+    // Free again once its holder is gone.
+    let out = ok(&["--spill-dir", path(&spill)], &["basics"]);
+    has(&out, "add: 3");
+}
+
+#[test]
 fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     // The spill directory is a 4 MiB tmpfs mounted in a private mount
     // namespace (as root, or in a user namespace otherwise): a real

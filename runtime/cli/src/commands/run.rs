@@ -61,7 +61,8 @@ pub struct RunCommand {
     #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "1GiB")]
     object_store_memory: u64,
 
-    /// Directory for spilled objects (default: a temporary directory).
+    /// Directory for spilled objects (default: a temporary directory). One
+    /// process at a time: another one using it is waited for up to 5 s.
     #[arg(long, value_name = "DIR")]
     spill_dir: Option<PathBuf>,
 
