@@ -98,13 +98,18 @@ pub fn wait<T>(
     }
     let mut ready = Vec::with_capacity(wanted);
     let mut pending = Vec::with_capacity(refs.len().saturating_sub(wanted));
-    for r in refs {
-        if ready.len() < num_returns && r.handle.known_ready() {
+    let mut rest = refs.iter();
+    while ready.len() < num_returns {
+        let Some(r) = rest.next() else { break };
+        if r.handle.known_ready() {
             ready.push(r.clone());
         } else {
             pending.push(r.clone());
         }
     }
+    // Once enough are ready the rest is pending as it stands: copied
+    // without looking at each (the loop's hot path, a call per ready ref).
+    pending.extend(rest.cloned());
     (ready, pending)
 }
 
