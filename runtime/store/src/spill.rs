@@ -28,7 +28,7 @@ pub trait SpillStore: Send + Sync + 'static {
 /// files on disk, and ~1 MiB of the process's memory. What opening it
 /// checked at start still is: the directory is taken with a lock file, so a
 /// second process given the same directory is refused when it starts, not
-/// at its first spill.
+/// at its first spill; and what a previous process left there is removed.
 pub struct SledSpill {
     config: sled::Config,
     /// Set by the first write.
@@ -76,6 +76,11 @@ impl SledSpill {
                 Err(std::fs::TryLockError::Error(e)) => return Err(e),
             }
         }
+        // Leftovers from an earlier process are garbage (objects do not
+        // outlive their node), and are removed now rather than at a first
+        // spill that may never come: sled's files, by the names sled 0.34
+        // gives them, in a directory this process now holds.
+        remove_sled_files(dir)?;
         let config = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).cache_capacity(SPILL_CACHE_BYTES);
         Ok(SledSpill {
             config,
@@ -101,9 +106,6 @@ impl SledSpill {
             return Ok(db);
         }
         let db = open_waiting(&self.config)?;
-        // Leftovers from an earlier process are garbage: objects do not
-        // outlive their node.
-        db.clear().map_err(to_io)?;
         Ok(self.db.get_or_init(|| db))
     }
 
@@ -120,7 +122,7 @@ impl Drop for SledSpill {
         // sled flushes its log when the last handle goes, and after a failed
         // write (ENOSPC) that flush waits forever for a write that never
         // completes. Spilled objects are garbage once the store goes (the
-        // next open clears them), so a broken database is abandoned: its
+        // next open removes them), so a broken database is abandoned: its
         // threads and memory stay until the process exits, rather than the
         // process never exiting.
         if let Some(db) = self.db.take()
@@ -153,6 +155,25 @@ pub fn open_waiting(config: &sled::Config) -> io::Result<sled::Db> {
             Err(e) => return Err(to_io(e)),
         }
     }
+}
+
+/// Removes a sled database's files from `dir`: `conf`, `db`, `blobs/` and
+/// `snap.*` (sled 0.34's layout, `sled::Config`'s paths); nothing else.
+fn remove_sled_files(dir: &Path) -> io::Result<()> {
+    let gone = |r: io::Result<()>| match r {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    gone(std::fs::remove_file(dir.join("conf")))?;
+    gone(std::fs::remove_file(dir.join("db")))?;
+    gone(std::fs::remove_dir_all(dir.join("blobs")))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with("snap.") {
+            gone(std::fs::remove_file(entry.path()))?;
+        }
+    }
+    Ok(())
 }
 
 fn key(id: ObjectId) -> [u8; 20] {
@@ -221,15 +242,23 @@ mod tests {
     }
 
     #[test]
-    fn leftovers_of_an_earlier_process_are_cleared_on_the_first_write() {
+    fn leftovers_of_an_earlier_process_are_removed_at_open() {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mine.txt"), b"not sled's").unwrap();
         {
             let spill = SledSpill::open(dir.path()).unwrap();
-            spill.write(id(1), b"old").unwrap();
+            // Large enough for sled to keep it as a blob file of its own.
+            spill.write(id(1), &vec![7u8; 1 << 20]).unwrap();
+            spill.write(id(3), b"old").unwrap();
         }
+        assert!(dir.path().join("blobs").read_dir().unwrap().next().is_some());
         let spill = SledSpill::open(dir.path()).unwrap();
+        let mut left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        left.sort();
+        assert_eq!(left, ["mine.txt", LOCK_FILE], "sled's files gone at open, nothing else");
         spill.write(id(2), b"new").unwrap();
         assert_eq!(spill.read(id(1)).unwrap(), None);
+        assert_eq!(spill.read(id(3)).unwrap(), None);
         assert_eq!(spill.read(id(2)).unwrap().as_deref(), Some(&b"new"[..]));
     }
 
