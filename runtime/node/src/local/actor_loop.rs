@@ -303,6 +303,30 @@ mod tests {
         }
     }
 
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_loop_woken_while_polled_gets_another_turn() {
+        // As an instance yielding at an epoch tick: the loop wakes itself
+        // and returns Pending, three times, then ends. Nothing else wakes
+        // it, so it ends only if each wake during a poll schedules a turn.
+        let polls = Arc::new(AtomicUsize::new(0));
+        let counted = polls.clone();
+        let run = ActorLoop::spawn(Box::pin(std::future::poll_fn(move |cx| {
+            if counted.fetch_add(1, Ordering::SeqCst) < 3 {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })));
+        // The first poll is this thread's own, inline: the turns after it
+        // come from runners.
+        run.run_inline();
+        assert_eq!(polls.load(Ordering::SeqCst), 1);
+        assert_eq!(run.state.load(Ordering::SeqCst), SCHEDULED);
+        eventually("the loop ends", || run.state.load(Ordering::SeqCst) == DONE).await;
+        assert_eq!(polls.load(Ordering::SeqCst), 4);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panicking_loop_ends_without_failing_its_caller() {
         let (tx, mut rx) = mpsc::unbounded_channel::<u32>();
