@@ -209,10 +209,7 @@ fn a_spill_directory_in_use_is_refused_at_start() {
         .spawn()
         .unwrap();
     let lock = spill.join("wray-spill.lock");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !lock.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(Duration::from_secs(30), || lock.exists(), || format!("{} was never taken", path(&spill)));
     let out = scenario(&["--spill-dir", path(&spill)], &["basics"]);
     holder.kill().unwrap();
     holder.wait().unwrap();

@@ -1,5 +1,6 @@
 //! Where spilled objects go.
 
+use std::fs::TryLockError;
 use std::io;
 use std::path::Path;
 use wray_core::ObjectId;
@@ -60,21 +61,13 @@ impl SledSpill {
     fn open_waiting_for(dir: &Path, wait: std::time::Duration) -> io::Result<SledSpill> {
         std::fs::create_dir_all(dir)?;
         let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
-        let start = std::time::Instant::now();
-        loop {
-            match lock.try_lock() {
-                Ok(()) => break,
-                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WouldBlock,
-                        format!("another process is using {} as its spill directory", dir.display()),
-                    ));
-                }
-                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        match retry_while_held(wait, || lock.try_lock(), |e| matches!(e, TryLockError::WouldBlock)) {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let why = format!("another process is using {} as its spill directory", dir.display());
+                return Err(io::Error::new(io::ErrorKind::WouldBlock, why));
             }
+            Err(TryLockError::Error(e)) => return Err(e),
         }
         // Leftovers from an earlier process are garbage (objects do not
         // outlive their node), and are removed now rather than at a first
@@ -142,17 +135,23 @@ pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Opens a sled database, waiting up to [`LOCK_WAIT`] while another process
 /// still holds its lock; any other failure is returned at once.
 pub fn open_waiting(config: &sled::Config) -> io::Result<sled::Db> {
+    // sled reports a held lock as an `Other` error with this text.
+    let held = |e: &sled::Error| matches!(e, sled::Error::Io(e) if e.to_string().contains("could not acquire lock"));
+    retry_while_held(LOCK_WAIT, || config.open(), held).map_err(to_io)
+}
+
+/// Runs `attempt` until it succeeds, fails otherwise than `held`, or has
+/// failed `held` for `wait`, looking again every 50 ms; its last result.
+fn retry_while_held<T, E>(
+    wait: std::time::Duration,
+    mut attempt: impl FnMut() -> Result<T, E>,
+    held: impl Fn(&E) -> bool,
+) -> Result<T, E> {
     let start = std::time::Instant::now();
     loop {
-        match config.open() {
-            Ok(db) => return Ok(db),
-            // sled reports a held lock as an `Other` error with this text.
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock") && start.elapsed() < LOCK_WAIT =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(e) => return Err(to_io(e)),
+        match attempt() {
+            Err(e) if held(&e) && start.elapsed() < wait => std::thread::sleep(std::time::Duration::from_millis(50)),
+            done => return done,
         }
     }
 }
@@ -225,6 +224,13 @@ mod tests {
         ObjectId { task: TaskId(7), index: i }
     }
 
+    /// The names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<std::ffi::OsString> {
+        let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn the_database_is_made_by_the_first_write() {
         let dir = tempfile::tempdir().unwrap();
@@ -232,11 +238,10 @@ mod tests {
         assert_eq!(spill.read(id(1)).unwrap(), None);
         spill.delete(id(1)).unwrap();
         assert_eq!(spill.disk_usage(), 0);
-        let files = |p: &Path| std::fs::read_dir(p).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>();
-        assert_eq!(files(dir.path()), [LOCK_FILE], "nothing but the lock before a write");
+        assert_eq!(names(dir.path()), [LOCK_FILE], "nothing but the lock before a write");
         spill.write(id(1), b"spilled").unwrap();
         assert_eq!(spill.read(id(1)).unwrap().as_deref(), Some(&b"spilled"[..]));
-        assert!(files(dir.path()).len() > 1, "sled's files after it");
+        assert!(names(dir.path()).len() > 1, "sled's files after it");
         spill.delete(id(1)).unwrap();
         assert_eq!(spill.read(id(1)).unwrap(), None);
     }
@@ -253,9 +258,7 @@ mod tests {
         }
         assert!(dir.path().join("blobs").read_dir().unwrap().next().is_some());
         let spill = SledSpill::open(dir.path()).unwrap();
-        let mut left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        left.sort();
-        assert_eq!(left, ["mine.txt", LOCK_FILE], "sled's files gone at open, nothing else");
+        assert_eq!(names(dir.path()), ["mine.txt", LOCK_FILE], "sled's files gone at open, nothing else");
         spill.write(id(2), b"new").unwrap();
         assert_eq!(spill.read(id(1)).unwrap(), None);
         assert_eq!(spill.read(id(3)).unwrap(), None);
