@@ -4,7 +4,12 @@
 wasmtime::component::bindgen!({
     path: "../../wit",
     world: "job",
-    imports: { default: async | trappable },
+    imports: {
+        // Dropping a reference never waits; as an async import each drop
+        // boxed a future (one of a short task's dozen allocations).
+        "wray:runtime/types.[drop]object-ref": trappable,
+        default: async | trappable,
+    },
     exports: { default: async },
     with: {
         "wray:runtime/types.object-ref": crate::instance::RefGuard,

@@ -60,9 +60,8 @@ struct Waiting<K> {
 pub struct Scheduler<K> {
     total: Resources,
     in_use: Resources,
-    /// Queues by demand, as a printable key (demands are small maps; equal
-    /// demands print equally).
-    queues: BTreeMap<String, (Resources, VecDeque<Waiting<K>>)>,
+    /// Queues by demand: tasks with equal demands share one.
+    queues: BTreeMap<Resources, VecDeque<Waiting<K>>>,
     next_seq: u64,
     queued: usize,
 }
@@ -87,17 +86,13 @@ impl<K: PartialEq> Scheduler<K> {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.queued += 1;
-        self.queues
-            .entry(demand.to_string())
-            .or_insert_with(|| (demand, VecDeque::new()))
-            .1
-            .push_back(Waiting { seq, key });
+        self.queues.entry(demand).or_default().push_back(Waiting { seq, key });
     }
 
     /// Removes a queued task (cancelled before it ran). Returns whether it
     /// was queued.
     pub fn dequeue(&mut self, key: &K) -> bool {
-        for (_, q) in self.queues.values_mut() {
+        for q in self.queues.values_mut() {
             if let Some(pos) = q.iter().position(|w| &w.key == key) {
                 q.remove(pos);
                 self.queued -= 1;
@@ -111,24 +106,27 @@ impl<K: PartialEq> Scheduler<K> {
     /// those that fit. The granted tasks now hold their demand.
     pub fn schedule(&mut self) -> Vec<(K, Resources)> {
         let mut granted = Vec::new();
+        // Called whenever resources come back, queue or no queue.
+        if self.queued == 0 {
+            self.queues.clear();
+            return granted;
+        }
         loop {
-            let free = self.available();
             // The oldest head among queues whose demand fits.
             let next = self
                 .queues
                 .iter()
-                .filter(|(_, (demand, q))| !q.is_empty() && free.contains(demand))
-                .min_by_key(|(_, (_, q))| q.front().map_or(u64::MAX, |w| w.seq))
-                .map(|(name, _)| name.clone());
-            let Some(name) = next else { break };
-            let (demand, q) = self.queues.get_mut(&name).expect("queue just found");
+                .filter(|(demand, q)| !q.is_empty() && self.total.contains_beyond(&self.in_use, demand))
+                .min_by_key(|(_, q)| q.front().map_or(u64::MAX, |w| w.seq))
+                .map(|(demand, _)| demand.clone());
+            let Some(demand) = next else { break };
+            let q = self.queues.get_mut(&demand).expect("queue just found");
             let w = q.pop_front().expect("non-empty queue");
-            let demand = demand.clone();
             self.queued -= 1;
             self.in_use.add(&demand);
             granted.push((w.key, demand));
         }
-        self.queues.retain(|_, (_, q)| !q.is_empty());
+        self.queues.retain(|_, q| !q.is_empty());
         granted
     }
 
@@ -136,7 +134,7 @@ impl<K: PartialEq> Scheduler<K> {
     /// a node decide atomically between running a task now and sending it
     /// elsewhere). The caller holds the demand if this returns true.
     pub fn try_take(&mut self, demand: &Resources) -> bool {
-        if self.queued == 0 && self.available().contains(demand) {
+        if self.queued == 0 && self.total.contains_beyond(&self.in_use, demand) {
             self.in_use.add(demand);
             true
         } else {
@@ -148,30 +146,30 @@ impl<K: PartialEq> Scheduler<K> {
     /// fit in one of `rooms` (free resources elsewhere, charged as tasks
     /// are taken): what a busy node hands to idle ones.
     pub fn steal(&mut self, rooms: &mut [Resources], mut movable: impl FnMut(&K) -> bool) -> Vec<(K, Resources)> {
-        let mut order: Vec<(u64, String)> =
-            self.queues.iter().flat_map(|(name, (_, q))| q.iter().map(move |w| (w.seq, name.clone()))).collect();
+        let mut order: Vec<(u64, Resources)> =
+            self.queues.iter().flat_map(|(demand, q)| q.iter().map(move |w| (w.seq, demand.clone()))).collect();
         order.sort();
         let mut stolen = Vec::new();
-        for (seq, name) in order {
-            let (demand, q) = self.queues.get_mut(&name).expect("listed above");
-            let Some(room) = rooms.iter_mut().find(|r| r.contains(demand)) else { continue };
+        for (seq, demand) in order {
+            let q = self.queues.get_mut(&demand).expect("listed above");
+            let Some(room) = rooms.iter_mut().find(|r| r.contains(&demand)) else { continue };
             let pos = q.iter().position(|w| w.seq == seq).expect("listed above");
             if !movable(&q[pos].key) {
                 continue;
             }
-            room.subtract(demand);
+            room.subtract(&demand);
             let w = q.remove(pos).expect("position found");
             self.queued -= 1;
-            stolen.push((w.key, demand.clone()));
+            stolen.push((w.key, demand));
         }
-        self.queues.retain(|_, (_, q)| !q.is_empty());
+        self.queues.retain(|_, q| !q.is_empty());
         stolen
     }
 
     /// Takes `demand` out of the free pool if it fits, queue or not (a
     /// placement-group reservation).
     pub fn reserve(&mut self, demand: &Resources) -> bool {
-        if self.available().contains(demand) {
+        if self.total.contains_beyond(&self.in_use, demand) {
             self.in_use.add(demand);
             true
         } else {

@@ -414,8 +414,11 @@ impl ObjectStore {
     /// objects nested in it).
     pub fn release(&self, id: ObjectId) {
         let mut inner = self.lock();
-        let mut work = vec![id];
-        while let Some(id) = work.pop() {
+        // Objects this frees that nest others (rare: the vector allocates
+        // only then, and a release is one of every `get`'s calls).
+        let mut work = Vec::new();
+        let mut next = Some(id);
+        while let Some(id) = next.take().or_else(|| work.pop()) {
             let Some(e) = inner.objects.get_mut(&id) else {
                 continue;
             };
@@ -574,15 +577,20 @@ impl ObjectStore {
     /// Waits for the object to be made (here or on another node) and says
     /// what a read finds. Cancellation-safe.
     pub async fn find(&self, id: ObjectId) -> Result<Found, Error> {
+        // Most lookups find the object settled: no notifier for them.
+        if let Some(r) = self.try_find(id) {
+            return r;
+        }
         let notify = Arc::new(Notify::new());
         loop {
-            if let Some(r) = self.try_find(id) {
-                return r;
-            }
             match self.watch(id, &notify) {
                 None => return Err(lost(id)),
-                Some(true) => continue,
+                // Settled since the look above.
+                Some(true) => {}
                 Some(false) => notify.notified().await,
+            }
+            if let Some(r) = self.try_find(id) {
+                return r;
             }
         }
     }

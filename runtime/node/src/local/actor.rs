@@ -93,6 +93,28 @@ struct Life<'a> {
     calls_since_snapshot: u32,
     /// Whether the last snapshot was refused (logged once per refusal run).
     refused: bool,
+    /// `Class.method` of the methods called last, as every call's `Caller`
+    /// and messages name them: made once, not per call (two allocations
+    /// of a call's dozen). Bounded: a method name is the caller's to choose.
+    names: Vec<(String, Arc<str>)>,
+}
+
+/// Method names an actor keeps `Class.method` strings for ([`Life`]).
+const METHOD_NAMES_KEPT: usize = 16;
+
+impl Life<'_> {
+    /// `Class.method` for `method`.
+    fn function_name(&mut self, method: &str) -> Arc<str> {
+        if let Some((_, name)) = self.names.iter().find(|(m, _)| m == method) {
+            return name.clone();
+        }
+        let name: Arc<str> = format!("{}.{}", self.actor.short_class(), method).into();
+        if self.names.len() == METHOD_NAMES_KEPT {
+            self.names.remove(0);
+        }
+        self.names.push((method.to_string(), name.clone()));
+        name
+    }
 }
 
 /// What the constructor needs.
@@ -502,6 +524,7 @@ impl NodeInner {
             time: job.limits(&spec.options).time,
             calls_since_snapshot: 0,
             refused: false,
+            names: Vec::new(),
         };
         let limit = spec.options.max_concurrency.max(1) as usize;
         let mut resolving: JoinSet<(ActorCall, Result<Vec<bytes::Bytes>, Error>)> = JoinSet::new();
@@ -568,7 +591,7 @@ impl NodeInner {
             (false, _) => Err(dead(actor)),
             (true, Err(e)) => Err(e),
             (true, Ok(args)) => {
-                let function = format!("{}.{}", actor.short_class(), call.method);
+                let function = life.function_name(&call.method);
                 // A call its actor's crash interrupted runs again on the
                 // restarted actor while it has retries left.
                 let mut retries_left = life.spec.options.max_task_retries.saturating_sub(call.retries);
@@ -578,7 +601,7 @@ impl NodeInner {
                         job: life.job.id,
                         task: call.task,
                         actor: Some(actor.id),
-                        function: function.as_str().into(),
+                        function: function.clone(),
                         holds: life.held.resources.clone(),
                     };
                     // A kill interrupts running wasm through the instance's
@@ -609,7 +632,7 @@ impl NodeInner {
                                     continue;
                                 }
                             }
-                            break Err(Error::task_failed(&function, e.to_string()));
+                            break Err(Error::task_failed(&*function, e.to_string()));
                         }
                     }
                 }

@@ -31,7 +31,7 @@ impl types::HostObjectRef for State {
         }
     }
 
-    async fn drop(&mut self, r: Resource<RefGuard>) -> wasmtime::Result<()> {
+    fn drop(&mut self, r: Resource<RefGuard>) -> wasmtime::Result<()> {
         // Dropping the guard releases the reference.
         self.table.delete(r)?;
         Ok(())
