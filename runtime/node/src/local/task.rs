@@ -38,7 +38,7 @@ pub(crate) struct Unstarted {
     /// In submission order, for the starter.
     order: Vec<Arc<Claimable>>,
     /// By output, for a caller about to block on one.
-    by_output: HashMap<ObjectId, Arc<Claimable>, foldhash::fast::RandomState>,
+    by_output: HashMap<ObjectId, Arc<Claimable>, crate::ById>,
     /// A starter is spawned and has not run yet.
     starter: bool,
     /// ... and was moved where another worker can take it.
@@ -485,14 +485,14 @@ impl NodeInner {
         // node asks it every time: the task never runs here.
         let pinned_elsewhere = self.pinned_elsewhere(&spec.options, spec.here);
         let mut ask_head = self.asks_head(options, spec.here);
-        loop {
+        let held = loop {
             // Here if there is room now; else elsewhere if another node has
             // room (or this one can never run it); else queued here, until
             // resources free up or another node reports room.
             if ask_head.is_none()
                 && let Some(held) = self.try_acquire_now(&spec.options.resources)
             {
-                return self.run_here(job, spec, cancel, retries, held).await.map(|()| None);
+                break held;
             }
             let mut movable = false;
             // Pinned elsewhere, `ask_head` stays set: it asks every time.
@@ -536,10 +536,10 @@ impl NodeInner {
                 () = cancel.cancelled() => return Err(Error::Cancelled),
             };
             if let Some(resources) = granted {
-                let held = Held { resources, node: self.clone() };
-                return self.run_here(job, spec, cancel, retries, held).await.map(|()| None);
+                break Held { resources, node: self.clone() };
             }
-        }
+        };
+        self.run_here(job, spec, cancel, retries, held).await.map(|()| None)
     }
 
     /// Runs the task on this node with `held` resources, retrying as its
@@ -584,7 +584,13 @@ impl NodeInner {
                 }
                 None => {
                     let services: Arc<dyn Services> = self.clone();
-                    Instance::new(&job.component, services, caller, limits, &job.config.grants).await
+                    // Boxed: instantiating is most of this future by size
+                    // (1.5 KiB, counted about twice over in the layouts of
+                    // the futures above it: a task's future, moved into its
+                    // box at every submission, instance reused or not, was
+                    // 8.1 KiB with it inline and is 3.3 without), and a
+                    // fresh instance allocates dozens of times anyway.
+                    Box::pin(Instance::new(&job.component, services, caller, limits, &job.config.grants)).await
                 }
             };
             let e = match instance {
