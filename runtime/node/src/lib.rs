@@ -38,6 +38,11 @@ use wray_host::{ComponentCache, Engine, EngineConfig, JobComponent, LoadError};
 use wray_sched::Scheduler;
 use wray_store::{ObjectStore, SledSpill, StoreStats};
 
+/// The hasher of the maps every task passes through (keyed by task or
+/// object id). Ids are already mixed (`wray_core::ids`), so SipHash's
+/// strength buys nothing on these paths; foldhash is seeded per map.
+pub(crate) type ById = foldhash::fast::RandomState;
+
 /// How a node is set up.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -106,7 +111,7 @@ pub(crate) struct NodeInner {
     sched: Mutex<Scheduler<TaskId>>,
     /// Tasks waiting for their resource grant, and whether they may be
     /// moved to another node instead.
-    grants: Mutex<HashMap<TaskId, (oneshot::Sender<Grant>, bool)>>,
+    grants: Mutex<HashMap<TaskId, (oneshot::Sender<Grant>, bool), ById>>,
     jobs: Mutex<HashMap<JobId, Arc<local::job::JobState>>>,
     next_job: AtomicU32,
     /// Components this node has loaded, by content hash: what lets a peer
@@ -258,7 +263,7 @@ impl Node {
                 cache,
                 store: ObjectStore::new(config.object_store_memory, Box::new(spill)),
                 sched: Mutex::new(Scheduler::new(total)),
-                grants: Mutex::new(HashMap::new()),
+                grants: Mutex::new(HashMap::default()),
                 jobs: Mutex::new(HashMap::new()),
                 next_job: AtomicU32::new(1),
                 components: Mutex::new(HashMap::new()),

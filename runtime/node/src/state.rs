@@ -59,7 +59,7 @@ struct Record {
 /// [`MAX_TASK_ROWS`] finished ones, and counts since the node started.
 #[derive(Default)]
 pub(crate) struct TaskLog {
-    live: HashMap<TaskId, Record>,
+    live: HashMap<TaskId, Record, crate::ById>,
     done: VecDeque<Record>,
     finished: u64,
     failed: u64,

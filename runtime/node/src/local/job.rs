@@ -66,7 +66,7 @@ pub(crate) struct JobState {
     pub(crate) component: JobComponent,
     pub(crate) config: JobConfig,
     /// Cancellation flags of the job's queued and running tasks.
-    pub(crate) tasks: Mutex<HashMap<TaskId, Arc<crate::local::task::CancelToken>>>,
+    pub(crate) tasks: Mutex<HashMap<TaskId, Arc<crate::local::task::CancelToken>, crate::ById>>,
     pub(crate) actors: Mutex<HashMap<ActorId, Arc<ActorState>>>,
     pub(crate) named: Mutex<HashMap<String, ActorId>>,
     /// Bounds unfinished tasks: submitting past it waits (back-pressure).
@@ -157,7 +157,7 @@ impl NodeInner {
             id,
             component,
             config,
-            tasks: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(HashMap::default()),
             actors: Mutex::new(HashMap::new()),
             named: Mutex::new(HashMap::new()),
             pending: Arc::new(Semaphore::new(limits::MAX_PENDING_TASKS_PER_JOB)),
