@@ -91,6 +91,11 @@ pub trait Services: Send + Sync + 'static {
         args: Vec<ArgSpec>,
         options: Options,
     ) -> BoxFuture<'a, Result<ObjectId, Error>>;
+    /// The objects' encoded values in order if every one is ready on this
+    /// node now, or the error one of them settled with; `None` if any must
+    /// be waited for or fetched (then [`Services::get`]). Most reads find
+    /// their objects ready, and answering them here costs no future.
+    fn get_now(&self, ids: &[ObjectId]) -> Option<Result<Vec<bytes::Bytes>, Error>>;
     /// Waits for the objects and returns their encoded values in order.
     fn get<'a>(
         &'a self,

@@ -227,27 +227,30 @@ impl Services for NodeInner {
         Box::pin(async move { self.arc()?.submit_task(caller, seq, function, args, options).await })
     }
 
+    fn get_now(&self, ids: &[ObjectId]) -> Option<Result<Vec<bytes::Bytes>, Error>> {
+        let mut ready = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.store.try_find(*id)? {
+                Ok(Found::Here(o)) => ready.push(o.data),
+                Err(e) => return Some(Err(e)),
+                // Held on another node: fetched by `get`.
+                Ok(Found::Elsewhere(_)) => return None,
+            }
+        }
+        Some(Ok(ready))
+    }
+
     fn get<'a>(
         &'a self,
         caller: &'a Caller,
         ids: Vec<ObjectId>,
         timeout: Option<Duration>,
     ) -> BoxFuture<'a, Result<Vec<bytes::Bytes>, Error>> {
-        // Fast path: everything ready, no need to give the CPU back. Taken
-        // before the future is made: the waiting path's future is 4 KiB,
-        // moved into its box on every call — a tenth of a `get` of a ready
-        // object, the most common call there is.
-        let mut ready = Vec::with_capacity(ids.len());
-        for id in &ids {
-            match self.store.try_find(*id) {
-                Some(Ok(Found::Here(o))) => ready.push(o.data),
-                Some(Err(e)) => return Box::pin(std::future::ready(Err(e))),
-                // Pending, or held on another node: fetched below.
-                Some(Ok(Found::Elsewhere(_))) | None => break,
-            }
-        }
-        if ready.len() == ids.len() {
-            return Box::pin(std::future::ready(Ok(ready)));
+        // Everything ready: no need to give the CPU back. Answered before
+        // the future is made: the waiting path's future is 1.7 KiB, moved
+        // into its box on every call.
+        if let Some(now) = self.get_now(&ids) {
+            return Box::pin(std::future::ready(now));
         }
         Box::pin(async move {
             self.blocked(caller, async {
