@@ -96,7 +96,8 @@ pub trait Services: Send + Sync + 'static {
     /// be waited for or fetched (then [`Services::get`]). Most reads find
     /// their objects ready, and answering them here costs no future.
     fn get_now(&self, ids: &[ObjectId]) -> Option<Result<Vec<bytes::Bytes>, Error>>;
-    /// Waits for the objects and returns their encoded values in order.
+    /// Waits for the objects and returns their encoded values in order
+    /// (a caller that expects them ready asks [`Services::get_now`] first).
     fn get<'a>(
         &'a self,
         caller: &'a Caller,

@@ -116,7 +116,7 @@ impl<K: PartialEq> Scheduler<K> {
             let next = self
                 .queues
                 .iter()
-                .filter(|(demand, q)| !q.is_empty() && self.total.contains_beyond(&self.in_use, demand))
+                .filter(|(demand, q)| !q.is_empty() && self.fits(demand))
                 .min_by_key(|(_, q)| q.front().map_or(u64::MAX, |w| w.seq))
                 .map(|(demand, _)| demand.clone());
             let Some(demand) = next else { break };
@@ -134,7 +134,7 @@ impl<K: PartialEq> Scheduler<K> {
     /// a node decide atomically between running a task now and sending it
     /// elsewhere). The caller holds the demand if this returns true.
     pub fn try_take(&mut self, demand: &Resources) -> bool {
-        if self.queued == 0 && self.total.contains_beyond(&self.in_use, demand) {
+        if self.queued == 0 && self.fits(demand) {
             self.in_use.add(demand);
             true
         } else {
@@ -169,7 +169,7 @@ impl<K: PartialEq> Scheduler<K> {
     /// Takes `demand` out of the free pool if it fits, queue or not (a
     /// placement-group reservation).
     pub fn reserve(&mut self, demand: &Resources) -> bool {
-        if self.total.contains_beyond(&self.in_use, demand) {
+        if self.fits(demand) {
             self.in_use.add(demand);
             true
         } else {
@@ -203,6 +203,12 @@ impl<K: PartialEq> Scheduler<K> {
     /// The task unblocked: it takes its CPU back at once.
     pub fn unblock(&mut self, held: &Resources) {
         self.in_use.add(&cpu_part(held));
+    }
+
+    /// Whether `demand` fits in what no one holds, without making that set
+    /// (asked for every task).
+    fn fits(&self, demand: &Resources) -> bool {
+        self.total.contains_beyond(&self.in_use, demand)
     }
 
     /// Resources not held by anyone.
