@@ -156,13 +156,17 @@ impl MicrobenchmarkCommand {
         if let (Some(addr), Some(token)) = (self.quic_receive, &self.quic_token) {
             let token = wray_runtime::Token::parse(token).map_err(|e| Failure::Usage(e.into()))?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            rt.block_on(wray_net::receive_and_send(addr, &token, self.quic_send_back.unwrap_or(0)))?;
+            let back = self.quic_send_back.unwrap_or(0);
+            super::cluster_bench::on_workers(
+                &rt,
+                async move { Ok(wray_net::receive_and_send(addr, &token, back).await?) },
+            )?;
             return Ok(());
         }
         if let (Some(addr), Some(token)) = (self.quic_echo, &self.quic_token) {
             let token = wray_runtime::Token::parse(token).map_err(|e| Failure::Usage(e.into()))?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            rt.block_on(wray_net::echo(addr, &token))?;
+            super::cluster_bench::on_workers(&rt, async move { Ok(wray_net::echo(addr, &token).await?) })?;
             return Ok(());
         }
         if let Some(mib) = self.raw_quic {
