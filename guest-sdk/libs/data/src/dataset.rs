@@ -630,7 +630,11 @@ impl Dataset {
     }
 
     fn write(&self, dir: &str, format: Format) -> Result<Written, Error> {
-        let meta = std::fs::metadata(dir).map_err(|e| {
+        // Made here, by the consumer, as Ray's writers make their output
+        // path; the write tasks expect it to exist (on a cluster, a task
+        // whose node does not see it fails rather than scatter files over
+        // nodes' own disks).
+        let meta = std::fs::create_dir_all(dir).and_then(|()| std::fs::metadata(dir)).map_err(|e| {
             invalid(format!("{} {dir}: {e} (grant the directory with `wray run --dir HOST::GUEST`)", format.op()))
         })?;
         if !meta.is_dir() {
@@ -650,17 +654,18 @@ impl Dataset {
         Ok(written)
     }
 
-    /// Writes one CSV file per block into `dir` (granted to the job).
+    /// Writes one CSV file per block into `dir`, made (with its parents) if
+    /// missing; it must lie in a directory granted to the job.
     pub fn write_csv(&self, dir: &str) -> Result<Written, Error> {
         self.write(dir, Format::Csv)
     }
 
-    /// Writes one JSON-lines file per block into `dir`.
+    /// Writes one JSON-lines file per block into `dir` (as `write_csv`).
     pub fn write_json(&self, dir: &str) -> Result<Written, Error> {
         self.write(dir, Format::Json)
     }
 
-    /// Writes one Parquet file (snappy) per block into `dir`.
+    /// Writes one Parquet file per block into `dir` (as `write_csv`).
     pub fn write_parquet(&self, dir: &str) -> Result<Written, Error> {
         self.write(dir, Format::Parquet)
     }

@@ -50,24 +50,32 @@ impl Paths for &String {
         vec![self.clone()]
     }
 }
-impl Paths for Vec<String> {
+// Lists of paths in every shape a caller has them: owned or borrowed,
+// arrays or vectors, of `&str` or `String` (`read_csv(&["a.csv", "b.csv"])`
+// as much as `read_csv(files)`).
+impl<S: AsRef<str>> Paths for Vec<S> {
     fn paths(self) -> Vec<String> {
-        self
+        self.iter().map(|s| s.as_ref().to_string()).collect()
     }
 }
-impl Paths for Vec<&str> {
+impl<S: AsRef<str>> Paths for &Vec<S> {
     fn paths(self) -> Vec<String> {
-        self.into_iter().map(str::to_string).collect()
+        self.iter().map(|s| s.as_ref().to_string()).collect()
     }
 }
-impl Paths for &[&str] {
+impl<S: AsRef<str>> Paths for &[S] {
     fn paths(self) -> Vec<String> {
-        self.iter().map(|s| s.to_string()).collect()
+        self.iter().map(|s| s.as_ref().to_string()).collect()
     }
 }
-impl<const N: usize> Paths for [&str; N] {
+impl<S: AsRef<str>, const N: usize> Paths for [S; N] {
     fn paths(self) -> Vec<String> {
-        self.iter().map(|s| s.to_string()).collect()
+        self.iter().map(|s| s.as_ref().to_string()).collect()
+    }
+}
+impl<S: AsRef<str>, const N: usize> Paths for &[S; N] {
+    fn paths(self) -> Vec<String> {
+        self.iter().map(|s| s.as_ref().to_string()).collect()
     }
 }
 
@@ -460,4 +468,25 @@ pub(crate) fn binary(paths: Vec<String>) -> Result<Rc<Node>, Error> {
     let files = expand("read_binary_files", paths)?;
     let reads = files.iter().map(|p| read(binary_read, &p.display().to_string(), Some(1))).collect();
     Ok(node("ReadBinary", reads))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Paths;
+
+    #[test]
+    fn paths_come_in_every_list_shape() {
+        let want = vec!["/data/a.csv".to_string(), "/data/b.csv".to_string()];
+        let owned = want.clone();
+        assert_eq!(["/data/a.csv", "/data/b.csv"].paths(), want);
+        assert_eq!((&["/data/a.csv", "/data/b.csv"]).paths(), want);
+        assert_eq!((&["/data/a.csv", "/data/b.csv"][..]).paths(), want);
+        assert_eq!(vec!["/data/a.csv", "/data/b.csv"].paths(), want);
+        assert_eq!((&owned).paths(), want);
+        assert_eq!((&owned[..]).paths(), want);
+        assert_eq!(owned.clone().paths(), want);
+        assert_eq!([owned[0].clone(), owned[1].clone()].paths(), want);
+        assert_eq!("/data/a.csv".paths(), want[..1]);
+        assert_eq!(owned[0].clone().paths(), want[..1]);
+    }
 }
