@@ -1,6 +1,6 @@
-# Actors and the rest of the Core API from Python: a named Counter actor, handles
-# passed to tasks, nested tasks, wait, put, errors with their remote traceback,
-# cancel, the time and memory limits, kill, a placement group, SPREAD, affinity.
+# Actors and the rest of the Core API from Python: a named Counter actor, handles passed to
+# tasks, nested tasks, wait, put, errors with their remote traceback (also instances of what
+# the task raised), cancel, the time and memory limits, kill, a placement group, SPREAD, affinity.
 #
 #   wray build examples/python/counter.py
 #   wray run examples/python/counter.wasm
@@ -56,6 +56,18 @@ def hog(mib):
     return len(bytearray(mib << 20))
 
 
+class Overdrawn(Exception):
+    def __init__(self, balance):
+        super().__init__(f"overdrawn by {balance}")
+
+
+@ray.remote
+def withdraw(balance, amount):
+    if amount > balance:
+        raise Overdrawn(amount - balance)
+    return balance - amount
+
+
 if __name__ == "__main__":
     c = Counter.options(name="counter").remote(10)
     print("incr:", ray.get(c.incr.remote()), ray.get(c.incr.remote(by=5)))
@@ -79,6 +91,15 @@ if __name__ == "__main__":
     except ray.exceptions.RayTaskError as e:
         print("task error:", str(e).splitlines()[-1])
         print("traceback names the function:", 'File "counter.py", line 45, in divide' in str(e))
+    # As in Ray, the error is also an instance of the exception the task raised.
+    try:
+        ray.get(divide.remote(1, 0))
+    except ZeroDivisionError as e:
+        print("caught as its cause:", type(e).__name__, isinstance(e, ray.exceptions.RayTaskError))
+    try:
+        ray.get(withdraw.remote(10, 25))
+    except Overdrawn as e:
+        print("the script's own exception:", type(e).__name__, str(e).splitlines()[-1])
 
     try:
         ray.get(slower, timeout=0.1)

@@ -146,6 +146,8 @@ fn python_actors_refs_errors_and_cancellation_behave_as_in_ray() {
         "wait: [0.0] 1 not ready",
         "task error: ZeroDivisionError: division by zero",
         "traceback names the function: True",
+        "caught as its cause: RayTaskError(ZeroDivisionError) True",
+        "the script's own exception: RayTaskError(Overdrawn) Overdrawn: overdrawn by 15",
         "get timed out",
         "cancelled",
         "time limit: True",

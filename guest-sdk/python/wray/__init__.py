@@ -65,7 +65,7 @@ def _raise(err):
     """Raises the exception for a WIT ``error``."""
     e = err.value if isinstance(err, _Err) else err
     if isinstance(e, _types.Error_TaskFailed):
-        raise exceptions.RayTaskError(e.value.function, e.value.message) from None
+        raise exceptions.task_error(e.value.function, e.value.message) from None
     if isinstance(e, _types.Error_ActorDied):
         raise exceptions.RayActorError(e.value) from None
     if isinstance(e, _types.Error_ObjectLost):

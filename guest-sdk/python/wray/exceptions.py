@@ -4,7 +4,16 @@ Every failure the host reports (the WIT ``error`` variant) becomes one of
 these at the call that observed it: ``wray.get`` of a failed task raises
 ``RayTaskError`` carrying the remote traceback, a dead actor raises
 ``RayActorError`` (also reachable as ``ActorDiedError``), and so on.
+
+A task that raised a Python exception fails with a ``RayTaskError`` that is
+also an instance of that exception's class when this instance knows it (a
+built-in exception, or one defined in the script or a module it imported),
+as Ray's is: ``except ZeroDivisionError`` around ``wray.get`` catches it.
 """
+
+import builtins
+import re
+import sys
 
 
 class RayError(Exception):
@@ -61,3 +70,96 @@ class ObjectStoreFullError(RayError):
 class InvalidArgumentError(RayError, ValueError):
     """The host refused a request: an unknown id, an impossible option, a
     name already taken, a demand no node can meet."""
+
+
+# The exception line of a formatted traceback: its class (dotted when it is
+# not the script's or a built-in) at the start of a line, then ": message"
+# or nothing. A failure re-raised from a nested ``get`` reads
+# ``...RayTaskError(Cause)``: the cause is the class wanted.
+_EXCEPTION_LINE = re.compile(r"(?:[\w.]*RayTaskError\()?([A-Za-z_][\w.]*)\)?(?::|$)")
+
+# Classes made so far, one per cause class: a job raises few kinds, and
+# this bounds what one that raises many keeps.
+_MAX_DUAL_CLASSES = 256
+_dual_classes = {}
+
+
+def _cause_name(traceback_str):
+    """The class name on the exception line of ``traceback_str`` — the first
+    line at the left margin after the last frame — or None (a trap, a limit,
+    no traceback)."""
+    lines = traceback_str.splitlines()
+    last_frame = None
+    for i, line in enumerate(lines):
+        if line.startswith("  File "):
+            last_frame = i
+    if last_frame is None:
+        return None
+    for line in lines[last_frame + 1 :]:
+        if line and not line[0].isspace():
+            m = _EXCEPTION_LINE.match(line)
+            return m.group(1) if m else None
+    return None
+
+
+def _resolve(name):
+    """The exception class ``name`` denotes here, without importing
+    anything: the script's (``__main__``) or a built-in one for a bare name,
+    else a class in a module already loaded."""
+    parts = name.split(".")
+    if len(parts) == 1:
+        main = sys.modules.get("__main__")
+        found = getattr(main, name, None) if main is not None else None
+        if found is None:
+            found = getattr(builtins, name, None)
+    else:
+        found = None
+        for cut in range(len(parts) - 1, 0, -1):
+            module = sys.modules.get(".".join(parts[:cut]))
+            if module is None:
+                continue
+            found = module
+            for attr in parts[cut:]:
+                found = getattr(found, attr, None)
+            break
+    if isinstance(found, type) and issubclass(found, Exception) and not issubclass(found, RayError):
+        return found
+    return None
+
+
+def _dual_class(cause):
+    """``RayTaskError`` and ``cause`` in one class, or None when Python
+    cannot combine them (built-in exceptions with their own layout, such as
+    ``OSError``)."""
+    if cause in _dual_classes:
+        return _dual_classes[cause]
+
+    def __init__(self, function, traceback_str):
+        # Not the cause's own __init__: its parameters are the task's, and
+        # the message is the remote traceback.
+        self.function = function
+        self.traceback_str = traceback_str
+        BaseException.__init__(self, function, traceback_str)
+
+    name = f"RayTaskError({cause.__name__})"
+    try:
+        dual = type(name, (RayTaskError, cause), {"__init__": __init__, "__qualname__": name})
+    except TypeError:
+        dual = None
+    if len(_dual_classes) < _MAX_DUAL_CLASSES:
+        _dual_classes[cause] = dual
+    return dual
+
+
+def task_error(function, traceback_str):
+    """The error ``wray.get`` raises for a failed task or method (see the
+    module's documentation)."""
+    name = _cause_name(traceback_str)
+    cause = _resolve(name) if name else None
+    dual = _dual_class(cause) if cause is not None else None
+    if dual is not None:
+        try:
+            return dual(function, traceback_str)
+        except Exception:
+            pass
+    return RayTaskError(function, traceback_str)
