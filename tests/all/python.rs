@@ -20,12 +20,14 @@ struct PythonGuests {
     cross_language: PathBuf,
     instances: PathBuf,
     refs: PathBuf,
+    async_actor: PathBuf,
+    pools: PathBuf,
 }
 
 fn python_guests() -> &'static PythonGuests {
     static GUESTS: OnceLock<PythonGuests> = OnceLock::new();
     GUESTS.get_or_init(|| {
-        const NAMES: [&str; 9] = [
+        const NAMES: [&str; 11] = [
             "examples/python/dns.py",
             "examples/python/retrieve.py",
             "examples/python/pi.py",
@@ -35,6 +37,8 @@ fn python_guests() -> &'static PythonGuests {
             "examples/python/cross_language.py",
             "tests/programs/python/instances.py",
             "tests/programs/python/refs.py",
+            "examples/python/async_actor.py",
+            "examples/python/pools.py",
         ];
         let mut built: Vec<PathBuf> = Vec::new();
         for pair in NAMES.chunks(2) {
@@ -53,6 +57,8 @@ fn python_guests() -> &'static PythonGuests {
             cross_language: next(),
             instances: next(),
             refs: next(),
+            async_actor: next(),
+            pools: next(),
         }
     })
 }
@@ -162,6 +168,50 @@ fn python_actors_refs_errors_and_cancellation_behave_as_in_ray() {
         r#"bad strategy: scheduling_strategy must be "DEFAULT", "SPREAD", a PlacementGroupSchedulingStrategy or a NodeAffinitySchedulingStrategy, not 'EVENLY'"#,
         "CPUs: 4.0",
     ];
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, expected, "{out}");
+}
+
+#[test]
+fn async_methods_tasks_and_asyncio_run_work_in_python_jobs() {
+    let (out, _) = run_ok(&python_guests().async_actor, &[], &[], &[]);
+    assert_lines(
+        &out,
+        &[
+            "fetch: a.example: 9 bytes",
+            "fetch_all: ['b.example: 9 bytes', 'cc.example: 10 bytes']",
+            "fetched: 3",
+            "async tasks: [0, 2, 4, 6]",
+            "awaiting refs: 12",
+            "waits for another call: True",
+        ],
+    );
+}
+
+#[test]
+fn actor_pools_and_multiprocessing_pools_work_as_in_ray() {
+    // Each pool process is an actor holding a CPU: two, whatever the machine.
+    let (out, _) = run_ok(&python_guests().pools, &["--cpus", "2"], &[], &[]);
+    assert_lines(
+        &out,
+        &[
+            "ActorPool.map: [0, 10, 20, 30, 40, 50]",
+            "ActorPool.map_unordered: [0, 10, 20, 30]",
+            "submit, get_next: [70, 80, 90] False",
+            "map: [0, 1, 8, 27, 64, 125, 216, 343]",
+            "starmap: [3, 7]",
+            "imap: [0, 1, 8, 27]",
+            "imap_unordered: [0, 1, 8, 27]",
+            "apply_async: 42 True",
+            "apply with keywords: 6",
+            "an item's exception: ValueError: bad item 3",
+            "initializer: [1, 9, 81]",
+        ],
+    );
+}
+
+/// The job printed exactly `expected`, line by line.
+fn assert_lines(out: &str, expected: &[&str]) {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, expected, "{out}");
 }

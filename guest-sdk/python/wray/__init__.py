@@ -113,6 +113,12 @@ class ObjectRef:
     def __hash__(self):
         return hash(self.hex())
 
+    def __await__(self):
+        # `await ref` in an async method or remote function: the value, as
+        # `get` gives it (calls into an instance run one at a time).
+        return get(self)
+        yield  # makes this a generator, as __await__ must return an iterator
+
     def __reduce__(self):
         # Only wray's own pickler may write a ref (as an id the host keeps
         # alive); any other pickle of one would dangle.

@@ -155,6 +155,22 @@ def _invoke(target, args):
     return target(*values[:split], **dict(zip(names, values[split:])))
 
 
+def _settle(result):
+    """A call's value: an ``async def``'s coroutine runs to completion first,
+    on the instance's event loop (``_asyncio``)."""
+    if isinstance(result, _pytypes.CoroutineType):
+        try:
+            from . import _asyncio
+        except ImportError:
+            result.close()
+            raise RuntimeError(
+                "a coroutine needs an event loop, which `wray build` includes when the job's script "
+                "has `async def` or `await`, or imports asyncio"
+            ) from None
+        return _asyncio.run(result)
+    return result
+
+
 def _has_main_guard(tree):
     """Whether the module has an ``if __name__ == "__main__":`` block."""
     for node in tree.body:
@@ -191,7 +207,7 @@ class Entry(exports.Entry):
             exec(compile(tree, filename, "exec"), module.__dict__)
             entry = module.__dict__.get("main")
             if callable(entry) and not _has_main_guard(tree):
-                _exit(entry())
+                _exit(_settle(entry()))
         except SystemExit as e:
             _exit(e.code)
         except BaseException as e:
@@ -208,7 +224,7 @@ class Entry(exports.Entry):
                 if len(_functions) >= _MAX_FUNCTIONS:
                     _functions.clear()
                 fn = _functions[shipped] = _renamed(_codec.loads(shipped))
-            return _codec.to_value(_invoke(fn, args[1:]))
+            return _codec.to_value(_settle(_invoke(fn, args[1:])))
         except BaseException as e:
             raise Err(_failure(e))
         finally:
@@ -239,8 +255,8 @@ class Entry(exports.Entry):
         # that is checked first). The answer goes back in the caller's kind.
         try:
             if args and (args[0] == _codec.NO_KEYWORDS or not _value.is_value(args[0])):
-                return _codec.to_value(_invoke(bound, args))
-            result = bound(*[_codec.loads(a) for a in args])
+                return _codec.to_value(_settle(_invoke(bound, args)))
+            result = _settle(bound(*[_codec.loads(a) for a in args]))
             try:
                 return _codec.to_plain_value(result)
             except TypeError as e:

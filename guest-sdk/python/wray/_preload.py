@@ -14,6 +14,7 @@ same ``ImportError`` at the same line when it runs, as it would with Python.
 
 import ast
 import importlib
+import sys
 
 # The standard library preloaded whatever the script names: what task code
 # and the values it pickles reach for most often.
@@ -67,6 +68,12 @@ def imports_of(source, filename="<script>"):
     return names
 
 
+def uses_async(source, filename="<script>"):
+    """Whether ``source`` has ``async def``, ``await`` or ``async for/with``."""
+    kinds = (ast.AsyncFunctionDef, ast.Await, ast.AsyncFor, ast.AsyncWith)
+    return any(isinstance(node, kinds) for node in ast.walk(ast.parse(source, filename)))
+
+
 def preload(source, filename):
     """Imports what ``source`` needs (see the module's documentation)."""
     for name in STDLIB + imports_of(source, filename):
@@ -74,3 +81,9 @@ def preload(source, filename):
             importlib.import_module(name)
         except Exception:
             pass
+    # A job with coroutines gets the event loop a component can run
+    # (``_asyncio``); one without does not carry asyncio.
+    if "asyncio" in sys.modules or uses_async(source, filename):
+        from . import _asyncio
+
+        _asyncio.install()

@@ -25,6 +25,7 @@ const WIT: &str = include_str!("../../../../wit/runtime.wit");
 /// The `wray` Python package, file by file.
 const SDK: &[(&str, &str)] = &[
     ("__init__.py", include_str!("../../../../guest-sdk/python/wray/__init__.py")),
+    ("_asyncio.py", include_str!("../../../../guest-sdk/python/wray/_asyncio.py")),
     ("_codec.py", include_str!("../../../../guest-sdk/python/wray/_codec.py")),
     ("_entry.py", include_str!("../../../../guest-sdk/python/wray/_entry.py")),
     ("_finalize.py", include_str!("../../../../guest-sdk/python/wray/_finalize.py")),
@@ -34,6 +35,8 @@ const SDK: &[(&str, &str)] = &[
     ("exceptions.py", include_str!("../../../../guest-sdk/python/wray/exceptions.py")),
     ("tensor.py", include_str!("../../../../guest-sdk/python/wray/tensor.py")),
     ("util/__init__.py", include_str!("../../../../guest-sdk/python/wray/util/__init__.py")),
+    ("util/actor_pool.py", include_str!("../../../../guest-sdk/python/wray/util/actor_pool.py")),
+    ("util/multiprocessing.py", include_str!("../../../../guest-sdk/python/wray/util/multiprocessing.py")),
     ("util/placement_group.py", include_str!("../../../../guest-sdk/python/wray/util/placement_group.py")),
     ("util/scheduling_strategies.py", include_str!("../../../../guest-sdk/python/wray/util/scheduling_strategies.py")),
 ];
