@@ -68,6 +68,15 @@ def withdraw(balance, amount):
     return balance - amount
 
 
+@ray.remote
+class Session:
+    def close(self):
+        ray.actor.exit_actor()  # ends this actor for good, as in Ray
+
+    def ping(self):
+        return "pong"
+
+
 if __name__ == "__main__":
     c = Counter.options(name="counter").remote(10)
     print("incr:", ray.get(c.incr.remote()), ray.get(c.incr.remote(by=5)))
@@ -128,6 +137,16 @@ if __name__ == "__main__":
         ray.get(c.get.remote())
     except ray.exceptions.RayActorError:
         print("killed actor: RayActorError")
+    session = Session.remote()
+    print("session:", ray.get(session.ping.remote()))
+    try:
+        ray.get(session.close.remote())
+    except ray.exceptions.RayActorError:
+        print("exit_actor: RayActorError")
+    try:
+        ray.actor.exit_actor()
+    except TypeError as e:
+        print("exit_actor outside an actor:", e)
 
     pg = ray.util.placement_group([{"CPU": 1}, {"CPU": 1}], strategy="PACK")
     ray.get(pg.ready())

@@ -39,6 +39,7 @@ from . import _codec
 
 __all__ = [
     "ObjectRef",
+    "actor",
     "ActorHandle",
     "available_resources",
     "cancel",
@@ -637,3 +638,4 @@ def shutdown(*args, **kwargs):
 # `ray.util.placement_group(...)` through `import wray as ray` (imported
 # last: it uses the names above).
 from . import util  # noqa: E402
+from . import actor  # noqa: E402

@@ -32,6 +32,7 @@ const SDK: &[(&str, &str)] = &[
     ("_preload.py", include_str!("../../../../guest-sdk/python/wray/_preload.py")),
     ("_scalar.py", include_str!("../../../../guest-sdk/python/wray/_scalar.py")),
     ("_value.py", include_str!("../../../../guest-sdk/python/wray/_value.py")),
+    ("actor.py", include_str!("../../../../guest-sdk/python/wray/actor.py")),
     ("exceptions.py", include_str!("../../../../guest-sdk/python/wray/exceptions.py")),
     ("tensor.py", include_str!("../../../../guest-sdk/python/wray/tensor.py")),
     ("util/__init__.py", include_str!("../../../../guest-sdk/python/wray/util/__init__.py")),
