@@ -120,6 +120,9 @@ fn actors_keep_state_order_calls_and_restart() {
     has(&out, "killed: actor died: testjob::actors::Counter was killed: wray::kill");
     has(&out, "killed while sleeping: actor died: testjob::actors::Counter was killed while running slow");
     has(&out, "kill took under a second: true");
+    has(&out, "before exit_actor: 7");
+    has(&out, "exit_actor: actor died: testjob::actors::Counter was killed while running quit");
+    has(&out, "after exit_actor: actor died: testjob::actors::Counter was killed: wray::kill");
     has(&out, "constructor error: actor died: testjob::actors::Fragile: its constructor failed: refusing to start");
     has(&out, "constructor ok: pong");
 }

@@ -1,5 +1,5 @@
 use crate::arg::{RawArg, with_wit_args};
-use crate::bindings::wray::runtime::{actors, serve, types as wit};
+use crate::bindings::wray::runtime::{actors, cluster, serve, types as wit};
 use crate::options::CallOptions;
 use crate::{Error, ObjectRef};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -147,6 +147,23 @@ pub fn get_actor<A: Actor>(name: &str) -> Result<ActorHandle<A>, Error> {
 pub fn kill<A: Actor>(handle: &ActorHandle<A>) {
     // Killing an already dead actor is not an error, as in Ray.
     let _ = actors::kill(handle.methods.raw().id, true);
+}
+
+/// Ends the actor whose method calls it, for good — Ray's
+/// `ray.actor.exit_actor()`: that call fails, as do the calls queued behind
+/// it, with [`Error::ActorDied`], and the actor is not restarted whatever
+/// its `max_restarts`. Anywhere but in an actor's method it panics (a task
+/// fails with the message).
+pub fn exit_actor() -> ! {
+    let Some(me) = cluster::context().actor_id else {
+        panic!("wray::exit_actor must be called from one of an actor's methods");
+    };
+    let _ = actors::kill(me, true);
+    // The host stops this call within one tick of its clock: nothing of the
+    // method runs after this.
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
 }
 
 /// A handle on a named actor of any language, called by method name with

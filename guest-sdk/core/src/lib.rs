@@ -34,7 +34,7 @@ pub mod tensor;
 pub mod util;
 mod value;
 
-pub use actor::{Actor, ActorHandle, DynActor, get_actor, get_actor_dyn, kill};
+pub use actor::{Actor, ActorHandle, DynActor, exit_actor, get_actor, get_actor_dyn, kill};
 pub use api::{
     MAX_STATUS_BYTES, RuntimeContext, available_resources, cancel, cluster_resources, get, get_all, get_timeout,
     publish_status, put, runtime_context, try_put, wait,

@@ -26,6 +26,9 @@ impl Counter {
     pub fn get(&self) -> i64 {
         self.n
     }
+    pub fn quit(&mut self) -> i64 {
+        wray::exit_actor()
+    }
     pub fn crash(&mut self) -> i64 {
         panic!("counter crashed at {}", self.n)
     }

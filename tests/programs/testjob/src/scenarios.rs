@@ -148,6 +148,11 @@ pub(crate) fn actors() -> Result<(), Error> {
     wray::get(&k.get())?;
     wray::kill(&k);
     println!("killed: {}", wray::get(&k.get()).unwrap_err());
+    // An actor ending itself: for good, though it has restarts left.
+    let quitting = Counter::options().max_restarts(3).remote(7);
+    println!("before exit_actor: {}", wray::get(&quitting.get())?);
+    println!("exit_actor: {}", wray::get(&quitting.quit()).unwrap_err());
+    println!("after exit_actor: {}", wray::get(&quitting.get()).unwrap_err());
     let bad = Fragile::remote(false);
     println!("constructor error: {}", wray::get(&bad.ping()).unwrap_err());
     println!("constructor ok: {}", wray::get(&Fragile::remote(true).ping())?);
