@@ -83,6 +83,7 @@ if __name__ == "__main__":
     print("from a task:", ray.get(add_from_task.remote(c, 3)))
     same = ray.get_actor("counter")
     print("by name:", ray.get(same.get.remote()))
+    print("one actor, two handles:", same == c, len({same, c}))
 
     print("nested tasks:", ray.get(sum_of_squares.remote(10)))
 

@@ -52,6 +52,12 @@ if __name__ == "__main__":
     for v in (7, 8, 9):
         pool.submit(lambda a, v: a.score.remote(v), v)
     print("submit, get_next:", [pool.get_next() for _ in range(3)], pool.has_next())
+    idle = pool.pop_idle()
+    pool.push(idle)
+    try:
+        pool.push(idle)
+    except ValueError as e:
+        print("pushed twice:", e)
 
     with Pool(2) as p:
         print("map:", p.map(cube, range(8)))

@@ -442,6 +442,15 @@ class ActorHandle:
     def __repr__(self):
         return f"Actor({self._class_name}, {self._hi:016x}{self._lo:016x})"
 
+    # Handles to one actor are equal, however they were obtained (created,
+    # passed along, `get_actor`), as Ray's are: sets and dict keys of
+    # handles hold each actor once.
+    def __eq__(self, other):
+        return isinstance(other, ActorHandle) and (self._hi, self._lo) == (other._hi, other._lo)
+
+    def __hash__(self):
+        return hash((self._hi, self._lo))
+
     def _id(self):
         actor = self.__dict__.get("_wit_id")
         if actor is None:

@@ -103,7 +103,7 @@ class ActorPool:
 
     def push(self, actor):
         """Adds ``actor`` to the pool (it takes the next waiting value)."""
-        if actor in self._idle or any(a is actor for _, a in self._in_flight.values()):
+        if actor in self._idle or any(a == actor for _, a in self._in_flight.values()):
             raise ValueError("Actor already belongs to current ActorPool")
         self._return(actor)
 
