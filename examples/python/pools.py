@@ -1,12 +1,14 @@
-# Ray's pools from Python: `ray.util.ActorPool` spreading calls over a set of actors, and
+# Ray's helpers from Python: `ray.util.ActorPool` spreading calls over a set of actors,
 # `ray.util.multiprocessing.Pool`, Python's multiprocessing API on worker actors (with an
-# initializer whose globals the mapped function sees, as in a pool process).
+# initializer whose globals the mapped function sees, as in a pool process), and
+# `ray.util.queue.Queue` between a producer task and a consumer task.
 #
 #   wray build examples/python/pools.py
 #   wray run examples/python/pools.wasm
 import wray as ray
 from wray.util import ActorPool
 from wray.util.multiprocessing import Pool
+from wray.util.queue import Empty, Queue
 
 
 @ray.remote
@@ -45,6 +47,22 @@ def lookup(i):
     return TABLE[i]
 
 
+@ray.remote
+def produce(q, n):
+    for i in range(n):
+        q.put(i)
+    q.put(None)  # the end
+    return n
+
+
+@ray.remote
+def consume(q):
+    total = 0
+    while (item := q.get(timeout=30)) is not None:
+        total += item
+    return total
+
+
 if __name__ == "__main__":
     pool = ActorPool([Scorer.remote(10), Scorer.remote(10)])
     print("ActorPool.map:", list(pool.map(lambda a, v: a.score.remote(v), range(6))))
@@ -73,3 +91,14 @@ if __name__ == "__main__":
             print("an item's exception:", str(e).splitlines()[-1])
     with Pool(2, initializer=load_table, initargs=(10,)) as p:
         print("initializer:", p.map(lookup, [1, 3, 9]))
+
+    q = Queue(maxsize=4)  # the producer waits for room, the consumer for items
+    consumer = consume.options(num_cpus=0.5).remote(q)
+    produced = produce.options(num_cpus=0.5).remote(q, 100)
+    print("queue between tasks:", ray.get(produced), ray.get(consumer))
+    q.put_nowait_batch([1, 2])
+    print("queue batch:", q.get_nowait_batch(2), q.empty())
+    try:
+        q.get(timeout=0.05)
+    except Empty:
+        print("empty queue: Empty")

@@ -211,6 +211,9 @@ fn actor_pools_and_multiprocessing_pools_work_as_in_ray() {
             "apply with keywords: 6",
             "an item's exception: ValueError: bad item 3",
             "initializer: [1, 9, 81]",
+            "queue between tasks: 100 4950",
+            "queue batch: [1, 2] True",
+            "empty queue: Empty",
         ],
     );
 }

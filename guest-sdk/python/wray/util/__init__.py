@@ -1,7 +1,7 @@
-"""Ray's ``ray.util``: placement groups, scheduling strategies, ``ActorPool``
-and ``multiprocessing.Pool``."""
+"""Ray's ``ray.util``: placement groups, scheduling strategies, ``ActorPool``,
+``multiprocessing.Pool`` and ``queue.Queue``."""
 
-from . import multiprocessing
+from . import multiprocessing, queue
 from .actor_pool import ActorPool
 
 from .placement_group import (
@@ -19,6 +19,7 @@ __all__ = [
     "PlacementGroupSchedulingStrategy",
     "get_current_placement_group",
     "multiprocessing",
+    "queue",
     "placement_group",
     "remove_placement_group",
 ]

@@ -39,6 +39,7 @@ const SDK: &[(&str, &str)] = &[
     ("util/actor_pool.py", include_str!("../../../../guest-sdk/python/wray/util/actor_pool.py")),
     ("util/multiprocessing.py", include_str!("../../../../guest-sdk/python/wray/util/multiprocessing.py")),
     ("util/placement_group.py", include_str!("../../../../guest-sdk/python/wray/util/placement_group.py")),
+    ("util/queue.py", include_str!("../../../../guest-sdk/python/wray/util/queue.py")),
     ("util/scheduling_strategies.py", include_str!("../../../../guest-sdk/python/wray/util/scheduling_strategies.py")),
 ];
 
