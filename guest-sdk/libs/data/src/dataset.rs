@@ -634,12 +634,14 @@ impl Dataset {
         // path; the write tasks expect it to exist (on a cluster, a task
         // whose node does not see it fails rather than scatter files over
         // nodes' own disks).
-        let meta = std::fs::create_dir_all(dir).and_then(|()| std::fs::metadata(dir)).map_err(|e| {
+        let made = match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => return Err(invalid(format!("{} {dir}: not a directory", format.op()))),
+            Err(_) => std::fs::create_dir_all(dir),
+        };
+        made.map_err(|e| {
             invalid(format!("{} {dir}: {e} (grant the directory with `wray run --dir HOST::GUEST`)", format.op()))
         })?;
-        if !meta.is_dir() {
-            return Err(invalid(format!("{} {dir}: not a directory", format.op())));
-        }
         let arg = WriteArg { dir: dir.to_string(), id: crate::write::write_id(), format };
         let ds = self.stage(ops::stage(format.op().into(), crate::write::write, &arg));
         let mut written = Written { files: Vec::new(), rows: 0 };

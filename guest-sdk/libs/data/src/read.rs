@@ -53,29 +53,29 @@ impl Paths for &String {
 // Lists of paths in every shape a caller has them: owned or borrowed,
 // arrays or vectors, of `&str` or `String` (`read_csv(&["a.csv", "b.csv"])`
 // as much as `read_csv(files)`).
-impl<S: AsRef<str>> Paths for Vec<S> {
-    fn paths(self) -> Vec<String> {
-        self.iter().map(|s| s.as_ref().to_string()).collect()
-    }
-}
-impl<S: AsRef<str>> Paths for &Vec<S> {
-    fn paths(self) -> Vec<String> {
-        self.iter().map(|s| s.as_ref().to_string()).collect()
-    }
-}
 impl<S: AsRef<str>> Paths for &[S] {
     fn paths(self) -> Vec<String> {
         self.iter().map(|s| s.as_ref().to_string()).collect()
     }
 }
+impl<S: AsRef<str>> Paths for Vec<S> {
+    fn paths(self) -> Vec<String> {
+        self.as_slice().paths()
+    }
+}
+impl<S: AsRef<str>> Paths for &Vec<S> {
+    fn paths(self) -> Vec<String> {
+        self.as_slice().paths()
+    }
+}
 impl<S: AsRef<str>, const N: usize> Paths for [S; N] {
     fn paths(self) -> Vec<String> {
-        self.iter().map(|s| s.as_ref().to_string()).collect()
+        self.as_slice().paths()
     }
 }
 impl<S: AsRef<str>, const N: usize> Paths for &[S; N] {
     fn paths(self) -> Vec<String> {
-        self.iter().map(|s| s.as_ref().to_string()).collect()
+        self.as_slice().paths()
     }
 }
 
