@@ -170,6 +170,11 @@ impl Ridge {
     pub fn new(alpha: f64) -> Ridge {
         Ridge { alpha, model: None }
     }
+    /// Sets the penalty, as the other estimators' builders do.
+    pub fn alpha(mut self, alpha: f64) -> Self {
+        self.alpha = alpha;
+        self
+    }
     /// Fits by penalised least squares.
     pub fn fit(&mut self, x: &Matrix, y: &[f32]) -> Result<&mut Self, Error> {
         check(x, y)?;
@@ -336,6 +341,24 @@ impl LogisticRegression {
         LogisticRegression::default()
     }
 
+    // Builders, as the trees' and boosters' are; the fields stay public.
+
+    /// Inverse regularisation strength, scikit-learn's `C`.
+    pub fn c(mut self, c: f64) -> Self {
+        self.c = c;
+        self
+    }
+    /// Newton steps at most.
+    pub fn max_iter(mut self, n: usize) -> Self {
+        self.max_iter = n;
+        self
+    }
+    /// Tolerance on the gradient's largest entry.
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.tol = tol;
+        self
+    }
+
     /// Fits by Newton's method on the penalised log-likelihood.
     pub fn fit(&mut self, x: &Matrix, y: &[f32]) -> Result<&mut Self, Error> {
         check(x, y)?;
@@ -431,7 +454,7 @@ mod tests {
         lr.fit(&x, &y).unwrap();
         let m = lr.model.as_ref().unwrap();
         assert!((m.coef[0] - 2.0).abs() < 1e-9 && (m.coef[1] + 3.0).abs() < 1e-9 && (m.intercept - 5.0).abs() < 1e-9);
-        let mut ridge = Ridge::new(100.0);
+        let mut ridge = Ridge::default().alpha(100.0);
         ridge.fit(&x, &y).unwrap();
         let r = ridge.model.as_ref().unwrap();
         assert!(r.coef[0].abs() < 2.0 && r.coef[1].abs() < 3.0);
@@ -447,6 +470,11 @@ mod tests {
         let fitted = &m.model.as_ref().unwrap()[0];
         assert!((fitted.coef[0] - 0.7670537).abs() < 1e-6, "{fitted:?}");
         assert!((fitted.intercept + 1.9176343).abs() < 1e-6, "{fitted:?}");
+        // A smaller C penalises the weight harder.
+        let mut strong = LogisticRegression::new().c(0.01).max_iter(50).tol(1e-10);
+        strong.fit(&x, &[0.0, 0.0, 1.0, 0.0, 1.0, 1.0]).unwrap();
+        let shrunk = &strong.model.as_ref().unwrap()[0];
+        assert!(shrunk.coef[0] > 0.0 && shrunk.coef[0] < 0.5 * fitted.coef[0], "{shrunk:?}");
         assert!(m.fit(&x, &[0.0, 0.0, 0.0, 0.0, 0.0, 0.0]).unwrap_err().to_string().contains("at least 2"));
     }
 
