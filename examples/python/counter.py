@@ -174,3 +174,5 @@ if __name__ == "__main__":
         print("bad strategy:", e)
 
     print("CPUs:", ray.cluster_resources().get("CPU"))
+    listed = ray.nodes()
+    print("nodes:", [(n["IsHead"], n["Alive"], n["Resources"].get("CPU"), n["NodeManagerAddress"]) for n in listed])

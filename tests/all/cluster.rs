@@ -214,6 +214,9 @@ fn status_shows_the_node() {
     let text = stdout(&out);
     assert!(text.contains("(alive)") && text.contains("CPU: 2") && text.contains("jobs running: 0"), "{text}");
     assert!(text.contains("tasks queued or running: 0, live actors: 0"), "{text}");
+    // Where it listens: the port the client reached it on.
+    let port = head.address.rsplit(':').next().unwrap();
+    assert!(text.lines().any(|l| l.starts_with("  address: ") && l.ends_with(&format!(":{port}"))), "{text}");
 }
 
 #[test]
@@ -699,6 +702,13 @@ fn tasks_go_where_their_resources_are() {
     assert!(text.contains(&format!("special: 49 on {special}")), "{text}");
     // wray::cluster_resources() is the whole cluster's.
     assert!(text.contains("cluster CPU: 3") && text.contains("cluster special: 2"), "{text}");
+    // wray::nodes() lists both, the head first, from the driver and from a
+    // task on the worker (which asks the head).
+    let nodes = format!(
+        "[head 1cpu address alive=true free<=total=true] [worker {special} 2cpu address alive=true free<=total=true]"
+    );
+    assert!(text.contains(&format!("nodes from the driver: {nodes}")), "{text}");
+    assert!(text.contains(&format!("nodes from {special}: {nodes}")), "{text}");
     // More than any node has: a clear error, not a hang.
     let out = head.run(&guests().testjob, &["special", "5"]);
     assert_code(&out, 0);

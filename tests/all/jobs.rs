@@ -42,6 +42,8 @@ fn tasks_refs_and_values() {
 fn cluster_resources_follow_cpus_flag() {
     let out = ok(&["--cpus", "3"], &["basics"]);
     has(&out, "cluster CPU: 3");
+    // wray::nodes(): the embedded runtime is one node, its own head.
+    has(&out, "nodes: [head 3cpu no address alive=true free<=total=true]");
 }
 
 #[test]

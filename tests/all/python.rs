@@ -171,6 +171,7 @@ fn python_actors_refs_errors_and_cancellation_behave_as_in_ray() {
         "soft affinity to a missing node: 100",
         r#"bad strategy: scheduling_strategy must be "DEFAULT", "SPREAD", a PlacementGroupSchedulingStrategy or a NodeAffinitySchedulingStrategy, not 'EVENLY'"#,
         "CPUs: 4.0",
+        "nodes: [(True, True, 4.0, '')]",
     ];
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, expected, "{out}");

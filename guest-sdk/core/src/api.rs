@@ -178,6 +178,50 @@ pub fn available_resources() -> BTreeMap<String, f64> {
     to_map(cluster::available_resources())
 }
 
+/// One node of the cluster, as [`nodes`] lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeInfo {
+    /// Its id (what [`RuntimeContext::node_id`] and placement groups name).
+    pub node_id: String,
+    /// Where it is reached (`IP:port`): a worker's as the head sees it, the
+    /// head's where it listens; empty on an embedded runtime.
+    pub address: String,
+    /// Whether it answers: a node that stopped is listed, not alive, until
+    /// the head forgets it.
+    pub alive: bool,
+    /// Whether it is the head (an embedded runtime is its own).
+    pub is_head: bool,
+    /// All its resources, e.g. `{"CPU": 4.0, "memory": ...}`.
+    pub resources: BTreeMap<String, f64>,
+    /// Its resources not held by running tasks and actors right now.
+    pub available: BTreeMap<String, f64>,
+}
+
+/// Every node of the cluster, the head first — Ray's `ray.nodes()`. On an
+/// embedded runtime (`wray run` without `--address`) that is one node; on a
+/// worker the head is asked. Fails with [`Error::InvalidArgument`] when the
+/// head cannot be reached.
+///
+/// ```no_run
+/// for node in wray::nodes()? {
+///     println!("{} {} alive={} CPUs={}", node.node_id, node.address, node.alive, node.resources["CPU"]);
+/// }
+/// # Ok::<(), wray::Error>(())
+/// ```
+pub fn nodes() -> Result<Vec<NodeInfo>, Error> {
+    Ok(cluster::nodes()?
+        .into_iter()
+        .map(|n| NodeInfo {
+            node_id: n.node_id,
+            address: n.address,
+            alive: n.alive,
+            is_head: n.is_head,
+            resources: to_map(n.resources),
+            available: to_map(n.available),
+        })
+        .collect())
+}
+
 /// Where the caller runs.
 #[derive(Clone, Debug)]
 pub struct RuntimeContext {

@@ -36,8 +36,8 @@ mod value;
 
 pub use actor::{Actor, ActorHandle, DynActor, exit_actor, get_actor, get_actor_dyn, kill};
 pub use api::{
-    MAX_STATUS_BYTES, RuntimeContext, available_resources, cancel, cluster_resources, get, get_all, get_timeout,
-    publish_status, put, runtime_context, try_put, wait,
+    MAX_STATUS_BYTES, NodeInfo, RuntimeContext, available_resources, cancel, cluster_resources, get, get_all,
+    get_timeout, nodes, publish_status, put, runtime_context, try_put, wait,
 };
 pub use arg::Arg;
 pub use code::Code;

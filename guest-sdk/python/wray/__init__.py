@@ -52,6 +52,7 @@ __all__ = [
     "is_initialized",
     "kill",
     "method",
+    "nodes",
     "put",
     "remote",
     "shutdown",
@@ -593,6 +594,32 @@ def cluster_resources():
 def available_resources():
     """Resources not held by running tasks and actors right now."""
     return _resources(_cluster.available_resources())
+
+
+def nodes():
+    """Every node of the cluster, the head first, as Ray's ``ray.nodes()``:
+    a dict per node with Ray's keys ``NodeID``, ``Alive`` (and ``alive``),
+    ``NodeManagerAddress`` (its IP), ``NodeManagerPort``, ``NodeName`` and
+    ``Resources`` (all its resources), and wray's ``Available`` (not held
+    right now) and ``IsHead``. On an embedded runtime that is one node with
+    no address (``""`` and port 0); on a worker the head is asked
+    (``InvalidArgumentError`` when it cannot be reached)."""
+    listed = []
+    for n in _call(_cluster.nodes):
+        host, _, port = n.address.rpartition(":")
+        host = host.strip("[]")
+        listed.append({
+            "NodeID": n.node_id,
+            "Alive": n.alive,
+            "alive": n.alive,
+            "NodeManagerAddress": host,
+            "NodeManagerPort": int(port) if port.isdigit() else 0,
+            "NodeName": host,
+            "Resources": _resources(n.resources),
+            "Available": _resources(n.available),
+            "IsHead": n.is_head,
+        })
+    return listed
 
 
 class RuntimeContext:

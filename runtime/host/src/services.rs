@@ -40,6 +40,23 @@ pub enum ArgSpec {
     Object(ObjectId),
 }
 
+/// One node of the cluster, as a job's `nodes()` lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeInfo {
+    /// Its id.
+    pub id: String,
+    /// Where it is reached (`IP:port`); empty for an embedded runtime.
+    pub address: String,
+    /// Whether it answers.
+    pub alive: bool,
+    /// Whether it is the head (an embedded runtime is its own).
+    pub head: bool,
+    /// All its resources.
+    pub total: Resources,
+    /// Its resources not held right now.
+    pub available: Resources,
+}
+
 /// Who is calling a host function: the running task (or driver, or actor
 /// method) of a job.
 #[derive(Clone, Debug)]
@@ -159,6 +176,9 @@ pub trait Services: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(u64, Vec<String>), Error>>;
     /// Frees a placement group's reservations.
     fn remove_placement_group<'a>(&'a self, caller: &'a Caller, group: u64) -> BoxFuture<'a, Result<(), Error>>;
+    /// Every node of the cluster, the head first (asking the head from a
+    /// worker).
+    fn nodes(&self) -> BoxFuture<'_, Result<Vec<NodeInfo>, Error>>;
     /// All resources of the cluster.
     fn cluster_resources(&self) -> Resources;
     /// Resources not held right now.

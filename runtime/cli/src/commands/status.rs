@@ -41,7 +41,7 @@ impl StatusCommand {
                         r.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>()
                     };
                     serde_json::json!({
-                        "id": n.id, "alive": n.alive,
+                        "id": n.id, "address": n.address, "alive": n.alive,
                         "resources": map(&n.total), "available": map(&n.available),
                         "jobs": n.jobs, "tasks": n.tasks, "actors": n.actors,
                         "objects": n.objects, "object_memory": n.object_memory, "object_spilled": n.object_spilled,
@@ -54,6 +54,9 @@ impl StatusCommand {
         for n in report.nodes {
             let list = |r: &[(String, f64)]| r.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ");
             println!("node {} ({})", n.id, if n.alive { "alive" } else { "dead" });
+            if !n.address.is_empty() {
+                println!("  address: {}", n.address);
+            }
             println!("  resources: {}", list(&n.total));
             println!("  available: {}", list(&n.available));
             println!("  jobs running: {}", n.jobs);

@@ -79,6 +79,8 @@ pub(crate) struct Peers {
     /// (`persist/known_nodes.rs`).
     pub(super) known_nodes: Option<sled::Tree>,
     pub(crate) workers: Mutex<Vec<Arc<Worker>>>,
+    /// Head only: where it listens, for the node listings.
+    pub(super) address: std::sync::OnceLock<String>,
     /// Jobs placed on this node and still running (counted from the moment
     /// of placement, so that jobs arriving together spread out).
     pub(super) local: AtomicUsize,
@@ -109,6 +111,7 @@ impl Peers {
             components,
             known_nodes,
             workers: Mutex::new(Vec::new()),
+            address: std::sync::OnceLock::new(),
             local: AtomicUsize::new(0),
             head,
             view: Mutex::new(wray_sched::ClusterView::new(node_timeout.as_millis() as u64)),
@@ -284,6 +287,9 @@ impl Node {
     pub async fn serve(&self, endpoint: quinn::Endpoint, jobs: Arc<JobTable>, node_timeout: Duration) {
         let components = jobs.components().map_err(|e| tracing::error!("no component store: {e}")).ok();
         let peers = Arc::new(Peers::new(jobs, components, true, node_timeout));
+        if let Ok(address) = endpoint.local_addr() {
+            let _ = peers.address.set(address.to_string());
+        }
         lock(&peers.view).join(self.id().to_string(), self.inner.total_with_store(), 0);
         // The workers of a previous head process on this data directory are
         // lost until they join again (a demand only they meet waits for them).
@@ -594,11 +600,20 @@ impl Node {
     /// not answer is reported dead).
     pub(super) async fn cluster_report(&self, peers: &Peers) -> StatusReport {
         let mut report = self.status_report();
+        if let (Some(me), Some(address)) = (report.nodes.first_mut(), peers.address.get()) {
+            me.address = address.clone();
+        }
         for (w, answer) in peers.ask_workers(&Request::Status, Duration::from_secs(3)).await {
+            // A worker does not know the address others see it at; the head
+            // does.
+            let address = w.conn.remote_address().to_string();
             match answer {
-                Some(Event::Status(s)) => report.nodes.extend(s.nodes),
+                Some(Event::Status(s)) => {
+                    report.nodes.extend(s.nodes.into_iter().map(|n| NodeReport { address: address.clone(), ..n }))
+                }
                 _ => report.nodes.push(NodeReport {
                     id: w.id.clone(),
+                    address,
                     alive: false,
                     total: w.total.clone(),
                     ..NodeReport::default()

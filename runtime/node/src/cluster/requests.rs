@@ -5,7 +5,7 @@
 
 use crate::cluster::head::{MAX_DEAD_WORKERS, MEMBERSHIP_PRIORITY, Peers, Running, Worker, close};
 use crate::cluster::link::Link;
-use crate::cluster::wire::{output_event, pairs, resources};
+use crate::cluster::wire::{ask_for, output_event, pairs, resources};
 use crate::{JobConfig, JobError, Node, lock, persist};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -420,5 +420,38 @@ pub(crate) fn remote_job_config(
         limits: InstanceLimits { memory: req.memory_limit, time: req.timeout_ms.map(std::time::Duration::from_millis) },
         cancel: Some(cancel),
         label: None,
+    }
+}
+
+impl crate::NodeInner {
+    /// What a job's `nodes()` lists, the head first: the head's report of
+    /// the cluster (asked for from a worker), or this node alone.
+    pub(crate) async fn list_nodes(&self) -> Result<Vec<wray_host::NodeInfo>, wray_core::Error> {
+        use wray_core::Error;
+        let node = Node {
+            inner: self.me.upgrade().ok_or_else(|| Error::InvalidArgument("nodes: the node is stopping".into()))?,
+        };
+        let report = match self.link.get() {
+            Some(Link::Head(peers)) => node.cluster_report(peers).await,
+            Some(Link::Worker(w)) => ask_for(&w.head(), &Request::Status, |answer| match answer {
+                Event::Status(report) => Ok(report),
+                other => Err(other.into()),
+            })
+            .await
+            .map_err(|e| Error::InvalidArgument(format!("nodes: {}", e.message("the head"))))?,
+            None => node.status_report(),
+        };
+        let amounts = |r: &[(String, f64)]| resources(r).map_err(|e| Error::InvalidArgument(format!("nodes: {e}")));
+        let nodes = report.nodes.into_iter().enumerate().map(|(i, n)| {
+            Ok(wray_host::NodeInfo {
+                total: amounts(&n.total)?,
+                available: amounts(&n.available)?,
+                id: n.id,
+                address: n.address,
+                alive: n.alive,
+                head: i == 0,
+            })
+        });
+        nodes.collect()
     }
 }

@@ -404,6 +404,10 @@ impl Services for NodeInner {
         })
     }
 
+    fn nodes(&self) -> BoxFuture<'_, Result<Vec<wray_host::NodeInfo>, Error>> {
+        Box::pin(self.list_nodes())
+    }
+
     fn cluster_resources(&self) -> Resources {
         match self.link.get() {
             Some(Link::Head(peers)) => peers.cluster().0,

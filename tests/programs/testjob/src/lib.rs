@@ -58,6 +58,13 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             }
             println!("cluster CPU: {}", wray::cluster_resources().get("CPU").copied().unwrap_or(0.0));
             println!("cluster special: {}", wray::cluster_resources().get("special").copied().unwrap_or(0.0));
+            println!("nodes from the driver: {}", tasks::nodes_line());
+            if amount <= 2.0 {
+                // From a task on the worker, which asks the head.
+                let (node, line) =
+                    wray::get(&tasks::nodes_from_task::options().num_cpus(0.5).resource("special", 0.5).remote())?;
+                println!("nodes from {node}: {line}");
+            }
         }
         "actors-cluster" => {
             // An actor placed where its resource is; a task on a third node

@@ -56,6 +56,7 @@ pub(crate) fn basics() -> Result<(), Error> {
     wray::cancel(&slow);
     let res = wray::cluster_resources();
     println!("cluster CPU: {}", res.get("CPU").copied().unwrap_or(0.0));
+    println!("nodes: {}", crate::tasks::nodes_line());
     println!("context task empty in driver: {}", wray::runtime_context().task_id.is_empty());
     Ok(())
 }

@@ -207,3 +207,28 @@ pub(crate) fn pinned_from_here(node: String) -> Result<(String, String), wray::E
     let (_, ran) = wray::get(&where_with::options().num_cpus(0.0).scheduling_strategy(pin).remote(Vec::new(), 0))?;
     Ok((wray::runtime_context().node_id, ran))
 }
+
+/// The cluster as `wray::nodes()` lists it, one word per node (role, id
+/// for workers, CPUs, whether it has an address), for tests to compare.
+pub(crate) fn nodes_line() -> String {
+    match wray::nodes() {
+        Ok(nodes) => nodes
+            .iter()
+            .map(|n| {
+                let role = if n.is_head { "head".to_string() } else { format!("worker {}", n.node_id) };
+                let cpus = n.resources.get("CPU").copied().unwrap_or(0.0);
+                let free = n.available.get("CPU").is_some_and(|&c| c <= cpus);
+                let reached = if n.address.is_empty() { "no address" } else { "address" };
+                format!("[{role} {cpus}cpu {reached} alive={} free<=total={free}]", n.alive)
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// `nodes_line` as a task sees it: (this task's node, the line).
+#[wray::remote]
+pub(crate) fn nodes_from_task() -> (String, String) {
+    (wray::runtime_context().node_id, nodes_line())
+}

@@ -9,6 +9,24 @@ impl cluster::Host for State {
         Ok(resources_to_wit(self.services.cluster_resources()))
     }
 
+    async fn nodes(&mut self) -> wasmtime::Result<Result<Vec<cluster::NodeInfo>, types::Error>> {
+        let nodes = match self.services.nodes().await {
+            Ok(nodes) => nodes,
+            Err(e) => return Ok(Err(to_wit_error(e))),
+        };
+        Ok(Ok(nodes
+            .into_iter()
+            .map(|n| cluster::NodeInfo {
+                node_id: n.id,
+                address: n.address,
+                alive: n.alive,
+                is_head: n.head,
+                resources: resources_to_wit(n.total),
+                available: resources_to_wit(n.available),
+            })
+            .collect()))
+    }
+
     async fn available_resources(&mut self) -> wasmtime::Result<Vec<types::ResourceAmount>> {
         Ok(resources_to_wit(self.services.available_resources()))
     }
