@@ -709,6 +709,7 @@ fn tasks_go_where_their_resources_are() {
     );
     assert!(text.contains(&format!("nodes from the driver: {nodes}")), "{text}");
     assert!(text.contains(&format!("nodes from {special}: {nodes}")), "{text}");
+    assert!(text.contains(r#"env on the worker: [Some("far")]"#), "{text}");
     // More than any node has: a clear error, not a hang.
     let out = head.run(&guests().testjob, &["special", "5"]);
     assert_code(&out, 0);

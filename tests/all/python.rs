@@ -486,7 +486,7 @@ fn a_python_job_s_tasks_reuse_their_instances_as_ray_workers_do() {
     // runs the next one (a module global keeps counting, and the function
     // is loaded once per instance); a failed task's is dropped; instances
     // are kept per memory limit; the driver is an instance of its own.
-    let (out, _) = run_ok(&python_guests().instances, &["--cpus", "1"], &[], &[]);
+    let (out, _) = run_ok(&python_guests().instances, &["--cpus", "1", "--env", "GRANTED=job"], &[], &[]);
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         [
@@ -496,6 +496,16 @@ fn a_python_job_s_tasks_reuse_their_instances_as_ray_workers_do() {
             "another memory limit: [1, 2, 3]",
             "back to the first: 2",
             "in the driver: 0",
+            "env, granted: ['job', None]",
+            "env, the task's own: ['task', 'a']",
+            "env, the next plain task: ['job', None]",
+            "env, job-wide: ['yes', None]",
+            "env, inherited: ['outer', 'yes']",
+            "env, an actor's: actor yes",
+            "env, pip: runtime_env field pip cannot be set in wray: a job's code and packages are in its component \
+             (`wray build` bundles a pyproject's dependencies) and its files are granted with `wray run --dir`; \
+             only env_vars applies",
+            "env, a bad name: env vars: \"A=B\" is not a variable name (empty, or with '=' or NUL)",
         ],
         "{out}"
     );
@@ -531,6 +541,28 @@ fn rust_tasks_still_get_a_fresh_instance_each() {
     let out = scenario(&["--cpus", "1"], &["fresh-instances"]);
     assert_code(&out, 0);
     assert_eq!(stdout(&out).trim(), "counts: [1, 1, 1, 1, 1]", "{}", stdout(&out));
+}
+
+#[test]
+fn rust_tasks_and_actors_set_their_own_environment_variables() {
+    // CallOptions::env: over the job's granted variables, apart between
+    // reused instances, inherited by what a task submits, on actors.
+    let out = scenario(&["--cpus", "1", "--env", "GRANTED=job"], &["environments"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        stdout(&out).lines().collect::<Vec<_>>(),
+        [
+            r#"granted: [Some("job"), None]"#,
+            r#"the task's own: [Some("task"), Some("a")]"#,
+            r#"reused, alternating: ["x", "y", "x", "y"]"#,
+            r#"reused, none set: [Some("job"), None]"#,
+            r#"inherited: [Some("outer"), Some("job")]"#,
+            r#"an actor's: Some("actor")"#,
+            r#"a bad name: invalid argument: env vars: "A=B" is not a variable name (empty, or with '=' or NUL)"#,
+        ],
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub struct CallOptions {
     pub(crate) detached: bool,
     pub(crate) checkpoint_every: Option<u32>,
     pub(crate) scheduling: SchedulingStrategy,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// Which node a task or actor goes to, among those that could run it
@@ -161,6 +162,24 @@ impl CallOptions {
         self.scheduling = strategy;
         self
     }
+    /// Sets the environment variable `name` to `value` for this task or
+    /// actor (its instance's `std::env::var`), over the variables the job
+    /// was granted with `wray run --env` — Ray's `runtime_env={"env_vars":
+    /// {...}}`. Call it once per variable; setting a name again replaces
+    /// its value. At most 64 variables and 16 KiB in all, names without
+    /// `=` or NUL: otherwise the submission is refused with
+    /// `InvalidArgument` (`f::remote` panics with its message, an actor's
+    /// `try_remote` returns it). What the task or actor submits inherits
+    /// its variables under its own, as Ray's `runtime_env` is inherited.
+    /// Tasks asking for [`reuse_instance`](Self::reuse_instance) share
+    /// instances only with tasks that set the same variables.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        match self.env.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value.to_string(),
+            None => self.env.push((name.to_string(), value.to_string())),
+        }
+        self
+    }
     pub(crate) fn to_wit(&self) -> wit::Options {
         wit::Options {
             num_cpus: self.num_cpus,
@@ -181,6 +200,7 @@ impl CallOptions {
             placement: self.placement.map(|(group, index)| wit::BundleRef { group, index }),
             detached: self.detached,
             checkpoint_every: self.checkpoint_every,
+            env: self.env.clone(),
             scheduling: match &self.scheduling {
                 SchedulingStrategy::Default => wit::SchedulingStrategy::Default,
                 SchedulingStrategy::Spread => wit::SchedulingStrategy::Spread,
@@ -246,6 +266,11 @@ macro_rules! __task_options_methods {
         pub fn placement_group(self, group: &$crate::PlacementGroup, index: u32) -> Self {
             Self(self.0.placement_group(group, index))
         }
+        /// Sets the environment variable `name` for this task, over the
+        /// job's (Ray's `runtime_env` `env_vars`). See `CallOptions::env`.
+        pub fn env(self, name: &str, value: &str) -> Self {
+            Self(self.0.env(name, value))
+        }
     };
 }
 
@@ -305,6 +330,12 @@ macro_rules! __actor_options_methods {
         /// constructor.
         pub fn detached(self) -> Self {
             Self(self.0.detached())
+        }
+        /// Sets the environment variable `name` for the actor's instance,
+        /// over the job's (Ray's `runtime_env` `env_vars`). See
+        /// `CallOptions::env`.
+        pub fn env(self, name: &str, value: &str) -> Self {
+            Self(self.0.env(name, value))
         }
         /// Lives in bundle `index` of a placement group.
         pub fn placement_group(self, group: &$crate::PlacementGroup, index: u32) -> Self {

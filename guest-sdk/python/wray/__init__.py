@@ -142,6 +142,7 @@ _TASK_OPTIONS = {
     "scheduling_strategy",
     "time_limit_ms",
     "name",
+    "runtime_env",
 }
 _ACTOR_OPTIONS = {
     "num_cpus",
@@ -159,6 +160,7 @@ _ACTOR_OPTIONS = {
     "scheduling_strategy",
     "time_limit_ms",
     "get_if_exists",
+    "runtime_env",
 }
 
 
@@ -168,6 +170,32 @@ def _check(options, allowed, what):
         raise ValueError(f"unknown option{'s' if len(unknown) > 1 else ''} for {what}: {', '.join(unknown)}")
     if options.get("num_returns", 1) != 1:
         raise ValueError("wray tasks return one value (num_returns=1); return a tuple instead")
+
+
+# The job's `runtime_env` env vars (`wray.init(runtime_env=...)`), under
+# every task's and actor's own.
+_job_env = {}
+
+
+def _env_vars(runtime_env):
+    """The environment variables a ``runtime_env`` sets. Only ``env_vars``
+    has a meaning in a component; any other field is refused by name rather
+    than ignored."""
+    if runtime_env is None:
+        return {}
+    if not isinstance(runtime_env, dict):
+        raise TypeError(f"runtime_env must be a dict, not {type(runtime_env).__name__}")
+    others = sorted(set(runtime_env) - {"env_vars"})
+    if others:
+        raise ValueError(
+            f"runtime_env field{'s' if len(others) > 1 else ''} {', '.join(others)} cannot be set in wray: a job's "
+            "code and packages are in its component (`wray build` bundles a pyproject's dependencies) and its "
+            "files are granted with `wray run --dir`; only env_vars applies"
+        )
+    env = runtime_env.get("env_vars") or {}
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise TypeError("runtime_env's env_vars must be a dict of str to str")
+    return env
 
 
 def _count(value, name):
@@ -234,6 +262,7 @@ def _wit_options(o):
         detached=o.get("lifetime") == "detached",
         checkpoint_every=None,
         scheduling=scheduling,
+        env=list({**_job_env, **_env_vars(o.get("runtime_env"))}.items()),
     )
 
 
@@ -655,9 +684,15 @@ def get_runtime_context():
     return RuntimeContext(_cluster.context())
 
 
-def init(*args, **kwargs):
-    """Accepted for Ray compatibility and does nothing: a wray job runs in
-    the runtime ``wray run`` gave it (its address decides the cluster)."""
+def init(*args, runtime_env=None, **kwargs):
+    """Accepted for Ray compatibility: a wray job runs in the runtime ``wray
+    run`` gave it (its address decides the cluster), so the arguments do
+    nothing — but ``runtime_env={"env_vars": {...}}``, whose variables every
+    task and actor the job starts then sees (under their own ``runtime_env``,
+    and inherited by what they start, as in Ray). Other ``runtime_env``
+    fields are refused with ``ValueError``."""
+    global _job_env
+    _job_env = dict(_env_vars(runtime_env))
     return None
 
 

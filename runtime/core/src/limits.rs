@@ -56,3 +56,11 @@ pub const MAX_STATUS_BYTES: usize = 64 << 10;
 /// a finished experiment stays on the dashboard until newer ones push it
 /// out.
 pub const MAX_PUBLISHED_PER_NODE: usize = 32;
+
+/// Environment variables one task or actor may set for itself (Ray's
+/// `runtime_env={"env_vars": ...}`), over those its job was granted.
+pub const MAX_TASK_ENV_VARS: usize = 64;
+
+/// Bytes of a task's or actor's own environment variables, names and values
+/// together: they travel with every submission and every cross-node request.
+pub const MAX_TASK_ENV_BYTES: usize = 16 << 10;

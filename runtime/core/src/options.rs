@@ -38,6 +38,10 @@ pub struct Options {
     pub checkpoint_every: u32,
     /// Which node, among those that could run it, it goes to.
     pub scheduling: Scheduling,
+    /// Environment variables its instance sees over the job's granted ones
+    /// (a name in both takes this value): Ray's `runtime_env` `env_vars`.
+    /// Checked by [`Options::check_env`].
+    pub env: Vec<(String, String)>,
 }
 
 /// Which node a task or actor goes to, among those that could run it: Ray's
@@ -92,6 +96,35 @@ impl Options {
         }
     }
 
+    /// Checks a task's or actor's own environment variables: at most
+    /// [`MAX_TASK_ENV_VARS`](crate::limits::MAX_TASK_ENV_VARS) of them and
+    /// [`MAX_TASK_ENV_BYTES`](crate::limits::MAX_TASK_ENV_BYTES) in all,
+    /// each name non-empty and without `=` or NUL, each value without NUL,
+    /// no name twice.
+    pub fn check_env(env: &[(String, String)]) -> Result<(), Error> {
+        use crate::limits::{MAX_TASK_ENV_BYTES, MAX_TASK_ENV_VARS};
+        let bad = |why: String| Err(Error::InvalidArgument(format!("env vars: {why}")));
+        if env.len() > MAX_TASK_ENV_VARS {
+            return bad(format!("{} of them, over the limit of {MAX_TASK_ENV_VARS}", env.len()));
+        }
+        let bytes: usize = env.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if bytes > MAX_TASK_ENV_BYTES {
+            return bad(format!("{bytes} bytes of names and values, over the limit of {MAX_TASK_ENV_BYTES}"));
+        }
+        for (i, (name, value)) in env.iter().enumerate() {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return bad(format!("{name:?} is not a variable name (empty, or with '=' or NUL)"));
+            }
+            if value.contains('\0') {
+                return bad(format!("the value of {name} contains NUL"));
+            }
+            if env[..i].iter().any(|(earlier, _)| earlier == name) {
+                return bad(format!("{name} is set twice"));
+            }
+        }
+        Ok(())
+    }
+
     /// The CPU demand (1 for tasks unless set, as in Ray).
     pub fn num_cpus(&self) -> f64 {
         self.resources.get(CPU)
@@ -109,4 +142,30 @@ pub enum Strategy {
     StrictPack,
     /// Each on a different node, or fail.
     StrictSpread,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Options;
+    use crate::limits::{MAX_TASK_ENV_BYTES, MAX_TASK_ENV_VARS};
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_tasks_env_vars_are_checked_by_name_count_and_size() {
+        assert!(Options::check_env(&[]).is_ok());
+        assert!(Options::check_env(&env(&[("A", "1"), ("B_2", "x=y"), ("C", "")])).is_ok());
+        let err = |e: Vec<(String, String)>| Options::check_env(&e).unwrap_err().to_string();
+        assert!(err(env(&[("", "1")])).contains("not a variable name"));
+        assert!(err(env(&[("A=B", "1")])).contains("not a variable name"));
+        assert!(err(env(&[("A\0", "1")])).contains("not a variable name"));
+        assert!(err(env(&[("A", "1\0")])).contains("contains NUL"));
+        assert!(err(env(&[("A", "1"), ("A", "2")])).contains("A is set twice"));
+        let many: Vec<_> = (0..=MAX_TASK_ENV_VARS).map(|i| (format!("V{i}"), String::new())).collect();
+        assert!(err(many).contains("over the limit of 64"));
+        let big = vec![("BIG".to_string(), "x".repeat(MAX_TASK_ENV_BYTES))];
+        assert!(err(big).contains("bytes of names and values"));
+    }
 }

@@ -72,6 +72,11 @@ pub struct Caller {
     /// CPU and resources the task holds while it runs (given back while it
     /// blocks in `get`/`wait`).
     pub holds: Resources,
+    /// The environment variables the task or actor set for itself
+    /// (`Options::env`): what it submits inherits them, under its own, as
+    /// Ray's `runtime_env` is inherited. Empty for most callers (no
+    /// allocation).
+    pub env: Vec<(String, String)>,
 }
 
 /// Members one meeting point may have (a collective group's bound). The

@@ -194,6 +194,8 @@ pub struct DetachedActor {
     /// Snapshot its memory after every this many calls (0: never); the
     /// head keeps the snapshots with the record.
     pub checkpoint_every: u32,
+    /// Its own environment variables, over its job's.
+    pub env: Vec<(String, String)>,
 }
 
 /// What a worker sends on its membership stream (after [`Request::Join`])
@@ -303,6 +305,9 @@ pub struct TaskRequest {
     /// Whether the task may run in an instance an earlier task of its job
     /// left (and leave its own).
     pub reuse_instance: bool,
+    /// The task's or actor's own environment variables, over the job's
+    /// `env` (checked by the receiver with `Options::check_env`).
+    pub task_env: Vec<(String, String)>,
     /// Set when the request creates an actor rather than runs a task.
     pub actor: Option<WireActor>,
     /// True if the submitting node cannot run it at all; false if it only

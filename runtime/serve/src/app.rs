@@ -134,6 +134,7 @@ impl App {
             actor: None,
             function: format!("serve:{}", app.name).into(),
             holds: Default::default(),
+            env: Vec::new(),
         };
         let started = Instant::now();
         Arc::new_cyclic(|me: &std::sync::Weak<App>| {

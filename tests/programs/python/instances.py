@@ -3,6 +3,8 @@
 # Ray worker process does — module-level state persists between them. A
 # failed task's instance is dropped, instances are kept per memory limit,
 # and nothing is shared between jobs.
+import os
+
 import wray as ray
 
 calls = 0
@@ -22,6 +24,46 @@ def fail():
     raise ValueError("boom")
 
 
+@ray.remote
+def env_of(*names):
+    return [os.environ.get(n) for n in names]
+
+
+@ray.remote
+def nested_env():
+    return ray.get(env_of.remote("OWN", "JOBWIDE"))
+
+
+@ray.remote
+class EnvActor:
+    def read(self, name):
+        return os.environ.get(name)
+
+
+def environments():
+    # runtime_env's env_vars: over the job's granted variables (--env), kept
+    # apart between reused instances, job-wide through init, inherited by
+    # what a task starts, on actors; other fields refused.
+    print("env, granted:", ray.get(env_of.remote("GRANTED", "OWN")))
+    own = env_of.options(runtime_env={"env_vars": {"OWN": "a", "GRANTED": "task"}})
+    print("env, the task's own:", ray.get(own.remote("GRANTED", "OWN")))
+    print("env, the next plain task:", ray.get(env_of.remote("GRANTED", "OWN")))
+    ray.init(runtime_env={"env_vars": {"JOBWIDE": "yes"}})
+    print("env, job-wide:", ray.get(env_of.remote("JOBWIDE", "OWN")))
+    outer = nested_env.options(runtime_env={"env_vars": {"OWN": "outer"}})
+    print("env, inherited:", ray.get(outer.remote()))
+    actor = EnvActor.options(runtime_env={"env_vars": {"OWN": "actor"}}).remote()
+    print("env, an actor's:", ray.get(actor.read.remote("OWN")), ray.get(actor.read.remote("JOBWIDE")))
+    try:
+        env_of.options(runtime_env={"pip": ["numpy"]}).remote()
+    except ValueError as e:
+        print("env, pip:", e)
+    try:
+        env_of.options(runtime_env={"env_vars": {"A=B": "1"}}).remote()
+    except ray.exceptions.InvalidArgumentError as e:
+        print("env, a bad name:", e)
+
+
 def main():
     print("one after another:", [ray.get(bump.remote()) for _ in range(5)])
     try:
@@ -33,3 +75,4 @@ def main():
     print("another memory limit:", [ray.get(limited.remote()) for _ in range(3)])
     print("back to the first:", ray.get(bump.remote()))
     print("in the driver:", calls)
+    environments()

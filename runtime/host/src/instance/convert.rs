@@ -105,7 +105,9 @@ pub(super) fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Opti
                 .into(),
         ));
     }
+    Options::check_env(&o.env)?;
     Ok(Options {
+        env: o.env,
         resources,
         placement,
         detached: o.detached,

@@ -141,6 +141,25 @@ pub struct Grants {
     pub output: Output,
 }
 
+impl Grants {
+    /// These grants with a task's or actor's own environment variables set
+    /// over the granted ones (a name in both takes the task's value);
+    /// borrowed as they are when it sets none, the usual case.
+    pub fn with_env(&self, env: &[(String, String)]) -> std::borrow::Cow<'_, Grants> {
+        if env.is_empty() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut grants = self.clone();
+        for (name, value) in env {
+            match grants.env.iter_mut().find(|(granted, _)| granted == name) {
+                Some(slot) => slot.1.clone_from(value),
+                None => grants.env.push((name.clone(), value.clone())),
+            }
+        }
+        std::borrow::Cow::Owned(grants)
+    }
+}
+
 /// An instance's WASI context as `grants` describe it: made when the
 /// instance is, if it is granted directories (opening one can fail, and the
 /// failure belongs to the instance's creation), else on the guest's first

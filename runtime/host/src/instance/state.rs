@@ -191,7 +191,7 @@ impl State {
         args: Vec<types::Arg>,
     ) -> wasmtime::Result<Result<Submission, Error>> {
         let options = match check_name(what, name).and_then(|()| match options {
-            Some((o, is_actor)) => options_from_wit(o, is_actor),
+            Some((o, is_actor)) => options_from_wit(o, is_actor).and_then(|o| inherit_env(&self.caller.env, o)),
             None => Ok(Options::default()),
         }) {
             Ok(o) => o,
@@ -234,4 +234,19 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// `options` with the submitting task's or actor's own environment
+/// variables under its own (a name in both keeps the submission's value),
+/// as Ray's `runtime_env` is inherited by what a task submits; checked
+/// again, since together they may pass the limits.
+fn inherit_env(parent: &[(String, String)], mut options: Options) -> Result<Options, Error> {
+    if parent.is_empty() {
+        return Ok(options);
+    }
+    let own = std::mem::take(&mut options.env);
+    options.env = parent.iter().filter(|(name, _)| !own.iter().any(|(n, _)| n == name)).cloned().collect();
+    options.env.extend(own);
+    Options::check_env(&options.env)?;
+    Ok(options)
 }

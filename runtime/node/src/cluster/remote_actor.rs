@@ -524,6 +524,7 @@ impl NodeInner {
             return Err(NetError::Malformed("an actor request without its actor".into()));
         };
         let demand = resources(&req.resources)?;
+        Options::check_env(&req.task_env).map_err(|e| NetError::Malformed(e.to_string()))?;
         let _arrival = self.arriving(TaskId::from_halves(req.task_hi, req.task_lo), &demand, req.placement);
         let component = match self.component_for(&req).await {
             Ok(c) => c,
@@ -570,6 +571,7 @@ impl NodeInner {
             max_restarts: wire.max_restarts,
             max_task_retries: wire.max_task_retries,
             checkpoint_every: wire.checkpoint_every,
+            env: req.task_env.clone(),
             ..Options::default()
         };
         let task = TaskId::from_halves(req.task_hi, req.task_lo);

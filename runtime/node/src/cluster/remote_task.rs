@@ -215,6 +215,7 @@ impl NodeInner {
             max_retries: options.max_retries,
             retry_exceptions: options.retry_exceptions,
             reuse_instance: options.reuse_instance,
+            task_env: options.env.clone(),
             actor: actor.clone(),
             must_move,
             scheduling: wire_scheduling(&options.scheduling),
@@ -662,6 +663,7 @@ impl NodeInner {
             return Err(NetError::Malformed("too many arguments or too long a name".into()));
         }
         let resources = resources(&req.resources)?;
+        Options::check_env(&req.task_env).map_err(|e| NetError::Malformed(e.to_string()))?;
         let _arrival = self.arriving(TaskId::from_halves(req.task_hi, req.task_lo), &resources, req.placement);
         let component = match self.component_for(&req).await {
             Ok(c) => c,
@@ -793,6 +795,7 @@ impl NodeInner {
             max_retries: req.max_retries,
             retry_exceptions: req.retry_exceptions,
             reuse_instance: req.reuse_instance,
+            env: req.task_env.clone(),
             ..Options::default()
         };
         let started = match self.pin_args(job.id, &args) {

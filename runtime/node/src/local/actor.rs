@@ -331,12 +331,13 @@ impl NodeInner {
             actor: Some(actor.id),
             function: format!("{}.<constructor>", actor.short_class()).into(),
             holds: held.resources.clone(),
+            env: spec.options.env.clone(),
         };
         let services: Arc<dyn Services> = self.clone();
-        let mut instance =
-            Instance::new(&job.component, services, caller, job.limits(&spec.options), &job.config.grants)
-                .await
-                .map_err(|e| e.to_string())?;
+        let grants = job.config.grants.with_env(&spec.options.env);
+        let mut instance = Instance::new(&job.component, services, caller, job.limits(&spec.options), &grants)
+            .await
+            .map_err(|e| e.to_string())?;
         let flag = Arc::new(AtomicBool::new(false));
         *lock(&actor.interrupt) = flag.clone();
         instance.set_cancel_flag(flag);
@@ -603,6 +604,7 @@ impl NodeInner {
                         actor: Some(actor.id),
                         function: function.clone(),
                         holds: life.held.resources.clone(),
+                        env: life.spec.options.env.clone(),
                     };
                     // A kill interrupts running wasm through the instance's
                     // flag; racing the call also stops a method blocked in

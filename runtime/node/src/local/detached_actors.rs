@@ -82,6 +82,7 @@ impl NodeInner {
             max_restarts: options.max_restarts,
             max_task_retries: options.max_task_retries,
             checkpoint_every: options.checkpoint_every,
+            env: options.env.clone(),
         };
         if let Some(Link::Worker(w)) = self.link.get() {
             let job = ask_for(&w.head(), &Request::CreateDetached(record), |answer| match answer {
@@ -164,6 +165,7 @@ impl NodeInner {
         let persist: Option<crate::local::actor::Persist> = snapshots.map(|tree| {
             Arc::new(move |delta: &Delta| persist_snapshot(&tree, id, delta)) as crate::local::actor::Persist
         });
+        Options::check_env(&record.env).map_err(|e| e.to_string())?;
         let options = Options {
             resources: resources(&record.resources).map_err(|e| e.to_string())?,
             memory_limit: record.memory_limit,
@@ -174,6 +176,7 @@ impl NodeInner {
             checkpoint_every: record.checkpoint_every,
             name: Some(record.name.clone()),
             detached: true,
+            env: record.env.clone(),
             ..Options::default()
         };
         let args = record

@@ -90,10 +90,19 @@ pub(crate) struct JobState {
     /// Instances whose task succeeded, waiting for the job's next task —
     /// only for components that reuse task instances
     /// (`JobComponent::reuses_task_instances`) and tasks submitted with
-    /// `reuse_instance`, each with the memory limit
-    /// it was made with; at most [`MAX_IDLE_TASK_INSTANCES`], dropped when
-    /// the job ends.
-    pub(crate) idle: Mutex<Vec<(Option<u64>, Instance)>>,
+    /// `reuse_instance`, each with the memory limit and the task's own
+    /// environment variables it was made with (a guest reads its
+    /// environment once and keeps it, so an instance serves only tasks that
+    /// set the same); at most [`MAX_IDLE_TASK_INSTANCES`], dropped when the
+    /// job ends.
+    pub(crate) idle: Mutex<Vec<IdleInstance>>,
+}
+
+/// An instance waiting in [`JobState::idle`] and what it was made with.
+pub(crate) struct IdleInstance {
+    memory: Option<u64>,
+    env: Vec<(String, String)>,
+    instance: Instance,
 }
 
 /// Idle task instances a job keeps at most (a Python instance holds tens of
@@ -113,18 +122,23 @@ impl JobState {
         }
     }
 
-    /// An idle instance made with memory limit `memory`, if the job keeps
-    /// one.
-    pub(crate) fn take_idle(&self, memory: Option<u64>) -> Option<Instance> {
+    /// An idle instance made with memory limit `memory` and environment
+    /// variables `env`, if the job keeps one.
+    pub(crate) fn take_idle(&self, memory: Option<u64>, env: &[(String, String)]) -> Option<Instance> {
         let mut idle = lock(&self.idle);
-        let i = idle.iter().rposition(|(m, _)| *m == memory)?;
-        Some(idle.swap_remove(i).1)
+        let i = idle.iter().rposition(|i| i.memory == memory && i.env == env)?;
+        Some(idle.swap_remove(i).instance)
     }
 
     /// Keeps `instance` for the job's next task with the same memory limit
-    /// if there is room and it stayed small; otherwise hands it back, for
-    /// the caller to drop.
-    pub(crate) fn keep_idle(&self, memory: Option<u64>, instance: Instance) -> Option<Instance> {
+    /// and environment variables if there is room and it stayed small;
+    /// otherwise hands it back, for the caller to drop.
+    pub(crate) fn keep_idle(
+        &self,
+        memory: Option<u64>,
+        env: &[(String, String)],
+        instance: Instance,
+    ) -> Option<Instance> {
         if self.ended.load(Ordering::Relaxed) || instance.memory_peak() > MAX_IDLE_INSTANCE_MEMORY {
             return Some(instance);
         }
@@ -132,7 +146,7 @@ impl JobState {
         if idle.len() >= MAX_IDLE_TASK_INSTANCES {
             return Some(instance);
         }
-        idle.push((memory, instance));
+        idle.push(IdleInstance { memory, env: env.to_vec(), instance });
         None
     }
 
@@ -187,6 +201,7 @@ impl Node {
             actor: None,
             function: "main".into(),
             holds: Resources::new(),
+            env: Vec::new(),
         }
     }
 

@@ -572,12 +572,13 @@ impl NodeInner {
                 actor: None,
                 function: spec.function.clone(),
                 holds: held.resources.clone(),
+                env: spec.options.env.clone(),
             };
             // A fresh instance for every task unless the component (a
             // Python job's) or the call (`reuse_instance`) asks otherwise;
             // an idle instance only ever serves its own job's tasks.
             let reuse = job.component.reuses_task_instances() || spec.options.reuse_instance;
-            let instance = match reuse.then(|| job.take_idle(limits.memory)).flatten() {
+            let instance = match reuse.then(|| job.take_idle(limits.memory, &spec.options.env)).flatten() {
                 Some(mut instance) => {
                     instance.set_caller(caller);
                     Ok(instance)
@@ -590,7 +591,8 @@ impl NodeInner {
                     // box at every submission, instance reused or not, was
                     // 8.1 KiB with it inline and is 3.3 without), and a
                     // fresh instance allocates dozens of times anyway.
-                    Box::pin(Instance::new(&job.component, services, caller, limits, &job.config.grants)).await
+                    let grants = job.config.grants.with_env(&spec.options.env);
+                    Box::pin(Instance::new(&job.component, services, caller, limits, &grants)).await
                 }
             };
             let e = match instance {
@@ -608,7 +610,11 @@ impl NodeInner {
                             // An instance kept for the job's next task is
                             // kept before the result is released, so that a
                             // caller's next task finds it.
-                            let unkept = if reuse { job.keep_idle(limits.memory, instance) } else { Some(instance) };
+                            let unkept = if reuse {
+                                job.keep_idle(limits.memory, &spec.options.env, instance)
+                            } else {
+                                Some(instance)
+                            };
                             // Settle while the instance still holds the refs
                             // of objects nested in the result.
                             let size = v.data.len();

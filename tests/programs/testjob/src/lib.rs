@@ -64,6 +64,9 @@ fn main(args: Vec<String>) -> Result<(), Error> {
                 let (node, line) =
                     wray::get(&tasks::nodes_from_task::options().num_cpus(0.5).resource("special", 0.5).remote())?;
                 println!("nodes from {node}: {line}");
+                // A task's own environment travels with it.
+                let far = env_of::options().num_cpus(0.5).resource("special", 0.5).env("OWN", "far");
+                println!("env on the worker: {:?}", wray::get(&far.remote(vec!["OWN".into()]))?);
             }
         }
         "actors-cluster" => {
@@ -235,6 +238,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             println!("counts: {counts:?}");
         }
         "reused-instances" => reused_instances()?,
+        "environments" => environments()?,
         "detached-create" => {
             // A named actor that outlives this job.
             let c = Counter::options().name("keeper").detached().remote(100);

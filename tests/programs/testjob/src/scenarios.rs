@@ -363,3 +363,51 @@ pub(crate) fn reused_instances() -> Result<(), Error> {
     println!("in the driver: {}", calls_here());
     Ok(())
 }
+
+/// The values of environment variables `names` in this instance.
+#[wray::remote]
+pub(crate) fn env_of(names: Vec<String>) -> Vec<Option<String>> {
+    names.iter().map(|n| std::env::var(n).ok()).collect()
+}
+
+/// `env_of(["OWN", "JOBWIDE"])` submitted from inside a task.
+#[wray::remote]
+pub(crate) fn nested_env() -> Result<Vec<Option<String>>, Error> {
+    wray::get(&env_of::remote(vec!["OWN".into(), "GRANTED".into()]))
+}
+
+/// An actor reporting its environment.
+pub(crate) struct EnvReader;
+
+#[wray::actor]
+impl EnvReader {
+    pub fn new() -> EnvReader {
+        EnvReader
+    }
+    pub fn read(&mut self, name: String) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+/// A task's and an actor's own environment variables (Ray's `runtime_env`
+/// `env_vars`), over the job's granted ones; run with `--env GRANTED=job`.
+pub(crate) fn environments() -> Result<(), Error> {
+    let names = || vec!["GRANTED".to_string(), "OWN".to_string()];
+    println!("granted: {:?}", wray::get(&env_of::remote(names()))?);
+    let own = env_of::options().env("OWN", "a").env("GRANTED", "task").remote(names());
+    println!("the task's own: {:?}", wray::get(&own)?);
+    // Reused instances serve only tasks with the same variables.
+    let reused = |own: &str| env_of::options().reuse_instance(true).env("OWN", own).remote(names());
+    let seen = ["x", "y", "x", "y"].map(|v| wray::get(&reused(v)).map(|e| e[1].clone().unwrap_or_default()));
+    println!("reused, alternating: {:?}", seen.into_iter().collect::<Result<Vec<_>, _>>()?);
+    let plain = env_of::options().reuse_instance(true).remote(names());
+    println!("reused, none set: {:?}", wray::get(&plain)?);
+    println!("inherited: {:?}", wray::get(&nested_env::options().env("OWN", "outer").remote())?);
+    let actor = EnvReader::options().env("OWN", "actor").remote();
+    println!("an actor's: {:?}", wray::get(&actor.read("OWN".to_string()))?);
+    match EnvReader::options().env("A=B", "1").try_remote() {
+        Err(e) => println!("a bad name: {e}"),
+        Ok(_) => println!("a bad name: accepted"),
+    }
+    Ok(())
+}
