@@ -68,6 +68,18 @@ def withdraw(balance, amount):
     return balance - amount
 
 
+@ray.remote(num_returns=3)
+def three(x):
+    return x, x + 1, x + 2
+
+
+@ray.remote
+class Pair:
+    @ray.method(num_returns=2)
+    def split(self, x):
+        return x, 2 * x
+
+
 @ray.remote
 class Session:
     def close(self):
@@ -86,6 +98,15 @@ if __name__ == "__main__":
     print("one actor, two handles:", same == c, len({same, c}))
 
     print("nested tasks:", ray.get(sum_of_squares.remote(10)))
+
+    a, b, c3 = three.remote(1)
+    print("num_returns:", ray.get(b), ray.get([a, c3]), ray.get(Pair.remote().split.remote(19)))
+    pair = square.options(num_returns=2).remote(3)
+    try:
+        ray.get(pair[0])
+    except ValueError as e:
+        print("num_returns, a wrong count:", str(e).splitlines()[-1])
+    print("num_returns=0:", three.options(num_returns=0).remote(1))
 
     big = ray.put(list(range(1000)))
     print("put, then a task on it:", ray.get(square.remote(len(ray.get(big)))))

@@ -168,8 +168,15 @@ def _check(options, allowed, what):
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(f"unknown option{'s' if len(unknown) > 1 else ''} for {what}: {', '.join(unknown)}")
-    if options.get("num_returns", 1) != 1:
-        raise ValueError("wray tasks return one value (num_returns=1); return a tuple instead")
+    _num_returns(options.get("num_returns", 1))
+
+
+def _num_returns(value):
+    """A ``num_returns`` checked: a count (Ray's "dynamic" and "streaming"
+    generators are not supported)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"num_returns must be a non-negative integer, not {value!r} (generators are not supported)")
+    return value
 
 
 # The job's `runtime_env` env vars (`wray.init(runtime_env=...)`), under
@@ -310,6 +317,36 @@ def _foreign_args(args, kwargs, method):
     return out
 
 
+def _method_returns(cls):
+    """``@wray.method(num_returns=n)`` of ``cls``'s methods, n other than 1."""
+    found = {}
+    for name in dir(cls):
+        n = getattr(getattr(cls, name, None), "__wray_num_returns__", None)
+        if n is not None:
+            found[name] = n
+    return found
+
+
+def _item_of(values, index, count, what):
+    """Item ``index`` of what a task with ``num_returns=count`` returned."""
+    if not isinstance(values, (tuple, list)) or len(values) != count:
+        got = f"{len(values)} values" if isinstance(values, (tuple, list)) else f"one {type(values).__name__}"
+        raise ValueError(f"{what} returned {got}, but num_returns={count}")
+    return values[index]
+
+
+def _returns(ref, count, what):
+    """The refs a call with ``num_returns=count`` returns: ``ref`` itself
+    for 1, ``None`` for 0, else one ref per item of the sequence it returns
+    — each made by a task of no CPU that reads its item (the result is one
+    object in wray; a failure reaches every item's ``get``)."""
+    if count == 1:
+        return ref
+    if count == 0:
+        return None
+    return [_item.options(name=f"{what}[{i}]").remote(ref, i, count, what) for i in range(count)]
+
+
 class _Remote:
     """What remote functions and actor classes share: options (a copy with
     others), and the function or class itself, pickled by value and put in
@@ -365,7 +402,12 @@ class RemoteFunction(_Remote):
         fn = self._shipped(self._function)
         wit_args = [_types.Arg_Object(fn._handle)] + _args(args, kwargs)
         name = self._options.get("name") or self._function.__qualname__
-        return ObjectRef(_call(_tasks.submit, name, wit_args, _wit_options(self._options)))
+        ref = ObjectRef(_call(_tasks.submit, name, wit_args, _wit_options(self._options)))
+        return _returns(ref, self._options.get("num_returns", 1), name)
+
+
+# Reads one item of a result for `num_returns` (above).
+_item = RemoteFunction(_item_of, {"num_cpus": 0})
 
 
 class ActorClass(_Remote):
@@ -406,13 +448,13 @@ class ActorClass(_Remote):
             shipped = _types.Arg_Object(self._shipped(self._cls)._handle)
         wit_args = [shipped] + _args(args, kwargs)
         actor = _call(_actors.create, self._cls.__qualname__, wit_args, _wit_options(o))
-        return ActorHandle(actor.hi, actor.lo, self._cls.__qualname__)
+        return ActorHandle(actor.hi, actor.lo, self._cls.__qualname__, _method_returns(self._cls))
 
 
 class ActorMethod:
     """``handle.method``: call ``.remote(...)`` to queue a call."""
 
-    __slots__ = ("_handle", "_name", "_actor", "_label")
+    __slots__ = ("_handle", "_name", "_actor", "_label", "_num_returns")
 
     def __init__(self, handle, name):
         self._handle = handle
@@ -422,6 +464,7 @@ class ActorMethod:
         # name its argument errors carry (None for a Python actor).
         self._actor = handle._id()
         self._label = f"{handle._class_name}.{name}" if handle._foreign() else None
+        self._num_returns = handle._method_returns.get(name, 1)
 
     def remote(self, *args, **kwargs):
         """Queues the call (calls from one caller run in order); returns the
@@ -431,15 +474,20 @@ class ActorMethod:
         else:
             wit_args = _foreign_args(args, kwargs, self._label)
         try:
-            return ObjectRef(_actors.call(self._actor, self._name, wit_args))
+            ref = ObjectRef(_actors.call(self._actor, self._name, wit_args))
         except _Err as err:
             _raise(err)
+        return _returns(ref, self._num_returns, self._name)
 
     def options(self, **options):
-        """Per-call options (accepted for Ray compatibility: only
-        ``num_returns=1`` means anything here)."""
+        """Per-call options: ``num_returns`` (``name`` is accepted for Ray
+        compatibility)."""
         _check(options, {"num_returns", "name"}, "an actor method")
-        return self
+        clone = ActorMethod.__new__(ActorMethod)
+        for slot in ActorMethod.__slots__:
+            setattr(clone, slot, getattr(self, slot))
+        clone._num_returns = options.get("num_returns", self._num_returns)
+        return clone
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Actor methods cannot be called directly. Instead of '{self._name}()', try '{self._name}.remote()'.")
@@ -453,10 +501,13 @@ class ActorHandle:
     """A handle to an actor: ``handle.method.remote(...)``. Handles can be
     passed to tasks and other actors and returned from them."""
 
-    def __init__(self, hi, lo, class_name):
+    def __init__(self, hi, lo, class_name, method_returns=None):
         self._hi = hi
         self._lo = lo
         self._class_name = class_name
+        # `@wray.method(num_returns=n)` of the class's methods, by name
+        # (only those other than 1); travels with the handle.
+        self._method_returns = method_returns or {}
 
     def __getattr__(self, name):
         if name.startswith("__") and name.endswith("__"):
@@ -493,15 +544,20 @@ class ActorHandle:
         return "::" in self._class_name
 
     def __reduce__(self):
-        return (ActorHandle, (self._hi, self._lo, self._class_name))
+        return (ActorHandle, (self._hi, self._lo, self._class_name, self._method_returns))
 
 
 def method(*args, **kwargs):
-    """Ray's ``@ray.method(num_returns=...)``: accepted, with
-    ``num_returns=1`` only."""
+    """Ray's ``@ray.method(num_returns=...)``: the method's calls return that
+    many refs (through handles made by ``Cls.remote`` and passed on from
+    there; a ``get_actor`` handle knows the class by name only, and its
+    calls take ``.options(num_returns=...)``). ``concurrency_group`` is
+    accepted and means nothing."""
     _check(kwargs, {"num_returns", "concurrency_group"}, "a method")
 
     def wrap(f):
+        if kwargs.get("num_returns", 1) != 1:
+            f.__wray_num_returns__ = kwargs["num_returns"]
         return f
 
     if len(args) == 1 and callable(args[0]) and not kwargs:

@@ -86,14 +86,19 @@ _dual_classes = {}
 
 def _cause_name(traceback_str):
     """The class name on the exception line of ``traceback_str`` — the first
-    line at the left margin after the last frame — or None (a trap, a limit,
-    no traceback)."""
+    line at the left margin after the last frame, or the first line when
+    every frame was wray's own (an exception raised by the SDK, such as a
+    wrong ``num_returns`` count, has none left) — or None (a trap, a limit).
+    The name is only trusted once it resolves to an exception class."""
     lines = traceback_str.splitlines()
     last_frame = None
     for i, line in enumerate(lines):
         if line.startswith("  File "):
             last_frame = i
     if last_frame is None:
+        if lines and not lines[0].startswith("Traceback"):
+            m = _EXCEPTION_LINE.match(lines[0])
+            return m.group(1) if m and ":" in lines[0] else None
         return None
     for line in lines[last_frame + 1 :]:
         if line and not line[0].isspace():
