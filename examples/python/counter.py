@@ -68,6 +68,11 @@ def withdraw(balance, amount):
     return balance - amount
 
 
+@ray.remote(num_cpus=0.5)
+def assigned():
+    return ray.get_runtime_context().get_assigned_resources()
+
+
 @ray.remote(num_returns=3)
 def three(x):
     return x, x + 1, x + 2
@@ -197,3 +202,5 @@ if __name__ == "__main__":
     print("CPUs:", ray.cluster_resources().get("CPU"))
     listed = ray.nodes()
     print("nodes:", [(n["IsHead"], n["Alive"], n["Resources"].get("CPU"), n["NodeManagerAddress"]) for n in listed])
+    print("node IP:", ray.util.get_node_ip_address())
+    print("assigned:", ray.get_runtime_context().get_assigned_resources(), ray.get(assigned.remote()))

@@ -44,6 +44,8 @@ fn cluster_resources_follow_cpus_flag() {
     has(&out, "cluster CPU: 3");
     // wray::nodes(): the embedded runtime is one node, its own head.
     has(&out, "nodes: [head 3cpu no address alive=true free<=total=true]");
+    // runtime_context().assigned_resources: what the caller holds.
+    has(&out, r#"assigned: driver {}, task {"CPU": 0.5}"#);
 }
 
 #[test]

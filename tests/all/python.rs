@@ -175,6 +175,8 @@ fn python_actors_refs_errors_and_cancellation_behave_as_in_ray() {
         r#"bad strategy: scheduling_strategy must be "DEFAULT", "SPREAD", a PlacementGroupSchedulingStrategy or a NodeAffinitySchedulingStrategy, not 'EVENLY'"#,
         "CPUs: 4.0",
         "nodes: [(True, True, 4.0, '')]",
+        "node IP: 127.0.0.1",
+        "assigned: {} {'CPU': 0.5}",
     ];
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, expected, "{out}");

@@ -233,6 +233,11 @@ pub struct RuntimeContext {
     pub task_id: String,
     /// Set when the caller is an actor method.
     pub actor_id: Option<String>,
+    /// What the caller holds (Ray's `get_assigned_resources()`): a task's
+    /// demand while it runs (`{"CPU": 1.0}` by default), an actor's for its
+    /// life, nothing in the driver. In a placement group, the bundle's
+    /// resource names (`CPU_group_0_<id>`, ...).
+    pub assigned_resources: BTreeMap<String, f64>,
 }
 
 /// Describes where the caller runs.
@@ -243,5 +248,6 @@ pub fn runtime_context() -> RuntimeContext {
         node_id: c.node_id,
         task_id: c.task_id,
         actor_id: c.actor_id.map(|a| format!("{:016x}{:016x}", a.hi, a.lo)),
+        assigned_resources: to_map(c.resources),
     }
 }

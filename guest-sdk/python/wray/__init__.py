@@ -726,6 +726,12 @@ class RuntimeContext:
         a = self._ctx.actor_id
         return None if a is None else f"{a.hi:016x}{a.lo:016x}"
 
+    def get_assigned_resources(self):
+        """What the caller holds: a task's demand while it runs
+        (``{"CPU": 1.0}`` by default), an actor's for its life, ``{}`` in
+        the driver."""
+        return _resources(self._ctx.resources)
+
     @property
     def job_id(self):
         return self.get_job_id()

@@ -57,6 +57,8 @@ pub(crate) fn basics() -> Result<(), Error> {
     let res = wray::cluster_resources();
     println!("cluster CPU: {}", res.get("CPU").copied().unwrap_or(0.0));
     println!("nodes: {}", crate::tasks::nodes_line());
+    let task = wray::get(&assigned_here::options().num_cpus(0.5).remote())?;
+    println!("assigned: driver {:?}, task {task:?}", wray::runtime_context().assigned_resources);
     println!("context task empty in driver: {}", wray::runtime_context().task_id.is_empty());
     Ok(())
 }
@@ -410,4 +412,10 @@ pub(crate) fn environments() -> Result<(), Error> {
         Ok(_) => println!("a bad name: accepted"),
     }
     Ok(())
+}
+
+/// What this task holds, as `runtime_context` reports it.
+#[wray::remote]
+pub(crate) fn assigned_here() -> std::collections::BTreeMap<String, f64> {
+    wray::runtime_context().assigned_resources
 }

@@ -83,6 +83,7 @@ impl cluster::Host for State {
             node_id: self.services.node_id(),
             task_id: if driver { String::new() } else { self.caller.task.to_string() },
             actor_id: self.caller.actor.map(to_wit_actor),
+            resources: resources_to_wit(self.caller.holds.clone()),
         })
     }
 }
