@@ -563,6 +563,7 @@ fn rust_tasks_and_actors_set_their_own_environment_variables() {
             r#"reused, none set: [Some("job"), None]"#,
             r#"inherited: [Some("outer"), Some("job")]"#,
             r#"an actor's: Some("actor")"#,
+            "an actor holds: {}",
             r#"a bad name: invalid argument: env vars: "A=B" is not a variable name (empty, or with '=' or NUL)"#,
         ],
         "{}",

@@ -389,6 +389,9 @@ impl EnvReader {
     pub fn read(&mut self, name: String) -> Option<String> {
         std::env::var(name).ok()
     }
+    pub fn assigned(&mut self) -> std::collections::BTreeMap<String, f64> {
+        wray::runtime_context().assigned_resources
+    }
 }
 
 /// A task's and an actor's own environment variables (Ray's `runtime_env`
@@ -407,6 +410,8 @@ pub(crate) fn environments() -> Result<(), Error> {
     println!("inherited: {:?}", wray::get(&nested_env::options().env("OWN", "outer").remote())?);
     let actor = EnvReader::options().env("OWN", "actor").remote();
     println!("an actor's: {:?}", wray::get(&actor.read("OWN".to_string()))?);
+    // An actor of no CPU (the default) holds nothing.
+    println!("an actor holds: {:?}", wray::get(&actor.assigned())?);
     match EnvReader::options().env("A=B", "1").try_remote() {
         Err(e) => println!("a bad name: {e}"),
         Ok(_) => println!("a bad name: accepted"),

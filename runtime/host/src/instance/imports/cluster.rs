@@ -83,7 +83,14 @@ impl cluster::Host for State {
             node_id: self.services.node_id(),
             task_id: if driver { String::new() } else { self.caller.task.to_string() },
             actor_id: self.caller.actor.map(to_wit_actor),
-            resources: resources_to_wit(self.caller.holds.clone()),
+            // An actor of no CPU holds `CPU: 0`, which is nothing held.
+            resources: self
+                .caller
+                .holds
+                .iter()
+                .filter(|&(_, amount)| amount > 0.0)
+                .map(|(name, amount)| types::ResourceAmount { name: name.to_string(), amount })
+                .collect(),
         })
     }
 }
