@@ -54,6 +54,8 @@ fn a_missing_file_is_named() {
     let out = wray(&["run", "/no/such/job.wasm"]);
     assert_code(&out, 2);
     assert!(stderr(&out).contains("cannot read /no/such/job.wasm"), "{}", stderr(&out));
+    // The OS's reason, once.
+    assert_eq!(stderr(&out).matches("No such file or directory").count(), 1, "{}", stderr(&out));
 }
 
 #[test]

@@ -15,12 +15,14 @@ use wasmtime::component::{Component, Linker};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// Reading the file failed.
-    #[error("cannot read {path}: {source}")]
+    // Not a `source`: the message already ends with it, and `{:#}` would
+    // print it twice.
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The bytes do not start with the WebAssembly magic number.
     #[error("{name} is not a WebAssembly file (it does not start with \\0asm)")]
@@ -175,7 +177,7 @@ impl ComponentCache {
 
     /// Reads, validates and compiles the job at `path`.
     pub fn load_file(&self, path: &Path) -> Result<JobComponent, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|error| LoadError::Read { path: path.to_path_buf(), error })?;
         self.load(&path.display().to_string(), &bytes)
     }
 

@@ -251,8 +251,8 @@ impl RunCommand {
         let (name, bytes) = match self.builtin {
             Some((name, bytes)) => (name.to_string(), std::borrow::Cow::Borrowed(bytes)),
             None => {
-                let bytes = std::fs::read(&self.job).map_err(|source| {
-                    Failure::Usage(wray_runtime::LoadError::Read { path: self.job.clone(), source }.into())
+                let bytes = std::fs::read(&self.job).map_err(|error| {
+                    Failure::Usage(wray_runtime::LoadError::Read { path: self.job.clone(), error }.into())
                 })?;
                 (self.job.display().to_string(), std::borrow::Cow::Owned(bytes))
             }
