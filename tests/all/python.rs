@@ -501,6 +501,7 @@ fn a_python_job_s_tasks_reuse_their_instances_as_ray_workers_do() {
             "another memory limit: [1, 2, 3]",
             "back to the first: 2",
             "in the driver: 0",
+            "max_calls=2: [3, 4, 1, 2, 1]",
             "env, granted: ['job', None]",
             "env, the task's own: ['task', 'a']",
             "env, the next plain task: ['job', None]",
@@ -587,6 +588,7 @@ fn rust_tasks_that_ask_reuse_their_job_s_instances() {
             "another memory limit: [1, 2, 3]",
             "back to the first: 2",
             "in the driver: 0",
+            "max_calls(2): [3, 4, 1, 2, 1]",
         ],
         "{}",
         stdout(&out)

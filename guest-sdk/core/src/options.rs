@@ -13,6 +13,7 @@ pub struct CallOptions {
     pub(crate) max_retries: Option<u32>,
     pub(crate) retry_exceptions: bool,
     pub(crate) reuse_instance: bool,
+    pub(crate) max_calls: Option<u32>,
     pub(crate) name: Option<String>,
     pub(crate) max_concurrency: Option<u32>,
     pub(crate) max_restarts: Option<u32>,
@@ -106,6 +107,15 @@ impl CallOptions {
         self.reuse_instance = reuse;
         self
     }
+    /// Tasks: an instance runs at most `n` tasks of this function, then is
+    /// dropped rather than kept for a later task (Ray's `max_calls`) — only
+    /// meaningful with [`reuse_instance`](Self::reuse_instance), since
+    /// without it every task has a fresh instance anyway. At least 1 (the
+    /// submission is refused with `InvalidArgument` otherwise).
+    pub fn max_calls(mut self, n: u32) -> Self {
+        self.max_calls = Some(n);
+        self
+    }
     /// Actors: registers the actor under `name`, for `wray::get_actor`.
     pub fn name(mut self, name: &str) -> Self {
         self.name = Some(name.to_string());
@@ -193,6 +203,7 @@ impl CallOptions {
             max_retries: self.max_retries,
             retry_exceptions: self.retry_exceptions,
             reuse_instance: self.reuse_instance,
+            max_calls: self.max_calls,
             name: self.name.clone(),
             max_concurrency: self.max_concurrency,
             max_restarts: self.max_restarts,
@@ -249,6 +260,9 @@ macro_rules! __task_options_methods {
             /// (state carries over between them; default: a fresh instance
             /// every time). See `CallOptions::reuse_instance`.
             reuse_instance(reuse: bool);
+            /// Runs of this function an instance may do before it is
+            /// dropped (Ray's `max_calls`). See `CallOptions::max_calls`.
+            max_calls(n: u32);
             /// Which node it runs on among those that could
             /// (`SchedulingStrategy::Spread`: the nodes with room in turn).
             scheduling_strategy(strategy: $crate::SchedulingStrategy);

@@ -143,6 +143,7 @@ _TASK_OPTIONS = {
     "time_limit_ms",
     "name",
     "runtime_env",
+    "max_calls",
 }
 _ACTOR_OPTIONS = {
     "num_cpus",
@@ -205,6 +206,15 @@ def _env_vars(runtime_env):
     return env
 
 
+def _calls(value):
+    """``max_calls``: None (no limit; Ray's 0 means the same) or a count."""
+    if value is None or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"max_calls must be a non-negative integer, not {value!r}")
+    return value
+
+
 def _count(value, name):
     if value is None:
         return None
@@ -261,6 +271,7 @@ def _wit_options(o):
         # A Python job's component reuses every task's instance already
         # (`wray build` marks it), so no call needs to ask.
         reuse_instance=False,
+        max_calls=_calls(o.get("max_calls")),
         name=o.get("name"),
         max_concurrency=o.get("max_concurrency"),
         max_restarts=_count(o.get("max_restarts"), "max_restarts"),

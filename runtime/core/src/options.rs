@@ -20,6 +20,10 @@ pub struct Options {
     /// Task: may run in an instance an earlier task of its job succeeded
     /// in, and leave its own for a later one (WIT `reuse-instance`).
     pub reuse_instance: bool,
+    /// Task: an instance runs at most this many tasks of its function
+    /// before it is dropped instead of kept for the next (Ray's
+    /// `max_calls`); 0: no limit.
+    pub max_calls: u32,
     /// Actor name.
     pub name: Option<String>,
     /// Actor: calls queued and in flight at once.

@@ -305,6 +305,9 @@ pub struct TaskRequest {
     /// Whether the task may run in an instance an earlier task of its job
     /// left (and leave its own).
     pub reuse_instance: bool,
+    /// Runs of the function an instance may do before it is dropped (0:
+    /// no limit).
+    pub max_calls: u32,
     /// The task's or actor's own environment variables, over the job's
     /// `env` (checked by the receiver with `Options::check_env`).
     pub task_env: Vec<(String, String)>,

@@ -75,4 +75,8 @@ def main():
     print("another memory limit:", [ray.get(limited.remote()) for _ in range(3)])
     print("back to the first:", ray.get(bump.remote()))
     print("in the driver:", calls)
+    # max_calls: an instance runs the function at most twice, then a fresh
+    # one takes over (the first run here is in the instance above).
+    capped = bump.options(max_calls=2)
+    print("max_calls=2:", [ray.get(capped.remote()) for _ in range(5)])
     environments()

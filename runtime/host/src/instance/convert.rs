@@ -81,6 +81,12 @@ pub(super) fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Opti
     if o.max_concurrency == Some(0) {
         return Err(Error::InvalidArgument("max_concurrency must be at least 1".into()));
     }
+    if o.max_calls == Some(0) {
+        return Err(Error::InvalidArgument("max_calls must be at least 1".into()));
+    }
+    if is_actor && o.max_calls.is_some() {
+        return Err(Error::InvalidArgument("max_calls is for remote functions, not actors".into()));
+    }
     if o.memory_limit == Some(0) {
         return Err(Error::InvalidArgument("memory_limit must be more than 0 bytes".into()));
     }
@@ -116,6 +122,7 @@ pub(super) fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Opti
         max_retries: o.max_retries.unwrap_or(wray_core::DEFAULT_MAX_RETRIES),
         retry_exceptions: o.retry_exceptions,
         reuse_instance: o.reuse_instance,
+        max_calls: o.max_calls.unwrap_or(0),
         name: o.name,
         max_concurrency: o.max_concurrency.unwrap_or(1),
         max_restarts: o.max_restarts.unwrap_or(0),

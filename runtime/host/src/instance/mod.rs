@@ -88,6 +88,9 @@ pub struct Instance {
     store: Store<State>,
     job: Job,
     name: Arc<str>,
+    /// Tasks run in it so far, by function — counted only for functions
+    /// with a `max_calls` ([`Instance::count_run`]).
+    runs: Vec<(Box<str>, u32)>,
 }
 
 impl Instance {
@@ -119,7 +122,7 @@ impl Instance {
         store.epoch_deadline_callback(sandbox::on_epoch);
         let job =
             component.pre.instantiate_async(&mut store).await.map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
-        Ok(Instance { store, job, name: component.name().into() })
+        Ok(Instance { store, job, name: component.name().into(), runs: Vec::new() })
     }
 
     /// Makes `caller` the one the next call runs for: a task's instance
@@ -127,6 +130,22 @@ impl Instance {
     /// [`JobComponent::reuses_task_instances`]).
     pub fn set_caller(&mut self, caller: Caller) {
         self.store.data_mut().caller = caller;
+    }
+
+    /// Counts a task of `function` that ran in this instance and returns
+    /// how many have: what `max_calls` (Ray's) is checked against before a
+    /// reused instance is kept for another task.
+    pub fn count_run(&mut self, function: &str) -> u32 {
+        match self.runs.iter_mut().find(|(f, _)| &**f == function) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.runs.push((function.into(), 1));
+                1
+            }
+        }
     }
 
     /// The largest linear memory the instance has grown to, in bytes.

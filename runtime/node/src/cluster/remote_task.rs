@@ -215,6 +215,7 @@ impl NodeInner {
             max_retries: options.max_retries,
             retry_exceptions: options.retry_exceptions,
             reuse_instance: options.reuse_instance,
+            max_calls: options.max_calls,
             task_env: options.env.clone(),
             actor: actor.clone(),
             must_move,
@@ -795,6 +796,7 @@ impl NodeInner {
             max_retries: req.max_retries,
             retry_exceptions: req.retry_exceptions,
             reuse_instance: req.reuse_instance,
+            max_calls: req.max_calls,
             env: req.task_env.clone(),
             ..Options::default()
         };

@@ -610,7 +610,9 @@ impl NodeInner {
                             // An instance kept for the job's next task is
                             // kept before the result is released, so that a
                             // caller's next task finds it.
-                            let unkept = if reuse {
+                            let max = spec.options.max_calls;
+                            let spent = max > 0 && instance.count_run(&spec.function) >= max;
+                            let unkept = if reuse && !spent {
                                 job.keep_idle(limits.memory, &spec.options.env, instance)
                             } else {
                                 Some(instance)

@@ -363,6 +363,11 @@ pub(crate) fn reused_instances() -> Result<(), Error> {
     println!("another memory limit: {counts:?}");
     println!("back to the first: {}", wray::get(&reused())?);
     println!("in the driver: {}", calls_here());
+    // max_calls(2): at most two runs of the function per instance (the
+    // first here in the instance above, which ran it uncounted).
+    let capped = || count_calls::options().reuse_instance(true).max_calls(2).remote();
+    let counts = (0..5).map(|_| wray::get(&capped())).collect::<Result<Vec<_>, _>>()?;
+    println!("max_calls(2): {counts:?}");
     Ok(())
 }
 
