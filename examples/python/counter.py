@@ -105,7 +105,8 @@ if __name__ == "__main__":
     print("nested tasks:", ray.get(sum_of_squares.remote(10)))
 
     a, b, c3 = three.remote(1)
-    print("num_returns:", ray.get(b), ray.get([a, c3]), ray.get(Pair.remote().split.remote(19)))
+    print("num_returns:", ray.get(b), ray.get([a, c3]), ray.get(Pair.options(name="pair").remote().split.remote(19)))
+    print("num_returns through get_actor:", ray.get(ray.get_actor("pair").split.remote(3)))
     pair = square.options(num_returns=2).remote(3)
     try:
         ray.get(pair[0])

@@ -149,6 +149,7 @@ fn python_actors_refs_errors_and_cancellation_behave_as_in_ray() {
         "one actor, two handles: True 1",
         "nested tasks: 285",
         "num_returns: 2 [1, 3] [19, 38]",
+        "num_returns through get_actor: [3, 6]",
         "num_returns, a wrong count: ValueError: square returned one int, but num_returns=2",
         "num_returns=0: None",
         "put, then a task on it: 1000000",

@@ -27,6 +27,7 @@ What differs from Ray, and why, is in ``docs/PYTHON.md``.
 """
 
 import functools as _functools
+import sys as _sys
 
 from componentize_py_types import Err as _Err
 from wit_world.imports import actors as _actors
@@ -560,10 +561,11 @@ class ActorHandle:
 
 def method(*args, **kwargs):
     """Ray's ``@ray.method(num_returns=...)``: the method's calls return that
-    many refs (through handles made by ``Cls.remote`` and passed on from
-    there; a ``get_actor`` handle knows the class by name only, and its
-    calls take ``.options(num_returns=...)``). ``concurrency_group`` is
-    accepted and means nothing."""
+    many refs — through handles made by ``Cls.remote`` and passed on from
+    there, and ``get_actor`` handles of the script's own classes (another
+    job's class is known by name only: its calls take
+    ``.options(num_returns=...)``). ``concurrency_group`` is accepted and
+    means nothing."""
     _check(kwargs, {"num_returns", "concurrency_group"}, "a method")
 
     def wrap(f):
@@ -675,7 +677,17 @@ def get_actor(name, namespace=None):
         if isinstance(err.value, _types.Error_InvalidArgument):
             raise ValueError(f"Failed to look up actor with name '{name}': {err.value.value}") from None
         _raise(err)
-    return ActorHandle(actor.hi, actor.lo, cls)
+    return ActorHandle(actor.hi, actor.lo, cls, _script_method_returns(cls))
+
+
+def _script_method_returns(class_name):
+    """``@wray.method(num_returns=...)`` of the script's actor class named
+    ``class_name``, found without importing anything; {} for another job's
+    or another language's class."""
+    main = _sys.modules.get("__main__")
+    found = getattr(main, class_name, None) if main is not None and "." not in class_name else None
+    cls = getattr(found, "_cls", None) if isinstance(found, ActorClass) else None
+    return _method_returns(cls) if cls is not None else {}
 
 
 def _resources(amounts):
