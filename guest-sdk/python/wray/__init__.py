@@ -209,11 +209,8 @@ def _env_vars(runtime_env):
 
 def _calls(value):
     """``max_calls``: None (no limit; Ray's 0 means the same) or a count."""
-    if value is None or value == 0:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"max_calls must be a non-negative integer, not {value!r}")
-    return value
+    n = _count(value, "max_calls")
+    return None if n == 0 else n
 
 
 def _count(value, name):
@@ -433,6 +430,8 @@ class ActorClass(_Remote):
         _check(options, self._allowed, self._what)
         self._cls = cls
         self._options = options
+        # Once per class, not per actor: its handles carry it.
+        self._method_returns = _method_returns(cls)
         self.__name__ = cls.__name__
         self.__qualname__ = cls.__qualname__
         self.__doc__ = cls.__doc__
@@ -460,7 +459,7 @@ class ActorClass(_Remote):
             shipped = _types.Arg_Object(self._shipped(self._cls)._handle)
         wit_args = [shipped] + _args(args, kwargs)
         actor = _call(_actors.create, self._cls.__qualname__, wit_args, _wit_options(o))
-        return ActorHandle(actor.hi, actor.lo, self._cls.__qualname__, _method_returns(self._cls))
+        return ActorHandle(actor.hi, actor.lo, self._cls.__qualname__, self._method_returns)
 
 
 class ActorMethod:
@@ -686,8 +685,7 @@ def _script_method_returns(class_name):
     or another language's class."""
     main = _sys.modules.get("__main__")
     found = getattr(main, class_name, None) if main is not None and "." not in class_name else None
-    cls = getattr(found, "_cls", None) if isinstance(found, ActorClass) else None
-    return _method_returns(cls) if cls is not None else {}
+    return found._method_returns if isinstance(found, ActorClass) else {}
 
 
 def _resources(amounts):

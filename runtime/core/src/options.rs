@@ -100,6 +100,18 @@ impl Options {
         }
     }
 
+    /// Environment variables `over` set on top of `under`: `under`'s
+    /// without the names `over` sets, then `over`'s — a task's own over its
+    /// job's grants, a submission's over its submitter's.
+    pub fn env_over(under: &[(String, String)], mut over: Vec<(String, String)>) -> Vec<(String, String)> {
+        if under.is_empty() {
+            return over;
+        }
+        let mut env: Vec<_> = under.iter().filter(|(name, _)| !over.iter().any(|(n, _)| n == name)).cloned().collect();
+        env.append(&mut over);
+        env
+    }
+
     /// Checks a task's or actor's own environment variables: at most
     /// [`MAX_TASK_ENV_VARS`](crate::limits::MAX_TASK_ENV_VARS) of them and
     /// [`MAX_TASK_ENV_BYTES`](crate::limits::MAX_TASK_ENV_BYTES) in all,
@@ -155,6 +167,17 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn variables_set_over_others_replace_them_by_name() {
+        let under = env(&[("A", "1"), ("B", "2")]);
+        assert_eq!(
+            Options::env_over(&under, env(&[("B", "x"), ("C", "3")])),
+            env(&[("A", "1"), ("B", "x"), ("C", "3")])
+        );
+        assert_eq!(Options::env_over(&[], env(&[("C", "3")])), env(&[("C", "3")]));
+        assert_eq!(Options::env_over(&under, Vec::new()), under);
     }
 
     #[test]

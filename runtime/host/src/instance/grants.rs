@@ -149,14 +149,8 @@ impl Grants {
         if env.is_empty() {
             return std::borrow::Cow::Borrowed(self);
         }
-        let mut grants = self.clone();
-        for (name, value) in env {
-            match grants.env.iter_mut().find(|(granted, _)| granted == name) {
-                Some(slot) => slot.1.clone_from(value),
-                None => grants.env.push((name.clone(), value.clone())),
-            }
-        }
-        std::borrow::Cow::Owned(grants)
+        let env = wray_core::Options::env_over(&self.env, env.to_vec());
+        std::borrow::Cow::Owned(Grants { env, ..self.clone() })
     }
 }
 

@@ -244,9 +244,7 @@ fn inherit_env(parent: &[(String, String)], mut options: Options) -> Result<Opti
     if parent.is_empty() {
         return Ok(options);
     }
-    let own = std::mem::take(&mut options.env);
-    options.env = parent.iter().filter(|(name, _)| !own.iter().any(|(n, _)| n == name)).cloned().collect();
-    options.env.extend(own);
+    options.env = Options::env_over(parent, std::mem::take(&mut options.env));
     Options::check_env(&options.env)?;
     Ok(options)
 }
