@@ -107,6 +107,7 @@ if __name__ == "__main__":
     a, b, c3 = three.remote(1)
     print("num_returns:", ray.get(b), ray.get([a, c3]), ray.get(Pair.options(name="pair").remote().split.remote(19)))
     print("num_returns through get_actor:", ray.get(ray.get_actor("pair").split.remote(3)))
+    print("named actors:", ray.util.list_named_actors(), ray.util.list_named_actors(all_namespaces=True)[0])
     pair = square.options(num_returns=2).remote(3)
     try:
         ray.get(pair[0])
@@ -165,6 +166,7 @@ if __name__ == "__main__":
         ray.get(c.get.remote())
     except ray.exceptions.RayActorError:
         print("killed actor: RayActorError")
+    print("named after the kill:", ray.util.list_named_actors())
     session = Session.remote()
     print("session:", ray.get(session.ping.remote()))
     try:

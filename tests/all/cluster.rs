@@ -928,6 +928,8 @@ fn actors_are_placed_by_resources_and_reached_from_every_node() {
         // A task on the other worker, through a handle and by name.
         "bump: 25".into(),
         "bump_named: 125".into(),
+        // Asked of the job's node (the head) from a worker.
+        r#"named from the other worker: ["shared"]"#.into(),
         // A task on the actor's own node.
         "bump_named on its node: 225".into(),
         "final: 225".into(),
@@ -1173,6 +1175,12 @@ fn the_head_survives_a_crash_with_its_workers_and_detached_actors() {
     // It outlives the job that made it.
     let text = stdout(&run(&head, &["detached-use"]));
     assert!(text.contains("keeper: 106"), "{text}");
+    // The job runs on the worker (the bigger node), which asks the head
+    // for the detached actors' names.
+    assert!(text.contains(r#"named: ["keeper"]"#), "{text}");
+    // A task of the job on the head finds it through the job's node.
+    assert!(text.contains("keeper from another node: 206"), "{text}");
+    assert!(text.contains(r#"named from another node: ["keeper"]"#), "{text}");
     // One taking snapshots, which the head keeps on disk.
     let text = stdout(&run(&head, &["detached-ledger", "a"]));
     assert!(text.contains("ledger: 2 entries, sum 11, totals {\"a\": 10}"), "{text}");
@@ -1191,6 +1199,7 @@ fn the_head_survives_a_crash_with_its_workers_and_detached_actors() {
     let out = run(&head, &["detached-use"]);
     assert_code(&out, 0);
     assert!(stdout(&out).contains("keeper: 101"), "{}", stdout(&out));
+    assert!(stdout(&out).contains(r#"named: ["keeper", "ledger"]"#), "{}", stdout(&out));
     // The one with snapshots continues where it was: both earlier entries
     // are there.
     let text = stdout(&run(&head, &["detached-ledger", "c"]));

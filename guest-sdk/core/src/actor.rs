@@ -142,6 +142,14 @@ pub fn get_actor<A: Actor>(name: &str) -> Result<ActorHandle<A>, Error> {
     Ok(ActorHandle::from_raw(RawActor::actor(id)))
 }
 
+/// The names [`get_actor`] and [`get_actor_dyn`] find from here, sorted:
+/// the job's live named actors and the cluster's detached actors — Ray's
+/// `ray.util.list_named_actors()`. A name is gone once its actor has died
+/// (killed, or failed past its restarts).
+pub fn list_named_actors() -> Result<Vec<String>, Error> {
+    Ok(actors::list_named()?)
+}
+
 /// Kills the actor — Ray's `ray.kill`. Queued and later calls fail with
 /// [`Error::ActorDied`]; the actor is not restarted.
 pub fn kill<A: Actor>(handle: &ActorHandle<A>) {

@@ -34,7 +34,7 @@ pub mod tensor;
 pub mod util;
 mod value;
 
-pub use actor::{Actor, ActorHandle, DynActor, exit_actor, get_actor, get_actor_dyn, kill};
+pub use actor::{Actor, ActorHandle, DynActor, exit_actor, get_actor, get_actor_dyn, kill, list_named_actors};
 pub use api::{
     MAX_STATUS_BYTES, NodeInfo, RuntimeContext, available_resources, cancel, cluster_resources, get, get_all,
     get_timeout, nodes, publish_status, put, runtime_context, try_put, wait,

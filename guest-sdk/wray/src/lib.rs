@@ -113,7 +113,8 @@
 //! * on the handle, `handle.method(args) -> ObjectRef<R>` for each method.
 //!
 //! Each actor is one long-lived Wasm instance; its calls run one at a time in
-//! submission order. [`get_actor`] finds a named actor, [`kill`] stops one.
+//! submission order. [`get_actor`] finds a named actor, [`list_named_actors`]
+//! lists their names, [`kill`] stops one.
 //!
 //! **Other languages.** A method that takes and returns [`Value`] (plain
 //! data: none, bool, i64, f64, string, bytes, list, dict, numeric arrays)

@@ -64,3 +64,8 @@ pub const MAX_TASK_ENV_VARS: usize = 64;
 /// Bytes of a task's or actor's own environment variables, names and values
 /// together: they travel with every submission and every cross-node request.
 pub const MAX_TASK_ENV_BYTES: usize = 16 << 10;
+
+/// Names in one listing of named actors (`actors.list-named`): a node
+/// lists no more, and refuses a peer's answer with more. Ten jobs' worth of
+/// `MAX_ACTORS_PER_JOB`, detached actors counted with them.
+pub const MAX_NAMES_LISTED: usize = 100_000;

@@ -166,6 +166,10 @@ pub trait Services: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<ObjectId, Error>>;
     /// Finds a named actor of the caller's job: its id and class.
     fn named_actor<'a>(&'a self, caller: &'a Caller, name: &'a str) -> BoxFuture<'a, Result<(ActorId, String), Error>>;
+    /// The names [`Services::named_actor`] finds for the caller: its job's
+    /// live named actors and the cluster's detached ones, sorted, at most
+    /// [`limits::MAX_NAMES_LISTED`](wray_core::limits::MAX_NAMES_LISTED).
+    fn named_actors<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Result<Vec<String>, Error>>;
     /// Kills an actor.
     fn kill_actor(&self, caller: &Caller, actor: ActorId, no_restart: bool) -> Result<(), Error>;
     /// The node hosting an actor the caller's job created here, once

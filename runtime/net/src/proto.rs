@@ -458,6 +458,10 @@ pub enum Upcall {
         /// The name.
         name: String,
     },
+    /// List the names [`Upcall::Named`] finds: answered with
+    /// [`Event::Names`] — the job's named actors (none for a job the node
+    /// does not have) and the detached actors the node keeps.
+    ListNamed,
     /// Kill an actor of the job.
     Kill {
         /// The actor id's high half.
@@ -677,6 +681,9 @@ pub enum Event {
         /// about it go.
         job: u32,
     },
+    /// The answer to [`Upcall::ListNamed`]: names of named actors, at most
+    /// [`MAX_NAMES_LISTED`](wray_core::limits::MAX_NAMES_LISTED).
+    Names(Vec<String>),
     /// The answer to [`Request::NodeLog`].
     Log {
         /// Where `data` starts in the file.

@@ -1,5 +1,6 @@
 """Ray's ``ray.util``: placement groups, scheduling strategies, ``ActorPool``,
-``multiprocessing.Pool``, ``queue.Queue`` and ``get_node_ip_address``."""
+``multiprocessing.Pool``, ``queue.Queue``, ``get_node_ip_address`` and
+``list_named_actors``."""
 
 from . import multiprocessing, queue
 from .actor_pool import ActorPool
@@ -25,6 +26,19 @@ def get_node_ip_address():
             return node["NodeManagerAddress"]
     return "127.0.0.1"
 
+def list_named_actors(all_namespaces=False):
+    """The names ``ray.get_actor`` finds from here, sorted: the job's live
+    named actors and the cluster's detached ones (a name goes when its actor
+    dies). With ``all_namespaces=True``, Ray's other form: a dict per actor,
+    ``{"name": ..., "namespace": "default"}`` — wray has one namespace."""
+    import wray
+
+    names = wray._call(wray._actors.list_named)
+    if all_namespaces:
+        return [{"name": name, "namespace": "default"} for name in names]
+    return names
+
+
 __all__ = [
     "ActorPool",
     "NodeAffinitySchedulingStrategy",
@@ -32,6 +46,7 @@ __all__ = [
     "PlacementGroupSchedulingStrategy",
     "get_current_placement_group",
     "get_node_ip_address",
+    "list_named_actors",
     "multiprocessing",
     "queue",
     "placement_group",

@@ -150,6 +150,10 @@ async fn hostile_task_and_group_requests_get_clear_answers() {
     // Upcalls about jobs that do not exist.
     let up = Request::Upcall(proto::UpcallRequest { job: 77, upcall: proto::Upcall::Named { name: "x".into() } });
     assert!(matches!(ask(&token, addr, &up, &[]).await, Event::Refused(_)));
+    // Listing names for a job it does not have: the detached actors only
+    // (none here), not an error.
+    let list = Request::Upcall(proto::UpcallRequest { job: 77, upcall: proto::Upcall::ListNamed });
+    assert_eq!(ask(&token, addr, &list, &[]).await, Event::Names(Vec::new()));
     // Still serving everyone.
     assert!(matches!(status(&token, addr).await.unwrap(), Event::Status(_)));
 }

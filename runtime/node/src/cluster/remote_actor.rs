@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use wray_core::{ActorId, Error, JobId, ObjectId, Options, TaskId};
+use wray_core::{ActorId, Error, JobId, ObjectId, Options, TaskId, limits};
 use wray_host::{ArgSpec, CHECKPOINT_BLOCK, Caller, Checkpoint, Chunk, Delta, MAX_CHECKPOINT, Stream};
 use wray_net::proto::{
     self, ActorMsg, Event, MAX_DELTA_BYTES, Request, TaskDone, TaskRequest, Upcall, UpcallRequest, WireActor, WireCall,
@@ -873,6 +873,28 @@ impl NodeInner {
         found.map_err(|e| Error::InvalidArgument(e.to_string()))
     }
 
+    /// The names of named actors node `dest.0` lists for its job `dest.1`
+    /// (with the detached actors it keeps), checked against the bounds.
+    pub(crate) async fn names_through(&self, dest: &(String, u32)) -> Result<Vec<String>, Error> {
+        let (event, mut send, _) = self.upcall(dest, Upcall::ListNamed, Vec::new()).await?;
+        let _ = send.finish();
+        let names = answer(event, |answer| match answer {
+            Event::Names(names) => Ok(names),
+            other => Err(other.into()),
+        })
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        if names.len() > limits::MAX_NAMES_LISTED || names.iter().any(|n| n.len() > limits::MAX_NAME_LEN) {
+            return Err(Error::InvalidArgument(format!(
+                "node {} listed {} actor names, more than {} or one longer than {} bytes",
+                dest.0,
+                names.len(),
+                limits::MAX_NAMES_LISTED,
+                limits::MAX_NAME_LEN
+            )));
+        }
+        Ok(names)
+    }
+
     /// Kills an actor through the node that keeps it.
     pub(crate) fn kill_through(self: &Arc<Self>, dest: (String, u32), actor: ActorId, no_restart: bool) {
         let node = self.clone();
@@ -911,11 +933,17 @@ impl NodeInner {
             };
             return frame::write(send, &proto::encode(&event)?).await;
         }
+        if let Upcall::ListNamed = &req.upcall {
+            let mut names = self.job(JobId(req.job)).map(|job| job.names()).unwrap_or_default();
+            names.extend(self.detached_names());
+            names.truncate(limits::MAX_NAMES_LISTED);
+            return frame::write(send, &proto::encode(&Event::Names(names))?).await;
+        }
         let Ok(job) = self.job(JobId(req.job)) else {
             return frame::write(send, &refuse(format!("job {} has ended", req.job))?).await;
         };
         match req.upcall {
-            Upcall::Named { .. } => unreachable!("answered above"),
+            Upcall::Named { .. } | Upcall::ListNamed => unreachable!("answered above"),
             Upcall::Kill { hi, lo, no_restart } => {
                 let id = ActorId::from_halves(hi, lo);
                 if let Some(state) = lock(&job.actors).get(&id).cloned() {

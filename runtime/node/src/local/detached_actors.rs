@@ -221,6 +221,40 @@ impl NodeInner {
         Some((id, class, job))
     }
 
+    /// The detached actor named `name`, wherever the cluster keeps it:
+    /// here (the head, a lone node), or asked of the head (a worker, unless
+    /// `job`'s node is the head and has just been asked). Its id, class and
+    /// where upcalls about it go; `None` if there is none.
+    pub(crate) async fn detached_anywhere(
+        &self,
+        job: &JobState,
+        name: &str,
+    ) -> Result<Option<(ActorId, String, (String, u32))>, Error> {
+        if let Some((id, class, home)) = self.detached_named(name) {
+            return Ok(Some((id, class, (self.id.clone(), home.0))));
+        }
+        let Some(head) = self.head_unless(job) else { return Ok(None) };
+        match self.named_through(&head, name).await {
+            Ok(found) => Ok(Some(found)),
+            Err(Error::InvalidArgument(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The head's address for an upcall about detached actors (job 0: no
+    /// job of its own) when this node is a worker and `job`'s own node,
+    /// which answers for its detached actors too, is not the head.
+    pub(crate) fn head_unless(&self, job: &JobState) -> Option<(String, u32)> {
+        let Some(Link::Worker(w)) = self.link.get() else { return None };
+        let head = w.head_id();
+        job.owner.as_ref().is_none_or(|owner| owner.0 != head).then_some((head, 0))
+    }
+
+    /// The names of the detached actors this node keeps.
+    pub(crate) fn detached_names(&self) -> Vec<String> {
+        lock(&self.detached).by_name.keys().cloned().collect()
+    }
+
     /// A detached actor was killed for good: forget it and its record.
     pub(crate) fn forget_detached(&self, id: ActorId) {
         let mut detached = lock(&self.detached);

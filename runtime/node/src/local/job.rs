@@ -114,6 +114,12 @@ pub(crate) const MAX_IDLE_TASK_INSTANCES: usize = 8;
 pub(crate) const MAX_IDLE_INSTANCE_MEMORY: usize = 256 << 20;
 
 impl JobState {
+    /// The names of the job's live named actors (a dead actor's name is
+    /// dropped when it dies, `mark_dead`).
+    pub(crate) fn names(&self) -> Vec<String> {
+        lock(&self.named).keys().cloned().collect()
+    }
+
     /// Limits of a task or actor with `options`.
     pub(crate) fn limits(&self, options: &Options) -> InstanceLimits {
         InstanceLimits {

@@ -335,16 +335,20 @@ impl Services for NodeInner {
             let id = lock(&job.named).get(name).copied();
             let Some(id) = id else {
                 // The job's node (for a task away from it), then the
-                // cluster's detached actors (kept by the head).
-                let (id, class, home) = if let Some(owner) = &job.owner {
-                    self.named_through(owner, name).await?
-                } else if let Some((id, class, home)) = self.detached_named(name) {
-                    (id, class, (self.id.clone(), home.0))
-                } else if let Some(Link::Worker(w)) = self.link.get() {
-                    self.named_through(&(w.head_id(), 0), name).await?
-                } else {
-                    return Err(Error::InvalidArgument(format!("no actor named {name:?} in this job")));
+                // cluster's detached actors, kept by the head — which the
+                // job's node does not have when it is a worker.
+                let not_here = match &job.owner {
+                    Some(owner) => match self.named_through(owner, name).await {
+                        Ok((id, class, home)) => {
+                            lock(&job.foreign).insert(id, home);
+                            return Ok((id, class));
+                        }
+                        Err(e @ Error::InvalidArgument(_)) => e,
+                        Err(e) => return Err(e),
+                    },
+                    None => Error::InvalidArgument(format!("no actor named {name:?} in this job")),
                 };
+                let (id, class, home) = self.detached_anywhere(&job, name).await?.ok_or(not_here)?;
                 lock(&job.foreign).insert(id, home);
                 return Ok((id, class));
             };
@@ -353,6 +357,28 @@ impl Services for NodeInner {
                 .map(|a| a.class.clone())
                 .ok_or_else(|| Error::ActorDied(format!("the actor named {name:?} is gone")))?;
             Ok((id, class))
+        })
+    }
+
+    fn named_actors<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Result<Vec<String>, Error>> {
+        Box::pin(async move {
+            let job = self.job(caller.job)?;
+            // Where `named_actor` looks, all of it: the job's node (this
+            // one, or the node a task away from it asks), then the
+            // detached actors — this node's own if it is the head (or
+            // alone), the head's if it is a worker.
+            let mut names = match &job.owner {
+                Some(owner) => self.names_through(owner).await?,
+                None => job.names(),
+            };
+            names.extend(self.detached_names());
+            if let Some(head) = self.head_unless(&job) {
+                names.extend(self.names_through(&head).await?);
+            }
+            names.sort_unstable();
+            names.dedup();
+            names.truncate(limits::MAX_NAMES_LISTED);
+            Ok(names)
         })
     }
 

@@ -183,6 +183,11 @@ pub(crate) fn bump_named(name: String) -> Result<i64, Error> {
     wray::get(&c.incr(100))
 }
 
+#[wray::remote]
+pub(crate) fn named_actors() -> Result<Vec<String>, Error> {
+    wray::list_named_actors()
+}
+
 /// One link of a chain of actors, each calling the next and waiting for
 /// it: a caller runs the actor it waits for on its own thread, to a bounded
 /// depth (`actor_loop.rs`), and a chain longer than that bound must still

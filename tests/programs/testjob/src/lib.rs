@@ -82,6 +82,8 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             println!("bump: {}", wray::get(&by_handle)?);
             let by_name = bump_named::options().resource("elsewhere", 1.0).remote("shared".to_string());
             println!("bump_named: {}", wray::get(&by_name)?);
+            let listed = named_actors::options().resource("elsewhere", 1.0).remote();
+            println!("named from the other worker: {:?}", wray::get(&listed)?);
             let near = bump_named::options().resource("special", 0.5).remote("shared".to_string());
             println!("bump_named on its node: {}", wray::get(&near)?);
             println!("final: {}", wray::get(&c.get())?);
@@ -250,6 +252,17 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         "detached-use" => {
             let c = wray::get_actor::<Counter>("keeper")?;
             println!("keeper: {}", wray::get(&c.incr(1))?);
+            println!("named: {:?}", wray::list_named_actors()?);
+            // From a task on another node than the job's (the head, when
+            // the job runs on a worker): asked through the job's node.
+            let elsewhere = wray::nodes()?.into_iter().find(|n| n.node_id != wray::runtime_context().node_id);
+            if let Some(node) = elsewhere {
+                let there = wray::SchedulingStrategy::NodeAffinity { node_id: node.node_id, soft: false };
+                let found = bump_named::options().scheduling_strategy(there.clone()).remote("keeper".to_string());
+                println!("keeper from another node: {}", wray::get(&found)?);
+                let listed = named_actors::options().scheduling_strategy(there).remote();
+                println!("named from another node: {:?}", wray::get(&listed)?);
+            }
         }
         "vault-fill" => {
             // Hands a detached actor refs to objects this job owns: a put

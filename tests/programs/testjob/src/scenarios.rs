@@ -106,6 +106,12 @@ pub(crate) fn actors() -> Result<(), Error> {
     let again = wray::get_actor::<Counter>("main-counter")?;
     println!("get_actor: {}", wray::get(&again.get())?);
     println!("missing name: {}", wray::get_actor::<Counter>("nobody").unwrap_err());
+    let second = Counter::options().name("a-second").remote(0);
+    println!("named: {:?}", wray::list_named_actors()?);
+    println!("named from a task: {:?}", wray::get(&named_actors::remote())?);
+    wray::kill(&second);
+    wray::get(&second.get()).unwrap_err();
+    println!("named after a kill: {:?}", wray::list_named_actors()?);
     let dup = Counter::options().name("main-counter").try_remote(1);
     println!("duplicate name: {}", dup.unwrap_err());
     let order: Vec<_> = (1..=50).map(|i| c.incr(i)).collect();

@@ -1,4 +1,4 @@
-//! `actors`: create, call, find by name, kill.
+//! `actors`: create, call, find by name (one or all), kill.
 
 use crate::bindings::wray::runtime::{actors, types};
 use crate::instance::convert::{from_wit_actor, to_wit_actor, to_wit_error};
@@ -45,6 +45,10 @@ impl actors::Host for State {
             .await
             .map(|(id, class)| (to_wit_actor(id), class))
             .map_err(to_wit_error))
+    }
+
+    async fn list_named(&mut self) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
+        Ok(self.services.named_actors(&self.caller).await.map_err(to_wit_error))
     }
 
     async fn kill(&mut self, actor: types::ActorId, no_restart: bool) -> wasmtime::Result<Result<(), types::Error>> {
