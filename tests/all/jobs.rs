@@ -107,6 +107,12 @@ fn limits_fail_only_their_task() {
 }
 
 #[test]
+fn queued_tasks_start_in_the_order_they_were_submitted() {
+    let out = ok(&["--cpus", "1"], &["queue-order"]);
+    has(&out, "started in submission order: true");
+}
+
+#[test]
 fn actors_keep_state_order_calls_and_restart() {
     let out = ok(&[], &["actors"]);
     has(&out, "named via task: 100");

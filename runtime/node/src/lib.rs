@@ -30,7 +30,7 @@ pub use persist::JobTable;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 use wray_core::{JobId, ObjectId, Resources, TaskId};
@@ -112,6 +112,9 @@ pub(crate) struct NodeInner {
     /// Tasks waiting for their resource grant, and whether they may be
     /// moved to another node instead.
     grants: Mutex<HashMap<TaskId, (oneshot::Sender<Grant>, bool), ById>>,
+    /// Numbers tasks as they are submitted here (and actors as they ask
+    /// for room): their place in the scheduler's queue ([`NodeInner::ticket`]).
+    tickets: AtomicU64,
     jobs: Mutex<HashMap<JobId, Arc<local::job::JobState>>>,
     next_job: AtomicU32,
     /// Components this node has loaded, by content hash: what lets a peer
@@ -264,6 +267,7 @@ impl Node {
                 store: ObjectStore::new(config.object_store_memory, Box::new(spill)),
                 sched: Mutex::new(Scheduler::new(total)),
                 grants: Mutex::new(HashMap::default()),
+                tickets: AtomicU64::new(0),
                 jobs: Mutex::new(HashMap::new()),
                 next_job: AtomicU32::new(1),
                 components: Mutex::new(HashMap::new()),
@@ -414,14 +418,31 @@ impl NodeInner {
         self.me.upgrade().ok_or_else(|| wray_core::Error::InvalidArgument("the node is shutting down".into()))
     }
 
-    /// Waits until the scheduler grants `demand` to `task`; `None` if the
-    /// task was taken out of the queue to run on another node (only if
-    /// `movable`). Cancellation-safe: if the future is dropped before the
-    /// grant, the task is dequeued (or a grant that raced in is given back).
-    async fn acquire(self: &Arc<Self>, task: TaskId, demand: Resources, movable: bool) -> Option<Resources> {
+    /// The next number in this node's submission order. A task takes its
+    /// number when it is submitted and queues for resources at that place
+    /// (`acquire`): a burst's tasks first run on whichever tokio worker
+    /// takes them, in no set order, and queued in that order, the newest
+    /// of a burst could run before the oldest (a `wait` for the first
+    /// waited for the last).
+    pub(crate) fn ticket(&self) -> u64 {
+        self.tickets.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Waits until the scheduler grants `demand` to `task`, queued at its
+    /// `ticket`'s place; `None` if the task was taken out of the queue to
+    /// run on another node (only if `movable`). Cancellation-safe: if the
+    /// future is dropped before the grant, the task is dequeued (or a grant
+    /// that raced in is given back).
+    async fn acquire(
+        self: &Arc<Self>,
+        task: TaskId,
+        demand: Resources,
+        movable: bool,
+        ticket: u64,
+    ) -> Option<Resources> {
         let (tx, rx) = oneshot::channel();
         lock(&self.grants).insert(task, (tx, movable));
-        lock(&self.sched).enqueue(task, demand);
+        lock(&self.sched).enqueue_at(task, demand, ticket);
         self.dispatch();
         let mut guard = AcquireGuard { node: self, task, armed: true };
         let grant = rx.await.expect("grant senders are only dropped after sending");

@@ -81,12 +81,24 @@ impl<K: PartialEq> Scheduler<K> {
         }
     }
 
-    /// Queues `key` until `demand` fits. Call [`Scheduler::schedule`] after.
+    /// Queues `key` until `demand` fits, after everything queued before.
+    /// Call [`Scheduler::schedule`] after.
     pub fn enqueue(&mut self, key: K, demand: Resources) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        self.enqueue_at(key, demand, self.next_seq);
+    }
+
+    /// Queues `key` until `demand` fits, at its place by `seq` among those
+    /// queued: the order the caller numbered its tasks in (a node numbers
+    /// them as they are submitted, and they reach the queue in whatever
+    /// order its threads first run them). Call [`Scheduler::schedule`] after.
+    pub fn enqueue_at(&mut self, key: K, demand: Resources, seq: u64) {
+        self.next_seq = self.next_seq.max(seq + 1);
         self.queued += 1;
-        self.queues.entry(demand).or_default().push_back(Waiting { seq, key });
+        let q = self.queues.entry(demand).or_default();
+        // The queue is sorted by number (ties in arrival order); most
+        // arrive in order, and an insert near the back moves little.
+        let at = q.partition_point(|w| w.seq <= seq);
+        q.insert(at, Waiting { seq, key });
     }
 
     /// Removes a queued task (cancelled before it ran). Returns whether it
@@ -261,6 +273,27 @@ mod tests {
         s.release(&cpus(1.0));
         assert_eq!(s.schedule().into_iter().map(|(k, _)| k).collect::<Vec<_>>(), vec![2]);
         assert_eq!(s.queued(), 2);
+    }
+
+    #[test]
+    fn tasks_numbered_out_of_order_are_granted_by_their_numbers() {
+        // A burst submitted as 1..=4 that reached the queue as 4, 1, 3, 2,
+        // with the oldest of a second demand's queue older than all.
+        let mut s = Scheduler::new(cpus(1.0));
+        s.enqueue_at("gpu", cpus(1.0).with("GPU", 1.0), 0);
+        for n in [4u64, 1, 3, 2] {
+            s.enqueue_at(["", "one", "two", "three", "four"][n as usize], cpus(1.0), n);
+        }
+        let mut granted = Vec::new();
+        for _ in 0..4 {
+            granted.extend(s.schedule().into_iter().map(|(k, _)| k));
+            s.release(&cpus(1.0));
+        }
+        assert_eq!(granted, ["one", "two", "three", "four"]);
+        // `enqueue` numbers after the highest so far.
+        s.enqueue("later", cpus(1.0));
+        s.enqueue_at("older", cpus(1.0), 3);
+        assert_eq!(s.schedule().into_iter().map(|(k, _)| k).collect::<Vec<_>>(), ["older"]);
     }
 
     #[test]

@@ -810,7 +810,9 @@ impl NodeInner {
                 Ok(permit) => {
                     self.store.create_pending(job.id, result_id);
                     let function = req.function.as_str().into();
-                    let spec = TaskSpec { task, function, args, options, output: result_id, pinned, here: true };
+                    let ticket = self.ticket();
+                    let spec =
+                        TaskSpec { task, function, args, options, output: result_id, pinned, here: true, ticket };
                     self.spawn_task(job.clone(), spec, permit);
                     Ok(())
                 }

@@ -457,7 +457,7 @@ impl NodeInner {
     /// (`NodeInner::rebalance`) may hand it to another node instead.
     async fn wait_here_movable(self: &Arc<Self>, actor: &ActorState, spec: &ActorSpec) -> Waited {
         tokio::select! {
-            granted = self.acquire(spec.task, spec.options.resources.clone(), true) => match granted {
+            granted = self.acquire(spec.task, spec.options.resources.clone(), true, self.ticket()) => match granted {
                 Some(resources) => Waited::Held(Held { resources, node: self.clone() }),
                 None => Waited::Moved,
             },
@@ -484,7 +484,7 @@ impl NodeInner {
             match held {
                 Some(h) => h,
                 None => {
-                    let granted = self.acquire(spec.task, spec.options.resources.clone(), false).await;
+                    let granted = self.acquire(spec.task, spec.options.resources.clone(), false, self.ticket()).await;
                     Held { resources: granted.expect("actors are never moved"), node: self.clone() }
                 }
             }

@@ -87,7 +87,8 @@ impl NodeInner {
             .await
             .map_err(|_| Error::InvalidArgument(format!("{} has ended", job.id)))?;
         let (task, output, pinned) = self.new_output(&job, caller, seq, &args)?;
-        let spec = TaskSpec { task, function: function.into(), args, options, output, pinned, here: false };
+        let ticket = self.ticket();
+        let spec = TaskSpec { task, function: function.into(), args, options, output, pinned, here: false, ticket };
         self.spawn_task(job, spec, permit);
         Ok(output)
     }

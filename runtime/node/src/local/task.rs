@@ -208,6 +208,8 @@ pub(crate) struct TaskSpec {
     pub(crate) pinned: Vec<ObjectId>,
     /// Runs on this node whatever the load (another node sent it here).
     pub(crate) here: bool,
+    /// Its place in this node's submission order ([`NodeInner::ticket`]).
+    pub(crate) ticket: u64,
 }
 
 /// Cancels a queued or running task: the flag interrupts a running instance
@@ -396,6 +398,15 @@ impl NodeInner {
 
     /// Spawns every task no caller claimed, each a tokio task of its own,
     /// oldest first.
+    ///
+    /// Those that find no room queue in submission order whatever order
+    /// they first run in (their tickets, [`NodeInner::ticket`]); which of a
+    /// burst take the room there is goes by who runs first. A task spawned
+    /// from a worker goes to the worker's LIFO slot and pushes the one
+    /// before it to the back of the run queue, so spawned in order the
+    /// newest of a burst ran first and took a free CPU ahead of the oldest.
+    /// A no-op spawned after them takes the slot instead: the oldest run
+    /// first, but for what the other worker steals meanwhile.
     fn start_unclaimed(&self) {
         let order = {
             let mut unstarted = lock(&self.unstarted);
@@ -405,8 +416,12 @@ impl NodeInner {
             std::mem::take(&mut unstarted.order)
         };
         let runtime = tokio::runtime::Handle::current();
+        let burst = order.len() > 1;
         for slot in order {
             start_on(&runtime, &slot);
+        }
+        if burst {
+            runtime.spawn(async {});
         }
     }
 
@@ -532,7 +547,7 @@ impl NodeInner {
                 }
             }
             let granted = tokio::select! {
-                held = self.acquire(spec.task, spec.options.resources.clone(), movable) => held,
+                held = self.acquire(spec.task, spec.options.resources.clone(), movable, spec.ticket) => held,
                 () = cancel.cancelled() => return Err(Error::Cancelled),
             };
             if let Some(resources) = granted {

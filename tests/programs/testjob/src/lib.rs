@@ -240,6 +240,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             println!("counts: {counts:?}");
         }
         "reused-instances" => reused_instances()?,
+        "queue-order" => queue_order()?,
         "environments" => environments()?,
         "detached-create" => {
             // A named actor that outlives this job.

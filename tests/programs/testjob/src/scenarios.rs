@@ -435,3 +435,17 @@ pub(crate) fn environments() -> Result<(), Error> {
 pub(crate) fn assigned_here() -> std::collections::BTreeMap<String, f64> {
     wray::runtime_context().assigned_resources
 }
+
+/// Tasks that queue for a node's CPUs start in the order they were
+/// submitted (run with `--cpus 1`): a burst behind one that holds the CPU,
+/// waited for with `wait` (which runs nothing itself, unlike `get`).
+pub(crate) fn queue_order() -> Result<(), Error> {
+    let mut refs = vec![timed_sleep::remote(300)];
+    // It holds the CPU before the burst comes.
+    std::thread::sleep(Duration::from_millis(100));
+    refs.extend((0..8).map(|_| timed_sleep::remote(10)));
+    let (ready, _) = wray::wait(&refs, refs.len(), None);
+    let starts: Vec<u64> = wray::get_all(&ready)?.into_iter().map(|(start, _)| start).collect();
+    println!("started in submission order: {}", starts.windows(2).all(|w| w[0] <= w[1]));
+    Ok(())
+}
