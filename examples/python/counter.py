@@ -134,6 +134,7 @@ if __name__ == "__main__":
         ray.get(divide.remote(1, 0))
     except ZeroDivisionError as e:
         print("caught as its cause:", type(e).__name__, isinstance(e, ray.exceptions.RayTaskError))
+        print("its cause, rebuilt:", type(e.cause).__name__, e.cause.args)
     try:
         ray.get(withdraw.remote(10, 25))
     except Overdrawn as e:
@@ -166,6 +167,14 @@ if __name__ == "__main__":
         ray.get(c.get.remote())
     except ray.exceptions.RayActorError:
         print("killed actor: RayActorError")
+    # Ray's graceful end: after the calls queued before it.
+    ending = Counter.remote(0)
+    before = [ending.incr.remote(by=10) for _ in range(2)]
+    ending.__ray_terminate__.remote()
+    try:
+        ray.get(ending.get.remote())
+    except ray.exceptions.RayActorError:
+        print("__ray_terminate__: calls before it:", ray.get(before), "then RayActorError")
     print("named after the kill:", ray.util.list_named_actors())
     session = Session.remote()
     print("session:", ray.get(session.ping.remote()))

@@ -159,6 +159,7 @@ fn python_actors_refs_errors_and_cancellation_behave_as_in_ray() {
         "task error: ZeroDivisionError: division by zero",
         "traceback names the function: True",
         "caught as its cause: RayTaskError(ZeroDivisionError) True",
+        "its cause, rebuilt: ZeroDivisionError ('division by zero',)",
         "the script's own exception: RayTaskError(Overdrawn) Overdrawn: overdrawn by 15",
         "get timed out",
         "cancelled",
@@ -166,6 +167,7 @@ fn python_actors_refs_errors_and_cancellation_behave_as_in_ray() {
         "memory limit: True",
         "within the limit: 16777216",
         "killed actor: RayActorError",
+        "__ray_terminate__: calls before it: [10, 20] then RayActorError",
         "named after the kill: ['pair']",
         "session: pong",
         "exit_actor: RayActorError",
@@ -515,6 +517,7 @@ fn a_python_job_s_tasks_reuse_their_instances_as_ray_workers_do() {
              (`wray build` bundles a pyproject's dependencies) and its files are granted with `wray run --dir`; \
              only env_vars applies",
             "env, a bad name: env vars: \"A=B\" is not a variable name (empty, or with '=' or NUL)",
+            "import ray: True True True No module named 'ray.data'",
         ],
         "{out}"
     );

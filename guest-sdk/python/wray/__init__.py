@@ -521,7 +521,7 @@ class ActorHandle:
         self._method_returns = method_returns or {}
 
     def __getattr__(self, name):
-        if name.startswith("__") and name.endswith("__"):
+        if name.startswith("__") and name.endswith("__") and name != "__ray_terminate__":
             raise AttributeError(name)
         method = ActorMethod(self, name)
         # Kept on the handle, as Ray's handles hold their methods, so the

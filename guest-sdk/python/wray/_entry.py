@@ -246,6 +246,13 @@ class Entry(exports.Entry):
         if method == "__wray_ready":
             # The unit value, once the constructor has run.
             return types.Value(data=b"", refs=[])
+        if method == "__ray_terminate__":
+            # Ray's graceful end: queued behind the calls before it, then
+            # the actor exits for good (this call and any after it fail
+            # with RayActorError).
+            from .actor import exit_actor
+
+            exit_actor()
         bound = getattr(_actor, method, None)
         if method.startswith("__") or not callable(bound):
             raise Err(f"{type(_actor).__name__} has no method {method!r}")

@@ -28,6 +28,14 @@ class RayTaskError(RayError):
     the task could not report one: a trap, the memory or time limit).
     """
 
+    #: The exception the task raised, rebuilt here (Ray's ``cause``): an
+    #: instance of its class — when this instance knows the class, see the
+    #: module's documentation — whose one argument is the message its
+    #: traceback ends with (the exception itself does not travel, its
+    #: traceback does). None for a failure that was no Python exception: a
+    #: trap, a limit.
+    cause = None
+
     def __init__(self, function, traceback_str):
         self.function = function
         self.traceback_str = traceback_str
@@ -35,6 +43,11 @@ class RayTaskError(RayError):
 
     def __str__(self):
         return f"{self.function} failed:\n{self.traceback_str}"
+
+    def as_instanceof_cause(self):
+        """This error as an instance of its cause's class too (Ray's): what
+        ``wray.get`` raises already when it can; else this error."""
+        return self
 
 
 class RayActorError(RayError):
@@ -84,27 +97,47 @@ _MAX_DUAL_CLASSES = 256
 _dual_classes = {}
 
 
-def _cause_name(traceback_str):
-    """The class name on the exception line of ``traceback_str`` — the first
-    line at the left margin after the last frame, or the first line when
-    every frame was wray's own (an exception raised by the SDK, such as a
-    wrong ``num_returns`` count, has none left) — or None (a trap, a limit).
-    The name is only trusted once it resolves to an exception class."""
+def _exception_line(traceback_str):
+    """The exception line of ``traceback_str`` — the first line at the left
+    margin after the last frame, or the first line when every frame was
+    wray's own (an exception raised by the SDK, such as a wrong
+    ``num_returns`` count, has none left) — as its class name and message,
+    or None (a trap, a limit). The name is only trusted once it resolves to
+    an exception class."""
     lines = traceback_str.splitlines()
     last_frame = None
     for i, line in enumerate(lines):
         if line.startswith("  File "):
             last_frame = i
     if last_frame is None:
-        if lines and not lines[0].startswith("Traceback"):
-            m = _EXCEPTION_LINE.match(lines[0])
-            return m.group(1) if m and ":" in lines[0] else None
+        if lines and not lines[0].startswith("Traceback") and ":" in lines[0]:
+            return _split(lines[0])
         return None
     for line in lines[last_frame + 1 :]:
         if line and not line[0].isspace():
-            m = _EXCEPTION_LINE.match(line)
-            return m.group(1) if m else None
+            return _split(line)
     return None
+
+
+def _split(line):
+    m = _EXCEPTION_LINE.match(line)
+    if not m:
+        return None
+    rest = line[m.end() :]
+    return m.group(1), rest[1:] if rest.startswith(" ") else rest
+
+
+def _rebuilt(cls, message):
+    """An instance of ``cls`` with ``message`` as its one argument (none
+    when it is empty), made
+    without running the class's own ``__init__`` (whose parameters are the
+    task's), or None if the class will not be made so."""
+    try:
+        cause = cls.__new__(cls)
+        BaseException.__init__(cause, *([message] if message else []))
+        return cause
+    except Exception:
+        return None
 
 
 def _resolve(name):
@@ -159,12 +192,17 @@ def _dual_class(cause):
 def task_error(function, traceback_str):
     """The error ``wray.get`` raises for a failed task or method (see the
     module's documentation)."""
-    name = _cause_name(traceback_str)
-    cause = _resolve(name) if name else None
+    line = _exception_line(traceback_str)
+    cause = _resolve(line[0]) if line else None
     dual = _dual_class(cause) if cause is not None else None
+    error = None
     if dual is not None:
         try:
-            return dual(function, traceback_str)
+            error = dual(function, traceback_str)
         except Exception:
             pass
-    return RayTaskError(function, traceback_str)
+    if error is None:
+        error = RayTaskError(function, traceback_str)
+    if cause is not None:
+        error.cause = _rebuilt(cause, line[1])
+    return error

@@ -3,9 +3,13 @@
 # Ray worker process does — module-level state persists between them. A
 # failed task's instance is dropped, instances are kept per memory limit,
 # and nothing is shared between jobs.
+import importlib
 import os
 
-import wray as ray
+# Ray's own import: the SDK's `ray` package is `wray` itself.
+import ray
+from ray.util.queue import Queue
+import wray
 
 calls = 0
 
@@ -80,3 +84,8 @@ def main():
     capped = bump.options(max_calls=2)
     print("max_calls=2:", [ray.get(capped.remote()) for _ in range(5)])
     environments()
+    try:
+        importlib.import_module("ray.data")
+    except ModuleNotFoundError as e:
+        missing = str(e)
+    print("import ray:", ray is wray, Queue is wray.util.queue.Queue, ray.exceptions is wray.exceptions, missing)

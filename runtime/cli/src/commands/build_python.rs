@@ -19,6 +19,9 @@ use std::process::Command;
 /// contract.
 pub(crate) const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 
+/// `import ray`: the `wray` package under Ray's name (`guest-sdk/python/ray`).
+const RAY_ALIAS: &str = include_str!("../../../../guest-sdk/python/ray/__init__.py");
+
 /// The WIT world every job component implements.
 const WIT: &str = include_str!("../../../../wit/runtime.wit");
 
@@ -228,6 +231,9 @@ fn build_with(
         }
         std::fs::write(file, text).context("writing the wray package")?;
     }
+    std::fs::create_dir_all(lib.join("ray"))
+        .and_then(|()| std::fs::write(lib.join("ray/__init__.py"), RAY_ALIAS))
+        .context("writing the ray alias package")?;
     copy_dir(&cloudpickle, &lib.join("cloudpickle")).context("copying cloudpickle")?;
     // The component's top module: the export, and the script (imported
     // from, and syntax-checked, at build time).
