@@ -93,6 +93,9 @@ class Session:
     def ping(self):
         return "pong"
 
+    def me(self):
+        return ray.get_runtime_context().current_actor
+
 
 if __name__ == "__main__":
     c = Counter.options(name="counter").remote(10)
@@ -216,3 +219,10 @@ if __name__ == "__main__":
     print("nodes:", [(n["IsHead"], n["Alive"], n["Resources"].get("CPU"), n["NodeManagerAddress"]) for n in listed])
     print("node IP:", ray.util.get_node_ip_address())
     print("assigned:", ray.get_runtime_context().get_assigned_resources(), ray.get(assigned.remote()))
+    host = Session.remote()
+    itself = ray.get(host.me.remote())
+    print("current_actor:", itself == host, ray.get(itself.ping.remote()))
+    try:
+        ray.get_runtime_context().current_actor
+    except RuntimeError as e:
+        print("current_actor in the driver:", e)

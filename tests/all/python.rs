@@ -182,6 +182,8 @@ fn python_actors_refs_errors_and_cancellation_behave_as_in_ray() {
         "nodes: [(True, True, 4.0, '')]",
         "node IP: 127.0.0.1",
         "assigned: {} {'CPU': 0.5}",
+        "current_actor: True pong",
+        "current_actor in the driver: current_actor is only available in an actor",
     ];
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, expected, "{out}");

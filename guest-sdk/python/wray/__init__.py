@@ -754,6 +754,25 @@ class RuntimeContext:
         return _resources(self._ctx.resources)
 
     @property
+    def current_actor(self):
+        """A handle to the actor whose method is running (Ray's); passed to
+        tasks and other actors like any handle. ``RuntimeError`` outside
+        an actor."""
+        a = self._ctx.actor_id
+        if a is None:
+            raise RuntimeError("current_actor is only available in an actor")
+        from . import _entry
+
+        cls = type(_entry._actor).__qualname__
+        return ActorHandle(a.hi, a.lo, cls, _script_method_returns(cls))
+
+    @property
+    def namespace(self):
+        """``"default"``: wray has one namespace (named actors are the job's
+        and the cluster's detached ones, ``ray.util.list_named_actors``)."""
+        return "default"
+
+    @property
     def job_id(self):
         return self.get_job_id()
 
