@@ -30,10 +30,10 @@ class RayTaskError(RayError):
 
     #: The exception the task raised, rebuilt here (Ray's ``cause``): an
     #: instance of its class — when this instance knows the class, see the
-    #: module's documentation — whose one argument is the message its
-    #: traceback ends with (the exception itself does not travel, its
-    #: traceback does). None for a failure that was no Python exception: a
-    #: trap, a limit.
+    #: module's documentation — whose one argument is the first line of the
+    #: message its traceback ends with (the exception itself does not
+    #: travel, its traceback does). None for a failure that was no Python
+    #: exception: a trap, a limit.
     cause = None
 
     def __init__(self, function, traceback_str):
@@ -120,6 +120,7 @@ def _exception_line(traceback_str):
 
 
 def _split(line):
+    """An exception line's class name and message (its first line)."""
     m = _EXCEPTION_LINE.match(line)
     if not m:
         return None
@@ -129,9 +130,9 @@ def _split(line):
 
 def _rebuilt(cls, message):
     """An instance of ``cls`` with ``message`` as its one argument (none
-    when it is empty), made
-    without running the class's own ``__init__`` (whose parameters are the
-    task's), or None if the class will not be made so."""
+    when it is empty), made without running the class's own ``__init__``
+    (whose parameters are the task's), or None if the class will not be
+    made so."""
     try:
         cause = cls.__new__(cls)
         BaseException.__init__(cause, *([message] if message else []))
