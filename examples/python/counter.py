@@ -96,6 +96,9 @@ class Session:
     def me(self):
         return ray.get_runtime_context().current_actor
 
+    def name(self):
+        return ray.get_runtime_context().get_actor_name()
+
 
 if __name__ == "__main__":
     c = Counter.options(name="counter").remote(10)
@@ -222,6 +225,8 @@ if __name__ == "__main__":
     host = Session.remote()
     itself = ray.get(host.me.remote())
     print("current_actor:", itself == host, ray.get(itself.ping.remote()))
+    named = Session.options(name="session").remote()
+    print("actor names:", ray.get(named.name.remote()), ray.get(host.name.remote()))
     try:
         ray.get_runtime_context().current_actor
     except RuntimeError as e:

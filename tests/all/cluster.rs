@@ -924,6 +924,7 @@ fn actors_are_placed_by_resources_and_reached_from_every_node() {
     let text = stdout(&out);
     for line in [
         format!("actor on: {special}"),
+        r#"its name there: Some("shared")"#.into(),
         "after incr: 15".into(),
         // A task on the other worker, through a handle and by name.
         "bump: 25".into(),

@@ -118,6 +118,7 @@ fn actors_keep_state_order_calls_and_restart() {
     has(&out, "named via task: 100");
     has(&out, "get_actor: 100");
     has(&out, r#"named: ["a-second", "main-counter"]"#);
+    has(&out, r#"actor names: Some("main-counter") None"#);
     has(&out, r#"named from a task: ["a-second", "main-counter"]"#);
     has(&out, r#"named after a kill: ["main-counter"]"#);
     has(&out, r#"missing name: invalid argument: no actor named "nobody" in this job"#);

@@ -183,6 +183,7 @@ fn python_actors_refs_errors_and_cancellation_behave_as_in_ray() {
         "node IP: 127.0.0.1",
         "assigned: {} {'CPU': 0.5}",
         "current_actor: True pong",
+        "actor names: session None",
         "current_actor in the driver: current_actor is only available in an actor",
     ];
     let lines: Vec<&str> = out.lines().collect();

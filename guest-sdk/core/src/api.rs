@@ -233,6 +233,9 @@ pub struct RuntimeContext {
     pub task_id: String,
     /// Set when the caller is an actor method.
     pub actor_id: Option<String>,
+    /// The actor's name, when the caller is a method of an actor created
+    /// with one (`.name("n")`; Ray's `get_actor_name()`).
+    pub actor_name: Option<String>,
     /// What the caller holds (Ray's `get_assigned_resources()`): a task's
     /// demand while it runs (`{"CPU": 1.0}` by default), an actor's for its
     /// life, nothing in the driver. In a placement group, the bundle's
@@ -248,6 +251,7 @@ pub fn runtime_context() -> RuntimeContext {
         node_id: c.node_id,
         task_id: c.task_id,
         actor_id: c.actor_id.map(|a| format!("{:016x}{:016x}", a.hi, a.lo)),
+        actor_name: c.actor_name,
         assigned_resources: to_map(c.resources),
     }
 }

@@ -747,6 +747,11 @@ class RuntimeContext:
         a = self._ctx.actor_id
         return None if a is None else f"{a.hi:016x}{a.lo:016x}"
 
+    def get_actor_name(self):
+        """The name the caller's actor was created with; None for an actor
+        without one, and outside an actor."""
+        return self._ctx.actor_name
+
     def get_assigned_resources(self):
         """What the caller holds: a task's demand while it runs
         (``{"CPU": 1.0}`` by default), an actor's for its life, ``{}`` in

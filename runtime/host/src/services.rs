@@ -170,6 +170,8 @@ pub trait Services: Send + Sync + 'static {
     /// live named actors and the cluster's detached ones, sorted, at most
     /// [`limits::MAX_NAMES_LISTED`](wray_core::limits::MAX_NAMES_LISTED).
     fn named_actors<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Result<Vec<String>, Error>>;
+    /// The name of the caller's actor, if it was created with one.
+    fn actor_name(&self, caller: &Caller) -> Option<String>;
     /// Kills an actor.
     fn kill_actor(&self, caller: &Caller, actor: ActorId, no_restart: bool) -> Result<(), Error>;
     /// The node hosting an actor the caller's job created here, once

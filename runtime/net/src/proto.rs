@@ -375,6 +375,9 @@ pub struct WireActor {
     /// How many [`ActorMsg::Checkpoint`] frames follow the arguments: the
     /// snapshot to start from instead of running the constructor (0: none).
     pub checkpoint_parts: u32,
+    /// Its name, if it was created with one (what its methods see in their
+    /// context); at most `MAX_NAME_LEN` bytes.
+    pub name: Option<String>,
 }
 
 /// The most bytes of checkpoint blocks one [`WireDelta`] carries (a whole

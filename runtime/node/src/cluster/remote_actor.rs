@@ -201,6 +201,7 @@ impl NodeInner {
             max_task_retries: spec.options.max_task_retries,
             checkpoint_every: spec.options.checkpoint_every,
             checkpoint_parts: image.len() as u32,
+            name: actor.name.clone(),
         };
         let request =
             self.task_request(job, spec.task, &actor.class, &spec.args, &spec.options, must_move, Some(wire)).await;
@@ -547,6 +548,10 @@ impl NodeInner {
         mut send: quinn::SendStream,
         mut recv: quinn::RecvStream,
     ) -> Result<(), NetError> {
+        if wire.name.as_ref().is_some_and(|n| n.len() > limits::MAX_NAME_LEN) {
+            let why = format!("an actor name over {} bytes", limits::MAX_NAME_LEN);
+            return frame::write(&mut send, &proto::encode(&Event::Refused(why))?).await;
+        }
         let (args, imported) = self.read_args(job, &req.args, &req.objects, &mut recv).await?;
         let image = read_image(&mut recv, wire.checkpoint_parts).await;
         let pinned = self.pin_args(job.id, &args);
@@ -572,6 +577,9 @@ impl NodeInner {
             max_task_retries: wire.max_task_retries,
             checkpoint_every: wire.checkpoint_every,
             env: req.task_env.clone(),
+            // For the actor's context only: the name is registered with its
+            // owner's job, not with this stand-in.
+            name: wire.name.clone(),
             ..Options::default()
         };
         let task = TaskId::from_halves(req.task_hi, req.task_lo);

@@ -383,6 +383,12 @@ impl Services for NodeInner {
         })
     }
 
+    fn actor_name(&self, caller: &Caller) -> Option<String> {
+        let job = self.job(caller.job).ok()?;
+        let actor = lock(&job.actors).get(&caller.actor?).cloned()?;
+        actor.name.clone()
+    }
+
     fn kill_actor(&self, caller: &Caller, actor: ActorId, no_restart: bool) -> Result<(), Error> {
         let job = self.job(caller.job)?;
         let state = lock(&job.actors).get(&actor).cloned();

@@ -36,6 +36,10 @@ impl Counter {
     pub fn node(&self) -> String {
         wray::runtime_context().node_id
     }
+    /// The name it was created with, as its context says.
+    pub fn name(&self) -> Option<String> {
+        wray::runtime_context().actor_name
+    }
     pub fn slow(&self, ms: u64) -> u64 {
         std::thread::sleep(Duration::from_millis(ms));
         ms

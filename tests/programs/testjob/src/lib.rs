@@ -74,6 +74,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             // calls it through a handle and by name; calls keep their order.
             let c = Counter::options().resource("special", 0.5).name("shared").remote(10);
             println!("actor on: {}", wray::get(&c.node())?);
+            println!("its name there: {:?}", wray::get(&c.name())?);
             for _ in 0..5 {
                 c.incr(1);
             }

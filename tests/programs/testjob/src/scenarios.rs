@@ -108,6 +108,7 @@ pub(crate) fn actors() -> Result<(), Error> {
     println!("missing name: {}", wray::get_actor::<Counter>("nobody").unwrap_err());
     let second = Counter::options().name("a-second").remote(0);
     println!("named: {:?}", wray::list_named_actors()?);
+    println!("actor names: {:?} {:?}", wray::get(&c.name())?, wray::get(&Counter::remote(0).name())?);
     println!("named from a task: {:?}", wray::get(&named_actors::remote())?);
     wray::kill(&second);
     wray::get(&second.get()).unwrap_err();

@@ -83,6 +83,7 @@ impl cluster::Host for State {
             node_id: self.services.node_id(),
             task_id: if driver { String::new() } else { self.caller.task.to_string() },
             actor_id: self.caller.actor.map(to_wit_actor),
+            actor_name: self.services.actor_name(&self.caller),
             // An actor of no CPU holds `CPU: 0`, which is nothing held.
             resources: self
                 .caller
