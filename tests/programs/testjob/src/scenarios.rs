@@ -443,7 +443,13 @@ pub(crate) fn assigned_here() -> std::collections::BTreeMap<String, f64> {
 pub(crate) fn queue_order() -> Result<(), Error> {
     let mut refs = vec![timed_sleep::remote(300)];
     // It holds the CPU before the burst comes.
-    std::thread::sleep(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    while wray::available_resources().get("CPU").is_some_and(|&free| free >= 1.0) {
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err(Error::InvalidArgument("the first task never took the CPU".into()));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
     refs.extend((0..8).map(|_| timed_sleep::remote(10)));
     let (ready, _) = wray::wait(&refs, refs.len(), None);
     let starts: Vec<u64> = wray::get_all(&ready)?.into_iter().map(|(start, _)| start).collect();
