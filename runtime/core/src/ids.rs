@@ -72,9 +72,22 @@ impl ObjectId {
         ObjectId { task, index: 0 }
     }
 
-    /// The `n`th object `task` put (n starts at 1).
+    /// The `n`th object `task` put (n starts at 1, and stays below
+    /// [`ObjectId::FIRST_ITEM`]).
     pub fn put_by(task: TaskId, n: u32) -> ObjectId {
         ObjectId { task, index: n }
+    }
+
+    /// Where a generator task's items start among its outputs: a task's
+    /// puts are numbered from 1 below it, its items from it, so that a
+    /// retried generator yields its items under the ids the first attempt
+    /// gave them whatever it put in between.
+    pub const FIRST_ITEM: u32 = 1 << 31;
+
+    /// Item `n` (from 0) a generator task yielded.
+    pub fn item_of(task: TaskId, n: u32) -> ObjectId {
+        debug_assert!(n < Self::FIRST_ITEM);
+        ObjectId { task, index: Self::FIRST_ITEM + n }
     }
 }
 

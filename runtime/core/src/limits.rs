@@ -34,6 +34,14 @@ pub const MAX_PENDING_TASKS_PER_JOB: usize = 100_000;
 /// keeps the refs of a few hundred thousand tasks, which Ray allows.
 pub const MAX_LIVE_HANDLES: usize = 1 << 21;
 
+/// Items one generator task may yield. Each stays pinned by the task's
+/// output while the output lives (about 150 bytes of store bookkeeping
+/// apart from its bytes), so this bounds a forgotten generator's
+/// bookkeeping at ~150 MiB; a longer stream is better split into
+/// generators of its parts. Also keeps item ids clear of put ids
+/// ([`crate::ObjectId::item_of`]).
+pub const MAX_GENERATOR_ITEMS: u32 = 1 << 20;
+
 /// Live actors per job: each holds a Wasm instance (and its memory).
 pub const MAX_ACTORS_PER_JOB: usize = 10_000;
 

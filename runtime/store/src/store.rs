@@ -52,9 +52,36 @@ struct Entry {
     job: JobId,
     state: State,
     refs: u32,
+    /// How many of `nested` (its last ones) are items of a generator task
+    /// whose output this is ([`ObjectStore::put_item`]): they are pinned
+    /// by the output as the value's own refs are, but readers of the
+    /// output do not see them among its refs.
+    items: u32,
     nested: Vec<ObjectId>,
     last_access: u64,
     watchers: Vec<Watcher>,
+}
+
+impl Entry {
+    /// The refs of the object's value, without a generator's items.
+    fn value_refs(&self) -> &[ObjectId] {
+        &self.nested[..self.nested.len() - self.items as usize]
+    }
+}
+
+/// What [`ObjectStore::next_item`] finds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextItem {
+    /// The item asked for.
+    Item(ObjectId),
+    /// The generator ended with fewer items; `failed` if its output holds
+    /// an error (the task failed after the items it yielded).
+    Ended {
+        /// Items it yielded.
+        items: u32,
+        /// Whether its output is an error.
+        failed: bool,
+    },
 }
 
 /// Who is told when an object stops being pending (or, held elsewhere,
@@ -65,12 +92,15 @@ enum Watcher {
     /// A task parked until this argument is settled
     /// ([`ObjectStore::on_settled`]).
     Call(Box<dyn FnOnce() + Send>),
+    /// A reader of a generator's items ([`ObjectStore::next_item`]):
+    /// woken by the next item as well as by settling or freeing.
+    Item(Arc<Notify>),
 }
 
 impl Watcher {
     fn fire(self) {
         match self {
-            Watcher::Wake(n) => n.notify_one(),
+            Watcher::Wake(n) | Watcher::Item(n) => n.notify_one(),
             Watcher::Call(f) => f(),
         }
     }
@@ -204,6 +234,7 @@ impl ObjectStore {
             job,
             state: State::Pending,
             refs: 1,
+            items: 0,
             nested: Vec::new(),
             last_access: tick,
             watchers: Vec::new(),
@@ -214,10 +245,28 @@ impl ObjectStore {
     /// must be live objects of the same job.
     pub fn put(&self, job: JobId, id: ObjectId, object: Object) -> Result<(), Error> {
         let mut inner = self.lock();
+        let spills = self.insert(&mut inner, job, id, object)?;
+        drop(inner);
+        match self.write_spills(spills) {
+            Some(full) => Err(self.refuse(id, full)),
+            None => Ok(()),
+        }
+    }
+
+    /// Inserts a ready object with one reference, under the caller's hold
+    /// of the lock, and returns the spills its arrival made due (to be
+    /// written outside the lock: [`ObjectStore::write_spills`]).
+    fn insert(
+        &self,
+        inner: &mut Inner,
+        job: JobId,
+        id: ObjectId,
+        object: Object,
+    ) -> Result<Vec<(ObjectId, Bytes)>, Error> {
         if inner.objects.contains_key(&id) {
             return Err(Error::InvalidArgument(format!("object {id} already exists")));
         }
-        pin_nested(&mut inner, job, &object.refs)?;
+        pin_nested(inner, job, &object.refs)?;
         inner.tick += 1;
         let size = object.data.len();
         let tick = inner.tick;
@@ -227,30 +276,32 @@ impl ObjectStore {
                 job,
                 state: State::Memory(object.data),
                 refs: 1,
+                items: 0,
                 nested: object.refs,
                 last_access: tick,
                 watchers: Vec::new(),
             },
         );
         inner.in_memory += size;
-        let spills = self.spill_over_budget(&mut inner);
-        drop(inner);
-        if let Some(full) = self.write_spills(spills) {
-            // The new object is refused (its bytes are the caller's to
-            // drop) rather than kept: over budget with a disk that takes
-            // nothing, every further object would grow memory without bound.
-            let mut inner = self.lock();
-            let mut nested = Vec::new();
-            if let Some(e) = inner.objects.remove(&id) {
-                self.forget(&mut inner, id, e, &mut nested);
-            }
-            drop(inner);
-            for n in nested {
-                self.release(n);
-            }
-            return Err(full);
+        Ok(self.spill_over_budget(inner))
+    }
+
+    /// Takes back an object just inserted whose spills failed with `full`,
+    /// and returns `full`: the new object is refused (its bytes are the
+    /// caller's to drop) rather than kept — over budget with a disk that
+    /// takes nothing, every further object would grow memory without
+    /// bound.
+    fn refuse(&self, id: ObjectId, full: Error) -> Error {
+        let mut inner = self.lock();
+        let mut nested = Vec::new();
+        if let Some(e) = inner.objects.remove(&id) {
+            self.forget(&mut inner, id, e, &mut nested);
         }
-        Ok(())
+        drop(inner);
+        for n in nested {
+            self.release(n);
+        }
+        full
     }
 
     /// Settles a pending object with its task's outcome and wakes its
@@ -320,7 +371,11 @@ impl ObjectStore {
         let tick = inner.tick;
         let e = inner.objects.get_mut(&id).expect("the caller checked it is pending");
         e.state = state;
+        // A generator's items stay pinned after the value's refs, whatever
+        // the outcome: a failed generator's items are still read.
+        let items = e.nested.split_off(e.nested.len() - e.items as usize);
         e.nested = nested;
+        e.nested.extend(items);
         e.last_access = tick;
         for w in e.watchers.drain(..) {
             w.fire();
@@ -495,6 +550,131 @@ impl ObjectStore {
         }
     }
 
+    /// Stores `object` as item `index` of the generator task whose output
+    /// is `output` (still pending): the output pins it, readers of the
+    /// items are woken, and it is freed with the output. Returns whether
+    /// the item was kept: an item the output already has (a retried
+    /// generator yields again what its first attempt did) or one for an
+    /// output no longer pending or freed (nobody can read it) is dropped.
+    /// Items come in order: one past the next is an error.
+    pub fn put_item(
+        &self,
+        job: JobId,
+        output: ObjectId,
+        index: u32,
+        id: ObjectId,
+        object: Object,
+    ) -> Result<bool, Error> {
+        let mut inner = self.lock();
+        match inner.objects.get(&output) {
+            Some(e) if e.job == job && matches!(e.state, State::Pending) => {
+                if index < e.items {
+                    return Ok(false);
+                }
+                if index > e.items {
+                    return Err(Error::InvalidArgument(format!(
+                        "item {index} of {output} comes after only {} items",
+                        e.items
+                    )));
+                }
+            }
+            _ => return Ok(false),
+        }
+        // Its one reference is the output's, once linked to it below.
+        let spills = self.insert(&mut inner, job, id, object)?;
+        // With room to spare (the common case) the item is stored and
+        // linked under this one lock; otherwise it is linked once the
+        // spills it caused are on disk, or refused as `put` refuses.
+        if spills.is_empty() {
+            Self::link_item(&mut inner, output, id);
+            return Ok(true);
+        }
+        drop(inner);
+        if let Some(full) = self.write_spills(spills) {
+            return Err(self.refuse(id, full));
+        }
+        let mut inner = self.lock();
+        let linkable =
+            inner.objects.get(&output).is_some_and(|e| matches!(e.state, State::Pending) && e.items == index);
+        if linkable {
+            Self::link_item(&mut inner, output, id);
+            return Ok(true);
+        }
+        drop(inner);
+        // Its output settled or went meanwhile: nobody reads it.
+        self.release(id);
+        Ok(false)
+    }
+
+    /// Makes the stored item `id` the next item of the pending `output`,
+    /// which takes over its reference, and wakes the items' readers —
+    /// only them: a `get` or `wait` on the output waits for it to settle,
+    /// and a parked task for its argument to be ready.
+    fn link_item(inner: &mut Inner, output: ObjectId, id: ObjectId) {
+        let e = inner.objects.get_mut(&output).expect("the caller checked it is pending");
+        e.nested.push(id);
+        e.items += 1;
+        let watchers = std::mem::take(&mut e.watchers);
+        for w in watchers {
+            match w {
+                Watcher::Item(n) => n.notify_one(),
+                other => e.watchers.push(other),
+            }
+        }
+    }
+
+    /// Item `index` of the generator task whose output is `output`, once
+    /// the task has yielded it, or how the generator ended if it ended
+    /// with fewer. Cancellation-safe. An unknown output is an error.
+    pub async fn next_item(&self, output: ObjectId, index: u32) -> Result<NextItem, Error> {
+        let notify = Arc::new(Notify::new());
+        loop {
+            {
+                let mut inner = self.lock();
+                let Some(e) = inner.objects.get_mut(&output) else {
+                    return Err(lost(output));
+                };
+                if let Some(found) = Self::item_in(e, index) {
+                    return Ok(found);
+                }
+                // Readers that gave up (a timeout: a guest polling with
+                // `next_ready`) left their watchers, which only the entry
+                // still holds: dropped here, so that the watchers stay as
+                // many as the readers waiting.
+                e.watchers.retain(|w| !matches!(w, Watcher::Item(n) if Arc::strong_count(n) == 1));
+                e.watchers.push(Watcher::Item(notify.clone()));
+            }
+            notify.notified().await;
+        }
+    }
+
+    /// What [`ObjectStore::next_item`] would answer now for a reader of
+    /// `job`, or `None` if it would wait: readers of items already there
+    /// (most of a fast generator's) are answered without a future, and an
+    /// item found has a reference added for the reader under the same lock.
+    pub fn take_item_now(&self, job: JobId, output: ObjectId, index: u32) -> Option<Result<NextItem, Error>> {
+        let mut inner = self.lock();
+        let found = match inner.objects.get(&output) {
+            Some(e) if e.job == job => Self::item_in(e, index)?,
+            _ => return Some(Err(lost(output))),
+        };
+        if let NextItem::Item(id) = found {
+            inner.objects.get_mut(&id).expect("the output pins its items").refs += 1;
+        }
+        Some(Ok(found))
+    }
+
+    fn item_in(e: &Entry, index: u32) -> Option<NextItem> {
+        if index < e.items {
+            let at = e.nested.len() - e.items as usize + index as usize;
+            return Some(NextItem::Item(e.nested[at]));
+        }
+        if !matches!(e.state, State::Pending) {
+            return Some(NextItem::Ended { items: e.items, failed: matches!(e.state, State::Failed(_)) });
+        }
+        None
+    }
+
     /// Which of `ids` are settled (ready or failed; an unknown id counts as
     /// settled, for `get` to report), under one lock. If fewer than `need`
     /// are, `notify` is also arranged to be notified when any of the
@@ -550,11 +730,11 @@ impl ObjectStore {
             match &e.state {
                 State::Pending => return None,
                 State::Memory(b) | State::Spilling(b) => {
-                    return Some(Ok(Found::Here(Object { data: b.clone(), refs: e.nested.clone() })));
+                    return Some(Ok(Found::Here(Object { data: b.clone(), refs: e.value_refs().to_vec() })));
                 }
                 State::Failed(err) => return Some(Err(err.clone())),
                 State::Elsewhere(h) => return Some(Ok(Found::Elsewhere(h.clone()))),
-                State::Spilled(_) => spilled_refs = e.nested.clone(),
+                State::Spilled(_) => spilled_refs = e.value_refs().to_vec(),
             }
             inner.restores += 1;
         }
@@ -780,6 +960,93 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spill = SledSpill::open(&dir.path().join("spill")).unwrap();
         (dir, ObjectStore::new(budget, Box::new(spill)))
+    }
+
+    #[tokio::test]
+    async fn a_generator_s_items_are_read_in_order_and_live_as_long_as_its_output() {
+        let (_d, s) = store(1 << 20);
+        let job = JobId(1);
+        let output = ObjectId::returned_by(TaskId::driver(job).child(7));
+        let item = |i: u32| ObjectId { task: output.task, index: 1000 + i };
+        s.create_pending(job, output);
+        let reader = {
+            let s = &s;
+            async move { s.next_item(output, 0).await }
+        };
+        let (read, kept) = tokio::join!(reader, async {
+            tokio::task::yield_now().await;
+            s.put_item(job, output, 0, item(0), obj(3, 1))
+        });
+        assert_eq!(read.unwrap(), NextItem::Item(item(0)));
+        assert!(kept.unwrap());
+        // A retry yields item 0 again: dropped, the first one stays.
+        assert!(!s.put_item(job, output, 0, item(9), obj(3, 9)).unwrap());
+        assert!(s.try_get(item(9)).is_some_and(|r| r.is_err()), "the repeat was not stored");
+        // Out of order: refused.
+        assert!(s.put_item(job, output, 2, item(2), obj(1, 2)).is_err());
+        assert!(s.put_item(job, output, 1, item(1), obj(2, 2)).unwrap());
+        // The output settles with a value of its own refs: readers see
+        // those, not the items; the items stay readable.
+        s.put(job, oid(50), obj(1, 5)).unwrap();
+        s.complete(output, Ok(Object { data: Bytes::from_static(b"done"), refs: vec![oid(50)] }));
+        s.release(oid(50));
+        assert_eq!(s.try_get(output).unwrap().unwrap().refs, vec![oid(50)]);
+        assert_eq!(s.next_item(output, 1).await.unwrap(), NextItem::Item(item(1)));
+        assert_eq!(s.next_item(output, 2).await.unwrap(), NextItem::Ended { items: 2, failed: false });
+        assert_eq!(s.try_get(item(1)).unwrap().unwrap().data, Bytes::from(vec![2u8; 2]));
+        // Items after the end go nowhere.
+        assert!(!s.put_item(job, output, 2, item(2), obj(1, 2)).unwrap());
+        // A reader holding an item keeps it; the rest go with the output.
+        s.add_ref(job, item(0)).unwrap();
+        s.release(output);
+        assert!(s.try_get(item(0)).unwrap().is_ok());
+        assert!(s.try_get(item(1)).unwrap().is_err(), "freed with its output");
+        assert!(s.try_get(oid(50)).unwrap().is_err(), "freed with its output");
+        s.release(item(0));
+        assert_eq!(s.stats().objects, 0);
+    }
+
+    #[tokio::test]
+    async fn readers_of_items_that_gave_up_leave_no_watchers_behind() {
+        let (_d, s) = store(1 << 20);
+        let job = JobId(1);
+        let output = ObjectId::returned_by(TaskId::driver(job).child(9));
+        s.create_pending(job, output);
+        for _ in 0..1000 {
+            let reader = s.next_item(output, 0);
+            tokio::pin!(reader);
+            assert!(futures_poll(&mut reader).is_none());
+        }
+        assert!(s.lock().objects[&output].watchers.len() <= 1, "one per reader still waiting");
+    }
+
+    #[tokio::test]
+    async fn a_failed_generator_keeps_its_items_and_a_get_of_it_is_not_woken_by_them() {
+        let (_d, s) = store(1 << 20);
+        let job = JobId(1);
+        let output = ObjectId::returned_by(TaskId::driver(job).child(8));
+        s.create_pending(job, output);
+        let waiter = s.get(output);
+        tokio::pin!(waiter);
+        assert!(futures_poll(&mut waiter).is_none());
+        s.put_item(job, output, 0, oid(1), obj(1, 1)).unwrap();
+        assert!(futures_poll(&mut waiter).is_none(), "an item does not settle the output");
+        s.complete(output, Err(Error::ObjectLost("x".into())));
+        assert!(waiter.await.is_err());
+        assert_eq!(s.next_item(output, 0).await.unwrap(), NextItem::Item(oid(1)));
+        assert_eq!(s.next_item(output, 1).await.unwrap(), NextItem::Ended { items: 1, failed: true });
+        s.release(output);
+        assert_eq!(s.stats().objects, 0);
+    }
+
+    /// Polls a future once.
+    fn futures_poll<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match std::pin::Pin::new(f).poll(&mut cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        }
     }
 
     #[test]
