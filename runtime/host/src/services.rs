@@ -138,6 +138,23 @@ pub trait Services: Send + Sync + 'static {
     /// Stores a value as object `id` (derived from the caller), with one
     /// reference held for the caller.
     fn put(&self, caller: &Caller, id: ObjectId, value: Value) -> Result<(), Error>;
+    /// Stores `value` as item `index` of the generator task the caller
+    /// runs (its result's readers get it before the task ends) under
+    /// `ObjectId::item_of(caller.task, index)`. An item the result already
+    /// has (a retried generator) is dropped.
+    fn yield_item(&self, caller: &Caller, index: u32, value: Value) -> Result<(), Error>;
+    /// Item `index` of the generator task whose result is `generator`,
+    /// with one reference held for the caller, once the task yields it;
+    /// `None` when it ended with fewer items — or `generator` itself, with
+    /// a reference, at the index after the last item of a generator that
+    /// failed.
+    fn next_item<'a>(
+        &'a self,
+        caller: &'a Caller,
+        generator: ObjectId,
+        index: u32,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Option<ObjectId>, Error>>;
     /// Adds a reference to `id`, which must belong to the caller's job.
     fn add_ref(&self, job: JobId, id: ObjectId) -> Result<(), Error>;
     /// Drops a reference taken by `submit`, `put`, `call_actor` or `add_ref`.

@@ -739,6 +739,24 @@ pub enum Event {
         /// Why.
         why: String,
     },
+    /// An item a generator task yielded, sent on its stream before its
+    /// [`Event::TaskDone`], as soon as it is yielded: the item's bytes
+    /// follow, then those of the objects it refers to.
+    Item(ItemYielded),
+}
+
+/// One item of a generator task ([`Event::Item`]).
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct ItemYielded {
+    /// The task's output, whose items these are.
+    pub output: WireId,
+    /// The item's number, from 0 (below
+    /// [`MAX_GENERATOR_ITEMS`](wray_core::limits::MAX_GENERATOR_ITEMS)).
+    pub index: u32,
+    /// The item (its bytes follow).
+    pub item: WireObject,
+    /// Objects it refers to, nested ones first.
+    pub objects: Vec<WireObject>,
 }
 
 /// The cluster as one node sees it.

@@ -66,6 +66,8 @@ pub(crate) struct Call {
     pub(super) submitted: u64,
     /// Objects put so far (their ids derive from the count).
     pub(crate) puts: u32,
+    /// Items a generator task yielded so far (`tasks.yield-item`).
+    pub(super) yielded: u32,
     /// The guest's panic message, reported just before it aborts.
     pub(super) panic: Option<String>,
     /// Execution time, excluding time blocked in the host.
@@ -84,6 +86,7 @@ impl Call {
         Call {
             submitted: 0,
             puts: 0,
+            yielded: 0,
             panic: None,
             clock: Clock::started(limit),
             timed_out: false,

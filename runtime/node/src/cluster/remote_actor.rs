@@ -29,7 +29,7 @@
 
 use crate::cluster::held::HeldObjects;
 use crate::cluster::link::Link;
-use crate::cluster::remote_task::{Chosen, Refusal, open_placed};
+use crate::cluster::remote_task::{Chosen, ItemSink, Refusal, open_placed};
 use crate::cluster::wire::{
     AskError, accepted, answer, open_with, output_event, read_event, resources, until_ended, write_blobs, write_parts,
     write_with,
@@ -389,6 +389,10 @@ impl NodeInner {
                             Ok(()) => continue,
                             Err(e) => Err(e.to_string()),
                         },
+                        Ok(Event::Item(item)) => match node.receive_item(&job, item, &mut recv).await {
+                            Ok(()) => continue,
+                            Err(e) => Err(e.to_string()),
+                        },
                         Ok(Event::TaskDone(done)) => {
                             actor.hosted_on(&done.node);
                             node.result_from_host(&job, &actor, &session, done, &mut recv).await
@@ -623,7 +627,9 @@ impl NodeInner {
                     }
                 },
                 Some((output, event, blobs)) = done_rx.recv() => {
-                    if !held.iter().any(|(o, _)| *o == output) {
+                    // An item goes out at once: only a call's result waits
+                    // for the snapshot taken before it.
+                    if matches!(event, Event::Item(_)) || !held.iter().any(|(o, _)| *o == output) {
                         if let Err(e) = write_with(&mut send, &event, blobs).await {
                             break Err(e);
                         }
@@ -716,7 +722,11 @@ impl NodeInner {
             in_flight.fetch_add(1, Ordering::AcqRel);
             tokio::spawn(async move {
                 let result = match queued {
-                    Ok(()) => node.store.get(output).await,
+                    Ok(()) => {
+                        // A generator method's items go out as they come.
+                        let forwarded = node.result_forwarding_items(output, ItemSink::Session(&done)).await;
+                        forwarded.unwrap_or_else(|e| Err(Error::ObjectLost(e.to_string())))
+                    }
                     Err(e) => Err(e),
                 };
                 let (event, blobs) = node.done_event(output, result).await;
@@ -845,12 +855,22 @@ impl NodeInner {
         };
         let (node, job) = (self.clone(), job.clone());
         tokio::spawn(async move {
-            let done = read_event(&mut recv).await.map_err(AskError::from).and_then(|event| {
-                answer(event, |answer| match answer {
-                    Event::TaskDone(done) => Ok(done),
-                    other => Err(other.into()),
-                })
-            });
+            let done = loop {
+                // A generator method's items come first.
+                let event = match read_event(&mut recv).await {
+                    Ok(Event::Item(item)) => match node.receive_item(&job, item, &mut recv).await {
+                        Ok(()) => continue,
+                        Err(e) => break Err(AskError::from(e)),
+                    },
+                    other => other,
+                };
+                break event.map_err(AskError::from).and_then(|event| {
+                    answer(event, |answer| match answer {
+                        Event::TaskDone(done) => Ok(done),
+                        other => Err(other.into()),
+                    })
+                });
+            };
             let received = match done {
                 Ok(done) => node.receive_result(&job, done, &mut recv).await.map(|_| ()).map_err(AskError::from),
                 Err(e) => Err(e),
@@ -978,7 +998,7 @@ impl NodeInner {
                 }
                 frame::write(send, &proto::encode(&Event::Accepted)?).await?;
                 let output = ObjectId::returned_by(task);
-                let result = self.store.get(output).await;
+                let result = self.result_forwarding_items(output, ItemSink::Call(send)).await?;
                 let (event, blobs) = self.done_event(output, result).await;
                 self.store.release(output);
                 write_with(send, &event, blobs).await?;

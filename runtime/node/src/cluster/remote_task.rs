@@ -41,9 +41,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wray_core::{Error, ObjectId, Options, Resources, Scheduling, TaskId, limits};
 use wray_host::{ArgSpec, Chunk, Grants, InstanceLimits, JobComponent, Output, Stream, Value};
-use wray_net::proto::{self, Event, Request, TaskDone, TaskRequest, WireActor, WireArg, WireObject};
+use wray_net::proto::{self, Event, ItemYielded, Request, TaskDone, TaskRequest, WireActor, WireArg, WireObject};
 use wray_net::{NetError, frame};
-use wray_store::{Found, Object};
+use wray_store::{Found, NextItem, Object};
 
 /// A task whose arguments add up to this many bytes stays on its node
 /// when it is busy (locality) instead of spilling over to another.
@@ -63,6 +63,16 @@ pub(crate) enum Remote {
     /// It ran; its result stays on the node that made it for as long as
     /// the keeper holds the stream (`cluster/held.rs`).
     Held(Box<Keeper>),
+}
+
+/// Where a generator's items go on their way to its owner.
+pub(crate) enum ItemSink<'a> {
+    /// A task's stream (`run_for_owner`).
+    Task(&'a mut quinn::SendStream),
+    /// An actor call's own stream (an upcall).
+    Call(&'a mut quinn::SendStream),
+    /// An actor session's queue of answers, by output.
+    Session(&'a tokio::sync::mpsc::UnboundedSender<(ObjectId, Event, Vec<Bytes>)>),
 }
 
 /// Open task streams of a remote job, by a number of their own.
@@ -486,6 +496,11 @@ impl NodeInner {
                 self.store.complete(spec.output, Err(Error::InvalidArgument(why)));
                 return Some(Remote::Ran);
             }
+            Event::Item(item) => {
+                if let Err(e) = self.receive_item(job, item, recv).await {
+                    return Some(lost(e));
+                }
+            }
             Event::TaskDone(done) => {
                 lock(&self.task_log).ran_elsewhere(spec.task, &done.node, done.result.as_ref().err());
                 return Some(match self.receive_result(job, done, recv).await {
@@ -735,27 +750,73 @@ impl NodeInner {
 
     /// The answer for a finished task or call, with the bytes that follow.
     pub(crate) async fn done_event(&self, output: ObjectId, result: Result<Object, Error>) -> (Event, Vec<Bytes>) {
+        // The owner gets every object whole: nothing here keeps them for it
+        // once the task's stand-in ends.
         let (result, objects, blobs) = match result {
-            Err(e) => (Err(e), Vec::new(), Vec::new()),
-            // The owner gets every object whole: nothing here keeps them
-            // for it once the task's stand-in ends.
-            Ok(value) => match self.closure(value.refs.clone(), HeldObjects::Fetched).await {
+            Ok(value) => match self.whole(output, &value).await {
+                Ok((head, objects, blobs)) => (Ok(head), objects, blobs),
                 Err(e) => (Err(e), Vec::new(), Vec::new()),
-                Ok(objects) => {
-                    let mut blobs = vec![value.data.clone()];
-                    let wire = wire_objects(objects, &mut blobs);
-                    let head = WireObject {
-                        id: wire_id(output),
-                        len: value.data.len() as u64,
-                        refs: value.refs.iter().copied().map(wire_id).collect(),
-                        at: None,
-                    };
-                    (Ok(head), wire, blobs)
-                }
             },
+            Err(e) => (Err(e), Vec::new(), Vec::new()),
         };
         let done = TaskDone { node: self.id.clone(), output: wire_id(output), result, objects, held: false };
         (Event::TaskDone(done), blobs)
+    }
+
+    /// Object `id` holding `value`, ready to send whole: its head, the
+    /// objects it refers to (fetched here first, nested ones first) and the
+    /// bytes that follow — the value's, then theirs.
+    async fn whole(&self, id: ObjectId, value: &Object) -> Result<(WireObject, Vec<WireObject>, Vec<Bytes>), Error> {
+        let objects = self.closure(value.refs.clone(), HeldObjects::Fetched).await?;
+        let mut blobs = vec![value.data.clone()];
+        let objects = wire_objects(objects, &mut blobs);
+        let head = WireObject {
+            id: wire_id(id),
+            len: value.data.len() as u64,
+            refs: value.refs.iter().copied().map(wire_id).collect(),
+            at: None,
+        };
+        Ok((head, objects, blobs))
+    }
+
+    /// Item `index` of the generator whose output is `output`, as an
+    /// [`Event::Item`] for its owner, with the bytes that follow: the
+    /// item and, whole, every object it refers to.
+    async fn item_event(&self, output: ObjectId, index: u32, item: ObjectId) -> Result<(Event, Vec<Bytes>), Error> {
+        let value = self.store.get(item).await?;
+        let (item, objects, blobs) = self.whole(item, &value).await?;
+        Ok((Event::Item(ItemYielded { output: wire_id(output), index, item, objects }), blobs))
+    }
+
+    /// Stores an item that arrived on a generator task's stream
+    /// ([`Event::Item`]) under its output here, with the objects it
+    /// refers to. An item the output already has (from an earlier attempt
+    /// of the task) is read and dropped.
+    pub(crate) async fn receive_item(
+        &self,
+        job: &JobState,
+        item: ItemYielded,
+        recv: &mut quinn::RecvStream,
+    ) -> Result<(), NetError> {
+        if item.index >= limits::MAX_GENERATOR_ITEMS {
+            return Err(NetError::Malformed(format!("generator item {}", item.index)));
+        }
+        let output = object_id(&item.output);
+        let id = object_id(&item.item.id);
+        if output.index != 0 || id != ObjectId::item_of(output.task, item.index) {
+            return Err(NetError::Malformed(format!("{id} is not item {} of {output}", item.index)));
+        }
+        let data = read_bytes(recv, item.item.len).await?;
+        let imported = self.import(job, &item.objects, recv).await?;
+        let refs = item.item.refs.iter().map(object_id).collect();
+        let stored =
+            self.landing(data.len(), || self.store.put_item(job.id, output, item.index, id, Object { data, refs }));
+        // The item holds what it refers to now (or was dropped with it).
+        self.unpin(&imported);
+        if let Err(e) = stored {
+            tracing::warn!("dropping item {} of {output}: {e}", item.index);
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -821,6 +882,11 @@ impl NodeInner {
         // The task's arguments hold what they need now.
         self.unpin(&imported);
         let mut owner_gone = false;
+        let mut items_sent = 0;
+        // One wait for the next item across the loop's turns (a new one
+        // per item, not per output chunk); over once the generator ended.
+        let mut next = std::pin::pin!(self.store.next_item(result_id, 0));
+        let mut items_over = false;
         let result = match started {
             Err(e) => Err(e),
             Ok(()) => {
@@ -828,6 +894,15 @@ impl NodeInner {
                     tokio::select! {
                         r = self.store.get(result_id) => break r,
                         Some(chunk) = output.recv() => frame::write(send, &proto::encode(&output_event(chunk))?).await?,
+                        // A generator's items go to the owner as they come.
+                        found = &mut next, if !items_over => match found {
+                            Ok(NextItem::Item(item)) => {
+                                self.forward_item(&mut ItemSink::Task(send), result_id, items_sent, item).await?;
+                                items_sent += 1;
+                                next.set(self.store.next_item(result_id, items_sent));
+                            }
+                            _ => items_over = true,
+                        },
                         _ = recv.read_to_end(0), if !owner_gone => {
                             // The owner cancelled the task or went away.
                             owner_gone = true;
@@ -842,6 +917,9 @@ impl NodeInner {
         while let Ok(chunk) = output.try_recv() {
             frame::write(send, &proto::encode(&output_event(chunk))?).await?;
         }
+        // Items yielded just before the end: all of them precede the
+        // result on the stream.
+        self.forward_rest(&mut ItemSink::Task(send), result_id, items_sent).await?;
         // A large result the owner asked to leave here stays, for as long
         // as the owner keeps its side of the stream open
         // (`cluster/held.rs`).
@@ -867,6 +945,78 @@ impl NodeInner {
         write_with(send, &done, blobs).await?;
         let _ = send.finish();
         Ok(())
+    }
+
+    /// Waits for the result of a call running here for another node (an
+    /// actor's method), handing `forward` each item a generator method
+    /// yields as it comes, and those left when the result is ready, before
+    /// it.
+    pub(crate) async fn result_forwarding_items(
+        &self,
+        output: ObjectId,
+        mut forward: ItemSink<'_>,
+    ) -> Result<Result<Object, Error>, NetError> {
+        let mut sent = 0;
+        let mut next = std::pin::pin!(self.store.next_item(output, 0));
+        let mut items_over = false;
+        let result = loop {
+            tokio::select! {
+                r = self.store.get(output) => break r,
+                found = &mut next, if !items_over => match found {
+                    Ok(NextItem::Item(item)) => {
+                        self.forward_item(&mut forward, output, sent, item).await?;
+                        sent += 1;
+                        next.set(self.store.next_item(output, sent));
+                    }
+                    _ => items_over = true,
+                },
+            }
+        };
+        self.forward_rest(&mut forward, output, sent).await?;
+        Ok(result)
+    }
+
+    /// Forwards the items of the settled `output` from number `from` on.
+    async fn forward_rest(&self, forward: &mut ItemSink<'_>, output: ObjectId, from: u32) -> Result<(), NetError> {
+        let mut index = from;
+        while let Ok(NextItem::Item(item)) = self.store.next_item(output, index).await {
+            self.forward_item(forward, output, index, item).await?;
+            index += 1;
+        }
+        Ok(())
+    }
+
+    /// Sends item `index` of a generator running here towards its owner.
+    /// An item that cannot be sent whole (an object it refers to could not
+    /// be fetched) breaks a task's stream rather than leave a gap in the
+    /// items: the owner runs the task again and keeps the items it has. An
+    /// actor's call is not run again, so its item is logged and skipped
+    /// (the owner's later items then wait behind the gap and are dropped,
+    /// with a warning there).
+    async fn forward_item(
+        &self,
+        forward: &mut ItemSink<'_>,
+        output: ObjectId,
+        index: u32,
+        item: ObjectId,
+    ) -> Result<(), NetError> {
+        let (event, blobs) = match self.item_event(output, index, item).await {
+            Ok(sent) => sent,
+            Err(e) if matches!(forward, ItemSink::Task(_)) => {
+                return Err(NetError::Stream(format!("item {index} of {output} cannot be sent: {e}")));
+            }
+            Err(e) => {
+                tracing::warn!("cannot send item {index} of {output}: {e}");
+                return Ok(());
+            }
+        };
+        match forward {
+            ItemSink::Task(send) | ItemSink::Call(send) => write_with(send, &event, blobs).await,
+            ItemSink::Session(tx) => {
+                let _ = tx.send((output, event, blobs));
+                Ok(())
+            }
+        }
     }
 
     /// The stand-in for the owner's job, created on its first task here.

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use wray_core::{ActorId, Error, JobId, ObjectId, Options, Resources, Strategy, TaskId, limits};
 use wray_host::BoxFuture;
 use wray_host::{ArgSpec, Caller, Services, Value};
-use wray_store::{Found, Object};
+use wray_store::{Found, NextItem, Object};
 
 impl NodeInner {
     /// This node's resources, with its object store's memory.
@@ -290,6 +290,55 @@ impl Services for NodeInner {
 
     fn put(&self, caller: &Caller, id: ObjectId, value: Value) -> Result<(), Error> {
         self.landing(value.data.len(), || self.store.put(caller.job, id, Object { data: value.data, refs: value.refs }))
+    }
+
+    fn yield_item(&self, caller: &Caller, index: u32, value: Value) -> Result<(), Error> {
+        // The item joins the pending result of the running task (an actor
+        // method's call is a task as well): here for a task of this node's
+        // job, and on a node running the task for another node's job, from
+        // where `run_for_owner` sends each item on to the owner.
+        let output = ObjectId::returned_by(caller.task);
+        let id = ObjectId::item_of(caller.task, index);
+        let object = Object { data: value.data, refs: value.refs };
+        self.landing(object.data.len(), || self.store.put_item(caller.job, output, index, id, object)).map(drop)
+    }
+
+    fn next_item<'a>(
+        &'a self,
+        caller: &'a Caller,
+        generator: ObjectId,
+        index: u32,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Option<ObjectId>, Error>> {
+        Box::pin(async move {
+            // An item already there (or the end) is answered without
+            // giving the CPU back, an item's reference taken under the same
+            // lock.
+            let next = match self.store.take_item_now(caller.job, generator, index) {
+                Some(Ok(NextItem::Item(id))) => return Ok(Some(id)),
+                Some(now) => now?,
+                None => {
+                    self.blocked(caller, async {
+                        match timeout {
+                            None => self.store.next_item(generator, index).await,
+                            Some(t) => tokio::time::timeout(t, self.store.next_item(generator, index))
+                                .await
+                                .unwrap_or(Err(Error::Timeout)),
+                        }
+                    })
+                    .await?
+                }
+            };
+            let found = match next {
+                NextItem::Item(id) => Some(id),
+                NextItem::Ended { items, failed: true } if index == items => Some(generator),
+                NextItem::Ended { .. } => None,
+            };
+            if let Some(id) = found {
+                self.store.add_ref(caller.job, id)?;
+            }
+            Ok(found)
+        })
     }
 
     fn add_ref(&self, job: JobId, id: ObjectId) -> Result<(), Error> {

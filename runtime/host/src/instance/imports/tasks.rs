@@ -7,7 +7,7 @@ use crate::instance::convert::{check_size, check_value, from_wit_id, to_wit_erro
 use crate::instance::state::{RefGuard, State};
 use std::time::Duration;
 use wasmtime::component::Resource;
-use wray_core::{ObjectId, limits};
+use wray_core::{Error, ObjectId, limits};
 
 impl types::Host for State {}
 
@@ -122,6 +122,37 @@ impl tasks::Host for State {
             return Ok(Err(to_wit_error(e)));
         }
         self.put_bytes(bytes::Bytes::from(data))
+    }
+
+    async fn yield_item(&mut self, value: types::Value) -> wasmtime::Result<Result<(), types::Error>> {
+        if let Err(e) = check_value(&value) {
+            return Ok(Err(to_wit_error(e)));
+        }
+        let index = self.call.yielded;
+        if index >= limits::MAX_GENERATOR_ITEMS {
+            return Ok(Err(to_wit_error(Error::InvalidArgument(format!(
+                "a generator yields at most {} items (MAX_GENERATOR_ITEMS)",
+                limits::MAX_GENERATOR_ITEMS
+            )))));
+        }
+        self.call.yielded += 1;
+        let value = self.take_value(value)?;
+        Ok(self.services.yield_item(&self.caller, index, value).map_err(to_wit_error))
+    }
+
+    async fn next_item(
+        &mut self,
+        generator: Resource<RefGuard>,
+        index: u32,
+        timeout_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<Option<Resource<RefGuard>>, types::Error>> {
+        let id = self.table.get(&generator)?.id;
+        let work = self.services.next_item(&self.caller, id, index, timeout_ms.map(Duration::from_millis));
+        match self.call.clock.off_while_waiting(work).await {
+            Ok(Some(item)) => Ok(Ok(Some(self.guard(item)?))),
+            Ok(None) => Ok(Ok(None)),
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
     }
 
     async fn cancel(&mut self, r: Resource<RefGuard>) -> wasmtime::Result<Result<(), types::Error>> {
