@@ -691,6 +691,52 @@ fn the_rl_command_trains_on_a_cluster() {
     assert!(!text.contains("checkpoint:"), "no local checkpoint with --address:\n{text}");
 }
 
+/// Generator tasks on a worker, read by the job on the head: each item
+/// crosses as it is made (`Event::Item`), before the task's result; a
+/// failed attempt's items are kept and the retry's repeats dropped.
+#[test]
+fn generator_items_come_from_another_node_as_they_are_made() {
+    // The job goes to the node with the most CPUs (the head), the
+    // generators to the `special` worker.
+    let head = Head::start_with_cpus("2");
+    head.add_worker_with("1", &["--resources", r#"{"special": 4}"#]);
+    let out = head.run(&guests().testjob, &["generators", "special"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    for line in [
+        "countdown: [3, 2, 1, 0]",
+        "first item 0 before the task ended: true",
+        "made here: false",
+        "then: 1,2",
+        "fails after two: 0, 1, error (no item 2)",
+        "fails before any: true",
+        "nested: [[0, 1], [10, 11], [20, 21]]",
+        "kept: 2",
+        "retried: [0, 1, 2, 3] in 2 attempts",
+        "read in a task: 10",
+        "next_timeout: an item, then timed out: true",
+        r#"cancelled: items, then Some(Err("task cancelled"))"#,
+        "first count 11 before the call ended: true",
+        "then counts: [12, 13], the actor at 13",
+        "counts read in a task: 10",
+    ] {
+        assert!(text.lines().any(|l| l == line), "expected {line:?} in:\n{text}");
+    }
+}
+
+/// The node running a generator is SIGKILLed after three items: the task
+/// runs again on the other `spot` worker, whose repeats of the items
+/// already read are dropped — each item read once, in order.
+#[test]
+fn a_generator_whose_node_dies_goes_on_elsewhere_without_repeating_items() {
+    let head = Head::start_with_cpus("2");
+    head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
+    head.add_worker_with("1", &["--resources", r#"{"spot": 1}"#]);
+    let text = run_killing_named_nodes(head.spawn_testjob(&["generator-node-loss"]));
+    assert!(text.contains("items after a lost node: true"), "{text}");
+    assert!(text.contains("made on nodes: 2"), "{text}");
+}
+
 #[test]
 fn tasks_go_where_their_resources_are() {
     let head = Head::start_with_cpus("1");

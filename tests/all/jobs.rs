@@ -113,6 +113,30 @@ fn queued_tasks_start_in_the_order_they_were_submitted() {
 }
 
 #[test]
+fn generator_tasks_hand_over_items_as_they_are_made() {
+    let out = ok(&[], &["generators"]);
+    has(&out, "countdown: [3, 2, 1, 0]");
+    has(&out, "one item: 1");
+    has(&out, "first item 0 before the task ended: true");
+    has(&out, "made here: true");
+    has(&out, "then: 1,2");
+    has(&out, "fails after two: 0, 1, error (no item 2)");
+    has(&out, "after the error: true");
+    has(&out, "its result: true");
+    has(&out, "fails before any: true");
+    has(&out, "checked: [0, 1, 2]");
+    has(&out, "nested: [[0, 1], [10, 11], [20, 21]]");
+    has(&out, "kept: 2");
+    has(&out, "retried: [0, 1, 2, 3] in 2 attempts");
+    has(&out, "read in a task: 10");
+    has(&out, "next_timeout: an item, then timed out: true");
+    has(&out, r#"cancelled: items, then Some(Err("task cancelled"))"#);
+    has(&out, "first count 11 before the call ended: true");
+    has(&out, "then counts: [12, 13], the actor at 13");
+    has(&out, "counts read in a task: 10");
+}
+
+#[test]
 fn actors_keep_state_order_calls_and_restart() {
     let out = ok(&[], &["actors"]);
     has(&out, "named via task: 100");

@@ -24,6 +24,7 @@ mod code;
 mod dispatch;
 mod error;
 mod exit;
+mod generator;
 pub mod meeting;
 mod object_ref;
 mod options;
@@ -42,6 +43,7 @@ pub use api::{
 pub use arg::Arg;
 pub use code::Code;
 pub use error::Error;
+pub use generator::ObjectRefGenerator;
 pub use object_ref::{ObjectId, ObjectRef};
 pub use options::{CallOptions, SchedulingStrategy};
 pub use placement::{PlacementGroup, PlacementStrategy, placement_group, remove_placement_group};
@@ -79,6 +81,7 @@ pub mod __private {
     pub use crate::actor::{ActorMethods, RawActor, create_actor};
     pub use crate::arg::RawArg;
     pub use crate::dispatch::{ActorCtor, ActorMethod, MainFn, Outcome, RemoteFn};
+    pub use crate::generator::yield_item;
     pub use crate::serve::{RawDeployment, reconfigure as serve_reconfigure, run as serve_run};
     pub use inventory;
     pub use serde;
@@ -95,6 +98,21 @@ pub mod __private {
             Ok(h) => ObjectRef::from_handle(h),
             Err(e) => panic!("submitting {function}: {}", Error::from(e)),
         }
+    }
+
+    /// Submits a generator task; used by the generated `f::remote` of a
+    /// function returning `impl Iterator`.
+    pub fn submit_generator<T>(
+        function: &str,
+        args: Vec<RawArg>,
+        options: &CallOptions,
+    ) -> crate::ObjectRefGenerator<T> {
+        crate::ObjectRefGenerator::new(submit(function, args, options))
+    }
+
+    /// The generator of a generator method's call (its result's ref).
+    pub fn generator_of<T>(result: ObjectRef<()>) -> crate::ObjectRefGenerator<T> {
+        crate::ObjectRefGenerator::new(result)
     }
 
     /// Decodes argument `name` of `function`.

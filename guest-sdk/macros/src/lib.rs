@@ -174,6 +174,62 @@ fn finish_outcome(call: TokenStream2, fallible: bool) -> TokenStream2 {
     }
 }
 
+/// The `T` of a return type `impl Iterator<Item = T>` (a generator task),
+/// or of `Result<impl Iterator<Item = T>, E>` (one that can fail before
+/// its first item), with whether it is the `Result` form.
+fn generator_item(ret: &ReturnType) -> Option<(Type, bool)> {
+    let ReturnType::Type(_, ty) = ret else {
+        return None;
+    };
+    if let Some(item) = iterator_item(ty) {
+        return Some((item, false));
+    }
+    if is_result(ty)
+        && let Type::Path(p) = &**ty
+        && let Some(last) = p.path.segments.last()
+        && let syn::PathArguments::AngleBracketed(args) = &last.arguments
+        && let Some(syn::GenericArgument::Type(ok)) = args.args.first()
+    {
+        return iterator_item(ok).map(|item| (item, true));
+    }
+    None
+}
+
+fn iterator_item(ty: &Type) -> Option<Type> {
+    let Type::ImplTrait(t) = ty else {
+        return None;
+    };
+    t.bounds.iter().find_map(|b| {
+        let syn::TypeParamBound::Trait(tb) = b else {
+            return None;
+        };
+        let last = tb.path.segments.last()?;
+        if last.ident != "Iterator" {
+            return None;
+        }
+        let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|a| match a {
+            syn::GenericArgument::AssocType(at) if at.ident == "Item" => Some(at.ty.clone()),
+            _ => None,
+        })
+    })
+}
+
+/// The body of a generator's invoke: each item of `call`'s iterator
+/// handed to the host as it comes (`Err` from a fallible generator fails
+/// it first), then `()`; `label` names it in errors.
+fn yield_outcome(call: TokenStream2, item: &Type, fallible: bool, label: TokenStream2) -> TokenStream2 {
+    let items = if fallible { quote!(::wray::__private::TaskResult::into_task_result(#call)?) } else { call };
+    quote! {
+        for __item in #items {
+            ::wray::__private::yield_item::<#item>(#label, &__item)?;
+        }
+        ::wray::__private::encode_ok(&())
+    }
+}
+
 fn remote_fn(f: ItemFn) -> syn::Result<TokenStream2> {
     let sig = &f.sig;
     if let Some(FnArg::Receiver(r)) = sig.inputs.first() {
@@ -185,14 +241,32 @@ fn remote_fn(f: ItemFn) -> syn::Result<TokenStream2> {
     let params = remote_params(sig, "a remote function")?;
     let vis = &f.vis;
     let name = &sig.ident;
-    let Returns { object_ty, fallible } = returns(&sig.output);
     let names: Vec<&Ident> = params.iter().map(|p| &p.name).collect();
     let tys: Vec<&Type> = params.iter().map(|p| &p.ty).collect();
     let decode = decode_params(&params, &quote!(NAME));
-    let outcome = finish_outcome(quote!(super::#name(#(#names),*)), fallible);
+    let call = quote!(super::#name(#(#names),*));
+    // A generator's call gives an `ObjectRefGenerator` of its items; its
+    // task yields each item, then returns `()`.
+    let (returned, submit, outcome, what) = match generator_item(&sig.output) {
+        Some((item, fallible)) => (
+            quote!(::wray::ObjectRefGenerator<#item>),
+            quote!(::wray::__private::submit_generator),
+            yield_outcome(call, &item, fallible, quote!(NAME)),
+            "the generator of its items (`wray::ObjectRefGenerator`)",
+        ),
+        None => {
+            let Returns { object_ty, fallible } = returns(&sig.output);
+            (
+                quote!(::wray::ObjectRef<#object_ty>),
+                quote!(::wray::__private::submit),
+                finish_outcome(call, fallible),
+                "a ref to its result",
+            )
+        }
+    };
     let doc_mod = format!("Remote calls of [`{name}`](fn@{name}): `{name}::remote(..)` and `{name}::options()`.");
     let doc_remote = format!(
-        "Submits a call of [`{name}`](fn@super::{name}) as a task; returns a ref to its result. Each argument may be a value, an `ObjectRef` or a `&ObjectRef`."
+        "Submits a call of [`{name}`](fn@super::{name}) as a task; returns {what}. Each argument may be a value, an `ObjectRef` or a `&ObjectRef`."
     );
 
     Ok(quote! {
@@ -208,7 +282,7 @@ fn remote_fn(f: ItemFn) -> syn::Result<TokenStream2> {
             pub const NAME: &str = ::core::module_path!();
 
             #[doc = #doc_remote]
-            pub fn remote(#(#names: impl ::core::convert::Into<::wray::Arg<#tys>>),*) -> ::wray::ObjectRef<#object_ty> {
+            pub fn remote(#(#names: impl ::core::convert::Into<::wray::Arg<#tys>>),*) -> #returned {
                 options().remote(#(#names),*)
             }
 
@@ -225,8 +299,8 @@ fn remote_fn(f: ItemFn) -> syn::Result<TokenStream2> {
                 ::wray::__task_options_methods!();
 
                 /// Submits the call with these options.
-                pub fn remote(self, #(#names: impl ::core::convert::Into<::wray::Arg<#tys>>),*) -> ::wray::ObjectRef<#object_ty> {
-                    ::wray::__private::submit(
+                pub fn remote(self, #(#names: impl ::core::convert::Into<::wray::Arg<#tys>>),*) -> #returned {
+                    #submit(
                         NAME,
                         ::std::vec![#(::wray::__private::RawArg::new::<#tys>(#names.into())),*],
                         &self.0,
@@ -304,18 +378,37 @@ fn actor_impl(item: ItemImpl) -> syn::Result<TokenStream2> {
                 let params = remote_params(sig, "an actor method")?;
                 let mname = &sig.ident;
                 let mlabel = mname.to_string();
-                let Returns { object_ty, fallible } = returns(&sig.output);
                 let names: Vec<&Ident> = params.iter().map(|p| &p.name).collect();
                 let tys: Vec<&Type> = params.iter().map(|p| &p.ty).collect();
                 let name_expr = quote!(__FULL);
                 let decode = decode_params(&params, &name_expr);
-                let outcome = finish_outcome(quote!(__this.#mname(#(#names),*)), fallible);
                 let invoke = format_ident!("__wray_invoke_{}", mname);
-                let doc = format!("Calls [`{ty_ident}::{mname}`] on the actor; returns a ref to its result.");
+                let call = quote!(__this.#mname(#(#names),*));
+                let raw_args = quote!(::std::vec![#(::wray::__private::RawArg::new::<#tys>(#names.into())),*]);
+                // A generator method, like a generator function: the call
+                // gives an `ObjectRefGenerator` of the items it yields.
+                let (returned, submitted, outcome, what) = match generator_item(&sig.output) {
+                    Some((item, fallible)) => (
+                        quote!(::wray::ObjectRefGenerator<#item>),
+                        quote!(::wray::__private::generator_of(self.raw.call(#mlabel, #raw_args))),
+                        yield_outcome(call, &item, fallible, quote!(__FULL)),
+                        "the generator of the items it yields",
+                    ),
+                    None => {
+                        let Returns { object_ty, fallible } = returns(&sig.output);
+                        (
+                            quote!(::wray::ObjectRef<#object_ty>),
+                            quote!(self.raw.call(#mlabel, #raw_args)),
+                            finish_outcome(call, fallible),
+                            "a ref to its result",
+                        )
+                    }
+                };
+                let doc = format!("Calls [`{ty_ident}::{mname}`] on the actor; returns {what}.");
                 stubs.push(quote! {
                     #[doc = #doc]
-                    pub fn #mname(&self, #(#names: impl ::core::convert::Into<::wray::Arg<#tys>>),*) -> ::wray::ObjectRef<#object_ty> {
-                        self.raw.call(#mlabel, ::std::vec![#(::wray::__private::RawArg::new::<#tys>(#names.into())),*])
+                    pub fn #mname(&self, #(#names: impl ::core::convert::Into<::wray::Arg<#tys>>),*) -> #returned {
+                        #submitted
                     }
                 });
                 registrations.push(quote! {

@@ -96,6 +96,12 @@
 //! Parameters and results are any `serde` types; they must be owned
 //! (no references) and the function must not be generic or `async`.
 //!
+//! A function returning `impl Iterator<Item = T>` is a generator task:
+//! `f::remote(..)` returns an [`ObjectRefGenerator<T>`], an iterator of
+//! `Result<ObjectRef<T>, Error>` that hands over each item as soon as the
+//! task yields it, and ends when the task does (a failure after some items
+//! comes as one `Err` after them). Actor methods may be generators too.
+//!
 //! ## Actors
 //!
 //! `#[wray::actor]` on an `impl` block makes the type an actor class (put it

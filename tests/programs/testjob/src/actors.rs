@@ -26,6 +26,17 @@ impl Counter {
     pub fn get(&self) -> i64 {
         self.n
     }
+    /// A generator method: counts up `steps` times, yielding each count,
+    /// `ms` apart.
+    pub fn count_up(&mut self, steps: i64, ms: u64) -> impl Iterator<Item = i64> + '_ {
+        (0..steps).map(move |i| {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(ms));
+            }
+            self.n += 1;
+            self.n
+        })
+    }
     pub fn quit(&mut self) -> i64 {
         wray::exit_actor()
     }

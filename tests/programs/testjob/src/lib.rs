@@ -242,6 +242,26 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         }
         "reused-instances" => reused_instances()?,
         "queue-order" => queue_order()?,
+        "generators" => generators(args.get(1).map(String::as_str))?,
+        "generator-node-loss" => {
+            // A generator on a `spot` worker; the test kills that worker
+            // after three items, and the retry on the other one goes on:
+            // every item read once, in order.
+            let mut stream = slow_items::options().resource("spot", 1.0).max_retries(2).remote(20, 100);
+            let mut items = Vec::new();
+            let mut nodes = std::collections::BTreeSet::new();
+            for item in stream.by_ref() {
+                let (i, node) = wray::get(&item?)?;
+                if i == 2 {
+                    println!("kill: {node}");
+                }
+                items.push(i);
+                nodes.insert(node);
+            }
+            println!("items after a lost node: {}", items == (0..20).collect::<Vec<_>>());
+            println!("made on nodes: {}", nodes.len());
+            wray::get(stream.result())?;
+        }
         "environments" => environments()?,
         "detached-create" => {
             // A named actor that outlives this job.

@@ -456,3 +456,118 @@ pub(crate) fn queue_order() -> Result<(), Error> {
     println!("started in submission order: {}", starts.windows(2).all(|w| w[0] <= w[1]));
     Ok(())
 }
+
+/// Generator tasks: items in order and as they come, failures after
+/// items, nested refs in items, a retried generator, one read in a task.
+/// With a resource name as argument, the generators run where it is (a
+/// worker of a cluster) and their items come over the network.
+pub(crate) fn generators(on: Option<&str>) -> Result<(), Error> {
+    // The options of function `f`, placed where `on` says.
+    macro_rules! placed {
+        ($f:ident) => {
+            match on {
+                Some(r) => $f::options().resource(r, 1.0),
+                None => $f::options(),
+            }
+        };
+    }
+    let items: Vec<u32> = placed!(countdown).remote(3).map(|r| wray::get(&r?)).collect::<Result<_, _>>()?;
+    println!("countdown: {items:?}");
+    let empty = placed!(countdown).remote(0).count();
+    println!("one item: {empty}");
+
+    // The first item arrives while the task still makes the others.
+    let mut stream = placed!(slow_items).remote(3, 300);
+    let first = stream.next().expect("an item")?;
+    let (ended, _) = wray::wait(std::slice::from_ref(stream.result()), 1, Some(Duration::ZERO));
+    let (i, node) = wray::get(&first)?;
+    println!("first item {i} before the task ended: {}", ended.is_empty());
+    println!("made here: {}", node == wray::runtime_context().node_id);
+    println!(
+        "then: {}",
+        stream
+            .map(|r| r.and_then(|r| wray::get(&r)).map(|(i, _)| i.to_string()))
+            .collect::<Result<Vec<_>, _>>()?
+            .join(",")
+    );
+
+    // A failure after two items: the items, then the error, then the end.
+    let mut stream = placed!(fails_after).remote(2);
+    let mut seen = Vec::new();
+    for item in stream.by_ref() {
+        match item {
+            Ok(r) => seen.push(wray::get(&r)?.to_string()),
+            Err(e) => seen
+                .push(format!("error ({})", if e.to_string().contains("no item 2") { "no item 2" } else { "other" })),
+        }
+    }
+    println!("fails after two: {}", seen.join(", "));
+    println!("after the error: {:?}", stream.next().is_none());
+    println!("its result: {}", wray::get(stream.result()).is_err());
+    let early: Vec<String> = placed!(checked_items)
+        .remote(-1)
+        .map(|r| r.map_or_else(|e| format!("error: {e}"), |_| "item".into()))
+        .collect();
+    println!("fails before any: {}", early.len() == 1 && early[0].contains("cannot count to -1"));
+    let some: Vec<i32> = placed!(checked_items).remote(3).map(|r| wray::get(&r?)).collect::<Result<_, _>>()?;
+    println!("checked: {some:?}");
+
+    // Items nesting refs to objects the generator put.
+    let mut values = Vec::new();
+    for item in placed!(put_items).remote(3) {
+        let refs = wray::get(&item?)?;
+        values.push(wray::get_all(&refs)?);
+    }
+    println!("nested: {values:?}");
+
+    // Items kept after the generator is dropped, and passed to a task.
+    let kept: Vec<ObjectRef<u32>> = placed!(countdown).remote(2).collect::<Result<_, _>>()?;
+    println!("kept: {}", wray::get(&add::remote(wray::get(&kept[0])? as i64, wray::get(&kept[2])? as i64))?);
+
+    // A retried generator: its first attempt yields 0 and 1, then fails;
+    // the retry's 0 and 1 are the same items, not new ones.
+    let attempts = Counter::remote(0);
+    let items: Vec<u32> = placed!(flaky_items)
+        .max_retries(1)
+        .retry_exceptions(true)
+        .remote(attempts.clone())
+        .map(|r| wray::get(&r?))
+        .collect::<Result<_, _>>()?;
+    println!("retried: {items:?} in {} attempts", wray::get(&attempts.get())?);
+
+    println!("read in a task: {}", wray::get(&placed!(sum_countdown).remote(4))?);
+
+    // Waiting for an item with a bound, then cancelling the generator:
+    // the items before, then the cancellation, then the end.
+    let mut stream = placed!(slow_items).remote(10, 500);
+    let first = stream.next_timeout(Duration::from_secs(30));
+    let second = stream.next_timeout(Duration::from_millis(50));
+    println!(
+        "next_timeout: an item, then timed out: {}",
+        matches!(first, Some(Ok(_))) && matches!(second, Some(Err(Error::Timeout)))
+    );
+    wray::cancel(stream.result());
+    let rest: Vec<Result<ObjectRef<(u32, String)>, Error>> = stream.by_ref().collect();
+    // (Any items yielded before the cancellation took effect come first.)
+    let ok = rest.iter().rev().skip(1).all(|r| r.is_ok());
+    println!(
+        "cancelled: items, then {:?}",
+        rest.last().filter(|_| ok).map(|r| r.as_ref().map(|_| ()).map_err(|e| e.to_string()))
+    );
+
+    // A generator method of an actor, the actor placed as the tasks were.
+    let counter = match on {
+        Some(r) => Counter::options().resource(r, 1.0).remote(10),
+        None => Counter::remote(10),
+    };
+    let mut counts = counter.count_up(3, 300);
+    let first = counts.next().expect("an item")?;
+    let (ended, _) = wray::wait(std::slice::from_ref(counts.result()), 1, Some(Duration::ZERO));
+    println!("first count {} before the call ended: {}", wray::get(&first)?, ended.is_empty());
+    let rest: Vec<i64> = counts.map(|r| wray::get(&r?)).collect::<Result<_, _>>()?;
+    println!("then counts: {rest:?}, the actor at {}", wray::get(&counter.get())?);
+    // An actor on the job's node, its generator read by a placed task.
+    let home = Counter::remote(0);
+    println!("counts read in a task: {}", wray::get(&placed!(sum_counts).remote(home, 4))?);
+    Ok(())
+}

@@ -66,8 +66,23 @@ impl Tally {
     }
 }
 
+/// `n` items derived from `seed`, `ms` apart: a generator whose node may
+/// die mid-stream.
+#[wray::remote]
+pub(crate) fn soak_items(seed: u64, n: u64, ms: u64) -> impl Iterator<Item = u64> {
+    (0..n).map(move |i| {
+        std::thread::sleep(Duration::from_millis(ms));
+        soak_item(seed, i)
+    })
+}
+
+fn soak_item(seed: u64, i: u64) -> u64 {
+    (seed ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(i + 1).rotate_left(i as u32 % 64)
+}
+
 /// One chaos-soak job: objects the driver puts and tasks elsewhere read,
-/// results that feed another task by reference, nested tasks, an actor.
+/// results that feed another task by reference, nested tasks, actors, a
+/// generator.
 /// Every value is checked here against what the driver computes itself;
 /// the total printed must equal a fault-free run's. With `on` the actor is
 /// placed where that resource is (the soak's killable workers).
@@ -124,6 +139,24 @@ pub(crate) fn soak(seed: u64, ms: u64, on: Option<&str>) -> Result<(), Error> {
             return wrong(format!("tally after add({x}): {got} != {expected}"));
         }
         total = total.rotate_left(3) ^ got;
+    }
+    // A generator on the killable workers: its node may die mid-stream;
+    // run again, it goes on where it was, every item read once, in order.
+    let mut options = soak_items::options().max_retries(10);
+    if let Some(resource) = on {
+        options = options.resource(resource, 0.5);
+    }
+    let mut items = 0;
+    for (i, item) in (0u64..).zip(options.remote(seed, 12, ms)) {
+        let got = wray::get(&item?)?;
+        if got != soak_item(seed, i) {
+            return wrong(format!("item {i}: {got:x} != {:x}", soak_item(seed, i)));
+        }
+        total = total.rotate_left(11) ^ got;
+        items += 1;
+    }
+    if items != 12 {
+        return wrong(format!("{items} items of 12"));
     }
     let leaves = wray::get(&nested::options().max_retries(10).remote(3))?;
     if leaves != 8 {

@@ -232,3 +232,62 @@ pub(crate) fn nodes_line() -> String {
 pub(crate) fn nodes_from_task() -> (String, String) {
     (wray::runtime_context().node_id, nodes_line())
 }
+
+/// A generator task: `from`, `from - 1`, ..., 0.
+#[wray::remote]
+pub(crate) fn countdown(from: u32) -> impl Iterator<Item = u32> {
+    (0..=from).rev()
+}
+
+/// Yields `n` items `ms` apart, each with the node it was made on.
+#[wray::remote]
+pub(crate) fn slow_items(n: u32, ms: u64) -> impl Iterator<Item = (u32, String)> {
+    (0..n).map(move |i| {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        (i, wray::runtime_context().node_id)
+    })
+}
+
+/// Yields `good` items, then panics.
+#[wray::remote]
+pub(crate) fn fails_after(good: u32) -> impl Iterator<Item = u32> {
+    (0..=good).map(move |i| if i == good { panic!("no item {i}") } else { i })
+}
+
+/// A generator that can fail before its first item.
+#[wray::remote]
+pub(crate) fn checked_items(n: i32) -> Result<impl Iterator<Item = i32>, String> {
+    if n < 0 { Err(format!("cannot count to {n}")) } else { Ok(0..n) }
+}
+
+/// Yields refs to objects it puts: items nesting refs.
+#[wray::remote]
+pub(crate) fn put_items(n: i64) -> impl Iterator<Item = Vec<ObjectRef<i64>>> {
+    (0..n).map(|i| vec![wray::put(&(i * 10)), wray::put(&(i * 10 + 1))])
+}
+
+/// Yields 0..4, but its first attempt (as `attempts` counts them) fails
+/// after two items: the retry's first two items repeat them.
+#[wray::remote]
+pub(crate) fn flaky_items(attempts: ActorHandle<Counter>) -> impl Iterator<Item = u32> {
+    let attempt = wray::get(&attempts.incr(1)).unwrap_or(0);
+    (0..4).inspect(move |&i| {
+        if attempt == 1 && i == 2 {
+            panic!("first attempt fails after two items");
+        }
+    })
+}
+
+/// Reads a generator inside a task and sums its items.
+#[wray::remote]
+pub(crate) fn sum_countdown(from: u32) -> u32 {
+    countdown::remote(from).map(|r| wray::get(&r.expect("an item")).expect("its value")).sum()
+}
+
+/// Reads a generator method of `counter` from inside a task.
+#[wray::remote]
+pub(crate) fn sum_counts(counter: ActorHandle<Counter>, steps: i64) -> i64 {
+    counter.count_up(steps, 0).map(|r| wray::get(&r.expect("an item")).expect("its value")).sum()
+}
