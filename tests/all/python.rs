@@ -22,12 +22,13 @@ struct PythonGuests {
     refs: PathBuf,
     async_actor: PathBuf,
     pools: PathBuf,
+    generators: PathBuf,
 }
 
 fn python_guests() -> &'static PythonGuests {
     static GUESTS: OnceLock<PythonGuests> = OnceLock::new();
     GUESTS.get_or_init(|| {
-        const NAMES: [&str; 11] = [
+        const NAMES: [&str; 12] = [
             "examples/python/dns.py",
             "examples/python/retrieve.py",
             "examples/python/pi.py",
@@ -39,6 +40,7 @@ fn python_guests() -> &'static PythonGuests {
             "tests/programs/python/refs.py",
             "examples/python/async_actor.py",
             "examples/python/pools.py",
+            "tests/programs/python/generators.py",
         ];
         let mut built: Vec<PathBuf> = Vec::new();
         for pair in NAMES.chunks(2) {
@@ -59,6 +61,7 @@ fn python_guests() -> &'static PythonGuests {
             refs: next(),
             async_actor: next(),
             pools: next(),
+            generators: next(),
         }
     })
 }
@@ -228,6 +231,36 @@ fn actor_pools_and_multiprocessing_pools_work_as_in_ray() {
             "queue between tasks: 100 4950",
             "queue batch: [1, 2] True",
             "empty queue: Empty",
+        ],
+    );
+}
+
+#[test]
+fn generator_tasks_and_methods_stream_their_items_as_in_ray() {
+    let (out, _) = run_ok(&python_guests().generators, &["--cpus", "2"], &[], &[]);
+    assert_lines(
+        &out,
+        &[
+            "countdown: [3, 2, 1, 0]",
+            "first before the end: True",
+            "the rest: [1, 2]",
+            "finished: True None",
+            "fails after two: [0, 1, 'ValueError: no item 2']",
+            "nested: [[0, 1], [10, 11], [20, 21]]",
+            "async generator task: [0, 1, 4, 9]",
+            "streaming of a plain function: [] 7",
+            "dynamic: num_returns=\"dynamic\" is not supported",
+            "actor generator: ['A', 'B', 'C']",
+            "async actor generator: [0, 1, 2]",
+            "served: 3",
+            "read in a task: 10",
+            "cancelled: items before it, then TaskCancelledError: True",
+            "next_ready, then: [2, 1, 0]",
+            "wait on generators: True True",
+            "not yet: True",
+            "with a ref: 2 0 [0, 1]",
+            "async for: [2, 1, 0]",
+            "passed to a task: True",
         ],
     );
 }
@@ -521,6 +554,7 @@ fn a_python_job_s_tasks_reuse_their_instances_as_ray_workers_do() {
              only env_vars applies",
             "env, a bad name: env vars: \"A=B\" is not a variable name (empty, or with '=' or NUL)",
             "import ray: True True True No module named 'ray.data'",
+            "version: True True",
         ],
         "{out}"
     );

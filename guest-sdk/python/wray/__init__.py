@@ -28,6 +28,7 @@ What differs from Ray, and why, is in ``docs/PYTHON.md``.
 
 import functools as _functools
 import sys as _sys
+import time as _time
 
 from componentize_py_types import Err as _Err
 from wit_world.imports import actors as _actors
@@ -37,6 +38,7 @@ from wit_world.imports import types as _types
 
 from . import exceptions
 from . import _codec
+from ._version import __version__  # noqa: F401 (written by `wray build`: the wray that built the job)
 
 __all__ = [
     "ObjectRef",
@@ -174,11 +176,108 @@ def _check(options, allowed, what):
 
 
 def _num_returns(value):
-    """A ``num_returns`` checked: a count (Ray's "dynamic" and "streaming"
-    generators are not supported)."""
+    """A ``num_returns`` checked: a count, or ``"streaming"`` (a generator's
+    items as they come; Ray's older ``"dynamic"`` is not supported)."""
+    if value == "streaming":
+        return value
+    if value == "dynamic":
+        raise ValueError(
+            'num_returns="dynamic" is not supported: a generator\'s call returns its items as they come '
+            '(num_returns="streaming", the default for generator functions)'
+        )
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"num_returns must be a non-negative integer, not {value!r} (generators are not supported)")
+        raise ValueError(f'num_returns must be a non-negative integer or "streaming", not {value!r}')
     return value
+
+
+def _is_generator(f):
+    """Whether ``f`` is a generator function (``yield`` in its body), sync
+    or async: its calls return an ``ObjectRefGenerator``, as in Ray."""
+    import inspect
+
+    f = getattr(f, "__func__", f)
+    return inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f)
+
+
+class ObjectRefGenerator:
+    """The items of a generator task or actor method, in the order it
+    yields them, each as soon as it is yielded — Ray's
+    ``ObjectRefGenerator``. Iterate it (``for ref in gen``, or ``async
+    for`` in async code) for an ``ObjectRef`` per item; it ends when the
+    task does. A task that raises after yielding some items gives those,
+    then a ref whose ``get`` raises its error, then the end. Read it where
+    the call was made: it cannot be passed to another task."""
+
+    __slots__ = ("_ref", "_next", "_ended", "_ahead")
+
+    def __init__(self, ref):
+        self._ref = ref
+        self._next = 0
+        self._ended = False
+        # An item `next_ready` found, not yet handed out.
+        self._ahead = None
+
+    def _advance(self, timeout_ms):
+        if self._ahead is not None:
+            item, self._ahead = self._ahead, None
+            return item
+        if self._ended:
+            raise StopIteration
+        handle = _call(_tasks.next_item, self._ref._handle, self._next, timeout_ms)
+        if handle is None:
+            self._ended = True
+            raise StopIteration
+        item = ObjectRef(handle)
+        if item == self._ref:
+            # The task failed after its items: its own ref, whose `get`
+            # raises the error, is the last item.
+            self._ended = True
+        else:
+            self._next += 1
+        return item
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self._advance(None)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            return self._advance(None)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    def next_ready(self):
+        """Whether the next item (or the end) is there now, without
+        waiting."""
+        if self._ahead is not None or self._ended:
+            return True
+        try:
+            self._ahead = self._advance(0)
+        except StopIteration:
+            return True
+        except exceptions.GetTimeoutError:
+            return False
+        return True
+
+    def is_finished(self):
+        """Whether the task has ended (its items may still be unread)."""
+        return bool(_call(_tasks.wait, [self._ref._handle], 1, 0)[0])
+
+    def completed(self):
+        """The task's own ref: ready when it has ended; ``get`` gives
+        ``None`` or raises its error."""
+        return self._ref
+
+    def __repr__(self):
+        return f"ObjectRefGenerator({self._ref.hex()})"
+
+    def __reduce__(self):
+        raise TypeError("an ObjectRefGenerator is read where its call was made: it cannot be passed to a task or actor")
 
 
 # The job's `runtime_env` env vars (`wray.init(runtime_env=...)`), under
@@ -327,12 +426,16 @@ def _foreign_args(args, kwargs, method):
 
 
 def _method_returns(cls):
-    """``@wray.method(num_returns=n)`` of ``cls``'s methods, n other than 1."""
+    """``@wray.method(num_returns=n)`` of ``cls``'s methods, n other than 1,
+    and ``"streaming"`` for its generator methods."""
     found = {}
     for name in dir(cls):
-        n = getattr(getattr(cls, name, None), "__wray_num_returns__", None)
+        m = getattr(cls, name, None)
+        n = getattr(m, "__wray_num_returns__", None)
         if n is not None:
             found[name] = n
+        elif callable(m) and _is_generator(m):
+            found[name] = "streaming"
     return found
 
 
@@ -349,6 +452,8 @@ def _returns(ref, count, what):
     for 1, ``None`` for 0, else one ref per item of the sequence it returns
     — each made by a task of no CPU that reads its item (the result is one
     object in wray; a failure reaches every item's ``get``)."""
+    if count == "streaming":
+        return ObjectRefGenerator(ref)
     if count == 1:
         return ref
     if count == 0:
@@ -412,7 +517,8 @@ class RemoteFunction(_Remote):
         wit_args = [_types.Arg_Object(fn._handle)] + _args(args, kwargs)
         name = self._options.get("name") or self._function.__qualname__
         ref = ObjectRef(_call(_tasks.submit, name, wit_args, _wit_options(self._options)))
-        return _returns(ref, self._options.get("num_returns", 1), name)
+        default = "streaming" if _is_generator(self._function) else 1
+        return _returns(ref, self._options.get("num_returns", default), name)
 
 
 # Reads one item of a result for `num_returns` (above).
@@ -637,7 +743,10 @@ def put(value):
 def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
     """Waits until ``num_returns`` of ``object_refs`` are ready or
     ``timeout`` seconds pass; returns ``(ready, not_ready)``, each in the
-    order given."""
+    order given. An ``ObjectRefGenerator`` among them is ready when its
+    next item is there or it has ended, as in Ray."""
+    if isinstance(object_refs, (list, tuple)) and any(isinstance(r, ObjectRefGenerator) for r in object_refs):
+        return _wait_with_generators(list(object_refs), num_returns, timeout)
     refs, single = _refs(object_refs, "wray.wait")
     if single:
         raise TypeError("wray.wait takes a list of ObjectRefs")
@@ -651,9 +760,50 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
     return done, [r for r in refs if id(r) not in chosen]
 
 
+# How long `wait` over generators blocks on its plain refs between looks at
+# the generators (whose readiness the host has no single call for).
+_GENERATOR_WAIT_STEP = 0.005
+
+
+def _wait_with_generators(items, num_returns, timeout):
+    """``wait`` over refs and generators: a generator is ready when
+    ``next_ready()`` says so. Looks again every few milliseconds, blocking
+    on the plain refs in between."""
+    for r in items:
+        if not isinstance(r, (ObjectRef, ObjectRefGenerator)):
+            raise TypeError(f"wray.wait takes ObjectRefs and ObjectRefGenerators, got {type(r).__name__}")
+    if not 0 <= num_returns <= len(items):
+        raise ValueError(f"num_returns must be between 0 and {len(items)}, not {num_returns}")
+    deadline = None if timeout is None else _time.monotonic() + max(0.0, timeout)
+    plain = [r for r in items if isinstance(r, ObjectRef)]
+    while True:
+        ready_refs = set()
+        if plain:
+            mask = _call(_tasks.wait, [r._handle for r in plain], len(plain), 0)
+            ready_refs = {id(r) for r, ok in zip(plain, mask) if ok}
+        ready = [
+            r for r in items if (r.next_ready() if isinstance(r, ObjectRefGenerator) else id(r) in ready_refs)
+        ]
+        left = None if deadline is None else deadline - _time.monotonic()
+        if len(ready) >= num_returns or (left is not None and left <= 0):
+            done = ready[:num_returns]
+            chosen = set(map(id, done))
+            return done, [r for r in items if id(r) not in chosen]
+        step = _GENERATOR_WAIT_STEP if left is None else min(_GENERATOR_WAIT_STEP, left)
+        pending = [r for r in plain if id(r) not in ready_refs]
+        if pending:
+            # Wakes early when one of them settles.
+            _call(_tasks.wait, [r._handle for r in pending], 1, max(1, int(step * 1000)))
+        else:
+            _time.sleep(step)
+
+
 def cancel(object_ref, *, force=False, recursive=True):
     """Cancels the task producing ``object_ref`` if it has not finished;
-    ``wray.get`` on it then raises ``TaskCancelledError``."""
+    ``wray.get`` on it then raises ``TaskCancelledError`` (a generator's
+    reader gets the items yielded so far, then that error)."""
+    if isinstance(object_ref, ObjectRefGenerator):
+        object_ref = object_ref._ref
     if not isinstance(object_ref, ObjectRef):
         raise TypeError("wray.cancel takes an ObjectRef")
     _call(_tasks.cancel, object_ref._handle)

@@ -171,6 +171,33 @@ def _settle(result):
     return result
 
 
+def _finish(result):
+    """A task's or method's value, as ``_settle`` gives it — but a
+    generator's (sync or async) items are handed to the caller one by one
+    as they are made (``tasks.yield-item``), and the value is ``None``."""
+    if isinstance(result, _pytypes.GeneratorType):
+        for item in result:
+            _yield_item(item)
+        return None
+    if isinstance(result, _pytypes.AsyncGeneratorType):
+
+        async def drain():
+            async for item in result:
+                _yield_item(item)
+
+        return _settle(drain())
+    return _settle(result)
+
+
+def _yield_item(item):
+    try:
+        tasks.yield_item(_codec.to_value(item))
+    except Err as err:
+        from . import _raise
+
+        _raise(err)
+
+
 def _has_main_guard(tree):
     """Whether the module has an ``if __name__ == "__main__":`` block."""
     for node in tree.body:
@@ -224,7 +251,7 @@ class Entry(exports.Entry):
                 if len(_functions) >= _MAX_FUNCTIONS:
                     _functions.clear()
                 fn = _functions[shipped] = _renamed(_codec.loads(shipped))
-            return _codec.to_value(_settle(_invoke(fn, args[1:])))
+            return _codec.to_value(_finish(_invoke(fn, args[1:])))
         except BaseException as e:
             raise Err(_failure(e))
         finally:
@@ -262,7 +289,7 @@ class Entry(exports.Entry):
         # that is checked first). The answer goes back in the caller's kind.
         try:
             if args and (args[0] == _codec.NO_KEYWORDS or not _value.is_value(args[0])):
-                return _codec.to_value(_settle(_invoke(bound, args)))
+                return _codec.to_value(_finish(_invoke(bound, args)))
             result = _settle(bound(*[_codec.loads(a) for a in args]))
             try:
                 return _codec.to_plain_value(result)

@@ -89,3 +89,4 @@ def main():
     except ModuleNotFoundError as e:
         missing = str(e)
     print("import ray:", ray is wray, Queue is wray.util.queue.Queue, ray.exceptions is wray.exceptions, missing)
+    print("version:", ray.__version__ == wray.__version__, ray.__version__.count(".") == 2)

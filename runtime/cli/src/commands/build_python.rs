@@ -231,6 +231,9 @@ fn build_with(
         }
         std::fs::write(file, text).context("writing the wray package")?;
     }
+    // `wray.__version__` (and `ray.__version__`): the wray that built it.
+    std::fs::write(sdk.join("_version.py"), format!("__version__ = {}\n", python_str(env!("CARGO_PKG_VERSION"))))
+        .context("writing the wray package")?;
     std::fs::create_dir_all(lib.join("ray"))
         .and_then(|()| std::fs::write(lib.join("ray/__init__.py"), RAY_ALIAS))
         .context("writing the ray alias package")?;

@@ -1,0 +1,148 @@
+# Generator tasks and actor methods, written as for Ray: a remote function
+# or method with `yield` returns an ObjectRefGenerator whose refs arrive as
+# the task yields them. Run with `--cpus 2` (the checks on timing need the
+# generator and the reader to run at once).
+import asyncio
+import time
+
+import ray
+
+
+@ray.remote
+def countdown(n):
+    for i in range(n, -1, -1):
+        yield i
+
+
+@ray.remote
+def slow(n, pause):
+    for i in range(n):
+        if i:
+            time.sleep(pause)
+        yield {"i": i, "at": time.monotonic()}
+
+
+@ray.remote
+def fails_after(good):
+    for i in range(good):
+        yield i
+    raise ValueError(f"no item {good}")
+
+
+@ray.remote
+def nested(n):
+    for i in range(n):
+        yield [ray.put(i * 10), ray.put(i * 10 + 1)]
+
+
+@ray.remote
+def plain():
+    return 7
+
+
+@ray.remote
+async def ticks(n):
+    for i in range(n):
+        await asyncio.sleep(0.01)
+        yield i * i
+
+
+@ray.remote
+class Tokens:
+    def __init__(self, words):
+        self.words = words
+        self.served = 0
+
+    def stream(self, upper):
+        for w in self.words:
+            self.served += 1
+            yield w.upper() if upper else w
+
+    async def astream(self, n):
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield i
+
+    def served_so_far(self):
+        return self.served
+
+
+@ray.remote
+def total(n):
+    # A generator read inside a task.
+    return sum(ray.get(ref) for ref in countdown.remote(n))
+
+
+print("countdown:", [ray.get(r) for r in countdown.remote(3)])
+
+gen = slow.remote(3, 0.3)
+first = next(gen)
+print("first before the end:", not gen.is_finished())
+print("the rest:", [ray.get(r)["i"] for r in gen])
+print("finished:", gen.is_finished(), ray.get(gen.completed()))
+
+seen = []
+for ref in fails_after.remote(2):
+    try:
+        seen.append(ray.get(ref))
+    except ValueError as e:
+        seen.append(f"ValueError: {e.cause}")
+print("fails after two:", seen)
+
+print("nested:", [ray.get(ray.get(r)) for r in nested.remote(3)])
+print("async generator task:", [ray.get(r) for r in ticks.remote(4)])
+
+streamed = plain.options(num_returns="streaming").remote()
+print("streaming of a plain function:", list(streamed), ray.get(streamed.completed()))
+try:
+    countdown.options(num_returns="dynamic")
+except ValueError as e:
+    print("dynamic:", str(e).split(":")[0])
+
+t = Tokens.remote(["a", "b", "c"])
+print("actor generator:", [ray.get(r) for r in t.stream.remote(True)])
+print("async actor generator:", [ray.get(r) for r in t.astream.remote(3)])
+print("served:", ray.get(t.served_so_far.remote()))
+print("read in a task:", ray.get(total.remote(4)))
+
+gen = slow.remote(100, 0.05)
+next(gen)
+ray.cancel(gen)
+rest = list(gen)
+try:
+    ray.get(rest[-1])
+except ray.exceptions.TaskCancelledError:
+    print("cancelled: items before it, then TaskCancelledError:", 0 < len(rest) < 100)
+
+gen = countdown.remote(2)
+ready = gen.next_ready()
+while not ready:
+    time.sleep(0.01)
+    ready = gen.next_ready()
+print("next_ready, then:", [ray.get(r) for r in gen])
+
+
+@ray.remote
+def late(n):
+    time.sleep(1)
+    yield from range(n)
+
+
+lazy, quick = late.remote(2), countdown.remote(1)
+ready, rest = ray.wait([lazy, quick], num_returns=1, timeout=10)
+print("wait on generators:", ready == [quick], rest == [lazy])
+print("not yet:", ray.wait([lazy], timeout=0.1) == ([], [lazy]))
+ready, rest = ray.wait([lazy, plain.remote()], num_returns=2, timeout=10)
+print("with a ref:", len(ready), len(rest), [ray.get(r) for r in lazy])
+
+
+async def collect():
+    return [ray.get(r) async for r in countdown.remote(2)]
+
+
+print("async for:", asyncio.run(collect()))
+
+try:
+    ray.get(total.remote(countdown.remote(1)))
+except TypeError as e:
+    print("passed to a task:", "cannot be passed" in str(e))
