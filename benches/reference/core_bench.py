@@ -61,6 +61,12 @@ def inc(x):
 
 
 @ray.remote
+def items(n):
+    for i in range(n):
+        yield i
+
+
+@ray.remote
 class Sink:
     def noop(self):
         pass
@@ -140,6 +146,17 @@ def core_rows():
             _, not_ready = ray.wait(not_ready)
 
     emit("wait_1k", timeit(wait_1k), "/s", "ray_perf: single client wait 1k refs (rounds per second)")
+
+    def generator_items():
+        for ref in items.remote(1000):
+            ray.get(ref)
+
+    emit(
+        "generator_items",
+        timeit(generator_items, 1000),
+        "/s",
+        "a generator task of 1,000 items, each read with ray.get as it comes (items per second)",
+    )
     ray.shutdown()
 
     ray.init(num_cpus=2, resources={"custom": 100}, include_dashboard=False, logging_level="ERROR")

@@ -9,6 +9,12 @@ use std::time::Instant;
 #[wray::remote]
 fn noop() {}
 
+/// A generator task: `n` small items.
+#[wray::remote]
+fn items(n: u32) -> impl Iterator<Item = u32> {
+    0..n
+}
+
 #[wray::remote]
 fn inc(x: u64) -> u64 {
     x + 1
@@ -252,6 +258,19 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
             }
             let put = (n * size as u64) as f64 / start.elapsed().as_secs_f64() / 1e9;
             println!("RESULT {put:.2} GB_per_s memcpy {memcpy:.2}");
+        }
+        "generator_items" => {
+            // Generators of 1,000 items each, one after another, every item
+            // read with `get` as it comes: items per second.
+            let start = Instant::now();
+            let mut read = 0;
+            for _ in 0..n.div_ceil(1000) {
+                for item in items::remote(1000) {
+                    std::hint::black_box(wray::get(&item?)?);
+                    read += 1;
+                }
+            }
+            rate(read, start);
         }
         "chain" => {
             let start = Instant::now();

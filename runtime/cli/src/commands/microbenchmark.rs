@@ -125,6 +125,13 @@ const WORKLOADS: &[Workload] = &[
         higher_is_better: true,
     },
     Workload { name: "1000-task dependency chain", guest: "chain", n: 1000, unit: "ms/link", higher_is_better: false },
+    Workload {
+        name: "generator items (1,000 per task), streamed",
+        guest: "generator_items",
+        n: 50_000,
+        unit: "/s",
+        higher_is_better: true,
+    },
 ];
 
 /// Workloads also run with their tasks submitted with `reuse_instance(true)`
