@@ -131,6 +131,7 @@ fn generator_tasks_hand_over_items_as_they_are_made() {
     has(&out, "read in a task: 10");
     has(&out, "next_timeout: an item, then timed out: true");
     has(&out, r#"cancelled: items, then Some(Err("task cancelled"))"#);
+    has(&out, "dropped: the generator stopped early: true");
     has(&out, "first count 11 before the call ended: true");
     has(&out, "then counts: [12, 13], the actor at 13");
     has(&out, "counts read in a task: 10");

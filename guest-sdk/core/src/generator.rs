@@ -127,5 +127,8 @@ impl<T> fmt::Debug for ObjectRefGenerator<T> {
 /// the code `#[remote]` generates for a generator.
 pub fn yield_item<T: serde::Serialize + 'static>(function: &str, item: &T) -> Result<(), String> {
     let value = crate::value::encode(item);
-    tasks::yield_item(value).map_err(|e| format!("{function}: yielding an item: {}", Error::from(e)))
+    tasks::yield_item(value).map_err(|e| match Error::from(e) {
+        Error::Cancelled => format!("{function}: stopped: nobody holds this generator any more"),
+        e => format!("{function}: yielding an item: {e}"),
+    })
 }

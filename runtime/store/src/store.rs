@@ -69,6 +69,20 @@ impl Entry {
     }
 }
 
+/// What became of an item handed to [`ObjectStore::put_item`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemPut {
+    /// Stored as the output's next item.
+    Kept,
+    /// The output already has an item at that index (a retried generator
+    /// yields again what its first attempt did): dropped, the first stays.
+    Repeated,
+    /// Nobody can read it: the output was freed (every holder of the
+    /// generator let it go) or has settled. Dropped; the generator may as
+    /// well stop.
+    Unread,
+}
+
 /// What [`ObjectStore::next_item`] finds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NextItem {
@@ -552,11 +566,9 @@ impl ObjectStore {
 
     /// Stores `object` as item `index` of the generator task whose output
     /// is `output` (still pending): the output pins it, readers of the
-    /// items are woken, and it is freed with the output. Returns whether
-    /// the item was kept: an item the output already has (a retried
-    /// generator yields again what its first attempt did) or one for an
-    /// output no longer pending or freed (nobody can read it) is dropped.
-    /// Items come in order: one past the next is an error.
+    /// items are woken, and it is freed with the output. Says what became
+    /// of it ([`ItemPut`]). Items come in order: one past the next is an
+    /// error.
     pub fn put_item(
         &self,
         job: JobId,
@@ -564,12 +576,12 @@ impl ObjectStore {
         index: u32,
         id: ObjectId,
         object: Object,
-    ) -> Result<bool, Error> {
+    ) -> Result<ItemPut, Error> {
         let mut inner = self.lock();
         match inner.objects.get(&output) {
             Some(e) if e.job == job && matches!(e.state, State::Pending) => {
                 if index < e.items {
-                    return Ok(false);
+                    return Ok(ItemPut::Repeated);
                 }
                 if index > e.items {
                     return Err(Error::InvalidArgument(format!(
@@ -578,7 +590,7 @@ impl ObjectStore {
                     )));
                 }
             }
-            _ => return Ok(false),
+            _ => return Ok(ItemPut::Unread),
         }
         // Its one reference is the output's, once linked to it below.
         let spills = self.insert(&mut inner, job, id, object)?;
@@ -587,7 +599,7 @@ impl ObjectStore {
         // spills it caused are on disk, or refused as `put` refuses.
         if spills.is_empty() {
             Self::link_item(&mut inner, output, id);
-            return Ok(true);
+            return Ok(ItemPut::Kept);
         }
         drop(inner);
         if let Some(full) = self.write_spills(spills) {
@@ -598,12 +610,12 @@ impl ObjectStore {
             inner.objects.get(&output).is_some_and(|e| matches!(e.state, State::Pending) && e.items == index);
         if linkable {
             Self::link_item(&mut inner, output, id);
-            return Ok(true);
+            return Ok(ItemPut::Kept);
         }
         drop(inner);
         // Its output settled or went meanwhile: nobody reads it.
         self.release(id);
-        Ok(false)
+        Ok(ItemPut::Unread)
     }
 
     /// Makes the stored item `id` the next item of the pending `output`,
@@ -978,13 +990,13 @@ mod tests {
             s.put_item(job, output, 0, item(0), obj(3, 1))
         });
         assert_eq!(read.unwrap(), NextItem::Item(item(0)));
-        assert!(kept.unwrap());
+        assert_eq!(kept.unwrap(), ItemPut::Kept);
         // A retry yields item 0 again: dropped, the first one stays.
-        assert!(!s.put_item(job, output, 0, item(9), obj(3, 9)).unwrap());
+        assert_eq!(s.put_item(job, output, 0, item(9), obj(3, 9)).unwrap(), ItemPut::Repeated);
         assert!(s.try_get(item(9)).is_some_and(|r| r.is_err()), "the repeat was not stored");
         // Out of order: refused.
         assert!(s.put_item(job, output, 2, item(2), obj(1, 2)).is_err());
-        assert!(s.put_item(job, output, 1, item(1), obj(2, 2)).unwrap());
+        assert_eq!(s.put_item(job, output, 1, item(1), obj(2, 2)).unwrap(), ItemPut::Kept);
         // The output settles with a value of its own refs: readers see
         // those, not the items; the items stay readable.
         s.put(job, oid(50), obj(1, 5)).unwrap();
@@ -995,7 +1007,7 @@ mod tests {
         assert_eq!(s.next_item(output, 2).await.unwrap(), NextItem::Ended { items: 2, failed: false });
         assert_eq!(s.try_get(item(1)).unwrap().unwrap().data, Bytes::from(vec![2u8; 2]));
         // Items after the end go nowhere.
-        assert!(!s.put_item(job, output, 2, item(2), obj(1, 2)).unwrap());
+        assert_eq!(s.put_item(job, output, 2, item(2), obj(1, 2)).unwrap(), ItemPut::Unread);
         // A reader holding an item keeps it; the rest go with the output.
         s.add_ref(job, item(0)).unwrap();
         s.release(output);
@@ -1003,6 +1015,13 @@ mod tests {
         assert!(s.try_get(item(1)).unwrap().is_err(), "freed with its output");
         assert!(s.try_get(oid(50)).unwrap().is_err(), "freed with its output");
         s.release(item(0));
+        assert_eq!(s.stats().objects, 0);
+        // Once every holder let the output go, its generator's items are
+        // unread: the producer hears it and may stop.
+        let gone = ObjectId::returned_by(TaskId::driver(job).child(10));
+        s.create_pending(job, gone);
+        s.release(gone);
+        assert_eq!(s.put_item(job, gone, 0, ObjectId::item_of(gone.task, 0), obj(1, 1)).unwrap(), ItemPut::Unread);
         assert_eq!(s.stats().objects, 0);
     }
 

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use wray_core::{ActorId, Error, JobId, ObjectId, Options, Resources, Strategy, TaskId, limits};
 use wray_host::BoxFuture;
 use wray_host::{ArgSpec, Caller, Services, Value};
-use wray_store::{Found, NextItem, Object};
+use wray_store::{Found, ItemPut, NextItem, Object};
 
 impl NodeInner {
     /// This node's resources, with its object store's memory.
@@ -300,7 +300,13 @@ impl Services for NodeInner {
         let output = ObjectId::returned_by(caller.task);
         let id = ObjectId::item_of(caller.task, index);
         let object = Object { data: value.data, refs: value.refs };
-        self.landing(object.data.len(), || self.store.put_item(caller.job, output, index, id, object)).map(drop)
+        match self.landing(object.data.len(), || self.store.put_item(caller.job, output, index, id, object))? {
+            ItemPut::Kept | ItemPut::Repeated => Ok(()),
+            // Nobody holds the generator any more (a client of a streamed
+            // HTTP response went away, a caller dropped it): the task stops
+            // at this item instead of making the rest for nobody.
+            ItemPut::Unread => Err(Error::Cancelled),
+        }
     }
 
     fn next_item<'a>(
