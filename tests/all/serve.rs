@@ -538,6 +538,94 @@ fn the_hello_example_greets_and_its_noop_answers() {
     assert_eq!(seen.matches("{\"ok\": true}").count(), 3, "{seen}");
 }
 
+/// A streamed HTTP/1.1 response read as it arrives: the head, the body
+/// (de-chunked), when each event (`data: ...`) arrived after the request
+/// was sent, and whether the body ended properly (the last, empty chunk).
+struct Stream {
+    head: String,
+    body: String,
+    arrived: Vec<(String, Duration)>,
+    complete: bool,
+}
+
+/// Sends `GET path` and reads the streamed answer; `stop_after` gives up
+/// (drops the connection) once that event has arrived.
+fn stream(addr: &str, path: &str, stop_after: Option<&str>) -> Stream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let sent = Instant::now();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    let (mut raw, mut arrived) = (Vec::new(), Vec::new());
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        for line in String::from_utf8_lossy(&buf[..n]).lines().filter(|l| l.starts_with("data: ")) {
+            arrived.push((line.to_string(), sent.elapsed()));
+        }
+        if stop_after.is_some_and(|e| arrived.iter().any(|(l, _)| l == e)) {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, mut rest) = text.split_once("\r\n\r\n").map(|(h, b)| (h.to_string(), b)).unwrap_or_default();
+    let (mut body, mut complete) = (String::new(), false);
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 {
+            complete = after == "\r\n";
+            break;
+        }
+        let Some(data) = after.get(..n) else { break };
+        body.push_str(data);
+        rest = after.get(n + 2..).unwrap_or("");
+    }
+    Stream { head, body, arrived, complete }
+}
+
+/// A deployment whose method is a generator of `Chunk`s streams its answer
+/// (`serve_hello`'s `/countdown`, server-sent events): each event reaches
+/// the client as it is yielded, not at the end; a generator that fails
+/// midway cuts the response off (no final chunk), so the client sees it
+/// incomplete; a client that goes away stops the generator (the replica,
+/// which runs one call at a time, answers the next request at once instead
+/// of after the rest of a 50 s countdown); HTTP/2 streams the same.
+#[test]
+fn a_generator_deployment_streams_its_answer_as_it_is_made() {
+    let served = Served::start(&guests().serve_hello, &[], &[]);
+    let s = stream(&served.addr, "/countdown?from=3&pause_ms=400", None);
+    assert!(s.head.starts_with("HTTP/1.1 200"), "{}", s.head);
+    assert!(s.head.to_ascii_lowercase().contains("content-type: text/event-stream"), "{}", s.head);
+    assert!(s.head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{}", s.head);
+    assert_eq!(s.body, "data: 3\n\ndata: 2\n\ndata: 1\n\ndata: 0\n\n");
+    assert!(s.complete);
+    let when = |e: &str| s.arrived.iter().find(|(l, _)| l == e).map(|(_, t)| *t).unwrap();
+    // Three pauses of 400 ms lie between the first event and the last.
+    assert!(when("data: 0") - when("data: 3") > Duration::from_millis(900), "{:?}", s.arrived);
+
+    let cut = stream(&served.addr, "/countdown?from=3&pause_ms=10&fail_at=1", None);
+    assert!(cut.head.starts_with("HTTP/1.1 200"), "{}", cut.head);
+    assert_eq!(cut.body, "data: 3\n\ndata: 2\n\n");
+    assert!(!cut.complete, "a failed stream must not end like a whole one");
+
+    let gone = stream(&served.addr, "/countdown?from=1000&pause_ms=50", Some("data: 999"));
+    drop(gone);
+    let start = Instant::now();
+    let next = stream(&served.addr, "/countdown?from=0", None);
+    assert_eq!((next.body.as_str(), next.complete), ("data: 0\n\n", true));
+    assert!(start.elapsed() < Duration::from_secs(10), "the abandoned countdown went on: {:?}", start.elapsed());
+
+    let curl = Command::new("curl")
+        .args(["-sN", "--http2-prior-knowledge", "-w", "%{http_version}"])
+        .arg(format!("http://{}/countdown?from=2&pause_ms=10", served.addr))
+        .output()
+        .expect("curl (scripts/setup installs it)");
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "data: 2\n\ndata: 1\n\ndata: 0\n\n2");
+}
+
 /// On a cluster: the head's proxy (`wray start --head --serve-port`) serves
 /// what `wray serve deploy` sends; deploying a new version of the
 /// application while clients keep calling it rolls over without one failed
@@ -757,6 +845,23 @@ fn a_wasi_http_component_is_deployed_to_a_cluster_and_rolled_over() {
     assert!(stdout(&out).contains("stopped 1 application(s)"), "{}", stdout(&out));
     wait_until(Duration::from_secs(20), || job_status(&v2).contains("STOPPED"), || job_status(&v2));
     assert_eq!(get("/-/routes").body, "{}");
+}
+
+/// A generator replica on a worker streams through the head's proxy: its
+/// events cross to the head and on to the client as they are yielded.
+#[test]
+fn a_generator_replica_on_a_worker_streams_through_the_head() {
+    let head = crate::cluster::Head::start_with_flags("1", &["--serve-port", "0"]);
+    let server = head.serve.clone().expect("the head prints its serve address");
+    let worker = head.add_worker_flags("1", &["--resources", r#"{"worker": 1}"#]);
+    let out = head.serve_deploy(&guests().testjob, &["serve-remote-stream"]);
+    assert_code(&out, 0);
+    let s = stream(&server, "/where-stream?n=3&ms=400", None);
+    assert!(s.head.starts_with("HTTP/1.1 200"), "{}", s.head);
+    assert!(s.complete, "{}", s.body);
+    let on_worker = format!("data: node-{worker:08x}");
+    assert_eq!(s.arrived.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(), [on_worker.as_str(); 3]);
+    assert!(s.arrived[2].1 - s.arrived[0].1 > Duration::from_millis(600), "{:?}", s.arrived);
 }
 
 /// On a cluster, replicas that need a worker's resource run on workers,

@@ -43,6 +43,90 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// One part of a streamed response. A deployment method that returns
+/// `impl Iterator<Item = Chunk>` (a generator method) answers its request
+/// as it goes — tokens of a language model, rows of a report, server-sent
+/// events — Ray Serve's `StreamingResponse`: the proxy sends each chunk to
+/// the client as soon as the replica yields it (chunked transfer in
+/// HTTP/1.1, DATA frames in HTTP/2).
+///
+/// The first chunk may be a [`Chunk::Head`], whose status and headers the
+/// response gets (and whose body, if any, is sent first); without one the
+/// response is `200` with `content-type: application/octet-stream`. A head
+/// anywhere else ends the response early (the status was already sent).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Chunk {
+    /// The status and headers, and the start of the body.
+    Head(Response),
+    /// More of the body.
+    Body(#[serde(with = "byte_string")] Vec<u8>),
+}
+
+impl Chunk {
+    /// The response's status and headers (the first chunk only).
+    pub fn head(response: Response) -> Chunk {
+        Chunk::Head(response)
+    }
+
+    /// Body bytes.
+    pub fn bytes(body: impl Into<Vec<u8>>) -> Chunk {
+        Chunk::Body(body.into())
+    }
+
+    /// Body text.
+    pub fn text(body: impl Into<String>) -> Chunk {
+        Chunk::Body(body.into().into_bytes())
+    }
+
+    /// A server-sent event whose data is `data` (`data: <line>` for each of
+    /// its lines, then a blank line). Start the stream with
+    /// [`Chunk::event_stream`] so that browsers' `EventSource` reads it.
+    pub fn event(data: &str) -> Chunk {
+        let mut out = String::with_capacity(data.len() + 8);
+        for line in data.split('\n') {
+            out.push_str("data: ");
+            out.push_str(line.strip_suffix('\r').unwrap_or(line));
+            out.push('\n');
+        }
+        out.push('\n');
+        Chunk::Body(out.into_bytes())
+    }
+
+    /// The head of a server-sent event stream: `200`,
+    /// `content-type: text/event-stream`, `cache-control: no-cache`.
+    pub fn event_stream() -> Chunk {
+        Chunk::Head(
+            Response::new(200)
+                .with_header("content-type", "text/event-stream")
+                .with_header("cache-control", "no-cache"),
+        )
+    }
+}
+
+impl From<Response> for Chunk {
+    fn from(r: Response) -> Chunk {
+        Chunk::Head(r)
+    }
+}
+
+impl From<String> for Chunk {
+    fn from(s: String) -> Chunk {
+        Chunk::text(s)
+    }
+}
+
+impl From<&str> for Chunk {
+    fn from(s: &str) -> Chunk {
+        Chunk::text(s)
+    }
+}
+
+impl From<Vec<u8>> for Chunk {
+    fn from(b: Vec<u8>) -> Chunk {
+        Chunk::Body(b)
+    }
+}
+
 impl Default for Response {
     fn default() -> Response {
         Response::new(200)
@@ -197,6 +281,20 @@ mod tests {
         assert_eq!(crate::decode::<Request>(&bytes).unwrap(), req);
         let resp = Response::text(404, "no route");
         assert_eq!(crate::decode::<Response>(&crate::encode(&resp).unwrap()).unwrap(), resp);
+    }
+
+    #[test]
+    fn chunks_round_trip_and_events_are_framed_as_server_sent_events() {
+        for c in
+            [Chunk::event_stream(), Chunk::text("tok"), Chunk::bytes(vec![0u8, 255]), Chunk::from(Response::new(201))]
+        {
+            assert_eq!(crate::decode::<Chunk>(&crate::encode(&c).unwrap()).unwrap(), c);
+        }
+        assert_eq!(Chunk::event("a\r\nb"), Chunk::text("data: a\ndata: b\n\n"));
+        assert_eq!(Chunk::event(""), Chunk::text("data: \n\n"));
+        // A Response is never mistaken for a chunk (statuses start at 100,
+        // a chunk's variant index is 0 or 1), should one be yielded by mistake.
+        assert!(crate::decode::<Chunk>(&crate::encode(&Response::text(200, "x")).unwrap()).is_err());
     }
 
     #[test]

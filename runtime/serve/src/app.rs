@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, oneshot};
-use wray_codec::http::{Request, Response};
+use wray_codec::http::{Chunk, Request, Response};
 use wray_core::serve::Deployment;
 use wray_core::{ActorId, Error, JobId, ObjectId};
 use wray_host::{ArgSpec, Caller, Services, Value};
@@ -37,6 +37,12 @@ pub const CONTROL_TICK: Duration = Duration::from_millis(100);
 /// that always fails must not spin.
 const START_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_START_BACKOFF: Duration = Duration::from_secs(30);
+/// Chunks of a streamed response the proxy reads ahead of a slow client.
+/// The replica itself is not held back (generators have no backpressure):
+/// what it yields beyond these waits in the object store, pinned by the
+/// call's result until read.
+pub const STREAM_CHUNKS_AHEAD: usize = 16;
+
 /// How long a new application waits for its first replicas before `run`
 /// fails (a constructor that loads a model may take a while).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -87,6 +93,25 @@ struct DepState {
     failures: u32,
     retry_at: Option<Instant>,
     last_error: Option<String>,
+}
+
+/// A deployment's answer to one request.
+pub enum Answer {
+    /// Its method returned a [`Response`].
+    Whole(Response),
+    /// Its method is a generator of [`Chunk`]s: the response's head (status,
+    /// headers, the first bytes of its body), then the rest of the body as
+    /// the replica yields it. An `Err` is why the response stops short: the
+    /// proxy then breaks off the response (no final chunk in HTTP/1.1, a
+    /// reset stream in HTTP/2), so the client sees it incomplete.
+    Streamed { head: Response, rest: mpsc::Receiver<Result<Bytes, String>> },
+}
+
+/// One try of a request on a replica.
+enum Attempt {
+    Answered(Answer),
+    /// The replica died first (an idempotent request may try another).
+    Died(String),
 }
 
 /// A request waiting for its batch, and where its response goes.
@@ -395,7 +420,7 @@ impl App {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let args = args.into_iter().map(|data| ArgSpec::Value(Value { data, ..Value::default() })).collect();
         let id = self.services.call_actor(&self.caller, seq, actor, method.to_string(), args).await?;
-        Ok(Sent { app: self, release: Release { services: &*self.services, job: self.job, id } })
+        Ok(Sent { app: self, release: Release { services: self.services.clone(), job: self.job, id } })
     }
 
     /// Gives every running replica of `deployment` a new user config in
@@ -445,41 +470,190 @@ impl App {
         }
     }
 
-    /// Serves one HTTP request on deployment `d`.
-    pub async fn handle(self: &Arc<Self>, d: &Arc<DeploymentRt>, req: Request) -> Result<Response, Failure> {
+    /// Serves one HTTP request on deployment `d`. A streamed answer stops
+    /// short if the replica yields no chunk for `idle`.
+    pub async fn handle(
+        self: &Arc<Self>,
+        d: &Arc<DeploymentRt>,
+        req: Request,
+        idle: Duration,
+    ) -> Result<Answer, Failure> {
         if let Some(batcher) = &d.batcher {
             let (tx, rx) = oneshot::channel();
             if batcher.try_send((req, tx)).is_err() {
                 return Err(busy(d));
             }
-            return rx.await.unwrap_or_else(|_| Err(Failure::new(503, "the application is shutting down")));
+            let whole = rx.await.unwrap_or_else(|_| Err(Failure::new(503, "the application is shutting down")));
+            return whole.map(Answer::Whole);
         }
         let arg = Bytes::from(wray_codec::encode(&req).map_err(|e| Failure::new(500, e.to_string()))?);
         let attempts = if d.spec.idempotent { 2 } else { 1 };
         for attempt in 1..=attempts {
             let lease = self.acquire(d).await?;
-            match self.call(lease.actor, &d.spec.method, vec![arg.clone()]).await {
-                Ok(bytes) => {
-                    lease.done();
-                    return wray_codec::decode::<Response>(&bytes).map_err(|e| {
-                        Failure::new(500, format!("{}.{} did not return a Response: {e}", d.spec.name, d.spec.method))
-                    });
-                }
-                Err(Error::ActorDied(why)) => {
-                    self.replica_died(d, lease.key, &why);
+            let key = lease.key;
+            match self.answer(d, lease, arg.clone(), idle).await? {
+                Attempt::Answered(answer) => return Ok(answer),
+                Attempt::Died(why) => {
+                    self.replica_died(d, key, &why);
                     if attempt == attempts {
                         return Err(Failure::new(500, format!("the replica died: {why}")));
                     }
                 }
-                Err(e) => return Err(Failure::new(500, e.to_string())),
             }
         }
         unreachable!("the loop returns on its last attempt")
     }
 
+    /// Calls `d`'s method on the leased replica. A method that returns a
+    /// `Response` answers with it; a generator (a method that returns
+    /// `impl Iterator<Item = Chunk>`) answers once its first chunk is
+    /// there, and [`App::pump`] reads the rest, holding the lease until the
+    /// call ends. The proxy tells the two apart by what the call does — it
+    /// yields items or it does not — as Ray Serve's proxy does.
+    async fn answer(
+        self: &Arc<Self>,
+        d: &Arc<DeploymentRt>,
+        lease: Lease,
+        arg: Bytes,
+        idle: Duration,
+    ) -> Result<Attempt, Failure> {
+        let failed = |e: Error| match e {
+            Error::ActorDied(why) => Ok(Attempt::Died(why)),
+            e => Err(Failure::new(500, e.to_string())),
+        };
+        let sent = match self.send(lease.actor, &d.spec.method, vec![arg]).await {
+            Ok(sent) => sent,
+            Err(e) => return failed(e),
+        };
+        let output = sent.release;
+        let first = match self.services.next_item(&self.caller, output.id, 0, None).await {
+            Ok(first) => first,
+            Err(e) => return failed(e),
+        };
+        let item = match first {
+            // Not a generator (or one that yielded nothing): its result.
+            None => {
+                let bytes = match self.get_one(output.id).await {
+                    Ok(b) => b,
+                    Err(e) => return failed(e),
+                };
+                lease.done();
+                // A generator's result is `()`, which encodes as no bytes;
+                // a `Response` never does.
+                if bytes.is_empty() {
+                    return Ok(Attempt::Answered(Answer::Whole(Response::new(200))));
+                }
+                let response = wray_codec::decode::<Response>(&bytes).map_err(|e| {
+                    Failure::new(500, format!("{}.{} did not return a Response: {e}", d.spec.name, d.spec.method))
+                })?;
+                return Ok(Attempt::Answered(Answer::Whole(response)));
+            }
+            // A generator that failed before its first chunk.
+            Some(item) if item == output.id => {
+                self.services.release(self.job, item);
+                return match self.get_one(output.id).await {
+                    Err(e) => failed(e),
+                    Ok(_) => Err(Failure::new(500, "the generator's result is not a failure")),
+                };
+            }
+            Some(item) => item,
+        };
+        let head = match self.read_chunk(d, item).await.map_err(|why| Failure::new(500, why))? {
+            Chunk::Head(head) => head,
+            Chunk::Body(body) => {
+                Response::new(200).with_header("content-type", "application/octet-stream").with_body(body)
+            }
+        };
+        let (tx, rest) = mpsc::channel(STREAM_CHUNKS_AHEAD);
+        tokio::spawn(self.clone().pump(d.clone(), lease, output, tx, idle));
+        Ok(Attempt::Answered(Answer::Streamed { head, rest }))
+    }
+
+    /// Sends a streamed answer's chunks after the first to the proxy as
+    /// the replica yields them, then gives the replica's slot back. The
+    /// stream stops short, with why, when the generator fails, yields a
+    /// second head, or yields nothing for `idle`. When the client goes
+    /// away (the proxy drops `tx`'s receiver) the call's result is let go,
+    /// and a replica on this node stops at its next chunk (its
+    /// `yield-item` answers `cancelled`).
+    async fn pump(
+        self: Arc<Self>,
+        d: Arc<DeploymentRt>,
+        lease: Lease,
+        output: Release,
+        tx: mpsc::Sender<Result<Bytes, String>>,
+        idle: Duration,
+    ) {
+        let mut index = 1;
+        let cut = loop {
+            let next = tokio::select! {
+                next = self.services.next_item(&self.caller, output.id, index, Some(idle)) => next,
+                () = tx.closed() => break None,
+            };
+            let item = match next {
+                Ok(None) => break None,
+                Ok(Some(item)) if item == output.id => {
+                    self.services.release(self.job, item);
+                    let why = match self.get_one(output.id).await {
+                        Err(Error::ActorDied(why)) => {
+                            self.replica_died(&d, lease.key, &why);
+                            format!("the replica died: {why}")
+                        }
+                        Err(e) => e.to_string(),
+                        Ok(_) => "the generator's result is not a failure".to_string(),
+                    };
+                    break Some(why);
+                }
+                Ok(Some(item)) => item,
+                Err(Error::Timeout) => break Some(format!("no chunk for {} ms", idle.as_millis())),
+                Err(e) => break Some(e.to_string()),
+            };
+            match self.read_chunk(&d, item).await {
+                Ok(Chunk::Body(body)) => {
+                    if tx.send(Ok(Bytes::from(body))).await.is_err() {
+                        break None;
+                    }
+                }
+                Ok(Chunk::Head(_)) => {
+                    break Some(format!(
+                        "{}.{} yielded a Chunk::Head as chunk {index}; only the first chunk may be one",
+                        d.spec.name, d.spec.method
+                    ));
+                }
+                Err(why) => break Some(why),
+            }
+            index += 1;
+        };
+        if let Some(why) = cut {
+            tracing::warn!("deployment {:?}: a streamed response stopped short: {why}", d.spec.name);
+            let _ = tx.send(Err(why)).await;
+        }
+        // Letting the result go before the slot tells a generator still
+        // running on this node to stop (above); one on another node runs
+        // to its end.
+        drop(output);
+        lease.done();
+    }
+
+    /// The value of one object the controller holds.
+    async fn get_one(&self, id: ObjectId) -> Result<Bytes, Error> {
+        Ok(self.services.get(&self.caller, vec![id], None).await?.pop().unwrap_or_default())
+    }
+
+    /// Item `item` of a streamed answer (the controller's reference to it
+    /// is let go) as a chunk, or why not.
+    async fn read_chunk(&self, d: &DeploymentRt, item: ObjectId) -> Result<Chunk, String> {
+        let got = self.get_one(item).await;
+        self.services.release(self.job, item);
+        let bytes = got.map_err(|e| e.to_string())?;
+        wray_codec::decode::<Chunk>(&bytes).map_err(|e| {
+            format!("{}.{} is a generator, so it must yield wray::serve::Chunk: {e}", d.spec.name, d.spec.method)
+        })
+    }
+
     /// A replica for one request: at once, after waiting in the queue, or
     /// a 503.
-    async fn acquire<'a>(self: &'a Arc<Self>, d: &'a Arc<DeploymentRt>) -> Result<Lease<'a>, Failure> {
+    async fn acquire(self: &Arc<Self>, d: &Arc<DeploymentRt>) -> Result<Lease, Failure> {
         let admit = {
             let mut st = lock(&d.state);
             match st.balancer.admit() {
@@ -507,7 +681,7 @@ impl App {
         };
         let actor = lock(&d.state).replicas.get(&key).map(|r| r.actor);
         match actor {
-            Some(actor) => Ok(Lease { d, key, actor, done: false }),
+            Some(actor) => Ok(Lease { d: d.clone(), key, actor, done: false }),
             None => {
                 finish(&mut lock(&d.state), key);
                 Err(Failure::new(503, "the replica chosen stopped; try again"))
@@ -647,21 +821,21 @@ fn hand_over(st: &mut DepState, mut t: Ticket, k: ReplicaKey) {
 
 /// A request's hold on a replica slot; given back when dropped (also when
 /// the request is abandoned: a timeout, the client gone).
-struct Lease<'a> {
-    d: &'a Arc<DeploymentRt>,
+struct Lease {
+    d: Arc<DeploymentRt>,
     key: ReplicaKey,
     actor: ActorId,
     done: bool,
 }
 
-impl Lease<'_> {
+impl Lease {
     fn done(mut self) {
         self.done = true;
         finish(&mut lock(&self.d.state), self.key);
     }
 }
 
-impl Drop for Lease<'_> {
+impl Drop for Lease {
     fn drop(&mut self) {
         if !self.done {
             finish(&mut lock(&self.d.state), self.key);
@@ -693,7 +867,7 @@ impl Drop for Waiting<'_> {
 /// A call the controller queued; its result is released when this goes.
 struct Sent<'a> {
     app: &'a App,
-    release: Release<'a>,
+    release: Release,
 }
 
 impl Sent<'_> {
@@ -705,13 +879,13 @@ impl Sent<'_> {
 }
 
 /// Releases the controller's reference to a call's result.
-struct Release<'a> {
-    services: &'a dyn Services,
+struct Release {
+    services: Arc<dyn Services>,
     job: JobId,
     id: ObjectId,
 }
 
-impl Drop for Release<'_> {
+impl Drop for Release {
     fn drop(&mut self) {
         self.services.release(self.job, self.id);
     }

@@ -2,7 +2,7 @@
 //! the access log and graceful shutdown; and [`Server`] as the node's
 //! [`Serving`].
 
-use crate::app::{App, Failure};
+use crate::app::{Answer, App, Failure};
 use crate::routes::Routes;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -507,9 +507,9 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// A response: made whole by the proxy, or streamed from a `wasi:http`
-/// component's instance.
-type Body = http_body_util::Either<Full<Bytes>, wray_host::HyperOutgoingBody>;
+/// A response: made whole by the proxy, streamed from a `wasi:http`
+/// component's instance, or streamed from a deployment's generator.
+type Body = http_body_util::Either<Full<Bytes>, http_body_util::Either<wray_host::HyperOutgoingBody, Chunks>>;
 type HttpResponse = hyper::Response<Body>;
 
 async fn handle(shared: &Shared, req: hyper::Request<Incoming>, peer: SocketAddr) -> HttpResponse {
@@ -543,6 +543,38 @@ fn plain(status: StatusCode, message: impl Into<String>) -> HttpResponse {
 
 fn whole(body: Bytes) -> HttpResponse {
     hyper::Response::new(http_body_util::Either::Left(Full::new(body)))
+}
+
+fn streamed(body: http_body_util::Either<wray_host::HyperOutgoingBody, Chunks>) -> HttpResponse {
+    hyper::Response::new(http_body_util::Either::Right(body))
+}
+
+/// The rest of a deployment's streamed response, chunk by chunk as the
+/// controller reads them from the replica's generator ([`Answer::Streamed`]).
+/// Dropped — the client went away — it tells the controller to stop.
+pub(crate) struct Chunks {
+    /// The head's body, sent first.
+    first: Option<Bytes>,
+    rest: tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
+}
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        if let Some(first) = self.first.take() {
+            return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(first))));
+        }
+        self.rest.poll_recv(cx).map(|next| match next? {
+            Ok(data) => Some(Ok(hyper::body::Frame::data(data))),
+            // hyper breaks the response off: the client sees it incomplete.
+            Err(why) => Some(Err(why.into())),
+        })
+    }
 }
 
 fn json(value: &serde_json::Value) -> HttpResponse {
@@ -602,8 +634,11 @@ async fn deployment_response(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    match tokio::time::timeout_at(deadline, app.handle(d, request)).await {
-        Ok(Ok(resp)) => to_http(resp),
+    match tokio::time::timeout_at(deadline, app.handle(d, request, timeout)).await {
+        Ok(Ok(Answer::Whole(resp))) => to_http(resp),
+        Ok(Ok(Answer::Streamed { head, rest })) => respond(head, |first| {
+            streamed(http_body_util::Either::Right(Chunks { first: Some(first).filter(|b| !b.is_empty()), rest }))
+        }),
         Ok(Err(Failure { status, message, retry_after })) => {
             let mut r = plain(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message);
             if let Some(s) = retry_after {
@@ -742,7 +777,10 @@ async fn serve_component(shared: &Shared, c: &Arc<ComponentRoute>, req: hyper::R
             // The slot is held until the instance has written its body.
             let (parts, body) = resp.into_parts();
             let body = HoldSlot { body, _permit: permit };
-            hyper::Response::from_parts(parts, http_body_util::Either::Right(BodyExt::boxed_unsync(body)))
+            let mut r = streamed(http_body_util::Either::Left(BodyExt::boxed_unsync(body)));
+            *r.status_mut() = parts.status;
+            *r.headers_mut() = parts.headers;
+            r
         }
         Ok(Err(why)) => plain(StatusCode::INTERNAL_SERVER_ERROR, why),
         Err(_) => timed_out(c.component.name(), timeout),
@@ -860,10 +898,16 @@ const HOP_BY_HOP: [&str; 8] =
     ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "content-length"];
 
 fn to_http(resp: Response) -> HttpResponse {
+    respond(resp, whole)
+}
+
+/// `resp`'s status and headers on the response `body` makes of its body —
+/// or a 500 naming a status or header that cannot be sent.
+fn respond(resp: Response, body: impl FnOnce(Bytes) -> HttpResponse) -> HttpResponse {
     let Ok(status) = StatusCode::from_u16(resp.status) else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, format!("the deployment answered status {}", resp.status));
     };
-    let mut r = whole(Bytes::from(resp.body));
+    let mut r = body(Bytes::from(resp.body));
     *r.status_mut() = status;
     for (name, value) in resp.headers {
         if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {

@@ -43,6 +43,12 @@
 //!   (`handle.predict(x)` returns an `ObjectRef`), each call going to the
 //!   least loaded replica. Put every deployment in the application with
 //!   [`Bound::with`].
+//! * **Streaming**: a method that returns `impl Iterator<Item = Chunk>` (a
+//!   generator method) streams its answer — each [`Chunk`] reaches the
+//!   client as the replica yields it (Ray Serve's `StreamingResponse`;
+//!   [`Chunk::event`] for server-sent events). The first chunk may be a
+//!   head ([`Chunk::Head`]: status and headers); a failure midway breaks the
+//!   response off, and a client that goes away stops the generator.
 //! * **Batching**: [`Deployment::batch`] gathers requests; the method then
 //!   takes `Vec<Request>` and returns one `Response` per request, in order.
 //! * **Configuration and health**: [`Deployment::user_config`] is passed to
@@ -63,7 +69,7 @@ use std::time::Duration;
 use wray_guest_core::__private::{ActorMethods, RawActor, RawArg, RawDeployment};
 use wray_guest_core::{Actor, Arg, CallOptions, Error, SchedulingStrategy};
 
-pub use wray_codec::http::{Request, Response};
+pub use wray_codec::http::{Chunk, Request, Response};
 
 /// Ray Serve's default `max_ongoing_requests`.
 pub const DEFAULT_MAX_ONGOING_REQUESTS: u32 = 5;

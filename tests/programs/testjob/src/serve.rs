@@ -3,7 +3,7 @@
 //! that must fail before serving.
 
 use std::time::Duration;
-use wray::serve::{self, Autoscaling, Request, Response};
+use wray::serve::{self, Autoscaling, Chunk, Request, Response};
 
 fn me() -> String {
     wray::runtime_context().actor_id.unwrap_or_default()
@@ -153,6 +153,30 @@ impl Where {
     }
 }
 
+/// `/where-stream?n=N&ms=M`: the replica's node as `n` server-sent events,
+/// `ms` apart — a generator method, streamed to the client from wherever
+/// the replica runs.
+pub struct WhereStream;
+
+#[wray::actor]
+impl WhereStream {
+    pub fn new() -> WhereStream {
+        WhereStream
+    }
+
+    pub fn call(&mut self, req: Request) -> impl Iterator<Item = Chunk> {
+        let n: u32 = req.query_param("n").and_then(|v| v.parse().ok()).unwrap_or(1);
+        let pause = Duration::from_millis(req.query_param("ms").and_then(|v| v.parse().ok()).unwrap_or(0));
+        let node = wray::runtime_context().node_id;
+        (0..n).map(move |i| {
+            if i > 0 {
+                std::thread::sleep(pause);
+            }
+            Chunk::event(&node)
+        })
+    }
+}
+
 /// `/admin?threshold=N`: gives `Configured` a new config in place.
 pub struct Admin;
 
@@ -235,6 +259,10 @@ pub fn run(scenario: &str) -> Result<(), wray::Error> {
                 .route_prefix("/where")
                 .bind(());
             serve::run("remote", d)?;
+        }
+        "serve-remote-stream" => {
+            let d = serve::deployment::<WhereStream>().resource("worker", 1.0).route_prefix("/where-stream").bind(());
+            serve::run("remote-stream", d)?;
         }
         "serve-broken" => serve::run("broken", serve::deployment::<Broken>().bind(()))?,
         "serve-bad-bound" => {
