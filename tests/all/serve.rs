@@ -847,6 +847,18 @@ fn a_wasi_http_component_is_deployed_to_a_cluster_and_rolled_over() {
     assert_eq!(get("/-/routes").body, "{}");
 }
 
+/// A deployment streams what another deployment's generator method yields
+/// through its handle (`serve-relay`): a handle's call to a generator
+/// method gives an `ObjectRefGenerator`, read item by item as it comes.
+#[test]
+fn an_ingress_streams_what_a_handle_s_generator_yields() {
+    let served = Served::start(&guests().testjob, &[], &["serve-relay"]);
+    let s = stream(&served.addr, "/relay?n=3&ms=400", None);
+    assert!(s.complete, "{} {}", s.head, s.body);
+    assert_eq!(s.body, "data: word0\n\ndata: word1\n\ndata: word2\n\n");
+    assert!(s.arrived[2].1 - s.arrived[0].1 > Duration::from_millis(600), "{:?}", s.arrived);
+}
+
 /// A generator replica on a worker streams through the head's proxy: its
 /// events cross to the head and on to the client as they are yielded.
 #[test]

@@ -177,6 +177,49 @@ impl WhereStream {
     }
 }
 
+/// Makes words one by one — a model's tokens, say: a generator method
+/// called through a handle.
+pub struct Words;
+
+#[wray::actor]
+impl Words {
+    pub fn new() -> Words {
+        Words
+    }
+
+    pub fn words(&mut self, n: u32, ms: u64) -> impl Iterator<Item = String> {
+        (0..n).map(move |i| {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(ms));
+            }
+            format!("word{i}")
+        })
+    }
+}
+
+/// `/relay?n=N&ms=M`: streams what `Words` yields through its handle, each
+/// word as it comes — Ray Serve's ingress calling
+/// `handle.options(stream=True)`.
+pub struct Relay {
+    words: serve::DeploymentHandle<Words>,
+}
+
+#[wray::actor]
+impl Relay {
+    pub fn new(words: serve::DeploymentHandle<Words>) -> Relay {
+        Relay { words }
+    }
+
+    pub fn call(&mut self, req: Request) -> impl Iterator<Item = Chunk> + '_ {
+        let n = req.query_param("n").and_then(|v| v.parse().ok()).unwrap_or(1);
+        let ms = req.query_param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+        self.words.words(n, ms).map(|word| match word.and_then(|w| wray::get(&w)) {
+            Ok(w) => Chunk::event(&w),
+            Err(e) => Chunk::event(&format!("error: {e}")),
+        })
+    }
+}
+
 /// `/admin?threshold=N`: gives `Configured` a new config in place.
 pub struct Admin;
 
@@ -259,6 +302,13 @@ pub fn run(scenario: &str) -> Result<(), wray::Error> {
                 .route_prefix("/where")
                 .bind(());
             serve::run("remote", d)?;
+        }
+        "serve-relay" => {
+            // Reached only through its handle; `method` names the method
+            // it has (which a route would call).
+            let words = serve::deployment::<Words>().method("words").bind(());
+            let relay = serve::deployment::<Relay>().route_prefix("/relay").bind((words.handle(),));
+            serve::run("relay", relay.with(words))?;
         }
         "serve-remote-stream" => {
             let d = serve::deployment::<WhereStream>().resource("worker", 1.0).route_prefix("/where-stream").bind(());
