@@ -693,7 +693,9 @@ fn the_rl_command_trains_on_a_cluster() {
 
 /// Generator tasks on a worker, read by the job on the head: each item
 /// crosses as it is made (`Event::Item`), before the task's result; a
-/// failed attempt's items are kept and the retry's repeats dropped.
+/// failed attempt's items are kept and the retry's repeats dropped; a
+/// generator the job drops is stopped on the worker (its `special` comes
+/// back at once).
 #[test]
 fn generator_items_come_from_another_node_as_they_are_made() {
     // The job goes to the node with the most CPUs (the head), the
@@ -716,6 +718,7 @@ fn generator_items_come_from_another_node_as_they_are_made() {
         "read in a task: 10",
         "next_timeout: an item, then timed out: true",
         r#"cancelled: items, then Some(Err("task cancelled"))"#,
+        "dropped: the generator stopped early: true",
         "first count 11 before the call ended: true",
         "then counts: [12, 13], the actor at 13",
         "counts read in a task: 10",

@@ -389,8 +389,11 @@ impl NodeInner {
                             Ok(()) => continue,
                             Err(e) => Err(e.to_string()),
                         },
+                        // (Items nobody reads any more are dropped; the
+                        // actor's node is not told, and its generator runs
+                        // to its end.)
                         Ok(Event::Item(item)) => match node.receive_item(&job, item, &mut recv).await {
-                            Ok(()) => continue,
+                            Ok(_) => continue,
                             Err(e) => Err(e.to_string()),
                         },
                         Ok(Event::TaskDone(done)) => {
@@ -859,7 +862,7 @@ impl NodeInner {
                 // A generator method's items come first.
                 let event = match read_event(&mut recv).await {
                     Ok(Event::Item(item)) => match node.receive_item(&job, item, &mut recv).await {
-                        Ok(()) => continue,
+                        Ok(_) => continue,
                         Err(e) => break Err(AskError::from(e)),
                     },
                     other => other,

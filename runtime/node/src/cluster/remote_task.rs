@@ -43,7 +43,7 @@ use wray_core::{Error, ObjectId, Options, Resources, Scheduling, TaskId, limits}
 use wray_host::{ArgSpec, Chunk, Grants, InstanceLimits, JobComponent, Output, Stream, Value};
 use wray_net::proto::{self, Event, ItemYielded, Request, TaskDone, TaskRequest, WireActor, WireArg, WireObject};
 use wray_net::{NetError, frame};
-use wray_store::{Found, NextItem, Object};
+use wray_store::{Found, ItemPut, NextItem, Object};
 
 /// A task whose arguments add up to this many bytes stays on its node
 /// when it is busy (locality) instead of spilling over to another.
@@ -63,6 +63,8 @@ pub(crate) enum Remote {
     /// It ran; its result stays on the node that made it for as long as
     /// the keeper holds the stream (`cluster/held.rs`).
     Held(Box<Keeper>),
+    /// A generator whose result nobody holds any more: stopped.
+    Abandoned,
 }
 
 /// Where a generator's items go on their way to its owner.
@@ -496,11 +498,13 @@ impl NodeInner {
                 self.store.complete(spec.output, Err(Error::InvalidArgument(why)));
                 return Some(Remote::Ran);
             }
-            Event::Item(item) => {
-                if let Err(e) = self.receive_item(job, item, recv).await {
-                    return Some(lost(e));
-                }
-            }
+            Event::Item(item) => match self.receive_item(job, item, recv).await {
+                Ok(true) => {}
+                // Nobody holds the generator any more: closing the stream
+                // (returning) cancels the task on its node.
+                Ok(false) => return Some(Remote::Abandoned),
+                Err(e) => return Some(lost(e)),
+            },
             Event::TaskDone(done) => {
                 lock(&self.task_log).ran_elsewhere(spec.task, &done.node, done.result.as_ref().err());
                 return Some(match self.receive_result(job, done, recv).await {
@@ -791,13 +795,15 @@ impl NodeInner {
     /// Stores an item that arrived on a generator task's stream
     /// ([`Event::Item`]) under its output here, with the objects it
     /// refers to. An item the output already has (from an earlier attempt
-    /// of the task) is read and dropped.
+    /// of the task) is read and dropped. Returns whether the generator's
+    /// items are still read here: `false` once its output was freed or has
+    /// settled (`ItemPut::Unread`), when the task may as well stop.
     pub(crate) async fn receive_item(
         &self,
         job: &JobState,
         item: ItemYielded,
         recv: &mut quinn::RecvStream,
-    ) -> Result<(), NetError> {
+    ) -> Result<bool, NetError> {
         if item.index >= limits::MAX_GENERATOR_ITEMS {
             return Err(NetError::Malformed(format!("generator item {}", item.index)));
         }
@@ -813,10 +819,13 @@ impl NodeInner {
             self.landing(data.len(), || self.store.put_item(job.id, output, item.index, id, Object { data, refs }));
         // The item holds what it refers to now (or was dropped with it).
         self.unpin(&imported);
-        if let Err(e) = stored {
-            tracing::warn!("dropping item {} of {output}: {e}", item.index);
+        match stored {
+            Ok(put) => Ok(put != ItemPut::Unread),
+            Err(e) => {
+                tracing::warn!("dropping item {} of {output}: {e}", item.index);
+                Ok(true)
+            }
         }
-        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -524,6 +524,7 @@ impl NodeInner {
                 let (attempt, why) = match outcome {
                     Remote::Held(keeper) => return Ok(Some(keeper)),
                     Remote::Ran => (Attempt::Ran, String::new()),
+                    Remote::Abandoned => return Err(Error::Cancelled),
                     Remote::Busy => (Attempt::Busy, String::new()),
                     Remote::Lost(why) => (Attempt::NodeLost, why),
                 };

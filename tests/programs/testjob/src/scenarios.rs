@@ -555,22 +555,21 @@ pub(crate) fn generators(on: Option<&str>) -> Result<(), Error> {
         rest.last().filter(|_| ok).map(|r| r.as_ref().map(|_| ()).map_err(|e| e.to_string()))
     );
 
-    // A generator nobody holds any more stops at its next item: its CPU
-    // comes back long before its 100 items, 100 ms apart, are done. (On
-    // another node it would run to its end.)
-    if on.is_none() {
-        let total = wray::cluster_resources().get("CPU").copied().unwrap_or(0.0);
-        let mut stream = slow_items::remote(100, 100);
-        drop(stream.next().expect("an item")?);
-        drop(stream);
-        let dropped = std::time::Instant::now();
-        while wray::available_resources().get("CPU").is_some_and(|&free| free < total)
-            && dropped.elapsed() < Duration::from_secs(5)
-        {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        println!("dropped: the generator stopped early: {}", dropped.elapsed() < Duration::from_secs(5));
+    // A generator nobody holds any more stops at its next item: what it
+    // holds (a CPU here, the placed resource elsewhere) comes back long
+    // before its 100 items, 100 ms apart, are done.
+    let held = on.unwrap_or("CPU");
+    let total = wray::cluster_resources().get(held).copied().unwrap_or(0.0);
+    let mut stream = placed!(slow_items).remote(100, 100);
+    drop(stream.next().expect("an item")?);
+    drop(stream);
+    let dropped = std::time::Instant::now();
+    while wray::available_resources().get(held).is_none_or(|&free| free < total)
+        && dropped.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(10));
     }
+    println!("dropped: the generator stopped early: {}", dropped.elapsed() < Duration::from_secs(5));
 
     // A generator method of an actor, the actor placed as the tasks were.
     let counter = match on {
