@@ -592,7 +592,8 @@ fn stream(addr: &str, path: &str, stop_after: Option<&str>) -> Stream {
 /// midway cuts the response off (no final chunk), so the client sees it
 /// incomplete; a client that goes away stops the generator (the replica,
 /// which runs one call at a time, answers the next request at once instead
-/// of after the rest of a 50 s countdown); HTTP/2 streams the same.
+/// of after the rest of a 50 s countdown); HTTP/2 streams the same; a gap
+/// between chunks longer than the request timeout cuts the stream.
 #[test]
 fn a_generator_deployment_streams_its_answer_as_it_is_made() {
     let served = Served::start(&guests().serve_hello, &[], &[]);
@@ -624,6 +625,14 @@ fn a_generator_deployment_streams_its_answer_as_it_is_made() {
         .output()
         .expect("curl (scripts/setup installs it)");
     assert_eq!(String::from_utf8_lossy(&curl.stdout), "data: 2\n\ndata: 1\n\ndata: 0\n\n2");
+    drop(served);
+
+    // The request timeout bounds each gap between chunks too: a countdown
+    // that pauses 3 s under a 1 s timeout is cut after its first event.
+    let served = Served::start(&guests().serve_hello, &["--request-timeout", "1s"], &[]);
+    let slow = stream(&served.addr, "/countdown?from=2&pause_ms=3000", None);
+    assert_eq!((slow.body.as_str(), slow.complete), ("data: 2\n\n", false));
+    assert!(slow.arrived.len() == 1 && slow.arrived[0].1 < Duration::from_secs(3), "{:?}", slow.arrived);
 }
 
 /// On a cluster: the head's proxy (`wray start --head --serve-port`) serves
