@@ -141,7 +141,8 @@ pub trait Services: Send + Sync + 'static {
     /// Stores `value` as item `index` of the generator task the caller
     /// runs (its result's readers get it before the task ends) under
     /// `ObjectId::item_of(caller.task, index)`. An item the result already
-    /// has (a retried generator) is dropped.
+    /// has (a retried generator) is dropped; `Cancelled` when nobody holds
+    /// the result any more (the task should stop).
     fn yield_item(&self, caller: &Caller, index: u32, value: Value) -> Result<(), Error>;
     /// Item `index` of the generator task whose result is `generator`,
     /// with one reference held for the caller, once the task yields it;

@@ -549,13 +549,7 @@ impl App {
                 return Ok(Attempt::Answered(Answer::Whole(response)));
             }
             // A generator that failed before its first chunk.
-            Some(item) if item == output.id => {
-                self.services.release(self.job, item);
-                return match self.get_one(output.id).await {
-                    Err(e) => failed(e),
-                    Ok(_) => Err(Failure::new(500, "the generator's result is not a failure")),
-                };
-            }
+            Some(item) if item == output.id => return failed(self.failure_of(item).await),
             Some(item) => item,
         };
         let head = match self.read_chunk(d, item).await.map_err(|why| Failure::new(500, why))? {
@@ -593,16 +587,13 @@ impl App {
             let item = match next {
                 Ok(None) => break None,
                 Ok(Some(item)) if item == output.id => {
-                    self.services.release(self.job, item);
-                    let why = match self.get_one(output.id).await {
-                        Err(Error::ActorDied(why)) => {
+                    break Some(match self.failure_of(item).await {
+                        Error::ActorDied(why) => {
                             self.replica_died(&d, lease.key, &why);
                             format!("the replica died: {why}")
                         }
-                        Err(e) => e.to_string(),
-                        Ok(_) => "the generator's result is not a failure".to_string(),
-                    };
-                    break Some(why);
+                        e => e.to_string(),
+                    });
                 }
                 Ok(Some(item)) => item,
                 Err(Error::Timeout) => break Some(format!("no chunk for {} ms", idle.as_millis())),
@@ -638,6 +629,14 @@ impl App {
     /// The value of one object the controller holds.
     async fn get_one(&self, id: ObjectId) -> Result<Bytes, Error> {
         Ok(self.services.get(&self.caller, vec![id], None).await?.pop().unwrap_or_default())
+    }
+
+    /// Why a generator failed, when `next_item` answered with its result
+    /// `output` itself (the reference that answer took is let go).
+    async fn failure_of(&self, output: ObjectId) -> Error {
+        let got = self.get_one(output).await;
+        self.services.release(self.job, output);
+        got.err().unwrap_or_else(|| Error::InvalidArgument("the generator's result is not a failure".into()))
     }
 
     /// Item `item` of a streamed answer (the controller's reference to it
@@ -873,8 +872,7 @@ struct Sent<'a> {
 impl Sent<'_> {
     /// Waits for the call's encoded result.
     async fn result(self) -> Result<Bytes, Error> {
-        let mut out = self.app.services.get(&self.app.caller, vec![self.release.id], None).await?;
-        Ok(out.pop().unwrap_or_default())
+        self.app.get_one(self.release.id).await
     }
 }
 

@@ -545,10 +545,6 @@ fn whole(body: Bytes) -> HttpResponse {
     hyper::Response::new(http_body_util::Either::Left(Full::new(body)))
 }
 
-fn streamed(body: http_body_util::Either<wray_host::HyperOutgoingBody, Chunks>) -> HttpResponse {
-    hyper::Response::new(http_body_util::Either::Right(body))
-}
-
 /// The rest of a deployment's streamed response, chunk by chunk as the
 /// controller reads them from the replica's generator ([`Answer::Streamed`]).
 /// Dropped — the client went away — it tells the controller to stop.
@@ -637,7 +633,8 @@ async fn deployment_response(
     match tokio::time::timeout_at(deadline, app.handle(d, request, timeout)).await {
         Ok(Ok(Answer::Whole(resp))) => to_http(resp),
         Ok(Ok(Answer::Streamed { head, rest })) => respond(head, |first| {
-            streamed(http_body_util::Either::Right(Chunks { first: Some(first).filter(|b| !b.is_empty()), rest }))
+            let chunks = Chunks { first: Some(first).filter(|b| !b.is_empty()), rest };
+            hyper::Response::new(http_body_util::Either::Right(http_body_util::Either::Right(chunks)))
         }),
         Ok(Err(Failure { status, message, retry_after })) => {
             let mut r = plain(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message);
@@ -777,10 +774,8 @@ async fn serve_component(shared: &Shared, c: &Arc<ComponentRoute>, req: hyper::R
             // The slot is held until the instance has written its body.
             let (parts, body) = resp.into_parts();
             let body = HoldSlot { body, _permit: permit };
-            let mut r = streamed(http_body_util::Either::Left(BodyExt::boxed_unsync(body)));
-            *r.status_mut() = parts.status;
-            *r.headers_mut() = parts.headers;
-            r
+            let body = http_body_util::Either::Left(BodyExt::boxed_unsync(body));
+            hyper::Response::from_parts(parts, http_body_util::Either::Right(body))
         }
         Ok(Err(why)) => plain(StatusCode::INTERNAL_SERVER_ERROR, why),
         Err(_) => timed_out(c.component.name(), timeout),
