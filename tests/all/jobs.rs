@@ -439,3 +439,49 @@ fn a_pool_maps_in_parallel_tasks() {
     }
     assert!(text.contains("unlucky 13"), "{text}");
 }
+
+/// Processes that meet a new job at the same moment (a cluster's nodes
+/// started on one machine, parallel runs of a rebuilt job) compile it once:
+/// one holds the cache's lock for it while the others wait, then load its
+/// artifact.
+#[test]
+fn processes_loading_a_new_job_at_once_compile_it_once() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A job no cache has seen: the pi example with a custom section of its
+    // own appended (id 0, its size, the name's size and name, a payload).
+    let mut bytes = std::fs::read(&guests().pi).unwrap();
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    let name = b"wray-test-nonce";
+    let body_len = 1 + name.len() + nonce.len();
+    assert!(body_len < 128 && name.len() < 128, "one-byte LEB128 sizes");
+    bytes.extend([0u8, body_len as u8, name.len() as u8]);
+    bytes.extend(name);
+    bytes.extend(nonce.as_bytes());
+    let job = dir.path().join("pi.wasm");
+    std::fs::write(&job, &bytes).unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(wray_bin())
+                .args(["run", path(&job), "--", "2"])
+                .env("XDG_CACHE_HOME", cache.path())
+                .env("WRAY_LOG", "wray_host=debug")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut compiles = 0;
+    for child in children {
+        let out = wait_for_exit(child, "wray run of a new job", Duration::from_secs(120));
+        assert_code(&out, 0);
+        compiles += stderr(&out).lines().filter(|l| l.contains("compiling") && l.contains("bytes of Wasm")).count();
+    }
+    assert_eq!(compiles, 1, "three processes loading the same new job at once");
+    let left: Vec<_> = std::fs::read_dir(cache.path().join("wray"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(left.len() == 1 && left[0].ends_with(".cwasm"), "the artifact alone, no lock left: {left:?}");
+}

@@ -157,6 +157,10 @@ pub const ARTIFACT_CACHE_BUDGET: u64 = 2 << 30;
 /// The extension of compiled artifacts in the cache directory.
 const ARTIFACT_EXTENSION: &str = "cwasm";
 
+/// The extension of the lock a process holds while it compiles an artifact
+/// (`CompileLock`).
+const LOCK_EXTENSION: &str = "lock";
+
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
 /// Core modules have version 1 and layer 0 (`01 00 00 00`); components have
 /// layer 1 (bytes 6..8 = `01 00`).
@@ -218,25 +222,20 @@ impl ComponentCache {
         let Some(path) = self.artifact_path(hash) else {
             return Component::new(engine, bytes);
         };
-        if path.exists() {
-            // SAFETY: the artifact was written by `serialize` below into
-            // wray's own cache directory, under a name that includes the
-            // source's content hash and this engine's compatibility hash;
-            // wasmtime checks the header against the engine. A user who can
-            // write that directory can already run code as the user.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(c) => {
-                    // A use: the artifact is kept over older ones. Best
-                    // effort (a read-only cache still works).
-                    let _ = std::fs::File::options()
-                        .append(true)
-                        .open(&path)
-                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
-                    return Ok(c);
-                }
-                Err(e) => tracing::warn!("ignoring unusable cached artifact {}: {e:#}", path.display()),
-            }
+        if let Some(component) = self.load_artifact(&path) {
+            return Ok(component);
         }
+        // Several processes sharing a cache often meet a new job at the same
+        // moment — the nodes of a cluster started on one machine, parallel
+        // runs of a rebuilt job — and compiling a large one costs tens of
+        // CPU-seconds (36 for the 25 MB test job), each of them paying it in
+        // full. One compiles while the others wait on its lock, then load
+        // what it wrote.
+        let lock = CompileLock::take(&path);
+        if let Some(component) = self.load_artifact(&path) {
+            return Ok(component);
+        }
+        tracing::debug!("compiling {} bytes of Wasm ({hash})", bytes.len());
         let component = Component::new(engine, bytes)?;
         // A cache write failure costs only the next run's compile time.
         if let Err(e) = write_atomically(&path, &component.serialize()?) {
@@ -244,7 +243,73 @@ impl ComponentCache {
         } else if let Some(dir) = path.parent() {
             prune(dir, ARTIFACT_CACHE_BUDGET, &path);
         }
+        drop(lock);
         Ok(component)
+    }
+
+    /// The artifact at `path`, if there is a usable one.
+    fn load_artifact(&self, path: &Path) -> Option<Component> {
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: the artifact was written by `serialize` (in
+        // `compile_cached`) into wray's own cache directory, under a name
+        // that includes the source's content hash and this engine's
+        // compatibility hash; wasmtime checks the header against the engine.
+        // A user who can write that directory can already run code as the
+        // user.
+        match unsafe { Component::deserialize_file(self.engine.wasmtime(), path) } {
+            Ok(c) => {
+                // A use: the artifact is kept over older ones. Best
+                // effort (a read-only cache still works).
+                let _ = std::fs::File::options()
+                    .append(true)
+                    .open(path)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                Some(c)
+            }
+            Err(e) => {
+                tracing::warn!("ignoring unusable cached artifact {}: {e:#}", path.display());
+                None
+            }
+        }
+    }
+}
+
+/// An exclusive lock on compiling one artifact, held across processes: an
+/// advisory lock (`flock`) on a file beside it, which the OS releases if
+/// its holder dies mid-compile. Without one (a read-only or odd file
+/// system) every process compiles for itself, as before.
+struct CompileLock {
+    file: Option<(std::fs::File, PathBuf)>,
+}
+
+impl CompileLock {
+    fn take(artifact: &Path) -> CompileLock {
+        let path = artifact.with_extension(LOCK_EXTENSION);
+        let file = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+            .and_then(|()| std::fs::File::options().create(true).truncate(false).write(true).open(&path))
+            .and_then(|f| f.lock().map(|()| f));
+        match file {
+            Ok(f) => CompileLock { file: Some((f, path)) },
+            Err(e) => {
+                tracing::debug!("compiling without a lock ({}): {e}", path.display());
+                CompileLock { file: None }
+            }
+        }
+    }
+}
+
+impl Drop for CompileLock {
+    fn drop(&mut self) {
+        // Removed while still held: a process that opens it after this
+        // locks a new file, and finds the artifact when it looks again
+        // under that lock; one already waiting on this file wakes, and
+        // finds it too.
+        if let Some((file, path)) = self.file.take() {
+            let _ = std::fs::remove_file(&path);
+            drop(file);
+        }
     }
 }
 
