@@ -172,64 +172,98 @@ pub fn assert_code(o: &Output, code: i32) {
     assert_eq!(o.status.code(), Some(code), "unexpected exit status\nstdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
 }
 
-/// The guest components, built once per test run with `wray build`.
+/// The guest components, each built with `wray build` the first time a
+/// test asks for it.
+///
+/// Built one by one as the tests come to need them rather than all before
+/// the first test: a guest's build (seconds, once the SDK is built) then
+/// overlaps the tests another thread runs meanwhile, most of which wait on
+/// processes and sockets rather than use a core. Building them all up front
+/// held every test thread for the ~2 minutes of 25 builds.
 pub struct Guests {
-    pub testjob: PathBuf,
-    pub dns: PathBuf,
-    pub retrieve: PathBuf,
-    pub pi: PathBuf,
-    pub wait: PathBuf,
-    pub wine_mlp: PathBuf,
-    pub breast_cancer_mlp: PathBuf,
-    pub data_parallel_mlp: PathBuf,
-    pub tune_grid: PathBuf,
-    pub tune_hyperband: PathBuf,
-    pub tune_bayesopt: PathBuf,
-    pub tune_wine_mlp: PathBuf,
-    pub data_walkthrough: PathBuf,
-    pub data_wine_mlp: PathBuf,
-    pub train_wine: PathBuf,
-    pub gbdt_wine: PathBuf,
-    pub grid_search: PathBuf,
-    pub rl_cartpole: PathBuf,
-    pub rl_tune: PathBuf,
-    pub rl_maze: PathBuf,
-    pub rl_offline: PathBuf,
-    pub rl_multi_agent: PathBuf,
-    pub serve_wine: PathBuf,
-    pub serve_hello: PathBuf,
-    pub serve_wasi_http: PathBuf,
+    pub testjob: Guest,
+    pub dns: Guest,
+    pub retrieve: Guest,
+    pub pi: Guest,
+    pub wait: Guest,
+    pub wine_mlp: Guest,
+    pub breast_cancer_mlp: Guest,
+    pub data_parallel_mlp: Guest,
+    pub tune_grid: Guest,
+    pub tune_hyperband: Guest,
+    pub tune_bayesopt: Guest,
+    pub tune_wine_mlp: Guest,
+    pub data_walkthrough: Guest,
+    pub data_wine_mlp: Guest,
+    pub train_wine: Guest,
+    pub gbdt_wine: Guest,
+    pub grid_search: Guest,
+    pub rl_cartpole: Guest,
+    pub rl_tune: Guest,
+    pub rl_maze: Guest,
+    pub rl_offline: Guest,
+    pub rl_multi_agent: Guest,
+    pub serve_wine: Guest,
+    pub serve_hello: Guest,
+    pub serve_wasi_http: Guest,
+}
+
+/// One guest component: its crate's directory, and the `.wasm` built from it
+/// once (the path is what the field dereferences to).
+pub struct Guest {
+    dir: &'static str,
+    built: OnceLock<PathBuf>,
+}
+
+impl Guest {
+    const fn new(dir: &'static str) -> Guest {
+        Guest { dir, built: OnceLock::new() }
+    }
+}
+
+impl std::ops::Deref for Guest {
+    type Target = PathBuf;
+
+    fn deref(&self) -> &PathBuf {
+        self.built.get_or_init(|| build(self.dir))
+    }
+}
+
+impl AsRef<Path> for Guest {
+    fn as_ref(&self) -> &Path {
+        self
+    }
 }
 
 pub fn guests() -> &'static Guests {
-    static GUESTS: OnceLock<Guests> = OnceLock::new();
-    GUESTS.get_or_init(|| Guests {
-        testjob: build("tests/programs/testjob"),
-        dns: build("examples/dns"),
-        retrieve: build("examples/retrieve"),
-        pi: build("examples/pi"),
-        wait: build("examples/wait"),
-        wine_mlp: build("examples/wine_mlp"),
-        breast_cancer_mlp: build("examples/breast_cancer_mlp"),
-        data_parallel_mlp: build("examples/data_parallel_mlp"),
-        tune_grid: build("examples/tune_grid"),
-        tune_hyperband: build("examples/tune_hyperband"),
-        tune_bayesopt: build("examples/tune_bayesopt"),
-        tune_wine_mlp: build("examples/tune_wine_mlp"),
-        data_walkthrough: build("examples/data_walkthrough"),
-        data_wine_mlp: build("examples/data_wine_mlp"),
-        train_wine: build("examples/train_wine"),
-        gbdt_wine: build("examples/gbdt_wine"),
-        grid_search: build("examples/grid_search"),
-        rl_cartpole: build("examples/rl_cartpole"),
-        rl_tune: build("examples/rl_tune"),
-        rl_maze: build("examples/rl_maze"),
-        rl_offline: build("examples/rl_offline"),
-        rl_multi_agent: build("examples/rl_multi_agent"),
-        serve_wine: build("examples/serve_wine"),
-        serve_hello: build("examples/serve_hello"),
-        serve_wasi_http: build("examples/serve_wasi_http"),
-    })
+    static GUESTS: Guests = Guests {
+        testjob: Guest::new("tests/programs/testjob"),
+        dns: Guest::new("examples/dns"),
+        retrieve: Guest::new("examples/retrieve"),
+        pi: Guest::new("examples/pi"),
+        wait: Guest::new("examples/wait"),
+        wine_mlp: Guest::new("examples/wine_mlp"),
+        breast_cancer_mlp: Guest::new("examples/breast_cancer_mlp"),
+        data_parallel_mlp: Guest::new("examples/data_parallel_mlp"),
+        tune_grid: Guest::new("examples/tune_grid"),
+        tune_hyperband: Guest::new("examples/tune_hyperband"),
+        tune_bayesopt: Guest::new("examples/tune_bayesopt"),
+        tune_wine_mlp: Guest::new("examples/tune_wine_mlp"),
+        data_walkthrough: Guest::new("examples/data_walkthrough"),
+        data_wine_mlp: Guest::new("examples/data_wine_mlp"),
+        train_wine: Guest::new("examples/train_wine"),
+        gbdt_wine: Guest::new("examples/gbdt_wine"),
+        grid_search: Guest::new("examples/grid_search"),
+        rl_cartpole: Guest::new("examples/rl_cartpole"),
+        rl_tune: Guest::new("examples/rl_tune"),
+        rl_maze: Guest::new("examples/rl_maze"),
+        rl_offline: Guest::new("examples/rl_offline"),
+        rl_multi_agent: Guest::new("examples/rl_multi_agent"),
+        serve_wine: Guest::new("examples/serve_wine"),
+        serve_hello: Guest::new("examples/serve_hello"),
+        serve_wasi_http: Guest::new("examples/serve_wasi_http"),
+    };
+    &GUESTS
 }
 
 /// `wray build DIR` into `target/guests`; returns the path it prints last.
