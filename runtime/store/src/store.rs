@@ -57,6 +57,12 @@ struct Entry {
     /// by the output as the value's own refs are, but readers of the
     /// output do not see them among its refs.
     items: u32,
+    /// How many of those items readers have taken (one past the highest
+    /// index handed to a reader).
+    taken: u32,
+    /// A generator's bound on items yielded but not taken
+    /// ([`ObjectStore::set_item_window`]); 0: none.
+    window: u32,
     nested: Vec<ObjectId>,
     last_access: u64,
     watchers: Vec<Watcher>,
@@ -67,6 +73,30 @@ impl Entry {
     fn value_refs(&self) -> &[ObjectId] {
         &self.nested[..self.nested.len() - self.items as usize]
     }
+
+    /// Whether the generator whose output this is has its window of items
+    /// waiting unread: it should wait for a reader before the next.
+    fn ahead(&self) -> bool {
+        self.window > 0 && self.items - self.taken.min(self.items) >= self.window
+    }
+
+    /// Records that a reader was handed item `index`, and wakes a
+    /// generator waiting for one.
+    fn took(&mut self, index: u32) {
+        if index < self.taken {
+            return;
+        }
+        let was_ahead = self.ahead();
+        self.taken = index + 1;
+        if was_ahead && !self.ahead() {
+            for w in std::mem::take(&mut self.watchers) {
+                match w {
+                    Watcher::Reader(n) => n.notify_one(),
+                    other => self.watchers.push(other),
+                }
+            }
+        }
+    }
 }
 
 /// What became of an item handed to [`ObjectStore::put_item`].
@@ -74,6 +104,10 @@ impl Entry {
 pub enum ItemPut {
     /// Stored as the output's next item.
     Kept,
+    /// Stored as the output's next item, which makes the generator's window
+    /// of unread items full ([`ObjectStore::set_item_window`]): it should
+    /// [wait for a reader](ObjectStore::wait_for_reader) before the next.
+    Ahead,
     /// The output already has an item at that index (a retried generator
     /// yields again what its first attempt did): dropped, the first stays.
     Repeated,
@@ -109,12 +143,16 @@ enum Watcher {
     /// A reader of a generator's items ([`ObjectStore::next_item`]):
     /// woken by the next item as well as by settling or freeing.
     Item(Arc<Notify>),
+    /// A generator waiting for its reader to take an item
+    /// ([`ObjectStore::wait_for_reader`]): woken by a take as well as by
+    /// settling or freeing.
+    Reader(Arc<Notify>),
 }
 
 impl Watcher {
     fn fire(self) {
         match self {
-            Watcher::Wake(n) | Watcher::Item(n) => n.notify_one(),
+            Watcher::Wake(n) | Watcher::Item(n) | Watcher::Reader(n) => n.notify_one(),
             Watcher::Call(f) => f(),
         }
     }
@@ -249,6 +287,8 @@ impl ObjectStore {
             state: State::Pending,
             refs: 1,
             items: 0,
+            taken: 0,
+            window: 0,
             nested: Vec::new(),
             last_access: tick,
             watchers: Vec::new(),
@@ -291,6 +331,8 @@ impl ObjectStore {
                 state: State::Memory(object.data),
                 refs: 1,
                 items: 0,
+                taken: 0,
+                window: 0,
                 nested: object.refs,
                 last_access: tick,
                 watchers: Vec::new(),
@@ -598,8 +640,7 @@ impl ObjectStore {
         // linked under this one lock; otherwise it is linked once the
         // spills it caused are on disk, or refused as `put` refuses.
         if spills.is_empty() {
-            Self::link_item(&mut inner, output, id);
-            return Ok(ItemPut::Kept);
+            return Ok(Self::link_item(&mut inner, output, id));
         }
         drop(inner);
         if let Some(full) = self.write_spills(spills) {
@@ -609,8 +650,7 @@ impl ObjectStore {
         let linkable =
             inner.objects.get(&output).is_some_and(|e| matches!(e.state, State::Pending) && e.items == index);
         if linkable {
-            Self::link_item(&mut inner, output, id);
-            return Ok(ItemPut::Kept);
+            return Ok(Self::link_item(&mut inner, output, id));
         }
         drop(inner);
         // Its output settled or went meanwhile: nobody reads it.
@@ -621,8 +661,9 @@ impl ObjectStore {
     /// Makes the stored item `id` the next item of the pending `output`,
     /// which takes over its reference, and wakes the items' readers —
     /// only them: a `get` or `wait` on the output waits for it to settle,
-    /// and a parked task for its argument to be ready.
-    fn link_item(inner: &mut Inner, output: ObjectId, id: ObjectId) {
+    /// and a parked task for its argument to be ready. `Kept`, or `Ahead`
+    /// if that fills the generator's window.
+    fn link_item(inner: &mut Inner, output: ObjectId, id: ObjectId) -> ItemPut {
         let e = inner.objects.get_mut(&output).expect("the caller checked it is pending");
         e.nested.push(id);
         e.items += 1;
@@ -632,6 +673,42 @@ impl ObjectStore {
                 Watcher::Item(n) => n.notify_one(),
                 other => e.watchers.push(other),
             }
+        }
+        if e.ahead() { ItemPut::Ahead } else { ItemPut::Kept }
+    }
+
+    /// Bounds how far the generator task whose output is `output` (pending)
+    /// runs ahead of its readers: once `window` of its items wait untaken,
+    /// `put_item` answers [`ItemPut::Ahead`] and the task should
+    /// [wait](Self::wait_for_reader) until a reader takes one (Ray's
+    /// `_generator_backpressure_num_objects`). Every reader counts: a
+    /// node forwarding the items to their owner is the reader there.
+    /// 0: no bound.
+    pub fn set_item_window(&self, output: ObjectId, window: u32) {
+        if let Some(e) = self.lock().objects.get_mut(&output) {
+            e.window = window;
+        }
+    }
+
+    /// Waits until the generator whose output is `output` may yield
+    /// again: fewer than its window of items wait unread, or nobody reads
+    /// them any more (the output was freed or settled; its next
+    /// `put_item` then says so). Cancellation-safe.
+    pub async fn wait_for_reader(&self, output: ObjectId) {
+        let notify = Arc::new(Notify::new());
+        loop {
+            {
+                let mut inner = self.lock();
+                let Some(e) = inner.objects.get_mut(&output) else { return };
+                if !matches!(e.state, State::Pending) || !e.ahead() {
+                    return;
+                }
+                // A wait dropped with its task (cancelled) left its
+                // watcher, which only the entry still holds.
+                e.watchers.retain(|w| !matches!(w, Watcher::Reader(n) if Arc::strong_count(n) == 1));
+                e.watchers.push(Watcher::Reader(notify.clone()));
+            }
+            notify.notified().await;
         }
     }
 
@@ -647,6 +724,9 @@ impl ObjectStore {
                     return Err(lost(output));
                 };
                 if let Some(found) = Self::item_in(e, index) {
+                    if matches!(found, NextItem::Item(_)) {
+                        e.took(index);
+                    }
                     return Ok(found);
                 }
                 // Readers that gave up (a timeout: a guest polling with
@@ -666,8 +746,14 @@ impl ObjectStore {
     /// item found has a reference added for the reader under the same lock.
     pub fn take_item_now(&self, job: JobId, output: ObjectId, index: u32) -> Option<Result<NextItem, Error>> {
         let mut inner = self.lock();
-        let found = match inner.objects.get(&output) {
-            Some(e) if e.job == job => Self::item_in(e, index)?,
+        let found = match inner.objects.get_mut(&output) {
+            Some(e) if e.job == job => {
+                let found = Self::item_in(e, index)?;
+                if matches!(found, NextItem::Item(_)) {
+                    e.took(index);
+                }
+                found
+            }
             _ => return Some(Err(lost(output))),
         };
         if let NextItem::Item(id) = found {
@@ -1022,6 +1108,51 @@ mod tests {
         s.create_pending(job, gone);
         s.release(gone);
         assert_eq!(s.put_item(job, gone, 0, ObjectId::item_of(gone.task, 0), obj(1, 1)).unwrap(), ItemPut::Unread);
+        assert_eq!(s.stats().objects, 0);
+    }
+
+    #[tokio::test]
+    async fn a_generator_with_a_window_waits_for_its_reader_to_take_an_item() {
+        let (_d, s) = store(1 << 20);
+        let job = JobId(1);
+        let output = ObjectId::returned_by(TaskId::driver(job).child(11));
+        let item = |i: u32| ObjectId::item_of(output.task, i);
+        s.create_pending(job, output);
+        s.set_item_window(output, 2);
+        assert_eq!(s.put_item(job, output, 0, item(0), obj(1, 0)).unwrap(), ItemPut::Kept);
+        assert_eq!(s.put_item(job, output, 1, item(1), obj(1, 1)).unwrap(), ItemPut::Ahead);
+        // Two unread: the producer waits, and its wait leaves one watcher
+        // however often it is dropped (a cancelled task) and begun again.
+        for _ in 0..100 {
+            let wait = s.wait_for_reader(output);
+            tokio::pin!(wait);
+            assert!(futures_poll(&mut wait).is_none(), "two items wait unread");
+        }
+        assert!(s.lock().objects[&output].watchers.len() <= 1);
+        let wait = s.wait_for_reader(output);
+        tokio::pin!(wait);
+        assert!(futures_poll(&mut wait).is_none());
+        // A reader takes item 0 (without waiting): the producer goes on,
+        // and its next item fills the window again.
+        assert_eq!(s.take_item_now(job, output, 0), Some(Ok(NextItem::Item(item(0)))));
+        s.release(item(0));
+        wait.await;
+        assert_eq!(s.put_item(job, output, 2, item(2), obj(1, 2)).unwrap(), ItemPut::Ahead);
+        // Reading an item again does not count twice; a waiting reader
+        // counts as it is handed one.
+        assert_eq!(s.next_item(output, 0).await.unwrap(), NextItem::Item(item(0)));
+        assert!(futures_poll(&mut std::pin::pin!(s.wait_for_reader(output))).is_none());
+        assert_eq!(s.next_item(output, 1).await.unwrap(), NextItem::Item(item(1)));
+        s.wait_for_reader(output).await;
+        // Once nobody holds the output, a waiting producer is let go (its
+        // next item is then `Unread`), as it is without a window.
+        assert_eq!(s.put_item(job, output, 3, item(3), obj(1, 3)).unwrap(), ItemPut::Ahead);
+        let wait = s.wait_for_reader(output);
+        tokio::pin!(wait);
+        assert!(futures_poll(&mut wait).is_none());
+        s.release(output);
+        wait.await;
+        assert_eq!(s.put_item(job, output, 4, item(4), obj(1, 4)).unwrap(), ItemPut::Unread);
         assert_eq!(s.stats().objects, 0);
     }
 
