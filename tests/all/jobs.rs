@@ -132,6 +132,12 @@ fn generator_tasks_hand_over_items_as_they_are_made() {
     has(&out, "next_timeout: an item, then timed out: true");
     has(&out, r#"cancelled: items, then Some(Err("task cancelled"))"#);
     has(&out, "dropped: the generator stopped early: true");
+    // `generator_backpressure(2)`: the generator pauses with two items
+    // unread, so when the reader takes one at most one more is made;
+    // without it, all 30 are made before the late reader takes the first.
+    let (bounded, unbounded) = items_made_ahead(&out);
+    assert!(bounded <= 1.0 && unbounded >= 25.0, "{bounded} and {unbounded} made ahead:\n{out}");
+    has(&out, "dropped while paused: stopped: true");
     has(&out, "first count 11 before the call ended: true");
     has(&out, "then counts: [12, 13], the actor at 13");
     has(&out, "counts read in a task: 10");

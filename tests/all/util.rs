@@ -373,3 +373,13 @@ pub fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The testjob `generators` scenario's backpressure line: how many items a
+/// generator had made ahead of its slow reader at most, with a window of 2
+/// and without one.
+pub fn items_made_ahead(out: &str) -> (f64, f64) {
+    let bounded = number_after(out, "backpressure: at most ");
+    let line = out.lines().find(|l| l.starts_with("backpressure: ")).expect("a backpressure line");
+    let unbounded = line.rsplit(", ").next().and_then(|w| w.split_whitespace().next()).and_then(|n| n.parse().ok());
+    (bounded, unbounded.unwrap_or_else(|| panic!("bad line {line:?}")))
+}

@@ -14,6 +14,7 @@ pub struct CallOptions {
     pub(crate) retry_exceptions: bool,
     pub(crate) reuse_instance: bool,
     pub(crate) max_calls: Option<u32>,
+    pub(crate) generator_backpressure: Option<u32>,
     pub(crate) name: Option<String>,
     pub(crate) max_concurrency: Option<u32>,
     pub(crate) max_restarts: Option<u32>,
@@ -116,6 +117,21 @@ impl CallOptions {
         self.max_calls = Some(n);
         self
     }
+    /// Tasks that are generators: the task pauses in its `yield` while `n`
+    /// of its items wait unread — yielded, but not yet handed out by the
+    /// caller's [`ObjectRefGenerator`](crate::ObjectRefGenerator) — and
+    /// goes on as the caller takes one (Ray's
+    /// `_generator_backpressure_num_objects`). While paused it gives its
+    /// CPU back, as a task blocked in `get` does. Default: no bound — a
+    /// generator runs ahead of a slow reader, its items waiting in the
+    /// object store. When the task runs on another node than its caller,
+    /// the items on their way between the two come on top of `n`. At least
+    /// 1; not for actors (the submission is refused with
+    /// `InvalidArgument`).
+    pub fn generator_backpressure(mut self, n: u32) -> Self {
+        self.generator_backpressure = Some(n);
+        self
+    }
     /// Actors: registers the actor under `name`, for `wray::get_actor`.
     pub fn name(mut self, name: &str) -> Self {
         self.name = Some(name.to_string());
@@ -204,6 +220,7 @@ impl CallOptions {
             retry_exceptions: self.retry_exceptions,
             reuse_instance: self.reuse_instance,
             max_calls: self.max_calls,
+            generator_backpressure: self.generator_backpressure,
             name: self.name.clone(),
             max_concurrency: self.max_concurrency,
             max_restarts: self.max_restarts,
@@ -263,6 +280,10 @@ macro_rules! __task_options_methods {
             /// Runs of this function an instance may do before it is
             /// dropped (Ray's `max_calls`). See `CallOptions::max_calls`.
             max_calls(n: u32);
+            /// A generator pauses while `n` of its items wait unread (Ray's
+            /// `_generator_backpressure_num_objects`). See
+            /// `CallOptions::generator_backpressure`.
+            generator_backpressure(n: u32);
             /// Which node it runs on among those that could
             /// (`SchedulingStrategy::Spread`: the nodes with room in turn).
             scheduling_strategy(strategy: $crate::SchedulingStrategy);

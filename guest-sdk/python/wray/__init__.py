@@ -147,6 +147,7 @@ _TASK_OPTIONS = {
     "name",
     "runtime_env",
     "max_calls",
+    "_generator_backpressure_num_objects",
 }
 _ACTOR_OPTIONS = {
     "num_cpus",
@@ -173,6 +174,7 @@ def _check(options, allowed, what):
     if unknown:
         raise ValueError(f"unknown option{'s' if len(unknown) > 1 else ''} for {what}: {', '.join(unknown)}")
     _num_returns(options.get("num_returns", 1))
+    _backpressure(options.get("_generator_backpressure_num_objects"))
 
 
 def _num_returns(value):
@@ -312,6 +314,16 @@ def _calls(value):
     return None if n == 0 else n
 
 
+def _backpressure(value):
+    """``_generator_backpressure_num_objects``: None or -1 (Ray's default:
+    no bound) or a positive count of unread items."""
+    if value is None or value == -1:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"_generator_backpressure_num_objects must be a positive int or -1, got {value!r}")
+    return value
+
+
 def _count(value, name):
     if value is None:
         return None
@@ -369,6 +381,8 @@ def _wit_options(o):
         # (`wray build` marks it), so no call needs to ask.
         reuse_instance=False,
         max_calls=_calls(o.get("max_calls")),
+        # A generator pauses while this many of its items wait unread.
+        generator_backpressure=_backpressure(o.get("_generator_backpressure_num_objects")),
         name=o.get("name"),
         max_concurrency=o.get("max_concurrency"),
         max_restarts=_count(o.get("max_restarts"), "max_restarts"),

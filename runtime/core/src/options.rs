@@ -24,6 +24,9 @@ pub struct Options {
     /// before it is dropped instead of kept for the next (Ray's
     /// `max_calls`); 0: no limit.
     pub max_calls: u32,
+    /// Task: a generator pauses while this many of its items wait unread
+    /// (Ray's `_generator_backpressure_num_objects`); 0: no bound.
+    pub generator_backpressure: u32,
     /// Actor name.
     pub name: Option<String>,
     /// Actor: calls queued and in flight at once.

@@ -142,8 +142,14 @@ pub trait Services: Send + Sync + 'static {
     /// runs (its result's readers get it before the task ends) under
     /// `ObjectId::item_of(caller.task, index)`. An item the result already
     /// has (a retried generator) is dropped; `Cancelled` when nobody holds
-    /// the result any more (the task should stop).
-    fn yield_item(&self, caller: &Caller, index: u32, value: Value) -> Result<(), Error>;
+    /// the result any more (the task should stop). `Ok(true)` when the
+    /// task's window of unread items is full (its `generator_backpressure`):
+    /// it should [`wait_for_reader`](Services::wait_for_reader) before it
+    /// goes on.
+    fn yield_item(&self, caller: &Caller, index: u32, value: Value) -> Result<bool, Error>;
+    /// Waits until the generator task the caller runs may yield again:
+    /// its reader took an item, or nobody reads its items any more.
+    fn wait_for_reader<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, ()>;
     /// Item `index` of the generator task whose result is `generator`,
     /// with one reference held for the caller, once the task yields it;
     /// `None` when it ended with fewer items — or `generator` itself, with

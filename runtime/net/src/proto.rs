@@ -308,6 +308,12 @@ pub struct TaskRequest {
     /// Runs of the function an instance may do before it is dropped (0:
     /// no limit).
     pub max_calls: u32,
+    /// A generator's bound on items yielded but not yet read (0: none):
+    /// the executing node counts its forwarding of an item to the owner as
+    /// the read, and the owner reads the stream no further while its own
+    /// reader is that many items behind, so QUIC's flow control pauses the
+    /// sender in between.
+    pub generator_backpressure: u32,
     /// The task's or actor's own environment variables, over the job's
     /// `env` (checked by the receiver with `Options::check_env`).
     pub task_env: Vec<(String, String)>,

@@ -146,3 +146,32 @@ try:
     ray.get(total.remote(countdown.remote(1)))
 except TypeError as e:
     print("passed to a task:", "cannot be passed" in str(e))
+
+
+@ray.remote(_generator_backpressure_num_objects=2)
+def stamped(n):
+    for _ in range(n):
+        yield time.time()
+
+
+def most_ahead(gen):
+    """How many items the generator had made past the one the reader takes,
+    at most (the reader begins late and takes one every 20 ms)."""
+    time.sleep(0.5)
+    taken, made = [], []
+    for ref in gen:
+        taken.append(time.time())
+        made.append(ray.get(ref))
+        time.sleep(0.02)
+    return max(sum(t < at for t in made) - (k + 1) for k, at in enumerate(taken))
+
+
+print(
+    "backpressure:",
+    most_ahead(stamped.remote(20)) <= 1,
+    most_ahead(stamped.options(_generator_backpressure_num_objects=-1).remote(20)) >= 15,
+)
+try:
+    stamped.options(_generator_backpressure_num_objects=0)
+except ValueError as e:
+    print("a window of 0:", "_generator_backpressure_num_objects" in str(e))

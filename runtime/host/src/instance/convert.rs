@@ -87,6 +87,15 @@ pub(super) fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Opti
     if is_actor && o.max_calls.is_some() {
         return Err(Error::InvalidArgument("max_calls is for remote functions, not actors".into()));
     }
+    if o.generator_backpressure == Some(0) {
+        return Err(Error::InvalidArgument("generator_backpressure must be at least 1".into()));
+    }
+    if is_actor && o.generator_backpressure.is_some() {
+        return Err(Error::InvalidArgument(
+            "generator_backpressure is for remote functions; an actor method's generator runs ahead of its reader"
+                .into(),
+        ));
+    }
     if o.memory_limit == Some(0) {
         return Err(Error::InvalidArgument("memory_limit must be more than 0 bytes".into()));
     }
@@ -123,6 +132,7 @@ pub(super) fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Opti
         retry_exceptions: o.retry_exceptions,
         reuse_instance: o.reuse_instance,
         max_calls: o.max_calls.unwrap_or(0),
+        generator_backpressure: o.generator_backpressure.unwrap_or(0),
         name: o.name,
         max_concurrency: o.max_concurrency.unwrap_or(1),
         max_restarts: o.max_restarts.unwrap_or(0),

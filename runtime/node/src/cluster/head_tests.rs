@@ -80,6 +80,7 @@ fn task_request(component_hash: &str, args: Vec<proto::WireArg>) -> proto::TaskR
         retry_exceptions: false,
         reuse_instance: false,
         max_calls: 0,
+        generator_backpressure: 0,
         task_env: Vec::new(),
         actor: None,
         must_move: true,

@@ -77,6 +77,32 @@ pub(crate) enum ItemSink<'a> {
     Session(&'a tokio::sync::mpsc::UnboundedSender<(ObjectId, Event, Vec<Bytes>)>),
 }
 
+/// A task running here for another node whose stream to the owner broke
+/// before its result went back: dropped armed, it cancels the task and
+/// lets go of the result (`run_for_owner`).
+struct Abandon {
+    node: Arc<NodeInner>,
+    job: Arc<JobState>,
+    task: TaskId,
+    output: ObjectId,
+}
+
+impl Abandon {
+    /// The result went back (or is held for the owner): nothing to undo.
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if let Some(token) = lock(&self.job.tasks).get(&self.task) {
+            token.cancel();
+        }
+        self.node.store.release(self.output);
+    }
+}
+
 /// Open task streams of a remote job, by a number of their own.
 pub(crate) type Sinks = Arc<Mutex<Vec<(u64, tokio::sync::mpsc::UnboundedSender<Chunk>)>>>;
 
@@ -228,6 +254,7 @@ impl NodeInner {
             retry_exceptions: options.retry_exceptions,
             reuse_instance: options.reuse_instance,
             max_calls: options.max_calls,
+            generator_backpressure: options.generator_backpressure,
             task_env: options.env.clone(),
             actor: actor.clone(),
             must_move,
@@ -498,13 +525,21 @@ impl NodeInner {
                 self.store.complete(spec.output, Err(Error::InvalidArgument(why)));
                 return Some(Remote::Ran);
             }
-            Event::Item(item) => match self.receive_item(job, item, recv).await {
-                Ok(true) => {}
-                // Nobody holds the generator any more: closing the stream
-                // (returning) cancels the task on its node.
-                Ok(false) => return Some(Remote::Abandoned),
-                Err(e) => return Some(lost(e)),
-            },
+            Event::Item(item) => {
+                let output = object_id(&item.output);
+                match self.receive_item(job, item, recv).await {
+                    // Nobody holds the generator any more: closing the
+                    // stream (returning) cancels the task on its node.
+                    Ok(ItemPut::Unread) => return Some(Remote::Abandoned),
+                    // Its window of unread items is full: the stream is
+                    // read no further until the reader here takes one, and
+                    // QUIC's flow control pauses the node that sends them
+                    // (where the task's own window then pauses the task).
+                    Ok(ItemPut::Ahead) => self.store.wait_for_reader(output).await,
+                    Ok(ItemPut::Kept | ItemPut::Repeated) => {}
+                    Err(e) => return Some(lost(e)),
+                }
+            }
             Event::TaskDone(done) => {
                 lock(&self.task_log).ran_elsewhere(spec.task, &done.node, done.result.as_ref().err());
                 return Some(match self.receive_result(job, done, recv).await {
@@ -795,15 +830,16 @@ impl NodeInner {
     /// Stores an item that arrived on a generator task's stream
     /// ([`Event::Item`]) under its output here, with the objects it
     /// refers to. An item the output already has (from an earlier attempt
-    /// of the task) is read and dropped. Returns whether the generator's
-    /// items are still read here: `false` once its output was freed or has
-    /// settled (`ItemPut::Unread`), when the task may as well stop.
+    /// of the task) is read and dropped. Returns what became of it:
+    /// `Unread` once its output was freed or has settled, when the task
+    /// may as well stop; `Ahead` when the generator's window of unread
+    /// items is full.
     pub(crate) async fn receive_item(
         &self,
         job: &JobState,
         item: ItemYielded,
         recv: &mut quinn::RecvStream,
-    ) -> Result<bool, NetError> {
+    ) -> Result<ItemPut, NetError> {
         if item.index >= limits::MAX_GENERATOR_ITEMS {
             return Err(NetError::Malformed(format!("generator item {}", item.index)));
         }
@@ -820,10 +856,10 @@ impl NodeInner {
         // The item holds what it refers to now (or was dropped with it).
         self.unpin(&imported);
         match stored {
-            Ok(put) => Ok(put != ItemPut::Unread),
+            Ok(put) => Ok(put),
             Err(e) => {
                 tracing::warn!("dropping item {} of {output}: {e}", item.index);
-                Ok(true)
+                Ok(ItemPut::Kept)
             }
         }
     }
@@ -867,6 +903,7 @@ impl NodeInner {
             retry_exceptions: req.retry_exceptions,
             reuse_instance: req.reuse_instance,
             max_calls: req.max_calls,
+            generator_backpressure: req.generator_backpressure,
             env: req.task_env.clone(),
             ..Options::default()
         };
@@ -879,6 +916,9 @@ impl NodeInner {
                 }
                 Ok(permit) => {
                     self.store.create_pending(job.id, result_id);
+                    if req.generator_backpressure > 0 {
+                        self.store.set_item_window(result_id, req.generator_backpressure);
+                    }
                     let function = req.function.as_str().into();
                     let ticket = self.ticket();
                     let spec =
@@ -890,6 +930,12 @@ impl NodeInner {
         };
         // The task's arguments hold what they need now.
         self.unpin(&imported);
+        // Should the stream to the owner break before the result is sent
+        // (the owner went away, or let go of a generator), the task stops
+        // and its result here goes: a generator paused for a reader that
+        // is gone would otherwise wait for ever.
+        let mut abandon =
+            started.is_ok().then(|| Abandon { node: self.clone(), job: job.clone(), task, output: result_id });
         let mut owner_gone = false;
         let mut items_sent = 0;
         // One wait for the next item across the loop's turns (a new one
@@ -945,11 +991,17 @@ impl NodeInner {
                 let _ = recv.read_to_end(0).await;
             }
             self.stop_holding(key, result_id);
+            if let Some(a) = abandon.take() {
+                a.disarm();
+            }
             self.store.release(result_id);
             let _ = send.finish();
             return written;
         }
         let (done, blobs) = self.done_event(result_id, result).await;
+        if let Some(a) = abandon.take() {
+            a.disarm();
+        }
         self.store.release(result_id);
         write_with(send, &done, blobs).await?;
         let _ = send.finish();

@@ -87,6 +87,9 @@ impl NodeInner {
             .await
             .map_err(|_| Error::InvalidArgument(format!("{} has ended", job.id)))?;
         let (task, output, pinned) = self.new_output(&job, caller, seq, &args)?;
+        if options.generator_backpressure > 0 {
+            self.store.set_item_window(output, options.generator_backpressure);
+        }
         let ticket = self.ticket();
         let spec = TaskSpec { task, function: function.into(), args, options, output, pinned, here: false, ticket };
         self.spawn_task(job, spec, permit);
@@ -292,7 +295,7 @@ impl Services for NodeInner {
         self.landing(value.data.len(), || self.store.put(caller.job, id, Object { data: value.data, refs: value.refs }))
     }
 
-    fn yield_item(&self, caller: &Caller, index: u32, value: Value) -> Result<(), Error> {
+    fn yield_item(&self, caller: &Caller, index: u32, value: Value) -> Result<bool, Error> {
         // The item joins the pending result of the running task (an actor
         // method's call is a task as well): here for a task of this node's
         // job, and on a node running the task for another node's job, from
@@ -301,12 +304,19 @@ impl Services for NodeInner {
         let id = ObjectId::item_of(caller.task, index);
         let object = Object { data: value.data, refs: value.refs };
         match self.landing(object.data.len(), || self.store.put_item(caller.job, output, index, id, object))? {
-            ItemPut::Kept | ItemPut::Repeated => Ok(()),
+            ItemPut::Kept | ItemPut::Repeated => Ok(false),
+            ItemPut::Ahead => Ok(true),
             // Nobody holds the generator any more (a client of a streamed
             // HTTP response went away, a caller dropped it): the task stops
             // at this item instead of making the rest for nobody.
             ItemPut::Unread => Err(Error::Cancelled),
         }
+    }
+
+    fn wait_for_reader<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, ()> {
+        // Paused, the task gives its CPU back as a `get` does: its reader
+        // may need that CPU for the work that takes the next item.
+        Box::pin(self.blocked(caller, self.store.wait_for_reader(ObjectId::returned_by(caller.task))))
     }
 
     fn next_item<'a>(

@@ -560,16 +560,50 @@ pub(crate) fn generators(on: Option<&str>) -> Result<(), Error> {
     // before its 100 items, 100 ms apart, are done.
     let held = on.unwrap_or("CPU");
     let total = wray::cluster_resources().get(held).copied().unwrap_or(0.0);
+    let comes_back = || {
+        let dropped = std::time::Instant::now();
+        while wray::available_resources().get(held).is_none_or(|&free| free < total)
+            && dropped.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        dropped.elapsed() < Duration::from_secs(5)
+    };
     let mut stream = placed!(slow_items).remote(100, 100);
     drop(stream.next().expect("an item")?);
     drop(stream);
-    let dropped = std::time::Instant::now();
-    while wray::available_resources().get(held).is_none_or(|&free| free < total)
-        && dropped.elapsed() < Duration::from_secs(5)
-    {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    println!("dropped: the generator stopped early: {}", dropped.elapsed() < Duration::from_secs(5));
+    println!("dropped: the generator stopped early: {}", comes_back());
+
+    // With a window of 2, a generator pauses while two of its items wait
+    // unread: a slow reader never finds more than that many made ahead of
+    // it. Elsewhere, what is in flight between the nodes comes on top —
+    // up to a stream's 16 MiB — so the items there are of 1 MiB.
+    let (count, size) = if on.is_some() { (60, 1 << 20) } else { (30, 16) };
+    let most_ahead = |stream: wray::ObjectRefGenerator<(u64, Vec<u8>)>| -> Result<usize, Error> {
+        let (mut taken_at, mut made_at) = (Vec::new(), Vec::new());
+        // Late to begin: time for a generator without a bound to make all
+        // of its items.
+        std::thread::sleep(Duration::from_millis(500));
+        for item in stream {
+            taken_at.push(micros_now());
+            made_at.push(wray::get(&item?)?.0);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // When item k was taken, how many after it were already made.
+        Ok((0..taken_at.len())
+            .map(|k| made_at.iter().filter(|&&t| t < taken_at[k]).count().saturating_sub(k + 1))
+            .max()
+            .unwrap_or(0))
+    };
+    let bounded = most_ahead(placed!(stamped_items).generator_backpressure(2).remote(count, size))?;
+    let unbounded = most_ahead(placed!(stamped_items).remote(count, size))?;
+    println!("backpressure: at most {bounded} made ahead with a window of 2, {unbounded} without");
+    // Dropped while it waits for its reader, it stops too.
+    let mut stream = placed!(stamped_items).generator_backpressure(2).remote(count, size);
+    drop(stream.next().expect("an item")?);
+    std::thread::sleep(Duration::from_millis(300));
+    drop(stream);
+    println!("dropped while paused: stopped: {}", comes_back());
 
     // A generator method of an actor, the actor placed as the tasks were.
     let counter = match on {

@@ -250,6 +250,17 @@ pub(crate) fn slow_items(n: u32, ms: u64) -> impl Iterator<Item = (u32, String)>
     })
 }
 
+/// Yields `n` items of `bytes` bytes, each with the time it was made
+/// (microseconds since the Unix epoch: the nodes of a test share a clock).
+#[wray::remote]
+pub(crate) fn stamped_items(n: u32, bytes: u32) -> impl Iterator<Item = (u64, Vec<u8>)> {
+    (0..n).map(move |_| (micros_now(), vec![7u8; bytes as usize]))
+}
+
+pub(crate) fn micros_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
 /// Yields `good` items, then panics.
 #[wray::remote]
 pub(crate) fn fails_after(good: u32) -> impl Iterator<Item = u32> {

@@ -137,7 +137,16 @@ impl tasks::Host for State {
         }
         self.call.yielded += 1;
         let value = self.take_value(value)?;
-        Ok(self.services.yield_item(&self.caller, index, value).map_err(to_wit_error))
+        match self.services.yield_item(&self.caller, index, value) {
+            Ok(false) => Ok(Ok(())),
+            // Its window of unread items is full: the task pauses here,
+            // off its execution clock, until its reader takes one.
+            Ok(true) => {
+                self.call.clock.off_while_waiting(self.services.wait_for_reader(&self.caller)).await;
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
     }
 
     async fn next_item(
