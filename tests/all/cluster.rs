@@ -722,6 +722,7 @@ fn generator_items_come_from_another_node_as_they_are_made() {
         "dropped while paused: stopped: true",
         "first count 11 before the call ended: true",
         "then counts: [12, 13], the actor at 13",
+        "dropped method: stopped early: true",
         "counts read in a task: 10",
     ] {
         assert!(text.lines().any(|l| l == line), "expected {line:?} in:\n{text}");

@@ -140,6 +140,7 @@ fn generator_tasks_hand_over_items_as_they_are_made() {
     has(&out, "dropped while paused: stopped: true");
     has(&out, "first count 11 before the call ended: true");
     has(&out, "then counts: [12, 13], the actor at 13");
+    has(&out, "dropped method: stopped early: true");
     has(&out, "counts read in a task: 10");
 }
 

@@ -883,6 +883,15 @@ fn a_generator_replica_on_a_worker_streams_through_the_head() {
     let on_worker = format!("data: node-{worker:08x}");
     assert_eq!(s.arrived.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(), [on_worker.as_str(); 3]);
     assert!(s.arrived[2].1 - s.arrived[0].1 > Duration::from_millis(600), "{:?}", s.arrived);
+    // A client that goes away stops the replica on the worker too (its
+    // node is told when the next chunk reaches the head): the replica, one
+    // call at a time, answers the next request at once rather than after
+    // the rest of 100 events 100 ms apart.
+    drop(stream(&server, "/where-stream?n=100&ms=100", Some(&on_worker)));
+    let start = Instant::now();
+    let next = stream(&server, "/where-stream?n=1&ms=0", None);
+    assert!(next.complete, "{}", next.body);
+    assert!(start.elapsed() < Duration::from_secs(5), "the abandoned stream went on: {:?}", start.elapsed());
 }
 
 /// On a cluster, replicas that need a worker's resource run on workers,

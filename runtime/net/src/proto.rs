@@ -422,6 +422,15 @@ pub enum ActorMsg {
     /// Part of the snapshot a re-created actor starts from (right after
     /// the request, [`WireActor::checkpoint_parts`] of them).
     Checkpoint(WireDelta),
+    /// Nobody reads the items of this call's generator any more (every
+    /// holder of its result let it go): its next yield fails, as a dropped
+    /// generator's does on its own node, and the actor takes its next call.
+    Stop {
+        /// The call's task id, high half.
+        task_hi: u64,
+        /// Low half.
+        task_lo: u64,
+    },
 }
 
 /// A method call on the wire.

@@ -63,6 +63,9 @@ struct Entry {
     /// A generator's bound on items yielded but not taken
     /// ([`ObjectStore::set_item_window`]); 0: none.
     window: u32,
+    /// Its generator's items are read nowhere any more
+    /// ([`ObjectStore::stop_items`]).
+    unread: bool,
     nested: Vec<ObjectId>,
     last_access: u64,
     watchers: Vec<Watcher>,
@@ -289,6 +292,7 @@ impl ObjectStore {
             items: 0,
             taken: 0,
             window: 0,
+            unread: false,
             nested: Vec::new(),
             last_access: tick,
             watchers: Vec::new(),
@@ -333,6 +337,7 @@ impl ObjectStore {
                 items: 0,
                 taken: 0,
                 window: 0,
+                unread: false,
                 nested: object.refs,
                 last_access: tick,
                 watchers: Vec::new(),
@@ -621,7 +626,7 @@ impl ObjectStore {
     ) -> Result<ItemPut, Error> {
         let mut inner = self.lock();
         match inner.objects.get(&output) {
-            Some(e) if e.job == job && matches!(e.state, State::Pending) => {
+            Some(e) if e.job == job && matches!(e.state, State::Pending) && !e.unread => {
                 if index < e.items {
                     return Ok(ItemPut::Repeated);
                 }
@@ -647,8 +652,10 @@ impl ObjectStore {
             return Err(self.refuse(id, full));
         }
         let mut inner = self.lock();
-        let linkable =
-            inner.objects.get(&output).is_some_and(|e| matches!(e.state, State::Pending) && e.items == index);
+        let linkable = inner
+            .objects
+            .get(&output)
+            .is_some_and(|e| matches!(e.state, State::Pending) && !e.unread && e.items == index);
         if linkable {
             return Ok(Self::link_item(&mut inner, output, id));
         }
@@ -690,6 +697,22 @@ impl ObjectStore {
         }
     }
 
+    /// Marks the items of the generator whose output is `output` as read
+    /// nowhere any more — its owner, on another node, let it go: its next
+    /// `put_item` is `Unread`, as if the output had been freed here (where
+    /// the node still holds it, to send the call's result back).
+    pub fn stop_items(&self, output: ObjectId) {
+        if let Some(e) = self.lock().objects.get_mut(&output) {
+            e.unread = true;
+            for w in std::mem::take(&mut e.watchers) {
+                match w {
+                    Watcher::Reader(n) => n.notify_one(),
+                    other => e.watchers.push(other),
+                }
+            }
+        }
+    }
+
     /// Waits until the generator whose output is `output` may yield
     /// again: fewer than its window of items wait unread, or nobody reads
     /// them any more (the output was freed or settled; its next
@@ -700,7 +723,7 @@ impl ObjectStore {
             {
                 let mut inner = self.lock();
                 let Some(e) = inner.objects.get_mut(&output) else { return };
-                if !matches!(e.state, State::Pending) || !e.ahead() {
+                if !matches!(e.state, State::Pending) || e.unread || !e.ahead() {
                     return;
                 }
                 // A wait dropped with its task (cancelled) left its
@@ -1153,6 +1176,24 @@ mod tests {
         s.release(output);
         wait.await;
         assert_eq!(s.put_item(job, output, 4, item(4), obj(1, 4)).unwrap(), ItemPut::Unread);
+        assert_eq!(s.stats().objects, 0);
+    }
+
+    #[test]
+    fn items_stopped_by_their_owner_are_unread_while_the_output_stays() {
+        let (_d, s) = store(1 << 20);
+        let job = JobId(1);
+        let output = ObjectId::returned_by(TaskId::driver(job).child(12));
+        let item = |i: u32| ObjectId::item_of(output.task, i);
+        s.create_pending(job, output);
+        assert_eq!(s.put_item(job, output, 0, item(0), obj(1, 0)).unwrap(), ItemPut::Kept);
+        s.stop_items(output);
+        assert_eq!(s.put_item(job, output, 1, item(1), obj(1, 1)).unwrap(), ItemPut::Unread);
+        // The output stays for the call's result, its item with it.
+        s.complete(output, Err(Error::Cancelled));
+        assert!(s.try_get(output).unwrap().is_err());
+        assert!(s.try_get(item(0)).unwrap().is_ok());
+        s.release(output);
         assert_eq!(s.stats().objects, 0);
     }
 

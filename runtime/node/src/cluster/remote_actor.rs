@@ -31,8 +31,8 @@ use crate::cluster::held::HeldObjects;
 use crate::cluster::link::Link;
 use crate::cluster::remote_task::{Chosen, ItemSink, Refusal, open_placed};
 use crate::cluster::wire::{
-    AskError, accepted, answer, open_with, output_event, read_event, resources, until_ended, write_blobs, write_parts,
-    write_with,
+    AskError, accepted, answer, object_id, open_with, output_event, read_event, resources, until_ended, write_blobs,
+    write_parts, write_with,
 };
 use crate::local::actor::{ActorCall, ActorSpec, ActorState, Mailbox, ToOwner};
 use crate::local::job::JobState;
@@ -50,6 +50,7 @@ use wray_net::proto::{
 };
 use wray_net::{NetError, frame};
 use wray_sched::actor_session::{ActorSession, InFlight};
+use wray_store::ItemPut;
 
 /// How an actor's life on another node ended.
 pub(crate) enum Hosted {
@@ -67,6 +68,8 @@ enum FromHost {
     Done(ObjectId),
     /// The actor died for good there.
     Gone(String),
+    /// Nobody here reads the items of this call's generator any more.
+    Unread(ObjectId),
 }
 
 /// How often a hosting node checks whether its actor died for good.
@@ -371,6 +374,8 @@ impl NodeInner {
         let reader = {
             let (node, job, actor, session) = (self.clone(), job.clone(), actor.clone(), session.clone());
             tokio::spawn(async move {
+                // Generator calls whose actor's node was told to stop them.
+                let mut stopped = std::collections::HashSet::new();
                 loop {
                     let msg = match read_event(&mut recv).await {
                         Ok(Event::Output(chunk)) => {
@@ -389,13 +394,17 @@ impl NodeInner {
                             Ok(()) => continue,
                             Err(e) => Err(e.to_string()),
                         },
-                        // (Items nobody reads any more are dropped; the
-                        // actor's node is not told, and its generator runs
-                        // to its end.)
-                        Ok(Event::Item(item)) => match node.receive_item(&job, item, &mut recv).await {
-                            Ok(_) => continue,
-                            Err(e) => Err(e.to_string()),
-                        },
+                        // An item nobody reads any more is dropped, and the
+                        // actor's node told once, so that the generator
+                        // stops at its next yield.
+                        Ok(Event::Item(item)) => {
+                            let output = object_id(&item.output);
+                            match node.receive_item(&job, item, &mut recv).await {
+                                Ok(ItemPut::Unread) if stopped.insert(output) => Ok(FromHost::Unread(output)),
+                                Ok(_) => continue,
+                                Err(e) => Err(e.to_string()),
+                            }
+                        }
                         Ok(Event::TaskDone(done)) => {
                             actor.hosted_on(&done.node);
                             node.result_from_host(&job, &actor, &session, done, &mut recv).await
@@ -404,7 +413,10 @@ impl NodeInner {
                         Ok(other) => Err(format!("unexpected answer {other:?}")),
                         Err(e) => Err(e.to_string()),
                     };
-                    let last = !matches!(msg, Ok(FromHost::Done(_)));
+                    if let Ok(FromHost::Done(output)) = &msg {
+                        stopped.remove(output);
+                    }
+                    let last = !matches!(msg, Ok(FromHost::Done(_) | FromHost::Unread(_)));
                     if tx.send(msg).is_err() || last {
                         return;
                     }
@@ -434,6 +446,15 @@ impl NodeInner {
                     Some(Ok(FromHost::Done(output))) => {
                         if let Some(call) = calls.remove(&output) {
                             self.unpin(&call.pinned);
+                        }
+                    }
+                    Some(Ok(FromHost::Unread(output))) => {
+                        if let Some(call) = calls.get(&output) {
+                            let (task_hi, task_lo) = call.task.halves();
+                            let msg = proto::encode(&ActorMsg::Stop { task_hi, task_lo }).expect("a small message encodes");
+                            if let Err(e) = frame::write(&mut send, &msg).await {
+                                break Hosted::Lost(e.to_string());
+                            }
                         }
                     }
                     Some(Ok(FromHost::Gone(why))) => {
@@ -511,7 +532,7 @@ impl NodeInner {
         done: TaskDone,
         recv: &mut quinn::RecvStream,
     ) -> Result<FromHost, String> {
-        let output = crate::cluster::wire::object_id(&done.output);
+        let output = object_id(&done.output);
         let frames = lock(session).result(&output).map_err(|e| e.to_string())?;
         let arrived = self.read_result(job, done, recv).await.map_err(|e| e.to_string())?;
         apply_snapshot(actor, frames).await.map_err(|e| format!("a bad snapshot from the actor's host: {e}"))?;
@@ -701,6 +722,10 @@ impl NodeInner {
                     continue;
                 }
                 Ok(ActorMsg::Call(call)) => call,
+                Ok(ActorMsg::Stop { task_hi, task_lo }) => {
+                    self.store.stop_items(ObjectId::returned_by(TaskId::from_halves(task_hi, task_lo)));
+                    continue;
+                }
                 Ok(ActorMsg::Checkpoint(_)) => {
                     tracing::warn!("dropping an actor session: a snapshot after the actor started");
                     return;

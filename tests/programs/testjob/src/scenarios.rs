@@ -616,6 +616,15 @@ pub(crate) fn generators(on: Option<&str>) -> Result<(), Error> {
     println!("first count {} before the call ended: {}", wray::get(&first)?, ended.is_empty());
     let rest: Vec<i64> = counts.map(|r| wray::get(&r?)).collect::<Result<_, _>>()?;
     println!("then counts: {rest:?}, the actor at {}", wray::get(&counter.get())?);
+    // Dropped after its first item, the method stops at a later yield, on
+    // the actor's node too: the actor's next call does not wait behind the
+    // rest of 100 items 100 ms apart.
+    let mut counts = counter.count_up(100, 100);
+    drop(counts.next().expect("an item")?);
+    drop(counts);
+    let dropped = std::time::Instant::now();
+    wray::get(&counter.get())?;
+    println!("dropped method: stopped early: {}", dropped.elapsed() < Duration::from_secs(5));
     // An actor on the job's node, its generator read by a placed task.
     let home = Counter::remote(0);
     println!("counts read in a task: {}", wray::get(&placed!(sum_counts).remote(home, 4))?);
