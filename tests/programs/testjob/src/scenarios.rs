@@ -581,9 +581,10 @@ pub(crate) fn generators(on: Option<&str>) -> Result<(), Error> {
     let (count, size) = if on.is_some() { (60, 1 << 20) } else { (30, 16) };
     let most_ahead = |stream: wray::ObjectRefGenerator<(u64, Vec<u8>)>| -> Result<usize, Error> {
         let (mut taken_at, mut made_at) = (Vec::new(), Vec::new());
-        // Late to begin: time for a generator without a bound to make all
-        // of its items.
-        std::thread::sleep(Duration::from_millis(500));
+        // Late to begin: a generator without a bound makes all of its items
+        // and ends meanwhile; one with a bound has two seconds to run as
+        // far ahead as it can.
+        wray::wait(std::slice::from_ref(stream.result()), 1, Some(Duration::from_secs(2)));
         for item in stream {
             taken_at.push(micros_now());
             made_at.push(wray::get(&item?)?.0);
