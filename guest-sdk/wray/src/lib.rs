@@ -101,6 +101,10 @@
 //! `Result<ObjectRef<T>, Error>` that hands over each item as soon as the
 //! task yields it, and ends when the task does (a failure after some items
 //! comes as one `Err` after them). Actor methods may be generators too.
+//! Dropping the generator stops the task at its next yield;
+//! `f::options().generator_backpressure(n)` pauses it while `n` items wait
+//! unread (Ray's `_generator_backpressure_num_objects`; see
+//! [`CallOptions::generator_backpressure`]).
 //!
 //! ## Actors
 //!
