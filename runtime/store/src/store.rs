@@ -700,9 +700,10 @@ impl ObjectStore {
     /// Marks the items of the generator whose output is `output` as read
     /// nowhere any more — its owner, on another node, let it go: its next
     /// `put_item` is `Unread`, as if the output had been freed here (where
-    /// the node still holds it, to send the call's result back).
-    pub fn stop_items(&self, output: ObjectId) {
-        if let Some(e) = self.lock().objects.get_mut(&output) {
+    /// the node still holds it, to send the call's result back). Only an
+    /// output of `job`: a session stops its own calls, no other job's.
+    pub fn stop_items(&self, job: JobId, output: ObjectId) {
+        if let Some(e) = self.lock().objects.get_mut(&output).filter(|e| e.job == job) {
             e.unread = true;
             for w in std::mem::take(&mut e.watchers) {
                 match w {
@@ -1187,9 +1188,11 @@ mod tests {
         let item = |i: u32| ObjectId::item_of(output.task, i);
         s.create_pending(job, output);
         assert_eq!(s.put_item(job, output, 0, item(0), obj(1, 0)).unwrap(), ItemPut::Kept);
-        s.stop_items(output);
-        assert_eq!(s.put_item(job, output, 1, item(1), obj(1, 1)).unwrap(), ItemPut::Unread);
-        // The output stays for the call's result, its item with it.
+        s.stop_items(JobId(2), output);
+        assert_eq!(s.put_item(job, output, 1, item(1), obj(1, 1)).unwrap(), ItemPut::Kept, "another job's stop");
+        s.stop_items(job, output);
+        assert_eq!(s.put_item(job, output, 2, item(2), obj(1, 2)).unwrap(), ItemPut::Unread);
+        // The output stays for the call's result, its items with it.
         s.complete(output, Err(Error::Cancelled));
         assert!(s.try_get(output).unwrap().is_err());
         assert!(s.try_get(item(0)).unwrap().is_ok());

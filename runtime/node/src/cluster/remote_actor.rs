@@ -723,7 +723,7 @@ impl NodeInner {
                 }
                 Ok(ActorMsg::Call(call)) => call,
                 Ok(ActorMsg::Stop { task_hi, task_lo }) => {
-                    self.store.stop_items(ObjectId::returned_by(TaskId::from_halves(task_hi, task_lo)));
+                    self.store.stop_items(job.id, ObjectId::returned_by(TaskId::from_halves(task_hi, task_lo)));
                     continue;
                 }
                 Ok(ActorMsg::Checkpoint(_)) => {
