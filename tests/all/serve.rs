@@ -377,8 +377,14 @@ fn busy_deployments_queue_then_refuse_and_slow_requests_time_out() {
 #[test]
 fn a_crashing_replica_fails_only_its_own_request_and_is_replaced() {
     let served = Served::start(&guests().testjob, &[], &["serve-faults"]);
+    // Routes are served once one replica runs; the second may still be
+    // starting (seen on a loaded machine).
+    wait_until(
+        Duration::from_secs(20),
+        || served.running("Fragile").len() == 2,
+        || format!("Fragile never ran two replicas: {}", served.status()),
+    );
     let before = served.running("Fragile");
-    assert_eq!(before.len(), 2, "{before:?}");
     // One fault at a time: the second comes once the first replica's
     // replacement runs (two dead at once would fail the retries too).
     let replaced = |known: &[String]| {
