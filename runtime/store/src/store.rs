@@ -80,7 +80,14 @@ impl Entry {
     /// Whether the generator whose output this is has its window of items
     /// waiting unread: it should wait for a reader before the next.
     fn ahead(&self) -> bool {
-        self.window > 0 && self.items - self.taken.min(self.items) >= self.window
+        self.window > 0 && self.items.saturating_sub(self.taken) >= self.window
+    }
+
+    /// Wakes the watchers `pick` chooses, keeping the others.
+    fn wake(&mut self, pick: fn(&Watcher) -> bool) {
+        for w in std::mem::take(&mut self.watchers) {
+            if pick(&w) { w.fire() } else { self.watchers.push(w) }
+        }
     }
 
     /// Records that a reader was handed item `index`, and wakes a
@@ -92,12 +99,7 @@ impl Entry {
         let was_ahead = self.ahead();
         self.taken = index + 1;
         if was_ahead && !self.ahead() {
-            for w in std::mem::take(&mut self.watchers) {
-                match w {
-                    Watcher::Reader(n) => n.notify_one(),
-                    other => self.watchers.push(other),
-                }
-            }
+            self.wake(|w| matches!(w, Watcher::Reader(_)));
         }
     }
 }
@@ -674,13 +676,7 @@ impl ObjectStore {
         let e = inner.objects.get_mut(&output).expect("the caller checked it is pending");
         e.nested.push(id);
         e.items += 1;
-        let watchers = std::mem::take(&mut e.watchers);
-        for w in watchers {
-            match w {
-                Watcher::Item(n) => n.notify_one(),
-                other => e.watchers.push(other),
-            }
-        }
+        e.wake(|w| matches!(w, Watcher::Item(_)));
         if e.ahead() { ItemPut::Ahead } else { ItemPut::Kept }
     }
 
@@ -705,12 +701,7 @@ impl ObjectStore {
     pub fn stop_items(&self, job: JobId, output: ObjectId) {
         if let Some(e) = self.lock().objects.get_mut(&output).filter(|e| e.job == job) {
             e.unread = true;
-            for w in std::mem::take(&mut e.watchers) {
-                match w {
-                    Watcher::Reader(n) => n.notify_one(),
-                    other => e.watchers.push(other),
-                }
-            }
+            e.wake(|w| matches!(w, Watcher::Reader(_)));
         }
     }
 
@@ -747,10 +738,7 @@ impl ObjectStore {
                 let Some(e) = inner.objects.get_mut(&output) else {
                     return Err(lost(output));
                 };
-                if let Some(found) = Self::item_in(e, index) {
-                    if matches!(found, NextItem::Item(_)) {
-                        e.took(index);
-                    }
+                if let Some(found) = Self::take_item(e, index) {
                     return Ok(found);
                 }
                 // Readers that gave up (a timeout: a guest polling with
@@ -771,13 +759,7 @@ impl ObjectStore {
     pub fn take_item_now(&self, job: JobId, output: ObjectId, index: u32) -> Option<Result<NextItem, Error>> {
         let mut inner = self.lock();
         let found = match inner.objects.get_mut(&output) {
-            Some(e) if e.job == job => {
-                let found = Self::item_in(e, index)?;
-                if matches!(found, NextItem::Item(_)) {
-                    e.took(index);
-                }
-                found
-            }
+            Some(e) if e.job == job => Self::take_item(e, index)?,
             _ => return Some(Err(lost(output))),
         };
         if let NextItem::Item(id) = found {
@@ -786,10 +768,14 @@ impl ObjectStore {
         Some(Ok(found))
     }
 
-    fn item_in(e: &Entry, index: u32) -> Option<NextItem> {
+    /// What a reader asking for item `index` of `e` finds now, if
+    /// anything; an item found counts as taken (the generator's window).
+    fn take_item(e: &mut Entry, index: u32) -> Option<NextItem> {
         if index < e.items {
             let at = e.nested.len() - e.items as usize + index as usize;
-            return Some(NextItem::Item(e.nested[at]));
+            let item = e.nested[at];
+            e.took(index);
+            return Some(NextItem::Item(item));
         }
         if !matches!(e.state, State::Pending) {
             return Some(NextItem::Ended { items: e.items, failed: matches!(e.state, State::Failed(_)) });

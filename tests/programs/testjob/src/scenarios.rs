@@ -602,6 +602,7 @@ pub(crate) fn generators(on: Option<&str>) -> Result<(), Error> {
     // Dropped while it waits for its reader, it stops too.
     let mut stream = placed!(stamped_items).generator_backpressure(2).remote(count, size);
     drop(stream.next().expect("an item")?);
+    // Time to fill its window and pause: the pause is what is under test.
     std::thread::sleep(Duration::from_millis(300));
     drop(stream);
     println!("dropped while paused: stopped: {}", comes_back());

@@ -151,10 +151,9 @@ pub(crate) fn exit_with(status: i32) {
 /// clock, which all of a node's instances share).
 #[wray::remote]
 pub(crate) fn timed_sleep(ms: u64) -> (u64, u64) {
-    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-    let start = now();
+    let start = micros_now();
     std::thread::sleep(Duration::from_millis(ms));
-    (start, now())
+    (start, micros_now())
 }
 
 #[wray::remote]
