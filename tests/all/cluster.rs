@@ -712,6 +712,7 @@ fn generator_items_come_from_another_node_as_they_are_made() {
         "then: 1,2",
         "fails after two: 0, 1, error (no item 2)",
         "fails before any: true",
+        "in batches: 200 items, values right: true, again: true, all ready: true, get_all: true",
         "nested: [[0, 1], [10, 11], [20, 21]]",
         "kept: 2",
         "retried: [0, 1, 2, 3] in 2 attempts",

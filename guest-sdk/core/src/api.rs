@@ -33,6 +33,9 @@ pub fn get_timeout<T: DeserializeOwned + 'static>(r: &ObjectRef<T>, timeout: Dur
 }
 
 fn get_impl<T: DeserializeOwned + 'static>(r: &ObjectRef<T>, timeout_ms: Option<u64>) -> Result<T, Error> {
+    if let Some(value) = r.handle.take_value() {
+        return crate::value::decode(&value);
+    }
     let mut values = tasks::get(&[&**r.handle], timeout_ms)?;
     let value = values.pop().ok_or_else(|| Error::InvalidArgument("host returned no value".into()))?;
     crate::value::decode(&value)
@@ -44,9 +47,21 @@ pub fn get_all<T: DeserializeOwned + 'static>(refs: &[ObjectRef<T>]) -> Result<V
     if refs.is_empty() {
         return Ok(Vec::new());
     }
-    let handles: Vec<_> = refs.iter().map(|r| &**r.handle).collect();
-    let values = tasks::get(&handles, None)?;
-    values.iter().map(|v| crate::value::decode(v)).collect()
+    // Values handed out with their refs (a generator's small items) are
+    // decoded here; the host is asked for the others only.
+    let mut values: Vec<Option<Vec<u8>>> = refs.iter().map(|r| r.handle.take_value()).collect();
+    let missing: Vec<_> = refs.iter().zip(&values).filter(|(_, v)| v.is_none()).map(|(r, _)| &**r.handle).collect();
+    if !missing.is_empty() {
+        let mut fetched = tasks::get(&missing, None)?.into_iter();
+        for v in values.iter_mut().filter(|v| v.is_none()) {
+            *v = fetched.next();
+        }
+    }
+    values
+        .iter()
+        .map(|v| v.as_deref().ok_or_else(|| Error::InvalidArgument("host returned too few values".into())))
+        .map(|v| v.and_then(crate::value::decode))
+        .collect()
 }
 
 /// Waits until `num_returns` of `refs` are ready, or `timeout` passes — Ray's

@@ -5,15 +5,17 @@
 //! The task side is the macro's: it iterates the function's iterator and
 //! passes each item to the host (`tasks.yield-item`), which stores it as an
 //! object of the caller and wakes a reader at once. The caller's side is
-//! [`ObjectRefGenerator`], which asks the host for item after item
-//! (`tasks.next-item`) until the task has ended. The items are kept alive
+//! [`ObjectRefGenerator`], which asks the host for the items the task has
+//! yielded so far (`tasks.next-items`: waiting for the first, then taking
+//! those already there, small ones with their values) until the task has
+//! ended. The items are kept alive
 //! by the task's result, which the generator holds: dropping the generator
 //! frees the items nobody else holds.
 
-use crate::bindings::wray::runtime::tasks;
+use crate::bindings::wray::runtime::tasks::{self, GeneratorRead};
 use crate::{Error, ObjectRef};
+use std::collections::VecDeque;
 use std::fmt;
-use std::marker::PhantomData;
 use std::time::Duration;
 
 /// The items of a generator task, in the order it yields them — Ray's
@@ -45,14 +47,23 @@ use std::time::Duration;
 /// where it was called; it cannot be sent to another task.
 pub struct ObjectRefGenerator<T> {
     result: ObjectRef<()>,
-    next: u32,
+    /// Items the host handed out that the iterator has not given yet.
+    ahead: VecDeque<ObjectRef<T>>,
+    /// Items the iterator gave.
+    read: u32,
     ended: bool,
-    _type: PhantomData<fn() -> T>,
 }
+
+/// Items one host call may hand out ahead of the one asked for. The host
+/// never waits for a batch to fill — it hands out what the task has already
+/// yielded — so this bounds only the handles (and small values) one call
+/// brings in; 64 makes the call a sixty-fourth of a fast reader's cost per
+/// item.
+const READ_AHEAD: u32 = 64;
 
 impl<T> ObjectRefGenerator<T> {
     pub(crate) fn new(result: ObjectRef<()>) -> ObjectRefGenerator<T> {
-        ObjectRefGenerator { result, next: 0, ended: false, _type: PhantomData }
+        ObjectRefGenerator { result, ahead: VecDeque::new(), read: 0, ended: false }
     }
 
     /// The task's own result: ready once the task has ended (`get` gives
@@ -64,7 +75,7 @@ impl<T> ObjectRefGenerator<T> {
 
     /// How many items were read so far.
     pub fn items_read(&self) -> u32 {
-        self.next
+        self.read
     }
 
     /// The next item, waiting at most `timeout` for the task to yield it:
@@ -76,36 +87,33 @@ impl<T> ObjectRefGenerator<T> {
     }
 
     fn advance(&mut self, timeout_ms: Option<u64>) -> Option<Result<ObjectRef<T>, Error>> {
-        if self.ended {
-            return None;
-        }
-        match tasks::next_item(&self.result.handle, self.next, timeout_ms) {
-            Ok(Some(handle)) => {
-                let item = ObjectRef::<T>::from_handle(handle);
-                if item.id() == self.result.id() {
-                    // The host answers with the task's own result when it
-                    // failed after the items it yielded: the failure.
+        if self.ahead.is_empty() && !self.ended {
+            // Nothing handed out is left, so the next item to ask for is
+            // the next one to give.
+            match tasks::next_items(&self.result.handle, self.read, READ_AHEAD, timeout_ms) {
+                Ok(GeneratorRead::Items(items)) => {
+                    self.ahead.extend(items.into_iter().map(|i| ObjectRef::with_value(i.item, i.value)));
+                }
+                Ok(GeneratorRead::Ended) => self.ended = true,
+                Ok(GeneratorRead::Failed) => {
                     self.ended = true;
                     return Some(Err(crate::get(&self.result)
                         .err()
                         .unwrap_or_else(|| Error::InvalidArgument("the generator's result is not a failure".into()))));
                 }
-                self.next += 1;
-                Some(Ok(item))
-            }
-            Ok(None) => {
-                self.ended = true;
-                None
-            }
-            Err(e) => {
-                let e = Error::from(e);
-                // A timeout can be asked again; anything else ends it.
-                if !matches!(e, Error::Timeout) {
-                    self.ended = true;
+                Err(e) => {
+                    let e = Error::from(e);
+                    // A timeout can be asked again; anything else ends it.
+                    if !matches!(e, Error::Timeout) {
+                        self.ended = true;
+                    }
+                    return Some(Err(e));
                 }
-                Some(Err(e))
             }
         }
+        let item = self.ahead.pop_front()?;
+        self.read += 1;
+        Some(Ok(item))
     }
 }
 
@@ -119,7 +127,7 @@ impl<T> Iterator for ObjectRefGenerator<T> {
 
 impl<T> fmt::Debug for ObjectRefGenerator<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ObjectRefGenerator").field("result", &self.result.id()).field("items_read", &self.next).finish()
+        f.debug_struct("ObjectRefGenerator").field("result", &self.result.id()).field("items_read", &self.read).finish()
     }
 }
 

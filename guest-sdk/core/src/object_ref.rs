@@ -4,8 +4,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A reference to a value of type `T` that exists, or will exist, in the
 /// object store — Ray's `ObjectRef`.
@@ -33,10 +33,17 @@ pub struct ObjectRef<T> {
 /// it without asking the host — what keeps the usual `wait(pending, 1)`
 /// loop from sending every still-pending ref across the boundary once per
 /// ready one (1,000 refs: half a million handle lifts).
+///
+/// A generator's small item also comes with its encoded value
+/// (`tasks.next-items`), kept here until its first `get`, which then asks
+/// the host nothing: reading a streamed item costs one host call per batch
+/// of items instead of two per item. Only the first `get` uses it, so an
+/// item kept after it is read keeps no copy.
 #[doc(hidden)]
 pub struct Handle {
     wit: wit::ObjectRef,
     ready: AtomicBool,
+    value: Mutex<Option<Vec<u8>>>,
 }
 
 impl Handle {
@@ -48,6 +55,13 @@ impl Handle {
     #[inline]
     pub(crate) fn mark_ready(&self) {
         self.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// The value the host handed out with the ref, if it did and nobody
+    /// took it yet.
+    #[inline]
+    pub(crate) fn take_value(&self) -> Option<Vec<u8>> {
+        self.value.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
@@ -90,7 +104,13 @@ impl fmt::Debug for ObjectId {
 
 impl<T> ObjectRef<T> {
     pub(crate) fn from_handle(handle: wit::ObjectRef) -> ObjectRef<T> {
-        ObjectRef { handle: Arc::new(Handle { wit: handle, ready: AtomicBool::new(false) }), _type: PhantomData }
+        ObjectRef::with_value(handle, None)
+    }
+
+    /// A ref the host handed out with its (ready) object's encoded value.
+    pub(crate) fn with_value(handle: wit::ObjectRef, value: Option<Vec<u8>>) -> ObjectRef<T> {
+        let ready = AtomicBool::new(value.is_some());
+        ObjectRef { handle: Arc::new(Handle { wit: handle, ready, value: Mutex::new(value) }), _type: PhantomData }
     }
 
     /// The object's id.

@@ -26,6 +26,7 @@ the task runs, one nested inside a value stays a ref — as in Ray.
 What differs from Ray, and why, is in ``docs/PYTHON.md``.
 """
 
+import collections as _collections
 import functools as _functools
 import sys as _sys
 import time as _time
@@ -99,10 +100,13 @@ class ObjectRef:
     ``ObjectRef``). Pass it to ``wray.get``/``wait``, to tasks, or inside
     other values; the object lives while any reference to it does."""
 
-    __slots__ = ("_handle", "__weakref__")
+    __slots__ = ("_handle", "_value", "__weakref__")
 
-    def __init__(self, handle):
+    def __init__(self, handle, value=None):
         self._handle = handle
+        # A generator's small item comes with its encoded value, which its
+        # first `get` takes instead of asking the host.
+        self._value = value
 
     def hex(self):
         """The object's id in hex."""
@@ -201,6 +205,11 @@ def _is_generator(f):
     return inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f)
 
 
+# Items one host call may hand a generator's reader beyond the one asked
+# for (the host hands out only what the task has already yielded).
+_READ_AHEAD = 64
+
+
 class ObjectRefGenerator:
     """The items of a generator task or actor method, in the order it
     yields them, each as soon as it is yielded — Ray's
@@ -214,29 +223,29 @@ class ObjectRefGenerator:
 
     def __init__(self, ref):
         self._ref = ref
+        # The index of the next item to ask the host for.
         self._next = 0
         self._ended = False
-        # An item `next_ready` found, not yet handed out.
-        self._ahead = None
+        # Items the host handed out (`next_items` gives those the task has
+        # already yielded, up to _READ_AHEAD), not yet handed on.
+        self._ahead = _collections.deque()
 
     def _advance(self, timeout_ms):
-        if self._ahead is not None:
-            item, self._ahead = self._ahead, None
-            return item
+        if self._ahead:
+            return self._ahead.popleft()
         if self._ended:
             raise StopIteration
-        handle = _call(_tasks.next_item, self._ref._handle, self._next, timeout_ms)
-        if handle is None:
-            self._ended = True
-            raise StopIteration
-        item = ObjectRef(handle)
-        if item == self._ref:
+        read = _call(_tasks.next_items, self._ref._handle, self._next, _READ_AHEAD, timeout_ms)
+        if isinstance(read, _tasks.GeneratorRead_Items):
+            self._next += len(read.value)
+            self._ahead.extend(ObjectRef(i.item, i.value) for i in read.value)
+            return self._ahead.popleft()
+        self._ended = True
+        if isinstance(read, _tasks.GeneratorRead_Failed):
             # The task failed after its items: its own ref, whose `get`
             # raises the error, is the last item.
-            self._ended = True
-        else:
-            self._next += 1
-        return item
+            return self._ref
+        raise StopIteration
 
     def __iter__(self):
         return self
@@ -256,10 +265,10 @@ class ObjectRefGenerator:
     def next_ready(self):
         """Whether the next item (or the end) is there now, without
         waiting."""
-        if self._ahead is not None or self._ended:
+        if self._ahead or self._ended:
             return True
         try:
-            self._ahead = self._advance(0)
+            self._ahead.appendleft(self._advance(0))
         except StopIteration:
             return True
         except exceptions.GetTimeoutError:
@@ -742,8 +751,11 @@ def get(object_refs, *, timeout=None):
     failed task's error is raised here (``RayTaskError`` with its
     traceback)."""
     refs, single = _refs(object_refs, "wray.get")
-    datas = _call(_tasks.get, [r._handle for r in refs], _timeout_ms(timeout))
     loads = _codec.loads
+    if single and refs[0]._value is not None:
+        data, refs[0]._value = refs[0]._value, None
+        return loads(data)
+    datas = _call(_tasks.get, [r._handle for r in refs], _timeout_ms(timeout))
     return loads(datas[0]) if single else [loads(d) for d in datas]
 
 

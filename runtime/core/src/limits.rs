@@ -42,6 +42,21 @@ pub const MAX_LIVE_HANDLES: usize = 1 << 21;
 /// ([`crate::ObjectId::item_of`]).
 pub const MAX_GENERATOR_ITEMS: u32 = 1 << 20;
 
+/// Items one `next-items` call hands a generator's reader at most. Batches
+/// are what they happen to be — whatever the generator yielded ahead of the
+/// reader — so this only bounds one answer's handles and inline bytes
+/// (with [`INLINE_ITEM_BYTES`]: 256 KiB); past a few dozen items a larger
+/// batch saves nothing measurable.
+pub const MAX_ITEMS_PER_READ: u32 = 256;
+
+/// A generator's item at most this large (encoded), and held in the
+/// reader's node's memory, comes with its value in the `next-items` answer,
+/// so that reading it costs the guest no second host call (Ray hands small
+/// results back inline likewise). Small enough that the copy the SDK keeps
+/// until the item's first `get` costs little: a streamed token, a number,
+/// a small record.
+pub const INLINE_ITEM_BYTES: usize = 1024;
+
 /// Live actors per job: each holds a Wasm instance (and its memory).
 pub const MAX_ACTORS_PER_JOB: usize = 10_000;
 

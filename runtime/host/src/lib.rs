@@ -38,7 +38,7 @@ pub use http_component::{HttpComponent, HttpGrants, is_http_proxy};
 pub use instance::{CallError, Chunk, Grants, Instance, InstanceLimits, Output, Stream};
 pub use services::{
     Application, ArgSpec, BoxFuture, Caller, HeldRefs, HttpAnswer, HttpForward, HttpNodes, MAX_MEETING_MEMBERS,
-    MeetingShare, NodeInfo, Services, Serving, Value,
+    MeetingShare, NextItems, NodeInfo, Services, Serving, Value,
 };
 pub use tensors::HostTensor;
 /// An in-memory buffer for [`Output::Capture`].

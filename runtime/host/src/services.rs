@@ -95,6 +95,22 @@ pub struct MeetingShare {
     pub parts: Vec<bytes::Bytes>,
 }
 
+/// What [`Services::next_items`] hands a reader of a generator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextItems {
+    /// Items from the index asked for, in the order yielded (at least
+    /// one), each with a reference held for the caller and its encoded
+    /// value when it is small (`INLINE_ITEM_BYTES`) and in this node's
+    /// memory.
+    Items(Vec<(ObjectId, Option<bytes::Bytes>)>),
+    /// The generator ended before the index asked for; `failed` if it
+    /// failed after yielding exactly that many items.
+    Ended {
+        /// Whether the reader should take the generator's failure now.
+        failed: bool,
+    },
+}
+
 /// A boxed future: the node's async services are called through `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -162,6 +178,18 @@ pub trait Services: Send + Sync + 'static {
         index: u32,
         timeout: Option<Duration>,
     ) -> BoxFuture<'a, Result<Option<ObjectId>, Error>>;
+    /// Items `index`.. of the generator task whose result is `generator`,
+    /// as many as it has yielded ahead of the reader up to `max` (capped
+    /// at `MAX_ITEMS_PER_READ`; one if it has a window), once it yields
+    /// item `index` — or how it ended before that index.
+    fn next_items<'a>(
+        &'a self,
+        caller: &'a Caller,
+        generator: ObjectId,
+        index: u32,
+        max: u32,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'a, Result<NextItems, Error>>;
     /// Adds a reference to `id`, which must belong to the caller's job.
     fn add_ref(&self, job: JobId, id: ObjectId) -> Result<(), Error>;
     /// Drops a reference taken by `submit`, `put`, `call_actor` or `add_ref`.

@@ -18,4 +18,6 @@ mod spill;
 mod store;
 
 pub use spill::{LOCK_WAIT, SledSpill, SpillStore, open_waiting};
-pub use store::{Found, Holder, ItemPut, NextItem, Object, ObjectInfo, ObjectState, ObjectStore, StoreStats};
+pub use store::{
+    Found, Holder, ItemPut, NextItem, Object, ObjectInfo, ObjectState, ObjectStore, StoreStats, TakenItems,
+};

@@ -137,6 +137,22 @@ pub enum NextItem {
     },
 }
 
+/// What [`ObjectStore::take_items_now`] hands a reader of a generator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TakenItems {
+    /// Items from the index asked for, in order (at least one), each with
+    /// a reference held for the reader and its bytes when small and in
+    /// memory.
+    Items(Vec<(ObjectId, Option<Bytes>)>),
+    /// As [`NextItem::Ended`]: the generator ended with fewer items.
+    Ended {
+        /// Items it yielded.
+        items: u32,
+        /// Whether its output is an error.
+        failed: bool,
+    },
+}
+
 /// Who is told when an object stops being pending (or, held elsewhere,
 /// stops being held there), or is freed.
 enum Watcher {
@@ -752,20 +768,52 @@ impl ObjectStore {
         }
     }
 
-    /// What [`ObjectStore::next_item`] would answer now for a reader of
-    /// `job`, or `None` if it would wait: readers of items already there
-    /// (most of a fast generator's) are answered without a future, and an
-    /// item found has a reference added for the reader under the same lock.
-    pub fn take_item_now(&self, job: JobId, output: ObjectId, index: u32) -> Option<Result<NextItem, Error>> {
+    /// Items `index`.. of the generator task whose output is `output`, as a
+    /// reader of `job` finds them now — at most `max` (one if the
+    /// generator has a window, so that the window counts exactly what its
+    /// reader took), each with a reference added for the reader under the
+    /// same lock and, if it is at most `inline_up_to` bytes and in memory,
+    /// its bytes — or how the generator ended; `None` if item `index` is
+    /// not there yet (wait with [`Self::next_item`]). Readers of a fast
+    /// generator find most items there, and take them without a future.
+    pub fn take_items_now(
+        &self,
+        job: JobId,
+        output: ObjectId,
+        index: u32,
+        max: u32,
+        inline_up_to: usize,
+    ) -> Option<Result<TakenItems, Error>> {
         let mut inner = self.lock();
-        let found = match inner.objects.get_mut(&output) {
-            Some(e) if e.job == job => Self::take_item(e, index)?,
+        inner.tick += 1;
+        let tick = inner.tick;
+        let ids: Vec<ObjectId> = match inner.objects.get_mut(&output) {
+            Some(e) if e.job == job => match Self::take_item(e, index)? {
+                NextItem::Ended { items, failed } => return Some(Ok(TakenItems::Ended { items, failed })),
+                NextItem::Item(_) => {
+                    let max = if e.window > 0 { 1 } else { max.max(1) };
+                    let end = index.saturating_add(max).min(e.items);
+                    e.took(end - 1);
+                    let base = e.nested.len() - e.items as usize;
+                    e.nested[base + index as usize..base + end as usize].to_vec()
+                }
+            },
             _ => return Some(Err(lost(output))),
         };
-        if let NextItem::Item(id) = found {
-            inner.objects.get_mut(&id).expect("the output pins its items").refs += 1;
-        }
-        Some(Ok(found))
+        let items = ids
+            .into_iter()
+            .map(|id| {
+                let e = inner.objects.get_mut(&id).expect("the output pins its items");
+                e.refs += 1;
+                e.last_access = tick;
+                let bytes = match &e.state {
+                    State::Memory(b) | State::Spilling(b) if b.len() <= inline_up_to => Some(b.clone()),
+                    _ => None,
+                };
+                (id, bytes)
+            })
+            .collect();
+        Some(Ok(TakenItems::Items(items)))
     }
 
     /// What a reader asking for item `index` of `e` finds now, if
@@ -1144,7 +1192,8 @@ mod tests {
         assert!(futures_poll(&mut wait).is_none());
         // A reader takes item 0 (without waiting): the producer goes on,
         // and its next item fills the window again.
-        assert_eq!(s.take_item_now(job, output, 0), Some(Ok(NextItem::Item(item(0)))));
+        // With a window, one item per take however many are asked for.
+        assert_eq!(s.take_items_now(job, output, 0, 8, 0), Some(Ok(TakenItems::Items(vec![(item(0), None)]))));
         s.release(item(0));
         wait.await;
         assert_eq!(s.put_item(job, output, 2, item(2), obj(1, 2)).unwrap(), ItemPut::Ahead);
@@ -1163,6 +1212,37 @@ mod tests {
         s.release(output);
         wait.await;
         assert_eq!(s.put_item(job, output, 4, item(4), obj(1, 4)).unwrap(), ItemPut::Unread);
+        assert_eq!(s.stats().objects, 0);
+    }
+
+    #[test]
+    fn a_reader_takes_the_items_already_there_at_once_with_the_small_ones_bytes() {
+        let (_d, s) = store(1 << 20);
+        let job = JobId(1);
+        let output = ObjectId::returned_by(TaskId::driver(job).child(13));
+        let item = |i: u32| ObjectId::item_of(output.task, i);
+        s.create_pending(job, output);
+        assert_eq!(s.take_items_now(job, output, 0, 8, 64), None, "nothing yielded yet");
+        for (i, size) in [(0, 10), (1, 100), (2, 20)] {
+            s.put_item(job, output, i, item(i), obj(size, i as u8)).unwrap();
+        }
+        // At most `max`, the bytes of those at most `inline_up_to` long.
+        let small = |i: u32, n: usize| Some(Bytes::from(vec![i as u8; n]));
+        assert_eq!(
+            s.take_items_now(job, output, 0, 2, 64),
+            Some(Ok(TakenItems::Items(vec![(item(0), small(0, 10)), (item(1), None)])))
+        );
+        assert_eq!(s.take_items_now(job, output, 2, 8, 64), Some(Ok(TakenItems::Items(vec![(item(2), small(2, 20))]))));
+        assert_eq!(s.take_items_now(job, output, 3, 8, 64), None, "not yielded yet");
+        assert_eq!(s.take_items_now(JobId(2), output, 0, 8, 64), Some(Err(lost(output))), "another job's reader");
+        s.complete(output, Ok(obj(0, 0)));
+        assert_eq!(s.take_items_now(job, output, 3, 8, 64), Some(Ok(TakenItems::Ended { items: 3, failed: false })));
+        // Each item taken holds a reference for its reader.
+        s.release(output);
+        assert_eq!(s.stats().objects, 3);
+        for i in 0..3 {
+            s.release(item(i));
+        }
         assert_eq!(s.stats().objects, 0);
     }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use wray_core::{ActorId, Error, JobId, ObjectId, Options, Resources, Strategy, TaskId, limits};
 use wray_host::BoxFuture;
-use wray_host::{ArgSpec, Caller, Services, Value};
-use wray_store::{Found, ItemPut, NextItem, Object};
+use wray_host::{ArgSpec, Caller, NextItems, Services, Value};
+use wray_store::{Found, ItemPut, Object, TakenItems};
 
 impl NodeInner {
     /// This node's resources, with its object store's memory.
@@ -42,6 +42,38 @@ impl NodeInner {
         let out = f.await;
         lock(&self.sched).unblock(&caller.holds);
         out
+    }
+
+    /// Items `index`.. of `generator` for the caller (see
+    /// [`wray_store::ObjectStore::take_items_now`]), waiting for item
+    /// `index` (at most `timeout`) if it is not there yet. Items already
+    /// there — most of a fast generator's — are taken without giving the
+    /// CPU back or making a future.
+    async fn take_items(
+        &self,
+        caller: &Caller,
+        generator: ObjectId,
+        index: u32,
+        max: u32,
+        inline_up_to: usize,
+        timeout: Option<Duration>,
+    ) -> Result<TakenItems, Error> {
+        if let Some(now) = self.store.take_items_now(caller.job, generator, index, max, inline_up_to) {
+            return now;
+        }
+        self.blocked(caller, async {
+            let wait = self.store.next_item(generator, index);
+            match timeout {
+                None => wait.await,
+                Some(t) => tokio::time::timeout(t, wait).await.unwrap_or(Err(Error::Timeout)),
+            }
+        })
+        .await?;
+        // Item `index` (or the end) is there now: the output pins its items,
+        // and a freed output is an error here as it was in the wait.
+        self.store
+            .take_items_now(caller.job, generator, index, max, inline_up_to)
+            .unwrap_or_else(|| Err(Error::ObjectLost(format!("generator {generator}: item {index} went away"))))
     }
 
     /// What a task and an actor call share before they are queued: the
@@ -327,33 +359,31 @@ impl Services for NodeInner {
         timeout: Option<Duration>,
     ) -> BoxFuture<'a, Result<Option<ObjectId>, Error>> {
         Box::pin(async move {
-            // An item already there (or the end) is answered without
-            // giving the CPU back, an item's reference taken under the same
-            // lock.
-            let next = match self.store.take_item_now(caller.job, generator, index) {
-                Some(Ok(NextItem::Item(id))) => return Ok(Some(id)),
-                Some(now) => now?,
-                None => {
-                    self.blocked(caller, async {
-                        match timeout {
-                            None => self.store.next_item(generator, index).await,
-                            Some(t) => tokio::time::timeout(t, self.store.next_item(generator, index))
-                                .await
-                                .unwrap_or(Err(Error::Timeout)),
-                        }
-                    })
-                    .await?
+            Ok(match self.take_items(caller, generator, index, 1, 0, timeout).await? {
+                TakenItems::Items(items) => items.first().map(|(id, _)| *id),
+                TakenItems::Ended { items, failed: true } if index == items => {
+                    self.store.add_ref(caller.job, generator)?;
+                    Some(generator)
                 }
-            };
-            let found = match next {
-                NextItem::Item(id) => Some(id),
-                NextItem::Ended { items, failed: true } if index == items => Some(generator),
-                NextItem::Ended { .. } => None,
-            };
-            if let Some(id) = found {
-                self.store.add_ref(caller.job, id)?;
-            }
-            Ok(found)
+                TakenItems::Ended { .. } => None,
+            })
+        })
+    }
+
+    fn next_items<'a>(
+        &'a self,
+        caller: &'a Caller,
+        generator: ObjectId,
+        index: u32,
+        max: u32,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'a, Result<NextItems, Error>> {
+        Box::pin(async move {
+            let max = max.min(limits::MAX_ITEMS_PER_READ);
+            Ok(match self.take_items(caller, generator, index, max, limits::INLINE_ITEM_BYTES, timeout).await? {
+                TakenItems::Items(items) => NextItems::Items(items),
+                TakenItems::Ended { items, failed } => NextItems::Ended { failed: failed && index == items },
+            })
         })
     }
 

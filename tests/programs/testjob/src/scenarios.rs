@@ -512,6 +512,30 @@ pub(crate) fn generators(on: Option<&str>) -> Result<(), Error> {
     let some: Vec<i32> = placed!(checked_items).remote(3).map(|r| wray::get(&r?)).collect::<Result<_, _>>()?;
     println!("checked: {some:?}");
 
+    // Items read in batches: the generator has ended before its reader
+    // begins, so the reader is handed them many at a time, the small ones
+    // (up to 1 KiB) with their values. Every value is right however it is
+    // read: a first `get`, a second one, `get_all`, and `wait` finds them
+    // all ready.
+    let sizes = vec![8, 1000, 1020, 1030, 4000, 0];
+    let expected: Vec<Vec<u8>> = (0..200u32).map(|i| vec![i as u8; sizes[i as usize % sizes.len()] as usize]).collect();
+    let stream = placed!(sized_items).remote(200, sizes);
+    wray::wait(std::slice::from_ref(stream.result()), 1, None);
+    let refs: Vec<ObjectRef<Vec<u8>>> = stream.collect::<Result<_, _>>()?;
+    let first: Vec<Vec<u8>> = refs.iter().map(wray::get).collect::<Result<_, _>>()?;
+    let again: Vec<Vec<u8>> = refs.iter().map(wray::get).collect::<Result<_, _>>()?;
+    let (ready, _) = wray::wait(&refs, refs.len(), Some(Duration::ZERO));
+    let fresh: Vec<ObjectRef<Vec<u8>>> = placed!(sized_items).remote(200, vec![8, 1030]).collect::<Result<_, _>>()?;
+    let all = wray::get_all(&fresh)?;
+    println!(
+        "in batches: {} items, values right: {}, again: {}, all ready: {}, get_all: {}",
+        refs.len(),
+        first == expected,
+        again == expected,
+        ready.len() == refs.len(),
+        all.iter().enumerate().all(|(i, v)| *v == vec![i as u8; if i % 2 == 0 { 8 } else { 1030 }]),
+    );
+
     // Items nesting refs to objects the generator put.
     let mut values = Vec::new();
     for item in placed!(put_items).remote(3) {

@@ -256,6 +256,12 @@ pub(crate) fn stamped_items(n: u32, bytes: u32) -> impl Iterator<Item = (u64, Ve
     (0..n).map(move |_| (micros_now(), vec![7u8; bytes as usize]))
 }
 
+/// Yields `n` items, item `i` being `sizes[i % sizes.len()]` bytes of `i`.
+#[wray::remote]
+pub(crate) fn sized_items(n: u32, sizes: Vec<u32>) -> impl Iterator<Item = Vec<u8>> {
+    (0..n).map(move |i| vec![i as u8; sizes[i as usize % sizes.len()] as usize])
+}
+
 pub(crate) fn micros_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }

@@ -5,6 +5,7 @@ use crate::bindings::wray::runtime::{tasks, types};
 use crate::instance::GuestExit;
 use crate::instance::convert::{check_size, check_value, from_wit_id, to_wit_error, to_wit_id};
 use crate::instance::state::{RefGuard, State};
+use crate::services::NextItems;
 use std::time::Duration;
 use wasmtime::component::Resource;
 use wray_core::{Error, ObjectId, limits};
@@ -149,19 +150,38 @@ impl tasks::Host for State {
         }
     }
 
-    async fn next_item(
+    async fn next_items(
         &mut self,
         generator: Resource<RefGuard>,
         index: u32,
+        max: u32,
         timeout_ms: Option<u64>,
-    ) -> wasmtime::Result<Result<Option<Resource<RefGuard>>, types::Error>> {
+    ) -> wasmtime::Result<Result<tasks::GeneratorRead, types::Error>> {
         let id = self.table.get(&generator)?.id;
-        let work = self.services.next_item(&self.caller, id, index, timeout_ms.map(Duration::from_millis));
-        match self.call.clock.off_while_waiting(work).await {
-            Ok(Some(item)) => Ok(Ok(Some(self.guard(item)?))),
-            Ok(None) => Ok(Ok(None)),
-            Err(e) => Ok(Err(to_wit_error(e))),
+        let work = self.services.next_items(&self.caller, id, index, max, timeout_ms.map(Duration::from_millis));
+        let items = match self.call.clock.off_while_waiting(work).await {
+            Ok(NextItems::Items(items)) => items,
+            Ok(NextItems::Ended { failed: false }) => return Ok(Ok(tasks::GeneratorRead::Ended)),
+            Ok(NextItems::Ended { failed: true }) => return Ok(Ok(tasks::GeneratorRead::Failed)),
+            Err(e) => return Ok(Err(to_wit_error(e))),
+        };
+        let mut read = Vec::with_capacity(items.len());
+        let mut items = items.into_iter();
+        while let Some((item, value)) = items.next() {
+            match self.guard(item) {
+                Ok(item) => read.push(tasks::GeneratorItem { item, value: value.map(|v| v.to_vec()) }),
+                Err(e) => {
+                    // Too many handles: the guest traps, and the references
+                    // taken for the items not handed out are given back (the
+                    // failed one's went with its guard).
+                    for (rest, _) in items {
+                        self.services.release(self.caller.job, rest);
+                    }
+                    return Err(e);
+                }
+            }
         }
+        Ok(Ok(tasks::GeneratorRead::Items(read)))
     }
 
     async fn cancel(&mut self, r: Resource<RefGuard>) -> wasmtime::Result<Result<(), types::Error>> {
