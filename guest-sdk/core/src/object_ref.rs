@@ -4,7 +4,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A reference to a value of type `T` that exists, or will exist, in the
@@ -38,7 +38,8 @@ pub struct ObjectRef<T> {
 /// (`tasks.next-items`), kept here until its first `get`, which then asks
 /// the host nothing: reading a streamed item costs one host call per batch
 /// of items instead of two per item. Only the first `get` uses it, so an
-/// item kept after it is read keeps no copy.
+/// item kept after it is read keeps no copy, and the copies kept at once
+/// are bounded (`MAX_KEPT_VALUE_BYTES`).
 #[doc(hidden)]
 pub struct Handle {
     wit: wit::ObjectRef,
@@ -61,7 +62,28 @@ impl Handle {
     /// took it yet.
     #[inline]
     pub(crate) fn take_value(&self) -> Option<Vec<u8>> {
-        self.value.lock().unwrap_or_else(|e| e.into_inner()).take()
+        let value = self.value.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(v) = &value {
+            KEPT_VALUE_BYTES.fetch_sub(v.len(), Ordering::Relaxed);
+        }
+        value
+    }
+}
+
+/// Bytes of values handed out with refs that the guest may keep unread at
+/// once. The copies are a convenience — the object store holds every value
+/// anyway — so past this a value is not kept and its `get` asks the host:
+/// a reader that collects a long stream's refs before reading any (a
+/// million items of 1 KiB) keeps no second copy of the stream in its own
+/// memory, where it would count against the guest's memory limit.
+pub(crate) const MAX_KEPT_VALUE_BYTES: usize = 16 << 20;
+
+static KEPT_VALUE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // An unread copy stops counting against the bound.
+        drop(self.take_value());
     }
 }
 
@@ -109,7 +131,16 @@ impl<T> ObjectRef<T> {
 
     /// A ref the host handed out with its (ready) object's encoded value.
     pub(crate) fn with_value(handle: wit::ObjectRef, value: Option<Vec<u8>>) -> ObjectRef<T> {
+        // (The host hands out values only of ready objects.)
         let ready = AtomicBool::new(value.is_some());
+        let value = value.filter(|v| {
+            let kept = KEPT_VALUE_BYTES.fetch_add(v.len(), Ordering::Relaxed) + v.len();
+            if kept > MAX_KEPT_VALUE_BYTES {
+                KEPT_VALUE_BYTES.fetch_sub(v.len(), Ordering::Relaxed);
+                return false;
+            }
+            true
+        });
         ObjectRef { handle: Arc::new(Handle { wit: handle, ready, value: Mutex::new(value) }), _type: PhantomData }
     }
 

@@ -102,11 +102,9 @@ class ObjectRef:
 
     __slots__ = ("_handle", "_value", "__weakref__")
 
-    def __init__(self, handle, value=None):
+    def __init__(self, handle):
         self._handle = handle
-        # A generator's small item comes with its encoded value, which its
-        # first `get` takes instead of asking the host.
-        self._value = value
+        self._value = None
 
     def hex(self):
         """The object's id in hex."""
@@ -132,6 +130,38 @@ class ObjectRef:
         # Only wray's own pickler may write a ref (as an id the host keeps
         # alive); any other pickle of one would dangle.
         raise TypeError("an ObjectRef can only be pickled by wray (pass it to a task, put or return it)")
+
+
+# Bytes of values handed out with generator items that the job may keep
+# unread at once (`_ItemRef`); past it a value is not kept, and its `get`
+# asks the host, which holds every value anyway.
+_MAX_KEPT_VALUE_BYTES = 16 << 20
+_kept_value_bytes = 0
+
+
+class _ItemRef(ObjectRef):
+    """A generator's small item, handed out with its encoded value, which
+    its first ``get`` takes instead of asking the host."""
+
+    __slots__ = ()
+
+    def __init__(self, handle, value):
+        global _kept_value_bytes
+        self._handle = handle
+        self._value = None
+        if value is not None and _kept_value_bytes + len(value) <= _MAX_KEPT_VALUE_BYTES:
+            _kept_value_bytes += len(value)
+            self._value = value
+
+    def _take_value(self):
+        global _kept_value_bytes
+        value, self._value = self._value, None
+        if value is not None:
+            _kept_value_bytes -= len(value)
+        return value
+
+    def __del__(self):
+        self._take_value()
 
 
 # Options: Ray's names, checked and mapped onto the WIT `options` record.
@@ -238,7 +268,7 @@ class ObjectRefGenerator:
         read = _call(_tasks.next_items, self._ref._handle, self._next, _READ_AHEAD, timeout_ms)
         if isinstance(read, _tasks.GeneratorRead_Items):
             self._next += len(read.value)
-            self._ahead.extend(ObjectRef(i.item, i.value) for i in read.value)
+            self._ahead.extend(_ItemRef(i.item, i.value) for i in read.value)
             return self._ahead.popleft()
         self._ended = True
         if isinstance(read, _tasks.GeneratorRead_Failed):
@@ -419,7 +449,7 @@ def _args(args, kwargs):
 def _arg(a, encode):
     """One argument: a top-level ``ObjectRef`` as a ref, anything else as
     the value ``encode`` makes of it."""
-    if type(a) is ObjectRef:
+    if isinstance(a, ObjectRef):
         return _types.Arg_Object(a._handle)
     return _types.Arg_Value(encode(a))
 
@@ -753,8 +783,7 @@ def get(object_refs, *, timeout=None):
     refs, single = _refs(object_refs, "wray.get")
     loads = _codec.loads
     if single and refs[0]._value is not None:
-        data, refs[0]._value = refs[0]._value, None
-        return loads(data)
+        return loads(refs[0]._take_value())
     datas = _call(_tasks.get, [r._handle for r in refs], _timeout_ms(timeout))
     return loads(datas[0]) if single else [loads(d) for d in datas]
 

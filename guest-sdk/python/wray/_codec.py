@@ -39,7 +39,7 @@ class _Pickler(cloudpickle.Pickler):
     def persistent_id(self, obj):
         from . import ObjectRef
 
-        if type(obj) is ObjectRef:
+        if isinstance(obj, ObjectRef):
             oid = obj._handle.id()
             # The host takes ownership of the refs in a value: hand it
             # clones, keeping the caller's.

@@ -142,6 +142,24 @@ async def collect():
 
 print("async for:", asyncio.run(collect()))
 
+
+
+@ray.remote
+def plus_one(x):
+    return x + 1
+
+
+# Items come in batches with their values (small ones); whatever holds them
+# — a second get, an argument, a value put — sees the same object.
+items = list(countdown.remote(2))
+print(
+    "items handed on:",
+    ray.get(plus_one.remote(items[0])),
+    ray.get(ray.get(ray.put(items[1:]))),
+    [ray.get(r) for r in items],
+    [ray.get(r) for r in items],
+)
+
 try:
     ray.get(total.remote(countdown.remote(1)))
 except TypeError as e:

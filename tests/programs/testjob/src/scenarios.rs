@@ -536,6 +536,12 @@ pub(crate) fn generators(on: Option<&str>) -> Result<(), Error> {
         all.iter().enumerate().all(|(i, v)| *v == vec![i as u8; if i % 2 == 0 { 8 } else { 1030 }]),
     );
 
+    if on.is_none() {
+        // 40 MB of items collected unread by a task limited to 32 MiB.
+        let read = wray::get(&collect_then_read::options().memory_limit(32 << 20).remote(40_000));
+        println!("collected unread past the task's memory: {read:?}");
+    }
+
     // Items nesting refs to objects the generator put.
     let mut values = Vec::new();
     for item in placed!(put_items).remote(3) {

@@ -262,6 +262,20 @@ pub(crate) fn sized_items(n: u32, sizes: Vec<u32>) -> impl Iterator<Item = Vec<u
     (0..n).map(move |i| vec![i as u8; sizes[i as usize % sizes.len()] as usize])
 }
 
+/// Collects the refs of `n` items of 1,000 bytes before reading any, then
+/// reads them all: whether every value was right. The SDK keeps the values
+/// handed out with the refs only up to a bound (16 MiB), so a task with a
+/// smaller memory limit than the stream can do this.
+#[wray::remote]
+pub(crate) fn collect_then_read(n: u32) -> Result<bool, Error> {
+    let refs: Vec<ObjectRef<Vec<u8>>> = sized_items::remote(n, vec![1000]).collect::<Result<_, _>>()?;
+    let mut right = true;
+    for (i, r) in refs.iter().enumerate() {
+        right &= wray::get(r)? == vec![i as u8; 1000];
+    }
+    Ok(right)
+}
+
 pub(crate) fn micros_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
