@@ -36,9 +36,7 @@ fn get_impl<T: DeserializeOwned + 'static>(r: &ObjectRef<T>, timeout_ms: Option<
     if let Some(value) = r.handle.take_value() {
         return crate::value::decode(&value);
     }
-    let mut values = tasks::get(&[&**r.handle], timeout_ms)?;
-    let value = values.pop().ok_or_else(|| Error::InvalidArgument("host returned no value".into()))?;
-    crate::value::decode(&value)
+    crate::value::decode(&tasks::get_one(&r.handle, timeout_ms)?)
 }
 
 /// Waits for all objects and returns their values in order. Fails with the

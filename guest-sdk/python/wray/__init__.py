@@ -782,10 +782,12 @@ def get(object_refs, *, timeout=None):
     traceback)."""
     refs, single = _refs(object_refs, "wray.get")
     loads = _codec.loads
-    if single and refs[0]._value is not None:
-        return loads(refs[0]._take_value())
+    if single:
+        if refs[0]._value is not None:
+            return loads(refs[0]._take_value())
+        return loads(_call(_tasks.get_one, refs[0]._handle, _timeout_ms(timeout)))
     datas = _call(_tasks.get, [r._handle for r in refs], _timeout_ms(timeout))
-    return loads(datas[0]) if single else [loads(d) for d in datas]
+    return [loads(d) for d in datas]
 
 
 def put(value):

@@ -26,6 +26,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
     tasks.func_wrap_async("put-buffer", put_buffer_in_place)?;
     // `get` lowers each value straight from the store's shared buffer.
     tasks.func_wrap_async("get", get_shared)?;
+    tasks.func_wrap_async("get-one", get_one_shared)?;
     // Likewise a snapshot is compared with the last one where it lies.
     linker.instance("wray:runtime/checkpoint@0.1.0")?.func_wrap_async("save", save_in_place)?;
     // And a collective's buffers are read where they lie and lowered into
@@ -92,6 +93,15 @@ fn get_shared(
     (refs, timeout_ms): (Vec<Resource<RefGuard>>, Option<u64>),
 ) -> Box<dyn std::future::Future<Output = GetResult> + Send + '_> {
     Box::new(async move { Ok((store.data_mut().get_shared(refs, timeout_ms).await?,)) })
+}
+
+type GetOneResult = wasmtime::Result<(Result<bytes::Bytes, types::Error>,)>;
+
+fn get_one_shared(
+    mut store: StoreContextMut<'_, State>,
+    (r, timeout_ms): (Resource<RefGuard>, Option<u64>),
+) -> Box<dyn std::future::Future<Output = GetOneResult> + Send + '_> {
+    Box::new(async move { Ok((store.data_mut().get_one_shared(r, timeout_ms).await?,)) })
 }
 
 type SaveResult = wasmtime::Result<(Result<(), types::Error>,)>;

@@ -59,6 +59,27 @@ impl State {
         let r = self.call.clock.off_while_waiting(work).await;
         Ok(r.map_err(to_wit_error))
     }
+
+    /// `tasks.get-one`: as [`Self::get_shared`] for one object.
+    pub(crate) async fn get_one_shared(
+        &mut self,
+        r: Resource<RefGuard>,
+        timeout_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<bytes::Bytes, types::Error>> {
+        let id = [self.table.get(&r)?.id];
+        let values = match self.services.get_now(&id) {
+            Some(now) => now,
+            None => {
+                let work = self.services.get(&self.caller, id.to_vec(), timeout_ms.map(Duration::from_millis));
+                self.call.clock.off_while_waiting(work).await
+            }
+        };
+        Ok(values
+            .and_then(|v| {
+                v.into_iter().next().ok_or_else(|| Error::ObjectLost(format!("object {} has no value", id[0])))
+            })
+            .map_err(to_wit_error))
+    }
 }
 
 impl tasks::Host for State {
@@ -89,6 +110,16 @@ impl tasks::Host for State {
         timeout_ms: Option<u64>,
     ) -> wasmtime::Result<Result<Vec<Vec<u8>>, types::Error>> {
         Ok(self.get_shared(refs, timeout_ms).await?.map(|vs| vs.into_iter().map(|v| v.to_vec()).collect()))
+    }
+
+    /// Not reached at run time: `linker` shadows it with
+    /// `get_one_shared`. Kept correct for completeness.
+    async fn get_one(
+        &mut self,
+        r: Resource<RefGuard>,
+        timeout_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<Vec<u8>, types::Error>> {
+        Ok(self.get_one_shared(r, timeout_ms).await?.map(|v| v.to_vec()))
     }
 
     async fn wait(
