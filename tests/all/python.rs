@@ -261,6 +261,7 @@ fn generator_tasks_and_methods_stream_their_items_as_in_ray() {
             "with a ref: 2 0 [0, 1]",
             "async for: [2, 1, 0]",
             "items handed on: 3 [1, 0] [2, 1, 0] [2, 1, 0]",
+            "collected unread past the task's memory: True",
             "passed to a task: True",
             "backpressure: True True",
             "a window of 0: True",

@@ -160,6 +160,25 @@ print(
     [ray.get(r) for r in items],
 )
 
+
+
+@ray.remote
+def sized(n, size):
+    for i in range(n):
+        yield bytes([i % 256]) * size
+
+
+@ray.remote
+def collect_then_read(n):
+    """Collects the refs of n items of 1,000 bytes before reading any:
+    what the SDK keeps of the values handed out with them is bounded
+    (16 MiB), so 80 MB of items fit a task limited to 64 MiB."""
+    refs = list(sized.remote(n, 1000))
+    return all(ray.get(r) == bytes([i % 256]) * 1000 for i, r in enumerate(refs))
+
+
+print("collected unread past the task's memory:", ray.get(collect_then_read.options(memory=64 << 20).remote(80_000)))
+
 try:
     ray.get(total.remote(countdown.remote(1)))
 except TypeError as e:
