@@ -192,16 +192,23 @@ def stamped(n):
 
 
 def most_ahead(gen):
-    """How many items the generator had made past the one the reader takes,
-    at most (the reader begins late — once a generator without a bound has
-    ended, or after 2 s — and takes one every 20 ms)."""
+    """How many items the generator had made past the one the reader asks
+    for, at most, when it asks (the reader begins late — once a generator
+    without a bound has ended, or after 2 s — and takes one every 20 ms).
+    Timed before the ask: once item k is taken the generator may make item
+    k + 2 at once, before the reader's next line runs."""
     ray.wait([gen.completed()], timeout=2)
-    taken, made = [], []
-    for ref in gen:
-        taken.append(time.time())
+    asked, made = [], []
+    while True:
+        at = time.time()
+        try:
+            ref = next(gen)
+        except StopIteration:
+            break
+        asked.append(at)
         made.append(ray.get(ref))
         time.sleep(0.02)
-    return max(sum(t < at for t in made) - (k + 1) for k, at in enumerate(taken))
+    return max(sum(t < at for t in made) - (k + 1) for k, at in enumerate(asked))
 
 
 print(

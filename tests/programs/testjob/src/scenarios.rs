@@ -610,19 +610,24 @@ pub(crate) fn generators(on: Option<&str>) -> Result<(), Error> {
     // up to a stream's 16 MiB — so the items there are of 1 MiB.
     let (count, size) = if on.is_some() { (60, 1 << 20) } else { (30, 16) };
     let most_ahead = |stream: wray::ObjectRefGenerator<(u64, Vec<u8>)>| -> Result<usize, Error> {
-        let (mut taken_at, mut made_at) = (Vec::new(), Vec::new());
+        let mut stream = stream;
+        let (mut asked_at, mut made_at) = (Vec::new(), Vec::new());
         // Late to begin: a generator without a bound makes all of its items
         // and ends meanwhile; one with a bound has two seconds to run as
         // far ahead as it can.
         wray::wait(std::slice::from_ref(stream.result()), 1, Some(Duration::from_secs(2)));
-        for item in stream {
-            taken_at.push(micros_now());
+        loop {
+            // Timed before the ask: once item k is taken the generator may
+            // make item k + 2 at once, before the reader's next line runs.
+            let asked = micros_now();
+            let Some(item) = stream.next() else { break };
+            asked_at.push(asked);
             made_at.push(wray::get(&item?)?.0);
             std::thread::sleep(Duration::from_millis(20));
         }
-        // When item k was taken, how many after it were already made.
-        Ok((0..taken_at.len())
-            .map(|k| made_at.iter().filter(|&&t| t < taken_at[k]).count().saturating_sub(k + 1))
+        // When item k was asked for, how many after it were already made.
+        Ok((0..asked_at.len())
+            .map(|k| made_at.iter().filter(|&&t| t < asked_at[k]).count().saturating_sub(k + 1))
             .max()
             .unwrap_or(0))
     };
