@@ -50,15 +50,15 @@ pub fn get_all<T: DeserializeOwned + 'static>(refs: &[ObjectRef<T>]) -> Result<V
     let mut values: Vec<Option<Vec<u8>>> = refs.iter().map(|r| r.handle.take_value()).collect();
     let missing: Vec<_> = refs.iter().zip(&values).filter(|(_, v)| v.is_none()).map(|(r, _)| &**r.handle).collect();
     if !missing.is_empty() {
-        let mut fetched = tasks::get(&missing, None)?.into_iter();
-        for v in values.iter_mut().filter(|v| v.is_none()) {
-            *v = fetched.next();
+        let fetched = tasks::get(&missing, None)?;
+        for (slot, v) in values.iter_mut().filter(|v| v.is_none()).zip(fetched) {
+            *slot = Some(v);
         }
     }
     values
-        .iter()
-        .map(|v| v.as_deref().ok_or_else(|| Error::InvalidArgument("host returned too few values".into())))
-        .map(|v| v.and_then(crate::value::decode))
+        .into_iter()
+        .map(|v| v.ok_or_else(|| Error::InvalidArgument("host returned too few values".into())))
+        .map(|v| v.and_then(|v| crate::value::decode(&v)))
         .collect()
 }
 

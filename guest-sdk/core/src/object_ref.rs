@@ -62,12 +62,16 @@ impl Handle {
     /// took it yet.
     #[inline]
     pub(crate) fn take_value(&self) -> Option<Vec<u8>> {
-        let value = self.value.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(v) = &value {
-            KEPT_VALUE_BYTES.fetch_sub(v.len(), Ordering::Relaxed);
-        }
-        value
+        uncounted(self.value.lock().unwrap_or_else(|e| e.into_inner()).take())
     }
+}
+
+/// `value`, which stops counting against `MAX_KEPT_VALUE_BYTES`.
+fn uncounted(value: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    if let Some(v) = &value {
+        KEPT_VALUE_BYTES.fetch_sub(v.len(), Ordering::Relaxed);
+    }
+    value
 }
 
 /// Bytes of values handed out with refs that the guest may keep unread at
@@ -82,8 +86,9 @@ static KEPT_VALUE_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        // An unread copy stops counting against the bound.
-        drop(self.take_value());
+        // An unread copy stops counting against the bound (no lock: the
+        // handle is going away).
+        uncounted(self.value.get_mut().unwrap_or_else(|e| e.into_inner()).take());
     }
 }
 

@@ -1112,6 +1112,14 @@ mod tests {
         Object { data: Bytes::from(vec![fill; n]), refs: Vec::new() }
     }
 
+    /// The pending output of the driver's `child`th task in job 1: what a
+    /// generator's items go under in the item tests.
+    fn generator_output(s: &ObjectStore, child: u64) -> ObjectId {
+        let output = ObjectId::returned_by(TaskId::driver(JobId(1)).child(child));
+        s.create_pending(JobId(1), output);
+        output
+    }
+
     fn store(budget: usize) -> (tempfile::TempDir, ObjectStore) {
         let dir = tempfile::tempdir().unwrap();
         let spill = SledSpill::open(&dir.path().join("spill")).unwrap();
@@ -1173,9 +1181,8 @@ mod tests {
     async fn a_generator_with_a_window_waits_for_its_reader_to_take_an_item() {
         let (_d, s) = store(1 << 20);
         let job = JobId(1);
-        let output = ObjectId::returned_by(TaskId::driver(job).child(11));
+        let output = generator_output(&s, 11);
         let item = |i: u32| ObjectId::item_of(output.task, i);
-        s.create_pending(job, output);
         s.set_item_window(output, 2);
         assert_eq!(s.put_item(job, output, 0, item(0), obj(1, 0)).unwrap(), ItemPut::Kept);
         assert_eq!(s.put_item(job, output, 1, item(1), obj(1, 1)).unwrap(), ItemPut::Ahead);
@@ -1219,9 +1226,8 @@ mod tests {
     fn a_reader_takes_the_items_already_there_at_once_with_the_small_ones_bytes() {
         let (_d, s) = store(1 << 20);
         let job = JobId(1);
-        let output = ObjectId::returned_by(TaskId::driver(job).child(13));
+        let output = generator_output(&s, 13);
         let item = |i: u32| ObjectId::item_of(output.task, i);
-        s.create_pending(job, output);
         assert_eq!(s.take_items_now(job, output, 0, 8, 64), None, "nothing yielded yet");
         for (i, size) in [(0, 10), (1, 100), (2, 20)] {
             s.put_item(job, output, i, item(i), obj(size, i as u8)).unwrap();
@@ -1250,9 +1256,8 @@ mod tests {
     fn items_stopped_by_their_owner_are_unread_while_the_output_stays() {
         let (_d, s) = store(1 << 20);
         let job = JobId(1);
-        let output = ObjectId::returned_by(TaskId::driver(job).child(12));
+        let output = generator_output(&s, 12);
         let item = |i: u32| ObjectId::item_of(output.task, i);
-        s.create_pending(job, output);
         assert_eq!(s.put_item(job, output, 0, item(0), obj(1, 0)).unwrap(), ItemPut::Kept);
         s.stop_items(JobId(2), output);
         assert_eq!(s.put_item(job, output, 1, item(1), obj(1, 1)).unwrap(), ItemPut::Kept, "another job's stop");
@@ -1269,9 +1274,7 @@ mod tests {
     #[tokio::test]
     async fn readers_of_items_that_gave_up_leave_no_watchers_behind() {
         let (_d, s) = store(1 << 20);
-        let job = JobId(1);
-        let output = ObjectId::returned_by(TaskId::driver(job).child(9));
-        s.create_pending(job, output);
+        let output = generator_output(&s, 9);
         for _ in 0..1000 {
             let reader = s.next_item(output, 0);
             tokio::pin!(reader);
@@ -1284,8 +1287,7 @@ mod tests {
     async fn a_failed_generator_keeps_its_items_and_a_get_of_it_is_not_woken_by_them() {
         let (_d, s) = store(1 << 20);
         let job = JobId(1);
-        let output = ObjectId::returned_by(TaskId::driver(job).child(8));
-        s.create_pending(job, output);
+        let output = generator_output(&s, 8);
         let waiter = s.get(output);
         tokio::pin!(waiter);
         assert!(futures_poll(&mut waiter).is_none());

@@ -609,8 +609,7 @@ pub(crate) fn generators(on: Option<&str>) -> Result<(), Error> {
     // it. Elsewhere, what is in flight between the nodes comes on top —
     // up to a stream's 16 MiB — so the items there are of 1 MiB.
     let (count, size) = if on.is_some() { (60, 1 << 20) } else { (30, 16) };
-    let most_ahead = |stream: wray::ObjectRefGenerator<(u64, Vec<u8>)>| -> Result<usize, Error> {
-        let mut stream = stream;
+    let most_ahead = |mut stream: wray::ObjectRefGenerator<(u64, Vec<u8>)>| -> Result<usize, Error> {
         let (mut asked_at, mut made_at) = (Vec::new(), Vec::new());
         // Late to begin: a generator without a bound makes all of its items
         // and ends meanwhile; one with a bound has two seconds to run as
