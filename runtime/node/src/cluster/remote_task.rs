@@ -384,7 +384,7 @@ impl NodeInner {
             }
         };
         let place = crate::state::Place::Elsewhere(placed.as_ref().map(|p| p.node.clone()));
-        lock(&self.task_log).start(spec.task, place, crate::persist::now_ms());
+        job.note_task(spec.task, |live| live.start(place, crate::persist::now_ms()));
         let outcome = match direct {
             Some((w, request)) => self.send_direct(job, spec, w, &conn, &frame_bytes, request, blobs).await,
             None => match open_with(&conn, &frame_bytes, blobs).await {
@@ -488,7 +488,7 @@ impl NodeInner {
             if let Event::TaskDone(done) = &event
                 && done.held
             {
-                lock(&self.task_log).ran_elsewhere(spec.task, &done.node, None);
+                job.note_task(spec.task, |live| live.ran_elsewhere(&done.node, None));
                 return match self.held_result(job, done, addr) {
                     Ok(()) => Remote::Held(Box::new(Keeper { send, recv, node: done.node.clone() })),
                     Err(why) => lost(why),
@@ -541,7 +541,7 @@ impl NodeInner {
                 }
             }
             Event::TaskDone(done) => {
-                lock(&self.task_log).ran_elsewhere(spec.task, &done.node, done.result.as_ref().err());
+                job.note_task(spec.task, |live| live.ran_elsewhere(&done.node, done.result.as_ref().err()));
                 return Some(match self.receive_result(job, done, recv).await {
                     Ok(_) => Remote::Ran,
                     Err(e) => lost(e),

@@ -1,6 +1,7 @@
 //! Jobs: one run of a component's driver, and everything it starts.
 
 use crate::local::actor::ActorState;
+use crate::state::Live;
 use crate::{Node, NodeInner, lock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,8 +66,9 @@ pub(crate) struct JobState {
     pub(crate) id: JobId,
     pub(crate) component: JobComponent,
     pub(crate) config: JobConfig,
-    /// Cancellation flags of the job's queued and running tasks.
-    pub(crate) tasks: Mutex<HashMap<TaskId, Arc<crate::local::task::CancelToken>, crate::ById>>,
+    /// The job's queued and running tasks: how to cancel each, and what
+    /// listings show of it.
+    pub(crate) tasks: Mutex<HashMap<TaskId, Arc<crate::local::task::LiveTask>, crate::ById>>,
     pub(crate) actors: Mutex<HashMap<ActorId, Arc<ActorState>>>,
     pub(crate) named: Mutex<HashMap<String, ActorId>>,
     /// Bounds unfinished tasks: submitting past it waits (back-pressure).
@@ -114,6 +116,37 @@ pub(crate) const MAX_IDLE_TASK_INSTANCES: usize = 8;
 pub(crate) const MAX_IDLE_INSTANCE_MEMORY: usize = 256 << 20;
 
 impl JobState {
+    /// Updates what is listed of task `id`, if it is live and listed.
+    pub(crate) fn note_task(&self, id: TaskId, update: impl FnOnce(&mut Live)) {
+        let task = lock(&self.tasks).get(&id).cloned();
+        if let Some(task) = task {
+            task.note(update);
+        }
+    }
+
+    /// Counts of the job's listed tasks: (pending, running).
+    pub(crate) fn listed_counts(&self) -> (u64, u64) {
+        let (mut pending, mut running) = (0, 0);
+        for task in lock(&self.tasks).values() {
+            match task.running() {
+                Some(true) => running += 1,
+                Some(false) => pending += 1,
+                None => {}
+            }
+        }
+        (pending, running)
+    }
+
+    /// What is listed of the job's unfinished tasks, each with its id and
+    /// its job's key.
+    pub(crate) fn listed_tasks(&self, into: &mut Vec<(TaskId, Arc<str>, Live)>) {
+        for (id, task) in lock(&self.tasks).iter() {
+            if let Some(live) = task.listed() {
+                into.push((*id, self.key.clone(), live));
+            }
+        }
+    }
+
     /// The names of the job's live named actors (a dead actor's name is
     /// dropped when it dies, `mark_dead`).
     pub(crate) fn names(&self) -> Vec<String> {
