@@ -504,8 +504,10 @@ impl NodeInner {
     /// QUIC and other tasks keep going meanwhile.
     pub(crate) fn landing<R>(&self, size: usize, f: impl FnOnce() -> R) -> R {
         use tokio::runtime::{Handle, RuntimeFlavor};
-        let multi = Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
-        if size >= LARGE_OBJECT && multi { tokio::task::block_in_place(f) } else { f() }
+        // The size first: asking for the runtime's handle clones it, an
+        // atomic on a count every worker shares, for every result and item.
+        let multi = || Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+        if size >= LARGE_OBJECT && multi() { tokio::task::block_in_place(f) } else { f() }
     }
 
     /// A task or actor the head placed here (as its `placement`-th on this
