@@ -457,6 +457,8 @@ fn main(args: Vec<String>) -> Result<(), Error> {
                 "big body: {}",
                 wray::publish_status("dash/big", &too_big).map_or_else(|e| e.to_string(), |()| "ok".into())
             );
+            // A task still running while the views are read: listed RUNNING.
+            let _running = timed_sleep::remote(secs * 1000);
             println!("dashboard-marker: holding for {secs} s");
             std::thread::sleep(Duration::from_secs(secs));
             println!("dashboard-marker: done");
