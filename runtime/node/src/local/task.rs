@@ -506,7 +506,18 @@ impl NodeInner {
         // Its arguments exist before it goes anywhere; their bytes are
         // read where it runs (one held on another node is fetched only if
         // it runs here: sent elsewhere, it is named on its holder).
+        // The work first, and the cancellation polled only if the work
+        // waits: a `select!` in random order polled `cancelled` first every
+        // other time, which joins the token's list of waiters and leaves
+        // it again — two locks — for a task whose arguments are there. A
+        // task cancelled already still ends here. With the two `select!`s
+        // below alike: async reused tasks 366–378k → 375–390k/s, sync
+        // reused 288–296k → 300–304k/s (alternating runs).
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         tokio::select! {
+            biased;
             ready = self.await_args(&spec.args) => ready?,
             () = cancel.cancelled() => return Err(Error::Cancelled),
         };
@@ -609,7 +620,12 @@ impl NodeInner {
         mut retries: TaskRetries,
         held: Held,
     ) -> Result<(), Error> {
+        // (The work first, as in `run_task`.)
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         let args = tokio::select! {
+            biased;
             args = self.resolve_args(&spec.args) => args?,
             () = cancel.cancelled() => return Err(Error::Cancelled),
         };
@@ -655,9 +671,16 @@ impl NodeInner {
                     // The flag interrupts running wasm within a tick; racing
                     // the call also stops a task blocked in the host (a WASI
                     // sleep, a `get`).
-                    let run = tokio::select! {
-                        r = instance.run_task(&spec.function, args.clone(), limits.time) => r,
-                        () = cancel.cancelled() => Err(CallError::Cancelled),
+                    // The call first: one that never waits in the host
+                    // never joins the token's waiters (as in `run_task`).
+                    let run = if cancel.is_cancelled() {
+                        Err(CallError::Cancelled)
+                    } else {
+                        tokio::select! {
+                            biased;
+                            r = instance.run_task(&spec.function, args.clone(), limits.time) => r,
+                            () = cancel.cancelled() => Err(CallError::Cancelled),
+                        }
                     };
                     match run {
                         Ok(v) => {
