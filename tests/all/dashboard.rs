@@ -351,24 +351,20 @@ fn wray_run_serves_the_embedded_runtime_s_dashboard() {
     wait_for_line(&out, "dashboard-marker: holding", Duration::from_secs(120));
     // The job's sleeping task is listed as running once it has started
     // (its record kept with the task until it ends), beside those ended.
-    // (At most 10 s of the job's 30 s hold.)
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let node = loop {
-        let state: serde_json::Value = serde_json::from_str(&get(&url, "/api/state", "").body).unwrap();
-        let node = state["nodes"][0].clone();
-        let running = node["tasks"].as_array().unwrap().iter().any(|t| {
+    // (Looked for during at most 10 s of the job's 30 s hold.)
+    let sleeping = |node: &serde_json::Value| {
+        node["tasks"].as_array().unwrap().iter().any(|t| {
             t["state"] == "RUNNING" && t["function"].as_str().unwrap().ends_with("timed_sleep") && t["started_ms"] != 0
-        });
-        if running || std::time::Instant::now() > deadline {
-            break node;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        })
     };
+    let mut node = serde_json::Value::Null;
+    holds_within(Duration::from_secs(10), || {
+        let state: serde_json::Value = serde_json::from_str(&get(&url, "/api/state", "").body).unwrap();
+        node = state["nodes"][0].clone();
+        sleeping(&node)
+    });
+    assert!(sleeping(&node), "{node}");
     let tasks = node["tasks"].as_array().unwrap();
-    assert!(
-        tasks.iter().any(|t| t["state"] == "RUNNING" && t["function"].as_str().unwrap().ends_with("timed_sleep")),
-        "{node}"
-    );
     assert!(
         tasks.iter().any(|t| t["state"] == "FAILED" && t["error"].as_str().unwrap().contains("dashboard-boom")),
         "{node}"

@@ -209,6 +209,35 @@ struct Inner {
     spill_failure: Option<String>,
 }
 
+impl Inner {
+    /// Keeps the map's size near what it holds (called as each object is
+    /// removed).
+    fn note_removal(&mut self) {
+        // A map that a burst grew (thousands of results pending at once)
+        // keeps its size when they are freed, and every later lookup lands
+        // somewhere in megabytes of mostly empty slots: `wray
+        // microbenchmark`'s generator row, run after workloads that leave
+        // up to 10,000 results pending, read 1.04–1.08 M items/s, and
+        // 1.21–1.31 M with the map shrunk (alternating runs). Shrunk to
+        // twice what it holds once it has stayed under an eighth full for
+        // a quarter of its size in removals: the rebuild is paid for by
+        // that many operations, and a job whose bursts come again and
+        // again (rounds of 10,000 actor calls) is not rebuilt every round,
+        // since each round's removals start from a full map.
+        let capacity = self.objects.capacity();
+        if capacity > MIN_SHRUNK_CAPACITY && self.objects.len() < capacity / 8 {
+            self.sparse_removals += 1;
+            if self.sparse_removals >= capacity / 4 {
+                let keep = self.objects.len() * 2;
+                self.objects.shrink_to(keep);
+                self.sparse_removals = 0;
+            }
+        } else {
+            self.sparse_removals = 0;
+        }
+    }
+}
+
 /// Counters describing the store, for `status` and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -574,28 +603,7 @@ impl ObjectStore {
     }
 
     fn forget(&self, inner: &mut Inner, id: ObjectId, e: Entry, work: &mut Vec<ObjectId>) {
-        // A map that a burst grew (thousands of results pending at once)
-        // keeps its size when they are freed, and every later lookup lands
-        // somewhere in megabytes of mostly empty slots: `wray
-        // microbenchmark`'s generator row, run after workloads that leave
-        // up to 10,000 results pending, read 1.04–1.08 M items/s, and
-        // 1.21–1.31 M with the map shrunk (alternating runs). Shrunk to
-        // twice what it holds once it has stayed under an eighth full for
-        // a quarter of its size in removals: the rebuild is paid for by
-        // that many operations, and a job whose bursts come again and
-        // again (rounds of 10,000 actor calls) is not rebuilt every round,
-        // since each round's removals start from a full map.
-        let capacity = inner.objects.capacity();
-        if capacity > MIN_SHRUNK_CAPACITY && inner.objects.len() < capacity / 8 {
-            inner.sparse_removals += 1;
-            if inner.sparse_removals >= capacity / 4 {
-                let keep = inner.objects.len() * 2;
-                inner.objects.shrink_to(keep);
-                inner.sparse_removals = 0;
-            }
-        } else {
-            inner.sparse_removals = 0;
-        }
+        inner.note_removal();
         match e.state {
             State::Memory(b) | State::Spilling(b) => inner.in_memory -= b.len(),
             State::Spilled(n) => {

@@ -52,12 +52,11 @@ impl State {
         let ids = self.ids(&refs)?;
         // Most reads find everything ready: answered without a future and
         // without touching the clock.
-        if let Some(now) = self.services.get_now(&ids) {
-            return Ok(now.map_err(to_wit_error));
-        }
-        let work = self.services.get(&self.caller, ids, timeout_ms.map(Duration::from_millis));
-        let r = self.call.clock.off_while_waiting(work).await;
-        Ok(r.map_err(to_wit_error))
+        let values = match self.services.get_now(&ids) {
+            Some(now) => now,
+            None => self.wait_for_values(ids, timeout_ms).await,
+        };
+        Ok(values.map_err(to_wit_error))
     }
 
     /// `tasks.get-one`: as [`Self::get_shared`] for one object.
@@ -66,19 +65,25 @@ impl State {
         r: Resource<RefGuard>,
         timeout_ms: Option<u64>,
     ) -> wasmtime::Result<Result<bytes::Bytes, types::Error>> {
-        let id = [self.table.get(&r)?.id];
-        let values = match self.services.get_now(&id) {
+        let id = self.table.get(&r)?.id;
+        let values = match self.services.get_now(&[id]) {
             Some(now) => now,
-            None => {
-                let work = self.services.get(&self.caller, id.to_vec(), timeout_ms.map(Duration::from_millis));
-                self.call.clock.off_while_waiting(work).await
-            }
+            None => self.wait_for_values(vec![id], timeout_ms).await,
         };
         Ok(values
-            .and_then(|v| {
-                v.into_iter().next().ok_or_else(|| Error::ObjectLost(format!("object {} has no value", id[0])))
-            })
+            .and_then(|v| v.into_iter().next().ok_or_else(|| Error::ObjectLost(format!("object {id} has no value"))))
             .map_err(to_wit_error))
+    }
+
+    /// The values of `ids`, some not ready yet: the caller's clock stops
+    /// while it waits.
+    async fn wait_for_values(
+        &mut self,
+        ids: Vec<ObjectId>,
+        timeout_ms: Option<u64>,
+    ) -> Result<Vec<bytes::Bytes>, Error> {
+        let work = self.services.get(&self.caller, ids, timeout_ms.map(Duration::from_millis));
+        self.call.clock.off_while_waiting(work).await
     }
 }
 
