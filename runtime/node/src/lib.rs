@@ -116,6 +116,13 @@ pub(crate) struct NodeInner {
     /// for room): their place in the scheduler's queue ([`NodeInner::ticket`]).
     tickets: AtomicU64,
     jobs: Mutex<HashMap<JobId, Arc<local::job::JobState>>>,
+    /// Jobs that ended while some of their tasks were still finishing
+    /// (cancelled by the end, or done but not yet counted — a task's result
+    /// reaches the job a moment before the task records its end). Their
+    /// unfinished tasks are listed and counted until they end, so a job's
+    /// summary counts every task it ran; each entry is dropped once its
+    /// tasks are gone ([`NodeInner::listed_jobs`]).
+    ended_jobs: Mutex<Vec<std::sync::Weak<local::job::JobState>>>,
     next_job: AtomicU32,
     /// Components this node has loaded, by content hash: what lets a peer
     /// name a component by hash instead of sending it again.
@@ -269,6 +276,7 @@ impl Node {
                 grants: Mutex::new(HashMap::default()),
                 tickets: AtomicU64::new(0),
                 jobs: Mutex::new(HashMap::new()),
+                ended_jobs: Mutex::new(Vec::new()),
                 next_job: AtomicU32::new(1),
                 components: Mutex::new(HashMap::new()),
                 loading: tokio::sync::Mutex::new(()),

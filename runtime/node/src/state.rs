@@ -222,9 +222,10 @@ impl NodeInner {
             // The unfinished tasks are collected under the log's lock, which
             // a task's end takes to move its record there: each is listed
             // once.
+            let listed = self.listed_jobs();
             let log = lock(&self.task_log);
             let mut live = Vec::new();
-            for job in jobs.iter().filter(|j| j.owner.is_none()) {
+            for job in listed.iter().filter(|j| j.owner.is_none()) {
                 job.listed_tasks(&mut live);
             }
             log.snapshot(&self.id, live, MAX_TASK_ROWS)
@@ -496,7 +497,7 @@ impl Node {
     /// How many tasks this node's jobs have pending, running and ended:
     /// what a progress line shows, without building a whole state.
     pub fn task_counts(&self) -> TaskCounts {
-        let jobs: Vec<_> = lock(&self.inner.jobs).values().cloned().collect();
+        let jobs = self.inner.listed_jobs();
         let log = lock(&self.inner.task_log);
         let (pending, running) = jobs
             .iter()

@@ -124,6 +124,11 @@ impl JobState {
         }
     }
 
+    /// Whether any of the job's tasks has not ended.
+    pub(crate) fn has_tasks(&self) -> bool {
+        !lock(&self.tasks).is_empty()
+    }
+
     /// Counts of the job's listed tasks: (pending, running).
     pub(crate) fn listed_counts(&self) -> (u64, u64) {
         let (mut pending, mut running) = (0, 0);
@@ -337,6 +342,31 @@ impl NodeInner {
         lock(&self.jobs).get(&id).cloned().ok_or_else(|| wray_core::Error::InvalidArgument(format!("{id} has ended")))
     }
 
+    /// The jobs whose tasks are listed: the running ones and those ended
+    /// with tasks still finishing (`ended_jobs`, pruned here).
+    pub(crate) fn listed_jobs(&self) -> Vec<Arc<JobState>> {
+        let mut jobs = Vec::new();
+        // Jobs no longer listed are dropped after the locks are let go:
+        // the last reference to one may be here.
+        let mut gone = Vec::new();
+        {
+            let running = lock(&self.jobs);
+            jobs.extend(running.values().cloned());
+            lock(&self.ended_jobs).retain(|j| match j.upgrade() {
+                Some(j) if j.has_tasks() => {
+                    jobs.push(j);
+                    true
+                }
+                j => {
+                    gone.extend(j);
+                    false
+                }
+            });
+        }
+        drop(gone);
+        jobs
+    }
+
     /// Tears a job down: interrupt its tasks, kill its actors, free its
     /// objects.
     pub(crate) fn end_job(&self, job: &Arc<JobState>) {
@@ -349,7 +379,19 @@ impl NodeInner {
         for a in actors {
             a.kill("the job ended", true);
         }
-        lock(&self.jobs).remove(&job.id);
+        {
+            // Moved under the jobs' lock, which a listing holds while it
+            // reads both: listed once, never missed between the two.
+            let mut jobs = lock(&self.jobs);
+            jobs.remove(&job.id);
+            let mut ended = lock(&self.ended_jobs);
+            // Only pruned of jobs already dropped, whose drop cannot come
+            // here under the locks; the rest is pruned by listings.
+            ended.retain(|j| j.strong_count() > 0);
+            if job.has_tasks() {
+                ended.push(Arc::downgrade(job));
+            }
+        }
         self.store.free_job(job.id);
         self.meetings.end_job(job.id);
         let groups = std::mem::take(&mut *lock(&job.groups));
