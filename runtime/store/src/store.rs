@@ -1074,7 +1074,10 @@ impl ObjectStore {
             let size = data.len();
             if let Err(err) = &written {
                 let why = err.to_string();
-                if inner.spill_failure.as_ref() != Some(&why) {
+                // Logged when spilling starts failing, not again while it
+                // fails: sled words one full disk in more than one way (the
+                // OS error, then its own record of it).
+                if inner.spill_failure.is_none() {
                     tracing::error!("cannot spill objects to disk: {why}; keeping them in memory, refusing new ones");
                 }
                 inner.spill_failure = Some(why.clone());
