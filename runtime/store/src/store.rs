@@ -907,6 +907,31 @@ impl ObjectStore {
         }
     }
 
+    /// Appends to `out` the contents of `ids` in order, under one lock, as
+    /// far as they are in this store's memory: it stops at the first one
+    /// pending, spilled or held elsewhere (read that one by itself,
+    /// [`ObjectStore::try_find`]), and fails with the error of the first
+    /// one that failed or does not exist. A reader of many results (`get`
+    /// of a batch) took and gave back the lock once per object otherwise,
+    /// handing its cache lines to and fro with the thread completing them.
+    pub fn read_ready(&self, ids: &[ObjectId], out: &mut Vec<Bytes>) -> Result<(), Error> {
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        for id in ids {
+            let Some(e) = inner.objects.get_mut(id) else {
+                return Err(lost(*id));
+            };
+            e.last_access = tick;
+            match &e.state {
+                State::Memory(b) | State::Spilling(b) => out.push(b.clone()),
+                State::Failed(err) => return Err(err.clone()),
+                State::Pending | State::Spilled(_) | State::Elsewhere(_) => break,
+            }
+        }
+        Ok(())
+    }
+
     /// What a read finds, without waiting: the object's contents, where it
     /// is held if it is ready on another node, or the error its task failed
     /// with; `None` while pending. One look under the lock, so that an
@@ -1165,6 +1190,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spill = SledSpill::open(&dir.path().join("spill")).unwrap();
         (dir, ObjectStore::new(budget, Box::new(spill)))
+    }
+
+    #[test]
+    fn a_batch_is_read_as_far_as_its_objects_are_in_memory() {
+        let (_d, s) = store(8);
+        let job = JobId(1);
+        for n in 0..4 {
+            s.create_pending(job, oid(n));
+        }
+        s.complete(oid(0), Ok(obj(2, 0)));
+        s.complete(oid(1), Ok(obj(2, 1)));
+        s.complete(oid(3), Ok(obj(2, 3)));
+        let ids: Vec<_> = (0..4).map(oid).collect();
+        let mut out = Vec::new();
+        s.read_ready(&ids, &mut out).unwrap();
+        assert_eq!(out, [Bytes::from(vec![0u8; 2]), Bytes::from(vec![1u8; 2])], "stops at the pending one");
+        s.complete(oid(2), Ok(obj(2, 2)));
+        s.read_ready(&ids[2..], &mut out).unwrap();
+        assert_eq!(out.len(), 4);
+        assert!(out.iter().enumerate().all(|(i, b)| b[..] == [i as u8; 2]));
+        // Past the budget the least recently read object is spilled: the
+        // batch stops in front of it, and a read by itself brings it back.
+        s.create_pending(job, oid(4));
+        s.complete(oid(4), Ok(obj(4, 4)));
+        let spilled =
+            (0..4).find(|n| s.lock().objects.get(&oid(*n)).is_some_and(|e| matches!(e.state, State::Spilled(_))));
+        let spilled = spilled.expect("one object spilled");
+        let mut out = Vec::new();
+        s.read_ready(&[oid(4), oid(spilled)], &mut out).unwrap();
+        assert_eq!(out, [Bytes::from(vec![4u8; 4])]);
+        assert!(matches!(s.try_find(oid(spilled)), Some(Ok(Found::Here(_)))));
+        // A failed or freed object fails the batch, naming it.
+        s.create_pending(job, oid(5));
+        s.complete(oid(5), Err(Error::Cancelled));
+        assert!(matches!(s.read_ready(&[oid(4), oid(5)], &mut Vec::new()), Err(Error::Cancelled)));
+        s.release(oid(4));
+        let lost = s.read_ready(&[oid(4)], &mut Vec::new()).unwrap_err();
+        assert!(lost.to_string().contains(&oid(4).to_string()), "{lost}");
     }
 
     #[test]

@@ -285,6 +285,13 @@ impl Services for NodeInner {
     }
 
     fn get_now(&self, ids: &[ObjectId]) -> Option<Result<Vec<bytes::Bytes>, Error>> {
+        if ids.len() > 1 {
+            let mut ready = Vec::with_capacity(ids.len());
+            return match self.store.read_ready(ids, &mut ready) {
+                Err(e) => Some(Err(e)),
+                Ok(()) => (ready.len() == ids.len()).then_some(Ok(ready)),
+            };
+        }
         let mut ready = Vec::with_capacity(ids.len());
         for id in ids {
             match self.store.try_find(*id)? {
