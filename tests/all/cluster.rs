@@ -732,8 +732,12 @@ fn generator_items_come_from_another_node_as_they_are_made() {
     // the reader to the window on each node and the 16 MiB a stream has in
     // flight (19 measured); without it all 60 are made before the late
     // reader takes the first.
-    let (bounded, unbounded) = items_made_ahead(&text);
+    let (bounded, unbounded) = items_made_ahead(&text, "backpressure");
     assert!(bounded <= 22.0 && unbounded == 59.0, "{bounded} and {unbounded} made ahead:\n{text}");
+    // The same for the method of an actor on the worker, the window sent
+    // with the call.
+    let (bounded, unbounded) = items_made_ahead(&text, "method backpressure");
+    assert!(bounded <= 22.0 && unbounded == 59.0, "method: {bounded} and {unbounded} made ahead:\n{text}");
 }
 
 /// The node running a generator is SIGKILLed after three items: the task

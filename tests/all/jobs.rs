@@ -138,8 +138,12 @@ fn generator_tasks_hand_over_items_as_they_are_made() {
     // `generator_backpressure(2)`: the generator pauses with two items
     // unread, so when the reader takes one at most one more is made;
     // without it, all 30 are made before the late reader takes the first.
-    let (bounded, unbounded) = items_made_ahead(&out);
+    let (bounded, unbounded) = items_made_ahead(&out, "backpressure");
     assert!(bounded <= 1.0 && unbounded == 29.0, "{bounded} and {unbounded} made ahead:\n{out}");
+    // The same for an actor's generator method through a handle with the
+    // window (`with_generator_backpressure`), and not through one without.
+    let (bounded, unbounded) = items_made_ahead(&out, "method backpressure");
+    assert!(bounded <= 1.0 && unbounded == 29.0, "method: {bounded} and {unbounded} made ahead:\n{out}");
     has(&out, "dropped while paused: stopped: true");
     has(&out, "first count 11 before the call ended: true");
     has(&out, "then counts: [12, 13], the actor at 13");

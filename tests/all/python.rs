@@ -265,6 +265,7 @@ fn generator_tasks_and_methods_stream_their_items_as_in_ray() {
             "passed to a task: True",
             "backpressure: True True",
             "a window of 0: True",
+            "method backpressure: True True",
         ],
     );
 }

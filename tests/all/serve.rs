@@ -592,6 +592,14 @@ fn stream(addr: &str, path: &str, stop_after: Option<&str>) -> Stream {
     Stream { head, body, arrived, complete }
 }
 
+/// Resident memory of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok());
+    kib.unwrap_or(0u64) * 1024
+}
+
 /// A deployment whose method is a generator of `Chunk`s streams its answer
 /// (`serve_hello`'s `/countdown`, server-sent events): each event reaches
 /// the client as it is yielded, not at the end; a generator that fails
@@ -624,6 +632,28 @@ fn a_generator_deployment_streams_its_answer_as_it_is_made() {
     let next = stream(&served.addr, "/countdown?from=0", None);
     assert_eq!((next.body.as_str(), next.complete), ("data: 0\n\n", true));
     assert!(start.elapsed() < Duration::from_secs(10), "the abandoned countdown went on: {:?}", start.elapsed());
+
+    // A client that stops reading a large stream holds the replica back:
+    // its generator pauses once 16 chunks wait unread beside the proxy's 16
+    // read ahead, rather than yielding all 1,001 (64 MiB) into the store.
+    // Read on afterwards, the stream resumes and ends whole.
+    let pid = served.child.as_ref().expect("running").id();
+    let before = rss(pid);
+    let mut slow = TcpStream::connect(&served.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    slow.write_all(b"GET /countdown?from=1000&pause_ms=0&pad=65536 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 4096];
+    let n = slow.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    std::thread::sleep(Duration::from_secs(3));
+    let grown = rss(pid).saturating_sub(before);
+    assert!(grown < 32 << 20, "{} MiB more resident beside a client that reads nothing", grown >> 20);
+    let mut all = first[..n].to_vec();
+    slow.read_to_end(&mut all).unwrap();
+    let events = String::from_utf8_lossy(&all).matches("data: ").count();
+    let end = String::from_utf8_lossy(&all[all.len().saturating_sub(40)..]).into_owned();
+    assert!(events == 1001 && end.ends_with("\n\n\r\n0\r\n\r\n"), "{events} events, ending {end:?}");
 
     let curl = Command::new("curl")
         .args(["-sN", "--http2-prior-knowledge", "-w", "%{http_version}"])

@@ -374,11 +374,13 @@ pub fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// The testjob `generators` scenario's backpressure line: how many items a
-/// generator had made ahead of its slow reader at most, with a window of 2
-/// and without one.
-pub fn items_made_ahead(out: &str) -> (f64, f64) {
-    let bounded = number_after(out, "backpressure: at most ");
-    let unbounded = out.lines().find_map(|l| l.strip_prefix("backpressure: ")?.rsplit_once(", ")).map(|(_, w)| w);
-    (bounded, number_after(unbounded.expect("a backpressure line"), ""))
+/// A backpressure line of the testjob `generators` scenario (`label` is
+/// `backpressure` for the tasks', `method backpressure` for the actor
+/// method's): how many items a generator had made ahead of its slow reader
+/// at most, with a window of 2 and without one.
+pub fn items_made_ahead(out: &str, label: &str) -> (f64, f64) {
+    let bounded = number_after(out, &format!("{label}: at most "));
+    let prefix = format!("{label}: ");
+    let unbounded = out.lines().find_map(|l| l.strip_prefix(prefix.as_str())?.rsplit_once(", ")).map(|(_, w)| w);
+    (bounded, number_after(unbounded.unwrap_or_else(|| panic!("no {label:?} line in:\n{out}")), ""))
 }

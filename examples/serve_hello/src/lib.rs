@@ -47,7 +47,9 @@ impl Noop {
 /// events, `?pause_ms=` (default 100, at most 10,000) apart. A generator
 /// method: the proxy sends each event the moment it is yielded, and stops
 /// the countdown when the client goes away. `?fail_at=n` panics instead of
-/// yielding `n`, to show a stream cut short.
+/// yielding `n`, to show a stream cut short; `?pad=` (at most 65,536) adds
+/// that many bytes to each event, to show a slow client of a large stream
+/// holding the replica back rather than filling the object store.
 pub struct Countdown;
 
 #[wray::actor]
@@ -63,6 +65,7 @@ impl Countdown {
         let from = param("from", 3, 1000);
         let pause = Duration::from_millis(param("pause_ms", 100, 10_000));
         let fail_at = req.query_param("fail_at").and_then(|v| v.parse::<u64>().ok());
+        let pad = " ".repeat(param("pad", 0, 65_536) as usize);
         let events = (0..=from).rev().map(move |i| {
             if i < from {
                 std::thread::sleep(pause);
@@ -70,7 +73,7 @@ impl Countdown {
             if fail_at == Some(i) {
                 panic!("asked to fail at {i}");
             }
-            Chunk::event(&i.to_string())
+            Chunk::event(&format!("{i}{pad}"))
         });
         std::iter::once(Chunk::event_stream()).chain(events)
     }

@@ -32,24 +32,30 @@ pub struct RawActor {
     pub(crate) id: wit::ActorId,
     /// Set for a deployment handle: the deployment's name (`id` is unused).
     pub(crate) deployment: Option<std::sync::Arc<str>>,
+    /// The calls' `generator_backpressure`
+    /// ([`ActorHandle::with_generator_backpressure`]).
+    pub(crate) generator_backpressure: Option<u32>,
 }
 
 impl RawActor {
     pub(crate) fn actor(id: wit::ActorId) -> RawActor {
-        RawActor { id, deployment: None }
+        RawActor { id, deployment: None, generator_backpressure: None }
     }
 
     /// Calls go to a replica of the caller's application's deployment
     /// `name`.
     pub fn deployment(name: &str) -> RawActor {
-        RawActor { id: wit::ActorId { hi: 0, lo: 0 }, deployment: Some(name.into()) }
+        RawActor { id: wit::ActorId { hi: 0, lo: 0 }, deployment: Some(name.into()), generator_backpressure: None }
     }
 
     /// Queues a method call.
     pub fn call<R>(&self, method: &str, args: Vec<RawArg>) -> ObjectRef<R> {
-        let result = match &self.deployment {
-            None => with_wit_args(args, |a| actors::call(self.id, method, a)),
-            Some(d) => with_wit_args(args, |a| serve::call(d, method, a)),
+        let result = match (&self.deployment, self.generator_backpressure) {
+            (None, None) => with_wit_args(args, |a| actors::call(self.id, method, a)),
+            (None, Some(n)) => with_wit_args(args, |a| {
+                actors::call_with(self.id, method, a, actors::CallOptions { generator_backpressure: Some(n) })
+            }),
+            (Some(d), _) => with_wit_args(args, |a| serve::call(d, method, a)),
         };
         match result {
             Ok(handle) => ObjectRef::from_handle(handle),
@@ -87,6 +93,23 @@ impl<A: Actor> ActorHandle<A> {
     /// called `id`: methods of the actor are reached through this handle.)
     pub fn actor_id(&self) -> String {
         self.methods.raw().hex()
+    }
+
+    /// A handle on the same actor whose calls of generator methods pause
+    /// while `n` of their items wait unread — yielded, but not yet handed
+    /// out by the caller's `next()` — and go on as the caller takes one:
+    /// Ray's `handle.method.options(_generator_backpressure_num_objects=n)`,
+    /// as [`CallOptions::generator_backpressure`] is for remote functions.
+    /// Paused, the method holds its actor, whose later calls wait behind
+    /// it. Calls of other methods are not affected; the setting stays with
+    /// this handle (a handle passed to a task or stored in a value arrives
+    /// without it). Panics if `n` is 0. For example
+    /// `reader.with_generator_backpressure(4).lines(path)`.
+    pub fn with_generator_backpressure(&self, n: u32) -> ActorHandle<A> {
+        assert!(n > 0, "generator_backpressure must be at least 1");
+        let mut raw = self.methods.raw().clone();
+        raw.generator_backpressure = Some(n);
+        ActorHandle::from_raw(raw)
     }
 }
 

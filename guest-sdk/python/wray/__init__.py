@@ -624,7 +624,7 @@ class ActorClass(_Remote):
 class ActorMethod:
     """``handle.method``: call ``.remote(...)`` to queue a call."""
 
-    __slots__ = ("_handle", "_name", "_actor", "_label", "_num_returns")
+    __slots__ = ("_handle", "_name", "_actor", "_label", "_num_returns", "_backpressure")
 
     def __init__(self, handle, name):
         self._handle = handle
@@ -635,6 +635,7 @@ class ActorMethod:
         self._actor = handle._id()
         self._label = f"{handle._class_name}.{name}" if handle._foreign() else None
         self._num_returns = handle._method_returns.get(name, 1)
+        self._backpressure = None
 
     def remote(self, *args, **kwargs):
         """Queues the call (calls from one caller run in order); returns the
@@ -644,19 +645,27 @@ class ActorMethod:
         else:
             wit_args = _foreign_args(args, kwargs, self._label)
         try:
-            ref = ObjectRef(_actors.call(self._actor, self._name, wit_args))
+            if self._backpressure is None:
+                ref = ObjectRef(_actors.call(self._actor, self._name, wit_args))
+            else:
+                options = _actors.CallOptions(generator_backpressure=self._backpressure)
+                ref = ObjectRef(_actors.call_with(self._actor, self._name, wit_args, options))
         except _Err as err:
             _raise(err)
         return _returns(ref, self._num_returns, self._name)
 
     def options(self, **options):
-        """Per-call options: ``num_returns`` (``name`` is accepted for Ray
-        compatibility)."""
-        _check(options, {"num_returns", "name"}, "an actor method")
+        """Per-call options: ``num_returns``,
+        ``_generator_backpressure_num_objects`` (a generator method pauses
+        while that many of its items wait unread; -1: no bound) — ``name``
+        is accepted for Ray compatibility."""
+        _check(options, {"num_returns", "name", "_generator_backpressure_num_objects"}, "an actor method")
         clone = ActorMethod.__new__(ActorMethod)
         for slot in ActorMethod.__slots__:
             setattr(clone, slot, getattr(self, slot))
         clone._num_returns = options.get("num_returns", self._num_returns)
+        if "_generator_backpressure_num_objects" in options:
+            clone._backpressure = _backpressure(options["_generator_backpressure_num_objects"])
         return clone
 
     def __call__(self, *args, **kwargs):

@@ -104,7 +104,10 @@
 //! Dropping the generator stops the task at its next yield;
 //! `f::options().generator_backpressure(n)` pauses it while `n` items wait
 //! unread (Ray's `_generator_backpressure_num_objects`; see
-//! [`CallOptions::generator_backpressure`]).
+//! [`CallOptions::generator_backpressure`]), and
+//! `handle.with_generator_backpressure(n)` does the same for the calls of
+//! an actor's generator methods made through that handle
+//! ([`ActorHandle::with_generator_backpressure`]).
 //!
 //! ## Actors
 //!

@@ -207,7 +207,9 @@ pub trait Services: Send + Sync + 'static {
         options: Options,
     ) -> BoxFuture<'a, Result<ActorId, Error>>;
     /// Queues a method call; returns the result's id with one reference held
-    /// for the caller. May wait when the actor's queue is full.
+    /// for the caller. May wait when the actor's queue is full. A generator
+    /// method pauses while `generator_backpressure` of its items wait
+    /// unread, as a task's does ([`Services::yield_item`]); 0: no bound.
     fn call_actor<'a>(
         &'a self,
         caller: &'a Caller,
@@ -215,6 +217,7 @@ pub trait Services: Send + Sync + 'static {
         actor: ActorId,
         method: String,
         args: Vec<ArgSpec>,
+        generator_backpressure: u32,
     ) -> BoxFuture<'a, Result<ObjectId, Error>>;
     /// Finds a named actor of the caller's job: its id and class.
     fn named_actor<'a>(&'a self, caller: &'a Caller, name: &'a str) -> BoxFuture<'a, Result<(ActorId, String), Error>>;

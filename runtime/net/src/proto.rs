@@ -431,6 +431,18 @@ pub enum ActorMsg {
         /// Low half.
         task_lo: u64,
     },
+    /// The caller's window of unread items of this call's generator is
+    /// full (`paused`), or has room again: the hosting node stops taking
+    /// the call's items to send while paused, so that its own window fills
+    /// and the method waits in its yield (`WireCall::generator_backpressure`).
+    Pace {
+        /// The call's task id, high half.
+        task_hi: u64,
+        /// Low half.
+        task_lo: u64,
+        /// Paused, or going on.
+        paused: bool,
+    },
 }
 
 /// A method call on the wire.
@@ -446,6 +458,9 @@ pub struct WireCall {
     pub args: Vec<WireArg>,
     /// Objects the arguments refer to, nested ones first.
     pub objects: Vec<WireObject>,
+    /// A generator method's window of unread items on the node running
+    /// it (`set_item_window`); 0: none.
+    pub generator_backpressure: u32,
 }
 
 /// What a task away from home asks its job's node.

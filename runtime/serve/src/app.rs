@@ -38,10 +38,13 @@ pub const CONTROL_TICK: Duration = Duration::from_millis(100);
 const START_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_START_BACKOFF: Duration = Duration::from_secs(30);
 /// Chunks of a streamed response the proxy reads ahead of a slow client.
-/// The replica itself is not held back (generators have no backpressure):
-/// what it yields beyond these waits in the object store, pinned by the
-/// call's result until read.
 pub const STREAM_CHUNKS_AHEAD: usize = 16;
+/// Chunks of a streamed response that wait unread in the object store
+/// before the replica's generator pauses in its yield (the call's
+/// `generator_backpressure`): with [`STREAM_CHUNKS_AHEAD`], a slow client
+/// has at most 32 chunks made ahead of it (and, for a replica on another
+/// node, what is on its way between the two), not the whole answer.
+pub const STREAM_CHUNKS_UNREAD: u32 = 16;
 
 /// How long a new application waits for its first replicas before `run`
 /// fails (a constructor that loads a model may take a while).
@@ -419,7 +422,8 @@ impl App {
     async fn send(&self, actor: ActorId, method: &str, args: Vec<Bytes>) -> Result<Sent<'_>, Error> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let args = args.into_iter().map(|data| ArgSpec::Value(Value { data, ..Value::default() })).collect();
-        let id = self.services.call_actor(&self.caller, seq, actor, method.to_string(), args).await?;
+        let id =
+            self.services.call_actor(&self.caller, seq, actor, method.to_string(), args, STREAM_CHUNKS_UNREAD).await?;
         Ok(Sent { app: self, release: Release { services: self.services.clone(), job: self.job, id } })
     }
 
@@ -712,7 +716,9 @@ impl App {
             })?;
             (key, st.replicas[&key].actor)
         };
-        let r = self.services.call_actor(caller, seq, actor, method, args).await;
+        // The guest reading the handle's generator bounds nothing here: as
+        // an actor's call without options, it runs ahead of its reader.
+        let r = self.services.call_actor(caller, seq, actor, method, args, 0).await;
         let me = self.clone();
         match r {
             Ok(id) => {

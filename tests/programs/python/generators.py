@@ -220,3 +220,15 @@ try:
     stamped.options(_generator_backpressure_num_objects=0)
 except ValueError as e:
     print("a window of 0:", "_generator_backpressure_num_objects" in str(e))
+
+
+@ray.remote
+class Stamper:
+    def stamped(self, n):
+        for _ in range(n):
+            yield time.time()
+
+
+stamper = Stamper.remote()
+paced = stamper.stamped.options(_generator_backpressure_num_objects=2)
+print("method backpressure:", most_ahead(paced.remote(20)) <= 1, most_ahead(stamper.stamped.remote(20)) >= 15)

@@ -92,7 +92,7 @@ pub(super) fn options_from_wit(o: types::Options, is_actor: bool) -> Result<Opti
     }
     if is_actor && o.generator_backpressure.is_some() {
         return Err(Error::InvalidArgument(
-            "generator_backpressure is for remote functions; an actor method's generator runs ahead of its reader"
+            "generator_backpressure is for remote functions and method calls (a handle's with_generator_backpressure), not for an actor"
                 .into(),
         ));
     }

@@ -70,6 +70,15 @@ enum FromHost {
     Gone(String),
     /// Nobody here reads the items of this call's generator any more.
     Unread(ObjectId),
+    /// The window of unread items of this call's generator is full here
+    /// (the call has a `generator_backpressure`): the host should pause.
+    Ahead(ObjectId),
+}
+
+/// [`ActorMsg::Pace`] for the call `task`.
+fn pace(task: TaskId, paused: bool) -> Vec<u8> {
+    let (task_hi, task_lo) = task.halves();
+    proto::encode(&ActorMsg::Pace { task_hi, task_lo, paused }).expect("a small message encodes")
 }
 
 /// How often a hosting node checks whether its actor died for good.
@@ -401,6 +410,7 @@ impl NodeInner {
                             let output = object_id(&item.output);
                             match node.receive_item(&job, item, &mut recv).await {
                                 Ok(ItemPut::Unread) if stopped.insert(output) => Ok(FromHost::Unread(output)),
+                                Ok(ItemPut::Ahead) => Ok(FromHost::Ahead(output)),
                                 Ok(_) => continue,
                                 Err(e) => Err(e.to_string()),
                             }
@@ -416,7 +426,7 @@ impl NodeInner {
                     if let Ok(FromHost::Done(output)) = &msg {
                         stopped.remove(output);
                     }
-                    let last = !matches!(msg, Ok(FromHost::Done(_) | FromHost::Unread(_)));
+                    let last = !matches!(msg, Ok(FromHost::Done(_) | FromHost::Unread(_) | FromHost::Ahead(_)));
                     if tx.send(msg).is_err() || last {
                         return;
                     }
@@ -425,6 +435,10 @@ impl NodeInner {
         };
         // The calls in flight, by output (the session tracks their order).
         let mut calls: std::collections::HashMap<ObjectId, ActorCall> = Default::default();
+        // Generator calls the host was told to pause: each is told to go on
+        // once its reader here has taken an item (`resumes`).
+        let mut paused: std::collections::HashSet<ObjectId> = Default::default();
+        let (resume, mut resumes) = mpsc::unbounded_channel::<ObjectId>();
         let outcome = loop {
             if lock(&session).is_finished() {
                 break Hosted::Ended;
@@ -444,9 +458,24 @@ impl NodeInner {
                 }
                 msg = results.recv() => match msg {
                     Some(Ok(FromHost::Done(output))) => {
+                        paused.remove(&output);
                         if let Some(call) = calls.remove(&output) {
                             self.unpin(&call.pinned);
                         }
+                    }
+                    Some(Ok(FromHost::Ahead(output))) => {
+                        let Some(call) = calls.get(&output) else { continue };
+                        if !paused.insert(output) {
+                            continue;
+                        }
+                        if let Err(e) = frame::write(&mut send, &pace(call.task, true)).await {
+                            break Hosted::Lost(e.to_string());
+                        }
+                        let (node, resume) = (self.clone(), resume.clone());
+                        tokio::spawn(async move {
+                            node.store.wait_for_reader(output).await;
+                            let _ = resume.send(output);
+                        });
                     }
                     Some(Ok(FromHost::Unread(output))) => {
                         if let Some(call) = calls.get(&output) {
@@ -465,6 +494,14 @@ impl NodeInner {
                     Some(Err(e)) => break Hosted::Lost(e),
                     None => break Hosted::Lost("the host stopped answering".into()),
                 },
+                Some(output) = resumes.recv() => {
+                    if paused.remove(&output)
+                        && let Some(call) = calls.get(&output)
+                        && let Err(e) = frame::write(&mut send, &pace(call.task, false)).await
+                    {
+                        break Hosted::Lost(e.to_string());
+                    }
+                }
                 call = rx.recv(), if open => match call {
                     None => {
                         // Every handle is gone (or the job ended): the host
@@ -479,8 +516,14 @@ impl NodeInner {
                         }
                         Ok((args, objects, blobs)) => {
                             let (task_hi, task_lo) = call.task.halves();
-                            let msg =
-                                ActorMsg::Call(WireCall { task_hi, task_lo, method: call.method.clone(), args, objects });
+                            let msg = ActorMsg::Call(WireCall {
+                                task_hi,
+                                task_lo,
+                                method: call.method.clone(),
+                                args,
+                                objects,
+                                generator_backpressure: call.generator_backpressure,
+                            });
                             // In flight before it is written, so that its
                             // result is never unknown to the reader.
                             lock(&session).sent(call.output, call.retries);
@@ -710,6 +753,9 @@ impl NodeInner {
         done: mpsc::UnboundedSender<(ObjectId, Event, Vec<Bytes>)>,
         in_flight: &Arc<AtomicUsize>,
     ) {
+        // The pace of each generator call in flight with a window, which
+        // the owner sets with `Pace` (bounded by the calls in flight).
+        let paces: Arc<Mutex<std::collections::HashMap<ObjectId, tokio::sync::watch::Sender<bool>>>> = Arc::default();
         loop {
             let msg = match frame::read(recv).await {
                 Ok(Some(bytes)) => proto::decode_actor_msg(&bytes),
@@ -724,6 +770,13 @@ impl NodeInner {
                 Ok(ActorMsg::Call(call)) => call,
                 Ok(ActorMsg::Stop { task_hi, task_lo }) => {
                     self.store.stop_items(job.id, ObjectId::returned_by(TaskId::from_halves(task_hi, task_lo)));
+                    continue;
+                }
+                Ok(ActorMsg::Pace { task_hi, task_lo, paused }) => {
+                    let output = ObjectId::returned_by(TaskId::from_halves(task_hi, task_lo));
+                    if let Some(pace) = lock(&paces).get(&output) {
+                        pace.send_replace(paused);
+                    }
                     continue;
                 }
                 Ok(ActorMsg::Checkpoint(_)) => {
@@ -744,19 +797,26 @@ impl NodeInner {
                     return;
                 }
             };
-            let queued = self.queue_call(job, state, task, call.method, args);
+            let queued = self.queue_call(job, state, task, call.method, args, call.generator_backpressure);
             self.unpin(&imported);
-            let (node, done, in_flight) = (self.clone(), done.clone(), in_flight.clone());
+            let pace = (call.generator_backpressure > 0).then(|| {
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                lock(&paces).insert(output, tx);
+                rx
+            });
+            let (node, done, in_flight, paces) = (self.clone(), done.clone(), in_flight.clone(), paces.clone());
             in_flight.fetch_add(1, Ordering::AcqRel);
             tokio::spawn(async move {
                 let result = match queued {
                     Ok(()) => {
-                        // A generator method's items go out as they come.
-                        let forwarded = node.result_forwarding_items(output, ItemSink::Session(&done)).await;
+                        // A generator method's items go out as they come,
+                        // at the owner's pace if it set a window.
+                        let forwarded = node.result_forwarding_items(output, ItemSink::Session(&done, pace)).await;
                         forwarded.unwrap_or_else(|e| Err(Error::ObjectLost(e.to_string())))
                     }
                     Err(e) => Err(e),
                 };
+                lock(&paces).remove(&output);
                 let (event, blobs) = node.done_event(output, result).await;
                 node.store.release(output);
                 let _ = done.send((output, event, blobs));
@@ -774,11 +834,15 @@ impl NodeInner {
         task: TaskId,
         method: String,
         args: Vec<ArgSpec>,
+        generator_backpressure: u32,
     ) -> Result<(), Error> {
         let output = ObjectId::returned_by(task);
         let pinned = self.pin_args(job.id, &args)?;
         self.store.create_pending(job.id, output);
-        self.deliver(state, ActorCall { task, method, args, output, pinned, retries: 0 });
+        if generator_backpressure > 0 {
+            self.store.set_item_window(output, generator_backpressure);
+        }
+        self.deliver(state, ActorCall { task, method, args, output, pinned, generator_backpressure, retries: 0 });
         Ok(())
     }
 
@@ -860,8 +924,12 @@ impl NodeInner {
         actor: ActorId,
         method: String,
         args: Vec<ArgSpec>,
+        generator_backpressure: u32,
     ) -> Result<ObjectId, Error> {
         let (task, output, pinned) = self.new_output(job, caller, seq, &args)?;
+        if generator_backpressure > 0 {
+            self.store.set_item_window(output, generator_backpressure);
+        }
         let fail = |e: Error| {
             self.store.complete(output, Err(e));
             self.unpin(&pinned);
@@ -873,7 +941,7 @@ impl NodeInner {
         };
         let (hi, lo) = actor.halves();
         let (task_hi, task_lo) = task.halves();
-        let call = WireCall { task_hi, task_lo, method, args, objects };
+        let call = WireCall { task_hi, task_lo, method, args, objects, generator_backpressure };
         let (mut send, mut recv) = match self.upcall(dest, Upcall::Call { hi, lo, call }, blobs).await {
             Ok((event, send, recv)) => match answer(event, accepted) {
                 Ok(()) => (send, recv),
@@ -1018,7 +1086,7 @@ impl NodeInner {
                     None => {
                         Err(Error::ActorDied(format!("{} does not exist in this job", ActorId::from_halves(hi, lo))))
                     }
-                    Some(state) => self.queue_call(&job, &state, task, call.method, args),
+                    Some(state) => self.queue_call(&job, &state, task, call.method, args, call.generator_backpressure),
                 };
                 self.unpin(&imported);
                 if let Err(e) = queued {

@@ -73,9 +73,17 @@ pub(crate) enum ItemSink<'a> {
     Task(&'a mut quinn::SendStream),
     /// An actor call's own stream (an upcall).
     Call(&'a mut quinn::SendStream),
-    /// An actor session's queue of answers, by output.
-    Session(&'a tokio::sync::mpsc::UnboundedSender<(ObjectId, Event, Vec<Bytes>)>),
+    /// An actor session's queue of answers, by output, and for a call with
+    /// a `generator_backpressure` the owner's pace ([`ActorMsg::Pace`]):
+    /// while it says paused, no item is taken.
+    ///
+    /// [`ActorMsg::Pace`]: wray_net::proto::ActorMsg::Pace
+    Session(&'a tokio::sync::mpsc::UnboundedSender<(ObjectId, Event, Vec<Bytes>)>, Option<Pace>),
 }
+
+/// Whether the owner of a generator call hosted here has asked to pause
+/// it (`true`): its window of unread items there is full.
+pub(crate) type Pace = tokio::sync::watch::Receiver<bool>;
 
 /// A task running here for another node whose stream to the owner broke
 /// before its result went back: dropped armed, it cancels the task and
@@ -1020,10 +1028,18 @@ impl NodeInner {
         let mut sent = 0;
         let mut next = std::pin::pin!(self.store.next_item(output, 0));
         let mut items_over = false;
+        let mut pace = match &forward {
+            ItemSink::Session(_, pace) => pace.clone(),
+            _ => None,
+        };
         let result = loop {
+            // Paused while the owner says so and can still say otherwise
+            // (a pace whose sender is gone pauses nothing).
+            let paused = pace.as_ref().is_some_and(|p| *p.borrow() && p.has_changed().is_ok());
             tokio::select! {
                 r = self.store.get(output) => break r,
-                found = &mut next, if !items_over => match found {
+                _ = async { pace.as_mut().expect("checked").changed().await }, if paused => {}
+                found = &mut next, if !items_over && !paused => match found {
                     Ok(NextItem::Item(item)) => {
                         self.forward_item(&mut forward, output, sent, item).await?;
                         sent += 1;
@@ -1073,7 +1089,7 @@ impl NodeInner {
         };
         match forward {
             ItemSink::Task(send) | ItemSink::Call(send) => write_with(send, &event, blobs).await,
-            ItemSink::Session(tx) => {
+            ItemSink::Session(tx, _) => {
                 let _ = tx.send((output, event, blobs));
                 Ok(())
             }

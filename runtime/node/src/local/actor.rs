@@ -30,6 +30,10 @@ pub(crate) struct ActorCall {
     pub(crate) args: Vec<ArgSpec>,
     pub(crate) output: ObjectId,
     pub(crate) pinned: Vec<ObjectId>,
+    /// A generator method's window of unread items (`set_item_window`),
+    /// set on the output where the call is made and sent on with the call
+    /// to the node hosting the actor, which sets it on its own; 0: none.
+    pub(crate) generator_backpressure: u32,
     /// Times the call was run again after a crash or the loss of the node
     /// hosting the actor interrupted it (bounded by `max_task_retries`).
     pub(crate) retries: u32,

@@ -244,6 +244,7 @@ impl NodeInner {
         actor: ActorId,
         method: String,
         args: Vec<ArgSpec>,
+        generator_backpressure: u32,
     ) -> Result<ObjectId, Error> {
         let job = self.job(caller.job)?;
         let state = lock(&job.actors).get(&actor).cloned();
@@ -258,13 +259,17 @@ impl NodeInner {
                 if dest.0 != self.id {
                     // Boxed: the path to another node would otherwise size
                     // every local call's future.
-                    return Box::pin(self.call_through(&job, &dest, caller, seq, actor, method, args)).await;
+                    let call = self.call_through(&job, &dest, caller, seq, actor, method, args, generator_backpressure);
+                    return Box::pin(call).await;
                 }
                 self.actor_in(dest.1, actor).ok_or_else(|| Error::ActorDied(format!("{actor} is gone")))?
             }
         };
         let (task, output, pinned) = self.new_output(&job, caller, seq, &args)?;
-        self.deliver(&state, ActorCall { task, method, args, output, pinned, retries: 0 });
+        if generator_backpressure > 0 {
+            self.store.set_item_window(output, generator_backpressure);
+        }
+        self.deliver(&state, ActorCall { task, method, args, output, pinned, generator_backpressure, retries: 0 });
         if let Some(run) = state.run.get() {
             actor_loop::note_call(output, run.clone());
         }
@@ -449,8 +454,9 @@ impl Services for NodeInner {
         actor: ActorId,
         method: String,
         args: Vec<ArgSpec>,
+        generator_backpressure: u32,
     ) -> BoxFuture<'a, Result<ObjectId, Error>> {
-        Box::pin(async move { self.arc()?.call(caller, seq, actor, method, args).await })
+        Box::pin(async move { self.arc()?.call(caller, seq, actor, method, args, generator_backpressure).await })
     }
 
     fn named_actor<'a>(&'a self, caller: &'a Caller, name: &'a str) -> BoxFuture<'a, Result<(ActorId, String), Error>> {

@@ -37,6 +37,11 @@ impl Counter {
             self.n
         })
     }
+    /// As the `stamped_items` task: `n` items of `bytes` bytes, each with
+    /// the time it was made.
+    pub fn stamped(&mut self, n: u32, bytes: u32) -> impl Iterator<Item = (u64, Vec<u8>)> + '_ {
+        (0..n).map(move |_| (micros_now(), vec![7u8; bytes as usize]))
+    }
     pub fn quit(&mut self) -> i64 {
         wray::exit_actor()
     }

@@ -652,6 +652,11 @@ pub(crate) fn generators(on: Option<&str>) -> Result<(), Error> {
     println!("first count {} before the call ended: {}", wray::get(&first)?, ended.is_empty());
     let rest: Vec<i64> = counts.map(|r| wray::get(&r?)).collect::<Result<_, _>>()?;
     println!("then counts: {rest:?}, the actor at {}", wray::get(&counter.get())?);
+    // A method's generator paced by its reader, through a handle with a
+    // window of 2, as the tasks above; the handle without it is not.
+    let bounded = most_ahead(counter.with_generator_backpressure(2).stamped(count, size))?;
+    let unbounded = most_ahead(counter.stamped(count, size))?;
+    println!("method backpressure: at most {bounded} made ahead with a window of 2, {unbounded} without");
     // Dropped after its first item, the method stops at a later yield, on
     // the actor's node too: the actor's next call does not wait behind the
     // rest of 100 items 100 ms apart.

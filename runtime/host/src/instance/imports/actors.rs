@@ -1,9 +1,33 @@
-//! `actors`: create, call, find by name (one or all), kill.
+//! `actors`: create, call (with options or without), find by name (one or all), kill.
 
 use crate::bindings::wray::runtime::{actors, types};
 use crate::instance::convert::{from_wit_actor, to_wit_actor, to_wit_error};
 use crate::instance::state::{RefGuard, State};
 use wasmtime::component::Resource;
+use wray_core::Error;
+
+impl State {
+    /// Queues a method call whose generator, if it is one, pauses while
+    /// `window` of its items wait unread (0: no bound).
+    async fn call_method(
+        &mut self,
+        actor: types::ActorId,
+        method: String,
+        args: Vec<types::Arg>,
+        window: u32,
+    ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
+        let (_, args, seq) = match self.submission("method name", &method, None, args)? {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(to_wit_error(e))),
+        };
+        let work = self.services.call_actor(&self.caller, seq, from_wit_actor(actor), method, args, window);
+        let r = self.call.clock.off_while_waiting(work).await;
+        match r {
+            Ok(id) => Ok(Ok(self.guard(id)?)),
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
+    }
+}
 
 impl actors::Host for State {
     async fn create(
@@ -26,16 +50,25 @@ impl actors::Host for State {
         method: String,
         args: Vec<types::Arg>,
     ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
-        let (_, args, seq) = match self.submission("method name", &method, None, args)? {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(to_wit_error(e))),
+        self.call_method(actor, method, args, 0).await
+    }
+
+    async fn call_with(
+        &mut self,
+        actor: types::ActorId,
+        method: String,
+        args: Vec<types::Arg>,
+        options: actors::CallOptions,
+    ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
+        let window = match options.generator_backpressure {
+            None => 0,
+            Some(0) => {
+                let e = Error::InvalidArgument("generator_backpressure must be at least 1".into());
+                return Ok(Err(to_wit_error(e)));
+            }
+            Some(n) => n,
         };
-        let work = self.services.call_actor(&self.caller, seq, from_wit_actor(actor), method, args);
-        let r = self.call.clock.off_while_waiting(work).await;
-        match r {
-            Ok(id) => Ok(Ok(self.guard(id)?)),
-            Err(e) => Ok(Err(to_wit_error(e))),
-        }
+        self.call_method(actor, method, args, window).await
     }
 
     async fn get_named(&mut self, name: String) -> wasmtime::Result<Result<(types::ActorId, String), types::Error>> {
