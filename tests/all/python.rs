@@ -537,7 +537,9 @@ fn a_python_job_s_tasks_reuse_their_instances_as_ray_workers_do() {
     // runs the next one (a module global keeps counting, and the function
     // is loaded once per instance); a failed task's is dropped; instances
     // are kept per memory limit; the driver is an instance of its own.
-    let (out, _) = run_ok(&python_guests().instances, &["--cpus", "1", "--env", "GRANTED=job"], &[], &[]);
+    // The node has a (software) GPU, for `get_gpu_ids`.
+    let flags = ["--cpus", "1", "--gpus", "1", "--env", "GRANTED=job"];
+    let (out, _) = run_ok(&python_guests().instances, &flags, &[], &[SOFTWARE_GPU]);
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         [
@@ -560,6 +562,7 @@ fn a_python_job_s_tasks_reuse_their_instances_as_ray_workers_do() {
             "env, a bad name: env vars: \"A=B\" is not a variable name (empty, or with '=' or NUL)",
             "import ray: True True True No module named 'ray.data'",
             "version: True True",
+            "gpu ids: [] [] [0]",
         ],
         "{out}"
     );

@@ -157,6 +157,8 @@ fn data_parallel_replicas_stay_bit_identical() {
 fn data_parallel_replicas_stay_bit_identical_on_a_gpu() {
     let (out, _) = run_ok(&guests().testjob, &["--gpus", "1"], &["train-ddp-gpu"], &[SOFTWARE_GPU]);
     assert_eq!(line_after(&out, "ddp on gpu:"), "identical 1 on_gpu 1 error None", "{out}");
+    // `get_gpu_ids`: the driver and a task without GPU have none.
+    assert_eq!(line_after(&out, "gpu ids:"), "[] [] [0]", "{out}");
 }
 
 /// The seeds' wine classifier trained by two workers from `read_csv`,

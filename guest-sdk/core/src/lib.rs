@@ -48,7 +48,7 @@ pub use object_ref::{ObjectId, ObjectRef};
 pub use options::{CallOptions, SchedulingStrategy};
 pub use placement::{PlacementGroup, PlacementStrategy, placement_group, remove_placement_group};
 pub use rng::{Rng, numpy_permutation};
-pub use tensor::{Tensor, TensorData};
+pub use tensor::{Tensor, TensorData, get_gpu_ids};
 /// Plain data that crosses between languages (a Python job's values): see
 /// [`wray_codec::value`] for the encoding.
 pub use wray_codec::Value;

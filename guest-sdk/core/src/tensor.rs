@@ -52,6 +52,19 @@ pub fn device() -> String {
     wit::device_info()
 }
 
+/// The GPUs the caller's tensors run on, by index on its node (Ray's
+/// `ray.get_gpu_ids()`): `[n]` in a task or actor holding `GPU`
+/// (`.num_gpus(..)`) on a node that has one, empty otherwise — in the
+/// driver, and on the CPU path.
+pub fn get_gpu_ids() -> Vec<u32> {
+    gpu_ids(&device())
+}
+
+/// `[n]` from a device description `gpu n: adapter`; empty for `cpu`.
+fn gpu_ids(device: &str) -> Vec<u32> {
+    device.strip_prefix("gpu ").and_then(|rest| rest.split(':').next()?.parse().ok()).into_iter().collect()
+}
+
 impl Tensor {
     /// A tensor of `shape` holding `data` (row-major).
     pub fn from_vec(shape: &[usize], data: &[f32]) -> Result<Tensor, Error> {

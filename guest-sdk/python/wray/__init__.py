@@ -1002,6 +1002,24 @@ class RuntimeContext:
         return self.get_node_id()
 
 
+def get_gpu_ids():
+    """The GPUs the caller's tensors run on, by index on its node (Ray's
+    ``ray.get_gpu_ids()``): ``[n]`` in a task or actor holding ``GPU``
+    (``num_gpus``) on a node that has one, ``[]`` otherwise — in the driver,
+    and on the CPU path."""
+    from wit_world.imports import tensors
+
+    return _gpu_ids(tensors.device_info())
+
+
+def _gpu_ids(device):
+    """``[n]`` from a device description ``gpu n: adapter``; ``[]`` for
+    ``cpu``."""
+    if not device.startswith("gpu "):
+        return []
+    return [int(device[4:].split(":", 1)[0])]
+
+
 def get_runtime_context():
     """Where the caller runs."""
     return RuntimeContext(_cluster.context())

@@ -29,6 +29,11 @@ def fail():
 
 
 @ray.remote
+def gpu_ids():
+    return ray.get_gpu_ids()
+
+
+@ray.remote
 def env_of(*names):
     return [os.environ.get(n) for n in names]
 
@@ -90,3 +95,4 @@ def main():
         missing = str(e)
     print("import ray:", ray is wray, Queue is wray.util.queue.Queue, ray.exceptions is wray.exceptions, missing)
     print("version:", ray.__version__ == wray.__version__, ray.__version__.count(".") == 2)
+    print("gpu ids:", ray.get_gpu_ids(), ray.get(gpu_ids.remote()), ray.get(gpu_ids.options(num_gpus=1).remote()))

@@ -104,6 +104,9 @@ pub(crate) struct JobState {
 pub(crate) struct IdleInstance {
     memory: Option<u64>,
     env: Vec<(String, String)>,
+    /// Made for a task holding a GPU: its tensors live on that GPU, so it
+    /// serves only tasks holding one (and the others only tasks without).
+    gpu: bool,
     instance: Instance,
 }
 
@@ -168,19 +171,21 @@ impl JobState {
 
     /// An idle instance made with memory limit `memory` and environment
     /// variables `env`, if the job keeps one.
-    pub(crate) fn take_idle(&self, memory: Option<u64>, env: &[(String, String)]) -> Option<Instance> {
+    pub(crate) fn take_idle(&self, memory: Option<u64>, env: &[(String, String)], gpu: bool) -> Option<Instance> {
         let mut idle = lock(&self.idle);
-        let i = idle.iter().rposition(|i| i.memory == memory && i.env == env)?;
+        let i = idle.iter().rposition(|i| i.memory == memory && i.env == env && i.gpu == gpu)?;
         Some(idle.swap_remove(i).instance)
     }
 
     /// Keeps `instance` for the job's next task with the same memory limit
-    /// and environment variables if there is room and it stayed small;
-    /// otherwise hands it back, for the caller to drop.
+    /// and environment variables, holding a GPU or not as its task did, if
+    /// there is room and it stayed small; otherwise hands it back, for the
+    /// caller to drop.
     pub(crate) fn keep_idle(
         &self,
         memory: Option<u64>,
         env: &[(String, String)],
+        gpu: bool,
         instance: Instance,
     ) -> Option<Instance> {
         if self.ended.load(Ordering::Relaxed) || instance.memory_peak() > MAX_IDLE_INSTANCE_MEMORY {
@@ -190,7 +195,7 @@ impl JobState {
         if idle.len() >= MAX_IDLE_TASK_INSTANCES {
             return Some(instance);
         }
-        idle.push(IdleInstance { memory, env: env.to_vec(), instance });
+        idle.push(IdleInstance { memory, env: env.to_vec(), gpu, instance });
         None
     }
 

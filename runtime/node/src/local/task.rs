@@ -648,7 +648,9 @@ impl NodeInner {
             // Python job's) or the call (`reuse_instance`) asks otherwise;
             // an idle instance only ever serves its own job's tasks.
             let reuse = job.component.reuses_task_instances() || spec.options.reuse_instance;
-            let instance = match reuse.then(|| job.take_idle(limits.memory, &spec.options.env)).flatten() {
+            // An instance's tensors stay on the device its first task had.
+            let gpu = held.resources.gpus() > 0.0;
+            let instance = match reuse.then(|| job.take_idle(limits.memory, &spec.options.env, gpu)).flatten() {
                 Some(mut instance) => {
                     instance.set_caller(caller);
                     Ok(instance)
@@ -690,7 +692,7 @@ impl NodeInner {
                             let max = spec.options.max_calls;
                             let spent = max > 0 && instance.count_run(&spec.function) >= max;
                             let unkept = if reuse && !spent {
-                                job.keep_idle(limits.memory, &spec.options.env, instance)
+                                job.keep_idle(limits.memory, &spec.options.env, gpu, instance)
                             } else {
                                 Some(instance)
                             };

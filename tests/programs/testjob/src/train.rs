@@ -389,8 +389,18 @@ fn scenario_ddp() -> Result<(), Error> {
 /// half of the node's GPU, so that their tensors (and the weights
 /// `prepare_model` writes) live in GPU memory.
 fn scenario_ddp_gpu() -> Result<(), Error> {
+    // What `get_gpu_ids` says: nothing in the driver or a task without a
+    // GPU, the node's GPU 0 in one holding half of it.
+    let with = gpu_ids::options().num_gpus(0.5).remote();
+    println!("gpu ids: {:?} {:?} {:?}", wray::get_gpu_ids(), wray::get(&gpu_ids::remote())?, wray::get(&with)?);
     let scaling = ScalingConfig::new(2).resources_per_worker(&[("CPU", 0.5), ("GPU", 0.5)]);
     ddp_run("ddp on gpu", 99, scaling, &["identical", "on_gpu"])
+}
+
+/// The GPUs the task's tensors run on.
+#[wray::remote]
+fn gpu_ids() -> Vec<u32> {
+    wray::get_gpu_ids()
 }
 
 /// Prints column `c` of `ds` as the reference script prints it.
