@@ -164,8 +164,8 @@ if __name__ == "__main__":
         print("time limit:", "time limit exceeded" in str(e))
     try:
         ray.get(hog.options(memory=128 << 20).remote(400))
-    except ray.exceptions.RayTaskError as e:
-        print("memory limit:", "memory limit exceeded" in str(e))
+    except ray.exceptions.OutOfMemoryError as e:
+        print("memory limit:", "memory limit exceeded" in str(e), isinstance(e, ray.exceptions.RayTaskError))
     print("within the limit:", ray.get(hog.options(memory=256 << 20).remote(16)))
 
     ray.kill(c)

@@ -167,7 +167,7 @@ fn python_actors_refs_errors_and_cancellation_behave_as_in_ray() {
         "get timed out",
         "cancelled",
         "time limit: True",
-        "memory limit: True",
+        "memory limit: True True",
         "within the limit: 16777216",
         "killed actor: RayActorError",
         "__ray_terminate__: calls before it: [10, 20] then RayActorError",

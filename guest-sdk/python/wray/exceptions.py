@@ -50,6 +50,18 @@ class RayTaskError(RayError):
         return self
 
 
+class OutOfMemoryError(RayTaskError):
+    """A task or actor method ran past its memory limit (``memory=`` /
+    ``wray run --memory-limit``). Ray raises its ``OutOfMemoryError`` when
+    its memory monitor kills a worker; wray's limit is per instance, and the
+    error is also a ``RayTaskError`` naming the limit in its message."""
+
+
+#: What the host's reason for a task stopped at its memory limit says (the
+#: instance's linear memory, or its tensors).
+_MEMORY_LIMIT = "memory limit exceeded"
+
+
 class RayActorError(RayError):
     """The actor is dead: killed, its constructor failed, restarts used up."""
 
@@ -166,12 +178,12 @@ def _resolve(name):
     return None
 
 
-def _dual_class(cause):
-    """``RayTaskError`` and ``cause`` in one class, or None when Python
-    cannot combine them (built-in exceptions with their own layout, such as
-    ``OSError``)."""
-    if cause in _dual_classes:
-        return _dual_classes[cause]
+def _dual_class(cause, base=RayTaskError):
+    """``base`` (``RayTaskError`` or a subclass) and ``cause`` in one class,
+    or None when Python cannot combine them (built-in exceptions with their
+    own layout, such as ``OSError``)."""
+    if (cause, base) in _dual_classes:
+        return _dual_classes[(cause, base)]
 
     def __init__(self, function, traceback_str):
         # Not the cause's own __init__: its parameters are the task's, and
@@ -180,13 +192,13 @@ def _dual_class(cause):
         self.traceback_str = traceback_str
         BaseException.__init__(self, function, traceback_str)
 
-    name = f"RayTaskError({cause.__name__})"
+    name = f"{base.__name__}({cause.__name__})"
     try:
-        dual = type(name, (RayTaskError, cause), {"__init__": __init__, "__qualname__": name})
+        dual = type(name, (base, cause), {"__init__": __init__, "__qualname__": name})
     except TypeError:
         dual = None
     if len(_dual_classes) < _MAX_DUAL_CLASSES:
-        _dual_classes[cause] = dual
+        _dual_classes[(cause, base)] = dual
     return dual
 
 
@@ -195,7 +207,8 @@ def task_error(function, traceback_str):
     module's documentation)."""
     line = _exception_line(traceback_str)
     cause = _resolve(line[0]) if line else None
-    dual = _dual_class(cause) if cause is not None else None
+    base = OutOfMemoryError if _MEMORY_LIMIT in traceback_str else RayTaskError
+    dual = _dual_class(cause, base) if cause is not None else None
     error = None
     if dual is not None:
         try:
@@ -203,7 +216,7 @@ def task_error(function, traceback_str):
         except Exception:
             pass
     if error is None:
-        error = RayTaskError(function, traceback_str)
+        error = base(function, traceback_str)
     if cause is not None:
         error.cause = _rebuilt(cause, line[1])
     return error
