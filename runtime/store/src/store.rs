@@ -740,8 +740,12 @@ impl ObjectStore {
     /// [wait](Self::wait_for_reader) until a reader takes one (Ray's
     /// `_generator_backpressure_num_objects`). Every reader counts: a
     /// node forwarding the items to their owner is the reader there.
-    /// 0: no bound.
+    /// 0: no bound, the default of a pending output — nothing to set, so
+    /// the lock is not taken (every task and call passes its window here).
     pub fn set_item_window(&self, output: ObjectId, window: u32) {
+        if window == 0 {
+            return;
+        }
         if let Some(e) = self.lock().objects.get_mut(&output) {
             e.window = window;
         }

@@ -839,9 +839,7 @@ impl NodeInner {
         let output = ObjectId::returned_by(task);
         let pinned = self.pin_args(job.id, &args)?;
         self.store.create_pending(job.id, output);
-        if generator_backpressure > 0 {
-            self.store.set_item_window(output, generator_backpressure);
-        }
+        self.store.set_item_window(output, generator_backpressure);
         self.deliver(state, ActorCall { task, method, args, output, pinned, generator_backpressure, retries: 0 });
         Ok(())
     }
@@ -927,9 +925,7 @@ impl NodeInner {
         generator_backpressure: u32,
     ) -> Result<ObjectId, Error> {
         let (task, output, pinned) = self.new_output(job, caller, seq, &args)?;
-        if generator_backpressure > 0 {
-            self.store.set_item_window(output, generator_backpressure);
-        }
+        self.store.set_item_window(output, generator_backpressure);
         let fail = |e: Error| {
             self.store.complete(output, Err(e));
             self.unpin(&pinned);

@@ -924,9 +924,7 @@ impl NodeInner {
                 }
                 Ok(permit) => {
                     self.store.create_pending(job.id, result_id);
-                    if req.generator_backpressure > 0 {
-                        self.store.set_item_window(result_id, req.generator_backpressure);
-                    }
+                    self.store.set_item_window(result_id, req.generator_backpressure);
                     let function = req.function.as_str().into();
                     let ticket = self.ticket();
                     let spec =

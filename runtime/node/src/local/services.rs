@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use wray_core::{ActorId, Error, JobId, ObjectId, Options, Resources, Strategy, TaskId, limits};
 use wray_host::BoxFuture;
 use wray_host::{ArgSpec, Caller, NextItems, Services, Value};
-use wray_store::{Found, ItemPut, Object, TakenItems};
+use wray_store::{ItemPut, Object, TakenItems};
 
 impl NodeInner {
     /// This node's resources, with its object store's memory.
@@ -140,9 +140,7 @@ impl NodeInner {
             .await
             .map_err(|_| Error::InvalidArgument(format!("{} has ended", job.id)))?;
         let (task, output, pinned) = self.new_output(&job, caller, seq, &args)?;
-        if options.generator_backpressure > 0 {
-            self.store.set_item_window(output, options.generator_backpressure);
-        }
+        self.store.set_item_window(output, options.generator_backpressure);
         let ticket = self.ticket();
         let spec = TaskSpec { task, function: function.into(), args, options, output, pinned, here: false, ticket };
         self.spawn_task(job, spec, permit);
@@ -266,9 +264,7 @@ impl NodeInner {
             }
         };
         let (task, output, pinned) = self.new_output(&job, caller, seq, &args)?;
-        if generator_backpressure > 0 {
-            self.store.set_item_window(output, generator_backpressure);
-        }
+        self.store.set_item_window(output, generator_backpressure);
         self.deliver(&state, ActorCall { task, method, args, output, pinned, generator_backpressure, retries: 0 });
         if let Some(run) = state.run.get() {
             actor_loop::note_call(output, run.clone());
@@ -290,23 +286,13 @@ impl Services for NodeInner {
     }
 
     fn get_now(&self, ids: &[ObjectId]) -> Option<Result<Vec<bytes::Bytes>, Error>> {
-        if ids.len() > 1 {
-            let mut ready = Vec::with_capacity(ids.len());
-            return match self.store.read_ready(ids, &mut ready) {
-                Err(e) => Some(Err(e)),
-                Ok(()) => (ready.len() == ids.len()).then_some(Ok(ready)),
-            };
-        }
+        // Under one store lock; an object spilled to disk or held on another
+        // node is read back or fetched by `get`.
         let mut ready = Vec::with_capacity(ids.len());
-        for id in ids {
-            match self.store.try_find(*id)? {
-                Ok(Found::Here(o)) => ready.push(o.data),
-                Err(e) => return Some(Err(e)),
-                // Held on another node: fetched by `get`.
-                Ok(Found::Elsewhere(_)) => return None,
-            }
+        match self.store.read_ready(ids, &mut ready) {
+            Err(e) => Some(Err(e)),
+            Ok(()) => (ready.len() == ids.len()).then_some(Ok(ready)),
         }
-        Some(Ok(ready))
     }
 
     fn get<'a>(
