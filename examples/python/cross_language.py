@@ -8,6 +8,7 @@
 #   wray run --address A --token T cross_language.wasm -- use-python
 import array
 import sys
+import time
 
 import wray as ray
 
@@ -29,6 +30,18 @@ class Tally:
     def summary(self, numbers):
         # An f64 array from Rust arrives as array.array('d').
         return {"mean": sum(numbers) / len(numbers), "n": len(numbers), "words": sorted(self.words)}
+
+    def each(self):
+        # A generator: a Rust caller reads its items as they are made with
+        # DynActor::call_generator.
+        for word in sorted(self.words):
+            yield {"word": word, "count": self.words[word]}
+
+    def stamped(self, n):
+        # Items stamped with when they were made, for the Rust caller to see
+        # how far its window holds the generator back.
+        for _ in range(n):
+            yield time.time()
 
     def python_only(self):
         # A set is Python's own: it cannot answer a caller in another language.

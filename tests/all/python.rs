@@ -423,7 +423,7 @@ fn plain_values_cross_between_python_and_rust_jobs_through_detached_actors() {
     let out = run(&rust, "use-python");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
-        lines[..9],
+        lines[..11],
         [
             "tally is a Tally",
             "add(\"wasm\", 3) -> 3",
@@ -433,13 +433,15 @@ fn plain_values_cross_between_python_and_rust_jobs_through_detached_actors() {
             "counts[wasm] = 7",
             "counts[ray] = 2",
             "summary: mean 2 of 2 values, words [\"python\", \"ray\", \"wasm\"]",
+            "each: python=1 ray=2 wasm=7",
+            "made ahead of a slow reader: at most 1 paced true, 15 or more unpaced true",
             "python_only failed: task Tally.python_only failed: TypeError: Tally.python_only answers a caller in \
              another language: value is a set, which only Python reads: values that cross to another language are \
              None, bool, int, float, str, bytes, list, dict and array.array('d', 'f', 'q', 'i')",
         ],
         "{out}"
     );
-    assert_eq!(lines.len(), 9, "{out}");
+    assert_eq!(lines.len(), 11, "{out}");
 }
 
 #[test]

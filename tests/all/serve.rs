@@ -904,6 +904,17 @@ fn an_ingress_streams_what_a_handle_s_generator_yields() {
     assert!(s.complete, "{} {}", s.head, s.body);
     assert_eq!(s.body, "data: word0\n\ndata: word1\n\ndata: word2\n\n");
     assert!(s.arrived[2].1 - s.arrived[0].1 > Duration::from_millis(600), "{:?}", s.arrived);
+    // A handle with a window holds the generator it calls back to its
+    // reader (here the ingress, reading one item every 20 ms); without it
+    // the generator runs ahead to its end.
+    let ahead = |window: u32| {
+        let s = stream(&served.addr, &format!("/relay?n=30&window={window}"), None);
+        assert!(s.complete, "{} {}", s.head, s.body);
+        number_after(&s.body, "data: ahead ")
+    };
+    let (paced, unpaced) = (ahead(2), ahead(0));
+    assert!(paced <= 1.0, "{paced} items made ahead through a handle with a window of 2");
+    assert!(unpaced >= 20.0, "only {unpaced} items made ahead through a handle without a window");
 }
 
 /// A generator replica on a worker streams through the head's proxy: its

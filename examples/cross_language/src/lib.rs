@@ -66,6 +66,29 @@ impl Inventory {
     }
 }
 
+/// At most how many items `generator` had made past the one its reader
+/// asked for, when it asked. The reader begins late — once the generator
+/// has ended, or after 2 s — and takes an item every 20 ms; each item is
+/// the time it was made, and the time of each ask is taken before it.
+fn most_ahead(mut generator: wray::ObjectRefGenerator<Value>) -> Result<usize, wray::Error> {
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let _ = wray::wait(std::slice::from_ref(generator.result()), 1, Some(std::time::Duration::from_secs(2)));
+    let (mut asked, mut made) = (Vec::new(), Vec::new());
+    loop {
+        let at = now();
+        let Some(item) = generator.next() else { break };
+        asked.push(at);
+        made.push(wray::get(&item?)?.as_f64().unwrap_or(f64::INFINITY));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(asked
+        .iter()
+        .enumerate()
+        .map(|(k, at)| made.iter().filter(|t| *t < at).count().saturating_sub(k + 1))
+        .max()
+        .unwrap_or(0))
+}
+
 #[wray::main]
 fn main(args: Vec<String>) -> Result<(), wray::Error> {
     match args.first().map(String::as_str) {
@@ -101,6 +124,28 @@ fn main(args: Vec<String>) -> Result<(), wray::Error> {
                     .iter()
                     .filter_map(Value::as_str)
                     .collect::<Vec<_>>()
+            );
+            // A generator method's items, each a Value, as they are made.
+            let each: Vec<String> = tally
+                .call_generator("each", [])?
+                .map(|item| {
+                    let v = wray::get(&item?)?;
+                    Ok(format!(
+                        "{}={}",
+                        v.get("word").and_then(Value::as_str).unwrap_or("?"),
+                        v.get("count").and_then(Value::as_i64).unwrap_or(-1)
+                    ))
+                })
+                .collect::<Result<_, wray::Error>>()?;
+            println!("each: {}", each.join(" "));
+            // With a window of 2 the generator waits for its reader; without
+            // one it runs to its end at once.
+            let paced = tally.with_generator_backpressure(2).call_generator("stamped", [Value::from(20)])?;
+            let unpaced = tally.call_generator("stamped", [Value::from(20)])?;
+            println!(
+                "made ahead of a slow reader: at most 1 paced {}, 15 or more unpaced {}",
+                most_ahead(paced)? <= 1,
+                most_ahead(unpaced)? >= 15
             );
             // A Python-only answer cannot cross: the call fails, naming it.
             match wray::get(&tally.call("python_only", [])?) {

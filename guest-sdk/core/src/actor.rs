@@ -48,17 +48,30 @@ impl RawActor {
         RawActor { id: wit::ActorId { hi: 0, lo: 0 }, deployment: Some(name.into()), generator_backpressure: None }
     }
 
-    /// Queues a method call.
+    /// The same target, its generator-method calls paused while `n` of
+    /// their items wait unread. Panics if `n` is 0.
+    pub fn with_generator_backpressure(&self, n: u32) -> RawActor {
+        assert!(n > 0, "generator_backpressure must be at least 1");
+        RawActor { generator_backpressure: Some(n), ..self.clone() }
+    }
+
+    /// Queues a method call; a failure to queue it is the error.
+    fn try_call<R>(&self, method: &str, args: Vec<RawArg>) -> Result<ObjectRef<R>, wit::Error> {
+        let options = self.generator_backpressure.map(|n| actors::CallOptions { generator_backpressure: Some(n) });
+        let handle = with_wit_args(args, |a| match (&self.deployment, options) {
+            (None, None) => actors::call(self.id, method, a),
+            (None, Some(o)) => actors::call_with(self.id, method, a, o),
+            (Some(d), None) => serve::call(d, method, a),
+            (Some(d), Some(o)) => serve::call_with(d, method, a, o),
+        })?;
+        Ok(ObjectRef::from_handle(handle))
+    }
+
+    /// Queues a method call (panicking, as a generated stub does, if it
+    /// cannot be queued).
     pub fn call<R>(&self, method: &str, args: Vec<RawArg>) -> ObjectRef<R> {
-        let result = match (&self.deployment, self.generator_backpressure) {
-            (None, None) => with_wit_args(args, |a| actors::call(self.id, method, a)),
-            (None, Some(n)) => with_wit_args(args, |a| {
-                actors::call_with(self.id, method, a, actors::CallOptions { generator_backpressure: Some(n) })
-            }),
-            (Some(d), _) => with_wit_args(args, |a| serve::call(d, method, a)),
-        };
-        match result {
-            Ok(handle) => ObjectRef::from_handle(handle),
+        match self.try_call(method, args) {
+            Ok(r) => r,
             Err(e) => match &self.deployment {
                 None => panic!("calling actor method {method}: {}", Error::from(e)),
                 Some(d) => panic!("calling {method} on deployment {d:?}: {}", Error::from(e)),
@@ -106,10 +119,7 @@ impl<A: Actor> ActorHandle<A> {
     /// without it). Panics if `n` is 0. For example
     /// `reader.with_generator_backpressure(4).lines(path)`.
     pub fn with_generator_backpressure(&self, n: u32) -> ActorHandle<A> {
-        assert!(n > 0, "generator_backpressure must be at least 1");
-        let mut raw = self.methods.raw().clone();
-        raw.generator_backpressure = Some(n);
-        ActorHandle::from_raw(raw)
+        ActorHandle::from_raw(self.methods.raw().with_generator_backpressure(n))
     }
 }
 
@@ -233,8 +243,31 @@ impl DynActor {
         args: impl IntoIterator<Item = crate::Value>,
     ) -> Result<ObjectRef<crate::Value>, Error> {
         let args = args.into_iter().map(|v| RawArg::new(crate::Arg::Value(v))).collect();
-        let handle = with_wit_args(args, |a| actors::call(self.raw.id, method, a))?;
-        Ok(ObjectRef::from_handle(handle))
+        Ok(self.raw.try_call(method, args)?)
+    }
+
+    /// Queues a call of a generator method (a Python method that `yield`s,
+    /// sync or async) and returns its items as they are made, each a
+    /// reference to one [`Value`](crate::Value) — Ray's
+    /// `ObjectRefGenerator`. Through [`call`](DynActor::call), such a
+    /// method's result is only its end (`None`). An error the method
+    /// raises comes after the last item it yielded, as the generator's
+    /// next item.
+    pub fn call_generator(
+        &self,
+        method: &str,
+        args: impl IntoIterator<Item = crate::Value>,
+    ) -> Result<crate::ObjectRefGenerator<crate::Value>, Error> {
+        let args = args.into_iter().map(|v| RawArg::new(crate::Arg::Value(v))).collect();
+        Ok(crate::ObjectRefGenerator::new(self.raw.try_call(method, args)?))
+    }
+
+    /// A handle on the same actor whose generator-method calls
+    /// ([`call_generator`](DynActor::call_generator)) pause while `n` of
+    /// their items wait unread, as
+    /// [`ActorHandle::with_generator_backpressure`]. Panics if `n` is 0.
+    pub fn with_generator_backpressure(&self, n: u32) -> DynActor {
+        DynActor { raw: self.raw.with_generator_backpressure(n), class: self.class.clone() }
     }
 }
 

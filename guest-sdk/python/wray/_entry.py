@@ -171,27 +171,30 @@ def _settle(result):
     return result
 
 
-def _finish(result):
+def _finish(result, encode=None):
     """A task's or method's value, as ``_settle`` gives it — but a
     generator's (sync or async) items are handed to the caller one by one
-    as they are made (``tasks.yield-item``), and the value is ``None``."""
+    as they are made (``tasks.yield-item``, each encoded by ``encode``:
+    pickled unless the caller is in another language), and the value is
+    ``None``."""
+    encode = encode or _codec.to_value
     if isinstance(result, _pytypes.GeneratorType):
         for item in result:
-            _yield_item(item)
+            _yield_item(item, encode)
         return None
     if isinstance(result, _pytypes.AsyncGeneratorType):
 
         async def drain():
             async for item in result:
-                _yield_item(item)
+                _yield_item(item, encode)
 
         return _settle(drain())
     return _settle(result)
 
 
-def _yield_item(item):
+def _yield_item(item, encode):
     try:
-        tasks.yield_item(_codec.to_value(item))
+        tasks.yield_item(encode(item))
     except Err as err:
         from . import _raise
 
@@ -290,7 +293,9 @@ class Entry(exports.Entry):
         try:
             if args and (args[0] == _codec.NO_KEYWORDS or not _value.is_value(args[0])):
                 return _codec.to_value(_finish(_invoke(bound, args)))
-            result = _settle(bound(*[_codec.loads(a) for a in args]))
+            # A generator's items go to the caller in its encoding too
+            # (`DynActor::call_generator`).
+            result = _finish(bound(*[_codec.loads(a) for a in args]), _codec.to_plain_value)
             try:
                 return _codec.to_plain_value(result)
             except TypeError as e:

@@ -287,7 +287,10 @@ pub trait Services: Send + Sync + 'static {
     fn serve_run<'a>(&'a self, caller: &'a Caller, app: Application) -> BoxFuture<'a, Result<(), Error>>;
     /// Calls a method on a replica of a deployment of the caller's
     /// application (`serve.call`); returns the result's id with one
-    /// reference held for the caller.
+    /// reference held for the caller. A generator method pauses while
+    /// `generator_backpressure` of its items wait unread (0: no bound), as
+    /// with [`call_actor`](Services::call_actor).
+    #[allow(clippy::too_many_arguments)]
     fn serve_call<'a>(
         &'a self,
         caller: &'a Caller,
@@ -295,6 +298,7 @@ pub trait Services: Send + Sync + 'static {
         deployment: String,
         method: String,
         args: Vec<ArgSpec>,
+        generator_backpressure: u32,
     ) -> BoxFuture<'a, Result<ObjectId, Error>>;
 }
 
@@ -391,7 +395,9 @@ pub trait Serving: Send + Sync + 'static {
         config: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), Error>>;
     /// Routes a handle's call to a replica of `deployment` of the caller's
-    /// job's application.
+    /// job's application, paced by `generator_backpressure` as
+    /// [`Services::serve_call`].
+    #[allow(clippy::too_many_arguments)]
     fn call<'a>(
         &'a self,
         services: Arc<dyn Services>,
@@ -400,5 +406,6 @@ pub trait Serving: Send + Sync + 'static {
         deployment: String,
         method: String,
         args: Vec<ArgSpec>,
+        generator_backpressure: u32,
     ) -> BoxFuture<'a, Result<ObjectId, Error>>;
 }

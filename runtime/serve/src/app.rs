@@ -694,7 +694,9 @@ impl App {
 
     /// A handle's call (`serve.call`) from a guest of this application:
     /// the least loaded replica, whatever its load; the slot is given back
-    /// when the result is ready.
+    /// when the result is ready (a generator's: when it has ended). A
+    /// generator method pauses while `generator_backpressure` of its items
+    /// wait unread by the handle's caller (0: it runs ahead without bound).
     pub async fn call_from(
         self: &Arc<Self>,
         caller: &Caller,
@@ -702,6 +704,7 @@ impl App {
         deployment: &str,
         method: String,
         args: Vec<ArgSpec>,
+        generator_backpressure: u32,
     ) -> Result<ObjectId, Error> {
         let d = self.deployment(deployment).cloned().ok_or_else(|| {
             Error::InvalidArgument(format!("application {:?} has no deployment {deployment:?}", self.name))
@@ -716,9 +719,7 @@ impl App {
             })?;
             (key, st.replicas[&key].actor)
         };
-        // The guest reading the handle's generator bounds nothing here: as
-        // an actor's call without options, it runs ahead of its reader.
-        let r = self.services.call_actor(caller, seq, actor, method, args, 0).await;
+        let r = self.services.call_actor(caller, seq, actor, method, args, generator_backpressure).await;
         let me = self.clone();
         match r {
             Ok(id) => {

@@ -366,6 +366,7 @@ impl Serving for Server {
         deployment: String,
         method: String,
         args: Vec<ArgSpec>,
+        generator_backpressure: u32,
     ) -> BoxFuture<'a, Result<ObjectId, Error>> {
         Box::pin(async move {
             let app = lock(&self.shared.apps).iter().find(|e| e.app.job == caller.job).map(|e| e.app.clone());
@@ -374,7 +375,7 @@ impl Serving for Server {
                     "deployment {deployment:?}: this job serves no application (a handle works inside a running application)"
                 )));
             };
-            app.call_from(caller, seq, &deployment, method, args).await
+            app.call_from(caller, seq, &deployment, method, args, generator_backpressure).await
         })
     }
 }

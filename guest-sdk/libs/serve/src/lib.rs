@@ -398,6 +398,22 @@ impl<A: Actor> DeploymentHandle<A> {
     pub fn deployment_name(&self) -> &str {
         &self.name
     }
+
+    /// A handle on the same deployment whose calls of generator methods
+    /// pause while `n` of their items wait unread by this caller, and go
+    /// on as it takes one — as
+    /// [`ActorHandle::with_generator_backpressure`](wray_guest_core::ActorHandle::with_generator_backpressure)
+    /// for an actor. Paused, the call keeps its slot on its replica
+    /// (`max_ongoing_requests`). The setting stays with this handle and its
+    /// clones; one passed to a constructor with `bind` arrives without it.
+    /// Panics if `n` is 0. For example
+    /// `self.tokens.with_generator_backpressure(8).stream(prompt)`.
+    pub fn with_generator_backpressure(&self, n: u32) -> DeploymentHandle<A> {
+        DeploymentHandle {
+            name: self.name.clone(),
+            methods: A::Methods::from_raw(self.methods.raw().with_generator_backpressure(n)),
+        }
+    }
 }
 
 impl<A: Actor> Deref for DeploymentHandle<A> {
@@ -409,7 +425,7 @@ impl<A: Actor> Deref for DeploymentHandle<A> {
 
 impl<A: Actor> Clone for DeploymentHandle<A> {
     fn clone(&self) -> Self {
-        DeploymentHandle::named(&self.name)
+        DeploymentHandle { name: self.name.clone(), methods: A::Methods::from_raw(self.methods.raw().clone()) }
     }
 }
 

@@ -859,8 +859,7 @@ impl NodeInner {
         let data = read_bytes(recv, item.item.len).await?;
         let imported = self.import(job, &item.objects, recv).await?;
         let refs = item.item.refs.iter().map(object_id).collect();
-        let stored =
-            self.landing(data.len(), || self.store.put_item(job.id, output, item.index, id, Object { data, refs }));
+        let stored = self.landing(data.len(), || self.store.put_item(output, item.index, id, Object { data, refs }));
         // The item holds what it refers to now (or was dropped with it).
         self.unpin(&imported);
         match stored {

@@ -609,27 +609,6 @@ pub(crate) fn generators(on: Option<&str>) -> Result<(), Error> {
     // it. Elsewhere, what is in flight between the nodes comes on top —
     // up to a stream's 16 MiB — so the items there are of 1 MiB.
     let (count, size) = if on.is_some() { (60, 1 << 20) } else { (30, 16) };
-    let most_ahead = |mut stream: wray::ObjectRefGenerator<(u64, Vec<u8>)>| -> Result<usize, Error> {
-        let (mut asked_at, mut made_at) = (Vec::new(), Vec::new());
-        // Late to begin: a generator without a bound makes all of its items
-        // and ends meanwhile; one with a bound has two seconds to run as
-        // far ahead as it can.
-        wray::wait(std::slice::from_ref(stream.result()), 1, Some(Duration::from_secs(2)));
-        loop {
-            // Timed before the ask: once item k is taken the generator may
-            // make item k + 2 at once, before the reader's next line runs.
-            let asked = micros_now();
-            let Some(item) = stream.next() else { break };
-            asked_at.push(asked);
-            made_at.push(wray::get(&item?)?.0);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // When item k was asked for, how many after it were already made.
-        Ok((0..asked_at.len())
-            .map(|k| made_at.iter().filter(|&&t| t < asked_at[k]).count().saturating_sub(k + 1))
-            .max()
-            .unwrap_or(0))
-    };
     let bounded = most_ahead(placed!(stamped_items).generator_backpressure(2).remote(count, size))?;
     let unbounded = most_ahead(placed!(stamped_items).remote(count, size))?;
     println!("backpressure: at most {bounded} made ahead with a window of 2, {unbounded} without");
@@ -670,4 +649,29 @@ pub(crate) fn generators(on: Option<&str>) -> Result<(), Error> {
     let home = Counter::remote(0);
     println!("counts read in a task: {}", wray::get(&placed!(sum_counts).remote(home, 4))?);
     Ok(())
+}
+
+/// At most how many items of a generator of `stamped_items` (or an actor's
+/// `stamped`) were made past the one its reader asked for, when it asked —
+/// the reader being slow: one item every 20 ms.
+pub(crate) fn most_ahead(mut stream: wray::ObjectRefGenerator<(u64, Vec<u8>)>) -> Result<usize, Error> {
+    let (mut asked_at, mut made_at) = (Vec::new(), Vec::new());
+    // Late to begin: a generator without a bound makes all of its items
+    // and ends meanwhile; one with a bound has two seconds to run as
+    // far ahead as it can.
+    wray::wait(std::slice::from_ref(stream.result()), 1, Some(Duration::from_secs(2)));
+    loop {
+        // Timed before the ask: once item k is taken the generator may
+        // make item k + 2 at once, before the reader's next line runs.
+        let asked = micros_now();
+        let Some(item) = stream.next() else { break };
+        asked_at.push(asked);
+        made_at.push(wray::get(&item?)?.0);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // When item k was asked for, how many after it were already made.
+    Ok((0..asked_at.len())
+        .map(|k| made_at.iter().filter(|&&t| t < asked_at[k]).count().saturating_sub(k + 1))
+        .max()
+        .unwrap_or(0))
 }

@@ -195,6 +195,12 @@ impl Words {
             format!("word{i}")
         })
     }
+
+    /// As the `stamped_items` task: `n` items of `bytes` bytes, each with
+    /// the time it was made.
+    pub fn stamped(&mut self, n: u32, bytes: u32) -> impl Iterator<Item = (u64, Vec<u8>)> + '_ {
+        (0..n).map(move |_| (crate::micros_now(), vec![7u8; bytes as usize]))
+    }
 }
 
 /// `/relay?n=N&ms=M`: streams what `Words` yields through its handle, each
@@ -210,13 +216,26 @@ impl Relay {
         Relay { words }
     }
 
+    /// With `window=W`, instead: reads `Words::stamped` slowly through
+    /// the handle, its window `W` (0: none), and answers one event with how
+    /// many items it found made ahead at most.
     pub fn call(&mut self, req: Request) -> impl Iterator<Item = Chunk> + '_ {
         let n = req.query_param("n").and_then(|v| v.parse().ok()).unwrap_or(1);
         let ms = req.query_param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
-        self.words.words(n, ms).map(|word| match word.and_then(|w| wray::get(&w)) {
-            Ok(w) => Chunk::event(&w),
-            Err(e) => Chunk::event(&format!("error: {e}")),
-        })
+        let measured = req.query_param("window").and_then(|w| w.parse::<u32>().ok()).map(|w| {
+            let words = if w > 0 { self.words.with_generator_backpressure(w) } else { self.words.clone() };
+            match crate::scenarios::most_ahead(words.stamped(n, 16)) {
+                Ok(ahead) => Chunk::event(&format!("ahead {ahead}")),
+                Err(e) => Chunk::event(&format!("error: {e}")),
+            }
+        });
+        let relayed = measured.is_none().then(|| {
+            self.words.words(n, ms).map(|word| match word.and_then(|w| wray::get(&w)) {
+                Ok(w) => Chunk::event(&w),
+                Err(e) => Chunk::event(&format!("error: {e}")),
+            })
+        });
+        measured.into_iter().chain(relayed.into_iter().flatten())
     }
 }
 

@@ -60,15 +60,10 @@ impl actors::Host for State {
         args: Vec<types::Arg>,
         options: actors::CallOptions,
     ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
-        let window = match options.generator_backpressure {
-            None => 0,
-            Some(0) => {
-                let e = Error::InvalidArgument("generator_backpressure must be at least 1".into());
-                return Ok(Err(to_wit_error(e)));
-            }
-            Some(n) => n,
-        };
-        self.call_method(actor, method, args, window).await
+        match generator_window(&options) {
+            Ok(window) => self.call_method(actor, method, args, window).await,
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
     }
 
     async fn get_named(&mut self, name: String) -> wasmtime::Result<Result<(types::ActorId, String), types::Error>> {
@@ -86,5 +81,15 @@ impl actors::Host for State {
 
     async fn kill(&mut self, actor: types::ActorId, no_restart: bool) -> wasmtime::Result<Result<(), types::Error>> {
         Ok(self.services.kill_actor(&self.caller, from_wit_actor(actor), no_restart).map_err(to_wit_error))
+    }
+}
+
+/// A call's generator window from its options: 0 for none (the method runs
+/// ahead of its reader), an error for an explicit 0.
+pub(crate) fn generator_window(options: &actors::CallOptions) -> Result<u32, Error> {
+    match options.generator_backpressure {
+        None => Ok(0),
+        Some(0) => Err(Error::InvalidArgument("generator_backpressure must be at least 1".into())),
+        Some(n) => Ok(n),
     }
 }

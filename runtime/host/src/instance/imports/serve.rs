@@ -4,8 +4,9 @@
 //! the node's [`Serving`](crate::Serving) sees it; everything after — the
 //! proxy, replicas, routing — is the serving crate's.
 
-use crate::bindings::wray::runtime::{serve, types};
+use crate::bindings::wray::runtime::{actors, serve, types};
 use crate::instance::convert::{check_name, check_size, options_from_wit, to_wit_error};
+use crate::instance::imports::actors::generator_window;
 use crate::instance::state::{RefGuard, State};
 use crate::services::Application;
 use std::time::Duration;
@@ -18,6 +19,33 @@ use wray_core::serve::{Autoscaling, Batching, Deployment, check_application};
 /// without limit; a bound keeps a replica that crashes on every request
 /// from restarting forever, and the controller replaces it once spent).
 pub const REPLICA_MAX_RESTARTS: u32 = 100;
+
+impl State {
+    /// `serve.call` and `serve.call-with`: a method of a replica of the
+    /// caller's application's `deployment`, its generator paced by
+    /// `window` (0: not paced).
+    async fn call_deployment(
+        &mut self,
+        deployment: String,
+        method: String,
+        args: Vec<types::Arg>,
+        window: u32,
+    ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
+        if let Err(e) = check_name("deployment name", &deployment) {
+            return Ok(Err(to_wit_error(e)));
+        }
+        let (_, args, seq) = match self.submission("method name", &method, None, args)? {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(to_wit_error(e))),
+        };
+        let work = self.services.serve_call(&self.caller, seq, deployment, method, args, window);
+        let r = self.call.clock.off_while_waiting(work).await;
+        match r {
+            Ok(id) => Ok(Ok(self.guard(id)?)),
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
+    }
+}
 
 impl serve::Host for State {
     async fn run(
@@ -74,17 +102,18 @@ impl serve::Host for State {
         method: String,
         args: Vec<types::Arg>,
     ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
-        if let Err(e) = check_name("deployment name", &deployment) {
-            return Ok(Err(to_wit_error(e)));
-        }
-        let (_, args, seq) = match self.submission("method name", &method, None, args)? {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(to_wit_error(e))),
-        };
-        let work = self.services.serve_call(&self.caller, seq, deployment, method, args);
-        let r = self.call.clock.off_while_waiting(work).await;
-        match r {
-            Ok(id) => Ok(Ok(self.guard(id)?)),
+        self.call_deployment(deployment, method, args, 0).await
+    }
+
+    async fn call_with(
+        &mut self,
+        deployment: String,
+        method: String,
+        args: Vec<types::Arg>,
+        options: actors::CallOptions,
+    ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
+        match generator_window(&options) {
+            Ok(window) => self.call_deployment(deployment, method, args, window).await,
             Err(e) => Ok(Err(to_wit_error(e))),
         }
     }
