@@ -725,6 +725,7 @@ fn generator_items_come_from_another_node_as_they_are_made() {
         "then counts: [12, 13], the actor at 13",
         "dropped method: stopped early: true",
         "counts read in a task: 10",
+        "dropped method in a task: stopped early: true",
     ] {
         assert!(text.lines().any(|l| l == line), "expected {line:?} in:\n{text}");
     }
@@ -738,6 +739,10 @@ fn generator_items_come_from_another_node_as_they_are_made() {
     // with the call.
     let (bounded, unbounded) = items_made_ahead(&text, "method backpressure");
     assert!(bounded <= 22.0 && unbounded == 59.0, "method: {bounded} and {unbounded} made ahead:\n{text}");
+    // And for a task on the worker reading the method of an actor on the
+    // job's node (the head), its window sent back on the call's stream.
+    let (bounded, unbounded) = items_made_ahead(&text, "method backpressure in a task");
+    assert!(bounded <= 22.0 && unbounded == 59.0, "method in a task: {bounded} and {unbounded} made ahead:\n{text}");
 }
 
 /// The node running a generator is SIGKILLed after three items: the task

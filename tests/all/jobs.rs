@@ -149,6 +149,9 @@ fn generator_tasks_hand_over_items_as_they_are_made() {
     has(&out, "then counts: [12, 13], the actor at 13");
     has(&out, "dropped method: stopped early: true");
     has(&out, "counts read in a task: 10");
+    has(&out, "dropped method in a task: stopped early: true");
+    let (bounded, unbounded) = items_made_ahead(&out, "method backpressure in a task");
+    assert!(bounded <= 1.0 && unbounded == 29.0, "method in a task: {bounded} and {unbounded} made ahead:\n{out}");
 }
 
 #[test]

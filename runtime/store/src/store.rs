@@ -675,13 +675,21 @@ impl ObjectStore {
     ///
     /// The item belongs to the output's job, the reader's: a method of an
     /// actor of another job (a detached actor, one found by name) yields
-    /// into its caller's job, as its result lands there. The output's id
-    /// is made by the node from the running task's own id, so a guest
-    /// cannot aim its items at another task's output.
-    pub fn put_item(&self, output: ObjectId, index: u32, id: ObjectId, object: Object) -> Result<ItemPut, Error> {
+    /// into its caller's job, as its result lands there. With `job`, the
+    /// output must be that job's (an item from a peer lands only in the
+    /// job its stream serves); a running task's own items pass `None`, as
+    /// the node makes their output's id from the task's.
+    pub fn put_item(
+        &self,
+        job: Option<JobId>,
+        output: ObjectId,
+        index: u32,
+        id: ObjectId,
+        object: Object,
+    ) -> Result<ItemPut, Error> {
         let mut inner = self.lock();
         let job = match inner.objects.get(&output) {
-            Some(e) if matches!(e.state, State::Pending) && !e.unread => {
+            Some(e) if job.is_none_or(|j| j == e.job) && matches!(e.state, State::Pending) && !e.unread => {
                 if index < e.items {
                     return Ok(ItemPut::Repeated);
                 }
@@ -1282,16 +1290,16 @@ mod tests {
         };
         let (read, kept) = tokio::join!(reader, async {
             tokio::task::yield_now().await;
-            s.put_item(output, 0, item(0), obj(3, 1))
+            s.put_item(Some(job), output, 0, item(0), obj(3, 1))
         });
         assert_eq!(read.unwrap(), NextItem::Item(item(0)));
         assert_eq!(kept.unwrap(), ItemPut::Kept);
         // A retry yields item 0 again: dropped, the first one stays.
-        assert_eq!(s.put_item(output, 0, item(9), obj(3, 9)).unwrap(), ItemPut::Repeated);
+        assert_eq!(s.put_item(Some(job), output, 0, item(9), obj(3, 9)).unwrap(), ItemPut::Repeated);
         assert!(s.try_get(item(9)).is_some_and(|r| r.is_err()), "the repeat was not stored");
         // Out of order: refused.
-        assert!(s.put_item(output, 2, item(2), obj(1, 2)).is_err());
-        assert_eq!(s.put_item(output, 1, item(1), obj(2, 2)).unwrap(), ItemPut::Kept);
+        assert!(s.put_item(Some(job), output, 2, item(2), obj(1, 2)).is_err());
+        assert_eq!(s.put_item(Some(job), output, 1, item(1), obj(2, 2)).unwrap(), ItemPut::Kept);
         // The output settles with a value of its own refs: readers see
         // those, not the items; the items stay readable.
         s.put(job, oid(50), obj(1, 5)).unwrap();
@@ -1302,7 +1310,7 @@ mod tests {
         assert_eq!(s.next_item(output, 2).await.unwrap(), NextItem::Ended { items: 2, failed: false });
         assert_eq!(s.try_get(item(1)).unwrap().unwrap().data, Bytes::from(vec![2u8; 2]));
         // Items after the end go nowhere.
-        assert_eq!(s.put_item(output, 2, item(2), obj(1, 2)).unwrap(), ItemPut::Unread);
+        assert_eq!(s.put_item(Some(job), output, 2, item(2), obj(1, 2)).unwrap(), ItemPut::Unread);
         // A reader holding an item keeps it; the rest go with the output.
         s.add_ref(job, item(0)).unwrap();
         s.release(output);
@@ -1316,14 +1324,20 @@ mod tests {
         let gone = ObjectId::returned_by(TaskId::driver(job).child(10));
         s.create_pending(job, gone);
         s.release(gone);
-        assert_eq!(s.put_item(gone, 0, ObjectId::item_of(gone.task, 0), obj(1, 1)).unwrap(), ItemPut::Unread);
+        assert_eq!(
+            s.put_item(Some(job), gone, 0, ObjectId::item_of(gone.task, 0), obj(1, 1)).unwrap(),
+            ItemPut::Unread
+        );
         assert_eq!(s.stats().objects, 0);
         // A method of another job's actor (a detached one) yields into its
         // caller's job, where its output is: freed with that job.
         let caller = JobId(2);
         let called = ObjectId::returned_by(TaskId::driver(caller).child(11));
         s.create_pending(caller, called);
-        assert_eq!(s.put_item(called, 0, ObjectId::item_of(called.task, 0), obj(1, 1)).unwrap(), ItemPut::Kept);
+        let first = ObjectId::item_of(called.task, 0);
+        // A peer's stream for one job reaches no output of another.
+        assert_eq!(s.put_item(Some(job), called, 0, first, obj(1, 1)).unwrap(), ItemPut::Unread);
+        assert_eq!(s.put_item(None, called, 0, first, obj(1, 1)).unwrap(), ItemPut::Kept);
         s.free_job(job);
         assert_eq!(s.stats().objects, 2, "the caller's output and its item stay");
         s.free_job(caller);
@@ -1337,8 +1351,8 @@ mod tests {
         let output = generator_output(&s, 11);
         let item = |i: u32| ObjectId::item_of(output.task, i);
         s.set_item_window(output, 2);
-        assert_eq!(s.put_item(output, 0, item(0), obj(1, 0)).unwrap(), ItemPut::Kept);
-        assert_eq!(s.put_item(output, 1, item(1), obj(1, 1)).unwrap(), ItemPut::Ahead);
+        assert_eq!(s.put_item(Some(job), output, 0, item(0), obj(1, 0)).unwrap(), ItemPut::Kept);
+        assert_eq!(s.put_item(Some(job), output, 1, item(1), obj(1, 1)).unwrap(), ItemPut::Ahead);
         // Two unread: the producer waits, and its wait leaves one watcher
         // however often it is dropped (a cancelled task) and begun again.
         for _ in 0..100 {
@@ -1356,7 +1370,7 @@ mod tests {
         assert_eq!(s.take_items_now(job, output, 0, 8, 0), Some(Ok(TakenItems::Items(vec![(item(0), None)]))));
         s.release(item(0));
         wait.await;
-        assert_eq!(s.put_item(output, 2, item(2), obj(1, 2)).unwrap(), ItemPut::Ahead);
+        assert_eq!(s.put_item(Some(job), output, 2, item(2), obj(1, 2)).unwrap(), ItemPut::Ahead);
         // Reading an item again does not count twice; a waiting reader
         // counts as it is handed one.
         assert_eq!(s.next_item(output, 0).await.unwrap(), NextItem::Item(item(0)));
@@ -1365,13 +1379,13 @@ mod tests {
         s.wait_for_reader(output).await;
         // Once nobody holds the output, a waiting producer is let go (its
         // next item is then `Unread`), as it is without a window.
-        assert_eq!(s.put_item(output, 3, item(3), obj(1, 3)).unwrap(), ItemPut::Ahead);
+        assert_eq!(s.put_item(Some(job), output, 3, item(3), obj(1, 3)).unwrap(), ItemPut::Ahead);
         let wait = s.wait_for_reader(output);
         tokio::pin!(wait);
         assert!(futures_poll(&mut wait).is_none());
         s.release(output);
         wait.await;
-        assert_eq!(s.put_item(output, 4, item(4), obj(1, 4)).unwrap(), ItemPut::Unread);
+        assert_eq!(s.put_item(Some(job), output, 4, item(4), obj(1, 4)).unwrap(), ItemPut::Unread);
         assert_eq!(s.stats().objects, 0);
     }
 
@@ -1383,7 +1397,7 @@ mod tests {
         let item = |i: u32| ObjectId::item_of(output.task, i);
         assert_eq!(s.take_items_now(job, output, 0, 8, 64), None, "nothing yielded yet");
         for (i, size) in [(0, 10), (1, 100), (2, 20)] {
-            s.put_item(output, i, item(i), obj(size, i as u8)).unwrap();
+            s.put_item(Some(job), output, i, item(i), obj(size, i as u8)).unwrap();
         }
         // At most `max`, the bytes of those at most `inline_up_to` long.
         let small = |i: u32, n: usize| Some(Bytes::from(vec![i as u8; n]));
@@ -1411,11 +1425,11 @@ mod tests {
         let job = JobId(1);
         let output = generator_output(&s, 12);
         let item = |i: u32| ObjectId::item_of(output.task, i);
-        assert_eq!(s.put_item(output, 0, item(0), obj(1, 0)).unwrap(), ItemPut::Kept);
+        assert_eq!(s.put_item(Some(job), output, 0, item(0), obj(1, 0)).unwrap(), ItemPut::Kept);
         s.stop_items(JobId(2), output);
-        assert_eq!(s.put_item(output, 1, item(1), obj(1, 1)).unwrap(), ItemPut::Kept, "another job's stop");
+        assert_eq!(s.put_item(Some(job), output, 1, item(1), obj(1, 1)).unwrap(), ItemPut::Kept, "another job's stop");
         s.stop_items(job, output);
-        assert_eq!(s.put_item(output, 2, item(2), obj(1, 2)).unwrap(), ItemPut::Unread);
+        assert_eq!(s.put_item(Some(job), output, 2, item(2), obj(1, 2)).unwrap(), ItemPut::Unread);
         // The output stays for the call's result, its items with it.
         s.complete(output, Err(Error::Cancelled));
         assert!(s.try_get(output).unwrap().is_err());
@@ -1439,11 +1453,12 @@ mod tests {
     #[tokio::test]
     async fn a_failed_generator_keeps_its_items_and_a_get_of_it_is_not_woken_by_them() {
         let (_d, s) = store(1 << 20);
+        let job = JobId(1);
         let output = generator_output(&s, 8);
         let waiter = s.get(output);
         tokio::pin!(waiter);
         assert!(futures_poll(&mut waiter).is_none());
-        s.put_item(output, 0, oid(1), obj(1, 1)).unwrap();
+        s.put_item(Some(job), output, 0, oid(1), obj(1, 1)).unwrap();
         assert!(futures_poll(&mut waiter).is_none(), "an item does not settle the output");
         s.complete(output, Err(Error::ObjectLost("x".into())));
         assert!(waiter.await.is_err());

@@ -81,6 +81,12 @@ fn pace(task: TaskId, paused: bool) -> Vec<u8> {
     proto::encode(&ActorMsg::Pace { task_hi, task_lo, paused }).expect("a small message encodes")
 }
 
+/// [`ActorMsg::Stop`] for the call `task`.
+fn stop(task: TaskId) -> Vec<u8> {
+    let (task_hi, task_lo) = task.halves();
+    proto::encode(&ActorMsg::Stop { task_hi, task_lo }).expect("a small message encodes")
+}
+
 /// How often a hosting node checks whether its actor died for good.
 const DEATH_WATCH: Duration = Duration::from_millis(100);
 
@@ -478,12 +484,10 @@ impl NodeInner {
                         });
                     }
                     Some(Ok(FromHost::Unread(output))) => {
-                        if let Some(call) = calls.get(&output) {
-                            let (task_hi, task_lo) = call.task.halves();
-                            let msg = proto::encode(&ActorMsg::Stop { task_hi, task_lo }).expect("a small message encodes");
-                            if let Err(e) = frame::write(&mut send, &msg).await {
-                                break Hosted::Lost(e.to_string());
-                            }
+                        if let Some(call) = calls.get(&output)
+                            && let Err(e) = frame::write(&mut send, &stop(call.task)).await
+                        {
+                            break Hosted::Lost(e.to_string());
                         }
                     }
                     Some(Ok(FromHost::Gone(why))) => {
@@ -947,10 +951,30 @@ impl NodeInner {
         };
         let (node, job) = (self.clone(), job.clone());
         tokio::spawn(async move {
+            let mut stopped = false;
             let done = loop {
-                // A generator method's items come first.
+                // A generator method's items come first. The call's own
+                // stream carries the caller's word back, as an actor
+                // session does for its calls: stop once nobody here reads
+                // the items any more (the method's next yield fails there),
+                // and pause while the call's window of unread items here is
+                // full (the method waits in its yield there). A word that
+                // cannot be sent is not an error: the call may have ended
+                // there, its answer still on its way here.
                 let event = match read_event(&mut recv).await {
                     Ok(Event::Item(item)) => match node.receive_item(&job, item, &mut recv).await {
+                        Ok(ItemPut::Unread) if !stopped => {
+                            stopped = true;
+                            let _ = frame::write(&mut send, &stop(task)).await;
+                            continue;
+                        }
+                        Ok(ItemPut::Ahead) => {
+                            if frame::write(&mut send, &pace(task, true)).await.is_ok() {
+                                node.store.wait_for_reader(output).await;
+                                let _ = frame::write(&mut send, &pace(task, false)).await;
+                            }
+                            continue;
+                        }
                         Ok(_) => continue,
                         Err(e) => break Err(AskError::from(e)),
                     },
@@ -1090,7 +1114,44 @@ impl NodeInner {
                 }
                 frame::write(send, &proto::encode(&Event::Accepted)?).await?;
                 let output = ObjectId::returned_by(task);
-                let result = self.result_forwarding_items(output, ItemSink::Call(send)).await?;
+                // The caller's word on this call's generator comes back on
+                // its stream (`call_through`): `Pace` pauses the forwarder,
+                // so that the call's window here fills and the method waits
+                // in its yield; `Stop` fails its next yield. Once the
+                // caller's half ends or breaks, nothing pauses it any more.
+                let (pace_tx, pace_rx) = tokio::sync::watch::channel(false);
+                let listen = async {
+                    while let Ok(Some(bytes)) = frame::read(recv).await {
+                        match proto::decode_actor_msg(&bytes) {
+                            Ok(ActorMsg::Pace { task_hi, task_lo, paused })
+                                if TaskId::from_halves(task_hi, task_lo) == task =>
+                            {
+                                pace_tx.send_replace(paused);
+                            }
+                            Ok(ActorMsg::Stop { task_hi, task_lo })
+                                if TaskId::from_halves(task_hi, task_lo) == task =>
+                            {
+                                self.store.stop_items(job.id, output);
+                            }
+                            _ => break,
+                        }
+                    }
+                    drop(pace_tx);
+                    std::future::pending::<()>().await
+                };
+                let forwarded = tokio::select! {
+                    r = self.result_forwarding_items(output, ItemSink::Call(send, Some(pace_rx))) => r,
+                    () = listen => unreachable!("listening never ends"),
+                };
+                let result = match forwarded {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // The caller is gone: the method stops at its next
+                        // yield, as a dropped generator's does.
+                        self.store.release(output);
+                        return Err(e);
+                    }
+                };
                 let (event, blobs) = self.done_event(output, result).await;
                 self.store.release(output);
                 write_with(send, &event, blobs).await?;

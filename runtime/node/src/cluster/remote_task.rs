@@ -71,8 +71,9 @@ pub(crate) enum Remote {
 pub(crate) enum ItemSink<'a> {
     /// A task's stream (`run_for_owner`).
     Task(&'a mut quinn::SendStream),
-    /// An actor call's own stream (an upcall).
-    Call(&'a mut quinn::SendStream),
+    /// An actor call's own stream (an upcall), and for a call with a
+    /// `generator_backpressure` the caller's pace, as a session's.
+    Call(&'a mut quinn::SendStream, Option<Pace>),
     /// An actor session's queue of answers, by output, and for a call with
     /// a `generator_backpressure` the owner's pace ([`ActorMsg::Pace`]):
     /// while it says paused, no item is taken.
@@ -859,7 +860,8 @@ impl NodeInner {
         let data = read_bytes(recv, item.item.len).await?;
         let imported = self.import(job, &item.objects, recv).await?;
         let refs = item.item.refs.iter().map(object_id).collect();
-        let stored = self.landing(data.len(), || self.store.put_item(output, item.index, id, Object { data, refs }));
+        let stored = self
+            .landing(data.len(), || self.store.put_item(Some(job.id), output, item.index, id, Object { data, refs }));
         // The item holds what it refers to now (or was dropped with it).
         self.unpin(&imported);
         match stored {
@@ -1026,7 +1028,7 @@ impl NodeInner {
         let mut next = std::pin::pin!(self.store.next_item(output, 0));
         let mut items_over = false;
         let mut pace = match &forward {
-            ItemSink::Session(_, pace) => pace.clone(),
+            ItemSink::Session(_, pace) | ItemSink::Call(_, pace) => pace.clone(),
             _ => None,
         };
         let result = loop {
@@ -1085,7 +1087,7 @@ impl NodeInner {
             }
         };
         match forward {
-            ItemSink::Task(send) | ItemSink::Call(send) => write_with(send, &event, blobs).await,
+            ItemSink::Task(send) | ItemSink::Call(send, _) => write_with(send, &event, blobs).await,
             ItemSink::Session(tx, _) => {
                 let _ = tx.send((output, event, blobs));
                 Ok(())

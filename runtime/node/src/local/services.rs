@@ -354,7 +354,7 @@ impl Services for NodeInner {
         let output = ObjectId::returned_by(caller.task);
         let id = ObjectId::item_of(caller.task, index);
         let object = Object { data: value.data, refs: value.refs };
-        match self.landing(object.data.len(), || self.store.put_item(output, index, id, object))? {
+        match self.landing(object.data.len(), || self.store.put_item(None, output, index, id, object))? {
             ItemPut::Kept | ItemPut::Repeated => Ok(false),
             ItemPut::Ahead => Ok(true),
             // Nobody holds the generator any more (a client of a streamed

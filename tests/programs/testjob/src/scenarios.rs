@@ -647,7 +647,11 @@ pub(crate) fn generators(on: Option<&str>) -> Result<(), Error> {
     println!("dropped method: stopped early: {}", dropped.elapsed() < Duration::from_secs(5));
     // An actor on the job's node, its generator read by a placed task.
     let home = Counter::remote(0);
-    println!("counts read in a task: {}", wray::get(&placed!(sum_counts).remote(home, 4))?);
+    println!("counts read in a task: {}", wray::get(&placed!(sum_counts).remote(home.clone(), 4))?);
+    println!("dropped method in a task: stopped early: {}", wray::get(&placed!(drop_counts).remote(home.clone()))?);
+    let bounded = wray::get(&placed!(method_ahead).remote(home.clone(), 2, count, size))?;
+    let unbounded = wray::get(&placed!(method_ahead).remote(home, 0, count, size))?;
+    println!("method backpressure in a task: at most {bounded} made ahead with a window of 2, {unbounded} without");
     Ok(())
 }
 

@@ -316,6 +316,34 @@ pub(crate) fn sum_countdown(from: u32) -> u32 {
     countdown::remote(from).map(|r| wray::get(&r.expect("an item")).expect("its value")).sum()
 }
 
+/// Takes one item of a generator method of `counter` from inside a task
+/// and drops the rest: whether the actor's next call is answered within
+/// 5 s (the method stopped) rather than after its other 99 items 100 ms
+/// apart.
+#[wray::remote]
+pub(crate) fn drop_counts(counter: ActorHandle<Counter>) -> Result<bool, wray::Error> {
+    let mut counts = counter.count_up(100, 100);
+    drop(counts.next().expect("an item")?);
+    drop(counts);
+    let dropped = std::time::Instant::now();
+    wray::get(&counter.get())?;
+    Ok(dropped.elapsed() < std::time::Duration::from_secs(5))
+}
+
+/// How many items of `counter`'s `stamped` method a slow reader in a task
+/// finds made ahead at most, through a handle with a window of `window`
+/// (0: a handle without one).
+#[wray::remote]
+pub(crate) fn method_ahead(
+    counter: ActorHandle<Counter>,
+    window: u32,
+    count: u32,
+    size: u32,
+) -> Result<usize, wray::Error> {
+    let counter = if window > 0 { counter.with_generator_backpressure(window) } else { counter };
+    crate::scenarios::most_ahead(counter.stamped(count, size))
+}
+
 /// Reads a generator method of `counter` from inside a task.
 #[wray::remote]
 pub(crate) fn sum_counts(counter: ActorHandle<Counter>, steps: i64) -> i64 {
