@@ -68,7 +68,7 @@ fn python_guests() -> &'static PythonGuests {
 
 /// `wray build SCRIPT -o target/guests/python/NAME.wasm` (`SCRIPT` relative
 /// to the workspace, `NAME` its file stem).
-fn build_python(script: &str) -> PathBuf {
+pub(crate) fn build_python(script: &str) -> PathBuf {
     let script = workspace().join(script);
     let name = script.file_stem().unwrap().to_str().unwrap().to_string();
     let dir = target_dir().join("guests/python");

@@ -1004,3 +1004,47 @@ fn replicas_on_a_worker_that_dies_come_back_on_another() {
     assert!(after.len() >= 20, "only {} requests after the recovery", after.len());
     assert!(after.iter().all(|(s, b, ..)| *s == 200 && b.trim() == survivor), "survivor {survivor}: {after:?}");
 }
+
+/// A Python application (`examples/python/serve_model.py`, the seeds' Serve
+/// example): a function deployment and class deployments answer under
+/// their routes with what they return — JSON, a generator streamed as it is
+/// made — a failing request is a 500 naming the script's line, and a bound
+/// deployment arrives in its ingress as a handle it awaits.
+#[test]
+fn a_python_application_serves_as_ray_serve_does() {
+    let job = crate::python::build_python("examples/python/serve_model.py");
+    let served = Served::start(&job, &[], &[]);
+    let routes: serde_json::Value = serde_json::from_str(&served.get("/-/routes").body).unwrap();
+    assert_eq!(
+        routes,
+        serde_json::json!({"/model": "default", "/hello": "default", "/countdown": "default", "/double": "default"})
+    );
+    let r = served.get("/model?query=What%27s%20the%20meaning%20of%20life%3F");
+    assert_eq!((r.status, r.header("content-type")), (200, Some("application/json")), "{}", r.body);
+    assert_eq!(
+        r.body,
+        r#"[{"generated_text":"What's the meaning of life? Forty-two, said the computer, after seven and a half million years."}]"#
+    );
+    // The user's error: a 500 with the traceback, down to the script's line.
+    let r = served.get("/model");
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        r.body.contains("serve_model.py\", line") && r.body.trim_end().ends_with("KeyError: 'query'"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("wray/serve.py"), "wray's own frames are left out: {}", r.body);
+    // A class with a constructor argument, two replicas, `async def` and
+    // `await request.json()`.
+    assert_eq!(served.get("/hello?name=wray").body, r#"{"message":"Hello, wray!"}"#);
+    assert_eq!(served.post("/hello", r#"{"name": "post"}"#).body, r#"{"message":"Hello, post!"}"#);
+    assert_eq!(served.running("Greeter").len(), 2);
+    // A StreamingResponse of a generator: each event as it is yielded.
+    let s = stream(&served.addr, "/countdown?from=3&pause_ms=300", None);
+    assert!(s.complete && s.head.contains("text/event-stream"), "{} {}", s.head, s.body);
+    assert_eq!(s.body, "data: 3\n\ndata: 2\n\ndata: 1\n\ndata: 0\n\n");
+    assert!(s.arrived[3].1 - s.arrived[0].1 > Duration::from_millis(600), "{:?}", s.arrived);
+    // Composition: the ingress awaits the bound deployment's method.
+    let r = served.get("/double?x=21");
+    assert_eq!((r.status, r.body.as_str()), (200, "42"));
+}

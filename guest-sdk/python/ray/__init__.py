@@ -5,7 +5,7 @@ that a Ray script runs without changing its imports.
 (``ray.util``, ``ray.util.queue``, ``ray.exceptions``, ``ray.actor``, ...):
 each is registered under both names here, so ``from ray.util.queue import
 Queue`` gives wray's class itself, not a second copy of its module. What
-wray does not have (``ray.data``, ``ray.tune``, ...) is a
+wray does not have in Python (``ray.data``, ``ray.tune``, ...) is a
 ``ModuleNotFoundError`` naming it.
 """
 
@@ -14,6 +14,7 @@ import sys
 import wray
 import wray.actor
 import wray.exceptions
+import wray.serve
 import wray.util
 import wray.util.actor_pool
 import wray.util.multiprocessing

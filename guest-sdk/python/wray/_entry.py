@@ -95,12 +95,17 @@ def _unbuffered():
             pass
 
 
+def _own_frame(filename):
+    """Whether a frame is wray's: its private modules, and the serving
+    module's handling of a request around the replica's own code."""
+    filename = filename.replace("\\", "/")
+    return "/wray/_" in filename or filename.endswith("/wray/serve.py")
+
+
 def _failure(e):
     """The exception's traceback without wray's own frames."""
     te = traceback.TracebackException(type(e), e, e.__traceback__)
-    te.stack = traceback.StackSummary.from_list(
-        [f for f in te.stack if "/wray/_" not in f.filename.replace("\\", "/")]
-    )
+    te.stack = traceback.StackSummary.from_list([f for f in te.stack if not _own_frame(f.filename)])
     return "".join(te.format()).rstrip()
 
 
@@ -276,6 +281,17 @@ class Entry(exports.Entry):
         if method == "__wray_ready":
             # The unit value, once the constructor has run.
             return types.Value(data=b"", refs=[])
+        if method == "__wray_http__":
+            # A request the proxy routes to a served deployment's replica
+            # (`wray.serve`).
+            from . import serve
+
+            try:
+                return serve._http_call(_actor, args)
+            except BaseException as e:
+                raise Err(_failure(e))
+            finally:
+                _flush()
         if method == "__ray_terminate__":
             # Ray's graceful end: queued behind the calls before it, then
             # the actor exits for good (this call and any after it fail
@@ -284,7 +300,7 @@ class Entry(exports.Entry):
 
             exit_actor()
         bound = getattr(_actor, method, None)
-        if method.startswith("__") or not callable(bound):
+        if (method.startswith("__") and method != "__call__") or not callable(bound):
             raise Err(f"{type(_actor).__name__} has no method {method!r}")
         # A caller in another language (a Rust job's `DynActor`) sends plain
         # values, positional only; a Python caller always sends the keyword

@@ -37,6 +37,7 @@ const SDK: &[(&str, &str)] = &[
     ("_value.py", include_str!("../../../../guest-sdk/python/wray/_value.py")),
     ("actor.py", include_str!("../../../../guest-sdk/python/wray/actor.py")),
     ("exceptions.py", include_str!("../../../../guest-sdk/python/wray/exceptions.py")),
+    ("serve.py", include_str!("../../../../guest-sdk/python/wray/serve.py")),
     ("tensor.py", include_str!("../../../../guest-sdk/python/wray/tensor.py")),
     ("util/__init__.py", include_str!("../../../../guest-sdk/python/wray/util/__init__.py")),
     ("util/actor_pool.py", include_str!("../../../../guest-sdk/python/wray/util/actor_pool.py")),

@@ -1,0 +1,489 @@
+"""Ray Serve's Python API over wray's ``serve`` interface: deployments of
+classes (or functions) whose replicas are actors, answering HTTP requests
+that the host's proxy routes to them, and calling each other through
+handles.
+
+``wray serve run app.wasm`` (or ``wray serve deploy`` to a head) runs the
+script; its ``serve.run(app)`` serves the application until the server
+shuts down. The proxy hands each request to a replica's ``__call__`` as a
+``Request`` (Starlette's names: ``query_params``, ``headers``, ``url.path``,
+``await request.json()``); what it returns is the response, as in Ray
+Serve: a ``str`` (``text/plain``), ``bytes``, a ``Response`` (or
+``JSONResponse``, ``PlainTextResponse``, ``StreamingResponse``), anything
+else as JSON. A generator (sync or async) — or a ``StreamingResponse`` of
+one — is streamed: each item goes to the client as it is yielded.
+
+The request and the response cross the host in the layout the proxy and
+the Rust SDK share (``wray_codec::http``, postcard): read and written here
+by hand, since Python has no postcard.
+"""
+
+import json as _json
+import types as _pytypes
+import urllib.parse as _urlparse
+
+from wit_world.imports import serve as _serve
+from wit_world.imports import tasks as _tasks
+from wit_world.imports import types as _types
+
+from . import _codec
+
+# The method the proxy calls on a Python replica: `_entry.actor_call`
+# hands it to `_http_call` below.
+HTTP_METHOD = "__wray_http__"
+
+# Ray Serve's defaults (`max_ongoing_requests`, `max_queued_requests`: -1,
+# no bound, is wray's largest, as the Rust SDK has it).
+_DEFAULT_MAX_ONGOING = 5
+_MAX_QUEUED_UNBOUNDED = 1_000_000
+
+_DEPLOYMENT_OPTIONS = {
+    "name",
+    "num_replicas",
+    "route_prefix",
+    "max_ongoing_requests",
+    "max_queued_requests",
+    "autoscaling_config",
+    "ray_actor_options",
+    "health_check_period_s",
+    "request_timeout_s",
+}
+
+
+class Request:
+    """An HTTP request as a replica sees it — the parts of Starlette's
+    ``Request`` that Ray Serve code uses."""
+
+    def __init__(self, method, path, query, headers, body):
+        self.method = method
+        self.url = _URL(path, query)
+        self.query_params = dict(_urlparse.parse_qsl(query, keep_blank_values=True))
+        self.headers = dict(headers)
+        self.path_params = {}
+        self._body = body
+
+    async def body(self):
+        """The whole body, as bytes."""
+        return self._body
+
+    async def json(self):
+        """The body parsed as JSON."""
+        return _json.loads(self._body)
+
+    def __repr__(self):
+        return f"<Request {self.method} {self.url}>"
+
+
+class _URL:
+    def __init__(self, path, query):
+        self.path = path
+        self.query = query
+
+    def __str__(self):
+        return self.path + ("?" + self.query if self.query else "")
+
+
+class Response:
+    """A whole response: ``content`` (bytes, or str encoded as UTF-8), a
+    status and headers, as Starlette's ``Response``."""
+
+    media_type = None
+
+    def __init__(self, content=b"", status_code=200, headers=None, media_type=None):
+        self.status_code = int(status_code)
+        self.headers = dict(headers or {})
+        media_type = media_type or self.media_type
+        if media_type and not any(k.lower() == "content-type" for k in self.headers):
+            self.headers["content-type"] = media_type
+        self.body = self.render(content)
+
+    def render(self, content):
+        if content is None:
+            return b""
+        if isinstance(content, (bytes, bytearray, memoryview)):
+            return bytes(content)
+        return str(content).encode()
+
+
+class PlainTextResponse(Response):
+    media_type = "text/plain; charset=utf-8"
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content):
+        return _json.dumps(content, separators=(",", ":")).encode()
+
+
+class StreamingResponse:
+    """A streamed response: each item of ``content`` (a generator, sync or
+    async, of str or bytes) is sent to the client as it is made."""
+
+    def __init__(self, content, status_code=200, headers=None, media_type=None):
+        self.content = content
+        self.status_code = int(status_code)
+        self.headers = dict(headers or {})
+        if media_type and not any(k.lower() == "content-type" for k in self.headers):
+            self.headers["content-type"] = media_type
+
+
+# --- declaring an application -------------------------------------------
+
+
+class Deployment:
+    """A class (or function) made a deployment by ``@serve.deployment``:
+    ``.bind(*args)`` gives an application to ``serve.run``, ``.options()`` a
+    copy with other options."""
+
+    def __init__(self, target, options):
+        unknown = set(options) - _DEPLOYMENT_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown deployment option(s) {sorted(unknown)}; wray takes {sorted(_DEPLOYMENT_OPTIONS)}")
+        self._target = target
+        self._options = options
+        self.name = options.get("name") or target.__name__
+
+    def options(self, **options):
+        return Deployment(self._target, {**self._options, **options})
+
+    def bind(self, *args, **kwargs):
+        return Application(self, args, kwargs)
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"deployment {self.name!r} is not called directly: bind it and pass it to serve.run")
+
+
+class Application:
+    """A deployment bound to its constructor's arguments; other bound
+    deployments among them become ``DeploymentHandle``s in the replica."""
+
+    def __init__(self, deployment, args, kwargs):
+        self._deployment = deployment
+        self._args = args
+        self._kwargs = kwargs
+
+
+def deployment(_target=None, **options):
+    """``@serve.deployment`` or ``@serve.deployment(num_replicas=2, ...)``
+    on a class (its ``__call__`` answers requests) or a function of the
+    request."""
+    if _target is not None:
+        return Deployment(_target, options)
+    return lambda target: Deployment(target, options)
+
+
+class _FunctionDeployment:
+    """The replica of a function deployment: calls the function."""
+
+    def __init__(self, fn):
+        from ._entry import _renamed
+
+        # Shipped by value, as a remote function is: its traceback names
+        # the script again.
+        self._fn = _renamed(fn)
+
+    def __call__(self, *args, **kwargs):
+        return self._fn(*args, **kwargs)
+
+
+def _ms(seconds, what):
+    if seconds is None:
+        return None
+    if not isinstance(seconds, (int, float)) or seconds <= 0:
+        raise ValueError(f"{what} must be a positive number of seconds, not {seconds!r}")
+    return int(seconds * 1000)
+
+
+def _count(options, key, default, low=1):
+    value = options.get(key, default)
+    if value == -1 and key == "max_queued_requests":
+        return _MAX_QUEUED_UNBOUNDED
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{key} must be an integer of at least {low}, not {value!r}")
+    return value
+
+
+def _autoscaling(config):
+    if config is None:
+        return None
+    if not isinstance(config, dict):
+        raise TypeError(f"autoscaling_config must be a dict, not {type(config).__name__}")
+    low = config.get("min_replicas", 1)
+    high = config.get("max_replicas", max(low, 1))
+    return _serve.Autoscaling(
+        min_replicas=int(low),
+        max_replicas=int(high),
+        initial_replicas=config.get("initial_replicas"),
+        target_ongoing_requests=float(config.get("target_ongoing_requests", 2.0)),
+        upscale_delay_ms=int(float(config.get("upscale_delay_s", 30.0)) * 1000),
+        downscale_delay_ms=int(float(config.get("downscale_delay_s", 600.0)) * 1000),
+    )
+
+
+def _wit_deployments(apps, route_prefixes):
+    """The WIT deployments of ``apps`` (each under its route prefix) and of
+    the applications bound among their arguments (each once, by name), the
+    ingresses first."""
+    from . import _wit_options
+
+    out = {}
+
+    def visit(a, prefix):
+        d = a._deployment
+        if d.name in out:
+            if out[d.name][0] is not a:
+                raise ValueError(f"two deployments are named {d.name!r}: give one another name with .options(name=...)")
+            return
+        out[d.name] = (a, None)
+
+        def handle(v):
+            if isinstance(v, Application):
+                visit(v, None)
+                return DeploymentHandle(v._deployment.name)
+            return v
+
+        args = [handle(v) for v in a._args]
+        kwargs = {k: handle(v) for k, v in a._kwargs.items()}
+        o = d._options
+        target = d._target
+        if isinstance(target, type):
+            cls, ctor = target, []
+        else:
+            cls, ctor = _FunctionDeployment, [target]
+        init = [_codec.to_value(cls)]
+        values = ctor + args + list(kwargs.values())
+        init.append(_codec.to_value(list(kwargs)) if kwargs else _types.Value(data=_codec.NO_KEYWORDS, refs=[]))
+        init.extend(_codec.to_value(v) for v in values)
+        own_prefix = o.get("route_prefix", prefix)
+        out[d.name] = (
+            a,
+            _serve.Deployment(
+                name=d.name,
+                class_=getattr(target, "__qualname__", d.name),
+                init_args=init,
+                method=HTTP_METHOD,
+                route_prefix=own_prefix,
+                num_replicas=_count(o, "num_replicas", 1),
+                autoscaling=_autoscaling(o.get("autoscaling_config")),
+                max_ongoing_requests=_count(o, "max_ongoing_requests", _DEFAULT_MAX_ONGOING),
+                max_queued_requests=_count(o, "max_queued_requests", -1, low=0),
+                batching=None,
+                request_timeout_ms=_ms(o.get("request_timeout_s"), "request_timeout_s"),
+                user_config=None,
+                health_check_period_ms=_ms(o.get("health_check_period_s"), "health_check_period_s"),
+                idempotent=False,
+                options=_wit_options(dict(o.get("ray_actor_options") or {})),
+            ),
+        )
+
+    for app, prefix in zip(apps, route_prefixes):
+        visit(app, prefix)
+    return [d for _, d in out.values()]
+
+
+def run(target, *, name="default", route_prefix="/", blocking=True, **_ignored):
+    """Serves the application ``target`` (a bound deployment) under
+    ``name`` until the server shuts down (Ctrl-C, ``wray serve
+    shutdown``), then returns — as ``serve run`` does, not Ray's
+    non-blocking ``serve.run``. Its ingress answers under
+    ``route_prefix`` (None: only through handles); a deployment declared
+    with ``route_prefix=`` answers under its own, and one bound into
+    another is reached through the handle it becomes there.
+
+    ``target`` may also be a list of bound deployments, served together
+    (one ``serve.run`` serves a job): each answers under its own
+    ``route_prefix`` option, or ``/`` and its name (Ray 1's default,
+    ``/model`` for a deployment ``model``)."""
+    from . import _call
+
+    apps = list(target) if isinstance(target, (list, tuple)) else [target]
+    for a in apps:
+        if not isinstance(a, Application):
+            raise TypeError(f"serve.run takes a bound deployment (Model.bind(...)), not {type(a).__name__}")
+    if not blocking:
+        raise ValueError("serve.run(blocking=False) is not supported: the job serves until the server shuts down")
+    if isinstance(target, (list, tuple)):
+        prefixes = [a._deployment._options.get("route_prefix") or "/" + a._deployment.name for a in apps]
+    else:
+        prefixes = [target._deployment._options.get("route_prefix", route_prefix)]
+    _call(_serve.run, name, _wit_deployments(apps, prefixes))
+
+
+# --- calling a deployment from another -----------------------------------
+
+
+class DeploymentHandle:
+    """Calls another deployment of the same application (Ray's
+    ``DeploymentHandle``): ``handle.method.remote(*args)`` (or
+    ``handle.remote(*args)`` for ``__call__``) goes to its least loaded
+    replica and gives a ``DeploymentResponse``."""
+
+    def __init__(self, deployment_name, method="__call__"):
+        self.deployment_name = deployment_name
+        self._method = method
+
+    def __getattr__(self, method):
+        if method.startswith("_"):
+            raise AttributeError(method)
+        return DeploymentHandle(self.deployment_name, method)
+
+    def options(self, method_name=None, **_ignored):
+        return DeploymentHandle(self.deployment_name, method_name or self._method)
+
+    def remote(self, *args, **kwargs):
+        from . import ObjectRef, _args, _call
+
+        ref = ObjectRef(_call(_serve.call, self.deployment_name, self._method, _args(args, kwargs)))
+        return DeploymentResponse(ref)
+
+    def __reduce__(self):
+        return (DeploymentHandle, (self.deployment_name, self._method))
+
+    def __repr__(self):
+        return f"DeploymentHandle({self.deployment_name!r})"
+
+
+class DeploymentResponse:
+    """The answer of a handle's call: ``.result()`` waits for it, ``await``
+    too (in an ``async def``)."""
+
+    def __init__(self, ref):
+        self._ref = ref
+
+    def result(self, timeout_s=None):
+        from . import get
+
+        return get(self._ref, timeout=timeout_s)
+
+    def __await__(self):
+        return self._ref.__await__()
+
+    def _to_object_ref(self):
+        return self._ref
+
+
+# --- answering a request in a replica -------------------------------------
+
+
+def _http_call(actor, args):
+    """``__wray_http__``: decodes the proxy's request, calls the replica's
+    ``__call__`` and encodes what it returns (a generator's chunks are
+    yielded as they come; the call's value is then empty)."""
+    from ._entry import _settle
+
+    if len(args) != 1:
+        raise TypeError(f"an HTTP call takes one request, not {len(args)} arguments")
+    request = _decode_request(bytes(args[0]))
+    result = actor(request)
+    if isinstance(result, StreamingResponse):
+        head = _encode_response(result.status_code, result.headers, b"")
+        _tasks.yield_item(_types.Value(data=b"\x00" + head, refs=[]))
+        result = result.content
+    if isinstance(result, (_pytypes.GeneratorType, _pytypes.AsyncGeneratorType)):
+        _stream(result, _settle)
+        return _types.Value(data=b"", refs=[])
+    return _types.Value(data=_encode_whole(_settle(result)), refs=[])
+
+
+def _stream(gen, settle):
+    def send(item):
+        if isinstance(item, str):
+            item = item.encode()
+        elif not isinstance(item, (bytes, bytearray, memoryview)):
+            item = _json.dumps(item, separators=(",", ":")).encode()
+        _tasks.yield_item(_types.Value(data=b"\x01" + _varint(len(item)) + bytes(item), refs=[]))
+
+    if isinstance(gen, _pytypes.GeneratorType):
+        for item in gen:
+            send(item)
+        return
+
+    async def drain():
+        async for item in gen:
+            send(item)
+
+    settle(drain())
+
+
+def _encode_whole(value):
+    if isinstance(value, StreamingResponse):
+        raise TypeError("a StreamingResponse is returned, not awaited")
+    if isinstance(value, Response):
+        return _encode_response(value.status_code, value.headers, value.body)
+    if isinstance(value, str):
+        return _encode_response(200, {"content-type": "text/plain; charset=utf-8"}, value.encode())
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _encode_response(200, {"content-type": "application/octet-stream"}, bytes(value))
+    body = _json.dumps(value, separators=(",", ":")).encode()
+    return _encode_response(200, {"content-type": "application/json"}, body)
+
+
+# postcard: unsigned integers as LEB128 varints, strings and byte strings
+# as a varint length then the bytes, sequences as a varint count then the
+# items, an enum as its variant's index then its fields.
+
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _string(b):
+    return _varint(len(b)) + b
+
+
+def _encode_response(status, headers, body):
+    if not isinstance(status, int) or not 100 <= status <= 999:
+        raise ValueError(f"an HTTP status is 100 to 999, not {status!r}")
+    parts = [_varint(status), _varint(len(headers))]
+    for k, v in headers.items():
+        parts.append(_string(str(k).lower().encode()))
+        parts.append(_string(str(v).encode()))
+    parts.append(_string(body))
+    return b"".join(parts)
+
+
+class _Reader:
+    def __init__(self, data):
+        self.data = data
+        self.at = 0
+
+    def varint(self):
+        n, shift = 0, 0
+        while True:
+            if self.at >= len(self.data) or shift > 63:
+                raise ValueError("a request cut short")
+            byte = self.data[self.at]
+            self.at += 1
+            n |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return n
+            shift += 7
+
+    def bytes(self):
+        n = self.varint()
+        if self.at + n > len(self.data):
+            raise ValueError("a request cut short")
+        out = self.data[self.at : self.at + n]
+        self.at += n
+        return out
+
+    def str(self):
+        return self.bytes().decode()
+
+
+def _decode_request(data):
+    r = _Reader(data)
+    method, path, query = r.str(), r.str(), r.str()
+    headers = [(r.str(), r.str()) for _ in range(r.varint())]
+    body = r.bytes()
+    return Request(method, path, query, headers, body)
+
