@@ -1,6 +1,7 @@
 # The seeds' Ray Serve example in Python (docs/PYTHON.md, "Serve"): a model
-# behind HTTP that answers ?query=, with a greeting, a streamed countdown and
-# two deployments composed through a handle beside it.
+# behind HTTP that answers ?query=, with a greeting, a streamed countdown, two
+# deployments composed through a handle and a generator streamed through one
+# beside it.
 #
 #   wray build examples/python/serve_model.py -o serve_model.wasm
 #   wray serve run serve_model.wasm
@@ -8,6 +9,7 @@
 #   curl 'http://127.0.0.1:8000/hello?name=wray'        {"message":"Hello, wray!"}
 #   curl -N 'http://127.0.0.1:8000/countdown?from=3'    data: 3, 2, 1, 0 as they come
 #   curl 'http://127.0.0.1:8000/double?x=21'            42
+#   curl -N 'http://127.0.0.1:8000/tokens?n=3'          data: token-0, token-1, token-2
 #
 # The seeds load GPT-2 with transformers' pipeline; a component carries no
 # such package (nor its weights), so `language_model` below stands in for
@@ -77,4 +79,32 @@ class Ingress:
         return await self.doubler.double.remote(x)
 
 
-serve.run([model.bind(), Greeter.bind("Hello"), Countdown.bind(), Ingress.bind(Doubler.bind())])
+@serve.deployment
+class Tokens:
+    def generate(self, prompt, n):
+        # A generator method: through a streaming handle, each token reaches
+        # the caller as it is made.
+        for i in range(n):
+            yield f"{prompt}-{i}"
+
+
+@serve.deployment(route_prefix="/tokens")
+class Streamer:
+    def __init__(self, tokens):
+        self.tokens = tokens
+
+    def __call__(self, request):
+        n = int(request.query_params.get("n", 3))
+        tokens = self.tokens.options(stream=True).generate.remote("token", n)
+        return StreamingResponse((f"data: {t}\n\n" for t in tokens), media_type="text/event-stream")
+
+
+serve.run(
+    [
+        model.bind(),
+        Greeter.bind("Hello"),
+        Countdown.bind(),
+        Ingress.bind(Doubler.bind()),
+        Streamer.bind(Tokens.bind()),
+    ]
+)

@@ -1017,7 +1017,8 @@ fn a_python_application_serves_as_ray_serve_does() {
     let routes: serde_json::Value = serde_json::from_str(&served.get("/-/routes").body).unwrap();
     assert_eq!(
         routes,
-        serde_json::json!({"/model": "default", "/hello": "default", "/countdown": "default", "/double": "default"})
+        serde_json::json!({"/model": "default", "/hello": "default", "/countdown": "default", "/double": "default",
+            "/tokens": "default"})
     );
     let r = served.get("/model?query=What%27s%20the%20meaning%20of%20life%3F");
     assert_eq!((r.status, r.header("content-type")), (200, Some("application/json")), "{}", r.body);
@@ -1047,4 +1048,8 @@ fn a_python_application_serves_as_ray_serve_does() {
     // Composition: the ingress awaits the bound deployment's method.
     let r = served.get("/double?x=21");
     assert_eq!((r.status, r.body.as_str()), (200, "42"));
+    // A generator method through a streaming handle, streamed on.
+    let s = stream(&served.addr, "/tokens?n=3", None);
+    assert!(s.complete, "{} {}", s.head, s.body);
+    assert_eq!(s.body, "data: token-0\n\ndata: token-1\n\ndata: token-2\n\n");
 }

@@ -317,28 +317,35 @@ class DeploymentHandle:
     """Calls another deployment of the same application (Ray's
     ``DeploymentHandle``): ``handle.method.remote(*args)`` (or
     ``handle.remote(*args)`` for ``__call__``) goes to its least loaded
-    replica and gives a ``DeploymentResponse``."""
+    replica and gives a ``DeploymentResponse``; through
+    ``handle.options(stream=True)``, a generator method's call gives a
+    ``DeploymentResponseGenerator`` of its items as they are made."""
 
-    def __init__(self, deployment_name, method="__call__"):
+    def __init__(self, deployment_name, method="__call__", stream=False):
         self.deployment_name = deployment_name
         self._method = method
+        self._stream = stream
 
     def __getattr__(self, method):
         if method.startswith("_"):
             raise AttributeError(method)
-        return DeploymentHandle(self.deployment_name, method)
+        return DeploymentHandle(self.deployment_name, method, self._stream)
 
-    def options(self, method_name=None, **_ignored):
-        return DeploymentHandle(self.deployment_name, method_name or self._method)
+    def options(self, *, method_name=None, stream=None, **_ignored):
+        return DeploymentHandle(
+            self.deployment_name, method_name or self._method, self._stream if stream is None else bool(stream)
+        )
 
     def remote(self, *args, **kwargs):
-        from . import ObjectRef, _args, _call
+        from . import ObjectRef, ObjectRefGenerator, _args, _call
 
         ref = ObjectRef(_call(_serve.call, self.deployment_name, self._method, _args(args, kwargs)))
+        if self._stream:
+            return DeploymentResponseGenerator(ObjectRefGenerator(ref))
         return DeploymentResponse(ref)
 
     def __reduce__(self):
-        return (DeploymentHandle, (self.deployment_name, self._method))
+        return (DeploymentHandle, (self.deployment_name, self._method, self._stream))
 
     def __repr__(self):
         return f"DeploymentHandle({self.deployment_name!r})"
@@ -361,6 +368,29 @@ class DeploymentResponse:
 
     def _to_object_ref(self):
         return self._ref
+
+
+class DeploymentResponseGenerator:
+    """The items of a generator method called through
+    ``handle.options(stream=True)``, each value as it is made: iterate it
+    (``for``, or ``async for`` in an ``async def``)."""
+
+    def __init__(self, refs):
+        self._refs = refs
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        from . import get
+
+        return get(next(self._refs))
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        return await (await self._refs.__anext__())
 
 
 # --- answering a request in a replica -------------------------------------
