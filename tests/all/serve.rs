@@ -1053,3 +1053,28 @@ fn a_python_application_serves_as_ray_serve_does() {
     assert!(s.complete, "{} {}", s.head, s.body);
     assert_eq!(s.body, "data: token-0\n\ndata: token-1\n\ndata: token-2\n\n");
 }
+
+/// The Python application deployed to a cluster (`wray serve deploy`): its
+/// replicas spread over the head and a worker, and requests, a handle's
+/// call and a handle's stream cross between them.
+#[test]
+fn a_python_application_is_deployed_to_a_cluster() {
+    let job = crate::python::build_python("examples/python/serve_model.py");
+    let head = crate::cluster::Head::start_with_flags("1", &["--serve-port", "0"]);
+    let server = head.serve.clone().expect("the head prints its serve address");
+    let worker = head.add_worker_flags("1", &[]);
+    let out = head.serve_deploy(&job, &[]);
+    assert_code(&out, 0);
+    let get =
+        |p: &str| request(&server, format!("GET {p} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes());
+    wait_until(Duration::from_secs(60), || get("/hello?name=a").status == 200, || format!("{:?}", get("/hello")));
+    let status = stdout(&head.wray(&["serve", "status", "--server", &server]));
+    let on_worker = format!(" on node-{worker:08x}: ");
+    assert!(status.contains(&on_worker), "no replica on the worker:\n{status}");
+    for _ in 0..4 {
+        assert_eq!(get("/hello?name=wray").body, r#"{"message":"Hello, wray!"}"#);
+        assert_eq!(get("/double?x=21").body, "42");
+        let s = stream(&server, "/tokens?n=3", None);
+        assert_eq!(s.body, "data: token-0\n\ndata: token-1\n\ndata: token-2\n\n", "{}", s.head);
+    }
+}

@@ -273,7 +273,8 @@ def _wit_deployments(apps, route_prefixes):
                 user_config=None,
                 health_check_period_ms=_ms(o.get("health_check_period_s"), "health_check_period_s"),
                 idempotent=False,
-                options=_wit_options(dict(o.get("ray_actor_options") or {})),
+                # Ray Serve spreads a deployment's replicas over the nodes.
+                options=_wit_options({"scheduling_strategy": "SPREAD", **(o.get("ray_actor_options") or {})}),
             ),
         )
 
