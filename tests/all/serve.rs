@@ -1078,3 +1078,50 @@ fn a_python_application_is_deployed_to_a_cluster() {
         assert_eq!(s.body, "data: token-0\n\ndata: token-1\n\ndata: token-2\n\n", "{}", s.head);
     }
 }
+
+/// Python deployments beyond the example (`tests/programs/python/
+/// serve_checks.py`): a `user_config` reaches `reconfigure` before the
+/// first request, a replica whose `check_health` raises is replaced, a
+/// `serve.Response` sets status and headers, a plain generator streams, a
+/// handle's `.result()` works in sync code; applications that cannot start
+/// say why.
+#[test]
+fn python_deployments_take_a_user_config_health_checks_and_their_own_responses() {
+    let job = crate::python::build_python("tests/programs/python/serve_checks.py");
+    let served = Served::start(&job, &[], &[]);
+    let first = served.get("/configured").body;
+    let (threshold, replica) = first.split_once(' ').expect("threshold and replica");
+    assert_eq!(threshold, "7", "{first}");
+    served.get("/configured?sick=1");
+    wait_until(
+        Duration::from_secs(20),
+        || {
+            let r = served.get("/configured").body;
+            r.starts_with("7 ") && !r.ends_with(replica)
+        },
+        || format!("the sick replica was not replaced: {}", served.status()),
+    );
+    let r = served.get("/raw");
+    assert_eq!((r.status, r.header("x-kind"), r.header("content-type")), (201, Some("raw"), Some("application/x-raw")));
+    assert_eq!(r.body.as_bytes(), [0, 1]);
+    let s = stream(&served.addr, "/letters?word=wray", None);
+    assert!(s.complete && s.head.contains("application/octet-stream"), "{} {}", s.head, s.body);
+    assert_eq!(s.body, "wray");
+    assert_eq!(served.get("/sum").body, "5");
+    drop(served);
+
+    let serve = |mode: &str| wray(&["serve", "run", "--port", "0", path(&job), "--", mode]);
+    for (mode, why) in [
+        ("no-call", "NoCall lacks methods its deployment calls: __call__ (it has a route and answers HTTP requests)"),
+        (
+            "no-reconfigure",
+            "NoCall lacks methods its deployment calls: __call__ (it has a route and answers HTTP requests), reconfigure (it has a user_config)",
+        ),
+        ("bad-option", "unknown deployment option(s) ['num_replica']"),
+        ("not-bound", "serve.run takes a bound deployment (Model.bind(...)), not Deployment"),
+    ] {
+        let out = serve(mode);
+        assert_code(&out, 1);
+        assert!(stderr(&out).contains(why), "{mode}: {}", stderr(&out));
+    }
+}

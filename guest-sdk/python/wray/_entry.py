@@ -279,8 +279,29 @@ class Entry(exports.Entry):
     def actor_call(self, method, args):
         _unbuffered()
         if method == "__wray_ready":
-            # The unit value, once the constructor has run.
+            # The unit value, once the constructor has run — for a served
+            # deployment's replica, once the methods the host will call
+            # (named in the arguments) are known to be there.
+            if args:
+                from . import serve
+
+                try:
+                    serve._check_methods(_actor, args)
+                except BaseException as e:
+                    raise Err(_failure(e))
             return types.Value(data=b"", refs=[])
+        if method == "reconfigure" and len(args) == 1 and bytes(args[0][:1]) == b"\x00":
+            # A served deployment's `user_config` (`wray.serve`; no other
+            # caller's first argument starts with a zero byte).
+            from . import serve
+
+            try:
+                serve._reconfigure(_actor, args[0])
+                return types.Value(data=b"", refs=[])
+            except BaseException as e:
+                raise Err(_failure(e))
+            finally:
+                _flush()
         if method == "__wray_http__":
             # A request the proxy routes to a served deployment's replica
             # (`wray.serve`).

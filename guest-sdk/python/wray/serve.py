@@ -29,16 +29,27 @@ from wit_world.imports import types as _types
 from . import _codec
 
 # The method the proxy calls on a Python replica: `_entry.actor_call`
-# hands it to `_http_call` below.
+# hands it to `_http_call` below. A deployment without a route is declared
+# with `UNROUTED_METHOD` instead: reached only through handles, its class
+# need not have `__call__` (its replicas are asked for the declared
+# method before they take calls).
 HTTP_METHOD = "__wray_http__"
+UNROUTED_METHOD = "__wray_unrouted__"
 
 # Ray Serve's defaults (`max_ongoing_requests`, `max_queued_requests`: -1,
 # no bound, is wray's largest, as the Rust SDK has it).
 _DEFAULT_MAX_ONGOING = 5
 _MAX_QUEUED_UNBOUNDED = 1_000_000
 
+# What a replica's `reconfigure` receives starts with this (then the
+# pickled config): no other call's first argument does — a Python
+# caller's starts with a pickle's 0x80, another language's with the
+# cross-language magic — so `_entry.actor_call` tells it apart.
+USER_CONFIG_MAGIC = b"\x00wray-user-config\x00"
+
 _DEPLOYMENT_OPTIONS = {
     "name",
+    "user_config",
     "num_replicas",
     "route_prefix",
     "max_ongoing_requests",
@@ -221,6 +232,14 @@ def _autoscaling(config):
     )
 
 
+def _user_config(options):
+    if options.get("user_config") is None:
+        return None
+    import pickle
+
+    return USER_CONFIG_MAGIC + pickle.dumps(options["user_config"], protocol=5)
+
+
 def _wit_deployments(apps, route_prefixes):
     """The WIT deployments of ``apps`` (each under its route prefix) and of
     the applications bound among their arguments (each once, by name), the
@@ -262,7 +281,7 @@ def _wit_deployments(apps, route_prefixes):
                 name=d.name,
                 class_=getattr(target, "__qualname__", d.name),
                 init_args=init,
-                method=HTTP_METHOD,
+                method=HTTP_METHOD if own_prefix is not None else UNROUTED_METHOD,
                 route_prefix=own_prefix,
                 num_replicas=_count(o, "num_replicas", 1),
                 autoscaling=_autoscaling(o.get("autoscaling_config")),
@@ -270,7 +289,7 @@ def _wit_deployments(apps, route_prefixes):
                 max_queued_requests=_count(o, "max_queued_requests", -1, low=0),
                 batching=None,
                 request_timeout_ms=_ms(o.get("request_timeout_s"), "request_timeout_s"),
-                user_config=None,
+                user_config=_user_config(o),
                 health_check_period_ms=_ms(o.get("health_check_period_s"), "health_check_period_s"),
                 idempotent=False,
                 # Ray Serve spreads a deployment's replicas over the nodes.
@@ -395,6 +414,34 @@ class DeploymentResponseGenerator:
 
 
 # --- answering a request in a replica -------------------------------------
+
+
+def _check_methods(actor, names):
+    """The host asks, before a replica takes requests, whether the methods
+    it will call exist (each name a postcard string)."""
+    missing = []
+    for raw in names:
+        name = _Reader(bytes(raw)).str()
+        if name == UNROUTED_METHOD:
+            continue
+        if name == HTTP_METHOD:
+            if not callable(actor):
+                missing.append("__call__ (it has a route and answers HTTP requests)")
+        elif not callable(getattr(actor, name, None)):
+            why = "it has a user_config" if name == "reconfigure" else "it has a health_check_period_s"
+            missing.append(f"{name} ({why})")
+    if missing:
+        raise TypeError(f"{type(actor).__name__} lacks methods its deployment calls: {', '.join(missing)}")
+
+
+def _reconfigure(actor, config):
+    """``reconfigure`` with the deployment's ``user_config``."""
+    import pickle
+
+    config = bytes(config)
+    if not config.startswith(USER_CONFIG_MAGIC):
+        raise ValueError("reconfigure was given something other than a user_config")
+    return actor.reconfigure(pickle.loads(config[len(USER_CONFIG_MAGIC) :]))
 
 
 def _http_call(actor, args):
