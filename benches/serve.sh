@@ -4,9 +4,11 @@
 # (benches/reference/serve_bench.py), two replicas per deployment, the
 # no-op deployment and the wine-quality MLP, 1 and 64 connections, 10 s per
 # point, one wrk thread (the load generator shares the machine's 2 cores
-# with the server). Prints wrk's report for each point and the servers'
-# memory (resident set of the wray process, which holds the replicas;
-# summed over Ray's processes for Ray).
+# with the server). The no-op deployment also as a Python job
+# (benches/serve_noop.py, the reference's own class), to set Python beside
+# Python. Prints wrk's report for each point and the servers' memory
+# (resident set of the wray process, which holds the replicas; summed over
+# Ray's processes for Ray).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=/var/tmp/wray-bench-venv
@@ -27,6 +29,7 @@ wray=target/release/wray
 hello=$($wray build examples/serve_hello | tail -n1)
 wine=$($wray build examples/serve_wine | tail -n1)
 trainer=$($wray build examples/wine_mlp | tail -n1)
+python_noop=$($wray build benches/serve_noop.py | tail -n1)
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 $wray run --dir examples/data::/data --dir "$work::/models" "$trainer" -- --save /models/wine.json | tail -n2
@@ -72,6 +75,13 @@ sleep 1
 wrk_point "wray wine MLP" 1 http://127.0.0.1:8100/predict predict
 wrk_point "wray wine MLP" 64 http://127.0.0.1:8100/predict predict
 echo "wray process (2 WineModel + 1 Preprocessor + 1 WineBatch replicas): $(rss_of $pid)"
+kill -INT $pid; wait $pid || true
+$wray serve run --port 8100 "$python_noop" 2>"$work/python.log" &
+pid=$!
+wait_for http://127.0.0.1:8100/noop
+wrk_point "wray no-op, Python" 1 http://127.0.0.1:8100/noop get
+wrk_point "wray no-op, Python" 64 http://127.0.0.1:8100/noop get
+echo "wray process (2 Python Noop replicas): $(rss_of $pid)"
 kill -INT $pid; wait $pid || true
 
 echo "## Ray Serve"

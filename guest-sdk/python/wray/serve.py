@@ -268,6 +268,8 @@ def _wit_deployments(apps, route_prefixes):
         target = d._target
         if isinstance(target, type):
             cls, ctor = target, []
+        elif args or kwargs:
+            raise TypeError(f"function deployment {d.name!r} takes no arguments in bind(); its requests are its input")
         else:
             cls, ctor = _FunctionDeployment, [target]
         init = [_codec.to_value(cls)]
