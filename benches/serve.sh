@@ -76,6 +76,9 @@ wrk_point "wray wine MLP" 1 http://127.0.0.1:8100/predict predict
 wrk_point "wray wine MLP" 64 http://127.0.0.1:8100/predict predict
 echo "wray process (2 WineModel + 1 Preprocessor + 1 WineBatch replicas): $(rss_of $pid)"
 kill -INT $pid; wait $pid || true
+# Compiled into the cache first (`wray run` compiles it, then refuses to
+# serve): the memory figure is then the server's, not the compiler's.
+$wray run "$python_noop" >/dev/null 2>&1 || true
 $wray serve run --port 8100 "$python_noop" 2>"$work/python.log" &
 pid=$!
 wait_for http://127.0.0.1:8100/noop
