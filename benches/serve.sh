@@ -29,9 +29,9 @@ wray=target/release/wray
 hello=$($wray build examples/serve_hello | tail -n1)
 wine=$($wray build examples/serve_wine | tail -n1)
 trainer=$($wray build examples/wine_mlp | tail -n1)
-python_noop=$($wray build benches/serve_noop.py | tail -n1)
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+python_noop=$($wray build benches/serve_noop.py -o "$work/serve_noop.wasm" | tail -n1)
 $wray run --dir examples/data::/data --dir "$work::/models" "$trainer" -- --save /models/wine.json | tail -n2
 cat > "$work/predict.lua" <<'LUA'
 wrk.method = "POST"

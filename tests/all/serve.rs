@@ -4,7 +4,7 @@
 use crate::util::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -1054,28 +1054,30 @@ fn a_python_application_serves_as_ray_serve_does() {
     assert_eq!(s.body, "data: token-0\n\ndata: token-1\n\ndata: token-2\n\n");
 }
 
-/// The Python application deployed to a cluster (`wray serve deploy`): its
-/// replicas spread over the head and a worker, and requests, a handle's
-/// call and a handle's stream cross between them.
+/// A Python application deployed to a cluster (`wray serve deploy` of
+/// `serve_checks.py cluster`): the deployment calling another through a
+/// handle runs on a worker (it needs the worker's resource), where nothing
+/// serves HTTP — its calls and its stream reach the replica the head picks.
 #[test]
 fn a_python_application_is_deployed_to_a_cluster() {
-    let job = crate::python::build_python("examples/python/serve_model.py");
+    let job = serve_checks();
     let head = crate::cluster::Head::start_with_flags("1", &["--serve-port", "0"]);
     let server = head.serve.clone().expect("the head prints its serve address");
-    let worker = head.add_worker_flags("1", &[]);
-    let out = head.serve_deploy(&job, &[]);
+    let worker = head.add_worker_flags("1", &["--resources", r#"{"worker": 1}"#]);
+    let out = head.serve_deploy(&job, &["cluster"]);
     assert_code(&out, 0);
     let get =
         |p: &str| request(&server, format!("GET {p} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes());
-    wait_until(Duration::from_secs(60), || get("/hello?name=a").status == 200, || format!("{:?}", get("/hello")));
+    wait_until(Duration::from_secs(60), || get("/sum").status == 200, || format!("{:?}", get("/sum")));
     let status = stdout(&head.wray(&["serve", "status", "--server", &server]));
-    let on_worker = format!(" on node-{worker:08x}: ");
-    assert!(status.contains(&on_worker), "no replica on the worker:\n{status}");
+    let summer = status.split("deployment Summer").nth(1).unwrap_or_default();
+    assert!(summer.contains(&format!(" on node-{worker:08x}: ")), "Summer is not on the worker:\n{status}");
     for _ in 0..4 {
-        assert_eq!(get("/hello?name=wray").body, r#"{"message":"Hello, wray!"}"#);
-        assert_eq!(get("/double?x=21").body, "42");
-        let s = stream(&server, "/tokens?n=3", None);
-        assert_eq!(s.body, "data: token-0\n\ndata: token-1\n\ndata: token-2\n\n", "{}", s.head);
+        assert_eq!(get("/sum").body, "5");
+        let s = stream(&server, "/sum?n=4", None);
+        assert!(s.complete, "{} {}", s.head, s.body);
+        assert_eq!(s.body, "0,1,2,3,");
+        assert_eq!(get("/raw").status, 201);
     }
 }
 
@@ -1087,7 +1089,7 @@ fn a_python_application_is_deployed_to_a_cluster() {
 /// say why.
 #[test]
 fn python_deployments_take_a_user_config_health_checks_and_their_own_responses() {
-    let job = crate::python::build_python("tests/programs/python/serve_checks.py");
+    let job = serve_checks();
     let served = Served::start(&job, &[], &[]);
     let first = served.get("/configured").body;
     let (threshold, replica) = first.split_once(' ').expect("threshold and replica");
@@ -1108,6 +1110,7 @@ fn python_deployments_take_a_user_config_health_checks_and_their_own_responses()
     assert!(s.complete && s.head.contains("application/octet-stream"), "{} {}", s.head, s.body);
     assert_eq!(s.body, "wray");
     assert_eq!(served.get("/sum").body, "5");
+    assert_eq!(stream(&served.addr, "/sum?n=3", None).body, "0,1,2,");
     drop(served);
 
     let serve = |mode: &str| wray(&["serve", "run", "--port", "0", path(&job), "--", mode]);
@@ -1124,4 +1127,11 @@ fn python_deployments_take_a_user_config_health_checks_and_their_own_responses()
         assert_code(&out, 1);
         assert!(stderr(&out).contains(why), "{mode}: {}", stderr(&out));
     }
+}
+
+/// `tests/programs/python/serve_checks.py`, built once for the tests that
+/// serve it (two builds at once would write the same file).
+fn serve_checks() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| crate::python::build_python("tests/programs/python/serve_checks.py")).clone()
 }

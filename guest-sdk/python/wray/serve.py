@@ -304,7 +304,7 @@ def _wit_deployments(apps, route_prefixes):
     return [d for _, d in out.values()]
 
 
-def run(target, *, name="default", route_prefix="/", blocking=True, **_ignored):
+def run(target, *, name="default", route_prefix="/", blocking=True, logging_config=None, _local_testing_mode=False):
     """Serves the application ``target`` (a bound deployment) under
     ``name`` until the server shuts down (Ctrl-C, ``wray serve
     shutdown``), then returns — as ``serve run`` does, not Ray's
@@ -325,6 +325,9 @@ def run(target, *, name="default", route_prefix="/", blocking=True, **_ignored):
             raise TypeError(f"serve.run takes a bound deployment (Model.bind(...)), not {type(a).__name__}")
     if not blocking:
         raise ValueError("serve.run(blocking=False) is not supported: the job serves until the server shuts down")
+    # Ray's logging_config (the replicas' output goes to the job's log as
+    # any actor's does) and local testing mode change nothing here.
+    del logging_config, _local_testing_mode
     if isinstance(target, (list, tuple)):
         prefixes = [a._deployment._options.get("route_prefix") or "/" + a._deployment.name for a in apps]
     else:

@@ -394,6 +394,10 @@ pub trait Serving: Send + Sync + 'static {
         deployment: String,
         config: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), Error>>;
+    /// The replica that a handle's call to `deployment` of job `job`'s
+    /// application, made on another node, goes to, and the replicas'
+    /// class (the node answers that call's `Upcall::ServeReplica`).
+    fn replica_for_elsewhere(&self, job: JobId, deployment: &str) -> Result<(ActorId, String), Error>;
     /// Routes a handle's call to a replica of `deployment` of the caller's
     /// job's application, paced by `generator_backpressure` as
     /// [`Services::serve_call`].

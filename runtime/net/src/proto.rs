@@ -495,6 +495,13 @@ pub enum Upcall {
     /// [`Event::Names`] — the job's named actors (none for a job the node
     /// does not have) and the detached actors the node keeps.
     ListNamed,
+    /// Pick the replica of the job's served application's deployment
+    /// that a handle's call made elsewhere goes to: answered with
+    /// [`Event::Actor`] (the replica, the deployment's class), or refused.
+    ServeReplica {
+        /// The deployment's name.
+        deployment: String,
+    },
     /// Kill an actor of the job.
     Kill {
         /// The actor id's high half.

@@ -706,17 +706,10 @@ impl App {
         args: Vec<ArgSpec>,
         generator_backpressure: u32,
     ) -> Result<ObjectId, Error> {
-        let d = self.deployment(deployment).cloned().ok_or_else(|| {
-            Error::InvalidArgument(format!("application {:?} has no deployment {deployment:?}", self.name))
-        })?;
+        let d = self.handled(deployment)?.clone();
         let (key, actor) = {
             let mut st = lock(&d.state);
-            let key = st.balancer.pick_any().ok_or_else(|| {
-                Error::ActorDied(format!(
-                    "deployment {deployment:?} has no running replica{}",
-                    st.last_error.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default()
-                ))
-            })?;
+            let key = st.balancer.pick_any().ok_or_else(|| no_replica(deployment, &st))?;
             (key, st.replicas[&key].actor)
         };
         let r = self.services.call_actor(caller, seq, actor, method, args, generator_backpressure).await;
@@ -734,6 +727,24 @@ impl App {
                 Err(e)
             }
         }
+    }
+
+    /// The replica a handle's call from a guest of this application on
+    /// another node goes to (`Upcall::ServeReplica`), and the replicas'
+    /// class: the least loaded, its load not counted
+    /// ([`Balancer::pick_uncounted`]).
+    pub fn replica_for_elsewhere(&self, deployment: &str) -> Result<(ActorId, String), Error> {
+        let d = self.handled(deployment)?;
+        let mut st = lock(&d.state);
+        let key = st.balancer.pick_uncounted().ok_or_else(|| no_replica(deployment, &st))?;
+        Ok((st.replicas[&key].actor, d.spec.class.clone()))
+    }
+
+    /// The deployment a handle names, or the error saying there is none.
+    fn handled(&self, deployment: &str) -> Result<&Arc<DeploymentRt>, Error> {
+        self.deployment(deployment).ok_or_else(|| {
+            Error::InvalidArgument(format!("application {:?} has no deployment {deployment:?}", self.name))
+        })
     }
 
     /// What `/-/status` shows.
@@ -801,6 +812,14 @@ fn busy(d: &DeploymentRt) -> Failure {
 
 /// Gives a finished request's slot back, handing it to the oldest waiting
 /// ticket whose request is still there.
+/// A handle's call to a deployment without a running replica.
+fn no_replica(deployment: &str, st: &DepState) -> Error {
+    Error::ActorDied(format!(
+        "deployment {deployment:?} has no running replica{}",
+        st.last_error.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default()
+    ))
+}
+
 fn finish(st: &mut DepState, key: ReplicaKey) {
     if let Some(r) = st.replicas.get_mut(&key) {
         r.handled += 1;

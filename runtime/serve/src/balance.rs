@@ -102,6 +102,15 @@ impl Balancer {
         Some(self.slots[i].key)
     }
 
+    /// A handle's call made on another node than the application's: the
+    /// least loaded replica, taking turns among equals, its load not
+    /// counted — the call is made from that node, which tells nobody here
+    /// when it ends. `None` without replicas.
+    pub fn pick_uncounted(&mut self) -> Option<ReplicaKey> {
+        let i = self.least_loaded(u32::MAX)?;
+        Some(self.slots[i].key)
+    }
+
     /// A request on `key` finished. If a ticket waits and the replica takes
     /// requests, the slot passes to it: the caller must hand `key` to that
     /// ticket (or, if it has gone, call `finish` again).

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, watch};
 use wray_codec::http::{Request, Response};
-use wray_core::{Error, ObjectId};
+use wray_core::{ActorId, Error, JobId, ObjectId};
 use wray_host::{Application, ArgSpec, BoxFuture, Caller, HttpAnswer, HttpForward, HttpNodes, Services, Serving};
 
 /// Limits and behaviour of the proxy.
@@ -209,6 +209,16 @@ impl Server {
 }
 
 impl Serving for Server {
+    fn replica_for_elsewhere(&self, job: JobId, deployment: &str) -> Result<(ActorId, String), Error> {
+        let app = lock(&self.shared.apps).iter().find(|e| e.app.job == job).map(|e| e.app.clone());
+        match app {
+            Some(app) => app.replica_for_elsewhere(deployment),
+            None => Err(Error::InvalidArgument(format!(
+                "deployment {deployment:?}: {job} serves no application (a handle works inside a running application)"
+            ))),
+        }
+    }
+
     fn run<'a>(
         &'a self,
         services: Arc<dyn Services>,

@@ -1,8 +1,9 @@
 # Ray Serve's Python API beyond the example (tests/all/serve.rs): a
 # user_config given to reconfigure, a health check that fails, responses
 # with their own status and headers, a plain generator streamed, a handle
-# read with .result() in sync code — and, by the first argument,
-# applications that cannot start.
+# read with .result() in sync code, a generator streamed through a handle —
+# and, by the first argument, applications that cannot start, or ("cluster")
+# the handles' caller on a worker (the resource "worker").
 import sys
 
 import ray
@@ -45,6 +46,10 @@ class Adder:
     def add(self, a, b=0):
         return a + b
 
+    def count(self, n):
+        for i in range(n):
+            yield i
+
 
 @serve.deployment(route_prefix="/sum")
 class Summer:
@@ -52,6 +57,9 @@ class Summer:
         self.adder = adder
 
     def __call__(self, request):
+        if "n" in request.query_params:
+            counts = self.adder.options(stream=True).count.remote(int(request.query_params["n"]))
+            return serve.StreamingResponse(f"{i}," for i in counts)
         # Sync code reads a handle's answer with .result().
         return self.adder.add.remote(2, b=3).result()
 
@@ -63,6 +71,9 @@ class NoCall:
 mode = sys.argv[1] if len(sys.argv) > 1 else "serve"
 if mode == "serve":
     serve.run([Configured.bind(), raw.bind(), letters.bind(), Summer.bind(Adder.bind())])
+elif mode == "cluster":
+    on_worker = Summer.options(ray_actor_options={"resources": {"worker": 1}})
+    serve.run([raw.bind(), on_worker.bind(Adder.bind())])
 elif mode == "no-call":
     serve.run(serve.deployment(NoCall).bind())
 elif mode == "no-reconfigure":

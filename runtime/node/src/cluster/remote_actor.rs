@@ -1017,6 +1017,24 @@ impl NodeInner {
         found.map_err(|e| Error::InvalidArgument(e.to_string()))
     }
 
+    /// Asks the node running the caller's job (`dest`) which replica of its
+    /// application's `deployment` a handle's call made here goes to: the
+    /// replica, its class, and where upcalls about it go.
+    pub(crate) async fn replica_through(
+        &self,
+        dest: &(String, u32),
+        deployment: &str,
+    ) -> Result<(ActorId, String, (String, u32)), Error> {
+        let upcall = Upcall::ServeReplica { deployment: deployment.to_string() };
+        let (event, mut send, _) = self.upcall(dest, upcall, Vec::new()).await?;
+        let _ = send.finish();
+        let found = answer(event, |answer| match answer {
+            Event::Actor { hi, lo, class, job } => Ok((ActorId::from_halves(hi, lo), class, (dest.0.clone(), job))),
+            other => Err(other.into()),
+        });
+        found.map_err(|e| Error::ActorDied(e.to_string()))
+    }
+
     /// The names of named actors node `dest.0` lists for its job `dest.1`
     /// (with the detached actors it keeps), checked against the bounds.
     pub(crate) async fn names_through(&self, dest: &(String, u32)) -> Result<Vec<String>, Error> {
@@ -1077,6 +1095,20 @@ impl NodeInner {
             };
             return frame::write(send, &proto::encode(&event)?).await;
         }
+        if let Upcall::ServeReplica { deployment } = &req.upcall {
+            let picked = match self.serving.get() {
+                Some(serving) => serving.replica_for_elsewhere(JobId(req.job), deployment),
+                None => Err(Error::InvalidArgument("the application's node does not serve HTTP".into())),
+            };
+            let event = match picked {
+                Ok((id, class)) => {
+                    let (hi, lo) = id.halves();
+                    Event::Actor { hi, lo, class, job: req.job }
+                }
+                Err(e) => Event::Refused(e.to_string()),
+            };
+            return frame::write(send, &proto::encode(&event)?).await;
+        }
         if let Upcall::ListNamed = &req.upcall {
             let mut names = self.job(JobId(req.job)).map(|job| job.names()).unwrap_or_default();
             names.extend(self.detached_names());
@@ -1087,7 +1119,9 @@ impl NodeInner {
             return frame::write(send, &refuse(format!("job {} has ended", req.job))?).await;
         };
         match req.upcall {
-            Upcall::Named { .. } | Upcall::ListNamed => unreachable!("answered above"),
+            Upcall::Named { .. } | Upcall::ListNamed | Upcall::ServeReplica { .. } => {
+                unreachable!("answered above")
+            }
             Upcall::Kill { hi, lo, no_restart } => {
                 let id = ActorId::from_halves(hi, lo);
                 if let Some(state) = lock(&job.actors).get(&id).cloned() {

@@ -644,7 +644,17 @@ impl Services for NodeInner {
         generator_backpressure: u32,
     ) -> BoxFuture<'a, Result<ObjectId, Error>> {
         Box::pin(async move {
-            let serving = self.serving()?;
+            let Some(serving) = self.serving.get().cloned() else {
+                // A replica (or another guest of the application) on a node
+                // that does not serve: the application runs on its job's
+                // node, which picks the replica; the call then goes to it as
+                // any actor's call from here does.
+                let job = self.job(caller.job)?;
+                let Some(owner) = job.owner.clone() else { return Err(not_serving()) };
+                let (replica, _class, home) = self.replica_through(&owner, &deployment).await?;
+                lock(&job.foreign).insert(replica, home);
+                return self.arc()?.call(caller, seq, replica, method, args, generator_backpressure).await;
+            };
             let services: Arc<dyn Services> = self.arc()?;
             serving.call(services, caller, seq, deployment, method, args, generator_backpressure).await
         })
@@ -653,12 +663,16 @@ impl Services for NodeInner {
 
 impl NodeInner {
     fn serving(&self) -> Result<Arc<dyn wray_host::Serving>, Error> {
-        self.serving.get().cloned().ok_or_else(|| {
-            Error::InvalidArgument(
-                "this runtime does not serve HTTP: run the application with `wray serve run app.wasm` \
-                 (or deploy it to a head started with --serve-port)"
-                    .into(),
-            )
-        })
+        self.serving.get().cloned().ok_or_else(not_serving)
     }
+}
+
+/// What a guest asking to serve, or calling a deployment, is told where
+/// nothing serves HTTP.
+fn not_serving() -> Error {
+    Error::InvalidArgument(
+        "this runtime does not serve HTTP: run the application with `wray serve run app.wasm` \
+         (or deploy it to a head started with --serve-port)"
+            .into(),
+    )
 }
