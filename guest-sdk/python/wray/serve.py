@@ -364,6 +364,10 @@ class DeploymentHandle:
     def remote(self, *args, **kwargs):
         from . import ObjectRef, ObjectRefGenerator, _args, _call
 
+        # A DeploymentResponse passed on is its value in the call, as in
+        # Ray: its ref, which the host resolves first.
+        args = [a._ref if isinstance(a, DeploymentResponse) else a for a in args]
+        kwargs = {k: v._ref if isinstance(v, DeploymentResponse) else v for k, v in kwargs.items()}
         ref = ObjectRef(_call(_serve.call, self.deployment_name, self._method, _args(args, kwargs)))
         if self._stream:
             return DeploymentResponseGenerator(ObjectRefGenerator(ref))

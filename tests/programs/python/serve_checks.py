@@ -57,6 +57,9 @@ class Summer:
         self.adder = adder
 
     def __call__(self, request):
+        if "chain" in request.query_params:
+            # A response passed on is its value in the next call.
+            return self.adder.add.remote(self.adder.add.remote(2, b=3), b=10).result()
         if "n" in request.query_params:
             counts = self.adder.options(stream=True).count.remote(int(request.query_params["n"]))
             return serve.StreamingResponse(f"{i}," for i in counts)
