@@ -1112,6 +1112,7 @@ fn python_deployments_take_a_user_config_health_checks_and_their_own_responses()
     assert_eq!(served.get("/sum").body, "5");
     assert_eq!(stream(&served.addr, "/sum?n=3", None).body, "0,1,2,");
     assert_eq!(served.get("/sum?chain=1").body, "15");
+    assert_eq!(stream(&served.addr, "/asum?n=3", None).body, "0;1;2;");
     drop(served);
 
     let serve = |mode: &str| wray(&["serve", "run", "--port", "0", path(&job), "--", mode]);

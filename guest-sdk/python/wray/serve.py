@@ -463,6 +463,10 @@ def _http_call(actor, args):
         raise TypeError(f"an HTTP call takes one request, not {len(args)} arguments")
     request = _decode_request(bytes(args[0]))
     result = actor(request)
+    if isinstance(result, _pytypes.CoroutineType):
+        # An `async def __call__`: what it returns is the answer, a
+        # StreamingResponse or a generator included.
+        result = _settle(result)
     if isinstance(result, StreamingResponse):
         head = _encode_response(result.status_code, result.headers, b"")
         _tasks.yield_item(_types.Value(data=b"\x00" + head, refs=[]))
@@ -494,8 +498,6 @@ def _stream(gen, settle):
 
 
 def _encode_whole(value):
-    if isinstance(value, StreamingResponse):
-        raise TypeError("a StreamingResponse is returned, not awaited")
     if isinstance(value, Response):
         return _encode_response(value.status_code, value.headers, value.body)
     if isinstance(value, str):

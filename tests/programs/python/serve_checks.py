@@ -67,13 +67,30 @@ class Summer:
         return self.adder.add.remote(2, b=3).result()
 
 
+@serve.deployment(route_prefix="/asum")
+class AsyncSummer:
+    def __init__(self, adder):
+        self.adder = adder
+
+    async def __call__(self, request):
+        n = int(request.query_params.get("n", 3))
+
+        async def counts():
+            # `async for` over a handle's stream, in async code.
+            async for i in self.adder.options(stream=True).count.remote(n):
+                yield f"{i};"
+
+        return serve.StreamingResponse(counts())
+
+
 class NoCall:
     pass
 
 
 mode = sys.argv[1] if len(sys.argv) > 1 else "serve"
 if mode == "serve":
-    serve.run([Configured.bind(), raw.bind(), letters.bind(), Summer.bind(Adder.bind())])
+    adder = Adder.bind()
+    serve.run([Configured.bind(), raw.bind(), letters.bind(), Summer.bind(adder), AsyncSummer.bind(adder)])
 elif mode == "cluster":
     on_worker = Summer.options(ray_actor_options={"resources": {"worker": 1}})
     serve.run([raw.bind(), on_worker.bind(Adder.bind())])
