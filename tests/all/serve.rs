@@ -1113,6 +1113,19 @@ fn python_deployments_take_a_user_config_health_checks_and_their_own_responses()
     assert_eq!(stream(&served.addr, "/sum?n=3", None).body, "0,1,2,");
     assert_eq!(served.get("/sum?chain=1").body, "15");
     assert_eq!(stream(&served.addr, "/asum?n=3", None).body, "0;1;2;");
+    // `@serve.batch`: eight requests at once are answered in batches, each
+    // its own answer; through a handle, one call is a batch of one.
+    let answers: Vec<String> = std::thread::scope(|s| {
+        let served = &served;
+        let hs: Vec<_> = (0..8).map(|i| s.spawn(move || served.get(&format!("/batched?i={i}")).body)).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, a) in answers.iter().enumerate() {
+        assert!(a.ends_with(&format!(" {i}")), "each request gets its own answer: {answers:?}");
+    }
+    let largest = answers.iter().filter_map(|a| a.split(' ').next()?.parse::<u32>().ok()).max().unwrap_or(0);
+    assert!(largest > 1, "no batch held more than one request: {answers:?}");
+    assert_eq!(served.get("/sum?double=21").body, "42");
     drop(served);
 
     let serve = |mode: &str| wray(&["serve", "run", "--port", "0", path(&job), "--", mode]);

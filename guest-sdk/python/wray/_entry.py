@@ -206,6 +206,18 @@ def _yield_item(item, encode):
         _raise(err)
 
 
+def _one_of_batch(fn):
+    """A ``@serve.batch`` method called through a handle with one
+    argument: a batch of one."""
+
+    def one(*args, **kwargs):
+        if len(args) != 1 or kwargs:
+            raise TypeError(f"{fn.__name__} is a @serve.batch method: a handle calls it with one argument")
+        return _settle(fn([args[0]]))[0]
+
+    return one
+
+
 def _has_main_guard(tree):
     """Whether the module has an ``if __name__ == "__main__":`` block."""
     for node in tree.body:
@@ -302,12 +314,14 @@ class Entry(exports.Entry):
                 raise Err(_failure(e))
             finally:
                 _flush()
-        if method == "__wray_http__":
-            # A request the proxy routes to a served deployment's replica
-            # (`wray.serve`).
+        if method in ("__wray_http__", "__wray_http_batch__"):
+            # A request (or a batch of them) the proxy routes to a served
+            # deployment's replica (`wray.serve`).
             from . import serve
 
             try:
+                if method == "__wray_http_batch__":
+                    return serve._http_batch_call(_actor, args)
                 return serve._http_call(_actor, args)
             except BaseException as e:
                 raise Err(_failure(e))
@@ -329,6 +343,8 @@ class Entry(exports.Entry):
         # that is checked first). The answer goes back in the caller's kind.
         try:
             if args and (args[0] == _codec.NO_KEYWORDS or not _value.is_value(args[0])):
+                if getattr(bound, "_wray_batch", None) is not None:
+                    bound = _one_of_batch(bound)
                 return _codec.to_value(_finish(_invoke(bound, args)))
             # A generator's items go to the caller in its encoding too
             # (`DynActor::call_generator`).

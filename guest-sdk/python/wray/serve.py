@@ -35,6 +35,12 @@ from . import _codec
 # method before they take calls).
 HTTP_METHOD = "__wray_http__"
 UNROUTED_METHOD = "__wray_unrouted__"
+# The method a batched `__call__` (`@serve.batch`) is declared with: the
+# proxy gathers requests and calls it with the list.
+HTTP_BATCH_METHOD = "__wray_http_batch__"
+
+# `@serve.batch`'s bounds, as Ray Serve's (and the host's).
+_MAX_BATCH_SIZE = 4096
 
 # Ray Serve's defaults (`max_ongoing_requests`, `max_queued_requests`: -1,
 # no bound, is wray's largest, as the Rust SDK has it).
@@ -184,6 +190,29 @@ def deployment(_target=None, **options):
     return lambda target: Deployment(target, options)
 
 
+def batch(_func=None, *, max_batch_size=10, batch_wait_timeout_s=0.01):
+    """``@serve.batch`` on a deployment's ``__call__``: it takes a list of
+    requests and returns one answer for each, in order, and the proxy
+    gathers up to ``max_batch_size`` requests, waiting at most
+    ``batch_wait_timeout_s`` for more once one is there. A handle's call
+    of it with one argument is a batch of one."""
+    if not isinstance(max_batch_size, int) or isinstance(max_batch_size, bool) or not 1 <= max_batch_size <= _MAX_BATCH_SIZE:
+        raise ValueError(f"max_batch_size must be an integer from 1 to {_MAX_BATCH_SIZE}, not {max_batch_size!r}")
+    if not isinstance(batch_wait_timeout_s, (int, float)) or batch_wait_timeout_s < 0:
+        raise ValueError(f"batch_wait_timeout_s must be a number of seconds of at least 0, not {batch_wait_timeout_s!r}")
+
+    def mark(fn):
+        fn._wray_batch = (max_batch_size, int(batch_wait_timeout_s * 1000))
+        return fn
+
+    return mark(_func) if _func is not None else mark
+
+
+def _batching(cls):
+    """The batch bounds of a class whose ``__call__`` is ``@serve.batch``."""
+    return getattr(getattr(cls, "__call__", None), "_wray_batch", None) if isinstance(cls, type) else None
+
+
 class _FunctionDeployment:
     """The replica of a function deployment: calls the function."""
 
@@ -277,19 +306,24 @@ def _wit_deployments(apps, route_prefixes):
         init.append(_codec.to_value(list(kwargs)) if kwargs else _types.Value(data=_codec.NO_KEYWORDS, refs=[]))
         init.extend(_codec.to_value(v) for v in values)
         own_prefix = o.get("route_prefix", prefix)
+        batched = _batching(target)
+        if own_prefix is None:
+            method = UNROUTED_METHOD
+        else:
+            method = HTTP_BATCH_METHOD if batched else HTTP_METHOD
         out[d.name] = (
             a,
             _serve.Deployment(
                 name=d.name,
                 class_=getattr(target, "__qualname__", d.name),
                 init_args=init,
-                method=HTTP_METHOD if own_prefix is not None else UNROUTED_METHOD,
+                method=method,
                 route_prefix=own_prefix,
                 num_replicas=_count(o, "num_replicas", 1),
                 autoscaling=_autoscaling(o.get("autoscaling_config")),
                 max_ongoing_requests=_count(o, "max_ongoing_requests", _DEFAULT_MAX_ONGOING),
                 max_queued_requests=_count(o, "max_queued_requests", -1, low=0),
-                batching=None,
+                batching=batched and _serve.Batching(max_batch_size=batched[0], batch_wait_timeout_ms=batched[1]),
                 request_timeout_ms=_ms(o.get("request_timeout_s"), "request_timeout_s"),
                 user_config=_user_config(o),
                 health_check_period_ms=_ms(o.get("health_check_period_s"), "health_check_period_s"),
@@ -433,7 +467,7 @@ def _check_methods(actor, names):
         name = _Reader(bytes(raw)).str()
         if name == UNROUTED_METHOD:
             continue
-        if name == HTTP_METHOD:
+        if name in (HTTP_METHOD, HTTP_BATCH_METHOD):
             if not callable(actor):
                 missing.append("__call__ (it has a route and answers HTTP requests)")
         elif not callable(getattr(actor, name, None)):
@@ -475,6 +509,23 @@ def _http_call(actor, args):
         _stream(result, _settle)
         return _types.Value(data=b"", refs=[])
     return _types.Value(data=_encode_whole(_settle(result)), refs=[])
+
+
+def _http_batch_call(actor, args):
+    """``__wray_http_batch__``: the proxy's batch of requests to a
+    ``@serve.batch`` ``__call__``, one answer for each, in order."""
+    from ._entry import _settle
+
+    if len(args) != 1:
+        raise TypeError(f"an HTTP batch call takes one list of requests, not {len(args)} arguments")
+    r = _Reader(bytes(args[0]))
+    requests = [_decode_request_from(r) for _ in range(r.varint())]
+    answers = _settle(actor(requests))
+    if not isinstance(answers, (list, tuple)) or len(answers) != len(requests):
+        got = f"{len(answers)} answers" if isinstance(answers, (list, tuple)) else f"a {type(answers).__name__}"
+        raise TypeError(f"a @serve.batch __call__ returns one answer per request: {len(requests)} requests, {got}")
+    body = b"".join(_encode_whole(a) for a in answers)
+    return _types.Value(data=_varint(len(answers)) + body, refs=[])
 
 
 def _stream(gen, settle):
@@ -570,7 +621,10 @@ class _Reader:
 
 
 def _decode_request(data):
-    r = _Reader(data)
+    return _decode_request_from(_Reader(data))
+
+
+def _decode_request_from(r):
     method, path, query = r.str(), r.str(), r.str()
     headers = [(r.str(), r.str()) for _ in range(r.varint())]
     body = r.bytes()

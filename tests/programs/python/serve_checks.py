@@ -50,6 +50,10 @@ class Adder:
         for i in range(n):
             yield i
 
+    @serve.batch(max_batch_size=4)
+    async def double_all(self, xs):
+        return [2 * x for x in xs]
+
 
 @serve.deployment(route_prefix="/sum")
 class Summer:
@@ -57,6 +61,9 @@ class Summer:
         self.adder = adder
 
     def __call__(self, request):
+        if "double" in request.query_params:
+            # A batched method through a handle: a batch of one.
+            return self.adder.double_all.remote(int(request.query_params["double"])).result()
         if "chain" in request.query_params:
             # A response passed on is its value in the next call.
             return self.adder.add.remote(self.adder.add.remote(2, b=3), b=10).result()
@@ -65,6 +72,14 @@ class Summer:
             return serve.StreamingResponse(f"{i}," for i in counts)
         # Sync code reads a handle's answer with .result().
         return self.adder.add.remote(2, b=3).result()
+
+
+@serve.deployment(route_prefix="/batched")
+class Batched:
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.2)
+    async def __call__(self, requests):
+        # Each answer names the batch's size and its own request.
+        return [f"{len(requests)} {r.query_params.get('i', '')}" for r in requests]
 
 
 @serve.deployment(route_prefix="/asum")
@@ -90,7 +105,9 @@ class NoCall:
 mode = sys.argv[1] if len(sys.argv) > 1 else "serve"
 if mode == "serve":
     adder = Adder.bind()
-    serve.run([Configured.bind(), raw.bind(), letters.bind(), Summer.bind(adder), AsyncSummer.bind(adder)])
+    serve.run(
+        [Configured.bind(), raw.bind(), letters.bind(), Summer.bind(adder), AsyncSummer.bind(adder), Batched.bind()]
+    )
 elif mode == "cluster":
     on_worker = Summer.options(ray_actor_options={"resources": {"worker": 1}})
     serve.run([raw.bind(), on_worker.bind(Adder.bind())])
