@@ -1106,6 +1106,7 @@ fn python_deployments_take_a_user_config_health_checks_and_their_own_responses()
     let r = served.get("/raw");
     assert_eq!((r.status, r.header("x-kind"), r.header("content-type")), (201, Some("raw"), Some("application/x-raw")));
     assert_eq!(r.body.as_bytes(), [0, 1]);
+    assert_eq!(r.header("x-where"), Some("default/raw"), "serve.get_replica_context()");
     let s = stream(&served.addr, "/letters?word=wray", None);
     assert!(s.complete && s.head.contains("application/octet-stream"), "{} {}", s.head, s.body);
     assert_eq!(s.body, "wray");

@@ -213,6 +213,41 @@ def _batching(cls):
     return getattr(getattr(cls, "__call__", None), "_wray_batch", None) if isinstance(cls, type) else None
 
 
+class ReplicaContext:
+    """What ``serve.get_replica_context()`` tells a replica about itself."""
+
+    def __init__(self, app_name, deployment, replica_id):
+        self.app_name = app_name
+        self.deployment = deployment
+        # The replica's actor id; Ray's older name for it as well.
+        self.replica_id = replica_id
+        self.replica_tag = replica_id
+
+    def __repr__(self):
+        return f"ReplicaContext(app_name={self.app_name!r}, deployment={self.deployment!r}, replica_id={self.replica_id!r})"
+
+
+# This instance's, once it is a replica (`_make_replica`).
+_replica_context = None
+
+
+def get_replica_context():
+    """The application, deployment and replica whose code calls it."""
+    if _replica_context is None:
+        raise RuntimeError("serve.get_replica_context() is called from a deployment's code, in one of its replicas")
+    return _replica_context
+
+
+def _make_replica(cls, app_name, deployment, *args, **kwargs):
+    """A replica's constructor: notes who it is, then builds ``cls``."""
+    global _replica_context
+    from . import get_runtime_context
+    from ._entry import _renamed
+
+    _replica_context = ReplicaContext(app_name, deployment, get_runtime_context().get_actor_id())
+    return _renamed(cls)(*args, **kwargs)
+
+
 class _FunctionDeployment:
     """The replica of a function deployment: calls the function."""
 
@@ -269,7 +304,7 @@ def _user_config(options):
     return USER_CONFIG_MAGIC + pickle.dumps(options["user_config"], protocol=5)
 
 
-def _wit_deployments(apps, route_prefixes):
+def _wit_deployments(app_name, apps, route_prefixes):
     """The WIT deployments of ``apps`` (each under its route prefix) and of
     the applications bound among their arguments (each once, by name), the
     ingresses first."""
@@ -301,8 +336,8 @@ def _wit_deployments(apps, route_prefixes):
             raise TypeError(f"function deployment {d.name!r} takes no arguments in bind(); its requests are its input")
         else:
             cls, ctor = _FunctionDeployment, [target]
-        init = [_codec.to_value(cls)]
-        values = ctor + args + list(kwargs.values())
+        init = [_codec.to_value(_make_replica)]
+        values = [cls, app_name, d.name] + ctor + args + list(kwargs.values())
         init.append(_codec.to_value(list(kwargs)) if kwargs else _types.Value(data=_codec.NO_KEYWORDS, refs=[]))
         init.extend(_codec.to_value(v) for v in values)
         own_prefix = o.get("route_prefix", prefix)
@@ -366,7 +401,7 @@ def run(target, *, name="default", route_prefix="/", blocking=True, logging_conf
         prefixes = [a._deployment._options.get("route_prefix") or "/" + a._deployment.name for a in apps]
     else:
         prefixes = [target._deployment._options.get("route_prefix", route_prefix)]
-    _call(_serve.run, name, _wit_deployments(apps, prefixes))
+    _call(_serve.run, name, _wit_deployments(name, apps, prefixes))
 
 
 # --- calling a deployment from another -----------------------------------

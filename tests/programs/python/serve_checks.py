@@ -31,7 +31,9 @@ class Configured:
 
 @serve.deployment(route_prefix="/raw")
 def raw(request):
-    return serve.Response(b"\x00\x01", status_code=201, headers={"X-Kind": "raw"}, media_type="application/x-raw")
+    context = serve.get_replica_context()
+    headers = {"X-Kind": "raw", "X-Where": f"{context.app_name}/{context.deployment}"}
+    return serve.Response(b"\x00\x01", status_code=201, headers=headers, media_type="application/x-raw")
 
 
 @serve.deployment(route_prefix="/letters")
