@@ -60,32 +60,37 @@ wait_for() {
 
 rss_of() { ps -o rss= -p "$1" | awk '{printf "%.0f MiB\n", $1/1024}'; }
 
+# wray_app LOG READY_URL ARGS...: `wray serve run` of ARGS on port 8100,
+# stderr to LOG, waiting until READY_URL answers; wray_stop ends it.
+wray_app() {
+    local log=$1 ready=$2
+    shift 2
+    $wray serve run --port 8100 "$@" 2>"$work/$log" &
+    pid=$!
+    wait_for "$ready"
+}
+wray_stop() { kill -INT $pid; wait $pid || true; }
+
 echo "## wray serve"
-$wray serve run --port 8100 "$hello" 2>"$work/hello.log" &
-pid=$!
-wait_for http://127.0.0.1:8100/noop
+wray_app hello.log http://127.0.0.1:8100/noop "$hello"
 wrk_point "wray no-op" 1 http://127.0.0.1:8100/noop get
 wrk_point "wray no-op" 64 http://127.0.0.1:8100/noop get
 echo "wray process (2 Hello + 2 Noop replicas): $(rss_of $pid)"
-kill -INT $pid; wait $pid || true
-$wray serve run --port 8100 --dir "$work::/models" "$wine" -- --model /models/wine.json 2>"$work/wine.log" &
-pid=$!
-wait_for http://127.0.0.1:8100/-/healthz
+wray_stop
+wray_app wine.log http://127.0.0.1:8100/-/healthz --dir "$work::/models" "$wine" -- --model /models/wine.json
 sleep 1
 wrk_point "wray wine MLP" 1 http://127.0.0.1:8100/predict predict
 wrk_point "wray wine MLP" 64 http://127.0.0.1:8100/predict predict
 echo "wray process (2 WineModel + 1 Preprocessor + 1 WineBatch replicas): $(rss_of $pid)"
-kill -INT $pid; wait $pid || true
+wray_stop
 # Compiled into the cache first (`wray run` compiles it, then refuses to
 # serve): the memory figure is then the server's, not the compiler's.
 $wray run "$python_noop" >/dev/null 2>&1 || true
-$wray serve run --port 8100 "$python_noop" 2>"$work/python.log" &
-pid=$!
-wait_for http://127.0.0.1:8100/noop
+wray_app python.log http://127.0.0.1:8100/noop "$python_noop"
 wrk_point "wray no-op, Python" 1 http://127.0.0.1:8100/noop get
 wrk_point "wray no-op, Python" 64 http://127.0.0.1:8100/noop get
 echo "wray process (2 Python Noop replicas): $(rss_of $pid)"
-kill -INT $pid; wait $pid || true
+wray_stop
 
 echo "## Ray Serve"
 # ray_app APP: starts the reference serving APP, waits until it answers.

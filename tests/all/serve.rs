@@ -105,6 +105,24 @@ impl Served {
             .unwrap_or_default()
     }
 
+    /// `/configured` answers with its user config's threshold (7) and its
+    /// replica; once `?sick=1` makes that replica fail its health checks,
+    /// another one answers with the same threshold.
+    fn a_sick_replica_is_replaced(&self) {
+        let first = self.get("/configured").body;
+        let (threshold, replica) = first.split_once(' ').expect("threshold and replica");
+        assert_eq!(threshold, "7", "{first}");
+        self.get("/configured?sick=1");
+        wait_until(
+            Duration::from_secs(20),
+            || {
+                let r = self.get("/configured").body;
+                r.starts_with("7 ") && !r.ends_with(replica)
+            },
+            || format!("the sick replica was not replaced: {}", self.status()),
+        );
+    }
+
     /// Ctrl-C, then what the process printed and how it exited.
     fn interrupt(mut self) -> (Output, Vec<String>) {
         let child = self.child.take().expect("running");
@@ -470,18 +488,7 @@ fn autoscaling_batching_reconfiguration_and_health_checks() {
     let largest = sizes.iter().map(|b| b.split(' ').next().unwrap().parse::<u32>().unwrap()).max().unwrap();
     assert!(largest > 1, "no batch held more than one request: {sizes:?}");
 
-    let first = served.get("/configured").body;
-    let (threshold, actor) = first.split_once(' ').unwrap();
-    assert_eq!(threshold, "7", "{first}");
-    served.get("/configured?sick=1");
-    wait_until(
-        Duration::from_secs(20),
-        || {
-            let r = served.get("/configured").body;
-            r.starts_with("7 ") && !r.ends_with(actor)
-        },
-        || format!("the sick replica was not replaced: {}", served.status()),
-    );
+    served.a_sick_replica_is_replaced();
 
     // A new config reaches the running replica in place: same actor, new
     // threshold; a replica may not reconfigure its own deployment.
@@ -1091,18 +1098,7 @@ fn a_python_application_is_deployed_to_a_cluster() {
 fn python_deployments_take_a_user_config_health_checks_and_their_own_responses() {
     let job = serve_checks();
     let served = Served::start(&job, &[], &[]);
-    let first = served.get("/configured").body;
-    let (threshold, replica) = first.split_once(' ').expect("threshold and replica");
-    assert_eq!(threshold, "7", "{first}");
-    served.get("/configured?sick=1");
-    wait_until(
-        Duration::from_secs(20),
-        || {
-            let r = served.get("/configured").body;
-            r.starts_with("7 ") && !r.ends_with(replica)
-        },
-        || format!("the sick replica was not replaced: {}", served.status()),
-    );
+    served.a_sick_replica_is_replaced();
     let r = served.get("/raw");
     assert_eq!((r.status, r.header("x-kind"), r.header("content-type")), (201, Some("raw"), Some("application/x-raw")));
     assert_eq!(r.body.as_bytes(), [0, 1]);

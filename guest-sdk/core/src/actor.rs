@@ -242,8 +242,7 @@ impl DynActor {
         method: &str,
         args: impl IntoIterator<Item = crate::Value>,
     ) -> Result<ObjectRef<crate::Value>, Error> {
-        let args = args.into_iter().map(|v| RawArg::new(crate::Arg::Value(v))).collect();
-        Ok(self.raw.try_call(method, args)?)
+        Ok(self.raw.try_call(method, value_args(args))?)
     }
 
     /// Queues a call of a generator method (a Python method that `yield`s,
@@ -258,8 +257,7 @@ impl DynActor {
         method: &str,
         args: impl IntoIterator<Item = crate::Value>,
     ) -> Result<crate::ObjectRefGenerator<crate::Value>, Error> {
-        let args = args.into_iter().map(|v| RawArg::new(crate::Arg::Value(v))).collect();
-        Ok(crate::ObjectRefGenerator::new(self.raw.try_call(method, args)?))
+        Ok(crate::ObjectRefGenerator::new(self.raw.try_call(method, value_args(args))?))
     }
 
     /// A handle on the same actor whose generator-method calls
@@ -269,6 +267,11 @@ impl DynActor {
     pub fn with_generator_backpressure(&self, n: u32) -> DynActor {
         DynActor { raw: self.raw.with_generator_backpressure(n), class: self.class.clone() }
     }
+}
+
+/// A dynamic call's arguments: one cross-language value each.
+fn value_args(args: impl IntoIterator<Item = crate::Value>) -> Vec<RawArg> {
+    args.into_iter().map(|v| RawArg::new(crate::Arg::Value(v))).collect()
 }
 
 impl fmt::Debug for DynActor {

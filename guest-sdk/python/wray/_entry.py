@@ -206,18 +206,6 @@ def _yield_item(item, encode):
         _raise(err)
 
 
-def _one_of_batch(fn):
-    """A ``@serve.batch`` method called through a handle with one
-    argument: a batch of one."""
-
-    def one(*args, **kwargs):
-        if len(args) != 1 or kwargs:
-            raise TypeError(f"{fn.__name__} is a @serve.batch method: a handle calls it with one argument")
-        return _settle(fn([args[0]]))[0]
-
-    return one
-
-
 def _has_main_guard(tree):
     """Whether the module has an ``if __name__ == "__main__":`` block."""
     for node in tree.body:
@@ -343,8 +331,6 @@ class Entry(exports.Entry):
         # that is checked first). The answer goes back in the caller's kind.
         try:
             if args and (args[0] == _codec.NO_KEYWORDS or not _value.is_value(args[0])):
-                if getattr(bound, "_wray_batch", None) is not None:
-                    bound = _one_of_batch(bound)
                 return _codec.to_value(_finish(_invoke(bound, args)))
             # A generator's items go to the caller in its encoding too
             # (`DynActor::call_generator`).

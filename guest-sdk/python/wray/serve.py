@@ -39,6 +39,10 @@ UNROUTED_METHOD = "__wray_unrouted__"
 # proxy gathers requests and calls it with the list.
 HTTP_BATCH_METHOD = "__wray_http_batch__"
 
+# The first byte of a `Chunk` (postcard: the variant's index).
+_CHUNK_HEAD = b"\x00"
+_CHUNK_BODY = b"\x01"
+
 # `@serve.batch`'s bounds, as Ray Serve's (and the host's).
 _MAX_BATCH_SIZE = 4096
 
@@ -245,7 +249,35 @@ def _make_replica(cls, app_name, deployment, *args, **kwargs):
     from ._entry import _renamed
 
     _replica_context = ReplicaContext(app_name, deployment, get_runtime_context().get_actor_id())
-    return _renamed(cls)(*args, **kwargs)
+    replica = _renamed(cls)(*args, **kwargs)
+    # A handle calls a `@serve.batch` method with one argument: the
+    # instance gets a batch-of-one wrapper under the method's name, once
+    # here rather than a check in every actor call. (The proxy's batches
+    # still reach a batched `__call__` itself: `replica(requests)` looks
+    # special methods up on the class.)
+    for name in dir(cls):
+        if getattr(getattr(cls, name, None), "_wray_batch", None) is not None:
+            try:
+                setattr(replica, name, _one_of_batch(getattr(replica, name)))
+            except AttributeError:
+                raise TypeError(
+                    f"{cls.__name__}.{name} is a @serve.batch method, which needs the instance to take attributes "
+                    "(a class with __slots__ cannot)"
+                ) from None
+    return replica
+
+
+def _one_of_batch(method):
+    """A ``@serve.batch`` method called through a handle with one
+    argument: a batch of one."""
+    from ._entry import _settle
+
+    def one(*args, **kwargs):
+        if len(args) != 1 or kwargs:
+            raise TypeError(f"{method.__name__} is a @serve.batch method: a handle calls it with one argument")
+        return _settle(method([args[0]]))[0]
+
+    return one
 
 
 class _FunctionDeployment:
@@ -272,8 +304,6 @@ def _ms(seconds, what):
 
 def _count(options, key, default, low=1):
     value = options.get(key, default)
-    if value == -1 and key == "max_queued_requests":
-        return _MAX_QUEUED_UNBOUNDED
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise ValueError(f"{key} must be an integer of at least {low}, not {value!r}")
     return value
@@ -357,7 +387,9 @@ def _wit_deployments(app_name, apps, route_prefixes):
                 num_replicas=_count(o, "num_replicas", 1),
                 autoscaling=_autoscaling(o.get("autoscaling_config")),
                 max_ongoing_requests=_count(o, "max_ongoing_requests", _DEFAULT_MAX_ONGOING),
-                max_queued_requests=_count(o, "max_queued_requests", -1, low=0),
+                max_queued_requests=(
+                    _MAX_QUEUED_UNBOUNDED if o.get("max_queued_requests", -1) == -1 else _count(o, "max_queued_requests", 0, low=0)
+                ),
                 batching=batched and _serve.Batching(max_batch_size=batched[0], batch_wait_timeout_ms=batched[1]),
                 request_timeout_ms=_ms(o.get("request_timeout_s"), "request_timeout_s"),
                 user_config=_user_config(o),
@@ -538,7 +570,7 @@ def _http_call(actor, args):
         result = _settle(result)
     if isinstance(result, StreamingResponse):
         head = _encode_response(result.status_code, result.headers, b"")
-        _tasks.yield_item(_types.Value(data=b"\x00" + head, refs=[]))
+        _tasks.yield_item(_types.Value(data=_CHUNK_HEAD + head, refs=[]))
         result = result.content
     if isinstance(result, (_pytypes.GeneratorType, _pytypes.AsyncGeneratorType)):
         _stream(result, _settle)
@@ -569,7 +601,7 @@ def _stream(gen, settle):
             item = item.encode()
         elif not isinstance(item, (bytes, bytearray, memoryview)):
             item = _json.dumps(item, separators=(",", ":")).encode()
-        _tasks.yield_item(_types.Value(data=b"\x01" + _varint(len(item)) + bytes(item), refs=[]))
+        _tasks.yield_item(_types.Value(data=_CHUNK_BODY + _varint(len(item)) + bytes(item), refs=[]))
 
     if isinstance(gen, _pytypes.GeneratorType):
         for item in gen:
