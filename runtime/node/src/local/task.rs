@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
-use wray_core::{Error, ObjectId, Options, Scheduling, TaskId};
-use wray_host::{ArgSpec, CallError, Caller, Instance, Services};
+use wray_core::{Error, ObjectId, Options, Resources, Scheduling, TaskId};
+use wray_host::{ArgSpec, CallError, Caller, Instance, InstanceLimits, Services};
 use wray_sched::task_retry::{Attempt, Next, TaskRetries};
 use wray_store::Object;
 
@@ -610,6 +610,41 @@ impl NodeInner {
         self.run_here(job, spec, cancel, retries, held).await.map(|()| None)
     }
 
+    /// Makes a spare instance for the job's next fresh task (see
+    /// [`Spares`](crate::local::job::Spares)) if it keeps fewer than it
+    /// may — on the other core if it idles: a caller running one task at a
+    /// time leaves it idle, and that is where the instance is made.
+    fn make_spare(self: &Arc<Self>, job: &Arc<JobState>, limits: InstanceLimits, env: &[(String, String)]) {
+        // Tasks queued for a CPU mean no core idles: each makes its own
+        // instance when it runs, and spares would only move that work
+        // between the cores (2–3 % slower batches of tasks, measured).
+        if lock(&self.sched).queued() > 0 || !job.start_spare() {
+            return;
+        }
+        let (node, job, env) = (self.clone(), job.clone(), env.to_vec());
+        tokio::spawn(async move {
+            let caller = Caller {
+                job: job.id,
+                task: TaskId(0),
+                actor: None,
+                function: "".into(),
+                holds: Resources::default(),
+                env: env.clone(),
+            };
+            let grants = job.config.grants.with_env(&env);
+            let services: Arc<dyn Services> = node;
+            let made = Instance::new(&job.component, services, caller, limits, &grants).await;
+            // A failure here is the next task's to report: it makes its
+            // own instance and meets the same error.
+            let unkept = job.keep_spare(limits.memory, env, made.ok());
+            drop(unkept);
+        });
+        // The spawn sits in this worker's LIFO slot, which no other worker
+        // may steal: a no-op moves it to the stealable queue and wakes the
+        // idle worker (as for the starter in `spawn_task`).
+        tokio::spawn(async {});
+    }
+
     /// Runs the task on this node with `held` resources, retrying as its
     /// options allow (`retries` counts those spent already).
     async fn run_here(
@@ -650,7 +685,14 @@ impl NodeInner {
             let reuse = job.component.reuses_task_instances() || spec.options.reuse_instance;
             // An instance's tensors stay on the device its first task had.
             let gpu = held.resources.gpus() > 0.0;
-            let instance = match reuse.then(|| job.take_idle(limits.memory, &spec.options.env, gpu)).flatten() {
+            let ready = if reuse {
+                job.take_idle(limits.memory, &spec.options.env, gpu)
+            } else {
+                let spare = job.take_spare(limits.memory, &spec.options.env);
+                self.make_spare(job, limits, &spec.options.env);
+                spare
+            };
+            let instance = match ready {
                 Some(mut instance) => {
                     instance.set_caller(caller);
                     Ok(instance)
