@@ -618,7 +618,12 @@ impl NodeInner {
         // Tasks queued for a CPU mean no core idles: each makes its own
         // instance when it runs, and spares would only move that work
         // between the cores (2–3 % slower batches of tasks, measured).
-        if lock(&self.sched).queued() > 0 || !job.start_spare() {
+        // Nor for another node's job (a stand-in, `owner`): its tasks come
+        // a network round trip apart, several times an instantiation, and
+        // with the nodes sharing a machine's cores the spare's core is the
+        // other node's — sync tasks across nodes measured 10 % slower with
+        // them (on loopback, two processes on two cores).
+        if job.owner.is_some() || lock(&self.sched).queued() > 0 || !job.start_spare() {
             return;
         }
         let (node, job, env) = (self.clone(), job.clone(), env.to_vec());
