@@ -124,7 +124,7 @@ impl Head {
         let text = stdout(&out);
         text.lines()
             .find_map(|l| l.trim().strip_prefix("jobs running: "))
-            .and_then(|n| n.parse().ok())
+            .and_then(|n| n.split_whitespace().next()?.parse().ok())
             .unwrap_or_else(|| panic!("{text}"))
     }
 }
@@ -890,6 +890,17 @@ fn big_object_between_workers(job_on_head: bool) {
     let through_home = received_bytes(&head, &home) - home_before;
     assert!(through_home < 32.0 * 1048576.0, "the job's node received {through_home} bytes of an object it never read");
     assert!(received_bytes(&head, &consumer) - consumer_before > 64.0 * 1048576.0);
+    // The job's stand-ins on the producer and the consumer are kept a
+    // moment after their last task (STAND_IN_LINGER), not counted as
+    // running jobs, and then end.
+    wait_until(
+        Duration::from_secs(10),
+        || {
+            let text = head.status_text();
+            text.lines().filter(|l| l.contains("jobs running:")).all(|l| l.trim() == "jobs running: 0")
+        },
+        || format!("the job's stand-ins did not end:\n{}", head.status_text()),
+    );
 }
 
 #[test]

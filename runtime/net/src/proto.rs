@@ -818,6 +818,9 @@ pub struct NodeReport {
     pub available: Vec<(String, f64)>,
     /// Jobs running.
     pub jobs: u64,
+    /// Stand-ins of other nodes' jobs kept after their last task here,
+    /// not counted in `jobs` (they end on their own shortly).
+    pub idle_jobs: u64,
     /// Tasks queued or running.
     pub tasks: u64,
     /// Live actors.

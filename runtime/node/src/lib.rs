@@ -173,6 +173,9 @@ pub(crate) struct NodeInner {
     fetching: Mutex<HashMap<ObjectId, Arc<tokio::sync::Mutex<()>>>>,
     /// When the node started.
     started: std::time::Instant,
+    /// A task ends the stand-ins that stayed idle (`cluster/remote_task.rs`,
+    /// `STAND_IN_LINGER`); set while it runs, under `remote_jobs`' lock.
+    sweeping_stand_ins: std::sync::atomic::AtomicBool,
 }
 
 /// Tasks and actors the head placed on this node, as the head needs to hear
@@ -289,6 +292,7 @@ impl Node {
                 shared_dirs: config.shared_dirs.clone(),
                 log_file: config.log_file.clone(),
                 remote_jobs: Mutex::new(HashMap::new()),
+                sweeping_stand_ins: std::sync::atomic::AtomicBool::new(false),
                 keepers: Mutex::new(HashMap::new()),
                 fetching: Mutex::new(HashMap::new()),
                 groups: Mutex::new(HashMap::new()),
@@ -369,7 +373,16 @@ impl Node {
 
     /// Jobs running now.
     pub fn running_jobs(&self) -> usize {
-        lock(&self.inner.jobs).len()
+        // Not the stand-ins of other nodes' jobs kept after their last
+        // task (`STAND_IN_LINGER`): nothing of those runs.
+        let idle = self.inner.idle_stand_ins();
+        lock(&self.inner.jobs).len().saturating_sub(idle)
+    }
+
+    /// Stand-ins of other nodes' jobs kept after their last task here
+    /// (`STAND_IN_LINGER`), which [`Node::running_jobs`] leaves out.
+    pub fn idle_jobs(&self) -> usize {
+        self.inner.idle_stand_ins()
     }
 
     /// Tasks queued or running, and live actors, across all jobs.

@@ -70,8 +70,11 @@ pub struct NodeStatus {
     pub total: Vec<(String, f64)>,
     /// Resources not held by anything running.
     pub available: Vec<(String, f64)>,
-    /// Jobs whose driver runs there.
+    /// Jobs whose driver or tasks run there.
     pub jobs: u64,
+    /// Other nodes' jobs kept there a moment after their last task (not
+    /// in `jobs`).
+    pub idle_jobs: u64,
     /// Tasks queued or running there.
     pub tasks: u64,
     /// Live actors there.
@@ -93,6 +96,7 @@ impl From<proto::NodeReport> for NodeStatus {
             total: n.total,
             available: n.available,
             jobs: n.jobs,
+            idle_jobs: n.idle_jobs,
             tasks: n.tasks,
             actors: n.actors,
             objects: n.objects,

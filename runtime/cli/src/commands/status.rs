@@ -43,7 +43,7 @@ impl StatusCommand {
                     serde_json::json!({
                         "id": n.id, "address": n.address, "alive": n.alive,
                         "resources": map(&n.total), "available": map(&n.available),
-                        "jobs": n.jobs, "tasks": n.tasks, "actors": n.actors,
+                        "jobs": n.jobs, "idle_jobs": n.idle_jobs, "tasks": n.tasks, "actors": n.actors,
                         "objects": n.objects, "object_memory": n.object_memory, "object_spilled": n.object_spilled,
                     })
                 })
@@ -59,7 +59,14 @@ impl StatusCommand {
             }
             println!("  resources: {}", list(&n.total));
             println!("  available: {}", list(&n.available));
-            println!("  jobs running: {}", n.jobs);
+            if n.idle_jobs > 0 {
+                println!(
+                    "  jobs running: {} (and {} of other nodes kept idle after their last task)",
+                    n.jobs, n.idle_jobs
+                );
+            } else {
+                println!("  jobs running: {}", n.jobs);
+            }
             println!("  tasks queued or running: {}, live actors: {}", n.tasks, n.actors);
             println!("  objects: {} ({} bytes in memory, {} spilled)", n.objects, n.object_memory, n.object_spilled);
         }

@@ -367,6 +367,7 @@ impl Node {
                 total: pairs(&self.total_resources()),
                 available: pairs(&self.available_resources()),
                 jobs: self.running_jobs() as u64,
+                idle_jobs: self.idle_jobs() as u64,
                 tasks: tasks as u64,
                 actors: actors as u64,
                 objects: st.objects as u64,
