@@ -1199,26 +1199,23 @@ impl NodeInner {
     async fn sweep_stand_ins(&self) {
         loop {
             tokio::time::sleep(STAND_IN_LINGER).await;
-            let ended: Vec<RemoteJob> = {
+            let (ended, none_idle) = {
                 let mut jobs = lock(&self.remote_jobs);
-                let expired: Vec<String> = jobs
-                    .iter()
-                    .filter(|(_, r)| r.idle_since.is_some_and(|t| t.elapsed() >= STAND_IN_LINGER))
-                    .map(|(k, _)| k.clone())
+                let ended: Vec<RemoteJob> = jobs
+                    .extract_if(|_, r| r.idle_since.is_some_and(|t| t.elapsed() >= STAND_IN_LINGER))
+                    .map(|(_, r)| r)
                     .collect();
-                let ended: Vec<RemoteJob> = expired.iter().filter_map(|k| jobs.remove(k)).collect();
-                if !jobs.values().any(|r| r.idle_since.is_some()) {
+                let none_idle = !jobs.values().any(|r| r.idle_since.is_some());
+                if none_idle {
                     self.sweeping_stand_ins.store(false, Ordering::Release);
-                    drop(jobs);
-                    for r in ended {
-                        self.end_job(&r.state);
-                    }
-                    return;
                 }
-                ended
+                (ended, none_idle)
             };
             for r in ended {
                 self.end_job(&r.state);
+            }
+            if none_idle {
+                return;
             }
         }
     }
