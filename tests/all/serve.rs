@@ -1046,7 +1046,13 @@ fn a_python_application_serves_as_ray_serve_does() {
     // `await request.json()`.
     assert_eq!(served.get("/hello?name=wray").body, r#"{"message":"Hello, wray!"}"#);
     assert_eq!(served.post("/hello", r#"{"name": "post"}"#).body, r#"{"message":"Hello, post!"}"#);
-    assert_eq!(served.running("Greeter").len(), 2);
+    // The application takes its routes once each deployment has a replica;
+    // the second starts beside them (as the Rust tests wait for theirs).
+    wait_until(
+        Duration::from_secs(60),
+        || served.running("Greeter").len() == 2,
+        || format!("two Greeter replicas never ran: {}", served.get("/-/status").body),
+    );
     // A StreamingResponse of a generator: each event as it is yielded.
     let s = stream(&served.addr, "/countdown?from=3&pause_ms=300", None);
     assert!(s.complete && s.head.contains("text/event-stream"), "{} {}", s.head, s.body);
