@@ -1118,20 +1118,12 @@ impl NodeInner {
         component: JobComponent,
     ) -> (Arc<JobState>, Sinks, String) {
         let mut jobs = lock(&self.remote_jobs);
-        // A stand-in kept idle serves the same job only: an owner that
-        // named another component under this key (none does: a job's id is
-        // never reused while its node lives) gets a stand-in of its own.
-        let stale = match jobs.get_mut(&req.job) {
-            Some(r) if r.running > 0 || r.state.component.hash() == component.hash() => {
-                r.running += 1;
-                r.idle_since = None;
-                return (r.state.clone(), r.sinks.clone(), req.job.clone());
-            }
-            Some(_) => jobs.remove(&req.job),
-            None => None,
-        };
-        if let Some(r) = stale {
-            self.end_job(&r.state);
+        // The key names the owner's process and job, never reused: a
+        // stand-in kept idle can only be the same job's.
+        if let Some(r) = jobs.get_mut(&req.job) {
+            r.running += 1;
+            r.idle_since = None;
+            return (r.state.clone(), r.sinks.clone(), req.job.clone());
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Chunk>();
         let sinks: Sinks = Arc::default();

@@ -457,8 +457,7 @@ impl NodeInner {
     pub(crate) fn end_job(&self, job: &Arc<JobState>) {
         job.ended.store(true, Ordering::Relaxed);
         lock(&job.idle).clear();
-        let spares = std::mem::take(&mut lock(&job.spares).ready);
-        drop(spares);
+        lock(&job.spares).ready.clear();
         for token in lock(&job.tasks).values() {
             token.cancel();
         }

@@ -618,23 +618,19 @@ impl NodeInner {
         // Tasks queued for a CPU mean no core idles: each makes its own
         // instance when it runs, and spares would only move that work
         // between the cores (2–3 % slower batches of tasks, measured).
-        // Nor for another node's job (a stand-in, `owner`): its tasks come
-        // a network round trip apart, several times an instantiation, and
-        // with the nodes sharing a machine's cores the spare's core is the
-        // other node's — sync tasks across nodes measured 10 % slower with
-        // them (on loopback, two processes on two cores).
-        if job.owner.is_some() || lock(&self.sched).queued() > 0 || !job.start_spare() {
+        if lock(&self.sched).queued() > 0 || !job.start_spare() {
             return;
         }
         let (node, job, env) = (self.clone(), job.clone(), env.to_vec());
         tokio::spawn(async move {
+            // A placeholder: the task that takes the spare sets its own.
             let caller = Caller {
                 job: job.id,
                 task: TaskId(0),
                 actor: None,
                 function: "".into(),
                 holds: Resources::default(),
-                env: env.clone(),
+                env: Vec::new(),
             };
             let grants = job.config.grants.with_env(&env);
             let services: Arc<dyn Services> = node;
@@ -692,10 +688,18 @@ impl NodeInner {
             let gpu = held.resources.gpus() > 0.0;
             let ready = if reuse {
                 job.take_idle(limits.memory, &spec.options.env, gpu)
-            } else {
+            } else if job.owner.is_none() {
                 let spare = job.take_spare(limits.memory, &spec.options.env);
                 self.make_spare(job, limits, &spec.options.env);
                 spare
+            } else {
+                // Another node's job (a stand-in) takes no spares: its tasks
+                // come a network round trip apart, several times an
+                // instantiation, and with nodes sharing a machine's cores
+                // the spare's core is the other node's — sync tasks across
+                // nodes measured 10 % slower with them (on loopback, two
+                // processes on two cores).
+                None
             };
             let instance = match ready {
                 Some(mut instance) => {
