@@ -15,6 +15,7 @@ use crate::local::job::JobState;
 use crate::{Held, NodeInner, lock};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
@@ -65,6 +66,21 @@ impl Mailbox {
         call
     }
 
+    /// The next call if one is queued now: `Ready(Some)`; `Ready(None)`
+    /// once every handle is gone; `Pending` if none is queued.
+    pub(crate) fn try_recv(&mut self) -> Poll<Option<ActorCall>> {
+        let call = match self.again.pop_front() {
+            Some(call) => call,
+            None => match self.rx.try_recv() {
+                Ok(call) => call,
+                Err(mpsc::error::TryRecvError::Empty) => return Poll::Pending,
+                Err(mpsc::error::TryRecvError::Disconnected) => return Poll::Ready(None),
+            },
+        };
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        Poll::Ready(Some(call))
+    }
+
     /// Queues interrupted calls (oldest first) to run before any other.
     pub(crate) fn run_again(&mut self, calls: Vec<ActorCall>) {
         self.taken.fetch_sub(calls.len() as u64, Ordering::Relaxed);
@@ -74,7 +90,14 @@ impl Mailbox {
     }
 }
 
-/// A running actor's instance and what rebuilding it takes.
+/// What an actor's loop does next: run a call whose arguments a helper
+/// task resolved (or find that task panicked), or take the next call from
+/// the mailbox (`None`: it closed).
+enum Next {
+    Resolved(Result<(ActorCall, Result<Vec<bytes::Bytes>, Error>), tokio::task::JoinError>),
+    Call(Option<ActorCall>),
+}
+
 /// How a movable wait for this node's room ended.
 enum Waited {
     Held(Held),
@@ -547,31 +570,45 @@ impl NodeInner {
             if closed && resolving.is_empty() {
                 break;
             }
-            tokio::select! {
-                biased;
-                () = actor.control.notified() => continue,
-                Some(done) = resolving.join_next() => {
-                    if let Ok((call, args)) = done {
-                        self.run_call(&mut life, call, args).await;
-                    }
-                }
-                msg = rx.recv(), if !closed && resolving.len() < limit => match msg {
-                    None => closed = true,
-                    // Nothing ahead of it and no ref to wait for: run it now,
-                    // without a hop through another task (the common case,
-                    // and what sync actor calls are measured by).
-                    Some(call) if resolving.is_empty() && call.args.iter().all(|a| matches!(a, ArgSpec::Value(_))) => {
-                        let args = self.resolve_args(&call.args).await;
-                        self.run_call(&mut life, call, args).await;
-                    }
-                    Some(call) => {
-                        let node = self.clone();
-                        resolving.spawn(async move {
-                            let args = node.resolve_args(&call.args).await;
-                            (call, args)
-                        });
-                    }
+            // A call already queued while none waits for its arguments is
+            // taken without the select below, whose watch for a kill joins
+            // the actor's `control` waiters and leaves them again: two locks
+            // per call, most of a pipelined call's share of the loop. A kill
+            // is not missed: the check above runs before every call.
+            let queued = match (!closed && resolving.is_empty()).then(|| rx.try_recv()) {
+                Some(Poll::Ready(msg)) => Some(msg),
+                _ => None,
+            };
+            let next = match queued {
+                Some(msg) => Next::Call(msg),
+                None => tokio::select! {
+                    biased;
+                    () = actor.control.notified() => continue,
+                    Some(done) = resolving.join_next() => Next::Resolved(done),
+                    msg = rx.recv(), if !closed && resolving.len() < limit => Next::Call(msg),
                 },
+            };
+            match next {
+                Next::Resolved(Ok((call, args))) => self.run_call(&mut life, call, args).await,
+                // The task resolving them panicked; its call was dropped.
+                Next::Resolved(Err(_)) => {}
+                Next::Call(None) => closed = true,
+                // Nothing ahead of it and no ref to wait for: run it now,
+                // without a hop through another task (the common case, and
+                // what sync actor calls are measured by).
+                Next::Call(Some(call))
+                    if resolving.is_empty() && call.args.iter().all(|a| matches!(a, ArgSpec::Value(_))) =>
+                {
+                    let args = self.resolve_args(&call.args).await;
+                    self.run_call(&mut life, call, args).await;
+                }
+                Next::Call(Some(call)) => {
+                    let node = self.clone();
+                    resolving.spawn(async move {
+                        let args = node.resolve_args(&call.args).await;
+                        (call, args)
+                    });
+                }
             }
         }
         drop(life);
@@ -613,7 +650,12 @@ impl NodeInner {
                     // A kill interrupts running wasm through the instance's
                     // flag; racing the call also stops a method blocked in
                     // the host.
+                    // The call first: one that never waits in the host never
+                    // joins `control`'s waiters (a lock to join, one to
+                    // leave), and a kill meanwhile leaves its permit for the
+                    // loop, which checks for kills before every call.
                     let run = tokio::select! {
+                        biased;
                         r = inst.actor_call(caller, &call.method, args.clone(), life.time) => r,
                         () = actor.control.notified() => Err(CallError::Cancelled),
                     };

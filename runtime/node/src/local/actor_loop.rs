@@ -213,8 +213,15 @@ thread_local! {
 
 /// Notes that this thread just delivered a call to the actor `run` loops,
 /// whose result will be `output`.
-pub(crate) fn note_call(output: ObjectId, run: Weak<ActorLoop>) {
-    LAST_CALL.with(|c| *c.borrow_mut() = Some((output, run)));
+pub(crate) fn note_call(output: ObjectId, run: &Weak<ActorLoop>) {
+    LAST_CALL.with(|c| match &mut *c.borrow_mut() {
+        // The same actor as the last call (a caller pipelining calls to
+        // it): only the output changes. Cloning the handle again would
+        // count it up (and the old one down) on a line its loop's thread
+        // writes too, every call.
+        Some((last, known)) if Weak::ptr_eq(known, run) => *last = output,
+        c => *c = Some((output, run.clone())),
+    });
 }
 
 /// The loop of the actor making `output`, if this thread just delivered

@@ -267,7 +267,7 @@ impl NodeInner {
         self.store.set_item_window(output, generator_backpressure);
         self.deliver(&state, ActorCall { task, method, args, output, pinned, generator_backpressure, retries: 0 });
         if let Some(run) = state.run.get() {
-            actor_loop::note_call(output, run.clone());
+            actor_loop::note_call(output, run);
         }
         Ok(output)
     }
