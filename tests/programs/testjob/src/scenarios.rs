@@ -154,6 +154,27 @@ pub(crate) fn actors() -> Result<(), Error> {
     println!("killed while sleeping: {}", wray::get(&nap).unwrap_err());
     println!("kill took under a second: {}", start.elapsed() < Duration::from_secs(1));
 
+    // A kill with calls queued behind the running one: the running call
+    // ends, and every queued call fails — none runs on the killed actor,
+    // whose loop takes queued calls without waiting for a kill between
+    // them (it checks for one before each).
+    let busy = Counter::remote(0);
+    let running = busy.slow(30_000);
+    let queued: Vec<_> = (0..1000).map(|_| busy.incr(1)).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    wray::kill(&busy);
+    println!("killed with calls queued: {}", wray::get(&running).unwrap_err());
+    let failed = queued.iter().filter(|r| wray::get(*r).is_err()).count();
+    println!("queued calls failed after the kill: {failed} of 1000");
+    println!("the last queued call: {}", wray::get(&queued[999]).unwrap_err());
+    // The same with the calls still arriving: a stream of calls taken one
+    // after another stops at the kill instead of running to its end.
+    let streaming = Counter::remote(0);
+    let calls: Vec<_> = (0..1000).map(|_| streaming.slow(2)).collect();
+    wray::kill(&streaming);
+    let ran = calls.iter().filter(|r| wray::get(*r).is_ok()).count();
+    println!("a kill amid a stream of calls stops it: {}", ran < 1000);
+
     let k = Counter::remote(1);
     wray::get(&k.get())?;
     wray::kill(&k);
