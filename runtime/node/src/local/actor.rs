@@ -580,7 +580,14 @@ impl NodeInner {
                 _ => None,
             };
             let next = match queued {
-                Some(msg) => Next::Call(msg),
+                Some(msg) => {
+                    // `try_recv` spends none of the task's cooperative budget,
+                    // as `recv` does: without this, a stream of short calls
+                    // would keep the worker from its other tasks (and its
+                    // I/O) until an epoch tick, not for 128 calls at most.
+                    tokio::task::coop::consume_budget().await;
+                    Next::Call(msg)
+                }
                 None => tokio::select! {
                     biased;
                     () = actor.control.notified() => continue,
