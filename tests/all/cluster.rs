@@ -870,7 +870,8 @@ fn big_object_between_workers(job_on_head: bool) {
     // credited when the job's node closes that task's stream to the head,
     // which may arrive after the next request).
     let producer = node_id(head.add_worker_with("2", &["--resources", r#"{"producer": 1}"#]));
-    let consumer = node_id(head.add_worker_with("1", &["--resources", r#"{"consumer": 1}"#]));
+    let consumer_pid = head.add_worker_with("1", &["--resources", r#"{"consumer": 1}"#]);
+    let consumer = node_id(consumer_pid);
     let (head_before, home_before) = (received_bytes(&head, &head.id), received_bytes(&head, &home));
     let consumer_before = received_bytes(&head, &consumer);
     let out = head.run(&guests().testjob, &["big", "64"]);
@@ -900,6 +901,22 @@ fn big_object_between_workers(job_on_head: bool) {
             text.lines().filter(|l| l.contains("jobs running:")).all(|l| l.trim() == "jobs running: 0")
         },
         || format!("the job's stand-ins did not end:\n{}", head.status_text()),
+    );
+    // The consumer read the object into a recycled buffer, which went back
+    // to the pool when the object was freed with the job. Nobody takes it
+    // again, so it is given back within `buffers::MAX_IDLE` (10 s, looked
+    // at every second) instead of being kept for ever.
+    let after_job = rss(consumer_pid);
+    wait_until(
+        Duration::from_secs(30),
+        || rss(consumer_pid) + 48 * 1048576 < after_job,
+        || {
+            format!(
+                "the consumer kept its memory: {} MiB after the job, {} MiB now",
+                after_job >> 20,
+                rss(consumer_pid) >> 20
+            )
+        },
     );
 }
 

@@ -599,14 +599,6 @@ fn stream(addr: &str, path: &str, stop_after: Option<&str>) -> Stream {
     Stream { head, body, arrived, complete }
 }
 
-/// Resident memory of process `pid`, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib =
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok());
-    kib.unwrap_or(0u64) * 1024
-}
-
 /// A deployment whose method is a generator of `Chunk`s streams its answer
 /// (`serve_hello`'s `/countdown`, server-sent events): each event reaches
 /// the client as it is yielded, not at the end; a generator that fails

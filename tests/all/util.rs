@@ -384,3 +384,11 @@ pub fn items_made_ahead(out: &str, label: &str) -> (f64, f64) {
     let unbounded = out.lines().find_map(|l| l.strip_prefix(prefix.as_str())?.rsplit_once(", ")).map(|(_, w)| w);
     (bounded, number_after(unbounded.unwrap_or_else(|| panic!("no {label:?} line in:\n{out}")), ""))
 }
+
+/// Resident memory of process `pid`, in bytes (0 once it is gone).
+pub(crate) fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok());
+    kib.unwrap_or(0u64) * 1024
+}

@@ -67,9 +67,18 @@ impl Engine {
         let stop = Arc::new(AtomicBool::new(false));
         let (engine, flag) = (inner.clone(), stop.clone());
         std::thread::Builder::new().name("wray-epoch".into()).spawn(move || {
+            // The ticker also ages the pool of large-object buffers: it is
+            // the one thread that runs while a node is idle, which is when
+            // the pool's memory should go back (`buffers::MAX_IDLE`).
+            let release_every = (crate::buffers::RELEASE_IDLE_EVERY.as_millis() / EPOCH_TICK.as_millis()).max(1);
+            let mut ticks: u128 = 0;
             while !flag.load(Ordering::Relaxed) {
                 std::thread::sleep(EPOCH_TICK);
                 engine.increment_epoch();
+                ticks += 1;
+                if ticks.is_multiple_of(release_every) {
+                    crate::buffers::release_idle();
+                }
             }
         })?;
         Ok(Engine { inner, _ticker: Arc::new(Ticker { stop }) })
