@@ -25,9 +25,13 @@ pub const MAX_WASM_STACK: usize = 1 << 20;
 /// typical Rust guest touches.
 const KEEP_RESIDENT: usize = 4 << 20;
 
-/// Instance slots whose memory is decommitted together (see
-/// `wasmtime_config`).
-const DECOMMIT_BATCH: usize = 4;
+/// Instance slot regions whose memory is decommitted together (see
+/// `wasmtime_config`): one, each as its instance ends. A batch is flushed
+/// only once full, so with four a node that ran one large task kept that
+/// instance's memory while it idled (1.07 GiB on a worker after a task
+/// that made a 512 MiB result, for as long as no other instance ended); the
+/// fresh-task rows measured the same with one as with four.
+const DECOMMIT_BATCH: usize = 1;
 
 /// Engine settings a node chooses.
 #[derive(Clone, Debug)]
@@ -128,10 +132,11 @@ fn wasmtime_config(config: &EngineConfig) -> wasmtime::Config {
     pool.linear_memory_keep_resident(KEEP_RESIDENT);
     pool.table_keep_resident(1 << 20);
     pool.pagemap_scan(wasmtime::Enabled::Auto);
-    // Decommits are batched, but few at a time: a finished instance's
+    // Decommits are not batched (DECOMMIT_BATCH): a finished instance's
     // dirty pages beyond KEEP_RESIDENT stay resident until its batch is
     // flushed, and a data task can dirty tens of MiB (32 a batch kept a
-    // streaming pipeline at 1.2 GiB of RSS, 4 at 0.75).
+    // streaming pipeline at 1.2 GiB of RSS, 4 at 0.75, 1 at 0.8) — and an
+    // idle node never fills a batch.
     pool.decommit_batch_size(DECOMMIT_BATCH);
     c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     c
