@@ -75,17 +75,12 @@ impl Pool {
 
     /// Takes out the buffers freed more than [`MAX_IDLE`] before `now`.
     fn take_idle(&mut self, now: Instant) -> Vec<Vec<u8>> {
-        let mut idle = Vec::new();
-        let mut i = 0;
-        while i < self.free.len() {
-            if now.saturating_duration_since(self.free[i].1) > MAX_IDLE {
-                let (buf, _) = self.free.swap_remove(i);
-                self.bytes -= buf.capacity();
-                idle.push(buf);
-            } else {
-                i += 1;
-            }
-        }
+        let idle: Vec<Vec<u8>> = self
+            .free
+            .extract_if(.., |(_, freed)| now.saturating_duration_since(*freed) > MAX_IDLE)
+            .map(|(buf, _)| buf)
+            .collect();
+        self.bytes -= idle.iter().map(Vec::capacity).sum::<usize>();
         idle
     }
 }

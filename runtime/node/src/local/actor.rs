@@ -575,12 +575,9 @@ impl NodeInner {
             // the actor's `control` waiters and leaves them again: two locks
             // per call, most of a pipelined call's share of the loop. A kill
             // is not missed: the check above runs before every call.
-            let queued = match (!closed && resolving.is_empty()).then(|| rx.try_recv()) {
-                Some(Poll::Ready(msg)) => Some(msg),
-                _ => None,
-            };
+            let queued = if !closed && resolving.is_empty() { rx.try_recv() } else { Poll::Pending };
             let next = match queued {
-                Some(msg) => {
+                Poll::Ready(msg) => {
                     // `try_recv` spends none of the task's cooperative budget,
                     // as `recv` does: without this, a stream of short calls
                     // would keep the worker from its other tasks (and its
@@ -588,7 +585,7 @@ impl NodeInner {
                     tokio::task::coop::consume_budget().await;
                     Next::Call(msg)
                 }
-                None => tokio::select! {
+                Poll::Pending => tokio::select! {
                     biased;
                     () = actor.control.notified() => continue,
                     Some(done) = resolving.join_next() => Next::Resolved(done),
@@ -656,11 +653,11 @@ impl NodeInner {
                     };
                     // A kill interrupts running wasm through the instance's
                     // flag; racing the call also stops a method blocked in
-                    // the host.
-                    // The call first: one that never waits in the host never
-                    // joins `control`'s waiters (a lock to join, one to
-                    // leave), and a kill meanwhile leaves its permit for the
-                    // loop, which checks for kills before every call.
+                    // the host. The call is polled first: one that never
+                    // waits in the host never joins `control`'s waiters (a
+                    // lock to join, one to leave), and a kill meanwhile
+                    // leaves its permit for the loop, which checks for kills
+                    // before every call.
                     let run = tokio::select! {
                         biased;
                         r = inst.actor_call(caller, &call.method, args.clone(), life.time) => r,

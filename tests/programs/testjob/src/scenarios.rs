@@ -161,6 +161,9 @@ pub(crate) fn actors() -> Result<(), Error> {
     let busy = Counter::remote(0);
     let running = busy.slow(30_000);
     let queued: Vec<_> = (0..1000).map(|_| busy.incr(1)).collect();
+    // A head start for the slow call, as for "killed while sleeping" above:
+    // nothing a job can observe says an actor's call has begun. Losing the
+    // race shows (the first line below would read "was killed: wray::kill").
     std::thread::sleep(Duration::from_millis(100));
     wray::kill(&busy);
     println!("killed with calls queued: {}", wray::get(&running).unwrap_err());
