@@ -389,7 +389,7 @@ impl Node {
                 if task.actor.is_some() {
                     return self.inner.serve_actor(task, send, recv).await;
                 }
-                return self.inner.serve_task(task, &mut send, &mut recv).await;
+                return self.inner.serve_task(Box::new(task), &mut send, &mut recv).await;
             }
             wray_sched::Placement::Node(id) => id,
         };

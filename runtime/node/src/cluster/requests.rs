@@ -44,6 +44,14 @@ impl Node {
         }
     }
 
+    /// Serves one stream: reads its request and answers it.
+    ///
+    /// Every stream a peer opens is a tokio task holding this future for as
+    /// long as it lasts — a task sent here, for as long as it is queued and
+    /// runs. A future is as large as its largest state, so each handler's
+    /// is boxed when it runs rather than inline in every stream's: 8,640
+    /// bytes a stream before (the largest handler's, whatever the request),
+    /// 2,448 after, and the handler's own on top.
     pub(super) async fn serve_stream(
         &self,
         mut send: quinn::SendStream,
@@ -55,20 +63,24 @@ impl Node {
         let Some(frame) = frame::read(&mut recv).await? else { return Ok(()) };
         let reply = |e: Event| proto::encode(&e);
         let storage = |e: std::io::Error| NetError::Stream(format!("job records: {e}"));
-        match proto::decode_request(&frame)? {
+        // Decoded apart from the `match`: a temporary in its scrutinee would
+        // live, with the `?`'s own copy of the request, in every arm's state.
+        let request = proto::decode_request(&frame)?;
+        drop(frame);
+        match request {
             Request::Status => {
-                let report = self.cluster_report(peers).await;
+                let report = Box::pin(self.cluster_report(peers)).await;
                 frame::write(&mut send, &reply(Event::Status(report))?).await?;
             }
             Request::NodeLog { node, offset, max } => {
-                let event = match self.node_log(&node, offset, max).await {
+                let event = match Box::pin(self.node_log(&node, offset, max)).await {
                     Ok(c) => Event::Log { offset: c.offset, size: c.size, data: c.data },
                     Err(why) => Event::Refused(why),
                 };
                 frame::write(&mut send, &reply(event)?).await?;
             }
             Request::State => {
-                let states = self.cluster_state().await;
+                let states = Box::pin(self.cluster_state()).await;
                 frame::write(&mut send, &reply(Event::State(states))?).await?;
             }
             Request::RunJob(mut job) => {
@@ -77,16 +89,18 @@ impl Node {
                     return frame::write(&mut send, &reply(Event::NeedComponent { hash })?).await;
                 }
                 match self.place(peers) {
-                    None => self.serve_job(job, &mut send, recv, Running(&peers.local)).await?,
+                    None => Box::pin(self.serve_job(job, &mut send, recv, Running(&peers.local))).await?,
                     Some(worker) => {
                         let running = Running(&worker.running);
-                        if let Err(job) = self.forward_job(&worker, job, &mut send, &mut recv, running).await? {
+                        if let Err(job) =
+                            Box::pin(self.forward_job(&worker, job, &mut send, &mut recv, running)).await?
+                        {
                             // The worker failed before the job started there:
                             // run it here instead.
                             worker.alive.store(false, Ordering::Relaxed);
                             tracing::warn!("worker {} did not take a job; running it on the head", worker.id);
                             peers.local.fetch_add(1, Ordering::Relaxed);
-                            self.serve_job(*job, &mut send, recv, Running(&peers.local)).await?
+                            Box::pin(self.serve_job(*job, &mut send, recv, Running(&peers.local))).await?
                         }
                     }
                 }
@@ -134,7 +148,7 @@ impl Node {
                 // a write waiting behind a large transfer on the same
                 // connection must not keep the next heartbeat unread.
                 let (latest, mut changed) = tokio::sync::watch::channel(None);
-                let answers = async move {
+                let answers = Box::pin(async move {
                     while changed.changed().await.is_ok() {
                         let Some((total, free)) = changed.borrow_and_update().clone() else { continue };
                         let Ok(bytes) = reply(Event::Cluster { total, free }) else { return };
@@ -142,8 +156,8 @@ impl Node {
                             return;
                         }
                     }
-                };
-                let beats = async {
+                });
+                let beats = Box::pin(async {
                     loop {
                         let bytes = tokio::select! {
                             f = frame::read(&mut recv) => match f {
@@ -163,7 +177,7 @@ impl Node {
                         };
                         latest.send_replace(Some(cluster));
                     }
-                };
+                });
                 let why: Result<String, NetError> = tokio::select! {
                     why = beats => why,
                     () = answers => Ok("its membership stream broke".to_string()),
@@ -174,11 +188,11 @@ impl Node {
             }
             Request::RunTask(task) | Request::RunActor(task) => {
                 if peers.head {
-                    self.place_task(task, send, recv, peers, conn).await?;
+                    Box::pin(self.place_task(task, send, recv, peers, conn)).await?;
                 } else if task.actor.is_some() {
-                    self.inner.serve_actor(task, send, recv).await?;
+                    Box::pin(self.inner.serve_actor(task, send, recv)).await?;
                 } else {
-                    self.inner.serve_task(task, &mut send, &mut recv).await?;
+                    Box::pin(self.inner.serve_task(Box::new(task), &mut send, &mut recv)).await?;
                 }
                 return Ok(());
             }
@@ -188,7 +202,10 @@ impl Node {
                     return frame::write(&mut send, &reply(Event::Refused(format!("no live node {to}")))?).await;
                 };
                 let (mut wsend, mut wrecv) = target.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
-                let _ = tokio::join!(frame::pipe(&mut recv, &mut wsend), frame::pipe(&mut wrecv, &mut send));
+                let _ = Box::pin(async {
+                    tokio::join!(frame::pipe(&mut recv, &mut wsend), frame::pipe(&mut wrecv, &mut send))
+                })
+                .await;
                 return Ok(());
             }
             Request::Hello { node_id } => {
@@ -201,11 +218,11 @@ impl Node {
                 return Ok(());
             }
             Request::Upcall(req) => {
-                self.inner.serve_upcall(req, &mut send, &mut recv).await?;
+                Box::pin(self.inner.serve_upcall(req, &mut send, &mut recv)).await?;
                 return Ok(());
             }
             Request::Fetch { job, id } => {
-                self.inner.serve_fetch(job, id, &mut send).await?;
+                Box::pin(self.inner.serve_fetch(job, id, &mut send)).await?;
                 return Ok(());
             }
             request @ (Request::CreateGroup { .. } | Request::RemoveGroup { .. }) if !peers.head => {
@@ -216,7 +233,7 @@ impl Node {
             | Request::RemoveGroup { .. }
             | Request::Reserve { .. }
             | Request::Unreserve { .. }) => {
-                let event = self.inner.serve_group_request(request).await?;
+                let event = Box::pin(self.inner.serve_group_request(request)).await?;
                 frame::write(&mut send, &reply(event)?).await?;
             }
             Request::CreateDetached(record) => {
@@ -227,7 +244,7 @@ impl Node {
                 };
                 frame::write(&mut send, &reply(event)?).await?;
             }
-            Request::HttpCall(call) => self.serve_http_call(call, &mut send, &mut recv).await?,
+            Request::HttpCall(call) => Box::pin(self.serve_http_call(call, &mut send, &mut recv)).await?,
             Request::GetComponent { hash } => {
                 let event = match peers.stored_component(&hash) {
                     Ok(bytes) => Event::Component(bytes),
@@ -242,14 +259,14 @@ impl Node {
                 }
                 let bytes = std::mem::take(&mut job.component);
                 let event = if wray_host::is_http_proxy(&bytes) {
-                    match self.serve_component(jobs, bytes, job).await {
+                    match Box::pin(self.serve_component(jobs, bytes, job)).await {
                         Ok(Ok(id)) => Event::Submitted { id },
                         Ok(Err(why)) => Event::Refused(why),
                         Err(e) => return Err(storage(e)),
                     }
                 } else {
                     let loaded = self.inner.load_component_async(&job.name, None, async { Ok(bytes) });
-                    match loaded.await {
+                    match Box::pin(loaded).await {
                         Err(e) => Event::Refused(e),
                         Ok(component) => Event::Submitted { id: jobs.submit(self, component, job).map_err(storage)? },
                     }
@@ -276,13 +293,12 @@ impl Node {
             }
             Request::JobLogs { id, follow } => {
                 let send = tokio::sync::Mutex::new(&mut send);
-                let streamed = jobs
-                    .stream_log(&id, follow, |chunk| async {
-                        let bytes = reply(Event::Output(chunk)).map_err(|e| std::io::Error::other(e.to_string()))?;
-                        frame::write(*send.lock().await, &bytes).await.map_err(|e| std::io::Error::other(e.to_string()))
-                    })
-                    .await
-                    .map_err(storage)?;
+                let streamed = Box::pin(jobs.stream_log(&id, follow, |chunk| async {
+                    let bytes = reply(Event::Output(chunk)).map_err(|e| std::io::Error::other(e.to_string()))?;
+                    frame::write(*send.lock().await, &bytes).await.map_err(|e| std::io::Error::other(e.to_string()))
+                }))
+                .await
+                .map_err(storage)?;
                 let event = match streamed {
                     None => Event::Refused(format!("no job {id:?}")),
                     Some(info) => Event::Jobs(vec![info]),

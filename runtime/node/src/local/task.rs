@@ -786,6 +786,7 @@ impl NodeInner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wray_net::proto::TaskRequest;
 
     /// The size of the future `f` returns, from its type alone: no node,
     /// job or task needed.
@@ -793,12 +794,13 @@ mod tests {
         std::mem::size_of::<F>()
     }
 
-    /// Every task queued for a CPU or out on another node holds these two
+    /// Every task queued for a CPU or out on another node holds these
     /// futures for as long as it waits: a head with 100,000 tasks out held
-    /// 8.9 KiB of them per task (1,936 + 6,960 bytes), most of it states
-    /// of running here or of handling an answer that a waiting task never
-    /// is in. An `await` added inline on one of those paths shows here
-    /// before it shows on a head's memory.
+    /// 8.9 KiB of them per task (1,936 + 6,960 bytes), and each worker 5
+    /// KiB for each task sent to it, most of it states of running here or
+    /// of handling an answer that a waiting task never is in. An `await`
+    /// added inline on one of those paths shows here before it shows on a
+    /// node's memory.
     #[test]
     fn a_waiting_task_s_futures_stay_small() {
         const MAX: usize = 1024;
@@ -809,5 +811,12 @@ mod tests {
         });
         assert!(run_task <= MAX, "run_task's future is {run_task} bytes");
         assert!(run_remote <= MAX, "run_remote's future is {run_remote} bytes");
+        // On the node a task was sent to, the stream it came on.
+        let serve_task = future_size(
+            |n: &Arc<NodeInner>, r: Box<TaskRequest>, s: &mut quinn::SendStream, v: &mut quinn::RecvStream, _: ()| {
+                n.serve_task(r, s, v)
+            },
+        );
+        assert!(serve_task <= 2 * MAX, "serve_task's future is {serve_task} bytes");
     }
 }
