@@ -24,6 +24,14 @@ mod local;
 mod persist;
 pub mod state;
 
+/// The size of the future `f` returns, from its type alone: no node, job
+/// or stream needed (the futures a waiting task or stream holds are held
+/// small by tests in `local::task` and `cluster::head_tests`).
+#[cfg(test)]
+fn future_size<A, B, C, D, E, F: std::future::Future>(_: impl Fn(A, B, C, D, E) -> F) -> usize {
+    std::mem::size_of::<F>()
+}
+
 pub use cluster::head::{DEFAULT_NODE_TIMEOUT, HEARTBEAT};
 pub use local::job::{JobConfig, JobError};
 pub use persist::JobTable;

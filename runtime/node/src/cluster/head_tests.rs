@@ -158,3 +158,29 @@ async fn hostile_task_and_group_requests_get_clear_answers() {
     // Still serving everyone.
     assert!(matches!(status(&token, addr).await.unwrap(), Event::Status(_)));
 }
+
+/// Every stream a peer opens holds the dispatcher's future for as long as
+/// it lasts — a task or an actor session for as long as it runs — and the
+/// head holds `place_task`'s for each task a worker sends it. One `match`
+/// over every request was as large as its largest handler: 8,640 bytes a
+/// stream; `place_task` kept its relay's buffers on every path, 6,448.
+#[test]
+fn a_stream_s_futures_stay_small() {
+    use crate::future_size;
+    let stream = future_size(
+        |n: &Node,
+         s: quinn::SendStream,
+         r: quinn::RecvStream,
+         p: &std::sync::Arc<crate::cluster::head::Peers>,
+         c: &quinn::Connection| { n.serve_stream(s, r, p, c) },
+    );
+    let place = future_size(
+        |n: &Node,
+         t: Box<proto::TaskRequest>,
+         s: quinn::SendStream,
+         r: quinn::RecvStream,
+         p: (&crate::cluster::head::Peers, &quinn::Connection)| { n.place_task(t, s, r, p.0, p.1) },
+    );
+    assert!(stream <= 512, "serve_stream's future is {stream} bytes");
+    assert!(place <= 1024, "place_task's future is {place} bytes");
+}

@@ -10,7 +10,7 @@ use crate::{JobConfig, JobError, Node, lock, persist};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use wray_host::{Chunk, Grants, InstanceLimits, Output};
-use wray_net::proto::{self, Event, JobRequest, NodeReport, Request, StatusReport};
+use wray_net::proto::{self, Event, JobRequest, NodeReport, Request, StatusReport, TaskRequest};
 use wray_net::{NetError, frame};
 
 impl Node {
@@ -47,26 +47,65 @@ impl Node {
     /// Serves one stream: reads its request and answers it.
     ///
     /// Every stream a peer opens is a tokio task holding this future for as
-    /// long as it lasts — a task sent here, for as long as it is queued and
-    /// runs. A future is as large as its largest state, so each handler's
-    /// is boxed when it runs rather than inline in every stream's: 8,640
-    /// bytes a stream before (the largest handler's, whatever the request),
-    /// 2,448 after, and the handler's own on top.
+    /// long as it lasts — a task or an actor session sent here, for as long
+    /// as it is queued and runs. A future is as large as its largest state,
+    /// and one `match` over every request was as large as its largest
+    /// handler's, whatever the request: 8,640 bytes a stream. Work (tasks
+    /// and actors, the streams that last) is served apart from the rest,
+    /// and each handler is boxed when it runs: 336 bytes a stream, and the
+    /// handler's own on top.
     pub(super) async fn serve_stream(
         &self,
+        send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        peers: &Arc<Peers>,
+        conn: &quinn::Connection,
+    ) -> Result<(), NetError> {
+        let Some(frame) = frame::read(&mut recv).await? else { return Ok(()) };
+        // Boxed, or its 424 bytes would stay in this future while the
+        // handler runs.
+        let request = Box::new(proto::decode_request(&frame)?);
+        drop(frame);
+        match *request {
+            Request::RunTask(task) | Request::RunActor(task) => {
+                Box::pin(self.serve_work(Box::new(task), send, recv, peers, conn)).await
+            }
+            request => Box::pin(self.serve_request(request, send, recv, peers, conn)).await,
+        }
+    }
+
+    /// A task or an actor another node sends here: the head places it
+    /// (here or elsewhere), a worker runs it.
+    async fn serve_work(
+        &self,
+        task: Box<TaskRequest>,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        peers: &Arc<Peers>,
+        conn: &quinn::Connection,
+    ) -> Result<(), NetError> {
+        if peers.head {
+            Box::pin(self.place_task(task, send, recv, peers, conn)).await
+        } else if task.actor.is_some() {
+            Box::pin(self.inner.serve_actor(*task, send, recv)).await
+        } else {
+            Box::pin(self.inner.serve_task(task, &mut send, &mut recv)).await
+        }
+    }
+
+    /// Any other request: status, jobs, membership, relays, upcalls,
+    /// fetches, placement groups, HTTP calls.
+    async fn serve_request(
+        &self,
+        request: Request,
         mut send: quinn::SendStream,
         mut recv: quinn::RecvStream,
         peers: &Arc<Peers>,
         conn: &quinn::Connection,
     ) -> Result<(), NetError> {
         let jobs = &peers.jobs;
-        let Some(frame) = frame::read(&mut recv).await? else { return Ok(()) };
         let reply = |e: Event| proto::encode(&e);
         let storage = |e: std::io::Error| NetError::Stream(format!("job records: {e}"));
-        // Decoded apart from the `match`: a temporary in its scrutinee would
-        // live, with the `?`'s own copy of the request, in every arm's state.
-        let request = proto::decode_request(&frame)?;
-        drop(frame);
         match request {
             Request::Status => {
                 let report = Box::pin(self.cluster_report(peers)).await;
@@ -186,15 +225,9 @@ impl Node {
                 peers.declare_dead(&worker.id, &why);
                 return Ok(());
             }
+            // (`serve_stream` sends these to `serve_work` first.)
             Request::RunTask(task) | Request::RunActor(task) => {
-                if peers.head {
-                    Box::pin(self.place_task(task, send, recv, peers, conn)).await?;
-                } else if task.actor.is_some() {
-                    Box::pin(self.inner.serve_actor(task, send, recv)).await?;
-                } else {
-                    Box::pin(self.inner.serve_task(Box::new(task), &mut send, &mut recv)).await?;
-                }
-                return Ok(());
+                return Box::pin(self.serve_work(Box::new(task), send, recv, peers, conn)).await;
             }
             Request::Forward { to } => {
                 // Workers reach each other through the head.

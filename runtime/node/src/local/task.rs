@@ -786,13 +786,8 @@ impl NodeInner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::future_size;
     use wray_net::proto::TaskRequest;
-
-    /// The size of the future `f` returns, from its type alone: no node,
-    /// job or task needed.
-    fn future_size<A, B, C, D, E, F: Future>(_: impl Fn(A, B, C, D, E) -> F) -> usize {
-        std::mem::size_of::<F>()
-    }
 
     /// Every task queued for a CPU or out on another node holds these
     /// futures for as long as it waits: a head with 100,000 tasks out held
