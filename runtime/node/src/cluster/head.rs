@@ -394,7 +394,7 @@ impl Node {
                     frame::write(&mut send, &proto::encode(&Event::Proceed)?).await?;
                 }
                 if task.actor.is_some() {
-                    return Box::pin(self.inner.serve_actor(*task, send, recv)).await;
+                    return Box::pin(self.inner.serve_actor(task, send, recv)).await;
                 }
                 return Box::pin(self.inner.serve_task(task, &mut send, &mut recv)).await;
             }

@@ -87,7 +87,7 @@ impl Node {
         if peers.head {
             Box::pin(self.place_task(task, send, recv, peers, conn)).await
         } else if task.actor.is_some() {
-            Box::pin(self.inner.serve_actor(*task, send, recv)).await
+            Box::pin(self.inner.serve_actor(task, send, recv)).await
         } else {
             Box::pin(self.inner.serve_task(task, &mut send, &mut recv)).await
         }

@@ -813,5 +813,12 @@ mod tests {
             },
         );
         assert!(serve_task <= 2 * MAX, "serve_task's future is {serve_task} bytes");
+        // An actor's session there, for as long as the actor lives.
+        let serve_actor = future_size(
+            |n: &Arc<NodeInner>, r: Box<TaskRequest>, s: quinn::SendStream, v: quinn::RecvStream, _: ()| {
+                n.serve_actor(r, s, v)
+            },
+        );
+        assert!(serve_actor <= 3 * MAX, "serve_actor's future is {serve_actor} bytes");
     }
 }
