@@ -982,7 +982,7 @@ impl NodeInner {
         let task = TaskId::from_halves(req.task_hi, req.task_lo);
         let result_id = ObjectId::returned_by(task);
         let hold = req.hold;
-        let started = self.start_for_owner(job, &req, args, resources);
+        let started = self.start_for_owner(job, &req, task, args, resources);
         // The task's arguments hold what they need now.
         self.unpin(&imported);
         // Should the stream to the owner break before the result is sent
@@ -1063,16 +1063,16 @@ impl NodeInner {
         Ok(())
     }
 
-    /// Starts a task another node sent, as `run_for_owner` read it: its
-    /// output pending here, the task spawned with its arguments pinned.
+    /// Starts `task`, which another node sent, as `run_for_owner` read it:
+    /// its output pending here, the task spawned with its arguments pinned.
     fn start_for_owner(
         self: &Arc<Self>,
         job: &Arc<JobState>,
         req: &TaskRequest,
+        task: TaskId,
         args: Vec<ArgSpec>,
         resources: Resources,
     ) -> Result<(), Error> {
-        let task = TaskId::from_halves(req.task_hi, req.task_lo);
         let result_id = ObjectId::returned_by(task);
         let options = Options {
             resources,
