@@ -251,6 +251,15 @@ fn nested_tasks_do_not_deadlock_one_cpu() {
 }
 
 #[test]
+fn a_dropped_ref_is_released_while_its_guest_computes() {
+    // Drops are released in batches (`RELEASE_BATCH`), but never later
+    // than the next epoch tick of a guest that keeps computing.
+    let out = ok(&[], &["release-while-computing"]);
+    has(&out, "watched alive: true");
+    has(&out, "freed while the dropper computed: true");
+}
+
+#[test]
 fn objects_spill_to_disk_and_come_back() {
     // 32 MiB of objects through an 8 MiB budget.
     let out = ok(&["--object-store-memory", "8MiB"], &["spill"]);

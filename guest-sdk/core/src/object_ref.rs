@@ -100,8 +100,10 @@ impl Deref for Handle {
 }
 
 /// An object's id: the task that created it and its index among that task's
-/// outputs. Printable; useful in logs.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// outputs. Printable; useful in logs. Serializable, so a task can be
+/// handed an id and make a ref of it with [`ObjectRef::from_id`] — but
+/// unlike a ref, an id does not keep its object alive.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ObjectId {
     pub(crate) task: u128,
     pub(crate) index: u32,

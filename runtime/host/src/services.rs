@@ -194,6 +194,14 @@ pub trait Services: Send + Sync + 'static {
     fn add_ref(&self, job: JobId, id: ObjectId) -> Result<(), Error>;
     /// Drops a reference taken by `submit`, `put`, `call_actor` or `add_ref`.
     fn release(&self, job: JobId, id: ObjectId);
+    /// Drops one reference to each of `ids` (each with its job), as
+    /// `release` does one by one — in one go where the node can (one hold
+    /// of its store's lock).
+    fn release_all(&self, ids: &[(JobId, ObjectId)]) {
+        for &(job, id) in ids {
+            self.release(job, id);
+        }
+    }
     /// Cancels the task producing `id`.
     fn cancel(&self, caller: &Caller, id: ObjectId) -> Result<(), Error>;
     /// Creates an actor; returns its id at once (the constructor runs

@@ -181,6 +181,7 @@ impl tensors::HostTensor for State {
 
     async fn from_object(&mut self, obj: Resource<RefGuard>) -> Made {
         let id = self.table.get(&obj)?.id;
+        self.apply_releases();
         let work = self.services.get(&self.caller, vec![id], None);
         let got = self.call.clock.off_while_waiting(work).await;
         let bytes = match got {

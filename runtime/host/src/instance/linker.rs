@@ -47,6 +47,9 @@ fn put_buffer_in_place(
     (data,): (wasmtime::component::WasmList<u8>,),
 ) -> Box<dyn std::future::Future<Output = PutResult> + Send + '_> {
     Box::new(async move {
+        // Objects the guest dropped go first, so that their memory is free
+        // for the copy (a loop of large puts reuses the same pages).
+        store.data_mut().apply_releases();
         let bytes = {
             let slice = data.as_le_slice(store.as_context());
             if let Err(e) = check_size(slice.len()) {

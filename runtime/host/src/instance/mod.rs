@@ -272,6 +272,7 @@ impl Instance {
     fn finish<T>(&mut self, r: wasmtime::Result<T>) -> Result<T, CallError> {
         let s = self.store.data_mut();
         s.call.clock.pause();
+        s.apply_releases();
         let e = match r {
             Ok(v) => return Ok(v),
             Err(e) => e,

@@ -96,6 +96,7 @@ impl Clock {
 
 pub(super) fn on_epoch(mut ctx: StoreContextMut<'_, State>) -> wasmtime::Result<UpdateDeadline> {
     let s = ctx.data_mut();
+    s.apply_releases();
     if s.cancel.load(Ordering::Relaxed) {
         return Ok(UpdateDeadline::Interrupt);
     }

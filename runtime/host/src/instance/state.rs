@@ -24,14 +24,46 @@ type Submission = (Options, Vec<ArgSpec>, u64);
 pub struct RefGuard {
     pub(crate) id: ObjectId,
     pub(super) caller_job: wray_core::JobId,
-    pub(super) services: Arc<dyn Services>,
+    /// Whom to release it to; `None` once the release is handed on
+    /// ([`RefGuard::into_release`]).
+    services: Option<Arc<dyn Services>>,
+    /// Whether its object is known to be at most [`BATCHED_RELEASE_BYTES`]
+    /// (put so, read so by `tasks.get`, or a generator item handed out with
+    /// its value): only then may its release wait for a batch.
+    small: bool,
 }
 
 impl Drop for RefGuard {
     fn drop(&mut self) {
-        self.services.release(self.caller_job, self.id);
+        if let Some(services) = &self.services {
+            services.release(self.caller_job, self.id);
+        }
     }
 }
+
+impl RefGuard {
+    /// The reference it holds, for its holder to release later
+    /// ([`State::defer_release`]): the guard no longer does.
+    fn into_release(mut self) -> (wray_core::JobId, ObjectId) {
+        self.services = None;
+        (self.caller_job, self.id)
+    }
+}
+
+/// References a guest dropped that the host releases together, under one
+/// hold of the store's lock, instead of one by one: a reader of a
+/// generator drops an item per item read, and a pipelining caller a result
+/// per call read, and each release taken alone contended for the lock with
+/// the other core storing the next (`wray microbenchmark`: async actor
+/// calls and generator items, docs/BENCHMARKS.md).
+pub(crate) const RELEASE_BATCH: usize = 64;
+
+/// The largest object whose release may wait for a batch: a dropped ref
+/// to anything larger — or to an object of unknown size, one never read —
+/// frees it at once, so that a batch holds at most `RELEASE_BATCH` times
+/// this (4 MiB) for a short while, and a loop that drops a large object
+/// and makes the next reuses its memory.
+pub(crate) const BATCHED_RELEASE_BYTES: usize = 64 << 10;
 
 /// Per-instance host state (the wasmtime store's data): what lives as long
 /// as the instance, and the [`Call`] running in it.
@@ -55,6 +87,15 @@ pub struct State {
     /// How many host resources the instance held when it marked them
     /// standing (`checkpoint.standing`).
     pub(super) standing: usize,
+    /// References the guest dropped, not yet released
+    /// ([`State::defer_release`]).
+    released: Vec<(wray_core::JobId, ObjectId)>,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        self.apply_releases();
+    }
 }
 
 /// What one call into an instance — `main`, a task, an actor's constructor
@@ -118,6 +159,7 @@ impl State {
             cancel: Arc::new(AtomicBool::new(false)),
             image: Checkpoint::default(),
             standing: 0,
+            released: Vec::new(),
         }
     }
 }
@@ -134,10 +176,12 @@ impl State {
         &mut self,
         data: bytes::Bytes,
     ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
+        self.apply_releases();
         self.call.puts += 1;
         let id = ObjectId::put_by(self.caller.task, self.call.puts);
+        let size = data.len();
         match self.services.put(&self.caller, id, Value { data, ..Value::default() }) {
-            Ok(()) => Ok(Ok(self.guard(id)?)),
+            Ok(()) => Ok(Ok(self.guard_sized(id, Some(size))?)),
             Err(e) => Ok(Err(to_wit_error(e))),
         }
     }
@@ -145,6 +189,7 @@ impl State {
     /// Takes a value the guest handed over, with the refs it carries out of
     /// the guest's table into the value.
     pub(super) fn take_value(&mut self, v: types::Value) -> wasmtime::Result<Value> {
+        self.apply_releases();
         let mut refs = Vec::with_capacity(v.refs.len());
         let mut guards = Vec::with_capacity(v.refs.len());
         for r in v.refs {
@@ -155,9 +200,50 @@ impl State {
         Ok(Value { data: bytes::Bytes::from(v.data), refs, held: crate::services::HeldRefs(Arc::new(guards)) })
     }
 
+    /// Releases `guard`'s reference with the next batch: when the guest
+    /// makes its next ref, puts, submits, waits or ends its call, when
+    /// [`RELEASE_BATCH`] are waiting, or at the next epoch tick while it
+    /// computes — never later than that, so that memory a guest let go is
+    /// free by the time it could notice, and within a tick for others.
+    /// A guard not known to be small is released at once.
+    pub(crate) fn defer_release(&mut self, guard: RefGuard) {
+        if !guard.small {
+            return;
+        }
+        self.released.push(guard.into_release());
+        if self.released.len() >= RELEASE_BATCH {
+            self.apply_releases();
+        }
+    }
+
+    /// Releases what [`Self::defer_release`] kept.
+    pub(crate) fn apply_releases(&mut self) {
+        if !self.released.is_empty() {
+            self.services.release_all(&self.released);
+            self.released.clear();
+        }
+    }
+
+    /// A handle for the guest holding a reference to `id` (taken for it
+    /// already), of an object of unknown size.
     pub(crate) fn guard(&mut self, id: ObjectId) -> wasmtime::Result<Resource<RefGuard>> {
-        let guard = RefGuard { id, caller_job: self.caller.job, services: self.services.clone() };
+        self.guard_sized(id, None)
+    }
+
+    /// As [`Self::guard`], for an object of `size` bytes when known.
+    pub(crate) fn guard_sized(&mut self, id: ObjectId, size: Option<usize>) -> wasmtime::Result<Resource<RefGuard>> {
+        self.apply_releases();
+        let small = size.is_some_and(|n| n <= BATCHED_RELEASE_BYTES);
+        let guard = RefGuard { id, caller_job: self.caller.job, services: Some(self.services.clone()), small };
         Ok(self.table.push(guard)?)
+    }
+
+    /// Notes the sizes of objects the guest just read through `refs`.
+    pub(super) fn note_sizes(&mut self, refs: &[Resource<RefGuard>], values: &[bytes::Bytes]) -> wasmtime::Result<()> {
+        for (r, v) in refs.iter().zip(values) {
+            self.table.get_mut(r)?.small = v.len() <= BATCHED_RELEASE_BYTES;
+        }
+        Ok(())
     }
 
     pub(super) fn args(&mut self, args: Vec<types::Arg>) -> wasmtime::Result<Result<Vec<ArgSpec>, Error>> {
@@ -193,6 +279,7 @@ impl State {
         options: Option<(types::Options, bool)>,
         args: Vec<types::Arg>,
     ) -> wasmtime::Result<Result<Submission, Error>> {
+        self.apply_releases();
         let options = match check_name(what, name).and_then(|()| match options {
             Some((o, is_actor)) => options_from_wit(o, is_actor).and_then(|o| inherit_env(&self.caller.env, o)),
             None => Ok(Options::default()),

@@ -414,6 +414,10 @@ impl Services for NodeInner {
         self.store.release(id);
     }
 
+    fn release_all(&self, ids: &[(JobId, ObjectId)]) {
+        self.store.release_all(ids.iter().map(|&(_, id)| id));
+    }
+
     fn cancel(&self, caller: &Caller, id: ObjectId) -> Result<(), Error> {
         let job = self.job(caller.job)?;
         if let Some(token) = lock(&job.tasks).get(&id.task) {

@@ -382,6 +382,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             args.get(3).map(String::as_str),
         )?,
         "forged" => forged()?,
+        "release-while-computing" => release_while_computing()?,
         "checkpoints" => checkpoints()?,
         "checkpoint-node" => {
             // An actor whose node dies continues from its snapshot on

@@ -75,6 +75,7 @@ impl State {
         // Waiting for the other members is not running: as in `get`, the
         // time does not count against the call's limit. The CPU stays held
         // (the members are about to compute again).
+        self.apply_releases();
         let work = self.services.meet(&self.caller, point, rank, round, share, Duration::from_millis(timeout_ms));
         let r = self.call.clock.off_while_waiting(work).await;
         r.map_err(to_wit_error)

@@ -38,6 +38,7 @@ impl State {
             Ok(s) => s,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
+        self.apply_releases();
         let work = self.services.serve_call(&self.caller, seq, deployment, method, args, window);
         let r = self.call.clock.off_while_waiting(work).await;
         match r {
@@ -78,6 +79,7 @@ impl serve::Host for State {
         if let Err(e) = check_application(&app.name, &checked) {
             return Ok(Err(to_wit_error(e)));
         }
+        self.apply_releases();
         let work = self.services.serve_run(&self.caller, app);
         let r = self.call.clock.off_while_waiting(work).await;
         Ok(r.map_err(to_wit_error))
@@ -91,6 +93,7 @@ impl serve::Host for State {
         if let Err(e) = check_name("deployment name", &deployment).and_then(|()| check_size(user_config.len())) {
             return Ok(Err(to_wit_error(e)));
         }
+        self.apply_releases();
         let work = self.services.serve_reconfigure(&self.caller, deployment, user_config);
         let r = self.call.clock.off_while_waiting(work).await;
         Ok(r.map_err(to_wit_error))

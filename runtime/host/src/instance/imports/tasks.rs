@@ -26,6 +26,9 @@ impl types::HostObjectRef for State {
 
     async fn from_id(&mut self, id: types::ObjectId) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
         let id = from_wit_id(id);
+        // A ref the guest dropped frees its object before this looks for
+        // it, as it would have without the batching.
+        self.apply_releases();
         match self.services.add_ref(self.caller.job, id) {
             Ok(()) => Ok(Ok(self.guard(id)?)),
             Err(e) => Ok(Err(to_wit_error(e))),
@@ -33,8 +36,8 @@ impl types::HostObjectRef for State {
     }
 
     fn drop(&mut self, r: Resource<RefGuard>) -> wasmtime::Result<()> {
-        // Dropping the guard releases the reference.
-        self.table.delete(r)?;
+        let guard = self.table.delete(r)?;
+        self.defer_release(guard);
         Ok(())
     }
 }
@@ -56,6 +59,12 @@ impl State {
             Some(now) => now,
             None => self.wait_for_values(ids, timeout_ms).await,
         };
+        // Results read together are mostly dropped together: known small,
+        // their releases can be batched. (A single `get`'s ref is released
+        // at once, as before: noting its size cost a lookup per read.)
+        if let Ok(values) = &values {
+            self.note_sizes(&refs, values)?;
+        }
         Ok(values.map_err(to_wit_error))
     }
 
@@ -82,6 +91,7 @@ impl State {
         ids: Vec<ObjectId>,
         timeout_ms: Option<u64>,
     ) -> Result<Vec<bytes::Bytes>, Error> {
+        self.apply_releases();
         let work = self.services.get(&self.caller, ids, timeout_ms.map(Duration::from_millis));
         self.call.clock.off_while_waiting(work).await
     }
@@ -133,6 +143,7 @@ impl tasks::Host for State {
         num_returns: u32,
         timeout_ms: Option<u64>,
     ) -> wasmtime::Result<Result<Vec<bool>, types::Error>> {
+        self.apply_releases();
         let ids = self.ids(&refs)?;
         let work = self.services.wait(&self.caller, ids, num_returns as usize, timeout_ms.map(Duration::from_millis));
         let r = self.call.clock.off_while_waiting(work).await;
@@ -146,8 +157,9 @@ impl tasks::Host for State {
         self.call.puts += 1;
         let id = ObjectId::put_by(self.caller.task, self.call.puts);
         let value = self.take_value(value)?;
+        let size = value.data.len();
         match self.services.put(&self.caller, id, value) {
-            Ok(()) => Ok(Ok(self.guard(id)?)),
+            Ok(()) => Ok(Ok(self.guard_sized(id, Some(size))?)),
             Err(e) => Ok(Err(to_wit_error(e))),
         }
     }
@@ -193,6 +205,7 @@ impl tasks::Host for State {
         max: u32,
         timeout_ms: Option<u64>,
     ) -> wasmtime::Result<Result<tasks::GeneratorRead, types::Error>> {
+        self.apply_releases();
         let id = self.table.get(&generator)?.id;
         let work = self.services.next_items(&self.caller, id, index, max, timeout_ms.map(Duration::from_millis));
         let items = match self.call.clock.off_while_waiting(work).await {
@@ -204,7 +217,8 @@ impl tasks::Host for State {
         let mut read = Vec::with_capacity(items.len());
         let mut items = items.into_iter();
         while let Some((item, value)) = items.next() {
-            match self.guard(item) {
+            // An item comes with its value only when small.
+            match self.guard_sized(item, value.as_ref().map(|v| v.len())) {
                 Ok(item) => read.push(tasks::GeneratorItem { item, value: value.map(|v| v.to_vec()) }),
                 Err(e) => {
                     // Too many handles: the guest traps, and the references
