@@ -251,6 +251,15 @@ fn nested_tasks_do_not_deadlock_one_cpu() {
 }
 
 #[test]
+fn an_actor_call_reads_an_earlier_call_s_result_from_the_same_batch() {
+    // An actor settles the results of calls run back to back together
+    // (`RESULT_BATCH`); a call waiting for one of them lets them go first.
+    let out = ok(&["--timeout", "60s"], &["actor-reads-its-own-results"]);
+    // 2 × (50 + 51 + 52 + 53 + 54) + 5.
+    has(&out, "own results read: 525");
+}
+
+#[test]
 fn a_dropped_ref_is_released_while_its_guest_computes() {
     // Drops are released in batches (`RELEASE_BATCH`), but never later
     // than the next epoch tick of a guest that keeps computing.

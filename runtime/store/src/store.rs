@@ -328,6 +328,15 @@ impl Found {
     }
 }
 
+/// A completed object waiting for the spills that make room for it
+/// ([`ObjectStore::complete`]).
+struct MakingRoom {
+    id: ObjectId,
+    object: Object,
+    size: usize,
+    spills: Vec<(ObjectId, Bytes)>,
+}
+
 impl ObjectStore {
     /// A store keeping at most `budget` bytes of objects in memory and
     /// spilling the rest to `spill`.
@@ -430,18 +439,45 @@ impl ObjectStore {
     /// readers. If nobody holds the object any more, the outcome is dropped.
     pub fn complete(&self, id: ObjectId, outcome: Result<Object, Error>) {
         let mut inner = self.lock();
-        let Some(entry) = inner.objects.get(&id) else {
-            return;
-        };
+        if let Some(making_room) = self.complete_locked(&mut inner, id, outcome) {
+            drop(inner);
+            self.complete_making_room(making_room);
+        }
+    }
+
+    /// Settles each of `results` as [`Self::complete`] does, under one hold
+    /// of the lock while they fit in memory: what an actor's calls run back
+    /// to back produced.
+    pub fn complete_all(&self, results: impl IntoIterator<Item = (ObjectId, Result<Object, Error>)>) {
+        let mut results = results.into_iter();
+        let mut inner = self.lock();
+        while let Some((id, outcome)) = results.next() {
+            if let Some(making_room) = self.complete_locked(&mut inner, id, outcome) {
+                drop(inner);
+                self.complete_making_room(making_room);
+                // The rest one by one: spilling is under way.
+                for (id, outcome) in results {
+                    self.complete(id, outcome);
+                }
+                return;
+            }
+        }
+    }
+
+    /// `complete` under the caller's hold of the lock, as far as it can go
+    /// there: `None` once settled (or not wanted), or the object with the
+    /// spills that must be written before it settles.
+    fn complete_locked(&self, inner: &mut Inner, id: ObjectId, outcome: Result<Object, Error>) -> Option<MakingRoom> {
+        let entry = inner.objects.get(&id)?;
         if !matches!(entry.state, State::Pending) {
-            return;
+            return None;
         }
         let job = entry.job;
-        let object = match outcome.and_then(|o| pin_nested(&mut inner, job, &o.refs).map(|()| o)) {
+        let object = match outcome.and_then(|o| pin_nested(inner, job, &o.refs).map(|()| o)) {
             Ok(object) => object,
             Err(e) => {
-                self.settle(&mut inner, id, State::Failed(e), Vec::new());
-                return;
+                self.settle(inner, id, State::Failed(e), Vec::new());
+                return None;
             }
         };
         // The object stays pending (invisible to readers) until the store
@@ -450,12 +486,17 @@ impl ObjectStore {
         // case) it settles under this same lock.
         let size = object.data.len();
         inner.in_memory += size;
-        let spills = self.spill_over_budget(&mut inner);
+        let spills = self.spill_over_budget(inner);
         if spills.is_empty() {
-            self.settle(&mut inner, id, State::Memory(object.data), object.refs);
-            return;
+            self.settle(inner, id, State::Memory(object.data), object.refs);
+            return None;
         }
-        drop(inner);
+        Some(MakingRoom { id, object, size, spills })
+    }
+
+    /// The rest of `complete` for an object that needed room: the spills
+    /// written outside the lock, then the object settled (or refused).
+    fn complete_making_room(&self, MakingRoom { id, object, size, spills }: MakingRoom) {
         let full = self.write_spills(spills);
         let mut inner = self.lock();
         let still_wanted = inner.objects.get(&id).is_some_and(|e| matches!(e.state, State::Pending));
@@ -1507,6 +1548,34 @@ mod tests {
         assert!(matches!(s.try_get(oid(1)), Some(Err(Error::ObjectLost(_)))));
         assert_eq!(s.stats().objects, 0);
         assert_eq!(s.stats().memory_bytes, 0);
+    }
+
+    #[test]
+    fn a_batch_of_results_settles_each_and_makes_room_as_one_result_does() {
+        // A 1000-byte budget: the third result needs room, so it and the
+        // ones after it are settled one by one once the spills are written.
+        let (_d, s) = store(1000);
+        let job = JobId(1);
+        for n in 1..=5 {
+            s.create_pending(job, oid(n));
+        }
+        s.complete_all([
+            (oid(1), Ok(obj(400, 1))),
+            (oid(2), Err(Error::InvalidArgument("boom".into()))),
+            (oid(9), Ok(obj(10, 9))), // never registered: dropped
+            (oid(3), Ok(obj(400, 3))),
+            (oid(4), Ok(obj(400, 4))),
+            (oid(5), Ok(obj(100, 5))),
+        ]);
+        for (n, len, fill) in [(1, 400, 1u8), (3, 400, 3), (4, 400, 4), (5, 100, 5)] {
+            let got = s.try_get(oid(n)).unwrap().unwrap();
+            assert_eq!(got.data, vec![fill; len], "object {n}");
+        }
+        assert!(matches!(s.try_get(oid(2)), Some(Err(Error::InvalidArgument(_)))));
+        assert!(s.try_get(oid(9)).is_none_or(|r| r.is_err()));
+        let st = s.stats();
+        assert!(st.spills > 0 && st.memory_bytes <= 1000, "{st:?}");
+        assert_eq!(st.objects, 5);
     }
 
     #[test]

@@ -124,7 +124,34 @@ struct Life<'a> {
     /// and messages name them: made once, not per call (two allocations
     /// of a call's dozen). Bounded: a method name is the caller's to choose.
     names: Vec<(String, Arc<str>)>,
+    /// Small results of calls run back to back, settled together
+    /// ([`NodeInner::settle_results`]).
+    settled: Vec<Settled>,
 }
+
+/// A call's result waiting to be settled with the next batch, and what
+/// must live until it is: the refs its value nests, held by the method's
+/// handles, and the call's pinned arguments.
+struct Settled {
+    output: ObjectId,
+    outcome: Result<Object, Error>,
+    held: Option<wray_host::HeldRefs>,
+    pinned: Vec<ObjectId>,
+}
+
+/// Results an actor settles under one hold of the store's lock: while
+/// calls are queued and run back to back (a caller pipelining them), each
+/// result settled alone took the store's lock against the caller's core
+/// registering the next call's output (`ObjectStore::create_pending`). The
+/// batch goes when no call is waiting to run, when the next call waits
+/// for anything (it may wait for one of these results), before a restart,
+/// and at this many.
+const RESULT_BATCH: usize = 32;
+
+/// The largest result that waits for a batch; larger ones are settled at
+/// once (after the batch), as the node lands large objects off the
+/// runtime's worker threads (`NodeInner::landing`).
+const BATCHED_RESULT_BYTES: usize = 64 << 10;
 
 /// Method names an actor keeps `Class.method` strings for ([`Life`]).
 const METHOD_NAMES_KEPT: usize = 16;
@@ -553,6 +580,7 @@ impl NodeInner {
             calls_since_snapshot: 0,
             refused: false,
             names: Vec::new(),
+            settled: Vec::new(),
         };
         let limit = spec.options.max_concurrency.max(1) as usize;
         let mut resolving: JoinSet<(ActorCall, Result<Vec<bytes::Bytes>, Error>)> = JoinSet::new();
@@ -560,6 +588,7 @@ impl NodeInner {
         loop {
             let kill = lock(&actor.kill_request).take();
             if let Some((reason, no_restart)) = kill {
+                self.settle_results(&mut life.settled);
                 life.instance = None;
                 if !no_restart {
                     self.restart(&mut life, &format!("was killed ({reason})")).await;
@@ -585,12 +614,16 @@ impl NodeInner {
                     tokio::task::coop::consume_budget().await;
                     Next::Call(msg)
                 }
-                Poll::Pending => tokio::select! {
-                    biased;
-                    () = actor.control.notified() => continue,
-                    Some(done) = resolving.join_next() => Next::Resolved(done),
-                    msg = rx.recv(), if !closed && resolving.len() < limit => Next::Call(msg),
-                },
+                Poll::Pending => {
+                    // Nothing to run now: the results so far go.
+                    self.settle_results(&mut life.settled);
+                    tokio::select! {
+                        biased;
+                        () = actor.control.notified() => continue,
+                        Some(done) = resolving.join_next() => Next::Resolved(done),
+                        msg = rx.recv(), if !closed && resolving.len() < limit => Next::Call(msg),
+                    }
+                }
             };
             match next {
                 Next::Resolved(Ok((call, args))) => self.run_call(&mut life, call, args).await,
@@ -615,6 +648,7 @@ impl NodeInner {
                 }
             }
         }
+        self.settle_results(&mut life.settled);
         drop(life);
         self.mark_dead(
             job,
@@ -658,10 +692,24 @@ impl NodeInner {
                     // lock to join, one to leave), and a kill meanwhile
                     // leaves its permit for the loop, which checks for kills
                     // before every call.
-                    let run = tokio::select! {
-                        biased;
-                        r = inst.actor_call(caller, &call.method, args.clone(), life.time) => r,
-                        () = actor.control.notified() => Err(CallError::Cancelled),
+                    //
+                    // A call that waits — for an object, a reader, an epoch
+                    // tick — first lets the batched results before it go:
+                    // it may be waiting for one of them.
+                    let run = {
+                        let mut running =
+                            std::pin::pin!(inst.actor_call(caller, &call.method, args.clone(), life.time));
+                        match std::future::poll_fn(|cx| Poll::Ready(running.as_mut().poll(cx))).await {
+                            Poll::Ready(r) => r,
+                            Poll::Pending => {
+                                self.settle_results(&mut life.settled);
+                                tokio::select! {
+                                    biased;
+                                    r = running => r,
+                                    () = actor.control.notified() => Err(CallError::Cancelled),
+                                }
+                            }
+                        }
                     };
                     match run {
                         Ok(v) => {
@@ -677,6 +725,7 @@ impl NodeInner {
                         Err(e) => {
                             if e.poisons_instance() {
                                 // The instance is unusable: restart or die.
+                                self.settle_results(&mut life.settled);
                                 life.instance = None;
                                 self.restart(life, &format!("crashed in {}: {e}", call.method)).await;
                                 if retries_left > 0 && life.instance.is_some() {
@@ -695,9 +744,40 @@ impl NodeInner {
         // any restart.
         self.snapshot_after_call(life, call.task).await;
         let size = outcome.as_ref().map_or(0, |o| o.data.len());
+        if size <= BATCHED_RESULT_BYTES {
+            life.settled.push(Settled { output: call.output, outcome, held, pinned: call.pinned });
+            if life.settled.len() >= RESULT_BATCH {
+                self.settle_results(&mut life.settled);
+            }
+            return;
+        }
+        self.settle_results(&mut life.settled);
         self.landing(size, || self.store.complete(call.output, outcome));
         drop(held);
         self.unpin(&call.pinned);
+    }
+
+    /// Settles the batched results of an actor's calls ([`RESULT_BATCH`]),
+    /// then lets go of what they held.
+    fn settle_results(&self, settled: &mut Vec<Settled>) {
+        match settled.len() {
+            0 => return,
+            // A call run alone (a sync caller's): as it was before batching.
+            1 => {
+                let s = settled.pop().expect("one");
+                self.store.complete(s.output, s.outcome);
+                drop(s.held);
+                self.unpin(&s.pinned);
+                return;
+            }
+            _ => {}
+        }
+        let taken = |s: &mut Settled| (s.output, std::mem::replace(&mut s.outcome, Ok(Object::default())));
+        self.store.complete_all(settled.iter_mut().map(taken));
+        for s in settled.drain(..) {
+            drop(s.held);
+            self.unpin(&s.pinned);
+        }
     }
 
     /// Takes a snapshot of the actor's memory if it asked for one after

@@ -235,8 +235,11 @@ impl NodeInner {
         Ok(id)
     }
 
+    /// Takes `&self`, not the node's `Arc`: a local call needs none, and
+    /// upgrading the node's weak self per call was an atomic on a line
+    /// every core writes (only a call to another node upgrades).
     async fn call(
-        self: &Arc<Self>,
+        &self,
         caller: &Caller,
         seq: u64,
         actor: ActorId,
@@ -257,7 +260,10 @@ impl NodeInner {
                 if dest.0 != self.id {
                     // Boxed: the path to another node would otherwise size
                     // every local call's future.
-                    let call = self.call_through(&job, &dest, caller, seq, actor, method, args, generator_backpressure);
+                    let me = self.arc()?;
+                    let call = async move {
+                        me.call_through(&job, &dest, caller, seq, actor, method, args, generator_backpressure).await
+                    };
                     return Box::pin(call).await;
                 }
                 self.actor_in(dest.1, actor).ok_or_else(|| Error::ActorDied(format!("{actor} is gone")))?
@@ -446,7 +452,7 @@ impl Services for NodeInner {
         args: Vec<ArgSpec>,
         generator_backpressure: u32,
     ) -> BoxFuture<'a, Result<ObjectId, Error>> {
-        Box::pin(async move { self.arc()?.call(caller, seq, actor, method, args, generator_backpressure).await })
+        Box::pin(async move { self.call(caller, seq, actor, method, args, generator_backpressure).await })
     }
 
     fn named_actor<'a>(&'a self, caller: &'a Caller, name: &'a str) -> BoxFuture<'a, Result<(ActorId, String), Error>> {
@@ -657,7 +663,7 @@ impl Services for NodeInner {
                 let Some(owner) = job.owner.clone() else { return Err(not_serving()) };
                 let (replica, _class, home) = self.replica_through(&owner, &deployment).await?;
                 lock(&job.foreign).insert(replica, home);
-                return self.arc()?.call(caller, seq, replica, method, args, generator_backpressure).await;
+                return self.call(caller, seq, replica, method, args, generator_backpressure).await;
             };
             let services: Arc<dyn Services> = self.arc()?;
             serving.call(services, caller, seq, deployment, method, args, generator_backpressure).await

@@ -60,6 +60,13 @@ impl Counter {
         std::thread::sleep(Duration::from_millis(ms));
         ms
     }
+    /// Reads the object `id` — in the tests, the result of an earlier call
+    /// to this same actor — and adds it to the count.
+    pub fn add_result_of(&mut self, id: wray::ObjectId) -> Result<i64, wray::Error> {
+        let earlier: ObjectRef<u64> = ObjectRef::from_id(id)?;
+        self.n += wray::get(&earlier)? as i64;
+        Ok(self.n)
+    }
 }
 
 /// An actor whose state lives in the heap in several shapes (a vector, a

@@ -383,6 +383,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         )?,
         "forged" => forged()?,
         "release-while-computing" => release_while_computing()?,
+        "actor-reads-its-own-results" => actor_reads_its_own_results()?,
         "checkpoints" => checkpoints()?,
         "checkpoint-node" => {
             // An actor whose node dies continues from its snapshot on

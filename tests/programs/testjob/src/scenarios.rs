@@ -742,3 +742,25 @@ pub(crate) fn release_while_computing() -> Result<(), Error> {
     println!("freed while the dropper computed: {}", ms < 1_500);
     Ok(())
 }
+
+/// Calls queued behind each other settle their results in batches; a call
+/// that waits for an earlier call's result — of its own actor, still in
+/// the batch — must not wait for ever. Each round: a slow call (so that the
+/// next ones are queued when it ends), then calls reading the slow one's
+/// result and the one before theirs.
+pub(crate) fn actor_reads_its_own_results() -> Result<(), Error> {
+    let c = Counter::remote(0);
+    let mut last = 0;
+    for round in 0..5u64 {
+        let slow = c.slow(50 + round);
+        let first = c.add_result_of(slow.id());
+        let quick = c.incr(1);
+        let second = c.add_result_of(slow.id());
+        last = wray::get(&second)?;
+        wray::get(&first)?;
+        wray::get(&quick)?;
+    }
+    // Each round adds twice its slow call's 50 + round, plus one.
+    println!("own results read: {last}");
+    Ok(())
+}
