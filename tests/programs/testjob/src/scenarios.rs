@@ -704,41 +704,52 @@ pub(crate) fn most_ahead(mut stream: wray::ObjectRefGenerator<(u64, Vec<u8>)>) -
         .unwrap_or(0))
 }
 
-/// Polls until the object `id` is freed: how long that took, and whether
-/// it was seen alive first.
+/// Polls until the object `id` is freed: how long that took after it was
+/// first seen alive (which the named actor `seen` is told).
 #[wray::remote]
-pub(crate) fn watch_freed(id: wray::ObjectId) -> (u64, bool) {
-    let start = std::time::Instant::now();
-    let mut seen = false;
-    while start.elapsed() < std::time::Duration::from_secs(10) {
+pub(crate) fn watch_freed(id: wray::ObjectId, seen: String) -> Result<u64, Error> {
+    let mut alive_since = None;
+    while alive_since.is_none_or(|t: std::time::Instant| t.elapsed() < std::time::Duration::from_secs(10)) {
         match ObjectRef::<u64>::from_id(id) {
             Ok(r) => {
-                seen = true;
                 drop(r);
+                if alive_since.is_none() {
+                    alive_since = Some(std::time::Instant::now());
+                    wray::get(&wray::get_actor::<Counter>(&seen)?.incr(1))?;
+                }
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             Err(_) => break,
         }
     }
-    (start.elapsed().as_millis() as u64, seen)
+    Ok(alive_since.map_or(0, |t| t.elapsed().as_millis() as u64))
 }
 
 /// A ref dropped by a guest that then computes without calling the host
 /// for two seconds is released within about a tick, not when it next
 /// calls: a task watching the object sees it freed early.
 pub(crate) fn release_while_computing() -> Result<(), Error> {
+    let seen = Counter::options().name("release-seen").remote(0);
     let r = wray::put(&7u64);
-    let watcher = watch_freed::remote(r.id());
-    // Let the watcher see it alive (a task starts within milliseconds).
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let watcher = watch_freed::remote(r.id(), "release-seen".to_string());
+    // The watcher has seen the object alive before it is dropped, however
+    // slowly the machine starts the task.
+    let waiting = std::time::Instant::now();
+    while wray::get(&seen.get())? == 0 {
+        if waiting.elapsed() > std::time::Duration::from_secs(60) {
+            println!("the watcher never saw the object");
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    println!("watched alive: true");
     drop(r);
     let start = std::time::Instant::now();
     let mut x = 0u64;
     while start.elapsed() < std::time::Duration::from_secs(2) {
         x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
     }
-    let (ms, seen) = wray::get(&watcher)?;
-    println!("watched alive: {seen}");
+    let ms = wray::get(&watcher)?;
     println!("freed while the dropper computed: {}", ms < 1_500);
     Ok(())
 }
