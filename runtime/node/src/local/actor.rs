@@ -747,7 +747,7 @@ impl NodeInner {
         // Only for callers on this node: an actor hosted for an owner on
         // another node has each result forwarded by a task of its own, and
         // batched there, async calls across nodes fell into their slow mode
-        // (73–141k/s against 129–158k) more often.
+        // (73–145k/s against 129–158k) more often.
         if size <= BATCHED_RESULT_BYTES && life.spec.to_owner.is_none() {
             life.settled.push(Settled { output: call.output, outcome, held, pinned: call.pinned });
             if life.settled.len() >= RESULT_BATCH {
