@@ -176,7 +176,6 @@ impl State {
         &mut self,
         data: bytes::Bytes,
     ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
-        self.apply_releases();
         self.call.puts += 1;
         let id = ObjectId::put_by(self.caller.task, self.call.puts);
         let size = data.len();
@@ -201,10 +200,11 @@ impl State {
     }
 
     /// Releases `guard`'s reference with the next batch: when the guest
-    /// makes its next ref, puts, submits, waits or ends its call, when
-    /// [`RELEASE_BATCH`] are waiting, or at the next epoch tick while it
-    /// computes — never later than that, so that memory a guest let go is
-    /// free by the time it could notice, and within a tick for others.
+    /// next puts, submits or calls, reads a generator's items, waits, looks
+    /// an object up by id or ends its call, when [`RELEASE_BATCH`] are
+    /// waiting, or at the next epoch tick while it computes — never later
+    /// than that, so that memory a guest let go is free by the time it
+    /// could notice, and within a tick for others.
     /// A guard not known to be small is released at once.
     pub(crate) fn defer_release(&mut self, guard: RefGuard) {
         if !guard.small {
@@ -232,7 +232,6 @@ impl State {
 
     /// As [`Self::guard`], for an object of `size` bytes when known.
     pub(crate) fn guard_sized(&mut self, id: ObjectId, size: Option<usize>) -> wasmtime::Result<Resource<RefGuard>> {
-        self.apply_releases();
         let small = size.is_some_and(|n| n <= BATCHED_RELEASE_BYTES);
         let guard = RefGuard { id, caller_job: self.caller.job, services: Some(self.services.clone()), small };
         Ok(self.table.push(guard)?)

@@ -1086,25 +1086,18 @@ impl NodeInner {
             env: req.task_env.clone(),
             ..Options::default()
         };
-        match self.pin_args(job.id, &args) {
-            Err(e) => Err(e),
-            Ok(pinned) => match job.pending.clone().try_acquire_owned() {
-                Err(_) => {
-                    self.unpin(&pinned);
-                    Err(Error::InvalidArgument(format!("{} has too many tasks here", req.job)))
-                }
-                Ok(permit) => {
-                    self.store.create_pending(job.id, result_id);
-                    self.store.set_item_window(result_id, req.generator_backpressure);
-                    let function = req.function.as_str().into();
-                    let ticket = self.ticket();
-                    let spec =
-                        TaskSpec { task, function, args, options, output: result_id, pinned, here: true, ticket };
-                    self.spawn_task(job.clone(), spec, permit);
-                    Ok(())
-                }
-            },
-        }
+        let pinned = self.pin_args(job.id, &args)?;
+        let Ok(permit) = job.pending.clone().try_acquire_owned() else {
+            self.unpin(&pinned);
+            return Err(Error::InvalidArgument(format!("{} has too many tasks here", req.job)));
+        };
+        self.store.create_pending(job.id, result_id);
+        self.store.set_item_window(result_id, req.generator_backpressure);
+        let function = req.function.as_str().into();
+        let ticket = self.ticket();
+        let spec = TaskSpec { task, function, args, options, output: result_id, pinned, here: true, ticket };
+        self.spawn_task(job.clone(), spec, permit);
+        Ok(())
     }
 
     /// Waits for the result of a call running here for another node (an

@@ -62,15 +62,17 @@ impl Node {
         conn: &quinn::Connection,
     ) -> Result<(), NetError> {
         let Some(frame) = frame::read(&mut recv).await? else { return Ok(()) };
-        // Boxed, or its 424 bytes would stay in this future while the
-        // handler runs.
-        let request = Box::new(proto::decode_request(&frame)?);
+        // The decoded request (424 bytes) is boxed before any await, or it
+        // would stay in this future while the handler runs; a task's is
+        // boxed alone, the one allocation it needs.
+        let request = match proto::decode_request(&frame)? {
+            Request::RunTask(task) | Request::RunActor(task) => Ok(Box::new(task)),
+            request => Err(Box::new(request)),
+        };
         drop(frame);
-        match *request {
-            Request::RunTask(task) | Request::RunActor(task) => {
-                Box::pin(self.serve_work(Box::new(task), send, recv, peers, conn)).await
-            }
-            request => Box::pin(self.serve_request(request, send, recv, peers, conn)).await,
+        match request {
+            Ok(task) => Box::pin(self.serve_work(task, send, recv, peers, conn)).await,
+            Err(request) => Box::pin(self.serve_request(*request, send, recv, peers, conn)).await,
         }
     }
 

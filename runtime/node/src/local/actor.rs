@@ -764,17 +764,8 @@ impl NodeInner {
     /// Settles the batched results of an actor's calls ([`RESULT_BATCH`]),
     /// then lets go of what they held.
     fn settle_results(&self, settled: &mut Vec<Settled>) {
-        match settled.len() {
-            0 => return,
-            // A call run alone (a sync caller's): as it was before batching.
-            1 => {
-                let s = settled.pop().expect("one");
-                self.store.complete(s.output, s.outcome);
-                drop(s.held);
-                self.unpin(&s.pinned);
-                return;
-            }
-            _ => {}
+        if settled.is_empty() {
+            return;
         }
         let taken = |s: &mut Settled| (s.output, std::mem::replace(&mut s.outcome, Ok(Object::default())));
         self.store.complete_all(settled.iter_mut().map(taken));

@@ -20,7 +20,6 @@ impl State {
             Ok(s) => s,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
-        self.apply_releases();
         let work = self.services.call_actor(&self.caller, seq, from_wit_actor(actor), method, args, window);
         let r = self.call.clock.off_while_waiting(work).await;
         match r {

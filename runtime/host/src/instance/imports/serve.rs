@@ -38,7 +38,6 @@ impl State {
             Ok(s) => s,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
-        self.apply_releases();
         let work = self.services.serve_call(&self.caller, seq, deployment, method, args, window);
         let r = self.call.clock.off_while_waiting(work).await;
         match r {
