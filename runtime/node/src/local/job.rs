@@ -112,14 +112,25 @@ pub(crate) struct JobState {
 /// code: a task that takes one starts from the same state as one whose
 /// instance is made for it, so the sandbox promise (a clean instance for
 /// every task that does not opt into reuse) holds. Spares are made with
-/// the memory limit and environment of the task whose start asked for them
+/// the memory limit and environment of the task whose end asked for them
 /// and serve only tasks with the same; the rest of a task's state (its
 /// caller, cancellation flag, time limit) is set when it takes one.
+///
+/// One maker at a time (a tokio task, `NodeInner::make_spares`) makes them
+/// one after another until [`SPARE_TASK_INSTANCES`] are ready, and first
+/// drops the instances of tasks that ended meanwhile (`spent`): dropping
+/// one resets its memory and tables, the other half of the 10 µs, and the
+/// pooling allocator hands the freed slot to the spare made right after.
 #[derive(Default)]
 pub(crate) struct Spares {
     ready: Vec<Spare>,
-    /// Spares being made now (counted against [`SPARE_TASK_INSTANCES`]).
-    making: usize,
+    /// Whether a maker is running; it clears this itself, under the lock,
+    /// only once `spent` is empty.
+    maker: bool,
+    /// Instances of ended tasks left for the running maker to drop: at
+    /// most [`SPENT_TASK_INSTANCES`] (a task ending past that drops its
+    /// own), so that few pool slots and no objects wait on a slow maker.
+    spent: Vec<Instance>,
 }
 
 struct Spare {
@@ -128,11 +139,31 @@ struct Spare {
     instance: Instance,
 }
 
-/// Spares a job keeps, made or being made: two, so that a caller running
-/// one task at a time finds one made while its previous task ran, and a
-/// batch of tasks, which keeps every core busy, adds few instances beyond
-/// those its tasks need.
+/// Spares a job keeps ready: two, so that a caller running one task at a
+/// time finds one made while its previous task ran, and a batch of tasks,
+/// which keeps every core busy, adds few instances beyond those its tasks
+/// need.
 pub(crate) const SPARE_TASK_INSTANCES: usize = 2;
+
+/// Ended tasks' instances that may wait for the maker to drop them.
+pub(crate) const SPENT_TASK_INSTANCES: usize = 2;
+
+/// What a task's end asks of the job's spare maker ([`JobState::hand_spent`]).
+pub(crate) enum SpareMaker {
+    /// None is needed, or the running one took the instance: nothing to do.
+    Busy,
+    /// Start one; it drops this instance first.
+    Start(Option<Instance>),
+    /// Drop this instance here (no maker will run, or its queue is full).
+    DropHere(Instance),
+}
+
+/// The running maker's next step ([`JobState::next_for_maker`]).
+pub(crate) enum MakerStep {
+    Drop(Vec<Instance>),
+    Make,
+    Stop,
+}
 
 /// An instance waiting in [`JobState::idle`] and what it was made with.
 pub(crate) struct IdleInstance {
@@ -249,32 +280,63 @@ impl JobState {
         }
     }
 
-    /// Whether to make another spare: counts one as being made if so.
-    pub(crate) fn start_spare(&self) -> bool {
+    /// Hands the spare maker the instance of a task that ended (`spent`,
+    /// if it is not kept) and says whether to start a maker.
+    pub(crate) fn hand_spent(&self, spent: Option<Instance>) -> SpareMaker {
         let mut spares = lock(&self.spares);
-        if self.ended.load(Ordering::Relaxed) || spares.ready.len() + spares.making >= SPARE_TASK_INSTANCES {
-            return false;
+        if self.ended.load(Ordering::Relaxed) {
+            return spent.map_or(SpareMaker::Busy, SpareMaker::DropHere);
         }
-        spares.making += 1;
-        true
+        if spares.maker {
+            return match spent {
+                Some(i) if spares.spent.len() >= SPENT_TASK_INSTANCES => SpareMaker::DropHere(i),
+                Some(i) => {
+                    spares.spent.push(i);
+                    SpareMaker::Busy
+                }
+                None => SpareMaker::Busy,
+            };
+        }
+        if spares.ready.len() >= SPARE_TASK_INSTANCES {
+            // Nothing to make: waking another core only to drop the
+            // instance would cost about what dropping it does.
+            return spent.map_or(SpareMaker::Busy, SpareMaker::DropHere);
+        }
+        spares.maker = true;
+        SpareMaker::Start(spent)
     }
 
-    /// Keeps a spare [`start_spare`](Self::start_spare) counted (`None` if
-    /// making it failed); hands it back, to be dropped, if the job ended
-    /// meanwhile.
+    /// What the running maker does next: drop what ended tasks left, make
+    /// a spare, or stop (clearing [`Spares::maker`] under the same lock as
+    /// [`hand_spent`](Self::hand_spent) reads it, so no instance is left
+    /// behind). `busy` is whether tasks wait for a CPU: then every core is
+    /// busy, and a spare would only move instantiation between cores.
+    pub(crate) fn next_for_maker(&self, busy: bool) -> MakerStep {
+        let mut spares = lock(&self.spares);
+        if !spares.spent.is_empty() {
+            return MakerStep::Drop(std::mem::take(&mut spares.spent));
+        }
+        if busy || self.ended.load(Ordering::Relaxed) || spares.ready.len() >= SPARE_TASK_INSTANCES {
+            spares.maker = false;
+            return MakerStep::Stop;
+        }
+        MakerStep::Make
+    }
+
+    /// Keeps a spare the maker made; hands it back, to be dropped, if the
+    /// job ended meanwhile.
     pub(crate) fn keep_spare(
         &self,
         memory: Option<u64>,
-        env: Vec<(String, String)>,
-        instance: Option<Instance>,
+        env: &[(String, String)],
+        instance: Instance,
     ) -> Option<Instance> {
         let mut spares = lock(&self.spares);
-        spares.making -= 1;
-        let instance = instance?;
+        // Read under the lock, which `end_job` takes after setting it.
         if self.ended.load(Ordering::Relaxed) {
             return Some(instance);
         }
-        spares.ready.push(Spare { memory, env, instance });
+        spares.ready.push(Spare { memory, env: env.to_vec(), instance });
         None
     }
 
@@ -457,7 +519,11 @@ impl NodeInner {
     pub(crate) fn end_job(&self, job: &Arc<JobState>) {
         job.ended.store(true, Ordering::Relaxed);
         lock(&job.idle).clear();
-        lock(&job.spares).ready.clear();
+        let spares = {
+            let mut spares = lock(&job.spares);
+            (std::mem::take(&mut spares.ready), std::mem::take(&mut spares.spent))
+        };
+        drop(spares);
         for token in lock(&job.tasks).values() {
             token.cancel();
         }

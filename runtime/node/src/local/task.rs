@@ -3,7 +3,7 @@
 
 use crate::cluster::held::Keeper;
 use crate::cluster::remote_task::Remote;
-use crate::local::job::JobState;
+use crate::local::job::{JobState, MakerStep, SpareMaker};
 use crate::persist::now_ms;
 use crate::state::{Live, Place};
 use crate::{Held, NodeInner, lock};
@@ -613,40 +613,77 @@ impl NodeInner {
         Box::pin(self.run_here(job, spec, cancel, retries, held)).await.map(|()| None)
     }
 
-    /// Makes a spare instance for the job's next fresh task (see
-    /// [`Spares`](crate::local::job::Spares)) if it keeps fewer than it
-    /// may — on the other core if it idles: a caller running one task at a
-    /// time leaves it idle, and that is where the instance is made.
-    fn make_spare(self: &Arc<Self>, job: &Arc<JobState>, limits: InstanceLimits, env: &[(String, String)]) {
+    /// At the end of a task that took a fresh instance: hands its instance
+    /// (`spent`, if not kept) to the job's spare maker and starts one if
+    /// none runs (see [`Spares`](crate::local::job::Spares)) — on the
+    /// other core if it idles: a caller running one task at a time leaves
+    /// it idle, and that is where instances are dropped and made.
+    fn after_fresh_task(
+        self: &Arc<Self>,
+        job: &Arc<JobState>,
+        limits: InstanceLimits,
+        env: &[(String, String)],
+        spent: Option<Instance>,
+    ) {
         // Tasks queued for a CPU mean no core idles: each makes its own
         // instance when it runs, and spares would only move that work
         // between the cores (2–3 % slower batches of tasks, measured).
-        if lock(&self.sched).queued() > 0 || !job.start_spare() {
+        if lock(&self.sched).queued() > 0 {
+            drop(spent);
             return;
         }
+        let spent = match job.hand_spent(spent) {
+            SpareMaker::Busy => return,
+            SpareMaker::DropHere(instance) => return drop(instance),
+            SpareMaker::Start(spent) => spent,
+        };
         let (node, job, env) = (self.clone(), job.clone(), env.to_vec());
         tokio::spawn(async move {
-            // A placeholder: the task that takes the spare sets its own.
-            let caller = Caller {
-                job: job.id,
-                task: TaskId(0),
-                actor: None,
-                function: "".into(),
-                holds: Resources::default(),
-                env: Vec::new(),
-            };
-            let grants = job.config.grants.with_env(&env);
-            let services: Arc<dyn Services> = node;
-            let made = Instance::new(&job.component, services, caller, limits, &grants).await;
-            // A failure here is the next task's to report: it makes its
-            // own instance and meets the same error.
-            let unkept = job.keep_spare(limits.memory, env, made.ok());
-            drop(unkept);
+            drop(spent);
+            node.make_spares(&job, limits, &env).await;
         });
         // The spawn sits in this worker's LIFO slot, which no other worker
         // may steal: a no-op moves it to the stealable queue and wakes the
         // idle worker (as for the starter in `spawn_task`).
         tokio::spawn(async {});
+    }
+
+    /// The job's one spare maker: drops what ended tasks left and makes
+    /// spares until the job has enough, then stops.
+    async fn make_spares(self: &Arc<Self>, job: &Arc<JobState>, limits: InstanceLimits, env: &[(String, String)]) {
+        let grants = job.config.grants.with_env(env);
+        loop {
+            let busy = lock(&self.sched).queued() > 0;
+            match job.next_for_maker(busy) {
+                MakerStep::Stop => return,
+                MakerStep::Drop(spent) => drop(spent),
+                MakerStep::Make => {
+                    // A placeholder: the task that takes the spare sets its own.
+                    let caller = Caller {
+                        job: job.id,
+                        task: TaskId(0),
+                        actor: None,
+                        function: "".into(),
+                        holds: Resources::default(),
+                        env: Vec::new(),
+                    };
+                    let services: Arc<dyn Services> = self.clone();
+                    match Instance::new(&job.component, services, caller, limits, &grants).await {
+                        Ok(made) => drop(job.keep_spare(limits.memory, env, made)),
+                        // A failure here is the next task's to report: it
+                        // makes its own instance and meets the same error.
+                        // The maker stops, and the next task's end starts
+                        // another.
+                        Err(_) => {
+                            while let MakerStep::Drop(spent) = job.next_for_maker(true) {
+                                drop(spent);
+                            }
+                            return;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Runs the task on this node with `held` resources, retrying as its
@@ -692,9 +729,7 @@ impl NodeInner {
             let ready = if reuse {
                 job.take_idle(limits.memory, &spec.options.env, gpu)
             } else if job.owner.is_none() {
-                let spare = job.take_spare(limits.memory, &spec.options.env);
-                self.make_spare(job, limits, &spec.options.env);
-                spare
+                job.take_spare(limits.memory, &spec.options.env)
             } else {
                 // Another node's job (a stand-in) takes no spares: its tasks
                 // come a network round trip apart, several times an
@@ -756,7 +791,11 @@ impl NodeInner {
                             self.landing(size, || {
                                 self.store.complete(spec.output, Ok(Object { data: v.data, refs: v.refs }))
                             });
-                            drop(unkept);
+                            if !reuse && job.owner.is_none() {
+                                self.after_fresh_task(job, limits, &spec.options.env, unkept);
+                            } else {
+                                drop(unkept);
+                            }
                             return Ok(());
                         }
                         Err(e) => e,
@@ -764,6 +803,9 @@ impl NodeInner {
                 }
                 Err(e) => e,
             };
+            if !reuse && job.owner.is_none() {
+                self.after_fresh_task(job, limits, &spec.options.env, None);
+            }
             let cancelled = matches!(e, CallError::Cancelled) || job.cancelled() || cancel.is_cancelled();
             let attempt = Attempt::Failed { system: matches!(e, CallError::Instantiate(_)) };
             if retries.after(attempt, cancelled) == Next::RetryHere {

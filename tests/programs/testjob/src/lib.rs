@@ -235,11 +235,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         "spread-strategy" => spread_strategy()?,
         "node-affinity" => node_affinity()?,
         "node-affinity-basics" => node_affinity_basics()?,
-        "fresh-instances" => {
-            // One after another: each in an instance of its own.
-            let counts = (0..5).map(|_| wray::get(&count_calls::remote())).collect::<Result<Vec<_>, _>>()?;
-            println!("counts: {counts:?}");
-        }
+        "fresh-instances" => fresh_instances()?,
         "reused-instances" => reused_instances()?,
         "queue-order" => queue_order()?,
         "generators" => generators(args.get(1).map(String::as_str))?,

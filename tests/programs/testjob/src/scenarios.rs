@@ -375,6 +375,33 @@ pub(crate) fn node_affinity() -> Result<(), Error> {
     Ok(())
 }
 
+/// Every task that does not ask for reuse runs in an instance of its own:
+/// one after another (instances made ahead and the ended tasks' dropped on
+/// the idle core) and in a batch. What an ended task's instance kept alive
+/// is freed once the instance is dropped, wherever that happens.
+pub(crate) fn fresh_instances() -> Result<(), Error> {
+    let ones = |counts: &[u64]| counts.iter().filter(|&&c| c == 1).count();
+    let counts = (0..100).map(|_| wray::get(&count_calls::remote())).collect::<Result<Vec<_>, _>>()?;
+    println!("one after another, fresh: {} of {}", ones(&counts), counts.len());
+    let refs: Vec<_> = (0..100).map(|_| count_calls::remote()).collect();
+    let counts = wray::get_all(&refs)?;
+    println!("in a batch, fresh: {} of {}", ones(&counts), counts.len());
+    let r = wray::put(&7u64);
+    let id = r.id();
+    wray::get(&keep_in_instance::remote(id))?;
+    drop(r);
+    let start = std::time::Instant::now();
+    let freed = loop {
+        match ObjectRef::<u64>::from_id(id) {
+            Err(_) => break true,
+            Ok(_) if start.elapsed() > std::time::Duration::from_secs(10) => break false,
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    };
+    println!("kept by an ended task's instance, then freed: {freed}");
+    Ok(())
+}
+
 /// `reuse_instance(true)`, one task after another (one CPU): a succeeded
 /// task's instance runs the next reusing task of the job (a static keeps
 /// counting); a failed one's is dropped; instances are kept per memory

@@ -27,6 +27,20 @@ pub(crate) fn env_var(name: String) -> Option<String> {
     std::env::var(name).ok()
 }
 
+std::thread_local! {
+    /// Refs a task kept in its instance (`keep_in_instance`).
+    static KEPT: std::cell::RefCell<Vec<ObjectRef<u64>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Keeps a ref to object `id` in this instance after the task returns:
+/// it lives as long as the instance does.
+#[wray::remote]
+pub(crate) fn keep_in_instance(id: wray::ObjectId) -> Result<(), Error> {
+    let r = ObjectRef::<u64>::from_id(id)?;
+    KEPT.with(|k| k.borrow_mut().push(r));
+    Ok(())
+}
+
 #[wray::remote]
 pub(crate) fn count_calls() -> u64 {
     CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
