@@ -2,6 +2,7 @@ use crate::policy::{self, Resident};
 use crate::spill::SpillStore;
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 use wray_core::{Error, JobId, ObjectId};
@@ -212,6 +213,8 @@ struct Inner {
     /// Why the last spill failed, while spilling keeps failing (a full or
     /// broken disk): logged once, not once per object.
     spill_failure: Option<String>,
+    /// The buffer `ObjectStore::registered` is swapped with (empty).
+    registered: Vec<(JobId, ObjectId)>,
 }
 
 impl Inner {
@@ -298,6 +301,21 @@ pub struct ObjectInfo {
 /// which is cancellation-safe (dropping the future just stops waiting).
 pub struct ObjectStore {
     inner: Mutex<Inner>,
+    /// Pending results registered (`create_pending`) but not yet in the
+    /// map: moved into it by whoever takes `inner` next, before anything
+    /// else ([`ObjectStore::lock`]). A submitter registers each output here,
+    /// under a lock held for one push, instead of under `inner` — which an
+    /// actor settling a batch of results holds for microseconds, long
+    /// enough that the submitter slept on it and the actor's unlock paid a
+    /// futex wake (`perf` of pipelined actor calls: `create_pending` 12 %
+    /// of the samples, 62 % of it waiting for the lock; `complete_all` 11
+    /// %, 62 % of it the wake).
+    registered: Mutex<Vec<(JobId, ObjectId)>>,
+    /// Whether `registered` may hold any: read before taking its lock, so
+    /// that the common lock of `inner` costs no second lock. Relaxed is
+    /// enough: an id reaches anyone who could look it up through something
+    /// that synchronizes (a lock, a channel), after its registration.
+    any_registered: AtomicBool,
     budget: usize,
     spill: Box<dyn SpillStore>,
 }
@@ -341,32 +359,57 @@ impl ObjectStore {
     /// A store keeping at most `budget` bytes of objects in memory and
     /// spilling the rest to `spill`.
     pub fn new(budget: usize, spill: Box<dyn SpillStore>) -> ObjectStore {
-        ObjectStore { inner: Mutex::new(Inner::default()), budget, spill }
+        ObjectStore {
+            inner: Mutex::new(Inner::default()),
+            registered: Mutex::new(Vec::new()),
+            any_registered: AtomicBool::new(false),
+            budget,
+            spill,
+        }
     }
 
+    /// The map, with every result registered so far in it.
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock is a bug elsewhere; the map itself
         // stays consistent (every mutation is a single step), so keep going.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if self.any_registered.load(Ordering::Relaxed) {
+            // Swapped with the map's spare buffer: neither side allocates
+            // once both have grown to a batch.
+            let mut registered = std::mem::take(&mut inner.registered);
+            {
+                let mut r = self.registered.lock().unwrap_or_else(|p| p.into_inner());
+                self.any_registered.store(false, Ordering::Relaxed);
+                std::mem::swap(&mut *r, &mut registered);
+            }
+            let tick = inner.tick;
+            for (job, id) in registered.drain(..) {
+                inner.objects.entry(id).or_insert(Entry {
+                    job,
+                    state: State::Pending,
+                    refs: 1,
+                    items: 0,
+                    taken: 0,
+                    window: 0,
+                    unread: false,
+                    nested: Vec::new(),
+                    last_access: tick,
+                    watchers: Vec::new(),
+                });
+            }
+            inner.registered = registered;
+        }
+        inner
     }
 
     /// Registers the future result of a task, with one reference for the
     /// submitter. A no-op if the object already exists (a retried task).
+    /// It enters the map when the map is next locked, before anything
+    /// there can look for it.
     pub fn create_pending(&self, job: JobId, id: ObjectId) {
-        let mut inner = self.lock();
-        let tick = inner.tick;
-        inner.objects.entry(id).or_insert(Entry {
-            job,
-            state: State::Pending,
-            refs: 1,
-            items: 0,
-            taken: 0,
-            window: 0,
-            unread: false,
-            nested: Vec::new(),
-            last_access: tick,
-            watchers: Vec::new(),
-        });
+        let mut registered = self.registered.lock().unwrap_or_else(|p| p.into_inner());
+        registered.push((job, id));
+        self.any_registered.store(true, Ordering::Relaxed);
     }
 
     /// Stores a ready object with one reference for the caller. Nested refs
@@ -1576,6 +1619,52 @@ mod tests {
         let st = s.stats();
         assert!(st.spills > 0 && st.memory_bytes <= 1000, "{st:?}");
         assert_eq!(st.objects, 5);
+    }
+
+    #[test]
+    fn a_registered_result_is_there_for_whoever_looks_next_on_any_thread() {
+        // Registrations wait outside the map until it is next locked:
+        // every operation must find them, a retried registration must not
+        // reset an entry, and a result settled on another thread right
+        // after its registration must land.
+        let (_d, s) = store(1 << 20);
+        let s = Arc::new(s);
+        let job = JobId(1);
+        s.create_pending(job, oid(1));
+        assert!(s.try_get(oid(1)).is_none(), "a registered result reads as pending");
+        s.add_ref(job, oid(1)).unwrap();
+        s.create_pending(job, oid(1)); // a retry: still two refs
+        s.release(oid(1));
+        s.complete(oid(1), Ok(obj(10, 1)));
+        assert_eq!(s.try_get(oid(1)).unwrap().unwrap().data, vec![1u8; 10]);
+        s.release(oid(1));
+        assert!(matches!(s.try_get(oid(1)), Some(Err(Error::ObjectLost(_)))), "freed with its last ref");
+        // Two threads: one registers ids and hands each over a channel, the
+        // other settles them as they come, in batches.
+        let (tx, rx) = std::sync::mpsc::channel::<ObjectId>();
+        let settler = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let mut batch = Vec::new();
+                for id in rx {
+                    batch.push((id, Ok(obj(8, 7))));
+                    if batch.len() == 16 {
+                        s.complete_all(std::mem::take(&mut batch));
+                    }
+                }
+                s.complete_all(batch);
+            })
+        };
+        for n in 100..10_100 {
+            s.create_pending(job, oid(n));
+            tx.send(oid(n)).unwrap();
+        }
+        drop(tx);
+        settler.join().unwrap();
+        for n in 100..10_100 {
+            assert_eq!(s.try_get(oid(n)).unwrap().unwrap().data, vec![7u8; 8], "object {n}");
+        }
+        assert_eq!(s.stats().objects, 10_000);
     }
 
     #[test]
