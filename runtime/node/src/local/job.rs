@@ -120,7 +120,8 @@ pub(crate) struct JobState {
 /// one after another until [`SPARE_TASK_INSTANCES`] are ready, and first
 /// drops the instances of tasks that ended meanwhile (`spent`): dropping
 /// one resets its memory and tables, the other half of the 10 µs, and the
-/// pooling allocator hands the freed slot to the spare made right after.
+/// pooling allocator prefers the freed slot (its affinity for the module it
+/// last held) for the spare made right after.
 #[derive(Default)]
 pub(crate) struct Spares {
     ready: Vec<Spare>,
