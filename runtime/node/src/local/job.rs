@@ -151,8 +151,9 @@ pub(crate) const SPENT_TASK_INSTANCES: usize = 2;
 
 /// What a task's end asks of the job's spare maker ([`JobState::hand_spent`]).
 pub(crate) enum SpareMaker {
-    /// None is needed, or the running one took the instance: nothing to do.
-    Busy,
+    /// Nothing left to do here: none is needed, or the running one took
+    /// the instance.
+    Done,
     /// Start one; it drops this instance first.
     Start(Option<Instance>),
     /// Drop this instance here (no maker will run, or its queue is full).
@@ -286,22 +287,22 @@ impl JobState {
     pub(crate) fn hand_spent(&self, spent: Option<Instance>) -> SpareMaker {
         let mut spares = lock(&self.spares);
         if self.ended.load(Ordering::Relaxed) {
-            return spent.map_or(SpareMaker::Busy, SpareMaker::DropHere);
+            return spent.map_or(SpareMaker::Done, SpareMaker::DropHere);
         }
         if spares.maker {
             return match spent {
                 Some(i) if spares.spent.len() >= SPENT_TASK_INSTANCES => SpareMaker::DropHere(i),
                 Some(i) => {
                     spares.spent.push(i);
-                    SpareMaker::Busy
+                    SpareMaker::Done
                 }
-                None => SpareMaker::Busy,
+                None => SpareMaker::Done,
             };
         }
         if spares.ready.len() >= SPARE_TASK_INSTANCES {
             // Nothing to make: waking another core only to drop the
             // instance would cost about what dropping it does.
-            return spent.map_or(SpareMaker::Busy, SpareMaker::DropHere);
+            return spent.map_or(SpareMaker::Done, SpareMaker::DropHere);
         }
         spares.maker = true;
         SpareMaker::Start(spent)
@@ -310,14 +311,15 @@ impl JobState {
     /// What the running maker does next: drop what ended tasks left, make
     /// a spare, or stop (clearing [`Spares::maker`] under the same lock as
     /// [`hand_spent`](Self::hand_spent) reads it, so no instance is left
-    /// behind). `busy` is whether tasks wait for a CPU: then every core is
-    /// busy, and a spare would only move instantiation between cores.
-    pub(crate) fn next_for_maker(&self, busy: bool) -> MakerStep {
+    /// behind). `stop`: make no more — tasks wait for a CPU (every core is
+    /// busy, and a spare would only move instantiation between cores), or
+    /// making one failed.
+    pub(crate) fn next_for_maker(&self, stop: bool) -> MakerStep {
         let mut spares = lock(&self.spares);
         if !spares.spent.is_empty() {
             return MakerStep::Drop(std::mem::take(&mut spares.spent));
         }
-        if busy || self.ended.load(Ordering::Relaxed) || spares.ready.len() >= SPARE_TASK_INSTANCES {
+        if stop || self.ended.load(Ordering::Relaxed) || spares.ready.len() >= SPARE_TASK_INSTANCES {
             spares.maker = false;
             return MakerStep::Stop;
         }

@@ -633,7 +633,7 @@ impl NodeInner {
             return;
         }
         let spent = match job.hand_spent(spent) {
-            SpareMaker::Busy => return,
+            SpareMaker::Done => return,
             SpareMaker::DropHere(instance) => return drop(instance),
             SpareMaker::Start(spent) => spent,
         };
@@ -652,9 +652,13 @@ impl NodeInner {
     /// spares until the job has enough, then stops.
     async fn make_spares(self: &Arc<Self>, job: &Arc<JobState>, limits: InstanceLimits, env: &[(String, String)]) {
         let grants = job.config.grants.with_env(env);
+        // A failed making stops the maker (once it dropped what is left):
+        // the failure is the next task's to report, which makes its own
+        // instance and meets the same error; its end starts another maker.
+        let mut failed = false;
         loop {
-            let busy = lock(&self.sched).queued() > 0;
-            match job.next_for_maker(busy) {
+            let stop = failed || lock(&self.sched).queued() > 0;
+            match job.next_for_maker(stop) {
                 MakerStep::Stop => return,
                 MakerStep::Drop(spent) => drop(spent),
                 MakerStep::Make => {
@@ -670,16 +674,7 @@ impl NodeInner {
                     let services: Arc<dyn Services> = self.clone();
                     match Instance::new(&job.component, services, caller, limits, &grants).await {
                         Ok(made) => drop(job.keep_spare(limits.memory, env, made)),
-                        // A failure here is the next task's to report: it
-                        // makes its own instance and meets the same error.
-                        // The maker stops, and the next task's end starts
-                        // another.
-                        Err(_) => {
-                            while let MakerStep::Drop(spent) = job.next_for_maker(true) {
-                                drop(spent);
-                            }
-                            return;
-                        }
+                        Err(_) => failed = true,
                     }
                 }
             }
@@ -724,11 +719,14 @@ impl NodeInner {
             // Python job's) or the call (`reuse_instance`) asks otherwise;
             // an idle instance only ever serves its own job's tasks.
             let reuse = job.component.reuses_task_instances() || spec.options.reuse_instance;
+            // Fresh instances of this node's own job come from its spares,
+            // and go back to its spare maker to be dropped.
+            let spares = !reuse && job.owner.is_none();
             // An instance's tensors stay on the device its first task had.
             let gpu = held.resources.gpus() > 0.0;
             let ready = if reuse {
                 job.take_idle(limits.memory, &spec.options.env, gpu)
-            } else if job.owner.is_none() {
+            } else if spares {
                 job.take_spare(limits.memory, &spec.options.env)
             } else {
                 // Another node's job (a stand-in) takes no spares: its tasks
@@ -791,7 +789,7 @@ impl NodeInner {
                             self.landing(size, || {
                                 self.store.complete(spec.output, Ok(Object { data: v.data, refs: v.refs }))
                             });
-                            if !reuse && job.owner.is_none() {
+                            if spares {
                                 self.after_fresh_task(job, limits, &spec.options.env, unkept);
                             } else {
                                 drop(unkept);
@@ -803,7 +801,7 @@ impl NodeInner {
                 }
                 Err(e) => e,
             };
-            if !reuse && job.owner.is_none() {
+            if spares {
                 self.after_fresh_task(job, limits, &spec.options.env, None);
             }
             let cancelled = matches!(e, CallError::Cancelled) || job.cancelled() || cancel.is_cancelled();

@@ -390,14 +390,7 @@ pub(crate) fn fresh_instances() -> Result<(), Error> {
     let id = r.id();
     wray::get(&keep_in_instance::remote(id))?;
     drop(r);
-    let start = std::time::Instant::now();
-    let freed = loop {
-        match ObjectRef::<u64>::from_id(id) {
-            Err(_) => break true,
-            Ok(_) if start.elapsed() > std::time::Duration::from_secs(10) => break false,
-            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
-        }
-    };
+    let freed = poll_until(Duration::from_secs(10), || Ok(ObjectRef::<u64>::from_id(id).is_err()))?;
     println!("kept by an ended task's instance, then freed: {freed}");
     Ok(())
 }
@@ -731,6 +724,22 @@ pub(crate) fn most_ahead(mut stream: wray::ObjectRefGenerator<(u64, Vec<u8>)>) -
         .unwrap_or(0))
 }
 
+/// Asks `done` every millisecond until it says so (`true`) or `within` has
+/// passed (`false`): for a condition another task or the host brings
+/// about, not for a length of time.
+pub(crate) fn poll_until(within: Duration, mut done: impl FnMut() -> Result<bool, Error>) -> Result<bool, Error> {
+    let start = std::time::Instant::now();
+    loop {
+        if done()? {
+            return Ok(true);
+        }
+        if start.elapsed() > within {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Polls until the object `id` is freed: how long that took after it was
 /// first seen alive (which the named actor `seen` is told).
 #[wray::remote]
@@ -761,13 +770,9 @@ pub(crate) fn release_while_computing() -> Result<(), Error> {
     let watcher = watch_freed::remote(r.id(), "release-seen".to_string());
     // The watcher has seen the object alive before it is dropped, however
     // slowly the machine starts the task.
-    let waiting = std::time::Instant::now();
-    while wray::get(&seen.get())? == 0 {
-        if waiting.elapsed() > std::time::Duration::from_secs(60) {
-            println!("the watcher never saw the object");
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    if !poll_until(Duration::from_secs(60), || Ok(wray::get(&seen.get())? > 0))? {
+        println!("the watcher never saw the object");
+        return Ok(());
     }
     println!("watched alive: true");
     drop(r);
