@@ -2,6 +2,7 @@
 //! actors, failures, limits and capabilities.
 
 use crate::util::*;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -436,24 +437,88 @@ fn tasks_run_in_parallel_up_to_the_cpu_count() {
 
 #[test]
 fn ctrl_c_cancels_a_running_job() {
-    let job = guests().testjob.clone();
-    let mut child = std::process::Command::new(wray_bin())
-        .args(["run", path(&job), "--", "spin-task"])
-        .env("XDG_CACHE_HOME", target_dir().join("test-cache"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // The task says when it spins: Ctrl-C then lands on a running task.
-    let lines = lines_of(child.stdout.take().unwrap());
-    wait_for_line(&lines, "spinning", Duration::from_secs(60));
+    let tmp = tempfile::tempdir().unwrap();
+    let (child, _stdout) = spinning_job_in(tmp.path());
     let interrupted = std::time::Instant::now();
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    send("-INT", &child);
     let out = wait_for_exit(child, "wray run after Ctrl-C", Duration::from_secs(10));
     assert_code(&out, 130);
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
     assert!(interrupted.elapsed() < Duration::from_secs(10));
+    assert_eq!(spill_dirs_in(tmp.path()), Vec::<String>::new(), "removed on the way out");
+}
+
+/// Sends `signal` (`-INT`, `-TERM`, `-KILL`) to `child`.
+fn send(signal: &str, child: &std::process::Child) {
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    assert!(status.success(), "kill {signal} {}", child.id());
+}
+
+/// The spill directories `wray run` made for itself in `tmp` (its TMPDIR).
+fn spill_dirs_in(tmp: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(wray_runtime::TEMP_SPILL_PREFIX))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Starts `wray run testjob.wasm -- spin-task` with `tmp` as its TMPDIR and
+/// returns once its task spins (its runtime, and so its spill directory,
+/// exists by then), with the lines it writes to stdout from then on.
+fn spinning_job_in(tmp: &Path) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = std::process::Command::new(wray_bin())
+        .args(["run", path(&guests().testjob), "--", "spin-task"])
+        .env("XDG_CACHE_HOME", target_dir().join("test-cache"))
+        .env("TMPDIR", tmp)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(child.stdout.take().unwrap());
+    wait_for_line(&lines, "spinning", Duration::from_secs(60));
+    (child, lines)
+}
+
+/// SIGTERM — what `kill`, `timeout`, systemd and Kubernetes send — stops a
+/// job as Ctrl-C does: the job is cancelled and the runtime cleans up. Left
+/// to its default action it killed `wray run` outright, and the spill
+/// directory with whatever had been spilled stayed in the temp directory.
+#[test]
+fn sigterm_cancels_a_running_job_and_its_spill_directory_goes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (child, _stdout) = spinning_job_in(tmp.path());
+    assert_eq!(spill_dirs_in(tmp.path()).len(), 1, "a running job's spill directory");
+    send("-TERM", &child);
+    let out = wait_for_exit(child, "wray run after SIGTERM", Duration::from_secs(10));
+    assert_code(&out, 143);
+    assert!(stderr(&out).contains("terminated"), "{}", stderr(&out));
+    assert_eq!(spill_dirs_in(tmp.path()), Vec::<String>::new(), "removed on the way out");
+}
+
+/// A process killed outright cannot clean up: the next run in the same
+/// temp directory removes what it left, and leaves a running one's alone.
+#[test]
+fn a_killed_runs_spill_directory_is_removed_by_the_next_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (killed, _) = spinning_job_in(tmp.path());
+    send("-KILL", &killed);
+    let _ = wait_for_exit(killed, "wray run after SIGKILL", Duration::from_secs(10));
+    let left = spill_dirs_in(tmp.path());
+    assert_eq!(left.len(), 1, "what the killed run left");
+    let (running, _stdout) = spinning_job_in(tmp.path());
+    let theirs = spill_dirs_in(tmp.path());
+    assert!(theirs.len() == 1 && theirs != left, "the killed run's is gone once the next one starts: {theirs:?}");
+    let out =
+        wray_with(&["run", path(&guests().pi)], &[("TMPDIR", tmp.path().to_str().unwrap())], Duration::from_secs(120));
+    assert_code(&out, 0);
+    assert_eq!(spill_dirs_in(tmp.path()), theirs, "a running job's spill directory stays");
+    send("-TERM", &running);
+    assert_code(&wait_for_exit(running, "wray run after SIGTERM", Duration::from_secs(10)), 143);
+    assert_eq!(spill_dirs_in(tmp.path()), Vec::<String>::new());
 }
 
 /// `wray::util::Pool`, Ray's multiprocessing pool: every call form returns

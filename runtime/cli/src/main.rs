@@ -36,8 +36,9 @@ pub enum Failure {
     Usage(anyhow::Error),
     /// The cluster lost the job with a node (exit 3).
     Lost(anyhow::Error),
-    /// Interrupted (exit 130).
-    Interrupted,
+    /// Stopped by a signal before the job ended: Ctrl-C (SIGINT, exit 130)
+    /// or SIGTERM (exit 143), as a process killed by it would report.
+    Stopped(commands::Stop),
     /// The job's driver called `exit(status)`: `wray run` exits with that
     /// status, as the process would have (the low 8 bits, as on Unix).
     Exit(i32),
@@ -84,9 +85,9 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(3)
         }
-        Err(Failure::Interrupted) => {
-            eprintln!("interrupted");
-            ExitCode::from(130)
+        Err(Failure::Stopped(stop)) => {
+            eprintln!("{}", stop.describe());
+            ExitCode::from(stop.exit_code())
         }
         Err(Failure::Exit(status)) => {
             // One line, no backtrace: the job chose to end this way.

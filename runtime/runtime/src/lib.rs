@@ -85,7 +85,8 @@ impl RuntimeBuilder {
     }
 
     /// Where spilled objects go (default: a fresh directory under the
-    /// system temp dir, removed when the runtime is dropped).
+    /// system temp dir, removed when the runtime is dropped — or, if the
+    /// process is killed outright, by the next runtime: [`TEMP_SPILL_PREFIX`]).
     pub fn spill_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spill_dir = Some(dir.into());
         self
@@ -139,8 +140,10 @@ impl RuntimeBuilder {
         let (spill_dir, owned) = match self.spill_dir {
             Some(d) => (d, None),
             None => {
+                // Runtimes of processes killed outright left theirs behind.
+                wray_store::remove_abandoned(&std::env::temp_dir(), TEMP_SPILL_PREFIX);
                 let d = std::env::temp_dir().join(format!(
-                    "wray-spill-{}-{}",
+                    "{TEMP_SPILL_PREFIX}{}-{}",
                     std::process::id(),
                     NEXT.fetch_add(1, Ordering::Relaxed)
                 ));
@@ -163,6 +166,14 @@ impl RuntimeBuilder {
         Ok(Runtime { node: wray_node::Node::new(config)?, owned_spill_dir: owned })
     }
 }
+
+/// How the spill directories a runtime makes for itself in the temporary
+/// directory (no [`RuntimeBuilder::spill_dir`] given) are named: this, the
+/// process id, and a count. The runtime removes its own when dropped; those
+/// of processes killed outright (SIGKILL, the OOM killer) are removed by
+/// the next runtime built in the same temporary directory, once no process
+/// holds their lock ([`wray_store::remove_abandoned`]).
+pub const TEMP_SPILL_PREFIX: &str = "wray-spill-";
 
 /// A single-node wray runtime in this process.
 pub struct Runtime {

@@ -17,7 +17,7 @@ pub mod policy;
 mod spill;
 mod store;
 
-pub use spill::{LOCK_WAIT, SledSpill, SpillStore, open_waiting};
+pub use spill::{LOCK_WAIT, SledSpill, SpillStore, open_waiting, remove_abandoned};
 pub use store::{
     Found, Holder, ItemPut, NextItem, Object, ObjectInfo, ObjectState, ObjectStore, StoreStats, TakenItems,
 };

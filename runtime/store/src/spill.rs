@@ -59,16 +59,7 @@ impl SledSpill {
     }
 
     fn open_waiting_for(dir: &Path, wait: std::time::Duration) -> io::Result<SledSpill> {
-        std::fs::create_dir_all(dir)?;
-        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
-        match retry_while_held(wait, || lock.try_lock(), |e| matches!(e, TryLockError::WouldBlock)) {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let why = format!("another process is using {} as its spill directory", dir.display());
-                return Err(io::Error::new(io::ErrorKind::WouldBlock, why));
-            }
-            Err(TryLockError::Error(e)) => return Err(e),
-        }
+        let lock = take(dir, wait)?;
         // Leftovers from an earlier process are garbage (objects do not
         // outlive their node), and are removed now rather than at a first
         // spill that may never come: sled's files, by the names sled 0.34
@@ -125,6 +116,75 @@ impl Drop for SledSpill {
             std::mem::forget(db);
         }
     }
+}
+
+/// Creates `dir` if need be and takes its lock file, waiting up to `wait`
+/// while another process holds it.
+///
+/// [`remove_abandoned`] may remove the directory of a store that has
+/// opened its lock file but not yet locked it: the lock taken is then on a
+/// file no longer in the directory (or a directory no longer there). So
+/// once locked, the file at the path must still be the one locked;
+/// otherwise the directory is made and taken again, up to
+/// [`TAKE_ATTEMPTS`] times.
+fn take(dir: &Path, wait: std::time::Duration) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::MetadataExt;
+    for _ in 0..TAKE_ATTEMPTS {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        match retry_while_held(wait, || lock.try_lock(), |e| matches!(e, TryLockError::WouldBlock)) {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let why = format!("another process is using {} as its spill directory", dir.display());
+                return Err(io::Error::new(io::ErrorKind::WouldBlock, why));
+            }
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
+        let (held, there) = (lock.metadata()?, std::fs::metadata(&path));
+        if there.is_ok_and(|there| (there.dev(), there.ino()) == (held.dev(), held.ino())) {
+            return Ok(lock);
+        }
+    }
+    let why = format!("{} was removed each time it was taken (by another process's clean-up)", dir.display());
+    Err(io::Error::other(why))
+}
+
+/// How many times [`take`] makes and locks a spill directory that another
+/// process's [`remove_abandoned`] keeps removing under it.
+const TAKE_ATTEMPTS: usize = 3;
+
+/// Removes the directories in `parent` whose names start with `prefix`
+/// that hold a spill lock file no process holds any more, with everything
+/// in them; returns how many it removed.
+///
+/// A process killed outright (SIGKILL, the OOM killer) cannot remove the
+/// spill directory it made for itself, and what it spilled — gigabytes,
+/// perhaps — would stay in the temporary directory for good. Whether a
+/// directory is abandoned is read from its lock: a store holds its lock
+/// file for its life ([`SledSpill::open`]) and the kernel lets go of it when
+/// the process dies, however it dies. The lock is held while the directory
+/// is removed; a store that opened the lock file just before is told by
+/// [`take`], which checks that the file it locked is still there. A
+/// directory without a lock file, or whose lock file cannot be opened (the
+/// directory of another user), is left alone. Best effort: what cannot be
+/// read or removed is skipped.
+pub fn remove_abandoned(parent: &Path, prefix: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(parent) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        // Not through a symlink: only directories that are there.
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if !is_dir || !entry.file_name().to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        let dir = entry.path();
+        let Ok(lock) = std::fs::OpenOptions::new().write(true).open(dir.join(LOCK_FILE)) else { continue };
+        if lock.try_lock().is_ok() && std::fs::remove_dir_all(&dir).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// How long opening a database waits for a previous owner's lock: a node
@@ -229,6 +289,34 @@ mod tests {
         let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn abandoned_spill_directories_are_removed_and_held_ones_kept() {
+        let parent = tempfile::tempdir().unwrap();
+        let at = |name: &str| parent.path().join(name);
+        // A store that is running: its lock is held.
+        let held = SledSpill::open(&at("wray-spill-1-0")).unwrap();
+        held.write(id(1), b"in use").unwrap();
+        // What a killed process left: its lock file, free, and what it spilled.
+        std::fs::create_dir_all(at("wray-spill-2-0/blobs")).unwrap();
+        std::fs::write(at("wray-spill-2-0").join(LOCK_FILE), b"").unwrap();
+        std::fs::write(at("wray-spill-2-0/db"), vec![7u8; 4096]).unwrap();
+        // Not a spill store's: no lock file, another name, a plain file.
+        std::fs::create_dir_all(at("wray-spill-3-0")).unwrap();
+        std::fs::create_dir_all(at("other")).unwrap();
+        std::fs::write(at("other").join(LOCK_FILE), b"").unwrap();
+        std::fs::write(at("wray-spill-file"), b"").unwrap();
+
+        assert_eq!(remove_abandoned(parent.path(), "wray-spill-"), 1);
+        let left = names(parent.path());
+        assert_eq!(left, ["other", "wray-spill-1-0", "wray-spill-3-0", "wray-spill-file"]);
+        assert_eq!(held.read(id(1)).unwrap().as_deref(), Some(&b"in use"[..]), "the held store is untouched");
+        drop(held);
+        // Once its process lets go, the first store's directory is garbage too.
+        assert_eq!(remove_abandoned(parent.path(), "wray-spill-"), 1);
+        assert!(!at("wray-spill-1-0").exists());
+        assert_eq!(remove_abandoned(&at("not-there"), "wray-spill-"), 0);
     }
 
     #[test]

@@ -15,6 +15,8 @@ mod start;
 mod status;
 mod stop;
 
+pub use run::Stop;
+
 use crate::Failure;
 use clap::{Parser, Subcommand};
 

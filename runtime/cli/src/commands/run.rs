@@ -17,7 +17,7 @@ use wray_runtime::{Grants, InstanceLimits, JobConfig, JobError, Output, Runtime}
 /// environment or network unless granted with --dir and --env. Output
 /// streams as the job writes it. Exit status: 0 success, 1 the job failed,
 /// 2 bad input, 3 the cluster lost the job (--address: the node running it
-/// died), 130 interrupted.
+/// died), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 #[derive(Args)]
 #[command(after_help = "\
 Examples:
@@ -219,6 +219,10 @@ impl RunCommand {
             .build()
             .context("starting the async runtime")?;
         let _guard = rt.enter();
+        // Listening from before the runtime exists: a SIGTERM while the
+        // job is compiled is then a cancellation that lets the runtime
+        // clean up (its spill directory), not an outright kill.
+        let mut stop = StopSignal::new()?;
         let runtime = builder.build().context("starting the runtime")?;
         if self.gpus.is_some_and(|g| g > 0.0)
             && let Some(notice) = runtime.node().devices().notice()
@@ -262,7 +266,7 @@ impl RunCommand {
         if let (Some(server), Some(options)) = (&server, &self.serve)
             && is_component()
         {
-            return self.serve_component(&rt, &runtime, server, options, &bytes);
+            return self.serve_component(&rt, &runtime, server, options, &bytes, stop);
         }
         let job = runtime.load(&name, &bytes).map_err(|e| {
             if self.serve.is_none() && is_component() {
@@ -299,13 +303,14 @@ impl RunCommand {
             cancel: Some(cancel.clone()),
             label: None,
         };
-        let mut stop = StopSignal::new(server.is_some())?;
+        let mut stopped_by = None;
         let result = rt.block_on(async {
             let run = runtime.run_job(&job, self.args, config);
             tokio::pin!(run);
             tokio::select! {
                 r = &mut run => r,
-                () = stop.recv() => {
+                signal = stop.recv() => {
+                    stopped_by = Some(signal);
                     if let Some(server) = &server {
                         // Serving: stop taking connections and let the
                         // application finish its requests; `serve::run`
@@ -314,7 +319,7 @@ impl RunCommand {
                         server.shutdown();
                         tokio::select! {
                             r = &mut run => return r,
-                            _ = tokio::signal::ctrl_c() => {}
+                            _ = stop.recv() => {}
                         }
                     }
                     cancel.store(true, Ordering::Relaxed);
@@ -340,7 +345,7 @@ impl RunCommand {
         rt.shutdown_timeout(Duration::from_millis(100));
         match result {
             Ok(()) => Ok(()),
-            Err(JobError::Cancelled { .. }) => Err(Failure::Interrupted),
+            Err(JobError::Cancelled { .. }) => Err(Failure::Stopped(stopped_by.unwrap_or(Stop::Interrupt))),
             Err(JobError::Exited { status, .. }) => Err(Failure::Exit(status)),
             Err(e) => Err(Failure::Job(e.into())),
         }
@@ -355,6 +360,7 @@ impl RunCommand {
         server: &wray_serve_host::Server,
         options: &crate::commands::serve::ServeOptions,
         bytes: &[u8],
+        mut stop: StopSignal,
     ) -> Result<(), Failure> {
         if !self.args.is_empty() {
             return Err(Failure::Usage(anyhow::anyhow!(
@@ -374,24 +380,20 @@ impl RunCommand {
             .serve_component(component, &options.route_prefix, options.instances, options.max_queued)
             .map_err(|e| Failure::Usage(anyhow::anyhow!(e)))?;
         eprintln!("wray: serving HTTP on http://{} ({name}, a wasi:http component)", server.local_addr());
-        let mut stop = {
-            let _guard = rt.enter();
-            StopSignal::new(true)?
-        };
         rt.block_on(async {
             stop.recv().await;
             eprintln!("wray: shutting down; finishing requests in flight (Ctrl-C again to stop now)");
             server.shutdown();
             tokio::select! {
                 () = server.drained() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                _ = stop.recv() => {}
             }
         });
         Ok(())
     }
 
-    /// Sends the job to a cluster and streams its output back; Ctrl-C
-    /// closes the connection, which cancels the job there.
+    /// Sends the job to a cluster and streams its output back; Ctrl-C or
+    /// SIGTERM closes the connection, which cancels the job there.
     fn execute_remote(self) -> Result<(), Failure> {
         let address = self.address.clone().expect("checked by the caller");
         let Some(token) = self.token.clone() else {
@@ -420,6 +422,11 @@ impl RunCommand {
         }
         let job = wray_runtime::cluster::job_request(&self.job, self.args, self.envs, self.memory_limit, self.timeout)?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let mut stop = {
+            let _guard = rt.enter();
+            StopSignal::new()?
+        };
+        let mut stopped_by = None;
         let max_retries = self.max_retries;
         let outcome = rt.block_on(async {
             let mut client = ClusterClient::connect(&address, &token).await?;
@@ -431,7 +438,10 @@ impl RunCommand {
                 });
                 let outcome = tokio::select! {
                     r = run => r.map(Some),
-                    _ = tokio::signal::ctrl_c() => Ok(None),
+                    signal = stop.recv() => {
+                        stopped_by = Some(signal);
+                        Ok(None)
+                    }
                 };
                 // Closing tells the head at once; on Ctrl-C that cancels the job.
                 client.close().await;
@@ -444,7 +454,10 @@ impl RunCommand {
                         );
                         tokio::select! {
                             c = reconnect(&address, &token) => client = c?,
-                            _ = tokio::signal::ctrl_c() => return Ok(None),
+                            signal = stop.recv() => {
+                                stopped_by = Some(signal);
+                                return Ok(None);
+                            }
                         }
                     }
                     other => return other,
@@ -453,11 +466,11 @@ impl RunCommand {
         });
         match outcome {
             Err(e) => Err(Failure::Usage(e)),
-            Ok(None) => Err(Failure::Interrupted),
+            Ok(None) => Err(Failure::Stopped(stopped_by.unwrap_or(Stop::Interrupt))),
             Ok(Some(RemoteOutcome { exit_status: Some(status), .. })) => Err(Failure::Exit(status)),
             Ok(Some(o)) => match o.code {
                 0 => Ok(()),
-                130 => Err(Failure::Interrupted),
+                130 => Err(Failure::Stopped(Stop::Interrupt)),
                 2 => Err(Failure::Usage(anyhow::anyhow!(o.message))),
                 JOB_LOST => Err(Failure::Lost(anyhow::anyhow!(o.message))),
                 _ => Err(Failure::Job(anyhow::anyhow!(o.message))),
@@ -466,37 +479,61 @@ impl RunCommand {
     }
 }
 
-/// Ctrl-C; when serving, SIGTERM too (what a process manager or
-/// Kubernetes sends to stop a server gracefully). Listening starts when it
-/// is made, before the job starts: a handler installed only when first
-/// polled left a moment in which a Ctrl-C killed the process outright
-/// (seen under load: the job's first output came before the handler).
+/// The signal that stopped a run before its job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGINT: Ctrl-C at the terminal.
+    Interrupt,
+    /// SIGTERM: what `kill`, `timeout`, a process manager or Kubernetes
+    /// sends.
+    Terminate,
+}
+
+impl Stop {
+    /// What `wray` prints last.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stop::Interrupt => "interrupted",
+            Stop::Terminate => "terminated",
+        }
+    }
+
+    /// 128 plus the signal's number, as the shell reports a process the
+    /// signal killed.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Stop::Interrupt => 128 + 2,
+            Stop::Terminate => 128 + 15,
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM. Either stops a run the same way — the job is
+/// cancelled, or a server finishes the requests in flight — so that the
+/// runtime is dropped and cleans up after itself: left to the default
+/// action, SIGTERM killed `wray run` outright and its spill directory, with
+/// whatever it had spilled, stayed in the temporary directory. Listening
+/// starts when it is made, before the job starts: a handler installed only
+/// when first polled left a moment in which a Ctrl-C killed the process
+/// outright (seen under load: the job's first output came before the
+/// handler).
 struct StopSignal {
     interrupt: tokio::signal::unix::Signal,
-    terminate: Option<tokio::signal::unix::Signal>,
+    terminate: tokio::signal::unix::Signal,
 }
 
 impl StopSignal {
     /// Must be called inside the runtime.
-    fn new(serving: bool) -> std::io::Result<StopSignal> {
+    fn new() -> std::io::Result<StopSignal> {
         use tokio::signal::unix::{SignalKind, signal};
-        let terminate = if serving { Some(signal(SignalKind::terminate())?) } else { None };
-        Ok(StopSignal { interrupt: signal(SignalKind::interrupt())?, terminate })
+        Ok(StopSignal { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
     }
 
-    /// The next Ctrl-C (or SIGTERM when serving).
-    async fn recv(&mut self) {
-        let term = async {
-            match &mut self.terminate {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
+    /// The next Ctrl-C or SIGTERM.
+    async fn recv(&mut self) -> Stop {
         tokio::select! {
-            _ = self.interrupt.recv() => {}
-            () = term => {}
+            _ = self.interrupt.recv() => Stop::Interrupt,
+            _ = self.terminate.recv() => Stop::Terminate,
         }
     }
 }
