@@ -37,6 +37,60 @@ fn a_core_module_is_not_a_component() {
     rejects(b"\0asm\x01\0\0\0", "core WebAssembly module");
 }
 
+/// A file past `MAX_COMPONENT_SIZE` is refused without being read whole:
+/// by its size when it has one (a sparse file of gigabytes here, refused in
+/// well under the time reading it takes), after one byte past the limit
+/// when it does not (a pipe) — and one that is not wasm at all is told so
+/// first, whatever its size. Locally and for a cluster alike (`--address`
+/// reads the file before it connects).
+#[test]
+fn a_file_too_large_to_be_a_job_is_refused_before_it_is_read() {
+    let limit = wray_core::limits::MAX_COMPONENT_SIZE as u64;
+    let sparse = |header: &[u8], len: u64| {
+        let f = file_with(header);
+        f.as_file().set_len(len).unwrap();
+        f
+    };
+    let big = sparse(b"\0asm\x0d\0\x01\0", 3 << 30);
+    let name = big.path().to_str().unwrap();
+    for args in [vec!["run", name], vec!["run", "--address", "127.0.0.1:1", "--token", "t", name]] {
+        let started = std::time::Instant::now();
+        let out = wray(&args);
+        assert_code(&out, 2);
+        let err = stderr(&out);
+        assert!(err.contains(&format!("{name} is 3221225472 bytes, over the 224 MiB")), "{args:?}: {err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{args:?} read the file?");
+    }
+    let not_wasm = sparse(b"PAR1", 3 << 30);
+    let out = wray(&["run", not_wasm.path().to_str().unwrap()]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("is not a WebAssembly file"), "{}", stderr(&out));
+
+    // Through a pipe, which has no size to read first.
+    let mut child = std::process::Command::new(wray_bin())
+        .args(["run", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![0u8; 1 << 20];
+        let _ = stdin.write_all(b"\0asm\x0d\0\x01\0");
+        // Stops when wray stops reading (a broken pipe) or past the limit.
+        for _ in 0..=(limit >> 20) {
+            if stdin.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let out = wait_for_exit(child, "wray run /dev/stdin", std::time::Duration::from_secs(60));
+    writer.join().unwrap();
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("/dev/stdin is 234881025 bytes, over the 224 MiB"), "{}", stderr(&out));
+}
+
 #[test]
 fn a_truncated_component_is_invalid() {
     let bytes = std::fs::read(&guests().testjob).unwrap();

@@ -8,6 +8,14 @@
 /// copy.
 pub const MAX_OBJECT_SIZE: usize = 2 << 30;
 
+/// Largest job component (the `.wasm` file), in bytes. A job request
+/// carries its component to a cluster in one frame (256 MiB on the wire,
+/// `wray_net::frame::MAX_FRAME`) with its arguments and environment, so a
+/// larger one could run here and not there; and a file is read into memory
+/// whole to be hashed and compiled. A Rust job is hundreds of KiB, a Python
+/// job (the interpreter inside) about 20 MiB.
+pub const MAX_COMPONENT_SIZE: usize = 224 << 20;
+
 /// Refs one `get`/`wait` call may name: bounds the per-call bookkeeping.
 pub const MAX_REFS_PER_CALL: usize = 1 << 20;
 

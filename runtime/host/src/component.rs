@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wasmtime::component::{Component, Linker};
+use wray_core::limits::MAX_COMPONENT_SIZE;
 
 /// Why a file is not a runnable job. Each names the problem in words a user
 /// can act on.
@@ -23,6 +24,14 @@ pub enum LoadError {
         path: PathBuf,
         /// The OS error.
         error: std::io::Error,
+    },
+    /// Larger than [`MAX_COMPONENT_SIZE`].
+    #[error("{name} is {size} bytes, over the {limit} MiB a job component may be", limit = MAX_COMPONENT_SIZE >> 20)]
+    TooLarge {
+        /// The file or label.
+        name: String,
+        /// Its size (at least this many bytes, when read from a stream).
+        size: u64,
     },
     /// The bytes do not start with the WebAssembly magic number.
     #[error("{name} is not a WebAssembly file (it does not start with \\0asm)")]
@@ -166,6 +175,50 @@ const WASM_MAGIC: &[u8; 4] = b"\0asm";
 /// layer 1 (bytes 6..8 = `01 00`).
 const COMPONENT_LAYER: [u8; 2] = [1, 0];
 
+/// Reads the job component at `path`, refusing at once what is not one: the
+/// first bytes are read and checked before the rest ([`LoadError::NotWasm`],
+/// [`LoadError::CoreModule`]), and no more than [`MAX_COMPONENT_SIZE`] bytes
+/// are read ([`LoadError::TooLarge`]) — a mistyped path naming a dataset of
+/// gigabytes used to be read whole before its first four bytes were looked
+/// at. Whether the component is valid is for [`ComponentCache::load`].
+pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read;
+    let read_error = |error| LoadError::Read { path: path.to_path_buf(), error };
+    let name = || path.display().to_string();
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let size = file.metadata().map_err(read_error)?.len();
+    if size > MAX_COMPONENT_SIZE as u64 {
+        // Still refused as not wasm first, if it is not: the likelier mistake.
+        let mut header = Vec::with_capacity(8);
+        file.take(8).read_to_end(&mut header).map_err(read_error)?;
+        check_header(&name(), &header)?;
+        return Err(LoadError::TooLarge { name: name(), size });
+    }
+    // A regular file says its size; a pipe or a device says 0 and is read
+    // up to one byte past the limit, to tell that it is past it.
+    let mut bytes = Vec::with_capacity(size as usize);
+    let mut bounded = file.take(MAX_COMPONENT_SIZE as u64 + 1);
+    (&mut bounded).take(8).read_to_end(&mut bytes).map_err(read_error)?;
+    check_header(&name(), &bytes)?;
+    bounded.read_to_end(&mut bytes).map_err(read_error)?;
+    if bytes.len() > MAX_COMPONENT_SIZE {
+        return Err(LoadError::TooLarge { name: name(), size: bytes.len() as u64 });
+    }
+    Ok(bytes)
+}
+
+/// Whether `bytes` start as a component's do: the WebAssembly magic number,
+/// then the component layer.
+fn check_header(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
+        return Err(LoadError::NotWasm { name: name.to_string() });
+    }
+    if bytes[6..8] != COMPONENT_LAYER {
+        return Err(LoadError::CoreModule { name: name.to_string() });
+    }
+    Ok(())
+}
+
 impl ComponentCache {
     /// A cache compiling with `engine`, storing artifacts under `dir` (none:
     /// memory only).
@@ -181,18 +234,16 @@ impl ComponentCache {
 
     /// Reads, validates and compiles the job at `path`.
     pub fn load_file(&self, path: &Path) -> Result<JobComponent, LoadError> {
-        let bytes = std::fs::read(path).map_err(|error| LoadError::Read { path: path.to_path_buf(), error })?;
+        let bytes = read_component(path)?;
         self.load(&path.display().to_string(), &bytes)
     }
 
     /// Validates and compiles a job from bytes; `name` labels errors.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<JobComponent, LoadError> {
         let name_owned = || name.to_string();
-        if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
-            return Err(LoadError::NotWasm { name: name_owned() });
-        }
-        if bytes[6..8] != COMPONENT_LAYER {
-            return Err(LoadError::CoreModule { name: name_owned() });
+        check_header(name, bytes)?;
+        if bytes.len() > MAX_COMPONENT_SIZE {
+            return Err(LoadError::TooLarge { name: name_owned(), size: bytes.len() as u64 });
         }
         let hash = hex(&Sha256::digest(bytes));
         let component = self

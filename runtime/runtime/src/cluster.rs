@@ -431,7 +431,7 @@ pub fn job_request(
     memory_limit: Option<u64>,
     timeout: Option<std::time::Duration>,
 ) -> anyhow::Result<JobSpec> {
-    let component = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let component = wray_host::read_component(path)?;
     Ok(JobSpec(JobRequest {
         name: path.display().to_string(),
         component_hash: content_hash(&component),

@@ -255,9 +255,7 @@ impl RunCommand {
         let (name, bytes) = match self.builtin {
             Some((name, bytes)) => (name.to_string(), std::borrow::Cow::Borrowed(bytes)),
             None => {
-                let bytes = std::fs::read(&self.job).map_err(|error| {
-                    Failure::Usage(wray_runtime::LoadError::Read { path: self.job.clone(), error }.into())
-                })?;
+                let bytes = wray_runtime::read_component(&self.job).map_err(|e| Failure::Usage(e.into()))?;
                 (self.job.display().to_string(), std::borrow::Cow::Owned(bytes))
             }
         };
