@@ -164,8 +164,9 @@ const TAKE_ATTEMPTS: usize = 3;
 /// directory is abandoned is read from its lock: a store holds its lock
 /// file for its life ([`SledSpill::open`]) and the kernel lets go of it when
 /// the process dies, however it dies. The lock is held while the directory
-/// is removed; a store that opened the lock file just before is told by
-/// [`take`], which checks that the file it locked is still there. A
+/// is removed; a store that opened the lock file just before finds out
+/// when it has locked it ([`SledSpill::open`] checks that the file it
+/// locked is still the one at the path, and takes the directory again). A
 /// directory without a lock file, or whose lock file cannot be opened (the
 /// directory of another user), is left alone. Best effort: what cannot be
 /// read or removed is skipped.
