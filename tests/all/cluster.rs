@@ -367,6 +367,30 @@ fn ctrl_c_or_sigterm_on_the_client_cancels_the_remote_job() {
     }
 }
 
+/// A head that does not answer (a UDP socket that swallows the handshake)
+/// keeps `wray run --address` connecting for seconds: SIGTERM stops it
+/// there too, at once.
+#[test]
+fn sigterm_while_connecting_stops_the_client() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let address = silent.local_addr().unwrap().to_string();
+    let token = "ab".repeat(32);
+    let child = Command::new(wray_bin())
+        .args(["run", "--address", &address, "--token", &token, path(&guests().pi)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its first handshake packet: it is connecting, its handlers in place.
+    silent.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    silent.recv_from(&mut [0u8; 2048]).expect("a handshake packet from the client");
+    let sent = std::time::Instant::now();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let out = wait_for_exit(child, "wray run --address after SIGTERM", Duration::from_secs(10));
+    assert_code(&out, 143);
+    assert!(sent.elapsed() < Duration::from_secs(2), "took {:?}", sent.elapsed());
+}
+
 #[test]
 fn stop_ends_the_head_and_a_restart_keeps_its_token() {
     let head = Head::start();

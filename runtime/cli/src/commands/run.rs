@@ -427,7 +427,15 @@ impl RunCommand {
         let mut stopped_by = None;
         let max_retries = self.max_retries;
         let outcome = rt.block_on(async {
-            let mut client = ClusterClient::connect(&address, &token).await?;
+            // A signal while connecting (an unreachable head takes seconds
+            // to time out) stops the run there too.
+            let mut client = tokio::select! {
+                c = ClusterClient::connect(&address, &token) => c?,
+                signal = stop.recv() => {
+                    stopped_by = Some(signal);
+                    return Ok(None);
+                }
+            };
             let mut retries = 0;
             loop {
                 // Each stream where the job wrote it, as a local run.
