@@ -339,22 +339,7 @@ fn replayed_datagrams_are_dropped_and_run_nothing_twice() {
 fn ctrl_c_or_sigterm_on_the_client_cancels_the_remote_job() {
     let head = Head::start();
     for (signal, code) in [("-INT", 130), ("-TERM", 143)] {
-        let child = Command::new(wray_bin())
-            .args([
-                "run",
-                "--address",
-                &head.address,
-                "--token",
-                &head.token,
-                path(&guests().testjob),
-                "--",
-                "spin-task",
-            ])
-            .env("HOME", head.home.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = head.spawn_testjob(&["spin-task"]);
         wait_until(Duration::from_secs(30), || head.jobs_running() > 0, || format!("{signal}: the job never started"));
         Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
         let out = child.wait_with_output().unwrap();

@@ -187,19 +187,18 @@ pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
     let name = || path.display().to_string();
     let file = std::fs::File::open(path).map_err(read_error)?;
     let size = file.metadata().map_err(read_error)?.len();
-    if size > MAX_COMPONENT_SIZE as u64 {
-        // Still refused as not wasm first, if it is not: the likelier mistake.
-        let mut header = Vec::with_capacity(8);
-        file.take(8).read_to_end(&mut header).map_err(read_error)?;
-        check_header(&name(), &header)?;
-        return Err(LoadError::TooLarge { name: name(), size });
-    }
     // A regular file says its size; a pipe or a device says 0 and is read
     // up to one byte past the limit, to tell that it is past it.
-    let mut bytes = Vec::with_capacity(size as usize);
-    let mut bounded = file.take(MAX_COMPONENT_SIZE as u64 + 1);
+    let limit = MAX_COMPONENT_SIZE as u64 + 1;
+    let mut bytes = Vec::with_capacity(size.min(limit) as usize);
+    let mut bounded = file.take(limit);
     (&mut bounded).take(8).read_to_end(&mut bytes).map_err(read_error)?;
+    // Refused as not wasm first, if it is not, whatever its size: the
+    // likelier mistake.
     check_header(&name(), &bytes)?;
+    if size > MAX_COMPONENT_SIZE as u64 {
+        return Err(LoadError::TooLarge { name: name(), size });
+    }
     bounded.read_to_end(&mut bytes).map_err(read_error)?;
     if bytes.len() > MAX_COMPONENT_SIZE {
         return Err(LoadError::TooLarge { name: name(), size: bytes.len() as u64 });

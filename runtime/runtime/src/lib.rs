@@ -142,8 +142,9 @@ impl RuntimeBuilder {
             Some(d) => (d, None),
             None => {
                 // Runtimes of processes killed outright left theirs behind.
-                wray_store::remove_abandoned(&std::env::temp_dir(), TEMP_SPILL_PREFIX);
-                let d = std::env::temp_dir().join(format!(
+                let tmp = std::env::temp_dir();
+                wray_store::remove_abandoned(&tmp, TEMP_SPILL_PREFIX);
+                let d = tmp.join(format!(
                     "{TEMP_SPILL_PREFIX}{}-{}",
                     std::process::id(),
                     NEXT.fetch_add(1, Ordering::Relaxed)
