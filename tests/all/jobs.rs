@@ -175,15 +175,18 @@ fn actors_keep_state_order_calls_and_restart() {
     has(&out, "after restart: 10");
     assert!(out.contains("after restarts used up: actor died:") && out.contains("no restarts left"), "{out}");
     has(&out, "killed: actor died: testjob::actors::Counter was killed: wray::kill");
-    has(&out, "killed while sleeping: actor died: testjob::actors::Counter was killed while running slow");
+    has(&out, "killed while sleeping: actor died: testjob::actors::Counter was killed while running slow: wray::kill");
     has(&out, "kill took under a second: true");
-    has(&out, "killed with calls queued: actor died: testjob::actors::Counter was killed while running slow");
+    has(
+        &out,
+        "killed with calls queued: actor died: testjob::actors::Counter was killed while running slow: wray::kill",
+    );
     has(&out, "queued calls failed after the kill: 1000 of 1000");
     has(&out, "the last queued call: actor died: testjob::actors::Counter was killed: wray::kill");
     has(&out, "a kill amid a stream of calls stops it: true");
     has(&out, "before exit_actor: 7");
-    has(&out, "exit_actor: actor died: testjob::actors::Counter was killed while running quit");
-    has(&out, "after exit_actor: actor died: testjob::actors::Counter was killed: wray::kill");
+    has(&out, "exit_actor: actor died: testjob::actors::Counter was killed while running quit: it called exit_actor");
+    has(&out, "after exit_actor: actor died: testjob::actors::Counter was killed: it called exit_actor");
     has(&out, "constructor error: actor died: testjob::actors::Fragile: its constructor failed: refusing to start");
     has(&out, "constructor ok: pong");
 }

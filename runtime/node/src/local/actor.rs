@@ -717,9 +717,14 @@ impl NodeInner {
                             break Ok(Object { data: v.data, refs: v.refs });
                         }
                         Err(CallError::Cancelled) => {
+                            // The request stays for the loop, which acts on it
+                            // before the next call; here it only names why.
+                            let why = lock(&actor.kill_request).as_ref().map(|k| format!(": {}", k.0));
                             break Err(Error::ActorDied(format!(
-                                "{} was killed while running {}",
-                                actor.class, call.method
+                                "{} was killed while running {}{}",
+                                actor.class,
+                                call.method,
+                                why.unwrap_or_default()
                             )));
                         }
                         Err(e) => {

@@ -10,6 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use wray_core::{ActorId, Error, JobId, ObjectId, Options, Resources, Strategy, TaskId, limits};
+
+/// Why an actor that called `exit_actor` (a kill of itself) is dead, in
+/// the errors of the call that made it and of the calls after it.
+const EXITED_ITSELF: &str = "it called exit_actor";
 use wray_host::BoxFuture;
 use wray_host::{ArgSpec, Caller, NextItems, Services, Value};
 use wray_store::{ItemPut, Object, TakenItems};
@@ -516,12 +520,15 @@ impl Services for NodeInner {
 
     fn kill_actor(&self, caller: &Caller, actor: ActorId, no_restart: bool) -> Result<(), Error> {
         let job = self.job(caller.job)?;
+        // An actor killing itself is `exit_actor` (the SDKs' only way to do
+        // it): its calls' errors say so rather than blame a `wray::kill`.
+        let reason = if caller.actor == Some(actor) { EXITED_ITSELF } else { "wray::kill" };
         let state = lock(&job.actors).get(&actor).cloned();
         match (state, self.actor_home(&job, actor)) {
-            (Some(state), _) => state.kill("wray::kill", no_restart),
+            (Some(state), _) => state.kill(reason, no_restart),
             (None, Some(home)) if home.0 == self.id => {
                 if let Some(state) = self.actor_in(home.1, actor) {
-                    state.kill("wray::kill", no_restart);
+                    state.kill(reason, no_restart);
                     if no_restart {
                         self.forget_detached(actor);
                     }
