@@ -182,6 +182,60 @@ impl Drop for Head {
     }
 }
 
+/// As `ray status` on the head's machine: without `--address` the cluster
+/// commands find the head `wray start --head` runs on this machine for this
+/// user (its address and token from its data directory), `wray run
+/// --address auto` sends a job there, and no head or two heads are errors
+/// that say so. A worker of the same user is not taken for a head.
+#[test]
+fn commands_without_an_address_find_the_head_on_this_machine() {
+    let nobody = tempfile::tempdir().unwrap();
+    let out = wray_in(nobody.path(), &["status"]);
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains("no head node started with `wray start --head` runs on this machine"),
+        "{}",
+        stderr(&out)
+    );
+    let out = wray_in(nobody.path(), &["run", "--address", "auto", path(&guests().testjob), "--", "basics"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("--address auto: no head node"), "{}", stderr(&out));
+
+    let head = Head::start();
+    head.add_worker("1");
+    let out = head.wray(&["status"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains(&format!("node {} (alive)", head.id)), "{}", stdout(&out));
+    let out = head.wray(&["list", "nodes", "--json"]);
+    assert_code(&out, 0);
+    let nodes: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(nodes.as_array().map(Vec::len), Some(2), "{nodes}");
+    let out = head.wray(&["run", "--address", "auto", path(&guests().testjob), "--", "basics"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).lines().any(|l| l == "cluster CPU: 3"), "{}", stdout(&out));
+    let out = head.wray(&["job", "list"]);
+    assert_code(&out, 0);
+    // A token given with `auto` is the one used.
+    let wrong = "00".repeat(32);
+    let out = head.wray(&["status", "--address", "auto", "--token", &wrong]);
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    // An address without a token is not completed with the local head's.
+    let out = head.wray(&["status", "--address", &head.address]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("needs --token"), "{}", stderr(&out));
+
+    let second = head.home.path().join("second");
+    let out = head.wray(&["start", "--head", "--port", "0", "--no-dashboard", "--data-dir", path(&second)]);
+    assert_code(&out, 0);
+    let out = head.wray(&["status"]);
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("2 head nodes run on this machine") && err.contains(&head.address), "{err}");
+    // With an address, the others do not matter.
+    let out = head.wray(&["status", "--address", &head.address, "--token", &head.token]);
+    assert_code(&out, 0);
+}
+
 #[test]
 fn a_job_runs_unchanged_on_a_head_node() {
     let head = Head::start();

@@ -20,11 +20,13 @@ Examples:
   wray job logs --follow job-000001
   wray job stop job-000001")]
 pub struct JobCommand {
-    /// The head node, HOST:PORT.
+    /// The head node, HOST:PORT; `auto` or none: the head `wray start
+    /// --head` runs on this machine.
     #[arg(long, env = "WRAY_ADDRESS", global = true)]
     address: Option<String>,
 
-    /// The cluster's token (printed by `wray start --head`).
+    /// The cluster's token (printed by `wray start --head`); none: the
+    /// local head's.
     #[arg(long, env = "WRAY_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
 
@@ -81,12 +83,7 @@ fn show(j: &JobRecord) {
 
 impl JobCommand {
     pub fn execute(self) -> Result<(), Failure> {
-        let address = self.address.ok_or_else(|| {
-            anyhow!("give --address HOST:PORT (or WRAY_ADDRESS): the head printed by `wray start --head`")
-        })?;
-        let token = self
-            .token
-            .ok_or_else(|| anyhow!("give --token (or WRAY_TOKEN): the token printed by `wray start --head`"))?;
+        let super::local_head::Target { address, token, .. } = super::local_head::resolve(self.address, self.token)?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async {
             let client = ClusterClient::connect(&address, &token).await.map_err(Failure::Usage)?;

@@ -41,13 +41,15 @@ pub struct ListCommand {
     #[arg(long, value_name = "N", default_value_t = 100)]
     limit: usize,
 
-    /// The head node, HOST:PORT.
+    /// The head node, HOST:PORT; `auto` or none: the head `wray start
+    /// --head` runs on this machine.
     #[arg(long, env = "WRAY_ADDRESS")]
-    address: String,
+    address: Option<String>,
 
-    /// The cluster's token (printed by `wray start --head`).
+    /// The cluster's token (printed by `wray start --head`); none: the
+    /// local head's.
     #[arg(long, env = "WRAY_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,9 +283,10 @@ fn print_table(cols: &[&str], rows: &[Value]) {
 
 impl ListCommand {
     pub fn execute(self) -> Result<(), Failure> {
+        let target = super::local_head::resolve(self.address.clone(), self.token.clone())?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let nodes = rt.block_on(async {
-            let client = ClusterClient::connect(&self.address, &self.token).await?;
+            let client = ClusterClient::connect(&target.address, &target.token).await?;
             client.state().await
         })?;
         let all = rows(self.what, &nodes);

@@ -34,13 +34,15 @@ pub struct LogsCommand {
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 10, requires = "node")]
     tail: u64,
 
-    /// The head node, HOST:PORT.
+    /// The head node, HOST:PORT; `auto` or none: the head `wray start
+    /// --head` runs on this machine.
     #[arg(long, env = "WRAY_ADDRESS")]
-    address: String,
+    address: Option<String>,
 
-    /// The cluster's token (printed by `wray start --head`).
+    /// The cluster's token (printed by `wray start --head`); none: the
+    /// local head's.
     #[arg(long, env = "WRAY_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
 }
 
 /// How often `--follow` asks a node for more of its log.
@@ -48,9 +50,10 @@ const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
 impl LogsCommand {
     pub fn execute(self) -> Result<(), Failure> {
+        let target = super::local_head::resolve(self.address.clone(), self.token.clone())?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async {
-            let client = ClusterClient::connect(&self.address, &self.token).await?;
+            let client = ClusterClient::connect(&target.address, &target.token).await?;
             match (&self.node, &self.job) {
                 (Some(node), _) => self.node_log(&client, node).await,
                 (None, Some(job)) => {

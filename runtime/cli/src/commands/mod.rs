@@ -6,6 +6,7 @@ mod cluster_bench;
 mod dashboard;
 mod job;
 mod list;
+mod local_head;
 mod logs;
 mod microbenchmark;
 mod rl;
@@ -35,6 +36,8 @@ Examples:
   wray start --address HOST:PORT --token TOKEN           add a worker node
   wray run --address HOST:PORT --token TOKEN job.wasm    run the same job on it
   wray status --address HOST:PORT --token TOKEN
+  wray status                            on the head's machine: its head, no address needed (also list, logs, job)
+  wray run --address auto job.wasm       a job to the head started on this machine
   wray list tasks --filter state=FAILED --address HOST:PORT --token TOKEN   nodes|jobs|tasks|actors|objects|placement-groups|experiments
   wray logs --node NODE_ID --follow --address HOST:PORT --token TOKEN       a node's log (or --job JOB_ID)
   wray job submit --address HOST:PORT --token TOKEN job.wasm    run it detached; then wray job list|status|logs|stop

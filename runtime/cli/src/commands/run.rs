@@ -79,11 +79,13 @@ pub struct RunCommand {
     no_cache: bool,
 
     /// Run on the cluster whose head is at HOST:PORT instead of in this
-    /// process (see `wray start`).
+    /// process (see `wray start`); `auto`: the head `wray start --head` runs
+    /// on this machine, with its token.
     #[arg(long, env = "WRAY_ADDRESS", value_name = "HOST:PORT")]
     address: Option<String>,
 
-    /// The cluster's token, with --address.
+    /// The cluster's token, with --address (with `--address auto`: the
+    /// local head's unless given).
     #[arg(long, env = "WRAY_TOKEN", hide_env_values = true)]
     token: Option<String>,
 
@@ -393,13 +395,9 @@ impl RunCommand {
     /// Sends the job to a cluster and streams its output back; Ctrl-C or
     /// SIGTERM closes the connection, which cancels the job there.
     fn execute_remote(self) -> Result<(), Failure> {
-        let address = self.address.clone().expect("checked by the caller");
-        let Some(token) = self.token.clone() else {
-            return Err(anyhow::anyhow!(
-                "--address needs --token (or WRAY_TOKEN): the token `wray start --head` printed"
-            )
-            .into());
-        };
+        // `--address auto`: the head running on this machine.
+        let super::local_head::Target { address, token, .. } =
+            super::local_head::resolve(self.address.clone(), self.token.clone())?;
         if !self.dirs.is_empty() {
             return Err(anyhow::anyhow!(
                 "--dir cannot be used with --address: the job runs on another machine, which has its own files"

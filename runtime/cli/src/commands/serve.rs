@@ -117,16 +117,18 @@ struct ServeShutdown {
 /// Where the cluster and its HTTP proxy are.
 #[derive(Args)]
 struct ClusterArgs {
-    /// The head node, HOST:PORT.
+    /// The head node, HOST:PORT; `auto` or none: the head `wray start
+    /// --head` runs on this machine.
     #[arg(long, env = "WRAY_ADDRESS")]
     address: Option<String>,
 
-    /// The cluster's token (printed by `wray start --head`).
+    /// The cluster's token (printed by `wray start --head`); none: the
+    /// local head's.
     #[arg(long, env = "WRAY_TOKEN", hide_env_values = true)]
     token: Option<String>,
 
-    /// The head's HTTP proxy, HOST:PORT (default: the head's host, port
-    /// 8000).
+    /// The head's HTTP proxy, HOST:PORT (default: where a head on this
+    /// machine says its proxy listens, else the head's host, port 8000).
     #[arg(long, value_name = "HOST:PORT")]
     server: Option<String>,
 }
@@ -134,16 +136,14 @@ struct ClusterArgs {
 impl ClusterArgs {
     /// (address, token, server).
     fn resolve(&self) -> Result<(String, String, String), Failure> {
-        let address = self.address.clone().ok_or_else(|| {
-            anyhow::anyhow!("give --address HOST:PORT (or WRAY_ADDRESS): the head printed by `wray start --head`")
-        })?;
-        let token = self
-            .token
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("give --token (or WRAY_TOKEN): the token printed by `wray start --head`"))?;
-        let server = match &self.server {
-            Some(s) => s.clone(),
-            None => {
+        let super::local_head::Target { address, token, local } =
+            super::local_head::resolve(self.address.clone(), self.token.clone())?;
+        // A head on this machine wrote where its proxy listens.
+        let written = local.and_then(|dir| std::fs::read_to_string(dir.join("serve")).ok());
+        let server = match (&self.server, written) {
+            (Some(s), _) => s.clone(),
+            (None, Some(s)) if !s.trim().is_empty() => s.trim().to_string(),
+            (None, _) => {
                 let host = address.rsplit_once(':').map_or(address.as_str(), |(h, _)| h);
                 format!("{host}:8000")
             }

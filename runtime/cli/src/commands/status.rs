@@ -11,13 +11,15 @@ Examples:
   wray status --address 127.0.0.1:6380 --token TOKEN
   WRAY_ADDRESS=127.0.0.1:6380 WRAY_TOKEN=TOKEN wray status --json")]
 pub struct StatusCommand {
-    /// The head node, HOST:PORT.
+    /// The head node, HOST:PORT; `auto` or none: the head `wray start
+    /// --head` runs on this machine.
     #[arg(long, env = "WRAY_ADDRESS")]
-    address: String,
+    address: Option<String>,
 
-    /// The cluster's token (printed by `wray start --head`).
+    /// The cluster's token (printed by `wray start --head`); none: the
+    /// local head's.
     #[arg(long, env = "WRAY_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
 
     /// Print JSON: `{"nodes": [...]}`, one object per node with the fields
     /// the text shows.
@@ -27,9 +29,10 @@ pub struct StatusCommand {
 
 impl StatusCommand {
     pub fn execute(self) -> Result<(), Failure> {
+        let target = super::local_head::resolve(self.address.clone(), self.token.clone())?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let report = rt.block_on(async {
-            let client = ClusterClient::connect(&self.address, &self.token).await?;
+            let client = ClusterClient::connect(&target.address, &target.token).await?;
             client.status().await
         })?;
         if self.json {

@@ -1,5 +1,6 @@
 //! `wray stop`: stop the nodes started from this machine.
 
+use super::local_head::alive;
 use crate::Failure;
 use clap::Args;
 use std::time::{Duration, Instant};
@@ -41,13 +42,5 @@ impl StopCommand {
             println!("no nodes running");
         }
         Ok(())
-    }
-}
-
-fn alive(pid: i32) -> bool {
-    // A zombie child still "exists" for kill(0); read its state instead.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
     }
 }
