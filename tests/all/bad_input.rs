@@ -170,6 +170,11 @@ fn build_names_a_directory_without_a_crate() {
     let out = wray(&["build", dir.path().to_str().unwrap()]);
     assert_code(&out, 2);
     assert!(stderr(&out).contains("has no Cargo.toml"), "{}", stderr(&out));
+    // A path that is not there is named as such.
+    let missing = dir.path().join("no-such-crate");
+    let out = wray(&["build", missing.to_str().unwrap()]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("no-such-crate does not exist"), "{}", stderr(&out));
 }
 
 #[test]

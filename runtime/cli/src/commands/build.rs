@@ -47,6 +47,11 @@ impl BuildCommand {
             }
             return super::build_python::build(&self.dir, self.output);
         }
+        // Named before its contents are looked for: "/typo has no
+        // Cargo.toml" sent people looking for a manifest.
+        if !self.dir.exists() {
+            return Err(anyhow::anyhow!("{} does not exist", self.dir.display()).into());
+        }
         if !self.dir.join("Cargo.toml").is_file()
             && (self.dir.join("pyproject.toml").is_file() || self.dir.join("main.py").is_file())
         {
