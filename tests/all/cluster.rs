@@ -476,6 +476,13 @@ fn jobs_run_detached_and_their_records_survive_a_restart() {
     let out = job(&["status", "job-999999"]);
     assert_code(&out, 2);
     assert!(stderr(&out).contains("no job"), "{}", stderr(&out));
+    // Stopping one that ended, or one that never was, says which.
+    let out = job(&["stop", &id]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("is not running: it is SUCCEEDED"), "{}", stderr(&out));
+    let out = job(&["stop", "job-999999"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("no job \"job-999999\""), "{}", stderr(&out));
 
     // Restart the head on the same data directory: the records are still there.
     assert_code(&head.wray(&["stop"]), 0);

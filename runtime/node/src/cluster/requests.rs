@@ -322,7 +322,10 @@ impl Node {
                 let event = if jobs.stop_gracefully(self, &id) {
                     Event::Finished { code: 0, message: format!("stopping {id}") }
                 } else {
-                    Event::Refused(format!("{id:?} is not running"))
+                    match jobs.get(&id).map_err(storage)? {
+                        Some(info) => Event::Refused(format!("{id:?} is not running: it is {}", info.status)),
+                        None => Event::Refused(format!("no job {id:?}")),
+                    }
                 };
                 frame::write(&mut send, &reply(event)?).await?;
             }
