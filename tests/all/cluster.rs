@@ -185,8 +185,9 @@ impl Drop for Head {
 /// As `ray status` on the head's machine: without `--address` the cluster
 /// commands find the head `wray start --head` runs on this machine for this
 /// user (its address and token from its data directory), `wray run
-/// --address auto` sends a job there, and no head or two heads are errors
-/// that say so. A worker of the same user is not taken for a head.
+/// --address auto` sends a job there and `wray start --address auto` a
+/// worker, and no head or two heads are errors that say so. A worker of
+/// the same user is not taken for a head.
 #[test]
 fn commands_without_an_address_find_the_head_on_this_machine() {
     let nobody = tempfile::tempdir().unwrap();
@@ -200,9 +201,16 @@ fn commands_without_an_address_find_the_head_on_this_machine() {
     let out = wray_in(nobody.path(), &["run", "--address", "auto", path(&guests().testjob), "--", "basics"]);
     assert_code(&out, 2);
     assert!(stderr(&out).contains("--address auto: no head node"), "{}", stderr(&out));
+    let out = wray_in(nobody.path(), &["start", "--address", "127.0.0.1:1", "--dry-run"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("--address needs --token"), "{}", stderr(&out));
 
     let head = Head::start();
-    head.add_worker("1");
+    // A worker joins it the same way, on the same machine.
+    let worker = head.home.path().join("worker");
+    let out = head.wray(&["start", "--address", "auto", "--cpus", "1", "--data-dir", path(&worker)]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out).trim(), format!("joined: {}", head.address));
     let out = head.wray(&["status"]);
     assert_code(&out, 0);
     assert!(stdout(&out).contains(&format!("node {} (alive)", head.id)), "{}", stdout(&out));

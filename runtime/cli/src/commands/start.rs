@@ -32,6 +32,7 @@ Examples:
   wray start --head --port 0 --data-dir /tmp/head --block
   wray start --address 127.0.0.1:6380 --token TOKEN --cpus 4     a worker joining that head
   wray start --address 127.0.0.1:6380 --token TOKEN --gpus 1 --resources '{\"ssd\": 2}'
+  wray start --address auto --cpus 2         a worker joining the head started on this machine
   wray run --address 127.0.0.1:6380 --token TOKEN job.wasm
   WRAY_TOKEN=TOKEN wray start --block --address wray-head:6380 --cpus 1500m --memory 4Gi --health-port 8080
   wray start --head --dry-run                print the node this would start, as JSON
@@ -41,8 +42,9 @@ pub struct StartCommand {
     #[arg(long, conflicts_with = "address")]
     head: bool,
 
-    /// Start a worker node that joins the head at HOST:PORT.
-    #[arg(long, value_name = "HOST:PORT", required_unless_present = "head", requires = "token")]
+    /// Start a worker node that joins the head at HOST:PORT; `auto`: the
+    /// head `wray start --head` runs on this machine, with its token.
+    #[arg(long, value_name = "HOST:PORT", required_unless_present = "head")]
     address: Option<String>,
 
     /// The cluster's token: for a worker, the one its head printed; for a
@@ -206,7 +208,20 @@ fn home() -> PathBuf {
 }
 
 impl StartCommand {
-    pub fn execute(self) -> Result<(), Failure> {
+    pub fn execute(mut self) -> Result<(), Failure> {
+        if !self.head {
+            // `--address auto`: another node on the head's machine.
+            if self.address.as_deref() == Some(super::local_head::AUTO) {
+                let head = super::local_head::the_local_head(true)?;
+                self.address = Some(head.address);
+                self.token = self.token.or(Some(head.token));
+            }
+            if self.token.is_none() {
+                return Err(Failure::Usage(anyhow!(
+                    "--address needs --token (or WRAY_TOKEN): the token `wray start --head` printed"
+                )));
+            }
+        }
         for (flag, v) in [("--cpus", self.cpus), ("--gpus", self.gpus)] {
             if let Some(x) = v.filter(|x| !(x.is_finite() && *x >= 0.0)) {
                 return Err(anyhow!("{flag} must be a non-negative number, got {x}").into());
@@ -261,7 +276,7 @@ impl StartCommand {
             (true, _, _) => "given",
             (false, true, true) => "data directory",
             (false, true, false) => "new",
-            (false, false, _) => unreachable!("clap requires a token with --address"),
+            (false, false, _) => "none",
         };
         let dashboard = (self.head && !self.no_dashboard).then(|| {
             format!(
