@@ -181,6 +181,23 @@ pub struct RemoteOutcome {
     pub exit_status: Option<i32>,
 }
 
+/// The address to send to for `addr`: a head started with `--host
+/// 0.0.0.0` prints (and records for `--address auto`) `0.0.0.0:PORT`, to
+/// which QUIC cannot send ("invalid remote address"); on the machine that
+/// printed it, the head is reached on loopback, as a TCP connect to 0.0.0.0
+/// reaches it. Any other address is left as it is.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
 impl ClusterClient {
     /// Connects to the head at `address` (`HOST:PORT`) with the cluster's
     /// `token`. Fails (during the TLS handshake) if the token is not the
@@ -208,7 +225,7 @@ impl ClusterClient {
             .with_context(|| format!("cannot resolve {address}"))?
             .next()
             .ok_or_else(|| anyhow!("{address} resolves to no address"))?;
-        Ok((addr, ClusterIdentity::new(&token, name)?))
+        Ok((reachable(addr), ClusterIdentity::new(&token, name)?))
     }
 
     /// The client's endpoint (one that accepts connections, if made by
@@ -456,4 +473,20 @@ fn with_hash(mut job: JobRequest) -> JobRequest {
 fn content_hash(component: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(component).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reachable;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn an_unspecified_address_is_reached_on_loopback() {
+        let parse = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(reachable(parse("0.0.0.0:6380")), parse("127.0.0.1:6380"));
+        assert_eq!(reachable(parse("[::]:6380")), parse("[::1]:6380"));
+        for kept in ["127.0.0.1:6380", "10.0.0.5:6380", "[::1]:9", "[fe80::1]:9"] {
+            assert_eq!(reachable(parse(kept)), parse(kept));
+        }
+    }
 }
