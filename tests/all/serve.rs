@@ -856,7 +856,9 @@ fn a_wasi_http_component_is_deployed_to_a_cluster_and_rolled_over() {
         || get("/api/load").status,
         |load| {
             load.more_answers(20);
-            let out = deploy(&["--instances", "3", "--route-prefix", "/api"]);
+            // On the head's machine no flag names the cluster or its proxy:
+            // both are read from the head's data directory.
+            let out = head.wray(&["serve", "deploy", "--instances", "3", "--route-prefix", "/api", path(&component)]);
             assert_code(&out, 0);
             v2 = stdout(&out).trim().to_string();
             load.more_answers(20);

@@ -138,11 +138,15 @@ impl ClusterArgs {
     fn resolve(&self) -> Result<(String, String, String), Failure> {
         let super::local_head::Target { address, token, local } =
             super::local_head::resolve(self.address.clone(), self.token.clone())?;
-        // A head on this machine wrote where its proxy listens.
-        let written = local.and_then(|dir| std::fs::read_to_string(dir.join("serve")).ok());
+        // A head on this machine wrote where its proxy listens, as the URL
+        // it printed (`http://HOST:PORT`).
+        let written = local
+            .and_then(|dir| std::fs::read_to_string(dir.join("serve")).ok())
+            .and_then(|url| url.trim().strip_prefix("http://").map(str::to_string))
+            .filter(|s| !s.is_empty());
         let server = match (&self.server, written) {
             (Some(s), _) => s.clone(),
-            (None, Some(s)) if !s.trim().is_empty() => s.trim().to_string(),
+            (None, Some(s)) => s,
             (None, _) => {
                 let host = address.rsplit_once(':').map_or(address.as_str(), |(h, _)| h);
                 format!("{host}:8000")
