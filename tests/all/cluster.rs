@@ -223,6 +223,22 @@ fn commands_without_an_address_find_the_head_on_this_machine() {
     assert!(stdout(&out).lines().any(|l| l == "cluster CPU: 3"), "{}", stdout(&out));
     let out = head.wray(&["job", "list"]);
     assert_code(&out, 0);
+    // `ray summary tasks`: the job's tasks by function, their states counted.
+    let out = head.wray(&["summary", "tasks", "--json"]);
+    assert_code(&out, 0);
+    let groups: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let finished = |g: &serde_json::Value| g["states"]["FINISHED"].as_u64().unwrap_or(0);
+    let ours: Vec<&serde_json::Value> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["function"].as_str().is_some_and(|f| f.starts_with("testjob::")))
+        .collect();
+    assert!(!ours.is_empty() && ours.iter().all(|g| finished(g) >= 1), "{groups}");
+    assert!(ours.iter().all(|g| g["total"].as_u64() >= Some(finished(g))), "{groups}");
+    let out = head.wray(&["summary", "tasks"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("FUNCTION") && stdout(&out).contains("FINISHED: "), "{}", stdout(&out));
     // A token given with `auto` is the one used.
     let wrong = "00".repeat(32);
     let out = head.wray(&["status", "--address", "auto", "--token", &wrong]);

@@ -53,7 +53,7 @@ pub struct ListCommand {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum What {
+pub(crate) enum What {
     Nodes,
     Jobs,
     Tasks,
@@ -141,7 +141,7 @@ fn resource(pairs: &[(String, f64)], key: &str) -> f64 {
 }
 
 /// The rows of `what`, newest or largest first, as JSON objects.
-fn rows(what: What, nodes: &[NodeState]) -> Vec<Value> {
+pub(crate) fn rows(what: What, nodes: &[NodeState]) -> Vec<Value> {
     let alive = || nodes.iter().filter(|n| n.alive);
     match what {
         What::Nodes => nodes
@@ -249,7 +249,7 @@ fn cell(v: &Value) -> String {
 }
 
 /// Prints rows as a table with aligned columns; long cells are cut.
-fn print_table(cols: &[&str], rows: &[Value]) {
+pub(crate) fn print_table(cols: &[&str], rows: &[Value]) {
     const MAX_CELL: usize = 60;
     let cells: Vec<Vec<String>> = rows
         .iter()
@@ -281,14 +281,20 @@ fn print_table(cols: &[&str], rows: &[Value]) {
     }
 }
 
+/// Every node's state, asked of the cluster `--address`/`--token` name (or
+/// the head on this machine): what `list` and `summary` show.
+pub(crate) fn cluster_state(address: Option<String>, token: Option<String>) -> Result<Vec<NodeState>, Failure> {
+    let target = super::local_head::resolve(address, token)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(rt.block_on(async {
+        let client = ClusterClient::connect(&target.address, &target.token).await?;
+        client.state().await
+    })?)
+}
+
 impl ListCommand {
     pub fn execute(self) -> Result<(), Failure> {
-        let target = super::local_head::resolve(self.address.clone(), self.token.clone())?;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let nodes = rt.block_on(async {
-            let client = ClusterClient::connect(&target.address, &target.token).await?;
-            client.state().await
-        })?;
+        let nodes = cluster_state(self.address.clone(), self.token.clone())?;
         let all = rows(self.what, &nodes);
         if let Some(first) = all.first()
             && let Some(f) = self.filters.iter().find(|f| first.get(&f.field).is_none())

@@ -15,6 +15,7 @@ mod serve;
 mod start;
 mod status;
 mod stop;
+mod summary;
 
 pub use run::Stop;
 
@@ -39,6 +40,7 @@ Examples:
   wray status                            on the head's machine: its head, no address needed (also list, logs, job)
   wray run --address auto job.wasm       a job to the head started on this machine
   wray list tasks --filter state=FAILED --address HOST:PORT --token TOKEN   nodes|jobs|tasks|actors|objects|placement-groups|experiments
+  wray summary tasks                     tasks by function with their states (or actors by class)
   wray logs --node NODE_ID --follow --address HOST:PORT --token TOKEN       a node's log (or --job JOB_ID)
   wray job submit --address HOST:PORT --token TOKEN job.wasm    run it detached; then wray job list|status|logs|stop
   wray rl train --algo PPO --env CartPole-v1 --stop-reward 450    reinforcement learning, no job to write
@@ -59,6 +61,7 @@ pub enum Command {
     Stop(stop::StopCommand),
     Status(status::StatusCommand),
     List(list::ListCommand),
+    Summary(summary::SummaryCommand),
     Logs(logs::LogsCommand),
     Job(job::JobCommand),
     Rl(rl::RlCommand),
@@ -80,6 +83,7 @@ impl Command {
             Command::Stop(c) => c.execute(),
             Command::Status(c) => c.execute(),
             Command::List(c) => c.execute(),
+            Command::Summary(c) => c.execute(),
             Command::Logs(c) => c.execute(),
             Command::Job(c) => c.execute(),
             Command::Rl(c) => c.execute(),
