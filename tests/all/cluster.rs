@@ -239,6 +239,18 @@ fn commands_without_an_address_find_the_head_on_this_machine() {
     let out = head.wray(&["summary", "tasks"]);
     assert_code(&out, 0);
     assert!(stdout(&out).contains("FUNCTION") && stdout(&out).contains("FINISHED: "), "{}", stdout(&out));
+    // `ray timeline`: the same tasks as a Chrome trace, one process per node.
+    let file = head.home.path().join("trace.json");
+    let out = head.wray(&["timeline", "--output", path(&file)]);
+    assert_code(&out, 0);
+    let trace: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    let bars =
+        events.iter().filter(|e| e["ph"] == "X" && e["name"].as_str().is_some_and(|n| n.starts_with("testjob::")));
+    assert!(bars.clone().count() >= ours.len(), "{trace}");
+    assert!(bars.clone().all(|e| e["ts"].as_u64() > Some(0) && e["dur"].as_u64().is_some()), "{trace}");
+    assert!(events.iter().any(|e| e["name"] == "process_name" && e["args"]["name"] == head.id), "{trace}");
+    assert!(stdout(&out).contains(&format!("tasks written to {}", file.display())), "{}", stdout(&out));
     // A token given with `auto` is the one used.
     let wrong = "00".repeat(32);
     let out = head.wray(&["status", "--address", "auto", "--token", &wrong]);

@@ -16,6 +16,7 @@ mod start;
 mod status;
 mod stop;
 mod summary;
+mod timeline;
 
 pub use run::Stop;
 
@@ -41,6 +42,7 @@ Examples:
   wray run --address auto job.wasm       a job to the head started on this machine
   wray list tasks --filter state=FAILED --address HOST:PORT --token TOKEN   nodes|jobs|tasks|actors|objects|placement-groups|experiments
   wray summary tasks                     tasks by function with their states (or actors by class)
+  wray timeline                          the tasks as a trace for chrome://tracing or Perfetto
   wray logs --node NODE_ID --follow --address HOST:PORT --token TOKEN       a node's log (or --job JOB_ID)
   wray job submit --address HOST:PORT --token TOKEN job.wasm    run it detached; then wray job list|status|logs|stop
   wray rl train --algo PPO --env CartPole-v1 --stop-reward 450    reinforcement learning, no job to write
@@ -62,6 +64,7 @@ pub enum Command {
     Status(status::StatusCommand),
     List(list::ListCommand),
     Summary(summary::SummaryCommand),
+    Timeline(timeline::TimelineCommand),
     Logs(logs::LogsCommand),
     Job(job::JobCommand),
     Rl(rl::RlCommand),
@@ -84,6 +87,7 @@ impl Command {
             Command::Status(c) => c.execute(),
             Command::List(c) => c.execute(),
             Command::Summary(c) => c.execute(),
+            Command::Timeline(c) => c.execute(),
             Command::Logs(c) => c.execute(),
             Command::Job(c) => c.execute(),
             Command::Rl(c) => c.execute(),
