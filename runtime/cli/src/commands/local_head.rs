@@ -29,15 +29,12 @@ pub(crate) struct LocalHead {
 
 /// The heads running on this machine for this user, by process id.
 pub(crate) fn local_heads() -> Vec<LocalHead> {
-    let Ok(entries) = std::fs::read_dir(super::start::registry_dir()) else { return Vec::new() };
-    let mut heads: Vec<LocalHead> = entries
-        .flatten()
-        .filter_map(|entry| {
-            let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
+    let mut heads: Vec<LocalHead> = super::start::registered()
+        .into_iter()
+        .filter_map(|super::start::Registered { pid, data_dir, .. }| {
             if !alive(pid) || !started_as_head(pid) {
                 return None;
             }
-            let data_dir = PathBuf::from(std::fs::read_to_string(entry.path()).ok()?);
             let read = |name: &str| {
                 std::fs::read_to_string(data_dir.join(name))
                     .ok()

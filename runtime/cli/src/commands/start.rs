@@ -744,6 +744,29 @@ fn register(data_dir: &Path) -> std::io::Result<PathBuf> {
     Ok(entry)
 }
 
+/// One entry of the registry [`register`] writes: a node process started
+/// from this machine, alive or not (an entry stays until `wray stop` if its
+/// process was killed outright).
+pub(crate) struct Registered {
+    pub pid: i32,
+    pub data_dir: PathBuf,
+    /// The entry's file.
+    pub entry: PathBuf,
+}
+
+/// The registry's entries; none if there is no registry.
+pub(crate) fn registered() -> Vec<Registered> {
+    let Ok(entries) = std::fs::read_dir(registry_dir()) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let data_dir = PathBuf::from(std::fs::read_to_string(e.path()).unwrap_or_default());
+            Some(Registered { pid, data_dir, entry: e.path() })
+        })
+        .collect()
+}
+
 /// Writes `path` with permissions `mode` so that nobody ever reads it
 /// half-written (temporary file, then rename).
 fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {

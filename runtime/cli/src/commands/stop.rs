@@ -12,15 +12,8 @@ pub struct StopCommand {}
 
 impl StopCommand {
     pub fn execute(self) -> Result<(), Failure> {
-        let dir = super::start::registry_dir();
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            println!("no nodes running");
-            return Ok(());
-        };
         let mut stopped = 0;
-        for entry in entries.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let data_dir = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for super::start::Registered { pid, data_dir, entry } in super::start::registered() {
             if alive(pid) {
                 // SAFETY: kill(2) with a pid read from our own registry and a
                 // valid signal number; it touches no memory of ours.
@@ -33,10 +26,10 @@ impl StopCommand {
                     // SAFETY: as above.
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                 }
-                println!("stopped node {pid} ({data_dir})");
+                println!("stopped node {pid} ({})", data_dir.display());
                 stopped += 1;
             }
-            let _ = std::fs::remove_file(entry.path());
+            let _ = std::fs::remove_file(entry);
         }
         if stopped == 0 {
             println!("no nodes running");
