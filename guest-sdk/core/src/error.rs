@@ -32,6 +32,22 @@ pub enum Error {
     /// The object's bytes do not decode as the requested type (the `T` of
     /// `ObjectRef<T>` does not match what the task produced).
     Decode(String),
+    /// An error the job raised itself — Python's `raise ValueError(...)` in a
+    /// Ray job. Made with [`Error::msg`], or by `?` on a `String`, a `&str` or
+    /// a `std::io::Error`; for functions whose error type is `wray::Error`
+    /// (a `wray::train` loop, a `wray::data` closure, a `BatchMapper`, a
+    /// `main` or task that also calls `wray::get`). It never comes from the
+    /// runtime; when it fails a task, the caller's `get` sees
+    /// [`Error::TaskFailed`] with this message.
+    Other(String),
+}
+
+impl Error {
+    /// An error with this message, raised by the job itself
+    /// ([`Error::Other`]): `return Err(wray::Error::msg(format!("loss is {loss}")))`.
+    pub fn msg(message: impl fmt::Display) -> Error {
+        Error::Other(message.to_string())
+    }
 }
 
 impl fmt::Display for Error {
@@ -47,6 +63,7 @@ impl fmt::Display for Error {
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::StoreFull(m) => write!(f, "object store full: {m}"),
             Error::Decode(m) => write!(f, "decode error: {m}"),
+            Error::Other(m) => f.write_str(m),
         }
     }
 }
@@ -73,6 +90,27 @@ impl From<wit::Error> for Error {
             wit::Error::InvalidArgument(m) => Error::InvalidArgument(m),
             wit::Error::StoreFull(m) => Error::StoreFull(m),
         }
+    }
+}
+
+impl From<String> for Error {
+    fn from(message: String) -> Error {
+        Error::Other(message)
+    }
+}
+
+impl From<&str> for Error {
+    fn from(message: &str) -> Error {
+        Error::Other(message.to_owned())
+    }
+}
+
+/// A file the job reads or writes through WASI (`std::fs` on a directory
+/// granted with `--dir`) fails with the OS's words, e.g. `No such file or
+/// directory (os error 44)`.
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Other(e.to_string())
     }
 }
 

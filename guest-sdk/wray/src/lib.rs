@@ -94,6 +94,9 @@
 //! and an `Err` fails the task: [`get`] returns [`Error::TaskFailed`] naming
 //! the function and `E`'s message. A panic or a trap (out of memory, time
 //! limit, stack overflow) fails the task the same way and nothing else.
+//! Where the error type must be [`Error`] itself (a `train` loop, a `data`
+//! closure), raise your own with [`Error::msg`] or `?` on a `String` or a
+//! `std::io::Error` ([`Error::Other`]).
 //! Parameters and results are any `serde` types; they must be owned
 //! (no references) and the function must not be generic or `async`.
 //!

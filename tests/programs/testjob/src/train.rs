@@ -300,6 +300,20 @@ fn scenario_bad(dir: &str) -> Result<(), Error> {
             .run_config(quiet.clone())
             .fit(),
     );
+    // A loop's own error (`Error::msg`) and a failed file read through `?`
+    // (`From<std::io::Error>`) end the run naming the rank and the cause.
+    show(
+        "own error",
+        DataParallelTrainer::new(|_: LoopConfig| Err(Error::msg("loss diverged at epoch 7")))
+            .run_config(quiet.clone())
+            .fit(),
+    );
+    show(
+        "io error",
+        DataParallelTrainer::new(|_: LoopConfig| std::fs::read("/work/no-such-file").map(|_| ()).map_err(Error::from))
+            .run_config(quiet.clone())
+            .fit(),
+    );
     println!("outside a trainer: {}", train::report(train::metrics(&[]), None).unwrap_err());
     println!("not a directory: {}", Checkpoint::from_directory(&format!("{dir}/no-such-checkpoint")).unwrap_err());
     println!("not a checkpoint: {}", Checkpoint::from_bytes(b"hello").unwrap_err());
