@@ -102,6 +102,8 @@ fn bad_data_input_fails_with_errors_naming_the_file_row_or_stage() {
     assert!(parquet.contains("/work/bad/not.parquet") && parquet.contains("not a readable Parquet file"), "{parquet}");
     let differ = line_after(&out, "schemas differ:");
     assert!(differ.contains("has columns [a: Int64, b: Int64] but") && differ.contains("[id: Int64]"), "{differ}");
+    let wrong = line_after(&out, "wrong row type:");
+    assert!(wrong.contains("testjob::data::AbText: field a is read as String, but its column holds Int64"), "{wrong}");
     let missing = line_after(&out, "missing directory:");
     assert!(missing.contains("/not-granted/x.csv") && missing.contains("--dir"), "{missing}");
     let panicked = line_after(&out, "map panics:");

@@ -60,7 +60,38 @@ fn shape<T: Serialize + DeserializeOwned + 'static>() -> Shape {
 }
 
 fn type_error<T>(what: &str, e: impl std::fmt::Display) -> Error {
-    invalid(format!("{what} rows of type {}: {e}", std::any::type_name::<T>()))
+    invalid(format!("{what} rows of type {}: {}", std::any::type_name::<T>(), reword(&e.to_string())))
+}
+
+/// serde_arrow says a field does not match its column in its own terms —
+/// `Error: deserializer does not implement deserialize_u32_at (data_type:
+/// "Utf8", field: "$.shop")` — and keeps the parts in annotations only its
+/// `Display` shows. A user needs the field, the type asked for and the
+/// column's: `field shop is read as u32, but its column holds Utf8`. Any
+/// other message passes through without serde_arrow's `Error: ` prefix.
+fn reword(message: &str) -> String {
+    let message = message.strip_prefix("Error: ").unwrap_or(message);
+    let annotation = |key: &str| {
+        let start = message.find(&format!("{key}: \""))? + key.len() + 3;
+        let len = message[start..].find('"')?;
+        Some(&message[start..start + len])
+    };
+    let asked = message
+        .strip_prefix("deserializer does not implement ")
+        .and_then(|rest| rest.split([' ', '(']).next())
+        .map(|call| call.trim_start_matches("deserialize_").trim_end_matches("_at"))
+        .map(|ty| match ty {
+            "str" | "string" => "String",
+            "is_some" | "any_some" => "Option",
+            other => other,
+        });
+    match (asked, annotation("field"), annotation("data_type")) {
+        (Some(asked), Some(field), Some(column)) => {
+            let field = field.trim_start_matches("$.");
+            format!("field {field} is read as {asked}, but its column holds {column}")
+        }
+        _ => message.to_owned(),
+    }
 }
 
 fn wrap<T>(rows: &[T]) -> Vec<Item<&T>> {
@@ -288,6 +319,29 @@ mod tests {
         alcohol: f32,
         quality: i64,
         name: Option<String>,
+    }
+
+    /// Reading a struct whose field does not match its column names the
+    /// field, the type asked for and the column's type.
+    #[test]
+    fn a_mismatched_field_is_named_with_both_types() {
+        #[derive(Serialize, Deserialize, Debug)]
+        struct Wrong {
+            alcohol: f32,
+            name: u32,
+        }
+        let wines = vec![Wine { alcohol: 9.4, quality: 5, name: Some("a".into()) }];
+        let e = from_batch::<Wrong>(&to_batch(&wines).unwrap()).unwrap_err().to_string();
+        assert!(e.contains("rows of type") && e.contains("Wrong"), "{e}");
+        assert!(e.ends_with("field name is read as u32, but its column holds Utf8"), "{e}");
+        // Anything else passes through, without serde_arrow's prefix.
+        assert_eq!(reword("Error: missing field `x`"), "missing field `x`");
+        assert_eq!(
+            reword(
+                "Error: deserializer does not implement deserialize_str_at (data_type: \"Int64\", field: \"$.a.b\")"
+            ),
+            "field a.b is read as String, but its column holds Int64"
+        );
     }
 
     #[test]
