@@ -221,6 +221,21 @@ fn commands_without_an_address_find_the_head_on_this_machine() {
     let out = head.wray(&["run", "--address", "auto", path(&guests().testjob), "--", "basics"]);
     assert_code(&out, 0);
     assert!(stdout(&out).lines().any(|l| l == "cluster CPU: 3"), "{}", stdout(&out));
+    // A plain wasi:cli command runs on the cluster too: its arguments, the
+    // job's environment, its output and its failing exit come back.
+    let out = head.wray(&[
+        "run",
+        "--address",
+        "auto",
+        "--env",
+        "WC_REQUESTED_BY=cluster",
+        path(&guests().wasi_command),
+        "--",
+        "/no-such-file",
+    ]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("wc: /no-such-file: No such file or directory"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("requested by cluster"), "{}", stdout(&out));
     let out = head.wray(&["job", "list"]);
     assert_code(&out, 0);
     // `ray summary tasks`: the job's tasks by function, their states counted.

@@ -103,3 +103,43 @@ fn wait_nested_tasks_with_one_cpu() {
     assert_code(&out, 0);
     assert!(stdout(&out).contains("nested: sum of squares 1..=10 = 385"), "{}", stdout(&out));
 }
+
+/// A plain WASI program (`fn main`, no wray SDK), built by `wray build` into
+/// a wasi:cli/command component, runs as a job as under `wasmtime run`: its
+/// arguments after its name, the job's `--env` and `--dir` grants, its
+/// output; a failure exits 1; the job's limits hold.
+#[test]
+fn a_wasi_command_runs_as_a_job() {
+    let wc = guests().wasi_command.clone();
+    let data = format!("{}::/data", workspace().join("examples/data").display());
+    let out = wray(&[
+        "run",
+        "--dir",
+        &data,
+        "--env",
+        "WC_REQUESTED_BY=tests",
+        path(&wc),
+        "--",
+        "/data/winequality-red.csv",
+        "/data/breast_cancer.csv",
+    ]);
+    assert_code(&out, 0);
+    // `wc`'s own figures for the two files.
+    let lines: Vec<Vec<String>> =
+        stdout(&out).lines().map(|l| l.split_whitespace().map(str::to_string).collect()).collect();
+    assert_eq!(lines[0], ["1600", "1608", "91969", "/data/winequality-red.csv"], "{}", stdout(&out));
+    assert_eq!(lines[1], ["570", "606", "121385", "/data/breast_cancer.csv"], "{}", stdout(&out));
+    assert_eq!(lines[2], ["2170", "2214", "213354", "total"], "{}", stdout(&out));
+    assert_eq!(lines[3].join(" "), "requested by tests");
+
+    // Nothing outside the grants: the file is not there, and the program
+    // says so and fails.
+    let out = wray(&["run", path(&wc), "--", "/data/winequality-red.csv"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("wc: /data/winequality-red.csv: No such file or directory"), "{}", stderr(&out));
+
+    // A job's memory limit stops it: `wc` reading an endless file.
+    let out = wray(&["run", "--memory-limit", "64MiB", "--dir", "/dev::/dev", path(&wc), "--", "/dev/zero"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("memory limit exceeded"), "{}", stderr(&out));
+}

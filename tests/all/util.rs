@@ -206,6 +206,7 @@ pub struct Guests {
     pub serve_wine: Guest,
     pub serve_hello: Guest,
     pub serve_wasi_http: Guest,
+    pub wasi_command: Guest,
 }
 
 /// One guest component: its crate's directory, and the `.wasm` built from it
@@ -262,6 +263,7 @@ pub fn guests() -> &'static Guests {
         serve_wine: Guest::new("examples/serve_wine"),
         serve_hello: Guest::new("examples/serve_hello"),
         serve_wasi_http: Guest::new("examples/serve_wasi_http"),
+        wasi_command: Guest::new("examples/wasi_command"),
     };
     &GUESTS
 }

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wasmtime::component::{Component, Linker};
+use wasmtime_wasi::p2::bindings::CommandPre;
 use wray_core::limits::MAX_COMPONENT_SIZE;
 
 /// Why a file is not a runnable job. Each names the problem in words a user
@@ -69,10 +70,32 @@ pub enum LoadError {
 /// A compiled, validated job component with its pre-linked instance template.
 #[derive(Clone)]
 pub struct JobComponent {
-    pub(crate) pre: JobPre<State>,
+    pub(crate) pre: Entry,
     hash: Arc<str>,
     name: Arc<str>,
     reuse_task_instances: bool,
+}
+
+/// What a job component exports, pre-linked.
+#[derive(Clone)]
+pub(crate) enum Entry {
+    /// The `wray:runtime/job` world: `main`, remote functions, actors.
+    Job(JobPre<State>),
+    /// A standard `wasi:cli/command` (what `wasmtime run` runs: a Rust
+    /// `fn main` built for wasm32-wasip2, a C program from wasi-sdk). Its
+    /// driver is its `run`, with the same limits and grants as a job's; it
+    /// imports nothing of wray's, so it starts no tasks, and calling into it
+    /// for anything but its driver is an error.
+    Command(CommandPre<State>),
+}
+
+impl Entry {
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            Entry::Job(pre) => pre.engine(),
+            Entry::Command(pre) => pre.engine(),
+        }
+    }
 }
 
 /// The custom section by which a component asks for its task instances to
@@ -91,6 +114,13 @@ impl JobComponent {
     /// The file name or label it was loaded from.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether it is a plain `wasi:cli/command` rather than a wray job: its
+    /// driver takes its arguments from WASI (`std::env::args`), with the
+    /// component's name first, as a program's `argv` does.
+    pub fn is_command(&self) -> bool {
+        matches!(self.pre, Entry::Command(_))
     }
 
     /// Whether a task's instance, once its task succeeded, may run the
@@ -252,8 +282,21 @@ impl ComponentCache {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::WrongWorld { name: name_owned(), reason: format!("{e:#}") })?;
-        let pre =
-            JobPre::new(pre).map_err(|e| LoadError::WrongWorld { name: name_owned(), reason: format!("{e:#}") })?;
+        // A wray job, else a standard WASI command; the error names what a
+        // wray job lacks, the usual mistake being a component of another
+        // world entirely (a library, an HTTP handler given to `wray run`).
+        let pre = match JobPre::new(pre.clone()) {
+            Ok(job) => Entry::Job(job),
+            Err(e) => match CommandPre::new(pre) {
+                Ok(command) => Entry::Command(command),
+                Err(_) => {
+                    return Err(LoadError::WrongWorld {
+                        name: name_owned(),
+                        reason: format!("{e:#}, and it is not a wasi:cli command either (no `wasi:cli/run` export)"),
+                    });
+                }
+            },
+        };
         Ok(JobComponent { pre, hash: hash.into(), name: name.into(), reuse_task_instances: asks_for_reuse(bytes) })
     }
 

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// Build a job component: a guest crate (a `cdylib` depending on the `wray`
-/// SDK) into a wasm32-wasip2 component, in release mode; or a Python script
+/// SDK) into a wasm32-wasip2 component, in release mode — or a crate with
+/// one binary (`fn main`) into a standard `wasi:cli/command` component,
+/// which `wray run` runs too; or a Python script
 /// (`job.py`, or a project directory: a `pyproject.toml` whose `[tool.wray]
 /// main` names the script, default `main.py`, and whose `[project]
 /// dependencies` are installed into the component) with componentize-py.
@@ -88,7 +90,8 @@ impl BuildCommand {
         let mut child = cmd.spawn().context("running cargo (is a Rust toolchain installed?)")?;
         let stdout = child.stdout.take().expect("piped");
         let mut artifacts = Vec::new();
-        let mut saw_bin = false;
+        // Binaries, (name, .wasm): a crate with no library is a WASI command.
+        let mut bins: Vec<(String, PathBuf)> = Vec::new();
         for line in BufReader::new(stdout).lines() {
             let line = line.context("reading cargo's output")?;
             let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
@@ -98,8 +101,10 @@ impl BuildCommand {
                 continue;
             }
             let kinds = msg["target"]["kind"].as_array().cloned().unwrap_or_default();
-            if kinds.iter().any(|k| k == "bin") {
-                saw_bin = true;
+            if kinds.iter().any(|k| k == "bin")
+                && let Some(exe) = msg["executable"].as_str()
+            {
+                bins.push((msg["target"]["name"].as_str().unwrap_or_default().to_string(), PathBuf::from(exe)));
             }
             if kinds.iter().any(|k| k == "cdylib") {
                 for f in msg["filenames"].as_array().into_iter().flatten() {
@@ -113,22 +118,33 @@ impl BuildCommand {
         if !status.success() {
             return Err(Failure::Usage(anyhow::anyhow!("cargo build failed ({status})")));
         }
-        match artifacts.pop() {
-            Some(path) => {
-                println!("{}", path.display());
-                Ok(())
+        // A job's library first; else the crate's one binary, a command.
+        // Several binaries cannot be told apart here: cargo builds them all.
+        let path = match (artifacts.pop(), bins.len()) {
+            (Some(path), _) => path,
+            (None, 1) => bins.remove(0).1,
+            (None, n) if n > 1 => {
+                let names: Vec<&str> = bins.iter().map(|(name, _)| name.as_str()).collect();
+                return Err(anyhow::anyhow!(
+                    "{} builds {n} binaries ({}); run the one you mean from cargo's output directory, \
+                     e.g. `wray run {}`",
+                    self.dir.display(),
+                    names.join(", "),
+                    bins[0].1.display()
+                )
+                .into());
             }
-            None if saw_bin => Err(anyhow::anyhow!(
-                "{} builds a binary; a wray job is a library with `crate-type = [\"cdylib\"]`",
-                self.dir.display()
-            )
-            .into()),
-            None => Err(anyhow::anyhow!(
-                "cargo built no cdylib in {}: add `[lib] crate-type = [\"cdylib\"]` to its Cargo.toml",
-                self.dir.display()
-            )
-            .into()),
-        }
+            (None, _) => {
+                return Err(anyhow::anyhow!(
+                    "cargo built no cdylib and no binary in {}: a wray job is a library, \
+                     add `[lib] crate-type = [\"cdylib\"]` to its Cargo.toml",
+                    self.dir.display()
+                )
+                .into());
+            }
+        };
+        println!("{}", path.display());
+        Ok(())
     }
 }
 

@@ -14,7 +14,9 @@ use wray_runtime::{Grants, InstanceLimits, JobConfig, JobError, Output, Runtime}
 ///
 /// The job's `#[wray::main]` runs in a sandbox; its tasks and actors run in
 /// sandboxes of their own, in parallel up to --cpus. The job sees no files,
-/// environment or network unless granted with --dir and --env. Output
+/// environment or network unless granted with --dir and --env. A plain
+/// WASI program (a `wasi:cli/command` component, what `wasmtime run` runs)
+/// runs the same way, its arguments after its name. Output
 /// streams as the job writes it. Exit status: 0 success, 1 the job failed,
 /// 2 bad input, 3 the cluster lost the job (--address: the node running it
 /// died), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
@@ -298,7 +300,7 @@ impl RunCommand {
         };
         let started = std::time::Instant::now();
         let config = JobConfig {
-            grants: Grants { dirs: self.dirs, env: self.envs, output },
+            grants: Grants { dirs: self.dirs, env: self.envs, output, args: Vec::new() },
             limits: InstanceLimits { memory: self.memory_limit, time: self.timeout },
             cancel: Some(cancel.clone()),
             label: None,

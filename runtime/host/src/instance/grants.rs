@@ -139,6 +139,11 @@ pub struct Grants {
     pub env: Vec<(String, String)>,
     /// Where output goes.
     pub output: Output,
+    /// The WASI command line (`argv`, the program's name first) of a
+    /// `wasi:cli/command`'s driver ([`crate::JobComponent::is_command`]);
+    /// empty for everything else: a wray job's `main` is called with its
+    /// arguments instead.
+    pub args: Vec<String>,
 }
 
 impl Grants {
@@ -223,5 +228,6 @@ fn builder(grants: &Grants) -> WasiCtxBuilder {
     for (k, v) in &grants.env {
         b.env(k, v);
     }
+    b.args(&grants.args);
     b
 }

@@ -27,8 +27,10 @@ pub use state::RefGuard;
 pub(crate) use state::State;
 
 use crate::bindings::Job;
+use crate::bindings::exports::wray::runtime::entry::Guest as JobEntry;
 use crate::bindings::wray::runtime::types;
 use crate::checkpoint::Checkpoint;
+use crate::component::Entry;
 use crate::component::JobComponent;
 use crate::services::{Caller, Services, Value};
 use state::Call;
@@ -37,6 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::bindings::Command;
 use wray_core::limits;
 
 /// The trap `tasks.exit` raises to stop the guest: it called
@@ -83,10 +86,29 @@ impl CallError {
     }
 }
 
+/// What a live instance exports ([`crate::component::Entry`]'s instances).
+enum Exports {
+    Job(Job),
+    Command(Command),
+}
+
+/// The `wray:runtime/entry` export every call but a command's driver goes
+/// through; a command has none (it cannot have started tasks or actors, as
+/// it imports nothing of wray's, so this is reached only by a host bug or an
+/// embedder calling a function of a command).
+fn entry<'a>(exports: &'a Exports, name: &str) -> Result<&'a JobEntry, CallError> {
+    match exports {
+        Exports::Job(job) => Ok(job.wray_runtime_entry()),
+        Exports::Command(_) => Err(CallError::Guest(format!(
+            "{name} is a wasi:cli command: it has a main program only, no remote functions, actors or snapshots"
+        ))),
+    }
+}
+
 /// A live instance of a job component.
 pub struct Instance {
     store: Store<State>,
-    job: Job,
+    job: Exports,
     name: Arc<str>,
     /// Tasks run in it so far, by function — counted only for functions
     /// with a `max_calls` ([`Instance::count_run`]).
@@ -120,8 +142,11 @@ impl Instance {
         store.set_max_component_handles(limits::MAX_LIVE_HANDLES);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(sandbox::on_epoch);
-        let job =
-            component.pre.instantiate_async(&mut store).await.map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        let instantiate = |e: wasmtime::Error| CallError::Instantiate(format!("{e:#}"));
+        let job = match &component.pre {
+            Entry::Job(pre) => Exports::Job(pre.instantiate_async(&mut store).await.map_err(instantiate)?),
+            Entry::Command(pre) => Exports::Command(pre.instantiate_async(&mut store).await.map_err(instantiate)?),
+        };
         Ok(Instance { store, job, name: component.name().into(), runs: Vec::new() })
     }
 
@@ -176,11 +201,24 @@ impl Instance {
         s.call = Call::new(limit);
     }
 
-    /// Runs the driver's `main`.
+    /// Runs the driver's `main` — a command's `run`, whose arguments were
+    /// given to WASI with its grants ([`Grants::args`]); `args` are then
+    /// ignored.
     pub async fn run_main(&mut self, args: Vec<String>, time: Option<Duration>) -> Result<(), CallError> {
         self.begin(None, time);
-        let r = self.job.wray_runtime_entry().call_main(&mut self.store, &args).await;
-        self.finish(r).and_then(|r| r.map_err(CallError::Guest))
+        match &self.job {
+            Exports::Job(job) => {
+                let r = job.wray_runtime_entry().call_main(&mut self.store, &args).await;
+                self.finish(r).and_then(|r| r.map_err(CallError::Guest))
+            }
+            // `run` returning its error is a failing exit without a status
+            // of its own (a C `main` returning non-zero goes through
+            // `exit` instead): 1, as `wasmtime run` exits with.
+            Exports::Command(command) => {
+                let r = command.wasi_cli_run().call_run(&mut self.store).await;
+                self.finish(r).and_then(|r| r.map_err(|()| CallError::Exit(1)))
+            }
+        }
     }
 
     /// Runs a remote function. The instance is dropped after, unless its
@@ -193,7 +231,7 @@ impl Instance {
     ) -> Result<Value, CallError> {
         self.begin(None, time);
         let args: Vec<Vec<u8>> = args.into_iter().map(Vec::from).collect();
-        let r = self.job.wray_runtime_entry().call_run_task(&mut self.store, function, &args).await;
+        let r = entry(&self.job, &self.name)?.call_run_task(&mut self.store, function, &args).await;
         let v = self.finish(r)?.map_err(CallError::Guest)?;
         self.take_result(v)
     }
@@ -207,7 +245,7 @@ impl Instance {
     ) -> Result<(), CallError> {
         self.begin(None, time);
         let args: Vec<Vec<u8>> = args.into_iter().map(Vec::from).collect();
-        let r = self.job.wray_runtime_entry().call_actor_new(&mut self.store, class, &args).await;
+        let r = entry(&self.job, &self.name)?.call_actor_new(&mut self.store, class, &args).await;
         self.finish(r).and_then(|r| r.map_err(CallError::Guest))
     }
 
@@ -221,7 +259,7 @@ impl Instance {
     ) -> Result<Value, CallError> {
         self.begin(Some(caller), time);
         let args: Vec<Vec<u8>> = args.into_iter().map(Vec::from).collect();
-        let r = self.job.wray_runtime_entry().call_actor_call(&mut self.store, method, &args).await;
+        let r = entry(&self.job, &self.name)?.call_actor_call(&mut self.store, method, &args).await;
         let v = self.finish(r)?.map_err(CallError::Guest)?;
         self.take_result(v)
     }
@@ -237,7 +275,7 @@ impl Instance {
         let s = self.store.data_mut();
         s.image = std::mem::take(image);
         s.call.snapshotting = true;
-        let r = self.job.wray_runtime_entry().call_snapshot(&mut self.store).await;
+        let r = entry(&self.job, &self.name)?.call_snapshot(&mut self.store).await;
         let s = self.store.data_mut();
         s.call.snapshotting = false;
         let changed = s.call.changed.take();
@@ -259,7 +297,7 @@ impl Instance {
     pub async fn restore(&mut self, image: &mut Checkpoint, time: Option<Duration>) -> Result<(), CallError> {
         self.begin(None, time);
         self.store.data_mut().image = std::mem::take(image);
-        let r = self.job.wray_runtime_entry().call_restore(&mut self.store).await;
+        let r = entry(&self.job, &self.name)?.call_restore(&mut self.store).await;
         *image = std::mem::take(&mut self.store.data_mut().image);
         self.finish(r).and_then(|r| r.map_err(CallError::Guest))
     }

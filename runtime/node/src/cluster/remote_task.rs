@@ -1208,7 +1208,12 @@ impl NodeInner {
             }
         });
         let config = JobConfig {
-            grants: Grants { dirs: self.shared_dirs.clone(), env: req.env.clone(), output: Output::Channel(tx) },
+            grants: Grants {
+                dirs: self.shared_dirs.clone(),
+                env: req.env.clone(),
+                output: Output::Channel(tx),
+                args: Vec::new(),
+            },
             limits: InstanceLimits { memory: req.memory_limit, time: None },
             cancel: None,
             label: None,

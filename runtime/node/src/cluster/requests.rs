@@ -471,7 +471,12 @@ pub(crate) fn remote_job_config(
     cancel: Arc<AtomicBool>,
 ) -> JobConfig {
     JobConfig {
-        grants: Grants { dirs: node.shared_dirs.clone(), env: req.env.clone(), output: Output::Channel(tx) },
+        grants: Grants {
+            dirs: node.shared_dirs.clone(),
+            env: req.env.clone(),
+            output: Output::Channel(tx),
+            args: Vec::new(),
+        },
         limits: InstanceLimits { memory: req.memory_limit, time: req.timeout_ms.map(std::time::Duration::from_millis) },
         cancel: Some(cancel),
         label: None,

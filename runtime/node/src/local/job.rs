@@ -424,40 +424,47 @@ impl Node {
         let name = component.name().to_string();
         let job = self.start_job(component, config);
         let services: Arc<dyn Services> = self.inner.clone();
-        let outcome =
-            match Instance::new(&job.component, services, self.driver(&job), job.config.limits, &job.config.grants)
-                .await
-            {
-                Err(e) => Err(JobError::Start { name: name.clone(), message: e.to_string() }),
-                Ok(mut driver) => {
-                    if let Some(flag) = &job.config.cancel {
-                        driver.set_cancel_flag(flag.clone());
-                    }
-                    // Cancellation must also stop a driver that is blocked in
-                    // `get` (its epoch callback only runs while it runs), so race
-                    // the call against the flag and drop the call if it loses.
-                    let r = match job.config.cancel.clone() {
-                        None => driver.run_main(args, job.config.limits.time).await,
-                        Some(flag) => tokio::select! {
-                            r = driver.run_main(args, job.config.limits.time) => r,
-                            () = wait_flag(&flag) => Err(CallError::Cancelled),
-                        },
-                    };
-                    drop(driver);
-                    match r {
-                        Ok(()) | Err(CallError::Exit(0)) => Ok(()),
-                        Err(CallError::Cancelled) => Err(JobError::Cancelled { name: name.clone() }),
-                        Err(CallError::Exit(status)) => Err(JobError::Exited { name: name.clone(), status }),
-                        Err(e) => Err(JobError::Failed {
-                            name: name.clone(),
-                            message: match e {
-                                CallError::Guest(m) => format!("main returned an error: {m}"),
-                                other => other.to_string(),
-                            },
-                        }),
-                    }
+        // A wasi:cli command reads its arguments from WASI, after its name
+        // (`argv[0]`), as under `wasmtime run`.
+        let grants = match job.component.is_command() {
+            false => std::borrow::Cow::Borrowed(&job.config.grants),
+            true => std::borrow::Cow::Owned(wray_host::Grants {
+                args: std::iter::once(name.clone()).chain(args.iter().cloned()).collect(),
+                ..job.config.grants.clone()
+            }),
+        };
+        let outcome = match Instance::new(&job.component, services, self.driver(&job), job.config.limits, &grants).await
+        {
+            Err(e) => Err(JobError::Start { name: name.clone(), message: e.to_string() }),
+            Ok(mut driver) => {
+                if let Some(flag) = &job.config.cancel {
+                    driver.set_cancel_flag(flag.clone());
                 }
-            };
+                // Cancellation must also stop a driver that is blocked in
+                // `get` (its epoch callback only runs while it runs), so race
+                // the call against the flag and drop the call if it loses.
+                let r = match job.config.cancel.clone() {
+                    None => driver.run_main(args, job.config.limits.time).await,
+                    Some(flag) => tokio::select! {
+                        r = driver.run_main(args, job.config.limits.time) => r,
+                        () = wait_flag(&flag) => Err(CallError::Cancelled),
+                    },
+                };
+                drop(driver);
+                match r {
+                    Ok(()) | Err(CallError::Exit(0)) => Ok(()),
+                    Err(CallError::Cancelled) => Err(JobError::Cancelled { name: name.clone() }),
+                    Err(CallError::Exit(status)) => Err(JobError::Exited { name: name.clone(), status }),
+                    Err(e) => Err(JobError::Failed {
+                        name: name.clone(),
+                        message: match e {
+                            CallError::Guest(m) => format!("main returned an error: {m}"),
+                            other => other.to_string(),
+                        },
+                    }),
+                }
+            }
+        };
         self.inner.end_job(&job);
         outcome
     }
