@@ -107,7 +107,7 @@ fn wait_nested_tasks_with_one_cpu() {
 /// A plain WASI program (`fn main`, no wray SDK), built by `wray build` into
 /// a wasi:cli/command component, runs as a job as under `wasmtime run`: its
 /// arguments after its name, the job's `--env` and `--dir` grants, its
-/// output; a failure exits 1; the job's limits hold.
+/// standard input, its output; a failure exits 1; the job's limits hold.
 #[test]
 fn a_wasi_command_runs_as_a_job() {
     let wc = guests().wasi_command.clone();
@@ -131,6 +131,19 @@ fn a_wasi_command_runs_as_a_job() {
     assert_eq!(lines[1], ["570", "606", "121385", "/data/breast_cancer.csv"], "{}", stdout(&out));
     assert_eq!(lines[2], ["2170", "2214", "213354", "total"], "{}", stdout(&out));
     assert_eq!(lines[3].join(" "), "requested by tests");
+
+    // Without files, `wc` counts its standard input: `wray run`'s own.
+    let mut child = std::process::Command::new(wray_bin())
+        .args(["run", path(&wc)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"one two\nthree\n").unwrap();
+    let out = wait_for_exit(child, "wray run wc.wasm < text", std::time::Duration::from_secs(60));
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out).split_whitespace().collect::<Vec<_>>(), ["2", "3", "14"], "{}", stderr(&out));
 
     // Nothing outside the grants: the file is not there, and the program
     // says so and fails.

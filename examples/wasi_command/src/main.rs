@@ -1,5 +1,5 @@
 //! `wc` as a WASI command: lines, words and bytes of each file named on the
-//! command line, then the total — a program written for any WASI runtime,
+//! command line, then the total, or of standard input — a program written for any WASI runtime,
 //! which `wray run` runs as a job on the embedded runtime or a cluster, with
 //! a job's limits and grants:
 //!
@@ -16,8 +16,17 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let files: Vec<String> = std::env::args().skip(1).collect();
     if files.is_empty() {
-        eprintln!("usage: wc FILE...");
-        return ExitCode::FAILURE;
+        // No files: standard input, which `wray run` passes to a command
+        // it runs on its embedded runtime (a job sent to a cluster reads
+        // an empty one).
+        let mut bytes = Vec::new();
+        if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes) {
+            eprintln!("wc: standard input: {e}");
+            return ExitCode::FAILURE;
+        }
+        let [lines, words, len] = count(&bytes);
+        println!("{lines:>7} {words:>7} {len:>7}");
+        return ExitCode::SUCCESS;
     }
     let mut total = [0usize; 3];
     let mut failed = false;

@@ -300,7 +300,8 @@ impl RunCommand {
         };
         let started = std::time::Instant::now();
         let config = JobConfig {
-            grants: Grants { dirs: self.dirs, env: self.envs, output, args: Vec::new() },
+            grants: Grants { dirs: self.dirs, env: self.envs, output, ..Grants::default() },
+            command_stdin: true,
             limits: InstanceLimits { memory: self.memory_limit, time: self.timeout },
             cancel: Some(cancel.clone()),
             label: None,

@@ -144,6 +144,10 @@ pub struct Grants {
     /// empty for everything else: a wray job's `main` is called with its
     /// arguments instead.
     pub args: Vec<String>,
+    /// Whether the instance reads this process's standard input: only a
+    /// `wasi:cli/command`'s driver under `wray run` on its embedded runtime
+    /// (as under `wasmtime run`); everything else reads an empty stream.
+    pub stdin: bool,
 }
 
 impl Grants {
@@ -229,5 +233,8 @@ fn builder(grants: &Grants) -> WasiCtxBuilder {
         b.env(k, v);
     }
     b.args(&grants.args);
+    if grants.stdin {
+        b.inherit_stdin();
+    }
     b
 }

@@ -1212,11 +1212,12 @@ impl NodeInner {
                 dirs: self.shared_dirs.clone(),
                 env: req.env.clone(),
                 output: Output::Channel(tx),
-                args: Vec::new(),
+                ..Grants::default()
             },
             limits: InstanceLimits { memory: req.memory_limit, time: None },
             cancel: None,
             label: None,
+            command_stdin: false,
         };
         let state = self.start_job(component, config, Some((req.owner_node.clone(), req.owner_job)));
         // Debug, not info: a stand-in ends with its last running task, so a

@@ -475,11 +475,12 @@ pub(crate) fn remote_job_config(
             dirs: node.shared_dirs.clone(),
             env: req.env.clone(),
             output: Output::Channel(tx),
-            args: Vec::new(),
+            ..Grants::default()
         },
         limits: InstanceLimits { memory: req.memory_limit, time: req.timeout_ms.map(std::time::Duration::from_millis) },
         cancel: Some(cancel),
         label: None,
+        command_stdin: false,
     }
 }
 

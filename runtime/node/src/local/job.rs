@@ -24,6 +24,11 @@ pub struct JobConfig {
     /// What the job is called outside this node: the id of a `wray job
     /// submit` job (`job-000003`), shown by `serve status`.
     pub label: Option<String>,
+    /// Whether the driver of a `wasi:cli/command` job reads this process's
+    /// standard input (`wray run` on its embedded runtime, as `wasmtime run`
+    /// does); a wray job's instances never do, nor does a job sent to a
+    /// cluster.
+    pub command_stdin: bool,
 }
 
 /// How a job ended, if not well.
@@ -430,6 +435,7 @@ impl Node {
             false => std::borrow::Cow::Borrowed(&job.config.grants),
             true => std::borrow::Cow::Owned(wray_host::Grants {
                 args: std::iter::once(name.clone()).chain(args.iter().cloned()).collect(),
+                stdin: job.config.command_stdin,
                 ..job.config.grants.clone()
             }),
         };
