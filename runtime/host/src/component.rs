@@ -40,6 +40,16 @@ pub enum LoadError {
         /// The file or label.
         name: String,
     },
+    /// Source to build, not a component: a Python script, a guest crate's
+    /// directory — the likely mistakes of a user who ran `python job.py` or
+    /// `cargo run` until now.
+    #[error("{name} is {what}, not a component: build it first with `wray build {name}`, then run the .wasm it prints")]
+    Source {
+        /// The file or directory.
+        name: String,
+        /// What it is.
+        what: &'static str,
+    },
     /// A core module, not a component.
     #[error(
         "{name} is a core WebAssembly module, not a component; build the job for the wasm32-wasip2 target (`wray build`)"
@@ -215,6 +225,9 @@ pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
     use std::io::Read;
     let read_error = |error| LoadError::Read { path: path.to_path_buf(), error };
     let name = || path.display().to_string();
+    if let Some(what) = source_kind(path) {
+        return Err(LoadError::Source { name: name(), what });
+    }
     let file = std::fs::File::open(path).map_err(read_error)?;
     let size = file.metadata().map_err(read_error)?.len();
     // A regular file says its size; a pipe or a device says 0 and is read
@@ -234,6 +247,25 @@ pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
         return Err(LoadError::TooLarge { name: name(), size: bytes.len() as u64 });
     }
     Ok(bytes)
+}
+
+/// What `path` is when it is source `wray build` builds: a Python script
+/// (by its extension, whatever it holds), or a directory holding a crate or
+/// a Python project. Other directories are left to `open`'s own error.
+fn source_kind(path: &Path) -> Option<&'static str> {
+    if path.extension().is_some_and(|e| e == "py") && path.is_file() {
+        return Some("a Python script");
+    }
+    if !path.is_dir() {
+        return None;
+    }
+    if path.join("Cargo.toml").is_file() {
+        Some("a Rust crate")
+    } else if path.join("pyproject.toml").is_file() || path.join("main.py").is_file() {
+        Some("a Python project")
+    } else {
+        None
+    }
 }
 
 /// Whether `bytes` start as a component's do: the WebAssembly magic number,

@@ -84,24 +84,34 @@ fn show(j: &JobRecord) {
 impl JobCommand {
     pub fn execute(self) -> Result<(), Failure> {
         let super::local_head::Target { address, token, .. } = super::local_head::resolve(self.address, self.token)?;
+        // The job file is read (and refused, if it is no component) before
+        // the cluster is dialled: a bad file must not wait for a connection
+        // to fail first.
+        let request = match &self.action {
+            JobAction::Submit { job, args, envs, memory_limit, timeout } => Some(
+                wray_runtime::cluster::job_request(job, args.clone(), envs.clone(), *memory_limit, *timeout)
+                    .map_err(Failure::Usage)?,
+            ),
+            _ => None,
+        };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async {
             let client = ClusterClient::connect(&address, &token).await.map_err(Failure::Usage)?;
-            let r = match self.action {
-                JobAction::Submit { job, args, envs, memory_limit, timeout } => {
-                    let req = wray_runtime::cluster::job_request(&job, args, envs, memory_limit, timeout)?;
+            let r = match (self.action, request) {
+                (JobAction::Submit { .. }, Some(req)) => {
                     let id = client.submit_job(req).await.map_err(Failure::Usage)?;
                     println!("{id}");
                     eprintln!("follow it with: wray job logs --follow {id}");
                     Ok(())
                 }
-                JobAction::List => {
+                (JobAction::Submit { .. }, None) => unreachable!("a submit's request is made above"),
+                (JobAction::List, _) => {
                     for j in client.list_jobs().await.map_err(Failure::Usage)? {
                         show(&j);
                     }
                     Ok(())
                 }
-                JobAction::Status { id } => {
+                (JobAction::Status { id }, _) => {
                     let j = client.job_status(&id).await.map_err(Failure::Usage)?;
                     show(&j);
                     if matches!(j.status.as_str(), "FAILED" | "STOPPED") {
@@ -110,7 +120,7 @@ impl JobCommand {
                         Ok(())
                     }
                 }
-                JobAction::Logs { id, follow } => {
+                (JobAction::Logs { id, follow }, _) => {
                     client
                         .job_logs(&id, follow, |chunk| {
                             use std::io::Write;
@@ -122,7 +132,7 @@ impl JobCommand {
                         .map_err(Failure::Usage)?;
                     Ok(())
                 }
-                JobAction::Stop { id } => {
+                (JobAction::Stop { id }, _) => {
                     client.stop_job(&id).await.map_err(Failure::Usage)?;
                     println!("stopping {id}");
                     Ok(())
