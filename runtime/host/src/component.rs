@@ -249,6 +249,27 @@ pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
     Ok(bytes)
 }
 
+/// Whether the component's own (top-level) imports include one of wray's
+/// interfaces (`wray:runtime/...`). Reads the import sections only; a
+/// malformed component reads as importing nothing (validation reports it).
+fn imports_wray(bytes: &[u8]) -> bool {
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::ModuleSection { .. } | wasmparser::Payload::ComponentSection { .. }) => depth += 1,
+            Ok(wasmparser::Payload::End(_)) => depth = depth.saturating_sub(1),
+            Ok(wasmparser::Payload::ComponentImportSection(imports)) if depth == 0 => {
+                if imports.into_iter().flatten().any(|i| i.name.name.starts_with("wray:runtime/")) {
+                    return true;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
 /// What `path` is when it is source `wray build` builds: a Python script
 /// (by its extension, whatever it holds), or a directory holding a crate or
 /// a Python project. Other directories are left to `open`'s own error.
@@ -320,6 +341,18 @@ impl ComponentCache {
         let pre = match JobPre::new(pre.clone()) {
             Ok(job) => Entry::Job(job),
             Err(e) => match CommandPre::new(pre) {
+                // Half a job: it calls wray but cannot be called by it (no
+                // task of it could ever run), so it is not run as a plain
+                // program either.
+                Ok(_) if imports_wray(bytes) => {
+                    return Err(LoadError::WrongWorld {
+                        name: name_owned(),
+                        reason: format!(
+                            "{e:#}; it imports wray's interfaces, so it is not a plain wasi:cli command either \
+                             (build a job with the SDK: `#[wray::main]`)"
+                        ),
+                    });
+                }
                 Ok(command) => Entry::Command(command),
                 Err(_) => {
                     return Err(LoadError::WrongWorld {
@@ -540,5 +573,32 @@ mod reuse_section_tests {
         // A truncated section ends the walk without a panic.
         assert!(!asks_for_reuse(&marked[..marked.len() - 1]));
         assert!(!asks_for_reuse(b"\0asm"));
+    }
+}
+
+#[cfg(test)]
+mod import_tests {
+    use super::imports_wray;
+
+    /// A component whose one import (an instance) is named `name`: the
+    /// import section only, which is all `imports_wray` reads.
+    fn importing(name: &str) -> Vec<u8> {
+        let mut section = vec![1, 0x00, name.len() as u8];
+        section.extend_from_slice(name.as_bytes());
+        section.extend_from_slice(&[0x05, 0x00]); // an instance, of type 0
+        let mut bytes = b"\0asm\x0d\x00\x01\x00".to_vec();
+        bytes.extend_from_slice(&[10, section.len() as u8]);
+        bytes.extend(section);
+        bytes
+    }
+
+    #[test]
+    fn wray_imports_are_told_from_wasi_ones() {
+        assert!(imports_wray(&importing("wray:runtime/tasks@0.1.0")));
+        assert!(!imports_wray(&importing("wasi:cli/stdout@0.2.6")));
+        assert!(!imports_wray(b"\0asm\x0d\x00\x01\x00"));
+        // Truncated: read as importing nothing.
+        let cut = importing("wray:runtime/tasks@0.1.0");
+        assert!(!imports_wray(&cut[..cut.len() - 3]));
     }
 }
