@@ -236,6 +236,10 @@ fn commands_without_an_address_find_the_head_on_this_machine() {
     assert_code(&out, 1);
     assert!(stderr(&out).contains("wc: /no-such-file: No such file or directory"), "{}", stderr(&out));
     assert!(stdout(&out).contains("requested by cluster"), "{}", stdout(&out));
+    // And a preview-1 module, adapted where it runs.
+    let out = head.wray(&["run", "--address", "auto", path(&wc_preview1()), "--", "/no-such-file"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("wc: /no-such-file: No such file or directory"), "{}", stderr(&out));
     let out = head.wray(&["job", "list"]);
     assert_code(&out, 0);
     // `ray summary tasks`: the job's tasks by function, their states counted.

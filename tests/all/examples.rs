@@ -135,6 +135,7 @@ fn a_wasi_command_runs_as_a_job() {
     // Without files, `wc` counts its standard input: `wray run`'s own.
     let mut child = std::process::Command::new(wray_bin())
         .args(["run", path(&wc)])
+        .env("XDG_CACHE_HOME", target_dir().join("test-cache"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -155,4 +156,27 @@ fn a_wasi_command_runs_as_a_job() {
     let out = wray(&["run", "--memory-limit", "64MiB", "--dir", "/dev::/dev", path(&wc), "--", "/dev/zero"]);
     assert_code(&out, 1);
     assert!(stderr(&out).contains("memory limit exceeded"), "{}", stderr(&out));
+}
+
+/// The same `wc` built for wasm32-wasip1 — a core module importing WASI
+/// preview 1, what TinyGo, Zig and older wasi-sdk targets write — runs too:
+/// `wray run` adapts it into a command with wasmtime's adapter, as
+/// `wasmtime run` does.
+#[test]
+fn a_wasi_preview1_program_runs_as_a_job() {
+    let wc = wc_preview1();
+    assert_eq!(&std::fs::read(&wc).unwrap()[..8], b"\0asm\x01\0\0\0", "a core module, not a component");
+    let data = format!("{}::/data", workspace().join("examples/data").display());
+    for _ in 0..2 {
+        // The second run compiles nothing: the adapted module's artifact is
+        // cached under the module's own hash.
+        let out = wray(&["run", "--dir", &data, path(&wc), "--", "/data/winequality-red.csv"]);
+        assert_code(&out, 0);
+        let text = stdout(&out);
+        let line: Vec<&str> = text.lines().next().unwrap_or_default().split_whitespace().collect();
+        assert_eq!(line, ["1600", "1608", "91969", "/data/winequality-red.csv"], "{}", stderr(&out));
+    }
+    let out = wray(&["run", path(&wc), "--", "/data/winequality-red.csv"]);
+    assert_code(&out, 1);
+    assert!(stderr(&out).contains("wc: /data/winequality-red.csv: No such file or directory"), "{}", stderr(&out));
 }

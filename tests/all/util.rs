@@ -268,6 +268,27 @@ pub fn guests() -> &'static Guests {
     &GUESTS
 }
 
+/// `examples/wasi_command` built for wasm32-wasip1 (a WASI preview-1 core
+/// module) into `target/guests`, once.
+pub fn wc_preview1() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = target_dir().join("guests");
+            let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["build", "--release", "--quiet", "--target", "wasm32-wasip1", "--manifest-path"])
+                .arg(workspace().join("examples/wasi_command/Cargo.toml"))
+                .env("CARGO_TARGET_DIR", &target)
+                .current_dir(workspace())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "cargo build --target wasm32-wasip1: {err}");
+            target.join("wasm32-wasip1/release/wc.wasm")
+        })
+        .clone()
+}
+
 /// `wray build DIR` into `target/guests`; returns the path it prints last.
 pub fn build(dir: &str) -> PathBuf {
     let ws = workspace();

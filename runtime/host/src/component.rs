@@ -50,9 +50,11 @@ pub enum LoadError {
         /// What it is.
         what: &'static str,
     },
-    /// A core module, not a component.
+    /// A core module that is not a WASI preview-1 command (those are
+    /// adapted into components, [`ComponentCache::load`]).
     #[error(
-        "{name} is a core WebAssembly module, not a component; build the job for the wasm32-wasip2 target (`wray build`)"
+        "{name} is a core WebAssembly module, not a component, and not a WASI preview-1 program either (no `_start` \
+         export and `wasi_snapshot_preview1` imports); build a job for the wasm32-wasip2 target (`wray build`)"
     )]
     CoreModule {
         /// The file or label.
@@ -291,14 +293,52 @@ fn source_kind(path: &Path) -> Option<&'static str> {
 
 /// Whether `bytes` start as a component's do: the WebAssembly magic number,
 /// then the component layer.
-fn check_header(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
+fn check_header(name: &str, bytes: &[u8]) -> Result<Layer, LoadError> {
     if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
         return Err(LoadError::NotWasm { name: name.to_string() });
     }
-    if bytes[6..8] != COMPONENT_LAYER {
-        return Err(LoadError::CoreModule { name: name.to_string() });
+    Ok(if bytes[6..8] == COMPONENT_LAYER { Layer::Component } else { Layer::Module })
+}
+
+/// What a WebAssembly file's header says it is.
+#[derive(Clone, Copy, PartialEq)]
+enum Layer {
+    Component,
+    /// A core module: a job only if it is a WASI preview-1 command.
+    Module,
+}
+
+/// Whether a core module is a WASI preview-1 command — what
+/// `wasm32-wasip1` toolchains (Rust's, TinyGo, wasi-sdk, Zig) write and
+/// `wasmtime run` runs: it exports `_start` and imports from
+/// `wasi_snapshot_preview1`. Reads the import and export sections only.
+fn is_preview1_command(bytes: &[u8]) -> bool {
+    let (mut start, mut wasi) = (false, false);
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::ImportSection(imports)) => {
+                wasi |= imports.into_imports().flatten().any(|i| i.module == PREVIEW1);
+            }
+            Ok(wasmparser::Payload::ExportSection(exports)) => {
+                start |= exports.into_iter().flatten().any(|e| e.name == "_start");
+            }
+            Ok(wasmparser::Payload::CodeSectionStart { .. }) => break,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
     }
-    Ok(())
+    start && wasi
+}
+
+/// The module name WASI preview-1 functions are imported from.
+const PREVIEW1: &str = wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME;
+
+/// A WASI preview-1 command made a `wasi:cli/command` component, as
+/// `wasmtime run` does on the fly: wasmtime's own adapter (of the same
+/// release as the host) implements the preview-1 calls with preview-2 ones.
+fn adapt_preview1(module: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER as COMMAND;
+    wit_component::ComponentEncoder::default().module(module)?.adapter(PREVIEW1, COMMAND)?.validate(true).encode()
 }
 
 impl ComponentCache {
@@ -323,14 +363,23 @@ impl ComponentCache {
     /// Validates and compiles a job from bytes; `name` labels errors.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<JobComponent, LoadError> {
         let name_owned = || name.to_string();
-        check_header(name, bytes)?;
+        let layer = check_header(name, bytes)?;
         if bytes.len() > MAX_COMPONENT_SIZE {
             return Err(LoadError::TooLarge { name: name_owned(), size: bytes.len() as u64 });
         }
         let hash = hex(&Sha256::digest(bytes));
-        let component = self
-            .compile_cached(&hash, bytes)
-            .map_err(|e| LoadError::Invalid { name: name_owned(), reason: format!("{e:#}") })?;
+        let component = match layer {
+            Layer::Component => self.compile_cached(&hash, || Ok(bytes.into())),
+            // Adapted only when its artifact is not cached: the key is the
+            // module's own hash, marked (the job's hash stays the file's).
+            Layer::Module if is_preview1_command(bytes) => self.compile_cached(&format!("{hash}-p1"), || {
+                adapt_preview1(bytes)
+                    .map(Into::into)
+                    .map_err(|e| wasmtime::format_err!("as a WASI preview-1 program: {e:#}"))
+            }),
+            Layer::Module => return Err(LoadError::CoreModule { name: name_owned() }),
+        }
+        .map_err(|e| LoadError::Invalid { name: name_owned(), reason: format!("{e:#}") })?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -375,10 +424,17 @@ impl ComponentCache {
         self.dir.as_ref().map(|d| d.join(format!("{hash}-{compat:016x}.{ARTIFACT_EXTENSION}")))
     }
 
-    fn compile_cached(&self, hash: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
+    /// The component `bytes` makes, from the artifact cache under `key`
+    /// when it is there (`bytes` is then never called), else compiled and
+    /// cached.
+    fn compile_cached<'b>(
+        &self,
+        key: &str,
+        bytes: impl FnOnce() -> wasmtime::Result<std::borrow::Cow<'b, [u8]>>,
+    ) -> wasmtime::Result<Component> {
         let engine = self.engine.wasmtime();
-        let Some(path) = self.artifact_path(hash) else {
-            return Component::new(engine, bytes);
+        let Some(path) = self.artifact_path(key) else {
+            return Component::new(engine, bytes()?);
         };
         if let Some(component) = self.load_artifact(&path) {
             return Ok(component);
@@ -393,8 +449,9 @@ impl ComponentCache {
         if let Some(component) = self.load_artifact(&path) {
             return Ok(component);
         }
-        tracing::debug!("compiling {} bytes of Wasm ({hash})", bytes.len());
-        let component = Component::new(engine, bytes)?;
+        let bytes = bytes()?;
+        tracing::debug!("compiling {} bytes of Wasm ({key})", bytes.len());
+        let component = Component::new(engine, &bytes)?;
         // A cache write failure costs only the next run's compile time.
         if let Err(e) = write_atomically(&path, &component.serialize()?) {
             tracing::warn!("cannot cache compiled component at {}: {e}", path.display());
