@@ -51,9 +51,35 @@ fn source_is_named_with_the_command_that_builds_it() {
     }
 }
 
+/// A preview-1 program (`_start`, `wasi_snapshot_preview1` imports) that
+/// imports a function WASI preview 1 does not have: the adapter's refusal,
+/// named, not a crash.
+#[test]
+fn a_preview1_module_the_adapter_refuses_is_named() {
+    fn section(id: u8, content: &[u8]) -> Vec<u8> {
+        [&[id, content.len() as u8][..], content].concat()
+    }
+    fn name(s: &str) -> Vec<u8> {
+        [&[s.len() as u8][..], s.as_bytes()].concat()
+    }
+    let imports = [&[1][..], &name("wasi_snapshot_preview1"), &name("not_a_function"), &[0, 0]].concat();
+    let exports = [&[1][..], &name("_start"), &[0, 1]].concat();
+    let module = [
+        &b"\0asm\x01\0\0\0"[..],
+        &section(1, &[1, 0x60, 0, 0]),
+        &section(2, &imports),
+        &section(3, &[1, 0]),
+        &section(7, &exports),
+        &section(10, &[1, 2, 0, 0x0b]),
+    ]
+    .concat();
+    rejects(&module, "as a WASI preview-1 program: failed to decode world from module");
+    rejects(&module, "did not export `not_a_function`");
+}
+
 #[test]
 fn a_core_module_is_not_a_component() {
-    rejects(b"\0asm\x01\0\0\0", "core WebAssembly module");
+    rejects(b"\0asm\x01\0\0\0", "core WebAssembly module, not a component, and not a WASI preview-1 program");
 }
 
 /// A file past `MAX_COMPONENT_SIZE` is refused without being read whole:

@@ -338,7 +338,13 @@ const PREVIEW1: &str = wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_P
 /// release as the host) implements the preview-1 calls with preview-2 ones.
 fn adapt_preview1(module: &[u8]) -> anyhow::Result<Vec<u8>> {
     use wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER as COMMAND;
-    wit_component::ComponentEncoder::default().module(module)?.adapter(PREVIEW1, COMMAND)?.validate(true).encode()
+    // The module is a user's (or a peer's) bytes, only header-checked so
+    // far: should the encoder panic on some of them, that is this file's
+    // error, not the host's crash.
+    std::panic::catch_unwind(|| {
+        wit_component::ComponentEncoder::default().module(module)?.adapter(PREVIEW1, COMMAND)?.validate(true).encode()
+    })
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("the preview-1 adapter cannot make a component of it")))
 }
 
 impl ComponentCache {
