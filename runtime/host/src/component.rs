@@ -218,8 +218,9 @@ const WASM_MAGIC: &[u8; 4] = b"\0asm";
 const COMPONENT_LAYER: [u8; 2] = [1, 0];
 
 /// Reads the job component at `path`, refusing at once what is not one: the
-/// first bytes are read and checked before the rest ([`LoadError::NotWasm`],
-/// [`LoadError::CoreModule`]), and no more than [`MAX_COMPONENT_SIZE`] bytes
+/// first bytes are read and checked before the rest ([`LoadError::NotWasm`];
+/// a core module is read whole, as it may be a WASI preview-1 program that
+/// [`ComponentCache::load`] adapts), and no more than [`MAX_COMPONENT_SIZE`] bytes
 /// are read ([`LoadError::TooLarge`]) — a mistyped path naming a dataset of
 /// gigabytes used to be read whole before its first four bytes were looked
 /// at. Whether the component is valid is for [`ComponentCache::load`].

@@ -271,6 +271,8 @@ impl Instance {
     /// failed after handing its memory over, `image` is emptied, as it may
     /// no longer match what a copy elsewhere has.
     pub async fn snapshot(&mut self, image: &mut Checkpoint, time: Option<Duration>) -> Result<Vec<u32>, CallError> {
+        // Refused before `image` is handed to the store, which would keep it.
+        entry(&self.job, &self.name)?;
         self.begin(None, time);
         let s = self.store.data_mut();
         s.image = std::mem::take(image);
@@ -295,6 +297,7 @@ impl Instance {
     /// Replaces this fresh instance's memory with `image`: the actor goes on
     /// from the snapshot, without its constructor running.
     pub async fn restore(&mut self, image: &mut Checkpoint, time: Option<Duration>) -> Result<(), CallError> {
+        entry(&self.job, &self.name)?;
         self.begin(None, time);
         self.store.data_mut().image = std::mem::take(image);
         let r = entry(&self.job, &self.name)?.call_restore(&mut self.store).await;
