@@ -164,7 +164,7 @@ fn bad_flags_are_usage_errors() {
         vec!["--memory-limit", "lots"],
         vec!["--timeout", "soon"],
         vec!["--cpus", "-1"],
-        vec!["--env", "NOEQUALS"],
+        vec!["--env", "WRAY_TEST_SURELY_UNSET_VARIABLE"],
         vec!["--dir", "/definitely/not/a/dir::/x"],
         vec!["--dashboard-port", "8300"],
         vec!["--dashboard", "--dashboard-port", "http"],

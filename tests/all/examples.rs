@@ -112,17 +112,22 @@ fn wait_nested_tasks_with_one_cpu() {
 fn a_wasi_command_runs_as_a_job() {
     let wc = guests().wasi_command.clone();
     let data = format!("{}::/data", workspace().join("examples/data").display());
-    let out = wray(&[
-        "run",
-        "--dir",
-        &data,
-        "--env",
-        "WC_REQUESTED_BY=tests",
-        path(&wc),
-        "--",
-        "/data/winequality-red.csv",
-        "/data/breast_cancer.csv",
-    ]);
+    // `--env NAME` passes wray's own value, as `wasmtime run --env NAME`.
+    let out = wray_with(
+        &[
+            "run",
+            "--dir",
+            &data,
+            "--env",
+            "WC_REQUESTED_BY",
+            path(&wc),
+            "--",
+            "/data/winequality-red.csv",
+            "/data/breast_cancer.csv",
+        ],
+        &[("WC_REQUESTED_BY", "tests")],
+        std::time::Duration::from_secs(60),
+    );
     assert_code(&out, 0);
     // `wc`'s own figures for the two files.
     let lines: Vec<Vec<String>> =

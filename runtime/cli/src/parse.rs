@@ -52,11 +52,17 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// `KEY=VALUE`.
+/// `KEY=VALUE`, or `KEY` alone: this process's value of `KEY`, as `docker
+/// run -e KEY` and `wasmtime run --env KEY` take it (the job still sees
+/// nothing it was not given by name).
 pub fn env_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("invalid --env {s:?}: expected KEY=VALUE")),
+        None if !s.is_empty() => match std::env::var(s) {
+            Ok(v) => Ok((s.to_string(), v)),
+            Err(_) => Err(format!("invalid --env {s:?}: {s} is not set here (give {s}=VALUE)")),
+        },
+        _ => Err(format!("invalid --env {s:?}: expected KEY=VALUE, or KEY to pass this process's value")),
     }
 }
 
@@ -107,6 +113,12 @@ mod tests {
     fn pairs_and_grants() {
         assert_eq!(env_pair("A=b=c"), Ok(("A".into(), "b=c".into())));
         assert!(env_pair("=x").is_err());
+        assert!(env_pair("").is_err());
+        // A name alone takes this process's value (PATH is set wherever
+        // tests run), or is refused when there is none.
+        assert_eq!(env_pair("PATH"), Ok(("PATH".into(), std::env::var("PATH").unwrap())));
+        let unset = env_pair("WRAY_TEST_SURELY_UNSET_VARIABLE").unwrap_err();
+        assert!(unset.contains("WRAY_TEST_SURELY_UNSET_VARIABLE is not set here"), "{unset}");
         assert!(dir_grant("/definitely/not/here::/data").is_err());
         assert_eq!(dir_grant("/tmp::/data").unwrap().1, "/data");
     }

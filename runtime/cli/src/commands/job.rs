@@ -43,7 +43,8 @@ enum JobAction {
         /// Arguments for the job's main (after `--`).
         #[arg(last = true)]
         args: Vec<String>,
-        /// Set an environment variable in the job: KEY=VALUE (repeatable).
+        /// Set an environment variable in the job: KEY=VALUE, or KEY to pass
+        /// this process's value (repeatable).
         #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse::env_pair)]
         envs: Vec<(String, String)>,
         /// Memory limit of every instance, e.g. 256MiB.

@@ -72,7 +72,8 @@ pub struct RunCommand {
     #[arg(long = "dir", value_name = "HOST::GUEST", value_parser = parse::dir_grant)]
     dirs: Vec<(PathBuf, String)>,
 
-    /// Set an environment variable in the job: KEY=VALUE (repeatable).
+    /// Set an environment variable in the job: KEY=VALUE, or KEY to pass
+    /// this process's value (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse::env_pair)]
     envs: Vec<(String, String)>,
 

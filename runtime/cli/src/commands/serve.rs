@@ -74,7 +74,8 @@ struct ServeDeploy {
     #[command(flatten)]
     cluster: ClusterArgs,
 
-    /// Set an environment variable in the job: KEY=VALUE (repeatable).
+    /// Set an environment variable in the job: KEY=VALUE, or KEY to pass
+    /// this process's value (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse::env_pair)]
     envs: Vec<(String, String)>,
 
