@@ -32,16 +32,14 @@ fn an_empty_file_is_not_wasm() {
     rejects(b"", "is not a WebAssembly file");
 }
 
-/// Source given to `wray run` (as to `python job.py` or `cargo run`) is
-/// named for what it is, with the command that builds it.
+/// A crate's directory given to `wray run` (as to `cargo run`) is named for
+/// what it is, with the command that builds it. (A Python script is built
+/// and run: `python::wray_run_builds_a_script_and_reuses_the_build`.)
 #[test]
 fn source_is_named_with_the_command_that_builds_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("job.py");
-    std::fs::write(&script, "print('hi')\n").unwrap();
     let crate_dir = workspace().join("examples/pi");
     let token = "0".repeat(64);
-    for (what, file) in [("a Python script", path(&script)), ("a Rust crate", path(&crate_dir))] {
+    for (what, file) in [("a Rust crate", path(&crate_dir))] {
         for cmd in [vec!["run", file], vec!["job", "submit", "--address", "127.0.0.1:1", "--token", &token, file]] {
             let out = wray(&cmd);
             assert_code(&out, 2);

@@ -309,6 +309,38 @@ fn building_without_componentize_py_says_how_to_install_it() {
     assert!(err.contains("componentize-py is not installed") && err.contains("scripts/setup"), "{err}");
 }
 
+/// `wray run job.py`, as `python job.py`: the script is built beside itself
+/// first (`job.wasm`, what `wray build job.py` writes), that build is taken
+/// again while neither the script nor a module beside it changed, and an
+/// edit of the module it imports builds it again.
+#[test]
+fn wray_run_builds_a_script_and_reuses_the_build() {
+    let (dir, file) = script(
+        "job.py",
+        "import wray as ray\nimport helper\n\n@ray.remote\ndef twice(x):\n    return 2 * x\n\nprint(helper.NAME, ray.get(twice.remote(21)))\n",
+    );
+    std::fs::write(dir.path().join("helper.py"), "NAME = 'first'\n").unwrap();
+    let run = || wray_with(&["run", path(&file)], &[], Duration::from_secs(600));
+    let out = run();
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out).trim(), "first 42");
+    assert!(stderr(&out).contains("building"), "{}", stderr(&out));
+    assert!(file.with_extension("wasm").is_file(), "no job.wasm beside the script");
+    let out = run();
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out).trim(), "first 42");
+    assert!(!stderr(&out).contains("building"), "built again with nothing changed: {}", stderr(&out));
+    std::fs::write(dir.path().join("helper.py"), "NAME = 'second'\n").unwrap();
+    let out = run();
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out).trim(), "second 42");
+    assert!(stderr(&out).contains("building"), "{}", stderr(&out));
+    // A missing script is named, as by `wray build`.
+    let out = wray(&["run", "/nonexistent/job.py"]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("/nonexistent/job.py does not exist"), "{}", stderr(&out));
+}
+
 #[test]
 fn building_a_missing_script_names_it() {
     let out = wray(&["build", "/nonexistent/job.py"]);

@@ -147,26 +147,38 @@ impl JobComponent {
     }
 }
 
-/// Whether the component's top level holds [`REUSE_SECTION`]. Reads only
-/// the top-level section headers (each skipped by its length), so it costs
-/// microseconds even for a large component; a malformed header ends the
-/// walk (validation reports it).
+/// Whether the component's top level holds [`REUSE_SECTION`].
 fn asks_for_reuse(bytes: &[u8]) -> bool {
+    custom_section(bytes, REUSE_SECTION.0) == Some(REUSE_SECTION.1)
+}
+
+/// The payload of the top-level custom section named `name`, if there is
+/// one. Reads only the top-level section headers (each skipped by its
+/// length), so it costs microseconds even for a large component; a
+/// malformed header ends the walk (validation reports it).
+pub fn custom_section<'a>(bytes: &'a [u8], name: &str) -> Option<&'a [u8]> {
     let mut sections = wasmparser::BinaryReader::new(bytes.get(8..).unwrap_or_default(), 8);
     while !sections.eof() {
-        let (Ok(id), Ok(size)) = (sections.read_u8(), sections.read_var_u32()) else { return false };
-        let Ok(content) = sections.read_bytes(size as usize) else { return false };
+        let (Ok(id), Ok(size)) = (sections.read_u8(), sections.read_var_u32()) else { return None };
+        let Ok(content) = sections.read_bytes(size as usize) else { return None };
         let mut custom = wasmparser::BinaryReader::new(content, 0);
-        if id == 0 && custom.read_string().is_ok_and(|name| name == REUSE_SECTION.0) {
-            return custom.read_bytes(custom.bytes_remaining()).is_ok_and(|p| p == REUSE_SECTION.1);
+        if id == 0 && custom.read_string().is_ok_and(|n| n == name) {
+            return custom.read_bytes(custom.bytes_remaining()).ok();
         }
     }
-    false
+    None
 }
 
 /// `bytes` (a component) with [`REUSE_SECTION`] appended: what `wray build`
 /// writes for a Python job.
-pub fn with_reuse_section(mut bytes: Vec<u8>) -> Vec<u8> {
+pub fn with_reuse_section(bytes: Vec<u8>) -> Vec<u8> {
+    with_custom_section(bytes, REUSE_SECTION.0, REUSE_SECTION.1)
+}
+
+/// `bytes` (a component or module) with a custom section `name` holding
+/// `payload` appended (custom sections may follow any other; the runtime
+/// ignores those it does not know).
+pub fn with_custom_section(mut bytes: Vec<u8>, name: &str, payload: &[u8]) -> Vec<u8> {
     fn leb(out: &mut Vec<u8>, mut n: usize) {
         loop {
             let b = (n & 0x7f) as u8;
@@ -177,7 +189,6 @@ pub fn with_reuse_section(mut bytes: Vec<u8>) -> Vec<u8> {
             }
         }
     }
-    let (name, payload) = REUSE_SECTION;
     let mut content = Vec::new();
     leb(&mut content, name.len());
     content.extend_from_slice(name.as_bytes());

@@ -32,7 +32,10 @@ mod services;
 mod tensors;
 
 pub use checkpoint::{BLOCK as CHECKPOINT_BLOCK, Checkpoint, Delta, MAX_CHECKPOINT};
-pub use component::{ComponentCache, JobComponent, LoadError, REUSE_SECTION, read_component, with_reuse_section};
+pub use component::{
+    ComponentCache, JobComponent, LoadError, REUSE_SECTION, custom_section, read_component, with_custom_section,
+    with_reuse_section,
+};
 pub use engine::{EPOCH_TICK, Engine, EngineConfig};
 pub use http_component::{HttpComponent, HttpGrants, is_http_proxy};
 pub use instance::{CallError, Chunk, Grants, Instance, InstanceLimits, Output, Stream};

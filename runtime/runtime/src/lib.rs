@@ -35,8 +35,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use wray_core::{Error, GPU, Resources};
 pub use wray_gpu::{DeviceConfig, Devices, SOFTWARE_GPU_ENV};
 pub use wray_host::{
-    Chunk, Grants, InstanceLimits, JobComponent, LoadError, Output, OutputPipe, Stream, read_component,
-    with_reuse_section,
+    Chunk, Grants, InstanceLimits, JobComponent, LoadError, Output, OutputPipe, Stream, custom_section, read_component,
+    with_custom_section, with_reuse_section,
 };
 pub use wray_net::{ClusterIdentity, Token, state};
 pub use wray_node::{JobConfig, JobError, JobTable, Node, NodeConfig};

@@ -192,23 +192,122 @@ pub(crate) fn build_project(dir: &Path, output: Option<PathBuf>) -> Result<(), F
             .into());
         }
     }
-    build_with(&tools, &script, Some(output), &[deps.path().to_path_buf()])
+    let output = build_with(&tools, &script, Some(output), &[deps.path().to_path_buf()])?;
+    println!("{}", output.display());
+    Ok(())
 }
 
 /// Builds `script` into `output` (default: beside it, `.wasm`); prints the
 /// component's path as the last line.
 pub(crate) fn build(script: &Path, output: Option<PathBuf>) -> Result<(), Failure> {
-    build_with(&componentize_py()?, script, output, &[])
+    let output = build_with(&componentize_py()?, script, output, &[])?;
+    println!("{}", output.display());
+    Ok(())
+}
+
+/// The custom section in which a script's component records what it was
+/// built from ([`source_key`]), so that `wray run job.py` can tell whether
+/// the `job.wasm` beside it is current.
+const SOURCE_SECTION: &str = "wray:python-source";
+
+/// Files a script's directory may hold for [`source_key`] to hash them all;
+/// past either bound there is no key, and `wray run job.py` builds every
+/// time (a script in a home directory of thousands of files).
+const MAX_SOURCE_FILES: usize = 10_000;
+/// Bytes of `.py` files, likewise.
+const MAX_SOURCE_BYTES: u64 = 256 << 20;
+
+/// `wray run job.py`: the script's component — `job.wasm` beside it, as
+/// `wray build job.py` writes it, when that was built from the same inputs,
+/// else built now (half a minute) into the same place.
+pub(crate) fn built(script: &Path) -> Result<PathBuf, Failure> {
+    if !script.is_file() {
+        return Err(anyhow!("{} does not exist", script.display()).into());
+    }
+    let tools = componentize_py()?;
+    let output = script.with_extension("wasm");
+    if let (Some(key), Ok(bytes)) = (source_key(&tools.0, script), std::fs::read(&output))
+        && wray_runtime::custom_section(&bytes, SOURCE_SECTION) == Some(key.as_bytes())
+    {
+        return Ok(output);
+    }
+    build_with(&tools, script, Some(output), &[])
+}
+
+/// A hash of everything a script's build reads that can change between two
+/// runs: this wray's SDK and WIT, the componentize-py install (its path,
+/// size and time), the script, and every `.py` file under the script's
+/// directory (what it may import; hidden directories, `__pycache__` and
+/// virtual environments skipped). `None` when the directory is past
+/// [`MAX_SOURCE_FILES`] or [`MAX_SOURCE_BYTES`], or cannot be read.
+fn source_key(componentize: &Path, script: &Path) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut part = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    part(env!("CARGO_PKG_VERSION").as_bytes());
+    part(WIT.as_bytes());
+    part(RAY_ALIAS.as_bytes());
+    for (file, text) in SDK {
+        part(file.as_bytes());
+        part(text.as_bytes());
+    }
+    let tool = std::fs::metadata(componentize).ok()?;
+    part(componentize.as_os_str().as_encoded_bytes());
+    part(&tool.len().to_le_bytes());
+    part(format!("{:?}", tool.modified().ok()?).as_bytes());
+    part(script.file_name()?.as_encoded_bytes());
+    let dir = script.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut files = Vec::new();
+    let mut total = 0u64;
+    python_files(dir, &mut files, &mut total).ok()?;
+    files.sort();
+    for file in files {
+        part(file.strip_prefix(dir).unwrap_or(&file).as_os_str().as_encoded_bytes());
+        part(&std::fs::read(&file).ok()?);
+    }
+    Some(format!("{:x}", h.finalize()))
+}
+
+/// The `.py` files under `dir` into `files`, counting their bytes; an
+/// error past the bounds of [`source_key`].
+fn python_files(dir: &Path, files: &mut Vec<PathBuf>, total: &mut u64) -> std::io::Result<()> {
+    if dir.join("pyvenv.cfg").is_file() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let kind = entry.file_type()?;
+        if kind.is_dir() && !name.starts_with('.') && name != "__pycache__" {
+            python_files(&entry.path(), files, total)?;
+        } else if kind.is_file() && name.ends_with(".py") {
+            *total += entry.metadata()?.len();
+            files.push(entry.path());
+            if files.len() > MAX_SOURCE_FILES || *total > MAX_SOURCE_BYTES {
+                return Err(std::io::Error::other("too many Python files to hash"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// [`build`] with the tools found ([`componentize_py`]) and more
-/// directories for imports (a project's installed dependencies).
+/// directories for imports (a project's installed dependencies); returns
+/// the component's path. A script built without such directories records
+/// its [`source_key`] in the component.
 fn build_with(
     (componentize, python): &(PathBuf, PathBuf),
     script: &Path,
     output: Option<PathBuf>,
     paths: &[PathBuf],
-) -> Result<(), Failure> {
+) -> Result<PathBuf, Failure> {
+    // Hashed before the build: a file edited while it runs makes the next
+    // `wray run` build again, instead of taking the edit as built.
+    let key = paths.is_empty().then(|| source_key(componentize, script)).flatten();
     let source = std::fs::read_to_string(script)
         .map_err(|e| Failure::Usage(anyhow!("cannot read {}: {e}", script.display())))?;
     let dir = script.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -268,11 +367,14 @@ fn build_with(
     // Python tasks reuse their instances within a job (a fresh interpreter
     // instance costs milliseconds; docs/PYTHON.md, "Speed"): the component
     // says so in a custom section the host reads at load.
-    let bytes = std::fs::read(&output).with_context(|| format!("reading {}", output.display()))?;
-    std::fs::write(&output, wray_runtime::with_reuse_section(bytes))
-        .with_context(|| format!("writing {}", output.display()))?;
-    println!("{}", output.display());
-    Ok(())
+    let mut bytes = wray_runtime::with_reuse_section(
+        std::fs::read(&output).with_context(|| format!("reading {}", output.display()))?,
+    );
+    if let Some(key) = key {
+        bytes = wray_runtime::with_custom_section(bytes, SOURCE_SECTION, key.as_bytes());
+    }
+    std::fs::write(&output, bytes).with_context(|| format!("writing {}", output.display()))?;
+    Ok(output)
 }
 
 /// What componentize-py printed, reduced to the Python error when there is

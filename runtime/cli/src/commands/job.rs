@@ -89,10 +89,17 @@ impl JobCommand {
         // the cluster is dialled: a bad file must not wait for a connection
         // to fail first.
         let request = match &self.action {
-            JobAction::Submit { job, args, envs, memory_limit, timeout } => Some(
-                wray_runtime::cluster::job_request(job, args.clone(), envs.clone(), *memory_limit, *timeout)
-                    .map_err(Failure::Usage)?,
-            ),
+            JobAction::Submit { job, args, envs, memory_limit, timeout } => {
+                // A Python script is built first, as `wray run job.py` does.
+                let job = match job.extension().is_some_and(|e| e == "py") {
+                    true => super::build_python::built(job)?,
+                    false => job.clone(),
+                };
+                Some(
+                    wray_runtime::cluster::job_request(&job, args.clone(), envs.clone(), *memory_limit, *timeout)
+                        .map_err(Failure::Usage)?,
+                )
+            }
             _ => None,
         };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -16,7 +16,9 @@ use wray_runtime::{Grants, InstanceLimits, JobConfig, JobError, Output, Runtime}
 /// sandboxes of their own, in parallel up to --cpus. The job sees no files,
 /// environment or network unless granted with --dir and --env. A plain
 /// WASI program (a `wasi:cli/command` component, what `wasmtime run` runs)
-/// runs the same way, its arguments after its name. Output
+/// runs the same way, its arguments after its name; a Python script
+/// (`job.py`) is built first, as `wray build job.py` does, unless the
+/// `job.wasm` beside it was built from the same files. Output
 /// streams as the job writes it. Exit status: 0 success, 1 the job failed,
 /// 2 bad input, 3 the cluster lost the job (--address: the node running it
 /// died), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
@@ -186,9 +188,14 @@ impl RunCommand {
         self
     }
 
-    pub fn execute(self) -> Result<(), Failure> {
+    pub fn execute(mut self) -> Result<(), Failure> {
         if !self.dashboard && self.dashboard_addr.dashboard_port.is_some() {
             return Err(Failure::Usage(anyhow::anyhow!("--dashboard-port needs --dashboard")));
+        }
+        // `wray run job.py`, as `python job.py`: built first, or the build
+        // beside it taken when nothing it came from has changed.
+        if self.job.extension().is_some_and(|e| e == "py") {
+            self.job = super::build_python::built(&self.job)?;
         }
         if self.address.is_some() {
             return self.execute_remote();
