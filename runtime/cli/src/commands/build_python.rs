@@ -347,6 +347,10 @@ fn build_with(
     );
     std::fs::write(lib.join(format!("{APP_MODULE}.py")), app).context("writing the app module")?;
 
+    // Built in the scratch directory and renamed into place once whole: a
+    // failed build leaves no file, and a second `wray run job.py` at the
+    // same moment reads the old component or the new one, never half.
+    let built = work.path().join("job.wasm");
     eprintln!("building {} with componentize-py (about half a minute) ...", script.display());
     let out = Command::new(componentize)
         .arg("-d")
@@ -357,7 +361,7 @@ fn build_with(
         .arg(dir)
         .args(paths.iter().flat_map(|p| [std::ffi::OsStr::new("-p"), p.as_os_str()]))
         .arg("-o")
-        .arg(&output)
+        .arg(&built)
         .output()
         .with_context(|| format!("running {}", componentize.display()))?;
     if !out.status.success() {
@@ -368,12 +372,18 @@ fn build_with(
     // instance costs milliseconds; docs/PYTHON.md, "Speed"): the component
     // says so in a custom section the host reads at load.
     let mut bytes = wray_runtime::with_reuse_section(
-        std::fs::read(&output).with_context(|| format!("reading {}", output.display()))?,
+        std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?,
     );
     if let Some(key) = key {
         bytes = wray_runtime::with_custom_section(bytes, SOURCE_SECTION, key.as_bytes());
     }
-    std::fs::write(&output, bytes).with_context(|| format!("writing {}", output.display()))?;
+    let partial = output.with_extension(format!("wasm.{}.partial", std::process::id()));
+    std::fs::write(&partial, bytes)
+        .and_then(|()| std::fs::rename(&partial, &output))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&partial);
+        })
+        .with_context(|| format!("writing {}", output.display()))?;
     Ok(output)
 }
 
