@@ -178,12 +178,16 @@ fn served_jobs(server: &str) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 impl ServeDeploy {
-    fn execute(self) -> Result<(), Failure> {
+    fn execute(mut self) -> Result<(), Failure> {
         let (address, token, server) = self.cluster.resolve()?;
         // The proxy must be there before the job is sent.
         http_get(&server, "/-/healthz").with_context(|| {
             format!("the head serves no HTTP at {server}: start it with `wray start --head --serve-port PORT`, or give --server")
         })?;
+        // An application written in Python is built first, as by `wray run`.
+        if self.job.extension().is_some_and(|e| e == "py") {
+            self.job = super::build_python::built(&self.job)?;
+        }
         let mut req = wray_runtime::cluster::job_request(&self.job, self.args, self.envs, self.memory_limit, None)?;
         let component_flags = self.instances.is_some() || self.max_queued.is_some() || self.route_prefix.is_some();
         if req.is_http_component() {
