@@ -163,6 +163,46 @@ fn a_wasi_command_runs_as_a_job() {
     assert!(stderr(&out).contains("memory limit exceeded"), "{}", stderr(&out));
 }
 
+/// `wray build` of a crate with two binaries asks which one, and builds the
+/// one `--bin` names into a command that runs.
+#[test]
+fn build_takes_the_binary_named_by_bin() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::copy(workspace().join("rust-toolchain.toml"), root.join("rust-toolchain.toml")).unwrap();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        "[package]\nname = \"twobins\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("src/bin")).unwrap();
+    std::fs::write(root.join("src/main.rs"), "fn main() { println!(\"first\"); }\n").unwrap();
+    std::fs::write(
+        root.join("src/bin/second.rs"),
+        "fn main() { println!(\"second {:?}\", std::env::args().nth(1)); }\n",
+    )
+    .unwrap();
+    let target = format!("{}", target_dir().join("guests").display());
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build"];
+        args.extend_from_slice(extra);
+        args.push(path(root));
+        wray_with(&args, &[("CARGO_TARGET_DIR", &target)], std::time::Duration::from_secs(600))
+    };
+    let out = build(&[]);
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("builds 2 binaries (") && err.contains("name the one to build with --bin NAME"), "{err}");
+    assert!(err.contains("twobins") && err.contains("second"), "{err}");
+    let out = build(&["--bin", "second"]);
+    assert_code(&out, 0);
+    let second = stdout(&out).lines().last().unwrap().trim().to_string();
+    assert!(second.ends_with("second.wasm"), "{second}");
+    let out = wray(&["run", &second, "--", "hello"]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out).trim(), "second Some(\"hello\")");
+}
+
 /// The same `wc` built for wasm32-wasip1 — a core module importing WASI
 /// preview 1, what TinyGo, Zig and older wasi-sdk targets write — runs too:
 /// `wray run` adapts it into a command with wasmtime's adapter, as

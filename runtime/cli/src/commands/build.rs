@@ -39,10 +39,21 @@ pub struct BuildCommand {
     /// Build with the dev profile instead of release (Rust crates).
     #[arg(long)]
     debug: bool,
+
+    /// Build this binary of the crate, as a WASI command (Rust crates with
+    /// several; one alone needs no flag).
+    #[arg(long, value_name = "NAME")]
+    bin: Option<String>,
 }
 
 impl BuildCommand {
     pub fn execute(self) -> Result<(), Failure> {
+        let python = self.dir.extension().is_some_and(|e| e == "py")
+            || (!self.dir.join("Cargo.toml").is_file()
+                && (self.dir.join("pyproject.toml").is_file() || self.dir.join("main.py").is_file()));
+        if python && self.bin.is_some() {
+            return Err(Failure::Usage(anyhow::anyhow!("--bin applies to Rust crates")));
+        }
         if self.dir.extension().is_some_and(|e| e == "py") {
             if !self.dir.is_file() {
                 return Err(anyhow::anyhow!("{} does not exist", self.dir.display()).into());
@@ -87,6 +98,9 @@ impl BuildCommand {
         if !self.debug {
             cmd.arg("--release");
         }
+        if let Some(bin) = &self.bin {
+            cmd.args(["--bin", bin]);
+        }
         let mut child = cmd.spawn().context("running cargo (is a Rust toolchain installed?)")?;
         let stdout = child.stdout.take().expect("piped");
         let mut artifacts = Vec::new();
@@ -118,7 +132,11 @@ impl BuildCommand {
         if !status.success() {
             return Err(Failure::Usage(anyhow::anyhow!("cargo build failed ({status})")));
         }
-        // A job's library first; else the crate's one binary, a command.
+        // The binary asked for (cargo builds the crate's library beside it);
+        // else a job's library first; else the crate's one binary, a command.
+        if self.bin.is_some() {
+            artifacts.clear();
+        }
         // Several binaries cannot be told apart here: cargo builds them all.
         let path = match (artifacts.pop(), bins.len()) {
             (Some(path), _) => path,
@@ -126,11 +144,9 @@ impl BuildCommand {
             (None, n) if n > 1 => {
                 let names: Vec<&str> = bins.iter().map(|(name, _)| name.as_str()).collect();
                 return Err(anyhow::anyhow!(
-                    "{} builds {n} binaries ({}); run the one you mean from cargo's output directory, \
-                     e.g. `wray run {}`",
+                    "{} builds {n} binaries ({}): name the one to build with --bin NAME",
                     self.dir.display(),
-                    names.join(", "),
-                    bins[0].1.display()
+                    names.join(", ")
                 )
                 .into());
             }
