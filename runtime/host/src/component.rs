@@ -313,7 +313,7 @@ fn check_header(name: &str, bytes: &[u8]) -> Result<Layer, LoadError> {
 }
 
 /// What a WebAssembly file's header says it is.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Layer {
     Component,
     /// A core module: a job only if it is a WASI preview-1 command.

@@ -48,13 +48,14 @@ pub struct BuildCommand {
 
 impl BuildCommand {
     pub fn execute(self) -> Result<(), Failure> {
-        let python = self.dir.extension().is_some_and(|e| e == "py")
-            || (!self.dir.join("Cargo.toml").is_file()
-                && (self.dir.join("pyproject.toml").is_file() || self.dir.join("main.py").is_file()));
-        if python && self.bin.is_some() {
+        let script = self.dir.extension().is_some_and(|e| e == "py");
+        let project = !script
+            && !self.dir.join("Cargo.toml").is_file()
+            && (self.dir.join("pyproject.toml").is_file() || self.dir.join("main.py").is_file());
+        if (script || project) && self.bin.is_some() {
             return Err(Failure::Usage(anyhow::anyhow!("--bin applies to Rust crates")));
         }
-        if self.dir.extension().is_some_and(|e| e == "py") {
+        if script {
             if !self.dir.is_file() {
                 return Err(anyhow::anyhow!("{} does not exist", self.dir.display()).into());
             }
@@ -65,9 +66,7 @@ impl BuildCommand {
         if !self.dir.exists() {
             return Err(anyhow::anyhow!("{} does not exist", self.dir.display()).into());
         }
-        if !self.dir.join("Cargo.toml").is_file()
-            && (self.dir.join("pyproject.toml").is_file() || self.dir.join("main.py").is_file())
-        {
+        if project {
             return super::build_python::build_project(&self.dir, self.output);
         }
         if self.output.is_some() {

@@ -192,7 +192,7 @@ pub(crate) fn build_project(dir: &Path, output: Option<PathBuf>) -> Result<(), F
             .into());
         }
     }
-    let output = build_with(&tools, &script, Some(output), &[deps.path().to_path_buf()])?;
+    let output = build_with(&tools, &script, Some(output), &[deps.path().to_path_buf()], None)?;
     println!("{}", output.display());
     Ok(())
 }
@@ -200,7 +200,11 @@ pub(crate) fn build_project(dir: &Path, output: Option<PathBuf>) -> Result<(), F
 /// Builds `script` into `output` (default: beside it, `.wasm`); prints the
 /// component's path as the last line.
 pub(crate) fn build(script: &Path, output: Option<PathBuf>) -> Result<(), Failure> {
-    let output = build_with(&componentize_py()?, script, output, &[])?;
+    let tools = componentize_py()?;
+    // Hashed before the build: a file edited while it runs makes the next
+    // `wray run` build again, instead of taking the edit as built.
+    let key = source_key(&tools.0, script);
+    let output = build_with(&tools, script, output, &[], key)?;
     println!("{}", output.display());
     Ok(())
 }
@@ -217,21 +221,34 @@ const MAX_SOURCE_FILES: usize = 10_000;
 /// Bytes of `.py` files, likewise.
 const MAX_SOURCE_BYTES: u64 = 256 << 20;
 
+/// The component file a job path given to `wray run`, `job submit` or
+/// `serve` names: for a Python script (`job.py`), [`built`]; else the path
+/// itself.
+pub(crate) fn job_file(path: &Path) -> Result<PathBuf, Failure> {
+    match path.extension().is_some_and(|e| e == "py") {
+        true => built(path),
+        false => Ok(path.to_path_buf()),
+    }
+}
+
 /// `wray run job.py`: the script's component — `job.wasm` beside it, as
 /// `wray build job.py` writes it, when that was built from the same inputs,
 /// else built now (half a minute) into the same place.
-pub(crate) fn built(script: &Path) -> Result<PathBuf, Failure> {
+fn built(script: &Path) -> Result<PathBuf, Failure> {
     if !script.is_file() {
         return Err(anyhow!("{} does not exist", script.display()).into());
     }
     let tools = componentize_py()?;
     let output = script.with_extension("wasm");
-    if let (Some(key), Ok(bytes)) = (source_key(&tools.0, script), std::fs::read(&output))
+    // Hashed once, before a build (see `build`), and used for both the
+    // check and the build.
+    let key = source_key(&tools.0, script);
+    if let (Some(key), Ok(bytes)) = (&key, std::fs::read(&output))
         && wray_runtime::custom_section(&bytes, SOURCE_SECTION) == Some(key.as_bytes())
     {
         return Ok(output);
     }
-    build_with(&tools, script, Some(output), &[])
+    build_with(&tools, script, Some(output), &[], key)
 }
 
 /// A hash of everything a script's build reads that can change between two
@@ -297,17 +314,16 @@ fn python_files(dir: &Path, files: &mut Vec<PathBuf>, total: &mut u64) -> std::i
 
 /// [`build`] with the tools found ([`componentize_py`]) and more
 /// directories for imports (a project's installed dependencies); returns
-/// the component's path. A script built without such directories records
-/// its [`source_key`] in the component.
+/// the component's path. `key`, the script's [`source_key`] taken before
+/// the build, is recorded in the component (none for a project: its
+/// dependencies are not hashed).
 fn build_with(
     (componentize, python): &(PathBuf, PathBuf),
     script: &Path,
     output: Option<PathBuf>,
     paths: &[PathBuf],
+    key: Option<String>,
 ) -> Result<PathBuf, Failure> {
-    // Hashed before the build: a file edited while it runs makes the next
-    // `wray run` build again, instead of taking the edit as built.
-    let key = paths.is_empty().then(|| source_key(componentize, script)).flatten();
     let source = std::fs::read_to_string(script)
         .map_err(|e| Failure::Usage(anyhow!("cannot read {}: {e}", script.display())))?;
     let dir = script.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));

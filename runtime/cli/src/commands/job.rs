@@ -91,10 +91,7 @@ impl JobCommand {
         let request = match &self.action {
             JobAction::Submit { job, args, envs, memory_limit, timeout } => {
                 // A Python script is built first, as `wray run job.py` does.
-                let job = match job.extension().is_some_and(|e| e == "py") {
-                    true => super::build_python::built(job)?,
-                    false => job.clone(),
-                };
+                let job = super::build_python::job_file(job)?;
                 Some(
                     wray_runtime::cluster::job_request(&job, args.clone(), envs.clone(), *memory_limit, *timeout)
                         .map_err(Failure::Usage)?,

@@ -194,9 +194,7 @@ impl RunCommand {
         }
         // `wray run job.py`, as `python job.py`: built first, or the build
         // beside it taken when nothing it came from has changed.
-        if self.job.extension().is_some_and(|e| e == "py") {
-            self.job = super::build_python::built(&self.job)?;
-        }
+        self.job = super::build_python::job_file(&self.job)?;
         if self.address.is_some() {
             return self.execute_remote();
         }

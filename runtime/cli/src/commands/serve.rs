@@ -185,9 +185,7 @@ impl ServeDeploy {
             format!("the head serves no HTTP at {server}: start it with `wray start --head --serve-port PORT`, or give --server")
         })?;
         // An application written in Python is built first, as by `wray run`.
-        if self.job.extension().is_some_and(|e| e == "py") {
-            self.job = super::build_python::built(&self.job)?;
-        }
+        self.job = super::build_python::job_file(&self.job)?;
         let mut req = wray_runtime::cluster::job_request(&self.job, self.args, self.envs, self.memory_limit, None)?;
         let component_flags = self.instances.is_some() || self.max_queued.is_some() || self.route_prefix.is_some();
         if req.is_http_component() {
