@@ -386,9 +386,15 @@ impl App {
             .await?;
         let ready = async {
             // Waits for the constructor, and checks that the methods the
-            // controller will call exist.
+            // controller will call exist. The request method only if HTTP
+            // reaches the deployment: one without a route prefix is called
+            // through handles alone (Ray Serve's model behind an ingress
+            // need not have `__call__`).
             let config = lock(&d.user_config).clone();
-            let mut methods = vec![d.spec.method.as_str()];
+            let mut methods = Vec::new();
+            if d.spec.route_prefix.is_some() {
+                methods.push(d.spec.method.as_str());
+            }
             if config.is_some() {
                 methods.push(RECONFIGURE_METHOD);
             }

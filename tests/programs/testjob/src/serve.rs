@@ -323,9 +323,9 @@ pub fn run(scenario: &str) -> Result<(), wray::Error> {
             serve::run("remote", d)?;
         }
         "serve-relay" => {
-            // Reached only through its handle; `method` names the method
-            // it has (which a route would call).
-            let words = serve::deployment::<Words>().method("words").bind(());
+            // Reached only through its handle: no route, so it needs no
+            // `call` (Ray Serve's model behind an ingress).
+            let words = serve::deployment::<Words>().bind(());
             let relay = serve::deployment::<Relay>().route_prefix("/relay").bind((words.handle(),));
             serve::run("relay", relay.with(words))?;
         }
