@@ -67,6 +67,27 @@ fn placement_groups_reserve_and_free_resources() {
     has(&out, "group failed: invalid argument: no node has room for bundle 1 ({CPU: 1})");
 }
 
+/// A task that only an actor's end can make room for waits, and the job
+/// is told why on stderr, once, naming the task and what the actors hold;
+/// it runs once an actor is killed.
+#[test]
+fn a_task_waiting_on_actors_for_resources_is_warned_about() {
+    let out = scenario(&["--cpus", "2"], &["stuck-behind-actors"]);
+    assert_code(&out, 0);
+    has(&stdout(&out), "the task waits while actors hold every CPU: true");
+    has(&stdout(&out), "the task ran once an actor was killed: 7");
+    let err = stderr(&out);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("wray: warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    for part in [
+        "task testjob::tasks::add (asking {CPU: 1}) has waited 10s on node",
+        "of the node's {CPU: 2}, actors and placement groups hold {CPU: 2}",
+        "`wray::kill` an actor no longer needed",
+    ] {
+        assert!(warnings[0].contains(part), "{part:?} not in {warnings:?}");
+    }
+}
+
 #[test]
 fn node_affinity_on_one_node_pins_to_it_and_names_a_missing_node() {
     let out = ok(&["--cpus", "2"], &["node-affinity-basics"]);

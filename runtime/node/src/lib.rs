@@ -23,6 +23,7 @@ mod cluster;
 mod local;
 mod persist;
 pub mod state;
+mod stuck;
 
 /// The size of the future `f` returns, from its type alone: no node, job
 /// or stream needed (the futures a waiting task or stream holds are held
@@ -184,6 +185,9 @@ pub(crate) struct NodeInner {
     /// A task ends the stand-ins that stayed idle (`cluster/remote_task.rs`,
     /// `STAND_IN_LINGER`); set while it runs, under `remote_jobs`' lock.
     sweeping_stand_ins: std::sync::atomic::AtomicBool,
+    /// Set while a task watches for demands stuck behind actors
+    /// (`stuck.rs`).
+    watching_stuck: std::sync::atomic::AtomicBool,
 }
 
 /// Tasks and actors the head placed on this node, as the head needs to hear
@@ -301,6 +305,7 @@ impl Node {
                 log_file: config.log_file.clone(),
                 remote_jobs: Mutex::new(HashMap::new()),
                 sweeping_stand_ins: std::sync::atomic::AtomicBool::new(false),
+                watching_stuck: std::sync::atomic::AtomicBool::new(false),
                 keepers: Mutex::new(HashMap::new()),
                 fetching: Mutex::new(HashMap::new()),
                 groups: Mutex::new(HashMap::new()),
@@ -473,6 +478,7 @@ impl NodeInner {
         lock(&self.grants).insert(task, (tx, movable));
         lock(&self.sched).enqueue_at(task, demand, ticket);
         self.dispatch();
+        self.watch_stuck();
         let mut guard = AcquireGuard { node: self, task, armed: true };
         let grant = rx.await.expect("grant senders are only dropped after sending");
         guard.armed = false;
@@ -578,7 +584,7 @@ impl NodeInner {
 
     /// Takes `demand` now if it is free and nobody waits.
     fn try_acquire_now(self: &Arc<Self>, demand: &Resources) -> Option<Held> {
-        lock(&self.sched).try_take(demand).then(|| Held { node: self.clone(), resources: demand.clone() })
+        lock(&self.sched).try_take(demand).then(|| Held::new(self.clone(), demand.clone()))
     }
 
     fn release(&self, held: &Resources) {
@@ -613,14 +619,36 @@ impl Drop for AcquireGuard<'_> {
     }
 }
 
-/// Releases what a task holds when dropped.
+/// Releases what a task or actor holds when dropped.
 pub(crate) struct Held {
     node: Arc<NodeInner>,
     pub(crate) resources: Resources,
+    /// Held by an actor: counted as lasting ([`Scheduler::hold_lasting`]).
+    lasting: bool,
+}
+
+impl Held {
+    pub(crate) fn new(node: Arc<NodeInner>, resources: Resources) -> Held {
+        Held { node, resources, lasting: false }
+    }
+
+    /// Marks these resources as an actor's: held until it is ended, which
+    /// is what tells a demand stuck behind actors (`stuck.rs`) from one
+    /// that waits for tasks to finish.
+    pub(crate) fn for_actor(mut self) -> Held {
+        if !self.lasting {
+            lock(&self.node.sched).hold_lasting(&self.resources);
+            self.lasting = true;
+        }
+        self
+    }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
+        if self.lasting {
+            lock(&self.node.sched).end_lasting(&self.resources);
+        }
         self.node.release(&self.resources);
     }
 }

@@ -79,6 +79,11 @@ impl Live {
         self.error = error.map(|e| state::cut_error(&e.to_string()));
     }
 
+    /// The function it runs.
+    pub(crate) fn function(&self) -> &str {
+        &self.function
+    }
+
     /// Started, here or elsewhere.
     pub(crate) fn running(&self) -> bool {
         self.attempts > 0

@@ -21,6 +21,12 @@
 //!   CPU back at once, even if that oversubscribes the node for a while.
 //!   Waiting instead could deadlock: the tasks holding the CPU may be waiting
 //!   on it.
+//! * What actors and placement-group bundles hold is also counted apart
+//!   ([`Scheduler::hold_lasting`]): a task ends by itself, they do not, so a
+//!   queued demand that does not fit beside them alone waits for someone to
+//!   end one — often for good (every CPU taken by actors that wait for
+//!   it). [`Scheduler::stuck`] names those, for the node to warn about, as
+//!   Ray warns that "all cluster resources [are] claimed by actors".
 
 #![deny(missing_docs)]
 
@@ -60,6 +66,9 @@ struct Waiting<K> {
 pub struct Scheduler<K> {
     total: Resources,
     in_use: Resources,
+    /// The part of `in_use` held by actors and bundles, which keep it
+    /// until someone ends them.
+    lasting: Resources,
     /// Queues by demand: tasks with equal demands share one.
     queues: BTreeMap<Resources, VecDeque<Waiting<K>>>,
     next_seq: u64,
@@ -69,7 +78,14 @@ pub struct Scheduler<K> {
 impl<K: PartialEq> Scheduler<K> {
     /// A node with `total` resources, all free.
     pub fn new(total: Resources) -> Scheduler<K> {
-        Scheduler { total, in_use: Resources::new(), queues: BTreeMap::new(), next_seq: 0, queued: 0 }
+        Scheduler {
+            total,
+            in_use: Resources::new(),
+            lasting: Resources::new(),
+            queues: BTreeMap::new(),
+            next_seq: 0,
+            queued: 0,
+        }
     }
 
     /// Whether `demand` could ever be granted here.
@@ -207,6 +223,42 @@ impl<K: PartialEq> Scheduler<K> {
         self.in_use.prune();
     }
 
+    /// Marks `held`, already granted (or reserved), as held by an actor or a
+    /// placement-group bundle: kept until its holder is ended, not given
+    /// back when some work finishes. Undone by [`Scheduler::end_lasting`].
+    pub fn hold_lasting(&mut self, held: &Resources) {
+        self.lasting.add(held);
+    }
+
+    /// The actor or bundle holding `held` ended; [`Scheduler::release`]
+    /// gives the resources back.
+    pub fn end_lasting(&mut self, held: &Resources) {
+        self.lasting.subtract(held);
+        self.lasting.prune();
+    }
+
+    /// Queued demands that cannot be granted before an actor or a bundle
+    /// ends: they do not fit in the node beside what those hold, however
+    /// many running tasks finish. Oldest first.
+    pub fn stuck(&self) -> Vec<(K, Resources)>
+    where
+        K: Clone,
+    {
+        let mut stuck: Vec<(u64, K, Resources)> = self
+            .queues
+            .iter()
+            .filter(|(demand, _)| !self.total.contains_beyond(&self.lasting, demand))
+            .flat_map(|(demand, q)| q.iter().map(move |w| (w.seq, w.key.clone(), demand.clone())))
+            .collect();
+        stuck.sort_by_key(|(seq, _, _)| *seq);
+        stuck.into_iter().map(|(_, k, d)| (k, d)).collect()
+    }
+
+    /// What actors and placement-group bundles hold.
+    pub fn lasting(&self) -> &Resources {
+        &self.lasting
+    }
+
     /// A running task blocked in `get`/`wait`: its CPU becomes free.
     pub fn block(&mut self, held: &Resources) {
         self.in_use.subtract(&cpu_part(held));
@@ -260,6 +312,41 @@ mod tests {
 
     fn cpus(n: f64) -> Resources {
         Resources::new().with(CPU, n)
+    }
+
+    #[test]
+    fn only_demands_that_wait_on_actors_or_bundles_are_stuck() {
+        let mut s = Scheduler::new(cpus(2.0).with("GPU", 1.0));
+        // Two actors take both CPUs; a running task holds the GPU.
+        for _ in 0..2 {
+            assert!(s.try_take(&cpus(1.0)));
+            s.hold_lasting(&cpus(1.0));
+        }
+        assert!(s.try_take(&Resources::new().with("GPU", 1.0)));
+        s.enqueue("task", cpus(1.0));
+        s.enqueue("gpu task", Resources::new().with("GPU", 1.0));
+        s.enqueue("actor", cpus(0.5));
+        assert!(s.schedule().is_empty());
+        let stuck: Vec<_> = s.stuck().into_iter().map(|(k, _)| k).collect();
+        // The GPU task waits for a task, which ends by itself.
+        assert_eq!(stuck, ["task", "actor"]);
+        // One actor ends: its CPU goes to the oldest, the rest fits beside
+        // the other actor.
+        s.end_lasting(&cpus(1.0));
+        s.release(&cpus(1.0));
+        assert_eq!(s.schedule().into_iter().map(|(k, _)| k).collect::<Vec<_>>(), ["task"]);
+        assert!(s.stuck().is_empty(), "{:?}", s.stuck());
+        assert_eq!(s.lasting(), &cpus(1.0));
+        // A bundle reserving the last CPU is lasting too.
+        let mut s = Scheduler::new(cpus(1.0));
+        assert!(s.reserve(&cpus(1.0)));
+        s.hold_lasting(&cpus(1.0));
+        s.enqueue(1, cpus(1.0));
+        assert_eq!(s.stuck().len(), 1);
+        s.end_lasting(&cpus(1.0));
+        s.release(&cpus(1.0));
+        assert!(s.stuck().is_empty());
+        assert_eq!(s.schedule().len(), 1);
     }
 
     #[test]

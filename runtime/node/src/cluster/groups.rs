@@ -47,6 +47,8 @@ impl NodeInner {
         if !sched.reserve(demand) {
             return Err(format!("{} has no room for {demand} any more", self.id));
         }
+        // A bundle keeps its share until its group is removed.
+        sched.hold_lasting(demand);
         sched.grow(&demand.bundle_offer(group, index));
         drop(sched);
         lock(&self.bundles).insert((group, index), demand.clone());
@@ -59,6 +61,7 @@ impl NodeInner {
         {
             let mut sched = lock(&self.sched);
             sched.shrink(&demand.bundle_offer(group, index));
+            sched.end_lasting(&demand);
             sched.release(&demand);
         }
         self.dispatch();

@@ -512,7 +512,7 @@ impl NodeInner {
     async fn wait_here_movable(self: &Arc<Self>, actor: &ActorState, spec: &ActorSpec) -> Waited {
         tokio::select! {
             granted = self.acquire(spec.task, spec.options.resources.clone(), true, self.ticket()) => match granted {
-                Some(resources) => Waited::Held(Held { resources, node: self.clone() }),
+                Some(resources) => Waited::Held(Held::new(self.clone(), resources)),
                 None => Waited::Moved,
             },
             () = actor.control.notified() => Waited::Killed,
@@ -539,7 +539,7 @@ impl NodeInner {
                 Some(h) => h,
                 None => {
                     let granted = self.acquire(spec.task, spec.options.resources.clone(), false, self.ticket()).await;
-                    Held { resources: granted.expect("actors are never moved"), node: self.clone() }
+                    Held::new(self.clone(), granted.expect("actors are never moved"))
                 }
             }
         };
@@ -554,6 +554,7 @@ impl NodeInner {
             }
             () = actor.control.notified() => return self.killed_before_start(job, actor, rx).await,
         };
+        let held = held.for_actor();
         actor.hosted_on(&self.id);
         let ctor_args = match self.resolve_args(&spec.args).await {
             Ok(a) => a,

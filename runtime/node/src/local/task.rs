@@ -604,7 +604,7 @@ impl NodeInner {
                 () = cancel.cancelled() => return Err(Error::Cancelled),
             };
             if let Some(resources) = granted {
-                break Held { resources, node: self.clone() };
+                break Held::new(self.clone(), resources);
             }
         };
         // Boxed: running here is most of this future by size (1,536 bytes

@@ -232,6 +232,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             wray::get(&to_both_streams::remote())?;
         }
         "waits-for-room" => waits_for_room()?,
+        "stuck-behind-actors" => stuck_behind_actors()?,
         "spread-strategy" => spread_strategy()?,
         "node-affinity" => node_affinity()?,
         "node-affinity-basics" => node_affinity_basics()?,
@@ -598,6 +599,20 @@ fn main(args: Vec<String>) -> Result<(), Error> {
 /// each; a third waits (no node has room). The one on the other node is
 /// killed while the driver's node stays full: the third must go there,
 /// not wait for the driver's node for ever.
+/// On a node of 2 CPUs: two actors hold both, and a task asks for one.
+/// It waits until an actor is killed (warned about on stderr meanwhile).
+fn stuck_behind_actors() -> Result<(), Error> {
+    let (a, b) = (Counter::options().num_cpus(1.0).remote(0), Counter::options().num_cpus(1.0).remote(0));
+    wray::get(&a.incr(1))?;
+    wray::get(&b.incr(1))?;
+    let sum = add::remote(3, 4);
+    let ready = wray::wait(std::slice::from_ref(&sum), 1, Some(Duration::from_secs(12))).0;
+    println!("the task waits while actors hold every CPU: {}", ready.is_empty());
+    wray::kill(&a);
+    println!("the task ran once an actor was killed: {}", wray::get_timeout(&sum, Duration::from_secs(30))?);
+    Ok(())
+}
+
 fn waits_for_room() -> Result<(), Error> {
     let here = wray::runtime_context().node_id;
     let (a, b) = (Counter::options().num_cpus(1.0).remote(0), Counter::options().num_cpus(1.0).remote(0));
