@@ -271,16 +271,19 @@ fn a_nan_loss_names_its_iteration_and_keeps_the_last_good_weights() {
 
 /// Continuous actions: PPO's Gaussian head on Pendulum-v1 trains, acts
 /// inside the box and evaluates whole (200-step) episodes on an evaluation
-/// runner actor.
+/// runner actor; `stop()` then frees its runners' CPUs for a DQN.
 #[test]
 fn ppo_acts_in_a_continuous_action_space() {
-    let out = scenario(&[], &["rl-pendulum"]);
+    let out = scenario(&["--cpus", "2"], &["rl-pendulum"]);
     assert_code(&out, 0);
     let text = stdout(&out);
     assert!(text.contains("iteration 2: return -"), "{text}");
     assert!(text.contains("pendulum action inside the box: true (true)"), "{text}");
     // On the evaluation runner actor.
     assert!(text.contains("4 episodes of 200 steps"), "{text}");
+    // `stop()` freed both runners' CPUs: no wait, no warning.
+    assert!(text.contains("after stop, the next algorithm trains: iteration 1"), "{text}");
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 }
 
 /// Bad input through the SDK names the problem.

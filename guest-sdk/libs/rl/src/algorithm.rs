@@ -227,6 +227,15 @@ macro_rules! algorithm_methods {
                 self.core.runners.spaces().0
             }
 
+            /// Ends the algorithm and kills its env runners, freeing the
+            /// CPUs they hold for the next algorithm (RLlib's
+            /// `algo.stop()`); dropping it does the same. Runners live as
+            /// long as their algorithm: a second one built while the first
+            /// lives waits for CPUs the first one's runners hold.
+            pub fn stop(self) {
+                drop(self)
+            }
+
             /// Writes a checkpoint (`checkpoint_bytes`) into `dir`,
             /// created if missing; returns the directory.
             pub fn save(&self, dir: impl AsRef<std::path::Path>) -> Result<std::path::PathBuf, wray_guest_core::Error> {

@@ -631,6 +631,12 @@ impl MultiAgentPPO {
         Ok((mean, shares))
     }
 
+    /// Ends the algorithm and kills its runners, freeing their CPUs
+    /// (RLlib's `algo.stop()`); dropping it does the same.
+    pub fn stop(self) {
+        drop(self)
+    }
+
     /// Writes a checkpoint into `dir`; returns the directory.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<PathBuf, Error> {
         let policies = self

@@ -86,6 +86,11 @@ fn pendulum() -> Result<(), Error> {
     );
     let (mean, episodes) = algo.evaluate()?;
     println!("pendulum evaluation: {} episodes of {} steps, mean {mean:.1}", episodes.len(), episodes[0].len);
+    // Its two runners hold both CPUs (`--cpus 2`): stopping it frees them
+    // for the next algorithm's runner, which would otherwise wait.
+    algo.stop();
+    let mut next = DQNConfig::new().environment("CartPole-v1").env_runners(1).seed(2).build()?;
+    println!("after stop, the next algorithm trains: iteration {}", next.train()?.training_iteration);
     Ok(())
 }
 
