@@ -473,6 +473,43 @@ fn ctrl_c_cancels_a_running_job() {
     assert_eq!(spill_dirs_in(tmp.path()), Vec::<String>::new(), "removed on the way out");
 }
 
+/// A signal while the job's component compiles (seconds for a new one)
+/// ends the run at once with the signal's status, before the job starts —
+/// also when serving, where a job started after the server shut down used
+/// to fail in `serve::run` — and the spill directory goes.
+#[test]
+fn a_signal_while_the_component_compiles_stops_the_run_at_once() {
+    for (command, signal, code) in [("serve", "-INT", 130), ("run", "-TERM", 143)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut args = vec![command];
+        if command == "serve" {
+            args.extend(["run", "--port", "0"]);
+        }
+        // Not from the cache: compiled now, for seconds.
+        args.extend(["--no-cache", path(&guests().testjob), "--", "serve-faults"]);
+        let child = std::process::Command::new(wray_bin())
+            .args(&args)
+            .env("TMPDIR", tmp.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The runtime exists (its spill directory), so the compile runs.
+        wait_until(
+            Duration::from_secs(60),
+            || !spill_dirs_in(tmp.path()).is_empty(),
+            || format!("wray {command} made no spill directory"),
+        );
+        let signalled = std::time::Instant::now();
+        send(signal, &child);
+        let out = wait_for_exit(child, "wray during the compile", Duration::from_secs(10));
+        assert_code(&out, code);
+        assert!(signalled.elapsed() < Duration::from_secs(5), "{:?}", signalled.elapsed());
+        assert!(!stderr(&out).contains("serving HTTP"), "{}", stderr(&out));
+        assert_eq!(spill_dirs_in(tmp.path()), Vec::<String>::new(), "removed on the way out");
+    }
+}
+
 /// Sends `signal` (`-INT`, `-TERM`, `-KILL`) to `child`.
 fn send(signal: &str, child: &std::process::Child) {
     let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();

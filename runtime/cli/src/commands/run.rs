@@ -276,16 +276,40 @@ impl RunCommand {
         {
             return self.serve_component(&rt, &runtime, server, options, &bytes, stop);
         }
-        let job = runtime.load(&name, &bytes).map_err(|e| {
-            if self.serve.is_none() && is_component() {
-                Failure::Usage(anyhow::anyhow!(
-                    "{name} is a wasi:http component, not a wray job: serve it with `wray serve run`"
-                ))
-            } else {
-                Failure::Usage(e.into())
+        // Compiling a component not in the cache takes seconds (a Python
+        // job's 18 MB about 15): it runs on a blocking thread, so that
+        // Ctrl-C or SIGTERM meanwhile ends the run at once, before the job
+        // starts, instead of once it is compiled. (The runtime's drop still
+        // removes its spill directory; the compile is abandoned with the
+        // process, and the cache writes whole files only.)
+        let node = runtime.node().clone();
+        let label = name.clone();
+        let loading = rt.spawn_blocking(move || (node.load(&label, &bytes), bytes));
+        let loaded = rt.block_on(async {
+            tokio::select! {
+                loaded = loading => Ok(loaded),
+                signal = stop.recv() => Err(signal),
             }
-        })?;
-        drop(bytes);
+        });
+        let job = match loaded {
+            Ok(Ok((Ok(job), _))) => job,
+            Ok(Ok((Err(e), bytes))) => {
+                return Err(Failure::Usage(
+                    if self.serve.is_none() && self.builtin.is_none() && wray_serve_host::is_http_proxy(&bytes) {
+                        anyhow::anyhow!(
+                            "{name} is a wasi:http component, not a wray job: serve it with `wray serve run`"
+                        )
+                    } else {
+                        e.into()
+                    },
+                ));
+            }
+            Ok(Err(panicked)) => return Err(Failure::Job(anyhow::anyhow!("compiling {name} failed: {panicked}"))),
+            Err(signal) => {
+                rt.shutdown_timeout(Duration::from_millis(100));
+                return Err(Failure::Stopped(signal));
+            }
+        };
         if let Some(server) = &server {
             eprintln!("wray: serving HTTP on http://{}", server.local_addr());
         }
@@ -356,6 +380,14 @@ impl RunCommand {
             Ok(()) => Ok(()),
             Err(JobError::Cancelled { .. }) => Err(Failure::Stopped(stopped_by.unwrap_or(Stop::Interrupt))),
             Err(JobError::Exited { status, .. }) => Err(Failure::Exit(status)),
+            // Serving, stopped before the application took its routes (its
+            // constructors still running, say): `serve::run` then finds the
+            // server shutting down and fails. The run ends as the signal
+            // asked; what the job said is still shown.
+            Err(e) if server.is_some() && stopped_by.is_some() => {
+                eprintln!("wray: stopped while the application started; the job ended with: {e}");
+                Err(Failure::Stopped(stopped_by.unwrap_or(Stop::Interrupt)))
+            }
             Err(e) => Err(Failure::Job(e.into())),
         }
     }
