@@ -382,7 +382,7 @@ fn the_seeds_wine_mlp_trains_in_python_on_the_host_s_kernels() {
 }
 
 #[test]
-fn a_project_directory_builds_its_named_script_with_its_modules() {
+fn a_project_directory_builds_its_named_script_with_its_modules_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
     write(
@@ -400,6 +400,19 @@ fn a_project_directory_builds_its_named_script_with_its_modules() {
     assert_eq!(stdout(&out).lines().last().map(str::trim), Some(path(&job)));
     let (ran, _) = run_ok(&job, &[], &[], &[]);
     assert_eq!(ran.trim(), "[0, 1, 4, 9]");
+
+    // `wray run DIR` takes what `wray build DIR` made while nothing changed,
+    // and builds again once a module did.
+    let run = || wray_with(&["run", path(dir.path())], &[], Duration::from_secs(600));
+    let out = run();
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out).trim(), "[0, 1, 4, 9]");
+    assert!(!stderr(&out).contains("building"), "built again with nothing changed: {}", stderr(&out));
+    write("helper.py", "def square(x):\n    return x * x * x\n");
+    let out = run();
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out).trim(), "[0, 1, 8, 27]");
+    assert!(stderr(&out).contains("building"), "{}", stderr(&out));
 
     // A pyproject.toml naming a script that is not there, or with a value
     // of the wrong kind: usage errors that say so.

@@ -156,7 +156,37 @@ fn read_project(python: &Path, file: &Path) -> Result<Project, Failure> {
 /// directory's).
 pub(crate) fn build_project(dir: &Path, output: Option<PathBuf>) -> Result<(), Failure> {
     let tools = componentize_py()?;
-    let python = &tools.1;
+    let plan = plan_project(&tools.1, dir, output)?;
+    let key = project_key(&tools.0, &plan);
+    let output = build_planned(&tools, plan, key)?;
+    println!("{}", output.display());
+    Ok(())
+}
+
+/// `wray run DIR` of a Python project: its component (`DIR/NAME.wasm`, as
+/// `wray build DIR` writes it) when that was built from the same inputs,
+/// else built now — as [`built`] does for a script.
+fn built_project(dir: &Path) -> Result<PathBuf, Failure> {
+    let tools = componentize_py()?;
+    let plan = plan_project(&tools.1, dir, None)?;
+    let key = project_key(&tools.0, &plan);
+    if let (Some(key), Ok(bytes)) = (&key, std::fs::read(&plan.output))
+        && wray_runtime::custom_section(&bytes, SOURCE_SECTION) == Some(key.as_bytes())
+    {
+        return Ok(plan.output);
+    }
+    build_planned(&tools, plan, key)
+}
+
+/// What building a project takes, read from its directory.
+struct ProjectPlan {
+    manifest: PathBuf,
+    script: PathBuf,
+    output: PathBuf,
+    dependencies: Vec<String>,
+}
+
+fn plan_project(python: &Path, dir: &Path, output: Option<PathBuf>) -> Result<ProjectPlan, Failure> {
     let manifest = dir.join("pyproject.toml");
     let project = if manifest.is_file() { read_project(python, &manifest)? } else { Project::default() };
     let script = dir.join(project.main.as_deref().unwrap_or("main.py"));
@@ -174,6 +204,23 @@ pub(crate) fn build_project(dir: &Path, output: Option<PathBuf>) -> Result<(), F
             .unwrap_or_else(|| "main".into())
     });
     let output = output.unwrap_or_else(|| dir.join(format!("{name}.wasm")));
+    Ok(ProjectPlan { manifest, script, output, dependencies: project.dependencies })
+}
+
+/// [`source_key`] of the project's script, with its `pyproject.toml`
+/// (its dependencies: a changed list builds again; an unpinned one takes
+/// newer releases only when built again).
+fn project_key(componentize: &Path, plan: &ProjectPlan) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let script = source_key(componentize, &plan.script)?;
+    let manifest = std::fs::read(&plan.manifest).unwrap_or_default();
+    Some(format!("{:x}", Sha256::new().chain_update(script).chain_update(manifest).finalize()))
+}
+
+/// Installs a project's dependencies into a scratch directory and builds
+/// its script with them.
+fn build_planned(tools: &(PathBuf, PathBuf), plan: ProjectPlan, key: Option<String>) -> Result<PathBuf, Failure> {
+    let (python, manifest, project) = (&tools.1, &plan.manifest, &plan);
     let deps = tempfile::tempdir().context("creating a directory for dependencies")?;
     if !project.dependencies.is_empty() {
         eprintln!("installing {} with pip ...", project.dependencies.join(", "));
@@ -192,9 +239,7 @@ pub(crate) fn build_project(dir: &Path, output: Option<PathBuf>) -> Result<(), F
             .into());
         }
     }
-    let output = build_with(&tools, &script, Some(output), &[deps.path().to_path_buf()], None)?;
-    println!("{}", output.display());
-    Ok(())
+    build_with(tools, &plan.script, Some(plan.output.clone()), &[deps.path().to_path_buf()], key)
 }
 
 /// Builds `script` into `output` (default: beside it, `.wasm`); prints the
@@ -222,13 +267,18 @@ const MAX_SOURCE_FILES: usize = 10_000;
 const MAX_SOURCE_BYTES: u64 = 256 << 20;
 
 /// The component file a job path given to `wray run`, `job submit` or
-/// `serve` names: for a Python script (`job.py`), [`built`]; else the path
-/// itself.
+/// `serve` names: for a Python script (`job.py`), [`built`]; for a Python
+/// project's directory, [`built_project`]; else the path itself.
 pub(crate) fn job_file(path: &Path) -> Result<PathBuf, Failure> {
-    match path.extension().is_some_and(|e| e == "py") {
-        true => built(path),
-        false => Ok(path.to_path_buf()),
+    if path.extension().is_some_and(|e| e == "py") {
+        return built(path);
     }
+    // A project directory, as `read_component` tells one (a crate's is
+    // named there, with the `wray build` it needs).
+    let project = path.is_dir()
+        && !path.join("Cargo.toml").is_file()
+        && (path.join("pyproject.toml").is_file() || path.join("main.py").is_file());
+    if project { built_project(path) } else { Ok(path.to_path_buf()) }
 }
 
 /// `wray run job.py`: the script's component — `job.wasm` beside it, as
@@ -276,6 +326,22 @@ fn source_key(componentize: &Path, script: &Path) -> Option<String> {
     part(&tool.len().to_le_bytes());
     part(format!("{:?}", tool.modified().ok()?).as_bytes());
     part(script.file_name()?.as_encoded_bytes());
+    // The active virtual environment's packages are bundled too: its path,
+    // and when each of its site-packages last changed (pip renames entries
+    // there as it installs, upgrades or removes a package).
+    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
+        part(venv.as_encoded_bytes());
+        let mut libs: Vec<PathBuf> = std::fs::read_dir(Path::new(&venv).join("lib"))
+            .map(|entries| entries.filter_map(|e| Some(e.ok()?.path().join("site-packages"))).collect())
+            .unwrap_or_default();
+        libs.sort();
+        for lib in libs {
+            if let Ok(changed) = std::fs::metadata(&lib).and_then(|m| m.modified()) {
+                part(lib.as_os_str().as_encoded_bytes());
+                part(format!("{changed:?}").as_bytes());
+            }
+        }
+    }
     let dir = script.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut files = Vec::new();
     let mut total = 0u64;

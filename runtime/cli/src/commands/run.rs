@@ -18,7 +18,8 @@ use wray_runtime::{Grants, InstanceLimits, JobConfig, JobError, Output, Runtime}
 /// WASI program (a `wasi:cli/command` component, what `wasmtime run` runs)
 /// runs the same way, its arguments after its name; a Python script
 /// (`job.py`) is built first, as `wray build job.py` does, unless the
-/// `job.wasm` beside it was built from the same files. Output
+/// `job.wasm` beside it was built from the same files (a Python project's
+/// directory likewise, into `DIR/NAME.wasm`). Output
 /// streams as the job writes it. Exit status: 0 success, 1 the job failed,
 /// 2 bad input, 3 the cluster lost the job (--address: the node running it
 /// died), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
