@@ -203,6 +203,45 @@ fn build_takes_the_binary_named_by_bin() {
     assert_eq!(stdout(&out).trim(), "second Some(\"hello\")");
 }
 
+/// WebAssembly text runs as `wasmtime run` takes it: the classic preview-1
+/// hello world written by hand; text that does not parse is named with its
+/// line and column, and text that is not UTF-8 is refused.
+#[test]
+fn webassembly_text_runs_as_a_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &[u8]| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        file
+    };
+    let hello = write(
+        "hello.wat",
+        br#";; fd_write of one line, from WASI preview 1
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory 1)
+  (export "memory" (memory 0))
+  (data (i32.const 8) "hello from text\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 8))
+    (i32.store (i32.const 4) (i32.const 16))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 100)))))
+"#,
+    );
+    let out = wray(&["run", path(&hello)]);
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "hello from text\n");
+    let bad = write("bad.wat", b"(module\n  (func (export \"_start\")\n    (i32.bogus 1)))\n");
+    let out = wray(&["run", path(&bad)]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("is WebAssembly text that cannot be read: unknown operator"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("bad.wat:3:6"), "{}", stderr(&out));
+    let binary = write("noise.wat", &[0xff, 0xfe, 0x28, 0x00, 0x80, 0x81, 0x82, 0x83, 0x84]);
+    let out = wray(&["run", path(&binary)]);
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("input bytes aren't valid utf-8"), "{}", stderr(&out));
+}
+
 /// The same `wc` built for wasm32-wasip1 — a core module importing WASI
 /// preview 1, what TinyGo, Zig and older wasi-sdk targets write — runs too:
 /// `wray run` adapts it into a command with wasmtime's adapter, as

@@ -40,6 +40,15 @@ pub enum LoadError {
         /// The file or label.
         name: String,
     },
+    /// WebAssembly text (`.wat`) that does not parse, or is past
+    /// [`MAX_TEXT_SIZE`].
+    #[error("{name} is WebAssembly text that cannot be read: {message}")]
+    Text {
+        /// The file.
+        name: String,
+        /// The parser's error (with its line and column), or the bound.
+        message: String,
+    },
     /// Source to build, not a component: a Python script, a guest crate's
     /// directory — the likely mistakes of a user who ran `python job.py` or
     /// `cargo run` until now.
@@ -250,6 +259,23 @@ pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
     let mut bytes = Vec::with_capacity(size.min(limit) as usize);
     let mut bounded = file.take(limit);
     (&mut bounded).take(8).read_to_end(&mut bytes).map_err(read_error)?;
+    // WebAssembly text, as `wasmtime run` takes it: a module or component
+    // written by hand, made binary here (so a cluster is sent the binary).
+    if looks_like_text(path, &bytes) {
+        (&mut bounded)
+            .take(MAX_TEXT_SIZE as u64 + 1 - bytes.len() as u64)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+        if bytes.len() > MAX_TEXT_SIZE {
+            let message = format!("over the {} MiB a text file may be", MAX_TEXT_SIZE >> 20);
+            return Err(LoadError::Text { name: name(), message });
+        }
+        let binary = wat::Parser::new()
+            .parse_bytes(Some(path), &bytes)
+            .map_err(|e| LoadError::Text { name: name(), message: e.to_string() })?;
+        check_header(&name(), &binary)?;
+        return Ok(binary.into_owned());
+    }
     // Refused as not wasm first, if it is not, whatever its size: the
     // likelier mistake.
     check_header(&name(), &bytes)?;
@@ -261,6 +287,24 @@ pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
         return Err(LoadError::TooLarge { name: name(), size: bytes.len() as u64 });
     }
     Ok(bytes)
+}
+
+/// Largest WebAssembly text file read: text is for modules written by hand
+/// (a parse of this much takes about a second).
+pub const MAX_TEXT_SIZE: usize = 16 << 20;
+
+/// Whether a file is WebAssembly text rather than binary: named `.wat`, or
+/// its first bytes (`start`) open an s-expression or a comment after
+/// whitespace — what `wasmtime run` accepts. Binary starts with `\0asm`.
+fn looks_like_text(path: &Path, start: &[u8]) -> bool {
+    if start.starts_with(WASM_MAGIC) {
+        return false;
+    }
+    if path.extension().is_some_and(|e| e == "wat") {
+        return true;
+    }
+    let text = start.trim_ascii_start();
+    text.starts_with(b"(") || text.starts_with(b";;")
 }
 
 /// Whether the component's own (top-level) imports include one of wray's
