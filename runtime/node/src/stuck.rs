@@ -103,8 +103,12 @@ async fn watch(node: Weak<NodeInner>) {
     // Since when each stuck demand has been stuck, and whether its job
     // was told.
     let mut seen: HashMap<TaskId, (Instant, bool)> = HashMap::new();
+    // Ticks at a fixed rate, not a sleep after each look: a busy node's late
+    // wake-ups do not add up to a warning much later than `STUCK_WARNING`.
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + STUCK_CHECK, STUCK_CHECK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::time::sleep(STUCK_CHECK).await;
+        ticks.tick().await;
         let Some(node) = node.upgrade() else { return };
         let (stuck, queued, total, lasting) = {
             let s = lock(&node.sched);
