@@ -45,8 +45,8 @@ impl NodeInner {
         tokio::spawn(watch(Arc::downgrade(self)));
     }
 
-    /// Writes one warning per job to that job's standard error for
-    /// `waiters`, stuck since at least [`STUCK_WARNING`].
+    /// Writes one warning per job to that job's standard error (and the
+    /// node's log) for `waiters`, stuck since at least [`STUCK_WARNING`].
     fn warn_stuck(&self, waiters: &[(TaskId, Resources)], total: &Resources, lasting: &Resources) {
         let jobs: Vec<_> = lock(&self.jobs).values().cloned().collect();
         for job in jobs {
@@ -92,6 +92,10 @@ impl NodeInner {
                 if several { "them that" } else { "it that" },
                 if several { "They start" } else { "It starts" },
             );
+            // And in the node's log (`wray logs --node`), at info: a
+            // cluster node logs it, `wray run` (warnings only) does not
+            // print it twice.
+            tracing::info!(job = %job.key, "{}", line.trim_end());
             job.config.grants.output.write(Stream::Stderr, line.as_bytes());
         }
     }
