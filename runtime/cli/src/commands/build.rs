@@ -49,9 +49,7 @@ pub struct BuildCommand {
 impl BuildCommand {
     pub fn execute(self) -> Result<(), Failure> {
         let script = self.dir.extension().is_some_and(|e| e == "py");
-        let project = !script
-            && !self.dir.join("Cargo.toml").is_file()
-            && (self.dir.join("pyproject.toml").is_file() || self.dir.join("main.py").is_file());
+        let project = !script && super::build_python::is_project(&self.dir);
         if (script || project) && self.bin.is_some() {
             return Err(Failure::Usage(anyhow::anyhow!("--bin applies to Rust crates")));
         }

@@ -158,7 +158,7 @@ pub(crate) fn build_project(dir: &Path, output: Option<PathBuf>) -> Result<(), F
     let tools = componentize_py()?;
     let plan = plan_project(&tools.1, dir, output)?;
     let key = project_key(&tools.0, &plan);
-    let output = build_planned(&tools, plan, key)?;
+    let output = build_planned(&tools, &plan, key)?;
     println!("{}", output.display());
     Ok(())
 }
@@ -170,12 +170,10 @@ fn built_project(dir: &Path) -> Result<PathBuf, Failure> {
     let tools = componentize_py()?;
     let plan = plan_project(&tools.1, dir, None)?;
     let key = project_key(&tools.0, &plan);
-    if let (Some(key), Ok(bytes)) = (&key, std::fs::read(&plan.output))
-        && wray_runtime::custom_section(&bytes, SOURCE_SECTION) == Some(key.as_bytes())
-    {
+    if is_current(&plan.output, key.as_deref()) {
         return Ok(plan.output);
     }
-    build_planned(&tools, plan, key)
+    build_planned(&tools, &plan, key)
 }
 
 /// What building a project takes, read from its directory.
@@ -219,21 +217,21 @@ fn project_key(componentize: &Path, plan: &ProjectPlan) -> Option<String> {
 
 /// Installs a project's dependencies into a scratch directory and builds
 /// its script with them.
-fn build_planned(tools: &(PathBuf, PathBuf), plan: ProjectPlan, key: Option<String>) -> Result<PathBuf, Failure> {
-    let (python, manifest, project) = (&tools.1, &plan.manifest, &plan);
+fn build_planned(tools: &(PathBuf, PathBuf), plan: &ProjectPlan, key: Option<String>) -> Result<PathBuf, Failure> {
+    let python = &tools.1;
     let deps = tempfile::tempdir().context("creating a directory for dependencies")?;
-    if !project.dependencies.is_empty() {
-        eprintln!("installing {} with pip ...", project.dependencies.join(", "));
+    if !plan.dependencies.is_empty() {
+        eprintln!("installing {} with pip ...", plan.dependencies.join(", "));
         let out = Command::new(python)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile", "--target"])
             .arg(deps.path())
-            .args(&project.dependencies)
+            .args(&plan.dependencies)
             .output()
             .with_context(|| format!("running {} -m pip", python.display()))?;
         if !out.status.success() {
             return Err(anyhow!(
                 "pip cannot install the dependencies of {}:\n{}",
-                manifest.display(),
+                plan.manifest.display(),
                 String::from_utf8_lossy(&out.stderr).trim_end()
             )
             .into());
@@ -273,12 +271,23 @@ pub(crate) fn job_file(path: &Path) -> Result<PathBuf, Failure> {
     if path.extension().is_some_and(|e| e == "py") {
         return built(path);
     }
-    // A project directory, as `read_component` tells one (a crate's is
-    // named there, with the `wray build` it needs).
-    let project = path.is_dir()
+    if is_project(path) { built_project(path) } else { Ok(path.to_path_buf()) }
+}
+
+/// Whether `path` is a Python project's directory: no `Cargo.toml` (a
+/// crate's is built by cargo), and a `pyproject.toml` or a `main.py` — as
+/// `read_component` tells one when it is given where a component belongs.
+pub(crate) fn is_project(path: &Path) -> bool {
+    path.is_dir()
         && !path.join("Cargo.toml").is_file()
-        && (path.join("pyproject.toml").is_file() || path.join("main.py").is_file());
-    if project { built_project(path) } else { Ok(path.to_path_buf()) }
+        && (path.join("pyproject.toml").is_file() || path.join("main.py").is_file())
+}
+
+/// Whether the component at `output` was built from what `key` hashes
+/// (its [`SOURCE_SECTION`]), so a run can take it instead of building.
+fn is_current(output: &Path, key: Option<&str>) -> bool {
+    key.zip(std::fs::read(output).ok())
+        .is_some_and(|(key, bytes)| wray_runtime::custom_section(&bytes, SOURCE_SECTION) == Some(key.as_bytes()))
 }
 
 /// `wray run job.py`: the script's component — `job.wasm` beside it, as
@@ -293,9 +302,7 @@ fn built(script: &Path) -> Result<PathBuf, Failure> {
     // Hashed once, before a build (see `build`), and used for both the
     // check and the build.
     let key = source_key(&tools.0, script);
-    if let (Some(key), Ok(bytes)) = (&key, std::fs::read(&output))
-        && wray_runtime::custom_section(&bytes, SOURCE_SECTION) == Some(key.as_bytes())
-    {
+    if is_current(&output, key.as_deref()) {
         return Ok(output);
     }
     build_with(&tools, script, Some(output), &[], key)
@@ -380,9 +387,9 @@ fn python_files(dir: &Path, files: &mut Vec<PathBuf>, total: &mut u64) -> std::i
 
 /// [`build`] with the tools found ([`componentize_py`]) and more
 /// directories for imports (a project's installed dependencies); returns
-/// the component's path. `key`, the script's [`source_key`] taken before
-/// the build, is recorded in the component (none for a project: its
-/// dependencies are not hashed).
+/// the component's path. `key`, taken before the build (a script's
+/// [`source_key`], a project's [`project_key`]), is recorded in the
+/// component's [`SOURCE_SECTION`]; `None` records nothing.
 fn build_with(
     (componentize, python): &(PathBuf, PathBuf),
     script: &Path,

@@ -270,10 +270,9 @@ impl RunCommand {
                 (self.job.display().to_string(), std::borrow::Cow::Owned(bytes))
             }
         };
-        let is_component = || self.builtin.is_none() && wray_serve_host::is_http_proxy(&bytes);
         // A standard `wasi:http` component is served as it is, with no job.
         if let (Some(server), Some(options)) = (&server, &self.serve)
-            && is_component()
+            && self.is_http_component(&bytes)
         {
             return self.serve_component(&rt, &runtime, server, options, &bytes, stop);
         }
@@ -295,15 +294,11 @@ impl RunCommand {
         let job = match loaded {
             Ok(Ok((Ok(job), _))) => job,
             Ok(Ok((Err(e), bytes))) => {
-                return Err(Failure::Usage(
-                    if self.serve.is_none() && self.builtin.is_none() && wray_serve_host::is_http_proxy(&bytes) {
-                        anyhow::anyhow!(
-                            "{name} is a wasi:http component, not a wray job: serve it with `wray serve run`"
-                        )
-                    } else {
-                        e.into()
-                    },
-                ));
+                return Err(Failure::Usage(if self.serve.is_none() && self.is_http_component(&bytes) {
+                    anyhow::anyhow!("{name} is a wasi:http component, not a wray job: serve it with `wray serve run`")
+                } else {
+                    e.into()
+                }));
             }
             Ok(Err(panicked)) => return Err(Failure::Job(anyhow::anyhow!("compiling {name} failed: {panicked}"))),
             Err(signal) => {
@@ -391,6 +386,13 @@ impl RunCommand {
             }
             Err(e) => Err(Failure::Job(e.into())),
         }
+    }
+
+    /// Whether the job file is a standard `wasi:http` component (never a
+    /// job built into `wray`). Parsed only when serving, or once loading
+    /// it as a job has failed.
+    fn is_http_component(&self, bytes: &[u8]) -> bool {
+        self.builtin.is_none() && wray_serve_host::is_http_proxy(bytes)
     }
 
     /// Serves a `wasi:http/proxy` component until Ctrl-C or SIGTERM, then
