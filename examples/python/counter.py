@@ -111,7 +111,9 @@ if __name__ == "__main__":
     print("nested tasks:", ray.get(sum_of_squares.remote(10)))
 
     a, b, c3 = three.remote(1)
-    print("num_returns:", ray.get(b), ray.get([a, c3]), ray.get(Pair.options(name="pair").remote().split.remote(19)))
+    # Kept in a variable: as in Ray, an actor ends with its last handle.
+    splitter = Pair.options(name="pair").remote()
+    print("num_returns:", ray.get(b), ray.get([a, c3]), ray.get(splitter.split.remote(19)))
     print("num_returns through get_actor:", ray.get(ray.get_actor("pair").split.remote(3)))
     print("named actors:", ray.util.list_named_actors(), ray.util.list_named_actors(all_namespaces=True)[0])
     pair = square.options(num_returns=2).remote(3)

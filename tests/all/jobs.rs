@@ -88,6 +88,30 @@ fn a_task_waiting_on_actors_for_resources_is_warned_about() {
     }
 }
 
+/// Actors end once their last handle is gone — in the driver, a stored
+/// value, a running task's arguments — after the calls queued to them, and
+/// free their CPUs and names; one still waiting for room ends at once.
+/// With `--cpus 2` every step but the second would wait for ever if they
+/// did not.
+#[test]
+fn actors_end_when_their_last_handle_is_dropped() {
+    let out = ok(&["--cpus", "2"], &["actor-lifetimes"]);
+    for line in [
+        "six 1-CPU actors in turn: [1, 11, 21, 31, 41, 51]",
+        "calls queued before the handle went: [1, 2, 3, 4, 5]",
+        "through a stored handle: 11",
+        "found by name while a handle lives: true",
+        "the running task's call: 12",
+        "the name went with the last handle: true",
+        "listed: []",
+        "an actor holding the only handle calls it: 6",
+        "the held actor ended with its holder: true",
+        "a 2-CPU task after them: 7",
+    ] {
+        has(&out, line);
+    }
+}
+
 #[test]
 fn node_affinity_on_one_node_pins_to_it_and_names_a_missing_node() {
     let out = ok(&["--cpus", "2"], &["node-affinity-basics"]);

@@ -621,7 +621,7 @@ fn a_python_job_s_refs_release_their_objects_when_they_die() {
     // the last reference goes, when a cycle holding it is collected, and
     // for refs that went to tasks; the job's code sees the standard
     // weakref.finalize.
-    let (out, _) = run_ok(&python_guests().refs, &[], &[], &[]);
+    let (out, _) = run_ok(&python_guests().refs, &["--cpus", "2"], &[], &[]);
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         [
@@ -633,6 +633,9 @@ fn a_python_job_s_refs_release_their_objects_when_they_die() {
             "passed to tasks: 1000 1000",
             "after the tasks, last ref gone, released: True",
             "10,000 refs made and dropped, any left: False",
+            "six 1-CPU actors in turn, each handle dropped: [0, 10, 20, 30, 40, 50]",
+            "kept by a stored handle: 70",
+            "named actors after its last handle: []",
         ],
         "{out}"
     );

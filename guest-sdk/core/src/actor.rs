@@ -35,17 +35,29 @@ pub struct RawActor {
     /// The calls' `generator_backpressure`
     /// ([`ActorHandle::with_generator_backpressure`]).
     pub(crate) generator_backpressure: Option<u32>,
+    /// The reference that keeps the actor alive (`actors.handle`), shared
+    /// by clones: once every one in the job is gone the actor ends. `None`
+    /// for an actor the host keeps until it is killed (detached ones, for
+    /// example) and for a deployment.
+    pub(crate) keep: Option<ObjectRef<()>>,
 }
 
 impl RawActor {
-    pub(crate) fn actor(id: wit::ActorId) -> RawActor {
-        RawActor { id, deployment: None, generator_backpressure: None }
+    /// A handle on actor `id`, holding it alive as the host allows.
+    pub(crate) fn held(id: wit::ActorId) -> Result<RawActor, wit::Error> {
+        let keep = actors::handle(id)?.map(ObjectRef::from_handle);
+        Ok(RawActor { id, deployment: None, generator_backpressure: None, keep })
     }
 
     /// Calls go to a replica of the caller's application's deployment
     /// `name`.
     pub fn deployment(name: &str) -> RawActor {
-        RawActor { id: wit::ActorId { hi: 0, lo: 0 }, deployment: Some(name.into()), generator_backpressure: None }
+        RawActor {
+            id: wit::ActorId { hi: 0, lo: 0 },
+            deployment: Some(name.into()),
+            generator_backpressure: None,
+            keep: None,
+        }
     }
 
     /// The same target, its generator-method calls paused while `n` of
@@ -91,6 +103,15 @@ impl RawActor {
 /// from one caller run in the order they were made. Handles are cheap to
 /// clone and can be passed to tasks and to other actors (as arguments or
 /// nested in values).
+///
+/// **Handles keep their actor alive**, as in Ray: once every handle to it
+/// is dropped — in the driver, in tasks and actors, nested in values and
+/// arguments — the actor runs the calls already queued to it and ends,
+/// freeing its resources and its name (results already made stay
+/// readable). Keep a handle (or the actor's name and a handle somewhere)
+/// for as long as you want the actor. Not collected this way: detached
+/// actors, and an actor one of whose handles went to another node of a
+/// cluster (it lives until [`kill`]ed, it fails or its job ends).
 pub struct ActorHandle<A: Actor> {
     methods: A::Methods,
     _class: PhantomData<fn() -> A>,
@@ -142,17 +163,20 @@ impl<A: Actor> fmt::Debug for ActorHandle<A> {
     }
 }
 
+// A handle travels as the actor's id and its keeping reference, a nested
+// ref like any other: the value holding it keeps the actor alive.
 impl<A: Actor> Serialize for ActorHandle<A> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let id = self.methods.raw().id;
-        (id.hi, id.lo).serialize(s)
+        let raw = self.methods.raw();
+        (raw.id.hi, raw.id.lo, &raw.keep).serialize(s)
     }
 }
 
 impl<'de, A: Actor> Deserialize<'de> for ActorHandle<A> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (hi, lo) = <(u64, u64)>::deserialize(d)?;
-        Ok(ActorHandle::from_raw(RawActor::actor(wit::ActorId { hi, lo })))
+        let (hi, lo, keep) = <(u64, u64, Option<ObjectRef<()>>)>::deserialize(d)?;
+        let id = wit::ActorId { hi, lo };
+        Ok(ActorHandle::from_raw(RawActor { id, deployment: None, generator_backpressure: None, keep }))
     }
 }
 
@@ -161,18 +185,19 @@ impl<'de, A: Actor> Deserialize<'de> for ActorHandle<A> {
 pub fn create_actor<A: Actor>(args: Vec<RawArg>, options: &CallOptions) -> Result<ActorHandle<A>, Error> {
     let opts = options.to_wit();
     let id = with_wit_args(args, |a| actors::create(A::CLASS, a, &opts))?;
-    Ok(ActorHandle::from_raw(RawActor::actor(id)))
+    Ok(ActorHandle::from_raw(RawActor::held(id)?))
 }
 
 /// Finds the actor registered under `name` (with `Type::options().name(..)`)
 /// — Ray's `ray.get_actor`. Fails if no such actor exists or if it is not of
-/// class `A`.
+/// class `A`. The handle keeps the actor alive as any other does; a named
+/// actor whose handles were all dropped is gone, its name with it.
 pub fn get_actor<A: Actor>(name: &str) -> Result<ActorHandle<A>, Error> {
     let (id, class) = actors::get_named(name)?;
     if class != A::CLASS {
         return Err(Error::InvalidArgument(format!("actor {name:?} is a {class}, not a {}", A::CLASS)));
     }
-    Ok(ActorHandle::from_raw(RawActor::actor(id)))
+    Ok(ActorHandle::from_raw(RawActor::held(id)?))
 }
 
 /// The names [`get_actor`] and [`get_actor_dyn`] find from here, sorted:
@@ -284,5 +309,5 @@ impl fmt::Debug for DynActor {
 /// — for calling a Python job's detached actor from Rust ([`DynActor`]).
 pub fn get_actor_dyn(name: &str) -> Result<DynActor, Error> {
     let (id, class) = actors::get_named(name)?;
-    Ok(DynActor { raw: RawActor::actor(id), class })
+    Ok(DynActor { raw: RawActor::held(id)?, class })
 }

@@ -618,16 +618,19 @@ class ActorClass(_Remote):
             shipped = _types.Arg_Object(self._shipped(self._cls)._handle)
         wit_args = [shipped] + _args(args, kwargs)
         actor = _call(_actors.create, self._cls.__qualname__, wit_args, _wit_options(o))
-        return ActorHandle(actor.hi, actor.lo, self._cls.__qualname__, self._method_returns)
+        return _held(actor, self._cls.__qualname__, self._method_returns)
 
 
 class ActorMethod:
     """``handle.method``: call ``.remote(...)`` to queue a call."""
 
-    __slots__ = ("_handle", "_name", "_actor", "_label", "_num_returns", "_backpressure")
+    # No reference to the handle: the handle keeps its methods, and a
+    # method keeping its handle would make a cycle that only Python's
+    # cyclic collector frees — the actor would outlive its last handle by
+    # however long that takes.
+    __slots__ = ("_name", "_actor", "_label", "_num_returns", "_backpressure")
 
     def __init__(self, handle, name):
-        self._handle = handle
         self._name = name
         # Worked out once per method, not per call (a handle keeps its
         # methods): the WIT id, and for an actor in another language the
@@ -678,15 +681,24 @@ _MAX_HANDLE_METHODS = 64
 
 class ActorHandle:
     """A handle to an actor: ``handle.method.remote(...)``. Handles can be
-    passed to tasks and other actors and returned from them."""
+    passed to tasks and other actors and returned from them.
 
-    def __init__(self, hi, lo, class_name, method_returns=None):
+    Handles keep their actor alive, as in Ray: once every handle to it is
+    gone (in this job's instances, nested in values and arguments), the
+    actor runs the calls already queued to it and ends, freeing its
+    resources and its name. Detached actors, and an actor a handle of which
+    went to another node of a cluster, live until killed."""
+
+    def __init__(self, hi, lo, class_name, method_returns=None, keep=None):
         self._hi = hi
         self._lo = lo
         self._class_name = class_name
         # `@wray.method(num_returns=n)` of the class's methods, by name
         # (only those other than 1); travels with the handle.
         self._method_returns = method_returns or {}
+        # The ref that keeps the actor alive (`actors.handle`), or None
+        # for an actor the host keeps until it is killed.
+        self._keep = keep
 
     def __getattr__(self, name):
         if name.startswith("__") and name.endswith("__") and name != "__ray_terminate__":
@@ -723,7 +735,16 @@ class ActorHandle:
         return "::" in self._class_name
 
     def __reduce__(self):
-        return (ActorHandle, (self._hi, self._lo, self._class_name, self._method_returns))
+        # The keeping ref goes as a nested ref: the value holding the
+        # handle keeps the actor alive.
+        return (ActorHandle, (self._hi, self._lo, self._class_name, self._method_returns, self._keep))
+
+
+def _held(actor, class_name, method_returns):
+    """A handle on the WIT actor id ``actor`` that keeps it alive as the
+    host allows."""
+    keep = _call(_actors.handle, actor)
+    return ActorHandle(actor.hi, actor.lo, class_name, method_returns, None if keep is None else ObjectRef(keep))
 
 
 def method(*args, **kwargs):
@@ -892,7 +913,7 @@ def get_actor(name, namespace=None):
         if isinstance(err.value, _types.Error_InvalidArgument):
             raise ValueError(f"Failed to look up actor with name '{name}': {err.value.value}") from None
         _raise(err)
-    return ActorHandle(actor.hi, actor.lo, cls, _script_method_returns(cls))
+    return _held(actor, cls, _script_method_returns(cls))
 
 
 def _script_method_returns(class_name):
@@ -985,7 +1006,7 @@ class RuntimeContext:
         from . import _entry
 
         cls = type(_entry._actor).__qualname__
-        return ActorHandle(a.hi, a.lo, cls, _script_method_returns(cls))
+        return _held(a, cls, _script_method_returns(cls))
 
     @property
     def namespace(self):

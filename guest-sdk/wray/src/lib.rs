@@ -131,7 +131,11 @@
 //!
 //! Each actor is one long-lived Wasm instance; its calls run one at a time in
 //! submission order. [`get_actor`] finds a named actor, [`list_named_actors`]
-//! lists their names, [`kill`] stops one.
+//! lists their names, [`kill`] stops one. As in Ray, an actor lives while a
+//! handle to it does: once the last [`ActorHandle`] (clones, handles passed to
+//! tasks or nested in values included) is dropped, it runs the calls already
+//! queued and ends, freeing its resources and name (detached actors, and on a
+//! cluster one whose handle went to another node, live until killed).
 //!
 //! **Other languages.** A method that takes and returns [`Value`] (plain
 //! data: none, bool, i64, f64, string, bytes, list, dict, numeric arrays)

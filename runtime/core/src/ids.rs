@@ -89,6 +89,24 @@ impl ObjectId {
         debug_assert!(n < Self::FIRST_ITEM);
         ObjectId { task, index: Self::FIRST_ITEM + n }
     }
+
+    /// The index of an actor's handle object: above every item a
+    /// generator may yield (`limits::MAX_GENERATOR_ITEMS`), and an actor's
+    /// creation task yields none.
+    const ACTOR_HANDLE: u32 = u32::MAX;
+
+    /// The object whose references are the handles of the actor that
+    /// task `creator` created: empty, it lives while a handle does — in a
+    /// guest, nested in a value, in a task's arguments — and its freeing
+    /// lets the actor end (`actors.handle` in the WIT).
+    pub fn actor_handle(creator: TaskId) -> ObjectId {
+        ObjectId { task: creator, index: Self::ACTOR_HANDLE }
+    }
+
+    /// Whether this is an actor's handle object.
+    pub fn is_actor_handle(self) -> bool {
+        self.index == Self::ACTOR_HANDLE
+    }
 }
 
 impl fmt::Display for ObjectId {

@@ -227,6 +227,13 @@ pub trait Services: Send + Sync + 'static {
         args: Vec<ArgSpec>,
         generator_backpressure: u32,
     ) -> BoxFuture<'a, Result<ObjectId, Error>>;
+    /// A reference to the actor's handle object
+    /// ([`ObjectId::actor_handle`](wray_core::ObjectId::actor_handle)) for
+    /// the caller, made with the first: the actor ends once every
+    /// reference to it is gone. `None` for an actor this node does not
+    /// collect so (detached, kept by another node, or one whose handle
+    /// went to another node); `ActorDied` once it is ending.
+    fn actor_handle(&self, caller: &Caller, actor: ActorId) -> Result<Option<ObjectId>, Error>;
     /// Finds a named actor of the caller's job: its id and class.
     fn named_actor<'a>(&'a self, caller: &'a Caller, name: &'a str) -> BoxFuture<'a, Result<(ActorId, String), Error>>;
     /// The names [`Services::named_actor`] finds for the caller: its job's

@@ -188,6 +188,9 @@ pub(crate) struct NodeInner {
     /// Set while a task watches for demands stuck behind actors
     /// (`stuck.rs`).
     watching_stuck: std::sync::atomic::AtomicBool,
+    /// Where a freed actor handle object sends its actor to be ended
+    /// (`local/actor_handles.rs`); set with the first handle.
+    collector: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(JobId, wray_core::ActorId)>>,
 }
 
 /// Tasks and actors the head placed on this node, as the head needs to hear
@@ -306,6 +309,7 @@ impl Node {
                 remote_jobs: Mutex::new(HashMap::new()),
                 sweeping_stand_ins: std::sync::atomic::AtomicBool::new(false),
                 watching_stuck: std::sync::atomic::AtomicBool::new(false),
+                collector: std::sync::OnceLock::new(),
                 keepers: Mutex::new(HashMap::new()),
                 fetching: Mutex::new(HashMap::new()),
                 groups: Mutex::new(HashMap::new()),

@@ -169,13 +169,16 @@ enum Watcher {
     /// ([`ObjectStore::wait_for_reader`]): woken by a take as well as by
     /// settling or freeing.
     Reader(Arc<Notify>),
+    /// Called when the object is freed, and only then
+    /// ([`ObjectStore::on_freed`]).
+    Freed(Box<dyn FnOnce() + Send>),
 }
 
 impl Watcher {
     fn fire(self) {
         match self {
             Watcher::Wake(n) | Watcher::Item(n) | Watcher::Reader(n) => n.notify_one(),
-            Watcher::Call(f) => f(),
+            Watcher::Call(f) | Watcher::Freed(f) => f(),
         }
     }
 }
@@ -583,9 +586,7 @@ impl ObjectStore {
         e.nested = nested;
         e.nested.extend(items);
         e.last_access = tick;
-        for w in e.watchers.drain(..) {
-            w.fire();
-        }
+        e.wake(|w| !matches!(w, Watcher::Freed(_)));
     }
 
     /// Settles a pending object as ready on another node (`holder`): the
@@ -636,9 +637,7 @@ impl ObjectStore {
             Some(e) if matches!(e.state, State::Elsewhere(_)) => {
                 e.state = State::Pending;
                 // Only `watch_elsewhere` watches an object held elsewhere.
-                for w in e.watchers.drain(..) {
-                    w.fire();
-                }
+                e.wake(|w| !matches!(w, Watcher::Freed(_)));
                 true
             }
             _ => false,
@@ -742,6 +741,36 @@ impl ObjectStore {
             Some(false)
         } else {
             Some(true)
+        }
+    }
+
+    /// Arranges for `then` to be called when the object is freed — its last
+    /// reference released, or its job's objects freed — and returns
+    /// `true`; for an unknown object, drops `then` and returns `false`.
+    /// Settling wakes other watchers, never this one.
+    ///
+    /// `then` is called with the store's lock held, on the thread that
+    /// frees the object: it must not use the store, and should do no more
+    /// than hand work on (the node collects an actor whose last handle
+    /// went, `local/actor.rs`).
+    pub fn on_freed(&self, id: ObjectId, then: Box<dyn FnOnce() + Send>) -> bool {
+        let mut inner = self.lock();
+        match inner.objects.get_mut(&id) {
+            Some(e) => {
+                e.watchers.push(Watcher::Freed(then));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds a reference to an object of any job that is never released:
+    /// it then lives until its job's objects are freed. What a node does to
+    /// an actor's handle object once a handle leaves for another node,
+    /// whose references it does not count.
+    pub fn keep(&self, id: ObjectId) {
+        if let Some(e) = self.lock().objects.get_mut(&id) {
+            e.refs += 1;
         }
     }
 
@@ -1169,7 +1198,11 @@ impl ObjectStore {
             .objects
             .iter()
             .filter_map(|(id, e)| match &e.state {
-                State::Memory(b) => Some(Resident { key: *id, size: b.len(), last_access: e.last_access }),
+                // Spilling an empty object (an actor's handle object) frees
+                // nothing.
+                State::Memory(b) if !b.is_empty() => {
+                    Some(Resident { key: *id, size: b.len(), last_access: e.last_access })
+                }
                 _ => None,
             })
             .collect();
@@ -1300,6 +1333,41 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spill = SledSpill::open(&dir.path().join("spill")).unwrap();
         (dir, ObjectStore::new(budget, Box::new(spill)))
+    }
+
+    #[test]
+    fn a_freed_watcher_fires_when_the_last_holder_lets_go_and_not_before() {
+        let (_d, s) = store(1 << 20);
+        let job = JobId(1);
+        let fired = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let count = |fired: &Arc<std::sync::atomic::AtomicU32>| {
+            let fired = fired.clone();
+            Box::new(move || {
+                fired.fetch_add(1, Ordering::Relaxed);
+            }) as Box<dyn FnOnce() + Send>
+        };
+        // A handle object nested in a value: the value pins it.
+        s.put(job, oid(1), obj(0, 0)).unwrap();
+        assert!(s.on_freed(oid(1), count(&fired)));
+        s.put(job, oid(2), Object { data: Bytes::from_static(b"v"), refs: vec![oid(1)] }).unwrap();
+        s.add_ref(job, oid(1)).unwrap();
+        s.release(oid(1));
+        s.release(oid(1));
+        assert_eq!(fired.load(Ordering::Relaxed), 0, "the value still holds it");
+        s.release(oid(2));
+        assert_eq!(fired.load(Ordering::Relaxed), 1);
+        assert!(!s.on_freed(oid(1), count(&fired)), "gone: nothing to watch");
+
+        // Settling wakes a pending object's readers, not its freed watcher;
+        // a kept reference outlives every release until the job's end.
+        s.create_pending(job, oid(3));
+        assert!(s.on_freed(oid(3), count(&fired)));
+        s.complete(oid(3), Ok(obj(1, 3)));
+        s.keep(oid(3));
+        s.release(oid(3));
+        assert_eq!(fired.load(Ordering::Relaxed), 1);
+        s.free_job(job);
+        assert_eq!(fired.load(Ordering::Relaxed), 2);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 # reference dies, also inside a reference cycle (once collected), also for
 # refs the job passed to tasks or nested in values. Each handle the host
 # gives Python is dropped by a finalizer (wray/_finalize.py) that the job's
-# own code never sees in place of weakref.finalize.
+# own code never sees in place of weakref.finalize. Actor handles keep
+# their actors alive the same way: an actor ends with its last handle (run
+# with --cpus 2, the loop below would wait for ever otherwise).
 import gc
 import time
 import weakref
@@ -41,6 +43,15 @@ def first(values):
     return ray.get(values[0])
 
 
+@ray.remote(num_cpus=1)
+class Worker:
+    def __init__(self, i):
+        self.i = i
+
+    def work(self):
+        return self.i * 10
+
+
 def main():
     print("weakref.finalize is the standard one:", weakref.finalize.__module__ == "weakref")
 
@@ -73,3 +84,24 @@ def main():
         if i % 1000 == 0:
             ids.append(ref._handle.id())
     print("10,000 refs made and dropped, any left:", any(exists(o) for o in ids))
+
+    got = []
+    for i in range(6):
+        w = Worker.remote(i)
+        got.append(ray.get(w.work.remote(), timeout=30))
+    print("six 1-CPU actors in turn, each handle dropped:", got)
+
+    w = Worker.options(name="kept").remote(7)
+    work = w.work  # a method keeps no handle alive
+    box = ray.put([w])
+    del w
+    print("kept by a stored handle:", ray.get(ray.get(box)[0].work.remote()))
+    del box, work
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor("kept")
+        except ValueError:
+            break
+        time.sleep(0.01)
+    print("named actors after its last handle:", ray.util.list_named_actors())

@@ -665,8 +665,17 @@ impl NodeInner {
         };
         let task = TaskId::from_halves(req.task_hi, req.task_lo);
         let (to_owner, mut to_owner_rx) = mpsc::unbounded_channel::<ToOwner>();
-        let spec =
-            ActorSpec { task, args, options, pinned, here: true, image, to_owner: Some(to_owner), persist: None };
+        let spec = ActorSpec {
+            task,
+            args,
+            options,
+            pinned,
+            here: true,
+            image,
+            to_owner: Some(to_owner),
+            persist: None,
+            collectable: false,
+        };
         let state = self.spawn_actor(job.clone(), id, req.function.clone(), spec);
         lock(&job.actors).insert(id, state.clone());
         // Output of the job's instances here may come back this way.
@@ -1088,7 +1097,11 @@ impl NodeInner {
             // (job 0 asks for those only).
             let own = self.job(JobId(req.job)).ok().and_then(|job| {
                 let id = lock(&job.named).get(name).copied()?;
-                let class = lock(&job.actors).get(&id).map(|a| a.class.clone())?;
+                let class = lock(&job.actors).get(&id).map(|a| {
+                    // Its handles there are not counted here.
+                    a.handles.escape();
+                    a.class.clone()
+                })?;
                 Some((id, class, req.job))
             });
             let found = own.or_else(|| self.detached_named(name).map(|(id, class, job)| (id, class, job.0)));

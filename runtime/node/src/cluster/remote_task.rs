@@ -757,6 +757,12 @@ impl NodeInner {
             if !seen.insert(id) {
                 continue;
             }
+            if id.is_actor_handle() {
+                // A handle leaving for another node, which counts it in its
+                // own store: the actor is no longer collected when this
+                // node's handles go (`local/actor_handles.rs`).
+                self.store.keep(id);
+            }
             if seen.len() > limits::MAX_NESTED_REFS {
                 return Err(Error::InvalidArgument(format!(
                     "a task's arguments refer to more than {} objects",

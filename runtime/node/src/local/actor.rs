@@ -10,6 +10,7 @@
 //! parallel execution inside one actor.
 
 use crate::cluster::remote_actor::Hosted;
+use crate::local::actor_handles::{ALL_HANDLES_DROPPED, Handles};
 use crate::local::actor_loop::ActorLoop;
 use crate::local::job::JobState;
 use crate::{Held, NodeInner, lock};
@@ -188,6 +189,9 @@ pub(crate) struct ActorSpec {
     /// Writes each change of the owner's snapshot to disk (a detached
     /// actor's, at the head).
     pub(crate) persist: Option<Persist>,
+    /// Ends once its last handle is gone (`actor_handles.rs`): an actor
+    /// its job created on this node, not detached.
+    pub(crate) collectable: bool,
 }
 
 /// What a node hosting another node's actor tells the owner between
@@ -233,6 +237,8 @@ pub(crate) struct ActorState {
     /// Its loop, for a caller about to wait for a call's result to poll
     /// (`actor_loop.rs`); set once the loop is spawned.
     pub(crate) run: OnceLock<Weak<ActorLoop>>,
+    /// Its handles, whose end ends it (`actor_handles.rs`).
+    pub(crate) handles: Handles,
 }
 
 impl ActorState {
@@ -291,6 +297,11 @@ impl ActorState {
         *lock(&self.kill_request) = Some((reason.to_string(), no_restart));
         lock(&self.interrupt).store(true, std::sync::atomic::Ordering::Relaxed);
         self.control.notify_one();
+    }
+
+    /// Takes no more calls: the loop runs those queued, then ends.
+    pub(crate) fn close_mailbox(&self) {
+        lock(&self.mailbox).take();
     }
 
     /// Queues a call, or hands it back if the actor's loop has ended.
@@ -358,6 +369,7 @@ impl NodeInner {
             calls: AtomicU64::new(0),
             taken: taken.clone(),
             run: OnceLock::new(),
+            handles: Handles::new(spec.task, spec.collectable),
         });
         let node = self.clone();
         let state = actor.clone();
@@ -366,6 +378,12 @@ impl NodeInner {
                 Mailbox { again: Default::default(), rx, max_task_retries: spec.options.max_task_retries, taken };
             node.actor_loop(&job, &state, &spec, mailbox).await;
             node.unpin(&spec.pinned);
+            if state.handles.collected() {
+                // Nobody holds its id any more: what is listed of the job's
+                // actors, and counted against `MAX_ACTORS_PER_JOB`, is what
+                // may still be called.
+                lock(&job.actors).remove(&state.id);
+            }
         }));
         let _ = actor.run.set(Arc::downgrade(&run));
         actor
@@ -651,11 +669,11 @@ impl NodeInner {
         }
         self.settle_results(&mut life.settled);
         drop(life);
-        self.mark_dead(
-            job,
-            actor,
-            actor.dead_reason().unwrap_or_else(|| format!("{} ended with its job", actor.class)),
-        );
+        let ended = match actor.handles.collected() {
+            true => format!("{} ended: {ALL_HANDLES_DROPPED}", actor.class),
+            false => format!("{} ended with its job", actor.class),
+        };
+        self.mark_dead(job, actor, actor.dead_reason().unwrap_or(ended));
     }
 
     /// Runs one call on the live instance and settles its result; a call

@@ -193,6 +193,7 @@ impl NodeInner {
             image,
             to_owner: None,
             persist,
+            collectable: false,
         };
         let arc = self.arc().map_err(|e| e.to_string())?;
         let state = arc.spawn_actor(job.clone(), id, record.class.clone(), spec);

@@ -5,6 +5,7 @@
 //! node goes through `crate::cluster`.
 
 pub(crate) mod actor;
+mod actor_handles;
 pub(crate) mod actor_loop;
 pub(crate) mod detached_actors;
 mod detached_jobs;

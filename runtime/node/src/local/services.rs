@@ -233,6 +233,7 @@ impl NodeInner {
             image: Default::default(),
             to_owner: None,
             persist: None,
+            collectable: true,
         };
         let actor = self.spawn_actor(job.clone(), id, class, spec);
         lock(&job.actors).insert(id, actor);
@@ -457,6 +458,11 @@ impl Services for NodeInner {
         generator_backpressure: u32,
     ) -> BoxFuture<'a, Result<ObjectId, Error>> {
         Box::pin(async move { self.call(caller, seq, actor, method, args, generator_backpressure).await })
+    }
+
+    fn actor_handle(&self, caller: &Caller, actor: ActorId) -> Result<Option<ObjectId>, Error> {
+        let job = self.job(caller.job)?;
+        self.actor_handle_in(&job, actor)
     }
 
     fn named_actor<'a>(&'a self, caller: &'a Caller, name: &'a str) -> BoxFuture<'a, Result<(ActorId, String), Error>> {

@@ -204,6 +204,13 @@ pub(crate) fn bump(counter: ActorHandle<Counter>, by: i64) -> Result<i64, Error>
     wray::get(&counter.incr(by))
 }
 
+/// Bumps the counter after `ms`: a task that holds a handle while it runs.
+#[wray::remote]
+pub(crate) fn bump_later(counter: ActorHandle<Counter>, ms: u64) -> Result<i64, Error> {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    wray::get(&counter.incr(1))
+}
+
 #[wray::remote]
 pub(crate) fn bump_named(name: String) -> Result<i64, Error> {
     let c = wray::get_actor::<Counter>(&name)?;
@@ -248,6 +255,26 @@ impl Fragile {
     }
     pub fn ping(&self) -> String {
         "pong".to_string()
+    }
+}
+
+/// An actor that keeps a handle to a counter in its state.
+#[wray::actor]
+pub struct Holder {
+    held: Option<ActorHandle<Counter>>,
+}
+
+#[wray::actor]
+impl Holder {
+    pub fn new() -> Self {
+        Holder { held: None }
+    }
+    pub fn hold(&mut self, counter: ActorHandle<Counter>) {
+        self.held = Some(counter);
+    }
+    pub fn bump(&self) -> Result<i64, Error> {
+        let held = self.held.as_ref().ok_or_else(|| Error::InvalidArgument("holds nothing".into()))?;
+        wray::get(&held.incr(1))
     }
 }
 

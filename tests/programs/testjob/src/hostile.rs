@@ -45,7 +45,7 @@ pub(crate) fn forged_handle() -> u32 {
 /// Calls a method of an actor id that was never issued.
 #[wray::remote]
 pub(crate) fn call_forged_actor() -> Result<String, String> {
-    let fake = forge::<ActorHandle<Counter>>(&(0xdead_u64, 0xbeef_u64))?;
+    let fake = forge::<ActorHandle<Counter>>(&(0xdead_u64, 0xbeef_u64, None::<wray::ObjectRef<()>>))?;
     Ok(wray::get(&fake.get()).map_or_else(|e| format!("error: {e}"), |v| v.to_string()))
 }
 

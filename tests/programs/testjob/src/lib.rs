@@ -233,6 +233,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         }
         "waits-for-room" => waits_for_room()?,
         "stuck-behind-actors" => stuck_behind_actors()?,
+        "actor-lifetimes" => actor_lifetimes(args.get(1).is_some_and(|a| a == "elsewhere"))?,
         "spread-strategy" => spread_strategy()?,
         "node-affinity" => node_affinity()?,
         "node-affinity-basics" => node_affinity_basics()?,
@@ -612,6 +613,85 @@ fn stuck_behind_actors() -> Result<(), Error> {
     println!("the task waits while actors hold every CPU: {}", ready.is_empty());
     wray::kill(&a);
     println!("the task ran once an actor was killed: {}", wray::get_timeout(&sum, Duration::from_secs(30))?);
+    Ok(())
+}
+
+/// Actors end once their last handle is gone (run with `--cpus 2`; each
+/// step would wait for ever if they did not). With `elsewhere` (on a
+/// cluster), the actor holding a handle runs on another node than the
+/// job's, which counts that handle apart: the held actor is then kept.
+fn actor_lifetimes(elsewhere: bool) -> Result<(), Error> {
+    // Generous: on a fresh cluster the first actor waits for its node to
+    // compile the component (tens of seconds in a debug build).
+    let within = Duration::from_secs(120);
+    // Ray's loop: an actor per round, each holding a CPU, its handle dropped
+    // at the end of the round.
+    let mut got = Vec::new();
+    for i in 0..6 {
+        let c = Counter::options().num_cpus(1.0).remote(i * 10);
+        got.push(wray::get_timeout(&c.incr(1), within)?);
+    }
+    println!("six 1-CPU actors in turn: {got:?}");
+
+    // Calls queued before the last handle went still run.
+    let c = Counter::options().num_cpus(1.0).remote(0);
+    let queued: Vec<_> = (0..5).map(|_| c.incr(1)).collect();
+    drop(c);
+    println!("calls queued before the handle went: {:?}", wray::get_all(&queued)?);
+
+    // A handle nested in a stored value, or held by a running task, keeps
+    // the actor alive after the driver's own handle is dropped.
+    let c = Counter::options().name("kept").num_cpus(1.0).remote(10);
+    let stored = wray::put(&vec![c.clone()]);
+    let later = bump_later::remote(c.clone(), 300);
+    drop(c);
+    let back: Vec<ActorHandle<Counter>> = wray::get(&stored)?;
+    println!("through a stored handle: {}", wray::get(&back[0].incr(1))?);
+    println!("found by name while a handle lives: {}", wray::get_actor::<Counter>("kept").is_ok());
+    drop(back);
+    drop(stored);
+    // The task's handle is the last: the actor ends when the task does.
+    println!("the running task's call: {}", wray::get_timeout(&later, within)?);
+    let deadline = std::time::Instant::now() + within;
+    while wray::get_actor::<Counter>("kept").is_ok() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("the name went with the last handle: {}", wray::get_actor::<Counter>("kept").is_err());
+    println!("listed: {:?}", wray::list_named_actors()?);
+
+    // An actor holding the only handle to another keeps it alive.
+    let mut options = Holder::options();
+    if elsewhere {
+        let here = wray::runtime_context().node_id;
+        let other = wray::nodes()?.into_iter().find(|n| n.alive && n.node_id != here);
+        let other = other.ok_or_else(|| Error::InvalidArgument("no other node".into()))?;
+        options =
+            options.scheduling_strategy(wray::SchedulingStrategy::NodeAffinity { node_id: other.node_id, soft: false });
+    }
+    let holder = options.remote();
+    let c = Counter::options().name("held").remote(5);
+    wray::get(&holder.hold(c.clone()))?;
+    drop(c);
+    std::thread::sleep(Duration::from_millis(200));
+    println!("an actor holding the only handle calls it: {}", wray::get(&holder.bump())?);
+    drop(holder);
+    let deadline = std::time::Instant::now() + if elsewhere { Duration::from_secs(2) } else { within };
+    while wray::get_actor::<Counter>("held").is_ok() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("the held actor ended with its holder: {}", wray::get_actor::<Counter>("held").is_err());
+
+    // An actor still waiting for room, never called, ends at once: the two
+    // CPUs go to the task below, not to it.
+    let (a, b) = (Counter::options().num_cpus(1.0).remote(0), Counter::options().num_cpus(1.0).remote(0));
+    wray::get(&a.incr(1))?;
+    wray::get(&b.incr(1))?;
+    let waiting = Counter::options().num_cpus(2.0).remote(0);
+    std::thread::sleep(Duration::from_millis(200));
+    drop(waiting);
+    drop((a, b));
+    let sum = add::options().num_cpus(2.0).remote(3, 4);
+    println!("a 2-CPU task after them: {}", wray::get_timeout(&sum, within)?);
     Ok(())
 }
 

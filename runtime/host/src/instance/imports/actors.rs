@@ -1,4 +1,4 @@
-//! `actors`: create, call (with options or without), find by name (one or all), kill.
+//! `actors`: create, take a handle, call (with options or without), find by name (one or all), kill.
 
 use crate::bindings::wray::runtime::{actors, types};
 use crate::instance::convert::{from_wit_actor, to_wit_actor, to_wit_error};
@@ -62,6 +62,17 @@ impl actors::Host for State {
     ) -> wasmtime::Result<Result<Resource<RefGuard>, types::Error>> {
         match generator_window(&options) {
             Ok(window) => self.call_method(actor, method, args, window).await,
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        actor: types::ActorId,
+    ) -> wasmtime::Result<Result<Option<Resource<RefGuard>>, types::Error>> {
+        match self.services.actor_handle(&self.caller, from_wit_actor(actor)) {
+            Ok(Some(id)) => Ok(Ok(Some(self.guard(id)?))),
+            Ok(None) => Ok(Ok(None)),
             Err(e) => Ok(Err(to_wit_error(e))),
         }
     }
