@@ -240,6 +240,17 @@ fn webassembly_text_runs_as_a_job() {
     let out = wray(&["run", path(&binary)]);
     assert_code(&out, 2);
     assert!(stderr(&out).contains("input bytes aren't valid utf-8"), "{}", stderr(&out));
+    // A job built with another wray's SDK, importing a wray function this
+    // wray does not have, is refused with the likely cause.
+    let skew = write(
+        "skew.wat",
+        b"(component\n  (import \"wray:runtime/actors@0.1.0\" (instance (export \"from-the-future\" (func)))))\n",
+    );
+    let out = wray(&["run", path(&skew)]);
+    assert_code(&out, 2);
+    for part in ["instance export `from-the-future`", "built with the SDK of another wray than this one"] {
+        assert!(stderr(&out).contains(part), "{part:?} not in {}", stderr(&out));
+    }
 }
 
 /// The same `wc` built for wasm32-wasip1 — a core module importing WASI

@@ -88,6 +88,21 @@ pub enum LoadError {
     },
 }
 
+/// Why a component's imports cannot be linked, in wasmtime's words — and,
+/// when what is missing is one of wray's own, the likely cause: a job built
+/// with the SDK of another wray, whose WIT has functions this one lacks
+/// (a job using `actors.handle` given to a wray from before it).
+fn link_failure(e: &wasmtime::Error) -> String {
+    let reason = format!("{e:#}");
+    match reason.contains("wray:runtime/") {
+        true => format!(
+            "{reason} (the job was built with the SDK of another wray than this one: \
+             rebuild it with this wray's SDK, or run it with the wray it was built for)"
+        ),
+        false => reason,
+    }
+}
+
 /// A compiled, validated job component with its pre-linked instance template.
 #[derive(Clone)]
 pub struct JobComponent {
@@ -445,7 +460,7 @@ impl ComponentCache {
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::WrongWorld { name: name_owned(), reason: format!("{e:#}") })?;
+            .map_err(|e| LoadError::WrongWorld { name: name_owned(), reason: link_failure(&e) })?;
         // A wray job, else a standard WASI command; the error names what a
         // wray job lacks, the usual mistake being a component of another
         // world entirely (a library, an HTTP handler given to `wray run`).
