@@ -142,6 +142,10 @@ fn the_dashboard_shows_a_live_cluster_in_a_real_browser() {
     assert_eq!(actors.len(), 1, "{actors:?}");
     assert_eq!(actors[0]["state"], "ALIVE");
     assert!(actors[0]["calls"].as_u64().unwrap() >= 4, "three incr and a get: {actors:?}");
+    let gone = list_json(&head, "actors", &["name=dash-gone"]);
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(gone[0]["state"], "DEAD");
+    assert!(gone[0]["death"].as_str().unwrap().contains("all its handles were dropped"), "{gone:?}");
     let failed = list_json(&head, "tasks", &["state=FAILED"]);
     assert!(failed.iter().any(|t| t["error"].as_str().unwrap().contains("dashboard-boom")), "{failed:?}");
     let squares = list_json(&head, "tasks", &["function=testjob::tasks::square_where", "state=FINISHED"]);

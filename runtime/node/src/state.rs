@@ -254,7 +254,8 @@ impl NodeInner {
                     ..JobRow::default()
                 });
             }
-            for a in lock(&job.actors).values() {
+            let collected: Vec<_> = lock(&job.collected).iter().rev().cloned().collect();
+            for a in lock(&job.actors).values().chain(&collected) {
                 if actors.len() >= MAX_ACTOR_ROWS {
                     break;
                 }

@@ -12,7 +12,7 @@
 use crate::cluster::remote_actor::Hosted;
 use crate::local::actor_handles::{ALL_HANDLES_DROPPED, Handles};
 use crate::local::actor_loop::ActorLoop;
-use crate::local::job::JobState;
+use crate::local::job::{ENDED_ACTORS_LISTED, JobState};
 use crate::{Held, NodeInner, lock};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -379,10 +379,16 @@ impl NodeInner {
             node.actor_loop(&job, &state, &spec, mailbox).await;
             node.unpin(&spec.pinned);
             if state.handles.collected() {
-                // Nobody holds its id any more: what is listed of the job's
-                // actors, and counted against `MAX_ACTORS_PER_JOB`, is what
-                // may still be called.
+                // Nobody holds its id any more: the job's actors, counted
+                // against `MAX_ACTORS_PER_JOB`, are those that may still be
+                // called; the listings keep the last ones collected.
                 lock(&job.actors).remove(&state.id);
+                *lock(&state.checkpoint) = Checkpoint::default();
+                let mut collected = lock(&job.collected);
+                if collected.len() == ENDED_ACTORS_LISTED {
+                    collected.pop_front();
+                }
+                collected.push_back(state.clone());
             }
         }));
         let _ = actor.run.set(Arc::downgrade(&run));

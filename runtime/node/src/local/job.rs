@@ -66,6 +66,10 @@ pub enum JobError {
     },
 }
 
+/// Collected actors a job's listings keep ([`JobState::collected`]): a job
+/// may go through any number of them.
+pub(crate) const ENDED_ACTORS_LISTED: usize = 1000;
+
 /// What a running job holds.
 pub(crate) struct JobState {
     pub(crate) id: JobId,
@@ -75,6 +79,10 @@ pub(crate) struct JobState {
     /// listings show of it.
     pub(crate) tasks: Mutex<HashMap<TaskId, Arc<crate::local::task::LiveTask>, crate::ById>>,
     pub(crate) actors: Mutex<HashMap<ActorId, Arc<ActorState>>>,
+    /// Actors that ended with their last handle, no longer in `actors`: the
+    /// last [`ENDED_ACTORS_LISTED`], for state listings (as Ray lists dead
+    /// actors with why they died).
+    pub(crate) collected: Mutex<std::collections::VecDeque<Arc<ActorState>>>,
     pub(crate) named: Mutex<HashMap<String, ActorId>>,
     /// Bounds unfinished tasks: submitting past it waits (back-pressure).
     pub(crate) pending: Arc<Semaphore>,
@@ -371,6 +379,7 @@ impl NodeInner {
             config,
             tasks: Mutex::new(HashMap::default()),
             actors: Mutex::new(HashMap::new()),
+            collected: Mutex::new(Default::default()),
             named: Mutex::new(HashMap::new()),
             pending: Arc::new(Semaphore::new(limits::MAX_PENDING_TASKS_PER_JOB)),
             ended: AtomicBool::new(false),

@@ -444,6 +444,13 @@ fn main(args: Vec<String>) -> Result<(), Error> {
                 counter.incr(1);
             }
             println!("counter: {}", wray::get(&counter.get())?);
+            // An actor that ended with its last handle: listed DEAD, with why.
+            let gone = Counter::options().name("dash-gone").remote(1);
+            wray::get(&gone.incr(1))?;
+            drop(gone);
+            while wray::get_actor::<Counter>("dash-gone").is_ok() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let bundle: &[(&str, f64)] = &[("CPU", 0.5)];
             let _group = wray::placement_group(&[bundle, bundle], wray::PlacementStrategy::Spread)?;
             let _big = wray::put(&vec![7u8; 3 << 20]);
