@@ -209,8 +209,15 @@ impl DataIterator {
         })
     }
 
-    /// Batches of the next epoch.
-    pub fn iter_batches(&mut self, options: IterBatches) -> impl Iterator<Item = Result<Batch, Error>> + use<> {
+    /// Batches of at most `batch_size` rows of the next epoch, as
+    /// [`Dataset::iter_batches`] cuts them.
+    pub fn iter_batches(&mut self, batch_size: usize) -> impl Iterator<Item = Result<Batch, Error>> + use<> {
+        self.iter_batches_with(IterBatches::new(batch_size))
+    }
+
+    /// Batches of the next epoch, cut and shuffled as `options` say (as
+    /// [`Dataset::iter_batches_with`]).
+    pub fn iter_batches_with(&mut self, options: IterBatches) -> impl Iterator<Item = Result<Batch, Error>> + use<> {
         batches(self.iter_blocks(), options)
     }
 

@@ -329,7 +329,7 @@ fn consume(mut share: data::DataIterator, epochs: u32) -> Result<Vec<(u64, u64)>
     (0..epochs)
         .map(|_| {
             let (mut rows, mut sum) = (0, 0);
-            for b in share.iter_batches(data::IterBatches::new(1000)) {
+            for b in share.iter_batches(1000) {
                 let b = b?;
                 rows += b.num_rows() as u64;
                 sum += b.column::<u64>("item")?.iter().sum::<u64>();
@@ -345,7 +345,7 @@ fn consume_ids(mut share: data::DataIterator, epochs: u32) -> Result<Vec<(u64, V
     (0..epochs)
         .map(|_| {
             let mut ids = Vec::new();
-            for b in share.iter_batches(data::IterBatches::new(1000)) {
+            for b in share.iter_batches(1000) {
                 let b = b?;
                 ids.extend_from_slice(&b.column::<u64>("id")?);
             }
