@@ -132,6 +132,10 @@ fn bad_trainer_input_fails_with_errors_naming_the_rank_metric_or_path() {
         ("own error:", "worker rank 0 (node "),
         ("own error:", "failed: loss diverged at epoch 7"),
         ("io error:", "No such file or directory"),
+        (
+            "no config:",
+            "Err invalid argument: the training loop takes a testjob::train::LoopConfig: give it one with `.train_loop_config(..)`",
+        ),
         ("outside a trainer:", "only available inside a training loop"),
         ("not a directory:", "/work/no-such-checkpoint is not a directory"),
         ("not a checkpoint:", "not a wray checkpoint"),

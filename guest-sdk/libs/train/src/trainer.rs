@@ -167,7 +167,8 @@ pub struct TrainResult {
 /// `DataParallelTrainer` / `TorchTrainer`). See the crate docs.
 pub struct DataParallelTrainer<C> {
     pub(crate) train_loop: Code<TrainLoop<C>>,
-    pub(crate) config: C,
+    /// `None` until `train_loop_config`: a loop taking `()` needs none.
+    pub(crate) config: Option<C>,
     pub(crate) scaling: ScalingConfig,
     pub(crate) run: RunConfig,
     pub(crate) datasets: BTreeMap<String, Dataset>,
@@ -215,13 +216,16 @@ fn enter<C: DeserializeOwned + 'static>(job: &[u8]) -> Result<(), Error> {
     (code.get()?)(config)
 }
 
-impl<C: Serialize + DeserializeOwned + Clone + Default + 'static> DataParallelTrainer<C> {
+impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
     /// A trainer that runs `train_loop(config)` on every worker. A closure
     /// that captures nothing converts to the function pointer it takes.
+    /// The config is any serde type, given with
+    /// [`train_loop_config`](Self::train_loop_config) (a loop taking `()`
+    /// needs none).
     pub fn new(train_loop: TrainLoop<C>) -> DataParallelTrainer<C> {
         DataParallelTrainer {
             train_loop: Code::of(train_loop),
-            config: C::default(),
+            config: None,
             scaling: ScalingConfig::new(1),
             run: RunConfig::default(),
             datasets: BTreeMap::new(),
@@ -230,14 +234,28 @@ impl<C: Serialize + DeserializeOwned + Clone + Default + 'static> DataParallelTr
             in_trial: false,
         }
     }
-}
 
-impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
     /// The value every worker's loop is called with (Ray's
     /// `train_loop_config`).
     pub fn train_loop_config(mut self, config: C) -> Self {
-        self.config = config;
+        self.config = Some(config);
         self
+    }
+
+    /// The loop's config: the one given, else the unit value, for a loop
+    /// that takes `()` (or an `Option`).
+    fn loop_config(&self) -> Result<C, Error> {
+        match &self.config {
+            Some(c) => Ok(c.clone()),
+            None => {
+                C::deserialize(serde::de::value::UnitDeserializer::<serde::de::value::Error>::new()).map_err(|_| {
+                    invalid(format!(
+                        "the training loop takes a {}: give it one with `.train_loop_config(..)`",
+                        std::any::type_name::<C>()
+                    ))
+                })
+            }
+        }
     }
 
     /// How many workers, with which resources.
@@ -287,6 +305,7 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
         if n == 0 || n > MAX_WORKERS {
             return Err(invalid(format!("ScalingConfig: {n} workers (1 to {MAX_WORKERS})")));
         }
+        let config = self.loop_config()?;
         check_feasible(&self.scaling)?;
         let path = self.run.storage_path.as_ref().map(|p| format!("{}/{}", p.trim_end_matches('/'), self.run.name));
         if let Some(p) = &path {
@@ -300,7 +319,7 @@ impl<C: Serialize + DeserializeOwned + Clone + 'static> DataParallelTrainer<C> {
                 shards[rank].insert(name.clone(), shard);
             }
         }
-        let job = wray_codec::encode(&(self.train_loop, self.config.clone()))
+        let job = wray_codec::encode(&(self.train_loop, config))
             .map_err(|e| invalid(format!("the training loop's config does not encode: {e}")))?;
         let mut callbacks = std::mem::take(&mut *self.callbacks.borrow_mut());
         if let Some(storage) = &self.run.storage_path {

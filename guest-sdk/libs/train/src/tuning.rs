@@ -82,7 +82,7 @@ impl DataParallelTrainer<Config> {
         let resources = self.scaling.worker_resources();
         let spec = TrialSpec {
             train_loop: self.train_loop,
-            config: self.config.clone(),
+            config: self.config.clone().unwrap_or_default(),
             num_workers: n,
             worker_resources: resources.clone(),
             strategy: strategy_code(self.scaling.strategy.unwrap_or(PlacementStrategy::Pack)),
@@ -143,7 +143,7 @@ fn run_trial(payload: &[u8], config: &Config) -> Result<(), Error> {
     scaling.strategy = Some(strategy_of(spec.strategy));
     let trainer = DataParallelTrainer {
         train_loop: spec.train_loop,
-        config: merged,
+        config: Some(merged),
         scaling,
         run: RunConfig {
             name: spec.name,

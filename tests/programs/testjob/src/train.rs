@@ -274,16 +274,15 @@ fn scenario_bad(dir: &str) -> Result<(), Error> {
     show(
         "gpu",
         DataParallelTrainer::new(test_loop)
+            .train_loop_config(LoopConfig::default())
             .scaling_config(ScalingConfig::new(1).use_gpu(true))
             .dataset("train", data::range(10))
             .fit(),
     );
     show(
         "never reports",
-        DataParallelTrainer::new(|_: LoopConfig| Ok(()))
-            .scaling_config(ScalingConfig::new(2))
-            .run_config(quiet.clone())
-            .fit(),
+        // A loop taking `()` needs no `train_loop_config`.
+        DataParallelTrainer::new(|(): ()| Ok(())).scaling_config(ScalingConfig::new(2)).run_config(quiet.clone()).fit(),
     );
     show(
         "one rank silent",
@@ -296,24 +295,21 @@ fn scenario_bad(dir: &str) -> Result<(), Error> {
     show("nan score", fit(LoopConfig { epochs: 2, nan: true, ..LoopConfig::default() }, nan, 2));
     show(
         "unknown shard",
-        DataParallelTrainer::new(|_: LoopConfig| train::get_dataset_shard("test").map(|_| ()))
-            .run_config(quiet.clone())
-            .fit(),
+        DataParallelTrainer::new(|(): ()| train::get_dataset_shard("test").map(|_| ())).run_config(quiet.clone()).fit(),
     );
     // A loop's own error (`Error::msg`) and a failed file read through `?`
     // (`From<std::io::Error>`) end the run naming the rank and the cause.
     show(
         "own error",
-        DataParallelTrainer::new(|_: LoopConfig| Err(Error::msg("loss diverged at epoch 7")))
-            .run_config(quiet.clone())
-            .fit(),
+        DataParallelTrainer::new(|(): ()| Err(Error::msg("loss diverged at epoch 7"))).run_config(quiet.clone()).fit(),
     );
     show(
         "io error",
-        DataParallelTrainer::new(|_: LoopConfig| std::fs::read("/work/no-such-file").map(|_| ()).map_err(Error::from))
+        DataParallelTrainer::new(|(): ()| std::fs::read("/work/no-such-file").map(|_| ()).map_err(Error::from))
             .run_config(quiet.clone())
             .fit(),
     );
+    show("no config", DataParallelTrainer::new(test_loop).run_config(quiet.clone()).fit());
     println!("outside a trainer: {}", train::report(train::metrics(&[]), None).unwrap_err());
     println!("not a directory: {}", Checkpoint::from_directory(&format!("{dir}/no-such-checkpoint")).unwrap_err());
     println!("not a checkpoint: {}", Checkpoint::from_bytes(b"hello").unwrap_err());
