@@ -82,7 +82,7 @@ fn a_task_waiting_on_actors_for_resources_is_warned_about() {
     for part in [
         "task testjob::tasks::add (asking {CPU: 1}) has waited 10s on node",
         "of the node's {CPU: 2}, actors and placement groups hold {CPU: 2}",
-        "`wray::kill` an actor no longer needed",
+        "drop the handles of an actor no longer needed, or `wray::kill` it",
     ] {
         assert!(warnings[0].contains(part), "{part:?} not in {warnings:?}");
     }

@@ -83,8 +83,8 @@ impl NodeInner {
             let line = format!(
                 "wray: warning: {} {} waited {}s on node {}, which cannot give {} before an actor or a \
                  placement group ends: of the node's {total}, actors and placement groups hold {lasting}. \
-                 {} once one of them ends (`wray::kill` an actor no longer needed, \
-                 `wray::remove_placement_group` a group), or on another node with room.\n",
+                 {} once one of them ends (drop the handles of an actor no longer needed, or \
+                 `wray::kill` it; `wray::remove_placement_group` a group), or on another node with room.\n",
                 named.join(", "),
                 if several { "have" } else { "has" },
                 STUCK_WARNING.as_secs(),
