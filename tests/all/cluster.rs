@@ -324,17 +324,17 @@ fn actors_end_with_their_last_handle_on_a_cluster_unless_a_handle_left_the_node(
     head.add_worker("2");
     let out = head.run(&guests().testjob, &["actor-lifetimes", "elsewhere"]);
     assert_code(&out, 0);
-    let text = stdout(&out);
-    for line in [
-        "six 1-CPU actors in turn: [1, 11, 21, 31, 41, 51]",
-        "calls queued before the handle went: [1, 2, 3, 4, 5]",
-        "the name went with the last handle: true",
-        "an actor holding the only handle calls it: 6",
-        "the held actor ended with its holder: false",
-        "a 2-CPU task after them: 7",
-    ] {
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
-    }
+    has_lines(
+        &stdout(&out),
+        &[
+            "six 1-CPU actors in turn: [1, 11, 21, 31, 41, 51]",
+            "calls queued before the handle went: [1, 2, 3, 4, 5]",
+            "the name went with the last handle: true",
+            "an actor holding the only handle calls it: 6",
+            "the held actor ended with its holder: false",
+            "a 2-CPU task after them: 7",
+        ],
+    );
 }
 
 #[test]

@@ -96,20 +96,21 @@ fn a_task_waiting_on_actors_for_resources_is_warned_about() {
 #[test]
 fn actors_end_when_their_last_handle_is_dropped() {
     let out = ok(&["--cpus", "2"], &["actor-lifetimes"]);
-    for line in [
-        "six 1-CPU actors in turn: [1, 11, 21, 31, 41, 51]",
-        "calls queued before the handle went: [1, 2, 3, 4, 5]",
-        "through a stored handle: 11",
-        "found by name while a handle lives: true",
-        "the running task's call: 12",
-        "the name went with the last handle: true",
-        "listed: []",
-        "an actor holding the only handle calls it: 6",
-        "the held actor ended with its holder: true",
-        "a 2-CPU task after them: 7",
-    ] {
-        has(&out, line);
-    }
+    has_lines(
+        &out,
+        &[
+            "six 1-CPU actors in turn: [1, 11, 21, 31, 41, 51]",
+            "calls queued before the handle went: [1, 2, 3, 4, 5]",
+            "through a stored handle: 11",
+            "found by name while a handle lives: true",
+            "the running task's call: 12",
+            "the name went with the last handle: true",
+            "listed: []",
+            "an actor holding the only handle calls it: 6",
+            "the held actor ended with its holder: true",
+            "a 2-CPU task after them: 7",
+        ],
+    );
 }
 
 #[test]

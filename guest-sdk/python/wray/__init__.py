@@ -913,7 +913,12 @@ def get_actor(name, namespace=None):
         if isinstance(err.value, _types.Error_InvalidArgument):
             raise ValueError(f"Failed to look up actor with name '{name}': {err.value.value}") from None
         _raise(err)
-    return _held(actor, cls, _script_method_returns(cls))
+    try:
+        return _held(actor, cls, _script_method_returns(cls))
+    except exceptions.RayActorError as err:
+        # Found ending (its last handle went a moment ago, its name not yet
+        # freed): Ray's lookup of a dead actor fails with ValueError too.
+        raise ValueError(f"Failed to look up actor with name '{name}': {err}") from None
 
 
 def _script_method_returns(class_name):

@@ -770,7 +770,9 @@ impl ObjectStore {
     /// whose references it does not count.
     pub fn keep(&self, id: ObjectId) {
         if let Some(e) = self.lock().objects.get_mut(&id) {
-            e.refs += 1;
+            // Once per send of a handle: saturating, it never wraps back
+            // to a count that a release could take to zero.
+            e.refs = e.refs.saturating_add(1);
         }
     }
 

@@ -98,10 +98,6 @@ def main():
     print("kept by a stored handle:", ray.get(ray.get(box)[0].work.remote()))
     del box, work
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            ray.get_actor("kept")
-        except ValueError:
-            break
+    while "kept" in ray.util.list_named_actors() and time.monotonic() < deadline:
         time.sleep(0.01)
     print("named actors after its last handle:", ray.util.list_named_actors())

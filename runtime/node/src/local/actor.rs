@@ -12,7 +12,7 @@
 use crate::cluster::remote_actor::Hosted;
 use crate::local::actor_handles::{ALL_HANDLES_DROPPED, Handles};
 use crate::local::actor_loop::ActorLoop;
-use crate::local::job::{ENDED_ACTORS_LISTED, JobState};
+use crate::local::job::JobState;
 use crate::{Held, NodeInner, lock};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -379,16 +379,8 @@ impl NodeInner {
             node.actor_loop(&job, &state, &spec, mailbox).await;
             node.unpin(&spec.pinned);
             if state.handles.collected() {
-                // Nobody holds its id any more: the job's actors, counted
-                // against `MAX_ACTORS_PER_JOB`, are those that may still be
-                // called; the listings keep the last ones collected.
-                lock(&job.actors).remove(&state.id);
-                *lock(&state.checkpoint) = Checkpoint::default();
-                let mut collected = lock(&job.collected);
-                if collected.len() == ENDED_ACTORS_LISTED {
-                    collected.pop_front();
-                }
-                collected.push_back(state.clone());
+                // Nobody holds its id any more.
+                job.retire_collected(&state);
             }
         }));
         let _ = actor.run.set(Arc::downgrade(&run));
@@ -467,12 +459,7 @@ impl NodeInner {
         tracing::debug!("actor {} ({}) died: {reason}", actor.id, actor.class);
         *lock(&actor.dead) = Some(reason);
         lock(&actor.mailbox).take();
-        if let Some(name) = &actor.name {
-            let mut named = lock(&job.named);
-            if named.get(name) == Some(&actor.id) {
-                named.remove(name);
-            }
-        }
+        job.free_name(actor);
     }
 
     /// Places the actor (here if there is room now; on another node if it

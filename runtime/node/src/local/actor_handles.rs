@@ -154,12 +154,7 @@ impl NodeInner {
         tracing::debug!("actor {} ({}) ends: {ALL_HANDLES_DROPPED}", state.id, state.class);
         // Nobody can call it any more (a name lookup would hand out a
         // handle to an actor that is going).
-        if let Some(name) = &state.name {
-            let mut named = lock(&job.named);
-            if named.get(name) == Some(&state.id) {
-                named.remove(name);
-            }
-        }
+        job.free_name(&state);
         end_when_drained(&state);
     }
 }

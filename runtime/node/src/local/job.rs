@@ -199,6 +199,30 @@ pub(crate) const MAX_IDLE_TASK_INSTANCES: usize = 8;
 pub(crate) const MAX_IDLE_INSTANCE_MEMORY: usize = 256 << 20;
 
 impl JobState {
+    /// Frees `actor`'s name, if it has one and it still names it.
+    pub(crate) fn free_name(&self, actor: &ActorState) {
+        if let Some(name) = &actor.name {
+            let mut named = lock(&self.named);
+            if named.get(name) == Some(&actor.id) {
+                named.remove(name);
+            }
+        }
+    }
+
+    /// Takes an actor that ended with its last handle out of the job's
+    /// actors — those that may still be called, which
+    /// `MAX_ACTORS_PER_JOB` counts — into the last [`ENDED_ACTORS_LISTED`]
+    /// that listings show; its snapshot image goes.
+    pub(crate) fn retire_collected(&self, actor: &Arc<ActorState>) {
+        lock(&self.actors).remove(&actor.id);
+        *lock(&actor.checkpoint) = wray_host::Checkpoint::default();
+        let mut collected = lock(&self.collected);
+        if collected.len() == ENDED_ACTORS_LISTED {
+            collected.pop_front();
+        }
+        collected.push_back(actor.clone());
+    }
+
     /// Updates what is listed of task `id`, if it is live and listed.
     pub(crate) fn note_task(&self, id: TaskId, update: impl FnOnce(&mut Live)) {
         let task = lock(&self.tasks).get(&id).cloned();

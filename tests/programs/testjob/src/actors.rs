@@ -204,10 +204,13 @@ pub(crate) fn bump(counter: ActorHandle<Counter>, by: i64) -> Result<i64, Error>
     wray::get(&counter.incr(by))
 }
 
-/// Bumps the counter after `ms`: a task that holds a handle while it runs.
+/// Bumps the counter once `gate` has counted to 1: a task that holds a
+/// handle while it runs, for as long as its caller wants.
 #[wray::remote]
-pub(crate) fn bump_later(counter: ActorHandle<Counter>, ms: u64) -> Result<i64, Error> {
-    std::thread::sleep(std::time::Duration::from_millis(ms));
+pub(crate) fn bump_after(counter: ActorHandle<Counter>, gate: ActorHandle<Counter>) -> Result<i64, Error> {
+    while wray::get(&gate.get())? < 1 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     wray::get(&counter.incr(1))
 }
 

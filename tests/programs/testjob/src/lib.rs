@@ -448,9 +448,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
             let gone = Counter::options().name("dash-gone").remote(1);
             wray::get(&gone.incr(1))?;
             drop(gone);
-            while wray::get_actor::<Counter>("dash-gone").is_ok() {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            name_gone_within("dash-gone", Duration::from_secs(60));
             let bundle: &[(&str, f64)] = &[("CPU", 0.5)];
             let _group = wray::placement_group(&[bundle, bundle], wray::PlacementStrategy::Spread)?;
             let _big = wray::put(&vec![7u8; 3 << 20]);
@@ -631,6 +629,10 @@ fn actor_lifetimes(elsewhere: bool) -> Result<(), Error> {
     // Generous: on a fresh cluster the first actor waits for its node to
     // compile the component (tens of seconds in a debug build).
     let within = Duration::from_secs(120);
+    // A collection takes milliseconds; a name still there after this is not
+    // coming back (and the harness's own limit is `within`).
+    let collected = Duration::from_secs(30);
+    let here = wray::runtime_context().node_id;
     // Ray's loop: an actor per round, each holding a CPU, its handle dropped
     // at the end of the round.
     let mut got = Vec::new();
@@ -650,7 +652,12 @@ fn actor_lifetimes(elsewhere: bool) -> Result<(), Error> {
     // the actor alive after the driver's own handle is dropped.
     let c = Counter::options().name("kept").num_cpus(1.0).remote(10);
     let stored = wray::put(&vec![c.clone()]);
-    let later = bump_later::remote(c.clone(), 300);
+    let gate = Counter::remote(0);
+    // On the job's node, needing no CPU: a handle it took to another node
+    // would keep the actor (and the previous round's actor may still hold
+    // its CPU for a moment).
+    let pinned = wray::SchedulingStrategy::NodeAffinity { node_id: here.clone(), soft: false };
+    let later = bump_after::options().num_cpus(0.0).scheduling_strategy(pinned).remote(c.clone(), gate.clone());
     drop(c);
     let back: Vec<ActorHandle<Counter>> = wray::get(&stored)?;
     println!("through a stored handle: {}", wray::get(&back[0].incr(1))?);
@@ -658,18 +665,14 @@ fn actor_lifetimes(elsewhere: bool) -> Result<(), Error> {
     drop(back);
     drop(stored);
     // The task's handle is the last: the actor ends when the task does.
+    gate.incr(1);
     println!("the running task's call: {}", wray::get_timeout(&later, within)?);
-    let deadline = std::time::Instant::now() + within;
-    while wray::get_actor::<Counter>("kept").is_ok() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    println!("the name went with the last handle: {}", wray::get_actor::<Counter>("kept").is_err());
+    println!("the name went with the last handle: {}", name_gone_within("kept", collected));
     println!("listed: {:?}", wray::list_named_actors()?);
 
     // An actor holding the only handle to another keeps it alive.
     let mut options = Holder::options();
     if elsewhere {
-        let here = wray::runtime_context().node_id;
         let other = wray::nodes()?.into_iter().find(|n| n.alive && n.node_id != here);
         let other = other.ok_or_else(|| Error::InvalidArgument("no other node".into()))?;
         options =
@@ -679,27 +682,43 @@ fn actor_lifetimes(elsewhere: bool) -> Result<(), Error> {
     let c = Counter::options().name("held").remote(5);
     wray::get(&holder.hold(c.clone()))?;
     drop(c);
+    // The thing under test is that nothing happens: a wrong collection,
+    // which takes microseconds, has this long to end the held actor first.
     std::thread::sleep(Duration::from_millis(200));
     println!("an actor holding the only handle calls it: {}", wray::get(&holder.bump())?);
     drop(holder);
-    let deadline = std::time::Instant::now() + if elsewhere { Duration::from_secs(2) } else { within };
-    while wray::get_actor::<Counter>("held").is_ok() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    println!("the held actor ended with its holder: {}", wray::get_actor::<Counter>("held").is_err());
+    let wait = if elsewhere { Duration::from_secs(2) } else { collected };
+    println!("the held actor ended with its holder: {}", name_gone_within("held", wait));
 
-    // An actor still waiting for room, never called, ends at once: the two
-    // CPUs go to the task below, not to it.
+    // An actor never placed (the two below hold every CPU) and never
+    // called ends at once: the two CPUs go to the task below, not to it.
     let (a, b) = (Counter::options().num_cpus(1.0).remote(0), Counter::options().num_cpus(1.0).remote(0));
     wray::get(&a.incr(1))?;
     wray::get(&b.incr(1))?;
     let waiting = Counter::options().num_cpus(2.0).remote(0);
-    std::thread::sleep(Duration::from_millis(200));
     drop(waiting);
     drop((a, b));
     let sum = add::options().num_cpus(2.0).remote(3, 4);
     println!("a 2-CPU task after them: {}", wray::get_timeout(&sum, within)?);
     Ok(())
+}
+
+/// Whether, within `wait` (asked every 10 ms), no actor answers to `name`
+/// and `list_named_actors` no longer lists it. The two part for a moment:
+/// `get_actor` already fails for an actor whose last handle went, while its
+/// name is freed by the collector an instant later.
+fn name_gone_within(name: &str, wait: Duration) -> bool {
+    let deadline = std::time::Instant::now() + wait;
+    let present = || {
+        wray::get_actor::<Counter>(name).is_ok() || wray::list_named_actors().is_ok_and(|n| n.iter().any(|n| n == name))
+    };
+    while present() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
 }
 
 fn waits_for_room() -> Result<(), Error> {
