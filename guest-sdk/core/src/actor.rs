@@ -43,10 +43,14 @@ pub struct RawActor {
 }
 
 impl RawActor {
+    /// A handle on actor `id` kept alive by `keep`.
+    fn actor(id: wit::ActorId, keep: Option<ObjectRef<()>>) -> RawActor {
+        RawActor { id, deployment: None, generator_backpressure: None, keep }
+    }
+
     /// A handle on actor `id`, holding it alive as the host allows.
     pub(crate) fn held(id: wit::ActorId) -> Result<RawActor, wit::Error> {
-        let keep = actors::handle(id)?.map(ObjectRef::from_handle);
-        Ok(RawActor { id, deployment: None, generator_backpressure: None, keep })
+        Ok(RawActor::actor(id, actors::handle(id)?.map(ObjectRef::from_handle)))
     }
 
     /// Calls go to a replica of the caller's application's deployment
@@ -175,8 +179,7 @@ impl<A: Actor> Serialize for ActorHandle<A> {
 impl<'de, A: Actor> Deserialize<'de> for ActorHandle<A> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let (hi, lo, keep) = <(u64, u64, Option<ObjectRef<()>>)>::deserialize(d)?;
-        let id = wit::ActorId { hi, lo };
-        Ok(ActorHandle::from_raw(RawActor { id, deployment: None, generator_backpressure: None, keep }))
+        Ok(ActorHandle::from_raw(RawActor::actor(wit::ActorId { hi, lo }, keep)))
     }
 }
 
