@@ -319,7 +319,11 @@ fn a_job_runs_unchanged_on_a_head_node() {
 /// hosted on a worker too — except one whose handle went to another node,
 /// which counts it apart: that actor stays (`local/actor_handles.rs`).
 #[test]
-fn actors_end_with_their_last_handle_on_a_cluster_unless_a_handle_left_the_node() {
+fn actors_end_with_their_last_handle_on_a_cluster_wherever_their_handles_went() {
+    // Handles sent to the other node — to a task, in a call to an actor
+    // there, back in a result — are copies lent from the job's node
+    // (`cluster/lent_handles.rs`): the actor lives while any is held there,
+    // and ends once the last is given back.
     let head = Head::start_with_cpus("1");
     head.add_worker("2");
     let out = head.run(&guests().testjob, &["actor-lifetimes", "elsewhere"]);
@@ -330,9 +334,41 @@ fn actors_end_with_their_last_handle_on_a_cluster_unless_a_handle_left_the_node(
             "six 1-CPU actors in turn: [1, 11, 21, 31, 41, 51]",
             "calls queued before the handle went: [1, 2, 3, 4, 5]",
             "the name went with the last handle: true",
+            "a task elsewhere keeps it: true",
+            "the task elsewhere's call: 1",
+            "gone once the task elsewhere ended: true",
+            "through the handle it returned: 1",
+            "gone with the returned handle: true",
             "an actor holding the only handle calls it: 6",
-            "the held actor ended with its holder: false",
+            "the held actor ended with its holder: true",
             "a 2-CPU task after them: 7",
+        ],
+    );
+}
+
+#[test]
+fn actors_made_by_tasks_on_other_nodes_are_the_job_s_like_any_other() {
+    // Before, such an actor lived in the job's stand-in on the task's node:
+    // no other node could call it ("does not exist in this job"), and it
+    // ended 500 ms after the job's last task there. The task then calls the
+    // actor it placed next to itself through the job's node: the call's
+    // result, made on the task's node, once freed the task's own pending
+    // result of the same id ("object lost", under load).
+    let head = Head::start_with_cpus("1");
+    head.add_worker("2");
+    let out = head.run(&guests().testjob, &["actors-from-afar"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("its name taken again from afar is refused: true"), "{text}");
+    has_lines(
+        &text,
+        &[
+            "a task's actor, called from the driver: 42",
+            "placed where the task asked: true",
+            "found by name: 43",
+            "a chain made afar on a handle from here: 13",
+            "an actor's method's actor: 6",
+            "killed from the driver: true",
         ],
     );
 }

@@ -113,9 +113,11 @@ impl RawActor {
 /// arguments — the actor runs the calls already queued to it and ends,
 /// freeing its resources and its name (results already made stay
 /// readable). Keep a handle (or the actor's name and a handle somewhere)
-/// for as long as you want the actor. Not collected this way: detached
-/// actors, and an actor one of whose handles went to another node of a
-/// cluster (it lives until [`kill`]ed, it fails or its job ends).
+/// for as long as you want the actor. On a cluster, handles on other nodes
+/// count as well. Not collected this way (they live until [`kill`]ed, they
+/// fail or their job ends): detached actors, and on a cluster an actor a
+/// task on another node found with [`get_actor`], or one that a task or
+/// actor on another node than the job's created.
 pub struct ActorHandle<A: Actor> {
     methods: A::Methods,
     _class: PhantomData<fn() -> A>,

@@ -134,8 +134,9 @@
 //! lists their names, [`kill`] stops one. As in Ray, an actor lives while a
 //! handle to it does: once the last [`ActorHandle`] (clones, handles passed to
 //! tasks or nested in values included) is dropped, it runs the calls already
-//! queued and ends, freeing its resources and name (detached actors, and on a
-//! cluster one whose handle went to another node, live until killed).
+//! queued and ends, freeing its resources and name — on a cluster too, wherever
+//! its handles went (detached actors, and on a cluster one found by name or
+//! created on another node than the job's, live until killed).
 //!
 //! **Other languages.** A method that takes and returns [`Value`] (plain
 //! data: none, bool, i64, f64, string, bytes, list, dict, numeric arrays)

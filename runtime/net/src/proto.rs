@@ -83,6 +83,16 @@ pub enum Request {
         /// The connecting worker's node id; at most `MAX_NAME_LEN` bytes.
         node_id: String,
     },
+    /// Copies of actors' handle objects this node lent to the sender
+    /// ([`WireObject::lender`]), given back: the sender's copy was freed,
+    /// or it already had one. An id once per copy, at most
+    /// [`MAX_RETURNED_HANDLES`]. No answer.
+    ReturnHandles {
+        /// The job's id on this node.
+        job: u32,
+        /// The handle objects.
+        ids: Vec<WireId>,
+    },
     /// The bytes of an object this node holds for job `job`
     /// ([`TaskDone::held`]): answered with [`Event::TaskDone`] (the
     /// object as `output`, its bytes following) or [`Event::Refused`] when
@@ -243,7 +253,25 @@ pub struct WireObject {
     /// and the receiver fetches it from there ([`Request::Fetch`]). `len`
     /// is still its size.
     pub at: Option<WireHolder>,
+    /// Set on an actor's handle object: the sender keeps its own copy (and
+    /// the actor) alive for this one until the receiver gives it back with
+    /// [`Request::ReturnHandles`].
+    pub lender: Option<WireLender>,
 }
+
+/// The node that lent a copy of an actor's handle object, and its job there
+/// ([`WireObject::lender`]).
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WireLender {
+    /// Its node id; at most `MAX_NAME_LEN` bytes.
+    pub node: String,
+    /// The job's id on that node (a stand-in's, on a node running the
+    /// job's tasks for another).
+    pub job: u32,
+}
+
+/// The most handle copies one [`Request::ReturnHandles`] gives back.
+pub const MAX_RETURNED_HANDLES: usize = 4096;
 
 /// A node holding an object for its owner ([`TaskDone::held`]).
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
@@ -502,6 +530,11 @@ pub enum Upcall {
         /// The deployment's name.
         deployment: String,
     },
+    /// Create an actor of the job (a task away from the job's node creates
+    /// it there, so that every node reaches it as it reaches the job's
+    /// other actors): answered with [`Event::Accepted`] once it exists,
+    /// or refused. The constructor arguments' bytes follow.
+    Create(Box<WireCreate>),
     /// Kill an actor of the job.
     Kill {
         /// The actor id's high half.
@@ -511,6 +544,46 @@ pub enum Upcall {
         /// Forbid restarting.
         no_restart: bool,
     },
+}
+
+/// An actor a task away from its job's node creates ([`Upcall::Create`]):
+/// its options as the caller's node validated them, checked again on
+/// arrival.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq)]
+pub struct WireCreate {
+    /// The creating task's id for this actor (its high half): the actor's
+    /// id derives from it, so both nodes name it alike.
+    pub task_hi: u64,
+    /// Its low half.
+    pub task_lo: u64,
+    /// The class; at most `MAX_NAME_LEN` bytes.
+    pub class: String,
+    /// Its name, if any; at most `MAX_NAME_LEN` bytes.
+    pub name: Option<String>,
+    /// What it holds while it lives.
+    pub resources: Vec<(String, f64)>,
+    /// Its instance's memory limit.
+    pub memory_limit: Option<u64>,
+    /// Each call's time limit, milliseconds.
+    pub time_limit_ms: Option<u64>,
+    /// Calls queued and in flight at once.
+    pub max_concurrency: u32,
+    /// Restarts after a crash.
+    pub max_restarts: u32,
+    /// Re-runs of a call a crash interrupted.
+    pub max_task_retries: u32,
+    /// Snapshot its memory after every this many calls (0: never).
+    pub checkpoint_every: u32,
+    /// The placement-group bundle it runs in: (group, index).
+    pub placement: Option<(u64, u32)>,
+    /// Where it goes.
+    pub scheduling: WireScheduling,
+    /// Its own environment variables (checked with `Options::check_env`).
+    pub env: Vec<(String, String)>,
+    /// Constructor arguments, in order.
+    pub args: Vec<WireArg>,
+    /// Objects the arguments refer to, nested ones first.
+    pub objects: Vec<WireObject>,
 }
 
 /// How a task sent with [`Request::RunTask`] ended. On success the

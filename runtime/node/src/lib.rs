@@ -191,6 +191,12 @@ pub(crate) struct NodeInner {
     /// Where a freed actor handle object sends its actor to be ended
     /// (`local/actor_handles.rs`); set with the first handle.
     collector: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(JobId, wray_core::ActorId)>>,
+    /// Copies of actors' handle objects lent to other nodes and not yet
+    /// given back (`cluster/lent_handles.rs`).
+    lends: Arc<cluster::lent_handles::Lends>,
+    /// Where copies of handle objects this node borrowed go to be given
+    /// back; set with the first.
+    returner: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<cluster::lent_handles::Return>>,
 }
 
 /// Tasks and actors the head placed on this node, as the head needs to hear
@@ -310,6 +316,8 @@ impl Node {
                 sweeping_stand_ins: std::sync::atomic::AtomicBool::new(false),
                 watching_stuck: std::sync::atomic::AtomicBool::new(false),
                 collector: std::sync::OnceLock::new(),
+                lends: Arc::default(),
+                returner: std::sync::OnceLock::new(),
                 keepers: Mutex::new(HashMap::new()),
                 fetching: Mutex::new(HashMap::new()),
                 groups: Mutex::new(HashMap::new()),

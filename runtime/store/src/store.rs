@@ -764,16 +764,18 @@ impl ObjectStore {
         }
     }
 
-    /// Adds a reference to an object of any job that is never released:
-    /// it then lives until its job's objects are freed. What a node does to
-    /// an actor's handle object once a handle leaves for another node,
-    /// whose references it does not count.
-    pub fn keep(&self, id: ObjectId) {
-        if let Some(e) = self.lock().objects.get_mut(&id) {
-            // Once per send of a handle: saturating, it never wraps back
-            // to a count that a release could take to zero.
-            e.refs = e.refs.saturating_add(1);
-        }
+    /// Adds a reference to an object whatever its job, and returns the
+    /// job; `None` for an unknown object. What a node does to an actor's
+    /// handle object when it lends a copy to another node (the reference is
+    /// released when the copy is given back): the message carrying it does
+    /// not know the job.
+    pub fn add_ref_any(&self, id: ObjectId) -> Option<JobId> {
+        let mut inner = self.lock();
+        let e = inner.objects.get_mut(&id)?;
+        // Once per copy lent: saturating, it never wraps back to a count
+        // that a release could take to zero.
+        e.refs = e.refs.saturating_add(1);
+        Some(e.job)
     }
 
     /// While the object is pending: arranges for `then` to be called once
@@ -1361,11 +1363,13 @@ mod tests {
         assert!(!s.on_freed(oid(1), count(&fired)), "gone: nothing to watch");
 
         // Settling wakes a pending object's readers, not its freed watcher;
-        // a kept reference outlives every release until the job's end.
+        // a reference added whatever the job (a lent copy) holds it like any
+        // other, and the job's end frees it whatever holds it.
         s.create_pending(job, oid(3));
         assert!(s.on_freed(oid(3), count(&fired)));
         s.complete(oid(3), Ok(obj(1, 3)));
-        s.keep(oid(3));
+        assert_eq!(s.add_ref_any(oid(3)), Some(job));
+        assert_eq!(s.add_ref_any(oid(9)), None);
         s.release(oid(3));
         assert_eq!(fired.load(Ordering::Relaxed), 1);
         s.free_job(job);

@@ -141,7 +141,7 @@ impl NodeInner {
         let held = lock(&self.remote_jobs).get(&job).is_some_and(|r| r.held.contains(&object));
         let (event, blobs) = match held.then(|| self.store.try_get(object)).flatten() {
             Some(Ok(o)) => {
-                let head = WireObject { id, len: o.data.len() as u64, refs: Vec::new(), at: None };
+                let head = WireObject { id, len: o.data.len() as u64, refs: Vec::new(), at: None, lender: None };
                 let done = TaskDone {
                     node: self.id.clone(),
                     output: head.id,

@@ -10,6 +10,8 @@
 //! * `requests`: the dispatcher every incoming stream goes through.
 //! * `remote_task`, `remote_actor`: tasks and actors that run away from
 //!   their job's node, and the stand-in jobs that run them there.
+//! * `lent_handles`: copies of actors' handle objects lent to other nodes
+//!   and given back, so that actors end with their last handle anywhere.
 //! * `groups`: placement groups, reserved across nodes.
 //! * `http_calls`: requests to a deployed `wasi:http` component that the
 //!   head's proxy sends to workers.
@@ -20,6 +22,7 @@ pub(crate) mod head;
 mod head_tests;
 pub(crate) mod held;
 pub(crate) mod http_calls;
+pub(crate) mod lent_handles;
 pub(crate) mod link;
 pub(crate) mod remote_actor;
 pub(crate) mod remote_task;

@@ -31,8 +31,8 @@ use crate::cluster::held::HeldObjects;
 use crate::cluster::link::Link;
 use crate::cluster::remote_task::{Chosen, ItemSink, Refusal, open_placed};
 use crate::cluster::wire::{
-    AskError, accepted, answer, object_id, open_with, output_event, read_event, resources, until_ended, write_blobs,
-    write_parts, write_with,
+    AskError, accepted, answer, object_id, open_with, output_event, pairs, read_event, resources, scheduling,
+    until_ended, wire_scheduling, write_blobs, write_parts, write_with,
 };
 use crate::local::actor::{ActorCall, ActorSpec, ActorState, Mailbox, ToOwner};
 use crate::local::job::JobState;
@@ -46,7 +46,7 @@ use wray_core::{ActorId, Error, JobId, ObjectId, Options, TaskId, limits};
 use wray_host::{ArgSpec, CHECKPOINT_BLOCK, Caller, Checkpoint, Chunk, Delta, MAX_CHECKPOINT, Stream};
 use wray_net::proto::{
     self, ActorMsg, Event, MAX_DELTA_BYTES, Request, TaskDone, TaskRequest, Upcall, UpcallRequest, WireActor, WireCall,
-    WireDelta,
+    WireCreate, WireDelta,
 };
 use wray_net::{NetError, frame};
 use wray_sched::actor_session::{ActorSession, InFlight};
@@ -857,7 +857,15 @@ impl NodeInner {
     ) -> Result<(), Error> {
         let output = ObjectId::returned_by(task);
         let pinned = self.pin_args(job.id, &args)?;
-        self.store.create_pending(job.id, output);
+        // The output may be here already: the call's caller runs on this
+        // node too (a task of the job next to the actor it calls through
+        // the job's node), and its own pending result has the same id. The
+        // call then holds a reference of its own, which it drops once its
+        // result is sent, rather than the caller's (the result the call
+        // settles it with is the one the caller waits for).
+        if self.store.add_ref(job.id, output).is_err() {
+            self.store.create_pending(job.id, output);
+        }
         self.store.set_item_window(output, generator_backpressure);
         self.deliver(state, ActorCall { task, method, args, output, pinned, generator_backpressure, retries: 0 });
         Ok(())
@@ -1015,6 +1023,44 @@ impl NodeInner {
         Ok(output)
     }
 
+    /// Creates an actor of a job running on another node (`owner`: its
+    /// node, its id there) for a task of the job running here: through an
+    /// upcall, once the arguments' objects are sent. The actor exists there
+    /// when this returns, so the task's first call finds it.
+    pub(crate) async fn create_through(
+        &self,
+        owner: &(String, u32),
+        task: TaskId,
+        class: String,
+        args: &[ArgSpec],
+        options: &Options,
+    ) -> Result<ActorId, Error> {
+        let (args, objects, blobs) = self.wire_parts(args, HeldObjects::Fetched).await?;
+        let (task_hi, task_lo) = task.halves();
+        let create = WireCreate {
+            task_hi,
+            task_lo,
+            class,
+            name: options.name.clone(),
+            resources: pairs(&options.resources),
+            memory_limit: options.memory_limit,
+            time_limit_ms: options.time_limit.map(|t| t.as_millis() as u64),
+            max_concurrency: options.max_concurrency,
+            max_restarts: options.max_restarts,
+            max_task_retries: options.max_task_retries,
+            checkpoint_every: options.checkpoint_every,
+            placement: options.placement,
+            scheduling: wire_scheduling(&options.scheduling),
+            env: options.env.clone(),
+            args,
+            objects,
+        };
+        let (event, mut send, _) = self.upcall(owner, Upcall::Create(Box::new(create)), blobs).await?;
+        let _ = send.finish();
+        answer(event, accepted).map_err(|e| Error::InvalidArgument(e.message("the job's node")))?;
+        Ok(ActorId::created_by(task))
+    }
+
     /// Looks a name up on another node (job `dest.1` there, or 0 for the
     /// head's detached actors): the actor, its class, and where upcalls
     /// about it go.
@@ -1151,6 +1197,21 @@ impl NodeInner {
                 }
                 frame::write(send, &proto::encode(&Event::Accepted)?).await
             }
+            Upcall::Create(create) => {
+                let (args, imported) = self.read_args(&job, &create.args, &create.objects, recv).await?;
+                let task = TaskId::from_halves(create.task_hi, create.task_lo);
+                let created = match create_options(&create) {
+                    Ok(options) => self.create_here(&job, task, create.class, args, options, true),
+                    Err(e) => Err(e),
+                };
+                self.unpin(&imported);
+                let event = match created {
+                    Ok(_) => Event::Accepted,
+                    Err(Error::InvalidArgument(why)) => Event::Refused(why),
+                    Err(e) => Event::Refused(e.to_string()),
+                };
+                frame::write(send, &proto::encode(&event)?).await
+            }
             Upcall::Call { hi, lo, call } => {
                 let (args, imported) = self.read_args(&job, &call.args, &call.objects, recv).await?;
                 let state = lock(&job.actors).get(&ActorId::from_halves(hi, lo)).cloned();
@@ -1213,4 +1274,34 @@ impl NodeInner {
             }
         }
     }
+}
+
+/// The options of an actor created through [`Upcall::Create`], checked as
+/// the host checks a guest's (`wray_host`'s `options_from_wit`): the peer
+/// is another node of the cluster, but what it sends is still input.
+fn create_options(c: &WireCreate) -> Result<Options, Error> {
+    let bad = |why: String| Err(Error::InvalidArgument(why));
+    let name_ok = |n: &str| !n.is_empty() && n.len() <= limits::MAX_NAME_LEN;
+    if !name_ok(&c.class) || c.name.as_deref().is_some_and(|n| !name_ok(n)) {
+        return bad(format!("an actor's class and name must be 1 to {} bytes long", limits::MAX_NAME_LEN));
+    }
+    if c.max_concurrency == 0 || c.memory_limit == Some(0) {
+        return bad("max_concurrency and memory_limit must be more than 0".into());
+    }
+    Options::check_env(&c.env)?;
+    let net = |e: NetError| Error::InvalidArgument(e.to_string());
+    Ok(Options {
+        resources: resources(&c.resources).map_err(net)?,
+        memory_limit: c.memory_limit,
+        time_limit: c.time_limit_ms.map(Duration::from_millis),
+        name: c.name.clone(),
+        max_concurrency: c.max_concurrency,
+        max_restarts: c.max_restarts,
+        max_task_retries: c.max_task_retries,
+        placement: c.placement,
+        checkpoint_every: c.checkpoint_every,
+        scheduling: scheduling(c.scheduling.clone()).map_err(net)?,
+        env: c.env.clone(),
+        ..Options::default()
+    })
 }

@@ -27,6 +27,7 @@
 
 use crate::cluster::head::Peers;
 use crate::cluster::held::{HOLD_RESULT_BYTES, HeldObjects, Keeper, owner_key};
+use crate::cluster::lent_handles::LENT_LINGER;
 use crate::cluster::link::{Link, WorkerLink};
 use crate::cluster::wire::{
     ask_for, object_id, open_relayed, open_with, output_event, pairs, read_event, resources, until_ended, wire_args,
@@ -436,9 +437,16 @@ impl NodeInner {
         };
         let (conn, placed) = match self.choose(options, must_move).await {
             Chosen::Conn(c, placed) => (c, placed),
-            Chosen::Busy => return Err(Remote::Busy),
-            Chosen::Lost(why) => return Err(Remote::Lost(why)),
+            Chosen::Busy => {
+                self.take_back(&request.objects);
+                return Err(Remote::Busy);
+            }
+            Chosen::Lost(why) => {
+                self.take_back(&request.objects);
+                return Err(Remote::Lost(why));
+            }
             Chosen::Infeasible => {
+                self.take_back(&request.objects);
                 let why = unplaceable_reason(&spec.options.resources, &spec.options.scheduling);
                 self.store.complete(spec.output, Err(Error::InvalidArgument(why)));
                 return Err(Remote::Ran);
@@ -720,8 +728,20 @@ impl NodeInner {
             let id = object_id(&o.id);
             let refs = o.refs.iter().map(object_id).collect();
             let size = data.len();
-            match self.landing(size, || self.store.put(job.id, id, Object { data, refs })) {
-                Ok(()) => imported.push(id),
+            // A copy of a handle object another node lent (`lent_handles.rs`).
+            let lender = match &o.lender {
+                Some(l) if l.node.len() > limits::MAX_NAME_LEN => {
+                    self.unpin(&imported);
+                    return Err(NetError::Malformed("too long a node id in a handle's lender".into()));
+                }
+                Some(l) if id.is_actor_handle() => Some(l.clone()),
+                _ => None,
+            };
+            let created = match self.landing(size, || self.store.put(job.id, id, Object { data, refs })) {
+                Ok(()) => {
+                    imported.push(id);
+                    true
+                }
                 Err(full @ Error::StoreFull(_)) => {
                     self.unpin(&imported);
                     return Err(NetError::Stream(full.to_string()));
@@ -735,7 +755,11 @@ impl NodeInner {
                     if self.store.add_ref(job.id, id).is_ok() {
                         imported.push(id);
                     }
+                    false
                 }
+            };
+            if let Some(lender) = lender {
+                self.borrowed(job.id, id, lender, created);
             }
         }
         Ok(imported)
@@ -757,17 +781,20 @@ impl NodeInner {
             if !seen.insert(id) {
                 continue;
             }
-            if id.is_actor_handle() {
-                // A handle leaving for another node, which counts it in its
-                // own store: the actor is no longer collected when this
-                // node's handles go (`local/actor_handles.rs`).
-                self.store.keep(id);
-            }
             if seen.len() > limits::MAX_NESTED_REFS {
                 return Err(Error::InvalidArgument(format!(
                     "a task's arguments refer to more than {} objects",
                     limits::MAX_NESTED_REFS
                 )));
+            }
+            // A handle leaving for another node: a copy lent, which keeps
+            // this one until it is given back (`lent_handles.rs`). Empty,
+            // it refers to nothing.
+            if id.is_actor_handle()
+                && let Some(lender) = self.lend(id)
+            {
+                out.push((id, Carried::Lent(lender)));
+                continue;
             }
             let object = match held {
                 HeldObjects::Fetched => self.object(id).await?,
@@ -907,6 +934,7 @@ impl NodeInner {
             len: value.data.len() as u64,
             refs: value.refs.iter().copied().map(wire_id).collect(),
             at: None,
+            lender: None,
         };
         Ok((head, objects, blobs))
     }
@@ -1042,7 +1070,7 @@ impl NodeInner {
         let large = matches!(&result, Ok(o) if o.refs.is_empty() && o.data.len() >= HOLD_RESULT_BYTES);
         if hold && large && !owner_gone && self.start_holding(key, result_id) {
             let len = result.as_ref().map_or(0, |o| o.data.len() as u64);
-            let head = WireObject { id: wire_id(result_id), len, refs: Vec::new(), at: None };
+            let head = WireObject { id: wire_id(result_id), len, refs: Vec::new(), at: None, lender: None };
             let done =
                 TaskDone { node: self.id.clone(), output: head.id, result: Ok(head), objects: Vec::new(), held: true };
             let written = Box::pin(write_with(send, &Event::TaskDone(done), Vec::new())).await;
@@ -1274,8 +1302,13 @@ impl NodeInner {
             tokio::time::sleep(STAND_IN_LINGER).await;
             let (ended, none_idle) = {
                 let mut jobs = lock(&self.remote_jobs);
+                // One whose tasks lent handles stays while they are out
+                // (`lent_handles.rs`), within `LENT_LINGER`.
+                let done = |r: &RemoteJob, idle: Duration| {
+                    idle >= STAND_IN_LINGER && (idle >= LENT_LINGER || !self.lends.any_for(r.state.id))
+                };
                 let ended: Vec<RemoteJob> = jobs
-                    .extract_if(|_, r| r.idle_since.is_some_and(|t| t.elapsed() >= STAND_IN_LINGER))
+                    .extract_if(|_, r| r.idle_since.is_some_and(|t| done(r, t.elapsed())))
                     .map(|(_, r)| r)
                     .collect();
                 let none_idle = !jobs.values().any(|r| r.idle_since.is_some());
@@ -1312,10 +1345,12 @@ impl NodeInner {
     }
 }
 
-/// An object a task's message carries: its bytes, or where it is held.
+/// An object a task's message carries: its bytes, where it is held, or (an
+/// actor's handle object, empty) the lend that counts the copy.
 pub(crate) enum Carried {
     Bytes(Object),
     At(wray_store::Holder),
+    Lent(proto::WireLender),
 }
 
 /// The objects of a message on the wire, the bytes of those carried whole
@@ -1330,6 +1365,7 @@ fn wire_objects(objects: Vec<(ObjectId, Carried)>, blobs: &mut Vec<Bytes>) -> Ve
                     len: o.data.len() as u64,
                     refs: o.refs.iter().copied().map(wire_id).collect(),
                     at: None,
+                    lender: None,
                 };
                 blobs.push(o.data);
                 w
@@ -1339,7 +1375,11 @@ fn wire_objects(objects: Vec<(ObjectId, Carried)>, blobs: &mut Vec<Bytes>) -> Ve
                 len: h.size as u64,
                 refs: Vec::new(),
                 at: Some(proto::WireHolder { node: h.node, addr: h.addr }),
+                lender: None,
             },
+            Carried::Lent(lender) => {
+                WireObject { id: wire_id(id), len: 0, refs: Vec::new(), at: None, lender: Some(lender) }
+            }
         })
         .collect()
 }

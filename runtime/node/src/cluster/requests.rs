@@ -252,6 +252,13 @@ impl Node {
                 }
                 return Ok(());
             }
+            Request::ReturnHandles { job, ids } => {
+                if ids.len() > proto::MAX_RETURNED_HANDLES {
+                    return Err(NetError::Malformed(format!("{} handles given back in one message", ids.len())));
+                }
+                self.inner.handles_returned(job, &ids);
+                return Ok(());
+            }
             Request::Upcall(req) => {
                 Box::pin(self.inner.serve_upcall(req, &mut send, &mut recv)).await?;
                 return Ok(());

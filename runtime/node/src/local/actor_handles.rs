@@ -13,14 +13,16 @@
 //! and never called is killed instead (it would otherwise wait for room only
 //! to end at once).
 //!
-//! The counting is one node's. A handle that leaves for another node — in a
-//! task's or call's arguments, a result, or a name looked up from there —
-//! is counted there by another store, which this one does not hear from: the
-//! node then keeps the handle object for good (`ObjectStore::keep`, in
-//! `closure`) or marks the actor *escaped*, and the actor lives until it is
-//! killed, fails or its job ends, as every actor did before. So does an
-//! actor nobody took a handle on (created by an older guest, or by the
-//! host: Serve's replicas), and a detached one.
+//! Handles on other nodes are copies of the handle object there, each
+//! keeping a copy on the node it came from alive until it is freed, back to
+//! this one (`cluster/lent_handles.rs`): a handle sent to a task elsewhere,
+//! kept in an actor's state there or returned from there keeps the actor
+//! as a handle here does. Not counted, so never collected: an actor a task
+//! on another node looked up by name (the lookup marks it *escaped*), one
+//! created for a task on another node (`Upcall::Create`, escaped from the
+//! start), one nobody took a handle on (created by an older guest, or by
+//! the host: Serve's replicas), and a detached one. Those live until they
+//! are killed, fail or their job ends.
 
 use crate::local::actor::ActorState;
 use crate::local::job::JobState;

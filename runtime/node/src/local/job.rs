@@ -594,6 +594,9 @@ impl NodeInner {
             }
         }
         self.store.free_job(job.id);
+        // After the store: a copy freed with lends still out gives nothing
+        // back (`cluster/lent_handles.rs`).
+        self.lends.forget_job(job.id);
         self.meetings.end_job(job.id);
         let groups = std::mem::take(&mut *lock(&job.groups));
         if !groups.is_empty()

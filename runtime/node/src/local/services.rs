@@ -192,6 +192,25 @@ impl NodeInner {
         options: Options,
     ) -> Result<ActorId, Error> {
         let job = self.job(caller.job)?;
+        if options.detached {
+            self.admit_actor(&job, &options)?;
+            let (id, dest) = self.create_detached(&job, caller, seq, class, &args, &options).await?;
+            lock(&job.foreign).insert(id, dest);
+            return Ok(id);
+        }
+        let task = caller.task.child(seq);
+        if let Some(owner) = &job.owner {
+            // A task away from its job's node: the actor is made on the
+            // job's node, as the job's other actors are, so that every node
+            // reaches it there (one made in this stand-in would be known
+            // here only, and end with the stand-in).
+            return self.create_through(owner, task, class, &args, &options).await;
+        }
+        self.create_here(&job, task, class, args, options, false)
+    }
+
+    /// Whether `job` may have one more actor, and one node could hold it.
+    fn admit_actor(&self, job: &JobState, options: &Options) -> Result<(), Error> {
         if !self.has_cluster() {
             self.check_feasible(&options.resources)?;
         }
@@ -201,12 +220,23 @@ impl NodeInner {
                 limits::MAX_ACTORS_PER_JOB
             )));
         }
-        if options.detached {
-            let (id, dest) = self.create_detached(&job, caller, seq, class, &args, &options).await?;
-            lock(&job.foreign).insert(id, dest);
-            return Ok(id);
-        }
-        let task = caller.task.child(seq);
+        Ok(())
+    }
+
+    /// Creates a (not detached) actor of `job`, whose id derives from
+    /// `task`, on this node: the job's own. `elsewhere`: created for a task
+    /// on another node (`Upcall::Create`), whose handles this node does not
+    /// count — the actor is never collected (`local/actor_handles.rs`).
+    pub(crate) fn create_here(
+        self: &Arc<Self>,
+        job: &Arc<JobState>,
+        task: TaskId,
+        class: String,
+        args: Vec<ArgSpec>,
+        options: Options,
+        elsewhere: bool,
+    ) -> Result<ActorId, Error> {
+        self.admit_actor(job, &options)?;
         let id = ActorId::created_by(task);
         if let Some(name) = &options.name {
             let mut named = lock(&job.named);
@@ -236,6 +266,9 @@ impl NodeInner {
             collectable: true,
         };
         let actor = self.spawn_actor(job.clone(), id, class, spec);
+        if elsewhere {
+            actor.handles.escape();
+        }
         lock(&job.actors).insert(id, actor);
         Ok(id)
     }

@@ -214,6 +214,29 @@ pub(crate) fn bump_after(counter: ActorHandle<Counter>, gate: ActorHandle<Counte
     wray::get(&counter.incr(1))
 }
 
+/// Creates a named counter on node `node`, calls it once and returns its
+/// handle: an actor a task makes, used after the task ended.
+#[wray::remote]
+pub(crate) fn make_counter(name: String, start: i64, node: String) -> Result<ActorHandle<Counter>, Error> {
+    let there = wray::SchedulingStrategy::NodeAffinity { node_id: node, soft: false };
+    let c = Counter::options().name(&name).scheduling_strategy(there).remote(start);
+    wray::get(&c.incr(1))?;
+    Ok(c)
+}
+
+/// Hands back the handle it was given (from wherever it ran).
+#[wray::remote]
+pub(crate) fn echo_handle(c: ActorHandle<Counter>) -> ActorHandle<Counter> {
+    c
+}
+
+/// Creates the link of a relay chain before `next`: its constructor's
+/// arguments hold a handle.
+#[wray::remote]
+pub(crate) fn relay_before(me: i64, next: ActorHandle<Relay>) -> ActorHandle<Relay> {
+    Relay::remote(me, Some(next))
+}
+
 #[wray::remote]
 pub(crate) fn bump_named(name: String) -> Result<i64, Error> {
     let c = wray::get_actor::<Counter>(&name)?;
@@ -278,6 +301,11 @@ impl Holder {
     pub fn bump(&self) -> Result<i64, Error> {
         let held = self.held.as_ref().ok_or_else(|| Error::InvalidArgument("holds nothing".into()))?;
         wray::get(&held.incr(1))
+    }
+    /// Creates a counter and hands its handle out (an actor made by an
+    /// actor's method, wherever the holder runs).
+    pub fn make(&self, start: i64) -> ActorHandle<Counter> {
+        Counter::remote(start)
     }
 }
 

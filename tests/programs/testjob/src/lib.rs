@@ -234,6 +234,7 @@ fn main(args: Vec<String>) -> Result<(), Error> {
         "waits-for-room" => waits_for_room()?,
         "stuck-behind-actors" => stuck_behind_actors()?,
         "actor-lifetimes" => actor_lifetimes(args.get(1).is_some_and(|a| a == "elsewhere"))?,
+        "actors-from-afar" => actors_from_afar()?,
         "spread-strategy" => spread_strategy()?,
         "node-affinity" => node_affinity()?,
         "node-affinity-basics" => node_affinity_basics()?,
@@ -624,7 +625,8 @@ fn stuck_behind_actors() -> Result<(), Error> {
 /// Actors end once their last handle is gone (run with `--cpus 2`; each
 /// step would wait for ever if they did not). With `elsewhere` (on a
 /// cluster), the actor holding a handle runs on another node than the
-/// job's, which counts that handle apart: the held actor is then kept.
+/// job's, whose copy of the handle keeps the actor until that node frees
+/// it.
 fn actor_lifetimes(elsewhere: bool) -> Result<(), Error> {
     // Generous: on a fresh cluster the first actor waits for its node to
     // compile the component (tens of seconds in a debug build).
@@ -653,9 +655,8 @@ fn actor_lifetimes(elsewhere: bool) -> Result<(), Error> {
     let c = Counter::options().name("kept").num_cpus(1.0).remote(10);
     let stored = wray::put(&vec![c.clone()]);
     let gate = Counter::remote(0);
-    // On the job's node, needing no CPU: a handle it took to another node
-    // would keep the actor (and the previous round's actor may still hold
-    // its CPU for a moment).
+    // On the job's node, needing no CPU (the previous round's actor may
+    // still hold its CPU for a moment).
     let pinned = wray::SchedulingStrategy::NodeAffinity { node_id: here.clone(), soft: false };
     let later = bump_after::options().num_cpus(0.0).scheduling_strategy(pinned).remote(c.clone(), gate.clone());
     drop(c);
@@ -670,13 +671,34 @@ fn actor_lifetimes(elsewhere: bool) -> Result<(), Error> {
     println!("the name went with the last handle: {}", name_gone_within("kept", collected));
     println!("listed: {:?}", wray::list_named_actors()?);
 
+    if elsewhere {
+        // A task on the other node holding the only handle keeps the actor
+        // until it ends; a handle returned from there is as good as one
+        // made here.
+        let there = other_node(&here)?.1;
+        let c = Counter::options().name("lent").remote(0);
+        let gate = Counter::remote(0);
+        let later =
+            bump_after::options().num_cpus(0.0).scheduling_strategy(there.clone()).remote(c.clone(), gate.clone());
+        drop(c);
+        std::thread::sleep(Duration::from_millis(200));
+        println!("a task elsewhere keeps it: {}", wray::get_actor::<Counter>("lent").is_ok());
+        gate.incr(1);
+        println!("the task elsewhere's call: {}", wray::get_timeout(&later, within)?);
+        println!("gone once the task elsewhere ended: {}", name_gone_within("lent", collected));
+        let c = Counter::options().name("returned").remote(0);
+        let back = wray::get(&echo_handle::options().num_cpus(0.0).scheduling_strategy(there).remote(c.clone()))?;
+        drop(c);
+        std::thread::sleep(Duration::from_millis(200));
+        println!("through the handle it returned: {}", wray::get(&back.incr(1))?);
+        drop(back);
+        println!("gone with the returned handle: {}", name_gone_within("returned", collected));
+    }
+
     // An actor holding the only handle to another keeps it alive.
     let mut options = Holder::options();
     if elsewhere {
-        let other = wray::nodes()?.into_iter().find(|n| n.alive && n.node_id != here);
-        let other = other.ok_or_else(|| Error::InvalidArgument("no other node".into()))?;
-        options =
-            options.scheduling_strategy(wray::SchedulingStrategy::NodeAffinity { node_id: other.node_id, soft: false });
+        options = options.scheduling_strategy(other_node(&here)?.1);
     }
     let holder = options.remote();
     let c = Counter::options().name("held").remote(5);
@@ -687,8 +709,7 @@ fn actor_lifetimes(elsewhere: bool) -> Result<(), Error> {
     std::thread::sleep(Duration::from_millis(200));
     println!("an actor holding the only handle calls it: {}", wray::get(&holder.bump())?);
     drop(holder);
-    let wait = if elsewhere { Duration::from_secs(2) } else { collected };
-    println!("the held actor ended with its holder: {}", name_gone_within("held", wait));
+    println!("the held actor ended with its holder: {}", name_gone_within("held", collected));
 
     // An actor never placed (the two below hold every CPU) and never
     // called ends at once: the two CPUs go to the task below, not to it.
@@ -701,6 +722,42 @@ fn actor_lifetimes(elsewhere: bool) -> Result<(), Error> {
     let sum = add::options().num_cpus(2.0).remote(3, 4);
     println!("a 2-CPU task after them: {}", wray::get_timeout(&sum, within)?);
     Ok(())
+}
+
+/// `actors-from-afar` (on a cluster): actors that tasks and an actor's
+/// method create on another node than the job's are the job's actors like
+/// any other — reached from the driver and from every node, by handle and
+/// by name, after the task that made them ended, until killed.
+fn actors_from_afar() -> Result<(), Error> {
+    let (other, there) = other_node(&wray::runtime_context().node_id)?;
+    let made = make_counter::options().scheduling_strategy(there.clone()).remote("afar".to_string(), 40, other.clone());
+    let c = wray::get(&made)?;
+    // Longer than a task's node keeps the job's state after its last task
+    // (`STAND_IN_LINGER`, 500 ms), where such an actor used to live.
+    std::thread::sleep(Duration::from_millis(1500));
+    println!("a task's actor, called from the driver: {}", wray::get(&c.incr(1))?);
+    println!("placed where the task asked: {}", wray::get(&c.node())? == other);
+    println!("found by name: {}", wray::get(&wray::get_actor::<Counter>("afar")?.incr(1))?);
+    let again = make_counter::options().scheduling_strategy(there.clone()).remote("afar".to_string(), 0, other.clone());
+    let taken = wray::get(&again).map(|_| ()).map_err(|e| e.to_string());
+    let refused = taken.as_ref().is_err_and(|e| e.contains("an actor named \"afar\" already exists in this job"));
+    println!("its name taken again from afar is refused: {refused} ({taken:?})");
+    let first = Relay::remote(1, None);
+    let second = wray::get(&relay_before::options().scheduling_strategy(there.clone()).remote(2, first.clone()))?;
+    println!("a chain made afar on a handle from here: {}", wray::get(&second.pass(10))?);
+    let holder = Holder::options().scheduling_strategy(there).remote();
+    let counter = wray::get(&holder.make(5))?;
+    println!("an actor's method's actor: {}", wray::get(&counter.incr(1))?);
+    wray::kill(&c);
+    println!("killed from the driver: {}", wray::get(&c.incr(1)).is_err());
+    Ok(())
+}
+
+/// A live node other than `here`, and a (hard) node affinity to it.
+fn other_node(here: &str) -> Result<(String, wray::SchedulingStrategy), Error> {
+    let other = wray::nodes()?.into_iter().find(|n| n.alive && n.node_id != here);
+    let other = other.ok_or_else(|| Error::InvalidArgument("no other node".into()))?.node_id;
+    Ok((other.clone(), wray::SchedulingStrategy::NodeAffinity { node_id: other, soft: false }))
 }
 
 /// Whether, within `wait` (asked every 10 ms), no actor answers to `name`
