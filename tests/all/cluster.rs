@@ -347,13 +347,15 @@ fn actors_end_with_their_last_handle_on_a_cluster_wherever_their_handles_went() 
 }
 
 #[test]
-fn actors_made_by_tasks_on_other_nodes_are_the_job_s_like_any_other() {
+fn actors_made_or_found_by_tasks_on_other_nodes_are_the_job_s_like_any_other() {
     // Before, such an actor lived in the job's stand-in on the task's node:
     // no other node could call it ("does not exist in this job"), and it
     // ended 500 ms after the job's last task there. The task then calls the
     // actor it placed next to itself through the job's node: the call's
     // result, made on the task's node, once freed the task's own pending
-    // result of the same id ("object lost", under load).
+    // result of the same id ("object lost", under load). The handles a task
+    // takes there — of an actor it made, or looked up by name — are copies
+    // lent by the job's node, counted like any other.
     let head = Head::start_with_cpus("1");
     head.add_worker("2");
     let out = head.run(&guests().testjob, &["actors-from-afar"]);
@@ -369,6 +371,10 @@ fn actors_made_by_tasks_on_other_nodes_are_the_job_s_like_any_other() {
             "a chain made afar on a handle from here: 13",
             "an actor's method's actor: 6",
             "killed from the driver: true",
+            "a task's actor answers: 2",
+            "a task's actor ended with its last handle: true",
+            "looked up by name from there: 100",
+            "an actor looked up from there ended with its last handle: true",
         ],
     );
 }

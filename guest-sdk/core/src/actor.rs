@@ -114,10 +114,9 @@ impl RawActor {
 /// freeing its resources and its name (results already made stay
 /// readable). Keep a handle (or the actor's name and a handle somewhere)
 /// for as long as you want the actor. On a cluster, handles on other nodes
-/// count as well. Not collected this way (they live until [`kill`]ed, they
-/// fail or their job ends): detached actors, and on a cluster an actor a
-/// task on another node found with [`get_actor`], or one that a task or
-/// actor on another node than the job's created.
+/// count as well (an actor whose handle was on a node that died lives until
+/// its job ends). Detached actors are not collected this way: they live
+/// until [`kill`]ed or they fail.
 pub struct ActorHandle<A: Actor> {
     methods: A::Methods,
     _class: PhantomData<fn() -> A>,

@@ -135,8 +135,7 @@
 //! handle to it does: once the last [`ActorHandle`] (clones, handles passed to
 //! tasks or nested in values included) is dropped, it runs the calls already
 //! queued and ends, freeing its resources and name — on a cluster too, wherever
-//! its handles went (detached actors, and on a cluster one found by name or
-//! created on another node than the job's, live until killed).
+//! its handles went (detached actors live until killed).
 //!
 //! **Other languages.** A method that takes and returns [`Value`] (plain
 //! data: none, bool, i64, f64, string, bytes, list, dict, numeric arrays)

@@ -532,8 +532,8 @@ pub enum Upcall {
     },
     /// Create an actor of the job (a task away from the job's node creates
     /// it there, so that every node reaches it as it reaches the job's
-    /// other actors): answered with [`Event::Accepted`] once it exists,
-    /// or refused. The constructor arguments' bytes follow.
+    /// other actors): answered with [`Event::Actor`] once it exists, or
+    /// refused. The constructor arguments' bytes follow.
     Create(Box<WireCreate>),
     /// Kill an actor of the job.
     Kill {
@@ -782,7 +782,8 @@ pub enum Event {
     /// An actor hosted elsewhere restarted after a crash: one restart of
     /// its budget is used.
     ActorRestarted,
-    /// An actor found by name (or created detached).
+    /// An actor found by name, or created ([`Upcall::Create`], a detached
+    /// one).
     Actor {
         /// The actor id's high half.
         hi: u64,
@@ -793,6 +794,11 @@ pub enum Event {
         /// The job it belongs to on the answering node: where upcalls
         /// about it go.
         job: u32,
+        /// A copy of its handle object lent to the asking node (no bytes
+        /// follow): the handle the asking task takes is counted there, and
+        /// keeps the actor as one on the answering node does. `None` for an
+        /// actor whose handles are not counted (a detached one).
+        handle: Option<WireObject>,
     },
     /// The answer to [`Upcall::ListNamed`]: names of named actors, at most
     /// [`MAX_NAMES_LISTED`](wray_core::limits::MAX_NAMES_LISTED).

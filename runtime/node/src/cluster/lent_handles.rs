@@ -23,6 +23,11 @@
 //! * **Returning.** The lender drops the reference it added; the last one
 //!   frees its copy, which gives that back to its own lender in turn, or,
 //!   on the job's node, ends the actor.
+//! * **Handing.** A task away from the job's node that looks an actor up by
+//!   name, or creates one (made on the job's node), gets a copy lent with
+//!   the answer ([`Event::Actor`](wray_net::proto::Event)`::handle`); its
+//!   stand-in keeps it for the guest's `actors.handle` that follows
+//!   ([`JobState::handed`]).
 //!
 //! A node running tasks for another's job keeps that job's stand-in while
 //! it has copies lent out (its copies would otherwise go with it, given back
@@ -34,12 +39,15 @@
 //! still lent (past `LENT_LINGER`) gives nothing back for them, for the same
 //! reason.
 
+use crate::cluster::wire::{object_id, wire_id};
+use crate::local::actor::ActorState;
+use crate::local::job::JobState;
 use crate::{NodeInner, lock};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use wray_core::{JobId, ObjectId};
+use wray_core::{ActorId, Error, JobId, ObjectId};
 use wray_net::frame;
 use wray_net::proto::{self, MAX_RETURNED_HANDLES, Request, WireId, WireLender, WireObject};
 
@@ -85,6 +93,7 @@ impl NodeInner {
     pub(crate) fn lend(&self, id: ObjectId) -> Option<WireLender> {
         let job = self.store.add_ref_any(id)?;
         *lock(&self.lends.out).entry((job, id)).or_default() += 1;
+        tracing::trace!("lent a copy of handle object {id} of {job}");
         Some(WireLender { node: self.id.clone(), job: job.0 })
     }
 
@@ -93,6 +102,7 @@ impl NodeInner {
     /// then gives it back when freed), else it is given back at once.
     pub(crate) fn borrowed(&self, job: JobId, id: ObjectId, lender: WireLender, created: bool) {
         let Some(returner) = self.returner() else { return };
+        tracing::trace!("borrowed a copy of handle object {id} from node {} ({created})", lender.node);
         if !created {
             let _ = returner.send(Return { lender, id });
             return;
@@ -112,6 +122,43 @@ impl NodeInner {
         );
         if !watching {
             tracing::debug!("handle object {id} was freed as it arrived");
+        }
+    }
+
+    /// On the job's node: a copy of `actor`'s handle object lent to another
+    /// node that asked for the actor by name or created it (the task there
+    /// takes a handle next, `JobState::handed`), for the answer to carry.
+    /// `None` for an actor whose handles are not counted; an error for one
+    /// ending because its last handle went.
+    pub(crate) fn lend_handle(&self, job: &JobState, actor: &ActorState) -> Result<Option<WireObject>, Error> {
+        let Some(id) = self.actor_handle_in(job, actor.id)? else { return Ok(None) };
+        let lender = self.lend(id);
+        // The reference `actor_handle_in` took for a guest here: the copy
+        // lent holds the object now.
+        self.store.release(id);
+        Ok(lender.map(|l| WireObject { id: wire_id(id), len: 0, refs: Vec::new(), at: None, lender: Some(l) }))
+    }
+
+    /// On a stand-in: stores the copy of `actor`'s handle object an answer
+    /// lent (no bytes follow it on `recv`) for the guest's `actors.handle`.
+    /// A copy that cannot be stored is not kept: the lender then keeps its
+    /// own until its job ends.
+    pub(crate) async fn take_lent_handle(
+        &self,
+        job: &JobState,
+        actor: ActorId,
+        handle: Option<WireObject>,
+        recv: &mut quinn::RecvStream,
+    ) {
+        let Some(handle) = handle else { return };
+        let id = object_id(&handle.id);
+        if !id.is_actor_handle() || handle.len != 0 || !handle.refs.is_empty() || handle.at.is_some() {
+            tracing::warn!("ignoring a lent handle object {id} that is not one");
+            return;
+        }
+        match self.import(job, std::slice::from_ref(&handle), recv).await {
+            Ok(ids) => ids.into_iter().for_each(|id| job.hand(actor, id)),
+            Err(e) => tracing::debug!("cannot store the lent handle object {id}: {e}"),
         }
     }
 
@@ -135,7 +182,8 @@ impl NodeInner {
         {
             let mut out = lock(&self.lends.out);
             for w in ids {
-                let id = crate::cluster::wire::object_id(w);
+                let id = object_id(w);
+                tracing::trace!("a copy of handle object {id} of {job} given back");
                 let Some(n) = out.get_mut(&(job, id)) else { continue };
                 *n -= 1;
                 if *n == 0 {
@@ -175,7 +223,7 @@ async fn give_back(node: std::sync::Weak<NodeInner>, mut rx: mpsc::UnboundedRece
         let mut batch: HashMap<WireLender, Vec<WireId>> = HashMap::new();
         let mut next = Some(first);
         while let Some(Return { lender, id }) = next {
-            batch.entry(lender).or_default().push(crate::cluster::wire::wire_id(id));
+            batch.entry(lender).or_default().push(wire_id(id));
             next = rx.try_recv().ok();
         }
         let Some(node) = node.upgrade() else { return };

@@ -1029,6 +1029,7 @@ impl NodeInner {
     /// when this returns, so the task's first call finds it.
     pub(crate) async fn create_through(
         &self,
+        job: &JobState,
         owner: &(String, u32),
         task: TaskId,
         class: String,
@@ -1055,10 +1056,16 @@ impl NodeInner {
             args,
             objects,
         };
-        let (event, mut send, _) = self.upcall(owner, Upcall::Create(Box::new(create)), blobs).await?;
+        let (event, mut send, mut recv) = self.upcall(owner, Upcall::Create(Box::new(create)), blobs).await?;
         let _ = send.finish();
-        answer(event, accepted).map_err(|e| Error::InvalidArgument(e.message("the job's node")))?;
-        Ok(ActorId::created_by(task))
+        let handle = answer(event, |answer| match answer {
+            Event::Actor { handle, .. } => Ok(handle),
+            other => Err(other.into()),
+        });
+        let handle = handle.map_err(|e| Error::InvalidArgument(e.message("the job's node")))?;
+        let id = ActorId::created_by(task);
+        self.take_lent_handle(job, id, handle, &mut recv).await;
+        Ok(id)
     }
 
     /// Looks a name up on another node (job `dest.1` there, or 0 for the
@@ -1066,16 +1073,22 @@ impl NodeInner {
     /// about it go.
     pub(crate) async fn named_through(
         &self,
+        job: &JobState,
         dest: &(String, u32),
         name: &str,
     ) -> Result<(ActorId, String, (String, u32)), Error> {
-        let (event, mut send, _) = self.upcall(dest, Upcall::Named { name: name.to_string() }, Vec::new()).await?;
+        let (event, mut send, mut recv) =
+            self.upcall(dest, Upcall::Named { name: name.to_string() }, Vec::new()).await?;
         let _ = send.finish();
         let found = answer(event, |answer| match answer {
-            Event::Actor { hi, lo, class, job } => Ok((ActorId::from_halves(hi, lo), class, (dest.0.clone(), job))),
+            Event::Actor { hi, lo, class, job, handle } => {
+                Ok((ActorId::from_halves(hi, lo), class, (dest.0.clone(), job), handle))
+            }
             other => Err(other.into()),
         });
-        found.map_err(|e| Error::InvalidArgument(e.to_string()))
+        let (id, class, home, handle) = found.map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        self.take_lent_handle(job, id, handle, &mut recv).await;
+        Ok((id, class, home))
     }
 
     /// Asks the node running the caller's job (`dest`) which replica of its
@@ -1090,7 +1103,7 @@ impl NodeInner {
         let (event, mut send, _) = self.upcall(dest, upcall, Vec::new()).await?;
         let _ = send.finish();
         let found = answer(event, |answer| match answer {
-            Event::Actor { hi, lo, class, job } => Ok((ActorId::from_halves(hi, lo), class, (dest.0.clone(), job))),
+            Event::Actor { hi, lo, class, job, .. } => Ok((ActorId::from_halves(hi, lo), class, (dest.0.clone(), job))),
             other => Err(other.into()),
         });
         found.map_err(|e| Error::ActorDied(e.to_string()))
@@ -1143,18 +1156,16 @@ impl NodeInner {
             // (job 0 asks for those only).
             let own = self.job(JobId(req.job)).ok().and_then(|job| {
                 let id = lock(&job.named).get(name).copied()?;
-                let class = lock(&job.actors).get(&id).map(|a| {
-                    // Its handles there are not counted here.
-                    a.handles.escape();
-                    a.class.clone()
-                })?;
-                Some((id, class, req.job))
+                let state = lock(&job.actors).get(&id).cloned()?;
+                // The task there takes a handle: a copy lent from here.
+                let handle = self.lend_handle(&job, &state).ok()?;
+                Some((id, state.class.clone(), req.job, handle))
             });
-            let found = own.or_else(|| self.detached_named(name).map(|(id, class, job)| (id, class, job.0)));
-            let event = match found {
-                Some((id, class, job)) => {
+            let detached = || self.detached_named(name).map(|(id, class, job)| (id, class, job.0, None));
+            let event = match own.or_else(detached) {
+                Some((id, class, job, handle)) => {
                     let (hi, lo) = id.halves();
-                    Event::Actor { hi, lo, class, job }
+                    Event::Actor { hi, lo, class, job, handle }
                 }
                 None => Event::Refused(format!("no actor named {name:?}")),
             };
@@ -1168,7 +1179,7 @@ impl NodeInner {
             let event = match picked {
                 Ok((id, class)) => {
                     let (hi, lo) = id.halves();
-                    Event::Actor { hi, lo, class, job: req.job }
+                    Event::Actor { hi, lo, class, job: req.job, handle: None }
                 }
                 Err(e) => Event::Refused(e.to_string()),
             };
@@ -1200,13 +1211,18 @@ impl NodeInner {
             Upcall::Create(create) => {
                 let (args, imported) = self.read_args(&job, &create.args, &create.objects, recv).await?;
                 let task = TaskId::from_halves(create.task_hi, create.task_lo);
-                let created = match create_options(&create) {
-                    Ok(options) => self.create_here(&job, task, create.class, args, options, true),
-                    Err(e) => Err(e),
-                };
+                let created = create_options(&create)
+                    .and_then(|options| self.create_here(&job, task, create.class, args, options))
+                    .and_then(|id| {
+                        let state = lock(&job.actors).get(&id).cloned();
+                        let state = state.ok_or_else(|| Error::ActorDied(format!("{id} ended as it started")))?;
+                        let handle = self.lend_handle(&job, &state)?;
+                        let (hi, lo) = id.halves();
+                        Ok(Event::Actor { hi, lo, class: state.class.clone(), job: req.job, handle })
+                    });
                 self.unpin(&imported);
                 let event = match created {
-                    Ok(_) => Event::Accepted,
+                    Ok(event) => event,
                     Err(Error::InvalidArgument(why)) => Event::Refused(why),
                     Err(e) => Event::Refused(e.to_string()),
                 };

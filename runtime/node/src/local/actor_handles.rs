@@ -16,19 +16,18 @@
 //! Handles on other nodes are copies of the handle object there, each
 //! keeping a copy on the node it came from alive until it is freed, back to
 //! this one (`cluster/lent_handles.rs`): a handle sent to a task elsewhere,
-//! kept in an actor's state there or returned from there keeps the actor
-//! as a handle here does. Not counted, so never collected: an actor a task
-//! on another node looked up by name (the lookup marks it *escaped*), one
-//! created for a task on another node (`Upcall::Create`, escaped from the
-//! start), one nobody took a handle on (created by an older guest, or by
-//! the host: Serve's replicas), and a detached one. Those live until they
-//! are killed, fail or their job ends.
+//! kept in an actor's state there or returned from there, one a task there
+//! got by name or by creating the actor (the answer lends a copy, which the
+//! task's `actors.handle` takes: [`JobState::handed`]) keeps the actor as a
+//! handle here does. Not counted, so never collected: an actor nobody took
+//! a handle on (created by an older guest, or by the host: Serve's
+//! replicas), and a detached one. Those live until they are killed, fail or
+//! their job ends.
 
 use crate::local::actor::ActorState;
 use crate::local::job::JobState;
 use crate::{NodeInner, lock};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
 use wray_core::{ActorId, Error, JobId, ObjectId, TaskId};
 use wray_store::Object;
@@ -44,9 +43,6 @@ pub(crate) struct Handles {
     /// job created here (`actors.create`), not detached, not hosted here
     /// for another node.
     collectable: bool,
-    /// A task on another node found it by name: handles there are not
-    /// counted here.
-    escaped: AtomicBool,
     state: Mutex<HandleObject>,
 }
 
@@ -64,18 +60,7 @@ impl Handles {
     /// The handles of the actor that task `creator` created; `collectable`
     /// as above.
     pub(crate) fn new(creator: TaskId, collectable: bool) -> Handles {
-        Handles {
-            object: ObjectId::actor_handle(creator),
-            collectable,
-            escaped: AtomicBool::new(false),
-            state: Mutex::new(HandleObject::NotYet),
-        }
-    }
-
-    /// A handle went where this node does not count it: the actor is
-    /// never collected.
-    pub(crate) fn escape(&self) {
-        self.escaped.store(true, Ordering::Relaxed);
+        Handles { object: ObjectId::actor_handle(creator), collectable, state: Mutex::new(HandleObject::NotYet) }
     }
 
     /// Whether the actor ends because its handles went.
@@ -86,12 +71,18 @@ impl Handles {
 
 impl NodeInner {
     /// A reference to `actor`'s handle object for a guest of `job`, made
-    /// with the first (`actors.handle`); `None` for an actor this node does
-    /// not collect.
+    /// with the first (`actors.handle`); on a stand-in, the copy the job's
+    /// node lent with the answer that named the actor here. `None` for an
+    /// actor whose handles are not counted.
     pub(crate) fn actor_handle_in(&self, job: &JobState, actor: ActorId) -> Result<Option<ObjectId>, Error> {
+        // First: on a stand-in the actor may be hosted here too, and listed
+        // among the job's actors as one whose handles are not counted.
+        if let Some(id) = job.take_handed(actor) {
+            return Ok(Some(id));
+        }
         let Some(state) = lock(&job.actors).get(&actor).cloned() else { return Ok(None) };
         let handles = &state.handles;
-        if !handles.collectable || handles.escaped.load(Ordering::Relaxed) || state.dead_reason().is_some() {
+        if !handles.collectable || state.dead_reason().is_some() {
             return Ok(None);
         }
         let ending = || Error::ActorDied(format!("{} is ending: {ALL_HANDLES_DROPPED}", state.class));
@@ -149,9 +140,6 @@ impl NodeInner {
         // Its job ended (which frees every object): the actor ended with it.
         let Ok(job) = self.job(job) else { return };
         let Some(state) = lock(&job.actors).get(&actor).cloned() else { return };
-        if state.handles.escaped.load(Ordering::Relaxed) {
-            return;
-        }
         *lock(&state.handles.state) = HandleObject::Gone;
         tracing::debug!("actor {} ({}) ends: {ALL_HANDLES_DROPPED}", state.id, state.class);
         // Nobody can call it any more (a name lookup would hand out a
@@ -169,4 +157,24 @@ fn end_when_drained(state: &ActorState) {
         state.kill(ALL_HANDLES_DROPPED, true);
     }
     state.close_mailbox();
+}
+
+impl JobState {
+    /// A copy of `actor`'s handle object lent to this stand-in with an
+    /// answer (`handed`), its reference now the caller's.
+    fn take_handed(&self, actor: ActorId) -> Option<ObjectId> {
+        let mut handed = lock(&self.handed);
+        let copies = handed.get_mut(&actor)?;
+        let id = copies.pop();
+        if copies.is_empty() {
+            handed.remove(&actor);
+        }
+        id
+    }
+
+    /// Keeps a copy of `actor`'s handle object (with one reference) for
+    /// the guest's `actors.handle` that follows the answer that lent it.
+    pub(crate) fn hand(&self, actor: ActorId, id: ObjectId) {
+        lock(&self.handed).entry(actor).or_default().push(id);
+    }
 }

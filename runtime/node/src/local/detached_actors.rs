@@ -235,7 +235,7 @@ impl NodeInner {
             return Ok(Some((id, class, (self.id.clone(), home.0))));
         }
         let Some(head) = self.head_unless(job) else { return Ok(None) };
-        match self.named_through(&head, name).await {
+        match self.named_through(job, &head, name).await {
             Ok(found) => Ok(Some(found)),
             Err(Error::InvalidArgument(_)) => Ok(None),
             Err(e) => Err(e),
@@ -298,7 +298,7 @@ impl NodeInner {
     pub(crate) fn serve_create_detached(&self, record: DetachedActor) -> Event {
         let (hi, lo, class) = (record.actor_hi, record.actor_lo, record.class.clone());
         match self.keep_detached(record, true, None) {
-            Ok(job) => Event::Actor { hi, lo, class, job },
+            Ok(job) => Event::Actor { hi, lo, class, job, handle: None },
             Err(why) => Event::Refused(why),
         }
     }

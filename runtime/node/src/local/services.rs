@@ -204,9 +204,9 @@ impl NodeInner {
             // job's node, as the job's other actors are, so that every node
             // reaches it there (one made in this stand-in would be known
             // here only, and end with the stand-in).
-            return self.create_through(owner, task, class, &args, &options).await;
+            return self.create_through(&job, owner, task, class, &args, &options).await;
         }
-        self.create_here(&job, task, class, args, options, false)
+        self.create_here(&job, task, class, args, options)
     }
 
     /// Whether `job` may have one more actor, and one node could hold it.
@@ -224,9 +224,8 @@ impl NodeInner {
     }
 
     /// Creates a (not detached) actor of `job`, whose id derives from
-    /// `task`, on this node: the job's own. `elsewhere`: created for a task
-    /// on another node (`Upcall::Create`), whose handles this node does not
-    /// count — the actor is never collected (`local/actor_handles.rs`).
+    /// `task`, on this node: the job's own (for a task here, or elsewhere:
+    /// `Upcall::Create`).
     pub(crate) fn create_here(
         self: &Arc<Self>,
         job: &Arc<JobState>,
@@ -234,7 +233,6 @@ impl NodeInner {
         class: String,
         args: Vec<ArgSpec>,
         options: Options,
-        elsewhere: bool,
     ) -> Result<ActorId, Error> {
         self.admit_actor(job, &options)?;
         let id = ActorId::created_by(task);
@@ -266,9 +264,6 @@ impl NodeInner {
             collectable: true,
         };
         let actor = self.spawn_actor(job.clone(), id, class, spec);
-        if elsewhere {
-            actor.handles.escape();
-        }
         lock(&job.actors).insert(id, actor);
         Ok(id)
     }
@@ -507,7 +502,7 @@ impl Services for NodeInner {
                 // cluster's detached actors, kept by the head — which the
                 // job's node does not have when it is a worker.
                 let not_here = match &job.owner {
-                    Some(owner) => match self.named_through(owner, name).await {
+                    Some(owner) => match self.named_through(&job, owner, name).await {
                         Ok((id, class, home)) => {
                             lock(&job.foreign).insert(id, home);
                             return Ok((id, class));

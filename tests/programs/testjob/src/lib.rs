@@ -727,7 +727,8 @@ fn actor_lifetimes(elsewhere: bool) -> Result<(), Error> {
 /// `actors-from-afar` (on a cluster): actors that tasks and an actor's
 /// method create on another node than the job's are the job's actors like
 /// any other — reached from the driver and from every node, by handle and
-/// by name, after the task that made them ended, until killed.
+/// by name, after the task that made them ended, until killed or their last
+/// handle is gone; so is an actor a task there looked up by name.
 fn actors_from_afar() -> Result<(), Error> {
     let (other, there) = other_node(&wray::runtime_context().node_id)?;
     let made = make_counter::options().scheduling_strategy(there.clone()).remote("afar".to_string(), 40, other.clone());
@@ -745,11 +746,25 @@ fn actors_from_afar() -> Result<(), Error> {
     let first = Relay::remote(1, None);
     let second = wray::get(&relay_before::options().scheduling_strategy(there.clone()).remote(2, first.clone()))?;
     println!("a chain made afar on a handle from here: {}", wray::get(&second.pass(10))?);
-    let holder = Holder::options().scheduling_strategy(there).remote();
+    let holder = Holder::options().scheduling_strategy(there.clone()).remote();
     let counter = wray::get(&holder.make(5))?;
     println!("an actor's method's actor: {}", wray::get(&counter.incr(1))?);
     wray::kill(&c);
     println!("killed from the driver: {}", wray::get(&c.incr(1)).is_err());
+
+    // Their handles count wherever they are: dropped, they end the actor.
+    let collected = Duration::from_secs(30);
+    // (The task's result holds a handle too: it goes at the end of the line.)
+    let d =
+        wray::get(&make_counter::options().scheduling_strategy(there.clone()).remote("dropped".to_string(), 0, other))?;
+    println!("a task's actor answers: {}", wray::get(&d.incr(1))?);
+    drop(d);
+    println!("a task's actor ended with its last handle: {}", name_gone_within("dropped", collected));
+    let n = Counter::options().name("looked-up").remote(0);
+    let bumped = bump_named::options().scheduling_strategy(there).remote("looked-up".to_string());
+    println!("looked up by name from there: {}", wray::get(&bumped)?);
+    drop(n);
+    println!("an actor looked up from there ended with its last handle: {}", name_gone_within("looked-up", collected));
     Ok(())
 }
 
