@@ -159,6 +159,48 @@ async fn hostile_task_and_group_requests_get_clear_answers() {
     assert!(matches!(status(&token, addr).await.unwrap(), Event::Status(_)));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_actor_creations_and_handle_returns_change_nothing() {
+    let (_dir, token, addr) = head().await;
+    // Creating an actor of a job the node does not have: refused.
+    let create = proto::WireCreate {
+        task_hi: 1,
+        task_lo: 2,
+        class: "C".into(),
+        name: None,
+        resources: Vec::new(),
+        memory_limit: None,
+        time_limit_ms: None,
+        max_concurrency: 1,
+        max_restarts: 0,
+        max_task_retries: 0,
+        checkpoint_every: 0,
+        placement: None,
+        scheduling: proto::WireScheduling::Default,
+        env: Vec::new(),
+        args: Vec::new(),
+        objects: Vec::new(),
+    };
+    let up = Request::Upcall(proto::UpcallRequest { job: 77, upcall: proto::Upcall::Create(Box::new(create)) });
+    assert!(matches!(ask(&token, addr, &up, &[]).await, Event::Refused(_)));
+    // Giving back handle copies the node never lent: ignored (a peer cannot
+    // free references it was not given), and no answer.
+    let ids = (0..3).map(|i| proto::WireId { hi: i, lo: i, index: u32::MAX }).collect();
+    let (_ep, conn) = wray_net::connect(addr, &ClusterIdentity::new(&token, "client").unwrap()).await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    frame::write(&mut send, &proto::encode(&Request::ReturnHandles { job: 1, ids }).unwrap()).await.unwrap();
+    send.finish().unwrap();
+    assert!(frame::read(&mut recv).await.unwrap().is_none(), "an answer to a return");
+    assert!(conn.close_reason().is_none(), "a harmless return closed the connection");
+    // Too many in one message: a protocol error, that connection only.
+    let ids = vec![proto::WireId { hi: 1, lo: 1, index: u32::MAX }; proto::MAX_RETURNED_HANDLES + 1];
+    let back = proto::encode(&Request::ReturnHandles { job: 1, ids }).unwrap();
+    let mut raw = (back.len() as u32).to_le_bytes().to_vec();
+    raw.extend_from_slice(&back);
+    assert!(send_raw(&token, addr, &raw).await, "too many handles given back were not refused");
+    assert!(matches!(status(&token, addr).await.unwrap(), Event::Status(_)));
+}
+
 /// Every stream a peer opens holds the dispatcher's future for as long as
 /// it lasts — a task or an actor session for as long as it runs — and the
 /// head holds `place_task`'s for each task a worker sends it. One `match`
