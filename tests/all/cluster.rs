@@ -373,6 +373,8 @@ fn actors_made_or_found_by_tasks_on_other_nodes_are_the_job_s_like_any_other() {
             "killed from the driver: true",
             "a task's actor answers: 2",
             "a task's actor ended with its last handle: true",
+            "a task sent while the cluster was full: 1",
+            "its actor ended with its last handle: true",
             "looked up by name from there: 100",
             "an actor looked up from there ended with its last handle: true",
         ],

@@ -383,8 +383,14 @@ impl Node {
         let (placed, number) =
             Box::pin(peers.place(&self.inner, &demand, from.as_ref(), &scheduling, task.must_move)).await;
         let target = match placed {
-            wray_sched::Placement::Busy => return frame::write(&mut send, &proto::encode(&Event::Busy)?).await,
+            // The task goes nowhere: its handle copies go back to whoever
+            // lent them (`lent_handles.rs`).
+            wray_sched::Placement::Busy => {
+                self.inner.decline(&task.objects);
+                return frame::write(&mut send, &proto::encode(&Event::Busy)?).await;
+            }
             wray_sched::Placement::Infeasible => {
+                self.inner.decline(&task.objects);
                 let why = crate::cluster::remote_task::unplaceable_reason(&demand, &scheduling);
                 return frame::write(&mut send, &proto::encode(&Event::Refused(why))?).await;
             }
@@ -408,14 +414,16 @@ impl Node {
             }
             frame::write(&mut send, &proto::encode(&Event::Proceed)?).await?;
         }
-        // The request again, with its placement number for the node to
-        // echo (only the message: the arguments' bytes follow it unread).
-        let frame = &crate::cluster::remote_task::encode_request(*task, number)?;
         let Some(worker) = peers.connection(&target) else {
-            // It died since it was chosen: the submitter retries.
+            // It died since it was chosen: the submitter retries (lending
+            // its handles again).
+            self.inner.decline(&task.objects);
             let _ = send.reset(0u32.into());
             return Ok(());
         };
+        // The request again, with its placement number for the node to
+        // echo (only the message: the arguments' bytes follow it unread).
+        let frame = &crate::cluster::remote_task::encode_request(*task, number)?;
         let opened = async {
             let (mut wsend, wrecv) = worker.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
             frame::write(&mut wsend, frame).await?;

@@ -162,13 +162,17 @@ impl NodeInner {
         }
     }
 
-    /// Takes back the copies lent in `objects` (of a message that never
-    /// left: no node could take the task). A message that left may have
-    /// been read: its copies come back from the borrower or not at all.
-    pub(crate) fn take_back(&self, objects: &[WireObject]) {
+    /// Gives back the copies lent in `objects`, of a task's message that no
+    /// node will act on: the sender found no node for it, or the head,
+    /// which read it, found none (their lenders would otherwise keep theirs
+    /// until their job ends). A message that reached a node is that node's
+    /// to give back, once it has stored the copies or not.
+    pub(crate) fn decline(&self, objects: &[WireObject]) {
+        let Some(returner) = self.returner() else { return };
         for o in objects {
-            if let Some(lender) = o.lender.as_ref().filter(|l| l.node == self.id) {
-                self.handles_returned(lender.job, std::slice::from_ref(&o.id));
+            let id = object_id(&o.id);
+            if let Some(lender) = o.lender.as_ref().filter(|_| id.is_actor_handle()) {
+                let _ = returner.send(Return { lender: lender.clone(), id });
             }
         }
     }

@@ -438,15 +438,15 @@ impl NodeInner {
         let (conn, placed) = match self.choose(options, must_move).await {
             Chosen::Conn(c, placed) => (c, placed),
             Chosen::Busy => {
-                self.take_back(&request.objects);
+                self.decline(&request.objects);
                 return Err(Remote::Busy);
             }
             Chosen::Lost(why) => {
-                self.take_back(&request.objects);
+                self.decline(&request.objects);
                 return Err(Remote::Lost(why));
             }
             Chosen::Infeasible => {
-                self.take_back(&request.objects);
+                self.decline(&request.objects);
                 let why = unplaceable_reason(&spec.options.resources, &spec.options.scheduling);
                 self.store.complete(spec.output, Err(Error::InvalidArgument(why)));
                 return Err(Remote::Ran);

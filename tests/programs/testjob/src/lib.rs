@@ -760,6 +760,18 @@ fn actors_from_afar() -> Result<(), Error> {
     println!("a task's actor answers: {}", wray::get(&d.incr(1))?);
     drop(d);
     println!("a task's actor ended with its last handle: {}", name_gone_within("dropped", collected));
+    // A task with a handle submitted while every CPU of the cluster is
+    // taken: sent nowhere at first (no node has room), it runs once one
+    // frees; the copy lent for the attempt comes back.
+    let b = Counter::options().name("busy-lent").remote(0);
+    let busy: Vec<_> = (0..3).map(|_| sleepy::remote(1500)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let bumped = bump::remote(b.clone(), 1);
+    drop(b);
+    println!("a task sent while the cluster was full: {}", wray::get(&bumped)?);
+    wray::get_all(&busy)?;
+    drop(bumped);
+    println!("its actor ended with its last handle: {}", name_gone_within("busy-lent", collected));
     let n = Counter::options().name("looked-up").remote(0);
     let bumped = bump_named::options().scheduling_strategy(there).remote("looked-up".to_string());
     println!("looked up by name from there: {}", wray::get(&bumped)?);
