@@ -370,6 +370,7 @@ fn actors_made_or_found_by_tasks_on_other_nodes_are_the_job_s_like_any_other() {
             "found by name: 43",
             "a chain made afar on a handle from here: 13",
             "an actor's method's actor: 6",
+            "placed next to its maker by default: true",
             "killed from the driver: true",
             "a task's actor answers: 2",
             "a task's actor ended with its last handle: true",

@@ -42,11 +42,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use wray_core::{ActorId, Error, JobId, ObjectId, Options, TaskId, limits};
+use wray_core::{ActorId, Error, JobId, ObjectId, Options, Scheduling, TaskId, limits};
 use wray_host::{ArgSpec, CHECKPOINT_BLOCK, Caller, Checkpoint, Chunk, Delta, MAX_CHECKPOINT, Stream};
 use wray_net::proto::{
     self, ActorMsg, Event, MAX_DELTA_BYTES, Request, TaskDone, TaskRequest, Upcall, UpcallRequest, WireActor, WireCall,
-    WireCreate, WireDelta,
+    WireCreate, WireDelta, WireScheduling,
 };
 use wray_net::{NetError, frame};
 use wray_sched::actor_session::{ActorSession, InFlight};
@@ -1038,6 +1038,14 @@ impl NodeInner {
     ) -> Result<ActorId, Error> {
         let (args, objects, blobs) = self.wire_parts(args, HeldObjects::Fetched).await?;
         let (task_hi, task_lo) = task.halves();
+        // By default next to the task that creates it while this node has
+        // room, as it was when such an actor lived here (and as Ray places
+        // an actor near its owner): the job's node would otherwise be
+        // preferred.
+        let scheduling = match (&options.scheduling, options.placement) {
+            (Scheduling::Default, None) => WireScheduling::NodeAffinity { node: self.id.clone(), soft: true },
+            (s, _) => wire_scheduling(s),
+        };
         let create = WireCreate {
             task_hi,
             task_lo,
@@ -1051,7 +1059,7 @@ impl NodeInner {
             max_task_retries: options.max_task_retries,
             checkpoint_every: options.checkpoint_every,
             placement: options.placement,
-            scheduling: wire_scheduling(&options.scheduling),
+            scheduling,
             env: options.env.clone(),
             args,
             objects,

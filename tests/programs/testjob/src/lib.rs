@@ -749,6 +749,7 @@ fn actors_from_afar() -> Result<(), Error> {
     let holder = Holder::options().scheduling_strategy(there.clone()).remote();
     let counter = wray::get(&holder.make(5))?;
     println!("an actor's method's actor: {}", wray::get(&counter.incr(1))?);
+    println!("placed next to its maker by default: {}", wray::get(&counter.node())? == other);
     wray::kill(&c);
     println!("killed from the driver: {}", wray::get(&c.incr(1)).is_err());
 
