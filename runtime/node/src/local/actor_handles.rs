@@ -75,9 +75,12 @@ impl NodeInner {
     /// node lent with the answer that named the actor here. `None` for an
     /// actor whose handles are not counted.
     pub(crate) fn actor_handle_in(&self, job: &JobState, actor: ActorId) -> Result<Option<ObjectId>, Error> {
-        // First: on a stand-in the actor may be hosted here too, and listed
-        // among the job's actors as one whose handles are not counted.
-        if let Some(id) = job.take_handed(actor) {
+        // First, on a stand-in (the job's node never has copies handed): the
+        // actor may be hosted here too, and listed among the job's actors as
+        // one whose handles are not counted.
+        if job.owner.is_some()
+            && let Some(id) = job.take_handed(actor)
+        {
             return Ok(Some(id));
         }
         let Some(state) = lock(&job.actors).get(&actor).cloned() else { return Ok(None) };
@@ -164,17 +167,18 @@ impl JobState {
     /// answer (`handed`), its reference now the caller's.
     fn take_handed(&self, actor: ActorId) -> Option<ObjectId> {
         let mut handed = lock(&self.handed);
-        let copies = handed.get_mut(&actor)?;
-        let id = copies.pop();
-        if copies.is_empty() {
+        let (id, waiting) = handed.get_mut(&actor)?;
+        let id = *id;
+        *waiting -= 1;
+        if *waiting == 0 {
             handed.remove(&actor);
         }
-        id
+        Some(id)
     }
 
     /// Keeps a copy of `actor`'s handle object (with one reference) for
     /// the guest's `actors.handle` that follows the answer that lent it.
     pub(crate) fn hand(&self, actor: ActorId, id: ObjectId) {
-        lock(&self.handed).entry(actor).or_default().push(id);
+        lock(&self.handed).entry(actor).or_insert((id, 0)).1 += 1;
     }
 }

@@ -95,11 +95,11 @@ pub(crate) struct JobState {
     /// Actors of other jobs (detached ones) this job found or created, and
     /// where calls to them go: (node, job there).
     pub(crate) foreign: Mutex<HashMap<ActorId, (String, u32)>>,
-    /// On a stand-in: copies of actors' handle objects that the job's node
-    /// lent with an answer (a name looked up, an actor created), each with
-    /// one reference, for the guest's `actors.handle` that follows to take
-    /// (`cluster/lent_handles.rs`).
-    pub(crate) handed: Mutex<HashMap<ActorId, Vec<ObjectId>>>,
+    /// On a stand-in: the copies of actors' handle objects that the job's
+    /// node lent with answers (a name looked up, an actor created), and how
+    /// many references to each wait for the guest's `actors.handle` that
+    /// follows to take one (`cluster/lent_handles.rs`).
+    pub(crate) handed: Mutex<HashMap<ActorId, (ObjectId, u32)>>,
     /// How the job is named in state listings: a submitted job's id, else
     /// `<node>/<number>`.
     pub(crate) key: Arc<str>,

@@ -681,6 +681,8 @@ fn actor_lifetimes(elsewhere: bool) -> Result<(), Error> {
         let later =
             bump_after::options().num_cpus(0.0).scheduling_strategy(there.clone()).remote(c.clone(), gate.clone());
         drop(c);
+        // The thing under test is that nothing happens: a wrong collection
+        // has this long to end the actor first.
         std::thread::sleep(Duration::from_millis(200));
         println!("a task elsewhere keeps it: {}", wray::get_actor::<Counter>("lent").is_ok());
         gate.incr(1);
@@ -689,6 +691,7 @@ fn actor_lifetimes(elsewhere: bool) -> Result<(), Error> {
         let c = Counter::options().name("returned").remote(0);
         let back = wray::get(&echo_handle::options().num_cpus(0.0).scheduling_strategy(there).remote(c.clone()))?;
         drop(c);
+        // Again, nothing must happen meanwhile.
         std::thread::sleep(Duration::from_millis(200));
         println!("through the handle it returned: {}", wray::get(&back.incr(1))?);
         drop(back);
@@ -766,7 +769,8 @@ fn actors_from_afar() -> Result<(), Error> {
     // frees; the copy lent for the attempt comes back.
     let b = Counter::options().name("busy-lent").remote(0);
     let busy: Vec<_> = (0..3).map(|_| sleepy::remote(1500)).collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Until they hold every CPU (the cluster's view lags by a heartbeat).
+    holds_within(Duration::from_secs(1), || wray::available_resources().get("CPU").is_some_and(|c| *c <= 0.0));
     let bumped = bump::remote(b.clone(), 1);
     drop(b);
     println!("a task sent while the cluster was full: {}", wray::get(&bumped)?);
@@ -793,11 +797,16 @@ fn other_node(here: &str) -> Result<(String, wray::SchedulingStrategy), Error> {
 /// `get_actor` already fails for an actor whose last handle went, while its
 /// name is freed by the collector an instant later.
 fn name_gone_within(name: &str, wait: Duration) -> bool {
+    holds_within(wait, || {
+        wray::get_actor::<Counter>(name).is_err()
+            && !wray::list_named_actors().is_ok_and(|n| n.iter().any(|n| n == name))
+    })
+}
+
+/// Whether `holds` comes true within `wait` (asked every 10 ms).
+fn holds_within(wait: Duration, mut holds: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + wait;
-    let present = || {
-        wray::get_actor::<Counter>(name).is_ok() || wray::list_named_actors().is_ok_and(|n| n.iter().any(|n| n == name))
-    };
-    while present() {
+    while !holds() {
         if std::time::Instant::now() >= deadline {
             return false;
         }
