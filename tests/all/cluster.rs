@@ -12,7 +12,7 @@ pub(crate) struct Head {
     pub(crate) data: std::path::PathBuf,
     pub(crate) address: String,
     pub(crate) token: String,
-    /// Its node id (`node-` and its pid in hex).
+    /// Its node id (`node-`, its pid in hex, a random part).
     id: String,
     /// Its HTTP proxy (`--serve-port`), HOST:PORT.
     pub(crate) serve: Option<String>,
@@ -20,18 +20,39 @@ pub(crate) struct Head {
     pub(crate) dashboard: Option<String>,
 }
 
-/// The pid a background `wray start` reports on stderr.
+/// The nodes the tests started, by pid: their ids, as `wray start` printed
+/// them.
+static NODE_IDS: std::sync::Mutex<Vec<(u32, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The pid a background `wray start` reports on stderr; the node id it
+/// printed (`node: …`) is remembered for [`node_id`].
 fn started_pid(out: &Output) -> u32 {
     let err = stderr(out);
-    err.split("(pid ")
+    let pid = err
+        .split("(pid ")
         .nth(1)
         .and_then(|s| s.split(')').next())
         .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("{err}"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let text = stdout(out);
+    let id = text.lines().find_map(|l| l.strip_prefix("node: ")).unwrap_or_else(|| panic!("no node id in:\n{text}"));
+    assert_eq!(pid_of(id), pid, "a node id carries its pid");
+    NODE_IDS.lock().unwrap().push((pid, id.to_string()));
+    pid
 }
 
-fn node_id(pid: u32) -> String {
-    format!("node-{pid:08x}")
+/// The id of the node the tests started as process `pid`.
+pub(crate) fn node_id(pid: u32) -> String {
+    let ids = NODE_IDS.lock().unwrap();
+    ids.iter().rev().find(|(p, _)| *p == pid).map(|(_, id)| id.clone()).unwrap_or_else(|| panic!("no node {pid}"))
+}
+
+/// The pid a node id carries (`node-PID-RANDOM`, the pid in hex).
+pub(crate) fn pid_of(id: &str) -> u32 {
+    id.strip_prefix("node-")
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+        .unwrap_or_else(|| panic!("not a node id: {id}"))
 }
 
 fn wray_in(home: &Path, args: &[&str]) -> Output {
@@ -145,7 +166,7 @@ impl Head {
     /// SIGKILLs the head, waits until it is gone and starts it again on its
     /// port and data directory.
     pub(crate) fn crash_and_restart(&mut self, cpus: &str) {
-        kill_and_wait(u32::from_str_radix(self.id.trim_start_matches("node-"), 16).unwrap());
+        kill_and_wait(pid_of(&self.id));
         let port = self.address.rsplit(':').next().unwrap();
         let out = self.wray(&[
             "start",
@@ -210,7 +231,12 @@ fn commands_without_an_address_find_the_head_on_this_machine() {
     let worker = head.home.path().join("worker");
     let out = head.wray(&["start", "--address", "auto", "--cpus", "1", "--data-dir", path(&worker)]);
     assert_code(&out, 0);
-    assert_eq!(stdout(&out).trim(), format!("joined: {}", head.address));
+    let text = stdout(&out);
+    assert_eq!(text.lines().next(), Some(format!("joined: {}", head.address).as_str()), "{text}");
+    // Its id, with the pid it runs as (`wray start` waits for it in the
+    // background).
+    let id = text.lines().find_map(|l| l.strip_prefix("node: ")).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(pid_of(id), started_pid(&out));
     let out = head.wray(&["status"]);
     assert_code(&out, 0);
     assert!(stdout(&out).contains(&format!("node {} (alive)", head.id)), "{}", stdout(&out));
@@ -1161,8 +1187,8 @@ fn a_result_left_on_a_node_is_freed_when_its_owner_dies() {
             let held = wait_for(Duration::from_secs(10), || memory() >= 16.0 * 1048576.0);
             assert!(held, "the producer does not hold the result: {} bytes", memory());
         }
-        if let Some(host) = line.strip_prefix("kill: node-") {
-            let pid = u32::from_str_radix(host, 16).unwrap();
+        if let Some(id) = line.strip_prefix("kill: ") {
+            let pid = pid_of(id);
             Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
         }
         text.push_str(&line);
@@ -1354,28 +1380,28 @@ fn an_actor_whose_node_dies_is_restarted_on_another() {
     let mut run = head.spawn_testjob(&["actor-restart"]);
     let mut lines = std::io::BufReader::new(run.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
-    let host = first.strip_prefix("actor on: node-").unwrap_or_else(|| panic!("{first}"));
-    let pid = u32::from_str_radix(host, 16).unwrap();
+    let host = first.strip_prefix("actor on: ").unwrap_or_else(|| panic!("{first}"));
+    let pid = pid_of(host);
     Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
     let status = run.wait().unwrap();
     assert!(status.success(), "{rest:?}");
     let text = rest.join("\n");
-    assert!(text.contains("restarted on: node-") && !text.contains(&format!("restarted on: node-{host}")), "{text}");
+    assert!(text.contains("restarted on: node-") && !text.contains(&format!("restarted on: {host}")), "{text}");
     // The constructor ran again: the state starts over.
     assert!(text.contains("count after restart: 1"), "{text}");
 }
 
 /// Reads a job's output to its end, SIGKILLing each node it names on a
-/// `kill: node-…` line (node ids carry the pid); checks that the job
+/// `kill: node-…` line (node ids carry the pid, [`pid_of`]); checks that the job
 /// succeeded and returns its output.
 fn run_killing_named_nodes(mut run: std::process::Child) -> String {
     use std::io::BufRead;
     let mut text = String::new();
     for line in std::io::BufReader::new(run.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
-        if let Some(host) = line.strip_prefix("kill: node-") {
-            let pid = u32::from_str_radix(host, 16).unwrap();
+        if let Some(id) = line.strip_prefix("kill: ") {
+            let pid = pid_of(id);
             Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
         }
         text.push_str(&line);
@@ -1539,7 +1565,7 @@ fn objects_handed_to_a_detached_actor_outlive_their_owners_node() {
     let node = lines.next().unwrap().unwrap();
     assert_eq!(node, format!("node: {worker}"));
     // The owner dies with its node (Ray's ObjectLost case).
-    let pid = u32::from_str_radix(worker.trim_start_matches("node-"), 16).unwrap();
+    let pid = pid_of(&worker);
     Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
     let status = run.wait().unwrap();
     assert_eq!(status.code(), Some(3), "the job was lost with its node");

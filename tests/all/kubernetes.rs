@@ -437,7 +437,9 @@ impl Drop for PodProcess {
 /// Starts the first container of `pods` as the kubelet would on a pod
 /// with address `ip`: `$(VAR)`s expanded, a Service name in the
 /// environment resolved to the head pod's address (cluster DNS), volume
-/// paths moved under `volumes`.
+/// paths moved under `volumes`, and in a PID namespace of its own, where
+/// `wray` is pid 1 as in a container: every pod's node has the same pid
+/// (which once made them all one node id, `node-00000001`).
 fn start_pod(pods: &Pods, ip: &str, token: &str, services: &BTreeMap<String, String>, volumes: &Path) -> PodProcess {
     let c = pods.container();
     let mut env = environment(c, ip, token);
@@ -459,7 +461,14 @@ fn start_pod(pods: &Pods, ip: &str, token: &str, services: &BTreeMap<String, Str
         }
     }
     let log = std::fs::File::create(volumes.join("log")).unwrap();
-    let child = Command::new(wray_bin())
+    // A user namespace too when not root: unprivileged ones may make PID
+    // namespaces. `--kill-child`: the pod ends with `unshare`.
+    // SAFETY: geteuid(2) cannot fail.
+    let user: &[&str] = if unsafe { libc::geteuid() } == 0 { &[] } else { &["--user", "--map-root-user"] };
+    let child = Command::new("unshare")
+        .args(user)
+        .args(["--pid", "--fork", "--kill-child", "--"])
+        .arg(wray_bin())
         .args(&args)
         .envs(&env)
         .env("HOME", volumes.join("data"))
@@ -548,6 +557,12 @@ fn a_cluster_started_as_the_manifests_say_runs_a_submitted_job() {
         let line = format!("resources: CPU: {}, memory: {}", cpu(p), mem(p));
         assert_eq!(text.matches(&line).count(), count, "{line:?} in:\n{text}");
     }
+    // Three nodes, each pid 1 in its pod, each an id of its own.
+    let mut ids: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("node ")?.strip_suffix(" (alive)")).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "{text}");
+    assert!(ids.iter().all(|id| id.starts_with("node-1-")), "{text}");
 
     // A job submitted through the Service runs on the cluster.
     let job = &guests().pi;

@@ -781,7 +781,7 @@ fn a_wasi_http_component_is_deployed_to_a_cluster_and_rolled_over() {
     let server = head.serve.clone().expect("the head prints its serve address");
     let first = head.add_worker_flags("1", &[]);
     let second = head.add_worker_flags("1", &[]);
-    let workers = [format!("node-{first:08x}"), format!("node-{second:08x}")];
+    let workers = [crate::cluster::node_id(first), crate::cluster::node_id(second)];
     let component = guests().serve_wasi_http.clone();
     let cluster = ["--address", head.address.as_str(), "--token", head.token.as_str(), "--server", server.as_str()];
     // `wray serve SUB` against the cluster, then `rest`.
@@ -930,7 +930,7 @@ fn a_generator_replica_on_a_worker_streams_through_the_head() {
     let s = stream(&server, "/where-stream?n=3&ms=400", None);
     assert!(s.head.starts_with("HTTP/1.1 200"), "{}", s.head);
     assert!(s.complete, "{}", s.body);
-    let on_worker = format!("data: node-{worker:08x}");
+    let on_worker = format!("data: {}", crate::cluster::node_id(worker));
     assert_eq!(s.arrived.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(), [on_worker.as_str(); 3]);
     assert!(s.arrived[2].1 - s.arrived[0].1 > Duration::from_millis(600), "{:?}", s.arrived);
     // A client that goes away stops the replica on the worker too (its
@@ -959,7 +959,7 @@ fn replicas_on_a_worker_that_dies_come_back_on_another() {
     assert_code(&out, 0);
     let ask = || request(&server, b"GET /where?ms=20 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     let nodes: std::collections::BTreeSet<String> = (0..20).map(|_| ask().body.trim().to_string()).collect();
-    let workers = [format!("node-{first:08x}"), format!("node-{second:08x}")];
+    let workers = [crate::cluster::node_id(first), crate::cluster::node_id(second)];
     assert!(!nodes.is_empty() && nodes.iter().all(|n| workers.contains(n)), "replicas off the workers: {nodes:?}");
     // Spread (Serve's default): one replica on each worker, though one
     // worker has room for both.
@@ -969,8 +969,8 @@ fn replicas_on_a_worker_that_dies_come_back_on_another() {
     for w in &workers {
         assert_eq!(status.matches(&format!(" on {w}: ")).count(), 1, "{status}");
     }
-    let victim = if nodes.contains(&format!("node-{first:08x}")) { first } else { second };
-    let survivor = format!("node-{:08x}", if victim == first { second } else { first });
+    let victim = if nodes.contains(&crate::cluster::node_id(first)) { first } else { second };
+    let survivor = crate::cluster::node_id(if victim == first { second } else { first });
 
     let timed = || {
         let t = Instant::now();
@@ -1078,7 +1078,10 @@ fn a_python_application_is_deployed_to_a_cluster() {
     wait_until(Duration::from_secs(60), || get("/sum").status == 200, || format!("{:?}", get("/sum")));
     let status = stdout(&head.wray(&["serve", "status", "--server", &server]));
     let summer = status.split("deployment Summer").nth(1).unwrap_or_default();
-    assert!(summer.contains(&format!(" on node-{worker:08x}: ")), "Summer is not on the worker:\n{status}");
+    assert!(
+        summer.contains(&format!(" on {}: ", crate::cluster::node_id(worker))),
+        "Summer is not on the worker:\n{status}"
+    );
     for _ in 0..4 {
         assert_eq!(get("/sum").body, "5");
         let s = stream(&server, "/sum?n=4", None);

@@ -373,7 +373,7 @@ async fn handle(shared: &Shared, req: hyper::Request<Incoming>, peer: SocketAddr
     }
 }
 
-/// Whether `id` can name a job or a node (`job-000001`, `node-00001a2b`):
+/// Whether `id` can name a job or a node (`job-000001`, `node-1a2b-5c0e93d1f27a`):
 /// anything else is refused before it reaches a file name or a lookup.
 fn plain_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

@@ -239,6 +239,26 @@ const LARGE_OBJECT: usize = 16 << 20;
 /// (the compiled artifacts stay in the disk cache, so a re-send is cheap).
 const MAX_REMEMBERED_COMPONENTS: usize = 256;
 
+/// A new node's id: `node-`, its pid in hex, and 48 random bits.
+///
+/// The pid tells which process a node is on its machine (`ps`, `kill`);
+/// alone it does not tell nodes apart, because pids repeat across machines
+/// and containers: every container's first process is pid 1, so a cluster
+/// of Kubernetes pods was a head and workers all named `node-00000001`,
+/// which the head took for itself. The random part comes from the
+/// standard library's per-process random hash keys (seeded by the OS, and
+/// different for each `RandomState` made in one process), mixed with the
+/// clock: the chance that two of 1,000 nodes sharing a pid draw the same
+/// 48 bits is about 2 in a billion. The head refuses a node whose id is
+/// taken anyway (`Request::Join`).
+fn new_node_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    h.write_u128(now.as_nanos());
+    format!("node-{:x}-{:012x}", std::process::id(), h.finish() & 0xffff_ffff_ffff)
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves its data consistent, so a panic elsewhere
     // does not make the state unusable.
@@ -293,7 +313,7 @@ impl Node {
         Ok(Node {
             inner: Arc::new_cyclic(|me| NodeInner {
                 me: me.clone(),
-                id: format!("node-{:08x}", std::process::id()),
+                id: new_node_id(),
                 cache,
                 store: ObjectStore::new(config.object_store_memory, Box::new(spill)),
                 sched: Mutex::new(Scheduler::new(total)),

@@ -14,8 +14,8 @@ use wray_runtime::cluster::ClusterClient;
 #[command(after_help = "\
 Examples:
   wray logs                                  the nodes and submitted jobs
-  wray logs --node node-00001a2b --tail 4096
-  wray logs --node node-00001a2b --follow
+  wray logs --node node-1a2b-5c0e93d1f27a --tail 4096
+  wray logs --node node-1a2b-5c0e93d1f27a --follow
   wray logs --job job-000001 --follow")]
 pub struct LogsCommand {
     /// A node's id (as `wray list nodes` shows it).

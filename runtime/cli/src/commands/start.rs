@@ -381,8 +381,10 @@ impl StartCommand {
         let start = Instant::now();
         loop {
             if let Some(address) = std::fs::read_to_string(&address_file).ok().filter(|a| !a.trim().is_empty()) {
+                let id = std::fs::read_to_string(data_dir.join("node")).unwrap_or_default();
                 if !self.head {
                     println!("joined: {}", address.trim());
+                    println!("node: {}", id.trim());
                     eprintln!(
                         "worker node started in the background (pid {}); logs in {}",
                         child.id(),
@@ -392,6 +394,7 @@ impl StartCommand {
                 }
                 let token = std::fs::read_to_string(data_dir.join("token"))?;
                 println!("address: {}", address.trim());
+                println!("node: {}", id.trim());
                 println!("token: {}", token.trim());
                 if let Ok(serve) = std::fs::read_to_string(data_dir.join("serve")) {
                     println!("serve: {}", serve.trim());
@@ -466,6 +469,7 @@ impl StartCommand {
         let health = self.start_health(std::sync::Arc::new(|| Ok(())))?;
         let entry = register(data_dir)?;
         say(format_args!("address: {local}"));
+        say(format_args!("node: {}", runtime.node().id()));
         if self.token.is_some() {
             // Given (from a Secret, say): whoever gave it has it, and a
             // supervisor's log of this output must not.
@@ -482,7 +486,7 @@ impl StartCommand {
             say(format_args!("dashboard: {}", d.url()));
             std::fs::write(data_dir.join("dashboard"), d.url())?;
         }
-        mark_ready(data_dir, &local.to_string())?;
+        mark_ready(data_dir, runtime.node().id(), &local.to_string())?;
         tracing::info!("head node {} serving on {local}", runtime.node().id());
         rt.block_on(async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -509,6 +513,7 @@ impl StartCommand {
         })?;
         let _ = std::fs::remove_file(&entry);
         let _ = std::fs::remove_file(data_dir.join("address"));
+        let _ = std::fs::remove_file(data_dir.join("node"));
         let _ = std::fs::remove_file(data_dir.join("serve"));
         let _ = std::fs::remove_file(data_dir.join("dashboard"));
         rt.shutdown_timeout(Duration::from_millis(200));
@@ -555,7 +560,7 @@ impl StartCommand {
             let (mut client, mut membership, mut head_id) = join().await?;
             joined.store(true, std::sync::atomic::Ordering::Relaxed);
             say(format_args!("joined: {head} (head {head_id}) as {}", node.id()));
-            mark_ready(data_dir, &head)?;
+            mark_ready(data_dir, node.id(), &head)?;
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             loop {
                 let conn = client.connection().clone();
@@ -610,6 +615,7 @@ impl StartCommand {
         }
         let _ = std::fs::remove_file(&entry);
         let _ = std::fs::remove_file(data_dir.join("address"));
+        let _ = std::fs::remove_file(data_dir.join("node"));
         rt.shutdown_timeout(Duration::from_millis(200));
         result.map_err(Failure::Usage)
     }
@@ -780,9 +786,11 @@ fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
     std::fs::rename(&tmp, path)
 }
 
-/// Writes the data directory's `address` file, last: its appearance tells
-/// a background `wray start` that the node is ready.
-fn mark_ready(data_dir: &Path, address: &str) -> std::io::Result<()> {
+/// Writes the data directory's `node` file (the node's id) and then its
+/// `address` file, last: its appearance tells a background `wray start`
+/// that the node is ready.
+fn mark_ready(data_dir: &Path, id: &str, address: &str) -> std::io::Result<()> {
+    write_atomically(&data_dir.join("node"), id.as_bytes(), 0o644)?;
     write_atomically(&data_dir.join("address"), address.as_bytes(), 0o644)
 }
 

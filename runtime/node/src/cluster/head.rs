@@ -244,16 +244,54 @@ impl Peers {
         }
     }
 
-    /// Marks a worker dead: nothing more is placed on it, and its
-    /// connection is closed so that every stream through it fails now.
+    /// Marks the live worker `id` dead: nothing more is placed on it, and
+    /// its connection is closed so that every stream through it fails now.
     pub(super) fn declare_dead(&self, id: &str, why: &str) {
-        lock(&self.view).leave(&id.to_string());
-        let workers = lock(&self.workers);
-        for w in workers.iter().filter(|w| w.id == id) {
-            if w.alive.swap(false, Ordering::Relaxed) {
-                tracing::warn!("worker {id} is dead: {why}");
-                w.conn.close(close::DEAD.into(), why.as_bytes());
+        self.bury(|w| w.id == id, why);
+    }
+
+    /// Marks dead the worker whose connection is `conn`, if it is still
+    /// the live one: a node that joined again on a new connection is not
+    /// taken for dead when its old one breaks (`Request::Join`).
+    pub(super) fn declare_dead_on(&self, conn: &quinn::Connection, why: &str) {
+        self.bury(|w| w.conn.stable_id() == conn.stable_id(), why);
+    }
+
+    fn bury(&self, which: impl Fn(&Worker) -> bool, why: &str) {
+        let dead = {
+            let workers = lock(&self.workers);
+            workers.iter().find(|w| which(w) && w.alive.swap(false, Ordering::Relaxed)).cloned()
+        };
+        if let Some(w) = dead {
+            tracing::warn!("worker {} is dead: {why}", w.id);
+            lock(&self.view).leave(&w.id);
+            w.conn.close(close::DEAD.into(), why.as_bytes());
+        }
+    }
+
+    /// Makes `worker` a member, in place of an earlier entry with its id:
+    /// that node joining again (a node id carries 48 random bits, so it is
+    /// the same node) on a new connection, before the head saw its old one
+    /// break. The old entry goes, and its connection is closed; its
+    /// membership ending then finds it gone (`declare_dead_on`). Dead
+    /// workers stay listed (status shows them) up to [`MAX_DEAD_WORKERS`],
+    /// so that a flapping worker cannot grow the list.
+    pub(super) fn enlist(&self, worker: Arc<Worker>) {
+        let replaced = {
+            let mut workers = lock(&self.workers);
+            let replaced = workers.iter().position(|w| w.id == worker.id).map(|i| workers.remove(i));
+            let dead = workers.iter().filter(|w| !w.alive.load(Ordering::Relaxed)).count();
+            if dead >= MAX_DEAD_WORKERS
+                && let Some(i) = workers.iter().position(|w| !w.alive.load(Ordering::Relaxed))
+            {
+                workers.remove(i);
             }
+            workers.push(worker);
+            replaced
+        };
+        if let Some(old) = replaced.filter(|w| w.alive.swap(false, Ordering::Relaxed)) {
+            tracing::info!("worker {} joined again: its earlier connection is dropped", old.id);
+            old.conn.close(close::DEAD.into(), b"the node joined again");
         }
     }
 
@@ -432,7 +470,7 @@ impl Node {
         let (mut wsend, mut wrecv) = match Box::pin(opened).await {
             Ok(s) => s,
             Err(e) => {
-                peers.declare_dead(&target, &e.to_string());
+                peers.declare_dead_on(&worker, &e.to_string());
                 let _ = send.reset(0u32.into());
                 return Ok(());
             }
@@ -443,7 +481,7 @@ impl Node {
             Box::pin(async { tokio::join!(frame::pipe(&mut recv, &mut wsend), frame::pipe(&mut wrecv, &mut send)) })
                 .await;
         if down.is_err() && worker.close_reason().is_some() {
-            peers.declare_dead(&target, "its connection broke");
+            peers.declare_dead_on(&worker, "its connection broke");
         }
         let _ = up;
         peers.finished(&target, &demand);

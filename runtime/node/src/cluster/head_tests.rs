@@ -226,3 +226,76 @@ fn a_stream_s_futures_stay_small() {
     assert!(stream <= 512, "serve_stream's future is {stream} bytes");
     assert!(place <= 1024, "place_task's future is {place} bytes");
 }
+
+/// Joins as worker `id` offering two CPUs on a fresh connection; returns
+/// the connection, its membership stream and the answer.
+async fn join(
+    token: &Token,
+    addr: std::net::SocketAddr,
+    id: &str,
+) -> (quinn::Endpoint, quinn::Connection, (quinn::SendStream, quinn::RecvStream), Event) {
+    let (ep, conn) = wray_net::connect(addr, &ClusterIdentity::new(token, "worker").unwrap()).await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let request = Request::Join { node_id: id.into(), total: vec![("CPU".into(), 2.0)], listens: false };
+    frame::write(&mut send, &proto::encode(&request).unwrap()).await.unwrap();
+    let answer = proto::decode_event(&frame::read(&mut recv).await.unwrap().expect("an answer")).unwrap();
+    (ep, conn, (send, recv), answer)
+}
+
+/// The cluster's CPUs, as the head answers a heartbeat on `membership`.
+async fn beat(membership: &mut (quinn::SendStream, quinn::RecvStream)) -> f64 {
+    let beat = proto::Heartbeat { free: vec![("CPU".into(), 2.0)], arrived: Vec::new() };
+    let why = "no answer to a heartbeat (was the node taken for dead?)";
+    frame::write(&mut membership.0, &proto::encode(&beat).unwrap()).await.expect(why);
+    let answer = frame::read(&mut membership.1).await.expect(why).expect(why);
+    match proto::decode_event(&answer).unwrap() {
+        Event::Cluster { total, .. } => total.iter().find(|(k, _)| k == "CPU").map_or(0.0, |(_, v)| *v),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A node id names one node. Joining as the head is refused. The same id
+/// joining again on a new connection is that node come back before the
+/// head saw its old connection break: the new membership replaces the old
+/// one, whose connection is closed — and whose end does not take the node
+/// for dead (it did: the old membership ending declared the id dead,
+/// closing the new connection and leaving the view).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_id_names_one_node() {
+    let (_dir, token, addr) = head().await;
+    let Event::Status(report) = status(&token, addr).await.unwrap() else { panic!("no status") };
+    let head_id = report.nodes[0].id.clone();
+    assert!(head_id.starts_with(&format!("node-{:x}-", std::process::id())), "{head_id}");
+    let (_ep, _conn, _m, answer) = join(&token, addr, &head_id).await;
+    match answer {
+        Event::Refused(why) => assert!(why.contains(&head_id) && why.contains("head's own id"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+
+    let (_ep1, first, mut old, answer) = join(&token, addr, "node-x").await;
+    assert!(matches!(answer, Event::Welcome { .. }), "{answer:?}");
+    assert_eq!(beat(&mut old).await, 3.0);
+    let (_ep2, second, mut new, answer) = join(&token, addr, "node-x").await;
+    assert!(matches!(answer, Event::Welcome { .. }), "{answer:?}");
+    match tokio::time::timeout(std::time::Duration::from_secs(10), first.closed()).await {
+        Ok(quinn::ConnectionError::ApplicationClosed(close)) => {
+            assert_eq!(&close.reason[..], b"the node joined again")
+        }
+        other => panic!("the old connection was not closed: {other:?}"),
+    }
+    // The old membership's end has had its chance to bury the node: the
+    // new one still counts, for heartbeat after heartbeat.
+    for _ in 0..5 {
+        tokio::time::sleep(crate::HEARTBEAT / 4).await;
+        assert_eq!(beat(&mut new).await, 3.0, "the node left the view");
+    }
+    assert!(second.close_reason().is_none(), "{:?}", second.close_reason());
+}
+
+#[test]
+fn nodes_made_in_one_process_have_ids_of_their_own() {
+    let ids: std::collections::HashSet<String> = (0..1000).map(|_| crate::new_node_id()).collect();
+    assert_eq!(ids.len(), 1000);
+    let pid = format!("node-{:x}-", std::process::id());
+    assert!(ids.iter().all(|id| id.starts_with(&pid) && id.len() == pid.len() + 12), "{ids:?}");
+}

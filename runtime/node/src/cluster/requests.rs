@@ -3,7 +3,7 @@
 //! request validated and dispatched to the role or module that serves it.
 //! A bad frame closes only that peer's connection.
 
-use crate::cluster::head::{MAX_DEAD_WORKERS, MEMBERSHIP_PRIORITY, Peers, Running, Worker, close};
+use crate::cluster::head::{MEMBERSHIP_PRIORITY, Peers, Running, Worker, close};
 use crate::cluster::link::Link;
 use crate::cluster::wire::{ask_for, output_event, pairs, resources};
 use crate::{JobConfig, JobError, Node, lock, persist};
@@ -149,6 +149,14 @@ impl Node {
             Request::Join { .. } if !peers.head => {
                 frame::write(&mut send, &reply(Event::Refused("this node is not a head".into()))?).await?;
             }
+            Request::Join { node_id, .. } if node_id.len() > wray_core::limits::MAX_NAME_LEN => {
+                let why = format!("a node id of {} bytes (at most {})", node_id.len(), wray_core::limits::MAX_NAME_LEN);
+                frame::write(&mut send, &reply(Event::Refused(why))?).await?;
+            }
+            Request::Join { node_id, .. } if node_id == self.id() => {
+                let why = format!("a node cannot join as {node_id}: that is the head's own id");
+                frame::write(&mut send, &reply(Event::Refused(why))?).await?;
+            }
             Request::Join { node_id, total, listens } => {
                 let cpus = total.iter().find(|(k, _)| k == wray_core::CPU).map_or(0.0, |(_, v)| *v);
                 let worker = Arc::new(Worker {
@@ -161,18 +169,7 @@ impl Node {
                     alive: AtomicBool::new(true),
                     last_beat: AtomicU64::new(peers.now()),
                 });
-                {
-                    let mut workers = lock(&peers.workers);
-                    // Dead workers stay listed (status shows them) up to a
-                    // bound, so that a flapping worker cannot grow the list.
-                    let dead = workers.iter().filter(|w| !w.alive.load(Ordering::Relaxed)).count();
-                    if dead >= MAX_DEAD_WORKERS
-                        && let Some(i) = workers.iter().position(|w| !w.alive.load(Ordering::Relaxed))
-                    {
-                        workers.remove(i);
-                    }
-                    workers.push(worker.clone());
-                }
+                peers.enlist(worker.clone());
                 tracing::info!("worker {} joined from {}", worker.id, conn.remote_address());
                 let _ = send.set_priority(MEMBERSHIP_PRIORITY);
                 let total = resources(&worker.total)?;
@@ -224,7 +221,7 @@ impl Node {
                     () = answers => Ok("its membership stream broke".to_string()),
                 };
                 let why = why?;
-                peers.declare_dead(&worker.id, &why);
+                peers.declare_dead_on(&worker.conn, &why);
                 return Ok(());
             }
             // (`serve_stream` sends these to `serve_work` first.)
