@@ -17,8 +17,9 @@ use wray_runtime::{ClusterIdentity, Runtime, Token};
 /// back.
 ///
 /// Without --block the node runs in the background, with its log
-/// (`node.log`), token and address in its data directory; `wray stop` stops
-/// it. The token is kept in the data directory, so a head restarted on the
+/// (`node.log`), token, address and node id (`node`) in its data directory;
+/// `wray stop` stops it. A node's id is `node-`, its pid in hex and 48 random
+/// bits, as `wray status` lists it. The token is kept in the data directory, so a head restarted on the
 /// same directory keeps its token; a head given `--token` (or WRAY_TOKEN,
 /// from a Kubernetes Secret say) uses that one instead.
 ///
@@ -28,7 +29,7 @@ use wray_runtime::{ClusterIdentity, Runtime, Token};
 #[derive(Args)]
 #[command(after_help = "\
 Examples:
-  wray start --head                          prints `address: HOST:PORT` and `token: TOKEN`
+  wray start --head                          prints `address: HOST:PORT`, `node: ID` and `token: TOKEN`
   wray start --head --port 0 --data-dir /tmp/head --block
   wray start --address 127.0.0.1:6380 --token TOKEN --cpus 4     a worker joining that head
   wray start --address 127.0.0.1:6380 --token TOKEN --gpus 1 --resources '{\"ssd\": 2}'
