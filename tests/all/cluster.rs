@@ -695,6 +695,12 @@ impl Head {
     /// SIGKILLs the worker `pid` once it is running some task (as the
     /// head's status shows); returns when.
     fn kill_once_busy(&self, pid: u32) -> Instant {
+        self.signal_once_busy(pid, "-KILL")
+    }
+
+    /// Sends `signal` to the worker `pid` once it is running some task;
+    /// returns when.
+    fn signal_once_busy(&self, pid: u32, signal: &str) -> Instant {
         let section = format!("node {} (alive)", node_id(pid));
         let busy = || {
             let status = self.status_text();
@@ -704,7 +710,7 @@ impl Head {
                 .is_some_and(|s| !s.contains("tasks queued or running: 0,"))
         };
         wait_until(Duration::from_secs(60), busy, || format!("no task reached the worker: {}", self.status_text()));
-        Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+        Command::new("kill").args([signal, &pid.to_string()]).status().unwrap();
         Instant::now()
     }
 
@@ -842,6 +848,44 @@ fn tasks_spread_over_the_nodes_and_survive_a_killed_worker() {
     let status = head.status_text();
     assert!(status.contains("(dead)"), "{status}");
     assert!(killed.elapsed() < Duration::from_secs(60));
+}
+
+/// A worker frozen mid-job (SIGSTOP: a stalled VM, a long pause) past the
+/// node timeout is a dead node to the cluster: its tasks run again
+/// elsewhere and the job's results are exact. Thawed, it finds its
+/// connection closed, drops what it was running, joins again on its own
+/// and takes work like any node.
+#[test]
+fn a_frozen_worker_is_dead_to_the_cluster_then_joins_again() {
+    let head = Head::start_with_cpus("3");
+    let frozen = head.add_worker("2");
+    let id = node_id(frozen);
+    let run = head.spawn_testjob(&["spread", "300", "100"]);
+    head.signal_once_busy(frozen, "-STOP");
+    // (Not `wray status`: it shows a node that does not answer as dead
+    // before the head has declared it so.)
+    let dead = format!("worker {id} is dead: it missed its heartbeats");
+    let log = || std::fs::read_to_string(head.data.join("node.log")).unwrap_or_default();
+    let declared = wait_for(Duration::from_secs(30), || log().contains(&dead));
+    Command::new("kill").args(["-CONT", &frozen.to_string()]).status().unwrap();
+    assert!(declared, "the frozen worker was not declared dead: {}", log());
+    let out = run.wait_with_output().unwrap();
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("spread ok: 300"), "{}", stdout(&out));
+    assert!(log().contains("retrying testjob::tasks::square_where elsewhere"), "{}", log());
+
+    let alive = format!("node {id} (alive)");
+    wait_until(Duration::from_secs(30), || head.status_text().contains(&alive), || head.status_text());
+    // Once: no stale entry beside the new one.
+    assert_eq!(head.status_text().matches(&format!("node {id} ")).count(), 1, "{}", head.status_text());
+    let out = head.run(&guests().testjob, &["spread", "200", "100"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    let ran_there = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ran ")?.strip_suffix(&format!(" on {id}"))?.parse::<u32>().ok())
+        .unwrap_or(0);
+    assert!(text.contains("spread ok: 200") && ran_there > 0, "{text}");
 }
 
 #[test]
