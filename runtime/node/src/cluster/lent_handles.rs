@@ -40,7 +40,6 @@
 //! reason.
 
 use crate::cluster::wire::{object_id, wire_id};
-use crate::local::actor::ActorState;
 use crate::local::job::JobState;
 use crate::{NodeInner, lock};
 use std::collections::HashMap;
@@ -130,8 +129,8 @@ impl NodeInner {
     /// takes a handle next, `JobState::handed`), for the answer to carry.
     /// `None` for an actor whose handles are not counted; an error for one
     /// ending because its last handle went.
-    pub(crate) fn lend_handle(&self, job: &JobState, actor: &ActorState) -> Result<Option<WireObject>, Error> {
-        let Some(id) = self.actor_handle_in(job, actor.id)? else { return Ok(None) };
+    pub(crate) fn lend_handle(&self, job: &JobState, actor: ActorId) -> Result<Option<WireObject>, Error> {
+        let Some(id) = self.actor_handle_in(job, actor)? else { return Ok(None) };
         let lender = self.lend(id);
         // The reference `actor_handle_in` took for a guest here: the copy
         // lent holds the object now.

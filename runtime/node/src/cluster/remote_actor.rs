@@ -1164,10 +1164,10 @@ impl NodeInner {
             // (job 0 asks for those only).
             let own = self.job(JobId(req.job)).ok().and_then(|job| {
                 let id = lock(&job.named).get(name).copied()?;
-                let state = lock(&job.actors).get(&id).cloned()?;
+                let class = lock(&job.actors).get(&id).map(|a| a.class.clone())?;
                 // The task there takes a handle: a copy lent from here.
-                let handle = self.lend_handle(&job, &state).ok()?;
-                Some((id, state.class.clone(), req.job, handle))
+                let handle = self.lend_handle(&job, id).ok()?;
+                Some((id, class, req.job, handle))
             });
             let detached = || self.detached_named(name).map(|(id, class, job)| (id, class, job.0, None));
             let event = match own.or_else(detached) {
@@ -1222,11 +1222,11 @@ impl NodeInner {
                 let created = create_options(&create)
                     .and_then(|options| self.create_here(&job, task, create.class, args, options))
                     .and_then(|id| {
-                        let state = lock(&job.actors).get(&id).cloned();
-                        let state = state.ok_or_else(|| Error::ActorDied(format!("{id} ended as it started")))?;
-                        let handle = self.lend_handle(&job, &state)?;
+                        let class = lock(&job.actors).get(&id).map(|a| a.class.clone());
+                        let class = class.ok_or_else(|| Error::ActorDied(format!("{id} ended as it started")))?;
+                        let handle = self.lend_handle(&job, id)?;
                         let (hi, lo) = id.halves();
-                        Ok(Event::Actor { hi, lo, class: state.class.clone(), job: req.job, handle })
+                        Ok(Event::Actor { hi, lo, class, job: req.job, handle })
                     });
                 self.unpin(&imported);
                 let event = match created {
