@@ -789,9 +789,10 @@ fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
 
 /// Writes the data directory's `node` file (the node's id) and then its
 /// `address` file, last: its appearance tells a background `wray start`
-/// that the node is ready.
+/// that the node is ready. The `node` file is whole by then, so it needs
+/// neither a rename nor a sync of its own.
 fn mark_ready(data_dir: &Path, id: &str, address: &str) -> std::io::Result<()> {
-    write_atomically(&data_dir.join("node"), id.as_bytes(), 0o644)?;
+    std::fs::write(data_dir.join("node"), id)?;
     write_atomically(&data_dir.join("address"), address.as_bytes(), 0o644)
 }
 
